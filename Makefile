@@ -1,0 +1,40 @@
+# SFAI: two commands.
+#   make run    set up .venv, prepare the demo tenant, serve the API and web console on 127.0.0.1:8000
+#   make test   set up .venv and run the test suite
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.sfai-installed
+HOST   ?= 127.0.0.1
+PORT   ?= 8000
+PIP    := $(BIN)/python -m pip --disable-pip-version-check -q
+
+.PHONY: run test install serve demo lint bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+# torch is pinned to 2.13.0 (a CPU wheel); the stamp re-installs when pyproject.toml changes.
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(PIP) install -e '.[train,dev]'
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+run: install
+	@echo "== SFAI demo tenant: admin API key (shown once; 'sfai apikey create' makes more) =="
+	@$(BIN)/sfai demo
+	@echo "== serving on http://$(HOST):$(PORT)  (web console /, API docs /docs) =="
+	$(BIN)/sfai serve --host $(HOST) --port $(PORT)
+
+test: install
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: install
+	$(BIN)/ruff check .
+
+bench: install
+	$(BIN)/python benchmarks/api_overhead.py
+
+clean:
+	rm -rf $(VENV) .sfai .pytest_cache build *.egg-info

@@ -1,0 +1,1 @@
+"""SFAI feature_store."""

@@ -1,0 +1,1 @@
+"""SFAI pipelines."""

@@ -1,0 +1,109 @@
+"""The request path's view of tenancy: API key -> caller, caller -> subscriptions and quota.
+
+Everything is cached for ``auth_cache_ttl_s`` so that an authenticated call costs no database round trip;
+the process that revokes a key or changes a subscription invalidates its cache at once, other processes
+follow within the TTL.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+from datetime import datetime
+
+from serving.db import Database
+from serving.errors import NotSubscribed, QuotaExceeded
+from serving.tenancy import AuthContext, SubscriptionInfo, active_subscriptions, resolve_api_key, utcnow
+from serving.usage import count_calls
+
+QUOTA_REFRESH_S = 30.0
+_MAX_CACHED_KEYS = 100_000
+
+
+def month_start(now: datetime) -> datetime:
+    return now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+
+
+class Access:
+    def __init__(self, db: Database, pepper: str, ttl_s: float = 5.0) -> None:
+        self.db = db
+        self.pepper = pepper
+        self.ttl_s = ttl_s
+        self._keys: dict[bytes, tuple[float, AuthContext | None]] = {}
+        self._subs: dict[int, tuple[float, dict[str, SubscriptionInfo]]] = {}
+        # (tenant_id, module, month) -> [calls counted in the database at refresh, calls since, refreshed at]
+        self._quota: dict[tuple[int, str, datetime], list] = {}
+        self._lock = threading.Lock()
+
+    # keys ---------------------------------------------------------------------------------------------
+    def resolve(self, token: str) -> AuthContext | None:
+        digest = hashlib.sha256(token.encode()).digest()
+        now = time.monotonic()
+        hit = self._keys.get(digest)
+        if hit is not None and hit[0] > now:
+            return hit[1]
+        ctx = resolve_api_key(self.db, self.pepper, token)
+        if len(self._keys) >= _MAX_CACHED_KEYS:
+            self._keys.clear()
+        self._keys[digest] = (now + self.ttl_s, ctx)
+        return ctx
+
+    # subscriptions -------------------------------------------------------------------------------------
+    def subscriptions(self, tenant_id: int) -> dict[str, SubscriptionInfo]:
+        now = time.monotonic()
+        hit = self._subs.get(tenant_id)
+        if hit is not None and hit[0] > now:
+            return hit[1]
+        subs = active_subscriptions(self.db, tenant_id)
+        self._subs[tenant_id] = (now + self.ttl_s, subs)
+        return subs
+
+    def admit(self, ctx: AuthContext, module: str) -> SubscriptionInfo:
+        """The subscription that lets ``ctx`` call ``module`` now; counts the call against its quota."""
+        sub = self.subscriptions(ctx.tenant_id).get(module)
+        now = utcnow()
+        if sub is None or not sub.active_at(now):
+            raise NotSubscribed(
+                f"tenant '{ctx.tenant}' is not subscribed to the '{module}' module; "
+                f"a tenant admin can subscribe with: sfai tenant subscribe {ctx.tenant} {module}"
+            )
+        if sub.request_quota is not None:
+            self._count(ctx, module, sub.request_quota, now)
+        return sub
+
+    def _count(self, ctx: AuthContext, module: str, quota: int, now: datetime) -> None:
+        key = (ctx.tenant_id, module, month_start(now))
+        mono = time.monotonic()
+        entry = self._quota.get(key)
+        if entry is None or mono - entry[2] > QUOTA_REFRESH_S:
+            counted = count_calls(self.db, ctx.tenant_id, module, key[2])
+            entry = [counted, 0, mono]
+            self._quota[key] = entry
+        with self._lock:
+            if entry[0] + entry[1] >= quota:
+                raise QuotaExceeded(
+                    f"tenant '{ctx.tenant}' has used its {quota} '{module}' calls for this month; "
+                    "a tenant admin can change the plan with: sfai tenant subscribe --plan"
+                )
+            entry[1] += 1
+
+    # invalidation --------------------------------------------------------------------------------------
+    def invalidate(self, tenant_id: int | None = None) -> None:
+        if tenant_id is None:
+            self._subs.clear()
+            self._quota.clear()
+        else:
+            self._subs.pop(tenant_id, None)
+            for k in [k for k in self._quota if k[0] == tenant_id]:
+                self._quota.pop(k, None)
+        self._keys.clear()
+
+    # cheap probes, so that the request path goes to a worker thread only on a cache miss ---------------
+    def is_cached(self, token: str) -> bool:
+        hit = self._keys.get(hashlib.sha256(token.encode()).digest())
+        return hit is not None and hit[0] > time.monotonic()
+
+    def subscriptions_cached(self, tenant_id: int) -> bool:
+        hit = self._subs.get(tenant_id)
+        return hit is not None and hit[0] > time.monotonic()

@@ -1,0 +1,75 @@
+"""The SFAI API: ``create_app(settings)`` builds it; ``sfai serve`` runs it under uvicorn."""
+
+from __future__ import annotations
+
+import logging
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.responses import FileResponse
+
+from serving.db import Database
+from serving.handlers import install_error_handlers
+from serving.middleware import PlatformMiddleware
+from serving.platform import Platform
+from serving.routers import admin, energy, health, industries, maintenance, quality, scheduling, usage
+from serving.settings import Settings, get_settings
+
+STATIC = Path(__file__).with_name("static")
+log = logging.getLogger("sfai.api")
+
+DESCRIPTION = """
+SFAI serves the AI modules a factory subscribes to: `quality` (defect prediction), `maintenance`
+(failure risk, remaining useful life), `energy` (probabilistic forecasts and carbon) and `scheduling`
+(CP-SAT production plans).
+
+Every call carries `Authorization: Bearer <api key>`. A module the tenant has not subscribed to answers
+403 naming the module; every error is `{"error": {"code", "message"}}`.
+"""
+
+
+def create_app(settings: Settings | None = None, *, db: Database | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    platform = Platform.build(settings, db)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI):
+        platform.start()
+        try:
+            yield
+        finally:
+            platform.close()
+
+    app = FastAPI(
+        title="SFAI",
+        version="0.1.0",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        openapi_tags=[
+            {"name": "quality", "description": "Defect prediction from process measurements"},
+            {"name": "maintenance", "description": "Machine failure risk and remaining useful life"},
+            {"name": "energy", "description": "Probabilistic energy forecasts and carbon"},
+            {"name": "scheduling", "description": "Production plans with OR-Tools CP-SAT"},
+            {"name": "tenant", "description": "Tenant, subscriptions and API keys (tenant admins)"},
+            {"name": "usage", "description": "The usage log, kept three years"},
+        ],
+    )
+    app.state.platform = platform
+    platform.start()  # also started here so that a TestClient without a context manager works
+    install_error_handlers(app)
+    for r in (health, industries, admin, usage, quality, maintenance, energy, scheduling):
+        app.include_router(r.router)
+
+    @app.get("/", include_in_schema=False)
+    async def console() -> FileResponse:
+        return FileResponse(STATIC / "index.html", media_type="text/html")
+
+    app.add_middleware(PlatformMiddleware, platform=platform)
+    return app
+
+
+def app_from_env() -> FastAPI:
+    """Factory for ``uvicorn --factory`` (what ``sfai serve`` starts in each worker)."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    return create_app(get_settings())

@@ -1,0 +1,65 @@
+"""``sfai``: the command line for data scientists, operators and tenant admins.
+
+State lives under ``SFAI_HOME`` (default ``./.sfai``); ``SFAI_DATABASE_URL`` points at PostgreSQL instead of
+the embedded SQLite database. Every command prints what a script needs on stdout and notes on stderr; an
+error is one line on stderr and a non-zero exit.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+
+import typer
+from pydantic import ValidationError
+
+from serving.cli import common
+from serving.cli.platform import apikey_app, db_app, demo, serve, tenant_app, usage_app
+from serving.errors import SfaiError
+
+app = typer.Typer(
+    name="sfai",
+    help="SFAI: quality, maintenance, energy and scheduling AI for manufacturers.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.add_typer(tenant_app, name="tenant")
+app.add_typer(apikey_app, name="apikey")
+app.add_typer(usage_app, name="usage")
+app.add_typer(db_app, name="db")
+app.command("serve")(serve)
+app.command("demo")(demo)
+
+
+def _one_line(e: BaseException) -> str:
+    if isinstance(e, ValidationError):
+        errs = e.errors()
+        return "invalid settings: " + "; ".join(
+            f"{'.'.join(map(str, x.get('loc', ()))) or 'settings'}: {x.get('msg')}" for x in errs
+        )
+    return " ".join(str(e).split()) or type(e).__name__
+
+
+def run() -> None:
+    """Console-script entry point: run the app, turning every failure into one line and a non-zero exit."""
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        app(standalone_mode=True)
+    except SystemExit:
+        raise
+    except (SfaiError, common.CliError, ValidationError, OSError, ValueError) as e:
+        if os.environ.get("SFAI_DEBUG"):
+            raise
+        common.fail(_one_line(e))
+    except KeyboardInterrupt:
+        common.fail("interrupted", 130)
+    except Exception as e:  # noqa: BLE001 - a user never sees a traceback unless SFAI_DEBUG is set
+        if os.environ.get("SFAI_DEBUG"):
+            raise
+        common.fail(f"{type(e).__name__}: {_one_line(e)} (set SFAI_DEBUG=1 for details)")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(run())

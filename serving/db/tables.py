@@ -1,0 +1,85 @@
+"""Table definitions (SQLAlchemy 2 declarative). The Alembic revisions are the source of the schema;
+these mappings must match them (a test compares the two)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import BigInteger, DateTime, ForeignKey, Integer, String
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Tenant(Base):
+    __tablename__ = "tenants"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)  # slug used by CLI and API
+    display_name: Mapped[str] = mapped_column(String(200))
+    ksic_code: Mapped[str] = mapped_column(String(3))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class Module(Base):
+    __tablename__ = "modules"
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    description: Mapped[str] = mapped_column(String(300))
+
+
+class Subscription(Base):
+    __tablename__ = "subscriptions"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id"), index=True)
+    module: Mapped[str] = mapped_column(ForeignKey("modules.name"))
+    plan: Mapped[str] = mapped_column(String(32))
+    request_quota: Mapped[int | None] = mapped_column(BigInteger, nullable=True)  # per calendar month
+    starts_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    ends_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class ApiKey(Base):
+    __tablename__ = "api_keys"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    key_id: Mapped[str] = mapped_column(String(32), unique=True)  # public part, shown in lists and logs
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id"), index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    role: Mapped[str] = mapped_column(String(16))
+    secret_hash: Mapped[str] = mapped_column(String(64))  # HMAC-SHA256 of the secret part, hex
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class UsageRecord(Base):
+    """One authenticated call. Append-only; ``hash`` chains every row to the one before it."""
+
+    __tablename__ = "usage_log"
+    seq: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    ts: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    tenant_id: Mapped[int] = mapped_column(Integer, index=True)
+    key_id: Mapped[str] = mapped_column(String(32))
+    module: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    method: Mapped[str] = mapped_column(String(8))
+    endpoint: Mapped[str] = mapped_column(String(300))
+    status: Mapped[int] = mapped_column(Integer)
+    latency_us: Mapped[int] = mapped_column(BigInteger)
+    model_version: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    request_id: Mapped[str] = mapped_column(String(64))
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
+
+
+class UsageChain(Base):
+    """Head of the usage hash chain (one row, id=1) and the anchor left by a retention purge."""
+
+    __tablename__ = "usage_chain"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    last_seq: Mapped[int] = mapped_column(BigInteger)
+    last_hash: Mapped[str] = mapped_column(String(64))
+    anchor_seq: Mapped[int] = mapped_column(BigInteger)  # rows with seq <= anchor_seq were purged
+    anchor_hash: Mapped[str] = mapped_column(String(64))  # hash of row anchor_seq
+
+
+__all__ = ["Base", "Tenant", "Module", "Subscription", "ApiKey", "UsageRecord", "UsageChain"]

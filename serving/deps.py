@@ -1,0 +1,74 @@
+"""FastAPI dependencies: who is calling, may they call this module, may their role do this."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+from starlette.concurrency import run_in_threadpool
+
+from serving.errors import Forbidden, Unauthenticated
+from serving.platform import Platform
+from serving.tenancy import AuthContext, SubscriptionInfo
+
+# Used when the benchmark switches authentication off (development and test only).
+ANONYMOUS = AuthContext(tenant_id=0, tenant="-", ksic_code="C29", key_id="-", role="admin")
+
+
+def get_platform(request: Request) -> Platform:
+    return request.app.state.platform
+
+
+PlatformDep = Annotated[Platform, Depends(get_platform)]
+
+
+async def authenticate(request: Request, platform: PlatformDep) -> AuthContext:
+    """Resolve ``Authorization: Bearer <key>`` to the calling tenant and role (401 otherwise)."""
+    if not platform.settings.auth_enabled:
+        return ANONYMOUS
+    header = request.headers.get("authorization")
+    if not header:
+        raise Unauthenticated("missing API key: send the header 'Authorization: Bearer <api key>'")
+    scheme, _, token = header.partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
+        raise Unauthenticated("malformed Authorization header: expected 'Bearer <api key>'")
+    access = platform.access
+    ctx = access.resolve(token) if access.is_cached(token) else await run_in_threadpool(access.resolve, token)
+    if ctx is None:
+        raise Unauthenticated("invalid or revoked API key")
+    request.state.sfai_auth = ctx  # read by the usage log middleware
+    return ctx
+
+
+CallerDep = Annotated[AuthContext, Depends(authenticate)]
+
+
+def require_module(module: str):
+    """Router-level dependency: the caller's tenant must hold an active subscription to ``module``."""
+
+    async def _check(request: Request, ctx: CallerDep, platform: PlatformDep) -> SubscriptionInfo | None:
+        request.state.sfai_module = module
+        if not platform.settings.auth_enabled:
+            return None
+        access = platform.access
+        if access.subscriptions_cached(ctx.tenant_id):
+            return access.admit(ctx, module)
+        return await run_in_threadpool(access.admit, ctx, module)
+
+    _check.__name__ = f"require_{module}"
+    return _check
+
+
+def require_role(*roles: str):
+    """The caller's key must carry one of ``roles``."""
+
+    async def _check(ctx: CallerDep) -> AuthContext:
+        if ctx.role not in roles:
+            raise Forbidden(f"this action needs a key with role {' or '.join(repr(r) for r in roles)}; this key is {ctx.role!r}")
+        return ctx
+
+    return _check
+
+
+AdminDep = Annotated[AuthContext, Depends(require_role("admin"))]

@@ -1,0 +1,63 @@
+"""Prometheus metrics: requests, latency, errors, by module and tenant; the usage writer's throughput."""
+
+from __future__ import annotations
+
+import os
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily
+
+LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+
+
+class _WriterCollector:
+    def __init__(self, writer) -> None:  # noqa: ANN001
+        self.writer = writer
+
+    def collect(self):  # noqa: ANN201
+        w = self.writer
+        for name, doc, value in (
+            ("sfai_usage_log_batches", "usage log group commits", w.batches),
+            ("sfai_usage_log_records", "usage records committed", w.records),
+            ("sfai_usage_log_failures", "usage log commits that failed", w.failures),
+        ):
+            c = CounterMetricFamily(name, doc)
+            c.add_metric([], value)
+            yield c
+
+
+class Metrics:
+    """One registry per app, so that several apps (tests, benchmarks) live in one process."""
+
+    def __init__(self, writer=None) -> None:  # noqa: ANN001
+        self.registry = CollectorRegistry()
+        self.multiprocess_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+        labels = ("module", "tenant", "method", "endpoint", "status")
+        self.requests = Counter(
+            "sfai_requests", "HTTP requests answered", labels, registry=self.registry
+        )
+        self.errors = Counter(
+            "sfai_request_errors", "HTTP requests answered with a 4xx or 5xx", labels, registry=self.registry
+        )
+        self.latency = Histogram(
+            "sfai_request_duration_seconds", "time to answer, usage log included",
+            ("module", "tenant", "endpoint"), buckets=LATENCY_BUCKETS, registry=self.registry,
+        )
+        if writer is not None and not self.multiprocess_dir:
+            self.registry.register(_WriterCollector(writer))
+
+    def observe(self, module: str, tenant: str, method: str, endpoint: str, status: int, seconds: float) -> None:
+        s = str(status)
+        self.requests.labels(module, tenant, method, endpoint, s).inc()
+        if status >= 400:
+            self.errors.labels(module, tenant, method, endpoint, s).inc()
+        self.latency.labels(module, tenant, endpoint).observe(seconds)
+
+    def render(self) -> bytes:
+        if self.multiprocess_dir:  # several uvicorn workers: add up what each wrote
+            from prometheus_client import multiprocess
+
+            registry = CollectorRegistry()
+            multiprocess.MultiProcessCollector(registry)
+            return generate_latest(registry)
+        return generate_latest(self.registry)

@@ -1,0 +1,86 @@
+"""The caller's own tenant; subscriptions and API keys for tenant admins."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, status
+
+from serving import tenancy
+from serving.deps import AdminDep, CallerDep, PlatformDep, authenticate
+from serving.schemas.platform import (
+    ApiKeyCreate,
+    ApiKeyCreated,
+    ApiKeyPublic,
+    SubscriptionCreate,
+    SubscriptionPublic,
+    TenantPublic,
+)
+
+router = APIRouter(prefix="/v1", tags=["tenant"], dependencies=[Depends(authenticate)])
+
+
+def _sub(s: tenancy.SubscriptionInfo) -> SubscriptionPublic:
+    return SubscriptionPublic(
+        module=s.module, plan=s.plan, request_quota=s.request_quota, starts_at=s.starts_at, ends_at=s.ends_at
+    )
+
+
+def _key(k: tenancy.ApiKeyInfo) -> ApiKeyPublic:
+    return ApiKeyPublic(key_id=k.key_id, name=k.name, role=k.role, created_at=k.created_at, revoked_at=k.revoked_at)
+
+
+@router.get("/tenant", response_model=TenantPublic)
+def read_tenant(ctx: CallerDep, platform: PlatformDep) -> TenantPublic:
+    """The tenant behind this key, its industry and the modules it holds now."""
+    t = tenancy.get_tenant_by_id(platform.db, ctx.tenant_id)
+    modules = sorted(tenancy.active_subscriptions(platform.db, ctx.tenant_id))
+    return TenantPublic(
+        name=t.name, display_name=t.display_name, ksic_code=t.ksic_code, ksic_name_ko=t.ksic_name_ko,
+        ksic_name_en=t.ksic_name_en, created_at=t.created_at, modules=modules, caller_key_id=ctx.key_id,
+        caller_role=ctx.role,
+    )
+
+
+@router.get("/subscriptions", response_model=list[SubscriptionPublic])
+def read_subscriptions(ctx: AdminDep, platform: PlatformDep, active: bool = False) -> list[SubscriptionPublic]:
+    """Every subscription of this tenant (``active=true``: only those in force now)."""
+    return [_sub(s) for s in tenancy.list_subscriptions(platform.db, ctx.tenant, active_only=active)]
+
+
+@router.post("/subscriptions", response_model=SubscriptionPublic, status_code=status.HTTP_201_CREATED)
+def create_subscription(body: SubscriptionCreate, ctx: AdminDep, platform: PlatformDep) -> SubscriptionPublic:
+    """Subscribe this tenant to a module, or change the plan of a module it holds."""
+    sub = tenancy.subscribe(platform.db, ctx.tenant, body.module, plan=body.plan)
+    platform.access.invalidate(ctx.tenant_id)
+    return _sub(sub)
+
+
+@router.delete("/subscriptions/{module}", response_model=SubscriptionPublic)
+def delete_subscription(module: str, ctx: AdminDep, platform: PlatformDep) -> SubscriptionPublic:
+    """End this tenant's subscription to a module now (its history and usage log stay)."""
+    sub = tenancy.unsubscribe(platform.db, ctx.tenant, module)
+    platform.access.invalidate(ctx.tenant_id)
+    return _sub(sub)
+
+
+@router.get("/apikeys", response_model=list[ApiKeyPublic])
+def read_api_keys(ctx: AdminDep, platform: PlatformDep) -> list[ApiKeyPublic]:
+    """This tenant's API keys (ids, names, roles; never the keys themselves)."""
+    return [_key(k) for k in tenancy.list_api_keys(platform.db, ctx.tenant)]
+
+
+@router.post("/apikeys", response_model=ApiKeyCreated, status_code=status.HTTP_201_CREATED)
+def create_api_key(body: ApiKeyCreate, ctx: AdminDep, platform: PlatformDep) -> ApiKeyCreated:
+    """A new key for this tenant; the answer shows it once."""
+    new = tenancy.create_api_key(platform.db, platform.settings.secret_key, ctx.tenant, body.role, body.name)
+    k = new.info
+    return ApiKeyCreated(
+        key_id=k.key_id, name=k.name, role=k.role, created_at=k.created_at, revoked_at=k.revoked_at, api_key=new.token
+    )
+
+
+@router.delete("/apikeys/{key_id}", response_model=ApiKeyPublic)
+def revoke_api_key(key_id: str, ctx: AdminDep, platform: PlatformDep) -> ApiKeyPublic:
+    """Revoke one of this tenant's keys (another tenant's key answers 404)."""
+    k = tenancy.revoke_api_key(platform.db, key_id, tenant=ctx.tenant)
+    platform.access.invalidate(ctx.tenant_id)
+    return _key(k)

@@ -1,0 +1,36 @@
+"""Liveness, readiness and Prometheus metrics (no API key needed)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST
+from starlette.concurrency import run_in_threadpool
+
+from serving.deps import PlatformDep
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/healthz")
+async def read_health() -> dict:
+    """The process is up."""
+    return {"status": "ok"}
+
+
+@router.get("/readyz")
+async def read_ready(platform: PlatformDep) -> JSONResponse:
+    """The metadata database answers and the usage log writer runs."""
+    db_ok = await run_in_threadpool(platform.db.ping)
+    writer_ok = platform.writer.alive or not platform.settings.usage_log_enabled
+    ok = db_ok and writer_ok
+    body = {"status": "ready" if ok else "not_ready", "database": db_ok, "usage_log": writer_ok}
+    if not ok:
+        body = {"error": {"code": "not_ready", "message": "database or usage log unavailable", **body}}
+    return JSONResponse(body, status_code=200 if ok else 503)
+
+
+@router.get("/metrics")
+async def read_metrics(platform: PlatformDep) -> Response:
+    """Prometheus text format: requests, latency, errors by module and tenant; usage log throughput."""
+    return Response(platform.metrics.render(), media_type=CONTENT_TYPE_LATEST)

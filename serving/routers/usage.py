@@ -1,0 +1,49 @@
+"""The tenant's usage log: recent calls and counts, and a streamed export (tenant admins)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from fastapi import APIRouter, Query
+from fastapi.responses import StreamingResponse
+from starlette.concurrency import iterate_in_threadpool
+
+from serving.deps import AdminDep, PlatformDep
+from serving.usage import export_usage, parse_when, query_usage
+
+router = APIRouter(prefix="/v1/usage", tags=["usage"])
+
+
+@router.get("")
+def read_usage(
+    ctx: AdminDep,
+    platform: PlatformDep,
+    from_: str | None = Query(None, alias="from", description="ISO date or time, inclusive (UTC if naive)"),
+    to: str | None = Query(None, description="ISO date or time, exclusive"),
+    module: str | None = None,
+    limit: int = Query(100, ge=1, le=1000),
+    before_seq: int | None = Query(None, ge=1, description="page backwards: records older than this seq"),
+) -> dict:
+    """The newest calls of this tenant and their counts by module."""
+    start, end = parse_when(from_, "from"), parse_when(to, "to")
+    out = query_usage(platform.db, ctx.tenant_id, start=start, end=end, module=module, limit=limit, before_seq=before_seq)
+    return {"tenant": ctx.tenant, "from": from_, "to": to, **out}
+
+
+@router.get("/export")
+def export(
+    ctx: AdminDep,
+    platform: PlatformDep,
+    format: Literal["csv", "json"] = "csv",
+    from_: str | None = Query(None, alias="from"),
+    to: str | None = None,
+) -> StreamingResponse:
+    """Every call of this tenant in [from, to) as CSV or JSON, oldest first, streamed."""
+    start, end = parse_when(from_, "from"), parse_when(to, "to")
+    chunks = export_usage(platform.db, format, tenant_id=ctx.tenant_id, start=start, end=end)
+    media = "text/csv" if format == "csv" else "application/json"
+    filename = f"sfai-usage-{ctx.tenant}.{format}"
+    return StreamingResponse(
+        iterate_in_threadpool(chunks), media_type=media,
+        headers={"content-disposition": f'attachment; filename="{filename}"'},
+    )

@@ -1,0 +1,83 @@
+"""One settings object for every SFAI process (API, CLI, pipelines, training).
+
+Values come from the environment (prefix ``SFAI_``) or a ``.env`` file. ``get_settings()`` is cached;
+tests build their own ``Settings(...)`` and hand it to ``create_app`` or call ``get_settings.cache_clear()``.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PLACEHOLDER_SECRET = "change-me"  # noqa: S105 - the development placeholder, refused elsewhere
+
+# A usage log kept at least three years (the public programme's requirement), in days.
+MIN_USAGE_RETENTION_DAYS = 3 * 365 + 1
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="SFAI_", env_file=".env", extra="ignore")
+
+    environment: Literal["development", "test", "staging", "production"] = "development"
+    home: Path = Field(default=Path(".sfai"), description="state directory: database, feature store, models")
+    database_url: str | None = Field(
+        default=None, description="SQLAlchemy URL; default sqlite:///$SFAI_HOME/sfai.db (WAL)"
+    )
+    secret_key: str = Field(default=PLACEHOLDER_SECRET, description="server secret (key pepper)")
+    default_tenant: str = Field(default="local", description="tenant used by the CLI without --tenant")
+
+    # Usage log: group commit of the records written by every authenticated call.
+    usage_flush_max_batch: int = Field(default=512, ge=1)
+    usage_flush_max_wait_ms: float = Field(default=2.0, ge=0, description="how long a batch waits to fill")
+    usage_retention_days: int = Field(default=MIN_USAGE_RETENTION_DAYS)
+
+    # Caches in the request path (seconds). A revoked key stops working within this time in other workers;
+    # the worker that revoked it forgets it at once.
+    auth_cache_ttl_s: float = Field(default=5.0, ge=0)
+
+    # Switches used by benchmarks/api_overhead.py to measure the cost of the platform path.
+    auth_enabled: bool = True
+    usage_log_enabled: bool = True
+    metrics_enabled: bool = True
+
+    @field_validator("usage_retention_days")
+    @classmethod
+    def _three_years_at_least(cls, v: int) -> int:
+        if v < MIN_USAGE_RETENTION_DAYS:
+            raise ValueError(f"usage_retention_days must be at least {MIN_USAGE_RETENTION_DAYS} (three years)")
+        return v
+
+    @model_validator(mode="after")
+    def _no_placeholder_secret_outside_development(self) -> Settings:
+        if self.environment not in ("development", "test") and (
+            self.secret_key == PLACEHOLDER_SECRET or len(self.secret_key) < 16
+        ):
+            raise ValueError(
+                f"SFAI_SECRET_KEY must be set to a real secret (16+ characters) in {self.environment}; "
+                "the development placeholder is refused"
+            )
+        if not (self.auth_enabled and self.usage_log_enabled) and self.environment not in (
+            "development",
+            "test",
+        ):
+            raise ValueError("auth and the usage log can only be switched off in development or test")
+        return self
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.home / 'sfai.db').resolve()}"
+
+    def ensure_home(self) -> Path:
+        self.home.mkdir(parents=True, exist_ok=True)
+        return self.home
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,353 @@
+"""Tenants, the module catalogue, subscriptions and API keys: plain functions over the metadata database.
+
+No FastAPI here: the CLI and the API both call these.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+
+from pipelines.ksic import KSIC_DIVISIONS, normalize_ksic
+from serving.db import Database
+from serving.db.tables import ApiKey, Module, Subscription, Tenant
+from serving.errors import Conflict, InvalidInput, NotFound
+
+MODULES: tuple[str, ...] = ("quality", "maintenance", "energy", "scheduling")
+ROLES: tuple[str, ...] = ("admin", "scientist", "mes", "planner")
+# Plans and their request quota per calendar month and module (None: no quota).
+PLANS: dict[str, int | None] = {"trial": 10_000, "standard": 1_000_000, "enterprise": None}
+DEFAULT_PLAN = "standard"
+
+KEY_PREFIX = "sfai"
+_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}[a-z0-9]$")
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def as_utc(ts: datetime | None) -> datetime | None:
+    """SQLite hands back naive datetimes; every SFAI timestamp is UTC."""
+    if ts is None:
+        return None
+    return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
+
+
+# --------------------------------------------------------------------------------------------- views
+@dataclass(frozen=True, slots=True)
+class TenantInfo:
+    id: int
+    name: str
+    display_name: str
+    ksic_code: str
+    ksic_name_ko: str
+    ksic_name_en: str
+    created_at: datetime
+
+    @classmethod
+    def of(cls, t: Tenant) -> TenantInfo:
+        div = KSIC_DIVISIONS[t.ksic_code]
+        return cls(t.id, t.name, t.display_name, t.ksic_code, div.name_ko, div.name_en, as_utc(t.created_at))
+
+
+@dataclass(frozen=True, slots=True)
+class SubscriptionInfo:
+    id: int
+    tenant: str
+    module: str
+    plan: str
+    request_quota: int | None
+    starts_at: datetime
+    ends_at: datetime | None
+
+    def active_at(self, now: datetime) -> bool:
+        return self.starts_at <= now and (self.ends_at is None or now < self.ends_at)
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKeyInfo:
+    key_id: str
+    tenant: str
+    name: str
+    role: str
+    created_at: datetime
+    revoked_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class NewApiKey:
+    info: ApiKeyInfo
+    token: str  # shown once; only its hash is stored
+
+
+@dataclass(frozen=True, slots=True)
+class AuthContext:
+    """Who is calling: resolved from the API key on every request."""
+
+    tenant_id: int
+    tenant: str
+    ksic_code: str
+    key_id: str
+    role: str
+
+
+# --------------------------------------------------------------------------------------------- checks
+def check_tenant_name(name: str) -> str:
+    name = (name or "").strip().lower()
+    if not _NAME_RE.match(name):
+        raise InvalidInput(
+            f"invalid tenant name {name!r}: use 3-64 lowercase letters, digits and '-' (e.g. 'acme-steel')"
+        )
+    return name
+
+
+def check_module(module: str) -> str:
+    if module not in MODULES:
+        raise InvalidInput(f"unknown module {module!r}: expected one of {', '.join(MODULES)}")
+    return module
+
+
+def check_role(role: str) -> str:
+    if role not in ROLES:
+        raise InvalidInput(f"unknown role {role!r}: expected one of {', '.join(ROLES)}")
+    return role
+
+
+def check_plan(plan: str) -> str:
+    if plan not in PLANS:
+        raise InvalidInput(f"unknown plan {plan!r}: expected one of {', '.join(PLANS)}")
+    return plan
+
+
+# --------------------------------------------------------------------------------------------- tenants
+def create_tenant(db: Database, name: str, ksic_code: str, display_name: str | None = None) -> TenantInfo:
+    name = check_tenant_name(name)
+    try:
+        code = normalize_ksic(ksic_code)
+    except ValueError as e:
+        raise InvalidInput(str(e)) from None
+    try:
+        with db.session() as s:
+            t = Tenant(name=name, display_name=display_name or name, ksic_code=code, created_at=utcnow())
+            s.add(t)
+            s.flush()
+            return TenantInfo.of(t)
+    except IntegrityError:
+        raise Conflict(f"tenant {name!r} already exists") from None
+
+
+def get_tenant(db: Database, name: str) -> TenantInfo:
+    with db.session() as s:
+        t = s.scalar(select(Tenant).where(Tenant.name == name))
+        if t is None:
+            raise NotFound(f"tenant {name!r} not found")
+        return TenantInfo.of(t)
+
+
+def get_tenant_by_id(db: Database, tenant_id: int) -> TenantInfo:
+    with db.session() as s:
+        t = s.get(Tenant, tenant_id)
+        if t is None:
+            raise NotFound(f"tenant {tenant_id} not found")
+        return TenantInfo.of(t)
+
+
+def list_tenants(db: Database) -> list[TenantInfo]:
+    with db.session() as s:
+        return [TenantInfo.of(t) for t in s.scalars(select(Tenant).order_by(Tenant.name))]
+
+
+def ensure_tenant(db: Database, name: str, ksic_code: str, display_name: str | None = None) -> TenantInfo:
+    """The tenant named ``name``, created if missing (used for the CLI's local default and the demo)."""
+    try:
+        return get_tenant(db, check_tenant_name(name))
+    except NotFound:
+        try:
+            return create_tenant(db, name, ksic_code, display_name)
+        except Conflict:  # created concurrently
+            return get_tenant(db, name)
+
+
+# --------------------------------------------------------------------------------------------- modules
+def list_modules(db: Database) -> list[tuple[str, str]]:
+    with db.session() as s:
+        return [(m.name, m.description) for m in s.scalars(select(Module).order_by(Module.name))]
+
+
+# --------------------------------------------------------------------------------------------- subscriptions
+def _sub_info(sub: Subscription, tenant: str) -> SubscriptionInfo:
+    return SubscriptionInfo(
+        sub.id, tenant, sub.module, sub.plan, sub.request_quota, as_utc(sub.starts_at), as_utc(sub.ends_at)
+    )
+
+
+def subscribe(
+    db: Database,
+    tenant: str,
+    module: str,
+    *,
+    plan: str = DEFAULT_PLAN,
+    request_quota: int | None | str = "plan",
+    starts_at: datetime | None = None,
+    ends_at: datetime | None = None,
+) -> SubscriptionInfo:
+    """Subscribe ``tenant`` to ``module``. An active subscription to the same module is replaced (plan change)."""
+    check_module(module)
+    check_plan(plan)
+    quota = PLANS[plan] if request_quota == "plan" else request_quota
+    if quota is not None and (not isinstance(quota, int) or quota < 0):
+        raise InvalidInput(f"request quota must be a non-negative integer, got {quota!r}")
+    now = utcnow()
+    starts = as_utc(starts_at) or now
+    ends = as_utc(ends_at)
+    if ends is not None and ends <= starts:
+        raise InvalidInput("subscription end must be after its start")
+    with db.session() as s:
+        t = s.scalar(select(Tenant).where(Tenant.name == tenant))
+        if t is None:
+            raise NotFound(f"tenant {tenant!r} not found")
+        # close the current subscription to this module, if any (the history stays)
+        for old in s.scalars(
+            select(Subscription).where(Subscription.tenant_id == t.id, Subscription.module == module)
+        ):
+            if _sub_info(old, tenant).active_at(starts):
+                old.ends_at = starts
+        sub = Subscription(
+            tenant_id=t.id, module=module, plan=plan, request_quota=quota, starts_at=starts, ends_at=ends,
+            created_at=now,
+        )
+        s.add(sub)
+        s.flush()
+        return _sub_info(sub, tenant)
+
+
+def unsubscribe(db: Database, tenant: str, module: str) -> SubscriptionInfo:
+    """End the tenant's active subscription to ``module`` now."""
+    check_module(module)
+    now = utcnow()
+    with db.session() as s:
+        t = s.scalar(select(Tenant).where(Tenant.name == tenant))
+        if t is None:
+            raise NotFound(f"tenant {tenant!r} not found")
+        for sub in s.scalars(
+            select(Subscription).where(Subscription.tenant_id == t.id, Subscription.module == module)
+        ):
+            info = _sub_info(sub, tenant)
+            if info.active_at(now):
+                sub.ends_at = now
+                return _sub_info(sub, tenant)
+        raise NotFound(f"tenant {tenant!r} has no active subscription to {module!r}")
+
+
+def list_subscriptions(db: Database, tenant: str, *, active_only: bool = False) -> list[SubscriptionInfo]:
+    now = utcnow()
+    with db.session() as s:
+        t = s.scalar(select(Tenant).where(Tenant.name == tenant))
+        if t is None:
+            raise NotFound(f"tenant {tenant!r} not found")
+        subs = [
+            _sub_info(x, tenant)
+            for x in s.scalars(select(Subscription).where(Subscription.tenant_id == t.id).order_by(Subscription.id))
+        ]
+    return [x for x in subs if x.active_at(now)] if active_only else subs
+
+
+def active_subscriptions(db: Database, tenant_id: int) -> dict[str, SubscriptionInfo]:
+    """Module -> the subscription in force now, for the request path's cache."""
+    now = utcnow()
+    out: dict[str, SubscriptionInfo] = {}
+    with db.session() as s:
+        t = s.get(Tenant, tenant_id)
+        if t is None:
+            return out
+        for sub in s.scalars(select(Subscription).where(Subscription.tenant_id == tenant_id)):
+            info = _sub_info(sub, t.name)
+            if info.active_at(now):
+                out[info.module] = info
+    return out
+
+
+# --------------------------------------------------------------------------------------------- API keys
+def hash_secret(pepper: str, secret: str) -> str:
+    """Keys are 256-bit random, so a keyed hash (HMAC-SHA256 with the server secret) is the right strength;
+    a slow password hash would only slow every request down."""
+    return hmac.new(pepper.encode(), secret.encode(), hashlib.sha256).hexdigest()
+
+
+def split_token(token: str) -> tuple[str, str] | None:
+    parts = token.split("_", 2)
+    if len(parts) != 3 or parts[0] != KEY_PREFIX or not parts[1] or not parts[2]:
+        return None
+    return parts[1], parts[2]
+
+
+def _key_info(k: ApiKey, tenant: str) -> ApiKeyInfo:
+    return ApiKeyInfo(k.key_id, tenant, k.name, k.role, as_utc(k.created_at), as_utc(k.revoked_at))
+
+
+def create_api_key(db: Database, pepper: str, tenant: str, role: str, name: str | None = None) -> NewApiKey:
+    check_role(role)
+    if name is not None and not (1 <= len(name) <= 100):
+        raise InvalidInput("key name must be 1-100 characters")
+    key_id = "k" + secrets.token_hex(6)
+    secret = secrets.token_urlsafe(32).replace("_", "-")
+    with db.session() as s:
+        t = s.scalar(select(Tenant).where(Tenant.name == tenant))
+        if t is None:
+            raise NotFound(f"tenant {tenant!r} not found")
+        k = ApiKey(
+            key_id=key_id, tenant_id=t.id, name=name or f"{role}-key", role=role,
+            secret_hash=hash_secret(pepper, secret), created_at=utcnow(),
+        )
+        s.add(k)
+        s.flush()
+        return NewApiKey(_key_info(k, tenant), f"{KEY_PREFIX}_{key_id}_{secret}")
+
+
+def list_api_keys(db: Database, tenant: str) -> list[ApiKeyInfo]:
+    with db.session() as s:
+        t = s.scalar(select(Tenant).where(Tenant.name == tenant))
+        if t is None:
+            raise NotFound(f"tenant {tenant!r} not found")
+        return [_key_info(k, tenant) for k in s.scalars(select(ApiKey).where(ApiKey.tenant_id == t.id).order_by(ApiKey.id))]
+
+
+def revoke_api_key(db: Database, key_id: str, *, tenant: str | None = None) -> ApiKeyInfo:
+    """Revoke a key. With ``tenant`` given, a key of another tenant is reported as not found."""
+    with db.session() as s:
+        row = s.execute(
+            select(ApiKey, Tenant.name).join(Tenant, Tenant.id == ApiKey.tenant_id).where(ApiKey.key_id == key_id)
+        ).first()
+        if row is None or (tenant is not None and row[1] != tenant):
+            raise NotFound(f"API key {key_id!r} not found")
+        k, tname = row
+        if k.revoked_at is None:
+            s.execute(update(ApiKey).where(ApiKey.id == k.id).values(revoked_at=utcnow()))
+            s.refresh(k)
+        return _key_info(k, tname)
+
+
+def resolve_api_key(db: Database, pepper: str, token: str) -> AuthContext | None:
+    """The caller behind ``token``, or None for a malformed, unknown or revoked key."""
+    parts = split_token(token)
+    if parts is None:
+        return None
+    key_id, secret = parts
+    with db.session() as s:
+        row = s.execute(
+            select(ApiKey, Tenant).join(Tenant, Tenant.id == ApiKey.tenant_id).where(ApiKey.key_id == key_id)
+        ).first()
+    if row is None:
+        return None
+    k, t = row
+    if k.revoked_at is not None or not hmac.compare_digest(k.secret_hash, hash_secret(pepper, secret)):
+        return None
+    return AuthContext(tenant_id=t.id, tenant=t.name, ksic_code=t.ksic_code, key_id=k.key_id, role=k.role)

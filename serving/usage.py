@@ -1,0 +1,413 @@
+"""The usage log: every authenticated call, append-only, hash-chained, kept at least three years.
+
+Writes go through :class:`UsageWriter`, a group-commit writer: request handlers hand their record to one
+writer thread and wait; the thread commits everything queued so far in one transaction and then wakes
+them all. The API sends a response only after its record is committed, so a call answered 2xx is in the
+log even if the process is killed right after.
+
+Each row's ``hash`` is SHA-256 over the previous row's hash and the row's own fields; ``verify`` walks the
+chain and names the first row that was edited, inserted or deleted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import hashlib
+import io
+import json
+import logging
+import queue
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import func, insert, select, update
+
+from serving.db import Database
+from serving.db.tables import Tenant, UsageChain, UsageRecord
+from serving.errors import InvalidInput
+from serving.settings import MIN_USAGE_RETENTION_DAYS
+from serving.tenancy import as_utc, utcnow
+
+log = logging.getLogger("sfai.usage")
+
+GENESIS = "0" * 64
+CHAIN_ID = 1
+EXPORT_COLUMNS = (
+    "seq", "ts", "tenant", "key_id", "module", "method", "endpoint", "status", "latency_ms",
+    "model_version", "request_id", "hash",
+)
+
+
+@dataclass(slots=True)
+class UsageEntry:
+    ts: datetime
+    tenant_id: int
+    key_id: str
+    module: str | None
+    method: str
+    endpoint: str
+    status: int
+    latency_us: int
+    request_id: str
+    model_version: str | None = None
+
+
+def _ts_text(ts: datetime) -> str:
+    return as_utc(ts).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def chain_hash(prev_hash: str, seq: int, e: UsageEntry | UsageRecord) -> str:
+    fields = (
+        seq, _ts_text(e.ts), e.tenant_id, e.key_id, e.module or "", e.method, e.endpoint, e.status,
+        e.latency_us, e.model_version or "", e.request_id,
+    )
+    payload = prev_hash + "\x1e" + "\x1f".join(map(str, fields))
+    return hashlib.sha256(payload.encode()).hexdigest()
+
+
+def append_entries(db: Database, entries: list[UsageEntry]) -> int:
+    """Append ``entries`` to the chain in one transaction; returns the last sequence number.
+
+    The first statement updates the chain head, which takes the write lock on SQLite and a row lock on
+    PostgreSQL, so several processes append one after another without forking the chain.
+    """
+    t = UsageChain.__table__
+    with db.engine.begin() as conn:
+        conn.execute(update(t).where(t.c.id == CHAIN_ID).values(last_seq=t.c.last_seq))
+        seq, prev = conn.execute(select(t.c.last_seq, t.c.last_hash).where(t.c.id == CHAIN_ID)).one()
+        rows = []
+        for e in entries:
+            seq += 1
+            h = chain_hash(prev, seq, e)
+            rows.append(
+                {
+                    "seq": seq, "ts": as_utc(e.ts), "tenant_id": e.tenant_id, "key_id": e.key_id,
+                    "module": e.module, "method": e.method, "endpoint": e.endpoint, "status": e.status,
+                    "latency_us": e.latency_us, "model_version": e.model_version, "request_id": e.request_id,
+                    "prev_hash": prev, "hash": h,
+                }
+            )
+            prev = h
+        conn.execute(insert(UsageRecord.__table__), rows)
+        conn.execute(update(t).where(t.c.id == CHAIN_ID).values(last_seq=seq, last_hash=prev))
+    return seq
+
+
+# ------------------------------------------------------------------------------------------ group commit
+@dataclass(slots=True)
+class _Pending:
+    entry: UsageEntry
+    loop: asyncio.AbstractEventLoop | None
+    future: asyncio.Future | None
+    done: threading.Event | None = None
+    error: list = field(default_factory=list)
+
+
+_STOP = object()
+
+
+def _settle(futures: list[asyncio.Future], error: BaseException | None) -> None:
+    for f in futures:
+        if not f.done():
+            if error is None:
+                f.set_result(None)
+            else:
+                f.set_exception(error)
+
+
+class UsageWriter:
+    """One writer thread per process; ``await writer.submit(entry)`` returns once the entry is committed."""
+
+    def __init__(self, db: Database, *, max_batch: int = 512, max_wait_ms: float = 0.0) -> None:
+        self.db = db
+        self.max_batch = max_batch
+        self.max_wait_s = max_wait_ms / 1000.0
+        self._q: queue.SimpleQueue = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self.batches = 0
+        self.records = 0
+        self.failures = 0
+
+    # lifecycle -------------------------------------------------------------------------------------
+    def start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="sfai-usage-writer", daemon=True)
+            self._thread.start()
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Commit what is queued, then stop the thread."""
+        if self._thread is not None:
+            self._q.put(_STOP)
+            self._thread.join(timeout)
+            self._thread = None
+
+    @property
+    def alive(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    # producers -------------------------------------------------------------------------------------
+    def submit(self, entry: UsageEntry) -> asyncio.Future:
+        """Queue ``entry`` from the event loop; the returned future resolves once it is committed."""
+        loop = asyncio.get_running_loop()
+        fut = loop.create_future()
+        self._q.put(_Pending(entry, loop, fut))
+        return fut
+
+    def write(self, entry: UsageEntry, timeout: float = 30.0) -> None:
+        """Queue ``entry`` from a plain thread and block until it is committed."""
+        p = _Pending(entry, None, None, threading.Event())
+        self._q.put(p)
+        if not p.done.wait(timeout):
+            raise TimeoutError("usage log write timed out")
+        if p.error:
+            raise p.error[0]
+
+    # the writer thread -----------------------------------------------------------------------------
+    def _next_batch(self, first: _Pending) -> tuple[list[_Pending], bool]:
+        batch = [first]
+        stop = False
+        while len(batch) < self.max_batch:
+            try:
+                item = self._q.get(timeout=self.max_wait_s) if self.max_wait_s else self._q.get_nowait()
+            except queue.Empty:
+                break
+            if item is _STOP:
+                stop = True
+                break
+            batch.append(item)
+        return batch, stop
+
+    def _run(self) -> None:
+        stop = False
+        while not stop:
+            item = self._q.get()
+            if item is _STOP:
+                break
+            batch, stop = self._next_batch(item)
+            error: BaseException | None = None
+            try:
+                append_entries(self.db, [p.entry for p in batch])
+                self.batches += 1
+                self.records += len(batch)
+            except Exception as e:  # noqa: BLE001 - reported to every waiting request
+                self.failures += 1
+                log.exception("usage log write failed for %d records", len(batch))
+                error = e
+            by_loop: dict[asyncio.AbstractEventLoop, list[asyncio.Future]] = {}
+            for p in batch:
+                if p.loop is not None:
+                    by_loop.setdefault(p.loop, []).append(p.future)
+                else:
+                    if error is not None:
+                        p.error.append(error)
+                    p.done.set()
+            for loop, futures in by_loop.items():
+                try:
+                    loop.call_soon_threadsafe(_settle, futures, error)
+                except RuntimeError:  # that loop is closed: nobody waits any more
+                    pass
+
+
+# ------------------------------------------------------------------------------------------ verify
+@dataclass(frozen=True, slots=True)
+class VerifyResult:
+    ok: bool
+    rows: int
+    last_seq: int
+    problem: str | None = None
+    seq: int | None = None
+
+
+def verify_chain(db: Database, *, batch: int = 5000) -> VerifyResult:
+    """Recompute the chain; the first broken link names the row that was edited, deleted or inserted."""
+    with db.engine.connect() as conn:
+        head = conn.execute(select(UsageChain.__table__).where(UsageChain.id == CHAIN_ID)).one()
+        expected_seq = head.anchor_seq + 1
+        prev = head.anchor_hash
+        n = 0
+        last = head.anchor_seq
+        while True:
+            rows = conn.execute(
+                select(UsageRecord.__table__).where(UsageRecord.seq > last).order_by(UsageRecord.seq).limit(batch)
+            ).all()
+            if not rows:
+                break
+            for r in rows:
+                if r.seq != expected_seq:
+                    return VerifyResult(False, n, last, f"row {expected_seq} is missing (next row is {r.seq})", expected_seq)
+                if r.prev_hash != prev:
+                    return VerifyResult(False, n, last, f"row {r.seq} does not link to row {r.seq - 1}", r.seq)
+                if chain_hash(prev, r.seq, r) != r.hash:
+                    return VerifyResult(False, n, last, f"row {r.seq} was modified (hash mismatch)", r.seq)
+                prev = r.hash
+                expected_seq += 1
+                last = r.seq
+                n += 1
+        if last != head.last_seq or prev != head.last_hash:
+            return VerifyResult(
+                False, n, last, f"the log ends at row {last} but its head records row {head.last_seq}", last + 1
+            )
+    return VerifyResult(True, n, last)
+
+
+# ------------------------------------------------------------------------------------------ read, export
+def _range_filter(stmt, tenant_id: int | None, start: datetime | None, end: datetime | None, module: str | None):
+    t = UsageRecord.__table__
+    if tenant_id is not None:
+        stmt = stmt.where(t.c.tenant_id == tenant_id)
+    if start is not None:
+        stmt = stmt.where(t.c.ts >= as_utc(start))
+    if end is not None:
+        stmt = stmt.where(t.c.ts < as_utc(end))
+    if module is not None:
+        stmt = stmt.where(t.c.module == module)
+    return stmt
+
+
+def _row_dict(r, tenant: str) -> dict:
+    return {
+        "seq": r.seq, "ts": _ts_text(r.ts), "tenant": tenant, "key_id": r.key_id, "module": r.module,
+        "method": r.method, "endpoint": r.endpoint, "status": r.status, "latency_ms": round(r.latency_us / 1000, 3),
+        "model_version": r.model_version, "request_id": r.request_id, "hash": r.hash,
+    }
+
+
+def tenant_names(db: Database) -> dict[int, str]:
+    with db.engine.connect() as conn:
+        return dict(conn.execute(select(Tenant.id, Tenant.name)).all())
+
+
+def query_usage(
+    db: Database, tenant_id: int, *, start: datetime | None = None, end: datetime | None = None,
+    module: str | None = None, limit: int = 100, before_seq: int | None = None,
+) -> dict:
+    """The newest ``limit`` records of one tenant in [start, end), and counts by module and status class."""
+    t = UsageRecord.__table__
+    names = tenant_names(db)
+    with db.engine.connect() as conn:
+        stmt = _range_filter(select(t), tenant_id, start, end, module)
+        if before_seq is not None:
+            stmt = stmt.where(t.c.seq < before_seq)
+        rows = conn.execute(stmt.order_by(t.c.seq.desc()).limit(limit)).all()
+        counts = conn.execute(
+            _range_filter(select(t.c.module, t.c.status, func.count()), tenant_id, start, end, module)
+            .group_by(t.c.module, t.c.status)
+        ).all()
+    by_module: dict[str, dict[str, int]] = {}
+    total = 0
+    for mod, status, n in counts:
+        m = by_module.setdefault(mod or "platform", {"calls": 0, "ok": 0, "client_errors": 0, "server_errors": 0})
+        m["calls"] += n
+        m["ok" if status < 400 else "client_errors" if status < 500 else "server_errors"] += n
+        total += n
+    records = [_row_dict(r, names.get(r.tenant_id, str(r.tenant_id))) for r in rows]
+    return {
+        "total": total,
+        "by_module": by_module,
+        "records": records,
+        "next_before_seq": records[-1]["seq"] if len(records) == limit else None,
+    }
+
+
+def count_calls(db: Database, tenant_id: int, module: str, since: datetime) -> int:
+    t = UsageRecord.__table__
+    with db.engine.connect() as conn:
+        return conn.execute(
+            select(func.count()).where(t.c.tenant_id == tenant_id, t.c.module == module, t.c.ts >= as_utc(since))
+        ).scalar_one()
+
+
+def export_usage(
+    db: Database, fmt: str, *, tenant_id: int | None, start: datetime | None = None, end: datetime | None = None,
+    chunk: int = 5000,
+) -> Iterator[str]:
+    """Stream the records of one tenant (or all, for the operator's CLI) as CSV or a JSON array, oldest first."""
+    if fmt not in ("csv", "json"):
+        raise InvalidInput(f"unknown export format {fmt!r}: expected csv or json")
+    if start is not None and end is not None and as_utc(end) <= as_utc(start):
+        raise InvalidInput("'to' must be after 'from'")
+    names = tenant_names(db)
+    t = UsageRecord.__table__
+
+    def rows() -> Iterator[dict]:
+        last = 0
+        with db.engine.connect() as conn:
+            while True:
+                page = conn.execute(
+                    _range_filter(select(t), tenant_id, start, end, None)
+                    .where(t.c.seq > last).order_by(t.c.seq).limit(chunk)
+                ).all()
+                if not page:
+                    return
+                for r in page:
+                    yield _row_dict(r, names.get(r.tenant_id, str(r.tenant_id)))
+                last = page[-1].seq
+
+    def gen_csv() -> Iterator[str]:
+        buf = io.StringIO()
+        w = csv.DictWriter(buf, fieldnames=EXPORT_COLUMNS, lineterminator="\n")
+        w.writeheader()
+        n = 0
+        for d in rows():
+            w.writerow(d)
+            n += 1
+            if n % 1000 == 0:
+                yield buf.getvalue()
+                buf.seek(0)
+                buf.truncate()
+        yield buf.getvalue()
+
+    def gen_json() -> Iterator[str]:
+        yield "["
+        first = True
+        for d in rows():
+            yield ("" if first else ",\n") + json.dumps(d, ensure_ascii=False)
+            first = False
+        yield "]\n"
+
+    return gen_csv() if fmt == "csv" else gen_json()
+
+
+# ------------------------------------------------------------------------------------------ retention
+def purge_before(db: Database, before: datetime, *, retention_days: int = MIN_USAGE_RETENTION_DAYS) -> int:
+    """Delete the oldest rows with ``ts < before``, never any younger than the retention period.
+
+    The chain stays verifiable: the hash of the last purged row becomes the chain's anchor.
+    """
+    before = as_utc(before)
+    limit = utcnow() - timedelta(days=max(retention_days, MIN_USAGE_RETENTION_DAYS))
+    if before > limit:
+        raise InvalidInput(
+            f"usage records are kept {max(retention_days, MIN_USAGE_RETENTION_DAYS)} days: "
+            f"cannot purge before {before.date()}, the latest allowed cut is {limit.date()}"
+        )
+    t = UsageRecord.__table__
+    c = UsageChain.__table__
+    with db.engine.begin() as conn:
+        conn.execute(update(c).where(c.c.id == CHAIN_ID).values(last_seq=c.c.last_seq))  # write lock
+        first_kept = conn.execute(select(func.min(t.c.seq)).where(t.c.ts >= before)).scalar()
+        if first_kept is None:
+            first_kept = conn.execute(select(func.max(t.c.seq))).scalar()
+            first_kept = (first_kept or 0) + 1
+        cut = first_kept - 1
+        head = conn.execute(select(c).where(c.c.id == CHAIN_ID)).one()
+        if cut <= head.anchor_seq:
+            return 0
+        anchor_hash = conn.execute(select(t.c.hash).where(t.c.seq == cut)).scalar_one()
+        n = conn.execute(t.delete().where(t.c.seq <= cut)).rowcount
+        conn.execute(update(c).where(c.c.id == CHAIN_ID).values(anchor_seq=cut, anchor_hash=anchor_hash))
+    return n
+
+
+def parse_when(value: str | None, name: str) -> datetime | None:
+    """Parse a ``from``/``to`` bound: an ISO date or date-time; naive means UTC."""
+    if value is None or value == "":
+        return None
+    try:
+        ts = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise InvalidInput(f"invalid '{name}' {value!r}: use an ISO date such as 2026-01-31 or 2026-01-31T08:00:00Z") from None
+    return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts
