@@ -1,6 +1,8 @@
-"""What every module router shares: its prefix, the subscription check, and a status endpoint."""
+"""What every module router shares: its prefix, the subscription check, and a status endpoint.
 
-from __future__ import annotations
+(No ``from __future__ import annotations`` here: FastAPI resolves the local dependency at definition.)
+"""
+
 
 from typing import Annotated
 

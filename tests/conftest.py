@@ -1,0 +1,116 @@
+"""Shared fixtures. The platform suite runs twice: on SQLite and on PostgreSQL (a database created and
+dropped per test). Where PostgreSQL is not reachable the PostgreSQL half skips with the reason printed,
+except on CI, where it must be there."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from serving.db import Database
+from serving.settings import Settings
+
+PG_ADMIN_URL = os.environ.get("SFAI_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+ON_CI = bool(os.environ.get("CI"))
+_pg_problem: list[str] = []
+
+
+def _pg_admin_engine():
+    url = make_url(PG_ADMIN_URL).set(drivername="postgresql+psycopg")
+    return create_engine(url, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 3})
+
+
+def pg_available() -> str | None:
+    """None if PostgreSQL answers, else why not."""
+    if not _pg_problem:
+        try:
+            eng = _pg_admin_engine()
+            with eng.connect() as c:
+                c.execute(text("SELECT 1"))
+            eng.dispose()
+            _pg_problem.append("")
+        except Exception as e:  # noqa: BLE001
+            _pg_problem.append(f"PostgreSQL not reachable at {PG_ADMIN_URL}: {str(e).splitlines()[0]}")
+    return _pg_problem[0] or None
+
+
+def need_postgres() -> None:
+    problem = pg_available()
+    if problem:
+        if ON_CI:
+            pytest.fail(problem + " (CI must start it: see .ci/run)")
+        print(f"\nSKIP: {problem}")
+        pytest.skip(problem)
+
+
+class PgDatabase:
+    """A throw-away PostgreSQL database."""
+
+    def __init__(self) -> None:
+        self.name = f"sfai_test_{uuid.uuid4().hex[:12]}"
+        self.admin = _pg_admin_engine()
+        with self.admin.connect() as c:
+            c.execute(text(f'CREATE DATABASE "{self.name}"'))
+        self.url = make_url(PG_ADMIN_URL).set(database=self.name).render_as_string(hide_password=False)
+
+    def drop(self) -> None:
+        with self.admin.connect() as c:
+            c.execute(text(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)'))
+        self.admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def db_url(request, tmp_path: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'sfai.db'}"
+        return
+    need_postgres()
+    pg = PgDatabase()
+    try:
+        yield pg.url
+    finally:
+        pg.drop()
+
+
+@pytest.fixture
+def settings(tmp_path: Path, db_url: str) -> Settings:
+    return Settings(home=tmp_path / "home", database_url=db_url, environment="test", secret_key="test-secret-0123456789")
+
+
+@pytest.fixture
+def db(settings: Settings) -> Iterator[Database]:
+    d = Database(settings.resolved_database_url)
+    yield d
+    d.dispose()
+
+
+@pytest.fixture
+def sfai_env(settings: Settings) -> dict[str, str]:
+    """Environment for running the ``sfai`` CLI or server as a subprocess on the test's database."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SFAI_")}
+    env.update(
+        SFAI_HOME=str(settings.home), SFAI_DATABASE_URL=settings.resolved_database_url, SFAI_ENVIRONMENT="test",
+        SFAI_SECRET_KEY=settings.secret_key,
+    )
+    return env
+
+
+@pytest.fixture
+def app(settings: Settings, db: Database):
+    from serving.app import create_app
+
+    return create_app(settings, db=db)
+
+
+@pytest.fixture
+def client(app):
+    from fastapi.testclient import TestClient
+
+    with TestClient(app) as c:
+        yield c

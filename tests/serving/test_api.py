@@ -1,0 +1,135 @@
+"""The API core: authentication, subscription check, roles, quotas, one JSON error shape."""
+
+import pytest
+
+from serving import tenancy
+from tests.serving.helpers import bearer, make_tenant
+
+PEPPER = "test-secret-0123456789"
+
+
+def assert_error(resp, status, code=None, contains=None):
+    assert resp.status_code == status, resp.text
+    body = resp.json()
+    assert set(body) == {"error"} and {"code", "message"} <= set(body["error"]), body
+    if code:
+        assert body["error"]["code"] == code
+    if contains:
+        assert contains in body["error"]["message"]
+    return body["error"]
+
+
+def test_health_ready_docs(client):
+    assert client.get("/healthz").json() == {"status": "ok"}
+    r = client.get("/readyz")
+    assert r.status_code == 200 and r.json()["database"] is True and r.json()["usage_log"] is True
+    assert client.get("/docs").status_code == 200
+    spec = client.get("/openapi.json").json()
+    for path in ("/v1/usage", "/v1/usage/export", "/v1/industries", "/v1/quality/status", "/v1/apikeys"):
+        assert path in spec["paths"]
+    assert "<html" in client.get("/").text.lower()
+
+
+def test_missing_malformed_invalid_and_revoked_keys_are_401(client, db):
+    acme = make_tenant(db, PEPPER, "acme")
+    assert_error(client.get("/v1/quality/status"), 401, "unauthenticated", "Authorization")
+    assert_error(client.get("/v1/quality/status", headers={"Authorization": "Basic abc"}), 401, "unauthenticated")
+    assert_error(client.get("/v1/quality/status", headers=bearer("sfai_k000_nope")), 401, contains="invalid or revoked")
+    assert_error(client.get("/v1/quality/status", headers=bearer(acme.mes[:-2] + "zz")), 401)
+    assert client.get("/v1/quality/status", headers=bearer(acme.mes)).status_code == 200
+    mes_id = acme.mes.split("_")[1]
+    assert client.delete(f"/v1/apikeys/{mes_id}", headers=bearer(acme.admin)).json()["revoked_at"]
+    assert_error(client.get("/v1/quality/status", headers=bearer(acme.mes)), 401, contains="revoked")
+
+
+def test_unsubscribed_module_is_403_naming_it(client, db):
+    acme = make_tenant(db, PEPPER, "acme", modules=("quality",))
+    for module in ("maintenance", "energy", "scheduling"):
+        err = assert_error(client.get(f"/v1/{module}/status", headers=bearer(acme.mes)), 403, "not_subscribed")
+        assert f"'{module}'" in err["message"] and "acme" in err["message"]
+    body = client.get("/v1/quality/status", headers=bearer(acme.mes)).json()
+    assert body == {"module": "quality", "tenant": "acme", "plan": "standard", "request_quota": 1_000_000, "models": []}
+
+
+def test_admin_subscribes_through_the_api_and_access_follows(client, db):
+    acme = make_tenant(db, PEPPER, "acme", modules=())
+    assert client.get("/v1/energy/status", headers=bearer(acme.mes)).status_code == 403
+    r = client.post("/v1/subscriptions", json={"module": "energy", "plan": "trial"}, headers=bearer(acme.admin))
+    assert r.status_code == 201 and r.json()["request_quota"] == 10_000
+    assert client.get("/v1/energy/status", headers=bearer(acme.mes)).json()["plan"] == "trial"
+    assert client.get("/v1/tenant", headers=bearer(acme.mes)).json()["modules"] == ["energy"]
+    assert client.delete("/v1/subscriptions/energy", headers=bearer(acme.admin)).status_code == 200
+    assert_error(client.get("/v1/energy/status", headers=bearer(acme.mes)), 403, "not_subscribed")
+    assert_error(client.delete("/v1/subscriptions/energy", headers=bearer(acme.admin)), 404)
+    assert_error(client.post("/v1/subscriptions", json={"module": "paint"}, headers=bearer(acme.admin)), 422,
+                 "invalid_request", "module")
+
+
+def test_roles(client, db):
+    acme = make_tenant(db, PEPPER, "acme")
+    for method, path in (("GET", "/v1/usage"), ("GET", "/v1/usage/export"), ("GET", "/v1/apikeys"),
+                         ("POST", "/v1/apikeys"), ("GET", "/v1/subscriptions")):
+        err = assert_error(client.request(method, path, headers=bearer(acme.mes), json={"role": "mes"}), 403, "forbidden")
+        assert "admin" in err["message"]
+    assert client.get("/v1/tenant", headers=bearer(acme.mes)).json()["caller_role"] == "mes"
+    r = client.post("/v1/apikeys", json={"role": "planner", "name": "planning office"}, headers=bearer(acme.admin))
+    assert r.status_code == 201
+    new = r.json()
+    assert new["api_key"].startswith("sfai_") and new["role"] == "planner"
+    assert client.get("/v1/tenant", headers=bearer(new["api_key"])).json()["caller_role"] == "planner"
+    listed = client.get("/v1/apikeys", headers=bearer(acme.admin)).json()
+    assert {k["key_id"] for k in listed} >= {new["key_id"]} and all("api_key" not in k for k in listed)
+
+
+def test_validation_errors_use_the_error_shape(client, db):
+    acme = make_tenant(db, PEPPER, "acme")
+    h = bearer(acme.admin)
+    err = assert_error(client.post("/v1/apikeys", json={"role": "mes", "extra": 1}, headers=h), 422, "invalid_request")
+    assert "extra" in err["message"]
+    err = assert_error(client.post("/v1/apikeys", content=b"{not json", headers={**h, "content-type": "application/json"}), 422)
+    assert_error(client.post("/v1/apikeys", json={"role": "superuser"}, headers=h), 422, contains="role")
+    assert_error(client.get("/v1/usage?limit=0", headers=h), 422, contains="limit")
+    assert_error(client.get("/v1/usage?from=yesterday", headers=h), 422, "invalid_input", "from")
+    assert_error(client.get("/v1/usage/export?format=xml", headers=h), 422)
+    assert_error(client.get("/v1/nowhere", headers=h), 404, "not_found")
+    assert_error(client.put("/v1/tenant", headers=h), 405)
+    assert_error(client.get("/v1/industries/C99"), 404, contains="C10-C34")
+
+
+def test_quota_is_enforced_per_month(client, db):
+    acme = make_tenant(db, PEPPER, "acme", modules=())
+    tenancy.subscribe(db, "acme", "quality", plan="trial", request_quota=3)
+    h = bearer(acme.mes)
+    assert [client.get("/v1/quality/status", headers=h).status_code for _ in range(3)] == [200, 200, 200]
+    err = assert_error(client.get("/v1/quality/status", headers=h), 429, "quota_exceeded")
+    assert "3" in err["message"] and "quality" in err["message"]
+
+
+def test_request_id_is_echoed_or_made(client, db):
+    acme = make_tenant(db, PEPPER, "acme")
+    r = client.get("/v1/quality/status", headers={**bearer(acme.mes), "X-Request-ID": "mes-line3-000042"})
+    assert r.headers["x-request-id"] == "mes-line3-000042"
+    r = client.get("/v1/quality/status", headers={**bearer(acme.mes), "X-Request-ID": "bad id with spaces"})
+    assert len(r.headers["x-request-id"]) == 32
+
+
+def test_industries_are_public(client):
+    rows = client.get("/v1/industries").json()
+    assert len(rows) == 25 and rows[0] == {"code": "C10", "name_ko": "식료품 제조업", "name_en": "Manufacture of food products"}
+    assert client.get("/v1/industries/26").json()["code"] == "C26"
+
+
+def test_metrics_by_module_and_tenant(client, db):
+    acme = make_tenant(db, PEPPER, "acme")
+    client.get("/v1/quality/status", headers=bearer(acme.mes))
+    client.get("/v1/energy/status", headers=bearer(acme.mes))
+    text = client.get("/metrics").text
+    assert 'sfai_requests_total{endpoint="/v1/quality/status",method="GET",module="quality",status="200",tenant="acme"} 1.0' in text
+    assert 'sfai_request_errors_total{endpoint="/v1/energy/status",method="GET",module="energy",status="403",tenant="acme"} 1.0' in text
+    assert 'sfai_request_duration_seconds_bucket{endpoint="/v1/quality/status"' in text
+    assert "sfai_usage_log_records_total" in text
+
+
+@pytest.mark.parametrize("path", ["/v1/usage", "/v1/tenant", "/v1/apikeys"])
+def test_platform_endpoints_need_a_key(client, path):
+    assert_error(client.get(path), 401, "unauthenticated")

@@ -1,0 +1,100 @@
+"""Tenants, subscriptions and API keys on the metadata database (SQLite and PostgreSQL)."""
+
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select, text
+
+from serving import tenancy
+from serving.db.tables import ApiKey
+from serving.errors import Conflict, InvalidInput, NotFound
+
+PEPPER = "test-secret-0123456789"
+
+
+def test_create_and_list_tenants(db):
+    t = tenancy.create_tenant(db, "acme-steel", "24", "ACME 제철")
+    assert (t.name, t.ksic_code, t.ksic_name_ko, t.display_name) == ("acme-steel", "C24", "1차 금속 제조업", "ACME 제철")
+    tenancy.create_tenant(db, "busan-chips", "C26")
+    assert [x.name for x in tenancy.list_tenants(db)] == ["acme-steel", "busan-chips"]
+    with pytest.raises(Conflict, match="already exists"):
+        tenancy.create_tenant(db, "acme-steel", "C24")
+    with pytest.raises(InvalidInput, match="C10-C34"):
+        tenancy.create_tenant(db, "other", "C35")
+    with pytest.raises(InvalidInput, match="tenant name"):
+        tenancy.create_tenant(db, "Bad Name!", "C24")
+    with pytest.raises(NotFound):
+        tenancy.get_tenant(db, "nobody")
+
+
+def test_module_catalogue_is_seeded(db):
+    assert [m for m, _ in tenancy.list_modules(db)] == sorted(tenancy.MODULES)
+
+
+def test_subscribe_change_plan_and_unsubscribe(db):
+    t = tenancy.create_tenant(db, "acme", "C29")
+    s1 = tenancy.subscribe(db, "acme", "maintenance", plan="trial")
+    assert s1.request_quota == tenancy.PLANS["trial"]
+    assert set(tenancy.active_subscriptions(db, t.id)) == {"maintenance"}
+    s2 = tenancy.subscribe(db, "acme", "maintenance", plan="enterprise")
+    active = tenancy.active_subscriptions(db, t.id)
+    assert active["maintenance"].plan == "enterprise" and active["maintenance"].request_quota is None
+    history = tenancy.list_subscriptions(db, "acme")
+    assert [h.plan for h in history] == ["trial", "enterprise"]
+    assert history[0].ends_at is not None and history[0].ends_at <= s2.starts_at
+    tenancy.unsubscribe(db, "acme", "maintenance")
+    assert tenancy.active_subscriptions(db, t.id) == {}
+    assert len(tenancy.list_subscriptions(db, "acme")) == 2  # history stays
+    with pytest.raises(NotFound, match="no active subscription"):
+        tenancy.unsubscribe(db, "acme", "maintenance")
+    with pytest.raises(InvalidInput, match="unknown module"):
+        tenancy.subscribe(db, "acme", "painting")
+    with pytest.raises(InvalidInput, match="unknown plan"):
+        tenancy.subscribe(db, "acme", "energy", plan="gold")
+
+
+def test_subscription_window_is_respected(db):
+    t = tenancy.create_tenant(db, "acme", "C29")
+    now = tenancy.utcnow()
+    tenancy.subscribe(db, "acme", "energy", starts_at=now + timedelta(days=1))
+    tenancy.subscribe(db, "acme", "quality", starts_at=now - timedelta(days=10), ends_at=now - timedelta(days=1))
+    assert tenancy.active_subscriptions(db, t.id) == {}
+    with pytest.raises(InvalidInput, match="after its start"):
+        tenancy.subscribe(db, "acme", "scheduling", starts_at=now, ends_at=now - timedelta(seconds=1))
+
+
+def test_api_keys_are_random_hashed_and_revocable(db):
+    tenancy.create_tenant(db, "acme", "C29")
+    a = tenancy.create_api_key(db, PEPPER, "acme", "mes", "line-3")
+    b = tenancy.create_api_key(db, PEPPER, "acme", "mes", "line-4")
+    assert a.token != b.token and a.token.startswith("sfai_" + a.info.key_id + "_")
+    assert len(a.token.split("_", 2)[2]) >= 40
+    with db.session() as s:
+        stored = s.scalars(select(ApiKey)).all()
+        assert len(stored) == 2
+        for k in stored:  # only the keyed hash is kept: no key or secret part in the row
+            assert a.token.split("_", 2)[2] not in (k.secret_hash, k.name, k.key_id)
+            assert len(k.secret_hash) == 64
+    with db.engine.connect() as c:
+        dump = " ".join(str(v) for row in c.execute(text("SELECT * FROM api_keys")) for v in row)
+    assert a.token not in dump and a.token.split("_", 2)[2] not in dump
+
+    ctx = tenancy.resolve_api_key(db, PEPPER, a.token)
+    assert (ctx.tenant, ctx.role, ctx.key_id) == ("acme", "mes", a.info.key_id)
+    assert tenancy.resolve_api_key(db, "another-pepper", a.token) is None
+    assert tenancy.resolve_api_key(db, PEPPER, a.token[:-1] + ("x" if a.token[-1] != "x" else "y")) is None
+    assert tenancy.resolve_api_key(db, PEPPER, "not-a-key") is None
+    tenancy.revoke_api_key(db, a.info.key_id)
+    assert tenancy.resolve_api_key(db, PEPPER, a.token) is None
+    assert tenancy.resolve_api_key(db, PEPPER, b.token) is not None
+    with pytest.raises(InvalidInput, match="unknown role"):
+        tenancy.create_api_key(db, PEPPER, "acme", "root")
+
+
+def test_revoke_scoped_to_tenant(db):
+    tenancy.create_tenant(db, "acme", "C29")
+    tenancy.create_tenant(db, "other", "C29")
+    k = tenancy.create_api_key(db, PEPPER, "acme", "admin")
+    with pytest.raises(NotFound):
+        tenancy.revoke_api_key(db, k.info.key_id, tenant="other")
+    assert tenancy.resolve_api_key(db, PEPPER, k.token) is not None
