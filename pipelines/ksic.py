@@ -93,7 +93,5 @@ def normalize_ksic(code: str) -> str:
     if raw.isdigit():
         raw = f"C{raw}"
     if raw not in KSIC_DIVISIONS:
-        raise ValueError(
-            f"unknown KSIC manufacturing division {code!r}: expected one of C10-C34 (e.g. C29 machinery)"
-        )
+        raise ValueError(f"unknown KSIC manufacturing division {code!r}: expected one of C10-C34 (e.g. C29 machinery)")
     return raw

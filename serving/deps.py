@@ -65,7 +65,9 @@ def require_role(*roles: str):
 
     async def _check(ctx: CallerDep) -> AuthContext:
         if ctx.role not in roles:
-            raise Forbidden(f"this action needs a key with role {' or '.join(repr(r) for r in roles)}; this key is {ctx.role!r}")
+            raise Forbidden(
+                f"this action needs a key with role {' or '.join(repr(r) for r in roles)}; this key is {ctx.role!r}"
+            )
         return ctx
 
     return _check

@@ -51,5 +51,8 @@ def install_error_handlers(app: FastAPI) -> None:
         errors = exc.errors()
         parts = [f"{_loc(e.get('loc', ()))}: {e.get('msg', 'invalid')}" for e in errors[:10]]
         more = f" (and {len(errors) - 10} more)" if len(errors) > 10 else ""
-        details = [{"loc": [str(p) for p in e.get("loc", ())], "msg": e.get("msg"), "type": e.get("type")} for e in errors[:100]]
+        details = [
+            {"loc": [str(p) for p in e.get("loc", ())], "msg": e.get("msg"), "type": e.get("type")}
+            for e in errors[:100]
+        ]
         return error_response(422, "invalid_request", "; ".join(parts) + more, details=details)

@@ -33,15 +33,16 @@ class Metrics:
         self.registry = CollectorRegistry()
         self.multiprocess_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
         labels = ("module", "tenant", "method", "endpoint", "status")
-        self.requests = Counter(
-            "sfai_requests", "HTTP requests answered", labels, registry=self.registry
-        )
+        self.requests = Counter("sfai_requests", "HTTP requests answered", labels, registry=self.registry)
         self.errors = Counter(
             "sfai_request_errors", "HTTP requests answered with a 4xx or 5xx", labels, registry=self.registry
         )
         self.latency = Histogram(
-            "sfai_request_duration_seconds", "time to answer, usage log included",
-            ("module", "tenant", "endpoint"), buckets=LATENCY_BUCKETS, registry=self.registry,
+            "sfai_request_duration_seconds",
+            "time to answer, usage log included",
+            ("module", "tenant", "endpoint"),
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
         )
         if writer is not None and not self.multiprocess_dir:
             self.registry.register(_WriterCollector(writer))

@@ -14,8 +14,8 @@ import time
 import uuid
 
 from serving.platform import Platform
-from serving.usage import UsageEntry
 from serving.tenancy import utcnow
+from serving.usage import UsageEntry
 
 log = logging.getLogger("sfai.api")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
@@ -45,7 +45,6 @@ class PlatformMiddleware:
             await self.app(scope, receive, send)
             return
         t0 = time.perf_counter()
-        platform = self.platform
         request_id = None
         for k, v in scope["headers"]:
             if k == b"x-request-id":
@@ -67,9 +66,12 @@ class PlatformMiddleware:
                 status = message["status"]
                 if not await self._account(scope, state, status, t0, request_id):
                     swallow = True
-                    for m in _json_error(503, "usage_log_unavailable",
-                                         "the usage log could not be written; the call was not performed "
-                                         "on your account, retry shortly", request_id):
+                    for m in _json_error(
+                        503,
+                        "usage_log_unavailable",
+                        "the usage log could not be written; the call was not performed on your account, retry shortly",
+                        request_id,
+                    ):
                         await send(m)
                     return
                 message = dict(message)
@@ -93,9 +95,16 @@ class PlatformMiddleware:
         ok = True
         if ctx is not None and platform.settings.usage_log_enabled:
             entry = UsageEntry(
-                ts=utcnow(), tenant_id=ctx.tenant_id, key_id=ctx.key_id, module=module, method=scope["method"],
-                endpoint=scope["path"][:300], status=status, latency_us=int((time.perf_counter() - t0) * 1e6),
-                request_id=request_id, model_version=state.get("sfai_model_version"),
+                ts=utcnow(),
+                tenant_id=ctx.tenant_id,
+                key_id=ctx.key_id,
+                module=module,
+                method=scope["method"],
+                endpoint=scope["path"][:300],
+                status=status,
+                latency_us=int((time.perf_counter() - t0) * 1e6),
+                request_id=request_id,
+                model_version=state.get("sfai_model_version"),
             )
             try:
                 await platform.writer.submit(entry)
@@ -107,7 +116,11 @@ class PlatformMiddleware:
             route = scope.get("route")
             endpoint = getattr(route, "path", None) or "unmatched"
             platform.metrics.observe(
-                module or "platform", ctx.tenant if ctx else "-", scope["method"], endpoint, status,
+                module or "platform",
+                ctx.tenant if ctx else "-",
+                scope["method"],
+                endpoint,
+                status,
                 time.perf_counter() - t0,
             )
         return ok

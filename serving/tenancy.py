@@ -215,13 +215,16 @@ def subscribe(
         if t is None:
             raise NotFound(f"tenant {tenant!r} not found")
         # close the current subscription to this module, if any (the history stays)
-        for old in s.scalars(
-            select(Subscription).where(Subscription.tenant_id == t.id, Subscription.module == module)
-        ):
+        for old in s.scalars(select(Subscription).where(Subscription.tenant_id == t.id, Subscription.module == module)):
             if _sub_info(old, tenant).active_at(starts):
                 old.ends_at = starts
         sub = Subscription(
-            tenant_id=t.id, module=module, plan=plan, request_quota=quota, starts_at=starts, ends_at=ends,
+            tenant_id=t.id,
+            module=module,
+            plan=plan,
+            request_quota=quota,
+            starts_at=starts,
+            ends_at=ends,
             created_at=now,
         )
         s.add(sub)
@@ -237,9 +240,7 @@ def unsubscribe(db: Database, tenant: str, module: str) -> SubscriptionInfo:
         t = s.scalar(select(Tenant).where(Tenant.name == tenant))
         if t is None:
             raise NotFound(f"tenant {tenant!r} not found")
-        for sub in s.scalars(
-            select(Subscription).where(Subscription.tenant_id == t.id, Subscription.module == module)
-        ):
+        for sub in s.scalars(select(Subscription).where(Subscription.tenant_id == t.id, Subscription.module == module)):
             info = _sub_info(sub, tenant)
             if info.active_at(now):
                 sub.ends_at = now
@@ -304,8 +305,12 @@ def create_api_key(db: Database, pepper: str, tenant: str, role: str, name: str 
         if t is None:
             raise NotFound(f"tenant {tenant!r} not found")
         k = ApiKey(
-            key_id=key_id, tenant_id=t.id, name=name or f"{role}-key", role=role,
-            secret_hash=hash_secret(pepper, secret), created_at=utcnow(),
+            key_id=key_id,
+            tenant_id=t.id,
+            name=name or f"{role}-key",
+            role=role,
+            secret_hash=hash_secret(pepper, secret),
+            created_at=utcnow(),
         )
         s.add(k)
         s.flush()
@@ -317,7 +322,9 @@ def list_api_keys(db: Database, tenant: str) -> list[ApiKeyInfo]:
         t = s.scalar(select(Tenant).where(Tenant.name == tenant))
         if t is None:
             raise NotFound(f"tenant {tenant!r} not found")
-        return [_key_info(k, tenant) for k in s.scalars(select(ApiKey).where(ApiKey.tenant_id == t.id).order_by(ApiKey.id))]
+        return [
+            _key_info(k, tenant) for k in s.scalars(select(ApiKey).where(ApiKey.tenant_id == t.id).order_by(ApiKey.id))
+        ]
 
 
 def revoke_api_key(db: Database, key_id: str, *, tenant: str | None = None) -> ApiKeyInfo:

@@ -36,8 +36,18 @@ log = logging.getLogger("sfai.usage")
 GENESIS = "0" * 64
 CHAIN_ID = 1
 EXPORT_COLUMNS = (
-    "seq", "ts", "tenant", "key_id", "module", "method", "endpoint", "status", "latency_ms",
-    "model_version", "request_id", "hash",
+    "seq",
+    "ts",
+    "tenant",
+    "key_id",
+    "module",
+    "method",
+    "endpoint",
+    "status",
+    "latency_ms",
+    "model_version",
+    "request_id",
+    "hash",
 )
 
 
@@ -61,8 +71,17 @@ def _ts_text(ts: datetime) -> str:
 
 def chain_hash(prev_hash: str, seq: int, e: UsageEntry | UsageRecord) -> str:
     fields = (
-        seq, _ts_text(e.ts), e.tenant_id, e.key_id, e.module or "", e.method, e.endpoint, e.status,
-        e.latency_us, e.model_version or "", e.request_id,
+        seq,
+        _ts_text(e.ts),
+        e.tenant_id,
+        e.key_id,
+        e.module or "",
+        e.method,
+        e.endpoint,
+        e.status,
+        e.latency_us,
+        e.model_version or "",
+        e.request_id,
     )
     payload = prev_hash + "\x1e" + "\x1f".join(map(str, fields))
     return hashlib.sha256(payload.encode()).hexdigest()
@@ -84,10 +103,19 @@ def append_entries(db: Database, entries: list[UsageEntry]) -> int:
             h = chain_hash(prev, seq, e)
             rows.append(
                 {
-                    "seq": seq, "ts": as_utc(e.ts), "tenant_id": e.tenant_id, "key_id": e.key_id,
-                    "module": e.module, "method": e.method, "endpoint": e.endpoint, "status": e.status,
-                    "latency_us": e.latency_us, "model_version": e.model_version, "request_id": e.request_id,
-                    "prev_hash": prev, "hash": h,
+                    "seq": seq,
+                    "ts": as_utc(e.ts),
+                    "tenant_id": e.tenant_id,
+                    "key_id": e.key_id,
+                    "module": e.module,
+                    "method": e.method,
+                    "endpoint": e.endpoint,
+                    "status": e.status,
+                    "latency_us": e.latency_us,
+                    "model_version": e.model_version,
+                    "request_id": e.request_id,
+                    "prev_hash": prev,
+                    "hash": h,
                 }
             )
             prev = h
@@ -237,7 +265,9 @@ def verify_chain(db: Database, *, batch: int = 5000) -> VerifyResult:
                 break
             for r in rows:
                 if r.seq != expected_seq:
-                    return VerifyResult(False, n, last, f"row {expected_seq} is missing (next row is {r.seq})", expected_seq)
+                    return VerifyResult(
+                        False, n, last, f"row {expected_seq} is missing (next row is {r.seq})", expected_seq
+                    )
                 if r.prev_hash != prev:
                     return VerifyResult(False, n, last, f"row {r.seq} does not link to row {r.seq - 1}", r.seq)
                 if chain_hash(prev, r.seq, r) != r.hash:
@@ -269,9 +299,18 @@ def _range_filter(stmt, tenant_id: int | None, start: datetime | None, end: date
 
 def _row_dict(r, tenant: str) -> dict:
     return {
-        "seq": r.seq, "ts": _ts_text(r.ts), "tenant": tenant, "key_id": r.key_id, "module": r.module,
-        "method": r.method, "endpoint": r.endpoint, "status": r.status, "latency_ms": round(r.latency_us / 1000, 3),
-        "model_version": r.model_version, "request_id": r.request_id, "hash": r.hash,
+        "seq": r.seq,
+        "ts": _ts_text(r.ts),
+        "tenant": tenant,
+        "key_id": r.key_id,
+        "module": r.module,
+        "method": r.method,
+        "endpoint": r.endpoint,
+        "status": r.status,
+        "latency_ms": round(r.latency_us / 1000, 3),
+        "model_version": r.model_version,
+        "request_id": r.request_id,
+        "hash": r.hash,
     }
 
 
@@ -281,8 +320,14 @@ def tenant_names(db: Database) -> dict[int, str]:
 
 
 def query_usage(
-    db: Database, tenant_id: int, *, start: datetime | None = None, end: datetime | None = None,
-    module: str | None = None, limit: int = 100, before_seq: int | None = None,
+    db: Database,
+    tenant_id: int,
+    *,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    module: str | None = None,
+    limit: int = 100,
+    before_seq: int | None = None,
 ) -> dict:
     """The newest ``limit`` records of one tenant in [start, end), and counts by module and status class."""
     t = UsageRecord.__table__
@@ -293,8 +338,9 @@ def query_usage(
             stmt = stmt.where(t.c.seq < before_seq)
         rows = conn.execute(stmt.order_by(t.c.seq.desc()).limit(limit)).all()
         counts = conn.execute(
-            _range_filter(select(t.c.module, t.c.status, func.count()), tenant_id, start, end, module)
-            .group_by(t.c.module, t.c.status)
+            _range_filter(select(t.c.module, t.c.status, func.count()), tenant_id, start, end, module).group_by(
+                t.c.module, t.c.status
+            )
         ).all()
     by_module: dict[str, dict[str, int]] = {}
     total = 0
@@ -321,7 +367,12 @@ def count_calls(db: Database, tenant_id: int, module: str, since: datetime) -> i
 
 
 def export_usage(
-    db: Database, fmt: str, *, tenant_id: int | None, start: datetime | None = None, end: datetime | None = None,
+    db: Database,
+    fmt: str,
+    *,
+    tenant_id: int | None,
+    start: datetime | None = None,
+    end: datetime | None = None,
     chunk: int = 5000,
 ) -> Iterator[str]:
     """Stream the records of one tenant (or all, for the operator's CLI) as CSV or a JSON array, oldest first."""
@@ -338,7 +389,9 @@ def export_usage(
             while True:
                 page = conn.execute(
                     _range_filter(select(t), tenant_id, start, end, None)
-                    .where(t.c.seq > last).order_by(t.c.seq).limit(chunk)
+                    .where(t.c.seq > last)
+                    .order_by(t.c.seq)
+                    .limit(chunk)
                 ).all()
                 if not page:
                     return
@@ -409,5 +462,7 @@ def parse_when(value: str | None, name: str) -> datetime | None:
     try:
         ts = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
-        raise InvalidInput(f"invalid '{name}' {value!r}: use an ISO date such as 2026-01-31 or 2026-01-31T08:00:00Z") from None
+        raise InvalidInput(
+            f"invalid '{name}' {value!r}: use an ISO date such as 2026-01-31 or 2026-01-31T08:00:00Z"
+        ) from None
     return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts

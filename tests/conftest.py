@@ -80,7 +80,9 @@ def db_url(request, tmp_path: Path) -> Iterator[str]:
 
 @pytest.fixture
 def settings(tmp_path: Path, db_url: str) -> Settings:
-    return Settings(home=tmp_path / "home", database_url=db_url, environment="test", secret_key="test-secret-0123456789")
+    return Settings(
+        home=tmp_path / "home", database_url=db_url, environment="test", secret_key="test-secret-0123456789"
+    )
 
 
 @pytest.fixture
@@ -95,7 +97,9 @@ def sfai_env(settings: Settings) -> dict[str, str]:
     """Environment for running the ``sfai`` CLI or server as a subprocess on the test's database."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("SFAI_")}
     env.update(
-        SFAI_HOME=str(settings.home), SFAI_DATABASE_URL=settings.resolved_database_url, SFAI_ENVIRONMENT="test",
+        SFAI_HOME=str(settings.home),
+        SFAI_DATABASE_URL=settings.resolved_database_url,
+        SFAI_ENVIRONMENT="test",
         SFAI_SECRET_KEY=settings.secret_key,
     )
     return env

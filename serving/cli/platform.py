@@ -56,7 +56,10 @@ def tenant_create(
         emit_json({**_asdict(t), "modules": modules})
     else:
         typer.echo(t.name)
-        info(f"created tenant {t.name} ({t.ksic_code} {t.ksic_name_en})" + (f", subscribed to {', '.join(modules)}" if modules else ""))
+        info(
+            f"created tenant {t.name} ({t.ksic_code} {t.ksic_name_en})"
+            + (f", subscribed to {', '.join(modules)}" if modules else "")
+        )
 
 
 def _asdict(obj) -> dict:  # noqa: ANN001
@@ -244,9 +247,15 @@ def serve(
         for f in mp.glob("*.db"):
             f.unlink()
         os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", str(mp))
-    info(f"SFAI API on http://{host}:{port} (docs: /docs), database {database().engine.url.render_as_string(hide_password=True)}")
+    db_url = database().engine.url.render_as_string(hide_password=True)
+    info(f"SFAI API on http://{host}:{port} (docs: /docs), database {db_url}")
     uvicorn.run(
-        "serving.app:app_from_env", factory=True, host=host, port=port, workers=workers, log_level=log_level,
+        "serving.app:app_from_env",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level=log_level,
         access_log=False,
     )
 

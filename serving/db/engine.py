@@ -22,7 +22,11 @@ def is_sqlite(url: str) -> bool:
 def normalize_url(url: str) -> str:
     """Use psycopg 3 for ``postgresql://`` URLs (the driver SFAI installs)."""
     u = make_url(url)
-    if u.get_backend_name() == "postgresql" and u.get_driver_name() in ("", "psycopg2") and "+" not in url.split(":", 1)[0]:
+    if (
+        u.get_backend_name() == "postgresql"
+        and u.get_driver_name() in ("", "psycopg2")
+        and "+" not in url.split(":", 1)[0]
+    ):
         u = u.set(drivername="postgresql+psycopg")
     return u.render_as_string(hide_password=False)
 

@@ -34,8 +34,14 @@ def read_tenant(ctx: CallerDep, platform: PlatformDep) -> TenantPublic:
     t = tenancy.get_tenant_by_id(platform.db, ctx.tenant_id)
     modules = sorted(tenancy.active_subscriptions(platform.db, ctx.tenant_id))
     return TenantPublic(
-        name=t.name, display_name=t.display_name, ksic_code=t.ksic_code, ksic_name_ko=t.ksic_name_ko,
-        ksic_name_en=t.ksic_name_en, created_at=t.created_at, modules=modules, caller_key_id=ctx.key_id,
+        name=t.name,
+        display_name=t.display_name,
+        ksic_code=t.ksic_code,
+        ksic_name_ko=t.ksic_name_ko,
+        ksic_name_en=t.ksic_name_en,
+        created_at=t.created_at,
+        modules=modules,
+        caller_key_id=ctx.key_id,
         caller_role=ctx.role,
     )
 

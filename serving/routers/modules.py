@@ -3,7 +3,6 @@
 (No ``from __future__ import annotations`` here: FastAPI resolves the local dependency at definition.)
 """
 
-
 from typing import Annotated
 
 from fastapi import APIRouter, Depends
@@ -22,7 +21,9 @@ def module_router(module: str) -> APIRouter:
     async def read_status(ctx: CallerDep, sub: Annotated[SubscriptionInfo | None, Depends(check)]) -> ModuleStatus:
         """The tenant's plan for this module and the models that serve it."""
         return ModuleStatus(
-            module=module, tenant=ctx.tenant, plan=sub.plan if sub else None,
+            module=module,
+            tenant=ctx.tenant,
+            plan=sub.plan if sub else None,
             request_quota=sub.request_quota if sub else None,
         )
 

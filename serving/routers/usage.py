@@ -26,7 +26,9 @@ def read_usage(
 ) -> dict:
     """The newest calls of this tenant and their counts by module."""
     start, end = parse_when(from_, "from"), parse_when(to, "to")
-    out = query_usage(platform.db, ctx.tenant_id, start=start, end=end, module=module, limit=limit, before_seq=before_seq)
+    out = query_usage(
+        platform.db, ctx.tenant_id, start=start, end=end, module=module, limit=limit, before_seq=before_seq
+    )
     return {"tenant": ctx.tenant, "from": from_, "to": to, **out}
 
 
@@ -44,6 +46,7 @@ def export(
     media = "text/csv" if format == "csv" else "application/json"
     filename = f"sfai-usage-{ctx.tenant}.{format}"
     return StreamingResponse(
-        iterate_in_threadpool(chunks), media_type=media,
+        iterate_in_threadpool(chunks),
+        media_type=media,
         headers={"content-disposition": f'attachment; filename="{filename}"'},
     )

@@ -61,15 +61,26 @@ def test_admin_subscribes_through_the_api_and_access_follows(client, db):
     assert client.delete("/v1/subscriptions/energy", headers=bearer(acme.admin)).status_code == 200
     assert_error(client.get("/v1/energy/status", headers=bearer(acme.mes)), 403, "not_subscribed")
     assert_error(client.delete("/v1/subscriptions/energy", headers=bearer(acme.admin)), 404)
-    assert_error(client.post("/v1/subscriptions", json={"module": "paint"}, headers=bearer(acme.admin)), 422,
-                 "invalid_request", "module")
+    assert_error(
+        client.post("/v1/subscriptions", json={"module": "paint"}, headers=bearer(acme.admin)),
+        422,
+        "invalid_request",
+        "module",
+    )
 
 
 def test_roles(client, db):
     acme = make_tenant(db, PEPPER, "acme")
-    for method, path in (("GET", "/v1/usage"), ("GET", "/v1/usage/export"), ("GET", "/v1/apikeys"),
-                         ("POST", "/v1/apikeys"), ("GET", "/v1/subscriptions")):
-        err = assert_error(client.request(method, path, headers=bearer(acme.mes), json={"role": "mes"}), 403, "forbidden")
+    for method, path in (
+        ("GET", "/v1/usage"),
+        ("GET", "/v1/usage/export"),
+        ("GET", "/v1/apikeys"),
+        ("POST", "/v1/apikeys"),
+        ("GET", "/v1/subscriptions"),
+    ):
+        err = assert_error(
+            client.request(method, path, headers=bearer(acme.mes), json={"role": "mes"}), 403, "forbidden"
+        )
         assert "admin" in err["message"]
     assert client.get("/v1/tenant", headers=bearer(acme.mes)).json()["caller_role"] == "mes"
     r = client.post("/v1/apikeys", json={"role": "planner", "name": "planning office"}, headers=bearer(acme.admin))
@@ -86,7 +97,9 @@ def test_validation_errors_use_the_error_shape(client, db):
     h = bearer(acme.admin)
     err = assert_error(client.post("/v1/apikeys", json={"role": "mes", "extra": 1}, headers=h), 422, "invalid_request")
     assert "extra" in err["message"]
-    err = assert_error(client.post("/v1/apikeys", content=b"{not json", headers={**h, "content-type": "application/json"}), 422)
+    err = assert_error(
+        client.post("/v1/apikeys", content=b"{not json", headers={**h, "content-type": "application/json"}), 422
+    )
     assert_error(client.post("/v1/apikeys", json={"role": "superuser"}, headers=h), 422, contains="role")
     assert_error(client.get("/v1/usage?limit=0", headers=h), 422, contains="limit")
     assert_error(client.get("/v1/usage?from=yesterday", headers=h), 422, "invalid_input", "from")
@@ -115,7 +128,11 @@ def test_request_id_is_echoed_or_made(client, db):
 
 def test_industries_are_public(client):
     rows = client.get("/v1/industries").json()
-    assert len(rows) == 25 and rows[0] == {"code": "C10", "name_ko": "식료품 제조업", "name_en": "Manufacture of food products"}
+    assert len(rows) == 25 and rows[0] == {
+        "code": "C10",
+        "name_ko": "식료품 제조업",
+        "name_en": "Manufacture of food products",
+    }
     assert client.get("/v1/industries/26").json()["code"] == "C26"
 
 
@@ -124,8 +141,16 @@ def test_metrics_by_module_and_tenant(client, db):
     client.get("/v1/quality/status", headers=bearer(acme.mes))
     client.get("/v1/energy/status", headers=bearer(acme.mes))
     text = client.get("/metrics").text
-    assert 'sfai_requests_total{endpoint="/v1/quality/status",method="GET",module="quality",status="200",tenant="acme"} 1.0' in text
-    assert 'sfai_request_errors_total{endpoint="/v1/energy/status",method="GET",module="energy",status="403",tenant="acme"} 1.0' in text
+    assert (
+        'sfai_requests_total{endpoint="/v1/quality/status",method="GET",module="quality",'
+        'status="200",tenant="acme"} 1.0'
+        in text
+    )
+    assert (
+        'sfai_request_errors_total{endpoint="/v1/energy/status",method="GET",module="energy",'
+        'status="403",tenant="acme"} 1.0'
+        in text
+    )
     assert 'sfai_request_duration_seconds_bucket{endpoint="/v1/quality/status"' in text
     assert "sfai_usage_log_records_total" in text
 

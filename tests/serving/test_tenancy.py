@@ -14,7 +14,12 @@ PEPPER = "test-secret-0123456789"
 
 def test_create_and_list_tenants(db):
     t = tenancy.create_tenant(db, "acme-steel", "24", "ACME 제철")
-    assert (t.name, t.ksic_code, t.ksic_name_ko, t.display_name) == ("acme-steel", "C24", "1차 금속 제조업", "ACME 제철")
+    assert (t.name, t.ksic_code, t.ksic_name_ko, t.display_name) == (
+        "acme-steel",
+        "C24",
+        "1차 금속 제조업",
+        "ACME 제철",
+    )
     tenancy.create_tenant(db, "busan-chips", "C26")
     assert [x.name for x in tenancy.list_tenants(db)] == ["acme-steel", "busan-chips"]
     with pytest.raises(Conflict, match="already exists"):

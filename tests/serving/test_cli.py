@@ -1,0 +1,116 @@
+"""The ``sfai`` platform commands, run as a user runs them: stdout carries what a script needs, an error is
+one line on stderr with a non-zero exit, never a traceback."""
+
+import csv
+import io
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from fastapi.testclient import TestClient
+
+SFAI = str(Path(sys.executable).with_name("sfai"))
+
+
+def sfai(env, *args, ok=True):
+    p = subprocess.run([SFAI, *args], env=env, capture_output=True, text=True, timeout=120)
+    if ok:
+        assert p.returncode == 0, (args, p.stdout, p.stderr)
+    else:
+        assert p.returncode != 0, (args, p.stdout)
+        assert "Traceback" not in p.stderr, p.stderr
+    return p
+
+
+def test_tenant_subscribe_key_and_the_api_agree(sfai_env, app):
+    assert sfai(sfai_env, "tenant", "create", "acme", "--ksic", "C29", "-m", "quality").stdout == "acme\n"
+    assert sfai(
+        sfai_env, "tenant", "subscribe", "acme", "energy,scheduling", "--plan", "trial"
+    ).stdout.splitlines() == ["energy\ttrial\t10000", "scheduling\ttrial\t10000"]
+    key = sfai(sfai_env, "apikey", "create", "--tenant", "acme", "--role", "admin").stdout.strip()
+    assert key.startswith("sfai_") and "\n" not in key
+    listed = json.loads(sfai(sfai_env, "tenant", "list", "--json").stdout)
+    assert listed[0]["name"] == "acme" and listed[0]["modules"] == ["energy", "quality", "scheduling"]
+    with TestClient(app) as c:
+        h = {"Authorization": f"Bearer {key}"}
+        assert c.get("/v1/tenant", headers=h).json()["modules"] == ["energy", "quality", "scheduling"]
+        assert c.get("/v1/maintenance/status", headers=h).status_code == 403
+        assert c.get("/v1/energy/status", headers={**h, "X-Request-ID": "cli-test-1"}).status_code == 200
+    assert sfai(sfai_env, "tenant", "unsubscribe", "acme", "energy").stdout == "energy\n"
+
+    key_id = key.split("_")[1]
+    keys = sfai(sfai_env, "apikey", "list", "--tenant", "acme").stdout
+    assert key_id in keys and "active" in keys and key not in keys
+    assert sfai(sfai_env, "apikey", "revoke", key_id, "--tenant", "acme").stdout.strip() == key_id
+    assert "revoked" in sfai(sfai_env, "apikey", "list", "--tenant", "acme").stdout
+
+    assert sfai(sfai_env, "usage", "verify").stdout.startswith("ok: ")
+    out = sfai(sfai_env, "usage", "export", "--tenant", "acme", "--format", "csv").stdout
+    rows = list(csv.DictReader(io.StringIO(out)))
+    assert "cli-test-1" in [r["request_id"] for r in rows]
+
+
+def test_errors_are_one_line_and_non_zero(sfai_env, tmp_path):
+    sfai(sfai_env, "tenant", "create", "acme", "--ksic", "C29")
+    cases = [
+        (("tenant", "create", "acme", "--ksic", "C29"), "already exists"),
+        (("tenant", "create", "steel", "--ksic", "C35"), "C10-C34"),
+        (("tenant", "subscribe", "acme", "painting"), "unknown module"),
+        (("tenant", "subscribe", "nobody", "quality"), "not found"),
+        (("apikey", "create", "--tenant", "acme", "--role", "root"), "unknown role"),
+        (("apikey", "revoke", "k000000000000"), "not found"),
+        (("usage", "export", "--format", "xml"), "unknown export format"),
+        (("usage", "export", "--from", "last tuesday"), "invalid 'from'"),
+        (("usage", "purge", "--before", "2026-01-01"), "kept"),
+    ]
+    for args, message in cases:
+        p = sfai(sfai_env, *args, ok=False)
+        lines = p.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], (args, p.stderr)
+    # settings refused outside development: one line too
+    p = sfai({**sfai_env, "SFAI_ENVIRONMENT": "production", "SFAI_SECRET_KEY": "change-me"}, "tenant", "list", ok=False)
+    assert "SFAI_SECRET_KEY" in p.stderr and len(p.stderr.strip().splitlines()) == 1
+
+
+def test_demo_prints_a_working_admin_key(sfai_env, app):
+    first = sfai(sfai_env, "demo").stdout.strip()
+    second = sfai(sfai_env, "demo").stdout.strip()  # re-running keeps the tenant, issues a new key
+    assert first.startswith("sfai_") and second.startswith("sfai_") and first != second
+    with TestClient(app) as c:
+        for key in (first, second):
+            t = c.get("/v1/tenant", headers={"Authorization": f"Bearer {key}"}).json()
+            assert t["name"] == "demo" and t["caller_role"] == "admin"
+            assert t["modules"] == ["energy", "maintenance", "quality", "scheduling"]
+
+
+def test_usage_verify_fails_on_tampering(sfai_env, db, app):
+    from sqlalchemy import text
+
+    sfai(sfai_env, "tenant", "create", "acme", "--ksic", "C29", "-m", "quality")
+    key = sfai(sfai_env, "apikey", "create", "--tenant", "acme", "--role", "mes").stdout.strip()
+    with TestClient(app) as c:
+        for _ in range(3):
+            c.get("/v1/quality/status", headers={"Authorization": f"Bearer {key}"})
+    assert sfai(sfai_env, "usage", "verify", "--json").returncode == 0
+    with db.engine.begin() as conn:
+        if db.is_sqlite:
+            conn.execute(text("DROP TRIGGER usage_log_no_update"))
+        else:
+            conn.execute(text("ALTER TABLE usage_log DISABLE TRIGGER usage_log_guard"))
+        conn.execute(text("UPDATE usage_log SET status = 201 WHERE seq = 2"))
+    p = sfai(sfai_env, "usage", "verify", ok=False)
+    assert p.returncode == 1 and "row 2 was modified" in p.stderr
+
+
+def test_help_on_every_command(sfai_env):
+    for args in (
+        ["--help"],
+        ["tenant", "--help"],
+        ["tenant", "create", "--help"],
+        ["apikey", "create", "--help"],
+        ["usage", "export", "--help"],
+        ["serve", "--help"],
+    ):
+        p = sfai(sfai_env, *args)
+        assert "Usage" in p.stdout

@@ -1,0 +1,242 @@
+"""The usage log: every authenticated call recorded, hash-chained, append-only, exportable, kept 3 years."""
+
+import csv
+import io
+import json
+import threading
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select, text
+from sqlalchemy.exc import DBAPIError
+
+from serving.db import Database
+from serving.db.tables import UsageRecord
+from serving.errors import InvalidInput
+from serving.tenancy import utcnow
+from serving.usage import UsageEntry, UsageWriter, append_entries, purge_before, verify_chain
+from tests.serving.helpers import bearer, make_tenant
+
+PEPPER = "test-secret-0123456789"
+
+
+def entry(i: int, tenant_id: int = 1, ts=None, module="quality") -> UsageEntry:
+    return UsageEntry(
+        ts=ts or utcnow(),
+        tenant_id=tenant_id,
+        key_id="kabc",
+        module=module,
+        method="POST",
+        endpoint="/v1/quality/defect/predict",
+        status=200,
+        latency_us=1000 + i,
+        request_id=f"req-{i}",
+        model_version="defect@3",
+    )
+
+
+def unguard(db: Database, conn) -> None:
+    """What someone with database admin rights can do: switch the append-only guard off."""
+    if db.is_sqlite:
+        conn.execute(text("DROP TRIGGER usage_log_no_update"))
+        conn.execute(text("DROP TRIGGER usage_log_retention"))
+    else:
+        conn.execute(text("ALTER TABLE usage_log DISABLE TRIGGER usage_log_guard"))
+
+
+def test_every_authenticated_call_is_recorded(client, db):
+    acme = make_tenant(db, PEPPER, "acme", modules=("quality",))
+    client.get("/v1/quality/status", headers={**bearer(acme.mes), "X-Request-ID": "r-ok"})
+    client.get("/v1/energy/status", headers={**bearer(acme.mes), "X-Request-ID": "r-403"})
+    client.get("/v1/usage", headers={**bearer(acme.mes), "X-Request-ID": "r-role"})
+    client.get("/v1/quality/status", headers=bearer("sfai_kdead_beef"))  # unauthenticated: no tenant to log
+    rows = client.get("/v1/usage", headers=bearer(acme.admin)).json()
+    by_id = {r["request_id"]: r for r in rows["records"]}
+    assert set(by_id) == {"r-ok", "r-403", "r-role"}
+    ok = by_id["r-ok"]
+    assert (ok["tenant"], ok["module"], ok["method"], ok["endpoint"], ok["status"]) == (
+        "acme",
+        "quality",
+        "GET",
+        "/v1/quality/status",
+        200,
+    )
+    assert ok["key_id"] == acme.mes.split("_")[1] and ok["latency_ms"] > 0 and ok["ts"].endswith("Z")
+    assert by_id["r-403"]["status"] == 403 and by_id["r-403"]["module"] == "energy"
+    assert by_id["r-role"]["status"] == 403 and by_id["r-role"]["module"] is None
+    assert rows["by_module"]["quality"] == {"calls": 1, "ok": 1, "client_errors": 0, "server_errors": 0}
+    assert rows["by_module"]["energy"]["client_errors"] == 1
+    assert verify_chain(db).ok
+
+
+def test_chain_verifies_and_detects_an_edited_row(db):
+    append_entries(db, [entry(i) for i in range(20)])
+    r = verify_chain(db)
+    assert (r.ok, r.rows, r.last_seq) == (True, 20, 20)
+    with db.engine.begin() as c:
+        unguard(db, c)
+        c.execute(text("UPDATE usage_log SET status = 500 WHERE seq = 7"))
+    r = verify_chain(db)
+    assert not r.ok and r.seq == 7 and "modified" in r.problem
+
+
+def test_chain_detects_a_deleted_row_and_a_truncated_tail(db):
+    append_entries(db, [entry(i) for i in range(10)])
+    with db.engine.begin() as c:
+        unguard(db, c)
+        c.execute(text("DELETE FROM usage_log WHERE seq = 10"))
+    r = verify_chain(db)
+    assert not r.ok and "head records row 10" in r.problem
+    with db.engine.begin() as c:
+        c.execute(text("DELETE FROM usage_log WHERE seq = 4"))
+    r = verify_chain(db)
+    assert not r.ok and r.seq == 4 and "missing" in r.problem
+
+
+def test_chain_detects_a_rewritten_row_with_a_fresh_hash(db):
+    """An edit that recomputes the row's own hash still breaks the link to the next row."""
+    from serving.usage import chain_hash
+
+    append_entries(db, [entry(i) for i in range(5)])
+    with db.engine.begin() as c:
+        unguard(db, c)
+        t = UsageRecord.__table__
+        row = c.execute(select(t).where(t.c.seq == 3)).mappings().one()
+        forged = entry(99)
+        forged.ts, forged.request_id = row["ts"], row["request_id"]
+        forged.status = 404
+        h = chain_hash(row["prev_hash"], 3, forged)
+        c.execute(
+            text("UPDATE usage_log SET status = 404, latency_us = :l, hash = :h WHERE seq = 3"),
+            {"l": forged.latency_us, "h": h},
+        )
+    r = verify_chain(db)
+    assert not r.ok and r.seq == 4 and "does not link" in r.problem
+
+
+def test_database_refuses_edits_and_young_deletes(db):
+    append_entries(db, [entry(i) for i in range(3)])
+    for stmt in ("UPDATE usage_log SET status = 500 WHERE seq = 1", "DELETE FROM usage_log WHERE seq = 1"):
+        with pytest.raises(DBAPIError, match="append-only|three years"):
+            with db.engine.begin() as c:
+                c.execute(text(stmt))
+    assert verify_chain(db).rows == 3
+
+
+def test_purge_keeps_three_years_and_the_chain(db):
+    old = utcnow() - timedelta(days=4 * 365)
+    append_entries(db, [entry(i, ts=old + timedelta(minutes=i)) for i in range(5)])
+    append_entries(db, [entry(i) for i in range(5, 8)])
+    with pytest.raises(InvalidInput, match="kept"):
+        purge_before(db, utcnow() - timedelta(days=30))
+    assert purge_before(db, utcnow() - timedelta(days=3 * 365 + 2)) == 5
+    r = verify_chain(db)
+    assert r.ok and r.rows == 3 and r.last_seq == 8
+    assert purge_before(db, utcnow() - timedelta(days=3 * 365 + 2)) == 0
+
+
+def test_group_commit_from_many_threads_keeps_one_chain(db):
+    w = UsageWriter(db, max_batch=64)
+    w.start()
+    try:
+
+        def work(k):
+            for i in range(25):
+                w.write(entry(k * 100 + i))
+
+        threads = [threading.Thread(target=work, args=(k,)) for k in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        w.close()
+    r = verify_chain(db)
+    assert r.ok and r.rows == 200
+    assert w.records == 200 and w.batches < 200  # writes were grouped
+
+
+def test_two_processes_worth_of_writers_do_not_fork_the_chain(settings, db):
+    """Two writers with their own engines (as two uvicorn workers have) append to one chain."""
+    other = Database(settings.resolved_database_url, run_migrations=False)
+    writers = [UsageWriter(db), UsageWriter(other)]
+    for w in writers:
+        w.start()
+    try:
+
+        def work(w, k):
+            for i in range(30):
+                w.write(entry(k * 1000 + i))
+
+        threads = [threading.Thread(target=work, args=(writers[k % 2], k)) for k in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        for w in writers:
+            w.close()
+        other.dispose()
+    r = verify_chain(db)
+    assert r.ok and r.rows == 120
+
+
+def test_failed_log_write_answers_503_not_2xx(client, db, app):
+    acme = make_tenant(db, PEPPER, "acme")
+    assert client.get("/v1/quality/status", headers=bearer(acme.mes)).status_code == 200
+    with db.engine.begin() as c:  # the log table becomes unwritable
+        if db.is_sqlite:
+            c.execute(text("DROP TRIGGER usage_log_no_update"))
+            c.execute(text("DROP TRIGGER usage_log_retention"))
+        c.execute(text("ALTER TABLE usage_log RENAME TO usage_log_moved"))
+    r = client.get("/v1/quality/status", headers=bearer(acme.mes))
+    assert r.status_code == 503 and r.json()["error"]["code"] == "usage_log_unavailable"
+
+
+def test_export_csv_and_json_own_tenant_only(client, db):
+    acme = make_tenant(db, PEPPER, "acme")
+    other = make_tenant(db, PEPPER, "other")
+    for i in range(3):
+        client.get("/v1/quality/status", headers={**bearer(acme.mes), "X-Request-ID": f"acme-{i}"})
+    client.get("/v1/quality/status", headers={**bearer(other.mes), "X-Request-ID": "other-0"})
+    r = client.get("/v1/usage/export?format=csv", headers=bearer(acme.admin))
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/csv")
+    rows = list(csv.DictReader(io.StringIO(r.text)))
+    # the export call itself is logged before its answer starts, so it is in its own export
+    assert [x["request_id"] for x in rows][:3] == ["acme-0", "acme-1", "acme-2"]
+    assert [x["endpoint"] for x in rows[3:]] == ["/v1/usage/export"]
+    assert {x["tenant"] for x in rows} == {"acme"}
+    assert list(rows[0]) == [
+        "seq",
+        "ts",
+        "tenant",
+        "key_id",
+        "module",
+        "method",
+        "endpoint",
+        "status",
+        "latency_ms",
+        "model_version",
+        "request_id",
+        "hash",
+    ]
+    data = json.loads(client.get("/v1/usage/export?format=json", headers=bearer(acme.admin)).text)
+    assert [x["request_id"] for x in data][:3] == ["acme-0", "acme-1", "acme-2"]
+    assert all(x["tenant"] == "acme" for x in data)
+    # time window: nothing before 'from', nothing at or after 'to'
+    future = (utcnow() + timedelta(days=1)).date().isoformat()
+    assert (
+        list(
+            csv.DictReader(
+                io.StringIO(client.get(f"/v1/usage/export?format=csv&from={future}", headers=bearer(acme.admin)).text)
+            )
+        )
+        == []
+    )
+    past = (utcnow() - timedelta(days=1)).date().isoformat()
+    windowed = json.loads(
+        client.get(f"/v1/usage/export?format=json&from={past}&to={future}", headers=bearer(acme.admin)).text
+    )
+    assert len(windowed) >= 3
+    r = client.get(f"/v1/usage/export?format=json&from={future}&to={past}", headers=bearer(acme.admin))
+    assert r.status_code == 422 and "after" in r.json()["error"]["message"]
