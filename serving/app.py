@@ -72,4 +72,5 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
 def app_from_env() -> FastAPI:
     """Factory for ``uvicorn --factory`` (what ``sfai serve`` starts in each worker)."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     return create_app(get_settings())
