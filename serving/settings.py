@@ -30,6 +30,11 @@ class Settings(BaseSettings):
     secret_key: str = Field(default=PLACEHOLDER_SECRET, description="server secret (key pepper)")
     default_tenant: str = Field(default="local", description="tenant used by the CLI without --tenant")
 
+    # Feature store: offline Parquet under $SFAI_HOME/features; online "sqlite" (under $SFAI_HOME) or redis://...
+    online_store: str = Field(default="sqlite", description="'sqlite' or a redis:// URL")
+    redis_prefix: str = Field(default="sfai:", description="prefix of every online-store key in Redis")
+    duckdb_memory_limit: str = Field(default="2GB", description="point-in-time joins spill to disk beyond this")
+
     # Usage log: group commit of the records written by every authenticated call.
     usage_flush_max_batch: int = Field(default=512, ge=1)
     usage_flush_max_wait_ms: float = Field(default=2.0, ge=0, description="how long a batch waits to fill")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, DateTime, ForeignKey, Integer, String
+from sqlalchemy import BigInteger, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -82,4 +82,38 @@ class UsageChain(Base):
     anchor_hash: Mapped[str] = mapped_column(String(64))  # hash of row anchor_seq
 
 
-__all__ = ["Base", "Tenant", "Module", "Subscription", "ApiKey", "UsageRecord", "UsageChain"]
+class FeatureViewRecord(Base):
+    """One registered version of a tenant's feature view (the spec is the view's JSON declaration)."""
+
+    __tablename__ = "feature_views"
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "name", "version", name="uq_feature_views_version"),
+        Index("ix_feature_views_tenant_name", "tenant_id", "name"),
+    )
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id"))
+    name: Mapped[str] = mapped_column(String(100))
+    version: Mapped[int] = mapped_column(Integer)
+    fingerprint: Mapped[str] = mapped_column(String(16))
+    spec: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class FeatureViewState(Base):
+    __tablename__ = "feature_view_state"
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id"), primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), primary_key=True)
+    materialized_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+__all__ = [
+    "Base",
+    "Tenant",
+    "Module",
+    "Subscription",
+    "ApiKey",
+    "UsageRecord",
+    "UsageChain",
+    "FeatureViewRecord",
+    "FeatureViewState",
+]

@@ -1,0 +1,82 @@
+"""The online store interface and how a backend is chosen (``SFAI_ONLINE_STORE``: ``sqlite`` or ``redis://...``)."""
+
+from __future__ import annotations
+
+import json
+import math
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from feature_store.view import TIMESTAMP, FeatureView
+
+# one online row: entity key -> (event time in microseconds since the epoch, {feature: value})
+OnlineRows = dict[str, tuple[int, dict]]
+
+
+def _json_value(v):  # noqa: ANN001, ANN202
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    if hasattr(v, "isoformat"):
+        return v.isoformat()
+    return v
+
+
+def latest_rows(view: FeatureView, table: pa.Table) -> OnlineRows:
+    """The latest row per entity of a conformed table (ties: the later row in the table)."""
+    if table.num_rows == 0:
+        return {}
+    ts = pc.cast(table.column(TIMESTAMP), pa.int64())
+    order = pc.sort_indices(
+        pa.table({"k": table.column(view.join_key), "t": ts}), sort_keys=[("k", "ascending"), ("t", "ascending")]
+    )
+    keys = pc.take(table.column(view.join_key), order).to_pylist()
+    times = pc.take(ts, order).to_pylist()
+    feats = {f: pc.take(table.column(f), order).to_pylist() for f in view.feature_names}
+    out: OnlineRows = {}
+    for i, k in enumerate(keys):  # sorted by key then time: the last one per key wins
+        out[str(k)] = (times[i], {f: _json_value(feats[f][i]) for f in view.feature_names})
+    return out
+
+
+def encode(ts: int, values: dict) -> str:
+    return json.dumps([ts, values], separators=(",", ":"))
+
+
+def decode(payload: str | bytes) -> tuple[int, dict]:
+    ts, values = json.loads(payload)
+    return ts, values
+
+
+class OnlineStore(ABC):
+    """Latest values per (tenant, view, entity). Writes never go back in time: an older row is ignored."""
+
+    @abstractmethod
+    def write(self, tenant: str, view: str, rows: OnlineRows) -> int:
+        """Upsert rows; returns how many were applied (newer than what was stored)."""
+
+    @abstractmethod
+    def read(self, tenant: str, view: str, keys: Sequence[str]) -> list[tuple[int, dict] | None]:
+        """The stored (time, values) per key, None where the entity has none."""
+
+    @abstractmethod
+    def delete_view(self, tenant: str, view: str) -> None: ...
+
+    def close(self) -> None:  # noqa: B027 - optional
+        pass
+
+
+def open_online_store(spec: str, home: Path, *, redis_prefix: str = "sfai:") -> OnlineStore:
+    if spec in ("", "sqlite") or spec.startswith("sqlite:"):
+        from feature_store.online.sqlite import SqliteOnlineStore
+
+        path = spec.split(":", 1)[1].lstrip("/") if spec.startswith("sqlite:") and spec != "sqlite:" else None
+        return SqliteOnlineStore(Path("/" + path) if path else Path(home) / "online.db")
+    if spec.startswith(("redis://", "rediss://", "unix://")):
+        from feature_store.online.redis import RedisOnlineStore
+
+        return RedisOnlineStore(spec, prefix=redis_prefix)
+    raise ValueError(f"unknown online store {spec!r}: use 'sqlite' or a redis:// URL")

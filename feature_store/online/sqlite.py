@@ -1,0 +1,79 @@
+"""SQLite online store: one table, primary key (tenant, view, entity), WAL, a connection per thread."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+
+from feature_store.online.base import OnlineRows, OnlineStore, decode, encode
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS online_features (
+    tenant TEXT NOT NULL, view TEXT NOT NULL, entity TEXT NOT NULL, ts INTEGER NOT NULL, payload TEXT NOT NULL,
+    PRIMARY KEY (tenant, view, entity)
+) WITHOUT ROWID
+"""
+_UPSERT = """
+INSERT INTO online_features (tenant, view, entity, ts, payload) VALUES (?, ?, ?, ?, ?)
+ON CONFLICT (tenant, view, entity) DO UPDATE SET ts = excluded.ts, payload = excluded.payload
+WHERE excluded.ts >= online_features.ts
+"""
+
+
+class SqliteOnlineStore(OnlineStore):
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._local = threading.local()
+        self._conn().executescript(_SCHEMA)
+
+    def _conn(self) -> sqlite3.Connection:
+        c = getattr(self._local, "conn", None)
+        if c is None:
+            c = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
+            c.execute("PRAGMA journal_mode=WAL")
+            c.execute("PRAGMA synchronous=NORMAL")
+            self._local.conn = c
+        return c
+
+    def write(self, tenant: str, view: str, rows: OnlineRows) -> int:
+        c = self._conn()
+        c.execute("BEGIN IMMEDIATE")
+        try:
+            before = c.total_changes
+            c.executemany(_UPSERT, ((tenant, view, k, ts, encode(ts, v)) for k, (ts, v) in rows.items()))
+            c.execute("COMMIT")
+            return c.total_changes - before
+        except BaseException:
+            c.execute("ROLLBACK")
+            raise
+
+    def read(self, tenant: str, view: str, keys: Sequence[str]) -> list[tuple[int, dict] | None]:
+        c = self._conn()
+        if len(keys) == 1:
+            row = c.execute(
+                "SELECT payload FROM online_features WHERE tenant = ? AND view = ? AND entity = ?",
+                (tenant, view, keys[0]),
+            ).fetchone()
+            return [decode(row[0]) if row else None]
+        found: dict[str, tuple[int, dict]] = {}
+        for i in range(0, len(keys), 500):
+            chunk = list(keys[i : i + 500])
+            q = (
+                "SELECT entity, payload FROM online_features WHERE tenant = ? AND view = ? AND entity IN "
+                f"({','.join('?' * len(chunk))})"
+            )
+            for entity, payload in c.execute(q, (tenant, view, *chunk)):
+                found[entity] = decode(payload)
+        return [found.get(k) for k in keys]
+
+    def delete_view(self, tenant: str, view: str) -> None:
+        self._conn().execute("DELETE FROM online_features WHERE tenant = ? AND view = ?", (tenant, view))
+
+    def close(self) -> None:
+        c = getattr(self._local, "conn", None)
+        if c is not None:
+            c.close()
+            self._local.conn = None

@@ -1,0 +1,170 @@
+"""Point-in-time correct training frames: an as-of join per entity, per view, on DuckDB.
+
+For each row of the entity frame (entity key, ``event_timestamp``) and each view, the value taken is the
+view's row for that key with the latest ``event_timestamp`` at or before the row's time (ties: the latest
+``created``), provided it is within the view's TTL and, with ``as_known_at``, was written (``created``)
+no later than that cut. Otherwise the features are null.
+
+DuckDB streams the Parquet files and spills to disk under a memory limit, so the join also runs when the
+data are larger than memory.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+import pyarrow as pa
+
+from feature_store.view import CREATED, TIMESTAMP, FeatureView
+from serving.errors import InvalidInput
+
+ROW = "__sfai_row"
+
+
+def _q(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def connect(memory_limit: str = "2GB", temp_dir: Path | None = None, threads: int | None = None):
+    con = duckdb.connect(config={"memory_limit": memory_limit, "threads": threads or os.cpu_count() or 1})
+    con.execute("SET TimeZone = 'UTC'")
+    if temp_dir is not None:
+        Path(temp_dir).mkdir(parents=True, exist_ok=True)
+        con.execute(f"SET temp_directory = '{temp_dir}'")
+    con.execute("SET preserve_insertion_order = false")
+    return con
+
+
+def parse_features(refs: Sequence[str], views: dict[str, FeatureView]) -> dict[str, list[str]]:
+    """``["machine_stats:temp_mean", "machine_stats:*"]`` -> {view: [features]} (in order, unique)."""
+    out: dict[str, list[str]] = {}
+    for ref in refs:
+        view_name, sep, feat = ref.partition(":")
+        if not sep or not feat:
+            raise InvalidInput(f"feature reference {ref!r} must look like 'view:feature' or 'view:*'")
+        if view_name not in views:
+            raise InvalidInput(f"unknown feature view {view_name!r} in {ref!r}")
+        view = views[view_name]
+        names = view.feature_names if feat == "*" else [feat]
+        for n in names:
+            if n not in view.feature_names:
+                raise InvalidInput(f"feature view {view_name!r} has no feature {n!r}")
+            lst = out.setdefault(view_name, [])
+            if n not in lst:
+                lst.append(n)
+    return out
+
+
+def training_frame(
+    entity_df: pd.DataFrame | pa.Table,
+    wanted: dict[str, list[str]],
+    views: dict[str, FeatureView],
+    files: dict[str, list[str]],
+    *,
+    as_known_at: datetime | None = None,
+    full_feature_names: bool = False,
+    con=None,  # noqa: ANN001
+) -> pd.DataFrame:
+    """Join the wanted features onto ``entity_df`` (returned in its row order, its columns first)."""
+    table = entity_df if isinstance(entity_df, pa.Table) else pa.Table.from_pandas(entity_df, preserve_index=False)
+    if TIMESTAMP not in table.column_names:
+        raise InvalidInput(f"the entity frame needs an {TIMESTAMP!r} column")
+    for name in wanted:
+        key = views[name].join_key
+        if key not in table.column_names:
+            raise InvalidInput(f"the entity frame needs a {key!r} column for feature view {name!r}")
+    out_names: list[str] = []
+    for name, feats in wanted.items():
+        out_names += [f"{name}__{f}" if full_feature_names else f for f in feats]
+    clash = {n for n in out_names if out_names.count(n) > 1 or n in table.column_names}
+    if clash:
+        raise InvalidInput(
+            f"feature names {sorted(clash)} clash with each other or with the entity frame; "
+            "pass full_feature_names=True"
+        )
+
+    own = con is None
+    con = con or connect()
+    try:
+        ts_col = table.column(TIMESTAMP)
+        if not pa.types.is_timestamp(ts_col.type):
+            raise InvalidInput(f"{TIMESTAMP!r} of the entity frame must be a timestamp column")
+        if ts_col.type.tz is None:
+            table = table.set_column(
+                table.column_names.index(TIMESTAMP),
+                TIMESTAMP,
+                pa.compute.assume_timezone(ts_col, "UTC"),
+            )
+        table = table.append_column(ROW, pa.array(range(table.num_rows), pa.int64()))
+        con.register("__sfai_entities", table)
+        selects = [f"e.{_q(c)}" for c in table.column_names if c != ROW]
+        joins = []
+        params: list = []
+        for i, (name, feats) in enumerate(wanted.items()):
+            view = views[name]
+            alias = f"v{i}"
+            key, ttl = view.join_key, view.ttl
+            src = _view_source(view, feats, files.get(name, []), as_known_at, params)
+            joins.append(
+                f"ASOF LEFT JOIN ({src}) {alias} ON e.{_q(key)} = {alias}.{_q(key)} "
+                f"AND e.{_q(TIMESTAMP)} >= {alias}.__ts"
+            )
+            for f in feats:
+                out = f"{name}__{f}" if full_feature_names else f
+                col = f"{alias}.{_q(f)}"
+                if ttl is not None:
+                    micro = int(ttl.total_seconds() * 1_000_000)
+                    col = f"CASE WHEN e.{_q(TIMESTAMP)} - {alias}.__ts <= to_microseconds({micro}) THEN {col} END"
+                selects.append(f"{col} AS {_q(out)}")
+        sql = f"SELECT {', '.join(selects)} FROM __sfai_entities e {' '.join(joins)} ORDER BY e.{ROW}"
+        return con.sql(sql, params=params).to_arrow_table().to_pandas()
+    finally:
+        con.unregister("__sfai_entities")
+        if own:
+            con.close()
+
+
+def _view_source(view: FeatureView, feats: list[str], files: list[str], as_known_at, params: list) -> str:  # noqa: ANN001
+    key = _q(view.join_key)
+    cols = ", ".join(_q(f) for f in feats)
+    if not files:  # no data yet: an empty relation of the right shape
+        schema = view.arrow_schema()
+        casts = ", ".join(
+            f"CAST(NULL AS {_duck_type(schema.field(c).type)}) AS {_q(c)}" for c in [view.join_key, *feats]
+        )
+        return f"SELECT {casts}, CAST(NULL AS TIMESTAMPTZ) AS __ts WHERE false"
+    where = ""
+    if as_known_at is not None:
+        where = f"WHERE {_q(CREATED)} <= ?"
+        params.append(
+            pd.Timestamp(as_known_at).tz_convert("UTC")
+            if pd.Timestamp(as_known_at).tzinfo
+            else pd.Timestamp(as_known_at, tz="UTC")
+        )
+    file_list = "[" + ", ".join("'" + f.replace("'", "''") + "'" for f in files) + "]"
+    # one value per (key, time): the one written last
+    return (
+        f"SELECT {key}, {_q(TIMESTAMP)} AS __ts, {cols} FROM read_parquet({file_list}, union_by_name = true) {where} "
+        f"QUALIFY row_number() OVER (PARTITION BY {key}, {_q(TIMESTAMP)} ORDER BY {_q(CREATED)} DESC) = 1"
+    )
+
+
+def _duck_type(t: pa.DataType) -> str:
+    if pa.types.is_int64(t):
+        return "BIGINT"
+    if pa.types.is_int32(t):
+        return "INTEGER"
+    if pa.types.is_float32(t):
+        return "FLOAT"
+    if pa.types.is_float64(t):
+        return "DOUBLE"
+    if pa.types.is_boolean(t):
+        return "BOOLEAN"
+    if pa.types.is_timestamp(t):
+        return "TIMESTAMPTZ"
+    return "VARCHAR"

@@ -1,0 +1,113 @@
+"""The feature registry: each tenant's declared views and their versions, in the metadata database."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import func, select
+
+from feature_store.view import FeatureView
+from serving.db import Database
+from serving.db.tables import FeatureViewRecord, FeatureViewState
+from serving.errors import Conflict, NotFound
+from serving.tenancy import as_utc, utcnow
+
+
+@dataclass(frozen=True, slots=True)
+class Registered:
+    view: FeatureView
+    version: int
+    status: str  # "created", "updated", "unchanged"
+
+
+class Registry:
+    def __init__(self, db: Database, tenant_id: int) -> None:
+        self.db = db
+        self.tenant_id = tenant_id
+
+    def apply(self, view: FeatureView) -> Registered:
+        """Register ``view``, or a new version of it; an incompatible change raises ``Conflict``."""
+        with self.db.session() as s:
+            cur = self._latest(s, view.name)
+            if cur is None:
+                version, status = 1, "created"
+            else:
+                old = FeatureView.from_spec(json.loads(cur.spec))
+                if cur.fingerprint == view.fingerprint():
+                    return Registered(old, cur.version, "unchanged")
+                problems = old.incompatibilities(view)
+                if problems:
+                    raise Conflict(
+                        f"feature view {view.name!r} (version {cur.version}) cannot change that way: "
+                        + "; ".join(problems)
+                        + ". Stored data would no longer match; declare a new view name instead."
+                    )
+                version, status = cur.version + 1, "updated"
+            s.add(
+                FeatureViewRecord(
+                    tenant_id=self.tenant_id,
+                    name=view.name,
+                    version=version,
+                    fingerprint=view.fingerprint(),
+                    spec=json.dumps(view.to_spec(), sort_keys=True),
+                    created_at=utcnow(),
+                )
+            )
+        return Registered(view, version, status)
+
+    def get(self, name: str) -> tuple[FeatureView, int]:
+        with self.db.session() as s:
+            cur = self._latest(s, name)
+        if cur is None:
+            raise NotFound(f"feature view {name!r} not found")
+        return FeatureView.from_spec(json.loads(cur.spec)), cur.version
+
+    def list(self) -> list[tuple[FeatureView, int]]:
+        with self.db.session() as s:
+            latest = (
+                select(FeatureViewRecord.name, func.max(FeatureViewRecord.version).label("v"))
+                .where(FeatureViewRecord.tenant_id == self.tenant_id)
+                .group_by(FeatureViewRecord.name)
+                .subquery()
+            )
+            rows = s.scalars(
+                select(FeatureViewRecord)
+                .join(latest, (FeatureViewRecord.name == latest.c.name) & (FeatureViewRecord.version == latest.c.v))
+                .where(FeatureViewRecord.tenant_id == self.tenant_id)
+                .order_by(FeatureViewRecord.name)
+            ).all()
+        return [(FeatureView.from_spec(json.loads(r.spec)), r.version) for r in rows]
+
+    def history(self, name: str) -> list[int]:
+        with self.db.session() as s:
+            return list(
+                s.scalars(
+                    select(FeatureViewRecord.version)
+                    .where(FeatureViewRecord.tenant_id == self.tenant_id, FeatureViewRecord.name == name)
+                    .order_by(FeatureViewRecord.version)
+                )
+            )
+
+    # incremental materialization --------------------------------------------------------------------
+    def materialized_until(self, name: str) -> datetime | None:
+        with self.db.session() as s:
+            st = s.get(FeatureViewState, (self.tenant_id, name))
+            return as_utc(st.materialized_until) if st else None
+
+    def set_materialized_until(self, name: str, until: datetime) -> None:
+        with self.db.session() as s:
+            st = s.get(FeatureViewState, (self.tenant_id, name))
+            if st is None:
+                s.add(FeatureViewState(tenant_id=self.tenant_id, name=name, materialized_until=until))
+            else:
+                st.materialized_until = until
+
+    def _latest(self, s, name: str) -> FeatureViewRecord | None:  # noqa: ANN001
+        return s.scalars(
+            select(FeatureViewRecord)
+            .where(FeatureViewRecord.tenant_id == self.tenant_id, FeatureViewRecord.name == name)
+            .order_by(FeatureViewRecord.version.desc())
+            .limit(1)
+        ).first()

@@ -1,0 +1,177 @@
+"""``FeatureStore``: one tenant's view of the feature store (registry, offline, online, joins).
+
+    store = FeatureStore.for_tenant("acme")          # settings from the environment
+    store.apply(machine_stats)                       # declare (or evolve) a view
+    store.ingest("machine_stats", df)                # offline + online in one step
+    train = store.get_training_frame(labels, ["machine_stats:*"])
+    store.get_online_features("machine_stats", ["m-17"])
+
+Everything a store touches is scoped to its tenant: registry rows, Parquet paths, online keys.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import duckdb
+import pandas as pd
+import pyarrow as pa
+
+from feature_store.offline import OfflineStore
+from feature_store.online import OnlineStore, open_online_store
+from feature_store.online.base import latest_rows
+from feature_store.pit import _q, connect, parse_features, training_frame
+from feature_store.registry import Registered, Registry
+from feature_store.validate import conform, read_table
+from feature_store.view import CREATED, TIMESTAMP, FeatureView
+from serving.db import Database
+from serving.settings import Settings, get_settings
+from serving.tenancy import as_utc, get_tenant
+
+
+@dataclass(frozen=True, slots=True)
+class IngestReport:
+    view: str
+    rows: int
+    files: int
+    partitions: list[str]
+    online_updated: int
+
+
+def _utc(ts: datetime | str | None) -> datetime | None:
+    if ts is None:
+        return None
+    t = pd.Timestamp(ts)
+    t = t.tz_localize("UTC") if t.tzinfo is None else t.tz_convert("UTC")
+    return t.to_pydatetime()
+
+
+class FeatureStore:
+    def __init__(self, settings: Settings, db: Database, tenant: str, *, online: OnlineStore | None = None) -> None:
+        self.settings = settings
+        self.db = db
+        t = get_tenant(db, tenant)
+        self.tenant = t.name
+        self.registry = Registry(db, t.id)
+        self.offline = OfflineStore(settings.home / "features")
+        self.online = online or open_online_store(
+            settings.online_store, settings.home, redis_prefix=settings.redis_prefix
+        )
+
+    @classmethod
+    def for_tenant(cls, tenant: str, settings: Settings | None = None) -> FeatureStore:
+        settings = settings or get_settings()
+        settings.ensure_home()
+        return cls(settings, Database(settings.resolved_database_url), tenant)
+
+    # declarations ----------------------------------------------------------------------------------
+    def apply(self, *views: FeatureView) -> list[Registered]:
+        return [self.registry.apply(v) for v in views]
+
+    def get_view(self, name: str) -> FeatureView:
+        return self.registry.get(name)[0]
+
+    def list_views(self) -> list[tuple[FeatureView, int]]:
+        return self.registry.list()
+
+    # writes ----------------------------------------------------------------------------------------
+    def ingest(self, view_name: str, data, *, fmt: str | None = None, write_online: bool = True) -> IngestReport:  # noqa: ANN001
+        """Validate and append rows to the offline store, and update the online store with the newest."""
+        view = self.get_view(view_name)
+        raw = read_table(data, fmt=fmt)
+        table = conform(view, raw)
+        report = self.offline.write(self.tenant, view, table, created_given=CREATED in raw.column_names)
+        updated = self.online.write(self.tenant, view.name, latest_rows(view, table)) if write_online else 0
+        return IngestReport(view.name, report.rows, report.files, report.partitions, updated)
+
+    # training --------------------------------------------------------------------------------------
+    def get_training_frame(
+        self,
+        entity_df: pd.DataFrame | pa.Table,
+        features: Sequence[str],
+        *,
+        as_known_at: datetime | str | None = None,
+        full_feature_names: bool = False,
+    ) -> pd.DataFrame:
+        """Point-in-time join of ``features`` ("view:feature" or "view:*") onto ``entity_df``."""
+        views = {v.name: v for v, _ in self.list_views()}
+        wanted = parse_features(features, views)
+        files = {name: self.offline.files(self.tenant, name) for name in wanted}
+        with self._duck() as con:
+            return training_frame(
+                entity_df,
+                wanted,
+                views,
+                files,
+                as_known_at=_utc(as_known_at),
+                full_feature_names=full_feature_names,
+                con=con,
+            )
+
+    # online ----------------------------------------------------------------------------------------
+    def materialize(self, view_name: str, start: datetime | str | None, end: datetime | str) -> int:
+        """Load the latest value per entity with ``start <= event_timestamp < end`` into the online store."""
+        view = self.get_view(view_name)
+        files = self.offline.files(self.tenant, view.name)
+        if not files:
+            return 0
+        start, end = _utc(start), _utc(end)
+        key, ts = _q(view.join_key), _q(TIMESTAMP)
+        cols = ", ".join([key, ts, *(_q(f) for f in view.feature_names)])
+        file_list = "[" + ", ".join("'" + f.replace("'", "''") + "'" for f in files) + "]"
+        where, params = [f"{ts} < ?"], [end]
+        if start is not None:
+            where.append(f"{ts} >= ?")
+            params.append(start)
+        sql = (
+            f"SELECT {cols} FROM read_parquet({file_list}, union_by_name = true) WHERE {' AND '.join(where)} "
+            f"QUALIFY row_number() OVER (PARTITION BY {key} ORDER BY {ts} DESC, {_q(CREATED)} DESC) = 1"
+        )
+        with self._duck() as con:
+            table = con.sql(sql, params=params).to_arrow_table()
+        rows = latest_rows(view, table)
+        self.online.write(self.tenant, view.name, rows)
+        return len(rows)
+
+    def materialize_incremental(self, view_name: str, end: datetime | str | None = None) -> int:
+        """Materialize what arrived since the last (incremental) materialization, up to ``end`` (now)."""
+        end = _utc(end) or datetime.now(UTC)
+        start = self.registry.materialized_until(view_name)
+        n = self.materialize(view_name, start, end)
+        self.registry.set_materialized_until(view_name, end)
+        return n
+
+    def get_online_features(
+        self, view_name: str, entity_ids: Sequence, features: Sequence[str] | None = None
+    ) -> list[dict]:
+        """One dict per entity id: its key, ``event_timestamp`` and the features (None where unknown or
+        older than the view's TTL)."""
+        view = self.get_view(view_name)
+        names = list(features) if features else view.feature_names
+        for n in names:
+            view.feature(n)
+        keys = [str(k) for k in entity_ids]
+        now_us = int(datetime.now(UTC).timestamp() * 1_000_000)
+        ttl_us = None if view.ttl is None else int(view.ttl.total_seconds() * 1_000_000)
+        out = []
+        for key, hit in zip(keys, self.online.read(self.tenant, view.name, keys), strict=True):
+            fresh = hit is not None and (ttl_us is None or now_us - hit[0] <= ttl_us)
+            row = {view.join_key: key, TIMESTAMP: None}
+            if fresh:
+                row[TIMESTAMP] = datetime.fromtimestamp(hit[0] / 1e6, UTC).isoformat()
+            for n in names:
+                row[n] = hit[1].get(n) if fresh else None
+            out.append(row)
+        return out
+
+    # helpers ---------------------------------------------------------------------------------------
+    def _duck(self) -> duckdb.DuckDBPyConnection:
+        return connect(self.settings.duckdb_memory_limit, self.settings.home / "tmp" / "duckdb")
+
+    def close(self) -> None:
+        self.online.close()
+
+
+__all__ = ["FeatureStore", "IngestReport", "as_utc"]

@@ -1,0 +1,201 @@
+"""Feature store behaviour on the real backends: registry, validated ingest, joins, online reads."""
+
+from datetime import UTC, datetime, timedelta
+
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+
+from feature_store import FeatureView, Field, entities
+from feature_store.store import FeatureStore
+from serving import tenancy
+from serving.errors import Conflict, InvalidInput, NotFound
+from tests.feature_store.conftest import STATS
+
+
+def frame(rows):
+    df = pd.DataFrame(rows, columns=["machine_id", "event_timestamp", "temp_mean", "vib_rms", "alarm", "mode"])
+    df["event_timestamp"] = pd.to_datetime(df["event_timestamp"], utc=True)
+    return df
+
+
+ROWS = [
+    ("m1", "2026-03-01T00:00Z", 70.5, 1.25, False, "run"),
+    ("m1", "2026-03-01T06:00Z", 71.5, 1.5, False, "run"),
+    ("m2", "2026-03-02T00:00Z", 65.0, 0.5, True, "idle"),
+]
+
+
+def test_registry_versions_and_incompatible_changes(store):
+    assert store.apply(STATS)[0].status == "unchanged"
+    evolved = FeatureView(
+        name="machine_stats",
+        entity=entities.machine,
+        schema=[*STATS.schema, Field(name="current_max", dtype="float32")],
+        description="more",
+    )
+    assert (store.apply(evolved)[0].status, store.apply(evolved)[0].version) == ("updated", 2)
+    for bad, why in (
+        (FeatureView(name="machine_stats", entity=entities.machine, schema=STATS.schema[:1]), "'vib_rms' is removed"),
+        (
+            FeatureView(
+                name="machine_stats",
+                entity=entities.machine,
+                schema=[Field(name="temp_mean", dtype="string"), *evolved.schema[1:]],
+            ),
+            "changes dtype",
+        ),
+        (FeatureView(name="machine_stats", entity=entities.line, schema=evolved.schema), "entity changes"),
+    ):
+        with pytest.raises(Conflict, match=why):
+            store.apply(bad)
+    assert store.registry.history("machine_stats") == [1, 2]
+    with pytest.raises(NotFound):
+        store.get_view("nope")
+
+
+def test_ingest_writes_partitioned_parquet_and_online(store):
+    rep = store.ingest("machine_stats", frame(ROWS))
+    assert (rep.rows, rep.files, rep.partitions, rep.online_updated) == (
+        3,
+        2,
+        ["date=2026-03-01", "date=2026-03-02"],
+        2,
+    )
+    files = store.offline.files("acme", "machine_stats")
+    assert len(files) == 2 and all("/acme/machine_stats/date=2026-03-0" in f for f in files)
+    t = pq.read_table(files[0])
+    assert (
+        t.schema.field("temp_mean").type == "float" and str(t.schema.field("created").type) == "timestamp[us, tz=UTC]"
+    )
+    # idempotent: the same rows again change nothing
+    store.ingest("machine_stats", frame(ROWS))
+    assert store.offline.row_count("acme", "machine_stats") == 3
+    got = store.get_online_features("machine_stats", ["m1", "m2", "m9"])
+    assert (
+        got[0]["temp_mean"] == 71.5
+        and got[0]["mode"] == "run"
+        and got[0]["event_timestamp"].startswith("2026-03-01T06")
+    )
+    assert got[1]["alarm"] is True and got[2]["temp_mean"] is None
+    # an older row never overwrites the online value
+    store.ingest("machine_stats", frame([("m1", "2026-02-01T00:00Z", 1.0, 1.0, False, "old")]))
+    assert store.get_online_features("machine_stats", ["m1"], ["mode"])[0]["mode"] == "run"
+
+
+@pytest.mark.parametrize(
+    "mutate, message",
+    [
+        (lambda df: df.assign(extra=1), "unknown column 'extra'"),
+        (lambda df: df.drop(columns=["vib_rms"]), "missing column 'vib_rms'"),
+        (lambda df: df.drop(columns=["machine_id"]), "missing column 'machine_id'"),
+        (lambda df: df.assign(temp_mean=[1.0, "hot", 2.0]), "row 1, column 'temp_mean': 'hot' is not a valid float32"),
+        (
+            lambda df: df.assign(event_timestamp=[df.event_timestamp[0], None, df.event_timestamp[2]]),
+            "row 1, column 'event_timestamp': missing timestamp",
+        ),
+        (lambda df: df.assign(machine_id=["m1", None, "m2"]), "row 1, column 'machine_id': missing key"),
+        (lambda df: df.assign(event_timestamp=["2026-03-01", "not a date", "2026-03-02"]), "event_timestamp"),
+    ],
+)
+def test_bad_rows_are_refused_and_nothing_is_written(store, mutate, message):
+    with pytest.raises(InvalidInput, match=message.replace("(", r"\(").replace(")", r"\)")):
+        store.ingest("machine_stats", mutate(frame(ROWS)))
+    assert store.offline.files("acme", "machine_stats") == []
+    assert store.get_online_features("machine_stats", ["m1"])[0]["temp_mean"] is None
+
+
+def test_records_csv_and_parquet_inputs(store, tmp_path):
+    store.ingest(
+        "machine_stats",
+        [
+            {
+                "machine_id": "m1",
+                "event_timestamp": "2026-03-01T00:00:00Z",
+                "temp_mean": 70,
+                "vib_rms": 1,
+                "alarm": False,
+                "mode": "run",
+            }
+        ],
+    )
+    csv = tmp_path / "rows.csv"
+    csv.write_text(
+        "machine_id,event_timestamp,temp_mean,vib_rms,alarm,mode\nm2,2026-03-01 01:00:00,60.5,0.5,true,idle\n"
+    )
+    store.ingest("machine_stats", csv)
+    pq_path = tmp_path / "rows.parquet"
+    frame([("m3", "2026-03-01T02:00Z", 50.0, 0.1, False, "run")]).to_parquet(pq_path)
+    store.ingest("machine_stats", pq_path)
+    assert store.offline.row_count("acme", "machine_stats") == 3
+    with pytest.raises(InvalidInput, match="unknown file type"):
+        store.ingest("machine_stats", tmp_path / "rows.xlsx")
+
+
+def test_training_frame_is_point_in_time_with_ttl_and_as_known_at(store, settings, db, online):
+    ttl_view = FeatureView(
+        name="energy_15m", entity=entities.machine, ttl=timedelta(hours=1), schema=[Field(name="kwh", dtype="float64")]
+    )
+    store.apply(ttl_view)
+    store.ingest("machine_stats", frame(ROWS))
+    late = frame([("m1", "2026-03-01T03:00Z", 99.0, 9.0, True, "late")])
+    late["created"] = pd.Timestamp("2026-03-05T00:00Z")  # learned days later
+    store.ingest("machine_stats", late)
+    store.ingest(
+        "energy_15m",
+        pd.DataFrame({"machine_id": ["m1"], "event_timestamp": pd.to_datetime(["2026-03-01T00:00Z"]), "kwh": [12.5]}),
+    )
+    ent = pd.DataFrame(
+        {
+            "machine_id": ["m1", "m1", "m1", "m2", "m3"],
+            "event_timestamp": pd.to_datetime(
+                [
+                    "2026-03-01T00:30Z",
+                    "2026-03-01T04:00Z",
+                    "2026-02-28T00:00Z",
+                    "2026-03-03T00:00Z",
+                    "2026-03-03T00:00Z",
+                ]
+            ),
+            "label": [0, 1, 0, 1, 0],
+        }
+    )
+    out = store.get_training_frame(ent, ["machine_stats:temp_mean", "machine_stats:mode", "energy_15m:kwh"])
+    assert list(out.columns) == ["machine_id", "event_timestamp", "label", "temp_mean", "mode", "kwh"]
+    assert out["temp_mean"].tolist()[:2] == [70.5, 99.0] and pd.isna(out["temp_mean"][2])
+    assert out["mode"][3] == "idle" and pd.isna(out["mode"][4])
+    assert out["kwh"].tolist()[0] == 12.5 and pd.isna(out["kwh"][1])  # 4 h later: beyond the 1 h TTL
+    known = store.get_training_frame(ent, ["machine_stats:temp_mean"], as_known_at="2026-03-04T00:00Z")
+    assert known["temp_mean"].tolist()[1] == 70.5  # the late row was not known yet
+    with pytest.raises(InvalidInput, match="view:feature"):
+        store.get_training_frame(ent, ["temp_mean"])
+    with pytest.raises(InvalidInput, match="no feature"):
+        store.get_training_frame(ent, ["machine_stats:nope"])
+    with pytest.raises(InvalidInput, match="needs an 'event_timestamp'"):
+        store.get_training_frame(ent.drop(columns=["event_timestamp"]), ["machine_stats:*"])
+
+
+def test_materialize_and_incremental(store):
+    store.ingest("machine_stats", frame(ROWS), write_online=False)
+    assert store.get_online_features("machine_stats", ["m1"])[0]["temp_mean"] is None
+    assert store.materialize("machine_stats", None, "2026-03-01T03:00Z") == 1
+    assert store.get_online_features("machine_stats", ["m1"])[0]["temp_mean"] == 70.5
+    assert store.materialize_incremental("machine_stats", "2026-03-10T00:00Z") == 2
+    assert store.get_online_features("machine_stats", ["m1"])[0]["temp_mean"] == 71.5
+    store.ingest("machine_stats", frame([("m3", "2026-03-11T00:00Z", 1.0, 1.0, False, "run")]), write_online=False)
+    assert store.materialize_incremental("machine_stats", "2026-03-12T00:00Z") == 1  # only what is new
+    assert store.get_online_features("machine_stats", ["m3"])[0]["temp_mean"] == 1.0
+
+
+def test_tenants_never_see_each_other(store, settings, db, online):
+    store.ingest("machine_stats", frame(ROWS))
+    tenancy.create_tenant(db, "other", "C29")
+    other = FeatureStore(settings, db, "other", online=online)
+    with pytest.raises(NotFound):
+        other.get_view("machine_stats")
+    other.apply(STATS)  # same view name, its own data
+    assert other.offline.files("other", "machine_stats") == []
+    assert other.get_online_features("machine_stats", ["m1"])[0]["temp_mean"] is None
+    ent = pd.DataFrame({"machine_id": ["m1"], "event_timestamp": [datetime(2026, 3, 2, tzinfo=UTC)]})
+    assert pd.isna(other.get_training_frame(ent, ["machine_stats:temp_mean"])["temp_mean"][0])
+    assert store.get_training_frame(ent, ["machine_stats:temp_mean"])["temp_mean"][0] == 71.5
