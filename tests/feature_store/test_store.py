@@ -137,7 +137,9 @@ def test_training_frame_is_point_in_time_with_ttl_and_as_known_at(store, setting
         name="energy_15m", entity=entities.machine, ttl=timedelta(hours=1), schema=[Field(name="kwh", dtype="float64")]
     )
     store.apply(ttl_view)
-    store.ingest("machine_stats", frame(ROWS))
+    on_time = frame(ROWS)
+    on_time["created"] = on_time["event_timestamp"] + pd.Timedelta(minutes=5)  # learned 5 minutes later
+    store.ingest("machine_stats", on_time)
     late = frame([("m1", "2026-03-01T03:00Z", 99.0, 9.0, True, "late")])
     late["created"] = pd.Timestamp("2026-03-05T00:00Z")  # learned days later
     store.ingest("machine_stats", late)
