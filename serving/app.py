@@ -13,7 +13,7 @@ from serving.db import Database
 from serving.handlers import install_error_handlers
 from serving.middleware import PlatformMiddleware
 from serving.platform import Platform
-from serving.routers import admin, energy, health, industries, maintenance, quality, scheduling, usage
+from serving.routers import admin, energy, health, industries, ingest, maintenance, quality, scheduling, usage
 from serving.settings import Settings, get_settings
 
 STATIC = Path(__file__).with_name("static")
@@ -53,12 +53,13 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
             {"name": "scheduling", "description": "Production plans with OR-Tools CP-SAT"},
             {"name": "tenant", "description": "Tenant, subscriptions and API keys (tenant admins)"},
             {"name": "usage", "description": "The usage log, kept three years"},
+            {"name": "features", "description": "Push ingest into the feature store; online feature lookups"},
         ],
     )
     app.state.platform = platform
     platform.start()  # also started here so that a TestClient without a context manager works
     install_error_handlers(app)
-    for r in (health, industries, admin, usage, quality, maintenance, energy, scheduling):
+    for r in (health, industries, admin, usage, ingest, quality, maintenance, energy, scheduling):
         app.include_router(r.router)
 
     @app.get("/", include_in_schema=False)

@@ -3,7 +3,8 @@ metrics. Built by ``create_app`` and reachable from handlers as ``request.app.st
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, field
 
 from serving.access import Access
 from serving.db import Database
@@ -19,6 +20,9 @@ class Platform:
     access: Access
     writer: UsageWriter
     metrics: Metrics
+    _stores: dict = field(default_factory=dict)
+    _online: object = None
+    _lock: threading.Lock = field(default_factory=threading.Lock)
 
     @classmethod
     def build(cls, settings: Settings, db: Database | None = None) -> Platform:
@@ -33,9 +37,25 @@ class Platform:
             metrics=Metrics(writer),
         )
 
+    def feature_store(self, tenant: str):  # noqa: ANN201
+        """The tenant's feature store (cached; one online-store connection shared by all tenants)."""
+        from feature_store.online import open_online_store
+        from feature_store.store import FeatureStore
+
+        with self._lock:
+            fs = self._stores.get(tenant)
+            if fs is None:
+                if self._online is None:
+                    s = self.settings
+                    self._online = open_online_store(s.online_store, s.home, redis_prefix=s.redis_prefix)
+                fs = self._stores[tenant] = FeatureStore(self.settings, self.db, tenant, online=self._online)
+            return fs
+
     def start(self) -> None:
         if self.settings.usage_log_enabled:
             self.writer.start()
 
     def close(self) -> None:
         self.writer.close()
+        if self._online is not None:
+            self._online.close()

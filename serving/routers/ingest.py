@@ -1,0 +1,128 @@
+"""Push ingest into the feature store, and online feature lookups (tenant from the API key)."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Request
+from starlette.datastructures import UploadFile
+from starlette.concurrency import run_in_threadpool
+
+from serving.deps import CallerDep, PlatformDep, authenticate, require_role
+from serving.errors import InvalidInput
+from serving.schemas.features import FeatureViewPublic, IngestRecords, IngestResult, OnlineRequest
+
+router = APIRouter(tags=["features"], dependencies=[Depends(authenticate)])
+WRITERS = require_role("admin", "scientist", "mes")
+
+_FORMATS = {"text/csv": "csv", "application/vnd.apache.parquet": "parquet", "application/x-parquet": "parquet"}
+
+
+def _format_of(filename: str | None, content_type: str | None, explicit: str | None) -> str:
+    if explicit:
+        if explicit not in ("csv", "parquet"):
+            raise InvalidInput(f"unknown format {explicit!r}: expected csv or parquet")
+        return explicit
+    if filename and "." in filename:
+        ext = filename.rsplit(".", 1)[1].lower()
+        if ext in ("csv", "parquet"):
+            return ext
+    fmt = _FORMATS.get((content_type or "").split(";")[0].strip().lower())
+    if fmt:
+        return fmt
+    raise InvalidInput("cannot tell the upload's format: name the file .csv or .parquet, or pass ?format=csv|parquet")
+
+
+@router.post(
+    "/v1/ingest/{view}",
+    response_model=IngestResult,
+    dependencies=[Depends(WRITERS)],
+    openapi_extra={
+        "requestBody": {
+            "content": {
+                "application/json": {"schema": IngestRecords.model_json_schema()},
+                "multipart/form-data": {
+                    "schema": {"type": "object", "properties": {"file": {"type": "string", "format": "binary"}}}
+                },
+                "text/csv": {"schema": {"type": "string"}},
+                "application/vnd.apache.parquet": {"schema": {"type": "string", "format": "binary"}},
+            }
+        }
+    },
+)
+async def ingest_view(
+    view: str,
+    request: Request,
+    ctx: CallerDep,
+    platform: PlatformDep,
+    format: Annotated[str | None, Query(description="csv or parquet, for a raw body")] = None,
+) -> IngestResult:
+    """Append rows to a feature view: JSON ``{"records": [...]}``, a multipart ``file`` upload (CSV or
+    Parquet), or a raw CSV/Parquet body. Written to the offline and the online store in one step; a bad row
+    is a 422 naming the row and column, and then nothing is written."""
+    ctype = (request.headers.get("content-type") or "").split(";")[0].strip().lower()
+    if ctype == "application/json":
+        try:
+            body = json.loads(await request.body())
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise InvalidInput(f"the body is not valid JSON: {e}") from None
+        if isinstance(body, list):
+            body = {"records": body}
+        try:
+            data, fmt = IngestRecords.model_validate(body).records, None
+        except ValueError as e:
+            raise InvalidInput(" ".join(str(e).split())[:500]) from None
+    elif ctype == "multipart/form-data":
+        form = await request.form()
+        upload = form.get("file")
+        if not isinstance(upload, UploadFile):
+            raise InvalidInput("multipart upload needs a 'file' field")
+        fmt = _format_of(upload.filename, upload.content_type, format)
+        data = await upload.read()
+    else:
+        fmt = _format_of(None, ctype, format)
+        data = await request.body()
+    if isinstance(data, bytes) and not data:
+        raise InvalidInput("empty upload")
+    fs = await run_in_threadpool(platform.feature_store, ctx.tenant)
+    report = await run_in_threadpool(fs.ingest, view, data, fmt=fmt)
+    return IngestResult(
+        view=report.view,
+        rows=report.rows,
+        files=report.files,
+        partitions=report.partitions,
+        online_updated=report.online_updated,
+    )
+
+
+@router.get("/v1/features/views", response_model=list[FeatureViewPublic])
+def read_feature_views(ctx: CallerDep, platform: PlatformDep) -> list[FeatureViewPublic]:
+    """This tenant's feature views (latest versions)."""
+    out = []
+    for v, version in platform.feature_store(ctx.tenant).list_views():
+        out.append(
+            FeatureViewPublic(
+                name=v.name,
+                version=version,
+                entity=v.entity.name,
+                join_key=v.join_key,
+                features={f.name: f.dtype for f in v.schema},
+                ttl_s=None if v.ttl is None else v.ttl.total_seconds(),
+                description=v.description,
+                owner=v.owner,
+                tags=v.tags,
+            )
+        )
+    return out
+
+
+@router.post("/v1/features/online")
+def read_online_features(body: OnlineRequest, ctx: CallerDep, platform: PlatformDep) -> dict:
+    """The latest values of a view's features for some entities (null where unknown or past the TTL)."""
+    fs = platform.feature_store(ctx.tenant)
+    try:
+        rows = fs.get_online_features(body.view, body.entity_ids, body.features)
+    except KeyError as e:
+        raise InvalidInput(str(e.args[0])) from None
+    return {"view": body.view, "rows": rows}

@@ -1,0 +1,111 @@
+"""POST /v1/ingest/{view}: JSON records, CSV and Parquet uploads; errors name the row and column."""
+
+import io
+
+import pandas as pd
+import pytest
+
+from tests.feature_store.conftest import STATS
+from tests.serving.helpers import bearer, make_tenant
+
+PEPPER = "test-secret-0123456789"
+REC = {
+    "machine_id": "m1",
+    "event_timestamp": "2026-03-01T00:00:00Z",
+    "temp_mean": 70.5,
+    "vib_rms": 1.2,
+    "alarm": False,
+    "mode": "run",
+}
+
+
+@pytest.fixture
+def acme(app, db):
+    keys = make_tenant(db, PEPPER, "acme")
+    app.state.platform.feature_store("acme").apply(STATS)
+    return keys
+
+
+def test_json_records_land_offline_and_online(client, app, acme):
+    r = client.post(
+        "/v1/ingest/machine_stats", json={"records": [REC, {**REC, "machine_id": "m2"}]}, headers=bearer(acme.mes)
+    )
+    assert r.status_code == 200, r.text
+    assert r.json() == {
+        "view": "machine_stats",
+        "rows": 2,
+        "files": 1,
+        "partitions": ["date=2026-03-01"],
+        "online_updated": 2,
+    }
+    fs = app.state.platform.feature_store("acme")
+    assert fs.offline.row_count("acme", "machine_stats") == 2
+    online = client.post(
+        "/v1/features/online", json={"view": "machine_stats", "entity_ids": ["m1", "m9"]}, headers=bearer(acme.mes)
+    ).json()
+    assert online["rows"][0]["temp_mean"] == 70.5 and online["rows"][1]["temp_mean"] is None
+    views = client.get("/v1/features/views", headers=bearer(acme.mes)).json()
+    assert views[0]["name"] == "machine_stats" and views[0]["features"]["temp_mean"] == "float32"
+
+
+def test_csv_and_parquet_uploads(client, acme):
+    csv = "machine_id,event_timestamp,temp_mean,vib_rms,alarm,mode\nm1,2026-03-02T00:00:00Z,1.5,0.5,true,idle\n"
+    r = client.post("/v1/ingest/machine_stats", files={"file": ("rows.csv", csv, "text/csv")}, headers=bearer(acme.mes))
+    assert r.status_code == 200 and r.json()["rows"] == 1
+    df = pd.DataFrame([REC])
+    df["event_timestamp"] = pd.to_datetime(df["event_timestamp"])
+    buf = io.BytesIO()
+    df.to_parquet(buf)
+    r = client.post(
+        "/v1/ingest/machine_stats",
+        content=buf.getvalue(),
+        headers={**bearer(acme.mes), "content-type": "application/vnd.apache.parquet"},
+    )
+    assert r.status_code == 200 and r.json()["rows"] == 1
+    r = client.post(
+        "/v1/ingest/machine_stats?format=csv",
+        content=csv.encode(),
+        headers={**bearer(acme.mes), "content-type": "application/octet-stream"},
+    )
+    assert r.status_code == 200
+
+
+@pytest.mark.parametrize(
+    "kwargs, status, message",
+    [
+        ({"json": {"records": [{**REC, "temp_mean": "hot"}]}}, 422, "row 0, column 'temp_mean'"),
+        ({"json": {"records": [{**REC, "colour": "red"}]}}, 422, "unknown column 'colour'"),
+        ({"json": {"records": []}}, 422, "records"),
+        ({"json": {"rows": [REC]}}, 422, "records"),
+        ({"content": b"{nope", "headers": {"content-type": "application/json"}}, 422, "not valid JSON"),
+        (
+            {"content": b"\x00\x01garbage", "headers": {"content-type": "application/vnd.apache.parquet"}},
+            422,
+            "cannot read",
+        ),
+        ({"content": b"a,b\n1,2\n", "headers": {"content-type": "application/octet-stream"}}, 422, "format"),
+        ({"files": {"file": ("rows.xlsx", b"x", "application/octet-stream")}}, 422, "format"),
+    ],
+)
+def test_bad_uploads_are_4xx_and_write_nothing(client, app, acme, kwargs, status, message):
+    kwargs = dict(kwargs)  # the parameter dict is shared by the SQLite and PostgreSQL runs
+    headers = {**bearer(acme.mes), **kwargs.pop("headers", {})}
+    r = client.post("/v1/ingest/machine_stats", headers=headers, **kwargs)
+    assert r.status_code == status, r.text
+    assert message in r.json()["error"]["message"]
+    assert app.state.platform.feature_store("acme").offline.files("acme", "machine_stats") == []
+
+
+def test_views_are_per_tenant_and_roles_apply(client, app, db, acme):
+    other = make_tenant(db, PEPPER, "other")
+    r = client.post("/v1/ingest/machine_stats", json={"records": [REC]}, headers=bearer(other.mes))
+    assert r.status_code == 404 and "machine_stats" in r.json()["error"]["message"]
+    assert client.get("/v1/features/views", headers=bearer(other.mes)).json() == []
+    r = client.post(
+        "/v1/features/online", json={"view": "machine_stats", "entity_ids": ["m1"]}, headers=bearer(other.mes)
+    )
+    assert r.status_code == 404
+    planner = client.post("/v1/apikeys", json={"role": "planner"}, headers=bearer(acme.admin)).json()["api_key"]
+    r = client.post("/v1/ingest/machine_stats", json={"records": [REC]}, headers=bearer(planner))
+    assert r.status_code == 403
+    assert client.post("/v1/ingest/machine_stats", json={"records": [REC]}).status_code == 401
