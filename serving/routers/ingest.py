@@ -6,8 +6,8 @@ import json
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
-from starlette.datastructures import UploadFile
 from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile
 
 from serving.deps import CallerDep, PlatformDep, authenticate, require_role
 from serving.errors import InvalidInput
