@@ -15,6 +15,7 @@ import typer
 from pydantic import ValidationError
 
 from serving.cli import common
+from serving.cli.features import features_app, ingest_app
 from serving.cli.platform import apikey_app, db_app, demo, serve, tenant_app, usage_app
 from serving.errors import SfaiError
 
@@ -29,6 +30,8 @@ app.add_typer(tenant_app, name="tenant")
 app.add_typer(apikey_app, name="apikey")
 app.add_typer(usage_app, name="usage")
 app.add_typer(db_app, name="db")
+app.add_typer(features_app, name="features")
+app.add_typer(ingest_app, name="ingest")
 app.command("serve")(serve)
 app.command("demo")(demo)
 
