@@ -42,6 +42,7 @@ def _content_hash(table: pa.Table, *, skip: str | None) -> str:
 class OfflineStore:
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
+        self._ranges: dict[str, tuple] = {}  # file -> (min, max) event time; files are immutable
 
     def view_dir(self, tenant: str, view: str) -> Path:
         return self.root / tenant / view
@@ -74,6 +75,30 @@ class OfflineStore:
         if not base.exists():
             return []
         return sorted(str(p) for p in base.glob("date=*/part-*.parquet"))
+
+    def may_repeat_keys(self, files: list[str]) -> bool:
+        """Whether two files could hold the same (entity, event time): their time ranges overlap.
+
+        A batch never repeats an (entity, time) within itself (``validate.conform`` refuses that), so when
+        no two files overlap in time a point-in-time join can skip the "latest written wins" step.
+        """
+        ranges = sorted(self._time_range(f) for f in files)
+        return any(b[0] <= a[1] for a, b in zip(ranges, ranges[1:], strict=False))
+
+    def _time_range(self, path: str) -> tuple:
+        hit = self._ranges.get(path)
+        if hit is None:
+            md = pq.ParquetFile(path).metadata
+            col = md.schema.names.index(TIMESTAMP)
+            lo = hi = None
+            for i in range(md.num_row_groups):
+                st = md.row_group(i).column(col).statistics
+                if st is None or not st.has_min_max:
+                    return (float("-inf"), float("inf"))
+                lo = st.min if lo is None else min(lo, st.min)
+                hi = st.max if hi is None else max(hi, st.max)
+            hit = self._ranges[path] = (lo, hi)
+        return hit
 
     def row_count(self, tenant: str, view: str) -> int:
         return sum(pq.ParquetFile(f).metadata.num_rows for f in self.files(tenant, view))

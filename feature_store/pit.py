@@ -69,6 +69,7 @@ def training_frame(
     as_known_at: datetime | None = None,
     full_feature_names: bool = False,
     con=None,  # noqa: ANN001
+    may_repeat_keys=None,  # noqa: ANN001 - files -> bool; None: always resolve repeated (key, time) rows
 ) -> pd.DataFrame:
     """Join the wanted features onto ``entity_df`` (returned in its row order, its columns first)."""
     table = entity_df if isinstance(entity_df, pa.Table) else pa.Table.from_pandas(entity_df, preserve_index=False)
@@ -88,18 +89,20 @@ def training_frame(
             "pass full_feature_names=True"
         )
 
+    def dedupe(view_files: list[str]) -> bool:
+        return True if may_repeat_keys is None else may_repeat_keys(view_files)
+
     own = con is None
     con = con or connect()
     try:
         ts_col = table.column(TIMESTAMP)
         if not pa.types.is_timestamp(ts_col.type):
             raise InvalidInput(f"{TIMESTAMP!r} of the entity frame must be a timestamp column")
-        if ts_col.type.tz is None:
-            table = table.set_column(
-                table.column_names.index(TIMESTAMP),
-                TIMESTAMP,
-                pa.compute.assume_timezone(ts_col, "UTC"),
-            )
+        if ts_col.type.tz is None:  # naive: UTC
+            ts_col = pa.compute.assume_timezone(ts_col, "UTC")
+        if ts_col.type != pa.timestamp("us", tz="UTC"):  # the store's unit: microseconds, UTC
+            ts_col = ts_col.cast(pa.timestamp("us", tz="UTC"), safe=False)  # sub-microsecond: truncated
+        table = table.set_column(table.column_names.index(TIMESTAMP), TIMESTAMP, ts_col)
         table = table.append_column(ROW, pa.array(range(table.num_rows), pa.int64()))
         con.register("__sfai_entities", table)
         selects = [f"e.{_q(c)}" for c in table.column_names if c != ROW]
@@ -109,11 +112,11 @@ def training_frame(
             view = views[name]
             alias = f"v{i}"
             key, ttl = view.join_key, view.ttl
-            src = _view_source(view, feats, files.get(name, []), as_known_at, params)
-            joins.append(
-                f"ASOF LEFT JOIN ({src}) {alias} ON e.{_q(key)} = {alias}.{_q(key)} "
-                f"AND e.{_q(TIMESTAMP)} >= {alias}.__ts"
-            )
+            view_files = files.get(name, [])
+            repeats = dedupe(view_files)
+            src = _view_source(view, feats, view_files, as_known_at, params, dedupe=repeats)
+            order = f"e.__k >= {alias}.__k" if repeats else f"e.{_q(TIMESTAMP)} >= {alias}.__ts"
+            joins.append(f"ASOF LEFT JOIN ({src}) {alias} ON e.{_q(key)} = {alias}.{_q(key)} AND {order}")
             for f in feats:
                 out = f"{name}__{f}" if full_feature_names else f
                 col = f"{alias}.{_q(f)}"
@@ -121,7 +124,8 @@ def training_frame(
                     micro = int(ttl.total_seconds() * 1_000_000)
                     col = f"CASE WHEN e.{_q(TIMESTAMP)} - {alias}.__ts <= to_microseconds({micro}) THEN {col} END"
                 selects.append(f"{col} AS {_q(out)}")
-        sql = f"SELECT {', '.join(selects)} FROM __sfai_entities e {' '.join(joins)} ORDER BY e.{ROW}"
+        entities = f"(SELECT *, {_ENTITY_KEY} AS __k FROM __sfai_entities e)"
+        sql = f"SELECT {', '.join(selects)} FROM {entities} e {' '.join(joins)} ORDER BY e.{ROW}"
         return con.sql(sql, params=params).to_arrow_table().to_pandas()
     finally:
         con.unregister("__sfai_entities")
@@ -129,7 +133,18 @@ def training_frame(
             con.close()
 
 
-def _view_source(view: FeatureView, feats: list[str], files: list[str], as_known_at, params: list) -> str:  # noqa: ANN001
+def _view_source(
+    view: FeatureView,
+    feats: list[str],
+    files: list[str],
+    as_known_at,
+    params: list,
+    *,
+    dedupe: bool,  # noqa: ANN001
+) -> str:
+    """The view's rows as (key, __ts, [__k,] features). Where files may repeat an (entity, time), ``__k``
+    orders rows by (event time, written time), so that the as-of join's "latest at or before" is also
+    "written last" among rows of the same time."""
     key = _q(view.join_key)
     cols = ", ".join(_q(f) for f in feats)
     if not files:  # no data yet: an empty relation of the right shape
@@ -141,17 +156,17 @@ def _view_source(view: FeatureView, feats: list[str], files: list[str], as_known
     where = ""
     if as_known_at is not None:
         where = f"WHERE {_q(CREATED)} <= ?"
-        params.append(
-            pd.Timestamp(as_known_at).tz_convert("UTC")
-            if pd.Timestamp(as_known_at).tzinfo
-            else pd.Timestamp(as_known_at, tz="UTC")
-        )
+        cut = pd.Timestamp(as_known_at)
+        params.append(cut.tz_convert("UTC") if cut.tzinfo else cut.tz_localize("UTC"))
     file_list = "[" + ", ".join("'" + f.replace("'", "''") + "'" for f in files) + "]"
-    # one value per (key, time): the one written last
-    return (
-        f"SELECT {key}, {_q(TIMESTAMP)} AS __ts, {cols} FROM read_parquet({file_list}, union_by_name = true) {where} "
-        f"QUALIFY row_number() OVER (PARTITION BY {key}, {_q(TIMESTAMP)} ORDER BY {_q(CREATED)} DESC) = 1"
-    )
+    ts = _q(TIMESTAMP)
+    order_key = f", epoch_us({ts})::HUGEINT * {_SHIFT} + epoch_us({_q(CREATED)})::HUGEINT AS __k" if dedupe else ""
+    return f"SELECT {key}, {ts} AS __ts{order_key}, {cols} FROM read_parquet({file_list}, union_by_name = true) {where}"
+
+
+# (event time, written time) packed into one 128-bit integer: event_us * 2^64 + created_us
+_SHIFT = 2**64
+_ENTITY_KEY = f"epoch_us(e.{_q(TIMESTAMP)})::HUGEINT * {_SHIFT} + {_SHIFT - 1}"
 
 
 def _duck_type(t: pa.DataType) -> str:

@@ -108,6 +108,7 @@ class FeatureStore:
                 as_known_at=_utc(as_known_at),
                 full_feature_names=full_feature_names,
                 con=con,
+                may_repeat_keys=self.offline.may_repeat_keys,
             )
 
     # online ----------------------------------------------------------------------------------------

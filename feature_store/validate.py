@@ -203,4 +203,19 @@ def conform(view: FeatureView, table: pa.Table, *, now: datetime | None = None) 
             what = "key" if name == view.join_key else "timestamp"
             raise InvalidInput(f"row {row}, column {name!r}: missing {what}")
         arrays.append(col)
-    return pa.Table.from_arrays(arrays, schema=schema)
+    out = pa.Table.from_arrays(arrays, schema=schema)
+    _refuse_repeated_keys(out, view.join_key)
+    return out
+
+
+def _refuse_repeated_keys(table: pa.Table, key: str) -> None:
+    """One batch holds at most one row per (entity, event time): which one would be true otherwise?"""
+    counts = table.group_by([key, TIMESTAMP]).aggregate([([], "count_all")])
+    if counts.num_rows == table.num_rows:
+        return
+    dup = counts.filter(pc.greater(counts.column("count_all"), 1)).slice(0, 1).to_pylist()[0]
+    mask = pc.and_(pc.equal(table.column(key), dup[key]), pc.equal(table.column(TIMESTAMP), dup[TIMESTAMP]))
+    rows = pc.indices_nonzero(mask).to_pylist()[:2]
+    raise InvalidInput(
+        f"row {rows[1]} repeats the {key!r} and {TIMESTAMP!r} of row {rows[0]} ({dup[key]!r}, {dup[TIMESTAMP]})"
+    )

@@ -7,6 +7,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from feature_store import FeatureView, Field, entities
+from feature_store.offline import OfflineStore
 from feature_store.pit import connect, training_frame
 from feature_store.validate import conform, read_table
 
@@ -42,17 +43,22 @@ def reference(entity_rows, feats, view, cut):
 
 
 def write(tmp_path, name, rows, value_name, as_float):
-    df = pd.DataFrame(
-        {
-            "machine_id": [r[0] for r in rows],
-            "event_timestamp": [T0 + timedelta(minutes=r[1]) for r in rows],
-            value_name: [float(r[3]) if as_float else r[3] for r in rows],
-            "created": [T0 + timedelta(minutes=r[1] + r[2]) for r in rows],
-        }
-    )
-    path = tmp_path / f"{name}-{len(list(tmp_path.iterdir()))}.parquet"
-    conform(VIEWS[name], read_table(df)).to_pandas().to_parquet(path)
-    return [str(path)]
+    """One file per write delay, as separate ingests would make; within a file an (entity, time) is unique."""
+    paths = []
+    for delay in sorted({r[2] for r in rows}):
+        batch = list({(r[0], r[1]): r for r in rows if r[2] == delay}.values())
+        df = pd.DataFrame(
+            {
+                "machine_id": [r[0] for r in batch],
+                "event_timestamp": [T0 + timedelta(minutes=r[1]) for r in batch],
+                value_name: [float(r[3]) if as_float else r[3] for r in batch],
+                "created": [T0 + timedelta(minutes=r[1] + r[2]) for r in batch],
+            }
+        )
+        path = tmp_path / f"{name}-{len(list(tmp_path.iterdir()))}.parquet"
+        conform(VIEWS[name], read_table(df)).to_pandas().to_parquet(path)
+        paths.append(str(path))
+    return paths
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -63,9 +69,9 @@ def write(tmp_path, name, rows, value_name, as_float):
     cut=st.one_of(st.none(), minutes),
 )
 def test_pit_join_equals_reference(tmp_path, a_rows, b_rows, entity_rows, cut):
-    # unique (key, ts, created) so "the latest written" is well defined, as in the store
-    a_rows = list({(k, ts, c): (k, ts, c, v) for k, ts, c, v in a_rows}.values())
-    b_rows = list({(k, ts, c): (k, ts, c, v) for k, ts, c, v in b_rows}.values())
+    # one row per (key, time, write delay): "the latest written" is well defined, as in the store
+    a_rows = list({(k, ts, ts + c): (k, ts, c, v) for k, ts, c, v in a_rows}.values())
+    b_rows = list({(k, ts, ts + c): (k, ts, c, v) for k, ts, c, v in b_rows}.values())
     files = {
         "a": write(tmp_path, "a", a_rows, "x", True) if a_rows else [],
         "b": write(tmp_path, "b", b_rows, "y", False) if b_rows else [],
@@ -79,7 +85,15 @@ def test_pit_join_equals_reference(tmp_path, a_rows, b_rows, entity_rows, cut):
     cut_ts = None if cut is None else T0 + timedelta(minutes=cut)
     con = connect("256MB")
     try:
-        got = training_frame(ent, {"a": ["x"], "b": ["y"]}, VIEWS, files, as_known_at=cut_ts, con=con)
+        got = training_frame(
+            ent,
+            {"a": ["x"], "b": ["y"]},
+            VIEWS,
+            files,
+            as_known_at=cut_ts,
+            con=con,
+            may_repeat_keys=OfflineStore(tmp_path).may_repeat_keys,
+        )
     finally:
         con.close()
 

@@ -201,3 +201,21 @@ def test_tenants_never_see_each_other(store, settings, db, online):
     ent = pd.DataFrame({"machine_id": ["m1"], "event_timestamp": [datetime(2026, 3, 2, tzinfo=UTC)]})
     assert pd.isna(other.get_training_frame(ent, ["machine_stats:temp_mean"])["temp_mean"][0])
     assert store.get_training_frame(ent, ["machine_stats:temp_mean"])["temp_mean"][0] == 71.5
+
+
+def test_a_batch_may_not_repeat_an_entity_time(store):
+    rows = [*ROWS, ("m1", "2026-03-01T06:00Z", 1.0, 1.0, True, "dup")]
+    with pytest.raises(InvalidInput, match="row 3 repeats the 'machine_id' and 'event_timestamp' of row 1"):
+        store.ingest("machine_stats", frame(rows))
+
+
+def test_overlapping_files_are_detected(store):
+    store.ingest("machine_stats", frame(ROWS[:1]))
+    files = store.offline.files("acme", "machine_stats")
+    assert not store.offline.may_repeat_keys(files)
+    store.ingest("machine_stats", frame(ROWS[1:2]))  # same day, later time: no overlap
+    assert not store.offline.may_repeat_keys(store.offline.files("acme", "machine_stats"))
+    store.ingest("machine_stats", frame([("m1", "2026-03-01T00:00Z", 5.0, 5.0, False, "fix")]))  # a correction
+    assert store.offline.may_repeat_keys(store.offline.files("acme", "machine_stats"))
+    ent = pd.DataFrame({"machine_id": ["m1"], "event_timestamp": pd.to_datetime(["2026-03-01T01:00Z"])})
+    assert store.get_training_frame(ent, ["machine_stats:mode"])["mode"][0] == "fix"  # written last wins
