@@ -14,6 +14,7 @@ import sys
 import typer
 from pydantic import ValidationError
 
+from optimization.cli import schedule_app
 from serving.cli import common
 from serving.cli.features import features_app, ingest_app
 from serving.cli.platform import apikey_app, db_app, demo, serve, tenant_app, usage_app
@@ -32,6 +33,7 @@ app.add_typer(usage_app, name="usage")
 app.add_typer(db_app, name="db")
 app.add_typer(features_app, name="features")
 app.add_typer(ingest_app, name="ingest")
+app.add_typer(schedule_app, name="schedule")
 app.command("serve")(serve)
 app.command("demo")(demo)
 

@@ -1,0 +1,165 @@
+"""Scheduling benchmark: gap to the best known bound, SFAI solver vs the plain CP-SAT model of OR-Tools' samples.
+
+The plain model is ``minimal_jobshop_sat.py`` (interval per op, no-overlap per machine, precedence, minimise
+makespan) and, for FJSP, ``flexible_job_shop_sat.py`` (optional interval per alternative, exactly one). Both get
+the same time limit and workers.
+
+    python benchmarks/scheduling.py --time-limit 20 --workers 2 --instances ft10,la21,mk01
+    python benchmarks/scheduling.py --sets jsplib --families la --time-limit 20
+    python benchmarks/scheduling.py --shop --shop-time 60          # the 5,000-op generated plan (gen_shop.py)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+from ortools.sat.python import cp_model
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from optimization.check import verify  # noqa: E402
+from optimization.io import load  # noqa: E402
+from optimization.problem import SchedulingProblem  # noqa: E402
+from optimization.solver import SolverParams, solve  # noqa: E402
+
+
+def shared() -> Path:
+    env = os.environ.get("SFAI_SHARED")
+    return Path(env) if env else Path(__file__).resolve().parents[2] / "shared"
+
+
+def plain_model(problem: SchedulingProblem, time_limit: float, workers: int) -> tuple[int | None, float, float]:
+    """OR-Tools sample model; returns (makespan, bound, wall)."""
+    m = cp_model.CpModel()
+    horizon = sum(max(o.durations.values()) for j in problem.jobs for o in j.operations)
+    starts, ends, per_machine = {}, {}, {x.id: [] for x in problem.machines}
+    for j in problem.jobs:
+        for o in j.operations:
+            k = (j.id, o.id)
+            s = m.new_int_var(0, horizon, f"start_{j.id}_{o.id}")
+            e = m.new_int_var(0, horizon, f"end_{j.id}_{o.id}")
+            durs = list(o.durations.items())
+            if len(durs) == 1:
+                per_machine[durs[0][0]].append(m.new_interval_var(s, durs[0][1], e, f"iv_{j.id}_{o.id}"))
+            else:
+                lits = []
+                for x, d in durs:
+                    lit = m.new_bool_var(f"p_{j.id}_{o.id}_{x}")
+                    ls = m.new_int_var(0, horizon, "")
+                    le = m.new_int_var(0, horizon, "")
+                    per_machine[x].append(m.new_optional_interval_var(ls, d, le, lit, ""))
+                    m.add(s == ls).only_enforce_if(lit)
+                    m.add(e == le).only_enforce_if(lit)
+                    lits.append(lit)
+                m.add_exactly_one(lits)
+            starts[k], ends[k] = s, e
+    for ivs in per_machine.values():
+        m.add_no_overlap(ivs)
+    for j in problem.jobs:
+        for a, b in zip(j.operations, j.operations[1:], strict=False):
+            m.add(starts[(j.id, b.id)] >= ends[(j.id, a.id)])
+    mk = m.new_int_var(0, horizon, "makespan")
+    m.add_max_equality(mk, [ends[(j.id, j.operations[-1].id)] for j in problem.jobs])
+    m.minimize(mk)
+    s = cp_model.CpSolver()
+    s.parameters.max_time_in_seconds = time_limit
+    s.parameters.num_workers = workers
+    t = time.perf_counter()
+    st = s.solve(m)
+    wall = time.perf_counter() - t
+    if st in (cp_model.OPTIMAL, cp_model.FEASIBLE):
+        return int(s.objective_value), s.best_objective_bound, wall
+    return None, s.best_objective_bound, wall
+
+
+def rows_for(args) -> list[dict]:
+    base = shared() / "datasets"
+    rows = []
+    for ds, fmt in (("jsplib", "jsplib"), ("fjsp", "fjsp")):
+        if args.sets and ds not in args.sets.split(","):
+            continue
+        for r in json.loads((base / ds / "bounds.json").read_text())["instances"]:
+            fam = r.get("family") or r.get("set")
+            if args.families and fam not in args.families.split(","):
+                continue
+            if args.instances and r["name"] not in args.instances.split(","):
+                continue
+            rows.append({**r, "path": base / ds / r["file"], "fmt": fmt, "size": f"{r['jobs']}x{r['machines']}"})
+    return rows
+
+
+def gap(v: int | None, ub: int) -> float | None:
+    return None if v is None else 100.0 * (v - ub) / ub
+
+
+def run_instances(args) -> None:
+    rows = rows_for(args)
+    print(f"# time limit {args.time_limit}s, {args.workers} workers; gap = (makespan - best known) / best known")
+    print("| instance | size | best known | LB | SFAI | SFAI LB | SFAI gap % | SFAI s | plain | plain gap % | ok |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    by_class: dict[str, list[tuple[float, float]]] = {}
+    for r in rows:
+        p = load(r["path"], r["fmt"])
+        s = solve(p, SolverParams(time_limit_s=args.time_limit, workers=args.workers, seed=args.seed))
+        ok = not verify(p, s)
+        pm, _, _ = plain_model(p, args.time_limit, args.workers) if not args.no_plain else (None, 0, 0)
+        g, pg = gap(s.makespan, r["upper_bound"]), gap(pm, r["upper_bound"])
+        cls = ("fjsp-" + r.get("set", "")) if r["fmt"] == "fjsp" else r["size"]
+        if g is not None and pg is not None:
+            by_class.setdefault(cls, []).append((g, pg))
+        print(f"| {r['name']} | {r['size']} | {r['upper_bound']} | {r['lower_bound']} | {s.makespan} | "
+              f"{s.lower_bound} | {g:.2f} | {s.wall_s:.1f} | {pm} | "
+              f"{'-' if pg is None else f'{pg:.2f}'} | {ok} |", flush=True)
+    print("\n| class | n | SFAI mean gap % | plain mean gap % |\n|---|---|---|---|")
+    for cls, v in sorted(by_class.items()):
+        print(f"| {cls} | {len(v)} | {sum(a for a, _ in v) / len(v):.2f} | {sum(b for _, b in v) / len(v):.2f} |")
+
+
+def run_shop(args) -> None:
+    from benchmarks.gen_shop import generate
+    from optimization.heuristics import RULES, dispatch
+
+    p = generate(args.shop_jobs, 10, 50, args.seed)
+    print(f"# generated plan {p.name}: {len(p.jobs)} jobs, {p.n_operations} ops, {len(p.machines)} machines")
+    best_rule = None
+    for rule in RULES:
+        t = time.perf_counter()
+        d = dispatch(p, rule)
+        wt = d.objective["weighted_tardiness"]
+        print(f"dispatch {rule}: weighted tardiness {wt:.0f}, makespan {d.makespan}, "
+              f"{time.perf_counter() - t:.1f}s, violations {len(verify(p, d))}", flush=True)
+        best_rule = wt if best_rule is None else min(best_rule, wt)
+    s = solve(p, SolverParams(time_limit_s=args.shop_time, workers=args.workers, seed=args.seed,
+                              objective="tardiness"))
+    wt = s.objective["weighted_tardiness"]
+    print(f"SFAI {args.shop_time}s: weighted tardiness {wt:.0f} ({100 * (1 - wt / best_rule):.1f}% below the best "
+          f"rule), first feasible {s.stats.get('first_feasible_s'):.1f}s, LNS iterations "
+          f"{s.stats.get('lns_iterations')}, violations {len(verify(p, s))}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--time-limit", type=float, default=20.0)
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--sets", default="", help="jsplib,fjsp")
+    ap.add_argument("--families", default="", help="ft,la,abz,orb,brandimarte,hurink-edata")
+    ap.add_argument("--instances", default="", help="comma-separated names, e.g. ft10,la21,mk01,e-la01")
+    ap.add_argument("--no-plain", action="store_true")
+    ap.add_argument("--shop", action="store_true", help="run the generated 5,000-op plan instead")
+    ap.add_argument("--shop-jobs", type=int, default=500)
+    ap.add_argument("--shop-time", type=float, default=60.0)
+    a = ap.parse_args()
+    if a.shop:
+        run_shop(a)
+    else:
+        run_instances(a)
+
+
+if __name__ == "__main__":
+    main()

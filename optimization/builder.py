@@ -1,0 +1,435 @@
+"""CP-SAT model of a :class:`SchedulingProblem`, built in named phases: variables, constraints, objective.
+
+Variables live in dicts keyed by ``(job, op)`` and ``(job, op, machine)``; every variable is named so an exported
+model reads like the problem. The same builder makes the large-neighbourhood sub-models: with an :class:`LnsSpec`
+operations outside the free set keep their machine and their order on it, the free ones are re-decided.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from ortools.sat.python import cp_model
+
+from optimization.problem import OpKey, SchedulingProblem
+from optimization.solution import Assignment
+
+TERMS = ("makespan", "tardiness", "energy", "risk")
+POWER_SCALE = 10  # 0.1 kW resolution, rounded up (conservative against the cap)
+MONEY_SCALE = 100  # cents
+CIRCUIT_MAX_OPS = 150  # machines with more candidate operations use pairwise setup disjunctions
+
+
+@dataclass
+class LnsSpec:
+    """Relaxation around an incumbent: ``free`` operations are re-decided, the others keep machine and order."""
+
+    incumbent: dict[OpKey, Assignment]
+    free: set[OpKey]
+    radius: int = 0  # setups: free ops are only compared with fixed ops within this distance of the incumbent
+    fix_times: bool = False  # also keep the start times of the operations outside ``free``
+
+
+@dataclass
+class ModelVars:
+    starts: dict[OpKey, cp_model.IntVar] = field(default_factory=dict)
+    ends: dict[OpKey, cp_model.IntVar] = field(default_factory=dict)
+    intervals: dict[OpKey, cp_model.IntervalVar] = field(default_factory=dict)
+    presence: dict[tuple[str, str, str], cp_model.IntVar] = field(default_factory=dict)
+    alt_intervals: dict[tuple[str, str, str], cp_model.IntervalVar] = field(default_factory=dict)
+    maintenance: dict[str, cp_model.IntVar] = field(default_factory=dict)
+    makespan: cp_model.IntVar | None = None
+    tardiness: dict[str, cp_model.IntVar] = field(default_factory=dict)
+    energy: dict[OpKey, cp_model.IntVar] = field(default_factory=dict)
+    terms: dict[str, cp_model.LinearExprT] = field(default_factory=dict)
+    term_scale: dict[str, float] = field(default_factory=dict)  # real value = expr value * scale
+    objective: cp_model.LinearExprT | None = None
+    horizon: int = 0
+
+
+def _name(*parts: object) -> str:
+    return "_".join(str(p) for p in parts)
+
+
+class ModelBuilder:
+    def __init__(self, problem: SchedulingProblem, horizon: int, lns: LnsSpec | None = None) -> None:
+        self.p = problem
+        self.h = max(1, horizon)
+        self.lns = lns
+        self.model = cp_model.CpModel()
+        self.v = ModelVars(horizon=self.h)
+        self.keys = problem.op_keys
+        self.job_of = {k: problem.job(k[0]) for k in self.keys}
+        self._heads_tails()
+
+    # ---- helpers ------------------------------------------------------------------------------------------------
+    def _heads_tails(self) -> None:
+        """Earliest start (release + job predecessors) and the work left after each op (for tight domains)."""
+        self.head: dict[OpKey, int] = {}
+        self.tail: dict[OpKey, int] = {}
+        for j in self.p.jobs:
+            acc = j.release
+            for o in j.operations:
+                self.head[(j.id, o.id)] = acc
+                acc += o.min_duration
+            acc = 0
+            for o in reversed(j.operations):
+                self.tail[(j.id, o.id)] = acc
+                acc += o.min_duration
+
+    def machines_of(self, k: OpKey) -> tuple[str, ...]:
+        op = self.p.op(k)
+        if self.lns is not None and k not in self.lns.free:
+            return (self.lns.incumbent[k].machine,)
+        return op.machines
+
+    # ---- phase 1: variables -------------------------------------------------------------------------------------
+    def add_variables(self) -> None:
+        m, v = self.model, self.v
+        for k in self.keys:
+            op = self.p.op(k)
+            jid, oid = k
+            mach = self.machines_of(k)
+            durs = sorted({op.durations[x] for x in mach})
+            if op.pinned_start is not None:
+                lo = hi = op.pinned_start
+            elif self.lns is not None and self.lns.fix_times and k not in self.lns.free:
+                lo = hi = self.lns.incumbent[k].start
+            else:
+                lo = self.head[k]
+                hi = max(lo, self.h - self.tail[k] - durs[0])
+            start = m.new_int_var(lo, hi, _name("start", jid, oid))
+            if len(durs) == 1:
+                end = m.new_int_var(lo + durs[0], hi + durs[0], _name("end", jid, oid))
+                itv = m.new_interval_var(start, durs[0], end, _name("interval", jid, oid))
+            else:
+                dur = m.new_int_var_from_domain(cp_model.Domain.from_values(durs), _name("duration", jid, oid))
+                end = m.new_int_var(lo + durs[0], hi + durs[-1], _name("end", jid, oid))
+                itv = m.new_interval_var(start, dur, end, _name("interval", jid, oid))
+            v.starts[k], v.ends[k], v.intervals[k] = start, end, itv
+            if len(mach) == 1:
+                v.presence[(jid, oid, mach[0])] = m.new_constant(1)
+                v.alt_intervals[(jid, oid, mach[0])] = itv
+                continue
+            lits = []
+            for x in mach:
+                lit = m.new_bool_var(_name("on", jid, oid, x))
+                alt = m.new_optional_fixed_size_interval_var(start, op.durations[x], lit, _name("alt", jid, oid, x))
+                v.presence[(jid, oid, x)] = lit
+                v.alt_intervals[(jid, oid, x)] = alt
+                lits.append(lit)
+            m.add_exactly_one(lits)
+            m.add(end == start + sum(op.durations[x] * lit for x, lit in zip(mach, lits, strict=True)))
+        for mid in self.p.maintenance_machines():
+            r = self.p.risk
+            assert r is not None
+            last = (r.deadline if r.deadline is not None else self.h) - r.window_duration
+            v.maintenance[mid] = m.new_int_var(0, max(0, last), _name("maintenance_start", mid))
+
+    def on_machine(self) -> dict[str, list[tuple[OpKey, cp_model.IntervalVar, cp_model.IntVar]]]:
+        out: dict[str, list] = {x.id: [] for x in self.p.machines}
+        for (jid, oid, x), itv in self.v.alt_intervals.items():
+            out[x].append(((jid, oid), itv, self.v.presence[(jid, oid, x)]))
+        return out
+
+    # ---- phase 2: constraints -----------------------------------------------------------------------------------
+    def add_precedences(self) -> None:
+        v = self.v
+        for j in self.p.jobs:
+            for a, b in zip(j.operations, j.operations[1:], strict=False):
+                self.model.add(v.starts[(j.id, b.id)] >= v.ends[(j.id, a.id)])
+        for pr in self.p.precedences:
+            self.model.add(v.starts[tuple(pr.after)] >= v.ends[tuple(pr.before)] + pr.min_lag)
+
+    def add_machine_capacity(self) -> None:
+        """No overlap per machine, with its hard downtimes, breaks (for non-spanning ops) and maintenance."""
+        m, v = self.model, self.v
+        r = self.p.risk
+        for mid, items in self.on_machine().items():
+            mach = self.p.machine(mid)
+            hard = [m.new_fixed_size_interval_var(d.start, d.end - d.start, _name("down", mid, d.kind, d.start))
+                    for d in mach.blocking(True) if d.start < self.h]
+            breaks = [d for d in mach.calendar if d.kind == "break" and d.start < self.h]
+            spanning = [itv for k, itv, _ in items if self.p.op(k).can_span_break]
+            non_span = [itv for k, itv, _ in items if not self.p.op(k).can_span_break]
+            brk = [m.new_fixed_size_interval_var(d.start, d.end - d.start, _name("break", mid, d.start))
+                   for d in breaks]
+            maint = []
+            if mid in v.maintenance and r is not None:
+                maint = [m.new_fixed_size_interval_var(v.maintenance[mid], r.window_duration,
+                                                       _name("maintenance", mid))]
+            if not spanning:
+                m.add_no_overlap(non_span + hard + brk + maint)
+            else:
+                m.add_no_overlap(non_span + spanning + hard + maint)
+                if brk and non_span:
+                    m.add_no_overlap(non_span + brk)
+
+    def add_pinned(self) -> None:
+        for k in self.keys:
+            op = self.p.op(k)
+            if op.pinned_machine is not None:
+                self.model.add(self.v.presence[(k[0], k[1], op.pinned_machine)] == 1)
+
+    def add_setups(self) -> None:
+        if not self.p.has_setups:
+            return
+        for mid, items in self.on_machine().items():
+            if len(items) < 2:
+                continue
+            if self.lns is None and len(items) <= CIRCUIT_MAX_OPS:
+                self._setup_circuit(mid, items)
+            elif self.lns is None:
+                self._setup_pairs(mid, items, [(a, b) for i, a in enumerate(items) for b in items[i + 1:]])
+            else:
+                self._setup_lns(mid, items)
+
+    def _setup(self, mid: str, a: OpKey, b: OpKey) -> int:
+        return self.p.setups.time(mid, self.p.op(a).family, self.p.op(b).family)
+
+    def _setup_circuit(self, mid: str, items: list) -> None:
+        """Exact sequence-dependent setups: a Hamiltonian path through the present operations of the machine."""
+        m, v = self.model, self.v
+        arcs = []
+        optional = any(not _is_const(m, lit) for _, _, lit in items)
+        for i, (ka, _, la) in enumerate(items, start=1):
+            first = m.new_bool_var(_name("first", mid, *ka))
+            last = m.new_bool_var(_name("last", mid, *ka))
+            arcs += [(0, i, first), (i, 0, last)]
+            if not _is_const(m, la):
+                arcs.append((i, i, ~la))
+            for j, (kb, _, lb) in enumerate(items, start=1):
+                if i == j:
+                    continue
+                lit = m.new_bool_var(_name("next", mid, *ka, *kb))
+                arcs.append((i, j, lit))
+                m.add_implication(lit, la)
+                m.add_implication(lit, lb)
+                m.add(v.starts[kb] >= v.ends[ka] + self._setup(mid, ka, kb)).only_enforce_if(lit)
+        if optional:
+            arcs.append((0, 0, m.new_bool_var(_name("empty", mid))))
+        m.add_circuit(arcs)
+
+    def _setup_pairs(self, mid: str, items: list, pairs: list) -> None:
+        """Pairwise disjunctions with setups (exact for setup matrices with the triangle inequality)."""
+        m, v = self.model, self.v
+        for (ka, _, la), (kb, _, lb) in pairs:
+            sab, sba = self._setup(mid, ka, kb), self._setup(mid, kb, ka)
+            if sab == 0 and sba == 0:
+                continue  # the no-overlap already covers it
+            before = m.new_bool_var(_name("before", mid, *ka, *kb))
+            lits = [x for x in (la, lb) if not _is_const(m, x)]
+            m.add(v.starts[kb] >= v.ends[ka] + sab).only_enforce_if([before, *lits])
+            m.add(v.starts[ka] >= v.ends[kb] + sba).only_enforce_if([~before, *lits])
+
+    def _setup_lns(self, mid: str, items: list) -> None:
+        """Setups in a sub-model: fixed ops chained in incumbent order; free ops anchored near their old place."""
+        assert self.lns is not None
+        m, v, inc = self.model, self.v, self.lns.incumbent
+        fixed = sorted((it for it in items if it[0] not in self.lns.free), key=lambda it: inc[it[0]].start)
+        free = [it for it in items if it[0] in self.lns.free]
+        for (ka, _, _), (kb, _, _) in zip(fixed, fixed[1:], strict=False):
+            m.add(v.starts[kb] >= v.ends[ka] + self._setup(mid, ka, kb))
+        pairs = [(a, b) for i, a in enumerate(free) for b in free[i + 1:]]
+        rad = self.lns.radius
+        fstarts = [inc[it[0]].start for it in fixed]
+        for f in free:
+            kf, _, lf = f
+            s0 = inc[kf].start
+            lo, hi = s0 - rad, inc[kf].end + rad
+            before = [it for it, s in zip(fixed, fstarts, strict=True) if inc[it[0]].end <= lo]
+            after = [it for it, s in zip(fixed, fstarts, strict=True) if s >= hi]
+            near = [it for it, s in zip(fixed, fstarts, strict=True) if inc[it[0]].end > lo and s < hi]
+            enf = [] if _is_const(m, lf) else [lf]
+            if before:
+                kg = before[-1][0]
+                m.add(v.starts[kf] >= v.ends[kg] + self._setup(mid, kg, kf)).only_enforce_if(enf)
+            if after:
+                kg = after[0][0]
+                m.add(v.starts[kg] >= v.ends[kf] + self._setup(mid, kf, kg)).only_enforce_if(enf)
+            pairs += [(f, g) for g in near]
+        self._setup_pairs(mid, items, pairs)
+
+    def add_lns_order(self) -> None:
+        """Operations outside the neighbourhood keep their relative order on their machine."""
+        if self.lns is None:
+            return
+        inc = self.lns.incumbent
+        by_m: dict[str, list[OpKey]] = {}
+        for k in self.keys:
+            if k not in self.lns.free:
+                by_m.setdefault(inc[k].machine, []).append(k)
+        for lst in by_m.values():
+            lst.sort(key=lambda k: (inc[k].start, inc[k].end))
+            for a, b in zip(lst, lst[1:], strict=False):
+                self.model.add(self.v.starts[b] >= self.v.ends[a])
+
+    def add_power_cap(self) -> None:
+        en = self.p.energy
+        if en is None or en.peak_cap_kw is None:
+            return
+        cap = int(math.floor(en.peak_cap_kw * POWER_SCALE))
+        itvs, dem = [], []
+        for (jid, oid, _x), itv in self.v.alt_intervals.items():
+            pw = self.p.op((jid, oid)).power_kw
+            if pw > 0:
+                itvs.append(itv)
+                dem.append(int(math.ceil(pw * POWER_SCALE - 1e-9)))
+        if not itvs:
+            return
+        for p in range(0, self.h, en.period):
+            base = int(math.ceil(en.base_at(p) * POWER_SCALE - 1e-9))
+            if base > 0:
+                itvs.append(self.model.new_fixed_size_interval_var(p, min(en.period, self.h - p), _name("base", p)))
+                dem.append(min(base, cap))
+        self.model.add_cumulative(itvs, dem, cap)
+
+    # ---- phase 3: objective terms -------------------------------------------------------------------------------
+    def add_makespan(self) -> None:
+        m, v = self.model, self.v
+        v.makespan = m.new_int_var(0, self.h, "makespan")
+        lasts = [(j.id, j.operations[-1].id) for j in self.p.jobs]
+        m.add_max_equality(v.makespan, [v.ends[k] for k in lasts])
+        v.terms["makespan"] = v.makespan
+        v.term_scale["makespan"] = 1.0
+
+    def add_tardiness(self) -> None:
+        m, v = self.model, self.v
+        weights = [j.weight for j in self.p.jobs if j.due is not None]
+        integral = all(float(w).is_integer() for w in weights)
+        scale = 1 if integral else 100
+        terms = []
+        for j in self.p.jobs:
+            if j.due is None or j.weight == 0:
+                continue
+            last = v.ends[(j.id, j.operations[-1].id)]
+            t = m.new_int_var(0, max(0, self.h - j.due), _name("tardiness", j.id))
+            m.add(t >= last - j.due)
+            v.tardiness[j.id] = t
+            terms.append(int(round(j.weight * scale)) * t)
+        v.terms["tardiness"] = sum(terms) if terms else 0
+        v.term_scale["tardiness"] = 1.0 / scale
+
+    def add_energy(self) -> None:
+        en = self.p.energy
+        m, v = self.model, self.v
+        if en is None or not en.prices:
+            v.terms["energy"] = 0
+            v.term_scale["energy"] = 1.0
+            return
+        prefix = [0.0]
+        for t in range(self.h + max(o.durations[x] for k in self.keys for o in [self.p.op(k)] for x in o.machines)):
+            prefix.append(prefix[-1] + en.price_at(t))
+        terms = []
+        for k in self.keys:
+            op = self.p.op(k)
+            if op.power_kw <= 0:
+                continue
+            start = v.starts[k]
+            dom = list(start.proto.domain)
+            lo, hi = dom[0], dom[-1]
+            coef = op.power_kw * en.hours_per_unit * MONEY_SCALE
+            tables: dict[int, cp_model.IntVar] = {}
+            cost = m.new_int_var(0, 10**12, _name("energy", *k))
+            for x in self.machines_of(k):
+                d = op.durations[x]
+                if d not in tables:
+                    table = [int(round(coef * (prefix[s + d] - prefix[s]))) for s in range(lo, hi + 1)]
+                    e = m.new_int_var(min(table), max(table), _name("energy", *k, "d", d))
+                    idx = m.new_int_var(0, hi - lo, _name("tidx", *k, d))
+                    m.add(idx == start - lo)
+                    m.add_element(idx, table, e)
+                    tables[d] = e
+                lit = v.presence[(k[0], k[1], x)]
+                if _is_const(m, lit):
+                    m.add(cost >= tables[d])
+                else:
+                    m.add(cost >= tables[d]).only_enforce_if(lit)
+            v.energy[k] = cost
+            terms.append(cost)
+        v.terms["energy"] = sum(terms) if terms else 0
+        v.term_scale["energy"] = 1.0 / MONEY_SCALE
+
+    def add_risk_penalty(self) -> None:
+        r = self.p.risk
+        v = self.v
+        v.term_scale["risk"] = 1.0 / MONEY_SCALE
+        if r is None or r.policy != "penalty":
+            v.terms["risk"] = 0
+            return
+        risky = set(r.risky_machines())
+        terms = []
+        for (jid, oid, x), lit in v.presence.items():
+            if x in risky:
+                coef = int(round(r.penalty_per_unit * r.risks[x] * self.p.op((jid, oid)).durations[x] * MONEY_SCALE))
+                terms.append(coef * lit)
+        v.terms["risk"] = sum(terms) if terms else 0
+
+    def set_objective(self, weights: dict[str, float]) -> None:
+        """Minimise sum(weight * term) with integer coefficients (weights are given per real unit)."""
+        expr = 0
+        for name, w in weights.items():
+            if w == 0:
+                continue
+            if name not in self.v.terms:
+                raise ValueError(f"unknown objective term {name!r}; use {TERMS}")
+            coef = w * self.v.term_scale[name]
+            expr += self.v.terms[name] * coef
+        self.v.objective = expr
+        self.model.minimize(expr)
+
+    # ---- all phases -----------------------------------------------------------------------------------------------
+    def build(self, terms: tuple[str, ...]) -> tuple[cp_model.CpModel, ModelVars]:
+        self.add_variables()
+        self.add_precedences()
+        self.add_pinned()
+        self.add_machine_capacity()
+        self.add_setups()
+        self.add_lns_order()
+        self.add_power_cap()
+        self.add_makespan()
+        if "tardiness" in terms:
+            self.add_tardiness()
+        if "energy" in terms:
+            self.add_energy()
+        self.add_risk_penalty()
+        return self.model, self.v
+
+
+def _is_const(model: cp_model.CpModel, lit) -> bool:
+    if isinstance(lit, int | bool):
+        return True
+    try:
+        dom = lit.proto.domain
+    except AttributeError:
+        return False
+    return len(dom) == 2 and dom[0] == dom[1]
+
+
+def build_model(problem: SchedulingProblem, horizon: int, terms: tuple[str, ...] = ("makespan",),
+                lns: LnsSpec | None = None) -> tuple[cp_model.CpModel, ModelVars]:
+    return ModelBuilder(problem, horizon, lns).build(terms)
+
+
+def add_hint(model: cp_model.CpModel, mv: ModelVars, assignments: list[Assignment], maint: dict[str, int]) -> None:
+    """Warm start: every start and machine choice of a known plan."""
+    alts: dict[OpKey, list[tuple[str, cp_model.IntVar]]] = {}
+    for (jid, oid, x), lit in mv.presence.items():
+        if not _is_const(model, lit):
+            alts.setdefault((jid, oid), []).append((x, lit))
+    ends: dict[str, int] = {}
+    for a in assignments:
+        k = (a.job, a.op)
+        if k not in mv.starts:
+            continue
+        model.add_hint(mv.starts[k], a.start)
+        model.add_hint(mv.ends[k], a.end)
+        ends[a.job] = max(ends.get(a.job, 0), a.end)
+        for x, lit in alts.get(k, ()):
+            model.add_hint(lit, x == a.machine)
+    if mv.makespan is not None and ends:
+        model.add_hint(mv.makespan, max(ends.values()))
+    for mid, var in mv.maintenance.items():
+        if mid in maint:
+            model.add_hint(var, maint[mid])

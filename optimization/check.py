@@ -1,0 +1,136 @@
+"""Independent schedule checker: recomputes every rule from the problem, shares no code with the solver."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from optimization.problem import SchedulingProblem
+from optimization.solution import Schedule
+
+KINDS = (
+    "missing", "unknown", "eligibility", "duration", "overlap", "setup", "precedence", "release", "calendar",
+    "maintenance", "pinned", "peak_power", "horizon",
+)
+
+
+@dataclass(frozen=True)
+class Violation:
+    kind: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.kind}: {self.message}"
+
+
+def verify(problem: SchedulingProblem, schedule: Schedule) -> list[Violation]:
+    out: list[Violation] = []
+    v = out.append
+    by_key: dict[tuple[str, str], object] = {}
+    for a in schedule.assignments:
+        if (a.job, a.op) in by_key:
+            v(Violation("unknown", f"job {a.job} op {a.op} assigned twice"))
+        by_key[(a.job, a.op)] = a
+    ops = {(j.id, o.id): (j, o) for j in problem.jobs for o in j.operations}
+    for k in by_key:
+        if k not in ops:
+            v(Violation("unknown", f"job {k[0]} op {k[1]} is not in the problem"))
+    machines = {m.id: m for m in problem.machines}
+
+    for k, (job, op) in ops.items():
+        a = by_key.get(k)
+        if a is None:
+            v(Violation("missing", f"job {k[0]} op {k[1]} not scheduled"))
+            continue
+        if a.machine not in op.durations:
+            v(Violation("eligibility", f"job {k[0]} op {k[1]} on machine {a.machine}, not eligible"))
+            continue
+        if a.end - a.start != op.durations[a.machine]:
+            v(Violation("duration", f"job {k[0]} op {k[1]} on {a.machine} lasts {a.end - a.start}, "
+                                    f"needs {op.durations[a.machine]}"))
+        if a.start < job.release:
+            v(Violation("release", f"job {k[0]} op {k[1]} starts at {a.start} before release {job.release}"))
+        if a.start < 0:
+            v(Violation("horizon", f"job {k[0]} op {k[1]} starts at negative time {a.start}"))
+        if problem.horizon is not None and a.end > problem.horizon:
+            v(Violation("horizon", f"job {k[0]} op {k[1]} ends at {a.end} after horizon {problem.horizon}"))
+        if op.pinned_machine is not None and a.machine != op.pinned_machine:
+            v(Violation("pinned", f"job {k[0]} op {k[1]} moved from pinned machine {op.pinned_machine} to {a.machine}"))
+        if op.pinned_start is not None and a.start != op.pinned_start:
+            v(Violation("pinned", f"job {k[0]} op {k[1]} starts at {a.start}, pinned at {op.pinned_start}"))
+        if a.end > a.start:
+            for d in machines[a.machine].calendar:
+                if d.kind == "break" and op.can_span_break:
+                    continue
+                if a.start < d.end and d.start < a.end:
+                    kind = "maintenance" if d.kind == "maintenance" else "calendar"
+                    v(Violation(kind, f"job {k[0]} op {k[1]} [{a.start},{a.end}) on {a.machine} overlaps "
+                                      f"{d.kind} [{d.start},{d.end})"))
+
+    # precedences: routing order and cross-job links
+    lags = {(tuple(p.before), tuple(p.after)): p.min_lag for p in problem.precedences}
+    for j in problem.jobs:
+        for o1, o2 in zip(j.operations, j.operations[1:], strict=False):
+            lags.setdefault(((j.id, o1.id), (j.id, o2.id)), 0)
+    for (ka, kb), lag in lags.items():
+        a, b = by_key.get(ka), by_key.get(kb)
+        if a is not None and b is not None and b.start < a.end + lag:
+            v(Violation("precedence", f"job {kb[0]} op {kb[1]} starts at {b.start} before job {ka[0]} op {ka[1]} "
+                                      f"ends at {a.end} (+lag {lag})"))
+
+    # machines: no overlap, setups between consecutive operations, maintenance windows
+    per_machine: dict[str, list] = {}
+    for a in by_key.values():
+        if a.machine in machines:
+            per_machine.setdefault(a.machine, []).append(a)
+    for m, lst in per_machine.items():
+        lst.sort(key=lambda x: (x.start, x.end))
+        for p, n in zip(lst, lst[1:], strict=False):
+            if n.start < p.end:
+                v(Violation("overlap", f"machine {m}: job {p.job} op {p.op} [{p.start},{p.end}) overlaps "
+                                       f"job {n.job} op {n.op} [{n.start},{n.end})"))
+                continue
+            fa = ops.get(p.key, (None, None))[1]
+            fb = ops.get(n.key, (None, None))[1]
+            if fa is not None and fb is not None:
+                s = problem.setups.time(m, fa.family, fb.family)
+                if n.start < p.end + s:
+                    v(Violation("setup", f"machine {m}: job {n.job} op {n.op} starts at {n.start}, needs setup {s} "
+                                         f"after job {p.job} op {p.op} ending at {p.end}"))
+    for w in schedule.maintenance:
+        for a in per_machine.get(w.machine, []):
+            if a.start < w.end and w.start < a.end:
+                v(Violation("maintenance", f"machine {w.machine}: job {a.job} op {a.op} overlaps maintenance "
+                                           f"[{w.start},{w.end})"))
+    for m in problem.maintenance_machines():
+        ws = [w for w in schedule.maintenance if w.machine == m]
+        r = problem.risk
+        if not ws:
+            v(Violation("maintenance", f"machine {m}: failure risk above threshold but no maintenance window"))
+        for w in ws:
+            if r is not None and w.end - w.start < r.window_duration:
+                v(Violation("maintenance", f"machine {m}: maintenance window shorter than {r.window_duration}"))
+            if r is not None and r.deadline is not None and w.end > r.deadline:
+                v(Violation("maintenance", f"machine {m}: maintenance window ends at {w.end} after deadline "
+                                           f"{r.deadline}"))
+
+    # peak power incl. forecast base load
+    en = problem.energy
+    if en is not None and en.peak_cap_kw is not None:
+        events: dict[int, float] = {}
+        for a in by_key.values():
+            if (a.job, a.op) in ops:
+                p = ops[(a.job, a.op)][1].power_kw
+                if p > 0 and a.end > a.start:
+                    events[a.start] = events.get(a.start, 0.0) + p
+                    events[a.end] = events.get(a.end, 0.0) - p
+        points = set(events)
+        end = max([a.end for a in by_key.values()] + [0])
+        points |= set(range(0, end + 1, en.period))
+        load = 0.0
+        for t in sorted(points):
+            load += events.get(t, 0.0)
+            if load > 1e-9 and load + en.base_at(t) > en.peak_cap_kw + 1e-6:
+                v(Violation("peak_power", f"power {load + en.base_at(t):.1f} kW at t={t} exceeds cap "
+                                          f"{en.peak_cap_kw} kW"))
+                break
+    return out

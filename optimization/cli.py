@@ -1,0 +1,101 @@
+"""``sfai schedule``: solve a scheduling file and print one JSON line (mounted by the platform CLI)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from optimization.check import verify
+from optimization.explain import explain_late_jobs
+from optimization.io import load
+from optimization.solver import OBJECTIVES, SolverParams, solve
+
+schedule_app = typer.Typer(help="Production scheduling (OR-Tools CP-SAT).", no_args_is_help=True,
+                           add_completion=False)
+
+
+class Format(StrEnum):
+    jsplib = "jsplib"
+    fjsp = "fjsp"
+    json = "json"
+
+
+def _fail(msg: str) -> None:
+    typer.echo(f"error: {msg}", err=True)
+    raise typer.Exit(code=1)
+
+
+@schedule_app.command("solve")
+def solve_cmd(
+    file: Annotated[Path, typer.Argument(help="problem file")],
+    fmt: Annotated[Format, typer.Option("--format", help="jsplib | fjsp | json")] = Format.json,
+    time_limit: Annotated[float, typer.Option("--time-limit", help="seconds")] = 10.0,
+    workers: Annotated[int, typer.Option("--workers", help="CP-SAT workers")] = 2,
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+    objective: Annotated[str, typer.Option("--objective", help="makespan|tardiness|energy|weighted|lex")] = "",
+    output: Annotated[Path | None, typer.Option("--output", help="full schedule JSON")] = None,
+    strategy: Annotated[str, typer.Option("--strategy", help="auto|full|lns")] = "auto",
+) -> None:
+    """Solve FILE and print one JSON line with status, makespan, lower_bound and wall_s."""
+    try:
+        if time_limit <= 0:
+            raise ValueError("--time-limit must be > 0")
+        if workers < 1:
+            raise ValueError("--workers must be >= 1")
+        if strategy not in ("auto", "full", "lns"):
+            raise ValueError(f"--strategy must be auto, full or lns, got {strategy!r}")
+        problem = load(file, fmt.value)
+        if not objective:
+            objective = "tardiness" if any(j.due is not None for j in problem.jobs) else "makespan"
+        if objective not in OBJECTIVES:
+            raise ValueError(f"--objective must be one of {', '.join(OBJECTIVES)}, got {objective!r}")
+        params = SolverParams(time_limit_s=time_limit, workers=workers, seed=seed, objective=objective,
+                              strategy=strategy)
+        schedule = solve(problem, params)
+        violations = verify(problem, schedule) if schedule.assignments else []
+        line = {
+            "status": schedule.status,
+            "makespan": schedule.makespan,
+            "lower_bound": schedule.lower_bound,
+            "wall_s": round(schedule.wall_s, 3),
+            "instance": problem.name,
+            "n_jobs": len(problem.jobs),
+            "n_machines": len(problem.machines),
+            "n_operations": problem.n_operations,
+            "objective": objective,
+            "objective_values": schedule.objective,
+            "violations": len(violations),
+        }
+        if output is not None:
+            doc = {
+                **line,
+                "stats": schedule.stats,
+                "gantt": schedule.to_gantt(problem),
+                "maintenance": [vars(w) for w in schedule.maintenance],
+                "late_jobs": explain_late_jobs(problem, schedule),
+                "violation_messages": [str(v) for v in violations],
+            }
+            try:
+                output.parent.mkdir(parents=True, exist_ok=True)
+                output.write_text(json.dumps(doc, default=str))
+            except OSError as e:
+                raise ValueError(f"cannot write {output}: {e.strerror or e}") from None
+    except ValueError as e:
+        _fail(str(e))
+    except Exception as e:  # noqa: BLE001 - the contract: one error line, never a traceback
+        _fail(f"{type(e).__name__}: {e}")
+    sys.stdout.write(json.dumps(line, default=str) + "\n")
+
+
+@schedule_app.callback()
+def _main() -> None:
+    """Production scheduling."""
+
+
+if __name__ == "__main__":
+    schedule_app()

@@ -1,0 +1,117 @@
+"""Why is a job late? Walk back from its last operation along the constraints that fixed each start time.
+
+At each operation the start is explained by what ends exactly there: the job's own previous operation
+(precedence), the previous operation on the machine plus its setup (machine busy), a calendar or maintenance
+window, the release date, or a pin. The walk follows the machine when another job held it, else the routing; the
+machine that carries most of the chain is the bottleneck.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from optimization.problem import SchedulingProblem
+from optimization.solution import Assignment, Schedule, job_ends
+
+MAX_CHAIN = 200
+
+
+def _binding(problem: SchedulingProblem, schedule: Schedule, a: Assignment, by_key: dict,
+             prev_on_machine: dict) -> tuple[list[dict[str, Any]], tuple | None]:
+    job = problem.job(a.job)
+    op = problem.op(a.key)
+    reasons: list[dict[str, Any]] = []
+    follow_job = follow_machine = None
+    idx = [o.id for o in job.operations].index(a.op)
+    preds = [((job.id, job.operations[idx - 1].id), 0)] if idx > 0 else []
+    preds += [(tuple(p.before), p.min_lag) for p in problem.precedences if tuple(p.after) == a.key]
+    for pk, lag in preds:
+        pa = by_key.get(pk)
+        if pa is not None and pa.end + lag == a.start:
+            reasons.append({"type": "precedence", "job": pk[0], "operation": pk[1], "end": pa.end, "lag": lag})
+            follow_job = follow_job or pk
+    mp = prev_on_machine.get(a.key)
+    if mp is not None:
+        setup = problem.setups.time(a.machine, problem.op(mp.key).family, op.family)
+        if mp.end + setup == a.start:
+            r = {"type": "machine_busy", "machine": a.machine, "job": mp.job, "operation": mp.op, "end": mp.end}
+            reasons.append(r)
+            if setup:
+                reasons.append({"type": "setup", "machine": a.machine, "from_family": problem.op(mp.key).family,
+                                "to_family": op.family, "setup": setup})
+            follow_machine = mp.key
+    for d in problem.machine(a.machine).calendar:
+        if d.end == a.start or (d.kind == "break" and not op.can_span_break and d.end == a.start):
+            reasons.append({"type": "maintenance" if d.kind == "maintenance" else "calendar", "machine": a.machine,
+                            "kind": d.kind, "start": d.start, "end": d.end})
+    for w in schedule.maintenance:
+        if w.machine == a.machine and w.end == a.start:
+            reasons.append({"type": "maintenance", "machine": a.machine, "start": w.start, "end": w.end})
+    if a.start == job.release and job.release > 0:
+        reasons.append({"type": "release", "release": job.release})
+    if op.pinned_start is not None:
+        reasons.append({"type": "pinned", "machine": op.pinned_machine, "start": op.pinned_start,
+                        "started": op.started})
+    if not reasons:
+        en = problem.energy
+        if en is not None and en.peak_cap_kw is not None and op.power_kw > 0:
+            reasons.append({"type": "peak_power", "cap_kw": en.peak_cap_kw})
+        elif a.start > 0:
+            reasons.append({"type": "idle", "note": "could start earlier; not binding"})
+    nxt = None
+    if follow_machine is not None and follow_machine[0] != a.job:
+        nxt = follow_machine
+    elif follow_job is not None:
+        nxt = follow_job
+    elif follow_machine is not None:
+        nxt = follow_machine
+    return reasons, nxt
+
+
+def explain_late_jobs(problem: SchedulingProblem, schedule: Schedule, limit: int = 50) -> list[dict[str, Any]]:
+    """For each late job (most weighted tardiness first, at most ``limit``): the critical chain and its causes."""
+    by_key = schedule.by_key()
+    prev_on_machine: dict = {}
+    per_m: dict[str, list[Assignment]] = {}
+    for a in schedule.assignments:
+        per_m.setdefault(a.machine, []).append(a)
+    for lst in per_m.values():
+        lst.sort(key=lambda x: (x.start, x.end))
+        for p, n in zip(lst, lst[1:], strict=False):
+            prev_on_machine[n.key] = p
+    ends = job_ends(schedule.assignments)
+    late = [j for j in problem.jobs if j.due is not None and ends.get(j.id, 0) > j.due]
+    late.sort(key=lambda j: -j.weight * (ends[j.id] - (j.due or 0)))
+    out = []
+    for job in late[:limit]:
+        chain = []
+        k: tuple | None = (job.id, job.operations[-1].id)
+        seen = set()
+        while k is not None and k not in seen and len(chain) < MAX_CHAIN:
+            seen.add(k)
+            a = by_key[k]
+            reasons, nxt = _binding(problem, schedule, a, by_key, prev_on_machine)
+            chain.append({"job": a.job, "operation": a.op, "machine": a.machine, "start": a.start, "end": a.end,
+                          "setup": a.setup, "binding": reasons})
+            k = nxt
+        chain.reverse()
+        load: dict[str, int] = {}
+        counts: dict[str, int] = {}
+        for step in chain:
+            load[step["machine"]] = load.get(step["machine"], 0) + step["end"] - step["start"]
+            for r in step["binding"]:
+                counts[r["type"]] = counts.get(r["type"], 0) + 1
+        bottleneck = max(load, key=lambda m: load[m]) if load else None
+        blockers = sorted({(s["job"], s["operation"]) for s in chain if s["job"] != job.id})
+        out.append({
+            "job": job.id,
+            "due": job.due,
+            "end": ends[job.id],
+            "tardiness": ends[job.id] - (job.due or 0),
+            "weight": job.weight,
+            "bottleneck_machine": bottleneck,
+            "binding_constraints": counts,
+            "blocking_operations": [{"job": j, "operation": o} for j, o in blockers[:20]],
+            "critical_chain": chain,
+        })
+    return out

@@ -1,0 +1,395 @@
+"""The scheduling problem as frozen, validated data. No solver imports here.
+
+Time is integral (any unit: minutes, seconds); every interval is half-open ``[start, end)``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+DOWNTIME_KINDS = ("break", "shift", "holiday", "maintenance")
+OpKey = tuple[str, str]  # (job id, operation id)
+
+
+def _int(value: object, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"{what} must be an integer, got {value!r}")
+    return value
+
+
+def _freeze(mapping: Mapping | None) -> Mapping:
+    return MappingProxyType(dict(mapping or {}))
+
+
+@dataclass(frozen=True)
+class Downtime:
+    """A period when a machine cannot process. ``kind='break'`` may be spanned by operations that allow it."""
+
+    start: int
+    end: int
+    kind: str = "break"
+
+    def __post_init__(self) -> None:
+        _int(self.start, "downtime start")
+        _int(self.end, "downtime end")
+        if self.end <= self.start:
+            raise ValueError(f"downtime [{self.start}, {self.end}) must have end > start")
+        if self.kind not in DOWNTIME_KINDS:
+            raise ValueError(f"downtime kind {self.kind!r} not one of {DOWNTIME_KINDS}")
+
+
+@dataclass(frozen=True)
+class Machine:
+    id: str
+    calendar: tuple[Downtime, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not self.id:
+            raise ValueError("machine id must be a non-empty string")
+        object.__setattr__(self, "calendar", tuple(sorted(self.calendar, key=lambda d: (d.start, d.end))))
+
+    def blocking(self, can_span_break: bool) -> tuple[Downtime, ...]:
+        """Downtimes an operation may not overlap: all, or all but breaks when it may span a break."""
+        if can_span_break:
+            return tuple(d for d in self.calendar if d.kind != "break")
+        return self.calendar
+
+
+@dataclass(frozen=True)
+class Operation:
+    """One step of a routing. ``durations`` maps each eligible machine to its processing time."""
+
+    id: str
+    durations: Mapping[str, int]
+    family: str | None = None
+    power_kw: float = 0.0
+    can_span_break: bool = False
+    pinned_machine: str | None = None
+    pinned_start: int | None = None
+    started: bool = False
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "durations", _freeze(self.durations))
+        if not self.id:
+            raise ValueError("operation id must be a non-empty string")
+        if not self.durations:
+            raise ValueError(f"operation {self.id!r} has no eligible machine")
+        for m, d in self.durations.items():
+            _int(d, f"operation {self.id!r} duration on machine {m!r}")
+            if d < 0:
+                raise ValueError(f"operation {self.id!r} has negative duration {d} on machine {m!r}")
+        if self.power_kw < 0 or not math.isfinite(self.power_kw):
+            raise ValueError(f"operation {self.id!r} power_kw must be finite and >= 0")
+        if self.pinned_machine is not None and self.pinned_machine not in self.durations:
+            raise ValueError(f"operation {self.id!r} pinned to machine {self.pinned_machine!r} that is not eligible")
+        if self.pinned_start is not None:
+            _int(self.pinned_start, f"operation {self.id!r} pinned_start")
+            if self.pinned_start < 0:
+                raise ValueError(f"operation {self.id!r} pinned_start must be >= 0")
+        if self.started and (self.pinned_start is None or self.pinned_machine is None):
+            raise ValueError(f"operation {self.id!r} is started but lacks pinned_machine and pinned_start")
+
+    @property
+    def machines(self) -> tuple[str, ...]:
+        if self.pinned_machine is not None:
+            return (self.pinned_machine,)
+        return tuple(self.durations)
+
+    @property
+    def min_duration(self) -> int:
+        return min(self.durations[m] for m in self.machines)
+
+
+@dataclass(frozen=True)
+class Job:
+    id: str
+    operations: tuple[Operation, ...]
+    release: int = 0
+    due: int | None = None
+    weight: float = 1.0
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "operations", tuple(self.operations))
+        if not self.id:
+            raise ValueError("job id must be a non-empty string")
+        if not self.operations:
+            raise ValueError(f"job {self.id!r} has no operations")
+        _int(self.release, f"job {self.id!r} release")
+        if self.release < 0:
+            raise ValueError(f"job {self.id!r} release must be >= 0")
+        if self.due is not None:
+            _int(self.due, f"job {self.id!r} due")
+        if self.weight < 0 or not math.isfinite(self.weight):
+            raise ValueError(f"job {self.id!r} weight must be finite and >= 0")
+        seen: set[str] = set()
+        for op in self.operations:
+            if op.id in seen:
+                raise ValueError(f"job {self.id!r} has duplicate operation id {op.id!r}")
+            seen.add(op.id)
+
+
+@dataclass(frozen=True)
+class Precedence:
+    """``after`` may start only ``min_lag`` time units after ``before`` ends (across jobs)."""
+
+    before: OpKey
+    after: OpKey
+    min_lag: int = 0
+
+
+@dataclass(frozen=True)
+class SetupTimes:
+    """Sequence-dependent setup time between product families; per-machine entries override the global ones.
+
+    The setup is needed on the machine between two consecutive operations of families (a, b); the same family or
+    a family missing from the matrix needs none.
+    """
+
+    matrix: Mapping[tuple[str, str], int] = field(default_factory=dict)
+    per_machine: Mapping[str, Mapping[tuple[str, str], int]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "matrix", _freeze(self.matrix))
+        object.__setattr__(self, "per_machine", _freeze({m: _freeze(v) for m, v in self.per_machine.items()}))
+        for (a, b), s in self.matrix.items():
+            _int(s, f"setup {a!r}->{b!r}")
+            if s < 0:
+                raise ValueError(f"setup {a!r}->{b!r} must be >= 0")
+        for m, mat in self.per_machine.items():
+            for (a, b), s in mat.items():
+                _int(s, f"setup {a!r}->{b!r} on machine {m!r}")
+                if s < 0:
+                    raise ValueError(f"setup {a!r}->{b!r} on machine {m!r} must be >= 0")
+
+    def time(self, machine: str, a: str | None, b: str | None) -> int:
+        if a is None or b is None or a == b:
+            return 0
+        mat = self.per_machine.get(machine)
+        if mat is not None and (a, b) in mat:
+            return mat[(a, b)]
+        return self.matrix.get((a, b), 0)
+
+    @property
+    def empty(self) -> bool:
+        return not any(self.matrix.values()) and not any(any(v.values()) for v in self.per_machine.values())
+
+
+@dataclass(frozen=True)
+class EnergySettings:
+    """Time-of-use tariff (price per kWh, one per period, repeating), forecast base load per period and peak cap."""
+
+    period: int = 60
+    prices: tuple[float, ...] = ()
+    base_load_kw: tuple[float, ...] = ()
+    peak_cap_kw: float | None = None
+    hours_per_unit: float = 1.0 / 60.0
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "prices", tuple(float(p) for p in self.prices))
+        object.__setattr__(self, "base_load_kw", tuple(float(p) for p in self.base_load_kw))
+        if _int(self.period, "energy period") <= 0:
+            raise ValueError("energy period must be > 0")
+        if self.hours_per_unit <= 0:
+            raise ValueError("energy hours_per_unit must be > 0")
+        if any(p < 0 for p in self.prices):
+            raise ValueError("energy prices must be >= 0")
+        if self.peak_cap_kw is not None and self.peak_cap_kw <= 0:
+            raise ValueError("energy peak_cap_kw must be > 0")
+
+    def price_at(self, t: int) -> float:
+        if not self.prices:
+            return 0.0
+        return self.prices[(t // self.period) % len(self.prices)]
+
+    def base_at(self, t: int) -> float:
+        if not self.base_load_kw:
+            return 0.0
+        idx = t // self.period
+        return self.base_load_kw[idx] if idx < len(self.base_load_kw) else self.base_load_kw[-1]
+
+
+@dataclass(frozen=True)
+class FailureRisk:
+    """Machine failure probabilities over the plan horizon (from the maintenance module).
+
+    Machines at or above ``threshold`` get a maintenance window of ``window_duration`` that must end by
+    ``deadline`` (policy ``window``), or a cost of ``penalty_per_unit * risk`` per unit of work on them (``penalty``).
+    """
+
+    risks: Mapping[str, float] = field(default_factory=dict)
+    threshold: float = 0.5
+    policy: str = "window"
+    window_duration: int = 60
+    deadline: int | None = None
+    penalty_per_unit: float = 1.0
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "risks", _freeze(self.risks))
+        for m, p in self.risks.items():
+            if not 0.0 <= p <= 1.0:
+                raise ValueError(f"failure risk of machine {m!r} must be in [0, 1], got {p}")
+        if self.policy not in ("window", "penalty"):
+            raise ValueError(f"failure risk policy must be 'window' or 'penalty', got {self.policy!r}")
+        if _int(self.window_duration, "maintenance window_duration") <= 0:
+            raise ValueError("maintenance window_duration must be > 0")
+
+    def risky_machines(self) -> list[str]:
+        return sorted(m for m, p in self.risks.items() if p >= self.threshold)
+
+
+@dataclass(frozen=True)
+class SchedulingProblem:
+    jobs: tuple[Job, ...]
+    machines: tuple[Machine, ...]
+    name: str = "problem"
+    setups: SetupTimes = field(default_factory=SetupTimes)
+    precedences: tuple[Precedence, ...] = ()
+    energy: EnergySettings | None = None
+    risk: FailureRisk | None = None
+    horizon: int | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "jobs", tuple(self.jobs))
+        object.__setattr__(self, "machines", tuple(self.machines))
+        object.__setattr__(self, "precedences", tuple(self.precedences))
+        self._validate()
+
+    # ---- validation -------------------------------------------------------------------------------------------
+    def _validate(self) -> None:
+        if not self.jobs:
+            raise ValueError(f"problem {self.name!r} has no jobs")
+        if not self.machines:
+            raise ValueError(f"problem {self.name!r} has no machines")
+        mids = [m.id for m in self.machines]
+        if len(set(mids)) != len(mids):
+            dup = sorted({m for m in mids if mids.count(m) > 1})
+            raise ValueError(f"duplicate machine id(s): {dup}")
+        jids = [j.id for j in self.jobs]
+        if len(set(jids)) != len(jids):
+            dup = sorted({j for j in jids if jids.count(j) > 1})
+            raise ValueError(f"duplicate job id(s): {dup}")
+        mset = set(mids)
+        for job in self.jobs:
+            for op in job.operations:
+                for m in op.durations:
+                    if m not in mset:
+                        raise ValueError(f"job {job.id!r} operation {op.id!r}: unknown machine {m!r}")
+        for m in self.setups.per_machine:
+            if m not in mset:
+                raise ValueError(f"setup matrix for unknown machine {m!r}")
+        keys = set(self.op_keys)
+        for p in self.precedences:
+            for k in (p.before, p.after):
+                if tuple(k) not in keys:
+                    raise ValueError(f"precedence refers to unknown operation job={k[0]!r} op={k[1]!r}")
+            _int(p.min_lag, "precedence min_lag")
+        if self.risk is not None:
+            for m in self.risk.risks:
+                if m not in mset:
+                    raise ValueError(f"failure risk for unknown machine {m!r}")
+        if self.horizon is not None and _int(self.horizon, "horizon") <= 0:
+            raise ValueError("horizon must be > 0")
+        self._check_acyclic()
+
+    def _check_acyclic(self) -> None:
+        if not self.precedences:
+            return
+        succ: dict[OpKey, list[OpKey]] = {k: [] for k in self.op_keys}
+        indeg = dict.fromkeys(self.op_keys, 0)
+        for a, b in self.all_precedence_pairs():
+            succ[a].append(b)
+            indeg[b] += 1
+        stack = [k for k, d in indeg.items() if d == 0]
+        seen = 0
+        while stack:
+            k = stack.pop()
+            seen += 1
+            for s in succ[k]:
+                indeg[s] -= 1
+                if indeg[s] == 0:
+                    stack.append(s)
+        if seen != len(indeg):
+            cyc = sorted(k for k, d in indeg.items() if d > 0)[:5]
+            raise ValueError(f"precedences contain a cycle through operations {cyc}")
+
+    # ---- lookups ----------------------------------------------------------------------------------------------
+    @property
+    def op_keys(self) -> list[OpKey]:
+        return [(j.id, o.id) for j in self.jobs for o in j.operations]
+
+    @property
+    def n_operations(self) -> int:
+        return sum(len(j.operations) for j in self.jobs)
+
+    def job(self, job_id: str) -> Job:
+        return self._job_index()[job_id]
+
+    def op(self, key: OpKey) -> Operation:
+        return self._op_index()[key]
+
+    def machine(self, machine_id: str) -> Machine:
+        return self._machine_index()[machine_id]
+
+    def _job_index(self) -> dict[str, Job]:
+        idx = self.__dict__.get("_jobs_by_id")
+        if idx is None:
+            idx = {j.id: j for j in self.jobs}
+            object.__setattr__(self, "_jobs_by_id", idx)
+        return idx
+
+    def _op_index(self) -> dict[OpKey, Operation]:
+        idx = self.__dict__.get("_ops_by_key")
+        if idx is None:
+            idx = {(j.id, o.id): o for j in self.jobs for o in j.operations}
+            object.__setattr__(self, "_ops_by_key", idx)
+        return idx
+
+    def _machine_index(self) -> dict[str, Machine]:
+        idx = self.__dict__.get("_machines_by_id")
+        if idx is None:
+            idx = {m.id: m for m in self.machines}
+            object.__setattr__(self, "_machines_by_id", idx)
+        return idx
+
+    def all_precedence_pairs(self) -> list[tuple[OpKey, OpKey]]:
+        """Routing order within each job, then the cross-job precedences (lag ignored here)."""
+        pairs = []
+        for j in self.jobs:
+            for a, b in zip(j.operations, j.operations[1:], strict=False):
+                pairs.append(((j.id, a.id), (j.id, b.id)))
+        pairs.extend((tuple(p.before), tuple(p.after)) for p in self.precedences)
+        return pairs
+
+    @property
+    def is_flexible(self) -> bool:
+        return any(len(o.machines) > 1 for j in self.jobs for o in j.operations)
+
+    @property
+    def has_setups(self) -> bool:
+        return not self.setups.empty and any(o.family for j in self.jobs for o in j.operations)
+
+    def maintenance_machines(self) -> list[str]:
+        """Machines that get a flexible maintenance window from the failure-risk policy."""
+        if self.risk is None or self.risk.policy != "window":
+            return []
+        return self.risk.risky_machines()
+
+    def trivial_lower_bound(self) -> int:
+        """Makespan lower bound: longest job chain (fastest machines) and the busiest machine (fixed machines)."""
+        lb = 0
+        for j in self.jobs:
+            lb = max(lb, j.release + sum(o.min_duration for o in j.operations))
+        load: dict[str, int] = {}
+        flex_work = 0
+        for j in self.jobs:
+            for o in j.operations:
+                if len(o.machines) == 1:
+                    load[o.machines[0]] = load.get(o.machines[0], 0) + o.durations[o.machines[0]]
+                flex_work += o.min_duration
+        if load:
+            lb = max(lb, max(load.values()))
+        lb = max(lb, -(-flex_work // len(self.machines)))
+        return lb

@@ -1,0 +1,319 @@
+"""Solve a scheduling problem: dispatching warm start, CP-SAT on the full model, LNS on top of CP-SAT when big.
+
+Every returned schedule has passed :func:`optimization.check.verify`; the best plan found is always returned.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from dataclasses import dataclass, field
+
+from ortools.sat.python import cp_model
+
+from optimization.builder import LnsSpec, ModelVars, add_hint, build_model
+from optimization.check import verify
+from optimization.heuristics import best_dispatch, rules_for
+from optimization.problem import SchedulingProblem
+from optimization.solution import Assignment, MaintenanceWindow, Schedule, evaluate, with_setups
+
+OBJECTIVES = ("makespan", "tardiness", "energy", "weighted", "lex")
+EVAL_KEY = {"makespan": "makespan", "tardiness": "weighted_tardiness", "energy": "energy_cost", "risk": "risk_penalty"}
+
+
+@dataclass
+class SolverParams:
+    time_limit_s: float = 10.0
+    workers: int = 2
+    seed: int = 0
+    log: bool = False
+    objective: str = "makespan"  # makespan | tardiness | energy | weighted | lex
+    weights: dict[str, float] = field(default_factory=lambda: {"tardiness": 1.0, "makespan": 0.01, "energy": 1.0})
+    order: tuple[str, ...] = ("tardiness", "makespan")  # lexicographic priority for objective="lex"
+    strategy: str = "auto"  # auto | full | lns
+    full_max_ops: int = 400  # auto: the full model alone up to this many operations
+    polish_max_ops: int = 2500  # auto: a closing full-model run (bound, proof) up to this many operations
+    lns_size: int = 60  # initial number of free operations per neighbourhood
+
+    def stages(self) -> list[dict[str, float]]:
+        if self.objective not in OBJECTIVES:
+            raise ValueError(f"unknown objective {self.objective!r}; use one of {OBJECTIVES}")
+        if self.objective == "weighted":
+            return [dict(self.weights)]
+        if self.objective == "lex":
+            return [{t: 1.0} for t in self.order]
+        return [{self.objective: 1.0}]
+
+
+def score(problem: SchedulingProblem, schedule: Schedule, stages: list[dict[str, float]]) -> tuple[float, ...]:
+    obj = schedule.objective or evaluate(problem, schedule.assignments)
+    out = []
+    for st in stages:
+        v = sum(w * obj.get(EVAL_KEY[t], 0.0) for t, w in st.items())
+        if problem.risk is not None and problem.risk.policy == "penalty":
+            v += obj.get("risk_penalty", 0.0)
+        out.append(round(v, 6))
+    return tuple(out)
+
+
+def _terms(stages: list[dict[str, float]]) -> tuple[str, ...]:
+    return tuple({t for st in stages for t in st})
+
+
+def _with_risk(problem: SchedulingProblem, st: dict[str, float]) -> dict[str, float]:
+    if problem.risk is not None and problem.risk.policy == "penalty":
+        st = {**st, "risk": st.get("risk", 0.0) + 1.0}
+    return st
+
+
+def _stage_expr(mv: ModelVars, st: dict[str, float]) -> tuple[object, float]:
+    """Integer objective expression of a stage and the factor K with expr = K * real value."""
+    coefs = {t: w * mv.term_scale[t] for t, w in st.items() if w}
+    k = 1.0
+    while k < 1e6 and any(abs(c * k - round(c * k)) > 1e-9 for c in coefs.values()):
+        k *= 10
+    expr = sum(int(round(c * k)) * mv.terms[t] for t, c in coefs.items())
+    return expr, k
+
+
+def _cp_params(solver: cp_model.CpSolver, params: SolverParams, limit: float, seed: int) -> None:
+    solver.parameters.max_time_in_seconds = max(0.05, limit)
+    solver.parameters.num_workers = max(1, params.workers)
+    solver.parameters.random_seed = seed
+    solver.parameters.log_search_progress = params.log
+
+
+def _extract(problem: SchedulingProblem, solver: cp_model.CpSolver, mv: ModelVars) -> tuple[list[Assignment],
+                                                                                                 list[MaintenanceWindow]]:
+    chosen = {}
+    for (jid, oid, x), lit in mv.presence.items():
+        if solver.boolean_value(lit) if not isinstance(lit, int) else lit:
+            chosen[(jid, oid)] = x
+    assigns = []
+    for k, s in mv.starts.items():
+        st = solver.value(s)
+        x = chosen[k]
+        assigns.append(Assignment(k[0], k[1], x, st, st + problem.op(k).durations[x]))
+    windows = []
+    r = problem.risk
+    for mid, var in mv.maintenance.items():
+        assert r is not None
+        st = solver.value(var)
+        windows.append(MaintenanceWindow(mid, st, st + r.window_duration))
+    return with_setups(problem, assigns), windows
+
+
+def _make(problem: SchedulingProblem, assigns: list[Assignment], windows: list[MaintenanceWindow], status: str,
+          method: str) -> Schedule:
+    obj = evaluate(problem, assigns)
+    return Schedule(assignments=assigns, status=status, makespan=int(obj["makespan"]), objective=obj,
+                    stats={"method": method}, maintenance=windows)
+
+
+def _horizon(problem: SchedulingProblem, inc: Schedule | None, stages: list[dict[str, float]]) -> int:
+    if problem.horizon is not None:
+        return problem.horizon
+    penalty = problem.risk is not None and problem.risk.policy == "penalty"
+    if inc is not None and set(stages[0]) == {"makespan"} and not penalty:
+        return inc.makespan or 1
+    if inc is not None:
+        base = max([inc.makespan or 0] + [j.due or 0 for j in problem.jobs])
+        return int(base * (2.0 if penalty else 1.3)) + 1
+    h = sum(max(o.durations[m] for m in o.machines) for j in problem.jobs for o in j.operations)
+    h += max(j.release for j in problem.jobs)
+    h += max((d.end for m in problem.machines for d in m.calendar), default=0)
+    if problem.risk is not None:
+        h += problem.risk.window_duration * len(problem.machines)
+    return h
+
+
+# ---- full model ------------------------------------------------------------------------------------------------
+
+def solve_full(problem: SchedulingProblem, params: SolverParams, horizon: int, incumbent: Schedule | None,
+               deadline: float) -> tuple[Schedule | None, float | None, bool]:
+    """CP-SAT on the whole problem, stage by stage (lexicographic). Returns (plan, bound of stage 1, proven)."""
+    stages = params.stages()
+    model, mv = build_model(problem, horizon, _terms(stages))
+    best = incumbent
+    bound = None
+    proven = True
+    for i, st in enumerate(stages):
+        st = _with_risk(problem, st)
+        if i > 0:
+            model.clear_objective()
+        builder_expr, factor = _stage_expr(mv, st)
+        model.minimize(builder_expr)
+        model.clear_hints()
+        if best is not None:
+            add_hint(model, mv, best.assignments, {w.machine: w.start for w in best.maintenance})
+        solver = cp_model.CpSolver()
+        left = deadline - time.perf_counter()
+        _cp_params(solver, params, left / (len(stages) - i), params.seed)
+        status = solver.solve(model)
+        if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
+            proven = False
+            if status == cp_model.INFEASIBLE and best is None and i == 0:
+                return None, None, True  # proven infeasible
+            break
+        assigns, windows = _extract(problem, solver, mv)
+        cand = _make(problem, assigns, windows, "FEASIBLE", "cp-sat")
+        cand.stats.update(conflicts=solver.num_conflicts, branches=solver.num_branches)
+        if not verify(problem, cand) and (best is None or score(problem, cand, stages) <= score(problem, best, stages)):
+            best = cand
+        if i == 0:
+            bound = solver.best_objective_bound / factor
+        if status != cp_model.OPTIMAL:
+            proven = False
+        # lexicographic: keep this stage at its value (integer objective: the solver's value is exact)
+        model.add(builder_expr <= int(round(solver.objective_value)))
+    return best, bound, proven
+
+
+# ---- large-neighbourhood search ---------------------------------------------------------------------------------
+
+def _neighbourhood(problem: SchedulingProblem, inc: Schedule, size: int, rng: random.Random, kind: str,
+                   stages: list[dict[str, float]]) -> set:
+    assigns = sorted(inc.assignments, key=lambda a: (a.start, a.end))
+    n = len(assigns)
+    size = max(2, min(size, n))
+    if kind == "window":
+        i = rng.randrange(0, max(1, n - size + 1))
+        return {a.key for a in assigns[i:i + size]}
+    if kind == "machines":
+        machines = [m.id for m in problem.machines]
+        rng.shuffle(machines)
+        per = max(1, n // len(machines))
+        picked = set(machines[: max(1, min(len(machines), 2 * size // per))])
+        on = [a for a in assigns if a.machine in picked]
+        i = rng.randrange(0, max(1, len(on) - size + 1))
+        return {a.key for a in on[i:i + size]}
+    # jobs: late (or critical) jobs and their time neighbours
+    ends: dict[str, int] = {}
+    for a in inc.assignments:
+        ends[a.job] = max(ends.get(a.job, 0), a.end)
+    target = set(stages[0])
+    if "tardiness" in target:
+        late = [j for j in problem.jobs if j.due is not None and ends[j.id] > j.due]
+        pool = late or list(problem.jobs)
+        weights = [(j.weight + 1e-3) * (ends[j.id] - (j.due or 0) + 1) for j in pool]
+    else:
+        pool = list(problem.jobs)
+        weights = [ends[j.id] + 1 for j in pool]
+    free: set = set()
+    tries = 0
+    while len(free) < size and tries < 4 * size:
+        tries += 1
+        j = rng.choices(pool, weights=weights)[0]
+        free |= {(j.id, o.id) for o in j.operations}
+    return free
+
+
+def solve_lns(problem: SchedulingProblem, params: SolverParams, horizon: int, incumbent: Schedule,
+              deadline: float) -> Schedule:
+    stages = params.stages()
+    rng = random.Random(params.seed)
+    best = incumbent
+    best_score = score(problem, best, stages)
+    size = max(4, params.lns_size)
+    kinds = ["window", "machines", "jobs"]
+    n_ops = problem.n_operations
+    pbar = sum(a.end - a.start for a in best.assignments) / max(1, n_ops)
+    it = accepted = 0
+    while time.perf_counter() < deadline - 0.05:
+        it += 1
+        kind = kinds[it % len(kinds)]
+        free = _neighbourhood(problem, best, size, rng, kind, stages)
+        fix = n_ops > 2000 or it % 2 == 0
+        lns = LnsSpec(incumbent=best.by_key(), free=free, radius=int(4 * pbar), fix_times=fix)
+        st = _with_risk(problem, stages[0])
+        model, mv = build_model(problem, horizon, _terms(stages), lns=lns)
+        expr, _ = _stage_expr(mv, st)
+        model.minimize(expr)
+        add_hint(model, mv, best.assignments, {w.machine: w.start for w in best.maintenance})
+        solver = cp_model.CpSolver()
+        left = deadline - time.perf_counter()
+        sub = min(left, max(0.5, min(3.0, 0.05 * params.time_limit_s + 0.3)))
+        _cp_params(solver, params, sub, params.seed + it)
+        t_sub = time.perf_counter()
+        status = solver.solve(model)
+        dt = time.perf_counter() - t_sub
+        if status in (cp_model.OPTIMAL, cp_model.FEASIBLE):
+            assigns, windows = _extract(problem, solver, mv)
+            cand = _make(problem, assigns, windows, "FEASIBLE", "lns")
+            sc = score(problem, cand, stages)
+            if sc <= best_score and (n_ops > 3000 or not verify(problem, cand)):
+                if sc < best_score:
+                    accepted += 1
+                best, best_score = cand, sc
+        # adapt the neighbourhood: grow while sub-problems close fast, shrink when they time out
+        if status == cp_model.OPTIMAL and dt < 0.5 * sub:
+            size = min(n_ops, int(size * 1.15) + 1)
+        elif status != cp_model.OPTIMAL:
+            size = max(8, int(size * 0.85))
+    best.stats.update(lns_iterations=it, lns_improvements=accepted, lns_final_size=size)
+    return best
+
+
+# ---- entry point ------------------------------------------------------------------------------------------------
+
+def solve(problem: SchedulingProblem, params: SolverParams | None = None) -> Schedule:
+    params = params or SolverParams()
+    t0 = time.perf_counter()
+    deadline = t0 + params.time_limit_s
+    stages = params.stages()
+    primary = next(iter(stages[0]))
+    n_ops = problem.n_operations
+
+    def ok(s: Schedule) -> bool:
+        return not verify(problem, s)
+
+    heur: Schedule | None
+    try:
+        heur, rule_scores = best_dispatch(problem, lambda s: score(problem, s, stages), rules_for(primary),
+                                          time_budget_s=0.25 * params.time_limit_s, check=ok)
+        if not ok(heur):
+            heur = None
+    except ValueError:
+        heur, rule_scores = None, {}
+    first_feasible_s = time.perf_counter() - t0 if heur is not None else None
+    heur_score = score(problem, heur, stages) if heur is not None else None
+    horizon = _horizon(problem, heur, stages)
+
+    strategy = params.strategy
+    if strategy == "auto":
+        strategy = "full" if n_ops <= params.full_max_ops or heur is None else "lns"
+    best, bound, proven = heur, None, False
+    if strategy == "lns" and heur is not None:
+        lns_deadline = deadline
+        if n_ops <= params.polish_max_ops:
+            lns_deadline = t0 + 0.6 * params.time_limit_s
+        best = solve_lns(problem, params, horizon, heur, lns_deadline)
+        if n_ops <= params.polish_max_ops and time.perf_counter() < deadline - 0.2:
+            cand, bound, proven = solve_full(problem, params, horizon, best, deadline)
+            best = cand if cand is not None else best
+    else:
+        best, bound, proven = solve_full(problem, params, horizon, heur, deadline)
+        if best is None and heur is None and bound is None and proven:
+            return Schedule(assignments=[], status="INFEASIBLE", wall_s=time.perf_counter() - t0,
+                            stats={"method": "cp-sat", "n_operations": n_ops})
+
+    if best is None:
+        return Schedule(assignments=[], status="UNKNOWN", wall_s=time.perf_counter() - t0,
+                        stats={"method": strategy, "n_operations": n_ops})
+    final = score(problem, best, stages)
+    lb = None
+    if primary == "makespan" and len(stages[0]) == 1 and not (problem.risk and problem.risk.policy == "penalty"):
+        lb = max(problem.trivial_lower_bound(), int(math.ceil(bound - 1e-6)) if bound is not None else 0)
+    elif bound is not None:
+        lb = bound
+    status = "OPTIMAL" if proven or (lb is not None and final[0] <= lb and len(stages) == 1) else "FEASIBLE"
+    best.status = status
+    best.lower_bound = lb
+    best.wall_s = time.perf_counter() - t0
+    best.stats.update(
+        n_operations=n_ops, strategy=strategy, horizon=horizon, first_feasible_s=first_feasible_s,
+        dispatch_scores={k: list(v) for k, v in rule_scores.items()}, dispatch_best=list(heur_score or ()),
+        score=list(final), objective=params.objective,
+    )
+    return best

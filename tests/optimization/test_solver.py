@@ -1,0 +1,42 @@
+from __future__ import annotations
+
+import pytest
+
+from optimization.check import verify
+from optimization.heuristics import RULES, dispatch
+from optimization.io import load
+from optimization.solver import SolverParams, solve
+
+
+def test_ft06_solved_to_optimality(datasets):
+    p = load(datasets / "jsplib/instances/ft06.txt", "jsplib")
+    s = solve(p, SolverParams(time_limit_s=10, workers=2, seed=0))
+    assert s.status == "OPTIMAL"
+    assert s.makespan == 55 and s.lower_bound == 55
+    assert verify(p, s) == []
+
+
+@pytest.mark.parametrize("name,fmt", [("jsplib/instances/la01.txt", "jsplib"), ("fjsp/brandimarte/mk01.txt", "fjsp"),
+                                      ("fjsp/hurink/edata/la01.txt", "fjsp")])
+@pytest.mark.parametrize("rule", RULES)
+def test_dispatching_rules_feasible(datasets, name, fmt, rule):
+    p = load(datasets / name, fmt)
+    s = dispatch(p, rule)
+    assert verify(p, s) == []
+    assert s.makespan >= p.trivial_lower_bound()
+
+
+def test_flexible_instance_improves_on_dispatch(datasets):
+    p = load(datasets / "fjsp/brandimarte/mk01.txt", "fjsp")
+    s = solve(p, SolverParams(time_limit_s=3, seed=1))
+    assert verify(p, s) == []
+    assert s.makespan <= min(dispatch(p, r).makespan for r in RULES)
+    assert s.lower_bound <= 40 <= s.makespan
+
+
+def test_lns_strategy_returns_checked_plan(datasets):
+    p = load(datasets / "jsplib/instances/la21.txt", "jsplib")
+    s = solve(p, SolverParams(time_limit_s=3, strategy="lns", seed=2, polish_max_ops=0))
+    assert verify(p, s) == []
+    assert s.stats["lns_iterations"] >= 1
+    assert s.makespan <= dispatch(p, "mwkr").makespan
