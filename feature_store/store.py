@@ -11,6 +11,7 @@ Everything a store touches is scoped to its tenant: registry rows, Parquet paths
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -29,6 +30,10 @@ from feature_store.view import CREATED, TIMESTAMP, FeatureView
 from serving.db import Database
 from serving.settings import Settings, get_settings
 from serving.tenancy import as_utc, get_tenant
+
+
+# How long a process trusts its copy of a view's declaration (another process may evolve it meanwhile).
+VIEW_CACHE_S = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +61,7 @@ class FeatureStore:
         self.tenant = t.name
         self.registry = Registry(db, t.id)
         self.offline = OfflineStore(settings.home / "features")
+        self._views: dict[str, tuple[FeatureView, float]] = {}
         self.online = online or open_online_store(
             settings.online_store, settings.home, redis_prefix=settings.redis_prefix
         )
@@ -68,10 +74,18 @@ class FeatureStore:
 
     # declarations ----------------------------------------------------------------------------------
     def apply(self, *views: FeatureView) -> list[Registered]:
+        self._views.clear()
         return [self.registry.apply(v) for v in views]
 
     def get_view(self, name: str) -> FeatureView:
-        return self.registry.get(name)[0]
+        """The view's latest declaration; cached for a few seconds, so that online reads touch no database."""
+        now = time.monotonic()
+        hit = self._views.get(name)
+        if hit is not None and hit[1] > now:
+            return hit[0]
+        view = self.registry.get(name)[0]
+        self._views[name] = (view, now + VIEW_CACHE_S)
+        return view
 
     def list_views(self) -> list[tuple[FeatureView, int]]:
         return self.registry.list()
