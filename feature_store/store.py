@@ -31,7 +31,6 @@ from serving.db import Database
 from serving.settings import Settings, get_settings
 from serving.tenancy import as_utc, get_tenant
 
-
 # How long a process trusts its copy of a view's declaration (another process may evolve it meanwhile).
 VIEW_CACHE_S = 5.0
 
