@@ -40,13 +40,17 @@ def pg_available() -> str | None:
     return _pg_problem[0] or None
 
 
-def need_postgres() -> None:
-    problem = pg_available()
+def require_service(problem: str | None) -> None:
+    """Skip (printing why) when a service the test talks to is missing; on CI, where .ci/run starts it, fail."""
     if problem:
         if ON_CI:
             pytest.fail(problem + " (CI must start it: see .ci/run)")
         print(f"\nSKIP: {problem}")
         pytest.skip(problem)
+
+
+def need_postgres() -> None:
+    require_service(pg_available())
 
 
 class PgDatabase:

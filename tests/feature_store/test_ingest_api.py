@@ -5,18 +5,10 @@ import io
 import pandas as pd
 import pytest
 
-from tests.feature_store.conftest import STATS
+from tests.feature_store.conftest import REC, STATS
 from tests.serving.helpers import bearer, make_tenant
 
 PEPPER = "test-secret-0123456789"
-REC = {
-    "machine_id": "m1",
-    "event_timestamp": "2026-03-01T00:00:00Z",
-    "temp_mean": 70.5,
-    "vib_rms": 1.2,
-    "alarm": False,
-    "mode": "run",
-}
 
 
 @pytest.fixture

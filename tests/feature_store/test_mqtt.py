@@ -10,8 +10,8 @@ import pytest
 from feature_store.mqtt import MqttIngestor, Quarantine, run_mqtt
 from feature_store.store import FeatureStore
 from serving import tenancy
-from tests.conftest import ON_CI
-from tests.feature_store.conftest import STATS
+from tests.conftest import require_service
+from tests.feature_store.conftest import REC, STATS
 
 BROKER = "mqtt://127.0.0.1:1883"
 
@@ -26,22 +26,7 @@ def broker_up() -> bool:
 
 @pytest.fixture
 def need_broker():
-    if not broker_up():
-        reason = "Mosquitto not reachable at 127.0.0.1:1883"
-        if ON_CI:
-            pytest.fail(reason + " (CI must start it: see .ci/run)")
-        print(f"\nSKIP: {reason}")
-        pytest.skip(reason)
-
-
-REC = {
-    "machine_id": "m1",
-    "event_timestamp": "2026-03-01T00:00:00Z",
-    "temp_mean": 70.5,
-    "vib_rms": 1.2,
-    "alarm": False,
-    "mode": "run",
-}
+    require_service(None if broker_up() else "Mosquitto not reachable at 127.0.0.1:1883")
 
 
 def test_mqtt_ingest_end_to_end(need_broker, settings, db, online, tmp_path):

@@ -21,23 +21,35 @@ from optimization.solution import Assignment, MaintenanceWindow, Schedule
 
 def _problem() -> SchedulingProblem:
     jobs = (
-        Job("J1", (Operation("A", {"M1": 3}, family="X", power_kw=10),
-                   Operation("B", {"M2": 2, "M1": 4}, power_kw=10)), release=0),
+        Job(
+            "J1",
+            (Operation("A", {"M1": 3}, family="X", power_kw=10), Operation("B", {"M2": 2, "M1": 4}, power_kw=10)),
+            release=0,
+        ),
         Job("J2", (Operation("C", {"M1": 2}, family="Y", power_kw=10),), release=1),
         Job("J3", (Operation("P", {"M2": 1}, pinned_machine="M2", pinned_start=20),)),
     )
     machines = (Machine("M1", (Downtime(30, 40, "holiday"),)), Machine("M2"))
-    return SchedulingProblem(jobs=jobs, machines=machines, setups=SetupTimes({("X", "Y"): 2}),
-                             precedences=(Precedence(("J1", "A"), ("J2", "C"), 0),),
-                             energy=EnergySettings(period=10, peak_cap_kw=25),
-                             risk=FailureRisk({"M2": 0.9}, threshold=0.5, window_duration=5, deadline=60))
+    return SchedulingProblem(
+        jobs=jobs,
+        machines=machines,
+        setups=SetupTimes({("X", "Y"): 2}),
+        precedences=(Precedence(("J1", "A"), ("J2", "C"), 0),),
+        energy=EnergySettings(period=10, peak_cap_kw=25),
+        risk=FailureRisk({"M2": 0.9}, threshold=0.5, window_duration=5, deadline=60),
+    )
 
 
 def _good() -> Schedule:
-    return Schedule([
-        Assignment("J1", "A", "M1", 0, 3), Assignment("J1", "B", "M2", 3, 5),
-        Assignment("J2", "C", "M1", 5, 7, 2), Assignment("J3", "P", "M2", 20, 21),
-    ], maintenance=[MaintenanceWindow("M2", 40, 45)])
+    return Schedule(
+        [
+            Assignment("J1", "A", "M1", 0, 3),
+            Assignment("J1", "B", "M2", 3, 5),
+            Assignment("J2", "C", "M1", 5, 7, 2),
+            Assignment("J3", "P", "M2", 20, 21),
+        ],
+        maintenance=[MaintenanceWindow("M2", 40, 45)],
+    )
 
 
 def test_good_schedule_passes():

@@ -30,8 +30,21 @@ def test_explanation_names_the_bottleneck():
 
 def test_cli_prints_one_json_line(datasets, tmp_path):
     out = tmp_path / "out.json"
-    r = runner.invoke(schedule_app, ["solve", str(datasets / "jsplib/instances/ft06.txt"), "--format", "jsplib",
-                                     "--time-limit", "5", "--workers", "2", "--output", str(out)])
+    r = runner.invoke(
+        schedule_app,
+        [
+            "solve",
+            str(datasets / "jsplib/instances/ft06.txt"),
+            "--format",
+            "jsplib",
+            "--time-limit",
+            "5",
+            "--workers",
+            "2",
+            "--output",
+            str(out),
+        ],
+    )
     assert r.exit_code == 0, r.output
     lines = [x for x in r.stdout.splitlines() if x.strip()]
     assert len(lines) == 1

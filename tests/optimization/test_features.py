@@ -54,8 +54,9 @@ def test_pinned_operations_are_kept_and_cross_precedence():
         Job("J2", (Operation("b", {"M1": 2, "M2": 1}),)),
         Job("J3", (Operation("c", {"M1": 3}),)),
     )
-    p = SchedulingProblem(jobs=jobs, machines=(Machine("M1"), Machine("M2")),
-                          precedences=(Precedence(("J1", "a"), ("J3", "c"), 2),))
+    p = SchedulingProblem(
+        jobs=jobs, machines=(Machine("M1"), Machine("M2")), precedences=(Precedence(("J1", "a"), ("J3", "c"), 2),)
+    )
     s = _solve(p)
     by = s.by_key()
     assert (by[("J1", "a")].machine, by[("J1", "a")].start) == ("M2", 3)
@@ -68,8 +69,11 @@ def test_failure_risk_window_and_penalty():
     p = SchedulingProblem(jobs=jobs, machines=(Machine("M1"), Machine("M2")), risk=risk)
     s = _solve(p)
     assert [w.machine for w in s.maintenance] == ["M1"] and s.maintenance[0].end <= 20
-    pen = SchedulingProblem(jobs=jobs, machines=(Machine("M1"), Machine("M2")),
-                            risk=FailureRisk({"M1": 0.9}, threshold=0.5, policy="penalty", penalty_per_unit=100))
+    pen = SchedulingProblem(
+        jobs=jobs,
+        machines=(Machine("M1"), Machine("M2")),
+        risk=FailureRisk({"M1": 0.9}, threshold=0.5, policy="penalty", penalty_per_unit=100),
+    )
     s2 = _solve(pen)
     assert all(a.machine == "M2" for a in s2.assignments)  # the risky machine is avoided
 
@@ -90,8 +94,10 @@ def test_energy_cost_and_peak_cap():
 
 
 def test_tardiness_and_lexicographic():
-    jobs = (Job("J1", (Operation("a", {"M": 4}),), due=4, weight=1),
-            Job("J2", (Operation("b", {"M": 2}),), due=2, weight=5))
+    jobs = (
+        Job("J1", (Operation("a", {"M": 4}),), due=4, weight=1),
+        Job("J2", (Operation("b", {"M": 2}),), due=2, weight=5),
+    )
     p = SchedulingProblem(jobs=jobs, machines=(Machine("M"),))
     s = _solve(p, objective="tardiness")
     assert s.objective["weighted_tardiness"] == 2.0

@@ -47,8 +47,11 @@ def test_classic_fjs_counts_machines_from_one():
         ("2 2\n0 3 1 4\n", "jsplib", "f.txt:2: expected 2 job lines"),
         ("2 2\n0 3 5 4\n1 2 0 2\n", "jsplib", "f.txt:2: job 0 operation 1: machine 5"),
         ("1 2\n2 1 0 3 1 1\n", "fjsp", "f.txt:2: job 0: line ends early"),
-        ('{"machines": ["M1"], "jobs": [{"id": "J", "operations": [{"machines": {"M9": 3}}]}]}', "json",
-         "unknown machine 'M9'"),
+        (
+            '{"machines": ["M1"], "jobs": [{"id": "J", "operations": [{"machines": {"M9": 3}}]}]}',
+            "json",
+            "unknown machine 'M9'",
+        ),
         ('{"machines": ["M1"],\n "jobs": [}', "json", "f.txt:2: invalid JSON"),
     ],
 )
@@ -63,10 +66,17 @@ def test_parse_errors_name_file_and_line(tmp_path, text, fmt, needle):
 def test_json_round_trip():
     doc = {
         "machines": [{"id": "M1", "calendar": [{"start": 10, "end": 20, "kind": "break"}]}, "M2"],
-        "jobs": [{"id": "J1", "due": 30, "weight": 2, "operations": [
-            {"id": "a", "machines": {"M1": 5, "M2": 7}, "family": "X", "power_kw": 3.5},
-            {"id": "b", "machines": {"M2": 4}, "pinned": {"machine": "M2", "start": 8}},
-        ]}],
+        "jobs": [
+            {
+                "id": "J1",
+                "due": 30,
+                "weight": 2,
+                "operations": [
+                    {"id": "a", "machines": {"M1": 5, "M2": 7}, "family": "X", "power_kw": 3.5},
+                    {"id": "b", "machines": {"M2": 4}, "pinned": {"machine": "M2", "start": 8}},
+                ],
+            }
+        ],
         "setups": {"matrix": {"X": {"Y": 3}}},
         "energy": {"period": 60, "prices": [0.1, 0.3], "peak_cap_kw": 50},
         "failure_risk": {"risks": {"M1": 0.8}, "threshold": 0.5, "window_duration": 30},
@@ -81,7 +91,9 @@ def test_json_round_trip():
 
 def test_validation_names_the_culprit():
     with pytest.raises(ValueError, match="job '0' has duplicate operation id"):
-        parse_json('{"machines": ["M"], "jobs": [{"id": "0", "operations": '
-                   '[{"id": "x", "machines": {"M": 1}}, {"id": "x", "machines": {"M": 1}}]}]}')
+        parse_json(
+            '{"machines": ["M"], "jobs": [{"id": "0", "operations": '
+            '[{"id": "x", "machines": {"M": 1}}, {"id": "x", "machines": {"M": 1}}]}]}'
+        )
     with pytest.raises(ValueError, match="negative time"):
         parse_jsplib("1 1\n0 -3\n")

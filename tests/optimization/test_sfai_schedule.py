@@ -11,9 +11,23 @@ SFAI = str(Path(sys.executable).with_name("sfai"))
 def test_sfai_schedule_solve_prints_one_json_line(datasets, tmp_path):
     out = tmp_path / "plan.json"
     p = subprocess.run(
-        [SFAI, "schedule", "solve", str(datasets / "jsplib" / "instances" / "ft06.txt"), "--format", "jsplib",
-         "--time-limit", "10", "--workers", "2", "--output", str(out)],
-        capture_output=True, text=True, timeout=120,
+        [
+            SFAI,
+            "schedule",
+            "solve",
+            str(datasets / "jsplib" / "instances" / "ft06.txt"),
+            "--format",
+            "jsplib",
+            "--time-limit",
+            "10",
+            "--workers",
+            "2",
+            "--output",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert p.returncode == 0, p.stderr
     lines = p.stdout.strip().splitlines()
@@ -27,7 +41,11 @@ def test_sfai_schedule_solve_prints_one_json_line(datasets, tmp_path):
 def test_sfai_schedule_bad_file_is_one_line(tmp_path):
     bad = tmp_path / "bad.txt"
     bad.write_text("2 2\n0 5 1\n")
-    p = subprocess.run([SFAI, "schedule", "solve", str(bad), "--format", "jsplib", "--time-limit", "1"],
-                       capture_output=True, text=True, timeout=60)
+    p = subprocess.run(
+        [SFAI, "schedule", "solve", str(bad), "--format", "jsplib", "--time-limit", "1"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert p.returncode == 1 and "Traceback" not in p.stderr
     assert len(p.stderr.strip().splitlines()) == 1 and p.stderr.startswith("error: ")

@@ -16,8 +16,14 @@ def test_ft06_solved_to_optimality(datasets):
     assert verify(p, s) == []
 
 
-@pytest.mark.parametrize("name,fmt", [("jsplib/instances/la01.txt", "jsplib"), ("fjsp/brandimarte/mk01.txt", "fjsp"),
-                                      ("fjsp/hurink/edata/la01.txt", "fjsp")])
+@pytest.mark.parametrize(
+    "name,fmt",
+    [
+        ("jsplib/instances/la01.txt", "jsplib"),
+        ("fjsp/brandimarte/mk01.txt", "fjsp"),
+        ("fjsp/hurink/edata/la01.txt", "fjsp"),
+    ],
+)
 @pytest.mark.parametrize("rule", RULES)
 def test_dispatching_rules_feasible(datasets, name, fmt, rule):
     p = load(datasets / name, fmt)

@@ -143,13 +143,11 @@ def test_metrics_by_module_and_tenant(client, db):
     text = client.get("/metrics").text
     assert (
         'sfai_requests_total{endpoint="/v1/quality/status",method="GET",module="quality",'
-        'status="200",tenant="acme"} 1.0'
-        in text
+        'status="200",tenant="acme"} 1.0' in text
     )
     assert (
         'sfai_request_errors_total{endpoint="/v1/energy/status",method="GET",module="energy",'
-        'status="403",tenant="acme"} 1.0'
-        in text
+        'status="403",tenant="acme"} 1.0' in text
     )
     assert 'sfai_request_duration_seconds_bucket{endpoint="/v1/quality/status"' in text
     assert "sfai_usage_log_records_total" in text
