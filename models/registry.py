@@ -1,0 +1,153 @@
+"""The model registry: versions of each tenant's models and their aliases (``champion``, ``challenger``).
+
+Model files live under ``$SFAI_HOME/models/<tenant>/<name>/v<version>/`` (``model.onnx`` + ``manifest.json``);
+the metadata database records versions and alias moves, so serving finds the champion without MLflow.
+The same aliases are set on MLflow's registered model when the version came from an MLflow run
+(``models/tracking.py``). No torch, no MLflow import here.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from sqlalchemy import func, select
+
+from serving.db import Database
+from serving.db.tables import ModelAliasEvent, ModelVersionRecord
+from serving.errors import InvalidInput, NotFound
+from serving.runtime import file_sha256
+from serving.tenancy import as_utc, get_tenant, utcnow
+
+ALIASES = ("champion", "challenger")
+
+
+@dataclass(frozen=True, slots=True)
+class ModelVersion:
+    name: str
+    version: int
+    module: str
+    path: Path
+    sha256: str
+    metrics: dict
+    mlflow_run_id: str | None
+    created_at: datetime
+    aliases: tuple[str, ...] = ()
+
+    @property
+    def manifest(self) -> dict:
+        return json.loads((self.path / "manifest.json").read_text())
+
+
+class ModelRegistry:
+    def __init__(self, db: Database, home: Path, tenant: str) -> None:
+        t = get_tenant(db, tenant)
+        self.db, self.tenant, self.tenant_id = db, t.name, t.id
+        self.root = Path(home) / "models" / t.name
+
+    # writes ------------------------------------------------------------------------------------------
+    def register(
+        self, name: str, module: str, src: Path, *, metrics: dict | None = None, mlflow_run_id: str | None = None,
+        alias: str | None = None,
+    ) -> ModelVersion:
+        """Copy an exported model directory in as the next version. The first version becomes ``champion``;
+        later ones ``challenger`` unless ``alias`` says otherwise (promote them when they prove better)."""
+        src = Path(src)
+        if not (src / "model.onnx").exists() or not (src / "manifest.json").exists():
+            raise InvalidInput(f"{src} is not an exported model (model.onnx + manifest.json)")
+        with self.db.session() as s:
+            last = s.scalar(select(func.max(ModelVersionRecord.version)).where(
+                ModelVersionRecord.tenant_id == self.tenant_id, ModelVersionRecord.name == name))
+            version = (last or 0) + 1
+            dest = self.root / name / f"v{version}"
+            if dest.exists():
+                shutil.rmtree(dest)
+            shutil.copytree(src, dest)
+            manifest = json.loads((dest / "manifest.json").read_text())
+            manifest["version"] = version
+            manifest["tenant"] = self.tenant
+            (dest / "manifest.json").write_text(json.dumps(manifest, indent=2))
+            s.add(ModelVersionRecord(
+                tenant_id=self.tenant_id, name=name, version=version, module=module, path=str(dest),
+                sha256=file_sha256(dest / "model.onnx"), metrics=json.dumps(metrics or {}),
+                mlflow_run_id=mlflow_run_id, created_at=utcnow(),
+            ))
+        alias = alias or ("challenger" if self.alias(name, "champion") else "champion")
+        self.set_alias(name, alias, version)
+        return self.get(name, version=version)
+
+    def set_alias(self, name: str, alias: str, version: int | None) -> None:
+        if alias not in ALIASES:
+            raise InvalidInput(f"unknown alias {alias!r}: expected one of {', '.join(ALIASES)}")
+        if version is not None:
+            self.get(name, version=version)  # exists?
+        with self.db.session() as s:
+            s.add(ModelAliasEvent(tenant_id=self.tenant_id, name=name, alias=alias, version=version, at=utcnow()))
+
+    def promote(self, name: str, version: int | None = None) -> ModelVersion:
+        """Make ``version`` (default: the challenger) the champion; the old champion becomes challenger."""
+        if version is None:
+            version = self.alias(name, "challenger")
+            if version is None:
+                raise NotFound(f"model {name!r} has no challenger to promote; name a version")
+        old = self.alias(name, "champion")
+        self.set_alias(name, "champion", version)
+        if old is not None and old != version:
+            self.set_alias(name, "challenger", old)
+        elif self.alias(name, "challenger") == version:
+            self.set_alias(name, "challenger", None)
+        return self.get(name, version=version)
+
+    def rollback(self, name: str) -> ModelVersion:
+        """Give ``champion`` back to the version that held it before the last move."""
+        history = self._history(name, "champion")
+        if len(history) < 2:
+            raise NotFound(f"model {name!r} has no earlier champion to roll back to")
+        current, previous = history[-1], history[-2]
+        self.set_alias(name, "champion", previous)
+        if current is not None and current != previous:
+            self.set_alias(name, "challenger", current)
+        return self.get(name, version=previous)
+
+    # reads -------------------------------------------------------------------------------------------
+    def alias(self, name: str, alias: str) -> int | None:
+        h = self._history(name, alias)
+        return h[-1] if h else None
+
+    def _history(self, name: str, alias: str) -> list[int | None]:
+        with self.db.session() as s:
+            return list(s.scalars(
+                select(ModelAliasEvent.version)
+                .where(ModelAliasEvent.tenant_id == self.tenant_id, ModelAliasEvent.name == name,
+                       ModelAliasEvent.alias == alias)
+                .order_by(ModelAliasEvent.id)
+            ))
+
+    def get(self, name: str, *, version: int | None = None, alias: str = "champion") -> ModelVersion:
+        if version is None:
+            version = self.alias(name, alias)
+            if version is None:
+                raise NotFound(f"no {alias} model {name!r} for tenant {self.tenant!r}; train one with 'sfai train'")
+        with self.db.session() as s:
+            r = s.scalar(select(ModelVersionRecord).where(
+                ModelVersionRecord.tenant_id == self.tenant_id, ModelVersionRecord.name == name,
+                ModelVersionRecord.version == version))
+            if r is None:
+                raise NotFound(f"model {name!r} has no version {version}")
+            return self._view(r)
+
+    def list(self, name: str | None = None) -> list[ModelVersion]:
+        with self.db.session() as s:
+            q = select(ModelVersionRecord).where(ModelVersionRecord.tenant_id == self.tenant_id)
+            if name:
+                q = q.where(ModelVersionRecord.name == name)
+            rows = s.scalars(q.order_by(ModelVersionRecord.name, ModelVersionRecord.version)).all()
+            return [self._view(r) for r in rows]
+
+    def _view(self, r: ModelVersionRecord) -> ModelVersion:
+        aliases = tuple(a for a in ALIASES if self.alias(r.name, a) == r.version)
+        return ModelVersion(r.name, r.version, r.module, Path(r.path), r.sha256, json.loads(r.metrics),
+                            r.mlflow_run_id, as_utc(r.created_at), aliases)
