@@ -61,8 +61,14 @@ def export(
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         torch.onnx.export(
-            wrapped, (x,), out_dir / "model.onnx", input_names=[input_name], output_names=[output_name],
-            dynamic_axes=dynamic, opset_version=17, dynamo=False,
+            wrapped,
+            (x,),
+            out_dir / "model.onnx",
+            input_names=[input_name],
+            output_names=[output_name],
+            dynamic_axes=dynamic,
+            opset_version=17,
+            dynamo=False,
         )
     with torch.no_grad():
         expected = wrapped(x).numpy()

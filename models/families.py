@@ -29,9 +29,7 @@ class Family:
 
     def check_dataset(self, dataset: str) -> None:
         if dataset not in self.datasets:
-            raise InvalidInput(
-                f"model {self.name!r} trains on {', '.join(self.datasets)}; got --dataset {dataset!r}"
-            )
+            raise InvalidInput(f"model {self.name!r} trains on {', '.join(self.datasets)}; got --dataset {dataset!r}")
 
     def registry_name(self, input_path: Path) -> str:
         """The registered model's name: the family, plus the C-MAPSS subset (FD001..FD004) where one shows in
@@ -52,14 +50,38 @@ class Family:
 FAMILIES: dict[str, Family] = {
     f.name: f
     for f in (
-        Family("failure", "maintenance", ("ai4i",), "models.failure.train", "models.failure.predict",
-               "machine failure probability (AI4I 2020)"),
-        Family("rul", "maintenance", ("cmapss",), "models.rul.train", "models.rul.predict",
-               "remaining useful life in cycles (NASA C-MAPSS)"),
-        Family("defect", "quality", ("secom",), "models.defect.train", "models.defect.predict",
-               "wafer defect probability (SECOM)"),
-        Family("energy", "energy", ("steel-energy",), "models.energy.train", "models.energy.predict",
-               "day-ahead energy quantiles p10/p50/p90 (steel plant, 15 min)"),
+        Family(
+            "failure",
+            "maintenance",
+            ("ai4i",),
+            "models.failure.train",
+            "models.failure.predict",
+            "machine failure probability (AI4I 2020)",
+        ),
+        Family(
+            "rul",
+            "maintenance",
+            ("cmapss",),
+            "models.rul.train",
+            "models.rul.predict",
+            "remaining useful life in cycles (NASA C-MAPSS)",
+        ),
+        Family(
+            "defect",
+            "quality",
+            ("secom",),
+            "models.defect.train",
+            "models.defect.predict",
+            "wafer defect probability (SECOM)",
+        ),
+        Family(
+            "energy",
+            "energy",
+            ("steel-energy",),
+            "models.energy.train",
+            "models.energy.predict",
+            "day-ahead energy quantiles p10/p50/p90 (steel plant, 15 min)",
+        ),
     )
 }
 

@@ -50,7 +50,13 @@ class ModelRegistry:
 
     # writes ------------------------------------------------------------------------------------------
     def register(
-        self, name: str, module: str, src: Path, *, metrics: dict | None = None, mlflow_run_id: str | None = None,
+        self,
+        name: str,
+        module: str,
+        src: Path,
+        *,
+        metrics: dict | None = None,
+        mlflow_run_id: str | None = None,
         alias: str | None = None,
     ) -> ModelVersion:
         """Copy an exported model directory in as the next version. The first version becomes ``champion``;
@@ -59,8 +65,11 @@ class ModelRegistry:
         if not (src / "model.onnx").exists() or not (src / "manifest.json").exists():
             raise InvalidInput(f"{src} is not an exported model (model.onnx + manifest.json)")
         with self.db.session() as s:
-            last = s.scalar(select(func.max(ModelVersionRecord.version)).where(
-                ModelVersionRecord.tenant_id == self.tenant_id, ModelVersionRecord.name == name))
+            last = s.scalar(
+                select(func.max(ModelVersionRecord.version)).where(
+                    ModelVersionRecord.tenant_id == self.tenant_id, ModelVersionRecord.name == name
+                )
+            )
             version = (last or 0) + 1
             dest = self.root / name / f"v{version}"
             if dest.exists():
@@ -70,11 +79,19 @@ class ModelRegistry:
             manifest["version"] = version
             manifest["tenant"] = self.tenant
             (dest / "manifest.json").write_text(json.dumps(manifest, indent=2))
-            s.add(ModelVersionRecord(
-                tenant_id=self.tenant_id, name=name, version=version, module=module, path=str(dest),
-                sha256=file_sha256(dest / "model.onnx"), metrics=json.dumps(metrics or {}),
-                mlflow_run_id=mlflow_run_id, created_at=utcnow(),
-            ))
+            s.add(
+                ModelVersionRecord(
+                    tenant_id=self.tenant_id,
+                    name=name,
+                    version=version,
+                    module=module,
+                    path=str(dest),
+                    sha256=file_sha256(dest / "model.onnx"),
+                    metrics=json.dumps(metrics or {}),
+                    mlflow_run_id=mlflow_run_id,
+                    created_at=utcnow(),
+                )
+            )
         alias = alias or ("challenger" if self.alias(name, "champion") else "champion")
         self.set_alias(name, alias, version)
         return self.get(name, version=version)
@@ -119,12 +136,17 @@ class ModelRegistry:
 
     def _history(self, name: str, alias: str) -> list[int | None]:
         with self.db.session() as s:
-            return list(s.scalars(
-                select(ModelAliasEvent.version)
-                .where(ModelAliasEvent.tenant_id == self.tenant_id, ModelAliasEvent.name == name,
-                       ModelAliasEvent.alias == alias)
-                .order_by(ModelAliasEvent.id)
-            ))
+            return list(
+                s.scalars(
+                    select(ModelAliasEvent.version)
+                    .where(
+                        ModelAliasEvent.tenant_id == self.tenant_id,
+                        ModelAliasEvent.name == name,
+                        ModelAliasEvent.alias == alias,
+                    )
+                    .order_by(ModelAliasEvent.id)
+                )
+            )
 
     def get(self, name: str, *, version: int | None = None, alias: str = "champion") -> ModelVersion:
         if version is None:
@@ -132,9 +154,13 @@ class ModelRegistry:
             if version is None:
                 raise NotFound(f"no {alias} model {name!r} for tenant {self.tenant!r}; train one with 'sfai train'")
         with self.db.session() as s:
-            r = s.scalar(select(ModelVersionRecord).where(
-                ModelVersionRecord.tenant_id == self.tenant_id, ModelVersionRecord.name == name,
-                ModelVersionRecord.version == version))
+            r = s.scalar(
+                select(ModelVersionRecord).where(
+                    ModelVersionRecord.tenant_id == self.tenant_id,
+                    ModelVersionRecord.name == name,
+                    ModelVersionRecord.version == version,
+                )
+            )
             if r is None:
                 raise NotFound(f"model {name!r} has no version {version}")
             return self._view(r)
@@ -149,5 +175,14 @@ class ModelRegistry:
 
     def _view(self, r: ModelVersionRecord) -> ModelVersion:
         aliases = tuple(a for a in ALIASES if self.alias(r.name, a) == r.version)
-        return ModelVersion(r.name, r.version, r.module, Path(r.path), r.sha256, json.loads(r.metrics),
-                            r.mlflow_run_id, as_utc(r.created_at), aliases)
+        return ModelVersion(
+            r.name,
+            r.version,
+            r.module,
+            Path(r.path),
+            r.sha256,
+            json.loads(r.metrics),
+            r.mlflow_run_id,
+            as_utc(r.created_at),
+            aliases,
+        )

@@ -123,8 +123,13 @@ def fit(
             n += len(xb)
         val_loss = evaluate_loss(model, val)
         val_score = score(model) if score else val_loss
-        row = {"epoch": epoch, "lr": opt.param_groups[0]["lr"], "train_loss": total / max(n, 1),
-               "val_loss": val_loss, "val_score": val_score}
+        row = {
+            "epoch": epoch,
+            "lr": opt.param_groups[0]["lr"],
+            "train_loss": total / max(n, 1),
+            "val_loss": val_loss,
+            "val_score": val_score,
+        }
         history.append(row)
         if on_epoch:
             on_epoch(row)

@@ -1,0 +1,197 @@
+"""``sfai train``, ``sfai predict`` and ``sfai models``: the data scientist's loop.
+
+Training imports torch (the family's train module); prediction runs ONNX Runtime only.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from serving.cli.common import database, emit_json, info, settings
+from serving.cli.features import _tenant
+from serving.errors import InvalidInput, NotFound
+
+models_app = typer.Typer(help="Registered models: list, promote, roll back.", no_args_is_help=True)
+
+TenantOpt = Annotated[str | None, typer.Option("--tenant", "-t", help="tenant (default: the local tenant)")]
+
+
+def _registry(tenant: str | None):  # noqa: ANN202
+    from models.registry import ModelRegistry
+
+    return ModelRegistry(database(), settings().home, _tenant(tenant))
+
+
+def _parse_sets(values: list[str]) -> dict:
+    out = {}
+    for v in values:
+        key, sep, raw = v.partition("=")
+        if not sep or not key:
+            raise InvalidInput(f"--set expects key=value, got {v!r}")
+        try:
+            out[key] = json.loads(raw)
+        except json.JSONDecodeError:
+            out[key] = raw
+    return out
+
+
+def train(
+    model: Annotated[str, typer.Argument(help="failure, rul, defect or energy")],
+    dataset: Annotated[str, typer.Option(help="ai4i, cmapss, secom or steel-energy")],
+    input: Annotated[Path, typer.Option("--input", "-i", help="training file")],
+    tenant: TenantOpt = None,
+    seed: Annotated[int, typer.Option(help="random seed")] = 0,
+    epochs: Annotated[int | None, typer.Option(help="maximum epochs (early stopping may end sooner)")] = None,
+    set_: Annotated[list[str], typer.Option("--set", help="config override key=value (repeatable)")] = [],  # noqa: B006
+    alias: Annotated[str | None, typer.Option(help="champion or challenger (default: champion if first)")] = None,
+    no_track: Annotated[bool, typer.Option("--no-track", help="do not log to MLflow")] = False,
+) -> None:
+    """Train a model on a file, export it to ONNX and register it; prints one JSON line."""
+    from models.families import get_family
+    from models.tracking import Tracker
+
+    family = get_family(model)
+    family.check_dataset(dataset)
+    if not input.is_file():
+        raise InvalidInput(f"{input}: no such file")
+    s = settings()
+    reg = _registry(tenant)
+    name = family.registry_name(input)
+    config = _parse_sets(set_)
+    config["seed"] = seed
+    if epochs is not None:
+        config["epochs"] = epochs
+    mod = family.load("train")
+    t0 = time.perf_counter()
+    with (
+        tempfile.TemporaryDirectory(prefix="sfai-train-") as out,
+        Tracker(s, f"{reg.tenant}/{name}", enabled=not no_track, run_name=f"{name} {input.name}") as tracker,
+    ):
+        tracker.log_params({"family": family.name, "dataset": dataset, "input": str(input), **config})
+        metrics = mod.train(input, dataset, Path(out), config=config, tracker=tracker)
+        train_s = time.perf_counter() - t0
+        metrics = {**metrics, "train_seconds": round(train_s, 1)}
+        tracker.log_metrics(metrics)
+        mv = reg.register(name, family.module, Path(out), metrics=metrics, mlflow_run_id=tracker.run_id, alias=alias)
+        tracker.register(f"{reg.tenant}.{name}", Path(out), mv.aliases[0] if mv.aliases else "challenger")
+    emit_json(
+        {"model": name, "version": mv.version, "aliases": list(mv.aliases), "tenant": reg.tenant, "metrics": metrics}
+    )
+
+
+def _find(reg, family, input_path: Path, version: int | None):  # noqa: ANN001, ANN202
+    """The champion for this input: the subset's own model (rul-fd002), else the family's, else the newest."""
+    name = family.registry_name(input_path)
+    for candidate in dict.fromkeys([name, family.name]):
+        try:
+            return reg.get(candidate, version=version)
+        except NotFound:
+            continue
+    others = [m for m in reg.list() if m.name.startswith(family.name) and "champion" in m.aliases]
+    if others and version is None:
+        return max(others, key=lambda m: m.created_at)
+    raise NotFound(f"no trained {family.name!r} model for tenant {reg.tenant!r}: run 'sfai train {family.name}' first")
+
+
+def predict(
+    model: Annotated[str, typer.Argument(help="failure, rul, defect or energy")],
+    dataset: Annotated[str, typer.Option(help="ai4i, cmapss, secom or steel-energy")],
+    input: Annotated[Path, typer.Option("--input", "-i", help="rows to score")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="CSV to write")],
+    tenant: TenantOpt = None,
+    start: Annotated[str | None, typer.Option(help="energy: first forecast origin, YYYY-MM-DD")] = None,
+    horizon: Annotated[int, typer.Option(help="energy: steps of 15 minutes per forecast", min=1)] = 96,
+    version: Annotated[int | None, typer.Option(help="a registered version instead of the champion")] = None,
+) -> None:
+    """Score a file with the champion model (ONNX Runtime); writes OUT.csv and prints one JSON line."""
+    from models.families import get_family
+    from serving.runtime import OnnxModel
+
+    family = get_family(model)
+    family.check_dataset(dataset)
+    if not input.is_file():
+        raise InvalidInput(f"{input}: no such file")
+    reg = _registry(tenant)
+    mv = _find(reg, family, input, version)
+    mod = family.load("predict")
+    t0 = time.perf_counter()
+    frame = mod.predict(OnnxModel(mv.path, threads=os.cpu_count() or 1), input, dataset, start=start, horizon=horizon)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    tmp = output.with_name(output.name + ".part")
+    frame.to_csv(tmp, index=False)
+    os.replace(tmp, output)
+    emit_json(
+        {
+            "output": str(output),
+            "rows": len(frame),
+            "model": mv.name,
+            "version": mv.version,
+            "seconds": round(time.perf_counter() - t0, 3),
+        }
+    )
+
+
+@models_app.command("list")
+def models_list(tenant: TenantOpt = None, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Registered models: name, version, aliases, key metrics."""
+    rows = _registry(tenant).list()
+    if as_json:
+        emit_json(
+            [
+                {
+                    "name": m.name,
+                    "version": m.version,
+                    "module": m.module,
+                    "aliases": list(m.aliases),
+                    "metrics": m.metrics,
+                    "created_at": m.created_at,
+                }
+                for m in rows
+            ]
+        )
+        return
+    for m in rows:
+        metrics = ", ".join(f"{k}={v:.4g}" for k, v in m.metrics.items() if isinstance(v, int | float))
+        typer.echo(f"{m.name}\tv{m.version}\t{','.join(m.aliases) or '-'}\t{metrics}")
+
+
+def _sync(reg, name: str) -> None:  # noqa: ANN001
+    """Mirror the aliases into MLflow's registry (best effort: the SFAI registry is the source of truth)."""
+    try:
+        from models.tracking import sync_alias
+
+        for alias in ("champion", "challenger"):
+            v = reg.alias(name, alias)
+            if v is not None:
+                sync_alias(settings(), f"{reg.tenant}.{name}", alias, reg.get(name, version=v).mlflow_run_id)
+    except Exception as e:  # noqa: BLE001
+        info(f"note: MLflow aliases not updated ({type(e).__name__}: {e})")
+
+
+@models_app.command("promote")
+def models_promote(
+    name: Annotated[str, typer.Argument(help="model name, e.g. failure or rul-fd001")],
+    version: Annotated[int | None, typer.Option(help="version to promote (default: the challenger)")] = None,
+    tenant: TenantOpt = None,
+) -> None:
+    """Make a version the champion (serving switches to it); prints 'name version'."""
+    reg = _registry(tenant)
+    mv = reg.promote(name, version)
+    _sync(reg, name)
+    typer.echo(f"{mv.name}\t{mv.version}")
+
+
+@models_app.command("rollback")
+def models_rollback(name: Annotated[str, typer.Argument(help="model name")], tenant: TenantOpt = None) -> None:
+    """Give the champion alias back to the previous champion; prints 'name version'."""
+    reg = _registry(tenant)
+    mv = reg.rollback(name)
+    _sync(reg, name)
+    typer.echo(f"{mv.name}\t{mv.version}")

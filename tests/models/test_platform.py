@@ -1,0 +1,97 @@
+"""The shared model platform: training loop, ONNX export with parity, registry aliases, runtime checks."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from models.export import export
+from models.registry import ModelRegistry
+from models.training import TrainConfig, fit, make_loader, predict_batches
+from serving import tenancy
+from serving.errors import InvalidInput, NotFound
+from serving.runtime import ModelIntegrityError, OnnxModel
+
+
+class TinyRegressor(nn.Module):
+    def __init__(self, n_in: int) -> None:
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(n_in, 16), nn.ReLU(), nn.Linear(16, 1))
+
+    def forward(self, x, targets=None):
+        out = self.net(x).squeeze(-1)
+        return out, (None if targets is None else nn.functional.mse_loss(out, targets))
+
+
+def data(seed=0, n=400):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, 3)).astype(np.float32)
+    y = (x @ np.array([1.5, -2.0, 0.5], dtype=np.float32) + 0.1 * rng.normal(size=n)).astype(np.float32)
+    return x, y
+
+
+def trained(seed=0):
+    x, y = data()
+    cfg = TrainConfig(epochs=40, batch_size=64, lr=1e-2, patience=5, seed=seed, progress=False)
+    torch.manual_seed(seed)
+    model = TinyRegressor(3)
+    res = fit(
+        model,
+        make_loader(x[:300], y[:300], batch_size=64, shuffle=True, seed=seed),
+        make_loader(x[300:], y[300:], batch_size=256, shuffle=False),
+        cfg,
+    )
+    return model, res, x, y
+
+
+def test_training_learns_stops_early_and_is_deterministic():
+    m1, r1, x, y = trained()
+    m2, r2, _, _ = trained()
+    assert r1.best_score < 0.2 * float(np.var(y))  # learned the linear map
+    assert r1.best_epoch == r2.best_epoch and r1.history[-1]["val_loss"] == r2.history[-1]["val_loss"]
+    assert np.array_equal(predict_batches(m1, x), predict_batches(m2, x))  # seeded: bit-identical on CPU
+    assert len(r1.history) <= 40 and r1.history[0]["lr"] < 1e-2  # warm-up
+
+
+def test_export_parity_manifest_and_checksum(tmp_path):
+    model, _, x, _ = trained()
+    manifest = export(model, x[:8], tmp_path / "m", {"name": "tiny", "features": ["a", "b", "c"], "threshold": 0.5})
+    assert manifest["parity_max_abs"] <= 1e-4
+    onnx = OnnxModel(tmp_path / "m")
+    got = onnx.run({"x": x.astype(np.float64)})["y"]  # float64 in: cast by the manifest's dtype
+    assert np.allclose(got, predict_batches(model, x), atol=1e-4)
+    m = json.loads((tmp_path / "m" / "manifest.json").read_text())
+    assert m["inputs"][0] == {"name": "x", "dtype": "float32", "shape": ["batch", 3]} and m["features"] == [
+        "a",
+        "b",
+        "c",
+    ]
+    with pytest.raises(InvalidInput, match="needs inputs"):
+        onnx.run({"z": x})
+    (tmp_path / "m" / "model.onnx").write_bytes((tmp_path / "m" / "model.onnx").read_bytes() + b"\0")
+    with pytest.raises(ModelIntegrityError, match="checksum"):
+        OnnxModel(tmp_path / "m")
+
+
+def test_registry_champion_challenger_promote_rollback(tmp_path, db):
+    tenancy.create_tenant(db, "acme", "C29")
+    tenancy.create_tenant(db, "other", "C29")
+    model, _, x, _ = trained()
+    export(model, x[:4], tmp_path / "exp", {"name": "failure"})
+    reg = ModelRegistry(db, tmp_path / "home", "acme")
+    v1 = reg.register("failure", "maintenance", tmp_path / "exp", metrics={"auc": 0.9})
+    v2 = reg.register("failure", "maintenance", tmp_path / "exp", metrics={"auc": 0.95})
+    assert (v1.version, v1.aliases, v2.version, v2.aliases) == (1, ("champion",), 2, ("challenger",))
+    assert reg.get("failure").version == 1 and reg.get("failure", alias="challenger").version == 2
+    assert json.loads((v2.path / "manifest.json").read_text())["version"] == 2
+    assert reg.promote("failure").version == 2
+    assert (reg.alias("failure", "champion"), reg.alias("failure", "challenger")) == (2, 1)
+    assert reg.rollback("failure").version == 1
+    assert (reg.alias("failure", "champion"), reg.alias("failure", "challenger")) == (1, 2)
+    assert OnnxModel(reg.get("failure").path).version == "1"
+    with pytest.raises(NotFound):
+        ModelRegistry(db, tmp_path / "home", "other").get("failure")  # per tenant
+    with pytest.raises(NotFound, match="no version 7"):
+        reg.promote("failure", 7)
