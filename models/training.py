@@ -119,7 +119,7 @@ def fit(
             if cfg.grad_clip:
                 nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
             opt.step()
-            total += float(loss) * len(xb)
+            total += float(loss.detach()) * len(xb)
             n += len(xb)
         val_loss = evaluate_loss(model, val)
         val_score = score(model) if score else val_loss
