@@ -10,10 +10,8 @@ from typing import Annotated
 
 import typer
 
-from optimization.check import verify
-from optimization.explain import explain_late_jobs
 from optimization.io import load
-from optimization.solver import OBJECTIVES, SolverParams, solve
+from optimization.service import make_params, solve_document
 
 schedule_app = typer.Typer(help="Production scheduling (OR-Tools CP-SAT).", no_args_is_help=True,
                            add_completion=False)
@@ -43,43 +41,11 @@ def solve_cmd(
 ) -> None:
     """Solve FILE and print one JSON line with status, makespan, lower_bound and wall_s."""
     try:
-        if time_limit <= 0:
-            raise ValueError("--time-limit must be > 0")
-        if workers < 1:
-            raise ValueError("--workers must be >= 1")
-        if strategy not in ("auto", "full", "lns"):
-            raise ValueError(f"--strategy must be auto, full or lns, got {strategy!r}")
         problem = load(file, fmt.value)
-        if not objective:
-            objective = "tardiness" if any(j.due is not None for j in problem.jobs) else "makespan"
-        if objective not in OBJECTIVES:
-            raise ValueError(f"--objective must be one of {', '.join(OBJECTIVES)}, got {objective!r}")
-        params = SolverParams(time_limit_s=time_limit, workers=workers, seed=seed, objective=objective,
-                              strategy=strategy)
-        schedule = solve(problem, params)
-        violations = verify(problem, schedule) if schedule.assignments else []
-        line = {
-            "status": schedule.status,
-            "makespan": schedule.makespan,
-            "lower_bound": schedule.lower_bound,
-            "wall_s": round(schedule.wall_s, 3),
-            "instance": problem.name,
-            "n_jobs": len(problem.jobs),
-            "n_machines": len(problem.machines),
-            "n_operations": problem.n_operations,
-            "objective": objective,
-            "objective_values": schedule.objective,
-            "violations": len(violations),
-        }
+        params = make_params(problem, time_limit_s=time_limit, workers=workers, seed=seed,
+                             objective=objective or None, strategy=strategy)
+        line, doc = solve_document(problem, params)
         if output is not None:
-            doc = {
-                **line,
-                "stats": schedule.stats,
-                "gantt": schedule.to_gantt(problem),
-                "maintenance": [vars(w) for w in schedule.maintenance],
-                "late_jobs": explain_late_jobs(problem, schedule),
-                "violation_messages": [str(v) for v in violations],
-            }
             try:
                 output.parent.mkdir(parents=True, exist_ok=True)
                 output.write_text(json.dumps(doc, default=str))

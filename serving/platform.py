@@ -20,6 +20,7 @@ class Platform:
     access: Access
     writer: UsageWriter
     metrics: Metrics
+    jobs: object = None  # serving.scheduling.Jobs, built on first use
     _stores: dict = field(default_factory=dict)
     _online: object = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -51,11 +52,17 @@ class Platform:
                 fs = self._stores[tenant] = FeatureStore(self.settings, self.db, tenant, online=self._online)
             return fs
 
+    def __post_init__(self) -> None:
+        from serving.scheduling import Jobs
+
+        self.jobs = Jobs(self.db)
+
     def start(self) -> None:
         if self.settings.usage_log_enabled:
             self.writer.start()
 
     def close(self) -> None:
         self.writer.close()
+        self.jobs.close()
         if self._online is not None:
             self._online.close()

@@ -136,6 +136,21 @@ class ModelAliasEvent(Base):
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
+class SchedulingJob(Base):
+    """A solve run in the background; its request and result documents are JSON text."""
+
+    __tablename__ = "scheduling_jobs"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id"), index=True)
+    status: Mapped[str] = mapped_column(String(16))
+    request: Mapped[str] = mapped_column(Text)
+    result: Mapped[str | None] = mapped_column(Text, nullable=True)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
 __all__ = [
     "Base",
     "Tenant",
@@ -148,4 +163,5 @@ __all__ = [
     "FeatureViewState",
     "ModelVersionRecord",
     "ModelAliasEvent",
+    "SchedulingJob",
 ]

@@ -1,5 +1,39 @@
 """Scheduling: production plans optimised with OR-Tools CP-SAT."""
 
+from __future__ import annotations
+
+from fastapi import status
+from starlette.concurrency import run_in_threadpool
+
+from serving.deps import CallerDep, PlatformDep
 from serving.routers.modules import module_router
+from serving.scheduling import solve_now
+from serving.schemas.scheduling import JobRequest, SolveRequest
 
 router = module_router("scheduling")
+
+
+def _modules(platform, ctx) -> set[str]:  # noqa: ANN001
+    return (
+        set(platform.access.subscriptions(ctx.tenant_id))
+        if platform.settings.auth_enabled
+        else {"maintenance", "energy", "scheduling"}
+    )
+
+
+@router.post("/solve")
+async def solve_plan(body: SolveRequest, ctx: CallerDep, platform: PlatformDep) -> dict:
+    """Solve a plan now (up to 30 s): status, makespan, bound, Gantt rows, late-job explanations."""
+    return await run_in_threadpool(solve_now, body.model_dump(), _modules(platform, ctx))
+
+
+@router.post("/jobs", status_code=status.HTTP_202_ACCEPTED)
+async def create_job(body: JobRequest, ctx: CallerDep, platform: PlatformDep) -> dict:
+    """Start a longer solve in the background; poll ``GET /v1/scheduling/jobs/{job_id}``."""
+    return await run_in_threadpool(platform.jobs.submit, ctx.tenant_id, body.model_dump(), _modules(platform, ctx))
+
+
+@router.get("/jobs/{job_id}")
+async def read_job(job_id: str, ctx: CallerDep, platform: PlatformDep) -> dict:
+    """A job's state and, once done, its plan (another tenant's job answers 404)."""
+    return await run_in_threadpool(platform.jobs.get, ctx.tenant_id, job_id)

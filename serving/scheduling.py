@@ -1,0 +1,114 @@
+"""The scheduling module behind the API: synchronous solves and background jobs, per tenant.
+
+Linked modules: a tenant subscribed to ``maintenance`` may pass machine failure risks, one subscribed to
+``energy`` a tariff, base load and peak cap; without the partner module those parts of the request are
+ignored (the plain behaviour) and the answer says so.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+
+from sqlalchemy import select
+
+from serving.db import Database
+from serving.db.tables import SchedulingJob
+from serving.errors import InvalidInput, NotFound
+from serving.tenancy import as_utc, utcnow
+
+log = logging.getLogger("sfai.scheduling")
+# parts of a problem that only a partner module's subscription enables
+PARTNERS = (("failure_risk", "maintenance"), ("energy", "energy"))
+
+
+def prepare(request: dict, modules: set[str]) -> tuple[object, object, dict]:
+    """(problem, params, linked) from an API request, dropping what the tenant's subscriptions don't cover."""
+    from optimization.io import problem_from_dict
+    from optimization.service import make_params
+
+    doc = dict(request["problem"])
+    linked: dict = {mod: key in doc and mod in modules for key, mod in PARTNERS}
+    ignored = [(key, mod) for key, mod in PARTNERS if key in doc and mod not in modules]
+    for key, _ in ignored:
+        doc.pop(key)
+    try:
+        problem = problem_from_dict(doc)
+        params = make_params(
+            problem,
+            time_limit_s=request["time_limit_s"],
+            workers=request["workers"],
+            seed=request["seed"],
+            objective=request.get("objective"),
+            strategy=request.get("strategy", "auto"),
+        )
+    except (ValueError, KeyError, TypeError) as e:
+        raise InvalidInput(f"invalid scheduling problem: {e}") from None
+    if ignored:
+        linked["ignored"] = [f"{key} (needs the '{mod}' module)" for key, mod in ignored]
+    return problem, params, linked
+
+
+def solve_now(request: dict, modules: set[str]) -> dict:
+    from optimization.service import solve_document
+
+    problem, params, linked = prepare(request, modules)
+    _, doc = solve_document(problem, params)
+    return {**doc, "linked": linked}
+
+
+class Jobs:
+    """Background solves: one at a time per process (CP-SAT already uses the cores), state in the database."""
+
+    def __init__(self, db: Database, workers: int = 1) -> None:
+        self.db = db
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sfai-schedule")
+
+    def submit(self, tenant_id: int, request: dict, modules: set[str]) -> dict:
+        prepare(request, modules)  # a bad problem is a 422 now, not a failed job later
+        job_id = uuid.uuid4().hex
+        with self.db.session() as s:
+            s.add(
+                SchedulingJob(
+                    id=job_id, tenant_id=tenant_id, status="queued", request=json.dumps(request), created_at=utcnow()
+                )
+            )
+        self._pool.submit(self._run, job_id, request, modules)
+        return self.get(tenant_id, job_id)
+
+    def _run(self, job_id: str, request: dict, modules: set[str]) -> None:
+        self._update(job_id, status="running", started_at=utcnow())
+        try:
+            result = solve_now(request, modules)
+            self._update(job_id, status="done", result=json.dumps(result, default=str), finished_at=utcnow())
+        except Exception as e:  # noqa: BLE001 - recorded on the job
+            log.exception("scheduling job %s failed", job_id)
+            self._update(job_id, status="failed", error=f"{type(e).__name__}: {e}", finished_at=utcnow())
+
+    def _update(self, job_id: str, **values) -> None:
+        with self.db.session() as s:
+            job = s.get(SchedulingJob, job_id)
+            for k, v in values.items():
+                setattr(job, k, v)
+
+    def get(self, tenant_id: int, job_id: str) -> dict:
+        with self.db.session() as s:
+            job = s.scalar(
+                select(SchedulingJob).where(SchedulingJob.id == job_id, SchedulingJob.tenant_id == tenant_id)
+            )
+            if job is None:
+                raise NotFound(f"scheduling job {job_id!r} not found")
+            return {
+                "job_id": job.id,
+                "status": job.status,
+                "created_at": as_utc(job.created_at),
+                "started_at": as_utc(job.started_at),
+                "finished_at": as_utc(job.finished_at),
+                "result": json.loads(job.result) if job.result else None,
+                "error": job.error,
+            }
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)

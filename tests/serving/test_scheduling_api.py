@@ -1,0 +1,77 @@
+"""POST /v1/scheduling/solve and background jobs, per tenant; linked modules only when subscribed."""
+
+import time
+
+from tests.serving.helpers import bearer, make_tenant
+
+PEPPER = "test-secret-0123456789"
+PROBLEM = {
+    "name": "line-3",
+    "machines": ["M1", "M2"],
+    "jobs": [
+        {"id": "J1", "due": 5, "operations": [{"id": "a", "machines": {"M1": 3}}, {"id": "b", "machines": {"M2": 2}}]},
+        {"id": "J2", "due": 4, "operations": [{"id": "a", "machines": {"M2": 4}}, {"id": "b", "machines": {"M1": 3}}]},
+    ],
+    "failure_risk": {"risks": {"M1": 0.9}, "threshold": 0.5, "policy": "penalty", "penalty_per_unit": 1.0},
+}
+
+
+def test_solve_returns_a_checked_plan(client, db):
+    acme = make_tenant(db, PEPPER, "acme", modules=("scheduling",))
+    r = client.post(
+        "/v1/scheduling/solve",
+        json={"problem": PROBLEM, "time_limit_s": 5, "objective": "makespan"},
+        headers=bearer(acme.mes),
+    )
+    assert r.status_code == 200, r.text
+    doc = r.json()
+    assert doc["status"] in ("OPTIMAL", "FEASIBLE") and doc["violations"] == 0
+    assert doc["makespan"] == 7 and doc["lower_bound"] <= 7
+    assert {(g["job"], g["operation"]) for g in doc["gantt"]} == {("J1", "a"), ("J1", "b"), ("J2", "a"), ("J2", "b")}
+    # without the maintenance module, the failure risks are ignored, and the answer says so
+    assert doc["linked"]["maintenance"] is False and "failure_risk" in doc["linked"]["ignored"][0]
+
+
+def test_linked_maintenance_when_subscribed(client, db):
+    acme = make_tenant(db, PEPPER, "acme", modules=("scheduling", "maintenance"))
+    r = client.post(
+        "/v1/scheduling/solve",
+        json={"problem": PROBLEM, "time_limit_s": 5, "objective": "makespan"},
+        headers=bearer(acme.mes),
+    )
+    assert r.status_code == 200 and r.json()["linked"]["maintenance"] is True
+
+
+def test_bad_problems_are_422(client, db):
+    acme = make_tenant(db, PEPPER, "acme", modules=("scheduling",))
+    for body, fragment in (
+        ({"problem": {"machines": ["M1"], "jobs": []}}, "no jobs"),
+        ({"problem": {"machines": ["M1"]}}, "jobs"),
+        ({"problem": PROBLEM, "time_limit_s": 120}, "time_limit_s"),
+        ({"problem": PROBLEM, "objective": "speed"}, "objective"),
+    ):
+        r = client.post("/v1/scheduling/solve", json=body, headers=bearer(acme.mes))
+        assert r.status_code == 422, (body, r.text)
+        assert fragment in r.json()["error"]["message"]
+
+
+def test_jobs_run_in_the_background_and_are_per_tenant(client, db):
+    acme = make_tenant(db, PEPPER, "acme", modules=("scheduling",))
+    other = make_tenant(db, PEPPER, "other", modules=("scheduling",))
+    r = client.post("/v1/scheduling/jobs", json={"problem": PROBLEM, "time_limit_s": 3}, headers=bearer(acme.mes))
+    assert r.status_code == 202, r.text
+    job_id = r.json()["job_id"]
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        job = client.get(f"/v1/scheduling/jobs/{job_id}", headers=bearer(acme.mes)).json()
+        if job["status"] in ("done", "failed"):
+            break
+        time.sleep(0.2)
+    assert job["status"] == "done", job
+    assert job["result"]["violations"] == 0 and job["result"]["gantt"]
+    r = client.get(f"/v1/scheduling/jobs/{job_id}", headers=bearer(other.mes))
+    assert r.status_code == 404 and job_id in r.json()["error"]["message"]
+    assert (
+        client.post("/v1/scheduling/jobs", json={"problem": {"machines": []}}, headers=bearer(acme.mes)).status_code
+        == 422
+    )
