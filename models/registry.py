@@ -186,3 +186,18 @@ class ModelRegistry:
             as_utc(r.created_at),
             aliases,
         )
+
+
+def find_champion(reg: ModelRegistry, family: str, preferred: str | None = None, version: int | None = None):
+    """The model that answers for ``family``: ``preferred`` (e.g. ``rul-fd002``) if registered, else the
+    family's own name, else the newest champion whose name starts with the family (``rul-fd001``)."""
+    for candidate in dict.fromkeys([n for n in (preferred, family) if n]):
+        try:
+            return reg.get(candidate, version=version)
+        except NotFound:
+            continue
+    if version is None:
+        others = [m for m in reg.list() if m.name.startswith(family) and "champion" in m.aliases]
+        if others:
+            return max(others, key=lambda m: m.created_at)
+    raise NotFound(f"no trained {family!r} model for tenant {reg.tenant!r}: train one with 'sfai train {family}'")

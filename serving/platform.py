@@ -20,7 +20,8 @@ class Platform:
     access: Access
     writer: UsageWriter
     metrics: Metrics
-    jobs: object = None  # serving.scheduling.Jobs, built on first use
+    jobs: object = None  # serving.scheduling.Jobs
+    models: object = None  # serving.predictions.ModelCache
     _stores: dict = field(default_factory=dict)
     _online: object = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -53,9 +54,11 @@ class Platform:
             return fs
 
     def __post_init__(self) -> None:
+        from serving.predictions import ModelCache
         from serving.scheduling import Jobs
 
         self.jobs = Jobs(self.db)
+        self.models = ModelCache(self.db, self.settings.home)
 
     def start(self) -> None:
         if self.settings.usage_log_enabled:

@@ -16,7 +16,7 @@ import typer
 
 from serving.cli.common import database, emit_json, info, settings
 from serving.cli.features import _tenant
-from serving.errors import InvalidInput, NotFound
+from serving.errors import InvalidInput
 
 models_app = typer.Typer(help="Registered models: list, promote, roll back.", no_args_is_help=True)
 
@@ -86,20 +86,6 @@ def train(
     )
 
 
-def _find(reg, family, input_path: Path, version: int | None):  # noqa: ANN001, ANN202
-    """The champion for this input: the subset's own model (rul-fd002), else the family's, else the newest."""
-    name = family.registry_name(input_path)
-    for candidate in dict.fromkeys([name, family.name]):
-        try:
-            return reg.get(candidate, version=version)
-        except NotFound:
-            continue
-    others = [m for m in reg.list() if m.name.startswith(family.name) and "champion" in m.aliases]
-    if others and version is None:
-        return max(others, key=lambda m: m.created_at)
-    raise NotFound(f"no trained {family.name!r} model for tenant {reg.tenant!r}: run 'sfai train {family.name}' first")
-
-
 def predict(
     model: Annotated[str, typer.Argument(help="failure, rul, defect or energy")],
     dataset: Annotated[str, typer.Option(help="ai4i, cmapss, secom or steel-energy")],
@@ -118,8 +104,10 @@ def predict(
     family.check_dataset(dataset)
     if not input.is_file():
         raise InvalidInput(f"{input}: no such file")
+    from models.registry import find_champion
+
     reg = _registry(tenant)
-    mv = _find(reg, family, input, version)
+    mv = find_champion(reg, family.name, family.registry_name(input), version)
     mod = family.load("predict")
     t0 = time.perf_counter()
     frame = mod.predict(OnnxModel(mv.path, threads=os.cpu_count() or 1), input, dataset, start=start, horizon=horizon)

@@ -1,5 +1,11 @@
 """Energy: probabilistic energy forecasts and the carbon they imply."""
 
-from serving.routers.modules import module_router
+from serving.routers.modules import add_predict_route, module_router
 
 router = module_router("energy")
+add_predict_route(
+    router,
+    "/forecast",
+    "energy",
+    "Day-ahead p10/p50/p90 kWh per 15 minutes from recent history (records), from 'start'.",
+)

@@ -1,5 +1,17 @@
 """Maintenance: machine failure risk and remaining useful life."""
 
-from serving.routers.modules import module_router
+from serving.routers.modules import add_predict_route, module_router
 
 router = module_router("maintenance")
+add_predict_route(
+    router,
+    "/failure/predict",
+    "failure",
+    "Failure probability per machine reading (AI4I-style process data), with the shipped threshold.",
+)
+add_predict_route(
+    router,
+    "/rul/predict",
+    "rul",
+    "Remaining useful life in cycles per unit, at each unit's last reading (C-MAPSS-style series).",
+)

@@ -3,11 +3,14 @@
 (No ``from __future__ import annotations`` here: FastAPI resolves the local dependency at definition.)
 """
 
+import json
 from typing import Annotated
 
+import pandas as pd
 from fastapi import APIRouter, Depends
 
 from serving.deps import CallerDep, require_module
+from serving.errors import InvalidInput
 from serving.schemas.platform import ModuleStatus
 from serving.tenancy import SubscriptionInfo
 
@@ -28,3 +31,83 @@ def module_router(module: str) -> APIRouter:
         )
 
     return router
+
+
+PREDICT_BODY = {
+    "requestBody": {
+        "content": {
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "properties": {
+                        "records": {
+                            "type": "array",
+                            "items": {"type": "object"},
+                            "maxItems": 10000,
+                            "description": "feature rows (the model's input columns)",
+                        },
+                        "entity_ids": {
+                            "type": "array",
+                            "items": {"type": "string"},
+                            "description": "instead of records: latest features from the online store",
+                        },
+                        "view": {"type": "string", "description": "the feature view for entity_ids"},
+                        "explain": {"type": "boolean", "description": "add the top contributing features"},
+                        "model": {"type": "string", "description": "a registered model name (default: champion)"},
+                    },
+                }
+            },
+            "application/vnd.apache.arrow.stream": {"schema": {"type": "string", "format": "binary"}},
+            "application/vnd.apache.parquet": {"schema": {"type": "string", "format": "binary"}},
+        }
+    }
+}
+OPTIONS = ("explain", "start", "horizon")
+
+
+def add_predict_route(router: APIRouter, path: str, family: str, summary: str) -> None:
+    """``POST <prefix><path>``: score records (JSON, Arrow or Parquet) or online-store entities with the
+    tenant's champion ``family`` model; answers the model name and version with the predictions."""
+    from fastapi import Request
+    from starlette.concurrency import run_in_threadpool
+
+    from serving.deps import PlatformDep
+    from serving.predictions import read_frame, scorer
+
+    async def predict(request: Request, ctx: CallerDep, platform: PlatformDep) -> dict:
+        frame, body = await read_frame(request)
+        if frame is None:
+            view, ids = body.get("view"), body.get("entity_ids")
+            if not view or not isinstance(ids, list) or not ids:
+                raise InvalidInput('"entity_ids" needs a non-empty list and "view" the feature view to read')
+            fs = await run_in_threadpool(platform.feature_store, ctx.tenant)
+            rows = await run_in_threadpool(fs.get_online_features, view, ids)
+            frame = pd.DataFrame.from_records(rows)
+        model = await run_in_threadpool(platform.models.champion, ctx.tenant, family, body.get("model"))
+        request.state.sfai_model_version = f"{model.name}@{model.version}"
+        options = {k: _option(k, body[k]) for k in OPTIONS if k in body}
+        out = await run_in_threadpool(lambda: scorer(family)(model, frame, **options))
+        return {
+            "model": model.name,
+            "version": int(model.version),
+            "count": len(out),
+            "predictions": json.loads(out.to_json(orient="records", date_format="iso")),
+        }
+
+    predict.__name__ = f"predict_{family}"
+    predict.__doc__ = summary
+    router.add_api_route(
+        path, predict, methods=["POST"], name=f"predict_{family}", summary=summary, openapi_extra=PREDICT_BODY
+    )
+
+
+def _option(key: str, value):  # noqa: ANN202, ANN001
+    if key == "explain":
+        if not isinstance(value, bool):
+            raise InvalidInput('"explain" must be true or false')
+        return value
+    if key == "horizon":
+        if not isinstance(value, int) or not 1 <= value <= 96 * 7:
+            raise InvalidInput('"horizon" must be an integer number of 15-minute steps, 1-672')
+        return value
+    return str(value)

@@ -1,5 +1,11 @@
 """Quality: defect prediction from process measurements."""
 
-from serving.routers.modules import module_router
+from serving.routers.modules import add_predict_route, module_router
 
 router = module_router("quality")
+add_predict_route(
+    router,
+    "/defect/predict",
+    "defect",
+    "Defect probability per lot / wafer from its process measurements, with top contributing ones.",
+)

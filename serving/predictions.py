@@ -1,0 +1,125 @@
+"""Prediction serving: champion models per tenant in ONNX Runtime, and request bodies turned into frames.
+
+``ModelCache.champion(tenant, family)`` resolves the registry's champion (re-checked every ``ttl_s``) and keeps
+loaded sessions in an LRU bounded by ``capacity``. When an alias moves (``sfai models promote``), the next
+resolution loads the new version while requests in flight finish on the old one: nothing is dropped.
+"""
+
+from __future__ import annotations
+
+import importlib
+import io
+import json
+import threading
+import time
+from collections import OrderedDict
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from models.families import get_family
+from models.registry import ModelRegistry, find_champion
+from serving.db import Database
+from serving.errors import InvalidInput
+from serving.runtime import OnnxModel
+
+MAX_RECORDS = 10_000
+
+
+class ModelCache:
+    def __init__(self, db: Database, home: Path, *, capacity: int = 64, ttl_s: float = 2.0) -> None:
+        self.db, self.home, self.capacity, self.ttl_s = db, Path(home), capacity, ttl_s
+        self._resolved: dict[tuple, tuple[float, tuple[str, int, Path]]] = {}
+        self._loaded: OrderedDict[tuple[str, str, int], OnnxModel] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def champion(self, tenant: str, family: str, preferred: str | None = None) -> OnnxModel:
+        key = (tenant, family, preferred)
+        now = time.monotonic()
+        hit = self._resolved.get(key)
+        if hit is None or hit[0] <= now:
+            mv = find_champion(ModelRegistry(self.db, self.home, tenant), family, preferred)
+            hit = (now + self.ttl_s, (mv.name, mv.version, mv.path))
+            self._resolved[key] = hit
+        name, version, path = hit[1]
+        mkey = (tenant, name, version)
+        with self._lock:
+            model = self._loaded.get(mkey)
+            if model is not None:
+                self._loaded.move_to_end(mkey)
+                return model
+        model = OnnxModel(path)  # checksum verified on load
+        with self._lock:
+            self._loaded[mkey] = model
+            while len(self._loaded) > self.capacity:
+                self._loaded.popitem(last=False)
+        return model
+
+    def preload(self, tenants: list[str]) -> int:
+        """Load the champions of ``tenants`` (up to the capacity), so first calls are fast."""
+        n = 0
+        for tenant in tenants:
+            for mv in ModelRegistry(self.db, self.home, tenant).list():
+                if "champion" in mv.aliases and n < self.capacity:
+                    family = mv.name.split("-")[0]
+                    self.champion(tenant, family, mv.name)
+                    n += 1
+        return n
+
+    def invalidate(self) -> None:
+        self._resolved.clear()
+
+
+def scorer(family: str):  # noqa: ANN201
+    """The family's ``score(model, frame, **options) -> DataFrame`` (its predict module; no torch)."""
+    mod = importlib.import_module(get_family(family).predict_module)
+    return mod.score
+
+
+async def read_frame(request) -> tuple[pd.DataFrame | None, dict]:  # noqa: ANN001
+    """A request body as a frame: JSON ``{"records": [...], ...options}``, Arrow IPC stream or Parquet.
+
+    Returns (frame or None, the JSON body's other fields). ``entity_ids`` (online-store lookups) are returned
+    in the options for the caller to resolve.
+    """
+    ctype = (request.headers.get("content-type") or "").split(";")[0].strip().lower()
+    raw = await request.body()
+    if not raw:
+        raise InvalidInput("empty request body")
+    if ctype in ("application/vnd.apache.arrow.stream", "application/vnd.apache.arrow.file"):
+        try:
+            reader = pa.ipc.open_stream(raw) if ctype.endswith("stream") else pa.ipc.open_file(raw)
+            table = reader.read_all()
+        except (pa.ArrowInvalid, OSError) as e:
+            raise InvalidInput(f"cannot read the Arrow body: {e}") from None
+        return _limit(table.to_pandas()), dict(request.query_params)
+    if ctype in ("application/vnd.apache.parquet", "application/x-parquet"):
+        try:
+            table = pq.read_table(io.BytesIO(raw))
+        except (pa.ArrowInvalid, OSError) as e:
+            raise InvalidInput(f"cannot read the Parquet body: {e}") from None
+        return _limit(table.to_pandas()), dict(request.query_params)
+    try:
+        body = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise InvalidInput(f"the body is not valid JSON: {e}") from None
+    if not isinstance(body, dict):
+        raise InvalidInput('expected a JSON object: {"records": [...]} or {"entity_ids": [...], "view": ...}')
+    records = body.pop("records", None)
+    if records is None:
+        if "entity_ids" not in body:
+            raise InvalidInput('the body needs "records" (feature rows) or "entity_ids" (online-store lookup)')
+        return None, body
+    if not isinstance(records, list) or not records or not all(isinstance(r, dict) for r in records):
+        raise InvalidInput('"records" must be a non-empty list of objects')
+    return _limit(pd.DataFrame.from_records(records)), body
+
+
+def _limit(frame: pd.DataFrame) -> pd.DataFrame:
+    if len(frame) > MAX_RECORDS:
+        raise InvalidInput(f"at most {MAX_RECORDS} records per request; got {len(frame)}")
+    if frame.empty:
+        raise InvalidInput("no records")
+    return frame
