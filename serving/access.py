@@ -37,11 +37,30 @@ class Access:
         self._lock = threading.Lock()
 
     # keys ---------------------------------------------------------------------------------------------
-    def resolve(self, token: str) -> AuthContext | None:
-        digest = hashlib.sha256(token.encode()).digest()
+    @staticmethod
+    def digest(token: str) -> bytes:
+        return hashlib.sha256(token.encode()).digest()
+
+    def cached(self, digest: bytes) -> AuthContext | None:
+        """The caller for a key digest if cached (None: look it up with ``resolve``).
+
+        An expired entry is served once more while this caller's ``resolve`` refreshes it, so that a burst of
+        requests at expiry makes one database lookup, not one each (a revoked key is still refused at most
+        one TTL after the revocation reached another process)."""
+        hit = self._keys.get(digest)
+        if hit is None:
+            return None
+        now = time.monotonic()
+        if hit[0] > now:
+            return hit[1]
+        self._keys[digest] = (now + self.ttl_s, hit[1])  # others keep the old answer while we refresh
+        return None
+
+    def resolve(self, token: str, digest: bytes | None = None, *, refresh: bool = False) -> AuthContext | None:
+        digest = digest or self.digest(token)
         now = time.monotonic()
         hit = self._keys.get(digest)
-        if hit is not None and hit[0] > now:
+        if hit is not None and hit[0] > now and not refresh:
             return hit[1]
         ctx = resolve_api_key(self.db, self.pepper, token)
         if len(self._keys) >= _MAX_CACHED_KEYS:
@@ -50,18 +69,18 @@ class Access:
         return ctx
 
     # subscriptions -------------------------------------------------------------------------------------
-    def subscriptions(self, tenant_id: int) -> dict[str, SubscriptionInfo]:
+    def subscriptions(self, tenant_id: int, *, refresh: bool = False) -> dict[str, SubscriptionInfo]:
         now = time.monotonic()
         hit = self._subs.get(tenant_id)
-        if hit is not None and hit[0] > now:
+        if hit is not None and hit[0] > now and not refresh:
             return hit[1]
         subs = active_subscriptions(self.db, tenant_id)
         self._subs[tenant_id] = (now + self.ttl_s, subs)
         return subs
 
-    def admit(self, ctx: AuthContext, module: str) -> SubscriptionInfo:
+    def admit(self, ctx: AuthContext, module: str, *, refresh: bool = False) -> SubscriptionInfo:
         """The subscription that lets ``ctx`` call ``module`` now; counts the call against its quota."""
-        sub = self.subscriptions(ctx.tenant_id).get(module)
+        sub = self.subscriptions(ctx.tenant_id, refresh=refresh).get(module)
         now = utcnow()
         if sub is None or not sub.active_at(now):
             raise NotSubscribed(
@@ -100,10 +119,13 @@ class Access:
         self._keys.clear()
 
     # cheap probes, so that the request path goes to a worker thread only on a cache miss ---------------
-    def is_cached(self, token: str) -> bool:
-        hit = self._keys.get(hashlib.sha256(token.encode()).digest())
-        return hit is not None and hit[0] > time.monotonic()
-
     def subscriptions_cached(self, tenant_id: int) -> bool:
+        """Fresh in the cache (an expired entry is extended for the others while one caller refreshes)."""
         hit = self._subs.get(tenant_id)
-        return hit is not None and hit[0] > time.monotonic()
+        if hit is None:
+            return False
+        now = time.monotonic()
+        if hit[0] > now:
+            return True
+        self._subs[tenant_id] = (now + self.ttl_s, hit[1])
+        return False

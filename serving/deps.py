@@ -15,7 +15,7 @@ from serving.tenancy import AuthContext, SubscriptionInfo
 ANONYMOUS = AuthContext(tenant_id=0, tenant="-", ksic_code="C29", key_id="-", role="admin")
 
 
-def get_platform(request: Request) -> Platform:
+async def get_platform(request: Request) -> Platform:  # async: a sync dependency would cost a thread hop
     return request.app.state.platform
 
 
@@ -34,7 +34,10 @@ async def authenticate(request: Request, platform: PlatformDep) -> AuthContext:
     if scheme.lower() != "bearer" or not token:
         raise Unauthenticated("malformed Authorization header: expected 'Bearer <api key>'")
     access = platform.access
-    ctx = access.resolve(token) if access.is_cached(token) else await run_in_threadpool(access.resolve, token)
+    digest = access.digest(token)
+    ctx = access.cached(digest)
+    if ctx is None:
+        ctx = await run_in_threadpool(lambda: access.resolve(token, digest, refresh=True))
     if ctx is None:
         raise Unauthenticated("invalid or revoked API key")
     request.state.sfai_auth = ctx  # read by the usage log middleware
@@ -54,7 +57,7 @@ def require_module(module: str):
         access = platform.access
         if access.subscriptions_cached(ctx.tenant_id):
             return access.admit(ctx, module)
-        return await run_in_threadpool(access.admit, ctx, module)
+        return await run_in_threadpool(lambda: access.admit(ctx, module, refresh=True))
 
     _check.__name__ = f"require_{module}"
     return _check

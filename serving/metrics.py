@@ -44,15 +44,25 @@ class Metrics:
             buckets=LATENCY_BUCKETS,
             registry=self.registry,
         )
+        self._children: dict[tuple, tuple] = {}
         if writer is not None and not self.multiprocess_dir:
             self.registry.register(_WriterCollector(writer))
 
     def observe(self, module: str, tenant: str, method: str, endpoint: str, status: int, seconds: float) -> None:
-        s = str(status)
-        self.requests.labels(module, tenant, method, endpoint, s).inc()
-        if status >= 400:
-            self.errors.labels(module, tenant, method, endpoint, s).inc()
-        self.latency.labels(module, tenant, endpoint).observe(seconds)
+        key = (module, tenant, method, endpoint, status)
+        children = self._children.get(key)
+        if children is None:  # .labels() costs a lock and a dict walk: resolve each label set once
+            s = str(status)
+            children = (
+                self.requests.labels(module, tenant, method, endpoint, s),
+                self.errors.labels(module, tenant, method, endpoint, s) if status >= 400 else None,
+                self.latency.labels(module, tenant, endpoint),
+            )
+            self._children[key] = children
+        children[0].inc()
+        if children[1] is not None:
+            children[1].inc()
+        children[2].observe(seconds)
 
     def render(self) -> bytes:
         if self.multiprocess_dir:  # several uvicorn workers: add up what each wrote

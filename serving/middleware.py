@@ -7,6 +7,7 @@ answer that nobody can account for.
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import re
@@ -39,6 +40,12 @@ class PlatformMiddleware:
     def __init__(self, app, platform: Platform) -> None:  # noqa: ANN001
         self.app = app
         self.platform = platform
+        # request ids: a random prefix per process and a counter (uuid4 per request costs a system call)
+        self._id_prefix = uuid.uuid4().hex[:16]
+        self._ids = itertools.count(1)
+
+    def _next_id(self) -> str:
+        return f"{self._id_prefix}{next(self._ids):016x}"
 
     async def __call__(self, scope, receive, send) -> None:  # noqa: ANN001
         if scope["type"] != "http":
@@ -52,7 +59,7 @@ class PlatformMiddleware:
                 if _REQUEST_ID.match(candidate):
                     request_id = candidate
                 break
-        request_id = request_id or uuid.uuid4().hex
+        request_id = request_id or self._next_id()
         state = scope.setdefault("state", {})
         started = False
         swallow = False

@@ -19,11 +19,12 @@ import json
 import logging
 import queue
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import func, select, update
 
 from serving.db import Database
 from serving.db.tables import Tenant, UsageChain, UsageRecord
@@ -69,58 +70,62 @@ def _ts_text(ts: datetime) -> str:
     return as_utc(ts).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def chain_hash(prev_hash: str, seq: int, e: UsageEntry | UsageRecord) -> str:
-    fields = (
-        seq,
-        _ts_text(e.ts),
-        e.tenant_id,
-        e.key_id,
-        e.module or "",
-        e.method,
-        e.endpoint,
-        e.status,
-        e.latency_us,
-        e.model_version or "",
-        e.request_id,
+def chain_hash(prev_hash: str, seq: int, e: UsageEntry | UsageRecord, ts_text: str | None = None) -> str:
+    payload = (
+        f"{prev_hash}\x1e{seq}\x1f{ts_text or _ts_text(e.ts)}\x1f{e.tenant_id}\x1f{e.key_id}\x1f{e.module or ''}"
+        f"\x1f{e.method}\x1f{e.endpoint}\x1f{e.status}\x1f{e.latency_us}\x1f{e.model_version or ''}"
+        f"\x1f{e.request_id}"
     )
-    payload = prev_hash + "\x1e" + "\x1f".join(map(str, fields))
     return hashlib.sha256(payload.encode()).hexdigest()
 
 
-def append_entries(db: Database, entries: list[UsageEntry]) -> int:
+_COLUMNS = ("seq", "ts", "tenant_id", "key_id", "module", "method", "endpoint", "status", "latency_us",
+            "model_version", "request_id", "prev_hash", "hash")
+
+
+def append_entries(db: Database, entries: list[UsageEntry], raw=None) -> int:  # noqa: ANN001
     """Append ``entries`` to the chain in one transaction; returns the last sequence number.
 
-    The first statement updates the chain head, which takes the write lock on SQLite and a row lock on
-    PostgreSQL, so several processes append one after another without forking the chain.
+    The first statement updates the chain head (and returns it), which takes the write lock on SQLite and a
+    row lock on PostgreSQL, so several processes append one after another without forking the chain.
+    This runs for every authenticated call, so it talks to the driver (DB-API) directly: ``raw`` is a
+    DB-API connection the caller keeps (the usage writer's own), or one is borrowed from the pool.
     """
-    t = UsageChain.__table__
-    with db.engine.begin() as conn:
-        conn.execute(update(t).where(t.c.id == CHAIN_ID).values(last_seq=t.c.last_seq))
-        seq, prev = conn.execute(select(t.c.last_seq, t.c.last_hash).where(t.c.id == CHAIN_ID)).one()
+    if raw is None:
+        borrowed = db.engine.raw_connection()
+        try:
+            return append_entries(db, entries, borrowed.driver_connection)
+        finally:
+            borrowed.close()
+    sqlite = db.is_sqlite
+    mark = "?" if sqlite else "%s"
+    cur = raw.cursor()
+    try:
+        if sqlite:
+            cur.execute("BEGIN IMMEDIATE")
+        cur.execute(f"UPDATE usage_chain SET last_seq = last_seq WHERE id = {CHAIN_ID} RETURNING last_seq, last_hash")
+        seq, prev = cur.fetchone()
         rows = []
         for e in entries:
             seq += 1
-            h = chain_hash(prev, seq, e)
-            rows.append(
-                {
-                    "seq": seq,
-                    "ts": as_utc(e.ts),
-                    "tenant_id": e.tenant_id,
-                    "key_id": e.key_id,
-                    "module": e.module,
-                    "method": e.method,
-                    "endpoint": e.endpoint,
-                    "status": e.status,
-                    "latency_us": e.latency_us,
-                    "model_version": e.model_version,
-                    "request_id": e.request_id,
-                    "prev_hash": prev,
-                    "hash": h,
-                }
-            )
+            ts = as_utc(e.ts)
+            h = chain_hash(prev, seq, e, ts.strftime("%Y-%m-%dT%H:%M:%S.%fZ"))
+            rows.append((
+                seq, ts.replace(tzinfo=None).isoformat(" ", "microseconds") if sqlite else ts, e.tenant_id,
+                e.key_id, e.module, e.method, e.endpoint, e.status, e.latency_us, e.model_version, e.request_id,
+                prev, h,
+            ))
             prev = h
-        conn.execute(insert(UsageRecord.__table__), rows)
-        conn.execute(update(t).where(t.c.id == CHAIN_ID).values(last_seq=seq, last_hash=prev))
+        cur.executemany(
+            f"INSERT INTO usage_log ({', '.join(_COLUMNS)}) VALUES ({', '.join([mark] * len(_COLUMNS))})", rows
+        )
+        cur.execute(f"UPDATE usage_chain SET last_seq = {mark}, last_hash = {mark} WHERE id = {CHAIN_ID}", (seq, prev))
+        raw.commit()
+    except BaseException:
+        raw.rollback()
+        raise
+    finally:
+        cur.close()
     return seq
 
 
@@ -195,11 +200,14 @@ class UsageWriter:
 
     # the writer thread -----------------------------------------------------------------------------
     def _next_batch(self, first: _Pending) -> tuple[list[_Pending], bool]:
+        """What is queued now, waiting at most ``max_wait_s`` after the first record for more."""
         batch = [first]
         stop = False
+        deadline = time.monotonic() + self.max_wait_s
         while len(batch) < self.max_batch:
             try:
-                item = self._q.get(timeout=self.max_wait_s) if self.max_wait_s else self._q.get_nowait()
+                left = deadline - time.monotonic()
+                item = self._q.get(timeout=left) if left > 0 else self._q.get_nowait()
             except queue.Empty:
                 break
             if item is _STOP:
@@ -210,6 +218,7 @@ class UsageWriter:
 
     def _run(self) -> None:
         stop = False
+        conn = None  # the writer's own DB-API connection: no pool checkout or liveness ping per batch
         while not stop:
             item = self._q.get()
             if item is _STOP:
@@ -217,13 +226,17 @@ class UsageWriter:
             batch, stop = self._next_batch(item)
             error: BaseException | None = None
             try:
-                append_entries(self.db, [p.entry for p in batch])
+                conn = conn or self.db.engine.raw_connection()
+                append_entries(self.db, [p.entry for p in batch], conn.driver_connection)
                 self.batches += 1
                 self.records += len(batch)
             except Exception as e:  # noqa: BLE001 - reported to every waiting request
                 self.failures += 1
                 log.exception("usage log write failed for %d records", len(batch))
                 error = e
+                if conn is not None:  # start over with a fresh connection next time
+                    conn.close()
+                    conn = None
             by_loop: dict[asyncio.AbstractEventLoop, list[asyncio.Future]] = {}
             for p in batch:
                 if p.loop is not None:
@@ -237,6 +250,8 @@ class UsageWriter:
                     loop.call_soon_threadsafe(_settle, futures, error)
                 except RuntimeError:  # that loop is closed: nobody waits any more
                     pass
+        if conn is not None:
+            conn.close()
 
 
 # ------------------------------------------------------------------------------------------ verify
