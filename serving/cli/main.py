@@ -17,7 +17,7 @@ from pydantic import ValidationError
 from optimization.cli import schedule_app
 from serving.cli import common
 from serving.cli.features import features_app, ingest_app
-from serving.cli.models import models_app, predict, train
+from serving.cli.models import models_app, predict, train, tune
 from serving.cli.platform import apikey_app, db_app, demo, serve, tenant_app, usage_app
 from serving.errors import SfaiError
 
@@ -38,6 +38,7 @@ app.add_typer(schedule_app, name="schedule")
 app.add_typer(models_app, name="models")
 app.command("train")(train)
 app.command("predict")(predict)
+app.command("tune")(tune)
 app.command("serve")(serve)
 app.command("demo")(demo)
 

@@ -183,3 +183,23 @@ def models_rollback(name: Annotated[str, typer.Argument(help="model name")], ten
     mv = reg.rollback(name)
     _sync(reg, name)
     typer.echo(f"{mv.name}\t{mv.version}")
+
+
+def tune(
+    model: Annotated[str, typer.Argument(help="failure, rul, defect or energy")],
+    dataset: Annotated[str, typer.Option(help="ai4i, cmapss, secom or steel-energy")],
+    input: Annotated[Path, typer.Option("--input", "-i", help="training file")],
+    trials: Annotated[int, typer.Option(help="number of trials", min=1)] = 8,
+    seed: Annotated[int, typer.Option(help="random seed")] = 0,
+    set_: Annotated[list[str], typer.Option("--set", help="fixed config key=value (repeatable)")] = [],  # noqa: B006
+) -> None:
+    """Search hyperparameters with Ray Tune (local Ray, or the cluster at SFAI_RAY_ADDRESS); prints the best
+    config as JSON. Train with it: sfai train MODEL ... --set key=value."""
+    from models.families import get_family
+    from models.tune import tune as run_tune
+
+    family = get_family(model)
+    family.check_dataset(dataset)
+    result = run_tune(family.name, input, dataset, trials, settings=settings(), seed=seed,
+                      fixed=_parse_sets(set_) or None, ray_address=os.environ.get("SFAI_RAY_ADDRESS"))
+    emit_json(result)

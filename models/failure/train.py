@@ -1,0 +1,182 @@
+"""Train the failure model: K-fold MLP ensemble, threshold from out-of-fold scores, ONNX export.
+
+``train(input_path, dataset, out_dir, *, config, tracker) -> metrics`` is the family contract
+(``models/families.py``); ``train_and_score`` and ``SEARCH_SPACE`` serve ``models/tune.py``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from models.export import data_hash, export
+from models.failure import features as F
+from models.failure.config import FailureConfig
+from models.failure.metrics import average_precision, best_threshold, f1_at, roc_auc
+from models.failure.module import Ensemble, FailureMLP
+from models.training import TrainConfig, fit, make_loader, predict_batches, seed_everything
+from serving.errors import InvalidInput
+
+# Ray Tune search space as plain data (models/tune.py turns it into ray.tune samplers).
+SEARCH_SPACE = {
+    "hidden": ("choice", [32, 64, 128]),
+    "dropout": ("uniform", 0.0, 0.3),
+    "pos_weight": ("choice", [1.0, 3.0, 10.0]),
+    "mode_weight": ("uniform", 0.0, 1.0),
+    "lr": ("loguniform", 1e-3, 1e-2),
+}
+
+
+@dataclass
+class Fitted:
+    model: Ensemble
+    scaler: dict
+    threshold: float
+    oof: np.ndarray  # out-of-fold failure probabilities, one per training row
+    metrics: dict
+    histories: list[list[dict]] = field(default_factory=list)
+
+
+def targets(df: pd.DataFrame) -> np.ndarray:
+    if F.LABEL not in df.columns:
+        raise InvalidInput(f"training needs the label column {F.LABEL!r}")
+    y = pd.to_numeric(df[F.LABEL], errors="coerce")
+    if y.isna().any() or not y.isin([0, 1]).all():
+        raise InvalidInput(f"column {F.LABEL!r} must hold 0 or 1")
+    cols = [y.to_numpy(float)]
+    for m in F.MODES:  # a mode column that is absent is masked out of the loss
+        cols.append(
+            pd.to_numeric(df[m], errors="coerce").to_numpy(float) if m in df.columns else np.full(len(df), np.nan)
+        )
+    return np.stack(cols, axis=1).astype(np.float32)
+
+
+def stratified_folds(y: np.ndarray, k: int, seed: int) -> np.ndarray:
+    """Fold index per row, each class spread evenly over the folds."""
+    rng = np.random.default_rng(seed)
+    fold = np.empty(len(y), dtype=int)
+    for cls in np.unique(y):
+        idx = rng.permutation(np.flatnonzero(y == cls))
+        fold[idx] = np.arange(len(idx)) % k
+    return fold
+
+
+def fit_ensemble(df: pd.DataFrame, cfg: FailureConfig, tracker=None) -> Fitted:  # noqa: ANN001
+    raw = F.validate(df)
+    feats = F.engineer(raw)
+    y = targets(df)
+    scaler = F.fit_scaler(feats)
+    x = F.transform(feats, scaler)
+    folds = stratified_folds(y[:, 0], cfg.folds, cfg.seed)
+    oof = np.zeros(len(x), dtype=np.float64)
+    members, histories = [], []
+    for k in range(cfg.folds):
+        tr, va = folds != k, folds == k
+        tcfg = TrainConfig(
+            epochs=cfg.epochs,
+            batch_size=cfg.batch_size,
+            lr=cfg.lr,
+            weight_decay=cfg.weight_decay,
+            patience=cfg.patience,
+            seed=cfg.seed * 100 + k,
+            threads=cfg.threads,
+            progress=True,
+        )
+        seed_everything(tcfg.seed, cfg.threads)
+        model = FailureMLP(x.shape[1], cfg)
+
+        def log(row: dict, k: int = k) -> None:
+            if tracker is not None:
+                tracker.log_metrics({f"fold{k}_{n}": v for n, v in row.items() if n != "epoch"}, step=row["epoch"])
+
+        res = fit(
+            model,
+            make_loader(x[tr], y[tr], batch_size=cfg.batch_size, shuffle=True, seed=tcfg.seed),
+            make_loader(x[va], y[va], batch_size=4096, shuffle=False),
+            tcfg,
+            on_epoch=log,
+            label=f"failure fold {k + 1}/{cfg.folds}",
+        )
+        oof[va] = predict_batches(model, x[va])[:, 0]
+        members.append(model)
+        histories.append(res.history)
+    threshold, _ = best_threshold(y[:, 0], oof)
+    metrics = {
+        "val_roc_auc": roc_auc(y[:, 0], oof),
+        "val_average_precision": average_precision(y[:, 0], oof),
+        "val_f1": f1_at(y[:, 0], oof, threshold),
+        "threshold": threshold,
+        "val_epochs_mean": float(np.mean([len(h) for h in histories])),
+    }
+    return Fitted(Ensemble(members).eval(), scaler, threshold, oof, metrics, histories)
+
+
+def train_and_score(input_path: Path, dataset: str, config: dict) -> float:
+    """Out-of-fold score for tuning, lower is better: 1 - average precision."""
+    fitted = fit_ensemble(F.read_rows(input_path), FailureConfig.from_dict(config))
+    return 1.0 - fitted.metrics["val_average_precision"]
+
+
+def _calibration_figure(y: np.ndarray, p: np.ndarray):  # noqa: ANN202
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    bins = np.linspace(0, 1, 11)
+    idx = np.clip(np.digitize(p, bins) - 1, 0, 9)
+    xs = [p[idx == b].mean() for b in range(10) if (idx == b).any()]
+    ys = [y[idx == b].mean() for b in range(10) if (idx == b).any()]
+    fig, ax = plt.subplots(figsize=(5, 5))
+    ax.plot([0, 1], [0, 1], "k--", lw=1)
+    ax.plot(xs, ys, "o-", label="out-of-fold")
+    ax.set_xlabel("predicted failure probability")
+    ax.set_ylabel("observed failure rate")
+    ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+def train(input_path: Path, dataset: str, out_dir: Path, *, config: dict, tracker) -> dict:  # noqa: ANN001
+    cfg = FailureConfig.from_dict(config)
+    df = F.read_rows(input_path)
+    if len(df) < 10 * cfg.folds:
+        raise InvalidInput(f"{Path(input_path).name}: too few rows to train ({len(df)})")
+    torch.set_num_threads(cfg.threads)
+    dhash = data_hash(df)
+    tracker.log_params({**cfg.to_dict(), "data_hash": dhash, "rows": len(df), "features": len(F.FEATURES)})
+    fitted = fit_ensemble(df, cfg, tracker)
+    y = targets(df)[:, 0]
+    sample = F.transform(F.engineer(F.validate(df.iloc[:64])), fitted.scaler)
+    manifest = export(
+        fitted.model,
+        sample,
+        Path(out_dir),
+        {
+            "name": "failure",
+            "family": "failure",
+            "dataset": dataset,
+            "raw_columns": F.RAW,
+            "features": F.FEATURES,
+            "normalisation": fitted.scaler,
+            "threshold": fitted.threshold,
+            "outputs_meaning": ["failure", *F.MODES],
+            "explain_baseline": {c: float(v) for c, v in F.validate(df)[F.NUMERIC].median().items()},
+            "config": cfg.to_dict(),
+            "data_hash": dhash,
+            "metrics": fitted.metrics,
+        },
+    )
+    tracker.log_curves(fitted.histories[0])
+    tracker.log_dict({"metrics": fitted.metrics, "parity_max_abs": manifest["parity_max_abs"]}, "validation.json")
+    if getattr(tracker, "enabled", False):
+        import matplotlib.pyplot as plt
+
+        fig = _calibration_figure(y, fitted.oof)
+        tracker.log_figure(fig, "calibration.png")
+        plt.close(fig)
+    return {**fitted.metrics, "parity_max_abs": manifest["parity_max_abs"]}

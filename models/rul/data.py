@@ -1,0 +1,144 @@
+"""C-MAPSS parsing and preprocessing shared by training and prediction (numpy/pandas only).
+
+Steps: operating regimes (k-means on the three settings; one regime when the settings barely move),
+per-regime z-scores of the sensors that vary, optional regime one-hot and cycle count, then windows of
+``window`` cycles ending at each cycle (a unit shorter than the window is padded with its first row).
+Everything fitted here is plain JSON (``prep`` dict) stored in the manifest.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from serving.errors import InvalidInput
+
+SETTINGS = ["op_setting_1", "op_setting_2", "op_setting_3"]
+SENSORS = [f"sensor_{i}" for i in range(1, 22)]
+COLUMNS = ["unit", "cycle", *SETTINGS, *SENSORS]
+N_REGIMES = 6
+MIN_STD = 0.01  # a sensor whose within-regime spread is below this carries no signal (s1, s5, s6, s10, ...)
+
+
+def read_cmapss(path: Path | str) -> pd.DataFrame:
+    """A NASA-format file (space-separated, no header, 26 columns) -> DataFrame with named columns."""
+    name = Path(path).name
+    try:
+        df = pd.read_csv(path, sep=r"\s+", header=None, dtype=str)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
+        raise InvalidInput(f"{name}: not a C-MAPSS text file ({str(e).splitlines()[0]})") from None
+    if len(df) and str(df.iloc[0, 0]).strip().lower() == "unit":  # tolerate a header row
+        df = df.iloc[1:].reset_index(drop=True)
+    df = df.dropna(axis=1, how="all")
+    if df.shape[1] != len(COLUMNS):
+        raise InvalidInput(
+            f"{name}: expected {len(COLUMNS)} columns (unit, cycle, 3 settings, 21 sensors), got {df.shape[1]}"
+        )
+    df.columns = COLUMNS
+    out = pd.DataFrame(index=df.index)
+    for c in COLUMNS:
+        values = pd.to_numeric(df[c], errors="coerce")
+        if values.isna().any():
+            i = int(np.flatnonzero(values.isna().to_numpy())[0])
+            raise InvalidInput(f"{name}: column {c!r} row {i + 1}: expected a number, got {df[c].iloc[i]!r}")
+        out[c] = values
+    if len(out) == 0:
+        raise InvalidInput(f"{name}: no rows")
+    out["unit"] = out["unit"].astype(int)
+    out["cycle"] = out["cycle"].astype(int)
+    return out.sort_values(["unit", "cycle"], kind="mergesort").reset_index(drop=True)
+
+
+def kmeans(x: np.ndarray, k: int, seed: int = 0, iters: int = 50) -> np.ndarray:
+    """Plain k-means with k-means++ seeding; returns the centres sorted for a stable order."""
+    rng = np.random.default_rng(seed)
+    centres = [x[rng.integers(len(x))]]
+    for _ in range(1, k):
+        d = np.min(((x[:, None, :] - np.asarray(centres)[None]) ** 2).sum(-1), axis=1)
+        centres.append(x[rng.choice(len(x), p=d / d.sum())] if d.sum() > 0 else x[rng.integers(len(x))])
+    c = np.asarray(centres, dtype=float)
+    for _ in range(iters):
+        lab = np.argmin(((x[:, None, :] - c[None]) ** 2).sum(-1), axis=1)
+        new = np.asarray([x[lab == j].mean(0) if (lab == j).any() else c[j] for j in range(k)])
+        if np.allclose(new, c):
+            break
+        c = new
+    return c[np.lexsort(c.T[::-1])]
+
+
+def assign_regimes(df: pd.DataFrame, prep: dict) -> np.ndarray:
+    s = df[SETTINGS].to_numpy(float) / np.asarray(prep["setting_scale"])
+    c = np.asarray(prep["regime_centres"])
+    return np.argmin(((s[:, None, :] - c[None]) ** 2).sum(-1), axis=1)
+
+
+def fit_prep(df: pd.DataFrame, *, window: int, cap: float, use_cycle: bool, seed: int = 0) -> dict:
+    settings = df[SETTINGS].to_numpy(float)
+    scale = settings.std(0)
+    scale[scale < 1e-6] = 1.0
+    multi = settings[:, 0].std() > 1.0  # FD002/FD004: six flight conditions; FD001/FD003: one
+    k = N_REGIMES if multi else 1
+    centres = kmeans(settings / scale, k, seed) if multi else (settings / scale).mean(0, keepdims=True)
+    prep = {"setting_scale": scale.tolist(), "regime_centres": centres.tolist(), "window": window, "cap": cap}
+    reg = assign_regimes(df, prep)
+    values = df[SENSORS].to_numpy(float)
+    mean = np.stack([values[reg == r].mean(0) for r in range(k)])
+    std = np.stack([values[reg == r].std(0) for r in range(k)])
+    keep = [s for j, s in enumerate(SENSORS) if std[:, j].max() >= MIN_STD]
+    idx = [SENSORS.index(s) for s in keep]
+    cycles = df["cycle"].to_numpy(float)
+    prep.update(
+        sensors=keep,
+        sensor_mean=mean[:, idx].tolist(),
+        sensor_std=np.maximum(std[:, idx], 1e-6).tolist(),
+        regime_onehot=multi,
+        use_cycle=use_cycle,
+        cycle_mean=float(cycles.mean()),
+        cycle_std=float(cycles.std() or 1.0),
+    )
+    prep["features"] = feature_names(prep)
+    return prep
+
+
+def feature_names(prep: dict) -> list[str]:
+    names = list(prep["sensors"])
+    if prep["regime_onehot"]:
+        names += [f"regime_{r}" for r in range(len(prep["regime_centres"]))]
+    if prep["use_cycle"]:
+        names.append("cycle")
+    return names
+
+
+def features(df: pd.DataFrame, prep: dict) -> np.ndarray:
+    """Per-row feature matrix [rows, features] (float32)."""
+    reg = assign_regimes(df, prep)
+    values = df[prep["sensors"]].to_numpy(float)
+    z = (values - np.asarray(prep["sensor_mean"])[reg]) / np.asarray(prep["sensor_std"])[reg]
+    parts = [z]
+    if prep["regime_onehot"]:
+        parts.append(np.eye(len(prep["regime_centres"]))[reg])
+    if prep["use_cycle"]:
+        parts.append(((df["cycle"].to_numpy(float) - prep["cycle_mean"]) / prep["cycle_std"])[:, None])
+    return np.concatenate(parts, axis=1).astype(np.float32)
+
+
+def unit_windows(x: np.ndarray, window: int) -> np.ndarray:
+    """All windows of one unit [T, F] -> [T, window, F], window t ending at cycle t (front padded)."""
+    padded = np.concatenate([np.repeat(x[:1], window - 1, axis=0), x], axis=0)
+    return np.lib.stride_tricks.sliding_window_view(padded, window, axis=0).transpose(0, 2, 1)
+
+
+def split_units(df: pd.DataFrame, x: np.ndarray) -> dict[int, np.ndarray]:
+    units = df["unit"].to_numpy()
+    bounds = np.flatnonzero(np.r_[True, units[1:] != units[:-1], True])
+    return {int(units[a]): x[a:b] for a, b in zip(bounds[:-1], bounds[1:], strict=True)}
+
+
+def last_windows(df: pd.DataFrame, prep: dict) -> tuple[np.ndarray, np.ndarray]:
+    """(units, windows [units, window, F]): each unit's window ending at its last cycle."""
+    per_unit = split_units(df, features(df, prep))
+    units = np.asarray(sorted(per_unit))
+    w = prep["window"]
+    return units, np.stack([unit_windows(per_unit[u][-w:], w)[-1] for u in units]).astype(np.float32)

@@ -1,0 +1,74 @@
+"""RUL networks: ``forward(x [batch, window, features], targets=None) -> (rul in cycles [batch], loss)``.
+
+Targets are RUL / cap (0..1); the loss is MSE on that scale, the output is in cycles, clipped at 0.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from models.rul.config import RulConfig
+
+
+class _Head(nn.Module):
+    def __init__(self, cfg: RulConfig) -> None:
+        super().__init__()
+        self.cap = cfg.cap
+
+    def finish(self, z: torch.Tensor, targets: torch.Tensor | None):  # noqa: ANN201
+        out = torch.clamp(z * self.cap, min=0.0)
+        return out, (None if targets is None else F.mse_loss(z, targets))
+
+
+class RulCNN(_Head):
+    """Three 1D convolutions over time, then the last step's features and the window mean into an MLP."""
+
+    def __init__(self, n_features: int, cfg: RulConfig) -> None:
+        super().__init__(cfg)
+        c = cfg.channels
+        self.conv = nn.Sequential(
+            nn.Conv1d(n_features, c, 5, padding=2),
+            nn.ReLU(),
+            nn.Conv1d(c, c, 5, padding=2),
+            nn.ReLU(),
+            nn.Conv1d(c, c, 3, padding=1),
+            nn.ReLU(),
+        )
+        self.mlp = nn.Sequential(
+            nn.Linear(2 * c, cfg.hidden), nn.ReLU(), nn.Dropout(cfg.dropout), nn.Linear(cfg.hidden, 1)
+        )
+
+    def forward(self, x: torch.Tensor, targets: torch.Tensor | None = None):  # noqa: ANN201
+        h = self.conv(x.transpose(1, 2))  # [batch, channels, window]
+        z = self.mlp(torch.cat([h[:, :, -1], h.mean(-1)], dim=1)).squeeze(-1)
+        return self.finish(z, targets)
+
+
+class RulGRU(_Head):
+    """Two GRU layers; the last hidden state into a linear head."""
+
+    def __init__(self, n_features: int, cfg: RulConfig) -> None:
+        super().__init__(cfg)
+        self.gru = nn.GRU(n_features, cfg.hidden, num_layers=2, batch_first=True, dropout=cfg.dropout)
+        self.mlp = nn.Sequential(nn.Linear(cfg.hidden, cfg.hidden), nn.ReLU(), nn.Linear(cfg.hidden, 1))
+
+    def forward(self, x: torch.Tensor, targets: torch.Tensor | None = None):  # noqa: ANN201
+        h, _ = self.gru(x)
+        return self.finish(self.mlp(h[:, -1]).squeeze(-1), targets)
+
+
+def build(n_features: int, cfg: RulConfig) -> nn.Module:
+    return RulCNN(n_features, cfg) if cfg.arch == "cnn" else RulGRU(n_features, cfg)
+
+
+class Ensemble(nn.Module):
+    """The members' mean RUL in one ONNX graph."""
+
+    def __init__(self, members: list[nn.Module]) -> None:
+        super().__init__()
+        self.members = nn.ModuleList(members)
+
+    def forward(self, x: torch.Tensor, targets: torch.Tensor | None = None):  # noqa: ANN201
+        return torch.stack([m(x)[0] for m in self.members]).mean(0), None

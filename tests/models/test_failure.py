@@ -1,0 +1,195 @@
+"""The failure model: features, ONNX parity, the predict contract, no torch in predict, determinism."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from models.failure import features as F
+from models.failure import predict as P
+from models.failure import train as T
+from models.failure.config import FailureConfig
+from models.failure.metrics import average_precision, best_threshold, f1_at, roc_auc
+from models.tracking import Tracker
+from serving.errors import InvalidInput
+from serving.runtime import OnnxModel
+
+DATASETS = Path(os.environ.get("SFAI_SHARED", Path(__file__).resolve().parents[2].parent / "shared")) / "datasets"
+AI4I = DATASETS / "ai4i2020" / "ai4i2020_train.csv"
+QUICK = {"folds": 2, "epochs": 4, "patience": 2, "hidden": 16}
+
+
+def require(path: Path) -> Path:
+    if not path.exists():
+        reason = f"dataset {path} not found (set SFAI_SHARED to the folder holding datasets/)"
+        if os.environ.get("CI"):
+            pytest.fail(reason)
+        print(f"\nSKIP: {reason}")
+        pytest.skip(reason)
+    return path
+
+
+@pytest.fixture(scope="module")
+def rows() -> pd.DataFrame:
+    df = pd.read_csv(require(AI4I))
+    fold = T.stratified_folds(df["Machine failure"].to_numpy(), 4, seed=0)
+    return df[fold == 0].reset_index(drop=True)  # 2,000 rows, ~64 failures
+
+
+@pytest.fixture(scope="module")
+def trained(rows, tmp_path_factory):
+    out = tmp_path_factory.mktemp("failure")
+    csv = out / "train.csv"
+    rows.to_csv(csv, index=False)
+    metrics = T.train(csv, "ai4i", out / "model", config=QUICK, tracker=Tracker(None, "t", enabled=False))
+    return out, metrics
+
+
+def test_dataset_path_resolves():
+    assert DATASETS.resolve() == Path("/work/shared/datasets") or "SFAI_SHARED" in os.environ
+
+
+def test_features_follow_the_failure_physics():
+    raw = pd.DataFrame(
+        {
+            "Type": ["L", "H"],
+            "Air temperature [K]": [300.0, 300.0],
+            "Process temperature [K]": [308.0, 310.0],
+            "Rotational speed [rpm]": [1300.0, 1500.0],
+            "Torque [Nm]": [40.0, 55.0],
+            "Tool wear [min]": [210.0, 240.0],
+        }
+    )
+    f = F.engineer(F.validate(raw))
+    assert list(f.columns) == F.FEATURES
+    assert f["hdf_rule"].tolist() == [1.0, 0.0]  # 8 K < 8.6 K and 1300 < 1380 rpm
+    assert f["osf_rule"].tolist() == [0.0, 1.0]  # 210*40=8400 < 11000 (L); 240*55=13200 > 13000 (H)
+    assert f["pwf_rule"].tolist() == [0.0, 0.0] and f["twf_zone"].tolist() == [1.0, 1.0]
+    assert np.isclose(f["power"].iloc[0], 40 * 1300 * 2 * np.pi / 60)
+
+
+def test_metrics_match_definitions():
+    y = np.array([0, 0, 1, 1, 0, 1])
+    p = np.array([0.1, 0.4, 0.35, 0.8, 0.2, 0.9])
+    assert np.isclose(roc_auc(y, p), 8 / 9)
+    assert np.isclose(average_precision(y, p), (1 + 1 + 3 / 4) / 3)
+    t, f1 = best_threshold(y, p)
+    assert np.isclose(f1, f1_at(y, p, t)) and f1 >= f1_at(y, p, 0.5)
+
+
+def test_train_exports_with_parity_and_learns(trained, rows):
+    out, metrics = trained
+    model = OnnxModel(out / "model")
+    assert metrics["parity_max_abs"] <= 1e-4
+    assert metrics["val_roc_auc"] > 0.9  # physics features make even a 4-epoch model useful
+    m = model.manifest
+    assert m["features"] == F.FEATURES and len(m["normalisation"]["mean"]) == len(F.FEATURES)
+    assert 0 < m["threshold"] < 1 and m["data_hash"] and m["inputs"][0]["name"] == "x"
+
+
+def test_onnx_equals_torch(rows, tmp_path):
+    import torch
+
+    from models.export import export
+    from models.training import predict_batches
+
+    fitted = T.fit_ensemble(rows, FailureConfig.from_dict({**QUICK, "epochs": 2}))
+    x = F.matrix(rows, fitted.scaler)
+    export(fitted.model, x[:16], tmp_path / "m", {"name": "failure"})
+    got = OnnxModel(tmp_path / "m").run({"x": x})["y"]
+    with torch.no_grad():
+        expected = predict_batches(fitted.model, x)
+    assert got.shape == (len(rows), 5) and np.max(np.abs(got - expected)) <= 1e-4
+
+
+def test_predict_contract_without_labels(trained, rows, tmp_path):
+    out, _ = trained
+    model = OnnxModel(out / "model")
+    unlabeled = rows.drop(columns=F.LABELS).iloc[:300]
+    path = tmp_path / "rows.csv"
+    unlabeled.to_csv(path, index=False)
+    frame = P.predict(model, path, "ai4i", start=None, horizon=96)
+    assert list(frame.columns) == ["UDI", "failure_probability", "failure_predicted"]
+    assert frame["UDI"].tolist() == unlabeled["UDI"].tolist()
+    assert frame["failure_probability"].between(0, 1).all() and set(frame["failure_predicted"]) <= {0, 1}
+    explained = P.score(model, unlabeled.iloc[:20], explain=True)
+    assert {"failure_mode", "top_features"} <= set(explained.columns)
+
+
+@pytest.mark.parametrize(
+    ("change", "column"),
+    [
+        (lambda d: d.drop(columns=["Torque [Nm]"]), "Torque [Nm]"),
+        (
+            lambda d: d.assign(**{"Rotational speed [rpm]": ["fast"] + d["Rotational speed [rpm]"].tolist()[1:]}),
+            "Rotational speed [rpm]",
+        ),
+        (lambda d: d.assign(Type=["X"] + d["Type"].tolist()[1:]), "Type"),
+    ],
+)
+def test_bad_input_names_the_column(trained, rows, tmp_path, change, column):
+    out, _ = trained
+    path = tmp_path / "bad.csv"
+    change(rows.iloc[:5].drop(columns=F.LABELS)).to_csv(path, index=False)
+    with pytest.raises(InvalidInput, match=column.replace("[", r"\[").replace("]", r"\]")) as e:
+        P.predict(OnnxModel(out / "model"), path, "ai4i")
+    assert "\n" not in str(e.value)
+
+
+def test_predict_does_not_import_torch(trained, rows, tmp_path):
+    out, _ = trained
+    path = tmp_path / "rows.csv"
+    rows.drop(columns=F.LABELS).iloc[:50].to_csv(path, index=False)
+    code = (
+        "import sys; from serving.runtime import OnnxModel; from models.failure.predict import predict; "
+        f"f = predict(OnnxModel({str(out / 'model')!r}), {str(path)!r}, 'ai4i'); "
+        "assert len(f) == 50; assert 'torch' not in sys.modules, 'torch imported'"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).resolve().parents[2])
+
+
+def test_training_is_deterministic(rows):
+    cfg = FailureConfig.from_dict({**QUICK, "epochs": 2})
+    a, b = T.fit_ensemble(rows, cfg), T.fit_ensemble(rows, cfg)
+    assert np.array_equal(a.oof, b.oof) and a.threshold == b.threshold
+
+
+def test_unknown_config_key_is_invalid_input():
+    with pytest.raises(InvalidInput, match="unknown failure config"):
+        FailureConfig.from_dict({"hiddne": 3})
+
+
+def test_cli_train_then_predict(rows, tmp_path):
+    """The contract end to end: `sfai train failure` then `sfai predict failure` on a file without labels."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SFAI_")}
+    env.update(SFAI_HOME=str(tmp_path / "home"), SFAI_ENVIRONMENT="test")
+    sfai = [sys.executable, "-m", "serving.cli.main"]
+    train_csv, rows_csv, out_csv = tmp_path / "train.csv", tmp_path / "rows.csv", tmp_path / "out.csv"
+    rows.iloc[:1200].to_csv(train_csv, index=False)
+    rows.iloc[1200:1400].drop(columns=F.LABELS).to_csv(rows_csv, index=False)
+    root = Path(__file__).resolve().parents[2]
+    sets = [a for k, v in QUICK.items() for a in ("--set", f"{k}={v}")]
+    r = subprocess.run(
+        [*sfai, "train", "failure", "--dataset", "ai4i", "--input", str(train_csv), "--no-track", *sets],
+        env=env,
+        cwd=root,
+        capture_output=True,
+        text=True,
+    )
+    assert r.returncode == 0, r.stderr
+    r = subprocess.run(
+        [*sfai, "predict", "failure", "--dataset", "ai4i", "--input", str(rows_csv), "--output", str(out_csv)],
+        env=env,
+        cwd=root,
+        capture_output=True,
+        text=True,
+    )
+    assert r.returncode == 0, r.stderr
+    frame = pd.read_csv(out_csv)
+    assert list(frame.columns) == ["UDI", "failure_probability", "failure_predicted"] and len(frame) == 200

@@ -1,0 +1,167 @@
+"""The RUL model: C-MAPSS parsing and regimes, ONNX parity, the predict contract, no torch in predict,
+determinism."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from models.rul import data as D
+from models.rul import predict as P
+from models.rul import train as T
+from models.rul.config import RulConfig
+from models.rul.metrics import nasa_score, rmse
+from models.tracking import Tracker
+from serving.errors import InvalidInput
+from serving.runtime import OnnxModel
+
+DATASETS = Path(os.environ.get("SFAI_SHARED", Path(__file__).resolve().parents[2].parent / "shared")) / "datasets"
+CMAPSS = DATASETS / "cmapss"
+QUICK = {"members": 1, "epochs": 2, "patience": 1, "channels": 8, "hidden": 8, "val_cuts": 2}
+
+
+def require(path: Path) -> Path:
+    if not path.exists():
+        reason = f"dataset {path} not found (set SFAI_SHARED to the folder holding datasets/)"
+        if os.environ.get("CI"):
+            pytest.fail(reason)
+        print(f"\nSKIP: {reason}")
+        pytest.skip(reason)
+    return path
+
+
+def write_nasa(df: pd.DataFrame, path: Path) -> Path:
+    """NASA's format: space-separated, no header, trailing spaces."""
+    lines = [" ".join(f"{v:g}" for v in row) + "  " for row in df[D.COLUMNS].to_numpy()]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def truncate(df: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
+    """Cut each unit at a random cycle, like NASA's test files (some shorter than the window)."""
+    rng = np.random.default_rng(seed)
+    keep = {u: int(rng.integers(5, len(g) + 1)) for u, g in df.groupby("unit")}
+    return df[df["cycle"] <= df["unit"].map(keep)].reset_index(drop=True)
+
+
+@pytest.fixture(scope="module")
+def fd001() -> pd.DataFrame:
+    df = D.read_cmapss(require(CMAPSS / "train_FD001.txt"))
+    return df[df["unit"] <= 12].reset_index(drop=True)
+
+
+@pytest.fixture(scope="module")
+def trained(fd001, tmp_path_factory):
+    out = tmp_path_factory.mktemp("rul")
+    path = write_nasa(fd001, out / "train_FD001.txt")
+    metrics = T.train(path, "cmapss", out / "model", config=QUICK, tracker=Tracker(None, "t", enabled=False))
+    return out, metrics
+
+
+def test_dataset_path_resolves():
+    assert DATASETS.resolve() == Path("/work/shared/datasets") or "SFAI_SHARED" in os.environ
+
+
+def test_metrics():
+    assert rmse([3, 4], [0, 0]) == pytest.approx(np.sqrt(12.5))
+    assert nasa_score([10, 0], [0, 13]) == pytest.approx((np.e - 1) + (np.e - 1))
+
+
+def test_fd001_drops_constant_sensors_and_has_one_regime(fd001):
+    prep = D.fit_prep(fd001, window=30, cap=125, use_cycle=False)
+    assert len(prep["regime_centres"]) == 1 and not prep["regime_onehot"]
+    for constant in ("sensor_1", "sensor_5", "sensor_6", "sensor_10", "sensor_16", "sensor_18", "sensor_19"):
+        assert constant not in prep["sensors"]
+    assert "sensor_11" in prep["sensors"] and prep["features"] == prep["sensors"]
+
+
+def test_fd002_finds_six_operating_regimes():
+    df = D.read_cmapss(require(CMAPSS / "train_FD002.txt"))
+    df = df[df["unit"] <= 30]
+    prep = D.fit_prep(df, window=30, cap=125, use_cycle=False)
+    reg = D.assign_regimes(df, prep)
+    assert len(prep["regime_centres"]) == 6 and prep["regime_onehot"]
+    assert np.bincount(reg, minlength=6).min() > 0.1 * len(df)  # six flight conditions, each well used
+    z = D.features(df, prep)[:, : len(prep["sensors"])]
+    assert np.abs(z.mean(0)).max() < 0.1  # per-regime z-scores
+
+
+def test_windows_pad_short_units_with_their_first_row():
+    x = np.arange(12, dtype=np.float32).reshape(4, 3)
+    w = D.unit_windows(x, 6)
+    assert w.shape == (4, 6, 3)
+    assert np.array_equal(w[0], np.repeat(x[:1], 6, axis=0)) and np.array_equal(w[-1][-4:], x)
+
+
+def test_train_exports_with_parity(trained):
+    out, metrics = trained
+    m = OnnxModel(out / "model").manifest
+    assert metrics["parity_max_abs"] <= 1e-4 and np.isfinite(metrics["val_rmse"])
+    assert m["prep"]["window"] == 30 and m["features"] == m["prep"]["features"] and m["data_hash"]
+
+
+def test_onnx_equals_torch(fd001, tmp_path):
+    import torch
+
+    from models.export import export
+    from models.training import predict_batches
+
+    for arch in ("cnn", "gru"):
+        fitted = T.fit_ensemble(fd001, RulConfig.from_dict({**QUICK, "epochs": 1, "arch": arch}))
+        _, x = D.last_windows(truncate(fd001), fitted.prep)
+        export(fitted.model, x[:4], tmp_path / arch, {"name": "rul"})
+        got = OnnxModel(tmp_path / arch).run({"x": x})["y"]
+        with torch.no_grad():
+            expected = predict_batches(fitted.model, x)
+        assert got.shape == (12,) and np.max(np.abs(got - expected)) <= 1e-4
+
+
+def test_predict_contract_one_row_per_unit(trained, fd001, tmp_path):
+    out, _ = trained
+    test = truncate(fd001)
+    assert (test.groupby("unit").size() < 30).any()  # some units shorter than the window
+    frame = P.predict(OnnxModel(out / "model"), write_nasa(test, tmp_path / "test_FD001.txt"), "cmapss", start=None)
+    assert list(frame.columns) == ["unit", "rul"]
+    assert frame["unit"].tolist() == sorted(test["unit"].unique()) and (frame["rul"] >= 0).all()
+
+
+def test_bad_input(trained, fd001, tmp_path):
+    model = OnnxModel(out := trained[0] / "model")
+    assert out.exists()
+    short = tmp_path / "short.txt"
+    short.write_text("1 1 0.0 0.0 100.0\n")
+    with pytest.raises(InvalidInput, match="expected 26 columns"):
+        P.predict(model, short, "cmapss")
+    bad = write_nasa(fd001.iloc[:40], tmp_path / "bad.txt")
+    lines = bad.read_text().splitlines()
+    parts = lines[3].split()
+    parts[10] = "n/a"  # the 6th sensor
+    lines[3] = " ".join(parts)
+    bad.write_text("\n".join(lines) + "\n")
+    with pytest.raises(InvalidInput, match="sensor_6") as e:
+        P.predict(model, bad, "cmapss")
+    assert "\n" not in str(e.value)
+
+
+def test_predict_does_not_import_torch(trained, fd001, tmp_path):
+    out, _ = trained
+    path = write_nasa(truncate(fd001), tmp_path / "test_FD001.txt")
+    code = (
+        "import sys; from serving.runtime import OnnxModel; from models.rul.predict import predict; "
+        f"f = predict(OnnxModel({str(out / 'model')!r}), {str(path)!r}, 'cmapss'); "
+        "assert len(f) == 12; assert 'torch' not in sys.modules, 'torch imported'"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).resolve().parents[2])
+
+
+def test_training_is_deterministic(fd001):
+    cfg = RulConfig.from_dict({**QUICK, "epochs": 1})
+    a, b = T.fit_ensemble(fd001, cfg), T.fit_ensemble(fd001, cfg)
+    assert a.metrics["val_rmse"] == b.metrics["val_rmse"]
+    assert np.array_equal(a.residuals[1], b.residuals[1])

@@ -1,0 +1,117 @@
+"""Prediction endpoints: the tenant's champion answers, with its name and version; a promotion swaps the
+model without a restart; bad records are a 422 naming the column; the usage log records the version."""
+
+import os
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from models.registry import ModelRegistry
+from models.tracking import Tracker
+from tests.conftest import ON_CI
+from tests.serving.helpers import bearer, make_tenant
+
+PEPPER = "test-secret-0123456789"
+SHARED = Path(os.environ.get("SFAI_SHARED", Path(__file__).resolve().parents[3] / "shared"))
+AI4I = SHARED / "datasets" / "ai4i2020" / "ai4i2020_train.csv"
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    """A quickly trained failure model (two seeds, so that there are two versions to swap between)."""
+    if not AI4I.exists():
+        if ON_CI:
+            pytest.fail(f"{AI4I} missing on CI")
+        print(f"\nSKIP: {AI4I} not found (set SFAI_SHARED)")
+        pytest.skip(f"{AI4I} not found")
+    from models.failure.train import train
+    from serving.settings import Settings
+
+    base = tmp_path_factory.mktemp("failure")
+    sample = base / "train.csv"
+    pd.read_csv(AI4I).sample(3000, random_state=0).to_csv(sample, index=False)
+    out = []
+    for seed in (0, 1):
+        d = base / f"m{seed}"
+        with Tracker(Settings(home=base, environment="test"), "t", enabled=False) as t:
+            train(sample, "ai4i", d, config={"folds": 2, "epochs": 4, "seed": seed}, tracker=t)
+        out.append(d)
+    return out
+
+
+def rows(n=3):
+    df = pd.read_csv(AI4I).head(n).drop(columns=["Machine failure", "TWF", "HDF", "PWF", "OSF", "RNF"], errors="ignore")
+    return df.to_dict("records")
+
+
+def test_predict_uses_the_champion_and_swaps_on_promote(client, app, db, settings, exported):
+    acme = make_tenant(db, PEPPER, "acme", modules=("maintenance",))
+    h = {**bearer(acme.mes), "X-Request-ID": "predict-1"}
+    r = client.post("/v1/maintenance/failure/predict", json={"records": rows()}, headers=h)
+    assert r.status_code == 404 and "sfai train failure" in r.json()["error"]["message"]
+
+    reg = ModelRegistry(db, settings.home, "acme")
+    reg.register("failure", "maintenance", exported[0])
+    reg.register("failure", "maintenance", exported[1])
+    r = client.post("/v1/maintenance/failure/predict", json={"records": rows(), "explain": True}, headers=h)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert (body["model"], body["version"], body["count"]) == ("failure", 1, 3)
+    first = body["predictions"][0]
+    assert {"UDI", "failure_probability", "failure_predicted"} <= set(first)
+    assert 0.0 <= first["failure_probability"] <= 1.0 and first["failure_predicted"] in (0, 1)
+
+    reg.promote("failure")  # the challenger (v2) becomes champion: served after the cache's short TTL
+    app.state.platform.models.invalidate()
+    r = client.post("/v1/maintenance/failure/predict", json={"records": rows()}, headers=h)
+    assert r.json()["version"] == 2
+    usage = client.get("/v1/usage?module=maintenance", headers=bearer(acme.admin)).json()["records"]
+    assert {u["model_version"] for u in usage if u["status"] == 200} == {"failure@1", "failure@2"}
+
+
+def test_bad_records_and_bodies_are_422(client, db, settings, exported):
+    acme = make_tenant(db, PEPPER, "acme", modules=("maintenance",))
+    ModelRegistry(db, settings.home, "acme").register("failure", "maintenance", exported[0])
+    h = bearer(acme.mes)
+    bad = rows(1)
+    del bad[0]["Torque [Nm]"]
+    r = client.post("/v1/maintenance/failure/predict", json={"records": bad}, headers=h)
+    assert r.status_code == 422 and "Torque" in r.json()["error"]["message"]
+    wrong = rows(1)
+    wrong[0]["Torque [Nm]"] = "strong"
+    r = client.post("/v1/maintenance/failure/predict", json={"records": wrong}, headers=h)
+    assert r.status_code == 422 and "Torque" in r.json()["error"]["message"]
+    for body in ({}, {"records": []}, {"records": "x"}, {"entity_ids": ["m1"]}):
+        r = client.post("/v1/maintenance/failure/predict", json=body, headers=h)
+        assert r.status_code == 422, (body, r.text)
+    r = client.post("/v1/maintenance/failure/predict", json={"records": rows(1) * 10_001}, headers=h)
+    assert r.status_code == 422 and "10000" in r.json()["error"]["message"]
+
+
+def test_arrow_and_parquet_bodies(client, db, settings, exported):
+    import io
+
+    import pyarrow as pa
+
+    acme = make_tenant(db, PEPPER, "acme", modules=("maintenance",))
+    ModelRegistry(db, settings.home, "acme").register("failure", "maintenance", exported[0])
+    df = pd.DataFrame(rows(50))
+    sink = pa.BufferOutputStream()
+    table = pa.Table.from_pandas(df, preserve_index=False)
+    with pa.ipc.new_stream(sink, table.schema) as w:
+        w.write_table(table)
+    r = client.post(
+        "/v1/maintenance/failure/predict",
+        content=sink.getvalue().to_pybytes(),
+        headers={**bearer(acme.mes), "content-type": "application/vnd.apache.arrow.stream"},
+    )
+    assert r.status_code == 200 and r.json()["count"] == 50
+    buf = io.BytesIO()
+    df.to_parquet(buf)
+    r = client.post(
+        "/v1/maintenance/failure/predict",
+        content=buf.getvalue(),
+        headers={**bearer(acme.mes), "content-type": "application/vnd.apache.parquet"},
+    )
+    assert r.status_code == 200 and r.json()["count"] == 50
