@@ -88,14 +88,24 @@ class Tracker:
         plt.close(fig)
 
     def register(self, model_name: str, model_dir: Path, alias: str) -> None:
-        """Log the exported model and register it under ``model_name`` with ``alias`` in MLflow's registry."""
+        """Log the exported model and register it under ``model_name`` with ``alias`` in MLflow's registry.
+
+        The version's source is the run's ``model`` artifact folder (ONNX file + manifest), registered through
+        the client API, so no MLflow "logged model" flavour is needed."""
         if not self._mlflow:
             return
         from mlflow import MlflowClient
+        from mlflow.exceptions import MlflowException
 
         self._mlflow.log_artifacts(str(model_dir), artifact_path="model")
-        mv = self._mlflow.register_model(f"runs:/{self.run_id}/model", model_name)
-        MlflowClient().set_registered_model_alias(model_name, alias, mv.version)
+        client = MlflowClient()
+        try:
+            client.get_registered_model(model_name)
+        except MlflowException:
+            client.create_registered_model(model_name, description="SFAI model (ONNX + manifest.json)")
+        run = client.get_run(self.run_id)
+        mv = client.create_model_version(model_name, source=f"{run.info.artifact_uri}/model", run_id=self.run_id)
+        client.set_registered_model_alias(model_name, alias, mv.version)
 
 
 def sync_alias(settings: Settings, model_name: str, alias: str, run_id: str | None) -> None:

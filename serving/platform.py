@@ -30,7 +30,10 @@ class Platform:
     def build(cls, settings: Settings, db: Database | None = None) -> Platform:
         settings.ensure_home()
         db = db or Database(settings.resolved_database_url)
-        writer = UsageWriter(db, max_batch=settings.usage_flush_max_batch, max_wait_ms=settings.usage_flush_max_wait_ms)
+        writer = UsageWriter(
+            db, max_batch=settings.usage_flush_max_batch, max_wait_ms=settings.usage_flush_max_wait_ms,
+            inline=settings.usage_commit_inline,
+        )
         return cls(
             settings=settings,
             db=db,

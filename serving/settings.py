@@ -39,6 +39,10 @@ class Settings(BaseSettings):
     usage_flush_max_batch: int = Field(default=512, ge=1)
     usage_flush_max_wait_ms: float = Field(default=2.0, ge=0, description="how long a batch waits to fill")
     usage_retention_days: int = Field(default=MIN_USAGE_RETENTION_DAYS)
+    usage_commit_inline: bool | None = Field(
+        default=None,
+        description="commit usage batches on the event loop (default: with SQLite) instead of a writer thread",
+    )
 
     # Caches in the request path (seconds). A revoked key stops working within this time in other workers;
     # the worker that revoked it forgets it at once.

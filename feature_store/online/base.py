@@ -8,6 +8,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -31,14 +32,18 @@ def latest_rows(view: FeatureView, table: pa.Table) -> OnlineRows:
         return {}
     ts = pc.cast(table.column(TIMESTAMP), pa.int64())
     order = pc.sort_indices(
-        pa.table({"k": table.column(view.join_key), "t": ts}), sort_keys=[("k", "ascending"), ("t", "ascending")]
-    )
-    keys = pc.take(table.column(view.join_key), order).to_pylist()
-    times = pc.take(ts, order).to_pylist()
-    feats = {f: pc.take(table.column(f), order).to_pylist() for f in view.feature_names}
+        pa.table({"k": table.column(view.join_key), "t": ts, "i": pa.array(range(table.num_rows))}),
+        sort_keys=[("k", "ascending"), ("t", "ascending"), ("i", "ascending")],
+    ).to_numpy()
+    keys = pc.take(table.column(view.join_key), order).to_numpy(zero_copy_only=False)
+    # the last position of each key in key-then-time order: only those rows become Python objects
+    last = np.flatnonzero(np.append(keys[1:] != keys[:-1], True))
+    pick = pa.array(order[last])
+    times = pc.take(ts, pick).to_pylist()
+    feats = {f: pc.take(table.column(f), pick).to_pylist() for f in view.feature_names}
     out: OnlineRows = {}
-    for i, k in enumerate(keys):  # sorted by key then time: the last one per key wins
-        out[str(k)] = (times[i], {f: _json_value(feats[f][i]) for f in view.feature_names})
+    for j, k in enumerate(pc.take(table.column(view.join_key), pick).to_pylist()):
+        out[str(k)] = (times[j], {f: _json_value(feats[f][j]) for f in view.feature_names})
     return out
 
 

@@ -15,6 +15,8 @@ import typer
 from pydantic import ValidationError
 
 from optimization.cli import schedule_app
+from pipelines.cli import industries_app
+from pipelines.cli import register as register_dataset_ingest
 from serving.cli import common
 from serving.cli.features import features_app, ingest_app
 from serving.cli.models import models_app, predict, train, tune
@@ -33,7 +35,9 @@ app.add_typer(apikey_app, name="apikey")
 app.add_typer(usage_app, name="usage")
 app.add_typer(db_app, name="db")
 app.add_typer(features_app, name="features")
+register_dataset_ingest(ingest_app)  # sfai ingest cmapss|ai4i|secom|steel-energy|c22-demo
 app.add_typer(ingest_app, name="ingest")
+app.add_typer(industries_app, name="industries")
 app.add_typer(schedule_app, name="schedule")
 app.add_typer(models_app, name="models")
 app.command("train")(train)

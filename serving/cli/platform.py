@@ -262,12 +262,22 @@ def serve(
 
 def demo(
     tenant: Annotated[str, typer.Option(help="demo tenant name")] = "demo",
-    ksic: Annotated[str, typer.Option(help="its KSIC division")] = "C29",
+    ksic: Annotated[str, typer.Option(help="its KSIC division")] = "C22",
+    data: Annotated[bool, typer.Option(help="load the synthetic C22 injection-moulding data (first time only)")] = True,
     as_json: JsonOpt = False,
 ) -> None:
-    """Prepare the demo tenant (every module) and print a new admin API key for it."""
+    """Prepare the demo tenant (every module, synthetic C22 data) and print a new admin API key for it."""
     db = database()
-    t = tenancy.ensure_tenant(db, tenant, ksic, "SFAI demo factory")
+    t = tenancy.ensure_tenant(db, tenant, ksic, "SFAI demo factory (injection moulding)")
+    if data:
+        from feature_store.store import FeatureStore
+        from pipelines.runner import run_pipeline
+
+        store = FeatureStore(settings(), db, t.name)
+        if not store.list_views():  # a fresh demo: generate and ingest a week of moulding data
+            report = run_pipeline("c22-demo", None, store=store)
+            info(f"demo data: {report.rows_ok} rows of synthetic injection-moulding data in the feature store")
+        store.close()
     active = tenancy.active_subscriptions(db, t.id)
     for m in tenancy.MODULES:
         if m not in active:

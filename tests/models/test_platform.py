@@ -95,3 +95,31 @@ def test_registry_champion_challenger_promote_rollback(tmp_path, db):
         ModelRegistry(db, tmp_path / "home", "other").get("failure")  # per tenant
     with pytest.raises(NotFound, match="no version 7"):
         reg.promote("failure", 7)
+
+
+def test_tracked_run_is_logged_and_registered_in_mlflow(tmp_path):
+    """What `sfai train` does by default: an MLflow run with params, metrics, curves, and a registered
+    version carrying the alias."""
+    from mlflow import MlflowClient
+
+    from models.tracking import Tracker, tracking_uri
+    from serving.settings import Settings
+
+    settings = Settings(home=tmp_path, environment="test")
+    model, res, x, _ = trained()
+    export(model, x[:4], tmp_path / "exp", {"name": "tiny"})
+    with Tracker(settings, "acme/tiny", run_name="tiny run") as t:
+        t.log_params({"hidden": 16})
+        for h in res.history:
+            t.log_metrics({"val_loss": h["val_loss"]}, step=h["epoch"])
+        t.log_curves(res.history)
+        t.register("acme.tiny", tmp_path / "exp", "champion")
+        run_id = t.run_id
+    client = MlflowClient(tracking_uri(settings))
+    run = client.get_run(run_id)
+    assert run.info.status == "FINISHED" and run.data.params["hidden"] == "16"
+    assert len(client.get_metric_history(run_id, "val_loss")) == len(res.history)
+    mv = client.get_model_version_by_alias("acme.tiny", "champion")
+    assert mv.run_id == run_id
+    artifacts = {a.path for a in client.list_artifacts(run_id, "model")}
+    assert {"model/model.onnx", "model/manifest.json"} <= artifacts

@@ -1,0 +1,126 @@
+"""SECOM features, shared by training and prediction (numpy/pandas only, no torch).
+
+``fit_features`` learns every statistic from training rows only (kept measurements, medians, robust
+scales, which measurements get a missing-indicator) and returns them as a plain dict that goes into the
+manifest; ``transform`` applies them. Robust scaling: (value - median) / IQR, clipped to +-clip.
+"""
+
+from __future__ import annotations
+
+import re
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from serving.errors import InvalidInput
+
+ID = "row_id"
+LABEL = "label"  # -1 pass / 1 fail
+MEASUREMENT = re.compile(r"^f\d{3}$")
+
+
+def read_rows(path: Path | str) -> pd.DataFrame:
+    try:
+        df = pd.read_csv(path, low_memory=False)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
+        raise InvalidInput(f"{path}: not a readable CSV ({str(e).splitlines()[0]})") from None
+    if ID not in df.columns:
+        raise InvalidInput(f"input lacks the column {ID!r}")
+    return df
+
+
+def measurement_columns(df: pd.DataFrame) -> list[str]:
+    return [c for c in df.columns if MEASUREMENT.match(str(c))]
+
+
+def labels(df: pd.DataFrame) -> np.ndarray:
+    """1 for a failed wafer, 0 for a pass."""
+    if LABEL not in df.columns:
+        raise InvalidInput(f"training needs the column {LABEL!r} (-1 pass, 1 fail)")
+    y = pd.to_numeric(df[LABEL], errors="coerce")
+    if y.isna().any() or not y.isin([-1, 1]).all():
+        raise InvalidInput(f"column {LABEL!r} must hold -1 (pass) or 1 (fail)")
+    return (y.to_numpy() == 1).astype(np.float32)
+
+
+def numeric_matrix(df: pd.DataFrame, columns: list[str]) -> np.ndarray:
+    """The named measurement columns as float64; a missing or non-numeric column is named in the error."""
+    out = np.empty((len(df), len(columns)))
+    for j, c in enumerate(columns):
+        if c not in df.columns:
+            raise InvalidInput(f"input lacks the measurement column {c!r}")
+        col = df[c]
+        if not pd.api.types.is_numeric_dtype(col):
+            num = pd.to_numeric(col, errors="coerce")
+            bad = num.isna() & col.notna() & (col.astype(str).str.strip().str.lower() != "nan")
+            if bad.any():
+                raise InvalidInput(f"column {c!r} holds a non-numeric value {col[bad].iloc[0]!r}")
+            col = num
+        out[:, j] = col.to_numpy(dtype=float)
+    if np.isinf(out).any():
+        j = int(np.where(np.isinf(out).any(0))[0][0])
+        raise InvalidInput(f"column {columns[j]!r} holds an infinite value")
+    return out
+
+
+def fit_features(df: pd.DataFrame, *, max_missing: float, min_missing_indicator: float, missing_indicators: bool,
+                 clip: float) -> dict:
+    cols = measurement_columns(df)
+    if not cols:
+        raise InvalidInput("input has no measurement columns f001..f590")
+    x = numeric_matrix(df, cols)
+    missing = np.isnan(x).mean(0)
+    with warnings.catch_warnings(), np.errstate(all="ignore"):  # all-missing columns warn; they are dropped
+        warnings.simplefilter("ignore", RuntimeWarning)
+        median = np.nanmedian(x, 0)
+        q1, q3 = np.nanpercentile(x, 25, 0), np.nanpercentile(x, 75, 0)
+        sd = np.nanstd(x, 0)
+    iqr = q3 - q1
+    # a measurement is informative if it varies at all on the rows where it is present
+    constant = (missing < 1.0) & ~(np.nan_to_num(sd) > 1e-12)
+    keep = (missing <= max_missing) & ~constant & (missing < 1.0)
+    # IQR is 0 for near-constant measurements with a few outliers: fall back to the std-equivalent scale
+    scale = np.where(iqr > 1e-12, iqr, 1.349 * sd)
+    kept = [c for c, k in zip(cols, keep, strict=True) if k]
+    indicators = []
+    if missing_indicators:
+        indicators = [c for c, k, m in zip(cols, keep, missing, strict=True) if k and m >= min_missing_indicator]
+    return {
+        "measurements": kept,
+        "median": [float(v) for v in median[keep]],
+        "scale": [float(v) for v in scale[keep]],
+        "missing_share": [float(v) for v in missing[keep]],
+        "indicators": indicators,
+        "clip": float(clip),
+        "dropped_constant": int(constant.sum()),
+        "dropped_missing": int((~keep & ~constant).sum()),
+    }
+
+
+def feature_names(stats: dict) -> list[str]:
+    return list(stats["measurements"]) + [f"{c}_missing" for c in stats["indicators"]]
+
+
+def transform(df: pd.DataFrame, stats: dict) -> np.ndarray:
+    """Rows -> float32 model inputs: robust z-scores (median-imputed, so a missing value is 0) + indicators."""
+    cols = stats["measurements"]
+    x = numeric_matrix(df, cols)
+    isnan = np.isnan(x)
+    median, scale = np.asarray(stats["median"]), np.asarray(stats["scale"])
+    z = np.where(isnan, 0.0, (x - median) / scale)
+    z = np.clip(z, -stats["clip"], stats["clip"])
+    if stats["indicators"]:
+        pos = {c: j for j, c in enumerate(cols)}
+        ind = isnan[:, [pos[c] for c in stats["indicators"]]].astype(float)
+        z = np.hstack([z, ind])
+    return z.astype(np.float32)
+
+
+def top_contributions(z: np.ndarray, weights: np.ndarray, names: list[str], k: int) -> list[list[tuple[str, float]]]:
+    """Per row, the k features with the largest |weight x standardised value| (logit units), largest first."""
+    contrib = z * np.asarray(weights, dtype=np.float32)[None, :]
+    k = min(k, contrib.shape[1])
+    idx = np.argsort(-np.abs(contrib), axis=1)[:, :k]
+    return [[(names[j], float(contrib[i, j])) for j in row] for i, row in enumerate(idx)]

@@ -1,0 +1,181 @@
+"""Train the defect model: repeated stratified validation, threshold from pooled validation scores, a final
+fit on every row, ONNX export with the feature statistics, threshold and contribution weights in the manifest.
+
+``train(input_path, dataset, out_dir, *, config, tracker) -> metrics`` is the family contract.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from models.defect import features as F
+from models.defect.config import DefectConfig
+from models.defect.metrics import average_precision, balanced_accuracy, best_threshold, calibration_bins, roc_auc
+from models.defect.module import DefectNet
+from models.export import data_hash, export
+from models.training import TrainConfig, fit, make_loader, predict_batches, seed_everything
+
+
+@dataclass
+class Fitted:
+    model: DefectNet
+    stats: dict
+    history: list[dict] = field(default_factory=list)
+    best_epoch: int = 0
+
+
+def stratified_split(y: np.ndarray, fraction: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Indices (rest, held) with ``fraction`` of each class held out."""
+    held = []
+    for cls in (0, 1):
+        idx = np.flatnonzero(y == cls)
+        n = max(1, round(fraction * len(idx)))
+        held.append(rng.choice(idx, size=n, replace=False))
+    held = np.sort(np.concatenate(held))
+    rest = np.setdiff1d(np.arange(len(y)), held)
+    return rest, held
+
+
+def fit_one(df: pd.DataFrame, y: np.ndarray, cfg: DefectConfig, *, seed: int, on_epoch=None) -> Fitted:  # noqa: ANN001
+    """Features from these rows only; early stopping on a stratified inner split of them."""
+    stats = F.fit_features(df, max_missing=cfg.max_missing, min_missing_indicator=cfg.min_missing_indicator,
+                           missing_indicators=cfg.missing_indicators, clip=cfg.clip)
+    z = F.transform(df, stats)
+    tr, va = stratified_split(y, cfg.inner_val_fraction, np.random.default_rng(seed + 1000))
+    pos = float(y[tr].sum())
+    pos_weight = (len(tr) - pos) / max(pos, 1.0)
+    seed_everything(seed)
+    model = DefectNet(z.shape[1], hidden=cfg.hidden, dropout=cfg.dropout, pos_weight=pos_weight, l2=cfg.l2)
+    tcfg = TrainConfig(epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr, weight_decay=cfg.weight_decay,
+                       patience=cfg.patience, seed=seed, progress=False)
+    res = fit(model, make_loader(z[tr], y[tr], batch_size=cfg.batch_size, shuffle=True, seed=seed),
+              make_loader(z[va], y[va], batch_size=4096, shuffle=False), tcfg, on_epoch=on_epoch, label="defect")
+    return Fitted(model, stats, res.history, res.best_epoch)
+
+
+def probabilities(fitted: Fitted, df: pd.DataFrame) -> np.ndarray:
+    return predict_batches(fitted.model, F.transform(df, fitted.stats))[:, 0]
+
+
+def validate(df: pd.DataFrame, y: np.ndarray, cfg: DefectConfig) -> dict:
+    """Repeated stratified splits: per-split AUC/AP, one threshold chosen on the pooled validation scores,
+    balanced accuracy at that threshold, and an honest nested variant (threshold from the other splits)."""
+    rng = np.random.default_rng(cfg.seed)
+    splits, scores = [], []
+    for r in range(cfg.n_splits):
+        tr, te = stratified_split(y, cfg.test_fraction, rng)
+        fitted = fit_one(df.iloc[tr], y[tr], cfg, seed=cfg.seed + r)
+        splits.append(te)
+        scores.append(probabilities(fitted, df.iloc[te]))
+    y_all, p_all = np.concatenate([y[te] for te in splits]), np.concatenate(scores)
+    threshold = best_threshold(y_all, p_all)
+    auc = [roc_auc(y[te], p) for te, p in zip(splits, scores, strict=True)]
+    ap = [average_precision(y[te], p) for te, p in zip(splits, scores, strict=True)]
+    ba = [balanced_accuracy(y[te], p >= threshold) for te, p in zip(splits, scores, strict=True)]
+    nested = []
+    for i, (te, p) in enumerate(zip(splits, scores, strict=True)):
+        others = [j for j in range(len(splits)) if j != i]
+        if others:
+            y_o = np.concatenate([y[splits[j]] for j in others])
+            t = best_threshold(y_o, np.concatenate([scores[j] for j in others]))
+            nested.append(balanced_accuracy(y[te], p >= t))
+    return {
+        "threshold": threshold,
+        "val_roc_auc": float(np.mean(auc)),
+        "val_roc_auc_sd": float(np.std(auc)),
+        "val_average_precision": float(np.mean(ap)),
+        "val_average_precision_sd": float(np.std(ap)),
+        "val_balanced_accuracy": float(np.mean(ba)),
+        "val_balanced_accuracy_sd": float(np.std(ba)),
+        "val_balanced_accuracy_nested": float(np.mean(nested)) if nested else float("nan"),
+        "val_balanced_accuracy_nested_sd": float(np.std(nested)) if nested else float("nan"),
+        "val_splits": cfg.n_splits,
+        "_calibration": calibration_bins(y_all, p_all),
+    }
+
+
+def _calibration_figure(bins: list[dict]):  # noqa: ANN202
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5, 5))
+    ax.plot([b["predicted"] for b in bins], [b["observed"] for b in bins], "o-", label="validation bins")
+    top = max([b["predicted"] for b in bins] + [b["observed"] for b in bins] + [0.1])
+    ax.plot([0, top], [0, top], "k--", lw=1, label="perfect calibration")
+    ax.set_xlabel("mean predicted defect probability")
+    ax.set_ylabel("observed defect rate")
+    ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+def train(input_path: Path, dataset: str, out_dir: Path, *, config: dict, tracker) -> dict:  # noqa: ANN001
+    t0 = time.perf_counter()
+    cfg = DefectConfig.from_dict(config)
+    df = F.read_rows(input_path)
+    y = F.labels(df)
+    if y.sum() < 2 * cfg.n_splits and y.sum() < 10:
+        from serving.errors import InvalidInput
+
+        raise InvalidInput(f"column {F.LABEL!r} has {int(y.sum())} failures: too few to train on")
+    tracker.log_params({f"defect.{k}": v for k, v in cfg.as_dict().items()})
+    cols = F.measurement_columns(df)
+    dhash = data_hash(df[cols].to_numpy(float), y)
+    tracker.log_params({"data_hash": dhash, "rows": len(df), "failures": int(y.sum())})
+
+    # without validation (n_splits=0, quick runs) the failure rate is the threshold: for a calibrated probability
+    # that is the decision the class-weighted loss aims at
+    val = validate(df, y, cfg) if cfg.n_splits > 0 else {"threshold": float(y.mean()), "_calibration": []}
+    calibration = val.pop("_calibration")
+
+    def log_epoch(row: dict) -> None:
+        tracker.log_metrics({k: v for k, v in row.items() if k != "epoch"}, step=row["epoch"])
+
+    final = fit_one(df, y, cfg, seed=cfg.seed, on_epoch=log_epoch)
+    z = F.transform(df, final.stats)
+    names = F.feature_names(final.stats)
+    weights = final.model.contribution_weights(torch.as_tensor(z)).numpy()
+    train_prob = predict_batches(final.model, z)[:, 0]
+    metrics = {
+        **val,
+        "train_roc_auc": roc_auc(y, train_prob),
+        "features_kept": len(final.stats["measurements"]),
+        "best_epoch": final.best_epoch,
+        "fit_seconds": round(time.perf_counter() - t0, 1),
+    }
+    manifest = {
+        "name": "defect",
+        "family": "defect",
+        "dataset": dataset,
+        "version": 1,
+        "id_column": F.ID,
+        "features": names,
+        "feature_stats": final.stats,
+        "threshold": float(val["threshold"]),
+        "contribution_weights": [float(w) for w in weights],
+        "contribution_units": "logit (weight x robust z-score)",
+        "output": "y[:, 0] = defect probability (prior-corrected)",
+        "config": cfg.as_dict(),
+        "data_hash": dhash,
+        "metrics": metrics,
+        "calibration": calibration,
+    }
+    export(final.model, z[:16], Path(out_dir), manifest)
+    tracker.log_dict({"feature_stats": final.stats, "calibration": calibration, "data_hash": dhash},
+                     "defect_features.json")
+    tracker.log_curves(final.history)
+    if calibration and tracker.enabled:
+        import matplotlib.pyplot as plt
+
+        fig = _calibration_figure(calibration)
+        tracker.log_figure(fig, "calibration.png")
+        plt.close(fig)
+    return metrics

@@ -1,0 +1,168 @@
+"""Steel-plant series and forecast features, shared by training and prediction (numpy/pandas only).
+
+Time index: every row is stamped with the *end* of its 15-minute interval. The file's ``dd/mm/yyyy 00:00`` row
+closes its day (24:00), so it is moved to the next day's 00:00 (README quirk). Day D's 96 values are then
+stamped D 00:15 ... D+1 00:00, and a forecast with origin D 00:00 may use only rows stamped before D 00:00.
+
+Features for target step s (0..95) of origin o (grid index of the origin stamp): kWh the same time 1..7 days
+earlier, 5-step means around the 1- and 7-day lags, the means of the seven 24-hour blocks before the origin,
+the last value and the last hour's mean, plus calendar covariates. Any index at or after the origin is clamped
+to the last index before it, so no feature can see the origin row or later (``test_energy`` proves it).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from models.energy.calendar import CALENDAR_NAMES, calendar_features
+from serving.errors import InvalidInput
+
+DATE, TARGET, CO2 = "date", "Usage_kWh", "CO2(tCO2)"
+STEP = pd.Timedelta(minutes=15)
+STEPS_PER_DAY = 96
+LAG_DAYS = 7
+HISTORY = LAG_DAYS * STEPS_PER_DAY + 2  # grid steps needed before an origin
+FEATURE_NAMES = (
+    [f"lag_{k}d" for k in range(1, LAG_DAYS + 1)]
+    + ["lag_1d_window", "lag_7d_window"]
+    + [f"mean_block_{k}" for k in range(1, LAG_DAYS + 1)]
+    + ["last", "last_hour_mean"]
+    + CALENDAR_NAMES
+)
+
+
+@dataclass
+class Series:
+    start: pd.Timestamp  # stamp of grid index 0
+    kwh: np.ndarray  # float64 on the regular grid, NaN where the file has no value
+    co2: np.ndarray | None  # tCO2 on the same grid, where the file has the column
+
+    @property
+    def stamps(self) -> pd.DatetimeIndex:
+        return pd.date_range(self.start, periods=len(self.kwh), freq=STEP)
+
+    def index_of(self, stamp: pd.Timestamp) -> int:
+        return int((stamp - self.start) / STEP)
+
+
+def parse_dates(raw: pd.Series) -> pd.DatetimeIndex:
+    """``dd/mm/yyyy HH:MM`` as in the file, 00:00 moved to the next day; ISO stamps are taken as interval ends."""
+    text = raw.astype(str).str.strip()
+    stamps = pd.to_datetime(text, format="%d/%m/%Y %H:%M", errors="coerce")
+    if stamps.isna().all():
+        iso = pd.to_datetime(text, format="ISO8601", errors="coerce")
+        if iso.isna().any():
+            raise InvalidInput(f"column {DATE!r} holds {raw[iso.isna()].iloc[0]!r}, expected dd/mm/yyyy HH:MM")
+        return pd.DatetimeIndex(iso)
+    if stamps.isna().any():
+        raise InvalidInput(f"column {DATE!r} holds {raw[stamps.isna()].iloc[0]!r}, expected dd/mm/yyyy HH:MM")
+    midnight = (stamps.dt.hour == 0) & (stamps.dt.minute == 0)
+    return pd.DatetimeIndex(stamps + pd.to_timedelta(midnight.astype(int), unit="D"))
+
+
+def read_series(path: Path | str) -> Series:
+    try:
+        df = pd.read_csv(path)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
+        raise InvalidInput(f"{path}: not a readable CSV ({str(e).splitlines()[0]})") from None
+    return series_from_frame(df)
+
+
+def _numeric(df: pd.DataFrame, col: str) -> np.ndarray:
+    num = pd.to_numeric(df[col], errors="coerce")
+    bad = num.isna() & df[col].notna()
+    if bad.any():
+        raise InvalidInput(f"column {col!r} holds a non-numeric value {df[col][bad].iloc[0]!r}")
+    if (num < 0).any():
+        raise InvalidInput(f"column {col!r} holds a negative value {num[num < 0].iloc[0]!r}")
+    return num.to_numpy(float)
+
+
+def series_from_frame(df: pd.DataFrame) -> Series:
+    for col in (DATE, TARGET):
+        if col not in df.columns:
+            raise InvalidInput(f"input lacks the column {col!r}")
+    if df.empty:
+        raise InvalidInput(f"input has no rows in column {TARGET!r}")
+    stamps = parse_dates(df[DATE])
+    if ((stamps - stamps.min()) % STEP != pd.Timedelta(0)).any():
+        raise InvalidInput(f"column {DATE!r} must be on a 15-minute grid")
+    if stamps.duplicated().any():
+        raise InvalidInput(f"column {DATE!r} repeats the timestamp {stamps[stamps.duplicated()][0]}")
+    kwh = _numeric(df, TARGET)
+    co2 = _numeric(df, CO2) if CO2 in df.columns else None
+    start, end = stamps.min(), stamps.max()
+    n = int((end - start) / STEP) + 1
+    pos = ((stamps - start) / STEP).astype(int)
+    grid = np.full(n, np.nan)
+    grid[pos] = kwh
+    co2_grid = None
+    if co2 is not None:
+        co2_grid = np.full(n, np.nan)
+        co2_grid[pos] = co2
+    return Series(start, grid, co2_grid)
+
+
+def filled(kwh: np.ndarray, fill: float) -> np.ndarray:
+    """Forward-fill gaps (only the past flows forward, so no leakage), then a constant for leading gaps."""
+    return pd.Series(kwh).ffill().fillna(fill).to_numpy(float)
+
+
+def origin_indices(series: Series, first: pd.Timestamp, last: pd.Timestamp | None = None) -> np.ndarray:
+    """Grid indices of the daily 00:00 origins from ``first`` while the origin is before the series' end."""
+    end = series.stamps[-1] if last is None else last
+    days = pd.date_range(first.normalize(), end, freq="D", inclusive="left")
+    idx = np.array([series.index_of(d) for d in days], dtype=int)
+    return idx[idx < len(series.kwh)] if last is None else idx
+
+
+def build(v: np.ndarray, origins: np.ndarray, origin_days: pd.DatetimeIndex, scale: float) -> np.ndarray:
+    """Features, one row per (origin, step): shape (len(origins) * 96, len(FEATURE_NAMES)), float32.
+
+    ``v`` must already be gap-filled; only ``v[:o]`` is read for origin ``o``."""
+    o = np.asarray(origins, dtype=int)
+    if len(o) and o.min() < HISTORY:
+        raise InvalidInput(f"a forecast origin needs {LAG_DAYS} days of history before it")
+    s = np.arange(STEPS_PER_DAY)
+    last = (o - 1)[:, None]  # latest index a forecast may read
+    target = o[:, None] + 1 + s[None, :]  # (m, 96) grid index of each forecast step
+
+    def at(idx: np.ndarray) -> np.ndarray:
+        return v[np.minimum(idx, last)] / scale
+
+    lags = [at(target - STEPS_PER_DAY * k) for k in range(1, LAG_DAYS + 1)]
+    window = [np.mean([at(target - STEPS_PER_DAY * k + d) for d in range(-2, 3)], axis=0) for k in (1, LAG_DAYS)]
+    cs = np.concatenate([[0.0], np.cumsum(v)])
+    blocks = [(cs[o - STEPS_PER_DAY * (k - 1)] - cs[o - STEPS_PER_DAY * k]) / STEPS_PER_DAY / scale
+              for k in range(1, LAG_DAYS + 1)]
+    recent = [v[o - 1] / scale, (cs[o] - cs[o - 4]) / 4 / scale]
+    per_origin = np.stack(blocks + recent, axis=1)  # (m, 9)
+    per_step = np.stack(lags + window, axis=2)  # (m, 96, 9)
+    days = pd.DatetimeIndex(np.repeat(pd.DatetimeIndex(origin_days).normalize().values, STEPS_PER_DAY))
+    cal = calendar_features(days, np.tile(s, len(o))).reshape(len(o), STEPS_PER_DAY, -1)
+    x = np.concatenate([per_step, np.repeat(per_origin[:, None, :], STEPS_PER_DAY, axis=1), cal], axis=2)
+    return x.reshape(len(o) * STEPS_PER_DAY, -1).astype(np.float32)
+
+
+def targets(v_raw: np.ndarray, origins: np.ndarray) -> np.ndarray:
+    """(m, 96) actual kWh after each origin (NaN where missing or beyond the series)."""
+    idx = np.asarray(origins, dtype=int)[:, None] + 1 + np.arange(STEPS_PER_DAY)[None, :]
+    out = np.full(idx.shape, np.nan)
+    ok = idx < len(v_raw)
+    out[ok] = v_raw[idx[ok]]
+    return out
+
+
+def baselines(v: np.ndarray, origins: np.ndarray) -> dict[str, np.ndarray]:
+    """Naive forecasts (m, 96): same time last week, and yesterday's profile (its last, 24:00 step is the origin
+    row itself, so the 23:45 value stands in)."""
+    o = np.asarray(origins, dtype=int)
+    target = o[:, None] + 1 + np.arange(STEPS_PER_DAY)[None, :]
+    return {
+        "same_time_last_week": v[target - LAG_DAYS * STEPS_PER_DAY],
+        "yesterday_profile": v[np.minimum(target - STEPS_PER_DAY, (o - 1)[:, None])],
+    }

@@ -1,0 +1,74 @@
+"""Rolling day-ahead forecasts with an exported energy model (ONNX Runtime only: never imports torch).
+
+``predict`` makes one forecast per day at 00:00 from ``start`` to the end of the file, each from rows stamped
+before its origin, and returns the contract's columns ``origin,timestamp,p10,p50,p90`` (kWh per 15 minutes;
+``timestamp`` is the end of each 15-minute interval, as in the file once its 00:00 rows are read as 24:00).
+``with_co2`` adds the CO2 that the p50 implies, as a separate frame, so the contract CSV stays exact.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from models.energy import features as F
+from serving.errors import InvalidInput
+from serving.runtime import OnnxModel
+
+COLUMNS = ["origin", "timestamp", "p10", "p50", "p90"]
+STAMP = "%Y-%m-%d %H:%M:%S"
+
+
+def parse_start(start: str | None, series: F.Series) -> pd.Timestamp:
+    if start is None:  # the first day with a full week of history
+        return (series.start + F.HISTORY * F.STEP).ceil("D")
+    try:
+        return pd.Timestamp(str(start)).normalize()
+    except ValueError:
+        raise InvalidInput(f"--start {start!r} is not a date (YYYY-MM-DD)") from None
+
+
+def forecast(model: OnnxModel, series: F.Series, start: pd.Timestamp, horizon: int = 96) -> pd.DataFrame:
+    steps = int(model.manifest.get("steps_per_day", F.STEPS_PER_DAY))
+    if not 1 <= horizon <= steps:
+        raise InvalidInput(f"--horizon must be between 1 and {steps} (one day of 15-minute steps); got {horizon}")
+    if start >= series.stamps[-1]:
+        raise InvalidInput(f"--start {start.date()} is after the last row of column {F.DATE!r} ({series.stamps[-1]})")
+    if series.index_of(start) < F.HISTORY:
+        first = (series.start + F.HISTORY * F.STEP).ceil("D")
+        raise InvalidInput(f"--start {start.date()} needs {F.LAG_DAYS} days of {F.TARGET!r} before it: "
+                           f"the first possible start is {first.date()}")
+    origins = F.origin_indices(series, start)
+    v = F.filled(series.kwh, float(model.manifest["fill_value"]))
+    days = series.start + origins * F.STEP
+    x = F.build(v, origins, pd.DatetimeIndex(days), float(model.manifest["scale"]))
+    q = model.run({"x": x})["y"].reshape(len(origins), steps, 3)[:, :horizon]
+    q = np.maximum(q.astype(float), 0.0)  # kWh is never negative; clipping all three keeps their order
+    origin_col = np.repeat(pd.DatetimeIndex(days).strftime(STAMP).to_numpy(), horizon)
+    steps_ahead = pd.to_timedelta(np.arange(1, horizon + 1) * 15, unit="min").to_numpy()
+    ts = (pd.DatetimeIndex(days).values[:, None] + steps_ahead[None, :]).ravel()
+    return pd.DataFrame(
+        {
+            "origin": origin_col,
+            "timestamp": pd.DatetimeIndex(ts).strftime(STAMP).to_numpy(),
+            "p10": np.round(q[..., 0].ravel(), 4),
+            "p50": np.round(q[..., 1].ravel(), 4),
+            "p90": np.round(q[..., 2].ravel(), 4),
+        },
+        columns=COLUMNS,
+    )
+
+
+def predict(model: OnnxModel, input_path: Path, dataset: str, *, start=None, horizon=96, **_) -> pd.DataFrame:  # noqa: ANN001
+    series = F.read_series(input_path)
+    return forecast(model, series, parse_start(start, series), int(horizon))
+
+
+def with_co2(frame: pd.DataFrame, model: OnnxModel) -> pd.DataFrame:
+    """``origin,timestamp,p50,co2_p50`` where ``co2_p50`` is tCO2 per 15 minutes at the manifest's factor."""
+    factor = float(model.manifest["emission_factor_t_per_kwh"])
+    out = frame[["origin", "timestamp", "p50"]].copy()
+    out["co2_p50"] = np.round(out["p50"] * factor, 6)
+    return out

@@ -1,0 +1,106 @@
+"""AI4I 2020 predictive maintenance (C29, synthetic milling-machine data): one CSV -> process sensor readings,
+failure labels and failure events.
+
+Decisions (see docs/pipelines.md):
+- Entity: one row is one machining run on one product; ``lot_id = "ai4i-<Product ID>"`` (unique per row).
+- Time: the file has no clock. ``UDI`` orders the rows, so row ``UDI`` is stamped
+  ``RUN_EPOCH + (UDI - 1) minutes`` (2020-01-01T00:00Z); ``udi`` is kept for the prediction contract.
+- Units as published: K, rpm, N·m, minutes of tool wear. Labels: ``Machine failure`` and the five mode flags.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from pipelines.canonical import SOURCE_ROW, TIMESTAMP, Canonical, Column, Table, coerce_numeric, empty_rejects
+
+DATASET = "ai4i"
+KSIC = "C29"
+RUN_EPOCH = pd.Timestamp("2020-01-01T00:00:00Z")
+RUN_PERIOD = pd.Timedelta(minutes=1)
+TYPES = ("L", "M", "H")
+MODES = ("TWF", "HDF", "PWF", "OSF", "RNF")
+
+RENAME = {
+    "UDI": "udi",
+    "Product ID": "product_id",
+    "Type": "type",
+    "Air temperature [K]": "air_temp_k",
+    "Process temperature [K]": "process_temp_k",
+    "Rotational speed [rpm]": "rotational_speed_rpm",
+    "Torque [Nm]": "torque_nm",
+    "Tool wear [min]": "tool_wear_min",
+    "Machine failure": "machine_failure",
+    **{m: m.lower() for m in MODES},
+}
+SENSOR_COLUMNS: dict[str, Column] = {
+    "udi": Column("1", 1, None, dtype="int64", description="row id of the original file"),
+    "type": Column("1", dtype="string", description="product quality variant L/M/H"),
+    "air_temp_k": Column("K", 250.0, 350.0, description="air temperature"),
+    "process_temp_k": Column("K", 250.0, 400.0, description="process temperature"),
+    "rotational_speed_rpm": Column("rpm", 0.0, 10_000.0, description="spindle speed"),
+    "torque_nm": Column("N*m", 0.0, 200.0, description="torque"),
+    "tool_wear_min": Column("min", 0.0, 1_000.0, description="tool wear (minutes of use)"),
+}
+LABEL_COLUMNS: dict[str, Column] = {
+    "machine_failure": Column("1", 0, 1, dtype="int64"),
+    **{m.lower(): Column("1", 0, 1, dtype="int64") for m in MODES},
+}
+NUMERIC = ["udi", "air_temp_k", "process_temp_k", "rotational_speed_rpm", "torque_nm", "tool_wear_min", *LABEL_COLUMNS]
+
+
+def read(path: Path) -> Canonical:
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"{path}: no such file")
+    df = pd.read_csv(path, encoding="utf-8-sig")
+    missing = [c for c in RENAME if c not in df.columns and c not in MODES + ("Machine failure",)]
+    if missing:
+        raise ValueError(f"{path.name}: not an AI4I 2020 file; missing columns {missing}")
+    df = df.rename(columns=RENAME)
+    for c in LABEL_COLUMNS:  # prediction inputs may lack the labels
+        if c not in df.columns:
+            df[c] = np.nan
+    total = len(df)
+    df.insert(0, SOURCE_ROW, np.arange(1, total + 1, dtype=np.int64))
+    df, why = coerce_numeric(df, NUMERIC)
+    bad_type = ~df["type"].isin(TYPES)
+    why = why.where(~bad_type, why + "; type: " + df["type"].astype(str) + " is not L, M or H").str.strip("; ")
+    nolabel = df["udi"].isna() | df["product_id"].isna()
+    rejects = empty_rejects()
+    if nolabel.any():
+        rejects = df.loc[nolabel, [SOURCE_ROW]].copy()
+        rejects["reason"] = why[nolabel].where(why[nolabel] != "", "missing UDI or Product ID").values
+        rejects["raw"] = df.loc[nolabel].astype(str).agg(",".join, axis=1).values
+        df, why = df.loc[~nolabel].copy(), why[~nolabel]
+    df["_invalid"] = why.values
+    df["udi"] = df["udi"].astype("int64")
+    df["lot_id"] = "ai4i-" + df["product_id"].astype(str)
+    df[TIMESTAMP] = RUN_EPOCH + pd.to_timedelta(df["udi"] - 1, unit="min")
+    readings = df[["lot_id", TIMESTAMP, SOURCE_ROW, "_invalid", *SENSOR_COLUMNS]].reset_index(drop=True)
+    labels = df[["lot_id", TIMESTAMP, SOURCE_ROW, "udi", *LABEL_COLUMNS]].reset_index(drop=True)
+    failed = df[df["machine_failure"] == 1]
+    events = pd.DataFrame(
+        {
+            "lot_id": failed["lot_id"],
+            TIMESTAMP: failed[TIMESTAMP],
+            SOURCE_ROW: failed[SOURCE_ROW],
+            "event": "machine_failure",
+            "modes": failed[[m.lower() for m in MODES]]
+            .apply(lambda r: ",".join(m for m in MODES if r[m.lower()] == 1), axis=1)
+            .astype(str),
+        }
+    ).reset_index(drop=True)
+    notes = {
+        "time": f"synthetic: UDI u -> {RUN_EPOCH.isoformat()} + (u-1) x {RUN_PERIOD} (UTC); the file has no clock",
+        "entity": "lot_id = ai4i-<Product ID>; one machining run per row",
+    }
+    tables = {
+        "sensor_readings": Table("sensor_readings", "lot_id", SENSOR_COLUMNS, readings, notes),
+        "labels": Table("labels", "lot_id", LABEL_COLUMNS, labels, notes),
+        "events": Table("events", "lot_id", {"modes": Column("1", dtype="string")}, events, notes),
+    }
+    return Canonical(DATASET, KSIC, str(path), tables, rejects, total)

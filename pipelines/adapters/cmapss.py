@@ -1,0 +1,173 @@
+"""NASA C-MAPSS turbofan run-to-failure (C31): ``train_FD00x.txt`` -> sensor readings, failure events, RUL labels.
+
+Decisions (see docs/pipelines.md):
+- Entity: ``unit_id = "FD00x-u###"`` (engine numbers restart at 1 in every FD file, so they are namespaced).
+- Time: the files count operating cycles (flights), not clock time. Cycle ``c`` is stamped
+  ``CYCLE_EPOCH + (c - 1) * CYCLE_PERIOD`` (2000-01-01T00:00Z, one hour per cycle), a synthetic but
+  monotonic UTC instant that point-in-time joins can use; ``cycle`` is kept as a column.
+- Units: Saxena et al. (2008), Table 2 (°R, psia, rpm, pps/psi, lbm/s); operating settings as published:
+  altitude (kft), Mach number, throttle resolver angle (TRA, %).
+- Labels: RUL (cycles) = last cycle of the unit - cycle; the last cycle is a failure event.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from pipelines.canonical import SOURCE_ROW, TIMESTAMP, Canonical, Column, Table, coerce_numeric, empty_rejects
+
+DATASET = "cmapss"
+KSIC = "C31"
+CYCLE_EPOCH = pd.Timestamp("2000-01-01T00:00:00Z")
+CYCLE_PERIOD = pd.Timedelta(hours=1)
+
+SETTINGS: dict[str, Column] = {
+    "op_setting_1": Column("kft", -1.0, 45.0, description="altitude"),
+    "op_setting_2": Column("1", -0.01, 0.9, description="Mach number"),
+    "op_setting_3": Column("%", 0.0, 110.0, description="throttle resolver angle (TRA)"),
+}
+# name -> (unit, description); order of the 21 sensor columns in the files.
+SENSORS: dict[str, tuple[str, str]] = {
+    "t2": ("degR", "total temperature at fan inlet"),
+    "t24": ("degR", "total temperature at LPC outlet"),
+    "t30": ("degR", "total temperature at HPC outlet"),
+    "t50": ("degR", "total temperature at LPT outlet"),
+    "p2": ("psia", "pressure at fan inlet"),
+    "p15": ("psia", "total pressure in bypass-duct"),
+    "p30": ("psia", "total pressure at HPC outlet"),
+    "nf": ("rpm", "physical fan speed"),
+    "nc": ("rpm", "physical core speed"),
+    "epr": ("1", "engine pressure ratio (P50/P2)"),
+    "ps30": ("psia", "static pressure at HPC outlet"),
+    "phi": ("pps/psi", "ratio of fuel flow to Ps30"),
+    "nrf": ("rpm", "corrected fan speed"),
+    "nrc": ("rpm", "corrected core speed"),
+    "bpr": ("1", "bypass ratio"),
+    "farb": ("1", "burner fuel-air ratio"),
+    "htbleed": ("1", "bleed enthalpy"),
+    "nf_dmd": ("rpm", "demanded fan speed"),
+    "pcnfr_dmd": ("rpm", "demanded corrected fan speed"),
+    "w31": ("lbm/s", "HPT coolant bleed"),
+    "w32": ("lbm/s", "LPT coolant bleed"),
+}
+# Sensors that carry degradation signal (the other seven are constant within an operating regime).
+INFORMATIVE = ("t24", "t30", "t50", "p30", "nf", "nc", "ps30", "phi", "nrf", "nrc", "bpr", "htbleed", "w31", "w32")
+RAW_COLUMNS = ["unit", "cycle", *SETTINGS, *SENSORS]
+SUBSETS = ("FD001", "FD002", "FD003", "FD004")
+REGIMES = {"FD001": 1, "FD002": 6, "FD003": 1, "FD004": 6}
+
+SENSOR_COLUMNS: dict[str, Column] = {
+    "cycle": Column("cycle", 1, 10_000, dtype="int64", description="operating cycle since the start of the record"),
+    **SETTINGS,
+    **{name: Column(unit, 0.0, None, description=d) for name, (unit, d) in SENSORS.items()},
+}
+
+
+def subset_of(path: Path) -> str:
+    m = re.search(r"FD00[1-4]", path.name.upper())
+    if not m:
+        raise ValueError(f"{path.name}: cannot tell the C-MAPSS subset; expected a name like train_FD001.txt")
+    return m.group(0)
+
+
+def files_in(path: Path) -> list[Path]:
+    """One file, or every ``*FD00x*.txt`` in a folder (train files only when both are there)."""
+    path = Path(path)
+    if path.is_dir():
+        files = sorted(p for p in path.glob("train_FD00*.txt")) or sorted(path.glob("*FD00*.txt"))
+        if not files:
+            raise ValueError(f"{path}: no C-MAPSS files (train_FD00x.txt) in this folder")
+        return files
+    if not path.exists():
+        raise ValueError(f"{path}: no such file")
+    return [path]
+
+
+def read_raw(path: Path) -> pd.DataFrame:
+    """The file as published, with named columns and ``source_row``."""
+    try:
+        df = pd.read_csv(path, sep=r"\s+", header=None, engine="c", dtype=None)
+    except pd.errors.ParserError as e:
+        raise ValueError(f"{path.name}: not a C-MAPSS file: {' '.join(str(e).split())[:200]}") from None
+    if df.shape[1] != len(RAW_COLUMNS):
+        raise ValueError(f"{path.name}: expected {len(RAW_COLUMNS)} space-separated columns, found {df.shape[1]}")
+    df.columns = RAW_COLUMNS
+    df.insert(0, SOURCE_ROW, np.arange(1, len(df) + 1, dtype=np.int64))
+    return df
+
+
+def read(path: Path) -> Canonical:
+    frames, rejects, total = [], [], 0
+    for f in files_in(path):
+        subset = subset_of(f)
+        raw = read_raw(f)
+        total += len(raw)
+        raw, why = coerce_numeric(raw, RAW_COLUMNS)
+        bad = raw["unit"].isna() | raw["cycle"].isna()  # rows we cannot place at all: no key or no time
+        if bad.any():
+            rj = raw.loc[bad, [SOURCE_ROW]].copy()
+            rj["reason"] = why[bad].where(why[bad] != "", "missing unit or cycle").values
+            rj["raw"] = raw.loc[bad, RAW_COLUMNS].astype(str).agg(" ".join, axis=1).values
+            rj["file"] = f.name
+            rejects.append(rj)
+            raw = raw.loc[~bad].copy()
+        good_why = why[~bad]
+        raw["_invalid"] = good_why.values  # wrong-type values in measurement columns: quarantined by validation
+        raw["subset"] = subset
+        raw["file"] = f.name
+        frames.append(raw)
+    df = pd.concat(frames, ignore_index=True)
+    unit_no = df["unit"].astype("int64")
+    cycle = df["cycle"].astype("int64")
+    df["unit_id"] = df["subset"] + "-u" + unit_no.map("{:03d}".format)
+    df["cycle"] = cycle
+    df[TIMESTAMP] = CYCLE_EPOCH + pd.to_timedelta(cycle - 1, unit="h")
+    readings = df[["unit_id", TIMESTAMP, SOURCE_ROW, "file", "subset", "_invalid", *SENSOR_COLUMNS]]
+    last = df.groupby("unit_id")["cycle"].transform("max")
+    labels = pd.DataFrame(
+        {
+            "unit_id": df["unit_id"],
+            TIMESTAMP: df[TIMESTAMP],
+            SOURCE_ROW: df[SOURCE_ROW],
+            "file": df["file"],
+            "cycle": cycle,
+            "rul": (last - cycle).astype("int64"),
+            "failed": (cycle == last),
+        }
+    )
+    ends = labels[labels["failed"]]
+    events = pd.DataFrame(
+        {
+            "unit_id": ends["unit_id"],
+            TIMESTAMP: ends[TIMESTAMP],
+            SOURCE_ROW: ends[SOURCE_ROW],
+            "file": ends["file"],
+            "event": "failure",
+            "cycles": cycle[ends.index],
+        }
+    ).reset_index(drop=True)
+    notes = {
+        "time": f"synthetic: cycle c -> {CYCLE_EPOCH.isoformat()} + (c-1) x {CYCLE_PERIOD} (UTC)",
+        "entity": "unit_id = <FD subset>-u<engine number, 3 digits>",
+    }
+    tables = {
+        "sensor_readings": Table("sensor_readings", "unit_id", SENSOR_COLUMNS, readings, notes),
+        "labels": Table(
+            "labels",
+            "unit_id",
+            {
+                "cycle": Column("cycle", 1, 10_000, dtype="int64"),
+                "rul": Column("cycle", 0, None, dtype="int64"),
+                "failed": Column("1", dtype="bool"),
+            },
+            labels,
+            notes,
+        ),
+        "events": Table("events", "unit_id", {"cycles": Column("cycle", 1, None, dtype="int64")}, events, notes),
+    }
+    rj = pd.concat(rejects, ignore_index=True) if rejects else empty_rejects()
+    return Canonical(DATASET, KSIC, str(path), tables, rj, total)

@@ -1,0 +1,74 @@
+"""SECOM semiconductor process measurements (C26): ``secom_train.csv`` -> lot sensor readings and defect labels.
+
+Decisions (see docs/pipelines.md):
+- Entity: one row is one production entity (wafer/lot) tested once; ``lot_id = "secom-<row_id, 4 digits>"``.
+- Time: the file's ``timestamp`` (``dd/mm/yyyy HH:MM:SS``) with no zone given; read as UTC as-is.
+- Units: the 590 measurements are anonymised, so their units are unknown (``?``) and no range is enforced;
+  ``NaN`` is a missing measurement (kept, and counted by the missing-value report), not a bad row.
+- Labels: ``label`` -1 pass / 1 fail -> ``defect`` (bool).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from pipelines.canonical import SOURCE_ROW, TIMESTAMP, Canonical, Column, Table, coerce_numeric, empty_rejects
+
+DATASET = "secom"
+KSIC = "C26"
+N_FEATURES = 590
+FEATURES = [f"f{i:03d}" for i in range(1, N_FEATURES + 1)]
+TIME_FORMAT = "%d/%m/%Y %H:%M:%S"
+SENSOR_COLUMNS: dict[str, Column] = {
+    "row_id": Column("1", 1, None, dtype="int64", description="line of the original secom.data"),
+    **{f: Column("?", description="anonymised process measurement") for f in FEATURES},
+}
+LABEL_COLUMNS = {"label": Column("1", -1, 1, dtype="int64"), "defect": Column("1", dtype="bool")}
+
+
+def read(path: Path) -> Canonical:
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"{path}: no such file")
+    df = pd.read_csv(path, engine="c")
+    missing = [c for c in ("row_id", "timestamp", *FEATURES) if c not in df.columns]
+    if missing:
+        raise ValueError(f"{path.name}: not a SECOM file; missing columns {missing[:5]}")
+    if "label" not in df.columns:  # prediction inputs may lack the label
+        df["label"] = np.nan
+    total = len(df)
+    df = pd.concat([pd.DataFrame({SOURCE_ROW: np.arange(1, total + 1, dtype=np.int64)}), df], axis=1)
+    df, why = coerce_numeric(df, ["row_id", "label", *FEATURES])
+    ts = pd.to_datetime(df["timestamp"], format=TIME_FORMAT, errors="coerce", utc=True)
+    bad_label = df["label"].notna() & ~df["label"].isin([-1, 1])
+    why = why.where(~bad_label, why + "; label: not -1 or 1").str.strip("; ")
+    unplaceable = df["row_id"].isna() | ts.isna()
+    rejects = empty_rejects()
+    if unplaceable.any():
+        rejects = df.loc[unplaceable, [SOURCE_ROW]].copy()
+        reason = np.where(ts[unplaceable].isna(), "timestamp: " + df.loc[unplaceable, "timestamp"].astype(str)
+                          + f" is not {TIME_FORMAT}", "missing row_id")
+        rejects["reason"] = reason
+        rejects["raw"] = df.loc[unplaceable, ["row_id", "label", "timestamp"]].astype(str).agg(",".join, axis=1).values
+        df, why, ts = df.loc[~unplaceable].copy(), why[~unplaceable], ts[~unplaceable]
+    row_id = df["row_id"].astype("int64")
+    extra = pd.DataFrame(
+        {"lot_id": "secom-" + row_id.map("{:04d}".format), TIMESTAMP: ts, "_invalid": why.values}, index=df.index
+    )
+    df = pd.concat([df.drop(columns=["row_id"]), extra.assign(row_id=row_id)], axis=1)
+    readings = df[["lot_id", TIMESTAMP, SOURCE_ROW, "_invalid", *SENSOR_COLUMNS]].reset_index(drop=True)
+    labels = df[["lot_id", TIMESTAMP, SOURCE_ROW, "row_id", "label"]].reset_index(drop=True)
+    labels["defect"] = labels["label"] == 1
+    notes = {
+        "time": "the file's test date-time, zone not given: read as UTC",
+        "entity": "lot_id = secom-<row_id, 4 digits>",
+        "units": "anonymised measurements: units unknown",
+    }
+    tables = {
+        "sensor_readings": Table("sensor_readings", "lot_id", SENSOR_COLUMNS, readings, notes),
+        "labels": Table("labels", "lot_id", LABEL_COLUMNS, labels, notes),
+    }
+    return Canonical(DATASET, KSIC, str(path), tables, rejects, total)

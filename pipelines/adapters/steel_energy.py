@@ -1,0 +1,102 @@
+"""DAEWOO Steel (Gwangyang) 15-minute plant energy (C24): the UCI CSV -> meter readings.
+
+Decisions (see docs/pipelines.md):
+- Entity: one plant meter, ``meter_id = "daewoo-gwangyang"`` (or ``meter_id=`` given by the caller).
+- Time: each row is the energy of the 15 minutes that END at its stamp, in Korea time (KST, UTC+9, no DST).
+  Each day's block runs 00:15 ... 23:45 and then a row stamped ``dd/mm/yyyy 00:00`` with NSM = 0: that row
+  closes the SAME day (24:00), so it is read as the next day's 00:00. ``event_timestamp`` is the interval end
+  as a UTC instant (when the value was known); ``interval_start`` is kept too; calendar features use the
+  interval start in Asia/Seoul, so the 24:00 row counts for the day it closes (as the file's Day_of_week says).
+- Units: kWh, kVArh per interval; tCO2 per interval; power factors in %; NSM in seconds after midnight.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from pipelines.canonical import SOURCE_ROW, TIMESTAMP, Canonical, Column, Table, coerce_numeric, empty_rejects
+
+DATASET = "steel-energy"
+KSIC = "C24"
+TZ = "Asia/Seoul"
+INTERVAL = pd.Timedelta(minutes=15)
+TIME_FORMAT = "%d/%m/%Y %H:%M"
+METER_ID = "daewoo-gwangyang"
+
+RENAME = {
+    "date": "date",
+    "Usage_kWh": "usage_kwh",
+    "Lagging_Current_Reactive.Power_kVarh": "lagging_kvarh",
+    "Leading_Current_Reactive_Power_kVarh": "leading_kvarh",
+    "CO2(tCO2)": "co2_t",
+    "Lagging_Current_Power_Factor": "lagging_pf",
+    "Leading_Current_Power_Factor": "leading_pf",
+    "NSM": "nsm",
+    "WeekStatus": "week_status",
+    "Day_of_week": "day_of_week",
+    "Load_Type": "load_type",
+}
+LOAD_TYPES = ("Light_Load", "Medium_Load", "Maximum_Load")
+METER_COLUMNS: dict[str, Column] = {
+    "usage_kwh": Column("kWh", 0.0, 10_000.0, description="active energy in the interval"),
+    "lagging_kvarh": Column("kVArh", 0.0, None, description="lagging reactive energy"),
+    "leading_kvarh": Column("kVArh", 0.0, None, description="leading reactive energy"),
+    "co2_t": Column("tCO2", 0.0, None, description="CO2 attributed to the interval"),
+    "lagging_pf": Column("%", 0.0, 100.0, description="lagging power factor"),
+    "leading_pf": Column("%", 0.0, 100.0, description="leading power factor"),
+    "nsm": Column("s", 0, 86_399, dtype="int64", description="seconds after midnight of the stamp"),
+    "load_type": Column("1", dtype="string", description="Light_Load / Medium_Load / Maximum_Load"),
+    "interval_start": Column("UTC", dtype="timestamp", description="start of the 15-minute interval"),
+}
+NUMERIC = ["usage_kwh", "lagging_kvarh", "leading_kvarh", "co2_t", "lagging_pf", "leading_pf", "nsm"]
+
+
+def parse_times(stamps: pd.Series) -> pd.Series:
+    """Local interval-end times (naive, KST); a ``00:00`` stamp closes its own date (24:00 -> next day)."""
+    t = pd.to_datetime(stamps, format=TIME_FORMAT, errors="coerce")
+    midnight = t.notna() & (t.dt.hour == 0) & (t.dt.minute == 0)
+    return t.where(~midnight, t + pd.Timedelta(days=1))
+
+
+def read(path: Path, *, meter_id: str = METER_ID) -> Canonical:
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"{path}: no such file")
+    df = pd.read_csv(path, encoding="utf-8-sig")
+    missing = [c for c in RENAME if c not in df.columns]
+    if missing:
+        raise ValueError(f"{path.name}: not a steel-energy file; missing columns {missing}")
+    df = df.rename(columns=RENAME)
+    total = len(df)
+    df.insert(0, SOURCE_ROW, np.arange(1, total + 1, dtype=np.int64))
+    df, why = coerce_numeric(df, NUMERIC)
+    end_local = parse_times(df["date"])
+    nsm_expected = (end_local.dt.hour * 3600 + end_local.dt.minute * 60).astype("Int64")
+    nsm_bad = end_local.notna() & df["nsm"].notna() & (df["nsm"] != nsm_expected)
+    why = why.where(~nsm_bad, why + "; nsm: disagrees with the time of day of date").str.strip("; ")
+    bad_load = ~df["load_type"].isin(LOAD_TYPES)
+    why = why.where(~bad_load, why + "; load_type: " + df["load_type"].astype(str) + " is unknown").str.strip("; ")
+    rejects = empty_rejects()
+    if end_local.isna().any():
+        bad = end_local.isna()
+        rejects = df.loc[bad, [SOURCE_ROW]].copy()
+        rejects["reason"] = ("date: " + df.loc[bad, "date"].astype(str) + f" is not {TIME_FORMAT}").values
+        rejects["raw"] = df.loc[bad].astype(str).agg(",".join, axis=1).values
+        df, why, end_local = df.loc[~bad].copy(), why[~bad], end_local[~bad]
+    end_utc = end_local.dt.tz_localize(TZ).dt.tz_convert("UTC")
+    df[TIMESTAMP] = end_utc
+    df["interval_start"] = end_utc - INTERVAL
+    df["meter_id"] = meter_id
+    df["_invalid"] = why.values
+    cols = ["meter_id", TIMESTAMP, SOURCE_ROW, "_invalid", *METER_COLUMNS, "week_status", "day_of_week"]
+    readings = df[cols].reset_index(drop=True)
+    notes = {
+        "time": "interval end, KST -> UTC; the 00:00 row closes its own date (read as next-day 00:00 KST)",
+        "entity": f"meter_id = {meter_id}",
+        "interval": "15 min",
+    }
+    tables = {"meter_readings": Table("meter_readings", "meter_id", METER_COLUMNS, readings, notes)}
+    return Canonical(DATASET, KSIC, str(path), tables, rejects, total)

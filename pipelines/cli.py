@@ -1,0 +1,108 @@
+"""``sfai ingest cmapss|ai4i|secom|steel-energy PATH [--tenant T]`` (and ``c22-demo``), and ``industries_app``.
+
+``serving/cli/main.py`` calls ``register(ingest_app)``; each command prints a one-line JSON run report on
+stdout and progress on stderr; errors are raised as ValueError / InvalidInput (one line, exit 1).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from pipelines.runner import DEFAULT_MAX_BAD_SHARE, run_pipeline
+
+TenantOpt = Annotated[str | None, typer.Option("--tenant", "-t", help="tenant (default: the local tenant)")]
+EngineOpt = Annotated[str, typer.Option("--engine", help="local, or ray (SFAI_RAY_ADDRESS joins a cluster)")]
+WorkersOpt = Annotated[int | None, typer.Option("--workers", help="CPUs of a local Ray (default: all)", min=1)]
+BadOpt = Annotated[
+    float, typer.Option("--max-bad-share", help="fail when more than this share of rows is bad", min=0, max=1)
+]
+NoOnlineOpt = Annotated[bool, typer.Option("--no-online", help="offline store only")]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="no progress bars on stderr")]
+
+
+def _ingest(dataset: str, path: Path | None, tenant, engine, workers, max_bad_share, no_online, quiet, **kw) -> None:  # noqa: ANN001, ANN003
+    from serving.cli.features import store_for
+
+    if path is not None and not path.exists():
+        raise ValueError(f"{path}: no such file or folder")
+    store = store_for(tenant)
+    try:
+        report = run_pipeline(
+            dataset,
+            path,
+            store=store,
+            engine=engine,
+            workers=workers,
+            max_bad_share=max_bad_share,
+            write_online=not no_online,
+            progress=not quiet,
+            read_kwargs=kw or None,
+            on_stage=None if quiet else (lambda s: typer.echo(f"{dataset}: {s}", err=True)),
+        )
+    finally:
+        store.close()
+    sys.stdout.write(json.dumps(report.as_dict(), ensure_ascii=False, default=str) + "\n")
+
+
+def _command(dataset: str, help_text: str):  # noqa: ANN202
+    def command(
+        path: Path,
+        tenant: TenantOpt = None,
+        engine: EngineOpt = "local",
+        workers: WorkersOpt = None,
+        max_bad_share: BadOpt = DEFAULT_MAX_BAD_SHARE,
+        no_online: NoOnlineOpt = False,
+        quiet: QuietOpt = False,
+    ) -> None:
+        _ingest(dataset, path, tenant, engine, workers, max_bad_share, no_online, quiet)
+
+    command.__annotations__["path"] = Annotated[Path, typer.Argument(help=help_text)]
+    command.__doc__ = f"Run the {dataset} pipeline on PATH into the tenant's feature store; prints a JSON run report."
+    return command
+
+
+def demo_command(
+    tenant: TenantOpt = None,
+    seed: Annotated[int, typer.Option(help="random seed (same seed, same data)")] = 0,
+    machines: Annotated[int, typer.Option(help="moulding machines", min=1)] = 4,
+    days: Annotated[int, typer.Option(help="days of data", min=1)] = 7,
+    engine: EngineOpt = "local",
+    quiet: QuietOpt = False,
+) -> None:
+    """Generate the synthetic C22 injection-moulding demo and ingest it; prints a JSON run report."""
+    _ingest("c22-demo", None, tenant, engine, None, DEFAULT_MAX_BAD_SHARE, False, quiet,
+            seed=seed, machines=machines, days=days)
+
+
+def register(ingest_app: typer.Typer) -> None:
+    """Add the dataset pipelines to ``sfai ingest``."""
+    ingest_app.command("cmapss")(_command("cmapss", "a C-MAPSS train_FD00x.txt file, or a folder of them"))
+    ingest_app.command("ai4i")(_command("ai4i", "the AI4I 2020 CSV"))
+    ingest_app.command("secom")(_command("secom", "the SECOM CSV (row_id, label, timestamp, f001..f590)"))
+    ingest_app.command("steel-energy")(_command("steel-energy", "the DAEWOO steel 15-minute energy CSV"))
+    ingest_app.command("c22-demo")(demo_command)
+
+
+industries_app = typer.Typer(help="Industry profiles of the 25 KSIC manufacturing divisions.", no_args_is_help=True)
+
+
+@industries_app.command("list")
+def industries_list() -> None:
+    """One line per division: code, modules, public dataset, English name."""
+    from pipelines.industries import list_profiles
+
+    for p in list_profiles():
+        typer.echo(f"{p.code}\t{','.join(p.modules)}\t{p.public_dataset or p.demo or '-'}\t{p.name_en}")
+
+
+@industries_app.command("show")
+def industries_show(code: Annotated[str, typer.Argument(help="C10..C34 (or 10..34)")]) -> None:
+    """One division's profile as JSON."""
+    from pipelines.industries import get_profile
+
+    typer.echo(json.dumps(get_profile(code).as_dict(), ensure_ascii=False))

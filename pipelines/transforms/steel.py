@@ -1,0 +1,38 @@
+"""C24 steel plant energy features: meter readings, usage lags and rolling load statistics (per meter),
+and calendar features of the interval start in Korea time (public holidays included)."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from pipelines.canonical import TIMESTAMP
+from pipelines.transforms.calendar import CALENDAR_FEATURES, calendar_features
+from pipelines.transforms.missing import handle_missing
+from pipelines.transforms.rolling import feature_names as rolling_names
+from pipelines.transforms.rolling import lag_names, lags, rolling_stats
+
+KEY = "meter_id"
+READINGS = ("usage_kwh", "lagging_kvarh", "leading_kvarh", "co2_t", "lagging_pf", "leading_pf")
+LAGS = (1, 4, 96, 672)  # 15 min, 1 h, 1 day, 1 week
+WINDOWS = (4, 96)  # 1 h, 1 day
+CAL_DTYPES = {c: "bool" if c.startswith("is_") else "int64" for c in CALENDAR_FEATURES}
+FEATURES: dict[str, str] = {
+    **{c: "float32" for c in READINGS},
+    "load_type": "string",
+    **CAL_DTYPES,
+    **{n: "float32" for n in lag_names(["usage_kwh"], LAGS)},
+    **{n: "float32" for n in rolling_names(["usage_kwh"], WINDOWS)},
+}
+
+
+def features(batch: pd.DataFrame) -> pd.DataFrame:
+    """Meter readings of whole meters -> one row per (meter, interval end)."""
+    df = batch.sort_values([KEY, TIMESTAMP], kind="stable").reset_index(drop=True)
+    df, _ = handle_missing(df, list(READINGS), strategy="ffill", key=KEY)
+    cal = calendar_features(df["interval_start"])
+    lag = lags(df, key=KEY, columns=["usage_kwh"], lags=LAGS)
+    roll = rolling_stats(df, key=KEY, columns=["usage_kwh"], windows=WINDOWS)
+    base = df[[KEY, TIMESTAMP, *READINGS, "load_type"]].astype({c: "float32" for c in READINGS})
+    base["load_type"] = base["load_type"].astype(str)
+    out = pd.concat([base, cal, lag, roll], axis=1)
+    return out[[KEY, TIMESTAMP, *FEATURES]]

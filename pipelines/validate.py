@@ -1,0 +1,201 @@
+"""Row validation and quarantine: every row either goes on or is written aside with its reason.
+
+Checks, per canonical table (``Table.columns`` says types and ranges):
+- wrong type: a value that is present but not a number / not an allowed category (the adapter marks it in
+  ``_invalid``),
+- impossible value: outside ``Column.lo`` .. ``Column.hi``,
+- duplicate key: a second row with the same (entity, ``event_timestamp``),
+- time going backwards: within an entity, in file order, a row earlier than one already seen.
+
+Missing measurements (NaN) are not bad rows: the missing-value transform handles and reports them.
+
+Quarantined rows go to ``$SFAI_HOME/quarantine/<tenant>/<dataset>/<run id>.jsonl``, one JSON object per row:
+``{"dataset", "table", "source", "source_row", "reason", "row"}``. The run id is derived from the input, so a
+re-run of the same input rewrites the same file.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from pipelines.canonical import SOURCE_ROW, TIMESTAMP, Canonical, Table
+
+INVALID = "_invalid"
+
+
+@dataclass(slots=True)
+class TableCheck:
+    good: pd.DataFrame
+    bad: pd.DataFrame  # the bad rows, with a ``reason`` column
+    reasons: dict[str, int] = field(default_factory=dict)  # reason kind -> rows
+
+
+def _join(a: pd.Series, mask: pd.Series | np.ndarray, text: pd.Series | str) -> pd.Series:
+    add = text[mask] if isinstance(text, pd.Series) else text
+    a = a.copy()
+    a[mask] = (a[mask] + "; " + add).str.lstrip("; ")
+    return a
+
+
+def check_table(table: Table) -> TableCheck:
+    """Split ``table.data`` into good rows and bad rows with reasons (the good frame loses ``_invalid``)."""
+    df = table.data
+    reason = df[INVALID].astype(object) if INVALID in df.columns else pd.Series("", index=df.index, dtype=object)
+    reason = reason.fillna("")
+    kinds: dict[str, int] = {}
+    n_type = int((reason != "").sum())
+    if n_type:
+        kinds["wrong type"] = n_type
+    # impossible values
+    impossible = pd.Series(False, index=df.index)
+    for name, col in table.columns.items():
+        if name not in df.columns or (col.lo is None and col.hi is None):
+            continue
+        v = df[name]
+        out = pd.Series(False, index=df.index)
+        if col.lo is not None:
+            out |= v < col.lo
+        if col.hi is not None:
+            out |= v > col.hi
+        out = out.fillna(False).astype(bool)
+        if out.any():
+            rng = f"[{'' if col.lo is None else col.lo}, {'' if col.hi is None else col.hi}]"
+            reason = _join(reason, out, f"{name}: " + v.astype(str) + f" {col.unit} outside {rng}")
+            impossible |= out
+    if impossible.any():
+        kinds["impossible value"] = int(impossible.sum())
+    # duplicate keys and time going backwards, per entity in file order
+    key, ts = table.key, df[TIMESTAMP]
+    dup = df.duplicated([key, TIMESTAMP], keep="first")
+    if dup.any():
+        first = df.loc[~dup]
+        first_row = pd.Series(first[SOURCE_ROW].values, index=pd.MultiIndex.from_frame(first[[key, TIMESTAMP]]))
+        rows = first_row.reindex(pd.MultiIndex.from_frame(df.loc[dup, [key, TIMESTAMP]])).values
+        text = pd.Series(
+            [f"duplicate key: ({k}, {t.isoformat()}) already at source row {r}" for k, t, r in
+             zip(df.loc[dup, key], df.loc[dup, TIMESTAMP], rows, strict=True)],
+            index=df.index[dup],
+            dtype=object,
+        )
+        reason = _join(reason, dup, text.reindex(df.index))
+        kinds["duplicate key"] = int(dup.sum())
+    ts_ns = ts.dt.as_unit("ns").astype("int64")
+    seen = ts_ns.groupby(df[key], sort=False).cummax()
+    prev = seen.groupby(df[key], sort=False).shift()
+    back = (ts_ns < prev).fillna(False).astype(bool) & ~dup
+    if back.any():
+        prev_ts = pd.to_datetime(prev[back].astype("int64"), utc=True, unit="ns")
+        text = pd.Series(
+            [f"time goes backwards: {t.isoformat()} after {p.isoformat()}" for t, p in
+             zip(ts[back], prev_ts, strict=True)],
+            index=df.index[back],
+            dtype=object,
+        )
+        reason = _join(reason, back, text.reindex(df.index))
+        kinds["time goes backwards"] = int(back.sum())
+    bad = reason != ""
+    good = df.loc[~bad].drop(columns=[INVALID], errors="ignore")
+    bad_rows = pd.concat(
+        [df.loc[bad].drop(columns=[INVALID], errors="ignore"), reason[bad].rename("reason")], axis=1
+    )
+    return TableCheck(good, bad_rows, kinds)
+
+
+@dataclass(slots=True)
+class Validation:
+    tables: dict[str, pd.DataFrame]  # good rows per table kind
+    bad_rows: int  # distinct source rows set aside (rejected by the adapter or failing any table)
+    source_rows: int
+    reasons: dict[str, int]
+    quarantined: pd.DataFrame  # columns: table, source_row, reason, row (JSON text)
+
+    @property
+    def bad_share(self) -> float:
+        return self.bad_rows / self.source_rows if self.source_rows else 0.0
+
+
+def _row_json(frame: pd.DataFrame) -> list[str]:
+    cols = [c for c in frame.columns if c != "reason"]
+    return [
+        json.dumps({c: (None if pd.isna(v) else v) for c, v in zip(cols, r, strict=True)}, default=str)
+        for r in frame[cols].itertuples(index=False, name=None)
+    ]
+
+
+def validate(canonical: Canonical) -> Validation:
+    """Check every table; a source row bad in one table is dropped from all tables (so features and labels
+    stay aligned) and reported once per reason."""
+    checks = {kind: check_table(t) for kind, t in canonical.tables.items()}
+    parts, reasons = [], {}
+    if len(canonical.rejects):
+        rj = canonical.rejects
+        parts.append(
+            pd.DataFrame(
+                {
+                    "table": "source",
+                    SOURCE_ROW: rj[SOURCE_ROW].values,
+                    "file": rj["file"].values if "file" in rj else "",
+                    "reason": rj["reason"].values,
+                    "row": [json.dumps({"raw": r}) for r in rj["raw"]],
+                }
+            )
+        )
+        reasons["unreadable row"] = len(rj)
+    for kind, c in checks.items():
+        for k, n in c.reasons.items():
+            reasons[k] = max(reasons.get(k, 0), n)  # the same source row fails in every table it feeds
+        if len(c.bad):
+            parts.append(
+                pd.DataFrame(
+                    {
+                        "table": kind,
+                        SOURCE_ROW: c.bad[SOURCE_ROW].values,
+                        "file": c.bad["file"].values if "file" in c.bad else "",
+                        "reason": c.bad["reason"].values,
+                        "row": _row_json(c.bad),
+                    }
+                )
+            )
+    quarantined = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(
+        columns=["table", SOURCE_ROW, "file", "reason", "row"]
+    )
+    # a source row is (file, line); drop rows bad anywhere from every table
+    bad_keys = set(zip(quarantined["file"].astype(str), quarantined[SOURCE_ROW].astype("int64"), strict=True))
+    tables = {}
+    for kind, c in checks.items():
+        g = c.good
+        if bad_keys:
+            files = g["file"].astype(str) if "file" in g.columns else pd.Series("", index=g.index)
+            keys = pd.Series(list(zip(files, g[SOURCE_ROW].astype("int64"), strict=True)), index=g.index)
+            g = g.loc[~keys.isin(bad_keys)]
+        tables[kind] = g.reset_index(drop=True)
+    return Validation(tables, len(bad_keys), canonical.source_rows, reasons, quarantined)
+
+
+def write_quarantine(root: Path, tenant: str, dataset: str, run_id: str, v: Validation, source: str) -> Path | None:
+    """Write the quarantined rows as JSONL; None (and any old file for this run id removed) when none."""
+    path = Path(root) / tenant / dataset / f"{run_id}.jsonl"
+    if not len(v.quarantined):
+        path.unlink(missing_ok=True)
+        return None
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        for r in v.quarantined.itertuples(index=False):
+            rec = {
+                "dataset": dataset,
+                "table": r.table,
+                "source": source,
+                "file": r.file,
+                SOURCE_ROW: int(r.source_row),
+                "reason": r.reason,
+                "row": json.loads(r.row),
+            }
+            f.write(json.dumps(rec, ensure_ascii=False, default=str) + "\n")
+    tmp.replace(path)
+    return path

@@ -1,0 +1,174 @@
+"""Defect model (SECOM): features, metrics, ONNX parity, the predict contract, bad input, no torch in predict,
+and one end-to-end ``sfai train`` / ``sfai predict`` run. Trains on a small subset so the file stays fast."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from models.defect import features as F
+from models.defect.metrics import balanced_accuracy, best_threshold, roc_auc
+from serving.errors import InvalidInput
+
+DATASETS = Path(os.environ.get("SFAI_SHARED", Path(__file__).resolve().parents[2].parent / "shared")) / "datasets"
+SECOM = DATASETS / "secom" / "secom_train.csv"
+ROOT = Path(__file__).resolve().parents[2]
+QUICK = {"n_splits": 2, "epochs": 15, "patience": 15}
+
+
+def need_secom() -> Path:
+    if not SECOM.is_file():
+        reason = f"SECOM data not found at {SECOM} (set SFAI_SHARED)"
+        if os.environ.get("CI"):
+            pytest.fail(reason)
+        print(f"\nSKIP: {reason}")
+        pytest.skip(reason)
+    return SECOM
+
+
+class NoTracker:
+    enabled = False
+
+    def __getattr__(self, name):
+        return lambda *a, **k: None
+
+
+@pytest.fixture(scope="module")
+def subset(tmp_path_factory) -> Path:
+    """300 wafers, every failure among them kept at the file's rate or above; 150 measurements."""
+    df = pd.read_csv(need_secom())
+    fails = df[df.label == 1].head(30)
+    rows = pd.concat([fails, df[df.label == -1].head(270)]).sort_values("row_id")
+    cols = ["row_id", "label", "timestamp", *F.measurement_columns(df)[:150]]
+    path = tmp_path_factory.mktemp("secom") / "train.csv"
+    rows[cols].to_csv(path, index=False)
+    return path
+
+
+@pytest.fixture(scope="module")
+def trained(subset, tmp_path_factory) -> tuple[Path, dict]:
+    from models.defect.train import train
+
+    out = tmp_path_factory.mktemp("defect-model")
+    metrics = train(subset, "secom", out, config=dict(QUICK), tracker=NoTracker())
+    return out, metrics
+
+
+def test_dataset_path_resolves_to_shared():
+    if "SFAI_SHARED" not in os.environ:
+        assert DATASETS == ROOT.parent / "shared" / "datasets"
+
+
+def test_features_drop_impute_scale_and_clip():
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame({"row_id": range(40), "f001": rng.normal(10, 2, 40), "f002": 3.0, "f003": np.nan,
+                       "f004": rng.normal(0, 1, 40)})
+    df.loc[:5, "f004"] = np.nan
+    df.loc[0, "f001"] = 1e6  # an outlier must not blow up the scale
+    stats = F.fit_features(df, max_missing=0.5, min_missing_indicator=0.05, missing_indicators=True, clip=5.0)
+    assert stats["measurements"] == ["f001", "f004"]  # f002 constant, f003 all missing
+    assert stats["indicators"] == ["f004"] and stats["dropped_constant"] == 1
+    json.dumps(stats)  # goes into the manifest as is
+    z = F.transform(df, stats)
+    assert z.shape == (40, 3) and z.dtype == np.float32
+    assert z[0, 0] == 5.0 and np.all(z[:6, 1] == 0.0) and np.all(z[:6, 2] == 1.0)  # clipped, median-imputed
+    assert abs(float(np.median(z[6:, 1]))) < 0.2
+
+
+def test_metrics():
+    y = np.array([0, 0, 1, 1])
+    assert roc_auc(y, np.array([0.1, 0.4, 0.35, 0.8])) == 0.75
+    assert roc_auc(y, np.array([0.5, 0.5, 0.5, 0.5])) == 0.5
+    assert balanced_accuracy(y, np.array([0, 1, 1, 1])) == 0.75
+    assert balanced_accuracy(y, np.array([0.1, 0.2, 0.7, 0.9]) >= best_threshold(y, np.array([0.1, 0.2, 0.7, 0.9])))
+
+
+def test_onnx_matches_torch(subset, tmp_path):
+    from models.defect.config import DefectConfig
+    from models.defect.train import fit_one
+    from models.export import export
+    from models.training import predict_batches
+    from serving.runtime import OnnxModel
+
+    df = F.read_rows(subset)
+    fitted = fit_one(df, F.labels(df), DefectConfig.from_dict(QUICK), seed=0)
+    z = F.transform(df, fitted.stats)
+    manifest = export(fitted.model, z[:8], tmp_path, {"name": "defect", "feature_stats": fitted.stats})
+    got = OnnxModel(tmp_path).run({"x": z})["y"][:, 0]
+    assert manifest["parity_max_abs"] <= 1e-4
+    assert np.max(np.abs(got - predict_batches(fitted.model, z)[:, 0])) <= 1e-4
+
+
+def test_train_ships_threshold_features_and_weights(trained):
+    out, metrics = trained
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert 0.0 < manifest["threshold"] < 1.0
+    assert len(manifest["contribution_weights"]) == len(manifest["features"])
+    assert {"val_roc_auc", "val_roc_auc_sd", "val_balanced_accuracy"} <= set(metrics)
+    assert manifest["data_hash"] and manifest["parity_max_abs"] <= 1e-4
+
+
+def test_predict_contract_without_label(trained, subset, tmp_path):
+    from models.defect.predict import explain, predict
+    from serving.runtime import OnnxModel
+
+    rows = pd.read_csv(subset).drop(columns=["label"]).head(25)
+    rows.to_csv(tmp_path / "rows.csv", index=False)
+    model = OnnxModel(trained[0])
+    out = predict(model, tmp_path / "rows.csv", "secom")
+    assert list(out.columns) == ["row_id", "defect_probability", "defect_predicted"]
+    assert out.row_id.tolist() == rows.row_id.tolist()
+    assert out.defect_probability.between(0, 1).all() and set(out.defect_predicted) <= {0, 1}
+    assert ((out.defect_probability >= model.manifest["threshold"]) == (out.defect_predicted == 1)).all()
+    top = explain(model, tmp_path / "rows.csv", top_k=3)
+    assert top.top_measurements.str.count(":").eq(3).all()
+
+
+@pytest.mark.parametrize(
+    ("change", "column"),
+    [(lambda d: d.drop(columns=["f059"]), "f059"), (lambda d: d.assign(f033="high"), "f033"),
+     (lambda d: d.drop(columns=["row_id"]), "row_id")],
+)
+def test_bad_input_names_the_column(trained, subset, tmp_path, change, column):
+    from models.defect.predict import predict
+    from serving.runtime import OnnxModel
+
+    change(pd.read_csv(subset).head(5)).to_csv(tmp_path / "bad.csv", index=False)
+    with pytest.raises(InvalidInput, match=column) as err:
+        predict(OnnxModel(trained[0]), tmp_path / "bad.csv", "secom")
+    assert "\n" not in str(err.value)
+
+
+def test_predict_does_not_import_torch(trained, subset):
+    code = (
+        "import sys; from serving.runtime import OnnxModel; from models.defect.predict import predict; "
+        f"out = predict(OnnxModel({str(trained[0])!r}), {str(subset)!r}, 'secom'); "
+        "assert len(out) == 300; assert 'torch' not in sys.modules, 'torch imported'"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT, timeout=120)
+
+
+def test_cli_train_then_predict(subset, tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SFAI_")}
+    env.update(SFAI_HOME=str(tmp_path / "home"), SFAI_ENVIRONMENT="test")
+    sfai = [sys.executable, "-m", "serving.cli.main"] if not (Path(sys.executable).parent / "sfai").exists() else [
+        str(Path(sys.executable).parent / "sfai")]
+    sets = [a for k, v in {**QUICK, "n_splits": 0}.items() for a in ("--set", f"{k}={v}")]  # no validation: fast
+    done = subprocess.run([*sfai, "train", "defect", "--dataset", "secom", "--input", str(subset), "--no-track", *sets],
+                          env=env, cwd=ROOT, capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, done.stderr
+    assert "features_kept" in json.loads(done.stdout.strip().splitlines()[-1])["metrics"]
+    rows = tmp_path / "rows.csv"
+    pd.read_csv(subset).drop(columns=["label"]).head(10).to_csv(rows, index=False)
+    out = tmp_path / "out.csv"
+    cmd = [*sfai, "predict", "defect", "--dataset", "secom", "--input", str(rows), "--output", str(out)]
+    done = subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert pd.read_csv(out).columns.tolist() == ["row_id", "defect_probability", "defect_predicted"]

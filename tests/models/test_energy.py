@@ -1,0 +1,183 @@
+"""Energy forecaster (steel plant): time index quirk, holidays, ONNX parity, monotone quantiles, the predict
+contract, no leakage past an origin, bad input, and no torch in predict. Trains a few epochs on 45 days."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from models.energy import features as F
+from models.energy.calendar import calendar_features, is_holiday
+from serving.errors import InvalidInput
+
+DATASETS = Path(os.environ.get("SFAI_SHARED", Path(__file__).resolve().parents[2].parent / "shared")) / "datasets"
+STEEL = DATASETS / "steel_energy" / "steel_industry_2018_jan_oct.csv"
+ROOT = Path(__file__).resolve().parents[2]
+QUICK = {"epochs": 3, "patience": 3, "early_stop_days": 5, "val_months": 1, "hidden": 32}
+
+
+def need_steel() -> Path:
+    if not STEEL.is_file():
+        reason = f"steel-energy data not found at {STEEL} (set SFAI_SHARED)"
+        if os.environ.get("CI"):
+            pytest.fail(reason)
+        print(f"\nSKIP: {reason}")
+        pytest.skip(reason)
+    return STEEL
+
+
+class NoTracker:
+    enabled = False
+
+    def __getattr__(self, name):
+        return lambda *a, **k: None
+
+
+@pytest.fixture(scope="module")
+def series_csv(tmp_path_factory) -> Path:
+    """1 January - 14 February 2018 (45 days)."""
+    path = tmp_path_factory.mktemp("steel") / "series.csv"
+    pd.read_csv(need_steel()).head(45 * 96).to_csv(path, index=False)
+    return path
+
+
+@pytest.fixture(scope="module")
+def trained(series_csv, tmp_path_factory) -> tuple[Path, dict]:
+    from models.energy.train import train
+
+    out = tmp_path_factory.mktemp("energy-model")
+    return out, train(series_csv, "steel-energy", out, config=dict(QUICK), tracker=NoTracker())
+
+
+def test_midnight_row_closes_its_day():
+    stamps = F.parse_dates(pd.Series(["01/01/2018 23:45", "01/01/2018 00:00", "02/01/2018 00:15"]))
+    assert list(stamps) == [pd.Timestamp("2018-01-01 23:45"), pd.Timestamp("2018-01-02 00:00"),
+                            pd.Timestamp("2018-01-02 00:15")]
+
+
+def test_calendar():
+    days = pd.DatetimeIndex(["2018-09-24", "2018-09-27", "2018-10-01"])
+    assert is_holiday(days).tolist() == [1.0, 0.0, 0.0]  # Chuseok
+    cal = calendar_features(days, np.array([0, 48, 95]))
+    assert cal.shape == (3, len(F.FEATURE_NAMES) - 18) and cal[:, :7].sum() == 3
+    assert cal[1, 8] == 1.0 and cal[1, 9] == 0.0 and cal[2, 9] == 1.0  # 26th substitute; Chuseok a week before
+
+
+def test_features_never_read_the_origin_or_later():
+    v = np.arange(20 * 96, dtype=float)
+    o = np.array([10 * 96, 12 * 96])
+    x = F.build(v, o, pd.DatetimeIndex(["2018-01-11", "2018-01-13"]), scale=1.0)
+    assert x.shape == (2 * 96, len(F.FEATURE_NAMES))
+    kwh = x[:, :18].reshape(2, 96, 18)
+    assert (kwh[0] < o[0]).all() and (kwh[1] < o[1]).all()
+
+
+def test_onnx_parity_and_monotone_quantiles(trained, series_csv):
+    from serving.runtime import OnnxModel
+
+    out, metrics = trained
+    model = OnnxModel(out)
+    assert model.manifest["parity_max_abs"] <= 1e-4
+    assert 0.0003 < model.manifest["emission_factor_t_per_kwh"] < 0.0006
+    assert {"val_p50_mae", "val_same_time_last_week_mae", "val_coverage_p10_p90"} <= set(metrics)
+    s = F.read_series(series_csv)
+    o = F.origin_indices(s, pd.Timestamp("2018-02-01"))
+    x = F.build(F.filled(s.kwh, 0.0), o, s.stamps[o], model.manifest["scale"])
+    q = model.run({"x": x})["y"]
+    assert (q[:, 0] <= q[:, 1]).all() and (q[:, 1] <= q[:, 2]).all()
+
+
+def test_onnx_matches_torch(tmp_path):
+    import torch
+
+    from models.energy.module import QuantileMLP
+    from models.export import export
+    from serving.runtime import OnnxModel
+
+    torch.manual_seed(0)
+    model = QuantileMLP(len(F.FEATURE_NAMES), hidden=16)
+    torch.nn.init.normal_(model.head.weight, std=0.1)
+    model.width.fill_(1.3)
+    x = np.random.default_rng(0).normal(size=(64, len(F.FEATURE_NAMES))).astype(np.float32)
+    export(model, x[:4], tmp_path, {"name": "energy"})
+    with torch.no_grad():
+        want = model(torch.as_tensor(x))[0].numpy()
+    assert np.max(np.abs(OnnxModel(tmp_path).run({"x": x})["y"] - want)) <= 1e-4
+
+
+def test_predict_contract(trained, series_csv):
+    from models.energy.predict import predict, with_co2
+    from serving.runtime import OnnxModel
+
+    model = OnnxModel(trained[0])
+    out = predict(model, series_csv, "steel-energy", start="2018-02-10", horizon=96)
+    assert list(out.columns) == ["origin", "timestamp", "p10", "p50", "p90"]
+    assert len(out) == 5 * 96  # 10..14 February; the file ends at 14 February 24:00
+    assert out.origin.iloc[0] == "2018-02-10 00:00:00" and out.origin.iloc[-1] == "2018-02-14 00:00:00"
+    assert out.timestamp.iloc[0] == "2018-02-10 00:15:00" and out.timestamp.iloc[95] == "2018-02-11 00:00:00"
+    assert (out.p10 <= out.p50).all() and (out.p50 <= out.p90).all() and (out.p10 >= 0).all()
+    assert len(predict(model, series_csv, "steel-energy", start="2018-02-14", horizon=4)) == 4
+    co2 = with_co2(out, model)
+    assert np.allclose(co2.co2_p50, out.p50 * model.manifest["emission_factor_t_per_kwh"], atol=1e-6)
+
+
+def test_no_leakage(trained, series_csv):
+    """Changing every row at or after an origin leaves that origin's forecast unchanged."""
+    from models.energy.predict import forecast
+    from serving.runtime import OnnxModel
+
+    model = OnnxModel(trained[0])
+    s = F.read_series(series_csv)
+    start = pd.Timestamp("2018-02-08")
+    base = forecast(model, s, start)
+    for day in ("2018-02-08", "2018-02-11"):
+        origin = pd.Timestamp(day)
+        k = s.index_of(origin)  # the row stamped at the origin (the previous day's 24:00) is changed too
+        changed = F.Series(s.start, s.kwh.copy(), None)
+        changed.kwh[k:] = changed.kwh[k:] * 3.0 + 40.0
+        changed.kwh[k + 300 :] = np.nan
+        other = forecast(model, changed, start)
+        before = base.origin <= f"{day} 00:00:00"
+        pd.testing.assert_frame_equal(base[before], other[before])
+        assert not base[~before].reset_index(drop=True).equals(other[~before].reset_index(drop=True))
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda d: d.drop(columns=["Usage_kWh"]), "Usage_kWh"),
+        (lambda d: d.assign(Usage_kWh=d.Usage_kWh.astype(object).where(d.index != 50, "high")), "Usage_kWh"),
+        (lambda d: d.assign(date=d.date.where(d.index != 7, "yesterday")), "date"),
+    ],
+)
+def test_bad_input_names_the_column(trained, series_csv, tmp_path, change, message):
+    from models.energy.predict import predict
+    from serving.runtime import OnnxModel
+
+    change(pd.read_csv(series_csv)).to_csv(tmp_path / "bad.csv", index=False)
+    with pytest.raises(InvalidInput, match=message) as err:
+        predict(OnnxModel(trained[0]), tmp_path / "bad.csv", "steel-energy", start="2018-02-10")
+    assert "\n" not in str(err.value)
+
+
+def test_start_needs_a_week_of_history(trained, series_csv):
+    from models.energy.predict import predict
+    from serving.runtime import OnnxModel
+
+    with pytest.raises(InvalidInput, match="history|first possible start"):
+        predict(OnnxModel(trained[0]), series_csv, "steel-energy", start="2018-01-03")
+
+
+def test_predict_does_not_import_torch(trained, series_csv):
+    code = (
+        "import sys; from serving.runtime import OnnxModel; from models.energy.predict import predict; "
+        f"out = predict(OnnxModel({str(trained[0])!r}), {str(series_csv)!r}, 'steel-energy', start='2018-02-13'); "
+        "assert len(out) == 2 * 96; assert 'torch' not in sys.modules, 'torch imported'"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT, timeout=120)
