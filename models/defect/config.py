@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 
-from serving.errors import InvalidInput
+from models.config import from_overrides
 
 
 @dataclass
@@ -32,15 +32,8 @@ class DefectConfig:
     seed: int = 0
 
     @classmethod
-    def from_dict(cls, overrides: dict) -> DefectConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(overrides) - known)
-        if unknown:
-            raise InvalidInput(f"unknown defect config key {unknown[0]!r}: expected one of {', '.join(sorted(known))}")
-        cfg = cls()
-        for k, v in overrides.items():
-            setattr(cfg, k, type(getattr(cfg, k))(v))
-        return cfg
+    def from_dict(cls, overrides: dict | None) -> DefectConfig:
+        return from_overrides(cls, overrides, "defect")
 
     def as_dict(self) -> dict:
         return asdict(self)

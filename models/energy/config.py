@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 
-from serving.errors import InvalidInput
+from models.config import from_overrides
 
 
 @dataclass
@@ -27,15 +27,8 @@ class EnergyConfig:
     seed: int = 0
 
     @classmethod
-    def from_dict(cls, overrides: dict) -> EnergyConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(overrides) - known)
-        if unknown:
-            raise InvalidInput(f"unknown energy config key {unknown[0]!r}: expected one of {', '.join(sorted(known))}")
-        cfg = cls()
-        for k, v in overrides.items():
-            setattr(cfg, k, type(getattr(cfg, k))(v))
-        return cfg
+    def from_dict(cls, overrides: dict | None) -> EnergyConfig:
+        return from_overrides(cls, overrides, "energy")
 
     def as_dict(self) -> dict:
         return asdict(self)

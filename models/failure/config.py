@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 
-from serving.errors import InvalidInput
+from models.config import from_overrides
 
 
 @dataclass
@@ -24,18 +24,7 @@ class FailureConfig:
 
     @classmethod
     def from_dict(cls, overrides: dict | None) -> FailureConfig:
-        known = {f.name: f.type for f in fields(cls)}
-        unknown = sorted(set(overrides or {}) - set(known))
-        if unknown:
-            raise InvalidInput(f"unknown failure config key(s): {', '.join(unknown)}; expected {', '.join(known)}")
-        cfg = cls()
-        for key, value in (overrides or {}).items():
-            default = getattr(cfg, key)
-            try:
-                setattr(cfg, key, type(default)(value))
-            except (TypeError, ValueError):
-                raise InvalidInput(f"config {key}={value!r}: expected {type(default).__name__}") from None
-        return cfg
+        return from_overrides(cls, overrides, "failure")
 
     def to_dict(self) -> dict:
         return asdict(self)
