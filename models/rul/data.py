@@ -74,7 +74,7 @@ def assign_regimes(df: pd.DataFrame, prep: dict) -> np.ndarray:
     return np.argmin(((s[:, None, :] - c[None]) ** 2).sum(-1), axis=1)
 
 
-def fit_prep(df: pd.DataFrame, *, window: int, cap: float, use_cycle: bool, seed: int = 0) -> dict:
+def fit_prep(df: pd.DataFrame, *, window: int, cap: float, use_cycle: bool, seed: int = 0, smooth: float = 0.0) -> dict:
     settings = df[SETTINGS].to_numpy(float)
     scale = settings.std(0)
     scale[scale < 1e-6] = 1.0
@@ -95,6 +95,7 @@ def fit_prep(df: pd.DataFrame, *, window: int, cap: float, use_cycle: bool, seed
         sensor_std=np.maximum(std[:, idx], 1e-6).tolist(),
         regime_onehot=multi,
         use_cycle=use_cycle,
+        smooth=float(smooth),
         cycle_mean=float(cycles.mean()),
         cycle_std=float(cycles.std() or 1.0),
     )
@@ -116,6 +117,9 @@ def features(df: pd.DataFrame, prep: dict) -> np.ndarray:
     reg = assign_regimes(df, prep)
     values = df[prep["sensors"]].to_numpy(float)
     z = (values - np.asarray(prep["sensor_mean"])[reg]) / np.asarray(prep["sensor_std"])[reg]
+    alpha = float(prep.get("smooth", 0.0))
+    if alpha > 0:  # causal, per unit: a truncated unit gets the same features as the full one
+        z = pd.DataFrame(z).groupby(df["unit"].to_numpy()).transform(lambda c: c.ewm(alpha=alpha).mean()).to_numpy()
     parts = [z]
     if prep["regime_onehot"]:
         parts.append(np.eye(len(prep["regime_centres"]))[reg])

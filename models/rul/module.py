@@ -46,6 +46,28 @@ class RulCNN(_Head):
         return self.finish(z, targets)
 
 
+class RulDCNN(_Head):
+    """Li, Ding & Sun (2018): four convolutions with kernel 10 over time (tanh), a one-filter kernel-3
+    convolution, the flattened time series through dropout into a dense layer."""
+
+    def __init__(self, n_features: int, cfg: RulConfig) -> None:
+        super().__init__(cfg)
+        c, k = cfg.channels, 10
+        layers: list[nn.Module] = []
+        for i in range(4):
+            layers += [nn.ConstantPad1d(((k - 1) // 2, k // 2), 0.0), nn.Conv1d(n_features if i == 0 else c, c, k)]
+            layers.append(nn.Tanh())
+        layers += [nn.Conv1d(c, 1, 3, padding=1), nn.Tanh()]
+        self.conv = nn.Sequential(*layers)
+        self.mlp = nn.Sequential(
+            nn.Dropout(cfg.dropout), nn.Linear(cfg.window, cfg.hidden), nn.Tanh(), nn.Linear(cfg.hidden, 1)
+        )
+
+    def forward(self, x: torch.Tensor, targets: torch.Tensor | None = None):  # noqa: ANN201
+        h = self.conv(x.transpose(1, 2)).squeeze(1)  # [batch, window]
+        return self.finish(self.mlp(h).squeeze(-1), targets)
+
+
 class RulGRU(_Head):
     """Two GRU layers; the last hidden state into a linear head."""
 
@@ -60,7 +82,7 @@ class RulGRU(_Head):
 
 
 def build(n_features: int, cfg: RulConfig) -> nn.Module:
-    return RulCNN(n_features, cfg) if cfg.arch == "cnn" else RulGRU(n_features, cfg)
+    return {"cnn": RulCNN, "dcnn": RulDCNN, "gru": RulGRU}[cfg.arch](n_features, cfg)
 
 
 class Ensemble(nn.Module):

@@ -24,10 +24,11 @@ from models.training import TrainConfig, fit, make_loader, predict_batches, seed
 from serving.errors import InvalidInput
 
 SEARCH_SPACE = {
-    "arch": ("choice", ["cnn", "gru"]),
-    "channels": ("choice", [32, 64]),
+    "arch": ("choice", ["dcnn", "cnn", "gru"]),
+    "channels": ("choice", [10, 32]),
+    "smooth": ("uniform", 0.0, 0.5),
     "window": ("choice", [30, 40]),
-    "dropout": ("uniform", 0.0, 0.3),
+    "dropout": ("uniform", 0.0, 0.5),
     "lr": ("loguniform", 5e-4, 5e-3),
 }
 MAX_TEST_RUL = 150  # validation truncation: true RUL drawn up to this (NASA's test files reach ~145-195)
@@ -73,7 +74,7 @@ def engine_folds(units: np.ndarray, cfg: RulConfig) -> list[np.ndarray]:
 
 def fit_ensemble(df: pd.DataFrame, cfg: RulConfig, tracker=None) -> Fitted:  # noqa: ANN001
     t_start = time.perf_counter()
-    prep = D.fit_prep(df, window=cfg.window, cap=cfg.cap, use_cycle=cfg.use_cycle, seed=cfg.seed)
+    prep = D.fit_prep(df, window=cfg.window, cap=cfg.cap, use_cycle=cfg.use_cycle, seed=cfg.seed, smooth=cfg.smooth)
     per_unit = D.split_units(df, D.features(df, prep))
     units = np.asarray(sorted(per_unit))
     folds = engine_folds(units, cfg)
