@@ -103,7 +103,8 @@ def test_usage_verify_fails_on_tampering(sfai_env, db, app):
     assert p.returncode == 1 and "row 2 was modified" in p.stderr
 
 
-def test_help_on_every_command(sfai_env):
+def test_help_on_every_command(tmp_path):
+    sfai_env = {"PATH": "/usr/bin:/bin", "SFAI_HOME": str(tmp_path), "SFAI_ENVIRONMENT": "test"}
     for args in (
         ["--help"],
         ["tenant", "--help"],
