@@ -43,8 +43,9 @@ def make_engine(url: str) -> Engine:
         def _sqlite_pragmas(dbapi_conn, _record):  # noqa: ANN001
             cur = dbapi_conn.cursor()
             cur.execute("PRAGMA journal_mode=WAL")
-            # FULL: a committed usage record survives a power cut too, not only a killed process;
-            # group commit keeps the fsync cost to one per batch.
+            # NORMAL (with WAL): a committed usage record survives a killed process; a power cut may lose the
+            # last commits. FULL would also cover that, at an fsync per group commit; where power-loss
+            # durability matters, run on PostgreSQL.
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.execute("PRAGMA foreign_keys=ON")
             cur.execute("PRAGMA busy_timeout=30000")
