@@ -29,7 +29,7 @@ from feature_store.validate import conform, read_table
 from feature_store.view import CREATED, TIMESTAMP, FeatureView
 from serving.db import Database
 from serving.settings import Settings, get_settings
-from serving.tenancy import as_utc, get_tenant
+from serving.tenancy import get_tenant
 
 # How long a process trusts its copy of a view's declaration (another process may evolve it meanwhile).
 VIEW_CACHE_S = 5.0
@@ -188,4 +188,4 @@ class FeatureStore:
         self.online.close()
 
 
-__all__ = ["FeatureStore", "IngestReport", "as_utc"]
+__all__ = ["FeatureStore", "IngestReport"]

@@ -51,12 +51,15 @@ def prepare(request: dict, modules: set[str]) -> tuple[object, object, dict]:
     return problem, params, linked
 
 
-def solve_now(request: dict, modules: set[str]) -> dict:
+def solve_prepared(problem, params, linked: dict) -> dict:  # noqa: ANN001
     from optimization.service import solve_document
 
-    problem, params, linked = prepare(request, modules)
     _, doc = solve_document(problem, params)
     return {**doc, "linked": linked}
+
+
+def solve_now(request: dict, modules: set[str]) -> dict:
+    return solve_prepared(*prepare(request, modules))
 
 
 class Jobs:
@@ -67,7 +70,7 @@ class Jobs:
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sfai-schedule")
 
     def submit(self, tenant_id: int, request: dict, modules: set[str]) -> dict:
-        prepare(request, modules)  # a bad problem is a 422 now, not a failed job later
+        prepared = prepare(request, modules)  # a bad problem is a 422 now, not a failed job later
         job_id = uuid.uuid4().hex
         with self.db.session() as s:
             s.add(
@@ -75,13 +78,13 @@ class Jobs:
                     id=job_id, tenant_id=tenant_id, status="queued", request=json.dumps(request), created_at=utcnow()
                 )
             )
-        self._pool.submit(self._run, job_id, request, modules)
+        self._pool.submit(self._run, job_id, prepared)
         return self.get(tenant_id, job_id)
 
-    def _run(self, job_id: str, request: dict, modules: set[str]) -> None:
+    def _run(self, job_id: str, prepared: tuple) -> None:
         self._update(job_id, status="running", started_at=utcnow())
         try:
-            result = solve_now(request, modules)
+            result = solve_prepared(*prepared)
             self._update(job_id, status="done", result=json.dumps(result, default=str), finished_at=utcnow())
         except Exception as e:  # noqa: BLE001 - recorded on the job
             log.exception("scheduling job %s failed", job_id)

@@ -7,10 +7,12 @@ import json
 from typing import Annotated
 
 import pandas as pd
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
+from starlette.concurrency import run_in_threadpool
 
-from serving.deps import CallerDep, require_module
+from serving.deps import CallerDep, PlatformDep, require_module
 from serving.errors import InvalidInput
+from serving.predictions import read_frame, scorer
 from serving.schemas.platform import ModuleStatus
 from serving.tenancy import SubscriptionInfo
 
@@ -68,12 +70,6 @@ OPTIONS = ("explain", "start", "horizon")
 def add_predict_route(router: APIRouter, path: str, family: str, summary: str) -> None:
     """``POST <prefix><path>``: score records (JSON, Arrow or Parquet) or online-store entities with the
     tenant's champion ``family`` model; answers the model name and version with the predictions."""
-    from fastapi import Request
-    from starlette.concurrency import run_in_threadpool
-
-    from serving.deps import PlatformDep
-    from serving.predictions import read_frame, scorer
-
     async def predict(request: Request, ctx: CallerDep, platform: PlatformDep) -> dict:
         frame, body = await read_frame(request)
         if frame is None:
