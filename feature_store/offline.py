@@ -30,13 +30,46 @@ class WriteReport:
     partitions: list[str]
 
 
+class _HashSink:
+    """A write-only file that feeds SHA-256: the IPC stream is hashed as it is produced, never held in memory."""
+
+    def __init__(self) -> None:
+        self.hash = hashlib.sha256()
+        self.closed = False
+
+    def write(self, data) -> int:  # noqa: ANN001 - bytes-like
+        self.hash.update(data)
+        return len(data)
+
+    def flush(self) -> None:
+        pass
+
+    def close(self) -> None:
+        self.closed = True
+
+
 def _content_hash(table: pa.Table, *, skip: str | None) -> str:
     if skip is not None:
         table = table.drop_columns([skip])
-    sink = pa.BufferOutputStream()
-    with pa.ipc.new_stream(sink, table.schema) as w:
+    sink = _HashSink()
+    with pa.ipc.new_stream(pa.PythonFile(sink, mode="w"), table.schema) as w:
         w.write_table(table)
-    return hashlib.sha256(sink.getvalue()).hexdigest()[:24]
+    return sink.hash.hexdigest()[:24]
+
+
+SMALL_FILE_ROWS = 20_000
+
+
+def _write_parquet(table: pa.Table, path: Path, view: FeatureView) -> None:
+    """Parquet tuned for feature files: statistics only on the columns reads prune by (time, entity), dictionaries
+    only for strings, and zstd where a file is big enough to repay its per-column set-up (a wide view split into
+    many small daily files would otherwise spend most of its write time there)."""
+    names = table.schema.names
+    stats = [c for c in (TIMESTAMP, CREATED, view.join_key) if c in names]
+    dictionary = [f.name for f in table.schema if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)]
+    compression = "zstd" if table.num_rows >= SMALL_FILE_ROWS else "snappy"
+    pq.write_table(table, path, compression=compression, row_group_size=256_000, write_statistics=stats,
+                   use_dictionary=dictionary)
 
 
 class OfflineStore:
@@ -61,7 +94,7 @@ class OfflineStore:
                 part = table.filter(pc.equal(dates, pa.scalar(d, pa.date32())))
                 name = f"date={d.isoformat()}"
                 tmp = staging / f"{name}.parquet"
-                pq.write_table(part, tmp, compression="zstd", row_group_size=256_000)
+                _write_parquet(part, tmp, view)
                 moves.append((tmp, base / name / f"part-{digest}.parquet"))
             for tmp, final in moves:  # all files are written: now make them visible
                 final.parent.mkdir(exist_ok=True)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from pathlib import Path
@@ -18,12 +17,14 @@ from feature_store.view import TIMESTAMP, FeatureView
 OnlineRows = dict[str, tuple[int, dict]]
 
 
-def _json_value(v):  # noqa: ANN001, ANN202
-    if isinstance(v, float) and not math.isfinite(v):
-        return None
-    if hasattr(v, "isoformat"):
-        return v.isoformat()
-    return v
+def _json_values(arr: pa.Array | pa.ChunkedArray) -> list:
+    """A column as JSON-ready Python values: NaN and infinities become None, times ISO strings."""
+    t = arr.type
+    if pa.types.is_floating(t):
+        return pc.if_else(pc.is_finite(arr), arr, pa.scalar(None, t)).to_pylist()
+    if pa.types.is_timestamp(t) or pa.types.is_date(t) or pa.types.is_time(t):
+        return [None if v is None else v.isoformat() for v in arr.to_pylist()]
+    return arr.to_pylist()
 
 
 def latest_rows(view: FeatureView, table: pa.Table) -> OnlineRows:
@@ -40,11 +41,14 @@ def latest_rows(view: FeatureView, table: pa.Table) -> OnlineRows:
     last = np.flatnonzero(np.append(keys[1:] != keys[:-1], True))
     pick = pa.array(order[last])
     times = pc.take(ts, pick).to_pylist()
-    feats = {f: pc.take(table.column(f), pick).to_pylist() for f in view.feature_names}
-    out: OnlineRows = {}
-    for j, k in enumerate(pc.take(table.column(view.join_key), pick).to_pylist()):
-        out[str(k)] = (times[j], {f: _json_value(feats[f][j]) for f in view.feature_names})
-    return out
+    names = list(view.feature_names)
+    columns = [_json_values(pc.take(table.column(f), pick)) for f in names]
+    entities = pc.take(table.column(view.join_key), pick).to_pylist()
+    rows = zip(*columns, strict=True) if columns else [()] * len(entities)
+    return {
+        str(k): (t, dict(zip(names, values, strict=True)))
+        for k, t, values in zip(entities, times, rows, strict=True)
+    }
 
 
 def encode(ts: int, values: dict) -> str:
