@@ -56,6 +56,10 @@ class Platform:
                 fs = self._stores[tenant] = FeatureStore(self.settings, self.db, tenant, online=self._online)
             return fs
 
+    def cached_feature_store(self, tenant: str):  # noqa: ANN201
+        """The tenant's feature store if it is open already (no I/O: safe on the event loop), else None."""
+        return self._stores.get(tenant)
+
     def __post_init__(self) -> None:
         from serving.predictions import ModelCache
         from serving.scheduling import Jobs

@@ -68,20 +68,38 @@ class ModelCache:
                     n += 1
         return n
 
+    def cached(self, tenant: str, family: str, preferred: str | None = None) -> OnnxModel | None:
+        """The champion when it is resolved, fresh and loaded (no I/O: safe on the event loop), else None."""
+        hit = self._resolved.get((tenant, family, preferred))
+        if hit is None or hit[0] <= time.monotonic():
+            return None
+        name, version, _ = hit[1]
+        return self._loaded.get((tenant, name, version))
+
     def invalidate(self) -> None:
         self._resolved.clear()
 
 
 def scorer(family: str):  # noqa: ANN201
     """The family's ``score(model, frame, **options) -> DataFrame`` (its predict module; no torch)."""
-    mod = importlib.import_module(get_family(family).predict_module)
-    return mod.score
+    return _predict_module(family).score
 
 
-async def read_frame(request) -> tuple[pd.DataFrame | None, dict]:  # noqa: ANN001
-    """A request body as a frame: JSON ``{"records": [...], ...options}``, Arrow IPC stream or Parquet.
+def record_scorer(family: str):  # noqa: ANN201
+    """The family's ``score_records(model, records, **options) -> list[dict]`` where it has one (no pandas), else
+    None."""
+    return getattr(_predict_module(family), "score_records", None)
 
-    Returns (frame or None, the JSON body's other fields). ``entity_ids`` (online-store lookups) are returned
+
+def _predict_module(family: str):  # noqa: ANN202
+    return importlib.import_module(get_family(family).predict_module)
+
+
+async def read_frame(request) -> tuple[pd.DataFrame | list[dict] | None, dict]:  # noqa: ANN001
+    """A request body as rows: JSON ``{"records": [...], ...options}`` (a list of dicts, as sent), Arrow IPC
+    stream or Parquet (a DataFrame).
+
+    Returns (rows or None, the JSON body's other fields). ``entity_ids`` (online-store lookups) are returned
     in the options for the caller to resolve.
     """
     ctype = (request.headers.get("content-type") or "").split(";")[0].strip().lower()
@@ -114,12 +132,12 @@ async def read_frame(request) -> tuple[pd.DataFrame | None, dict]:  # noqa: ANN0
         return None, body
     if not isinstance(records, list) or not records or not all(isinstance(r, dict) for r in records):
         raise InvalidInput('"records" must be a non-empty list of objects')
-    return _limit(pd.DataFrame.from_records(records)), body
+    return _limit(records), body
 
 
-def _limit(frame: pd.DataFrame) -> pd.DataFrame:
+def _limit(frame: pd.DataFrame | list[dict]) -> pd.DataFrame | list[dict]:
     if len(frame) > MAX_RECORDS:
         raise InvalidInput(f"at most {MAX_RECORDS} records per request; got {len(frame)}")
-    if frame.empty:
+    if len(frame) == 0:
         raise InvalidInput("no records")
     return frame

@@ -24,6 +24,17 @@ MODES = ["TWF", "HDF", "PWF", "OSF"]  # learnable modes; RNF is random by constr
 LABELS = [LABEL, *MODES, "RNF"]
 TYPES = ("L", "M", "H")
 OSF_LIMIT = {"L": 11000.0, "M": 12000.0, "H": 13000.0}
+# the feature store's names for the same readings (view ``ai4i_features``): rows read from the online store by
+# entity id score like rows in the original AI4I format
+STORE_NAMES = {
+    "udi": ID,
+    "type": TYPE,
+    "air_temp_k": "Air temperature [K]",
+    "process_temp_k": "Process temperature [K]",
+    "rotational_speed_rpm": "Rotational speed [rpm]",
+    "torque_nm": "Torque [Nm]",
+    "tool_wear_min": "Tool wear [min]",
+}
 
 
 def read_rows(path: Path | str) -> pd.DataFrame:
@@ -33,60 +44,124 @@ def read_rows(path: Path | str) -> pd.DataFrame:
         raise InvalidInput(f"{Path(path).name}: not a readable CSV ({str(e).splitlines()[0]})") from None
 
 
+# columns a row may carry besides the features: its id, labels, the source's product id and what an online-store
+# lookup adds (entity key, event time, the view's derived columns). Anything else in an API record is refused.
+KNOWN_EXTRA = {
+    ID, "Product ID", *LABELS, *STORE_NAMES, "lot_id", "event_timestamp",
+    "type_l", "type_m", "type_h", "temp_rise_k", "power_w", "wear_torque_min_nm",
+}
+Raw = dict[str, np.ndarray]  # validated columns: TYPE as str objects, NUMERIC as float64
+
+
+def with_raw_names(df: pd.DataFrame) -> pd.DataFrame:
+    """``df`` with feature-store column names mapped to the AI4I names where the AI4I name is absent."""
+    rename = {c: raw for c, raw in STORE_NAMES.items() if c in df.columns and raw not in df.columns}
+    return df.rename(columns=rename) if rename else df
+
+
+def _alias(column: str) -> str | None:
+    return next((k for k, v in STORE_NAMES.items() if v == column), None)
+
+
+def check_columns(columns: dict[str, object]) -> Raw:
+    """Raw columns (any sequences, one per RAW name) -> validated arrays; errors name the column and row."""
+    types = np.asarray([str(v).strip() if v is not None else "" for v in columns[TYPE]], dtype=object)
+    bad = ~np.isin(types, TYPES)
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise InvalidInput(f"column {TYPE!r} row {i + 1}: expected L, M or H, got {list(columns[TYPE])[i]!r}")
+    raw: Raw = {TYPE: types}
+    for c in NUMERIC:
+        given = columns[c]
+        try:
+            values = np.asarray(given, dtype=np.float64)
+        except (TypeError, ValueError):  # find the offending row
+            values = np.asarray([_number(v) for v in given], dtype=np.float64)
+        bad = ~np.isfinite(values)
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            raise InvalidInput(f"column {c!r} row {i + 1}: expected a number, got {list(given)[i]!r}")
+        raw[c] = values
+    return raw
+
+
+def _number(v: object) -> float:
+    if isinstance(v, bool):
+        return float(v)
+    try:
+        return float(v)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return float("nan")
+
+
 def validate(df: pd.DataFrame) -> pd.DataFrame:
-    """The raw feature columns, checked: each present, numeric (Type one of L/M/H) and not empty."""
+    """The raw feature columns, checked: each present, numeric (Type one of L/M/H) and not empty. Columns may
+    carry the AI4I names or the feature store's (``STORE_NAMES``)."""
+    df = with_raw_names(df)
     missing = [c for c in RAW if c not in df.columns]
     if missing:
         raise InvalidInput(f"missing feature column {missing[0]!r} (needs {', '.join(RAW)})")
-    out = pd.DataFrame(index=df.index)
-    types = df[TYPE].astype(str).str.strip()
-    bad = ~types.isin(TYPES)
-    if bad.any():
-        i = int(np.flatnonzero(bad.to_numpy())[0])
-        raise InvalidInput(f"column {TYPE!r} row {i + 1}: expected L, M or H, got {df[TYPE].iloc[i]!r}")
-    out[TYPE] = types
-    for c in NUMERIC:
-        values = pd.to_numeric(df[c], errors="coerce")
-        bad = values.isna() | ~np.isfinite(values.to_numpy(dtype=float, na_value=np.nan))
-        if bad.any():
-            i = int(np.flatnonzero(bad.to_numpy())[0])
-            raise InvalidInput(f"column {c!r} row {i + 1}: expected a number, got {df[c].iloc[i]!r}")
-        out[c] = values.astype(float)
-    return out
+    return pd.DataFrame(check_columns({c: df[c].to_numpy() for c in RAW}), index=df.index)
+
+
+def validate_records(records: list[dict]) -> Raw:
+    """API records (dicts) -> validated arrays: a missing, unknown or ill-typed field is an error naming it."""
+    for r in records:
+        unknown = [k for k in r if k not in RAW and k not in KNOWN_EXTRA]
+        if unknown:
+            raise InvalidInput(f"unknown feature {unknown[0]!r} (the failure model takes {', '.join(RAW)})")
+    columns = {}
+    for c in RAW:
+        alias = _alias(c)
+        if not any(c in r or alias in r for r in records):
+            raise InvalidInput(f"missing feature column {c!r} (needs {', '.join(RAW)})")
+        columns[c] = [r[c] if c in r else r.get(alias) for r in records]
+    return check_columns(columns)
 
 
 def row_ids(df: pd.DataFrame) -> np.ndarray:
+    df = with_raw_names(df)
     if ID not in df.columns:
         return np.arange(1, len(df) + 1)
     return df[ID].to_numpy()
 
 
-def engineer(raw: pd.DataFrame) -> pd.DataFrame:
-    """Validated raw columns -> the model's feature columns (unscaled)."""
-    air, proc = raw["Air temperature [K]"], raw["Process temperature [K]"]
-    rpm, torque, wear = raw["Rotational speed [rpm]"], raw["Torque [Nm]"], raw["Tool wear [min]"]
+def engineer_arrays(raw: Raw | pd.DataFrame) -> np.ndarray:
+    """Validated raw columns -> the model's unscaled feature matrix [rows, FEATURES] (float64)."""
+    kind = np.asarray(raw[TYPE], dtype=object)
+    air, proc = np.asarray(raw["Air temperature [K]"], float), np.asarray(raw["Process temperature [K]"], float)
+    rpm, torque = np.asarray(raw["Rotational speed [rpm]"], float), np.asarray(raw["Torque [Nm]"], float)
+    wear = np.asarray(raw["Tool wear [min]"], float)
     dt = proc - air
     power = torque * rpm * 2 * np.pi / 60.0
     strain = wear * torque
-    limit = raw[TYPE].map(OSF_LIMIT).astype(float)
-    f = pd.DataFrame(index=raw.index)
-    for t in TYPES:
-        f[f"type_{t}"] = (raw[TYPE] == t).astype(float)
-    f["air_temp"], f["process_temp"], f["rpm"], f["torque"], f["tool_wear"] = air, proc, rpm, torque, wear
-    f["temp_diff"] = dt
-    f["power"] = power
-    f["strain"] = strain
-    f["strain_ratio"] = strain / limit
-    f["hdf_margin"] = np.maximum(dt - 8.6, (rpm - 1380) / 100.0)  # < 0 only when both HDF conditions hold
-    f["pwf_margin"] = np.minimum(power - 3500.0, 9000.0 - power) / 1000.0  # < 0 outside the power band
-    f["twf_zone"] = ((wear >= 200) & (wear <= 240)).astype(float)
-    f["hdf_rule"] = ((dt < 8.6) & (rpm < 1380)).astype(float)
-    f["pwf_rule"] = ((power < 3500) | (power > 9000)).astype(float)
-    f["osf_rule"] = (strain > limit).astype(float)
-    return f
+    limit = np.select([kind == t for t in TYPES], [OSF_LIMIT[t] for t in TYPES], np.nan)
+    cols = [(kind == t).astype(float) for t in TYPES]
+    cols += [air, proc, rpm, torque, wear, dt, power, strain, strain / limit]
+    cols += [
+        np.maximum(dt - 8.6, (rpm - 1380) / 100.0),  # hdf_margin: < 0 only when both HDF conditions hold
+        np.minimum(power - 3500.0, 9000.0 - power) / 1000.0,  # pwf_margin: < 0 outside the power band
+        ((wear >= 200) & (wear <= 240)).astype(float),  # twf_zone
+        ((dt < 8.6) & (rpm < 1380)).astype(float),  # hdf_rule
+        ((power < 3500) | (power > 9000)).astype(float),  # pwf_rule
+        (strain > limit).astype(float),  # osf_rule
+    ]
+    return np.column_stack(cols) if len(dt) else np.zeros((0, len(cols)))
 
 
-FEATURES = list(engineer(pd.DataFrame({TYPE: ["L"], **{c: [1.0] for c in NUMERIC}})).columns)
+FEATURES = [
+    *(f"type_{t}" for t in TYPES), "air_temp", "process_temp", "rpm", "torque", "tool_wear", "temp_diff", "power",
+    "strain", "strain_ratio", "hdf_margin", "pwf_margin", "twf_zone", "hdf_rule", "pwf_rule", "osf_rule",
+]
+
+
+def engineer(raw: pd.DataFrame) -> pd.DataFrame:
+    """Validated raw columns -> the model's feature columns (unscaled)."""
+    return pd.DataFrame(engineer_arrays(raw), columns=FEATURES, index=raw.index)
+
+
+def scale(features: np.ndarray, scaler: dict) -> np.ndarray:
+    return ((features - np.asarray(scaler["mean"])) / np.asarray(scaler["std"])).astype(np.float32)
 
 
 def fit_scaler(features: pd.DataFrame) -> dict:
@@ -96,8 +171,7 @@ def fit_scaler(features: pd.DataFrame) -> dict:
 
 
 def transform(features: pd.DataFrame, scaler: dict) -> np.ndarray:
-    x = (features[FEATURES].to_numpy(dtype=np.float64) - np.asarray(scaler["mean"])) / np.asarray(scaler["std"])
-    return x.astype(np.float32)
+    return scale(features[FEATURES].to_numpy(dtype=np.float64), scaler)
 
 
 def matrix(df: pd.DataFrame, scaler: dict) -> np.ndarray:

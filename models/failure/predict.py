@@ -1,6 +1,8 @@
 """Score AI4I rows with the exported failure model (ONNX Runtime; no torch).
 
 ``predict(model, input_path, dataset) -> DataFrame[UDI, failure_probability, failure_predicted]``.
+``score(model, frame)`` scores a DataFrame; ``score_records(model, records)`` scores API records (dicts) without
+pandas, which is what keeps a single-record call well under a millisecond. Both share one array core.
 ``explain=True`` adds the likely failure mode and the raw columns that push the risk up most
 (occlusion: each column replaced by its training median, a handful of extra ONNX runs).
 """
@@ -18,35 +20,46 @@ from serving.runtime import OnnxModel
 COLUMNS = ["UDI", "failure_probability", "failure_predicted"]
 
 
-def _probabilities(model: OnnxModel, raw: pd.DataFrame) -> np.ndarray:
-    x = F.transform(F.engineer(raw), model.manifest["normalisation"])
+def _probabilities(model: OnnxModel, raw: F.Raw) -> np.ndarray:
+    x = F.scale(F.engineer_arrays(raw), model.manifest["normalisation"])
     return model.run({"x": x})["y"] if len(x) else np.zeros((0, 5), dtype=np.float32)
+
+
+def _score(model: OnnxModel, raw: F.Raw, ids: np.ndarray | list, explain: bool, top: int) -> dict[str, list]:
+    probs = _probabilities(model, raw)
+    threshold = float(model.manifest["threshold"])
+    predicted = probs[:, 0] >= threshold
+    out = {
+        "UDI": list(ids),
+        "failure_probability": probs[:, 0].astype(float).round(6).tolist(),
+        "failure_predicted": predicted.astype(int).tolist(),
+    }
+    if explain and len(probs):
+        modes = np.asarray(model.manifest.get("outputs_meaning", ["failure", *F.MODES])[1:])
+        out["failure_mode"] = np.where(predicted, modes[np.argmax(probs[:, 1:], axis=1)], "").tolist()
+        baseline = model.manifest.get("explain_baseline", {})
+        drops = []
+        for c in F.RAW:
+            masked = dict(raw)
+            fill = "L" if c == F.TYPE else baseline.get(c, float(np.median(raw[c])))
+            masked[c] = np.full(len(probs), fill, dtype=object if c == F.TYPE else float)
+            drops.append(probs[:, 0] - _probabilities(model, masked)[:, 0])
+        order = np.argsort(-np.column_stack(drops), axis=1, kind="stable")[:, :top]
+        out["top_features"] = [";".join(F.RAW[j] for j in row) for row in order]
+    return out
 
 
 def score(model: OnnxModel, df: pd.DataFrame, *, explain: bool = False, top: int = 3) -> pd.DataFrame:
     raw = F.validate(df)
-    probs = _probabilities(model, raw)
-    threshold = float(model.manifest["threshold"])
-    out = pd.DataFrame(
-        {
-            "UDI": F.row_ids(df),
-            "failure_probability": probs[:, 0].astype(float).round(6),
-            "failure_predicted": (probs[:, 0] >= threshold).astype(int),
-        }
-    )
-    if explain and len(raw):
-        modes = np.asarray(model.manifest.get("outputs_meaning", ["failure", *F.MODES])[1:])
-        out["failure_mode"] = np.where(out["failure_predicted"] == 1, modes[np.argmax(probs[:, 1:], axis=1)], "")
-        baseline = model.manifest.get("explain_baseline", {})
-        drops = {}
-        for c in F.RAW:
-            masked = raw.copy()
-            masked[c] = "L" if c == F.TYPE else baseline.get(c, float(raw[c].median()))
-            drops[c] = probs[:, 0] - _probabilities(model, masked)[:, 0]
-        d = pd.DataFrame(drops)
-        order = np.argsort(-d.to_numpy(), axis=1)[:, :top]
-        out["top_features"] = [";".join(d.columns[j] for j in row) for row in order]
-    return out
+    return pd.DataFrame(_score(model, {c: raw[c].to_numpy() for c in F.RAW}, F.row_ids(df), explain, top))
+
+
+def score_records(model: OnnxModel, records: list[dict], *, explain: bool = False, top: int = 3) -> list[dict]:
+    raw = F.validate_records(records)
+    ids = [r.get(F.ID, r.get("udi", i + 1)) for i, r in enumerate(records)]
+    cols = _score(model, raw, ids, explain, top)
+    names = list(cols)
+    return [dict(zip(names, row, strict=True)) for row in zip(*cols.values(), strict=True)]
 
 
 def predict(

@@ -115,3 +115,59 @@ def test_arrow_and_parquet_bodies(client, db, settings, exported):
         headers={**bearer(acme.mes), "content-type": "application/vnd.apache.parquet"},
     )
     assert r.status_code == 200 and r.json()["count"] == 50
+
+
+def test_json_records_arrow_and_online_lookup_score_alike(client, db, settings, exported, tmp_path):
+    """The pandas-free record path (small requests on the event loop, larger ones in a thread), the DataFrame
+    path (Arrow) and an online-store lookup by entity id give the same answers for the same rows."""
+    from feature_store.store import FeatureStore
+    from pipelines.runner import run_pipeline
+
+    acme = make_tenant(db, PEPPER, "acme", modules=("maintenance",))
+    ModelRegistry(db, settings.home, "acme").register("failure", "maintenance", exported[0])
+    h = bearer(acme.mes)
+    url = "/v1/maintenance/failure/predict"
+    recs = rows(40)
+
+    def probs(r):
+        assert r.status_code == 200, r.text
+        return [(p["UDI"], p["failure_probability"], p["failure_predicted"]) for p in r.json()["predictions"]]
+
+    big = client.post(url, json={"records": recs, "explain": True}, headers=h)
+    small = [client.post(url, json={"records": recs[i : i + 4], "explain": True}, headers=h) for i in range(0, 40, 4)]
+    assert probs(big) == [p for r in small for p in probs(r)]
+    assert [p["top_features"] for p in big.json()["predictions"]] == [
+        p["top_features"] for r in small for p in r.json()["predictions"]
+    ]
+    sink = pa_stream(pd.DataFrame(recs))
+    arrow = client.post(url, content=sink, headers={**h, "content-type": "application/vnd.apache.arrow.stream"})
+    assert [(u, round(p, 5)) for u, p, _ in probs(arrow)] == [(u, round(p, 5)) for u, p, _ in probs(big)]
+
+    src = tmp_path / "ai4i.csv"
+    full = pd.read_csv(AI4I).head(40)
+    full.to_csv(src, index=False)
+    store = FeatureStore(settings, db, "acme")
+    run_pipeline("ai4i", src, store=store)
+    store.close()
+    ids = [f"ai4i-{p}" for p in full["Product ID"]]
+    online = client.post(url, json={"entity_ids": ids, "view": "ai4i_features"}, headers=h)
+    assert probs(online) == probs(big)
+
+
+def test_unknown_feature_is_422_naming_it(client, db, settings, exported):
+    acme = make_tenant(db, PEPPER, "acme", modules=("maintenance",))
+    ModelRegistry(db, settings.home, "acme").register("failure", "maintenance", exported[0])
+    extra = rows(1)
+    extra[0]["Vibration [g]"] = 0.3
+    r = client.post("/v1/maintenance/failure/predict", json={"records": extra}, headers=bearer(acme.mes))
+    assert r.status_code == 422 and "Vibration [g]" in r.json()["error"]["message"]
+
+
+def pa_stream(df):
+    import pyarrow as pa
+
+    sink = pa.BufferOutputStream()
+    table = pa.Table.from_pandas(df, preserve_index=False)
+    with pa.ipc.new_stream(sink, table.schema) as w:
+        w.write_table(table)
+    return sink.getvalue().to_pybytes()
