@@ -17,39 +17,37 @@ from serving.runtime import OnnxModel
 COLUMNS = ["row_id", "defect_probability", "defect_predicted"]
 
 
-def score(model: OnnxModel, df: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+def _zprob(model: OnnxModel, df: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     """(robust z-scores, defect probabilities) for rows already read."""
     z = F.transform(df, model.manifest["feature_stats"])
     prob = model.run({"x": z})["y"][:, 0] if len(z) else np.zeros(0, dtype=np.float32)
     return z, prob
 
 
-def predict(model: OnnxModel, input_path: Path, dataset: str, *, start=None, horizon=96, **_) -> pd.DataFrame:  # noqa: ANN001
-    df = F.read_rows(input_path)
-    _, prob = score(model, df)
-    threshold = float(model.manifest["threshold"])
-    return pd.DataFrame(
+def score(model: OnnxModel, df: pd.DataFrame, *, explain: bool = False, top: int | None = None) -> pd.DataFrame:
+    """The contract columns for rows already read (``row_id`` 1..n where the rows have none); ``explain`` adds
+    ``top_measurements``: ``f059:+0.41;f033:-0.22;...`` (logit contributions, largest first)."""
+    z, prob = _zprob(model, df)
+    m = model.manifest
+    out = pd.DataFrame(
         {
-            "row_id": df[F.ID].to_numpy(),
+            "row_id": df[F.ID].to_numpy() if F.ID in df.columns else np.arange(1, len(df) + 1),
             "defect_probability": np.round(prob.astype(float), 6),
-            "defect_predicted": (prob >= threshold).astype(int),
+            "defect_predicted": (prob >= float(m["threshold"])).astype(int),
         },
         columns=COLUMNS,
     )
+    if explain:
+        k = int(top or m.get("config", {}).get("top_k", 5))
+        tops = F.top_contributions(z, np.asarray(m["contribution_weights"]), m["features"], k)
+        out["top_measurements"] = [";".join(f"{n}:{c:+.3f}" for n, c in row) for row in tops]
+    return out
+
+
+def predict(model: OnnxModel, input_path: Path, dataset: str, *, start=None, horizon=96, **_) -> pd.DataFrame:  # noqa: ANN001
+    return score(model, F.read_rows(input_path))
 
 
 def explain(model: OnnxModel, input_path: Path, *, top_k: int | None = None) -> pd.DataFrame:
-    """The contract columns plus ``top_measurements``: ``f059:+0.41;f033:-0.22;...`` (logit contributions)."""
-    df = F.read_rows(input_path)
-    z, prob = score(model, df)
-    m = model.manifest
-    k = int(top_k or m.get("config", {}).get("top_k", 5))
-    tops = F.top_contributions(z, np.asarray(m["contribution_weights"]), m["features"], k)
-    return pd.DataFrame(
-        {
-            "row_id": df[F.ID].to_numpy(),
-            "defect_probability": np.round(prob.astype(float), 6),
-            "defect_predicted": (prob >= float(m["threshold"])).astype(int),
-            "top_measurements": [";".join(f"{n}:{c:+.3f}" for n, c in row) for row in tops],
-        }
-    )
+    """The contract columns plus ``top_measurements``."""
+    return score(model, F.read_rows(input_path), explain=True, top=top_k)

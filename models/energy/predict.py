@@ -66,6 +66,15 @@ def predict(model: OnnxModel, input_path: Path, dataset: str, *, start=None, hor
     return forecast(model, series, parse_start(start, series), int(horizon))
 
 
+def score(model: OnnxModel, df: pd.DataFrame, *, start: str | None = None, horizon: int = 96) -> pd.DataFrame:
+    """Forecasts from series rows already read (the API's records): the contract columns plus ``co2_p50``, the
+    tCO2 per 15 minutes the p50 implies at the plant's emission factor."""
+    series = F.series_from_frame(df)
+    out = forecast(model, series, parse_start(start, series), int(horizon))
+    out["co2_p50"] = with_co2(out, model)["co2_p50"]
+    return out
+
+
 def with_co2(frame: pd.DataFrame, model: OnnxModel) -> pd.DataFrame:
     """``origin,timestamp,p50,co2_p50`` where ``co2_p50`` is tCO2 per 15 minutes at the manifest's factor."""
     factor = float(model.manifest["emission_factor_t_per_kwh"])

@@ -7,7 +7,9 @@ add_predict_route(
     router,
     "/failure/predict",
     "failure",
-    "Failure probability per machine reading (AI4I-style process data), with the shipped threshold.",
+    "Failure probability per machine reading (AI4I-style process data), with the shipped threshold, the likely "
+    "failure mode and the readings that raise the risk most.",
+    explain=True,
 )
 add_predict_route(
     router,

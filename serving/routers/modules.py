@@ -54,7 +54,10 @@ PREDICT_BODY = {
                             "description": "instead of records: latest features from the online store",
                         },
                         "view": {"type": "string", "description": "the feature view for entity_ids"},
-                        "explain": {"type": "boolean", "description": "add the top contributing features"},
+                        "explain": {
+                            "type": "boolean",
+                            "description": "add the top contributing features (failure, defect: on by default)",
+                        },
                         "model": {"type": "string", "description": "a registered model name (default: champion)"},
                     },
                 }
@@ -68,9 +71,10 @@ OPTIONS = ("explain", "start", "horizon")
 INLINE_ROWS = 16  # requests this small are scored on the event loop (the work is shorter than a thread hop)
 
 
-def add_predict_route(router: APIRouter, path: str, family: str, summary: str) -> None:
+def add_predict_route(router: APIRouter, path: str, family: str, summary: str, *, explain: bool = False) -> None:
     """``POST <prefix><path>``: score records (JSON, Arrow or Parquet) or online-store entities with the
-    tenant's champion ``family`` model; answers the model name and version with the predictions."""
+    tenant's champion ``family`` model; answers the model name and version with the predictions.
+    ``explain``: the answer carries the top contributing features unless the body says ``"explain": false``."""
     async def predict(request: Request, ctx: CallerDep, platform: PlatformDep) -> dict:
         rows, body = await read_frame(request)
         if rows is None:
@@ -92,6 +96,8 @@ def add_predict_route(router: APIRouter, path: str, family: str, summary: str) -
         )
         request.state.sfai_model_version = f"{model.name}@{model.version}"
         options = {k: _option(k, body[k]) for k in OPTIONS if k in body}
+        if explain:
+            options.setdefault("explain", True)
         fast = record_scorer(family) if isinstance(rows, list) else None
         if fast is not None and len(rows) <= INLINE_ROWS:
             predictions = fast(model, rows, **options)  # well under a millisecond: no thread hop

@@ -8,4 +8,5 @@ add_predict_route(
     "/defect/predict",
     "defect",
     "Defect probability per lot / wafer from its process measurements, with top contributing ones.",
+    explain=True,
 )
