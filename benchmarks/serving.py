@@ -384,7 +384,8 @@ def demo_rss(env: dict[str, str], home: Path, args: argparse.Namespace) -> float
     try:
         server.wait_ready()
         h = {"Authorization": f"Bearer {info['api_key']}"}
-        for path, body in demo.sample_requests().items():
+        for family, path in demo.ENDPOINTS.items():
+            body = demo.sample_request(home / "demo" / info["tenant"], family)
             r = httpx.post(server.base + path, json=body, headers=h, timeout=60)
             if r.status_code != 200:
                 raise RuntimeError(f"demo {path}: {r.status_code} {r.text[:300]}")

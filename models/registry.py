@@ -201,3 +201,17 @@ def find_champion(reg: ModelRegistry, family: str, preferred: str | None = None,
         if others:
             return max(others, key=lambda m: m.created_at)
     raise NotFound(f"no trained {family!r} model for tenant {reg.tenant!r}: train one with 'sfai train {family}'")
+
+
+def find_named(reg: ModelRegistry, family: str, name: str) -> ModelVersion:
+    """The champion of the model a request names (``"model": "rul-fd002"``): that model or NotFound, never a
+    fallback. The name must be one of ``family``'s (``rul`` or ``rul-...`` for the RUL endpoint)."""
+    if name != family and not name.startswith(f"{family}-"):
+        raise NotFound(f"model {name!r} is not a {family!r} model: name {family!r} or {family}-...")
+    try:
+        return reg.get(name)
+    except NotFound:
+        known = sorted({m.name for m in reg.list() if m.name == family or m.name.startswith(f"{family}-")})
+        raise NotFound(
+            f"no model {name!r} for tenant {reg.tenant!r} (its {family!r} models: {', '.join(known) or 'none'})"
+        ) from None

@@ -2,7 +2,8 @@
 
 ``ModelCache.champion(tenant, family)`` resolves the registry's champion (re-checked every ``ttl_s``) and keeps
 loaded sessions in an LRU bounded by ``capacity``. When an alias moves (``sfai models promote``), the next
-resolution loads the new version while requests in flight finish on the old one: nothing is dropped.
+resolution loads the new version while requests in flight finish on the old one: nothing is dropped. A model the
+request names (``"model"``) must exist and be one of the family's: otherwise 404, never another model.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from models.families import get_family
-from models.registry import ModelRegistry, find_champion
+from models.registry import ModelRegistry, find_champion, find_named
 from serving.db import Database
 from serving.errors import InvalidInput
 from serving.runtime import OnnxModel
@@ -36,11 +37,13 @@ class ModelCache:
         self._lock = threading.Lock()
 
     def champion(self, tenant: str, family: str, preferred: str | None = None) -> OnnxModel:
+        _check_name(preferred)
         key = (tenant, family, preferred)
         now = time.monotonic()
         hit = self._resolved.get(key)
         if hit is None or hit[0] <= now:
-            mv = find_champion(ModelRegistry(self.db, self.home, tenant), family, preferred)
+            reg = ModelRegistry(self.db, self.home, tenant)
+            mv = find_named(reg, family, preferred) if preferred else find_champion(reg, family)
             hit = (now + self.ttl_s, (mv.name, mv.version, mv.path))
             self._resolved[key] = hit
         name, version, path = hit[1]
@@ -70,6 +73,7 @@ class ModelCache:
 
     def cached(self, tenant: str, family: str, preferred: str | None = None) -> OnnxModel | None:
         """The champion when it is resolved, fresh and loaded (no I/O: safe on the event loop), else None."""
+        _check_name(preferred)
         hit = self._resolved.get((tenant, family, preferred))
         if hit is None or hit[0] <= time.monotonic():
             return None
@@ -78,6 +82,11 @@ class ModelCache:
 
     def invalidate(self) -> None:
         self._resolved.clear()
+
+
+def _check_name(preferred: object) -> None:
+    if preferred is not None and not isinstance(preferred, str):
+        raise InvalidInput(f'"model" must be a registered model name (a string); got {preferred!r}')
 
 
 def scorer(family: str):  # noqa: ANN201

@@ -30,6 +30,7 @@ class DefectConfig:
     test_fraction: float = 0.2
     top_k: int = 5  # contributing measurements reported by ``explain``
     seed: int = 0
+    threads: int = 1  # torch threads: a second one measured 3-7x slower on the shared 2-core machine
 
     @classmethod
     def from_dict(cls, overrides: dict | None) -> DefectConfig:

@@ -50,10 +50,10 @@ def fit_one(df: pd.DataFrame, y: np.ndarray, cfg: DefectConfig, *, seed: int, on
     tr, va = stratified_split(y, cfg.inner_val_fraction, np.random.default_rng(seed + 1000))
     pos = float(y[tr].sum())
     pos_weight = (len(tr) - pos) / max(pos, 1.0)
-    seed_everything(seed)
+    seed_everything(seed, cfg.threads)
     model = DefectNet(z.shape[1], hidden=cfg.hidden, dropout=cfg.dropout, pos_weight=pos_weight, l2=cfg.l2)
     tcfg = TrainConfig(epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr, weight_decay=cfg.weight_decay,
-                       patience=cfg.patience, seed=seed, progress=False)
+                       patience=cfg.patience, seed=seed, threads=cfg.threads, progress=False)
     res = fit(model, make_loader(z[tr], y[tr], batch_size=cfg.batch_size, shuffle=True, seed=seed),
               make_loader(z[va], y[va], batch_size=4096, shuffle=False), tcfg, on_epoch=on_epoch, label="defect")
     return Fitted(model, stats, res.history, res.best_epoch)

@@ -25,6 +25,7 @@ class EnergyConfig:
     calibrate: bool = False
     max_days: int = 0  # >0: keep only the last max_days days of the file (quick tests)
     seed: int = 0
+    threads: int = 1  # torch threads: a second one measured 3-7x slower on the shared 2-core machine
 
     @classmethod
     def from_dict(cls, overrides: dict | None) -> EnergyConfig:

@@ -27,20 +27,29 @@ def parse_start(start: str | None, series: F.Series) -> pd.Timestamp:
     try:
         return pd.Timestamp(str(start)).normalize()
     except ValueError:
-        raise InvalidInput(f"--start {start!r} is not a date (YYYY-MM-DD)") from None
+        raise InvalidInput(f"start {start!r} is not a date (YYYY-MM-DD)") from None
 
 
-def forecast(model: OnnxModel, series: F.Series, start: pd.Timestamp, horizon: int = 96) -> pd.DataFrame:
+def forecast(
+    model: OnnxModel, series: F.Series, start: pd.Timestamp, horizon: int = 96, *, ahead: bool = False
+) -> pd.DataFrame:
+    """One forecast per day at 00:00 from ``start`` while the origin lies inside the series; ``ahead`` also makes
+    the forecast for the day right after the series (a forecast reads rows up to 15 minutes before its origin)."""
     steps = int(model.manifest.get("steps_per_day", F.STEPS_PER_DAY))
     if not 1 <= horizon <= steps:
-        raise InvalidInput(f"--horizon must be between 1 and {steps} (one day of 15-minute steps); got {horizon}")
-    if start >= series.stamps[-1]:
-        raise InvalidInput(f"--start {start.date()} is after the last row of column {F.DATE!r} ({series.stamps[-1]})")
+        raise InvalidInput(f"horizon must be between 1 and {steps} (one day of 15-minute steps); got {horizon}")
+    n = len(series.kwh)
+    if (series.index_of(start) > n) if ahead else (start >= series.stamps[-1]):
+        raise InvalidInput(f"start {start.date()} is after the last row of column {F.DATE!r} ({series.stamps[-1]})")
     if series.index_of(start) < F.HISTORY:
         first = (series.start + F.HISTORY * F.STEP).ceil("D")
-        raise InvalidInput(f"--start {start.date()} needs {F.LAG_DAYS} days of {F.TARGET!r} before it: "
+        raise InvalidInput(f"start {start.date()} needs {F.LAG_DAYS} days of {F.TARGET!r} before it: "
                            f"the first possible start is {first.date()}")
     origins = F.origin_indices(series, start)
+    if ahead:  # the next 00:00 whose forecast reads only rows the series has
+        following = series.index_of(series.stamps[-1].ceil("D"))
+        if following <= n and following >= series.index_of(start) and following not in origins:
+            origins = np.append(origins, following)
     v = F.filled(series.kwh, float(model.manifest["fill_value"]))
     days = series.start + origins * F.STEP
     x = F.build(v, origins, pd.DatetimeIndex(days), float(model.manifest["scale"]))
@@ -67,10 +76,10 @@ def predict(model: OnnxModel, input_path: Path, dataset: str, *, start=None, hor
 
 
 def score(model: OnnxModel, df: pd.DataFrame, *, start: str | None = None, horizon: int = 96) -> pd.DataFrame:
-    """Forecasts from series rows already read (the API's records): the contract columns plus ``co2_p50``, the
-    tCO2 per 15 minutes the p50 implies at the plant's emission factor."""
+    """Forecasts from series rows already read (the API's records), including the day right after them: the
+    contract columns plus ``co2_p50``, the tCO2 per 15 minutes the p50 implies at the plant's emission factor."""
     series = F.series_from_frame(df)
-    out = forecast(model, series, parse_start(start, series), int(horizon))
+    out = forecast(model, series, parse_start(start, series), int(horizon), ahead=True)
     out["co2_p50"] = with_co2(out, model)["co2_p50"]
     return out
 

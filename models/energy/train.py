@@ -32,13 +32,21 @@ class Fitted:
     history: list[dict] = field(default_factory=list)
 
 
-def emission_factor(series: F.Series) -> float:
-    """tCO2 per kWh from the file: ratio of sums over intervals of at least 20 kWh (the tCO2 column is rounded
-    to 0.01 t, so small intervals read as 0); NaN where the file has no CO2 column."""
-    if series.co2 is None:
-        return float("nan")
-    ok = ~np.isnan(series.kwh) & ~np.isnan(series.co2) & (series.kwh >= 20)
-    return float(series.co2[ok].sum() / series.kwh[ok].sum()) if ok.any() else float("nan")
+# Korea's national grid emission factor (GIR, 0.4567 tCO2eq/MWh): used where the file gives no usable CO2 column
+KOREA_GRID_T_PER_KWH = 0.4567e-3
+FILE_FACTOR = "ratio of sums of CO2(tCO2) to Usage_kWh over training intervals >= 20 kWh"
+GRID_FACTOR = "Korean national grid factor 0.4567 tCO2eq/MWh (the file has no usable CO2 column)"
+
+
+def emission_factor(series: F.Series) -> tuple[float, str]:
+    """(tCO2 per kWh, where it comes from): the file's ratio of sums over intervals of at least 20 kWh (the tCO2
+    column is rounded to 0.01 t, so small intervals read as 0); Korea's grid factor where the file has no CO2
+    column or no interval that large."""
+    if series.co2 is not None:
+        ok = ~np.isnan(series.kwh) & ~np.isnan(series.co2) & (series.kwh >= 20)
+        if ok.any() and series.co2[ok].sum() > 0:
+            return float(series.co2[ok].sum() / series.kwh[ok].sum()), FILE_FACTOR
+    return KOREA_GRID_T_PER_KWH, GRID_FACTOR
 
 
 def dataset_for(v: np.ndarray, v_raw: np.ndarray, series: F.Series, origins: np.ndarray, scale: float):  # noqa: ANN201
@@ -50,10 +58,10 @@ def dataset_for(v: np.ndarray, v_raw: np.ndarray, series: F.Series, origins: np.
 
 
 def fit_model(x_tr, y_tr, x_va, y_va, cfg: EnergyConfig, *, epochs: int, patience: int, on_epoch=None) -> Fitted:  # noqa: ANN001
-    seed_everything(cfg.seed)
+    seed_everything(cfg.seed, cfg.threads)
     model = QuantileMLP(x_tr.shape[1], hidden=cfg.hidden, layers=cfg.layers, dropout=cfg.dropout, scale=cfg.scale)
     tcfg = TrainConfig(epochs=epochs, batch_size=cfg.batch_size, lr=cfg.lr, weight_decay=cfg.weight_decay,
-                       patience=patience, seed=cfg.seed, progress=True)
+                       patience=patience, seed=cfg.seed, threads=cfg.threads, progress=True)
     res = fit(model, Batches(x_tr, y_tr, batch_size=cfg.batch_size, shuffle=True, seed=cfg.seed),
               Batches(x_va, y_va, batch_size=8192, shuffle=False), tcfg, on_epoch=on_epoch, label="energy")
     return Fitted(model, res.best_epoch, res.history)
@@ -118,7 +126,7 @@ def train(input_path: Path, dataset: str, out_dir: Path, *, config: dict, tracke
     fill = float(np.nanmedian(v_raw))
     v = F.filled(v_raw, fill)
     dhash = data_hash(v_raw)
-    factor = emission_factor(series)
+    factor, factor_source = emission_factor(series)
     tracker.log_params({**{f"energy.{k}": val for k, val in cfg.as_dict().items()}, "data_hash": dhash,
                         "emission_factor_t_per_kwh": factor})
 
@@ -177,7 +185,7 @@ def train(input_path: Path, dataset: str, out_dir: Path, *, config: dict, tracke
         "scale": cfg.scale,
         "fill_value": fill,
         "emission_factor_t_per_kwh": factor,
-        "emission_factor_source": "ratio of sums of CO2(tCO2) to Usage_kWh over training intervals >= 20 kWh",
+        "emission_factor_source": factor_source,
         "time_index": "interval end; the file's dd/mm/yyyy 00:00 row is the previous day's 24:00",
         "output": "y[:, 0:3] = p10, p50, p90 kWh per 15 minutes, one row per forecast step",
         "config": cfg.as_dict(),

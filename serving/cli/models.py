@@ -10,13 +10,18 @@ import os
 import tempfile
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from serving.cli.common import database, emit_json, info, settings
 from serving.cli.features import _tenant
 from serving.errors import InvalidInput
+
+if TYPE_CHECKING:
+    from models.families import Family
+    from models.registry import ModelRegistry, ModelVersion
+    from serving.settings import Settings
 
 models_app = typer.Typer(help="Registered models: list, promote, roll back.", no_args_is_help=True)
 
@@ -55,24 +60,50 @@ def train(
 ) -> None:
     """Train a model on a file, export it to ONNX and register it; prints one JSON line."""
     from models.families import get_family
-    from models.tracking import Tracker
 
     family = get_family(model)
     family.check_dataset(dataset)
     if not input.is_file():
         raise InvalidInput(f"{input}: no such file")
-    s = settings()
     reg = _registry(tenant)
-    name = family.registry_name(input)
     config = _parse_sets(set_)
     config["seed"] = seed
     if epochs is not None:
         config["epochs"] = epochs
+    mv = train_and_register(settings(), reg, family, input, dataset, config, alias=alias, track=not no_track)
+    emit_json(
+        {
+            "model": mv.name,
+            "version": mv.version,
+            "aliases": list(mv.aliases),
+            "tenant": reg.tenant,
+            "metrics": mv.metrics,
+        }
+    )
+
+
+def train_and_register(
+    s: Settings,
+    reg: ModelRegistry,
+    family: Family,
+    input: Path,
+    dataset: str,
+    config: dict,
+    *,
+    alias: str | None = None,
+    track: bool = True,
+) -> ModelVersion:
+    """Train ``family`` on ``input``, export it to ONNX and register it in ``reg`` (MLflow run too if ``track``):
+    what ``sfai train`` does, shared with the demo models (``models/demo.py``). Returns the ModelVersion, whose
+    metrics include ``train_seconds``."""
+    from models.tracking import Tracker
+
+    name = family.registry_name(input)
     mod = family.load("train")
     t0 = time.perf_counter()
     with (
         tempfile.TemporaryDirectory(prefix="sfai-train-") as out,
-        Tracker(s, f"{reg.tenant}/{name}", enabled=not no_track, run_name=f"{name} {input.name}") as tracker,
+        Tracker(s, f"{reg.tenant}/{name}", enabled=track, run_name=f"{name} {input.name}") as tracker,
     ):
         tracker.log_params({"family": family.name, "dataset": dataset, "input": str(input), **config})
         metrics = mod.train(input, dataset, Path(out), config=config, tracker=tracker)
@@ -81,9 +112,7 @@ def train(
         tracker.log_metrics(metrics)
         mv = reg.register(name, family.module, Path(out), metrics=metrics, mlflow_run_id=tracker.run_id, alias=alias)
         tracker.register(f"{reg.tenant}.{name}", Path(out), mv.aliases[0] if mv.aliases else "challenger")
-    emit_json(
-        {"model": name, "version": mv.version, "aliases": list(mv.aliases), "tenant": reg.tenant, "metrics": metrics}
-    )
+    return mv
 
 
 def predict(
@@ -96,31 +125,39 @@ def predict(
     horizon: Annotated[int, typer.Option(help="energy: steps of 15 minutes per forecast", min=1)] = 96,
     version: Annotated[int | None, typer.Option(help="a registered version instead of the champion")] = None,
 ) -> None:
-    """Score a file with the champion model (ONNX Runtime); writes OUT.csv and prints one JSON line."""
+    """Score a file with the champion model (ONNX Runtime); writes OUT.csv and prints one JSON line.
+
+    Failure and defect rows stream through in chunks (any file size), on Ray Data when SFAI_RAY_ADDRESS is set."""
+    import sys
+
     from models.families import get_family
-    from serving.runtime import OnnxModel
+    from models.registry import find_champion
+    from serving.batch import score_file
 
     family = get_family(model)
     family.check_dataset(dataset)
     if not input.is_file():
         raise InvalidInput(f"{input}: no such file")
-    from models.registry import find_champion
-
     reg = _registry(tenant)
     mv = find_champion(reg, family.name, family.registry_name(input), version)
-    mod = family.load("predict")
     t0 = time.perf_counter()
-    frame = mod.predict(OnnxModel(mv.path, threads=os.cpu_count() or 1), input, dataset, start=start, horizon=horizon)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    tmp = output.with_name(output.name + ".part")
-    frame.to_csv(tmp, index=False)
-    os.replace(tmp, output)
+    report = score_file(
+        family.name,
+        mv.path,
+        input,
+        dataset,
+        output,
+        options={"start": start, "horizon": horizon},
+        threads=os.cpu_count() or 1,
+        progress=sys.stderr.isatty(),
+    )
     emit_json(
         {
             "output": str(output),
-            "rows": len(frame),
+            "rows": report["rows"],
             "model": mv.name,
             "version": mv.version,
+            "engine": report["engine"],
             "seconds": round(time.perf_counter() - t0, 3),
         }
     )

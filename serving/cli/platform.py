@@ -264,9 +264,13 @@ def demo(
     tenant: Annotated[str, typer.Option(help="demo tenant name")] = "demo",
     ksic: Annotated[str, typer.Option(help="its KSIC division")] = "C22",
     data: Annotated[bool, typer.Option(help="load the synthetic C22 injection-moulding data (first time only)")] = True,
+    models: Annotated[
+        bool, typer.Option(help="train a quick demo model per family without a champion (first time: 20-50 s)")
+    ] = True,
     as_json: JsonOpt = False,
 ) -> None:
-    """Prepare the demo tenant (every module, synthetic C22 data) and print a new admin API key for it."""
+    """Prepare the demo tenant (every module, synthetic C22 data, one trained model per prediction endpoint) and
+    print a new admin API key for it."""
     db = database()
     t = tenancy.ensure_tenant(db, tenant, ksic, "SFAI demo factory (injection moulding)")
     if data:
@@ -282,9 +286,24 @@ def demo(
     for m in tenancy.MODULES:
         if m not in active:
             tenancy.subscribe(db, t.name, m, plan="enterprise")
+    trained = []
+    if models:  # before the key is made, so that the training lines do not push it out of sight
+        from models.demo import TrainingUnavailable, train_demo_models
+
+        try:
+            trained = train_demo_models(settings(), db, t.name, progress=not as_json)
+        except TrainingUnavailable as e:
+            info(f"note: no demo models: {e}; the prediction endpoints answer 404 until a model is trained")
     new = tenancy.create_api_key(db, settings().secret_key, t.name, "admin", "demo-admin")
     if as_json:
-        emit_json({"tenant": t.name, "api_key": new.token, "key_id": new.info.key_id})
+        emit_json(
+            {
+                "tenant": t.name,
+                "api_key": new.token,
+                "key_id": new.info.key_id,
+                "models_trained": [{"name": m.name, "version": m.version} for m in trained],
+            }
+        )
         return
     typer.echo(new.token)
     info(f"demo tenant '{t.name}' ({t.ksic_code} {t.ksic_name_en}) subscribed to {', '.join(tenancy.MODULES)}")

@@ -181,3 +181,23 @@ def test_predict_does_not_import_torch(trained, series_csv):
         "assert len(out) == 2 * 96; assert 'torch' not in sys.modules, 'torch imported'"
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT, timeout=120)
+
+
+def test_api_score_forecasts_the_day_after_its_history(trained, series_csv):
+    """The API sends history up to now and wants tomorrow: ``score`` adds the origin right after the rows, and
+    that forecast equals the one made when later rows exist (nothing after an origin is read)."""
+    from models.energy.predict import predict, score
+    from serving.runtime import OnnxModel
+
+    model = OnnxModel(trained[0])
+    rows = pd.read_csv(series_csv)
+    history = rows.head(44 * 96)  # ends with the row that closes 13 February (stamped 14 February 00:00)
+    out = score(model, history, start="2018-02-12")
+    assert out.origin.unique().tolist() == ["2018-02-12 00:00:00", "2018-02-13 00:00:00", "2018-02-14 00:00:00"]
+    assert {"co2_p50"} <= set(out.columns) and out.co2_p50.notna().all()
+    later = predict(model, series_csv, "steel-energy", start="2018-02-14")
+    tomorrow = out[out.origin == "2018-02-14 00:00:00"].reset_index(drop=True)
+    want = later[later.origin == "2018-02-14 00:00:00"].reset_index(drop=True)
+    pd.testing.assert_frame_equal(tomorrow[later.columns], want)
+    with pytest.raises(InvalidInput, match="after the last row"):
+        score(model, history, start="2018-02-16")

@@ -1,0 +1,178 @@
+"""Batch scoring for data scientists: ``sfai predict`` on files of any size, through the same ONNX runtime
+the API serves from.
+
+- **Row-wise families** (``failure``, ``defect``: each row is scored on its own) stream the CSV in chunks of
+  ``chunk_rows``: memory stays bounded by one chunk, whatever the file's size. With ``SFAI_RAY_ADDRESS`` set
+  (or ``use_ray=True``), the chunks run on Ray Data instead: each Ray worker loads the model once (the ONNX
+  bytes travel through the object store, so workers need no shared disk) and the driver writes the rows back in order.
+- **Series families** (``rul``, ``energy``: a prediction needs a unit's or the plant's whole history) read
+  the file at once, as before.
+
+The output is written to ``OUT.part`` and renamed when complete: a failed run leaves no half-written file.
+An error in a chunk names the row of the file, not of the chunk.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pandas as pd
+
+from serving.errors import InvalidInput
+from serving.runtime import OnnxModel
+
+ROW_ID = {"failure": "UDI", "defect": "row_id"}  # row-wise families and the id column of their output
+CHUNK_ROWS = 100_000
+
+
+def score_file(
+    family: str,
+    model_dir: Path,
+    input_path: Path,
+    dataset: str,
+    output: Path,
+    *,
+    options: dict | None = None,
+    threads: int = 1,
+    chunk_rows: int = CHUNK_ROWS,
+    use_ray: bool | None = None,
+    progress: bool = False,
+) -> dict:
+    """Score ``input_path`` with the model in ``model_dir`` into ``output`` (CSV); returns a small report."""
+    from models.families import get_family
+
+    fam = get_family(family)
+    options = dict(options or {})
+    if use_ray is None:
+        use_ray = bool(os.environ.get("SFAI_RAY_ADDRESS"))
+    output.parent.mkdir(parents=True, exist_ok=True)
+    tmp = output.with_name(output.name + ".part")
+    engine = "local"
+    try:
+        if family not in ROW_ID:
+            frame = fam.load("predict").predict(OnnxModel(model_dir, threads=threads), input_path, dataset, **options)
+            frame.to_csv(tmp, index=False)
+            rows, chunks = len(frame), 1
+        else:
+            id_col = ROW_ID[family]
+            has_ids = id_col in _header(input_path)
+            if family == "defect" and not has_ids:
+                raise InvalidInput(f"input lacks the column {id_col!r}")
+            if use_ray and has_ids:
+                batches, engine = _ray_batches(family, model_dir, input_path, chunk_rows), "ray"
+            else:
+                batches = _local_batches(family, OnnxModel(model_dir, threads=threads), input_path, chunk_rows, id_col)
+            rows = chunks = 0
+            for out in _progress(batches, progress):
+                out.to_csv(tmp, index=False, header=chunks == 0, mode="w" if chunks == 0 else "a")
+                rows += len(out)
+                chunks += 1
+            if chunks == 0:
+                raise InvalidInput(f"{input_path.name}: no rows to score")
+        os.replace(tmp, output)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+    return {"rows": rows, "chunks": chunks, "engine": engine}
+
+
+def _header(path: Path) -> list[str]:
+    try:
+        return list(pd.read_csv(path, nrows=0).columns)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
+        raise InvalidInput(f"{path.name}: not a readable CSV ({str(e).splitlines()[0]})") from None
+
+
+def _chunks(path: Path, chunk_rows: int) -> Iterator[tuple[int, pd.DataFrame]]:
+    """(offset of the chunk's first row, chunk)."""
+    offset = 0
+    try:
+        for chunk in pd.read_csv(path, chunksize=chunk_rows, low_memory=False):
+            yield offset, chunk
+            offset += len(chunk)
+    except (pd.errors.ParserError, UnicodeDecodeError) as e:
+        raise InvalidInput(f"{path.name}: not a readable CSV ({str(e).splitlines()[0]})") from None
+
+
+def _file_rows(message: str, offset: int) -> str:
+    """A chunk's error message with its row numbers turned into the file's."""
+    return re.sub(r"\brow (\d+)", lambda m: f"row {int(m.group(1)) + offset}", message)
+
+
+def _local_batches(family: str, model: OnnxModel, path: Path, chunk_rows: int, id_col: str) -> Iterator[pd.DataFrame]:
+    from serving.predictions import scorer
+
+    score = scorer(family)
+    for offset, chunk in _chunks(path, chunk_rows):
+        if id_col not in chunk.columns:  # ids 1..n over the whole file, as a single read would number them
+            chunk = chunk.assign(**{id_col: range(offset + 1, offset + len(chunk) + 1)})
+        try:
+            yield score(model, chunk)
+        except InvalidInput as e:
+            raise InvalidInput(_file_rows(str(e), offset)) from None
+
+
+_WORKER_MODELS: dict[str, OnnxModel] = {}  # per Ray worker process: models loaded from bytes, by checksum
+
+
+def _ray_score(batch: pd.DataFrame, family: str, onnx_ref, manifest: str) -> pd.DataFrame:  # noqa: ANN001
+    """One Ray Data batch: the model is loaded once per worker process (tasks reuse their workers), then the
+    batch is scored with the family's code. Plain tasks, not an actor pool: on a one-CPU cluster an actor would
+    hold the only CPU the file's read tasks need."""
+    from serving.predictions import scorer
+
+    key = json.loads(manifest).get("onnx_sha256") or str(onnx_ref)
+    model = _WORKER_MODELS.get(key)
+    if model is None:
+        import ray
+
+        onnx_bytes = ray.get(onnx_ref)  # fetched from the object store once per worker
+        folder = Path(tempfile.mkdtemp(prefix="sfai-batch-model-"))
+        (folder / "model.onnx").write_bytes(onnx_bytes)
+        (folder / "manifest.json").write_text(manifest)
+        model = _WORKER_MODELS[key] = OnnxModel(folder)  # the manifest's checksum is verified here too
+    return scorer(family)(model, batch)
+
+
+def _ray_batches(family: str, model_dir: Path, path: Path, chunk_rows: int) -> Iterator[pd.DataFrame]:
+    import ray
+
+    from pipelines.runner import ray_init
+
+    ray_init()
+    ctx = ray.data.DataContext.get_current()
+    ctx.execution_options.preserve_order = True  # the output keeps the input's row order
+    ds = ray.data.read_csv(str(path.resolve()))
+    model = ray.put((model_dir / "model.onnx").read_bytes())  # once in the object store, not once per task
+    scored = ds.map_batches(
+        _ray_score,
+        fn_args=(family, model, (model_dir / "manifest.json").read_text()),
+        batch_format="pandas",
+        batch_size=chunk_rows,
+    )
+    try:
+        yield from scored.iter_batches(batch_format="pandas", batch_size=None)
+    except Exception as e:  # Ray wraps the worker's error: surface SFAI's one-line message where it is one
+        cause = e
+        while cause is not None and not isinstance(cause, InvalidInput):
+            cause = cause.__cause__ or getattr(cause, "cause", None)
+        if cause is not None:
+            raise InvalidInput(str(cause)) from None
+        raise
+
+
+def _progress(batches: Iterator[pd.DataFrame], enabled: bool) -> Iterator[pd.DataFrame]:
+    import sys
+
+    from tqdm import tqdm
+
+    with tqdm(desc="scoring", unit="rows", file=sys.stderr, disable=not enabled, leave=False) as bar:
+        for b in batches:
+            bar.update(len(b))
+            yield b

@@ -1,0 +1,86 @@
+"""Batch scoring (``sfai predict`` on big files): chunked streaming gives the same rows as one read, errors name
+the file's row, a failed run leaves no output, and Ray Data gives the same answers as the local stream."""
+
+import os
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from models.tracking import Tracker
+from serving.batch import score_file
+from serving.errors import InvalidInput
+from serving.runtime import OnnxModel
+from tests.conftest import ON_CI
+
+SHARED = Path(os.environ.get("SFAI_SHARED", Path(__file__).resolve().parents[3] / "shared"))
+AI4I = SHARED / "datasets" / "ai4i2020" / "ai4i2020_train.csv"
+LABELS = ["Machine failure", "TWF", "HDF", "PWF", "OSF", "RNF"]
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    if not AI4I.exists():
+        if ON_CI:
+            pytest.fail(f"{AI4I} missing on CI")
+        print(f"\nSKIP: {AI4I} not found (set SFAI_SHARED)")
+        pytest.skip(f"{AI4I} not found")
+    from models.failure.train import train
+    from serving.settings import Settings
+
+    base = tmp_path_factory.mktemp("batch")
+    sample = base / "train.csv"
+    pd.read_csv(AI4I).sample(2000, random_state=1).to_csv(sample, index=False)
+    with Tracker(Settings(home=base, environment="test"), "t", enabled=False) as t:
+        train(sample, "ai4i", base / "m", config={"folds": 2, "epochs": 2}, tracker=t)
+    return base / "m"
+
+
+@pytest.fixture()
+def rows_without_ids(tmp_path):
+    path = tmp_path / "rows.csv"
+    pd.read_csv(AI4I).head(2500).drop(columns=[*LABELS, "UDI"]).to_csv(path, index=False)
+    return path
+
+
+def test_chunks_match_one_read(model_dir, rows_without_ids, tmp_path):
+    from models.failure.predict import predict
+
+    out = tmp_path / "out.csv"
+    rep = score_file("failure", model_dir, rows_without_ids, "ai4i", out, chunk_rows=700, use_ray=False)
+    assert (rep["rows"], rep["chunks"], rep["engine"]) == (2500, 4, "local")
+    whole = predict(OnnxModel(model_dir), rows_without_ids, "ai4i")
+    got = pd.read_csv(out)
+    assert got["UDI"].tolist() == list(range(1, 2501))  # numbered over the file, not restarted per chunk
+    pd.testing.assert_frame_equal(got, whole, check_dtype=False)
+
+
+def test_bad_row_is_named_by_its_file_row_and_nothing_is_written(model_dir, rows_without_ids, tmp_path):
+    df = pd.read_csv(rows_without_ids)
+    df["Torque [Nm]"] = df["Torque [Nm]"].astype(object)
+    df.loc[1500, "Torque [Nm]"] = "strong"
+    bad = tmp_path / "bad.csv"
+    df.to_csv(bad, index=False)
+    out = tmp_path / "out.csv"
+    with pytest.raises(InvalidInput, match="row 1501"):
+        score_file("failure", model_dir, bad, "ai4i", out, chunk_rows=700, use_ray=False)
+    assert not out.exists() and not out.with_name("out.csv.part").exists()
+
+
+def test_ray_data_matches_the_local_stream(model_dir, tmp_path, monkeypatch):
+    ray = pytest.importorskip("ray")
+    if not (ON_CI or os.environ.get("SFAI_TEST_RAY")):
+        print("\nSKIP: set SFAI_TEST_RAY=1 to start a local Ray for the Ray Data test")
+        pytest.skip("SFAI_TEST_RAY not set")
+    src = tmp_path / "rows.csv"
+    pd.read_csv(AI4I).head(3000).drop(columns=LABELS).to_csv(src, index=False)
+    local, on_ray = tmp_path / "local.csv", tmp_path / "ray.csv"
+    score_file("failure", model_dir, src, "ai4i", local, chunk_rows=1000, use_ray=False)
+    monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
+    ray.init(address="local", num_cpus=1, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+    try:
+        rep = score_file("failure", model_dir, src, "ai4i", on_ray, chunk_rows=1000, use_ray=True)
+    finally:
+        ray.shutdown()
+    assert rep["engine"] == "ray" and rep["rows"] == 3000
+    pd.testing.assert_frame_equal(pd.read_csv(on_ray), pd.read_csv(local), check_dtype=False)
