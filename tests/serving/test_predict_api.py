@@ -171,3 +171,63 @@ def pa_stream(df):
     with pa.ipc.new_stream(sink, table.schema) as w:
         w.write_table(table)
     return sink.getvalue().to_pybytes()
+
+
+def test_hot_swap_under_load_loses_no_request(app, db, settings, exported):
+    """A real server on loopback, four clients predicting without pause while the champion moves back and forth:
+    every request answers 200 with a registered version, both versions serve, none is dropped."""
+    import socket
+    import threading
+    import time
+
+    import httpx
+    import uvicorn
+
+    acme = make_tenant(db, PEPPER, "acme", modules=("maintenance",))
+    reg = ModelRegistry(db, settings.home, "acme")
+    reg.register("failure", "maintenance", exported[0])
+    reg.register("failure", "maintenance", exported[1])
+    app.state.platform.models.ttl_s = 0.05  # re-resolve the alias almost at once, so swaps happen under load
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert time.monotonic() < deadline and thread.is_alive(), "test server did not start"
+        time.sleep(0.05)
+    stop = threading.Event()
+    results: list[tuple[int, int | None]] = []
+    lock = threading.Lock()
+
+    def hammer() -> None:
+        with httpx.Client(base_url=base, headers=bearer(acme.mes), timeout=30) as c:
+            while not stop.is_set():
+                try:
+                    r = c.post("/v1/maintenance/failure/predict", json={"records": rows(2)})
+                    got = (r.status_code, r.json().get("version"))
+                except httpx.HTTPError as e:  # a dropped connection is a lost request
+                    got = (0, repr(e))
+                with lock:
+                    results.append(got)
+
+    clients = [threading.Thread(target=hammer) for _ in range(4)]
+    try:
+        for t in clients:
+            t.start()
+        for i in range(12):  # six promotions and six rollbacks
+            time.sleep(0.25)
+            reg.promote("failure") if i % 2 == 0 else reg.rollback("failure")
+        time.sleep(0.25)
+    finally:
+        stop.set()
+        for t in clients:
+            t.join(30)
+        server.should_exit = True
+        thread.join(30)
+    assert len(results) > 50
+    assert all(status == 200 for status, _ in results), [r for r in results if r[0] != 200][:5]
+    assert {v for _, v in results} == {1, 2}
