@@ -30,6 +30,8 @@ class DefectConfig:
     test_fraction: float = 0.2
     top_k: int = 5  # contributing measurements reported by ``explain``
     seed: int = 0
+    drift_prior: bool = True  # combine with the line's recent failure rate when the file has test times
+    drift_window: int = 50  # labelled wafers before the scored one (50 and 100 ranked best alone)
     threads: int = 1  # torch threads: a second one measured 3-7x slower on the shared 2-core machine
 
     @classmethod

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from models.defect import drift as D
 from models.defect import features as F
 from serving.runtime import OnnxModel
 
@@ -18,9 +19,13 @@ COLUMNS = ["row_id", "defect_probability", "defect_predicted"]
 
 
 def _zprob(model: OnnxModel, df: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-    """(robust z-scores, defect probabilities) for rows already read."""
+    """(robust z-scores, defect probabilities) for rows already read; with the model's drift prior, the
+    probability combines the network's with the line's recent failure rate before each wafer (``drift.py``)."""
     z = F.transform(df, model.manifest["feature_stats"])
     prob = model.run({"x": z})["y"][:, 0] if len(z) else np.zeros(0, dtype=np.float32)
+    drift = model.manifest.get("drift")
+    if drift and len(z):
+        prob = D.combine(drift["coef"], prob, D.recent_rate(drift, D.stamps(df), len(z)))
     return z, prob
 
 

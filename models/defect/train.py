@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from models.defect import drift as D
 from models.defect import features as F
 from models.defect.config import DefectConfig
 from models.defect.metrics import average_precision, balanced_accuracy, best_threshold, calibration_bins, roc_auc
@@ -65,14 +66,37 @@ def probabilities(fitted: Fitted, df: pd.DataFrame) -> np.ndarray:
 
 def validate(df: pd.DataFrame, y: np.ndarray, cfg: DefectConfig) -> dict:
     """Repeated stratified splits: per-split AUC/AP, one threshold chosen on the pooled validation scores,
-    balanced accuracy at that threshold, and an honest nested variant (threshold from the other splits)."""
+    balanced accuracy at that threshold, and an honest nested variant (threshold from the other splits).
+
+    With test times in the file (and ``drift_prior``), each split's validation wafers also get the recent
+    failure rate of that split's training wafers before them (``drift.py``); the combiner of model and rate is
+    judged nested (fitted on the other splits) and kept only if it raises the mean validation AUC."""
     rng = np.random.default_rng(cfg.seed)
-    splits, scores = [], []
+    times = D.stamps(df) if cfg.drift_prior else None
+    splits, scores, rates = [], [], []
     for r in range(cfg.n_splits):
         tr, te = stratified_split(y, cfg.test_fraction, rng)
         fitted = fit_one(df.iloc[tr], y[tr], cfg, seed=cfg.seed + r)
         splits.append(te)
         scores.append(probabilities(fitted, df.iloc[te]))
+        if times is not None:
+            rates.append(D.recent_rate(D.history(times[tr], y[tr], cfg.drift_window), times[te], len(te)))
+    out = {"val_roc_auc_model": float(np.mean([roc_auc(y[te], p) for te, p in zip(splits, scores, strict=True)]))}
+    coef = None
+    if times is not None and len(splits) > 1:
+        nested_scores = []
+        for i in range(len(splits)):
+            o = [j for j in range(len(splits)) if j != i]
+            c = D.fit_combiner(np.concatenate([scores[j] for j in o]), np.concatenate([rates[j] for j in o]),
+                               np.concatenate([y[splits[j]] for j in o]))
+            nested_scores.append(D.combine(c, scores[i], rates[i]))
+        auc_drift = float(np.mean([roc_auc(y[te], p) for te, p in zip(splits, nested_scores, strict=True)]))
+        out["val_roc_auc_with_drift"] = auc_drift
+        if auc_drift > out["val_roc_auc_model"]:
+            y_val = np.concatenate([y[te] for te in splits])
+            coef = D.fit_combiner(np.concatenate(scores), np.concatenate(rates), y_val)
+            scores = nested_scores  # everything below is measured on the nested combined scores
+    out["drift_coef"] = coef
     y_all, p_all = np.concatenate([y[te] for te in splits]), np.concatenate(scores)
     threshold = best_threshold(y_all, p_all)
     auc = [roc_auc(y[te], p) for te, p in zip(splits, scores, strict=True)]
@@ -86,6 +110,7 @@ def validate(df: pd.DataFrame, y: np.ndarray, cfg: DefectConfig) -> dict:
             t = best_threshold(y_o, np.concatenate([scores[j] for j in others]))
             nested.append(balanced_accuracy(y[te], p >= t))
     return {
+        **out,
         "threshold": threshold,
         "val_roc_auc": float(np.mean(auc)),
         "val_roc_auc_sd": float(np.std(auc)),
@@ -135,6 +160,8 @@ def train(input_path: Path, dataset: str, out_dir: Path, *, config: dict, tracke
     # that is the decision the class-weighted loss aims at
     val = validate(df, y, cfg) if cfg.n_splits > 0 else {"threshold": float(y.mean()), "_calibration": []}
     calibration = val.pop("_calibration")
+    coef = val.pop("drift_coef", None)
+    times = D.stamps(df) if coef is not None else None
 
     def log_epoch(row: dict) -> None:
         tracker.log_metrics({k: v for k, v in row.items() if k != "epoch"}, step=row["epoch"])
@@ -168,6 +195,8 @@ def train(input_path: Path, dataset: str, out_dir: Path, *, config: dict, tracke
         "metrics": metrics,
         "calibration": calibration,
     }
+    if coef is not None:  # the recent failure rate of the training wafers before each scored wafer, and how to use it
+        manifest["drift"] = {**D.history(times, y, cfg.drift_window), "coef": coef}
     export(final.model, z[:16], Path(out_dir), manifest)
     tracker.log_dict({"feature_stats": final.stats, "calibration": calibration, "data_hash": dhash},
                      "defect_features.json")

@@ -172,3 +172,40 @@ def test_cli_train_then_predict(subset, tmp_path):
     done = subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert pd.read_csv(out).columns.tolist() == ["row_id", "defect_probability", "defect_predicted"]
+
+
+def test_recent_failure_rate_reads_only_earlier_wafers():
+    from models.defect import drift as D
+
+    times = np.arange(10, dtype=float) * 60.0
+    y = np.array([1, 1, 0, 0, 0, 0, 0, 0, 1, 1])
+    hist = D.history(times, y, window=4)
+    # a wafer at 4.5 min sees wafers 1-4 (labels 1, 0, 0, 0), never its own or later ones
+    got = D.recent_rate(hist, np.array([4.5 * 60, 0.0, np.nan]), 3)
+    prior = hist["prior"]
+    assert np.isclose(got[0], (1 + D.PSEUDO * prior) / (4 + D.PSEUDO))
+    assert np.isclose(got[1], prior) and np.isclose(got[2], prior)  # nothing earlier / no time: the overall rate
+    changed = D.history(times, np.r_[y[:5], y[5:][::-1]], window=4)  # later labels differ (same overall rate)
+    assert np.isclose(D.recent_rate(changed, np.array([4.5 * 60]), 1)[0], got[0])
+
+
+def test_combiner_learns_the_weight_of_each_input():
+    from models.defect import drift as D
+
+    rng = np.random.default_rng(0)
+    rate = rng.uniform(0.01, 0.3, 4000)
+    model_p = rng.uniform(0.01, 0.99, 4000)
+    y = (rng.uniform(size=4000) < rate).astype(int)  # outcomes follow the rate, not the model
+    a, b, _ = D.fit_combiner(model_p, rate, y)
+    assert abs(a) < 0.15 and b > 0.7
+    p = D.combine([a, b, _], model_p, rate)
+    assert p.shape == (4000,) and ((p > 0) & (p < 1)).all()
+
+
+def test_stamps_read_the_secom_format_and_iso():
+    from models.defect import drift as D
+
+    df = pd.DataFrame({"timestamp": ["19/07/2008 11:55:00", "2008-07-19T12:55:00", "soon"]})
+    t = D.stamps(df)
+    assert t[1] - t[0] == 3600 and np.isnan(t[2])
+    assert D.stamps(pd.DataFrame({"x": [1]})) is None
