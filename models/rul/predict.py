@@ -11,11 +11,36 @@ import numpy as np
 import pandas as pd
 
 from models.rul import data as D
+from serving.errors import InvalidInput
 from serving.runtime import OnnxModel
 
 
+def checked(df: pd.DataFrame, prep: dict) -> pd.DataFrame:
+    """The columns the model reads, numeric, in (unit, cycle) order: rows may come in any order (API records);
+    a missing or non-numeric column, or a unit repeating a cycle, is an error naming it."""
+    need = ["unit", "cycle", *D.SETTINGS, *prep["sensors"]]
+    missing = [c for c in need if c not in df.columns]
+    if missing:
+        raise InvalidInput(f"missing feature column {missing[0]!r} (needs {', '.join(need)})")
+    out = pd.DataFrame(index=df.index)
+    for c in need:
+        values = pd.to_numeric(df[c], errors="coerce")
+        bad = values.isna().to_numpy() | ~np.isfinite(values.to_numpy(dtype=float, na_value=np.nan))
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            raise InvalidInput(f"column {c!r} row {i + 1}: expected a number, got {df[c].iloc[i]!r}")
+        out[c] = values.astype(float)
+    out["unit"], out["cycle"] = out["unit"].astype(int), out["cycle"].astype(int)
+    out = out.sort_values(["unit", "cycle"], kind="mergesort").reset_index(drop=True)
+    dup = out.duplicated(["unit", "cycle"])
+    if dup.any():
+        u, c = out.loc[dup.idxmax(), ["unit", "cycle"]]
+        raise InvalidInput(f"unit {u} has cycle {c} more than once")
+    return out
+
+
 def score(model: OnnxModel, df: pd.DataFrame, *, batch: int = 1024) -> pd.DataFrame:
-    units, windows = D.last_windows(df, model.manifest["prep"])
+    units, windows = D.last_windows(checked(df, model.manifest["prep"]), model.manifest["prep"])
     out = [model.run({"x": windows[i : i + batch]})["y"] for i in range(0, len(windows), batch)]
     rul = np.concatenate(out) if out else np.zeros(0)
     return pd.DataFrame({"unit": units.astype(int), "rul": np.round(rul.astype(float), 3)})

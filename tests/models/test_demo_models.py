@@ -100,25 +100,23 @@ def test_unknown_model_name_is_404(demo, family):
     assert r.status_code == 200, r.text
 
 
-@pytest.mark.parametrize(
-    "family",
-    [
-        "failure",
-        pytest.param(
-            "rul",
-            marks=pytest.mark.xfail(
-                strict=True, reason="models/rul/predict.score does not check its columns: a missing one is a 500"
-            ),
-        ),
-        "defect",
-        "energy",
-    ],
-)
+@pytest.mark.parametrize("family", ["failure", "rul", "defect", "energy"])
 def test_missing_feature_is_422_naming_it(demo, family):
     body = records(demo, family)
     body["records"] = [{k: v for k, v in r.items() if k != REQUIRED[family]} for r in body["records"]]
     r = demo["client"].post(URLS[family], json=body, headers=bearer(demo["keys"].mes))
     assert r.status_code == 422 and REQUIRED[family] in r.json()["error"]["message"], r.text
+
+
+def test_rul_records_in_any_order_score_like_sorted_ones(demo):
+    body = records(demo, "rul")
+    h = bearer(demo["keys"].mes)
+    sorted_answer = demo["client"].post(URLS["rul"], json=body, headers=h).json()["predictions"]
+    shuffled = {**body, "records": body["records"][::-1]}
+    assert demo["client"].post(URLS["rul"], json=shuffled, headers=h).json()["predictions"] == sorted_answer
+    twice = {**body, "records": body["records"] + body["records"][:1]}
+    r = demo["client"].post(URLS["rul"], json=twice, headers=h)
+    assert r.status_code == 422 and "more than once" in r.json()["error"]["message"]
 
 
 def test_without_the_training_extra_the_error_says_what_to_install(demo, monkeypatch):
