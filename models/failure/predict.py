@@ -38,13 +38,12 @@ def _score(model: OnnxModel, raw: F.Raw, ids: np.ndarray | list, explain: bool, 
         modes = np.asarray(model.manifest.get("outputs_meaning", ["failure", *F.MODES])[1:])
         out["failure_mode"] = np.where(predicted, modes[np.argmax(probs[:, 1:], axis=1)], "").tolist()
         baseline = model.manifest.get("explain_baseline", {})
-        masked = []  # every column replaced in turn, scored in one ONNX run
-        for c in F.RAW:
-            m = dict(raw)
-            fill = "L" if c == F.TYPE else baseline.get(c, float(np.median(raw[c])))
-            m[c] = np.full(len(probs), fill, dtype=object if c == F.TYPE else float)
-            masked.append(F.scale(F.engineer_arrays(m), model.manifest["normalisation"]))
-        occluded = model.run({"x": np.concatenate(masked)})["y"][:, 0].reshape(len(F.RAW), len(probs))
+        n, k = len(probs), len(F.RAW)
+        masked = {c: np.tile(np.asarray(raw[c]), k) for c in F.RAW}  # k copies, column j replaced in copy j
+        for j, c in enumerate(F.RAW):
+            masked[c][j * n : (j + 1) * n] = "L" if c == F.TYPE else baseline.get(c, float(np.median(raw[c])))
+        x = F.scale(F.engineer_arrays(masked), model.manifest["normalisation"])
+        occluded = model.run({"x": x})["y"][:, 0].reshape(k, n)  # one ONNX run for every occlusion
         order = np.argsort(-(probs[:, 0][None, :] - occluded).T, axis=1, kind="stable")[:, :top]
         out["top_features"] = [";".join(F.RAW[j] for j in row) for row in order]
     return out
