@@ -41,7 +41,11 @@ def _score(model: OnnxModel, raw: F.Raw, ids: np.ndarray | list, explain: bool, 
         n, k = len(probs), len(F.RAW)
         masked = {c: np.tile(np.asarray(raw[c]), k) for c in F.RAW}  # k copies, column j replaced in copy j
         for j, c in enumerate(F.RAW):
-            masked[c][j * n : (j + 1) * n] = "L" if c == F.TYPE else baseline.get(c, float(np.median(raw[c])))
+            if c == F.TYPE:
+                fill = "L"
+            else:  # the training median from the manifest (this batch's median only for older manifests)
+                fill = baseline[c] if c in baseline else float(np.median(raw[c]))
+            masked[c][j * n : (j + 1) * n] = fill
         x = F.scale(F.engineer_arrays(masked), model.manifest["normalisation"])
         occluded = model.run({"x": x})["y"][:, 0].reshape(k, n)  # one ONNX run for every occlusion
         order = np.argsort(-(probs[:, 0][None, :] - occluded).T, axis=1, kind="stable")[:, :top]
