@@ -9,12 +9,14 @@ from pathlib import Path
 
 from fastapi import FastAPI
 from fastapi.responses import FileResponse
+from fastapi.staticfiles import StaticFiles
 
 from serving.db import Database
 from serving.handlers import install_error_handlers
 from serving.middleware import PlatformMiddleware
 from serving.platform import Platform
 from serving.routers import admin, energy, health, industries, ingest, maintenance, quality, scheduling, usage
+from serving.routers import console as console_api
 from serving.settings import Settings, get_settings
 
 STATIC = Path(__file__).with_name("static")
@@ -60,12 +62,15 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
     app.state.platform = platform
     platform.start()  # also started here so that a TestClient without a context manager works
     install_error_handlers(app)
-    for r in (health, industries, admin, usage, ingest, quality, maintenance, energy, scheduling):
+    for r in (health, industries, admin, usage, ingest, quality, maintenance, energy, scheduling, console_api):
         app.include_router(r.router)
 
     @app.get("/", include_in_schema=False)
     async def console() -> FileResponse:
-        return FileResponse(STATIC / "index.html", media_type="text/html")
+        return FileResponse(STATIC / "index.html", media_type="text/html", headers={"cache-control": "no-cache"})
+
+    # the web console's scripts, styles and sample plan (shipped in the package; no outside hosts)
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
     app.add_middleware(PlatformMiddleware, platform=platform)
     return app

@@ -1,0 +1,160 @@
+"""What the web console needs beyond the public API: sample request bodies for the factory dashboard.
+
+``GET /v1/console/samples`` answers, for each prediction endpoint, a small JSON body the dashboard can send
+as it is: rows of the caller's own demo training files (``$SFAI_HOME/demo/<tenant>/``, written by
+``sfai demo``) where they exist, else a few built-in rows. The energy body holds nine days of 15-minute meter
+readings, so that the first forecast (the eighth midnight) can be drawn against the actual readings, which the
+answer adds under ``actuals``. Any role may call it; a tenant only ever sees its own files.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from fastapi import APIRouter, Depends
+from starlette.concurrency import run_in_threadpool
+
+from serving.deps import CallerDep, PlatformDep, authenticate
+
+router = APIRouter(prefix="/v1/console", tags=["tenant"], dependencies=[Depends(authenticate)])
+
+ENDPOINTS = {
+    "failure": ("maintenance", "/v1/maintenance/failure/predict"),
+    "rul": ("maintenance", "/v1/maintenance/rul/predict"),
+    "defect": ("quality", "/v1/quality/defect/predict"),
+    "energy": ("energy", "/v1/energy/forecast"),
+}
+FAILURE_ROWS = 8
+DEFECT_ROWS = 8
+RUL_UNITS = 4
+ENERGY_DAYS = 9
+
+_FAILURE_DROP = ("Machine failure", "TWF", "HDF", "PWF", "OSF", "RNF")
+_RUL_SENSORS = (2, 3, 4, 7, 8, 9, 11, 12, 13, 14, 15, 17, 20, 21)
+_RUL_BASE = {2: 642.5, 3: 1590.0, 4: 1408.0, 7: 553.4, 8: 2388.05, 9: 9060.0, 11: 47.45, 12: 521.5,
+             13: 2388.06, 14: 8140.0, 15: 8.43, 17: 392.5, 20: 38.82, 21: 23.29}
+_RUL_DRIFT = {2: 0.004, 3: 0.12, 4: 0.2, 7: -0.01, 8: 0.0015, 9: 0.08, 11: 0.005, 12: -0.008,
+              13: 0.0015, 14: 0.06, 15: 0.0008, 17: 0.03, 20: -0.003, 21: -0.002}
+
+
+def _builtin_failure() -> list[dict]:
+    rows = []
+    for i in range(FAILURE_ROWS):
+        wear = (i * 31) % 240
+        torque = 35.0 + (i * 7) % 30
+        rows.append({"UDI": i + 1, "Product ID": f"IMM-{i + 1:02d}", "Type": "LMH"[i % 3],
+                     "Air temperature [K]": round(298.0 + (i % 5) * 0.9, 1),
+                     "Process temperature [K]": round(308.5 + (i % 4) * 0.6, 1),
+                     "Rotational speed [rpm]": 1300 + (i * 97) % 500, "Torque [Nm]": round(torque, 1),
+                     "Tool wear [min]": wear})
+    return rows
+
+
+def _builtin_defect() -> list[dict]:
+    rows = []
+    for i in range(DEFECT_ROWS):
+        d = (i % 4) - 1.5
+        rows.append({"row_id": f"imm-{i % 3 + 1:02d}-{4700 + i}", "f001": round(231.0 + d, 1),
+                     "f002": round(60.0 - d * 0.4, 1), "f003": round(905.0 + d * 40, 1),
+                     "f004": round(600.0 - d * 30, 1), "f005": round(1.2 + d * 0.05, 2),
+                     "f006": round(16.5 + d * 1.2, 1), "f007": round(30.0 + d * 2, 1),
+                     "f008": round(120.0 + d, 1), "f009": round(85.0 + d * 4, 1)})
+    return rows
+
+
+def _builtin_rul() -> list[dict]:
+    rows = []
+    for unit in range(1, RUL_UNITS + 1):
+        age = 20 + unit * 45  # older units drift further
+        for k in range(5):
+            cycle = age + k
+            rec = {"unit": unit, "cycle": cycle, "op_setting_1": 0.0, "op_setting_2": 0.0, "op_setting_3": 100.0}
+            for s in _RUL_SENSORS:
+                rec[f"sensor_{s}"] = round(_RUL_BASE[s] + _RUL_DRIFT[s] * cycle, 4)
+            rows.append(rec)
+    return rows
+
+
+def _builtin_energy() -> list[dict]:
+    start = datetime(2026, 3, 2)
+    rows = []
+    for k in range(1, ENERGY_DAYS * 96 + 1):
+        t = start + timedelta(minutes=15 * k)
+        hour = (t.hour + t.minute / 60.0) % 24
+        working = t.weekday() < 5
+        shape = max(0.0, math.sin(math.pi * (hour - 6) / 14)) if 6 <= hour <= 20 else 0.0
+        kwh = 8.0 + (30.0 if working else 6.0) * shape + 1.5 * math.sin(k * 0.7)
+        rows.append({"date": t.strftime("%d/%m/%Y %H:%M"), "Usage_kWh": round(kwh, 3)})
+    return rows
+
+
+def _actuals(records: list[dict]) -> list[dict]:
+    """The last two days of meter readings as ISO stamps, for drawing against the forecast."""
+    out = []
+    for r in records[-(2 * 96 + 1):]:
+        try:
+            t = datetime.strptime(str(r["date"]), "%d/%m/%Y %H:%M")
+        except ValueError:
+            t = datetime.fromisoformat(str(r["date"]))
+        out.append({"timestamp": t.isoformat(sep=" "), "kwh": float(r["Usage_kWh"])})
+    return out
+
+
+def _from_demo(directory: Path, family: str) -> list[dict] | None:
+    """Rows of the tenant's demo training file for ``family`` (labels dropped), or None if it has none."""
+    import pandas as pd
+
+    from models.demo import FILES
+
+    path = directory / FILES[family]
+    if not path.is_file():
+        return None
+    if family == "failure":
+        frame = pd.read_csv(path).head(400)
+        # a spread of risks: the highest tool wear and the lowest, interleaved
+        frame = frame.sort_values("Tool wear [min]")
+        frame = pd.concat([frame.head(FAILURE_ROWS // 2), frame.tail(FAILURE_ROWS // 2)])
+        return frame.drop(columns=[c for c in _FAILURE_DROP if c in frame]).to_dict("records")
+    if family == "defect":
+        frame = pd.read_csv(path).tail(DEFECT_ROWS)
+        return frame.drop(columns=[c for c in ("label",) if c in frame]).to_dict("records")
+    if family == "rul":
+        from models.rul.data import read_cmapss
+
+        frame = read_cmapss(path)
+        frame = frame[frame["unit"] <= RUL_UNITS]
+        # each unit at a different age: its cycles up to a cut-off, of which the last five are sent
+        parts = [g[g["cycle"] <= 30 + unit * 40].tail(5) for unit, g in frame.groupby("unit")]
+        return pd.concat(parts).to_dict("records")
+    return pd.read_csv(path).head(ENERGY_DAYS * 96 + 1).to_dict("records")
+
+
+def build_samples(home: Path, tenant: str) -> dict:
+    directory = home / "demo" / tenant
+    builtin = {"failure": _builtin_failure, "rul": _builtin_rul, "defect": _builtin_defect, "energy": _builtin_energy}
+    out = {}
+    for family, (module, endpoint) in ENDPOINTS.items():
+        rows = None
+        try:
+            rows = _from_demo(directory, family)
+        except (OSError, ValueError, KeyError):
+            rows = None
+        source = "demo" if rows is not None else "builtin"
+        if rows is None:
+            rows = builtin[family]()
+        body: dict = {"records": rows}
+        entry = {"family": family, "module": module, "endpoint": endpoint, "source": source, "body": body}
+        if family == "energy":
+            body["horizon"] = 96
+            entry["actuals"] = _actuals(rows)
+        out[family] = entry
+    return out
+
+
+@router.get("/samples")
+async def read_samples(ctx: CallerDep, platform: PlatformDep) -> dict:
+    """Small request bodies for each prediction endpoint, from this tenant's demo files or built in."""
+    samples = await run_in_threadpool(build_samples, platform.settings.home, ctx.tenant)
+    return {"tenant": ctx.tenant, "samples": samples}

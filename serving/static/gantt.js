@@ -1,0 +1,282 @@
+// SFAI console: an SVG Gantt chart. Machines are rows; operations are bars coloured by job; setups, calendar
+// downtimes and maintenance windows are drawn; late jobs are outlined in red; pinned operations carry a pin.
+// Zoom (zoomBy, wheel) and pan (drag on the background); dragging a bar reports a new machine and start.
+// Presentation is in attributes, not CSS, so that the serialised SVG draws the same in a PNG export.
+"use strict";
+
+const SVGNS = "http://www.w3.org/2000/svg";
+const PALETTE = ["#4e79a7", "#f28e2b", "#59a14f", "#b07aa1", "#76b7b2", "#edc948", "#9c755f", "#ff9da7",
+  "#86bcb6", "#a0cbe8", "#8cd17d", "#d4a6c8", "#fabfd2", "#b6992d", "#499894", "#79706e"];
+
+function svgEl(tag, attrs, parent) {
+  const el = document.createElementNS(SVGNS, tag);
+  for (const [k, v] of Object.entries(attrs || {})) if (v !== undefined && v !== null) el.setAttribute(k, v);
+  if (parent) parent.appendChild(el);
+  return el;
+}
+
+function niceStep(minUnits) {
+  const steps = [1, 2, 5, 10, 15, 30, 60, 120, 240, 480, 720, 1440, 2880, 10080];
+  for (const s of steps) if (s >= minUnits) return s;
+  return Math.ceil(minUnits / 10080) * 10080;
+}
+
+let ganttSeq = 0;
+
+function createGantt(container, opts = {}) {
+  const uid = `g${++ganttSeq}`; // ids inside the SVG are document-wide: one set per chart
+  const o = { interactive: true, rowH: 38, barH: 24, labelW: 92, axisH: 26, onSelect: null, onPin: null, label: (k) => k, ...opts };
+  const st = { problem: null, result: null, t0: 0, scale: 1, width: 800, tMax: 100, selected: null };
+
+  function machines() {
+    const ids = (st.problem?.machines || []).map((m) => (typeof m === "string" ? m : m.id));
+    for (const r of st.result?.gantt || []) if (!ids.includes(r.machine)) ids.push(r.machine);
+    return ids;
+  }
+  function downtimes(mid) {
+    const m = (st.problem?.machines || []).find((x) => (typeof x === "string" ? x : x.id) === mid);
+    if (!m || typeof m === "string") return [];
+    return [...(m.calendar || []), ...(m.maintenance || []).map((w) => ({ ...w, kind: "maintenance" }))];
+  }
+  function opSpec(job, opId) {
+    const j = (st.problem?.jobs || []).find((x) => String(x.id) === String(job));
+    if (!j) return null;
+    return j.operations.find((op, i) => String(op.id ?? i) === String(opId)) || null;
+  }
+  function jobColour(job) {
+    const idx = (st.problem?.jobs || []).findIndex((x) => String(x.id) === String(job));
+    return PALETTE[(idx < 0 ? 0 : idx) % PALETTE.length];
+  }
+  const x = (tt) => o.labelW + (tt - st.t0) * st.scale;
+
+  function fit() {
+    st.width = Math.max(400, container.clientWidth || 800);
+    const rows = st.result?.gantt || [];
+    let tMax = 0;
+    for (const r of rows) tMax = Math.max(tMax, r.end);
+    for (const j of st.problem?.jobs || []) if (j.due != null) tMax = Math.max(tMax, j.due);
+    st.tMax = Math.max(10, tMax);
+    st.t0 = 0;
+    st.scale = (st.width - o.labelW - 16) / (st.tMax * 1.04);
+    draw();
+  }
+
+  function zoomBy(f, px) {
+    const cx = px ?? o.labelW + (st.width - o.labelW) / 2;
+    const tAt = st.t0 + (cx - o.labelW) / st.scale;
+    st.scale = Math.min(80, Math.max(0.01, st.scale * f));
+    st.t0 = tAt - (cx - o.labelW) / st.scale;
+    draw();
+  }
+
+  function draw() {
+    container.innerHTML = "";
+    if (!st.result) return;
+    const mids = machines();
+    const H = o.axisH + mids.length * o.rowH + 8;
+    const W = st.width;
+    const svg = svgEl("svg", { xmlns: SVGNS, width: W, height: H, viewBox: `0 0 ${W} ${H}`, "font-family": "system-ui, sans-serif", "font-size": 12, role: "img" });
+    svg.setAttribute("aria-label", o.label("planner.ganttLabel"));
+    const defs = svgEl("defs", {}, svg);
+    const hatch = (id, colour, bg) => {
+      const p = svgEl("pattern", { id, width: 6, height: 6, patternUnits: "userSpaceOnUse", patternTransform: "rotate(45)" }, defs);
+      svgEl("rect", { width: 6, height: 6, fill: bg }, p);
+      svgEl("line", { x1: 0, y1: 0, x2: 0, y2: 6, stroke: colour, "stroke-width": 2.5 }, p);
+    };
+    hatch(`${uid}-setup`, "#9aa5b1", "#eef1f4");
+    hatch(`${uid}-maint`, "#e07b00", "#fff1de");
+    const clip = svgEl("clipPath", { id: `${uid}-clip` }, defs);
+    svgEl("rect", { x: o.labelW, y: 0, width: W - o.labelW, height: H }, clip);
+
+    const bg = svgEl("rect", { x: 0, y: 0, width: W, height: H, fill: "#ffffff", class: "g-bg" }, svg);
+    bg.style.cursor = o.interactive ? "grab" : "default";
+    const plot = svgEl("g", { "clip-path": `url(#${uid}-clip)` }, svg);
+
+    // axis and grid
+    const step = niceStep(70 / st.scale);
+    const tStart = Math.floor(st.t0 / step) * step;
+    const tEnd = st.t0 + (W - o.labelW) / st.scale;
+    for (let tt = tStart; tt <= tEnd; tt += step) {
+      const xx = x(tt);
+      svgEl("line", { x1: xx, y1: o.axisH - 4, x2: xx, y2: H, stroke: "#eef1f4", "pointer-events": "none" }, plot);
+      const lab = svgEl("text", { x: xx + 3, y: o.axisH - 9, fill: "#5f6d7b", "font-size": 11, "pointer-events": "none" }, plot);
+      lab.textContent = String(tt);
+    }
+    // rows
+    mids.forEach((mid, i) => {
+      const y = o.axisH + i * o.rowH;
+      svgEl("line", { x1: 0, y1: y + o.rowH, x2: W, y2: y + o.rowH, stroke: "#e3e8ee", "pointer-events": "none" }, svg);
+      for (const d of downtimes(mid)) {
+        const maint = d.kind === "maintenance";
+        const r = svgEl("rect", { x: x(d.start), y: y + 2, width: Math.max(1, (d.end - d.start) * st.scale), height: o.rowH - 4,
+          fill: maint ? `url(#${uid}-maint)` : d.kind === "break" ? "#e4e7eb" : "#cfd5dc", class: `downtime ${d.kind}`, "pointer-events": "none" }, plot);
+        const tip = svgEl("title", {}, r);
+        tip.textContent = `${mid}: ${d.kind} ${d.start}–${d.end}`;
+      }
+    });
+    // due-date ticks of late jobs
+    const late = new Set((st.result.late_jobs || []).map((l) => String(l.job)));
+    // bars
+    const rows = st.result.gantt || [];
+    rows.forEach((r) => {
+      const i = mids.indexOf(r.machine);
+      const y = o.axisH + i * o.rowH + (o.rowH - o.barH) / 2;
+      if (r.job === null || r.job === undefined) { // a maintenance window from the failure-risk policy
+        const w = svgEl("rect", { x: x(r.start), y: y - 4, width: Math.max(1, (r.end - r.start) * st.scale), height: o.barH + 8,
+          fill: `url(#${uid}-maint)`, stroke: "#e07b00", class: "downtime maintenance", "pointer-events": "none" }, plot);
+        svgEl("title", {}, w).textContent = `${r.machine}: maintenance ${r.start}–${r.end}`;
+        return;
+      }
+      if (r.setup > 0) {
+        svgEl("rect", { x: x(r.start - r.setup), y: y + 3, width: r.setup * st.scale, height: o.barH - 6, fill: `url(#${uid}-setup)`,
+          stroke: "#9aa5b1", "stroke-width": 0.5, class: "setup", "pointer-events": "none" }, plot);
+      }
+      const spec = opSpec(r.job, r.operation);
+      const pinned = !!(spec && (spec.pinned || spec.started));
+      const isLate = r.late || late.has(String(r.job));
+      const g = svgEl("g", { class: `op${isLate ? " late" : ""}${pinned ? " pinned" : ""}`, "data-job": r.job, "data-op": r.operation,
+        "data-machine": r.machine, "data-start": r.start, "data-end": r.end, "data-late": isLate, "data-pinned": pinned }, plot);
+      if (o.interactive) {
+        g.setAttribute("tabindex", "0");
+        g.setAttribute("role", "button");
+        g.setAttribute("aria-label", `${r.job} ${r.operation} · ${r.machine} · ${r.start}–${r.end}${isLate ? " · " + o.label("legend.late") : ""}${pinned ? " · " + o.label("legend.pinned") : ""}`);
+        g.style.cursor = "move";
+      }
+      const sel = st.selected && st.selected.job === r.job && st.selected.operation === r.operation;
+      const w = Math.max(2, (r.end - r.start) * st.scale);
+      svgEl("rect", { class: "body", x: x(r.start), y, width: w, height: o.barH, rx: 3, fill: jobColour(r.job),
+        stroke: isLate ? "#d92d20" : sel ? "#14324f" : "#ffffff", "stroke-width": isLate ? 3 : sel ? 3 : 1 }, g);
+      if (pinned) {
+        const px = x(r.start) + 2;
+        svgEl("circle", { cx: px + 5, cy: y + 6, r: 4, fill: "#14324f", stroke: "#fff", "stroke-width": 1, class: "pin" }, g);
+        svgEl("line", { x1: px + 5, y1: y + 10, x2: px + 5, y2: y + o.barH - 3, stroke: "#14324f", "stroke-width": 2, class: "pin" }, g);
+      }
+      const label = `${r.job}${isLate ? " !" : ""}`;
+      if (w > label.length * 7 + (pinned ? 14 : 4)) {
+        const tx = svgEl("text", { x: x(r.start) + (pinned ? 14 : 4), y: y + o.barH / 2 + 4, fill: "#ffffff", "font-size": 11.5,
+          "font-weight": isLate ? 700 : 500, "pointer-events": "none" }, g);
+        tx.textContent = label;
+      }
+      svgEl("title", {}, g).textContent = `${r.job} / ${r.operation}: ${r.machine} ${r.start}–${r.end}` +
+        (r.setup ? ` (setup ${r.setup})` : "") + (isLate ? ` · ${o.label("legend.late")}` : "");
+      if (o.interactive) wireBar(g, r, svg, mids);
+    });
+    // machine labels on top, fixed
+    svgEl("rect", { x: 0, y: 0, width: o.labelW, height: H, fill: "#f7f9fb", "pointer-events": "none" }, svg);
+    mids.forEach((mid, i) => {
+      const tx = svgEl("text", { x: 8, y: o.axisH + i * o.rowH + o.rowH / 2 + 4, fill: "#1d2733", "font-weight": 600, class: "machine-label", "pointer-events": "none" }, svg);
+      tx.textContent = mid;
+    });
+    if (o.interactive) wirePan(bg, svg);
+    container.appendChild(svg);
+  }
+
+  function rowAt(svg, clientY, mids) {
+    const box = svg.getBoundingClientRect();
+    const i = Math.floor((clientY - box.top - o.axisH) / o.rowH);
+    return mids[Math.max(0, Math.min(mids.length - 1, i))];
+  }
+
+  function wireBar(g, r, svg, mids) {
+    let start = null;
+    let moved = false;
+    g.addEventListener("pointerdown", (e) => {
+      if (e.button !== 0) return;
+      e.stopPropagation();
+      start = { x: e.clientX, y: e.clientY };
+      moved = false;
+      g.setPointerCapture(e.pointerId);
+    });
+    g.addEventListener("pointermove", (e) => {
+      if (!start) return;
+      const dx = e.clientX - start.x;
+      const dy = e.clientY - start.y;
+      if (!moved && Math.hypot(dx, dy) < 4) return;
+      moved = true;
+      g.setAttribute("transform", `translate(${dx},${dy})`);
+      g.setAttribute("opacity", "0.75");
+    });
+    const finish = (e, cancelled) => {
+      if (!start) return;
+      const dx = e.clientX - start.x;
+      start = null;
+      g.removeAttribute("transform");
+      g.removeAttribute("opacity");
+      if (cancelled) return;
+      if (!moved) { select(r); return; }
+      const machine = rowAt(svg, e.clientY, mids);
+      const newStart = Math.max(0, Math.round(r.start + dx / st.scale));
+      if (o.onPin) o.onPin(r, machine, newStart);
+    };
+    g.addEventListener("pointerup", (e) => finish(e, false));
+    g.addEventListener("pointercancel", (e) => finish(e, true));
+    g.addEventListener("keydown", (e) => {
+      if (e.key === "Enter" || e.key === " ") { e.preventDefault(); select(r); }
+    });
+  }
+
+  function select(r) {
+    st.selected = { job: r.job, operation: r.operation };
+    draw();
+    const again = container.querySelector(`g.op[data-job="${CSS.escape(String(r.job))}"][data-op="${CSS.escape(String(r.operation))}"]`);
+    if (again) again.focus();
+    if (o.onSelect) o.onSelect(r);
+  }
+
+  function wirePan(bg, svg) {
+    bg.addEventListener("pointerdown", (e) => {
+      if (e.button !== 0) return;
+      const start = { x: e.clientX, t0: st.t0 };
+      bg.style.cursor = "grabbing";
+      const move = (ev) => { st.t0 = start.t0 - (ev.clientX - start.x) / st.scale; draw(); };
+      const up = () => { window.removeEventListener("pointermove", move); window.removeEventListener("pointerup", up); };
+      window.addEventListener("pointermove", move);
+      window.addEventListener("pointerup", up);
+    });
+    svg.addEventListener("wheel", (e) => {
+      e.preventDefault();
+      const box = svg.getBoundingClientRect();
+      zoomBy(e.deltaY < 0 ? 1.2 : 1 / 1.2, e.clientX - box.left);
+    }, { passive: false });
+  }
+
+  return {
+    render(problem, result, { keepView = false } = {}) {
+      st.problem = problem;
+      st.result = result;
+      if (keepView && st.scale) { st.width = Math.max(400, container.clientWidth || 800); draw(); } else fit();
+    },
+    fit,
+    zoomBy,
+    redraw: draw,
+    select,
+    clearSelection() { st.selected = null; draw(); },
+    svg: () => container.querySelector("svg"),
+    view: () => ({ t0: st.t0, scale: st.scale }),
+  };
+}
+
+// Serialise an SVG element into a PNG data URL (SVG -> Image -> canvas).
+function svgToPng(svg, scale = 2) {
+  return new Promise((resolve, reject) => {
+    const w = Number(svg.getAttribute("width"));
+    const h = Number(svg.getAttribute("height"));
+    const text = new XMLSerializer().serializeToString(svg);
+    const url = URL.createObjectURL(new Blob([text], { type: "image/svg+xml;charset=utf-8" }));
+    const img = new Image();
+    img.onload = () => {
+      const canvas = document.createElement("canvas");
+      canvas.width = w * scale;
+      canvas.height = h * scale;
+      const ctx = canvas.getContext("2d");
+      ctx.fillStyle = "#ffffff";
+      ctx.fillRect(0, 0, canvas.width, canvas.height);
+      ctx.scale(scale, scale);
+      ctx.drawImage(img, 0, 0, w, h);
+      URL.revokeObjectURL(url);
+      resolve(canvas.toDataURL("image/png"));
+    };
+    img.onerror = () => { URL.revokeObjectURL(url); reject(new Error("cannot draw the chart")); };
+    img.src = url;
+  });
+}
