@@ -267,6 +267,8 @@ def cli(env: dict[str, str], *args: str, check: bool = True) -> subprocess.Compl
 
 
 class Server:
+    health = "/healthz"  # the path that answers 200 once the server is ready
+
     def __init__(self, env: dict[str, str], workers: int, log_path: Path) -> None:
         self.port = free_port()
         self.log = open(log_path, "wb")  # noqa: SIM115
@@ -302,7 +304,7 @@ class Server:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"server exited ({self.proc.returncode}):\n{self.log_path.read_text()[-3000:]}")
             with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(self.base + "/healthz", timeout=1.0).status_code == 200:
+                if httpx.get(self.base + self.health, timeout=1.0).status_code == 200:
                     return
             time.sleep(0.2)
         raise RuntimeError(f"server not ready after {timeout:.0f}s:\n{self.log_path.read_text()[-3000:]}")

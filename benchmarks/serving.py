@@ -98,7 +98,7 @@ def serve_bare(spec: str) -> None:
 
 
 class Peer(ao.Server):
-    """A peer server process (same lifecycle as SFAI's: start, wait for /healthz or /health, stop)."""
+    """A peer server process (same lifecycle as SFAI's: start, wait for its health path, stop)."""
 
     def __init__(self, cmd: list[str], env: dict[str, str], port: int, log_path: Path, health: str) -> None:
         import subprocess as sp
@@ -108,19 +108,6 @@ class Peer(ao.Server):
         self.log = open(log_path, "wb")  # noqa: SIM115
         self.log_path = log_path
         self.proc = sp.Popen(cmd, env=env, stdout=self.log, stderr=sp.STDOUT, start_new_session=True)
-
-    def wait_ready(self, timeout: float = 120.0) -> None:
-        import httpx
-
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"peer exited ({self.proc.returncode}):\n{self.log_path.read_text()[-3000:]}")
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(self.base + self.health, timeout=1.0).status_code == 200:
-                    return
-            time.sleep(0.3)
-        raise RuntimeError(f"peer not ready after {timeout:.0f}s:\n{self.log_path.read_text()[-3000:]}")
 
 
 # ------------------------------------------------------------------------------------------- wrk

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
+from pathlib import Path
 
 from serving import tenancy
 from serving.db import Database
@@ -27,3 +29,39 @@ def make_tenant(db: Database, pepper: str, name: str, modules=("quality",), ksic
 
 def bearer(key: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"}
+
+
+AI4I = Path(os.environ.get("SFAI_SHARED", Path(__file__).resolve().parents[3] / "shared")) / (
+    "datasets/ai4i2020/ai4i2020_train.csv"
+)
+
+
+def need_ai4i() -> Path:
+    """The AI4I file, or a skip with a printed reason (a failure on CI, where ../shared must be there)."""
+    import pytest
+
+    from tests.conftest import ON_CI
+
+    if not AI4I.exists():
+        if ON_CI:
+            pytest.fail(f"{AI4I} missing on CI")
+        print(f"\nSKIP: {AI4I} not found (set SFAI_SHARED)")
+        pytest.skip(f"{AI4I} not found")
+    return AI4I
+
+
+def quick_failure_model(base: Path, *, seed: int = 0, rows: int = 3000, epochs: int = 4) -> Path:
+    """A failure model trained in seconds on ``rows`` sampled AI4I rows (two folds), exported under ``base``."""
+    import pandas as pd
+
+    from models.failure.train import train
+    from models.tracking import Tracker
+    from serving.settings import Settings
+
+    sample = base / f"train-{rows}.csv"
+    if not sample.exists():
+        pd.read_csv(need_ai4i()).sample(rows, random_state=0).to_csv(sample, index=False)
+    out = base / f"m{seed}"
+    with Tracker(Settings(home=base, environment="test"), "t", enabled=False) as t:
+        train(sample, "ai4i", out, config={"folds": 2, "epochs": epochs, "seed": seed}, tracker=t)
+    return out

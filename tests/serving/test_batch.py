@@ -2,38 +2,22 @@
 the file's row, a failed run leaves no output, and Ray Data gives the same answers as the local stream."""
 
 import os
-from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from models.tracking import Tracker
 from serving.batch import score_file
 from serving.errors import InvalidInput
 from serving.runtime import OnnxModel
 from tests.conftest import ON_CI
+from tests.serving.helpers import AI4I, quick_failure_model
 
-SHARED = Path(os.environ.get("SFAI_SHARED", Path(__file__).resolve().parents[3] / "shared"))
-AI4I = SHARED / "datasets" / "ai4i2020" / "ai4i2020_train.csv"
 LABELS = ["Machine failure", "TWF", "HDF", "PWF", "OSF", "RNF"]
 
 
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory):
-    if not AI4I.exists():
-        if ON_CI:
-            pytest.fail(f"{AI4I} missing on CI")
-        print(f"\nSKIP: {AI4I} not found (set SFAI_SHARED)")
-        pytest.skip(f"{AI4I} not found")
-    from models.failure.train import train
-    from serving.settings import Settings
-
-    base = tmp_path_factory.mktemp("batch")
-    sample = base / "train.csv"
-    pd.read_csv(AI4I).sample(2000, random_state=1).to_csv(sample, index=False)
-    with Tracker(Settings(home=base, environment="test"), "t", enabled=False) as t:
-        train(sample, "ai4i", base / "m", config={"folds": 2, "epochs": 2}, tracker=t)
-    return base / "m"
+    return quick_failure_model(tmp_path_factory.mktemp("batch"), rows=2000, epochs=2)
 
 
 @pytest.fixture()

@@ -1,43 +1,20 @@
 """Prediction endpoints: the tenant's champion answers, with its name and version; a promotion swaps the
 model without a restart; bad records are a 422 naming the column; the usage log records the version."""
 
-import os
-from pathlib import Path
-
 import pandas as pd
 import pytest
 
 from models.registry import ModelRegistry
-from models.tracking import Tracker
-from tests.conftest import ON_CI
-from tests.serving.helpers import bearer, make_tenant
+from tests.serving.helpers import AI4I, bearer, make_tenant, quick_failure_model
 
 PEPPER = "test-secret-0123456789"
-SHARED = Path(os.environ.get("SFAI_SHARED", Path(__file__).resolve().parents[3] / "shared"))
-AI4I = SHARED / "datasets" / "ai4i2020" / "ai4i2020_train.csv"
 
 
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
     """A quickly trained failure model (two seeds, so that there are two versions to swap between)."""
-    if not AI4I.exists():
-        if ON_CI:
-            pytest.fail(f"{AI4I} missing on CI")
-        print(f"\nSKIP: {AI4I} not found (set SFAI_SHARED)")
-        pytest.skip(f"{AI4I} not found")
-    from models.failure.train import train
-    from serving.settings import Settings
-
     base = tmp_path_factory.mktemp("failure")
-    sample = base / "train.csv"
-    pd.read_csv(AI4I).sample(3000, random_state=0).to_csv(sample, index=False)
-    out = []
-    for seed in (0, 1):
-        d = base / f"m{seed}"
-        with Tracker(Settings(home=base, environment="test"), "t", enabled=False) as t:
-            train(sample, "ai4i", d, config={"folds": 2, "epochs": 4, "seed": seed}, tracker=t)
-        out.append(d)
-    return out
+    return [quick_failure_model(base, seed=seed) for seed in (0, 1)]
 
 
 def rows(n=3):
