@@ -59,16 +59,19 @@ def with_raw_names(df: pd.DataFrame) -> pd.DataFrame:
     return df.rename(columns=rename) if rename else df
 
 
+_ALIAS = {raw: store for store, raw in STORE_NAMES.items()}
+
+
 def _alias(column: str) -> str | None:
-    return next((k for k, v in STORE_NAMES.items() if v == column), None)
+    return _ALIAS.get(column)
 
 
 def check_columns(columns: dict[str, object]) -> Raw:
     """Raw columns (any sequences, one per RAW name) -> validated arrays; errors name the column and row."""
     types = np.asarray([str(v).strip() if v is not None else "" for v in columns[TYPE]], dtype=object)
-    bad = ~np.isin(types, TYPES)
-    if bad.any():
-        i = int(np.flatnonzero(bad)[0])
+    bad = [i for i, t in enumerate(types) if t not in OSF_LIMIT]  # a plain loop: cheaper than numpy for a few rows
+    if bad:
+        i = bad[0]
         raise InvalidInput(f"column {TYPE!r} row {i + 1}: expected L, M or H, got {list(columns[TYPE])[i]!r}")
     raw: Raw = {TYPE: types}
     for c in NUMERIC:
@@ -135,18 +138,22 @@ def engineer_arrays(raw: Raw | pd.DataFrame) -> np.ndarray:
     dt = proc - air
     power = torque * rpm * 2 * np.pi / 60.0
     strain = wear * torque
-    limit = np.select([kind == t for t in TYPES], [OSF_LIMIT[t] for t in TYPES], np.nan)
-    cols = [(kind == t).astype(float) for t in TYPES]
-    cols += [air, proc, rpm, torque, wear, dt, power, strain, strain / limit]
+    limit = np.array([OSF_LIMIT.get(t, np.nan) for t in kind], dtype=float)
+    cols = [air, proc, rpm, torque, wear, dt, power, strain, strain / limit]
     cols += [
         np.maximum(dt - 8.6, (rpm - 1380) / 100.0),  # hdf_margin: < 0 only when both HDF conditions hold
         np.minimum(power - 3500.0, 9000.0 - power) / 1000.0,  # pwf_margin: < 0 outside the power band
-        ((wear >= 200) & (wear <= 240)).astype(float),  # twf_zone
-        ((dt < 8.6) & (rpm < 1380)).astype(float),  # hdf_rule
-        ((power < 3500) | (power > 9000)).astype(float),  # pwf_rule
-        (strain > limit).astype(float),  # osf_rule
+        (wear >= 200) & (wear <= 240),  # twf_zone
+        (dt < 8.6) & (rpm < 1380),  # hdf_rule
+        (power < 3500) | (power > 9000),  # pwf_rule
+        strain > limit,  # osf_rule
     ]
-    return np.column_stack(cols) if len(dt) else np.zeros((0, len(cols)))
+    out = np.empty((len(dt), len(TYPES) + len(cols)))
+    for j, t in enumerate(TYPES):
+        out[:, j] = kind == t
+    for j, col in enumerate(cols, start=len(TYPES)):
+        out[:, j] = col
+    return out
 
 
 FEATURES = [

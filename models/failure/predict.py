@@ -26,7 +26,22 @@ def _probabilities(model: OnnxModel, raw: F.Raw) -> np.ndarray:
 
 
 def _score(model: OnnxModel, raw: F.Raw, ids: np.ndarray | list, explain: bool, top: int) -> dict[str, list]:
-    probs = _probabilities(model, raw)
+    n, k = len(ids), len(F.RAW)
+    if explain and n:
+        # one engineered batch, one ONNX run: the rows themselves, then k copies with column j replaced in copy j
+        # (by its training median): the drop in risk is column j's contribution (occlusion)
+        baseline = model.manifest.get("explain_baseline", {})
+        batch = {c: np.concatenate([np.asarray(raw[c])] * (k + 1)) for c in F.RAW}
+        for j, c in enumerate(F.RAW, start=1):
+            if c == F.TYPE:
+                fill = "L"
+            else:  # the training median from the manifest (this batch's median only for older manifests)
+                fill = baseline[c] if c in baseline else float(np.median(raw[c]))
+            batch[c][j * n : (j + 1) * n] = fill
+        y = _probabilities(model, batch)
+        probs, occluded = y[:n], y[n:, 0].reshape(k, n)
+    else:
+        probs = _probabilities(model, raw)
     threshold = float(model.manifest["threshold"])
     predicted = probs[:, 0] >= threshold
     out = {
@@ -34,20 +49,9 @@ def _score(model: OnnxModel, raw: F.Raw, ids: np.ndarray | list, explain: bool, 
         "failure_probability": probs[:, 0].astype(float).round(6).tolist(),
         "failure_predicted": predicted.astype(int).tolist(),
     }
-    if explain and len(probs):
+    if explain and n:
         modes = np.asarray(model.manifest.get("outputs_meaning", ["failure", *F.MODES])[1:])
         out["failure_mode"] = np.where(predicted, modes[np.argmax(probs[:, 1:], axis=1)], "").tolist()
-        baseline = model.manifest.get("explain_baseline", {})
-        n, k = len(probs), len(F.RAW)
-        masked = {c: np.tile(np.asarray(raw[c]), k) for c in F.RAW}  # k copies, column j replaced in copy j
-        for j, c in enumerate(F.RAW):
-            if c == F.TYPE:
-                fill = "L"
-            else:  # the training median from the manifest (this batch's median only for older manifests)
-                fill = baseline[c] if c in baseline else float(np.median(raw[c]))
-            masked[c][j * n : (j + 1) * n] = fill
-        x = F.scale(F.engineer_arrays(masked), model.manifest["normalisation"])
-        occluded = model.run({"x": x})["y"][:, 0].reshape(k, n)  # one ONNX run for every occlusion
         order = np.argsort(-(probs[:, 0][None, :] - occluded).T, axis=1, kind="stable")[:, :top]
         out["top_features"] = [";".join(F.RAW[j] for j in row) for row in order]
     return out
