@@ -74,7 +74,16 @@ def assign_regimes(df: pd.DataFrame, prep: dict) -> np.ndarray:
     return np.argmin(((s[:, None, :] - c[None]) ** 2).sum(-1), axis=1)
 
 
-def fit_prep(df: pd.DataFrame, *, window: int, cap: float, use_cycle: bool, seed: int = 0, smooth: float = 0.0) -> dict:
+def fit_prep(
+    df: pd.DataFrame,
+    *,
+    window: int,
+    cap: float,
+    use_cycle: bool,
+    seed: int = 0,
+    smooth: float = 0.0,
+    norm: str = "zscore",
+) -> dict:
     settings = df[SETTINGS].to_numpy(float)
     scale = settings.std(0)
     scale[scale < 1e-6] = 1.0
@@ -88,9 +97,14 @@ def fit_prep(df: pd.DataFrame, *, window: int, cap: float, use_cycle: bool, seed
     std = np.stack([values[reg == r].std(0) for r in range(k)])
     keep = [s for j, s in enumerate(SENSORS) if std[:, j].max() >= MIN_STD]
     idx = [SENSORS.index(s) for s in keep]
+    if norm == "minmax":  # per-regime min-max to [-1, 1], stored as the same (centre, scale) pair
+        lo = np.stack([values[reg == r].min(0) for r in range(k)])
+        hi = np.stack([values[reg == r].max(0) for r in range(k)])
+        mean, std = (hi + lo) / 2, (hi - lo) / 2
     cycles = df["cycle"].to_numpy(float)
     prep.update(
         sensors=keep,
+        norm=norm,
         sensor_mean=mean[:, idx].tolist(),
         sensor_std=np.maximum(std[:, idx], 1e-6).tolist(),
         regime_onehot=multi,

@@ -1,6 +1,7 @@
 """RUL networks: ``forward(x [batch, window, features], targets=None) -> (rul in cycles [batch], loss)``.
 
-Targets are RUL / cap (0..1); the loss is MSE on that scale, the output is in cycles, clipped at 0.
+Targets are RUL / cap (0..1); the loss is MSE (or Huber, ``loss="huber"``) on that scale, the output is in
+cycles, clipped at 0.
 """
 
 from __future__ import annotations
@@ -16,10 +17,14 @@ class _Head(nn.Module):
     def __init__(self, cfg: RulConfig) -> None:
         super().__init__()
         self.cap = cfg.cap
+        self.huber = cfg.loss == "huber"
+        self.delta = 10.0 / cfg.cap  # Huber: quadratic within 10 cycles, linear beyond
 
     def finish(self, z: torch.Tensor, targets: torch.Tensor | None):  # noqa: ANN201
         out = torch.clamp(z * self.cap, min=0.0)
-        return out, (None if targets is None else F.mse_loss(z, targets))
+        if targets is None:
+            return out, None
+        return out, (F.huber_loss(z, targets, delta=self.delta) if self.huber else F.mse_loss(z, targets))
 
 
 class RulCNN(_Head):

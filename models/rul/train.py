@@ -1,5 +1,6 @@
-"""Train the RUL model on a C-MAPSS training file: an ensemble of sequence models, each validated on a
-different fifth of the engines truncated at random cycles (like NASA's test files), exported to ONNX.
+"""Train the RUL model on a C-MAPSS training file: an ensemble of sequence models, member m trained on the
+engines outside fold m for a fixed cosine schedule and scored on fold m truncated at random cycles (like NASA's
+test files; nothing is selected on those cuts), averaged into one ONNX graph.
 
 ``train(input_path, dataset, out_dir, *, config, tracker) -> metrics`` is the family contract;
 ``train_and_score`` and ``SEARCH_SPACE`` serve ``models/tune.py``.
@@ -14,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
+from torch.utils.data import DataLoader, RandomSampler, TensorDataset
 
 from models.export import data_hash, export
 from models.rul import data as D
@@ -48,8 +50,10 @@ def training_windows(per_unit: dict[int, np.ndarray], units, cfg: RulConfig) -> 
     xs, ys = [], []
     for u in units:
         x = per_unit[u]
-        xs.append(D.unit_windows(x, cfg.window))
-        ys.append(np.minimum(np.arange(len(x))[::-1], cfg.cap) / cfg.cap)
+        rul = np.arange(len(x))[::-1]
+        keep = rul <= cfg.train_max_rul if cfg.train_max_rul > 0 else slice(None)
+        xs.append(D.unit_windows(x, cfg.window)[keep])
+        ys.append(np.minimum(rul[keep], cfg.cap) / cfg.cap)
     return np.concatenate(xs).astype(np.float32), np.concatenate(ys).astype(np.float32)
 
 
@@ -72,9 +76,89 @@ def engine_folds(units: np.ndarray, cfg: RulConfig) -> list[np.ndarray]:
     return [perm[i::k] for i in range(k)]
 
 
+def member_loader(x: np.ndarray, y: np.ndarray, cfg: RulConfig, seed: int) -> DataLoader:
+    """Shuffled batches; past ``max_windows`` each epoch draws a fresh random subset of that many windows
+    (neighbouring windows of one engine overlap almost fully, so FD002/FD004 lose little and fit the budget)."""
+    if not cfg.max_windows or len(x) <= cfg.max_windows:
+        return make_loader(x, y, batch_size=cfg.batch_size, shuffle=True, seed=seed)
+    gen = torch.Generator().manual_seed(seed)
+    sampler = RandomSampler(range(len(x)), num_samples=cfg.max_windows, generator=gen)
+    return DataLoader(TensorDataset(torch.as_tensor(x), torch.as_tensor(y)), batch_size=cfg.batch_size, sampler=sampler)
+
+
+def fit_member(
+    per_unit: dict[int, np.ndarray],
+    units: list[int],
+    cfg: RulConfig,
+    seed: int,
+    *,
+    held_out: tuple[np.ndarray, np.ndarray] | None = None,
+    on_epoch=None,  # noqa: ANN001
+    label: str = "rul",
+):  # noqa: ANN201
+    """One member trained on ``units``. Default (patience 0): the full cosine schedule and the last epoch's
+    weights, so nothing is selected on held-out engines. With patience > 0 a tenth of ``units`` (at least one)
+    becomes an early-stopping set, cut like the test files, and the best epoch on it is kept.
+    ``held_out`` (windows, true RUL) is only scored per epoch for the learning curve, never selected on."""
+    tcfg = TrainConfig(
+        epochs=cfg.epochs,
+        batch_size=cfg.batch_size,
+        lr=cfg.lr,
+        weight_decay=cfg.weight_decay,
+        patience=cfg.patience if cfg.patience > 0 else cfg.epochs + 1,
+        seed=seed,
+        threads=cfg.threads,
+    )
+    es = None
+    if cfg.patience > 0:
+        rng = np.random.default_rng(seed)
+        es_units = sorted(rng.choice(units, size=max(1, len(units) // 10), replace=False).tolist())
+        units = [u for u in units if u not in set(es_units)]
+        es = truncated_windows(per_unit, es_units, cfg, seed + 7)
+    x_tr, y_tr = training_windows(per_unit, units, cfg)
+    seed_everything(seed, cfg.threads)
+    model = build(x_tr.shape[2], cfg)
+    curve: list[float] = []
+    epochs_done = [0]
+
+    def score(model: torch.nn.Module) -> float:
+        epochs_done[0] += 1
+        if held_out is not None:
+            curve.append(rmse(predict_batches(model, held_out[0]), held_out[1]))
+        if es is not None:
+            return rmse(predict_batches(model, es[0]), es[1])
+        return -float(epochs_done[0])  # every epoch counts as "better", so fit keeps the last epoch's weights
+
+    def log(row: dict) -> None:
+        if on_epoch is not None:
+            on_epoch({**row, **({"held_out_rmse": curve[-1]} if curve else {})})
+
+    monitor = es if es is not None else held_out if held_out is not None else (x_tr[:256], y_tr[:256] * cfg.cap)
+    res = fit(
+        model,
+        member_loader(x_tr, y_tr, cfg, seed),
+        make_loader(monitor[0], np.minimum(monitor[1], cfg.cap) / cfg.cap, batch_size=4096, shuffle=False),
+        tcfg,
+        score=score,
+        on_epoch=log,
+        label=label,
+    )
+    return model, res
+
+
 def fit_ensemble(df: pd.DataFrame, cfg: RulConfig, tracker=None) -> Fitted:  # noqa: ANN001
+    """``members`` members, member m trained on every engine outside fold m and scored on fold m (cut at random
+    cycles); the shipped model averages them, so every engine trains all members but one."""
     t_start = time.perf_counter()
-    prep = D.fit_prep(df, window=cfg.window, cap=cfg.cap, use_cycle=cfg.use_cycle, seed=cfg.seed, smooth=cfg.smooth)
+    prep = D.fit_prep(
+        df,
+        window=cfg.window,
+        cap=cfg.cap,
+        use_cycle=cfg.use_cycle,
+        seed=cfg.seed,
+        smooth=cfg.smooth,
+        norm=cfg.norm,
+    )
     per_unit = D.split_units(df, D.features(df, prep))
     units = np.asarray(sorted(per_unit))
     folds = engine_folds(units, cfg)
@@ -84,35 +168,19 @@ def fit_ensemble(df: pd.DataFrame, cfg: RulConfig, tracker=None) -> Fitted:  # n
         if m and elapsed / m * (m + 1) > cfg.max_seconds:
             break  # another member would overrun the training budget
         val_units = set(folds[m].tolist())
-        tr_units = [u for u in units if u not in val_units]
-        x_tr, y_tr = training_windows(per_unit, tr_units, cfg)
+        tr_units = [int(u) for u in units if u not in val_units]
         x_va, rul_va = truncated_windows(per_unit, sorted(val_units), cfg, cfg.seed * 100 + m)
-        y_va = np.minimum(rul_va, cfg.cap) / cfg.cap
-        tcfg = TrainConfig(
-            epochs=cfg.epochs,
-            batch_size=cfg.batch_size,
-            lr=cfg.lr,
-            weight_decay=cfg.weight_decay,
-            patience=cfg.patience,
-            seed=cfg.seed * 100 + m,
-            threads=cfg.threads,
-        )
-        seed_everything(tcfg.seed, cfg.threads)
-        model = build(x_tr.shape[2], cfg)
-
-        def val_rmse(model: torch.nn.Module, x_va: np.ndarray = x_va, rul_va: np.ndarray = rul_va) -> float:
-            return rmse(predict_batches(model, x_va), rul_va)
 
         def log(row: dict, m: int = m) -> None:
             if tracker is not None:
                 tracker.log_metrics({f"member{m}_{k}": v for k, v in row.items() if k != "epoch"}, step=row["epoch"])
 
-        res = fit(
-            model,
-            make_loader(x_tr, y_tr, batch_size=cfg.batch_size, shuffle=True, seed=tcfg.seed),
-            make_loader(x_va, y_va, batch_size=4096, shuffle=False),
-            tcfg,
-            score=val_rmse,
+        model, res = fit_member(
+            per_unit,
+            tr_units,
+            cfg,
+            cfg.seed * 100 + m,
+            held_out=(x_va, rul_va),
             on_epoch=log,
             label=f"rul member {m + 1}/{cfg.members}",
         )
@@ -130,13 +198,13 @@ def fit_ensemble(df: pd.DataFrame, cfg: RulConfig, tracker=None) -> Fitted:  # n
         histories.append(res.history)
         true_all.append(rul_va)
         pred_all.append(pred)
-        del x_tr, y_tr
     metrics = {
         f"val_{k}": float(np.mean([r[k] for r in rows])) for k in ("rmse", "rmse_capped_truth", "nasa_per_engine")
     }
     metrics["val_rmse_sd"] = float(np.std([r["rmse"] for r in rows]))
     metrics["members"] = len(members)
     metrics["val_epochs_mean"] = float(np.mean([r["epochs"] for r in rows]))
+    metrics["train_seconds"] = time.perf_counter() - t_start
     residuals = (np.concatenate(true_all), np.concatenate(pred_all))
     return Fitted(Ensemble(members).eval(), prep, metrics, histories, residuals)
 

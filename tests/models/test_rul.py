@@ -116,7 +116,7 @@ def test_train_exports_with_parity(trained):
     out, metrics = trained
     m = OnnxModel(out / "model").manifest
     assert metrics["parity_max_abs"] <= 1e-4 and np.isfinite(metrics["val_rmse"])
-    assert m["prep"]["window"] == 30 and m["features"] == m["prep"]["features"] and m["data_hash"]
+    assert m["prep"]["window"] == RulConfig().window and m["features"] == m["prep"]["features"] and m["data_hash"]
 
 
 def test_onnx_equals_torch(fd001, tmp_path):
@@ -178,3 +178,23 @@ def test_training_is_deterministic(fd001):
     a, b = T.fit_ensemble(fd001, cfg), T.fit_ensemble(fd001, cfg)
     assert a.metrics["val_rmse"] == b.metrics["val_rmse"]
     assert np.array_equal(a.residuals[1], b.residuals[1])
+
+
+def test_members_run_a_fixed_schedule_unless_early_stopping_on_their_own_engines(fd001):
+    """Patience 0: every epoch runs and the last weights are kept (nothing selected on the scoring cuts);
+    patience > 0 early-stops on engines taken from the member's training engines, never its scoring fold."""
+    fixed = T.fit_ensemble(fd001, RulConfig.from_dict({**QUICK, "epochs": 3, "patience": 0}))
+    assert fixed.metrics["val_epochs_mean"] == 3 and np.isfinite(fixed.metrics["val_rmse"])
+    cfg = RulConfig.from_dict({**QUICK, "epochs": 3, "patience": 1})
+    per_unit = D.split_units(
+        fd001, D.features(fd001, D.fit_prep(fd001, window=cfg.window, cap=cfg.cap, use_cycle=False))
+    )
+    model, res = T.fit_member(per_unit, sorted(per_unit)[:8], cfg, seed=0)
+    assert 2 <= len(res.history) <= 3 and res.best_epoch >= 0
+
+
+def test_max_windows_draws_a_fresh_subset_each_epoch():
+    x, y = np.arange(100, dtype=np.float32)[:, None, None], np.zeros(100, dtype=np.float32)
+    loader = T.member_loader(x, y, RulConfig.from_dict({"max_windows": 30, "batch_size": 8}), seed=0)
+    first, second = (np.concatenate([xb.numpy().ravel() for xb, _ in loader]) for _ in range(2))
+    assert len(first) == len(second) == 30 and len(set(first)) == 30 and set(first) != set(second)
