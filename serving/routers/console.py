@@ -16,16 +16,14 @@ from pathlib import Path
 from fastapi import APIRouter, Depends
 from starlette.concurrency import run_in_threadpool
 
+from models.demo import ENDPOINTS as DEMO_ENDPOINTS
+from models.families import get_family
 from serving.deps import CallerDep, PlatformDep, authenticate
 
 router = APIRouter(prefix="/v1/console", tags=["tenant"], dependencies=[Depends(authenticate)])
 
-ENDPOINTS = {
-    "failure": ("maintenance", "/v1/maintenance/failure/predict"),
-    "rul": ("maintenance", "/v1/maintenance/rul/predict"),
-    "defect": ("quality", "/v1/quality/defect/predict"),
-    "energy": ("energy", "/v1/energy/forecast"),
-}
+# family -> (subscription module, endpoint): the demo's endpoint table and the families' modules
+ENDPOINTS = {family: (get_family(family).module, path) for family, path in DEMO_ENDPOINTS.items()}
 FAILURE_ROWS = 8
 DEFECT_ROWS = 8
 RUL_UNITS = 4
