@@ -1,7 +1,11 @@
 """Batch scoring (``sfai predict`` on big files): chunked streaming gives the same rows as one read, errors name
 the file's row, a failed run leaves no output, and Ray Data gives the same answers as the local stream."""
 
+import json
 import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -12,6 +16,7 @@ from serving.runtime import OnnxModel
 from tests.conftest import ON_CI
 from tests.serving.helpers import AI4I, quick_failure_model
 
+ROOT = Path(__file__).resolve().parents[2]
 LABELS = ["Machine failure", "TWF", "HDF", "PWF", "OSF", "RNF"]
 
 
@@ -51,8 +56,8 @@ def test_bad_row_is_named_by_its_file_row_and_nothing_is_written(model_dir, rows
     assert not out.exists() and not out.with_name("out.csv.part").exists()
 
 
-def test_ray_data_matches_the_local_stream(model_dir, tmp_path, monkeypatch):
-    ray = pytest.importorskip("ray")
+def test_ray_data_matches_the_local_stream(model_dir, tmp_path):
+    pytest.importorskip("ray")
     if not (ON_CI or os.environ.get("SFAI_TEST_RAY")):
         print("\nSKIP: set SFAI_TEST_RAY=1 to start a local Ray for the Ray Data test")
         pytest.skip("SFAI_TEST_RAY not set")
@@ -60,11 +65,28 @@ def test_ray_data_matches_the_local_stream(model_dir, tmp_path, monkeypatch):
     pd.read_csv(AI4I).head(3000).drop(columns=LABELS).to_csv(src, index=False)
     local, on_ray = tmp_path / "local.csv", tmp_path / "ray.csv"
     score_file("failure", model_dir, src, "ai4i", local, chunk_rows=1000, use_ray=False)
-    monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
-    ray.init(address="local", num_cpus=1, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
-    try:
-        rep = score_file("failure", model_dir, src, "ai4i", on_ray, chunk_rows=1000, use_ray=True)
-    finally:
-        ray.shutdown()
-    assert rep["engine"] == "ray" and rep["rows"] == 3000
+    # Ray in a fresh process: a driver keeps its first Ray session's settings (its auth token among them) after
+    # ray.shutdown(), so a second in-process session after the Tune and pipeline tests can wait forever.
+    # Token auth off for this private loopback instance; a stalled Data run fails in 2 minutes, not 30.
+    env = {**os.environ, "RAY_AUTH_MODE": "disabled", "RAY_DATA_EXECUTION_NO_PROGRESS_TIMEOUT_S": "120"}
+    env.pop("SFAI_RAY_ADDRESS", None)
+    script = (
+        "import json, sys, ray\n"
+        "from pathlib import Path\n"
+        "from serving.batch import score_file\n"
+        "ray.init(address='local', num_cpus=1, include_dashboard=False, log_to_driver=True, logging_level='ERROR')\n"
+        "try:\n"
+        "    rep = score_file('failure', Path(sys.argv[1]), Path(sys.argv[2]), 'ai4i', Path(sys.argv[3]),\n"
+        "                     chunk_rows=1000, use_ray=True)\n"
+        "finally:\n"
+        "    ray.shutdown()\n"
+        "print('REPORT ' + json.dumps({'engine': rep['engine'], 'rows': rep['rows']}))\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", script, str(model_dir), str(src), str(on_ray)],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rep = json.loads(next(ln for ln in proc.stdout.splitlines() if ln.startswith("REPORT "))[7:])
+    assert rep == {"engine": "ray", "rows": 3000}
     pd.testing.assert_frame_equal(pd.read_csv(on_ray), pd.read_csv(local), check_dtype=False)
