@@ -170,6 +170,8 @@ def mlflow_model(model_dir: Path, dest: Path) -> Path:
     import onnx
 
     out = dest / "mlflow-onnx"
+    if (out / "MLmodel").exists():  # a later round serves the same saved model
+        return out
     mlflow.onnx.save_model(onnx.load(str(model_dir / "model.onnx")), str(out))
     return out
 

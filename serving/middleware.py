@@ -14,6 +14,7 @@ import re
 import time
 import uuid
 
+from serving import fastpath
 from serving.platform import Platform
 from serving.tenancy import utcnow
 from serving.usage import UsageEntry
@@ -40,6 +41,8 @@ class PlatformMiddleware:
     def __init__(self, app, platform: Platform) -> None:  # noqa: ANN001
         self.app = app
         self.platform = platform
+        settings = platform.settings
+        self.fast = settings.predict_fast_path and settings.auth_enabled
         # request ids: a random prefix per process and a counter (uuid4 per request costs a system call)
         self._id_prefix = uuid.uuid4().hex[:16]
         self._ids = itertools.count(1)
@@ -86,6 +89,12 @@ class PlatformMiddleware:
             await send(message)
 
         try:
+            if self.fast and scope["method"] == "POST":
+                route = fastpath.ROUTES.get(scope["path"])
+                if route is not None:
+                    receive = await self._fast(route, scope, receive, send_wrapper, state)
+                    if receive is None:
+                        return
             await self.app(scope, receive, send_wrapper)
         except Exception:
             log.exception("unhandled error in %s %s (request %s)", scope["method"], scope["path"], request_id)
@@ -93,6 +102,23 @@ class PlatformMiddleware:
                 start, body = _json_error(500, "internal_error", f"internal error (request {request_id})", request_id)
                 await send_wrapper(start)
                 await send_wrapper(body)
+
+    async def _fast(self, route: fastpath.PredictRoute, scope, receive, send, state: dict):  # noqa: ANN001, ANN202
+        """Answer a plain prediction call (serving/fastpath.py): None when answered, else the ``receive`` that
+        replays the body to the route."""
+        raw, complete = await fastpath.read_body(receive)
+        if complete:
+            try:
+                status, body = fastpath.answer(self.platform, route, dict(reversed(scope["headers"])), raw, state)
+            except fastpath.Fallback:
+                pass
+            else:
+                scope["route"] = route  # the metrics label: the route's path
+                await send({"type": "http.response.start", "status": status, "headers": [
+                    (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+                await send({"type": "http.response.body", "body": body, "more_body": False})
+                return None
+        return fastpath.replay(raw, complete, receive)
 
     async def _account(self, scope, state: dict, status: int, t0: float, request_id: str) -> bool:  # noqa: ANN001
         """Write the usage record (waiting for its commit) and the metrics; False if the log failed."""

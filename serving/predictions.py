@@ -27,6 +27,8 @@ from serving.errors import InvalidInput
 from serving.runtime import OnnxModel
 
 MAX_RECORDS = 10_000
+OPTIONS = ("explain", "start", "horizon")
+EXPLAIN_BY_DEFAULT = 1_000  # bigger batches get top features only when asked: occlusion multiplies the model runs
 
 
 class ModelCache:
@@ -150,3 +152,23 @@ def _limit(frame: pd.DataFrame | list[dict]) -> pd.DataFrame | list[dict]:
     if len(frame) == 0:
         raise InvalidInput("no records")
     return frame
+
+
+def prediction_options(body: dict, explain: bool, rows: int) -> dict:
+    """The body's scoring options, checked; ``explain`` on by default for explaining families' small batches."""
+    options = {k: _option(k, body[k]) for k in OPTIONS if k in body}
+    if explain and rows <= EXPLAIN_BY_DEFAULT:
+        options.setdefault("explain", True)
+    return options
+
+
+def _option(key: str, value):  # noqa: ANN202, ANN001
+    if key == "explain":
+        if not isinstance(value, bool):
+            raise InvalidInput('"explain" must be true or false')
+        return value
+    if key == "horizon":
+        if not isinstance(value, int) or not 1 <= value <= 96 * 7:
+            raise InvalidInput('"horizon" must be an integer number of 15-minute steps, 1-672')
+        return value
+    return str(value)

@@ -52,6 +52,8 @@ class Settings(BaseSettings):
     auth_enabled: bool = True
     usage_log_enabled: bool = True
     metrics_enabled: bool = True
+    # Small JSON prediction calls answered by serving/fastpath.py (same answers; off: every call via the routes)
+    predict_fast_path: bool = True
 
     @field_validator("usage_retention_days")
     @classmethod

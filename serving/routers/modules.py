@@ -10,9 +10,11 @@ import pandas as pd
 from fastapi import APIRouter, Depends, Request, Response
 from starlette.concurrency import run_in_threadpool
 
+from serving import fastpath
 from serving.deps import CallerDep, PlatformDep, require_module
 from serving.errors import InvalidInput
-from serving.predictions import MAX_RECORDS, read_frame, record_scorer, scorer
+from serving.fastpath import INLINE_ROWS, PredictRoute, prediction_body
+from serving.predictions import MAX_RECORDS, prediction_options, read_frame, record_scorer, scorer
 from serving.schemas.platform import ModuleStatus
 from serving.tenancy import SubscriptionInfo
 
@@ -68,9 +70,6 @@ PREDICT_BODY = {
         }
     }
 }
-OPTIONS = ("explain", "start", "horizon")
-EXPLAIN_BY_DEFAULT = 1_000  # bigger batches get top features only when asked: occlusion multiplies the model runs
-INLINE_ROWS = 16  # requests this small are scored on the event loop (the work is shorter than a thread hop)
 
 
 def add_predict_route(router: APIRouter, path: str, family: str, summary: str, *, explain: bool = False) -> None:
@@ -97,9 +96,7 @@ def add_predict_route(router: APIRouter, path: str, family: str, summary: str, *
             platform.models.champion, ctx.tenant, family, preferred
         )
         request.state.sfai_model_version = f"{model.name}@{model.version}"
-        options = {k: _option(k, body[k]) for k in OPTIONS if k in body}
-        if explain and len(rows) <= EXPLAIN_BY_DEFAULT:
-            options.setdefault("explain", True)
+        options = prediction_options(body, explain, len(rows))
         fast = record_scorer(family) if isinstance(rows, list) else None
         if fast is not None and len(rows) <= INLINE_ROWS:
             predictions = json.dumps(fast(model, rows, **options))  # well under a millisecond: no thread hop
@@ -112,23 +109,11 @@ def add_predict_route(router: APIRouter, path: str, family: str, summary: str, *
             out = await run_in_threadpool(lambda: scorer(family)(model, frame, **options))
             predictions, count = out.to_json(orient="records", date_format="iso"), len(out)
         # serialised here, not by FastAPI's encoder (which walks every value: ~0.2 s for 10,000 records)
-        head = json.dumps({"model": model.name, "version": int(model.version), "count": count})
-        return Response(f'{head[:-1]}, "predictions": {predictions}}}', media_type="application/json")
+        return Response(prediction_body(model, predictions, count), media_type="application/json")
 
+    fastpath.register(PredictRoute(router.prefix + path, router.prefix.rsplit("/", 1)[-1], family, explain))
     predict.__name__ = f"predict_{family}"
     predict.__doc__ = summary
     router.add_api_route(
         path, predict, methods=["POST"], name=f"predict_{family}", summary=summary, openapi_extra=PREDICT_BODY
     )
-
-
-def _option(key: str, value):  # noqa: ANN202, ANN001
-    if key == "explain":
-        if not isinstance(value, bool):
-            raise InvalidInput('"explain" must be true or false')
-        return value
-    if key == "horizon":
-        if not isinstance(value, int) or not 1 <= value <= 96 * 7:
-            raise InvalidInput('"horizon" must be an integer number of 15-minute steps, 1-672')
-        return value
-    return str(value)

@@ -1,0 +1,150 @@
+"""The hot path of the prediction endpoints, answered without the web framework's per-request machinery.
+
+An MES calls ``POST /v1/<module>/<model>/predict`` for every lot and machine with one or a few records. Routing,
+dependency injection and the exception layers cost more than the model itself for such a call, so
+``PlatformMiddleware`` hands these requests to :func:`answer` first. It answers only when everything it needs
+is already in memory and the request is the plain case:
+
+- a JSON body of at most ``INLINE_ROWS`` inline records or entity ids, with an API key, a subscription, the
+  model (and for entity ids the feature store) in the caches;
+- a family with a record scorer (no pandas on this path).
+
+Anything else (a cache miss, another content type, a big batch, malformed input) goes to the FastAPI route with
+the body replayed, so error messages and slow-path behaviour are the route's own. Nothing with a side effect
+happens before that decision: the subscription check, which counts the call against the quota, comes last, and
+from then on the request is answered here, errors included, in the one error shape. The answer, the usage
+record (written by the middleware before the response starts) and the metrics are the same either way; the
+tests compare both paths response for response.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from serving.errors import SfaiError
+from serving.predictions import prediction_options, record_scorer
+
+if TYPE_CHECKING:
+    from serving.platform import Platform
+
+INLINE_ROWS = 16  # requests this small are scored on the event loop (the work is shorter than a thread hop)
+MAX_FAST_BODY = 64 * 1024  # bigger bodies are batches: the route streams them to a worker thread
+JSON_TYPES = (b"application/json", b"application/json; charset=utf-8")
+
+
+@dataclass(frozen=True, slots=True)
+class PredictRoute:
+    path: str  # the full path, also the metrics label (as the route's own ``path`` would be)
+    module: str
+    family: str
+    explain: bool
+
+
+ROUTES: dict[str, PredictRoute] = {}  # filled by serving.routers.modules.add_predict_route
+
+
+def register(route: PredictRoute) -> None:
+    ROUTES[route.path] = route
+
+
+class Fallback(Exception):  # noqa: N818 - control flow, not an error
+    """This request is not the plain case: the FastAPI route answers it."""
+
+
+def prediction_body(model, predictions_json: str, count: int) -> bytes:  # noqa: ANN001
+    """``{"model", "version", "count", "predictions"}``, with the predictions already serialised."""
+    head = json.dumps({"model": model.name, "version": int(model.version), "count": count})
+    return f'{head[:-1]}, "predictions": {predictions_json}}}'.encode()
+
+
+def error_body(exc: SfaiError) -> bytes:
+    return json.dumps({"error": {"code": exc.code, "message": exc.message}}).encode()
+
+
+async def read_body(receive) -> tuple[bytes, bool]:  # noqa: ANN001
+    """The request body read so far and whether it is complete: reading stops past ``MAX_FAST_BODY`` (the rest
+    stays with ``receive``) or when the client goes away."""
+    chunks = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":  # the client went away
+            return b"".join(chunks), False
+        chunk = message.get("body", b"")
+        chunks.append(chunk)
+        size += len(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks), True
+        if size > MAX_FAST_BODY:
+            return b"".join(chunks), False
+
+
+def replay(body: bytes, complete: bool, receive):  # noqa: ANN001, ANN201
+    """A ``receive`` that yields ``body`` first (the whole body if ``complete``), then defers to ``receive``."""
+    sent = False
+
+    async def _receive():  # noqa: ANN202
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": not complete}
+        return await receive()
+
+    return _receive
+
+
+def answer(platform: Platform, route: PredictRoute, headers: dict[bytes, bytes], raw: bytes, state: dict):
+    """``(status, body)`` for a plain prediction request, or raise :class:`Fallback`. Sets ``state`` as the
+    route's dependencies would (caller, module, model version) for the usage log."""
+    if len(raw) > MAX_FAST_BODY or headers.get(b"content-type") not in JSON_TYPES:
+        raise Fallback
+    token = headers.get(b"authorization", b"")
+    if token[:7].lower() != b"bearer ":
+        raise Fallback
+    access = platform.access
+    ctx = access.cached(access.digest(token[7:].strip().decode("latin-1")))
+    if ctx is None or not access.subscriptions_cached(ctx.tenant_id):
+        raise Fallback
+    try:
+        body = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        raise Fallback from None
+    if not isinstance(body, dict):
+        raise Fallback
+    score = record_scorer(route.family)
+    if score is None:
+        raise Fallback
+    records = body.pop("records", None)
+    try:
+        if records is not None:
+            if not isinstance(records, list) or not 0 < len(records) <= INLINE_ROWS:
+                raise Fallback
+            if not all(isinstance(r, dict) for r in records):
+                raise Fallback
+            rows = records
+        else:
+            view, ids = body.get("view"), body.get("entity_ids")
+            if not view or not isinstance(view, str) or not isinstance(ids, list) or not 0 < len(ids) <= INLINE_ROWS:
+                raise Fallback
+            fs = platform.cached_feature_store(ctx.tenant)
+            if fs is None:
+                raise Fallback
+            rows = fs.get_online_features(view, ids)  # a local key lookup; an unknown view raises: the route says so
+        model = platform.models.cached(ctx.tenant, route.family, body.get("model"))
+        if model is None:
+            raise Fallback
+        options = prediction_options(body, route.explain, len(rows))
+    except SfaiError:
+        raise Fallback from None  # the route answers it with its own message
+    state["sfai_auth"] = ctx
+    state["sfai_module"] = route.module
+    # from here on the call counts against the quota: it is answered here, errors included
+    try:
+        access.admit(ctx, route.module)
+        state["sfai_model_version"] = f"{model.name}@{model.version}"
+        predictions = json.dumps(score(model, rows, **options))
+    except SfaiError as e:
+        return e.status, error_body(e)
+    return 200, prediction_body(model, predictions, len(rows))

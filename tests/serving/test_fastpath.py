@@ -1,0 +1,120 @@
+"""The prediction fast path (serving/fastpath.py) answers exactly what the FastAPI routes answer: the same
+status and body for successes and errors, the same usage record, the same quota accounting; and it does answer
+the plain calls (not everything falls back)."""
+
+import pandas as pd
+import pytest
+from fastapi.testclient import TestClient
+
+from models.registry import ModelRegistry
+from serving import fastpath, tenancy
+from serving.app import create_app
+from serving.usage import query_usage
+from tests.serving.helpers import AI4I, bearer, make_tenant, need_ai4i, quick_failure_model
+
+PEPPER = "test-secret-0123456789"
+URL = "/v1/maintenance/failure/predict"
+LABELS = ["Machine failure", "TWF", "HDF", "PWF", "OSF", "RNF"]
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    need_ai4i()
+    return quick_failure_model(tmp_path_factory.mktemp("fast"), rows=2000, epochs=2)
+
+
+@pytest.fixture()
+def counted(monkeypatch):
+    """How many calls the fast path answered itself."""
+    seen = {"answered": 0}
+    inner = fastpath.answer
+
+    def answer(*args, **kwargs):
+        out = inner(*args, **kwargs)  # raises Fallback when the route must answer
+        seen["answered"] += 1
+        return out
+
+    monkeypatch.setattr(fastpath, "answer", answer)
+    return seen
+
+
+def records(n, start=0):
+    return pd.read_csv(AI4I).iloc[start : start + n].drop(columns=LABELS).to_dict("records")
+
+
+def test_fast_and_routed_answers_are_identical(settings, db, model_dir, tmp_path, counted):
+    from feature_store.store import FeatureStore
+    from pipelines.runner import run_pipeline
+
+    acme = make_tenant(db, PEPPER, "acme", modules=("maintenance",))
+    ModelRegistry(db, settings.home, "acme").register("failure", "maintenance", model_dir)
+    src = tmp_path / "ai4i.csv"
+    pd.read_csv(AI4I).head(30).to_csv(src, index=False)
+    store = FeatureStore(settings, db, "acme")
+    run_pipeline("ai4i", src, store=store)
+    store.close()
+    ids = [f"ai4i-{p}" for p in pd.read_csv(src)["Product ID"].head(3)]
+    h = bearer(acme.mes)
+    bad_type = records(1)
+    bad_type[0]["Torque [Nm]"] = "strong"
+    missing = records(1)
+    del missing[0]["Tool wear [min]"]
+    unknown = records(1)
+    unknown[0]["Vibration [g]"] = 0.3
+    calls = [  # (json body or raw bytes, extra headers)
+        ({"records": records(3)}, {}),
+        ({"records": records(1), "explain": False}, {}),
+        ({"entity_ids": ids, "view": "ai4i_features"}, {}),
+        ({"entity_ids": ids[:1], "view": "no_such_view"}, {}),
+        ({"records": records(2), "model": "failure"}, {}),
+        ({"records": records(2), "model": "nope"}, {}),
+        ({"records": records(2), "model": 7}, {}),
+        ({"records": bad_type}, {}),
+        ({"records": missing}, {}),
+        ({"records": unknown}, {}),
+        ({"records": records(1), "explain": "yes"}, {}),
+        ({"records": records(17)}, {}),  # over the inline size: the route scores it in a thread
+        ({"records": []}, {}),
+        ({"records": [1, 2]}, {}),
+        ([1, 2], {}),
+        (b"{not json", {"content-type": "application/json"}),
+        ({"records": records(1)}, {"authorization": "Bearer not-a-key"}),
+        ({"records": records(1)}, {"authorization": "Basic abc"}),
+        (b'{"records": []}', {"content-type": "text/plain"}),
+    ]
+    answers = {}
+    for fast in (True, False):
+        app = create_app(settings.model_copy(update={"predict_fast_path": fast}), db=db)
+        with TestClient(app) as client:
+            client.post(URL, json={"records": records(1)}, headers=h)  # warms the key, subscription, model caches
+            got = []
+            for i, (body, extra) in enumerate(calls):
+                hh = {**h, **extra, "X-Request-ID": f"{'fast' if fast else 'route'}-{i}"}
+                r = (client.post(URL, content=body, headers=hh) if isinstance(body, bytes)
+                     else client.post(URL, json=body, headers=hh))
+                got.append((r.status_code, r.json(), r.headers["content-type"]))
+            answers[fast] = got
+        app.state.platform.close()
+    for i, (fast, routed) in enumerate(zip(answers[True], answers[False], strict=True)):
+        assert fast == routed, (i, calls[i][0] if not isinstance(calls[i][0], dict) else list(calls[i][0]))
+    statuses = [a[0] for a in answers[True]]
+    assert statuses[:3] == [200, 200, 200] and statuses[5] == 404 and statuses[7] == 422
+    # the fast path answered the plain calls and the errors found after the subscription check, not only the warm-up
+    assert counted["answered"] >= 6
+
+    log = query_usage(db, tenancy.get_tenant(db, "acme").id, limit=1000)["records"]
+    by_id = {r["request_id"]: (r["status"], r["module"], r["endpoint"], r["model_version"]) for r in log}
+    for i in range(len(calls)):
+        assert by_id.get(f"fast-{i}") == by_id.get(f"route-{i}"), i
+    assert by_id["fast-0"] == (200, "maintenance", URL, "failure@1")
+
+
+def test_quota_counts_each_fast_call_once(settings, db, model_dir, counted):
+    tenancy.create_tenant(db, "quota", "C29")
+    tenancy.subscribe(db, "quota", "maintenance", request_quota=4)
+    key = tenancy.create_api_key(db, PEPPER, "quota", "mes", "mes").token
+    ModelRegistry(db, settings.home, "quota").register("failure", "maintenance", model_dir)
+    with TestClient(create_app(settings, db=db)) as client:
+        statuses = [client.post(URL, json={"records": records(1)}, headers=bearer(key)).status_code for _ in range(6)]
+    assert statuses == [200, 200, 200, 200, 429, 429]
+    assert counted["answered"] >= 3  # the first call warms the caches through the route
