@@ -194,14 +194,16 @@ def batch_times(base: str, key: str, n: int, calls: int) -> dict[str, float]:
     h = {"Authorization": f"Bearer {key}"}
     out = {}
     with httpx.Client(base_url=base, timeout=60) as c:
-        for name, body, ctype in (("json", body_json, "application/json"),
-                                  ("arrow", body_arrow, "application/vnd.apache.arrow.stream")):
+        arrow = "application/vnd.apache.arrow.stream"
+        for name, body, ctype in (("json", body_json, "application/json"), ("arrow", body_arrow, arrow)):
             times = []
             for _ in range(calls + 1):
                 t = time.perf_counter()
-                r = c.post(ENDPOINT, content=body, headers={**h, "content-type": ctype})
+                # Arrow in, Arrow out (Accept); JSON in, JSON out
+                r = c.post(ENDPOINT, content=body, headers={**h, "content-type": ctype, "accept": ctype})
                 times.append((time.perf_counter() - t) * 1e3)
-                if r.status_code != 200 or r.json()["count"] != n:
+                got = r.headers.get("x-sfai-count") if ctype == arrow else r.json().get("count")
+                if r.status_code != 200 or int(got or -1) != n:
                     raise RuntimeError(f"batch {name}: {r.status_code} {r.text[:300]}")
             out[name] = statistics.median(times[1:])  # the first call warms the path
     return out

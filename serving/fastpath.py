@@ -98,7 +98,9 @@ def replay(body: bytes, complete: bool, receive):  # noqa: ANN001, ANN201
 def answer(platform: Platform, route: PredictRoute, headers: dict[bytes, bytes], raw: bytes, state: dict):
     """``(status, body)`` for a plain prediction request, or raise :class:`Fallback`. Sets ``state`` as the
     route's dependencies would (caller, module, model version) for the usage log."""
-    if len(raw) > MAX_FAST_BODY or headers.get(b"content-type") not in JSON_TYPES:
+    if len(raw) > MAX_FAST_BODY or headers.get(b"content-type") not in JSON_TYPES or b"arrow" in headers.get(
+        b"accept", b""
+    ):
         raise Fallback
     token = headers.get(b"authorization", b"")
     if token[:7].lower() != b"bearer ":

@@ -68,8 +68,12 @@ def _alias(column: str) -> str | None:
 
 def check_columns(columns: dict[str, object]) -> Raw:
     """Raw columns (any sequences, one per RAW name) -> validated arrays; errors name the column and row."""
-    types = np.asarray([str(v).strip() if v is not None else "" for v in columns[TYPE]], dtype=object)
-    bad = [i for i, t in enumerate(types) if t not in OSF_LIMIT]  # a plain loop: cheaper than numpy for a few rows
+    given = columns[TYPE]
+    types = np.asarray(given, dtype=object)
+    bad = []
+    if not set(pd.unique(types) if len(types) > 64 else types) <= OSF_LIMIT.keys():  # else clean as they are
+        types = np.asarray([str(v).strip() if v is not None else "" for v in given], dtype=object)
+        bad = [i for i, t in enumerate(types) if t not in OSF_LIMIT]
     if bad:
         i = bad[0]
         raise InvalidInput(f"column {TYPE!r} row {i + 1}: expected L, M or H, got {list(columns[TYPE])[i]!r}")
@@ -100,11 +104,16 @@ def _number(v: object) -> float:
 def validate(df: pd.DataFrame) -> pd.DataFrame:
     """The raw feature columns, checked: each present, numeric (Type one of L/M/H) and not empty. Columns may
     carry the AI4I names or the feature store's (``STORE_NAMES``)."""
+    return pd.DataFrame(validate_arrays(df), index=df.index)
+
+
+def validate_arrays(df: pd.DataFrame) -> Raw:
+    """``validate`` without building a frame: the checked columns as arrays (what scoring needs)."""
     df = with_raw_names(df)
     missing = [c for c in RAW if c not in df.columns]
     if missing:
         raise InvalidInput(f"missing feature column {missing[0]!r} (needs {', '.join(RAW)})")
-    return pd.DataFrame(check_columns({c: df[c].to_numpy() for c in RAW}), index=df.index)
+    return check_columns({c: df[c].to_numpy() for c in RAW})
 
 
 def validate_records(records: list[dict]) -> Raw:
@@ -138,7 +147,10 @@ def engineer_arrays(raw: Raw | pd.DataFrame) -> np.ndarray:
     dt = proc - air
     power = torque * rpm * 2 * np.pi / 60.0
     strain = wear * torque
-    limit = np.array([OSF_LIMIT.get(t, np.nan) for t in kind], dtype=float)
+    is_type = [kind == t for t in TYPES]
+    limit = np.full(len(kind), np.nan)
+    for t, mask in zip(TYPES, is_type, strict=True):
+        limit[mask] = OSF_LIMIT[t]
     cols = [air, proc, rpm, torque, wear, dt, power, strain, strain / limit]
     cols += [
         np.maximum(dt - 8.6, (rpm - 1380) / 100.0),  # hdf_margin: < 0 only when both HDF conditions hold
@@ -149,8 +161,8 @@ def engineer_arrays(raw: Raw | pd.DataFrame) -> np.ndarray:
         strain > limit,  # osf_rule
     ]
     out = np.empty((len(dt), len(TYPES) + len(cols)))
-    for j, t in enumerate(TYPES):
-        out[:, j] = kind == t
+    for j, mask in enumerate(is_type):
+        out[:, j] = mask
     for j, col in enumerate(cols, start=len(TYPES)):
         out[:, j] = col
     return out

@@ -44,22 +44,21 @@ def _score(model: OnnxModel, raw: F.Raw, ids: np.ndarray | list, explain: bool, 
         probs = _probabilities(model, raw)
     threshold = float(model.manifest["threshold"])
     predicted = probs[:, 0] >= threshold
-    out = {
-        "UDI": list(ids),
-        "failure_probability": probs[:, 0].astype(float).round(6).tolist(),
-        "failure_predicted": predicted.astype(int).tolist(),
+    out = {  # arrays: a frame takes them as they are, score_records turns them into lists
+        "UDI": ids,
+        "failure_probability": probs[:, 0].astype(float).round(6),
+        "failure_predicted": predicted.astype(int),
     }
     if explain and n:
         modes = np.asarray(model.manifest.get("outputs_meaning", ["failure", *F.MODES])[1:])
-        out["failure_mode"] = np.where(predicted, modes[np.argmax(probs[:, 1:], axis=1)], "").tolist()
+        out["failure_mode"] = np.where(predicted, modes[np.argmax(probs[:, 1:], axis=1)], "")
         order = np.argsort(-(probs[:, 0][None, :] - occluded).T, axis=1, kind="stable")[:, :top]
         out["top_features"] = [";".join(F.RAW[j] for j in row) for row in order]
     return out
 
 
 def score(model: OnnxModel, df: pd.DataFrame, *, explain: bool = False, top: int = 3) -> pd.DataFrame:
-    raw = F.validate(df)
-    return pd.DataFrame(_score(model, {c: raw[c].to_numpy() for c in F.RAW}, F.row_ids(df), explain, top))
+    return pd.DataFrame(_score(model, F.validate_arrays(df), F.row_ids(df), explain, top))
 
 
 def score_records(model: OnnxModel, records: list[dict], *, explain: bool = False, top: int = 3) -> list[dict]:
@@ -67,7 +66,8 @@ def score_records(model: OnnxModel, records: list[dict], *, explain: bool = Fals
     ids = [r.get(F.ID, r.get("udi", i + 1)) for i, r in enumerate(records)]
     cols = _score(model, raw, ids, explain, top)
     names = list(cols)
-    return [dict(zip(names, row, strict=True)) for row in zip(*cols.values(), strict=True)]
+    values = [v.tolist() if isinstance(v, np.ndarray) else v for v in cols.values()]
+    return [dict(zip(names, row, strict=True)) for row in zip(*values, strict=True)]
 
 
 def predict(

@@ -14,7 +14,15 @@ from serving import fastpath
 from serving.deps import CallerDep, PlatformDep, require_module
 from serving.errors import InvalidInput
 from serving.fastpath import INLINE_ROWS, PredictRoute, prediction_body
-from serving.predictions import MAX_RECORDS, prediction_options, read_frame, record_scorer, scorer
+from serving.predictions import (
+    ARROW_STREAM,
+    MAX_RECORDS,
+    arrow_stream,
+    prediction_options,
+    read_frame,
+    record_scorer,
+    scorer,
+)
 from serving.schemas.platform import ModuleStatus
 from serving.tenancy import SubscriptionInfo
 
@@ -68,7 +76,18 @@ PREDICT_BODY = {
             "application/vnd.apache.arrow.stream": {"schema": {"type": "string", "format": "binary"}},
             "application/vnd.apache.parquet": {"schema": {"type": "string", "format": "binary"}},
         }
-    }
+    },
+    "responses": {
+        "200": {
+            "description": "The predictions with the model's name and version; as an Arrow IPC stream (model and "
+            "version in the x-sfai-model and x-sfai-model-version headers) when the request sends "
+            "Accept: application/vnd.apache.arrow.stream",
+            "content": {
+                "application/json": {"schema": {"type": "object"}},
+                "application/vnd.apache.arrow.stream": {"schema": {"type": "string", "format": "binary"}},
+            },
+        }
+    },
 }
 
 
@@ -97,6 +116,11 @@ def add_predict_route(router: APIRouter, path: str, family: str, summary: str, *
         )
         request.state.sfai_model_version = f"{model.name}@{model.version}"
         options = prediction_options(body, explain, len(rows))
+        if ARROW_STREAM in (request.headers.get("accept") or ""):  # a batch client that reads Arrow back
+            frame = pd.DataFrame.from_records(rows) if isinstance(rows, list) else rows
+            out = await run_in_threadpool(lambda: arrow_stream(scorer(family)(model, frame, **options)))
+            return Response(out, media_type=ARROW_STREAM, headers={
+                "x-sfai-model": model.name, "x-sfai-model-version": str(model.version), "x-sfai-count": str(len(rows))})
         fast = record_scorer(family) if isinstance(rows, list) else None
         if fast is not None and len(rows) <= INLINE_ROWS:
             predictions = json.dumps(fast(model, rows, **options))  # well under a millisecond: no thread hop

@@ -208,3 +208,32 @@ def test_hot_swap_under_load_loses_no_request(app, db, settings, exported):
     assert len(results) > 50
     assert all(status == 200 for status, _ in results), [r for r in results if r[0] != 200][:5]
     assert {v for _, v in results} == {1, 2}
+
+
+def test_arrow_answer_when_the_client_accepts_it(client, db, settings, exported):
+    """Accept: Arrow gives the same predictions as JSON, as an IPC stream with the model in the headers; big
+    batches (a wider ONNX Runtime session) score like small ones."""
+    import pyarrow as pa
+
+    acme = make_tenant(db, PEPPER, "acme", modules=("maintenance",))
+    ModelRegistry(db, settings.home, "acme").register("failure", "maintenance", exported[0])
+    url, h = "/v1/maintenance/failure/predict", bearer(acme.mes)
+    arrow = "application/vnd.apache.arrow.stream"
+    recs = rows(5000)
+    as_json = client.post(url, json={"records": recs}, headers=h)
+    assert as_json.status_code == 200, as_json.text
+    for r in (
+        client.post(url, content=pa_stream(pd.DataFrame(recs)), headers={**h, "content-type": arrow, "accept": arrow}),
+        client.post(url, json={"records": recs}, headers={**h, "accept": arrow}),
+    ):
+        assert r.status_code == 200 and r.headers["content-type"] == arrow, r.text[:300]
+        assert (r.headers["x-sfai-model"], r.headers["x-sfai-model-version"], r.headers["x-sfai-count"]) == (
+            "failure", "1", "5000")
+        got = pa.ipc.open_stream(r.content).read_all().to_pandas()
+        want = pd.DataFrame(as_json.json()["predictions"])
+        assert got["UDI"].tolist() == want["UDI"].tolist()
+        assert (got["failure_probability"] - want["failure_probability"]).abs().max() < 1e-5
+        assert got["failure_predicted"].tolist() == want["failure_predicted"].tolist()
+    small = client.post(url, json={"records": recs[:10]}, headers={**h, "accept": arrow})  # not the fast path's JSON
+    assert small.headers["content-type"] == arrow and small.headers["x-sfai-count"] == "10"
+    assert pa.ipc.open_stream(small.content).read_all().num_rows == 10
