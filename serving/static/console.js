@@ -1,4 +1,5 @@
-// SFAI console: sign-in, the planner (Gantt, pins, what-if), the factory dashboard and administration.
+// SFAI console: sign-in, the planner (order entry, objectives, Gantt, pins, what-if, background jobs, CSV/PNG/PDF
+// export), the factory dashboard and administration.
 // Same origin as the API; every call carries "Authorization: Bearer <key>" from sessionStorage.
 "use strict";
 
@@ -7,7 +8,11 @@ const $ = (id) => document.getElementById(id);
 const esc = (s) => String(s ?? "").replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" }[c]));
 const fmt = (v, d = 0) => (v === null || v === undefined || Number.isNaN(v) ? "–" : Number(v).toLocaleString(LANG === "ko" ? "ko-KR" : "en-US", { maximumFractionDigits: d }));
 
-const S = { tenant: null, problem: null, result: null, copy: null, selected: null, samples: null, busy: false, lastPinUndo: null };
+const S = { tenant: null, problem: null, result: null, copy: null, selected: null, samples: null, busy: false, lastPinUndo: null,
+  job: null, jobView: null };
+const SYNC_LIMIT_S = 30; // POST /v1/scheduling/solve takes up to 30 s; longer limits go to POST /v1/scheduling/jobs
+const MAX_LIMIT_S = 3600;
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 // ------------------------------------------------------------------------------------------------ plumbing
 function say(msg, error = false) {
@@ -71,7 +76,9 @@ async function signIn(key) {
 
 function signOut() {
   sessionStorage.removeItem("sfai_key");
-  Object.assign(S, { tenant: null, problem: null, result: null, copy: null, selected: null, samples: null });
+  Object.assign(S, { tenant: null, problem: null, result: null, copy: null, selected: null, samples: null, job: null, jobView: null });
+  $("job-line").hidden = true;
+  resetOrderForm();
   $("app").hidden = true;
   $("signin").hidden = false;
   $("signout-btn").hidden = true;
@@ -122,6 +129,8 @@ function setProblem(problem, announce = true) {
   S.problem = problem;
   S.result = null;
   S.selected = null;
+  if (!S.busy) { S.jobView = null; renderJob(); } // a running job's line stays (its answer is then not shown)
+  resetOrderForm();
   renderOrders();
   renderPins();
   renderDetails();
@@ -191,33 +200,284 @@ async function onFile(e) {
 
 function renderOrders() {
   const tb = $("orders-table");
+  $("of-machine-list").innerHTML = machineIds().map((m) => `<option value="${esc(m)}"></option>`).join("");
   if (!S.problem) { tb.innerHTML = ""; return; }
   tb.innerHTML = `<thead><tr><th>${t("col.job")}</th><th>${t("col.operations")}</th><th>${t("col.release")}</th>` +
-    `<th>${t("col.due")}</th><th>${t("col.weight")}</th></tr></thead><tbody>` +
-    S.problem.jobs.map((j, i) => `<tr><td>${esc(j.id)}</td><td>${j.operations.map((o, k) =>
-      `${esc(o.id ?? k)} (${Object.entries(o.machines).map(([m, d]) => `${esc(m)}:${d}`).join(" / ")})`).join(" → ")}</td>` +
+    `<th>${t("col.due")}</th><th>${t("col.weight")}</th><th>${t("order.actions")}</th></tr></thead><tbody>` +
+    S.problem.jobs.map((j, i) => `<tr data-job="${esc(j.id)}"><td>${esc(j.id)}</td><td>${j.operations.map((o, k) =>
+      `${esc(o.id ?? k)} (${Object.entries(o.machines).map(([m, d]) => `${esc(m)}:${esc(d)}`).join(" / ")})`).join(" → ")}</td>` +
       `<td>${esc(j.release ?? 0)}</td>` +
-      `<td><input type="number" min="0" step="1" data-job="${i}" data-field="due" value="${esc(j.due ?? "")}" aria-label="${esc(t("col.due"))} ${esc(j.id)}" style="width:90px"></td>` +
-      `<td><input type="number" min="0" step="0.5" data-job="${i}" data-field="weight" value="${esc(j.weight ?? 1)}" aria-label="${esc(t("col.weight"))} ${esc(j.id)}" style="width:70px"></td></tr>`).join("") +
+      `<td><input type="number" min="0" step="1" data-job="${i}" data-field="due" value="${esc(j.due ?? "")}" aria-label="${esc(t("col.due"))} ${esc(j.id)}" class="w-num"></td>` +
+      `<td><input type="number" min="0" step="0.5" data-job="${i}" data-field="weight" value="${esc(j.weight ?? 1)}" aria-label="${esc(t("col.weight"))} ${esc(j.id)}" class="w-small"></td>` +
+      `<td class="actions"><button type="button" class="secondary" data-edit-job="${i}" aria-label="${esc(t("order.editLabel", { job: j.id }))}">${esc(t("order.edit"))}</button> ` +
+      `<button type="button" class="danger" data-remove-job="${i}" aria-label="${esc(t("order.removeLabel", { job: j.id }))}">${esc(t("order.remove"))}</button></td></tr>`).join("") +
     "</tbody>";
   tb.querySelectorAll("input").forEach((inp) => inp.addEventListener("change", () => {
     const job = S.problem.jobs[Number(inp.dataset.job)];
     if (inp.value === "") delete job[inp.dataset.field];
     else job[inp.dataset.field] = inp.dataset.field === "due" ? Math.round(Number(inp.value)) : Number(inp.value);
   }));
+  tb.querySelectorAll("[data-edit-job]").forEach((b) => b.addEventListener("click", () => editOrder(Number(b.dataset.editJob))));
+  tb.querySelectorAll("[data-remove-job]").forEach((b) => b.addEventListener("click", () => removeOrder(Number(b.dataset.removeJob))));
+}
+
+// ------------------------------------------------------------------------------------------------ planner: order form
+// One order (job) at a time: id, due, release, weight and its operations in routing order, each with one or more
+// eligible machines and the duration there. Adds a job to S.problem, or replaces the one being edited (OF.edit).
+const OF = { ops: [], edit: null };
+const blankOp = () => ({ id: "", family: "", power: "", alts: [{ machine: "", dur: "" }] });
+const machineIds = () => (S.problem?.machines || []).map((m) => (typeof m === "string" ? m : m.id));
+
+function readOps() {
+  OF.ops = [...$("of-ops").querySelectorAll("fieldset.op-entry")].map((fs) => {
+    const power = fs.querySelector(".of-op-power");
+    return {
+      id: fs.querySelector(".of-op-id").value.trim(),
+      family: fs.querySelector(".of-op-family").value.trim(),
+      power: power.value.trim(),
+      powerBad: power.validity.badInput,
+      alts: [...fs.querySelectorAll(".of-alt")].map((row) => {
+        const dur = row.querySelector(".of-alt-dur");
+        return { machine: row.querySelector(".of-alt-machine").value.trim(), dur: dur.value.trim(), durBad: dur.validity.badInput };
+      }),
+    };
+  });
+}
+
+function renderOps() {
+  const many = OF.ops.length > 1;
+  $("of-ops").innerHTML = OF.ops.map((op, i) => {
+    const n = i + 1;
+    const opName = t("order.op", { n });
+    return `<fieldset class="op-entry" data-op="${i}"><legend>${esc(opName)}</legend><div class="toolbar">` +
+      `<label for="of-op-${i}-id">${esc(t("order.opId"))}</label>` +
+      `<input id="of-op-${i}-id" class="of-op-id" maxlength="64" autocomplete="off" value="${esc(op.id)}">` +
+      `<label for="of-op-${i}-family">${esc(t("order.family"))}</label>` +
+      `<input id="of-op-${i}-family" class="of-op-family" maxlength="64" autocomplete="off" value="${esc(op.family)}">` +
+      `<label for="of-op-${i}-power">${esc(t("order.power"))}</label>` +
+      `<input id="of-op-${i}-power" class="of-op-power w-small" type="number" min="0" step="any" value="${esc(op.power)}">` +
+      (many ? `<button type="button" class="danger" data-remove-op="${i}">${esc(t("order.removeOp", { n }))}</button>` : "") + `</div>` +
+      op.alts.map((a, j) => `<div class="toolbar of-alt">` +
+        `<label for="of-op-${i}-m-${j}">${esc(t("order.machine"))} ${j + 1}</label>` +
+        `<input id="of-op-${i}-m-${j}" class="of-alt-machine" list="of-machine-list" maxlength="64" autocomplete="off" value="${esc(a.machine)}">` +
+        `<label for="of-op-${i}-d-${j}">${esc(t("order.duration"))}</label>` +
+        `<input id="of-op-${i}-d-${j}" class="of-alt-dur w-num" type="number" min="1" step="1" value="${esc(a.dur)}">` +
+        (op.alts.length > 1 ? `<button type="button" class="secondary" data-remove-alt="${i}:${j}" aria-label="${esc(opName)}: ${esc(t("order.removeAlt", { k: j + 1 }))}">` +
+          `${esc(t("order.removeAlt", { k: j + 1 }))}</button>` : "") + `</div>`).join("") +
+      `<button type="button" class="secondary" id="of-op-${i}-add-alt" data-add-alt="${i}">${esc(t("order.addAlt", { n }))}</button></fieldset>`;
+  }).join("");
+}
+
+function onOpsClick(e) {
+  const b = e.target.closest("button");
+  if (!b) return;
+  readOps();
+  if (b.dataset.addAlt !== undefined) {
+    const i = Number(b.dataset.addAlt);
+    OF.ops[i].alts.push({ machine: "", dur: "" });
+    renderOps();
+    $(`of-op-${i}-m-${OF.ops[i].alts.length - 1}`).focus();
+  } else if (b.dataset.removeAlt !== undefined) {
+    const [i, j] = b.dataset.removeAlt.split(":").map(Number);
+    OF.ops[i].alts.splice(j, 1);
+    renderOps();
+    $(`of-op-${i}-add-alt`).focus();
+  } else if (b.dataset.removeOp !== undefined) {
+    const i = Number(b.dataset.removeOp);
+    OF.ops.splice(i, 1);
+    renderOps();
+    $(OF.ops.length ? `of-op-${Math.max(0, i - 1)}-id` : "of-add-op").focus();
+  }
+}
+
+function addOp() {
+  readOps();
+  OF.ops.push(blankOp());
+  renderOps();
+  $(`of-op-${OF.ops.length - 1}-id`).focus();
+}
+
+function renderOrderFormTitle() {
+  const editing = OF.edit !== null && S.problem?.jobs[OF.edit];
+  $("order-entry-summary").textContent = editing ? t("order.editing", { job: editing.id }) : t("order.add");
+  $("of-submit").textContent = t(editing ? "order.submitSave" : "order.submitAdd");
+}
+
+function resetOrderForm() {
+  OF.edit = null;
+  OF.ops = [blankOp()];
+  for (const id of ["of-job", "of-due", "of-release"]) $(id).value = "";
+  $("of-weight").value = "1";
+  showOrderErrors([]);
+  renderOps();
+  renderOrderFormTitle();
+}
+
+function editOrder(i) {
+  const j = S.problem.jobs[i];
+  OF.edit = i;
+  $("of-job").value = j.id;
+  $("of-due").value = j.due ?? "";
+  $("of-release").value = j.release ?? "";
+  $("of-weight").value = j.weight ?? 1;
+  OF.ops = j.operations.map((o, k) => ({
+    id: String(o.id ?? k), family: o.family ?? "", power: o.power_kw ?? "",
+    alts: Object.entries(o.machines).map(([m, d]) => ({ machine: m, dur: String(d) })),
+  }));
+  showOrderErrors([]);
+  renderOps();
+  renderOrderFormTitle();
+  $("order-entry").open = true;
+  $("of-job").focus();
+}
+
+// [[field id, message], ...] for the form as it stands (OF.ops read from the page)
+function orderErrors() {
+  readOps();
+  const errs = [];
+  const id = $("of-job").value.trim();
+  if (!id) errs.push(["of-job", t("order.err.jobRequired")]);
+  else if ((S.problem?.jobs || []).some((j, i) => i !== OF.edit && String(j.id) === id)) errs.push(["of-job", t("order.err.jobDuplicate", { job: id })]);
+  const wholeOrEmpty = (inp) => !inp.validity.badInput && (inp.value.trim() === "" || (Number.isInteger(Number(inp.value)) && Number(inp.value) >= 0));
+  if (!wholeOrEmpty($("of-due"))) errs.push(["of-due", t("order.err.due")]);
+  if (!wholeOrEmpty($("of-release"))) errs.push(["of-release", t("order.err.release")]);
+  const w = $("of-weight");
+  if (w.validity.badInput || (w.value.trim() !== "" && !(Number.isFinite(Number(w.value)) && Number(w.value) >= 0))) errs.push(["of-weight", t("order.err.weight")]);
+  if (!OF.ops.length) errs.push(["of-add-op", t("order.err.noOps")]);
+  OF.ops.forEach((op, i) => {
+    const n = i + 1;
+    if (!op.id) errs.push([`of-op-${i}-id`, t("order.err.opId", { n })]);
+    else if (OF.ops.findIndex((o) => o.id === op.id) < i) errs.push([`of-op-${i}-id`, t("order.err.opDuplicate", { n, op: op.id })]);
+    if (op.powerBad || (op.power !== "" && !(Number.isFinite(Number(op.power)) && Number(op.power) >= 0))) errs.push([`of-op-${i}-power`, t("order.err.power", { n })]);
+    if (!op.alts.length) errs.push([`of-op-${i}-add-alt`, t("order.err.noMachine", { n })]);
+    const seen = new Set();
+    op.alts.forEach((a, j) => {
+      if (!a.machine) errs.push([`of-op-${i}-m-${j}`, t("order.err.machine", { n, k: j + 1 })]);
+      else if (seen.has(a.machine)) errs.push([`of-op-${i}-m-${j}`, t("order.err.machineDuplicate", { n, machine: a.machine })]);
+      seen.add(a.machine);
+      const d = Number(a.dur);
+      if (a.durBad || a.dur === "" || !Number.isInteger(d) || d < 1) errs.push([`of-op-${i}-d-${j}`, t("order.err.duration", { n, machine: a.machine || j + 1 })]);
+    });
+  });
+  return errs;
+}
+
+function showOrderErrors(errs, focus = true) {
+  const box = $("order-errors");
+  $("order-form").querySelectorAll("[aria-invalid]").forEach((el) => { el.removeAttribute("aria-invalid"); el.removeAttribute("aria-describedby"); });
+  if (!errs.length) { box.hidden = true; box.innerHTML = ""; return; }
+  box.innerHTML = `<p><b>${esc(t("order.errSummary", { count: errs.length }))}</b></p><ul>${errs.map(([, m]) => `<li>${esc(m)}</li>`).join("")}</ul>`;
+  box.hidden = false;
+  for (const [id] of errs) {
+    const el = $(id);
+    if (el && el.tagName === "INPUT") { el.setAttribute("aria-invalid", "true"); el.setAttribute("aria-describedby", "order-errors"); }
+  }
+  if (focus) ($(errs[0][0]) || box).focus();
+}
+
+// The job the form describes; fields the form does not show (pins that still fit, lags...) are kept from `prev`.
+function jobFromForm(prev) {
+  const job = { ...(prev || {}), id: $("of-job").value.trim() };
+  for (const [field, id] of [["due", "of-due"], ["release", "of-release"]]) {
+    if ($(id).value.trim() === "") delete job[field]; else job[field] = Number($(id).value);
+  }
+  job.weight = $("of-weight").value.trim() === "" ? 1 : Number($("of-weight").value);
+  job.operations = OF.ops.map((op) => {
+    const old = prev?.operations.find((o, k) => String(o.id ?? k) === op.id);
+    const machines = Object.fromEntries(op.alts.map((a) => [a.machine, Number(a.dur)]));
+    const o = { ...(old || {}), id: op.id, machines };
+    if (op.family) o.family = op.family; else delete o.family;
+    if (op.power !== "") o.power_kw = Number(op.power); else delete o.power_kw;
+    for (const k of ["pinned", "started"]) if (o[k] && !(o[k].machine in machines)) delete o[k];
+    return o;
+  });
+  return job;
+}
+
+// Precedences between jobs follow a renamed job and are dropped with a removed job or operation.
+function fixPrecedences(oldId, job) {
+  if (!Array.isArray(S.problem.precedences)) return;
+  const ends = new Map(S.problem.jobs.map((j) => [String(j.id), new Set(j.operations.map((o, k) => String(o.id ?? k)))]));
+  const move = (ref) => (oldId !== null && String(ref[0]) === String(oldId) && job ? [job.id, ref[1]] : ref);
+  S.problem.precedences = S.problem.precedences
+    .map((p) => ({ ...p, before: move(p.before), after: move(p.after) }))
+    .filter((p) => [p.before, p.after].every((r) => ends.get(String(r[0]))?.has(String(r[1]))));
+}
+
+function submitOrder(e) {
+  e.preventDefault();
+  if (!S.problem) S.problem = { name: "orders", machines: [], jobs: [] };
+  const errs = orderErrors();
+  showOrderErrors(errs);
+  if (errs.length) return;
+  const prev = OF.edit === null ? null : S.problem.jobs[OF.edit];
+  const job = jobFromForm(prev);
+  for (const o of job.operations) for (const m of Object.keys(o.machines)) if (!machineIds().includes(m)) S.problem.machines.push(m);
+  if (prev) {
+    S.problem.jobs[OF.edit] = job;
+    fixPrecedences(prev.id, job);
+  } else S.problem.jobs.push(job);
+  say(t(prev ? "order.saved" : "order.added", { job: job.id, ops: job.operations.length }));
+  resetOrderForm();
+  renderOrders();
+  renderPins();
+  $("orders-details").open = true;
+  $("of-job").focus();
+}
+
+function cancelOrder() {
+  const editing = OF.edit;
+  resetOrderForm();
+  const back = editing === null ? null : $("orders-table").querySelector(`[data-edit-job="${editing}"]`);
+  (back || $("of-job")).focus();
+}
+
+function removeOrder(i) {
+  const job = S.problem.jobs[i];
+  if (!window.confirm(t("order.removeConfirm", { job: job.id }))) return;
+  S.problem.jobs.splice(i, 1);
+  fixPrecedences(null, null);
+  if (OF.edit === i) resetOrderForm();
+  else if (OF.edit !== null && OF.edit > i) OF.edit -= 1;
+  renderOrders();
+  renderPins();
+  say(t("order.removed", { job: job.id }));
+  const next = $("orders-table").querySelector(`[data-remove-job="${Math.min(i, S.problem.jobs.length - 1)}"]`);
+  (next || $("of-job")).focus();
+}
+
+function newPlan() {
+  setProblem({ name: "orders", machines: [], jobs: [] }, false);
+  $("order-entry").open = true;
+  $("of-job").focus();
+  say(t("planner.newPlanDone"));
 }
 
 // ------------------------------------------------------------------------------------------------ planner: solve
 async function solve() {
   if (!S.problem) { say(t("planner.noProblem"), true); return false; }
+  if (!S.problem.jobs.length) { say(t("planner.noJobs"), true); return false; }
   if (S.busy) return false;
   S.busy = true;
   $("solve-btn").disabled = true;
-  say(t("planner.solving"));
-  const body = { problem: S.problem, time_limit_s: Math.min(30, Math.max(1, Number($("time-limit").value) || 5)) };
+  const limit = Math.min(MAX_LIMIT_S, Math.max(1, Math.round(Number($("time-limit").value)) || 5));
+  $("time-limit").value = String(limit);
+  const problem = S.problem;
+  const body = { problem, time_limit_s: limit };
   if ($("objective").value) body.objective = $("objective").value;
   try {
-    const res = await api("/v1/scheduling/solve", { method: "POST", body });
+    let res;
+    if (limit > SYNC_LIMIT_S) {
+      res = await solveAsJob(body);
+      if (res === null) return false; // signed out while it ran
+    } else {
+      S.job = null;
+      S.jobView = null;
+      renderJob();
+      say(t("planner.solving"));
+      res = await api("/v1/scheduling/solve", { method: "POST", body });
+    }
+    if (S.problem !== problem) { say(t("planner.stale"), true); return false; }
     if (!res.gantt || !res.gantt.length || res.status === "INFEASIBLE" || res.status === "MODEL_INVALID") {
       if (S.lastPinUndo) S.lastPinUndo();
       say(t("planner.infeasible", { status: res.status }), true);
@@ -242,6 +502,54 @@ async function solve() {
     S.busy = false;
     $("solve-btn").disabled = false;
   }
+}
+
+// A solve longer than the synchronous limit: POST /v1/scheduling/jobs, then poll GET /v1/scheduling/jobs/{id}
+// (every 0.4 s at first, backing off to 2 s) with its state on the job line. The plan, or null if the caller
+// signed out meanwhile; a failed job throws.
+async function solveAsJob(body) {
+  const token = {};
+  S.job = token;
+  let job = await api("/v1/scheduling/jobs", { method: "POST", body });
+  const view = { job, id: job.job_id.slice(0, 8), t0: Date.now(), limit: body.time_limit_s, end: null };
+  S.jobView = view;
+  say(t("job.submitted", { id: view.id }));
+  let delay = 400;
+  let misses = 0;
+  for (;;) {
+    if (S.job !== token) return null;
+    view.job = job;
+    if (job.status === "done" || job.status === "failed") view.end = Date.now();
+    renderJob();
+    if (job.status === "done") return job.result;
+    if (job.status === "failed") throw new ApiError(500, t("job.failed", { id: view.id, msg: job.error || "" }));
+    await sleep(delay);
+    delay = Math.min(2000, Math.round(delay * 1.5));
+    if (S.job !== token) return null;
+    try {
+      job = await api("/v1/scheduling/jobs/" + encodeURIComponent(job.job_id));
+      misses = 0;
+    } catch (e) {
+      // a network blip is retried (the job keeps running on the server); an answer such as 404 is final
+      if (e.status !== 0 || ++misses > 5) throw new ApiError(e.status, t("job.lost", { id: view.id, msg: e.message }));
+    }
+  }
+}
+
+function renderJob() {
+  const v = S.jobView;
+  const line = $("job-line");
+  if (!v) { line.hidden = true; return; }
+  const { status } = v.job;
+  const elapsed = Math.round(((v.end ?? Date.now()) - v.t0) / 1000);
+  const bar = $("job-progress");
+  if (status === "queued") bar.removeAttribute("value"); // indeterminate until it starts
+  else bar.value = status === "running" ? Math.min(99, (100 * elapsed) / v.limit) : 100;
+  const state = t("job.s." + status);
+  $("job-text").textContent = v.end ? t("job.finished", { id: v.id, state, elapsed }) : t("job.progress", { id: v.id, state, elapsed, limit: v.limit });
+  line.dataset.state = status;
+  line.dataset.job = v.job.job_id;
+  line.hidden = false;
 }
 
 function findOp(job, opId) {
@@ -286,12 +594,19 @@ function metricsOf(res) {
   ];
 }
 
+const objectiveName = (o) => (o ? t("obj." + o) : "–");
+
+function renderObjectiveHelp() {
+  $("objective-help").textContent = t("objhelp." + ($("objective").value || "auto"));
+}
+
 function renderSummary() {
   const el = $("plan-summary");
   if (!S.result) { el.innerHTML = `<p class="muted">${esc(t("planner.noProblem"))}</p>`; return; }
   const m = metricsOf(S.result);
   el.innerHTML = `<div class="metrics">` +
     `<div class="metric"><span>${t("m.status")}</span><b id="sum-status">${esc(S.result.status)}</b></div>` +
+    `<div class="metric"><span>${t("m.objective")}</span><b id="sum-objective" data-objective="${esc(S.result.objective)}">${esc(objectiveName(S.result.objective))}</b></div>` +
     m.map(([k, v, d]) => `<div class="metric"><span>${t(k)}</span><b data-metric="${k}">${fmt(v, d)}</b></div>`).join("") +
     `<div class="metric"><span>${t("m.wall")}</span><b>${fmt(S.result.wall_s, 2)}</b></div></div>` +
     (S.result.linked?.ignored?.length ? `<p class="muted">${esc(S.result.linked.ignored.join("; "))}</p>` : "");
@@ -397,6 +712,74 @@ async function exportPng() {
     const url = await svgToPng(svg);
     const name = `sfai-gantt-${S.problem.name || "plan"}.png`;
     download(name, url);
+    say(t("planner.exported", { file: name }));
+  } catch (e) { say(e.message, true); }
+}
+
+const LEGEND = [
+  ["legend.setup", "#eef1f4", "#9aa5b1", 1], ["legend.maintenance", "#fff1de", "#e07b00", 1], ["legend.break", "#e4e7eb", "#8896a4", 1],
+  ["legend.late", "#4e79a7", "#d92d20", 2], ["legend.pinned", "#4e79a7", "#14324f", 2],
+];
+
+// The page the PDF shows: a title, the plan summary, the chart (drawn at twice its size) and the legend.
+function planReport(chart) {
+  const k = 2;
+  const pad = 16 * k;
+  const c = document.createElement("canvas");
+  const font = (size, weight = 400) => `${weight} ${size * k}px system-ui, -apple-system, "Noto Sans KR", "Malgun Gothic", sans-serif`;
+  const metrics = [`${t("m.status")} ${S.result.status}`, `${t("m.objective")} ${objectiveName(S.result.objective)}`,
+    ...metricsOf(S.result).map(([key, v, d]) => `${t(key)} ${fmt(v, d)}`)];
+  const width = chart.width + 2 * pad;
+  let ctx = c.getContext("2d");
+  ctx.font = font(13);
+  const lines = [];
+  for (const part of metrics) {
+    const last = lines.length ? lines[lines.length - 1] : null;
+    if (last !== null && ctx.measureText(`${last} · ${part}`).width <= width - 2 * pad) lines[lines.length - 1] = `${last} · ${part}`;
+    else lines.push(part);
+  }
+  const head = pad + 30 * k + lines.length * 19 * k + 22 * k;
+  c.width = width;
+  c.height = head + chart.height + 34 * k;
+  ctx = c.getContext("2d");
+  ctx.fillStyle = "#ffffff";
+  ctx.fillRect(0, 0, c.width, c.height);
+  ctx.textBaseline = "top";
+  ctx.fillStyle = "#14324f";
+  ctx.font = font(20, 700);
+  ctx.fillText(t("pdf.title", { name: S.problem.name || "plan" }), pad, pad);
+  ctx.fillStyle = "#1d2733";
+  ctx.font = font(13);
+  lines.forEach((line, i) => ctx.fillText(line, pad, pad + 30 * k + i * 19 * k));
+  ctx.fillStyle = "#5f6d7b";
+  ctx.font = font(11);
+  const when = new Date().toLocaleString(LANG === "ko" ? "ko-KR" : "en-US");
+  ctx.fillText(t("pdf.generated", { tenant: S.tenant?.display_name || S.tenant?.name || "", time: when }), pad, pad + 30 * k + lines.length * 19 * k + 2 * k);
+  ctx.drawImage(chart, pad, head);
+  let x = pad;
+  const y = head + chart.height + 10 * k;
+  ctx.font = font(12);
+  for (const [key, fill, stroke, lw] of LEGEND) {
+    ctx.fillStyle = fill;
+    ctx.strokeStyle = stroke;
+    ctx.lineWidth = lw * k;
+    ctx.fillRect(x, y, 18 * k, 11 * k);
+    ctx.strokeRect(x, y, 18 * k, 11 * k);
+    ctx.fillStyle = "#4d5d6d";
+    ctx.fillText(t(key), x + 22 * k, y - k);
+    x += 22 * k + ctx.measureText(t(key)).width + 16 * k;
+  }
+  return c;
+}
+
+async function exportPdf() {
+  const svg = gantt.svg();
+  if (!svg || !S.result) { say(t("planner.noProblem"), true); return; }
+  try {
+    const page = planReport(await svgToCanvas(svg, 2));
+    const blob = await canvasToPdf(page, { title: t("pdf.title", { name: S.problem.name || "plan" }) });
+    const name = `sfai-gantt-${S.problem.name || "plan"}.pdf`;
+    download(name, blob);
     say(t("planner.exported", { file: name }));
   } catch (e) { say(e.message, true); }
 }
@@ -634,6 +1017,12 @@ const currentGantt = createGantt($("gantt-current"), { interactive: false, rowH:
 function rerenderLanguage() {
   applyI18n();
   renderLegend();
+  renderObjectiveHelp();
+  renderJob();
+  readOps();
+  renderOps();
+  renderOrderFormTitle();
+  if (!$("order-errors").hidden) showOrderErrors(orderErrors(), false);
   renderOrders();
   renderSummary();
   renderPins();
@@ -652,6 +1041,12 @@ $("lang-select").addEventListener("change", (e) => { setLang(e.target.value); re
 $("signin-form").addEventListener("submit", (e) => { e.preventDefault(); const k = $("api-key").value.trim(); $("api-key").value = ""; signIn(k); });
 $("signout-btn").addEventListener("click", signOut);
 $("load-sample").addEventListener("click", () => loadSample(true));
+$("new-plan").addEventListener("click", newPlan);
+$("objective").addEventListener("change", renderObjectiveHelp);
+$("order-form").addEventListener("submit", submitOrder);
+$("of-ops").addEventListener("click", onOpsClick);
+$("of-add-op").addEventListener("click", addOp);
+$("of-cancel").addEventListener("click", cancelOrder);
 $("orders-file").addEventListener("change", onFile);
 $("solve-btn").addEventListener("click", solve);
 $("zoom-in").addEventListener("click", () => gantt.zoomBy(1.5));
@@ -661,6 +1056,7 @@ $("keep-copy").addEventListener("click", keepCopy);
 $("clear-copy").addEventListener("click", () => { S.copy = null; $("clear-copy").hidden = true; renderCompare(); });
 $("export-csv").addEventListener("click", exportCsv);
 $("export-png").addEventListener("click", exportPng);
+$("export-pdf").addEventListener("click", exportPdf);
 $("dash-refresh").addEventListener("click", () => { S.samples = null; loadDashboard(); });
 $("sub-form").addEventListener("submit", async (e) => {
   e.preventDefault();
@@ -696,6 +1092,8 @@ window.addEventListener("resize", () => { if (S.result && !$("panel-planner").hi
 wireTabs();
 applyI18n();
 renderLegend();
+renderObjectiveHelp();
+resetOrderForm();
 renderSummary();
 renderPins();
 signIn();

@@ -1,7 +1,7 @@
 // SFAI console: an SVG Gantt chart. Machines are rows; operations are bars coloured by job; setups, calendar
 // downtimes and maintenance windows are drawn; late jobs are outlined in red; pinned operations carry a pin.
 // Zoom (zoomBy, wheel) and pan (drag on the background); dragging a bar reports a new machine and start.
-// Presentation is in attributes, not CSS, so that the serialised SVG draws the same in a PNG export.
+// Presentation is in attributes, not CSS, so that the serialised SVG draws the same in a PNG or PDF export.
 "use strict";
 
 const SVGNS = "http://www.w3.org/2000/svg";
@@ -256,8 +256,8 @@ function createGantt(container, opts = {}) {
   };
 }
 
-// Serialise an SVG element into a PNG data URL (SVG -> Image -> canvas).
-function svgToPng(svg, scale = 2) {
+// Draw an SVG element onto a canvas (SVG -> Image -> canvas) at `scale` times its size, on white.
+function svgToCanvas(svg, scale = 2) {
   return new Promise((resolve, reject) => {
     const w = Number(svg.getAttribute("width"));
     const h = Number(svg.getAttribute("height"));
@@ -274,9 +274,14 @@ function svgToPng(svg, scale = 2) {
       ctx.scale(scale, scale);
       ctx.drawImage(img, 0, 0, w, h);
       URL.revokeObjectURL(url);
-      resolve(canvas.toDataURL("image/png"));
+      resolve(canvas);
     };
     img.onerror = () => { URL.revokeObjectURL(url); reject(new Error("cannot draw the chart")); };
     img.src = url;
   });
+}
+
+// Serialise an SVG element into a PNG data URL.
+async function svgToPng(svg, scale = 2) {
+  return (await svgToCanvas(svg, scale)).toDataURL("image/png");
 }

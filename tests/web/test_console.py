@@ -8,12 +8,15 @@ are copied to ``test-artifacts/console/`` (git-ignored).
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import shutil
 import socket
 import subprocess
 import sys
 import time
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,6 +24,7 @@ import httpx
 import pytest
 
 from serving.db import Database
+from serving.settings import Settings
 from tests.serving.helpers import make_tenant
 
 CHROMIUM = "/usr/bin/chromium"
@@ -123,6 +127,9 @@ def page(browser, server):
     pg.set_default_timeout(20_000)
     errors: list[str] = []
     pg.on("pageerror", lambda e: errors.append(str(e)))
+    # console errors too, except the browser's own line for an HTTP error answer (which the tests provoke)
+    pg.on("console", lambda m: m.type == "error" and not m.text.startswith("Failed to load resource")
+          and errors.append(m.text))
     pg.goto(server.base + "/")
     yield pg
     ctx.close()
@@ -147,6 +154,32 @@ def run_plan(page) -> None:
     page.click("#solve-btn")
     page.wait_for_selector("#gantt g.op")
     page.wait_for_function("!document.getElementById('solve-btn').disabled")
+
+
+def check_pdf(data: bytes) -> tuple[int, int]:
+    """A well-formed one-image PDF (header, cross-reference table, image XObject drawn by the page): the image's
+    (width, height). A Flate image is decoded and must hold the chart, not a blank page."""
+    assert data.startswith(b"%PDF-1.") and data.rstrip().endswith(b"%%EOF")
+    start = int(re.search(rb"startxref\s+(\d+)\s+%%EOF\s*$", data).group(1))
+    head = re.match(rb"xref\n0 (\d+)\n", data[start:])
+    assert head, data[start:start + 40]
+    table = data[start + head.end():]
+    for k in range(1, int(head.group(1))):
+        offset = int(table[k * 20:k * 20 + 10])
+        assert data[offset:].startswith(f"{k} 0 obj".encode()), k
+    assert re.search(rb"/Type /Catalog /Pages 2 0 R", data) and b"/Im0 Do" in data
+    img = re.search(rb"/Subtype /Image /Width (\d+) /Height (\d+) .*?/Filter /(\w+) /Length (\d+) >>\nstream\n", data)
+    assert img, "no image XObject"
+    w, h, length = int(img.group(1)), int(img.group(2)), int(img.group(4))
+    stream = data[img.end():img.end() + length]
+    assert data[img.end() + length:].startswith(b"\nendstream")
+    if img.group(3) == b"FlateDecode":
+        pixels = zlib.decompress(stream)
+        assert len(pixels) == w * h * 3
+        assert sum(1 for b in pixels[::97] if b < 200) > 200  # bars and text, not a white page
+    else:
+        assert img.group(3) == b"DCTDecode" and stream[:2] == b"\xff\xd8"
+    return w, h
 
 
 # ------------------------------------------------------------------------------------------------ tests
@@ -339,3 +372,217 @@ def test_dashboard_and_administration(page, server, tmp_path):
     sign_in(page, server.bravo.mes)
     page.click("#tab-admin")
     assert page.is_visible("#admin-denied") and "admin" in page.inner_text("#admin-denied")
+
+
+@pytest.fixture(scope="module")
+def charlie(server):
+    """A tenant with every module and the demo models trained for it, as ``sfai demo`` does (models/demo.py's
+    ``train_demo_models``, the quick configs tests/models/test_demo_models.py uses: a few seconds)."""
+    from models.demo import TrainingUnavailable, train_demo_models
+
+    settings = Settings(home=server.home, database_url=server.url_db, environment="test", secret_key=SECRET)
+    db = Database(settings.resolved_database_url)
+    try:
+        modules = ("quality", "maintenance", "energy", "scheduling")
+        keys = make_tenant(db, SECRET, "charlie", modules=modules, ksic="C22")
+        try:
+            trained = train_demo_models(settings, db, "charlie", progress=False)
+        except TrainingUnavailable as e:
+            if ON_CI:
+                pytest.fail(str(e))
+            print(f"\nSKIP: {e}")
+            pytest.skip(str(e))
+    finally:
+        db.dispose()
+    assert {m.family for m in trained} == {"failure", "rul", "defect", "energy"}
+    return keys
+
+
+def test_order_entry_form_adds_edits_and_removes_orders(page, server, tmp_path):
+    page.on("dialog", lambda d: d.accept())
+    sign_in(page, server.acme.mes)
+    page.click("#new-plan")  # an empty plan: orders come from the form only
+    assert page.is_visible("#of-job") and page.evaluate("document.activeElement.id") == "of-job"
+    assert page.locator("#orders-table tbody tr").count() == 0
+
+    # validation, in Korean first: nothing filled in
+    page.click("#of-submit")
+    errors = page.locator("#order-errors")
+    errors.wait_for()
+    text = errors.inner_text()
+    assert "작업 ID를 입력하세요." in text and "소요 시간은 1 이상의 정수" in text
+    assert page.get_attribute("#of-job", "aria-invalid") == "true"
+    assert page.evaluate("document.activeElement.id") == "of-job"  # focus on the first problem
+    shot(page, tmp_path, "planner-order-errors-ko")
+    page.select_option("#lang-select", "en")  # the messages follow the language
+    assert "Enter a job id." in errors.inner_text()
+
+    # an order with two operations; the first can run on either of two machines
+    page.fill("#of-job", "PO-1")
+    page.fill("#of-due", "100")
+    page.fill("#of-weight", "2")
+    page.fill("#of-op-0-id", "cut")
+    page.fill("#of-op-0-m-0", "SAW-01")
+    page.fill("#of-op-0-d-0", "30")
+    page.click("#of-op-0-add-alt")
+    assert page.evaluate("document.activeElement.id") == "of-op-0-m-1"
+    page.fill("#of-op-0-m-1", "SAW-02")
+    page.fill("#of-op-0-d-1", "40")
+    page.click("#of-add-op")
+    page.fill("#of-op-1-id", "weld")
+    page.fill("#of-op-1-m-0", "WELD-01")
+    page.fill("#of-op-1-d-0", "20")
+    page.fill("#of-op-1-power", "12.5")
+    page.press("#of-op-1-d-0", "Enter")  # the keyboard submits the form
+    row = page.locator('#orders-table tbody tr[data-job="PO-1"]')
+    row.wait_for()
+    assert "cut (SAW-01:30 / SAW-02:40) → weld (WELD-01:20)" in row.inner_text()
+    assert errors.is_hidden() and "Added order PO-1" in page.inner_text("#status")
+
+    # a second order: duplicate id, zero duration and a machine listed twice are refused with clear messages
+    page.fill("#of-job", "PO-1")
+    page.fill("#of-op-0-id", "cut")
+    page.fill("#of-op-0-m-0", "SAW-01")
+    page.fill("#of-op-0-d-0", "0")
+    page.click("#of-op-0-add-alt")
+    page.fill("#of-op-0-m-1", "SAW-01")
+    page.fill("#of-op-0-d-1", "25")
+    page.click("#of-submit")
+    text = errors.inner_text()
+    assert "Please fix 3 problem(s)" in text
+    assert "Job PO-1 already exists" in text
+    assert "Operation 1, machine SAW-01: the duration must be a whole number of minutes, 1 or more." in text
+    assert "Operation 1: machine SAW-01 is listed twice." in text
+    page.fill("#of-job", "PO-2")
+    page.fill("#of-op-0-d-0", "45")
+    page.click('#of-ops button[data-remove-alt="0:1"]')
+    page.click("#of-submit")
+    page.locator('#orders-table tbody tr[data-job="PO-2"]').wait_for()
+
+    # edit PO-1: the form is filled from the order; drop the second saw and move the due date
+    page.click('#orders-table button[aria-label="Edit order PO-1"]')
+    assert page.input_value("#of-job") == "PO-1" and page.input_value("#of-op-0-m-1") == "SAW-02"
+    assert page.input_value("#of-op-1-power") == "12.5"
+    assert page.inner_text("#order-entry-summary") == "Edit order PO-1"
+    page.fill("#of-due", "50")
+    page.click('#of-ops button[data-remove-alt="0:1"]')
+    page.click("#of-submit")
+    page.wait_for_function(
+        "document.querySelector('#orders-table tr[data-job=\"PO-1\"]').innerText.includes('cut (SAW-01:30) → weld')")
+    assert page.input_value('#orders-table input[data-field="due"][data-job="0"]') == "50"
+    assert page.inner_text("#order-entry-summary") == "Add order"
+
+    # remove PO-2 (after a confirmation), then plan what is left
+    page.click('#orders-table button[aria-label="Remove order PO-2"]')
+    page.locator('#orders-table tbody tr[data-job="PO-2"]').wait_for(state="detached")
+    assert page.locator("#orders-table tbody tr").count() == 1
+    run_plan(page)
+    assert page.locator("#gantt g.op").count() == 2
+    labels = page.locator("#gantt text.machine-label").all_text_contents()
+    assert {"SAW-01", "WELD-01"} <= set(labels)
+    assert page.get_attribute('#gantt g.op[data-job="PO-1"][data-op="weld"]', "data-start") == "30"
+    shot(page, tmp_path, "planner-order-form-en")
+
+
+def test_objectives_background_job_and_pdf_export(page, server, tmp_path):
+    page.select_option("#lang-select", "en")
+    sign_in(page, server.acme.mes)
+    calls: list[tuple[str, str, dict | None]] = []
+
+    def record(req) -> None:
+        if "/v1/scheduling/" in req.url:
+            body = json.loads(req.post_data) if req.post_data else None
+            calls.append((req.method, req.url.split("/v1/scheduling/")[1], body))
+
+    page.on("request", record)
+    values = page.eval_on_selector_all("#objective option", "os => os.map(o => o.value)")
+    assert values == ["", "makespan", "tardiness", "energy", "weighted", "lex"]
+    assert page.eval_on_selector_all("#objective optgroup", "gs => gs.map(g => g.label)") == [
+        "Single objective", "Combined objectives"]
+
+    # a weighted combination, solved synchronously
+    page.select_option("#objective", "weighted")
+    assert "0.01 × makespan" in page.inner_text("#objective-help")
+    page.fill("#time-limit", "2")
+    run_plan(page)
+    assert calls[-1][:2] == ("POST", "solve")
+    assert calls[-1][2]["objective"] == "weighted" and calls[-1][2]["time_limit_s"] == 2
+    assert page.get_attribute("#sum-objective", "data-objective") == "weighted"
+    assert page.is_hidden("#job-line")
+
+    # lexicographic with a limit over 30 s: a background job, polled until done (the sample proves optimal at once)
+    page.select_option("#objective", "lex")
+    page.fill("#time-limit", "40")
+    page.evaluate("""() => { window.jobTexts = [];
+        new MutationObserver(() => window.jobTexts.push(document.getElementById('job-line').dataset.state + ': '
+          + document.getElementById('job-text').textContent))
+          .observe(document.getElementById('job-line'), {attributes: true, childList: true, subtree: true}); }""")
+    calls.clear()
+    page.click("#solve-btn")
+    page.wait_for_selector('#job-line[data-state="done"]')
+    page.wait_for_function("!document.getElementById('solve-btn').disabled")
+    assert page.get_attribute("#sum-objective", "data-objective") == "lex"
+    assert page.locator("#gantt g.op").count() == 12
+    posts = [c for c in calls if c[0] == "POST"]
+    assert [c[1] for c in posts] == ["jobs"]  # never the synchronous endpoint
+    assert posts[0][2]["objective"] == "lex" and posts[0][2]["time_limit_s"] == 40
+    job_id = page.get_attribute("#job-line", "data-job")
+    polls = [c for c in calls if c[0] == "GET"]
+    assert polls and all(c[1] == f"jobs/{job_id}" for c in polls)
+    texts = page.evaluate("window.jobTexts")
+    progress = r"(queued|running): Job \w{8}: (queued|running) · \d+ s elapsed of a 40 s limit"
+    assert any(re.match(progress, x) for x in texts), texts
+    assert re.search(r"Job \w{8}: done · took \d+ s", page.inner_text("#job-line"))
+    assert page.get_attribute("#job-progress", "value") == "100"
+    assert "Plan ready" in page.inner_text("#status")
+    shot(page, tmp_path, "planner-lex-job-en")
+
+    # PDF export next to PNG: one page with the chart and the plan summary as an image
+    buttons = page.locator("#export-png ~ button").all_inner_texts()
+    assert buttons[0] == "Export Gantt PDF"
+    with page.expect_download() as dl:
+        page.click("#export-pdf")
+    assert dl.value.suggested_filename == "sfai-gantt-sample-moulding-line.pdf"
+    pdf = Path(dl.value.path()).read_bytes()
+    w, h = check_pdf(pdf)
+    assert w > 1000 and h > 300
+    (tmp_path / "gantt.pdf").write_bytes(pdf)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    shutil.copy(tmp_path / "gantt.pdf", ARTIFACTS / "gantt-export.pdf")
+    assert "Exported sfai-gantt-sample-moulding-line.pdf" in page.inner_text("#status")
+
+
+def test_dashboard_with_trained_models(page, server, charlie, tmp_path):
+    page.select_option("#lang-select", "en")
+    sign_in(page, charlie.admin)
+    page.click("#tab-dashboard")
+    for sel in ("#failure-rank tbody tr", "#rul-rank tbody tr", "#defect-table tbody tr", "#energy-chart"):
+        page.wait_for_selector(sel)
+    assert page.locator("#dash-cards .warn").count() == 0  # every module has its model
+
+    # maintenance: machines ranked by failure risk (highest first), units by remaining useful life (lowest first)
+    maint = page.inner_text("#dash-maintenance")
+    assert "Machines ranked by failure risk" in maint and "this tenant's demo data" in maint
+    cells = page.locator("#failure-rank tbody td:nth-child(3)").all_inner_texts()
+    probs = [float(x.split()[-1].rstrip("%")) for x in cells]
+    assert len(probs) == 8 and probs == sorted(probs, reverse=True) and probs[0] > probs[-1]
+    modes = page.locator("#failure-rank tbody td:nth-child(4)").all_inner_texts()
+    assert len(modes) == 8
+    cells = page.locator("#rul-rank tbody td:nth-child(3)").all_inner_texts()
+    ruls = [float(x.split()[-1].replace(",", "")) for x in cells]
+    assert len(ruls) == 4 and ruls == sorted(ruls)
+
+    # quality: recent defect predictions with probabilities and the measurements behind them
+    assert "Recent defect predictions" in page.inner_text("#dash-quality")
+    rows = page.locator("#defect-table tbody tr")
+    assert rows.count() == 8
+    assert re.search(r"\d+(\.\d)?%", rows.first.inner_text())
+
+    # energy: the p10-p90 band, p50 and actuals, and the total kWh and CO2
+    assert page.locator("#energy-chart polygon").count() == 1 and page.locator("#energy-chart polyline").count() == 2
+    totals = page.inner_text("#energy-totals")
+    m = re.search(r"Forecast total ([\d,.]+) kWh \(p50\), CO2 ([\d,.]+) kg", totals)
+    assert m, totals
+    assert float(m.group(1).replace(",", "")) > 0 and float(m.group(2).replace(",", "")) > 0
+    assert "No plan run yet" in page.inner_text("#dash-scheduling")
+    shot(page, tmp_path, "dashboard-models-en")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from models.demo import FILES, ai4i_rows
 from serving.routers.console import ENDPOINTS
 from tests.serving.helpers import bearer, make_tenant
@@ -10,10 +12,14 @@ from tests.serving.helpers import bearer, make_tenant
 def test_console_page_and_static_files(client):
     r = client.get("/")
     assert r.status_code == 200 and "text/html" in r.headers["content-type"]
-    for name in ("/static/console.js", "/static/gantt.js", "/static/i18n.js", "/static/console.css",
+    for name in ("/static/console.js", "/static/gantt.js", "/static/pdf.js", "/static/i18n.js", "/static/console.css",
                  "/static/sample-plan.json"):
         assert client.get(name).status_code == 200, name
-    assert "http://" not in client.get("/static/console.js").text  # no outside hosts
+    for name in ("index.html", "console.js", "gantt.js", "pdf.js", "i18n.js", "console.css"):  # no outside hosts
+        text = client.get("/" if name == "index.html" else f"/static/{name}").text
+        assert set(re.findall(r"https?://[^\s\"'`)]+", text)) <= {"http://www.w3.org/2000/svg"}, name
+    html = client.get("/").text
+    assert 'id="export-pdf"' in html and 'src="/static/pdf.js"' in html
     assert client.get("/static/nope.js").status_code == 404
 
 
@@ -45,3 +51,23 @@ def test_samples_come_from_the_callers_own_demo_files(client, db, settings):
     energy = b["samples"]["energy"]
     assert energy["endpoint"] == "/v1/energy/forecast" and energy["body"]["horizon"] == 96
     assert len(energy["body"]["records"]) == 9 * 96 and len(energy["actuals"]) == 2 * 96 + 1
+
+
+def test_every_string_is_in_korean_and_english(client):
+    """i18n.js has the same keys in both languages, and every key the page and the scripts name is there."""
+    source = client.get("/static/i18n.js").text
+    ko_block, en_block = source.split("\n  en: {", 1)
+    keys = {lang: set(re.findall(r'^\s+"([\w.]+)":', block, re.M))
+            for lang, block in (("ko", ko_block), ("en", en_block))}
+    assert keys["ko"] == keys["en"], keys["ko"] ^ keys["en"]
+    used = set(re.findall(r'data-i18n(?:-aria|-label|-title)?="([\w.]+)"', client.get("/").text))
+    for name in ("console.js", "gantt.js"):
+        used |= set(re.findall(r'\bt\("([\w.]+)"', client.get(f"/static/{name}").text))
+    # keys built at run time (t("obj." + o)): the prefix must exist; the ones this console adds are checked in full
+    prefixes = {k for k in used if k.endswith(".")}
+    assert all(any(k.startswith(p) for k in keys["en"]) for p in prefixes), prefixes
+    used -= prefixes
+    used |= {f"obj.{o}" for o in ("makespan", "tardiness", "energy", "weighted", "lex")}
+    used |= {f"objhelp.{o}" for o in ("auto", "makespan", "tardiness", "energy", "weighted", "lex")}
+    used |= {f"job.s.{s}" for s in ("queued", "running", "done", "failed")}
+    assert len(used) > 100 and used <= keys["en"], used - keys["en"]
