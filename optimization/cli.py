@@ -38,12 +38,17 @@ def solve_cmd(
     objective: Annotated[str, typer.Option("--objective", help="makespan|tardiness|energy|weighted|lex")] = "",
     output: Annotated[Path | None, typer.Option("--output", help="full schedule JSON")] = None,
     strategy: Annotated[str, typer.Option("--strategy", help="auto|full|lns")] = "auto",
+    weights: Annotated[str, typer.Option(
+        "--weights", help="objective weighted: TERM=W,... (terms tardiness, makespan, energy)")] = "",
+    order: Annotated[str, typer.Option("--order", help="objective lex: TERM,... by priority")] = "",
 ) -> None:
     """Solve FILE and print one JSON line with status, makespan, lower_bound and wall_s."""
     try:
         problem = load(file, fmt.value)
         params = make_params(problem, time_limit_s=time_limit, workers=workers, seed=seed,
-                             objective=objective or None, strategy=strategy)
+                             objective=objective or None, strategy=strategy,
+                             weights=_weights(weights) if weights else None,
+                             order=[t.strip() for t in order.split(",")] if order else None)
         line, doc = solve_document(problem, params)
         if output is not None:
             try:
@@ -65,3 +70,16 @@ def _main() -> None:
 
 if __name__ == "__main__":
     schedule_app()
+
+
+def _weights(text: str) -> dict[str, float]:
+    out = {}
+    for part in text.split(","):
+        term, sep, value = part.partition("=")
+        try:
+            out[term.strip()] = float(value)
+        except ValueError:
+            raise ValueError(f"--weights takes TERM=NUMBER,...; got {part.strip()!r}") from None
+        if not sep:
+            raise ValueError(f"--weights takes TERM=NUMBER,...; got {part.strip()!r}")
+    return out

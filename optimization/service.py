@@ -10,6 +10,8 @@ from optimization.explain import explain_late_jobs
 from optimization.problem import SchedulingProblem
 from optimization.solver import OBJECTIVES, SolverParams, solve
 
+TERMS = ("tardiness", "makespan", "energy")  # what "weighted" and "lex" combine
+
 
 def default_objective(problem: SchedulingProblem) -> str:
     return "tardiness" if any(j.due is not None for j in problem.jobs) else "makespan"
@@ -23,7 +25,11 @@ def make_params(
     seed: int = 0,
     objective: str | None = None,
     strategy: str = "auto",
+    weights: dict[str, float] | None = None,
+    order: list[str] | tuple[str, ...] | None = None,
 ) -> SolverParams:
+    """Checked solver parameters. ``weights`` (objective "weighted": weight per real unit of each term) and
+    ``order`` (objective "lex": the terms by priority) replace the defaults of ``SolverParams``."""
     if time_limit_s <= 0:
         raise ValueError("the time limit must be > 0 seconds")
     if workers < 1:
@@ -33,7 +39,31 @@ def make_params(
     objective = objective or default_objective(problem)
     if objective not in OBJECTIVES:
         raise ValueError(f"objective must be one of {', '.join(OBJECTIVES)}, got {objective!r}")
-    return SolverParams(time_limit_s=time_limit_s, workers=workers, seed=seed, objective=objective, strategy=strategy)
+    extra: dict[str, Any] = {}
+    if weights is not None:
+        if objective != "weighted":
+            raise ValueError('weights apply to the objective "weighted" only')
+        unknown = sorted(set(weights) - set(TERMS))
+        if unknown:
+            raise ValueError(f"unknown objective term {unknown[0]!r} in weights; use {', '.join(TERMS)}")
+        if any(not isinstance(w, int | float) or w < 0 or w != w for w in weights.values()):
+            raise ValueError("weights must be numbers >= 0")
+        if not any(w > 0 for w in weights.values()):
+            raise ValueError("at least one weight must be > 0")
+        extra["weights"] = {t: float(w) for t, w in weights.items()}
+    if order is not None:
+        if objective != "lex":
+            raise ValueError('order applies to the objective "lex" only')
+        order = tuple(order)
+        unknown = sorted(set(order) - set(TERMS))
+        if unknown:
+            raise ValueError(f"unknown objective term {unknown[0]!r} in order; use {', '.join(TERMS)}")
+        if not order or len(set(order)) != len(order):
+            raise ValueError("order must list one or more distinct terms")
+        extra["order"] = order
+    return SolverParams(
+        time_limit_s=time_limit_s, workers=workers, seed=seed, objective=objective, strategy=strategy, **extra
+    )
 
 
 def solve_document(problem: SchedulingProblem, params: SolverParams) -> tuple[dict[str, Any], dict[str, Any]]:

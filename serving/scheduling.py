@@ -43,6 +43,8 @@ def prepare(request: dict, modules: set[str]) -> tuple[object, object, dict]:
             seed=request["seed"],
             objective=request.get("objective"),
             strategy=request.get("strategy", "auto"),
+            weights=request.get("weights"),
+            order=request.get("order"),
         )
     except (ValueError, KeyError, TypeError) as e:
         raise InvalidInput(f"invalid scheduling problem: {e}") from None

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -14,6 +14,15 @@ class SolveRequest(BaseModel):
     workers: int = Field(2, ge=1, le=16)
     seed: int = 0
     objective: Literal["makespan", "tardiness", "energy", "weighted", "lex"] | None = None
+    weights: dict[Literal["tardiness", "makespan", "energy"], Annotated[float, Field(ge=0)]] | None = Field(
+        None,
+        description='objective "weighted": weight per real unit of each term (default tardiness 1, makespan 0.01, '
+        "energy 1)",
+    )
+    order: list[Literal["tardiness", "makespan", "energy"]] | None = Field(
+        None, min_length=1, max_length=3,
+        description='objective "lex": the terms by priority (default tardiness, makespan)',
+    )
     strategy: Literal["auto", "full", "lns"] = "auto"
 
 

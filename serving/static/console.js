@@ -465,6 +465,14 @@ async function solve() {
   const problem = S.problem;
   const body = { problem, time_limit_s: limit };
   if ($("objective").value) body.objective = $("objective").value;
+  const combo = objectiveChoice();
+  if (combo.error) {
+    say(combo.error, true);
+    S.busy = false;
+    $("solve-btn").disabled = false;
+    return false;
+  }
+  Object.assign(body, combo.extra);
   try {
     let res;
     if (limit > SYNC_LIMIT_S) {
@@ -597,7 +605,31 @@ function metricsOf(res) {
 const objectiveName = (o) => (o ? t("obj." + o) : "–");
 
 function renderObjectiveHelp() {
-  $("objective-help").textContent = t("objhelp." + ($("objective").value || "auto"));
+  const o = $("objective").value;
+  $("objective-help").textContent = t("objhelp." + (o || "auto"));
+  $("objective-weights").hidden = o !== "weighted";
+  $("objective-order").hidden = o !== "lex";
+}
+
+// The planner's weights (objective "weighted") or priority order (objective "lex") for the request
+function objectiveChoice() {
+  const o = $("objective").value;
+  if (o === "weighted") {
+    const weights = {};
+    for (const term of ["tardiness", "makespan", "energy"]) {
+      const w = Number($("w-" + term).value);
+      if (!Number.isFinite(w) || w < 0 || $("w-" + term).value === "") return { error: t("obj.badWeight", { term: t("obj." + term) }) };
+      weights[term] = w;
+    }
+    if (!Object.values(weights).some((w) => w > 0)) return { error: t("obj.noWeight") };
+    return { extra: { weights } };
+  }
+  if (o === "lex") {
+    const order = ["lex-1", "lex-2", "lex-3"].map((id) => $(id).value).filter(Boolean);
+    if (new Set(order).size !== order.length) return { error: t("obj.repeated") };
+    return { extra: { order } };
+  }
+  return { extra: {} };
 }
 
 function renderSummary() {

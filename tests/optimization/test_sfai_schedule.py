@@ -49,3 +49,28 @@ def test_sfai_schedule_bad_file_is_one_line(tmp_path):
     )
     assert p.returncode == 1 and "Traceback" not in p.stderr
     assert len(p.stderr.strip().splitlines()) == 1 and p.stderr.startswith("error: ")
+
+
+def test_sfai_schedule_weights_and_order(tmp_path):
+    """--weights and --order reach the solver (energy first waits for the cheap tariff); bad ones are one line."""
+    problem = {
+        "machines": ["M1"], "horizon": 60,
+        "jobs": [{"id": "J1", "operations": [{"id": "a", "machines": {"M1": 10}, "power_kw": 30}]}],
+        "energy": {"period": 20, "prices": [1.0, 0.1, 0.1], "hours_per_unit": 1.0},
+    }
+    src = tmp_path / "plan.json"
+    src.write_text(json.dumps(problem))
+
+    def run(*args):
+        out = tmp_path / "out.json"
+        p = subprocess.run([SFAI, "schedule", "solve", str(src), "--time-limit", "5", "--output", str(out), *args],
+                           capture_output=True, text=True, timeout=120)
+        return p, (json.loads(out.read_text()) if p.returncode == 0 else None)
+
+    _, doc = run("--objective", "weighted", "--weights", "energy=1,makespan=0.001")
+    assert doc["gantt"][0]["start"] >= 20
+    _, doc = run("--objective", "lex", "--order", "makespan,energy")
+    assert doc["gantt"][0]["start"] == 0
+    for args in (("--objective", "weighted", "--weights", "energy"), ("--objective", "lex", "--order", "speed")):
+        p, _ = run(*args)
+        assert p.returncode == 1 and len(p.stderr.strip().splitlines()) == 1 and p.stderr.startswith("error: ")

@@ -75,3 +75,38 @@ def test_jobs_run_in_the_background_and_are_per_tenant(client, db):
         client.post("/v1/scheduling/jobs", json={"problem": {"machines": []}}, headers=bearer(acme.mes)).status_code
         == 422
     )
+
+
+def test_weighted_and_lexicographic_objectives_take_the_planners_weights_and_order(client, db):
+    """One 10-unit job, a tariff ten times dearer in the first 20 units: weight on makespan starts it at once,
+    weight on energy waits for the cheap period; a lexicographic order does the same by priority."""
+    acme = make_tenant(db, PEPPER, "acme", modules=("scheduling", "energy"))
+    problem = {
+        "machines": ["M1"], "horizon": 60,
+        "jobs": [{"id": "J1", "operations": [{"id": "a", "machines": {"M1": 10}, "power_kw": 30}]}],
+        "energy": {"period": 20, "prices": [1.0, 0.1, 0.1], "hours_per_unit": 1.0},
+    }
+
+    def start(**objective):
+        r = client.post("/v1/scheduling/solve", json={"problem": problem, "time_limit_s": 5, **objective},
+                        headers=bearer(acme.mes))
+        assert r.status_code == 200, r.text
+        doc = r.json()
+        assert doc["violations"] == 0
+        return doc["gantt"][0]["start"]
+
+    assert start(objective="weighted", weights={"makespan": 1.0}) == 0
+    assert start(objective="weighted", weights={"energy": 1.0, "makespan": 0.001}) >= 20
+    assert start(objective="lex", order=["makespan", "energy"]) == 0
+    assert start(objective="lex", order=["energy", "makespan"]) == 20
+    for body, fragment in (
+        ({"objective": "weighted", "weights": {"speed": 1}}, "weights"),
+        ({"objective": "weighted", "weights": {"makespan": -1}}, "weights"),
+        ({"objective": "weighted", "weights": {"makespan": 0}}, "at least one weight"),
+        ({"objective": "lex", "order": []}, "order"),
+        ({"objective": "lex", "order": ["makespan", "makespan"]}, "distinct"),
+        ({"objective": "makespan", "weights": {"makespan": 1}}, "weighted"),
+        ({"objective": "weighted", "order": ["makespan"]}, "lex"),
+    ):
+        r = client.post("/v1/scheduling/solve", json={"problem": problem, **body}, headers=bearer(acme.mes))
+        assert r.status_code == 422 and fragment in r.json()["error"]["message"], (body, r.text)

@@ -501,17 +501,27 @@ def test_objectives_background_job_and_pdf_export(page, server, tmp_path):
         "Single objective", "Combined objectives"]
 
     # a weighted combination, solved synchronously
+    assert page.is_hidden("#objective-weights") and page.is_hidden("#objective-order")
     page.select_option("#objective", "weighted")
-    assert "0.01 × makespan" in page.inner_text("#objective-help")
+    assert "weights below" in page.inner_text("#objective-help") and page.is_visible("#objective-weights")
+    assert page.is_hidden("#objective-order")
+    page.fill("#w-makespan", "-1")  # refused in the page, nothing sent
+    page.click("#solve-btn")
+    assert "makespan weight must be a number of 0 or more" in page.inner_text("#status").lower()
+    assert not [c for c in calls if c[0] == "POST"]
+    page.fill("#w-makespan", "0.5")
     page.fill("#time-limit", "2")
     run_plan(page)
     assert calls[-1][:2] == ("POST", "solve")
     assert calls[-1][2]["objective"] == "weighted" and calls[-1][2]["time_limit_s"] == 2
+    assert calls[-1][2]["weights"] == {"tardiness": 1, "makespan": 0.5, "energy": 1}
     assert page.get_attribute("#sum-objective", "data-objective") == "weighted"
     assert page.is_hidden("#job-line")
 
     # lexicographic with a limit over 30 s: a background job, polled until done (the sample proves optimal at once)
     page.select_option("#objective", "lex")
+    assert page.is_visible("#objective-order") and page.is_hidden("#objective-weights")
+    page.select_option("#lex-3", "energy")
     page.fill("#time-limit", "40")
     page.evaluate("""() => { window.jobTexts = [];
         new MutationObserver(() => window.jobTexts.push(document.getElementById('job-line').dataset.state + ': '
@@ -526,6 +536,7 @@ def test_objectives_background_job_and_pdf_export(page, server, tmp_path):
     posts = [c for c in calls if c[0] == "POST"]
     assert [c[1] for c in posts] == ["jobs"]  # never the synchronous endpoint
     assert posts[0][2]["objective"] == "lex" and posts[0][2]["time_limit_s"] == 40
+    assert posts[0][2]["order"] == ["tardiness", "makespan", "energy"]
     job_id = page.get_attribute("#job-line", "data-job")
     polls = [c for c in calls if c[0] == "GET"]
     assert polls and all(c[1] == f"jobs/{job_id}" for c in polls)
