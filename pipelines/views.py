@@ -7,6 +7,7 @@ transform and its view cannot drift apart.
 from __future__ import annotations
 
 from feature_store import FeatureView, Field, entities
+from feature_store.entities import Entity
 from pipelines.transforms import injection, machining, semiconductor, steel, turbofan
 
 OWNER = "pipelines"
@@ -16,96 +17,50 @@ def _fields(spec: dict[str, str]) -> list[Field]:
     return [Field(name=n, dtype=d) for n, d in spec.items()]
 
 
-cmapss_features = FeatureView(
-    name="cmapss_features",
-    entity=entities.unit,
-    schema=_fields(turbofan.FEATURES),
-    source="C-MAPSS train_FD00x.txt via pipelines.adapters.cmapss",
-    description="turbofan cycles: raw and regime-normalised sensors, rolling stats (5, 20 cycles), lags",
-    owner=OWNER,
-    tags={"module": "maintenance", "ksic": "C31", "dataset": "cmapss"},
-)
-cmapss_labels = FeatureView(
-    name="cmapss_labels",
-    entity=entities.unit,
-    schema=_fields(turbofan.LABELS),
-    source="C-MAPSS train_FD00x.txt via pipelines.adapters.cmapss",
-    description="remaining useful life (cycles) per unit and cycle; failed at the last cycle",
-    owner=OWNER,
-    tags={"module": "maintenance", "ksic": "C31", "dataset": "cmapss", "kind": "labels"},
-)
-ai4i_features = FeatureView(
-    name="ai4i_features",
-    entity=entities.lot,
-    schema=_fields(machining.FEATURES),
-    source="AI4I 2020 CSV via pipelines.adapters.ai4i",
-    description="milling runs: process readings plus temperature rise, mechanical power, wear x torque",
-    owner=OWNER,
-    tags={"module": "maintenance", "ksic": "C29", "dataset": "ai4i"},
-)
-ai4i_labels = FeatureView(
-    name="ai4i_labels",
-    entity=entities.lot,
-    schema=_fields(machining.LABELS),
-    source="AI4I 2020 CSV via pipelines.adapters.ai4i",
-    description="machine failure and the five failure-mode flags",
-    owner=OWNER,
-    tags={"module": "maintenance", "ksic": "C29", "dataset": "ai4i", "kind": "labels"},
-)
-secom_features = FeatureView(
-    name="secom_features",
-    entity=entities.lot,
-    schema=_fields(semiconductor.FEATURES),
-    source="SECOM CSV via pipelines.adapters.secom",
-    description="590 anonymised wafer process measurements (NaN kept) and the count missing per lot",
-    owner=OWNER,
-    tags={"module": "quality", "ksic": "C26", "dataset": "secom"},
-)
-secom_labels = FeatureView(
-    name="secom_labels",
-    entity=entities.lot,
-    schema=_fields(semiconductor.LABELS),
-    source="SECOM CSV via pipelines.adapters.secom",
-    description="pass (-1) / fail (1) per lot; defect = fail",
-    owner=OWNER,
-    tags={"module": "quality", "ksic": "C26", "dataset": "secom", "kind": "labels"},
-)
-steel_energy_features = FeatureView(
-    name="steel_energy_features",
-    entity=entities.meter,
-    schema=_fields(steel.FEATURES),
-    source="DAEWOO steel CSV via pipelines.adapters.steel_energy",
-    description="15-minute meter readings (interval end), usage lags and rolling stats, KST calendar + holidays",
-    owner=OWNER,
-    tags={"module": "energy", "ksic": "C24", "dataset": "steel-energy"},
-)
-c22_cycle_features = FeatureView(
-    name="c22_cycle_features",
-    entity=entities.machine,
-    schema=_fields(injection.FEATURES),
-    source="pipelines.demo (synthetic injection moulding)",
-    description="moulding cycles: process signals, rolling stats (10, 120 shots), lags, calendar",
-    owner=OWNER,
-    tags={"module": "quality", "ksic": "C22", "dataset": "c22-demo"},
-)
-c22_defect_labels = FeatureView(
-    name="c22_defect_labels",
-    entity=entities.machine,
-    schema=_fields(injection.LABELS),
-    source="pipelines.demo (synthetic injection moulding)",
-    description="defect flag and type per shot",
-    owner=OWNER,
-    tags={"module": "quality", "ksic": "C22", "dataset": "c22-demo", "kind": "labels"},
-)
-c22_machine_energy = FeatureView(
-    name="c22_machine_energy",
-    entity=entities.machine,
-    schema=_fields(injection.ENERGY),
-    source="pipelines.demo (synthetic injection moulding)",
-    description="kWh and shots per machine per 15 minutes (interval end)",
-    owner=OWNER,
-    tags={"module": "energy", "ksic": "C22", "dataset": "c22-demo"},
-)
+def _view(name: str, entity: Entity, spec: dict[str, str], source: str, description: str, *, module: str,
+          ksic: str, dataset: str, labels: bool = False) -> FeatureView:
+    tags = {"module": module, "ksic": ksic, "dataset": dataset, **({"kind": "labels"} if labels else {})}
+    return FeatureView(name=name, entity=entity, schema=_fields(spec), source=source, description=description,
+                       owner=OWNER, tags=tags)
+
+
+_CMAPSS = dict(module="maintenance", ksic="C31", dataset="cmapss")
+_AI4I = dict(module="maintenance", ksic="C29", dataset="ai4i")
+_SECOM = dict(module="quality", ksic="C26", dataset="secom")
+_C22 = dict(ksic="C22", dataset="c22-demo")
+_C22_SOURCE = "pipelines.demo (synthetic injection moulding)"
+
+cmapss_features = _view(
+    "cmapss_features", entities.unit, turbofan.FEATURES, "C-MAPSS train_FD00x.txt via pipelines.adapters.cmapss",
+    "turbofan cycles: raw and regime-normalised sensors, rolling stats (5, 20 cycles), lags", **_CMAPSS)
+cmapss_labels = _view(
+    "cmapss_labels", entities.unit, turbofan.LABELS, "C-MAPSS train_FD00x.txt via pipelines.adapters.cmapss",
+    "remaining useful life (cycles) per unit and cycle; failed at the last cycle", **_CMAPSS, labels=True)
+ai4i_features = _view(
+    "ai4i_features", entities.lot, machining.FEATURES, "AI4I 2020 CSV via pipelines.adapters.ai4i",
+    "milling runs: process readings plus temperature rise, mechanical power, wear x torque", **_AI4I)
+ai4i_labels = _view(
+    "ai4i_labels", entities.lot, machining.LABELS, "AI4I 2020 CSV via pipelines.adapters.ai4i",
+    "machine failure and the five failure-mode flags", **_AI4I, labels=True)
+secom_features = _view(
+    "secom_features", entities.lot, semiconductor.FEATURES, "SECOM CSV via pipelines.adapters.secom",
+    "590 anonymised wafer process measurements (NaN kept) and the count missing per lot", **_SECOM)
+secom_labels = _view(
+    "secom_labels", entities.lot, semiconductor.LABELS, "SECOM CSV via pipelines.adapters.secom",
+    "pass (-1) / fail (1) per lot; defect = fail", **_SECOM, labels=True)
+steel_energy_features = _view(
+    "steel_energy_features", entities.meter, steel.FEATURES, "DAEWOO steel CSV via pipelines.adapters.steel_energy",
+    "15-minute meter readings (interval end), usage lags and rolling stats, KST calendar + holidays",
+    module="energy", ksic="C24", dataset="steel-energy")
+c22_cycle_features = _view(
+    "c22_cycle_features", entities.machine, injection.FEATURES, _C22_SOURCE,
+    "moulding cycles: process signals, rolling stats (10, 120 shots), lags, calendar", module="quality", **_C22)
+c22_defect_labels = _view(
+    "c22_defect_labels", entities.machine, injection.LABELS, _C22_SOURCE, "defect flag and type per shot",
+    module="quality", **_C22, labels=True)
+c22_machine_energy = _view(
+    "c22_machine_energy", entities.machine, injection.ENERGY, _C22_SOURCE,
+    "kWh and shots per machine per 15 minutes (interval end)", module="energy", **_C22)
 
 VIEWS: dict[str, FeatureView] = {
     v.name: v

@@ -16,34 +16,15 @@ import pytest
 from models.defect import features as F
 from models.defect.metrics import balanced_accuracy, best_threshold, roc_auc
 from serving.errors import InvalidInput
+from tests.datasets import ROOT, NoTracker, assert_predicts_without_torch, need
 
-DATASETS = Path(os.environ.get("SFAI_SHARED", Path(__file__).resolve().parents[2].parent / "shared")) / "datasets"
-SECOM = DATASETS / "secom" / "secom_train.csv"
-ROOT = Path(__file__).resolve().parents[2]
 QUICK = {"n_splits": 2, "epochs": 15, "patience": 15}
-
-
-def need_secom() -> Path:
-    if not SECOM.is_file():
-        reason = f"SECOM data not found at {SECOM} (set SFAI_SHARED)"
-        if os.environ.get("CI"):
-            pytest.fail(reason)
-        print(f"\nSKIP: {reason}")
-        pytest.skip(reason)
-    return SECOM
-
-
-class NoTracker:
-    enabled = False
-
-    def __getattr__(self, name):
-        return lambda *a, **k: None
 
 
 @pytest.fixture(scope="module")
 def subset(tmp_path_factory) -> Path:
     """300 wafers, every failure among them kept at the file's rate or above; 150 measurements."""
-    df = pd.read_csv(need_secom())
+    df = pd.read_csv(need("secom/secom_train.csv"))
     fails = df[df.label == 1].head(30)
     rows = pd.concat([fails, df[df.label == -1].head(270)]).sort_values("row_id")
     cols = ["row_id", "label", "timestamp", *F.measurement_columns(df)[:150]]
@@ -59,11 +40,6 @@ def trained(subset, tmp_path_factory) -> tuple[Path, dict]:
     out = tmp_path_factory.mktemp("defect-model")
     metrics = train(subset, "secom", out, config=dict(QUICK), tracker=NoTracker())
     return out, metrics
-
-
-def test_dataset_path_resolves_to_shared():
-    if "SFAI_SHARED" not in os.environ:
-        assert DATASETS == ROOT.parent / "shared" / "datasets"
 
 
 def test_features_drop_impute_scale_and_clip():
@@ -147,12 +123,7 @@ def test_bad_input_names_the_column(trained, subset, tmp_path, change, column):
 
 
 def test_predict_does_not_import_torch(trained, subset):
-    code = (
-        "import sys; from serving.runtime import OnnxModel; from models.defect.predict import predict; "
-        f"out = predict(OnnxModel({str(trained[0])!r}), {str(subset)!r}, 'secom'); "
-        "assert len(out) == 300; assert 'torch' not in sys.modules, 'torch imported'"
-    )
-    subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT, timeout=120)
+    assert_predicts_without_torch("defect", trained[0], subset, "secom", 300)
 
 
 def test_cli_train_then_predict(subset, tmp_path):

@@ -3,9 +3,6 @@ contract, no leakage past an origin, bad input, and no torch in predict. Trains 
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -15,35 +12,16 @@ import pytest
 from models.energy import features as F
 from models.energy.calendar import calendar_features, is_holiday
 from serving.errors import InvalidInput
+from tests.datasets import NoTracker, assert_predicts_without_torch, need
 
-DATASETS = Path(os.environ.get("SFAI_SHARED", Path(__file__).resolve().parents[2].parent / "shared")) / "datasets"
-STEEL = DATASETS / "steel_energy" / "steel_industry_2018_jan_oct.csv"
-ROOT = Path(__file__).resolve().parents[2]
 QUICK = {"epochs": 3, "patience": 3, "early_stop_days": 5, "val_months": 1, "hidden": 32}
-
-
-def need_steel() -> Path:
-    if not STEEL.is_file():
-        reason = f"steel-energy data not found at {STEEL} (set SFAI_SHARED)"
-        if os.environ.get("CI"):
-            pytest.fail(reason)
-        print(f"\nSKIP: {reason}")
-        pytest.skip(reason)
-    return STEEL
-
-
-class NoTracker:
-    enabled = False
-
-    def __getattr__(self, name):
-        return lambda *a, **k: None
 
 
 @pytest.fixture(scope="module")
 def series_csv(tmp_path_factory) -> Path:
     """1 January - 14 February 2018 (45 days)."""
     path = tmp_path_factory.mktemp("steel") / "series.csv"
-    pd.read_csv(need_steel()).head(45 * 96).to_csv(path, index=False)
+    pd.read_csv(need("steel_energy/steel_industry_2018_jan_oct.csv")).head(45 * 96).to_csv(path, index=False)
     return path
 
 
@@ -175,12 +153,7 @@ def test_start_needs_a_week_of_history(trained, series_csv):
 
 
 def test_predict_does_not_import_torch(trained, series_csv):
-    code = (
-        "import sys; from serving.runtime import OnnxModel; from models.energy.predict import predict; "
-        f"out = predict(OnnxModel({str(trained[0])!r}), {str(series_csv)!r}, 'steel-energy', start='2018-02-13'); "
-        "assert len(out) == 2 * 96; assert 'torch' not in sys.modules, 'torch imported'"
-    )
-    subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT, timeout=120)
+    assert_predicts_without_torch("energy", trained[0], series_csv, "steel-energy", 2 * 96, start="2018-02-13")
 
 
 def test_api_score_forecasts_the_day_after_its_history(trained, series_csv):

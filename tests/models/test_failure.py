@@ -19,25 +19,14 @@ from models.failure.metrics import average_precision, best_threshold, f1_at, roc
 from models.tracking import Tracker
 from serving.errors import InvalidInput
 from serving.runtime import OnnxModel
+from tests.datasets import assert_predicts_without_torch, need
 
-DATASETS = Path(os.environ.get("SFAI_SHARED", Path(__file__).resolve().parents[2].parent / "shared")) / "datasets"
-AI4I = DATASETS / "ai4i2020" / "ai4i2020_train.csv"
 QUICK = {"folds": 2, "epochs": 4, "patience": 2, "hidden": 16}
-
-
-def require(path: Path) -> Path:
-    if not path.exists():
-        reason = f"dataset {path} not found (set SFAI_SHARED to the folder holding datasets/)"
-        if os.environ.get("CI"):
-            pytest.fail(reason)
-        print(f"\nSKIP: {reason}")
-        pytest.skip(reason)
-    return path
 
 
 @pytest.fixture(scope="module")
 def rows() -> pd.DataFrame:
-    df = pd.read_csv(require(AI4I))
+    df = pd.read_csv(need("ai4i2020/ai4i2020_train.csv"))
     fold = T.stratified_folds(df["Machine failure"].to_numpy(), 4, seed=0)
     return df[fold == 0].reset_index(drop=True)  # 2,000 rows, ~64 failures
 
@@ -49,10 +38,6 @@ def trained(rows, tmp_path_factory):
     rows.to_csv(csv, index=False)
     metrics = T.train(csv, "ai4i", out / "model", config=QUICK, tracker=Tracker(None, "t", enabled=False))
     return out, metrics
-
-
-def test_dataset_path_resolves():
-    assert DATASETS.resolve() == Path("/work/shared/datasets") or "SFAI_SHARED" in os.environ
 
 
 def test_features_follow_the_failure_physics():
@@ -146,12 +131,7 @@ def test_predict_does_not_import_torch(trained, rows, tmp_path):
     out, _ = trained
     path = tmp_path / "rows.csv"
     rows.drop(columns=F.LABELS).iloc[:50].to_csv(path, index=False)
-    code = (
-        "import sys; from serving.runtime import OnnxModel; from models.failure.predict import predict; "
-        f"f = predict(OnnxModel({str(out / 'model')!r}), {str(path)!r}, 'ai4i'); "
-        "assert len(f) == 50; assert 'torch' not in sys.modules, 'torch imported'"
-    )
-    subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).resolve().parents[2])
+    assert_predicts_without_torch("failure", out / "model", path, "ai4i", 50)
 
 
 def test_training_is_deterministic(rows):

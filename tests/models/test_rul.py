@@ -3,9 +3,6 @@ determinism."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -20,20 +17,9 @@ from models.rul.metrics import nasa_score, rmse
 from models.tracking import Tracker
 from serving.errors import InvalidInput
 from serving.runtime import OnnxModel
+from tests.datasets import assert_predicts_without_torch, need
 
-DATASETS = Path(os.environ.get("SFAI_SHARED", Path(__file__).resolve().parents[2].parent / "shared")) / "datasets"
-CMAPSS = DATASETS / "cmapss"
 QUICK = {"members": 1, "epochs": 2, "patience": 1, "channels": 8, "hidden": 8, "val_cuts": 2}
-
-
-def require(path: Path) -> Path:
-    if not path.exists():
-        reason = f"dataset {path} not found (set SFAI_SHARED to the folder holding datasets/)"
-        if os.environ.get("CI"):
-            pytest.fail(reason)
-        print(f"\nSKIP: {reason}")
-        pytest.skip(reason)
-    return path
 
 
 def write_nasa(df: pd.DataFrame, path: Path) -> Path:
@@ -52,7 +38,7 @@ def truncate(df: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
 
 @pytest.fixture(scope="module")
 def fd001() -> pd.DataFrame:
-    df = D.read_cmapss(require(CMAPSS / "train_FD001.txt"))
+    df = D.read_cmapss(need("cmapss/train_FD001.txt"))
     return df[df["unit"] <= 12].reset_index(drop=True)
 
 
@@ -62,10 +48,6 @@ def trained(fd001, tmp_path_factory):
     path = write_nasa(fd001, out / "train_FD001.txt")
     metrics = T.train(path, "cmapss", out / "model", config=QUICK, tracker=Tracker(None, "t", enabled=False))
     return out, metrics
-
-
-def test_dataset_path_resolves():
-    assert DATASETS.resolve() == Path("/work/shared/datasets") or "SFAI_SHARED" in os.environ
 
 
 def test_metrics():
@@ -82,7 +64,7 @@ def test_fd001_drops_constant_sensors_and_has_one_regime(fd001):
 
 
 def test_fd002_finds_six_operating_regimes():
-    df = D.read_cmapss(require(CMAPSS / "train_FD002.txt"))
+    df = D.read_cmapss(need("cmapss/train_FD002.txt"))
     df = df[df["unit"] <= 30]
     prep = D.fit_prep(df, window=30, cap=125, use_cycle=False)
     reg = D.assign_regimes(df, prep)
@@ -165,12 +147,7 @@ def test_bad_input(trained, fd001, tmp_path):
 def test_predict_does_not_import_torch(trained, fd001, tmp_path):
     out, _ = trained
     path = write_nasa(truncate(fd001), tmp_path / "test_FD001.txt")
-    code = (
-        "import sys; from serving.runtime import OnnxModel; from models.rul.predict import predict; "
-        f"f = predict(OnnxModel({str(out / 'model')!r}), {str(path)!r}, 'cmapss'); "
-        "assert len(f) == 12; assert 'torch' not in sys.modules, 'torch imported'"
-    )
-    subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).resolve().parents[2])
+    assert_predicts_without_torch("rul", out / "model", path, "cmapss", 12)
 
 
 def test_training_is_deterministic(fd001):

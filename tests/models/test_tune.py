@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import pandas as pd
 import pytest
 
-DATASETS = Path(os.environ.get("SFAI_SHARED", Path(__file__).resolve().parents[2].parent / "shared")) / "datasets"
-AI4I = DATASETS / "ai4i2020" / "ai4i2020_train.csv"
+from tests.datasets import need
 
 
 def test_search_space_maps_to_ray():
@@ -25,10 +23,8 @@ def test_tune_two_trials(tmp_path):
     pytest.importorskip("ray")
     from models.tune import tune
 
-    if not AI4I.exists():
-        pytest.skip(f"dataset {AI4I} not found")
     small = tmp_path / "small.csv"
-    pd.read_csv(AI4I).iloc[:1500].to_csv(small, index=False)
+    pd.read_csv(need("ai4i2020/ai4i2020_train.csv")).iloc[:1500].to_csv(small, index=False)
     fixed = {"folds": 2, "epochs": 2, "patience": 1}
     out = tune("failure", small, "ai4i", 2, fixed=fixed)
     assert len(out["trials"]) == 2 and out["best_config"]["folds"] == 2

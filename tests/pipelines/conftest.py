@@ -3,7 +3,6 @@ tenant's feature store on SQLite under tmp_path."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -11,19 +10,6 @@ import pytest
 from serving import tenancy
 from serving.db import Database
 from serving.settings import Settings
-
-DATASETS = Path(os.environ.get("SFAI_SHARED", Path(__file__).resolve().parents[3] / "shared")) / "datasets"
-
-
-def need(relative: str) -> Path:
-    path = DATASETS / relative
-    if not path.exists():
-        reason = f"dataset {path} is not there (set SFAI_SHARED to the folder holding datasets/)"
-        if os.environ.get("CI"):
-            pytest.fail(reason)
-        print(f"\nSKIP: {reason}")
-        pytest.skip(reason)
-    return path
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from pipelines.adapters import ai4i, cmapss, secom, steel_energy
-from tests.pipelines.conftest import need
+from tests.datasets import need
 
 CMAPSS = {"FD001": (20_631, 100), "FD002": (53_759, 260), "FD003": (24_720, 100), "FD004": (61_249, 249)}
 

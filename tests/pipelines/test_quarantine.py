@@ -8,7 +8,7 @@ import pytest
 
 from pipelines.runner import run_pipeline
 from serving.errors import InvalidInput
-from tests.pipelines.conftest import need
+from tests.datasets import need
 
 GOOD = "1 {c} -0.0007 -0.0004 100.0 518.67 641.82 1589.70 1400.60 14.62 21.61 554.36 2388.06 9046.19 1.30 47.47 " \
        "521.66 2388.02 8138.62 8.4195 0.03 392 2388 100.00 39.06 23.4190"

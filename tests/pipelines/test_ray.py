@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from pipelines.runner import run_pipeline
-from tests.pipelines.conftest import need
+from tests.datasets import need
 
 RAY = Path(sys.executable).with_name("ray")
 

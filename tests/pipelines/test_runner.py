@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from pipelines import demo
 from pipelines.runner import partition_by_entity, run_pipeline
-from tests.pipelines.conftest import need
+from tests.datasets import need
 
 
 def test_rerun_is_idempotent_and_features_reach_both_stores(store):

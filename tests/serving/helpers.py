@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from serving import tenancy
 from serving.db import Database
+from tests.datasets import DATASETS, need
 
 
 @dataclass
@@ -31,23 +31,12 @@ def bearer(key: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"}
 
 
-AI4I = Path(os.environ.get("SFAI_SHARED", Path(__file__).resolve().parents[3] / "shared")) / (
-    "datasets/ai4i2020/ai4i2020_train.csv"
-)
+AI4I = DATASETS / "ai4i2020" / "ai4i2020_train.csv"
 
 
 def need_ai4i() -> Path:
     """The AI4I file, or a skip with a printed reason (a failure on CI, where ../shared must be there)."""
-    import pytest
-
-    from tests.conftest import ON_CI
-
-    if not AI4I.exists():
-        if ON_CI:
-            pytest.fail(f"{AI4I} missing on CI")
-        print(f"\nSKIP: {AI4I} not found (set SFAI_SHARED)")
-        pytest.skip(f"{AI4I} not found")
-    return AI4I
+    return need("ai4i2020/ai4i2020_train.csv")
 
 
 def quick_failure_model(base: Path, *, seed: int = 0, rows: int = 3000, epochs: int = 4) -> Path:
