@@ -29,7 +29,7 @@ import pandas as pd
 from models.failure import features as FF
 from models.failure import predict as FP
 from models.failure import train as FT
-from models.failure.metrics import average_precision, f1_at, roc_auc
+from models.metrics import average_precision, f1_at, roc_auc
 from models.rul import data as RD
 from models.rul import train as RT
 from models.tracking import Tracker

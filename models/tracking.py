@@ -87,6 +87,27 @@ class Tracker:
         self._mlflow.log_figure(fig, name)
         plt.close(fig)
 
+    def log_calibration(self, bins: list[dict], what: str, name: str = "calibration.png") -> None:
+        """A reliability plot (``models.metrics.calibration_bins``: mean predicted vs observed rate per bin)."""
+        if not self._mlflow or not bins:
+            return
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        fig, ax = plt.subplots(figsize=(5, 5))
+        predicted, observed = [b["predicted"] for b in bins], [b["observed"] for b in bins]
+        top = max([*predicted, *observed, 0.1])
+        ax.plot([0, top], [0, top], "k--", lw=1, label="perfect calibration")
+        ax.plot(predicted, observed, "o-", label="held-out bins")
+        ax.set_xlabel(f"mean predicted {what} probability")
+        ax.set_ylabel(f"observed {what} rate")
+        ax.legend()
+        fig.tight_layout()
+        self._mlflow.log_figure(fig, name)
+        plt.close(fig)
+
     def register(self, model_name: str, model_dir: Path, alias: str) -> None:
         """Log the exported model and register it under ``model_name`` with ``alias`` in MLflow's registry.
 

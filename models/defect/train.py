@@ -17,9 +17,9 @@ import torch
 from models.defect import drift as D
 from models.defect import features as F
 from models.defect.config import DefectConfig
-from models.defect.metrics import average_precision, balanced_accuracy, best_threshold, calibration_bins, roc_auc
 from models.defect.module import DefectNet
 from models.export import data_hash, export
+from models.metrics import average_precision, balanced_accuracy, balanced_threshold, calibration_bins, roc_auc
 from models.training import TrainConfig, fit, make_loader, predict_batches, seed_everything
 
 
@@ -98,7 +98,7 @@ def validate(df: pd.DataFrame, y: np.ndarray, cfg: DefectConfig) -> dict:
             scores = nested_scores  # everything below is measured on the nested combined scores
     out["drift_coef"] = coef
     y_all, p_all = np.concatenate([y[te] for te in splits]), np.concatenate(scores)
-    threshold = best_threshold(y_all, p_all)
+    threshold = balanced_threshold(y_all, p_all)
     auc = [roc_auc(y[te], p) for te, p in zip(splits, scores, strict=True)]
     ap = [average_precision(y[te], p) for te, p in zip(splits, scores, strict=True)]
     ba = [balanced_accuracy(y[te], p >= threshold) for te, p in zip(splits, scores, strict=True)]
@@ -107,7 +107,7 @@ def validate(df: pd.DataFrame, y: np.ndarray, cfg: DefectConfig) -> dict:
         others = [j for j in range(len(splits)) if j != i]
         if others:
             y_o = np.concatenate([y[splits[j]] for j in others])
-            t = best_threshold(y_o, np.concatenate([scores[j] for j in others]))
+            t = balanced_threshold(y_o, np.concatenate([scores[j] for j in others]))
             nested.append(balanced_accuracy(y[te], p >= t))
     return {
         **out,
@@ -123,23 +123,6 @@ def validate(df: pd.DataFrame, y: np.ndarray, cfg: DefectConfig) -> dict:
         "val_splits": cfg.n_splits,
         "_calibration": calibration_bins(y_all, p_all),
     }
-
-
-def _calibration_figure(bins: list[dict]):  # noqa: ANN202
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(5, 5))
-    ax.plot([b["predicted"] for b in bins], [b["observed"] for b in bins], "o-", label="validation bins")
-    top = max([b["predicted"] for b in bins] + [b["observed"] for b in bins] + [0.1])
-    ax.plot([0, top], [0, top], "k--", lw=1, label="perfect calibration")
-    ax.set_xlabel("mean predicted defect probability")
-    ax.set_ylabel("observed defect rate")
-    ax.legend()
-    fig.tight_layout()
-    return fig
 
 
 def train(input_path: Path, dataset: str, out_dir: Path, *, config: dict, tracker) -> dict:  # noqa: ANN001
@@ -201,10 +184,5 @@ def train(input_path: Path, dataset: str, out_dir: Path, *, config: dict, tracke
     tracker.log_dict({"feature_stats": final.stats, "calibration": calibration, "data_hash": dhash},
                      "defect_features.json")
     tracker.log_curves(final.history)
-    if calibration and tracker.enabled:
-        import matplotlib.pyplot as plt
-
-        fig = _calibration_figure(calibration)
-        tracker.log_figure(fig, "calibration.png")
-        plt.close(fig)
+    tracker.log_calibration(calibration, "defect")
     return metrics

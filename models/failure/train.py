@@ -16,8 +16,8 @@ import torch
 from models.export import data_hash, export
 from models.failure import features as F
 from models.failure.config import FailureConfig
-from models.failure.metrics import average_precision, best_threshold, f1_at, roc_auc
 from models.failure.module import Ensemble, FailureMLP
+from models.metrics import average_precision, calibration_bins, f1_at, f1_threshold, roc_auc
 from models.training import TrainConfig, fit, make_loader, predict_batches, seed_everything
 from serving.errors import InvalidInput
 
@@ -104,7 +104,7 @@ def fit_ensemble(df: pd.DataFrame, cfg: FailureConfig, tracker=None) -> Fitted: 
         oof[va] = predict_batches(model, x[va])[:, 0]
         members.append(model)
         histories.append(res.history)
-    threshold, _ = best_threshold(y[:, 0], oof)
+    threshold, _ = f1_threshold(y[:, 0], oof)
     metrics = {
         "val_roc_auc": roc_auc(y[:, 0], oof),
         "val_average_precision": average_precision(y[:, 0], oof),
@@ -119,26 +119,6 @@ def train_and_score(input_path: Path, dataset: str, config: dict) -> float:
     """Out-of-fold score for tuning, lower is better: 1 - average precision."""
     fitted = fit_ensemble(F.read_rows(input_path), FailureConfig.from_dict(config))
     return 1.0 - fitted.metrics["val_average_precision"]
-
-
-def _calibration_figure(y: np.ndarray, p: np.ndarray):  # noqa: ANN202
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    bins = np.linspace(0, 1, 11)
-    idx = np.clip(np.digitize(p, bins) - 1, 0, 9)
-    xs = [p[idx == b].mean() for b in range(10) if (idx == b).any()]
-    ys = [y[idx == b].mean() for b in range(10) if (idx == b).any()]
-    fig, ax = plt.subplots(figsize=(5, 5))
-    ax.plot([0, 1], [0, 1], "k--", lw=1)
-    ax.plot(xs, ys, "o-", label="out-of-fold")
-    ax.set_xlabel("predicted failure probability")
-    ax.set_ylabel("observed failure rate")
-    ax.legend()
-    fig.tight_layout()
-    return fig
 
 
 def train(input_path: Path, dataset: str, out_dir: Path, *, config: dict, tracker) -> dict:  # noqa: ANN001
@@ -173,10 +153,5 @@ def train(input_path: Path, dataset: str, out_dir: Path, *, config: dict, tracke
     )
     tracker.log_curves(fitted.histories[0])
     tracker.log_dict({"metrics": fitted.metrics, "parity_max_abs": manifest["parity_max_abs"]}, "validation.json")
-    if getattr(tracker, "enabled", False):
-        import matplotlib.pyplot as plt
-
-        fig = _calibration_figure(y, fitted.oof)
-        tracker.log_figure(fig, "calibration.png")
-        plt.close(fig)
+    tracker.log_calibration(calibration_bins(y, fitted.oof), "failure")
     return {**fitted.metrics, "parity_max_abs": manifest["parity_max_abs"]}

@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 
 from models.defect import features as F
-from models.defect.metrics import balanced_accuracy, best_threshold, roc_auc
+from models.metrics import balanced_accuracy, balanced_threshold, roc_auc
 from serving.errors import InvalidInput
 from tests.datasets import ROOT, NoTracker, assert_predicts_without_torch, need
 
@@ -63,7 +63,7 @@ def test_metrics():
     assert roc_auc(y, np.array([0.1, 0.4, 0.35, 0.8])) == 0.75
     assert roc_auc(y, np.array([0.5, 0.5, 0.5, 0.5])) == 0.5
     assert balanced_accuracy(y, np.array([0, 1, 1, 1])) == 0.75
-    assert balanced_accuracy(y, np.array([0.1, 0.2, 0.7, 0.9]) >= best_threshold(y, np.array([0.1, 0.2, 0.7, 0.9])))
+    assert balanced_accuracy(y, np.array([0.1, 0.2, 0.7, 0.9]) >= balanced_threshold(y, np.array([0.1, 0.2, 0.7, 0.9])))
 
 
 def test_onnx_matches_torch(subset, tmp_path):

@@ -15,7 +15,7 @@ from models.failure import features as F
 from models.failure import predict as P
 from models.failure import train as T
 from models.failure.config import FailureConfig
-from models.failure.metrics import average_precision, best_threshold, f1_at, roc_auc
+from models.metrics import average_precision, f1_at, f1_threshold, roc_auc
 from models.tracking import Tracker
 from serving.errors import InvalidInput
 from serving.runtime import OnnxModel
@@ -64,7 +64,7 @@ def test_metrics_match_definitions():
     p = np.array([0.1, 0.4, 0.35, 0.8, 0.2, 0.9])
     assert np.isclose(roc_auc(y, p), 8 / 9)
     assert np.isclose(average_precision(y, p), (1 + 1 + 3 / 4) / 3)
-    t, f1 = best_threshold(y, p)
+    t, f1 = f1_threshold(y, p)
     assert np.isclose(f1, f1_at(y, p, t)) and f1 >= f1_at(y, p, 0.5)
 
 
