@@ -14,7 +14,9 @@ from ortools.sat.python import cp_model
 
 from optimization.builder import LnsSpec, ModelVars, add_hint, build_model
 from optimization.check import verify
-from optimization.heuristics import best_dispatch, rules_for
+from optimization.heuristics import atc_search, atc_variants, best_dispatch, rules_for
+from optimization.lns import improve as lns_improve
+from optimization.lns import supported as lns_supported
 from optimization.problem import SchedulingProblem
 from optimization.solution import Assignment, MaintenanceWindow, Schedule, evaluate, with_setups
 
@@ -35,6 +37,11 @@ class SolverParams:
     full_max_ops: int = 400  # auto: the full model alone up to this many operations
     polish_max_ops: int = 2500  # auto: a closing full-model run (bound, proof) up to this many operations
     lns_size: int = 60  # initial number of free operations per neighbourhood
+    # lns sub-models: "small" = only the freed operations (rest of the plan as constants, see optimization/lns.py),
+    # "whole" = the whole model with the others fixed; "auto" = small above polish_max_ops when supported
+    lns_engine: str = "auto"
+    # small-sub-model path with a tardiness objective: share of the time for a random search over ATC variants
+    dispatch_search_share: float = 0.25
 
     def stages(self) -> list[dict[str, float]]:
         if self.objective not in OBJECTIVES:
@@ -196,7 +203,7 @@ def _neighbourhood(problem: SchedulingProblem, inc: Schedule, size: int, rng: ra
     if "tardiness" in target:
         late = [j for j in problem.jobs if j.due is not None and ends[j.id] > j.due]
         pool = late or list(problem.jobs)
-        weights = [(j.weight + 1e-3) * (ends[j.id] - (j.due or 0) + 1) for j in pool]
+        weights = [(j.weight + 1e-3) * max(1, ends[j.id] - (j.due or 0) + 1) for j in pool]
     else:
         pool = list(problem.jobs)
         weights = [ends[j.id] + 1 for j in pool]
@@ -278,17 +285,39 @@ def solve(problem: SchedulingProblem, params: SolverParams | None = None) -> Sch
         heur, rule_scores = None, {}
     first_feasible_s = time.perf_counter() - t0 if heur is not None else None
     heur_score = score(problem, heur, stages) if heur is not None else None
-    horizon = _horizon(problem, heur, stages)
-
     strategy = params.strategy
     if strategy == "auto":
         strategy = "full" if n_ops <= params.full_max_ops or heur is None else "lns"
+    small_lns = strategy == "lns" and heur is not None and (
+        params.lns_engine == "small" or (params.lns_engine == "auto" and n_ops > params.polish_max_ops)) and \
+        lns_supported(problem, _with_risk(problem, stages[0]))
+    if small_lns and "tardiness" in stages[0]:
+        # big plans: more start plans from ATC variants (look-ahead, remaining work; ~1 s each on 5k ops)
+        alt, alt_scores = atc_variants(problem, lambda s: score(problem, s, stages),
+                                       time_budget_s=0.15 * params.time_limit_s, check=ok)
+        rule_scores.update(alt_scores)
+        if alt is not None and score(problem, alt, stages) < heur_score:
+            heur, heur_score = alt, score(problem, alt, stages)
+        if params.dispatch_search_share > 0:
+            budget = params.dispatch_search_share * params.time_limit_s
+            alt, alt_scores = atc_search(problem, lambda s: score(problem, s, stages), budget, seed=params.seed,
+                                         check=ok)
+            rule_scores.update(alt_scores)
+            if alt is not None and score(problem, alt, stages) < heur_score:
+                heur, heur_score = alt, score(problem, alt, stages)
+    horizon = _horizon(problem, heur, stages)
     best, bound, proven = heur, None, False
     if strategy == "lns" and heur is not None:
         lns_deadline = deadline
         if n_ops <= params.polish_max_ops:
             lns_deadline = t0 + 0.6 * params.time_limit_s
-        best = solve_lns(problem, params, horizon, heur, lns_deadline)
+        if small_lns:
+            best = lns_improve(problem, heur, stages[0], lns_deadline, workers=params.workers, seed=params.seed,
+                               size=params.lns_size)
+            if not ok(best) or score(problem, best, stages)[0] > score(problem, heur, stages)[0]:
+                best = heur
+        else:
+            best = solve_lns(problem, params, horizon, heur, lns_deadline)
         if n_ops <= params.polish_max_ops and time.perf_counter() < deadline - 0.2:
             cand, bound, proven = solve_full(problem, params, horizon, best, deadline)
             best = cand if cand is not None else best

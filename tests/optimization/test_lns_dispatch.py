@@ -1,0 +1,124 @@
+"""Fast dispatching (same plans as the reference generator) and the small-sub-model LNS on generated shops."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+
+import pytest
+
+from benchmarks.gen_shop import generate
+from optimization.check import verify
+from optimization.heuristics import RULES, dispatch, dispatch_reference
+from optimization.lns import Shop, _seqs, improve, supported
+from optimization.problem import EnergySettings, FailureRisk, Operation
+from optimization.solver import SolverParams, score, solve
+
+TARDINESS = {"tardiness": 1.0}
+
+
+def _shop(jobs: int = 30, seed: int = 3):
+    return generate(jobs, 5, 10, seed=seed, days=4)
+
+
+def _with_pins_and_risk(p):
+    """Pin the first operation of the first job and add a failure-risk maintenance window."""
+    j0 = p.jobs[0]
+    o0 = j0.operations[0]
+    m0 = o0.machines[0]
+    pinned = Operation(o0.id, o0.durations, o0.family, o0.power_kw, o0.can_span_break, m0, j0.release + 5, True)
+    jobs = (dataclasses.replace(j0, operations=(pinned, *j0.operations[1:])), *p.jobs[1:])
+    risk = FailureRisk(risks={p.machines[1].id: 0.9}, threshold=0.5, window_duration=60, deadline=3000)
+    return dataclasses.replace(p, jobs=jobs, risk=risk)
+
+
+def _same(a, b) -> bool:
+    key = sorted((x.job, x.op, x.machine, x.start, x.end, x.setup) for x in a.assignments)
+    return key == sorted((x.job, x.op, x.machine, x.start, x.end, x.setup) for x in b.assignments) and \
+        sorted((w.machine, w.start) for w in a.maintenance) == sorted((w.machine, w.start) for w in b.maintenance)
+
+
+@pytest.mark.parametrize("rule", RULES)
+def test_fast_dispatch_matches_reference(rule):
+    for p in (_shop(), _with_pins_and_risk(_shop(seed=5))):
+        fast, ref = dispatch(p, rule), dispatch_reference(p, rule)
+        assert verify(p, fast) == []
+        assert _same(fast, ref)
+
+
+def test_fast_dispatch_matches_reference_with_power_cap():
+    p = _shop(12, seed=7)
+    p = dataclasses.replace(p, energy=EnergySettings(period=60, prices=(0.1, 0.3), base_load_kw=(20.0,),
+                                                     peak_cap_kw=80.0))
+    for rule in ("atc", "mwkr"):
+        fast = dispatch(p, rule)
+        assert verify(p, fast) == []
+        assert _same(fast, dispatch_reference(p, rule))
+
+
+def test_retime_never_moves_later_and_lns_never_worse():
+    p = _shop(40, seed=2)
+    d = dispatch(p, "atc")
+    shop = Shop(p, d.maintenance)
+    bk = d.by_key()
+    mach = [bk[k].machine for k in shop.keys]
+    start = [bk[k].start for k in shop.keys]
+    timed = shop.retime(mach, _seqs(shop, mach, start))
+    assert timed is not None and all(t <= s for t, s in zip(timed, start, strict=True))
+    assert supported(p, TARDINESS)
+    s = improve(p, d, TARDINESS, time.perf_counter() + 3.0, workers=2, seed=1, size=20)
+    assert verify(p, s) == []
+    assert s.objective["weighted_tardiness"] <= d.objective["weighted_tardiness"]
+    assert s.stats["lns_iterations"] >= 1
+
+
+def test_lns_with_pins_and_maintenance_passes_checker():
+    p = _with_pins_and_risk(_shop(30, seed=4))
+    d = dispatch(p, "atc")
+    assert verify(p, d) == []
+    s = improve(p, d, TARDINESS, time.perf_counter() + 2.0, workers=2, seed=3, size=25)
+    assert verify(p, s) == []
+    assert s.objective["weighted_tardiness"] <= d.objective["weighted_tardiness"]
+
+
+def test_solve_small_engine_beats_or_equals_dispatch():
+    p = _shop(40, seed=6)
+    params = SolverParams(time_limit_s=4, workers=2, seed=0, objective="tardiness", strategy="lns",
+                          lns_engine="small", polish_max_ops=0)
+    s = solve(p, params)
+    assert verify(p, s) == []
+    stages = params.stages()
+    assert score(p, s, stages) <= tuple(s.stats["dispatch_best"])
+    assert s.stats["lns_iterations"] >= 1
+
+
+def test_power_cap_falls_back_to_whole_model_lns():
+    p = dataclasses.replace(_shop(10, seed=8), energy=EnergySettings(peak_cap_kw=500.0))
+    assert not supported(p, TARDINESS)
+
+
+def test_atc_variants_and_search_return_checked_plans():
+    from optimization.heuristics import atc_search, atc_variants
+
+    p = _shop(30, seed=9)
+
+    def sc(s):
+        return s.objective["weighted_tardiness"]
+
+    def ok(s):
+        return not verify(p, s)
+
+    best, scores = atc_variants(p, sc, check=ok)
+    assert best is not None and ok(best) and sc(best) == min(scores.values())
+    found, scores2 = atc_search(p, sc, time_budget_s=0.5, seed=1, check=ok)
+    assert found is not None and ok(found) and len(scores2) >= 1
+    assert sc(found) == min(scores2.values())
+
+
+def test_small_plans_keep_the_full_model_path():
+    """``auto`` below full_max_ops never runs the ATC-variant search nor the small-sub-model LNS."""
+    p = _shop(20, seed=10)
+    s = solve(p, SolverParams(time_limit_s=2, workers=2, objective="tardiness"))
+    assert s.stats["strategy"] == "full"
+    assert not any(k.startswith("atc(") for k in s.stats["dispatch_scores"])
+    assert verify(p, s) == []
