@@ -9,10 +9,11 @@ import pytest
 
 from benchmarks.gen_shop import generate
 from optimization.check import verify
-from optimization.heuristics import RULES, dispatch, dispatch_reference
+from optimization.heuristics import RULES, dispatch
 from optimization.lns import Shop, _seqs, improve, supported
 from optimization.problem import EnergySettings, FailureRisk, Operation
 from optimization.solver import SolverParams, score, solve
+from tests.optimization.reference_dispatch import dispatch_reference
 
 TARDINESS = {"tardiness": 1.0}
 
