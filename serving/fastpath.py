@@ -134,7 +134,7 @@ def answer(platform: Platform, route: PredictRoute, headers: dict[bytes, bytes],
             if fs is None:
                 raise Fallback
             rows = fs.get_online_features(view, ids)  # a local key lookup; an unknown view raises: the route says so
-        model = platform.models.cached(ctx.tenant, route.family, body.get("model"))
+        model = platform.models.cached(ctx.tenant, route.family, body.get("model"), claim=False)  # route refreshes
         if model is None:
             raise Fallback
         options = prediction_options(body, route.explain, len(rows))

@@ -39,12 +39,13 @@ class ModelCache:
         self._loaded: OrderedDict[tuple[str, str, int], OnnxModel] = OrderedDict()
         self._lock = threading.Lock()
 
-    def champion(self, tenant: str, family: str, preferred: str | None = None) -> OnnxModel:
+    def champion(self, tenant: str, family: str, preferred: str | None = None, *, refresh: bool = False) -> OnnxModel:
+        """The model to serve, resolved from the registry when ``refresh``, unknown or older than ``ttl_s``."""
         _check_name(preferred)
         key = (tenant, family, preferred)
         now = time.monotonic()
         hit = self._resolved.get(key)
-        if hit is None or hit[0] <= now:
+        if refresh or hit is None or hit[0] <= now:
             reg = ModelRegistry(self.db, self.home, tenant)
             mv = find_named(reg, family, preferred) if preferred else find_champion(reg, family)
             hit = (now + self.ttl_s, (mv.name, mv.version, mv.path))
@@ -74,11 +75,24 @@ class ModelCache:
                     n += 1
         return n
 
-    def cached(self, tenant: str, family: str, preferred: str | None = None) -> OnnxModel | None:
-        """The champion when it is resolved, fresh and loaded (no I/O: safe on the event loop), else None."""
+    def cached(
+        self, tenant: str, family: str, preferred: str | None = None, *, claim: bool = True
+    ) -> OnnxModel | None:
+        """The champion when it is resolved, fresh and loaded (no I/O: safe on the event loop), else None: then
+        the caller resolves it with ``champion(..., refresh=True)``.
+
+        With ``claim``, an expired entry is served once more to everyone else while this caller refreshes it,
+        so that the requests arriving at expiry make one registry lookup, not one each (an alias move still
+        shows within one TTL plus that lookup). ``claim=False`` only looks (a caller that will not refresh)."""
         _check_name(preferred)
-        hit = self._resolved.get((tenant, family, preferred))
-        if hit is None or hit[0] <= time.monotonic():
+        key = (tenant, family, preferred)
+        hit = self._resolved.get(key)
+        if hit is None:
+            return None
+        now = time.monotonic()
+        if hit[0] <= now:
+            if claim:
+                self._resolved[key] = (now + self.ttl_s, hit[1])  # the others keep this version meanwhile
             return None
         name, version, _ = hit[1]
         return self._loaded.get((tenant, name, version))

@@ -4,6 +4,7 @@
 """
 
 import json
+from functools import partial
 from typing import Annotated
 
 import pandas as pd
@@ -112,7 +113,7 @@ def add_predict_route(router: APIRouter, path: str, family: str, summary: str, *
                 rows = await run_in_threadpool(fs.get_online_features, view, ids)
         preferred = body.get("model")
         model = platform.models.cached(ctx.tenant, family, preferred) or await run_in_threadpool(
-            platform.models.champion, ctx.tenant, family, preferred
+            partial(platform.models.champion, ctx.tenant, family, preferred, refresh=True)
         )
         request.state.sfai_model_version = f"{model.name}@{model.version}"
         options = prediction_options(body, explain, len(rows))

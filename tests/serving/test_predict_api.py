@@ -237,3 +237,28 @@ def test_arrow_answer_when_the_client_accepts_it(client, db, settings, exported)
     small = client.post(url, json={"records": recs[:10]}, headers={**h, "accept": arrow})  # not the fast path's JSON
     assert small.headers["content-type"] == arrow and small.headers["x-sfai-count"] == "10"
     assert pa.ipc.open_stream(small.content).read_all().num_rows == 10
+
+
+def test_expired_champion_is_refreshed_by_one_caller_while_the_others_keep_serving(db, settings, exported):
+    """At the resolution TTL, one caller re-reads the registry (and sees a promotion); the requests arriving
+    meanwhile keep the loaded version instead of each querying the registry."""
+    from serving.predictions import ModelCache
+
+    make_tenant(db, PEPPER, "acme", modules=("maintenance",))
+    reg = ModelRegistry(db, settings.home, "acme")
+    reg.register("failure", "maintenance", exported[0])
+    reg.register("failure", "maintenance", exported[1])
+    cache = ModelCache(db, settings.home, ttl_s=0.05)
+    assert cache.cached("acme", "failure") is None  # nothing resolved yet
+    v1 = cache.champion("acme", "failure")
+    assert cache.cached("acme", "failure") is v1 and v1.version == "1"
+    reg.promote("failure")
+    import time
+
+    time.sleep(0.06)
+    assert cache.cached("acme", "failure", claim=False) is None  # a look only (the fast path): nothing claimed
+    assert cache.cached("acme", "failure", claim=False) is None
+    assert cache.cached("acme", "failure") is None  # expired: this caller refreshes
+    assert cache.cached("acme", "failure") is v1  # the others keep serving version 1 meanwhile
+    v2 = cache.champion("acme", "failure", refresh=True)
+    assert v2.version == "2" and cache.cached("acme", "failure") is v2
