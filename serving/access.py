@@ -41,19 +41,21 @@ class Access:
     def digest(token: str) -> bytes:
         return hashlib.sha256(token.encode()).digest()
 
-    def cached(self, digest: bytes) -> AuthContext | None:
+    def cached(self, digest: bytes, *, claim: bool = True) -> AuthContext | None:
         """The caller for a key digest if cached (None: look it up with ``resolve``).
 
-        An expired entry is served once more while this caller's ``resolve`` refreshes it, so that a burst of
-        requests at expiry makes one database lookup, not one each (a revoked key is still refused at most
-        one TTL after the revocation reached another process)."""
+        With ``claim``, an expired entry is served once more to the others while this caller's ``resolve``
+        refreshes it, so that a burst of requests at expiry makes one database lookup, not one each (a revoked
+        key is still refused at most one TTL after the revocation reached another process). ``claim=False``
+        only looks: for a caller that will not refresh (the prediction fast path hands over to the route)."""
         hit = self._keys.get(digest)
         if hit is None:
             return None
         now = time.monotonic()
         if hit[0] > now:
             return hit[1]
-        self._keys[digest] = (now + self.ttl_s, hit[1])  # others keep the old answer while we refresh
+        if claim:
+            self._keys[digest] = (now + self.ttl_s, hit[1])  # others keep the old answer while we refresh
         return None
 
     def resolve(self, token: str, digest: bytes | None = None, *, refresh: bool = False) -> AuthContext | None:
@@ -119,13 +121,15 @@ class Access:
         self._keys.clear()
 
     # cheap probes, so that the request path goes to a worker thread only on a cache miss ---------------
-    def subscriptions_cached(self, tenant_id: int) -> bool:
-        """Fresh in the cache (an expired entry is extended for the others while one caller refreshes)."""
+    def subscriptions_cached(self, tenant_id: int, *, claim: bool = True) -> bool:
+        """Fresh in the cache. With ``claim``, an expired entry is extended for the others while this caller
+        refreshes (``admit(..., refresh=True)``); ``claim=False`` only looks."""
         hit = self._subs.get(tenant_id)
         if hit is None:
             return False
         now = time.monotonic()
         if hit[0] > now:
             return True
-        self._subs[tenant_id] = (now + self.ttl_s, hit[1])
+        if claim:
+            self._subs[tenant_id] = (now + self.ttl_s, hit[1])
         return False

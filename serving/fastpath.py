@@ -106,8 +106,10 @@ def answer(platform: Platform, route: PredictRoute, headers: dict[bytes, bytes],
     if token[:7].lower() != b"bearer ":
         raise Fallback
     access = platform.access
-    ctx = access.cached(access.digest(token[7:].strip().decode("latin-1")))
-    if ctx is None or not access.subscriptions_cached(ctx.tenant_id):
+    # looks only (claim=False): at a cache's expiry the route must be the one that refreshes it, or a key revoked
+    # or a subscription ended in another process would never be seen here
+    ctx = access.cached(access.digest(token[7:].strip().decode("latin-1")), claim=False)
+    if ctx is None or not access.subscriptions_cached(ctx.tenant_id, claim=False):
         raise Fallback
     try:
         body = json.loads(raw)
@@ -134,7 +136,7 @@ def answer(platform: Platform, route: PredictRoute, headers: dict[bytes, bytes],
             if fs is None:
                 raise Fallback
             rows = fs.get_online_features(view, ids)  # a local key lookup; an unknown view raises: the route says so
-        model = platform.models.cached(ctx.tenant, route.family, body.get("model"), claim=False)  # route refreshes
+        model = platform.models.cached(ctx.tenant, route.family, body.get("model"), claim=False)
         if model is None:
             raise Fallback
         options = prediction_options(body, route.explain, len(rows))

@@ -118,3 +118,29 @@ def test_quota_counts_each_fast_call_once(settings, db, model_dir, counted):
         statuses = [client.post(URL, json={"records": records(1)}, headers=bearer(key)).status_code for _ in range(6)]
     assert statuses == [200, 200, 200, 200, 429, 429]
     assert counted["answered"] >= 3  # the first call warms the caches through the route
+
+
+def test_revocation_and_unsubscribe_elsewhere_reach_the_fast_path_within_the_ttl(settings, db, model_dir, counted):
+    """Another process revokes a key or ends a subscription (this app's caches are not told): after the cache
+    TTL the next call is refused. The fast path only looks at the caches; the route refreshes them."""
+    import time
+
+    tenancy.create_tenant(db, "gamma", "C29")
+    tenancy.subscribe(db, "gamma", "maintenance")
+    a = tenancy.create_api_key(db, PEPPER, "gamma", "mes", "a")
+    b = tenancy.create_api_key(db, PEPPER, "gamma", "mes", "b")
+    ModelRegistry(db, settings.home, "gamma").register("failure", "maintenance", model_dir)
+    fast = settings.model_copy(update={"auth_cache_ttl_s": 0.2})
+    with TestClient(create_app(fast, db=db)) as client:
+        def call(key):
+            return client.post(URL, json={"records": records(1)}, headers=bearer(key)).status_code
+
+        assert [call(a.token) for _ in range(5)] == [200] * 5
+        assert counted["answered"] >= 3  # warm: the fast path answers
+        tenancy.revoke_api_key(db, a.info.key_id)  # straight in the database, as another process would
+        time.sleep(0.3)
+        assert [call(a.token) for _ in range(3)] == [401] * 3
+        assert call(b.token) == 200
+        tenancy.unsubscribe(db, "gamma", "maintenance")
+        time.sleep(0.3)
+        assert [call(b.token) for _ in range(3)] == [403] * 3
