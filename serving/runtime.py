@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import threading
 from pathlib import Path
@@ -16,6 +17,7 @@ import numpy as np
 
 from serving.errors import InvalidInput, SfaiError
 
+log = logging.getLogger("sfai.runtime")
 _NP_TYPES = {"float32": np.float32, "float64": np.float64, "int64": np.int64, "int32": np.int32, "bool": np.bool_}
 
 
@@ -48,13 +50,11 @@ class OnnxModel:
         if not manifest_path.exists() or not onnx_path.exists():
             raise ModelIntegrityError(f"model directory {self.dir} lacks model.onnx or manifest.json")
         self.manifest: dict = json.loads(manifest_path.read_text())
-        expected = self.manifest.get("onnx_sha256")
-        # read once: every session of this model is built from the bytes whose checksum was verified
-        self._onnx = onnx_path.read_bytes()
-        if expected and expected != hashlib.sha256(self._onnx).hexdigest():
-            raise ModelIntegrityError(f"model file {onnx_path} does not match its manifest checksum")
+        self._onnx_path = onnx_path
+        self._sha256 = self.manifest.get("onnx_sha256")
         self.session = self._session(threads)
         self._wide = None  # a session with more threads, made on the first big batch
+        self._wide_failed = False
         self.inputs = {i.name: i for i in self.session.get_inputs()}
         self.output_names = [o.name for o in self.session.get_outputs()]
         self._dtypes = {i["name"]: _NP_TYPES.get(i.get("dtype", "float32"), np.float32)
@@ -62,18 +62,29 @@ class OnnxModel:
         self._lock = threading.Lock()
 
     def _session(self, threads: int):  # noqa: ANN202
+        """A session on the model file's bytes, checked against the manifest's checksum (the bytes are not kept:
+        ONNX Runtime holds the weights)."""
         import onnxruntime as ort
 
+        data = self._onnx_path.read_bytes()
+        if self._sha256 and self._sha256 != hashlib.sha256(data).hexdigest():
+            raise ModelIntegrityError(f"model file {self._onnx_path} does not match its manifest checksum")
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = threads
         opts.inter_op_num_threads = 1
-        return ort.InferenceSession(self._onnx, sess_options=opts, providers=["CPUExecutionProvider"])
+        return ort.InferenceSession(data, sess_options=opts, providers=["CPUExecutionProvider"])
 
     def _wide_session(self):  # noqa: ANN202
+        """The many-thread session, or the single-thread one if the file changed on disk since it was loaded."""
         with self._lock:
-            if self._wide is None:
-                self._wide = self._session(WIDE_THREADS)
-        return self._wide
+            if self._wide is None and not self._wide_failed:
+                try:
+                    self._wide = self._session(WIDE_THREADS)
+                except (ModelIntegrityError, OSError):
+                    log.warning("model file %s changed or went away since it was loaded; big batches stay on "
+                                "the loaded session", self._onnx_path)
+                    self._wide_failed = True
+        return self._wide or self.session
 
     @property
     def name(self) -> str:

@@ -10,7 +10,7 @@ from torch import nn
 from models.export import export
 from models.registry import ModelRegistry
 from models.training import TrainConfig, fit, make_loader, predict_batches
-from serving import tenancy
+from serving import runtime, tenancy
 from serving.errors import InvalidInput, NotFound
 from serving.runtime import ModelIntegrityError, OnnxModel
 
@@ -55,7 +55,7 @@ def test_training_learns_stops_early_and_is_deterministic():
     assert len(r1.history) <= 40 and r1.history[0]["lr"] < 1e-2  # warm-up
 
 
-def test_export_parity_manifest_and_checksum(tmp_path):
+def test_export_parity_manifest_and_checksum(tmp_path, monkeypatch):
     model, _, x, _ = trained()
     manifest = export(model, x[:8], tmp_path / "m", {"name": "tiny", "features": ["a", "b", "c"], "threshold": 0.5})
     assert manifest["parity_max_abs"] <= 1e-4
@@ -70,7 +70,15 @@ def test_export_parity_manifest_and_checksum(tmp_path):
     ]
     with pytest.raises(InvalidInput, match="needs inputs"):
         onnx.run({"z": x})
+    # a big batch gets a many-thread session built from the file again: a file changed since the load is not
+    # used; the batch is scored by the session loaded from the verified file
+    monkeypatch.setattr(runtime, "WIDE_THREADS", 2)
+    big = np.repeat(x, runtime.WIDE_ROWS // len(x) + 1, axis=0).astype(np.float32)
+    want = onnx.run({"x": big})["y"]
+    assert onnx._wide is not None  # the many-thread session scored it
+    loaded = OnnxModel(tmp_path / "m")
     (tmp_path / "m" / "model.onnx").write_bytes((tmp_path / "m" / "model.onnx").read_bytes() + b"\0")
+    assert np.allclose(loaded.run({"x": big})["y"], want, atol=1e-6) and loaded._wide is None
     with pytest.raises(ModelIntegrityError, match="checksum"):
         OnnxModel(tmp_path / "m")
 
