@@ -161,13 +161,13 @@ async def read_frame(request) -> tuple[pd.DataFrame | list[dict] | None, dict]: 
     return _limit(records), body
 
 
-def arrow_stream(frame: pd.DataFrame) -> bytes:
-    """Predictions as an Arrow IPC stream (the answer to ``Accept: application/vnd.apache.arrow.stream``)."""
+def arrow_stream(frame: pd.DataFrame) -> tuple[int, bytes]:
+    """(rows, predictions as an Arrow IPC stream): the answer to ``Accept: application/vnd.apache.arrow.stream``."""
     table = pa.Table.from_pandas(frame, preserve_index=False)
     sink = pa.BufferOutputStream()
     with pa.ipc.new_stream(sink, table.schema) as writer:
         writer.write_table(table)
-    return sink.getvalue().to_pybytes()
+    return len(frame), sink.getvalue().to_pybytes()
 
 
 def _limit(frame: pd.DataFrame | list[dict]) -> pd.DataFrame | list[dict]:

@@ -119,9 +119,9 @@ def add_predict_route(router: APIRouter, path: str, family: str, summary: str, *
         options = prediction_options(body, explain, len(rows))
         if ARROW_STREAM in (request.headers.get("accept") or ""):  # a batch client that reads Arrow back
             frame = pd.DataFrame.from_records(rows) if isinstance(rows, list) else rows
-            out = await run_in_threadpool(lambda: arrow_stream(scorer(family)(model, frame, **options)))
-            return Response(out, media_type=ARROW_STREAM, headers={
-                "x-sfai-model": model.name, "x-sfai-model-version": str(model.version), "x-sfai-count": str(len(rows))})
+            count, body = await run_in_threadpool(lambda: arrow_stream(scorer(family)(model, frame, **options)))
+            return Response(body, media_type=ARROW_STREAM, headers={  # count: answer rows (RUL: one per unit)
+                "x-sfai-model": model.name, "x-sfai-model-version": str(model.version), "x-sfai-count": str(count)})
         fast = record_scorer(family) if isinstance(rows, list) else None
         if fast is not None and len(rows) <= INLINE_ROWS:
             predictions = json.dumps(fast(model, rows, **options))  # well under a millisecond: no thread hop

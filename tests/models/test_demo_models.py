@@ -76,6 +76,20 @@ def test_champion_answers_with_name_and_version(demo, family):
 
 
 @pytest.mark.parametrize("family", URLS)
+def test_arrow_answer_matches_json(demo, family):
+    """Accept: Arrow gives the JSON answer's rows (RUL: one per unit, not one per input cycle) and count."""
+    import pyarrow as pa
+
+    body, h = records(demo, family), bearer(demo["keys"].mes)
+    as_json = demo["client"].post(URLS[family], json=body, headers=h).json()
+    r = demo["client"].post(URLS[family], json=body, headers={**h, "accept": "application/vnd.apache.arrow.stream"})
+    assert r.status_code == 200 and r.headers["content-type"] == "application/vnd.apache.arrow.stream", r.text[:300]
+    table = pa.ipc.open_stream(r.content).read_all()
+    assert int(r.headers["x-sfai-count"]) == table.num_rows == as_json["count"]
+    assert (r.headers["x-sfai-model"], r.headers["x-sfai-model-version"]) == (family, "1")
+
+
+@pytest.mark.parametrize("family", URLS)
 def test_no_key_is_401(demo, family):
     r = demo["client"].post(URLS[family], json=records(demo, family))
     assert r.status_code == 401, r.text
