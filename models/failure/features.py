@@ -71,7 +71,11 @@ def check_columns(columns: dict[str, object]) -> Raw:
     given = columns[TYPE]
     types = np.asarray(given, dtype=object)
     bad = []
-    if not set(pd.unique(types) if len(types) > 64 else types) <= OSF_LIMIT.keys():  # else clean as they are
+    try:
+        clean = set(pd.unique(types) if len(types) > 64 else types) <= OSF_LIMIT.keys()
+    except TypeError:  # an unhashable value (a list, an object): found and named below
+        clean = False
+    if not clean:
         types = np.asarray([str(v).strip() if v is not None else "" for v in given], dtype=object)
         bad = [i for i, t in enumerate(types) if t not in OSF_LIMIT]
     if bad:
@@ -83,6 +87,8 @@ def check_columns(columns: dict[str, object]) -> Raw:
         try:
             values = np.asarray(given, dtype=np.float64)
         except (TypeError, ValueError):  # find the offending row
+            values = None
+        if values is None or values.ndim != 1:  # a non-number, or lists where numbers belong: name the row
             values = np.asarray([_number(v) for v in given], dtype=np.float64)
         bad = ~np.isfinite(values)
         if bad.any():

@@ -144,3 +144,23 @@ def test_revocation_and_unsubscribe_elsewhere_reach_the_fast_path_within_the_ttl
         tenancy.unsubscribe(db, "gamma", "maintenance")
         time.sleep(0.3)
         assert [call(b.token) for _ in range(3)] == [403] * 3
+
+
+def test_odd_json_values_are_422_on_both_paths(settings, db, model_dir):
+    """Lists, objects, nulls and booleans where a reading belongs: a 422 naming the column, never a 500."""
+    acme = make_tenant(db, PEPPER, "acme", modules=("maintenance",))
+    ModelRegistry(db, settings.home, "acme").register("failure", "maintenance", model_dir)
+    odd = [("Type", ["L"]), ("Type", {"t": "L"}), ("Type", None), ("Type", 3), ("Torque [Nm]", [1.0]),
+           ("Torque [Nm]", {"v": 1}), ("Torque [Nm]", None), ("Tool wear [min]", "")]
+    for fast in (True, False):
+        app = create_app(settings.model_copy(update={"predict_fast_path": fast}), db=db)
+        with TestClient(app) as client:
+            client.post(URL, json={"records": records(1)}, headers=bearer(acme.mes))  # warm the caches
+            for column, value in odd:
+                for n in (1, 80):  # the fast path and the route's small path; a batch over the set-check size
+                    recs = records(n)
+                    recs[-1][column] = value
+                    r = client.post(URL, json={"records": recs}, headers=bearer(acme.mes))
+                    assert r.status_code == 422, (fast, column, value, n, r.text)
+                    assert column in r.json()["error"]["message"], r.text
+        app.state.platform.close()
