@@ -14,7 +14,7 @@ from ortools.sat.python import cp_model
 
 from optimization.builder import LnsSpec, ModelVars, add_hint, build_model
 from optimization.check import verify
-from optimization.heuristics import atc_search, atc_variants, best_dispatch, rules_for
+from optimization.heuristics import atc_variants, best_dispatch, rules_for, tail_search
 from optimization.lns import improve as lns_improve
 from optimization.lns import supported as lns_supported
 from optimization.problem import SchedulingProblem
@@ -40,8 +40,10 @@ class SolverParams:
     # lns sub-models: "small" = only the freed operations (rest of the plan as constants, see optimization/lns.py),
     # "whole" = the whole model with the others fixed; "auto" = small above polish_max_ops when supported
     lns_engine: str = "auto"
-    # small-sub-model path with a tardiness objective: share of the time for a random search over ATC variants
-    dispatch_search_share: float = 0.25
+    # small-sub-model path with a tardiness objective: share of the time for the dispatch search (tail re-dispatch
+    # of the incumbent after random cut times with random ATC parameters, heuristics.tail_search; `workers`
+    # processes); the small-sub-model LNS gets the rest
+    dispatch_search_share: float = 0.8
 
     def stages(self) -> list[dict[str, float]]:
         if self.objective not in OBJECTIVES:
@@ -288,6 +290,7 @@ def solve(problem: SchedulingProblem, params: SolverParams | None = None) -> Sch
     strategy = params.strategy
     if strategy == "auto":
         strategy = "full" if n_ops <= params.full_max_ops or heur is None else "lns"
+    tail_stats: dict = {}
     small_lns = strategy == "lns" and heur is not None and (
         params.lns_engine == "small" or (params.lns_engine == "auto" and n_ops > params.polish_max_ops)) and \
         lns_supported(problem, _with_risk(problem, stages[0]))
@@ -299,11 +302,12 @@ def solve(problem: SchedulingProblem, params: SolverParams | None = None) -> Sch
         if alt is not None and score(problem, alt, stages) < heur_score:
             heur, heur_score = alt, score(problem, alt, stages)
         if params.dispatch_search_share > 0:
-            budget = params.dispatch_search_share * params.time_limit_s
-            alt, alt_scores = atc_search(problem, lambda s: score(problem, s, stages), budget, seed=params.seed,
-                                         check=ok)
-            rule_scores.update(alt_scores)
-            if alt is not None and score(problem, alt, stages) < heur_score:
+            # iterated greedy: re-dispatch the tail of the incumbent after random cut times (heuristics.tail_search)
+            budget = min(params.dispatch_search_share * params.time_limit_s, deadline - time.perf_counter() - 0.5)
+            alt = tail_search(problem, heur, lambda s: score(problem, s, stages), budget, seed=params.seed,
+                              check=ok, workers=params.workers)
+            tail_stats = {k: v for k, v in alt.stats.items() if k.startswith("tail_")}
+            if score(problem, alt, stages) < heur_score and ok(alt):
                 heur, heur_score = alt, score(problem, alt, stages)
     horizon = _horizon(problem, heur, stages)
     best, bound, proven = heur, None, False
@@ -343,6 +347,6 @@ def solve(problem: SchedulingProblem, params: SolverParams | None = None) -> Sch
     best.stats.update(
         n_operations=n_ops, strategy=strategy, horizon=horizon, first_feasible_s=first_feasible_s,
         dispatch_scores={k: list(v) for k, v in rule_scores.items()}, dispatch_best=list(heur_score or ()),
-        score=list(final), objective=params.objective,
+        score=list(final), objective=params.objective, **tail_stats,
     )
     return best
