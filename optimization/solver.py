@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 import random
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from ortools.sat.python import cp_model
 
@@ -44,6 +44,12 @@ class SolverParams:
     # of the incumbent after random cut times with random ATC parameters, heuristics.tail_search; `workers`
     # processes); the small-sub-model LNS gets the rest
     dispatch_search_share: float = 0.8
+    # CP-SAT's stronger (costlier) no-overlap propagation (use_strong_propagation_in_disjunctive and
+    # use_dynamic_precedence_in_disjunctive). None = auto: on up to strong_max_ops operations. With 2 workers it
+    # proves ft10 in ~1.5 s instead of 10-20 s and brings 15x15-20x15 job shops 1-2 % nearer their best known
+    # plans in 20 s, but it slows the search on 600+ operations (50x15: 40 % worse); docs/scheduling.md
+    strong_disjunctive: bool | None = None
+    strong_max_ops: int = 400
 
     def stages(self) -> list[dict[str, float]]:
         if self.objective not in OBJECTIVES:
@@ -91,6 +97,8 @@ def _cp_params(solver: cp_model.CpSolver, params: SolverParams, limit: float, se
     solver.parameters.num_workers = max(1, params.workers)
     solver.parameters.random_seed = seed
     solver.parameters.log_search_progress = params.log
+    solver.parameters.use_strong_propagation_in_disjunctive = bool(params.strong_disjunctive)
+    solver.parameters.use_dynamic_precedence_in_disjunctive = bool(params.strong_disjunctive)
 
 
 def _extract(problem: SchedulingProblem, solver: cp_model.CpSolver, mv: ModelVars) -> tuple[list[Assignment],
@@ -140,8 +148,11 @@ def _horizon(problem: SchedulingProblem, inc: Schedule | None, stages: list[dict
 # ---- full model ------------------------------------------------------------------------------------------------
 
 def solve_full(problem: SchedulingProblem, params: SolverParams, horizon: int, incumbent: Schedule | None,
-               deadline: float) -> tuple[Schedule | None, float | None, bool]:
-    """CP-SAT on the whole problem, stage by stage (lexicographic). Returns (plan, bound of stage 1, proven)."""
+               deadline: float, hint: bool = True) -> tuple[Schedule | None, float | None, bool]:
+    """CP-SAT on the whole problem, stage by stage (lexicographic). Returns (plan, bound of stage 1, proven).
+
+    ``hint=False`` keeps ``incumbent`` only as the fallback answer of the first stage instead of a warm start.
+    """
     stages = params.stages()
     model, mv = build_model(problem, horizon, _terms(stages))
     best = incumbent
@@ -154,7 +165,7 @@ def solve_full(problem: SchedulingProblem, params: SolverParams, horizon: int, i
         builder_expr, factor = _stage_expr(mv, st)
         model.minimize(builder_expr)
         model.clear_hints()
-        if best is not None:
+        if best is not None and (hint or i > 0):
             add_hint(model, mv, best.assignments, {w.machine: w.start for w in best.maintenance})
         solver = cp_model.CpSolver()
         left = deadline - time.perf_counter()
@@ -274,6 +285,13 @@ def solve(problem: SchedulingProblem, params: SolverParams | None = None) -> Sch
     primary = next(iter(stages[0]))
     n_ops = problem.n_operations
 
+    if params.strong_disjunctive is None:
+        params = replace(params, strong_disjunctive=n_ops <= params.strong_max_ops)
+    # makespan alone: CP-SAT's own search on the whole model beats a warm start from a dispatching rule and the
+    # LNS here up to polish_max_ops (Taillard-sized 30x20 .. 100x20 shops; docs/scheduling.md)
+    pure_makespan = len(stages) == 1 and set(stages[0]) == {"makespan"} and not (
+        problem.risk is not None and problem.risk.policy == "penalty")
+
     def ok(s: Schedule) -> bool:
         return not verify(problem, s)
 
@@ -289,7 +307,8 @@ def solve(problem: SchedulingProblem, params: SolverParams | None = None) -> Sch
     heur_score = score(problem, heur, stages) if heur is not None else None
     strategy = params.strategy
     if strategy == "auto":
-        strategy = "full" if n_ops <= params.full_max_ops or heur is None else "lns"
+        full_max = params.polish_max_ops if pure_makespan else params.full_max_ops
+        strategy = "full" if n_ops <= full_max or heur is None else "lns"
     tail_stats: dict = {}
     small_lns = strategy == "lns" and heur is not None and (
         params.lns_engine == "small" or (params.lns_engine == "auto" and n_ops > params.polish_max_ops)) and \
@@ -326,7 +345,7 @@ def solve(problem: SchedulingProblem, params: SolverParams | None = None) -> Sch
             cand, bound, proven = solve_full(problem, params, horizon, best, deadline)
             best = cand if cand is not None else best
     else:
-        best, bound, proven = solve_full(problem, params, horizon, heur, deadline)
+        best, bound, proven = solve_full(problem, params, horizon, heur, deadline, hint=not pure_makespan)
         if best is None and heur is None and bound is None and proven:
             return Schedule(assignments=[], status="INFEASIBLE", wall_s=time.perf_counter() - t0,
                             stats={"method": "cp-sat", "n_operations": n_ops})
@@ -347,6 +366,6 @@ def solve(problem: SchedulingProblem, params: SolverParams | None = None) -> Sch
     best.stats.update(
         n_operations=n_ops, strategy=strategy, horizon=horizon, first_feasible_s=first_feasible_s,
         dispatch_scores={k: list(v) for k, v in rule_scores.items()}, dispatch_best=list(heur_score or ()),
-        score=list(final), objective=params.objective, **tail_stats,
+        score=list(final), objective=params.objective, strong_disjunctive=params.strong_disjunctive, **tail_stats,
     )
     return best
