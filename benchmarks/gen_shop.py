@@ -18,7 +18,7 @@ import argparse
 import json
 import random
 
-from optimization.io import problem_to_dict
+from optimization.io import parse_jsplib, problem_to_dict
 from optimization.problem import Downtime, Job, Machine, Operation, SchedulingProblem, SetupTimes
 
 DAY = 1440
@@ -57,6 +57,19 @@ def generate(jobs: int = 500, ops: int = 10, machines: int = 50, seed: int = 1, 
     setups = {(f"F{a}", f"F{b}"): 5 + 3 * abs(a - b) for a in range(families) for b in range(families) if a != b}
     return SchedulingProblem(jobs=tuple(out_jobs), machines=tuple(mach), name=f"shop{jobs * ops}_s{seed}",
                              setups=SetupTimes(matrix=setups))
+
+
+def random_job_shop(jobs: int, machines: int, seed: int) -> SchedulingProblem:
+    """A job shop drawn like Taillard's (1993) instances: every job visits every machine once in a random order,
+    processing times uniform in 1..99. Not Taillard's own generator (his seeds give his published instances);
+    same sizes and distribution, for the size classes without shared instances (20x20, 30x20, 50x15, ...)."""
+    rng = random.Random(seed)
+    lines = [f"{jobs} {machines}"]
+    for _ in range(jobs):
+        order = list(range(machines))
+        rng.shuffle(order)
+        lines.append(" ".join(f"{m} {rng.randint(1, 99)}" for m in order))
+    return parse_jsplib("\n".join(lines), name=f"rand{jobs}x{machines}s{seed}")
 
 
 def main() -> None:

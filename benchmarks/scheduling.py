@@ -7,6 +7,11 @@ the same time limit and workers.
     python benchmarks/scheduling.py --time-limit 20 --workers 2 --instances ft10,la21,mk01
     python benchmarks/scheduling.py --sets jsplib --families la --time-limit 20
     python benchmarks/scheduling.py --shop --shop-time 60 --seed 1   # the 5,000-op generated plan (gen_shop.py)
+    python benchmarks/scheduling.py --random 15x15,20x20,30x20,50x15 --random-seeds 1,2   # Taillard-like shops
+
+``--random`` draws job shops the way Taillard's instances are drawn (``gen_shop.random_job_shop``: random machine
+order per job, times 1..99) for the size classes the shared sets lack; with no best known value the gap is taken to
+the better of the two makespans and CP-SAT's lower bound is printed beside.
 
 ``--shop`` prints every dispatching rule (tardiness, makespan, late jobs, seconds, checker violations), then SFAI
 with the tardiness objective and a summary table: time to the first feasible plan, the best rule, SFAI's start plan
@@ -19,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 import time
@@ -126,6 +132,31 @@ def run_instances(args) -> None:
         print(f"| {cls} | {len(v)} | {sum(a for a, _ in v) / len(v):.2f} | {sum(b for _, b in v) / len(v):.2f} |")
 
 
+def run_random(args) -> None:
+    """Taillard-like job shops per size class: SFAI vs the plain model, gap to the better of the two."""
+    from benchmarks.gen_shop import random_job_shop
+
+    print(f"# time limit {args.time_limit}s, {args.workers} workers; gap = (makespan - best of both) / best of both")
+    print("| instance | size | SFAI | plain | best LB | SFAI gap % | plain gap % | SFAI above LB % | ok |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    by_class: dict[str, list[tuple[float, float]]] = {}
+    for size in args.random.split(","):
+        n, m = (int(x) for x in size.lower().split("x"))
+        for seed in (int(x) for x in args.random_seeds.split(",")):
+            p = random_job_shop(n, m, seed)
+            s = solve(p, SolverParams(time_limit_s=args.time_limit, workers=args.workers, seed=args.seed))
+            pm, pb, _ = plain_model(p, args.time_limit, args.workers)
+            best = min(v for v in (s.makespan, pm) if v is not None)
+            lb = max(v for v in (s.lower_bound, pb, p.trivial_lower_bound()) if v is not None)
+            g, pg = gap(s.makespan, best), gap(pm, best)
+            by_class.setdefault(size, []).append((g, pg))
+            print(f"| {p.name} | {size} | {s.makespan} | {pm} | {int(math.ceil(lb))} | {g:.2f} | {pg:.2f} | "
+                  f"{100.0 * (s.makespan - lb) / lb:.2f} | {not verify(p, s)} |", flush=True)
+    print("\n| class | n | SFAI mean gap % | plain mean gap % |\n|---|---|---|---|")
+    for cls, v in by_class.items():
+        print(f"| {cls} | {len(v)} | {sum(a for a, _ in v) / len(v):.2f} | {sum(b for _, b in v) / len(v):.2f} |")
+
+
 def run_shop(args) -> None:
     """The generated plan: every dispatching rule, then SFAI (tardiness objective) at ``--shop-time``; one table."""
     from benchmarks.gen_shop import generate
@@ -178,8 +209,12 @@ def main() -> None:
     ap.add_argument("--lns-engine", default="auto", help="auto|small|whole (SolverParams.lns_engine)")
     ap.add_argument("--search-share", type=float, default=SolverParams.dispatch_search_share,
                     help="SolverParams.dispatch_search_share: time share of the dispatch (tail re-dispatch) search")
+    ap.add_argument("--random", default="", help="size classes of Taillard-like job shops, e.g. 20x20,30x20,50x15")
+    ap.add_argument("--random-seeds", default="1,2", help="instance seeds per class (with --random)")
     a = ap.parse_args()
-    if a.shop:
+    if a.random:
+        run_random(a)
+    elif a.shop:
         run_shop(a)
     else:
         run_instances(a)
