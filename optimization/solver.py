@@ -50,6 +50,11 @@ class SolverParams:
     # plans in 20 s, but it slows the search on 600+ operations (50x15: 40 % worse); docs/scheduling.md
     strong_disjunctive: bool | None = None
     strong_max_ops: int = 400
+    # CP-SAT subsolver for the complete-search thread when 2 workers run (the other thread interleaves CP-SAT's
+    # LNS); None = auto: "no_lp" for makespan alone above strong_max_ops when there are at least 2.5 jobs per
+    # machine (50x15 and 100x20 job shops end 1-3 % better, 50x15 often proven at the machine-load bound; the LP
+    # relaxation only costs time there), else CP-SAT's own choice (30x20: no_lp was 0-3 % worse)
+    full_subsolver: str | None = None
 
     def stages(self) -> list[dict[str, float]]:
         if self.objective not in OBJECTIVES:
@@ -99,6 +104,8 @@ def _cp_params(solver: cp_model.CpSolver, params: SolverParams, limit: float, se
     solver.parameters.log_search_progress = params.log
     solver.parameters.use_strong_propagation_in_disjunctive = bool(params.strong_disjunctive)
     solver.parameters.use_dynamic_precedence_in_disjunctive = bool(params.strong_disjunctive)
+    if params.full_subsolver and params.workers == 2:
+        solver.parameters.subsolvers.append(params.full_subsolver)
 
 
 def _extract(problem: SchedulingProblem, solver: cp_model.CpSolver, mv: ModelVars) -> tuple[list[Assignment],
@@ -291,6 +298,9 @@ def solve(problem: SchedulingProblem, params: SolverParams | None = None) -> Sch
     # LNS here up to polish_max_ops (Taillard-sized 30x20 .. 100x20 shops; docs/scheduling.md)
     pure_makespan = len(stages) == 1 and set(stages[0]) == {"makespan"} and not (
         problem.risk is not None and problem.risk.policy == "penalty")
+    if params.full_subsolver is None and pure_makespan and n_ops > params.strong_max_ops and \
+            len(problem.jobs) >= 2.5 * len(problem.machines):
+        params = replace(params, full_subsolver="no_lp")
 
     def ok(s: Schedule) -> bool:
         return not verify(problem, s)
@@ -366,6 +376,7 @@ def solve(problem: SchedulingProblem, params: SolverParams | None = None) -> Sch
     best.stats.update(
         n_operations=n_ops, strategy=strategy, horizon=horizon, first_feasible_s=first_feasible_s,
         dispatch_scores={k: list(v) for k, v in rule_scores.items()}, dispatch_best=list(heur_score or ()),
-        score=list(final), objective=params.objective, strong_disjunctive=params.strong_disjunctive, **tail_stats,
+        score=list(final), objective=params.objective, strong_disjunctive=params.strong_disjunctive,
+        full_subsolver=params.full_subsolver, **tail_stats,
     )
     return best

@@ -31,11 +31,18 @@ def test_makespan_strategy_and_propagation_by_size(datasets):
     p = load(datasets / "jsplib/instances/la31.txt", "jsplib")  # 30x10: 300 operations
     s = solve(p, SolverParams(time_limit_s=2, workers=2, seed=0, strong_max_ops=100))
     assert s.stats["strategy"] == "full" and s.stats["strong_disjunctive"] is False
+    assert s.stats["full_subsolver"] == "no_lp"  # big, 3 jobs per machine: no LP relaxation in the complete search
     assert verify(p, s) == []
     s = solve(p, SolverParams(time_limit_s=2, workers=2, seed=0))
     assert s.stats["strategy"] == "full" and s.stats["strong_disjunctive"] is True
+    assert s.stats["full_subsolver"] is None
     s = solve(p, SolverParams(time_limit_s=2, workers=2, seed=0, objective="tardiness"))
     assert s.stats["strategy"] == "full"  # under full_max_ops (400) for every objective
+    assert s.stats["full_subsolver"] is None
+    square = load(datasets / "jsplib/instances/la38.txt", "jsplib")  # 15x15: 1 job per machine
+    s = solve(square, SolverParams(time_limit_s=1, workers=2, seed=0, strong_max_ops=100))
+    assert s.stats["strong_disjunctive"] is False and s.stats["full_subsolver"] is None
+    assert verify(square, s) == []
     s = solve(p, SolverParams(time_limit_s=2, workers=2, seed=0, objective="tardiness", full_max_ops=100))
     assert s.stats["strategy"] == "lns"
     assert verify(p, s) == []
