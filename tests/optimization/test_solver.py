@@ -8,21 +8,14 @@ from optimization.io import load
 from optimization.solver import SolverParams, solve
 
 
-def test_ft06_solved_to_optimality(datasets):
-    p = load(datasets / "jsplib/instances/ft06.txt", "jsplib")
-    s = solve(p, SolverParams(time_limit_s=10, workers=2, seed=0))
-    assert s.status == "OPTIMAL"
-    assert s.makespan == 55 and s.lower_bound == 55
-    assert verify(p, s) == []
-
-
-def test_ft10_proven_optimal(datasets):
-    """The classic 10x10 instance (optimum 930): found and proven with 2 workers (about 1.5 s on a 2-core
-    machine with the stronger no-overlap propagation; 10-20 s, often not at all within 20 s, without it)."""
-    p = load(datasets / "jsplib/instances/ft10.txt", "jsplib")
+@pytest.mark.parametrize("name,optimum", [("ft06", 55), ("ft10", 930)])
+def test_classic_instance_proven_optimal(datasets, name, optimum):
+    """Found and proven with 2 workers. ft10 takes about 1.5 s on a 2-core machine with the stronger no-overlap
+    propagation (10-20 s, often not at all within 20 s, without it)."""
+    p = load(datasets / f"jsplib/instances/{name}.txt", "jsplib")
     s = solve(p, SolverParams(time_limit_s=20, workers=2, seed=0))
     assert s.status == "OPTIMAL"
-    assert s.makespan == 930 and s.lower_bound == 930
+    assert s.makespan == optimum and s.lower_bound == optimum
     assert verify(p, s) == []
 
 
