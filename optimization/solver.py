@@ -296,8 +296,8 @@ def solve(problem: SchedulingProblem, params: SolverParams | None = None) -> Sch
         params = replace(params, strong_disjunctive=n_ops <= params.strong_max_ops)
     # makespan alone: CP-SAT's own search on the whole model beats a warm start from a dispatching rule and the
     # LNS here up to polish_max_ops (Taillard-sized 30x20 .. 100x20 shops; docs/scheduling.md)
-    pure_makespan = len(stages) == 1 and set(stages[0]) == {"makespan"} and not (
-        problem.risk is not None and problem.risk.policy == "penalty")
+    makespan_first = set(stages[0]) == {"makespan"} and not (problem.risk and problem.risk.policy == "penalty")
+    pure_makespan = makespan_first and len(stages) == 1
     if params.full_subsolver is None and pure_makespan and n_ops > params.strong_max_ops and \
             len(problem.jobs) >= 2.5 * len(problem.machines):
         params = replace(params, full_subsolver="no_lp")
@@ -365,7 +365,7 @@ def solve(problem: SchedulingProblem, params: SolverParams | None = None) -> Sch
                         stats={"method": strategy, "n_operations": n_ops})
     final = score(problem, best, stages)
     lb = None
-    if primary == "makespan" and len(stages[0]) == 1 and not (problem.risk and problem.risk.policy == "penalty"):
+    if makespan_first:
         lb = max(problem.trivial_lower_bound(), int(math.ceil(bound - 1e-6)) if bound is not None else 0)
     elif bound is not None:
         lb = bound
