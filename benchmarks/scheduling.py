@@ -132,17 +132,32 @@ def run_instances(args) -> None:
         print(f"| {cls} | {len(v)} | {sum(a for a, _ in v) / len(v):.2f} | {sum(b for _, b in v) / len(v):.2f} |")
 
 
+def _random_args(sizes: str, seeds: str) -> tuple[list[tuple[str, tuple[int, int]]], list[int]]:
+    """``"20x20,30x20"`` and ``"1,2"`` -> ([("20x20", (20, 20)), ...], [1, 2]); one-line exit on bad input."""
+    try:
+        out = []
+        for size in sizes.split(","):
+            n, m = (int(x) for x in size.lower().split("x"))
+            if n < 1 or m < 1:
+                raise ValueError
+            out.append((size, (n, m)))
+        return out, [int(x) for x in seeds.split(",")]
+    except ValueError:
+        sys.exit(f"error: --random takes sizes like 20x20,30x20 and --random-seeds integers like 1,2 "
+                 f"(got {sizes!r}, {seeds!r})")
+
+
 def run_random(args) -> None:
     """Taillard-like job shops per size class: SFAI vs the plain model, gap to the better of the two."""
     from benchmarks.gen_shop import random_job_shop
 
+    sizes, seeds = _random_args(args.random, args.random_seeds)
     print(f"# time limit {args.time_limit}s, {args.workers} workers; gap = (makespan - best of both) / best of both")
     print("| instance | size | SFAI | plain | best LB | SFAI gap % | plain gap % | SFAI above LB % | ok |")
     print("|---|---|---|---|---|---|---|---|---|")
     by_class: dict[str, list[tuple[float, float]]] = {}
-    for size in args.random.split(","):
-        n, m = (int(x) for x in size.lower().split("x"))
-        for seed in (int(x) for x in args.random_seeds.split(",")):
+    for size, (n, m) in sizes:
+        for seed in seeds:
             p = random_job_shop(n, m, seed)
             s = solve(p, SolverParams(time_limit_s=args.time_limit, workers=args.workers, seed=args.seed))
             pm, pb, _ = plain_model(p, args.time_limit, args.workers)
