@@ -1,4 +1,4 @@
-"""The request path's view of tenancy: API key -> caller, caller -> subscriptions and quota.
+"""The request path's view of tenancy: API key -> caller, caller -> subscriptions, rate limit and quota.
 
 Everything is cached for ``auth_cache_ttl_s`` so that an authenticated call costs no database round trip;
 the process that revokes a key or changes a subscription invalidates its cache at once, other processes
@@ -10,10 +10,10 @@ from __future__ import annotations
 import hashlib
 import threading
 import time
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from serving.db import Database
-from serving.errors import NotSubscribed, QuotaExceeded
+from serving.errors import NotSubscribed, QuotaExceeded, RateLimited
 from serving.tenancy import AuthContext, SubscriptionInfo, active_subscriptions, resolve_api_key, utcnow
 from serving.usage import count_calls
 
@@ -25,11 +25,27 @@ def month_start(now: datetime) -> datetime:
     return now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
 
 
+def next_month_start(now: datetime) -> datetime:
+    return month_start(month_start(now) + timedelta(days=32))
+
+
 class Access:
-    def __init__(self, db: Database, pepper: str, ttl_s: float = 5.0) -> None:
+    def __init__(
+        self,
+        db: Database,
+        pepper: str,
+        ttl_s: float = 5.0,
+        *,
+        rate_limits: dict[str, float | None] | None = None,
+        burst_s: float = 2.0,
+    ) -> None:
         self.db = db
         self.pepper = pepper
         self.ttl_s = ttl_s
+        self.rate_limits = rate_limits or {}  # plan -> calls per second (None or absent: no limit)
+        self.burst_s = burst_s
+        # (tenant_id, module) -> [tokens, refilled at (monotonic)]: a token bucket per subscription
+        self._buckets: dict[tuple[int, str], list[float]] = {}
         self._keys: dict[bytes, tuple[float, AuthContext | None]] = {}
         self._subs: dict[int, tuple[float, dict[str, SubscriptionInfo]]] = {}
         # (tenant_id, module, month) -> [calls counted in the database at refresh, calls since, refreshed at]
@@ -81,7 +97,8 @@ class Access:
         return subs
 
     def admit(self, ctx: AuthContext, module: str, *, refresh: bool = False) -> SubscriptionInfo:
-        """The subscription that lets ``ctx`` call ``module`` now; counts the call against its quota."""
+        """The subscription that lets ``ctx`` call ``module`` now; takes a token from its rate limit and counts
+        the call against its monthly quota (a call refused by the rate limit does not count)."""
         sub = self.subscriptions(ctx.tenant_id, refresh=refresh).get(module)
         now = utcnow()
         if sub is None or not sub.active_at(now):
@@ -89,9 +106,31 @@ class Access:
                 f"tenant '{ctx.tenant}' is not subscribed to the '{module}' module; "
                 f"a tenant admin can subscribe with: sfai tenant subscribe {ctx.tenant} {module}"
             )
+        rate = self.rate_limits.get(sub.plan)
+        if rate is not None:
+            self._take(ctx, module, sub.plan, rate)
         if sub.request_quota is not None:
             self._count(ctx, module, sub.request_quota, now)
         return sub
+
+    def _take(self, ctx: AuthContext, module: str, plan: str, rate: float) -> None:
+        capacity = max(1.0, rate * self.burst_s)
+        key = (ctx.tenant_id, module)
+        mono = time.monotonic()
+        with self._lock:
+            bucket = self._buckets.get(key)
+            if bucket is None:
+                bucket = self._buckets[key] = [capacity, mono]
+            else:
+                bucket[0] = min(capacity, bucket[0] + (mono - bucket[1]) * rate)
+                bucket[1] = mono
+            if bucket[0] < 1.0:
+                raise RateLimited(
+                    f"tenant '{ctx.tenant}' is calling '{module}' faster than its {plan} plan's {rate:g} calls per "
+                    "second; retry after the seconds in Retry-After",
+                    retry_after_s=(1.0 - bucket[0]) / rate,
+                )
+            bucket[0] -= 1.0
 
     def _count(self, ctx: AuthContext, module: str, quota: int, now: datetime) -> None:
         key = (ctx.tenant_id, module, month_start(now))
@@ -105,7 +144,8 @@ class Access:
             if entry[0] + entry[1] >= quota:
                 raise QuotaExceeded(
                     f"tenant '{ctx.tenant}' has used its {quota} '{module}' calls for this month; "
-                    "a tenant admin can change the plan with: sfai tenant subscribe --plan"
+                    "a tenant admin can change the plan with: sfai tenant subscribe --plan",
+                    retry_after_s=(next_month_start(now) - now).total_seconds(),
                 )
             entry[1] += 1
 
@@ -114,6 +154,7 @@ class Access:
         if tenant_id is None:
             self._subs.clear()
             self._quota.clear()
+            self._buckets.clear()
         else:
             self._subs.pop(tenant_id, None)
             for k in [k for k in self._quota if k[0] == tenant_id]:

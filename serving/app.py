@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
@@ -17,6 +18,7 @@ from serving.middleware import PlatformMiddleware
 from serving.platform import Platform
 from serving.routers import admin, energy, health, industries, ingest, maintenance, quality, scheduling, usage
 from serving.routers import console as console_api
+from serving.schemas.platform import COMMON_ERRORS, PUBLIC_ERRORS
 from serving.settings import Settings, get_settings
 
 STATIC = Path(__file__).with_name("static")
@@ -62,8 +64,10 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
     app.state.platform = platform
     platform.start()  # also started here so that a TestClient without a context manager works
     install_error_handlers(app)
-    for r in (health, industries, admin, usage, ingest, quality, maintenance, energy, scheduling, console_api):
-        app.include_router(r.router)
+    for r in (health, industries):
+        app.include_router(r.router, responses=PUBLIC_ERRORS)
+    for r in (admin, usage, ingest, quality, maintenance, energy, scheduling, console_api):
+        app.include_router(r.router, responses=COMMON_ERRORS)
 
     @app.get("/", include_in_schema=False)
     async def console() -> FileResponse:
@@ -72,6 +76,15 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
     # the web console's scripts, styles and sample plan (shipped in the package; no outside hosts)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
+    if settings.cors_origins:  # closed by default: a browser page elsewhere cannot call SFAI with a user's key
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST", "DELETE"],
+            allow_headers=["authorization", "content-type", "accept", "x-request-id"],
+            expose_headers=["x-request-id", "retry-after", "x-sfai-model", "x-sfai-model-version", "x-sfai-count"],
+            max_age=600,
+        )
     app.add_middleware(PlatformMiddleware, platform=platform)
     return app
 

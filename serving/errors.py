@@ -8,13 +8,21 @@ class SfaiError(Exception):
     status = 400
     code = "bad_request"
 
-    def __init__(self, message: str, *, code: str | None = None, status: int | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str | None = None,
+        status: int | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         super().__init__(message)
         self.message = message
         if code is not None:
             self.code = code
         if status is not None:
             self.status = status
+        self.headers = headers or {}  # sent with the error response (e.g. Retry-After)
 
 
 class InvalidInput(SfaiError):
@@ -46,9 +54,28 @@ class NotSubscribed(Forbidden):
     code = "not_subscribed"
 
 
-class QuotaExceeded(SfaiError):
+class PayloadTooLarge(SfaiError):
+    status = 413
+    code = "payload_too_large"
+
+
+class TooManyRequests(SfaiError):
+    """429 with ``Retry-After``: the caller may try again in ``retry_after_s`` seconds."""
+
     status = 429
+    code = "too_many_requests"
+
+    def __init__(self, message: str, *, retry_after_s: float, code: str | None = None) -> None:
+        self.retry_after_s = max(1, int(-(-retry_after_s // 1)))  # whole seconds, rounded up
+        super().__init__(message, code=code, headers={"Retry-After": str(self.retry_after_s)})
+
+
+class QuotaExceeded(TooManyRequests):
     code = "quota_exceeded"
+
+
+class RateLimited(TooManyRequests):
+    code = "rate_limited"
 
 
 class Unavailable(SfaiError):

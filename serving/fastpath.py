@@ -96,8 +96,8 @@ def replay(body: bytes, complete: bool, receive):  # noqa: ANN001, ANN201
 
 
 def answer(platform: Platform, route: PredictRoute, headers: dict[bytes, bytes], raw: bytes, state: dict):
-    """``(status, body)`` for a plain prediction request, or raise :class:`Fallback`. Sets ``state`` as the
-    route's dependencies would (caller, module, model version) for the usage log."""
+    """``(status, body, extra headers)`` for a plain prediction request, or raise :class:`Fallback`. Sets
+    ``state`` as the route's dependencies would (caller, module, model version) for the usage log."""
     if len(raw) > MAX_FAST_BODY or headers.get(b"content-type") not in JSON_TYPES or b"arrow" in headers.get(
         b"accept", b""
     ):
@@ -121,16 +121,19 @@ def answer(platform: Platform, route: PredictRoute, headers: dict[bytes, bytes],
     if score is None:
         raise Fallback
     records = body.pop("records", None)
+    limit = platform.settings.max_batch_records
     try:
         if records is not None:
-            if not isinstance(records, list) or not 0 < len(records) <= INLINE_ROWS:
+            if not isinstance(records, list) or not 0 < len(records) <= min(INLINE_ROWS, limit):
                 raise Fallback
             if not all(isinstance(r, dict) for r in records):
                 raise Fallback
             rows = records
         else:
             view, ids = body.get("view"), body.get("entity_ids")
-            if not view or not isinstance(view, str) or not isinstance(ids, list) or not 0 < len(ids) <= INLINE_ROWS:
+            if not view or not isinstance(view, str) or not isinstance(ids, list) or not 0 < len(ids) <= min(
+                INLINE_ROWS, limit
+            ):
                 raise Fallback
             fs = platform.cached_feature_store(ctx.tenant)
             if fs is None:
@@ -139,7 +142,7 @@ def answer(platform: Platform, route: PredictRoute, headers: dict[bytes, bytes],
         model = platform.models.cached(ctx.tenant, route.family, body.get("model"), claim=False)
         if model is None:
             raise Fallback
-        options = prediction_options(body, route.explain, len(rows))
+        options = prediction_options(body, route.family, route.explain, len(rows))
     except SfaiError:
         raise Fallback from None  # the route answers it with its own message
     state["sfai_auth"] = ctx
@@ -150,5 +153,5 @@ def answer(platform: Platform, route: PredictRoute, headers: dict[bytes, bytes],
         state["sfai_model_version"] = f"{model.name}@{model.version}"
         predictions = json.dumps(score(model, rows, **options))
     except SfaiError as e:
-        return e.status, error_body(e)
-    return 200, prediction_body(model, predictions, len(rows))
+        return e.status, error_body(e), [(k.lower().encode(), v.encode()) for k, v in e.headers.items()]
+    return 200, prediction_body(model, predictions, len(rows)), []

@@ -34,14 +34,18 @@ def _loc(loc) -> str:  # noqa: ANN001
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(SfaiError)
     async def _sfai(_req: Request, exc: SfaiError) -> JSONResponse:
-        return error_response(exc.status, exc.code, exc.message)
+        resp = error_response(exc.status, exc.code, exc.message)
+        if exc.headers:
+            resp.headers.update(exc.headers)
+        return resp
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_req: Request, exc: StarletteHTTPException) -> JSONResponse:
         message = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
         if exc.status_code == 404 and message == "Not Found":
             message = "no such endpoint; see /docs"
-        resp = error_response(exc.status_code, _status_code_name(exc.status_code), message)
+        code = getattr(exc, "code", None) or _status_code_name(exc.status_code)
+        resp = error_response(exc.status_code, code, message)
         if exc.headers:
             resp.headers.update(exc.headers)
         return resp

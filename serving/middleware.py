@@ -1,8 +1,10 @@
-"""The platform's ASGI middleware: request id, usage log, metrics.
+"""The platform's ASGI middleware: request id, body size limit, security headers, usage log, metrics.
 
 A plain ASGI class (not ``BaseHTTPMiddleware``) so that it costs microseconds. The usage record is
 committed *before* the response starts: if the log cannot be written, the caller gets a 503 instead of an
-answer that nobody can account for.
+answer that nobody can account for. A body larger than ``Settings.max_body_bytes`` is refused with 413: at
+once when ``Content-Length`` says so, else as soon as the bytes read pass the limit (nothing is buffered
+beyond it).
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ import re
 import time
 import uuid
 
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
 from serving import fastpath
 from serving.platform import Platform
 from serving.tenancy import utcnow
@@ -21,6 +25,55 @@ from serving.usage import UsageEntry
 
 log = logging.getLogger("sfai.api")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+
+# Security headers. Every response: no MIME sniffing, no framing, no referrer. The web console (``/`` and
+# ``/static``): scripts and connections to this origin only (its styles use inline attributes). API answers:
+# nothing to render, never cached by a browser or proxy. Swagger UI at /docs and /redoc keeps FastAPI's own page.
+_COMMON = [(b"x-content-type-options", b"nosniff"), (b"x-frame-options", b"DENY"), (b"referrer-policy", b"no-referrer")]
+CONSOLE_CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; "
+    "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+)
+CONSOLE_HEADERS = [*_COMMON, (b"content-security-policy", CONSOLE_CSP.encode())]
+API_HEADERS = [
+    *_COMMON,
+    (b"content-security-policy", b"default-src 'none'; frame-ancestors 'none'"),
+    (b"cache-control", b"no-store"),
+]
+DOCS_PATHS = ("/docs", "/redoc")
+
+
+def security_headers(path: str) -> list[tuple[bytes, bytes]]:
+    if path == "/" or path.startswith("/static/"):
+        return CONSOLE_HEADERS
+    if path.startswith(DOCS_PATHS):
+        return _COMMON
+    return API_HEADERS
+
+
+class BodyTooLarge(StarletteHTTPException):
+    """413 raised from ``receive`` (an HTTPException, so the framework's body parsing lets it through)."""
+
+    code = "payload_too_large"
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, f"the request body is larger than this server's limit of {limit:,} bytes")
+
+
+def limited(receive, limit: int):  # noqa: ANN001, ANN201
+    """``receive`` that raises :class:`BodyTooLarge` once the body read passes ``limit`` bytes."""
+    seen = 0
+
+    async def _receive():  # noqa: ANN202
+        nonlocal seen
+        message = await receive()
+        if message["type"] == "http.request":
+            seen += len(message.get("body", b""))
+            if seen > limit:
+                raise BodyTooLarge(limit)
+        return message
+
+    return _receive
 
 
 def _json_error(status: int, code: str, message: str, request_id: str) -> tuple[dict, dict]:
@@ -43,6 +96,7 @@ class PlatformMiddleware:
         self.platform = platform
         settings = platform.settings
         self.fast = settings.predict_fast_path and settings.auth_enabled
+        self.max_body = settings.max_body_bytes
         # request ids: a random prefix per process and a counter (uuid4 per request costs a system call)
         self._id_prefix = uuid.uuid4().hex[:16]
         self._ids = itertools.count(1)
@@ -56,13 +110,16 @@ class PlatformMiddleware:
             return
         t0 = time.perf_counter()
         request_id = None
+        declared = 0
         for k, v in scope["headers"]:
             if k == b"x-request-id":
                 candidate = v.decode("latin-1")
                 if _REQUEST_ID.match(candidate):
                     request_id = candidate
-                break
+            elif k == b"content-length":
+                declared = int(v) if v.isdigit() else 0
         request_id = request_id or self._next_id()
+        extra_headers = [*security_headers(scope["path"]), (b"x-request-id", request_id.encode())]
         state = scope.setdefault("state", {})
         started = False
         swallow = False
@@ -85,10 +142,13 @@ class PlatformMiddleware:
                         await send(m)
                     return
                 message = dict(message)
-                message["headers"] = [*message.get("headers", ()), (b"x-request-id", request_id.encode())]
+                message["headers"] = [*message.get("headers", ()), *extra_headers]
             await send(message)
 
         try:
+            if declared > self.max_body:
+                raise BodyTooLarge(self.max_body)
+            receive = limited(receive, self.max_body)
             if self.fast and scope["method"] == "POST":
                 route = fastpath.ROUTES.get(scope["path"])
                 if route is not None:
@@ -96,6 +156,12 @@ class PlatformMiddleware:
                     if receive is None:
                         return
             await self.app(scope, receive, send_wrapper)
+        except BodyTooLarge as e:  # from the checks above or the fast path's read (the routes answer their own)
+            if not started:
+                start, body = _json_error(413, e.code, e.detail, request_id)
+                start["headers"] = start["headers"][:2]  # x-request-id comes with the security headers
+                await send_wrapper(start)
+                await send_wrapper(body)
         except Exception:
             log.exception("unhandled error in %s %s (request %s)", scope["method"], scope["path"], request_id)
             if not started:
@@ -109,13 +175,15 @@ class PlatformMiddleware:
         raw, complete = await fastpath.read_body(receive)
         if complete:
             try:
-                status, body = fastpath.answer(self.platform, route, dict(reversed(scope["headers"])), raw, state)
+                status, body, headers = fastpath.answer(
+                    self.platform, route, dict(reversed(scope["headers"])), raw, state
+                )
             except fastpath.Fallback:
                 pass
             else:
                 scope["route"] = route  # the metrics label: the route's path
                 await send({"type": "http.response.start", "status": status, "headers": [
-                    (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+                    (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()), *headers]})
                 await send({"type": "http.response.body", "body": body, "more_body": False})
                 return None
         return fastpath.replay(raw, complete, receive)

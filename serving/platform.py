@@ -37,7 +37,13 @@ class Platform:
         return cls(
             settings=settings,
             db=db,
-            access=Access(db, settings.secret_key, settings.auth_cache_ttl_s),
+            access=Access(
+                db,
+                settings.secret_key,
+                settings.auth_cache_ttl_s,
+                rate_limits=settings.rate_limits,
+                burst_s=settings.rate_limit_burst_s,
+            ),
             writer=writer,
             metrics=Metrics(writer),
         )
@@ -64,7 +70,11 @@ class Platform:
         from serving.predictions import ModelCache
         from serving.scheduling import Jobs
 
-        self.jobs = Jobs(self.db)
+        self.jobs = Jobs(
+            self.db,
+            max_job_s=self.settings.scheduling_max_job_s,
+            max_active=self.settings.scheduling_max_active_jobs,
+        )
         self.models = ModelCache(self.db, self.settings.home)
 
     def start(self) -> None:

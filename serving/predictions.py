@@ -8,7 +8,9 @@ request names (``"model"``) must exist and be one of the family's: otherwise 404
 
 from __future__ import annotations
 
+import functools
 import importlib
+import inspect
 import io
 import json
 import threading
@@ -26,7 +28,7 @@ from serving.db import Database
 from serving.errors import InvalidInput
 from serving.runtime import OnnxModel
 
-MAX_RECORDS = 10_000
+MAX_RECORDS = 10_000  # the most a deployment may allow; Settings.max_batch_records may set fewer
 ARROW_STREAM = "application/vnd.apache.arrow.stream"
 OPTIONS = ("explain", "start", "horizon")
 EXPLAIN_BY_DEFAULT = 1_000  # bigger batches get top features only when asked: occlusion multiplies the model runs
@@ -121,12 +123,12 @@ def _predict_module(family: str):  # noqa: ANN202
     return importlib.import_module(get_family(family).predict_module)
 
 
-async def read_frame(request) -> tuple[pd.DataFrame | list[dict] | None, dict]:  # noqa: ANN001
+async def read_frame(request, limit: int = MAX_RECORDS) -> tuple[pd.DataFrame | list[dict] | None, dict]:  # noqa: ANN001
     """A request body as rows: JSON ``{"records": [...], ...options}`` (a list of dicts, as sent), Arrow IPC
     stream or Parquet (a DataFrame).
 
     Returns (rows or None, the JSON body's other fields). ``entity_ids`` (online-store lookups) are returned
-    in the options for the caller to resolve.
+    in the options for the caller to resolve. More than ``limit`` rows is a 422.
     """
     ctype = (request.headers.get("content-type") or "").split(";")[0].strip().lower()
     raw = await request.body()
@@ -138,13 +140,15 @@ async def read_frame(request) -> tuple[pd.DataFrame | list[dict] | None, dict]: 
             table = reader.read_all()
         except (pa.ArrowInvalid, OSError) as e:
             raise InvalidInput(f"cannot read the Arrow body: {e}") from None
-        return _limit(table.to_pandas()), dict(request.query_params)
+        check_batch(table.num_rows, limit)
+        return _limit(table.to_pandas(), limit), dict(request.query_params)
     if ctype in ("application/vnd.apache.parquet", "application/x-parquet"):
         try:
             table = pq.read_table(io.BytesIO(raw))
         except (pa.ArrowInvalid, OSError) as e:
             raise InvalidInput(f"cannot read the Parquet body: {e}") from None
-        return _limit(table.to_pandas()), dict(request.query_params)
+        check_batch(table.num_rows, limit)
+        return _limit(table.to_pandas(), limit), dict(request.query_params)
     try:
         body = json.loads(raw)
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
@@ -158,7 +162,7 @@ async def read_frame(request) -> tuple[pd.DataFrame | list[dict] | None, dict]: 
         return None, body
     if not isinstance(records, list) or not records or not all(isinstance(r, dict) for r in records):
         raise InvalidInput('"records" must be a non-empty list of objects')
-    return _limit(records), body
+    return _limit(records, limit), body
 
 
 def arrow_stream(frame: pd.DataFrame) -> tuple[int, bytes]:
@@ -170,17 +174,35 @@ def arrow_stream(frame: pd.DataFrame) -> tuple[int, bytes]:
     return len(frame), sink.getvalue().to_pybytes()
 
 
-def _limit(frame: pd.DataFrame | list[dict]) -> pd.DataFrame | list[dict]:
-    if len(frame) > MAX_RECORDS:
-        raise InvalidInput(f"at most {MAX_RECORDS} records per request; got {len(frame)}")
+def check_batch(count: int, limit: int, what: str = "records") -> None:
+    if count > limit:
+        raise InvalidInput(f"at most {limit} {what} per request; got {count}")
+
+
+def _limit(frame: pd.DataFrame | list[dict], limit: int) -> pd.DataFrame | list[dict]:
+    check_batch(len(frame), limit)
     if len(frame) == 0:
         raise InvalidInput("no records")
     return frame
 
 
-def prediction_options(body: dict, explain: bool, rows: int) -> dict:
-    """The body's scoring options, checked; ``explain`` on by default for explaining families' small batches."""
-    options = {k: _option(k, body[k]) for k in OPTIONS if k in body}
+@functools.cache
+def family_options(family: str) -> tuple[str, ...]:
+    """The body options the family's scorer takes (``explain`` for failure and defect, ``start`` and
+    ``horizon`` for energy, none for RUL)."""
+    params = inspect.signature(scorer(family)).parameters
+    return tuple(k for k in OPTIONS if k in params)
+
+
+def prediction_options(body: dict, family: str, explain: bool, rows: int) -> dict:
+    """The body's scoring options, checked; ``explain`` on by default for explaining families' small batches.
+    An option the family does not take is a 422 naming it."""
+    allowed = family_options(family)
+    for k in OPTIONS:
+        if k in body and k not in allowed:
+            takes = ", ".join(f'"{o}"' for o in allowed) or "no options"
+            raise InvalidInput(f'"{k}" is not an option of the {family} model (it takes {takes})')
+    options = {k: _option(k, body[k]) for k in allowed if k in body}
     if explain and rows <= EXPLAIN_BY_DEFAULT:
         options.setdefault("explain", True)
     return options

@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from serving.db import Database
 from serving.db.tables import SchedulingJob
-from serving.errors import InvalidInput, NotFound
+from serving.errors import InvalidInput, NotFound, TooManyRequests
 from serving.tenancy import as_utc, utcnow
 
 log = logging.getLogger("sfai.scheduling")
@@ -65,21 +67,57 @@ def solve_now(request: dict, modules: set[str]) -> dict:
 
 
 class Jobs:
-    """Background solves: one at a time per process (CP-SAT already uses the cores), state in the database."""
+    """Background solves: one at a time per process (CP-SAT already uses the cores), state in the database.
 
-    def __init__(self, db: Database, workers: int = 1) -> None:
+    Limits: a job's time limit at most ``max_job_s``; at most ``max_active`` queued or running jobs per tenant
+    (more get 429), so that one tenant cannot fill the queue for everyone."""
+
+    def __init__(self, db: Database, workers: int = 1, *, max_job_s: float = 3600.0, max_active: int = 4) -> None:
         self.db = db
+        self.max_job_s = max_job_s
+        self.max_active = max_active
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sfai-schedule")
+        self._lock = threading.Lock()
 
-    def submit(self, tenant_id: int, request: dict, modules: set[str]) -> dict:
-        prepared = prepare(request, modules)  # a bad problem is a 422 now, not a failed job later
-        job_id = uuid.uuid4().hex
+    def active(self, tenant_id: int) -> int:
+        """Queued or running jobs of a tenant. A job older than the whole queue's worth of time limits is not
+        counted: its process stopped before it finished (it would never free its place otherwise)."""
+        live_since = utcnow() - timedelta(seconds=self.max_active * self.max_job_s + 600)
         with self.db.session() as s:
-            s.add(
-                SchedulingJob(
-                    id=job_id, tenant_id=tenant_id, status="queued", request=json.dumps(request), created_at=utcnow()
+            return s.scalar(
+                select(func.count()).where(
+                    SchedulingJob.tenant_id == tenant_id,
+                    SchedulingJob.status.in_(("queued", "running")),
+                    SchedulingJob.created_at >= live_since,
                 )
             )
+
+    def submit(self, tenant_id: int, request: dict, modules: set[str]) -> dict:
+        if request["time_limit_s"] > self.max_job_s:
+            raise InvalidInput(
+                f"time_limit_s: at most {self.max_job_s:g} s per background solve here; got {request['time_limit_s']:g}"
+            )
+        prepared = prepare(request, modules)  # a bad problem is a 422 now, not a failed job later
+        job_id = uuid.uuid4().hex
+        with self._lock:
+            active = self.active(tenant_id)
+            if active >= self.max_active:
+                raise TooManyRequests(
+                    f"{active} background solves of this tenant are queued or running (at most {self.max_active}); "
+                    "wait for one to finish, or solve smaller plans synchronously",
+                    code="too_many_jobs",
+                    retry_after_s=min(60.0, self.max_job_s),
+                )
+            with self.db.session() as s:
+                s.add(
+                    SchedulingJob(
+                        id=job_id,
+                        tenant_id=tenant_id,
+                        status="queued",
+                        request=json.dumps(request),
+                        created_at=utcnow(),
+                    )
+                )
         self._pool.submit(self._run, job_id, prepared)
         return self.get(tenant_id, job_id)
 

@@ -48,12 +48,46 @@ class Settings(BaseSettings):
     # the worker that revoked it forgets it at once.
     auth_cache_ttl_s: float = Field(default=5.0, ge=0)
 
+    # Limits (docs/limits.md). Calls per second per subscription (tenant x module) by plan, in each serving
+    # process; a plan not named here, or null, has no rate limit. A burst of rate x burst_s calls passes at once.
+    rate_limits: dict[str, float | None] = Field(
+        default_factory=lambda: {"trial": 10.0, "standard": 500.0, "enterprise": None},
+        description='per-plan calls per second, e.g. SFAI_RATE_LIMITS=\'{"trial": 5, "standard": 200}\'',
+    )
+    rate_limit_burst_s: float = Field(default=2.0, gt=0, description="bucket size in seconds of the plan's rate")
+    max_body_bytes: int = Field(default=100 * 2**20, ge=1024, description="request bodies above this get 413")
+    max_batch_records: int = Field(
+        default=10_000, ge=1, le=10_000, description="records or entity ids per prediction call (at most 10,000)"
+    )
+    scheduling_max_solve_s: float = Field(default=30.0, gt=0, le=30, description="cap of a synchronous solve")
+    scheduling_max_job_s: float = Field(default=3600.0, gt=0, description="time limit cap of a background solve")
+    scheduling_max_active_jobs: int = Field(
+        default=4, ge=1, description="queued or running background solves per tenant; more get 429"
+    )
+    # Browsers: no cross-origin calls unless origins are listed (e.g. SFAI_CORS_ORIGINS='["https://mes.example"]')
+    cors_origins: list[str] = Field(default_factory=list)
+
     # Switches used by benchmarks/api_overhead.py to measure the cost of the platform path.
     auth_enabled: bool = True
     usage_log_enabled: bool = True
     metrics_enabled: bool = True
     # Small JSON prediction calls answered by serving/fastpath.py (same answers; off: every call via the routes)
     predict_fast_path: bool = True
+
+    @field_validator("rate_limits")
+    @classmethod
+    def _positive_rates(cls, v: dict[str, float | None]) -> dict[str, float | None]:
+        for plan, rate in v.items():
+            if rate is not None and rate <= 0:
+                raise ValueError(f"rate_limits[{plan!r}] must be a positive number of calls per second or null")
+        return v
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _no_wildcard_origin(cls, v: list[str]) -> list[str]:
+        if "*" in v:
+            raise ValueError("cors_origins: list the origins that may call SFAI; '*' would let any web page use a key")
+        return v
 
     @field_validator("usage_retention_days")
     @classmethod

@@ -417,7 +417,9 @@ def count_calls(db: Database, tenant_id: int, module: str, since: datetime) -> i
     t = UsageRecord.__table__
     with db.engine.connect() as conn:
         return conn.execute(
-            select(func.count()).where(t.c.tenant_id == tenant_id, t.c.module == module, t.c.ts >= as_utc(since))
+            select(func.count()).where(  # calls refused by a limit (429) were never performed: not counted
+                t.c.tenant_id == tenant_id, t.c.module == module, t.c.ts >= as_utc(since), t.c.status != 429
+            )
         ).scalar_one()
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from fastapi import APIRouter
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.concurrency import run_in_threadpool
 
@@ -30,7 +30,7 @@ async def read_ready(platform: PlatformDep) -> JSONResponse:
     return JSONResponse(body, status_code=200 if ok else 503)
 
 
-@router.get("/metrics")
+@router.get("/metrics", response_class=PlainTextResponse)
 async def read_metrics(platform: PlatformDep) -> Response:
     """Prometheus text format: requests, latency, errors by module and tenant; usage log throughput."""
     return Response(platform.metrics.render(), media_type=CONTENT_TYPE_LATEST)

@@ -19,6 +19,7 @@ from serving.predictions import (
     ARROW_STREAM,
     MAX_RECORDS,
     arrow_stream,
+    check_batch,
     prediction_options,
     read_frame,
     record_scorer,
@@ -56,7 +57,7 @@ PREDICT_BODY = {
                         "records": {
                             "type": "array",
                             "items": {"type": "object"},
-                            "maxItems": 10000,
+                            "maxItems": MAX_RECORDS,
                             "description": "feature rows (the model's input columns)",
                         },
                         "entity_ids": {
@@ -97,13 +98,13 @@ def add_predict_route(router: APIRouter, path: str, family: str, summary: str, *
     tenant's champion ``family`` model; answers the model name and version with the predictions.
     ``explain``: the answer carries the top contributing features unless the body says ``"explain": false``."""
     async def predict(request: Request, ctx: CallerDep, platform: PlatformDep) -> Response:
-        rows, body = await read_frame(request)
+        limit = platform.settings.max_batch_records
+        rows, body = await read_frame(request, limit)
         if rows is None:
             view, ids = body.get("view"), body.get("entity_ids")
-            if not view or not isinstance(ids, list) or not ids:
+            if not view or not isinstance(view, str) or not isinstance(ids, list) or not ids:
                 raise InvalidInput('"entity_ids" needs a non-empty list and "view" the feature view to read')
-            if len(ids) > MAX_RECORDS:
-                raise InvalidInput(f"at most {MAX_RECORDS} entity ids per request; got {len(ids)}")
+            check_batch(len(ids), limit, "entity ids")
             fs = platform.cached_feature_store(ctx.tenant) or await run_in_threadpool(
                 platform.feature_store, ctx.tenant
             )
@@ -116,7 +117,7 @@ def add_predict_route(router: APIRouter, path: str, family: str, summary: str, *
             partial(platform.models.champion, ctx.tenant, family, preferred, refresh=True)
         )
         request.state.sfai_model_version = f"{model.name}@{model.version}"
-        options = prediction_options(body, explain, len(rows))
+        options = prediction_options(body, family, explain, len(rows))
         if ARROW_STREAM in (request.headers.get("accept") or ""):  # a batch client that reads Arrow back
             frame = pd.DataFrame.from_records(rows) if isinstance(rows, list) else rows
             count, body = await run_in_threadpool(lambda: arrow_stream(scorer(family)(model, frame, **options)))

@@ -6,6 +6,7 @@ from fastapi import status
 from starlette.concurrency import run_in_threadpool
 
 from serving.deps import CallerDep, PlatformDep
+from serving.errors import InvalidInput
 from serving.routers.modules import module_router
 from serving.scheduling import solve_now
 from serving.schemas.scheduling import JobRequest, SolveRequest
@@ -24,6 +25,9 @@ def _modules(platform, ctx) -> set[str]:  # noqa: ANN001
 @router.post("/solve")
 async def solve_plan(body: SolveRequest, ctx: CallerDep, platform: PlatformDep) -> dict:
     """Solve a plan now (up to 30 s): status, makespan, bound, Gantt rows, late-job explanations."""
+    cap = platform.settings.scheduling_max_solve_s
+    if body.time_limit_s > cap:
+        raise InvalidInput(f"time_limit_s: at most {cap:g} s per synchronous solve here; got {body.time_limit_s:g}")
     return await run_in_threadpool(solve_now, body.model_dump(), _modules(platform, ctx))
 
 

@@ -32,7 +32,11 @@ def read_usage(
     return {"tenant": ctx.tenant, "from": from_, "to": to, **out}
 
 
-@router.get("/export")
+@router.get(
+    "/export",
+    response_class=StreamingResponse,
+    responses={200: {"description": "the records, oldest first", "content": {"text/csv": {}, "application/json": {}}}},
+)
 def export(
     ctx: AdminDep,
     platform: PlatformDep,

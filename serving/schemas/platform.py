@@ -70,3 +70,39 @@ class IndustryPublic(BaseModel):
     code: str
     name_ko: str
     name_en: str
+
+
+class ErrorDetail(BaseModel):
+    code: str = Field(description="machine-readable, e.g. invalid_input, not_subscribed, rate_limited")
+    message: str = Field(description="one line for a person")
+    details: list[dict] | None = Field(default=None, description="request validation: one entry per problem")
+
+
+class ErrorResponse(BaseModel):
+    """Every error SFAI answers, whatever the status."""
+
+    error: ErrorDetail
+
+
+def _err(description: str, headers: dict | None = None) -> dict:
+    out: dict = {"model": ErrorResponse, "description": description}
+    if headers:
+        out["headers"] = headers
+    return out
+
+
+_RETRY_AFTER = {"Retry-After": {"description": "seconds to wait before calling again", "schema": {"type": "integer"}}}
+# The errors any endpoint may answer (documented in the OpenAPI schema, so clients and the fuzz tests know them).
+PUBLIC_ERRORS: dict[int | str, dict] = {
+    400: _err("the body could not be read (not UTF-8, or not the declared format)"),
+    404: _err("no such object (for this tenant)"),
+    413: _err("request body larger than the server's limit"),
+    422: _err("invalid request: the message names the field"),
+    503: _err("a service SFAI needs is unavailable; retry shortly"),
+}
+COMMON_ERRORS: dict[int | str, dict] = {
+    **PUBLIC_ERRORS,
+    401: _err("missing, malformed, invalid or revoked API key"),
+    403: _err("the tenant is not subscribed to the module, or the key's role may not do this"),
+    429: _err("rate limit or monthly quota reached, or too many background jobs", _RETRY_AFTER),
+}

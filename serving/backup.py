@@ -1,0 +1,423 @@
+"""Backup and restore of a deployment, or of one tenant: ``sfai admin backup`` / ``sfai admin restore``.
+
+A backup is one ``.tar.gz``:
+
+- ``manifest.json``: format, scope (``all`` or a tenant), time, schema revision, row counts, a fingerprint of
+  the secret the API keys were hashed with, and the SHA-256 of every other member;
+- ``db/<table>.jsonl``: the metadata database, row by row (tenants, subscriptions, hashed API keys, feature
+  view declarations, model versions and alias history, scheduling jobs, the usage log with its hash chain),
+  portable between SQLite and PostgreSQL;
+- ``files/models/<tenant>/...``: the registered ONNX models and manifests; ``files/features/<tenant>/...``:
+  the offline feature store (Parquet). The online store is rebuilt from it on restore.
+
+``restore`` of scope ``all`` needs an empty database (a new deployment, or one being moved from SQLite to
+PostgreSQL) and gives back every row as it was, ids and usage hash chain included (``sfai usage verify``
+passes). ``restore --tenant T`` brings one tenant into a deployment that does not hold it: its rows get the
+target's ids, and its usage records are appended to the target's hash chain with their original times (the
+archive keeps the original hashes).
+
+MLflow runs (experiment tracking) are not part of it: back up the MLflow server's store by its own means.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import io
+import json
+import os
+import tarfile
+import tempfile
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from sqlalchemy import DateTime, Integer, delete, func, insert, select, text
+
+from serving.db import Database
+from serving.db.tables import (
+    ApiKey,
+    FeatureViewRecord,
+    FeatureViewState,
+    ModelAliasEvent,
+    ModelVersionRecord,
+    Module,
+    SchedulingJob,
+    Subscription,
+    Tenant,
+    UsageChain,
+    UsageRecord,
+)
+from serving.errors import Conflict, InvalidInput, NotFound
+from serving.settings import Settings
+from serving.tenancy import as_utc, get_tenant
+from serving.usage import UsageEntry, append_entries
+
+FORMAT = 1
+# In foreign-key order. Tables whose rows belong to a tenant carry ``tenant_id``.
+TENANT_TABLES = (Subscription, ApiKey, FeatureViewRecord, FeatureViewState, ModelVersionRecord, ModelAliasEvent,
+                 SchedulingJob)
+ALL_TABLES = (Module, Tenant, *TENANT_TABLES, UsageRecord, UsageChain)
+FILE_AREAS = ("models", "features", "demo")  # under SFAI_HOME/<area>/<tenant>/ (demo: the sample data)
+USAGE_BATCH = 5000
+
+
+@dataclass
+class BackupReport:
+    path: Path
+    scope: str
+    tenants: list[str]
+    rows: dict[str, int]
+    files: int
+    bytes: int
+
+
+@dataclass
+class RestoreReport:
+    scope: str
+    tenants: list[str]
+    rows: dict[str, int]
+    files: int
+    online_rows: int
+    warnings: list[str] = field(default_factory=list)
+
+
+def key_fingerprint(pepper: str) -> str:
+    """Says whether two deployments hash API keys with the same secret, without revealing it."""
+    return hmac.new(pepper.encode(), b"sfai-backup-fingerprint", hashlib.sha256).hexdigest()[:16]
+
+
+def _encode(value):  # noqa: ANN001, ANN202
+    if isinstance(value, datetime):
+        return as_utc(value).isoformat()
+    return value
+
+
+def _rows(db: Database, table, where=None) -> list[dict]:  # noqa: ANN001
+    t = table.__table__
+    stmt = select(t)
+    if where is not None:
+        stmt = stmt.where(where)
+    pk = list(t.primary_key.columns)
+    with db.engine.connect() as conn:
+        return [
+            {k: _encode(v) for k, v in row._mapping.items()}
+            for row in conn.execute(stmt.order_by(*pk))
+        ]
+
+
+def _decode(table, row: dict) -> dict:  # noqa: ANN001
+    out = {}
+    for col in table.__table__.columns:
+        if col.name not in row:
+            continue
+        v = row[col.name]
+        if v is not None and isinstance(col.type, DateTime):
+            v = as_utc(datetime.fromisoformat(v))
+        out[col.name] = v
+    return out
+
+
+def _add_bytes(tar: tarfile.TarFile, name: str, data: bytes, digests: dict[str, str]) -> None:
+    info = tarfile.TarInfo(name)
+    info.size = len(data)
+    info.mtime = int(datetime.now(UTC).timestamp())
+    info.mode = 0o600
+    tar.addfile(info, io.BytesIO(data))
+    digests[name] = hashlib.sha256(data).hexdigest()
+
+
+def _schema_revision(db: Database) -> str | None:
+    with db.engine.connect() as conn:
+        try:
+            return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+        except Exception:  # noqa: BLE001 - a database created without Alembic (tests)
+            return None
+
+
+def backup(settings: Settings, db: Database, out: str | Path, tenant: str | None = None) -> BackupReport:
+    """Write a backup of every tenant, or of ``tenant``, to ``out`` (a .tar.gz; written whole or not at all)."""
+    out = Path(out)
+    if out.exists() and out.is_dir():
+        raise InvalidInput(f"{out} is a directory; give the backup file's name, e.g. {out / 'sfai-backup.tar.gz'}")
+    if tenant is not None:
+        t = get_tenant(db, tenant)
+        tenants = [(t.id, t.name)]
+        tables = {
+            Module: None,  # reference data every tenant's subscriptions point at
+            Tenant: Tenant.id == t.id,
+            **{tb: tb.tenant_id == t.id for tb in TENANT_TABLES},
+            UsageRecord: UsageRecord.tenant_id == t.id,
+        }
+    else:
+        with db.session() as s:
+            tenants = [(r.id, r.name) for r in s.scalars(select(Tenant).order_by(Tenant.id))]
+        tables = {tb: None for tb in ALL_TABLES}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=".sfai-backup-", suffix=".tmp", dir=out.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    digests: dict[str, str] = {}
+    counts: dict[str, int] = {}
+    files = 0
+    try:
+        with tarfile.open(tmp, "w:gz") as tar:
+            for table, where in tables.items():
+                name = table.__tablename__
+                if table is UsageRecord:  # the biggest table: written in pages
+                    buf = io.BytesIO()
+                    n = 0
+                    for page in _usage_pages(db, where):
+                        for row in page:
+                            buf.write(json.dumps(row, ensure_ascii=False).encode() + b"\n")
+                            n += 1
+                    data = buf.getvalue()
+                else:
+                    rows = _rows(db, table, where)
+                    n = len(rows)
+                    data = b"".join(json.dumps(r, ensure_ascii=False).encode() + b"\n" for r in rows)
+                _add_bytes(tar, f"db/{name}.jsonl", data, digests)
+                counts[name] = n
+            for _, name in tenants:
+                for area in FILE_AREAS:
+                    root = settings.home / area / name
+                    if not root.is_dir():
+                        continue
+                    for path in sorted(root.rglob("*")):
+                        if path.is_file() and not path.name.startswith(".staging-"):
+                            rel = path.relative_to(settings.home).as_posix()
+                            _add_bytes(tar, f"files/{rel}", path.read_bytes(), digests)
+                            files += 1
+            manifest = {
+                "format": FORMAT,
+                "scope": tenant or "all",
+                "created_at": datetime.now(UTC).isoformat(),
+                "schema_revision": _schema_revision(db),
+                "tenants": [name for _, name in tenants],
+                "rows": counts,
+                "files": files,
+                "key_fingerprint": key_fingerprint(settings.secret_key),
+                "sha256": digests,
+            }
+            _add_bytes(tar, "manifest.json", json.dumps(manifest, indent=2).encode(), {})
+        tmp.chmod(0o600)  # hashed keys and the usage log: for the operator only
+        tmp.replace(out)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return BackupReport(out, tenant or "all", [n for _, n in tenants], counts, files, out.stat().st_size)
+
+
+def _usage_pages(db: Database, where) -> list[list[dict]]:  # noqa: ANN001
+    t = UsageRecord.__table__
+    last = -1
+    with db.engine.connect() as conn:
+        while True:
+            stmt = select(t).where(t.c.seq > last)
+            if where is not None:
+                stmt = stmt.where(where)
+            page = [{k: _encode(v) for k, v in r._mapping.items()}
+                    for r in conn.execute(stmt.order_by(t.c.seq).limit(USAGE_BATCH))]
+            if not page:
+                return
+            last = page[-1]["seq"]
+            yield page
+
+
+# ---------------------------------------------------------------------------------------------------- restore
+class _Archive:
+    """A backup opened for reading, every member checked against the manifest's SHA-256."""
+
+    def __init__(self, path: Path) -> None:
+        if not path.is_file():
+            raise NotFound(f"no backup file at {path}")
+        try:
+            self.tar = tarfile.open(path, "r:gz")
+            self.manifest = json.loads(self._read("manifest.json"))
+        except (tarfile.TarError, OSError, KeyError, ValueError) as e:
+            raise InvalidInput(f"{path} is not an SFAI backup ({e})") from None
+        found = self.manifest.get("format") if isinstance(self.manifest, dict) else None
+        if found != FORMAT or not isinstance(self.manifest.get("sha256"), dict):
+            raise InvalidInput(f"{path}: unsupported backup format {found!r} (this SFAI reads {FORMAT})")
+        self.path = path
+
+    def _read(self, name: str) -> bytes:
+        member = self.tar.extractfile(name)
+        if member is None:
+            raise KeyError(name)
+        return member.read()
+
+    def read(self, name: str) -> bytes:
+        try:
+            data = self._read(name)
+        except KeyError:
+            raise InvalidInput(f"{self.path}: {name} is missing from the backup") from None
+        if hashlib.sha256(data).hexdigest() != self.manifest["sha256"].get(name):
+            raise InvalidInput(f"{self.path}: {name} does not match its checksum; the backup is damaged")
+        return data
+
+    def table(self, table) -> list[dict]:  # noqa: ANN001
+        data = self.read(f"db/{table.__tablename__}.jsonl")
+        return [json.loads(line) for line in data.splitlines() if line.strip()]
+
+    def files(self, tenant: str) -> list[str]:
+        prefixes = tuple(f"files/{area}/{tenant}/" for area in FILE_AREAS)
+        return [n for n in self.manifest["sha256"] if n.startswith(prefixes)]
+
+    def close(self) -> None:
+        self.tar.close()
+
+
+def _safe_target(home: Path, name: str) -> Path:
+    rel = Path(name.removeprefix("files/"))
+    target = (home / rel).resolve()
+    if ".." in rel.parts or rel.is_absolute() or not target.is_relative_to(home.resolve()):
+        raise InvalidInput(f"backup member {name!r} points outside SFAI_HOME; refusing it")
+    return target
+
+
+def restore(settings: Settings, db: Database, archive: str | Path, tenant: str | None = None) -> RestoreReport:
+    """Restore a backup into this deployment (see the module docstring for the two scopes)."""
+    arc = _Archive(Path(archive))
+    try:
+        names = arc.manifest.get("tenants", [])
+        if tenant is not None and tenant not in names:
+            raise NotFound(f"tenant {tenant!r} is not in this backup (it holds: {', '.join(names) or 'none'})")
+        warnings = []
+        if arc.manifest.get("key_fingerprint") != key_fingerprint(settings.secret_key):
+            warnings.append(
+                "the API keys in this backup were hashed with another SFAI_SECRET_KEY: they authenticate only where "
+                "that secret is set; make new keys with 'sfai apikey create' otherwise"
+            )
+        if tenant is None and arc.manifest["scope"] == "all":
+            report = _restore_all(settings, db, arc)
+        else:
+            report = _restore_tenant(settings, db, arc, tenant or arc.manifest["scope"])
+        report.warnings = warnings
+        report.online_rows = _rebuild_online(settings, db, report.tenants)
+        return report
+    finally:
+        arc.close()
+
+
+def _write_files(settings: Settings, arc: _Archive, tenant: str) -> int:
+    n = 0
+    for name in arc.files(tenant):
+        target = _safe_target(settings.home, name)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(arc.read(name))
+        n += 1
+    return n
+
+
+def _model_path(settings: Settings, tenant: str, name: str, version: int) -> str:
+    return str(settings.home / "models" / tenant / name / f"v{version}")
+
+
+def _restore_all(settings: Settings, db: Database, arc: _Archive) -> RestoreReport:
+    with db.session() as s:
+        if s.scalar(select(func.count()).select_from(Tenant)):
+            raise Conflict(
+                "this database already holds tenants; a full restore needs an empty one "
+                "(restore single tenants with --tenant)"
+            )
+    tables = {tb: arc.table(tb) for tb in ALL_TABLES}  # read (and checksum) everything before writing
+    tenant_names = {r["id"]: r["name"] for r in tables[Tenant]}
+    counts = {}
+    with db.engine.begin() as conn:
+        existing_modules = set(conn.execute(select(Module.name)).scalars())
+        for table, rows in tables.items():
+            if table is Module:
+                rows = [r for r in rows if r["name"] not in existing_modules]
+            if table is UsageChain:
+                conn.execute(delete(UsageChain))
+            if table is ModelVersionRecord:
+                rows = [{**r, "path": _model_path(settings, tenant_names[r["tenant_id"]], r["name"], r["version"])}
+                        for r in rows]
+            for i in range(0, len(rows), USAGE_BATCH):
+                conn.execute(insert(table), [_decode(table, r) for r in rows[i : i + USAGE_BATCH]])
+            counts[table.__tablename__] = len(rows)
+        if db.engine.dialect.name == "postgresql":  # explicit ids were inserted: move the sequences past them
+            for table in ALL_TABLES:
+                t = table.__table__
+                if "id" in t.c and isinstance(t.c.id.type, Integer):  # setval(NULL) (no sequence) does nothing
+                    conn.execute(text(
+                        f"SELECT setval(pg_get_serial_sequence('{t.name}', 'id'), "
+                        f"COALESCE((SELECT MAX(id) FROM {t.name}), 0) + 1, false)"
+                    ))
+    files = sum(_write_files(settings, arc, name) for name in tenant_names.values())
+    return RestoreReport("all", list(tenant_names.values()), counts, files, 0)
+
+
+def _restore_tenant(settings: Settings, db: Database, arc: _Archive, tenant: str) -> RestoreReport:
+    with db.session() as s:
+        if s.scalar(select(Tenant).where(Tenant.name == tenant)) is not None:
+            raise Conflict(
+                f"tenant {tenant!r} already exists here; a tenant restore brings back a tenant that is not in this "
+                "deployment (restore into a fresh database for a point-in-time copy)"
+            )
+    src = next((r for r in arc.table(Tenant) if r["name"] == tenant), None)
+    if src is None:
+        raise NotFound(f"tenant {tenant!r} is not in this backup")
+    old_id = src["id"]
+    rows = {tb: [r for r in arc.table(tb) if r["tenant_id"] == old_id] for tb in TENANT_TABLES}
+    usage = [r for r in arc.table(UsageRecord) if r["tenant_id"] == old_id]
+    with db.session() as s:
+        key_ids = [r["key_id"] for r in rows[ApiKey]]
+        job_ids = [r["id"] for r in rows[SchedulingJob]]
+        taken = set(s.scalars(select(ApiKey.key_id).where(ApiKey.key_id.in_(key_ids))))
+        jobs = set(s.scalars(select(SchedulingJob.id).where(SchedulingJob.id.in_(job_ids))))
+    if taken or jobs:
+        raise Conflict(f"API key ids or job ids of {tenant!r} already exist here: {sorted(taken | jobs)[:3]}")
+    counts = {"tenants": 1}
+    with db.engine.begin() as conn:
+        existing_modules = set(conn.execute(select(Module.name)).scalars())
+        missing = [r for r in arc.table(Module) if r["name"] not in existing_modules]
+        if missing:
+            conn.execute(insert(Module), [_decode(Module, r) for r in missing])
+        new_id = conn.execute(
+            insert(Tenant).values(**_decode(Tenant, {k: v for k, v in src.items() if k != "id"})).returning(Tenant.id)
+        ).scalar_one()
+        for table, trows in rows.items():
+            keep_id = table is SchedulingJob or "id" not in table.__table__.columns
+            out = []
+            for r in trows:
+                r = {**r, "tenant_id": new_id}
+                if not keep_id:
+                    r.pop("id", None)
+                if table is ModelVersionRecord:
+                    r["path"] = _model_path(settings, tenant, r["name"], r["version"])
+                out.append(_decode(table, r))
+            if out:
+                conn.execute(insert(table), out)
+            counts[table.__tablename__] = len(out)
+    entries = [
+        UsageEntry(
+            ts=as_utc(datetime.fromisoformat(r["ts"])), tenant_id=new_id, key_id=r["key_id"], module=r["module"],
+            method=r["method"], endpoint=r["endpoint"], status=r["status"], latency_us=r["latency_us"],
+            request_id=r["request_id"], model_version=r["model_version"],
+        )
+        for r in usage
+    ]
+    for i in range(0, len(entries), USAGE_BATCH):
+        append_entries(db, entries[i : i + USAGE_BATCH])
+    counts["usage_log"] = len(entries)
+    files = _write_files(settings, arc, tenant)
+    return RestoreReport(tenant, [tenant], counts, files, 0)
+
+
+def _rebuild_online(settings: Settings, db: Database, tenants: list[str]) -> int:
+    """The online store from the restored offline store: the latest row per entity of every view."""
+    from feature_store.store import FeatureStore
+
+    n = 0
+    until = datetime.now(UTC) + timedelta(days=3650)
+    for name in tenants:
+        store = FeatureStore(settings, db, name)
+        try:
+            for view, _ in store.list_views():
+                n += store.materialize(view.name, None, until)
+        finally:
+            store.close()
+    return n
+

@@ -1,0 +1,217 @@
+"""``sfai admin backup`` / ``restore``: after a restore the same predictions, online features and usage log come
+back, the usage hash chain verifies, and bad archives or targets are refused with one clear line."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from models.demo import ENDPOINTS, sample_request
+from models.registry import ModelRegistry
+from serving import tenancy
+from serving.app import create_app
+from serving.backup import backup, restore
+from serving.db import Database
+from serving.errors import Conflict, InvalidInput, NotFound
+from serving.settings import Settings
+from serving.usage import query_usage, verify_chain
+from tests.conftest import PgDatabase
+from tests.serving.helpers import bearer, make_tenant
+
+PEPPER = "test-secret-0123456789"
+FAMILIES = {"failure": "maintenance", "defect": "quality", "energy": "energy"}
+
+
+@pytest.fixture(scope="module")
+def demo_models(tmp_path_factory) -> tuple[Path, Path]:
+    """Demo models trained once (a few seconds), registered into each test's deployment by copy."""
+    from models.demo import train_demo_models
+
+    home = tmp_path_factory.mktemp("demo-models")
+    settings = Settings(home=home, environment="test", secret_key=PEPPER)
+    db = Database(settings.resolved_database_url)
+    tenancy.create_tenant(db, "seed", "C22")
+    train_demo_models(settings, db, "seed", progress=False)
+    db.dispose()
+    return home / "models" / "seed", home / "demo" / "seed"
+
+
+def _deployment(settings: Settings, db: Database, demo_models, tenant: str) -> str:
+    """A tenant with every module, the demo models, the synthetic moulding data in its feature store, and some
+    calls in its usage log; returns its MES key."""
+    from feature_store.store import FeatureStore
+    from pipelines.runner import run_pipeline
+
+    models_dir, _ = demo_models
+    keys = make_tenant(db, PEPPER, tenant, modules=tenancy.MODULES, ksic="C22")
+    reg = ModelRegistry(db, settings.home, tenant)
+    for family, module in FAMILIES.items():
+        reg.register(family, module, models_dir / family / "v1")
+    store = FeatureStore(settings, db, tenant)
+    run_pipeline("c22-demo", None, store=store)
+    store.close()
+    return keys.mes
+
+
+def _answers(app, key: str, demo_dir: Path) -> dict:
+    """Predictions of every family, an online feature lookup, and the tenant's view of itself."""
+    out = {}
+    with TestClient(app) as client:
+        h = bearer(key)
+        for family in FAMILIES:
+            r = client.post(ENDPOINTS[family], json=sample_request(demo_dir, family), headers=h)
+            assert r.status_code == 200, (family, r.text)
+            out[family] = r.json()
+        views = client.get("/v1/features/views", headers=h).json()
+        view = views[0]["name"]
+        ids = ["m01", "m02", "m03", "M-01", 1, 2]
+        out["online"] = client.post("/v1/features/online", json={"view": view, "entity_ids": ids}, headers=h).json()
+        out["views"] = sorted(v["name"] for v in views)
+    return out
+
+
+def _usage(db: Database, tenant: str) -> list[tuple]:
+    tid = tenancy.get_tenant(db, tenant).id
+    rows = query_usage(db, tid, limit=10_000)["records"]
+    return sorted((r["ts"], r["request_id"], r["endpoint"], r["status"], r["model_version"]) for r in rows)
+
+
+def _target_db(request, tmp_path: Path, kind: str):  # noqa: ANN001, ANN202
+    if kind == "sqlite":
+        return f"sqlite:///{tmp_path / 'restored.db'}"
+    from tests.conftest import need_postgres
+
+    need_postgres()
+    pg = PgDatabase()
+    request.addfinalizer(pg.drop)
+    return pg.url
+
+
+@pytest.mark.parametrize("target_kind", ["sqlite", "postgres"])
+def test_full_backup_restores_the_same_answers_and_usage_log(request, settings, db, demo_models, tmp_path, target_kind):
+    key = _deployment(settings, db, demo_models, "acme")
+    demo_dir = demo_models[1]
+    before = _answers(create_app(settings, db=db), key, demo_dir)
+    usage_before = _usage(db, "acme")
+    assert len(usage_before) >= 5
+
+    archive = backup(settings, db, tmp_path / "b" / "all.tar.gz")
+    assert archive.path.stat().st_mode & 0o077 == 0  # hashed keys and the usage log: owner only
+    assert archive.rows["usage_log"] == len(usage_before) and archive.files > 0
+
+    # a new deployment (another home, another database; SQLite <-> PostgreSQL both ways across the matrix)
+    target = settings.model_copy(update={"home": tmp_path / "restored", "database_url": _target_db(
+        request, tmp_path, target_kind)})
+    target.ensure_home()
+    tdb = Database(target.resolved_database_url)
+    try:
+        report = restore(target, tdb, archive.path)
+        assert report.tenants == ["acme"] and report.online_rows > 0 and not report.warnings
+        assert _usage(tdb, "acme") == usage_before
+        assert verify_chain(tdb).ok
+        after = _answers(create_app(target, db=tdb), key, demo_dir)  # the same key works: same secret
+        assert after == before
+        # the restored deployment goes on: new keys and tenants get fresh ids (PostgreSQL sequences moved on)
+        tenancy.create_tenant(tdb, "newcomer", "C29")
+        tenancy.create_api_key(tdb, PEPPER, "newcomer", "admin")
+        # a second full restore into a database that holds tenants is refused
+        with pytest.raises(Conflict, match="empty"):
+            restore(target, tdb, archive.path)
+    finally:
+        tdb.dispose()
+
+
+def test_one_tenant_moves_to_another_deployment(settings, db, demo_models, tmp_path):
+    key = _deployment(settings, db, demo_models, "acme")
+    _deployment(settings, db, demo_models, "other")
+    demo_dir = demo_models[1]
+    before = _answers(create_app(settings, db=db), key, demo_dir)
+    usage_before = _usage(db, "acme")
+    archive = backup(settings, db, tmp_path / "acme.tar.gz", tenant="acme")
+    with tarfile.open(archive.path) as tar:  # only acme's rows and files
+        manifest = json.loads(tar.extractfile("manifest.json").read())
+        assert manifest["tenants"] == ["acme"]
+        assert not [n for n in tar.getnames() if "/other/" in n]
+        tenants = [json.loads(line) for line in tar.extractfile("db/tenants.jsonl").read().splitlines()]
+        assert [t["name"] for t in tenants] == ["acme"]
+
+    # the target already serves another tenant, whose usage chain the restore must extend, not break
+    target = Settings(home=tmp_path / "t", database_url=f"sqlite:///{tmp_path / 't.db'}", environment="test",
+                      secret_key=PEPPER)
+    target.ensure_home()
+    tdb = Database(target.resolved_database_url)
+    try:
+        local = make_tenant(tdb, PEPPER, "local", modules=("quality",))
+        with TestClient(create_app(target, db=tdb)) as client:
+            assert client.get("/v1/quality/status", headers=bearer(local.mes)).status_code == 200
+        report = restore(target, tdb, archive.path, tenant="acme")
+        assert report.tenants == ["acme"]
+        assert [r[1:] for r in _usage(tdb, "acme")] == [r[1:] for r in usage_before]
+        assert verify_chain(tdb).ok
+        assert _answers(create_app(target, db=tdb), key, demo_dir) == before
+        with pytest.raises(Conflict, match="already exists"):
+            restore(target, tdb, archive.path, tenant="acme")
+        with pytest.raises(NotFound, match="other"):
+            restore(target, tdb, archive.path, tenant="other")
+    finally:
+        tdb.dispose()
+
+
+def test_damaged_or_foreign_archives_are_refused(settings, db, tmp_path):
+    make_tenant(db, PEPPER, "acme")
+    archive = backup(settings, db, tmp_path / "a.tar.gz").path
+    target = Settings(home=tmp_path / "t", database_url=f"sqlite:///{tmp_path / 't.db'}", environment="test",
+                      secret_key="another-secret-0123456789")
+    target.ensure_home()
+    tdb = Database(target.resolved_database_url)
+    try:
+        # a member changed after the backup: its checksum no longer matches
+        damaged = tmp_path / "damaged.tar.gz"
+        with tarfile.open(archive) as src, tarfile.open(damaged, "w:gz") as dst:
+            for m in src.getmembers():
+                data = src.extractfile(m).read()
+                if m.name == "db/tenants.jsonl":
+                    data = data.replace(b"acme", b"acmf")
+                m.size = len(data)
+                import io
+
+                dst.addfile(m, io.BytesIO(data))
+        with pytest.raises(InvalidInput, match="checksum"):
+            restore(target, tdb, damaged)
+        junk = tmp_path / "junk.tar.gz"
+        junk.write_bytes(b"not a backup")
+        with pytest.raises(InvalidInput, match="not an SFAI backup"):
+            restore(target, tdb, junk)
+        with pytest.raises(NotFound):
+            restore(target, tdb, tmp_path / "missing.tar.gz")
+        # another secret: restored, with a warning that the old keys will not authenticate here
+        report = restore(target, tdb, archive)
+        assert report.warnings and "SFAI_SECRET_KEY" in report.warnings[0]
+    finally:
+        tdb.dispose()
+
+
+def test_cli_backup_and_restore(sfai_env, settings, db, tmp_path):
+    make_tenant(db, PEPPER, "acme")
+
+    def sfai(*args, env=sfai_env):
+        return subprocess.run([sys.executable, "-m", "serving.cli.main", *args], env=env, capture_output=True,
+                              text=True, timeout=120)
+
+    out = tmp_path / "cli.tar.gz"
+    r = sfai("admin", "backup", str(out), "--tenant", "acme")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == str(out) and "1 tenant(s)" in r.stderr
+    env = {**sfai_env, "SFAI_HOME": str(tmp_path / "h2"), "SFAI_DATABASE_URL": f"sqlite:///{tmp_path / 'h2.db'}"}
+    r = sfai("admin", "restore", str(out), "--json", env=env)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["tenants"] == ["acme"]
+    for args in (("admin", "restore", str(tmp_path / "nope.tar.gz")), ("admin", "backup", str(tmp_path))):
+        r = sfai(*args, env=env)
+        assert r.returncode != 0 and r.stderr.count("\n") == 1 and "Traceback" not in r.stderr, r.stderr

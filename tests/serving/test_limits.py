@@ -1,0 +1,179 @@
+"""Limits: per-subscription rate limits and monthly quotas (429 with Retry-After), request body size (413),
+batch size, background solve limits, and the security headers and CORS policy every answer carries."""
+
+import json
+import time
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from fastapi.testclient import TestClient
+from pydantic import ValidationError
+
+from models.registry import ModelRegistry
+from serving import tenancy
+from serving.access import next_month_start
+from serving.app import create_app
+from serving.db.tables import SchedulingJob
+from serving.settings import Settings
+from serving.usage import count_calls, query_usage
+from tests.serving.helpers import bearer, make_tenant, need_ai4i, quick_failure_model
+from tests.serving.test_api import assert_error
+
+PEPPER = "test-secret-0123456789"
+PREDICT = "/v1/maintenance/failure/predict"
+PROBLEM = {"machines": ["M1"], "jobs": [{"id": "J1", "operations": [{"machines": {"M1": 2}}]}]}
+
+
+def _client(settings, db, **update) -> TestClient:
+    return TestClient(create_app(settings.model_copy(update=update), db=db))
+
+
+def test_rate_limit_per_subscription_answers_429_with_retry_after(settings, db):
+    acme = make_tenant(db, PEPPER, "acme", modules=("quality",))
+    tenancy.subscribe(db, "acme", "energy", plan="enterprise")
+    h = bearer(acme.mes)
+    # standard: 1 call/s with a 3 s burst -> 3 calls pass at once, the 4th waits about a second
+    with _client(settings, db, rate_limits={"standard": 1.0, "enterprise": None}, rate_limit_burst_s=3) as client:
+        assert [client.get("/v1/quality/status", headers=h).status_code for _ in range(3)] == [200] * 3
+        r = client.get("/v1/quality/status", headers={**h, "X-Request-ID": "limited-1"})
+        err = assert_error(r, 429, "rate_limited")
+        assert "quality" in err["message"] and "standard" in err["message"]
+        assert r.headers["retry-after"] == "1"
+        # another module of the same tenant has its own bucket; enterprise has no rate limit
+        assert {client.get("/v1/energy/status", headers=h).status_code for _ in range(20)} == {200}
+        time.sleep(1.05)
+        assert client.get("/v1/quality/status", headers=h).status_code == 200
+    tenant_id = tenancy.get_tenant(db, "acme").id
+    log = {r["request_id"]: r["status"] for r in query_usage(db, tenant_id, limit=100)["records"]}
+    assert log["limited-1"] == 429  # logged, but not counted against the monthly quota
+    month = datetime.now(UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    assert count_calls(db, tenant_id, "quality", month) == 4
+
+
+def test_monthly_quota_says_when_it_resets(client, db):
+    acme = make_tenant(db, PEPPER, "acme", modules=())
+    tenancy.subscribe(db, "acme", "quality", plan="trial", request_quota=1)
+    h = bearer(acme.mes)
+    assert client.get("/v1/quality/status", headers=h).status_code == 200
+    r = client.get("/v1/quality/status", headers=h)
+    assert_error(r, 429, "quota_exceeded")
+    now = datetime.now(UTC)
+    expected = (next_month_start(now) - now).total_seconds()
+    assert abs(int(r.headers["retry-after"]) - expected) < 60
+    assert next_month_start(datetime(2026, 12, 31, 23, 59, tzinfo=UTC)) == datetime(2027, 1, 1, tzinfo=UTC)
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    need_ai4i()
+    return quick_failure_model(tmp_path_factory.mktemp("limits"), rows=2000, epochs=2)
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_rate_limit_on_the_prediction_fast_path_and_the_route(settings, db, model_dir, fast):
+    import pandas as pd
+
+    from tests.serving.helpers import AI4I
+
+    acme = make_tenant(db, PEPPER, "acme", modules=("maintenance",))
+    ModelRegistry(db, settings.home, "acme").register("failure", "maintenance", model_dir)
+    rows = pd.read_csv(AI4I).head(1).drop(columns=["Machine failure", "TWF", "HDF", "PWF", "OSF", "RNF"])
+    body = {"records": rows.to_dict("records")}
+    limits = {"rate_limits": {"standard": 0.5}, "rate_limit_burst_s": 6, "predict_fast_path": fast}
+    with _client(settings, db, **limits) as client:
+        statuses = [client.post(PREDICT, json=body, headers=bearer(acme.mes)) for _ in range(4)]
+    assert [r.status_code for r in statuses] == [200, 200, 200, 429]
+    assert statuses[3].json()["error"]["code"] == "rate_limited"
+    assert statuses[3].headers["retry-after"] == "2"  # one token at 0.5 per second
+
+
+def test_body_size_limit_413_by_content_length_and_by_stream(settings, db):
+    acme = make_tenant(db, PEPPER, "acme", modules=("maintenance", "scheduling"))
+    h = bearer(acme.admin)
+    big = json.dumps({"records": [{"x": "a" * 100}] * 40}).encode()  # ~4.5 KB
+    with _client(settings, db, max_body_bytes=2048) as client:
+        for path in (PREDICT, "/v1/apikeys", "/v1/scheduling/solve", "/v1/nowhere"):
+            err = assert_error(
+                client.post(path, content=big, headers={**h, "content-type": "application/json"}), 413
+            )
+            assert err["code"] == "payload_too_large" and "2,048 bytes" in err["message"]
+
+        def chunks():  # no Content-Length: the limit applies to the bytes as they arrive
+            for i in range(0, len(big), 512):
+                yield big[i : i + 512]
+
+        for path in (PREDICT, "/v1/apikeys"):
+            r = client.post(path, content=chunks(), headers={**h, "content-type": "application/json"})
+            assert_error(r, 413, "payload_too_large")
+        # under the limit: answered as usual
+        assert client.post("/v1/apikeys", json={"role": "mes"}, headers=h).status_code == 201
+
+
+def test_batch_size_limit_is_configurable(settings, db):
+    acme = make_tenant(db, PEPPER, "acme", modules=("maintenance",))
+    with _client(settings, db, max_batch_records=5) as client:
+        records = [{"Type": "L"}] * 6
+        err = assert_error(client.post(PREDICT, json={"records": records}, headers=bearer(acme.mes)), 422)
+        assert "at most 5 records" in err["message"]
+        ids = {"entity_ids": list(range(6)), "view": "ai4i_features"}
+        err = assert_error(client.post(PREDICT, json=ids, headers=bearer(acme.mes)), 422)
+        assert "at most 5 entity ids" in err["message"]
+    with pytest.raises(ValidationError):
+        Settings(max_batch_records=20_000)
+
+
+def test_background_solves_are_limited_per_tenant(settings, db):
+    acme = make_tenant(db, PEPPER, "acme", modules=("scheduling",))
+    other = make_tenant(db, PEPPER, "other", modules=("scheduling",))
+    acme_id = tenancy.get_tenant(db, "acme").id
+    now = datetime.now(UTC)
+    with db.session() as s:  # one solve still running, and one left 'running' by a process that died a day ago
+        s.add(SchedulingJob(id="a" * 32, tenant_id=acme_id, status="running", request="{}", created_at=now))
+        s.add(SchedulingJob(id="b" * 32, tenant_id=acme_id, status="running", request="{}",
+                            created_at=now - timedelta(days=1)))
+    limits = {"scheduling_max_active_jobs": 1, "scheduling_max_job_s": 120}
+    with _client(settings, db, **limits) as client:
+        job = {"problem": PROBLEM, "time_limit_s": 1}
+        r = client.post("/v1/scheduling/jobs", json=job, headers=bearer(acme.mes))
+        err = assert_error(r, 429, "too_many_jobs")
+        assert "at most 1" in err["message"] and int(r.headers["retry-after"]) > 0
+        # another tenant's queue is its own
+        assert client.post("/v1/scheduling/jobs", json=job, headers=bearer(other.mes)).status_code == 202
+        long = {"problem": PROBLEM, "time_limit_s": 600}
+        err = assert_error(client.post("/v1/scheduling/jobs", json=long, headers=bearer(other.mes)), 422)
+        assert "at most 120 s" in err["message"]
+
+
+def test_security_headers(client, db):
+    acme = make_tenant(db, PEPPER, "acme")
+    console = client.get("/")
+    csp = console.headers["content-security-policy"]
+    assert "script-src 'self'" in csp and "frame-ancestors 'none'" in csp and "unsafe-eval" not in csp
+    assert client.get("/static/console.js").headers["content-security-policy"] == csp
+    api = client.get("/v1/tenant", headers=bearer(acme.mes))
+    assert api.headers["cache-control"] == "no-store"
+    assert api.headers["content-security-policy"].startswith("default-src 'none'")
+    for r in (console, api, client.get("/v1/tenant"), client.get("/healthz"), client.get("/docs")):
+        assert r.headers["x-content-type-options"] == "nosniff", r.url
+        assert r.headers["x-frame-options"] == "DENY"
+        assert r.headers["referrer-policy"] == "no-referrer"
+    assert "content-security-policy" not in client.get("/docs").headers  # Swagger UI's own page
+
+
+def test_cors_is_closed_by_default_and_opens_to_listed_origins(settings, db):
+    preflight = {"Origin": "https://mes.example", "Access-Control-Request-Method": "POST",
+                 "Access-Control-Request-Headers": "authorization,content-type"}
+    with _client(settings, db) as client:
+        r = client.options(PREDICT, headers=preflight)
+        assert r.status_code >= 400 and "access-control-allow-origin" not in r.headers
+        r = client.get("/healthz", headers={"Origin": "https://mes.example"})
+        assert "access-control-allow-origin" not in r.headers
+    with _client(settings, db, cors_origins=["https://mes.example"]) as client:
+        r = client.options(PREDICT, headers=preflight)
+        assert r.status_code == 200 and r.headers["access-control-allow-origin"] == "https://mes.example"
+        r = client.options(PREDICT, headers={**preflight, "Origin": "https://elsewhere.example"})
+        assert r.status_code == 400 and "access-control-allow-origin" not in r.headers
+    with pytest.raises(ValidationError, match="cors_origins"):
+        Settings(cors_origins=["*"])
+    with pytest.raises(ValidationError, match="rate_limits"):
+        Settings(rate_limits={"trial": 0})
