@@ -9,7 +9,7 @@ HOST   ?= 127.0.0.1
 PORT   ?= 8000
 PIP    := $(BIN)/python -m pip --disable-pip-version-check -q
 
-.PHONY: run test install serve demo lint bench clean
+.PHONY: run test install serve demo lint bench audit clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,13 @@ test: install
 
 lint: install
 	$(BIN)/ruff check .
+
+# dependency and secret audit: pip's own consistency check, the repository secret scan, and pip-audit against
+# PyPI's vulnerability data (it needs to reach pypi.org; offline it lists the packages it could not check)
+audit: install
+	$(BIN)/python -m pip check
+	$(BIN)/python -m pytest -q -p no:cacheprovider tests/test_deploy.py
+	$(BIN)/pip-audit --progress-spinner off --skip-editable
 
 bench: install
 	$(BIN)/python benchmarks/api_overhead.py

@@ -138,7 +138,12 @@ def answer(platform: Platform, route: PredictRoute, headers: dict[bytes, bytes],
             fs = platform.cached_feature_store(ctx.tenant)
             if fs is None:
                 raise Fallback
-            rows = fs.get_online_features(view, ids)  # a local key lookup; an unknown view raises: the route says so
+            try:
+                rows = fs.get_online_features(view, ids)  # a key lookup; an unknown view raises: the route says so
+            except SfaiError:
+                raise
+            except Exception:  # noqa: BLE001 - the store is failing: the route answers with its 503
+                raise Fallback from None
         model = platform.models.cached(ctx.tenant, route.family, body.get("model"), claim=False)
         if model is None:
             raise Fallback

@@ -31,7 +31,28 @@ def _loc(loc) -> str:  # noqa: ANN001
     return ".".join(parts)
 
 
+def _unavailable(what: str):  # noqa: ANN202
+    async def handler(req: Request, exc: Exception) -> JSONResponse:
+        log.warning("%s %s: %s unavailable: %s", req.method, req.url.path, what, " ".join(str(exc).split())[:300])
+        code = "database_unavailable" if what == "the metadata database" else "online_store_unavailable"
+        resp = error_response(503, code, f"{what} is unreachable or failing; retry shortly")
+        resp.headers["Retry-After"] = "5"
+        return resp
+
+    return handler
+
+
 def install_error_handlers(app: FastAPI) -> None:
+    # services SFAI depends on: their outage is a 503 the caller can retry, never a 500; SFAI reconnects by itself
+    from redis.exceptions import ConnectionError as RedisConnectionError
+    from redis.exceptions import TimeoutError as RedisTimeoutError
+    from sqlalchemy.exc import InterfaceError, OperationalError
+
+    for exc_type in (OperationalError, InterfaceError):
+        app.add_exception_handler(exc_type, _unavailable("the metadata database"))
+    for exc_type in (RedisConnectionError, RedisTimeoutError):
+        app.add_exception_handler(exc_type, _unavailable("the online feature store"))
+
     @app.exception_handler(SfaiError)
     async def _sfai(_req: Request, exc: SfaiError) -> JSONResponse:
         resp = error_response(exc.status, exc.code, exc.message)

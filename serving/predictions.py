@@ -13,6 +13,7 @@ import importlib
 import inspect
 import io
 import json
+import logging
 import threading
 import time
 from collections import OrderedDict
@@ -26,7 +27,9 @@ from models.families import get_family
 from models.registry import ModelRegistry, find_champion, find_named
 from serving.db import Database
 from serving.errors import InvalidInput
-from serving.runtime import OnnxModel
+from serving.runtime import ModelIntegrityError, OnnxModel
+
+log = logging.getLogger("sfai.models")
 
 MAX_RECORDS = 10_000  # the most a deployment may allow; Settings.max_batch_records may set fewer
 ARROW_STREAM = "application/vnd.apache.arrow.stream"
@@ -39,6 +42,8 @@ class ModelCache:
         self.db, self.home, self.capacity, self.ttl_s = db, Path(home), capacity, ttl_s
         self._resolved: dict[tuple, tuple[float, tuple[str, int, Path]]] = {}
         self._loaded: OrderedDict[tuple[str, str, int], OnnxModel] = OrderedDict()
+        # the version last served per (tenant, family, preferred): kept serving when a newer one fails to load
+        self._last_good: dict[tuple, tuple[str, int, Path]] = {}
         self._lock = threading.Lock()
 
     def champion(self, tenant: str, family: str, preferred: str | None = None, *, refresh: bool = False) -> OnnxModel:
@@ -58,13 +63,27 @@ class ModelCache:
             model = self._loaded.get(mkey)
             if model is not None:
                 self._loaded.move_to_end(mkey)
+                self._last_good[key] = hit[1]
                 return model
-        model = OnnxModel(path)  # checksum verified on load
+        try:
+            model = OnnxModel(path)  # checksum verified on load
+        except ModelIntegrityError as e:
+            good = self._last_good.get(key)
+            if good is None or good == hit[1]:
+                raise
+            # a new champion whose file is damaged: refuse it, keep serving the version served before
+            log.error("%s; tenant %s keeps serving %s v%s", e.message, tenant, good[0], good[1])
+            self._resolved[key] = (now + self.ttl_s, good)
+            return self.champion(tenant, family, preferred)
+        self._add(mkey, model)
+        self._last_good[key] = hit[1]
+        return model
+
+    def _add(self, mkey: tuple, model: OnnxModel) -> None:
         with self._lock:
             self._loaded[mkey] = model
             while len(self._loaded) > self.capacity:
                 self._loaded.popitem(last=False)
-        return model
 
     def preload(self, tenants: list[str]) -> int:
         """Load the champions of ``tenants`` (up to the capacity), so first calls are fast."""

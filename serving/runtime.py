@@ -28,7 +28,9 @@ WIDE_THREADS = min(4, os.cpu_count() or 1)
 
 
 class ModelIntegrityError(SfaiError):
-    status = 500
+    """A model file that is missing or does not match its manifest's checksum: refused, never served."""
+
+    status = 503
     code = "model_integrity"
 
 

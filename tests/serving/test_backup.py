@@ -28,20 +28,6 @@ PEPPER = "test-secret-0123456789"
 FAMILIES = {"failure": "maintenance", "defect": "quality", "energy": "energy"}
 
 
-@pytest.fixture(scope="module")
-def demo_models(tmp_path_factory) -> tuple[Path, Path]:
-    """Demo models trained once (a few seconds), registered into each test's deployment by copy."""
-    from models.demo import train_demo_models
-
-    home = tmp_path_factory.mktemp("demo-models")
-    settings = Settings(home=home, environment="test", secret_key=PEPPER)
-    db = Database(settings.resolved_database_url)
-    tenancy.create_tenant(db, "seed", "C22")
-    train_demo_models(settings, db, "seed", progress=False)
-    db.dispose()
-    return home / "models" / "seed", home / "demo" / "seed"
-
-
 def _deployment(settings: Settings, db: Database, demo_models, tenant: str) -> str:
     """A tenant with every module, the demo models, the synthetic moulding data in its feature store, and some
     calls in its usage log; returns its MES key."""

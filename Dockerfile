@@ -1,0 +1,41 @@
+# SFAI images. Two targets from one file:
+#   docker build --target serving  -t sfai-serving  .   # API + web console: ONNX Runtime, no torch (~0.6 GB)
+#   docker build --target training -t sfai-training .   # + PyTorch (CPU), MLflow, Ray: training, tuning, batch jobs
+# docs/deploy.md runs them with docker-compose.yml (PostgreSQL, Redis, MQTT, an MLflow server, a Ray head).
+
+FROM python:3.11-slim-bookworm AS base
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    SFAI_HOME=/var/lib/sfai \
+    SFAI_ENVIRONMENT=production
+# an unprivileged user owns the state directory; nothing runs as root
+RUN groupadd --system --gid 10001 sfai \
+    && useradd --system --uid 10001 --gid sfai --home-dir /var/lib/sfai --create-home --shell /usr/sbin/nologin sfai
+WORKDIR /opt/sfai
+
+FROM base AS serving
+COPY pyproject.toml README.md ./
+COPY pipelines ./pipelines
+COPY feature_store ./feature_store
+COPY models ./models
+COPY serving ./serving
+COPY optimization ./optimization
+# the base dependencies only: the serving path imports onnxruntime, never torch
+RUN pip install --no-compile . \
+    && python -c "import serving.app, sys; assert 'torch' not in sys.modules"
+USER sfai
+EXPOSE 8000
+HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
+    CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=4)"]
+# SFAI_SECRET_KEY must be set (production refuses the development placeholder)
+CMD ["sfai", "serve", "--host", "0.0.0.0", "--port", "8000", "--workers", "2"]
+
+FROM serving AS training
+USER root
+# PyTorch's CPU wheel (the default index would pull a multi-GB CUDA build)
+RUN pip install --no-compile torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu \
+    && pip install --no-compile ".[train]"
+USER sfai
+CMD ["sfai", "--help"]

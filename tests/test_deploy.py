@@ -1,0 +1,117 @@
+"""The repository holds no secrets, and the deployment files (Dockerfile, docker-compose.yml) are consistent:
+the serving image stays free of torch, every secret must come from the environment, and the compose file
+passes ``docker compose config`` where a compose tool is installed (no Docker engine is needed for that)."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SKIP_DIRS = {".git", ".venv", ".sfai", "node_modules", "__pycache__", ".pytest_cache", ".ruff_cache", ".hypothesis",
+             "build", "dist", "mlruns", "test-artifacts"}
+SECRET_PATTERNS = {
+    "an SFAI API key": re.compile(r"sfai_k[0-9a-f]{12}_[A-Za-z0-9-]{30,}"),
+    "a private key": re.compile(r"-----BEGIN (?:RSA |EC |OPENSSH |DSA )?PRIVATE KEY-----"),
+    "an AWS access key": re.compile(r"\bAKIA[0-9A-Z]{16}\b"),
+    "a password in a URL": re.compile(r"://[A-Za-z0-9_.-]+:(?!\$\{|<|\*\*\*|password@|PASSWORD@)[^@\s/'\"]{4,}@"),
+    "a secret key value": re.compile(r"SFAI_SECRET_KEY[ \t]*[=:][ \t]*['\"]?(?!\$\{|<)[A-Za-z0-9+/_-]{16,}"),
+}
+# test fixtures use throw-away secrets on purpose; they never protect anything
+ALLOWED = re.compile(r"test-secret-0123456789|fuzz-secret-0123456789|another-secret-0123456789")
+
+
+def _files() -> list[Path]:
+    try:
+        out = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=ROOT, capture_output=True,
+                             text=True, check=True).stdout.split()
+        return [ROOT / p for p in out if (ROOT / p).is_file()]
+    except (OSError, subprocess.CalledProcessError):  # a copy without git: walk it
+        return [p for p in ROOT.rglob("*") if p.is_file() and not SKIP_DIRS & set(p.relative_to(ROOT).parts)]
+
+
+def test_no_secrets_in_the_repository():
+    files = _files()
+    assert len(files) > 50
+    found = []
+    for path in files:
+        if path.suffix in {".png", ".jpg", ".onnx", ".parquet", ".gz", ".pdf", ".woff2"}:
+            continue
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (UnicodeDecodeError, OSError):
+            continue
+        for what, pattern in SECRET_PATTERNS.items():
+            for m in pattern.finditer(text):
+                line = text[max(0, text.rfind("\n", 0, m.start()) + 1) : text.find("\n", m.end())]
+                if not ALLOWED.search(line):
+                    found.append(f"{path.relative_to(ROOT)}: {what}: {line.strip()[:120]}")
+    assert not found, "\n".join(found)
+    assert not (ROOT / ".env").exists() or ".env" in (ROOT / ".gitignore").read_text().split()
+
+
+def _stages(dockerfile: str) -> dict[str, str]:
+    """Stage name -> its instructions."""
+    parts = re.split(r"(?im)^FROM\s+\S+\s+AS\s+(\S+)\s*$", dockerfile)
+    return {parts[i]: parts[i + 1] for i in range(1, len(parts) - 1, 2)}
+
+
+def test_dockerfile_serving_image_has_no_torch_and_runs_unprivileged():
+    stages = _stages((ROOT / "Dockerfile").read_text())
+    assert {"base", "serving", "training"} <= set(stages)
+    serving = stages["serving"]
+    assert not re.search(r"pip install[^\n]*torch", serving)
+    assert "[train]" not in serving and "USER sfai" in serving and "HEALTHCHECK" in serving
+    assert "torch==2.13.0" in stages["training"] and "whl/cpu" in stages["training"]
+    ignored = (ROOT / ".dockerignore").read_text().split()
+    assert {".venv", ".sfai", ".env", ".git"} <= set(ignored)
+
+
+def test_compose_file_is_consistent():
+    yaml = pytest.importorskip("yaml", reason="PyYAML comes with the train extra")
+    doc = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    services = doc["services"]
+    assert {"postgres", "redis", "mosquitto", "mlflow", "ray-head", "api", "trainer"} <= set(services)
+    stages = set(_stages((ROOT / "Dockerfile").read_text()))
+    for name, svc in services.items():
+        if "build" in svc:
+            assert svc["build"]["target"] in stages, name
+        env = svc.get("environment") or {}
+        for k, v in env.items():
+            if "SECRET" in k or "PASSWORD" in k:
+                assert str(v).startswith("${") and ":?" in str(v), f"{name}.{k} must come from the environment"
+        for m in svc.get("volumes", []):
+            src = m.split(":")[0]
+            if src.startswith("./deploy/"):
+                assert (ROOT / src).is_file(), f"{name} mounts {src}, which is not in the repository"
+    assert services["api"]["environment"]["SFAI_ENVIRONMENT"] == "production"
+
+
+def _compose_cmd() -> list[str] | None:
+    if shutil.which("docker-compose"):
+        return ["docker-compose"]
+    if shutil.which("docker"):
+        r = subprocess.run(["docker", "compose", "version"], capture_output=True, text=True)
+        if r.returncode == 0:
+            return ["docker", "compose"]
+    return None
+
+
+def test_compose_config_validates():
+    cmd = _compose_cmd()
+    if cmd is None:
+        print("\nSKIP: no docker compose / docker-compose here to validate docker-compose.yml")
+        pytest.skip("no docker compose / docker-compose here")
+    env = {k: v for k, v in os.environ.items() if k not in ("SFAI_SECRET_KEY", "POSTGRES_PASSWORD")}
+    r = subprocess.run([*cmd, "-f", "docker-compose.yml", "config", "-q"], cwd=ROOT, env=env, capture_output=True,
+                       text=True, timeout=60)
+    assert r.returncode != 0 and "set " in r.stderr + r.stdout  # refuses to start without the secrets
+    env.update(SFAI_SECRET_KEY="x" * 32, POSTGRES_PASSWORD="y" * 16)
+    r = subprocess.run([*cmd, "-f", "docker-compose.yml", "config", "-q"], cwd=ROOT, env=env, capture_output=True,
+                       text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
