@@ -188,13 +188,18 @@ def run_mqtt(
     on_ready: Callable[[], None] | None = None,
     client_id: str | None = None,
 ) -> IngestStats:
-    """Subscribe and ingest until interrupted, ``duration_s`` passes, or ``max_messages`` arrived."""
+    """Subscribe and ingest until interrupted, ``duration_s`` passes, or ``max_messages`` arrived.
+
+    With a ``client_id`` the broker keeps a persistent session (QoS 1): messages published while this subscriber
+    is cut off from the broker are queued there and delivered when it reconnects (paho reconnects by itself,
+    within 1-30 s), so an outage between the two loses nothing. Without one, the session is clean."""
     import paho.mqtt.client as mqtt
 
     url = urlparse(broker if "://" in broker else f"mqtt://{broker}")
     if url.scheme not in ("mqtt", "tcp", "mqtts"):
         raise ValueError(f"broker URL {broker!r}: use mqtt://host:port")
-    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id or "", clean_session=True)
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id or "", clean_session=not client_id)
+    client.reconnect_delay_set(min_delay=1, max_delay=30)
     if url.username:
         client.username_pw_set(url.username, url.password)
     if url.scheme == "mqtts":
@@ -205,9 +210,14 @@ def run_mqtt(
         if reason_code.is_failure:
             log.error("MQTT connect refused: %s", reason_code)
             return
-        c.subscribe(ingestor.subscribe_topic, qos=1)
+        c.subscribe(ingestor.subscribe_topic, qos=1)  # again after every reconnect
+
+    def on_disconnect(_c, _userdata, _flags, reason_code, _props):  # noqa: ANN001
+        if reason_code.is_failure:
+            log.warning("MQTT broker connection lost (%s); reconnecting", reason_code)
 
     client.on_connect = on_connect
+    client.on_disconnect = on_disconnect
     client.on_subscribe = lambda *a: subscribed.set()
     client.on_message = lambda _c, _u, msg: ingestor.on_message(msg.topic, msg.payload)
     try:

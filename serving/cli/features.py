@@ -124,6 +124,11 @@ def ingest_mqtt(
     duration: Annotated[float | None, typer.Option(help="stop after this many seconds")] = None,
     max_messages: Annotated[int | None, typer.Option(help="stop after this many messages")] = None,
     batch_size: Annotated[int, typer.Option(help="messages per write", min=1)] = 1000,
+    client_id: Annotated[
+        str | None,
+        typer.Option(help="MQTT client id; the broker queues messages for it while it is away (default: "
+                     "sfai-ingest-<host>; '' for a clean session)"),
+    ] = None,
 ) -> None:
     """Subscribe to MQTT and ingest every message into its tenant's view; bad messages are counted and kept
     aside under $SFAI_HOME/quarantine. Prints the final counts as JSON."""
@@ -156,8 +161,12 @@ def ingest_mqtt(
         sys.stderr.flush()
 
     try:
+        import socket
+
+        cid = f"sfai-ingest-{socket.gethostname()}"[:23] if client_id is None else client_id
         stats = run_mqtt(
-            ing, broker, duration_s=duration, max_messages=max_messages, on_progress=progress, on_ready=ready
+            ing, broker, duration_s=duration, max_messages=max_messages, on_progress=progress, on_ready=ready,
+            client_id=cid or None,
         )
     except KeyboardInterrupt:
         while ing.drain():

@@ -87,3 +87,65 @@ def test_mqtt_ingest_end_to_end(need_broker, settings, db, online, tmp_path):
 def test_topic_pattern_needs_tenant_and_view():
     with pytest.raises(ValueError, match="tenant"):
         MqttIngestor(lambda t: None, None, pattern="factory/{view}")
+
+
+def test_broker_outage_loses_no_message(need_broker, settings, db, tmp_path):
+    """The link to the broker is cut while machines keep publishing, then restored: the subscriber reconnects by
+    itself and its persistent session delivers what was published meanwhile. Every message becomes a row."""
+    import time
+
+    import paho.mqtt.client as mqtt
+
+    from feature_store.online import open_online_store
+    from tests.serving.proxy import ToggleProxy
+
+    tenancy.create_tenant(db, "acme", "C29")
+    online = open_online_store("sqlite", tmp_path)
+    fs = FeatureStore(settings, db, "acme", online=online)
+    fs.apply(STATS)
+    prefix = f"sfai-test-{uuid.uuid4().hex[:8]}"
+    client_id = f"sfai-t-{uuid.uuid4().hex[:8]}"
+    ing = MqttIngestor(lambda t: fs, Quarantine(tmp_path / "q"), pattern=prefix + "/{tenant}/{view}",
+                       flush_interval_s=0.1)
+    proxy = ToggleProxy(1883).start()
+    ready = threading.Event()
+    result = {}
+    t = threading.Thread(target=lambda: result.update(stats=run_mqtt(
+        ing, f"mqtt://127.0.0.1:{proxy.port}", max_messages=15, duration_s=60, on_ready=ready.set,
+        client_id=client_id)))
+    t.start()
+    pub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
+    try:
+        assert ready.wait(15), "subscriber did not start"
+        pub.connect("127.0.0.1", 1883)  # the machines publish straight to the broker
+        pub.loop_start()
+
+        def publish(batch: str) -> None:
+            for i in range(5):
+                rec = {**REC, "machine_id": f"{batch}{i}"}
+                pub.publish(f"{prefix}/acme/machine_stats", json.dumps(rec), qos=1).wait_for_publish(5)
+
+        publish("a")
+        deadline = time.monotonic() + 10
+        while ing.stats.received < 5 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        proxy.stop()  # the subscriber's link to the broker goes down
+        publish("b")  # ... while the machines go on publishing
+        time.sleep(0.5)
+        proxy.start()
+        publish("c")
+        t.join(60)
+    finally:
+        proxy.stop()
+        pub.loop_stop()
+        pub.disconnect()
+        cleaner = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=True)
+        cleaner.connect("127.0.0.1", 1883)  # drop the persistent session from the broker
+        cleaner.disconnect()
+    stats = result["stats"]
+    assert stats.received >= 15 and stats.bad == 0, stats
+    assert fs.offline.row_count("acme", "machine_stats") >= 15
+    ids = [f"{b}{i}" for b in "abc" for i in range(5)]
+    got = fs.get_online_features("machine_stats", ids, ["temp_mean"])
+    assert all(g["temp_mean"] == 70.5 for g in got), got
+    online.close()
