@@ -248,6 +248,24 @@ def run_python(url_host: str, port: int, headers: dict[str, str], connections: i
 
 
 # ---------------------------------------------------------------------------------------------- server
+def rss_mb(pid: int) -> float:
+    """Resident memory of a process and its children (MB)."""
+    total = 0
+    pids = [pid]
+    while pids:
+        p = pids.pop()
+        with contextlib.suppress(OSError):
+            for line in Path(f"/proc/{p}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+            for task in Path(f"/proc/{p}/task").glob("*/children"):
+                pids += [int(c) for c in task.read_text().split()]
+    return total / 1024
+
+
+# ------------------------------------------------------------------------------------------- main
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))

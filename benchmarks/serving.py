@@ -25,7 +25,6 @@ Goals (issue 8): full path >= 2.5x mlflow's and >= 0.9x bare's requests/s, p99 <
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import shutil
@@ -209,22 +208,6 @@ def batch_times(base: str, key: str, n: int, calls: int) -> dict[str, float]:
     return out
 
 
-def rss_mb(pid: int) -> float:
-    """Resident memory of a process and its children (MB)."""
-    total = 0
-    pids = [pid]
-    while pids:
-        p = pids.pop()
-        with contextlib.suppress(OSError):
-            for line in Path(f"/proc/{p}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    total += int(line.split()[1])
-            for task in Path(f"/proc/{p}/task").glob("*/children"):
-                pids += [int(c) for c in task.read_text().split()]
-    return total / 1024
-
-
-# ------------------------------------------------------------------------------------------- main
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--duration", type=float, default=10.0, help="measured seconds per variant (default 10)")
@@ -317,7 +300,7 @@ def main(argv: list[str] | None = None) -> int:
                 ao.note(f"  {load.rps:,.0f} requests/s, p50 {load.p50_ms:.2f} ms, p99 {load.p99_ms:.2f} ms")
                 if name.startswith("SFAI full path (entity") and rnd == 0:
                     extra["batch_ms"] = batch_times(server.base, key, args.batch, args.batches)
-                    extra["rss_failure_only_mb"] = rss_mb(server.proc.pid)
+                    extra["rss_failure_only_mb"] = ao.rss_mb(server.proc.pid)
                 stop(server)
         if args.demo:
             extra["rss_demo_mb"] = demo_rss(env, home, args)
@@ -380,7 +363,7 @@ def demo_rss(env: dict[str, str], home: Path, args: argparse.Namespace) -> float
             r = httpx.post(server.base + path, json=body, headers=h, timeout=60)
             if r.status_code != 200:
                 raise RuntimeError(f"demo {path}: {r.status_code} {r.text[:300]}")
-        return rss_mb(server.proc.pid)
+        return ao.rss_mb(server.proc.pid)
     finally:
         server.stop()
 
