@@ -76,16 +76,12 @@ def limited(receive, limit: int):  # noqa: ANN001, ANN201
     return _receive
 
 
-def _json_error(status: int, code: str, message: str, request_id: str) -> tuple[dict, dict]:
+def _json_error(status: int, code: str, message: str, headers: list | tuple = ()) -> tuple[dict, dict]:
     body = json.dumps({"error": {"code": code, "message": message}}).encode()
     start = {
         "type": "http.response.start",
         "status": status,
-        "headers": [
-            (b"content-type", b"application/json"),
-            (b"content-length", str(len(body)).encode()),
-            (b"x-request-id", request_id.encode()),
-        ],
+        "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()), *headers],
     }
     return start, {"type": "http.response.body", "body": body, "more_body": False}
 
@@ -137,7 +133,7 @@ class PlatformMiddleware:
                         503,
                         "usage_log_unavailable",
                         "the usage log could not be written; the call was not performed on your account, retry shortly",
-                        request_id,
+                        extra_headers,
                     ):
                         await send(m)
                     return
@@ -158,14 +154,13 @@ class PlatformMiddleware:
             await self.app(scope, receive, send_wrapper)
         except BodyTooLarge as e:  # from the checks above or the fast path's read (the routes answer their own)
             if not started:
-                start, body = _json_error(413, e.code, e.detail, request_id)
-                start["headers"] = start["headers"][:2]  # x-request-id comes with the security headers
+                start, body = _json_error(413, e.code, e.detail)  # the wrapper adds the request id and headers
                 await send_wrapper(start)
                 await send_wrapper(body)
         except Exception:
             log.exception("unhandled error in %s %s (request %s)", scope["method"], scope["path"], request_id)
             if not started:
-                start, body = _json_error(500, "internal_error", f"internal error (request {request_id})", request_id)
+                start, body = _json_error(500, "internal_error", f"internal error (request {request_id})")
                 await send_wrapper(start)
                 await send_wrapper(body)
 
