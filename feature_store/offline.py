@@ -5,11 +5,17 @@
 A batch is validated first, then every file is written under a temporary name and renamed into place, so a
 failed ingest leaves nothing behind. The file name is the hash of the batch's content: ingesting the same
 rows twice rewrites the same files instead of duplicating them.
+
+Many small batches (an MES pushing one row per lot) make many small files; :meth:`OfflineStore.compact` merges
+each partition's files into one, ``part-c<hash>.parquet``, and records the merged batches' hashes in the
+partition's ``compacted.json``, so a batch ingested again after compaction is still recognised and not
+duplicated.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import uuid
@@ -28,6 +34,17 @@ class WriteReport:
     rows: int
     files: int
     partitions: list[str]
+
+
+@dataclass(frozen=True, slots=True)
+class CompactReport:
+    partitions: int  # partitions compacted
+    files_before: int
+    files_after: int
+    rows: int  # rows in the compacted partitions (unchanged by compaction)
+
+
+COMPACTED = "compacted.json"  # per partition: the batch hashes merged into its part-c file(s)
 
 
 class _HashSink:
@@ -72,6 +89,14 @@ def _write_parquet(table: pa.Table, path: Path, view: FeatureView) -> None:
                    use_dictionary=dictionary)
 
 
+def _merged(part_dir: Path) -> set[str]:
+    """The batch hashes already merged into this partition's compacted file."""
+    try:
+        return set(json.loads((part_dir / COMPACTED).read_text()))
+    except (OSError, ValueError):
+        return set()
+
+
 class OfflineStore:
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
@@ -93,6 +118,8 @@ class OfflineStore:
             for d in pc.unique(dates).to_pylist():
                 part = table.filter(pc.equal(dates, pa.scalar(d, pa.date32())))
                 name = f"date={d.isoformat()}"
+                if digest in _merged(base / name):  # this batch is already in a compacted file
+                    continue
                 tmp = staging / f"{name}.parquet"
                 _write_parquet(part, tmp, view)
                 moves.append((tmp, base / name / f"part-{digest}.parquet"))
@@ -102,6 +129,44 @@ class OfflineStore:
         finally:
             shutil.rmtree(staging, ignore_errors=True)
         return WriteReport(table.num_rows, len(moves), sorted(m[1].parent.name for m in moves))
+
+    def compact(self, tenant: str, view: FeatureView, *, min_files: int = 8) -> CompactReport:
+        """Merge the files of every partition holding at least ``min_files`` into one (rows sorted by event time
+        and entity). The merged file is complete before the small ones go, so a reader sees every row at every
+        moment (for an instant some twice, which point-in-time reads resolve); a reader that listed the small
+        files just before they were removed fails with a missing file and can be run again."""
+        base = self.view_dir(tenant, view.name)
+        partitions = before = after = rows = 0
+        for part_dir in sorted(base.glob("date=*")) if base.exists() else []:
+            files = sorted(part_dir.glob("part-*.parquet"))
+            if len(files) < max(2, min_files):
+                continue
+            table = pa.concat_tables([pq.read_table(f) for f in files], promote_options="default")
+            keys = [(TIMESTAMP, "ascending")] + ([(view.join_key, "ascending")] if view.join_key in table.schema.names
+                                                 else [])
+            table = table.sort_by(keys)
+            digests = sorted(f.stem.removeprefix("part-") for f in files)
+            name = "c" + hashlib.sha256("\n".join(digests).encode()).hexdigest()[:23]
+            staging = base / f".staging-{uuid.uuid4().hex}"
+            staging.mkdir()
+            try:
+                tmp = staging / "merged.parquet"
+                _write_parquet(table, tmp, view)
+                merged = _merged(part_dir) | {d for d in digests if not d.startswith("c")}
+                (staging / COMPACTED).write_text(json.dumps(sorted(merged)))
+                os.replace(tmp, part_dir / f"part-{name}.parquet")
+                os.replace(staging / COMPACTED, part_dir / COMPACTED)
+            finally:
+                shutil.rmtree(staging, ignore_errors=True)
+            for f in files:
+                if f.name != f"part-{name}.parquet":
+                    f.unlink(missing_ok=True)
+                    self._ranges.pop(str(f), None)
+            partitions += 1
+            before += len(files)
+            after += 1
+            rows += table.num_rows
+        return CompactReport(partitions, before, after, rows)
 
     def files(self, tenant: str, view: str) -> list[str]:
         base = self.view_dir(tenant, view)

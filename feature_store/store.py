@@ -99,6 +99,10 @@ class FeatureStore:
         updated = self.online.write(self.tenant, view.name, latest_rows(view, table)) if write_online else 0
         return IngestReport(view.name, report.rows, report.files, report.partitions, updated)
 
+    def compact(self, view_name: str, *, min_files: int = 8):  # noqa: ANN201 - offline.CompactReport
+        """Merge each partition's small files into one (see ``OfflineStore.compact``)."""
+        return self.offline.compact(self.tenant, self.get_view(view_name), min_files=min_files)
+
     # training --------------------------------------------------------------------------------------
     def get_training_frame(
         self,

@@ -93,6 +93,20 @@ def features_materialize(
     typer.echo(n)
 
 
+@features_app.command("compact")
+def features_compact(
+    view: Annotated[str, typer.Argument(help="feature view")],
+    tenant: TenantOpt = None,
+    min_files: Annotated[int, typer.Option(help="compact partitions with at least this many files", min=2)] = 8,
+) -> None:
+    """Merge each date partition's small Parquet files (one per ingest call) into one; prints a JSON report.
+    Run it when no training job reads the view (such a job could find a file gone and need a rerun)."""
+    fs = store_for(tenant)
+    rep = fs.compact(view, min_files=min_files)
+    emit_json({"tenant": fs.tenant, "view": view, "partitions": rep.partitions, "files_before": rep.files_before,
+               "files_after": rep.files_after, "rows": rep.rows})
+
+
 @ingest_app.command("csv")
 def ingest_csv(
     path: Annotated[Path, typer.Argument(help="a CSV or Parquet file with the view's columns")],

@@ -219,3 +219,37 @@ def test_overlapping_files_are_detected(store):
     assert store.offline.may_repeat_keys(store.offline.files("acme", "machine_stats"))
     ent = pd.DataFrame({"machine_id": ["m1"], "event_timestamp": pd.to_datetime(["2026-03-01T01:00Z"])})
     assert store.get_training_frame(ent, ["machine_stats:mode"])["mode"][0] == "fix"  # written last wins
+
+
+def test_compaction_merges_small_files_and_changes_no_answer(store):
+    """An MES pushing one row per call makes one file per call; compaction merges each partition into one file,
+    keeps every row and every point-in-time answer, and a batch sent again afterwards is still not duplicated."""
+    batches = [frame([(f"m{i % 3}", f"2026-03-01T{i:02d}:00Z", 60.0 + i, 1.0, i % 2 == 0, "run")]) for i in range(12)]
+    batches.append(frame([("m1", "2026-03-02T01:00Z", 90.0, 2.0, True, "idle")]))
+    for b in batches:
+        store.ingest("machine_stats", b)
+    files = store.offline.files("acme", "machine_stats")
+    assert len(files) == 13
+    ent = pd.DataFrame({"machine_id": ["m0", "m1", "m2", "m1"],
+                        "event_timestamp": pd.to_datetime(["2026-03-01T05:30Z", "2026-03-01T10:30Z",
+                                                           "2026-03-01T23:00Z", "2026-03-02T02:00Z"])})
+    before = store.get_training_frame(ent, ["machine_stats:*"])
+    rep = store.compact("machine_stats", min_files=4)
+    assert (rep.partitions, rep.files_before, rep.files_after, rep.rows) == (1, 12, 1, 12)  # 03-02 has one file
+    files = store.offline.files("acme", "machine_stats")
+    assert len(files) == 2 and any("part-c" in f for f in files)
+    assert store.offline.row_count("acme", "machine_stats") == 13
+    pd.testing.assert_frame_equal(store.get_training_frame(ent, ["machine_stats:*"]), before)
+    assert store.materialize("machine_stats", None, "2026-03-05T00:00Z") == 3
+    # the same batches again: recognised, nothing new
+    for b in batches[:5]:
+        store.ingest("machine_stats", b)
+    assert store.offline.row_count("acme", "machine_stats") == 13
+    assert len(store.offline.files("acme", "machine_stats")) == 2
+    # a new row lands next to the compacted file; a second compaction merges it in
+    store.ingest("machine_stats", frame([("m2", "2026-03-01T23:30Z", 55.0, 1.0, False, "run")]))
+    assert store.compact("machine_stats", min_files=2).files_after == 1
+    assert store.offline.row_count("acme", "machine_stats") == 14
+    for b in batches[:3]:
+        store.ingest("machine_stats", b)
+    assert store.offline.row_count("acme", "machine_stats") == 14
