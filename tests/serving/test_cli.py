@@ -115,3 +115,18 @@ def test_help_on_every_command(tmp_path):
     ):
         p = sfai(sfai_env, *args)
         assert "Usage" in p.stdout
+
+
+def test_features_compact_from_the_cli(sfai_env):
+    sfai(sfai_env, "tenant", "create", "acme", "--ksic", "C22")
+    for i in range(3):  # three small runs of the demo data, three files per day partition
+        sfai(sfai_env, "ingest", "c22-demo", "--tenant", "acme", "--machines", "1", "--days", "1", "--seed", str(i),
+             "--quiet")
+    views = json.loads(sfai(sfai_env, "features", "list", "--tenant", "acme", "--json").stdout)
+    view = views[0]["name"]
+    out = json.loads(sfai(sfai_env, "features", "compact", view, "--tenant", "acme", "--min-files", "2").stdout)
+    assert out["view"] == view and out["partitions"] >= 1 and out["files_after"] < out["files_before"]
+    again = json.loads(sfai(sfai_env, "features", "compact", view, "--tenant", "acme", "--min-files", "2").stdout)
+    assert again["partitions"] == 0  # nothing left to merge
+    bad = sfai(sfai_env, "features", "compact", "no_such_view", "--tenant", "acme", ok=False)
+    assert len(bad.stderr.strip().splitlines()) == 1 and "no_such_view" in bad.stderr
