@@ -69,8 +69,8 @@ def solve_now(request: dict, modules: set[str]) -> dict:
 class Jobs:
     """Background solves: one at a time per process (CP-SAT already uses the cores), state in the database.
 
-    Limits: a job's time limit at most ``max_job_s``; at most ``max_active`` queued or running jobs per tenant
-    (more get 429), so that one tenant cannot fill the queue for everyone."""
+    Limits: at most ``max_active`` queued or running jobs per tenant (more get 429), so that one tenant cannot
+    fill the queue for everyone (the route caps each job's time limit: ``Settings.scheduling_max_job_s``)."""
 
     def __init__(self, db: Database, workers: int = 1, *, max_job_s: float = 3600.0, max_active: int = 4) -> None:
         self.db = db
@@ -93,10 +93,6 @@ class Jobs:
             )
 
     def submit(self, tenant_id: int, request: dict, modules: set[str]) -> dict:
-        if request["time_limit_s"] > self.max_job_s:
-            raise InvalidInput(
-                f"time_limit_s: at most {self.max_job_s:g} s per background solve here; got {request['time_limit_s']:g}"
-            )
         prepared = prepare(request, modules)  # a bad problem is a 422 now, not a failed job later
         job_id = uuid.uuid4().hex
         with self._lock:

@@ -61,6 +61,10 @@ class Settings(BaseSettings):
     )
     scheduling_max_solve_s: float = Field(default=30.0, gt=0, le=30, description="cap of a synchronous solve")
     scheduling_max_job_s: float = Field(default=3600.0, gt=0, description="time limit cap of a background solve")
+    scheduling_plan_max_s: dict[str, float] = Field(
+        default_factory=lambda: {"trial": 10.0},
+        description="solver time limit cap by scheduling plan (lowers the two caps above; a plan not named: none)",
+    )
     scheduling_max_active_jobs: int = Field(
         default=4, ge=1, description="queued or running background solves per tenant; more get 429"
     )
@@ -80,6 +84,14 @@ class Settings(BaseSettings):
         for plan, rate in v.items():
             if rate is not None and rate <= 0:
                 raise ValueError(f"rate_limits[{plan!r}] must be a positive number of calls per second or null")
+        return v
+
+    @field_validator("scheduling_plan_max_s")
+    @classmethod
+    def _positive_caps(cls, v: dict[str, float]) -> dict[str, float]:
+        for plan, cap in v.items():
+            if cap <= 0:
+                raise ValueError(f"scheduling_plan_max_s[{plan!r}] must be a positive number of seconds")
         return v
 
     @field_validator("cors_origins")

@@ -22,18 +22,32 @@ def _modules(platform, ctx) -> set[str]:  # noqa: ANN001
     )
 
 
+def _check_time_limit(platform, ctx, requested: float, cap: float, what: str) -> None:  # noqa: ANN001
+    """The server's cap for this kind of solve, lowered by the tenant's scheduling plan where the settings say."""
+    plan = None
+    if platform.settings.auth_enabled:
+        sub = platform.access.subscriptions(ctx.tenant_id).get("scheduling")
+        plan = sub.plan if sub else None
+    plan_cap = platform.settings.scheduling_plan_max_s.get(plan) if plan else None
+    if plan_cap is not None and plan_cap < cap:
+        cap, where = plan_cap, f"on the {plan} plan"
+    else:
+        where = "here"
+    if requested > cap:
+        raise InvalidInput(f"time_limit_s: at most {cap:g} s per {what} {where}; got {requested:g}")
+
+
 @router.post("/solve")
 async def solve_plan(body: SolveRequest, ctx: CallerDep, platform: PlatformDep) -> dict:
     """Solve a plan now (up to 30 s): status, makespan, bound, Gantt rows, late-job explanations."""
-    cap = platform.settings.scheduling_max_solve_s
-    if body.time_limit_s > cap:
-        raise InvalidInput(f"time_limit_s: at most {cap:g} s per synchronous solve here; got {body.time_limit_s:g}")
+    _check_time_limit(platform, ctx, body.time_limit_s, platform.settings.scheduling_max_solve_s, "synchronous solve")
     return await run_in_threadpool(solve_now, body.model_dump(), _modules(platform, ctx))
 
 
 @router.post("/jobs", status_code=status.HTTP_202_ACCEPTED)
 async def create_job(body: JobRequest, ctx: CallerDep, platform: PlatformDep) -> dict:
     """Start a longer solve in the background; poll ``GET /v1/scheduling/jobs/{job_id}``."""
+    _check_time_limit(platform, ctx, body.time_limit_s, platform.settings.scheduling_max_job_s, "background solve")
     return await run_in_threadpool(platform.jobs.submit, ctx.tenant_id, body.model_dump(), _modules(platform, ctx))
 
 

@@ -177,3 +177,21 @@ def test_cors_is_closed_by_default_and_opens_to_listed_origins(settings, db):
         Settings(cors_origins=["*"])
     with pytest.raises(ValidationError, match="rate_limits"):
         Settings(rate_limits={"trial": 0})
+
+
+def test_solver_time_limits_by_scheduling_plan(settings, db):
+    tenancy.create_tenant(db, "small", "C29")
+    tenancy.subscribe(db, "small", "scheduling", plan="trial")
+    small = tenancy.create_api_key(db, PEPPER, "small", "planner").token
+    big = make_tenant(db, PEPPER, "big", modules=("scheduling",))  # standard plan
+    with _client(settings, db, scheduling_plan_max_s={"trial": 5}) as client:
+        for path, limit in (("/v1/scheduling/solve", 8), ("/v1/scheduling/jobs", 60)):
+            err = assert_error(client.post(path, json={"problem": PROBLEM, "time_limit_s": limit},
+                                           headers=bearer(small)), 422)
+            assert "at most 5 s" in err["message"] and "trial plan" in err["message"]
+        ok = client.post("/v1/scheduling/solve", json={"problem": PROBLEM, "time_limit_s": 2}, headers=bearer(small))
+        assert ok.status_code == 200 and ok.json()["makespan"] == 2
+        assert client.post("/v1/scheduling/solve", json={"problem": PROBLEM, "time_limit_s": 8},
+                           headers=bearer(big.mes)).status_code == 200
+    with pytest.raises(ValidationError, match="scheduling_plan_max_s"):
+        Settings(scheduling_plan_max_s={"trial": 0})
