@@ -93,6 +93,10 @@ def _encode(value):  # noqa: ANN001, ANN202
     return value
 
 
+def _row(row) -> dict:  # noqa: ANN001 - a SQLAlchemy Row
+    return {k: _encode(v) for k, v in row._mapping.items()}
+
+
 def _rows(db: Database, table, where=None) -> list[dict]:  # noqa: ANN001
     t = table.__table__
     stmt = select(t)
@@ -100,10 +104,7 @@ def _rows(db: Database, table, where=None) -> list[dict]:  # noqa: ANN001
         stmt = stmt.where(where)
     pk = list(t.primary_key.columns)
     with db.engine.connect() as conn:
-        return [
-            {k: _encode(v) for k, v in row._mapping.items()}
-            for row in conn.execute(stmt.order_by(*pk))
-        ]
+        return [_row(r) for r in conn.execute(stmt.order_by(*pk))]
 
 
 def _decode(table, row: dict) -> dict:  # noqa: ANN001
@@ -216,8 +217,7 @@ def _usage_pages(db: Database, where) -> list[list[dict]]:  # noqa: ANN001
             stmt = select(t).where(t.c.seq > last)
             if where is not None:
                 stmt = stmt.where(where)
-            page = [{k: _encode(v) for k, v in r._mapping.items()}
-                    for r in conn.execute(stmt.order_by(t.c.seq).limit(USAGE_BATCH))]
+            page = [_row(r) for r in conn.execute(stmt.order_by(t.c.seq).limit(USAGE_BATCH))]
             if not page:
                 return
             last = page[-1]["seq"]
@@ -300,6 +300,12 @@ def restore(settings: Settings, db: Database, archive: str | Path, tenant: str |
         arc.close()
 
 
+def _missing_modules(conn, rows: list[dict]) -> list[dict]:  # noqa: ANN001
+    """The backup's module catalogue rows that this database lacks (migrations seed the catalogue)."""
+    existing = set(conn.execute(select(Module.name)).scalars())
+    return [r for r in rows if r["name"] not in existing]
+
+
 def _write_files(settings: Settings, arc: _Archive, tenant: str) -> int:
     n = 0
     for name in arc.files(tenant):
@@ -325,10 +331,9 @@ def _restore_all(settings: Settings, db: Database, arc: _Archive) -> RestoreRepo
     tenant_names = {r["id"]: r["name"] for r in tables[Tenant]}
     counts = {}
     with db.engine.begin() as conn:
-        existing_modules = set(conn.execute(select(Module.name)).scalars())
         for table, rows in tables.items():
             if table is Module:
-                rows = [r for r in rows if r["name"] not in existing_modules]
+                rows = _missing_modules(conn, rows)
             if table is UsageChain:
                 conn.execute(delete(UsageChain))
             if table is ModelVersionRecord:
@@ -371,8 +376,7 @@ def _restore_tenant(settings: Settings, db: Database, arc: _Archive, tenant: str
         raise Conflict(f"API key ids or job ids of {tenant!r} already exist here: {sorted(taken | jobs)[:3]}")
     counts = {"tenants": 1}
     with db.engine.begin() as conn:
-        existing_modules = set(conn.execute(select(Module.name)).scalars())
-        missing = [r for r in arc.table(Module) if r["name"] not in existing_modules]
+        missing = _missing_modules(conn, arc.table(Module))
         if missing:
             conn.execute(insert(Module), [_decode(Module, r) for r in missing])
         new_id = conn.execute(
