@@ -150,10 +150,21 @@ def sign_in(page, key: str) -> None:
     page.wait_for_selector("#app:not([hidden])")
 
 
+def wait_js(page, expression: str, timeout: float = 20.0) -> None:
+    """Wait until ``expression`` is truthy in the page. Polled from here with ``page.evaluate``, which the
+    console's Content-Security-Policy allows; Playwright's ``wait_for_function`` evaluates a string inside the
+    page, which that policy (no 'unsafe-eval') rightly refuses."""
+    deadline = time.monotonic() + timeout
+    while not page.evaluate(expression):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not true after {timeout:.0f} s: {expression}")
+        time.sleep(0.05)
+
+
 def run_plan(page) -> None:
     page.click("#solve-btn")
     page.wait_for_selector("#gantt g.op")
-    page.wait_for_function("!document.getElementById('solve-btn').disabled")
+    wait_js(page, "!document.getElementById('solve-btn').disabled")
 
 
 def check_pdf(data: bytes) -> tuple[int, int]:
@@ -188,7 +199,7 @@ def test_sign_in_plan_and_explain_a_late_job(page, server, tmp_path):
     assert page.inner_text("#signin-btn") == "로그인"
     page.fill("#api-key", "sfai_kbad_key")
     page.click("#signin-btn")
-    page.wait_for_function("document.getElementById('status').classList.contains('error')")
+    wait_js(page, "document.getElementById('status').classList.contains('error')")
     assert page.is_visible("#signin")
 
     sign_in(page, server.acme.admin)
@@ -247,7 +258,7 @@ def test_drag_pins_an_operation_and_replans(page, server, tmp_path):
 
     pinned = page.locator('#gantt g.op[data-job="J-1001"][data-op="mould"][data-pinned="true"]')
     pinned.wait_for()
-    page.wait_for_function("!document.getElementById('solve-btn').disabled")
+    wait_js(page, "!document.getElementById('solve-btn').disabled")
     assert pinned.get_attribute("data-machine") == "IMM-02"
     assert abs(int(pinned.get_attribute("data-start")) - target_start) <= 2
     assert page.locator("#gantt g.op.pinned circle.pin").count() == 1
@@ -356,7 +367,7 @@ def test_dashboard_and_administration(page, server, tmp_path):
     page.select_option("#usage-module", "maintenance")
     page.click("#usage-apply")
     # the unfiltered rows are on the page already: wait until the filtered answer has replaced them
-    page.wait_for_function(
+    wait_js(page,
         """() => { const c = [...document.querySelectorAll('#usage-table tbody tr td:nth-child(3)')];
                   return c.length > 0 && c.every(td => td.innerText.trim() === 'maintenance'); }"""
     )
@@ -467,7 +478,7 @@ def test_order_entry_form_adds_edits_and_removes_orders(page, server, tmp_path):
     page.fill("#of-due", "50")
     page.click('#of-ops button[data-remove-alt="0:1"]')
     page.click("#of-submit")
-    page.wait_for_function(
+    wait_js(page,
         "document.querySelector('#orders-table tr[data-job=\"PO-1\"]').innerText.includes('cut (SAW-01:30) → weld')")
     assert page.input_value('#orders-table input[data-field="due"][data-job="0"]') == "50"
     assert page.inner_text("#order-entry-summary") == "Add order"
@@ -530,7 +541,7 @@ def test_objectives_background_job_and_pdf_export(page, server, tmp_path):
     calls.clear()
     page.click("#solve-btn")
     page.wait_for_selector('#job-line[data-state="done"]')
-    page.wait_for_function("!document.getElementById('solve-btn').disabled")
+    wait_js(page, "!document.getElementById('solve-btn').disabled")
     assert page.get_attribute("#sum-objective", "data-objective") == "lex"
     assert page.locator("#gantt g.op").count() == 12
     posts = [c for c in calls if c[0] == "POST"]
