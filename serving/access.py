@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 
 from serving.db import Database
 from serving.errors import NotSubscribed, QuotaExceeded, RateLimited
+from serving.ratelimit import LocalBuckets, RedisBuckets
 from serving.tenancy import AuthContext, SubscriptionInfo, active_subscriptions, resolve_api_key, utcnow
 from serving.usage import count_calls
 
@@ -38,14 +39,14 @@ class Access:
         *,
         rate_limits: dict[str, float | None] | None = None,
         burst_s: float = 2.0,
+        buckets: LocalBuckets | RedisBuckets | None = None,
     ) -> None:
         self.db = db
         self.pepper = pepper
         self.ttl_s = ttl_s
         self.rate_limits = rate_limits or {}  # plan -> calls per second (None or absent: no limit)
         self.burst_s = burst_s
-        # (tenant_id, module) -> [tokens, refilled at (monotonic)]: a token bucket per subscription
-        self._buckets: dict[tuple[int, str], list[float]] = {}
+        self.buckets = buckets or LocalBuckets()  # a token bucket per subscription (tenant_id, module)
         self._keys: dict[bytes, tuple[float, AuthContext | None]] = {}
         self._subs: dict[int, tuple[float, dict[str, SubscriptionInfo]]] = {}
         # (tenant_id, module, month) -> [calls counted in the database at refresh, calls since, refreshed at]
@@ -114,23 +115,13 @@ class Access:
         return sub
 
     def _take(self, ctx: AuthContext, module: str, plan: str, rate: float) -> None:
-        capacity = max(1.0, rate * self.burst_s)
-        key = (ctx.tenant_id, module)
-        mono = time.monotonic()
-        with self._lock:
-            bucket = self._buckets.get(key)
-            if bucket is None:
-                bucket = self._buckets[key] = [capacity, mono]
-            else:
-                bucket[0] = min(capacity, bucket[0] + (mono - bucket[1]) * rate)
-                bucket[1] = mono
-            if bucket[0] < 1.0:
-                raise RateLimited(
-                    f"tenant '{ctx.tenant}' is calling '{module}' faster than its {plan} plan's {rate:g} calls per "
-                    "second; retry after the seconds in Retry-After",
-                    retry_after_s=(1.0 - bucket[0]) / rate,
-                )
-            bucket[0] -= 1.0
+        wait = self.buckets.take((ctx.tenant_id, module), rate, max(1.0, rate * self.burst_s))
+        if wait is not None:
+            raise RateLimited(
+                f"tenant '{ctx.tenant}' is calling '{module}' faster than its {plan} plan's {rate:g} calls per "
+                "second; retry after the seconds in Retry-After",
+                retry_after_s=wait,
+            )
 
     def _count(self, ctx: AuthContext, module: str, quota: int, now: datetime) -> None:
         key = (ctx.tenant_id, module, month_start(now))
@@ -154,7 +145,7 @@ class Access:
         if tenant_id is None:
             self._subs.clear()
             self._quota.clear()
-            self._buckets.clear()
+            self.buckets.clear()
         else:
             self._subs.pop(tenant_id, None)
             for k in [k for k in self._quota if k[0] == tenant_id]:

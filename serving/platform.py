@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from serving.access import Access
 from serving.db import Database
 from serving.metrics import Metrics
+from serving.ratelimit import make_buckets
 from serving.settings import Settings
 from serving.usage import UsageWriter
 
@@ -43,6 +44,7 @@ class Platform:
                 settings.auth_cache_ttl_s,
                 rate_limits=settings.rate_limits,
                 burst_s=settings.rate_limit_burst_s,
+                buckets=make_buckets(settings.rate_limit_redis, settings.redis_prefix),
             ),
             writer=writer,
             metrics=Metrics(writer),

@@ -55,6 +55,9 @@ class Settings(BaseSettings):
         description='per-plan calls per second, e.g. SFAI_RATE_LIMITS=\'{"trial": 5, "standard": 200}\'',
     )
     rate_limit_burst_s: float = Field(default=2.0, gt=0, description="bucket size in seconds of the plan's rate")
+    rate_limit_redis: str | None = Field(
+        default=None, description="redis://... to share the rate limits across workers and hosts (default: per process)"
+    )
     max_body_bytes: int = Field(default=100 * 2**20, ge=1024, description="request bodies above this get 413")
     max_batch_records: int = Field(
         default=10_000, ge=1, le=10_000, description="records or entity ids per prediction call (at most 10,000)"

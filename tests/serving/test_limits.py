@@ -195,3 +195,32 @@ def test_solver_time_limits_by_scheduling_plan(settings, db):
                            headers=bearer(big.mes)).status_code == 200
     with pytest.raises(ValidationError, match="scheduling_plan_max_s"):
         Settings(scheduling_plan_max_s={"trial": 0})
+
+
+def test_rate_limit_shared_through_redis_across_processes(settings, db):
+    """Two serving processes (two apps) on one Redis bucket: together they allow the plan's rate, not twice it.
+    With Redis unreachable, calls go through (a limiter must not take the API down)."""
+    import uuid
+
+    import redis
+
+    from tests.conftest import require_service
+    from tests.feature_store.conftest import REDIS_URL, redis_problem
+
+    require_service(redis_problem())
+    acme = make_tenant(db, PEPPER, "acme", modules=("quality",))
+    prefix = f"sfai-test:{uuid.uuid4().hex[:8]}:"
+    shared = {"rate_limits": {"standard": 0.2}, "rate_limit_burst_s": 15, "rate_limit_redis": REDIS_URL,
+              "redis_prefix": prefix}  # 3 calls in the bucket, then one every 5 s
+    try:
+        with _client(settings, db, **shared) as a, _client(settings, db, **shared) as b:
+            got = [c.get("/v1/quality/status", headers=bearer(acme.mes)).status_code for c in (a, b, a, b)]
+            assert got == [200, 200, 200, 429]
+        assert sum(1 for _ in redis.Redis.from_url(REDIS_URL).scan_iter(match=prefix + "rate:*")) == 1
+        down = {**shared, "rate_limit_redis": "redis://127.0.0.1:1/0"}
+        with _client(settings, db, **down) as c:
+            assert {c.get("/v1/quality/status", headers=bearer(acme.mes)).status_code for _ in range(5)} == {200}
+    finally:
+        client = redis.Redis.from_url(REDIS_URL)
+        for k in client.scan_iter(match=prefix + "*"):
+            client.delete(k)
