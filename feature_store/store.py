@@ -167,20 +167,25 @@ class FeatureStore:
         """One dict per entity id: its key, ``event_timestamp`` and the features (None where unknown or
         older than the view's TTL)."""
         view = self.get_view(view_name)
-        names = list(features) if features else view.feature_names
-        for n in names:
-            view.feature(n)
+        if features:
+            names = list(features)
+            for n in names:
+                view.feature(n)  # an unknown name is an error naming the view's features
+        else:
+            names = view.feature_names
         keys = [str(k) for k in entity_ids]
-        now_us = int(datetime.now(UTC).timestamp() * 1_000_000)
+        now_us = time.time_ns() // 1000
         ttl_us = None if view.ttl is None else int(view.ttl.total_seconds() * 1_000_000)
+        join_key = view.join_key
         out = []
         for key, hit in zip(keys, self.online.read(self.tenant, view.name, keys), strict=True):
-            fresh = hit is not None and (ttl_us is None or now_us - hit[0] <= ttl_us)
-            row = {view.join_key: key, TIMESTAMP: None}
-            if fresh:
-                row[TIMESTAMP] = datetime.fromtimestamp(hit[0] / 1e6, UTC).isoformat()
-            for n in names:
-                row[n] = hit[1].get(n) if fresh else None
+            if hit is not None and (ttl_us is None or now_us - hit[0] <= ttl_us):
+                values = hit[1]
+                row = {join_key: key, TIMESTAMP: datetime.fromtimestamp(hit[0] / 1e6, UTC).isoformat()}
+                for n in names:
+                    row[n] = values.get(n)
+            else:
+                row = {join_key: key, TIMESTAMP: None, **dict.fromkeys(names)}
             out.append(row)
         return out
 

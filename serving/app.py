@@ -12,9 +12,10 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
+from serving import fastpath
 from serving.db import Database
 from serving.handlers import install_error_handlers
-from serving.middleware import PlatformMiddleware
+from serving.middleware import ACCOUNTED, PlatformMiddleware
 from serving.platform import Platform
 from serving.routers import admin, energy, health, industries, ingest, maintenance, quality, scheduling, usage
 from serving.routers import console as console_api
@@ -34,6 +35,29 @@ Every call carries `Authorization: Bearer <api key>`. A module the tenant has no
 """
 
 
+class SfaiAPI(FastAPI):
+    """FastAPI with the prediction hot path in front of the framework's own middleware stack.
+
+    A ``POST`` to a prediction endpoint goes straight to a :class:`PlatformMiddleware` that wraps the whole app
+    (request id, body limit, security headers, usage log, metrics, then :mod:`serving.fastpath`); what the fast
+    path does not answer continues through the full stack, where the inner ``PlatformMiddleware`` sees the
+    request is accounted for already and passes it on. Every other request takes the usual way."""
+
+    hot: PlatformMiddleware | None = None
+
+    async def __call__(self, scope, receive, send) -> None:  # noqa: ANN001
+        hot = self.hot
+        if hot is not None and scope["type"] == "http" and scope["path"] in fastpath.ROUTES:
+            await hot(scope, receive, send)
+            return
+        await super().__call__(scope, receive, send)
+
+    async def routed(self, scope, receive, send) -> None:  # noqa: ANN001
+        """The full stack, for what the hot path hands on (already accounted for)."""
+        scope[ACCOUNTED] = True
+        await super().__call__(scope, receive, send)
+
+
 def create_app(settings: Settings | None = None, *, db: Database | None = None) -> FastAPI:
     settings = settings or get_settings()
     platform = Platform.build(settings, db)
@@ -46,7 +70,7 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
         finally:
             platform.close()
 
-    app = FastAPI(
+    app = SfaiAPI(
         title="SFAI",
         version="0.1.0",
         description=DESCRIPTION,
@@ -86,6 +110,8 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
             max_age=600,
         )
     app.add_middleware(PlatformMiddleware, platform=platform)
+    if settings.predict_fast_path:
+        app.hot = PlatformMiddleware(app.routed, platform)
     return app
 
 

@@ -23,6 +23,8 @@ import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+import orjson
+
 from serving.errors import SfaiError
 from serving.predictions import prediction_options, record_scorer
 
@@ -53,10 +55,21 @@ class Fallback(Exception):  # noqa: N818 - control flow, not an error
     """This request is not the plain case: the FastAPI route answers it."""
 
 
-def prediction_body(model, predictions_json: str, count: int) -> bytes:  # noqa: ANN001
+def dumps(value) -> bytes:  # noqa: ANN001
+    """JSON bytes of API answers (orjson: several times faster than json for a prediction's few values); what
+    orjson cannot encode (an integer past 64 bits, say) json does."""
+    try:
+        return orjson.dumps(value)
+    except TypeError:  # orjson.JSONEncodeError
+        return json.dumps(value).encode()
+
+
+def prediction_body(model, predictions_json: str | bytes, count: int) -> bytes:  # noqa: ANN001
     """``{"model", "version", "count", "predictions"}``, with the predictions already serialised."""
-    head = json.dumps({"model": model.name, "version": int(model.version), "count": count})
-    return f'{head[:-1]}, "predictions": {predictions_json}}}'.encode()
+    head = orjson.dumps({"model": model.name, "version": int(model.version), "count": count})
+    if isinstance(predictions_json, str):
+        predictions_json = predictions_json.encode()
+    return b"".join((head[:-1], b',"predictions":', predictions_json, b"}"))
 
 
 def error_body(exc: SfaiError) -> bytes:
@@ -112,8 +125,8 @@ def answer(platform: Platform, route: PredictRoute, headers: dict[bytes, bytes],
     if ctx is None or not access.subscriptions_cached(ctx.tenant_id, claim=False):
         raise Fallback
     try:
-        body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError:  # not JSON, or JSON that only Python's json reads: the route answers
         raise Fallback from None
     if not isinstance(body, dict):
         raise Fallback
@@ -156,7 +169,7 @@ def answer(platform: Platform, route: PredictRoute, headers: dict[bytes, bytes],
     try:
         access.admit(ctx, route.module)
         state["sfai_model_version"] = f"{model.name}@{model.version}"
-        predictions = json.dumps(score(model, rows, **options))
+        predictions = dumps(score(model, rows, **options))
     except SfaiError as e:
         return e.status, error_body(e), [(k.lower().encode(), v.encode()) for k, v in e.headers.items()]
     return 200, prediction_body(model, predictions, len(rows)), []

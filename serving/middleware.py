@@ -41,6 +41,7 @@ API_HEADERS = [
     (b"cache-control", b"no-store"),
 ]
 DOCS_PATHS = ("/docs", "/redoc")
+ACCOUNTED = "sfai.accounted"  # scope key: an outer PlatformMiddleware (the app's hot path) handles this request
 
 
 def security_headers(path: str) -> list[tuple[bytes, bytes]]:
@@ -101,7 +102,7 @@ class PlatformMiddleware:
         return f"{self._id_prefix}{next(self._ids):016x}"
 
     async def __call__(self, scope, receive, send) -> None:  # noqa: ANN001
-        if scope["type"] != "http":
+        if scope["type"] != "http" or ACCOUNTED in scope:
             await self.app(scope, receive, send)
             return
         t0 = time.perf_counter()

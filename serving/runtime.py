@@ -62,6 +62,14 @@ class OnnxModel:
         self._dtypes = {i["name"]: _NP_TYPES.get(i.get("dtype", "float32"), np.float32)
                         for i in self.manifest.get("inputs", [])}
         self._lock = threading.Lock()
+        self._derived: dict[str, object] = {}
+
+    def derived(self, key: str, make):  # noqa: ANN001, ANN201
+        """A value computed once from this model (``make(model)``), such as its scaler as arrays, kept with it."""
+        value = self._derived.get(key)
+        if value is None:
+            value = self._derived[key] = make(self)
+        return value
 
     def _session(self, threads: int):  # noqa: ANN202
         """A session on the model file's bytes, checked against the manifest's checksum (the bytes are not kept:

@@ -18,6 +18,7 @@ from models.failure import features as F
 from serving.runtime import OnnxModel
 
 COLUMNS = ["UDI", "failure_probability", "failure_predicted"]
+CLEAN_ROWS = 64  # up to this many API records are engineered in plain Python (no numpy per column)
 
 
 def _probabilities(model: OnnxModel, raw: F.Raw) -> np.ndarray:
@@ -25,23 +26,83 @@ def _probabilities(model: OnnxModel, raw: F.Raw) -> np.ndarray:
     return model.run({"x": x})["y"] if len(x) else np.zeros((0, 5), dtype=np.float32)
 
 
+def _fill(model: OnnxModel, column: str, values) -> object:  # noqa: ANN001
+    """What occlusion puts in ``column``: type L, or the training median from the manifest (this batch's median
+    only for older manifests)."""
+    if column == F.TYPE:
+        return "L"
+    baseline = model.manifest.get("explain_baseline", {})
+    return baseline[column] if column in baseline else float(np.median(values))
+
+
 def _score(model: OnnxModel, raw: F.Raw, ids: np.ndarray | list, explain: bool, top: int) -> dict[str, list]:
     n, k = len(ids), len(F.RAW)
+    occluded = None
     if explain and n:
-        # one engineered batch, one ONNX run: the rows themselves, then k copies with column j replaced in copy j
-        # (by its training median): the drop in risk is column j's contribution (occlusion)
-        baseline = model.manifest.get("explain_baseline", {})
+        # one engineered batch, one ONNX run: the rows themselves, then k copies with column j replaced in copy j:
+        # the drop in risk is column j's contribution (occlusion)
         batch = {c: np.concatenate([np.asarray(raw[c])] * (k + 1)) for c in F.RAW}
         for j, c in enumerate(F.RAW, start=1):
-            if c == F.TYPE:
-                fill = "L"
-            else:  # the training median from the manifest (this batch's median only for older manifests)
-                fill = baseline[c] if c in baseline else float(np.median(raw[c]))
-            batch[c][j * n : (j + 1) * n] = fill
+            batch[c][j * n : (j + 1) * n] = _fill(model, c, raw[c])
         y = _probabilities(model, batch)
         probs, occluded = y[:n], y[n:, 0].reshape(k, n)
     else:
         probs = _probabilities(model, raw)
+    return _answer(model, probs, occluded, ids, top)
+
+
+def _scaler(model: OnnxModel) -> tuple[np.ndarray, np.ndarray]:
+    norm = model.manifest["normalisation"]
+    return np.asarray(norm["mean"]), np.asarray(norm["std"])
+
+
+def _score_rows(model: OnnxModel, rows: list[tuple], ids: list, explain: bool, top: int) -> dict[str, list]:
+    """:func:`_score` for a few clean rows (``F.clean_rows``): the same batch, engineered in plain Python, and the
+    same float32 model input bit for bit (the tests compare both ways)."""
+    n, k = len(rows), len(F.RAW)
+    table = [F.engineer_row(*r) for r in rows]
+    if explain:
+        for j, c in enumerate(F.RAW):
+            fill = _fill(model, c, [r[j] for r in rows])
+            table += [F.engineer_row(*r[:j], fill, *r[j + 1 :]) for r in rows]
+    mean, std = model.derived("failure.scaler", _scaler)
+    y = model.run({"x": ((np.array(table, dtype=np.float64) - mean) / std).astype(np.float32)})["y"]
+    if not explain:
+        return _answer_rows(model, y.tolist(), None, ids, top)
+    # the risk drops under occlusion in float32, as _answer computes them, so that near ties order alike
+    risk = y[:, 0]
+    drops = (risk[:n] - risk[n:].reshape(k, n)).T.tolist()
+    return _answer_rows(model, y[:n].tolist(), drops, ids, top)
+
+
+def _constants(model: OnnxModel) -> tuple[float, list[str]]:
+    # the threshold as _answer's float32 comparison sees it (NumPy casts the Python float to the array's type)
+    modes = model.manifest.get("outputs_meaning", ["failure", *F.MODES])[1:]
+    return float(np.float32(model.manifest["threshold"])), list(modes)
+
+
+def _answer_rows(model: OnnxModel, probs: list, drops: list | None, ids: list, top: int) -> dict[str, list]:
+    """:func:`_answer` in plain Python for a few rows, value for value: the rounding is NumPy's (scale by 1e6,
+    round half to even, scale back), the orders are stable like ``argsort(kind="stable")``."""
+    threshold, modes = model.derived("failure.constants", _constants)
+    out: dict[str, list] = {"UDI": ids, "failure_probability": [], "failure_predicted": []}
+    if drops is not None:
+        out["failure_mode"], out["top_features"] = [], []
+    for i, row in enumerate(probs):
+        p = row[0]
+        predicted = p >= threshold
+        out["failure_probability"].append(round(p * 1e6) / 1e6)
+        out["failure_predicted"].append(int(predicted))
+        if drops is not None:
+            heads = row[1:]
+            out["failure_mode"].append(modes[heads.index(max(heads))] if predicted else "")
+            d = drops[i]
+            order = sorted(range(len(d)), key=lambda j, d=d: -d[j])[:top]
+            out["top_features"].append(";".join(F.RAW[j] for j in order))
+    return out
+
+
+def _answer(model: OnnxModel, probs: np.ndarray, occluded: np.ndarray | None, ids, top: int) -> dict[str, list]:  # noqa: ANN001
     threshold = float(model.manifest["threshold"])
     predicted = probs[:, 0] >= threshold
     out = {  # arrays: a frame takes them as they are, score_records turns them into lists
@@ -49,7 +110,7 @@ def _score(model: OnnxModel, raw: F.Raw, ids: np.ndarray | list, explain: bool, 
         "failure_probability": probs[:, 0].astype(float).round(6),
         "failure_predicted": predicted.astype(int),
     }
-    if explain and n:
+    if occluded is not None:
         modes = np.asarray(model.manifest.get("outputs_meaning", ["failure", *F.MODES])[1:])
         out["failure_mode"] = np.where(predicted, modes[np.argmax(probs[:, 1:], axis=1)], "")
         order = np.argsort(-(probs[:, 0][None, :] - occluded).T, axis=1, kind="stable")[:, :top]
@@ -62,9 +123,12 @@ def score(model: OnnxModel, df: pd.DataFrame, *, explain: bool = False, top: int
 
 
 def score_records(model: OnnxModel, records: list[dict], *, explain: bool = False, top: int = 3) -> list[dict]:
-    raw = F.validate_records(records)
     ids = [r.get(F.ID, r.get("udi", i + 1)) for i, r in enumerate(records)]
-    cols = _score(model, raw, ids, explain, top)
+    rows = F.clean_rows(records) if len(records) <= CLEAN_ROWS else None
+    if rows is not None:
+        cols = _score_rows(model, rows, ids, explain, top)
+    else:
+        cols = _score(model, F.validate_records(records), ids, explain, top)
     names = list(cols)
     values = [v.tolist() if isinstance(v, np.ndarray) else v for v in cols.values()]
     return [dict(zip(names, row, strict=True)) for row in zip(*values, strict=True)]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -77,8 +78,8 @@ class Database:
         if run_migrations:
             migrate(self.engine)
 
-    @property
-    def is_sqlite(self) -> bool:
+    @functools.cached_property
+    def is_sqlite(self) -> bool:  # asked on every usage commit: parse the URL once
         return is_sqlite(self.url)
 
     @contextmanager

@@ -3,7 +3,6 @@
 (No ``from __future__ import annotations`` here: FastAPI resolves the local dependency at definition.)
 """
 
-import json
 from functools import partial
 from typing import Annotated
 
@@ -125,10 +124,10 @@ def add_predict_route(router: APIRouter, path: str, family: str, summary: str, *
                 "x-sfai-model": model.name, "x-sfai-model-version": str(model.version), "x-sfai-count": str(count)})
         fast = record_scorer(family) if isinstance(rows, list) else None
         if fast is not None and len(rows) <= INLINE_ROWS:
-            predictions = json.dumps(fast(model, rows, **options))  # well under a millisecond: no thread hop
+            predictions = fastpath.dumps(fast(model, rows, **options))  # well under a millisecond: no thread hop
             count = len(rows)
         elif fast is not None:
-            predictions = await run_in_threadpool(lambda: json.dumps(fast(model, rows, **options)))
+            predictions = await run_in_threadpool(lambda: fastpath.dumps(fast(model, rows, **options)))
             count = len(rows)
         else:
             frame = pd.DataFrame.from_records(rows) if isinstance(rows, list) else rows

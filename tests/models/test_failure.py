@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -173,3 +174,60 @@ def test_cli_train_then_predict(rows, tmp_path):
     assert r.returncode == 0, r.stderr
     frame = pd.read_csv(out_csv)
     assert list(frame.columns) == ["UDI", "failure_probability", "failure_predicted"] and len(frame) == 200
+
+
+def _records_answer(model: OnnxModel, records: list[dict], explain: bool) -> list[dict]:
+    """score_records through the array path (validate_records, engineer_arrays, _answer): the reference."""
+    ids = [r.get(F.ID, r.get("udi", i + 1)) for i, r in enumerate(records)]
+    cols = P._score(model, F.validate_records(records), ids, explain, 3)
+    values = [v.tolist() if isinstance(v, np.ndarray) else v for v in cols.values()]
+    return [dict(zip(cols, row, strict=True)) for row in zip(*values, strict=True)]
+
+
+def test_record_path_equals_the_array_path(trained, rows):
+    """API records are engineered in plain Python (clean_rows, engineer_row, _answer_rows); every answer equals
+    the array path's, value for value: probabilities, decisions at the shipped threshold, modes, top features."""
+    model = OnnxModel(trained[0] / "model")
+    records = rows.drop(columns=F.LABELS).to_dict("records")
+    assert F.clean_rows(records[:5]) is not None  # the plain case does take the record path
+    for n in (1, 3, 16):
+        for start in range(0, 600, 37):
+            chunk = records[start : start + n]
+            for explain in (True, False):
+                assert P.score_records(model, chunk, explain=explain) == _records_answer(model, chunk, explain)
+    # the feature store's names, ints where floats are expected, and the decision right at the threshold
+    store = [{s: r[raw] for s, raw in F.STORE_NAMES.items() if raw in r} for r in records[:8]]
+    assert P.score_records(model, store, explain=True) == _records_answer(model, store, True)
+    ints = [
+        {**r, "Rotational speed [rpm]": int(r["Rotational speed [rpm]"]), "Tool wear [min]": int(r["Tool wear [min]"])}
+        for r in records[:8]
+    ]
+    assert P.score_records(model, ints, explain=True) == _records_answer(model, ints, True)
+    p = float(P.score(model, rows.head(1))["failure_probability"].iloc[0])
+    x = F.scale(F.engineer_arrays(F.validate_records(records[:1])), model.manifest["normalisation"])
+    risk = float(model.run({"x": x})["y"][0, 0])
+    for threshold in (risk, np.nextafter(risk, 1.0), np.nextafter(risk, 0.0), risk + 1e-9, risk - 1e-9):
+        model.manifest["threshold"] = float(threshold)
+        model._derived.clear()
+        assert P.score_records(model, records[:1]) == _records_answer(model, records[:1], False), threshold
+    assert 0.0 <= p <= 1.0
+
+
+@pytest.mark.parametrize(
+    "change",
+    [{"Type": " M "}, {"Type": "X"}, {"Torque [Nm]": "42.5"}, {"Torque [Nm]": True}, {"Torque [Nm]": None},
+     {"Torque [Nm]": [1, 2]}, {"Torque [Nm]": float("nan")}, {"Torque [Nm]": 10**400}, {"Vibration [g]": 0.1}],
+)
+def test_records_the_record_path_cannot_read_go_the_array_way(trained, rows, change):
+    """Anything but clean records (odd types, text numbers, unknown fields) is left to validate_records, so the
+    answer or the error is exactly the array path's."""
+    model = OnnxModel(trained[0] / "model")
+    record = {**rows.drop(columns=F.LABELS).iloc[0].to_dict(), **change}
+    assert F.clean_rows([record]) is None
+    try:
+        expected = _records_answer(model, [record], True)
+    except InvalidInput as e:
+        with pytest.raises(InvalidInput, match=re.escape(str(e))):
+            P.score_records(model, [record], explain=True)
+    else:
+        assert P.score_records(model, [record], explain=True) == expected
