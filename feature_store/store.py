@@ -11,6 +11,7 @@ Everything a store touches is scoped to its tenant: registry rows, Parquet paths
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -42,6 +43,12 @@ class IngestReport:
     files: int
     partitions: list[str]
     online_updated: int
+
+
+@functools.lru_cache(maxsize=4096)
+def _iso_us(ts_us: int) -> str:
+    """An online row's event time (microseconds since the epoch) as ISO text; the hot rows' are remembered."""
+    return datetime.fromtimestamp(ts_us / 1e6, UTC).isoformat()
 
 
 def _utc(ts: datetime | str | None) -> datetime | None:
@@ -181,7 +188,7 @@ class FeatureStore:
         for key, hit in zip(keys, self.online.read(self.tenant, view.name, keys), strict=True):
             if hit is not None and (ttl_us is None or now_us - hit[0] <= ttl_us):
                 values = hit[1]
-                row = {join_key: key, TIMESTAMP: datetime.fromtimestamp(hit[0] / 1e6, UTC).isoformat()}
+                row = {join_key: key, TIMESTAMP: _iso_us(hit[0])}
                 for n in names:
                     row[n] = values.get(n)
             else:

@@ -77,6 +77,15 @@ def limited(receive, limit: int):  # noqa: ANN001, ANN201
     return _receive
 
 
+def _unavailable(headers: list) -> tuple[dict, dict]:
+    return _json_error(
+        503,
+        "usage_log_unavailable",
+        "the usage log could not be written; the call was not performed on your account, retry shortly",
+        headers,
+    )
+
+
 def _json_error(status: int, code: str, message: str, headers: list | tuple = ()) -> tuple[dict, dict]:
     body = json.dumps({"error": {"code": code, "message": message}}).encode()
     start = {
@@ -130,12 +139,7 @@ class PlatformMiddleware:
                 status = message["status"]
                 if not await self._account(scope, state, status, t0, request_id):
                     swallow = True
-                    for m in _json_error(
-                        503,
-                        "usage_log_unavailable",
-                        "the usage log could not be written; the call was not performed on your account, retry shortly",
-                        extra_headers,
-                    ):
+                    for m in _unavailable(extra_headers):
                         await send(m)
                     return
                 message = dict(message)
@@ -149,9 +153,21 @@ class PlatformMiddleware:
             if self.fast and scope["method"] == "POST":
                 route = fastpath.ROUTES.get(scope["path"])
                 if route is not None:
-                    receive = await self._fast(route, scope, receive, send_wrapper, state)
-                    if receive is None:
+                    raw, complete = await fastpath.read_body(receive)
+                    answered = self._fast(route, scope, raw, complete, state)
+                    if answered is not None:  # sent from here: the wrapper's copies are not needed
+                        started = True
+                        status, body, headers = answered
+                        if not await self._account(scope, state, status, t0, request_id):
+                            for m in _unavailable(extra_headers):
+                                await send(m)
+                            return
+                        await send({"type": "http.response.start", "status": status, "headers": [
+                            (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+                            *headers, *extra_headers]})
+                        await send({"type": "http.response.body", "body": body, "more_body": False})
                         return
+                    receive = fastpath.replay(raw, complete, receive)
             await self.app(scope, receive, send_wrapper)
         except BodyTooLarge as e:  # from the checks above or the fast path's read (the routes answer their own)
             if not started:
@@ -165,24 +181,17 @@ class PlatformMiddleware:
                 await send_wrapper(start)
                 await send_wrapper(body)
 
-    async def _fast(self, route: fastpath.PredictRoute, scope, receive, send, state: dict):  # noqa: ANN001, ANN202
-        """Answer a plain prediction call (serving/fastpath.py): None when answered, else the ``receive`` that
-        replays the body to the route."""
-        raw, complete = await fastpath.read_body(receive)
-        if complete:
-            try:
-                status, body, headers = fastpath.answer(
-                    self.platform, route, dict(reversed(scope["headers"])), raw, state
-                )
-            except fastpath.Fallback:
-                pass
-            else:
-                scope["route"] = route  # the metrics label: the route's path
-                await send({"type": "http.response.start", "status": status, "headers": [
-                    (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()), *headers]})
-                await send({"type": "http.response.body", "body": body, "more_body": False})
-                return None
-        return fastpath.replay(raw, complete, receive)
+    def _fast(self, route: fastpath.PredictRoute, scope, raw: bytes, complete: bool, state: dict):  # noqa: ANN001, ANN202
+        """A plain prediction call's ``(status, body, headers)`` (serving/fastpath.py), or None: then the route
+        answers it, with the body replayed."""
+        if not complete:
+            return None
+        try:
+            answered = fastpath.answer(self.platform, route, dict(reversed(scope["headers"])), raw, state)
+        except fastpath.Fallback:
+            return None
+        scope["route"] = route  # the metrics label: the route's path
+        return answered
 
     async def _account(self, scope, state: dict, status: int, t0: float, request_id: str) -> bool:  # noqa: ANN001
         """Write the usage record (waiting for its commit) and the metrics; False if the log failed."""

@@ -85,11 +85,23 @@ _COLUMNS = ("seq", "ts", "tenant_id", "key_id", "module", "method", "endpoint", 
             "model_version", "request_id", "prev_hash", "hash")
 
 
+_HEAD_SQLITE = f"SELECT last_seq, last_hash FROM usage_chain WHERE id = {CHAIN_ID}"
+_HEAD_LOCKING = f"UPDATE usage_chain SET last_seq = last_seq WHERE id = {CHAIN_ID} RETURNING last_seq, last_hash"
+_WRITES = {  # is_sqlite -> (insert the rows, advance the head), in the driver's parameter style
+    sqlite: (
+        f"INSERT INTO usage_log ({', '.join(_COLUMNS)}) VALUES ({', '.join([mark] * len(_COLUMNS))})",
+        f"UPDATE usage_chain SET last_seq = {mark}, last_hash = {mark} WHERE id = {CHAIN_ID}",
+    )
+    for sqlite, mark in ((True, "?"), (False, "%s"))
+}
+
+
 def append_entries(db: Database, entries: list[UsageEntry], raw=None) -> int:  # noqa: ANN001
     """Append ``entries`` to the chain in one transaction; returns the last sequence number.
 
-    The first statement updates the chain head (and returns it), which takes the write lock on SQLite and a
-    row lock on PostgreSQL, so several processes append one after another without forking the chain.
+    The chain head is read under a lock (SQLite: ``BEGIN IMMEDIATE``, the database's write lock; PostgreSQL: an
+    update of the head row that returns it, a row lock), so several processes append one after another without
+    forking the chain.
     This runs for every authenticated call, so it talks to the driver (DB-API) directly: ``raw`` is a
     DB-API connection the caller keeps (the usage writer's own), or one is borrowed from the pool.
     """
@@ -100,12 +112,13 @@ def append_entries(db: Database, entries: list[UsageEntry], raw=None) -> int:  #
         finally:
             borrowed.close()
     sqlite = db.is_sqlite
-    mark = "?" if sqlite else "%s"
     cur = raw.cursor()
     try:
-        if sqlite:
+        if sqlite:  # BEGIN IMMEDIATE takes the write lock: the head can be read plainly
             cur.execute("BEGIN IMMEDIATE")
-        cur.execute(f"UPDATE usage_chain SET last_seq = last_seq WHERE id = {CHAIN_ID} RETURNING last_seq, last_hash")
+            cur.execute(_HEAD_SQLITE)
+        else:
+            cur.execute(_HEAD_LOCKING)
         seq, prev = cur.fetchone()
         rows = []
         for e in entries:
@@ -119,10 +132,9 @@ def append_entries(db: Database, entries: list[UsageEntry], raw=None) -> int:  #
                 prev, h,
             ))
             prev = h
-        cur.executemany(
-            f"INSERT INTO usage_log ({', '.join(_COLUMNS)}) VALUES ({', '.join([mark] * len(_COLUMNS))})", rows
-        )
-        cur.execute(f"UPDATE usage_chain SET last_seq = {mark}, last_hash = {mark} WHERE id = {CHAIN_ID}", (seq, prev))
+        insert, advance = _WRITES[sqlite]
+        cur.executemany(insert, rows)
+        cur.execute(advance, (seq, prev))
         raw.commit()
     except BaseException:
         raw.rollback()
@@ -143,6 +155,9 @@ class _Pending:
 
 
 _STOP = object()
+CHECKPOINT_EVERY_S = 0.25  # SQLite, commits on the loop: how often the writer thread checkpoints the WAL
+LOOP_CHECKPOINT_PAGES = 20_000  # ... and how many WAL pages the loop's connection lets pass before it does
+WAL_SIZE_LIMIT = 64 * 1024 * 1024  # bytes the WAL file is trimmed to after a restart
 
 
 def _settle(futures: list[asyncio.Future], error: BaseException | None) -> None:
@@ -172,6 +187,7 @@ class UsageWriter:
         self._inline_conn = None
         self._inline_seen = 0
         self._inline_since = 0.0
+        self._to_checkpoint = False  # commits on the loop since the writer thread last checkpointed the WAL
         self.batches = 0
         self.records = 0
         self.failures = 0
@@ -236,9 +252,12 @@ class UsageWriter:
             try:
                 if self._inline_conn is None:
                     self._inline_conn = self.db.engine.raw_connection()
+                    if self.db.is_sqlite:
+                        _defer_checkpoints(self._inline_conn.driver_connection)
                 append_entries(self.db, [e for e, _ in part], self._inline_conn.driver_connection)
                 self.batches += 1
                 self.records += len(part)
+                self._to_checkpoint = True
             except Exception as e:  # noqa: BLE001 - reported to every waiting request
                 self.failures += 1
                 log.exception("usage log write failed for %d records", len(part))
@@ -279,8 +298,13 @@ class UsageWriter:
     def _run(self) -> None:
         stop = False
         conn = None  # the writer's own DB-API connection: no pool checkout or liveness ping per batch
+        checkpoints = self.inline and self.db.is_sqlite
         while not stop:
-            item = self._q.get()
+            try:
+                item = self._q.get(timeout=CHECKPOINT_EVERY_S) if checkpoints else self._q.get()
+            except queue.Empty:
+                conn = self._checkpoint(conn)
+                continue
             if item is _STOP:
                 break
             batch, stop = self._next_batch(item)
@@ -312,6 +336,32 @@ class UsageWriter:
                     pass
         if conn is not None:
             conn.close()
+
+    def _checkpoint(self, conn):  # noqa: ANN001, ANN202
+        """Copy the WAL's committed pages into the database file here, off the event loop (the GIL is released
+        while SQLite works): the loop's own commits then find little left to do when they must checkpoint."""
+        if not self._to_checkpoint:
+            return conn
+        self._to_checkpoint = False
+        try:
+            conn = conn or self.db.engine.raw_connection()
+            conn.driver_connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+        except Exception:  # noqa: BLE001 - the loop's own checkpoints still bound the WAL
+            log.warning("usage log checkpoint failed", exc_info=True)
+            if conn is not None:
+                conn.close()
+            return None
+        return conn
+
+
+def _defer_checkpoints(raw) -> None:  # noqa: ANN001
+    """The event loop's SQLite connection checkpoints only past ``LOOP_CHECKPOINT_PAGES`` WAL pages (SQLite's
+    default is 1,000: a stall of several ms in some request every second at full load); the writer thread
+    checkpoints every ``CHECKPOINT_EVERY_S``. A PASSIVE checkpoint that runs while the loop keeps committing
+    cannot let SQLite restart the WAL, so the loop's own checkpoint, over pages the thread already copied, is
+    what bounds the file; ``journal_size_limit`` trims it after each restart."""
+    raw.execute(f"PRAGMA wal_autocheckpoint={LOOP_CHECKPOINT_PAGES}")
+    raw.execute(f"PRAGMA journal_size_limit={WAL_SIZE_LIMIT}")
 
 
 # ------------------------------------------------------------------------------------------ verify

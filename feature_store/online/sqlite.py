@@ -1,4 +1,10 @@
-"""SQLite online store: one table, primary key (tenant, view, entity), WAL, a connection per thread."""
+"""SQLite online store: one table, primary key (tenant, view, entity), WAL, a connection per thread.
+
+Single-key reads (the MES's call for one machine) keep the decoded rows they read in a per-thread cache that is
+valid while SQLite's ``data_version`` stays the same: the pragma changes on this connection as soon as any other
+connection (another thread, process or host) commits to the file, so a cached row is never staler than the file.
+Writes through this thread's own connection, which ``data_version`` does not count, clear the cache themselves.
+"""
 
 from __future__ import annotations
 
@@ -22,6 +28,11 @@ WHERE excluded.ts >= online_features.ts
 """
 
 
+_SELECT_ONE = "SELECT payload FROM online_features WHERE tenant = ? AND view = ? AND entity = ?"
+CACHE_ROWS = 4096  # decoded rows kept per thread (the hot machines of an MES); cleared when full
+_MISS = object()
+
+
 class SqliteOnlineStore(OnlineStore):
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
@@ -36,6 +47,8 @@ class SqliteOnlineStore(OnlineStore):
             c.execute("PRAGMA journal_mode=WAL")
             c.execute("PRAGMA synchronous=NORMAL")
             self._local.conn = c
+            self._local.cache = {}
+            self._local.version = None
         return c
 
     def write(self, tenant: str, view: str, rows: OnlineRows) -> int:
@@ -45,6 +58,7 @@ class SqliteOnlineStore(OnlineStore):
             before = c.total_changes
             c.executemany(_UPSERT, ((tenant, view, k, ts, encode(ts, v)) for k, (ts, v) in rows.items()))
             c.execute("COMMIT")
+            self._local.cache.clear()  # data_version does not count this connection's own commits
             return c.total_changes - before
         except BaseException:
             c.execute("ROLLBACK")
@@ -53,11 +67,20 @@ class SqliteOnlineStore(OnlineStore):
     def read(self, tenant: str, view: str, keys: Sequence[str]) -> list[tuple[int, dict] | None]:
         c = self._conn()
         if len(keys) == 1:
-            row = c.execute(
-                "SELECT payload FROM online_features WHERE tenant = ? AND view = ? AND entity = ?",
-                (tenant, view, keys[0]),
-            ).fetchone()
-            return [decode(row[0]) if row else None]
+            local = self._local
+            version = c.execute("PRAGMA data_version").fetchone()[0]
+            if version != local.version:  # someone committed since: nothing cached can be trusted
+                local.cache.clear()
+                local.version = version
+            key = (tenant, view, keys[0])
+            hit = local.cache.get(key, _MISS)
+            if hit is _MISS:
+                row = c.execute(_SELECT_ONE, key).fetchone()
+                hit = decode(row[0]) if row else None
+                if len(local.cache) >= CACHE_ROWS:
+                    local.cache.clear()
+                local.cache[key] = hit
+            return [hit]
         found: dict[str, tuple[int, dict]] = {}
         for i in range(0, len(keys), 500):
             chunk = list(keys[i : i + 500])
@@ -71,6 +94,7 @@ class SqliteOnlineStore(OnlineStore):
 
     def delete_view(self, tenant: str, view: str) -> None:
         self._conn().execute("DELETE FROM online_features WHERE tenant = ? AND view = ?", (tenant, view))
+        self._local.cache.clear()
 
     def close(self) -> None:
         c = getattr(self._local, "conn", None)
