@@ -10,7 +10,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     SFAI_HOME=/var/lib/sfai \
     SFAI_ENVIRONMENT=production
-# an unprivileged user owns the state directory; nothing runs as root
+# an unprivileged user (uid/gid 10001) owns the state directory; nothing runs as root
 RUN groupadd --system --gid 10001 sfai \
     && useradd --system --uid 10001 --gid sfai --home-dir /var/lib/sfai --create-home --shell /usr/sbin/nologin sfai
 WORKDIR /opt/sfai
@@ -25,7 +25,7 @@ COPY optimization ./optimization
 # the base dependencies only: the serving path imports onnxruntime, never torch
 RUN pip install --no-compile . \
     && python -c "import serving.app, sys; assert 'torch' not in sys.modules"
-USER sfai
+USER 10001:10001
 EXPOSE 8000
 HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
     CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=4)"]
@@ -33,9 +33,11 @@ HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
 CMD ["sfai", "serve", "--host", "0.0.0.0", "--port", "8000", "--workers", "2"]
 
 FROM serving AS training
-USER root
-# PyTorch's CPU wheel (the default index would pull a multi-GB CUDA build)
+USER 0:0
+# PyTorch's CPU wheel (the default index would pull a multi-GB CUDA build); ".[train]" is this project with its
+# training extra (its own version pins live in pyproject.toml), not a package hadolint could pin here
+# hadolint ignore=DL3013
 RUN pip install --no-compile torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu \
     && pip install --no-compile ".[train]"
-USER sfai
+USER 10001:10001
 CMD ["sfai", "--help"]

@@ -107,17 +107,45 @@ class OnnxModel:
 
     def run_small(self, name: str, x: np.ndarray) -> np.ndarray:
         """The first output for one input ``x`` of a few rows, already in the input's dtype: the single-thread
-        session without ``run``'s checks (the hot path of single predictions)."""
-        return self.session.run(self._first_output, {name: x})[0]
+        session without ``run``'s other checks (the hot path of single predictions)."""
+        self._check_finite(name, x)
+        y = self.session.run(self._first_output, {name: x})[0]
+        self._check_answer(y)
+        return y
+
+    def _check_answer(self, *outputs: np.ndarray) -> None:
+        """Finite inputs so large that the network overflows inside give NaN or infinite outputs: refused too."""
+        for y in outputs:
+            if y.dtype.kind == "f" and not np.isfinite(y).all():
+                raise InvalidInput(
+                    f"a value is out of range for model {self.name}: its answer for these inputs is not a finite "
+                    "number (a reading far outside anything the model was trained on?)"
+                )
+
+    def _check_finite(self, name: str, x: np.ndarray) -> None:
+        """A float input that is not finite (a reading so large that it, or a feature made from it, overflows
+        float32) is the caller's error, named, not a NaN answer or a 500."""
+        if x.dtype.kind == "f" and not np.isfinite(x).all():
+            row, col = (int(v[0]) for v in np.nonzero(~np.isfinite(x.reshape(len(x), -1))))
+            features = self.manifest.get("features") or []
+            feature = repr(features[col % len(features)]) if features else f"column {col + 1}"
+            raise InvalidInput(
+                f"a value is out of range for model {self.name}: input {name!r} row {row + 1}, feature {feature} "
+                "is not a finite number (a reading far outside anything the model was trained on?)"
+            )
 
     def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         missing = set(self.inputs) - set(feeds)
         if missing:
             raise InvalidInput(f"model {self.name} needs inputs {sorted(missing)}")
-        cast = {k: np.ascontiguousarray(v, dtype=self._dtypes.get(k, np.float32)) for k, v in feeds.items()
-                if k in self.inputs}
+        with np.errstate(over="ignore", invalid="ignore"):  # an overflow to inf is refused just below
+            cast = {k: np.ascontiguousarray(v, dtype=self._dtypes.get(k, np.float32)) for k, v in feeds.items()
+                    if k in self.inputs}
+        for k, v in cast.items():
+            self._check_finite(k, v)
         session = self.session
         if WIDE_THREADS > 1 and max((len(v) for v in cast.values()), default=0) >= WIDE_ROWS:
             session = self._wide or self._wide_session()
         out = session.run(self.output_names, cast)
+        self._check_answer(*out)
         return dict(zip(self.output_names, out, strict=True))

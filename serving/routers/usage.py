@@ -22,7 +22,9 @@ def read_usage(
     to: str | None = Query(None, description="ISO date or time, exclusive"),
     module: str | None = None,
     limit: int = Query(100, ge=1, le=1000),
-    before_seq: int | None = Query(None, ge=1, description="page backwards: records older than this seq"),
+    before_seq: int | None = Query(
+        None, ge=1, le=2**63 - 1, description="page backwards: records older than this seq"
+    ),
 ) -> dict:
     """The newest calls of this tenant and their counts by module."""
     start, end = parse_when(from_, "from"), parse_when(to, "to")

@@ -262,3 +262,39 @@ def test_expired_champion_is_refreshed_by_one_caller_while_the_others_keep_servi
     assert cache.cached("acme", "failure") is v1  # the others keep serving version 1 meanwhile
     v2 = cache.champion("acme", "failure", refresh=True)
     assert v2.version == "2" and cache.cached("acme", "failure") is v2
+
+
+READING = {"failure": "Torque [Nm]", "rul": "sensor_2", "energy": "Usage_kWh", "defect": "f001"}
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_readings_past_the_models_range_are_422_on_every_endpoint(settings, db, demo_models, fast):
+    """A reading so large that it (or a feature made from it) overflows the model's float32 input used to come
+    back as a NaN (``null``) prediction, or a 500 where the answer was rounded: now a 422 naming the feature."""
+    from fastapi.testclient import TestClient
+
+    from models.demo import ENDPOINTS, sample_request
+    from serving.app import create_app
+
+    models_dir, demo_dir = demo_models
+    acme = make_tenant(db, PEPPER, "acme", modules=("maintenance", "quality", "energy"))
+    reg = ModelRegistry(db, settings.home, "acme")
+    for family in ENDPOINTS:
+        reg.register(family, {"failure": "maintenance", "rul": "maintenance", "defect": "quality",
+                              "energy": "energy"}[family], models_dir / family / "v1")
+    app = create_app(settings.model_copy(update={"predict_fast_path": fast}), db=db)
+    with TestClient(app) as client:
+        for family, path in ENDPOINTS.items():
+            body = sample_request(demo_dir, family)
+            assert client.post(path, json=body, headers=bearer(acme.mes)).status_code == 200
+            for value in (1e300, int("9" * 40)):
+                odd = {**body, "records": [dict(r) for r in body["records"]]}
+                for r in odd["records"][-1:] if family != "energy" else odd["records"]:  # energy: the history
+                    r[READING[family]] = value
+                r = client.post(path, json=odd, headers=bearer(acme.mes))
+                if family == "defect":  # the quality model clips each measurement to its training range
+                    assert r.status_code == 200, r.text
+                    continue
+                assert r.status_code == 422, (family, value, r.text)
+                assert "out of range" in r.json()["error"]["message"], r.text
+    app.state.platform.close()
