@@ -132,6 +132,7 @@ def scorer(family: str):  # noqa: ANN201
     return _predict_module(family).score
 
 
+@functools.cache  # asked on every prediction call
 def record_scorer(family: str):  # noqa: ANN201
     """The family's ``score_records(model, records, **options) -> list[dict]`` where it has one (no pandas), else
     None."""
