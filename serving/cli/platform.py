@@ -257,6 +257,10 @@ def serve(
         workers=workers,
         log_level=log_level,
         access_log=False,
+        # SFAI reads no client address (keys, not addresses, identify callers), so X-Forwarded-* need no parsing on
+        # every request; and no "server: uvicorn" header tells a scanner what answers
+        proxy_headers=False,
+        server_header=False,
     )
 
 
