@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import sys
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -119,7 +120,9 @@ def app_from_env() -> FastAPI:
     """Factory for ``uvicorn --factory`` (what ``sfai serve`` starts in each worker)."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("alembic").setLevel(logging.WARNING)
-    app = create_app(get_settings())
+    settings = get_settings()
+    sys.setswitchinterval(settings.gil_switch_interval_ms / 1000)
+    app = create_app(settings)
     # The objects built at start-up live as long as the process: keep them out of the collector's full
     # passes, which otherwise scan them every few seconds under load (a 100 ms stall each time).
     gc.collect()
