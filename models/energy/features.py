@@ -120,6 +120,8 @@ def origin_indices(series: Series, first: pd.Timestamp, last: pd.Timestamp | Non
     return idx[idx < len(series.kwh)] if last is None else idx
 
 
+# readings so large that sums or the float32 cast overflow give inf or NaN: the runtime refuses them, naming the feature
+@np.errstate(over="ignore", invalid="ignore")
 def build(v: np.ndarray, origins: np.ndarray, origin_days: pd.DatetimeIndex, scale: float) -> np.ndarray:
     """Features, one row per (origin, step): shape (len(origins) * 96, len(FEATURE_NAMES)), float32.
 

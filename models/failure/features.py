@@ -233,7 +233,8 @@ def engineer(raw: pd.DataFrame) -> pd.DataFrame:
 
 
 def scale(features: np.ndarray, scaler: dict) -> np.ndarray:
-    return ((features - np.asarray(scaler["mean"])) / np.asarray(scaler["std"])).astype(np.float32)
+    with np.errstate(over="ignore"):  # past float32: inf, refused by the runtime with a message naming the feature
+        return ((features - np.asarray(scaler["mean"])) / np.asarray(scaler["std"])).astype(np.float32)
 
 
 def fit_scaler(features: pd.DataFrame) -> dict:

@@ -66,7 +66,9 @@ def _score_rows(model: OnnxModel, rows: list[tuple], ids: list, explain: bool, t
             fill = _fill(model, c, [r[j] for r in rows])
             table += [F.engineer_row(*r[:j], fill, *r[j + 1 :]) for r in rows]
     mean, std = model.derived("failure.scaler", _scaler)
-    y = model.run({"x": ((np.array(table, dtype=np.float64) - mean) / std).astype(np.float32)})["y"]
+    with np.errstate(over="ignore"):  # past float32: inf, refused by run_small naming the feature
+        x = ((np.array(table, dtype=np.float64) - mean) / std).astype(np.float32)
+    y = model.run_small("x", x)
     if not explain:
         return _answer_rows(model, y.tolist(), None, ids, top)
     # the risk drops under occlusion in float32, as _answer computes them, so that near ties order alike
