@@ -55,7 +55,8 @@ class ModelCache:
         if refresh or hit is None or hit[0] <= now:
             reg = ModelRegistry(self.db, self.home, tenant)
             mv = find_named(reg, family, preferred) if preferred else find_champion(reg, family)
-            hit = (now + self.ttl_s, (mv.name, mv.version, mv.path))
+            # the TTL counts from the answer, not from the question: a slow registry read is not expired on arrival
+            hit = (time.monotonic() + self.ttl_s, (mv.name, mv.version, mv.path))
             self._resolved[key] = hit
         name, version, path = hit[1]
         mkey = (tenant, name, version)

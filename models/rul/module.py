@@ -53,7 +53,10 @@ class RulCNN(_Head):
 
 class RulDCNN(_Head):
     """Li, Ding & Sun (2018): four convolutions with kernel 10 over time (tanh), a one-filter kernel-3
-    convolution, the flattened time series through dropout into a dense layer."""
+    convolution, the flattened time series through dropout into a dense layer. With ``history`` > ``window``
+    the input holds ``history`` cycles: the convolutions read the last ``window`` of them, and a second small
+    stack reads all of them averaged in blocks of ``history_pool`` cycles (the slow trend a 40-cycle window
+    cannot see); both one-filter series are concatenated before the dense layer."""
 
     def __init__(self, n_features: int, cfg: RulConfig) -> None:
         super().__init__(cfg)
@@ -64,12 +67,29 @@ class RulDCNN(_Head):
             layers.append(nn.Tanh())
         layers += [nn.Conv1d(c, 1, 3, padding=1), nn.Tanh()]
         self.conv = nn.Sequential(*layers)
+        self.window, n_in = cfg.window, cfg.window
+        self.history = None
+        if cfg.history > cfg.window:  # the longer history (input_window cycles), averaged in blocks of p cycles
+            p = cfg.history_pool
+            self.history = nn.Sequential(
+                nn.AvgPool1d(p, p),
+                nn.Conv1d(n_features, c, 5, padding=2),
+                nn.Tanh(),
+                nn.Conv1d(c, c, 5, padding=2),
+                nn.Tanh(),
+                nn.Conv1d(c, 1, 3, padding=1),
+                nn.Tanh(),
+            )
+            n_in += cfg.history // p
         self.mlp = nn.Sequential(
-            nn.Dropout(cfg.dropout), nn.Linear(cfg.window, cfg.hidden), nn.Tanh(), nn.Linear(cfg.hidden, 1)
+            nn.Dropout(cfg.dropout), nn.Linear(n_in, cfg.hidden), nn.Tanh(), nn.Linear(cfg.hidden, 1)
         )
 
     def forward(self, x: torch.Tensor, targets: torch.Tensor | None = None):  # noqa: ANN201
-        h = self.conv(x.transpose(1, 2)).squeeze(1)  # [batch, window]
+        x = x.transpose(1, 2)  # [batch, features, input window]
+        h = self.conv(x[:, :, -self.window :]).squeeze(1)  # [batch, window]: the recent cycles
+        if self.history is not None:
+            h = torch.cat([h, self.history(x).squeeze(1)], dim=1)  # + [batch, history / pool]
         return self.finish(self.mlp(h).squeeze(-1), targets)
 
 

@@ -52,7 +52,7 @@ def training_windows(per_unit: dict[int, np.ndarray], units, cfg: RulConfig) -> 
         x = per_unit[u]
         rul = np.arange(len(x))[::-1]
         keep = rul <= cfg.train_max_rul if cfg.train_max_rul > 0 else slice(None)
-        xs.append(D.unit_windows(x, cfg.window)[keep])
+        xs.append(D.unit_windows(x, cfg.input_window)[keep])
         ys.append(np.minimum(rul[keep], cfg.cap) / cfg.cap)
     return np.concatenate(xs).astype(np.float32), np.concatenate(ys).astype(np.float32)
 
@@ -65,7 +65,8 @@ def truncated_windows(per_unit: dict[int, np.ndarray], units, cfg: RulConfig, se
         x = per_unit[u]
         hi = min(MAX_TEST_RUL, len(x) - MIN_OBSERVED)
         for rul in rng.integers(0, max(hi, 0) + 1, size=cfg.val_cuts):
-            xs.append(D.unit_windows(x[: len(x) - rul][-cfg.window :], cfg.window)[-1])
+            w = cfg.input_window
+            xs.append(D.unit_windows(x[: len(x) - rul][-w:], w)[-1])
             ys.append(float(rul))
     return np.stack(xs).astype(np.float32), np.asarray(ys, dtype=np.float32)
 
@@ -152,12 +153,13 @@ def fit_ensemble(df: pd.DataFrame, cfg: RulConfig, tracker=None) -> Fitted:  # n
     t_start = time.perf_counter()
     prep = D.fit_prep(
         df,
-        window=cfg.window,
+        window=cfg.input_window,
         cap=cfg.cap,
         use_cycle=cfg.use_cycle,
         seed=cfg.seed,
         smooth=cfg.smooth,
         norm=cfg.norm,
+        onehot=cfg.onehot,
     )
     per_unit = D.split_units(df, D.features(df, prep))
     units = np.asarray(sorted(per_unit))

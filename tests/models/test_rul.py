@@ -69,6 +69,8 @@ def test_fd002_finds_six_operating_regimes():
     prep = D.fit_prep(df, window=30, cap=125, use_cycle=False)
     reg = D.assign_regimes(df, prep)
     assert len(prep["regime_centres"]) == 6 and prep["regime_onehot"]
+    no_onehot = D.fit_prep(df, window=30, cap=125, use_cycle=False, onehot=False)
+    assert not no_onehot["regime_onehot"] and no_onehot["features"] == no_onehot["sensors"]
     assert np.bincount(reg, minlength=6).min() > 0.1 * len(df)  # six flight conditions, each well used
     z = D.features(df, prep)[:, : len(prep["sensors"])]
     assert np.abs(z.mean(0)).max() < 0.1  # per-regime z-scores
@@ -98,7 +100,8 @@ def test_train_exports_with_parity(trained):
     out, metrics = trained
     m = OnnxModel(out / "model").manifest
     assert metrics["parity_max_abs"] <= 1e-4 and np.isfinite(metrics["val_rmse"])
-    assert m["prep"]["window"] == RulConfig().window and m["features"] == m["prep"]["features"] and m["data_hash"]
+    assert m["prep"]["window"] == RulConfig().input_window and m["features"] == m["prep"]["features"] and m["data_hash"]
+    assert m["inputs"][0]["shape"] == ["batch", RulConfig().input_window, len(m["features"])]
 
 
 def test_onnx_equals_torch(fd001, tmp_path):
@@ -107,8 +110,9 @@ def test_onnx_equals_torch(fd001, tmp_path):
     from models.export import export
     from models.training import predict_batches
 
-    for arch in ("dcnn", "cnn", "gru"):
-        fitted = T.fit_ensemble(fd001, RulConfig.from_dict({**QUICK, "epochs": 1, "arch": arch}))
+    for arch, extra in (("dcnn", {}), ("dcnn_window_only", {"history": 0}), ("cnn", {}), ("gru", {})):
+        cfg = {**QUICK, "epochs": 1, "arch": arch.split("_")[0], **extra}
+        fitted = T.fit_ensemble(fd001, RulConfig.from_dict(cfg))
         _, x = D.last_windows(truncate(fd001), fitted.prep)
         export(fitted.model, x[:4], tmp_path / arch, {"name": "rul"})
         got = OnnxModel(tmp_path / arch).run({"x": x})["y"]
@@ -168,6 +172,31 @@ def test_members_run_a_fixed_schedule_unless_early_stopping_on_their_own_engines
     )
     model, res = T.fit_member(per_unit, sorted(per_unit)[:8], cfg, seed=0)
     assert 2 <= len(res.history) <= 3 and res.best_epoch >= 0
+
+
+def test_history_branch_reads_the_long_window_and_only_the_dcnn_gets_it(fd001):
+    """Default dcnn: inputs of ``history`` cycles (short units front-padded), the convolutions on the last
+    ``window`` of them, the history branch on all of them averaged in blocks; cnn/gru keep the window."""
+    import torch
+
+    from models.rul.module import build
+
+    cfg = RulConfig()
+    assert cfg.history > cfg.window and cfg.input_window == cfg.history
+    assert RulConfig.from_dict({"arch": "gru"}).input_window == cfg.window
+    assert RulConfig.from_dict({"history": 0}).input_window == cfg.window
+    with pytest.raises(InvalidInput, match="history_pool"):
+        RulConfig.from_dict({"history_pool": 7})
+    prep = D.fit_prep(fd001, window=cfg.input_window, cap=125, use_cycle=False, smooth=0.3)
+    units, x = D.last_windows(truncate(fd001), prep)
+    assert x.shape == (len(units), cfg.history, len(prep["features"]))
+    model = build(x.shape[2], cfg).eval()
+    with torch.no_grad():
+        model.mlp[-1].bias.fill_(0.5)  # untrained outputs are clipped at 0; lift them to compare
+        base = model(torch.as_tensor(x))[0]
+        older = torch.as_tensor(x).clone()
+        older[:, : cfg.history - cfg.window] += 1.0  # change only cycles outside the recent window
+        assert not torch.allclose(model(older)[0], base)  # the history branch sees them
 
 
 def test_max_windows_draws_a_fresh_subset_each_epoch():

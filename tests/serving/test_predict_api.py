@@ -248,14 +248,14 @@ def test_expired_champion_is_refreshed_by_one_caller_while_the_others_keep_servi
     reg = ModelRegistry(db, settings.home, "acme")
     reg.register("failure", "maintenance", exported[0])
     reg.register("failure", "maintenance", exported[1])
-    cache = ModelCache(db, settings.home, ttl_s=0.05)
+    cache = ModelCache(db, settings.home, ttl_s=0.3)
     assert cache.cached("acme", "failure") is None  # nothing resolved yet
     v1 = cache.champion("acme", "failure")
     assert cache.cached("acme", "failure") is v1 and v1.version == "1"
     reg.promote("failure")
     import time
 
-    time.sleep(0.06)
+    time.sleep(0.35)
     assert cache.cached("acme", "failure", claim=False) is None  # a look only (the fast path): nothing claimed
     assert cache.cached("acme", "failure", claim=False) is None
     assert cache.cached("acme", "failure") is None  # expired: this caller refreshes
