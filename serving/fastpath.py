@@ -118,6 +118,8 @@ def answer(platform: Platform, route: PredictRoute, headers: dict[bytes, bytes],
     token = headers.get(b"authorization", b"")
     if token[:7].lower() != b"bearer ":
         raise Fallback
+    if b"origin" in headers and platform.settings.cors_origins:  # a browser's call: the CORS middleware answers
+        raise Fallback
     access = platform.access
     # looks only (claim=False): at a cache's expiry the route must be the one that refreshes it, or a key revoked
     # or a subscription ended in another process would never be seen here

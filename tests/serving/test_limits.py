@@ -224,3 +224,23 @@ def test_rate_limit_shared_through_redis_across_processes(settings, db):
         client = redis.Redis.from_url(REDIS_URL)
         for k in client.scan_iter(match=prefix + "*"):
             client.delete(k)
+
+
+def test_cors_answers_carry_the_allowed_origin_on_predictions_too(settings, db, model_dir):
+    """A browser page on a listed origin gets Access-Control-Allow-Origin on a prediction as on any call (the
+    fast path leaves such calls to the CORS middleware); other origins never do."""
+    import pandas as pd
+
+    from tests.serving.helpers import AI4I
+
+    acme = make_tenant(db, PEPPER, "acme", modules=("maintenance",))
+    ModelRegistry(db, settings.home, "acme").register("failure", "maintenance", model_dir)
+    rows = pd.read_csv(AI4I).head(1).drop(columns=["Machine failure", "TWF", "HDF", "PWF", "OSF", "RNF"])
+    body = {"records": rows.to_dict("records")}
+    with _client(settings, db, cors_origins=["https://mes.example"]) as client:
+        for _ in range(2):  # the second call finds every cache warm: the plain fast-path case
+            r = client.post(PREDICT, json=body, headers={**bearer(acme.mes), "Origin": "https://mes.example"})
+            assert r.status_code == 200 and r.headers["access-control-allow-origin"] == "https://mes.example"
+        r = client.post(PREDICT, json=body, headers={**bearer(acme.mes), "Origin": "https://elsewhere.example"})
+        assert r.status_code == 200 and "access-control-allow-origin" not in r.headers
+        assert client.post(PREDICT, json=body, headers=bearer(acme.mes)).status_code == 200  # no browser: fast
