@@ -6,8 +6,14 @@ stamped D 00:15 ... D+1 00:00, and a forecast with origin D 00:00 may use only r
 
 Features for target step s (0..95) of origin o (grid index of the origin stamp): kWh the same time 1..7 days
 earlier, 5-step means around the 1- and 7-day lags, the means of the seven 24-hour blocks before the origin,
-the last value and the last hour's mean, plus calendar covariates. Any index at or after the origin is clamped
-to the last index before it, so no feature can see the origin row or later (``test_energy`` proves it).
+the last value and the last hour's mean, the day-type profile, plus calendar covariates. Any index at or after the
+origin is clamped to the last index before it, so no feature can see the origin row or later (``test_energy``
+proves it).
+
+The day-type profile: the quantiles (10, 25, 50, 75, 90 %) and the mean of the same step over the last
+``PROFILE_DAYS`` days of the target day's type (Sunday or holiday, Saturday, working day) within
+``PROFILE_LOOKBACK`` days before the origin. On its own its median forecasts Sep-Oct 2018 at 0.64 x the
+same-time-last-week MAE; the network learns its corrections (the p50 is a residual on the profile median).
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from models.energy.calendar import CALENDAR_NAMES, calendar_features
+from models.energy.calendar import CALENDAR_NAMES, calendar_features, is_holiday
 from serving.errors import InvalidInput
 
 DATE, TARGET, CO2 = "date", "Usage_kWh", "CO2(tCO2)"
@@ -26,8 +32,13 @@ STEP = pd.Timedelta(minutes=15)
 STEPS_PER_DAY = 96
 LAG_DAYS = 7
 HISTORY = LAG_DAYS * STEPS_PER_DAY + 2  # grid steps needed before an origin
+PROFILE_DAYS = 20  # days of the target's type behind the profile (10: 0.67x, 20: 0.64x, 30: 0.65x last week)
+PROFILE_LOOKBACK = 150  # calendar days searched for them (a Sunday profile needs 20 weeks)
+PROFILE_QUANTILES = (0.1, 0.25, 0.5, 0.75, 0.9)
+PROFILE_NAMES = [f"profile_p{round(q * 100)}" for q in PROFILE_QUANTILES] + ["profile_mean", "profile_days"]
 FEATURE_NAMES = (
-    [f"lag_{k}d" for k in range(1, LAG_DAYS + 1)]
+    PROFILE_NAMES
+    + [f"lag_{k}d" for k in range(1, LAG_DAYS + 1)]
     + ["lag_1d_window", "lag_7d_window"]
     + [f"mean_block_{k}" for k in range(1, LAG_DAYS + 1)]
     + ["last", "last_hour_mean"]
@@ -120,6 +131,38 @@ def origin_indices(series: Series, first: pd.Timestamp, last: pd.Timestamp | Non
     return idx[idx < len(series.kwh)] if last is None else idx
 
 
+def day_types(days: pd.DatetimeIndex) -> np.ndarray:
+    """0 working day, 1 Saturday, 2 Sunday or public holiday."""
+    days = pd.DatetimeIndex(days).normalize()
+    dow = np.asarray(days.day_of_week)
+    return np.where((dow == 6) | (is_holiday(days) > 0), 2, np.where(dow == 5, 1, 0))
+
+
+def profile(v: np.ndarray, origins: np.ndarray, origin_days: pd.DatetimeIndex, scale: float) -> np.ndarray:
+    """(m, 96, len(PROFILE_NAMES)): per step, the quantiles and mean over the last ``PROFILE_DAYS`` days of the
+    target day's type, and the share of ``PROFILE_DAYS`` found. Only whole days before the origin are read (the
+    24:00 value of the day before, stamped at the origin, is clamped to 23:45, as the lags are); where the
+    history holds no day of that type, every day in it stands in."""
+    o = np.asarray(origins, dtype=int)
+    m, ks = len(o), np.arange(1, PROFILE_LOOKBACK + 1)
+    days = pd.DatetimeIndex(origin_days).normalize()
+    back = days.values[:, None] - ks[None, :] * np.timedelta64(1, "D")  # (m, K) the day k days before
+    types = day_types(pd.DatetimeIndex(back.ravel())).reshape(m, -1)
+    inside = (o[:, None] + 1 - STEPS_PER_DAY * ks[None, :]) >= 0  # the whole day lies in the series
+    same = inside & (types == day_types(days)[:, None])
+    same = np.where(same.any(1, keepdims=True), same, inside)
+    chosen = same & (np.cumsum(same, axis=1) <= PROFILE_DAYS)
+    order = np.argsort(~chosen, axis=1, kind="stable")[:, :PROFILE_DAYS]  # chosen days first, nearest first
+    picked = np.take_along_axis(chosen, order, 1)  # (m, P) whether the slot holds a chosen day
+    k = ks[order]
+    idx = o[:, None, None] + 1 + np.arange(STEPS_PER_DAY)[None, :, None] - STEPS_PER_DAY * k[:, None, :]
+    vals = v[np.clip(np.minimum(idx, (o - 1)[:, None, None]), 0, None)] / scale  # (m, 96, P)
+    vals = np.where(picked[:, None, :], vals, np.nan)
+    q = np.nanquantile(vals, PROFILE_QUANTILES, axis=2)  # (5, m, 96)
+    count = np.repeat((picked.sum(1) / PROFILE_DAYS)[:, None], STEPS_PER_DAY, axis=1)
+    return np.concatenate([np.moveaxis(q, 0, 2), np.nanmean(vals, axis=2)[..., None], count[..., None]], axis=2)
+
+
 # readings so large that sums or the float32 cast overflow give inf or NaN: the runtime refuses them, naming the feature
 @np.errstate(over="ignore", invalid="ignore")
 def build(v: np.ndarray, origins: np.ndarray, origin_days: pd.DatetimeIndex, scale: float) -> np.ndarray:
@@ -146,7 +189,8 @@ def build(v: np.ndarray, origins: np.ndarray, origin_days: pd.DatetimeIndex, sca
     per_step = np.stack(lags + window, axis=2)  # (m, 96, 9)
     days = pd.DatetimeIndex(np.repeat(pd.DatetimeIndex(origin_days).normalize().values, STEPS_PER_DAY))
     cal = calendar_features(days, np.tile(s, len(o))).reshape(len(o), STEPS_PER_DAY, -1)
-    x = np.concatenate([per_step, np.repeat(per_origin[:, None, :], STEPS_PER_DAY, axis=1), cal], axis=2)
+    prof = profile(v, o, origin_days, scale)
+    x = np.concatenate([prof, per_step, np.repeat(per_origin[:, None, :], STEPS_PER_DAY, axis=1), cal], axis=2)
     return x.reshape(len(o) * STEPS_PER_DAY, -1).astype(np.float32)
 
 

@@ -20,8 +20,9 @@ def pinball(pred: torch.Tensor, target: torch.Tensor, quantiles=QUANTILES) -> to
 
 class QuantileMLP(nn.Module):
     def __init__(self, n_in: int, *, hidden: int = 128, layers: int = 2, dropout: float = 0.1,
-                 scale: float = 50.0) -> None:
+                 scale: float = 50.0, base: int = 0) -> None:
         super().__init__()
+        self.base = int(base)  # the feature the p50 is a residual on (the day-type profile median, scaled)
         blocks, width = [], n_in
         for _ in range(layers):
             blocks += [nn.Linear(width, hidden), nn.GELU(), nn.Dropout(dropout)]
@@ -31,13 +32,13 @@ class QuantileMLP(nn.Module):
         self.register_buffer("scale", torch.tensor(float(scale)))
         # interval width multiplier, set after training from held-out coverage (1.0 while training)
         self.register_buffer("width", torch.tensor(1.0))
-        # "today looks like the same slot a week ago" is a strong start: p50 begins as lag_7d
+        # "today looks like the recent days of its type" is a strong start: p50 begins as the profile median
         nn.init.zeros_(self.head.weight)
         nn.init.constant_(self.head.bias, 0.0)
 
     def forward(self, x: torch.Tensor, targets: torch.Tensor | None = None):
         h = self.head(self.body(x))
-        mid = h[:, 1] + x[:, 6]  # residual on the 7-day lag (feature 6, already scaled)
+        mid = h[:, 1] + x[:, self.base]
         lo = mid - self.width * (F.softplus(h[:, 0]) + 1e-3)
         hi = mid + self.width * (F.softplus(h[:, 2]) + 1e-3)
         q = torch.stack([lo, mid, hi], dim=1)

@@ -38,6 +38,9 @@ def forecast(
     steps = int(model.manifest.get("steps_per_day", F.STEPS_PER_DAY))
     if not 1 <= horizon <= steps:
         raise InvalidInput(f"horizon must be between 1 and {steps} (one day of 15-minute steps); got {horizon}")
+    if list(model.manifest.get("features", F.FEATURE_NAMES)) != list(F.FEATURE_NAMES):
+        raise InvalidInput("this energy model was trained on an older feature set; train it again "
+                           "(sfai train energy) to forecast with this version of SFAI")
     n = len(series.kwh)
     if (series.index_of(start) > n) if ahead else (start >= series.stamps[-1]):
         raise InvalidInput(f"start {start.date()} is after the last row of column {F.DATE!r} ({series.stamps[-1]})")

@@ -59,7 +59,8 @@ def dataset_for(v: np.ndarray, v_raw: np.ndarray, series: F.Series, origins: np.
 
 def fit_model(x_tr, y_tr, x_va, y_va, cfg: EnergyConfig, *, epochs: int, patience: int, on_epoch=None) -> Fitted:  # noqa: ANN001
     seed_everything(cfg.seed, cfg.threads)
-    model = QuantileMLP(x_tr.shape[1], hidden=cfg.hidden, layers=cfg.layers, dropout=cfg.dropout, scale=cfg.scale)
+    model = QuantileMLP(x_tr.shape[1], hidden=cfg.hidden, layers=cfg.layers, dropout=cfg.dropout, scale=cfg.scale,
+                        base=F.FEATURE_NAMES.index("profile_p50"))
     tcfg = TrainConfig(epochs=epochs, batch_size=cfg.batch_size, lr=cfg.lr, weight_decay=cfg.weight_decay,
                        patience=patience, seed=cfg.seed, threads=cfg.threads, progress=True)
     res = fit(model, Batches(x_tr, y_tr, batch_size=cfg.batch_size, shuffle=True, seed=cfg.seed),

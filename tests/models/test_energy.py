@@ -43,7 +43,7 @@ def test_calendar():
     days = pd.DatetimeIndex(["2018-09-24", "2018-09-27", "2018-10-01"])
     assert is_holiday(days).tolist() == [1.0, 0.0, 0.0]  # Chuseok
     cal = calendar_features(days, np.array([0, 48, 95]))
-    assert cal.shape == (3, len(F.FEATURE_NAMES) - 18) and cal[:, :7].sum() == 3
+    assert cal.shape == (3, len(F.FEATURE_NAMES) - 18 - len(F.PROFILE_NAMES)) and cal[:, :7].sum() == 3
     assert cal[1, 8] == 1.0 and cal[1, 9] == 0.0 and cal[2, 9] == 1.0  # 26th substitute; Chuseok a week before
 
 
@@ -52,8 +52,39 @@ def test_features_never_read_the_origin_or_later():
     o = np.array([10 * 96, 12 * 96])
     x = F.build(v, o, pd.DatetimeIndex(["2018-01-11", "2018-01-13"]), scale=1.0)
     assert x.shape == (2 * 96, len(F.FEATURE_NAMES))
-    kwh = x[:, :18].reshape(2, 96, 18)
+    kwh = x[:, :25].reshape(2, 96, 25)
     assert (kwh[0] < o[0]).all() and (kwh[1] < o[1]).all()
+
+
+def test_day_type_profile_reads_the_last_days_of_the_targets_type():
+    """Each day's values are its day number: the profile median is the median day number of the last 20 days of
+    the target's type (working day / Saturday / Sunday or holiday) before the origin, never the origin's day."""
+    start = pd.Timestamp("2018-08-01")  # a Wednesday; Liberation Day (15 Aug) and Chuseok (23-26 Sep) inside
+    n_days = 70
+    v = np.concatenate([[0.0], np.repeat(np.arange(n_days, dtype=float), 96)])  # index 0 is 1 Aug 00:00
+    origin_days = pd.DatetimeIndex(["2018-10-01", "2018-09-30", "2018-09-29", "2018-09-26"])
+    o = np.array([int((d - start) / F.STEP) for d in origin_days])
+    prof = F.profile(v, o, origin_days, scale=1.0)
+    names = F.PROFILE_NAMES
+    for row, day in zip(prof, origin_days, strict=True):
+        before = pd.date_range(start, day - pd.Timedelta(days=1))
+        same = before[F.day_types(before) == F.day_types(pd.DatetimeIndex([day]))[0]][-F.PROFILE_DAYS:]
+        numbers = np.array([(d - start).days for d in same], dtype=float)
+        assert np.allclose(row[:-1, names.index("profile_p50")], np.median(numbers))
+        assert np.allclose(row[:, names.index("profile_days")], len(same) / F.PROFILE_DAYS)
+        assert np.allclose(row[:-1, names.index("profile_mean")], numbers.mean())
+    # the 24:00 value of the day before is stamped at the origin: clamped to 23:45, as the lags are
+    assert prof[0, -1, names.index("profile_p50")] <= prof[0, 0, names.index("profile_p50")] + 1
+    # a holiday (26 Sep, Chuseok) reads Sundays and holidays: 15 Aug and the 23-25 Sep holidays among them
+    assert F.day_types(pd.DatetimeIndex(["2018-09-26", "2018-08-15", "2018-09-29", "2018-10-01"])).tolist() == [
+        2, 2, 1, 0]
+
+
+def test_profile_falls_back_to_every_day_when_no_day_of_the_type_is_in_the_history():
+    v = np.concatenate([[0.0], np.repeat([10.0, 20.0], 96)])  # Saturday 6 Jan and Sunday 7 Jan 2018
+    prof = F.profile(v, np.array([2 * 96]), pd.DatetimeIndex(["2018-01-08"]), scale=1.0)  # a Monday
+    assert np.allclose(prof[0, :-1, F.PROFILE_NAMES.index("profile_p50")], 15.0)
+    assert np.allclose(prof[0, :, F.PROFILE_NAMES.index("profile_days")], 2 / F.PROFILE_DAYS)
 
 
 def test_onnx_parity_and_monotone_quantiles(trained, series_csv):
