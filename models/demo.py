@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from models.energy.features import FEATURE_NAMES as ENERGY_FEATURES
 from models.families import get_family
 from models.registry import ModelRegistry, find_champion
 from serving.db import Database
@@ -257,12 +258,16 @@ def sample_request(directory: Path, family: str) -> dict:
 
 # ------------------------------------------------------------------------------------------------ training
 def missing_families(reg: ModelRegistry) -> list[str]:
-    """The families (of ``DATASETS``) for which the tenant has no champion model."""
+    """The families (of ``DATASETS``) for which the tenant has no champion model, or one whose manifest lists
+    other input features than this version of SFAI builds (a demo trained by an older SFAI)."""
     out = []
     for family in DATASETS:
         try:
-            find_champion(reg, family)
+            champion = find_champion(reg, family)
         except NotFound:
+            out.append(family)
+            continue
+        if family == "energy" and list(champion.manifest.get("features", ENERGY_FEATURES)) != ENERGY_FEATURES:
             out.append(family)
     return out
 
