@@ -84,6 +84,11 @@ class Settings(BaseSettings):
     # back. Python's default of 5 ms put that wait into the single predictions answered meanwhile (a 10-minute mixed
     # load: failure p99 41 -> 23 ms and 78 -> 50 ms with 1 ms, docs/serving.md).
     gil_switch_interval_ms: float = Field(default=1.0, gt=0, le=100)
+    # How long `sfai serve` keeps an idle keep-alive connection open. Longer than the clients' and load balancers'
+    # own idle timeouts (httpx 5 s, nginx 75 s, cloud load balancers 60 s): when both sides time out together, a
+    # request sent on a connection the server is closing fails with a reset (uvicorn's 5 s default did that to one
+    # call in 33,000 of a 10-minute soak whose client also keeps connections 5 s).
+    keep_alive_s: int = Field(default=90, ge=1, le=3600)
 
     @field_validator("rate_limits")
     @classmethod

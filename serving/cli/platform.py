@@ -261,6 +261,7 @@ def serve(
         # every request; and no "server: uvicorn" header tells a scanner what answers
         proxy_headers=False,
         server_header=False,
+        timeout_keep_alive=s.keep_alive_s,
     )
 
 
