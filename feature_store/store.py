@@ -22,7 +22,7 @@ import pandas as pd
 import pyarrow as pa
 
 from feature_store.offline import OfflineStore
-from feature_store.online import OnlineStore, open_online_store
+from feature_store.online import OnlineStore, online_store_for
 from feature_store.online.base import latest_rows
 from feature_store.pit import _q, connect, parse_features, training_frame
 from feature_store.registry import Registered, Registry
@@ -46,6 +46,7 @@ class IngestReport:
 
 
 @functools.lru_cache(maxsize=4096)
+@functools.lru_cache(maxsize=4096)
 def _iso_us(ts_us: int) -> str:
     """An online row's event time (microseconds since the epoch) as ISO text; the hot rows' are remembered."""
     return datetime.fromtimestamp(ts_us / 1e6, UTC).isoformat()
@@ -68,9 +69,7 @@ class FeatureStore:
         self.registry = Registry(db, t.id)
         self.offline = OfflineStore(settings.home / "features")
         self._views: dict[str, tuple[FeatureView, float]] = {}
-        self.online = online or open_online_store(
-            settings.online_store, settings.home, redis_prefix=settings.redis_prefix
-        )
+        self.online = online or online_store_for(settings)
 
     @classmethod
     def for_tenant(cls, tenant: str, settings: Settings | None = None) -> FeatureStore:

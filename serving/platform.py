@@ -52,7 +52,7 @@ class Platform:
 
     def feature_store(self, tenant: str):  # noqa: ANN201
         """The tenant's feature store (cached; one online-store connection shared by all tenants)."""
-        from feature_store.online import open_online_store
+        from feature_store.online import online_store_for
         from feature_store.store import FeatureStore
 
         with self._lock:
@@ -60,7 +60,7 @@ class Platform:
             if fs is None:
                 if self._online is None:
                     s = self.settings
-                    self._online = open_online_store(s.online_store, s.home, redis_prefix=s.redis_prefix)
+                    self._online = online_store_for(s)
                 fs = self._stores[tenant] = FeatureStore(self.settings, self.db, tenant, online=self._online)
             return fs
 

@@ -32,6 +32,9 @@ class Settings(BaseSettings):
 
     # Feature store: offline Parquet under $SFAI_HOME/features; online "sqlite" (under $SFAI_HOME) or redis://...
     online_store: str = Field(default="sqlite", description="'sqlite' or a redis:// URL")
+    # SQLite online store: a serving process sees its own writes at once and other processes' commits within this
+    # many milliseconds (0: on every read, at ~10-15 us a lookup; feature_store/online/sqlite.py)
+    online_recheck_ms: float = Field(default=20.0, ge=0, le=10_000)
     redis_prefix: str = Field(default="sfai:", description="prefix of every online-store key in Redis")
     duckdb_memory_limit: str = Field(default="2GB", description="point-in-time joins spill to disk beyond this")
 

@@ -82,14 +82,24 @@ class OnlineStore(ABC):
         pass
 
 
-def open_online_store(spec: str, home: Path, *, redis_prefix: str = "sfai:") -> OnlineStore:
+def open_online_store(
+    spec: str, home: Path, *, redis_prefix: str = "sfai:", recheck_s: float | None = None
+) -> OnlineStore:
+    """``recheck_s``: SQLite only, how often a cached row is checked against commits of other processes."""
     if spec in ("", "sqlite") or spec.startswith("sqlite:"):
-        from feature_store.online.sqlite import SqliteOnlineStore
+        from feature_store.online.sqlite import RECHECK_S, SqliteOnlineStore
 
         path = spec.split(":", 1)[1].lstrip("/") if spec.startswith("sqlite:") and spec != "sqlite:" else None
-        return SqliteOnlineStore(Path("/" + path) if path else Path(home) / "online.db")
+        return SqliteOnlineStore(Path("/" + path) if path else Path(home) / "online.db",
+                                 recheck_s=RECHECK_S if recheck_s is None else recheck_s)
     if spec.startswith(("redis://", "rediss://", "unix://")):
         from feature_store.online.redis import RedisOnlineStore
 
         return RedisOnlineStore(spec, prefix=redis_prefix)
     raise ValueError(f"unknown online store {spec!r}: use 'sqlite' or a redis:// URL")
+
+
+def online_store_for(settings) -> OnlineStore:  # noqa: ANN001 - serving.settings.Settings
+    """The online store a deployment's settings name (``SFAI_ONLINE_STORE``, its Redis prefix, its recheck)."""
+    return open_online_store(settings.online_store, settings.home, redis_prefix=settings.redis_prefix,
+                             recheck_s=settings.online_recheck_ms / 1000)

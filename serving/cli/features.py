@@ -147,12 +147,12 @@ def ingest_mqtt(
     """Subscribe to MQTT and ingest every message into its tenant's view; bad messages are counted and kept
     aside under $SFAI_HOME/quarantine. Prints the final counts as JSON."""
     from feature_store.mqtt import MqttIngestor, Quarantine, run_mqtt
-    from feature_store.online import open_online_store
+    from feature_store.online import online_store_for
     from feature_store.store import FeatureStore
 
     s = settings()
     db = database()
-    online = open_online_store(s.online_store, s.home, redis_prefix=s.redis_prefix)
+    online = online_store_for(s)
     stores: dict[str, FeatureStore] = {}
 
     def get(tenant: str) -> FeatureStore:

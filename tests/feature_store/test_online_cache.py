@@ -1,24 +1,37 @@
-"""The SQLite online store's single-key read cache is never staler than the file: a commit by another connection
-(another thread, process or store object), by this thread's own connection, or a dropped view shows at once."""
+"""The SQLite online store's single-key read cache: a write in this process (another thread, another store object
+on the same file, this thread's own connection) or a dropped view shows at once; a commit by another process
+shows within ``recheck_s``."""
 
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 from feature_store.online.sqlite import CACHE_ROWS, SqliteOnlineStore
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _row(ts: int, temp: float) -> dict:
     return {"m1": (ts, {"temp_mean": temp})}
 
 
-def test_reads_follow_every_writer(tmp_path):
+def _write_in_another_process(path: Path, ts: int, temp: float) -> None:
+    code = (
+        "from feature_store.online.sqlite import SqliteOnlineStore as S; "
+        f"S({str(path)!r}).write('acme', 'stats', {{'m1': ({ts}, {{'temp_mean': {temp}}})}})"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
+
+
+def test_reads_follow_every_writer_in_the_process_at_once(tmp_path):
     path = tmp_path / "online.db"
-    reader, other = SqliteOnlineStore(path), SqliteOnlineStore(path)
+    # an hour between checks of the file: what shows here shows through the process's own bookkeeping
+    reader, other = SqliteOnlineStore(path, recheck_s=3600), SqliteOnlineStore(path)
     try:
         assert reader.read("acme", "stats", ["m1"]) == [None]
-        other.write("acme", "stats", _row(1, 70.0))  # another connection
+        other.write("acme", "stats", _row(1, 70.0))  # another store object on the file
         assert reader.read("acme", "stats", ["m1"]) == [(1, {"temp_mean": 70.0})]
         assert reader.read("acme", "stats", ["m1"]) == [(1, {"temp_mean": 70.0})]  # cached
         reader.write("acme", "stats", _row(2, 71.0))  # this thread's own connection
@@ -31,19 +44,29 @@ def test_reads_follow_every_writer(tmp_path):
         t.start()
         t.join()
         assert reader.read("acme", "stats", ["m1"]) == [(3, {"temp_mean": 72.0})]
-        code = (
-            "import sys; from feature_store.online.sqlite import SqliteOnlineStore as S; "
-            f"S({str(path)!r}).write('acme', 'stats', {{'m1': (4, {{'temp_mean': 73.0}})}})"
-        )
-        root = Path(__file__).resolve().parents[2]
-        subprocess.run([sys.executable, "-c", code], check=True, cwd=root)  # another process
-        assert reader.read("acme", "stats", ["m1"]) == [(4, {"temp_mean": 73.0})]
         assert reader.read("other", "stats", ["m1"]) == [None]  # tenants stay apart in the cache too
-        reader.delete_view("acme", "stats")
+        other.delete_view("acme", "stats")
         assert reader.read("acme", "stats", ["m1"]) == [None]
     finally:
         reader.close()
         other.close()
+
+
+def test_another_processs_commit_shows_within_the_recheck_interval(tmp_path):
+    path = tmp_path / "online.db"
+    exact, bounded, lazy = (SqliteOnlineStore(path, recheck_s=r) for r in (0.0, 0.3, 3600))
+    try:
+        SqliteOnlineStore(path).write("acme", "stats", _row(1, 70.0))
+        for store in (exact, bounded, lazy):
+            assert store.read("acme", "stats", ["m1"]) == [(1, {"temp_mean": 70.0})]  # now cached
+        _write_in_another_process(path, 2, 71.0)
+        assert exact.read("acme", "stats", ["m1"]) == [(2, {"temp_mean": 71.0})]  # checks on every read
+        assert lazy.read("acme", "stats", ["m1"]) == [(1, {"temp_mean": 70.0})]  # within its hour: the cached row
+        time.sleep(0.35)
+        assert bounded.read("acme", "stats", ["m1"]) == [(2, {"temp_mean": 71.0})]
+    finally:
+        for store in (exact, bounded, lazy):
+            store.close()
 
 
 def test_cache_stays_bounded(tmp_path):
