@@ -46,7 +46,6 @@ class IngestReport:
 
 
 @functools.lru_cache(maxsize=4096)
-@functools.lru_cache(maxsize=4096)
 def _iso_us(ts_us: int) -> str:
     """An online row's event time (microseconds since the epoch) as ISO text; the hot rows' are remembered."""
     return datetime.fromtimestamp(ts_us / 1e6, UTC).isoformat()
