@@ -52,7 +52,8 @@ def test_features_never_read_the_origin_or_later():
     o = np.array([10 * 96, 12 * 96])
     x = F.build(v, o, pd.DatetimeIndex(["2018-01-11", "2018-01-13"]), scale=1.0)
     assert x.shape == (2 * 96, len(F.FEATURE_NAMES))
-    kwh = x[:, :25].reshape(2, 96, 25)
+    n = len(F.PROFILE_NAMES) + 18  # the profile, lags, windows, blocks and recent values: all read from kWh
+    kwh = x[:, :n].reshape(2, 96, n)
     assert (kwh[0] < o[0]).all() and (kwh[1] < o[1]).all()
 
 
@@ -70,11 +71,9 @@ def test_day_type_profile_reads_the_last_days_of_the_targets_type():
         before = pd.date_range(start, day - pd.Timedelta(days=1))
         same = before[F.day_types(before) == F.day_types(pd.DatetimeIndex([day]))[0]][-F.PROFILE_DAYS:]
         numbers = np.array([(d - start).days for d in same], dtype=float)
-        assert np.allclose(row[:-1, names.index("profile_p50")], np.median(numbers))
+        assert np.allclose(row[:, names.index("profile_p50")], np.median(numbers))
         assert np.allclose(row[:, names.index("profile_days")], len(same) / F.PROFILE_DAYS)
-        assert np.allclose(row[:-1, names.index("profile_mean")], numbers.mean())
-    # the 24:00 value of the day before is stamped at the origin: clamped to 23:45, as the lags are
-    assert prof[0, -1, names.index("profile_p50")] <= prof[0, 0, names.index("profile_p50")] + 1
+        assert np.allclose(row[:, names.index("profile_mean")], numbers.mean())
     # a holiday (26 Sep, Chuseok) reads Sundays and holidays: 15 Aug and the 23-25 Sep holidays among them
     assert F.day_types(pd.DatetimeIndex(["2018-09-26", "2018-08-15", "2018-09-29", "2018-10-01"])).tolist() == [
         2, 2, 1, 0]
@@ -83,7 +82,7 @@ def test_day_type_profile_reads_the_last_days_of_the_targets_type():
 def test_profile_falls_back_to_every_day_when_no_day_of_the_type_is_in_the_history():
     v = np.concatenate([[0.0], np.repeat([10.0, 20.0], 96)])  # Saturday 6 Jan and Sunday 7 Jan 2018
     prof = F.profile(v, np.array([2 * 96]), pd.DatetimeIndex(["2018-01-08"]), scale=1.0)  # a Monday
-    assert np.allclose(prof[0, :-1, F.PROFILE_NAMES.index("profile_p50")], 15.0)
+    assert np.allclose(prof[0, :, F.PROFILE_NAMES.index("profile_p50")], 15.0)
     assert np.allclose(prof[0, :, F.PROFILE_NAMES.index("profile_days")], 2 / F.PROFILE_DAYS)
 
 
