@@ -1,41 +1,22 @@
-"""Calendar covariates: weekday, time of day and Korean public holidays (written out by hand for 2018)."""
+"""Calendar covariates: weekday, time of day and Korean public holidays (any year: the pipelines' calendar)."""
 
 from __future__ import annotations
-
-import datetime as dt
 
 import numpy as np
 import pandas as pd
 
-# Korean public holidays 2018 (Presidential Decree on Holidays of Government Offices, as observed in 2018),
-# substitute holidays and the 13 June local-election day included.
-KOREAN_HOLIDAYS: dict[dt.date, str] = {
-    dt.date(2018, 1, 1): "New Year's Day",
-    dt.date(2018, 2, 15): "Seollal (eve)",
-    dt.date(2018, 2, 16): "Seollal",
-    dt.date(2018, 2, 17): "Seollal (day after)",
-    dt.date(2018, 3, 1): "Independence Movement Day",
-    dt.date(2018, 5, 5): "Children's Day",
-    dt.date(2018, 5, 7): "Children's Day (substitute)",
-    dt.date(2018, 5, 22): "Buddha's Birthday",
-    dt.date(2018, 6, 6): "Memorial Day",
-    dt.date(2018, 6, 13): "Local elections",
-    dt.date(2018, 8, 15): "Liberation Day",
-    dt.date(2018, 9, 23): "Chuseok (eve)",
-    dt.date(2018, 9, 24): "Chuseok",
-    dt.date(2018, 9, 25): "Chuseok (day after)",
-    dt.date(2018, 9, 26): "Chuseok (substitute)",
-    dt.date(2018, 10, 3): "National Foundation Day",
-    dt.date(2018, 10, 9): "Hangul Day",
-    dt.date(2018, 12, 25): "Christmas",
-}
+from pipelines.transforms.calendar import holidays_kr
+from serving.errors import InvalidInput
 
 
 def is_holiday(days: pd.DatetimeIndex | np.ndarray) -> np.ndarray:
     """1.0 where the (normalised) day is a Korean public holiday."""
     d = pd.DatetimeIndex(days).normalize()
-    hol = pd.DatetimeIndex([pd.Timestamp(x) for x in KOREAN_HOLIDAYS])
-    return d.isin(hol).astype(np.float32)
+    try:
+        hol = [pd.Timestamp(x) for y in sorted(set(d.year)) for x in holidays_kr(int(y))]
+    except ValueError as e:
+        raise InvalidInput(f"dates out of range: {e}") from None
+    return d.isin(pd.DatetimeIndex(hol)).astype(np.float32)
 
 
 def calendar_features(days: pd.DatetimeIndex, slots: np.ndarray) -> np.ndarray:

@@ -1,19 +1,22 @@
 """Calendar features in factory-local time, with Korean public holidays.
 
-``KOREAN_HOLIDAYS`` is written out by hand (no download) for 2017-2020 from the official calendar
-(관공서의 공휴일에 관한 규정): fixed days, the lunar Seollal/Chuseok three-day blocks and Buddha's Birthday,
-substitute holidays (대체공휴일), and the election days / temporary holidays declared for those years.
-Asking for a year outside the table is an error rather than a silent "no holiday".
+The holidays of any year come from python-holidays (offline; the lunar Seollal/Chuseok blocks, Buddha's
+Birthday, substitute holidays and declared election days included). ``KOREAN_HOLIDAYS`` writes out 2017-2020 by
+hand from the official calendar (관공서의 공휴일에 관한 규정): the synthetic demo data uses it, and
+tests/pipelines/test_transforms.py checks that the library gives exactly these days. A year the library has
+no Korean calendar for (before 1949) is an error rather than a silent "no holiday".
 """
 
 from __future__ import annotations
 
+import functools
 from datetime import date
 
+import holidays as python_holidays
 import numpy as np
 import pandas as pd
 
-HOLIDAY_YEARS = (2017, 2018, 2019, 2020)
+HOLIDAY_YEARS = (2017, 2018, 2019, 2020)  # the years KOREAN_HOLIDAYS writes out
 
 KOREAN_HOLIDAYS: dict[date, str] = {
     # 2017
@@ -107,9 +110,16 @@ CALENDAR_FEATURES = (
 
 
 def holidays_kr(year: int) -> dict[date, str]:
-    if year not in HOLIDAY_YEARS:
-        raise ValueError(f"the Korean holiday table covers {HOLIDAY_YEARS[0]}-{HOLIDAY_YEARS[-1]}, not {year}")
-    return {d: n for d, n in KOREAN_HOLIDAYS.items() if d.year == year}
+    """The Korean public holidays of ``year``."""
+    return dict(_holidays_kr(int(year)))
+
+
+@functools.lru_cache(maxsize=256)
+def _holidays_kr(year: int) -> dict[date, str]:
+    days = {d: str(name) for d, name in python_holidays.country_holidays("KR", years=year).items()}
+    if not days:
+        raise ValueError(f"no Korean public holiday calendar for {year}")
+    return days
 
 
 def calendar_features(
@@ -128,8 +138,10 @@ def calendar_features(
         for y in years:
             holidays.update(holidays_kr(int(y)))
             for near in (y - 1, y + 1):  # distances across New Year
-                if near in HOLIDAY_YEARS:
+                try:
                     holidays.update(holidays_kr(near))
+                except ValueError:  # the edge of the calendar: distances are capped there anyway
+                    pass
     hol = np.array(sorted(np.datetime64(d, "D") for d in holidays)) if holidays else np.array([], "datetime64[D]")
     d64 = days.to_numpy().astype("datetime64[D]")
     is_hol = np.isin(d64, hol)

@@ -42,6 +42,12 @@ def test_midnight_row_closes_its_day():
 def test_calendar():
     days = pd.DatetimeIndex(["2018-09-24", "2018-09-27", "2018-10-01"])
     assert is_holiday(days).tolist() == [1.0, 0.0, 0.0]  # Chuseok
+    # any year: Chuseok 2026 and its eve, National Foundation Day's substitute; not the day before the eve
+    later = pd.DatetimeIndex(["2026-09-24", "2026-09-25", "2026-10-05", "2026-09-23"])
+    assert is_holiday(later).tolist() == [1.0, 1.0, 1.0, 0.0]
+    assert F.day_types(later).tolist() == [2, 2, 2, 0]
+    with pytest.raises(InvalidInput, match="out of range"):
+        is_holiday(pd.DatetimeIndex(["1900-01-01"]))
     cal = calendar_features(days, np.array([0, 48, 95]))
     assert cal.shape == (3, len(F.FEATURE_NAMES) - 18 - len(F.PROFILE_NAMES)) and cal[:, :7].sum() == 3
     assert cal[1, 8] == 1.0 and cal[1, 9] == 0.0 and cal[2, 9] == 1.0  # 26th substitute; Chuseok a week before

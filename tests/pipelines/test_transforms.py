@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipelines.transforms.calendar import KOREAN_HOLIDAYS, calendar_features, holidays_kr
+from pipelines.transforms.calendar import HOLIDAY_YEARS, KOREAN_HOLIDAYS, calendar_features, holidays_kr
 from pipelines.transforms.missing import handle_missing
 from pipelines.transforms.regimes import fit_regime_stats, fit_regimes, normalize_by_regime
 from pipelines.transforms.rolling import lags, rolling_stats
@@ -63,9 +63,21 @@ def test_korean_holidays_2018():
     for d in (date(2018, 1, 1), date(2018, 2, 16), date(2018, 5, 7), date(2018, 6, 13), date(2018, 9, 24),
               date(2018, 9, 26), date(2018, 10, 9), date(2018, 12, 25)):
         assert d in h
-    assert len(h) == 18 and date(2018, 7, 17) not in KOREAN_HOLIDAYS  # Constitution Day: not a day off
-    with pytest.raises(ValueError, match="2017-2020"):
-        holidays_kr(2031)
+    assert len(h) == 18 and date(2018, 7, 17) not in KOREAN_HOLIDAYS  # Constitution Day: not a day off then
+
+
+def test_the_holiday_calendar_equals_the_official_days_written_out_and_covers_today():
+    for year in HOLIDAY_YEARS:  # the library gives exactly the days written out by hand from the official calendar
+        assert holidays_kr(year).keys() == {d for d in KOREAN_HOLIDAYS if d.year == year}, year
+    h = holidays_kr(2026)  # a tenant's data of this year: lunar holidays and substitutes included
+    for d in (date(2026, 2, 16), date(2026, 2, 17), date(2026, 2, 18), date(2026, 9, 24), date(2026, 9, 25),
+              date(2026, 9, 26), date(2026, 3, 2), date(2026, 10, 5), date(2026, 12, 25)):
+        assert d in h, d
+    assert date(2026, 9, 23) not in h
+    f = calendar_features(pd.Series(pd.to_datetime(["2026-09-25 10:00", "2026-09-28 10:00"]).tz_localize("Asia/Seoul")))
+    assert f["is_holiday"].tolist() == [True, False] and f["days_from_holiday"].tolist() == [0, 2]
+    with pytest.raises(ValueError, match="no Korean public holiday calendar"):
+        holidays_kr(1900)
 
 
 def test_calendar_features_in_korea_time():
