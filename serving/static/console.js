@@ -71,7 +71,7 @@ async function signIn(key) {
   $("planner-nosub").hidden = S.tenant.modules.includes("scheduling");
   say(t("signin.ok", { tenant: S.tenant.display_name || S.tenant.name, role: S.tenant.caller_role }));
   if (key) $("tab-planner").focus();
-  if (!S.problem) await loadSample(false);
+  if (!S.problem) await loadSample(false, true);
 }
 
 function signOut() {
@@ -120,9 +120,11 @@ function wireTabs() {
 }
 
 // ------------------------------------------------------------------------------------------------ planner: input
-async function loadSample(announce = true) {
+async function loadSample(announce = true, unlessStarted = false) {
   const r = await fetch("/static/sample-plan.json");
-  setProblem(await r.json(), announce);
+  const plan = await r.json();
+  if (unlessStarted && S.problem) return; // the planner started a plan while the sample was on its way
+  setProblem(plan, announce);
 }
 
 function setProblem(problem, announce = true) {

@@ -409,6 +409,22 @@ def charlie(server):
     return keys
 
 
+def test_an_empty_plan_started_while_the_sample_loads_stays_empty(page, server):
+    """Signing in loads the sample plan; a planner who starts an empty plan before it arrives keeps the empty one."""
+    held = []
+    # the sample's answer waits until released below
+    page.route("**/static/sample-plan.json", lambda route: held.append(route))
+    sign_in(page, server.acme.mes)
+    page.click("#new-plan")
+    wait_js(page, "document.activeElement.id === 'of-job'")
+    assert held, "the console did not ask for the sample plan"
+    for route in held:
+        route.continue_()
+    page.unroute("**/static/sample-plan.json")
+    page.wait_for_load_state("networkidle")
+    assert page.locator("#orders-table tbody tr").count() == 0
+
+
 def test_order_entry_form_adds_edits_and_removes_orders(page, server, tmp_path):
     page.on("dialog", lambda d: d.accept())
     sign_in(page, server.acme.mes)
