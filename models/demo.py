@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from models.energy.features import FEATURE_NAMES as ENERGY_FEATURES
+from models.energy import features as energy_features
 from models.families import get_family
 from models.registry import ModelRegistry, find_champion
 from serving.db import Database
@@ -267,7 +267,7 @@ def missing_families(reg: ModelRegistry) -> list[str]:
         except NotFound:
             out.append(family)
             continue
-        if family == "energy" and list(champion.manifest.get("features", ENERGY_FEATURES)) != ENERGY_FEATURES:
+        if family == "energy" and not energy_features.built_for(champion.manifest):
             out.append(family)
     return out
 

@@ -46,6 +46,11 @@ FEATURE_NAMES = (
 )
 
 
+def built_for(manifest: dict) -> bool:
+    """Whether a model's manifest lists the input features this version builds (older energy models do not)."""
+    return list(manifest.get("features", FEATURE_NAMES)) == FEATURE_NAMES
+
+
 @dataclass
 class Series:
     start: pd.Timestamp  # stamp of grid index 0

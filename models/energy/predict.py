@@ -38,7 +38,7 @@ def forecast(
     steps = int(model.manifest.get("steps_per_day", F.STEPS_PER_DAY))
     if not 1 <= horizon <= steps:
         raise InvalidInput(f"horizon must be between 1 and {steps} (one day of 15-minute steps); got {horizon}")
-    if list(model.manifest.get("features", F.FEATURE_NAMES)) != list(F.FEATURE_NAMES):
+    if not F.built_for(model.manifest):
         raise InvalidInput("this energy model was trained on an older feature set; train it again "
                            "(sfai train energy) to forecast with this version of SFAI")
     n = len(series.kwh)

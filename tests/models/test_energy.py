@@ -210,3 +210,15 @@ def test_api_score_forecasts_the_day_after_its_history(trained, series_csv):
     pd.testing.assert_frame_equal(tomorrow[later.columns], want)
     with pytest.raises(InvalidInput, match="after the last row"):
         score(model, history, start="2018-02-16")
+
+
+def test_a_model_of_an_older_feature_set_is_refused_with_one_line(series_csv):
+    from types import SimpleNamespace
+
+    from models.energy.predict import forecast
+
+    old = SimpleNamespace(manifest={"features": F.FEATURE_NAMES[len(F.PROFILE_NAMES):], "steps_per_day": 96})
+    assert not F.built_for(old.manifest) and F.built_for({"features": list(F.FEATURE_NAMES)})
+    s = F.read_series(series_csv)
+    with pytest.raises(InvalidInput, match="older feature set; train it again"):
+        forecast(old, s, pd.Timestamp("2018-02-01"))
