@@ -35,6 +35,12 @@ def _fill(model: OnnxModel, column: str, values) -> object:  # noqa: ANN001
     return baseline[column] if column in baseline else float(np.median(values))
 
 
+def _manifest_fills(model: OnnxModel) -> list | bool:
+    """Every column's occlusion value when the manifest has them all (then kept with the model), else False."""
+    baseline = model.manifest.get("explain_baseline", {})
+    return [_fill(model, c, ()) for c in F.RAW] if all(c == F.TYPE or c in baseline for c in F.RAW) else False
+
+
 def _score(model: OnnxModel, raw: F.Raw, ids: np.ndarray | list, explain: bool, top: int) -> dict[str, list]:
     n, k = len(ids), len(F.RAW)
     occluded = None
@@ -62,9 +68,11 @@ def _score_rows(model: OnnxModel, rows: list[tuple], ids: list, explain: bool, t
     n, k = len(rows), len(F.RAW)
     table = [F.engineer_row(*r) for r in rows]
     if explain:
-        for j, c in enumerate(F.RAW):
-            fill = _fill(model, c, [r[j] for r in rows])
-            table += [F.engineer_row(*r[:j], fill, *r[j + 1 :]) for r in rows]
+        fills = model.derived("failure.fills", _manifest_fills) or [
+            _fill(model, c, [r[j] for r in rows]) for j, c in enumerate(F.RAW)
+        ]
+        copies = [F.engineer_occlusions(r, e, fills) for r, e in zip(rows, table, strict=True)]
+        table += [c[j] for j in range(k) for c in copies]  # copy j of every row, then copy j + 1, as _score
     mean, std = model.derived("failure.scaler", _scaler)
     with np.errstate(over="ignore"):  # past float32: inf, refused by run_small naming the feature
         x = ((np.array(table, dtype=np.float64) - mean) / std).astype(np.float32)
@@ -72,8 +80,11 @@ def _score_rows(model: OnnxModel, rows: list[tuple], ids: list, explain: bool, t
     if not explain:
         return _answer_rows(model, y.tolist(), None, ids, top)
     # the risk drops under occlusion in float32, as _answer computes them, so that near ties order alike
-    risk = y[:, 0]
-    drops = (risk[:n] - risk[n:].reshape(k, n)).T.tolist()
+    if n == 1:  # the single prediction of an MES call: the same float32 differences, fewer NumPy steps
+        drops = [(y[0, 0] - y[1:, 0]).tolist()]
+    else:
+        risk = y[:, 0]
+        drops = (risk[:n] - risk[n:].reshape(k, n)).T.tolist()
     return _answer_rows(model, y[:n].tolist(), drops, ids, top)
 
 
@@ -99,7 +110,7 @@ def _answer_rows(model: OnnxModel, probs: list, drops: list | None, ids: list, t
             heads = row[1:]
             out["failure_mode"].append(modes[heads.index(max(heads))] if predicted else "")
             d = drops[i]
-            order = sorted(range(len(d)), key=lambda j, d=d: -d[j])[:top]
+            order = sorted(range(len(d)), key=d.__getitem__, reverse=True)[:top]  # stable, like argsort(-d)
             out["top_features"].append(";".join(F.RAW[j] for j in order))
     return out
 

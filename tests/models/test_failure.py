@@ -184,6 +184,31 @@ def _records_answer(model: OnnxModel, records: list[dict], explain: bool) -> lis
     return [dict(zip(cols, row, strict=True)) for row in zip(*values, strict=True)]
 
 
+def test_occluded_copies_equal_engineering_the_replaced_row():
+    """engineer_occlusions recomputes only what each raw column feeds; every copy must equal engineer_row of the
+    row with that column replaced, bit for bit, on both sides of every rule's edge (heat: 8.6 K and 1380 rpm;
+    power: 3500 and 9000 W; wear zone: 200 and 240 min; overstrain: each type's limit). An air temperature of 0 K
+    puts the difference exactly on 8.6 K."""
+    rng = np.random.default_rng(7)
+    values = {
+        "kind": list(F.TYPES), "air": [0.0, 295.0, 298.1, 300.0], "dt": [8.5, 8.6, 8.7, 12.0],
+        "rpm": [1168.0, 1379.0, 1380.0, 1381.0, 2886.0], "torque": [3.8, 21.55, 40.0, 55.41, 76.6],
+        "wear": [0.0, 199.0, 200.0, 240.0, 241.0, 253.0],
+    }
+    rows = []
+    for _ in range(400):
+        kind, air, dt, rpm, torque, wear = (v[rng.integers(len(v))] for v in values.values())
+        rows.append((kind, air, air + dt, rpm, torque, wear))
+    rows.append(("L", 300.0, 308.6, 1380.0, 11000.0 / 200.0, 200.0))  # strain exactly at L's limit
+    for row in rows:
+        fills = [F.TYPES[rng.integers(3)], *(v[rng.integers(len(v))] for k, v in values.items() if k != "kind")]
+        fills[2] = fills[1] + [8.5, 8.6, 8.7][rng.integers(3)]  # a process temperature near the heat edge
+        got = F.engineer_occlusions(row, F.engineer_row(*row), fills)
+        want = [F.engineer_row(*row[:j], fills[j], *row[j + 1 :]) for j in range(len(F.RAW))]
+        assert got == want, (row, fills)
+        assert [[type(v) for v in r] for r in got] == [[type(v) for v in r] for r in want]
+
+
 def test_record_path_equals_the_array_path(trained, rows):
     """API records are engineered in plain Python (clean_rows, engineer_row, _answer_rows); every answer equals
     the array path's, value for value: probabilities, decisions at the shipped threshold, modes, top features."""
