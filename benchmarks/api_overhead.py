@@ -248,6 +248,24 @@ def run_python(url_host: str, port: int, headers: dict[str, str], connections: i
 
 
 # ---------------------------------------------------------------------------------------------- server
+def cpu_s(pid: int) -> float | None:
+    """CPU seconds (user + system) used so far by a process and its children that are still running, from
+    ``/proc`` (None where there is none). Around a load run, the difference over the requests answered is the
+    server's CPU per request: on a machine whose speed drifts it moves less than the throughput does."""
+    tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+    total, seen = 0, False
+    pids = [pid]
+    while pids:
+        p = pids.pop()
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime (the process's threads included)
+            seen = True
+            for task in Path(f"/proc/{p}/task").glob("*/children"):
+                pids += [int(c) for c in task.read_text().split()]
+    return total / tick if seen else None
+
+
 def rss_mb(pid: int) -> float:
     """Resident memory of a process and its children (MB)."""
     total = 0
