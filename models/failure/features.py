@@ -184,7 +184,6 @@ def engineer_row(kind: str, air: float, proc: float, rpm: float, torque: float, 
     ]
 
 
-
 def engineer_occlusions(row: tuple, base: list, fills: list) -> list[list]:
     """The explanation's occluded copies of one clean row: for each raw column j (in ``RAW`` order),
     ``engineer_row`` of the row with column j replaced by ``fills[j]``. ``base`` is ``engineer_row(*row)``; each
@@ -199,10 +198,10 @@ def engineer_occlusions(row: tuple, base: list, fills: list) -> list[list]:
     f_limit = OSF_LIMIT[f]
     e[0], e[1], e[2], e[11], e[17] = f == "L", f == "M", f == "H", strain / f_limit, strain > f_limit
     out.append(e)
-    for j, a, p in ((4, fills[1], proc), (5, air, fills[2])):  # air, process temperature: their difference
+    for j, a, p in ((1, fills[1], proc), (2, air, fills[2])):  # air, process temperature: their difference
         e = base.copy()
         d = p - a
-        e[j - 1], e[8] = fills[j - 3], d
+        e[j + 2], e[8] = fills[j], d  # raw column j is feature j + 2 (after the three one-hots)
         e[12], e[15] = max(d - 8.6, (rpm - 1380) / 100.0), d < 8.6 and rpm < 1380
         out.append(e)
     f = fills[3]  # speed: power and the heat rule
@@ -223,6 +222,7 @@ def engineer_occlusions(row: tuple, base: list, fills: list) -> list[list]:
     e[7], e[10], e[11], e[14], e[17] = f, st, st / limit, 200 <= f <= 240, st > limit
     out.append(e)
     return out
+
 
 def row_ids(df: pd.DataFrame) -> np.ndarray:
     df = with_raw_names(df)
