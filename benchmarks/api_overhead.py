@@ -251,7 +251,8 @@ def run_python(url_host: str, port: int, headers: dict[str, str], connections: i
 def cpu_s(pid: int) -> float | None:
     """CPU seconds (user + system) used so far by a process and its children that are still running, from
     ``/proc`` (None where there is none). Around a load run, the difference over the requests answered is the
-    server's CPU per request: on a machine whose speed drifts it moves less than the throughput does."""
+    server's CPU per request: it shows which step a change made cheaper, but it drifts with the machine's speed as
+    the throughput does, so compare variants run a few seconds apart."""
     tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
     total, seen = 0, False
     pids = [pid]
