@@ -206,8 +206,9 @@ def dispatch(problem: SchedulingProblem, rule: str = "mwkr", atc_k: float = 2.0,
 
     Same plan as the original generator (tests/optimization/reference_dispatch.py: same candidates, priorities
     and tie-breaks), computed with per-machine sorted lists, integer family/setup tables, priorities cached with
-    each operation's best fit (they only change when its machine's timeline changes) and the per-step selection
-    vectorised over all operations.
+    each operation's best fit (they only change when its machine's timeline changes), its fit on each eligible
+    machine cached with that timeline's version (only the changed machines are searched again) and the per-step
+    selection vectorised over all operations.
 
     Tail re-dispatch (:func:`tail_search`): ``fixed`` maps operations to (machine, start) kept as they are (a prefix
     of an earlier plan, closed under predecessors); ``fixed_windows`` are that plan's maintenance windows (placed
@@ -270,19 +271,35 @@ def dispatch(problem: SchedulingProblem, rule: str = "mwkr", atc_k: float = 2.0,
     m_ids = [m.id for m in problem.machines]
     dur_on = [[(m, o.durations[m]) for m in o.machines] for o in ops]
 
+    # each ready operation's earliest fit per eligible machine, with the version of that machine's timeline it was
+    # computed on: a refresh recomputes only the machines that changed since (an operation's ready time is fixed
+    # once it is ready). With a peak power cap every fit depends on every machine, so nothing is reused.
+    version = dict.fromkeys(m_ids, 0)
+    fits: dict[int, list[list]] = {}
+
     def fit(i: int) -> tuple[int, int, str]:
         o = ops[i]
-        e = job_of[i].release
-        for a, lag in preds[i]:
-            v = end_of[a] + lag
-            if v > e:
-                e = v
-        best = None
         if power is not None:
             power.set_op(o.power_kw)
+            cached = None
+        else:
+            cached = fits.get(i)
+        if cached is None:
+            e = job_of[i].release
+            for a, lag in preds[i]:
+                v = end_of[a] + lag
+                if v > e:
+                    e = v
+            cached = [[m, d, -1, 0, e] for m, d in dur_on[i]]
+            if power is None:
+                fits[i] = cached
+        best = None
         fi, span = fam[i], o.can_span_break
-        for m, d in dur_on[i]:
-            t = timelines[m].earliest_fit(e, d, fi, span, power)
+        for entry in cached:
+            m, d, ver, t, e = entry
+            if ver != version[m]:
+                t = timelines[m].earliest_fit(e, d, fi, span, power)
+                entry[2], entry[3] = version[m], t
             c = (t + d, t, m)
             if best is None or c < best:
                 best = c
@@ -348,6 +365,8 @@ def dispatch(problem: SchedulingProblem, rule: str = "mwkr", atc_k: float = 2.0,
         comp_a[best_i] = start_a[best_i] = prio_a[best_i] = np.inf
         o = ops[best_i]
         timelines[m].insert(start, comp, fam[best_i])
+        version[m] += 1
+        fits.pop(best_i, None)
         placed[best_i] = (m, start, comp)
         end_of[best_i] = comp
         ready.discard(best_i)
