@@ -1,0 +1,94 @@
+"""Tabu search for classic job shops (optimization/tabu.py) and its place in the solver."""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+
+from benchmarks.gen_shop import generate, random_job_shop
+from optimization.check import verify
+from optimization.heuristics import dispatch
+from optimization.problem import Downtime, Precedence
+from optimization.solution import evaluate
+from optimization.solver import SolverParams, solve
+from optimization.tabu import improve, supported
+
+
+def _key(s):
+    return sorted((a.job, a.op, a.machine, a.start, a.end) for a in s.assignments)
+
+
+def test_supported_only_for_classic_job_shops():
+    p = random_job_shop(6, 4, 1)
+    assert supported(p)
+    assert not supported(generate(10, 3, 5, seed=1, days=2))  # flexible, setups, calendars
+    m0 = dataclasses.replace(p.machines[0], calendar=(Downtime(10, 20, "break"),))
+    assert not supported(dataclasses.replace(p, machines=(m0, *p.machines[1:])))
+    j0, j1 = p.jobs[0], p.jobs[1]
+    pre = Precedence(before=(j0.id, j0.operations[0].id), after=(j1.id, j1.operations[0].id))
+    assert not supported(dataclasses.replace(p, precedences=(pre,)))
+    o0 = j0.operations[0]
+    pinned = dataclasses.replace(o0, pinned_machine=o0.machines[0], pinned_start=0)
+    jobs = (dataclasses.replace(j0, operations=(pinned, *j0.operations[1:])), *p.jobs[1:])
+    assert not supported(dataclasses.replace(p, jobs=jobs))
+
+
+def test_improves_a_dispatching_plan_checked_and_deterministic():
+    p = random_job_shop(15, 10, 3)
+    start = dispatch(p, "mwkr")
+    runs = [improve(p, start, time_budget_s=60, seed=2, max_iters=3000) for _ in range(2)]
+    for s in runs:
+        assert verify(p, s) == []
+        assert s.makespan == evaluate(p, s.assignments)["makespan"]
+        assert s.stats["tabu_iterations"] == 3000
+    assert _key(runs[0]) == _key(runs[1])
+    assert runs[0].makespan < 0.95 * start.makespan  # MWKR leaves a lot to gain on a 15x10 shop
+
+
+def test_job_releases_are_respected():
+    p = random_job_shop(10, 5, 6)
+    jobs = tuple(dataclasses.replace(j, release=37 * i) for i, j in enumerate(p.jobs))
+    p = dataclasses.replace(p, jobs=jobs)
+    start = dispatch(p, "mwkr")
+    s = improve(p, start, time_budget_s=60, seed=0, max_iters=2000)
+    assert verify(p, s) == []
+    assert s.makespan < start.makespan  # a new plan, timed by the search (842 -> 759 here)
+    first = {j.id: min(a.start for a in s.assignments if a.job == j.id) for j in p.jobs}
+    assert all(first[j.id] >= j.release for j in p.jobs)
+
+
+def test_stops_at_the_target_and_never_returns_worse():
+    p = random_job_shop(40, 4, 5)  # many jobs on few machines: the machine-load bound is reachable
+    lb = p.trivial_lower_bound()
+    start = dispatch(p, "spt")
+    assert start.makespan > lb
+    s = improve(p, start, time_budget_s=60, seed=0, target=lb, max_iters=200_000)
+    assert s.makespan == lb and verify(p, s) == []
+    assert s.stats["tabu_iterations"] < 200_000  # stopped at the bound, not at the iteration limit
+    # already at the target: the incumbent itself comes back
+    again = improve(p, s, time_budget_s=60, seed=0, target=lb, max_iters=10)
+    assert again is s
+
+
+def test_two_chains_in_processes_and_one_in_a_thread():
+    p = random_job_shop(12, 6, 6)
+    start = dispatch(p, "mwkr")
+    two = improve(p, start, time_budget_s=60, seed=1, workers=2, max_iters=500)
+    assert verify(p, two) == [] and two.makespan <= start.makespan
+    assert two.stats["tabu_chains"] == 2
+    out = {}
+    t = threading.Thread(target=lambda: out.update(s=improve(p, start, 60, seed=1, workers=2, max_iters=500)))
+    t.start()
+    t.join()
+    assert out["s"].stats["tabu_chains"] == 1  # no fork from a threaded server: one chain in this process
+    assert verify(p, out["s"]) == []
+
+
+def test_solver_runs_cp_sat_then_the_tabu_search_on_big_job_shops():
+    p = random_job_shop(30, 20, 1)  # 600 operations
+    s = solve(p, SolverParams(time_limit_s=3, workers=2))
+    assert verify(p, s) == []
+    assert s.stats["tabu_iterations"] > 0
+    assert s.lower_bound is not None and s.lower_bound <= s.makespan
+    off = solve(random_job_shop(30, 20, 1), SolverParams(time_limit_s=1, workers=2, tabu_share=0))
+    assert "tabu_iterations" not in off.stats
