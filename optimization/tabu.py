@@ -97,11 +97,37 @@ def _search(g: _Graph, seqs: list[list[int]], budget_s: float, seed: int, target
             if prev >= 0:
                 ms[prev] = -1
 
+    order: list[int] = []  # a topological order of the graph, kept up to date through the moves
+    pos = [0] * n
+    lasts = [i for i in range(n) if js[i] < 0]  # every longest path ends at a job's last operation
+    firsts = [i for i in range(n) if jp[i] < 0]
+
+    def heads(lo: int) -> None:
+        for k in range(lo, n):
+            i = order[k]
+            a, b = jp[i], mp_[i]
+            x = r[a] + p[a] if a >= 0 else rel[i]
+            if b >= 0 and r[b] + p[b] > x:
+                x = r[b] + p[b]
+            r[i] = x
+
+    def tails(hi: int) -> None:
+        for k in range(hi, -1, -1):
+            i = order[k]
+            a, b = js[i], ms[i]
+            x = q[a] + p[a] if a >= 0 else 0
+            if b >= 0 and q[b] + p[b] > x:
+                x = q[b] + p[b]
+            q[i] = x
+
+    def makespan() -> int:
+        return max(r[i] + p[i] for i in lasts)
+
     def heads_tails() -> int:
-        """Heads r (earliest starts) and tails q (longest path after the end) by a topological order; the
-        makespan, or -1 when the sequences hold a cycle (cannot happen with the moves below)."""
+        """Heads r (earliest starts) and tails q (longest path after the end) from a fresh topological order (Kahn);
+        the makespan, or -1 when the sequences hold a cycle (cannot happen with the moves below)."""
         indeg = [(jp[i] >= 0) + (mp_[i] >= 0) for i in range(n)]
-        order = [i for i in range(n) if indeg[i] == 0]
+        order[:] = [i for i in range(n) if indeg[i] == 0]
         k = 0
         while k < len(order):
             i = order[k]
@@ -118,27 +144,46 @@ def _search(g: _Graph, seqs: list[list[int]], budget_s: float, seed: int, target
                     order.append(b)
         if len(order) < n:
             return -1
-        for i in order:
-            a, b = jp[i], mp_[i]
-            x = r[a] + p[a] if a >= 0 else rel[i]
-            if b >= 0 and r[b] + p[b] > x:
-                x = r[b] + p[b]
-            r[i] = x
-        cmax = 0
-        for i in reversed(order):
-            a, b = js[i], ms[i]
-            x = q[a] + p[a] if a >= 0 else 0
-            if b >= 0 and q[b] + p[b] > x:
-                x = q[b] + p[b]
-            q[i] = x
-            if r[i] + p[i] + x > cmax:
-                cmax = r[i] + p[i] + x
-        return cmax
+        for k, i in enumerate(order):
+            pos[i] = k
+        heads(0)
+        tails(n - 1)
+        return makespan()
+
+    def after_swap(u: int, v: int) -> int:
+        """Repair the topological order after u -> v became v -> u (Pearce and Kelly: in the span from u to v, the
+        ancestors of v go first, then the descendants of u, in the places they held) and update only the heads
+        from u's place on and the tails up to v's place."""
+        lb, ub = pos[u], pos[v]
+        fwd, stack = {u}, [u]
+        while stack:
+            i = stack.pop()
+            for a in (js[i], ms[i]):
+                if a >= 0 and a not in fwd and pos[a] <= ub:
+                    fwd.add(a)
+                    stack.append(a)
+        back, stack = {v}, [v]
+        while stack:
+            i = stack.pop()
+            for a in (jp[i], mp_[i]):
+                if a >= 0 and a not in back and pos[a] >= lb:
+                    back.add(a)
+                    stack.append(a)
+        places = sorted(pos[i] for i in fwd | back)
+        for k, i in zip(places, sorted(back, key=pos.__getitem__) + sorted(fwd, key=pos.__getitem__), strict=True):
+            order[k] = i
+            pos[i] = k
+        heads(lb)
+        tails(ub)
+        return makespan()
 
     def moves(cmax: int, rng: random.Random) -> list[tuple[int, int]]:
         """N5 moves on one critical path (random where it branches)."""
-        # a critical path starts at an operation timed by its release (every tight predecessor chain ends in one)
-        i = rng.choice([i for i in range(n) if r[i] == rel[i] and r[i] + p[i] + q[i] == cmax])
+        # a critical path starts at an operation timed by its release (every tight predecessor chain ends in one):
+        # a job's first operation, or with zero durations any operation at its release
+        starts = [i for i in firsts if r[i] == rel[i] and r[i] + p[i] + q[i] == cmax] or \
+            [i for i in range(n) if r[i] == rel[i] and r[i] + p[i] + q[i] == cmax]
+        i = rng.choice(starts)
         blocks: list[list[int]] = [[i]]
         while True:
             e = r[i] + p[i]
@@ -223,8 +268,9 @@ def _search(g: _Graph, seqs: list[list[int]], budget_s: float, seed: int, target
                 mv = moves(cmax, rng)
                 if not mv:
                     break
-                swap(*rng.choice(mv))
-                cmax = heads_tails()
+                u, v = rng.choice(mv)
+                swap(u, v)
+                cmax = after_swap(u, v)
             tabu.clear()
             since = 0
         mv = moves(cmax, rng)
@@ -240,7 +286,10 @@ def _search(g: _Graph, seqs: list[list[int]], budget_s: float, seed: int, target
         u, v = rng.choice(mv) if pick is None else pick[1:]
         swap(u, v)
         tabu[(v, u)] = it + rng.randint(8, 14)  # swapping them back is tabu for a while
-        cmax = heads_tails()
+        cmax = after_swap(u, v)
+        if CHECK:
+            rr, qq, c2 = list(r), list(q), heads_tails()
+            assert (rr, qq, cmax) == (r, q, c2), "incremental heads/tails differ"
         if cmax < best:
             best, best_seqs, since = cmax, [list(s) for s in seqs], 0
         else:
@@ -278,6 +327,7 @@ def _schedule(problem: SchedulingProblem, g: _Graph, seqs: list[list[int]]) -> S
 
 
 _STATE: dict = {}
+CHECK = False
 
 
 def _chain(args):
