@@ -16,7 +16,9 @@ The search is Nowicki and Smutnicki's (1996) N5 tabu search:
 - after ``restart_after`` iterations without a new best, the search goes back to the best plan with an empty tabu
   list and a few random moves.
 
-Pure Python on lists: ~2,500-4,000 iterations a second on 300-600 operations on this machine's cores.
+A swap changes the graph only between the two operations' places in the topological order, so the order is repaired
+there (Pearce and Kelly) and only the heads after the first and the tails before the second are recomputed. Pure
+Python on lists: ~8,000-9,000 moves a second on 600 operations, ~2,000 on 2,000, on this machine's cores.
 """
 
 from __future__ import annotations

@@ -92,3 +92,15 @@ def test_solver_runs_cp_sat_then_the_tabu_search_on_big_job_shops():
     assert s.lower_bound is not None and s.lower_bound <= s.makespan
     off = solve(random_job_shop(30, 20, 1), SolverParams(time_limit_s=1, workers=2, tabu_share=0))
     assert "tabu_iterations" not in off.stats
+
+
+def test_incremental_heads_and_tails_equal_a_full_recomputation(monkeypatch):
+    import optimization.tabu as tabu
+
+    monkeypatch.setattr(tabu, "CHECK", True)  # after every move: compare with Kahn's order and a full pass
+    for jobs, machines, seed in ((10, 5, 1), (20, 10, 2)):
+        p = random_job_shop(jobs, machines, seed)
+        p = dataclasses.replace(p, jobs=tuple(dataclasses.replace(j, release=11 * i) for i, j in enumerate(p.jobs)))
+        start = dispatch(p, "mwkr")
+        s = improve(p, start, time_budget_s=60, seed=seed, max_iters=1500)
+        assert verify(p, s) == [] and s.makespan < start.makespan
