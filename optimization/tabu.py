@@ -78,7 +78,8 @@ class _Graph:
 
 
 def _search(g: _Graph, seqs: list[list[int]], budget_s: float, seed: int, target: int = 0,
-            max_iters: int | None = None, restart_after: int = 10_000) -> tuple[int, list[list[int]], int]:
+            max_iters: int | None = None, restart_after: int = 10_000,
+            tenure: tuple[int, int] = (8, 14)) -> tuple[int, list[list[int]], int]:
     """One tabu-search chain from ``seqs``; returns (best makespan, its sequences, iterations). Stops on the time
     budget (or ``max_iters``: then deterministic for a seed) or when the makespan reaches ``target``."""
     p, mach, rel, jp, js, n = g.p, g.mach, g.rel, g.jp, g.js, g.n
@@ -287,7 +288,7 @@ def _search(g: _Graph, seqs: list[list[int]], budget_s: float, seed: int, target
                 pick = (e, u, v)
         u, v = rng.choice(mv) if pick is None else pick[1:]
         swap(u, v)
-        tabu[(v, u)] = it + rng.randint(8, 14)  # swapping them back is tabu for a while
+        tabu[(v, u)] = it + rng.randint(*tenure)  # swapping them back is tabu for a while
         cmax = after_swap(u, v)
         if CHECK:
             rr, qq, c2 = list(r), list(q), heads_tails()
