@@ -277,7 +277,7 @@ def _search(g: _Graph, seqs: list[list[int]], budget_s: float, seed: int, target
             tabu.clear()
             since = 0
         mv = moves(cmax, rng)
-        if not mv:  # the critical path is one job: the plan is optimal
+        if not mv:  # nothing to swap on this critical path (one job, or one machine from the start)
             break
         pick = None
         for u, v in mv:
@@ -301,28 +301,29 @@ def _search(g: _Graph, seqs: list[list[int]], budget_s: float, seed: int, target
 
 
 def _schedule(problem: SchedulingProblem, g: _Graph, seqs: list[list[int]]) -> Schedule:
-    """The semi-active plan of ``seqs``: every operation at its head."""
+    """The semi-active plan of ``seqs``: every operation at its head, in a topological order (Kahn)."""
     n = g.n
-    pos_prev = [-1] * n
+    mprev = [-1] * n
+    mnext = [-1] * n
     for s in seqs:
         for a, b in zip(s, s[1:], strict=False):
-            pos_prev[b] = a
-    start = [-1] * n
-    pending = list(range(n))
-    while pending:  # operations in job order: heads follow once both predecessors are timed
-        rest = []
-        for i in pending:
-            a, b = g.jp[i], pos_prev[i]
-            if (a >= 0 and start[a] < 0) or (b >= 0 and start[b] < 0):
-                rest.append(i)
-                continue
-            x = start[a] + g.p[a] if a >= 0 else g.rel[i]
-            if b >= 0:
-                x = max(x, start[b] + g.p[b])
-            start[i] = x
-        if len(rest) == len(pending):
-            raise ValueError("tabu search produced cyclic machine sequences")
-        pending = rest
+            mprev[b], mnext[a] = a, b
+    indeg = [(g.jp[i] >= 0) + (mprev[i] >= 0) for i in range(n)]
+    order = [i for i in range(n) if indeg[i] == 0]
+    start = [0] * n
+    for i in order:  # the list grows while it is read
+        a, b = g.jp[i], mprev[i]
+        x = start[a] + g.p[a] if a >= 0 else g.rel[i]
+        if b >= 0:
+            x = max(x, start[b] + g.p[b])
+        start[i] = x
+        for c in (g.js[i], mnext[i]):
+            if c >= 0:
+                indeg[c] -= 1
+                if indeg[c] == 0:
+                    order.append(c)
+    if len(order) < n:
+        raise ValueError("tabu search produced cyclic machine sequences")
     assigns = [Assignment(k[0], k[1], g.mids[g.mach[i]], start[i], start[i] + g.p[i]) for i, k in enumerate(g.keys)]
     obj = evaluate(problem, assigns)
     return Schedule(assignments=assigns, status="FEASIBLE", makespan=int(obj["makespan"]), objective=obj,
