@@ -335,34 +335,59 @@ CHECK = False
 
 
 def _chain(args):
-    seed, budget, target, max_iters = args
-    return _search(_STATE["g"], _STATE["seqs"], budget, seed, target, max_iters)
+    seqs, seed, budget, target, max_iters = args
+    return _search(_STATE["g"], seqs, budget, seed, target, max_iters)
 
 
 def improve(problem: SchedulingProblem, incumbent: Schedule, time_budget_s: float, seed: int = 0, workers: int = 1,
-            target: int = 0, max_iters: int | None = None) -> Schedule:
-    """Tabu search from ``incumbent``; ``workers`` independent chains (forked processes when possible, different
-    seeds), the best plan back. Never worse than ``incumbent``; stops early at ``target`` (a lower bound)."""
+            target: int = 0, max_iters: int | None = None, round_s: float | None = None) -> Schedule:
+    """Tabu search from ``incumbent``; ``workers`` chains (forked processes when possible, different seeds), the
+    best plan back. Never worse than ``incumbent``; stops early at ``target`` (a lower bound). ``round_s``: the
+    chains run in rounds of that many seconds, each round from the best plan of the last one (None: one round)."""
     g = _Graph(problem)
-    seqs = g.sequences(incumbent)
-    jobs = [(seed * 7919 + w, time_budget_s, target, max_iters) for w in range(max(1, workers))]
-    outs = None
-    if len(jobs) > 1 and threading.active_count() == 1 and "fork" in mp.get_all_start_methods():
-        _STATE.update(g=g, seqs=seqs)
+    best_seqs = g.sequences(incumbent)
+    best_ms = None
+    n_chains = max(1, workers)
+    t0 = time.perf_counter()
+    iters = rounds = 0
+    pool = None
+    if n_chains > 1 and threading.active_count() == 1 and "fork" in mp.get_all_start_methods():
+        _STATE.update(g=g)
         try:
-            with mp.get_context("fork").Pool(len(jobs)) as pool:
-                outs = pool.map(_chain, jobs)
+            pool = mp.get_context("fork").Pool(n_chains)
         except Exception:  # no processes here: one chain in this process
+            pool = None
+    try:
+        while True:
+            left = time_budget_s - (time.perf_counter() - t0)
+            if rounds and (max_iters is not None or left < 0.05 or best_ms <= target):
+                break
+            budget = left if round_s is None or max_iters is not None else min(round_s, left)
+            jobs = [(best_seqs, seed * 7919 + rounds * 101 + w, budget, target, max_iters) for w in range(n_chains)]
             outs = None
-        finally:
-            _STATE.clear()
-    if outs is None:
-        outs = [_search(g, seqs, time_budget_s, jobs[0][0], target, max_iters)]
-    best_ms, best_seqs, _ = min(outs, key=lambda o: o[0])
-    iters = sum(o[2] for o in outs)
+            if pool is not None:
+                try:
+                    outs = pool.map(_chain, jobs)
+                except Exception:  # a broken worker: go on in this process
+                    pool.terminate()
+                    pool = None
+            if outs is None:
+                outs = [_search(g, best_seqs, budget, jobs[0][1], target, max_iters)]
+                n_chains = 1
+            rounds += 1
+            iters += sum(o[2] for o in outs)
+            ms, sq, _ = min(outs, key=lambda o: o[0])
+            if best_ms is None or ms < best_ms:
+                best_ms, best_seqs = ms, sq
+    finally:
+        if pool is not None:
+            pool.terminate()
+            pool.join()
+        _STATE.clear()
+    stats = {"tabu_iterations": iters, "tabu_chains": n_chains, "tabu_rounds": rounds}
     if incumbent.makespan is not None and best_ms >= incumbent.makespan:
-        incumbent.stats.update(tabu_iterations=iters, tabu_chains=len(outs))
+        incumbent.stats.update(stats)
         return incumbent
     s = _schedule(problem, g, best_seqs)
-    s.stats.update(tabu_iterations=iters, tabu_chains=len(outs))
+    s.stats.update(stats)
     return s

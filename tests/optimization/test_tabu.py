@@ -104,3 +104,11 @@ def test_incremental_heads_and_tails_equal_a_full_recomputation(monkeypatch):
         start = dispatch(p, "mwkr")
         s = improve(p, start, time_budget_s=60, seed=seed, max_iters=1500)
         assert verify(p, s) == [] and s.makespan < start.makespan
+
+
+def test_rounds_restart_every_chain_from_the_best_plan():
+    p = random_job_shop(20, 10, 8)
+    start = dispatch(p, "mwkr")
+    s = improve(p, start, time_budget_s=1.5, seed=0, workers=2, round_s=0.4)
+    assert verify(p, s) == [] and s.makespan < start.makespan
+    assert s.stats["tabu_rounds"] >= 2
