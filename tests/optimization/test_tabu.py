@@ -112,3 +112,11 @@ def test_rounds_restart_every_chain_from_the_best_plan():
     s = improve(p, start, time_budget_s=1.5, seed=0, workers=2, round_s=0.4)
     assert verify(p, s) == [] and s.makespan < start.makespan
     assert s.stats["tabu_rounds"] >= 2
+
+
+def test_dense_shops_try_the_tabu_search_at_the_machine_load_bound_first():
+    p = random_job_shop(100, 5, 2)  # 500 operations, 20 jobs per machine: the machine-load bound is the optimum
+    s = solve(p, SolverParams(time_limit_s=30, workers=2))
+    assert verify(p, s) == []
+    assert s.status == "OPTIMAL" and s.makespan == s.lower_bound == p.trivial_lower_bound()
+    assert s.stats["method"] == "tabu-n5" and s.stats["tabu_iterations"] > 0  # no CP-SAT run was needed
