@@ -572,6 +572,21 @@ def _tail_chain(problem: SchedulingProblem, incumbent: Schedule, score, par: tup
     return best, best_par, it, acc
 
 
+def fork_pool(processes: int, initializer=None, initargs: tuple = ()):
+    """A pool of ``processes`` forked workers for the search chains, or None where forking is not safe or possible:
+    one process asked for, no ``fork`` start method, or other threads running (e.g. inside the HTTP server, where a
+    fork would copy locks held by other threads). Callers then run one chain in this process."""
+    import multiprocessing as mp
+    import threading
+
+    if processes < 2 or threading.active_count() != 1 or "fork" not in mp.get_all_start_methods():
+        return None
+    try:
+        return mp.get_context("fork").Pool(processes, initializer=initializer, initargs=initargs)
+    except OSError:
+        return None
+
+
 _POOL_STATE: dict = {}
 
 
@@ -598,20 +613,12 @@ def tail_search(problem: SchedulingProblem, incumbent: Schedule, score, time_bud
     for ``round_s`` seconds each round, starting from the best plan of the last round. ``max_iters`` (total
     iterations, in rounds of ``round_iters`` per worker) replaces the time budget and makes it deterministic for a
     seed. Never returns a plan scoring worse than ``incumbent``."""
-    import multiprocessing as mp
-    import threading
-
     t0 = time.perf_counter()
     best, best_par = incumbent, start_par
     best_score = score(best)
     its = accs = rounds = 0
     workers = max(1, workers)
-    pool = None
-    if workers > 1 and threading.active_count() == 1 and "fork" in mp.get_all_start_methods():
-        try:
-            pool = mp.get_context("fork").Pool(workers, initializer=_pool_init, initargs=(problem, score, check))
-        except OSError:
-            pool = None
+    pool = fork_pool(workers, _pool_init, (problem, score, check))
     n_par = workers if pool is not None else 1
     try:
         while True:

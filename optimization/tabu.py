@@ -23,11 +23,10 @@ Python on lists: ~8,000-9,000 moves a second on 600 operations, ~2,000 on 2,000,
 
 from __future__ import annotations
 
-import multiprocessing as mp
 import random
-import threading
 import time
 
+from optimization.heuristics import fork_pool
 from optimization.problem import SchedulingProblem
 from optimization.solution import Assignment, Schedule, evaluate
 
@@ -350,13 +349,7 @@ def improve(problem: SchedulingProblem, incumbent: Schedule, time_budget_s: floa
     n_chains = max(1, workers)
     t0 = time.perf_counter()
     iters = rounds = 0
-    pool = None
-    if n_chains > 1 and threading.active_count() == 1 and "fork" in mp.get_all_start_methods():
-        _STATE.update(g=g)
-        try:
-            pool = mp.get_context("fork").Pool(n_chains)
-        except Exception:  # no processes here: one chain in this process
-            pool = None
+    pool = fork_pool(n_chains, _STATE.update, ({"g": g},))
     try:
         while True:
             left = time_budget_s - (time.perf_counter() - t0)
@@ -383,7 +376,6 @@ def improve(problem: SchedulingProblem, incumbent: Schedule, time_budget_s: floa
         if pool is not None:
             pool.terminate()
             pool.join()
-        _STATE.clear()
     stats = {"tabu_iterations": iters, "tabu_chains": n_chains, "tabu_rounds": rounds}
     if incumbent.makespan is not None and best_ms >= incumbent.makespan:
         incumbent.stats.update(stats)
