@@ -76,6 +76,21 @@ class _Graph:
         return seqs
 
 
+def _topological_order(g: _Graph, mprev: list[int], mnext: list[int]) -> list[int]:
+    """Kahn's order of the graph of job arcs and the machine arcs ``mprev``/``mnext``; shorter than ``g.n`` when the
+    machine sequences hold a cycle."""
+    jp, js = g.jp, g.js
+    indeg = [(jp[i] >= 0) + (mprev[i] >= 0) for i in range(g.n)]
+    order = [i for i in range(g.n) if indeg[i] == 0]
+    for i in order:  # the list grows while it is read
+        for c in (js[i], mnext[i]):
+            if c >= 0:
+                indeg[c] -= 1
+                if indeg[c] == 0:
+                    order.append(c)
+    return order
+
+
 def _search(g: _Graph, seqs: list[list[int]], budget_s: float, seed: int, target: int = 0,
             max_iters: int | None = None, restart_after: int = 10_000,
             tenure: tuple[int, int] = (8, 14)) -> tuple[int, list[list[int]], int]:
@@ -126,24 +141,9 @@ def _search(g: _Graph, seqs: list[list[int]], budget_s: float, seed: int, target
         return max(r[i] + p[i] for i in lasts)
 
     def heads_tails() -> int:
-        """Heads r (earliest starts) and tails q (longest path after the end) from a fresh topological order (Kahn);
+        """Heads r (earliest starts) and tails q (longest path after the end) from a fresh topological order;
         the makespan, or -1 when the sequences hold a cycle (cannot happen with the moves below)."""
-        indeg = [(jp[i] >= 0) + (mp_[i] >= 0) for i in range(n)]
-        order[:] = [i for i in range(n) if indeg[i] == 0]
-        k = 0
-        while k < len(order):
-            i = order[k]
-            k += 1
-            a = js[i]
-            if a >= 0:
-                indeg[a] -= 1
-                if indeg[a] == 0:
-                    order.append(a)
-            b = ms[i]
-            if b >= 0:
-                indeg[b] -= 1
-                if indeg[b] == 0:
-                    order.append(b)
+        order[:] = _topological_order(g, mp_, ms)
         if len(order) < n:
             return -1
         for k, i in enumerate(order):
@@ -307,22 +307,16 @@ def _schedule(problem: SchedulingProblem, g: _Graph, seqs: list[list[int]]) -> S
     for s in seqs:
         for a, b in zip(s, s[1:], strict=False):
             mprev[b], mnext[a] = a, b
-    indeg = [(g.jp[i] >= 0) + (mprev[i] >= 0) for i in range(n)]
-    order = [i for i in range(n) if indeg[i] == 0]
+    order = _topological_order(g, mprev, mnext)
+    if len(order) < n:
+        raise ValueError("tabu search produced cyclic machine sequences")
     start = [0] * n
-    for i in order:  # the list grows while it is read
+    for i in order:
         a, b = g.jp[i], mprev[i]
         x = start[a] + g.p[a] if a >= 0 else g.rel[i]
         if b >= 0:
             x = max(x, start[b] + g.p[b])
         start[i] = x
-        for c in (g.js[i], mnext[i]):
-            if c >= 0:
-                indeg[c] -= 1
-                if indeg[c] == 0:
-                    order.append(c)
-    if len(order) < n:
-        raise ValueError("tabu search produced cyclic machine sequences")
     assigns = [Assignment(k[0], k[1], g.mids[g.mach[i]], start[i], start[i] + g.p[i]) for i, k in enumerate(g.keys)]
     obj = evaluate(problem, assigns)
     return Schedule(assignments=assigns, status="FEASIBLE", makespan=int(obj["makespan"]), objective=obj,
