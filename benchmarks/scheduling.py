@@ -159,13 +159,15 @@ def run_random(args) -> None:
     for size, (n, m) in sizes:
         for seed in seeds:
             p = random_job_shop(n, m, seed)
-            s = solve(p, SolverParams(time_limit_s=args.time_limit, workers=args.workers, seed=args.seed))
-            pm, pb, _ = plain_model(p, args.time_limit, args.workers)
+            s = solve(p, SolverParams(time_limit_s=args.time_limit, workers=args.workers, seed=args.seed,
+                                      tabu_neighbourhood=args.tabu))
+            pm, pb, _ = plain_model(p, args.time_limit, args.workers) if not args.no_plain else (None, None, 0)
             best = min(v for v in (s.makespan, pm) if v is not None)
             lb = max(v for v in (s.lower_bound, pb, p.trivial_lower_bound()) if v is not None)
             g, pg = gap(s.makespan, best), gap(pm, best)
-            by_class.setdefault(size, []).append((g, pg))
-            print(f"| {p.name} | {size} | {s.makespan} | {pm} | {int(math.ceil(lb))} | {g:.2f} | {pg:.2f} | "
+            by_class.setdefault(size, []).append((g, pg if pg is not None else float("nan")))
+            print(f"| {p.name} | {size} | {s.makespan} | {pm} | {int(math.ceil(lb))} | {g:.2f} | "
+                  f"{'-' if pg is None else f'{pg:.2f}'} | "
                   f"{100.0 * (s.makespan - lb) / lb:.2f} | {not verify(p, s)} |", flush=True)
     print("\n| class | n | SFAI mean gap % | plain mean gap % |\n|---|---|---|---|")
     for cls, v in by_class.items():
@@ -226,6 +228,8 @@ def main() -> None:
                     help="SolverParams.dispatch_search_share: time share of the dispatch (tail re-dispatch) search")
     ap.add_argument("--random", default="", help="size classes of Taillard-like job shops, e.g. 20x20,30x20,50x15")
     ap.add_argument("--random-seeds", default="1,2", help="instance seeds per class (with --random)")
+    ap.add_argument("--tabu", default=SolverParams.tabu_neighbourhood, choices=("n5", "n6"),
+                    help="SolverParams.tabu_neighbourhood: the tabu phase's moves (with --random)")
     a = ap.parse_args()
     if a.random:
         run_random(a)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import dataclasses
 import threading
 
+import pytest
+
 from benchmarks.gen_shop import generate, random_job_shop
 from optimization.check import verify
 from optimization.heuristics import dispatch
@@ -33,16 +35,19 @@ def test_supported_only_for_classic_job_shops():
     assert not supported(dataclasses.replace(p, jobs=jobs))
 
 
-def test_improves_a_dispatching_plan_checked_and_deterministic():
+@pytest.mark.parametrize("neighbourhood", ["n6", "n5"])
+def test_improves_a_dispatching_plan_checked_and_deterministic(neighbourhood):
     p = random_job_shop(15, 10, 3)
     start = dispatch(p, "mwkr")
-    runs = [improve(p, start, time_budget_s=60, seed=2, max_iters=3000) for _ in range(2)]
+    runs = [improve(p, start, time_budget_s=60, seed=2, max_iters=3000, neighbourhood=neighbourhood)
+            for _ in range(2)]
     for s in runs:
         assert verify(p, s) == []
         assert s.makespan == evaluate(p, s.assignments)["makespan"]
         assert s.stats["tabu_iterations"] == 3000
     assert _key(runs[0]) == _key(runs[1])
     assert runs[0].makespan < 0.95 * start.makespan  # MWKR leaves a lot to gain on a 15x10 shop
+    assert runs[0].stats["method"] == f"tabu-{neighbourhood}"
 
 
 def test_job_releases_are_respected():
@@ -94,15 +99,18 @@ def test_solver_runs_cp_sat_then_the_tabu_search_on_big_job_shops():
     assert "tabu_iterations" not in off.stats
 
 
-def test_incremental_heads_and_tails_equal_a_full_recomputation(monkeypatch):
+@pytest.mark.parametrize("neighbourhood", ["n6", "n5"])
+def test_incremental_heads_and_tails_equal_a_full_recomputation(monkeypatch, neighbourhood):
     import optimization.tabu as tabu
 
-    monkeypatch.setattr(tabu, "CHECK", True)  # after every move: compare with Kahn's order and a full pass
-    for jobs, machines, seed in ((10, 5, 1), (20, 10, 2)):
+    # after every move: compare with Kahn's order and a full pass (a cycle would make Kahn's order short). N6
+    # insertions run as several swaps of neighbours, each repaired in the order, and one update of the times.
+    monkeypatch.setattr(tabu, "CHECK", True)
+    for jobs, machines, seed in ((10, 5, 1), (20, 10, 2), (8, 8, 3)):
         p = random_job_shop(jobs, machines, seed)
         p = dataclasses.replace(p, jobs=tuple(dataclasses.replace(j, release=11 * i) for i, j in enumerate(p.jobs)))
         start = dispatch(p, "mwkr")
-        s = improve(p, start, time_budget_s=60, seed=seed, max_iters=1500)
+        s = improve(p, start, time_budget_s=60, seed=seed, max_iters=1500, neighbourhood=neighbourhood)
         assert verify(p, s) == [] and s.makespan < start.makespan
 
 
@@ -119,4 +127,4 @@ def test_dense_shops_try_the_tabu_search_at_the_machine_load_bound_first():
     s = solve(p, SolverParams(time_limit_s=30, workers=2))
     assert verify(p, s) == []
     assert s.status == "OPTIMAL" and s.makespan == s.lower_bound == p.trivial_lower_bound()
-    assert s.stats["method"] == "tabu-n5" and s.stats["tabu_iterations"] > 0  # no CP-SAT run was needed
+    assert s.stats["method"] == "tabu-n6" and s.stats["tabu_iterations"] > 0  # no CP-SAT run was needed
