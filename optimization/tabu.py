@@ -182,15 +182,6 @@ def _search(g: _Graph, seqs: list[list[int]], budget_s: float, seed: int, target
             order[k] = i
             pos[i] = k
 
-    def after_swap(u: int, v: int) -> int:
-        """The order repaired after u -> v became v -> u, and only the heads from u's place on and the tails up to
-        v's place updated; the new makespan."""
-        lb, ub = pos[u], pos[v]
-        repair(u, v)
-        heads(lb)
-        tails(ub)
-        return makespan()
-
     def moves(cmax: int, rng: random.Random) -> list[tuple[int, int]]:
         """N5 moves on one critical path (random where it branches)."""
         blocks = critical_blocks(cmax, rng)
@@ -205,26 +196,6 @@ def _search(g: _Graph, seqs: list[list[int]], budget_s: float, seed: int, target
                 out.append((blk[-2], blk[-1]))
         # two operations of one job in a row on a machine keep their order (swapping them would make a cycle)
         return [(u, v) for u, v in out if js[u] != v]
-
-    def estimate(u: int, v: int) -> int:
-        """Makespan estimate after swapping u -> v (adjacent on their machine)."""
-        a, b = jp[v], mp_[u]
-        rv = r[a] + p[a] if a >= 0 else rel[v]
-        if b >= 0 and r[b] + p[b] > rv:
-            rv = r[b] + p[b]
-        a = jp[u]
-        ru = r[a] + p[a] if a >= 0 else rel[u]
-        if rv + p[v] > ru:
-            ru = rv + p[v]
-        a, b = js[u], ms[v]
-        qu = q[a] + p[a] if a >= 0 else 0
-        if b >= 0 and q[b] + p[b] > qu:
-            qu = q[b] + p[b]
-        a = js[v]
-        qv = q[a] + p[a] if a >= 0 else 0
-        if qu + p[u] > qv:
-            qv = qu + p[u]
-        return max(rv + p[v] + qv, ru + p[u] + qu)
 
     def swap(u: int, v: int) -> None:
         s = seqs[mach[u]]
@@ -314,8 +285,8 @@ def _search(g: _Graph, seqs: list[list[int]], budget_s: float, seed: int, target
             i = ms[i]
 
     def estimate6(x: int, y: int, fwd: bool) -> int:
-        """Makespan estimate of an N6 move from the heads and tails of the moved stretch (exact for a swap of
-        neighbours, as :func:`estimate`)."""
+        """Makespan estimate of a move from the heads and tails of the moved stretch (for a swap of neighbours,
+        Taillard's: exact for the two operations, a lower bound otherwise)."""
         if fwd:  # new order: mp[x], l1 .. lk (= y), x, ms[y]
             seq = segment(x, y) + [x]
             before, after = mp_[x], ms[y]
@@ -383,59 +354,35 @@ def _search(g: _Graph, seqs: list[list[int]], budget_s: float, seed: int, target
             link()
             cmax = heads_tails()
             for _ in range(rng.randint(2, 6)):
-                if n6:
-                    mv6 = moves6(cmax, rng)
-                    if not mv6:
-                        break
-                    cmax = insert(*rng.choice(mv6))[1]
-                    continue
-                mv = moves(cmax, rng)
-                if not mv:
+                mv6 = moves6(cmax, rng) if n6 else [(u, v, True) for u, v in moves(cmax, rng)]
+                if not mv6:
                     break
-                u, v = rng.choice(mv)
-                swap(u, v)
-                cmax = after_swap(u, v)
+                cmax = insert(*rng.choice(mv6))[1]
             tabu.clear()
             since = 0
-        if n6:
-            mv6 = moves6(cmax, rng)
-            if not mv6:
-                break
-            pick6 = None
-            for x, y, fwd in mv6:
-                e = estimate6(x, y, fwd)
-                if e >= best:  # tabu unless it would beat the best plan: re-creating an order undone lately
-                    if fwd:
-                        hit = any(tabu.get((i, x), -1) >= it for i in segment(x, y))
-                    else:
-                        hit = tabu.get((y, x), -1) >= it or any(tabu.get((y, i), -1) >= it for i in segment(x, y)[:-1])
-                    if hit:
-                        continue
-                if pick6 is None or e < pick6[0]:
-                    pick6 = (e, x, y, fwd)
-            x, y, fwd = rng.choice(mv6) if pick6 is None else pick6[1:]
-            seg, cmax = insert(x, y, fwd)
-            t_end = it + rng.randint(*tenure)
-            for i in seg:  # the jumped-over operations may not go back behind (or before) the moved one for a while
+        mv6 = moves6(cmax, rng) if n6 else [(u, v, True) for u, v in moves(cmax, rng)]
+        if not mv6:  # nothing to move on this critical path (one job, or one machine from the start)
+            break
+        pick = None
+        for x, y, fwd in mv6:
+            e = estimate6(x, y, fwd)
+            if e >= best:  # tabu unless it would beat the best plan: re-creating an order undone lately
                 if fwd:
-                    tabu[(x, i)] = t_end
+                    hit = any(tabu.get((i, x), -1) >= it for i in segment(x, y))
                 else:
-                    tabu[(i, y)] = t_end
-        else:
-            mv = moves(cmax, rng)
-            if not mv:  # nothing to swap on this critical path (one job, or one machine from the start)
-                break
-            pick = None
-            for u, v in mv:
-                e = estimate(u, v)
-                if tabu.get((u, v), -1) >= it and e >= best:
+                    hit = tabu.get((y, x), -1) >= it or any(tabu.get((y, i), -1) >= it for i in segment(x, y)[:-1])
+                if hit:
                     continue
-                if pick is None or e < pick[0]:
-                    pick = (e, u, v)
-            u, v = rng.choice(mv) if pick is None else pick[1:]
-            swap(u, v)
-            tabu[(v, u)] = it + rng.randint(*tenure)  # swapping them back is tabu for a while
-            cmax = after_swap(u, v)
+            if pick is None or e < pick[0]:
+                pick = (e, x, y, fwd)
+        x, y, fwd = rng.choice(mv6) if pick is None else pick[1:]
+        seg, cmax = insert(x, y, fwd)
+        t_end = it + rng.randint(*tenure)
+        for i in seg:  # the jumped-over operations may not go back behind (or before) the moved one for a while
+            if fwd:
+                tabu[(x, i)] = t_end
+            else:
+                tabu[(i, y)] = t_end
         if CHECK:
             rr, qq, c2 = list(r), list(q), heads_tails()
             assert (rr, qq, cmax) == (r, q, c2), "incremental heads/tails differ"
