@@ -248,15 +248,21 @@ def _search(g: _Graph, seqs: list[list[int]], budget_s: float, seed: int, target
             k = len(blk) - 1
             if k < 1:
                 continue
-            pairs: set[tuple[int, int, bool]] = set()
-            pairs.update((blk[0], blk[j], True) for j in range(1, k))  # the first operation into the block
-            pairs.update((blk[i], blk[k], False) for i in range(1, k))  # the last operation into the block
-            if bi < last:  # an operation to just after the block's last one
-                pairs.update((blk[i], blk[k], True) for i in range(k))
-            if bi > 0:  # an operation to just before the block's first one
-                pairs.update((blk[0], blk[j], False) for j in range(1, k + 1))
+            # by place in the block: the first operation to before (bi > 0) or after (into the block, or past the
+            # last if bi < last) each later one; then each inner operation before the last one (into the block)
+            # or after it (bi < last)
+            cand = []
+            for j in range(1, k + 1):
+                if bi > 0:
+                    cand.append((blk[0], blk[j], False))
+                if j < k or bi < last:
+                    cand.append((blk[0], blk[j], True))
+            for i in range(1, k):
+                cand.append((blk[i], blk[k], False))
+                if bi < last:
+                    cand.append((blk[i], blk[k], True))
             seen: set[tuple[int, int]] = set()
-            for x, y, fwd in sorted(pairs, key=lambda m: (blk.index(m[0]), blk.index(m[1]), m[2])):
+            for x, y, fwd in cand:
                 if ms[x] == y:  # a swap of neighbours, whichever way it is written: N5's rule
                     if (x, y) in seen or js[x] == y or not ((x == blk[0] and bi > 0) or (y == blk[k] and bi < last)):
                         continue
