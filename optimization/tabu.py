@@ -14,7 +14,7 @@ Vazacopoulos 1998, as in Zhang et al. 2007):
   predecessor, or the mirror), and none to the end of the path's last block or the start of its first, which
   cannot shorten it (swaps of neighbours follow N5's rule). N5 (``neighbourhood="n5"``) swaps only the first two
   or the last two operations of a block.
-  On Taillard-like 30x20 shops N6 ended 0.3 % better on average at 20 s (docs/scheduling.md);
+  On Taillard-like 30x20 shops N6 ended 0.5 % better on average at 20 s (docs/scheduling.md);
 - each move is scored by an estimate of the new makespan from the heads and tails of the moved stretch (Taillard's
   for a swap of neighbours: exact for the two operations, a lower bound otherwise); the best move that is not tabu
   is made (a tabu move only when it estimates below the best makespan so far), and putting the moved operation
@@ -25,7 +25,7 @@ Vazacopoulos 1998, as in Zhang et al. 2007):
 A swap changes the graph only between the two operations' places in the topological order, so the order is repaired
 there (Pearce and Kelly) and only the heads after the first and the tails before the second are recomputed; an N6
 move is made as swaps of neighbours (each acyclic under the test above), then one update of the times. Pure
-Python on lists, on 600 operations: N5 ~8,000-9,000 moves a second, N6 ~3,000 (more moves to score per step).
+Python on lists, on 600 operations: N5 ~8,000-9,000 moves a second, N6 ~5,000 (more moves to score per step).
 """
 
 from __future__ import annotations
