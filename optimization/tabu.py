@@ -290,14 +290,14 @@ def _search(g: _Graph, seqs: list[list[int]], budget_s: float, seed: int, target
                 return seg
             i = ms[i]
 
-    def estimate6(x: int, y: int, fwd: bool) -> int:
-        """Makespan estimate of a move from the heads and tails of the moved stretch (for a swap of neighbours,
-        Taillard's: exact for the two operations, a lower bound otherwise)."""
+    def estimate6(x: int, y: int, fwd: bool, seg: list[int]) -> int:
+        """Makespan estimate of a move (``seg`` = ``segment(x, y)``) from the heads and tails of the moved stretch
+        (for a swap of neighbours, Taillard's: exact for the two operations, a lower bound otherwise)."""
         if fwd:  # new order: mp[x], l1 .. lk (= y), x, ms[y]
-            seq = segment(x, y) + [x]
+            seq = seg + [x]
             before, after = mp_[x], ms[y]
         else:  # new order: mp[x], y, x .. lk, ms[y]
-            seq = [y, x] + segment(x, y)[:-1]
+            seq = [y, x] + seg[:-1]
             before, after = mp_[x], ms[y]
         t = r[before] + p[before] if before >= 0 else 0
         rr = []
@@ -371,12 +371,13 @@ def _search(g: _Graph, seqs: list[list[int]], budget_s: float, seed: int, target
             break
         pick = None
         for x, y, fwd in mv6:
-            e = estimate6(x, y, fwd)
+            seg = segment(x, y)
+            e = estimate6(x, y, fwd, seg)
             if e >= best:  # tabu unless it would beat the best plan: re-creating an order undone lately
                 if fwd:
-                    hit = any(tabu.get((i, x), -1) >= it for i in segment(x, y))
+                    hit = any(tabu.get((i, x), -1) >= it for i in seg)
                 else:
-                    hit = tabu.get((y, x), -1) >= it or any(tabu.get((y, i), -1) >= it for i in segment(x, y)[:-1])
+                    hit = tabu.get((y, x), -1) >= it or any(tabu.get((y, i), -1) >= it for i in seg[:-1])
                 if hit:
                     continue
             if pick is None or e < pick[0]:
