@@ -340,6 +340,10 @@ def _search(g: _Graph, seqs: list[list[int]], budget_s: float, seed: int, target
         tails(hi)
         return seg, makespan()
 
+    def candidates(cmax: int) -> list[tuple[int, int, bool]]:
+        """This step's moves, as (x, y, forward): N6, or N5's swaps written as forward moves of one place."""
+        return moves6(cmax, rng) if n6 else [(u, v, True) for u, v in moves(cmax, rng)]
+
     rng = random.Random(seed)
     t0 = time.perf_counter()
     link()
@@ -360,13 +364,13 @@ def _search(g: _Graph, seqs: list[list[int]], budget_s: float, seed: int, target
             link()
             cmax = heads_tails()
             for _ in range(rng.randint(2, 6)):
-                mv6 = moves6(cmax, rng) if n6 else [(u, v, True) for u, v in moves(cmax, rng)]
+                mv6 = candidates(cmax)
                 if not mv6:
                     break
                 cmax = insert(*rng.choice(mv6))[1]
             tabu.clear()
             since = 0
-        mv6 = moves6(cmax, rng) if n6 else [(u, v, True) for u, v in moves(cmax, rng)]
+        mv6 = candidates(cmax)
         if not mv6:  # nothing to move on this critical path (one job, or one machine from the start)
             break
         pick = None
