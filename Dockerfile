@@ -9,7 +9,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     SFAI_HOME=/var/lib/sfai \
-    SFAI_ENVIRONMENT=production
+    SFAI_ENVIRONMENT=production \
+    NUMBA_CACHE_DIR=/opt/sfai/.numba
 # an unprivileged user (uid/gid 10001) owns the state directory; nothing runs as root
 RUN groupadd --system --gid 10001 sfai \
     && useradd --system --uid 10001 --gid sfai --home-dir /var/lib/sfai --create-home --shell /usr/sbin/nologin sfai
@@ -24,8 +25,11 @@ COPY serving ./serving
 COPY optimization ./optimization
 # the base dependencies only: the serving path imports onnxruntime, never torch
 RUN pip install --no-compile . \
-    && python -c "import serving.app, sys; assert 'torch' not in sys.modules"
+    && python -c "import serving.app, sys; assert 'torch' not in sys.modules" \
+    && mkdir -p /opt/sfai/.numba && chown 10001:10001 /opt/sfai/.numba
 USER 10001:10001
+# compile the job-shop tabu search's inner loop once, into NUMBA_CACHE_DIR (-P: the installed package, not ./)
+RUN python -P -c "from optimization.tabu import warm; warm()"
 EXPOSE 8000
 HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
     CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=4)"]

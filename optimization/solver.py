@@ -68,6 +68,7 @@ class SolverParams:
     tabu_share_dense: float = 0.25
     tabu_above_ops: int = 400
     tabu_neighbourhood: str = "n6"  # "n6": insertions at a block's edges (optimization/tabu.py); "n5": swaps only
+    tabu_restart_after: int = 10_000  # iterations without a new best before a chain goes back to its best plan
 
     def stages(self) -> list[dict[str, float]]:
         if self.objective not in OBJECTIVES:
@@ -379,7 +380,8 @@ def solve(problem: SchedulingProblem, params: SolverParams | None = None) -> Sch
             # search often reaches it in under a second (50x15, 100x20): try that first, for up to 5 % of the time
             lb0 = problem.trivial_lower_bound()
             probe = tabu_improve(problem, heur, min(0.05 * params.time_limit_s, 2.0), seed=params.seed,
-                                 workers=params.workers, target=lb0, neighbourhood=params.tabu_neighbourhood)
+                                 workers=params.workers, target=lb0, neighbourhood=params.tabu_neighbourhood,
+                                 restart_after=params.tabu_restart_after)
             if probe is not heur and not verify(problem, probe) and probe.makespan < heur.makespan:
                 start = probe
                 horizon = _horizon(problem, start, stages)
@@ -391,7 +393,8 @@ def solve(problem: SchedulingProblem, params: SolverParams | None = None) -> Sch
         if use_tabu and best is not None and not proven and deadline - time.perf_counter() > 0.2:
             floor = max(problem.trivial_lower_bound(), int(math.ceil(bound - 1e-6)) if bound is not None else 0)
             cand = tabu_improve(problem, best, deadline - time.perf_counter() - 0.1, seed=params.seed,
-                                workers=params.workers, target=floor, neighbourhood=params.tabu_neighbourhood)
+                                workers=params.workers, target=floor, neighbourhood=params.tabu_neighbourhood,
+                                restart_after=params.tabu_restart_after)
             if cand is not best and not verify(problem, cand) and cand.makespan < best.makespan:
                 best = cand
             else:
