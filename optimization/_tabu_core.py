@@ -85,7 +85,7 @@ def _makespan(lasts, r, p):
     return m
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def heads_tails(p, rel, jp, js, lasts, mp, ms, r, q, order, pos, work):
     """Heads, tails and a fresh topological order; the makespan, or -1 when the machine links hold a cycle."""
     n = len(p)
@@ -381,7 +381,7 @@ def insert(x, y, fwd, p, rel, jp, js, lasts, mp, ms, r, q, order, pos, markf, ma
     return ns, _makespan(lasts, r, p)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)  # a solve in a server thread leaves the other threads running
 def run(n_iters, target, restart_after, ten_lo, ten_hi, n6, check,
         p, rel, jp, js, lasts, firsts, mrank, mp, ms, r, q, order, pos, best_mp, best_ms, tabu, st,
         markf, markb, bufa, bufb, places, path, bstart, cx, cy, cf, seg, seq, rr, r2, q2, order2, pos2, work):

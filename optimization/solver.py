@@ -62,11 +62,14 @@ class SolverParams:
     # `workers` tabu-search chains from its plan for the rest. share = tabu_share, or tabu_share_dense with at least
     # 2.5 jobs per machine (50x15, 100x20: CP-SAT's no_lp search often reaches the machine-load bound there and
     # needs the time; those shops first give the tabu search up to 5 % of the time, at most 2 s, from the
-    # dispatching plan toward the machine-load bound, which proves 100x20 optimal in under a second). 30x20 shops end
-    # 1-4 % better than CP-SAT alone, 50x15-100x20 at the lower bound (docs/scheduling.md). 0 turns it off.
+    # dispatching plan toward the machine-load bound, which proves 100x20 optimal in under a second). With the
+    # compiled search (2026-12-04), 20x15 (abz7-9) ends within 1 % of the best known plans where CP-SAT alone ended
+    # 1-3 % above, 20x20 0.5-1 % and 30x20 2-4 % better than CP-SAT alone, 50x15-100x20 at the lower bound
+    # (docs/scheduling.md). Up to 250 operations (15x15 and smaller) CP-SAT alone: it proves most of them optimal
+    # within the 20 s. 0 turns it off.
     tabu_share: float = 0.75
     tabu_share_dense: float = 0.25
-    tabu_above_ops: int = 400
+    tabu_above_ops: int = 250
     tabu_neighbourhood: str = "n6"  # "n6": insertions at a block's edges (optimization/tabu.py); "n5": swaps only
     tabu_restart_after: int = 10_000  # iterations without a new best before a chain goes back to its best plan
 

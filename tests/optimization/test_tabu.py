@@ -99,6 +99,15 @@ def test_solver_runs_cp_sat_then_the_tabu_search_on_big_job_shops():
     assert "tabu_iterations" not in off.stats
 
 
+def test_the_tabu_phase_starts_above_250_operations():
+    mid = random_job_shop(20, 15, 4)  # 300 operations, the size of abz7-9: CP-SAT first, then the tabu search
+    s = solve(mid, SolverParams(time_limit_s=2, workers=2))
+    assert verify(mid, s) == [] and s.stats["tabu_iterations"] > 0
+    small = random_job_shop(15, 15, 4)  # 225 operations: CP-SAT alone (it proves most such shops optimal)
+    s = solve(small, SolverParams(time_limit_s=1, workers=2))
+    assert verify(small, s) == [] and "tabu_iterations" not in s.stats
+
+
 @pytest.mark.parametrize("neighbourhood", ["n6", "n5"])
 def test_incremental_heads_and_tails_equal_a_full_recomputation(monkeypatch, neighbourhood):
     import optimization.tabu as tabu
