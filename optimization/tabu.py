@@ -137,9 +137,11 @@ def _search(g: _Graph, seqs: list[list[int]], budget_s: float, seed: int, target
     st[core.CMAX] = st[core.BEST] = cmax
     best_mp, best_ms = mp.copy(), ms.copy()
     tabu = np.full((n, g.per_machine), -1, dtype=np.int64)
-    z = [np.zeros(n + 2, dtype=np.int64) for _ in range(14)]
-    markf, markb, bufa, bufb, places, path, bstart, cx, cy, seg, seq, rr, work, _ = z
-    cx, cy = np.zeros(4 * n + 4, dtype=np.int64), np.zeros(4 * n + 4, dtype=np.int64)
+    # work arrays of the compiled loop: marks and buffers of the order repair, the critical path and its blocks, the
+    # moved stretch, the estimate's sequence and heads, Kahn's in-degrees; the candidate moves (at most 4 per op)
+    markf, markb, bufa, bufb, places, path, bstart, seg, seq, rr, work = (np.zeros(n + 2, dtype=np.int64)
+                                                                          for _ in range(11))
+    cx, cy = (np.zeros(4 * n + 4, dtype=np.int64) for _ in range(2))
     cf = np.zeros(4 * n + 4, dtype=np.bool_)
     r2, q2, order2, pos2 = (np.zeros(n, dtype=np.int64) for _ in range(4))
     n6 = neighbourhood == "n6" and int(g.p.min(initial=1)) > 0  # its acyclicity test needs positive durations
