@@ -64,9 +64,9 @@ class SolverParams:
     # needs the time; those shops first give the tabu search up to 5 % of the time, at most 2 s, from the
     # dispatching plan toward the machine-load bound, which proves 100x20 optimal in under a second). With the
     # compiled search (2026-12-04), 20x15 (abz7-9) ends within 1 % of the best known plans where CP-SAT alone ended
-    # 1-3 % above, 20x20 0.5-1 % and 30x20 2-4 % better than CP-SAT alone, 50x15-100x20 at the lower bound
-    # (docs/scheduling.md). Up to 250 operations (15x15 and smaller) CP-SAT alone: it proves most of them optimal
-    # within the 20 s. 0 turns it off.
+    # 1-3 % above, 20x20 0.4-0.6 % better than CP-SAT alone, 30x20 5-7 % below the plain model and 2.6-2.9 % above
+    # the lower bound, 50x15-100x20 at the lower bound (docs/scheduling.md). Up to 250 operations (15x15 and
+    # smaller) CP-SAT alone: it proves most of them optimal within the 20 s. 0 turns it off.
     tabu_share: float = 0.75
     tabu_share_dense: float = 0.25
     tabu_above_ops: int = 250
