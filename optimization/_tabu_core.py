@@ -154,34 +154,30 @@ def _swap(u, v, mp, ms):
 
 
 @njit(cache=True)
+def _tight_start(ops, cmax, p, rel, r, q):
+    """One of ``ops`` at its release on a critical path (tail + duration + head = makespan), at random; -1: none."""
+    cnt = 0
+    for i in ops:
+        if r[i] == rel[i] and r[i] + p[i] + q[i] == cmax:
+            cnt += 1
+    if cnt == 0:
+        return -1
+    pick = np.random.randint(cnt)
+    for i in ops:
+        if r[i] == rel[i] and r[i] + p[i] + q[i] == cmax:
+            if pick == 0:
+                return i
+            pick -= 1
+    return -1
+
+
+@njit(cache=True)
 def _blocks(cmax, p, rel, jp, js, ms, r, q, firsts, path, bstart):
     """The blocks of one critical path (random where it branches): operations in ``path``, block b is
     path[bstart[b]:bstart[b + 1]]; returns the number of blocks."""
-    n = len(p)
-    start = -1
-    cnt = 0
-    for i in firsts:
-        if r[i] == rel[i] and r[i] + p[i] + q[i] == cmax:
-            cnt += 1
-    if cnt > 0:
-        pick = np.random.randint(cnt)
-        for i in firsts:
-            if r[i] == rel[i] and r[i] + p[i] + q[i] == cmax:
-                if pick == 0:
-                    start = i
-                    break
-                pick -= 1
-    else:  # zero durations: any operation at its release can start a critical path
-        for i in range(n):
-            if r[i] == rel[i] and r[i] + p[i] + q[i] == cmax:
-                cnt += 1
-        pick = np.random.randint(cnt)
-        for i in range(n):
-            if r[i] == rel[i] and r[i] + p[i] + q[i] == cmax:
-                if pick == 0:
-                    start = i
-                    break
-                pick -= 1
+    start = _tight_start(firsts, cmax, p, rel, r, q)
+    if start < 0:  # zero durations: any operation at its release can start a critical path
+        start = _tight_start(np.arange(len(p)), cmax, p, rel, r, q)
     i = start
     path[0] = i
     bstart[0] = 0
@@ -213,10 +209,20 @@ def _blocks(cmax, p, rel, jp, js, ms, r, q, firsts, path, bstart):
 
 @njit(cache=True)
 def _in(a, path, s, e):
+    """Whether ``a`` is in path[s:e] (one block)."""
     for k in range(s, e):
         if path[k] == a:
             return True
     return False
+
+
+@njit(cache=True)
+def _add(cx, cy, cf, cnt, x, y, fwd):
+    """Append the move (x, y, fwd) to the candidate arrays; returns the new count."""
+    cx[cnt] = x
+    cy[cnt] = y
+    cf[cnt] = fwd
+    return cnt + 1
 
 
 @njit(cache=True)
@@ -234,15 +240,9 @@ def candidates(n6, cmax, p, rel, jp, js, ms, r, q, firsts, path, bstart, cx, cy,
             continue
         if not n6:
             if bi > 0 and js[path[s]] != path[s + 1]:
-                cx[cnt] = path[s]
-                cy[cnt] = path[s + 1]
-                cf[cnt] = True
-                cnt += 1
+                cnt = _add(cx, cy, cf, cnt, path[s], path[s + 1], True)
             if bi < last and (bi == 0 or k > 1) and js[path[e - 2]] != path[e - 1]:
-                cx[cnt] = path[e - 2]
-                cy[cnt] = path[e - 1]
-                cf[cnt] = True
-                cnt += 1
+                cnt = _add(cx, cy, cf, cnt, path[e - 2], path[e - 1], True)
             continue
         first_swap = -1  # the neighbour swaps already listed in this block (at most the first and the last pair)
         last_swap = -1
@@ -277,10 +277,7 @@ def candidates(n6, cmax, p, rel, jp, js, ms, r, q, firsts, path, bstart, cx, cy,
                     first_swap = x
                 else:
                     last_swap = x
-                cx[cnt] = x
-                cy[cnt] = y
-                cf[cnt] = True
-                cnt += 1
+                cnt = _add(cx, cy, cf, cnt, x, y, True)
                 continue
             if fwd:
                 a = js[x]
@@ -290,10 +287,7 @@ def candidates(n6, cmax, p, rel, jp, js, ms, r, q, firsts, path, bstart, cx, cy,
                 a = jp[y]
                 if a >= 0 and (r[a] + p[a] > r[x] + p[x] or _in(a, path, s, e)):
                     continue
-            cx[cnt] = x
-            cy[cnt] = y
-            cf[cnt] = fwd
-            cnt += 1
+            cnt = _add(cx, cy, cf, cnt, x, y, fwd)
     return cnt
 
 
