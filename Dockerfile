@@ -28,8 +28,9 @@ RUN pip install --no-compile . \
     && python -c "import serving.app, sys; assert 'torch' not in sys.modules" \
     && mkdir -p /opt/sfai/.numba && chown 10001:10001 /opt/sfai/.numba
 USER 10001:10001
-# compile the job-shop tabu search's inner loop once, into NUMBA_CACHE_DIR (-P: the installed package, not ./)
-RUN python -P -c "from optimization.tabu import warm; warm()"
+# compile the scheduling module's loops (tabu search, dispatching) once, into NUMBA_CACHE_DIR (-P: the installed
+# package, not ./)
+RUN python -P -c "from optimization.heuristics import warm; warm()"
 EXPOSE 8000
 HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
     CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=4)"]

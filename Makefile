@@ -19,13 +19,14 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	$(PIP) install -e '.[train,dev]'
 	@touch $(STAMP)
 
-# the job-shop tabu search's compiled inner loop, cached by numba next to its source (~8 s once)
-TABU_CACHE := $(VENV)/.sfai-tabu-compiled
-$(TABU_CACHE): optimization/_tabu_core.py $(STAMP)
-	$(BIN)/python -c "from optimization.tabu import warm; warm()"
-	@touch $(TABU_CACHE)
+# the scheduling module's compiled loops (the job-shop tabu search, the dispatching scheme), cached by numba next to
+# their sources (~15 s once)
+COMPILED := $(VENV)/.sfai-compiled
+$(COMPILED): optimization/_tabu_core.py optimization/_dispatch_core.py $(STAMP)
+	$(BIN)/python -c "from optimization.heuristics import warm; warm()"
+	@touch $(COMPILED)
 
-install: $(STAMP) $(TABU_CACHE)
+install: $(STAMP) $(COMPILED)
 
 run: install
 	@echo "== SFAI demo tenant: admin API key (shown once; 'sfai apikey create' makes more) =="

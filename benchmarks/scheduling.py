@@ -15,8 +15,8 @@ the better of the two makespans and CP-SAT's lower bound is printed beside.
 
 ``--shop`` prints every dispatching rule (tardiness, makespan, late jobs, seconds, checker violations), then SFAI
 with the tardiness objective and a summary table: time to the first feasible plan, the best rule, SFAI's start plan
-(ATC variants and the tail re-dispatch search), SFAI at ``--shop-time``, the improvement over the best rule, the tail
-re-dispatches and the LNS iterations.
+(ATC variants, the tail re-dispatch search and the sequence local search), SFAI at ``--shop-time``, the improvement
+over the best rule, the tail re-dispatches, the sequence search's moves and the LNS iterations.
 ``--lns-engine`` and ``--search-share`` set ``SolverParams.lns_engine`` / ``dispatch_search_share``.
 """
 
@@ -201,12 +201,13 @@ def run_shop(args) -> None:
           f"{s.wall_s:.1f} | {len(verify(p, s))} |")
     imp = 100 * (1 - wt / best_rule) if best_rule else 0.0
     start = (s.stats.get("dispatch_best") or [float("nan")])[0]
-    print(f"\n| first feasible s | best rule | best rule tardiness | SFAI start plan (ATC variants + tail search) "
-          f"| SFAI tardiness | improvement % | tail re-dispatches | LNS iterations |\n"
-          f"|---|---|---|---|---|---|---|---|\n"
+    print(f"\n| first feasible s | best rule | best rule tardiness | SFAI start plan (ATC variants, tail search, "
+          f"sequence search) "
+          f"| SFAI tardiness | improvement % | tail re-dispatches | sequence moves | LNS iterations |\n"
+          f"|---|---|---|---|---|---|---|---|---|\n"
           f"| {s.stats.get('first_feasible_s'):.2f} | {best_name} | {best_rule:.0f} | {start:.0f} | {wt:.0f} | "
           f"{imp:.1f} | {s.stats.get('tail_iterations')} ({s.stats.get('tail_improvements')} improving, "
-          f"{s.stats.get('tail_workers')} processes) | "
+          f"{s.stats.get('tail_workers')} processes) | {s.stats.get('seq_moves')} ({s.stats.get('seq_kept')} kept) | "
           f"{s.stats.get('lns_iterations')} ({s.stats.get('lns_improvements')} improving) |")
 
 

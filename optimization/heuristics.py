@@ -14,6 +14,7 @@ import time
 
 import numpy as np
 
+from optimization import _dispatch_core as _core
 from optimization.problem import SchedulingProblem
 from optimization.solution import Assignment, MaintenanceWindow, Schedule, evaluate, with_setups
 
@@ -198,6 +199,53 @@ def _static(problem: SchedulingProblem) -> tuple:
     return data
 
 
+# the generation scheme compiled with numba (optimization/_dispatch_core.py; same plans) for every problem without a
+# peak power cap; False runs the Python scheme below (tests compare both)
+_COMPILED = True
+_TABLES: list[tuple[SchedulingProblem, _core.Tables]] = []
+
+
+def tables(problem: SchedulingProblem) -> _core.Tables:
+    """The compiled scheme's arrays of a problem (cached for the last few problems, like ``_static``)."""
+    for p, tb in _TABLES:
+        if p is problem:
+            return tb
+    tb = _core.Tables(problem, _static(problem))
+    _TABLES.insert(0, (problem, tb))
+    del _TABLES[4:]
+    return tb
+
+
+def _fixed_arrays(tb: _core.Tables, fixed: dict[tuple[str, str], tuple[str, int]] | None) -> tuple:
+    if not fixed:
+        return None, None, None
+    fix_m = np.full(tb.n, -1, np.int64)
+    fix_s = np.zeros(tb.n, np.int64)
+    order = np.empty(len(fixed), np.int64)
+    for r, (k, (m, st0)) in enumerate(fixed.items()):
+        i = tb.idx[k]
+        fix_m[i], fix_s[i], order[r] = tb.mpos[m], st0, i
+    return fix_m, fix_s, order
+
+
+def _plan(problem: SchedulingProblem, tb: _core.Tables, out_m, out_s, order, wins, method: str, setup_fields: bool,
+          t0: float) -> Schedule:
+    """A Schedule from the compiled scheme's arrays (assignments in placement order)."""
+    keys, mids, dur = tb.keys, tb.mids, tb.dur
+    ms, ss = out_m.tolist(), out_s.tolist()
+    assigns = []
+    for i in order.tolist():
+        m, s = ms[i], ss[i]
+        assigns.append(Assignment(keys[i][0], keys[i][1], mids[m], s, s + dur[(i, m)]))
+    if setup_fields:
+        assigns = with_setups(problem, assigns)
+    obj = evaluate(problem, assigns)
+    windows = [MaintenanceWindow(mids[m], s, e) for m, s, e in wins]
+    return Schedule(assignments=assigns, status="FEASIBLE", makespan=int(obj["makespan"]),
+                    lower_bound=_static(problem)[-1], objective=obj, wall_s=time.perf_counter() - t0,
+                    stats={"method": method}, maintenance=windows)
+
+
 def dispatch(problem: SchedulingProblem, rule: str = "mwkr", atc_k: float = 2.0, atc_k2: float = 1.0,
              atc_work: float = 0.0, fixed: dict[tuple[str, str], tuple[str, int]] | None = None,
              fixed_windows: list[MaintenanceWindow] | None = None, job_bias: dict[str, float] | None = None,
@@ -220,6 +268,19 @@ def dispatch(problem: SchedulingProblem, rule: str = "mwkr", atc_k: float = 2.0,
     t0 = time.perf_counter()
     (keys, idx, ops, job_of, n, preds, succs, tail, pbar, has_setups, sbar, fams, fam, setup_rows, horizon_guess,
      lower_bound) = _static(problem)
+    if _COMPILED and not (problem.energy and problem.energy.peak_cap_kw):
+        tb = tables(problem)
+        fix = _fixed_arrays(tb, fixed)
+        wins = None
+        if fixed_windows is not None:
+            wins = tuple(np.array(v, np.int64) for v in ([tb.mpos[w.machine] for w in fixed_windows],
+                                                         [w.start for w in fixed_windows],
+                                                         [w.end for w in fixed_windows]))
+        bias = None
+        if job_bias is not None:
+            bias = np.array([job_bias.get(j.id, 1.0) for j in tb.jobs], np.float64)
+        out_m, out_s, order, new_wins = tb.run(rule, atc_k, atc_k2, atc_work, *fix, windows=wins, bias=bias)
+        return _plan(problem, tb, out_m, out_s, order, new_wins, f"dispatch:{rule}", setup_fields, t0)
 
     timelines: dict[str, _FastTimeline] = {}
     for mach in problem.machines:
@@ -572,6 +633,114 @@ def _tail_chain(problem: SchedulingProblem, incumbent: Schedule, score, par: tup
     return best, best_par, it, acc
 
 
+def array_scorer(problem: SchedulingProblem, stages: list[dict[str, float]]):
+    """``solver.score`` of a plan given as (machine index, start) arrays of the compiled scheme, for stages over
+    tardiness, makespan and the risk penalty; None for other terms (energy). Sums in the order ``evaluate`` does."""
+    if any(w and t not in ("tardiness", "makespan", "risk") for st in stages for t, w in st.items()):
+        return None
+    tb = tables(problem)
+    n, M = tb.n, len(tb.mids)
+    dur = np.zeros((n, M), np.int64)
+    for (i, m), d in tb.dur.items():
+        dur[i, m] = d
+    rows = np.arange(n)
+    first = np.flatnonzero(np.r_[True, tb.job[1:] != tb.job[:-1]])  # operations are grouped by job (op_keys)
+    due = tb.due.astype(np.int64)
+    weights = [j.weight for j in tb.jobs]
+    r = problem.risk
+    rate = np.zeros(M)
+    if r is not None and r.policy == "penalty":
+        for m in r.risky_machines():
+            rate[tb.mpos[m]] = r.penalty_per_unit * r.risks[m]
+    penalty = bool(rate.any()) or (r is not None and r.policy == "penalty")
+
+    def score(mach: np.ndarray, start: np.ndarray) -> tuple[float, ...]:
+        d = dur[rows, mach]
+        end = start + d
+        comp = np.maximum.reduceat(end, first)
+        late = np.flatnonzero(tb.has_due & (comp > due))
+        wt = 0.0
+        for t, c in zip(late.tolist(), (comp[late] - due[late]).tolist(), strict=True):
+            wt += weights[t] * c
+        vals = {"tardiness": round(wt, 4), "makespan": int(end.max()) if n else 0, "risk": 0.0}
+        risk = 0.0
+        if penalty:
+            rk = rate[mach]
+            for v, x in zip(rk.tolist(), d.tolist(), strict=True):
+                if v:
+                    risk += v * x
+            vals["risk"] = risk = round(risk, 4)
+        return tuple(round(sum(w * vals[t] for t, w in st.items() if w) + risk, 6) for st in stages)
+
+    return score
+
+
+def _tail_chain_compiled(problem: SchedulingProblem, incumbent: Schedule, fast_score, par: tuple[float, float, float],
+                         seed: int, time_budget_s: float, max_iters: int | None, check=None,
+                         cut_range: tuple[float, float] = (0.2, 0.9),
+                         tau: float = 0.0) -> tuple[Schedule, tuple[float, float, float], int, int]:
+    """:func:`_tail_chain` on the compiled scheme: the plans stay arrays, scored by ``fast_score``
+    (:func:`array_scorer`); the same random choices, so the same moves as the Python chain. Only the chain's best
+    plan becomes a Schedule and goes through ``check`` (the incumbent comes back when it fails)."""
+    import random
+
+    t0 = time.perf_counter()
+    tb = tables(problem)
+    rng = random.Random(seed)
+    n = tb.n
+    cur_m = np.empty(n, np.int64)
+    cur_s = np.empty(n, np.int64)
+    for a in incumbent.assignments:
+        i = tb.idx[a.key]
+        cur_m[i], cur_s[i] = tb.mpos[a.machine], a.start
+    wins = tuple(np.array(v, np.int64) for v in ([tb.mpos[w.machine] for w in incumbent.maintenance],
+                                                 [w.start for w in incumbent.maintenance],
+                                                 [w.end for w in incumbent.maintenance]))
+    cur_score, cur_par = fast_score(cur_m, cur_s), par
+    best = None
+    best_score, best_par = cur_score, par
+    starts = np.sort(cur_s)
+    it = acc = 0
+    per = 0.0
+    sigmas = (0.05, 0.1, 0.2)
+    while True:
+        if max_iters is not None and it >= max_iters:
+            break
+        if max_iters is None and time.perf_counter() - t0 + per > time_budget_s:
+            break
+        it += 1
+        u = rng.uniform(*cut_range)
+        cut = starts[int(u * n)]
+        mask = cur_s < cut
+        q = _random_par(rng, cur_par)
+        bias = None
+        if rng.random() < 0.5:
+            sg = rng.choice(sigmas)
+            bias = np.array([math.exp(rng.gauss(0, sg)) for _ in range(len(tb.jobs))])
+        ts = time.perf_counter()
+        try:
+            out_m, out_s, order, _ = tb.run("atc", q[0], q[2], q[1], np.where(mask, cur_m, -1), cur_s,
+                                            np.flatnonzero(mask), windows=wins, bias=bias)
+        except ValueError:
+            continue
+        per = max(per * 0.8, time.perf_counter() - ts)
+        sc = fast_score(out_m, out_s)
+        if sc == cur_score or not _within(sc, cur_score, tau):
+            continue
+        cur_m, cur_s, cur_score, cur_par = out_m, out_s, sc, q
+        starts = np.sort(cur_s)
+        if sc < best_score:
+            best, best_score, best_par = (out_m, out_s, order), sc, q
+            acc += 1
+    if best is None:
+        return incumbent, par, it, 0
+    out = _plan(problem, tb, *best, [(int(m), int(s), int(e)) for m, s, e in zip(*wins, strict=True)],
+                f"dispatch:atc-tail(k={best_par[0]:.3g},work={best_par[1]:.2g},k2={best_par[2]:.2g})", True, t0)
+    if check is not None and not check(out):
+        return incumbent, par, it, 0
+    return out, best_par, it, acc
+
+
 def fork_pool(processes: int, initializer=None, initargs: tuple = ()):
     """A pool of ``processes`` forked workers for the search chains, or None where forking is not safe or possible:
     one process asked for, no ``fork`` start method, or other threads running (e.g. inside the HTTP server, where a
@@ -590,20 +759,26 @@ def fork_pool(processes: int, initializer=None, initargs: tuple = ()):
 _POOL_STATE: dict = {}
 
 
-def _pool_init(problem, score, check) -> None:
-    _POOL_STATE.update(problem=problem, score=score, check=check)
+def _pool_init(problem, score, check, fast_score=None) -> None:
+    _POOL_STATE.update(problem=problem, score=score, check=check, fast_score=fast_score)
 
 
 def _pool_chain(args):
     inc, par, seed, budget, iters, tau = args
     st = _POOL_STATE
-    return _tail_chain(st["problem"], inc, st["score"], par, seed, budget, iters, st["check"], tau=tau)
+    return _chain(st["problem"], inc, st["score"], st["fast_score"], par, seed, budget, iters, st["check"], tau)
+
+
+def _chain(problem, inc, score, fast_score, par, seed, budget, iters, check, tau):
+    if fast_score is not None:
+        return _tail_chain_compiled(problem, inc, fast_score, par, seed, budget, iters, check, tau=tau)
+    return _tail_chain(problem, inc, score, par, seed, budget, iters, check, tau=tau)
 
 
 def tail_search(problem: SchedulingProblem, incumbent: Schedule, score, time_budget_s: float, seed: int = 0,
                 check=None, workers: int = 1, start_par: tuple[float, float, float] = (12.0, 0.3, 1.0),
                 round_s: float = 6.0, max_iters: int | None = None, round_iters: int = 8,
-                tau: float = 0.0) -> Schedule:
+                tau: float = 0.0, stages: list[dict[str, float]] | None = None) -> Schedule:
     """Iterated greedy over dispatching: re-dispatch the tail of the incumbent after a random cut time with random
     ATC parameters and keep improvements (:func:`_tail_chain`). It replaces the full-plan parameter search of
     :func:`atc_search` for big plans: a cut keeps the good beginning of the plan while the rest is re-planned, so
@@ -612,13 +787,22 @@ def tail_search(problem: SchedulingProblem, incumbent: Schedule, score, time_bud
     With ``workers`` > 1 (and the ``fork`` start method, no other threads), as many processes run independent chains
     for ``round_s`` seconds each round, starting from the best plan of the last round. ``max_iters`` (total
     iterations, in rounds of ``round_iters`` per worker) replaces the time budget and makes it deterministic for a
-    seed. Never returns a plan scoring worse than ``incumbent``."""
+    seed. Never returns a plan scoring worse than ``incumbent``.
+
+    ``stages`` (the solver's objective stages, which ``score`` evaluates): the chains run on the compiled scheme
+    (:func:`_tail_chain_compiled`, ~15 times as many moves on 5,000 operations) when the problem has no peak power
+    cap and the stages only use tardiness, makespan and the risk penalty."""
     t0 = time.perf_counter()
     best, best_par = incumbent, start_par
     best_score = score(best)
     its = accs = rounds = 0
     workers = max(1, workers)
-    pool = fork_pool(workers, _pool_init, (problem, score, check))
+    fast = None
+    if stages is not None and _COMPILED and not (problem.energy and problem.energy.peak_cap_kw):
+        fast = array_scorer(problem, stages)  # builds the tables and loads the compiled code before any fork
+        if fast is not None:
+            dispatch(problem, "atc")
+    pool = fork_pool(workers, _pool_init, (problem, score, check, fast))
     n_par = workers if pool is not None else 1
     try:
         while True:
@@ -642,7 +826,7 @@ def tail_search(problem: SchedulingProblem, incumbent: Schedule, score, time_bud
                     pool.join()
                     pool, n_par = None, 1
             if outs is None:
-                outs = [_tail_chain(problem, best, score, best_par, seeds[0], budget, iters, check, tau=tau)]
+                outs = [_chain(problem, best, score, fast, best_par, seeds[0], budget, iters, check, tau)]
             rounds += 1
             for s, par, it, acc in outs:
                 its += it
@@ -656,3 +840,174 @@ def tail_search(problem: SchedulingProblem, incumbent: Schedule, score, time_bud
             pool.join()
     best.stats.update(tail_iterations=its, tail_improvements=accs, tail_rounds=rounds, tail_workers=n_par)
     return best
+
+
+def warm() -> None:
+    """Load the scheduling module's compiled loops (this dispatching scheme, ``optimization._dispatch_core``, and the
+    job-shop tabu search, ``optimization.tabu``) from numba's cache, or compile them (~15 s) when it is empty.
+    ``make install`` and the serving image run it once, so a plan never waits for the compiler."""
+    from optimization.problem import Downtime, Job, Machine, Operation, SetupTimes
+    from optimization.tabu import warm as warm_tabu
+
+    machines = tuple(Machine(m, (Downtime(30, 40, "break"),)) for m in ("A", "B"))
+    jobs = tuple(Job(f"J{j}", (Operation("0", {"A": 7, "B": 9}, family=f"F{j}"),
+                               Operation("1", {"B": 5}, family=f"F{j}", can_span_break=True)), due=20)
+                 for j in range(3))
+    p = SchedulingProblem(jobs=jobs, machines=machines, setups=SetupTimes(matrix={("F0", "F1"): 2, ("F1", "F0"): 3}))
+    dispatch(p, "atc")
+    warm_tabu()
+
+
+# ---- sequence local search (big plans) -----------------------------------------------------------------------------
+
+def _merged_blocks(tb: _core.Tables, problem: SchedulingProblem, windows: list[MaintenanceWindow], span: bool):
+    """Per machine: calendar blocks (all, or all but breaks) and maintenance windows, merged into disjoint sorted
+    intervals (CSR arrays), for the compiled re-timing."""
+    ptr, bs, be = [0], [], []
+    by_m: dict[str, list[tuple[int, int]]] = {}
+    for w in windows:
+        by_m.setdefault(w.machine, []).append((w.start, w.end))
+    for mach in problem.machines:
+        iv = sorted([(d.start, d.end) for d in mach.blocking(span)] + by_m.get(mach.id, []))
+        out: list[list[int]] = []
+        for a, b in iv:
+            if out and a <= out[-1][1]:
+                out[-1][1] = max(out[-1][1], b)
+            else:
+                out.append([a, b])
+        bs.extend(a for a, _ in out)
+        be.extend(b for _, b in out)
+        ptr.append(len(bs))
+    return np.array(ptr, np.int64), np.array(bs, np.int64), np.array(be, np.int64)
+
+
+class _LocalState:
+    """A plan as the compiled local search's arrays (machine, linked machine sequences, times)."""
+
+    def __init__(self, problem: SchedulingProblem, plan: Schedule, stage: dict[str, float]) -> None:
+        tb = self.tb = tables(problem)
+        n, M = tb.n, len(tb.mids)
+        self.mach = np.empty(n, np.int64)
+        start = np.empty(n, np.int64)
+        for a in plan.assignments:
+            i = tb.idx[a.key]
+            self.mach[i], start[i] = tb.mpos[a.machine], a.start
+        self.dur = np.array([tb.dur[(i, m)] for i, m in enumerate(self.mach.tolist())], np.int64)
+        self.mprev = np.full(n, -1, np.int64)
+        self.mnext = np.full(n, -1, np.int64)
+        self.mfirst = np.full(M, -1, np.int64)
+        self.mlast = np.full(M, -1, np.int64)
+        for m in range(M):
+            seq = np.flatnonzero(self.mach == m)
+            seq = seq[np.lexsort((start[seq] + self.dur[seq], start[seq]))]
+            if len(seq):
+                self.mfirst[m], self.mlast[m] = seq[0], seq[-1]
+                self.mprev[seq[1:]] = seq[:-1]
+                self.mnext[seq[:-1]] = seq[1:]
+        self.windows = list(plan.maintenance)
+        self.ba = _merged_blocks(tb, problem, self.windows, True)
+        self.bn = _merged_blocks(tb, problem, self.windows, False)
+        self.pinned = tb.pin_m >= 0
+        self.job_first = np.r_[np.flatnonzero(np.r_[True, tb.job[1:] != tb.job[:-1]]), n].astype(np.int64)
+        self.rate = np.zeros(M)
+        r = problem.risk
+        if r is not None and r.policy == "penalty":
+            for m in r.risky_machines():
+                self.rate[tb.mpos[m]] = (1.0 + stage.get("risk", 0.0)) * r.penalty_per_unit * r.risks[m]
+        self.w_t, self.w_mk = float(stage.get("tardiness", 0.0)), float(stage.get("makespan", 0.0))
+        self.start = np.zeros(n, np.int64)
+        self.end = np.zeros(n, np.int64)
+        self.work = (np.zeros(n, np.int64), np.zeros(n, np.int64), np.zeros(n, np.int64), np.zeros(n, np.int64),
+                     np.zeros(len(tb.jobs)))
+        self.ok = self._retime()
+        self.value = self._value() if self.ok else INF
+
+    def _retime(self) -> bool:
+        tb = self.tb
+        return bool(_core._retime(tb.n, self.mach, self.mprev, self.mnext, self.dur, tb.release, tb.pr_ptr, tb.pr_a,
+                                  tb.pr_lag, tb.sc_ptr, tb.sc_b, tb.fam, tb.S, tb.use_setups, tb.span, *self.ba,
+                                  *self.bn, self.pinned, tb.pin_s, self.start, self.end, self.work[2],
+                                  self.work[3]))
+
+    def _value(self) -> float:
+        tb = self.tb
+        return float(_core._value(tb.n, self.end, self.mach, self.dur, self.job_first, tb.due, tb.has_due, tb.weight,
+                                  self.w_t, self.w_mk, self.rate, self.work[4]))
+
+    def copy(self) -> _LocalState:
+        out = object.__new__(_LocalState)
+        out.__dict__.update(self.__dict__)
+        for k in ("mach", "dur", "mprev", "mnext", "mfirst", "mlast", "start", "end"):
+            setattr(out, k, getattr(self, k).copy())
+        out.work = tuple(w.copy() for w in self.work)
+        return out
+
+    def run(self, n_moves: int, depth: int) -> int:
+        tb = self.tb
+        self.value, kept = _core.local_run(
+            n_moves, depth, self.mach, self.mprev, self.mnext, self.mfirst, self.mlast, self.dur, self.start,
+            self.end, tb.el_ptr, tb.el_m, tb.el_d, tb.release, tb.pr_ptr, tb.pr_a, tb.pr_lag, tb.sc_ptr, tb.sc_b,
+            tb.fam, tb.S, tb.use_setups, tb.span, *self.ba, *self.bn, self.pinned, tb.pin_s, tb.job,
+            self.job_first, tb.due, tb.has_due, tb.weight, self.w_t, self.w_mk, self.rate, self.value, *self.work)
+        return int(kept)
+
+    def schedule(self, problem: SchedulingProblem, method: str) -> Schedule:
+        return _plan(problem, self.tb, self.mach, self.start, np.arange(self.tb.n),
+                     [(self.tb.mpos[w.machine], w.start, w.end) for w in self.windows], method, True,
+                     time.perf_counter())
+
+
+def sequence_search(problem: SchedulingProblem, incumbent: Schedule, stage: dict[str, float], time_budget_s: float,
+                    seed: int = 0, workers: int = 1, check=None, depth: int = 3, round_s: float = 2.0,
+                    max_moves: int | None = None) -> Schedule:
+    """Local search on the machine sequences of a big plan (compiled: ``_dispatch_core.local_run``): moves operations
+    of late jobs earlier on their machine or onto another eligible machine, re-times the plan and keeps the best move
+    that lowers the objective of ``stage`` (tardiness, makespan, risk penalty). ``workers`` chains run in threads
+    (the compiled loop releases the GIL) for ``round_s`` seconds a round, each round from the best plan of the last.
+    ``max_moves`` (per chain) replaces the time budget and makes it deterministic. The result goes through
+    ``check``; never returns a plan worse on ``stage`` than ``incumbent``'s re-timed plan, or than ``incumbent``."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from optimization._tabu_core import seed as seed_rng
+
+    t0 = time.perf_counter()
+    base = _LocalState(problem, incumbent, stage)
+    if not base.ok or not base.tb.n:
+        return incumbent
+    best = base
+    moves = kept = rounds = 0
+    workers = max(1, workers)
+
+    def chain(args):
+        st, sd, budget, n_max = args
+        seed_rng(sd)
+        t = time.perf_counter()
+        k = it = 0
+        while (n_max is None and time.perf_counter() - t < budget) or (n_max is not None and it < n_max):
+            step = 50 if n_max is None else min(50, n_max - it)
+            k += st.run(step, depth)
+            it += step
+        return st, it, k
+
+    with ThreadPoolExecutor(workers) as pool:
+        while True:
+            left = time_budget_s - (time.perf_counter() - t0)
+            if max_moves is None and left < 0.05:
+                break
+            if max_moves is not None and moves >= max_moves * workers:
+                break
+            n_max = None if max_moves is None else max_moves
+            args = [(best.copy(), seed * 1_000_003 + rounds * 101 + w, min(round_s, left), n_max)
+                    for w in range(workers)]
+            outs = list(pool.map(chain, args))
+            rounds += 1
+            for st, it, k in outs:
+                moves += it
+                kept += k
+                if st.value < best.value:
+                    best = st
+    out = best.schedule(problem, "sequence-search")
+    if best is base or (check is not None and not check(out)):
+        out = incumbent
+    out.stats.update(seq_moves=moves, seq_kept=kept, seq_rounds=rounds)
+    return out

@@ -25,3 +25,12 @@ def datasets() -> Path:
         print(f"\nSKIP: {msg}")
         pytest.skip(msg)
     return d
+
+
+@pytest.fixture(params=["compiled", "python"])
+def engine(request, monkeypatch):
+    """Both dispatching schemes: compiled by numba (optimization/_dispatch_core.py, the default) and Python."""
+    from optimization import heuristics
+
+    monkeypatch.setattr(heuristics, "_COMPILED", request.param == "compiled")
+    return request.param

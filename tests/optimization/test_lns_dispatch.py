@@ -40,7 +40,7 @@ def _same(a, b) -> bool:
 
 
 @pytest.mark.parametrize("rule", RULES)
-def test_fast_dispatch_matches_reference(rule):
+def test_fast_dispatch_matches_reference(rule, engine):
     for p in (_shop(), _with_pins_and_risk(_shop(seed=5))):
         fast, ref = dispatch(p, rule), dispatch_reference(p, rule)
         assert verify(p, fast) == []
@@ -85,7 +85,7 @@ def test_lns_with_pins_and_maintenance_passes_checker():
 def test_solve_small_engine_beats_or_equals_dispatch():
     p = _shop(40, seed=6)
     params = SolverParams(time_limit_s=4, workers=2, seed=0, objective="tardiness", strategy="lns",
-                          lns_engine="small", polish_max_ops=0)
+                          lns_engine="small", polish_max_ops=0, sequence_search_share=0.0)
     s = solve(p, params)
     assert verify(p, s) == []
     stages = params.stages()

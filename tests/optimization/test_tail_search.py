@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from benchmarks.gen_shop import generate
 from optimization.check import verify
-from optimization.heuristics import dispatch, tail_search
+from optimization.heuristics import array_scorer, dispatch, tables, tail_search
+from optimization.problem import FailureRisk
+from optimization.solver import score
 from tests.optimization.test_lns_dispatch import _same, _with_pins_and_risk
 
 
@@ -18,12 +21,16 @@ def _wt(s) -> float:
     return s.objective["weighted_tardiness"]
 
 
+def _windows(s):
+    return sorted((w.machine, w.start) for w in s.maintenance)
+
+
 def _key(s):
     return sorted((a.job, a.op, a.machine, a.start, a.end) for a in s.assignments)
 
 
 @pytest.mark.parametrize("pins", [False, True])
-def test_dispatch_keeps_a_fixed_prefix(pins):
+def test_dispatch_keeps_a_fixed_prefix(pins, engine):
     p = _with_pins_and_risk(_shop(seed=5)) if pins else _shop(seed=4)
     d = dispatch(p, "atc", atc_k=12, atc_work=0.3)
     cut = sorted(a.start for a in d.assignments)[len(d.assignments) // 2]
@@ -94,6 +101,101 @@ def test_solve_small_engine_runs_the_tail_search():
     s = solve(p, params)
     assert verify(p, s) == []
     assert s.stats["tail_iterations"] >= 1
+    assert s.stats["seq_moves"] >= 1  # then the sequence local search
     assert score(p, s, params.stages()) <= tuple(s.stats["dispatch_best"])
     atc = dispatch(p, "atc")
     assert _wt(s) <= _wt(atc)
+
+
+def _arrays(p, s):
+    tb = tables(p)
+    mach = np.empty(tb.n, np.int64)
+    start = np.empty(tb.n, np.int64)
+    for a in s.assignments:
+        mach[tb.idx[a.key]], start[tb.idx[a.key]] = tb.mpos[a.machine], a.start
+    return mach, start
+
+
+@pytest.mark.parametrize("stages", [[{"tardiness": 1.0}], [{"tardiness": 1.0, "makespan": 0.01}],
+                                    [{"tardiness": 1.0}, {"makespan": 1.0}], [{"makespan": 1.0, "energy": 0.0}]])
+def test_array_scores_equal_the_solver_scores(stages):
+    import dataclasses
+
+    p = generate(40, 5, 10, seed=12, days=4, tightness=(0.8, 1.5))
+    penalty = dataclasses.replace(p, risk=FailureRisk(risks={p.machines[2].id: 0.8, p.machines[5].id: 0.65},
+                                                      threshold=0.5, policy="penalty", penalty_per_unit=0.37))
+    for q in (p, penalty):
+        fast = array_scorer(q, stages)
+        for rule in ("atc", "mwkr", "spt"):
+            s = dispatch(q, rule)
+            assert fast(*_arrays(q, s)) == score(q, s, stages)
+    assert array_scorer(p, [{"tardiness": 1.0, "energy": 0.5}]) is None  # energy: the Schedule chain
+
+
+@pytest.mark.parametrize("risk", [False, True])
+def test_compiled_chains_make_the_same_moves(risk):
+    """The array chain (compiled scheme, array scores, ``stages`` given) takes the same random moves as the Schedule
+    chain, so it finds the same plans, only faster."""
+    p = generate(60, 5, 10, seed=7, days=4, tightness=(0.8, 1.5))
+    if risk:
+        p = _with_pins_and_risk(p)
+    start = dispatch(p, "atc")
+    stages = [{"tardiness": 1.0}]
+
+    def sc(s):
+        return score(p, s, stages)
+
+    def ok(s):
+        return not verify(p, s)
+
+    a = tail_search(p, start, sc, 60, seed=3, check=ok, workers=1, max_iters=40)
+    b = tail_search(p, start, sc, 60, seed=3, check=ok, workers=1, max_iters=40, stages=stages)
+    assert verify(p, b) == []
+    assert _key(a) == _key(b)
+    assert sc(b) < sc(start)
+    assert b.stats["tail_improvements"] == a.stats["tail_improvements"] >= 1
+    assert _windows(b) == _windows(start)
+
+
+def test_sequence_search_retimes_never_later_and_improves():
+    from optimization.heuristics import _LocalState, sequence_search
+
+    p = generate(60, 5, 10, seed=7, days=4, tightness=(0.8, 1.5))
+    start = dispatch(p, "atc")
+    st = _LocalState(p, start, {"tardiness": 1.0})
+    compact = st.schedule(p, "re-timed")
+    assert verify(p, compact) == []
+    before = start.by_key()
+    assert all(a.start <= before[a.key].start and a.machine == before[a.key].machine for a in compact.assignments)
+
+    def ok(s):
+        return not verify(p, s)
+
+    runs = [sequence_search(p, start, {"tardiness": 1.0}, 60, seed=2, workers=1, check=ok, max_moves=300)
+            for _ in range(2)]
+    assert verify(p, runs[0]) == []
+    assert _key(runs[0]) == _key(runs[1])  # deterministic with max_moves
+    assert _wt(runs[0]) < _wt(compact) <= _wt(start)
+    assert runs[0].stats["seq_moves"] == 300 and runs[0].stats["seq_kept"] >= 1
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_sequence_search_keeps_pins_windows_and_risk_penalty(workers):
+    import dataclasses
+
+    from optimization.heuristics import sequence_search
+
+    p = _with_pins_and_risk(generate(60, 5, 10, seed=9, days=4, tightness=(0.8, 1.5)))
+    start = dispatch(p, "atc")
+    s = sequence_search(p, start, {"tardiness": 1.0}, 1.0, seed=1, workers=workers, check=lambda x: not verify(p, x))
+    assert verify(p, s) == [] and _wt(s) <= _wt(start)
+    pinned = [(j.id, o.id) for j in p.jobs for o in j.operations if o.pinned_start is not None]
+    assert pinned and all(s.by_key()[k].start == start.by_key()[k].start for k in pinned)
+    assert _windows(s) == _windows(start)
+    # a penalty on a busy machine: the search's objective includes it, and the solver's score never gets worse
+    q = dataclasses.replace(p, risk=FailureRisk(risks={p.machines[0].id: 0.9}, threshold=0.5, policy="penalty",
+                                                penalty_per_unit=5.0))
+    stages = [{"tardiness": 1.0}]
+    d = dispatch(q, "atc")
+    s = sequence_search(q, d, stages[0], 1.0, seed=1, workers=workers, check=lambda x: not verify(q, x))
+    assert verify(q, s) == [] and score(q, s, stages) <= score(q, d, stages)

@@ -1,0 +1,650 @@
+"""The dispatching rules' generation scheme (optimization/heuristics.py), compiled with numba.
+
+:func:`run` is the same serial generation scheme as ``heuristics.dispatch`` without a peak power cap: Giffler-Thompson
+candidates (ready operations that can start before the earliest completion), the rule's priority, ties broken by
+completion and then by operation index, the earliest gap of each eligible machine that respects setups, calendars and
+maintenance, the fastest completion over the machines (ties: earlier start, then the machine id). It gives the same
+plans as the Python scheme (tests/optimization/test_lns_dispatch.py compares both with the reference generator), about
+40 times faster, so the tail re-dispatch search of big plans (``heuristics.tail_search``) makes many more moves.
+
+Every machine's timeline is one row of three int64 arrays (starts, ends, families; -1: no family, -2: a maintenance
+window), kept sorted by start. The problem's tables come from :class:`Tables`, built once per problem.
+
+Without numba the same functions run as plain Python (very slowly); numba is a dependency of SFAI.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+try:
+    from numba import njit
+except ImportError:  # pragma: no cover - numba is a dependency; this keeps a broken install working, slowly
+    def njit(*args, **kwargs):
+        if args and callable(args[0]):
+            return args[0]
+        return lambda f: f
+
+BIG = 1 << 62
+RULE_CODES = {"mwkr": 0, "spt": 1, "edd": 2, "atc": 3, "atc_fast": 4}
+
+
+@njit(cache=True)
+def _bisect_right(a, lo, hi, x):
+    """First index in a[lo:hi] (sorted) whose value is > x (returned as an absolute index)."""
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if x < a[mid]:
+            hi = mid
+        else:
+            lo = mid + 1
+    return lo
+
+
+@njit(cache=True)
+def _push(bs, be, b0, b1, t, dur):
+    """Earliest t' >= t such that [t', t' + dur) overlaps no block in bs/be[b0:b1] (ends sorted)."""
+    if dur <= 0:
+        return t
+    while True:
+        i = _bisect_right(be, b0, b1, t)
+        if i < b1 and bs[i] < t + dur:
+            t = be[i]
+            continue
+        return t
+
+
+@njit(cache=True)
+def _fit(ts, te, tf, cnt, m, S, use_setups, est, dur, f, bs, be, b0, b1):
+    """Earliest start >= est of an operation of family f and length dur in a gap of machine m's timeline."""
+    n = cnt[m]
+    g = _bisect_right(ts[m], 0, n, est) - 1
+    if g < 0:
+        g = 0
+    use = use_setups and f >= 0
+    while True:
+        lo = est
+        if g > 0 and te[m, g - 1] > lo:
+            lo = te[m, g - 1]
+        if g < n:
+            hi = ts[m, g]
+            if hi - lo < dur:
+                g += 1
+                continue
+        else:
+            hi = BIG
+        if use:
+            k = g - 1
+            while k >= 0 and tf[m, k] == -2:
+                k -= 1
+            if k >= 0 and tf[m, k] >= 0:
+                v = te[m, k] + S[m, tf[m, k], f]
+                if v > lo:
+                    lo = v
+            k = g
+            while k < n and tf[m, k] == -2:
+                k += 1
+            if k < n and tf[m, k] >= 0:
+                v = ts[m, k] - S[m, f, tf[m, k]]
+                if v < hi:
+                    hi = v
+        t = lo
+        if lo + dur <= hi:
+            t = _push(bs, be, b0, b1, t, dur)
+            if t + dur <= hi:
+                return t
+        g += 1
+
+
+@njit(cache=True)
+def _insert(ts, te, tf, cnt, m, s, e, f):
+    n = cnt[m]
+    i = _bisect_right(ts[m], 0, n, s)
+    for k in range(n, i, -1):
+        ts[m, k] = ts[m, k - 1]
+        te[m, k] = te[m, k - 1]
+        tf[m, k] = tf[m, k - 1]
+    ts[m, i] = s
+    te[m, i] = e
+    tf[m, i] = f
+    cnt[m] = n + 1
+
+
+@njit(cache=True)
+def _prev_family(ts, tf, cnt, m, start):
+    k = _bisect_right(ts[m], 0, cnt[m], start) - 1
+    while k >= 0 and tf[m, k] == -2:
+        k -= 1
+    return tf[m, k] if k >= 0 else -1
+
+
+@njit(cache=True, nogil=True)
+def run(rule, atc_k, atc_k2, atc_work,
+        el_ptr, el_m, el_d, mrank, fam, span, release, pr_ptr, pr_a, pr_lag, sc_ptr, sc_b, tail, job, due, has_due,
+        weight, pin_m, pin_s, S, use_setups, pbar, sbar, ba_ptr, ba_s, ba_e, bn_ptr, bn_s, bn_e, cap,
+        fix_m, fix_s, fix_order, win_m, win_s, win_e, mw_m, mw_want, mw_deadline, mw_dur, bias,
+        out_m, out_s, out_order, out_wm, out_ws):
+    """One plan by ``rule`` (RULE_CODES). Operations with fix_m >= 0 keep (fix_m, fix_s) (placed in fix_order);
+    win_* are maintenance windows kept as they are; mw_* places new windows (when win_* is empty). Writes the
+    machine and start of every operation into out_m / out_s, the placement order into out_order and the new windows'
+    starts into out_ws (machines: out_wm). Returns the number of operations placed (< n: a cycle with pinned
+    work)."""
+    n = el_ptr.shape[0] - 1
+    M = mrank.shape[0]
+    ts = np.empty((M, cap), np.int64)
+    te = np.empty((M, cap), np.int64)
+    tf = np.empty((M, cap), np.int64)
+    cnt = np.zeros(M, np.int64)
+    version = np.zeros(M, np.int64)
+    placed = np.zeros(n, np.bool_)
+    end_of = np.zeros(n, np.int64)
+    n_placed = 0
+    for i in range(n):
+        if pin_m[i] >= 0:
+            m = pin_m[i]
+            d = 0
+            for k in range(el_ptr[i], el_ptr[i + 1]):
+                if el_m[k] == m:
+                    d = el_d[k]
+            _insert(ts, te, tf, cnt, m, pin_s[i], pin_s[i] + d, fam[i])
+            placed[i] = True
+            end_of[i] = pin_s[i] + d
+            out_m[i] = m
+            out_s[i] = pin_s[i]
+            out_order[n_placed] = i
+            n_placed += 1
+    for r in range(fix_order.shape[0]):
+        i = fix_order[r]
+        if placed[i]:
+            continue
+        m = fix_m[i]
+        d = 0
+        for k in range(el_ptr[i], el_ptr[i + 1]):
+            if el_m[k] == m:
+                d = el_d[k]
+        _insert(ts, te, tf, cnt, m, fix_s[i], fix_s[i] + d, fam[i])
+        placed[i] = True
+        end_of[i] = fix_s[i] + d
+        out_m[i] = m
+        out_s[i] = fix_s[i]
+        out_order[n_placed] = i
+        n_placed += 1
+    for w in range(win_m.shape[0]):
+        _insert(ts, te, tf, cnt, win_m[w], win_s[w], win_e[w], -2)
+    if win_m.shape[0] == 0:
+        for w in range(mw_m.shape[0]):
+            m = mw_m[w]
+            d = mw_dur
+            t = _fit(ts, te, tf, cnt, m, S, False, mw_want[w], d, -1, ba_s, ba_e, ba_ptr[m], ba_ptr[m + 1])
+            if mw_deadline >= 0 and t + d > mw_deadline:
+                t = _fit(ts, te, tf, cnt, m, S, False, 0, d, -1, ba_s, ba_e, ba_ptr[m], ba_ptr[m + 1])
+            _insert(ts, te, tf, cnt, m, t, t + d, -2)
+            out_wm[w] = m
+            out_ws[w] = t
+
+    k_atc = atc_k if rule == 3 else 0.5
+    # per ready operation: its earliest start from its predecessors, the chosen machine, start, completion, priority
+    est = np.zeros(n, np.int64)
+    rm = np.full(n, -1, np.int64)
+    rs = np.zeros(n, np.int64)
+    rc = np.zeros(n, np.int64)
+    rp = np.zeros(n, np.float64)
+    # per eligible (operation, machine) entry: the fit and the version of the machine's timeline it was computed on
+    fver = np.full(el_m.shape[0], -1, np.int64)
+    ft = np.zeros(el_m.shape[0], np.int64)
+    remaining = np.zeros(n, np.int64)
+    ready = np.empty(n, np.int64)
+    n_ready = 0
+    for i in range(n):
+        if placed[i]:
+            continue
+        c = 0
+        for k in range(pr_ptr[i], pr_ptr[i + 1]):
+            if not placed[pr_a[k]]:
+                c += 1
+        remaining[i] = c
+        if c == 0:
+            ready[n_ready] = i
+            n_ready += 1
+
+    stale = np.empty(n, np.int64)
+    n_stale = 0
+    for r in range(n_ready):
+        stale[n_stale] = ready[r]
+        n_stale += 1
+    while True:
+        # refresh the stale ready operations: best machine by (completion, start, machine id), then the priority
+        for r in range(n_stale):
+            i = stale[r]
+            if rm[i] < 0:
+                e = release[i]
+                for k in range(pr_ptr[i], pr_ptr[i + 1]):
+                    v = end_of[pr_a[k]] + pr_lag[k]
+                    if v > e:
+                        e = v
+                est[i] = e
+            bc = BIG
+            bt = BIG
+            bm = -1
+            fi = fam[i]
+            sp = span[i]
+            for k in range(el_ptr[i], el_ptr[i + 1]):
+                m = el_m[k]
+                d = el_d[k]
+                if fver[k] != version[m]:
+                    if sp:
+                        t = _fit(ts, te, tf, cnt, m, S, use_setups, est[i], d, fi, ba_s, ba_e, ba_ptr[m],
+                                 ba_ptr[m + 1])
+                    else:
+                        t = _fit(ts, te, tf, cnt, m, S, use_setups, est[i], d, fi, bn_s, bn_e, bn_ptr[m],
+                                 bn_ptr[m + 1])
+                    fver[k] = version[m]
+                    ft[k] = t
+                t = ft[k]
+                if t + d < bc or (t + d == bc and (t < bt or (t == bt and mrank[m] < mrank[bm]))):
+                    bc = t + d
+                    bt = t
+                    bm = m
+            rm[i] = bm
+            rs[i] = bt
+            rc[i] = bc
+            d = bc - bt
+            j = job[i]
+            if rule == 1:
+                rp[i] = d
+            elif rule == 0:
+                rp[i] = -tail[i]
+            elif rule == 2:
+                rp[i] = (due[j] if has_due[j] else np.inf) - tail[i] * 1e-6
+            else:
+                dj = due[j] if has_due[j] else 1e12
+                slack = max(0.0, dj - tail[i] - bt)
+                setup = 0
+                if use_setups:
+                    q = _prev_family(ts, tf, cnt, bm, bt)
+                    if q >= 0 and fi >= 0:
+                        setup = S[bm, q, fi]
+                w = max(weight[j], 1e-6)
+                p_eff = float(d) if atc_work == 0.0 else (1.0 - atc_work) * d + atc_work * tail[i]
+                w *= bias[j]
+                rp[i] = -((w / max(p_eff, 1.0)) * np.exp(-slack / (k_atc * pbar)) * np.exp(-setup / (atc_k2 * sbar)))
+        n_stale = 0
+        if n_ready == 0:
+            break
+        c_star = BIG
+        for r in range(n_ready):
+            if rc[ready[r]] < c_star:
+                c_star = rc[ready[r]]
+        # the candidate with the best priority, then the earliest completion, then the lowest index
+        bi = -1
+        bpos = -1
+        for r in range(n_ready):
+            i = ready[r]
+            if rs[i] < c_star or rc[i] == c_star:
+                if bi < 0 or rp[i] < rp[bi] or (rp[i] == rp[bi] and (rc[i] < rc[bi] or (rc[i] == rc[bi] and i < bi))):
+                    bi = i
+                    bpos = r
+        i = bi
+        m = rm[i]
+        _insert(ts, te, tf, cnt, m, rs[i], rc[i], fam[i])
+        version[m] += 1
+        placed[i] = True
+        end_of[i] = rc[i]
+        out_m[i] = m
+        out_s[i] = rs[i]
+        out_order[n_placed] = i
+        n_placed += 1
+        n_ready -= 1
+        ready[bpos] = ready[n_ready]
+        for r in range(n_ready):
+            if rm[ready[r]] == m:
+                stale[n_stale] = ready[r]
+                n_stale += 1
+        for k in range(sc_ptr[i], sc_ptr[i + 1]):
+            s = sc_b[k]
+            if placed[s]:
+                continue
+            remaining[s] -= 1
+            if remaining[s] == 0:
+                ready[n_ready] = s
+                n_ready += 1
+                stale[n_stale] = s
+                n_stale += 1
+    return n_placed
+
+
+class Tables:
+    """A problem's arrays for :func:`run` (built once per problem from ``heuristics._static``'s index tables)."""
+
+    def __init__(self, problem, static: tuple) -> None:
+        (keys, idx, ops, job_of, n, preds, succs, tail, pbar, has_setups, sbar, fams, fam, setup_rows, _h,
+         _lb) = static
+        machines = [m.id for m in problem.machines]
+        self.mids = machines
+        self.mpos = {m: t for t, m in enumerate(machines)}
+        mpos = self.mpos
+        M = len(machines)
+        order = sorted(range(M), key=lambda t: machines[t])
+        self.mrank = np.empty(M, np.int64)
+        self.mrank[order] = np.arange(M)
+        el_ptr, el_m, el_d = [0], [], []
+        load = np.ones(M, np.int64)
+        for o in ops:
+            for m in o.machines:
+                el_m.append(mpos[m])
+                el_d.append(o.durations[m])
+                load[mpos[m]] += 1
+            el_ptr.append(len(el_m))
+        self.el_ptr = np.array(el_ptr, np.int64)
+        self.el_m = np.array(el_m, np.int64)
+        self.el_d = np.array(el_d, np.int64)
+        self.load = load  # timeline rows: the machine's eligible operations + 1 (windows are added per call)
+        self.fam = np.array(fam, np.int64)
+        self.span = np.array([o.can_span_break for o in ops], np.bool_)
+        self.release = np.array([j.release for j in job_of], np.int64)
+        jobs = list(problem.jobs)
+        jpos = {j.id: t for t, j in enumerate(jobs)}
+        self.jobs = jobs
+        self.job = np.array([jpos[j.id] for j in job_of], np.int64)
+        self.due = np.array([float(j.due) if j.due is not None else 0.0 for j in jobs], np.float64)
+        self.has_due = np.array([j.due is not None for j in jobs], np.bool_)
+        self.weight = np.array([float(j.weight) for j in jobs], np.float64)
+        self.pr_ptr = np.array(np.cumsum([0] + [len(p) for p in preds]), np.int64)
+        self.pr_a = np.array([a for p in preds for a, _ in p], np.int64)
+        self.pr_lag = np.array([lag for p in preds for _, lag in p], np.int64)
+        self.sc_ptr = np.array(np.cumsum([0] + [len(s) for s in succs]), np.int64)
+        self.sc_b = np.array([b for s in succs for b in s], np.int64)
+        self.tail = np.array(tail, np.int64)
+        self.pin_m = np.array([mpos[o.pinned_machine] if o.pinned_machine is not None and o.pinned_start is not None
+                               else -1 for o in ops], np.int64)
+        self.pin_s = np.array([o.pinned_start if o.pinned_start is not None else 0 for o in ops], np.int64)
+        F = max(1, len(fams))
+        self.S = np.zeros((M, F, F), np.int64)
+        if has_setups:
+            for m, rows in setup_rows.items():
+                self.S[mpos[m]] = np.array(rows, np.int64).reshape(F, F)
+        self.use_setups = bool(has_setups)
+        self.pbar, self.sbar = float(pbar), float(sbar)
+        for name, span in (("ba", True), ("bn", False)):
+            ptr, bs, be = [0], [], []
+            for mach in problem.machines:
+                for d in mach.blocking(span):
+                    bs.append(d.start)
+                    be.append(d.end)
+                ptr.append(len(bs))
+            setattr(self, name + "_ptr", np.array(ptr, np.int64))
+            setattr(self, name + "_s", np.array(bs, np.int64))
+            setattr(self, name + "_e", np.array(be, np.int64))
+        self.n = n
+        self.keys = keys
+        self.idx = idx
+        self.ops = ops
+        self.dur = {(i, mpos[m]): d for i, o in enumerate(ops) for m, d in o.durations.items()}
+        r = problem.risk
+        mm = problem.maintenance_machines()
+        self.mw_m = np.array([mpos[m] for m in mm], np.int64)
+        self.mw_dur = int(r.window_duration) if mm else 0
+        self.mw_deadline = int(r.deadline) if mm and r.deadline is not None else -1
+        want = max(0, r.deadline - r.window_duration) if mm and r.deadline is not None else 0
+        self.mw_want = np.full(len(mm), want, np.int64)
+        self.ones = np.ones(len(jobs), np.float64)
+        self.no_fix = np.full(n, -1, np.int64)
+        self.empty = np.zeros(0, np.int64)
+
+    def run(self, rule: str, atc_k: float, atc_k2: float, atc_work: float, fix_m=None, fix_s=None, fix_order=None,
+            windows: tuple | None = None, bias=None) -> tuple[np.ndarray, np.ndarray, np.ndarray, list]:
+        """One plan: (machine index per operation, start per operation, placement order, maintenance windows as
+        (machine index, start, end)). ``windows`` (arrays of machine indices, starts, ends) are kept as they are;
+        None places the failure-risk windows anew. Raises ValueError when not every operation could be placed."""
+        n = self.n
+        if fix_m is None:
+            fix_m, fix_s, fix_order = self.no_fix, self.no_fix, self.empty
+        if windows is None:
+            win_m = win_s = win_e = self.empty
+            mw_m = self.mw_m
+        else:
+            win_m, win_s, win_e = windows
+            mw_m = self.empty
+        cap = int(self.load.max()) + len(win_m) + len(mw_m)
+        out_m = np.full(n, -1, np.int64)
+        out_s = np.zeros(n, np.int64)
+        out_order = np.zeros(n, np.int64)
+        out_wm = np.zeros(len(mw_m), np.int64)
+        out_ws = np.zeros(len(mw_m), np.int64)
+        done = run(RULE_CODES[rule], float(atc_k), float(atc_k2), float(atc_work), self.el_ptr, self.el_m, self.el_d,
+                   self.mrank, self.fam, self.span, self.release, self.pr_ptr, self.pr_a, self.pr_lag, self.sc_ptr,
+                   self.sc_b, self.tail, self.job, self.due, self.has_due, self.weight, self.pin_m, self.pin_s, self.S,
+                   self.use_setups, self.pbar, self.sbar, self.ba_ptr, self.ba_s, self.ba_e, self.bn_ptr, self.bn_s,
+                   self.bn_e, cap, fix_m, fix_s, fix_order, win_m, win_s, win_e, mw_m, self.mw_want,
+                   self.mw_deadline, self.mw_dur, self.ones if bias is None else bias, out_m, out_s, out_order,
+                   out_wm, out_ws)
+        if done != n:
+            raise ValueError("dispatching could not place every operation (precedence with a pinned operation?)")
+        if windows is None:
+            wins = [(int(m), int(s), int(s) + self.mw_dur) for m, s in zip(out_wm, out_ws, strict=True)]
+        else:
+            wins = [(int(m), int(s), int(e)) for m, s, e in zip(win_m, win_s, win_e, strict=True)]
+        return out_m, out_s, out_order, wins
+
+
+# ---- sequence local search (big plans, weighted tardiness) --------------------------------------------------------
+# The plan is a machine assignment and, per machine, a sequence (doubly linked: mprev / mnext, mfirst / mlast).
+# ``_retime`` gives every operation its earliest start under those sequences (job predecessors with lags, release,
+# the machine predecessor plus the setup, calendar blocks and maintenance windows, pinned starts); ``local_run``
+# moves operations of late jobs earlier in their machine's sequence or onto another eligible machine and keeps the
+# best move when it lowers the objective.
+
+@njit(cache=True)
+def _retime(n, mach, mprev, mnext, dur, release, pr_ptr, pr_a, pr_lag, sc_ptr, sc_b, fam, S, use_setups, span,
+            ba_ptr, ba_s, ba_e, bn_ptr, bn_s, bn_e, pinned, pin_s, start, end, order, indeg):
+    """Semi-active times of the sequences into start / end; False on a cycle or a broken pin."""
+    cnt = 0
+    for i in range(n):
+        indeg[i] = pr_ptr[i + 1] - pr_ptr[i] + (1 if mprev[i] >= 0 else 0)
+        if indeg[i] == 0:
+            order[cnt] = i
+            cnt += 1
+    k = 0
+    while k < cnt:
+        i = order[k]
+        k += 1
+        t = release[i]
+        for r in range(pr_ptr[i], pr_ptr[i + 1]):
+            v = end[pr_a[r]] + pr_lag[r]
+            if v > t:
+                t = v
+        m = mach[i]
+        q = mprev[i]
+        if q >= 0:
+            v = end[q]
+            if use_setups and fam[q] >= 0 and fam[i] >= 0:
+                v += S[m, fam[q], fam[i]]
+            if v > t:
+                t = v
+        if span[i]:
+            t = _push(ba_s, ba_e, ba_ptr[m], ba_ptr[m + 1], t, dur[i])
+        else:
+            t = _push(bn_s, bn_e, bn_ptr[m], bn_ptr[m + 1], t, dur[i])
+        if pinned[i]:
+            if t > pin_s[i]:
+                return False
+            t = pin_s[i]
+        start[i] = t
+        end[i] = t + dur[i]
+        for r in range(sc_ptr[i], sc_ptr[i + 1]):
+            b = sc_b[r]
+            indeg[b] -= 1
+            if indeg[b] == 0:
+                order[cnt] = b
+                cnt += 1
+        b = mnext[i]
+        if b >= 0:
+            indeg[b] -= 1
+            if indeg[b] == 0:
+                order[cnt] = b
+                cnt += 1
+    return cnt == n
+
+
+@njit(cache=True)
+def _value(n, end, mach, dur, job_first, due, has_due, weight, w_t, w_mk, rate, jt):
+    """w_t * weighted tardiness + w_mk * makespan + the risk penalty; jt gets each job's weighted tardiness."""
+    wt = 0.0
+    mk = 0
+    for t in range(job_first.shape[0] - 1):
+        c = 0
+        for i in range(job_first[t], job_first[t + 1]):
+            if end[i] > c:
+                c = end[i]
+        if c > mk:
+            mk = c
+        jt[t] = 0.0
+        if has_due[t] and c > due[t]:
+            jt[t] = weight[t] * (c - due[t])
+            wt += jt[t]
+    risk = 0.0
+    for i in range(n):
+        risk += rate[mach[i]] * dur[i]
+    return w_t * wt + w_mk * mk + risk
+
+
+@njit(cache=True)
+def _unlink(i, m, mprev, mnext, mfirst, mlast):
+    p = mprev[i]
+    q = mnext[i]
+    if p >= 0:
+        mnext[p] = q
+    else:
+        mfirst[m] = q
+    if q >= 0:
+        mprev[q] = p
+    else:
+        mlast[m] = p
+    mprev[i] = -1
+    mnext[i] = -1
+
+
+@njit(cache=True)
+def _link_before(i, q, m, mprev, mnext, mfirst, mlast):
+    """Insert i before q on machine m (q < 0: at the end)."""
+    if q < 0:
+        p = mlast[m]
+        mprev[i] = p
+        mnext[i] = -1
+        if p >= 0:
+            mnext[p] = i
+        else:
+            mfirst[m] = i
+        mlast[m] = i
+        return
+    p = mprev[q]
+    mprev[i] = p
+    mnext[i] = q
+    mprev[q] = i
+    if p >= 0:
+        mnext[p] = i
+    else:
+        mfirst[m] = i
+
+
+@njit(cache=True, nogil=True)
+def local_run(n_moves, depth, mach, mprev, mnext, mfirst, mlast, dur, start, end, el_ptr, el_m, el_d, release, pr_ptr,
+              pr_a, pr_lag, sc_ptr, sc_b, fam, S, use_setups, span, ba_ptr, ba_s, ba_e, bn_ptr, bn_s, bn_e, pinned,
+              pin_s, job, job_first, due, has_due, weight, w_t, w_mk, rate, value, tstart, tend, order, indeg, jt):
+    """``n_moves`` moves from the current plan (mach, sequences, start / end, its ``value``): each picks a late job
+    (chance by its weighted tardiness), one of its operations, and tries it up to ``depth`` places earlier on its
+    machine and at up to ``depth`` places on each other eligible machine (around the operations that end after its
+    job predecessor); the best try that lowers the value is kept. Returns (new value, moves kept)."""
+    n = mach.shape[0]
+    kept = 0
+    _value(n, end, mach, dur, job_first, due, has_due, weight, w_t, w_mk, rate, jt)
+    for _ in range(n_moves):
+        total = 0.0
+        for t in range(jt.shape[0]):
+            total += jt[t]
+        if total <= 0.0:
+            break
+        r = np.random.random() * total
+        t = 0
+        while t < jt.shape[0] - 1 and (jt[t] <= 0.0 or r >= jt[t]):
+            r -= jt[t]
+            t += 1
+        lo = job_first[t]
+        hi = job_first[t + 1]
+        i = lo + np.random.randint(0, hi - lo)
+        if pinned[i]:
+            continue
+        m0 = mach[i]
+        p0 = mprev[i]
+        n0 = mnext[i]
+        d0 = dur[i]
+        ready = release[i]
+        for r2 in range(pr_ptr[i], pr_ptr[i + 1]):
+            v = end[pr_a[r2]] + pr_lag[r2]
+            if v > ready:
+                ready = v
+        best = value
+        b_m = -1
+        b_q = -1
+        b_d = 0
+        # earlier on its own machine: before its 1st, 2nd, ... machine predecessor
+        q = p0
+        k = 0
+        while q >= 0 and k < depth and not pinned[q] and end[q] > ready:
+            _unlink(i, m0, mprev, mnext, mfirst, mlast)
+            _link_before(i, q, m0, mprev, mnext, mfirst, mlast)
+            if _retime(n, mach, mprev, mnext, dur, release, pr_ptr, pr_a, pr_lag, sc_ptr, sc_b, fam, S, use_setups,
+                       span, ba_ptr, ba_s, ba_e, bn_ptr, bn_s, bn_e, pinned, pin_s, tstart, tend, order, indeg):
+                v = _value(n, tend, mach, dur, job_first, due, has_due, weight, w_t, w_mk, rate, jt)
+                if v < best - 1e-9:
+                    best = v
+                    b_m = m0
+                    b_q = q
+                    b_d = d0
+            _unlink(i, m0, mprev, mnext, mfirst, mlast)
+            _link_before(i, n0, m0, mprev, mnext, mfirst, mlast)
+            q = mprev[q]
+            k += 1
+        # another eligible machine, at the first places whose operation ends after the job is ready
+        for e in range(el_ptr[i], el_ptr[i + 1]):
+            m2 = el_m[e]
+            if m2 == m0:
+                continue
+            q = mfirst[m2]
+            while q >= 0 and end[q] <= ready:
+                q = mnext[q]
+            if q >= 0 and mprev[q] >= 0 and not pinned[mprev[q]]:
+                q = mprev[q]  # also one place before
+            for _ in range(depth):
+                _unlink(i, m0, mprev, mnext, mfirst, mlast)
+                mach[i] = m2
+                dur[i] = el_d[e]
+                _link_before(i, q, m2, mprev, mnext, mfirst, mlast)
+                if _retime(n, mach, mprev, mnext, dur, release, pr_ptr, pr_a, pr_lag, sc_ptr, sc_b, fam, S,
+                           use_setups, span, ba_ptr, ba_s, ba_e, bn_ptr, bn_s, bn_e, pinned, pin_s, tstart, tend,
+                           order, indeg):
+                    v = _value(n, tend, mach, dur, job_first, due, has_due, weight, w_t, w_mk, rate, jt)
+                    if v < best - 1e-9:
+                        best = v
+                        b_m = m2
+                        b_q = q
+                        b_d = el_d[e]
+                _unlink(i, m2, mprev, mnext, mfirst, mlast)
+                mach[i] = m0
+                dur[i] = d0
+                _link_before(i, n0, m0, mprev, mnext, mfirst, mlast)
+                if q < 0:
+                    break
+                q = mnext[q]
+        if b_m >= 0:
+            _unlink(i, m0, mprev, mnext, mfirst, mlast)
+            mach[i] = b_m
+            dur[i] = b_d
+            _link_before(i, b_q, b_m, mprev, mnext, mfirst, mlast)
+            _retime(n, mach, mprev, mnext, dur, release, pr_ptr, pr_a, pr_lag, sc_ptr, sc_b, fam, S, use_setups, span,
+                    ba_ptr, ba_s, ba_e, bn_ptr, bn_s, bn_e, pinned, pin_s, start, end, order, indeg)
+            value = best
+            kept += 1
+        # the job weights of the current plan (the tries overwrote them)
+        _value(n, end, mach, dur, job_first, due, has_due, weight, w_t, w_mk, rate, jt)
+    return value, kept
