@@ -228,6 +228,22 @@ def _fixed_arrays(tb: _core.Tables, fixed: dict[tuple[str, str], tuple[str, int]
     return fix_m, fix_s, order
 
 
+def _window_arrays(tb: _core.Tables, windows: list[MaintenanceWindow]) -> tuple:
+    """Maintenance windows as the compiled scheme's (machine index, start, end) arrays."""
+    return tuple(np.array(v, np.int64) for v in ([tb.mpos[w.machine] for w in windows], [w.start for w in windows],
+                                                 [w.end for w in windows]))
+
+
+def _plan_arrays(tb: _core.Tables, plan: Schedule) -> tuple[np.ndarray, np.ndarray]:
+    """A plan as (machine index, start) per operation."""
+    mach = np.empty(tb.n, np.int64)
+    start = np.empty(tb.n, np.int64)
+    for a in plan.assignments:
+        i = tb.idx[a.key]
+        mach[i], start[i] = tb.mpos[a.machine], a.start
+    return mach, start
+
+
 def _plan(problem: SchedulingProblem, tb: _core.Tables, out_m, out_s, order, wins, method: str, setup_fields: bool,
           t0: float) -> Schedule:
     """A Schedule from the compiled scheme's arrays (assignments in placement order)."""
@@ -271,11 +287,7 @@ def dispatch(problem: SchedulingProblem, rule: str = "mwkr", atc_k: float = 2.0,
     if _COMPILED and not (problem.energy and problem.energy.peak_cap_kw):
         tb = tables(problem)
         fix = _fixed_arrays(tb, fixed)
-        wins = None
-        if fixed_windows is not None:
-            wins = tuple(np.array(v, np.int64) for v in ([tb.mpos[w.machine] for w in fixed_windows],
-                                                         [w.start for w in fixed_windows],
-                                                         [w.end for w in fixed_windows]))
+        wins = _window_arrays(tb, fixed_windows) if fixed_windows is not None else None
         bias = None
         if job_bias is not None:
             bias = np.array([job_bias.get(j.id, 1.0) for j in tb.jobs], np.float64)
@@ -652,7 +664,7 @@ def array_scorer(problem: SchedulingProblem, stages: list[dict[str, float]]):
     if r is not None and r.policy == "penalty":
         for m in r.risky_machines():
             rate[tb.mpos[m]] = r.penalty_per_unit * r.risks[m]
-    penalty = bool(rate.any()) or (r is not None and r.policy == "penalty")
+    penalty = r is not None and r.policy == "penalty"
 
     def score(mach: np.ndarray, start: np.ndarray) -> tuple[float, ...]:
         d = dur[rows, mach]
@@ -688,14 +700,8 @@ def _tail_chain_compiled(problem: SchedulingProblem, incumbent: Schedule, fast_s
     tb = tables(problem)
     rng = random.Random(seed)
     n = tb.n
-    cur_m = np.empty(n, np.int64)
-    cur_s = np.empty(n, np.int64)
-    for a in incumbent.assignments:
-        i = tb.idx[a.key]
-        cur_m[i], cur_s[i] = tb.mpos[a.machine], a.start
-    wins = tuple(np.array(v, np.int64) for v in ([tb.mpos[w.machine] for w in incumbent.maintenance],
-                                                 [w.start for w in incumbent.maintenance],
-                                                 [w.end for w in incumbent.maintenance]))
+    cur_m, cur_s = _plan_arrays(tb, incumbent)
+    wins = _window_arrays(tb, incumbent.maintenance)
     cur_score, cur_par = fast_score(cur_m, cur_s), par
     best = None
     best_score, best_par = cur_score, par
@@ -860,7 +866,7 @@ def warm() -> None:
 
 # ---- sequence local search (big plans) -----------------------------------------------------------------------------
 
-def _merged_blocks(tb: _core.Tables, problem: SchedulingProblem, windows: list[MaintenanceWindow], span: bool):
+def _merged_blocks(problem: SchedulingProblem, windows: list[MaintenanceWindow], span: bool):
     """Per machine: calendar blocks (all, or all but breaks) and maintenance windows, merged into disjoint sorted
     intervals (CSR arrays), for the compiled re-timing."""
     ptr, bs, be = [0], [], []
@@ -887,11 +893,7 @@ class _LocalState:
     def __init__(self, problem: SchedulingProblem, plan: Schedule, stage: dict[str, float]) -> None:
         tb = self.tb = tables(problem)
         n, M = tb.n, len(tb.mids)
-        self.mach = np.empty(n, np.int64)
-        start = np.empty(n, np.int64)
-        for a in plan.assignments:
-            i = tb.idx[a.key]
-            self.mach[i], start[i] = tb.mpos[a.machine], a.start
+        self.mach, start = _plan_arrays(tb, plan)
         self.dur = np.array([tb.dur[(i, m)] for i, m in enumerate(self.mach.tolist())], np.int64)
         self.mprev = np.full(n, -1, np.int64)
         self.mnext = np.full(n, -1, np.int64)
@@ -905,8 +907,8 @@ class _LocalState:
                 self.mprev[seq[1:]] = seq[:-1]
                 self.mnext[seq[:-1]] = seq[1:]
         self.windows = list(plan.maintenance)
-        self.ba = _merged_blocks(tb, problem, self.windows, True)
-        self.bn = _merged_blocks(tb, problem, self.windows, False)
+        self.ba = _merged_blocks(problem, self.windows, True)
+        self.bn = _merged_blocks(problem, self.windows, False)
         self.pinned = tb.pin_m >= 0
         self.job_first = np.r_[np.flatnonzero(np.r_[True, tb.job[1:] != tb.job[:-1]]), n].astype(np.int64)
         self.rate = np.zeros(M)

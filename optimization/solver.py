@@ -354,7 +354,8 @@ def solve(problem: SchedulingProblem, params: SolverParams | None = None) -> Sch
             heur, heur_score = alt, score(problem, alt, stages)
         if params.dispatch_search_share > 0:
             # iterated greedy: re-dispatch the tail of the incumbent after random cut times (heuristics.tail_search)
-            budget = min(params.dispatch_search_share * params.time_limit_s, deadline - time.perf_counter() - 0.5)
+            budget = min(params.dispatch_search_share * params.time_limit_s,
+                         deadline - time.perf_counter() - 0.5 - params.sequence_search_share * params.time_limit_s)
             alt = tail_search(problem, heur, lambda s: score(problem, s, stages), budget, seed=params.seed,
                               check=ok, workers=params.workers, stages=stages)
             tail_stats = {k: v for k, v in alt.stats.items() if k.startswith("tail_")}
