@@ -849,8 +849,9 @@ def tail_search(problem: SchedulingProblem, incumbent: Schedule, score, time_bud
 
 
 def warm() -> None:
-    """Load the scheduling module's compiled loops (this dispatching scheme, ``optimization._dispatch_core``, and the
-    job-shop tabu search, ``optimization.tabu``) from numba's cache, or compile them (~15 s) when it is empty.
+    """Load the scheduling module's compiled loops (this dispatching scheme and the sequence search,
+    ``optimization._dispatch_core``, and the job-shop tabu search, ``optimization.tabu``) from numba's cache, or
+    compile them (~20 s) when it is empty.
     ``make install`` and the serving image run it once, so a plan never waits for the compiler."""
     from optimization.problem import Downtime, Job, Machine, Operation, SetupTimes
     from optimization.tabu import warm as warm_tabu
@@ -860,7 +861,7 @@ def warm() -> None:
                                Operation("1", {"B": 5}, family=f"F{j}", can_span_break=True)), due=20)
                  for j in range(3))
     p = SchedulingProblem(jobs=jobs, machines=machines, setups=SetupTimes(matrix={("F0", "F1"): 2, ("F1", "F0"): 3}))
-    dispatch(p, "atc")
+    sequence_search(p, dispatch(p, "atc"), {"tardiness": 1.0}, 1.0, max_moves=5)
     warm_tabu()
 
 
