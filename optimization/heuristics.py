@@ -808,8 +808,16 @@ def tail_search(problem: SchedulingProblem, incumbent: Schedule, score, time_bud
         fast = array_scorer(problem, stages)  # builds the tables and loads the compiled code before any fork
         if fast is not None:
             dispatch(problem, "atc")
-    pool = fork_pool(workers, _pool_init, (problem, score, check, fast))
-    n_par = workers if pool is not None else 1
+    threads = pool = None
+    if fast is not None and workers > 1:
+        # the compiled generator releases the GIL: the chains run in threads (also inside the HTTP server)
+        from concurrent.futures import ThreadPoolExecutor
+
+        threads = ThreadPoolExecutor(workers)
+        n_par = workers
+    else:
+        pool = fork_pool(workers, _pool_init, (problem, score, check, fast))
+        n_par = workers if pool is not None else 1
     try:
         while True:
             left = time_budget_s - (time.perf_counter() - t0)
@@ -824,7 +832,10 @@ def tail_search(problem: SchedulingProblem, incumbent: Schedule, score, time_bud
                 iters, budget = None, min(round_s, left)
             seeds = [seed * 1_000_003 + rounds * 101 + w for w in range(n_par)]
             outs = None
-            if pool is not None:
+            if threads is not None:
+                outs = list(threads.map(_chain, *zip(*[(problem, best, score, fast, best_par, sd, budget, iters, check,
+                                                        tau) for sd in seeds], strict=True)))
+            elif pool is not None:
                 try:
                     outs = pool.map(_pool_chain, [(best, best_par, sd, budget, iters, tau) for sd in seeds])
                 except Exception:  # a broken worker: go on in this process
@@ -844,6 +855,8 @@ def tail_search(problem: SchedulingProblem, incumbent: Schedule, score, time_bud
         if pool is not None:
             pool.terminate()
             pool.join()
+        if threads is not None:
+            threads.shutdown()
     best.stats.update(tail_iterations=its, tail_improvements=accs, tail_rounds=rounds, tail_workers=n_par)
     return best
 

@@ -132,10 +132,10 @@ def test_array_scores_equal_the_solver_scores(stages):
     assert array_scorer(p, [{"tardiness": 1.0, "energy": 0.5}]) is None  # energy: the Schedule chain
 
 
-@pytest.mark.parametrize("risk", [False, True])
-def test_compiled_chains_make_the_same_moves(risk):
-    """The array chain (compiled scheme, array scores, ``stages`` given) takes the same random moves as the Schedule
-    chain, so it finds the same plans, only faster."""
+@pytest.mark.parametrize("risk,workers", [(False, 1), (True, 1), (False, 2)])
+def test_compiled_chains_make_the_same_moves(risk, workers):
+    """The array chain (compiled scheme, array scores, ``stages`` given; in threads) takes the same random moves as
+    the Schedule chain (in forked processes), so it finds the same plans, only faster."""
     p = generate(60, 5, 10, seed=7, days=4, tightness=(0.8, 1.5))
     if risk:
         p = _with_pins_and_risk(p)
@@ -148,8 +148,9 @@ def test_compiled_chains_make_the_same_moves(risk):
     def ok(s):
         return not verify(p, s)
 
-    a = tail_search(p, start, sc, 60, seed=3, check=ok, workers=1, max_iters=40)
-    b = tail_search(p, start, sc, 60, seed=3, check=ok, workers=1, max_iters=40, stages=stages)
+    a = tail_search(p, start, sc, 60, seed=3, check=ok, workers=workers, max_iters=40)
+    b = tail_search(p, start, sc, 60, seed=3, check=ok, workers=workers, max_iters=40, stages=stages)
+    assert b.stats["tail_workers"] == workers
     assert verify(p, b) == []
     assert _key(a) == _key(b)
     assert sc(b) < sc(start)
