@@ -547,14 +547,72 @@ def _link_before(i, q, m, mprev, mnext, mfirst, mlast):
         mfirst[m] = i
 
 
+@njit(cache=True)
+def _ready(i, release, pr_ptr, pr_a, pr_lag, end):
+    t = release[i]
+    for r in range(pr_ptr[i], pr_ptr[i + 1]):
+        v = end[pr_a[r]] + pr_lag[r]
+        if v > t:
+            t = v
+    return t
+
+
+@njit(cache=True)
+def _other_machines(x, ready, depth, best, mach, mprev, mnext, mfirst, mlast, dur, end, el_ptr, el_m, el_d, release,
+                    pr_ptr, pr_a, pr_lag, sc_ptr, sc_b, fam, S, use_setups, span, ba_ptr, ba_s, ba_e, bn_ptr, bn_s,
+                    bn_e, pinned, pin_s, job_first, due, has_due, weight, w_t, w_mk, rate, tstart, tend, order, indeg,
+                    jt):
+    """Tries operation x at ``depth`` places on each other eligible machine, from one place before the first
+    operation there that ends after x is ready. Returns (best value, machine, insert-before operation, duration);
+    machine -1 when no try beats ``best``. The plan is left as it was."""
+    n = mach.shape[0]
+    m0 = mach[x]
+    d0 = dur[x]
+    n0 = mnext[x]
+    b_m = -1
+    b_q = -1
+    b_d = 0
+    for e in range(el_ptr[x], el_ptr[x + 1]):
+        m2 = el_m[e]
+        if m2 == m0:
+            continue
+        q = mfirst[m2]
+        while q >= 0 and end[q] <= ready:
+            q = mnext[q]
+        if q >= 0 and mprev[q] >= 0 and not pinned[mprev[q]]:
+            q = mprev[q]  # also one place before
+        for _ in range(depth):
+            _unlink(x, m0, mprev, mnext, mfirst, mlast)
+            mach[x] = m2
+            dur[x] = el_d[e]
+            _link_before(x, q, m2, mprev, mnext, mfirst, mlast)
+            if _retime(n, mach, mprev, mnext, dur, release, pr_ptr, pr_a, pr_lag, sc_ptr, sc_b, fam, S, use_setups,
+                       span, ba_ptr, ba_s, ba_e, bn_ptr, bn_s, bn_e, pinned, pin_s, tstart, tend, order, indeg):
+                v = _value(n, tend, mach, dur, job_first, due, has_due, weight, w_t, w_mk, rate, jt)
+                if v < best - 1e-9:
+                    best = v
+                    b_m = m2
+                    b_q = q
+                    b_d = el_d[e]
+            _unlink(x, m2, mprev, mnext, mfirst, mlast)
+            mach[x] = m0
+            dur[x] = d0
+            _link_before(x, n0, m0, mprev, mnext, mfirst, mlast)
+            if q < 0:
+                break
+            q = mnext[q]
+    return best, b_m, b_q, b_d
+
+
 @njit(cache=True, nogil=True)
-def local_run(n_moves, depth, mach, mprev, mnext, mfirst, mlast, dur, start, end, el_ptr, el_m, el_d, release, pr_ptr,
-              pr_a, pr_lag, sc_ptr, sc_b, fam, S, use_setups, span, ba_ptr, ba_s, ba_e, bn_ptr, bn_s, bn_e, pinned,
-              pin_s, job, job_first, due, has_due, weight, w_t, w_mk, rate, value, tstart, tend, order, indeg, jt):
+def local_run(n_moves, depth, mach, mprev, mnext, mfirst, mlast, dur, start, end, el_ptr, el_m, el_d, release,
+              pr_ptr, pr_a, pr_lag, sc_ptr, sc_b, fam, S, use_setups, span, ba_ptr, ba_s, ba_e, bn_ptr, bn_s, bn_e,
+              pinned, pin_s, job, job_first, due, has_due, weight, w_t, w_mk, rate, value, tstart, tend, order, indeg,
+              jt):
     """``n_moves`` moves from the current plan (mach, sequences, start / end, its ``value``): each picks a late job
     (chance by its weighted tardiness), one of its operations, and tries it up to ``depth`` places earlier on its
-    machine and at up to ``depth`` places on each other eligible machine (around the operations that end after its
-    job predecessor); the best try that lowers the value is kept. Returns (new value, moves kept)."""
+    machine and at ``depth`` places on each other eligible machine (around the operations that end after it is
+    ready); the best try that lowers the value is kept. Returns (new value, moves kept)."""
     n = mach.shape[0]
     kept = 0
     _value(n, end, mach, dur, job_first, due, has_due, weight, w_t, w_mk, rate, jt)
@@ -578,11 +636,7 @@ def local_run(n_moves, depth, mach, mprev, mnext, mfirst, mlast, dur, start, end
         p0 = mprev[i]
         n0 = mnext[i]
         d0 = dur[i]
-        ready = release[i]
-        for r2 in range(pr_ptr[i], pr_ptr[i + 1]):
-            v = end[pr_a[r2]] + pr_lag[r2]
-            if v > ready:
-                ready = v
+        ready = _ready(i, release, pr_ptr, pr_a, pr_lag, end)
         best = value
         b_m = -1
         b_q = -1
@@ -605,37 +659,13 @@ def local_run(n_moves, depth, mach, mprev, mnext, mfirst, mlast, dur, start, end
             _link_before(i, n0, m0, mprev, mnext, mfirst, mlast)
             q = mprev[q]
             k += 1
-        # another eligible machine, at the first places whose operation ends after the job is ready
-        for e in range(el_ptr[i], el_ptr[i + 1]):
-            m2 = el_m[e]
-            if m2 == m0:
-                continue
-            q = mfirst[m2]
-            while q >= 0 and end[q] <= ready:
-                q = mnext[q]
-            if q >= 0 and mprev[q] >= 0 and not pinned[mprev[q]]:
-                q = mprev[q]  # also one place before
-            for _ in range(depth):
-                _unlink(i, m0, mprev, mnext, mfirst, mlast)
-                mach[i] = m2
-                dur[i] = el_d[e]
-                _link_before(i, q, m2, mprev, mnext, mfirst, mlast)
-                if _retime(n, mach, mprev, mnext, dur, release, pr_ptr, pr_a, pr_lag, sc_ptr, sc_b, fam, S,
-                           use_setups, span, ba_ptr, ba_s, ba_e, bn_ptr, bn_s, bn_e, pinned, pin_s, tstart, tend,
-                           order, indeg):
-                    v = _value(n, tend, mach, dur, job_first, due, has_due, weight, w_t, w_mk, rate, jt)
-                    if v < best - 1e-9:
-                        best = v
-                        b_m = m2
-                        b_q = q
-                        b_d = el_d[e]
-                _unlink(i, m2, mprev, mnext, mfirst, mlast)
-                mach[i] = m0
-                dur[i] = d0
-                _link_before(i, n0, m0, mprev, mnext, mfirst, mlast)
-                if q < 0:
-                    break
-                q = mnext[q]
+        # another eligible machine
+        v, m2, q2, d2 = _other_machines(i, ready, depth, best, mach, mprev, mnext, mfirst, mlast, dur, end, el_ptr,
+                                        el_m, el_d, release, pr_ptr, pr_a, pr_lag, sc_ptr, sc_b, fam, S, use_setups,
+                                        span, ba_ptr, ba_s, ba_e, bn_ptr, bn_s, bn_e, pinned, pin_s, job_first, due,
+                                        has_due, weight, w_t, w_mk, rate, tstart, tend, order, indeg, jt)
+        if m2 >= 0:
+            best, b_m, b_q, b_d = v, m2, q2, d2
         if b_m >= 0:
             _unlink(i, m0, mprev, mnext, mfirst, mlast)
             mach[i] = b_m
