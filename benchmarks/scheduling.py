@@ -207,7 +207,7 @@ def run_shop(args) -> None:
           f"|---|---|---|---|---|---|---|---|---|\n"
           f"| {s.stats.get('first_feasible_s'):.2f} | {best_name} | {best_rule:.0f} | {start:.0f} | {wt:.0f} | "
           f"{imp:.1f} | {s.stats.get('tail_iterations')} ({s.stats.get('tail_improvements')} improving, "
-          f"{s.stats.get('tail_workers')} processes) | {s.stats.get('seq_moves')} ({s.stats.get('seq_kept')} kept) | "
+          f"{s.stats.get('tail_workers')} workers) | {s.stats.get('seq_moves')} ({s.stats.get('seq_kept')} kept) | "
           f"{s.stats.get('lns_iterations')} ({s.stats.get('lns_improvements')} improving) |")
 
 
