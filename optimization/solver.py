@@ -38,9 +38,14 @@ class SolverParams:
     strategy: str = "auto"  # auto | full | lns
     full_max_ops: int = 400  # auto: the full model alone up to this many operations
     polish_max_ops: int = 2500  # auto: a closing full-model run (bound, proof) up to this many operations
+    # ... and up to this many pairwise setup disjunctions (builder.add_setups; ~20 us each to build): a 2,000-op
+    # generated plan has ~530,000 and took 10 s to build, past a 10-s time limit
+    polish_max_pairs: int = 30_000
     lns_size: int = 60  # initial number of free operations per neighbourhood
     # lns sub-models: "small" = only the freed operations (rest of the plan as constants, see optimization/lns.py),
-    # "whole" = the whole model with the others fixed; "auto" = small above polish_max_ops when supported
+    # "whole" = the whole model with the others fixed; "auto" = small when supported, above polish_max_ops or with a
+    # tardiness objective (loaded 500-2,000-op plans with setups, 10 s: 28-45 % below the ATC plan, where the whole-
+    # model LNS and polish ended 0.03-8 % below it; docs/scheduling.md)
     lns_engine: str = "auto"
     # small-sub-model path with a tardiness objective: share of the time for the dispatch search (tail re-dispatch
     # of the incumbent after random cut times with random ATC parameters, heuristics.tail_search; `workers`
@@ -172,6 +177,18 @@ def _horizon(problem: SchedulingProblem, inc: Schedule | None, stages: list[dict
     if problem.risk is not None:
         h += problem.risk.window_duration * len(problem.machines)
     return h
+
+
+def setup_pairs(problem: SchedulingProblem) -> int:
+    """Pairs of operations that may share a machine, over all machines: the size of the full model's setup part."""
+    if not problem.has_setups:
+        return 0
+    k: dict[str, int] = {}
+    for j in problem.jobs:
+        for o in j.operations:
+            for m in o.machines:
+                k[m] = k.get(m, 0) + 1
+    return sum(c * (c - 1) // 2 for c in k.values())
 
 
 # ---- full model ------------------------------------------------------------------------------------------------
@@ -339,11 +356,13 @@ def solve(problem: SchedulingProblem, params: SolverParams | None = None) -> Sch
     heur_score = score(problem, heur, stages) if heur is not None else None
     strategy = params.strategy
     if strategy == "auto":
-        full_max = params.polish_max_ops if pure_makespan else params.full_max_ops
+        big_model = setup_pairs(problem) > params.polish_max_pairs
+        full_max = params.polish_max_ops if pure_makespan and not big_model else params.full_max_ops
         strategy = "full" if n_ops <= full_max or heur is None else "lns"
     tail_stats: dict = {}
     small_lns = strategy == "lns" and heur is not None and (
-        params.lns_engine == "small" or (params.lns_engine == "auto" and n_ops > params.polish_max_ops)) and \
+        params.lns_engine == "small" or (params.lns_engine == "auto" and (n_ops > params.polish_max_ops or
+                                                                          "tardiness" in stages[0]))) and \
         lns_supported(problem, _with_risk(problem, stages[0]))
     if small_lns and "tardiness" in stages[0]:
         # big plans: more start plans from ATC variants (look-ahead, remaining work; ~1 s each on 5k ops)
@@ -373,7 +392,8 @@ def solve(problem: SchedulingProblem, params: SolverParams | None = None) -> Sch
     best, bound, proven = heur, None, False
     if strategy == "lns" and heur is not None:
         lns_deadline = deadline
-        if n_ops <= params.polish_max_ops:
+        polish = n_ops <= params.polish_max_ops and setup_pairs(problem) <= params.polish_max_pairs
+        if polish:
             lns_deadline = t0 + 0.6 * params.time_limit_s
         if small_lns:
             best = lns_improve(problem, heur, stages[0], lns_deadline, workers=params.workers, seed=params.seed,
@@ -382,7 +402,7 @@ def solve(problem: SchedulingProblem, params: SolverParams | None = None) -> Sch
                 best = heur
         else:
             best = solve_lns(problem, params, horizon, heur, lns_deadline)
-        if n_ops <= params.polish_max_ops and time.perf_counter() < deadline - 0.2:
+        if polish and time.perf_counter() < deadline - 0.2:
             cand, bound, proven = solve_full(problem, params, horizon, best, deadline)
             best = cand if cand is not None else best
     else:

@@ -200,3 +200,18 @@ def test_sequence_search_keeps_pins_windows_and_risk_penalty(workers):
     d = dispatch(q, "atc")
     s = sequence_search(q, d, stages[0], 1.0, seed=1, workers=workers, check=lambda x: not verify(q, x))
     assert verify(q, s) == [] and score(q, s, stages) <= score(q, d, stages)
+
+
+def test_tardiness_plans_above_the_full_model_take_the_small_engine():
+    """500 operations with setups and a tardiness objective: the tail and sequence searches run (the whole-model LNS
+    barely moved such plans) and no full-model polish is built (its setup disjunctions are too many)."""
+    from optimization.solver import SolverParams, setup_pairs, solve
+
+    p = generate(50, 10, 5, seed=3)
+    assert setup_pairs(p) > SolverParams.polish_max_pairs
+    assert setup_pairs(generate(50, 10, 5, seed=3, families=1)) == 0  # one family: no setups
+    s = solve(p, SolverParams(time_limit_s=3, workers=2, objective="tardiness"))
+    assert verify(p, s) == []
+    assert s.stats["strategy"] == "lns" and s.stats["tail_iterations"] >= 1 and s.stats["seq_moves"] >= 1
+    assert s.lower_bound is None  # no polish
+    assert _wt(s) < _wt(dispatch(p, "atc"))
