@@ -17,13 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-try:
-    from numba import njit
-except ImportError:  # pragma: no cover - numba is a dependency; this keeps a broken install working, slowly
-    def njit(*args, **kwargs):
-        if args and callable(args[0]):
-            return args[0]
-        return lambda f: f
+from optimization._tabu_core import njit  # numba's, or its plain-Python stand-in where numba is missing
 
 BIG = 1 << 62
 RULE_CODES = {"mwkr": 0, "spt": 1, "edd": 2, "atc": 3, "atc_fast": 4}
@@ -118,6 +112,22 @@ def _prev_family(ts, tf, cnt, m, start):
     return tf[m, k] if k >= 0 else -1
 
 
+@njit(cache=True)
+def _place(i, m, s, el_ptr, el_m, el_d, fam, ts, te, tf, cnt, placed, end_of, out_m, out_s, out_order, n_placed):
+    """Operation i kept at (m, s) (pinned, or in the fixed prefix); returns the new count of placed operations."""
+    d = 0
+    for k in range(el_ptr[i], el_ptr[i + 1]):
+        if el_m[k] == m:
+            d = el_d[k]
+    _insert(ts, te, tf, cnt, m, s, s + d, fam[i])
+    placed[i] = True
+    end_of[i] = s + d
+    out_m[i] = m
+    out_s[i] = s
+    out_order[n_placed] = i
+    return n_placed + 1
+
+
 @njit(cache=True, nogil=True)
 def run(rule, atc_k, atc_k2, atc_work,
         el_ptr, el_m, el_d, mrank, fam, span, release, pr_ptr, pr_a, pr_lag, sc_ptr, sc_b, tail, job, due, has_due,
@@ -141,34 +151,13 @@ def run(rule, atc_k, atc_k2, atc_work,
     n_placed = 0
     for i in range(n):
         if pin_m[i] >= 0:
-            m = pin_m[i]
-            d = 0
-            for k in range(el_ptr[i], el_ptr[i + 1]):
-                if el_m[k] == m:
-                    d = el_d[k]
-            _insert(ts, te, tf, cnt, m, pin_s[i], pin_s[i] + d, fam[i])
-            placed[i] = True
-            end_of[i] = pin_s[i] + d
-            out_m[i] = m
-            out_s[i] = pin_s[i]
-            out_order[n_placed] = i
-            n_placed += 1
+            n_placed = _place(i, pin_m[i], pin_s[i], el_ptr, el_m, el_d, fam, ts, te, tf, cnt, placed, end_of, out_m,
+                              out_s, out_order, n_placed)
     for r in range(fix_order.shape[0]):
         i = fix_order[r]
-        if placed[i]:
-            continue
-        m = fix_m[i]
-        d = 0
-        for k in range(el_ptr[i], el_ptr[i + 1]):
-            if el_m[k] == m:
-                d = el_d[k]
-        _insert(ts, te, tf, cnt, m, fix_s[i], fix_s[i] + d, fam[i])
-        placed[i] = True
-        end_of[i] = fix_s[i] + d
-        out_m[i] = m
-        out_s[i] = fix_s[i]
-        out_order[n_placed] = i
-        n_placed += 1
+        if not placed[i]:
+            n_placed = _place(i, fix_m[i], fix_s[i], el_ptr, el_m, el_d, fam, ts, te, tf, cnt, placed, end_of, out_m,
+                              out_s, out_order, n_placed)
     for w in range(win_m.shape[0]):
         _insert(ts, te, tf, cnt, win_m[w], win_s[w], win_e[w], -2)
     if win_m.shape[0] == 0:

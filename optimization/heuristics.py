@@ -582,6 +582,19 @@ def _random_par(rng, best_par: tuple[float, float, float]) -> tuple[float, float
             k2 * math.exp(rng.gauss(0, 0.3)))
 
 
+def _draw(rng, cur_par: tuple[float, float, float], cut_range: tuple[float, float],
+          n_jobs: int) -> tuple[float, tuple[float, float, float], list[float] | None]:
+    """One tail re-dispatch's random choices (both chains draw them here, in this order): the cut's quantile, the ATC
+    parameters and, every other time, per-job weight factors."""
+    u = rng.uniform(*cut_range)
+    q = _random_par(rng, cur_par)
+    factors = None
+    if rng.random() < 0.5:
+        sg = rng.choice((0.05, 0.1, 0.2))
+        factors = [math.exp(rng.gauss(0, sg)) for _ in range(n_jobs)]
+    return u, q, factors
+
+
 def _within(sc, ref, tau: float) -> bool:
     """Threshold acceptance: ``sc`` better than ``ref`` or at most ``tau`` (relative) worse on the first term."""
     if sc < ref:
@@ -615,14 +628,10 @@ def _tail_chain(problem: SchedulingProblem, incumbent: Schedule, score, par: tup
         if max_iters is None and time.perf_counter() - t0 + per > time_budget_s:
             break
         it += 1
-        u = rng.uniform(*cut_range)
+        u, q, factors = _draw(rng, cur_par, cut_range, len(problem.jobs))
         cut = starts[int(u * len(starts))]
         fixed = {a.key: (a.machine, a.start) for a in cur.assignments if a.start < cut}
-        q = _random_par(rng, cur_par)
-        bias = None
-        if rng.random() < 0.5:
-            sg = rng.choice((0.05, 0.1, 0.2))
-            bias = {j.id: math.exp(rng.gauss(0, sg)) for j in problem.jobs}
+        bias = None if factors is None else {j.id: f for j, f in zip(problem.jobs, factors, strict=True)}
         ts = time.perf_counter()
         try:
             s = dispatch(problem, "atc", atc_k=q[0], atc_work=q[1], atc_k2=q[2], fixed=fixed,
@@ -708,21 +717,16 @@ def _tail_chain_compiled(problem: SchedulingProblem, incumbent: Schedule, fast_s
     starts = np.sort(cur_s)
     it = acc = 0
     per = 0.0
-    sigmas = (0.05, 0.1, 0.2)
     while True:
         if max_iters is not None and it >= max_iters:
             break
         if max_iters is None and time.perf_counter() - t0 + per > time_budget_s:
             break
         it += 1
-        u = rng.uniform(*cut_range)
+        u, q, factors = _draw(rng, cur_par, cut_range, len(tb.jobs))
         cut = starts[int(u * n)]
         mask = cur_s < cut
-        q = _random_par(rng, cur_par)
-        bias = None
-        if rng.random() < 0.5:
-            sg = rng.choice(sigmas)
-            bias = np.array([math.exp(rng.gauss(0, sg)) for _ in range(len(tb.jobs))])
+        bias = None if factors is None else np.array(factors)
         ts = time.perf_counter()
         try:
             out_m, out_s, order, _ = tb.run("atc", q[0], q[2], q[1], np.where(mask, cur_m, -1), cur_s,
