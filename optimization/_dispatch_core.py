@@ -547,6 +547,31 @@ def _ready(i, release, pr_ptr, pr_a, pr_lag, end):
 
 
 @njit(cache=True)
+def _try(x, m_to, q, d_to, mach, mprev, mnext, mfirst, mlast, dur, release, pr_ptr, pr_a, pr_lag, sc_ptr, sc_b, fam,
+         S, use_setups, span, ba_ptr, ba_s, ba_e, bn_ptr, bn_s, bn_e, pinned, pin_s, job_first, due, has_due, weight,
+         w_t, w_mk, rate, tstart, tend, order, indeg, jt):
+    """The value of the plan with operation x moved before q on machine m_to (q < 0: at the end), lasting d_to there
+    (inf on a cycle or a broken pin); x goes back where it was."""
+    n = mach.shape[0]
+    m0 = mach[x]
+    d0 = dur[x]
+    n0 = mnext[x]
+    _unlink(x, m0, mprev, mnext, mfirst, mlast)
+    mach[x] = m_to
+    dur[x] = d_to
+    _link_before(x, q, m_to, mprev, mnext, mfirst, mlast)
+    v = np.inf
+    if _retime(n, mach, mprev, mnext, dur, release, pr_ptr, pr_a, pr_lag, sc_ptr, sc_b, fam, S, use_setups, span,
+               ba_ptr, ba_s, ba_e, bn_ptr, bn_s, bn_e, pinned, pin_s, tstart, tend, order, indeg):
+        v = _value(n, tend, mach, dur, job_first, due, has_due, weight, w_t, w_mk, rate, jt)
+    _unlink(x, m_to, mprev, mnext, mfirst, mlast)
+    mach[x] = m0
+    dur[x] = d0
+    _link_before(x, n0, m0, mprev, mnext, mfirst, mlast)
+    return v
+
+
+@njit(cache=True)
 def _other_machines(x, ready, depth, best, mach, mprev, mnext, mfirst, mlast, dur, end, el_ptr, el_m, el_d, release,
                     pr_ptr, pr_a, pr_lag, sc_ptr, sc_b, fam, S, use_setups, span, ba_ptr, ba_s, ba_e, bn_ptr, bn_s,
                     bn_e, pinned, pin_s, job_first, due, has_due, weight, w_t, w_mk, rate, tstart, tend, order, indeg,
@@ -554,10 +579,7 @@ def _other_machines(x, ready, depth, best, mach, mprev, mnext, mfirst, mlast, du
     """Tries operation x at ``depth`` places on each other eligible machine, from one place before the first
     operation there that ends after x is ready. Returns (best value, machine, insert-before operation, duration);
     machine -1 when no try beats ``best``. The plan is left as it was."""
-    n = mach.shape[0]
     m0 = mach[x]
-    d0 = dur[x]
-    n0 = mnext[x]
     b_m = -1
     b_q = -1
     b_d = 0
@@ -571,22 +593,14 @@ def _other_machines(x, ready, depth, best, mach, mprev, mnext, mfirst, mlast, du
         if q >= 0 and mprev[q] >= 0 and not pinned[mprev[q]]:
             q = mprev[q]  # also one place before
         for _ in range(depth):
-            _unlink(x, m0, mprev, mnext, mfirst, mlast)
-            mach[x] = m2
-            dur[x] = el_d[e]
-            _link_before(x, q, m2, mprev, mnext, mfirst, mlast)
-            if _retime(n, mach, mprev, mnext, dur, release, pr_ptr, pr_a, pr_lag, sc_ptr, sc_b, fam, S, use_setups,
-                       span, ba_ptr, ba_s, ba_e, bn_ptr, bn_s, bn_e, pinned, pin_s, tstart, tend, order, indeg):
-                v = _value(n, tend, mach, dur, job_first, due, has_due, weight, w_t, w_mk, rate, jt)
-                if v < best - 1e-9:
-                    best = v
-                    b_m = m2
-                    b_q = q
-                    b_d = el_d[e]
-            _unlink(x, m2, mprev, mnext, mfirst, mlast)
-            mach[x] = m0
-            dur[x] = d0
-            _link_before(x, n0, m0, mprev, mnext, mfirst, mlast)
+            v = _try(x, m2, q, el_d[e], mach, mprev, mnext, mfirst, mlast, dur, release, pr_ptr, pr_a, pr_lag, sc_ptr,
+                     sc_b, fam, S, use_setups, span, ba_ptr, ba_s, ba_e, bn_ptr, bn_s, bn_e, pinned, pin_s, job_first,
+                     due, has_due, weight, w_t, w_mk, rate, tstart, tend, order, indeg, jt)
+            if v < best - 1e-9:
+                best = v
+                b_m = m2
+                b_q = q
+                b_d = el_d[e]
             if q < 0:
                 break
             q = mnext[q]
@@ -623,7 +637,6 @@ def local_run(n_moves, depth, mach, mprev, mnext, mfirst, mlast, dur, start, end
             continue
         m0 = mach[i]
         p0 = mprev[i]
-        n0 = mnext[i]
         d0 = dur[i]
         ready = _ready(i, release, pr_ptr, pr_a, pr_lag, end)
         best = value
@@ -634,18 +647,14 @@ def local_run(n_moves, depth, mach, mprev, mnext, mfirst, mlast, dur, start, end
         q = p0
         k = 0
         while q >= 0 and k < depth and not pinned[q] and end[q] > ready:
-            _unlink(i, m0, mprev, mnext, mfirst, mlast)
-            _link_before(i, q, m0, mprev, mnext, mfirst, mlast)
-            if _retime(n, mach, mprev, mnext, dur, release, pr_ptr, pr_a, pr_lag, sc_ptr, sc_b, fam, S, use_setups,
-                       span, ba_ptr, ba_s, ba_e, bn_ptr, bn_s, bn_e, pinned, pin_s, tstart, tend, order, indeg):
-                v = _value(n, tend, mach, dur, job_first, due, has_due, weight, w_t, w_mk, rate, jt)
-                if v < best - 1e-9:
-                    best = v
-                    b_m = m0
-                    b_q = q
-                    b_d = d0
-            _unlink(i, m0, mprev, mnext, mfirst, mlast)
-            _link_before(i, n0, m0, mprev, mnext, mfirst, mlast)
+            v = _try(i, m0, q, d0, mach, mprev, mnext, mfirst, mlast, dur, release, pr_ptr, pr_a, pr_lag, sc_ptr, sc_b,
+                     fam, S, use_setups, span, ba_ptr, ba_s, ba_e, bn_ptr, bn_s, bn_e, pinned, pin_s, job_first, due,
+                     has_due, weight, w_t, w_mk, rate, tstart, tend, order, indeg, jt)
+            if v < best - 1e-9:
+                best = v
+                b_m = m0
+                b_q = q
+                b_d = d0
             q = mprev[q]
             k += 1
         # another eligible machine
