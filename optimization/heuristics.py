@@ -200,8 +200,16 @@ def _static(problem: SchedulingProblem) -> tuple:
 
 
 # the generation scheme compiled with numba (optimization/_dispatch_core.py; same plans) for every problem without a
-# peak power cap; False runs the Python scheme below (tests compare both)
+# peak power cap; False runs the Python scheme below (tests compare both). Below _COMPILED_MIN_OPS operations the
+# Python scheme runs until the compiled one is loaded (by a bigger plan, a tail search or ``warm``): loading it from
+# numba's cache takes ~0.3 s once per process, when ft10's rules take ~5 ms in Python
 _COMPILED = True
+_COMPILED_MIN_OPS = 500
+
+
+def _compiled(problem: SchedulingProblem, n: int) -> bool:
+    return _COMPILED and not (problem.energy and problem.energy.peak_cap_kw) and (
+        n >= _COMPILED_MIN_OPS or bool(_core.run.signatures))
 _TABLES: list[tuple[SchedulingProblem, _core.Tables]] = []
 
 
@@ -284,7 +292,7 @@ def dispatch(problem: SchedulingProblem, rule: str = "mwkr", atc_k: float = 2.0,
     t0 = time.perf_counter()
     (keys, idx, ops, job_of, n, preds, succs, tail, pbar, has_setups, sbar, fams, fam, setup_rows, horizon_guess,
      lower_bound) = _static(problem)
-    if _COMPILED and not (problem.energy and problem.energy.peak_cap_kw):
+    if _compiled(problem, n):
         tb = tables(problem)
         fix = _fixed_arrays(tb, fixed)
         wins = _window_arrays(tb, fixed_windows) if fixed_windows is not None else None
@@ -811,7 +819,7 @@ def tail_search(problem: SchedulingProblem, incumbent: Schedule, score, time_bud
     if stages is not None and _COMPILED and not (problem.energy and problem.energy.peak_cap_kw):
         fast = array_scorer(problem, stages)  # builds the tables and loads the compiled code before any fork
         if fast is not None:
-            dispatch(problem, "atc")
+            tables(problem).run("atc", 2.0, 1.0, 0.0)
     threads = pool = None
     if fast is not None and workers > 1:
         # the compiled generator releases the GIL: the chains run in threads (also inside the HTTP server)

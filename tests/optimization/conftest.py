@@ -33,4 +33,5 @@ def engine(request, monkeypatch):
     from optimization import heuristics
 
     monkeypatch.setattr(heuristics, "_COMPILED", request.param == "compiled")
+    monkeypatch.setattr(heuristics, "_COMPILED_MIN_OPS", 0)
     return request.param
