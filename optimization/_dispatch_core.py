@@ -335,6 +335,8 @@ class Tables:
         jpos = {j.id: t for t, j in enumerate(jobs)}
         self.jobs = jobs
         self.job = np.array([jpos[j.id] for j in job_of], np.int64)
+        # each job's first operation, and n (operations are grouped by job in op_keys)
+        self.job_first = np.r_[np.flatnonzero(np.r_[True, self.job[1:] != self.job[:-1]]), n].astype(np.int64)
         self.due = np.array([float(j.due) if j.due is not None else 0.0 for j in jobs], np.float64)
         self.has_due = np.array([j.due is not None for j in jobs], np.bool_)
         self.weight = np.array([float(j.weight) for j in jobs], np.float64)
@@ -370,6 +372,11 @@ class Tables:
         self.ops = ops
         self.dur = {(i, mpos[m]): d for i, o in enumerate(ops) for m, d in o.durations.items()}
         r = problem.risk
+        # the failure-risk penalty per unit of work on each machine (policy "penalty")
+        self.risk_rate = np.zeros(M)
+        if r is not None and r.policy == "penalty":
+            for m in r.risky_machines():
+                self.risk_rate[mpos[m]] = r.penalty_per_unit * r.risks[m]
         mm = problem.maintenance_machines()
         self.mw_m = np.array([mpos[m] for m in mm], np.int64)
         self.mw_dur = int(r.window_duration) if mm else 0

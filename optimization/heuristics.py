@@ -153,12 +153,24 @@ class _FastTimeline:
 _STATIC: list[tuple[SchedulingProblem, tuple]] = []
 
 
-def _static(problem: SchedulingProblem) -> tuple:
-    """Index tables of a problem that every dispatch needs (cached for the last few problems: the tail search
-    re-dispatches the same problem hundreds of times)."""
-    for p, data in _STATIC:
+def _cached(cache: list, problem: SchedulingProblem, build):
+    """``build(problem)``, kept for the last 4 problems (the tail search re-dispatches one problem thousands of
+    times)."""
+    for p, data in cache:
         if p is problem:
             return data
+    data = build(problem)
+    cache.insert(0, (problem, data))
+    del cache[4:]
+    return data
+
+
+def _static(problem: SchedulingProblem) -> tuple:
+    """Index tables of a problem that every dispatch needs (cached for the last few problems)."""
+    return _cached(_STATIC, problem, _build_static)
+
+
+def _build_static(problem: SchedulingProblem) -> tuple:
     keys = problem.op_keys
     idx = {k: i for i, k in enumerate(keys)}
     ops = [problem.op(k) for k in keys]
@@ -194,8 +206,6 @@ def _static(problem: SchedulingProblem) -> tuple:
     horizon_guess = sum(max(o.durations.values()) for o in ops) + max(j.release for j in problem.jobs) + 1
     data = (keys, idx, ops, job_of, n, preds, succs, tail, pbar, has_setups, sbar, fams, fam, setup_rows,
             horizon_guess, problem.trivial_lower_bound())
-    _STATIC.insert(0, (problem, data))
-    del _STATIC[4:]
     return data
 
 
@@ -215,13 +225,7 @@ _TABLES: list[tuple[SchedulingProblem, _core.Tables]] = []
 
 def tables(problem: SchedulingProblem) -> _core.Tables:
     """The compiled scheme's arrays of a problem (cached for the last few problems, like ``_static``)."""
-    for p, tb in _TABLES:
-        if p is problem:
-            return tb
-    tb = _core.Tables(problem, _static(problem))
-    _TABLES.insert(0, (problem, tb))
-    del _TABLES[4:]
-    return tb
+    return _cached(_TABLES, problem, lambda p: _core.Tables(p, _static(p)))
 
 
 def _fixed_arrays(tb: _core.Tables, fixed: dict[tuple[str, str], tuple[str, int]] | None) -> tuple:
@@ -673,15 +677,11 @@ def array_scorer(problem: SchedulingProblem, stages: list[dict[str, float]]):
     for (i, m), d in tb.dur.items():
         dur[i, m] = d
     rows = np.arange(n)
-    first = np.flatnonzero(np.r_[True, tb.job[1:] != tb.job[:-1]])  # operations are grouped by job (op_keys)
+    first = tb.job_first[:-1]
     due = tb.due.astype(np.int64)
     weights = [j.weight for j in tb.jobs]
-    r = problem.risk
-    rate = np.zeros(M)
-    if r is not None and r.policy == "penalty":
-        for m in r.risky_machines():
-            rate[tb.mpos[m]] = r.penalty_per_unit * r.risks[m]
-    penalty = r is not None and r.policy == "penalty"
+    rate = tb.risk_rate
+    penalty = problem.risk is not None and problem.risk.policy == "penalty"
 
     def score(mach: np.ndarray, start: np.ndarray) -> tuple[float, ...]:
         d = dur[rows, mach]
@@ -936,12 +936,8 @@ class _LocalState:
         self.ba = _merged_blocks(problem, self.windows, True)
         self.bn = _merged_blocks(problem, self.windows, False)
         self.pinned = tb.pin_m >= 0
-        self.job_first = np.r_[np.flatnonzero(np.r_[True, tb.job[1:] != tb.job[:-1]]), n].astype(np.int64)
-        self.rate = np.zeros(M)
-        r = problem.risk
-        if r is not None and r.policy == "penalty":
-            for m in r.risky_machines():
-                self.rate[tb.mpos[m]] = (1.0 + stage.get("risk", 0.0)) * r.penalty_per_unit * r.risks[m]
+        self.job_first = tb.job_first
+        self.rate = (1.0 + stage.get("risk", 0.0)) * tb.risk_rate
         self.w_t, self.w_mk = float(stage.get("tardiness", 0.0)), float(stage.get("makespan", 0.0))
         self.start = np.zeros(n, np.int64)
         self.end = np.zeros(n, np.int64)
