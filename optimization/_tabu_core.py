@@ -411,6 +411,7 @@ def run(n_iters, target, restart_after, ten_lo, ten_hi, n6, check,
         best = st[BEST]
         pick = -1
         pick_e = 0
+        ties = 0
         for c in range(cnt):
             x = cx[c]
             y = cy[c]
@@ -435,6 +436,11 @@ def run(n_iters, target, restart_after, ten_lo, ten_hi, n6, check,
             if pick < 0 or e < pick_e:
                 pick = c
                 pick_e = e
+                ties = 1
+            elif e == pick_e:  # ties broken at random (reservoir sampling)
+                ties += 1
+                if np.random.randint(ties) == 0:
+                    pick = c
         if pick < 0:
             pick = np.random.randint(cnt)
         x = cx[pick]

@@ -80,8 +80,13 @@ class SolverParams:
     tabu_share: float = 0.75
     tabu_share_dense: float = 0.25
     tabu_above_ops: int = 250
+    tabu_above_ops_long: int = 199  # the same for shops with at least two jobs per machine (20x10)
     tabu_neighbourhood: str = "n6"  # "n6": insertions at a block's edges (optimization/tabu.py); "n5": swaps only
     tabu_restart_after: int = 10_000  # iterations without a new best before a chain goes back to its best plan
+    # shops of up to tabu_population_max_ops operations, not dense: each worker runs a population of that many
+    # tabu-searched plans (optimization.tabu._evolve) instead of one chain; 0 turns it off
+    tabu_population: int = 20
+    tabu_population_max_ops: int = 300
 
     def stages(self) -> list[dict[str, float]]:
         if self.objective not in OBJECTIVES:
@@ -408,7 +413,8 @@ def solve(problem: SchedulingProblem, params: SolverParams | None = None) -> Sch
     else:
         dense = len(problem.jobs) >= 2.5 * len(problem.machines)
         share = params.tabu_share_dense if dense else params.tabu_share
-        use_tabu = params.strategy == "auto" and pure_makespan and share > 0 and n_ops > params.tabu_above_ops and \
+        above = params.tabu_above_ops_long if len(problem.jobs) >= 2 * len(problem.machines) else params.tabu_above_ops
+        use_tabu = params.strategy == "auto" and pure_makespan and share > 0 and n_ops > above and \
             tabu_supported(problem)
         cp_deadline = t0 + (1.0 - share) * params.time_limit_s if use_tabu else deadline
         start, probe_hit = heur, False
@@ -429,9 +435,10 @@ def solve(problem: SchedulingProblem, params: SolverParams | None = None) -> Sch
             best, bound, proven = solve_full(problem, params, horizon, start, cp_deadline, hint=not pure_makespan)
         if use_tabu and best is not None and not proven and deadline - time.perf_counter() > 0.2:
             floor = max(problem.trivial_lower_bound(), int(math.ceil(bound - 1e-6)) if bound is not None else 0)
+            population = params.tabu_population if n_ops <= params.tabu_population_max_ops and not dense else 0
             cand = tabu_improve(problem, best, deadline - time.perf_counter() - 0.1, seed=params.seed,
                                 workers=params.workers, target=floor, neighbourhood=params.tabu_neighbourhood,
-                                restart_after=params.tabu_restart_after)
+                                restart_after=params.tabu_restart_after, population=population)
             if cand is not best and not verify(problem, cand) and cand.makespan < best.makespan:
                 best = cand
             else:

@@ -90,22 +90,70 @@ def test_two_chains_in_processes_and_one_in_a_thread():
 
 
 def test_solver_runs_cp_sat_then_the_tabu_search_on_big_job_shops():
-    p = random_job_shop(30, 20, 1)  # 600 operations
-    s = solve(p, SolverParams(time_limit_s=3, workers=2))
+    p = random_job_shop(30, 20, 1)  # 600 operations: chains, no population
+    s = solve(p, SolverParams(time_limit_s=5, workers=2))
     assert verify(p, s) == []
-    assert s.stats["tabu_iterations"] > 0
+    assert s.stats["tabu_iterations"] > 0 and "tabu_population" not in s.stats
     assert s.lower_bound is not None and s.lower_bound <= s.makespan
     off = solve(random_job_shop(30, 20, 1), SolverParams(time_limit_s=1, workers=2, tabu_share=0))
     assert "tabu_iterations" not in off.stats
 
 
-def test_the_tabu_phase_starts_above_250_operations():
+def test_the_tabu_phase_starts_above_250_operations_or_200_with_two_jobs_per_machine():
     mid = random_job_shop(20, 15, 4)  # 300 operations, the size of abz7-9: CP-SAT first, then the tabu search
     s = solve(mid, SolverParams(time_limit_s=2, workers=2))
     assert verify(mid, s) == [] and s.stats["tabu_iterations"] > 0
+    assert s.stats["tabu_population"] == 20 and s.stats["tabu_children"] > 0  # a population per worker
     small = random_job_shop(15, 15, 4)  # 225 operations: CP-SAT alone (it proves most such shops optimal)
     s = solve(small, SolverParams(time_limit_s=1, workers=2))
     assert verify(small, s) == [] and "tabu_iterations" not in s.stats
+    long = random_job_shop(20, 10, 4)  # 200 operations, two jobs per machine (la26-30): the tabu phase too
+    s = solve(long, SolverParams(time_limit_s=2, workers=2))
+    assert verify(long, s) == []
+    assert s.status == "OPTIMAL" or s.stats["tabu_population"] == 20
+
+
+def test_sort_keys_that_rise_along_jobs_give_acyclic_plans():
+    import numpy as np
+
+    from optimization.tabu import _Graph, _keyed
+
+    p = random_job_shop(12, 6, 9)
+    g = _Graph(p)
+    rng = np.random.default_rng(0)
+    job = np.cumsum(g.jp < 0) - 1
+    heads = []
+    for rule in ("mwkr", "spt"):
+        plan = dispatch(p, rule)
+        heads.append(g.times(*g.links(g.sequences(plan)))[1])  # its start times
+    for _ in range(50):
+        inc = rng.random(g.n) + 0.01
+        key = np.cumsum(inc)
+        key -= (key[g.firsts] - inc[g.firsts])[job]
+        cross = np.where((rng.random(len(p.jobs)) < 0.5)[job], heads[0], heads[1])
+        for k in (key, cross):
+            seqs = _keyed(g, k)
+            assert sorted(i for s in seqs for i in s) == list(range(g.n))
+            assert all(g.mach[i] == m for m, s in enumerate(seqs) for i in s)
+            assert g.times(*g.links(seqs))[0] > 0  # -1 would mean a cycle
+
+
+def test_population_search_is_checked_deterministic_and_improves():
+    p = random_job_shop(15, 10, 3)
+    start = dispatch(p, "mwkr")
+    runs = [improve(p, start, time_budget_s=60, seed=4, max_iters=16, population=6, child_iters=400)
+            for _ in range(2)]
+    for s in runs:
+        assert verify(p, s) == []
+        assert s.makespan == evaluate(p, s.assignments)["makespan"]
+        assert s.stats["tabu_children"] == 16 and s.stats["tabu_population"] == 6
+    assert _key(runs[0]) == _key(runs[1])
+    assert runs[0].makespan < 0.95 * start.makespan
+    # two workers: a population each; at the machine-load bound it stops there
+    q = random_job_shop(40, 4, 5)
+    lb = q.trivial_lower_bound()
+    s = improve(q, dispatch(q, "spt"), time_budget_s=60, seed=0, workers=2, target=lb, population=6)
+    assert s.makespan == lb and verify(q, s) == [] and s.stats["tabu_chains"] == 2
 
 
 @pytest.mark.parametrize("neighbourhood", ["n6", "n5"])
