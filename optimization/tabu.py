@@ -20,7 +20,12 @@ Vazacopoulos 1998, as in Zhang et al. 2007):
   is made (a tabu move only when it estimates below the best makespan so far), and putting the moved operation
   back on the other side of the operations it jumped over stays tabu for 8-14 iterations;
 - after ``restart_after`` iterations without a new best, the search goes back to the best plan with an empty tabu
-  list and a few random moves.
+  list and a few random moves;
+- ties between the best moves are broken at random.
+
+On shops of up to 300 operations (``SolverParams.tabu_population_max_ops``) each worker runs a population of plans
+instead of one chain (``_evolve``, a memetic search after Cheng, Peng and Lue 2016): one chain on la29 returns to
+the same plateau in most runs, and the population keeps plans that differ (measured in docs/scheduling.md).
 
 A swap changes the graph only between the two operations' places in the topological order, so the order is repaired
 there (Pearce and Kelly) and only the heads after the first and the tails before the second are recomputed; an N6
@@ -128,8 +133,8 @@ def _search(g: _Graph, seqs: list[list[int]], budget_s: float, seed: int, target
             deadline: float | None = None) -> tuple[int, list[list[int]], int]:
     """One tabu-search chain from ``seqs``; returns (best makespan, its sequences, iterations). Stops on the time
     budget (or ``max_iters``: then deterministic for a seed, unless the clock passes ``deadline`` first) or when the
-    makespan reaches ``target``. The
-    iterations run compiled (``optimization._tabu_core.run``) in slices; the clock is read between slices."""
+    makespan reaches ``target``. The iterations run compiled (``optimization._tabu_core.run``) in slices; the clock
+    is read between slices."""
     n = g.n
     mp, ms = g.links(seqs)
     cmax, r, q, order, pos = g.times(mp, ms)
