@@ -84,6 +84,7 @@ class _Graph:
                                                          for v in (p, mach, rel, jp, js))
         self.lasts = np.flatnonzero(self.js < 0).astype(np.int64)  # every longest path ends at a job's last op
         self.firsts = np.flatnonzero(self.jp < 0).astype(np.int64)
+        self.job = np.cumsum(self.jp < 0) - 1  # an operation's job index
         # an operation's index among its machine's operations (the tabu matrix is n x the most on one machine)
         self.mrank = np.zeros(n, dtype=np.int64)
         count = [0] * len(self.mids)
@@ -236,6 +237,13 @@ def _keyed(g: _Graph, key: np.ndarray) -> list[list[int]]:
     return [part.tolist() for part in np.split(order, cuts)]
 
 
+def _random_key(g: _Graph, rng: np.random.Generator) -> np.ndarray:
+    """Random increments summed along each job: sort keys of a random plan (``_keyed``)."""
+    inc = rng.random(g.n) + 0.01
+    key = np.cumsum(inc)
+    return key - (key[g.firsts] - inc[g.firsts])[g.job]
+
+
 def _places(g: _Graph, seqs: list[list[int]]) -> np.ndarray:
     """Each operation's place on its machine: two plans differ by the operations whose places differ."""
     place = np.zeros(g.n, dtype=np.int64)
@@ -260,8 +268,7 @@ def _evolve(g: _Graph, start: list[list[int]], budget_s: float, seed: int, targe
     t0 = time.perf_counter()
     deadline = None if max_children is not None else t0 + budget_s
     rng = np.random.default_rng(seed)
-    job = np.cumsum(g.jp < 0) - 1
-    n_jobs = int(job[-1]) + 1 if g.n else 0
+    n_jobs = len(g.firsts)
     dmin = max(1, g.n // 5)
     pop: list[tuple[int, list[list[int]], np.ndarray, np.ndarray]] = []  # makespan, sequences, places, heads
     iters = children = 0
@@ -285,14 +292,11 @@ def _evolve(g: _Graph, start: list[list[int]], budget_s: float, seed: int, targe
 
     pop.append(improved(start))
     while len(pop) < pop_size and not out_of_time():
-        inc = rng.random(g.n) + 0.01
-        key = np.cumsum(inc)
-        key -= (key[g.firsts] - inc[g.firsts])[job]
-        pop.append(improved(_keyed(g, key)))
+        pop.append(improved(_keyed(g, _random_key(g, rng))))
         children += 1
     while len(pop) > 1 and not out_of_time():
         a, b = rng.choice(len(pop), 2, replace=False)
-        key = np.where((rng.random(n_jobs) < 0.5)[job], pop[a][3], pop[b][3])
+        key = np.where((rng.random(n_jobs) < 0.5)[g.job], pop[a][3], pop[b][3])
         child = improved(_keyed(g, key))
         children += 1
         dist = np.array([np.count_nonzero(child[2] != m[2]) for m in pop])

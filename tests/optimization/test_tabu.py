@@ -116,21 +116,19 @@ def test_the_tabu_phase_starts_above_250_operations_or_200_with_two_jobs_per_mac
 def test_sort_keys_that_rise_along_jobs_give_acyclic_plans():
     import numpy as np
 
-    from optimization.tabu import _Graph, _keyed
+    from optimization.tabu import _Graph, _keyed, _random_key
 
     p = random_job_shop(12, 6, 9)
     g = _Graph(p)
     rng = np.random.default_rng(0)
-    job = np.cumsum(g.jp < 0) - 1
     heads = []
     for rule in ("mwkr", "spt"):
         plan = dispatch(p, rule)
         heads.append(g.times(*g.links(g.sequences(plan)))[1])  # its start times
     for _ in range(50):
-        inc = rng.random(g.n) + 0.01
-        key = np.cumsum(inc)
-        key -= (key[g.firsts] - inc[g.firsts])[job]
-        cross = np.where((rng.random(len(p.jobs)) < 0.5)[job], heads[0], heads[1])
+        key = _random_key(g, rng)
+        assert all(key[i] < key[g.js[i]] for i in range(g.n) if g.js[i] >= 0)  # rises along every job
+        cross = np.where((rng.random(len(p.jobs)) < 0.5)[g.job], heads[0], heads[1])
         for k in (key, cross):
             seqs = _keyed(g, k)
             assert sorted(i for s in seqs for i in s) == list(range(g.n))
