@@ -23,7 +23,7 @@ Vazacopoulos 1998, as in Zhang et al. 2007):
   list and a few random moves;
 - ties between the best moves are broken at random.
 
-On shops of up to 300 operations (``SolverParams.tabu_population_max_ops``) each worker runs a population of plans
+On shops of up to 600 operations (``SolverParams.tabu_population_max_ops``) each worker runs a population of plans
 instead of one chain (``_evolve``, a memetic search after Cheng, Peng and Lue 2016): one chain on la29 returns to
 the same plateau in most runs, and the population keeps plans that differ (measured in docs/scheduling.md).
 

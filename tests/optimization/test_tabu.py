@@ -90,11 +90,14 @@ def test_two_chains_in_processes_and_one_in_a_thread():
 
 
 def test_solver_runs_cp_sat_then_the_tabu_search_on_big_job_shops():
-    p = random_job_shop(30, 20, 1)  # 600 operations: chains, no population
+    p = random_job_shop(35, 20, 1)  # 700 operations: chains, no population
     s = solve(p, SolverParams(time_limit_s=5, workers=2))
     assert verify(p, s) == []
     assert s.stats["tabu_iterations"] > 0 and "tabu_population" not in s.stats
     assert s.lower_bound is not None and s.lower_bound <= s.makespan
+    p = random_job_shop(30, 20, 1)  # 600 operations (Taillard's 30x20): a population
+    s = solve(p, SolverParams(time_limit_s=4, workers=2))
+    assert verify(p, s) == [] and s.stats["tabu_population"] == 20 and s.stats["tabu_children"] > 0
     off = solve(random_job_shop(30, 20, 1), SolverParams(time_limit_s=1, workers=2, tabu_share=0))
     assert "tabu_iterations" not in off.stats
 
