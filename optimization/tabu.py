@@ -219,11 +219,12 @@ def _chain(args):
 
 
 def _run(g: _Graph, seqs, seed, budget, target, max_iters, neighbourhood, restart_after, tenure, population,
-         child_iters) -> tuple[int, list[list[int]], int, int]:
+         child_iters, with_start=True) -> tuple[int, list[list[int]], int, int]:
     """One worker's search: a chain, or a population of ``population`` plans (``_evolve``; ``max_iters`` then counts
     its children); (best makespan, its sequences, tabu iterations, children)."""
     if population:
-        return _evolve(g, seqs, budget, seed, target, population, child_iters, tenure, neighbourhood, max_iters)
+        return _evolve(g, seqs, budget, seed, target, population, child_iters, tenure, neighbourhood, max_iters,
+                       with_start)
     return (*_search(g, seqs, budget, seed, target, max_iters, restart_after, tenure, neighbourhood), 0)
 
 
@@ -254,17 +255,17 @@ def _places(g: _Graph, seqs: list[list[int]]) -> np.ndarray:
 
 def _evolve(g: _Graph, start: list[list[int]], budget_s: float, seed: int, target: int = 0, pop_size: int = 20,
             child_iters: int = 12_500, tenure: tuple[int, int] = (8, 14), neighbourhood: str = "n6",
-            max_children: int | None = None) -> tuple[int, list[list[int]], int, int]:
+            max_children: int | None = None, with_start: bool = True) -> tuple[int, list[list[int]], int, int]:
     """A population of tabu-searched plans (a memetic search, after Cheng, Peng and Lue 2016); returns (best
     makespan, its sequences, tabu iterations, children).
 
-    The population starts from ``start`` and from random plans (random increments summed along each job as sort
-    keys), each improved by ``child_iters`` tabu iterations. A child takes, job by job at random, the start times of
-    one of two random parents as sort keys (acyclic by construction) and is improved the same way. It replaces its
-    nearest member when that one is closer than a fifth of the operations and not better, else the worst member if
-    it is not worse: plans that differ keep the population apart, where one chain returns to the same plateau
-    (la29: 1,164 in most 20-s chains). Stops on the budget (or after ``max_children``: then deterministic for a
-    seed) or at ``target``."""
+    The population starts from ``start`` (unless ``with_start`` is false) and from random plans (random increments
+    summed along each job as sort keys), each improved by ``child_iters`` tabu iterations. A child takes, job by job
+    at random, the start times of one of two random parents as sort keys (acyclic by construction) and is improved
+    the same way. It replaces its nearest member when that one is closer than a fifth of the operations and not
+    better, else the worst member if it is not worse: plans that differ keep the population apart, where one chain
+    returns to the same plateau (la29: 1,164 in most 20-s chains). Stops on the budget (or after ``max_children``:
+    then deterministic for a seed) or at ``target``."""
     t0 = time.perf_counter()
     deadline = None if max_children is not None else t0 + budget_s
     rng = np.random.default_rng(seed)
@@ -290,7 +291,7 @@ def _evolve(g: _Graph, start: list[list[int]], budget_s: float, seed: int, targe
             return children >= max_children
         return time.perf_counter() > deadline
 
-    pop.append(improved(start))
+    pop.append(improved(start if with_start else _keyed(g, _random_key(g, rng))))
     while len(pop) < pop_size and not out_of_time():
         pop.append(improved(_keyed(g, _random_key(g, rng))))
         children += 1
@@ -314,12 +315,14 @@ def _evolve(g: _Graph, start: list[list[int]], budget_s: float, seed: int, targe
 def improve(problem: SchedulingProblem, incumbent: Schedule, time_budget_s: float, seed: int = 0, workers: int = 1,
             target: int = 0, max_iters: int | None = None, round_s: float | None = None,
             neighbourhood: str = "n6", restart_after: int = 10_000, tenure: tuple[int, int] = (8, 14),
-            population: int = 0, child_iters: int = 12_500) -> Schedule:
+            population: int = 0, child_iters: int = 12_500, start_workers: int | None = None) -> Schedule:
     """Tabu search from ``incumbent``; ``workers`` chains (forked processes when possible, different seeds), the
     best plan back. Never worse than ``incumbent``; stops early at ``target`` (a lower bound). ``round_s``: the
     chains run in rounds of that many seconds, each round from the best plan of the last one (None: one round).
     ``population`` > 1: each worker runs a population of that many plans instead of a chain (``_evolve``, children of
-    ``child_iters`` tabu iterations; ``max_iters`` then counts children), in one round."""
+    ``child_iters`` tabu iterations; ``max_iters`` then counts children), in one round. ``start_workers``: how many
+    of the workers' populations include ``incumbent`` (None: all); the others start from random plans only, so that
+    the workers do not all drift to the start plan's plateau."""
     if neighbourhood not in ("n5", "n6"):
         raise ValueError(f"unknown tabu neighbourhood {neighbourhood!r}; use n5 or n6")
     t0 = time.perf_counter()  # the budget includes loading the compiled code (warm)
@@ -338,7 +341,8 @@ def improve(problem: SchedulingProblem, incumbent: Schedule, time_budget_s: floa
                 break
             budget = left if round_s is None or max_iters is not None or population else min(round_s, left)
             jobs = [(best_seqs, seed * 7919 + rounds * 101 + w, budget, target, max_iters, neighbourhood, restart_after,
-                     tenure, population, child_iters) for w in range(n_chains)]
+                     tenure, population, child_iters, start_workers is None or w < start_workers)
+                    for w in range(n_chains)]
             outs = None
             if pool is not None:
                 try:

@@ -157,6 +157,23 @@ def test_population_search_is_checked_deterministic_and_improves():
     assert s.makespan == lb and verify(q, s) == [] and s.stats["tabu_chains"] == 2
 
 
+def test_a_population_without_the_start_plan_begins_from_random_plans():
+    from optimization.tabu import _evolve, _Graph
+
+    p = random_job_shop(10, 10, 2)
+    good = solve(p, SolverParams(time_limit_s=5, workers=1))
+    g = _Graph(p)
+    start = g.sequences(good)
+    # one member, one tabu iteration: the start plan itself, or a random plan far above it
+    with_start = _evolve(g, start, 60, seed=1, pop_size=1, child_iters=1, max_children=0)
+    without = _evolve(g, start, 60, seed=1, pop_size=1, child_iters=1, max_children=0, with_start=False)
+    assert with_start[0] <= good.makespan < 0.9 * without[0]
+    # the solver's second worker starts without CP-SAT's plan (SolverParams.tabu_population_start_workers)
+    s = improve(p, dispatch(p, "mwkr"), time_budget_s=60, seed=3, workers=2, max_iters=8, population=4,
+                child_iters=300, start_workers=1)
+    assert verify(p, s) == [] and s.stats["tabu_children"] > 0
+
+
 @pytest.mark.parametrize("neighbourhood", ["n6", "n5"])
 def test_incremental_heads_and_tails_equal_a_full_recomputation(monkeypatch, neighbourhood):
     import optimization.tabu as tabu
