@@ -168,7 +168,7 @@ def test_a_population_without_the_start_plan_begins_from_random_plans():
     with_start = _evolve(g, start, 60, seed=1, pop_size=1, child_iters=1, max_children=0)
     without = _evolve(g, start, 60, seed=1, pop_size=1, child_iters=1, max_children=0, with_start=False)
     assert with_start[0] <= good.makespan < 0.9 * without[0]
-    # the solver's second worker starts without CP-SAT's plan (SolverParams.tabu_population_start_workers)
+    # two workers, only the first population holding the start plan (as the solver runs them by default)
     s = improve(p, dispatch(p, "mwkr"), time_budget_s=60, seed=3, workers=2, max_iters=8, population=4,
                 child_iters=300, start_workers=1)
     assert verify(p, s) == [] and s.stats["tabu_children"] > 0
