@@ -25,7 +25,9 @@ Vazacopoulos 1998, as in Zhang et al. 2007):
 
 On shops of up to 600 operations (``SolverParams.tabu_population_max_ops``) each worker runs a population of plans
 instead of one chain (``_evolve``, a memetic search after Cheng, Peng and Lue 2016): one chain on la29 returns to
-the same plateau in most runs, and the population keeps plans that differ (measured in docs/scheduling.md).
+the same plateau in most runs, and the population keeps plans that differ (measured in docs/scheduling.md). The
+solver puts CP-SAT's plan into the first worker's population only (``SolverParams.tabu_population_start_workers``):
+on la29 that plan lies on the plateau, and populations that all held it often all ended there.
 
 A swap changes the graph only between the two operations' places in the topological order, so the order is repaired
 there (Pearce and Kelly) and only the heads after the first and the tails before the second are recomputed; an N6
