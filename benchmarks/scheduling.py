@@ -193,8 +193,10 @@ def run_shop(args) -> None:
               f"{time.perf_counter() - t:.2f} | {len(verify(p, d))} |", flush=True)
         if best_rule is None or wt < best_rule:
             best_rule, best_name = wt, rule
-    params = SolverParams(time_limit_s=args.shop_time, workers=args.workers, seed=args.seed, objective="tardiness",
-                          lns_engine=args.lns_engine, dispatch_search_share=args.search_share)
+    solver_seed = args.seed if args.solver_seed is None else args.solver_seed
+    params = SolverParams(time_limit_s=args.shop_time, workers=args.workers, seed=solver_seed, objective="tardiness",
+                          lns_engine=args.lns_engine, dispatch_search_share=args.search_share,
+                          tail_restart_rounds=args.tail_restarts, tail_restart_share=args.tail_restart_share)
     s = solve(p, params)
     wt = s.objective["weighted_tardiness"]
     print(f"| SFAI {args.shop_time:.0f}s ({args.lns_engine}) | {wt:.0f} | {s.makespan} | {s.objective['late_jobs']} | "
@@ -225,6 +227,12 @@ def main() -> None:
     ap.add_argument("--shop-time", type=float, default=60.0)
     ap.add_argument("--shop-machines", type=int, default=50)
     ap.add_argument("--lns-engine", default="auto", help="auto|small|whole (SolverParams.lns_engine)")
+    ap.add_argument("--solver-seed", type=int, default=None,
+                    help="with --shop: the solver's seed (default: --seed, which also draws the plan)")
+    ap.add_argument("--tail-restarts", type=int, default=SolverParams.tail_restart_rounds,
+                    help="SolverParams.tail_restart_rounds: rounds of independent chains from the start plan")
+    ap.add_argument("--tail-restart-share", type=float, default=SolverParams.tail_restart_share,
+                    help="SolverParams.tail_restart_share: their share of the dispatch search's time")
     ap.add_argument("--search-share", type=float, default=SolverParams.dispatch_search_share,
                     help="SolverParams.dispatch_search_share: time share of the dispatch (tail re-dispatch) search")
     ap.add_argument("--random", default="", help="size classes of Taillard-like job shops, e.g. 20x20,30x20,50x15")

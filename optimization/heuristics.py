@@ -796,7 +796,8 @@ def _chain(problem, inc, score, fast_score, par, seed, budget, iters, check, tau
 def tail_search(problem: SchedulingProblem, incumbent: Schedule, score, time_budget_s: float, seed: int = 0,
                 check=None, workers: int = 1, start_par: tuple[float, float, float] = (12.0, 0.3, 1.0),
                 round_s: float = 6.0, max_iters: int | None = None, round_iters: int = 8,
-                tau: float = 0.0, stages: list[dict[str, float]] | None = None) -> Schedule:
+                tau: float = 0.0, stages: list[dict[str, float]] | None = None, restart_rounds: int = 0,
+                restart_share: float = 0.5) -> Schedule:
     """Iterated greedy over dispatching: re-dispatch the tail of the incumbent after a random cut time with random
     ATC parameters and keep improvements (:func:`_tail_chain`). It replaces the full-plan parameter search of
     :func:`atc_search` for big plans: a cut keeps the good beginning of the plan while the rest is re-planned, so
@@ -809,8 +810,14 @@ def tail_search(problem: SchedulingProblem, incumbent: Schedule, score, time_bud
 
     ``stages`` (the solver's objective stages, which ``score`` evaluates): the chains run on the compiled scheme
     (:func:`_tail_chain_compiled`, ~15 times as many moves on 5,000 operations) when the problem has no peak power
-    cap and the stages only use tardiness, makespan and the risk penalty."""
+    cap and the stages only use tardiness, makespan and the risk penalty.
+
+    ``restart_rounds``: the first rounds run each worker's chain from ``incumbent`` again (new seeds), not from the
+    best plan so far, for ``restart_share`` of the budget in all; then the rounds go on from the best plan they
+    found. A chain finds most of its gain in its first seconds and then stalls at a local optimum that depends on
+    its first big steps, so the best of several short chains beats one long chain (docs/scheduling.md)."""
     t0 = time.perf_counter()
+    restart_s = restart_share * time_budget_s / max(1, restart_rounds)
     best, best_par = incumbent, start_par
     best_score = score(best)
     its = accs = rounds = 0
@@ -833,6 +840,7 @@ def tail_search(problem: SchedulingProblem, incumbent: Schedule, score, time_bud
     try:
         while True:
             left = time_budget_s - (time.perf_counter() - t0)
+            fresh = rounds < restart_rounds  # independent chains from the start plan
             if max_iters is not None:
                 if its >= max_iters:
                     break
@@ -841,21 +849,22 @@ def tail_search(problem: SchedulingProblem, incumbent: Schedule, score, time_bud
             else:
                 if left < 0.3:
                     break
-                iters, budget = None, min(round_s, left)
+                iters, budget = None, min(restart_s if fresh else round_s, left)
             seeds = [seed * 1_000_003 + rounds * 101 + w for w in range(n_par)]
+            src, src_par = (incumbent, start_par) if fresh else (best, best_par)
             outs = None
             if threads is not None:
-                outs = list(threads.map(_chain, *zip(*[(problem, best, score, fast, best_par, sd, budget, iters, check,
+                outs = list(threads.map(_chain, *zip(*[(problem, src, score, fast, src_par, sd, budget, iters, check,
                                                         tau) for sd in seeds], strict=True)))
             elif pool is not None:
                 try:
-                    outs = pool.map(_pool_chain, [(best, best_par, sd, budget, iters, tau) for sd in seeds])
+                    outs = pool.map(_pool_chain, [(src, src_par, sd, budget, iters, tau) for sd in seeds])
                 except Exception:  # a broken worker: go on in this process
                     pool.terminate()
                     pool.join()
                     pool, n_par = None, 1
             if outs is None:
-                outs = [_chain(problem, best, score, fast, best_par, seeds[0], budget, iters, check, tau)]
+                outs = [_chain(problem, src, score, fast, src_par, seeds[0], budget, iters, check, tau)]
             rounds += 1
             for s, par, it, acc in outs:
                 its += it

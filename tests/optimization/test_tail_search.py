@@ -71,6 +71,28 @@ def test_tail_search_checked_never_worse_and_deterministic(workers):
     assert _wt(runs[0]) < _wt(start)  # 24 re-dispatches improve plain ATC on this plan
 
 
+
+def test_restart_rounds_run_independent_chains_from_the_start_plan():
+    """The first ``restart_rounds`` rounds each run a new chain from the start plan (not from the best plan so far):
+    with two such rounds the result is the better of two chains run alone from the start plan."""
+    from optimization.heuristics import INF, _chain
+
+    p = generate(60, 5, 10, seed=7, days=4, tightness=(0.8, 1.5))
+    start = dispatch(p, "atc")
+    par = (12.0, 0.3, 1.0)
+    seeds = [3 * 1_000_003 + r * 101 for r in range(2)]  # tail_search's seeds for rounds 0 and 1 (one worker)
+    alone = [_chain(p, start, _wt, None, par, sd, INF, 8, None, 0.0) for sd in seeds]
+    assert all(_wt(c[0]) < _wt(start) for c in alone)
+    fresh = tail_search(p, start, _wt, 60, seed=3, workers=1, max_iters=16, restart_rounds=2)
+    assert _key(fresh) == _key(min((c[0] for c in alone), key=_wt))
+    assert fresh.stats["tail_rounds"] == 2
+    # without restarts the second round goes on from the first round's best plan
+    on = _chain(p, alone[0][0], _wt, None, alone[0][1], seeds[1], INF, 8, None, 0.0)[0]
+    chained = tail_search(p, start, _wt, 60, seed=3, workers=1, max_iters=16)
+    assert _key(chained) == _key(on)
+    assert _key(on) != _key(alone[1][0])
+    assert verify(p, fresh) == [] and verify(p, chained) == []
+
 def test_tail_search_with_pins_and_maintenance():
     p = _with_pins_and_risk(_shop(30, seed=8))
     start = dispatch(p, "atc")
