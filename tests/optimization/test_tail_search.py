@@ -71,7 +71,6 @@ def test_tail_search_checked_never_worse_and_deterministic(workers):
     assert _wt(runs[0]) < _wt(start)  # 24 re-dispatches improve plain ATC on this plan
 
 
-
 def test_restart_rounds_run_independent_chains_from_the_start_plan():
     """The first ``restart_rounds`` rounds each run a new chain from the start plan (not from the best plan so far):
     with two such rounds the result is the better of two chains run alone from the start plan."""
@@ -92,6 +91,7 @@ def test_restart_rounds_run_independent_chains_from_the_start_plan():
     assert _key(chained) == _key(on)
     assert _key(on) != _key(alone[1][0])
     assert verify(p, fresh) == [] and verify(p, chained) == []
+
 
 def test_tail_search_with_pins_and_maintenance():
     p = _with_pins_and_risk(_shop(30, seed=8))
