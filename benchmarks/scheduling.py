@@ -17,7 +17,11 @@ the better of the two makespans and CP-SAT's lower bound is printed beside.
 with the tardiness objective and a summary table: time to the first feasible plan, the best rule, SFAI's start plan
 (ATC variants, the tail re-dispatch search and the sequence local search), SFAI at ``--shop-time``, the improvement
 over the best rule, the tail re-dispatches, the sequence search's moves and the LNS iterations.
-``--lns-engine`` and ``--search-share`` set ``SolverParams.lns_engine`` / ``dispatch_search_share``.
+``--lns-engine`` and ``--search-share`` set ``SolverParams.lns_engine`` / ``dispatch_search_share``;
+``--tail-restarts`` and ``--tail-restart-share`` set ``tail_restart_rounds`` / ``tail_restart_share`` (0 restarts: the
+search before 2026-12-05); ``--solver-seed`` gives the solver a seed other than the plan's ``--seed``:
+
+    python benchmarks/scheduling.py --shop --shop-time 60 --seed 0 --solver-seed 1 --tail-restarts 0
 """
 
 from __future__ import annotations
