@@ -84,7 +84,9 @@ def test_rate_limit_on_the_prediction_fast_path_and_the_route(settings, db, mode
         statuses = [client.post(PREDICT, json=body, headers=bearer(acme.mes)) for _ in range(4)]
     assert [r.status_code for r in statuses] == [200, 200, 200, 429]
     assert statuses[3].json()["error"]["code"] == "rate_limited"
-    assert statuses[3].headers["retry-after"] == "2"  # one token at 0.5 per second
+    # one token at 0.5 per second takes 2 s; the bucket refills while the first three requests run (the first one
+    # loads the model), so on a slow machine the wait left can round up to 1 s
+    assert statuses[3].headers["retry-after"] in ("1", "2")
 
 
 def test_body_size_limit_413_by_content_length_and_by_stream(settings, db):
