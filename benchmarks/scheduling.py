@@ -19,7 +19,8 @@ with the tardiness objective and a summary table: time to the first feasible pla
 over the best rule, the tail re-dispatches, the sequence search's moves and the LNS iterations.
 ``--lns-engine`` and ``--search-share`` set ``SolverParams.lns_engine`` / ``dispatch_search_share``;
 ``--tail-restarts`` and ``--tail-restart-share`` set ``tail_restart_rounds`` / ``tail_restart_share`` (0 restarts: the
-search before 2026-12-05); ``--solver-seed`` gives the solver a seed other than the plan's ``--seed``:
+search before 2026-12-05); ``--tabu-tenure LO,HI`` sets the tabu phase's ``tabu_tenure`` (8,14: the search before
+2026-12-05; instances and ``--random``); ``--solver-seed`` gives the solver a seed other than the plan's ``--seed``:
 
     python benchmarks/scheduling.py --shop --shop-time 60 --seed 0 --solver-seed 1 --tail-restarts 0
 """
@@ -121,7 +122,8 @@ def run_instances(args) -> None:
     by_class: dict[str, list[tuple[float, float]]] = {}
     for r in rows:
         p = load(r["path"], r["fmt"])
-        s = solve(p, SolverParams(time_limit_s=args.time_limit, workers=args.workers, seed=args.seed))
+        s = solve(p, SolverParams(time_limit_s=args.time_limit, workers=args.workers, seed=args.seed,
+                                  tabu_tenure=args.tabu_tenure))
         ok = not verify(p, s)
         pm, _, _ = plain_model(p, args.time_limit, args.workers) if not args.no_plain else (None, 0, 0)
         g, pg = gap(s.makespan, r["upper_bound"]), gap(pm, r["upper_bound"])
@@ -164,7 +166,7 @@ def run_random(args) -> None:
         for seed in seeds:
             p = random_job_shop(n, m, seed)
             s = solve(p, SolverParams(time_limit_s=args.time_limit, workers=args.workers, seed=args.seed,
-                                      tabu_neighbourhood=args.tabu))
+                                      tabu_neighbourhood=args.tabu, tabu_tenure=args.tabu_tenure))
             pm, pb, _ = plain_model(p, args.time_limit, args.workers) if not args.no_plain else (None, None, 0)
             best = min(v for v in (s.makespan, pm) if v is not None)
             lb = max(v for v in (s.lower_bound, pb, p.trivial_lower_bound()) if v is not None)
@@ -217,6 +219,17 @@ def run_shop(args) -> None:
           f"{s.stats.get('lns_iterations')} ({s.stats.get('lns_improvements')} improving) |")
 
 
+def _tenure(text: str) -> tuple[int, int]:
+    """``"3,7"`` -> (3, 7), for ``--tabu-tenure``."""
+    try:
+        lo, hi = (int(x) for x in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected two integers LO,HI like 3,7, got {text!r}") from None
+    if not 1 <= lo <= hi:
+        raise argparse.ArgumentTypeError(f"expected 1 <= LO <= HI, got {text!r}")
+    return lo, hi
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--time-limit", type=float, default=20.0)
@@ -243,6 +256,8 @@ def main() -> None:
     ap.add_argument("--random-seeds", default="1,2", help="instance seeds per class (with --random)")
     ap.add_argument("--tabu", default=SolverParams.tabu_neighbourhood, choices=("n5", "n6"),
                     help="SolverParams.tabu_neighbourhood: the tabu phase's moves (with --random)")
+    ap.add_argument("--tabu-tenure", type=_tenure, default=SolverParams.tabu_tenure, metavar="LO,HI",
+                    help="SolverParams.tabu_tenure: iterations a tabu move stays tabu (8,14: before 2026-12-05)")
     a = ap.parse_args()
     if a.random:
         run_random(a)

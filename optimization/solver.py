@@ -19,6 +19,7 @@ from optimization.lns import improve as lns_improve
 from optimization.lns import supported as lns_supported
 from optimization.problem import SchedulingProblem
 from optimization.solution import Assignment, MaintenanceWindow, Schedule, evaluate, with_setups
+from optimization.tabu import TENURE
 from optimization.tabu import improve as tabu_improve
 from optimization.tabu import supported as tabu_supported
 
@@ -89,6 +90,7 @@ class SolverParams:
     tabu_above_ops_long: int = 199  # the same for shops with at least two jobs per machine (20x10)
     tabu_neighbourhood: str = "n6"  # "n6": insertions at a block's edges (optimization/tabu.py); "n5": swaps only
     tabu_restart_after: int = 10_000  # iterations without a new best before a chain goes back to its best plan
+    tabu_tenure: tuple[int, int] = TENURE  # iterations a move stays tabu (drawn per move; optimization.tabu.TENURE)
     # shops of up to tabu_population_max_ops operations, not dense: each worker runs a population of that many
     # tabu-searched plans (optimization.tabu._evolve) instead of one chain; 0 turns it off. Up to 600 operations
     # since 2026-12-05 (20x20 and 30x20 as well as la26-30 and abz7-9: 0-0.35 % better than the chains in paired
@@ -437,7 +439,7 @@ def solve(problem: SchedulingProblem, params: SolverParams | None = None) -> Sch
             lb0 = problem.trivial_lower_bound()
             probe = tabu_improve(problem, heur, min(0.05 * params.time_limit_s, 2.0), seed=params.seed,
                                  workers=params.workers, target=lb0, neighbourhood=params.tabu_neighbourhood,
-                                 restart_after=params.tabu_restart_after)
+                                 restart_after=params.tabu_restart_after, tenure=params.tabu_tenure)
             if probe is not heur and not verify(problem, probe) and probe.makespan < heur.makespan:
                 start = probe
                 horizon = _horizon(problem, start, stages)
@@ -451,7 +453,8 @@ def solve(problem: SchedulingProblem, params: SolverParams | None = None) -> Sch
             population = params.tabu_population if n_ops <= params.tabu_population_max_ops and not dense else 0
             cand = tabu_improve(problem, best, deadline - time.perf_counter() - 0.1, seed=params.seed,
                                 workers=params.workers, target=floor, neighbourhood=params.tabu_neighbourhood,
-                                restart_after=params.tabu_restart_after, population=population,
+                                restart_after=params.tabu_restart_after, tenure=params.tabu_tenure,
+                                population=population,
                                 start_workers=params.tabu_population_start_workers)
             if cand is not best and not verify(problem, cand) and cand.makespan < best.makespan:
                 best = cand

@@ -203,3 +203,25 @@ def test_dense_shops_try_the_tabu_search_at_the_machine_load_bound_first():
     assert verify(p, s) == []
     assert s.status == "OPTIMAL" and s.makespan == s.lower_bound == p.trivial_lower_bound()
     assert s.stats["method"] == "tabu-n6" and s.stats["tabu_iterations"] > 0  # no CP-SAT run was needed
+
+
+def test_the_tenure_is_a_solver_parameter_and_shapes_the_search(monkeypatch):
+    import optimization.solver as solver_mod
+
+    seen = []
+    real = solver_mod.tabu_improve
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs["tenure"])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(solver_mod, "tabu_improve", spy)
+    p = random_job_shop(20, 15, 4)  # 300 operations: CP-SAT, then the tabu phase
+    s = solve(p, SolverParams(time_limit_s=2, workers=2, tabu_tenure=(2, 4)))
+    assert verify(p, s) == [] and seen == [(2, 4)]
+    assert SolverParams().tabu_tenure == (3, 7)
+    # one chain, a fixed number of iterations: deterministic for a tenure, and another tenure walks elsewhere
+    start = dispatch(p, "mwkr")
+    runs = [improve(p, start, time_budget_s=60, seed=1, max_iters=3000, tenure=t) for t in ((3, 7), (3, 7), (8, 14))]
+    assert all(verify(p, r) == [] and r.makespan < start.makespan for r in runs)
+    assert _key(runs[0]) == _key(runs[1]) and _key(runs[0]) != _key(runs[2])
