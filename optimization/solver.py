@@ -433,13 +433,14 @@ def solve(problem: SchedulingProblem, params: SolverParams | None = None) -> Sch
             tabu_supported(problem)
         cp_deadline = t0 + (1.0 - share) * params.time_limit_s if use_tabu else deadline
         start, probe_hit = heur, False
+        # the tabu search's settings, the same for the probe and the closing phase
+        tabu_kw = dict(seed=params.seed, workers=params.workers, neighbourhood=params.tabu_neighbourhood,
+                       restart_after=params.tabu_restart_after, tenure=params.tabu_tenure)
         if use_tabu and dense and heur is not None:
             # the machine-load bound of a dense shop is often its optimum, and from a dispatching plan the tabu
             # search often reaches it in under a second (50x15, 100x20): try that first, for up to 5 % of the time
             lb0 = problem.trivial_lower_bound()
-            probe = tabu_improve(problem, heur, min(0.05 * params.time_limit_s, 2.0), seed=params.seed,
-                                 workers=params.workers, target=lb0, neighbourhood=params.tabu_neighbourhood,
-                                 restart_after=params.tabu_restart_after, tenure=params.tabu_tenure)
+            probe = tabu_improve(problem, heur, min(0.05 * params.time_limit_s, 2.0), target=lb0, **tabu_kw)
             if probe is not heur and not verify(problem, probe) and probe.makespan < heur.makespan:
                 start = probe
                 horizon = _horizon(problem, start, stages)
@@ -451,11 +452,9 @@ def solve(problem: SchedulingProblem, params: SolverParams | None = None) -> Sch
         if use_tabu and best is not None and not proven and deadline - time.perf_counter() > 0.2:
             floor = max(problem.trivial_lower_bound(), int(math.ceil(bound - 1e-6)) if bound is not None else 0)
             population = params.tabu_population if n_ops <= params.tabu_population_max_ops and not dense else 0
-            cand = tabu_improve(problem, best, deadline - time.perf_counter() - 0.1, seed=params.seed,
-                                workers=params.workers, target=floor, neighbourhood=params.tabu_neighbourhood,
-                                restart_after=params.tabu_restart_after, tenure=params.tabu_tenure,
-                                population=population,
-                                start_workers=params.tabu_population_start_workers)
+            cand = tabu_improve(problem, best, deadline - time.perf_counter() - 0.1, target=floor,
+                                population=population, start_workers=params.tabu_population_start_workers,
+                                **tabu_kw)
             if cand is not best and not verify(problem, cand) and cand.makespan < best.makespan:
                 best = cand
             else:
