@@ -80,6 +80,7 @@ def fit_prep(
     window: int,
     cap: float,
     use_cycle: bool,
+    cycle_clip: int = 0,
     seed: int = 0,
     smooth: float = 0.0,
     norm: str = "zscore",
@@ -110,6 +111,7 @@ def fit_prep(
         sensor_std=np.maximum(std[:, idx], 1e-6).tolist(),
         regime_onehot=bool(multi and onehot),
         use_cycle=use_cycle,
+        cycle_clip=int(cycle_clip),
         smooth=float(smooth),
         cycle_mean=float(cycles.mean()),
         cycle_std=float(cycles.std() or 1.0),
@@ -139,7 +141,9 @@ def features(df: pd.DataFrame, prep: dict) -> np.ndarray:
     if prep["regime_onehot"]:
         parts.append(np.eye(len(prep["regime_centres"]))[reg])
     if prep["use_cycle"]:
-        parts.append(((df["cycle"].to_numpy(float) - prep["cycle_mean"]) / prep["cycle_std"])[:, None])
+        cycle, clip = df["cycle"].to_numpy(float), int(prep.get("cycle_clip", 0))
+        age = np.minimum(cycle, clip) / clip if clip else (cycle - prep["cycle_mean"]) / prep["cycle_std"]
+        parts.append(age[:, None])
     with np.errstate(over="ignore"):  # a reading past float32 becomes inf: the runtime refuses it, naming the sensor
         return np.concatenate(parts, axis=1).astype(np.float32)
 

@@ -110,7 +110,7 @@ def test_onnx_equals_torch(fd001, tmp_path):
     from models.export import export
     from models.training import predict_batches
 
-    for arch, extra in (("dcnn", {}), ("dcnn_window_only", {"history": 0}), ("cnn", {}), ("gru", {})):
+    for arch, extra in (("feat", {}), ("dcnn", {}), ("dcnn_window_only", {"history": 0}), ("cnn", {}), ("gru", {})):
         cfg = {**QUICK, "epochs": 1, "arch": arch.split("_")[0], **extra}
         fitted = T.fit_ensemble(fd001, RulConfig.from_dict(cfg))
         _, x = D.last_windows(truncate(fd001), fitted.prep)
@@ -119,6 +119,50 @@ def test_onnx_equals_torch(fd001, tmp_path):
         with torch.no_grad():
             expected = predict_batches(fitted.model, x)
         assert got.shape == (12,) and np.max(np.abs(got - expected)) <= 1e-4
+
+
+def test_feat_summaries_are_the_means_and_slopes_of_each_sensor():
+    """The fixed summary weights compute exactly the windowed means and least-squares slopes they name."""
+    import torch
+
+    from models.rul.module import RulFeat
+
+    cfg = RulConfig.from_dict({"history": 12, "window": 12, "mean_spans": "1,4,12", "slope_spans": "3,12"})
+    net = RulFeat(2, cfg)
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(3, 12, 2)).astype(np.float32)
+    got = torch.matmul(torch.as_tensor(x).transpose(1, 2), net.weights).numpy()  # [batch, sensor, summary]
+    for b in range(3):
+        for f in range(2):
+            series = x[b, :, f]
+            expected = [series[-k:].mean() for k in (1, 4, 12)]
+            expected += [10 * np.polyfit(np.arange(k), series[-k:], 1)[0] for k in (3, 12)]
+            assert np.allclose(got[b, f], expected, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        ({"mean_spans": "1,500"}, "mean_spans='1,500': expected comma-separated cycle counts from 1 to 120"),
+        ({"slope_spans": "1,10"}, "slope_spans='1,10': expected comma-separated cycle counts from 2 to 120"),
+        ({"slope_spans": "ten"}, "slope_spans='ten'"),
+        ({"arch": "lstm"}, "expected feat, cnn, dcnn or gru"),
+    ],
+)
+def test_bad_config_is_refused_in_one_line(overrides, message):
+    with pytest.raises(InvalidInput, match=message.replace("(", r"\(").replace(")", r"\)")) as e:
+        RulConfig.from_dict(overrides)
+    assert "\n" not in str(e.value)
+
+
+def test_each_fold_trains_one_member_per_learning_rate_and_older_archs_keep_their_defaults(fd001):
+    cfg = RulConfig.from_dict({**QUICK, "members": 2, "epochs": 1})
+    assert cfg.arch == "feat" and cfg.fold_lrs == [cfg.lr, cfg.lr_second]
+    fitted = T.fit_ensemble(fd001, cfg)
+    assert fitted.metrics["folds"] == 2 and fitted.metrics["members"] == 4 and len(fitted.model.members) == 4
+    dcnn = RulConfig.from_dict({"arch": "dcnn"})
+    assert (dcnn.hidden, dcnn.dropout, dcnn.fold_lrs) == (100, 0.5, [dcnn.lr])
+    assert RulConfig.from_dict({"arch": "dcnn", "dropout": 0.2}).dropout == 0.2  # an explicit value wins
 
 
 def test_predict_contract_one_row_per_unit(trained, fd001, tmp_path):
@@ -175,18 +219,19 @@ def test_members_run_a_fixed_schedule_unless_early_stopping_on_their_own_engines
 
 
 def test_history_branch_reads_the_long_window_and_only_the_dcnn_gets_it(fd001):
-    """Default dcnn: inputs of ``history`` cycles (short units front-padded), the convolutions on the last
-    ``window`` of them, the history branch on all of them averaged in blocks; cnn/gru keep the window."""
+    """dcnn: inputs of ``history`` cycles (short units front-padded), the convolutions on the last ``window`` of
+    them, the history branch on all of them averaged in blocks; feat summarises all of them; cnn/gru keep the
+    window."""
     import torch
 
     from models.rul.module import build
 
-    cfg = RulConfig()
-    assert cfg.history > cfg.window and cfg.input_window == cfg.history
+    cfg = RulConfig.from_dict({"arch": "dcnn"})
+    assert cfg.history > cfg.window and cfg.input_window == cfg.history == RulConfig().input_window
     assert RulConfig.from_dict({"arch": "gru"}).input_window == cfg.window
-    assert RulConfig.from_dict({"history": 0}).input_window == cfg.window
+    assert RulConfig.from_dict({"arch": "dcnn", "history": 0}).input_window == cfg.window
     with pytest.raises(InvalidInput, match="history_pool"):
-        RulConfig.from_dict({"history_pool": 7})
+        RulConfig.from_dict({"arch": "dcnn", "history_pool": 7})
     prep = D.fit_prep(fd001, window=cfg.input_window, cap=125, use_cycle=False, smooth=0.3)
     units, x = D.last_windows(truncate(fd001), prep)
     assert x.shape == (len(units), cfg.history, len(prep["features"]))
