@@ -1,6 +1,7 @@
-"""Train the RUL model on a C-MAPSS training file: an ensemble of sequence models, member m trained on the
-engines outside fold m for a fixed cosine schedule and scored on fold m truncated at random cycles (like NASA's
-test files; nothing is selected on those cuts), averaged into one ONNX graph.
+"""Train the RUL model on a C-MAPSS training file: an ensemble of sequence models; fold m's members (one per
+learning rate) train on the engines outside fold m for a fixed cosine schedule and are scored, averaged, on fold
+m truncated at random cycles (like NASA's test files; nothing is selected on those cuts); all members are
+averaged into one ONNX graph.
 
 ``train(input_path, dataset, out_dir, *, config, tracker) -> metrics`` is the family contract;
 ``train_and_score`` and ``SEARCH_SPACE`` serve ``models/tune.py``.

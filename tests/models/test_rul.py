@@ -140,6 +140,15 @@ def test_feat_summaries_are_the_means_and_slopes_of_each_sensor():
             assert np.allclose(got[b, f], expected, atol=1e-5)
 
 
+def test_the_cycle_feature_is_the_age_standardised_or_clipped(fd001):
+    prep = D.fit_prep(fd001, window=120, cap=125, use_cycle=True)
+    age = D.features(fd001, prep)[:, -1]
+    cycles = fd001["cycle"].to_numpy(float)
+    assert np.allclose(age, (cycles - cycles.mean()) / cycles.std(), atol=1e-5)
+    clipped = D.features(fd001, {**prep, "cycle_clip": 60})[:, -1]
+    assert np.allclose(clipped, np.minimum(cycles, 60) / 60, atol=1e-6)
+
+
 @pytest.mark.parametrize(
     "overrides, message",
     [
@@ -160,8 +169,10 @@ def test_each_fold_trains_one_member_per_learning_rate_and_older_archs_keep_thei
     assert cfg.arch == "feat" and cfg.fold_lrs == [cfg.lr, cfg.lr_second]
     fitted = T.fit_ensemble(fd001, cfg)
     assert fitted.metrics["folds"] == 2 and fitted.metrics["members"] == 4 and len(fitted.model.members) == 4
+    assert fitted.prep["features"][-1] == "cycle"  # feat reads the engine's age, standardised on the training file
     dcnn = RulConfig.from_dict({"arch": "dcnn"})
     assert (dcnn.hidden, dcnn.dropout, dcnn.fold_lrs) == (100, 0.5, [dcnn.lr])
+    assert (dcnn.use_cycle, dcnn.train_max_rul) == (False, 175)
     assert RulConfig.from_dict({"arch": "dcnn", "dropout": 0.2}).dropout == 0.2  # an explicit value wins
 
 
