@@ -7,6 +7,12 @@ from dataclasses import asdict, dataclass
 from models.config import from_overrides
 from serving.errors import InvalidInput
 
+
+def spans(text: str) -> list[int]:
+    """``"1,10,30"`` -> [1, 10, 30]: the cycle spans of ``feat``'s summaries (ValueError on a non-integer)."""
+    return [int(v) for v in str(text).split(",") if v.strip()]
+
+
 # defaults of the earlier architectures where they differ from feat's (overridable with --set as usual)
 ARCH_DEFAULTS = {
     arch: {"hidden": 100, "dropout": 0.5, "lr_second": 0.0, "use_cycle": False, "train_max_rul": 175}
@@ -60,7 +66,7 @@ class RulConfig:
 
     @property
     def input_window(self) -> int:
-        """Cycles per model input: the dcnn's history when it has one, else the window."""
+        """Cycles per model input: the history for dcnn (when it has one) and feat, else the window."""
         return max(self.window, self.history) if self.arch in ("dcnn", "feat") else self.window
 
     @property
@@ -79,7 +85,7 @@ class RulConfig:
         for key in ("mean_spans", "slope_spans") if cfg.arch == "feat" else ():
             text, low = getattr(cfg, key), 1 if key == "mean_spans" else 2
             try:
-                values = [int(v) for v in str(text).split(",") if v.strip()]
+                values = spans(text)
             except ValueError:
                 values = []
             if not values or any(not low <= v <= cfg.input_window for v in values):

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from models.rul.config import RulConfig
+from models.rul.config import RulConfig, spans
 
 
 class _Head(nn.Module):
@@ -104,11 +104,6 @@ class RulGRU(_Head):
     def forward(self, x: torch.Tensor, targets: torch.Tensor | None = None):  # noqa: ANN201
         h, _ = self.gru(x)
         return self.finish(self.mlp(h[:, -1]).squeeze(-1), targets)
-
-
-def spans(text: str) -> list[int]:
-    """``"1,10,30"`` -> [1, 10, 30] (cycles; checked by ``RulConfig.from_dict``)."""
-    return [int(v) for v in str(text).split(",") if v.strip()]
 
 
 class RulFeat(_Head):
