@@ -26,6 +26,7 @@ class Family:
     train_module: str
     predict_module: str
     description: str
+    config_class: str  # dotted path of the config dataclass (its ``from_dict`` parses ``--set`` overrides)
 
     def check_dataset(self, dataset: str) -> None:
         if dataset not in self.datasets:
@@ -36,6 +37,12 @@ class Family:
         the file name, so that each subset keeps its own champion."""
         m = re.search(r"(FD00[1-4])", Path(input_path).name, re.IGNORECASE)
         return f"{self.name}-{m.group(1).lower()}" if (m and self.name == "rul") else self.name
+
+    def check_config(self, config: dict) -> None:
+        """Refuse unknown keys and bad values before any training starts (and before an MLflow run opens):
+        ``config_class`` (``module.Class``, torch-free) parses ``config`` as the training will."""
+        mod, cls = self.config_class.rsplit(".", 1)
+        getattr(importlib.import_module(mod), cls).from_dict(config)
 
     def load(self, which: str):  # noqa: ANN201
         mod = self.train_module if which == "train" else self.predict_module
@@ -57,6 +64,7 @@ FAMILIES: dict[str, Family] = {
             "models.failure.train",
             "models.failure.predict",
             "machine failure probability (AI4I 2020)",
+            "models.failure.config.FailureConfig",
         ),
         Family(
             "rul",
@@ -65,6 +73,7 @@ FAMILIES: dict[str, Family] = {
             "models.rul.train",
             "models.rul.predict",
             "remaining useful life in cycles (NASA C-MAPSS)",
+            "models.rul.config.RulConfig",
         ),
         Family(
             "defect",
@@ -73,6 +82,7 @@ FAMILIES: dict[str, Family] = {
             "models.defect.train",
             "models.defect.predict",
             "wafer defect probability (SECOM)",
+            "models.defect.config.DefectConfig",
         ),
         Family(
             "energy",
@@ -81,6 +91,7 @@ FAMILIES: dict[str, Family] = {
             "models.energy.train",
             "models.energy.predict",
             "day-ahead energy quantiles p10/p50/p90 (steel plant, 15 min)",
+            "models.energy.config.EnergyConfig",
         ),
     )
 }

@@ -100,6 +100,7 @@ def train_and_register(
 
     name = family.registry_name(input)
     mod = family.load("train")
+    family.check_config(config)
     t0 = time.perf_counter()
     with (
         tempfile.TemporaryDirectory(prefix="sfai-train-") as out,

@@ -53,6 +53,8 @@ def test_tenant_subscribe_key_and_the_api_agree(sfai_env, app):
 
 def test_errors_are_one_line_and_non_zero(sfai_env, tmp_path):
     sfai(sfai_env, "tenant", "create", "acme", "--ksic", "C29")
+    train_file = tmp_path / "train_FD001.txt"
+    train_file.write_text("1 1 0 0 100" + " 1" * 21 + "\n")
     cases = [
         (("tenant", "create", "acme", "--ksic", "C29"), "already exists"),
         (("tenant", "create", "steel", "--ksic", "C35"), "C10-C34"),
@@ -63,6 +65,10 @@ def test_errors_are_one_line_and_non_zero(sfai_env, tmp_path):
         (("usage", "export", "--format", "xml"), "unknown export format"),
         (("usage", "export", "--from", "last tuesday"), "invalid 'from'"),
         (("usage", "purge", "--before", "2026-01-01"), "kept"),
+        # a bad --set is refused before training starts or an MLflow run opens (nothing else on stderr)
+        (("train", "rul", "--dataset", "cmapss", "--input", str(train_file), "--set", "nope=1"), "unknown rul config"),
+        (("train", "rul", "--dataset", "cmapss", "--input", str(train_file), "--set", "mean_spans=1,500"), "from 1 to"),
+        (("train", "energy", "--dataset", "steel-energy", "--input", str(train_file), "--set", "hidden=big"), "int"),
     ]
     for args, message in cases:
         p = sfai(sfai_env, *args, ok=False)
