@@ -99,8 +99,8 @@ def train_and_register(
     from models.tracking import Tracker
 
     name = family.registry_name(input)
+    family.check_config(config)  # before the training module (and torch) is imported
     mod = family.load("train")
-    family.check_config(config)
     t0 = time.perf_counter()
     with (
         tempfile.TemporaryDirectory(prefix="sfai-train-") as out,
