@@ -31,10 +31,12 @@ class Tracker:
     def __enter__(self) -> Tracker:
         if not self.enabled:
             return self
-        logging.getLogger("mlflow").setLevel(logging.WARNING)
-        logging.getLogger("alembic").setLevel(logging.WARNING)
         import mlflow
 
+        # after the import: importing mlflow sets its own loggers to INFO, and its start-up lines ("Updating
+        # database tables") would precede the one-line error of a training that refuses its input
+        logging.getLogger("mlflow").setLevel(logging.WARNING)
+        logging.getLogger("alembic").setLevel(logging.WARNING)
         self._mlflow = mlflow
         mlflow.set_tracking_uri(tracking_uri(self.settings))
         if mlflow.get_experiment_by_name(self.experiment) is None:
