@@ -89,11 +89,17 @@ def _header(path: Path) -> list[str]:
         raise InvalidInput(f"{path.name}: not a readable CSV ({str(e).splitlines()[0]})") from None
 
 
-def _chunks(path: Path, chunk_rows: int) -> Iterator[tuple[int, pd.DataFrame]]:
-    """(offset of the chunk's first row, chunk)."""
+def _chunks(path: Path, chunk_rows: int, id_col: str) -> Iterator[tuple[int, pd.DataFrame]]:
+    """(offset of the chunk's first row, chunk). Ids are read as text, so they come back exactly as given
+    (``007`` stays ``007``, and one blank id cannot turn the others into ``1.0``); a blank id is refused."""
     offset = 0
     try:
-        for chunk in pd.read_csv(path, chunksize=chunk_rows, low_memory=False):
+        for chunk in pd.read_csv(path, chunksize=chunk_rows, low_memory=False, dtype={id_col: str}):
+            if id_col in chunk.columns:
+                blank = chunk[id_col].isna().to_numpy() | (chunk[id_col].astype(str).str.strip() == "").to_numpy()
+                if blank.any():
+                    row = offset + int(blank.argmax()) + 1
+                    raise InvalidInput(f"column {id_col!r} row {row} is empty: every row needs its id")
             yield offset, chunk
             offset += len(chunk)
     except (pd.errors.ParserError, UnicodeDecodeError) as e:
@@ -109,7 +115,7 @@ def _local_batches(family: str, model: OnnxModel, path: Path, chunk_rows: int, i
     from serving.predictions import scorer
 
     score = scorer(family)
-    for offset, chunk in _chunks(path, chunk_rows):
+    for offset, chunk in _chunks(path, chunk_rows, id_col):
         if id_col not in chunk.columns:  # ids 1..n over the whole file, as a single read would number them
             chunk = chunk.assign(**{id_col: range(offset + 1, offset + len(chunk) + 1)})
         try:

@@ -4,6 +4,18 @@ with the status below; the CLI prints the message on one line and exits non-zero
 from __future__ import annotations
 
 
+def shown(value: object) -> str:
+    """A cell as an error message names it: ``'abc'``, ``-50.0``, ``an empty cell`` (never ``np.float64(nan)``)."""
+    if hasattr(value, "item") and not isinstance(value, str):  # a numpy scalar: its Python value
+        try:
+            value = value.item()
+        except (TypeError, ValueError):
+            pass
+    if value is None or (isinstance(value, float) and value != value) or (isinstance(value, str) and not value.strip()):
+        return "an empty cell"
+    return repr(value)
+
+
 class SfaiError(Exception):
     status = 400
     code = "bad_request"

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from serving.errors import InvalidInput
+from serving.errors import InvalidInput, shown
 
 ID = "row_id"
 LABEL = "label"  # -1 pass / 1 fail
@@ -56,7 +56,7 @@ def numeric_matrix(df: pd.DataFrame, columns: list[str]) -> np.ndarray:
             num = pd.to_numeric(col, errors="coerce")
             bad = num.isna() & col.notna() & (col.astype(str).str.strip().str.lower() != "nan")
             if bad.any():
-                raise InvalidInput(f"column {c!r} holds a non-numeric value {col[bad].iloc[0]!r}")
+                raise InvalidInput(f"column {c!r} holds a non-numeric value {shown(col[bad].iloc[0])}")
             col = num
         out[:, j] = col.to_numpy(dtype=float)
     if np.isinf(out).any():

@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from models.energy.calendar import CALENDAR_NAMES, calendar_features, is_holiday
-from serving.errors import InvalidInput
+from serving.errors import InvalidInput, shown
 
 DATE, TARGET, CO2 = "date", "Usage_kWh", "CO2(tCO2)"
 STEP = pd.Timedelta(minutes=15)
@@ -92,9 +92,9 @@ def _numeric(df: pd.DataFrame, col: str) -> np.ndarray:
     num = pd.to_numeric(df[col], errors="coerce")
     bad = num.isna() & df[col].notna()
     if bad.any():
-        raise InvalidInput(f"column {col!r} holds a non-numeric value {df[col][bad].iloc[0]!r}")
+        raise InvalidInput(f"column {col!r} holds a non-numeric value {shown(df[col][bad].iloc[0])}")
     if (num < 0).any():
-        raise InvalidInput(f"column {col!r} holds a negative value {num[num < 0].iloc[0]!r}")
+        raise InvalidInput(f"column {col!r} holds a negative value {shown(num[num < 0].iloc[0])}")
     return num.to_numpy(float)
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from serving.errors import InvalidInput
+from serving.errors import InvalidInput, shown
 
 ID = "UDI"
 TYPE = "Type"
@@ -80,7 +80,7 @@ def check_columns(columns: dict[str, object]) -> Raw:
         bad = [i for i, t in enumerate(types) if t not in OSF_LIMIT]
     if bad:
         i = bad[0]
-        raise InvalidInput(f"column {TYPE!r} row {i + 1}: expected L, M or H, got {list(columns[TYPE])[i]!r}")
+        raise InvalidInput(f"column {TYPE!r} row {i + 1}: expected L, M or H, got {shown(list(columns[TYPE])[i])}")
     raw: Raw = {TYPE: types}
     for c in NUMERIC:
         given = columns[c]
@@ -93,7 +93,7 @@ def check_columns(columns: dict[str, object]) -> Raw:
         bad = ~np.isfinite(values)
         if bad.any():
             i = int(np.flatnonzero(bad)[0])
-            raise InvalidInput(f"column {c!r} row {i + 1}: expected a number, got {list(given)[i]!r}")
+            raise InvalidInput(f"column {c!r} row {i + 1}: expected a number, got {shown(list(given)[i])}")
         raw[c] = values
     return raw
 

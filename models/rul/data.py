@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from serving.errors import InvalidInput
+from serving.errors import InvalidInput, shown
 
 SETTINGS = ["op_setting_1", "op_setting_2", "op_setting_3"]
 SENSORS = [f"sensor_{i}" for i in range(1, 22)]
@@ -42,12 +42,23 @@ def read_cmapss(path: Path | str) -> pd.DataFrame:
         values = pd.to_numeric(df[c], errors="coerce")
         if values.isna().any():
             i = int(np.flatnonzero(values.isna().to_numpy())[0])
-            raise InvalidInput(f"{name}: column {c!r} row {i + 1}: expected a number, got {df[c].iloc[i]!r}")
+            raise InvalidInput(f"{name}: column {c!r} row {i + 1}: expected a number, got {shown(df[c].iloc[i])}")
         out[c] = values
     if len(out) == 0:
         raise InvalidInput(f"{name}: no rows")
-    out["unit"] = out["unit"].astype(int)
-    out["cycle"] = out["cycle"].astype(int)
+    return whole_ids(out, df, f"{name}: ")
+
+
+def whole_ids(out: pd.DataFrame, raw: pd.DataFrame, prefix: str = "") -> pd.DataFrame:
+    """``unit`` and ``cycle`` of the numeric frame ``out`` as integers; a fraction (which would merge two units or
+    cycles) or a cycle below 1 is an error naming the row and the value as given in ``raw``."""
+    for c, low in (("unit", -np.inf), ("cycle", 1)):
+        bad = (out[c] < low) | (out[c] != np.floor(out[c]))
+        if bad.any():
+            i = int(np.flatnonzero(bad.to_numpy())[0])
+            what = "a whole number" + (f" from {low}" if low > 0 else "")
+            raise InvalidInput(f"{prefix}column {c!r} row {i + 1}: expected {what}, got {shown(raw[c].iloc[i])}")
+        out[c] = out[c].astype(int)
     return out.sort_values(["unit", "cycle"], kind="mergesort").reset_index(drop=True)
 
 

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from models.rul import data as D
-from serving.errors import InvalidInput
+from serving.errors import InvalidInput, shown
 from serving.runtime import OnnxModel
 
 
@@ -28,9 +28,9 @@ def checked(df: pd.DataFrame, prep: dict) -> pd.DataFrame:
         bad = values.isna().to_numpy() | ~np.isfinite(values.to_numpy(dtype=float, na_value=np.nan))
         if bad.any():
             i = int(np.flatnonzero(bad)[0])
-            raise InvalidInput(f"column {c!r} row {i + 1}: expected a number, got {df[c].iloc[i]!r}")
+            raise InvalidInput(f"column {c!r} row {i + 1}: expected a number, got {shown(df[c].iloc[i])}")
         out[c] = values.astype(float)
-    out["unit"], out["cycle"] = out["unit"].astype(int), out["cycle"].astype(int)
+    out = D.whole_ids(out, df)
     out = out.sort_values(["unit", "cycle"], kind="mergesort").reset_index(drop=True)
     dup = out.duplicated(["unit", "cycle"])
     if dup.any():

@@ -58,13 +58,28 @@ def _one_line(e: BaseException) -> str:
     return " ".join(str(e).split()) or type(e).__name__
 
 
+def _is_usage_error(e: BaseException) -> bool:
+    """Click's usage errors (``ClickException``: Typer's vendored copy or click itself, by their interface)."""
+    return all(hasattr(e, a) for a in ("format_message", "exit_code", "show"))
+
+
+def _usage_line(e: Exception) -> str:
+    """A usage error in one line, with where to look: ``Invalid value for '--horizon': ... (see 'sfai predict
+    --help')``."""
+    ctx = getattr(e, "ctx", None)
+    hint = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
+    return " ".join(e.format_message().split()) + hint
+
+
 def run() -> None:
     """Console-script entry point: run the app, turning every failure into one line and a non-zero exit."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
-        app(standalone_mode=True)
+        rv = app(standalone_mode=False)  # click's errors come here instead of its boxed multi-line form
     except SystemExit:
         raise
+    except typer.Abort:
+        common.fail("aborted")
     except (SfaiError, common.CliError, ValidationError, OSError, ValueError) as e:
         if os.environ.get("SFAI_DEBUG"):
             raise
@@ -72,9 +87,15 @@ def run() -> None:
     except KeyboardInterrupt:
         common.fail("interrupted", 130)
     except Exception as e:  # noqa: BLE001 - a user never sees a traceback unless SFAI_DEBUG is set
+        if _is_usage_error(e):  # a bad option, a missing argument, a value of the wrong type
+            if type(e).__name__ == "NoArgsIsHelpError":  # a bare group (``sfai``, ``sfai models``): its help,
+                sys.exit(e.exit_code)  # already printed
+            common.fail(_usage_line(e), e.exit_code)
         if os.environ.get("SFAI_DEBUG"):
             raise
         common.fail(f"{type(e).__name__}: {_one_line(e)} (set SFAI_DEBUG=1 for details)")
+    if isinstance(rv, int) and not isinstance(rv, bool):  # ``--help`` or ``typer.Exit(code)``: its exit code
+        sys.exit(rv)
 
 
 if __name__ == "__main__":  # pragma: no cover

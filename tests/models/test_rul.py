@@ -201,6 +201,20 @@ def test_bad_input(trained, fd001, tmp_path):
     with pytest.raises(InvalidInput, match="sensor_6") as e:
         P.predict(model, bad, "cmapss")
     assert "\n" not in str(e.value)
+    # a fractional unit (which would merge into another) or a cycle below 1: refused, naming row and value
+    for col, value, message in ((0, "1.5", "column 'unit' row 4: expected a whole number, got '1.5'"),
+                                (1, "0", "column 'cycle' row 4: expected a whole number from 1, got '0'")):
+        good = write_nasa(fd001.iloc[:40], tmp_path / "ids.txt").read_text().splitlines()
+        parts = good[3].split()
+        parts[col] = value
+        good[3] = " ".join(parts)
+        (tmp_path / "ids.txt").write_text("\n".join(good) + "\n")
+        with pytest.raises(InvalidInput, match=message):
+            P.predict(model, tmp_path / "ids.txt", "cmapss")
+    # API records go through the same check
+    records = fd001.iloc[:3].assign(unit=[1.0, 1.0, 2.5])
+    with pytest.raises(InvalidInput, match="column 'unit' row 3: expected a whole number, got 2.5"):
+        P.score(model, records)
 
 
 def test_predict_does_not_import_torch(trained, fd001, tmp_path):

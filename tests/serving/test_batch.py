@@ -56,6 +56,21 @@ def test_bad_row_is_named_by_its_file_row_and_nothing_is_written(model_dir, rows
     assert not out.exists() and not out.with_name("out.csv.part").exists()
 
 
+def test_ids_come_back_as_given_and_a_blank_id_is_refused(model_dir, tmp_path):
+    df = pd.read_csv(AI4I).head(30).drop(columns=LABELS).astype({"UDI": object})
+    df["UDI"] = [f"{i:03d}" for i in range(1, 31)]  # an MES's zero-padded ids
+    path, out = tmp_path / "rows.csv", tmp_path / "out.csv"
+    df.to_csv(path, index=False)
+    score_file("failure", model_dir, path, "ai4i", out, chunk_rows=7, use_ray=False)
+    assert pd.read_csv(out, dtype={"UDI": str})["UDI"].tolist() == df["UDI"].tolist()
+    df.loc[20, "UDI"] = ""  # a float column with 1.0, 2.0, ... before; now the row is named
+    df.to_csv(path, index=False)
+    out.unlink()
+    with pytest.raises(InvalidInput, match="column 'UDI' row 21 is empty"):
+        score_file("failure", model_dir, path, "ai4i", out, chunk_rows=7, use_ray=False)
+    assert not out.exists()
+
+
 def test_ray_data_matches_the_local_stream(model_dir, tmp_path):
     pytest.importorskip("ray")
     if not (ON_CI or os.environ.get("SFAI_TEST_RAY")):

@@ -69,6 +69,11 @@ def test_errors_are_one_line_and_non_zero(sfai_env, tmp_path):
         (("train", "rul", "--dataset", "cmapss", "--input", str(train_file), "--set", "nope=1"), "unknown rul config"),
         (("train", "rul", "--dataset", "cmapss", "--input", str(train_file), "--set", "mean_spans=1,500"), "from 1 to"),
         (("train", "energy", "--dataset", "steel-energy", "--input", str(train_file), "--set", "hidden=big"), "int"),
+        # usage errors (click's): one line too, with where to look
+        (("predict", "energy", "--dataset", "steel-energy", "--input", "x.csv", "--output", "o.csv", "--horizon",
+          "abc"), "Invalid value for '--horizon'"),
+        (("nosuch",), "No such command 'nosuch'. (see 'sfai --help')"),
+        (("tenant", "create"), "Missing argument 'name'"),
         # a file refused after the MLflow run opened: MLflow's start-up lines stay off stderr
         (("train", "rul", "--dataset", "cmapss", "--input", str(train_file)), "at least 5 engines"),
     ]
