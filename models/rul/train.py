@@ -1,7 +1,7 @@
-"""Train the RUL model on a C-MAPSS training file: an ensemble of sequence models; fold m's members (one per
-learning rate) train on the engines outside fold m for a fixed cosine schedule and are scored, averaged, on fold
-m truncated at random cycles (like NASA's test files; nothing is selected on those cuts); all members are
-averaged into one ONNX graph.
+"""Train the RUL model on a C-MAPSS training file: an ensemble of sequence models; fold m's members (``lr`` and
+``lr_second``, each its own seed) train on the engines outside fold m for a fixed cosine schedule and are scored,
+averaged, on fold m truncated at random cycles (like NASA's test files; nothing is selected on those cuts); all
+members are averaged into one ONNX graph.
 
 ``train(input_path, dataset, out_dir, *, config, tracker) -> metrics`` is the family contract;
 ``train_and_score`` and ``SEARCH_SPACE`` serve ``models/tune.py``.
@@ -148,9 +148,9 @@ def fit_member(
 
 
 def fit_ensemble(df: pd.DataFrame, cfg: RulConfig, tracker=None) -> Fitted:  # noqa: ANN001
-    """For each of ``members`` folds, one member per learning rate (``fold_lrs``) trained on every engine outside
-    fold m; their average is scored on fold m (cut at random cycles). The shipped model averages all members, so
-    every engine trains four fifths of them."""
+    """For each of ``members`` folds, one member per entry of ``fold_lrs`` (its learning rate; each member its own
+    seed) trained on every engine outside fold m; their average is scored on fold m (cut at random cycles). The
+    shipped model averages all members, so every engine trains four fifths of them."""
     t_start = time.perf_counter()
     prep = D.fit_prep(
         df,
@@ -187,10 +187,10 @@ def fit_ensemble(df: pd.DataFrame, cfg: RulConfig, tracker=None) -> Fitted:  # n
                 per_unit,
                 tr_units,
                 replace(cfg, lr=lr),
-                cfg.seed * 100 + m,
+                cfg.seed * 100 + m + 1000 * j,  # the fold's second member starts from other weights and batches
                 held_out=(x_va, rul_va),
                 on_epoch=log,
-                label=f"rul fold {m + 1}/{cfg.members}" + (f" lr {lr:g}" if len(lrs) > 1 else ""),
+                label=f"rul fold {m + 1}/{cfg.members}" + (f" member {j + 1}/{len(lrs)}" if len(lrs) > 1 else ""),
             )
             preds.append(predict_batches(model, x_va))
             seconds += res.seconds

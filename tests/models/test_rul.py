@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from models.rul import data as D
 from models.rul import predict as P
@@ -166,12 +167,15 @@ def test_bad_config_is_refused_in_one_line(overrides, message):
 
 def test_each_fold_trains_one_member_per_learning_rate_and_older_archs_keep_their_defaults(fd001):
     cfg = RulConfig.from_dict({**QUICK, "members": 2, "epochs": 1})
-    assert cfg.arch == "feat" and cfg.fold_lrs == [cfg.lr, cfg.lr_second]
+    assert cfg.arch == "feat" and cfg.fold_lrs == [cfg.lr, cfg.lr_second] == [3e-3, 3e-3]
     fitted = T.fit_ensemble(fd001, cfg)
     assert fitted.metrics["folds"] == 2 and fitted.metrics["members"] == 4 and len(fitted.model.members) == 4
+    # a fold's two members share the learning rate but not the seed: different weights, not a copy
+    first, second = (m.mlp[0].weight.detach() for m in fitted.model.members[:2])
+    assert not torch.equal(first, second)
     assert fitted.prep["features"][-1] == "cycle"  # feat reads the engine's age, standardised on the training file
     dcnn = RulConfig.from_dict({"arch": "dcnn"})
-    assert (dcnn.hidden, dcnn.dropout, dcnn.fold_lrs) == (100, 0.5, [dcnn.lr])
+    assert (dcnn.hidden, dcnn.dropout, dcnn.fold_lrs) == (100, 0.5, [1e-3])
     assert (dcnn.use_cycle, dcnn.train_max_rul) == (False, 175)
     assert RulConfig.from_dict({"arch": "dcnn", "dropout": 0.2}).dropout == 0.2  # an explicit value wins
 
