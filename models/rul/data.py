@@ -46,7 +46,7 @@ def read_cmapss(path: Path | str) -> pd.DataFrame:
         out[c] = values
     if len(out) == 0:
         raise InvalidInput(f"{name}: no rows")
-    return whole_ids(out, df, f"{name}: ")
+    return whole_ids(out, df, f"{name}: ").sort_values(["unit", "cycle"], kind="mergesort").reset_index(drop=True)
 
 
 def whole_ids(out: pd.DataFrame, raw: pd.DataFrame, prefix: str = "") -> pd.DataFrame:
@@ -59,7 +59,7 @@ def whole_ids(out: pd.DataFrame, raw: pd.DataFrame, prefix: str = "") -> pd.Data
             what = "a whole number" + (f" from {low}" if low > 0 else "")
             raise InvalidInput(f"{prefix}column {c!r} row {i + 1}: expected {what}, got {shown(raw[c].iloc[i])}")
         out[c] = out[c].astype(int)
-    return out.sort_values(["unit", "cycle"], kind="mergesort").reset_index(drop=True)
+    return out
 
 
 def kmeans(x: np.ndarray, k: int, seed: int = 0, iters: int = 50) -> np.ndarray:
