@@ -95,15 +95,22 @@ def _chunks(path: Path, chunk_rows: int, id_col: str) -> Iterator[tuple[int, pd.
     offset = 0
     try:
         for chunk in pd.read_csv(path, chunksize=chunk_rows, low_memory=False, dtype={id_col: str}):
-            if id_col in chunk.columns:
-                blank = chunk[id_col].isna().to_numpy() | (chunk[id_col].astype(str).str.strip() == "").to_numpy()
-                if blank.any():
-                    row = offset + int(blank.argmax()) + 1
-                    raise InvalidInput(f"column {id_col!r} row {row} is empty: every row needs its id")
+            _check_ids(chunk, id_col, offset)
             yield offset, chunk
             offset += len(chunk)
     except (pd.errors.ParserError, UnicodeDecodeError) as e:
         raise InvalidInput(f"{path.name}: not a readable CSV ({str(e).splitlines()[0]})") from None
+
+
+def _check_ids(frame: pd.DataFrame, id_col: str, offset: int | None) -> None:
+    """A blank id is refused, naming the file's row where the offset of ``frame`` in the file is known."""
+    if id_col not in frame.columns:
+        return
+    ids = frame[id_col]
+    blank = ids.isna().to_numpy() | (ids.astype(str).str.strip() == "").to_numpy()
+    if blank.any():
+        where = f" row {offset + int(blank.argmax()) + 1}" if offset is not None else ""
+        raise InvalidInput(f"column {id_col!r}{where} is empty: every row needs its id")
 
 
 def _file_rows(message: str, offset: int) -> str:
@@ -143,6 +150,7 @@ def _ray_score(batch: pd.DataFrame, family: str, onnx_ref, manifest: str) -> pd.
         (folder / "model.onnx").write_bytes(onnx_bytes)
         (folder / "manifest.json").write_text(manifest)
         model = _WORKER_MODELS[key] = OnnxModel(folder)  # the manifest's checksum is verified here too
+    _check_ids(batch, ROW_ID[family], None)
     return scorer(family)(model, batch)
 
 
@@ -154,7 +162,12 @@ def _ray_batches(family: str, model_dir: Path, path: Path, chunk_rows: int) -> I
     ray_init()
     ctx = ray.data.DataContext.get_current()
     ctx.execution_options.preserve_order = True  # the output keeps the input's row order
-    ds = ray.data.read_csv(str(path.resolve()))
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    # ids as text, as the local stream reads them (``007`` stays ``007``; a blank one is null, then refused)
+    ids = pacsv.ConvertOptions(column_types={ROW_ID[family]: pa.string()}, strings_can_be_null=True)
+    ds = ray.data.read_csv(str(path.resolve()), convert_options=ids)
     model = ray.put((model_dir / "model.onnx").read_bytes())  # once in the object store, not once per task
     scored = ds.map_batches(
         _ray_score,

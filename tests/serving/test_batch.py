@@ -77,7 +77,9 @@ def test_ray_data_matches_the_local_stream(model_dir, tmp_path):
         print("\nSKIP: set SFAI_TEST_RAY=1 to start a local Ray for the Ray Data test")
         pytest.skip("SFAI_TEST_RAY not set")
     src = tmp_path / "rows.csv"
-    pd.read_csv(AI4I).head(3000).drop(columns=LABELS).to_csv(src, index=False)
+    rows = pd.read_csv(AI4I).head(3000).drop(columns=LABELS)
+    rows["UDI"] = [f"{u:05d}" for u in rows["UDI"]]  # zero-padded ids come back as written on both paths
+    rows.to_csv(src, index=False)
     local, on_ray = tmp_path / "local.csv", tmp_path / "ray.csv"
     score_file("failure", model_dir, src, "ai4i", local, chunk_rows=1000, use_ray=False)
     # Ray in a fresh process: a driver keeps its first Ray session's settings (its auth token among them) after
@@ -104,4 +106,6 @@ def test_ray_data_matches_the_local_stream(model_dir, tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     rep = json.loads(next(ln for ln in proc.stdout.splitlines() if ln.startswith("REPORT "))[7:])
     assert rep == {"engine": "ray", "rows": 3000}
-    pd.testing.assert_frame_equal(pd.read_csv(on_ray), pd.read_csv(local), check_dtype=False)
+    got = pd.read_csv(on_ray, dtype={"UDI": str})
+    assert got["UDI"].tolist() == rows["UDI"].tolist()
+    pd.testing.assert_frame_equal(got, pd.read_csv(local, dtype={"UDI": str}), check_dtype=False)
