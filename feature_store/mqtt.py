@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlparse
 
-from serving.errors import SfaiError
+from serving.errors import InvalidInput, SfaiError, parse_json
 
 log = logging.getLogger("sfai.mqtt")
 
@@ -111,9 +111,9 @@ class MqttIngestor:
             self._bad(topic, payload, f"topic: {topic!r} does not match the subscription pattern")
             return None
         try:
-            body = json.loads(payload)
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            self._bad(topic, payload, f"json: not valid JSON ({e})")
+            body = parse_json(payload, "the message")
+        except InvalidInput as e:
+            self._bad(topic, payload, f"json: {e.message}")
             return None
         records = body if isinstance(body, list) else [body]
         if not records or not all(isinstance(r, dict) for r in records):

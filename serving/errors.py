@@ -3,6 +3,8 @@ with the status below; the CLI prints the message on one line and exits non-zero
 
 from __future__ import annotations
 
+import json
+
 
 def shown(value: object) -> str:
     """A cell as an error message names it: ``'abc'``, ``-50.0``, ``an empty cell`` (never ``np.float64(nan)``)."""
@@ -14,6 +16,17 @@ def shown(value: object) -> str:
     if value is None or (isinstance(value, float) and value != value) or (isinstance(value, str) and not value.strip()):
         return "an empty cell"
     return repr(value)
+
+
+def parse_json(raw: bytes | str, what: str = "the body") -> object:
+    """``json.loads`` that answers every unreadable document with :class:`InvalidInput`: bad syntax, bad UTF-8,
+    or nesting deeper than the parser's recursion limit (which ``json`` raises as ``RecursionError``)."""
+    try:
+        return json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise InvalidInput(f"{what} is not valid JSON: {e}") from None
+    except RecursionError:
+        raise InvalidInput(f"{what} is nested too deeply to read as JSON") from None
 
 
 class SfaiError(Exception):

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 import orjson
 
 from serving.errors import SfaiError
-from serving.predictions import prediction_options, record_scorer
+from serving.predictions import entity_rows, prediction_options, record_scorer
 
 if TYPE_CHECKING:
     from serving.platform import Platform
@@ -154,7 +154,7 @@ def answer(platform: Platform, route: PredictRoute, headers: dict[bytes, bytes],
             if fs is None:
                 raise Fallback
             try:
-                rows = fs.get_online_features(view, ids)  # a key lookup; an unknown view raises: the route says so
+                rows = entity_rows(fs, view, ids)  # a key lookup; an unknown view or entity raises: the route says so
             except SfaiError:
                 raise
             except Exception:  # noqa: BLE001 - the store is failing: the route answers with its 503

@@ -53,6 +53,13 @@ def install_error_handlers(app: FastAPI) -> None:
     for exc_type in (RedisConnectionError, RedisTimeoutError):
         app.add_exception_handler(exc_type, _unavailable("the online feature store"))
 
+    @app.exception_handler(Exception)
+    async def _internal(req: Request, _exc: Exception) -> JSONResponse:
+        # Starlette's outermost layer answers with this and re-raises (PlatformMiddleware logs it): a request
+        # that the prediction hot path handed to the full stack gets the same JSON 500 as any other route
+        request_id = getattr(req.state, "sfai_request_id", None) or "unknown"
+        return error_response(500, "internal_error", f"internal error (request {request_id})")
+
     @app.exception_handler(SfaiError)
     async def _sfai(_req: Request, exc: SfaiError) -> JSONResponse:
         resp = error_response(exc.status, exc.code, exc.message)

@@ -127,6 +127,7 @@ class PlatformMiddleware:
         request_id = request_id or self._next_id()
         extra_headers = [*security_headers(scope["path"]), (b"x-request-id", request_id.encode())]
         state = scope.setdefault("state", {})
+        state["sfai_request_id"] = request_id
         started = False
         swallow = False
 

@@ -12,7 +12,6 @@ import functools
 import importlib
 import inspect
 import io
-import json
 import logging
 import threading
 import time
@@ -23,10 +22,11 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from feature_store.view import TIMESTAMP
 from models.families import get_family
 from models.registry import ModelRegistry, find_champion, find_named
 from serving.db import Database
-from serving.errors import InvalidInput
+from serving.errors import InvalidInput, NotFound, parse_json
 from serving.runtime import ModelIntegrityError, OnnxModel
 
 log = logging.getLogger("sfai.models")
@@ -162,18 +162,15 @@ async def read_frame(request, limit: int = MAX_RECORDS) -> tuple[pd.DataFrame | 
         except (pa.ArrowInvalid, OSError) as e:
             raise InvalidInput(f"cannot read the Arrow body: {e}") from None
         check_batch(table.num_rows, limit)
-        return _limit(table.to_pandas(), limit), dict(request.query_params)
+        return _limit(table.to_pandas(), limit), query_options(request.query_params)
     if ctype in ("application/vnd.apache.parquet", "application/x-parquet"):
         try:
             table = pq.read_table(io.BytesIO(raw))
         except (pa.ArrowInvalid, OSError) as e:
             raise InvalidInput(f"cannot read the Parquet body: {e}") from None
         check_batch(table.num_rows, limit)
-        return _limit(table.to_pandas(), limit), dict(request.query_params)
-    try:
-        body = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise InvalidInput(f"the body is not valid JSON: {e}") from None
+        return _limit(table.to_pandas(), limit), query_options(request.query_params)
+    body = parse_json(raw)
     if not isinstance(body, dict):
         raise InvalidInput('expected a JSON object: {"records": [...]} or {"entity_ids": [...], "view": ...}')
     records = body.pop("records", None)
@@ -184,6 +181,40 @@ async def read_frame(request, limit: int = MAX_RECORDS) -> tuple[pd.DataFrame | 
     if not isinstance(records, list) or not records or not all(isinstance(r, dict) for r in records):
         raise InvalidInput('"records" must be a non-empty list of objects')
     return _limit(records, limit), body
+
+
+def entity_rows(fs, view: str, ids: list) -> list[dict]:  # noqa: ANN001
+    """The online store's latest features of ``ids`` in ``view``, one row each, for scoring. An id that is not a
+    string or an integer is a 422; an entity the store has no live row for (never ingested by this tenant, or
+    older than the view's time-to-live) is a 404 naming it, rather than a row of empty cells to score."""
+    for i in ids:
+        if isinstance(i, bool) or not isinstance(i, (str, int)):
+            raise InvalidInput(f'"entity_ids" must be strings or integers; got {i!r}')
+    rows = fs.get_online_features(view, ids)
+    missing = [str(i) for i, row in zip(ids, rows, strict=True) if row.get(TIMESTAMP) is None]
+    if missing:
+        more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
+        raise NotFound(
+            f"no online features in view {view!r} for entity {', '.join(map(repr, missing[:5]))}{more} "
+            "(never ingested, or older than the view's time-to-live)"
+        )
+    return rows
+
+
+_TRUE, _FALSE = ("true", "1", "yes"), ("false", "0", "no")
+
+
+def query_options(params) -> dict:  # noqa: ANN001
+    """Options given in the query string (with an Arrow or Parquet body), typed as a JSON body would carry them:
+    ``explain=true`` a boolean, ``horizon=96`` an integer; anything else stays text for ``_option`` to refuse."""
+    out: dict = dict(params)
+    flag = str(out.get("explain", "")).strip().lower()
+    if flag in _TRUE or flag in _FALSE:
+        out["explain"] = flag in _TRUE
+    steps = str(out.get("horizon", "")).strip()
+    if steps.isascii() and steps.isdigit():
+        out["horizon"] = int(steps)
+    return out
 
 
 def arrow_stream(frame: pd.DataFrame) -> tuple[int, bytes]:
@@ -234,8 +265,8 @@ def _option(key: str, value):  # noqa: ANN202, ANN001
         if not isinstance(value, bool):
             raise InvalidInput('"explain" must be true or false')
         return value
-    if key == "horizon":
-        if not isinstance(value, int) or not 1 <= value <= 96 * 7:
-            raise InvalidInput('"horizon" must be an integer number of 15-minute steps, 1-672')
+    if key == "horizon":  # the model checks the upper end: it knows how many steps it forecasts
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise InvalidInput(f'"horizon" must be a whole number of 15-minute steps from 1; got {value!r}')
         return value
     return str(value)

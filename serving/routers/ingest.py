@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -10,7 +9,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
 from serving.deps import CallerDep, PlatformDep, authenticate, require_role
-from serving.errors import InvalidInput
+from serving.errors import InvalidInput, parse_json
 from serving.schemas.features import FeatureViewPublic, IngestRecords, IngestResult, OnlineRequest
 
 router = APIRouter(tags=["features"], dependencies=[Depends(authenticate)])
@@ -63,10 +62,7 @@ async def ingest_view(
     is a 422 naming the row and column, and then nothing is written."""
     ctype = (request.headers.get("content-type") or "").split(";")[0].strip().lower()
     if ctype == "application/json":
-        try:
-            body = json.loads(await request.body())
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            raise InvalidInput(f"the body is not valid JSON: {e}") from None
+        body = parse_json(await request.body())
         if isinstance(body, list):
             body = {"records": body}
         try:

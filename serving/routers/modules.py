@@ -10,6 +10,7 @@ import pandas as pd
 from fastapi import APIRouter, Depends, Request, Response
 from starlette.concurrency import run_in_threadpool
 
+from models.registry import ModelRegistry
 from serving import fastpath
 from serving.deps import CallerDep, PlatformDep, require_module
 from serving.errors import InvalidInput
@@ -19,6 +20,7 @@ from serving.predictions import (
     MAX_RECORDS,
     arrow_stream,
     check_batch,
+    entity_rows,
     prediction_options,
     read_frame,
     record_scorer,
@@ -34,16 +36,34 @@ def module_router(module: str) -> APIRouter:
     router = APIRouter(prefix=f"/v1/{module}", tags=[module], dependencies=[Depends(check)])
 
     @router.get("/status", response_model=ModuleStatus, name=f"read_{module}_status")
-    async def read_status(ctx: CallerDep, sub: Annotated[SubscriptionInfo | None, Depends(check)]) -> ModuleStatus:
-        """The tenant's plan for this module and the models that serve it."""
+    async def read_status(
+        ctx: CallerDep, platform: PlatformDep, sub: Annotated[SubscriptionInfo | None, Depends(check)]
+    ) -> ModuleStatus:
+        """The tenant's plan for this module and the models that serve it (each champion, with its challenger)."""
+        models = await run_in_threadpool(serving_models, platform, ctx.tenant, module)
         return ModuleStatus(
             module=module,
             tenant=ctx.tenant,
             plan=sub.plan if sub else None,
             request_quota=sub.request_quota if sub else None,
+            models=models,
         )
 
     return router
+
+
+def serving_models(platform, tenant: str, module: str) -> list[dict]:  # noqa: ANN001
+    """The tenant's champion models of ``module``: name, version, when it was registered, and the challenger's
+    version where one waits."""
+    versions = ModelRegistry(platform.db, platform.settings.home, tenant).list()
+    out = []
+    for m in versions:
+        if m.module == module and "champion" in m.aliases:
+            challenger = next((c.version for c in versions if c.name == m.name and "challenger" in c.aliases), None)
+            out.append(
+                {"name": m.name, "version": m.version, "created_at": m.created_at.isoformat(), "challenger": challenger}
+            )
+    return out
 
 
 PREDICT_BODY = {
@@ -108,9 +128,9 @@ def add_predict_route(router: APIRouter, path: str, family: str, summary: str, *
                 platform.feature_store, ctx.tenant
             )
             if len(ids) <= INLINE_ROWS:  # a local key lookup: cheaper than a thread hop
-                rows = fs.get_online_features(view, ids)
+                rows = entity_rows(fs, view, ids)
             else:
-                rows = await run_in_threadpool(fs.get_online_features, view, ids)
+                rows = await run_in_threadpool(entity_rows, fs, view, ids)
         preferred = body.get("model")
         model = platform.models.cached(ctx.tenant, family, preferred) or await run_in_threadpool(
             partial(platform.models.champion, ctx.tenant, family, preferred, refresh=True)

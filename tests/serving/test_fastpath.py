@@ -81,6 +81,9 @@ def test_fast_and_routed_answers_are_identical(settings, db, model_dir, tmp_path
         ({"records": records(1)}, {"authorization": "Bearer not-a-key"}),
         ({"records": records(1)}, {"authorization": "Basic abc"}),
         (b'{"records": []}', {"content-type": "text/plain"}),
+        ({"entity_ids": [ids[0], "no-such-machine"], "view": "ai4i_features"}, {}),  # 404 naming it
+        ({"entity_ids": [None], "view": "ai4i_features"}, {}),
+        (b'{"records": ' + b"[" * 5000 + b"]" * 5000 + b"}", {"content-type": "application/json"}),
     ]
     answers = {}
     for fast in (True, False):
@@ -99,6 +102,9 @@ def test_fast_and_routed_answers_are_identical(settings, db, model_dir, tmp_path
         assert fast == routed, (i, calls[i][0] if not isinstance(calls[i][0], dict) else list(calls[i][0]))
     statuses = [a[0] for a in answers[True]]
     assert statuses[:3] == [200, 200, 200] and statuses[5] == 404 and statuses[7] == 422
+    assert statuses[-3:] == [404, 422, 422], statuses[-3:]
+    assert "'no-such-machine'" in answers[True][-3][1]["error"]["message"]
+    assert "nested too deeply" in answers[True][-1][1]["error"]["message"]
     # the fast path answered the plain calls and the errors found after the subscription check, not only the warm-up
     assert counted["answered"] >= 6
 

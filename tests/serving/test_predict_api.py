@@ -39,12 +39,19 @@ def test_predict_uses_the_champion_and_swaps_on_promote(client, app, db, setting
     assert {"UDI", "failure_probability", "failure_predicted"} <= set(first)
     assert 0.0 <= first["failure_probability"] <= 1.0 and first["failure_predicted"] in (0, 1)
 
+    status = client.get("/v1/maintenance/status", headers=h).json()["models"]
+    assert [(m["name"], m["version"], m["challenger"]) for m in status] == [("failure", 1, 2)]
+
     reg.promote("failure")  # the challenger (v2) becomes champion: served after the cache's short TTL
     app.state.platform.models.invalidate()
     r = client.post("/v1/maintenance/failure/predict", json={"records": rows()}, headers=h)
     assert r.json()["version"] == 2
+    assert [(m["name"], m["version"]) for m in client.get("/v1/maintenance/status", headers=h).json()["models"]] == [
+        ("failure", 2)
+    ]
+    assert client.get("/v1/quality/status", headers=h).status_code == 403  # not subscribed: nothing to list
     usage = client.get("/v1/usage?module=maintenance", headers=bearer(acme.admin)).json()["records"]
-    assert {u["model_version"] for u in usage if u["status"] == 200} == {"failure@1", "failure@2"}
+    assert {u["model_version"] for u in usage if u["status"] == 200 and u["endpoint"].endswith("/predict")} == {"failure@1", "failure@2"}
 
 
 def test_bad_records_and_bodies_are_422(client, db, settings, exported):
@@ -92,6 +99,45 @@ def test_arrow_and_parquet_bodies(client, db, settings, exported):
         headers={**bearer(acme.mes), "content-type": "application/vnd.apache.parquet"},
     )
     assert r.status_code == 200 and r.json()["count"] == 50
+    # options ride in the query string with a binary body, typed as a JSON body would carry them
+    small = pa.BufferOutputStream()
+    head = pa.Table.from_pandas(df.head(2), preserve_index=False)
+    with pa.ipc.new_stream(small, head.schema) as w:
+        w.write_table(head)
+    arrow = {**bearer(acme.mes), "content-type": "application/vnd.apache.arrow.stream"}
+    url = "/v1/maintenance/failure/predict"
+    on = client.post(url + "?explain=true", content=small.getvalue().to_pybytes(), headers=arrow)
+    off = client.post(url + "?explain=false", content=small.getvalue().to_pybytes(), headers=arrow)
+    assert on.status_code == 200 and off.status_code == 200, (on.text, off.text)
+    assert "top_features" in on.json()["predictions"][0] and "top_features" not in off.json()["predictions"][0]
+    bad = client.post(url + "?explain=maybe", content=small.getvalue().to_pybytes(), headers=arrow)
+    assert bad.status_code == 422 and "explain" in bad.json()["error"]["message"]
+
+
+def test_an_unexpected_error_is_a_json_500_on_the_hot_path_and_the_route(db, settings, exported, monkeypatch):
+    """A failure nobody foresaw answers the one error shape with the request id, also for a prediction call that
+    the hot path hands on to the full stack (an Arrow body), not Starlette's plain-text page."""
+    from fastapi.testclient import TestClient
+
+    from serving.app import create_app
+    from serving.routers import modules
+
+    acme = make_tenant(db, PEPPER, "acme", modules=("maintenance",))
+    ModelRegistry(db, settings.home, "acme").register("failure", "maintenance", exported[0])
+
+    async def broken(*_a, **_k):
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(modules, "read_frame", broken)
+    for fast in (True, False):
+        app = create_app(settings.model_copy(update={"predict_fast_path": fast}), db=db)
+        with TestClient(app, raise_server_exceptions=False) as c:
+            h = {**bearer(acme.mes), "content-type": "application/vnd.apache.arrow.stream", "X-Request-ID": "r-9"}
+            r = c.post("/v1/maintenance/failure/predict", content=b"arrow bytes", headers=h)
+        app.state.platform.close()
+        assert r.status_code == 500 and r.headers["content-type"] == "application/json", (fast, r.text)
+        assert r.json()["error"] == {"code": "internal_error", "message": "internal error (request r-9)"}
+        assert "disk on fire" not in r.text
 
 
 def test_json_records_arrow_and_online_lookup_score_alike(client, db, settings, exported, tmp_path):
