@@ -13,6 +13,7 @@ import pandas as pd
 
 from models.defect import drift as D
 from models.defect import features as F
+from models.rowids import frame_ids
 from serving.runtime import OnnxModel
 
 COLUMNS = ["row_id", "defect_probability", "defect_predicted"]
@@ -36,7 +37,7 @@ def score(model: OnnxModel, df: pd.DataFrame, *, explain: bool = False, top: int
     m = model.manifest
     out = pd.DataFrame(
         {
-            "row_id": df[F.ID].to_numpy() if F.ID in df.columns else np.arange(1, len(df) + 1),
+            "row_id": frame_ids(df, F.ID),
             "defect_probability": np.round(prob.astype(float), 6),
             "defect_predicted": (prob >= float(m["threshold"])).astype(int),
         },

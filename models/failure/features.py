@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from models.rowids import frame_ids
 from serving.errors import InvalidInput, shown
 
 ID = "UDI"
@@ -225,10 +226,7 @@ def engineer_occlusions(row: tuple, base: list, fills: list) -> list[list]:
 
 
 def row_ids(df: pd.DataFrame) -> np.ndarray:
-    df = with_raw_names(df)
-    if ID not in df.columns:
-        return np.arange(1, len(df) + 1)
-    return df[ID].to_numpy()
+    return frame_ids(with_raw_names(df), ID)
 
 
 def engineer_arrays(raw: Raw | pd.DataFrame) -> np.ndarray:

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from models.failure import features as F
+from models.rowids import record_ids
 from serving.runtime import OnnxModel
 
 COLUMNS = ["UDI", "failure_probability", "failure_predicted"]
@@ -136,7 +137,7 @@ def score(model: OnnxModel, df: pd.DataFrame, *, explain: bool = False, top: int
 
 
 def score_records(model: OnnxModel, records: list[dict], *, explain: bool = False, top: int = 3) -> list[dict]:
-    ids = [r.get(F.ID, r.get("udi", i + 1)) for i, r in enumerate(records)]
+    ids = record_ids(records, F.ID, "udi")
     rows = F.clean_rows(records) if len(records) <= CLEAN_ROWS else None
     if rows is not None:
         cols = _score_rows(model, rows, ids, explain, top)

@@ -1,6 +1,8 @@
 """Prediction endpoints: the tenant's champion answers, with its name and version; a promotion swaps the
 model without a restart; bad records are a 422 naming the column; the usage log records the version."""
 
+import io
+
 import pandas as pd
 import pytest
 
@@ -51,7 +53,8 @@ def test_predict_uses_the_champion_and_swaps_on_promote(client, app, db, setting
     ]
     assert client.get("/v1/quality/status", headers=h).status_code == 403  # not subscribed: nothing to list
     usage = client.get("/v1/usage?module=maintenance", headers=bearer(acme.admin)).json()["records"]
-    assert {u["model_version"] for u in usage if u["status"] == 200 and u["endpoint"].endswith("/predict")} == {"failure@1", "failure@2"}
+    served = {u["model_version"] for u in usage if u["status"] == 200 and u["endpoint"].endswith("/predict")}
+    assert served == {"failure@1", "failure@2"}
 
 
 def test_bad_records_and_bodies_are_422(client, db, settings, exported):
@@ -344,3 +347,31 @@ def test_readings_past_the_models_range_are_422_on_every_endpoint(settings, db, 
                 assert r.status_code == 422, (family, value, r.text)
                 assert "out of range" in r.json()["error"]["message"], r.text
     app.state.platform.close()
+
+
+def test_row_ids_come_back_as_sent_or_the_record_is_refused(client, db, settings, exported):
+    """All records without ids are numbered 1..n; otherwise every record needs a usable id (never a made-up one
+    or a copy of its neighbour's), for JSON records and table bodies alike."""
+    acme = make_tenant(db, PEPPER, "acme", modules=("maintenance",))
+    ModelRegistry(db, settings.home, "acme").register("failure", "maintenance", exported[0])
+    url, h = "/v1/maintenance/failure/predict", bearer(acme.mes)
+
+    def ids(recs):
+        r = client.post(url, json={"records": recs}, headers=h)
+        return r.json()["predictions"] if r.status_code == 200 else (r.status_code, r.json()["error"]["message"])
+
+    plain = rows(3)
+    assert [p["UDI"] for p in ids(plain)] == [1, 2, 3]
+    named = [{**r, "UDI": f"m-{i:03d}"} for i, r in enumerate(plain)]
+    assert [p["UDI"] for p in ids(named)] == ["m-000", "m-001", "m-002"]
+    bare = [{k: v for k, v in r.items() if k != "UDI"} for r in plain]
+    assert [p["UDI"] for p in ids(bare)] == [1, 2, 3]
+    assert ids([plain[0], bare[1]]) == (422, "record 2 has no 'UDI' while others do: send every record's id, or none")
+    for bad in (None, "", " ", [1], {"a": 1}, True):
+        status, message = ids([plain[0], {**plain[1], "UDI": bad}])
+        assert status == 422 and message.startswith("record 2: 'UDI' must be a string or a number"), (bad, message)
+    frame = pd.DataFrame([plain[0], bare[1]])  # a table body: the missing cell is refused, naming its row
+    buf = io.BytesIO()
+    frame.to_parquet(buf)
+    r = client.post(url, content=buf.getvalue(), headers={**h, "content-type": "application/vnd.apache.parquet"})
+    assert r.status_code == 422 and r.json()["error"]["message"].startswith("column 'UDI' row 2"), r.text
