@@ -19,6 +19,7 @@ same-time-last-week MAE; the network learns its corrections (the p50 is a residu
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import tzinfo
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +36,12 @@ HISTORY = LAG_DAYS * STEPS_PER_DAY + 2  # grid steps needed before an origin
 PROFILE_DAYS = 20  # days of the target's type behind the profile (10: 0.67x, 20: 0.64x, 30: 0.65x last week)
 PROFILE_LOOKBACK = 150  # calendar days searched for them (a Sunday profile needs 20 weeks)
 PROFILE_QUANTILES = (0.1, 0.25, 0.5, 0.75, 0.9)
+# at most this many 15-minute intervals per row over the rows' span: at least half the intervals must hold a row.
+# A plant's file with missing intervals (even a missing fortnight) passes; two rows years apart are refused before
+# a grid of millions of forward-filled values and a forecast per day of it are built (the work is bounded by rows).
+MAX_INTERVALS_PER_ROW = 2
+MAX_KWH = 1e9  # per 15 minutes: 4 TW, more than the world's average power use: a unit or data error above
+FLOAT32_MAX = float(np.finfo(np.float32).max)  # the model's input type: any reading must be finite in it
 PROFILE_NAMES = [f"profile_p{round(q * 100)}" for q in PROFILE_QUANTILES] + ["profile_mean", "profile_days"]
 FEATURE_NAMES = (
     PROFILE_NAMES
@@ -56,6 +63,7 @@ class Series:
     start: pd.Timestamp  # stamp of grid index 0
     kwh: np.ndarray  # float64 on the regular grid, NaN where the file has no value
     co2: np.ndarray | None  # tCO2 on the same grid, where the file has the column
+    tz: tzinfo | None = None  # the UTC offset of the dates where they carry one (stamps are its local wall time)
 
     @property
     def stamps(self) -> pd.DatetimeIndex:
@@ -66,11 +74,18 @@ class Series:
 
 
 def parse_dates(raw: pd.Series) -> pd.DatetimeIndex:
-    """``dd/mm/yyyy HH:MM`` as in the file, 00:00 moved to the next day; ISO stamps are taken as interval ends."""
+    """``dd/mm/yyyy HH:MM`` as in the file, 00:00 moved to the next day; ISO stamps are taken as interval ends.
+
+    ISO stamps either all carry a UTC offset or none does (a mix is refused). With offsets, the index is
+    timezone-aware in the offset of the earliest stamp: a single offset keeps its local wall time, and stamps
+    in other offsets (across a summer-time change) are converted to it, so the clock stays continuous."""
     text = raw.astype(str).str.strip()
     stamps = pd.to_datetime(text, format="%d/%m/%Y %H:%M", errors="coerce")
     if stamps.isna().all():
-        iso = pd.to_datetime(text, format="ISO8601", errors="coerce")
+        try:
+            iso = pd.to_datetime(text, format="ISO8601", errors="coerce")
+        except ValueError:  # "Mixed timezones": offsets differ, or some stamps have one and others not
+            return _mixed_offsets(raw, text)
         if iso.isna().any():
             raise InvalidInput(f"column {DATE!r} holds {raw[iso.isna()].iloc[0]!r}, expected dd/mm/yyyy HH:MM")
         return pd.DatetimeIndex(iso)
@@ -78,6 +93,20 @@ def parse_dates(raw: pd.Series) -> pd.DatetimeIndex:
         raise InvalidInput(f"column {DATE!r} holds {raw[stamps.isna()].iloc[0]!r}, expected dd/mm/yyyy HH:MM")
     midnight = (stamps.dt.hour == 0) & (stamps.dt.minute == 0)
     return pd.DatetimeIndex(stamps + pd.to_timedelta(midnight.astype(int), unit="D"))
+
+
+def _mixed_offsets(raw: pd.Series, text: pd.Series) -> pd.DatetimeIndex:
+    utc = pd.to_datetime(text, format="ISO8601", errors="coerce", utc=True)
+    if utc.isna().any():
+        raise InvalidInput(f"column {DATE!r} holds {raw[utc.isna()].iloc[0]!r}, expected dd/mm/yyyy HH:MM")
+    zones = [pd.Timestamp(t).tz for t in text]  # only here, where pandas found more than one zone
+    naive = np.array([z is None for z in zones])
+    if naive.any():
+        raise InvalidInput(
+            f"column {DATE!r} mixes dates with a UTC offset ({raw[~naive].iloc[0]!r}) and without one "
+            f"({raw[naive].iloc[0]!r}): send every date with its offset, or none (the plant's local time)"
+        )
+    return pd.DatetimeIndex(utc).tz_convert(zones[int(np.argmin(utc.to_numpy()))])
 
 
 def read_series(path: Path | str) -> Series:
@@ -88,14 +117,22 @@ def read_series(path: Path | str) -> Series:
     return series_from_frame(df)
 
 
-def _numeric(df: pd.DataFrame, col: str) -> np.ndarray:
+def _numeric(df: pd.DataFrame, col: str, most: float = FLOAT32_MAX) -> np.ndarray:
     num = pd.to_numeric(df[col], errors="coerce")
     bad = num.isna() & df[col].notna()
     if bad.any():
         raise InvalidInput(f"column {col!r} holds a non-numeric value {shown(df[col][bad].iloc[0])}")
+    values = num.to_numpy(float)
+    with np.errstate(invalid="ignore"):
+        huge = np.isinf(values) | (np.abs(values) > most)
+    if huge.any():
+        row = int(np.flatnonzero(huge)[0])
+        bound = "a finite number" if most >= FLOAT32_MAX else f"at most {most:g} kWh per 15 minutes"
+        raise InvalidInput(f"column {col!r} row {row + 1} holds {shown(df[col].iloc[row])}: out of range "
+                           f"(expected {bound})")
     if (num < 0).any():
         raise InvalidInput(f"column {col!r} holds a negative value {shown(num[num < 0].iloc[0])}")
-    return num.to_numpy(float)
+    return values
 
 
 def series_from_frame(df: pd.DataFrame) -> Series:
@@ -105,14 +142,23 @@ def series_from_frame(df: pd.DataFrame) -> Series:
     if df.empty:
         raise InvalidInput(f"input has no rows in column {TARGET!r}")
     stamps = parse_dates(df[DATE])
+    tz = stamps.tz
+    if tz is not None:  # local wall time in the dates' offset: origins and answers are on that clock
+        stamps = stamps.tz_localize(None)
     if ((stamps - stamps.min()) % STEP != pd.Timedelta(0)).any():
         raise InvalidInput(f"column {DATE!r} must be on a 15-minute grid")
     if stamps.duplicated().any():
         raise InvalidInput(f"column {DATE!r} repeats the timestamp {stamps[stamps.duplicated()][0]}")
-    kwh = _numeric(df, TARGET)
-    co2 = _numeric(df, CO2) if CO2 in df.columns else None
     start, end = stamps.min(), stamps.max()
     n = int((end - start) / STEP) + 1
+    if n > MAX_INTERVALS_PER_ROW * len(stamps):
+        raise InvalidInput(
+            f"column {DATE!r} runs from {start} to {end}: {n:,} intervals of 15 minutes for {len(stamps):,} rows; "
+            f"at least 1 in {MAX_INTERVALS_PER_ROW} intervals of the span needs a row (leave out long gaps: "
+            f"send the recent, contiguous part of the history)"
+        )
+    kwh = _numeric(df, TARGET, MAX_KWH)
+    co2 = _numeric(df, CO2) if CO2 in df.columns else None
     pos = ((stamps - start) / STEP).astype(int)
     grid = np.full(n, np.nan)
     grid[pos] = kwh
@@ -120,7 +166,7 @@ def series_from_frame(df: pd.DataFrame) -> Series:
     if co2 is not None:
         co2_grid = np.full(n, np.nan)
         co2_grid[pos] = co2
-    return Series(start, grid, co2_grid)
+    return Series(start, grid, co2_grid, tz)
 
 
 def filled(kwh: np.ndarray, fill: float) -> np.ndarray:

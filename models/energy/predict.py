@@ -22,12 +22,47 @@ STAMP = "%Y-%m-%d %H:%M:%S"
 
 
 def parse_start(start: str | None, series: F.Series) -> pd.Timestamp:
+    """The first origin's day on the series' clock. A start with a UTC offset needs dates with one (it is converted
+    to theirs); a start without one is a day of the plant's local time, whatever the dates carry."""
     if start is None:  # the first day with a full week of history
         return (series.start + F.HISTORY * F.STEP).ceil("D")
     try:
-        return pd.Timestamp(str(start)).normalize()
-    except ValueError:
-        raise InvalidInput(f"start {start!r} is not a date (YYYY-MM-DD)") from None
+        stamp = pd.Timestamp(str(start))
+    except (ValueError, OverflowError):
+        stamp = pd.NaT
+    if pd.isna(stamp):  # "", "NaT", "nan" parse to "not a time"
+        raise InvalidInput(f"start {start!r} is not a date (YYYY-MM-DD)")
+    if stamp.tz is not None:
+        if series.tz is None:
+            raise InvalidInput(f"start {start!r} has a UTC offset and the dates in column {F.DATE!r} have none: "
+                               "send start as a date (YYYY-MM-DD) of the plant's local time")
+        stamp = stamp.tz_convert(series.tz).tz_localize(None)
+    return stamp.normalize()
+
+
+def check_horizon(horizon: object, steps: int = F.STEPS_PER_DAY) -> int:
+    if isinstance(horizon, str) and horizon.strip().isdigit():  # the CLI's text
+        horizon = int(horizon)
+    if isinstance(horizon, bool) or not isinstance(horizon, int | np.integer) or not 1 <= horizon <= steps:
+        raise InvalidInput(f'"horizon" must be a whole number of 15-minute steps, 1-{steps} (one day ahead); '
+                           f"got {horizon!r}")
+    return int(horizon)
+
+
+def _need_history(series: F.Series, ahead: bool) -> None:
+    """Refuse rows too short for any origin, saying how much history a forecast needs and how much was given."""
+    n, last = len(series.kwh), series.stamps[-1]
+    first = (series.start + F.HISTORY * F.STEP).ceil("D")  # the first 00:00 with the history before it
+    # the latest origin: the 00:00 right after the rows (``ahead``), else the last 00:00 before the last row
+    latest = (series.start + n * F.STEP).floor("D") if ahead else last.ceil("D") - pd.Timedelta(days=1)
+    if first <= latest:
+        return
+    upto = first - F.STEP if ahead else first + F.STEP
+    raise InvalidInput(
+        f"a forecast needs {F.HISTORY} rows of 15 minutes ({F.LAG_DAYS} days and 30 minutes) of {F.TARGET!r} "
+        f"before its 00:00 origin; the rows given cover {n} intervals ({n / F.STEPS_PER_DAY:.1f} days, "
+        f"{series.start} to {last}): the first possible origin, {first.date()}, needs rows up to {upto}"
+    )
 
 
 def forecast(
@@ -36,12 +71,12 @@ def forecast(
     """One forecast per day at 00:00 from ``start`` while the origin lies inside the series; ``ahead`` also makes
     the forecast for the day right after the series (a forecast reads rows up to 15 minutes before its origin)."""
     steps = int(model.manifest.get("steps_per_day", F.STEPS_PER_DAY))
-    if not 1 <= horizon <= steps:
-        raise InvalidInput(f"horizon must be between 1 and {steps} (one day of 15-minute steps); got {horizon}")
+    horizon = check_horizon(horizon, steps)
     if not F.built_for(model.manifest):
         raise InvalidInput("this energy model was trained on an older feature set; train it again "
                            "(sfai train energy) to forecast with this version of SFAI")
     n = len(series.kwh)
+    _need_history(series, ahead)
     if (series.index_of(start) > n) if ahead else (start >= series.stamps[-1]):
         raise InvalidInput(f"start {start.date()} is after the last row of column {F.DATE!r} ({series.stamps[-1]})")
     if series.index_of(start) < F.HISTORY:
@@ -75,14 +110,14 @@ def forecast(
 
 def predict(model: OnnxModel, input_path: Path, dataset: str, *, start=None, horizon=96, **_) -> pd.DataFrame:  # noqa: ANN001
     series = F.read_series(input_path)
-    return forecast(model, series, parse_start(start, series), int(horizon))
+    return forecast(model, series, parse_start(start, series), horizon)
 
 
 def score(model: OnnxModel, df: pd.DataFrame, *, start: str | None = None, horizon: int = 96) -> pd.DataFrame:
     """Forecasts from series rows already read (the API's records), including the day right after them: the
     contract columns plus ``co2_p50``, the tCO2 per 15 minutes the p50 implies at the plant's emission factor."""
     series = F.series_from_frame(df)
-    out = forecast(model, series, parse_start(start, series), int(horizon), ahead=True)
+    out = forecast(model, series, parse_start(start, series), horizon, ahead=True)
     out["co2_p50"] = with_co2(out, model)["co2_p50"]
     return out
 

@@ -222,3 +222,113 @@ def test_a_model_of_an_older_feature_set_is_refused_with_one_line(series_csv):
     s = F.read_series(series_csv)
     with pytest.raises(InvalidInput, match="older feature set; train it again"):
         forecast(old, s, pd.Timestamp("2018-02-01"))
+
+
+# ---------------------------------------------------------------- request bodies a fuzz found (no trained model)
+class _Constant:
+    """Stands in for an exported model: every quantile 1 kWh (the checks below run before or around the model)."""
+
+    manifest = {"features": list(F.FEATURE_NAMES), "steps_per_day": 96, "fill_value": 0.0, "scale": 50.0,
+                "emission_factor_t_per_kwh": 0.0005}
+
+    def run(self, feeds):
+        return {"y": np.ones((len(feeds["x"]), 3), np.float32)}
+
+
+def _rows(n: int, first: str = "2020-01-01T00:15:00", offset: str = "") -> pd.DataFrame:
+    stamps = pd.date_range(first, periods=n, freq="15min")
+    return pd.DataFrame({"date": [s.isoformat() + offset for s in stamps], "Usage_kWh": 1.0})
+
+
+def test_rows_far_apart_are_refused_before_any_work(tmp_path):
+    """Two rows 60 years apart used to build a grid of 2.1 million forward-filled values and 21,908 forecasts
+    (59 s); now at least half the 15-minute intervals of the span must hold a row, checked before the grid."""
+    import time
+
+    from models.energy.predict import predict, score
+
+    for first, last in (("2000-01-01T00:15", "2060-01-01T00:00"), ("1000-01-01T00:15", "3000-01-01T00:00")):
+        rows = pd.DataFrame({"date": [first, last], "Usage_kWh": [1, 1]})
+        t0 = time.perf_counter()
+        with pytest.raises(InvalidInput, match="intervals of 15 minutes for 2 rows") as err:
+            score(_Constant(), rows, horizon=1)
+        assert time.perf_counter() - t0 < 1.0 and "\n" not in str(err.value)
+        with pytest.raises(InvalidInput, match="intervals of 15 minutes for 2 rows"):  # the CLI's file: the same
+            predict(_Constant(), _write(rows, tmp_path), "steel-energy")
+    # a real file with a few missing intervals, or a missing day, still passes
+    gappy = _rows(8 * 96 + 1).drop(index=[5, 6, 7, *range(300, 396)])
+    assert len(score(_Constant(), gappy.reset_index(drop=True), horizon=4)) == 4
+
+
+def test_shared_steel_file_passes_the_gap_rule():
+    s = F.read_series(need("steel_energy/steel_industry_2018_jan_oct.csv"))
+    assert len(s.kwh) == 29184 and not np.isnan(s.kwh).any()
+
+
+@pytest.mark.parametrize("start", ["", "NaT", "nan", "None", "5"])
+def test_a_start_that_is_not_a_time_is_refused(start):
+    from models.energy.predict import score
+
+    with pytest.raises(InvalidInput, match="is not a date"):
+        score(_Constant(), _rows(8 * 96 + 1), start=start)
+
+
+def test_aware_dates_keep_their_local_time_and_agree_with_start():
+    """Dates with a UTC offset are read on their own local clock (the offset of the earliest): the answer's origin
+    and timestamps are that clock's, as for the same dates without offset; a start with an offset is converted to
+    it; a start with an offset against dates without one, or dates with and without, are refused."""
+    from models.energy.predict import score
+
+    naive = score(_Constant(), _rows(8 * 96 + 1), horizon=4)
+    aware = score(_Constant(), _rows(8 * 96 + 1, offset="+09:00"), horizon=4)
+    pd.testing.assert_frame_equal(aware, naive)
+    assert aware.origin.iloc[0] == "2020-01-09 00:00:00" and aware.timestamp.iloc[0] == "2020-01-09 00:15:00"
+    for start in ("2020-01-09", "2020-01-09T00:00:00+09:00", "2020-01-08T15:00:00Z"):
+        assert score(_Constant(), _rows(8 * 96 + 1, offset="+09:00"), start=start, horizon=4).equals(aware)
+    with pytest.raises(InvalidInput, match="has a UTC offset and the dates"):
+        score(_Constant(), _rows(8 * 96 + 1), start="2020-01-09T00:00:00+09:00")
+    mixed = pd.concat([_rows(4 * 96), _rows(4 * 96 + 1, "2020-01-05T00:15", "+09:00")], ignore_index=True)
+    with pytest.raises(InvalidInput, match="mixes dates with a UTC offset"):
+        score(_Constant(), mixed)
+    # offsets that change (summer time) are converted to the earliest one: one continuous clock, no gap
+    berlin = pd.date_range("2020-03-20", periods=10 * 96, freq="15min", tz="Europe/Berlin")
+    s = F.series_from_frame(pd.DataFrame({"date": [t.isoformat() for t in berlin], "Usage_kWh": 1.0}))
+    assert len(s.kwh) == 10 * 96 and not np.isnan(s.kwh).any() and str(s.stamps[-1]) == "2020-03-29 23:45:00"
+
+
+@pytest.mark.parametrize("horizon", [0, 97, 672, 673, True, 2.0, "x"])
+def test_horizon_is_one_day_at_most_and_a_whole_number(horizon):
+    from models.energy.predict import score
+
+    with pytest.raises(InvalidInput, match=r'"horizon" must be a whole number of 15-minute steps, 1-96'):
+        score(_Constant(), _rows(8 * 96 + 1), horizon=horizon)
+
+
+def test_too_short_a_history_says_what_is_needed_not_a_start_never_sent(tmp_path):
+    from models.energy.predict import predict, score
+
+    with pytest.raises(InvalidInput, match=r"needs 674 rows of 15 minutes .* cover 96 intervals \(1.0 days") as err:
+        score(_Constant(), _rows(96))
+    assert "start" not in str(err.value)
+    with pytest.raises(InvalidInput, match="the first possible origin, 2020-01-09, needs rows up to 2020-01-09 00:15"):
+        predict(_Constant(), _write(_rows(8 * 96), tmp_path), "steel-energy")
+
+
+def _write(df: pd.DataFrame, directory: Path) -> Path:
+    path = directory / "series.csv"
+    df.to_csv(path, index=False)
+    return path
+
+
+@pytest.mark.parametrize("value", [1e39, 1e300, float("inf"), "Infinity", 2e9])
+def test_readings_out_of_range_are_refused_naming_row_and_column(value):
+    from models.energy.predict import score
+
+    rows = _rows(8 * 96 + 1).astype({"Usage_kWh": object})
+    rows.loc[5, "Usage_kWh"] = value
+    with pytest.raises(InvalidInput, match=r"column 'Usage_kWh' row 6 holds .*out of range"):
+        score(_Constant(), rows)
+    co2 = _rows(8 * 96 + 1).assign(**{"CO2(tCO2)": 0.0}).astype({"CO2(tCO2)": object})
+    co2.loc[7, "CO2(tCO2)"] = 1e39
+    with pytest.raises(InvalidInput, match=r"column 'CO2\(tCO2\)' row 8 holds .*out of range"):
+        F.series_from_frame(co2)
