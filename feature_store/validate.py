@@ -36,7 +36,7 @@ def read_table(data, *, fmt: str | None = None) -> pa.Table:  # noqa: ANN001
             if _uniform(data):
                 try:
                     return pa.Table.from_pylist(data)
-                except (pa.ArrowInvalid, pa.ArrowTypeError):
+                except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):  # e.g. an integer past int64
                     pass
             return _from_pandas(pd.DataFrame(data))
         if isinstance(data, str | Path):
@@ -55,7 +55,7 @@ def read_table(data, *, fmt: str | None = None) -> pa.Table:  # noqa: ANN001
             raise InvalidInput(f"unknown upload format {fmt!r}; expected csv or parquet")
     except InvalidInput:
         raise
-    except (pa.ArrowInvalid, pa.ArrowTypeError, OSError, ValueError, TypeError) as e:
+    except (pa.ArrowInvalid, pa.ArrowTypeError, OSError, ValueError, TypeError, OverflowError) as e:
         raise InvalidInput(f"cannot read the {fmt or 'input'} data: {' '.join(str(e).split())[:300]}") from None
     raise InvalidInput(f"unsupported input of type {type(data).__name__}")
 
@@ -70,9 +70,17 @@ def _from_pandas(df: pd.DataFrame) -> pa.Table:
         for name in df.columns:
             try:
                 cols[str(name)] = pa.array(df[name], from_pandas=True)
-            except (pa.ArrowInvalid, pa.ArrowTypeError):
-                cols[str(name)] = pa.array([None if pd.isna(v) else str(v) for v in df[name]], pa.string())
+            except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
+                cols[str(name)] = pa.array([_cell_text(v, i, name) for i, v in enumerate(df[name])], pa.string())
         return pa.table(cols)
+
+
+def _cell_text(value, row: int, name: object) -> str | None:  # noqa: ANN001
+    """A cell of a mixed column as text; a list or an object is no single value and is refused here (as text it
+    would be stored as ``"['m1']"``)."""
+    if isinstance(value, list | dict | tuple):
+        raise InvalidInput(f"row {row}, column {str(name)!r}: {value!r} is not a single value")
+    return None if pd.isna(value) else str(value)
 
 
 def _uniform(records: list[dict]) -> bool:
@@ -97,13 +105,28 @@ def _to_float(v) -> float:  # noqa: ANN001
     return float(v)
 
 
-def _to_int(v) -> int:  # noqa: ANN001
-    if isinstance(v, bool):
-        raise TypeError("bool")
-    f = float(v)
-    if not f.is_integer():
-        raise ValueError("not an integer")
-    return int(f)
+def _int_of(bits: int):  # noqa: ANN202
+    low, high = -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
+
+    def convert(v) -> int:  # noqa: ANN001
+        if isinstance(v, bool):
+            raise TypeError("bool")
+        i = int(v) if isinstance(v, int) else int(float(v)) if float(v).is_integer() else None
+        if i is None:
+            raise ValueError("not an integer")
+        if not low <= i <= high:
+            raise OverflowError(f"outside int{bits}")
+        return i
+
+    return convert
+
+
+def _to_str(v) -> str:  # noqa: ANN001
+    if isinstance(v, bytes):
+        return v.decode("utf-8")  # text that is not UTF-8 (a Latin-1 CSV) fails here
+    if isinstance(v, list | dict | tuple):
+        raise TypeError("not a single value")
+    return str(v)
 
 
 def _to_ts(v):  # noqa: ANN001, ANN202
@@ -123,12 +146,12 @@ def _to_bool(v) -> bool:  # noqa: ANN001
 
 
 _CONVERT = {
-    "int64": _to_int,
-    "int32": _to_int,
+    "int64": _int_of(64),
+    "int32": _int_of(32),
     "float64": _to_float,
     "float32": _to_float,
     "bool": _to_bool,
-    "string": str,
+    "string": _to_str,
     "timestamp": _to_ts,
 }
 
@@ -142,11 +165,31 @@ def _cast(col: pa.ChunkedArray, target: pa.DataType, name: str, dtype: str) -> p
         if pa.types.is_string(target) and not pa.types.is_string(col.type):
             return pc.cast(col, target)
         return pc.cast(col, target, safe=True)
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError, ValueError, TypeError):
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError, ValueError, TypeError, OverflowError):
         values = col.to_pylist()
         row, value = _first_bad_row(values, _CONVERT[dtype])
-        where = f"row {row}" if row >= 0 else "a row"
-        raise InvalidInput(f"{where}, column {name!r}: {value!r} is not a valid {dtype}") from None
+        if row < 0:
+            raise InvalidInput(f"column {name!r}: its values of type {col.type} cannot be read as {dtype}") from None
+        raise InvalidInput(f"row {row}, column {name!r}: {value!r} is not a valid {dtype}") from None
+
+
+def _finite(col: pa.ChunkedArray, original: pa.ChunkedArray, name: str, dtype: str) -> pa.ChunkedArray:
+    """A float column without infinities (an infinite reading, or a value past the float32 range, which the cast
+    turns into one, would be stored as a number nobody sent); NaN is a missing value and stored as one."""
+    infinite = pc.is_inf(col)
+    if pc.any(infinite).as_py():
+        row = pc.index(infinite, True).as_py()
+        value = original[row].as_py()
+        try:
+            finite = bool(np.isfinite(float(value)))
+        except (TypeError, ValueError, OverflowError):
+            finite = True
+        why = f"is out of the {dtype} range" if finite else "is not a finite number"
+        raise InvalidInput(f"row {row}, column {name!r}: {value!r} {why}")
+    nan = pc.is_nan(col)
+    if pc.any(nan).as_py():
+        col = pc.if_else(nan, pa.scalar(None, col.type), col)
+    return col
 
 
 def _cast_timestamp(col: pa.ChunkedArray) -> pa.ChunkedArray:
@@ -198,6 +241,8 @@ def conform(view: FeatureView, table: pa.Table, *, now: datetime | None = None) 
             else view.feature(name).dtype
         )
         col = _cast(table.column(name), field.type, name, dtype)
+        if dtype in ("float32", "float64"):
+            col = _finite(col, table.column(name), name, dtype)
         if not field.nullable and col.null_count:
             row = pc.index(pc.is_null(col), True).as_py()
             what = "key" if name == view.join_key else "timestamp"

@@ -31,6 +31,12 @@ def _loc(loc) -> str:  # noqa: ANN001
     return ".".join(parts)
 
 
+def validation_message(errors: list[dict]) -> str:
+    """Pydantic's errors as one line: ``records.0: Input should be a valid dictionary; ...`` (at most ten)."""
+    parts = [f"{_loc(e.get('loc', ()))}: {e.get('msg', 'invalid')}" for e in errors[:10]]
+    return "; ".join(parts) + (f" (and {len(errors) - 10} more)" if len(errors) > 10 else "")
+
+
 def _unavailable(what: str):  # noqa: ANN202
     async def handler(req: Request, exc: Exception) -> JSONResponse:
         log.warning("%s %s: %s unavailable: %s", req.method, req.url.path, what, " ".join(str(exc).split())[:300])
@@ -81,10 +87,8 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _validation(_req: Request, exc: RequestValidationError) -> JSONResponse:
         errors = exc.errors()
-        parts = [f"{_loc(e.get('loc', ()))}: {e.get('msg', 'invalid')}" for e in errors[:10]]
-        more = f" (and {len(errors) - 10} more)" if len(errors) > 10 else ""
         details = [
             {"loc": [str(p) for p in e.get("loc", ())], "msg": e.get("msg"), "type": e.get("type")}
             for e in errors[:100]
         ]
-        return error_response(422, "invalid_request", "; ".join(parts) + more, details=details)
+        return error_response(422, "invalid_request", validation_message(errors), details=details)

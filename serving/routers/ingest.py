@@ -5,11 +5,13 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
+from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
 from serving.deps import CallerDep, PlatformDep, authenticate, require_role
 from serving.errors import InvalidInput, parse_json
+from serving.handlers import validation_message
 from serving.schemas.features import FeatureViewPublic, IngestRecords, IngestResult, OnlineRequest
 
 router = APIRouter(tags=["features"], dependencies=[Depends(authenticate)])
@@ -67,8 +69,8 @@ async def ingest_view(
             body = {"records": body}
         try:
             data, fmt = IngestRecords.model_validate(body).records, None
-        except ValueError as e:
-            raise InvalidInput(" ".join(str(e).split())[:500]) from None
+        except ValidationError as e:
+            raise InvalidInput(validation_message(e.errors())) from None
     elif ctype == "multipart/form-data":
         form = await request.form()
         upload = form.get("file")

@@ -54,6 +54,7 @@ def test_mqtt_ingest_end_to_end(need_broker, settings, db, online, tmp_path):
         (f"{prefix}/nobody/machine_stats", json.dumps(REC)),
         (f"{prefix}/acme/machine_stats", json.dumps([1, 2])),
         (f"{prefix}/acme/machine_stats", json.dumps({**REC, "machine_id": "m9"})),
+        (f"{prefix}/acme/machine_stats", "[" * 5000 + "]" * 5000),  # quarantined, not the subscriber's end
     ]
     result = {}
     t = threading.Thread(
@@ -73,15 +74,16 @@ def test_mqtt_ingest_end_to_end(need_broker, settings, db, online, tmp_path):
     t.join(40)
     stats = result["stats"]
     assert stats.received == len(messages)
-    assert stats.rows_written == 6 and stats.bad == 5
-    assert stats.reasons == {"json": 2, "validation": 1, "view": 1, "tenant": 1}
+    assert stats.rows_written == 6 and stats.bad == 6
+    assert stats.reasons == {"json": 3, "validation": 1, "view": 1, "tenant": 1}
     fs = store_for("acme")
     assert fs.offline.row_count("acme", "machine_stats") == 6
     got = fs.get_online_features("machine_stats", ["m1", "m5", "m9"], ["temp_mean"])
     assert [g["temp_mean"] for g in got] == [70.5, 70.5, 70.5]
     kept = [json.loads(line) for f in (tmp_path / "quarantine").glob("*.jsonl") for line in f.read_text().splitlines()]
-    assert len(kept) == 5 and all(k["reason"] and k["topic"].startswith(prefix) for k in kept)
+    assert len(kept) == 6 and all(k["reason"] and k["topic"].startswith(prefix) for k in kept)
     assert any("'temp_mean'" in k["reason"] for k in kept) and any(k["payload"] == "{not json" for k in kept)
+    assert any("nested too deeply" in k["reason"] for k in kept)
 
 
 def test_topic_pattern_needs_tenant_and_view():

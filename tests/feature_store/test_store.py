@@ -10,7 +10,7 @@ from feature_store import FeatureView, Field, entities
 from feature_store.store import FeatureStore
 from serving import tenancy
 from serving.errors import Conflict, InvalidInput, NotFound
-from tests.feature_store.conftest import STATS
+from tests.feature_store.conftest import REC, STATS
 
 
 def frame(rows):
@@ -253,3 +253,43 @@ def test_compaction_merges_small_files_and_changes_no_answer(store):
     for b in batches[:3]:
         store.ingest("machine_stats", b)
     assert store.offline.row_count("acme", "machine_stats") == 14
+
+
+def test_values_a_column_cannot_hold_are_refused_not_stored_changed(store, tmp_path):
+    """A float past float32, an infinity, an integer past int64 or int32, a list as a key, text that is not UTF-8:
+    each is a 422 naming row and column, and nothing is written. NaN is a missing value and stored as one."""
+    counts = FeatureView(
+        name="machine_counts",
+        entity=entities.machine,
+        schema=[Field(name="shots", dtype="int64"), Field(name="cavities", dtype="int32"), *STATS.schema],
+    )
+    store.apply(counts)
+    rec = {**REC, "shots": 5, "cavities": 2}
+    cases = [
+        ({"temp_mean": 1e39}, "row 1, column 'temp_mean': 1e+39 is out of the float32 range"),
+        ({"vib_rms": float("inf")}, "row 1, column 'vib_rms': inf is not a finite number"),
+        ({"shots": 2**63}, "row 1, column 'shots': 9223372036854775808 is not a valid int64"),
+        ({"cavities": 2**31}, "row 1, column 'cavities': 2147483648 is not a valid int32"),
+        ({"machine_id": ["m1"]}, "row 1, column 'machine_id': ['m1'] is not a single value"),
+    ]
+    for change, message in cases:
+        records = [{**rec, "event_timestamp": "2026-02-01T00:00:00Z"}, {**rec, **change}]
+        with pytest.raises(InvalidInput) as e:
+            store.ingest("machine_counts", records)
+        assert e.value.message == message, (change, e.value.message)
+    latin = tmp_path / "latin.csv"
+    latin.write_bytes(
+        "machine_id,event_timestamp,shots,cavities,temp_mean,vib_rms,alarm,mode\n"
+        "Presse-Größe,2026-03-01 00:00:00,1,1,1.0,1.0,false,run\n".encode("latin-1")
+    )
+    with pytest.raises(InvalidInput, match="column 'machine_id'"):
+        store.ingest("machine_counts", latin)
+    assert store.offline.files("acme", "machine_counts") == []
+    csv = tmp_path / "nan.csv"
+    csv.write_text(
+        "machine_id,event_timestamp,shots,cavities,temp_mean,vib_rms,alarm,mode\n"
+        "m1,2026-03-01 00:00:00,1,1,NaN,0.5,false,run\n"
+    )
+    store.ingest("machine_counts", csv)
+    got = store.get_online_features("machine_counts", ["m1"])[0]
+    assert got["temp_mean"] is None and got["vib_rms"] == 0.5 and got["shots"] == 1
