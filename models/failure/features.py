@@ -95,8 +95,19 @@ def check_columns(columns: dict[str, object]) -> Raw:
         if bad.any():
             i = int(np.flatnonzero(bad)[0])
             raise InvalidInput(f"column {c!r} row {i + 1}: expected a number, got {shown(list(given)[i])}")
+        low, strict = LOWEST[c]
+        bad = values <= low if strict else values < low
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            need = "above" if strict else "at least"
+            got = shown(list(given)[i])
+            raise InvalidInput(f"column {c!r} row {i + 1}: expected a reading {need} {low:g}, got {got}")
         raw[c] = values
     return raw
+
+
+# physical floors of the readings (absolute zero; no negative speed, torque or wear): below them is a data error
+LOWEST = {c: ((0.0, True) if c.endswith("[K]") else (0.0, False)) for c in NUMERIC}
 
 
 def _number(v: object) -> float:
@@ -161,11 +172,11 @@ def clean_rows(records: list[dict]) -> list[tuple] | None:
                 if kind is not str or v not in OSF_LIMIT:
                     return None
                 row.append(v)
-            elif kind is float and v - v == 0.0:  # finite (inf - inf and nan - nan are nan)
+            elif kind is float and v - v == 0.0 and v > 0.0:  # finite (inf - inf and nan - nan are nan), above 0
                 row.append(v)
-            elif kind is int and -_EXACT_INT <= v <= _EXACT_INT:
+            elif kind is int and 0 < v <= _EXACT_INT:
                 row.append(float(v))
-            else:  # a string, a bool, None, a list, a non-finite or huge number: validate_records decides
+            else:  # a string, a bool, None, a list, 0 or below, a non-finite or huge number: validate_records decides
                 return None
         out.append(tuple(row))
     return out

@@ -118,6 +118,10 @@ def test_predict_contract_without_labels(trained, rows, tmp_path):
         ),
         (lambda d: d.assign(Type=["X"] + d["Type"].tolist()[1:]), "Type"),
         (lambda d: d.assign(**{"Tool wear [min]": [None] + d["Tool wear [min]"].tolist()[1:]}), "an empty cell"),
+        (lambda d: d.assign(**{"Air temperature [K]": [-300.0] + d["Air temperature [K]"].tolist()[1:]}),
+         "'Air temperature [K]' row 1: expected a reading above 0, got -300.0"),
+        (lambda d: d.assign(**{"Torque [Nm]": d["Torque [Nm]"].tolist()[:2] + [-1.5, 1.0, 1.0]}),
+         "'Torque [Nm]' row 3: expected a reading at least 0, got -1.5"),
     ],
 )
 def test_bad_input_names_the_column(trained, rows, tmp_path, change, column):
@@ -247,7 +251,9 @@ def test_record_path_equals_the_array_path(trained, rows):
 @pytest.mark.parametrize(
     "change",
     [{"Type": " M "}, {"Type": "X"}, {"Torque [Nm]": "42.5"}, {"Torque [Nm]": True}, {"Torque [Nm]": None},
-     {"Torque [Nm]": [1, 2]}, {"Torque [Nm]": float("nan")}, {"Torque [Nm]": 10**400}, {"Vibration [g]": 0.1}],
+     {"Torque [Nm]": [1, 2]}, {"Torque [Nm]": float("nan")}, {"Torque [Nm]": 10**400}, {"Vibration [g]": 0.1},
+     {"Air temperature [K]": -300.0}, {"Air temperature [K]": 0}, {"Rotational speed [rpm]": -5},
+     {"Tool wear [min]": 0}],
 )
 def test_records_the_record_path_cannot_read_go_the_array_way(trained, rows, change):
     """Anything but clean records (odd types, text numbers, unknown fields) is left to validate_records, so the
