@@ -81,6 +81,9 @@ class Settings(BaseSettings):
     auth_enabled: bool = True
     usage_log_enabled: bool = True
     metrics_enabled: bool = True
+    # /metrics labels series by tenant name: outside development and test it answers only to
+    # "Authorization: Bearer <this token>" (the Prometheus scrape config's bearer token), and 403 while unset
+    metrics_token: str | None = Field(default=None, repr=False)
     # Small JSON prediction calls answered by serving/fastpath.py (same answers; off: every call via the routes)
     predict_fast_path: bool = True
     # How long a thread (batch scoring, ingest, a pandas model) may hold Python's GIL before the event loop gets it

@@ -417,7 +417,9 @@ def _range_filter(stmt, tenant_id: int | None, start: datetime | None, end: date
         stmt = stmt.where(t.c.ts >= as_utc(start))
     if end is not None:
         stmt = stmt.where(t.c.ts < as_utc(end))
-    if module is not None:
+    if module == "platform":  # calls outside the modules (tenant admin, usage, ingest), as the counts name them
+        stmt = stmt.where(t.c.module.is_(None))
+    elif module is not None:
         stmt = stmt.where(t.c.module == module)
     return stmt
 
@@ -580,6 +582,14 @@ def purge_before(db: Database, before: datetime, *, retention_days: int = MIN_US
         n = conn.execute(t.delete().where(t.c.seq <= cut)).rowcount
         conn.execute(update(c).where(c.c.id == CHAIN_ID).values(anchor_seq=cut, anchor_hash=anchor_hash))
     return n
+
+
+def parse_range(start: str | None, end: str | None) -> tuple[datetime | None, datetime | None]:
+    """The ``from``/``to`` query bounds, parsed; ``to`` not after ``from`` is an error, not an empty answer."""
+    a, b = parse_when(start, "from"), parse_when(end, "to")
+    if a is not None and b is not None and b <= a:
+        raise InvalidInput("'to' must be after 'from'")
+    return a, b
 
 
 def parse_when(value: str | None, name: str) -> datetime | None:

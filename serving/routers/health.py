@@ -1,13 +1,16 @@
-"""Liveness, readiness and Prometheus metrics (no API key needed)."""
+"""Liveness, readiness and Prometheus metrics (no API key; /metrics has its own token outside development)."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+import hmac
+
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.concurrency import run_in_threadpool
 
 from serving.deps import PlatformDep
+from serving.errors import Forbidden, Unauthenticated
 
 router = APIRouter(tags=["health"])
 
@@ -31,6 +34,16 @@ async def read_ready(platform: PlatformDep) -> JSONResponse:
 
 
 @router.get("/metrics", response_class=PlainTextResponse)
-async def read_metrics(platform: PlatformDep) -> Response:
-    """Prometheus text format: requests, latency, errors by module and tenant; usage log throughput."""
+async def read_metrics(request: Request, platform: PlatformDep) -> Response:
+    """Prometheus text format: requests, latency, errors by module and tenant; usage log throughput. The series
+    name tenants, so with ``SFAI_METRICS_TOKEN`` set it needs that bearer token, and outside development and
+    test it is closed until one is set."""
+    settings = platform.settings
+    token = settings.metrics_token
+    if token:
+        sent = request.headers.get("authorization", "")
+        if not hmac.compare_digest(sent.encode(), f"Bearer {token}".encode()):
+            raise Unauthenticated("/metrics needs 'Authorization: Bearer <SFAI_METRICS_TOKEN>'")
+    elif settings.environment not in ("development", "test"):
+        raise Forbidden(f"/metrics is closed in {settings.environment}: set SFAI_METRICS_TOKEN and scrape with it")
     return Response(platform.metrics.render(), media_type=CONTENT_TYPE_LATEST)

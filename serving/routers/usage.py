@@ -9,7 +9,9 @@ from fastapi.responses import StreamingResponse
 from starlette.concurrency import iterate_in_threadpool
 
 from serving.deps import AdminDep, PlatformDep
-from serving.usage import export_usage, parse_when, query_usage
+from serving.errors import InvalidInput
+from serving.tenancy import MODULES
+from serving.usage import export_usage, parse_range, query_usage
 
 router = APIRouter(prefix="/v1/usage", tags=["usage"])
 
@@ -20,14 +22,16 @@ def read_usage(
     platform: PlatformDep,
     from_: str | None = Query(None, alias="from", description="ISO date or time, inclusive (UTC if naive)"),
     to: str | None = Query(None, description="ISO date or time, exclusive"),
-    module: str | None = None,
+    module: str | None = Query(None, description=f"one of {', '.join(MODULES)}, or platform (calls outside them)"),
     limit: int = Query(100, ge=1, le=1000),
     before_seq: int | None = Query(
         None, ge=1, le=2**63 - 1, description="page backwards: records older than this seq"
     ),
 ) -> dict:
     """The newest calls of this tenant and their counts by module."""
-    start, end = parse_when(from_, "from"), parse_when(to, "to")
+    start, end = parse_range(from_, to)
+    if module is not None and module not in (*MODULES, "platform"):
+        raise InvalidInput(f"unknown module {module!r}: expected {', '.join(MODULES)} or platform")
     out = query_usage(
         platform.db, ctx.tenant_id, start=start, end=end, module=module, limit=limit, before_seq=before_seq
     )
@@ -47,7 +51,7 @@ def export(
     to: str | None = None,
 ) -> StreamingResponse:
     """Every call of this tenant in [from, to) as CSV or JSON, oldest first, streamed."""
-    start, end = parse_when(from_, "from"), parse_when(to, "to")
+    start, end = parse_range(from_, to)
     chunks = export_usage(platform.db, format, tenant_id=ctx.tenant_id, start=start, end=end)
     media = "text/csv" if format == "csv" else "application/json"
     filename = f"sfai-usage-{ctx.tenant}.{format}"

@@ -153,6 +153,27 @@ def test_metrics_by_module_and_tenant(client, db):
     assert "sfai_usage_log_records_total" in text
 
 
+def test_metrics_name_tenants_so_they_need_a_token_outside_development(settings, db):
+    from fastapi.testclient import TestClient
+
+    from serving.app import create_app
+
+    for update, calls in (
+        ({"environment": "production"}, [({}, 403)]),
+        ({"environment": "production", "metrics_token": "scrape-0123456789"}, [
+            ({}, 401), (bearer("scrape-0123456789x"), 401), (bearer("scrape-0123456789"), 200)]),
+        ({"metrics_token": "scrape-0123456789"}, [({}, 401), (bearer("scrape-0123456789"), 200)]),
+    ):
+        app = create_app(settings.model_copy(update=update), db=db)
+        with TestClient(app) as c:
+            for headers, status in calls:
+                r = c.get("/metrics", headers=headers)
+                assert r.status_code == status, (update, headers, r.text)
+                if status != 200:
+                    assert "SFAI_METRICS_TOKEN" in r.json()["error"]["message"] and "tenant=" not in r.text
+        app.state.platform.close()
+
+
 @pytest.mark.parametrize("path", ["/v1/usage", "/v1/tenant", "/v1/apikeys"])
 def test_platform_endpoints_need_a_key(client, path):
     assert_error(client.get(path), 401, "unauthenticated")

@@ -66,6 +66,13 @@ def test_every_authenticated_call_is_recorded(client, db):
     assert by_id["r-role"]["status"] == 403 and by_id["r-role"]["module"] is None
     assert rows["by_module"]["quality"] == {"calls": 1, "ok": 1, "client_errors": 0, "server_errors": 0}
     assert rows["by_module"]["energy"]["client_errors"] == 1
+    platform = client.get("/v1/usage?module=platform", headers=bearer(acme.admin)).json()["records"]
+    assert "r-role" in {r["request_id"] for r in platform} and all(r["module"] is None for r in platform)
+    assert [r["request_id"] for r in client.get("/v1/usage?module=quality", headers=bearer(acme.admin)).json()[
+        "records"]] == ["r-ok"]
+    for query, words in (("module=qualiti", "unknown module 'qualiti'"), ("from=2026-12-31&to=2026-01-01", "after")):
+        r = client.get(f"/v1/usage?{query}", headers=bearer(acme.admin))
+        assert r.status_code == 422 and words in r.json()["error"]["message"], r.text
     assert verify_chain(db).ok
 
 
