@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 import orjson
 
 from serving.errors import SfaiError
-from serving.predictions import entity_rows, prediction_options, record_scorer
+from serving.predictions import check_one_source, entity_rows, prediction_options, record_scorer
 
 if TYPE_CHECKING:
     from serving.platform import Platform
@@ -143,6 +143,7 @@ def answer(platform: Platform, route: PredictRoute, headers: dict[bytes, bytes],
                 raise Fallback
             if not all(isinstance(r, dict) for r in records):
                 raise Fallback
+            check_one_source(body)
             rows = records
         else:
             view, ids = body.get("view"), body.get("entity_ids")

@@ -34,6 +34,7 @@ log = logging.getLogger("sfai.models")
 MAX_RECORDS = 10_000  # the most a deployment may allow; Settings.max_batch_records may set fewer
 ARROW_STREAM = "application/vnd.apache.arrow.stream"
 OPTIONS = ("explain", "start", "horizon")
+BODY_FIELDS = frozenset({"entity_ids", "view", "model", *OPTIONS})  # besides "records"
 EXPLAIN_BY_DEFAULT = 1_000  # bigger batches get top features only when asked: occlusion multiplies the model runs
 
 
@@ -124,7 +125,7 @@ class ModelCache:
 
 
 def _check_name(preferred: object) -> None:
-    if preferred is not None and not isinstance(preferred, str):
+    if preferred is not None and (not isinstance(preferred, str) or not preferred.strip()):
         raise InvalidInput(f'"model" must be a registered model name (a string); got {preferred!r}')
 
 
@@ -180,7 +181,14 @@ async def read_frame(request, limit: int = MAX_RECORDS) -> tuple[pd.DataFrame | 
         return None, body
     if not isinstance(records, list) or not records or not all(isinstance(r, dict) for r in records):
         raise InvalidInput('"records" must be a non-empty list of objects')
+    check_one_source(body)
     return _limit(records, limit), body
+
+
+def check_one_source(body: dict) -> None:
+    """A body with ``records`` (already taken out of ``body``) may not also ask for an online-store lookup."""
+    if "entity_ids" in body or "view" in body:
+        raise InvalidInput('send "records" or "entity_ids" with "view", not both')
 
 
 def entity_rows(fs, view: str, ids: list) -> list[dict]:  # noqa: ANN001
@@ -250,6 +258,13 @@ def prediction_options(body: dict, family: str, explain: bool, rows: int) -> dic
     """The body's scoring options, checked; ``explain`` on by default for explaining families' small batches.
     An option the family does not take is a 422 naming it."""
     allowed = family_options(family)
+    unknown = [k for k in body if k not in BODY_FIELDS]
+    if unknown:
+        raise InvalidInput(
+            f"unknown field {unknown[0]!r} in the request (it takes records or entity_ids with view, model, "
+            + ", ".join(allowed or ("no other options",))
+            + ")"
+        )
     for k in OPTIONS:
         if k in body and k not in allowed:
             takes = ", ".join(f'"{o}"' for o in allowed) or "no options"

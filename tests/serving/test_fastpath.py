@@ -84,6 +84,9 @@ def test_fast_and_routed_answers_are_identical(settings, db, model_dir, tmp_path
         ({"entity_ids": [ids[0], "no-such-machine"], "view": "ai4i_features"}, {}),  # 404 naming it
         ({"entity_ids": [None], "view": "ai4i_features"}, {}),
         (b'{"records": ' + b"[" * 5000 + b"]" * 5000 + b"}", {"content-type": "application/json"}),
+        ({"records": records(1), "explian": False}, {}),  # a typo is named, not ignored
+        ({"records": records(1), "entity_ids": ids, "view": "ai4i_features"}, {}),
+        ({"records": records(1), "model": ""}, {}),
     ]
     answers = {}
     for fast in (True, False):
@@ -102,9 +105,12 @@ def test_fast_and_routed_answers_are_identical(settings, db, model_dir, tmp_path
         assert fast == routed, (i, calls[i][0] if not isinstance(calls[i][0], dict) else list(calls[i][0]))
     statuses = [a[0] for a in answers[True]]
     assert statuses[:3] == [200, 200, 200] and statuses[5] == 404 and statuses[7] == 422
-    assert statuses[-3:] == [404, 422, 422], statuses[-3:]
-    assert "'no-such-machine'" in answers[True][-3][1]["error"]["message"]
-    assert "nested too deeply" in answers[True][-1][1]["error"]["message"]
+    assert statuses[-6:] == [404, 422, 422, 422, 422, 422], statuses[-6:]
+    assert "'no-such-machine'" in answers[True][-6][1]["error"]["message"]
+    assert "nested too deeply" in answers[True][-4][1]["error"]["message"]
+    messages = [a[1]["error"]["message"] for a in answers[True][-3:]]
+    assert messages[0].startswith("unknown field 'explian'") and "not both" in messages[1]
+    assert messages[2].startswith('"model" must be a registered model name'), messages
     # the fast path answered the plain calls and the errors found after the subscription check, not only the warm-up
     assert counted["answered"] >= 6
 
