@@ -19,6 +19,15 @@ TERMS = ("makespan", "tardiness", "energy", "risk")
 POWER_SCALE = 10  # 0.1 kW resolution, rounded up (conservative against the cap)
 MONEY_SCALE = 100  # cents
 CIRCUIT_MAX_OPS = 150  # machines with more candidate operations use pairwise setup disjunctions
+# energy objective: entries of the cost-per-start tables, at most, and per second of the solve's time limit (a
+# million entries take ~0.5 s to build and CP-SAT ~3 s to load, whatever its time limit)
+ENERGY_MAX_ENTRIES = 3_000_000
+ENERGY_ENTRIES_PER_S = 250_000
+ENERGY_MAX_COST = 2**50  # energy objective: cents of one operation's cost (sums stay far inside int64)
+
+
+class ModelTooLarge(ValueError):
+    """The CP-SAT model of this problem would be too big (or its numbers too large) to build in reasonable time."""
 
 
 @dataclass
@@ -53,10 +62,12 @@ def _name(*parts: object) -> str:
 
 
 class ModelBuilder:
-    def __init__(self, problem: SchedulingProblem, horizon: int, lns: LnsSpec | None = None) -> None:
+    def __init__(self, problem: SchedulingProblem, horizon: int, lns: LnsSpec | None = None,
+                 energy_max_entries: int = ENERGY_MAX_ENTRIES) -> None:
         self.p = problem
         self.h = max(1, horizon)
         self.lns = lns
+        self.energy_max_entries = energy_max_entries
         self.model = cp_model.CpModel()
         self.v = ModelVars(horizon=self.h)
         self.keys = problem.op_keys
@@ -278,11 +289,24 @@ class ModelBuilder:
                 dem.append(int(math.ceil(pw * POWER_SCALE - 1e-9)))
         if not itvs:
             return
-        for p in range(0, self.h, en.period):
-            base = int(math.ceil(en.base_at(p) * POWER_SCALE - 1e-9))
+        # the base load as fixed demands: one interval per run of periods with the same load (the last value holds
+        # after the forecast ends), so their number follows the forecast, not the horizon
+        runs: list[list[int]] = []  # [start, end, demand]
+        n_base = len(en.base_load_kw)
+        for i in range(n_base):
+            p = i * en.period
+            if p >= self.h:
+                break
+            end = self.h if i == n_base - 1 else min(p + en.period, self.h)
+            base = min(int(math.ceil(en.base_load_kw[i] * POWER_SCALE - 1e-9)), cap)
+            if runs and runs[-1][1] == p and runs[-1][2] == base:
+                runs[-1][1] = end
+            else:
+                runs.append([p, end, base])
+        for p, end, base in runs:
             if base > 0:
-                itvs.append(self.model.new_fixed_size_interval_var(p, min(en.period, self.h - p), _name("base", p)))
-                dem.append(min(base, cap))
+                itvs.append(self.model.new_fixed_size_interval_var(p, end - p, _name("base", p)))
+                dem.append(base)
         self.model.add_cumulative(itvs, dem, cap)
 
     # ---- phase 3: objective terms -------------------------------------------------------------------------------
@@ -318,34 +342,50 @@ class ModelBuilder:
             v.terms["energy"] = 0
             v.term_scale["energy"] = 1.0
             return
+        # exact time-of-use cost: a table of the cost per start time of each operation (and duration), so its size
+        # is the sum of the operations' start ranges; too big a model is refused here (ModelTooLarge) instead of
+        # building past the time limit
+        powered = [k for k in self.keys if self.p.op(k).power_kw > 0]
+        length = self.h + max(o.durations[x] for k in self.keys for o in [self.p.op(k)] for x in o.machines)
+        size = length
+        for k in powered:
+            dom = list(self.v.starts[k].proto.domain)
+            size += (dom[-1] - dom[0] + 1) * len({self.p.op(k).durations[x] for x in self.machines_of(k)})
+        if size > self.energy_max_entries:
+            raise ModelTooLarge(f"the energy cost tables would hold {size:,} entries (at most "
+                                f"{self.energy_max_entries:,} in this time limit): the plan spans too many time units "
+                                "for the exact energy term")
         prefix = [0.0]
-        for t in range(self.h + max(o.durations[x] for k in self.keys for o in [self.p.op(k)] for x in o.machines)):
+        for t in range(length):
             prefix.append(prefix[-1] + en.price_at(t))
         terms = []
-        for k in self.keys:
+        for k in powered:
             op = self.p.op(k)
-            if op.power_kw <= 0:
-                continue
             start = v.starts[k]
             dom = list(start.proto.domain)
             lo, hi = dom[0], dom[-1]
             coef = op.power_kw * en.hours_per_unit * MONEY_SCALE
-            tables: dict[int, cp_model.IntVar] = {}
-            cost = m.new_int_var(0, 10**12, _name("energy", *k))
+            tables: dict[int, tuple[cp_model.IntVar, int]] = {}
             for x in self.machines_of(k):
                 d = op.durations[x]
                 if d not in tables:
                     table = [int(round(coef * (prefix[s + d] - prefix[s]))) for s in range(lo, hi + 1)]
+                    if max(table) > ENERGY_MAX_COST:
+                        raise ModelTooLarge(f"energy cost of operation {k} too large for the model "
+                                            f"({max(table):,} cents)")
                     e = m.new_int_var(min(table), max(table), _name("energy", *k, "d", d))
                     idx = m.new_int_var(0, hi - lo, _name("tidx", *k, d))
                     m.add(idx == start - lo)
                     m.add_element(idx, table, e)
-                    tables[d] = e
+                    tables[d] = (e, max(table))
+            cost = m.new_int_var(0, max(ub for _, ub in tables.values()), _name("energy", *k))
+            for x in self.machines_of(k):
+                e = tables[op.durations[x]][0]
                 lit = v.presence[(k[0], k[1], x)]
                 if _is_const(m, lit):
-                    m.add(cost >= tables[d])
+                    m.add(cost >= e)
                 else:
-                    m.add(cost >= tables[d]).only_enforce_if(lit)
+                    m.add(cost >= e).only_enforce_if(lit)
             v.energy[k] = cost
             terms.append(cost)
         v.terms["energy"] = sum(terms) if terms else 0
@@ -408,8 +448,13 @@ def _is_const(model: cp_model.CpModel, lit) -> bool:
 
 
 def build_model(problem: SchedulingProblem, horizon: int, terms: tuple[str, ...] = ("makespan",),
-                lns: LnsSpec | None = None) -> tuple[cp_model.CpModel, ModelVars]:
-    return ModelBuilder(problem, horizon, lns).build(terms)
+                lns: LnsSpec | None = None, time_limit_s: float | None = None) -> tuple[cp_model.CpModel, ModelVars]:
+    """The CP-SAT model; ``time_limit_s`` (the time its solve may take) bounds the size of the energy term
+    (:class:`ModelTooLarge` beyond)."""
+    entries = ENERGY_MAX_ENTRIES
+    if time_limit_s is not None:
+        entries = min(entries, int(ENERGY_ENTRIES_PER_S * max(time_limit_s, 0.2)))
+    return ModelBuilder(problem, horizon, lns, entries).build(terms)
 
 
 def add_hint(model: cp_model.CpModel, mv: ModelVars, assignments: list[Assignment], maint: dict[str, int]) -> None:

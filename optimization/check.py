@@ -125,7 +125,8 @@ def verify(problem: SchedulingProblem, schedule: Schedule) -> list[Violation]:
                     events[a.end] = events.get(a.end, 0.0) - p
         points = set(events)
         end = max([a.end for a in by_key.values()] + [0])
-        points |= set(range(0, end + 1, en.period))
+        # the base load changes only at period bounds within the forecast (its last value holds after it)
+        points |= set(range(0, min(end, len(en.base_load_kw) * en.period) + 1, en.period))
         load = 0.0
         for t in sorted(points):
             load += events.get(t, 0.0)

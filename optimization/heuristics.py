@@ -23,44 +23,61 @@ INF = float("inf")
 
 
 class _Power:
-    """Per-unit power usage against the cap minus the forecast base load."""
+    """Power in use over time against the peak cap minus the forecast base load.
 
-    def __init__(self, problem: SchedulingProblem, horizon: int) -> None:
+    Both are step functions kept as breakpoints (``ts``: sorted segment starts from 0, the last segment runs on
+    forever with the last base load and no operation), so the size follows the number of operations and base-load
+    periods, not the length of the plan, and :meth:`push` ends: past the last breakpoint an operation either fits
+    or never does (a ``ValueError``)."""
+
+    def __init__(self, problem: SchedulingProblem, horizon: int = 0) -> None:
         en = problem.energy
         assert en is not None and en.peak_cap_kw is not None
         self.en = en
         self.cap = en.peak_cap_kw
-        self.usage = np.zeros(0)
-        self.base = np.zeros(0)
-        self._grow(horizon)
-
-    def _grow(self, n: int) -> None:
-        if n <= len(self.usage):
-            return
-        n = max(n, 2 * len(self.usage))
-        old = len(self.usage)
-        self.usage = np.concatenate([self.usage, np.zeros(n - old)])
-        self.base = np.concatenate([self.base, np.array([self.en.base_at(t) for t in range(old, n)])])
+        self.p = 0.0
+        base = list(en.base_load_kw) or [0.0]
+        self.ts = [k * en.period for k in range(len(base))]
+        self.use = [0.0] * len(base)  # power of the placed operations per segment
+        self.base = base  # base load per segment
 
     def set_op(self, p: float) -> None:
         self.p = p
 
+    def _split(self, t: int) -> int:
+        """Index of the segment starting at ``t`` (split there when needed)."""
+        k = bisect.bisect_right(self.ts, t) - 1
+        if k >= 0 and self.ts[k] == t:
+            return k
+        src = max(k, 0)  # before 0 (times are >= 0 in a plan): the first segment's values
+        self.ts.insert(k + 1, t)
+        self.use.insert(k + 1, self.use[src])
+        self.base.insert(k + 1, self.base[src])
+        return k + 1
+
     def push(self, t: int, dur: int, tl: object, span: bool) -> int:
+        """Earliest start >= t where the operation's power fits under the cap for all of ``dur``."""
         if self.p <= 0 or dur <= 0:
             return t
-        while True:
-            self._grow(t + dur + 1)
-            seg = self.usage[t:t + dur] + self.base[t:t + dur] + self.p
-            bad = np.nonzero(seg > self.cap + 1e-9)[0]
-            if len(bad) == 0:
-                return t
-            t = t + int(bad[-1]) + 1
-            if t > 10 * len(self.usage) + 10**7:
-                raise ValueError("peak power cap too low: an operation alone exceeds it")
+        ts, use, base, p, cap = self.ts, self.use, self.base, self.p, self.cap + 1e-9
+        n = len(ts)
+        k = max(0, bisect.bisect_right(ts, t) - 1)
+        while k < n and ts[k] < t + dur:
+            if use[k] + base[k] + p > cap:
+                if k + 1 == n:
+                    raise ValueError(f"peak power cap too low: an operation of {p:g} kW never fits under "
+                                     f"{self.cap:g} kW with the base load after t={ts[k]}")
+                t = ts[k + 1]
+            k += 1
+        return t
 
     def add(self, t: int, dur: int, p: float) -> None:
-        self._grow(t + dur + 1)
-        self.usage[t:t + dur] += p
+        if dur <= 0:
+            return
+        a = self._split(t)
+        b = self._split(t + dur)
+        for k in range(a, b):
+            self.use[k] += p
 
 
 class _FastTimeline:

@@ -173,88 +173,203 @@ def parse_json(text: str, name: str = "json", source: str = "<string>") -> Sched
         raise ValueError(f"{source}: malformed problem: {type(e).__name__}: {e}") from None
 
 
+# the fields of the JSON format (docs/scheduling.md); anything else is refused, so a misspelt field is not ignored
+PROBLEM_FIELDS = ("name", "horizon", "machines", "jobs", "precedences", "setups", "energy", "failure_risk")
+MACHINE_FIELDS = ("id", "calendar", "maintenance")
+DOWNTIME_FIELDS = ("start", "end", "kind")
+WINDOW_FIELDS = ("start", "end")
+JOB_FIELDS = ("id", "release", "due", "weight", "operations")
+OPERATION_FIELDS = ("id", "machines", "family", "power_kw", "can_span_break", "pinned", "started")
+PIN_FIELDS = ("machine", "start")
+PRECEDENCE_FIELDS = ("before", "after", "min_lag")
+SETUP_FIELDS = ("matrix", "per_machine")
+ENERGY_FIELDS = ("period", "prices", "base_load_kw", "peak_cap_kw", "hours_per_unit")
+RISK_FIELDS = ("risks", "threshold", "policy", "window_duration", "deadline", "penalty_per_unit")
+
+
+def _kind(v: Any) -> str:
+    """What a JSON value is, for messages: ``a string ('M1')``."""
+    if v is None:
+        return "null"
+    if isinstance(v, bool):
+        return f"a boolean ({str(v).lower()})"
+    if isinstance(v, str):
+        return f"a string ({v[:40]!r})"
+    if isinstance(v, int | float):
+        return f"a number ({v!r})"
+    if isinstance(v, list | tuple):
+        return "a list"
+    if isinstance(v, dict):
+        return "an object"
+    return type(v).__name__
+
+
+def _obj(d: Any, where: str, fields: tuple[str, ...], required: tuple[str, ...] = ()) -> dict:
+    """``d`` as an object with only ``fields`` (all of ``required``); the message says where and what."""
+    if not isinstance(d, dict):
+        raise ValueError(f"{where} must be an object, got {_kind(d)}")
+    for k in d:
+        if k not in fields:
+            raise ValueError(f"{where}: unknown field {k!r} (allowed: {', '.join(fields)})")
+    for k in required:
+        if k not in d:
+            raise ValueError(f"{where} lacks required field {k!r}")
+    return d
+
+
 def _req(d: dict, key: str, where: str) -> Any:
     if not isinstance(d, dict):
-        raise ValueError(f"{where} must be an object")
+        raise ValueError(f"{where} must be an object, got {_kind(d)}")
     if key not in d:
         raise ValueError(f"{where} lacks required field {key!r}")
     return d[key]
 
 
+def _list(v: Any, where: str, what: str = "a list") -> list | tuple:
+    if not isinstance(v, list | tuple):
+        raise ValueError(f"{where} must be {what}, got {_kind(v)}")
+    return v
+
+
+def _id(v: Any, where: str) -> str:
+    """An id: a non-empty string or an integer (kept as its decimal string)."""
+    if isinstance(v, bool) or not isinstance(v, str | int):
+        raise ValueError(f"{where} must be a string or an integer, got {_kind(v)}")
+    s = str(v)
+    if not s:
+        raise ValueError(f"{where} must not be empty")
+    return s
+
+
+def _opt(d: dict, key: str, default: Any) -> Any:
+    """An optional field: absent or null gives the default."""
+    v = d.get(key)
+    return default if v is None else v
+
+
+def _number(v: Any, where: str) -> float | int:
+    if isinstance(v, bool) or not isinstance(v, int | float):
+        raise ValueError(f"{where} must be a number, got {_kind(v)}")
+    return v
+
+
+def _bool(v: Any, where: str) -> bool:
+    if not isinstance(v, bool):
+        raise ValueError(f"{where} must be true or false, got {_kind(v)}")
+    return v
+
+
+def _downtimes(entries: Any, where: str, fields: tuple[str, ...], kind: str | None) -> list[Downtime]:
+    out = []
+    for n, c in enumerate(_list(entries, where)):
+        at = f"{where}[{n}]"
+        _obj(c, at, fields, ("start", "end"))
+        try:
+            out.append(Downtime(start=c["start"], end=c["end"], kind=kind or _opt(c, "kind", "break")))
+        except ValueError as e:
+            raise ValueError(f"{at}: {e}") from None
+    return out
+
+
 def problem_from_dict(data: dict, name: str = "problem") -> SchedulingProblem:
-    """Build a problem from the SFAI JSON document (see docs/scheduling.md)."""
+    """Build a problem from the SFAI JSON document (see docs/scheduling.md). Unknown fields, ids that are not
+    strings or integers and values of the wrong type are refused with a message that says where they are."""
     if not isinstance(data, dict):
-        raise ValueError("top level must be a JSON object")
+        raise ValueError(f"top level must be a JSON object, got {_kind(data)}")
+    _obj(data, "problem", PROBLEM_FIELDS, ("machines", "jobs"))
     machines = []
-    for i, m in enumerate(_req(data, "machines", "problem")):
-        if isinstance(m, str):
-            machines.append(Machine(id=m))
+    for i, m in enumerate(_list(data["machines"], "problem.machines", "a list of machine ids or objects")):
+        if isinstance(m, str | int) and not isinstance(m, bool):
+            machines.append(Machine(id=_id(m, f"machines[{i}]")))
             continue
-        mid = str(_req(m, "id", f"machines[{i}]"))
-        cal = []
-        for c in m.get("calendar", []):
-            try:
-                cal.append(Downtime(start=c["start"], end=c["end"], kind=c.get("kind", "break")))
-            except (KeyError, TypeError):
-                raise ValueError(f"machine {mid!r}: calendar entries need 'start' and 'end'") from None
-            except ValueError as e:
-                raise ValueError(f"machine {mid!r}: {e}") from None
-        for w in m.get("maintenance", []):
-            cal.append(Downtime(start=w["start"], end=w["end"], kind="maintenance"))
+        if not isinstance(m, dict):
+            raise ValueError(f"machines[{i}] must be a machine id (string) or an object, got {_kind(m)}")
+        _obj(m, f"machines[{i}]", MACHINE_FIELDS, ("id",))
+        mid = _id(m["id"], f"machines[{i}].id")
+        cal = _downtimes(_opt(m, "calendar", []), f"machine {mid!r} calendar", DOWNTIME_FIELDS, None)
+        cal += _downtimes(_opt(m, "maintenance", []), f"machine {mid!r} maintenance", WINDOW_FIELDS, "maintenance")
         machines.append(Machine(id=mid, calendar=tuple(cal)))
     jobs = []
-    for i, j in enumerate(_req(data, "jobs", "problem")):
-        jid = str(_req(j, "id", f"jobs[{i}]"))
+    for i, j in enumerate(_list(data["jobs"], "problem.jobs")):
+        _obj(j, f"jobs[{i}]", JOB_FIELDS, ("id", "operations"))
+        jid = _id(j["id"], f"jobs[{i}].id")
         ops = []
-        for k, o in enumerate(_req(j, "operations", f"job {jid!r}")):
-            oid = str(o.get("id", k)) if isinstance(o, dict) else str(k)
-            durs = _req(o, "machines", f"job {jid!r} operation {oid!r}")
+        for k, o in enumerate(_list(j["operations"], f"job {jid!r} operations")):
+            _obj(o, f"job {jid!r} operations[{k}]", OPERATION_FIELDS, ("machines",))
+            oid = _id(o["id"], f"job {jid!r} operations[{k}].id") if o.get("id") is not None else str(k)
+            where = f"job {jid!r} operation {oid!r}"
+            durs = o["machines"]
             if not isinstance(durs, dict):
-                raise ValueError(f"job {jid!r} operation {oid!r}: 'machines' must map machine id -> duration")
-            pin = o.get("pinned") or o.get("started")
+                raise ValueError(f"{where}: 'machines' must map machine id -> duration, got {_kind(durs)}")
+            family = o.get("family")
+            if family is not None:
+                family = _id(family, f"{where} family")
+            pin, started = o.get("pinned"), o.get("started")
+            for key in ("pinned", "started"):
+                if o.get(key) is not None:
+                    _obj(o[key], f"{where} {key}", PIN_FIELDS, PIN_FIELDS)
+            pin = pin or started
             try:
                 ops.append(Operation(
                     id=oid,
                     durations={str(mm): d for mm, d in durs.items()},
-                    family=o.get("family"),
-                    power_kw=float(o.get("power_kw", 0.0)),
-                    can_span_break=bool(o.get("can_span_break", False)),
-                    pinned_machine=str(pin["machine"]) if pin else None,
+                    family=family,
+                    power_kw=_number(_opt(o, "power_kw", 0.0), f"{where} power_kw"),
+                    can_span_break=_bool(_opt(o, "can_span_break", False), f"{where} can_span_break"),
+                    pinned_machine=_id(pin["machine"], f"{where} machine") if pin else None,
                     pinned_start=pin["start"] if pin else None,
-                    started=bool(o.get("started")),
+                    started=bool(started),
                 ))
             except ValueError as e:
                 raise ValueError(f"job {jid!r}: {e}") from None
-        jobs.append(Job(id=jid, operations=tuple(ops), release=j.get("release", 0), due=j.get("due"),
-                        weight=float(j.get("weight", 1.0))))
+        jobs.append(Job(id=jid, operations=tuple(ops), release=_opt(j, "release", 0), due=j.get("due"),
+                        weight=_number(_opt(j, "weight", 1.0), f"job {jid!r} weight")))
     setups = SetupTimes()
-    if "setups" in data:
-        s = data["setups"]
+    if data.get("setups") is not None:
+        s = _obj(data["setups"], "setups", SETUP_FIELDS)
+        per = _opt(s, "per_machine", {})
+        if not isinstance(per, dict):
+            raise ValueError(f"setups.per_machine must be an object machine -> matrix, got {_kind(per)}")
         setups = SetupTimes(
-            matrix=_setup_matrix(s.get("matrix", {}), "setups.matrix"),
-            per_machine={str(m): _setup_matrix(v, f"setups.per_machine.{m}") for m, v in
-                         s.get("per_machine", {}).items()},
+            matrix=_setup_matrix(_opt(s, "matrix", {}), "setups.matrix"),
+            per_machine={str(m): _setup_matrix(v, f"setups.per_machine.{m}") for m, v in per.items()},
         )
-    precs = tuple(
-        Precedence(before=(str(p["before"][0]), str(p["before"][1])), after=(str(p["after"][0]), str(p["after"][1])),
-                   min_lag=p.get("min_lag", 0))
-        for p in data.get("precedences", [])
-    )
+    precs = []
+    for i, p in enumerate(_list(_opt(data, "precedences", []), "problem.precedences")):
+        _obj(p, f"precedences[{i}]", PRECEDENCE_FIELDS, ("before", "after"))
+        ends = []
+        for key in ("before", "after"):
+            ref = p[key]
+            if not isinstance(ref, list | tuple) or len(ref) != 2:
+                raise ValueError(f"precedences[{i}].{key} must be a list [job id, operation id], got {_kind(ref)}")
+            ends.append((_id(ref[0], f"precedences[{i}].{key}[0]"), _id(ref[1], f"precedences[{i}].{key}[1]")))
+        precs.append(Precedence(before=ends[0], after=ends[1], min_lag=_opt(p, "min_lag", 0)))
     energy = None
-    if "energy" in data:
-        e = data["energy"]
-        energy = EnergySettings(period=e.get("period", 60), prices=tuple(e.get("prices", ())),
-                                base_load_kw=tuple(e.get("base_load_kw", ())), peak_cap_kw=e.get("peak_cap_kw"),
-                                hours_per_unit=e.get("hours_per_unit", 1.0 / 60.0))
+    if data.get("energy") is not None:
+        e = _obj(data["energy"], "energy", ENERGY_FIELDS)
+        energy = EnergySettings(period=_opt(e, "period", 60),
+                                prices=tuple(_list(_opt(e, "prices", []), "energy.prices", "a list of numbers")),
+                                base_load_kw=tuple(_list(_opt(e, "base_load_kw", []), "energy.base_load_kw",
+                                                         "a list of numbers")),
+                                peak_cap_kw=e.get("peak_cap_kw"),
+                                hours_per_unit=_opt(e, "hours_per_unit", 1.0 / 60.0))
     risk = None
-    if "failure_risk" in data:
-        r = data["failure_risk"]
-        risk = FailureRisk(risks={str(k): float(v) for k, v in r.get("risks", {}).items()},
-                           threshold=r.get("threshold", 0.5), policy=r.get("policy", "window"),
-                           window_duration=r.get("window_duration", 60), deadline=r.get("deadline"),
-                           penalty_per_unit=r.get("penalty_per_unit", 1.0))
-    return SchedulingProblem(jobs=tuple(jobs), machines=tuple(machines), name=str(data.get("name", name)),
-                             setups=setups, precedences=precs, energy=energy, risk=risk,
+    if data.get("failure_risk") is not None:
+        r = _obj(data["failure_risk"], "failure_risk", RISK_FIELDS)
+        risks = _opt(r, "risks", {})
+        if not isinstance(risks, dict):
+            raise ValueError(f"failure_risk.risks must be an object machine -> probability, got {_kind(risks)}")
+        risk = FailureRisk(risks={str(k): _number(v, f"failure_risk.risks.{k}") for k, v in risks.items()},
+                           threshold=_opt(r, "threshold", 0.5), policy=_opt(r, "policy", "window"),
+                           window_duration=_opt(r, "window_duration", 60), deadline=r.get("deadline"),
+                           penalty_per_unit=_opt(r, "penalty_per_unit", 1.0))
+    pname = data.get("name")
+    if pname is None:
+        pname = name
+    elif isinstance(pname, bool) or not isinstance(pname, str | int):
+        raise ValueError(f"problem.name must be a string, got {_kind(pname)}")
+    return SchedulingProblem(jobs=tuple(jobs), machines=tuple(machines), name=str(pname),
+                             setups=setups, precedences=tuple(precs), energy=energy, risk=risk,
                              horizon=data.get("horizon"))
 
 

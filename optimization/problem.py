@@ -13,11 +13,44 @@ from types import MappingProxyType
 DOWNTIME_KINDS = ("break", "shift", "holiday", "maintenance")
 OpKey = tuple[str, str]  # (job id, operation id)
 
+# Bounds of the numbers a problem may hold. Time values (durations, dates, setups, lags, periods) stay within
+# +-MAX_TIME, so sums over a whole plan (horizons, 10**6 operations) stay far inside int64 and CP-SAT's domains.
+MAX_TIME = 10**9
+MAX_WEIGHT = 1e6  # job weights, objective weights, risk penalty per unit
+MAX_POWER_KW = 1e9  # operation power, base load, peak cap
+MAX_PRICE = 1e6  # energy price per kWh
+MAX_HOURS_PER_UNIT = 1e4
 
-def _int(value: object, what: str) -> int:
+
+def _show(value: object) -> str:
+    """``repr(value)``, shortened for messages (a fuzzer's 400-digit number)."""
+    r = repr(value)
+    return r if len(r) <= 40 else f"{r[:20]}...({len(r)} characters)"
+
+
+def _int(value: object, what: str, lo: int | None = None, hi: int | None = None) -> int:
+    """``value`` as an integer (not a bool); with ``lo``/``hi``, also within that range."""
     if isinstance(value, bool) or not isinstance(value, int):
-        raise ValueError(f"{what} must be an integer, got {value!r}")
+        raise ValueError(f"{what} must be an integer, got {_show(value)}")
+    if (lo is not None and value < lo) or (hi is not None and value > hi):
+        raise ValueError(f"{what} must be an integer in {lo if lo is not None else '...'}.."
+                         f"{hi if hi is not None else '...'}, got {_show(value)}")
     return value
+
+
+def _time(value: object, what: str, lo: int = -MAX_TIME) -> int:
+    """A time value (integer within +-MAX_TIME, or from ``lo``)."""
+    return _int(value, what, lo, MAX_TIME)
+
+
+def _num(value: object, what: str, lo: float, hi: float) -> float:
+    """A finite real number (not a bool) in [lo, hi]."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"{what} must be a number, got {_show(value)}")
+    v = float(value) if not isinstance(value, int) or abs(value) <= 2**63 else math.inf
+    if not math.isfinite(v) or not lo <= v <= hi:
+        raise ValueError(f"{what} must be a finite number in {lo:g}..{hi:g}, got {_show(value)}")
+    return v
 
 
 def _freeze(mapping: Mapping | None) -> Mapping:
@@ -33,8 +66,8 @@ class Downtime:
     kind: str = "break"
 
     def __post_init__(self) -> None:
-        _int(self.start, "downtime start")
-        _int(self.end, "downtime end")
+        _time(self.start, "downtime start")
+        _time(self.end, "downtime end")
         if self.end <= self.start:
             raise ValueError(f"downtime [{self.start}, {self.end}) must have end > start")
         if self.kind not in DOWNTIME_KINDS:
@@ -81,14 +114,16 @@ class Operation:
             _int(d, f"operation {self.id!r} duration on machine {m!r}")
             if d < 0:
                 raise ValueError(f"operation {self.id!r} has negative duration {d} on machine {m!r}")
-        if self.power_kw < 0 or not math.isfinite(self.power_kw):
-            raise ValueError(f"operation {self.id!r} power_kw must be finite and >= 0")
+            _time(d, f"operation {self.id!r} duration on machine {m!r}", 0)
+        object.__setattr__(self, "power_kw", _num(self.power_kw, f"operation {self.id!r} power_kw", 0.0,
+                                                  MAX_POWER_KW))
         if self.pinned_machine is not None and self.pinned_machine not in self.durations:
             raise ValueError(f"operation {self.id!r} pinned to machine {self.pinned_machine!r} that is not eligible")
         if self.pinned_start is not None:
             _int(self.pinned_start, f"operation {self.id!r} pinned_start")
             if self.pinned_start < 0:
                 raise ValueError(f"operation {self.id!r} pinned_start must be >= 0")
+            _time(self.pinned_start, f"operation {self.id!r} pinned_start", 0)
         if self.started and (self.pinned_start is None or self.pinned_machine is None):
             raise ValueError(f"operation {self.id!r} is started but lacks pinned_machine and pinned_start")
 
@@ -120,10 +155,10 @@ class Job:
         _int(self.release, f"job {self.id!r} release")
         if self.release < 0:
             raise ValueError(f"job {self.id!r} release must be >= 0")
+        _time(self.release, f"job {self.id!r} release", 0)
         if self.due is not None:
-            _int(self.due, f"job {self.id!r} due")
-        if self.weight < 0 or not math.isfinite(self.weight):
-            raise ValueError(f"job {self.id!r} weight must be finite and >= 0")
+            _time(self.due, f"job {self.id!r} due")
+        object.__setattr__(self, "weight", _num(self.weight, f"job {self.id!r} weight", 0.0, MAX_WEIGHT))
         seen: set[str] = set()
         for op in self.operations:
             if op.id in seen:
@@ -158,11 +193,13 @@ class SetupTimes:
             _int(s, f"setup {a!r}->{b!r}")
             if s < 0:
                 raise ValueError(f"setup {a!r}->{b!r} must be >= 0")
+            _time(s, f"setup {a!r}->{b!r}", 0)
         for m, mat in self.per_machine.items():
             for (a, b), s in mat.items():
                 _int(s, f"setup {a!r}->{b!r} on machine {m!r}")
                 if s < 0:
                     raise ValueError(f"setup {a!r}->{b!r} on machine {m!r} must be >= 0")
+                _time(s, f"setup {a!r}->{b!r} on machine {m!r}", 0)
 
     def time(self, machine: str, a: str | None, b: str | None) -> int:
         if a is None or b is None or a == b:
@@ -188,16 +225,24 @@ class EnergySettings:
     hours_per_unit: float = 1.0 / 60.0
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "prices", tuple(float(p) for p in self.prices))
-        object.__setattr__(self, "base_load_kw", tuple(float(p) for p in self.base_load_kw))
+        if any(not isinstance(p, bool) and isinstance(p, int | float) and p < 0 for p in self.prices):
+            raise ValueError("energy prices must be >= 0")
+        object.__setattr__(self, "prices", tuple(_num(p, f"energy prices[{i}]", 0.0, MAX_PRICE)
+                                                 for i, p in enumerate(self.prices)))
+        object.__setattr__(self, "base_load_kw", tuple(_num(p, f"energy base_load_kw[{i}]", 0.0, MAX_POWER_KW)
+                                                       for i, p in enumerate(self.base_load_kw)))
         if _int(self.period, "energy period") <= 0:
             raise ValueError("energy period must be > 0")
-        if self.hours_per_unit <= 0:
+        _time(self.period, "energy period", 1)
+        if not isinstance(self.hours_per_unit, bool) and isinstance(self.hours_per_unit, int | float) and \
+                self.hours_per_unit <= 0:
             raise ValueError("energy hours_per_unit must be > 0")
-        if any(p < 0 for p in self.prices):
-            raise ValueError("energy prices must be >= 0")
-        if self.peak_cap_kw is not None and self.peak_cap_kw <= 0:
-            raise ValueError("energy peak_cap_kw must be > 0")
+        _num(self.hours_per_unit, "energy hours_per_unit", 1e-9, MAX_HOURS_PER_UNIT)
+        if self.peak_cap_kw is not None:
+            if not isinstance(self.peak_cap_kw, bool) and isinstance(self.peak_cap_kw, int | float) and \
+                    self.peak_cap_kw <= 0:
+                raise ValueError("energy peak_cap_kw must be > 0")
+            _num(self.peak_cap_kw, "energy peak_cap_kw", 1e-6, MAX_POWER_KW)
 
     def price_at(self, t: int) -> float:
         if not self.prices:
@@ -229,12 +274,20 @@ class FailureRisk:
     def __post_init__(self) -> None:
         object.__setattr__(self, "risks", _freeze(self.risks))
         for m, p in self.risks.items():
-            if not 0.0 <= p <= 1.0:
+            if isinstance(p, bool) or not isinstance(p, int | float) or not 0.0 <= p <= 1.0:
                 raise ValueError(f"failure risk of machine {m!r} must be in [0, 1], got {p}")
+        _num(self.threshold, "failure_risk threshold", 0.0, 1.0)
         if self.policy not in ("window", "penalty"):
             raise ValueError(f"failure risk policy must be 'window' or 'penalty', got {self.policy!r}")
         if _int(self.window_duration, "maintenance window_duration") <= 0:
             raise ValueError("maintenance window_duration must be > 0")
+        _time(self.window_duration, "maintenance window_duration", 1)
+        if self.deadline is not None:
+            _time(self.deadline, "maintenance deadline")
+            if self.deadline < self.window_duration:
+                raise ValueError(f"maintenance deadline {self.deadline} is before a window of "
+                                 f"{self.window_duration} can end")
+        _num(self.penalty_per_unit, "failure_risk penalty_per_unit", 0.0, MAX_WEIGHT)
 
     def risky_machines(self) -> list[str]:
         return sorted(m for m, p in self.risks.items() if p >= self.threshold)
@@ -285,14 +338,31 @@ class SchedulingProblem:
             for k in (p.before, p.after):
                 if tuple(k) not in keys:
                     raise ValueError(f"precedence refers to unknown operation job={k[0]!r} op={k[1]!r}")
-            _int(p.min_lag, "precedence min_lag")
+            _time(p.min_lag, "precedence min_lag")
         if self.risk is not None:
             for m in self.risk.risks:
                 if m not in mset:
                     raise ValueError(f"failure risk for unknown machine {m!r}")
         if self.horizon is not None and _int(self.horizon, "horizon") <= 0:
             raise ValueError("horizon must be > 0")
+        if self.horizon is not None:
+            _time(self.horizon, "horizon", 1)
+        self._check_power()
         self._check_acyclic()
+
+    def _check_power(self) -> None:
+        """An operation whose power alone, on top of the lowest base load, exceeds the peak cap can never run."""
+        en = self.energy
+        if en is None or en.peak_cap_kw is None:
+            return
+        low = min(en.base_load_kw, default=0.0)
+        for job in self.jobs:
+            for op in job.operations:
+                if op.power_kw > 0 and op.min_duration > 0 and (0.0 + low) + op.power_kw > en.peak_cap_kw + 1e-9:
+                    extra = f" plus the lowest base load {low:g} kW" if low else ""
+                    raise ValueError(
+                        f"job {job.id!r} operation {op.id!r}: power_kw {op.power_kw:g}{extra} exceeds the energy "
+                        f"peak_cap_kw {en.peak_cap_kw:g}, so it can never be scheduled")
 
     def _check_acyclic(self) -> None:
         if not self.precedences:

@@ -3,14 +3,32 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from optimization.check import verify
 from optimization.explain import explain_late_jobs
-from optimization.problem import SchedulingProblem
+from optimization.problem import MAX_WEIGHT, SchedulingProblem
 from optimization.solver import OBJECTIVES, SolverParams, solve
 
 TERMS = ("tardiness", "makespan", "energy")  # what "weighted" and "lex" combine
+MAX_SEED = 2**31 - 1  # CP-SAT's random_seed is an int32
+MAX_WORKERS = 256
+
+
+def _is_int(v: object) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def has_energy_term(problem: SchedulingProblem) -> bool:
+    """Whether the energy cost can differ between plans: a tariff and an operation that draws power."""
+    en = problem.energy
+    return bool(en is not None and en.prices and any(o.power_kw > 0 for j in problem.jobs for o in j.operations))
+
+
+def objective_terms(params: SolverParams) -> set[str]:
+    """The terms the objective weighs (with a weight > 0)."""
+    return {t for st in params.stages() for t, w in st.items() if w > 0}
 
 
 def default_objective(problem: SchedulingProblem) -> str:
@@ -30,10 +48,13 @@ def make_params(
 ) -> SolverParams:
     """Checked solver parameters. ``weights`` (objective "weighted": weight per real unit of each term) and
     ``order`` (objective "lex": the terms by priority) replace the defaults of ``SolverParams``."""
-    if time_limit_s <= 0:
-        raise ValueError("the time limit must be > 0 seconds")
-    if workers < 1:
-        raise ValueError("workers must be >= 1")
+    if isinstance(time_limit_s, bool) or not isinstance(time_limit_s, int | float) or \
+            not math.isfinite(time_limit_s) or time_limit_s <= 0:
+        raise ValueError(f"the time limit must be a finite number of seconds > 0, got {time_limit_s!r}")
+    if not _is_int(workers) or not 1 <= workers <= MAX_WORKERS:
+        raise ValueError(f"workers must be an integer in 1..{MAX_WORKERS}, got {workers!r}")
+    if not _is_int(seed) or not 0 <= seed <= MAX_SEED:
+        raise ValueError(f"seed must be an integer in 0..{MAX_SEED}, got {seed!r}")
     if strategy not in ("auto", "full", "lns"):
         raise ValueError(f"strategy must be auto, full or lns, got {strategy!r}")
     objective = objective or default_objective(problem)
@@ -46,8 +67,9 @@ def make_params(
         unknown = sorted(set(weights) - set(TERMS))
         if unknown:
             raise ValueError(f"unknown objective term {unknown[0]!r} in weights; use {', '.join(TERMS)}")
-        if any(not isinstance(w, int | float) or w < 0 or w != w for w in weights.values()):
-            raise ValueError("weights must be numbers >= 0")
+        for t, w in weights.items():
+            if isinstance(w, bool) or not isinstance(w, int | float) or not 0 <= w <= MAX_WEIGHT:
+                raise ValueError(f"weights: {t} must be a finite number in 0..{MAX_WEIGHT:g}, got {w!r}")
         if not any(w > 0 for w in weights.values()):
             raise ValueError("at least one weight must be > 0")
         extra["weights"] = {t: float(w) for t, w in weights.items()}
@@ -61,9 +83,14 @@ def make_params(
         if not order or len(set(order)) != len(order):
             raise ValueError("order must list one or more distinct terms")
         extra["order"] = order
-    return SolverParams(
+    params = SolverParams(
         time_limit_s=time_limit_s, workers=workers, seed=seed, objective=objective, strategy=strategy, **extra
     )
+    if objective_terms(params) == {"energy"} and not has_energy_term(problem):
+        what = f"objective {objective!r}" + (" weighs only the energy cost and" if objective != "energy" else "")
+        raise ValueError(f"{what} needs energy settings: problem.energy.prices (a tariff) and operations with "
+                         "power_kw > 0; without them every plan costs the same. Use makespan or tardiness")
+    return params
 
 
 def solve_document(problem: SchedulingProblem, params: SolverParams) -> tuple[dict[str, Any], dict[str, Any]]:

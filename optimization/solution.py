@@ -120,16 +120,22 @@ def energy_profile(problem: SchedulingProblem, assignments: list[Assignment]) ->
             continue
         events[a.start] = events.get(a.start, 0.0) + p
         events[a.end] = events.get(a.end, 0.0) - p
-        t = a.start
-        while t < a.end:  # walk tariff periods
+        t = a.start if en.prices else a.end  # no tariff: no cost
+        cycle = en.period * len(en.prices)
+        while t < a.end:  # walk tariff periods (whole cycles of the tariff at once)
+            if cycle and t % cycle == 0 and a.end - t >= cycle:
+                n = (a.end - t) // cycle
+                cost += n * sum(pr * p * en.period * en.hours_per_unit for pr in en.prices)
+                t += n * cycle
+                continue
             nxt = min(a.end, (t // en.period + 1) * en.period)
             cost += en.price_at(t) * p * (nxt - t) * en.hours_per_unit
             t = nxt
-    # peak: the op load is piecewise constant between events; the base load between period bounds
+    # peak: the op load is piecewise constant between events; the base load between period bounds of the forecast
+    # (its last value holds after it)
     points = set(events)
     if en.base_load_kw:
-        end = max([a.end for a in assignments] + [len(en.base_load_kw) * en.period])
-        points |= set(range(0, end, en.period))
+        points |= set(range(0, len(en.base_load_kw) * en.period, en.period))
     load = 0.0
     peak = 0.0
     for t in sorted(points):

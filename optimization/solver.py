@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, replace
 
 from ortools.sat.python import cp_model
 
-from optimization.builder import LnsSpec, ModelVars, add_hint, build_model
+from optimization.builder import LnsSpec, ModelTooLarge, ModelVars, add_hint, build_model
 from optimization.check import verify
 from optimization.heuristics import atc_variants, best_dispatch, rules_for, sequence_search, tail_search
 from optimization.lns import improve as lns_improve
@@ -105,6 +105,8 @@ class SolverParams:
         if self.objective not in OBJECTIVES:
             raise ValueError(f"unknown objective {self.objective!r}; use one of {OBJECTIVES}")
         if self.objective == "weighted":
+            if any(not math.isfinite(w) or w < 0 for w in self.weights.values()):
+                raise ValueError(f"weights must be finite numbers >= 0, got {self.weights}")
             return [dict(self.weights)]
         if self.objective == "lex":
             return [{t: 1.0} for t in self.order]
@@ -218,7 +220,12 @@ def solve_full(problem: SchedulingProblem, params: SolverParams, horizon: int, i
     ``hint=False`` keeps ``incumbent`` only as the fallback answer of the first stage instead of a warm start.
     """
     stages = params.stages()
-    model, mv = build_model(problem, horizon, _terms(stages))
+    try:
+        model, mv = build_model(problem, horizon, _terms(stages), time_limit_s=deadline - time.perf_counter())
+    except ModelTooLarge as e:  # the incumbent (if any) stays the answer
+        if incumbent is not None:
+            incumbent.stats["model_too_large"] = str(e)
+        return incumbent, None, False
     best = incumbent
     bound = None
     proven = True
@@ -311,7 +318,12 @@ def solve_lns(problem: SchedulingProblem, params: SolverParams, horizon: int, in
         fix = n_ops > 2000 or it % 2 == 0
         lns = LnsSpec(incumbent=best.by_key(), free=free, radius=int(4 * pbar), fix_times=fix)
         st = _with_risk(problem, stages[0])
-        model, mv = build_model(problem, horizon, _terms(stages), lns=lns)
+        try:
+            model, mv = build_model(problem, horizon, _terms(stages), lns=lns,
+                                    time_limit_s=deadline - time.perf_counter())
+        except ModelTooLarge as e:
+            best.stats["model_too_large"] = str(e)
+            break
         expr, _ = _stage_expr(mv, st)
         model.minimize(expr)
         add_hint(model, mv, best.assignments, {w.machine: w.start for w in best.maintenance})

@@ -36,23 +36,42 @@ def prepare(request: dict, modules: set[str]) -> tuple[object, object, dict]:
     ignored = [(key, mod) for key, mod in PARTNERS if key in doc and mod not in modules]
     for key, _ in ignored:
         doc.pop(key)
+    objective, weights, order = request.get("objective"), request.get("weights"), request.get("order")
+    fallback = None
     try:
         problem = problem_from_dict(doc)
+        if any(key == "energy" for key, _ in ignored) and _energy_only(objective, weights, order):
+            # the plain behaviour without the energy module: the default objective, and the answer says so
+            fallback = f"objective {objective!r} (needs the 'energy' module): solved for the default objective"
+            objective, weights, order = None, None, None
         params = make_params(
             problem,
             time_limit_s=request["time_limit_s"],
             workers=request["workers"],
             seed=request["seed"],
-            objective=request.get("objective"),
+            objective=objective,
             strategy=request.get("strategy", "auto"),
-            weights=request.get("weights"),
-            order=request.get("order"),
+            weights=weights,
+            order=order,
         )
-    except (ValueError, KeyError, TypeError) as e:
+    except (ValueError, KeyError, TypeError, OverflowError) as e:
         raise InvalidInput(f"invalid scheduling problem: {e}") from None
     if ignored:
         linked["ignored"] = [f"{key} (needs the '{mod}' module)" for key, mod in ignored]
+    if fallback:
+        linked["ignored"].append(f"{fallback} {params.objective!r} instead")
     return problem, params, linked
+
+
+def _energy_only(objective: str | None, weights: dict | None, order: list | None) -> bool:
+    """Whether the requested objective weighs nothing but the energy cost."""
+    if objective == "energy":
+        return True
+    if objective == "weighted" and weights:
+        return {t for t, w in weights.items() if w} == {"energy"}
+    if objective == "lex" and order:
+        return set(order) == {"energy"}
+    return False
 
 
 def solve_prepared(problem, params, linked: dict) -> dict:  # noqa: ANN001

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import signal
+
 from optimization.problem import Job, Machine, Operation, SchedulingProblem
 
 
@@ -16,3 +19,19 @@ def simple_problem(**kw) -> SchedulingProblem:
         Job("J2", (op("C", M2=4), op("D", M1=1)), due=6),
     )
     return SchedulingProblem(jobs=jobs, machines=(Machine("M1"), Machine("M2")), name="simple", **kw)
+
+
+@contextlib.contextmanager
+def deadline(seconds: int):
+    """Fail with ``TimeoutError`` instead of hanging when the body runs longer than ``seconds`` (main thread)."""
+
+    def expire(*_):
+        raise TimeoutError(f"still running after {seconds} s")
+
+    old = signal.signal(signal.SIGALRM, expire)
+    signal.alarm(seconds)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, old)

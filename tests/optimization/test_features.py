@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import random
+import time
+
+import pytest
+
 from optimization.check import verify
+from optimization.heuristics import _Power, dispatch
 from optimization.problem import (
     Downtime,
     EnergySettings,
@@ -15,6 +21,7 @@ from optimization.problem import (
     SetupTimes,
 )
 from optimization.solver import SolverParams, solve
+from tests.optimization.helpers import deadline
 
 FAST = SolverParams(time_limit_s=3, workers=2, seed=0)
 
@@ -103,3 +110,79 @@ def test_tardiness_and_lexicographic():
     assert s.objective["weighted_tardiness"] == 2.0
     s = _solve(p, objective="lex", order=("tardiness", "makespan"))
     assert s.objective["weighted_tardiness"] == 2.0 and s.makespan == 6
+
+
+def test_an_operation_above_the_peak_cap_is_refused_up_front():
+    """An operation whose power alone (on top of the lowest base load) exceeds the cap can never run: the problem
+    is refused, naming it (before: the dispatching generator searched forever, ignoring the time limit)."""
+    jobs = (Job("J1", (Operation("a", {"M1": 3}, power_kw=1000),)),)
+    with pytest.raises(ValueError, match=r"job 'J1' operation 'a': power_kw 1000 exceeds the energy peak_cap_kw 100"):
+        SchedulingProblem(jobs=jobs, machines=(Machine("M1"),), energy=EnergySettings(prices=(1.0,), peak_cap_kw=100))
+    low = (Job("J1", (Operation("a", {"M1": 3}, power_kw=10),)),)
+    with pytest.raises(ValueError, match="power_kw 10 plus the lowest base load 200 kW exceeds"):
+        SchedulingProblem(jobs=low, machines=(Machine("M1"),),
+                          energy=EnergySettings(base_load_kw=(200.0,), peak_cap_kw=100))
+    # zero power, or zero duration, draws nothing: fine under any base load
+    idle = (Job("J1", (Operation("a", {"M1": 3}), Operation("b", {"M1": 0}, power_kw=500))),)
+    p = SchedulingProblem(jobs=idle, machines=(Machine("M1"),),
+                          energy=EnergySettings(base_load_kw=(200.0,), peak_cap_kw=100))
+    assert _solve(p).makespan == 3
+
+
+def test_power_cap_search_ends_when_an_operation_never_fits():
+    """Under the cap on its own, but the only low-load period is taken by a pinned operation and the base load is
+    above the cap after it: the generator gives up (a ValueError, not an endless search) and the solver answers
+    INFEASIBLE within its time limit."""
+    jobs = (
+        Job("J1", (Operation("a", {"M1": 60}, power_kw=40, pinned_machine="M1", pinned_start=0),)),
+        Job("J2", (Operation("b", {"M2": 1}, power_kw=40),)),
+    )
+    en = EnergySettings(period=60, prices=(1.0,), base_load_kw=(50.0, 200.0), peak_cap_kw=100)
+    p = SchedulingProblem(jobs=jobs, machines=(Machine("M1"), Machine("M2")), energy=en)
+    with deadline(20):
+        with pytest.raises(ValueError, match="peak power cap too low"):
+            dispatch(p, "mwkr")
+        t0 = time.perf_counter()
+        s = solve(p, SolverParams(time_limit_s=2, workers=1))
+    assert s.status == "INFEASIBLE" and time.perf_counter() - t0 < 5
+
+
+def test_power_push_is_the_earliest_start_under_the_cap():
+    """The step-function power profile gives the earliest start that fits, as a unit-by-unit scan does."""
+    rng = random.Random(3)
+    for trial in range(200):
+        period = rng.randint(1, 7)
+        base = tuple(float(rng.choice((0, 10, 30, 60))) for _ in range(rng.randint(0, 5)))
+        en = EnergySettings(period=period, base_load_kw=base, peak_cap_kw=100)
+        p = SchedulingProblem(jobs=(Job("J", (Operation("a", {"M": 1}),)),), machines=(Machine("M"),), energy=en)
+        power, usage = _Power(p), [0.0] * 200
+        for _ in range(rng.randint(0, 6)):
+            t, d, kw = rng.randint(0, 40), rng.randint(1, 15), float(rng.choice((10, 25, 40)))
+            power.add(t, d, kw)
+            for u in range(t, t + d):
+                usage[u] += kw
+        kw, t0, d = float(rng.choice((5, 20, 40, 70))), rng.randint(0, 40), rng.randint(1, 12)
+        power.set_op(kw)
+
+        def fits(t: int, usage=usage, en=en, kw=kw, d=d) -> bool:
+            return all(usage[u] + en.base_at(u) + kw <= 100 + 1e-9 for u in range(t, t + d))
+
+        want = next((t for t in range(t0, 150) if fits(t)), None)
+        if want is None:  # never fits: the base load after the forecast is too high
+            with pytest.raises(ValueError):
+                power.push(t0, d, None, False)
+        else:
+            assert power.push(t0, d, None, False) == want, trial
+
+
+def test_energy_objective_on_a_long_plan_keeps_the_time_limit():
+    """The exact energy term is a table per start time: for a plan of ~10**6 time units it would take longer than
+    the time limit to build and load, so the solve keeps the dispatching plan and says why."""
+    jobs = tuple(Job(f"J{i}", (Operation("a", {f"M{i % 2}": 300_000}, power_kw=10.0),)) for i in range(4))
+    en = EnergySettings(period=60, prices=(0.1, 0.3), hours_per_unit=1 / 60)
+    p = SchedulingProblem(jobs=jobs, machines=(Machine("M0"), Machine("M1")), energy=en)
+    with deadline(60):
+        t0 = time.perf_counter()
+        s = solve(p, SolverParams(time_limit_s=1, workers=1, objective="energy"))
+    assert time.perf_counter() - t0 < 3 and s.status == "FEASIBLE" and verify(p, s) == []
+    assert "energy cost tables" in s.stats["model_too_large"]

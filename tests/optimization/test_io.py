@@ -1,10 +1,12 @@
 from __future__ import annotations
 
 import json
+import re
+from pathlib import Path
 
 import pytest
 
-from optimization.io import load, parse_fjsp, parse_json, parse_jsplib, problem_to_dict
+from optimization.io import load, parse_fjsp, parse_json, parse_jsplib, problem_from_dict, problem_to_dict
 
 
 def test_jsplib_ft06(datasets):
@@ -97,3 +99,85 @@ def test_validation_names_the_culprit():
         )
     with pytest.raises(ValueError, match="negative time"):
         parse_jsplib("1 1\n0 -3\n")
+
+
+def _one_job(**op_fields) -> dict:
+    return {"machines": ["M1", "M2"], "jobs": [{"id": "J1", "operations": [{"machines": {"M1": 3}, **op_fields}]}]}
+
+
+@pytest.mark.parametrize(
+    "doc,needle",
+    [
+        # a string is not iterated character by character
+        ({"machines": "M1", "jobs": _one_job()["jobs"]}, "problem.machines must be a list of machine ids or objects, "
+                                                         "got a string ('M1')"),
+        ({**_one_job(), "jobs": {"id": "J1"}}, "problem.jobs must be a list, got an object"),
+        ({**_one_job(), "precedences": [{"before": ["J1", "0"]}]}, "precedences[0] lacks required field 'after'"),
+        ({**_one_job(), "precedences": [{"before": ["J1", "0"], "after": "J1"}]},
+         "precedences[0].after must be a list [job id, operation id]"),
+        # unknown fields are refused, not ignored
+        (_one_job(durration=4), "job 'J1' operations[0]: unknown field 'durration' (allowed: id, machines,"),
+        ({**_one_job(), "job": []}, "problem: unknown field 'job'"),
+        ({**_one_job(), "energy": {"peak_cap": 5}}, "energy: unknown field 'peak_cap'"),
+        ({"machines": [{"id": "M1", "calender": []}], "jobs": _one_job()["jobs"]}, "machines[0]: unknown field"),
+        # ids: strings or integers
+        ({"machines": ["M1"], "jobs": [{"id": None, "operations": [{"machines": {"M1": 3}}]}]},
+         "jobs[0].id must be a string or an integer, got null"),
+        ({"machines": ["M1"], "jobs": [{"id": ["a"], "operations": [{"machines": {"M1": 3}}]}]},
+         "jobs[0].id must be a string or an integer, got a list"),
+        ({"machines": [True], "jobs": _one_job()["jobs"]}, "machines[0] must be a machine id"),
+        (_one_job(id={"x": 1}), "job 'J1' operations[0].id must be a string or an integer, got an object"),
+        # values of the wrong type
+        (_one_job(power_kw="5"), "job 'J1' operation '0' power_kw must be a number, got a string ('5')"),
+        (_one_job(can_span_break="yes"), "job 'J1' operation '0' can_span_break must be true or false"),
+        (_one_job(pinned={"machine": "M1"}), "job 'J1' operation '0' pinned lacks required field 'start'"),
+    ],
+)
+def test_json_shape_errors_say_what_and_where(doc, needle):
+    with pytest.raises(ValueError) as e:
+        problem_from_dict(doc)
+    assert needle in str(e.value)
+
+
+def test_json_integer_ids_and_every_documented_field_are_accepted():
+    """The example of docs/scheduling.md (every documented field) parses; integer ids become strings."""
+    text = (Path(__file__).resolve().parents[2] / "docs" / "scheduling.md").read_text()
+    doc = json.loads(re.search(r"## JSON input format\n```json\n(.*?)\n```", text, re.S).group(1))
+    doc["jobs"].append({"id": "O-1002", "operations": [{"id": "cut", "machines": {"M1": 20}}]})
+    p = problem_from_dict(doc)
+    assert p.op(("O-1001", "weld")).started and p.energy.peak_cap_kw == 200 and p.risk.deadline == 1440
+    q = problem_from_dict({"machines": [1, {"id": 2}], "jobs": [{"id": 7, "operations": [{"id": 0, "machines": {"1": 3},
+                                                                                         "family": 4}]}]})
+    assert [m.id for m in q.machines] == ["1", "2"] and q.op(("7", "0")).family == "4"
+
+
+BIG = 2**63
+
+
+@pytest.mark.parametrize(
+    "doc,needle",
+    [
+        ({"machines": ["M1"], "jobs": [{"id": "J1", "operations": [{"machines": {"M1": BIG}}]}]},
+         "operation '0' duration on machine 'M1' must be an integer in 0..1000000000, got 9223372036854775808"),
+        ({"machines": ["M1"], "jobs": [{"id": "J1", "due": BIG, "operations": [{"machines": {"M1": 3}}]}]},
+         "job 'J1' due must be an integer in -1000000000..1000000000"),
+        ({"machines": ["M1"], "jobs": [{"id": "J1", "release": BIG, "operations": [{"machines": {"M1": 3}}]}]},
+         "job 'J1' release must be an integer in 0..1000000000"),
+        ({"machines": ["M1"], "jobs": [{"id": "J1", "weight": 1e308, "operations": [{"machines": {"M1": 3}}]}]},
+         "job 'J1' weight must be a finite number in 0..1e+06"),
+        (_one_job(power_kw=10**400), "power_kw must be a finite number in 0..1e+09, got 10000000000000000000..."),
+        ({**_one_job(), "energy": {"peak_cap_kw": float("nan")}}, "energy peak_cap_kw must be a finite number"),
+        ({**_one_job(), "energy": {"peak_cap_kw": float("inf")}}, "energy peak_cap_kw must be a finite number"),
+        ({**_one_job(), "energy": {"prices": [1, float("inf")]}}, "energy prices[1] must be a finite number"),
+        ({**_one_job(), "energy": {"period": BIG}}, "energy period must be an integer in 1..1000000000"),
+        ({**_one_job(), "horizon": BIG}, "horizon must be an integer in 1..1000000000"),
+        ({**_one_job(), "failure_risk": {"risks": {"M1": 0.9}, "threshold": float("nan")}},
+         "failure_risk threshold must be a finite number in 0..1"),
+        ({**_one_job(), "failure_risk": {"risks": {"M1": 0.9}, "deadline": 10, "window_duration": 60}},
+         "maintenance deadline 10 is before a window of 60 can end"),
+    ],
+)
+def test_numbers_out_of_range_name_the_field_and_the_range(doc, needle):
+    with pytest.raises(ValueError) as e:
+        problem_from_dict(doc)
+    assert needle in str(e.value)

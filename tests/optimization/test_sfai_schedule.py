@@ -74,3 +74,29 @@ def test_sfai_schedule_weights_and_order(tmp_path):
     for args in (("--objective", "weighted", "--weights", "energy"), ("--objective", "lex", "--order", "speed")):
         p, _ = run(*args)
         assert p.returncode == 1 and len(p.stderr.strip().splitlines()) == 1 and p.stderr.startswith("error: ")
+
+
+def test_sfai_schedule_out_of_range_numbers_and_unschedulable_power_are_one_line(tmp_path):
+    """Numbers too large for the solver, and an operation above the peak cap, give one line naming the field (and
+    the range) and exit 1, at once (before: a TypeError from OR-Tools, an int overflow, or a search that never
+    ended)."""
+    job = {"id": "J1", "operations": [{"machines": {"M1": 3}}]}
+    cases = [
+        ({"machines": ["M1"], "jobs": [{"id": "J1", "operations": [{"machines": {"M1": 2**63}}]}]}, (),
+         "duration on machine 'M1' must be an integer in 0..1000000000"),
+        ({"machines": ["M1"], "jobs": [job]}, ("--seed", str(2**70)), "seed must be an integer in 0..2147483647"),
+        ({"machines": ["M1"], "jobs": [job]}, ("--objective", "weighted", "--weights", "makespan=inf"),
+         "weights: makespan must be a finite number in 0..1e+06"),
+        ({"machines": ["M1"], "jobs": [{"id": "J1", "operations": [{"machines": {"M1": 3}, "power_kw": 1000}]}],
+          "energy": {"period": 60, "prices": [1], "peak_cap_kw": 100}}, (),
+         "job 'J1' operation '0': power_kw 1000 exceeds the energy peak_cap_kw 100"),
+        ({"machines": ["M1"], "jobs": [job]}, ("--objective", "energy"), "objective 'energy' needs energy settings"),
+    ]
+    for doc, args, needle in cases:
+        src = tmp_path / "plan.json"
+        src.write_text(json.dumps(doc))
+        p = subprocess.run([SFAI, "schedule", "solve", str(src), "--time-limit", "1", *args],
+                           capture_output=True, text=True, timeout=60)
+        assert p.returncode == 1 and "Traceback" not in p.stderr, p.stderr
+        assert len(p.stderr.strip().splitlines()) == 1 and p.stderr.startswith("error: "), p.stderr
+        assert needle in p.stderr, p.stderr

@@ -1,5 +1,6 @@
 """POST /v1/scheduling/solve and background jobs, per tenant; linked modules only when subscribed."""
 
+import json
 import time
 
 from tests.serving.helpers import bearer, make_tenant
@@ -110,3 +111,90 @@ def test_weighted_and_lexicographic_objectives_take_the_planners_weights_and_ord
     ):
         r = client.post("/v1/scheduling/solve", json={"problem": problem, **body}, headers=bearer(acme.mes))
         assert r.status_code == 422 and fragment in r.json()["error"]["message"], (body, r.text)
+
+
+def _post(client, path, body, key):
+    """A raw JSON body (NaN and Infinity as a fuzzer sends them)."""
+    return client.post(path, content=json.dumps(body), headers={**bearer(key), "content-type": "application/json"})
+
+
+def test_an_operation_above_the_peak_cap_is_a_422_at_once(client, db, monkeypatch):
+    """Before: the solve (or the background job, holding the only job slot) ran forever, ignoring time_limit_s. Now
+    it is refused before any solve starts (a solve here would be the old endless one: it fails the test instead)."""
+
+    def no_solve(*_args):
+        raise AssertionError("an unschedulable problem reached the solver")
+
+    monkeypatch.setattr("serving.scheduling.solve_prepared", no_solve)
+    acme = make_tenant(db, PEPPER, "acme", modules=("scheduling", "energy"))
+    problem = {"machines": ["M1"], "jobs": [{"id": "J1", "operations": [{"machines": {"M1": 3}, "power_kw": 1000}]}],
+               "energy": {"period": 60, "prices": [1], "peak_cap_kw": 100}}
+    for path in ("/v1/scheduling/solve", "/v1/scheduling/jobs"):
+        r = _post(client, path, {"time_limit_s": 1, "workers": 1, "problem": problem}, acme.mes)
+        assert r.status_code == 422, r.text
+        message = r.json()["error"]["message"]
+        assert "job 'J1' operation '0': power_kw 1000 exceeds the energy peak_cap_kw 100" in message
+    base = {**problem, "jobs": [{"id": "J1", "operations": [{"machines": {"M1": 3}, "power_kw": 10}]}],
+            "energy": {"base_load_kw": [200], "peak_cap_kw": 100}}
+    r = _post(client, "/v1/scheduling/solve", {"time_limit_s": 1, "problem": base}, acme.mes)
+    assert r.status_code == 422 and "lowest base load 200 kW" in r.json()["error"]["message"], r.text
+
+
+def test_numbers_too_large_are_422_naming_the_field(client, db):
+    """Before: 500s (an int64 overflow, OR-Tools' TypeError, a NaN or infinite float) or a failed job."""
+    acme = make_tenant(db, PEPPER, "acme", modules=("scheduling", "energy"))
+    small = {"machines": PROBLEM["machines"], "jobs": PROBLEM["jobs"]}
+    cases = [
+        ({"problem": PROBLEM, "seed": 1180591620717411303424}, "seed"),
+        ({"problem": {"machines": ["M1"], "jobs": [{"id": "J1", "operations": [{"machines": {"M1": 2**63}}]}]}},
+         "duration on machine 'M1' must be an integer in 0..1000000000"),
+        ({"problem": {**small, "jobs": [{"id": "J1", "due": 2**63, "operations": [{"machines": {"M1": 3}}]}]}},
+         "job 'J1' due must be an integer in -1000000000..1000000000"),
+        ({"problem": {**small, "energy": {"peak_cap_kw": float("nan")}}}, "energy peak_cap_kw must be a finite number"),
+        ({"problem": {**small, "energy": {"peak_cap_kw": float("inf")}}}, "energy peak_cap_kw must be a finite number"),
+        ({"problem": PROBLEM, "objective": "weighted", "weights": {"makespan": float("inf")}}, "weights.makespan"),
+        ({"problem": PROBLEM, "objective": "weighted", "weights": {"makespan": 1e308}}, "weights.makespan"),
+    ]
+    for body, fragment in cases:
+        for path in ("/v1/scheduling/solve", "/v1/scheduling/jobs"):
+            r = _post(client, path, {"time_limit_s": 1, **body}, acme.mes)
+            assert r.status_code == 422, (path, body, r.text)
+            assert fragment in r.json()["error"]["message"], (path, r.text)
+
+
+def test_malformed_problems_are_422_saying_what_and_where(client, db):
+    acme = make_tenant(db, PEPPER, "acme", modules=("scheduling",))
+    job = {"id": "J1", "operations": [{"machines": {"M1": 3}}]}
+    for problem, fragment in (
+        ({"machines": "M1", "jobs": [job]}, "problem.machines must be a list"),
+        ({"machines": ["M1"], "jobs": [job], "precedences": [{"before": ["J1", "0"]}]},
+         "precedences[0] lacks required field 'after'"),
+        ({"machines": ["M1"], "jobs": [{"id": "J1", "operations": [{"machines": {"M1": 3}, "durration": 4}]}]},
+         "unknown field 'durration'"),
+        ({"machines": ["M1"], "jobs": [{**job, "id": None}]}, "jobs[0].id must be a string or an integer"),
+        ({"machines": ["M1"], "jobs": [{**job, "id": ["J"]}]}, "jobs[0].id must be a string or an integer"),
+    ):
+        r = _post(client, "/v1/scheduling/solve", {"time_limit_s": 1, "problem": problem}, acme.mes)
+        assert r.status_code == 422 and fragment in r.json()["error"]["message"], (problem, r.text)
+
+
+def test_energy_objective_without_a_tariff(client, db):
+    """Without energy settings the energy objective cannot work: a 422 saying so (before: a 200 with makespan 12
+    where 7 is optimal). A tenant without the energy module gets the plain behaviour, and the answer says so."""
+    plain = {"machines": ["M1", "M2"], "jobs": [
+        {"id": "J1", "operations": [{"machines": {"M1": 3}}, {"machines": {"M2": 2}}]},
+        {"id": "J2", "operations": [{"machines": {"M2": 4}}, {"machines": {"M1": 3}}]}]}
+    with_energy = make_tenant(db, PEPPER, "acme", modules=("scheduling", "energy"))
+    for body in ({"objective": "energy"}, {"objective": "weighted", "weights": {"energy": 1}},
+                 {"objective": "lex", "order": ["energy"]}):
+        r = _post(client, "/v1/scheduling/solve", {"time_limit_s": 2, "problem": plain, **body}, with_energy.mes)
+        assert r.status_code == 422, r.text
+        assert "needs energy settings" in r.json()["error"]["message"]
+    without = make_tenant(db, PEPPER, "other", modules=("scheduling",))
+    tariff = {**plain, "energy": {"period": 5, "prices": [1, 2]}}
+    r = _post(client, "/v1/scheduling/solve", {"time_limit_s": 2, "objective": "energy", "problem": tariff},
+              without.mes)
+    assert r.status_code == 200, r.text
+    doc = r.json()
+    assert doc["objective"] == "makespan" and doc["makespan"] == 7 and doc["status"] == "OPTIMAL"
+    assert any("objective 'energy'" in note and "'makespan' instead" in note for note in doc["linked"]["ignored"])
