@@ -65,7 +65,7 @@ def _from_pandas(df: pd.DataFrame) -> pa.Table:
     can name the first value that does not fit the view's type."""
     try:
         return pa.Table.from_pandas(df, preserve_index=False)
-    except (pa.ArrowInvalid, pa.ArrowTypeError):
+    except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):  # OverflowError: an integer past 64 bits
         cols = {}
         for name in df.columns:
             try:
@@ -80,6 +80,8 @@ def _cell_text(value, row: int, name: object) -> str | None:  # noqa: ANN001
     would be stored as ``"['m1']"``)."""
     if isinstance(value, list | dict | tuple):
         raise InvalidInput(f"row {row}, column {str(name)!r}: {value!r} is not a single value")
+    if isinstance(value, bool | np.bool_):  # among text or numbers: a type error, not the text "True"
+        raise InvalidInput(f"row {row}, column {str(name)!r}: {value!r} is not a value of this column's type")
     return None if pd.isna(value) else str(value)
 
 
@@ -240,6 +242,8 @@ def conform(view: FeatureView, table: pa.Table, *, now: datetime | None = None) 
             if name == view.join_key
             else view.feature(name).dtype
         )
+        if name == view.join_key:
+            _check_keys(table.column(name), name)
         col = _cast(table.column(name), field.type, name, dtype)
         if dtype in ("float32", "float64"):
             col = _finite(col, table.column(name), name, dtype)
@@ -251,6 +255,18 @@ def conform(view: FeatureView, table: pa.Table, *, now: datetime | None = None) 
     out = pa.Table.from_arrays(arrays, schema=schema)
     _refuse_repeated_keys(out, view.join_key)
     return out
+
+
+def _check_keys(col: pa.ChunkedArray, name: str) -> None:
+    """An entity key is a real id: not a boolean (``true`` would be stored as the key "true") and not blank
+    (a CSV reads an empty cell as missing, so such a row could never be sent back)."""
+    if pa.types.is_boolean(col.type):
+        row = 0 if col.null_count == 0 else pc.index(pc.is_valid(col), True).as_py()
+        raise InvalidInput(f"row {row}, column {name!r}: {col[row].as_py()!r} is not a valid key")
+    if pa.types.is_string(col.type) or pa.types.is_large_string(col.type):
+        blank = pc.equal(pc.utf8_trim_whitespace(col), "")
+        if pc.any(blank).as_py():
+            raise InvalidInput(f"row {pc.index(blank, True).as_py()}, column {name!r}: missing key (a blank id)")
 
 
 def _refuse_repeated_keys(table: pa.Table, key: str) -> None:

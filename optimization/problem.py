@@ -360,9 +360,14 @@ class SchedulingProblem:
             for op in job.operations:
                 if op.power_kw > 0 and op.min_duration > 0 and (0.0 + low) + op.power_kw > en.peak_cap_kw + 1e-9:
                     extra = f" plus the lowest base load {low:g} kW" if low else ""
+                    why = (
+                        "while it is already running: no plan can keep the cap (raise it for this plan)"
+                        if op.started
+                        else "so it can never be scheduled"
+                    )
                     raise ValueError(
                         f"job {job.id!r} operation {op.id!r}: power_kw {op.power_kw:g}{extra} exceeds the energy "
-                        f"peak_cap_kw {en.peak_cap_kw:g}, so it can never be scheduled")
+                        f"peak_cap_kw {en.peak_cap_kw:g}, {why}")
 
     def _check_acyclic(self) -> None:
         if not self.precedences:

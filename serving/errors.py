@@ -4,6 +4,7 @@ with the status below; the CLI prints the message on one line and exits non-zero
 from __future__ import annotations
 
 import json
+import re
 
 
 def shown(value: object) -> str:
@@ -18,15 +19,43 @@ def shown(value: object) -> str:
     return repr(value)
 
 
+# a UTF-16 surrogate escape without its partner: JSON allows it, but it is no character, and text holding one
+# cannot be written anywhere (UTF-8, SQLite, Arrow, CP-SAT names); the parsed document is checked when one shows
+_LONE_SURROGATE = re.compile(
+    rb"\\u[dD][89abAB][0-9a-fA-F]{2}(?!\\u[dD][c-fC-F][0-9a-fA-F]{2})"
+    rb"|(?<!\\u[dD][89abAB][0-9a-fA-F]{2})\\u[dD][c-fC-F][0-9a-fA-F]{2}"
+)
+
+
 def parse_json(raw: bytes | str, what: str = "the body") -> object:
     """``json.loads`` that answers every unreadable document with :class:`InvalidInput`: bad syntax, bad UTF-8,
-    or nesting deeper than the parser's recursion limit (which ``json`` raises as ``RecursionError``)."""
+    nesting deeper than the parser's recursion limit (which ``json`` raises as ``RecursionError``), or a string
+    holding a lone surrogate escape such as ``"\\ud800"``."""
     try:
-        return json.loads(raw)
+        doc = json.loads(raw)
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise InvalidInput(f"{what} is not valid JSON: {e}") from None
     except RecursionError:
         raise InvalidInput(f"{what} is nested too deeply to read as JSON") from None
+    data = raw.encode("utf-8", "surrogatepass") if isinstance(raw, str) else raw
+    if _LONE_SURROGATE.search(data) and _has_surrogate(doc):
+        raise InvalidInput(f"{what} holds a lone UTF-16 surrogate escape (such as \\ud800), which is not text")
+    return doc
+
+
+def _has_surrogate(doc: object) -> bool:
+    stack = [doc]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if any("\ud800" <= ch <= "\udfff" for ch in item):
+                return True
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
 
 
 class SfaiError(Exception):

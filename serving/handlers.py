@@ -8,9 +8,10 @@ from http import HTTPStatus
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from serving.errors import SfaiError
+from serving.errors import InvalidInput, SfaiError, parse_json
 
 log = logging.getLogger("sfai.api")
 
@@ -29,6 +30,40 @@ def _status_code_name(status: int) -> str:
 def _loc(loc) -> str:  # noqa: ANN001
     parts = [str(p) for p in loc if p not in ("body",)] or [str(p) for p in loc]
     return ".".join(parts)
+
+
+class BodyInvalid(StarletteHTTPException):
+    """422 for a JSON body FastAPI reads (an HTTPException, which its body parsing lets through unchanged)."""
+
+    code = "invalid_input"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(422, message)
+
+
+class SfaiRequest(Request):
+    """A request whose JSON body is read by :func:`serving.errors.parse_json`: nesting too deep or a lone
+    surrogate escape is a 422 naming it, not FastAPI's 400 "error parsing the body" or a 500 further on."""
+
+    async def json(self):  # noqa: ANN201
+        if not hasattr(self, "_json"):
+            try:
+                self._json = parse_json(await self.body())
+            except InvalidInput as e:
+                raise BodyInvalid(e.message) from None
+        return self._json
+
+
+class SfaiRoute(APIRoute):
+    """Every SFAI route: its handler reads the request as an :class:`SfaiRequest`."""
+
+    def get_route_handler(self):  # noqa: ANN201
+        handler = super().get_route_handler()
+
+        async def route(request: Request):  # noqa: ANN202
+            return await handler(SfaiRequest(request.scope, request.receive))
+
+        return route
 
 
 def validation_message(errors: list[dict]) -> str:

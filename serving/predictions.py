@@ -163,14 +163,14 @@ async def read_frame(request, limit: int = MAX_RECORDS) -> tuple[pd.DataFrame | 
         except (pa.ArrowInvalid, OSError) as e:
             raise InvalidInput(f"cannot read the Arrow body: {e}") from None
         check_batch(table.num_rows, limit)
-        return _limit(table.to_pandas(), limit), query_options(request.query_params)
+        return _limit(table.to_pandas(), limit), _binary_options(request)
     if ctype in ("application/vnd.apache.parquet", "application/x-parquet"):
         try:
             table = pq.read_table(io.BytesIO(raw))
         except (pa.ArrowInvalid, OSError) as e:
             raise InvalidInput(f"cannot read the Parquet body: {e}") from None
         check_batch(table.num_rows, limit)
-        return _limit(table.to_pandas(), limit), query_options(request.query_params)
+        return _limit(table.to_pandas(), limit), _binary_options(request)
     body = parse_json(raw)
     if not isinstance(body, dict):
         raise InvalidInput('expected a JSON object: {"records": [...]} or {"entity_ids": [...], "view": ...}')
@@ -210,6 +210,12 @@ def entity_rows(fs, view: str, ids: list) -> list[dict]:  # noqa: ANN001
 
 
 _TRUE, _FALSE = ("true", "1", "yes"), ("false", "0", "no")
+
+
+def _binary_options(request) -> dict:  # noqa: ANN001
+    options = query_options(request.query_params)
+    check_one_source(options)  # the rows are the body: no online-store lookup besides
+    return options
 
 
 def query_options(params) -> dict:  # noqa: ANN001
@@ -269,7 +275,7 @@ def prediction_options(body: dict, family: str, explain: bool, rows: int) -> dic
         if k in body and k not in allowed:
             takes = ", ".join(f'"{o}"' for o in allowed) or "no options"
             raise InvalidInput(f'"{k}" is not an option of the {family} model (it takes {takes})')
-    options = {k: _option(k, body[k]) for k in allowed if k in body}
+    options = {k: _option(k, body[k]) for k in allowed if body.get(k) is not None}  # null: the default
     if explain and rows <= EXPLAIN_BY_DEFAULT:
         options.setdefault("explain", True)
     return options

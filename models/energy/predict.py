@@ -8,6 +8,7 @@ before its origin, and returns the contract's columns ``origin,timestamp,p10,p50
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +20,8 @@ from serving.runtime import OnnxModel
 
 COLUMNS = ["origin", "timestamp", "p10", "p50", "p90"]
 STAMP = "%Y-%m-%d %H:%M:%S"
+# start: a date, or an ISO date and time (with an optional UTC offset)
+ISO_START = re.compile(r"^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}(:?\d{2})?)?)?$")
 
 
 def parse_start(start: str | None, series: F.Series) -> pd.Timestamp:
@@ -26,18 +29,21 @@ def parse_start(start: str | None, series: F.Series) -> pd.Timestamp:
     to theirs); a start without one is a day of the plant's local time, whatever the dates carry."""
     if start is None:  # the first day with a full week of history
         return (series.start + F.HISTORY * F.STEP).ceil("D")
-    try:
-        stamp = pd.Timestamp(str(start))
-    except (ValueError, OverflowError):
-        stamp = pd.NaT
-    if pd.isna(stamp):  # "", "NaT", "nan" parse to "not a time"
+    text = str(start).strip()
+    stamp = pd.NaT
+    if ISO_START.match(text):  # only ISO: "04/03/2018" would be read month first, "March 4" is no contract
+        try:
+            stamp = pd.Timestamp(text)
+        except (ValueError, OverflowError):
+            pass
+    if pd.isna(stamp):  # also "", "NaT", "nan", which parse to "not a time"
         raise InvalidInput(f"start {start!r} is not a date (YYYY-MM-DD)")
     if stamp.tz is not None:
         if series.tz is None:
             raise InvalidInput(f"start {start!r} has a UTC offset and the dates in column {F.DATE!r} have none: "
                                "send start as a date (YYYY-MM-DD) of the plant's local time")
         stamp = stamp.tz_convert(series.tz).tz_localize(None)
-    return stamp.normalize()
+    return stamp.ceil("D")  # the first 00:00 at or after start (a date is its own 00:00)
 
 
 def check_horizon(horizon: object, steps: int = F.STEPS_PER_DAY) -> int:

@@ -6,6 +6,7 @@ from fastapi import APIRouter, Depends, status
 
 from serving import tenancy
 from serving.deps import AdminDep, CallerDep, PlatformDep, authenticate
+from serving.handlers import SfaiRoute
 from serving.schemas.platform import (
     ApiKeyCreate,
     ApiKeyCreated,
@@ -15,7 +16,7 @@ from serving.schemas.platform import (
     TenantPublic,
 )
 
-router = APIRouter(prefix="/v1", tags=["tenant"], dependencies=[Depends(authenticate)])
+router = APIRouter(route_class=SfaiRoute, prefix="/v1", tags=["tenant"], dependencies=[Depends(authenticate)])
 
 
 def _sub(s: tenancy.SubscriptionInfo) -> SubscriptionPublic:

@@ -11,8 +11,9 @@ from starlette.concurrency import run_in_threadpool
 
 from serving.deps import PlatformDep
 from serving.errors import Forbidden, Unauthenticated
+from serving.handlers import SfaiRoute
 
-router = APIRouter(tags=["health"])
+router = APIRouter(route_class=SfaiRoute, tags=["health"])
 
 
 @router.get("/healthz")
@@ -41,8 +42,8 @@ async def read_metrics(request: Request, platform: PlatformDep) -> Response:
     settings = platform.settings
     token = settings.metrics_token
     if token:
-        sent = request.headers.get("authorization", "")
-        if not hmac.compare_digest(sent.encode(), f"Bearer {token}".encode()):
+        scheme, _, sent = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(sent.strip().encode(), token.encode()):
             raise Unauthenticated("/metrics needs 'Authorization: Bearer <SFAI_METRICS_TOKEN>'")
     elif settings.environment not in ("development", "test"):
         raise Forbidden(f"/metrics is closed in {settings.environment}: set SFAI_METRICS_TOKEN and scrape with it")

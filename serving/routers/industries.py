@@ -8,9 +8,10 @@ from pydantic import BaseModel
 from pipelines.industries import IndustryProfile, get_profile, list_profiles
 from pipelines.ksic import KSIC_DIVISIONS, normalize_ksic
 from serving.errors import NotFound
+from serving.handlers import SfaiRoute
 from serving.schemas.platform import IndustryPublic
 
-router = APIRouter(prefix="/v1/industries", tags=["industries"])
+router = APIRouter(route_class=SfaiRoute, prefix="/v1/industries", tags=["industries"])
 
 
 class IndustryProfilePublic(BaseModel):

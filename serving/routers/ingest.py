@@ -11,10 +11,10 @@ from starlette.datastructures import UploadFile
 
 from serving.deps import CallerDep, PlatformDep, authenticate, require_role
 from serving.errors import InvalidInput, parse_json
-from serving.handlers import validation_message
+from serving.handlers import SfaiRoute, validation_message
 from serving.schemas.features import FeatureViewPublic, IngestRecords, IngestResult, OnlineRequest
 
-router = APIRouter(tags=["features"], dependencies=[Depends(authenticate)])
+router = APIRouter(route_class=SfaiRoute, tags=["features"], dependencies=[Depends(authenticate)])
 WRITERS = require_role("admin", "scientist", "mes")
 
 _FORMATS = {"text/csv": "csv", "application/vnd.apache.parquet": "parquet", "application/x-parquet": "parquet"}

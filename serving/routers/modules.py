@@ -15,6 +15,7 @@ from serving import fastpath
 from serving.deps import CallerDep, PlatformDep, require_module
 from serving.errors import InvalidInput
 from serving.fastpath import INLINE_ROWS, PredictRoute, prediction_body
+from serving.handlers import SfaiRoute
 from serving.predictions import (
     ARROW_STREAM,
     MAX_RECORDS,
@@ -33,7 +34,7 @@ from serving.tenancy import SubscriptionInfo
 def module_router(module: str) -> APIRouter:
     """``/v1/<module>``: every route in it needs an active subscription to ``module`` (403 otherwise)."""
     check = require_module(module)
-    router = APIRouter(prefix=f"/v1/{module}", tags=[module], dependencies=[Depends(check)])
+    router = APIRouter(route_class=SfaiRoute, prefix=f"/v1/{module}", tags=[module], dependencies=[Depends(check)])
 
     @router.get("/status", response_model=ModuleStatus, name=f"read_{module}_status")
     async def read_status(

@@ -10,10 +10,11 @@ from starlette.concurrency import iterate_in_threadpool
 
 from serving.deps import AdminDep, PlatformDep
 from serving.errors import InvalidInput
+from serving.handlers import SfaiRoute
 from serving.tenancy import MODULES
 from serving.usage import export_usage, parse_range, query_usage
 
-router = APIRouter(prefix="/v1/usage", tags=["usage"])
+router = APIRouter(route_class=SfaiRoute, prefix="/v1/usage", tags=["usage"])
 
 
 @router.get("")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
 
 
 class IngestRecords(BaseModel):
@@ -23,7 +23,7 @@ class IngestResult(BaseModel):
 class OnlineRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     view: str
-    entity_ids: list[str | int] = Field(min_length=1, max_length=10_000)
+    entity_ids: list[StrictStr | StrictInt] = Field(min_length=1, max_length=10_000)  # true is no id
     features: list[str] | None = None
 
 

@@ -271,12 +271,18 @@ def test_values_a_column_cannot_hold_are_refused_not_stored_changed(store, tmp_p
         ({"shots": 2**63}, "row 1, column 'shots': 9223372036854775808 is not a valid int64"),
         ({"cavities": 2**31}, "row 1, column 'cavities': 2147483648 is not a valid int32"),
         ({"machine_id": ["m1"]}, "row 1, column 'machine_id': ['m1'] is not a single value"),
+        ({"shots": 2**64}, "row 1, column 'shots': '18446744073709551616' is not a valid int64"),
+        ({"machine_id": ""}, "row 1, column 'machine_id': missing key (a blank id)"),
+        ({"machine_id": "  "}, "row 1, column 'machine_id': missing key (a blank id)"),
+        ({"machine_id": True}, "row 1, column 'machine_id': True is not a value of this column's type"),
     ]
     for change, message in cases:
         records = [{**rec, "event_timestamp": "2026-02-01T00:00:00Z"}, {**rec, **change}]
         with pytest.raises(InvalidInput) as e:
             store.ingest("machine_counts", records)
         assert e.value.message == message, (change, e.value.message)
+    with pytest.raises(InvalidInput, match="row 0, column 'machine_id': True is not a valid key"):
+        store.ingest("machine_counts", [{**rec, "machine_id": True}])
     latin = tmp_path / "latin.csv"
     latin.write_bytes(
         "machine_id,event_timestamp,shots,cavities,temp_mean,vib_rms,alarm,mode\n"

@@ -265,7 +265,7 @@ def test_shared_steel_file_passes_the_gap_rule():
     assert len(s.kwh) == 29184 and not np.isnan(s.kwh).any()
 
 
-@pytest.mark.parametrize("start", ["", "NaT", "nan", "None", "5"])
+@pytest.mark.parametrize("start", ["", "NaT", "nan", "None", "5", "04/03/2018", "March 4 2018", "20180304"])
 def test_a_start_that_is_not_a_time_is_refused(start):
     from models.energy.predict import score
 
@@ -282,6 +282,8 @@ def test_aware_dates_keep_their_local_time_and_agree_with_start():
     naive = score(_Constant(), _rows(8 * 96 + 1), horizon=4)
     aware = score(_Constant(), _rows(8 * 96 + 1, offset="+09:00"), horizon=4)
     pd.testing.assert_frame_equal(aware, naive)
+    # a start with a time of day: the first origin is the next 00:00 (never one before the start)
+    assert score(_Constant(), _rows(8 * 96 + 1), start="2020-01-08 13:00", horizon=4).equals(naive)
     assert aware.origin.iloc[0] == "2020-01-09 00:00:00" and aware.timestamp.iloc[0] == "2020-01-09 00:15:00"
     for start in ("2020-01-09", "2020-01-09T00:00:00+09:00", "2020-01-08T15:00:00Z"):
         assert score(_Constant(), _rows(8 * 96 + 1, offset="+09:00"), start=start, horizon=4).equals(aware)

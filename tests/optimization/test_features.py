@@ -122,6 +122,11 @@ def test_an_operation_above_the_peak_cap_is_refused_up_front():
     with pytest.raises(ValueError, match="power_kw 10 plus the lowest base load 200 kW exceeds"):
         SchedulingProblem(jobs=low, machines=(Machine("M1"),),
                           energy=EnergySettings(base_load_kw=(200.0,), peak_cap_kw=100))
+    running = (Job("J1", (Operation("a", {"M1": 3}, power_kw=1000, started=True, pinned_machine="M1",
+                                    pinned_start=0),)),)
+    with pytest.raises(ValueError, match="exceeds the energy peak_cap_kw 100, while it is already running"):
+        SchedulingProblem(jobs=running, machines=(Machine("M1"),),
+                          energy=EnergySettings(prices=(1.0,), peak_cap_kw=100))
     # zero power, or zero duration, draws nothing: fine under any base load
     idle = (Job("J1", (Operation("a", {"M1": 3}), Operation("b", {"M1": 0}, power_kw=500))),)
     p = SchedulingProblem(jobs=idle, machines=(Machine("M1"),),

@@ -161,7 +161,8 @@ def test_metrics_name_tenants_so_they_need_a_token_outside_development(settings,
     for update, calls in (
         ({"environment": "production"}, [({}, 403)]),
         ({"environment": "production", "metrics_token": "scrape-0123456789"}, [
-            ({}, 401), (bearer("scrape-0123456789x"), 401), (bearer("scrape-0123456789"), 200)]),
+            ({}, 401), (bearer("scrape-0123456789x"), 401), (bearer("scrape-0123456789"), 200),
+            ({"Authorization": "bearer scrape-0123456789"}, 200), ({"Authorization": "Basic scrape-0123456789"}, 401)]),
         ({"metrics_token": "scrape-0123456789"}, [({}, 401), (bearer("scrape-0123456789"), 200)]),
     ):
         app = create_app(settings.model_copy(update=update), db=db)

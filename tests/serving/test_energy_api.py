@@ -40,6 +40,9 @@ def test_the_demo_history_forecasts(energy):
     assert r.status_code == 200, r.text
     first = r.json()["predictions"][0]
     assert (first["origin"], first["timestamp"]) == ("2020-01-09 00:00:00", "2020-01-09 00:15:00")
+    # null options are their defaults, as if left out
+    same = client.post(URL, json={"records": records, "horizon": 4, "start": None}, headers=h)
+    assert same.status_code == 200 and same.json()["predictions"] == r.json()["predictions"], same.text
 
 
 def test_two_rows_decades_apart_are_refused_at_once(energy):
@@ -51,7 +54,7 @@ def test_two_rows_decades_apart_are_refused_at_once(energy):
         assert time.perf_counter() - t0 < 2.0
 
 
-@pytest.mark.parametrize("start", ["", "NaT"])
+@pytest.mark.parametrize("start", ["", "NaT", "01/09/2020", "20200109"])
 def test_a_start_that_is_not_a_time_is_422(energy, start):
     client, h, records = energy
     refused(client.post(URL, json={"records": records, "start": start}, headers=h), "not a date")

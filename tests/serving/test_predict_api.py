@@ -115,6 +115,8 @@ def test_arrow_and_parquet_bodies(client, db, settings, exported):
     assert "top_features" in on.json()["predictions"][0] and "top_features" not in off.json()["predictions"][0]
     bad = client.post(url + "?explain=maybe", content=small.getvalue().to_pybytes(), headers=arrow)
     assert bad.status_code == 422 and "explain" in bad.json()["error"]["message"]
+    both = client.post(url + "?entity_ids=x&view=ai4i_features", content=small.getvalue().to_pybytes(), headers=arrow)
+    assert both.status_code == 422 and "not both" in both.json()["error"]["message"]
 
 
 def test_an_unexpected_error_is_a_json_500_on_the_hot_path_and_the_route(db, settings, exported, monkeypatch):
