@@ -90,6 +90,9 @@ def make_params(
         what = f"objective {objective!r}" + (" weighs only the energy cost and" if objective != "energy" else "")
         raise ValueError(f"{what} needs energy settings: problem.energy.prices (a tariff) and operations with "
                          "power_kw > 0; without them every plan costs the same. Use makespan or tardiness")
+    if objective_terms(params) == {"tardiness"} and not any(j.due is not None for j in problem.jobs):
+        raise ValueError(f"objective {objective!r} weighs only tardiness and needs due dates: no job has a 'due', so "
+                         "every plan is on time. Use makespan, or give the jobs their due dates")
     return params
 
 

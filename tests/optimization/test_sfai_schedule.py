@@ -91,6 +91,8 @@ def test_sfai_schedule_out_of_range_numbers_and_unschedulable_power_are_one_line
           "energy": {"period": 60, "prices": [1], "peak_cap_kw": 100}}, (),
          "job 'J1' operation '0': power_kw 1000 exceeds the energy peak_cap_kw 100"),
         ({"machines": ["M1"], "jobs": [job]}, ("--objective", "energy"), "objective 'energy' needs energy settings"),
+        ({"machines": ["M1"], "jobs": [job]}, ("--objective", "tardiness"),
+         "objective 'tardiness' weighs only tardiness and needs due dates"),
     ]
     for doc, args, needle in cases:
         src = tmp_path / "plan.json"
