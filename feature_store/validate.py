@@ -161,6 +161,9 @@ _CONVERT = {
 def _cast(col: pa.ChunkedArray, target: pa.DataType, name: str, dtype: str) -> pa.ChunkedArray:
     if col.type == target:
         return col
+    if pa.types.is_boolean(col.type) and (pa.types.is_integer(target) or pa.types.is_floating(target)):
+        row = pc.index(pc.is_valid(col), True).as_py()  # Arrow would store true as 1: a reading nobody sent
+        raise InvalidInput(f"row {row}, column {name!r}: {col[row].as_py()!r} is not a valid {dtype}")
     try:
         if pa.types.is_timestamp(target):
             return _cast_timestamp(col)

@@ -275,6 +275,7 @@ def test_values_a_column_cannot_hold_are_refused_not_stored_changed(store, tmp_p
         ({"machine_id": ""}, "row 1, column 'machine_id': missing key (a blank id)"),
         ({"machine_id": "  "}, "row 1, column 'machine_id': missing key (a blank id)"),
         ({"machine_id": True}, "row 1, column 'machine_id': True is not a value of this column's type"),
+        ({"shots": True}, "row 1, column 'shots': True is not a value of this column's type"),
     ]
     for change, message in cases:
         records = [{**rec, "event_timestamp": "2026-02-01T00:00:00Z"}, {**rec, **change}]
@@ -283,6 +284,9 @@ def test_values_a_column_cannot_hold_are_refused_not_stored_changed(store, tmp_p
         assert e.value.message == message, (change, e.value.message)
     with pytest.raises(InvalidInput, match="row 0, column 'machine_id': True is not a valid key"):
         store.ingest("machine_counts", [{**rec, "machine_id": True}])
+    for column in ("shots", "temp_mean"):  # a column of booleans where numbers belong: not stored as 1 and 0
+        with pytest.raises(InvalidInput, match=f"row 0, column '{column}': True is not a valid"):
+            store.ingest("machine_counts", [{**rec, column: True}, {**rec, "machine_id": "m2", column: False}])
     latin = tmp_path / "latin.csv"
     latin.write_bytes(
         "machine_id,event_timestamp,shots,cavities,temp_mean,vib_rms,alarm,mode\n"
