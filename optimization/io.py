@@ -162,9 +162,11 @@ def parse_fjsp(text: str, name: str = "fjsp", source: str = "<string>") -> Sched
 
 def parse_json(text: str, name: str = "json", source: str = "<string>") -> SchedulingProblem:
     try:
-        data = json.loads(text)
+        data = json.loads(text.removeprefix("\ufeff"))  # a byte-order mark, as editors on Windows write one
     except json.JSONDecodeError as e:
         raise ValueError(f"{source}:{e.lineno}: invalid JSON: {e.msg} (column {e.colno})") from None
+    except RecursionError:
+        raise ValueError(f"{source}: invalid JSON: nested too deeply") from None
     try:
         return problem_from_dict(data, name=name)
     except ValueError as e:

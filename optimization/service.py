@@ -20,6 +20,9 @@ def _is_int(v: object) -> bool:
     return isinstance(v, int) and not isinstance(v, bool)
 
 
+MAX_TIME_LIMIT_S = 7 * 24 * 3600  # a solve longer than a week is a typo (1e308 overflowed the deadline arithmetic)
+
+
 def has_energy_term(problem: SchedulingProblem) -> bool:
     """Whether the energy cost can differ between plans: a tariff and an operation that draws power."""
     en = problem.energy
@@ -49,8 +52,9 @@ def make_params(
     """Checked solver parameters. ``weights`` (objective "weighted": weight per real unit of each term) and
     ``order`` (objective "lex": the terms by priority) replace the defaults of ``SolverParams``."""
     if isinstance(time_limit_s, bool) or not isinstance(time_limit_s, int | float) or \
-            not math.isfinite(time_limit_s) or time_limit_s <= 0:
-        raise ValueError(f"the time limit must be a finite number of seconds > 0, got {time_limit_s!r}")
+            not math.isfinite(time_limit_s) or not 0 < time_limit_s <= MAX_TIME_LIMIT_S:
+        raise ValueError(f"the time limit must be a number of seconds > 0 and at most {MAX_TIME_LIMIT_S:,} (a week), "
+                         f"got {time_limit_s!r}")
     if not _is_int(workers) or not 1 <= workers <= MAX_WORKERS:
         raise ValueError(f"workers must be an integer in 1..{MAX_WORKERS}, got {workers!r}")
     if not _is_int(seed) or not 0 <= seed <= MAX_SEED:

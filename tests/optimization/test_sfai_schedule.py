@@ -93,12 +93,19 @@ def test_sfai_schedule_out_of_range_numbers_and_unschedulable_power_are_one_line
         ({"machines": ["M1"], "jobs": [job]}, ("--objective", "energy"), "objective 'energy' needs energy settings"),
         ({"machines": ["M1"], "jobs": [job]}, ("--objective", "tardiness"),
          "objective 'tardiness' weighs only tardiness and needs due dates"),
+        ({"machines": ["M1"], "jobs": [job]}, ("--time-limit", "1e308"), "at most 604,800 (a week)"),
+        ("[" * 5000 + "]" * 5000, (), "invalid JSON: nested too deeply"),
     ]
     for doc, args, needle in cases:
         src = tmp_path / "plan.json"
-        src.write_text(json.dumps(doc))
-        p = subprocess.run([SFAI, "schedule", "solve", str(src), "--time-limit", "1", *args],
+        src.write_text(doc if isinstance(doc, str) else json.dumps(doc))
+        p = subprocess.run([SFAI, "schedule", "solve", str(src), "--format", "json", "--time-limit", "1", *args],
                            capture_output=True, text=True, timeout=60)
         assert p.returncode == 1 and "Traceback" not in p.stderr, p.stderr
         assert len(p.stderr.strip().splitlines()) == 1 and p.stderr.startswith("error: "), p.stderr
         assert needle in p.stderr, p.stderr
+    bom = tmp_path / "bom.json"  # a byte-order mark (Windows editors): read like any other plan
+    bom.write_bytes(b"\xef\xbb\xbf" + json.dumps({"machines": ["M1"], "jobs": [job]}).encode())
+    p = subprocess.run([SFAI, "schedule", "solve", str(bom), "--time-limit", "1"], capture_output=True, text=True,
+                       timeout=60)
+    assert p.returncode == 0 and json.loads(p.stdout)["makespan"] == 3, p.stderr
