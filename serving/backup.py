@@ -28,9 +28,11 @@ import json
 import os
 import tarfile
 import tempfile
+import zlib
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import NoReturn
 
 from sqlalchemy import DateTime, Integer, delete, func, insert, select, text
 
@@ -48,9 +50,9 @@ from serving.db.tables import (
     UsageChain,
     UsageRecord,
 )
-from serving.errors import Conflict, InvalidInput, NotFound
+from serving.errors import Conflict, InvalidInput, NotFound, SfaiError
 from serving.settings import Settings
-from serving.tenancy import as_utc, get_tenant
+from serving.tenancy import as_utc, get_tenant, tenant_key
 from serving.usage import UsageEntry, append_entries
 
 FORMAT = 1
@@ -136,13 +138,29 @@ def _schema_revision(db: Database) -> str | None:
             return None
 
 
-def backup(settings: Settings, db: Database, out: str | Path, tenant: str | None = None) -> BackupReport:
-    """Write a backup of every tenant, or of ``tenant``, to ``out`` (a .tar.gz; written whole or not at all)."""
+def _check_out(out: Path, force: bool) -> None:
+    """The backup file may be new, or (with ``force``) an existing regular file; its folder must exist."""
+    if out.is_dir():
+        raise InvalidInput(f"{out} is a folder; give the backup file's name, e.g. {out / 'sfai-backup.tar.gz'}")
+    if out.is_symlink() or (os.path.lexists(out) and not out.is_file()):
+        kind = "a symbolic link" if out.is_symlink() else "not a regular file"
+        raise InvalidInput(f"{out} exists and is {kind}; give a new file name for the backup")
+    if out.exists() and not force:
+        raise Conflict(f"{out} already exists; give a new file name, or --force to replace it")
+    if not out.parent.is_dir():
+        raise InvalidInput(f"cannot write {out}: folder {out.parent} does not exist")
+
+
+def backup(
+    settings: Settings, db: Database, out: str | Path, tenant: str | None = None, *, force: bool = False
+) -> BackupReport:
+    """Write a backup of every tenant, or of ``tenant``, to ``out`` (a .tar.gz; written whole or not at all).
+    ``out``'s folder must exist; an existing file is refused unless ``force``, anything else that exists always."""
     out = Path(out)
-    if out.exists() and out.is_dir():
-        raise InvalidInput(f"{out} is a directory; give the backup file's name, e.g. {out / 'sfai-backup.tar.gz'}")
+    _check_out(out, force)
     if tenant is not None:
         t = get_tenant(db, tenant)
+        tenant = t.name  # as stored (the name may have been given in another case)
         tenants = [(t.id, t.name)]
         tables = {
             Module: None,  # reference data every tenant's subscriptions point at
@@ -154,8 +172,10 @@ def backup(settings: Settings, db: Database, out: str | Path, tenant: str | None
         with db.session() as s:
             tenants = [(r.id, r.name) for r in s.scalars(select(Tenant).order_by(Tenant.id))]
         tables = {tb: None for tb in ALL_TABLES}
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=".sfai-backup-", suffix=".tmp", dir=out.parent)
+    try:
+        fd, tmp_name = tempfile.mkstemp(prefix=".sfai-backup-", suffix=".tmp", dir=out.parent)
+    except OSError as e:
+        raise InvalidInput(f"cannot write {out}: {e.strerror or e}") from None
     os.close(fd)
     tmp = Path(tmp_name)
     digests: dict[str, str] = {}
@@ -202,6 +222,7 @@ def backup(settings: Settings, db: Database, out: str | Path, tenant: str | None
             }
             _add_bytes(tar, "manifest.json", json.dumps(manifest, indent=2).encode(), {})
         tmp.chmod(0o600)  # hashed keys and the usage log: for the operator only
+        _check_out(out, force)  # again: something may have appeared there while the backup was written
         tmp.replace(out)
     except BaseException:
         tmp.unlink(missing_ok=True)
@@ -231,15 +252,24 @@ class _Archive:
     def __init__(self, path: Path) -> None:
         if not path.is_file():
             raise NotFound(f"no backup file at {path}")
+        self.path = path
+        self.tar = None
         try:
             self.tar = tarfile.open(path, "r:gz")
             self.manifest = json.loads(self._read("manifest.json"))
-        except (tarfile.TarError, OSError, KeyError, ValueError) as e:
-            raise InvalidInput(f"{path} is not an SFAI backup ({e})") from None
+        except _TRUNCATED as e:
+            self.close()
+            raise self._incomplete(e) from None
+        except (tarfile.TarError, OSError, KeyError, ValueError, zlib.error) as e:
+            self.close()
+            raise InvalidInput(f"{path} is not an SFAI backup ({_reason(e)})") from None
         found = self.manifest.get("format") if isinstance(self.manifest, dict) else None
         if found != FORMAT or not isinstance(self.manifest.get("sha256"), dict):
+            self.close()
             raise InvalidInput(f"{path}: unsupported backup format {found!r} (this SFAI reads {FORMAT})")
-        self.path = path
+
+    def _incomplete(self, e: BaseException) -> InvalidInput:
+        return InvalidInput(f"{self.path}: not a complete SFAI backup ({_reason(e)})")
 
     def _read(self, name: str) -> bytes:
         member = self.tar.extractfile(name)
@@ -252,6 +282,10 @@ class _Archive:
             data = self._read(name)
         except KeyError:
             raise InvalidInput(f"{self.path}: {name} is missing from the backup") from None
+        except _TRUNCATED as e:
+            raise self._incomplete(e) from None
+        except (tarfile.TarError, OSError, zlib.error) as e:
+            raise InvalidInput(f"{self.path}: {name} cannot be read ({_reason(e)}); the backup is damaged") from None
         if hashlib.sha256(data).hexdigest() != self.manifest["sha256"].get(name):
             raise InvalidInput(f"{self.path}: {name} does not match its checksum; the backup is damaged")
         return data
@@ -265,7 +299,18 @@ class _Archive:
         return [n for n in self.manifest["sha256"] if n.startswith(prefixes)]
 
     def close(self) -> None:
-        self.tar.close()
+        if self.tar is not None:
+            self.tar.close()
+            self.tar = None
+
+
+# A gzip stream cut short: EOFError from gzip (which click would turn into a bare "Aborted"). (tarfile's own
+# ReadError "unexpected end of data", a tar stream cut short inside a whole gzip stream, reads as damaged.)
+_TRUNCATED = (EOFError,)
+
+
+def _reason(e: BaseException) -> str:
+    return " ".join(str(e).split()) or type(e).__name__
 
 
 def _safe_target(home: Path, name: str) -> Path:
@@ -277,12 +322,19 @@ def _safe_target(home: Path, name: str) -> Path:
 
 
 def restore(settings: Settings, db: Database, archive: str | Path, tenant: str | None = None) -> RestoreReport:
-    """Restore a backup into this deployment (see the module docstring for the two scopes)."""
+    """Restore a backup into this deployment (see the module docstring for the two scopes).
+
+    All or nothing: every table is read and checked first; then the files are written, the rows inserted and
+    committed, the online store rebuilt, and the usage records committed last. If a step fails, what the earlier
+    ones wrote is taken away again (rows, files, online rows), so that the same restore can simply be run again.
+    """
     arc = _Archive(Path(archive))
     try:
         names = arc.manifest.get("tenants", [])
-        if tenant is not None and tenant not in names:
-            raise NotFound(f"tenant {tenant!r} is not in this backup (it holds: {', '.join(names) or 'none'})")
+        if tenant is not None:
+            tenant = tenant_key(tenant)
+            if tenant not in names:
+                raise NotFound(f"tenant {tenant!r} is not in this backup (it holds: {', '.join(names) or 'none'})")
         warnings = []
         if arc.manifest.get("key_fingerprint") != key_fingerprint(settings.secret_key):
             warnings.append(
@@ -294,7 +346,6 @@ def restore(settings: Settings, db: Database, archive: str | Path, tenant: str |
         else:
             report = _restore_tenant(settings, db, arc, tenant or arc.manifest["scope"])
         report.warnings = warnings
-        report.online_rows = _rebuild_online(settings, db, report.tenants)
         return report
     finally:
         arc.close()
@@ -306,18 +357,102 @@ def _missing_modules(conn, rows: list[dict]) -> list[dict]:  # noqa: ANN001
     return [r for r in rows if r["name"] not in existing]
 
 
-def _write_files(settings: Settings, arc: _Archive, tenant: str) -> int:
+def _model_path(settings: Settings, tenant: str, name: str, version: int) -> str:
+    return str(settings.home / "models" / tenant / name / f"v{version}")
+
+
+def _advance_sequences(conn, db: Database, tables) -> None:  # noqa: ANN001
+    """PostgreSQL: explicit ids were inserted, so move the sequences past them."""
+    if db.engine.dialect.name != "postgresql":
+        return
+    for table in tables:
+        t = table.__table__
+        if "id" in t.c and isinstance(t.c.id.type, Integer):  # setval(NULL) (no sequence) does nothing
+            conn.execute(text(
+                f"SELECT setval(pg_get_serial_sequence('{t.name}', 'id'), "
+                f"COALESCE((SELECT MAX(id) FROM {t.name}), 0) + 1, false)"
+            ))
+
+
+class _Undo:
+    """What a restore has written so far, and how to take it away again if a later step fails."""
+
+    def __init__(self, settings: Settings, db: Database) -> None:
+        self.settings, self.db = settings, db
+        self.files: list[Path] = []
+        self.dirs: list[Path] = []  # folders the restore created, outermost first
+        self.tenant_ids: list[int] = []  # rows committed for these tenants
+        self.online: list[tuple[str, str]] = []  # (tenant, view) the online store may hold rows of
+
+    def write_file(self, target: Path, data: bytes) -> None:
+        missing = []
+        parent = target.parent
+        while not parent.exists():
+            missing.append(parent)
+            parent = parent.parent
+        target.parent.mkdir(parents=True, exist_ok=True)
+        self.dirs.extend(reversed(missing))
+        self.files.append(target)
+        target.write_bytes(data)
+
+    def run(self) -> list[str]:
+        """Take everything away; returns what could not be (each step is tried)."""
+        problems = []
+        if self.tenant_ids:
+            try:
+                with self.db.engine.begin() as conn:
+                    for table in reversed(TENANT_TABLES):
+                        conn.execute(delete(table).where(table.tenant_id.in_(self.tenant_ids)))
+                    conn.execute(delete(Tenant).where(Tenant.id.in_(self.tenant_ids)))
+            except Exception as e:  # noqa: BLE001 - reported with the failure that started the undo
+                problems.append(f"the restored rows stay ({_reason(e)})")
+        if self.online:
+            try:
+                from feature_store.online import online_store_for
+
+                store = online_store_for(self.settings)
+                try:
+                    for tenant, view in self.online:
+                        store.delete_view(tenant, view)
+                finally:
+                    store.close()
+            except Exception as e:  # noqa: BLE001
+                problems.append(f"online feature rows stay ({_reason(e)})")
+        for path in self.files:
+            try:
+                path.unlink(missing_ok=True)
+            except OSError as e:
+                problems.append(f"{path} stays ({e.strerror})")
+        for folder in reversed(self.dirs):  # innermost first; a folder something else wrote into stays
+            try:
+                folder.rmdir()
+            except OSError:
+                pass
+        return problems
+
+
+def _undo_and_raise(undo: _Undo, scope: str, e: BaseException) -> NoReturn:
+    """Undo a restore that failed at ``e``; raise ``e`` saying so (or what could not be undone)."""
+    problems = undo.run()
+    if problems:
+        raise SfaiError(f"restore of {scope} failed ({_reason(e)}) and could not be fully undone: "
+                        + "; ".join(problems)) from e
+    if isinstance(e, SfaiError):
+        e.message = f"{e.message}; nothing was restored"
+        e.args = (e.message,)
+        raise e
+    if isinstance(e, Exception):
+        raise SfaiError(f"restore of {scope} failed, nothing was restored: {type(e).__name__}: {_reason(e)}") from e
+    raise e  # KeyboardInterrupt and the like: as they are, once undone
+
+
+def _write_files(settings: Settings, arc: _Archive, tenant: str, undo: _Undo) -> int:
     n = 0
     for name in arc.files(tenant):
         target = _safe_target(settings.home, name)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(arc.read(name))
+        undo.write_file(target, arc.read(name))
         n += 1
     return n
-
-
-def _model_path(settings: Settings, tenant: str, name: str, version: int) -> str:
-    return str(settings.home / "models" / tenant / name / f"v{version}")
 
 
 def _restore_all(settings: Settings, db: Database, arc: _Archive) -> RestoreReport:
@@ -329,29 +464,41 @@ def _restore_all(settings: Settings, db: Database, arc: _Archive) -> RestoreRepo
             )
     tables = {tb: arc.table(tb) for tb in ALL_TABLES}  # read (and checksum) everything before writing
     tenant_names = {r["id"]: r["name"] for r in tables[Tenant]}
+    for name in tenant_names.values():
+        for member in arc.files(name):
+            _safe_target(settings.home, member)
     counts = {}
-    with db.engine.begin() as conn:
-        for table, rows in tables.items():
-            if table is Module:
-                rows = _missing_modules(conn, rows)
-            if table is UsageChain:
-                conn.execute(delete(UsageChain))
-            if table is ModelVersionRecord:
-                rows = [{**r, "path": _model_path(settings, tenant_names[r["tenant_id"]], r["name"], r["version"])}
-                        for r in rows]
-            for i in range(0, len(rows), USAGE_BATCH):
-                conn.execute(insert(table), [_decode(table, r) for r in rows[i : i + USAGE_BATCH]])
-            counts[table.__tablename__] = len(rows)
-        if db.engine.dialect.name == "postgresql":  # explicit ids were inserted: move the sequences past them
-            for table in ALL_TABLES:
-                t = table.__table__
-                if "id" in t.c and isinstance(t.c.id.type, Integer):  # setval(NULL) (no sequence) does nothing
-                    conn.execute(text(
-                        f"SELECT setval(pg_get_serial_sequence('{t.name}', 'id'), "
-                        f"COALESCE((SELECT MAX(id) FROM {t.name}), 0) + 1, false)"
-                    ))
-    files = sum(_write_files(settings, arc, name) for name in tenant_names.values())
-    return RestoreReport("all", list(tenant_names.values()), counts, files, 0)
+    undo = _Undo(settings, db)
+    try:
+        files = sum(_write_files(settings, arc, name, undo) for name in tenant_names.values())
+        first = [tb for tb in ALL_TABLES if tb not in (UsageRecord, UsageChain)]
+        with db.engine.begin() as conn:
+            for table in first:
+                rows = tables[table]
+                if table is Module:
+                    rows = _missing_modules(conn, rows)
+                if table is ModelVersionRecord:
+                    rows = [{**r, "path": _model_path(settings, tenant_names[r["tenant_id"]], r["name"], r["version"])}
+                            for r in rows]
+                _insert(conn, table, rows)
+                counts[table.__tablename__] = len(rows)
+            _advance_sequences(conn, db, first)
+        undo.tenant_ids = list(tenant_names)
+        undo.online = [(tenant_names[r["tenant_id"]], r["name"]) for r in tables[FeatureViewRecord]]
+        online = _rebuild_online(settings, db, list(tenant_names.values()))
+        with db.engine.begin() as conn:  # last, as usage records cannot be taken away once committed
+            conn.execute(delete(UsageChain))
+            for table in (UsageRecord, UsageChain):
+                _insert(conn, table, tables[table])
+                counts[table.__tablename__] = len(tables[table])
+    except BaseException as e:
+        _undo_and_raise(undo, "the backup", e)
+    return RestoreReport("all", list(tenant_names.values()), counts, files, online)
+
+
+def _insert(conn, table, rows: list[dict]) -> None:  # noqa: ANN001
+    for i in range(0, len(rows), USAGE_BATCH):
+        conn.execute(insert(table), [_decode(table, r) for r in rows[i : i + USAGE_BATCH]])
 
 
 def _restore_tenant(settings: Settings, db: Database, arc: _Archive, tenant: str) -> RestoreReport:
@@ -367,6 +514,9 @@ def _restore_tenant(settings: Settings, db: Database, arc: _Archive, tenant: str
     old_id = src["id"]
     rows = {tb: [r for r in arc.table(tb) if r["tenant_id"] == old_id] for tb in TENANT_TABLES}
     usage = [r for r in arc.table(UsageRecord) if r["tenant_id"] == old_id]
+    modules = arc.table(Module)
+    for member in arc.files(tenant):
+        _safe_target(settings.home, member)
     with db.session() as s:
         key_ids = [r["key_id"] for r in rows[ApiKey]]
         job_ids = [r["id"] for r in rows[SchedulingJob]]
@@ -375,39 +525,47 @@ def _restore_tenant(settings: Settings, db: Database, arc: _Archive, tenant: str
     if taken or jobs:
         raise Conflict(f"API key ids or job ids of {tenant!r} already exist here: {sorted(taken | jobs)[:3]}")
     counts = {"tenants": 1}
-    with db.engine.begin() as conn:
-        missing = _missing_modules(conn, arc.table(Module))
-        if missing:
-            conn.execute(insert(Module), [_decode(Module, r) for r in missing])
-        new_id = conn.execute(
-            insert(Tenant).values(**_decode(Tenant, {k: v for k, v in src.items() if k != "id"})).returning(Tenant.id)
-        ).scalar_one()
-        for table, trows in rows.items():
-            keep_id = table is SchedulingJob or "id" not in table.__table__.columns
-            out = []
-            for r in trows:
-                r = {**r, "tenant_id": new_id}
-                if not keep_id:
-                    r.pop("id", None)
-                if table is ModelVersionRecord:
-                    r["path"] = _model_path(settings, tenant, r["name"], r["version"])
-                out.append(_decode(table, r))
-            if out:
-                conn.execute(insert(table), out)
-            counts[table.__tablename__] = len(out)
-    entries = [
-        UsageEntry(
-            ts=as_utc(datetime.fromisoformat(r["ts"])), tenant_id=new_id, key_id=r["key_id"], module=r["module"],
-            method=r["method"], endpoint=r["endpoint"], status=r["status"], latency_us=r["latency_us"],
-            request_id=r["request_id"], model_version=r["model_version"],
-        )
-        for r in usage
-    ]
-    for i in range(0, len(entries), USAGE_BATCH):
-        append_entries(db, entries[i : i + USAGE_BATCH])
-    counts["usage_log"] = len(entries)
-    files = _write_files(settings, arc, tenant)
-    return RestoreReport(tenant, [tenant], counts, files, 0)
+    undo = _Undo(settings, db)
+    try:
+        files = _write_files(settings, arc, tenant, undo)
+        with db.engine.begin() as conn:
+            missing = _missing_modules(conn, modules)
+            if missing:
+                conn.execute(insert(Module), [_decode(Module, r) for r in missing])
+            new_id = conn.execute(
+                insert(Tenant).values(**_decode(Tenant, {k: v for k, v in src.items() if k != "id"}))
+                .returning(Tenant.id)
+            ).scalar_one()
+            for table, trows in rows.items():
+                keep_id = table is SchedulingJob or "id" not in table.__table__.columns
+                out = []
+                for r in trows:
+                    r = {**r, "tenant_id": new_id}
+                    if not keep_id:
+                        r.pop("id", None)
+                    if table is ModelVersionRecord:
+                        r["path"] = _model_path(settings, tenant, r["name"], r["version"])
+                    out.append(_decode(table, r))
+                if out:
+                    conn.execute(insert(table), out)
+                counts[table.__tablename__] = len(out)
+        undo.tenant_ids = [new_id]
+        undo.online = [(tenant, r["name"]) for r in rows[FeatureViewRecord]]
+        online = _rebuild_online(settings, db, [tenant])
+        entries = [
+            UsageEntry(
+                ts=as_utc(datetime.fromisoformat(r["ts"])), tenant_id=new_id, key_id=r["key_id"], module=r["module"],
+                method=r["method"], endpoint=r["endpoint"], status=r["status"], latency_us=r["latency_us"],
+                request_id=r["request_id"], model_version=r["model_version"],
+            )
+            for r in usage
+        ]
+        if entries:  # last, in one transaction: usage records cannot be taken away once committed
+            append_entries(db, entries)
+        counts["usage_log"] = len(entries)
+    except BaseException as e:
+        _undo_and_raise(undo, f"tenant {tenant!r}", e)
+    return RestoreReport(tenant, [tenant], counts, files, online)
 
 
 def _rebuild_online(settings: Settings, db: Database, tenants: list[str]) -> int:

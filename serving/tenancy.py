@@ -9,6 +9,7 @@ import hashlib
 import hmac
 import re
 import secrets
+import unicodedata
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -25,6 +26,10 @@ ROLES: tuple[str, ...] = ("admin", "scientist", "mes", "planner")
 # Plans and their request quota per calendar month and module (None: no quota).
 PLANS: dict[str, int | None] = {"trial": 10_000, "standard": 1_000_000, "enterprise": None}
 DEFAULT_PLAN = "standard"
+
+# A monthly request quota is at most this (a trillion calls a month: far beyond any plan, and well inside the
+# 64-bit column and a JSON number).
+MAX_QUOTA = 10**12
 
 KEY_PREFIX = "sfai"
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}[a-z0-9]$")
@@ -109,6 +114,37 @@ def check_tenant_name(name: str) -> str:
     return name
 
 
+def tenant_key(name: str) -> str:
+    """The stored form of a tenant name as given on a lookup: ``Acme2`` finds ``acme2``, as ``create`` stored it."""
+    return (name or "").strip().lower()
+
+
+def _find_tenant(s, name: str) -> Tenant:  # noqa: ANN001 - a Session
+    t = s.scalar(select(Tenant).where(Tenant.name == tenant_key(name)))
+    if t is None:
+        raise NotFound(f"tenant {name!r} not found")
+    return t
+
+
+def check_label(value: str | None, what: str, max_len: int) -> str | None:
+    """A name shown to people (a tenant's display name, an API key's name): 1 to ``max_len`` characters, no
+    control characters (a tab or newline would break the tab-separated lists of the CLI). ``None`` passes."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or not 1 <= len(value) <= max_len:
+        raise InvalidInput(f"{what} must be 1-{max_len} characters")
+    bad = next((c for c in value if unicodedata.category(c) in ("Cc", "Cs", "Zl", "Zp")), None)
+    if bad is not None:
+        raise InvalidInput(f"{what} must not contain control characters (found {bad!r})")
+    return value
+
+
+def check_quota(quota: int | None) -> int | None:
+    if quota is not None and (isinstance(quota, bool) or not isinstance(quota, int) or not 0 <= quota <= MAX_QUOTA):
+        raise InvalidInput(f"request quota must be an integer from 0 to {MAX_QUOTA:,} per month, got {quota!r}")
+    return quota
+
+
 def check_module(module: str) -> str:
     if module not in MODULES:
         raise InvalidInput(f"unknown module {module!r}: expected one of {', '.join(MODULES)}")
@@ -127,13 +163,19 @@ def check_plan(plan: str) -> str:
     return plan
 
 
+def check_ksic(ksic_code: str) -> str:
+    """The KSIC division code (``C24``) of ``ksic_code`` (``24``, ``c24``, ``C24``), or InvalidInput."""
+    try:
+        return normalize_ksic(ksic_code)
+    except ValueError as e:
+        raise InvalidInput(str(e)) from None
+
+
 # --------------------------------------------------------------------------------------------- tenants
 def create_tenant(db: Database, name: str, ksic_code: str, display_name: str | None = None) -> TenantInfo:
     name = check_tenant_name(name)
-    try:
-        code = normalize_ksic(ksic_code)
-    except ValueError as e:
-        raise InvalidInput(str(e)) from None
+    code = check_ksic(ksic_code)
+    check_label(display_name or None, "display name", 200)
     try:
         with db.session() as s:
             t = Tenant(name=name, display_name=display_name or name, ksic_code=code, created_at=utcnow())
@@ -145,11 +187,9 @@ def create_tenant(db: Database, name: str, ksic_code: str, display_name: str | N
 
 
 def get_tenant(db: Database, name: str) -> TenantInfo:
+    """The tenant named ``name`` (any case, as ``create_tenant`` lowercases names)."""
     with db.session() as s:
-        t = s.scalar(select(Tenant).where(Tenant.name == name))
-        if t is None:
-            raise NotFound(f"tenant {name!r} not found")
-        return TenantInfo.of(t)
+        return TenantInfo.of(_find_tenant(s, name))
 
 
 def get_tenant_by_id(db: Database, tenant_id: int) -> TenantInfo:
@@ -202,18 +242,15 @@ def subscribe(
     """Subscribe ``tenant`` to ``module``. An active subscription to the same module is replaced (plan change)."""
     check_module(module)
     check_plan(plan)
-    quota = PLANS[plan] if request_quota == "plan" else request_quota
-    if quota is not None and (not isinstance(quota, int) or quota < 0):
-        raise InvalidInput(f"request quota must be a non-negative integer, got {quota!r}")
+    quota = check_quota(PLANS[plan] if request_quota == "plan" else request_quota)
     now = utcnow()
     starts = as_utc(starts_at) or now
     ends = as_utc(ends_at)
     if ends is not None and ends <= starts:
         raise InvalidInput("subscription end must be after its start")
     with db.session() as s:
-        t = s.scalar(select(Tenant).where(Tenant.name == tenant))
-        if t is None:
-            raise NotFound(f"tenant {tenant!r} not found")
+        t = _find_tenant(s, tenant)
+        tenant = t.name
         # close the current subscription to this module, if any (the history stays)
         for old in s.scalars(select(Subscription).where(Subscription.tenant_id == t.id, Subscription.module == module)):
             if _sub_info(old, tenant).active_at(starts):
@@ -234,28 +271,46 @@ def subscribe(
 
 def unsubscribe(db: Database, tenant: str, module: str) -> SubscriptionInfo:
     """End the tenant's active subscription to ``module`` now."""
-    check_module(module)
+    return unsubscribe_many(db, tenant, [module])[0]
+
+
+def unsubscribe_many(db: Database, tenant: str, modules: list[str] | None) -> list[SubscriptionInfo]:
+    """End the tenant's active subscriptions to ``modules`` now, all or none: a module without an active
+    subscription is refused and nothing ends. ``None``: every active subscription (refused if there is none)."""
+    for m in modules or ():
+        check_module(m)
     now = utcnow()
     with db.session() as s:
-        t = s.scalar(select(Tenant).where(Tenant.name == tenant))
-        if t is None:
-            raise NotFound(f"tenant {tenant!r} not found")
-        for sub in s.scalars(select(Subscription).where(Subscription.tenant_id == t.id, Subscription.module == module)):
-            info = _sub_info(sub, tenant)
-            if info.active_at(now):
+        t = _find_tenant(s, tenant)
+        active: dict[str, list[Subscription]] = {}
+        for sub in s.scalars(select(Subscription).where(Subscription.tenant_id == t.id).order_by(Subscription.id)):
+            if _sub_info(sub, t.name).active_at(now):
+                active.setdefault(sub.module, []).append(sub)
+        if modules is None:
+            if not active:
+                raise NotFound(f"tenant {t.name!r} has no active subscription")
+            modules = [m for m in MODULES if m in active]
+        missing = [m for m in modules if m not in active]
+        if missing:
+            also = f" (active: {', '.join(m for m in MODULES if m in active) or 'none'}); nothing was ended"
+            raise NotFound(
+                f"tenant {t.name!r} has no active subscription to {', '.join(map(repr, missing))}"
+                + (also if len(modules) > 1 else "")
+            )
+        out = []
+        for m in dict.fromkeys(modules):
+            for sub in active[m]:
                 sub.ends_at = now
-                return _sub_info(sub, tenant)
-        raise NotFound(f"tenant {tenant!r} has no active subscription to {module!r}")
+            out.append(_sub_info(active[m][-1], t.name))
+        return out
 
 
 def list_subscriptions(db: Database, tenant: str, *, active_only: bool = False) -> list[SubscriptionInfo]:
     now = utcnow()
     with db.session() as s:
-        t = s.scalar(select(Tenant).where(Tenant.name == tenant))
-        if t is None:
-            raise NotFound(f"tenant {tenant!r} not found")
+        t = _find_tenant(s, tenant)
         subs = [
-            _sub_info(x, tenant)
+            _sub_info(x, t.name)
             for x in s.scalars(select(Subscription).where(Subscription.tenant_id == t.id).order_by(Subscription.id))
         ]
     return [x for x in subs if x.active_at(now)] if active_only else subs
@@ -296,14 +351,12 @@ def _key_info(k: ApiKey, tenant: str) -> ApiKeyInfo:
 
 def create_api_key(db: Database, pepper: str, tenant: str, role: str, name: str | None = None) -> NewApiKey:
     check_role(role)
-    if name is not None and not (1 <= len(name) <= 100):
-        raise InvalidInput("key name must be 1-100 characters")
+    check_label(name, "key name", 100)
     key_id = "k" + secrets.token_hex(6)
     secret = secrets.token_urlsafe(32).replace("_", "-")
     with db.session() as s:
-        t = s.scalar(select(Tenant).where(Tenant.name == tenant))
-        if t is None:
-            raise NotFound(f"tenant {tenant!r} not found")
+        t = _find_tenant(s, tenant)
+        tenant = t.name
         k = ApiKey(
             key_id=key_id,
             tenant_id=t.id,
@@ -319,11 +372,9 @@ def create_api_key(db: Database, pepper: str, tenant: str, role: str, name: str 
 
 def list_api_keys(db: Database, tenant: str) -> list[ApiKeyInfo]:
     with db.session() as s:
-        t = s.scalar(select(Tenant).where(Tenant.name == tenant))
-        if t is None:
-            raise NotFound(f"tenant {tenant!r} not found")
+        t = _find_tenant(s, tenant)
         return [
-            _key_info(k, tenant) for k in s.scalars(select(ApiKey).where(ApiKey.tenant_id == t.id).order_by(ApiKey.id))
+            _key_info(k, t.name) for k in s.scalars(select(ApiKey).where(ApiKey.tenant_id == t.id).order_by(ApiKey.id))
         ]
 
 
@@ -333,7 +384,7 @@ def revoke_api_key(db: Database, key_id: str, *, tenant: str | None = None) -> A
         row = s.execute(
             select(ApiKey, Tenant.name).join(Tenant, Tenant.id == ApiKey.tenant_id).where(ApiKey.key_id == key_id)
         ).first()
-        if row is None or (tenant is not None and row[1] != tenant):
+        if row is None or (tenant is not None and row[1] != tenant_key(tenant)):
             raise NotFound(f"API key {key_id!r} not found")
         k, tname = row
         if k.revoked_at is None:

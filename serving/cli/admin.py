@@ -17,15 +17,16 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="print JSON instead of pla
 
 @admin_app.command("backup")
 def backup_cmd(
-    out: Annotated[Path, typer.Argument(help="the backup file to write (.tar.gz)")],
+    out: Annotated[Path, typer.Argument(help="the backup file to write (.tar.gz), in a folder that exists")],
     tenant: TenantOpt = None,
+    force: Annotated[bool, typer.Option("--force", help="replace the file if it exists")] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Back up the metadata database, the model registry and the feature store (of one tenant, or all) into one
-    file; prints its path."""
+    file; prints its path. An existing file is kept unless --force."""
     from serving.backup import backup
 
-    r = backup(settings(), database(), out, tenant)
+    r = backup(settings(), database(), out, tenant, force=force)
     if as_json:
         emit_json({"path": str(r.path), "scope": r.scope, "tenants": r.tenants, "rows": r.rows, "files": r.files,
                    "bytes": r.bytes})

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from pathlib import Path
 
 import typer
 from pydantic import ValidationError
@@ -71,10 +72,32 @@ def _usage_line(e: Exception) -> str:
     return " ".join(e.format_message().split()) + hint
 
 
+def _check_sqlite_folder() -> None:
+    """A SQLite ``SFAI_DATABASE_URL`` outside ``SFAI_HOME`` must name a folder that exists: a typo would otherwise
+    make a new folder and an empty database, silently. (``SFAI_HOME`` itself, and folders in it, are created.)"""
+    from sqlalchemy.engine import make_url
+
+    if len(sys.argv) < 2 or "--help" in sys.argv[1:]:
+        return  # help needs no database
+    try:
+        s = common.settings()
+        url = make_url(s.database_url) if s.database_url else None
+    except Exception:  # noqa: BLE001 - bad settings: the command itself reports them, in one line
+        return
+    if url is None or url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
+        return
+    folder = Path(url.database).expanduser().absolute().parent
+    home = s.home.expanduser().absolute()
+    if not folder.is_dir() and not folder.is_relative_to(home):
+        raise common.CliError(f"SFAI_DATABASE_URL names a SQLite file in {folder}, a folder that does not exist; "
+                              "create it first (or fix the URL)")
+
+
 def run() -> None:
     """Console-script entry point: run the app, turning every failure into one line and a non-zero exit."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
+        _check_sqlite_folder()
         rv = app(standalone_mode=False)  # click's errors come here instead of its boxed multi-line form
     except SystemExit:
         raise

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import os
+import socket
 import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, TextIO
 
 import typer
 
 from serving import tenancy
 from serving.cli.common import database, emit_json, info, settings
-from serving.errors import InvalidInput
+from serving.errors import Conflict, InvalidInput, NotFound
 from serving.usage import export_usage, parse_when, purge_before, verify_chain
 
 tenant_app = typer.Typer(help="Tenants (factories) and their module subscriptions.", no_args_is_help=True)
@@ -100,7 +104,9 @@ def tenant_subscribe(
     name: Annotated[str, typer.Argument(help="tenant name")],
     modules: Annotated[list[str], typer.Argument(help="quality, maintenance, energy, scheduling or all")],
     plan: Annotated[str, typer.Option(help=f"one of {', '.join(tenancy.PLANS)}")] = tenancy.DEFAULT_PLAN,
-    quota: Annotated[int | None, typer.Option(help="requests per month, overriding the plan's", min=0)] = None,
+    quota: Annotated[
+        int | None, typer.Option(help="requests per month, overriding the plan's", min=0, max=tenancy.MAX_QUOTA)
+    ] = None,
     until: Annotated[str | None, typer.Option(help="end date (ISO); default: open-ended")] = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -124,13 +130,21 @@ def tenant_subscribe(
 @tenant_app.command("unsubscribe")
 def tenant_unsubscribe(
     name: Annotated[str, typer.Argument(help="tenant name")],
-    modules: Annotated[list[str], typer.Argument(help="modules to end now")],
+    modules: Annotated[list[str], typer.Argument(help="modules to end now, or 'all' (every active one)")],
 ) -> None:
-    """End a tenant's subscriptions now (history and usage log are kept); prints the modules ended."""
-    db = database()
-    for m in _modules(modules):
-        tenancy.unsubscribe(db, name, m)
-        typer.echo(m)
+    """End a tenant's subscriptions now, all or none (history and usage log are kept); prints the modules
+    ended."""
+    names = [m.strip() for v in modules for m in v.split(",") if m.strip()]
+    if not names:
+        raise InvalidInput("name at least one module, or 'all'")
+    wanted = _modules(names)  # checks every name
+    if "all" in names:
+        wanted = None
+    ended = tenancy.unsubscribe_many(database(), name, wanted)
+    for s in ended:
+        typer.echo(s.module)
+    if wanted is None:
+        info(f"ended every active subscription of {ended[0].tenant}: {', '.join(s.module for s in ended)}")
 
 
 # ------------------------------------------------------------------------------------------------ apikey
@@ -196,6 +210,8 @@ def usage_export(
     output: Annotated[Path | None, typer.Option("--output", "-o", help="file (default: stdout)")] = None,
 ) -> None:
     """Export usage records, oldest first."""
+    if output is not None:
+        _check_output(output)
     db = database()
     tenant_id = tenancy.get_tenant(db, tenant).id if tenant else None
     chunks = export_usage(db, fmt, tenant_id=tenant_id, start=parse_when(from_, "from"), end=parse_when(to, "to"))
@@ -203,12 +219,42 @@ def usage_export(
         for c in chunks:
             sys.stdout.write(c)
         return
-    tmp = output.with_name(output.name + ".part")
-    with open(tmp, "w", encoding="utf-8", newline="") as f:
-        for c in chunks:
-            f.write(c)
-    os.replace(tmp, output)
+    try:
+        with _atomic_text(output) as f:
+            for c in chunks:
+                f.write(c)
+    except OSError as e:
+        raise InvalidInput(f"cannot write {output}: {e.strerror or e}") from None
     info(f"wrote {output}")
+
+
+def _check_output(path: Path) -> None:
+    """Refuse, before any work, an output path that is a folder or a device, or whose folder is missing. An
+    existing regular file is replaced (like a shell's ``>``)."""
+    if path.is_dir():
+        raise InvalidInput(f"{path} is a folder; give the file to write, e.g. {path / 'usage.csv'}")
+    if path.is_symlink() or (os.path.lexists(path) and not path.is_file()):
+        kind = "a symbolic link" if path.is_symlink() else "not a regular file"
+        raise InvalidInput(f"{path} exists and is {kind}; give a file name")
+    parent = path.parent
+    if not parent.is_dir():
+        raise InvalidInput(f"cannot write {path}: folder {parent} does not exist")
+
+
+@contextmanager
+def _atomic_text(path: Path) -> Iterator[TextIO]:
+    """A text file written beside ``path`` and moved onto it when complete; removed if anything fails."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    try:
+        mask = os.umask(0)
+        os.umask(mask)
+        os.fchmod(fd, 0o666 & ~mask)  # what open() would have made
+        with open(fd, "w", encoding="utf-8", newline="") as f:
+            yield f
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 @usage_app.command("purge")
@@ -234,11 +280,19 @@ def serve(
     host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="port", min=1, max=65535)] = 8000,
     workers: Annotated[int, typer.Option(help="uvicorn worker processes", min=1)] = 1,
-    log_level: Annotated[str, typer.Option(help="uvicorn log level")] = "info",
+    log_level: Annotated[
+        str, typer.Option(help="uvicorn log level: critical, error, warning, info, debug or trace")
+    ] = "info",
 ) -> None:
     """Serve the API and the web console."""
     import uvicorn
+    from uvicorn.config import LOG_LEVELS
 
+    if not host.strip():
+        raise InvalidInput("--host is empty; give the address to listen on, e.g. 127.0.0.1 (0.0.0.0: every one)")
+    if log_level.lower() not in LOG_LEVELS:
+        raise InvalidInput(f"unknown --log-level {log_level!r}: expected one of {', '.join(LOG_LEVELS)}")
+    _check_listen(host, port)
     s = settings()
     database()  # migrate once here, before the workers start
     if workers > 1:
@@ -248,7 +302,7 @@ def serve(
             f.unlink()
         os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", str(mp))
     db_url = database().engine.url.render_as_string(hide_password=True)
-    info(f"SFAI API on http://{host}:{port} (docs: /docs), database {db_url}")
+    info(f"SFAI API on http://{_host_port(host, port)} (docs: /docs), database {db_url}")
     uvicorn.run(
         "serving.app:app_from_env",
         factory=True,
@@ -265,9 +319,61 @@ def serve(
     )
 
 
+def _host_port(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def _check_listen(host: str, port: int) -> None:
+    """Bind (and close) a socket on every address ``host`` names, as uvicorn will, so that an unknown host, an
+    address not on this machine or a port in use is one clear line before uvicorn starts."""
+    where = _host_port(host, port)
+    try:
+        addrs = socket.getaddrinfo(host, port, socket.AF_UNSPEC, socket.SOCK_STREAM, 0, socket.AI_PASSIVE)
+        for family, kind, proto, _, addr in dict.fromkeys(addrs):
+            with socket.socket(family, kind, proto) as sock:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn (asyncio) does
+                if family == socket.AF_INET6:
+                    sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+                sock.bind(addr)
+    except (OSError, UnicodeError) as e:  # socket.gaierror is an OSError; a bad IDNA name a UnicodeError
+        reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
+        raise InvalidInput(f"cannot listen on {where} ({reason})") from None
+
+
+DEMO_DISPLAY_NAME = "SFAI demo factory (injection moulding)"
+DEMO_KSIC = "C22"
+
+
+def _demo_tenant(db, name: str, ksic: str | None) -> tuple[tenancy.TenantInfo, bool]:  # noqa: ANN001
+    """The demo tenant ``name``: created (KSIC ``ksic``, default C22), or the one an earlier ``sfai demo`` made.
+    A tenant someone else set up is refused, never changed, and so is another KSIC than the demo tenant's."""
+    code = tenancy.check_ksic(ksic) if ksic is not None else None  # refused even when the tenant exists
+    try:
+        t = tenancy.get_tenant(db, tenancy.check_tenant_name(name))
+    except NotFound:
+        try:
+            return tenancy.create_tenant(db, name, code or DEMO_KSIC, DEMO_DISPLAY_NAME), True
+        except Conflict:  # created concurrently
+            t = tenancy.get_tenant(db, name)
+    if t.display_name != DEMO_DISPLAY_NAME:
+        raise Conflict(
+            f"tenant {t.name!r} exists and was not made by 'sfai demo' ({t.ksic_code} {t.ksic_name_en}); demo "
+            "subscribes every module on the enterprise plan and loads sample data, so it leaves tenants it did not "
+            "make alone: pick another name with --tenant"
+        )
+    if code is not None and code != t.ksic_code:
+        raise Conflict(
+            f"the demo tenant {t.name!r} is {t.ksic_code} ({t.ksic_name_en}), not {code}: a tenant's KSIC does not "
+            f"change; leave out --ksic, or make another demo tenant with --tenant NAME --ksic {code}"
+        )
+    return t, False
+
+
 def demo(
     tenant: Annotated[str, typer.Option(help="demo tenant name")] = "demo",
-    ksic: Annotated[str, typer.Option(help="its KSIC division")] = "C22",
+    ksic: Annotated[
+        str | None, typer.Option(help=f"its KSIC division, for a new demo tenant (default {DEMO_KSIC})")
+    ] = None,
     data: Annotated[bool, typer.Option(help="load the synthetic C22 injection-moulding data (first time only)")] = True,
     models: Annotated[
         bool, typer.Option(help="train a quick demo model per family without a champion (first time: 20-50 s)")
@@ -275,9 +381,10 @@ def demo(
     as_json: JsonOpt = False,
 ) -> None:
     """Prepare the demo tenant (every module, synthetic C22 data, one trained model per prediction endpoint) and
-    print a new admin API key for it."""
+    print a new admin API key for it. Run again, it reuses the tenant it made; it refuses a tenant it did not
+    make."""
     db = database()
-    t = tenancy.ensure_tenant(db, tenant, ksic, "SFAI demo factory (injection moulding)")
+    t, created = _demo_tenant(db, tenant, ksic)
     if data:
         from feature_store.store import FeatureStore
         from pipelines.runner import run_pipeline
@@ -288,9 +395,11 @@ def demo(
             info(f"demo data: {report.rows_ok} rows of synthetic injection-moulding data in the feature store")
         store.close()
     active = tenancy.active_subscriptions(db, t.id)
-    for m in tenancy.MODULES:
-        if m not in active:
-            tenancy.subscribe(db, t.name, m, plan="enterprise")
+    added = [m for m in tenancy.MODULES if m not in active]
+    for m in added:
+        tenancy.subscribe(db, t.name, m, plan="enterprise")
+    if added and not created:  # a demo tenant whose subscriptions were ended since: said, not silent
+        info(f"demo tenant '{t.name}': subscribed again to {', '.join(added)} (enterprise plan)")
     trained = []
     if models:  # before the key is made, so that the training lines do not push it out of sight
         from models.demo import TrainingUnavailable, train_demo_models

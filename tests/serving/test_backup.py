@@ -4,6 +4,8 @@ back, the usage hash chain verifies, and bad archives or targets are refused wit
 from __future__ import annotations
 
 import json
+import os
+import stat
 import subprocess
 import sys
 import tarfile
@@ -18,7 +20,8 @@ from serving import tenancy
 from serving.app import create_app
 from serving.backup import backup, restore
 from serving.db import Database
-from serving.errors import Conflict, InvalidInput, NotFound
+from serving.db.tables import UsageRecord
+from serving.errors import Conflict, InvalidInput, NotFound, SfaiError
 from serving.settings import Settings
 from serving.usage import query_usage, verify_chain
 from tests.conftest import PgDatabase
@@ -87,6 +90,7 @@ def test_full_backup_restores_the_same_answers_and_usage_log(request, settings, 
     usage_before = _usage(db, "acme")
     assert len(usage_before) >= 5
 
+    (tmp_path / "b").mkdir()
     archive = backup(settings, db, tmp_path / "b" / "all.tar.gz")
     assert archive.path.stat().st_mode & 0o077 == 0  # hashed keys and the usage log: owner only
     assert archive.rows["usage_log"] == len(usage_before) and archive.files > 0
@@ -201,3 +205,112 @@ def test_cli_backup_and_restore(sfai_env, settings, db, tmp_path):
     for args in (("admin", "restore", str(tmp_path / "nope.tar.gz")), ("admin", "backup", str(tmp_path))):
         r = sfai(*args, env=env)
         assert r.returncode != 0 and r.stderr.count("\n") == 1 and "Traceback" not in r.stderr, r.stderr
+
+
+def test_backup_refuses_a_missing_folder_an_existing_file_and_anything_not_a_file(settings, db, tmp_path):
+    make_tenant(db, PEPPER, "acme")
+    with pytest.raises(InvalidInput, match="does not exist"):
+        backup(settings, db, tmp_path / "nope" / "x.tar.gz")
+    assert not (tmp_path / "nope").exists()  # not made on the way
+    out = tmp_path / "b.tar.gz"
+    out.write_bytes(b"last night's backup")
+    with pytest.raises(Conflict, match="--force"):
+        backup(settings, db, out)
+    assert out.read_bytes() == b"last night's backup"
+    assert backup(settings, db, out, force=True).path == out and tarfile.is_tarfile(out)
+    fifo = tmp_path / "fifo"  # stands for /dev/full and the like: never replaced, --force or not
+    os.mkfifo(fifo)
+    link = tmp_path / "link.tar.gz"
+    link.symlink_to(out)
+    for target in (fifo, link):
+        with pytest.raises(InvalidInput, match="not a regular file|symbolic link"):
+            backup(settings, db, target, force=True)
+    assert stat.S_ISFIFO(fifo.lstat().st_mode) and link.is_symlink()
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".sfai-backup-")) == []
+
+
+def test_truncated_backup_is_named_as_such(settings, db, tmp_path):
+    make_tenant(db, PEPPER, "acme")
+    whole = backup(settings, db, tmp_path / "a.tar.gz").path.read_bytes()
+    target = Settings(home=tmp_path / "t", database_url=f"sqlite:///{tmp_path / 't.db'}", environment="test",
+                      secret_key=PEPPER)
+    tdb = Database(target.resolved_database_url)
+    try:
+        for cut in (20, len(whole) // 2):
+            trunc = tmp_path / "trunc.tar.gz"
+            trunc.write_bytes(whole[:cut])
+            with pytest.raises(InvalidInput, match=r"trunc.tar.gz: not a complete SFAI backup \("):
+                restore(target, tdb, trunc, tenant="acme")
+    finally:
+        tdb.dispose()
+
+
+def _source_with_files_and_usage(settings, db) -> None:  # noqa: ANN001
+    from serving.usage import UsageEntry, append_entries
+
+    make_tenant(db, PEPPER, "acme")
+    tid = tenancy.get_tenant(db, "acme").id
+    append_entries(db, [UsageEntry(ts=tenancy.utcnow(), tenant_id=tid, key_id="k1", module="quality", method="GET",
+                                   endpoint="/v1/quality/status", status=200, latency_us=5, request_id=f"r{i}")
+                        for i in range(3)])
+    sample = settings.home / "demo" / "acme" / "sample.csv"
+    sample.parent.mkdir(parents=True)
+    sample.write_text("a,b\n1,2\n")
+
+
+@pytest.mark.parametrize("scope", ["tenant", "all"])
+@pytest.mark.parametrize("fails_in", ["rebuild", "usage", "files"])
+def test_a_restore_that_fails_part_way_leaves_nothing_and_can_run_again(settings, db, tmp_path, monkeypatch, scope,
+                                                                         fails_in):
+    import serving.backup as bk
+
+    _source_with_files_and_usage(settings, db)
+    archive = backup(settings, db, tmp_path / "a.tar.gz").path
+    target = Settings(home=tmp_path / "t", database_url=f"sqlite:///{tmp_path / 't.db'}", environment="test",
+                      secret_key=PEPPER)
+    target.ensure_home()
+    tdb = Database(target.resolved_database_url)
+    tenant = "acme" if scope == "tenant" else None
+    try:
+        if scope == "tenant":
+            make_tenant(tdb, PEPPER, "local")  # a deployment in use: its rows, files and chain must stay
+        before = verify_chain(tdb)
+
+        def boom(*a, **k):  # noqa: ANN002, ANN003, ANN202
+            raise RuntimeError("disk on fire")
+
+        if fails_in == "rebuild":
+            monkeypatch.setattr(bk, "_rebuild_online", boom)
+        elif fails_in == "usage":
+            monkeypatch.setattr(bk, "append_entries", boom)
+            monkeypatch.setattr(bk, "_insert", _failing_on_usage(bk._insert))
+        else:
+            real = bk._Undo.write_file
+
+            def write_then_fail(self, target, data):  # noqa: ANN001, ANN202
+                real(self, target, data)
+                raise OSError(28, "No space left on device")
+
+            monkeypatch.setattr(bk._Undo, "write_file", write_then_fail)
+        with pytest.raises(SfaiError, match="nothing was restored"):
+            restore(target, tdb, archive, tenant=tenant)
+        with pytest.raises(NotFound):
+            tenancy.get_tenant(tdb, "acme")
+        assert not (target.home / "demo" / "acme").exists()
+        assert verify_chain(tdb).rows == before.rows
+        monkeypatch.undo()
+        report = restore(target, tdb, archive, tenant=tenant)  # the same restore, run again, goes through
+        assert report.tenants == ["acme"] and report.rows["usage_log"] == 3
+        assert (target.home / "demo" / "acme" / "sample.csv").read_text() == "a,b\n1,2\n"
+        assert len(_usage(tdb, "acme")) == 3 and verify_chain(tdb).ok
+    finally:
+        tdb.dispose()
+
+
+def _failing_on_usage(insert_rows):  # noqa: ANN001, ANN202
+    def insert(conn, table, rows):  # noqa: ANN001, ANN202
+        if table is UsageRecord:
+            raise RuntimeError("disk on fire")
+        return insert_rows(conn, table, rows)
+
+    return insert

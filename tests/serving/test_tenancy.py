@@ -103,3 +103,48 @@ def test_revoke_scoped_to_tenant(db):
     with pytest.raises(NotFound):
         tenancy.revoke_api_key(db, k.info.key_id, tenant="other")
     assert tenancy.resolve_api_key(db, PEPPER, k.token) is not None
+
+
+def test_names_are_found_in_the_case_they_were_given(db):
+    tenancy.create_tenant(db, "Acme2", "C29")  # stored as acme2
+    assert tenancy.get_tenant(db, "Acme2").name == tenancy.get_tenant(db, " ACME2 ").name == "acme2"
+    assert tenancy.subscribe(db, "ACME2", "quality").tenant == "acme2"
+    assert [s.tenant for s in tenancy.list_subscriptions(db, "Acme2")] == ["acme2"]
+    key = tenancy.create_api_key(db, PEPPER, "Acme2", "mes")
+    assert key.info.tenant == "acme2" and [k.key_id for k in tenancy.list_api_keys(db, "ACME2")] == [key.info.key_id]
+    assert tenancy.revoke_api_key(db, key.info.key_id, tenant="Acme2").revoked_at is not None
+    assert tenancy.unsubscribe(db, "Acme2", "quality").module == "quality"
+
+
+def test_quota_is_bounded(db):
+    tenancy.create_tenant(db, "acme", "C29")
+    for bad in (10**23, tenancy.MAX_QUOTA + 1, -1, True, 1.5):
+        with pytest.raises(InvalidInput, match="request quota"):
+            tenancy.subscribe(db, "acme", "quality", request_quota=bad)
+    assert tenancy.list_subscriptions(db, "acme") == []
+    assert tenancy.subscribe(db, "acme", "quality", request_quota=tenancy.MAX_QUOTA).request_quota == tenancy.MAX_QUOTA
+
+
+def test_names_shown_in_lists_hold_no_control_characters(db):
+    for bad in ("a\tb", "a\nb", "a\rb", "a\x00b", "a\u2028b"):
+        with pytest.raises(InvalidInput, match="control characters"):
+            tenancy.create_tenant(db, "acme", "C29", bad)
+    with pytest.raises(InvalidInput, match="1-200"):
+        tenancy.create_tenant(db, "acme", "C29", "x" * 201)
+    tenancy.create_tenant(db, "acme", "C29", "ACME 제철 (line 3)")
+    with pytest.raises(InvalidInput, match="control characters"):
+        tenancy.create_api_key(db, PEPPER, "acme", "mes", "line\t3")
+    assert tenancy.list_api_keys(db, "acme") == []
+
+
+def test_unsubscribe_many_is_all_or_nothing(db):
+    t = tenancy.create_tenant(db, "acme", "C29")
+    with pytest.raises(NotFound, match="no active subscription"):
+        tenancy.unsubscribe_many(db, "acme", None)
+    for m in ("quality", "maintenance", "scheduling"):
+        tenancy.subscribe(db, "acme", m)
+    with pytest.raises(NotFound, match="'energy'"):
+        tenancy.unsubscribe_many(db, "acme", ["quality", "energy"])
+    assert set(tenancy.active_subscriptions(db, t.id)) == {"quality", "maintenance", "scheduling"}
+    assert [s.module for s in tenancy.unsubscribe_many(db, "acme", None)] == ["quality", "maintenance", "scheduling"]
+    assert tenancy.active_subscriptions(db, t.id) == {}
