@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import queue
 import re
 import threading
@@ -27,13 +28,107 @@ from serving.errors import InvalidInput, SfaiError, parse_json
 log = logging.getLogger("sfai.mqtt")
 
 
+TOPIC_MAX_BYTES = 65535  # MQTT: a topic is a UTF-8 string of at most 65,535 bytes
+CLIENT_ID_MAX_BYTES = 256  # MQTT allows 65,535 bytes; brokers commonly cap far lower, and so do we
+_PLACEHOLDERS = ("tenant", "view")
+
+
+def _utf8(text: str, what: str) -> bytes:
+    """``text`` as MQTT's UTF-8 (no NUL character), or ``ValueError`` naming ``what``."""
+    try:
+        data = text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError(f"{what} is not valid UTF-8") from None
+    if b"\0" in data:
+        raise ValueError(f"{what} must not contain a NUL character")
+    return data
+
+
 def topic_regex(pattern: str) -> tuple[str, re.Pattern]:
-    """``factory/{tenant}/{view}`` -> (``factory/+/+``, a regex capturing tenant and view)."""
-    if "{tenant}" not in pattern or "{view}" not in pattern:
-        raise ValueError(f"topic pattern {pattern!r} must contain {{tenant}} and {{view}}")
-    subscribe = pattern.replace("{tenant}", "+").replace("{view}", "+")
-    rx = re.escape(pattern).replace(r"\{tenant\}", r"(?P<tenant>[^/]+)").replace(r"\{view\}", r"(?P<view>[^/]+)")
-    return subscribe, re.compile("^" + rx + "$")
+    """``factory/{tenant}/{view}`` -> (``factory/+/+``, a regex capturing tenant and view).
+
+    ``{tenant}`` and ``{view}`` must each appear exactly once, each as a whole topic level. Other levels are
+    literal text, or MQTT wildcards: ``+`` (any one level) and, as the last level only, ``#`` (any levels)."""
+    if not isinstance(pattern, str) or not pattern:
+        raise ValueError("topic pattern is empty: use e.g. 'factory/{tenant}/{view}'")
+    shown = pattern if len(pattern) <= 80 else pattern[:80] + "..."
+    if len(_utf8(pattern, f"topic pattern {shown!r}")) > TOPIC_MAX_BYTES:
+        raise ValueError(f"topic pattern {shown!r} is longer than {TOPIC_MAX_BYTES} bytes")
+    levels = pattern.split("/")
+    seen = dict.fromkeys(_PLACEHOLDERS, 0)
+    subscribe, rx = [], []
+    for i, level in enumerate(levels):
+        if level in ("{tenant}", "{view}"):
+            key = level[1:-1]
+            seen[key] += 1
+            if seen[key] > 1:
+                raise ValueError(f"topic pattern {shown!r} has {level} more than once")
+            subscribe.append("+")
+            rx.append(f"/(?P<{key}>[^/]+)")
+        elif "{" in level or "}" in level:
+            raise ValueError(
+                f"topic pattern {shown!r}: level {level!r} is not allowed; {{tenant}} and {{view}} must each be "
+                "a whole topic level (between '/'), and there are no other placeholders"
+            )
+        elif level == "+":
+            subscribe.append("+")
+            rx.append("/[^/]*")
+        elif level == "#":
+            if i != len(levels) - 1:
+                raise ValueError(f"topic pattern {shown!r}: the MQTT wildcard '#' may only be the last level")
+            subscribe.append("#")
+            rx.append("(?:/.*)?")  # '#' also matches its parent level
+        elif "+" in level or "#" in level:
+            raise ValueError(
+                f"topic pattern {shown!r}: the MQTT wildcards '+' and '#' must be a whole topic level, "
+                f"not part of {level!r}"
+            )
+        else:
+            subscribe.append(level)
+            rx.append("/" + re.escape(level))
+    missing = [f"{{{k}}}" for k, n in seen.items() if n == 0]
+    if missing:
+        raise ValueError(f"topic pattern {shown!r} must contain {{tenant}} and {{view}} (missing {', '.join(missing)})")
+    # every part but '#' (never the first level here) starts with its '/' separator
+    return "/".join(subscribe), re.compile("^" + "".join(rx)[1:] + "$", re.S)
+
+
+def parse_broker(broker: str) -> tuple[str, int, object]:
+    """``mqtt://[user:password@]host[:port]`` (also ``tcp://``, ``mqtts://``, or a bare ``host:port``) ->
+    (host, port, the parsed URL); ``ValueError`` for a URL without a host, a bad port or a path."""
+    text = (broker or "").strip()
+    if not text:
+        raise ValueError("broker URL is empty: use mqtt://host:port")
+    url = urlparse(text if "://" in text else f"mqtt://{text}")
+    if url.scheme not in ("mqtt", "tcp", "mqtts"):
+        raise ValueError(f"broker URL {broker!r}: use mqtt://host:port")
+    try:
+        port = url.port
+    except ValueError:
+        raise ValueError(f"broker URL {broker!r}: the port must be a number from 1 to 65535") from None
+    if not url.hostname:
+        raise ValueError(f"broker URL {broker!r} names no host: use mqtt://host:port")
+    if port == 0:
+        raise ValueError(f"broker URL {broker!r}: the port must be a number from 1 to 65535")
+    if url.path not in ("", "/") or url.query or url.fragment:
+        raise ValueError(f"broker URL {broker!r}: expected mqtt://host:port, with no path or query")
+    return url.hostname, port or (8883 if url.scheme == "mqtts" else 1883), url
+
+
+def check_run_options(
+    broker: str, *, client_id: str | None = None, duration_s: float | None = None, max_messages: int | None = None
+) -> None:
+    """Refuse what ``run_mqtt`` cannot honour, before anything connects (``ValueError``, one line)."""
+    parse_broker(broker)
+    if client_id:
+        if len(_utf8(client_id, "the MQTT client id")) > CLIENT_ID_MAX_BYTES:
+            raise ValueError(
+                f"the MQTT client id is {len(client_id.encode())} bytes long; at most {CLIENT_ID_MAX_BYTES}"
+            )
+    if duration_s is not None and not (math.isfinite(duration_s) and duration_s > 0):
+        raise ValueError(f"duration must be a finite number of seconds above 0, got {duration_s}")
+    if max_messages is not None and max_messages < 1:
+        raise ValueError(f"max messages must be at least 1, got {max_messages}")
 
 
 @dataclass
@@ -195,9 +290,8 @@ def run_mqtt(
     within 1-30 s), so an outage between the two loses nothing. Without one, the session is clean."""
     import paho.mqtt.client as mqtt
 
-    url = urlparse(broker if "://" in broker else f"mqtt://{broker}")
-    if url.scheme not in ("mqtt", "tcp", "mqtts"):
-        raise ValueError(f"broker URL {broker!r}: use mqtt://host:port")
+    check_run_options(broker, client_id=client_id, duration_s=duration_s, max_messages=max_messages)
+    host, port, url = parse_broker(broker)
     client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id or "", clean_session=not client_id)
     client.reconnect_delay_set(min_delay=1, max_delay=30)
     if url.username:
@@ -205,29 +299,50 @@ def run_mqtt(
     if url.scheme == "mqtts":
         client.tls_set()
     subscribed = threading.Event()
+    refused: list[str] = []  # why the broker refused the connection or the subscription (first answer)
 
     def on_connect(c, _userdata, _flags, reason_code, _props):  # noqa: ANN001
         if reason_code.is_failure:
             log.error("MQTT connect refused: %s", reason_code)
+            if not subscribed.is_set():
+                refused.append(f"refused the connection ({reason_code})")
+                subscribed.set()
             return
-        c.subscribe(ingestor.subscribe_topic, qos=1)  # again after every reconnect
+        try:
+            c.subscribe(ingestor.subscribe_topic, qos=1)  # again after every reconnect
+        except Exception as e:  # noqa: BLE001 - in paho's thread: report it, do not print a traceback
+            log.error("MQTT subscribe to %r failed: %s", ingestor.subscribe_topic, e)
+            if not subscribed.is_set():
+                refused.append(f"refused the subscription to {ingestor.subscribe_topic!r} ({e})")
+                subscribed.set()
 
     def on_disconnect(_c, _userdata, _flags, reason_code, _props):  # noqa: ANN001
         if reason_code.is_failure:
             log.warning("MQTT broker connection lost (%s); reconnecting", reason_code)
 
+    def on_subscribe(_c, _userdata, _mid, reason_codes, _props):  # noqa: ANN001
+        bad = [str(rc) for rc in reason_codes if getattr(rc, "is_failure", False)]
+        if bad:
+            log.error("MQTT subscription to %r refused: %s", ingestor.subscribe_topic, ", ".join(bad))
+        if not subscribed.is_set():
+            if bad:
+                refused.append(f"refused the subscription to {ingestor.subscribe_topic!r} ({', '.join(bad)})")
+            subscribed.set()
+
     client.on_connect = on_connect
     client.on_disconnect = on_disconnect
-    client.on_subscribe = lambda *a: subscribed.set()
+    client.on_subscribe = on_subscribe
     client.on_message = lambda _c, _u, msg: ingestor.on_message(msg.topic, msg.payload)
     try:
-        client.connect(url.hostname or "127.0.0.1", url.port or (8883 if url.scheme == "mqtts" else 1883), keepalive=30)
+        client.connect(host, port, keepalive=30)
     except OSError as e:
         raise ConnectionError(f"cannot reach the MQTT broker at {broker}: {e}") from None
     client.loop_start()
     try:
         if not subscribed.wait(10):
             raise ConnectionError(f"the MQTT broker at {broker} did not confirm the subscription")
+        if refused:
+            raise ConnectionError(f"the MQTT broker at {broker} {refused[0]}")
         if on_ready:
             on_ready()
         deadline = None if duration_s is None else time.monotonic() + duration_s

@@ -3,16 +3,31 @@
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import func, select
 
-from feature_store.view import FeatureView
+from feature_store.view import FeatureView, short_repr
 from serving.db import Database
 from serving.db.tables import FeatureViewRecord, FeatureViewState
-from serving.errors import Conflict, NotFound
+from serving.errors import Conflict, InvalidInput, NotFound
 from serving.tenancy import as_utc, utcnow
+
+log = logging.getLogger("sfai.features")
+
+
+def _load(record: FeatureViewRecord) -> FeatureView:
+    """A stored view; ``InvalidInput`` naming it when it can no longer be loaded (e.g. a name registered before
+    names were limited, too long for a directory), so that one such row does not break the tenant's commands."""
+    try:
+        return FeatureView.from_spec(json.loads(record.spec), stored=True)
+    except (ValueError, TypeError, KeyError) as e:
+        raise InvalidInput(
+            f"stored feature view {short_repr(record.name)} (version {record.version}) cannot be used: "
+            f"{' '.join(str(e).split()) or type(e).__name__}"
+        ) from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,7 +49,7 @@ class Registry:
             if cur is None:
                 version, status = 1, "created"
             else:
-                old = FeatureView.from_spec(json.loads(cur.spec))
+                old = _load(cur)
                 if cur.fingerprint == view.fingerprint():
                     return Registered(old, cur.version, "unchanged")
                 problems = old.incompatibilities(view)
@@ -62,9 +77,11 @@ class Registry:
             cur = self._latest(s, name)
         if cur is None:
             raise NotFound(f"feature view {name!r} not found")
-        return FeatureView.from_spec(json.loads(cur.spec)), cur.version
+        return _load(cur), cur.version
 
     def list(self) -> list[tuple[FeatureView, int]]:
+        """The latest version of each view; a stored view that cannot be loaded is left out with a warning
+        naming it (``get`` on it raises the reason)."""
         with self.db.session() as s:
             latest = (
                 select(FeatureViewRecord.name, func.max(FeatureViewRecord.version).label("v"))
@@ -78,7 +95,13 @@ class Registry:
                 .where(FeatureViewRecord.tenant_id == self.tenant_id)
                 .order_by(FeatureViewRecord.name)
             ).all()
-        return [(FeatureView.from_spec(json.loads(r.spec)), r.version) for r in rows]
+        out = []
+        for r in rows:
+            try:
+                out.append((_load(r), r.version))
+            except InvalidInput as e:
+                log.warning("%s (left out)", e.message)
+        return out
 
     def history(self, name: str) -> list[int]:
         with self.db.session() as s:

@@ -20,6 +20,7 @@ Each row of a view carries the entity key, ``event_timestamp`` (when the value w
 
 from __future__ import annotations
 
+import contextvars
 import hashlib
 import json
 from dataclasses import dataclass, field
@@ -33,6 +34,34 @@ from feature_store.types import Field
 TIMESTAMP = "event_timestamp"
 CREATED = "created"
 RESERVED = {TIMESTAMP, CREATED}
+NAME_MAX = 64  # a view's name is a directory name and part of online keys: keep it short
+STORED_NAME_MAX_BYTES = 255  # a view registered before NAME_MAX existed still loads while its directory can exist
+_loading_stored = contextvars.ContextVar("sfai_loading_stored_view", default=False)
+
+
+def short_repr(name: str, limit: int = 40) -> str:
+    """``repr(name)``, cut to ``limit`` characters (with the full length) so that an error stays one short line."""
+    return repr(name) if len(name) <= limit else f"{name[:limit]!r}... ({len(name)} characters)"
+
+
+def check_view_name(name: object, *, stored: bool = False) -> str:
+    """``name`` if it is a valid feature view name (1..64 identifier characters), else ``ValueError``.
+
+    ``stored``: the name of a view already in the registry, which may predate the 64-character limit; it is
+    accepted while the filesystem can hold its directory (255 bytes)."""
+    if not isinstance(name, str):
+        raise ValueError(f"feature view name must be a string, got {type(name).__name__}")
+    if stored and name.isidentifier() and len(name.encode()) > STORED_NAME_MAX_BYTES:
+        raise ValueError(
+            f"its name is longer than {STORED_NAME_MAX_BYTES} bytes, too long for a directory (it was registered "
+            f"before names were limited to {NAME_MAX} characters); declare the view under a shorter name"
+        )
+    if not name.isidentifier() or (len(name) > NAME_MAX and not stored):
+        raise ValueError(
+            f"feature view name {short_repr(name)} must be 1 to {NAME_MAX} characters: letters, digits and '_', "
+            "not starting with a digit"
+        )
+    return name
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -49,8 +78,7 @@ class FeatureView:
     def __post_init__(self) -> None:
         object.__setattr__(self, "schema", tuple(self.schema))
         object.__setattr__(self, "tags", dict(self.tags))
-        if not self.name.isidentifier():
-            raise ValueError(f"feature view name {self.name!r} must be an identifier (letters, digits, '_')")
+        check_view_name(self.name, stored=_loading_stored.get())
         if not self.schema:
             raise ValueError(f"feature view {self.name!r} has no features")
         names = [f.name for f in self.schema]
@@ -105,7 +133,17 @@ class FeatureView:
         }
 
     @classmethod
-    def from_spec(cls, spec: dict) -> FeatureView:
+    def from_spec(cls, spec: dict, *, stored: bool = False) -> FeatureView:
+        """The view ``to_spec`` described; ``stored``: read back from the registry, where a name may predate the
+        64-character limit (see ``check_view_name``)."""
+        token = _loading_stored.set(stored)
+        try:
+            return cls._from_spec(spec)
+        finally:
+            _loading_stored.reset(token)
+
+    @classmethod
+    def _from_spec(cls, spec: dict) -> FeatureView:
         e = spec["entity"]
         known = ENTITIES.get(e["name"])
         entity = known if known and known.join_key == e["join_key"] and known.dtype == e["dtype"] else Entity(**e)

@@ -8,11 +8,34 @@ cluster at ``ray_address`` / ``SFAI_RAY_ADDRESS``.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
+import sys
 from pathlib import Path
 
 from models.families import get_family
 from serving.errors import InvalidInput
+
+MAX_TRIALS = 10_000
+MAX_SEED = 2**32 - 1  # what the search algorithm's random generator accepts
+
+
+def _representative(space: dict) -> dict:
+    """One point of the search space (a choice's first value, a range's low end): with ``fixed`` over it, what
+    ``check_config`` validates before Ray starts."""
+    out = {}
+    for key, spec in space.items():
+        kind, *args = spec
+        out[key] = list(args[0])[0] if kind == "choice" else args[0]
+    return out
+
+
+def _short_error(err: BaseException | None) -> str:
+    """A trial's error in one line: the last line of Ray's text (which embeds the whole traceback)."""
+    lines = [ln.strip() for ln in str(err).strip().splitlines() if ln.strip()]
+    line = lines[-1] if lines else type(err).__name__
+    return line if len(line) <= 300 else line[:300] + "..."
 
 
 def ray_space(space: dict) -> dict:
@@ -52,26 +75,24 @@ def tune(
     input_path = Path(input_path).resolve()
     if not input_path.is_file():
         raise InvalidInput(f"{input_path}: no such file")
-    if trials < 1:
-        raise InvalidInput("--trials must be at least 1")
+    if isinstance(trials, bool) or not isinstance(trials, int) or not 1 <= trials <= MAX_TRIALS:
+        raise InvalidInput(f"--trials must be a whole number from 1 to {MAX_TRIALS}, got {trials!r}")
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
+        raise InvalidInput(f"--seed must be a whole number from 0 to {MAX_SEED}, got {seed!r}")
+    fixed = dict(fixed or {})
+    family.check_config(fixed)  # unknown keys and bad values: one line now, not a traceback in every Ray trial
     train_mod = family.load("train")
     space = getattr(train_mod, "SEARCH_SPACE", None)
     scorer = getattr(train_mod, "train_and_score", None)
     if not space or scorer is None:
         raise InvalidInput(f"model {family_name!r} has no search space to tune")
+    family.check_config({**_representative(space), **fixed})  # the search space with the fixed values
 
     import ray
     from ray import tune as rtune
     from ray.tune.search.basic_variant import BasicVariantGenerator
 
     address = ray_address or os.environ.get("SFAI_RAY_ADDRESS")
-    started = False
-    if not ray.is_initialized():
-        # "local" starts our own Ray even when another one runs on this machine
-        kwargs = {"address": address} if address else {"address": "local", "num_cpus": max(1, os.cpu_count() or 1)}
-        ray.init(include_dashboard=False, log_to_driver=False, configure_logging=False, **kwargs)
-        started = True
-    fixed = dict(fixed or {})
     module_name = family.train_module
 
     def trainable(config: dict) -> dict:
@@ -83,30 +104,59 @@ def tune(
     storage = None
     if settings is not None:
         storage = str((Path(settings.home) / "ray_results").resolve())
+    with _quiet():
+        started = False
+        if not ray.is_initialized():
+            # "local" starts our own Ray even when another one runs on this machine
+            kwargs = {"address": address} if address else {"address": "local", "num_cpus": max(1, os.cpu_count() or 1)}
+            ray.init(
+                include_dashboard=False, log_to_driver=False, configure_logging=False, logging_level="ERROR", **kwargs
+            )
+            started = True
+        try:
+            tuner = rtune.Tuner(
+                rtune.with_resources(trainable, {"cpu": cpus_per_trial}),
+                param_space=ray_space(space),
+                tune_config=rtune.TuneConfig(
+                    metric="score",
+                    mode="min",
+                    num_samples=trials,
+                    search_alg=BasicVariantGenerator(random_state=seed),
+                ),
+                run_config=ray.tune.RunConfig(name=f"tune-{family_name}", storage_path=storage, verbose=0),
+            )
+            results = tuner.fit()
+            rows = [{"config": r.config, "score": r.metrics.get("score")} for r in results if r.metrics]
+            errors = sorted({_short_error(r.error) for r in results if r.error})
+            if not any(r.metrics and "score" in r.metrics for r in results):
+                raise RuntimeError(f"no tuning trial finished ({len(results)} failed): {'; '.join(errors)}")
+            best = results.get_best_result()
+            failed = sum(1 for r in results if r.error)
+        finally:
+            if started:
+                ray.shutdown()
+    out = {
+        "family": family_name,
+        "metric": "score (lower is better)",
+        "best_config": {**best.config, **fixed},
+        "best_score": float(best.metrics["score"]),
+        "trials": rows,
+    }
+    if errors:  # the trials that failed, each reason once
+        out["failed_trials"] = failed
+        out["errors"] = errors
+    return out
+
+
+@contextlib.contextmanager
+def _quiet():  # noqa: ANN202
+    """stdout carries the result only: Ray Tune prints its configuration box (and any progress) with print(), so
+    that goes to stderr; a failed trial's full traceback (Ray's log) is summed up in one line instead."""
+    tune_log = logging.getLogger("ray.tune")
+    level = tune_log.level
+    tune_log.setLevel(logging.CRITICAL)
     try:
-        tuner = rtune.Tuner(
-            rtune.with_resources(trainable, {"cpu": cpus_per_trial}),
-            param_space=ray_space(space),
-            tune_config=rtune.TuneConfig(
-                metric="score",
-                mode="min",
-                num_samples=trials,
-                search_alg=BasicVariantGenerator(random_state=seed),
-            ),
-            run_config=ray.tune.RunConfig(name=f"tune-{family_name}", storage_path=storage, verbose=0),
-        )
-        results = tuner.fit()
-        best = results.get_best_result()
-        rows = [{"config": r.config, "score": r.metrics.get("score")} for r in results if r.metrics]
-        if best.metrics is None or "score" not in best.metrics:
-            raise RuntimeError(f"no tuning trial finished: {[str(r.error) for r in results if r.error]}")
-        return {
-            "family": family_name,
-            "metric": "score (lower is better)",
-            "best_config": {**best.config, **fixed},
-            "best_score": float(best.metrics["score"]),
-            "trials": rows,
-        }
+        with contextlib.redirect_stdout(sys.stderr):
+            yield
     finally:
-        if started:
-            ray.shutdown()
+        tune_log.setLevel(level)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -18,12 +19,38 @@ ingest_app = typer.Typer(help="Ingest data into a tenant's feature store.", no_a
 TenantOpt = Annotated[str | None, typer.Option("--tenant", "-t", help="tenant (default: the local tenant)")]
 
 
+def _not_empty(value: str, option: str) -> str:
+    """``value``, or a usage error naming ``option`` when it is empty (never a silent fall back to a default)."""
+    if not value.strip():
+        raise typer.BadParameter("must not be empty", param_hint=f"'{option}'")
+    return value
+
+
+def _when(value: str | None, option: str):  # noqa: ANN202 - datetime | None
+    """``value`` (ISO time, or 'now') as an aware UTC datetime; a usage error naming ``option`` otherwise."""
+    import pandas as pd
+
+    if value is None:
+        return None
+    if _not_empty(value, option).strip().lower() == "now":
+        return datetime.now(UTC)
+    try:
+        t = pd.Timestamp(value.strip())
+    except (ValueError, TypeError, OverflowError) as e:
+        reason = " ".join(str(e).split()).split(",")[0] or type(e).__name__
+        raise typer.BadParameter(f"{value!r} is not an ISO time ({reason})", param_hint=f"'{option}'") from None
+    if pd.isna(t):
+        raise typer.BadParameter(f"{value!r} is not an ISO time", param_hint=f"'{option}'")
+    t = t.tz_localize("UTC") if t.tzinfo is None else t.tz_convert("UTC")
+    return t.to_pydatetime()
+
+
 def _tenant(name: str | None) -> str:
     """The named tenant, or the local default tenant (created on first use) for a data scientist's files."""
     from serving import tenancy
 
-    if name:
-        return name
+    if name is not None:
+        return _not_empty(name, "--tenant")
     s = settings()
     return tenancy.ensure_tenant(database(), s.default_tenant, "C29", "local workspace").name
 
@@ -39,9 +66,17 @@ def _views_in(path: Path) -> list:
 
     if not path.exists():
         raise typer.BadParameter(f"{path} does not exist")
+    if not path.is_file() or path.suffix != ".py":
+        what = "a folder" if path.is_dir() else "not a .py file"
+        raise typer.BadParameter(f"{path} is {what}: expected a Python file defining FeatureView objects")
     spec = importlib.util.spec_from_file_location(f"sfai_views_{path.stem}", path)
+    if spec is None or spec.loader is None:  # pragma: no cover - a .py file always has a loader
+        raise typer.BadParameter(f"{path}: expected a Python file defining FeatureView objects")
     module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    try:
+        spec.loader.exec_module(module)
+    except SystemExit as e:
+        raise ValueError(f"{path} exited while loading (sys.exit({e.code!r})); nothing was applied") from None
     views = [v for v in vars(module).values() if isinstance(v, FeatureView)]
     if not views:
         raise ValueError(f"{path} declares no FeatureView")
@@ -88,8 +123,13 @@ def features_materialize(
     end: Annotated[str | None, typer.Option(help="ISO time (default: now)")] = None,
 ) -> None:
     """Load the latest value per entity into the online store; prints the number of entities."""
+    t0, t1 = _when(start, "--start"), _when(end, "--end")
+    if t0 is not None and t0 >= (t1 or datetime.now(UTC)):
+        raise typer.BadParameter(
+            f"{start!r} is not before {'--end ' + repr(end) if end is not None else 'now'}", param_hint="'--start'"
+        )
     fs = store_for(tenant)
-    n = fs.materialize(view, start, end or "now") if start else fs.materialize_incremental(view, end)
+    n = fs.materialize(view, t0, t1 or datetime.now(UTC)) if t0 is not None else fs.materialize_incremental(view, t1)
     typer.echo(n)
 
 
@@ -117,8 +157,9 @@ def ingest_csv(
     """Append a file's rows to a feature view (offline and online); prints a JSON report."""
     if not path.exists():
         raise ValueError(f"{path}: no such file")
+    name = path.stem if view is None else _not_empty(view, "--view")
     fs = store_for(tenant)
-    rep = fs.ingest(view or path.stem, path, write_online=not no_online)
+    rep = fs.ingest(name, path, write_online=not no_online)
     emit_json(
         {
             "tenant": fs.tenant,
@@ -135,8 +176,8 @@ def ingest_csv(
 def ingest_mqtt(
     broker: Annotated[str, typer.Option(help="mqtt://host:port (user:password@ allowed)")] = "mqtt://127.0.0.1:1883",
     topic: Annotated[str, typer.Option(help="topic pattern with {tenant} and {view}")] = "factory/{tenant}/{view}",
-    duration: Annotated[float | None, typer.Option(help="stop after this many seconds")] = None,
-    max_messages: Annotated[int | None, typer.Option(help="stop after this many messages")] = None,
+    duration: Annotated[float | None, typer.Option(help="stop after this many seconds (default: until Ctrl-C)")] = None,
+    max_messages: Annotated[int | None, typer.Option(help="stop after this many messages", min=1)] = None,
     batch_size: Annotated[int, typer.Option(help="messages per write", min=1)] = 1000,
     client_id: Annotated[
         str | None,
@@ -146,13 +187,20 @@ def ingest_mqtt(
 ) -> None:
     """Subscribe to MQTT and ingest every message into its tenant's view; bad messages are counted and kept
     aside under $SFAI_HOME/quarantine. Prints the final counts as JSON."""
-    from feature_store.mqtt import MqttIngestor, Quarantine, run_mqtt
+    import math
+    import socket
+
+    from feature_store.mqtt import MqttIngestor, Quarantine, check_run_options, run_mqtt, topic_regex
     from feature_store.online import online_store_for
     from feature_store.store import FeatureStore
 
+    if duration is not None and not (math.isfinite(duration) and duration > 0):
+        raise typer.BadParameter(f"{duration} is not a number of seconds above 0", param_hint="'--duration'")
+    cid = f"sfai-ingest-{socket.gethostname()}"[:23] if client_id is None else client_id
+    topic_regex(topic)  # a bad pattern, broker URL or client id: one line before anything opens
+    check_run_options(broker, client_id=cid, duration_s=duration, max_messages=max_messages)
     s = settings()
     db = database()
-    online = online_store_for(s)
     stores: dict[str, FeatureStore] = {}
 
     def get(tenant: str) -> FeatureStore:
@@ -161,6 +209,7 @@ def ingest_mqtt(
         return stores[tenant]
 
     ing = MqttIngestor(get, Quarantine(s.home / "quarantine"), pattern=topic, batch_size=batch_size)
+    online = online_store_for(s)
     last = [0.0]
 
     def progress(st) -> None:  # noqa: ANN001
@@ -175,9 +224,6 @@ def ingest_mqtt(
         sys.stderr.flush()
 
     try:
-        import socket
-
-        cid = f"sfai-ingest-{socket.gethostname()}"[:23] if client_id is None else client_id
         stats = run_mqtt(
             ing, broker, duration_s=duration, max_messages=max_messages, on_progress=progress, on_ready=ready,
             client_id=cid or None,

@@ -59,6 +59,13 @@ def _one_line(e: BaseException) -> str:
     return " ".join(str(e).split()) or type(e).__name__
 
 
+def _kind(e: BaseException) -> str:
+    """The exception's name for an unexpected error; ``re.error`` and ``struct.error`` are both called ``error``,
+    which after ``error: `` read as a stutter: those get their module (``re.error``)."""
+    name = type(e).__name__
+    return f"{type(e).__module__}.{name}" if name == "error" else name
+
+
 def _is_usage_error(e: BaseException) -> bool:
     """Click's usage errors (``ClickException``: Typer's vendored copy or click itself, by their interface)."""
     return all(hasattr(e, a) for a in ("format_message", "exit_code", "show"))
@@ -116,7 +123,7 @@ def run() -> None:
             common.fail(_usage_line(e), e.exit_code)
         if os.environ.get("SFAI_DEBUG"):
             raise
-        common.fail(f"{type(e).__name__}: {_one_line(e)} (set SFAI_DEBUG=1 for details)")
+        common.fail(f"{_kind(e)}: {_one_line(e)} (set SFAI_DEBUG=1 for details)")
     if isinstance(rv, int) and not isinstance(rv, bool):  # ``--help`` or ``typer.Exit(code)``: its exit code
         sys.exit(rv)
 

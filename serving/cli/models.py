@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from models.tune import MAX_SEED, MAX_TRIALS  # Ray is imported only when a tuning run starts
 from serving.cli.common import database, emit_json, info, settings
 from serving.cli.features import _tenant
 from serving.errors import InvalidInput
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
 models_app = typer.Typer(help="Registered models: list, promote, roll back.", no_args_is_help=True)
 
 TenantOpt = Annotated[str | None, typer.Option("--tenant", "-t", help="tenant (default: the local tenant)")]
+VERSION_MAX = 2**31 - 1  # a version is a database INTEGER
 
 
 def _registry(tenant: str | None):  # noqa: ANN202
@@ -124,7 +126,9 @@ def predict(
     tenant: TenantOpt = None,
     start: Annotated[str | None, typer.Option(help="energy: first forecast origin, YYYY-MM-DD")] = None,
     horizon: Annotated[int, typer.Option(help="energy: steps of 15 minutes per forecast", min=1)] = 96,
-    version: Annotated[int | None, typer.Option(help="a registered version instead of the champion")] = None,
+    version: Annotated[
+        int | None, typer.Option(help="a registered version instead of the champion", min=1, max=VERSION_MAX)
+    ] = None,
 ) -> None:
     """Score a file with the champion model (ONNX Runtime); writes OUT.csv and prints one JSON line.
 
@@ -204,7 +208,9 @@ def _sync(reg, name: str) -> None:  # noqa: ANN001
 @models_app.command("promote")
 def models_promote(
     name: Annotated[str, typer.Argument(help="model name, e.g. failure or rul-fd001")],
-    version: Annotated[int | None, typer.Option(help="version to promote (default: the challenger)")] = None,
+    version: Annotated[
+        int | None, typer.Option(help="version to promote (default: the challenger)", min=1, max=VERSION_MAX)
+    ] = None,
     tenant: TenantOpt = None,
 ) -> None:
     """Make a version the champion (serving switches to it); prints 'name version'."""
@@ -227,8 +233,8 @@ def tune(
     model: Annotated[str, typer.Argument(help="failure, rul, defect or energy")],
     dataset: Annotated[str, typer.Option(help="ai4i, cmapss, secom or steel-energy")],
     input: Annotated[Path, typer.Option("--input", "-i", help="training file")],
-    trials: Annotated[int, typer.Option(help="number of trials", min=1)] = 8,
-    seed: Annotated[int, typer.Option(help="random seed")] = 0,
+    trials: Annotated[int, typer.Option(help="number of trials", min=1, max=MAX_TRIALS)] = 8,
+    seed: Annotated[int, typer.Option(help="random seed", min=0, max=MAX_SEED)] = 0,
     set_: Annotated[list[str], typer.Option("--set", help="fixed config key=value (repeatable)")] = [],  # noqa: B006
 ) -> None:
     """Search hyperparameters with Ray Tune (local Ray, or the cluster at SFAI_RAY_ADDRESS); prints the best

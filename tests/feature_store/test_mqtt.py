@@ -7,7 +7,7 @@ import uuid
 
 import pytest
 
-from feature_store.mqtt import MqttIngestor, Quarantine, run_mqtt
+from feature_store.mqtt import MqttIngestor, Quarantine, check_run_options, run_mqtt, topic_regex
 from feature_store.store import FeatureStore
 from serving import tenancy
 from tests.conftest import require_service
@@ -89,6 +89,102 @@ def test_mqtt_ingest_end_to_end(need_broker, settings, db, online, tmp_path):
 def test_topic_pattern_needs_tenant_and_view():
     with pytest.raises(ValueError, match="tenant"):
         MqttIngestor(lambda t: None, None, pattern="factory/{view}")
+
+
+@pytest.mark.parametrize(
+    ("pattern", "why"),
+    [
+        ("a/{tenant}x/{view}", "whole topic level"),  # was a paho traceback in its thread, then a timeout
+        ("{tenant}/{tenant}/{view}", "more than once"),  # was "error: error: redefinition of group name"
+        ("{tenant}/{view}/{view}", "more than once"),
+        ("f/{tenants}/{view}", "whole topic level"),
+        ("f/{tenant}/{view}/a+b", "must be a whole topic level"),
+        ("f/#/{tenant}/{view}", "only be the last level"),
+        ("f/{tenant}", "missing {view}"),
+        ("", "empty"),
+        ("f\0/{tenant}/{view}", "NUL"),
+        ("x" * 70_000 + "/{tenant}/{view}", "longer than 65535 bytes"),
+    ],
+)
+def test_topic_pattern_is_refused_up_front(pattern, why):
+    with pytest.raises(ValueError, match=why) as e:
+        topic_regex(pattern)
+    assert len(str(e.value)) < 300
+
+
+def test_topic_pattern_wildcards_follow_mqtt():
+    sub, rx = topic_regex("site/+/{tenant}/{view}/#")
+    assert sub == "site/+/+/+/#"
+    assert rx.match("site/line1/acme/machine_stats").groupdict() == {"tenant": "acme", "view": "machine_stats"}
+    assert rx.match("site/line1/acme/machine_stats/extra/levels")["view"] == "machine_stats"
+    assert rx.match("site/line1/acme") is None
+    sub, rx = topic_regex("a(b)/x.y/{view}/{tenant}")  # regex characters are literal text
+    assert sub == "a(b)/x.y/+/+" and rx.match("a(b)/x.y/v/t")["tenant"] == "t" and not rx.match("ab/xzy/v/t")
+
+
+@pytest.mark.parametrize(
+    ("options", "why"),
+    [
+        ({"broker": ""}, "empty"),
+        ({"broker": "mqtt://"}, "names no host"),  # used to connect to 127.0.0.1 silently
+        ({"broker": "mqtt://:1883"}, "names no host"),
+        ({"broker": "mqtt://h:0"}, "port"),
+        ({"broker": "mqtt://h:99999"}, "port"),
+        ({"broker": "mqtt://h/topic"}, "no path"),
+        ({"client_id": "c" * 70_000}, "at most 256"),  # was struct.error "'H' format requires 0 <= number"
+        ({"duration_s": float("nan")}, "finite"),  # ran forever
+        ({"duration_s": -1.0}, "above 0"),
+        ({"duration_s": float("inf")}, "finite"),
+        ({"max_messages": -5}, "at least 1"),
+    ],
+)
+def test_run_options_are_refused_before_connecting(options, why):
+    options = {"broker": "mqtt://127.0.0.1:1", **options}  # nothing listens there: no connection is tried
+    with pytest.raises(ValueError, match=why):
+        check_run_options(**options)
+    broker = options.pop("broker")
+    ing = MqttIngestor(lambda t: None, None)
+    with pytest.raises(ValueError, match=why):
+        run_mqtt(ing, broker, **options)
+
+
+def test_wildcard_pattern_end_to_end(need_broker, settings, db, tmp_path):
+    """'+' and a trailing '#' subscribe as MQTT means them; tenant and view still come from their levels."""
+    import paho.mqtt.client as mqtt
+
+    from feature_store.online import open_online_store
+
+    tenancy.create_tenant(db, "acme", "C29")
+    online = open_online_store("sqlite", tmp_path)
+    fs = FeatureStore(settings, db, "acme", online=online)
+    fs.apply(STATS)
+    prefix = f"sfai-test-{uuid.uuid4().hex[:8]}"
+    ing = MqttIngestor(lambda t: fs, Quarantine(tmp_path / "q"), pattern=prefix + "/+/{tenant}/{view}/#",
+                       flush_interval_s=0.1)
+    ready = threading.Event()
+    result = {}
+    client_id = f"sfai-t-{uuid.uuid4().hex[:8]}"
+    t = threading.Thread(target=lambda: result.update(stats=run_mqtt(
+        ing, BROKER, max_messages=2, duration_s=20, on_ready=ready.set, client_id=client_id)))
+    t.start()
+    pub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
+    try:
+        assert ready.wait(15), "subscriber did not start"
+        pub.connect("127.0.0.1", 1883)
+        pub.loop_start()
+        pub.publish(f"{prefix}/line1/acme/machine_stats", json.dumps(REC), qos=1).wait_for_publish(5)
+        pub.publish(f"{prefix}/line2/acme/machine_stats/cell/7", json.dumps({**REC, "machine_id": "m2"}),
+                    qos=1).wait_for_publish(5)
+        t.join(30)
+    finally:
+        pub.loop_stop()
+        pub.disconnect()
+        online.close()
+        cleaner = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=True)
+        cleaner.connect("127.0.0.1", 1883)  # drop the persistent session from the broker
+        cleaner.disconnect()
+    stats = result["stats"]
+    assert (stats.received, stats.rows_written, stats.bad) == (2, 2, 0), stats
 
 
 def test_broker_outage_loses_no_message(need_broker, settings, db, tmp_path):

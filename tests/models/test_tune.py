@@ -18,8 +18,40 @@ def test_search_space_maps_to_ray():
     assert set(ray_space(SEARCH_SPACE)) == set(SEARCH_SPACE)
 
 
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"trials": 10**23}, "--trials must be a whole number from 1 to 10000"),  # Ray started and ran
+        ({"trials": 0}, "from 1 to 10000"),
+        ({"seed": -1}, "--seed must be a whole number"),
+        ({"fixed": {"nokey": 1}}, "unknown failure config key(s): nokey"),  # was a Ray traceback in every trial
+        ({"fixed": {"epochs": "abc"}}, "config epochs='abc': expected int"),
+        ({"fixed": {"hidden": "big"}}, "config hidden='big'"),  # a search-space key, overridden badly
+    ],
+)
+def test_bad_options_fail_before_ray_starts(tmp_path, monkeypatch, kwargs, message):
+    ray = pytest.importorskip("ray")
+    from models.tune import tune
+    from serving.errors import InvalidInput
+
+    monkeypatch.setattr(ray, "init", lambda *a, **k: pytest.fail("Ray started"))
+    data = tmp_path / "ai4i.csv"
+    data.write_text("UDI\n1\n")
+    with pytest.raises(InvalidInput) as e:
+        tune("failure", data, "ai4i", kwargs.pop("trials", 2), **kwargs)
+    assert message in e.value.message and "\n" not in e.value.message
+
+
+def test_a_failed_trial_is_one_short_line():
+    from models.tune import _short_error
+
+    err = RuntimeError("Traceback (most recent call last):\n  File x\n    boom()\nInvalidInput: bad row 7\n")
+    assert _short_error(err) == "InvalidInput: bad row 7"
+    assert len(_short_error(RuntimeError("x" * 5000))) < 310
+
+
 @pytest.mark.skipif(not os.environ.get("SFAI_TEST_RAY"), reason="starts Ray (~30-60 s); set SFAI_TEST_RAY=1")
-def test_tune_two_trials(tmp_path):
+def test_tune_two_trials(tmp_path, capsys):
     pytest.importorskip("ray")
     from models.tune import tune
 
@@ -29,3 +61,6 @@ def test_tune_two_trials(tmp_path):
     out = tune("failure", small, "ai4i", 2, fixed=fixed)
     assert len(out["trials"]) == 2 and out["best_config"]["folds"] == 2
     assert 0 <= out["best_score"] <= 1
+    # stdout is the caller's (sfai tune prints one JSON line there): Ray Tune's configuration box goes to stderr
+    captured = capsys.readouterr()
+    assert captured.out == "" and "Configuration for experiment" in captured.err

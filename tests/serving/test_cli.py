@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from fastapi.testclient import TestClient
 
 SFAI = str(Path(sys.executable).with_name("sfai"))
@@ -143,3 +144,17 @@ def test_features_compact_from_the_cli(sfai_env):
     assert again["partitions"] == 0  # nothing left to merge
     bad = sfai(sfai_env, "features", "compact", "no_such_view", "--tenant", "acme", ok=False)
     assert len(bad.stderr.strip().splitlines()) == 1 and "no_such_view" in bad.stderr
+
+
+def test_an_unexpected_error_is_named_without_a_stutter():
+    """``re.error`` and ``struct.error`` are both called ``error``: the one line says which (not "error: error:")."""
+    import re
+    import struct
+
+    from serving.cli.main import _kind
+
+    with pytest.raises(re.error) as rx:
+        re.compile("(?P<a>x)(?P<a>y)")
+    with pytest.raises(struct.error) as st:
+        struct.pack("H", 70000)
+    assert (_kind(rx.value), _kind(st.value), _kind(KeyError("k"))) == ("re.error", "struct.error", "KeyError")
