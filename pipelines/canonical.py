@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import numpy as np
 import pandas as pd
 
 TIMESTAMP = "event_timestamp"
@@ -89,3 +90,50 @@ def coerce_numeric(
             reasons[bad] = reasons[bad] + [f"{label}: {v!r} is not a number; " for v in col[bad]]
         frame[c] = num
     return frame, reasons.str.rstrip("; ")
+
+
+def row_text(frame: pd.DataFrame, sep: str = ",") -> pd.Series:
+    """Each row as one line of text, a missing value as an empty field (for the quarantine's ``raw``)."""
+    text = frame.astype(object).where(frame.notna(), "").astype(str)
+    return text.agg(sep.join, axis=1) if len(frame.columns) else pd.Series("", index=frame.index, dtype=object)
+
+
+def count_problems(values: pd.Series, name: str, limit: int) -> pd.Series | None:
+    """Per row, why a present value of an id or counter column cannot be used as one: not a whole number,
+    not finite, or larger than ``limit`` in size ('' where fine; a missing value is the caller's business).
+    None when every value is fine."""
+    v = pd.to_numeric(values, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+    with np.errstate(invalid="ignore"):
+        infinite = np.isinf(v)
+        fraction = np.isfinite(v) & (v != np.round(v))
+        big = np.isfinite(v) & ~fraction & (np.abs(v) > limit)
+    if not (infinite.any() or fraction.any() or big.any()):
+        return None
+    out = pd.Series("", index=values.index, dtype=object)
+    for mask, text in ((infinite, "is not a finite number"), (fraction, "is not a whole number"),
+                       (big, f"is too large (at most {limit:,})")):
+        if mask.any():
+            out[mask] = [f"{name}: {x:g} {text}" for x in v[mask]]
+    return out
+
+
+def reason_where(mask: pd.Series, text: str | pd.Series) -> pd.Series | None:
+    """``text`` on the rows of ``mask``, '' elsewhere; None when no row is marked."""
+    if not mask.any():
+        return None
+    out = pd.Series("", index=mask.index, dtype=object)
+    out[mask] = text[mask] if isinstance(text, pd.Series) else text
+    return out
+
+
+def join_reasons(*parts: pd.Series | None) -> pd.Series | None:
+    """Per row, the non-empty reasons joined with ``; `` (all series share one index); None parts are skipped
+    and None comes back when all are None."""
+    used = [p.astype(object).fillna("") for p in parts if p is not None]
+    if not used:
+        return None
+    out = used[0]
+    for p in used[1:]:
+        both = (out != "") & (p != "")
+        out = (out + np.where(both, "; ", "") + p).astype(object)
+    return out

@@ -20,6 +20,7 @@ for the same arguments on every machine.
 
 from __future__ import annotations
 
+import operator
 from dataclasses import dataclass
 
 import numpy as np
@@ -27,6 +28,7 @@ import pandas as pd
 
 from pipelines.canonical import SOURCE_ROW, TIMESTAMP, Canonical, Column, Table, empty_rejects
 from pipelines.transforms.calendar import KOREAN_HOLIDAYS
+from serving.errors import InvalidInput
 
 DATASET = "c22-demo"
 KSIC = "C22"
@@ -68,9 +70,53 @@ def _running(local: pd.DatetimeIndex) -> np.ndarray:
     return ~hol & ~tool_change
 
 
+MAX_SEED = 2**32 - 1
+MAX_MACHINES = 99  # machine ids imm-01 .. imm-99
+MAX_DAYS = 366
+MAX_MACHINE_DAYS = 1_000  # machines x days: about 2,500 cycles each, so at most ~2.5M cycle rows
+
+
+def _whole(name: str, value: object, lo: int, hi: int) -> int:
+    """``value`` as an int in [lo, hi], or InvalidInput naming the option (``--machines``)."""
+    try:
+        if isinstance(value, bool):
+            raise TypeError
+        n = operator.index(value)
+    except TypeError:
+        raise InvalidInput(f"{DATASET}: --{name} must be a whole number from {lo} to {hi:,}, not {value!r}") from None
+    if not lo <= n <= hi:
+        raise InvalidInput(f"{DATASET}: --{name} must be from {lo} to {hi:,}, not {n}")
+    return n
+
+
+def check_config(cfg: DemoConfig) -> DemoConfig:
+    """Refuse options the generator cannot honour (a negative seed, more days than a timestamp holds, a
+    billion machines) with a message naming the option, before any work is done."""
+    _whole("seed", cfg.seed, 0, MAX_SEED)
+    machines = _whole("machines", cfg.machines, 1, MAX_MACHINES)
+    days = _whole("days", cfg.days, 1, MAX_DAYS)
+    if machines * days > MAX_MACHINE_DAYS:
+        raise InvalidInput(
+            f"{DATASET}: --machines x --days is {machines * days:,} machine-days, more than the {MAX_MACHINE_DAYS:,} "
+            "the demo generates; use fewer machines or days"
+        )
+    _whole("service_days", cfg.service_days, 1, MAX_DAYS)
+    if not isinstance(cfg.cycle_s, int | float) or isinstance(cfg.cycle_s, bool) or not 1 <= cfg.cycle_s <= 300:
+        raise InvalidInput(f"{DATASET}: cycle_s must be a number of seconds from 1 to 300, not {cfg.cycle_s!r}")
+    try:
+        pd.Timestamp(cfg.start, tz=TZ)
+    except (TypeError, ValueError):
+        raise InvalidInput(f"{DATASET}: start must be a date like 2018-03-05, not {cfg.start!r}") from None
+    return cfg
+
+
 def generate(config: DemoConfig | None = None, **overrides) -> Canonical:  # noqa: ANN003
     """Cycle sensor readings, defect labels and 15-minute machine energy for ``config.machines`` machines."""
-    cfg = DemoConfig(**{**(config.__dict__ if config else {}), **overrides})
+    fields = DemoConfig.__dataclass_fields__
+    unknown = sorted(k for k in overrides if k not in fields)
+    if unknown:
+        raise InvalidInput(f"{DATASET}: unknown option {unknown[0]!r}; expected one of {', '.join(fields)}")
+    cfg = check_config(DemoConfig(**{**(config.__dict__ if config else {}), **overrides}))
     rng = np.random.default_rng(cfg.seed)
     start = pd.Timestamp(cfg.start, tz=TZ)
     end = start + pd.Timedelta(days=cfg.days)

@@ -183,6 +183,23 @@ def _write_online(store, view_name: str, frame: pd.DataFrame) -> int:  # noqa: A
     return store.online.write(store.tenant, view.name, latest_rows(view, table))
 
 
+def _check_fits(dataset: str, job: Job, tables: dict[str, pa.Table]) -> None:
+    """Every feature frame conforms to its view (what ``store.ingest`` checks), so that a run that cannot be
+    stored fails before it registers views or writes a first view without the second."""
+    from feature_store.validate import conform
+
+    views = {o.view.name: o.view for o in job.outputs}
+    for name, table in tables.items():
+        if not table.num_rows:
+            continue
+        try:
+            conform(views[name], table)
+        except InvalidInput as e:
+            raise InvalidInput(
+                f"{dataset}: the {name} features do not fit the view ({e}); nothing was written"
+            ) from None
+
+
 def run_pipeline(
     dataset: str,
     path: str | Path | None = None,
@@ -248,12 +265,13 @@ def run_pipeline(
     if store is not None:
         t = time.perf_counter()
         stage("write")
+        # one chunk per column: the store names files by content, and Arrow-backed string columns would
+        # otherwise keep the partition boundaries as chunks (another partitioning, another file name)
+        tables = {name: pa.Table.from_pandas(f, preserve_index=False).combine_chunks() for name, f in frames.items()}
+        _check_fits(dataset, job, tables)  # before anything is registered or written
         store.apply(*(o.view for o in job.outputs))
         for name, frame in frames.items():
-            # one chunk per column: the store names files by content, and Arrow-backed string columns would
-            # otherwise keep the partition boundaries as chunks (another partitioning, another file name)
-            table = pa.Table.from_pandas(frame, preserve_index=False).combine_chunks()
-            written[name] = store.ingest(name, table, write_online=False).rows if len(frame) else 0
+            written[name] = store.ingest(name, tables[name], write_online=False).rows if len(frame) else 0
             if write_online and len(frame):
                 _write_online(store, name, frame)
         secs["write"] = time.perf_counter() - t

@@ -3,7 +3,8 @@
 Checks, per canonical table (``Table.columns`` says types and ranges):
 - wrong type: a value that is present but not a number / not an allowed category (the adapter marks it in
   ``_invalid``),
-- impossible value: outside ``Column.lo`` .. ``Column.hi``,
+- impossible value: not finite (``inf``) or past the float32 range features are stored in, or outside
+  ``Column.lo`` .. ``Column.hi``,
 - duplicate key: a second row with the same (entity, ``event_timestamp``),
 - time going backwards: within an entity, in file order, a row earlier than one already seen.
 
@@ -26,6 +27,7 @@ import pandas as pd
 from pipelines.canonical import SOURCE_ROW, TIMESTAMP, Canonical, Table
 
 INVALID = "_invalid"
+FLOAT32_MAX = float(np.finfo(np.float32).max)  # feature views store measurements as float32
 
 
 @dataclass(slots=True)
@@ -51,12 +53,32 @@ def check_table(table: Table) -> TableCheck:
     n_type = int((reason != "").sum())
     if n_type:
         kinds["wrong type"] = n_type
-    # impossible values
+    # impossible values: infinite or past float32 (whatever the column), or outside the column's range
     impossible = pd.Series(False, index=df.index)
+    infinite: dict[str, pd.Series] = {}
+    floats = [n for n in table.columns if n in df.columns and pd.api.types.is_float_dtype(df[n])]
+    if floats:
+        values = df[floats].to_numpy(dtype=float, na_value=np.nan)
+        with np.errstate(invalid="ignore"):
+            huge_cells = np.abs(values) > FLOAT32_MAX
+        for j in np.flatnonzero(huge_cells.any(axis=0)):
+            name, huge = floats[j], pd.Series(huge_cells[:, j], index=df.index)
+            infinite[name] = huge
+            text = pd.Series(
+                [f"{name}: {v} " + ("is not a finite number" if np.isinf(v) else
+                                    f"is beyond the float32 range (+-{FLOAT32_MAX:.4g}) features are stored in")
+                 for v in values[huge_cells[:, j], j]],
+                index=df.index[huge],
+                dtype=object,
+            )
+            reason = _join(reason, huge, text.reindex(df.index))
+            impossible |= huge
     for name, col in table.columns.items():
         if name not in df.columns or (col.lo is None and col.hi is None):
             continue
         v = df[name]
+        if name in infinite:
+            v = v.where(~infinite[name])  # reported above
         out = pd.Series(False, index=df.index)
         if col.lo is not None:
             out |= v < col.lo

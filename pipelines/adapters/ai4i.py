@@ -15,7 +15,19 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pipelines.canonical import SOURCE_ROW, TIMESTAMP, Canonical, Column, Table, coerce_numeric, empty_rejects
+from pipelines.adapters.source import read_source
+from pipelines.canonical import (
+    SOURCE_ROW,
+    TIMESTAMP,
+    Canonical,
+    Column,
+    Table,
+    coerce_numeric,
+    count_problems,
+    join_reasons,
+    reason_where,
+    row_text,
+)
 
 DATASET = "ai4i"
 KSIC = "C29"
@@ -23,6 +35,7 @@ RUN_EPOCH = pd.Timestamp("2020-01-01T00:00:00Z")
 RUN_PERIOD = pd.Timedelta(minutes=1)
 TYPES = ("L", "M", "H")
 MODES = ("TWF", "HDF", "PWF", "OSF", "RNF")
+MAX_UDI = 100_000_000  # (u-1) minutes after RUN_EPOCH must stay a valid timestamp
 
 RENAME = {
     "UDI": "udi",
@@ -54,28 +67,36 @@ NUMERIC = ["udi", "air_temp_k", "process_temp_k", "rotational_speed_rpm", "torqu
 
 def read(path: Path) -> Canonical:
     path = Path(path)
-    if not path.is_file():
-        raise ValueError(f"{path}: no such file")
-    df = pd.read_csv(path, encoding="utf-8-sig")
+    df, malformed = read_source(path, "an AI4I 2020 CSV", encoding="utf-8-sig")
     missing = [c for c in RENAME if c not in df.columns and c not in MODES + ("Machine failure",)]
     if missing:
         raise ValueError(f"{path.name}: not an AI4I 2020 file; missing columns {missing}")
+    original = df.drop(columns=[SOURCE_ROW])  # the values as read, for the quarantine
     df = df.rename(columns=RENAME)
     for c in LABEL_COLUMNS:  # prediction inputs may lack the labels
         if c not in df.columns:
             df[c] = np.nan
-    total = len(df)
-    df.insert(0, SOURCE_ROW, np.arange(1, total + 1, dtype=np.int64))
+    total = len(df) + len(malformed)
     df, why = coerce_numeric(df, NUMERIC)
     bad_type = ~df["type"].isin(TYPES)
-    why = why.where(~bad_type, why + "; type: " + df["type"].astype(str) + " is not L, M or H").str.strip("; ")
-    nolabel = df["udi"].isna() | df["product_id"].isna()
-    rejects = empty_rejects()
-    if nolabel.any():
-        rejects = df.loc[nolabel, [SOURCE_ROW]].copy()
-        rejects["reason"] = why[nolabel].where(why[nolabel] != "", "missing UDI or Product ID").values
-        rejects["raw"] = df.loc[nolabel].astype(str).agg(",".join, axis=1).values
-        df, why = df.loc[~nolabel].copy(), why[~nolabel]
+    type_text = df["type"].astype(object).where(df["type"].notna(), "missing").astype(str)
+    why = why.where(~bad_type, why + "; type: " + type_text + " is not L, M or H").str.strip("; ")
+    # rows that cannot be placed (no UDI: no time; no Product ID: no entity) are set aside here
+    no_udi = df["udi"].isna() & original["UDI"].isna()
+    no_product = df["product_id"].isna() | (df["product_id"].astype(str).str.strip() == "")
+    place = join_reasons(
+        reason_where(no_udi, "udi: missing"),
+        count_problems(df["udi"], "udi", MAX_UDI),
+        reason_where(no_product, "product_id: missing"),
+    )
+    unplaceable = df["udi"].isna() | no_product | (place != "" if place is not None else False)
+    rejects = malformed
+    if unplaceable.any():
+        rj = df.loc[unplaceable, [SOURCE_ROW]].copy()
+        rj["reason"] = join_reasons(place, why)[unplaceable].values
+        rj["raw"] = row_text(original.loc[unplaceable]).values
+        rejects = pd.concat([malformed, rj], ignore_index=True).sort_values(SOURCE_ROW, ignore_index=True)
+        df, why = df.loc[~unplaceable].copy(), why[~unplaceable]
     df["_invalid"] = why.values
     df["udi"] = df["udi"].astype("int64")
     df["lot_id"] = "ai4i-" + df["product_id"].astype(str)

@@ -15,10 +15,22 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
-from pipelines.canonical import SOURCE_ROW, TIMESTAMP, Canonical, Column, Table, coerce_numeric, empty_rejects
+from pipelines.adapters.source import WHITESPACE, read_source
+from pipelines.canonical import (
+    SOURCE_ROW,
+    TIMESTAMP,
+    Canonical,
+    Column,
+    Table,
+    coerce_numeric,
+    count_problems,
+    empty_rejects,
+    join_reasons,
+    reason_where,
+    row_text,
+)
 
 DATASET = "cmapss"
 KSIC = "C31"
@@ -59,6 +71,8 @@ INFORMATIVE = ("t24", "t30", "t50", "p30", "nf", "nc", "ps30", "phi", "nrf", "nr
 RAW_COLUMNS = ["unit", "cycle", *SETTINGS, *SENSORS]
 SUBSETS = ("FD001", "FD002", "FD003", "FD004")
 REGIMES = {"FD001": 1, "FD002": 6, "FD003": 1, "FD004": 6}
+MAX_UNIT = 1_000_000_000
+MAX_CYCLE = 1_000_000  # (c-1) hours after CYCLE_EPOCH must stay a valid timestamp
 
 SENSOR_COLUMNS: dict[str, Column] = {
     "cycle": Column("cycle", 1, 10_000, dtype="int64", description="operating cycle since the start of the record"),
@@ -87,31 +101,37 @@ def files_in(path: Path) -> list[Path]:
     return [path]
 
 
-def read_raw(path: Path) -> pd.DataFrame:
-    """The file as published, with named columns and ``source_row``."""
-    try:
-        df = pd.read_csv(path, sep=r"\s+", header=None, engine="c", dtype=None)
-    except pd.errors.ParserError as e:
-        raise ValueError(f"{path.name}: not a C-MAPSS file: {' '.join(str(e).split())[:200]}") from None
-    if df.shape[1] != len(RAW_COLUMNS):
-        raise ValueError(f"{path.name}: expected {len(RAW_COLUMNS)} space-separated columns, found {df.shape[1]}")
-    df.columns = RAW_COLUMNS
-    df.insert(0, SOURCE_ROW, np.arange(1, len(df) + 1, dtype=np.int64))
-    return df
+def read_raw(path: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The file as published, with named columns and ``source_row``; and the lines set aside because they do
+    not have the 26 fields (a truncated line is not filled in)."""
+    return read_source(path, "a C-MAPSS train_FD00x.txt", sep=WHITESPACE, names=RAW_COLUMNS)
 
 
 def read(path: Path) -> Canonical:
     frames, rejects, total = [], [], 0
     for f in files_in(path):
         subset = subset_of(f)
-        raw = read_raw(f)
-        total += len(raw)
+        raw, malformed = read_raw(f)
+        total += len(raw) + len(malformed)
+        if len(malformed):
+            rejects.append(malformed.assign(file=f.name))
+        original = raw.copy(deep=False)  # the values as read, for the quarantine (copy-on-write: no copy made)
         raw, why = coerce_numeric(raw, RAW_COLUMNS)
-        bad = raw["unit"].isna() | raw["cycle"].isna()  # rows we cannot place at all: no key or no time
+        # rows we cannot place at all: no key or no time (missing, not a number, not a whole number)
+        below_one = raw["unit"] < 1
+        place = join_reasons(
+            reason_where(original["unit"].isna(), "unit: missing"),
+            count_problems(raw["unit"], "unit", MAX_UNIT),
+            reason_where(below_one, "unit: " + raw["unit"].astype(str) + " is not an engine number (1 or more)")
+            if below_one.any() else None,
+            reason_where(original["cycle"].isna(), "cycle: missing"),
+            count_problems(raw["cycle"], "cycle", MAX_CYCLE),
+        )
+        bad = raw["unit"].isna() | raw["cycle"].isna() | (place != "" if place is not None else False)
         if bad.any():
             rj = raw.loc[bad, [SOURCE_ROW]].copy()
-            rj["reason"] = why[bad].where(why[bad] != "", "missing unit or cycle").values
-            rj["raw"] = raw.loc[bad, RAW_COLUMNS].astype(str).agg(" ".join, axis=1).values
+            rj["reason"] = join_reasons(place, why)[bad].values
+            rj["raw"] = row_text(original.loc[bad, RAW_COLUMNS], " ").values
             rj["file"] = f.name
             rejects.append(rj)
             raw = raw.loc[~bad].copy()

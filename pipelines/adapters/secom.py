@@ -15,13 +15,26 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pipelines.canonical import SOURCE_ROW, TIMESTAMP, Canonical, Column, Table, coerce_numeric, empty_rejects
+from pipelines.adapters.source import read_source
+from pipelines.canonical import (
+    SOURCE_ROW,
+    TIMESTAMP,
+    Canonical,
+    Column,
+    Table,
+    coerce_numeric,
+    count_problems,
+    join_reasons,
+    reason_where,
+    row_text,
+)
 
 DATASET = "secom"
 KSIC = "C26"
 N_FEATURES = 590
 FEATURES = [f"f{i:03d}" for i in range(1, N_FEATURES + 1)]
 TIME_FORMAT = "%d/%m/%Y %H:%M:%S"
+MAX_ROW_ID = 1_000_000_000
 SENSOR_COLUMNS: dict[str, Column] = {
     "row_id": Column("1", 1, None, dtype="int64", description="line of the original secom.data"),
     **{f: Column("?", description="anonymised process measurement") for f in FEATURES},
@@ -31,28 +44,33 @@ LABEL_COLUMNS = {"label": Column("1", -1, 1, dtype="int64"), "defect": Column("1
 
 def read(path: Path) -> Canonical:
     path = Path(path)
-    if not path.is_file():
-        raise ValueError(f"{path}: no such file")
-    df = pd.read_csv(path, engine="c")
+    df, malformed = read_source(path, "a SECOM CSV")
     missing = [c for c in ("row_id", "timestamp", *FEATURES) if c not in df.columns]
     if missing:
         raise ValueError(f"{path.name}: not a SECOM file; missing columns {missing[:5]}")
     if "label" not in df.columns:  # prediction inputs may lack the label
         df["label"] = np.nan
-    total = len(df)
-    df = pd.concat([pd.DataFrame({SOURCE_ROW: np.arange(1, total + 1, dtype=np.int64)}), df], axis=1)
+    total = len(df) + len(malformed)
+    original = df[["row_id", "label", "timestamp"]]  # the values as read, for the quarantine
     df, why = coerce_numeric(df, ["row_id", "label", *FEATURES])
     ts = pd.to_datetime(df["timestamp"], format=TIME_FORMAT, errors="coerce", utc=True)
     bad_label = df["label"].notna() & ~df["label"].isin([-1, 1])
     why = why.where(~bad_label, why + "; label: not -1 or 1").str.strip("; ")
-    unplaceable = df["row_id"].isna() | ts.isna()
-    rejects = empty_rejects()
+    # rows we cannot place at all: no entity (row_id) or no time
+    no_stamp = df["timestamp"].isna() | (df["timestamp"].astype(str).str.strip() == "")
+    place = join_reasons(
+        reason_where(original["row_id"].isna(), "row_id: missing"),
+        count_problems(df["row_id"], "row_id", MAX_ROW_ID),
+        reason_where(no_stamp, "timestamp: missing"),
+        reason_where(ts.isna() & ~no_stamp, "timestamp: " + df["timestamp"].astype(str) + f" is not {TIME_FORMAT}"),
+    )
+    unplaceable = df["row_id"].isna() | ts.isna() | (place != "" if place is not None else False)
+    rejects = malformed
     if unplaceable.any():
-        rejects = df.loc[unplaceable, [SOURCE_ROW]].copy()
-        reason = np.where(ts[unplaceable].isna(), "timestamp: " + df.loc[unplaceable, "timestamp"].astype(str)
-                          + f" is not {TIME_FORMAT}", "missing row_id")
-        rejects["reason"] = reason
-        rejects["raw"] = df.loc[unplaceable, ["row_id", "label", "timestamp"]].astype(str).agg(",".join, axis=1).values
+        rj = df.loc[unplaceable, [SOURCE_ROW]].copy()
+        rj["reason"] = join_reasons(place, why)[unplaceable].values
+        rj["raw"] = row_text(original.loc[unplaceable]).values
+        rejects = pd.concat([malformed, rj], ignore_index=True).sort_values(SOURCE_ROW, ignore_index=True)
         df, why, ts = df.loc[~unplaceable].copy(), why[~unplaceable], ts[~unplaceable]
     row_id = df["row_id"].astype("int64")
     extra = pd.DataFrame(

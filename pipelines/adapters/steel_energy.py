@@ -14,10 +14,20 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
-from pipelines.canonical import SOURCE_ROW, TIMESTAMP, Canonical, Column, Table, coerce_numeric, empty_rejects
+from pipelines.adapters.source import read_source
+from pipelines.canonical import (
+    SOURCE_ROW,
+    TIMESTAMP,
+    Canonical,
+    Column,
+    Table,
+    coerce_numeric,
+    join_reasons,
+    reason_where,
+    row_text,
+)
 
 DATASET = "steel-energy"
 KSIC = "C24"
@@ -63,15 +73,13 @@ def parse_times(stamps: pd.Series) -> pd.Series:
 
 def read(path: Path, *, meter_id: str = METER_ID) -> Canonical:
     path = Path(path)
-    if not path.is_file():
-        raise ValueError(f"{path}: no such file")
-    df = pd.read_csv(path, encoding="utf-8-sig")
+    df, malformed = read_source(path, "a steel-energy CSV", encoding="utf-8-sig")
     missing = [c for c in RENAME if c not in df.columns]
     if missing:
         raise ValueError(f"{path.name}: not a steel-energy file; missing columns {missing}")
+    original = df.drop(columns=[SOURCE_ROW])  # the values as read, for the quarantine
     df = df.rename(columns=RENAME)
-    total = len(df)
-    df.insert(0, SOURCE_ROW, np.arange(1, total + 1, dtype=np.int64))
+    total = len(df) + len(malformed)
     df, why = coerce_numeric(df, NUMERIC)
     end_local = parse_times(df["date"])
     nsm_expected = (end_local.dt.hour * 3600 + end_local.dt.minute * 60).astype("Int64")
@@ -79,12 +87,19 @@ def read(path: Path, *, meter_id: str = METER_ID) -> Canonical:
     why = why.where(~nsm_bad, why + "; nsm: disagrees with the time of day of date").str.strip("; ")
     bad_load = ~df["load_type"].isin(LOAD_TYPES)
     why = why.where(~bad_load, why + "; load_type: " + df["load_type"].astype(str) + " is unknown").str.strip("; ")
-    rejects = empty_rejects()
-    if end_local.isna().any():
+    rejects = malformed
+    if end_local.isna().any():  # no time: the row cannot be placed
         bad = end_local.isna()
-        rejects = df.loc[bad, [SOURCE_ROW]].copy()
-        rejects["reason"] = ("date: " + df.loc[bad, "date"].astype(str) + f" is not {TIME_FORMAT}").values
-        rejects["raw"] = df.loc[bad].astype(str).agg(",".join, axis=1).values
+        stamp = df.loc[bad, "date"]
+        rj = df.loc[bad, [SOURCE_ROW]].copy()
+        blank = stamp.isna() | (stamp.astype(str).str.strip() == "")
+        place = join_reasons(
+            reason_where(blank, "date: missing"),
+            reason_where(~blank, "date: " + stamp.astype(str) + f" is not {TIME_FORMAT}"),
+        )
+        rj["reason"] = join_reasons(place, why[bad]).values
+        rj["raw"] = row_text(original.loc[bad]).values
+        rejects = pd.concat([malformed, rj], ignore_index=True).sort_values(SOURCE_ROW, ignore_index=True)
         df, why, end_local = df.loc[~bad].copy(), why[~bad], end_local[~bad]
     end_utc = end_local.dt.tz_localize(TZ).dt.tz_convert("UTC")
     df[TIMESTAMP] = end_utc

@@ -1,0 +1,178 @@
+"""Reading a source file into a DataFrame, with one-line errors that name the file and what is wrong.
+
+``read_source`` wraps ``pandas.read_csv`` (the fast C parser) and adds what the adapters need:
+
+- a folder, a missing file, an empty file, a file with only a header, text that is not UTF-8 or a file the
+  parser cannot read at all: ``ValueError("<file>: <what is wrong>")``, one line;
+- rows with the wrong number of fields (a truncated line, a stray delimiter): pandas would fill a short row
+  with NaN (missing values that later get forward-filled) and drop or refuse a long one. Such rows are set
+  aside instead, returned as rejects (``source_row``, ``reason``, ``raw``) for the quarantine;
+- ``source_row``: the data row of the file, counted from 1 (header and blank lines not counted), as in the
+  rest of SFAI's messages about file rows.
+
+Clean files take the fast path: the field counts are checked line by line only when pandas warned about a
+line or the last column holds a gap (which every short row leaves).
+"""
+
+from __future__ import annotations
+
+import csv
+import warnings
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from pipelines.canonical import SOURCE_ROW, empty_rejects
+
+WHITESPACE = r"\s+"
+
+
+def _records(path: Path, sep: str, encoding: str, header: bool) -> Iterator[tuple[int, int, list[str]]]:
+    """(data row from 1, file line from 1, fields) of every record, skipping blank lines as pandas does."""
+    row = 0
+    with open(path, encoding=encoding, newline="") as f:
+        if sep == WHITESPACE:
+            lines = ((n, line.split()) for n, line in enumerate(f, 1))
+        else:
+            reader = csv.reader(f, delimiter=sep)
+
+            def numbered() -> Iterator[tuple[int, list[str]]]:
+                start = 1
+                for fields in reader:
+                    yield start, fields
+                    start = reader.line_num + 1
+
+            lines = numbered()
+        seen_header = not header
+        for line, fields in lines:
+            if not fields or (len(fields) == 1 and not fields[0].strip()):
+                continue
+            if not seen_header:
+                seen_header = True
+                continue
+            row += 1
+            yield row, line, fields
+
+
+def _not_utf8(path: Path, header: bool) -> str:
+    data = path.read_bytes()
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        before = data[: e.start].decode("utf-8").split("\n")
+        line = len(before)
+        blank = sum(1 for s in before[:-1] if not s.strip())
+        row = line - blank - (1 if header else 0)
+        where = "the header" if header and row <= 0 else f"row {row} (line {line})"
+        return f"{path.name}: {where} is not UTF-8 text (byte 0x{data[e.start]:02x}); save the file as UTF-8"
+    return f"{path.name}: cannot be read as UTF-8 text; save the file as UTF-8"
+
+
+def _no_rows(path: Path, what: str, header: bool) -> str:
+    return f"{path.name}: no data rows{' (only a header)' if header else ''}; expected {what} file"
+
+
+def _all_full(path: Path, sep: str, width: int, rows: int, header: bool) -> bool:
+    """True when a byte count proves every line has ``width`` fields (a gap in the last column is then a missing
+    value, not a short row). Only for a simple CSV: one record per line, no quotes, no blank lines; pandas has
+    already warned about any line with too many fields."""
+    if sep != ",":
+        return False
+    data = path.read_bytes()
+    if b'"' in data:
+        return False
+    lines = data.count(b"\n") + (0 if data.endswith(b"\n") else 1)
+    records = rows + (1 if header else 0)
+    return lines == records and data.count(b",") == (width - 1) * records
+
+
+def _numbered(df: pd.DataFrame, rows: np.ndarray) -> pd.DataFrame:
+    """``df`` with ``source_row`` as its first column (one concat: a wide frame stays in few blocks)."""
+    return pd.concat([pd.DataFrame({SOURCE_ROW: rows}, index=df.index), df], axis=1)
+
+
+def _fields(n: int) -> str:
+    return f"{n} field{'' if n == 1 else 's'}"
+
+
+def read_source(
+    path: Path,
+    what: str,
+    *,
+    sep: str = ",",
+    names: list[str] | None = None,
+    encoding: str = "utf-8-sig",
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``path`` as a DataFrame with ``source_row`` first, and the rows set aside for their field count.
+
+    ``what`` names the expected format in messages ("an AI4I 2020 CSV"). ``names``: the columns of a file
+    without a header row (otherwise the first non-blank line is the header).
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"{path}: is a folder; expected {what} file")
+    if not path.is_file():
+        raise ValueError(f"{path}: no such file")
+    header = names is None
+    kw: dict = {"sep": sep, "engine": "c", "encoding": encoding, "index_col": False, "on_bad_lines": "warn"}
+    if not header:
+        kw.update(header=None, names=names)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", pd.errors.ParserWarning)
+        try:
+            df = pd.read_csv(path, **kw)
+        except UnicodeDecodeError:
+            raise ValueError(_not_utf8(path, header)) from None
+        except pd.errors.EmptyDataError:
+            raise ValueError(f"{path.name}: empty file; expected {what} file") from None
+        except (pd.errors.ParserError, csv.Error, OverflowError) as e:
+            text = " ".join(str(e).split()).removeprefix("Error tokenizing data. ")
+            raise ValueError(f"{path.name}: cannot be read as {what} file ({text[:200]})") from None
+    parser_warned = False
+    for w in caught:
+        if issubclass(w.category, pd.errors.ParserWarning):
+            parser_warned = True
+        else:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    width = len(df.columns)
+    rejects = empty_rejects()
+    gap_at_end = width > 0 and len(df) > 0 and bool(df.iloc[:, -1].isna().any())  # every short row leaves one
+    suspect = parser_warned or (gap_at_end and not _all_full(path, sep, width, len(df), header))
+    if not suspect:
+        if not len(df):
+            raise ValueError(_no_rows(path, what, header))
+        return _numbered(df, np.arange(1, len(df) + 1, dtype=np.int64)), rejects
+    sep_text = " " if sep == WHITESPACE else sep
+    recs = [(row, line, len(fields), fields) for row, line, fields in _records(path, sep, encoding, header)]
+    if not recs:
+        raise ValueError(_no_rows(path, what, header))
+    counts = np.array([r[2] for r in recs])
+    if not (counts == width).any():
+        common = Counter(counts.tolist()).most_common(1)[0][0]
+        per = "the header has" if header else "expected"
+        raise ValueError(f"{path.name}: not {what} file: its rows have {_fields(common)}, {per} {width}")
+    if len(recs) == len(df):  # pandas kept every row (a long first row makes it cut the others instead)
+        kept = np.ones(len(recs), dtype=bool)
+    elif int((counts <= width).sum()) == len(df):  # pandas skipped the long rows
+        kept = counts <= width
+    else:  # cannot tell which parsed row is which line: refuse rather than guess
+        row, line, n, _ = recs[int(np.flatnonzero(counts != width)[0])]
+        raise ValueError(f"{path.name}: row {row} (line {line}) has {_fields(n)}, expected {width}")
+    rows = np.array([r[0] for r in recs], dtype=np.int64)
+    df = _numbered(df, rows[kept])
+    ragged = counts != width
+    if ragged.any():
+        df = df.loc[~ragged[kept]].reset_index(drop=True)
+        bad = [recs[i] for i in np.flatnonzero(ragged)]
+        rejects = pd.DataFrame(
+            {
+                SOURCE_ROW: np.array([r[0] for r in bad], dtype=np.int64),
+                "reason": [f"line {line}: {_fields(n)}, expected {width} (a truncated or malformed line)"
+                           for _, line, n, _ in bad],
+                "raw": [sep_text.join(f) for *_, f in bad],
+            }
+        )
+    return df, rejects

@@ -1,0 +1,289 @@
+"""Bad input found by a CLI fuzz: every case is either set aside with a reason (a bad row) or refused with one
+line naming the file and what is wrong (a bad file or option), never a traceback or silently changed data."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from pipelines import demo, runner
+from pipelines.adapters import ai4i, cmapss, secom, steel_energy
+from pipelines.runner import run_pipeline
+from serving.errors import InvalidInput
+
+AI4I_HEADER = ("UDI,Product ID,Type,Air temperature [K],Process temperature [K],Rotational speed [rpm],Torque [Nm],"
+               "Tool wear [min],Machine failure,TWF,HDF,PWF,OSF,RNF")
+STEEL_HEADER = ("date,Usage_kWh,Lagging_Current_Reactive.Power_kVarh,Leading_Current_Reactive_Power_kVarh,CO2(tCO2),"
+                "Lagging_Current_Power_Factor,Leading_Current_Power_Factor,NSM,WeekStatus,Day_of_week,Load_Type")
+CMAPSS_ROW = ("{u} {c} -0.0007 -0.0004 100.0 518.67 641.82 1589.70 1400.60 14.62 21.61 554.36 2388.06 9046.19 1.30 "
+              "47.47 521.66 2388.02 8138.62 8.4195 0.03 392 2388 100.00 39.06 23.4190")
+
+
+def ai4i_lines(n: int = 10) -> list[str]:
+    return [AI4I_HEADER] + [f"{u},M{14860 + u},M,298.1,308.6,1551,42.8,{u},0,0,0,0,0,0" for u in range(1, n + 1)]
+
+
+def steel_lines(n: int = 10) -> list[str]:
+    rows = []
+    for i in range(1, n + 1):
+        m = 15 * i
+        rows.append(f"01/01/2018 {m // 60:02d}:{m % 60:02d},3.17,2.95,0,0,73.21,100,{m * 60},Weekday,Monday,Light_Load")
+    return [STEEL_HEADER, *rows]
+
+
+def cmapss_lines(n: int = 10) -> list[str]:
+    return [CMAPSS_ROW.format(u=1, c=c) for c in range(1, n + 1)]
+
+
+def secom_lines(n: int = 10, *, nan_last: bool = True) -> list[str]:
+    rows = []
+    for r in range(1, n + 1):
+        values = [f"{(r * 7 + i) % 97 / 10:.1f}" for i in range(secom.N_FEATURES)]
+        if nan_last and r % 3 == 0:
+            values[-1] = ""  # SECOM has gaps, also in its last column
+        rows.append(f"{r},-1,19/07/2008 {r % 24:02d}:{r % 60:02d}:00," + ",".join(values))
+    return ["row_id,label,timestamp," + ",".join(secom.FEATURES), *rows]
+
+
+def write(tmp_path, name: str, lines: list[str]):
+    p = tmp_path / name
+    p.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return p
+
+
+def set_field(line: str, i: int, value: str, sep: str = ",") -> str:
+    fields = line.split(sep)
+    fields[i] = value
+    return sep.join(fields)
+
+
+def one_line(e: BaseException) -> str:
+    text = str(e)
+    assert "\n" not in text and "Traceback" not in text
+    return text
+
+
+# 1. a blank or non-numeric id: set aside with a reason, the raw row kept, the other rows read ----------------
+
+@pytest.mark.parametrize(
+    ("module", "name", "make", "row", "field", "value", "reason"),
+    [
+        (ai4i, "ai4i.csv", ai4i_lines, 3, 0, "", "udi: missing"),
+        (ai4i, "ai4i.csv", ai4i_lines, 3, 0, "abc", "udi: 'abc' is not a number"),
+        (ai4i, "ai4i.csv", ai4i_lines, 3, 0, "2.5", "udi: 2.5 is not a whole number"),
+        (ai4i, "ai4i.csv", ai4i_lines, 3, 0, "1e30", "udi: 1e+30 is too large"),
+        (ai4i, "ai4i.csv", ai4i_lines, 3, 1, "", "product_id: missing"),
+        (steel_energy, "steel.csv", steel_lines, 3, 0, "", "date: missing"),
+        (steel_energy, "steel.csv", steel_lines, 3, 0, "someday", "date: someday is not"),
+        (secom, "secom.csv", secom_lines, 3, 0, "", "row_id: missing"),
+        (secom, "secom.csv", secom_lines, 3, 0, "abc", "row_id: 'abc' is not a number"),
+        (secom, "secom.csv", secom_lines, 3, 2, "", "timestamp: missing"),
+    ],
+)
+def test_blank_or_text_id_is_set_aside(tmp_path, module, name, make, row, field, value, reason):
+    lines = make()
+    lines[row] = set_field(lines[row], field, value)  # lines[row] is data row `row` (line 0 is the header)
+    c = module.read(write(tmp_path, name, lines))
+    assert c.source_rows == 10 and len(c.rejects) == 1
+    rj = c.rejects.iloc[0]
+    assert rj["source_row"] == row and reason in rj["reason"]
+    assert rj["raw"].split(",")[field] == {"1e30": "1e+30"}.get(value, value)  # the row as read
+    primary = next(iter(c.tables.values())).data
+    assert len(primary) == 9 and row not in primary["source_row"].tolist()
+
+
+@pytest.mark.parametrize(("field", "value", "reason"), [
+    (0, "x", "unit: 'x' is not a number"), (1, "3.5", "cycle: 3.5 is not a whole number"), (1, "nan", "cycle: missing"),
+])
+def test_cmapss_bad_unit_or_cycle_is_set_aside(tmp_path, field, value, reason):
+    lines = cmapss_lines()
+    lines[2] = set_field(lines[2], field, value, " ")
+    c = cmapss.read(write(tmp_path, "train_FD001.txt", lines))
+    assert c.source_rows == 10 and len(c["sensor_readings"]) == 9
+    rj = c.rejects.iloc[0]
+    assert rj["source_row"] == 3 and reason in rj["reason"] and rj["file"] == "train_FD001.txt"
+
+
+def test_bad_ids_reach_the_quarantine_through_the_runner(tmp_path, store):
+    lines = ai4i_lines(20)
+    lines[4] = set_field(lines[4], 0, "")
+    rep = run_pipeline("ai4i", write(tmp_path, "ai4i.csv", lines), store=store, max_bad_share=0.1)
+    assert rep.rows_ok == 19 and rep.rows_quarantined == 1 and rep.reasons == {"unreadable row": 1}
+    rows = [json.loads(x) for x in open(rep.quarantine, encoding="utf-8")]
+    assert rows[0]["source_row"] == 4 and rows[0]["reason"] == "udi: missing"
+    assert rows[0]["row"]["raw"].startswith(",M14864,M,298.1")
+
+
+# 2. a header-only file ---------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("module", "make"), [(secom, secom_lines), (ai4i, ai4i_lines), (steel_energy, steel_lines)])
+def test_header_only_file_is_refused(tmp_path, module, make):
+    with pytest.raises(ValueError, match=r"^x\.csv: no data rows \(only a header\)") as e:
+        module.read(write(tmp_path, "x.csv", make()[:1]))
+    one_line(e.value)
+
+
+# 3. a C-MAPSS row with the wrong number of fields ---------------------------------------------------------------
+
+@pytest.mark.parametrize("bad", ["1 11 0.1", CMAPSS_ROW.format(u=1, c=11) + " 7 8"])
+@pytest.mark.parametrize("where", [0, 5, 9])
+def test_cmapss_line_with_wrong_field_count_is_set_aside_not_filled(tmp_path, bad, where):
+    lines = cmapss_lines()
+    lines[where] = bad
+    c = cmapss.read(write(tmp_path, "train_FD001.txt", lines))
+    assert c.source_rows == 10 and len(c["sensor_readings"]) == 9
+    rj = c.rejects.iloc[0]
+    n = len(bad.split())
+    assert rj["source_row"] == where + 1 and rj["raw"] == bad
+    assert rj["reason"].startswith(f"line {where + 1}: {n} fields, expected 26")
+    assert not c["sensor_readings"].data[list(cmapss.SENSORS)].isna().any().any()  # nothing to forward-fill
+
+
+def test_cmapss_truncated_row_is_quarantined_by_the_runner(tmp_path):
+    lines = cmapss_lines(20)
+    lines[10] = "1 11 0.1"
+    rep = run_pipeline("cmapss", write(tmp_path, "train_FD001.txt", lines), max_bad_share=0.1,
+                       quarantine_root=tmp_path / "q")
+    assert rep.rows_quarantined == 1 and rep.missing["filled_cells"] == 0 and rep.rows_ok == 19
+    row = json.loads(open(rep.quarantine, encoding="utf-8").readline())
+    assert row["source_row"] == 11 and row["file"] == "train_FD001.txt" and "line 11: 3 fields" in row["reason"]
+
+
+def test_cmapss_file_of_another_width_is_refused(tmp_path):
+    p = write(tmp_path, "train_FD001.txt", [" ".join(x.split()[:5]) for x in cmapss_lines()])
+    with pytest.raises(ValueError, match="^train_FD001.txt: not a C-MAPSS train_FD00x.txt file: its rows have 5 f"):
+        cmapss.read(p)
+
+
+# 4. SECOM infinities are set aside like everywhere else; a failed run registers no view -------------------------
+
+@pytest.mark.parametrize(("dataset", "name", "make", "row", "field", "sep"), [
+    ("secom", "secom.csv", secom_lines, 5, 3, ","),
+    ("ai4i", "ai4i.csv", ai4i_lines, 5, 4, ","),
+    ("steel-energy", "steel.csv", steel_lines, 5, 1, ","),
+    ("cmapss", "train_FD001.txt", lambda: ["", *cmapss_lines()], 5, 6, " "),  # "" stands for a header
+])
+@pytest.mark.parametrize("value", ["inf", "-inf", "1e39"])
+def test_infinite_values_are_quarantined_in_every_dataset(tmp_path, store, dataset, name, make, row, field, sep, value):
+    lines = make()
+    lines[row] = set_field(lines[row], field, value, sep)
+    lines = [x for x in lines if x]
+    rep = run_pipeline(dataset, write(tmp_path, name, lines), store=store, max_bad_share=0.5, write_online=False)
+    assert rep.rows_quarantined == 1 and rep.reasons == {"impossible value": 1}
+    rec = json.loads(open(rep.quarantine, encoding="utf-8").readline())
+    assert rec["source_row"] == row
+    assert ("is not a finite number" if "inf" in value else "beyond the float32 range") in rec["reason"]
+
+
+def test_failed_secom_run_registers_no_view(tmp_path, store):
+    lines = secom_lines()
+    lines[3] = set_field(lines[3], 3, "inf")
+    with pytest.raises(InvalidInput, match="failed validation"):
+        run_pipeline("secom", write(tmp_path, "secom.csv", lines), store=store)
+    assert not [v for v, _ in store.list_views() if v.name.startswith("secom")]
+
+
+def test_features_that_cannot_be_stored_fail_before_any_view_is_registered(tmp_path, store, monkeypatch):
+    real = runner.transform
+
+    def broken(*a, **kw):  # noqa: ANN002, ANN003, ANN202 - a transform that yields an infinity
+        frames, params, n = real(*a, **kw)
+        frames["secom_features"].loc[frames["secom_features"].index[2], "f001"] = np.inf
+        return frames, params, n
+
+    monkeypatch.setattr(runner, "transform", broken)
+    with pytest.raises(InvalidInput, match=r"secom_features features do not fit the view .*; nothing was written"):
+        run_pipeline("secom", write(tmp_path, "secom.csv", secom_lines()), store=store)
+    assert not [v for v, _ in store.list_views() if v.name.startswith("secom")]
+
+
+# 5. one-line messages naming the file; rows counted from 1 ------------------------------------------------------
+
+@pytest.mark.parametrize("module", [ai4i, secom, steel_energy])
+def test_file_problems_are_one_line_naming_the_file(tmp_path, module):
+    (tmp_path / "d").mkdir()
+    with pytest.raises(ValueError, match=r"d: is a folder; expected .* file$") as e:
+        module.read(tmp_path / "d")
+    one_line(e.value)
+    with pytest.raises(ValueError, match=r"^empty\.csv: empty file; expected .* file$") as e:
+        module.read(write(tmp_path, "empty.csv", [""]))
+    one_line(e.value)
+
+
+def test_non_utf8_names_the_file_and_row(tmp_path):
+    p = write(tmp_path, "latin.csv", ai4i_lines())
+    lines = p.read_bytes().split(b"\n")
+    lines[5] = lines[5].replace(b"M,298.1", b"M\xe9,298.1")
+    p.write_bytes(b"\n".join(lines))
+    with pytest.raises(ValueError) as e:
+        ai4i.read(p)
+    assert one_line(e.value) == "latin.csv: row 5 (line 6) is not UTF-8 text (byte 0xe9); save the file as UTF-8"
+    with pytest.raises(ValueError, match=r"^train_FD001.txt: row 1 \(line 1\) is not UTF-8"):
+        bad = tmp_path / "train_FD001.txt"
+        bad.write_bytes(b"1 \xff 2\n")
+        cmapss.read(bad)
+
+
+@pytest.mark.parametrize(("module", "make", "name"), [
+    (ai4i, ai4i_lines, "a.csv"), (steel_energy, steel_lines, "s.csv"), (secom, secom_lines, "x.csv"),
+])
+@pytest.mark.parametrize(("edit", "n"), [(lambda x: x + ",9", "+1"), (lambda x: x.rsplit(",", 3)[0], "-3")])
+def test_ragged_csv_rows_are_set_aside_with_line_and_row_from_1(tmp_path, module, make, name, edit, n):
+    lines = make()
+    width = len(lines[0].split(","))
+    lines[4] = edit(lines[4])  # data row 4, line 5
+    c = module.read(write(tmp_path, name, lines))
+    assert c.source_rows == 10 and len(next(iter(c.tables.values())).data) == 9
+    rj = c.rejects.iloc[0]
+    got = width + int(n)
+    assert rj["source_row"] == 4 and rj["reason"].startswith(f"line 5: {got} fields, expected {width}")
+    assert rj["raw"] == lines[4]
+
+
+def test_ragged_first_row_and_blank_lines_keep_row_numbers(tmp_path):
+    lines = ai4i_lines()
+    lines[1] += ",9"  # pandas would read a long FIRST row as an index and cut every other row to fit
+    lines.insert(4, "")
+    c = ai4i.read(write(tmp_path, "a.csv", lines))
+    assert c.rejects["source_row"].tolist() == [1] and c.source_rows == 10
+    r = c["sensor_readings"].data
+    assert r["source_row"].tolist() == list(range(2, 11)) and r["udi"].tolist() == list(range(2, 11))
+
+
+def test_clean_secom_with_gaps_keeps_every_row(tmp_path):
+    c = secom.read(write(tmp_path, "x.csv", secom_lines()))
+    assert not len(c.rejects) and len(c["sensor_readings"]) == 10
+    assert c["sensor_readings"].data["f590"].isna().sum() == 3
+
+
+# 6. demo options: bounded, named ---------------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("kw", "msg"), [
+    ({"seed": -1}, "c22-demo: --seed must be from 0 to 4,294,967,295, not -1"),
+    ({"days": 99999999999999999999}, "c22-demo: --days must be from 1 to 366, not 99999999999999999999"),
+    ({"machines": 99999999999}, "c22-demo: --machines must be from 1 to 99, not 99999999999"),
+    ({"machines": 0}, "c22-demo: --machines must be from 1 to 99, not 0"),
+    ({"machines": 20, "days": 100}, "c22-demo: --machines x --days is 2,000 machine-days, more than the 1,000"),
+    ({"days": "7"}, "c22-demo: --days must be a whole number from 1 to 366, not '7'"),
+    ({"machins": 2}, "c22-demo: unknown option 'machins'"),
+])
+def test_demo_options_are_bounded_and_named(kw, msg):
+    with pytest.raises(InvalidInput) as e:
+        demo.generate(**kw)
+    assert one_line(e.value).startswith(msg)
+
+
+def test_demo_cli_option_errors(monkeypatch, tmp_path):
+    from typer.testing import CliRunner
+
+    from tests.pipelines.test_runner import _cli
+
+    app = _cli(monkeypatch, tmp_path)
+    for args, option in ((["--seed", "-1"], "--seed"), (["--days", "99999999999999999999"], "--days"),
+                         (["--machines", "99999999999"], "--machines")):
+        res = CliRunner().invoke(app, ["ingest", "c22-demo", *args, "-q"])
+        assert res.exit_code != 0 and isinstance(res.exception, InvalidInput), res.output
+        assert one_line(res.exception).startswith(f"c22-demo: {option} must be")
+
