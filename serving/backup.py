@@ -13,8 +13,8 @@ A backup is one ``.tar.gz``:
 ``restore`` of scope ``all`` needs an empty database (a new deployment, or one being moved from SQLite to
 PostgreSQL) and gives back every row as it was, ids and usage hash chain included (``sfai usage verify``
 passes). ``restore --tenant T`` brings one tenant into a deployment that does not hold it: its rows get the
-target's ids, and its usage records are appended to the target's hash chain with their original times (the
-archive keeps the original hashes).
+target's ids, and its usage records are appended to the target's hash chain with their original times and
+their numbers in the tenant's own log (the archive keeps the original hashes).
 
 MLflow runs (experiment tracking) are not part of it: back up the MLflow server's store by its own means.
 """
@@ -49,6 +49,7 @@ from serving.db.tables import (
     Tenant,
     UsageChain,
     UsageRecord,
+    UsageTenantHead,
 )
 from serving.errors import Conflict, InvalidInput, NotFound, SfaiError
 from serving.settings import Settings
@@ -59,7 +60,8 @@ FORMAT = 1
 # In foreign-key order. Tables whose rows belong to a tenant carry ``tenant_id``.
 TENANT_TABLES = (Subscription, ApiKey, FeatureViewRecord, FeatureViewState, ModelVersionRecord, ModelAliasEvent,
                  SchedulingJob)
-ALL_TABLES = (Module, Tenant, *TENANT_TABLES, UsageRecord, UsageChain)
+USAGE_TABLES = (UsageRecord, UsageChain, UsageTenantHead)  # restored last, in one transaction
+ALL_TABLES = (Module, Tenant, *TENANT_TABLES, *USAGE_TABLES)
 FILE_AREAS = ("models", "features", "demo")  # under SFAI_HOME/<area>/<tenant>/ (demo: the sample data)
 USAGE_BATCH = 5000
 
@@ -290,6 +292,9 @@ class _Archive:
             raise InvalidInput(f"{self.path}: {name} does not match its checksum; the backup is damaged")
         return data
 
+    def holds(self, table) -> bool:  # noqa: ANN001
+        return f"db/{table.__tablename__}.jsonl" in self.manifest["sha256"]
+
     def table(self, table) -> list[dict]:  # noqa: ANN001
         data = self.read(f"db/{table.__tablename__}.jsonl")
         return [json.loads(line) for line in data.splitlines() if line.strip()]
@@ -462,7 +467,9 @@ def _restore_all(settings: Settings, db: Database, arc: _Archive) -> RestoreRepo
                 "this database already holds tenants; a full restore needs an empty one "
                 "(restore single tenants with --tenant)"
             )
-    tables = {tb: arc.table(tb) for tb in ALL_TABLES}  # read (and checksum) everything before writing
+    # read (and checksum) everything before writing; backups made before per-tenant usage numbers lack them
+    tables = {tb: arc.table(tb) for tb in ALL_TABLES if tb is not UsageTenantHead or arc.holds(tb)}
+    tables[UsageTenantHead] = _number_usage(tables[UsageRecord], tables.get(UsageTenantHead, []))
     tenant_names = {r["id"]: r["name"] for r in tables[Tenant]}
     for name in tenant_names.values():
         for member in arc.files(name):
@@ -471,7 +478,7 @@ def _restore_all(settings: Settings, db: Database, arc: _Archive) -> RestoreRepo
     undo = _Undo(settings, db)
     try:
         files = sum(_write_files(settings, arc, name, undo) for name in tenant_names.values())
-        first = [tb for tb in ALL_TABLES if tb not in (UsageRecord, UsageChain)]
+        first = [tb for tb in ALL_TABLES if tb not in USAGE_TABLES]
         with db.engine.begin() as conn:
             for table in first:
                 rows = tables[table]
@@ -488,12 +495,29 @@ def _restore_all(settings: Settings, db: Database, arc: _Archive) -> RestoreRepo
         online = _rebuild_online(settings, db, list(tenant_names.values()))
         with db.engine.begin() as conn:  # last, as usage records cannot be taken away once committed
             conn.execute(delete(UsageChain))
-            for table in (UsageRecord, UsageChain):
+            conn.execute(delete(UsageTenantHead))
+            for table in USAGE_TABLES:
                 _insert(conn, table, tables[table])
                 counts[table.__tablename__] = len(tables[table])
     except BaseException as e:
         _undo_and_raise(undo, "the backup", e)
     return RestoreReport("all", list(tenant_names.values()), counts, files, online)
+
+
+def _number_usage(usage: list[dict], heads: list[dict]) -> list[dict]:
+    """Each tenant's usage record numbers and heads, for a backup written before SFAI numbered them: the
+    records of each tenant 1, 2, ... in chain order (as the schema migration numbers them), and each head at
+    least the tenant's last number. Numbers the backup holds are kept."""
+    last = {r["tenant_id"]: r["last_seq"] for r in heads}
+    numbers: dict[int, int] = {}
+    for r in sorted(usage, key=lambda r: r["seq"]):
+        tid = r["tenant_id"]
+        if r.get("tenant_seq") is None:
+            r["tenant_seq"] = numbers.get(tid, 0) + 1
+        numbers[tid] = r["tenant_seq"]
+    for tid, n in numbers.items():
+        last[tid] = max(last.get(tid, 0), n)
+    return [{"tenant_id": tid, "last_seq": n} for tid, n in sorted(last.items())]
 
 
 def _insert(conn, table, rows: list[dict]) -> None:  # noqa: ANN001
@@ -561,7 +585,8 @@ def _restore_tenant(settings: Settings, db: Database, arc: _Archive, tenant: str
             for r in usage
         ]
         if entries:  # last, in one transaction: usage records cannot be taken away once committed
-            append_entries(db, entries)
+            first = min((r["tenant_seq"] for r in usage if r.get("tenant_seq")), default=1)
+            append_entries(db, entries, first_numbers={new_id: first})
         counts["usage_log"] = len(entries)
     except BaseException as e:
         _undo_and_raise(undo, f"tenant {tenant!r}", e)

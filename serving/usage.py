@@ -27,7 +27,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import func, select, update
 
 from serving.db import Database
-from serving.db.tables import Tenant, UsageChain, UsageRecord
+from serving.db.tables import Tenant, UsageChain, UsageRecord, UsageTenantHead
 from serving.errors import InvalidInput
 from serving.settings import MIN_USAGE_RETENTION_DAYS
 from serving.tenancy import as_utc, utcnow
@@ -82,33 +82,55 @@ def chain_hash(prev_hash: str, seq: int, e: UsageEntry | UsageRecord, ts_text: s
 
 
 _COLUMNS = ("seq", "ts", "tenant_id", "key_id", "module", "method", "endpoint", "status", "latency_us",
-            "model_version", "request_id", "prev_hash", "hash")
+            "model_version", "request_id", "prev_hash", "hash", "tenant_seq")
 
 
 _HEAD_SQLITE = f"SELECT last_seq, last_hash FROM usage_chain WHERE id = {CHAIN_ID}"
 _HEAD_LOCKING = f"UPDATE usage_chain SET last_seq = last_seq WHERE id = {CHAIN_ID} RETURNING last_seq, last_hash"
-_WRITES = {  # is_sqlite -> (insert the rows, advance the head), in the driver's parameter style
+_WRITES = {  # is_sqlite -> (insert the rows, advance the head, start a tenant's head), in the driver's style
     sqlite: (
         f"INSERT INTO usage_log ({', '.join(_COLUMNS)}) VALUES ({', '.join([mark] * len(_COLUMNS))})",
         f"UPDATE usage_chain SET last_seq = {mark}, last_hash = {mark} WHERE id = {CHAIN_ID}",
+        f"INSERT INTO usage_tenant_heads (tenant_id, last_seq) VALUES ({mark}, {mark}) ON CONFLICT DO NOTHING",
     )
     for sqlite, mark in ((True, "?"), (False, "%s"))
 }
+_ADVANCE_TENANTS: dict[tuple[bool, int], str] = {}
 
 
-def append_entries(db: Database, entries: list[UsageEntry], raw=None) -> int:  # noqa: ANN001
+def _advance_tenants(sqlite: bool, tenants: int) -> str:
+    """One statement that moves the heads of ``tenants`` tenants on by their record counts and returns them
+    (``tenant_id, last_seq``); cached per count."""
+    key = (sqlite, tenants)
+    sql = _ADVANCE_TENANTS.get(key)
+    if sql is None:
+        mark = "?" if sqlite else "%s"
+        sql = _ADVANCE_TENANTS[key] = (
+            "INSERT INTO usage_tenant_heads (tenant_id, last_seq) VALUES "
+            + ", ".join([f"({mark}, {mark})"] * tenants)
+            + " ON CONFLICT (tenant_id) DO UPDATE SET last_seq = usage_tenant_heads.last_seq + excluded.last_seq "
+            "RETURNING tenant_id, last_seq"
+        )
+    return sql
+
+
+def append_entries(
+    db: Database, entries: list[UsageEntry], raw=None, *, first_numbers: dict[int, int] | None = None  # noqa: ANN001
+) -> int:
     """Append ``entries`` to the chain in one transaction; returns the last sequence number.
 
     The chain head is read under a lock (SQLite: ``BEGIN IMMEDIATE``, the database's write lock; PostgreSQL: an
     update of the head row that returns it, a row lock), so several processes append one after another without
-    forking the chain.
+    forking the chain. Each record also gets the next number of its tenant's own log (``tenant_seq``), from
+    that tenant's head, advanced in the same transaction.
+    ``first_numbers`` (a tenant restore) gives the number a tenant's log starts from when it has none yet.
     This runs for every authenticated call, so it talks to the driver (DB-API) directly: ``raw`` is a
     DB-API connection the caller keeps (the usage writer's own), or one is borrowed from the pool.
     """
     if raw is None:
         borrowed = db.engine.raw_connection()
         try:
-            return append_entries(db, entries, borrowed.driver_connection)
+            return append_entries(db, entries, borrowed.driver_connection, first_numbers=first_numbers)
         finally:
             borrowed.close()
     sqlite = db.is_sqlite
@@ -120,19 +142,27 @@ def append_entries(db: Database, entries: list[UsageEntry], raw=None) -> int:  #
         else:
             cur.execute(_HEAD_LOCKING)
         seq, prev = cur.fetchone()
+        insert, advance, start_tenant = _WRITES[sqlite]
+        for tenant_id, first in (first_numbers or {}).items():
+            cur.execute(start_tenant, (tenant_id, first - 1))
+        per_tenant: dict[int, int] = {}
+        for e in entries:
+            per_tenant[e.tenant_id] = per_tenant.get(e.tenant_id, 0) + 1
+        cur.execute(_advance_tenants(sqlite, len(per_tenant)), [v for item in per_tenant.items() for v in item])
+        next_number = {tenant_id: last - per_tenant[tenant_id] for tenant_id, last in cur.fetchall()}
         rows = []
         for e in entries:
             seq += 1
+            next_number[e.tenant_id] += 1
             ts = as_utc(e.ts)
             text = ts.isoformat(timespec="microseconds")[:26]  # YYYY-MM-DDTHH:MM:SS.ffffff (UTC)
             h = chain_hash(prev, seq, e, text + "Z")
             rows.append((
                 seq, f"{text[:10]} {text[11:]}" if sqlite else ts, e.tenant_id,
                 e.key_id, e.module, e.method, e.endpoint, e.status, e.latency_us, e.model_version, e.request_id,
-                prev, h,
+                prev, h, next_number[e.tenant_id],
             ))
             prev = h
-        insert, advance = _WRITES[sqlite]
         cur.executemany(insert, rows)
         cur.execute(advance, (seq, prev))
         raw.commit()
@@ -375,9 +405,16 @@ class VerifyResult:
 
 
 def verify_chain(db: Database, *, batch: int = 5000) -> VerifyResult:
-    """Recompute the chain; the first broken link names the row that was edited, deleted or inserted."""
+    """Recompute the chain; the first broken link names the row that was edited, deleted or inserted.
+
+    Each tenant's record numbers (``tenant_seq``) must also run 1, 2, 3, ... in chain order (from any number
+    after a retention purge) and end at the tenant's head: they are not hashed, but they follow from the chain.
+    """
     with db.engine.connect() as conn:
         head = conn.execute(select(UsageChain.__table__).where(UsageChain.id == CHAIN_ID)).one()
+        tenant_heads = dict(conn.execute(select(UsageTenantHead.tenant_id, UsageTenantHead.last_seq)).all())
+        numbers: dict[int, int] = {}  # tenant -> its last record number seen
+        purged = head.anchor_seq > 0
         expected_seq = head.anchor_seq + 1
         prev = head.anchor_hash
         n = 0
@@ -397,6 +434,14 @@ def verify_chain(db: Database, *, batch: int = 5000) -> VerifyResult:
                     return VerifyResult(False, n, last, f"row {r.seq} does not link to row {r.seq - 1}", r.seq)
                 if chain_hash(prev, r.seq, r) != r.hash:
                     return VerifyResult(False, n, last, f"row {r.seq} was modified (hash mismatch)", r.seq)
+                before = numbers.get(r.tenant_id)
+                if r.tenant_seq != (before + 1 if before is not None else r.tenant_seq if purged else 1):
+                    return VerifyResult(
+                        False, n, last,
+                        f"row {r.seq} is numbered {r.tenant_seq} in its tenant's log, expected "
+                        f"{(before or 0) + 1}", r.seq,
+                    )
+                numbers[r.tenant_id] = r.tenant_seq
                 prev = r.hash
                 expected_seq += 1
                 last = r.seq
@@ -405,6 +450,13 @@ def verify_chain(db: Database, *, batch: int = 5000) -> VerifyResult:
             return VerifyResult(
                 False, n, last, f"the log ends at row {last} but its head records row {head.last_seq}", last + 1
             )
+        for tenant_id, number in numbers.items():
+            if tenant_heads.get(tenant_id) != number:
+                return VerifyResult(
+                    False, n, last,
+                    f"tenant {tenant_id}'s log ends at record {number} but its head records "
+                    f"{tenant_heads.get(tenant_id)}", None,
+                )
     return VerifyResult(True, n, last)
 
 
@@ -425,8 +477,10 @@ def _range_filter(stmt, tenant_id: int | None, start: datetime | None, end: date
 
 
 def _row_dict(r, tenant: str) -> dict:
+    """A record as tenants see it: ``seq`` is its number in the tenant's own log, never its place in the whole
+    chain (which would tell one tenant how many calls the others made)."""
     return {
-        "seq": r.seq,
+        "seq": r.tenant_seq,
         "ts": _ts_text(r.ts),
         "tenant": tenant,
         "key_id": r.key_id,
@@ -456,14 +510,15 @@ def query_usage(
     limit: int = 100,
     before_seq: int | None = None,
 ) -> dict:
-    """The newest ``limit`` records of one tenant in [start, end), and counts by module and status class."""
+    """The newest ``limit`` records of one tenant in [start, end), and counts by module and status class.
+    ``before_seq`` pages backwards by the tenant's own record numbers (``seq`` in the records)."""
     t = UsageRecord.__table__
     names = tenant_names(db)
     with db.engine.connect() as conn:
         stmt = _range_filter(select(t), tenant_id, start, end, module)
         if before_seq is not None:
-            stmt = stmt.where(t.c.seq < before_seq)
-        rows = conn.execute(stmt.order_by(t.c.seq.desc()).limit(limit)).all()
+            stmt = stmt.where(t.c.tenant_seq < before_seq)
+        rows = conn.execute(stmt.order_by(t.c.tenant_seq.desc()).limit(limit)).all()
         counts = conn.execute(
             _range_filter(select(t.c.module, t.c.status, func.count()), tenant_id, start, end, module).group_by(
                 t.c.module, t.c.status
@@ -504,7 +559,8 @@ def export_usage(
     end: datetime | None = None,
     chunk: int = 5000,
 ) -> Iterator[str]:
-    """Stream the records of one tenant (or all, for the operator's CLI) as CSV or a JSON array, oldest first."""
+    """Stream the records of one tenant (or all, for the operator's CLI) as CSV or a JSON array, oldest first.
+    The operator's export of all tenants also gives each record's place in the whole chain (``log_seq``)."""
     if fmt not in ("csv", "json"):
         raise InvalidInput(f"unknown export format {fmt!r}: expected csv or json")
     if start is not None and end is not None and as_utc(end) <= as_utc(start):
@@ -525,12 +581,14 @@ def export_usage(
                 if not page:
                     return
                 for r in page:
-                    yield _row_dict(r, names.get(r.tenant_id, str(r.tenant_id)))
+                    d = _row_dict(r, names.get(r.tenant_id, str(r.tenant_id)))
+                    yield d if tenant_id is not None else {"log_seq": r.seq, **d}
                 last = page[-1].seq
 
     def gen_csv() -> Iterator[str]:
         buf = io.StringIO()
-        w = csv.DictWriter(buf, fieldnames=EXPORT_COLUMNS, lineterminator="\n")
+        columns = EXPORT_COLUMNS if tenant_id is not None else ("log_seq", *EXPORT_COLUMNS)
+        w = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n")
         w.writeheader()
         n = 0
         for d in rows():

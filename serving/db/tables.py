@@ -69,6 +69,10 @@ class UsageRecord(Base):
     request_id: Mapped[str] = mapped_column(String(64))
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64))
+    # the record's number in its tenant's own log (1, 2, ...): what the tenant sees as ``seq``, so that its
+    # numbers say nothing about other tenants' calls; ``seq`` above is the place in the whole chain
+    tenant_seq: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    __table_args__ = (Index("ix_usage_log_tenant_seq", "tenant_id", "tenant_seq", unique=True),)
 
 
 class UsageChain(Base):
@@ -80,6 +84,14 @@ class UsageChain(Base):
     last_hash: Mapped[str] = mapped_column(String(64))
     anchor_seq: Mapped[int] = mapped_column(BigInteger)  # rows with seq <= anchor_seq were purged
     anchor_hash: Mapped[str] = mapped_column(String(64))  # hash of row anchor_seq
+
+
+class UsageTenantHead(Base):
+    """Each tenant's last usage record number (``usage_log.tenant_seq``); it outlives a retention purge."""
+
+    __tablename__ = "usage_tenant_heads"
+    tenant_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    last_seq: Mapped[int] = mapped_column(BigInteger)
 
 
 class FeatureViewRecord(Base):

@@ -68,7 +68,7 @@ def _answers(app, key: str, demo_dir: Path) -> dict:
 def _usage(db: Database, tenant: str) -> list[tuple]:
     tid = tenancy.get_tenant(db, tenant).id
     rows = query_usage(db, tid, limit=10_000)["records"]
-    return sorted((r["ts"], r["request_id"], r["endpoint"], r["status"], r["model_version"]) for r in rows)
+    return sorted((r["ts"], r["request_id"], r["endpoint"], r["status"], r["model_version"], r["seq"]) for r in rows)
 
 
 def _target_db(request, tmp_path: Path, kind: str):  # noqa: ANN001, ANN202
@@ -314,3 +314,66 @@ def _failing_on_usage(insert_rows):  # noqa: ANN001, ANN202
         return insert_rows(conn, table, rows)
 
     return insert
+
+
+def _rewrite(archive: Path, out: Path, edit) -> None:  # noqa: ANN001
+    """A copy of ``archive`` whose members ``edit(name, data)`` may change (None drops one), checksums redone."""
+    import hashlib
+    import io
+
+    with tarfile.open(archive) as src:
+        members = {m.name: src.extractfile(m).read() for m in src.getmembers()}
+    manifest = json.loads(members.pop("manifest.json"))
+    manifest["sha256"] = {}
+    with tarfile.open(out, "w:gz") as tar:
+        for name, data in members.items():
+            data = edit(name, data)
+            if data is None:
+                continue
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+            manifest["sha256"][name] = hashlib.sha256(data).hexdigest()
+        data = json.dumps(manifest).encode()
+        info = tarfile.TarInfo("manifest.json")
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
+
+
+def test_a_backup_from_before_per_tenant_numbers_is_numbered_on_restore(settings, db, tmp_path):
+    """Backups written before usage records carried their tenant's own number restore with the numbers the
+    schema migration gives: 1, 2, ... per tenant in log order, the heads at the last ones; the log verifies."""
+    from serving.usage import UsageEntry, append_entries
+
+    ids = [tenancy.get_tenant(db, make_tenant(db, PEPPER, name).name).id for name in ("acme", "other")]
+    append_entries(db, [UsageEntry(ts=tenancy.utcnow(), tenant_id=ids[i % 3 == 0], key_id="k1", module=None,
+                                   method="GET", endpoint="/v1/usage", status=200, latency_us=5, request_id=f"r{i}")
+                        for i in range(7)])
+    (tmp_path / "b").mkdir()
+    archive = backup(settings, db, tmp_path / "b" / "all.tar.gz").path
+
+    def old_format(name: str, data: bytes) -> bytes | None:
+        if name == "db/usage_tenant_heads.jsonl":
+            return None
+        if name == "db/usage_log.jsonl":
+            rows = [json.loads(line) for line in data.splitlines()]
+            return b"".join(json.dumps({k: v for k, v in r.items() if k != "tenant_seq"}).encode() + b"\n"
+                            for r in rows)
+        return data
+
+    _rewrite(archive, tmp_path / "old.tar.gz", old_format)
+    target = settings.model_copy(update={"home": tmp_path / "t", "database_url": f"sqlite:///{tmp_path / 't.db'}"})
+    target.ensure_home()
+    tdb = Database(target.resolved_database_url)
+    try:
+        restore(target, tdb, tmp_path / "old.tar.gz")
+        assert verify_chain(tdb).ok
+        for name in ("acme", "other"):
+            assert _usage(tdb, name) == _usage(db, name)  # the same numbers the source gave them
+        append_entries(tdb, [UsageEntry(ts=tenancy.utcnow(), tenant_id=ids[1], key_id="k1", module=None,
+                                        method="GET", endpoint="/v1/usage", status=200, latency_us=5,
+                                        request_id="after")])
+        assert query_usage(tdb, ids[1], limit=1)["records"][0]["seq"] == 4  # r0, r3, r6, then this one
+        assert verify_chain(tdb).ok
+    finally:
+        tdb.dispose()

@@ -230,7 +230,7 @@ def test_usage_export_output_is_checked_first_and_leaves_no_part_file(sfai, db, 
         assert "No space left" in sfai("usage", "export", "--output", str(out)).error
     assert out.read_text() == "kept" and (work / "u.csv.part").read_text() == "someone's file"
     assert sorted(p.name for p in work.iterdir()) == ["cf", "fifo", "u.csv", "u.csv.part"]
-    assert sfai("usage", "export", "--output", str(out)).rc == 0 and out.read_text().startswith("seq,")
+    assert sfai("usage", "export", "--output", str(out)).rc == 0 and out.read_text().startswith("log_seq,seq,")
     assert sorted(p.name for p in work.iterdir()) == ["cf", "fifo", "u.csv", "u.csv.part"]
 
 

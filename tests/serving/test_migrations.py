@@ -1,11 +1,18 @@
 """The Alembic revisions and the table mappings describe the same schema, on SQLite and PostgreSQL."""
 
+import pytest
+from alembic import command
 from alembic.autogenerate import compare_metadata
+from alembic.config import Config
 from alembic.migration import MigrationContext
-from sqlalchemy import inspect
+from sqlalchemy import inspect, text
+from sqlalchemy.exc import DBAPIError
 
 from serving.db import Database
+from serving.db.engine import MIGRATIONS_DIR, make_engine, normalize_url
 from serving.db.tables import Base
+from serving.usage import append_entries
+from tests.serving.test_usage_log import entry
 
 
 def test_migrated_schema_matches_the_mappings(db):
@@ -19,5 +26,48 @@ def test_migrated_schema_matches_the_mappings(db):
 def test_migrations_are_idempotent_on_start(settings, db):
     again = Database(settings.resolved_database_url)  # what every process start does
     with again.engine.connect() as conn:
-        assert MigrationContext.configure(conn).get_current_revision() == "0004"
+        assert MigrationContext.configure(conn).get_current_revision() == "0005"
     again.dispose()
+
+
+def _upgrade(engine, revision: str) -> None:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, revision)
+
+
+def test_0005_numbers_existing_usage_records_per_tenant(settings):
+    """A log written before per-tenant numbers: each tenant's records are numbered 1, 2, ... in log order, the
+    heads hold the last numbers, the append-only guard is back, and new records go on from the heads."""
+    url = normalize_url(settings.resolved_database_url)
+    engine = make_engine(url)
+    _upgrade(engine, "0004")
+    order = [1, 2, 1, 1, 3, 2, 1]  # tenants of the rows, interleaved
+    with engine.begin() as conn:
+        for i, tid in enumerate(order, start=1):
+            conn.execute(
+                text(
+                    "INSERT INTO usage_log (seq, ts, tenant_id, key_id, module, method, endpoint, status, latency_us, "
+                    "request_id, prev_hash, hash) VALUES (:s, :ts, :t, 'k', NULL, 'GET', '/v1/usage', 200, 1, "
+                    ":r, 'p', 'h')"
+                ),
+                {"s": i, "ts": "2026-12-01 00:00:00", "t": tid, "r": f"r{i}"},
+            )
+        conn.execute(text("UPDATE usage_chain SET last_seq = :n, last_hash = 'h'"), {"n": len(order)})
+    _upgrade(engine, "head")
+    with engine.connect() as conn:
+        numbers = conn.execute(text("SELECT tenant_id, tenant_seq FROM usage_log ORDER BY seq")).all()
+        heads = dict(conn.execute(text("SELECT tenant_id, last_seq FROM usage_tenant_heads")).all())
+    assert [tuple(r) for r in numbers] == [(1, 1), (2, 1), (1, 2), (1, 3), (3, 1), (2, 2), (1, 4)]
+    assert heads == {1: 4, 2: 2, 3: 1}
+    with pytest.raises(DBAPIError, match="append-only"), engine.begin() as conn:
+        conn.execute(text("UPDATE usage_log SET status = 500 WHERE seq = 1"))
+    engine.dispose()
+    db = Database(url)
+    append_entries(db, [entry(0, tenant_id=2), entry(1, tenant_id=4)])
+    with db.engine.connect() as conn:
+        new = conn.execute(text("SELECT tenant_id, tenant_seq FROM usage_log WHERE seq > 7 ORDER BY seq")).all()
+    assert [tuple(r) for r in new] == [(2, 3), (4, 1)]
+    db.dispose()

@@ -14,7 +14,7 @@ from serving.db import Database
 from serving.db.tables import UsageRecord
 from serving.errors import InvalidInput
 from serving.tenancy import utcnow
-from serving.usage import UsageEntry, UsageWriter, append_entries, purge_before, verify_chain
+from serving.usage import UsageEntry, UsageWriter, append_entries, export_usage, purge_before, verify_chain
 from tests.serving.helpers import bearer, make_tenant
 
 PEPPER = "test-secret-0123456789"
@@ -257,3 +257,57 @@ def test_out_of_range_paging_is_a_422(client, db, query):
     r = client.get(f"/v1/usage?{query}", headers=bearer(acme.admin))
     assert r.status_code == 422 and r.json()["error"]["code"], r.text
     assert client.get("/v1/usage?before_seq=9223372036854775807", headers=bearer(acme.admin)).status_code == 200
+
+
+def test_record_numbers_are_the_tenants_own(client, db):
+    """A tenant's records are numbered 1, 2, 3, ... in its own log: the numbers it sees (and pages by) say
+    nothing about how many calls other tenants made in between (they once were the place in the whole log)."""
+    acme = make_tenant(db, PEPPER, "acme")
+    other = make_tenant(db, PEPPER, "other")
+    for i in range(4):
+        client.get("/v1/quality/status", headers={**bearer(acme.mes), "X-Request-ID": f"acme-{i}"})
+        for j in range(3):
+            client.get("/v1/quality/status", headers={**bearer(other.mes), "X-Request-ID": f"other-{i}-{j}"})
+    page = client.get("/v1/usage?limit=3", headers=bearer(acme.admin)).json()
+    assert [r["seq"] for r in page["records"]] == [4, 3, 2] and page["next_before_seq"] == 2
+    assert [r["request_id"] for r in page["records"]] == ["acme-3", "acme-2", "acme-1"]
+    older = client.get("/v1/usage?before_seq=2", headers=bearer(acme.admin)).json()["records"]
+    assert [(r["seq"], r["request_id"]) for r in older] == [(1, "acme-0")]
+    mine = list(csv.DictReader(io.StringIO(client.get("/v1/usage/export", headers=bearer(acme.admin)).text)))
+    assert [int(r["seq"]) for r in mine] == list(range(1, len(mine) + 1))  # no gaps where "other" called
+    theirs = json.loads(client.get("/v1/usage/export?format=json", headers=bearer(other.admin)).text)
+    assert [r["seq"] for r in theirs] == list(range(1, 14)) and "log_seq" not in theirs[0]
+    # the operator's export of every tenant also gives each record's place in the whole chain
+    everything = list(csv.DictReader(io.StringIO("".join(export_usage(db, "csv", tenant_id=None)))))
+    assert list(everything[0])[:2] == ["log_seq", "seq"]
+    assert [int(r["log_seq"]) for r in everything] == list(range(1, len(everything) + 1))
+    assert [r["seq"] for r in everything if r["tenant"] == "acme"] == [r["seq"] for r in mine]
+    assert verify_chain(db).ok
+
+
+def test_chain_detects_a_renumbered_record(db):
+    append_entries(db, [entry(i, tenant_id=1 + i % 2) for i in range(6)])
+    assert verify_chain(db).ok
+    with db.engine.begin() as c:
+        unguard(db, c)
+        c.execute(text("UPDATE usage_log SET tenant_seq = 7 WHERE seq = 5"))  # tenant 1's third record
+    r = verify_chain(db)
+    assert not r.ok and r.seq == 5 and "numbered 7" in r.problem and "expected 3" in r.problem
+    with db.engine.begin() as c:
+        c.execute(text("UPDATE usage_log SET tenant_seq = 3 WHERE seq = 5"))
+        c.execute(text("UPDATE usage_tenant_heads SET last_seq = 2 WHERE tenant_id = 2"))
+    r = verify_chain(db)
+    assert not r.ok and "tenant 2's log ends at record 3 but its head records 2" in r.problem
+
+
+def test_numbers_go_on_after_a_purge(db):
+    """A purge that takes all of a tenant's records does not restart its numbering at 1."""
+    old = utcnow() - timedelta(days=4 * 365)
+    append_entries(db, [entry(i, tenant_id=1 + i % 2, ts=old + timedelta(minutes=i)) for i in range(6)])
+    append_entries(db, [entry(6, tenant_id=1)])
+    assert purge_before(db, utcnow() - timedelta(days=3 * 365 + 2)) == 6
+    append_entries(db, [entry(7, tenant_id=2), entry(8, tenant_id=1)])
+    with db.engine.connect() as c:
+        rows = c.execute(text("SELECT tenant_id, tenant_seq FROM usage_log ORDER BY seq")).all()
+    assert [tuple(r) for r in rows] == [(1, 4), (2, 4), (1, 5)]
+    assert verify_chain(db).ok
