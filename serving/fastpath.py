@@ -172,6 +172,8 @@ def answer(platform: Platform, route: PredictRoute, headers: dict[bytes, bytes],
     try:
         access.admit(ctx, route.module)
         state["sfai_model_version"] = f"{model.name}@{model.version}"
+        if records is None:  # online-store rows: the view's key and other features are set aside, not refused
+            options["from_store"] = True
         predictions = dumps(score(model, rows, **options))
     except SfaiError as e:
         return e.status, error_body(e), [(k.lower().encode(), v.encode()) for k, v in e.headers.items()]

@@ -141,6 +141,22 @@ def record_scorer(family: str):  # noqa: ANN201
     return getattr(_predict_module(family), "score_records", None)
 
 
+@functools.cache
+def _records_reader(family: str):  # noqa: ANN202
+    return getattr(_predict_module(family), "records_frame", None)
+
+
+def records_frame(family: str, rows: pd.DataFrame | list[dict], *, from_store: bool = False) -> pd.DataFrame:
+    """The rows a family's ``score`` takes: a table body as it is; JSON records as a frame, through the family's
+    ``records_frame`` where it has one (failure and defect: it refuses a field the model does not know, a typo
+    that would otherwise be carried unread). Online-store rows (``from_store``) are taken as they are: they also
+    hold the view's entity key and any features the view declares for other uses."""
+    if not isinstance(rows, list):
+        return rows
+    read = None if from_store else _records_reader(family)
+    return read(rows) if read is not None else pd.DataFrame.from_records(rows)
+
+
 def _predict_module(family: str):  # noqa: ANN202
     return importlib.import_module(get_family(family).predict_module)
 

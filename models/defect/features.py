@@ -9,16 +9,26 @@ from __future__ import annotations
 
 import re
 import warnings
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from models.booleans import boolean_row
+from models.defect.drift import TIMESTAMP  # the wafer's test time, which the drift prior reads
 from serving.errors import InvalidInput, shown
 
 ID = "row_id"
 LABEL = "label"  # -1 pass / 1 fail
 MEASUREMENT = re.compile(r"^f\d{3}$")
+# fields a record may carry besides its measurements (every ``f001``-style name: also those the model dropped in
+# training): the SECOM file's id, label and test time, what an online-store row of ``secom_features`` adds (the
+# entity key, the event time, the count of missing measurements) and the label view's ``defect``. Anything else in
+# an API record is refused: a typo (``f05``, ``labell``) would otherwise be scored as if it were not there.
+EXTRA = (ID, LABEL, TIMESTAMP, "lot_id", "event_timestamp", "n_missing", "defect")
+KNOWN_EXTRA = frozenset(EXTRA)
+_MEASUREMENT_NAME = re.compile(r"f[0-9]{3}")  # as a whole name (``$`` would let "f001\n" through)
 
 
 def read_rows(path: Path | str) -> pd.DataFrame:
@@ -33,6 +43,17 @@ def read_rows(path: Path | str) -> pd.DataFrame:
 
 def measurement_columns(df: pd.DataFrame) -> list[str]:
     return [c for c in df.columns if MEASUREMENT.match(str(c))]
+
+
+def check_fields(names: Iterable) -> None:
+    """The field names of API records (the columns of the frame made of them): one that is neither a measurement
+    (``f001``...) nor a known extra (``KNOWN_EXTRA``) is refused, naming it, rather than ignored."""
+    for k in names:
+        if k not in KNOWN_EXTRA and not (isinstance(k, str) and _MEASUREMENT_NAME.fullmatch(k)):
+            raise InvalidInput(
+                f"unknown feature {k!r} (a defect record holds measurements named f001, f002, ... and may carry "
+                f"{', '.join(EXTRA)})"
+            )
 
 
 def labels(df: pd.DataFrame) -> np.ndarray:
@@ -51,14 +72,19 @@ def numeric_matrix(df: pd.DataFrame, columns: list[str]) -> np.ndarray:
     for j, c in enumerate(columns):
         if c not in df.columns:
             raise InvalidInput(f"input lacks the measurement column {c!r}")
-        col = df[c]
+        given = col = df[c]
         if not pd.api.types.is_numeric_dtype(col):
             num = pd.to_numeric(col, errors="coerce")
-            bad = num.isna() & col.notna() & (col.astype(str).str.strip().str.lower() != "nan")
+            bad = (num.isna() & col.notna() & (col.astype(str).str.strip().str.lower() != "nan")).to_numpy()
             if bad.any():
-                raise InvalidInput(f"column {c!r} holds a non-numeric value {shown(col[bad].iloc[0])}")
+                i = int(bad.argmax())
+                raise InvalidInput(f"column {c!r} row {i + 1} holds a non-numeric value {shown(col.iloc[i])}")
             col = num
-        out[:, j] = col.to_numpy(dtype=float)
+        values = col.to_numpy(dtype=float)
+        i = boolean_row(given, values)  # true and false would be read as 1.0 and 0.0: no readings
+        if i is not None:
+            raise InvalidInput(f"column {c!r} row {i + 1} holds a non-numeric value {shown(given.iloc[i])}")
+        out[:, j] = values
     if np.isinf(out).any():
         j = int(np.where(np.isinf(out).any(0))[0][0])
         raise InvalidInput(f"column {columns[j]!r} holds an infinite value")

@@ -50,6 +50,15 @@ def score(model: OnnxModel, df: pd.DataFrame, *, explain: bool = False, top: int
     return out
 
 
+def records_frame(records: list[dict]) -> pd.DataFrame:
+    """API records (JSON, or online-store rows) as the frame :func:`score` reads; a field that is neither a
+    measurement nor one of the known extras (id, label, test time, online-store keys) is refused, naming it. Files
+    are read as they are (``read_rows``)."""
+    frame = pd.DataFrame.from_records(records)
+    F.check_fields(frame.columns)  # the columns are every record's fields
+    return frame
+
+
 def predict(model: OnnxModel, input_path: Path, dataset: str, *, start=None, horizon=96, **_) -> pd.DataFrame:  # noqa: ANN001
     return score(model, F.read_rows(input_path))
 

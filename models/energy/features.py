@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from models.booleans import boolean_row
 from models.energy.calendar import CALENDAR_NAMES, calendar_features, is_holiday
 from serving.errors import InvalidInput, shown
 
@@ -119,10 +120,14 @@ def read_series(path: Path | str) -> Series:
 
 def _numeric(df: pd.DataFrame, col: str, most: float = FLOAT32_MAX) -> np.ndarray:
     num = pd.to_numeric(df[col], errors="coerce")
-    bad = num.isna() & df[col].notna()
-    if bad.any():
-        raise InvalidInput(f"column {col!r} holds a non-numeric value {shown(df[col][bad].iloc[0])}")
     values = num.to_numpy(float)
+    bad = num.isna().to_numpy() & df[col].notna().to_numpy()  # a new (writable) array
+    boolean = boolean_row(df[col], values)  # true and false would be read as 1.0 and 0.0: no readings
+    if boolean is not None:
+        bad[boolean] = True
+    if bad.any():
+        row = int(bad.argmax())
+        raise InvalidInput(f"column {col!r} row {row + 1} holds a non-numeric value {shown(df[col].iloc[row])}")
     with np.errstate(invalid="ignore"):
         huge = np.isinf(values) | (np.abs(values) > most)
     if huge.any():

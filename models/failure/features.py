@@ -8,11 +8,13 @@ between 200 and 240 min. The engineered columns expose those quantities (and the
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from models.booleans import boolean_row
 from models.rowids import frame_ids
 from serving.errors import InvalidInput, shown
 
@@ -92,6 +94,9 @@ def check_columns(columns: dict[str, object]) -> Raw:
         if values is None or values.ndim != 1:  # a non-number, or lists where numbers belong: name the row
             values = np.asarray([_number(v) for v in given], dtype=np.float64)
         bad = ~np.isfinite(values)
+        boolean = boolean_row(given, values)  # true and false were read as 1.0 and 0.0: no readings
+        if boolean is not None:
+            bad[boolean] = True
         if bad.any():
             i = int(np.flatnonzero(bad)[0])
             raise InvalidInput(f"column {c!r} row {i + 1}: expected a number, got {shown(list(given)[i])}")
@@ -111,8 +116,8 @@ LOWEST = {c: ((0.0, True) if c.endswith("[K]") else (0.0, False)) for c in NUMER
 
 
 def _number(v: object) -> float:
-    if isinstance(v, bool):
-        return float(v)
+    if isinstance(v, (bool, np.bool_)):  # not a reading (``boolean_row`` names it)
+        return float("nan")
     try:
         return float(v)  # type: ignore[arg-type]
     except (TypeError, ValueError, OverflowError):  # OverflowError: an integer past float's range
@@ -137,9 +142,7 @@ def validate_arrays(df: pd.DataFrame) -> Raw:
 def validate_records(records: list[dict]) -> Raw:
     """API records (dicts) -> validated arrays: a missing, unknown or ill-typed field is an error naming it."""
     for r in records:
-        unknown = [k for k in r if k not in RAW and k not in KNOWN_EXTRA]
-        if unknown:
-            raise InvalidInput(f"unknown feature {unknown[0]!r} (the failure model takes {', '.join(RAW)})")
+        check_fields(r)
     columns = {}
     for c in RAW:
         alias = _alias(c)
@@ -150,6 +153,21 @@ def validate_records(records: list[dict]) -> Raw:
 
 
 _ALLOWED = frozenset(RAW) | frozenset(KNOWN_EXTRA)
+
+
+def check_fields(names: Iterable) -> None:
+    """The field names of an API record (or the columns of a frame made of records): one that is neither a raw
+    column nor a known extra (``KNOWN_EXTRA``) is refused, naming it, rather than ignored."""
+    for k in names:
+        if k not in _ALLOWED:
+            raise InvalidInput(f"unknown feature {k!r} (the failure model takes {', '.join(RAW)})")
+
+
+def known_fields(rows: list[dict]) -> list[dict]:
+    """Online-store rows with only the fields a failure row may carry (the rest belong to the view)."""
+    return [{k: v for k, v in r.items() if k in _ALLOWED} for r in rows]
+
+
 _RAW_ALIASES = tuple((c, _alias(c)) for c in RAW)
 _EXACT_INT = 2**53  # ints up to this convert to float64 exactly
 

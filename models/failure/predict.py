@@ -136,7 +136,22 @@ def score(model: OnnxModel, df: pd.DataFrame, *, explain: bool = False, top: int
     return pd.DataFrame(_score(model, F.validate_arrays(df), F.row_ids(df), explain, top))
 
 
-def score_records(model: OnnxModel, records: list[dict], *, explain: bool = False, top: int = 3) -> list[dict]:
+def records_frame(records: list[dict]) -> pd.DataFrame:
+    """API records (JSON, or online-store rows) as the frame :func:`score` reads, for an answer in Arrow: an unknown
+    field is refused as :func:`score_records` refuses it."""
+    frame = pd.DataFrame.from_records(records)
+    F.check_fields(frame.columns)  # the columns are every record's fields
+    return frame
+
+
+def score_records(
+    model: OnnxModel, records: list[dict], *, explain: bool = False, top: int = 3, from_store: bool = False
+) -> list[dict]:
+    """Score API records; a field the model does not know is refused, naming it. Online-store rows
+    (``from_store``) may also carry the view's entity key and features declared for other uses: those are set
+    aside, not refused."""
+    if from_store:
+        records = F.known_fields(records)
     ids = record_ids(records, F.ID, "udi")
     rows = F.clean_rows(records) if len(records) <= CLEAN_ROWS else None
     if rows is not None:

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from models.booleans import boolean_row
 from models.rul import data as D
 from serving.errors import InvalidInput, shown
 from serving.runtime import OnnxModel
@@ -24,11 +25,16 @@ def checked(df: pd.DataFrame, prep: dict) -> pd.DataFrame:
         raise InvalidInput(f"missing feature column {missing[0]!r} (needs {', '.join(need)})")
     out = pd.DataFrame(index=df.index)
     for c in need:
-        values = pd.to_numeric(df[c], errors="coerce")
-        bad = values.isna().to_numpy() | ~np.isfinite(values.to_numpy(dtype=float, na_value=np.nan))
+        given = df[c]
+        values = pd.to_numeric(given, errors="coerce")
+        numbers = values.to_numpy(dtype=float, na_value=np.nan)
+        bad = values.isna().to_numpy() | ~np.isfinite(numbers)
+        boolean = boolean_row(given, numbers)  # true and false would be read as 1.0 and 0.0: no readings
+        if boolean is not None:
+            bad[boolean] = True
         if bad.any():
             i = int(np.flatnonzero(bad)[0])
-            raise InvalidInput(f"column {c!r} row {i + 1}: expected a number, got {shown(df[c].iloc[i])}")
+            raise InvalidInput(f"column {c!r} row {i + 1}: expected a number, got {shown(given.iloc[i])}")
         out[c] = values.astype(float)
     out = D.whole_ids(out, df)
     out = out.sort_values(["unit", "cycle"], kind="mergesort").reset_index(drop=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -120,6 +121,60 @@ def test_bad_input_names_the_column(trained, subset, tmp_path, change, column):
     with pytest.raises(InvalidInput, match=column) as err:
         predict(OnnxModel(trained[0]), tmp_path / "bad.csv", "secom")
     assert "\n" not in str(err.value)
+
+
+def test_api_records_refuse_unknown_fields_and_take_the_known_ones(trained, subset):
+    """A field of an API record that the defect model does not know (a typo such as ``f05`` or ``labell``) is
+    refused, naming it, as the failure model refuses one; the SECOM file's id, label and test time, what an
+    online-store row adds, and measurements the model dropped in training (or never saw) are known."""
+    from models.defect.predict import records_frame, score
+    from serving.runtime import OnnxModel
+
+    model = OnnxModel(trained[0])
+    df = pd.read_csv(subset).head(4)
+    records = json.loads(df.to_json(orient="records"))  # row_id, label, timestamp, measurements (null: missing)
+    kept = model.manifest["feature_stats"]["measurements"]
+    dropped = [c for c in F.measurement_columns(df) if c not in kept]
+    assert dropped and all(c in records[0] for c in dropped)  # constant or mostly missing in training
+    store = {"lot_id": "secom-0001", "event_timestamp": "2008-07-19T11:55:00+00:00", "n_missing": 3, "defect": False}
+    known = [{**r, **store, "f590": 0.5} for r in records]
+    want = score(model, records_frame(records))
+    assert np.allclose(want.defect_probability, score(model, df).defect_probability, atol=1e-5)  # as the file's
+    assert score(model, records_frame(known)).defect_probability.tolist() == want.defect_probability.tolist()
+    for typo in ("f05", "labell", "F001", "f0001", "f001 ", "row id", "timestamps", "f\u0661\u0662\u0663"):
+        bad = [dict(r) for r in records]
+        bad[2][typo] = 1.0
+        with pytest.raises(InvalidInput, match=f"^unknown feature {re.escape(repr(typo))} \\(a defect record holds"):
+            records_frame(bad)
+    # a file (``sfai predict defect``) is read as it is: the SECOM layout and any column besides
+    file = score(model, df.assign(operator="ann"))
+    assert file.defect_probability.tolist() == score(model, df).defect_probability.tolist()
+
+
+@pytest.mark.parametrize("value", [True, False, np.True_])
+def test_a_boolean_measurement_is_refused_naming_its_column_and_row(trained, subset, tmp_path, value):
+    """true is no measurement (pandas reads it as 1.0): refused like text, naming the column and row, in API
+    records (JSON booleans) and in a CSV column of True/False (which pandas reads as booleans)."""
+    from models.defect.predict import predict, score
+    from serving.runtime import OnnxModel
+
+    model = OnnxModel(trained[0])
+    measurement = model.manifest["feature_stats"]["measurements"][0]
+    df = pd.read_csv(subset).head(5)
+    records = json.loads(df.to_json(orient="records"))
+    records[1][measurement] = value
+    message = f"^column '{measurement}' row 2 holds a non-numeric value {bool(value)}$"
+    with pytest.raises(InvalidInput, match=message):
+        score(model, pd.DataFrame.from_records(records))  # as the route reads JSON records
+    df.assign(**{measurement: bool(value)}).to_csv(tmp_path / "flags.csv", index=False)
+    assert pd.read_csv(tmp_path / "flags.csv")[measurement].dtype == bool
+    with pytest.raises(InvalidInput, match=f"^column '{measurement}' row 1 holds a non-numeric value {bool(value)}$"):
+        predict(model, tmp_path / "flags.csv", "secom")
+    text = df.astype({measurement: object})
+    text.loc[2, measurement] = "true"  # the text among numbers: not a number either
+    text.to_csv(tmp_path / "text.csv", index=False)
+    with pytest.raises(InvalidInput, match=f"^column '{measurement}' row 3 holds a non-numeric value 'true'$"):
+        predict(model, tmp_path / "text.csv", "secom")
 
 
 def test_predict_does_not_import_torch(trained, subset):

@@ -334,3 +334,28 @@ def test_readings_out_of_range_are_refused_naming_row_and_column(value):
     co2.loc[7, "CO2(tCO2)"] = 1e39
     with pytest.raises(InvalidInput, match=r"column 'CO2\(tCO2\)' row 8 holds .*out of range"):
         F.series_from_frame(co2)
+
+
+@pytest.mark.parametrize("value", [True, False, np.True_])
+def test_a_boolean_reading_is_refused_naming_row_and_column(value, tmp_path):
+    """true is no reading (pandas reads it as 1.0): a JSON record's boolean, or a CSV column of True/False (which
+    pandas reads as booleans), is refused like text, naming the column and row."""
+    from models.energy.predict import predict, score
+
+    records = _rows(8 * 96 + 1).to_dict("records")
+    records[5]["Usage_kWh"] = value
+    with pytest.raises(InvalidInput, match=r"^column 'Usage_kWh' row 6 holds a non-numeric value (True|False)$"):
+        score(_Constant(), pd.DataFrame.from_records(records), horizon=4)
+    co2 = [{**r, "CO2(tCO2)": 0.0} for r in _rows(8 * 96 + 1).to_dict("records")]
+    co2[7]["CO2(tCO2)"] = value
+    with pytest.raises(InvalidInput, match=r"^column 'CO2\(tCO2\)' row 8 holds a non-numeric value"):
+        F.series_from_frame(pd.DataFrame.from_records(co2))
+    flags = _rows(8 * 96 + 1).assign(Usage_kWh=bool(value))  # a CSV column of True (or False) only
+    with pytest.raises(InvalidInput, match=rf"^column 'Usage_kWh' row 1 holds a non-numeric value {bool(value)}$"):
+        predict(_Constant(), _write(flags, tmp_path), "steel-energy")
+    text = _rows(8 * 96 + 1).astype({"Usage_kWh": object})  # the text "true" among numbers: not a number either
+    text.loc[9, "Usage_kWh"] = "true"
+    with pytest.raises(InvalidInput, match=r"^column 'Usage_kWh' row 10 holds a non-numeric value 'true'$"):
+        predict(_Constant(), _write(text, tmp_path), "steel-energy")
+    zeros = _rows(8 * 96 + 1).assign(Usage_kWh=[0, 1.0] * (4 * 96) + [1]).astype({"Usage_kWh": object})
+    assert len(score(_Constant(), zeros, horizon=4)) == 4  # readings of exactly 0 and 1 are fine

@@ -268,3 +268,35 @@ def test_records_the_record_path_cannot_read_go_the_array_way(trained, rows, cha
             P.score_records(model, [record], explain=True)
     else:
         assert P.score_records(model, [record], explain=True) == expected
+
+
+@pytest.mark.parametrize("value", [True, False, np.True_])
+def test_a_boolean_reading_is_refused_naming_its_column_and_row(trained, rows, tmp_path, value):
+    """true is no reading (NumPy reads it as 1.0, and used to score it): refused like text, naming the column and
+    row, on every way in: a few records (the record path), a batch past CLEAN_ROWS (validate_records), a frame (an
+    Arrow or Parquet body) and a CSV column of True/False (which pandas reads as booleans)."""
+    model = OnnxModel(trained[0] / "model")
+    records = rows.drop(columns=F.LABELS).iloc[:100].to_dict("records")
+    for column in F.NUMERIC:
+        for n in (3, len(records)):
+            batch = [dict(r) for r in records[:n]]
+            batch[1][column] = value
+            message = re.escape(f"column {column!r} row 2: expected a number, got {bool(value)}")
+            with pytest.raises(InvalidInput, match=f"^{message}$"):
+                P.score_records(model, batch, explain=True)
+            with pytest.raises(InvalidInput, match=f"^{message}$"):
+                P.score(model, pd.DataFrame.from_records(batch))
+    flags = rows.drop(columns=F.LABELS).iloc[:5].assign(**{"Torque [Nm]": bool(value)})
+    flags.to_csv(tmp_path / "flags.csv", index=False)
+    assert pd.read_csv(tmp_path / "flags.csv")["Torque [Nm]"].dtype == bool
+    message = re.escape(f"column 'Torque [Nm]' row 1: expected a number, got {bool(value)}")
+    with pytest.raises(InvalidInput, match=message):
+        P.predict(model, tmp_path / "flags.csv", "ai4i")
+    text = rows.drop(columns=F.LABELS).iloc[:5].astype({"Torque [Nm]": object})
+    text.loc[3, "Torque [Nm]"] = "true"  # the text among numbers: not a number either
+    text.to_csv(tmp_path / "text.csv", index=False)
+    with pytest.raises(InvalidInput, match=re.escape("column 'Torque [Nm]' row 4: expected a number, got 'true'")):
+        P.predict(model, tmp_path / "text.csv", "ai4i")
+    # readings of exactly 0 and 1 are readings: the check looks at the type, not the value
+    ones = [{**r, "Tool wear [min]": w} for r, w in zip(records, [0, 1, 0.0, 1.0] * 25, strict=True)]
+    assert len(P.score_records(model, ones)) == len(ones) and len(P.score_records(model, ones[:4])) == 4

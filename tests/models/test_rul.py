@@ -278,3 +278,26 @@ def test_max_windows_draws_a_fresh_subset_each_epoch():
     loader = T.member_loader(x, y, RulConfig.from_dict({"max_windows": 30, "batch_size": 8}), seed=0)
     first, second = (np.concatenate([xb.numpy().ravel() for xb, _ in loader]) for _ in range(2))
     assert len(first) == len(second) == 30 and len(set(first)) == 30 and set(first) != set(second)
+
+
+@pytest.mark.parametrize("value", [True, False])
+def test_a_boolean_reading_is_refused_naming_its_column_and_row(trained, fd001, tmp_path, value):
+    """true is no reading (pandas reads it as 1.0): refused in API records (JSON booleans), naming the column and
+    row, as text is; a NASA file holds text only, and the text True is no number either."""
+    model = OnnxModel(trained[0] / "model")
+    sensor = model.manifest["prep"]["sensors"][0]
+    for column in (sensor, "op_setting_3", "cycle"):
+        records = fd001.iloc[:40].to_dict("records")
+        records[5][column] = value
+        with pytest.raises(InvalidInput, match=f"^column '{column}' row 6: expected a number, got {value}$"):
+            P.score(model, pd.DataFrame.from_records(records))
+    flags = fd001.iloc[:40].assign(**{sensor: value})  # a boolean column (an Arrow or Parquet body)
+    with pytest.raises(InvalidInput, match=f"^column '{sensor}' row 1: expected a number, got {value}$"):
+        P.score(model, flags)
+    lines = write_nasa(fd001.iloc[:40], tmp_path / "flags.txt").read_text().splitlines()
+    parts = lines[3].split()
+    parts[4 + int(sensor.split("_")[1])] = str(value)  # unit, cycle, three settings, then sensor_1 ...
+    lines[3] = " ".join(parts)
+    (tmp_path / "flags.txt").write_text("\n".join(lines) + "\n")
+    with pytest.raises(InvalidInput, match=f"column '{sensor}' row 4: expected a number, got '{value}'"):
+        P.predict(model, tmp_path / "flags.txt", "cmapss")

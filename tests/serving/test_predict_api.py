@@ -182,6 +182,46 @@ def test_json_records_arrow_and_online_lookup_score_alike(client, db, settings, 
     assert probs(online) == probs(big)
 
 
+def test_a_tenants_own_view_serves_failure_predictions_by_entity_id(client, db, settings, exported):
+    """A view keyed by machine, holding the readings under the feature store's names and a feature the failure
+    model does not read: its online rows score by entity id (the key and the extra feature belong to the view;
+    only records a caller sends are refused for an unknown field), the same as the readings sent as records."""
+    from feature_store import FeatureView, Field, entities
+    from feature_store.store import FeatureStore
+    from models.failure.features import STORE_NAMES
+
+    acme = make_tenant(db, PEPPER, "acme", modules=("maintenance",))
+    ModelRegistry(db, settings.home, "acme").register("failure", "maintenance", exported[0])
+    readings = {store: raw for store, raw in STORE_NAMES.items() if store != "udi"}
+    view = FeatureView(
+        name="press_readings", entity=entities.machine,
+        schema=[Field(name=n, dtype="string" if n == "type" else "float64") for n in readings]
+        + [Field(name="vibration_g", dtype="float64")],
+    )
+    recs = rows(3)
+    fs = FeatureStore(settings, db, "acme")
+    fs.apply(view)
+    fs.ingest("press_readings", pd.DataFrame(
+        [{"machine_id": f"press-{i}", "event_timestamp": "2026-12-01T00:00:00Z", "vibration_g": 0.3,
+          **{store: r[raw] for store, raw in readings.items()}} for i, r in enumerate(recs)]
+    ))
+    fs.close()
+    h, url = bearer(acme.mes), "/v1/maintenance/failure/predict"
+    for _ in range(2):  # the first call loads the model and the store, the second is answered by the fast path
+        by_id = client.post(url, json={"entity_ids": ["press-0", "press-1", "press-2"], "view": "press_readings"},
+                            headers=h)
+        assert by_id.status_code == 200, by_id.text
+    sent = client.post(url, json={"records": [{k: v for k, v in r.items() if k != "UDI"} for r in recs]}, headers=h)
+    probability = [p["failure_probability"] for p in sent.json()["predictions"]]
+    assert [p["failure_probability"] for p in by_id.json()["predictions"]] == pytest.approx(probability, abs=1e-6)
+    arrow = client.post(url, json={"entity_ids": ["press-2"], "view": "press_readings"},
+                        headers={**h, "accept": "application/vnd.apache.arrow.stream"})
+    assert arrow.status_code == 200, arrow.text
+    # a record a caller sends with the same extra field is still refused, naming it
+    r = client.post(url, json={"records": [{**recs[0], "vibration_g": 0.3}]}, headers=h)
+    assert r.status_code == 422 and "vibration_g" in r.json()["error"]["message"]
+
+
 def test_unknown_feature_is_422_naming_it(client, db, settings, exported):
     acme = make_tenant(db, PEPPER, "acme", modules=("maintenance",))
     ModelRegistry(db, settings.home, "acme").register("failure", "maintenance", exported[0])
@@ -189,6 +229,11 @@ def test_unknown_feature_is_422_naming_it(client, db, settings, exported):
     extra[0]["Vibration [g]"] = 0.3
     r = client.post("/v1/maintenance/failure/predict", json={"records": extra}, headers=bearer(acme.mes))
     assert r.status_code == 422 and "Vibration [g]" in r.json()["error"]["message"]
+    # the same records with an Arrow answer (scored as a frame): refused alike, not scored without the field
+    arrow = {**bearer(acme.mes), "accept": "application/vnd.apache.arrow.stream"}
+    r = client.post("/v1/maintenance/failure/predict", json={"records": extra}, headers=arrow)
+    assert r.status_code == 422 and r.json()["error"]["message"].startswith("unknown feature 'Vibration [g]'"), r.text
+    assert client.post("/v1/maintenance/failure/predict", json={"records": rows(1)}, headers=arrow).status_code == 200
 
 
 def pa_stream(df):
@@ -377,3 +422,74 @@ def test_row_ids_come_back_as_sent_or_the_record_is_refused(client, db, settings
     frame.to_parquet(buf)
     r = client.post(url, content=buf.getvalue(), headers={**h, "content-type": "application/vnd.apache.parquet"})
     assert r.status_code == 422 and r.json()["error"]["message"].startswith("column 'UDI' row 2"), r.text
+
+
+def _demo_client(settings, db, demo_models, fast: bool = True):
+    """A client of an app serving the four demo models to tenant acme, and acme's MES key headers."""
+    from fastapi.testclient import TestClient
+
+    from models.demo import ENDPOINTS
+    from serving.app import create_app
+
+    acme = make_tenant(db, PEPPER, "acme", modules=("maintenance", "quality", "energy"))
+    reg = ModelRegistry(db, settings.home, "acme")
+    module = {"failure": "maintenance", "rul": "maintenance", "defect": "quality", "energy": "energy"}
+    for family in ENDPOINTS:
+        reg.register(family, module[family], demo_models[0] / family / "v1")
+    app = create_app(settings.model_copy(update={"predict_fast_path": fast}), db=db)
+    return TestClient(app), bearer(acme.mes)
+
+
+ARROW_ANSWER = {"accept": "application/vnd.apache.arrow.stream"}
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_a_boolean_reading_is_422_naming_column_and_row_on_every_endpoint(settings, db, demo_models, fast):
+    """``true`` where a reading belongs used to be read as 1.0 and scored: now a 422 naming the column and the row,
+    for a JSON answer and an Arrow one."""
+    from models.demo import ENDPOINTS, sample_request
+
+    client, h = _demo_client(settings, db, demo_models, fast)
+    with client:
+        for family, path in ENDPOINTS.items():
+            body = sample_request(demo_models[1], family)
+            assert client.post(path, json=body, headers=h).status_code == 200
+            for value in (True, False):
+                odd = {**body, "records": [dict(r) for r in body["records"]]}
+                odd["records"][1][READING[family]] = value
+                for accept in ({}, ARROW_ANSWER):
+                    r = client.post(path, json=odd, headers={**h, **accept})
+                    assert r.status_code == 422, (family, value, accept, r.text)
+                    message = r.json()["error"]["message"]
+                    assert message.startswith(f"column {READING[family]!r} row 2"), message
+                    assert message.endswith(str(value)), message
+    client.app.state.platform.close()
+
+
+def test_defect_records_with_an_unknown_field_are_422_and_the_known_ones_pass(settings, db, demo_models):
+    """A typo in a defect record (``f05``, ``labell``) used to be ignored and the wafer scored without it: now a
+    422 naming it, as the failure model answers. The file's id, label and test time, the online store's keys and a
+    measurement the model does not read are known fields."""
+    from models.demo import ENDPOINTS, sample_request
+
+    client, h = _demo_client(settings, db, demo_models)
+    path = ENDPOINTS["defect"]
+    body = sample_request(demo_models[1], "defect")
+    with client:
+        plain = client.post(path, json=body, headers=h)
+        assert plain.status_code == 200, plain.text
+        extras = {"label": -1, "timestamp": "19/07/2008 11:55:00", "lot_id": "secom-0001", "n_missing": 0,
+                  "event_timestamp": "2008-07-19T11:55:00+00:00", "defect": False, "f590": None, "f100": 1.5}
+        known = client.post(path, json={"records": [{**r, **extras} for r in body["records"]]}, headers=h)
+        assert known.status_code == 200, known.text
+        assert [p["defect_probability"] for p in known.json()["predictions"]] == [
+            p["defect_probability"] for p in plain.json()["predictions"]
+        ]
+        for typo in ("f05", "labell", "F001"):
+            records = [dict(r) for r in body["records"]]
+            records[-1][typo] = 1.0
+            for accept in ({}, ARROW_ANSWER):
+                r = client.post(path, json={"records": records}, headers={**h, **accept})
+                assert r.status_code == 422, (typo, r.text)
+                assert r.json()["error"]["message"].startswith(f"unknown feature {typo!r}"), r.text
+    client.app.state.platform.close()
