@@ -140,8 +140,11 @@ def add_predict_route(router: APIRouter, path: str, family: str, summary: str, *
         request.state.sfai_model_version = f"{model.name}@{model.version}"
         options = prediction_options(body, family, explain, len(rows))
         if ARROW_STREAM in (request.headers.get("accept") or ""):  # a batch client that reads Arrow back
-            frame = records_frame(family, rows, from_store=from_store)
-            count, body = await run_in_threadpool(lambda: arrow_stream(scorer(family)(model, frame, **options)))
+            def arrow_answer() -> tuple[int, bytes]:  # the frame too is built off the event loop (~55 ms for
+                frame = records_frame(family, rows, from_store=from_store)  # 1,000 SECOM records)
+                return arrow_stream(scorer(family)(model, frame, **options))
+
+            count, body = await run_in_threadpool(arrow_answer)
             return Response(body, media_type=ARROW_STREAM, headers={  # count: answer rows (RUL: one per unit)
                 "x-sfai-model": model.name, "x-sfai-model-version": str(model.version), "x-sfai-count": str(count)})
         fast = record_scorer(family) if isinstance(rows, list) else None
@@ -154,8 +157,9 @@ def add_predict_route(router: APIRouter, path: str, family: str, summary: str, *
             predictions = await run_in_threadpool(lambda: fastpath.dumps(fast(model, rows, **options)))
             count = len(rows)
         else:
-            frame = records_frame(family, rows, from_store=from_store)
-            out = await run_in_threadpool(lambda: scorer(family)(model, frame, **options))
+            out = await run_in_threadpool(  # the frame too is built off the event loop
+                lambda: scorer(family)(model, records_frame(family, rows, from_store=from_store), **options)
+            )
             predictions, count = out.to_json(orient="records", date_format="iso"), len(out)
         # serialised here, not by FastAPI's encoder (which walks every value: ~0.2 s for 10,000 records)
         return Response(prediction_body(model, predictions, count), media_type="application/json")
