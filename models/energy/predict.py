@@ -83,8 +83,11 @@ def forecast(
                            "(sfai train energy) to forecast with this version of SFAI")
     n = len(series.kwh)
     _need_history(series, ahead)
-    if (series.index_of(start) > n) if ahead else (start >= series.stamps[-1]):
+    if ahead and series.index_of(start) > n:
         raise InvalidInput(f"start {start.date()} is after the last row of column {F.DATE!r} ({series.stamps[-1]})")
+    if not ahead and start >= series.stamps[-1]:  # a file's forecasts are of days it holds (a start at its end too)
+        raise InvalidInput(f"start {start.date()} is not before the last row of column {F.DATE!r} "
+                           f"({series.stamps[-1]}): each forecast's day must begin inside the file")
     if series.index_of(start) < F.HISTORY:
         first = (series.start + F.HISTORY * F.STEP).ceil("D")
         raise InvalidInput(f"start {start.date()} needs {F.LAG_DAYS} days of {F.TARGET!r} before it: "
@@ -115,8 +118,11 @@ def forecast(
 
 
 def predict(model: OnnxModel, input_path: Path, dataset: str, *, start=None, horizon=96, **_) -> pd.DataFrame:  # noqa: ANN001
+    """The contract's forecasts: one origin per day at 00:00 from ``start`` while it lies inside the file. A start
+    at the file's end (the day right after its rows: a history file, tomorrow wanted) is that day's forecast."""
     series = F.read_series(input_path)
-    return forecast(model, series, parse_start(start, series), horizon)
+    stamp = parse_start(start, series)
+    return forecast(model, series, stamp, horizon, ahead=bool(stamp >= series.stamps[-1]))
 
 
 def score(model: OnnxModel, df: pd.DataFrame, *, start: str | None = None, horizon: int = 96) -> pd.DataFrame:

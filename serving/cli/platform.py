@@ -376,7 +376,7 @@ def demo(
     ] = None,
     data: Annotated[bool, typer.Option(help="load the synthetic C22 injection-moulding data (first time only)")] = True,
     models: Annotated[
-        bool, typer.Option(help="train a quick demo model per family without a champion (first time: 20-50 s)")
+        bool, typer.Option(help="train a quick demo model per family without a champion (first time: about 10 s)")
     ] = True,
     as_json: JsonOpt = False,
 ) -> None:

@@ -188,6 +188,26 @@ def test_start_needs_a_week_of_history(trained, series_csv):
         predict(OnnxModel(trained[0]), series_csv, "steel-energy", start="2018-01-03")
 
 
+def test_a_start_at_the_files_end_forecasts_the_day_after_it(trained, series_csv):
+    """The file ends with the row that closes 14 February (stamped 15 February 00:00). A start of 15 February (a
+    history file, tomorrow wanted) is that day's forecast: one origin, from the file's rows only, the same as when
+    the file goes on past it (it was refused as "after the last row" before). A later start is refused."""
+    from models.energy.predict import predict
+    from serving.runtime import OnnxModel
+
+    model = OnnxModel(trained[0])
+    history = series_csv  # up to the row stamped 15 February 00:00
+    tomorrow = predict(model, history, "steel-energy", start="2018-02-15")
+    assert tomorrow["origin"].unique().tolist() == ["2018-02-15 00:00:00"] and len(tomorrow) == 96
+    assert tomorrow["timestamp"].iloc[[0, -1]].tolist() == ["2018-02-15 00:15:00", "2018-02-16 00:00:00"]
+    more = series_csv.with_name("more.csv")  # the same rows and five more days
+    pd.read_csv(need("steel_energy/steel_industry_2018_jan_oct.csv")).head(50 * 96).to_csv(more, index=False)
+    longer = predict(model, more, "steel-energy", start="2018-02-15")
+    pd.testing.assert_frame_equal(longer[longer["origin"] == "2018-02-15 00:00:00"].reset_index(drop=True), tomorrow)
+    with pytest.raises(InvalidInput, match=r"^start 2018-02-16 is after the last row of column 'date'"):
+        predict(model, history, "steel-energy", start="2018-02-16")
+
+
 def test_predict_does_not_import_torch(trained, series_csv):
     assert_predicts_without_torch("energy", trained[0], series_csv, "steel-energy", 2 * 96, start="2018-02-13")
 
@@ -312,8 +332,11 @@ def test_too_short_a_history_says_what_is_needed_not_a_start_never_sent(tmp_path
     with pytest.raises(InvalidInput, match=r"needs 674 rows of 15 minutes .* cover 96 intervals \(1.0 days") as err:
         score(_Constant(), _rows(96))
     assert "start" not in str(err.value)
-    with pytest.raises(InvalidInput, match="the first possible origin, 2020-01-09, needs rows up to 2020-01-09 00:15"):
-        predict(_Constant(), _write(_rows(8 * 96), tmp_path), "steel-energy")
+    with pytest.raises(InvalidInput, match="the first possible origin, 2020-01-09, needs rows up to 2020-01-08 23:45"):
+        predict(_Constant(), _write(_rows(7 * 96), tmp_path), "steel-energy")
+    # eight days: the first possible origin is the day after the file, which is forecast from it
+    assert predict(_Constant(), _write(_rows(8 * 96), tmp_path), "steel-energy")["origin"].unique().tolist() == [
+        "2020-01-09 00:00:00"]
 
 
 def _write(df: pd.DataFrame, directory: Path) -> Path:
