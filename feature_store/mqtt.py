@@ -3,13 +3,17 @@
 A message is one JSON object (a row of the view) or a JSON array of them. Messages are buffered and written
 per (tenant, view) in batches. A message that cannot be ingested (not JSON, unknown tenant or view, a row that
 fails validation) is counted and kept aside with the reason in
-``$SFAI_HOME/quarantine/mqtt-YYYY-MM-DD.jsonl``; the subscriber never stops for it.
+``$SFAI_HOME/quarantine/mqtt-YYYY-MM-DD.jsonl``; the subscriber never stops for it. A batch holding bad messages
+is split in halves until they are found, so that the good ones are still written a few large batches at a time
+(writing each message alone, one Parquet file each, left the subscriber far behind a busy broker, which then
+dropped messages).
 
 Who may publish to ``factory/<tenant>/...`` is the broker's business (its ACLs): SFAI trusts the topic.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import math
@@ -156,16 +160,16 @@ class Quarantine:
         self._lock = threading.Lock()
 
     def put(self, topic: str, payload: bytes, reason: str) -> None:
+        """One line: when, the topic, the payload and why. A payload that is not UTF-8 is kept exactly, in
+        ``payload_base64`` instead of ``payload`` (as text its bad bytes would be lost)."""
         now = datetime.now(UTC)
-        line = json.dumps(
-            {
-                "received_at": now.isoformat(),
-                "topic": topic,
-                "payload": payload.decode("utf-8", errors="replace"),
-                "reason": reason,
-            },
-            ensure_ascii=False,
-        )
+        kept = {"received_at": now.isoformat(), "topic": topic}
+        try:
+            kept["payload"] = payload.decode("utf-8")
+        except UnicodeDecodeError:
+            kept["payload_base64"] = base64.b64encode(payload).decode("ascii")
+        kept["reason"] = reason
+        line = json.dumps(kept, ensure_ascii=False)
         with self._lock, open(self.dir / f"mqtt-{now:%Y-%m-%d}.jsonl", "a", encoding="utf-8") as f:
             f.write(line + "\n")
 
@@ -198,7 +202,10 @@ class MqttIngestor:
         self.stats.bad += 1
         kind = reason.split(":", 1)[0]
         self.stats.reasons[kind] = self.stats.reasons.get(kind, 0) + 1
-        self.quarantine.put(topic, payload, reason)
+        try:
+            self.quarantine.put(topic, payload, reason)
+        except (OSError, ValueError) as e:  # a full disk: say so, and go on with the next message
+            log.error("MQTT message on %r (%d bytes) could not be kept aside (%s): %s", topic, len(payload), e, reason)
 
     def _parse(self, topic: str, payload: bytes) -> tuple[str, str, list[dict]] | None:
         m = self._rx.match(topic)
@@ -206,7 +213,7 @@ class MqttIngestor:
             self._bad(topic, payload, f"topic: {topic!r} does not match the subscription pattern")
             return None
         try:
-            body = parse_json(payload, "the message")
+            body = parse_json(payload, "the message", unique_keys=True)
         except InvalidInput as e:
             self._bad(topic, payload, f"json: {e.message}")
             return None
@@ -248,29 +255,35 @@ class MqttIngestor:
             for topic, payload, _ in msgs:
                 self._bad(topic, payload, f"tenant: {e.message}")
             return
+        except Exception as e:  # noqa: BLE001 - e.g. the metadata database is away: keep the batch, go on
+            log.exception("MQTT batch for %s/%s: cannot open the tenant's feature store", tenant, view)
+            for topic, payload, _ in msgs:
+                self._bad(topic, payload, f"storage: {e}")
+            return
+        self._write_part(store, tenant, view, msgs)
+
+    def _write_part(self, store, tenant: str, view: str, msgs: list[tuple[str, bytes, list[dict]]]) -> None:  # noqa: ANN001
+        """Write ``msgs`` as one batch; if one of them is bad, each half the same way (in order, so that of two rows
+        with the same entity and time the later message's is written last), down to the bad message itself."""
         rows = [r for _, _, recs in msgs for r in recs]
         try:
             store.ingest(view, rows)
             self.stats.rows_written += len(rows)
             self.stats.batches += 1
             return
-        except SfaiError:
-            pass
+        except SfaiError as e:
+            if e.status == 404 or len(msgs) == 1:  # no such view (for every message here), or the bad message
+                for topic, payload, _ in msgs:
+                    self._bad(topic, payload, f"{'view' if e.status == 404 else 'validation'}: {e.message}")
+                return
         except Exception as e:  # noqa: BLE001 - a storage failure must not stop the subscriber
             log.exception("MQTT batch for %s/%s failed", tenant, view)
             for topic, payload, _ in msgs:
                 self._bad(topic, payload, f"storage: {e}")
             return
-        # the batch had a bad message: write message by message, keeping the bad ones aside
-        for topic, payload, recs in msgs:
-            try:
-                store.ingest(view, recs)
-                self.stats.rows_written += len(recs)
-                self.stats.batches += 1
-            except SfaiError as e:
-                self._bad(topic, payload, f"{'view' if e.status == 404 else 'validation'}: {e.message}")
-            except Exception as e:  # noqa: BLE001
-                self._bad(topic, payload, f"storage: {e}")
+        half = len(msgs) // 2
+        self._write_part(store, tenant, view, msgs[:half])
+        self._write_part(store, tenant, view, msgs[half:])
 
 
 def run_mqtt(

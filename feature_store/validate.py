@@ -4,6 +4,7 @@ table that matches a feature view exactly, or fail naming the row and column. No
 from __future__ import annotations
 
 import io
+import reprlib
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -18,6 +19,14 @@ from feature_store.view import CREATED, TIMESTAMP, FeatureView
 from serving.errors import InvalidInput
 
 TS_TYPE = pa.timestamp("us", tz="UTC")
+# how a value is shown in an error: bounded, so that a megabyte of text or a deeply nested object stays one short line
+_SHOW = reprlib.Repr()
+_SHOW.maxstring = _SHOW.maxother = 80
+_SHOW.maxlevel = 2
+
+
+def _show(value: object) -> str:
+    return _SHOW.repr(value)
 
 
 def read_table(data, *, fmt: str | None = None) -> pa.Table:  # noqa: ANN001
@@ -30,14 +39,11 @@ def read_table(data, *, fmt: str | None = None) -> pa.Table:  # noqa: ANN001
         if isinstance(data, list):
             if not data:
                 raise InvalidInput("no records")
-            bad = next((i for i, r in enumerate(data) if not isinstance(r, dict)), None)
-            if bad is not None:
-                raise InvalidInput(f"record {bad} is not an object")
-            if _uniform(data):
-                try:
-                    return pa.Table.from_pylist(data)
-                except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):  # e.g. an integer past int64
-                    pass
+            _check_records(data)
+            try:
+                return pa.Table.from_pylist(data)
+            except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):  # e.g. an integer past int64
+                pass
             return _from_pandas(pd.DataFrame(data))
         if isinstance(data, str | Path):
             path = Path(data)
@@ -79,15 +85,35 @@ def _cell_text(value, row: int, name: object) -> str | None:  # noqa: ANN001
     """A cell of a mixed column as text; a list or an object is no single value and is refused here (as text it
     would be stored as ``"['m1']"``)."""
     if isinstance(value, list | dict | tuple):
-        raise InvalidInput(f"row {row}, column {str(name)!r}: {value!r} is not a single value")
+        raise InvalidInput(f"row {row}, column {str(name)!r}: {_show(value)} is not a single value")
     if isinstance(value, bool | np.bool_):  # among text or numbers: a type error, not the text "True"
-        raise InvalidInput(f"row {row}, column {str(name)!r}: {value!r} is not a value of this column's type")
+        raise InvalidInput(f"row {row}, column {str(name)!r}: {_show(value)} is not a value of this column's type")
     return None if pd.isna(value) else str(value)
 
 
-def _uniform(records: list[dict]) -> bool:
-    keys = records[0].keys()
-    return all(r.keys() == keys for r in records[:1000])
+def _check_records(records: list) -> None:
+    """Objects with the same keys, each value a single value. A key that some records lack is named: it is neither
+    filled in with null nor (where the first record lacks it) dropped, as Arrow would do. A list or an object is
+    refused before Arrow infers a type for it (a nested object 900 levels deep took it 10 s)."""
+    keys = records[0].keys() if isinstance(records[0], dict) else None
+    kinds: set[type] = set()
+    for i, r in enumerate(records):
+        if not isinstance(r, dict):
+            raise InvalidInput(f"record {i} is not an object")
+        if r.keys() != keys:
+            missing = next((k for k in keys if k not in r), None)
+            if missing is not None:
+                raise InvalidInput(f"row {i}: missing column {str(missing)!r} (every record has the same keys; null "
+                                   "is a missing value)")
+            extra = next(k for k in r if k not in keys)
+            raise InvalidInput(f"row {i}: column {str(extra)!r} is not in row 0 (every record has the same keys; null "
+                               "is a missing value)")
+        kinds.update(map(type, r.values()))
+    if any(issubclass(k, list | dict | tuple) for k in kinds):
+        for i, r in enumerate(records):
+            for name, value in r.items():
+                if isinstance(value, list | dict | tuple):
+                    raise InvalidInput(f"row {i}, column {str(name)!r}: {_show(value)} is not a single value")
 
 
 def _first_bad_row(values: list, convert) -> tuple[int, object]:  # noqa: ANN001
@@ -131,11 +157,16 @@ def _to_str(v) -> str:  # noqa: ANN001
     return str(v)
 
 
+_NOT_A_TIME = ("now", "today")  # pandas reads them as the moment of the ingest: a time nobody sent
+
+
 def _to_ts(v):  # noqa: ANN001, ANN202
     if isinstance(v, datetime | pd.Timestamp):
         return v
-    if isinstance(v, str):
-        return pd.Timestamp(v)
+    if isinstance(v, str):  # read as the column is (ISO 8601), so that the row that does not parse is the one named
+        if v.strip().lower() in _NOT_A_TIME:
+            raise ValueError("not a point in time")
+        return pd.to_datetime(v, utc=True, format="ISO8601")
     raise TypeError("not a timestamp")
 
 
@@ -164,6 +195,13 @@ def _cast(col: pa.ChunkedArray, target: pa.DataType, name: str, dtype: str) -> p
     if pa.types.is_boolean(col.type) and (pa.types.is_integer(target) or pa.types.is_floating(target)):
         row = pc.index(pc.is_valid(col), True).as_py()  # Arrow would store true as 1: a reading nobody sent
         raise InvalidInput(f"row {row}, column {name!r}: {col[row].as_py()!r} is not a valid {dtype}")
+    if pa.types.is_boolean(target) and (pa.types.is_integer(col.type) or pa.types.is_floating(col.type)):
+        if pa.types.is_floating(col.type):  # NaN: a missing value, as in every float column
+            col = pc.if_else(pc.is_nan(col), pa.scalar(None, col.type), col)
+        other = pc.fill_null(pc.invert(pc.is_in(col, value_set=pa.array([0, 1], col.type))), False)
+        if pc.any(other).as_py():  # Arrow would store 5 or 0.5 as true: only 0 and 1 are booleans
+            row = pc.index(other, True).as_py()
+            raise InvalidInput(f"row {row}, column {name!r}: {_show(col[row].as_py())} is not a valid {dtype}")
     try:
         if pa.types.is_timestamp(target):
             return _cast_timestamp(col)
@@ -175,7 +213,7 @@ def _cast(col: pa.ChunkedArray, target: pa.DataType, name: str, dtype: str) -> p
         row, value = _first_bad_row(values, _CONVERT[dtype])
         if row < 0:
             raise InvalidInput(f"column {name!r}: its values of type {col.type} cannot be read as {dtype}") from None
-        raise InvalidInput(f"row {row}, column {name!r}: {value!r} is not a valid {dtype}") from None
+        raise InvalidInput(f"row {row}, column {name!r}: {_show(value)} is not a valid {dtype}") from None
 
 
 def _finite(col: pa.ChunkedArray, original: pa.ChunkedArray, name: str, dtype: str) -> pa.ChunkedArray:
@@ -190,7 +228,7 @@ def _finite(col: pa.ChunkedArray, original: pa.ChunkedArray, name: str, dtype: s
         except (TypeError, ValueError, OverflowError):
             finite = True
         why = f"is out of the {dtype} range" if finite else "is not a finite number"
-        raise InvalidInput(f"row {row}, column {name!r}: {value!r} {why}")
+        raise InvalidInput(f"row {row}, column {name!r}: {_show(value)} {why}")
     nan = pc.is_nan(col)
     if pc.any(nan).as_py():
         col = pc.if_else(nan, pa.scalar(None, col.type), col)
@@ -198,13 +236,22 @@ def _finite(col: pa.ChunkedArray, original: pa.ChunkedArray, name: str, dtype: s
 
 
 def _cast_timestamp(col: pa.ChunkedArray) -> pa.ChunkedArray:
+    """Times are kept to the microsecond: finer digits (OPC UA and .NET send 100 ns) are dropped, not refused."""
     t = col.type
+    if pa.types.is_null(t):  # no value at all: missing (refused later for the event time, not for a feature)
+        return pa.chunked_array([pa.nulls(len(col), TS_TYPE)])
     if pa.types.is_timestamp(t):
+        if t.unit == "ns":
+            col = pc.floor_temporal(col, unit="microsecond")
         if t.tz is None:  # naive: UTC
             return pc.assume_timezone(pc.cast(col, pa.timestamp("us")), "UTC").cast(TS_TYPE)
         return pc.cast(col, TS_TYPE)
     if pa.types.is_string(t) or pa.types.is_large_string(t):
+        if pc.any(pc.is_in(pc.utf8_lower(pc.utf8_trim_whitespace(col)), value_set=pa.array(_NOT_A_TIME))).as_py():
+            raise ValueError("'now' or 'today' is no point in time")  # the row is named by _first_bad_row
         s = pd.to_datetime(pd.Series(col.to_pandas()), utc=True, format="ISO8601")
+        if s.dt.unit == "ns":
+            s = s.dt.floor("us")
         return pa.chunked_array([pa.array(s, type=TS_TYPE)])
     raise pa.ArrowInvalid(f"cannot read {t} as a timestamp")
 
@@ -266,6 +313,11 @@ def _check_keys(col: pa.ChunkedArray, name: str) -> None:
     if pa.types.is_boolean(col.type):
         row = 0 if col.null_count == 0 else pc.index(pc.is_valid(col), True).as_py()
         raise InvalidInput(f"row {row}, column {name!r}: {col[row].as_py()!r} is not a valid key")
+    if pa.types.is_floating(col.type):  # NaN or Infinity would be stored as the key "nan" or "inf"
+        odd = pc.fill_null(pc.invert(pc.is_finite(col)), False)
+        if pc.any(odd).as_py():
+            row = pc.index(odd, True).as_py()
+            raise InvalidInput(f"row {row}, column {name!r}: {col[row].as_py()!r} is not a valid key")
     if pa.types.is_string(col.type) or pa.types.is_large_string(col.type):
         blank = pc.equal(pc.utf8_trim_whitespace(col), "")
         if pc.any(blank).as_py():

@@ -23,21 +23,40 @@ def shown(value: object) -> str:
 # anywhere (UTF-8, SQLite, Arrow, CP-SAT names). Where the raw body has any (a pair is fine: an emoji), the parsed
 # document is searched for a lone one; most bodies have none, and the scan costs a millisecond per 2 MB.
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+# ... and one written straight into the bytes (ED A0..BF ..): not UTF-8, yet ``json.loads`` decodes bytes with
+# "surrogatepass" and lets it through
+_SURROGATE_BYTES = re.compile(rb"\xed[\xa0-\xbf]")
 
 
-def parse_json(raw: bytes | str, what: str = "the body") -> object:
+class _RepeatedKey(Exception):
+    pass
+
+
+def _unique_keys(pairs: list[tuple[str, object]]) -> dict:
+    """An object hook that refuses a name given twice in one object (``json`` would silently keep the last)."""
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        seen: set[str] = set()
+        raise _RepeatedKey(next(k for k, _ in pairs if k in seen or seen.add(k)))
+    return obj
+
+
+def parse_json(raw: bytes | str, what: str = "the body", *, unique_keys: bool = False) -> object:
     """``json.loads`` that answers every unreadable document with :class:`InvalidInput`: bad syntax, bad UTF-8,
     nesting deeper than the parser's recursion limit (which ``json`` raises as ``RecursionError``), or a string
-    holding a lone surrogate escape such as ``"\\ud800"``."""
+    holding a lone surrogate (escaped such as ``"\\ud800"``, or encoded in the bytes). With ``unique_keys``, an
+    object naming a key twice is refused too (rows of data: which of the two values is true?)."""
     try:
-        doc = json.loads(raw)
+        doc = json.loads(raw, object_pairs_hook=_unique_keys) if unique_keys else json.loads(raw)
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise InvalidInput(f"{what} is not valid JSON: {e}") from None
     except RecursionError:
         raise InvalidInput(f"{what} is nested too deeply to read as JSON") from None
+    except _RepeatedKey as e:
+        raise InvalidInput(f"{what} names the key {e.args[0]!r} twice in one object") from None
     data = raw.encode("utf-8", "surrogatepass") if isinstance(raw, str) else raw
-    if _SURROGATE_ESCAPE.search(data) and _has_surrogate(doc):
-        raise InvalidInput(f"{what} holds a lone UTF-16 surrogate escape (such as \\ud800), which is not text")
+    if (_SURROGATE_ESCAPE.search(data) or _SURROGATE_BYTES.search(data)) and _has_surrogate(doc):
+        raise InvalidInput(f"{what} holds a lone UTF-16 surrogate (such as the escape \\ud800), which is not text")
     return doc
 
 

@@ -64,7 +64,7 @@ async def ingest_view(
     is a 422 naming the row and column, and then nothing is written."""
     ctype = (request.headers.get("content-type") or "").split(";")[0].strip().lower()
     if ctype == "application/json":
-        body = parse_json(await request.body())
+        body = parse_json(await request.body(), unique_keys=True)  # a row naming a column twice: which is true?
         if isinstance(body, list):
             body = {"records": body}
         try:

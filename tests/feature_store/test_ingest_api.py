@@ -11,6 +11,13 @@ from tests.serving.helpers import bearer, make_tenant
 PEPPER = "test-secret-0123456789"
 
 
+def nested(depth: int) -> dict:
+    value: object = 1
+    for _ in range(depth):
+        value = {"a": value}
+    return value
+
+
 @pytest.fixture
 def acme(app, db):
     keys = make_tenant(db, PEPPER, "acme")
@@ -75,6 +82,16 @@ def test_csv_and_parquet_uploads(client, acme):
         ({"content": b'{"records": ' + b"[" * 5000 + b"]" * 5000 + b"}", "headers": {"content-type":
           "application/json"}}, 422, "nested too deeply"),
         ({"content": b"{nope", "headers": {"content-type": "application/json"}}, 422, "not valid JSON"),
+        # json kept the last of the two values
+        ({"content": b'{"records": [{"machine_id": "m1", "machine_id": "m2", "event_timestamp": "2026-03-01", '
+                     b'"temp_mean": 1, "vib_rms": 1, "alarm": false, "mode": "run"}]}',
+          "headers": {"content-type": "application/json"}}, 422, "names the key 'machine_id' twice in one object"),
+        # the second row was stored with mode null
+        ({"json": {"records": [REC, {k: v for k, v in REC.items() if k != "mode"} | {"machine_id": "m2"}]}}, 422,
+         "row 1: missing column 'mode'"),
+        # took Arrow 8 s to refuse
+        ({"json": {"records": [{**REC, "mode": nested(900)}]}}, 422,
+         "row 0, column 'mode': {'a': {'a': {...}}} is not a single value"),
         (
             {"content": b"\x00\x01garbage", "headers": {"content-type": "application/vnd.apache.parquet"}},
             422,

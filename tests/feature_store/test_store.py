@@ -303,3 +303,22 @@ def test_values_a_column_cannot_hold_are_refused_not_stored_changed(store, tmp_p
     store.ingest("machine_counts", csv)
     got = store.get_online_features("machine_counts", ["m1"])[0]
     assert got["temp_mean"] is None and got["vib_rms"] == 0.5 and got["shots"] == 1
+
+
+def test_times_finer_than_a_microsecond_are_kept_to_the_microsecond(store, tmp_path):
+    """Nanosecond times (pandas' default unit; OPC UA and .NET write 100 ns) were refused whole: "its values of type
+    timestamp[ns, tz=UTC] cannot be read as timestamp". The store keeps microseconds; the finer digits are dropped."""
+    df = frame([("m1", "2026-03-01T00:00:00.123456789Z", 70.5, 1.0, False, "run")])
+    assert str(df.event_timestamp.dtype) == "datetime64[ns, UTC]"
+    store.ingest("machine_stats", df)
+    path = tmp_path / "ns.parquet"
+    frame([("m2", "2026-03-01T00:00:00.999999999Z", 70.5, 1.0, False, "run")]).to_parquet(path)
+    store.ingest("machine_stats", path)
+    store.ingest("machine_stats", [{**REC, "machine_id": "m3", "event_timestamp": "2026-03-01T09:00:00.1234567+09:00"}])
+    got = store.get_online_features("machine_stats", ["m1", "m2", "m3"])
+    assert [g["event_timestamp"] for g in got] == [
+        "2026-03-01T00:00:00.123456+00:00",
+        "2026-03-01T00:00:00.999999+00:00",
+        "2026-03-01T00:00:00.123456+00:00",
+    ]
+    assert store.offline.row_count("acme", "machine_stats") == 3
