@@ -1,5 +1,6 @@
 """Turn what a user hands in (records, a DataFrame, an Arrow table, a CSV or Parquet file) into an Arrow
-table that matches a feature view exactly, or fail naming the row and column. Nothing is written here."""
+table that matches a feature view exactly, or fail naming the row (from 1: the first record,
+or a file's first data row) and column. Nothing is written here."""
 
 from __future__ import annotations
 
@@ -85,9 +86,9 @@ def _cell_text(value, row: int, name: object) -> str | None:  # noqa: ANN001
     """A cell of a mixed column as text; a list or an object is no single value and is refused here (as text it
     would be stored as ``"['m1']"``)."""
     if isinstance(value, list | dict | tuple):
-        raise InvalidInput(f"row {row}, column {str(name)!r}: {_show(value)} is not a single value")
+        raise InvalidInput(f"row {row + 1}, column {str(name)!r}: {_show(value)} is not a single value")
     if isinstance(value, bool | np.bool_):  # among text or numbers: a type error, not the text "True"
-        raise InvalidInput(f"row {row}, column {str(name)!r}: {_show(value)} is not a value of this column's type")
+        raise InvalidInput(f"row {row + 1}, column {str(name)!r}: {_show(value)} is not a value of this column's type")
     return None if pd.isna(value) else str(value)
 
 
@@ -99,21 +100,21 @@ def _check_records(records: list) -> None:
     kinds: set[type] = set()
     for i, r in enumerate(records):
         if not isinstance(r, dict):
-            raise InvalidInput(f"record {i} is not an object")
+            raise InvalidInput(f"record {i + 1} is not an object")
         if r.keys() != keys:
             missing = next((k for k in keys if k not in r), None)
             if missing is not None:
-                raise InvalidInput(f"row {i}: missing column {str(missing)!r} (every record has the same keys; null "
+                raise InvalidInput(f"row {i + 1}: missing column {str(missing)!r} (every record has the same keys; null "
                                    "is a missing value)")
             extra = next(k for k in r if k not in keys)
-            raise InvalidInput(f"row {i}: column {str(extra)!r} is not in row 0 (every record has the same keys; null "
+            raise InvalidInput(f"row {i + 1}: column {str(extra)!r} is not in row 1 (every record has the same keys; null "
                                "is a missing value)")
         kinds.update(map(type, r.values()))
     if any(issubclass(k, list | dict | tuple) for k in kinds):
         for i, r in enumerate(records):
             for name, value in r.items():
                 if isinstance(value, list | dict | tuple):
-                    raise InvalidInput(f"row {i}, column {str(name)!r}: {_show(value)} is not a single value")
+                    raise InvalidInput(f"row {i + 1}, column {str(name)!r}: {_show(value)} is not a single value")
 
 
 def _first_bad_row(values: list, convert) -> tuple[int, object]:  # noqa: ANN001
@@ -194,14 +195,14 @@ def _cast(col: pa.ChunkedArray, target: pa.DataType, name: str, dtype: str) -> p
         return col
     if pa.types.is_boolean(col.type) and (pa.types.is_integer(target) or pa.types.is_floating(target)):
         row = pc.index(pc.is_valid(col), True).as_py()  # Arrow would store true as 1: a reading nobody sent
-        raise InvalidInput(f"row {row}, column {name!r}: {col[row].as_py()!r} is not a valid {dtype}")
+        raise InvalidInput(f"row {row + 1}, column {name!r}: {col[row].as_py()!r} is not a valid {dtype}")
     if pa.types.is_boolean(target) and (pa.types.is_integer(col.type) or pa.types.is_floating(col.type)):
         if pa.types.is_floating(col.type):  # NaN: a missing value, as in every float column
             col = pc.if_else(pc.is_nan(col), pa.scalar(None, col.type), col)
         other = pc.fill_null(pc.invert(pc.is_in(col, value_set=pa.array([0, 1], col.type))), False)
         if pc.any(other).as_py():  # Arrow would store 5 or 0.5 as true: only 0 and 1 are booleans
             row = pc.index(other, True).as_py()
-            raise InvalidInput(f"row {row}, column {name!r}: {_show(col[row].as_py())} is not a valid {dtype}")
+            raise InvalidInput(f"row {row + 1}, column {name!r}: {_show(col[row].as_py())} is not a valid {dtype}")
     try:
         if pa.types.is_timestamp(target):
             return _cast_timestamp(col)
@@ -213,7 +214,7 @@ def _cast(col: pa.ChunkedArray, target: pa.DataType, name: str, dtype: str) -> p
         row, value = _first_bad_row(values, _CONVERT[dtype])
         if row < 0:
             raise InvalidInput(f"column {name!r}: its values of type {col.type} cannot be read as {dtype}") from None
-        raise InvalidInput(f"row {row}, column {name!r}: {_show(value)} is not a valid {dtype}") from None
+        raise InvalidInput(f"row {row + 1}, column {name!r}: {_show(value)} is not a valid {dtype}") from None
 
 
 def _finite(col: pa.ChunkedArray, original: pa.ChunkedArray, name: str, dtype: str) -> pa.ChunkedArray:
@@ -228,7 +229,7 @@ def _finite(col: pa.ChunkedArray, original: pa.ChunkedArray, name: str, dtype: s
         except (TypeError, ValueError, OverflowError):
             finite = True
         why = f"is out of the {dtype} range" if finite else "is not a finite number"
-        raise InvalidInput(f"row {row}, column {name!r}: {_show(value)} {why}")
+        raise InvalidInput(f"row {row + 1}, column {name!r}: {_show(value)} {why}")
     nan = pc.is_nan(col)
     if pc.any(nan).as_py():
         col = pc.if_else(nan, pa.scalar(None, col.type), col)
@@ -300,7 +301,7 @@ def conform(view: FeatureView, table: pa.Table, *, now: datetime | None = None) 
         if not field.nullable and col.null_count:
             row = pc.index(pc.is_null(col), True).as_py()
             what = "key" if name == view.join_key else "timestamp"
-            raise InvalidInput(f"row {row}, column {name!r}: missing {what}")
+            raise InvalidInput(f"row {row + 1}, column {name!r}: missing {what}")
         arrays.append(col)
     out = pa.Table.from_arrays(arrays, schema=schema)
     _refuse_repeated_keys(out, view.join_key)
@@ -312,16 +313,16 @@ def _check_keys(col: pa.ChunkedArray, name: str) -> None:
     (a CSV reads an empty cell as missing, so such a row could never be sent back)."""
     if pa.types.is_boolean(col.type):
         row = 0 if col.null_count == 0 else pc.index(pc.is_valid(col), True).as_py()
-        raise InvalidInput(f"row {row}, column {name!r}: {col[row].as_py()!r} is not a valid key")
+        raise InvalidInput(f"row {row + 1}, column {name!r}: {col[row].as_py()!r} is not a valid key")
     if pa.types.is_floating(col.type):  # NaN or Infinity would be stored as the key "nan" or "inf"
         odd = pc.fill_null(pc.invert(pc.is_finite(col)), False)
         if pc.any(odd).as_py():
             row = pc.index(odd, True).as_py()
-            raise InvalidInput(f"row {row}, column {name!r}: {col[row].as_py()!r} is not a valid key")
+            raise InvalidInput(f"row {row + 1}, column {name!r}: {col[row].as_py()!r} is not a valid key")
     if pa.types.is_string(col.type) or pa.types.is_large_string(col.type):
         blank = pc.equal(pc.utf8_trim_whitespace(col), "")
         if pc.any(blank).as_py():
-            raise InvalidInput(f"row {pc.index(blank, True).as_py()}, column {name!r}: missing key (a blank id)")
+            raise InvalidInput(f"row {pc.index(blank, True).as_py() + 1}, column {name!r}: missing key (a blank id)")
 
 
 def _refuse_repeated_keys(table: pa.Table, key: str) -> None:
@@ -333,5 +334,5 @@ def _refuse_repeated_keys(table: pa.Table, key: str) -> None:
     mask = pc.and_(pc.equal(table.column(key), dup[key]), pc.equal(table.column(TIMESTAMP), dup[TIMESTAMP]))
     rows = pc.indices_nonzero(mask).to_pylist()[:2]
     raise InvalidInput(
-        f"row {rows[1]} repeats the {key!r} and {TIMESTAMP!r} of row {rows[0]} ({dup[key]!r}, {dup[TIMESTAMP]})"
+        f"row {rows[1] + 1} repeats the {key!r} and {TIMESTAMP!r} of row {rows[0] + 1} ({dup[key]!r}, {dup[TIMESTAMP]})"
     )

@@ -72,7 +72,7 @@ def test_csv_and_parquet_uploads(client, acme):
 @pytest.mark.parametrize(
     "kwargs, status, message",
     [
-        ({"json": {"records": [{**REC, "temp_mean": "hot"}]}}, 422, "row 0, column 'temp_mean'"),
+        ({"json": {"records": [{**REC, "temp_mean": "hot"}]}}, 422, "row 1, column 'temp_mean'"),
         ({"json": {"records": [{**REC, "colour": "red"}]}}, 422, "unknown column 'colour'"),
         ({"json": {"records": []}}, 422, "records"),
         ({"json": {"rows": [REC]}}, 422, "records"),
@@ -88,10 +88,10 @@ def test_csv_and_parquet_uploads(client, acme):
           "headers": {"content-type": "application/json"}}, 422, "names the key 'machine_id' twice in one object"),
         # the second row was stored with mode null
         ({"json": {"records": [REC, {k: v for k, v in REC.items() if k != "mode"} | {"machine_id": "m2"}]}}, 422,
-         "row 1: missing column 'mode'"),
+         "row 2: missing column 'mode'"),
         # took Arrow 8 s to refuse
         ({"json": {"records": [{**REC, "mode": nested(900)}]}}, 422,
-         "row 0, column 'mode': {'a': {'a': {...}}} is not a single value"),
+         "row 1, column 'mode': {'a': {'a': {...}}} is not a single value"),
         (
             {"content": b"\x00\x01garbage", "headers": {"content-type": "application/vnd.apache.parquet"}},
             422,

@@ -292,7 +292,7 @@ def test_a_batch_with_bad_messages_is_split_not_written_message_by_message(acme_
     got = acme_store.get_online_features("machine_stats", [f"m{i}" for i in range(200)], ["temp_mean"])
     assert [g["temp_mean"] for g in got] == [None if i % 50 == 7 else float(i) for i in range(200)]
     assert acme_store.offline.row_count("acme", "machine_stats") == 196
-    assert sorted(k["reason"] for k in kept_aside(tmp_path)) == ["validation: row 0, column 'temp_mean': 'hot' is "
+    assert sorted(k["reason"] for k in kept_aside(tmp_path)) == ["validation: row 1, column 'temp_mean': 'hot' is "
                                                                 "not a valid float32"] * 4
 
 
@@ -350,21 +350,21 @@ def test_a_payload_that_is_not_utf8_is_kept_aside_byte_for_byte(acme_store, tmp_
         (b'{"machine_id": "m1", "machine_id": "m2", "event_timestamp": "2026-03-01T00:00:00Z", "temp_mean": 1, '
          b'"vib_rms": 1, "alarm": false, "mode": "run"}', "json: the message names the key 'machine_id' twice"),
         # stored as the keys "nan" and "inf"
-        (json.dumps(REC).replace('"m1"', "NaN").encode(), "row 0, column 'machine_id': nan is not a valid key"),
-        (json.dumps(REC).replace('"m1"', "-Infinity").encode(), "row 0, column 'machine_id': -inf is not a valid key"),
+        (json.dumps(REC).replace('"m1"', "NaN").encode(), "row 1, column 'machine_id': nan is not a valid key"),
+        (json.dumps(REC).replace('"m1"', "-Infinity").encode(), "row 1, column 'machine_id': -inf is not a valid key"),
         # stored as true
-        (json.dumps({**REC, "alarm": 5}).encode(), "row 0, column 'alarm': 5 is not a valid bool"),
-        (json.dumps({**REC, "alarm": 0.5}).encode(), "row 0, column 'alarm': 0.5 is not a valid bool"),
+        (json.dumps({**REC, "alarm": 5}).encode(), "row 1, column 'alarm': 5 is not a valid bool"),
+        (json.dumps({**REC, "alarm": 0.5}).encode(), "row 1, column 'alarm': 0.5 is not a valid bool"),
         # stored at the time of the ingest
         (json.dumps({**REC, "event_timestamp": "now"}).encode(), "'now' is not a valid timestamp"),
         (json.dumps({**REC, "event_timestamp": "today"}).encode(), "'today' is not a valid timestamp"),
         # named no row ("its values of type string cannot be read as timestamp")
         (json.dumps({**REC, "event_timestamp": "03/01/2026"}).encode(),
-         "row 0, column 'event_timestamp': '03/01/2026' is not a valid timestamp"),
-        (json.dumps({**REC, "event_timestamp": None}).encode(), "row 0, column 'event_timestamp': missing timestamp"),
+         "row 1, column 'event_timestamp': '03/01/2026' is not a valid timestamp"),
+        (json.dumps({**REC, "event_timestamp": None}).encode(), "row 1, column 'event_timestamp': missing timestamp"),
         # in an array: the row without 'mode' was stored with mode null (alone, the same row is refused)
         (json.dumps([REC, {k: v for k, v in REC.items() if k != "mode"} | {"machine_id": "m2"}]).encode(),
-         "row 1: missing column 'mode'"),
+         "row 2: missing column 'mode'"),
     ],
 )
 def test_hostile_values_are_set_aside_with_the_reason(acme_store, tmp_path, payload, reason):
@@ -392,7 +392,7 @@ def test_a_deeply_nested_value_is_refused_at_once(acme_store, tmp_path):
     assert time.monotonic() - t0 < 2
     assert (ing.stats.rows_written, ing.stats.bad) == (1, 3)
     reason = kept_aside(tmp_path)[0]["reason"]
-    assert reason.startswith("validation: row 0, column 'mode': {'a': {'a': {...}}} is not a single value")
+    assert reason.startswith("validation: row 1, column 'mode': {'a': {'a': {...}}} is not a single value")
 
 
 def test_a_row_past_the_thousandth_is_checked_like_the_first(acme_store, tmp_path):

@@ -89,12 +89,12 @@ def test_ingest_writes_partitioned_parquet_and_online(store):
         (lambda df: df.assign(extra=1), "unknown column 'extra'"),
         (lambda df: df.drop(columns=["vib_rms"]), "missing column 'vib_rms'"),
         (lambda df: df.drop(columns=["machine_id"]), "missing column 'machine_id'"),
-        (lambda df: df.assign(temp_mean=[1.0, "hot", 2.0]), "row 1, column 'temp_mean': 'hot' is not a valid float32"),
+        (lambda df: df.assign(temp_mean=[1.0, "hot", 2.0]), "row 2, column 'temp_mean': 'hot' is not a valid float32"),
         (
             lambda df: df.assign(event_timestamp=[df.event_timestamp[0], None, df.event_timestamp[2]]),
-            "row 1, column 'event_timestamp': missing timestamp",
+            "row 2, column 'event_timestamp': missing timestamp",
         ),
-        (lambda df: df.assign(machine_id=["m1", None, "m2"]), "row 1, column 'machine_id': missing key"),
+        (lambda df: df.assign(machine_id=["m1", None, "m2"]), "row 2, column 'machine_id': missing key"),
         (lambda df: df.assign(event_timestamp=["2026-03-01", "not a date", "2026-03-02"]), "event_timestamp"),
     ],
 )
@@ -205,7 +205,7 @@ def test_tenants_never_see_each_other(store, settings, db, online):
 
 def test_a_batch_may_not_repeat_an_entity_time(store):
     rows = [*ROWS, ("m1", "2026-03-01T06:00Z", 1.0, 1.0, True, "dup")]
-    with pytest.raises(InvalidInput, match="row 3 repeats the 'machine_id' and 'event_timestamp' of row 1"):
+    with pytest.raises(InvalidInput, match="row 4 repeats the 'machine_id' and 'event_timestamp' of row 2"):
         store.ingest("machine_stats", frame(rows))
 
 
@@ -266,26 +266,26 @@ def test_values_a_column_cannot_hold_are_refused_not_stored_changed(store, tmp_p
     store.apply(counts)
     rec = {**REC, "shots": 5, "cavities": 2}
     cases = [
-        ({"temp_mean": 1e39}, "row 1, column 'temp_mean': 1e+39 is out of the float32 range"),
-        ({"vib_rms": float("inf")}, "row 1, column 'vib_rms': inf is not a finite number"),
-        ({"shots": 2**63}, "row 1, column 'shots': 9223372036854775808 is not a valid int64"),
-        ({"cavities": 2**31}, "row 1, column 'cavities': 2147483648 is not a valid int32"),
-        ({"machine_id": ["m1"]}, "row 1, column 'machine_id': ['m1'] is not a single value"),
-        ({"shots": 2**64}, "row 1, column 'shots': '18446744073709551616' is not a valid int64"),
-        ({"machine_id": ""}, "row 1, column 'machine_id': missing key (a blank id)"),
-        ({"machine_id": "  "}, "row 1, column 'machine_id': missing key (a blank id)"),
-        ({"machine_id": True}, "row 1, column 'machine_id': True is not a value of this column's type"),
-        ({"shots": True}, "row 1, column 'shots': True is not a value of this column's type"),
+        ({"temp_mean": 1e39}, "row 2, column 'temp_mean': 1e+39 is out of the float32 range"),
+        ({"vib_rms": float("inf")}, "row 2, column 'vib_rms': inf is not a finite number"),
+        ({"shots": 2**63}, "row 2, column 'shots': 9223372036854775808 is not a valid int64"),
+        ({"cavities": 2**31}, "row 2, column 'cavities': 2147483648 is not a valid int32"),
+        ({"machine_id": ["m1"]}, "row 2, column 'machine_id': ['m1'] is not a single value"),
+        ({"shots": 2**64}, "row 2, column 'shots': '18446744073709551616' is not a valid int64"),
+        ({"machine_id": ""}, "row 2, column 'machine_id': missing key (a blank id)"),
+        ({"machine_id": "  "}, "row 2, column 'machine_id': missing key (a blank id)"),
+        ({"machine_id": True}, "row 2, column 'machine_id': True is not a value of this column's type"),
+        ({"shots": True}, "row 2, column 'shots': True is not a value of this column's type"),
     ]
     for change, message in cases:
         records = [{**rec, "event_timestamp": "2026-02-01T00:00:00Z"}, {**rec, **change}]
         with pytest.raises(InvalidInput) as e:
             store.ingest("machine_counts", records)
         assert e.value.message == message, (change, e.value.message)
-    with pytest.raises(InvalidInput, match="row 0, column 'machine_id': True is not a valid key"):
+    with pytest.raises(InvalidInput, match="row 1, column 'machine_id': True is not a valid key"):
         store.ingest("machine_counts", [{**rec, "machine_id": True}])
     for column in ("shots", "temp_mean"):  # a column of booleans where numbers belong: not stored as 1 and 0
-        with pytest.raises(InvalidInput, match=f"row 0, column '{column}': True is not a valid"):
+        with pytest.raises(InvalidInput, match=f"row 1, column '{column}': True is not a valid"):
             store.ingest("machine_counts", [{**rec, column: True}, {**rec, "machine_id": "m2", column: False}])
     latin = tmp_path / "latin.csv"
     latin.write_bytes(
