@@ -168,7 +168,9 @@ def known_fields(rows: list[dict]) -> list[dict]:
     return [{k: v for k, v in r.items() if k in _ALLOWED} for r in rows]
 
 
-_RAW_ALIASES = tuple((c, _alias(c)) for c in RAW)
+# (column, its feature-store alias, whether its floor is excluded): temperatures must be above 0 K, the other
+# readings at least 0 (a tool just changed has worn 0 min: a common reading, which must stay on the quick path)
+_RAW_ALIASES = tuple((c, _alias(c), LOWEST[c][1] if c in LOWEST else False) for c in RAW)
 _EXACT_INT = 2**53  # ints up to this convert to float64 exactly
 
 
@@ -183,18 +185,18 @@ def clean_rows(records: list[dict]) -> list[tuple] | None:
             if k not in _ALLOWED:
                 return None
         row = []
-        for c, alias in _RAW_ALIASES:
+        for c, alias, above in _RAW_ALIASES:
             v = r[c] if c in r else r.get(alias)
             kind = type(v)
             if c == TYPE:
                 if kind is not str or v not in OSF_LIMIT:
                     return None
                 row.append(v)
-            elif kind is float and v - v == 0.0 and v > 0.0:  # finite (inf - inf and nan - nan are nan), above 0
-                row.append(v)
-            elif kind is int and 0 < v <= _EXACT_INT:
+            elif kind is float and v - v == 0.0 and (v > 0.0 if above else v >= 0.0):  # finite (inf - inf and nan
+                row.append(v)  # - nan are nan), at or above the floor
+            elif kind is int and (0 < v if above else 0 <= v) and v <= _EXACT_INT:
                 row.append(float(v))
-            else:  # a string, a bool, None, a list, 0 or below, a non-finite or huge number: validate_records decides
+            else:  # a string, a bool, None, a list, below the floor, a non-finite or huge number: validate_records
                 return None
         out.append(tuple(row))
     return out
