@@ -41,7 +41,10 @@ def module_router(module: str) -> APIRouter:
         ctx: CallerDep, platform: PlatformDep, sub: Annotated[SubscriptionInfo | None, Depends(check)]
     ) -> ModuleStatus:
         """The tenant's plan for this module and the models that serve it (each champion, with its challenger)."""
-        models = await run_in_threadpool(serving_models, platform, ctx.tenant, module)
+        if not platform.settings.auth_enabled:  # development without keys: no tenant, so no models of one
+            models = []
+        else:
+            models = await run_in_threadpool(serving_models, platform, ctx.tenant, module)
         return ModuleStatus(
             module=module,
             tenant=ctx.tenant,

@@ -58,3 +58,17 @@ def test_ksic_has_the_25_manufacturing_divisions():
     for bad in ("C09", "C35", "A01", "", "C2"):
         with pytest.raises(ValueError, match="C10-C34"):
             normalize_ksic(bad)
+
+
+def test_with_auth_off_the_module_status_answers_without_a_tenant(settings, db):
+    """Development with SFAI_AUTH_ENABLED=false (what benchmarks/api_overhead.py measures as the bare path): the
+    status endpoint has no tenant to list models of, and answers rather than a 404 for tenant '-'."""
+    from fastapi.testclient import TestClient
+
+    from serving.app import create_app
+
+    off = settings.model_copy(update={"auth_enabled": False, "usage_log_enabled": False, "metrics_enabled": False})
+    with TestClient(create_app(off, db=db)) as client:
+        r = client.get("/v1/quality/status")
+    assert r.status_code == 200, r.text
+    assert r.json()["module"] == "quality" and r.json()["models"] == []
