@@ -45,7 +45,22 @@ class ModelCache:
         self._loaded: OrderedDict[tuple[str, str, int], OnnxModel] = OrderedDict()
         # the version last served per (tenant, family, preferred): kept serving when a newer one fails to load
         self._last_good: dict[tuple, tuple[str, int, Path]] = {}
+        self._listings: dict[str, tuple[float, list]] = {}  # tenant -> (expiry, its registered versions)
         self._lock = threading.Lock()
+
+    def listing(self, tenant: str) -> list:
+        """The tenant's registered versions (``ModelVersion``, aliases included), read from the registry at most
+        once per ``ttl_s``, like the champions served: the module status endpoints list them on every call."""
+        hit = self._listings.get(tenant)
+        if hit is None or hit[0] <= time.monotonic():
+            versions = ModelRegistry(self.db, self.home, tenant).list()
+            hit = self._listings[tenant] = (time.monotonic() + self.ttl_s, versions)
+        return hit[1]
+
+    def cached_listing(self, tenant: str) -> list | None:
+        """:meth:`listing` when it is fresh (no I/O: safe on the event loop), else None."""
+        hit = self._listings.get(tenant)
+        return hit[1] if hit is not None and hit[0] > time.monotonic() else None
 
     def champion(self, tenant: str, family: str, preferred: str | None = None, *, refresh: bool = False) -> OnnxModel:
         """The model to serve, resolved from the registry when ``refresh``, unknown or older than ``ttl_s``."""
@@ -121,7 +136,9 @@ class ModelCache:
         return self._loaded.get((tenant, name, version))
 
     def invalidate(self) -> None:
+        """Forget which versions are champions (they are read from the registry again on the next call)."""
         self._resolved.clear()
+        self._listings.clear()
 
 
 def _check_name(preferred: object) -> None:

@@ -9,7 +9,6 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request, Response
 from starlette.concurrency import run_in_threadpool
 
-from models.registry import ModelRegistry
 from serving import fastpath
 from serving.deps import CallerDep, PlatformDep, require_module
 from serving.errors import InvalidInput
@@ -43,8 +42,11 @@ def module_router(module: str) -> APIRouter:
         """The tenant's plan for this module and the models that serve it (each champion, with its challenger)."""
         if not platform.settings.auth_enabled:  # development without keys: no tenant, so no models of one
             models = []
-        else:
-            models = await run_in_threadpool(serving_models, platform, ctx.tenant, module)
+        else:  # the registry is read at most once per cache TTL (2 s), as for the models served
+            versions = platform.models.cached_listing(ctx.tenant)
+            if versions is None:
+                versions = await run_in_threadpool(platform.models.listing, ctx.tenant)
+            models = serving_models(versions, module)
         return ModuleStatus(
             module=module,
             tenant=ctx.tenant,
@@ -56,10 +58,9 @@ def module_router(module: str) -> APIRouter:
     return router
 
 
-def serving_models(platform, tenant: str, module: str) -> list[dict]:  # noqa: ANN001
-    """The tenant's champion models of ``module``: name, version, when it was registered, and the challenger's
-    version where one waits."""
-    versions = ModelRegistry(platform.db, platform.settings.home, tenant).list()
+def serving_models(versions: list, module: str) -> list[dict]:
+    """The champion models of ``module`` among a tenant's registered ``versions``: name, version, when it was
+    registered, and the challenger's version where one waits."""
     out = []
     for m in versions:
         if m.module == module and "champion" in m.aliases:
