@@ -209,7 +209,8 @@ def usage_export(
     to: Annotated[str | None, typer.Option("--to", help="ISO date/time, exclusive (UTC)")] = None,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="file (default: stdout)")] = None,
 ) -> None:
-    """Export usage records, oldest first."""
+    """Export usage records, oldest first: each tenant's numbered in its own log (seq); without --tenant, every
+    tenant's, with each record's place in the whole chain first (log_seq)."""
     if output is not None:
         _check_output(output)
     db = database()
