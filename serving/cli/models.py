@@ -144,7 +144,12 @@ def predict(
     if not input.is_file():
         raise InvalidInput(f"{input}: no such file")
     reg = _registry(tenant)
-    mv = find_champion(reg, family.name, family.registry_name(input), version)
+    named = family.registry_name(input)  # rul-fd002 for test_FD002.txt
+    mv = find_champion(reg, family.name, named, version)
+    if named != family.name and mv.name != named:  # another subset's model: its regimes and scales differ
+        info(f"warning: {input.name} names the C-MAPSS subset {named.split('-')[-1].upper()}, which has no trained "
+             f"model ({named}); scoring with {mv.name}. Train it first: sfai train {family.name} --dataset "
+             f"{dataset} --input train_{named.split('-')[-1].upper()}.txt")
     t0 = time.perf_counter()
     report = score_file(
         family.name,

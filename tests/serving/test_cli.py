@@ -158,3 +158,25 @@ def test_an_unexpected_error_is_named_without_a_stutter():
     with pytest.raises(struct.error) as st:
         struct.pack("H", 70000)
     assert (_kind(rx.value), _kind(st.value), _kind(KeyError("k"))) == ("re.error", "struct.error", "KeyError")
+
+
+def test_predict_rul_warns_when_the_files_subset_has_no_model(sfai_env, db, settings, demo_models, tmp_path):
+    """test_FD002.txt scored with FD001's model (the only one trained) would give RULs from another subset's
+    regimes and scales: the answer comes, but with a warning that names the model to train."""
+    import shutil
+
+    from models.registry import ModelRegistry
+    from serving import tenancy
+
+    tenancy.create_tenant(db, "acme", "C29")
+    ModelRegistry(db, settings.home, "acme").register("rul-fd001", "maintenance", demo_models[0] / "rul" / "v1")
+    for name in ("test_FD002.txt", "test_FD001.txt"):
+        shutil.copy(demo_models[1] / "cmapss_demo.txt", tmp_path / name)
+    p = sfai(sfai_env, "predict", "rul", "--tenant", "acme", "--dataset", "cmapss", "--input",
+             str(tmp_path / "test_FD002.txt"), "--output", str(tmp_path / "o2.csv"))
+    assert json.loads(p.stdout)["model"] == "rul-fd001"
+    assert "warning: test_FD002.txt names the C-MAPSS subset FD002, which has no trained model (rul-fd002); " \
+           "scoring with rul-fd001" in p.stderr and "train_FD002.txt" in p.stderr
+    p = sfai(sfai_env, "predict", "rul", "--tenant", "acme", "--dataset", "cmapss", "--input",
+             str(tmp_path / "test_FD001.txt"), "--output", str(tmp_path / "o1.csv"))
+    assert "warning" not in p.stderr and json.loads(p.stdout)["model"] == "rul-fd001"
