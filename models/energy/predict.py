@@ -8,6 +8,7 @@ before its origin, and returns the contract's columns ``origin,timestamp,p10,p50
 
 from __future__ import annotations
 
+import logging
 import re
 from pathlib import Path
 
@@ -17,6 +18,8 @@ import pandas as pd
 from models.energy import features as F
 from serving.errors import InvalidInput
 from serving.runtime import OnnxModel
+
+log = logging.getLogger("sfai.energy")
 
 COLUMNS = ["origin", "timestamp", "p10", "p50", "p90"]
 STAMP = "%Y-%m-%d %H:%M:%S"
@@ -122,6 +125,14 @@ def predict(model: OnnxModel, input_path: Path, dataset: str, *, start=None, hor
     at the file's end (the day right after its rows: a history file, tomorrow wanted) is that day's forecast."""
     series = F.read_series(input_path)
     stamp = parse_start(start, series)
+    first = parse_start(None, series)  # the first 00:00 with a week of history before it in the file
+    if first > stamp and first < series.stamps[-1]:  # the file begins at (or just before) the start wanted
+        log.warning(
+            "%s: start %s has less than %d days of %r before it in the file; forecasts begin at %s (the days "
+            "before it are skipped: add the week before to the file to forecast them)",
+            Path(input_path).name, stamp.date(), F.LAG_DAYS, F.TARGET, first.date(),
+        )
+        stamp = first
     return forecast(model, series, stamp, horizon, ahead=bool(stamp >= series.stamps[-1]))
 
 

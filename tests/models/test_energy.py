@@ -180,12 +180,21 @@ def test_bad_input_names_the_column(trained, series_csv, tmp_path, change, messa
     assert "\n" not in str(err.value)
 
 
-def test_start_needs_a_week_of_history(trained, series_csv):
-    from models.energy.predict import predict
+def test_a_start_without_a_week_of_history_forecasts_from_the_first_day_with_one(trained, series_csv, caplog):
+    """A file that begins at the start wanted (the months to forecast, without the week before): the forecasts
+    begin at the first 00:00 with a week of history in the file, the same ones as from that start, and a warning
+    names the days skipped (it was an error and no forecast at all). The API keeps refusing such a start."""
+    from models.energy.predict import predict, score
     from serving.runtime import OnnxModel
 
+    model = OnnxModel(trained[0])
+    with caplog.at_level("WARNING", logger="sfai.energy"):
+        early = predict(model, series_csv, "steel-energy", start="2018-01-03")
+    assert "start 2018-01-03 has less than 7 days of 'Usage_kWh' before it in the file; forecasts begin at " \
+           "2018-01-09" in caplog.text
+    pd.testing.assert_frame_equal(early, predict(model, series_csv, "steel-energy", start="2018-01-09"))
     with pytest.raises(InvalidInput, match="history|first possible start"):
-        predict(OnnxModel(trained[0]), series_csv, "steel-energy", start="2018-01-03")
+        score(model, pd.read_csv(series_csv), start="2018-01-03")
 
 
 def test_a_start_at_the_files_end_forecasts_the_day_after_it(trained, series_csv):
