@@ -86,11 +86,8 @@ def forecast(
                            "(sfai train energy) to forecast with this version of SFAI")
     n = len(series.kwh)
     _need_history(series, ahead)
-    if ahead and series.index_of(start) > n:
+    if (series.index_of(start) > n) if ahead else (start >= series.stamps[-1]):
         raise InvalidInput(f"start {start.date()} is after the last row of column {F.DATE!r} ({series.stamps[-1]})")
-    if not ahead and start >= series.stamps[-1]:  # a file's forecasts are of days it holds (a start at its end too)
-        raise InvalidInput(f"start {start.date()} is not before the last row of column {F.DATE!r} "
-                           f"({series.stamps[-1]}): each forecast's day must begin inside the file")
     if series.index_of(start) < F.HISTORY:
         first = (series.start + F.HISTORY * F.STEP).ceil("D")
         raise InvalidInput(f"start {start.date()} needs {F.LAG_DAYS} days of {F.TARGET!r} before it: "
@@ -122,7 +119,8 @@ def forecast(
 
 def predict(model: OnnxModel, input_path: Path, dataset: str, *, start=None, horizon=96, **_) -> pd.DataFrame:  # noqa: ANN001
     """The contract's forecasts: one origin per day at 00:00 from ``start`` while it lies inside the file. A start
-    at the file's end (the day right after its rows: a history file, tomorrow wanted) is that day's forecast."""
+    at the file's end (the day right after its rows: a history file, tomorrow wanted) is that day's forecast; a
+    start without a week of rows before it begins at the first day with one (logged as a warning)."""
     series = F.read_series(input_path)
     stamp = parse_start(start, series)
     first = parse_start(None, series)  # the first 00:00 with a week of history before it in the file
