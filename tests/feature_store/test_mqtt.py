@@ -17,6 +17,13 @@ from tests.feature_store.conftest import REC, STATS
 BROKER = "mqtt://127.0.0.1:1883"
 
 
+
+def _drop_session(mqtt, client_id: str) -> None:  # noqa: ANN001 - the paho.mqtt.client module
+    """Drop a test subscriber's persistent session from the broker (it would keep queueing for it)."""
+    cleaner = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=True)
+    cleaner.connect("127.0.0.1", 1883)
+    cleaner.disconnect()
+
 def broker_up() -> bool:
     try:
         with socket.create_connection(("127.0.0.1", 1883), timeout=2):
@@ -181,9 +188,7 @@ def test_wildcard_pattern_end_to_end(need_broker, settings, db, tmp_path):
         pub.loop_stop()
         pub.disconnect()
         online.close()
-        cleaner = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=True)
-        cleaner.connect("127.0.0.1", 1883)  # drop the persistent session from the broker
-        cleaner.disconnect()
+        _drop_session(mqtt, client_id)
     stats = result["stats"]
     assert (stats.received, stats.rows_written, stats.bad) == (2, 2, 0), stats
 
@@ -238,9 +243,7 @@ def test_broker_outage_loses_no_message(need_broker, settings, db, tmp_path):
         proxy.stop()
         pub.loop_stop()
         pub.disconnect()
-        cleaner = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=True)
-        cleaner.connect("127.0.0.1", 1883)  # drop the persistent session from the broker
-        cleaner.disconnect()
+        _drop_session(mqtt, client_id)
     stats = result["stats"]
     assert stats.received >= 15 and stats.bad == 0, stats
     assert fs.offline.row_count("acme", "machine_stats") >= 15
