@@ -17,14 +17,14 @@ RUN groupadd --system --gid 10001 sfai \
 WORKDIR /opt/sfai
 
 FROM base AS serving
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md constraints.txt ./
 COPY pipelines ./pipelines
 COPY feature_store ./feature_store
 COPY models ./models
 COPY serving ./serving
 COPY optimization ./optimization
 # the base dependencies only: the serving path imports onnxruntime, never torch
-RUN pip install --no-compile . \
+RUN pip install --no-compile -c constraints.txt . \
     && python -c "import serving.app, sys; assert 'torch' not in sys.modules" \
     && mkdir -p /opt/sfai/.numba && chown 10001:10001 /opt/sfai/.numba
 USER 10001:10001
@@ -43,6 +43,6 @@ USER 0:0
 # training extra (its own version pins live in pyproject.toml), not a package hadolint could pin here
 # hadolint ignore=DL3013
 RUN pip install --no-compile torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu \
-    && pip install --no-compile ".[train]"
+    && pip install --no-compile -c constraints.txt ".[train]"
 USER 10001:10001
 CMD ["sfai", "--help"]

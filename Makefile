@@ -9,14 +9,15 @@ HOST   ?= 127.0.0.1
 PORT   ?= 8000
 PIP    := $(BIN)/python -m pip --disable-pip-version-check -q
 
-.PHONY: run test install serve demo lint bench audit clean
+.PHONY: run test install serve demo lint bench audit lock clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
-# torch is pinned to 2.13.0 (a CPU wheel); the stamp re-installs when pyproject.toml changes.
-$(STAMP): pyproject.toml | $(BIN)/python
-	$(PIP) install -e '.[train,dev]'
+# torch is pinned to 2.13.0 (a CPU wheel); constraints.txt holds the tested version of every dependency; the stamp
+# re-installs when either file changes.
+$(STAMP): pyproject.toml constraints.txt | $(BIN)/python
+	$(PIP) install -c constraints.txt -e '.[train,dev]'
 	@touch $(STAMP)
 
 # the scheduling module's compiled loops (the job-shop tabu search, the dispatching scheme), cached by numba next to
@@ -49,6 +50,12 @@ audit: install
 
 bench: install
 	$(BIN)/python benchmarks/api_overhead.py
+
+# after a deliberate upgrade (pip install -U ... in .venv): write the installed versions back to constraints.txt,
+# keeping its header; then run make test and the model benchmarks before committing it
+lock: install
+	{ grep '^#' constraints.txt; $(BIN)/python -m pip freeze --exclude-editable | sed 's/+cpu$$//'; } > constraints.txt.new
+	mv constraints.txt.new constraints.txt
 
 clean:
 	rm -rf $(VENV) .sfai .pytest_cache build *.egg-info

@@ -127,3 +127,35 @@ def test_compose_config_validates():
     r = subprocess.run([*cmd, "-f", "docker-compose.yml", "config", "-q"], cwd=ROOT, env=env, capture_output=True,
                        text=True, timeout=60)
     assert r.returncode == 0, r.stderr
+
+
+def test_constraints_pin_every_dependency_the_installs_use():
+    """constraints.txt pins each dependency pyproject.toml names (base and every extra) to one version inside its
+    range, and `make install` and both images install with it, so every install gets the tested versions."""
+    import tomllib
+
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+    from packaging.version import Version
+
+    pins = {}
+    for line in (ROOT / "constraints.txt").read_text().splitlines():
+        line = line.split("#", 1)[0].strip()
+        if line:
+            name, _, version = line.partition("==")
+            assert version, f"constraints.txt: {line!r} is not pinned with =="
+            pins[canonicalize_name(name)] = Version(version)
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    wanted = list(project["dependencies"])
+    for extra in project["optional-dependencies"].values():
+        wanted += extra
+    for spec in map(Requirement, wanted):
+        name = canonicalize_name(spec.name)
+        assert name in pins, f"{spec.name} has no pin in constraints.txt (make lock)"
+        assert spec.specifier.contains(pins[name], prereleases=True), f"{spec.name}=={pins[name]} is outside {spec}"
+    make = (ROOT / "Makefile").read_text()
+    assert "$(PIP) install -c constraints.txt -e '.[train,dev]'" in make
+    docker = (ROOT / "Dockerfile").read_text()
+    installs = re.findall(r"pip install[^\n]*", docker)
+    assert installs and all("-c constraints.txt" in i for i in installs if "whl/cpu" not in i)
+    assert re.search(r"COPY [^\n]*constraints\.txt", docker)
