@@ -25,6 +25,10 @@ from serving.usage import UsageEntry
 
 log = logging.getLogger("sfai.api")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+# A control character in the (decoded) path: no SFAI path holds one. Refused before routing, since it would reach
+# the usage log's endpoint (PostgreSQL refuses NUL in text, which failed the whole group commit, other tenants' calls
+# with it; \x1e and \x1f are the chain hash's separators) and the database as a path parameter (a 500).
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 # Security headers. Every response: no MIME sniffing, no framing, no referrer. The web console (``/`` and
 # ``/static``): scripts and connections to this origin only (its styles use inline attributes). API answers:
@@ -122,8 +126,8 @@ class PlatformMiddleware:
                 candidate = v.decode("latin-1")
                 if _REQUEST_ID.match(candidate):
                     request_id = candidate
-            elif k == b"content-length":
-                declared = int(v) if v.isdigit() else 0
+            elif k == b"content-length":  # more digits than any limit: too large (int() refuses 4,300 digits)
+                declared = (int(v) if len(v) <= 18 else self.max_body + 1) if v.isdigit() else 0
         request_id = request_id or self._next_id()
         extra_headers = [*security_headers(scope["path"]), (b"x-request-id", request_id.encode())]
         state = scope.setdefault("state", {})
@@ -148,6 +152,12 @@ class PlatformMiddleware:
             await send(message)
 
         try:
+            path = scope["path"]
+            if not path.isprintable() and _CONTROL.search(path):  # isprintable: the cheap test of a plain path
+                start, body = _json_error(400, "bad_request", "the request path holds a control character (e.g. %00)")
+                await send_wrapper(start)
+                await send_wrapper(body)
+                return
             if declared > self.max_body:
                 raise BodyTooLarge(self.max_body)
             receive = limited(receive, self.max_body)

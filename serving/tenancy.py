@@ -339,8 +339,12 @@ def hash_secret(pepper: str, secret: str) -> str:
 
 
 def split_token(token: str) -> tuple[str, str] | None:
+    """(key id, secret) of a well-formed key, else None. The key id goes to the database: only letters and digits
+    (``k`` and hex), so that a NUL or other odd text is no key rather than a query PostgreSQL refuses (a 500)."""
     parts = token.split("_", 2)
-    if len(parts) != 3 or parts[0] != KEY_PREFIX or not parts[1] or not parts[2]:
+    if len(parts) != 3 or parts[0] != KEY_PREFIX or not parts[2]:
+        return None
+    if not (parts[1].isascii() and parts[1].isalnum() and len(parts[1]) <= 32):
         return None
     return parts[1], parts[2]
 

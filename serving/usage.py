@@ -476,9 +476,17 @@ def _range_filter(stmt, tenant_id: int | None, start: datetime | None, end: date
     return stmt
 
 
-def _row_dict(r, tenant: str) -> dict:
+def receipt(chain_hash_hex: str) -> str:
+    """The ``hash`` a tenant sees: SHA-256 of the record's chain hash (its hex text). An operator finds it in the
+    chain; a tenant cannot chain it: with the chain hash itself, a tenant whose two records are neighbours in the
+    chain recomputed the second from the first and a guessed place, so found its place in the whole log."""
+    return hashlib.sha256(chain_hash_hex.encode()).hexdigest()
+
+
+def _row_dict(r, tenant: str, *, chain: bool = False) -> dict:
     """A record as tenants see it: ``seq`` is its number in the tenant's own log, never its place in the whole
-    chain (which would tell one tenant how many calls the others made)."""
+    chain (which would tell one tenant how many calls the others made), and ``hash`` its :func:`receipt`
+    (``chain``: the chain hash itself, for the operator's export of every tenant)."""
     return {
         "seq": r.tenant_seq,
         "ts": _ts_text(r.ts),
@@ -491,7 +499,7 @@ def _row_dict(r, tenant: str) -> dict:
         "latency_ms": round(r.latency_us / 1000, 3),
         "model_version": r.model_version,
         "request_id": r.request_id,
-        "hash": r.hash,
+        "hash": r.hash if chain else receipt(r.hash),
     }
 
 
@@ -560,7 +568,8 @@ def export_usage(
     chunk: int = 5000,
 ) -> Iterator[str]:
     """Stream the records of one tenant (or all, for the operator's CLI) as CSV or a JSON array, oldest first.
-    The operator's export of all tenants also gives each record's place in the whole chain (``log_seq``)."""
+    The operator's export of all tenants also gives each record's place in the whole chain (``log_seq``) and its
+    chain hash (a tenant's gives its receipt)."""
     if fmt not in ("csv", "json"):
         raise InvalidInput(f"unknown export format {fmt!r}: expected csv or json")
     if start is not None and end is not None and as_utc(end) <= as_utc(start):
@@ -581,7 +590,7 @@ def export_usage(
                 if not page:
                     return
                 for r in page:
-                    d = _row_dict(r, names.get(r.tenant_id, str(r.tenant_id)))
+                    d = _row_dict(r, names.get(r.tenant_id, str(r.tenant_id)), chain=tenant_id is None)
                     yield d if tenant_id is not None else {"log_seq": r.seq, **d}
                 last = page[-1].seq
 
@@ -660,4 +669,7 @@ def parse_when(value: str | None, name: str) -> datetime | None:
         raise InvalidInput(
             f"invalid '{name}' {value!r}: use an ISO date such as 2026-01-31 or 2026-01-31T08:00:00Z"
         ) from None
-    return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts
+    try:  # in UTC here: a time whose offset takes it past year 9999 or before year 1 would overflow later (a 500)
+        return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
+    except OverflowError:
+        raise InvalidInput(f"invalid '{name}' {value!r}: out of range in UTC (years 1 to 9999)") from None

@@ -141,3 +141,36 @@ def test_role_matrix_over_every_endpoint(client, app, db):
     print(f"\nrole matrix: {len(ops)} operations x {len(ALL_ROLES)} roles: {refused} refused, {reached} reached")
     assert refused == 3 * len(ADMIN_ONLY) + len(WRITERS_ONLY)
     assert reached >= 20
+
+
+def test_control_characters_in_the_path_are_refused_before_they_reach_the_log(client, db):
+    """A NUL in a path parameter went into the usage log's endpoint: PostgreSQL refuses NUL in text, so the whole
+    group commit failed (503 for every call in it, other tenants' too), and the job or key lookup itself was a 500;
+    on SQLite the NUL (or the chain hash's separators \\x1e, \\x1f) were logged as sent."""
+    from sqlalchemy import text
+
+    from serving.usage import verify_chain
+
+    a = make_tenant(db, PEPPER, "tenant-a", modules=("scheduling",))
+    for method, path in (
+        ("GET", "/v1/scheduling/jobs/%00"),
+        ("GET", "/v1/scheduling/jobs/x%1F200%1Fy"),
+        ("DELETE", "/v1/apikeys/%00"),
+        ("POST", "/v1/ingest/view%0A"),
+        ("GET", "/v1/usage%7F"),
+    ):
+        r = client.request(method, path, headers=bearer(a.admin))
+        assert r.status_code == 400 and r.json()["error"]["code"] == "bad_request", (path, r.status_code, r.text)
+    assert client.get("/v1/scheduling/jobs/" + "0" * 32, headers=bearer(a.mes)).status_code == 404
+    with db.engine.connect() as c:
+        endpoints = [e for (e,) in c.execute(text("SELECT endpoint FROM usage_log"))]
+    assert endpoints == ["/v1/scheduling/jobs/" + "0" * 32]
+    assert verify_chain(db).ok
+
+
+def test_a_content_length_of_thousands_of_digits_is_a_413(client, db):
+    """int() refuses more than 4,300 digits: the body limit's check answered a 500."""
+    a = make_tenant(db, PEPPER, "tenant-a")
+    for length in ("9" * 5000, "9" * 19):
+        r = client.get("/v1/usage", headers={**bearer(a.admin), "content-length": length})
+        assert r.status_code == 413 and r.json()["error"]["code"] == "payload_too_large", (length[:5], r.text)

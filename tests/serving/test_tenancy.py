@@ -148,3 +148,20 @@ def test_unsubscribe_many_is_all_or_nothing(db):
     assert set(tenancy.active_subscriptions(db, t.id)) == {"quality", "maintenance", "scheduling"}
     assert [s.module for s in tenancy.unsubscribe_many(db, "acme", None)] == ["quality", "maintenance", "scheduling"]
     assert tenancy.active_subscriptions(db, t.id) == {}
+
+
+def test_a_key_id_that_no_key_can_have_is_no_key(db):
+    """The key id goes to the database: one holding a NUL made PostgreSQL refuse the query (a 500 for a request
+    with such an Authorization header, rather than the 401 of any other unknown key)."""
+    tenancy.create_tenant(db, "acme", "C29")
+    key = tenancy.create_api_key(db, PEPPER, "acme", "mes")
+    secret = key.token.split("_", 2)[2]
+    for key_id in ("k\x00", key.info.key_id + "\x00", "k\u00e9", "k" * 33, "k-1", "", " " + key.info.key_id):
+        assert tenancy.resolve_api_key(db, PEPPER, f"sfai_{key_id}_{secret}") is None, repr(key_id)
+    assert tenancy.resolve_api_key(db, PEPPER, key.token).key_id == key.info.key_id
+
+
+def test_a_nul_in_the_api_key_is_a_401(client, db):
+    tenancy.create_tenant(db, "acme", "C29")
+    r = client.get("/v1/tenant", headers={"authorization": b"Bearer sfai_k\x00_secret"})
+    assert r.status_code == 401 and r.json()["error"]["code"] == "unauthenticated", r.text

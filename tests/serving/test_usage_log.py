@@ -311,3 +311,52 @@ def test_numbers_go_on_after_a_purge(db):
         rows = c.execute(text("SELECT tenant_id, tenant_seq FROM usage_log ORDER BY seq")).all()
     assert [tuple(r) for r in rows] == [(1, 4), (2, 4), (1, 5)]
     assert verify_chain(db).ok
+
+
+@pytest.mark.parametrize(
+    "query", ["from=9999-12-31T23:59:59-01:00", "to=0001-01-01T00:00:00%2B01:00", "from=0001-01-01T00:30:00%2B01:00"]
+)
+def test_times_out_of_range_in_utc_are_a_422(client, db, query):
+    """A bound whose offset takes it past year 9999 (or before year 1) in UTC overflowed in the query: a 500 from
+    /v1/usage, and from the export a 200 whose stream broke off empty."""
+    acme = make_tenant(db, PEPPER, "acme")
+    for path in ("/v1/usage", "/v1/usage/export"):
+        r = client.get(f"{path}?{query}", headers=bearer(acme.admin))
+        assert r.status_code == 422 and "out of range" in r.json()["error"]["message"], (path, r.status_code, r.text)
+
+
+def test_a_tenant_cannot_find_its_records_place_in_the_whole_chain(client, db):
+    """The ``hash`` a tenant sees is a receipt of the chain hash. With the chain hash itself, a tenant whose two
+    records were neighbours in the chain recomputed the second from the first and guessed places: the match told
+    it the record's place in the whole log, that is, how many calls the other tenants made."""
+    from datetime import datetime
+
+    from serving.usage import chain_hash, receipt
+
+    acme = make_tenant(db, PEPPER, "acme")
+    other = make_tenant(db, PEPPER, "other")
+    for i in range(5):
+        client.get("/v1/quality/status", headers={**bearer(other.mes), "X-Request-ID": f"other-{i}"})
+    for i in range(2):  # two neighbours in the chain
+        client.get("/v1/quality/status", headers={**bearer(acme.mes), "X-Request-ID": f"acme-{i}"})
+    mine = list(csv.DictReader(io.StringIO(client.get("/v1/usage/export", headers=bearer(acme.admin)).text)))
+    first, second = mine[0], mine[1]
+    assert (first["request_id"], second["request_id"]) == ("acme-0", "acme-1")
+    guesses = 0
+    for tenant_id in range(1, 4):
+        for seq in range(1, 50):
+            e = UsageEntry(
+                ts=datetime.fromisoformat(second["ts"].replace("Z", "+00:00")), tenant_id=tenant_id,
+                key_id=second["key_id"], module=second["module"] or None, method=second["method"],
+                endpoint=second["endpoint"], status=int(second["status"]),
+                latency_us=round(float(second["latency_ms"]) * 1000), request_id=second["request_id"],
+                model_version=second["model_version"] or None,
+            )
+            assert chain_hash(first["hash"], seq, e, second["ts"]) != second["hash"], f"found: seq {seq}"
+            guesses += 1
+    assert guesses == 147
+    # the receipt is the chain hash's: an operator finds each of the tenant's records in the chain
+    listed = client.get("/v1/usage", headers=bearer(acme.admin)).json()["records"]
+    everything = csv.DictReader(io.StringIO("".join(export_usage(db, "csv", tenant_id=None))))
+    chain = {r["request_id"]: r["hash"] for r in everything}
+    assert all(r["hash"] == receipt(chain[r["request_id"]]) != chain[r["request_id"]] for r in mine + listed)
