@@ -87,10 +87,19 @@ def install_error_handlers(app: FastAPI) -> None:
     # services SFAI depends on: their outage is a 503 the caller can retry, never a 500; SFAI reconnects by itself
     from redis.exceptions import ConnectionError as RedisConnectionError
     from redis.exceptions import TimeoutError as RedisTimeoutError
-    from sqlalchemy.exc import InterfaceError, OperationalError
+    from sqlalchemy.exc import DataError, InterfaceError, OperationalError
 
     for exc_type in (OperationalError, InterfaceError):
         app.add_exception_handler(exc_type, _unavailable("the metadata database"))
+
+    @app.exception_handler(DataError)
+    async def _data(_req: Request, _exc: DataError) -> JSONResponse:
+        # a value from the request the database cannot hold (PostgreSQL: a NUL in text, a number out of its type's
+        # range) reached a query: the caller's error, named without echoing the query
+        return error_response(
+            422, "invalid_request", "a value in the request cannot be stored or looked up (a NUL character, or a "
+            "number out of range)"
+        )
     for exc_type in (RedisConnectionError, RedisTimeoutError):
         app.add_exception_handler(exc_type, _unavailable("the online feature store"))
 

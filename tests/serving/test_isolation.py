@@ -174,3 +174,18 @@ def test_a_content_length_of_thousands_of_digits_is_a_413(client, db):
     for length in ("9" * 5000, "9" * 19):
         r = client.get("/v1/usage", headers={**bearer(a.admin), "content-length": length})
         assert r.status_code == 413 and r.json()["error"]["code"] == "payload_too_large", (length[:5], r.text)
+
+
+def test_a_nul_in_a_json_body_is_a_4xx_not_a_500(client, db):
+    """PostgreSQL refuses a NUL in text: a view or model name holding one reached a registry query and was a 500 there
+    (SQLite answered the lookup, not found). Any value the database cannot store is the caller's error."""
+    a = make_tenant(db, PEPPER, "tenant-a", modules=("quality", "maintenance"))
+    for path, body in (
+        ("/v1/features/online", {"view": "\u0000", "entity_ids": ["1"]}),
+        ("/v1/features/online", {"view": "x\u0000y", "entity_ids": ["1"], "features": ["a\u0000"]}),
+        ("/v1/maintenance/failure/predict", {"model": "failure-\u0000", "records": [{"Type": "L"}]}),
+        ("/v1/quality/defect/predict", {"model": "\u0000", "entity_ids": ["1"], "view": "\u0000"}),
+    ):
+        r = client.post(path, json=body, headers=bearer(a.mes))
+        assert 400 <= r.status_code < 500 and "error" in r.json(), (path, body, r.status_code, r.text)
+        assert client.get("/v1/tenant", headers=bearer(a.mes)).status_code == 200  # the connection is usable again
