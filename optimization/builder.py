@@ -55,6 +55,9 @@ class ModelVars:
     term_scale: dict[str, float] = field(default_factory=dict)  # real value = expr value * scale
     objective: cp_model.LinearExprT | None = None
     horizon: int = 0
+    # False when a weight had to be rounded to an integer coefficient (down, so that a bound stays a bound): an
+    # OPTIMAL answer of CP-SAT is then no proof for the real objective
+    exact: bool = True
 
 
 def _name(*parts: object) -> str:
@@ -159,23 +162,24 @@ class ModelBuilder:
         r = self.p.risk
         for mid, items in self.on_machine().items():
             mach = self.p.machine(mid)
+            # the downtimes merged where they overlap (Machine.blocking): fixed intervals that overlap each other
+            # in one no-overlap made the whole model infeasible
             hard = [m.new_fixed_size_interval_var(d.start, d.end - d.start, _name("down", mid, d.kind, d.start))
                     for d in mach.blocking(True) if d.start < self.h]
-            breaks = [d for d in mach.calendar if d.kind == "break" and d.start < self.h]
             spanning = [itv for k, itv, _ in items if self.p.op(k).can_span_break]
             non_span = [itv for k, itv, _ in items if not self.p.op(k).can_span_break]
-            brk = [m.new_fixed_size_interval_var(d.start, d.end - d.start, _name("break", mid, d.start))
-                   for d in breaks]
             maint = []
             if mid in v.maintenance and r is not None:
                 maint = [m.new_fixed_size_interval_var(v.maintenance[mid], r.window_duration,
                                                        _name("maintenance", mid))]
+            every = [m.new_fixed_size_interval_var(d.start, d.end - d.start, _name("off", mid, d.start))
+                     for d in mach.blocking(False) if d.start < self.h]  # breaks too
             if not spanning:
-                m.add_no_overlap(non_span + hard + brk + maint)
+                m.add_no_overlap(non_span + every + maint)
             else:
                 m.add_no_overlap(non_span + spanning + hard + maint)
-                if brk and non_span:
-                    m.add_no_overlap(non_span + brk)
+                if non_span and mach.blocking(False) != mach.blocking(True):  # breaks as well
+                    m.add_no_overlap(non_span + every)
 
     def add_pinned(self) -> None:
         for k in self.keys:
@@ -320,9 +324,8 @@ class ModelBuilder:
 
     def add_tardiness(self) -> None:
         m, v = self.model, self.v
-        weights = [j.weight for j in self.p.jobs if j.due is not None]
-        integral = all(float(w).is_integer() for w in weights)
-        scale = 1 if integral else 100
+        scale, exact = weight_scale([j.weight for j in self.p.jobs if j.due is not None])
+        v.exact = v.exact and exact
         terms = []
         for j in self.p.jobs:
             if j.due is None or j.weight == 0:
@@ -331,7 +334,7 @@ class ModelBuilder:
             t = m.new_int_var(0, max(0, self.h - j.due), _name("tardiness", j.id))
             m.add(t >= last - j.due)
             v.tardiness[j.id] = t
-            terms.append(int(round(j.weight * scale)) * t)
+            terms.append(scaled(j.weight, scale) * t)
         v.terms["tardiness"] = sum(terms) if terms else 0
         v.term_scale["tardiness"] = 1.0 / scale
 
@@ -435,6 +438,26 @@ class ModelBuilder:
             self.add_energy()
         self.add_risk_penalty()
         return self.model, self.v
+
+
+def scaled(w: float, scale: float) -> int:
+    """``w * scale`` as an integer: rounded when it is one but for float noise, else rounded down."""
+    x = w * scale
+    r = round(x)
+    return int(r) if abs(x - r) <= 1e-9 * max(1.0, abs(x)) else math.floor(x)
+
+
+def weight_scale(weights: list[float], most: int = 10**6) -> tuple[int, bool]:
+    """The smallest power of ten up to ``most`` that makes every weight an integer, and whether there is one (else
+    ``most``: the weights are rounded down there). Weights of 0.001 scaled by 100 became 0 and left the tardiness
+    out of the model, which then "proved" a plan optimal that was not."""
+    scale = 1
+    while True:
+        if all(abs(w * scale - scaled(w, scale)) <= 1e-9 * max(1.0, abs(w * scale)) for w in weights):
+            return scale, True
+        if scale >= most:
+            return scale, False
+        scale *= 10
 
 
 def _is_const(model: cp_model.CpModel, lit) -> bool:

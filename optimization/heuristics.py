@@ -22,6 +22,11 @@ RULES = ("mwkr", "spt", "edd", "atc", "atc_fast")
 INF = float("inf")
 
 
+class DispatchTimeout(ValueError):
+    """A dispatch ran past its deadline (the Python scheme: a peak power cap refits every ready operation at each
+    step, ~1 min for 2,000 operations): no plan from it."""
+
+
 class _Power:
     """Power in use over time against the peak cap minus the forecast base load.
 
@@ -294,7 +299,7 @@ def _plan(problem: SchedulingProblem, tb: _core.Tables, out_m, out_s, order, win
 def dispatch(problem: SchedulingProblem, rule: str = "mwkr", atc_k: float = 2.0, atc_k2: float = 1.0,
              atc_work: float = 0.0, fixed: dict[tuple[str, str], tuple[str, int]] | None = None,
              fixed_windows: list[MaintenanceWindow] | None = None, job_bias: dict[str, float] | None = None,
-             setup_fields: bool = True) -> Schedule:
+             setup_fields: bool = True, deadline: float | None = None) -> Schedule:
     """One dispatching-rule plan (always complete; check it with :func:`optimization.check.verify`).
 
     Same plan as the original generator (tests/optimization/reference_dispatch.py: same candidates, priorities
@@ -307,6 +312,7 @@ def dispatch(problem: SchedulingProblem, rule: str = "mwkr", atc_k: float = 2.0,
     of an earlier plan, closed under predecessors); ``fixed_windows`` are that plan's maintenance windows (placed
     anew when None); ``job_bias`` multiplies a job's weight in the ATC priority; ``setup_fields=False`` leaves
     ``Assignment.setup`` at 0 (the objective does not need it; fill it with ``solution.with_setups``).
+    ``deadline`` (a ``time.perf_counter()`` value): past it the Python scheme stops with :class:`DispatchTimeout`.
     """
     if rule not in RULES:
         raise ValueError(f"unknown dispatching rule {rule!r}; use one of {RULES}")
@@ -453,6 +459,9 @@ def dispatch(problem: SchedulingProblem, rule: str = "mwkr", atc_k: float = 2.0,
     for i in sorted(ready):
         refresh(i)
     while ready:
+        if deadline is not None and time.perf_counter() > deadline:
+            raise DispatchTimeout(f"dispatching rule {rule!r} placed {len(placed)} of {n} operations within the "
+                                  "time limit")
         c_star = comp_a.min()
         cand = np.flatnonzero((start_a < c_star) | (comp_a == c_star))
         if len(cand) > 1:
@@ -504,10 +513,12 @@ def rules_for(objective: str) -> tuple[str, ...]:
 
 
 def best_dispatch(problem: SchedulingProblem, score, rules: tuple[str, ...] = RULES,
-                  time_budget_s: float = INF, check=None) -> tuple[Schedule, dict[str, float]]:
+                  time_budget_s: float = INF, check=None, deadline: float | None = None) -> tuple[Schedule,
+                                                                                                  dict[str, float]]:
     """Run several rules; return the plan with the smallest ``score(schedule)`` and each rule's score.
 
-    ``check(schedule) -> bool`` filters infeasible plans (pinned work can defeat a greedy rule).
+    ``check(schedule) -> bool`` filters infeasible plans (pinned work can defeat a greedy rule). No rule runs past
+    ``deadline`` (the solve's: a ``time.perf_counter()`` value).
     """
     t0 = time.perf_counter()
     best: Schedule | None = None
@@ -515,7 +526,11 @@ def best_dispatch(problem: SchedulingProblem, score, rules: tuple[str, ...] = RU
     scores: dict[str, float] = {}
     for rule in rules:
         try:
-            s = dispatch(problem, rule)
+            s = dispatch(problem, rule, deadline=deadline)
+        except DispatchTimeout:
+            if best is None:
+                raise
+            break
         except ValueError:
             continue
         ok = check(s) if check is not None else True

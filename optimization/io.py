@@ -29,9 +29,12 @@ def load(path: str | Path, fmt: str) -> SchedulingProblem:
         raise ValueError(f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}")
     p = Path(path)
     try:
-        text = p.read_text()
+        # utf-8-sig: without the byte-order mark that editors on Windows write (every format, not only JSON)
+        text = p.read_text(encoding="utf-8-sig")
     except OSError as e:
         raise ValueError(f"{p}: cannot read file ({e.strerror or e})") from None
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{p}: not a UTF-8 text file (byte 0x{e.object[e.start]:02x} at offset {e.start})") from None
     if fmt == "jsplib":
         return parse_jsplib(text, name=p.stem, source=str(p))
     if fmt == "fjsp":

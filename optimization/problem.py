@@ -85,10 +85,25 @@ class Machine:
         object.__setattr__(self, "calendar", tuple(sorted(self.calendar, key=lambda d: (d.start, d.end))))
 
     def blocking(self, can_span_break: bool) -> tuple[Downtime, ...]:
-        """Downtimes an operation may not overlap: all, or all but breaks when it may span a break."""
-        if can_span_break:
-            return tuple(d for d in self.calendar if d.kind != "break")
-        return self.calendar
+        """Downtimes an operation may not overlap: all, or all but breaks when it may span a break; sorted, with
+        overlapping or touching ones merged (a break within a holiday, a shift listed twice). CP-SAT's no-overlap
+        and the dispatching schemes' bisections need them disjoint: overlapping ones made the model infeasible."""
+        key = "_blocking_span" if can_span_break else "_blocking_all"
+        merged = self.__dict__.get(key)
+        if merged is None:
+            out: list[Downtime] = []
+            for d in self.calendar:  # sorted by start
+                if can_span_break and d.kind == "break":
+                    continue
+                if out and d.start <= out[-1].end:
+                    last = out[-1]
+                    if d.end > last.end:
+                        out[-1] = Downtime(last.start, d.end, d.kind if last.kind == "break" else last.kind)
+                else:
+                    out.append(d)
+            merged = tuple(out)
+            object.__setattr__(self, key, merged)
+        return merged
 
 
 @dataclass(frozen=True)
@@ -164,6 +179,9 @@ class Job:
             if op.id in seen:
                 raise ValueError(f"job {self.id!r} has duplicate operation id {op.id!r}")
             seen.add(op.id)
+            if op.pinned_start is not None and op.pinned_start < self.release:
+                raise ValueError(f"job {self.id!r} operation {op.id!r} is {'started' if op.started else 'pinned'} "
+                                 f"at {op.pinned_start}, before the job's release {self.release}")
 
 
 @dataclass(frozen=True)

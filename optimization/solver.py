@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, replace
 
 from ortools.sat.python import cp_model
 
-from optimization.builder import LnsSpec, ModelTooLarge, ModelVars, add_hint, build_model
+from optimization.builder import LnsSpec, ModelTooLarge, ModelVars, add_hint, build_model, scaled, weight_scale
 from optimization.check import verify
 from optimization.heuristics import atc_variants, best_dispatch, rules_for, sequence_search, tail_search
 from optimization.lns import improve as lns_improve
@@ -137,10 +137,9 @@ def _with_risk(problem: SchedulingProblem, st: dict[str, float]) -> dict[str, fl
 def _stage_expr(mv: ModelVars, st: dict[str, float]) -> tuple[object, float]:
     """Integer objective expression of a stage and the factor K with expr = K * real value."""
     coefs = {t: w * mv.term_scale[t] for t, w in st.items() if w}
-    k = 1.0
-    while k < 1e6 and any(abs(c * k - round(c * k)) > 1e-9 for c in coefs.values()):
-        k *= 10
-    expr = sum(int(round(c * k)) * mv.terms[t] for t, c in coefs.items())
+    k, exact = weight_scale(list(coefs.values()))
+    mv.exact = mv.exact and exact  # rounded down: the bound stays a bound, an OPTIMAL is no proof
+    expr = sum(scaled(c, k) * mv.terms[t] for t, c in coefs.items())
     return expr, k
 
 
@@ -254,7 +253,7 @@ def solve_full(problem: SchedulingProblem, params: SolverParams, horizon: int, i
             best = cand
         if i == 0:
             bound = solver.best_objective_bound / factor
-        if status != cp_model.OPTIMAL:
+        if status != cp_model.OPTIMAL or not mv.exact:
             proven = False
         # lexicographic: keep this stage at its value (integer objective: the solver's value is exact)
         model.add(builder_expr <= int(round(solver.objective_value)))
@@ -375,13 +374,15 @@ def solve(problem: SchedulingProblem, params: SolverParams | None = None) -> Sch
         return not verify(problem, s)
 
     heur: Schedule | None
+    no_dispatch: dict[str, str] = {}  # why no dispatching plan, for an answer without a plan
     try:
         heur, rule_scores = best_dispatch(problem, lambda s: score(problem, s, stages), rules_for(primary),
-                                          time_budget_s=0.25 * params.time_limit_s, check=ok)
+                                          time_budget_s=0.25 * params.time_limit_s, check=ok, deadline=deadline)
         if not ok(heur):
             heur = None
-    except ValueError:
+    except ValueError as e:
         heur, rule_scores = None, {}
+        no_dispatch["dispatch"] = str(e)
     first_feasible_s = time.perf_counter() - t0 if heur is not None else None
     heur_score = score(problem, heur, stages) if heur is not None else None
     strategy = params.strategy
@@ -477,7 +478,7 @@ def solve(problem: SchedulingProblem, params: SolverParams | None = None) -> Sch
 
     if best is None:
         return Schedule(assignments=[], status="UNKNOWN", wall_s=time.perf_counter() - t0,
-                        stats={"method": strategy, "n_operations": n_ops})
+                        stats={"method": strategy, "n_operations": n_ops, **no_dispatch})
     final = score(problem, best, stages)
     lb = None
     if makespan_first:

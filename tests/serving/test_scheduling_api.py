@@ -198,3 +198,21 @@ def test_energy_objective_without_a_tariff(client, db):
     doc = r.json()
     assert doc["objective"] == "makespan" and doc["makespan"] == 7 and doc["status"] == "OPTIMAL"
     assert any("objective 'energy'" in note and "'makespan' instead" in note for note in doc["linked"]["ignored"])
+
+
+def test_odd_calendars_and_pins_get_a_true_status_or_a_422(client, db):
+    """Before: a break inside a holiday answered 200 INFEASIBLE (the plan exists), and an operation started before
+    its job's release answered 200 UNKNOWN with no plan and no reason."""
+    acme = make_tenant(db, PEPPER, "acme", modules=("scheduling",))
+    nested = {"machines": [{"id": "M1", "calendar": [{"start": 0, "end": 100, "kind": "holiday"},
+                                                     {"start": 5, "end": 15, "kind": "break"}]}, "M2"],
+              "jobs": [{"id": "A", "operations": [{"machines": {"M2": 20}}, {"machines": {"M1": 3}}]}]}
+    r = _post(client, "/v1/scheduling/solve", {"time_limit_s": 2, "problem": nested}, acme.mes)
+    assert r.status_code == 200, r.text
+    assert (r.json()["status"], r.json()["makespan"], r.json()["violations"]) == ("OPTIMAL", 103, 0)
+    early = {"machines": ["M1"], "jobs": [{"id": "A", "release": 3, "operations": [
+        {"id": "a", "machines": {"M1": 5}, "pinned": {"machine": "M1", "start": 0}}]}]}
+    for path in ("/v1/scheduling/solve", "/v1/scheduling/jobs"):
+        r = _post(client, path, {"time_limit_s": 2, "problem": early}, acme.mes)
+        assert r.status_code == 422, r.text
+        assert "operation 'a' is pinned at 0, before the job's release 3" in r.json()["error"]["message"]
