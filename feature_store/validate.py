@@ -104,11 +104,11 @@ def _check_records(records: list) -> None:
         if r.keys() != keys:
             missing = next((k for k in keys if k not in r), None)
             if missing is not None:
-                raise InvalidInput(f"row {i + 1}: missing column {str(missing)!r} (every record has the same keys; null "
-                                   "is a missing value)")
+                raise InvalidInput(f"row {i + 1}: missing column {str(missing)!r} (every record has the same keys; "
+                                   "null is a missing value)")
             extra = next(k for k in r if k not in keys)
-            raise InvalidInput(f"row {i + 1}: column {str(extra)!r} is not in row 1 (every record has the same keys; null "
-                               "is a missing value)")
+            raise InvalidInput(f"row {i + 1}: column {str(extra)!r} is not in row 1 (every record has the same "
+                               "keys; null is a missing value)")
         kinds.update(map(type, r.values()))
     if any(issubclass(k, list | dict | tuple) for k in kinds):
         for i, r in enumerate(records):
