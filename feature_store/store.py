@@ -45,6 +45,16 @@ class IngestReport:
     online_updated: int
 
 
+@dataclass(frozen=True, slots=True)
+class Conformed:
+    """A batch already checked and cast against ``view`` (``FeatureStore.conform``): ``ingest`` writes it as it
+    is while ``view`` is still the registered declaration, instead of checking it a second time."""
+
+    view: FeatureView
+    table: pa.Table
+    created_given: bool  # the batch carried its own ``created`` (part of its content)
+
+
 @functools.lru_cache(maxsize=4096)
 def _iso_us(ts_us: int) -> str:
     """An online row's event time (microseconds since the epoch) as ISO text; the hot rows' are remembered."""
@@ -95,12 +105,25 @@ class FeatureStore:
         return self.registry.list()
 
     # writes ----------------------------------------------------------------------------------------
-    def ingest(self, view_name: str, data, *, fmt: str | None = None, write_online: bool = True) -> IngestReport:  # noqa: ANN001
-        """Validate and append rows to the offline store, and update the online store with the newest."""
-        view = self.get_view(view_name)
+    @staticmethod
+    def conform(view: FeatureView, data, *, fmt: str | None = None) -> Conformed:  # noqa: ANN001
+        """``data`` checked and cast to ``view`` (``validate.conform``), nothing stored: a caller can check every
+        batch before it registers a view, then hand the result to ``ingest``. Raises InvalidInput."""
         raw = read_table(data, fmt=fmt)
-        table = conform(view, raw)
-        report = self.offline.write(self.tenant, view, table, created_given=CREATED in raw.column_names)
+        return Conformed(view, conform(view, raw), CREATED in raw.column_names)
+
+    def ingest(self, view_name: str, data, *, fmt: str | None = None, write_online: bool = True) -> IngestReport:  # noqa: ANN001
+        """Validate and append rows to the offline store, and update the online store with the newest.
+
+        ``data`` may be a ``Conformed`` batch: checked against this very declaration, it is not checked again."""
+        view = self.get_view(view_name)
+        if isinstance(data, Conformed):
+            same = data.view.fingerprint() == view.fingerprint()
+            table, created_given = (data.table if same else conform(view, data.table)), data.created_given
+        else:
+            raw = read_table(data, fmt=fmt)
+            table, created_given = conform(view, raw), CREATED in raw.column_names
+        report = self.offline.write(self.tenant, view, table, created_given=created_given)
         updated = self.online.write(self.tenant, view.name, latest_rows(view, table)) if write_online else 0
         return IngestReport(view.name, report.rows, report.files, report.partitions, updated)
 
@@ -202,4 +225,4 @@ class FeatureStore:
         self.online.close()
 
 
-__all__ = ["FeatureStore", "IngestReport"]
+__all__ = ["Conformed", "FeatureStore", "IngestReport"]

@@ -32,6 +32,7 @@ class Column:
     hi: float | None = None
     dtype: str = "float64"  # float64, int64, bool, string
     description: str = ""
+    required: bool = False  # a missing value makes the row bad (a label), unlike a missing measurement
 
 
 @dataclass(slots=True)
@@ -83,7 +84,10 @@ def coerce_numeric(
         col = frame[c]
         if pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col):
             continue
-        num = pd.to_numeric(col, errors="coerce")
+        try:
+            num = pd.to_numeric(col, errors="coerce")
+        except OverflowError:  # a whole number past the float range (400 digits), read as a Python int: inf
+            num = pd.to_numeric(col.astype(object).where(col.isna(), col.astype(str)), errors="coerce")
         bad = num.isna() & col.notna() & (col.astype(str).str.strip().str.lower() != "nan")
         if bad.any():
             label = (what or {}).get(c, c)

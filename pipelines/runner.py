@@ -171,33 +171,37 @@ def transform(
     return frames, params, n_parts
 
 
-def _write_online(store, view_name: str, frame: pd.DataFrame) -> int:  # noqa: ANN001
+def _write_online(store, batch, frame: pd.DataFrame) -> int:  # noqa: ANN001 - a FeatureStore, a store.Conformed
     """The online store gets the latest row per entity only: choosing it in pandas first is much faster than
-    handing every row to ``latest_rows`` (a Python loop over rows x features)."""
+    handing every row to ``latest_rows`` (a Python loop over rows x features). ``batch`` is ``frame`` conformed
+    (same rows, same order), so the rows chosen are taken from it and not checked again."""
     from feature_store.online.base import latest_rows
-    from feature_store.validate import conform
 
-    view = store.get_view(view_name)
-    latest = frame.sort_values([view.join_key, TIMESTAMP], kind="stable").groupby(view.join_key, sort=False).tail(1)
-    table = conform(view, pa.Table.from_pandas(latest, preserve_index=False))
+    view = batch.view
+    keys = frame[[view.join_key, TIMESTAMP]].reset_index(drop=True)  # positions, whatever the frame's index
+    latest = keys.sort_values([view.join_key, TIMESTAMP], kind="stable").groupby(view.join_key, sort=False).tail(1)
+    table = batch.table.take(pa.array(latest.index.to_numpy()))
     return store.online.write(store.tenant, view.name, latest_rows(view, table))
 
 
-def _check_fits(dataset: str, job: Job, tables: dict[str, pa.Table]) -> None:
-    """Every feature frame conforms to its view (what ``store.ingest`` checks), so that a run that cannot be
-    stored fails before it registers views or writes a first view without the second."""
-    from feature_store.validate import conform
+def _check_fits(dataset: str, job: Job, tables: dict[str, pa.Table]) -> dict:
+    """Every feature table conformed to its view (what ``store.ingest`` checks), so that a run that cannot be
+    stored fails before it registers views or writes a first view without the second. The ``store.Conformed``
+    batches (empty tables left out) go to ``store.ingest`` as they are: it does not check them again."""
+    from feature_store.store import FeatureStore
 
     views = {o.view.name: o.view for o in job.outputs}
+    batches = {}
     for name, table in tables.items():
         if not table.num_rows:
             continue
         try:
-            conform(views[name], table)
+            batches[name] = FeatureStore.conform(views[name], table)
         except InvalidInput as e:
             raise InvalidInput(
                 f"{dataset}: the {name} features do not fit the view ({e}); nothing was written"
             ) from None
+    return batches
 
 
 def run_pipeline(
@@ -268,12 +272,12 @@ def run_pipeline(
         # one chunk per column: the store names files by content, and Arrow-backed string columns would
         # otherwise keep the partition boundaries as chunks (another partitioning, another file name)
         tables = {name: pa.Table.from_pandas(f, preserve_index=False).combine_chunks() for name, f in frames.items()}
-        _check_fits(dataset, job, tables)  # before anything is registered or written
+        batches = _check_fits(dataset, job, tables)  # before anything is registered or written
         store.apply(*(o.view for o in job.outputs))
         for name, frame in frames.items():
-            written[name] = store.ingest(name, tables[name], write_online=False).rows if len(frame) else 0
-            if write_online and len(frame):
-                _write_online(store, name, frame)
+            written[name] = store.ingest(name, batches[name], write_online=False).rows if name in batches else 0
+            if write_online and name in batches:
+                _write_online(store, batches[name], frame)
         secs["write"] = time.perf_counter() - t
     else:
         written = {name: len(f) for name, f in frames.items()}

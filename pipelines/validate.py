@@ -2,7 +2,9 @@
 
 Checks, per canonical table (``Table.columns`` says types and ranges):
 - wrong type: a value that is present but not a number / not an allowed category (the adapter marks it in
-  ``_invalid``),
+  ``_invalid``), or not a whole number in an int64 column (a label ``0.5``),
+- missing required value: no value in a ``required`` column (a label, a C-MAPSS operating setting; a missing
+  measurement is no bad row),
 - impossible value: not finite (``inf``) or past the float32 range features are stored in, or outside
   ``Column.lo`` .. ``Column.hi``,
 - duplicate key: a second row with the same (entity, ``event_timestamp``),
@@ -50,9 +52,28 @@ def check_table(table: Table) -> TableCheck:
     reason = df[INVALID].astype(object) if INVALID in df.columns else pd.Series("", index=df.index, dtype=object)
     reason = reason.fillna("")
     kinds: dict[str, int] = {}
+    for name, col in table.columns.items():  # an int64 column holds whole numbers: 0.5 would be stored as 0
+        if col.dtype == "int64" and name in df.columns and pd.api.types.is_float_dtype(df[name]):
+            v = df[name]
+            with np.errstate(invalid="ignore"):
+                fraction = np.isfinite(v) & (v != np.round(v))
+            if fraction.any():
+                reason = _join(reason, fraction, f"{name}: " + v.map("{:g}".format) + " is not a whole number")
     n_type = int((reason != "").sum())
     if n_type:
         kinds["wrong type"] = n_type
+    # a required value that is missing (a label; a C-MAPSS operating setting, which places the row in a regime):
+    # the row is not usable, unlike one with a missing measurement
+    required = [n for n, c in table.columns.items() if c.required and n in df.columns]
+    if required:
+        lacking = pd.Series(False, index=df.index)
+        for name in required:
+            missing = df[name].isna()
+            if missing.any():
+                reason = _join(reason, missing, f"{name}: missing")
+                lacking |= missing
+        if lacking.any():
+            kinds["missing required value"] = int(lacking.sum())
     # impossible values: infinite or past float32 (whatever the column), or outside the column's range
     impossible = pd.Series(False, index=df.index)
     infinite: dict[str, pd.Series] = {}

@@ -59,15 +59,15 @@ SENSOR_COLUMNS: dict[str, Column] = {
     "tool_wear_min": Column("min", 0.0, 1_000.0, description="tool wear (minutes of use)"),
 }
 LABEL_COLUMNS: dict[str, Column] = {
-    "machine_failure": Column("1", 0, 1, dtype="int64"),
-    **{m.lower(): Column("1", 0, 1, dtype="int64") for m in MODES},
+    "machine_failure": Column("1", 0, 1, dtype="int64", required=True),
+    **{m.lower(): Column("1", 0, 1, dtype="int64", required=True) for m in MODES},
 }
 NUMERIC = ["udi", "air_temp_k", "process_temp_k", "rotational_speed_rpm", "torque_nm", "tool_wear_min", *LABEL_COLUMNS]
 
 
 def read(path: Path) -> Canonical:
     path = Path(path)
-    df, malformed = read_source(path, "an AI4I 2020 CSV", encoding="utf-8-sig")
+    df, malformed = read_source(path, "an AI4I 2020 CSV", encoding="utf-8-sig", columns=RENAME)
     missing = [c for c in RENAME if c not in df.columns and c not in MODES + ("Machine failure",)]
     if missing:
         raise ValueError(f"{path.name}: not an AI4I 2020 file; missing columns {missing}")

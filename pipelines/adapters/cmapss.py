@@ -37,10 +37,12 @@ KSIC = "C31"
 CYCLE_EPOCH = pd.Timestamp("2000-01-01T00:00:00Z")
 CYCLE_PERIOD = pd.Timedelta(hours=1)
 
+# required: the settings place a row in its operating regime (FD002/FD004); a row without them cannot be placed,
+# and in the regime fit it would pull every other row into one regime
 SETTINGS: dict[str, Column] = {
-    "op_setting_1": Column("kft", -1.0, 45.0, description="altitude"),
-    "op_setting_2": Column("1", -0.01, 0.9, description="Mach number"),
-    "op_setting_3": Column("%", 0.0, 110.0, description="throttle resolver angle (TRA)"),
+    "op_setting_1": Column("kft", -1.0, 45.0, description="altitude", required=True),
+    "op_setting_2": Column("1", -0.01, 0.9, description="Mach number", required=True),
+    "op_setting_3": Column("%", 0.0, 110.0, description="throttle resolver angle (TRA)", required=True),
 }
 # name -> (unit, description); order of the 21 sensor columns in the files.
 SENSORS: dict[str, tuple[str, str]] = {

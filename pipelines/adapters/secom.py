@@ -39,17 +39,17 @@ SENSOR_COLUMNS: dict[str, Column] = {
     "row_id": Column("1", 1, None, dtype="int64", description="line of the original secom.data"),
     **{f: Column("?", description="anonymised process measurement") for f in FEATURES},
 }
-LABEL_COLUMNS = {"label": Column("1", -1, 1, dtype="int64"), "defect": Column("1", dtype="bool")}
+LABEL_COLUMNS = {"label": Column("1", -1, 1, dtype="int64", required=True), "defect": Column("1", dtype="bool")}
 
 
 def read(path: Path) -> Canonical:
     path = Path(path)
-    df, malformed = read_source(path, "a SECOM CSV")
+    df, malformed = read_source(path, "a SECOM CSV", columns={"row_id", "label", "timestamp", *FEATURES})
     missing = [c for c in ("row_id", "timestamp", *FEATURES) if c not in df.columns]
     if missing:
         raise ValueError(f"{path.name}: not a SECOM file; missing columns {missing[:5]}")
-    if "label" not in df.columns:  # prediction inputs may lack the label
-        df["label"] = np.nan
+    if "label" not in df.columns:  # prediction inputs may lack the label (one concat: a wide frame, no warning)
+        df = pd.concat([df, pd.DataFrame({"label": np.nan}, index=df.index)], axis=1)
     total = len(df) + len(malformed)
     original = df[["row_id", "label", "timestamp"]]  # the values as read, for the quarantine
     df, why = coerce_numeric(df, ["row_id", "label", *FEATURES])

@@ -2,8 +2,9 @@
 
 ``read_source`` wraps ``pandas.read_csv`` (the fast C parser) and adds what the adapters need:
 
-- a folder, a missing file, an empty file, a file with only a header, text that is not UTF-8 or a file the
-  parser cannot read at all: ``ValueError("<file>: <what is wrong>")``, one line;
+- a folder, a missing file, an empty file, a file with only a header, text that is not UTF-8 (UTF-16, Latin-1,
+  a binary file), a header that names a column twice or a file the parser cannot read at all:
+  ``ValueError("<file>: <what is wrong>")``, one line;
 - rows with the wrong number of fields (a truncated line, a stray delimiter): pandas would fill a short row
   with NaN (missing values that later get forward-filled) and drop or refuse a long one. Such rows are set
   aside instead, returned as rejects (``source_row``, ``reason``, ``raw``) for the quarantine;
@@ -19,7 +20,7 @@ from __future__ import annotations
 import csv
 import warnings
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -41,9 +42,12 @@ def _records(path: Path, sep: str, encoding: str, header: bool) -> Iterator[tupl
 
             def numbered() -> Iterator[tuple[int, list[str]]]:
                 start = 1
-                for fields in reader:
-                    yield start, fields
-                    start = reader.line_num + 1
+                try:
+                    for fields in reader:
+                        yield start, fields
+                        start = reader.line_num + 1
+                except csv.Error as e:  # a field past csv's limit (128 KiB), which pandas read
+                    raise ValueError(f"{path.name}: line {start} cannot be read ({' '.join(str(e).split())})") from None
 
             lines = numbered()
         seen_header = not header
@@ -57,8 +61,17 @@ def _records(path: Path, sep: str, encoding: str, header: bool) -> Iterator[tupl
             yield row, line, fields
 
 
+_SNIFF = 1 << 16  # bytes looked at for NUL bytes
+
+
+def _utf16(path: Path) -> str:
+    return f"{path.name}: is not UTF-8 text (it looks like UTF-16 or a binary file); save the file as UTF-8"
+
+
 def _not_utf8(path: Path, header: bool) -> str:
     data = path.read_bytes()
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")) or b"\x00" in data[:_SNIFF]:
+        return _utf16(path)
     try:
         data.decode("utf-8")
     except UnicodeDecodeError as e:
@@ -69,6 +82,20 @@ def _not_utf8(path: Path, header: bool) -> str:
         where = "the header" if header and row <= 0 else f"row {row} (line {line})"
         return f"{path.name}: {where} is not UTF-8 text (byte 0x{data[e.start]:02x}); save the file as UTF-8"
     return f"{path.name}: cannot be read as UTF-8 text; save the file as UTF-8"
+
+
+def _duplicate_column(path: Path, sep: str, encoding: str, names: Collection[str] | None) -> str | None:
+    """The first of ``names`` (None: any) the header (the first non-blank line) repeats: pandas would rename the
+    second ``X.1`` and the adapter read the first, whichever was meant."""
+    with open(path, encoding=encoding, newline="") as f:
+        try:
+            for fields in csv.reader(f, delimiter=sep):
+                if fields and any(x.strip() for x in fields):
+                    return next((n for i, n in enumerate(fields)
+                                 if n in fields[:i] and (names is None or n in names)), None)
+        except csv.Error:  # a header field past csv's limit: no name anyone would repeat
+            return None
+    return None
 
 
 def _no_rows(path: Path, what: str, header: bool) -> str:
@@ -105,17 +132,22 @@ def read_source(
     sep: str = ",",
     names: list[str] | None = None,
     encoding: str = "utf-8-sig",
+    columns: Collection[str] | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """``path`` as a DataFrame with ``source_row`` first, and the rows set aside for their field count.
 
     ``what`` names the expected format in messages ("an AI4I 2020 CSV"). ``names``: the columns of a file
-    without a header row (otherwise the first non-blank line is the header).
+    without a header row (otherwise the first non-blank line is the header). ``columns``: the header names the
+    adapter reads; a header naming one of them twice is refused (None: any name twice).
     """
     path = Path(path)
     if path.is_dir():
         raise ValueError(f"{path}: is a folder; expected {what} file")
     if not path.is_file():
-        raise ValueError(f"{path}: no such file")
+        raise ValueError(f"{path}: {'not a regular file' if path.exists() else 'no such file'}; expected {what} file")
+    with open(path, "rb") as f:
+        if b"\x00" in f.read(_SNIFF):  # UTF-16 without a byte-order mark reads as UTF-8 with a NUL in every other byte
+            raise ValueError(_utf16(path))
     header = names is None
     kw: dict = {"sep": sep, "engine": "c", "encoding": encoding, "index_col": False, "on_bad_lines": "warn"}
     if not header:
@@ -137,6 +169,8 @@ def read_source(
             parser_warned = True
         else:
             warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    if header and (dup := _duplicate_column(path, sep, encoding, columns)) is not None:
+        raise ValueError(f"{path.name}: the header names column {dup!r} twice; expected {what} file")
     width = len(df.columns)
     rejects = empty_rejects()
     gap_at_end = width > 0 and len(df) > 0 and bool(df.iloc[:, -1].isna().any())  # every short row leaves one

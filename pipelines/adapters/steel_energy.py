@@ -73,7 +73,7 @@ def parse_times(stamps: pd.Series) -> pd.Series:
 
 def read(path: Path, *, meter_id: str = METER_ID) -> Canonical:
     path = Path(path)
-    df, malformed = read_source(path, "a steel-energy CSV", encoding="utf-8-sig")
+    df, malformed = read_source(path, "a steel-energy CSV", encoding="utf-8-sig", columns=RENAME)
     missing = [c for c in RENAME if c not in df.columns]
     if missing:
         raise ValueError(f"{path.name}: not a steel-energy file; missing columns {missing}")
@@ -86,7 +86,11 @@ def read(path: Path, *, meter_id: str = METER_ID) -> Canonical:
     nsm_bad = end_local.notna() & df["nsm"].notna() & (df["nsm"] != nsm_expected)
     why = why.where(~nsm_bad, why + "; nsm: disagrees with the time of day of date").str.strip("; ")
     bad_load = ~df["load_type"].isin(LOAD_TYPES)
-    why = why.where(~bad_load, why + "; load_type: " + df["load_type"].astype(str) + " is unknown").str.strip("; ")
+    # a blank Load_Type is named too: astype(str) keeps a missing value missing, and "..." + NaN lost the reason
+    load = df["load_type"]
+    load_why = ("load_type: " + load.astype(object).fillna("").astype(str) + " is unknown").where(
+        load.notna(), "load_type: missing")
+    why = why.where(~bad_load, why + "; " + load_why).str.strip("; ")
     rejects = malformed
     if end_local.isna().any():  # no time: the row cannot be placed
         bad = end_local.isna()

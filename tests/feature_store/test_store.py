@@ -322,3 +322,30 @@ def test_times_finer_than_a_microsecond_are_kept_to_the_microsecond(store, tmp_p
         "2026-03-01T00:00:00.123456+00:00",
     ]
     assert store.offline.row_count("acme", "machine_stats") == 3
+
+
+def test_a_conformed_batch_is_ingested_without_a_second_check(store, monkeypatch):
+    import feature_store.store as store_module
+
+    batch = FeatureStore.conform(STATS, frame(ROWS))  # checked before anything touches the store
+
+    def checked_again(*a, **kw):  # noqa: ANN002, ANN003, ANN202
+        pytest.fail("the conformed batch was checked a second time")
+
+    monkeypatch.setattr(store_module, "conform", checked_again)
+    rep = store.ingest("machine_stats", batch)
+    assert (rep.rows, rep.online_updated) == (3, 2)
+    files = store.offline.files("acme", "machine_stats")
+    monkeypatch.undo()
+    store.ingest("machine_stats", frame(ROWS))  # the same rows unconformed: the same files (created not hashed)
+    assert store.offline.files("acme", "machine_stats") == files
+    assert store.offline.row_count("acme", "machine_stats") == 3
+
+
+def test_a_batch_conformed_to_an_older_declaration_is_checked_again(store):
+    batch = FeatureStore.conform(STATS, frame(ROWS))
+    store.apply(FeatureView(name="machine_stats", entity=entities.machine,
+                            schema=[*STATS.schema, Field(name="current_max", dtype="float32")]))
+    with pytest.raises(InvalidInput, match="missing column 'current_max'"):
+        store.ingest("machine_stats", batch)
+    assert store.offline.row_count("acme", "machine_stats") == 0

@@ -4,14 +4,18 @@ line naming the file and what is wrong (a bad file or option), never a traceback
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from pipelines import demo, runner
 from pipelines.adapters import ai4i, cmapss, secom, steel_energy
+from pipelines.jobs import get_job
 from pipelines.runner import run_pipeline
+from pipelines.validate import validate
 from serving.errors import InvalidInput
+from tests.datasets import need
 
 AI4I_HEADER = ("UDI,Product ID,Type,Air temperature [K],Process temperature [K],Rotational speed [rpm],Torque [Nm],"
                "Tool wear [min],Machine failure,TWF,HDF,PWF,OSF,RNF")
@@ -287,3 +291,114 @@ def test_demo_cli_option_errors(monkeypatch, tmp_path):
         assert res.exit_code != 0 and isinstance(res.exception, InvalidInput), res.output
         assert one_line(res.exception).startswith(f"c22-demo: {option} must be")
 
+
+
+# 7. a hostile-input pass: encodings, headers, huge values, labels ------------------------------------------------
+
+def test_blank_load_type_is_set_aside_and_keeps_the_other_reasons(tmp_path):
+    lines = steel_lines()
+    lines[3] = set_field(lines[3], 10, "")
+    lines[4] = set_field(set_field(lines[4], 10, ""), 1, "abc")  # pandas 3: "..." + NaN had erased the whole reason
+    v = validate(steel_energy.read(write(tmp_path, "s.csv", lines)))
+    assert v.bad_rows == 2 and v.reasons == {"wrong type": 2}
+    assert v.quarantined["reason"].tolist() == [
+        "load_type: missing", "usage_kwh: 'abc' is not a number; load_type: missing"]
+
+
+@pytest.mark.parametrize(("dataset", "name", "make", "field", "reason"), [
+    ("steel-energy", "s.csv", steel_lines, 7, "nsm: inf is not a finite number"),  # NSM: a column of integers
+    ("steel-energy", "s.csv", steel_lines, 4, "co2_t: inf is not a finite number"),
+    ("ai4i", "a.csv", ai4i_lines, 5, "rotational_speed_rpm: inf is not a finite number"),
+    ("ai4i", "a.csv", ai4i_lines, 8, "machine_failure: inf is not a finite number"),
+    ("ai4i", "a.csv", ai4i_lines, 0, "udi: inf is not a finite number"),
+])
+def test_a_400_digit_whole_number_is_set_aside_not_a_crash(tmp_path, dataset, name, make, field, reason):
+    lines = make()
+    lines[5] = set_field(lines[5], field, "1" + "0" * 400)  # pandas keeps it a Python int: to_numeric overflowed
+    rep = run_pipeline(dataset, write(tmp_path, name, lines), quarantine_root=tmp_path / "q", max_bad_share=0.5)
+    assert rep.rows_ok == 9 and rep.rows_quarantined == 1
+    recs = [json.loads(x) for x in open(rep.quarantine, encoding="utf-8")]
+    assert {r["source_row"] for r in recs} == {5} and any(reason in r["reason"] for r in recs)
+
+
+@pytest.mark.parametrize(("dataset", "name", "make", "field", "value", "reason"), [
+    ("ai4i", "a.csv", ai4i_lines, 8, "", "machine_failure: missing"),
+    ("ai4i", "a.csv", ai4i_lines, 10, "nan", "hdf: missing"),
+    ("ai4i", "a.csv", ai4i_lines, 8, "0.5", "machine_failure: 0.5 is not a whole number"),  # was stored as 0
+    ("secom", "x.csv", secom_lines, 1, "", "label: missing"),
+])
+def test_a_missing_or_fractional_label_is_set_aside(tmp_path, dataset, name, make, field, value, reason):
+    lines = make()
+    lines[5] = set_field(lines[5], field, value)
+    rep = run_pipeline(dataset, write(tmp_path, name, lines), quarantine_root=tmp_path / "q", max_bad_share=0.5)
+    assert rep.rows_ok == 9 and rep.rows_quarantined == 1 and rep.views[f"{dataset}_labels"] == 9
+    rec = json.loads(open(rep.quarantine, encoding="utf-8").readline())
+    assert rec["source_row"] == 5 and rec["table"] == "labels" and reason in rec["reason"]
+
+
+@pytest.mark.parametrize(("dataset", "name", "lines"), [
+    ("ai4i", "a.csv", [",".join(x.split(",")[:8]) for x in ai4i_lines()]),
+    ("secom", "x.csv", [",".join(x.split(",")[:1] + x.split(",")[2:]) for x in secom_lines()]),
+])
+def test_a_file_without_labels_is_refused_with_the_reason(tmp_path, dataset, name, lines):
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no pandas PerformanceWarning on stderr either
+        with pytest.raises(InvalidInput, match=rf"^{dataset}: 10 of 10 rows .* \(missing required value: 10; ") as e:
+            run_pipeline(dataset, write(tmp_path, name, lines), quarantine_root=tmp_path / "q")
+    one_line(e.value)
+
+
+@pytest.mark.parametrize(("module", "make", "name", "dup"), [
+    (ai4i, ai4i_lines, "a.csv", "Torque [Nm]"),
+    (steel_energy, steel_lines, "s.csv", "Usage_kWh"),
+    (secom, secom_lines, "x.csv", "f007"),
+])
+def test_a_header_naming_a_column_twice_is_refused(tmp_path, module, make, name, dup):
+    lines = [x + "," + ("999" if i else dup) for i, x in enumerate(make())]  # pandas read it as '<dup>.1'
+    with pytest.raises(ValueError) as e:
+        module.read(write(tmp_path, name, lines))
+    assert one_line(e.value).startswith(f"{name}: the header names column {dup!r} twice; expected ")
+    extra = [x + "," + ("999" if i else "notes") for i, x in enumerate(make())]
+    assert len(next(iter(module.read(write(tmp_path, name, extra)).tables.values())).data) == 10  # extra: ignored
+
+
+def test_a_huge_field_in_a_ragged_file_is_one_line(tmp_path):
+    lines = ai4i_lines()
+    lines[5] = set_field(lines[5], 1, "x" * 200_000)  # past the csv module's 128 KiB field limit
+    lines[7] += ",9"  # a ragged row: the lines are counted one by one
+    with pytest.raises(ValueError) as e:
+        ai4i.read(write(tmp_path, "a.csv", lines))
+    assert one_line(e.value).startswith("a.csv: line 6 cannot be read (field larger than field limit")
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-le", "utf-32"])
+@pytest.mark.parametrize(("module", "make", "name"), [
+    (ai4i, ai4i_lines, "a.csv"), (secom, secom_lines, "x.csv"), (cmapss, cmapss_lines, "train_FD001.txt"),
+])
+def test_utf16_is_named_not_read_as_missing_columns(tmp_path, encoding, module, make, name):
+    p = tmp_path / name
+    p.write_bytes(("\n".join(make()) + "\n").encode(encoding))  # utf-16-le: no byte-order mark, a NUL every 2nd byte
+    with pytest.raises(ValueError) as e:
+        module.read(p)
+    assert one_line(e.value) == (
+        f"{name}: is not UTF-8 text (it looks like UTF-16 or a binary file); save the file as UTF-8")
+
+
+def test_a_device_is_not_called_missing():
+    with pytest.raises(ValueError, match=r"^/dev/null: not a regular file; expected an AI4I 2020 CSV file$"):
+        ai4i.read(Path("/dev/null"))
+
+
+def test_missing_operating_settings_are_set_aside_not_put_in_regime_0(tmp_path):
+    lines = need("cmapss/train_FD002.txt").read_text().splitlines()[:3000]
+    fields = lines[100].split()
+    fields[2:5] = ["nan"] * 3
+    lines[100] = " ".join(fields)
+    job = get_job("cmapss")
+    v = validate(job.read(write(tmp_path, "train_FD002.txt", lines)))
+    assert v.reasons == {"missing required value": 1} and v.quarantined["source_row"].tolist() == [101]
+    frames, _, _ = runner.transform(job, v.tables)
+    # one row without settings had pulled 2,998 of 2,999 rows into one regime (every normalised sensor wrong)
+    assert frames["cmapss_features"]["regime"].value_counts().max() < 1000
