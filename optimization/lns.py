@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 from ortools.sat.python import cp_model
 
+from optimization.builder import scaled, weight_scale
 from optimization.problem import SchedulingProblem
 from optimization.solution import Assignment, MaintenanceWindow, Schedule, evaluate, with_setups
 
@@ -74,11 +75,18 @@ class Shop:
         for w in maintenance:
             maint.setdefault(w.machine, []).append((w.start, w.end))
         self.maintenance = list(maintenance)
-        # blocks an op may not overlap: (all downtimes but breaks) / (all downtimes), plus maintenance windows
+        # blocks an op may not overlap: (all downtimes but breaks) / (all downtimes), plus maintenance windows;
+        # merged where they overlap or touch, as Machine.blocking merges the calendar: a maintenance window may lie
+        # over a break, and overlapping fixed intervals in one no-overlap made every sub-model there infeasible
         self.blocks: dict[tuple[str, bool], list[tuple[int, int]]] = {}
         for m in p.machines:
             for span in (True, False):
-                bl = sorted([(d.start, d.end) for d in m.blocking(span)] + maint.get(m.id, []))
+                bl: list[tuple[int, int]] = []
+                for a, b in sorted([(d.start, d.end) for d in m.blocking(span)] + maint.get(m.id, [])):
+                    if bl and a <= bl[-1][1]:
+                        bl[-1] = (bl[-1][0], max(bl[-1][1], b))
+                    else:
+                        bl.append((a, b))
                 self.blocks[(m.id, span)] = bl
         self.block_ends = {k: [e for _, e in v] for k, v in self.blocks.items()}
         self.pinned = [o.pinned_start is not None for o in self.ops]
@@ -396,7 +404,10 @@ def _sub_model(shop: Shop, st: _State, free: set[int], stage: dict[str, float], 
     free_of_job: dict[int, list[int]] = {}
     for i in flist:
         free_of_job.setdefault(shop.job[i], []).append(i)
-    wsc = 1 if all(float(shop.weight[t]).is_integer() for t in touched) else 100
+    # integer coefficients: 1000 * wsc * the real objective, wsc the power of ten that makes the touched jobs'
+    # weighted tardiness and the makespan weight whole (as the full model does; weights of 0.001 times 100 were 0)
+    tw, mw = stage.get("tardiness", 0.0), stage.get("makespan", 0.0)
+    wsc, _ = weight_scale([tw * shop.weight[t] for t in touched if shop.due[t] is not None] + [mw])
     tard_terms, comp = [], {}
     for t in touched:
         li = shop.last[t]
@@ -422,17 +433,15 @@ def _sub_model(shop: Shop, st: _State, free: set[int], stage: dict[str, float], 
         if due is not None and shop.weight[t] > 0:
             tv = m.new_int_var(0, 10**9, "")
             m.add(tv >= comp[t] - due)
-            tard_terms.append(int(round(shop.weight[t] * wsc)) * tv)
-    obj = 0
-    if stage.get("tardiness"):
-        obj += int(round(1000 * stage["tardiness"] * wsc)) * sum(tard_terms) if tard_terms else 0
-    if stage.get("makespan"):
+            tard_terms.append(1000 * scaled(tw * shop.weight[t], wsc) * tv)
+    obj = sum(tard_terms) if tw else 0
+    if mw:
         others = [start[shop.last[t]] + ops[shop.last[t]].durations[mach[shop.last[t]]]
                   for t in range(len(shop.jobs)) if t not in set(touched)]
         mk = m.new_int_var(max(others, default=0), 10**9, "mk")
         m.add_max_equality(mk, [comp[t] if not isinstance(comp[t], int) else m.new_constant(comp[t])
                                 for t in touched] + [m.new_constant(max(others, default=0))])
-        obj += int(round(1000 * stage["makespan"] * wsc)) * mk
+        obj += 1000 * scaled(mw, wsc) * mk
     if shop.risk_rate:
         obj += sum(int(round(1000 * wsc * shop.risk_rate[x] * ops[i].durations[x])) * on[(i, x)][0]
                    for (i, x) in on if x in shop.risk_rate)

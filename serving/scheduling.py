@@ -11,6 +11,7 @@ import json
 import logging
 import threading
 import uuid
+from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
@@ -89,7 +90,11 @@ class Jobs:
     """Background solves: one at a time per process (CP-SAT already uses the cores), state in the database.
 
     Limits: at most ``max_active`` queued or running jobs per tenant (more get 429), so that one tenant cannot
-    fill the queue for everyone (the route caps each job's time limit: ``Settings.scheduling_max_job_s``)."""
+    fill the queue for everyone (the route caps each job's time limit: ``Settings.scheduling_max_job_s``).
+
+    Fair between tenants: a worker that frees up takes the oldest queued job of the tenant with the fewest running
+    jobs, among those the tenant whose last job started longest ago (round-robin), not the oldest job of all; so a
+    tenant's job waits for at most one job per other waiting tenant, not for another tenant's whole queue."""
 
     def __init__(self, db: Database, workers: int = 1, *, max_job_s: float = 3600.0, max_active: int = 4) -> None:
         self.db = db
@@ -97,6 +102,11 @@ class Jobs:
         self.max_active = max_active
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sfai-schedule")
         self._lock = threading.Lock()
+        # queued jobs per tenant, oldest first, (job id, prepared); running jobs and last start (a counter) per tenant
+        self._queued: dict[int, deque[tuple[str, tuple]]] = {}
+        self._running: dict[int, int] = {}
+        self._last_start: dict[int, int] = {}
+        self._starts = 0
 
     def active(self, tenant_id: int) -> int:
         """Queued or running jobs of a tenant. A job older than the whole queue's worth of time limits is not
@@ -133,8 +143,39 @@ class Jobs:
                         created_at=utcnow(),
                     )
                 )
-        self._pool.submit(self._run, job_id, prepared)
+            self._queued.setdefault(tenant_id, deque()).append((job_id, prepared))
+        # one pool task per queued job; each runs whichever job is fairest when a worker takes it (see _next)
+        self._pool.submit(self._run_next)
         return self.get(tenant_id, job_id)
+
+    def _next(self) -> tuple[int, str, tuple] | None:
+        """Takes the next job off the queue (the class docstring's rule) and counts it running; the caller holds
+        the lock."""
+        if not self._queued:
+            return None
+        tenant_id = min(self._queued, key=lambda t: (self._running.get(t, 0), self._last_start.get(t, -1)))
+        queue = self._queued[tenant_id]
+        job_id, prepared = queue.popleft()
+        if not queue:
+            del self._queued[tenant_id]
+        self._running[tenant_id] = self._running.get(tenant_id, 0) + 1
+        self._starts += 1
+        self._last_start[tenant_id] = self._starts
+        return tenant_id, job_id, prepared
+
+    def _run_next(self) -> None:
+        with self._lock:
+            picked = self._next()
+        if picked is None:
+            return
+        tenant_id, job_id, prepared = picked
+        try:
+            self._run(job_id, prepared)
+        finally:
+            with self._lock:
+                self._running[tenant_id] -= 1
+                if not self._running[tenant_id]:
+                    del self._running[tenant_id]
 
     def _run(self, job_id: str, prepared: tuple) -> None:
         self._update(job_id, status="running", started_at=utcnow())

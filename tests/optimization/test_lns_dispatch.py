@@ -11,7 +11,8 @@ from benchmarks.gen_shop import generate
 from optimization.check import verify
 from optimization.heuristics import RULES, dispatch
 from optimization.lns import Shop, _seqs, improve, supported
-from optimization.problem import EnergySettings, FailureRisk, Operation
+from optimization.problem import Downtime, EnergySettings, FailureRisk, Job, Machine, Operation, SchedulingProblem
+from optimization.solution import Assignment, MaintenanceWindow, Schedule, evaluate
 from optimization.solver import SolverParams, score, solve
 from tests.optimization.reference_dispatch import dispatch_reference
 
@@ -123,3 +124,37 @@ def test_small_plans_keep_the_full_model_path():
     assert s.stats["strategy"] == "full"
     assert not any(k.startswith("atc(") for k in s.stats["dispatch_scores"])
     assert verify(p, s) == []
+
+
+def _one_machine_plan(weights, calendar=(), risk=None, maintenance=(), at=0):
+    """Job A (10 units, due at+10) placed after job B (2 units, due at+12), both released at ``at``: A is 2 units
+    late; A first is on time.
+    Keeping operations early (the sub-models' secondary goal) prefers B first."""
+    jobs = (Job("A", (Operation("a", {"M1": 10}),), release=at, due=at + 10, weight=weights[0]),
+            Job("B", (Operation("b", {"M1": 2}),), release=at, due=at + 12, weight=weights[1]))
+    p = SchedulingProblem(jobs=jobs, machines=(Machine("M1", calendar),), risk=risk)
+    plan = [Assignment("B", "b", "M1", at, at + 2), Assignment("A", "a", "M1", at + 2, at + 12)]
+    return p, Schedule(plan, objective=evaluate(p, plan), maintenance=list(maintenance))
+
+
+def test_lns_sub_models_keep_small_weights():
+    """Before: the sub-models scaled fractional weights by 100, so 0.002 and 0.001 became 0, the tardiness left
+    the sub-model, and the LNS kept the late plan (its moves only kept the operations early)."""
+    for weights in ((0.002, 0.001), (2, 1)):
+        p, d = _one_machine_plan(weights)
+        assert verify(p, d) == [] and d.objective["weighted_tardiness"] == 2 * weights[0]
+        s = improve(p, d, TARDINESS, time.perf_counter() + 1.0, workers=1, seed=0, size=8)
+        assert verify(p, s) == []
+        assert s.objective["weighted_tardiness"] == 0, (weights, s.assignments)
+
+
+def test_lns_with_a_maintenance_window_over_a_break():
+    """A maintenance window may overlap a break (the dispatching places it so); the sub-models' fixed blocks on
+    that machine overlapped each other, every sub-model was infeasible and the late plan stayed. Now the blocks
+    are merged (as ``Machine.blocking`` merges the calendar)."""
+    risk = FailureRisk(risks={"M1": 0.9}, threshold=0.5, window_duration=15, deadline=33)
+    p, d = _one_machine_plan((1, 1), calendar=(Downtime(20, 30, "break"),), risk=risk,
+                             maintenance=(MaintenanceWindow("M1", 18, 33),))
+    assert verify(p, d) == [] and d.objective["weighted_tardiness"] == 2
+    s = improve(p, d, TARDINESS, time.perf_counter() + 1.0, workers=1, seed=0, size=8)
+    assert verify(p, s) == [] and s.objective["weighted_tardiness"] == 0, s.assignments

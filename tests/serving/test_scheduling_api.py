@@ -1,6 +1,7 @@
 """POST /v1/scheduling/solve and background jobs, per tenant; linked modules only when subscribed."""
 
 import json
+import threading
 import time
 
 from tests.serving.helpers import bearer, make_tenant
@@ -76,6 +77,55 @@ def test_jobs_run_in_the_background_and_are_per_tenant(client, db):
         client.post("/v1/scheduling/jobs", json={"problem": {"machines": []}}, headers=bearer(acme.mes)).status_code
         == 422
     )
+
+
+def test_background_jobs_are_fair_between_tenants(client, db, monkeypatch):
+    """Before: one first-come queue, so a tenant's queued jobs (up to 4 of an hour each) ran before a job another
+    tenant submitted after them. Now the freed worker takes the other tenant's job first (round-robin). The solves
+    are a fake that waits until the test lets it finish, so the order does not depend on timing."""
+    started, finish = [], threading.Semaphore(0)
+
+    def solve(problem, params, linked):
+        started.append(problem.name)
+        assert finish.acquire(timeout=30), "the test never let this solve finish"
+        return {"name": problem.name, "linked": linked}
+
+    def wait_for(n):
+        deadline = time.monotonic() + 30
+        while len(started) < n and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert len(started) == n, started
+
+    monkeypatch.setattr("serving.scheduling.solve_prepared", solve)
+    acme = make_tenant(db, PEPPER, "acme", modules=("scheduling",))
+    other = make_tenant(db, PEPPER, "other", modules=("scheduling",))
+    ids = {}
+    try:
+        for key, name in ((acme, "A1"), (acme, "A2"), (acme, "A3"), (other, "B1")):
+            body = {"problem": {**PROBLEM, "name": name}, "time_limit_s": 1}
+            r = client.post("/v1/scheduling/jobs", json=body, headers=bearer(key.mes))
+            assert r.status_code == 202, r.text
+            ids[name] = (r.json()["job_id"], key.mes)
+            if name == "A1":
+                wait_for(1)  # A1 holds the only worker before the others are queued
+        status = {n: client.get(f"/v1/scheduling/jobs/{i}", headers=bearer(k)).json()["status"]
+                  for n, (i, k) in ids.items()}
+        assert status == {"A1": "running", "A2": "queued", "A3": "queued", "B1": "queued"}
+        for n in range(2, 5):
+            finish.release()
+            wait_for(n)
+        finish.release()
+    finally:
+        for _ in range(4):
+            finish.release()
+    assert started == ["A1", "B1", "A2", "A3"]
+    deadline = time.monotonic() + 30
+    for name, (job_id, key) in ids.items():
+        while (job := client.get(f"/v1/scheduling/jobs/{job_id}", headers=bearer(key)).json())["status"] != "done":
+            assert time.monotonic() < deadline and job["status"] in ("queued", "running"), job
+            time.sleep(0.01)
+        assert job["result"]["name"] == name and job["started_at"] <= job["finished_at"]
+    assert client.get(f"/v1/scheduling/jobs/{ids['B1'][0]}", headers=bearer(acme.mes)).status_code == 404
 
 
 def test_weighted_and_lexicographic_objectives_take_the_planners_weights_and_order(client, db):
