@@ -54,6 +54,8 @@ def parse_json(raw: bytes | str, what: str = "the body", *, unique_keys: bool = 
         raise InvalidInput(f"{what} is nested too deeply to read as JSON") from None
     except _RepeatedKey as e:
         raise InvalidInput(f"{what} names the key {e.args[0]!r} twice in one object") from None
+    except ValueError:  # Python's limit on integer digits (4,300): no reading or id has that many
+        raise InvalidInput(f"{what} holds a number with more than 4,300 digits") from None
     data = raw.encode("utf-8", "surrogatepass") if isinstance(raw, str) else raw
     if (_SURROGATE_ESCAPE.search(data) or _SURROGATE_BYTES.search(data)) and _has_surrogate(doc):
         raise InvalidInput(f"{what} holds a lone UTF-16 surrogate (such as the escape \\ud800), which is not text")

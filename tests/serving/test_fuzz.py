@@ -81,7 +81,7 @@ def test_bodies_no_route_can_use_are_422_on_every_json_endpoint(target):
         ("admin", "/v1/apikeys", '{"name": %s, "role": "mes"}'),
     ]
     for role, path, template in cases:
-        for value, words in ((lone, "surrogate"), (deep, "nested too deeply")):
+        for value, words in ((lone, "surrogate"), (deep, "nested too deeply"), ("9" * 5000, "4,300 digits")):
             r = client.post(path, content=(template % value).encode(), headers={
                 "Authorization": f"Bearer {keys[role]}", "content-type": "application/json"})
             assert r.status_code == 422, (path, value[:8], r.text)
