@@ -150,7 +150,13 @@ class Access:
             self._subs.pop(tenant_id, None)
             for k in [k for k in self._quota if k[0] == tenant_id]:
                 self._quota.pop(k, None)
-        self._keys.clear()
+        if tenant_id is None:
+            self._keys.clear()
+            return
+        # only this tenant's keys and the unknown ones (a key just created may have been tried before): a tenant
+        # admin's changes do not cost every other tenant its cached keys
+        for digest in [d for d, (_, ctx) in list(self._keys.items()) if ctx is None or ctx.tenant_id == tenant_id]:
+            self._keys.pop(digest, None)
 
     # cheap probes, so that the request path goes to a worker thread only on a cache miss ---------------
     def subscriptions_cached(self, tenant_id: int, *, claim: bool = True) -> bool:

@@ -165,3 +165,27 @@ def test_a_nul_in_the_api_key_is_a_401(client, db):
     tenancy.create_tenant(db, "acme", "C29")
     r = client.get("/v1/tenant", headers={"authorization": b"Bearer sfai_k\x00_secret"})
     assert r.status_code == 401 and r.json()["error"]["code"] == "unauthenticated", r.text
+
+
+def test_a_tenants_changes_drop_only_its_own_cached_keys(db):
+    """A tenant admin's subscription or key change invalidates that tenant's cached keys (and unknown ones: a key
+    just created may have been tried before), not every tenant's: repeated changes used to cost all of them."""
+    from serving.access import Access
+
+    tenancy.create_tenant(db, "acme", "C29")
+    tenancy.create_tenant(db, "beta", "C29")
+    a = tenancy.create_api_key(db, PEPPER, "acme", "mes", "mes")
+    b = tenancy.create_api_key(db, PEPPER, "beta", "mes", "mes")
+    access = Access(db, PEPPER, ttl_s=60)
+    ctx_a, ctx_b = access.resolve(a.token), access.resolve(b.token)
+    unknown = "sfai_k0123456789ab_nosuchsecret"
+    assert access.resolve(unknown) is None
+    assert access.cached(access.digest(a.token)) == ctx_a and access.cached(access.digest(b.token)) == ctx_b
+    tenancy.revoke_api_key(db, a.info.key_id)
+    access.invalidate(ctx_a.tenant_id)
+    assert access.cached(access.digest(b.token), claim=False) == ctx_b  # beta keeps its cached key
+    assert access.cached(access.digest(a.token), claim=False) is None  # acme's is looked up again ...
+    assert access.cached(access.digest(unknown), claim=False) is None
+    assert access.resolve(a.token) is None  # ... and the revocation is seen at once
+    access.invalidate()
+    assert access.cached(access.digest(b.token), claim=False) is None  # without a tenant: every key
