@@ -13,11 +13,13 @@ from typing import Annotated
 
 import typer
 
-from pipelines.runner import DEFAULT_MAX_BAD_SHARE, run_pipeline
+from pipelines.runner import DEFAULT_MAX_BAD_SHARE, MAX_WORKERS, check_workers, run_pipeline
 
 TenantOpt = Annotated[str | None, typer.Option("--tenant", "-t", help="tenant (default: the local tenant)")]
 EngineOpt = Annotated[str, typer.Option("--engine", help="local, or ray (SFAI_RAY_ADDRESS joins a cluster)")]
-WorkersOpt = Annotated[int | None, typer.Option("--workers", help="CPUs of a local Ray (default: all)", min=1)]
+WorkersOpt = Annotated[
+    int | None, typer.Option("--workers", help=f"CPUs of a local Ray, 1 to {MAX_WORKERS} (default: all)")
+]
 BadOpt = Annotated[
     float, typer.Option("--max-bad-share", help="fail when more than this share of rows is bad", min=0, max=1)
 ]
@@ -28,6 +30,7 @@ QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="no progress bars 
 def _ingest(dataset: str, path: Path | None, tenant, engine, workers, max_bad_share, no_online, quiet, **kw) -> None:  # noqa: ANN001, ANN003
     from serving.cli.features import store_for
 
+    check_workers(dataset, workers, "--workers")  # before anything is read or a Ray is started
     if path is not None and not path.exists():
         raise ValueError(f"{path}: no such file or folder")
     store = store_for(tenant)

@@ -37,6 +37,7 @@ ENGINES = ("local", "ray")
 DEFAULT_MAX_BAD_SHARE = 0.01
 MAX_PARTITIONS = 16  # fixed by the data, so that any engine/worker count writes the same files
 MIN_PARTITION_ROWS = 5_000
+MAX_WORKERS = 64  # CPUs of a local Ray; a run has at most MAX_PARTITIONS tasks at a time anyway
 PIPELINE_VERSION = "1"
 
 
@@ -64,6 +65,13 @@ class RunReport:
 
     def as_dict(self) -> dict:
         return asdict(self)
+
+
+def check_workers(dataset: str, workers: object, option: str = "workers") -> None:
+    """``workers`` is None (all CPUs) or a whole number from 1 to MAX_WORKERS; else one-line InvalidInput."""
+    ok = workers is None or (isinstance(workers, int) and not isinstance(workers, bool) and 1 <= workers <= MAX_WORKERS)
+    if not ok:
+        raise InvalidInput(f"{dataset}: {option} must be a whole number from 1 to {MAX_WORKERS}, not {workers!r}")
 
 
 def input_digest(job: Job, path: str | Path | None, read_kwargs: dict) -> str:
@@ -225,6 +233,7 @@ def run_pipeline(
         raise InvalidInput(f"unknown engine {engine!r}; expected one of {', '.join(ENGINES)}")
     if not 0 <= max_bad_share <= 1:
         raise InvalidInput(f"max_bad_share must be between 0 and 1, not {max_bad_share}")
+    check_workers(dataset, workers)
     job = get_job(dataset)
     read_kwargs = dict(read_kwargs or {})
     if job.file_required and path is None:

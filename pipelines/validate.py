@@ -162,10 +162,21 @@ class Validation:
         return self.bad_rows / self.source_rows if self.source_rows else 0.0
 
 
+def _json_value(v: object) -> object:
+    """A cell as standard JSON: missing (NaN, None, NaT) -> null; an infinite number -> "inf" / "-inf" (json
+    would write a bare ``Infinity``, which is not JSON); anything else as it is (or its text)."""
+    if isinstance(v, (float, np.floating)) and np.isinf(v):
+        return "inf" if v > 0 else "-inf"
+    try:
+        return None if pd.isna(v) else v
+    except (TypeError, ValueError):  # an array-like cell
+        return v
+
+
 def _row_json(frame: pd.DataFrame) -> list[str]:
     cols = [c for c in frame.columns if c != "reason"]
     return [
-        json.dumps({c: (None if pd.isna(v) else v) for c, v in zip(cols, r, strict=True)}, default=str)
+        json.dumps({c: _json_value(v) for c, v in zip(cols, r, strict=True)}, default=str, allow_nan=False)
         for r in frame[cols].itertuples(index=False, name=None)
     ]
 

@@ -1,9 +1,18 @@
 """Per-entity rolling-window statistics and lags: DataFrame in, DataFrame out.
 
-The frame must be sorted by (entity, time). Windows count rows (cycles, 15-minute intervals), and a window
-never reaches into the previous entity: entities are separated by ``max(window) - 1`` NaN rows before one
-vectorised ``rolling`` pass over all columns, which is much faster than ``groupby().rolling()`` with many
-entities. ``min_periods=1``: the first rows of an entity use what there is (std needs two values).
+The frame must be sorted by (entity, time). With ``step`` (a column, or an array, of whole grid steps: the
+cycle number, the 15-minute interval number), windows and lags count STEPS of a regular grid per entity, not
+rows: the rows are placed on the grid, a step without a row (quarantined, or absent in the source) reads as
+missing (NaN), and only the rows that exist come back. ``lag k`` is the value exactly ``k`` steps earlier (NaN
+where that step has no row), a window of ``w`` covers the ``w`` steps ending at the row (the missing ones
+skipped). Without ``step`` they count rows (e.g. per-shot features, where every row is a step). On data
+without gaps both give identical output.
+
+A window never reaches into the previous entity: entities are separated by ``max(window) - 1`` NaN rows
+before one vectorised ``rolling`` pass over all columns, which is much faster than ``groupby().rolling()``
+with many entities; a gap inside an entity is laid out as up to ``max(window) - 1`` NaN rows (a longer gap
+cannot be seen by any window, so memory stays bounded whatever the gap). ``min_periods=1``: the first rows of
+an entity, and rows after a gap, use what there is in the window (std needs two values).
 """
 
 from __future__ import annotations
@@ -16,18 +25,56 @@ import pandas as pd
 STATS = ("mean", "std", "min", "max", "slope")
 
 
-def _padded(values: np.ndarray, keys: np.ndarray, pad: int) -> tuple[np.ndarray, np.ndarray]:
-    """``values`` with ``pad`` NaN rows inserted before each new entity, and the positions of the real rows."""
-    n = len(values)
-    starts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]]) if n else np.array([], dtype=int)
-    shift = np.zeros(n, dtype=np.int64)
-    if len(starts) > 1 and pad > 0:
-        shift[starts[1:]] = pad
-        shift = np.cumsum(shift)
-    pos = np.arange(n) + shift
-    out = np.full((n + pad * max(len(starts) - 1, 0), values.shape[1]), np.nan)
+def _entity_starts(keys: np.ndarray) -> np.ndarray:
+    """True on the first row of each run of equal keys."""
+    return np.r_[True, keys[1:] != keys[:-1]] if len(keys) else np.zeros(0, dtype=bool)
+
+
+def _steps(df: pd.DataFrame, step: str | np.ndarray | pd.Series | None) -> np.ndarray | None:
+    if step is None:
+        return None
+    s = df[step] if isinstance(step, str) else step
+    steps = np.asarray(s)
+    if len(steps) != len(df):
+        raise ValueError(f"step has {len(steps)} values for {len(df)} rows")
+    if not np.issubdtype(steps.dtype, np.integer):
+        f = np.asarray(steps, dtype=np.float64)
+        if not np.isfinite(f).all() or (f != np.round(f)).any():
+            raise ValueError("grid steps must be whole numbers")
+        steps = f
+    return steps.astype(np.int64)
+
+
+def grid_positions(keys: np.ndarray, steps: np.ndarray | None, reach: int) -> np.ndarray:
+    """Increasing positions of the rows on one axis holding every entity's grid: consecutive steps are 1 apart,
+    a gap of missing steps leaves the same gap (at most ``reach + 1`` apart: nothing looks further back than
+    ``reach`` steps), and entities are ``reach + 1`` apart, so no look-back of ``reach`` steps or less reaches
+    another entity or past a long gap. Without ``steps`` every row is one step (row counting)."""
+    n = len(keys)
+    if not n:
+        return np.zeros(0, dtype=np.int64)
+    starts = _entity_starts(keys)
+    inc = np.ones(n, dtype=np.int64)
+    if steps is not None:
+        d = np.diff(steps)
+        inside = ~starts[1:]
+        if (d[inside] <= 0).any():
+            i = int(np.flatnonzero(inside & (d <= 0))[0]) + 1
+            raise ValueError(
+                f"grid steps must increase within an entity (sorted, no duplicates): row {i} has step {steps[i]} "
+                f"after {steps[i - 1]}"
+            )
+        inc[1:] = np.minimum(d, reach + 1)
+    inc[starts] = reach + 1
+    inc[0] = 0
+    return np.cumsum(inc)
+
+
+def _padded(values: np.ndarray, pos: np.ndarray) -> np.ndarray:
+    """``values`` laid out at ``pos`` on a NaN grid."""
+    out = np.full((int(pos[-1]) + 1 if len(pos) else 0, values.shape[1]), np.nan)
     out[pos] = values
-    return out, pos
+    return out
 
 
 def position_in_entity(keys: pd.Series) -> np.ndarray:
@@ -50,10 +97,12 @@ def rolling_stats(
     windows: Sequence[int],
     stats: Sequence[str] = STATS,
     dtype: str = "float32",
+    step: str | np.ndarray | pd.Series | None = None,
 ) -> pd.DataFrame:
     """Columns ``<col>_<stat>_<w>`` for every column, window and stat; index aligned with ``df``.
 
-    ``slope`` is the least-squares slope against the row step (value units per row) over the window.
+    ``step``: the rows' grid steps (a column name or values); windows then span ``w`` steps, not rows.
+    ``slope`` is the least-squares slope against the step (value units per step) over the window.
     """
     unknown = set(stats) - set(STATS)
     if unknown:
@@ -62,12 +111,16 @@ def rolling_stats(
     values = df[cols].to_numpy(dtype=np.float64)
     keys = df[key].to_numpy()
     pad = max(windows) - 1
-    padded, pos = _padded(values, keys, pad)
+    pos = grid_positions(keys, _steps(df, step), pad)
+    padded = _padded(values, pos)
     frame = pd.DataFrame(padded)
     out: dict[str, np.ndarray] = {}
     t_pad = None
     if "slope" in stats:
-        t = position_in_entity(df[key]).astype(np.float64)
+        # the step within the entity on the grid (row counting: 0, 1, 2 ...); a capped long gap is never
+        # inside one window, so differences within a window are true step differences
+        first = np.maximum.accumulate(np.where(_entity_starts(keys), pos, 0)) if len(pos) else pos
+        t = (pos - first).astype(np.float64)
         t_pad = np.full(len(padded), np.nan)
         t_pad[pos] = t
     for w in windows:
@@ -98,9 +151,21 @@ def rolling_stats(
 
 
 def lags(
-    df: pd.DataFrame, *, key: str, columns: Sequence[str], lags: Sequence[int], dtype: str = "float32"
+    df: pd.DataFrame,
+    *,
+    key: str,
+    columns: Sequence[str],
+    lags: Sequence[int],
+    dtype: str = "float32",
+    step: str | np.ndarray | pd.Series | None = None,
 ) -> pd.DataFrame:
-    """Columns ``<col>_lag_<k>``: the value ``k`` rows earlier within the entity (NaN before its start)."""
+    """Columns ``<col>_lag_<k>``: the value ``k`` rows earlier within the entity (NaN before its start).
+
+    With ``step`` (the rows' grid steps): the value exactly ``k`` steps earlier, NaN where that step has no row.
+    """
+    steps = _steps(df, step)
+    if steps is not None:
+        return _grid_lags(df, key=key, columns=columns, lags=lags, dtype=dtype, steps=steps)
     g = df.groupby(key, sort=False)[list(columns)]
     parts = {}
     for k in lags:
@@ -109,6 +174,27 @@ def lags(
             parts[f"{c}_lag_{k}"] = shifted[c].astype(dtype)
     names = [f"{c}_lag_{k}" for c in columns for k in lags]
     return pd.DataFrame({n: parts[n] for n in names}, index=df.index)
+
+
+def _grid_lags(
+    df: pd.DataFrame, *, key: str, columns: Sequence[str], lags: Sequence[int], dtype: str, steps: np.ndarray
+) -> pd.DataFrame:
+    pos = grid_positions(df[key].to_numpy(), steps, max(lags, default=0))
+    values = {c: df[c].to_numpy(dtype=np.float64, na_value=np.nan) for c in columns}
+    parts = {}
+    for k in lags:
+        if k < 0:
+            raise ValueError(f"a lag must not be negative, not {k}")
+        want = pos - k
+        src = np.searchsorted(pos, want)
+        found = src < len(pos)
+        found[found] = pos[src[found]] == want[found]
+        src = np.where(found, src, 0)
+        for c in columns:
+            v = values[c]
+            parts[f"{c}_lag_{k}"] = np.where(found, v[src] if len(v) else v, np.nan)
+    names = [f"{c}_lag_{k}" for c in columns for k in lags]
+    return pd.DataFrame({n: parts[n].astype(dtype) for n in names}, index=df.index)
 
 
 def feature_names(columns: Sequence[str], windows: Sequence[int], stats: Sequence[str] = STATS) -> list[str]:

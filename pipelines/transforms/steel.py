@@ -1,8 +1,14 @@
 """C24 steel plant energy features: meter readings, usage lags and rolling load statistics (per meter),
-and calendar features of the interval start in Korea time (public holidays included)."""
+and calendar features of the interval start in Korea time (public holidays included).
+
+Lags and windows count 15-minute intervals of each meter's grid, not rows: ``usage_kwh_lag_96`` is the usage
+exactly one day earlier, NaN when that interval has no row (quarantined or absent in the file); a window of
+96 covers the day's 96 intervals that exist. Readings missing in a row that exists are forward-filled first.
+"""
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 from pipelines.canonical import TIMESTAMP
@@ -15,6 +21,7 @@ KEY = "meter_id"
 READINGS = ("usage_kwh", "lagging_kvarh", "leading_kvarh", "co2_t", "lagging_pf", "leading_pf")
 LAGS = (1, 4, 96, 672)  # 15 min, 1 h, 1 day, 1 week
 WINDOWS = (4, 96)  # 1 h, 1 day
+INTERVAL = pd.Timedelta(minutes=15)
 CAL_DTYPES = {c: "bool" if c.startswith("is_") else "int64" for c in CALENDAR_FEATURES}
 FEATURES: dict[str, str] = {
     **{c: "float32" for c in READINGS},
@@ -25,13 +32,23 @@ FEATURES: dict[str, str] = {
 }
 
 
+def interval_steps(times: pd.Series) -> np.ndarray:
+    """The 15-minute interval number of each interval end (the grid step); a time off the grid is refused."""
+    since = times - pd.Timestamp(0, tz="UTC")
+    off = since % INTERVAL != pd.Timedelta(0)
+    if off.any():
+        raise ValueError(f"{TIMESTAMP} {times[off].iloc[0]} is not on the 15-minute grid")
+    return (since // INTERVAL).to_numpy(dtype=np.int64)
+
+
 def features(batch: pd.DataFrame) -> pd.DataFrame:
     """Meter readings of whole meters -> one row per (meter, interval end)."""
     df = batch.sort_values([KEY, TIMESTAMP], kind="stable").reset_index(drop=True)
     df, _ = handle_missing(df, list(READINGS), strategy="ffill", key=KEY)
     cal = calendar_features(df["interval_start"])
-    lag = lags(df, key=KEY, columns=["usage_kwh"], lags=LAGS)
-    roll = rolling_stats(df, key=KEY, columns=["usage_kwh"], windows=WINDOWS)
+    step = interval_steps(df[TIMESTAMP])
+    lag = lags(df, key=KEY, columns=["usage_kwh"], lags=LAGS, step=step)
+    roll = rolling_stats(df, key=KEY, columns=["usage_kwh"], windows=WINDOWS, step=step)
     base = df[[KEY, TIMESTAMP, *READINGS, "load_type"]].astype({c: "float32" for c in READINGS})
     base["load_type"] = base["load_type"].astype(str)
     out = pd.concat([base, cal, lag, roll], axis=1)

@@ -2,6 +2,10 @@
 
 ``prepare`` runs once on the driver over the whole input (regimes and per-regime statistics per FD subset);
 ``features`` runs per partition of whole units, with those parameters.
+
+Rolling windows and lags count cycles of each unit, not rows: a cycle without a row (quarantined, or absent
+in the file) reads as missing, so ``lag_1`` of the cycle after it is NaN and a 5-cycle window holds the cycles
+of those 5 that exist. Sensor values missing in a row that exists are forward-filled first.
 """
 
 from __future__ import annotations
@@ -65,8 +69,8 @@ def features(batch: pd.DataFrame, params: TurbofanParams) -> pd.DataFrame:
         parts.append(pd.concat([part[[KEY, TIMESTAMP, "cycle"]], pd.DataFrame({"regime": reg}, index=part.index),
                                 part[list(SETTINGS) + list(SENSORS)].astype("float32"), z], axis=1))
     base = pd.concat(parts).sort_index()
-    roll = rolling_stats(base, key=KEY, columns=NORM, windows=WINDOWS)
-    lag = lags(base, key=KEY, columns=NORM, lags=LAGS)
+    roll = rolling_stats(base, key=KEY, columns=NORM, windows=WINDOWS, step="cycle")
+    lag = lags(base, key=KEY, columns=NORM, lags=LAGS, step="cycle")
     out = pd.concat([base, roll, lag], axis=1)
     return out[[KEY, TIMESTAMP, *FEATURES]]
 
