@@ -37,6 +37,7 @@ async function api(path, { method = "GET", body, raw = false } = {}) {
   if (raw && r.ok) return r;
   const isJson = (r.headers.get("content-type") || "").includes("json");
   const data = isJson ? await r.json() : await r.text();
+  if (r.status === 401) throw new ApiError(401, t("err.badKey")); // the API's own message is English
   if (!r.ok) throw new ApiError(r.status, data?.error?.message || (typeof data === "string" && data) || r.statusText);
   return data;
 }
@@ -137,7 +138,7 @@ function setProblem(problem, announce = true) {
   renderPins();
   renderDetails();
   renderSummary();
-  $("gantt").innerHTML = "";
+  renderGanttEmpty();
   if (announce) {
     const ops = problem.jobs.reduce((n, j) => n + j.operations.length, 0);
     say(t("planner.loaded", { jobs: problem.jobs.length, ops, machines: problem.machines.length }));
@@ -146,57 +147,82 @@ function setProblem(problem, announce = true) {
 
 // CSV orders: one operation per line; columns job, operation, machines ("M1:30|M2:36"), due, release, weight,
 // family, power_kw (only job and machines are required). Lines of one job are its routing, in order.
+// Every problem is reported (with its line number), not only the first.
 function parseCsv(text) {
-  const lines = text.split(/\r?\n/).filter((l) => l.trim() && !l.trim().startsWith("#"));
-  if (lines.length < 2) throw new Error("need a header line and at least one operation");
+  const lines = text.replace(/^\uFEFF/, "").split(/\r?\n/).map((l, i) => [i + 1, l]).filter(([, l]) => l.trim() && !l.trim().startsWith("#"));
+  if (lines.length < 2) throw new Error(t("csv.tooShort"));
   const split = (l) => l.split(",").map((c) => c.trim().replace(/^"(.*)"$/, "$1"));
-  const head = split(lines[0]).map((h) => h.toLowerCase());
-  for (const need of ["job", "machines"]) if (!head.includes(need)) throw new Error(`missing column '${need}'`);
+  const head = split(lines[0][1]).map((h) => h.toLowerCase());
+  for (const need of ["job", "machines"]) if (!head.includes(need)) throw new Error(t("csv.missingColumn", { col: need, head: lines[0][1].slice(0, 80) }));
   const col = (cells, name) => { const i = head.indexOf(name); return i < 0 ? "" : cells[i] ?? ""; };
   const jobs = new Map();
   const machines = [];
-  lines.slice(1).forEach((line, n) => {
-    const c = split(line);
+  const errs = [];
+  for (const [line, text] of lines.slice(1)) {
+    const c = split(text);
     const jid = col(c, "job");
-    if (!jid) throw new Error(`line ${n + 2}: empty job`);
+    if (!jid) { errs.push(t("csv.emptyJob", { line })); continue; }
     const durs = {};
     for (const part of col(c, "machines").split("|")) {
       const [m, d] = part.split(":").map((s) => s.trim());
       const dur = Number(d);
-      if (!m || !Number.isInteger(dur) || dur < 0) throw new Error(`line ${n + 2}: machines must look like M1:30|M2:36`);
+      if (!m || d === undefined || d === "" || !Number.isInteger(dur) || dur < 0) { errs.push(t("csv.machines", { line, value: col(c, "machines") })); break; }
       durs[m] = dur;
       if (!machines.includes(m)) machines.push(m);
     }
     if (!jobs.has(jid)) jobs.set(jid, { id: jid, operations: [] });
     const job = jobs.get(jid);
-    for (const [k, key] of [["due", "due"], ["release", "release"]]) {
+    for (const k of ["due", "release"]) {
       const v = col(c, k);
-      if (v !== "") { if (!Number.isInteger(Number(v))) throw new Error(`line ${n + 2}: ${k} must be an integer`); job[key] = Number(v); }
+      if (v === "") continue;
+      if (!Number.isInteger(Number(v)) || Number(v) < 0) errs.push(t("csv.integer", { line, col: k, value: v }));
+      else job[k] = Number(v);
     }
-    if (col(c, "weight") !== "") job.weight = Number(col(c, "weight"));
+    const number = (k) => {
+      const v = col(c, k);
+      if (v === "") return undefined;
+      if (!Number.isFinite(Number(v)) || Number(v) < 0) { errs.push(t("csv.number", { line, col: k, value: v })); return undefined; }
+      return Number(v);
+    };
+    const weight = number("weight");
+    if (weight !== undefined) job.weight = weight;
     const op = { id: col(c, "operation") || String(job.operations.length), machines: durs };
     if (col(c, "family")) op.family = col(c, "family");
-    if (col(c, "power_kw") !== "") op.power_kw = Number(col(c, "power_kw"));
+    const power = number("power_kw");
+    if (power !== undefined) op.power_kw = power;
     job.operations.push(op);
-  });
+  }
+  if (errs.length) throw new Error(errs.slice(0, 5).join(" ") + (errs.length > 5 ? " " + t("csv.more", { count: errs.length - 5 }) : ""));
   return { name: "uploaded-orders", machines, jobs: [...jobs.values()] };
+}
+
+// A file's text: UTF-8 (a BOM is dropped), else EUC-KR, which Korean Excel writes for "CSV (comma delimited)".
+async function readText(file) {
+  const bytes = await file.arrayBuffer();
+  try {
+    return new TextDecoder("utf-8", { fatal: true }).decode(bytes);
+  } catch {
+    return new TextDecoder("euc-kr").decode(bytes);
+  }
 }
 
 async function onFile(e) {
   const file = e.target.files[0];
   if (!file) return;
+  e.target.value = ""; // choosing the same file again, once corrected, reads it again
   try {
-    const text = await file.text();
+    const text = await readText(file);
     let problem;
     if (/\.csv$/i.test(file.name) || file.type === "text/csv") problem = parseCsv(text);
     else {
-      const doc = JSON.parse(text);
-      problem = doc.problem || doc;
-      if (!Array.isArray(problem.jobs) || !Array.isArray(problem.machines)) throw new Error("expected 'jobs' and 'machines'");
+      let doc;
+      try { doc = JSON.parse(text); } catch (err) { throw new Error(t("file.badJson", { msg: err.message })); }
+      problem = doc?.problem || doc;
+      if (!Array.isArray(problem?.jobs) || !Array.isArray(problem?.machines)) throw new Error(t("file.noJobs"));
     }
     setProblem(problem);
   } catch (err) {
-    say(t("planner.badFile", { msg: err.message }), true);
+    say(t("planner.badFile", { msg: `${file.name}: ${err.message}` }), true);
   }
 }
 
@@ -423,6 +449,8 @@ function submitOrder(e) {
   resetOrderForm();
   renderOrders();
   renderPins();
+  renderSummary();
+  renderGanttEmpty();
   $("orders-details").open = true;
   $("of-job").focus();
 }
@@ -443,6 +471,8 @@ function removeOrder(i) {
   else if (OF.edit !== null && OF.edit > i) OF.edit -= 1;
   renderOrders();
   renderPins();
+  renderSummary();
+  renderGanttEmpty();
   say(t("order.removed", { job: job.id }));
   const next = $("orders-table").querySelector(`[data-remove-job="${Math.min(i, S.problem.jobs.length - 1)}"]`);
   (next || $("of-job")).focus();
@@ -462,6 +492,7 @@ async function solve() {
   if (S.busy) return false;
   S.busy = true;
   $("solve-btn").disabled = true;
+  $("gantt").setAttribute("aria-busy", "true");
   const limit = Math.min(MAX_LIMIT_S, Math.max(1, Math.round(Number($("time-limit").value)) || 5));
   $("time-limit").value = String(limit);
   const problem = S.problem;
@@ -472,6 +503,7 @@ async function solve() {
     say(combo.error, true);
     S.busy = false;
     $("solve-btn").disabled = false;
+    $("gantt").removeAttribute("aria-busy");
     return false;
   }
   Object.assign(body, combo.extra);
@@ -485,7 +517,16 @@ async function solve() {
       S.jobView = null;
       renderJob();
       say(t("planner.solving"));
-      res = await api("/v1/scheduling/solve", { method: "POST", body });
+      const t0 = Date.now();
+      const tick = () => { $("solve-btn").textContent = t("planner.solvingFor", { elapsed: Math.round((Date.now() - t0) / 1000), limit }); };
+      tick();
+      const timer = setInterval(tick, 1000);
+      try {
+        res = await api("/v1/scheduling/solve", { method: "POST", body });
+      } finally {
+        clearInterval(timer);
+        $("solve-btn").textContent = t("planner.solve");
+      }
     }
     if (S.problem !== problem) { say(t("planner.stale"), true); return false; }
     if (!res.gantt || !res.gantt.length || res.status === "INFEASIBLE" || res.status === "MODEL_INVALID") {
@@ -501,7 +542,7 @@ async function solve() {
     renderPins();
     renderCompare();
     if (S.selected) renderDetails(S.selected);
-    say(t("planner.solved", { status: res.status, makespan: res.makespan, late: res.objective_values?.late_jobs ?? 0 }));
+    say(t("planner.solved", { status: statusName(res.status), makespan: res.makespan, late: res.objective_values?.late_jobs ?? 0 }));
     return true;
   } catch (e) {
     if (S.lastPinUndo) { S.lastPinUndo(); renderPins(); }
@@ -511,6 +552,7 @@ async function solve() {
     S.lastPinUndo = null;
     S.busy = false;
     $("solve-btn").disabled = false;
+    $("gantt").removeAttribute("aria-busy");
   }
 }
 
@@ -605,6 +647,7 @@ function metricsOf(res) {
 }
 
 const objectiveName = (o) => (o ? t("obj." + o) : "–");
+const statusName = (s) => (STRINGS.en["st." + s] ? t("st." + s) : String(s ?? "–"));
 
 function renderObjectiveHelp() {
   const o = $("objective").value;
@@ -634,12 +677,21 @@ function objectiveChoice() {
   return { extra: {} };
 }
 
+// What to do before there is a plan to keep or export: run the scheduler, or first load orders.
+const noPlanYet = () => t(S.problem?.jobs.length ? "planner.notSolved" : "planner.noProblem");
+
+// Until there is a plan the chart's box says what to do, not nothing.
+function renderGanttEmpty() {
+  if (S.result) return;
+  $("gantt").innerHTML = S.problem?.jobs.length ? `<p class="muted gantt-empty">${esc(t("planner.notSolved"))}</p>` : "";
+}
+
 function renderSummary() {
   const el = $("plan-summary");
-  if (!S.result) { el.innerHTML = `<p class="muted">${esc(t("planner.noProblem"))}</p>`; return; }
+  if (!S.result) { el.innerHTML = `<p class="muted">${esc(noPlanYet())}</p>`; return; }
   const m = metricsOf(S.result);
   el.innerHTML = `<div class="metrics">` +
-    `<div class="metric"><span>${t("m.status")}</span><b id="sum-status">${esc(S.result.status)}</b></div>` +
+    `<div class="metric"><span>${t("m.status")}</span><b id="sum-status" data-status="${esc(S.result.status)}" title="${esc(S.result.status)}">${esc(statusName(S.result.status))}</b></div>` +
     `<div class="metric"><span>${t("m.objective")}</span><b id="sum-objective" data-objective="${esc(S.result.objective)}">${esc(objectiveName(S.result.objective))}</b></div>` +
     m.map(([k, v, d]) => `<div class="metric"><span>${t(k)}</span><b data-metric="${k}">${fmt(v, d)}</b></div>`).join("") +
     `<div class="metric"><span>${t("m.wall")}</span><b>${fmt(S.result.wall_s, 2)}</b></div></div>` +
@@ -689,13 +741,18 @@ function renderDetails(sel) {
     `<button type="submit" id="pin-submit">${esc(t("details.pinHere"))}</button>` +
     (op.pinned ? `<button type="button" class="secondary" id="pin-clear">${esc(t("planner.unpin"))}</button>` : "") + `</form>`;
   el.innerHTML = html;
-  $("pin-form").addEventListener("submit", (e) => { e.preventDefault(); pinOp(row, $("pin-machine").value, Number($("pin-start").value)); });
+  $("pin-form").addEventListener("submit", (e) => {
+    e.preventDefault();
+    const start = $("pin-start").value.trim();
+    if (start === "" || !Number.isInteger(Number(start)) || Number(start) < 0) { say(t("details.pinStartBad"), true); $("pin-start").focus(); return; }
+    pinOp(row, $("pin-machine").value, Number(start));
+  });
   if (op.pinned) $("pin-clear").addEventListener("click", () => unpin(row.job, row.operation));
 }
 
 // ------------------------------------------------------------------------------------------------ what-if, export
 function keepCopy() {
-  if (!S.result) { say(t("planner.noProblem"), true); return; }
+  if (!S.result) { say(noPlanYet(), true); return; }
   S.copy = { problem: JSON.parse(JSON.stringify(S.problem)), result: JSON.parse(JSON.stringify(S.result)) };
   $("clear-copy").hidden = false;
   renderCompare();
@@ -726,7 +783,7 @@ function renderCompare() {
 }
 
 function exportCsv() {
-  if (!S.result) { say(t("planner.noProblem"), true); return; }
+  if (!S.result) { say(noPlanYet(), true); return; }
   const head = ["machine", "job", "operation", "start", "end", "setup", "late", "pinned"];
   const lines = [head.join(",")];
   for (const r of S.result.gantt) {
@@ -741,7 +798,7 @@ function exportCsv() {
 
 async function exportPng() {
   const svg = gantt.svg();
-  if (!svg) { say(t("planner.noProblem"), true); return; }
+  if (!svg) { say(noPlanYet(), true); return; }
   try {
     const url = await svgToPng(svg);
     const name = `sfai-gantt-${S.problem.name || "plan"}.png`;
@@ -761,7 +818,7 @@ function planReport(chart) {
   const pad = 16 * k;
   const c = document.createElement("canvas");
   const font = (size, weight = 400) => `${weight} ${size * k}px system-ui, -apple-system, "Noto Sans KR", "Malgun Gothic", sans-serif`;
-  const metrics = [`${t("m.status")} ${S.result.status}`, `${t("m.objective")} ${objectiveName(S.result.objective)}`,
+  const metrics = [`${t("m.status")} ${statusName(S.result.status)}`, `${t("m.objective")} ${objectiveName(S.result.objective)}`,
     ...metricsOf(S.result).map(([key, v, d]) => `${t(key)} ${fmt(v, d)}`)];
   const width = chart.width + 2 * pad;
   let ctx = c.getContext("2d");
@@ -808,7 +865,7 @@ function planReport(chart) {
 
 async function exportPdf() {
   const svg = gantt.svg();
-  if (!svg || !S.result) { say(t("planner.noProblem"), true); return; }
+  if (!svg || !S.result) { say(noPlanYet(), true); return; }
   try {
     const page = planReport(await svgToCanvas(svg, 2));
     const blob = await canvasToPdf(page, { title: t("pdf.title", { name: S.problem.name || "plan" }) });
@@ -838,7 +895,7 @@ async function loadDashboard() {
     try { S.samples = (await api("/v1/console/samples")).samples; } catch (e) { say(e.message, true); }
   }
   box.innerHTML = MODULES.map((m) => `<div class="card ${subscribed.has(m) ? "" : "off"}" data-module="${m}" id="dash-${m}">` +
-    `<h2>${esc(t("mod." + m))}<span class="pill ${subscribed.has(m) ? "on" : "off"}">${subscribed.has(m) ? "✓" : esc(t("dash.notSubscribed"))}</span></h2>` +
+    `<h2>${esc(t("mod." + m))}<span class="pill ${subscribed.has(m) ? "on" : "off"}">${subscribed.has(m) ? "✓ " + esc(t("dash.subscribed")) : esc(t("dash.notSubscribed"))}</span></h2>` +
     `<div class="dash-body">${subscribed.has(m) ? `<p class="muted">${esc(t("dash.loading"))}</p>` :
       `<p><b>${esc(t("dash.wouldAdd"))}</b> ${esc(t("add." + m))}</p><p class="muted">${esc(t("dash.subscribeHint"))}</p>`}</div></div>`).join("");
   const jobs = [];
@@ -857,7 +914,7 @@ async function predict(family) {
 }
 
 const bodyOf = (m) => document.querySelector(`#dash-${m} .dash-body`);
-const noModel = (e) => `<p class="warn">${esc(t("dash.noModel", { msg: e.message }))}</p>`;
+const noModel = (e, family) => `<p class="warn">${esc(e.status === 404 ? t("dash.noModelTrain", { family }) : t("dash.noModel", { msg: e.message }))}</p>`;
 const sourceNote = (s) => `<p class="muted">${esc(t("dash.sampleSource", { source: t("dash.source." + s.source) }))} · ${esc(s.endpoint)}</p>`;
 const meter = (p) => `<span class="meter"><i class="${p >= 0.5 ? "hi" : p >= 0.2 ? "mid" : ""}" style="width:${Math.round(Math.min(1, p) * 100)}%"></i></span>`;
 
@@ -874,15 +931,15 @@ async function dashMaintenance() {
         return `<tr><td>${i + 1}</td><td>${esc(rec["Product ID"] || "UDI " + p.UDI)}</td><td>${meter(p.failure_probability)} ${fmt(p.failure_probability * 100, 1)}%</td>` +
           `<td>${esc(p.failure_mode || "–")}</td><td class="muted">${esc((p.top_features || "").split(";").join(", "))}</td></tr>`;
       }).join("") + "</tbody></table>" + sourceNote(s);
-  } catch (e) { html += noModel(e); }
+  } catch (e) { html += noModel(e, "failure"); }
   try {
     const { s, res } = await predict("rul");
     const ranked = [...res.predictions].sort((a, b) => a.rul - b.rul);
     const maxR = Math.max(...ranked.map((p) => p.rul), 1);
-    html += `<h3>${esc(t("dash.rul"))}</h3><table id="rul-rank"><thead><tr><th>#</th><th>${t("dash.unit")}</th><th>RUL</th></tr></thead><tbody>` +
-      ranked.map((p, i) => `<tr><td>${i + 1}</td><td>unit ${esc(p.unit)}</td><td>${meter(1 - p.rul / maxR)} ${fmt(p.rul, 0)}</td></tr>`).join("") +
+    html += `<h3>${esc(t("dash.rul"))}</h3><table id="rul-rank"><thead><tr><th>#</th><th>${t("dash.unit")}</th><th>${t("dash.rulCol")}</th></tr></thead><tbody>` +
+      ranked.map((p, i) => `<tr><td>${i + 1}</td><td>${esc(t("dash.rulUnit", { unit: p.unit }))}</td><td>${meter(1 - p.rul / maxR)} ${fmt(p.rul, 0)}</td></tr>`).join("") +
       "</tbody></table>" + sourceNote(s);
-  } catch (e) { html += noModel(e); }
+  } catch (e) { html += noModel(e, "rul"); }
   bodyOf("maintenance").innerHTML = html;
 }
 
@@ -896,7 +953,7 @@ async function dashQuality() {
         `<td>${p.defect_predicted ? `<b class="late-tag">${esc(t("yes"))}</b>` : esc(t("no"))}</td>` +
         `<td class="muted">${esc((p.top_measurements || "").split(";").slice(0, 3).join(", "))}</td></tr>`).join("") +
       "</tbody></table>" + sourceNote(s);
-  } catch (e) { html += noModel(e); }
+  } catch (e) { html += noModel(e, "defect"); }
   bodyOf("quality").innerHTML = html;
 }
 
@@ -911,7 +968,7 @@ async function dashEnergy() {
     const co2 = fc.reduce((n, p) => n + (p.co2_p50 || 0), 0) * 1000;
     html += `<h3>${esc(t("dash.energy"))}</h3>` + energyChart(fc, actual) +
       `<p id="energy-totals">${esc(t("dash.energyTotals", { kwh: fmt(kwh, 1), co2: fmt(co2, 1) }))} · ${esc(origin)}</p>` + sourceNote(s);
-  } catch (e) { html += noModel(e); }
+  } catch (e) { html += noModel(e, "energy"); }
   bodyOf("energy").innerHTML = html;
 }
 
@@ -944,7 +1001,7 @@ function energyChart(fc, actual) {
 
 function dashScheduling() {
   const v = S.result?.objective_values;
-  const summary = v ? `${S.result.status}, ${t("m.makespan")} ${fmt(v.makespan)}, ${t("m.lateJobs")} ${fmt(v.late_jobs)}` : t("dash.noPlan");
+  const summary = v ? `${statusName(S.result.status)}, ${t("m.makespan")} ${fmt(v.makespan)}, ${t("m.lateJobs")} ${fmt(v.late_jobs)}` : t("dash.noPlan");
   bodyOf("scheduling").innerHTML = `<p>${esc(t("dash.schedulingNow", { summary }))}</p>` +
     `<button type="button" id="dash-goto-planner" class="secondary">${esc(t("tab.planner"))}</button>`;
   $("dash-goto-planner").addEventListener("click", () => showTab("planner", true));
@@ -971,6 +1028,7 @@ async function loadSubs() {
         `<td>${s.ends_at ? "" : `<button type="button" class="danger" data-unsub="${esc(s.module)}">${esc(t("admin.unsubscribe"))} ${esc(s.module)}</button>`}</td></tr>`).join("") +
       "</tbody>";
     $("subs-table").querySelectorAll("[data-unsub]").forEach((b) => b.addEventListener("click", async () => {
+      if (!window.confirm(t("admin.unsubConfirm", { module: b.dataset.unsub }))) return;
       try {
         await api("/v1/subscriptions/" + encodeURIComponent(b.dataset.unsub), { method: "DELETE" });
         say(t("admin.unsubscribed", { module: b.dataset.unsub }));
@@ -1020,11 +1078,11 @@ async function loadUsage() {
   try {
     const u = await api("/v1/usage?" + q);
     $("usage-summary").textContent = t("admin.usageTotal", { total: u.total }) + ": " + Object.entries(u.by_module || {})
-      .map(([m, c]) => `${m} ${c.calls} (${c.ok} ok, ${c.client_errors} 4xx, ${c.server_errors} 5xx)`).join(" · ");
-    $("usage-table").innerHTML = `<thead><tr><th class="num">seq</th><th>${t("admin.time")}</th><th>${t("admin.module")}</th><th>${t("admin.call")}</th>` +
+      .map(([m, c]) => t("admin.usageCounts", { module: m, calls: fmt(c.calls), ok: fmt(c.ok), client: fmt(c.client_errors), server: fmt(c.server_errors) })).join(" · ");
+    $("usage-table").innerHTML = `<thead><tr><th class="num">${t("admin.seq")}</th><th>${t("admin.time")}</th><th>${t("admin.module")}</th><th>${t("admin.call")}</th>` +
       `<th class="num">${t("admin.status")}</th><th class="num">${t("admin.ms")}</th><th>${t("admin.keyId")}</th></tr></thead><tbody>` +
       u.records.map((r) => `<tr><td class="num">${r.seq}</td><td>${esc(day(r.ts))}</td><td>${esc(r.module ?? "")}</td><td>${esc(r.method)} ${esc(r.endpoint)}</td>` +
-        `<td class="num">${r.status}</td><td class="num">${r.latency_ms}</td><td><code>${esc(r.key_id)}</code></td></tr>`).join("") + "</tbody>";
+        `<td class="num">${r.status}</td><td class="num">${fmt(r.latency_ms, 1)}</td><td><code>${esc(r.key_id)}</code></td></tr>`).join("") + "</tbody>";
   } catch (e) { say(e.message, true); }
 }
 
@@ -1059,6 +1117,7 @@ function rerenderLanguage() {
   if (!$("order-errors").hidden) showOrderErrors(orderErrors(), false);
   renderOrders();
   renderSummary();
+  renderGanttEmpty();
   renderPins();
   renderDetails();
   renderCompare();

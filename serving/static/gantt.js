@@ -22,6 +22,7 @@ function niceStep(minUnits) {
 }
 
 let ganttSeq = 0;
+const MIN_WIDTH = 280; // a phone's width (390 px) less the card's padding: the chart fits, not cut off
 
 function createGantt(container, opts = {}) {
   const uid = `g${++ganttSeq}`; // ids inside the SVG are document-wide: one set per chart
@@ -50,7 +51,7 @@ function createGantt(container, opts = {}) {
   const x = (tt) => o.labelW + (tt - st.t0) * st.scale;
 
   function fit() {
-    st.width = Math.max(400, container.clientWidth || 800);
+    st.width = Math.max(MIN_WIDTH, container.clientWidth || 800);
     const rows = st.result?.gantt || [];
     let tMax = 0;
     for (const r of rows) tMax = Math.max(tMax, r.end);
@@ -111,7 +112,7 @@ function createGantt(container, opts = {}) {
         const r = svgEl("rect", { x: x(d.start), y: y + 2, width: Math.max(1, (d.end - d.start) * st.scale), height: o.rowH - 4,
           fill: maint ? `url(#${uid}-maint)` : d.kind === "break" ? "#e4e7eb" : "#cfd5dc", class: `downtime ${d.kind}`, "pointer-events": "none" }, plot);
         const tip = svgEl("title", {}, r);
-        tip.textContent = `${mid}: ${d.kind} ${d.start}–${d.end}`;
+        tip.textContent = `${mid}: ${d.kind ? o.label("kind." + d.kind) : ""} ${d.start}–${d.end}`;
       }
     });
     // due-date ticks of late jobs
@@ -124,7 +125,7 @@ function createGantt(container, opts = {}) {
       if (r.job === null || r.job === undefined) { // a maintenance window from the failure-risk policy
         const w = svgEl("rect", { x: x(r.start), y: y - 4, width: Math.max(1, (r.end - r.start) * st.scale), height: o.barH + 8,
           fill: `url(#${uid}-maint)`, stroke: "#e07b00", class: "downtime maintenance", "pointer-events": "none" }, plot);
-        svgEl("title", {}, w).textContent = `${r.machine}: maintenance ${r.start}–${r.end}`;
+        svgEl("title", {}, w).textContent = `${r.machine}: ${o.label("kind.maintenance")} ${r.start}–${r.end}`;
         return;
       }
       if (r.setup > 0) {
@@ -158,7 +159,7 @@ function createGantt(container, opts = {}) {
         tx.textContent = label;
       }
       svgEl("title", {}, g).textContent = `${r.job} / ${r.operation}: ${r.machine} ${r.start}–${r.end}` +
-        (r.setup ? ` (setup ${r.setup})` : "") + (isLate ? ` · ${o.label("legend.late")}` : "");
+        (r.setup ? ` (${o.label("col.setup")} ${r.setup})` : "") + (isLate ? ` · ${o.label("legend.late")}` : "");
       if (o.interactive) wireBar(g, r, svg, mids);
     });
     // machine labels on top, fixed
@@ -244,7 +245,7 @@ function createGantt(container, opts = {}) {
     render(problem, result, { keepView = false } = {}) {
       st.problem = problem;
       st.result = result;
-      if (keepView && st.scale) { st.width = Math.max(400, container.clientWidth || 800); draw(); } else fit();
+      if (keepView && st.scale) { st.width = Math.max(MIN_WIDTH, container.clientWidth || 800); draw(); } else fit();
     },
     fit,
     zoomBy,

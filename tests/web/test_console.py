@@ -201,6 +201,7 @@ def test_sign_in_plan_and_explain_a_late_job(page, server, tmp_path):
     page.click("#signin-btn")
     wait_js(page, "document.getElementById('status').classList.contains('error')")
     assert page.is_visible("#signin")
+    assert "API 키가 올바르지 않거나" in page.inner_text("#status")  # in Korean, not the API's English message
 
     sign_in(page, server.acme.admin)
     assert page.evaluate("sessionStorage.getItem('sfai_key')") == server.acme.admin
@@ -212,7 +213,8 @@ def test_sign_in_plan_and_explain_a_late_job(page, server, tmp_path):
     assert page.locator("#gantt rect.downtime.maintenance").count() >= 1
     late = page.locator("#gantt g.op.late")
     assert late.count() >= 1
-    assert page.inner_text("#sum-status") in ("OPTIMAL", "FEASIBLE")
+    assert page.get_attribute("#sum-status", "data-status") in ("OPTIMAL", "FEASIBLE")
+    assert page.inner_text("#sum-status") in ("최적", "실행 가능 (최적 미확인)")  # in words, not the solver's code
 
     job = late.first.get_attribute("data-job")
     late.first.click()
@@ -341,7 +343,7 @@ def test_dashboard_and_administration(page, server, tmp_path):
     sign_in(page, server.bravo.admin)  # subscribed to scheduling and maintenance, no trained model
     page.click("#tab-dashboard")
     page.wait_for_selector("#dash-maintenance .warn")
-    assert "No model yet" in page.inner_text("#dash-maintenance")
+    assert "No model yet: train one with sfai train failure." in page.inner_text("#dash-maintenance")
     quality = page.inner_text("#dash-quality")
     assert "not subscribed" in quality and "Subscribing adds" in quality
     assert page.locator("#dash-energy.off").count() == 1
@@ -364,6 +366,15 @@ def test_dashboard_and_administration(page, server, tmp_path):
     page.wait_for_selector(f'#keys-table tr[data-key="{key_id}"] >> text=Revoke', state="detached")
     assert httpx.get(server.base + "/v1/tenant", headers={"Authorization": f"Bearer {new_key}"}).status_code == 401
 
+    # unsubscribing asks first, like revoking a key
+    dialogs: list[str] = []
+    page.on("dialog", lambda d: dialogs.append(d.message))
+    page.select_option("#sub-module", "energy")
+    page.click("#sub-create")
+    page.click('#subs-table button[data-unsub="energy"]')
+    page.locator('#subs-table button[data-unsub="energy"]').wait_for(state="detached")
+    assert any("Unsubscribe from energy?" in m for m in dialogs), dialogs
+
     page.select_option("#usage-module", "maintenance")
     page.click("#usage-apply")
     # the unfiltered rows are on the page already: wait until the filtered answer has replaced them
@@ -373,6 +384,7 @@ def test_dashboard_and_administration(page, server, tmp_path):
     )
     mods = page.locator("#usage-table tbody tr td:nth-child(3)").all_inner_texts()
     assert mods and set(mods) == {"maintenance"}
+    assert "client errors" in page.inner_text("#usage-summary")
     with page.expect_download() as dl:
         page.click("#usage-export")
     assert Path(dl.value.path()).read_text().splitlines()[0].startswith("seq,")
@@ -624,3 +636,48 @@ def test_dashboard_with_trained_models(page, server, charlie, tmp_path):
     assert float(m.group(1).replace(",", "")) > 0 and float(m.group(2).replace(",", "")) > 0
     assert "No plan run yet" in page.inner_text("#dash-scheduling")
     shot(page, tmp_path, "dashboard-models-en")
+
+
+def test_csv_problems_solve_progress_and_phone_width(page, server, tmp_path):
+    """Uploaded CSV mistakes are all listed in the page's language; Excel's BOM and EUC-KR files are read; a plan
+    in progress shows its seconds; the solver status is in words; at a phone's width nothing runs off the page."""
+    sign_in(page, server.acme.admin)
+    # the sample is loaded but not planned: the summary and the chart's box say what to do
+    page.wait_for_selector("#gantt .gantt-empty")
+    assert "계획 실행" in page.inner_text("#plan-summary")
+
+    # a BOM first, as Excel's "CSV UTF-8" writes; two lines with mistakes (three problems)
+    bad = "\ufeffjob,operation,machines,due,weight\nJ-1,mould,IMM-01:90|IMM-02:abc,200,2\nJ-2,mould,IMM-01:80,24o,x\n"
+    page.set_input_files("#orders-file", {"name": "orders.csv", "mimeType": "text/csv", "buffer": bad.encode()})
+    wait_js(page, "document.getElementById('status').classList.contains('error')")
+    text = page.inner_text("#status")
+    assert "orders.csv" in text and "2번째 줄" in text and "3번째 줄: due" in text and "3번째 줄: weight" in text
+    assert page.input_value("#orders-file") == ""  # the corrected file can be chosen again
+    # EUC-KR, as Korean Excel's plain "CSV" writes
+    good = "job,operation,machines,due,weight\nJ-1,mould,IMM-01:90|IMM-02:100,200,2\n주문-2,mould,IMM-01:80,240,1\n"
+    page.set_input_files("#orders-file", {"name": "orders.csv", "mimeType": "text/csv", "buffer": good.encode("cp949")})
+    wait_js(page, "!document.getElementById('status').classList.contains('error')")
+    assert page.evaluate("S.problem.jobs.map((j) => j.id)") == ["J-1", "주문-2"]
+
+    held = []
+    page.route("**/v1/scheduling/solve", lambda route: held.append(route))
+    page.click("#solve-btn")
+    wait_js(page, "document.getElementById('solve-btn').textContent.startsWith('계획 중… 0초 / 5초')")
+    assert page.get_attribute("#gantt", "aria-busy") == "true"
+    wait_js(page, "document.getElementById('solve-btn').textContent.startsWith('계획 중… 1초')")  # it counts
+    held[0].continue_()
+    page.wait_for_selector("#gantt g.op")
+    wait_js(page, "!document.getElementById('solve-btn').disabled")
+    page.unroute("**/v1/scheduling/solve")
+    assert page.inner_text("#solve-btn") == "계획 실행" and page.get_attribute("#gantt", "aria-busy") is None
+    assert page.inner_text("#sum-status") == "최적" and "계획 완료: 최적" in page.inner_text("#status")
+
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.click("#zoom-fit")
+    chart, box = page.locator("#gantt svg").bounding_box(), page.locator("#gantt").bounding_box()
+    assert chart["x"] + chart["width"] <= box["x"] + box["width"] + 1  # the whole plan is in view
+    shot(page, tmp_path, "planner-phone-ko")
+    page.click("#tab-admin")
+    page.wait_for_selector("#usage-table tbody tr")
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390  # wide tables scroll in their card
+    shot(page, tmp_path, "admin-phone-ko")
