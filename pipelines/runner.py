@@ -172,6 +172,8 @@ def transform(
     params = job.prepare(tables) if job.prepare else None
     frames, n_parts = {}, 0
     for out in job.outputs:
+        if out.table not in tables:  # a file without labels (rows to score): its features only
+            continue
         key = out.view.join_key
         parts = partition_by_entity(tables[out.table], key, partitions)
         n_parts = max(n_parts, len(parts))
@@ -290,6 +292,8 @@ def run_pipeline(
         secs["write"] = time.perf_counter() - t
     else:
         written = {name: len(f) for name, f in frames.items()}
+    for o in job.outputs:  # a view the file had no table for (labels of rows to score) got no rows
+        written.setdefault(o.view.name, 0)
     secs["total"] = time.perf_counter() - t0
     fitted = params.summary() if hasattr(params, "summary") else {}
     md = missing.as_dict()

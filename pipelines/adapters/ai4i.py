@@ -71,9 +71,12 @@ def read(path: Path) -> Canonical:
     missing = [c for c in RENAME if c not in df.columns and c not in MODES + ("Machine failure",)]
     if missing:
         raise ValueError(f"{path.name}: not an AI4I 2020 file; missing columns {missing}")
+    # rows to score may come without labels: then there is no labels table (the features are written alone); a file
+    # with some label columns but not all gets the others as missing, which the validation names
+    labelled = any(c in df.columns for c in ("Machine failure", *MODES))
     original = df.drop(columns=[SOURCE_ROW])  # the values as read, for the quarantine
     df = df.rename(columns=RENAME)
-    for c in LABEL_COLUMNS:  # prediction inputs may lack the labels
+    for c in LABEL_COLUMNS:
         if c not in df.columns:
             df[c] = np.nan
     total = len(df) + len(malformed)
@@ -124,4 +127,6 @@ def read(path: Path) -> Canonical:
         "labels": Table("labels", "lot_id", LABEL_COLUMNS, labels, notes),
         "events": Table("events", "lot_id", {"modes": Column("1", dtype="string")}, events, notes),
     }
+    if not labelled:
+        del tables["labels"], tables["events"]
     return Canonical(DATASET, KSIC, str(path), tables, rejects, total)

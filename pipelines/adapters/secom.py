@@ -48,7 +48,9 @@ def read(path: Path) -> Canonical:
     missing = [c for c in ("row_id", "timestamp", *FEATURES) if c not in df.columns]
     if missing:
         raise ValueError(f"{path.name}: not a SECOM file; missing columns {missing[:5]}")
-    if "label" not in df.columns:  # prediction inputs may lack the label (one concat: a wide frame, no warning)
+    # rows to score may come without the label: then there is no labels table (the features are written alone)
+    labelled = "label" in df.columns
+    if not labelled:  # one concat: a wide frame, no warning
         df = pd.concat([df, pd.DataFrame({"label": np.nan}, index=df.index)], axis=1)
     total = len(df) + len(malformed)
     original = df[["row_id", "label", "timestamp"]]  # the values as read, for the quarantine
@@ -89,4 +91,6 @@ def read(path: Path) -> Canonical:
         "sensor_readings": Table("sensor_readings", "lot_id", SENSOR_COLUMNS, readings, notes),
         "labels": Table("labels", "lot_id", LABEL_COLUMNS, labels, notes),
     }
+    if not labelled:
+        del tables["labels"]
     return Canonical(DATASET, KSIC, str(path), tables, rejects, total)
