@@ -7,7 +7,9 @@ Decisions (see docs/pipelines.md):
   monotonic UTC instant that point-in-time joins can use; ``cycle`` is kept as a column.
 - Units: Saxena et al. (2008), Table 2 (°R, psia, rpm, pps/psi, lbm/s); operating settings as published:
   altitude (kft), Mach number, throttle resolver angle (TRA, %).
-- Labels: RUL (cycles) = last cycle of the unit - cycle; the last cycle is a failure event.
+- Labels: RUL (cycles) = last cycle of the unit - cycle; the last cycle is a failure event. Only for run-to-failure
+  files: NASA's ``test_FD00x.txt`` engines stop at a random cycle before failing, so a ``test_*`` file gives
+  sensor readings alone (its RUL is unknown here, not 0 at the last cycle).
 """
 
 from __future__ import annotations
@@ -161,6 +163,8 @@ def read(path: Path) -> Canonical:
             "failed": (cycle == last),
         }
     )
+    # truncated engines (NASA's test_FD00x.txt) did not fail at their last cycle: no labels, no failure events
+    labels = labels[~df["file"].str.lower().str.startswith("test_")]
     ends = labels[labels["failed"]]
     events = pd.DataFrame(
         {
@@ -191,5 +195,7 @@ def read(path: Path) -> Canonical:
         ),
         "events": Table("events", "unit_id", {"cycles": Column("cycle", 1, None, dtype="int64")}, events, notes),
     }
+    if labels.empty and len(df):  # test files only: rows to score
+        del tables["labels"], tables["events"]
     rj = pd.concat(rejects, ignore_index=True) if rejects else empty_rejects()
     return Canonical(DATASET, KSIC, str(path), tables, rj, total)

@@ -354,6 +354,19 @@ def test_a_file_without_labels_writes_its_features_alone(tmp_path, store, datase
     assert rep.views == {f"{dataset}_features": 10, f"{dataset}_labels": 0}  # rows the store wrote
 
 
+def test_a_cmapss_test_file_writes_no_labels(tmp_path, store):
+    """NASA's test_FD00x.txt engines stop before failing: their RUL at the last cycle is unknown, not 0. The
+    labels and failure events were written as if every engine failed there; now a test file gives sensors alone,
+    and a train file (run to failure) still gets both."""
+    lines = [CMAPSS_ROW.format(u=u, c=c) for u in (1, 2) for c in range(1, 8)]
+    rep = run_pipeline("cmapss", write(tmp_path, "test_FD001.txt", lines), store=store)
+    assert (rep.rows_ok, rep.views) == (14, {"cmapss_features": 14, "cmapss_labels": 0})
+    canonical = cmapss.read(write(tmp_path, "test_FD003.txt", lines))
+    assert set(canonical.tables) == {"sensor_readings"}
+    train = cmapss.read(write(tmp_path, "train_FD001.txt", lines))
+    assert train["labels"].data["rul"].tolist() == [6, 5, 4, 3, 2, 1, 0] * 2 and len(train["events"].data) == 2
+
+
 @pytest.mark.parametrize(("module", "make", "name", "dup"), [
     (ai4i, ai4i_lines, "a.csv", "Torque [Nm]"),
     (steel_energy, steel_lines, "s.csv", "Usage_kWh"),
