@@ -8,21 +8,71 @@ const $ = (id) => document.getElementById(id);
 const esc = (s) => String(s ?? "").replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" }[c]));
 const fmt = (v, d = 0) => (v === null || v === undefined || Number.isNaN(v) ? "–" : Number(v).toLocaleString(LANG === "ko" ? "ko-KR" : "en-US", { maximumFractionDigits: d }));
 
-const S = { tenant: null, problem: null, result: null, copy: null, selected: null, samples: null, busy: false, lastPinUndo: null,
-  job: null, jobView: null };
+// S.solved: a copy of the problem S.result was solved for; S.stale: the orders changed since (S.edits counts changes)
+const S = { tenant: null, problem: null, result: null, solved: null, stale: false, edits: 0, copy: null, selected: null, samples: null,
+  busy: false, lastPinUndo: null, job: null, jobView: null };
 const SYNC_LIMIT_S = 30; // POST /v1/scheduling/solve takes up to 30 s; longer limits go to POST /v1/scheduling/jobs
 const MAX_LIMIT_S = 3600;
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 // ------------------------------------------------------------------------------------------------ plumbing
+// The status line. `msg` is text, a function giving the text (so that a language switch re-renders it) or an
+// Error; an ApiError's `detail` (the server's own English words, where the text does not hold them) is its tooltip.
+let said = null;
 function say(msg, error = false) {
+  said = { msg, error };
   const el = $("status");
-  el.textContent = msg;
+  el.textContent = typeof msg === "function" ? msg() : msg instanceof Error ? msg.message : msg;
+  el.title = msg?.detail || "";
   el.classList.toggle("error", error);
 }
 
+// `text`: a string, or a function giving it in the current language (the message follows a language switch)
 class ApiError extends Error {
-  constructor(status, message) { super(message); this.status = status; }
+  constructor(status, text, { code = null, detail = "" } = {}) {
+    super();
+    Object.assign(this, { status, code, detail, text: typeof text === "function" ? text : () => text });
+  }
+  get message() { return this.text(); }
+}
+
+// API identifiers (modules, plans, roles) in words; the identifier itself stays in a data- attribute and tooltip.
+const label = (kind, id) => (STRINGS.en[`${kind}.${id}`] ? t(`${kind}.${id}`) : String(id ?? ""));
+const idCell = (kind, id) => `<td data-${kind === "mod" ? "module" : kind}="${esc(id)}" title="${esc(id)}">${esc(label(kind, id))}</td>`;
+
+// Retry-After seconds in words: "5 s", "3 min", "2 h", "12 days"
+function waitText(s) {
+  if (!(s > 0)) return t("err.wait.soon");
+  if (s < 120) return t("err.wait.s", { n: Math.ceil(s) });
+  if (s < 7200) return t("err.wait.min", { n: Math.ceil(s / 60) });
+  if (s < 172800) return t("err.wait.h", { n: Math.ceil(s / 3600) });
+  return t("err.wait.d", { n: Math.ceil(s / 86400) });
+}
+
+// An API error answer in the chosen language. Generic refusals (subscription, role, rate, quota, unavailable) are
+// translated, with the server's text as the tooltip; a message with specific detail (a validation message) follows
+// a colon as the server wrote it.
+function apiError(status, path, data, retryAfter) {
+  const code = data?.error?.code || null;
+  const msg = data?.error?.message || (typeof data === "string" && data) || "";
+  const module = MODULES.find((m) => msg.includes(`'${m}'`)) || MODULES.find((m) => path.startsWith(`/v1/${m}/`));
+  const vars = () => ({ module: label("mod", module), wait: waitText(retryAfter), msg, status });
+  const generic = (key) => new ApiError(status, () => t(key, vars()), { code, detail: msg });
+  if (code === "not_subscribed") return generic("err.notSubscribed");
+  if (code === "forbidden") {
+    const need = [...(msg.match(/needs a key with role (.+?);/)?.[1] || "").matchAll(/'(\w+)'/g)].map((m) => m[1]);
+    if (!need.length) return generic("err.forbidden");
+    return new ApiError(status, () => t("err.forbiddenRole", { need: need.map((r) => label("role", r)).join(" / "),
+      role: label("role", S.tenant?.caller_role) }), { code, detail: msg });
+  }
+  if (code === "rate_limited") return generic("err.rateLimited");
+  if (code === "quota_exceeded") return generic("err.quotaExceeded");
+  if (code === "too_many_jobs") return generic("err.tooManyJobs");
+  if (status === 429) return generic("err.tooMany");
+  if (status === 503) return generic("err.unavailable");
+  if (status === 404) return new ApiError(status, () => t("err.notFound", vars()), { code });
+  if (status === 400 || status === 422 || status === 413 || status === 409) return new ApiError(status, () => t("err.invalid", vars()), { code });
+  return new ApiError(status, () => t("err.server", vars()), { code });
 }
 
 async function api(path, { method = "GET", body, raw = false } = {}) {
@@ -32,13 +82,13 @@ async function api(path, { method = "GET", body, raw = false } = {}) {
   try {
     r = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
   } catch (e) {
-    throw new ApiError(0, t("err.network"));
+    throw new ApiError(0, () => t("err.network"));
   }
   if (raw && r.ok) return r;
   const isJson = (r.headers.get("content-type") || "").includes("json");
   const data = isJson ? await r.json() : await r.text();
-  if (r.status === 401) throw new ApiError(401, t("err.badKey")); // the API's own message is English
-  if (!r.ok) throw new ApiError(r.status, data?.error?.message || (typeof data === "string" && data) || r.statusText);
+  if (r.status === 401) throw new ApiError(401, () => t("err.badKey"), { code: data?.error?.code }); // the API's own message is English
+  if (!r.ok) throw apiError(r.status, path, data || r.statusText, Number(r.headers.get("retry-after")));
   return data;
 }
 
@@ -59,7 +109,7 @@ async function signIn(key) {
     S.tenant = await api("/v1/tenant");
   } catch (e) {
     sessionStorage.removeItem("sfai_key");
-    say(t("signin.bad", { msg: e.message }), true);
+    say(() => t("signin.bad", { msg: e.message }), true);
     $("api-key").focus();
     return;
   }
@@ -68,16 +118,26 @@ async function signIn(key) {
   $("signout-btn").hidden = false;
   const badge = $("tenant-badge");
   badge.hidden = false;
-  badge.textContent = `${S.tenant.display_name} (${S.tenant.name}) · KSIC ${S.tenant.ksic_code} · ${t("tenant.role")} ${S.tenant.caller_role}`;
+  renderBadge();
   $("planner-nosub").hidden = S.tenant.modules.includes("scheduling");
-  say(t("signin.ok", { tenant: S.tenant.display_name || S.tenant.name, role: S.tenant.caller_role }));
+  const { tenant } = S;
+  say(() => t("signin.ok", { tenant: tenant.display_name || tenant.name, role: label("role", tenant.caller_role) }));
   if (key) $("tab-planner").focus();
   if (!S.problem) await loadSample(false, true);
 }
 
-function signOut() {
+function renderBadge() {
+  const badge = $("tenant-badge");
+  badge.textContent = `${S.tenant.display_name} (${S.tenant.name}) · KSIC ${S.tenant.ksic_code} · ${t("tenant.role")} ${label("role", S.tenant.caller_role)}`;
+  badge.dataset.role = S.tenant.caller_role;
+}
+
+// `message`: what the status line says (a key of i18n.js and its values), by default that the user signed out
+function signOut(message = ["signout.done"]) {
   sessionStorage.removeItem("sfai_key");
-  Object.assign(S, { tenant: null, problem: null, result: null, copy: null, selected: null, samples: null, job: null, jobView: null });
+  Object.assign(S, { tenant: null, problem: null, result: null, solved: null, stale: false, copy: null, selected: null, samples: null,
+    job: null, jobView: null });
+  renderStale();
   $("job-line").hidden = true;
   resetOrderForm();
   $("app").hidden = true;
@@ -85,7 +145,9 @@ function signOut() {
   $("signout-btn").hidden = true;
   $("tenant-badge").hidden = true;
   $("new-key").hidden = true;
-  say(t("signout.done"));
+  for (const id of ["subs-table", "keys-table", "usage-table", "usage-summary"]) $(id).innerHTML = ""; // the next key's, once loaded
+  showTab("planner");
+  say(() => t(...message));
   $("api-key").focus();
 }
 
@@ -102,7 +164,7 @@ function showTab(name, focus = false) {
   }
   if (name === "dashboard") loadDashboard();
   if (name === "admin") loadAdmin();
-  if (name === "planner" && S.result) gantt.render(S.problem, S.result, { keepView: true });
+  if (name === "planner" && S.result) gantt.render(S.solved, S.result, { keepView: true });
 }
 
 function wireTabs() {
@@ -131,7 +193,10 @@ async function loadSample(announce = true, unlessStarted = false) {
 function setProblem(problem, announce = true) {
   S.problem = problem;
   S.result = null;
+  S.solved = null;
+  S.stale = false;
   S.selected = null;
+  renderStale();
   if (!S.busy) { S.jobView = null; renderJob(); } // a running job's line stays (its answer is then not shown)
   resetOrderForm();
   renderOrders();
@@ -141,7 +206,7 @@ function setProblem(problem, announce = true) {
   renderGanttEmpty();
   if (announce) {
     const ops = problem.jobs.reduce((n, j) => n + j.operations.length, 0);
-    say(t("planner.loaded", { jobs: problem.jobs.length, ops, machines: problem.machines.length }));
+    say(() => t("planner.loaded", { jobs: problem.jobs.length, ops, machines: problem.machines.length }));
   }
 }
 
@@ -210,19 +275,21 @@ async function onFile(e) {
   const file = e.target.files[0];
   if (!file) return;
   e.target.value = ""; // choosing the same file again, once corrected, reads it again
+  const text = await readText(file);
+  const parse = () => {
+    if (/\.csv$/i.test(file.name) || file.type === "text/csv") return parseCsv(text);
+    let doc;
+    try { doc = JSON.parse(text); } catch (err) { throw new Error(t("file.badJson", { msg: err.message })); }
+    const problem = doc?.problem || doc;
+    if (!Array.isArray(problem?.jobs) || !Array.isArray(problem?.machines)) throw new Error(t("file.noJobs"));
+    return problem;
+  };
   try {
-    const text = await readText(file);
-    let problem;
-    if (/\.csv$/i.test(file.name) || file.type === "text/csv") problem = parseCsv(text);
-    else {
-      let doc;
-      try { doc = JSON.parse(text); } catch (err) { throw new Error(t("file.badJson", { msg: err.message })); }
-      problem = doc?.problem || doc;
-      if (!Array.isArray(problem?.jobs) || !Array.isArray(problem?.machines)) throw new Error(t("file.noJobs"));
-    }
-    setProblem(problem);
+    setProblem(parse());
   } catch (err) {
-    say(t("planner.badFile", { msg: `${file.name}: ${err.message}` }), true);
+    // the problems are listed again in the language of the moment (a language switch re-renders the status line)
+    const problems = () => { try { parse(); return err.message; } catch (again) { return again.message; } };
+    say(() => t("planner.badFile", { msg: `${file.name}: ${problems()}` }), true);
   }
 }
 
@@ -244,6 +311,7 @@ function renderOrders() {
     const job = S.problem.jobs[Number(inp.dataset.job)];
     if (inp.value === "") delete job[inp.dataset.field];
     else job[inp.dataset.field] = inp.dataset.field === "due" ? Math.round(Number(inp.value)) : Number(inp.value);
+    markStale();
   }));
   tb.querySelectorAll("[data-edit-job]").forEach((b) => b.addEventListener("click", () => editOrder(Number(b.dataset.editJob))));
   tb.querySelectorAll("[data-remove-job]").forEach((b) => b.addEventListener("click", () => removeOrder(Number(b.dataset.removeJob))));
@@ -445,7 +513,8 @@ function submitOrder(e) {
     S.problem.jobs[OF.edit] = job;
     fixPrecedences(prev.id, job);
   } else S.problem.jobs.push(job);
-  say(t(prev ? "order.saved" : "order.added", { job: job.id, ops: job.operations.length }));
+  say(() => t(prev ? "order.saved" : "order.added", { job: job.id, ops: job.operations.length }));
+  markStale();
   resetOrderForm();
   renderOrders();
   renderPins();
@@ -473,7 +542,8 @@ function removeOrder(i) {
   renderPins();
   renderSummary();
   renderGanttEmpty();
-  say(t("order.removed", { job: job.id }));
+  markStale();
+  say(() => t("order.removed", { job: job.id }));
   const next = $("orders-table").querySelector(`[data-remove-job="${Math.min(i, S.problem.jobs.length - 1)}"]`);
   (next || $("of-job")).focus();
 }
@@ -482,13 +552,13 @@ function newPlan() {
   setProblem({ name: "orders", machines: [], jobs: [] }, false);
   $("order-entry").open = true;
   $("of-job").focus();
-  say(t("planner.newPlanDone"));
+  say(() => t("planner.newPlanDone"));
 }
 
 // ------------------------------------------------------------------------------------------------ planner: solve
 async function solve() {
-  if (!S.problem) { say(t("planner.noProblem"), true); return false; }
-  if (!S.problem.jobs.length) { say(t("planner.noJobs"), true); return false; }
+  if (!S.problem) { say(() => t("planner.noProblem"), true); return false; }
+  if (!S.problem.jobs.length) { say(() => t("planner.noJobs"), true); return false; }
   if (S.busy) return false;
   S.busy = true;
   $("solve-btn").disabled = true;
@@ -496,6 +566,8 @@ async function solve() {
   const limit = Math.min(MAX_LIMIT_S, Math.max(1, Math.round(Number($("time-limit").value)) || 5));
   $("time-limit").value = String(limit);
   const problem = S.problem;
+  const edits = S.edits;
+  const solved = JSON.parse(JSON.stringify(problem)); // the problem as sent: what the plan is drawn against
   const body = { problem, time_limit_s: limit };
   if ($("objective").value) body.objective = $("objective").value;
   const combo = objectiveChoice();
@@ -516,7 +588,7 @@ async function solve() {
       S.job = null;
       S.jobView = null;
       renderJob();
-      say(t("planner.solving"));
+      say(() => t("planner.solving"));
       const t0 = Date.now();
       const tick = () => { $("solve-btn").textContent = t("planner.solvingFor", { elapsed: Math.round((Date.now() - t0) / 1000), limit }); };
       tick();
@@ -528,25 +600,28 @@ async function solve() {
         $("solve-btn").textContent = t("planner.solve");
       }
     }
-    if (S.problem !== problem) { say(t("planner.stale"), true); return false; }
+    if (S.problem !== problem) { say(() => t("planner.stale"), true); return false; }
     if (!res.gantt || !res.gantt.length || res.status === "INFEASIBLE" || res.status === "MODEL_INVALID") {
       if (S.lastPinUndo) S.lastPinUndo();
-      say(t("planner.infeasible", { status: res.status }), true);
+      say(() => t("planner.infeasible", { status: res.status }), true);
       renderPins();
       return false;
     }
     S.result = res;
+    S.solved = solved;
+    S.stale = S.edits !== edits; // orders edited while it ran: the plan is already out of date
+    renderStale();
     S.lastPinUndo = null;
-    gantt.render(S.problem, S.result, { keepView: !!$("gantt").querySelector("svg") });
+    gantt.render(S.solved, S.result, { keepView: !!$("gantt").querySelector("svg") });
     renderSummary();
     renderPins();
     renderCompare();
     if (S.selected) renderDetails(S.selected);
-    say(t("planner.solved", { status: statusName(res.status), makespan: res.makespan, late: res.objective_values?.late_jobs ?? 0 }));
+    say(() => t("planner.solved", { status: statusName(res.status), makespan: res.makespan, late: res.objective_values?.late_jobs ?? 0 }));
     return true;
   } catch (e) {
     if (S.lastPinUndo) { S.lastPinUndo(); renderPins(); }
-    say(e.message, true);
+    say(e, true);
     return false;
   } finally {
     S.lastPinUndo = null;
@@ -565,7 +640,7 @@ async function solveAsJob(body) {
   let job = await api("/v1/scheduling/jobs", { method: "POST", body });
   const view = { job, id: job.job_id.slice(0, 8), t0: Date.now(), limit: body.time_limit_s, end: null };
   S.jobView = view;
-  say(t("job.submitted", { id: view.id }));
+  say(() => t("job.submitted", { id: view.id }));
   let delay = 400;
   let misses = 0;
   for (;;) {
@@ -574,7 +649,7 @@ async function solveAsJob(body) {
     if (job.status === "done" || job.status === "failed") view.end = Date.now();
     renderJob();
     if (job.status === "done") return job.result;
-    if (job.status === "failed") throw new ApiError(500, t("job.failed", { id: view.id, msg: job.error || "" }));
+    if (job.status === "failed") throw new ApiError(500, () => t("job.failed", { id: view.id, msg: job.error || "" }));
     await sleep(delay);
     delay = Math.min(2000, Math.round(delay * 1.5));
     if (S.job !== token) return null;
@@ -583,7 +658,7 @@ async function solveAsJob(body) {
       misses = 0;
     } catch (e) {
       // a network blip is retried (the job keeps running on the server); an answer such as 404 is final
-      if (e.status !== 0 || ++misses > 5) throw new ApiError(e.status, t("job.lost", { id: view.id, msg: e.message }));
+      if (e.status !== 0 || ++misses > 5) throw new ApiError(e.status, () => t("job.lost", { id: view.id, msg: e.message }), { detail: e.detail });
     }
   }
 }
@@ -604,8 +679,8 @@ function renderJob() {
   line.hidden = false;
 }
 
-function findOp(job, opId) {
-  const j = S.problem.jobs.find((x) => String(x.id) === String(job));
+function findOp(job, opId, problem = S.problem) {
+  const j = problem.jobs.find((x) => String(x.id) === String(job));
   if (!j) return null;
   return j.operations.find((o, i) => String(o.id ?? i) === String(opId)) || null;
 }
@@ -614,14 +689,16 @@ async function pinOp(row, machine, start) {
   const op = findOp(row.job, row.operation);
   if (!op || S.busy) return;
   if (!(machine in op.machines)) {
-    say(t("planner.notEligible", { op: `${row.job}/${row.operation}`, machine, list: Object.keys(op.machines).join(", ") }), true);
+    const list = Object.keys(op.machines).join(", ");
+    say(() => t("planner.notEligible", { op: `${row.job}/${row.operation}`, machine, list }), true);
     return;
   }
   const before = op.pinned;
   op.pinned = { machine, start: Math.max(0, Math.round(start)) };
   S.lastPinUndo = () => { if (before) op.pinned = before; else delete op.pinned; };
   S.selected = { job: row.job, operation: row.operation };
-  say(t("planner.pinned", { job: row.job, op: row.operation, machine, start: op.pinned.start }));
+  const pinned = { job: row.job, op: row.operation, machine, start: op.pinned.start };
+  say(() => t("planner.pinned", pinned));
   await solve();
 }
 
@@ -629,7 +706,7 @@ async function unpin(job, opId) {
   const op = findOp(job, opId);
   if (!op) return;
   delete op.pinned;
-  say(t("planner.unpinned", { job, op: opId }));
+  say(() => t("planner.unpinned", { job, op: opId }));
   renderPins();
   if (S.result) await solve();
 }
@@ -663,22 +740,39 @@ function objectiveChoice() {
     const weights = {};
     for (const term of ["tardiness", "makespan", "energy"]) {
       const w = Number($("w-" + term).value);
-      if (!Number.isFinite(w) || w < 0 || $("w-" + term).value === "") return { error: t("obj.badWeight", { term: t("obj." + term) }) };
+      if (!Number.isFinite(w) || w < 0 || $("w-" + term).value === "") return { error: () => t("obj.badWeight", { term: t("obj." + term) }) };
       weights[term] = w;
     }
-    if (!Object.values(weights).some((w) => w > 0)) return { error: t("obj.noWeight") };
+    if (!Object.values(weights).some((w) => w > 0)) return { error: () => t("obj.noWeight") };
     return { extra: { weights } };
   }
   if (o === "lex") {
     const order = ["lex-1", "lex-2", "lex-3"].map((id) => $(id).value).filter(Boolean);
-    if (new Set(order).size !== order.length) return { error: t("obj.repeated") };
+    if (new Set(order).size !== order.length) return { error: () => t("obj.repeated") };
     return { extra: { order } };
   }
   return { extra: {} };
 }
 
 // What to do before there is a plan to keep or export: run the scheduler, or first load orders.
-const noPlanYet = () => t(S.problem?.jobs.length ? "planner.notSolved" : "planner.noProblem");
+const noPlanKey = () => (S.problem?.jobs.length ? "planner.notSolved" : "planner.noProblem");
+const noPlanYet = () => t(noPlanKey());
+const sayNoPlan = () => { const key = noPlanKey(); say(() => t(key), true); };
+
+// The orders changed after the last solve: the chart and summary show a plan for the old orders until the next one.
+function markStale() {
+  S.edits += 1;
+  if (!S.result) return;
+  S.stale = true;
+  renderStale();
+}
+
+function renderStale() {
+  const stale = !!(S.result && S.stale);
+  $("plan-stale").hidden = !stale;
+  $("gantt").classList.toggle("stale", stale);
+  $("plan-summary").classList.toggle("stale", stale);
+}
 
 // Until there is a plan the chart's box says what to do, not nothing.
 function renderGanttEmpty() {
@@ -744,7 +838,7 @@ function renderDetails(sel) {
   $("pin-form").addEventListener("submit", (e) => {
     e.preventDefault();
     const start = $("pin-start").value.trim();
-    if (start === "" || !Number.isInteger(Number(start)) || Number(start) < 0) { say(t("details.pinStartBad"), true); $("pin-start").focus(); return; }
+    if (start === "" || !Number.isInteger(Number(start)) || Number(start) < 0) { say(() => t("details.pinStartBad"), true); $("pin-start").focus(); return; }
     pinOp(row, $("pin-machine").value, Number(start));
   });
   if (op.pinned) $("pin-clear").addEventListener("click", () => unpin(row.job, row.operation));
@@ -752,11 +846,11 @@ function renderDetails(sel) {
 
 // ------------------------------------------------------------------------------------------------ what-if, export
 function keepCopy() {
-  if (!S.result) { say(noPlanYet(), true); return; }
-  S.copy = { problem: JSON.parse(JSON.stringify(S.problem)), result: JSON.parse(JSON.stringify(S.result)) };
+  if (!S.result) { sayNoPlan(); return; }
+  S.copy = { problem: JSON.parse(JSON.stringify(S.solved)), result: JSON.parse(JSON.stringify(S.result)) };
   $("clear-copy").hidden = false;
   renderCompare();
-  say(t("planner.copyKept"));
+  say(() => t("planner.copyKept"));
 }
 
 function renderCompare() {
@@ -779,32 +873,37 @@ function renderCompare() {
     }).join("") + "</tbody></table>";
   $("compare-gantts").hidden = false;
   copyGantt.render(S.copy.problem, S.copy.result);
-  currentGantt.render(S.problem, S.result);
+  currentGantt.render(S.solved, S.result);
 }
 
 function exportCsv() {
-  if (!S.result) { say(noPlanYet(), true); return; }
+  if (!S.result) { sayNoPlan(); return; }
   const head = ["machine", "job", "operation", "start", "end", "setup", "late", "pinned"];
   const lines = [head.join(",")];
   for (const r of S.result.gantt) {
-    const op = r.job == null ? null : findOp(r.job, r.operation);
+    const op = r.job == null ? null : findOp(r.job, r.operation, S.solved);
     const cells = [r.machine, r.job ?? "", r.operation, r.start, r.end, r.setup, r.late, !!(op && op.pinned)];
     lines.push(cells.map((c) => (/[",\n]/.test(String(c)) ? `"${String(c).replace(/"/g, '""')}"` : String(c))).join(","));
   }
-  const name = `sfai-plan-${S.problem.name || "plan"}.csv`;
+  const name = `sfai-plan-${planName()}.csv`;
   download(name, new Blob([lines.join("\n") + "\n"], { type: "text/csv" }));
-  say(t("planner.exported", { file: name }));
+  sayExported(name);
 }
+
+// An export is of the last plan solved; while the orders have changed since, its file name ends in "-outdated", the
+// PDF page says so and so does the status line.
+const planName = () => (S.solved?.name || "plan") + (S.stale ? "-outdated" : "");
+const sayExported = (file) => { const key = S.stale ? "planner.exportedStale" : "planner.exported"; say(() => t(key, { file })); };
 
 async function exportPng() {
   const svg = gantt.svg();
-  if (!svg) { say(noPlanYet(), true); return; }
+  if (!svg) { sayNoPlan(); return; }
   try {
     const url = await svgToPng(svg);
-    const name = `sfai-gantt-${S.problem.name || "plan"}.png`;
+    const name = `sfai-gantt-${planName()}.png`;
     download(name, url);
-    say(t("planner.exported", { file: name }));
-  } catch (e) { say(e.message, true); }
+    sayExported(name);
+  } catch (e) { say(e, true); }
 }
 
 const LEGEND = [
@@ -829,7 +928,8 @@ function planReport(chart) {
     if (last !== null && ctx.measureText(`${last} · ${part}`).width <= width - 2 * pad) lines[lines.length - 1] = `${last} · ${part}`;
     else lines.push(part);
   }
-  const head = pad + 30 * k + lines.length * 19 * k + 22 * k;
+  const staleH = S.stale ? 19 * k : 0; // a line in red: this plan is for orders since changed
+  const head = pad + 30 * k + lines.length * 19 * k + 22 * k + staleH;
   c.width = width;
   c.height = head + chart.height + 34 * k;
   ctx = c.getContext("2d");
@@ -838,7 +938,7 @@ function planReport(chart) {
   ctx.textBaseline = "top";
   ctx.fillStyle = "#14324f";
   ctx.font = font(20, 700);
-  ctx.fillText(t("pdf.title", { name: S.problem.name || "plan" }), pad, pad);
+  ctx.fillText(t("pdf.title", { name: S.solved.name || "plan" }), pad, pad);
   ctx.fillStyle = "#1d2733";
   ctx.font = font(13);
   lines.forEach((line, i) => ctx.fillText(line, pad, pad + 30 * k + i * 19 * k));
@@ -846,6 +946,11 @@ function planReport(chart) {
   ctx.font = font(11);
   const when = new Date().toLocaleString(LANG === "ko" ? "ko-KR" : "en-US");
   ctx.fillText(t("pdf.generated", { tenant: S.tenant?.display_name || S.tenant?.name || "", time: when }), pad, pad + 30 * k + lines.length * 19 * k + 2 * k);
+  if (S.stale) {
+    ctx.fillStyle = "#b42318";
+    ctx.font = font(13, 700);
+    ctx.fillText(t("pdf.stale"), pad, pad + 30 * k + lines.length * 19 * k + 20 * k);
+  }
   ctx.drawImage(chart, pad, head);
   let x = pad;
   const y = head + chart.height + 10 * k;
@@ -865,14 +970,14 @@ function planReport(chart) {
 
 async function exportPdf() {
   const svg = gantt.svg();
-  if (!svg || !S.result) { say(noPlanYet(), true); return; }
+  if (!svg || !S.result) { sayNoPlan(); return; }
   try {
     const page = planReport(await svgToCanvas(svg, 2));
-    const blob = await canvasToPdf(page, { title: t("pdf.title", { name: S.problem.name || "plan" }) });
-    const name = `sfai-gantt-${S.problem.name || "plan"}.pdf`;
+    const blob = await canvasToPdf(page, { title: t("pdf.title", { name: S.solved.name || "plan" }) });
+    const name = `sfai-gantt-${planName()}.pdf`;
     download(name, blob);
-    say(t("planner.exported", { file: name }));
-  } catch (e) { say(e.message, true); }
+    sayExported(name);
+  } catch (e) { say(e, true); }
 }
 
 function renderLegend() {
@@ -889,10 +994,10 @@ async function loadDashboard() {
   const box = $("dash-cards");
   if (!S.tenant) return;
   box.innerHTML = `<p class="muted">${esc(t("dash.loading"))}</p>`;
-  try { S.tenant = await api("/v1/tenant"); } catch (e) { say(e.message, true); }
+  try { S.tenant = await api("/v1/tenant"); } catch (e) { say(e, true); }
   const subscribed = new Set(S.tenant.modules);
   if (!S.samples && [...subscribed].some((m) => m !== "scheduling")) {
-    try { S.samples = (await api("/v1/console/samples")).samples; } catch (e) { say(e.message, true); }
+    try { S.samples = (await api("/v1/console/samples")).samples; } catch (e) { say(e, true); }
   }
   box.innerHTML = MODULES.map((m) => `<div class="card ${subscribed.has(m) ? "" : "off"}" data-module="${m}" id="dash-${m}">` +
     `<h2>${esc(t("mod." + m))}<span class="pill ${subscribed.has(m) ? "on" : "off"}">${subscribed.has(m) ? "✓ " + esc(t("dash.subscribed")) : esc(t("dash.notSubscribed"))}</span></h2>` +
@@ -914,7 +1019,7 @@ async function predict(family) {
 }
 
 const bodyOf = (m) => document.querySelector(`#dash-${m} .dash-body`);
-const noModel = (e, family) => `<p class="warn">${esc(e.status === 404 ? t("dash.noModelTrain", { family }) : t("dash.noModel", { msg: e.message }))}</p>`;
+const noModel = (e, family) => `<p class="warn" title="${esc(e.detail || "")}">${esc(e.status === 404 ? t("dash.noModelTrain", { family }) : t("dash.noModel", { msg: e.message }))}</p>`;
 const sourceNote = (s) => `<p class="muted">${esc(t("dash.sampleSource", { source: t("dash.source." + s.source) }))} · ${esc(s.endpoint)}</p>`;
 const meter = (p) => `<span class="meter"><i class="${p >= 0.5 ? "hi" : p >= 0.2 ? "mid" : ""}" style="width:${Math.round(Math.min(1, p) * 100)}%"></i></span>`;
 
@@ -1014,7 +1119,7 @@ async function loadAdmin() {
   const admin = S.tenant?.caller_role === "admin";
   $("admin-denied").hidden = admin;
   $("admin-body").hidden = !admin;
-  if (!admin) { $("admin-denied").textContent = t("admin.needAdmin", { role: S.tenant?.caller_role }); return; }
+  if (!admin) { $("admin-denied").textContent = t("admin.needAdmin", { role: label("role", S.tenant?.caller_role) }); return; }
   await Promise.all([loadSubs(), loadKeys(), loadUsage()]);
 }
 
@@ -1023,19 +1128,20 @@ async function loadSubs() {
     const subs = await api("/v1/subscriptions");
     $("subs-table").innerHTML = `<thead><tr><th>${t("admin.module")}</th><th>${t("admin.plan")}</th><th class="num">${t("admin.quota")}</th>` +
       `<th>${t("admin.starts")}</th><th>${t("admin.ends")}</th><th></th></tr></thead><tbody>` +
-      subs.map((s) => `<tr data-module="${esc(s.module)}"><td>${esc(s.module)} <span class="muted">${esc(t("mod." + s.module))}</span></td><td>${esc(s.plan)}</td>` +
+      subs.map((s) => `<tr data-module="${esc(s.module)}">${idCell("mod", s.module)}${idCell("plan", s.plan)}` +
         `<td class="num">${s.request_quota == null ? "∞" : fmt(s.request_quota)}</td><td>${day(s.starts_at)}</td><td>${day(s.ends_at)}</td>` +
-        `<td>${s.ends_at ? "" : `<button type="button" class="danger" data-unsub="${esc(s.module)}">${esc(t("admin.unsubscribe"))} ${esc(s.module)}</button>`}</td></tr>`).join("") +
+        `<td>${s.ends_at ? "" : `<button type="button" class="danger" data-unsub="${esc(s.module)}">${esc(t("admin.unsubscribe"))} ${esc(label("mod", s.module))}</button>`}</td></tr>`).join("") +
       "</tbody>";
     $("subs-table").querySelectorAll("[data-unsub]").forEach((b) => b.addEventListener("click", async () => {
-      if (!window.confirm(t("admin.unsubConfirm", { module: b.dataset.unsub }))) return;
+      const module = b.dataset.unsub;
+      if (!window.confirm(t("admin.unsubConfirm", { module: label("mod", module) }))) return;
       try {
-        await api("/v1/subscriptions/" + encodeURIComponent(b.dataset.unsub), { method: "DELETE" });
-        say(t("admin.unsubscribed", { module: b.dataset.unsub }));
+        await api("/v1/subscriptions/" + encodeURIComponent(module), { method: "DELETE" });
+        say(() => t("admin.unsubscribed", { module: label("mod", module) }));
         await afterSubChange();
-      } catch (e) { say(e.message, true); }
+      } catch (e) { say(e, true); }
     }));
-  } catch (e) { say(e.message, true); }
+  } catch (e) { say(e, true); }
 }
 
 async function afterSubChange() {
@@ -1049,19 +1155,27 @@ async function loadKeys() {
     const keys = await api("/v1/apikeys");
     $("keys-table").innerHTML = `<thead><tr><th>${t("admin.keyId")}</th><th>${t("admin.keyName")}</th><th>${t("admin.role")}</th>` +
       `<th>${t("admin.created")}</th><th>${t("admin.revoked")}</th><th></th></tr></thead><tbody>` +
-      keys.map((k) => `<tr data-key="${esc(k.key_id)}"><td><code>${esc(k.key_id)}</code>${k.key_id === S.tenant.caller_key_id ? " ★" : ""}</td><td>${esc(k.name)}</td>` +
-        `<td>${esc(k.role)}</td><td>${day(k.created_at)}</td><td>${day(k.revoked_at)}</td>` +
-        `<td>${k.revoked_at ? "" : `<button type="button" class="danger" data-revoke="${esc(k.key_id)}">${esc(t("admin.revoke"))} ${esc(k.key_id)}</button>`}</td></tr>`).join("") +
-      "</tbody>";
+      keys.map((k) => {
+        const own = k.key_id === S.tenant.caller_key_id; // the key this console is signed in with (★)
+        return `<tr data-key="${esc(k.key_id)}"${own ? ' class="own"' : ""}><td><code>${esc(k.key_id)}</code>` +
+          `${own ? ` <span title="${esc(t("admin.ownKey"))}" aria-label="${esc(t("admin.ownKey"))}">★</span>` : ""}</td><td>${esc(k.name)}</td>` +
+          `${idCell("role", k.role)}<td>${day(k.created_at)}</td><td>${day(k.revoked_at)}</td>` +
+          `<td>${k.revoked_at ? "" : `<button type="button" class="danger" data-revoke="${esc(k.key_id)}"${own ? ' data-own="true"' : ""}>` +
+            `${esc(own ? t("admin.revokeOwn", { key: k.key_id }) : `${t("admin.revoke")} ${k.key_id}`)}</button>`}</td></tr>`;
+      }).join("") + "</tbody>";
     $("keys-table").querySelectorAll("[data-revoke]").forEach((b) => b.addEventListener("click", async () => {
-      if (!window.confirm(t("admin.revokeConfirm", { key: b.dataset.revoke }))) return;
+      const key = b.dataset.revoke;
+      const own = b.dataset.own === "true";
+      // revoking the key this console uses signs it out: the question says so, and so does the page afterwards
+      if (!window.confirm(t(own ? "admin.revokeOwnConfirm" : "admin.revokeConfirm", { key }))) return;
       try {
-        await api("/v1/apikeys/" + encodeURIComponent(b.dataset.revoke), { method: "DELETE" });
-        say(t("admin.keyRevoked", { key: b.dataset.revoke }));
+        await api("/v1/apikeys/" + encodeURIComponent(key), { method: "DELETE" });
+        if (own) { signOut(["admin.revokedOwn", { key }]); return; }
+        say(() => t("admin.keyRevoked", { key }));
         await loadKeys();
-      } catch (e) { say(e.message, true); }
+      } catch (e) { say(e, true); }
     }));
-  } catch (e) { say(e.message, true); }
+  } catch (e) { say(e, true); }
 }
 
 function usageQuery() {
@@ -1078,12 +1192,12 @@ async function loadUsage() {
   try {
     const u = await api("/v1/usage?" + q);
     $("usage-summary").textContent = t("admin.usageTotal", { total: u.total }) + ": " + Object.entries(u.by_module || {})
-      .map(([m, c]) => t("admin.usageCounts", { module: m, calls: fmt(c.calls), ok: fmt(c.ok), client: fmt(c.client_errors), server: fmt(c.server_errors) })).join(" · ");
+      .map(([m, c]) => t("admin.usageCounts", { module: label("mod", m), calls: fmt(c.calls), ok: fmt(c.ok), client: fmt(c.client_errors), server: fmt(c.server_errors) })).join(" · ");
     $("usage-table").innerHTML = `<thead><tr><th class="num">${t("admin.seq")}</th><th>${t("admin.time")}</th><th>${t("admin.module")}</th><th>${t("admin.call")}</th>` +
       `<th class="num">${t("admin.status")}</th><th class="num">${t("admin.ms")}</th><th>${t("admin.keyId")}</th></tr></thead><tbody>` +
-      u.records.map((r) => `<tr><td class="num">${r.seq}</td><td>${esc(day(r.ts))}</td><td>${esc(r.module ?? "")}</td><td>${esc(r.method)} ${esc(r.endpoint)}</td>` +
+      u.records.map((r) => `<tr><td class="num">${r.seq}</td><td>${esc(day(r.ts))}</td>${idCell("mod", r.module ?? "")}<td>${esc(r.method)} ${esc(r.endpoint)}</td>` +
         `<td class="num">${r.status}</td><td class="num">${fmt(r.latency_ms, 1)}</td><td><code>${esc(r.key_id)}</code></td></tr>`).join("") + "</tbody>";
-  } catch (e) { say(e.message, true); }
+  } catch (e) { say(e, true); }
 }
 
 async function exportUsage() {
@@ -1093,8 +1207,8 @@ async function exportUsage() {
     const r = await api("/v1/usage/export?" + q, { raw: true });
     const name = `sfai-usage-${S.tenant.name}.csv`;
     download(name, await r.blob());
-    say(t("planner.exported", { file: name }));
-  } catch (e) { say(e.message, true); }
+    say(() => t("planner.exported", { file: name }));
+  } catch (e) { say(e, true); }
 }
 
 // ------------------------------------------------------------------------------------------------ start
@@ -1121,9 +1235,10 @@ function rerenderLanguage() {
   renderPins();
   renderDetails();
   renderCompare();
-  if (S.result && !$("panel-planner").hidden) gantt.render(S.problem, S.result, { keepView: true });
+  if (S.result && !$("panel-planner").hidden) gantt.render(S.solved, S.result, { keepView: true });
+  if (said) say(said.msg, said.error); // the status line too, in the new language
   if (S.tenant) {
-    $("tenant-badge").textContent = `${S.tenant.display_name} (${S.tenant.name}) · KSIC ${S.tenant.ksic_code} · ${t("tenant.role")} ${S.tenant.caller_role}`;
+    renderBadge();
     if (!$("panel-dashboard").hidden) loadDashboard();
     if (!$("panel-admin").hidden) loadAdmin();
   }
@@ -1132,7 +1247,7 @@ function rerenderLanguage() {
 $("lang-select").value = LANG;
 $("lang-select").addEventListener("change", (e) => { setLang(e.target.value); rerenderLanguage(); });
 $("signin-form").addEventListener("submit", (e) => { e.preventDefault(); const k = $("api-key").value.trim(); $("api-key").value = ""; signIn(k); });
-$("signout-btn").addEventListener("click", signOut);
+$("signout-btn").addEventListener("click", () => signOut());
 $("load-sample").addEventListener("click", () => loadSample(true));
 $("new-plan").addEventListener("click", newPlan);
 $("objective").addEventListener("change", renderObjectiveHelp);
@@ -1155,9 +1270,10 @@ $("sub-form").addEventListener("submit", async (e) => {
   e.preventDefault();
   try {
     await api("/v1/subscriptions", { method: "POST", body: { module: $("sub-module").value, plan: $("sub-plan").value } });
-    say(t("admin.subscribed", { module: $("sub-module").value }));
+    const module = $("sub-module").value;
+    say(() => t("admin.subscribed", { module: label("mod", module) }));
     await afterSubChange();
-  } catch (err) { say(err.message, true); }
+  } catch (err) { say(err, true); }
 });
 $("key-form").addEventListener("submit", async (e) => {
   e.preventDefault();
@@ -1168,19 +1284,19 @@ $("key-form").addEventListener("submit", async (e) => {
     $("new-key").hidden = false;
     $("new-key-value").value = k.api_key;
     $("key-name").value = "";
-    say(t("admin.keyCreated", { key: k.key_id }));
+    say(() => t("admin.keyCreated", { key: k.key_id }));
     await loadKeys();
     $("new-key-value").focus();
     $("new-key-value").select();
-  } catch (err) { say(err.message, true); }
+  } catch (err) { say(err, true); }
 });
 $("new-key-copy").addEventListener("click", async () => {
   try { await navigator.clipboard.writeText($("new-key-value").value); } catch { $("new-key-value").select(); document.execCommand("copy"); }
-  say(t("admin.copied"));
+  say(() => t("admin.copied"));
 });
 $("usage-form").addEventListener("submit", (e) => { e.preventDefault(); loadUsage(); });
 $("usage-export").addEventListener("click", exportUsage);
-window.addEventListener("resize", () => { if (S.result && !$("panel-planner").hidden) gantt.render(S.problem, S.result, { keepView: true }); });
+window.addEventListener("resize", () => { if (S.result && !$("panel-planner").hidden) gantt.render(S.solved, S.result, { keepView: true }); });
 
 wireTabs();
 applyI18n();

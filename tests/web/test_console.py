@@ -25,7 +25,7 @@ import pytest
 
 from serving.db import Database
 from serving.settings import Settings
-from tests.serving.helpers import make_tenant
+from tests.serving.helpers import bearer, make_tenant
 
 CHROMIUM = "/usr/bin/chromium"
 SFAI = str(Path(sys.executable).with_name("sfai"))
@@ -293,8 +293,12 @@ def test_drag_pins_an_operation_and_replans(page, server, tmp_path):
 def test_switch_language_is_remembered(page, server):
     sign_in(page, server.acme.admin)
     assert page.inner_text("#tab-planner") == "생산계획"
+    assert "(역할: 관리자)" in page.inner_text("#status") and "역할 관리자" in page.inner_text("#tenant-badge")
     page.select_option("#lang-select", "en")
     assert page.inner_text("#tab-planner") == "Planner"
+    # the status line is re-rendered in the new language, not left in the old one until the next message
+    assert page.inner_text("#status").startswith("Signed in") and "Administrator" in page.inner_text("#status")
+    assert page.get_attribute("#tenant-badge", "data-role") == "admin"
     assert page.evaluate("document.documentElement.lang") == "en"
     page.reload()
     page.wait_for_selector("#app:not([hidden])")  # the key survives a reload of the tab
@@ -352,6 +356,13 @@ def test_dashboard_and_administration(page, server, tmp_path):
     page.click("#tab-admin")
     page.wait_for_selector("#subs-table tbody tr")
     assert page.locator("#subs-table tbody tr").count() == 2
+    # API identifiers in words, the identifier kept in a data- attribute and the tooltip
+    cell = page.locator('#subs-table td[data-module="maintenance"]')
+    assert cell.inner_text() == "Maintenance" and cell.get_attribute("title") == "maintenance"
+    plan = page.locator('#subs-table tr[data-module="maintenance"] td[data-plan]')
+    assert plan.inner_text() == "Standard" and plan.get_attribute("data-plan") == "standard"
+    assert page.locator('#keys-table td[data-role="mes"]').first.inner_text() == "MES integration"
+    assert page.locator('#key-role option[value="scientist"]').inner_text() == "Data scientist"
     page.fill("#key-name", "line-3")
     page.select_option("#key-role", "planner")
     page.click("#key-create")
@@ -361,6 +372,7 @@ def test_dashboard_and_administration(page, server, tmp_path):
     row = page.locator("#keys-table tbody tr", has_text="line-3")
     row.wait_for()
     key_id = row.get_attribute("data-key")
+    assert row.locator("td[data-role]").inner_text() == "Planner"
     assert httpx.get(server.base + "/v1/tenant", headers={"Authorization": f"Bearer {new_key}"}).status_code == 200
     page.click(f'#keys-table button[data-revoke="{key_id}"]')
     page.wait_for_selector(f'#keys-table tr[data-key="{key_id}"] >> text=Revoke', state="detached")
@@ -373,25 +385,41 @@ def test_dashboard_and_administration(page, server, tmp_path):
     page.click("#sub-create")
     page.click('#subs-table button[data-unsub="energy"]')
     page.locator('#subs-table button[data-unsub="energy"]').wait_for(state="detached")
-    assert any("Unsubscribe from energy?" in m for m in dialogs), dialogs
+    assert any("Unsubscribe from Energy?" in m for m in dialogs), dialogs
 
     page.select_option("#usage-module", "maintenance")
     page.click("#usage-apply")
     # the unfiltered rows are on the page already: wait until the filtered answer has replaced them
     wait_js(page,
         """() => { const c = [...document.querySelectorAll('#usage-table tbody tr td:nth-child(3)')];
-                  return c.length > 0 && c.every(td => td.innerText.trim() === 'maintenance'); }"""
+                  return c.length > 0 && c.every(td => td.dataset.module === 'maintenance'); }"""
     )
     mods = page.locator("#usage-table tbody tr td:nth-child(3)").all_inner_texts()
-    assert mods and set(mods) == {"maintenance"}
-    assert "client errors" in page.inner_text("#usage-summary")
+    assert mods and set(mods) == {"Maintenance"}
+    assert "client errors" in page.inner_text("#usage-summary") and "Maintenance" in page.inner_text("#usage-summary")
     with page.expect_download() as dl:
         page.click("#usage-export")
     assert Path(dl.value.path()).read_text().splitlines()[0].startswith("seq,")
     shot(page, tmp_path, "admin-en")
 
-    # a non-admin key sees why administration is closed, not an error
+    # revoking the key the console is signed in with (★) says first that it signs out, then signs out cleanly
+    own = httpx.post(server.base + "/v1/apikeys", json={"role": "admin", "name": "own"},
+                     headers=bearer(server.bravo.admin))
     page.click("#signout-btn")
+    sign_in(page, own.json()["api_key"])
+    page.click("#tab-admin")
+    button = page.locator(f'#keys-table tr.own button[data-own="true"][data-revoke="{own.json()["key_id"]}"]')
+    assert "signs you out" in button.inner_text()
+    assert page.locator("#keys-table button[data-own]").count() == 1
+    dialogs.clear()
+    button.click()
+    page.wait_for_selector("#signin:not([hidden])")
+    assert "the key you are signed in with" in dialogs[-1] and "signs this console out" in dialogs[-1], dialogs
+    assert "and signed out" in page.inner_text("#status")
+    assert page.get_attribute("#status", "class") == "status"  # a message, not an error
+    assert page.evaluate("sessionStorage.getItem('sfai_key')") is None and page.is_hidden("#signout-btn")
+
+    # a non-admin key sees why administration is closed, not an error
     sign_in(page, server.bravo.mes)
     page.click("#tab-admin")
     assert page.is_visible("#admin-denied") and "admin" in page.inner_text("#admin-denied")
@@ -520,6 +548,22 @@ def test_order_entry_form_adds_edits_and_removes_orders(page, server, tmp_path):
     labels = page.locator("#gantt text.machine-label").all_text_contents()
     assert {"SAW-01", "WELD-01"} <= set(labels)
     assert page.get_attribute('#gantt g.op[data-job="PO-1"][data-op="weld"]', "data-start") == "30"
+    assert page.is_hidden("#plan-stale")
+
+    # editing the orders after a solve marks the plan on screen as out of date until the next solve
+    page.fill('#orders-table input[data-field="due"][data-job="0"]', "10")
+    page.press('#orders-table input[data-field="due"][data-job="0"]', "Tab")
+    assert page.is_visible("#plan-stale") and "orders have changed" in page.inner_text("#plan-stale")
+    assert "stale" in page.get_attribute("#gantt", "class")
+    assert float(page.evaluate("getComputedStyle(document.querySelector('#gantt svg')).opacity")) < 1
+    shot(page, tmp_path, "planner-stale-en")
+    with page.expect_download() as dl:
+        page.click("#export-csv")
+    assert dl.value.suggested_filename == "sfai-plan-orders-outdated.csv"  # the last solved plan, labelled
+    assert "made before the orders changed" in page.inner_text("#status")
+    run_plan(page)
+    wait_js(page, "document.getElementById('plan-stale').hidden")
+    assert "stale" not in page.get_attribute("#gantt", "class")
     shot(page, tmp_path, "planner-order-form-en")
 
 
@@ -673,6 +717,10 @@ def test_csv_problems_solve_progress_and_phone_width(page, server, tmp_path):
     assert page.inner_text("#sum-status") == "최적" and "계획 완료: 최적" in page.inner_text("#status")
 
     page.set_viewport_size({"width": 390, "height": 844})
+    # the header's language label sits right by its selector, on the same line
+    lab, sel = page.locator('label[for="lang-select"]').bounding_box(), page.locator("#lang-select").bounding_box()
+    assert abs((lab["y"] + lab["height"] / 2) - (sel["y"] + sel["height"] / 2)) < 4, (lab, sel)
+    assert 0 <= sel["x"] - (lab["x"] + lab["width"]) <= 10, (lab, sel)
     page.click("#zoom-fit")
     chart, box = page.locator("#gantt svg").bounding_box(), page.locator("#gantt").bounding_box()
     assert chart["x"] + chart["width"] <= box["x"] + box["width"] + 1  # the whole plan is in view
@@ -681,3 +729,39 @@ def test_csv_problems_solve_progress_and_phone_width(page, server, tmp_path):
     page.wait_for_selector("#usage-table tbody tr")
     assert page.evaluate("document.documentElement.scrollWidth") <= 390  # wide tables scroll in their card
     shot(page, tmp_path, "admin-phone-ko")
+
+
+def test_api_refusals_in_the_chosen_language(page, server):
+    """The API's generic refusals are translated (the server's English text kept as the tooltip); a message with
+    specific detail follows a colon as the server wrote it; a language switch re-renders the status line."""
+    def answer(status: int, code: str, message: str, retry: str | None = None) -> dict:
+        headers = {"Retry-After": retry} if retry else {}
+        return {"status": status, "headers": headers, "content_type": "application/json",
+                "body": json.dumps({"error": {"code": code, "message": message}})}
+
+    not_sub = "tenant 'acme' is not subscribed to the 'scheduling' module; a tenant admin can subscribe with: ..."
+    cases = [
+        (answer(403, "not_subscribed", not_sub), "생산계획 모듈을 구독하지 않았습니다", not_sub),
+        (answer(403, "forbidden", "this action needs a key with role 'admin' or 'planner'; this key is 'mes'"),
+         "관리자 / 생산계획 담당 역할의 키가 필요합니다. 지금 키의 역할: MES 연동", "this action needs"),
+        (answer(429, "rate_limited", "tenant 'acme' is calling 'scheduling' faster than its standard plan's", "3"),
+         "생산계획 호출이 요금제의 초당 호출 한도를 넘었습니다. 3초 후 다시 시도하세요.", "faster than"),
+        (answer(429, "quota_exceeded", "tenant 'acme' has used its 100 'scheduling' calls for this month", "864000"),
+         "이번 달 생산계획 호출 한도를 모두 썼습니다", "100 'scheduling' calls"),
+        (answer(503, "database_unavailable", "the metadata database is unreachable or failing; retry shortly", "5"),
+         "서비스를 잠시 사용할 수 없습니다. 5초 후 다시 시도하세요.", "metadata database"),
+        (answer(422, "invalid_input", "job 'J-9' has no operations"),
+         "요청이 거부되었습니다: job 'J-9' has no operations", ""),
+    ]
+    answers = [c[0] for c in cases]
+    page.route("**/v1/scheduling/solve", lambda route: route.fulfill(**answers.pop(0)))
+    sign_in(page, server.acme.mes)
+    page.wait_for_selector("#gantt .gantt-empty")  # the sample plan is loaded
+    for _, text, tooltip in cases:
+        page.click("#solve-btn")
+        wait_js(page, f"document.getElementById('status').textContent.includes({json.dumps(text)})")
+        assert page.get_attribute("#status", "class") == "status error"
+        assert tooltip in (page.get_attribute("#status", "title") or ""), tooltip
+        wait_js(page, "!document.getElementById('solve-btn').disabled")
+    page.select_option("#lang-select", "en")
+    assert page.inner_text("#status") == "The request was refused: job 'J-9' has no operations"
