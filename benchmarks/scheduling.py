@@ -186,8 +186,18 @@ def run_shop(args) -> None:
     from optimization.heuristics import RULES, dispatch
 
     p = generate(args.shop_jobs, 10, args.shop_machines, args.seed)
+    cap = ""
+    if args.shop_peak_cap is not None:
+        from dataclasses import replace
+
+        from optimization.problem import EnergySettings
+
+        # the peak-capped case (the dispatching rules run the Python scheme): a stepped base load under the cap
+        p = replace(p, energy=EnergySettings(period=60, prices=(0.1, 0.3), base_load_kw=(50.0, 100.0, 60.0),
+                                             peak_cap_kw=args.shop_peak_cap))
+        cap = f"; peak cap {args.shop_peak_cap:g} kW over a base load of 50-100 kW"
     load1 = os.getloadavg()[0]
-    print(f"# generated plan {p.name}: {len(p.jobs)} jobs, {p.n_operations} ops, {len(p.machines)} machines; "
+    print(f"# generated plan {p.name}: {len(p.jobs)} jobs, {p.n_operations} ops, {len(p.machines)} machines{cap}; "
           f"{args.workers} workers; load average before the run {load1:.2f} on {os.cpu_count()} CPUs")
     print("| method | weighted tardiness | makespan | late jobs | time s | violations |\n|---|---|---|---|---|---|")
     best_rule, best_name = None, ""
@@ -243,6 +253,8 @@ def main() -> None:
     ap.add_argument("--shop-jobs", type=int, default=500)
     ap.add_argument("--shop-time", type=float, default=60.0)
     ap.add_argument("--shop-machines", type=int, default=50)
+    ap.add_argument("--shop-peak-cap", type=float, default=None, metavar="KW",
+                    help="a peak power cap on the generated plan (e.g. 250 with --shop-jobs 200 --shop-machines 20)")
     ap.add_argument("--lns-engine", default="auto", help="auto|small|whole (SolverParams.lns_engine)")
     ap.add_argument("--solver-seed", type=int, default=None,
                     help="with --shop: the solver's seed (default: --seed, which also draws the plan)")

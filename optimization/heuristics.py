@@ -23,8 +23,8 @@ INF = float("inf")
 
 
 class DispatchTimeout(ValueError):
-    """A dispatch ran past its deadline (the Python scheme: a peak power cap refits every ready operation at each
-    step, ~1 min for 2,000 operations): no plan from it."""
+    """A dispatch ran past its deadline (the Python scheme, which runs with a peak power cap: ~1 s for 2,000
+    operations since 2026-12-06, 10-100 s before, but a pathological plan may still take long): no plan from it."""
 
 
 class _Power:
@@ -45,6 +45,7 @@ class _Power:
         self.ts = [k * en.period for k in range(len(base))]
         self.use = [0.0] * len(base)  # power of the placed operations per segment
         self.base = base  # base load per segment
+        self.load = [u + b for u, b in zip(self.use, base, strict=True)]  # use + base per segment
 
     def set_op(self, p: float) -> None:
         self.p = p
@@ -58,21 +59,30 @@ class _Power:
         self.ts.insert(k + 1, t)
         self.use.insert(k + 1, self.use[src])
         self.base.insert(k + 1, self.base[src])
+        self.load.insert(k + 1, self.load[src])
         return k + 1
 
-    def push(self, t: int, dur: int, tl: object, span: bool) -> int:
-        """Earliest start >= t where the operation's power fits under the cap for all of ``dur``."""
+    def push(self, t: int, dur: int, tl: object, span: bool, limit: float = INF) -> int:
+        """Earliest start >= t where the operation's power fits under the cap for all of ``dur``; or, as soon as
+        that start is known to end past ``limit`` (the end of the gap searched), some later start that ends past
+        it too (the gap has no room: the search goes on in the next gap, not through the rest of the profile)."""
         if self.p <= 0 or dur <= 0:
             return t
-        ts, use, base, p, cap = self.ts, self.use, self.base, self.p, self.cap + 1e-9
+        ts, load, p, cap = self.ts, self.load, self.p, self.cap + 1e-9
         n = len(ts)
         k = max(0, bisect.bisect_right(ts, t) - 1)
-        while k < n and ts[k] < t + dur:
-            if use[k] + base[k] + p > cap:
+        end = t + dur
+        if end > limit:
+            return t
+        while k < n and ts[k] < end:
+            if load[k] + p > cap:
                 if k + 1 == n:
                     raise ValueError(f"peak power cap too low: an operation of {p:g} kW never fits under "
                                      f"{self.cap:g} kW with the base load after t={ts[k]}")
                 t = ts[k + 1]
+                end = t + dur
+                if end > limit:
+                    return t
             k += 1
         return t
 
@@ -81,8 +91,10 @@ class _Power:
             return
         a = self._split(t)
         b = self._split(t + dur)
+        use, base, load = self.use, self.base, self.load
         for k in range(a, b):
-            self.use[k] += p
+            use[k] += p
+            load[k] = use[k] + base[k]
 
 
 class _FastTimeline:
@@ -151,6 +163,7 @@ class _FastTimeline:
                         hi = v
             t = lo
             if lo + dur <= hi:
+                pushed = False
                 while True:
                     t2 = t
                     if dur > 0:
@@ -160,8 +173,11 @@ class _FastTimeline:
                                 t2 = blocks[i][1]
                                 continue
                             break
-                    if power is not None:
-                        t2 = power.push(t2, dur, self, span)
+                    # a start the power search gave back fits under the cap (or ends past hi): search again only
+                    # when the calendar moved it
+                    if power is not None and not (pushed and t2 == t):
+                        t2 = power.push(t2, dur, self, span, hi)
+                        pushed = True
                     if t2 == t:
                         break
                     t = t2
@@ -306,7 +322,9 @@ def dispatch(problem: SchedulingProblem, rule: str = "mwkr", atc_k: float = 2.0,
     and tie-breaks), computed with per-machine sorted lists, integer family/setup tables, priorities cached with
     each operation's best fit (they only change when its machine's timeline changes), its fit on each eligible
     machine cached with that timeline's version (only the changed machines are searched again) and the per-step
-    selection vectorised over all operations.
+    selection vectorised over all operations. With a peak power cap (the Python scheme) a fit is also searched again
+    when the new operation's power pushed it over the cap (:func:`_power_stale`; the reference refits every ready
+    operation at each step, tests/optimization/test_power_dispatch.py).
 
     Tail re-dispatch (:func:`tail_search`): ``fixed`` maps operations to (machine, start) kept as they are (a prefix
     of an earlier plan, closed under predecessors); ``fixed_windows`` are that plan's maintenance windows (placed
@@ -378,10 +396,13 @@ def dispatch(problem: SchedulingProblem, rule: str = "mwkr", atc_k: float = 2.0,
     k_atc = atc_k if rule == "atc" else 0.5
     m_ids = [m.id for m in problem.machines]
     dur_on = [[(m, o.durations[m]) for m in o.machines] for o in ops]
+    pw = [o.power_kw for o in ops]
 
     # each ready operation's earliest fit per eligible machine, with the version of that machine's timeline it was
     # computed on: a refresh recomputes only the machines that changed since (an operation's ready time is fixed
-    # once it is ready). With a peak power cap every fit depends on every machine, so nothing is reused.
+    # once it is ready). With a peak power cap a placement also raises the power in use over its interval, which
+    # only removes feasible starts: a fit whose interval misses the new operation's stays exact, and one that
+    # overlaps it is searched again from its old start (version -2), not from the ready time (docs/scheduling.md).
     version = dict.fromkeys(m_ids, 0)
     fits: dict[int, list[list]] = {}
 
@@ -389,9 +410,7 @@ def dispatch(problem: SchedulingProblem, rule: str = "mwkr", atc_k: float = 2.0,
         o = ops[i]
         if power is not None:
             power.set_op(o.power_kw)
-            cached = None
-        else:
-            cached = fits.get(i)
+        cached = fits.get(i)
         if cached is None:
             e = job_of[i].release
             for a, lag in preds[i]:
@@ -399,14 +418,13 @@ def dispatch(problem: SchedulingProblem, rule: str = "mwkr", atc_k: float = 2.0,
                 if v > e:
                     e = v
             cached = [[m, d, -1, 0, e] for m, d in dur_on[i]]
-            if power is None:
-                fits[i] = cached
+            fits[i] = cached
         best = None
         fi, span = fam[i], o.can_span_break
         for entry in cached:
             m, d, ver, t, e = entry
             if ver != version[m]:
-                t = timelines[m].earliest_fit(e, d, fi, span, power)
+                t = timelines[m].earliest_fit(t if ver == -2 else e, d, fi, span, power)
                 entry[2], entry[3] = version[m], t
             c = (t + d, t, m)
             if best is None or c < best:
@@ -483,7 +501,7 @@ def dispatch(problem: SchedulingProblem, rule: str = "mwkr", atc_k: float = 2.0,
         ready.discard(best_i)
         if power is not None:
             power.add(start, comp - start, o.power_kw)
-            stale = sorted(ready)
+            stale = _power_stale(ready, fits, m, start, comp, o.power_kw, pw, power)
         else:
             stale = sorted(on_machine[m])
         for s in succs[best_i]:
@@ -504,6 +522,48 @@ def dispatch(problem: SchedulingProblem, rule: str = "mwkr", atc_k: float = 2.0,
     return Schedule(assignments=assigns, status="FEASIBLE", makespan=int(obj["makespan"]),
                     lower_bound=lower_bound, objective=obj, wall_s=time.perf_counter() - t0,
                     stats={"method": f"dispatch:{rule}"}, maintenance=windows)
+
+
+def _power_stale(ready: set[int], fits: dict[int, list[list]], m: str, s: int, e: int, p: float,
+                 pw: list[float], power: _Power) -> list[int]:
+    """The ready operations whose fits must be refreshed after an operation of power ``p`` went onto machine ``m``
+    at [s, e) (a peak power cap; ``power`` already holds it): those eligible on ``m`` (its timeline changed) and
+    those with a fit (of nonzero power and length) that now exceeds the cap somewhere in [s, e), which is marked -2:
+    searched again from its old start. More power in use only removes feasible starts, so every other fit is still
+    the earliest (tests/optimization/test_power_dispatch.py compares the plans with the reference generator, which
+    refits every ready operation at each step)."""
+    out = []
+    hot = p > 0 and e > s
+    if hot:
+        ts, load, cap = power.ts, power.load, power.cap + 1e-9
+        a = bisect.bisect_right(ts, s) - 1
+        b = bisect.bisect_left(ts, e, a)
+        top = max(load[a:b])  # the highest load in [s, e) now
+    for i in sorted(ready):
+        pi = pw[i]
+        if not (hot and pi > 0 and top + pi > cap):  # fits under the cap wherever the load rose
+            for entry in fits[i]:
+                if entry[0] == m:
+                    out.append(i)
+                    break
+            continue
+        hit = False
+        for entry in fits[i]:
+            if entry[0] == m:
+                hit = True
+            elif entry[1] > 0 and entry[3] < e and entry[3] + entry[1] > s:
+                # the fit's interval overlaps [s, e): is it still under the cap where the load rose?
+                lo, hi = max(s, entry[3]), min(e, entry[3] + entry[1])
+                k = bisect.bisect_right(ts, lo, a, b) - 1
+                while k < b and ts[k] < hi:
+                    if load[k] + pi > cap:
+                        entry[2] = -2
+                        hit = True
+                        break
+                    k += 1
+        if hit:
+            out.append(i)
+    return out
 
 
 def rules_for(objective: str) -> tuple[str, ...]:

@@ -8,9 +8,62 @@ import math
 import time
 from dataclasses import dataclass
 
-from optimization.heuristics import INF, RULES, _Power
+from optimization.heuristics import INF, RULES
 from optimization.problem import SchedulingProblem
 from optimization.solution import Assignment, MaintenanceWindow, Schedule, evaluate, with_setups
+
+
+class _Power:
+    """Power in use over time against the peak cap minus the forecast base load, as step functions kept as
+    breakpoints (the last segment runs on forever); :meth:`push` scans it segment by segment. The original of
+    ``heuristics._Power``, kept here so that the reference does not share the fast scheme's code."""
+
+    def __init__(self, problem: SchedulingProblem) -> None:
+        en = problem.energy
+        assert en is not None and en.peak_cap_kw is not None
+        self.cap = en.peak_cap_kw
+        self.p = 0.0
+        base = list(en.base_load_kw) or [0.0]
+        self.ts = [k * en.period for k in range(len(base))]
+        self.use = [0.0] * len(base)
+        self.base = base
+
+    def set_op(self, p: float) -> None:
+        self.p = p
+
+    def _split(self, t: int) -> int:
+        k = bisect.bisect_right(self.ts, t) - 1
+        if k >= 0 and self.ts[k] == t:
+            return k
+        src = max(k, 0)
+        self.ts.insert(k + 1, t)
+        self.use.insert(k + 1, self.use[src])
+        self.base.insert(k + 1, self.base[src])
+        return k + 1
+
+    def push(self, t: int, dur: int) -> int:
+        """Earliest start >= t where the operation's power fits under the cap for all of ``dur``."""
+        if self.p <= 0 or dur <= 0:
+            return t
+        ts, use, base, p, cap = self.ts, self.use, self.base, self.p, self.cap + 1e-9
+        n = len(ts)
+        k = max(0, bisect.bisect_right(ts, t) - 1)
+        while k < n and ts[k] < t + dur:
+            if use[k] + base[k] + p > cap:
+                if k + 1 == n:
+                    raise ValueError(f"peak power cap too low: an operation of {p:g} kW never fits under "
+                                     f"{self.cap:g} kW with the base load after t={ts[k]}")
+                t = ts[k + 1]
+            k += 1
+        return t
+
+    def add(self, t: int, dur: int, p: float) -> None:
+        if dur <= 0:
+            return
+        a = self._split(t)
+        b = self._split(t + dur)
+        for k in range(a, b):
+            self.use[k] += p
 
 
 @dataclass
@@ -84,7 +137,7 @@ class _Timeline:
             while True:
                 t2 = self._push_blocks(t, dur, span)
                 if power is not None:
-                    t2 = power.push(t2, dur, self, span)
+                    t2 = power.push(t2, dur)
                 if t2 == t:
                     break
                 t = t2
@@ -95,8 +148,13 @@ class _Timeline:
                 return t
 
 
-def dispatch_reference(problem: SchedulingProblem, rule: str = "mwkr", atc_k: float = 2.0) -> Schedule:
-    """The original (slow, O(ready) scans per step) generator; :func:`dispatch` gives the same plan faster."""
+def dispatch_reference(problem: SchedulingProblem, rule: str = "mwkr", atc_k: float = 2.0, atc_k2: float = 1.0,
+                       atc_work: float = 0.0, fixed: dict[tuple[str, str], tuple[str, int]] | None = None,
+                       fixed_windows: list[MaintenanceWindow] | None = None,
+                       job_bias: dict[str, float] | None = None) -> Schedule:
+    """The original (slow, O(ready) scans per step: every ready operation is fitted anew at each step)
+    generator; :func:`dispatch` gives the same plan faster. ``atc_k2``, ``atc_work``, ``fixed``, ``fixed_windows``
+    and ``job_bias`` as in :func:`optimization.heuristics.dispatch`."""
     if rule not in RULES:
         raise ValueError(f"unknown dispatching rule {rule!r}; use one of {RULES}")
     t0 = time.perf_counter()
@@ -126,8 +184,7 @@ def dispatch_reference(problem: SchedulingProblem, rule: str = "mwkr", atc_k: fl
         sbar = max(1.0, sum(vals) / len(vals)) if vals else 1.0
 
     timelines = {m.id: _Timeline(m.id, problem) for m in problem.machines}
-    horizon_guess = sum(max(o.durations.values()) for o in ops) + max(j.release for j in problem.jobs) + 1
-    power = _Power(problem, min(horizon_guess, 2_000_000)) if problem.energy and problem.energy.peak_cap_kw else None
+    power = _Power(problem) if problem.energy and problem.energy.peak_cap_kw else None
 
     placed: dict[int, tuple[str, int, int]] = {}
     end_of = [0] * n
@@ -140,9 +197,23 @@ def dispatch_reference(problem: SchedulingProblem, rule: str = "mwkr", atc_k: fl
             end_of[i] = o.pinned_start + d
             if power is not None:
                 power.add(o.pinned_start, d, o.power_kw)
+    for k, (m, st0) in (fixed or {}).items():  # a fixed prefix of an earlier plan, kept as it is
+        i = idx[k]
+        if i in placed:
+            continue
+        d = ops[i].durations[m]
+        timelines[m].insert(_Entry(st0, st0 + d, ops[i].family, True))
+        placed[i] = (m, st0, st0 + d)
+        end_of[i] = st0 + d
+        if power is not None:
+            power.add(st0, d, ops[i].power_kw)
     # maintenance windows from the failure-risk policy: as late as the deadline allows, else at the start
     windows: list[MaintenanceWindow] = []
-    if problem.maintenance_machines():
+    if fixed_windows is not None:
+        for w in fixed_windows:
+            timelines[w.machine].insert(_Entry(w.start, w.end, None, False))
+            windows.append(w)
+    elif problem.maintenance_machines():
         r = problem.risk
         assert r is not None
         for m in problem.maintenance_machines():
@@ -199,7 +270,10 @@ def dispatch_reference(problem: SchedulingProblem, rule: str = "mwkr", atc_k: fl
             setup = problem.setups.time(m, q.family if q else None, o.family)
         k = atc_k if rule == "atc" else 0.5
         w = max(job.weight, 1e-6)
-        val = (w / max(d, 1)) * math.exp(-slack / (k * pbar)) * math.exp(-setup / (1.0 * sbar))
+        p_eff = d if not atc_work else (1.0 - atc_work) * d + atc_work * tail[i]
+        if job_bias is not None:
+            w *= job_bias.get(job.id, 1.0)
+        val = (w / max(p_eff, 1)) * math.exp(-slack / (k * pbar)) * math.exp(-setup / (atc_k2 * sbar))
         return -val
 
     while ready:
