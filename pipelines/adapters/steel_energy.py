@@ -87,8 +87,9 @@ def read(path: Path, *, meter_id: str = METER_ID) -> Canonical:
     why = why.where(~nsm_bad, why + "; nsm: disagrees with the time of day of date").str.strip("; ")
     # the features count 15-minute intervals (lags, windows): a stamp between two interval ends has no place
     off_grid = end_local.notna() & (end_local.dt.minute % 15 != 0)
-    off_why = why + "; date: " + df["date"].astype(str) + " is not on the 15-minute grid"
-    why = why.where(~off_grid, off_why).str.strip("; ")
+    if off_grid.any():  # the reason text only where a stamp is off the grid (a clean file builds none)
+        off_why = why + "; date: " + df["date"].astype(str) + " is not on the 15-minute grid"
+        why = why.where(~off_grid, off_why).str.strip("; ")
     bad_load = ~df["load_type"].isin(LOAD_TYPES)
     # a blank Load_Type is named too: astype(str) keeps a missing value missing, and "..." + NaN lost the reason
     load = df["load_type"]
