@@ -724,7 +724,7 @@ function metricsOf(res) {
 }
 
 const objectiveName = (o) => (o ? t("obj." + o) : "–");
-const statusName = (s) => (STRINGS.en["st." + s] ? t("st." + s) : String(s ?? "–"));
+const statusName = (s) => (s == null ? "–" : label("st", s));
 
 function renderObjectiveHelp() {
   const o = $("objective").value;
