@@ -113,6 +113,12 @@ class Conflict(SfaiError):
     code = "conflict"
 
 
+class OperatorManaged(Conflict):
+    """A tenant admin's change to a subscription whose terms the SFAI operator set."""
+
+    code = "managed_by_operator"
+
+
 class Unauthenticated(SfaiError):
     status = 401
     code = "unauthenticated"

@@ -57,6 +57,12 @@ class Settings(BaseSettings):
         default_factory=lambda: {"trial": 10.0, "standard": 500.0, "enterprise": None},
         description='per-plan calls per second, e.g. SFAI_RATE_LIMITS=\'{"trial": 5, "standard": 200}\'',
     )
+    # Plans a tenant admin may choose itself (POST /v1/subscriptions); the others only the operator gives (`sfai
+    # tenant subscribe`). Enterprise has no quota and no rate limit, so by default it is not self-service.
+    self_service_plans: list[str] = Field(
+        default_factory=lambda: ["trial", "standard"],
+        description='plans a tenant admin may subscribe to itself, e.g. SFAI_SELF_SERVICE_PLANS=\'["trial"]\'',
+    )
     rate_limit_burst_s: float = Field(default=2.0, gt=0, description="bucket size in seconds of the plan's rate")
     rate_limit_redis: str | None = Field(
         default=None, description="redis://... to share the rate limits across workers and hosts (default: per process)"
@@ -102,6 +108,16 @@ class Settings(BaseSettings):
         for plan, rate in v.items():
             if rate is not None and rate <= 0:
                 raise ValueError(f"rate_limits[{plan!r}] must be a positive number of calls per second or null")
+        return v
+
+    @field_validator("self_service_plans")
+    @classmethod
+    def _known_plans(cls, v: list[str]) -> list[str]:
+        from serving.tenancy import PLANS  # serving.tenancy imports the database layer, which reads settings
+
+        unknown = [p for p in v if p not in PLANS]
+        if unknown:
+            raise ValueError(f"self_service_plans: unknown plan(s) {unknown}; plans are {', '.join(PLANS)}")
         return v
 
     @field_validator("scheduling_plan_max_s")

@@ -19,7 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from pipelines.ksic import KSIC_DIVISIONS, normalize_ksic
 from serving.db import Database
 from serving.db.tables import ApiKey, Module, Subscription, Tenant
-from serving.errors import Conflict, InvalidInput, NotFound
+from serving.errors import Conflict, InvalidInput, NotFound, OperatorManaged
 
 MODULES: tuple[str, ...] = ("quality", "maintenance", "energy", "scheduling")
 ROLES: tuple[str, ...] = ("admin", "scientist", "mes", "planner")
@@ -72,6 +72,7 @@ class SubscriptionInfo:
     request_quota: int | None
     starts_at: datetime
     ends_at: datetime | None
+    operator_managed: bool = False  # terms or an end the operator set: the tenant admin may not change them
 
     def active_at(self, now: datetime) -> bool:
         return self.starts_at <= now and (self.ends_at is None or now < self.ends_at)
@@ -225,7 +226,14 @@ def list_modules(db: Database) -> list[tuple[str, str]]:
 # --------------------------------------------------------------------------------------------- subscriptions
 def _sub_info(sub: Subscription, tenant: str) -> SubscriptionInfo:
     return SubscriptionInfo(
-        sub.id, tenant, sub.module, sub.plan, sub.request_quota, as_utc(sub.starts_at), as_utc(sub.ends_at)
+        sub.id,
+        tenant,
+        sub.module,
+        sub.plan,
+        sub.request_quota,
+        as_utc(sub.starts_at),
+        as_utc(sub.ends_at),
+        bool(sub.operator_managed),
     )
 
 
@@ -238,10 +246,19 @@ def subscribe(
     request_quota: int | None | str = "plan",
     starts_at: datetime | None = None,
     ends_at: datetime | None = None,
+    by_tenant: bool = False,
 ) -> SubscriptionInfo:
-    """Subscribe ``tenant`` to ``module``. An active subscription to the same module is replaced (plan change)."""
+    """Subscribe ``tenant`` to ``module``. An active subscription to the same module is replaced (plan change).
+
+    ``by_tenant``: the tenant's own admin asks (``POST /v1/subscriptions``), not the operator. It gets the plan's
+    terms only, and is refused (:class:`OperatorManaged`) while the module's latest subscription carries terms the
+    operator set (a custom quota, an end date) or an end the operator gave: otherwise re-subscribing would turn a
+    dated trial into an open-ended one, or reopen a module the operator ended. The operator's own call marks the
+    subscription when it sets such terms."""
     check_module(module)
     check_plan(plan)
+    if by_tenant and (request_quota != "plan" or starts_at is not None or ends_at is not None):
+        raise InvalidInput("a tenant admin subscribes on the plan's terms; custom terms are set by the operator")
     quota = check_quota(PLANS[plan] if request_quota == "plan" else request_quota)
     now = utcnow()
     starts = as_utc(starts_at) or now
@@ -251,8 +268,17 @@ def subscribe(
     with db.session() as s:
         t = _find_tenant(s, tenant)
         tenant = t.name
+        history = list(
+            s.scalars(
+                select(Subscription)
+                .where(Subscription.tenant_id == t.id, Subscription.module == module)
+                .order_by(Subscription.starts_at, Subscription.id)
+            )
+        )
+        if by_tenant and history and history[-1].operator_managed:
+            raise OperatorManaged(_managed_message(_sub_info(history[-1], tenant), now))
         # close the current subscription to this module, if any (the history stays)
-        for old in s.scalars(select(Subscription).where(Subscription.tenant_id == t.id, Subscription.module == module)):
+        for old in history:
             if _sub_info(old, tenant).active_at(starts):
                 old.ends_at = starts
         sub = Subscription(
@@ -263,20 +289,39 @@ def subscribe(
             starts_at=starts,
             ends_at=ends,
             created_at=now,
+            operator_managed=not by_tenant and (request_quota != "plan" or ends is not None),
         )
         s.add(sub)
         s.flush()
         return _sub_info(sub, tenant)
 
 
-def unsubscribe(db: Database, tenant: str, module: str) -> SubscriptionInfo:
+def _managed_message(sub: SubscriptionInfo, now: datetime) -> str:
+    terms = [] if sub.request_quota == PLANS.get(sub.plan) else [
+        "no quota" if sub.request_quota is None else f"a quota of {sub.request_quota:,} calls a month"
+    ]
+    if sub.ends_at is not None:
+        terms.append(f"{'ends' if sub.ends_at > now else 'ended'} {sub.ends_at:%Y-%m-%d %H:%M} UTC")
+    return (
+        f"the {sub.module!r} subscription was set by the SFAI operator ({sub.plan} plan"
+        + "".join(f", {x}" for x in terms)
+        + "); ask your operator to change or renew it"
+    )
+
+
+def unsubscribe(db: Database, tenant: str, module: str, *, by_tenant: bool = False) -> SubscriptionInfo:
     """End the tenant's active subscription to ``module`` now."""
-    return unsubscribe_many(db, tenant, [module])[0]
+    return unsubscribe_many(db, tenant, [module], by_tenant=by_tenant)[0]
 
 
-def unsubscribe_many(db: Database, tenant: str, modules: list[str] | None) -> list[SubscriptionInfo]:
+def unsubscribe_many(
+    db: Database, tenant: str, modules: list[str] | None, *, by_tenant: bool = False
+) -> list[SubscriptionInfo]:
     """End the tenant's active subscriptions to ``modules`` now, all or none: a module without an active
-    subscription is refused and nothing ends. ``None``: every active subscription (refused if there is none)."""
+    subscription is refused and nothing ends. ``None``: every active subscription (refused if there is none).
+
+    An end the operator gives (not ``by_tenant``) marks the subscription operator-managed, so the tenant admin cannot
+    reopen the module; a tenant's own end keeps the mark as it was."""
     for m in modules or ():
         check_module(m)
     now = utcnow()
@@ -301,6 +346,7 @@ def unsubscribe_many(db: Database, tenant: str, modules: list[str] | None) -> li
         for m in dict.fromkeys(modules):
             for sub in active[m]:
                 sub.ends_at = now
+                sub.operator_managed = sub.operator_managed or not by_tenant
             out.append(_sub_info(active[m][-1], t.name))
         return out
 

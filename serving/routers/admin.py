@@ -6,6 +6,7 @@ from fastapi import APIRouter, Depends, status
 
 from serving import tenancy
 from serving.deps import AdminDep, CallerDep, PlatformDep, authenticate
+from serving.errors import Forbidden
 from serving.handlers import SfaiRoute
 from serving.schemas.platform import (
     ApiKeyCreate,
@@ -21,7 +22,12 @@ router = APIRouter(route_class=SfaiRoute, prefix="/v1", tags=["tenant"], depende
 
 def _sub(s: tenancy.SubscriptionInfo) -> SubscriptionPublic:
     return SubscriptionPublic(
-        module=s.module, plan=s.plan, request_quota=s.request_quota, starts_at=s.starts_at, ends_at=s.ends_at
+        module=s.module,
+        plan=s.plan,
+        request_quota=s.request_quota,
+        starts_at=s.starts_at,
+        ends_at=s.ends_at,
+        managed_by_operator=s.operator_managed,
     )
 
 
@@ -55,8 +61,17 @@ def read_subscriptions(ctx: AdminDep, platform: PlatformDep, active: bool = Fals
 
 @router.post("/subscriptions", response_model=SubscriptionPublic, status_code=status.HTTP_201_CREATED)
 def create_subscription(body: SubscriptionCreate, ctx: AdminDep, platform: PlatformDep) -> SubscriptionPublic:
-    """Subscribe this tenant to a module, or change the plan of a module it holds."""
-    sub = tenancy.subscribe(platform.db, ctx.tenant, body.module, plan=body.plan)
+    """Subscribe this tenant to a module, or change the plan of a module it holds, on the plan's terms. Plans
+    outside ``SFAI_SELF_SERVICE_PLANS`` (default: trial, standard) and subscriptions whose terms the operator set
+    are changed by the operator."""
+    allowed = platform.settings.self_service_plans
+    if body.plan not in allowed:
+        raise Forbidden(
+            f"the {body.plan!r} plan is arranged by your SFAI operator; plans you can choose here: "
+            + (", ".join(allowed) or "none"),
+            code="plan_needs_operator",
+        )
+    sub = tenancy.subscribe(platform.db, ctx.tenant, body.module, plan=body.plan, by_tenant=True)
     platform.access.invalidate(ctx.tenant_id)
     return _sub(sub)
 
@@ -64,7 +79,7 @@ def create_subscription(body: SubscriptionCreate, ctx: AdminDep, platform: Platf
 @router.delete("/subscriptions/{module}", response_model=SubscriptionPublic)
 def delete_subscription(module: str, ctx: AdminDep, platform: PlatformDep) -> SubscriptionPublic:
     """End this tenant's subscription to a module now (its history and usage log stay)."""
-    sub = tenancy.unsubscribe(platform.db, ctx.tenant, module)
+    sub = tenancy.unsubscribe(platform.db, ctx.tenant, module, by_tenant=True)
     platform.access.invalidate(ctx.tenant_id)
     return _sub(sub)
 

@@ -22,6 +22,9 @@ class SubscriptionPublic(BaseModel):
     request_quota: int | None = Field(description="calls per calendar month; null means no quota")
     starts_at: datetime
     ends_at: datetime | None
+    managed_by_operator: bool = Field(
+        description="terms or an end the SFAI operator set; only the operator changes or reopens this module"
+    )
 
 
 class TenantPublic(BaseModel):

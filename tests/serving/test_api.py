@@ -69,6 +69,44 @@ def test_admin_subscribes_through_the_api_and_access_follows(client, db):
     )
 
 
+def test_operator_terms_and_plans_stay_with_the_operator(client, db):
+    """A tenant admin chooses self-service plans on their own terms; a dated or custom-quota subscription, or one
+    the operator ended, is changed or reopened only by the operator (re-subscribing used to drop the terms)."""
+    acme = make_tenant(db, PEPPER, "acme", modules=())
+    adm = bearer(acme.admin)
+    err = assert_error(client.post("/v1/subscriptions", json={"module": "energy", "plan": "enterprise"}, headers=adm),
+                       403, "plan_needs_operator", "'enterprise'")
+    assert "trial, standard" in err["message"]
+    assert client.get("/v1/subscriptions", headers=adm).json() == []
+
+    # a dated trial with a custom quota, set by the operator
+    until = tenancy.utcnow().replace(year=2099)
+    tenancy.subscribe(db, "acme", "energy", plan="trial", request_quota=500, ends_at=until)
+    [sub] = client.get("/v1/subscriptions", headers=adm).json()
+    assert sub["managed_by_operator"] is True and sub["request_quota"] == 500
+    for plan in ("trial", "standard"):
+        err = assert_error(client.post("/v1/subscriptions", json={"module": "energy", "plan": plan}, headers=adm),
+                           409, "managed_by_operator", "'energy'")
+        assert "quota of 500" in err["message"] and "2099-" in err["message"]
+    # the tenant may end it, and still cannot reopen it
+    assert client.delete("/v1/subscriptions/energy", headers=adm).status_code == 200
+    assert_error(client.post("/v1/subscriptions", json={"module": "energy", "plan": "trial"}, headers=adm),
+                 409, "managed_by_operator", "ended")
+    # the operator's plain subscription hands the module back to the tenant admin
+    tenancy.subscribe(db, "acme", "energy", plan="trial")
+    r = client.post("/v1/subscriptions", json={"module": "energy", "plan": "standard"}, headers=adm)
+    assert r.status_code == 201 and r.json()["managed_by_operator"] is False
+
+    # an end the operator gives sticks; the tenant's own end does not
+    tenancy.unsubscribe(db, "acme", "energy")
+    assert_error(client.post("/v1/subscriptions", json={"module": "energy", "plan": "trial"}, headers=adm),
+                 409, "managed_by_operator")
+    assert client.post("/v1/subscriptions", json={"module": "quality", "plan": "trial"}, headers=adm).status_code == 201
+    assert client.delete("/v1/subscriptions/quality", headers=adm).status_code == 200
+    assert client.post("/v1/subscriptions", json={"module": "quality", "plan": "trial"}, headers=adm).status_code == 201
+    assert [s["plan"] for s in client.get("/v1/subscriptions?active=true", headers=adm).json()] == ["trial"]
+
+
 def test_roles(client, db):
     acme = make_tenant(db, PEPPER, "acme")
     for method, path in (

@@ -26,7 +26,7 @@ def test_migrated_schema_matches_the_mappings(db):
 def test_migrations_are_idempotent_on_start(settings, db):
     again = Database(settings.resolved_database_url)  # what every process start does
     with again.engine.connect() as conn:
-        assert MigrationContext.configure(conn).get_current_revision() == "0005"
+        assert MigrationContext.configure(conn).get_current_revision() == "0006"
     again.dispose()
 
 
@@ -71,3 +71,34 @@ def test_0005_numbers_existing_usage_records_per_tenant(settings):
         new = conn.execute(text("SELECT tenant_id, tenant_seq FROM usage_log WHERE seq > 7 ORDER BY seq")).all()
     assert [tuple(r) for r in new] == [(2, 3), (4, 1)]
     db.dispose()
+
+
+def test_0006_marks_existing_subscriptions_with_operator_terms(settings):
+    """Rows whose quota differs from their plan's, or whose end is still to come, become operator-managed; plain
+    rows and rows already ended (a tenant's own unsubscribe looks the same) stay the tenant admin's."""
+    url = normalize_url(settings.resolved_database_url)
+    engine = make_engine(url)
+    _upgrade(engine, "0005")
+    rows = {  # id: (plan, quota, ends_at)
+        1: ("trial", 10_000, None),
+        2: ("trial", 500, None),
+        3: ("standard", None, None),
+        4: ("enterprise", None, None),
+        5: ("enterprise", 7, None),
+        6: ("standard", 1_000_000, "2099-01-01 00:00:00"),
+        7: ("standard", 1_000_000, "2020-01-01 00:00:00"),
+    }
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO tenants (id, name, display_name, ksic_code, created_at) "
+                          "VALUES (1, 'acme', 'Acme', 'C24', '2019-01-01 00:00:00')"))
+        for i, (plan, quota, ends) in rows.items():
+            conn.execute(
+                text("INSERT INTO subscriptions (id, tenant_id, module, plan, request_quota, starts_at, ends_at, "
+                     "created_at) VALUES (:i, 1, 'energy', :p, :q, '2019-01-01 00:00:00', :e, '2019-01-01 00:00:00')"),
+                {"i": i, "p": plan, "q": quota, "e": ends},
+            )
+    _upgrade(engine, "head")
+    with engine.connect() as conn:
+        marked = {i for i, m in conn.execute(text("SELECT id, operator_managed FROM subscriptions")).all() if m}
+    assert marked == {2, 3, 5, 6}
+    engine.dispose()
