@@ -17,21 +17,32 @@ const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 // ------------------------------------------------------------------------------------------------ plumbing
 // The status line. `msg` is text, a function giving the text (so that a language switch re-renders it) or an
-// Error; an ApiError's `detail` (the server's own English words, where the text does not hold them) is its tooltip.
+// Error. An ApiError's `detail` (the server's own words, in English) is the line's tooltip; where the console could
+// not put the server's reason in words of its own (`showDetail`), it follows as a detail, set apart and marked
+// as English, after the message.
 let said = null;
 function say(msg, error = false) {
   said = { msg, error };
   const el = $("status");
   el.textContent = typeof msg === "function" ? msg() : msg instanceof Error ? msg.message : msg;
   el.title = msg?.detail || "";
+  if (msg?.showDetail && msg.detail) {
+    const d = document.createElement("span");
+    d.className = "status-detail";
+    const text = document.createElement("span");
+    text.lang = "en";
+    text.textContent = msg.detail;
+    d.append(t("err.detail") + " ", text);
+    el.append(" ", d);
+  }
   el.classList.toggle("error", error);
 }
 
 // `text`: a string, or a function giving it in the current language (the message follows a language switch)
 class ApiError extends Error {
-  constructor(status, text, { code = null, detail = "" } = {}) {
+  constructor(status, text, { code = null, detail = "", showDetail = false } = {}) {
     super();
-    Object.assign(this, { status, code, detail, text: typeof text === "function" ? text : () => text });
+    Object.assign(this, { status, code, detail, showDetail, text: typeof text === "function" ? text : () => text });
   }
   get message() { return this.text(); }
 }
@@ -49,30 +60,104 @@ function waitText(s) {
   return t("err.wait.d", { n: Math.ceil(s / 86400) });
 }
 
-// An API error answer in the chosen language. Generic refusals (subscription, role, rate, quota, unavailable) are
-// translated, with the server's text as the tooltip; a message with specific detail (a validation message) follows
-// a colon as the server wrote it.
+// An API error answer in the chosen language. Every code the server sends (serving/errors.py, serving/handlers.py,
+// serving/middleware.py) has a message of its own, with what the console can read from the server's text put into
+// it (the module, roles, limits, a request id, the fields of a validation error); the server's English text is the
+// tooltip. Only where the server's reason is free text that the console cannot word (a problem the solver refuses,
+// an unknown code) is that text shown too, as a detail after the translated message.
+const FIELD_KEYS = { time_limit_s: "planner.timeLimit", objective: "planner.objective", weights: "obj.weightsLegend",
+  order: "obj.orderLegend", tardiness: "obj.tardiness", makespan: "obj.makespan", energy: "obj.energy", role: "admin.role",
+  module: "admin.module", plan: "admin.plan", name: "admin.keyName", limit: "admin.limit", from: "admin.from", to: "admin.to" };
+const fieldName = (loc) => (loc || []).filter((p) => p !== "body").map((p) => (FIELD_KEYS[p] ? t(FIELD_KEYS[p]) : String(p))).join(" › ");
+
+// one of FastAPI's validation errors ({loc, msg, type}) in words: "시간 제한 (초): 30 이하여야 합니다"
+function fieldError(e) {
+  // the limit the message names, its first number ("Input should be less than or equal to 30", "at most 3 items ...")
+  const found = String(e.msg || "").match(/-?\d[\d,]*(?:\.\d+)?(?:e[+-]?\d+)?/i)?.[0];
+  const n = found === undefined ? undefined : fmt(Number(found.replace(/,/g, "")), 6);
+  const kinds = { missing: "err.field.missing", extra_forbidden: "err.field.extra", greater_than: "err.field.gt",
+    greater_than_equal: "err.field.ge", less_than: "err.field.lt", less_than_equal: "err.field.le",
+    literal_error: "err.field.choice", enum: "err.field.choice", finite_number: "err.field.number",
+    string_too_long: "err.field.tooLong", string_too_short: "err.field.tooShort", too_long: "err.field.tooMany",
+    too_short: "err.field.tooFew" };
+  let key = kinds[e.type];
+  if (!key && /(_parsing|_type|_from_float)$/.test(e.type || "")) key = "err.field.type";
+  if (key && n === undefined && !["err.field.missing", "err.field.extra", "err.field.choice", "err.field.number", "err.field.type"].includes(key)) key = null;
+  return `${fieldName(e.loc) || t("err.field.body")}: ${t(key || "err.field.invalid", { n })}`;
+}
+
 function apiError(status, path, data, retryAfter) {
   const code = data?.error?.code || null;
-  const msg = data?.error?.message || (typeof data === "string" && data) || "";
+  const msg = data?.error?.message || (typeof data === "string" ? data.replace(/<[^>]*>/g, " ").replace(/\s+/g, " ").trim().slice(0, 300) : "");
   const module = MODULES.find((m) => msg.includes(`'${m}'`)) || MODULES.find((m) => path.startsWith(`/v1/${m}/`));
-  const vars = () => ({ module: label("mod", module), wait: waitText(retryAfter), msg, status });
-  const generic = (key) => new ApiError(status, () => t(key, vars()), { code, detail: msg });
-  if (code === "not_subscribed") return generic("err.notSubscribed");
-  if (code === "forbidden") {
-    const need = [...(msg.match(/needs a key with role (.+?);/)?.[1] || "").matchAll(/'(\w+)'/g)].map((m) => m[1]);
-    if (!need.length) return generic("err.forbidden");
-    return new ApiError(status, () => t("err.forbiddenRole", { need: need.map((r) => label("role", r)).join(" / "),
-      role: label("role", S.tenant?.caller_role) }), { code, detail: msg });
+  const vars = { module: label("mod", module), status, code: code || "–" };
+  const wait = () => waitText(retryAfter);
+  // the message in words (a key of i18n.js, with values that may be functions of the language of the moment)
+  const says = (key, more = {}, opts = {}) => new ApiError(status, () => {
+    const v = { ...vars, wait: wait() };
+    for (const [k, x] of Object.entries(more)) v[k] = typeof x === "function" ? x() : x;
+    return t(key, v);
+  }, { code, detail: msg, ...opts });
+  const free = (key, more = {}) => says(key, more, { showDetail: true }); // the server's free text as the detail
+
+  switch (code) {
+    case "not_subscribed": return says("err.notSubscribed");
+    case "forbidden": {
+      const need = [...(msg.match(/needs a key with role (.+?);/)?.[1] || "").matchAll(/'(\w+)'/g)].map((m) => m[1]);
+      if (!need.length) return says("err.forbidden");
+      return says("err.forbiddenRole", { need: () => need.map((r) => label("role", r)).join(" / "), role: () => label("role", S.tenant?.caller_role) });
+    }
+    case "plan_needs_operator": {
+      const allowed = (msg.match(/choose here: (.*)$/)?.[1] || "").split(",").map((x) => x.trim()).filter((x) => x && x !== "none");
+      return says("err.planNeedsOperator", { plan: () => label("plan", msg.match(/the '(\w+)' plan/)?.[1] || ""),
+        allowed: () => allowed.map((x) => label("plan", x)).join(", ") || t("obj.none") });
+    }
+    case "managed_by_operator": return says("err.managedByOperator", { plan: () => label("plan", msg.match(/\((\w+) plan/)?.[1] || "") });
+    case "rate_limited": return says("err.rateLimited");
+    case "quota_exceeded": return says("err.quotaExceeded");
+    case "too_many_jobs": return says("err.tooManyJobs");
+    case "too_many_requests": return says("err.tooMany");
+    case "unavailable": case "not_ready": return says("err.unavailable");
+    case "database_unavailable": return says("err.dbUnavailable");
+    case "online_store_unavailable": return says("err.storeUnavailable");
+    case "usage_log_unavailable": return says("err.usageLogUnavailable");
+    case "model_integrity": return says("err.modelIntegrity");
+    case "internal_error": return says("err.internal", { id: msg.match(/request ([^)\s]+)\)/)?.[1] || "–" });
+    case "payload_too_large": {
+      const limit = Number((msg.match(/limit of ([\d,]+) bytes/)?.[1] || "").replace(/,/g, ""));
+      return limit ? says("err.tooLarge", { mb: () => fmt(limit / 1048576, 1) }) : says("err.tooLargeAny");
+    }
+    case "conflict": return says("err.conflict");
+    case "method_not_allowed": return says("err.notAllowed");
+    case "not_found": {
+      if (msg.startsWith("no such endpoint")) return says("err.noEndpoint");
+      if (path.startsWith("/v1/apikeys/")) return says("err.keyNotFound", { key: decodeURIComponent(path.slice(12)) });
+      if (path.startsWith("/v1/subscriptions/")) return says("err.subNotFound", { module: () => label("mod", decodeURIComponent(path.slice(18))) });
+      if (path.startsWith("/v1/scheduling/jobs/")) return says("err.jobNotFound");
+      return says("err.notFoundAny");
+    }
+    case "invalid_request": {
+      const fields = Array.isArray(data?.error?.details) ? data.error.details : [];
+      if (!fields.length) return free("err.invalidRequestAny");
+      const more = fields.length > 5 ? fields.length - 5 : 0;
+      return says("err.invalidRequest", { fields: () => fields.slice(0, 5).map(fieldError).join("; ") + (more ? " " + t("csv.more", { count: more }) : "") });
+    }
+    case "invalid_input": case "bad_request": {
+      const cap = msg.match(/^time_limit_s: at most ([\d.e+]+) s per (synchronous solve|background job) (?:on the (\w+) plan|here); got ([\d.e+]+)$/);
+      if (cap) {
+        return says(cap[3] ? "err.timeLimitPlan" : "err.timeLimit", { cap: () => fmt(Number(cap[1]), 1), got: () => fmt(Number(cap[4]), 1),
+          plan: () => label("plan", cap[3]) });
+      }
+      if (msg.startsWith("invalid scheduling problem")) return free("err.badProblem");
+      return free("err.invalidInput");
+    }
+    default: break;
   }
-  if (code === "rate_limited") return generic("err.rateLimited");
-  if (code === "quota_exceeded") return generic("err.quotaExceeded");
-  if (code === "too_many_jobs") return generic("err.tooManyJobs");
-  if (status === 429) return generic("err.tooMany");
-  if (status === 503) return generic("err.unavailable");
-  if (status === 404) return new ApiError(status, () => t("err.notFound", vars()), { code });
-  if (status === 400 || status === 422 || status === 413 || status === 409) return new ApiError(status, () => t("err.invalid", vars()), { code });
-  return new ApiError(status, () => t("err.server", vars()), { code });
+  // a code this console does not know (or no JSON answer at all): the status in words, the server's text as the detail
+  if (status === 429) return says("err.tooMany");
+  if (status === 503) return says("err.unavailable");
+  if (status >= 500) return free("err.server");
+  return free("err.refused");
 }
 
 async function api(path, { method = "GET", body, raw = false } = {}) {
@@ -99,6 +184,20 @@ function download(name, blob) {
   document.body.appendChild(a);
   a.click();
   a.remove();
+}
+
+// Runs `fn` with `button` disabled and marked busy until it ends: a second click, or Enter in the button's form,
+// cannot send the same request twice (two keys, two subscriptions) while the first is on its way.
+async function busy(button, fn) {
+  if (button.disabled) return;
+  button.disabled = true;
+  button.setAttribute("aria-busy", "true");
+  try {
+    await fn();
+  } finally {
+    button.disabled = false;
+    button.removeAttribute("aria-busy");
+  }
 }
 
 // ------------------------------------------------------------------------------------------------ sign-in
@@ -210,21 +309,88 @@ function setProblem(problem, announce = true) {
   }
 }
 
+// CSV records as RFC 4180 reads them, as Excel writes them: fields separated by commas, records by CRLF or LF
+// (or a lone CR); a field in double quotes may hold commas, line breaks and quotes (doubled: "" is one "). Each
+// record is [line, cells] with the line it starts on and its cells, trimmed as the order form trims its fields.
+// A line starting with # is a comment (skipped, quotes and all): a blank record ([""]) is left in its place.
+// A quote left open, or text after a closing quote, throws the translated error naming the line.
+function csvRecords(text) {
+  const records = [];
+  let cells = [];
+  let cell = "";
+  let quoted = false; // the current cell was quoted
+  let line = 1; // the line the parser is on
+  let start = 1; // the line the current record started on
+  let i = 0;
+  const n = text.length;
+  const endCell = () => { cells.push(quoted ? cell : cell.trim()); cell = ""; quoted = false; };
+  const endRecord = () => { endCell(); records.push([start, cells]); cells = []; };
+  while (i < n) {
+    const c = text[i];
+    if (c === "#" && !cells.length && !quoted && cell.trim() === "") {
+      while (i < n && text[i] !== "\r" && text[i] !== "\n") i += 1; // a comment, to the end of its line
+      cell = "";
+      continue;
+    }
+    if (c === '"' && !quoted && cell.trim() === "") {
+      // a quoted field: up to the closing quote (a doubled quote is one quote); spaces before the opening quote go
+      const open = line;
+      let value = "";
+      i += 1;
+      for (;;) {
+        if (i >= n) throw new Error(t("csv.unterminated", { line: open }));
+        const q = text[i];
+        if (q === '"') {
+          if (text[i + 1] === '"') { value += '"'; i += 2; continue; }
+          i += 1;
+          break;
+        }
+        if (q === "\r" || q === "\n") {
+          value += "\n"; // a line break inside a field (CRLF read as one)
+          i += q === "\r" && text[i + 1] === "\n" ? 2 : 1;
+          line += 1;
+          continue;
+        }
+        value += q;
+        i += 1;
+      }
+      while (i < n && (text[i] === " " || text[i] === "\t")) i += 1; // spaces before the next comma are no part of it
+      if (i < n && text[i] !== "," && text[i] !== "\r" && text[i] !== "\n") {
+        throw new Error(t("csv.afterQuote", { line, value: value.slice(0, 40), after: text.slice(i).match(/^[^,\r\n]{1,12}/)[0] }));
+      }
+      cell = value.trim();
+      quoted = true;
+      continue;
+    }
+    if (c === ",") { endCell(); i += 1; continue; }
+    if (c === "\r" || c === "\n") {
+      endRecord();
+      i += c === "\r" && text[i + 1] === "\n" ? 2 : 1;
+      line += 1;
+      start = line;
+      continue;
+    }
+    cell += c; // a quote inside an unquoted field (12" pipe) is kept as it is, as Excel reads it
+    i += 1;
+  }
+  if (cell !== "" || quoted || cells.length) endRecord();
+  return records;
+}
+
 // CSV orders: one operation per line; columns job, operation, machines ("M1:30|M2:36"), due, release, weight,
-// family, power_kw (only job and machines are required). Lines of one job are its routing, in order.
+// family, power_kw (only job and machines are required). Lines of one job are its routing, in order. Fields may be
+// quoted as Excel quotes them ("Order 12, rush"). Blank lines and lines starting with # are skipped.
 // Every problem is reported (with its line number), not only the first.
 function parseCsv(text) {
-  const lines = text.replace(/^\uFEFF/, "").split(/\r?\n/).map((l, i) => [i + 1, l]).filter(([, l]) => l.trim() && !l.trim().startsWith("#"));
+  const lines = csvRecords(text.replace(/^\uFEFF/, "")).filter(([, cells]) => cells.some((c) => c !== ""));
   if (lines.length < 2) throw new Error(t("csv.tooShort"));
-  const split = (l) => l.split(",").map((c) => c.trim().replace(/^"(.*)"$/, "$1"));
-  const head = split(lines[0][1]).map((h) => h.toLowerCase());
-  for (const need of ["job", "machines"]) if (!head.includes(need)) throw new Error(t("csv.missingColumn", { col: need, head: lines[0][1].slice(0, 80) }));
+  const head = lines[0][1].map((h) => h.toLowerCase());
+  for (const need of ["job", "machines"]) if (!head.includes(need)) throw new Error(t("csv.missingColumn", { col: need, head: lines[0][1].join(",").slice(0, 80) }));
   const col = (cells, name) => { const i = head.indexOf(name); return i < 0 ? "" : cells[i] ?? ""; };
   const jobs = new Map();
   const machines = [];
   const errs = [];
-  for (const [line, text] of lines.slice(1)) {
-    const c = split(text);
+  for (const [line, c] of lines.slice(1)) {
     const jid = col(c, "job");
     if (!jid) { errs.push(t("csv.emptyJob", { line })); continue; }
     const durs = {};
@@ -649,7 +815,7 @@ async function solveAsJob(body) {
     if (job.status === "done" || job.status === "failed") view.end = Date.now();
     renderJob();
     if (job.status === "done") return job.result;
-    if (job.status === "failed") throw new ApiError(500, () => t("job.failed", { id: view.id, msg: job.error || "" }));
+    if (job.status === "failed") throw new ApiError(500, () => t("job.failed", { id: view.id }), { detail: job.error || "", showDetail: true });
     await sleep(delay);
     delay = Math.min(2000, Math.round(delay * 1.5));
     if (S.job !== token) return null;
@@ -772,6 +938,7 @@ function renderStale() {
   $("plan-stale").hidden = !stale;
   $("gantt").classList.toggle("stale", stale);
   $("plan-summary").classList.toggle("stale", stale);
+  dashScheduling(); // the dashboard's card, where it is drawn, says the same
 }
 
 // Until there is a plan the chart's box says what to do, not nothing.
@@ -789,7 +956,17 @@ function renderSummary() {
     `<div class="metric"><span>${t("m.objective")}</span><b id="sum-objective" data-objective="${esc(S.result.objective)}">${esc(objectiveName(S.result.objective))}</b></div>` +
     m.map(([k, v, d]) => `<div class="metric"><span>${t(k)}</span><b data-metric="${k}">${fmt(v, d)}</b></div>`).join("") +
     `<div class="metric"><span>${t("m.wall")}</span><b>${fmt(S.result.wall_s, 2)}</b></div></div>` +
-    (S.result.linked?.ignored?.length ? `<p class="muted">${esc(S.result.linked.ignored.join("; "))}</p>` : "");
+    (S.result.linked?.ignored?.length ? `<p class="muted" id="plan-ignored">${S.result.linked.ignored.map(linkedNote).join(" ")}</p>` : "");
+}
+
+// What the server left out of the plan for want of a partner module's subscription, in words (HTML); a note it
+// does not know stays as the server wrote it, marked as English.
+function linkedNote(note) {
+  let m = String(note).match(/^(\w+) \(needs the '(\w+)' module\)$/);
+  if (m) return esc(t("linked.ignored", { what: label("linked", m[1]), key: m[1], module: label("mod", m[2]) }));
+  m = String(note).match(/^objective '(\w+)' \(needs the '(\w+)' module\): solved for the default objective '(\w+)' instead$/);
+  if (m) return esc(t("linked.fallback", { objective: objectiveName(m[1]), module: label("mod", m[2]), used: objectiveName(m[3]) }));
+  return `<span lang="en">${esc(note)}</span>`;
 }
 
 function renderPins() {
@@ -1013,13 +1190,16 @@ async function loadDashboard() {
 
 async function predict(family) {
   const s = S.samples?.[family];
-  if (!s) throw new ApiError(0, "no sample");
+  if (!s) throw new ApiError(0, () => t("dash.noSample"));
   const res = await api(s.endpoint, { method: "POST", body: s.body });
   return { s, res };
 }
 
 const bodyOf = (m) => document.querySelector(`#dash-${m} .dash-body`);
-const noModel = (e, family) => `<p class="warn" title="${esc(e.detail || "")}">${esc(e.status === 404 ? t("dash.noModelTrain", { family }) : t("dash.noModel", { msg: e.message }))}</p>`;
+// a card's prediction that failed: no model yet (404), or why the call failed, as the status line words it
+const noModel = (e, family) => `<p class="warn" title="${esc(e.detail || "")}">` +
+  `${esc(e.status === 404 ? t("dash.noModelTrain", { family }) : t("dash.noModel", { msg: e.message }))}` +
+  (e.showDetail && e.detail ? ` <span class="status-detail">${esc(t("err.detail"))} <span lang="en">${esc(e.detail)}</span></span>` : "") + `</p>`;
 const sourceNote = (s) => `<p class="muted">${esc(t("dash.sampleSource", { source: t("dash.source." + s.source) }))} · ${esc(s.endpoint)}</p>`;
 const meter = (p) => `<span class="meter"><i class="${p >= 0.5 ? "hi" : p >= 0.2 ? "mid" : ""}" style="width:${Math.round(Math.min(1, p) * 100)}%"></i></span>`;
 
@@ -1104,10 +1284,17 @@ function energyChart(fc, actual) {
     `<line x1="${L + 190}" x2="${L + 204}" y1="${T + 6}" y2="${T + 6}" stroke="#d92d20" stroke-dasharray="3 2"/><text x="${L + 208}" y="${T + 10}">${esc(t("dash.actual"))}</text></g></svg>`;
 }
 
+// The scheduling card: the last plan in brief, marked out of date (as the planner marks it) once the orders have
+// changed since its solve. Re-drawn whenever the plan or its freshness changes while the card is on the page.
 function dashScheduling() {
+  const body = document.querySelector("#dash-scheduling:not(.off) .dash-body");
+  if (!body) return;
   const v = S.result?.objective_values;
+  const stale = !!(S.result && S.stale);
   const summary = v ? `${statusName(S.result.status)}, ${t("m.makespan")} ${fmt(v.makespan)}, ${t("m.lateJobs")} ${fmt(v.late_jobs)}` : t("dash.noPlan");
-  bodyOf("scheduling").innerHTML = `<p>${esc(t("dash.schedulingNow", { summary }))}</p>` +
+  $("dash-scheduling").classList.toggle("stale", stale);
+  body.innerHTML = (stale ? `<p id="dash-plan-stale" class="warn">${esc(t("dash.planStale"))}</p>` : "") +
+    `<p id="dash-plan-summary">${esc(t("dash.schedulingNow", { summary }))}</p>` +
     `<button type="button" id="dash-goto-planner" class="secondary">${esc(t("tab.planner"))}</button>`;
   $("dash-goto-planner").addEventListener("click", () => showTab("planner", true));
 }
@@ -1130,16 +1317,19 @@ async function loadSubs() {
       `<th>${t("admin.starts")}</th><th>${t("admin.ends")}</th><th></th></tr></thead><tbody>` +
       subs.map((s) => `<tr data-module="${esc(s.module)}">${idCell("mod", s.module)}${idCell("plan", s.plan)}` +
         `<td class="num">${s.request_quota == null ? "∞" : fmt(s.request_quota)}</td><td>${day(s.starts_at)}</td><td>${day(s.ends_at)}</td>` +
-        `<td>${s.ends_at ? "" : `<button type="button" class="danger" data-unsub="${esc(s.module)}">${esc(t("admin.unsubscribe"))} ${esc(label("mod", s.module))}</button>`}</td></tr>`).join("") +
+        `<td>${s.managed_by_operator ? `<span class="muted" data-managed="true">${esc(t("admin.managed"))}</span> ` : ""}` +
+        `${s.ends_at ? "" : `<button type="button" class="danger" data-unsub="${esc(s.module)}">${esc(t("admin.unsubscribe"))} ${esc(label("mod", s.module))}</button>`}</td></tr>`).join("") +
       "</tbody>";
-    $("subs-table").querySelectorAll("[data-unsub]").forEach((b) => b.addEventListener("click", async () => {
+    $("subs-table").querySelectorAll("[data-unsub]").forEach((b) => b.addEventListener("click", () => {
       const module = b.dataset.unsub;
-      if (!window.confirm(t("admin.unsubConfirm", { module: label("mod", module) }))) return;
-      try {
-        await api("/v1/subscriptions/" + encodeURIComponent(module), { method: "DELETE" });
-        say(() => t("admin.unsubscribed", { module: label("mod", module) }));
-        await afterSubChange();
-      } catch (e) { say(e, true); }
+      if (b.disabled || !window.confirm(t("admin.unsubConfirm", { module: label("mod", module) }))) return;
+      busy(b, async () => {
+        try {
+          await api("/v1/subscriptions/" + encodeURIComponent(module), { method: "DELETE" });
+          say(() => t("admin.unsubscribed", { module: label("mod", module) }));
+          await afterSubChange();
+        } catch (e) { say(e, true); }
+      });
     }));
   } catch (e) { say(e, true); }
 }
@@ -1163,17 +1353,19 @@ async function loadKeys() {
           `<td>${k.revoked_at ? "" : `<button type="button" class="danger" data-revoke="${esc(k.key_id)}"${own ? ' data-own="true"' : ""}>` +
             `${esc(own ? t("admin.revokeOwn", { key: k.key_id }) : `${t("admin.revoke")} ${k.key_id}`)}</button>`}</td></tr>`;
       }).join("") + "</tbody>";
-    $("keys-table").querySelectorAll("[data-revoke]").forEach((b) => b.addEventListener("click", async () => {
+    $("keys-table").querySelectorAll("[data-revoke]").forEach((b) => b.addEventListener("click", () => {
       const key = b.dataset.revoke;
       const own = b.dataset.own === "true";
       // revoking the key this console uses signs it out: the question says so, and so does the page afterwards
-      if (!window.confirm(t(own ? "admin.revokeOwnConfirm" : "admin.revokeConfirm", { key }))) return;
-      try {
-        await api("/v1/apikeys/" + encodeURIComponent(key), { method: "DELETE" });
-        if (own) { signOut(["admin.revokedOwn", { key }]); return; }
-        say(() => t("admin.keyRevoked", { key }));
-        await loadKeys();
-      } catch (e) { say(e, true); }
+      if (b.disabled || !window.confirm(t(own ? "admin.revokeOwnConfirm" : "admin.revokeConfirm", { key }))) return;
+      busy(b, async () => {
+        try {
+          await api("/v1/apikeys/" + encodeURIComponent(key), { method: "DELETE" });
+          if (own) { signOut(["admin.revokedOwn", { key }]); return; }
+          say(() => t("admin.keyRevoked", { key }));
+          await loadKeys();
+        } catch (e) { say(e, true); }
+      });
     }));
   } catch (e) { say(e, true); }
 }
@@ -1246,7 +1438,13 @@ function rerenderLanguage() {
 
 $("lang-select").value = LANG;
 $("lang-select").addEventListener("change", (e) => { setLang(e.target.value); rerenderLanguage(); });
-$("signin-form").addEventListener("submit", (e) => { e.preventDefault(); const k = $("api-key").value.trim(); $("api-key").value = ""; signIn(k); });
+$("signin-form").addEventListener("submit", (e) => {
+  e.preventDefault();
+  if ($("signin-btn").disabled) return; // a sign-in is on its way
+  const k = $("api-key").value.trim();
+  $("api-key").value = "";
+  busy($("signin-btn"), () => signIn(k));
+});
 $("signout-btn").addEventListener("click", () => signOut());
 $("load-sample").addEventListener("click", () => loadSample(true));
 $("new-plan").addEventListener("click", newPlan);
@@ -1266,17 +1464,23 @@ $("export-csv").addEventListener("click", exportCsv);
 $("export-png").addEventListener("click", exportPng);
 $("export-pdf").addEventListener("click", exportPdf);
 $("dash-refresh").addEventListener("click", () => { S.samples = null; loadDashboard(); });
-$("sub-form").addEventListener("submit", async (e) => {
+$("sub-form").addEventListener("submit", (e) => {
   e.preventDefault();
+  busy($("sub-create"), subscribe);
+});
+async function subscribe() {
   try {
     await api("/v1/subscriptions", { method: "POST", body: { module: $("sub-module").value, plan: $("sub-plan").value } });
     const module = $("sub-module").value;
     say(() => t("admin.subscribed", { module: label("mod", module) }));
     await afterSubChange();
   } catch (err) { say(err, true); }
-});
-$("key-form").addEventListener("submit", async (e) => {
+}
+$("key-form").addEventListener("submit", (e) => {
   e.preventDefault();
+  busy($("key-create"), createKey);
+});
+async function createKey() {
   const body = { role: $("key-role").value };
   if ($("key-name").value.trim()) body.name = $("key-name").value.trim();
   try {
@@ -1289,13 +1493,13 @@ $("key-form").addEventListener("submit", async (e) => {
     $("new-key-value").focus();
     $("new-key-value").select();
   } catch (err) { say(err, true); }
-});
+}
 $("new-key-copy").addEventListener("click", async () => {
   try { await navigator.clipboard.writeText($("new-key-value").value); } catch { $("new-key-value").select(); document.execCommand("copy"); }
   say(() => t("admin.copied"));
 });
-$("usage-form").addEventListener("submit", (e) => { e.preventDefault(); loadUsage(); });
-$("usage-export").addEventListener("click", exportUsage);
+$("usage-form").addEventListener("submit", (e) => { e.preventDefault(); busy($("usage-apply"), loadUsage); });
+$("usage-export").addEventListener("click", () => busy($("usage-export"), exportUsage));
 window.addEventListener("resize", () => { if (S.result && !$("panel-planner").hidden) gantt.render(S.solved, S.result, { keepView: true }); });
 
 wireTabs();

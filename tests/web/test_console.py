@@ -731,37 +731,227 @@ def test_csv_problems_solve_progress_and_phone_width(page, server, tmp_path):
     shot(page, tmp_path, "admin-phone-ko")
 
 
+STATUS_MAIN = """(() => { const c = document.getElementById('status').cloneNode(true);
+    c.querySelectorAll('.status-detail').forEach((d) => d.remove()); return c.textContent.trim(); })()"""
+STATUS_DETAIL = "document.querySelector('#status .status-detail [lang=en]')?.textContent ?? null"
+ENGLISH = re.compile(r"[A-Za-z]{2,}[\s,.;:']+[A-Za-z]{2,}")  # two English words in a row: a phrase left untranslated
+
+
 def test_api_refusals_in_the_chosen_language(page, server):
-    """The API's generic refusals are translated (the server's English text kept as the tooltip); a message with
-    specific detail follows a colon as the server wrote it; a language switch re-renders the status line."""
-    def answer(status: int, code: str, message: str, retry: str | None = None) -> dict:
+    """Every error code the API sends reads in the chosen language, wholly: what the console can read from the
+    server's text (module, roles, limits, fields, a request id) is put in its own words, the server's English text
+    kept as the tooltip. Only a reason it cannot word (a plan the solver refuses, an unknown code, a proxy's page)
+    follows as a detail set apart and marked as English. A language switch re-renders the status line."""
+    def answer(status: int, code: str, message: str, retry: str | None = None, **extra) -> dict:
         headers = {"Retry-After": retry} if retry else {}
         return {"status": status, "headers": headers, "content_type": "application/json",
-                "body": json.dumps({"error": {"code": code, "message": message}})}
+                "body": json.dumps({"error": {"code": code, "message": message, **extra}})}
 
     not_sub = "tenant 'acme' is not subscribed to the 'scheduling' module; a tenant admin can subscribe with: ..."
+    fields = "time_limit_s: Input should be less than or equal to 30; order: List should have at most 3 items after " \
+             "validation, not 4"
+    details = [{"loc": ["body", "time_limit_s"], "msg": "Input should be less than or equal to 30",
+                "type": "less_than_equal"},
+               {"loc": ["body", "order"], "msg": "List should have at most 3 items after validation, not 4",
+                "type": "too_long"}]
+    problem = "invalid scheduling problem: job 'J-9' has no operations"
+    # (answer, the message in Korean, a piece of the tooltip, the detail shown: None where there is none)
     cases = [
-        (answer(403, "not_subscribed", not_sub), "생산계획 모듈을 구독하지 않았습니다", not_sub),
+        (answer(403, "not_subscribed", not_sub), "생산계획 모듈을 구독하지 않았습니다", not_sub, None),
         (answer(403, "forbidden", "this action needs a key with role 'admin' or 'planner'; this key is 'mes'"),
-         "관리자 / 생산계획 담당 역할의 키가 필요합니다. 지금 키의 역할: MES 연동", "this action needs"),
+         "관리자 / 생산계획 담당 역할의 키가 필요합니다. 지금 키의 역할: MES 연동", "this action needs", None),
         (answer(429, "rate_limited", "tenant 'acme' is calling 'scheduling' faster than its standard plan's", "3"),
-         "생산계획 호출이 요금제의 초당 호출 한도를 넘었습니다. 3초 후 다시 시도하세요.", "faster than"),
+         "생산계획 호출이 요금제의 초당 호출 한도를 넘었습니다. 3초 후 다시 시도하세요.", "faster than", None),
         (answer(429, "quota_exceeded", "tenant 'acme' has used its 100 'scheduling' calls for this month", "864000"),
-         "이번 달 생산계획 호출 한도를 모두 썼습니다", "100 'scheduling' calls"),
+         "이번 달 생산계획 호출 한도를 모두 썼습니다", "100 'scheduling' calls", None),
         (answer(503, "database_unavailable", "the metadata database is unreachable or failing; retry shortly", "5"),
-         "서비스를 잠시 사용할 수 없습니다. 5초 후 다시 시도하세요.", "metadata database"),
-        (answer(422, "invalid_input", "job 'J-9' has no operations"),
-         "요청이 거부되었습니다: job 'J-9' has no operations", ""),
+         "데이터베이스에 잠시 연결할 수 없습니다. 5초 후 다시 시도하세요.", "metadata database", None),
+        (answer(503, "usage_log_unavailable", "the usage log could not be written; the call was not performed", "5"),
+         "사용 기록을 남길 수 없어 호출을 실행하지 않았습니다", "usage log", None),
+        (answer(422, "invalid_request", fields, details=details),
+         "요청 값이 올바르지 않습니다: 시간 제한 (초): 30 이하여야 합니다; "
+         "우선순위: 3개까지 넣을 수 있습니다", "time_limit_s", None),
+        (answer(422, "invalid_input", "time_limit_s: at most 10 s per synchronous solve on the trial plan; got 20"),
+         "체험 요금제의 시간 제한은 최대 10초입니다 (입력: 20초)", "trial plan", None),
+        (answer(413, "payload_too_large", "the request body is larger than this server's limit of 10,485,760 bytes"),
+         "요청이 서버 한도(10 MB)보다 큽니다", "10,485,760 bytes", None),
+        (answer(500, "internal_error", "internal error (request 7f3a-000042)"),
+         "서버 내부 오류가 났습니다. 다시 시도해 보고, 계속되면 관리자에게 "
+         "요청 ID 7f3a-000042 를 알려 주세요.", "7f3a", None),
+        (answer(409, "conflict", "scheduling job 'x' already exists"),
+         "요청이 지금 상태와 맞지 않습니다", "already", None),
+        (answer(403, "plan_needs_operator", "the 'enterprise' plan is arranged by your SFAI operator; plans you can "
+                "choose here: trial, standard"),
+         "기업 요금제는 SFAI 운영자가 정합니다. 여기서 고를 수 있는 요금제: 체험, 표준.",
+         "arranged by", None),
+        (answer(409, "managed_by_operator", "the 'energy' subscription was set by the SFAI operator (enterprise plan, "
+                "ends 2031-01-01 00:00 UTC); ask your operator to change or renew it"),
+         "에너지 구독(기업 요금제)은 SFAI 운영자가 정했습니다", "ask your operator", None),
+        # reasons the console cannot word: its own message, then the server's words as the detail
+        (answer(422, "invalid_input", problem), "서버가 이 계획을 받아들이지 않았습니다.", problem, problem),
+        (answer(418, "teapot", "I'm a teapot, not a scheduler"),
+         "서버가 요청을 거부했습니다 (HTTP 418, 코드 teapot).", "teapot", "I'm a teapot, not a scheduler"),
+        ({"status": 502, "content_type": "text/html", "body": "<html><body><h1>502 Bad Gateway</h1></body></html>"},
+         "서버 오류가 났습니다 (HTTP 502, 코드 –).", "Bad Gateway", "502 Bad Gateway"),
     ]
     answers = [c[0] for c in cases]
     page.route("**/v1/scheduling/solve", lambda route: route.fulfill(**answers.pop(0)))
     sign_in(page, server.acme.mes)
     page.wait_for_selector("#gantt .gantt-empty")  # the sample plan is loaded
-    for _, text, tooltip in cases:
+    for _, text, tooltip, detail in cases:
         page.click("#solve-btn")
         wait_js(page, f"document.getElementById('status').textContent.includes({json.dumps(text)})")
         assert page.get_attribute("#status", "class") == "status error"
         assert tooltip in (page.get_attribute("#status", "title") or ""), tooltip
+        main = page.evaluate(STATUS_MAIN)
+        assert not ENGLISH.search(main), main  # no English left in the message itself
+        assert page.evaluate(STATUS_DETAIL) == detail, text
+        if detail:
+            assert page.inner_text("#status .status-detail").startswith("서버 메시지 (영문):")
         wait_js(page, "!document.getElementById('solve-btn').disabled")
     page.select_option("#lang-select", "en")
-    assert page.inner_text("#status") == "The request was refused: job 'J-9' has no operations"
+    assert page.evaluate(STATUS_MAIN).startswith("Server error (HTTP 502, code –).")
+    assert page.inner_text("#status .status-detail") == "Server's message: 502 Bad Gateway"
+
+    # the real server's validation answer, read from its fields: an objective weight over its limit
+    page.unroute("**/v1/scheduling/solve")
+    page.select_option("#lang-select", "ko")
+    page.select_option("#objective", "weighted")
+    page.fill("#w-makespan", "2000000")
+    page.click("#solve-btn")
+    wait_js(page, "document.getElementById('status').classList.contains('error')")
+    main = page.evaluate(STATUS_MAIN)
+    assert main == ("요청 값이 올바르지 않습니다: 목표별 가중치 (실제 단위당) › 총 완료시간 (makespan): "
+                    "1,000,000 이하여야 합니다"), main
+    assert page.evaluate(STATUS_DETAIL) is None and "less than or equal" in page.get_attribute("#status", "title")
+
+
+def test_dashboard_card_marks_an_out_of_date_plan(page, server):
+    """The dashboard's scheduling card marks the plan it sums up as out of date, as the planner does, once the
+    orders change after its solve; a new solve clears the mark, on the card too while it is on the page."""
+    sign_in(page, server.acme.admin)
+    run_plan(page)
+    page.click("#tab-dashboard")
+    page.wait_for_selector("#dash-plan-summary")
+    assert "완료시간" in page.inner_text("#dash-plan-summary")
+    assert page.locator("#dash-plan-stale").count() == 0
+
+    page.click("#tab-planner")
+    page.locator("#orders-details").evaluate("(d) => { d.open = true; }")
+    page.fill('#orders-table input[data-field="due"][data-job="0"]', "10")
+    page.press('#orders-table input[data-field="due"][data-job="0"]', "Tab")
+    assert page.is_visible("#plan-stale")
+    page.click("#tab-dashboard")
+    page.wait_for_selector("#dash-plan-stale")
+    assert "지난 계획" in page.inner_text("#dash-plan-stale")
+    assert page.get_attribute("#dash-plan-stale", "class") == "warn"  # the planner's marker
+    assert "stale" in page.get_attribute("#dash-scheduling", "class")
+    assert float(page.evaluate("getComputedStyle(document.getElementById('dash-plan-summary')).opacity")) < 1
+    page.select_option("#lang-select", "en")  # the mark follows the language
+    assert "Outdated plan" in page.inner_text("#dash-plan-stale")
+
+    # a solve that ends while the dashboard is shown (as a background job may) redraws the card without the mark
+    page.evaluate("solve()")
+    page.locator("#dash-plan-stale").wait_for(state="detached")
+    assert "stale" not in page.get_attribute("#dash-scheduling", "class")
+    assert "Makespan" in page.inner_text("#dash-plan-summary")
+
+
+def test_csv_with_quoted_fields_as_excel_writes_them(page, server):
+    """Orders CSV read as RFC 4180: quoted fields holding commas, doubled quotes and line breaks, CRLF line ends;
+    a quote left open is a translated error naming the line it opened on."""
+    sign_in(page, server.acme.admin)
+    page.wait_for_selector("#gantt .gantt-empty")
+    csv = ('job,operation,machines,due,weight,family\r\n'
+           '# a comment with a "quote, and a comma\r\n'
+           '"Order 12, rush",mould,IMM-01:90|IMM-02:100,200,2,"PP, black"\r\n'
+           '"Order 12, rush","trim ""A""",TRIM-01:30,,,\r\n'
+           '"Order\r\n13",mould,"IMM-01:80",240,1,PP\r\n'
+           'J-14 , mould , IMM-02:60 , 300 , 1 , ABS\r\n')
+    page.set_input_files("#orders-file", {"name": "orders.csv", "mimeType": "text/csv", "buffer": csv.encode()})
+    wait_js(page, "S.problem.name === 'uploaded-orders'")
+    assert page.get_attribute("#status", "class") == "status"
+    jobs = page.evaluate("S.problem.jobs")
+    assert [j["id"] for j in jobs] == ["Order 12, rush", "Order\n13", "J-14"]
+    assert [o["id"] for o in jobs[0]["operations"]] == ["mould", 'trim "A"']
+    assert jobs[0]["operations"][0] == {"id": "mould", "machines": {"IMM-01": 90, "IMM-02": 100}, "family": "PP, black"}
+    assert jobs[0]["due"] == 200 and jobs[0]["weight"] == 2 and jobs[1]["due"] == 240
+    assert page.evaluate("S.problem.machines") == ["IMM-01", "IMM-02", "TRIM-01"]
+    assert "Order 12, rush" in page.text_content('#orders-table tr[data-job="Order 12, rush"]')
+    run_plan(page)
+    assert page.locator('#gantt g.op[data-job="Order 12, rush"]').count() == 2
+
+    # a quote opened on line 3 and never closed: the whole rest of the file would be one field
+    bad = 'job,machines\r\nJ-1,M1:5\r\n"J-2,M1:5\r\nJ-3,M1:5\r\n'
+    page.set_input_files("#orders-file", {"name": "bad.csv", "mimeType": "text/csv", "buffer": bad.encode()})
+    wait_js(page, "document.getElementById('status').classList.contains('error')")
+    text = page.inner_text("#status")
+    assert "bad.csv" in text and "3번째 줄" in text and "닫히지 않았습니다" in text, text
+    # text after a closing quote
+    bad = 'job,machines\nJ-1,"M1:5"x\n'
+    page.set_input_files("#orders-file", {"name": "bad2.csv", "mimeType": "text/csv", "buffer": bad.encode()})
+    wait_js(page, "document.getElementById('status').textContent.includes('bad2.csv')")
+    assert "2번째 줄" in page.inner_text("#status") and "쉼표 대신 x" in page.inner_text("#status")
+    page.select_option("#lang-select", "en")
+    assert "line 2: the quoted field \"M1:5\" is followed by x instead of a comma" in page.inner_text("#status")
+    assert page.evaluate("S.problem.jobs.length") == 3  # the plan loaded before is kept
+
+
+def test_operator_managed_subscription_says_so(page, server):
+    """A subscription whose terms the operator set says so in the table: the tenant admin may end it, but only the
+    operator changes, renews or reopens it."""
+    def subs(route) -> None:
+        if route.request.method != "GET":
+            route.continue_()
+            return
+        rows = [{"module": "energy", "plan": "enterprise", "request_quota": None, "starts_at": "2025-01-01T00:00:00",
+                 "ends_at": None, "managed_by_operator": True},
+                {"module": "scheduling", "plan": "standard", "request_quota": 10000, "starts_at": "2025-01-01T00:00:00",
+                 "ends_at": None, "managed_by_operator": False}]
+        route.fulfill(status=200, content_type="application/json", body=json.dumps(rows))
+
+    page.route("**/v1/subscriptions", subs)
+    sign_in(page, server.acme.admin)
+    page.click("#tab-admin")
+    page.wait_for_selector("#subs-table tbody tr")
+    assert "운영자가 관리" in page.inner_text('#subs-table tr[data-module="energy"] [data-managed]')
+    assert page.locator('#subs-table tr[data-module="scheduling"] [data-managed]').count() == 0
+    assert page.locator('#subs-table button[data-unsub="energy"]').count() == 1
+    assert page.locator('#subs-table button[data-unsub="scheduling"]').count() == 1
+
+
+def test_plan_notes_from_the_server_are_translated(page, server):
+    """What the server left out of a plan for want of a partner module (bravo has no energy module; the sample
+    plan has tariffs) reads in Korean in the plan summary, not as the server's English note."""
+    sign_in(page, server.bravo.mes)
+    page.wait_for_selector("#gantt .gantt-empty")
+    page.select_option("#objective", "energy")
+    run_plan(page)
+    notes = page.inner_text("#plan-summary")
+    assert "에너지 요금·최대 전력(energy)은(는) 에너지 모듈을 구독하지 않아 계획에 반영하지 않았습니다." in notes, notes
+    assert "목표 '에너지 비용'에는 에너지 모듈이 필요해 기본 목표" in notes, notes
+    assert not ENGLISH.search(notes), notes
+    assert page.evaluate("document.title") == "SFAI 콘솔"
+
+
+def test_admin_buttons_wait_for_their_answer(page, server):
+    """Creating a key is one request however often the button is pressed: it is disabled (and marked busy) until
+    the answer comes."""
+    posts: list[str] = []
+    held = []
+    page.on("request", lambda r: r.method == "POST" and r.url.endswith("/v1/apikeys") and posts.append(r.url))
+    page.route("**/v1/apikeys",
+               lambda route: held.append(route) if route.request.method == "POST" else route.continue_())
+    sign_in(page, server.acme.admin)
+    page.click("#tab-admin")
+    page.wait_for_selector("#keys-table tbody tr")
+    page.fill("#key-name", "once")
+    page.click("#key-create")
+    wait_js(page, "document.getElementById('key-create').disabled")
+    assert page.get_attribute("#key-create", "aria-busy") == "true"
+    page.press("#key-name", "Enter")  # the form's other way to submit: refused while the first is on its way
+    assert len(held) == 1
+    held[0].continue_()
+    page.wait_for_selector("#new-key:not([hidden])")
+    wait_js(page, "!document.getElementById('key-create').disabled")
+    assert len(posts) == 1 and page.locator("#keys-table tbody tr", has_text="once").count() == 1
