@@ -8,7 +8,7 @@ plans as the Python scheme (tests/optimization/test_lns_dispatch.py compares bot
 40 times faster, so the tail re-dispatch search of big plans (``heuristics.tail_search``) makes many more moves.
 
 Every machine's timeline is one row of three int64 arrays (starts, ends, families; -1: no family, -2: a maintenance
-window), kept sorted by start. The problem's tables come from :class:`Tables`, built once per problem.
+window), kept sorted by (start, end). The problem's tables come from :class:`Tables`, built once per problem.
 
 Without numba the same functions run as plain Python (very slowly); numba is a dependency of SFAI.
 """
@@ -62,6 +62,8 @@ def _fit(ts, te, tf, cnt, m, S, use_setups, est, dur, f, bs, be, b0, b1):
             lo = te[m, g - 1]
         if g < n:
             hi = ts[m, g]
+            if dur == 0 and te[m, g] == hi:
+                hi -= 1  # at hi it would go after that zero-length operation (_insert), not into this gap
             if hi - lo < dur:
                 g += 1
                 continue
@@ -92,8 +94,14 @@ def _fit(ts, te, tf, cnt, m, S, use_setups, est, dur, f, bs, be, b0, b1):
 
 @njit(cache=True)
 def _insert(ts, te, tf, cnt, m, s, e, f):
+    """Entry [s, e) into machine m's timeline, kept sorted by (start, end) as ``check.verify`` orders a machine: a
+    zero-length operation goes before an entry that starts when it does. The gap search takes the previous entry's
+    end as a gap's lower bound, so a zero-length operation sorted after a maintenance window (or an operation) that
+    starts with it hid that entry: the next operation could start inside it."""
     n = cnt[m]
     i = _bisect_right(ts[m], 0, n, s)
+    while i > 0 and ts[m, i - 1] == s and te[m, i - 1] > e:
+        i -= 1
     for k in range(n, i, -1):
         ts[m, k] = ts[m, k - 1]
         te[m, k] = te[m, k - 1]
@@ -431,9 +439,21 @@ class Tables:
 # best move when it lowers the objective.
 
 @njit(cache=True)
+def _off_windows(ws, we, w0, w1, t):
+    """t, or past the maintenance windows ws/we[w0:w1] (sorted by start) that t lies strictly inside: where a
+    zero-length operation may be. ``_push`` lets it be anywhere, as it may in a calendar downtime, but inside a
+    window ``check.verify`` refuses it (and the dispatching's gap search keeps it out)."""
+    for k in range(w0, w1):
+        if ws[k] < t < we[k]:
+            t = we[k]
+    return t
+
+
+@njit(cache=True)
 def _retime(n, mach, mprev, mnext, dur, release, pr_ptr, pr_a, pr_lag, sc_ptr, sc_b, fam, S, use_setups, span,
-            ba_ptr, ba_s, ba_e, bn_ptr, bn_s, bn_e, pinned, pin_s, start, end, order, indeg):
-    """Semi-active times of the sequences into start / end; False on a cycle or a broken pin."""
+            ba_ptr, ba_s, ba_e, bn_ptr, bn_s, bn_e, wn_ptr, wn_s, wn_e, pinned, pin_s, start, end, order, indeg):
+    """Semi-active times of the sequences into start / end; False on a cycle or a broken pin. ba / bn: the calendar
+    blocks merged with the maintenance windows (``heuristics._merged_blocks``); wn: the windows alone."""
     cnt = 0
     for i in range(n):
         indeg[i] = pr_ptr[i + 1] - pr_ptr[i] + (1 if mprev[i] >= 0 else 0)
@@ -461,6 +481,8 @@ def _retime(n, mach, mprev, mnext, dur, release, pr_ptr, pr_a, pr_lag, sc_ptr, s
             t = _push(ba_s, ba_e, ba_ptr[m], ba_ptr[m + 1], t, dur[i])
         else:
             t = _push(bn_s, bn_e, bn_ptr[m], bn_ptr[m + 1], t, dur[i])
+        if dur[i] == 0:
+            t = _off_windows(wn_s, wn_e, wn_ptr[m], wn_ptr[m + 1], t)
         if pinned[i]:
             if t > pin_s[i]:
                 return False
@@ -555,8 +577,8 @@ def _ready(i, release, pr_ptr, pr_a, pr_lag, end):
 
 @njit(cache=True)
 def _try(x, m_to, q, d_to, mach, mprev, mnext, mfirst, mlast, dur, release, pr_ptr, pr_a, pr_lag, sc_ptr, sc_b, fam,
-         S, use_setups, span, ba_ptr, ba_s, ba_e, bn_ptr, bn_s, bn_e, pinned, pin_s, job_first, due, has_due, weight,
-         w_t, w_mk, rate, tstart, tend, order, indeg, jt):
+         S, use_setups, span, ba_ptr, ba_s, ba_e, bn_ptr, bn_s, bn_e, wn_ptr, wn_s, wn_e, pinned, pin_s, job_first,
+         due, has_due, weight, w_t, w_mk, rate, tstart, tend, order, indeg, jt):
     """The value of the plan with operation x moved before q on machine m_to (q < 0: at the end), lasting d_to there
     (inf on a cycle or a broken pin); x goes back where it was."""
     n = mach.shape[0]
@@ -569,7 +591,7 @@ def _try(x, m_to, q, d_to, mach, mprev, mnext, mfirst, mlast, dur, release, pr_p
     _link_before(x, q, m_to, mprev, mnext, mfirst, mlast)
     v = np.inf
     if _retime(n, mach, mprev, mnext, dur, release, pr_ptr, pr_a, pr_lag, sc_ptr, sc_b, fam, S, use_setups, span,
-               ba_ptr, ba_s, ba_e, bn_ptr, bn_s, bn_e, pinned, pin_s, tstart, tend, order, indeg):
+               ba_ptr, ba_s, ba_e, bn_ptr, bn_s, bn_e, wn_ptr, wn_s, wn_e, pinned, pin_s, tstart, tend, order, indeg):
         v = _value(n, tend, mach, dur, job_first, due, has_due, weight, w_t, w_mk, rate, jt)
     _unlink(x, m_to, mprev, mnext, mfirst, mlast)
     mach[x] = m0
@@ -581,8 +603,8 @@ def _try(x, m_to, q, d_to, mach, mprev, mnext, mfirst, mlast, dur, release, pr_p
 @njit(cache=True)
 def _other_machines(x, ready, depth, best, mach, mprev, mnext, mfirst, mlast, dur, end, el_ptr, el_m, el_d, release,
                     pr_ptr, pr_a, pr_lag, sc_ptr, sc_b, fam, S, use_setups, span, ba_ptr, ba_s, ba_e, bn_ptr, bn_s,
-                    bn_e, pinned, pin_s, job_first, due, has_due, weight, w_t, w_mk, rate, tstart, tend, order, indeg,
-                    jt):
+                    bn_e, wn_ptr, wn_s, wn_e, pinned, pin_s, job_first, due, has_due, weight, w_t, w_mk, rate, tstart,
+                    tend, order, indeg, jt):
     """Tries operation x at ``depth`` places on each other eligible machine, from one place before the first
     operation there that ends after x is ready. Returns (best value, machine, insert-before operation, duration);
     machine -1 when no try beats ``best``. The plan is left as it was."""
@@ -601,8 +623,8 @@ def _other_machines(x, ready, depth, best, mach, mprev, mnext, mfirst, mlast, du
             q = mprev[q]  # also one place before
         for _ in range(depth):
             v = _try(x, m2, q, el_d[e], mach, mprev, mnext, mfirst, mlast, dur, release, pr_ptr, pr_a, pr_lag, sc_ptr,
-                     sc_b, fam, S, use_setups, span, ba_ptr, ba_s, ba_e, bn_ptr, bn_s, bn_e, pinned, pin_s, job_first,
-                     due, has_due, weight, w_t, w_mk, rate, tstart, tend, order, indeg, jt)
+                     sc_b, fam, S, use_setups, span, ba_ptr, ba_s, ba_e, bn_ptr, bn_s, bn_e, wn_ptr, wn_s, wn_e, pinned,
+                     pin_s, job_first, due, has_due, weight, w_t, w_mk, rate, tstart, tend, order, indeg, jt)
             if v < best - 1e-9:
                 best = v
                 b_m = m2
@@ -617,8 +639,8 @@ def _other_machines(x, ready, depth, best, mach, mprev, mnext, mfirst, mlast, du
 @njit(cache=True, nogil=True)
 def local_run(n_moves, depth, mach, mprev, mnext, mfirst, mlast, dur, start, end, el_ptr, el_m, el_d, release,
               pr_ptr, pr_a, pr_lag, sc_ptr, sc_b, fam, S, use_setups, span, ba_ptr, ba_s, ba_e, bn_ptr, bn_s, bn_e,
-              pinned, pin_s, job, job_first, due, has_due, weight, w_t, w_mk, rate, value, tstart, tend, order, indeg,
-              jt):
+              wn_ptr, wn_s, wn_e, pinned, pin_s, job, job_first, due, has_due, weight, w_t, w_mk, rate, value, tstart,
+              tend, order, indeg, jt):
     """``n_moves`` moves from the current plan (mach, sequences, start / end, its ``value``): each picks a late job
     (chance by its weighted tardiness), one of its operations, and tries it up to ``depth`` places earlier on its
     machine and at ``depth`` places on each other eligible machine (around the operations that end after it is
@@ -655,8 +677,8 @@ def local_run(n_moves, depth, mach, mprev, mnext, mfirst, mlast, dur, start, end
         k = 0
         while q >= 0 and k < depth and not pinned[q] and end[q] > ready:
             v = _try(i, m0, q, d0, mach, mprev, mnext, mfirst, mlast, dur, release, pr_ptr, pr_a, pr_lag, sc_ptr, sc_b,
-                     fam, S, use_setups, span, ba_ptr, ba_s, ba_e, bn_ptr, bn_s, bn_e, pinned, pin_s, job_first, due,
-                     has_due, weight, w_t, w_mk, rate, tstart, tend, order, indeg, jt)
+                     fam, S, use_setups, span, ba_ptr, ba_s, ba_e, bn_ptr, bn_s, bn_e, wn_ptr, wn_s, wn_e, pinned,
+                     pin_s, job_first, due, has_due, weight, w_t, w_mk, rate, tstart, tend, order, indeg, jt)
             if v < best - 1e-9:
                 best = v
                 b_m = m0
@@ -667,8 +689,9 @@ def local_run(n_moves, depth, mach, mprev, mnext, mfirst, mlast, dur, start, end
         # another eligible machine
         v, m2, q2, d2 = _other_machines(i, ready, depth, best, mach, mprev, mnext, mfirst, mlast, dur, end, el_ptr,
                                         el_m, el_d, release, pr_ptr, pr_a, pr_lag, sc_ptr, sc_b, fam, S, use_setups,
-                                        span, ba_ptr, ba_s, ba_e, bn_ptr, bn_s, bn_e, pinned, pin_s, job_first, due,
-                                        has_due, weight, w_t, w_mk, rate, tstart, tend, order, indeg, jt)
+                                        span, ba_ptr, ba_s, ba_e, bn_ptr, bn_s, bn_e, wn_ptr, wn_s, wn_e, pinned,
+                                        pin_s, job_first, due, has_due, weight, w_t, w_mk, rate, tstart, tend, order,
+                                        indeg, jt)
         if m2 >= 0:
             best, b_m, b_q, b_d = v, m2, q2, d2
         if b_m >= 0:
@@ -677,7 +700,7 @@ def local_run(n_moves, depth, mach, mprev, mnext, mfirst, mlast, dur, start, end
             dur[i] = b_d
             _link_before(i, b_q, b_m, mprev, mnext, mfirst, mlast)
             _retime(n, mach, mprev, mnext, dur, release, pr_ptr, pr_a, pr_lag, sc_ptr, sc_b, fam, S, use_setups, span,
-                    ba_ptr, ba_s, ba_e, bn_ptr, bn_s, bn_e, pinned, pin_s, start, end, order, indeg)
+                    ba_ptr, ba_s, ba_e, bn_ptr, bn_s, bn_e, wn_ptr, wn_s, wn_e, pinned, pin_s, start, end, order, indeg)
             value = best
             kept += 1
         # the job weights of the current plan (the tries overwrote them)

@@ -24,6 +24,10 @@ CIRCUIT_MAX_OPS = 150  # machines with more candidate operations use pairwise se
 ENERGY_MAX_ENTRIES = 3_000_000
 ENERGY_ENTRIES_PER_S = 250_000
 ENERGY_MAX_COST = 2**50  # energy objective: cents of one operation's cost (sums stay far inside int64)
+# the most an objective of ours may add up to (int64 ends at ~9.2e18): CP-SAT refuses a model whose objective could
+# overflow (MODEL_INVALID, "Possible integer overflow in objective"), so huge weights with many decimals over long
+# horizons are scaled down to fit (integer_objective)
+OBJECTIVE_LIMIT = 2**60
 
 
 class ModelTooLarge(ValueError):
@@ -51,8 +55,9 @@ class ModelVars:
     makespan: cp_model.IntVar | None = None
     tardiness: dict[str, cp_model.IntVar] = field(default_factory=dict)
     energy: dict[OpKey, cp_model.IntVar] = field(default_factory=dict)
-    terms: dict[str, cp_model.LinearExprT] = field(default_factory=dict)
-    term_scale: dict[str, float] = field(default_factory=dict)  # real value = expr value * scale
+    # each objective term as parts (real coefficient, variable >= 0, the variable's upper bound): the term's real
+    # value is sum(coefficient * variable); integer_objective makes an integer objective of the stage's terms
+    terms: dict[str, list[tuple[float, cp_model.IntVar, int]]] = field(default_factory=dict)
     objective: cp_model.LinearExprT | None = None
     horizon: int = 0
     # False when a weight had to be rounded to an integer coefficient (down, so that a bound stays a bound): an
@@ -319,13 +324,10 @@ class ModelBuilder:
         v.makespan = m.new_int_var(0, self.h, "makespan")
         lasts = [(j.id, j.operations[-1].id) for j in self.p.jobs]
         m.add_max_equality(v.makespan, [v.ends[k] for k in lasts])
-        v.terms["makespan"] = v.makespan
-        v.term_scale["makespan"] = 1.0
+        v.terms["makespan"] = [(1.0, v.makespan, self.h)]
 
     def add_tardiness(self) -> None:
         m, v = self.model, self.v
-        scale, exact = weight_scale([j.weight for j in self.p.jobs if j.due is not None])
-        v.exact = v.exact and exact
         terms = []
         for j in self.p.jobs:
             if j.due is None or j.weight == 0:
@@ -334,16 +336,14 @@ class ModelBuilder:
             t = m.new_int_var(0, max(0, self.h - j.due), _name("tardiness", j.id))
             m.add(t >= last - j.due)
             v.tardiness[j.id] = t
-            terms.append(scaled(j.weight, scale) * t)
-        v.terms["tardiness"] = sum(terms) if terms else 0
-        v.term_scale["tardiness"] = 1.0 / scale
+            terms.append((j.weight, t, max(0, self.h - j.due)))
+        v.terms["tardiness"] = terms
 
     def add_energy(self) -> None:
         en = self.p.energy
         m, v = self.model, self.v
         if en is None or not en.prices:
-            v.terms["energy"] = 0
-            v.term_scale["energy"] = 1.0
+            v.terms["energy"] = []
             return
         # exact time-of-use cost: a table of the cost per start time of each operation (and duration), so its size
         # is the sum of the operations' start ranges; too big a model is refused here (ModelTooLarge) instead of
@@ -390,37 +390,37 @@ class ModelBuilder:
                 else:
                     m.add(cost >= e).only_enforce_if(lit)
             v.energy[k] = cost
-            terms.append(cost)
-        v.terms["energy"] = sum(terms) if terms else 0
-        v.term_scale["energy"] = 1.0 / MONEY_SCALE
+            terms.append((1.0 / MONEY_SCALE, cost, max(ub for _, ub in tables.values())))
+        v.terms["energy"] = terms
 
     def add_risk_penalty(self) -> None:
         r = self.p.risk
         v = self.v
-        v.term_scale["risk"] = 1.0 / MONEY_SCALE
         if r is None or r.policy != "penalty":
-            v.terms["risk"] = 0
+            v.terms["risk"] = []
             return
         risky = set(r.risky_machines())
         terms = []
         for (jid, oid, x), lit in v.presence.items():
             if x in risky:
-                coef = int(round(r.penalty_per_unit * r.risks[x] * self.p.op((jid, oid)).durations[x] * MONEY_SCALE))
-                terms.append(coef * lit)
-        v.terms["risk"] = sum(terms) if terms else 0
+                terms.append((r.penalty_per_unit * r.risks[x] * self.p.op((jid, oid)).durations[x], lit, 1))
+        v.terms["risk"] = terms
 
-    def set_objective(self, weights: dict[str, float]) -> None:
-        """Minimise sum(weight * term) with integer coefficients (weights are given per real unit)."""
-        expr = 0
+    def set_objective(self, weights: dict[str, float]) -> float:
+        """Minimise sum(weight * term) with integer coefficients (weights are given per real unit); returns the
+        factor K of the objective, K * real value (:func:`integer_objective`)."""
+        parts = []
         for name, w in weights.items():
             if w == 0:
                 continue
             if name not in self.v.terms:
                 raise ValueError(f"unknown objective term {name!r}; use {TERMS}")
-            coef = w * self.v.term_scale[name]
-            expr += self.v.terms[name] * coef
+            parts += [(w * c, var, ub) for c, var, ub in self.v.terms[name]]
+        expr, k, exact = integer_objective(parts)
+        self.v.exact = self.v.exact and exact
         self.v.objective = expr
         self.model.minimize(expr)
+        return k
 
     # ---- all phases -----------------------------------------------------------------------------------------------
     def build(self, terms: tuple[str, ...]) -> tuple[cp_model.CpModel, ModelVars]:
@@ -458,6 +458,26 @@ def weight_scale(weights: list[float], most: int = 10**6) -> tuple[int, bool]:
         if scale >= most:
             return scale, False
         scale *= 10
+
+
+def integer_objective(parts: list[tuple[float, cp_model.LinearExprT, int]],
+                      limit: int = OBJECTIVE_LIMIT) -> tuple[cp_model.LinearExprT, float, bool]:
+    """sum(c * var) over ``parts`` (real coefficient c >= 0, var in 0..ub) as an integer expression K * that sum,
+    and K and whether it is exact: K is the power of ten of :func:`weight_scale` (every coefficient whole, if one up to
+    10**6 makes them so), lowered while sum(c * K * ub) would pass ``limit``. Then the coefficients lose their
+    decimals (or, far below the largest ones, all of it): rounded down, so that a bound stays a bound. Weights of
+    123456789.123456789 over a horizon of 10**9 made coefficients that overflowed int64: CP-SAT refused the model
+    (MODEL_INVALID) and every full-model and LNS step was lost without a word."""
+    parts = [(c, var, ub) for c, var, ub in parts if c]
+    k, exact = weight_scale([c for c, _, _ in parts])
+    top = sum(c * max(ub, 0) for c, _, ub in parts)
+    e = round(math.log10(k))
+    while top * 10.0**e > limit:
+        e -= 1
+        exact = False
+    k = 10**e if e >= 0 else 10.0**e
+    expr = sum(scaled(c, k) * var for c, var, _ in parts)
+    return expr, k, exact
 
 
 def _is_const(model: cp_model.CpModel, lit) -> bool:

@@ -113,7 +113,12 @@ class _FastTimeline:
         self.enn = [e for _, e in self.bn]
 
     def insert(self, s: int, e: int, f: int) -> None:
+        """Entry [s, e), kept sorted by (start, end): a zero-length operation goes before an entry that starts when
+        it does (after it, it hid that entry from the gap search; ``_dispatch_core._insert``)."""
         i = bisect.bisect_right(self.st, s)
+        st, en = self.st, self.en
+        while i > 0 and st[i - 1] == s and en[i - 1] > e:
+            i -= 1
         self.st.insert(i, s)
         self.en.insert(i, e)
         self.fm.insert(i, f)
@@ -141,6 +146,8 @@ class _FastTimeline:
                 lo = en[g - 1]
             if g < n:
                 hi = st[g]
+                if dur == 0 and en[g] == hi:
+                    hi -= 1  # at hi it would go after that zero-length operation (insert), not into this gap
                 if hi - lo < dur:  # too short even before setups and calendars
                     g += 1
                     continue
@@ -993,15 +1000,16 @@ def warm() -> None:
 
 # ---- sequence local search (big plans) -----------------------------------------------------------------------------
 
-def _merged_blocks(problem: SchedulingProblem, windows: list[MaintenanceWindow], span: bool):
-    """Per machine: calendar blocks (all, or all but breaks) and maintenance windows, merged into disjoint sorted
-    intervals (CSR arrays), for the compiled re-timing."""
+def _merged_blocks(problem: SchedulingProblem, windows: list[MaintenanceWindow], span: bool | None):
+    """Per machine: calendar blocks (all, or all but breaks; None: none) and maintenance windows, merged into
+    disjoint sorted intervals (CSR arrays), for the compiled re-timing."""
     ptr, bs, be = [0], [], []
     by_m: dict[str, list[tuple[int, int]]] = {}
     for w in windows:
         by_m.setdefault(w.machine, []).append((w.start, w.end))
     for mach in problem.machines:
-        iv = sorted([(d.start, d.end) for d in mach.blocking(span)] + by_m.get(mach.id, []))
+        cal = [] if span is None else [(d.start, d.end) for d in mach.blocking(span)]
+        iv = sorted(cal + by_m.get(mach.id, []))
         out: list[list[int]] = []
         for a, b in iv:
             if out and a <= out[-1][1]:
@@ -1036,6 +1044,7 @@ class _LocalState:
         self.windows = list(plan.maintenance)
         self.ba = _merged_blocks(problem, self.windows, True)
         self.bn = _merged_blocks(problem, self.windows, False)
+        self.wn = _merged_blocks(problem, self.windows, None)  # a zero-length operation may not lie inside one
         self.pinned = tb.pin_m >= 0
         self.job_first = tb.job_first
         self.rate = (1.0 + stage.get("risk", 0.0)) * tb.risk_rate
@@ -1051,7 +1060,7 @@ class _LocalState:
         tb = self.tb
         return bool(_core._retime(tb.n, self.mach, self.mprev, self.mnext, self.dur, tb.release, tb.pr_ptr, tb.pr_a,
                                   tb.pr_lag, tb.sc_ptr, tb.sc_b, tb.fam, tb.S, tb.use_setups, tb.span, *self.ba,
-                                  *self.bn, self.pinned, tb.pin_s, self.start, self.end, self.work[2],
+                                  *self.bn, *self.wn, self.pinned, tb.pin_s, self.start, self.end, self.work[2],
                                   self.work[3]))
 
     def _value(self) -> float:
@@ -1072,7 +1081,7 @@ class _LocalState:
         self.value, kept = _core.local_run(
             n_moves, depth, self.mach, self.mprev, self.mnext, self.mfirst, self.mlast, self.dur, self.start,
             self.end, tb.el_ptr, tb.el_m, tb.el_d, tb.release, tb.pr_ptr, tb.pr_a, tb.pr_lag, tb.sc_ptr, tb.sc_b,
-            tb.fam, tb.S, tb.use_setups, tb.span, *self.ba, *self.bn, self.pinned, tb.pin_s, tb.job,
+            tb.fam, tb.S, tb.use_setups, tb.span, *self.ba, *self.bn, *self.wn, self.pinned, tb.pin_s, tb.job,
             self.job_first, tb.due, tb.has_due, tb.weight, self.w_t, self.w_mk, self.rate, self.value, *self.work)
         return int(kept)
 

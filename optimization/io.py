@@ -52,6 +52,14 @@ def _data_lines(text: str) -> list[tuple[int, list[str]]]:
     return out
 
 
+def _no_extra_lines(lines: list[tuple[int, list[str]]], n: int, source: str) -> None:
+    """Refuse data lines after the header's ``n`` job lines: a header that counts fewer jobs than the file holds
+    (a job added by hand) left the rest out of the plan without a word."""
+    if len(lines) - 1 > n:
+        raise ValueError(f"{source}:{lines[n + 1][0]}: {len(lines) - 1 - n} more line(s) after the {n} job lines "
+                         "the header announces")
+
+
 def _ints(tokens: list[str], source: str, lineno: int) -> list[int]:
     try:
         return [int(t) for t in tokens]
@@ -72,6 +80,7 @@ def parse_jsplib(text: str, name: str = "jsplib", source: str = "<string>") -> S
     n, m = hv
     if len(lines) - 1 < n:
         raise ValueError(f"{source}:{lines[-1][0]}: expected {n} job lines, found {len(lines) - 1}")
+    _no_extra_lines(lines, n, source)
     jobs = []
     for j in range(n):
         ln, toks = lines[1 + j]
@@ -113,6 +122,7 @@ def parse_fjsp(text: str, name: str = "fjsp", source: str = "<string>") -> Sched
         raise ValueError(f"{source}:{ln}: header numbers must be positive")
     if len(lines) - 1 < n:
         raise ValueError(f"{source}:{lines[-1][0]}: expected {n} job lines, found {len(lines) - 1}")
+    _no_extra_lines(lines, n, source)
     raw_jobs = []
     for j in range(n):
         ln, toks = lines[1 + j]
@@ -163,11 +173,29 @@ def parse_fjsp(text: str, name: str = "fjsp", source: str = "<string>") -> Sched
 
 # ---- JSON ------------------------------------------------------------------------------------------------------
 
+class _DuplicateKey(ValueError):
+    pass
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict:
+    """A JSON object, refused when it names a key twice: ``json`` keeps the last silently, so a job with two
+    ``due`` fields, or an operation with a machine listed twice, was planned with whichever came last."""
+    out: dict = {}
+    for k, v in pairs:
+        if k in out:
+            raise _DuplicateKey(f"invalid JSON: key {k!r} appears twice in one object")
+        out[k] = v
+    return out
+
+
 def parse_json(text: str, name: str = "json", source: str = "<string>") -> SchedulingProblem:
     try:
-        data = json.loads(text.removeprefix("\ufeff"))  # a byte-order mark, as editors on Windows write one
+        # a byte-order mark, as editors on Windows write one
+        data = json.loads(text.removeprefix("\ufeff"), object_pairs_hook=_unique_keys)
     except json.JSONDecodeError as e:
         raise ValueError(f"{source}:{e.lineno}: invalid JSON: {e.msg} (column {e.colno})") from None
+    except _DuplicateKey as e:
+        raise ValueError(f"{source}: {e}") from None
     except RecursionError:
         raise ValueError(f"{source}: invalid JSON: nested too deeply") from None
     try:
@@ -313,6 +341,9 @@ def problem_from_dict(data: dict, name: str = "problem") -> SchedulingProblem:
             for key in ("pinned", "started"):
                 if o.get(key) is not None:
                     _obj(o[key], f"{where} {key}", PIN_FIELDS, PIN_FIELDS)
+            if pin is not None and started is not None:
+                # one place or the other: the pin won and the operation counted as started there
+                raise ValueError(f"{where} has both 'pinned' and 'started': give one (started: already running)")
             pin = pin or started
             try:
                 ops.append(Operation(

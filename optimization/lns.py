@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 from ortools.sat.python import cp_model
 
-from optimization.builder import scaled, weight_scale
+from optimization.builder import OBJECTIVE_LIMIT, integer_objective
 from optimization.problem import SchedulingProblem
 from optimization.solution import Assignment, MaintenanceWindow, Schedule, evaluate, with_setups
 
@@ -89,6 +89,7 @@ class Shop:
                         bl.append((a, b))
                 self.blocks[(m.id, span)] = bl
         self.block_ends = {k: [e for _, e in v] for k, v in self.blocks.items()}
+        self.windows = {m: sorted(v) for m, v in maint.items()}
         self.pinned = [o.pinned_start is not None for o in self.ops]
         self.span = [o.can_span_break for o in self.ops]
         risk = p.risk
@@ -103,8 +104,13 @@ class Shop:
         return self.setup_rows[m][fa][fb]
 
     def push(self, m: str, span: bool, t: int, d: int) -> int:
-        """Earliest start >= t of length d that overlaps no block of machine m."""
+        """Earliest start >= t of length d that overlaps no block of machine m. A zero-length operation overlaps
+        nothing and may lie in a calendar downtime, but not inside a maintenance window (``check.verify``; the
+        dispatching's gap search keeps it out too): re-timed into one, it made the plan fail the checker."""
         if d <= 0:
+            for a, b in self.windows.get(m, ()):  # sorted by start
+                if a < t < b:
+                    t = b
             return t
         bl, ends = self.blocks[(m, span)], self.block_ends[(m, span)]
         nb = len(bl)
@@ -404,11 +410,12 @@ def _sub_model(shop: Shop, st: _State, free: set[int], stage: dict[str, float], 
     free_of_job: dict[int, list[int]] = {}
     for i in flist:
         free_of_job.setdefault(shop.job[i], []).append(i)
-    # integer coefficients: 1000 * wsc * the real objective, wsc the power of ten that makes the touched jobs'
-    # weighted tardiness and the makespan weight whole (as the full model does; weights of 0.001 times 100 were 0)
+    # the latest completion of a touched job: a free last operation ends by reach + its duration, a fixed one moves
+    # by at most reach (times may pass 10**9, the bound these variables had: such sub-models were infeasible)
+    top = reach + max(start[i] + ops[i].durations[mach[i]] for i in range(shop.n)) + \
+        max(max(ops[i].durations.values()) for i in flist)
     tw, mw = stage.get("tardiness", 0.0), stage.get("makespan", 0.0)
-    wsc, _ = weight_scale([tw * shop.weight[t] for t in touched if shop.due[t] is not None] + [mw])
-    tard_terms, comp = [], {}
+    parts, comp = [], {}
     for t in touched:
         li = shop.last[t]
         c_old = start[li] + ops[li].durations[mach[li]]
@@ -430,22 +437,22 @@ def _sub_model(shop: Shop, st: _State, free: set[int], stage: dict[str, float], 
             else:
                 comp[t] = c_old
         due = shop.due[t]
-        if due is not None and shop.weight[t] > 0:
-            tv = m.new_int_var(0, 10**9, "")
+        if due is not None and shop.weight[t] > 0 and tw:
+            tv = m.new_int_var(0, max(0, top - due), "")
             m.add(tv >= comp[t] - due)
-            tard_terms.append(1000 * scaled(tw * shop.weight[t], wsc) * tv)
-    obj = sum(tard_terms) if tw else 0
+            parts.append((tw * shop.weight[t], tv, max(0, top - due)))
     if mw:
         others = [start[shop.last[t]] + ops[shop.last[t]].durations[mach[shop.last[t]]]
                   for t in range(len(shop.jobs)) if t not in set(touched)]
-        mk = m.new_int_var(max(others, default=0), 10**9, "mk")
+        mk = m.new_int_var(max(others, default=0), top, "mk")
         m.add_max_equality(mk, [comp[t] if not isinstance(comp[t], int) else m.new_constant(comp[t])
                                 for t in touched] + [m.new_constant(max(others, default=0))])
-        obj += 1000 * scaled(mw, wsc) * mk
-    if shop.risk_rate:
-        obj += sum(int(round(1000 * wsc * shop.risk_rate[x] * ops[i].durations[x])) * on[(i, x)][0]
-                   for (i, x) in on if x in shop.risk_rate)
-    obj += sum(e_var.values())  # secondary: keep the freed operations early
+        parts.append((mw, mk, top))
+    parts += [(shop.risk_rate[x] * ops[i].durations[x], on[(i, x)][0], 1) for (i, x) in on if x in shop.risk_rate]
+    # integer coefficients: 1000 * K * the real objective (K as the full model's, integer_objective: the touched
+    # jobs' weights whole, and all of it inside int64 with the secondary goal added), so that it comes first
+    primary, _, _ = integer_objective(parts, OBJECTIVE_LIMIT // 1000)
+    obj = 1000 * primary + sum(e_var.values())  # secondary: keep the freed operations early
     m.minimize(obj)
     for var, val in hint:
         m.add_hint(var, val)

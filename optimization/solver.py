@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, replace
 
 from ortools.sat.python import cp_model
 
-from optimization.builder import LnsSpec, ModelTooLarge, ModelVars, add_hint, build_model, scaled, weight_scale
+from optimization.builder import LnsSpec, ModelTooLarge, ModelVars, add_hint, build_model, integer_objective
 from optimization.check import verify
 from optimization.heuristics import atc_variants, best_dispatch, rules_for, sequence_search, tail_search
 from optimization.lns import improve as lns_improve
@@ -135,11 +135,12 @@ def _with_risk(problem: SchedulingProblem, st: dict[str, float]) -> dict[str, fl
 
 
 def _stage_expr(mv: ModelVars, st: dict[str, float]) -> tuple[object, float]:
-    """Integer objective expression of a stage and the factor K with expr = K * real value."""
-    coefs = {t: w * mv.term_scale[t] for t, w in st.items() if w}
-    k, exact = weight_scale(list(coefs.values()))
+    """Integer objective expression of a stage and the factor K with expr = K * real value. One K for all the
+    stage's coefficients (stage weight times job weight, ...): scaling each term's integer expression again
+    multiplied coefficients past int64 (which CP-SAT's expressions wrap around without a word) and rounded a term
+    with 6 decimals times a stage weight of 0.5 down to nothing."""
+    expr, k, exact = integer_objective([(w * c, var, ub) for t, w in st.items() if w for c, var, ub in mv.terms[t]])
     mv.exact = mv.exact and exact  # rounded down: the bound stays a bound, an OPTIMAL is no proof
-    expr = sum(scaled(c, k) * mv.terms[t] for t, c in coefs.items())
     return expr, k
 
 
@@ -255,8 +256,9 @@ def solve_full(problem: SchedulingProblem, params: SolverParams, horizon: int, i
             bound = solver.best_objective_bound / factor
         if status != cp_model.OPTIMAL or not mv.exact:
             proven = False
-        # lexicographic: keep this stage at its value (integer objective: the solver's value is exact)
-        model.add(builder_expr <= int(round(solver.objective_value)))
+        # lexicographic: keep this stage at its value (the expression's integer value: objective_value is a float,
+        # which past 2**53 rounded below the value and made the next stage infeasible)
+        model.add(builder_expr <= solver.value(builder_expr))
     return best, bound, proven
 
 

@@ -75,7 +75,7 @@ class _Entry:
 
 
 class _Timeline:
-    """Busy entries of one machine, sorted by start (entries never overlap)."""
+    """Busy entries of one machine, sorted by (start, end) (entries never overlap)."""
 
     def __init__(self, machine: str, problem: SchedulingProblem) -> None:
         self.m = machine
@@ -90,7 +90,11 @@ class _Timeline:
         self.ends_nospan = [e for _, e in self.block_nospan]
 
     def insert(self, e: _Entry) -> None:
+        """Sorted by (start, end): a zero-length operation goes before an entry that starts when it does (after it,
+        its end hid that entry from the gap search, which takes the previous entry's end as a gap's start)."""
         i = bisect.bisect_right(self.starts, e.start)
+        while i > 0 and self.starts[i - 1] == e.start and self.entries[i - 1].end > e.end:
+            i -= 1
         self.starts.insert(i, e.start)
         self.entries.insert(i, e)
 
@@ -126,6 +130,8 @@ class _Timeline:
             if prev is not None:
                 lo = max(lo, prev.end)
             hi = nxt.start if nxt is not None else INF
+            if dur == 0 and nxt is not None and nxt.end == nxt.start:
+                hi -= 1  # at hi it would go after that zero-length operation (insert), not into this gap
             if self.has_setups and fam is not None:
                 p = self._prev_op(g)
                 if p is not None:

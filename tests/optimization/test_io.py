@@ -49,6 +49,14 @@ def test_classic_fjs_counts_machines_from_one():
         ("2 2\n0 3 1 4\n", "jsplib", "f.txt:2: expected 2 job lines"),
         ("2 2\n0 3 5 4\n1 2 0 2\n", "jsplib", "f.txt:2: job 0 operation 1: machine 5"),
         ("1 2\n2 1 0 3 1 1\n", "fjsp", "f.txt:2: job 0: line ends early"),
+        # a job line more than the header counts: before, left out of the plan without a word
+        ("1 2\n0 3 1 4\n1 2 0 2\n", "jsplib", "f.txt:3: 1 more line(s) after the 1 job lines the header"),
+        ("1 2\n1 1 0 3\n1 1 1 2\n", "fjsp", "f.txt:3: 1 more line(s) after the 1 job lines the header"),
+        # a key twice in one object: before, the last one counted
+        ('{"machines": ["M1"], "jobs": [{"id": "J", "due": 5, "due": 50, "operations": [{"machines": {"M1": 3}}]}]}',
+         "json", "f.txt: invalid JSON: key 'due' appears twice in one object"),
+        ('{"machines": ["M1"], "jobs": [{"id": "J", "operations": [{"machines": {"M1": 3, "M1": 30}}]}]}',
+         "json", "key 'M1' appears twice"),
         (
             '{"machines": ["M1"], "jobs": [{"id": "J", "operations": [{"machines": {"M9": 3}}]}]}',
             "json",
@@ -131,6 +139,9 @@ def _one_job(**op_fields) -> dict:
         (_one_job(power_kw="5"), "job 'J1' operation '0' power_kw must be a number, got a string ('5')"),
         (_one_job(can_span_break="yes"), "job 'J1' operation '0' can_span_break must be true or false"),
         (_one_job(pinned={"machine": "M1"}), "job 'J1' operation '0' pinned lacks required field 'start'"),
+        # before: the pin won and the operation counted as already running there
+        (_one_job(pinned={"machine": "M1", "start": 5}, started={"machine": "M2", "start": 0}),
+         "job 'J1' operation '0' has both 'pinned' and 'started': give one"),
     ],
 )
 def test_json_shape_errors_say_what_and_where(doc, needle):

@@ -158,3 +158,25 @@ def test_lns_with_a_maintenance_window_over_a_break():
     assert verify(p, d) == [] and d.objective["weighted_tardiness"] == 2
     s = improve(p, d, TARDINESS, time.perf_counter() + 1.0, workers=1, seed=0, size=8)
     assert verify(p, s) == [] and s.objective["weighted_tardiness"] == 0, s.assignments
+
+
+def test_lns_sub_models_with_huge_weights_near_the_end_of_time():
+    """Before: 1000 * (weight * 10**6) times a tardiness of up to 10**9 overflowed int64: every sub-model was invalid
+    (MODEL_INVALID) and the late plan stayed. And completions past 10**9 (a release at 10**9 plus the work) were
+    beyond the sub-models' bound of 10**9: the makespan sub-models were infeasible. Now the coefficients are scaled
+    down to fit and the bounds follow the plan."""
+    w = 999999.123456789
+    p, d = _one_machine_plan((w, w), at=10**9 - 12)
+    assert d.objective["weighted_tardiness"] == pytest.approx(2 * w)
+    for stage in (TARDINESS, {"tardiness": 1.0, "makespan": 0.5}):
+        s = improve(p, d, stage, time.perf_counter() + 1.0, workers=1, seed=0, size=8)
+        assert verify(p, s) == [] and s.objective["weighted_tardiness"] == 0, (stage, s.assignments)
+    # both on M1 from 10**9: A moves to M2
+    t0 = 10**9
+    jobs = (Job("A", (Operation("a", {"M1": 10, "M2": 10}),), release=t0),
+            Job("B", (Operation("b", {"M1": 2}),), release=t0))
+    p = SchedulingProblem(jobs=jobs, machines=(Machine("M1"), Machine("M2")))
+    plan = [Assignment("B", "b", "M1", t0, t0 + 2), Assignment("A", "a", "M1", t0 + 2, t0 + 12)]
+    s = improve(p, Schedule(plan, objective=evaluate(p, plan)), {"makespan": 1.0}, time.perf_counter() + 1.0,
+                workers=1, seed=0, size=8)
+    assert verify(p, s) == [] and s.makespan == t0 + 10, s.assignments

@@ -97,3 +97,57 @@ def test_non_utf8_and_byte_order_mark_files(tmp_path):
     binary.write_bytes(b'{"machines": ["M1"]}\xff')
     with pytest.raises(ValueError, match=r"plan.json: not a UTF-8 text file \(byte 0xff at offset 20\)"):
         load(binary, "json")
+
+
+BIG_WEIGHT = 999999.123456789  # below MAX_WEIGHT, with more decimals than a scale of 10**6 keeps
+
+
+def _late_from_the_start(weight: float, n: int = 4, release: int = 10**9 - 1000) -> dict:
+    """Jobs released near 10**9 with early due dates: each is late by ~10**9 time units."""
+    return {"machines": ["M1", "M2"],
+            "jobs": [{"id": f"J{j}", "due": 10 * j, "weight": weight - j, "release": release + 37 * j,
+                      "operations": [{"machines": {"M1": 5 + j}}, {"machines": {"M2": 3 + 2 * j}}]}
+                     for j in range(n)]}
+
+
+@pytest.mark.parametrize("objective", ["tardiness", "weighted", "lex"])
+def test_huge_weights_over_a_long_horizon_still_reach_cp_sat(objective):
+    """Before: weights of ~10**6 with 9 decimals (scaled by 10**6) times tardiness of ~10**9 overflowed CP-SAT's
+    int64 objective: every model was invalid (MODEL_INVALID) and the dispatching plan came back without a word. Now
+    the weights are scaled down to fit: they keep their ratios, lose decimals, and the answer is no proof."""
+    problem = problem_from_dict(_late_from_the_start(BIG_WEIGHT))
+    kw = {"weighted": {"weights": {"tardiness": BIG_WEIGHT, "makespan": 0.000001}},
+          "lex": {"order": ["tardiness", "makespan"]}}.get(objective, {})
+    line, doc = solve_document(problem, make_params(problem, time_limit_s=5, objective=objective, strategy="full",
+                                                    **kw))
+    assert line["violations"] == 0 and doc["stats"]["method"] == "cp-sat", doc["stats"]
+    assert line["status"] == "FEASIBLE"
+
+
+def test_a_lexicographic_stage_past_two_to_the_53_keeps_the_first_stage_exactly():
+    """Before: the next stage was held to int(round(objective_value)), a float that past 2**53 is rounded, here
+    below the integer value: the makespan stage was infeasible and the plan no proof."""
+    from optimization.solver import _horizon, solve_full
+
+    problem = problem_from_dict(_late_from_the_start(999999.5))
+    params = make_params(problem, time_limit_s=5, objective="lex", order=["tardiness", "makespan"], workers=1)
+    plan, bound, proven = solve_full(problem, params, _horizon(problem, None, params.stages()), None,
+                                     time.perf_counter() + 5)
+    assert plan is not None and proven
+    assert plan.objective["weighted_tardiness"] * 10 > 2**53
+
+
+def test_stage_weights_times_job_weights_are_not_rounded_away():
+    """Before: the tardiness term was scaled by 10**6 for the job weights' 6 decimals, then the stage weight 0.5 (times
+    10**-6) was scaled by 10**6 again and rounded down to 0: CP-SAT minimised the makespan alone and made job A late."""
+    from optimization.solver import solve_full
+
+    doc = {"machines": ["M1", "M2"],
+           "jobs": [{"id": "A", "due": 10, "weight": 1.123456, "operations": [{"machines": {"M1": 10}}]},
+                    {"id": "B", "due": 100, "weight": 1.123456,
+                     "operations": [{"machines": {"M1": 2}}, {"machines": {"M2": 20}}]}]}
+    problem = problem_from_dict(doc)
+    params = make_params(problem, time_limit_s=5, objective="weighted", weights={"tardiness": 0.5, "makespan": 0.001})
+    plan, _, proven = solve_full(problem, params, 40, None, time.perf_counter() + 5)
+    assert plan is not None and proven
+    assert plan.objective["weighted_tardiness"] == 0 and plan.makespan == 32

@@ -71,6 +71,18 @@ def _random_capped(rng: random.Random) -> SchedulingProblem:
     return SchedulingProblem(jobs=tuple(jobs), machines=tuple(machines), energy=en, precedences=precs, **kw)
 
 
+def _not_the_pins(p, s):
+    """The checker's complaints about plan ``s`` that its pins alone do not raise. A pin is the user's: a random one
+    may sit in a holiday or, with the base load there, above the peak cap, and every scheme keeps it where it is
+    (the solver then answers with CP-SAT's verdict). Zero-length operations are no excuse since the gap search keeps
+    them before a maintenance window that starts with them (before: they hid it)."""
+    pins = {(j.id, o.id) for j in p.jobs for o in j.operations if o.pinned_start is not None}
+    alone = verify(p, dataclasses.replace(s, assignments=[a for a in s.assignments if a.key in pins]))
+    theirs = {str(v) for v in alone if v.kind != "missing"}
+    over_cap = any(v.kind == "peak_power" for v in alone)
+    return [v for v in verify(p, s) if str(v) not in theirs and not (over_cap and v.kind == "peak_power")]
+
+
 def _key(s):
     return (sorted((a.job, a.op, a.machine, a.start, a.end, a.setup) for a in s.assignments),
             sorted((w.machine, w.start, w.end) for w in s.maintenance))
@@ -100,10 +112,7 @@ def test_capped_dispatch_matches_the_reference_on_random_shops():
             continue
         # the tail search's re-dispatch: the first half of the plan fixed, job weights biased
         s = dispatch(p, **kw)
-        # a random pin may sit in a holiday; a zero-length operation at a maintenance window's start hides the
-        # window from the gap search (the same in every scheme: not a matter of the power cap)
-        odd = any(o.pinned_start is not None or 0 in o.durations.values() for j in p.jobs for o in j.operations)
-        assert odd or verify(p, s) == []
+        assert _not_the_pins(p, s) == [], (checked, kw)
         cut = sorted(a.start for a in s.assignments)[len(s.assignments) // 2]
         kw.update(fixed={a.key: (a.machine, a.start) for a in s.assignments if a.start < cut},
                   fixed_windows=s.maintenance, job_bias={j.id: rng.uniform(0.8, 1.2) for j in p.jobs})
