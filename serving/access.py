@@ -10,15 +10,17 @@ from __future__ import annotations
 import hashlib
 import threading
 import time
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from serving.db import Database
-from serving.errors import NotSubscribed, QuotaExceeded, RateLimited
+from serving.errors import NotSubscribed, QuotaExceeded, RateLimited, TooManyRequests
 from serving.ratelimit import LocalBuckets, RedisBuckets
 from serving.tenancy import AuthContext, SubscriptionInfo, active_subscriptions, resolve_api_key, utcnow
 from serving.usage import count_calls
 
 QUOTA_REFRESH_S = 30.0
+FAILED_LOOKUP_BURST_S = 10.0  # an address may fail this many seconds' worth of key lookups at once
 _MAX_CACHED_KEYS = 100_000
 
 
@@ -38,6 +40,8 @@ class Access:
         ttl_s: float = 5.0,
         *,
         rate_limits: dict[str, float | None] | None = None,
+        platform_rate: float | None = None,
+        failed_lookup_rate: float | None = None,
         burst_s: float = 2.0,
         buckets: LocalBuckets | RedisBuckets | None = None,
     ) -> None:
@@ -45,12 +49,16 @@ class Access:
         self.pepper = pepper
         self.ttl_s = ttl_s
         self.rate_limits = rate_limits or {}  # plan -> calls per second (None or absent: no limit)
+        self.platform_rate = platform_rate  # a tenant's calls per second outside the modules (None: no limit)
+        self.failed_lookup_rate = failed_lookup_rate  # key lookups finding no caller, per second per address
+        self._failures = LocalBuckets()  # per address, in this process: it spares this process' database lookups
         self.burst_s = burst_s
         self.buckets = buckets or LocalBuckets()  # a token bucket per subscription (tenant_id, module)
         self._keys: dict[bytes, tuple[float, AuthContext | None]] = {}
         self._subs: dict[int, tuple[float, dict[str, SubscriptionInfo]]] = {}
         # (tenant_id, module, month) -> [calls counted in the database at refresh, calls since, refreshed at]
         self._quota: dict[tuple[int, str, datetime], list] = {}
+        self._exports: dict[int, int] = {}  # tenant_id -> usage-log exports streaming now
         self._lock = threading.Lock()
 
     # keys ---------------------------------------------------------------------------------------------
@@ -74,6 +82,30 @@ class Access:
         if claim:
             self._keys[digest] = (now + self.ttl_s, hit[1])  # others keep the old answer while we refresh
         return None
+
+    def known_invalid(self, digest: bytes) -> bool:
+        """Whether this process looked the key up within the TTL and found no caller (unknown, revoked or wrong
+        secret): the request path then refuses it without another database lookup."""
+        hit = self._keys.get(digest)
+        return hit is not None and hit[1] is None and hit[0] > time.monotonic()
+
+    def check_failed_lookups(self, client: str) -> None:
+        """429 while ``client`` (an address) has spent its allowance of key lookups that found no caller: each
+        costs a database query, so a client trying key after key is slowed down before reaching the database. A
+        key this process knows (cached) passes without this check."""
+        if self.failed_lookup_rate is None:
+            return
+        wait = self._failures.wait((client,), self.failed_lookup_rate, self.failed_lookup_rate * FAILED_LOOKUP_BURST_S)
+        if wait is not None:
+            raise TooManyRequests(
+                "too many invalid API keys from this address; retry after the seconds in Retry-After",
+                retry_after_s=wait,
+                code="too_many_failed_keys",
+            )
+
+    def failed_lookup(self, client: str) -> None:
+        if self.failed_lookup_rate is not None:
+            self._failures.take((client,), self.failed_lookup_rate, self.failed_lookup_rate * FAILED_LOOKUP_BURST_S)
 
     def resolve(self, token: str, digest: bytes | None = None, *, refresh: bool = False) -> AuthContext | None:
         digest = digest or self.digest(token)
@@ -113,6 +145,48 @@ class Access:
         if sub.request_quota is not None:
             self._count(ctx, module, sub.request_quota, now)
         return sub
+
+    def admit_platform(self, ctx: AuthContext) -> None:
+        """Takes a token from the tenant's bucket for the endpoints outside the modules (tenant, subscriptions,
+        keys, usage log, ingest, online lookups): no plan meters those, and ingest and exports are heavy."""
+        rate = self.platform_rate
+        if rate is None:
+            return
+        wait = self.buckets.take((ctx.tenant_id, "platform"), rate, max(1.0, rate * self.burst_s))
+        if wait is not None:
+            raise RateLimited(
+                f"tenant '{ctx.tenant}' is calling SFAI's platform endpoints faster than {rate:g} calls per second; "
+                "retry after the seconds in Retry-After",
+                retry_after_s=wait,
+            )
+
+    def export_slot(self, ctx: AuthContext, limit: int) -> Callable[[], None]:
+        """One of the tenant's ``limit`` usage-log exports that may stream at once (429 past them): an export
+        reads every row of the range, up to three years of calls. Returns the release, which may be called more
+        than once (the stream's end and the response's background task both call it)."""
+        with self._lock:
+            n = self._exports.get(ctx.tenant_id, 0)
+            if n >= limit:
+                raise TooManyRequests(
+                    f"tenant '{ctx.tenant}' has {n} usage export(s) streaming; start another when one has finished",
+                    retry_after_s=5,
+                    code="too_many_exports",
+                )
+            self._exports[ctx.tenant_id] = n + 1
+        done = threading.Event()
+
+        def release() -> None:
+            with self._lock:
+                if done.is_set():
+                    return
+                done.set()
+                left = self._exports.get(ctx.tenant_id, 1) - 1
+                if left > 0:
+                    self._exports[ctx.tenant_id] = left
+                else:
+                    self._exports.pop(ctx.tenant_id, None)
+
+        return release
 
     def _take(self, ctx: AuthContext, module: str, plan: str, rate: float) -> None:
         wait = self.buckets.take((ctx.tenant_id, module), rate, max(1.0, rate * self.burst_s))

@@ -37,7 +37,13 @@ async def authenticate(request: Request, platform: PlatformDep) -> AuthContext:
     digest = access.digest(token)
     ctx = access.cached(digest)
     if ctx is None:
+        if access.known_invalid(digest):  # refused within the TTL: no second database lookup
+            raise Unauthenticated("invalid or revoked API key")
+        client = request.client.host if request.client else "-"
+        access.check_failed_lookups(client)
         ctx = await run_in_threadpool(lambda: access.resolve(token, digest, refresh=True))
+        if ctx is None:
+            access.failed_lookup(client)
     if ctx is None:
         raise Unauthenticated("invalid or revoked API key")
     request.state.sfai_auth = ctx  # read by the usage log middleware
@@ -45,6 +51,13 @@ async def authenticate(request: Request, platform: PlatformDep) -> AuthContext:
 
 
 CallerDep = Annotated[AuthContext, Depends(authenticate)]
+
+
+async def platform_call(ctx: CallerDep, platform: PlatformDep) -> AuthContext:
+    """Router-level dependency of the endpoints outside the modules: the tenant's platform rate limit."""
+    if platform.settings.auth_enabled:
+        platform.access.admit_platform(ctx)
+    return ctx
 
 
 def require_module(module: str):

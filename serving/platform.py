@@ -43,6 +43,8 @@ class Platform:
                 settings.secret_key,
                 settings.auth_cache_ttl_s,
                 rate_limits=settings.rate_limits,
+                platform_rate=settings.platform_rate_limit,
+                failed_lookup_rate=settings.failed_key_lookups_per_s,
                 burst_s=settings.rate_limit_burst_s,
                 buckets=make_buckets(settings.rate_limit_redis, settings.redis_prefix),
             ),

@@ -51,6 +51,15 @@ class LocalBuckets:
             bucket[0] -= 1.0
             return None
 
+    def wait(self, key: tuple, rate: float, capacity: float) -> float | None:
+        """Like :meth:`take` without taking: None while a token is there, else the seconds until one is."""
+        with self._lock:
+            bucket = self._buckets.get(key)
+            if bucket is None:
+                return None
+            tokens = min(capacity, bucket[0] + (time.monotonic() - bucket[1]) * rate)
+            return None if tokens >= 1.0 else (1.0 - tokens) / rate
+
     def clear(self) -> None:
         with self._lock:
             self._buckets.clear()

@@ -63,6 +63,18 @@ class Settings(BaseSettings):
         default_factory=lambda: ["trial", "standard"],
         description='plans a tenant admin may subscribe to itself, e.g. SFAI_SELF_SERVICE_PLANS=\'["trial"]\'',
     )
+    # Calls per second per tenant to the endpoints outside the modules (its tenant, subscriptions, keys, usage log,
+    # ingest and online lookups, the console's samples), in each serving process (shared in Redis with
+    # rate_limit_redis); null: no limit. Ingest writes to the feature store and an export reads the whole log, and
+    # neither is metered by a module's plan.
+    platform_rate_limit: float | None = Field(default=50.0, gt=0, description="tenant calls per second, or null")
+    # Key lookups that find no caller (unknown or revoked keys this process has not seen within the TTL), per second
+    # per client address, with 10 s of burst; past it, keys this process does not know yet answer 429 from that
+    # address (behind a proxy, run uvicorn with --forwarded-allow-ips so that the address is the client's); null:
+    # no limit
+    failed_key_lookups_per_s: float | None = Field(default=10.0, gt=0)
+    # Usage-log exports streaming at once per tenant in each process (a three-year export reads every row)
+    usage_exports_per_tenant: int = Field(default=2, ge=1, le=100)
     rate_limit_burst_s: float = Field(default=2.0, gt=0, description="bucket size in seconds of the plan's rate")
     rate_limit_redis: str | None = Field(
         default=None, description="redis://... to share the rate limits across workers and hosts (default: per process)"

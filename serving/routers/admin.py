@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, status
 
 from serving import tenancy
-from serving.deps import AdminDep, CallerDep, PlatformDep, authenticate
+from serving.deps import AdminDep, CallerDep, PlatformDep, platform_call
 from serving.errors import Forbidden
 from serving.handlers import SfaiRoute
 from serving.schemas.platform import (
@@ -17,7 +17,7 @@ from serving.schemas.platform import (
     TenantPublic,
 )
 
-router = APIRouter(route_class=SfaiRoute, prefix="/v1", tags=["tenant"], dependencies=[Depends(authenticate)])
+router = APIRouter(route_class=SfaiRoute, prefix="/v1", tags=["tenant"], dependencies=[Depends(platform_call)])
 
 
 def _sub(s: tenancy.SubscriptionInfo) -> SubscriptionPublic:

@@ -18,10 +18,10 @@ from starlette.concurrency import run_in_threadpool
 
 from models.demo import ENDPOINTS as DEMO_ENDPOINTS
 from models.families import get_family
-from serving.deps import CallerDep, PlatformDep, authenticate
+from serving.deps import CallerDep, PlatformDep, platform_call
 from serving.handlers import SfaiRoute
 
-router = APIRouter(route_class=SfaiRoute, prefix="/v1/console", tags=["tenant"], dependencies=[Depends(authenticate)])
+router = APIRouter(route_class=SfaiRoute, prefix="/v1/console", tags=["tenant"], dependencies=[Depends(platform_call)])
 
 # family -> (subscription module, endpoint): the demo's endpoint table and the families' modules
 ENDPOINTS = {family: (get_family(family).module, path) for family, path in DEMO_ENDPOINTS.items()}

@@ -9,12 +9,12 @@ from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
-from serving.deps import CallerDep, PlatformDep, authenticate, require_role
+from serving.deps import CallerDep, PlatformDep, platform_call, require_role
 from serving.errors import InvalidInput, parse_json
 from serving.handlers import SfaiRoute, validation_message
 from serving.schemas.features import FeatureViewPublic, IngestRecords, IngestResult, OnlineRequest
 
-router = APIRouter(route_class=SfaiRoute, tags=["features"], dependencies=[Depends(authenticate)])
+router = APIRouter(route_class=SfaiRoute, tags=["features"], dependencies=[Depends(platform_call)])
 WRITERS = require_role("admin", "scientist", "mes")
 
 _FORMATS = {"text/csv": "csv", "application/vnd.apache.parquet": "parquet", "application/x-parquet": "parquet"}

@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query
 from fastapi.responses import StreamingResponse
+from starlette.background import BackgroundTask
 from starlette.concurrency import iterate_in_threadpool
 
-from serving.deps import AdminDep, PlatformDep
+from serving.deps import AdminDep, PlatformDep, platform_call
 from serving.errors import InvalidInput
 from serving.handlers import SfaiRoute
 from serving.tenancy import MODULES
 from serving.usage import export_usage, parse_range, query_usage
 
-router = APIRouter(route_class=SfaiRoute, prefix="/v1/usage", tags=["usage"])
+router = APIRouter(route_class=SfaiRoute, prefix="/v1/usage", tags=["usage"], dependencies=[Depends(platform_call)])
 
 
 @router.get("")
@@ -51,13 +53,24 @@ def export(
     from_: str | None = Query(None, alias="from"),
     to: str | None = None,
 ) -> StreamingResponse:
-    """Every call of this tenant in [from, to) as CSV or JSON, oldest first, streamed."""
+    """Every call of this tenant in [from, to) as CSV or JSON, oldest first, streamed. At most
+    ``SFAI_USAGE_EXPORTS_PER_TENANT`` (default 2) stream at once per tenant; another answers 429
+    ``too_many_exports``."""
     start, end = parse_range(from_, to)
     chunks = export_usage(platform.db, format, tenant_id=ctx.tenant_id, start=start, end=end)
+    release = platform.access.export_slot(ctx, platform.settings.usage_exports_per_tenant)
+
+    def stream() -> Iterator[str]:
+        try:
+            yield from chunks
+        finally:
+            release()
+
     media = "text/csv" if format == "csv" else "application/json"
     filename = f"sfai-usage-{ctx.tenant}.{format}"
     return StreamingResponse(
-        iterate_in_threadpool(chunks),
+        iterate_in_threadpool(stream()),
         media_type=media,
         headers={"content-disposition": f'attachment; filename="{filename}"'},
+        background=BackgroundTask(release),  # also when the client goes away before the end
     )

@@ -63,6 +63,7 @@ def build_app(home: Path, *, models: bool = True):  # noqa: ANN201
         environment="test",
         secret_key=PEPPER,
         rate_limits={},
+        platform_rate_limit=None,
         scheduling_max_solve_s=2,
         scheduling_max_job_s=2,
     )

@@ -50,6 +50,81 @@ def test_rate_limit_per_subscription_answers_429_with_retry_after(settings, db):
     assert count_calls(db, tenant_id, "quality", month) == 4
 
 
+def test_platform_endpoints_have_a_rate_limit_per_tenant(settings, db):
+    """The endpoints no module's plan meters (tenant, keys, subscriptions, usage, ingest) share one bucket per
+    tenant; another tenant and the modules keep their own."""
+    acme = make_tenant(db, PEPPER, "acme", modules=("quality",))
+    beta = make_tenant(db, PEPPER, "beta", modules=())
+    a = bearer(acme.admin)
+    with _client(settings, db, platform_rate_limit=1.0, rate_limit_burst_s=3) as client:
+        paths = ["/v1/tenant", "/v1/apikeys", "/v1/usage"]
+        assert [client.get(p, headers=a).status_code for p in paths] == [200] * 3
+        for path in ("/v1/subscriptions", "/v1/usage/export", "/v1/features/online"):
+            r = client.get(path, headers=a) if path != "/v1/features/online" else client.post(
+                path, json={"view": "ai4i_features", "entity_ids": [1]}, headers=a)
+            err = assert_error(r, 429, "rate_limited", "platform endpoints")
+            assert r.headers["retry-after"] == "1"
+        assert client.get("/v1/quality/status", headers=a).status_code == 200
+        assert client.get("/v1/tenant", headers=bearer(beta.admin)).status_code == 200
+        time.sleep(1.05)
+        assert client.get("/v1/tenant", headers=a).status_code == 200
+    with _client(settings, db, platform_rate_limit=None) as client:
+        assert {client.get("/v1/tenant", headers=a).status_code for _ in range(30)} == {200}
+    assert "tenant 'acme'" in err["message"]
+
+
+def test_failed_key_lookups_are_limited_per_address_and_a_bad_key_is_looked_up_once(settings, db, monkeypatch):
+    """Unknown keys cost a database lookup each: an address past its allowance answers 429 before the lookup,
+    while keys already known to the process still pass; a key refused a moment ago is not looked up again."""
+    from serving import access as access_module
+
+    acme = make_tenant(db, PEPPER, "acme", modules=("quality",))
+    lookups = []
+    real = access_module.resolve_api_key
+    monkeypatch.setattr(access_module, "resolve_api_key", lambda *a: lookups.append(a[2]) or real(*a))
+    with _client(settings, db, failed_key_lookups_per_s=0.5) as client:  # 0.5/s, 10 s of burst: 5 failures
+        good = bearer(acme.mes)
+        assert client.get("/v1/quality/status", headers=good).status_code == 200
+        for i in range(5):
+            assert_error(client.get("/v1/quality/status", headers=bearer(f"sfai_k{i:012d}_nope")), 401)
+        assert len(lookups) == 6
+        r = client.get("/v1/quality/status", headers=bearer("sfai_kfffffffffff0_nope"))
+        assert_error(r, 429, "too_many_failed_keys", "invalid API keys from this address")
+        assert 1 <= int(r.headers["retry-after"]) <= 2
+        assert len(lookups) == 6  # refused before the database
+        assert client.get("/v1/quality/status", headers=good).status_code == 200  # cached: not held up
+        # the same bad key again within the TTL: 401 from the cache, no lookup (and no 429: it costs nothing)
+        assert_error(client.get("/v1/tenant", headers=bearer("sfai_k000000000000_nope")), 401)
+        assert len(lookups) == 6
+    lookups.clear()
+    with _client(settings, db, failed_key_lookups_per_s=None) as client:
+        for i in range(20):
+            assert_error(client.get("/v1/quality/status", headers=bearer(f"sfai_k{i:012d}_nope")), 401)
+    assert len(lookups) == 20
+
+
+def test_usage_exports_streaming_at_once_are_limited_per_tenant(settings, db):
+    acme = make_tenant(db, PEPPER, "acme", modules=())
+    beta = make_tenant(db, PEPPER, "beta", modules=())
+    with _client(settings, db, usage_exports_per_tenant=1) as client:
+        access = client.app.state.platform.access
+        for _ in range(3):  # each export gives its slot back when it ends
+            r = client.get("/v1/usage/export", headers=bearer(acme.admin))
+            assert r.status_code == 200 and r.text.startswith("seq,")
+        ctx = access.resolve(acme.admin)
+        release = access.export_slot(ctx, 1)  # an export still streaming
+        r = client.get("/v1/usage/export?format=json", headers=bearer(acme.admin))
+        assert_error(r, 429, "too_many_exports", "streaming")
+        assert r.headers["retry-after"] == "5"
+        assert client.get("/v1/usage/export", headers=bearer(beta.admin)).status_code == 200
+        # a bad range is refused as before, without taking a slot
+        assert_error(client.get("/v1/usage/export?from=2026-02-01&to=2026-01-01", headers=bearer(acme.admin)), 422)
+        release()
+        release()  # idempotent: the stream's end and the response's background task both release
+        assert client.get("/v1/usage/export", headers=bearer(acme.admin)).status_code == 200
+        assert access._exports == {}
+
+
 def test_monthly_quota_says_when_it_resets(client, db):
     acme = make_tenant(db, PEPPER, "acme", modules=())
     tenancy.subscribe(db, "acme", "quality", plan="trial", request_quota=1)
