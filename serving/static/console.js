@@ -116,6 +116,8 @@ function apiError(status, path, data, retryAfter) {
     case "rate_limited": return says("err.rateLimited");
     case "quota_exceeded": return says("err.quotaExceeded");
     case "too_many_jobs": return says("err.tooManyJobs");
+    case "too_many_exports": return says("err.tooManyExports");
+    case "too_many_failed_keys": return says("err.tooManyFailedKeys");
     case "too_many_requests": return says("err.tooMany");
     case "unavailable": case "not_ready": return says("err.unavailable");
     case "database_unavailable": return says("err.dbUnavailable");

@@ -764,6 +764,8 @@ def test_api_refusals_in_the_chosen_language(page, server):
          "생산계획 호출이 요금제의 초당 호출 한도를 넘었습니다. 3초 후 다시 시도하세요.", "faster than", None),
         (answer(429, "quota_exceeded", "tenant 'acme' has used its 100 'scheduling' calls for this month", "864000"),
          "이번 달 생산계획 호출 한도를 모두 썼습니다", "100 'scheduling' calls", None),
+        (answer(429, "too_many_failed_keys", "too many invalid API keys from this address; retry after", "7"),
+         "이 주소에서 잘못된 API 키가 너무 많이 사용되었습니다. 7초 후", "invalid API keys", None),
         (answer(503, "database_unavailable", "the metadata database is unreachable or failing; retry shortly", "5"),
          "데이터베이스에 잠시 연결할 수 없습니다. 5초 후 다시 시도하세요.", "metadata database", None),
         (answer(503, "usage_log_unavailable", "the usage log could not be written; the call was not performed", "5"),
