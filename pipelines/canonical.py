@@ -57,7 +57,8 @@ class Table:
 
 @dataclass(slots=True)
 class Canonical:
-    """What an adapter returns: its tables, and the source rows it could not read at all (with a reason)."""
+    """What an adapter returns: its tables, the source rows it could not read at all (with a reason), and what the
+    user should know about a file that was read anyway (one line each, naming the file)."""
 
     dataset: str
     ksic: str
@@ -65,6 +66,7 @@ class Canonical:
     tables: dict[str, Table]
     rejects: pd.DataFrame  # columns: source_row, reason, raw (the row as text)
     source_rows: int  # data rows in the source (what every row count is checked against)
+    warnings: list[str] = field(default_factory=list)
 
     def __getitem__(self, kind: str) -> Table:
         return self.tables[kind]

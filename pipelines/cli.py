@@ -1,7 +1,8 @@
 """``sfai ingest cmapss|ai4i|secom|steel-energy PATH [--tenant T]`` (and ``c22-demo``), and ``industries_app``.
 
 ``serving/cli/main.py`` calls ``register(ingest_app)``; each command prints a one-line JSON run report on
-stdout and progress on stderr; errors are raised as ValueError / InvalidInput (one line, exit 1).
+stdout, progress and ``warning: ...`` lines on stderr; errors are raised as ValueError / InvalidInput (one line,
+exit 1).
 """
 
 from __future__ import annotations
@@ -49,6 +50,8 @@ def _ingest(dataset: str, path: Path | None, tenant, engine, workers, max_bad_sh
         )
     finally:
         store.close()
+    for line in report.warnings:  # not progress: shown with --quiet too
+        typer.echo(f"warning: {line}", err=True)
     sys.stdout.write(json.dumps(report.as_dict(), ensure_ascii=False, default=str) + "\n")
 
 

@@ -27,10 +27,10 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from pipelines.canonical import TIMESTAMP
+from pipelines.canonical import SOURCE_ROW, TIMESTAMP
 from pipelines.jobs import Job, Output, get_job
 from pipelines.transforms.missing import handle_missing
-from pipelines.validate import validate, write_quarantine
+from pipelines.validate import Validation, validate, write_quarantine
 from serving.errors import InvalidInput
 
 ENGINES = ("local", "ray")
@@ -55,6 +55,7 @@ class RunReport:
     bad_share: float
     reasons: dict[str, int]
     quarantine: str | None
+    warnings: list[str]  # what the user should know about a file that was read anyway (labels absent, ...)
     entities: int
     partitions: int
     views: dict[str, int] = field(default_factory=dict)  # view -> rows written
@@ -214,6 +215,15 @@ def _check_fits(dataset: str, job: Job, tables: dict[str, pa.Table]) -> dict:
     return batches
 
 
+def _first_bad(checked: Validation) -> str:
+    """The first quarantined row and why, shortened: a file refused as a whole (a date format not read, a column
+    of text) says what is wrong on the line that refuses it."""
+    q = checked.quarantined
+    r = q.loc[q[SOURCE_ROW].astype("int64").idxmin()]
+    reason = r["reason"] if len(r["reason"]) <= 160 else r["reason"][:157] + "..."
+    return f"first: row {r[SOURCE_ROW]}{f' of {r.file}' if r.file else ''}: {reason}"
+
+
 def run_pipeline(
     dataset: str,
     path: str | Path | None = None,
@@ -260,8 +270,8 @@ def run_pipeline(
         top = ", ".join(f"{k}: {n}" for k, n in sorted(checked.reasons.items(), key=lambda kv: -kv[1])[:3])
         raise InvalidInput(
             f"{dataset}: {checked.bad_rows} of {checked.source_rows} rows ({checked.bad_share:.1%}) failed validation, "
-            f"more than the allowed {max_bad_share:.1%}; nothing was written ({top}; rows and reasons in "
-            f"{qpath or 'the quarantine'})"
+            f"more than the allowed {max_bad_share:.1%}; nothing was written ({top}; {_first_bad(checked)}; rows and "
+            f"reasons in {qpath or 'the quarantine'})"
         )
 
     primary = checked.tables[job.primary]
@@ -313,6 +323,7 @@ def run_pipeline(
         bad_share=round(checked.bad_share, 6),
         reasons=checked.reasons,
         quarantine=str(qpath) if qpath else None,
+        warnings=canonical.warnings,
         entities=int(primary[canonical.tables[job.primary].key].nunique()),
         partitions=n_parts,
         views=written,

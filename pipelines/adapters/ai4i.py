@@ -10,6 +10,7 @@ Decisions (see docs/pipelines.md):
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +36,7 @@ RUN_EPOCH = pd.Timestamp("2020-01-01T00:00:00Z")
 RUN_PERIOD = pd.Timedelta(minutes=1)
 TYPES = ("L", "M", "H")
 MODES = ("TWF", "HDF", "PWF", "OSF", "RNF")
+LABELS = ("Machine failure", *MODES)  # the label columns as the file names them
 MAX_UDI = 100_000_000  # (u-1) minutes after RUN_EPOCH must stay a valid timestamp
 
 RENAME = {
@@ -67,13 +69,19 @@ NUMERIC = ["udi", "air_temp_k", "process_temp_k", "rotational_speed_rpm", "torqu
 
 def read(path: Path) -> Canonical:
     path = Path(path)
-    df, malformed = read_source(path, "an AI4I 2020 CSV", encoding="utf-8-sig", columns=RENAME)
-    missing = [c for c in RENAME if c not in df.columns and c not in MODES + ("Machine failure",)]
+    df, malformed, warnings = read_source(path, "an AI4I 2020 CSV", encoding="utf-8-sig", columns=RENAME)
+    missing = [c for c in RENAME if c not in df.columns and c not in LABELS]
     if missing:
         raise ValueError(f"{path.name}: not an AI4I 2020 file; missing columns {missing}")
-    # rows to score may come without labels: then there is no labels table (the features are written alone); a file
-    # with some label columns but not all gets the others as missing, which the validation names
-    labelled = any(c in df.columns for c in ("Machine failure", *MODES))
+    # rows to score may come without labels: then there is no labels table (the features are written alone). A file
+    # with some label columns but not all writes those it has and leaves the others empty (null), with a warning:
+    # a required label the file has no column for would set every row aside
+    absent = [c for c in LABELS if c not in df.columns]
+    labelled = len(absent) < len(LABELS)
+    if labelled and absent:
+        have = [c for c in LABELS if c not in absent]
+        warnings.append(f"{path.name}: no label column {', '.join(absent)} (the file has {', '.join(have)}); its "
+                        f"rows are kept with {'that label' if len(absent) == 1 else 'those labels'} empty (null)")
     original = df.drop(columns=[SOURCE_ROW])  # the values as read, for the quarantine
     df = df.rename(columns=RENAME)
     for c in LABEL_COLUMNS:
@@ -118,15 +126,17 @@ def read(path: Path) -> Canonical:
             .astype(str),
         }
     ).reset_index(drop=True)
+    lacking = {RENAME[c] for c in absent}  # not required: no row has them
     notes = {
         "time": f"synthetic: UDI u -> {RUN_EPOCH.isoformat()} + (u-1) x {RUN_PERIOD} (UTC); the file has no clock",
         "entity": "lot_id = ai4i-<Product ID>; one machining run per row",
     }
     tables = {
         "sensor_readings": Table("sensor_readings", "lot_id", SENSOR_COLUMNS, readings, notes),
-        "labels": Table("labels", "lot_id", LABEL_COLUMNS, labels, notes),
+        "labels": Table("labels", "lot_id", {n: replace(c, required=False) if n in lacking else c
+                                              for n, c in LABEL_COLUMNS.items()}, labels, notes),
         "events": Table("events", "lot_id", {"modes": Column("1", dtype="string")}, events, notes),
     }
     if not labelled:
         del tables["labels"], tables["events"]
-    return Canonical(DATASET, KSIC, str(path), tables, rejects, total)
+    return Canonical(DATASET, KSIC, str(path), tables, rejects, total, warnings)

@@ -105,17 +105,18 @@ def files_in(path: Path) -> list[Path]:
     return [path]
 
 
-def read_raw(path: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The file as published, with named columns and ``source_row``; and the lines set aside because they do
-    not have the 26 fields (a truncated line is not filled in)."""
+def read_raw(path: Path) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:
+    """The file as published, with named columns and ``source_row``; the lines set aside because they do not
+    have the 26 fields (a truncated line is not filled in); and notes on how it was read."""
     return read_source(path, "a C-MAPSS train_FD00x.txt", sep=WHITESPACE, names=RAW_COLUMNS)
 
 
 def read(path: Path) -> Canonical:
-    frames, rejects, total = [], [], 0
+    frames, rejects, warnings, total = [], [], [], 0
     for f in files_in(path):
         subset = subset_of(f)
-        raw, malformed = read_raw(f)
+        raw, malformed, read_warnings = read_raw(f)
+        warnings += read_warnings
         total += len(raw) + len(malformed)
         if len(malformed):
             rejects.append(malformed.assign(file=f.name))
@@ -200,4 +201,4 @@ def read(path: Path) -> Canonical:
     if labels.empty and len(df):  # test files only: rows to score
         del tables["labels"], tables["events"]
     rj = pd.concat(rejects, ignore_index=True) if rejects else empty_rejects()
-    return Canonical(DATASET, KSIC, str(path), tables, rj, total)
+    return Canonical(DATASET, KSIC, str(path), tables, rj, total, warnings)

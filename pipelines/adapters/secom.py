@@ -44,7 +44,7 @@ LABEL_COLUMNS = {"label": Column("1", -1, 1, dtype="int64", required=True), "def
 
 def read(path: Path) -> Canonical:
     path = Path(path)
-    df, malformed = read_source(path, "a SECOM CSV", columns={"row_id", "label", "timestamp", *FEATURES})
+    df, malformed, warnings = read_source(path, "a SECOM CSV", columns={"row_id", "label", "timestamp", *FEATURES})
     missing = [c for c in ("row_id", "timestamp", *FEATURES) if c not in df.columns]
     if missing:
         raise ValueError(f"{path.name}: not a SECOM file; missing columns {missing[:5]}")
@@ -93,4 +93,4 @@ def read(path: Path) -> Canonical:
     }
     if not labelled:
         del tables["labels"]
-    return Canonical(DATASET, KSIC, str(path), tables, rejects, total)
+    return Canonical(DATASET, KSIC, str(path), tables, rejects, total, warnings)

@@ -2,9 +2,12 @@
 
 ``read_source`` wraps ``pandas.read_csv`` (the fast C parser) and adds what the adapters need:
 
-- a folder, a missing file, an empty file, a file with only a header, text that is not UTF-8 (UTF-16, Latin-1,
-  a binary file), a header that names a column twice or a file the parser cannot read at all:
+- a folder, a missing file, an empty file, a file with only a header, text that is neither UTF-8 nor CP949
+  (UTF-16, Latin-1, a binary file), a header that names a column twice or a file the parser cannot read at all:
   ``ValueError("<file>: <what is wrong>")``, one line;
+- a file that is not UTF-8 but reads as CP949 (EUC-KR and its Windows superset: what Korean Excel saves) is read
+  as CP949, with a note; a CSV whose header is separated by semicolons (European Excel, where the decimal mark is
+  a comma) or tabs rather than commas is read with that separator;
 - rows with the wrong number of fields (a truncated line, a stray delimiter): pandas would fill a short row
   with NaN (missing values that later get forward-filled) and drop or refuse a long one. Such rows are set
   aside instead, returned as rejects (``source_row``, ``reason``, ``raw``) for the quarantine;
@@ -17,6 +20,7 @@ line or the last column holds a gap (which every short row leaves).
 
 from __future__ import annotations
 
+import codecs
 import csv
 import warnings
 from collections import Counter
@@ -29,6 +33,9 @@ import pandas as pd
 from pipelines.canonical import SOURCE_ROW, empty_rejects
 
 WHITESPACE = r"\s+"
+CP949 = "cp949"
+_DECODE_BLOCK = 1 << 20
+OTHER_SEPARATORS = {";": ",", "\t": "."}  # a CSV's separator other than a comma -> the decimal mark that goes with it
 
 
 def _records(path: Path, sep: str, encoding: str, header: bool) -> Iterator[tuple[int, int, list[str]]]:
@@ -84,6 +91,32 @@ def _not_utf8(path: Path, header: bool) -> str:
     return f"{path.name}: cannot be read as UTF-8 text; save the file as UTF-8"
 
 
+def _text_encoding(path: Path, encoding: str, header: bool) -> str:
+    """``encoding``, or CP949 for a file that is not ``encoding`` but is CP949 text throughout (a Korean Excel
+    CSV); otherwise a one-line ValueError. The whole file is decoded, so that no row is read in another encoding
+    than its neighbours or fails half way; in blocks, so that a big file is not held twice in memory."""
+    for enc in (encoding, CP949):
+        decoder = codecs.getincrementaldecoder(enc)()
+        try:
+            with open(path, "rb") as f:
+                while block := f.read(_DECODE_BLOCK):
+                    decoder.decode(block)
+            decoder.decode(b"", final=True)
+            return enc
+        except UnicodeDecodeError:
+            continue
+    raise ValueError(_not_utf8(path, header))
+
+
+def _separator(path: Path, sep: str, encoding: str) -> str:
+    """``sep``, or the separator of a header (the first non-blank line) that has no ``sep`` but semicolons or tabs
+    between its names (a CSV saved by a European Excel, or a tab-separated export)."""
+    with open(path, encoding=encoding, newline="") as f:
+        line = next((x for x in f if x.strip()), "")
+    found = [s for s in OTHER_SEPARATORS if s in line]
+    return max(found, key=line.count) if found and sep not in line else sep
+
+
 def _duplicate_column(path: Path, sep: str, encoding: str, names: Collection[str] | None) -> str | None:
     """The first of ``names`` (None: any) the header (the first non-blank line) repeats: pandas would rename the
     second ``X.1`` and the adapter read the first, whichever was meant."""
@@ -133,12 +166,14 @@ def read_source(
     names: list[str] | None = None,
     encoding: str = "utf-8-sig",
     columns: Collection[str] | None = None,
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """``path`` as a DataFrame with ``source_row`` first, and the rows set aside for their field count.
+) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:
+    """``path`` as a DataFrame with ``source_row`` first, the rows set aside for their field count, and notes on how
+    the file was read (one line each, for the run's warnings).
 
     ``what`` names the expected format in messages ("an AI4I 2020 CSV"). ``names``: the columns of a file
-    without a header row (otherwise the first non-blank line is the header). ``columns``: the header names the
-    adapter reads; a header naming one of them twice is refused (None: any name twice).
+    without a header row (otherwise the first non-blank line is the header); ``sep=","`` with a header: a header
+    separated by semicolons or tabs instead is read with them. ``columns``: the header names the adapter reads; a
+    header naming one of them twice is refused (None: any name twice).
     """
     path = Path(path)
     if path.is_dir():
@@ -149,15 +184,21 @@ def read_source(
         if b"\x00" in f.read(_SNIFF):  # UTF-16 without a byte-order mark reads as UTF-8 with a NUL in every other byte
             raise ValueError(_utf16(path))
     header = names is None
-    kw: dict = {"sep": sep, "engine": "c", "encoding": encoding, "index_col": False, "on_bad_lines": "warn"}
+    notes = []
+    if (read_as := _text_encoding(path, encoding, header)) != encoding:
+        encoding = read_as
+        notes.append(f"{path.name}: is not UTF-8 text; read as CP949 (EUC-KR, as Korean Excel saves a CSV)")
+    kw: dict = {"engine": "c", "encoding": encoding, "index_col": False, "on_bad_lines": "warn"}
+    if header and sep == ",":
+        sep = _separator(path, sep, encoding)
+        kw["decimal"] = OTHER_SEPARATORS.get(sep, ".")
+    kw["sep"] = sep
     if not header:
         kw.update(header=None, names=names)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", pd.errors.ParserWarning)
         try:
             df = pd.read_csv(path, **kw)
-        except UnicodeDecodeError:
-            raise ValueError(_not_utf8(path, header)) from None
         except pd.errors.EmptyDataError:
             raise ValueError(f"{path.name}: empty file; expected {what} file") from None
         except (pd.errors.ParserError, csv.Error, OverflowError) as e:
@@ -178,7 +219,7 @@ def read_source(
     if not suspect:
         if not len(df):
             raise ValueError(_no_rows(path, what, header))
-        return _numbered(df, np.arange(1, len(df) + 1, dtype=np.int64)), rejects
+        return _numbered(df, np.arange(1, len(df) + 1, dtype=np.int64)), rejects, notes
     sep_text = " " if sep == WHITESPACE else sep
     recs = [(row, line, len(fields), fields) for row, line, fields in _records(path, sep, encoding, header)]
     if not recs:
@@ -209,4 +250,4 @@ def read_source(
                 "raw": [sep_text.join(f) for *_, f in bad],
             }
         )
-    return df, rejects
+    return df, rejects, notes

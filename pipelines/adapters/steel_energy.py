@@ -61,6 +61,7 @@ METER_COLUMNS: dict[str, Column] = {
     "load_type": Column("1", dtype="string", description="Light_Load / Medium_Load / Maximum_Load"),
     "interval_start": Column("UTC", dtype="timestamp", description="start of the 15-minute interval"),
 }
+KOREAN_DAYS = dict(zip("월화수목금토일", ("mon", "tue", "wed", "thu", "fri", "sat", "sun"), strict=True))  # 월요일 ...
 NUMERIC = ["usage_kwh", "lagging_kvarh", "leading_kvarh", "co2_t", "lagging_pf", "leading_pf", "nsm"]
 
 
@@ -73,7 +74,7 @@ def parse_times(stamps: pd.Series) -> pd.Series:
 
 def read(path: Path, *, meter_id: str = METER_ID) -> Canonical:
     path = Path(path)
-    df, malformed = read_source(path, "a steel-energy CSV", encoding="utf-8-sig", columns=RENAME)
+    df, malformed, warnings = read_source(path, "a steel-energy CSV", encoding="utf-8-sig", columns=RENAME)
     missing = [c for c in RENAME if c not in df.columns]
     if missing:
         raise ValueError(f"{path.name}: not a steel-energy file; missing columns {missing}")
@@ -85,6 +86,17 @@ def read(path: Path, *, meter_id: str = METER_ID) -> Canonical:
     nsm_expected = (end_local.dt.hour * 3600 + end_local.dt.minute * 60).astype("Int64")
     nsm_bad = end_local.notna() & df["nsm"].notna() & (df["nsm"] != nsm_expected)
     why = why.where(~nsm_bad, why + "; nsm: disagrees with the time of day of date").str.strip("; ")
+    # the file's weekday is that of the day the interval belongs to: a date written month first (01/02/2018 for 2
+    # January, as a US Excel saves it) reads as another day (1 February) and would be stored there without it.
+    # Names in English (Monday, Mon) or Korean (월요일, 월)
+    weekday = (end_local - INTERVAL).dt.day_name()
+    given = df["day_of_week"].astype(object).where(df["day_of_week"].notna(), "").astype(str).str.strip()
+    day = given.str[0].map(KOREAN_DAYS).fillna(given.str[:3].str.lower())
+    day_bad = end_local.notna() & (given != "") & (day != weekday.str[:3].str.lower())
+    if day_bad.any():
+        day_why = (why + "; day_of_week: " + given + " disagrees with date " + df["date"].astype(str)
+                   + " (a " + weekday + ")")
+        why = why.where(~day_bad, day_why).str.strip("; ")
     # the features count 15-minute intervals (lags, windows): a stamp between two interval ends has no place
     off_grid = end_local.notna() & (end_local.dt.minute % 15 != 0)
     if off_grid.any():  # the reason text only where a stamp is off the grid (a clean file builds none)
@@ -123,4 +135,4 @@ def read(path: Path, *, meter_id: str = METER_ID) -> Canonical:
         "interval": "15 min",
     }
     tables = {"meter_readings": Table("meter_readings", "meter_id", METER_COLUMNS, readings, notes)}
-    return Canonical(DATASET, KSIC, str(path), tables, rejects, total)
+    return Canonical(DATASET, KSIC, str(path), tables, rejects, total, warnings)

@@ -45,6 +45,7 @@ def features(batch: pd.DataFrame) -> pd.DataFrame:
 
 
 def labels(batch: pd.DataFrame) -> pd.DataFrame:
-    """Label rows -> the label view's columns, in (entity, time) order."""
+    """Label rows -> the label view's columns, in (entity, time) order. A label the file had no column for is
+    missing in every row: nullable integers keep it null (int64 cannot hold it)."""
     df = batch.sort_values([KEY, TIMESTAMP], kind="stable").reset_index(drop=True)
-    return df[[KEY, TIMESTAMP, *LABELS]].astype(LABELS)
+    return df[[KEY, TIMESTAMP, *LABELS]].astype({c: "Int64" for c in LABELS})

@@ -354,6 +354,83 @@ def test_a_file_without_labels_writes_its_features_alone(tmp_path, store, datase
     assert rep.views == {f"{dataset}_features": 10, f"{dataset}_labels": 0}  # rows the store wrote
 
 
+def drop_columns(lines: list[str], names: list[str]) -> list[str]:
+    keep = [i for i, n in enumerate(lines[0].split(",")) if n not in names]
+    return [",".join(x.split(",")[i] for i in keep) for x in lines]
+
+
+def stored(store, view: str):  # noqa: ANN001, ANN201 - the rows of a view in the offline store, by lot
+    import pandas as pd
+
+    frame = pd.concat(pd.read_parquet(f) for f in store.offline.files("acme", view))
+    return frame.sort_values("lot_id", ignore_index=True)
+
+
+@pytest.mark.parametrize("absent", [list(ai4i.MODES), ["Machine failure"], ["HDF", "RNF"]])
+def test_a_file_with_some_label_columns_keeps_its_rows(tmp_path, store, absent):
+    """A file with some of the AI4I label columns (Machine failure without the mode flags, or the reverse) had
+    every row set aside for the labels it had no column for; now its features and the labels it has are written,
+    the others stored as null (what training masks out), and one warning names them."""
+    lines = ai4i_lines()
+    lines[3] = set_field(lines[3], 8, "1")  # a failure, with its HDF flag
+    lines[3] = set_field(lines[3], 10, "1")
+    rep = run_pipeline("ai4i", write(tmp_path, "a.csv", drop_columns(lines, absent)), store=store)
+    assert (rep.rows_ok, rep.rows_quarantined, rep.quarantine) == (10, 0, None)
+    assert rep.views == {"ai4i_features": 10, "ai4i_labels": 10}
+    have = [c for c in ai4i.LABELS if c not in absent]
+    assert rep.warnings == [f"a.csv: no label column {', '.join(absent)} (the file has {', '.join(have)}); its rows "
+                            f"are kept with {'that label' if len(absent) == 1 else 'those labels'} empty (null)"]
+    labels = stored(store, "ai4i_labels")
+    for name in ai4i.LABELS:
+        column = labels[ai4i.RENAME[name]]
+        if name in absent:
+            assert column.isna().all()
+        else:
+            assert column.tolist() == [int(name in ("Machine failure", "HDF") and u == 3) for u in range(1, 11)]
+
+
+def test_a_blank_in_a_label_the_file_has_is_still_set_aside(tmp_path, store):
+    lines = drop_columns(ai4i_lines(), ["TWF", "PWF", "OSF", "RNF"])  # UDI .. Machine failure, HDF
+    lines[5] = set_field(lines[5], 9, "")
+    lines[6] = set_field(lines[6], 8, "2")
+    rep = run_pipeline("ai4i", write(tmp_path, "a.csv", lines), store=store, max_bad_share=0.5)
+    assert (rep.rows_ok, rep.rows_quarantined) == (8, 2) and rep.views["ai4i_labels"] == 8
+    reasons = {json.loads(x)["source_row"]: json.loads(x)["reason"] for x in open(rep.quarantine, encoding="utf-8")}
+    assert reasons == {5: "hdf: missing", 6: "machine_failure: 2 1 outside [0, 1]"}
+    assert len(rep.warnings) == 1
+
+
+def test_the_cli_prints_one_warning_line_for_absent_labels(monkeypatch, tmp_path):
+    from typer.testing import CliRunner
+
+    from tests.pipelines.test_runner import _cli
+
+    path = write(tmp_path, "a.csv", drop_columns(ai4i_lines(), ["Machine failure", "TWF"]))
+    res = CliRunner().invoke(_cli(monkeypatch, tmp_path), ["ingest", "ai4i", str(path), "-q"])
+    assert res.exit_code == 0, res.output
+    assert res.stderr.splitlines() == [
+        "warning: a.csv: no label column Machine failure, TWF (the file has HDF, PWF, OSF, RNF); its rows are kept "
+        "with those labels empty (null)"]
+    assert json.loads(res.stdout)["views"] == {"ai4i_features": 10, "ai4i_labels": 10}
+
+
+def test_the_real_ai4i_file_without_its_mode_flags(tmp_path):
+    """The shared AI4I file less its five mode flags gives the same features and Machine failure labels as the
+    whole file, and null flags."""
+    lines = need("ai4i2020/ai4i2020_train.csv").read_text(encoding="utf-8").splitlines()
+    job = get_job("ai4i")
+
+    def frames(name: str, rows: list[str]):  # noqa: ANN202
+        checked = validate(ai4i.read(write(tmp_path, name, rows)))
+        assert checked.bad_rows == 0
+        return runner.transform(job, checked.tables)[0]
+
+    whole, part = frames("whole.csv", lines), frames("part.csv", drop_columns(lines, list(ai4i.MODES)))
+    assert part["ai4i_features"].equals(whole["ai4i_features"]) and len(part["ai4i_labels"]) == 8000
+    assert part["ai4i_labels"]["machine_failure"].equals(whole["ai4i_labels"]["machine_failure"])
+    assert part["ai4i_labels"][[m.lower() for m in ai4i.MODES]].isna().all().all()
+
+
 def test_a_cmapss_test_file_writes_no_labels(tmp_path, store):
     """NASA's test_FD00x.txt engines stop before failing: their RUL at the last cycle is unknown, not 0. The
     labels and failure events were written as if every engine failed there; now a test file gives sensors alone,
@@ -419,3 +496,75 @@ def test_missing_operating_settings_are_set_aside_not_put_in_regime_0(tmp_path):
     frames, _, _ = runner.transform(job, v.tables)
     # one row without settings had pulled 2,998 of 2,999 rows into one regime (every normalised sensor wrong)
     assert frames["cmapss_features"]["regime"].value_counts().max() < 1000
+
+
+# 8. files as Excel saves them in Korean, European and US offices ------------------------------------------------
+
+KOREAN = "a.csv: is not UTF-8 text; read as CP949 (EUC-KR, as Korean Excel saves a CSV)"
+
+
+@pytest.mark.parametrize(("module", "make", "name"), [
+    (ai4i, ai4i_lines, "a.csv"), (steel_energy, steel_lines, "a.csv"), (secom, secom_lines, "a.csv"),
+])
+def test_a_korean_excel_csv_is_read_as_cp949(tmp_path, module, make, name):
+    """Korean Excel saves a CSV as CP949 (EUC-KR): such a file was refused as not UTF-8; it is read, with a note."""
+    lines = [x + ("," + ("비고" if i else "설비 메모")) for i, x in enumerate(make())]  # a notes column in Korean
+    p = tmp_path / name
+    p.write_bytes(("\n".join(lines) + "\n").encode("cp949"))
+    c = module.read(p)
+    assert c.source_rows == 10 and not len(c.rejects) and c.warnings == [KOREAN]
+    assert validate(c).bad_rows == 0
+    latin = tmp_path / "latin.csv"  # not CP949 either: still refused, naming the row
+    latin.write_bytes(("\n".join(make()[:3] + [make()[3] + ",caf\xe9"]) + "\n").encode("latin-1"))
+    with pytest.raises(ValueError, match=r"^latin\.csv: row 3 \(line 4\) is not UTF-8 text"):
+        module.read(latin)
+
+
+def test_the_cli_names_a_cp949_file_in_one_warning_line(monkeypatch, tmp_path):
+    from typer.testing import CliRunner
+
+    from tests.pipelines.test_runner import _cli
+
+    lines = [x + ("," + ("월" if i else "비고")) for i, x in enumerate(ai4i_lines())]
+    (tmp_path / "a.csv").write_bytes(("\n".join(lines) + "\n").encode("cp949"))
+    res = CliRunner().invoke(_cli(monkeypatch, tmp_path), ["ingest", "ai4i", str(tmp_path / "a.csv"), "-q"])
+    assert res.exit_code == 0 and res.stderr.splitlines() == [f"warning: {KOREAN}"], res.output
+    assert json.loads(res.stdout)["warnings"] == [KOREAN]
+
+
+@pytest.mark.parametrize(("sep", "decimal"), [(";", ","), ("\t", ".")])
+@pytest.mark.parametrize(("module", "make"), [(ai4i, ai4i_lines), (steel_energy, steel_lines), (secom, secom_lines)])
+def test_a_semicolon_or_tab_separated_file_reads_as_its_comma_twin(tmp_path, sep, decimal, module, make):
+    """A European Excel saves ``;`` between fields and ``,`` as the decimal mark; a tab-separated export keeps the
+    point. Both were refused as lacking every column; they read as the comma-separated file does."""
+    lines = make()
+    other = [lines[0].replace(",", sep)] + [x.replace(",", sep).replace(".", decimal) for x in lines[1:]]
+    want, got = module.read(write(tmp_path, "comma.csv", lines)), module.read(write(tmp_path, "other.csv", other))
+    assert not got.warnings and not len(got.rejects)
+    for kind, table in want.tables.items():
+        assert got[kind].data.equals(table.data), kind
+
+
+def test_a_month_first_steel_date_is_set_aside_not_moved_to_another_month(tmp_path):
+    """A US Excel writes 2 January 2018 as 01/02/2018, which reads as 1 February: the rows were stored a month
+    off. The file's Day_of_week (the day the interval belongs to) now sets such a row aside."""
+    lines = need("steel_energy/steel_industry_2018_jan_oct.csv").read_text(encoding="utf-8").splitlines()[:289]
+    assert validate(steel_energy.read(write(tmp_path, "e.csv", lines))).bad_rows == 0  # 1-3 January, day first
+    us = [lines[0]] + [f"{x[3:5]}/{x[:2]}{x[5:]}" for x in lines[1:]]  # month first
+    v = validate(steel_energy.read(write(tmp_path, "us.csv", us)))
+    assert v.reasons == {"wrong type": 192} and v.quarantined["source_row"].min() == 97  # every row after 1 January
+    assert v.quarantined["reason"].iloc[0] == "day_of_week: Tuesday disagrees with date 01/02/2018 00:15 (a Thursday)"
+    korean = [lines[0]] + [x.replace("Monday", "월요일").replace("Tuesday", "화").replace("Wednesday", "Wed")
+                           for x in lines[1:]]  # as a Korean export may name the days
+    assert validate(steel_energy.read(write(tmp_path, "ko.csv", korean))).bad_rows == 0
+
+
+def test_a_refused_run_names_its_first_bad_row(tmp_path, store):
+    """A steel file with ISO stamps and a zone has no row read: the refusal said 'unreadable row: 10' and
+    pointed at the quarantine; it now says which row first and why."""
+    lines = steel_lines()
+    iso = [lines[0]] + [x.replace("01/01/2018 ", "2018-01-01T", 1).replace(",", ":00+09:00,", 1) for x in lines[1:]]
+    with pytest.raises(InvalidInput) as e:
+        run_pipeline("steel-energy", write(tmp_path, "e.csv", iso), store=store)
+    assert "(unreadable row: 10; first: row 1: date: 2018-01-01T00:15:00+09:00 is not %d/%m/%Y %H:%M; rows and " \
+           "reasons in " in one_line(e.value)
