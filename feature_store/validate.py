@@ -4,8 +4,10 @@ or a file's first data row) and column. Nothing is written here."""
 
 from __future__ import annotations
 
+import csv
 import io
 import reprlib
+import struct
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -28,6 +30,232 @@ _SHOW.maxlevel = 2
 
 def _show(value: object) -> str:
     return _SHOW.repr(value)
+
+
+# What one upload may decode to. Parquet and compressed Arrow IPC hold a column of one repeated value in a few bytes
+# (a dictionary page of a 1 MB string and 1,000 rows pointing at it: 503 bytes, 3 GB once read; an IPC buffer of
+# zeros: 33 KB, 1 GB), so the body limit bounds nothing there: the size is checked from the file's own metadata
+# before anything is decoded. A CSV or a record of many columns costs ~10 KB per column to read (300,000 columns in a
+# 1.2 MB CSV: 3 GB, 9 s); no view and no model has more than a few hundred.
+MAX_COLUMNS = 10_000
+MAX_DECODED_BYTES = 512 << 20  # five times the default body limit (SFAI_MAX_BODY_BYTES)
+CSV_BLOCK_BYTES = 1 << 20  # pyarrow's CSV block: a header row must fit in it (pyarrow refuses it otherwise)
+
+
+def check_columns(count: int) -> None:
+    if count > MAX_COLUMNS:
+        raise InvalidInput(f"the data has {count:,} columns; at most {MAX_COLUMNS:,} are read")
+
+
+def _too_big(what: str, size: int) -> InvalidInput:
+    return InvalidInput(
+        f"the {what} data would take {size:,} bytes once decoded, more than the {MAX_DECODED_BYTES:,} read in one "
+        "call; send it in smaller parts"
+    )
+
+
+def _csv_columns(data: bytes) -> int:
+    """The number of columns of a CSV's header row (at most its first block, where pyarrow reads it), counted
+    before pyarrow builds a reader per column. Commas are a cheap upper bound; only a block holding more than
+    ``MAX_COLUMNS`` of them (a file of many rows) is parsed for its first row."""
+    block = data[:CSV_BLOCK_BYTES]
+    if block.count(b",") < MAX_COLUMNS:
+        return block.count(b",") + 1
+    try:
+        return len(next(csv.reader(io.StringIO(block.decode("utf-8", "replace"), newline="")), []))
+    except csv.Error:  # a header field past the csv module's own limit (128 KB): count its commas, a bound
+        return block.split(b"\n", 1)[0].count(b",") + 1
+
+
+def _flat_type(t: pa.DataType) -> bool:
+    """A column type that is one value per row (numbers, booleans, text, bytes, times), possibly dictionary-encoded.
+    Lists, structs, maps, unions, run-end encoded and view types are no reading and no id, and their decoded size is
+    not bounded by what was sent (a view or a run stands for any number of values)."""
+    if pa.types.is_dictionary(t):
+        return _flat_type(t.value_type)
+    return (
+        pa.types.is_null(t) or pa.types.is_boolean(t) or pa.types.is_integer(t) or pa.types.is_floating(t)
+        or pa.types.is_decimal(t) or pa.types.is_temporal(t) or _binary_like(t) or pa.types.is_fixed_size_binary(t)
+    )
+
+
+def _binary_like(t: pa.DataType) -> bool:
+    return pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_binary(t) or pa.types.is_large_binary(t)
+
+
+def check_flat(schema: pa.Schema) -> None:
+    """Every column of ``schema`` is a flat one (see ``_flat_type``); at most ``MAX_COLUMNS`` of them."""
+    check_columns(len(schema))
+    for f in schema:
+        if not _flat_type(f.type):
+            raise InvalidInput(
+                f"column {str(f.name)!r} is of type {f.type}: only single values (numbers, booleans, text, times) "
+                "are read"
+            )
+
+
+def decoded_bytes(table: pa.Table) -> int:
+    """The bytes ``table`` takes once every dictionary-encoded column is decoded (to pandas, or cast to its values'
+    type): a dictionary of one long string and many indices is small as read, and huge decoded."""
+    total = 0
+    for col in table.columns:
+        if not pa.types.is_dictionary(col.type):
+            total += col.nbytes
+            continue
+        for chunk in col.chunks:
+            total += chunk.indices.nbytes + 8 * len(chunk)
+            values = chunk.dictionary
+            if _binary_like(values.type):
+                total += pc.sum(pc.take(pc.binary_length(values), chunk.indices)).as_py() or 0
+            elif len(values):
+                total += len(chunk) * -(-values.nbytes // len(values))
+    return total
+
+
+def read_parquet_bytes(data: bytes, *, check_rows=None) -> pa.Table:  # noqa: ANN001 - check_rows: (int) -> None
+    """An uploaded Parquet file, read only when its metadata says that it decodes to at most ``MAX_DECODED_BYTES``
+    in at most ``MAX_COLUMNS`` flat columns (``check_rows`` may refuse its row count first). Text columns are read
+    dictionary-encoded, so that a dictionary page of one long value is measured by its use before it is expanded,
+    and then decoded (the table is what ``pq.read_table`` gives).
+
+    The metadata is the writer's word: a file forged to understate its page sizes is not caught here; a
+    compressed or dictionary-encoded column written by any Parquet writer is."""
+    pf = pq.ParquetFile(io.BytesIO(data))
+    md, schema = pf.metadata, pf.schema_arrow
+    check_flat(schema)
+    if check_rows is not None:
+        check_rows(md.num_rows)
+    widths = [max(8, md.schema.column(j).length or 0) for j in range(md.num_columns)]
+    estimate = 0
+    for i in range(md.num_row_groups):
+        rg = md.row_group(i)
+        for j in range(rg.num_columns):
+            c = rg.column(j)
+            estimate += c.total_uncompressed_size + widths[j] * c.num_values
+        if estimate > MAX_DECODED_BYTES:
+            raise _too_big("Parquet", estimate)
+    text = [f.name for f in schema if _binary_like(f.type)]
+    table = pq.ParquetFile(io.BytesIO(data), metadata=md, read_dictionary=text).read() if text else pf.read()
+    size = decoded_bytes(table)
+    if size > MAX_DECODED_BYTES:
+        raise _too_big("Parquet", size)
+    for i, f in enumerate(schema):
+        if f.name in text and pa.types.is_dictionary(table.schema.field(i).type):
+            table = table.set_column(i, f, table.column(i).cast(f.type))
+    return table
+
+
+def read_ipc_bytes(data: bytes, *, file: bool = False, check_rows=None) -> pa.Table:  # noqa: ANN001
+    """An Arrow IPC stream (``file``: the IPC file format), read only when its record batches declare at most
+    ``MAX_DECODED_BYTES`` once decompressed and decoded, in at most ``MAX_COLUMNS`` flat columns (``check_rows`` may
+    refuse the declared row count first). Uncompressed buffers are read in place from ``data``; a compressed one
+    (LZ4 or ZSTD) names its decompressed length in its first 8 bytes, which Arrow allocates as it reads, so those
+    lengths are summed from the messages before any batch is read."""
+    buf = pa.py_buffer(data)
+    if file:
+        messages = [pa.ipc.read_message(buf.slice(offset, length)) for offset, length in _ipc_file_blocks(data)]
+        schema = pa.ipc.open_file(buf).schema
+    else:
+        reader = pa.ipc.MessageReader.open_stream(buf)
+        messages = list(reader)
+        schema = pa.ipc.open_stream(buf).schema
+    check_flat(schema)
+    rows = declared = 0
+    for m in messages:
+        if m.type not in ("record batch", "dictionary batch"):
+            continue
+        length, size = _ipc_batch_sizes(m.metadata.to_pybytes(), m.body)
+        declared += size
+        if m.type == "record batch":
+            rows += length
+    if check_rows is not None:
+        check_rows(rows)
+    declared += rows * 8 * len(schema)  # a column of nulls or booleans holds no (or few) bytes per row
+    if declared > MAX_DECODED_BYTES:
+        raise _too_big("Arrow", declared)
+    table = (pa.ipc.open_file(buf) if file else pa.ipc.open_stream(buf)).read_all()
+    size = decoded_bytes(table)
+    if size > MAX_DECODED_BYTES:
+        raise _too_big("Arrow", size)
+    return table
+
+
+def _fb_field(meta: bytes, table: int, index: int) -> int | None:
+    """Where field ``index`` of the flatbuffer table at ``table`` lies, None where it is absent (its default)."""
+    vtable = table - struct.unpack_from("<i", meta, table)[0]
+    slot = 4 + 2 * index
+    if slot + 2 > struct.unpack_from("<H", meta, vtable)[0]:
+        return None
+    offset = struct.unpack_from("<H", meta, vtable + slot)[0]
+    return table + offset if offset else None
+
+
+def _fb_deref(meta: bytes, at: int) -> int:
+    return at + struct.unpack_from("<I", meta, at)[0]
+
+
+def _ipc_batch_sizes(meta: bytes, body: pa.Buffer | None) -> tuple[int, int]:
+    """(rows, bytes of its buffers once decompressed) of an IPC record or dictionary batch message: the Arrow
+    format's flatbuffers (``Message.fbs``: Message.header_type 1, header 2; RecordBatch.length 0, buffers 2,
+    compression 3; DictionaryBatch.data 1), read directly since pyarrow does not expose them."""
+    try:
+        root = _fb_deref(meta, 0)
+        header_type, header = _fb_field(meta, root, 1), _fb_field(meta, root, 2)
+        if header_type is None or header is None:
+            raise InvalidInput("cannot read the Arrow data: a batch without its header")
+        batch = _fb_deref(meta, header)
+        if meta[header_type] == 2:  # a dictionary batch: its values are a record batch
+            data = _fb_field(meta, batch, 1)
+            if data is None:
+                raise InvalidInput("cannot read the Arrow data: a dictionary batch without its values")
+            batch = _fb_deref(meta, data)
+        at = _fb_field(meta, batch, 0)
+        rows = struct.unpack_from("<q", meta, at)[0] if at is not None else 0
+        compressed = _fb_field(meta, batch, 3) is not None
+        at = _fb_field(meta, batch, 2)
+        buffers = []
+        if at is not None:
+            vec = _fb_deref(meta, at)
+            buffers = [struct.unpack_from("<qq", meta, vec + 4 + 16 * i) for i in range(struct.unpack_from(
+                "<I", meta, vec)[0])]
+        size = 0
+        for offset, length in buffers:
+            if compressed and length >= 8:  # only the 8-byte prefix is read: the body is not copied
+                if body is None or offset < 0 or offset + 8 > body.size:
+                    raise IndexError(offset)
+                declared = struct.unpack_from("<q", body.slice(offset, 8).to_pybytes())[0]
+                size += length if declared < 0 else declared  # -1: this buffer is stored uncompressed
+            else:
+                size += max(length, 0)
+    except (struct.error, IndexError):
+        raise InvalidInput("cannot read the Arrow data: its batch metadata is damaged") from None
+    return max(rows, 0), size
+
+
+def _ipc_file_blocks(data: bytes) -> list[tuple[int, int]]:
+    """(offset, length) of every message an Arrow IPC file's footer points at (dictionaries and record batches):
+    the file reader reads those, wherever they are. ``Footer``: dictionaries 2, recordBatches 3; a ``Block`` is
+    offset (int64), metadata length (int32, padded), body length (int64)."""
+    try:
+        if len(data) < 16 or data[-6:] != b"ARROW1":
+            raise InvalidInput("cannot read the Arrow data: not an Arrow IPC file")
+        size = struct.unpack_from("<i", data, len(data) - 10)[0]
+        footer = data[len(data) - 10 - size: len(data) - 10]
+        root = _fb_deref(footer, 0)
+        blocks = []
+        for index in (2, 3):
+            at = _fb_field(footer, root, index)
+            if at is None:
+                continue
+            vec = _fb_deref(footer, at)
+            for i in range(struct.unpack_from("<I", footer, vec)[0]):
+                offset, meta_len, body_len = struct.unpack_from("<qi4xq", footer, vec + 4 + 24 * i)
+                if offset < 0 or meta_len < 0 or body_len < 0 or offset + meta_len + body_len > len(data):
+                    raise InvalidInput("cannot read the Arrow data: its footer points outside the file")
+                blocks.append((offset, meta_len + body_len))
+    except (struct.error, IndexError):
+        raise InvalidInput("cannot read the Arrow data: its footer is damaged") from None
+    return blocks
 
 
 def read_table(data, *, fmt: str | None = None) -> pa.Table:  # noqa: ANN001
@@ -56,9 +284,11 @@ def read_table(data, *, fmt: str | None = None) -> pa.Table:  # noqa: ANN001
             raise InvalidInput(f"{path.name}: unknown file type {fmt!r}; expected .csv or .parquet")
         if isinstance(data, bytes):
             if fmt == "parquet":
-                return pq.read_table(io.BytesIO(data))
+                return read_parquet_bytes(data)
             if fmt == "csv":
-                return pacsv.read_csv(io.BytesIO(data), convert_options=pacsv.ConvertOptions(strings_can_be_null=True))
+                check_columns(_csv_columns(data))
+                return pacsv.read_csv(io.BytesIO(data), read_options=pacsv.ReadOptions(block_size=CSV_BLOCK_BYTES),
+                                      convert_options=pacsv.ConvertOptions(strings_can_be_null=True))
             raise InvalidInput(f"unknown upload format {fmt!r}; expected csv or parquet")
     except InvalidInput:
         raise
@@ -97,6 +327,7 @@ def _check_records(records: list) -> None:
     filled in with null nor (where the first record lacks it) dropped, as Arrow would do. A list or an object is
     refused before Arrow infers a type for it (a nested object 900 levels deep took it 10 s)."""
     keys = records[0].keys() if isinstance(records[0], dict) else None
+    check_columns(len(keys or ()))
     kinds: set[type] = set()
     for i, r in enumerate(records):
         if not isinstance(r, dict):

@@ -11,7 +11,6 @@ from __future__ import annotations
 import functools
 import importlib
 import inspect
-import io
 import logging
 import threading
 import time
@@ -20,8 +19,8 @@ from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
-import pyarrow.parquet as pq
 
+from feature_store.validate import read_ipc_bytes, read_parquet_bytes
 from feature_store.view import TIMESTAMP
 from models.families import get_family
 from models.registry import ModelRegistry, find_champion, find_named
@@ -189,18 +188,18 @@ async def read_frame(request, limit: int = MAX_RECORDS) -> tuple[pd.DataFrame | 
     raw = await request.body()
     if not raw:
         raise InvalidInput("empty request body")
+    rows = functools.partial(check_batch, limit=limit)  # from the body's metadata, before a row is decoded
     if ctype in ("application/vnd.apache.arrow.stream", "application/vnd.apache.arrow.file"):
-        try:
-            reader = pa.ipc.open_stream(raw) if ctype.endswith("stream") else pa.ipc.open_file(raw)
-            table = reader.read_all()
-        except (pa.ArrowInvalid, OSError) as e:
+        try:  # bounded: a compressed Arrow body of a few KB can decode to gigabytes (validate.read_ipc_bytes)
+            table = read_ipc_bytes(raw, file=not ctype.endswith("stream"), check_rows=rows)
+        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, OSError, ValueError) as e:
             raise InvalidInput(f"cannot read the Arrow body: {e}") from None
         check_batch(table.num_rows, limit)
         return _limit(table.to_pandas(), limit), _binary_options(request)
     if ctype in ("application/vnd.apache.parquet", "application/x-parquet"):
-        try:
-            table = pq.read_table(io.BytesIO(raw))
-        except (pa.ArrowInvalid, OSError) as e:
+        try:  # bounded likewise (validate.read_parquet_bytes)
+            table = read_parquet_bytes(raw, check_rows=rows)
+        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, OSError, ValueError) as e:
             raise InvalidInput(f"cannot read the Parquet body: {e}") from None
         check_batch(table.num_rows, limit)
         return _limit(table.to_pandas(), limit), _binary_options(request)

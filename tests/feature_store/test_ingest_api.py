@@ -110,6 +110,67 @@ def test_bad_uploads_are_4xx_and_write_nothing(client, app, acme, kwargs, status
     assert app.state.platform.feature_store("acme").offline.files("acme", "machine_stats") == []
 
 
+def _parquet(table, **kwargs) -> bytes:
+    import pyarrow.parquet as pq
+
+    buf = io.BytesIO()
+    pq.write_table(table, buf, compression="zstd", **kwargs)
+    return buf.getvalue()
+
+
+def _rle_zeros(batches: int = 80, rows: int = 1 << 20) -> bytes:
+    """80 Mi zeros in one int64 column: 1.5 MB of Parquet (run-length encoded), 640 MiB once read."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    t = pa.table({"temp_mean": pa.array(np.zeros(rows, dtype=np.int64))})
+    buf = io.BytesIO()
+    with pq.ParquetWriter(buf, t.schema, compression="zstd") as w:
+        for _ in range(batches):
+            w.write_table(t)
+    return buf.getvalue()
+
+
+def test_uploads_that_decode_to_more_than_the_limit_are_refused_before_they_are_read(client, app, acme):
+    """One call could take gigabytes: a Parquet file of one 1 MiB text repeated (a few hundred bytes; 600 MiB, and
+    with 10,000 rows 10 GB, once read), a run of zeros, a CSV or a record of 20,000 columns (300,000 columns in
+    1.2 MB of CSV took 3 GB and 9 s to read, before the first unknown column was named). Each is refused from its
+    metadata or header, and nothing is written."""
+    import pyarrow as pa
+
+    raw = {"content-type": "application/vnd.apache.parquet"}
+    text = pa.DictionaryArray.from_arrays(pa.array([0] * 600, pa.int32()), pa.array(["a" * (1 << 20)]))
+    wide = ",".join(f"c{i}" for i in range(20_000))
+    cases = [
+        ({"content": _parquet(pa.table({"machine_id": text}), store_schema=False), "headers": raw}, "once decoded"),
+        ({"content": _parquet(pa.table({"machine_id": text})), "headers": raw}, "once decoded"),  # a dictionary
+        ({"content": _rle_zeros(), "headers": raw}, "once decoded"),
+        ({"files": {"file": ("rows.parquet", _rle_zeros(), "application/octet-stream")}}, "once decoded"),
+        ({"content": (wide + "\n" + wide + "\n").encode(), "headers": {"content-type": "text/csv"}},
+         "20,000 columns; at most 10,000"),
+        ({"content": ('"a\nb",' + wide + "\n").encode(), "headers": {"content-type": "text/csv"}},
+         "20,001 columns"),  # a quoted line break in the header
+        ({"json": {"records": [dict.fromkeys(wide.split(","), 1)]}}, "20,000 columns"),
+    ]
+    for kwargs, message in cases:
+        headers = {**bearer(acme.mes), **kwargs.pop("headers", {})}
+        if "content" in kwargs:
+            assert len(kwargs["content"]) < 4 << 20
+        r = client.post("/v1/ingest/machine_stats", headers=headers, **kwargs)
+        assert r.status_code == 422 and message in r.json()["error"]["message"], r.text
+    assert app.state.platform.feature_store("acme").offline.files("acme", "machine_stats") == []
+    # a Parquet upload within the limits, its text dictionary-encoded or not, still lands
+    df = pd.DataFrame([REC, {**REC, "machine_id": "m2", "mode": "idle"}])
+    df["event_timestamp"] = pd.to_datetime(df["event_timestamp"])
+    for table in (pa.Table.from_pandas(df), pa.Table.from_pandas(df.astype({"mode": "category"}))):
+        r = client.post("/v1/ingest/machine_stats", content=_parquet(table), headers={**bearer(acme.mes), **raw})
+        assert r.status_code == 200 and r.json()["rows"] == 2, r.text
+    online = client.post("/v1/features/online", json={"view": "machine_stats", "entity_ids": ["m2"]},
+                         headers=bearer(acme.mes)).json()
+    assert online["rows"][0]["mode"] == "idle"
+
+
 def test_views_are_per_tenant_and_roles_apply(client, app, db, acme):
     other = make_tenant(db, PEPPER, "other")
     r = client.post("/v1/ingest/machine_stats", json={"records": [REC]}, headers=bearer(other.mes))

@@ -2,6 +2,7 @@
 on the same file, this thread's own connection) or a dropped view shows at once; a commit by another process
 shows within ``recheck_s``."""
 
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -78,3 +79,33 @@ def test_cache_stays_bounded(tmp_path):
         assert len(store._local.cache) <= CACHE_ROWS
     finally:
         store.close()
+
+
+def test_a_large_write_leaves_the_file_to_other_writers_between_its_chunks(tmp_path, monkeypatch):
+    """The online file has one writer at a time for every tenant: one upload of 2 million entities held it 12 s in a
+    single transaction, and other tenants' ingests queued behind it (past the 30 s busy timeout: a 503). Rows are
+    now written a few thousand to a transaction; while the next ones are prepared, another writer gets in."""
+    from feature_store.online import sqlite as online_sqlite
+
+    path = tmp_path / "online.db"
+    store = SqliteOnlineStore(path)
+    other = sqlite3.connect(path, timeout=0, isolation_level=None)  # no waiting: locked is an error at once
+    encode, calls, got_in = online_sqlite.encode, [0], []
+
+    def encode_and_try_another_writer(ts, values):  # noqa: ANN001, ANN202
+        calls[0] += 1
+        if calls[0] == 8_000:  # well into the write
+            other.execute("BEGIN IMMEDIATE")
+            other.execute("INSERT INTO online_features VALUES ('other', 'stats', 'x', 1, '[1,{}]')")
+            other.execute("COMMIT")
+            got_in.append(True)
+        return encode(ts, values)
+
+    monkeypatch.setattr(online_sqlite, "encode", encode_and_try_another_writer)
+    rows = {f"m{i}": (i, {"temp_mean": float(i)}) for i in range(12_000)}
+    assert store.write("acme", "stats", rows) == 12_000
+    assert got_in == [True]
+    assert store.read("acme", "stats", ["m0", "m11999"]) == [(0, {"temp_mean": 0.0}), (11_999, {"temp_mean": 11999.0})]
+    assert store.read("other", "stats", ["x"]) == [(1, {})]
+    other.close()
+    store.close()

@@ -202,6 +202,73 @@ def test_batch_size_limit_is_configurable(settings, db):
         Settings(max_batch_records=20_000)
 
 
+def _arrow_bomb(batches: int = 10, rows: int = 1000, columns: int = 8000, *, file: bool = False) -> bytes:
+    """An Arrow IPC body of ``batches * rows`` zeros in ``columns`` int64 columns, zstd-compressed: about 5 MB
+    sent, 640 MB once decompressed (one 8 KB array stands for every column, so building it costs nothing)."""
+    import numpy as np
+    import pyarrow as pa
+
+    zeros = pa.array(np.zeros(rows, dtype=np.int64))
+    batch = pa.RecordBatch.from_arrays([zeros] * columns, names=[f"c{i}" for i in range(columns)])
+    sink = pa.BufferOutputStream()
+    opts = pa.ipc.IpcWriteOptions(compression="zstd")
+    with (pa.ipc.new_file if file else pa.ipc.new_stream)(sink, batch.schema, options=opts) as w:
+        for _ in range(batches):
+            w.write_batch(batch)
+    return sink.getvalue().to_pybytes()
+
+
+def _parquet_bomb(rows: int = 600) -> bytes:
+    """A Parquet body of ``rows`` copies of one 1 MiB string: a few hundred bytes sent (one dictionary page,
+    zstd), 600 MiB once read. Written without the Arrow schema, so a reader sees a plain text column."""
+    import io
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    col = pa.DictionaryArray.from_arrays(pa.array([0] * rows, pa.int32()), pa.array(["a" * (1 << 20)]))
+    buf = io.BytesIO()
+    pq.write_table(pa.table({"Type": col}), buf, compression="zstd", store_schema=False)
+    return buf.getvalue()
+
+
+def test_compressed_prediction_bodies_are_measured_before_they_are_decoded(client, db):
+    """A few KB of compressed Arrow or Parquet decoded to gigabytes in the prediction route (33 KB: 1 GB; 318
+    bytes of Parquet: 10 GB), before the record count was checked: one call could exhaust the server's memory. The
+    size the body's metadata declares is checked first; within the limits, both formats are read as before."""
+    acme = make_tenant(db, PEPPER, "acme", modules=("maintenance",))
+    h = bearer(acme.mes)
+    for ctype, body in (
+        ("application/vnd.apache.arrow.stream", _arrow_bomb()),
+        ("application/vnd.apache.arrow.file", _arrow_bomb(file=True)),
+        ("application/vnd.apache.parquet", _parquet_bomb()),
+    ):
+        assert len(body) < 8 << 20
+        err = assert_error(client.post(PREDICT, content=body, headers={**h, "content-type": ctype}), 422)
+        assert "once decoded" in err["message"] and "536,870,912" in err["message"], (ctype, err)
+    # rows past the batch limit are refused from the metadata too (10,001 rows of zeros)
+    many = _arrow_bomb(batches=1, rows=10_001, columns=1)
+    err = assert_error(client.post(PREDICT, content=many, headers={
+        **h, "content-type": "application/vnd.apache.arrow.stream"}), 422)
+    assert "at most 10000 records" in err["message"]
+    # a small compressed body is read as before (no model here: the answer says so)
+    small = _arrow_bomb(batches=1, rows=3, columns=2)
+    for ctype, body in (("application/vnd.apache.arrow.stream", small), ("application/vnd.apache.arrow.file",
+                                                                          _arrow_bomb(1, 3, 2, file=True))):
+        r = client.post(PREDICT, content=body, headers={**h, "content-type": ctype})
+        assert r.status_code == 404 and "sfai train failure" in r.json()["error"]["message"], r.text
+    # lists are no readings: refused before they are read
+    import pyarrow as pa
+
+    sink = pa.BufferOutputStream()
+    nested = pa.table({"Type": [[1, 2]]})
+    with pa.ipc.new_stream(sink, nested.schema) as w:
+        w.write_table(nested)
+    err = assert_error(client.post(PREDICT, content=sink.getvalue().to_pybytes(), headers={
+        **h, "content-type": "application/vnd.apache.arrow.stream"}), 422)
+    assert "column 'Type' is of type list" in err["message"]
+
+
 def test_background_solves_are_limited_per_tenant(settings, db):
     acme = make_tenant(db, PEPPER, "acme", modules=("scheduling",))
     other = make_tenant(db, PEPPER, "other", modules=("scheduling",))
