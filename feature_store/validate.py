@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 import reprlib
 import struct
 from datetime import UTC, datetime
@@ -258,6 +259,52 @@ def _ipc_file_blocks(data: bytes) -> list[tuple[int, int]]:
     return blocks
 
 
+# What CP949 text from a Korean factory holds besides ASCII: Hangul syllables and letters, CJK punctuation,
+# fullwidth forms, and the unit and mark symbols of KS X 1001 (℃, ㎏, ㎾, μ, Ω, Ⅱ, ①, ■, →, ·). Latin-1 bytes also
+# decode as CP949 at times ("Größe": 0xF6 0xDF is one Hanja), so a file is taken for CP949 only when every
+# character beyond ASCII is one of these.
+_KOREAN = re.compile(
+    r"[\x00-\x7f\u00b0\u00b1\u00b7\u00d7\u0391-\u03c9\u1100-\u11ff\u2010-\u203b\u2100-\u21ff\u2460-\u24ff"
+    r"\u2500-\u25ff\u3000-\u303f\u3130-\u318f\u3200-\u33ff\uac00-\ud7a3\uff00-\uffef]*"
+)
+
+
+def korean_text(text: str) -> bool:
+    """Whether ``text`` (bytes decoded as CP949) reads as Korean: beyond ASCII, Hangul and its punctuation only."""
+    return _KOREAN.fullmatch(text) is not None
+
+
+def csv_text(data: bytes, name: str) -> bytes:
+    """A CSV's bytes as UTF-8 text with commas, or one line saying what the file is instead (``name``: the file, or
+    "the upload"). A file that is not UTF-8 but CP949 throughout (what Korean Excel saves as "CSV") is recoded; an
+    empty or binary file, or a header separated by semicolons or tabs (European Excel, a TSV export), is refused
+    with what to do: pyarrow would say "Expected 1 columns, got 2" on a line of the file's bytes."""
+    if not data.strip():
+        raise InvalidInput(f"{name}: empty file; expected a CSV with a header row")
+    head = data[:CSV_BLOCK_BYTES]
+    if b"\x00" in head:
+        raise InvalidInput(f"{name}: is not text (a binary file, or UTF-16); save it as a UTF-8 CSV")
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        try:
+            text = data.decode("cp949")
+            if not korean_text(text):
+                raise UnicodeDecodeError("cp949", data, e.start, e.end, "not Korean text")
+            data = text.encode("utf-8")
+        except UnicodeDecodeError:
+            row = data[: e.start].count(b"\n")
+            raise InvalidInput(f"{name}: line {row + 1} is not UTF-8 text (byte 0x{data[e.start]:02x}); save the file "
+                               "as a UTF-8 CSV") from None
+    first = next((ln for ln in data[:CSV_BLOCK_BYTES].splitlines() if ln.strip()), b"")
+    if b"," not in first:
+        for sep, what in ((b";", "semicolons"), (b"\t", "tabs")):
+            if sep in first:
+                raise InvalidInput(f"{name}: the header is separated by {what}; SFAI reads comma-separated CSV (in "
+                                   "Excel: save as 'CSV UTF-8 (comma delimited)')")
+    return data
+
+
 def read_table(data, *, fmt: str | None = None) -> pa.Table:  # noqa: ANN001
     """Records (list of dicts), a pandas DataFrame, an Arrow table, bytes or a path of CSV/Parquet."""
     try:
@@ -280,21 +327,28 @@ def read_table(data, *, fmt: str | None = None) -> pa.Table:  # noqa: ANN001
             if fmt == "parquet":
                 return pq.read_table(path)
             if fmt == "csv":
-                return pacsv.read_csv(path, convert_options=pacsv.ConvertOptions(strings_can_be_null=True))
+                return _read_csv(csv_text(path.read_bytes(), path.name))
             raise InvalidInput(f"{path.name}: unknown file type {fmt!r}; expected .csv or .parquet")
         if isinstance(data, bytes):
             if fmt == "parquet":
                 return read_parquet_bytes(data)
             if fmt == "csv":
-                check_columns(_csv_columns(data))
-                return pacsv.read_csv(io.BytesIO(data), read_options=pacsv.ReadOptions(block_size=CSV_BLOCK_BYTES),
-                                      convert_options=pacsv.ConvertOptions(strings_can_be_null=True))
+                return _read_csv(csv_text(data, "the upload"))
             raise InvalidInput(f"unknown upload format {fmt!r}; expected csv or parquet")
     except InvalidInput:
         raise
     except (pa.ArrowInvalid, pa.ArrowTypeError, OSError, ValueError, TypeError, OverflowError) as e:
         raise InvalidInput(f"cannot read the {fmt or 'input'} data: {' '.join(str(e).split())[:300]}") from None
     raise InvalidInput(f"unsupported input of type {type(data).__name__}")
+
+
+def _read_csv(data: bytes) -> pa.Table:
+    check_columns(_csv_columns(data))
+    try:
+        return pacsv.read_csv(io.BytesIO(data), read_options=pacsv.ReadOptions(block_size=CSV_BLOCK_BYTES),
+                              convert_options=pacsv.ConvertOptions(strings_can_be_null=True))
+    except (pa.ArrowInvalid, pa.ArrowTypeError, OSError, ValueError) as e:
+        raise InvalidInput(f"cannot read the CSV: {' '.join(str(e).split())[:300]}") from None
 
 
 def _from_pandas(df: pd.DataFrame) -> pa.Table:

@@ -5,8 +5,9 @@
 - a folder, a missing file, an empty file, a file with only a header, text that is neither UTF-8 nor CP949
   (UTF-16, Latin-1, a binary file), a header that names a column twice or a file the parser cannot read at all:
   ``ValueError("<file>: <what is wrong>")``, one line;
-- a file that is not UTF-8 but reads as CP949 (EUC-KR and its Windows superset: what Korean Excel saves) is read
-  as CP949, with a note; a CSV whose header is separated by semicolons (European Excel, where the decimal mark is
+- a file that is not UTF-8 but reads as Korean CP949 text (EUC-KR and its Windows superset: what Korean Excel
+  saves; beyond ASCII only Hangul and its punctuation, so Latin-1 that happens to decode is not taken for it) is
+  read as CP949, with a note; a CSV whose header is separated by semicolons (European Excel, where the decimal mark is
   a comma) or tabs rather than commas is read with that separator;
 - rows with the wrong number of fields (a truncated line, a stray delimiter): pandas would fill a short row
   with NaN (missing values that later get forward-filled) and drop or refuse a long one. Such rows are set
@@ -30,6 +31,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from feature_store.validate import korean_text
 from pipelines.canonical import SOURCE_ROW, empty_rejects
 
 WHITESPACE = r"\s+"
@@ -100,7 +102,9 @@ def _text_encoding(path: Path, encoding: str, header: bool) -> str:
         try:
             with open(path, "rb") as f:
                 while block := f.read(_DECODE_BLOCK):
-                    decoder.decode(block)
+                    text = decoder.decode(block)
+                    if enc == CP949 and not korean_text(text):  # Latin-1 that happens to decode (Größe: a Hanja)
+                        raise ValueError(_not_utf8(path, header))
             decoder.decode(b"", final=True)
             return enc
         except UnicodeDecodeError:

@@ -12,6 +12,7 @@ from typing import Annotated
 import typer
 
 from serving.cli.common import database, emit_json, info, settings
+from serving.errors import InvalidInput
 
 features_app = typer.Typer(help="Feature views: declare, list, materialize.", no_args_is_help=True)
 ingest_app = typer.Typer(help="Ingest data into a tenant's feature store.", no_args_is_help=True)
@@ -157,9 +158,16 @@ def ingest_csv(
     """Append a file's rows to a feature view (offline and online); prints a JSON report."""
     if not path.exists():
         raise ValueError(f"{path}: no such file")
+    if path.is_dir():
+        raise ValueError(f"{path}: is a folder; give a CSV or Parquet file")
     name = path.stem if view is None else _not_empty(view, "--view")
     fs = store_for(tenant)
-    rep = fs.ingest(name, path, write_online=not no_online)
+    try:
+        rep = fs.ingest(name, path, write_online=not no_online)
+    except InvalidInput as e:  # "no rows", "row 3, column ...": with the file they are about
+        if e.message.startswith(f"{path.name}: "):
+            raise
+        raise InvalidInput(f"{path.name}: {e.message}") from None
     emit_json(
         {
             "tenant": fs.tenant,

@@ -160,3 +160,33 @@ def test_a_stored_view_too_long_for_a_directory_does_not_break_the_tenant(sfai_e
     assert p.returncode == 0, p.stderr
     refused(sfai_env, ("ingest", "csv", str(workspace / "okview.csv"), "--view", long),
             "stored feature view 'aaaaaaaaaa")
+
+
+def test_ingest_csv_names_the_file_and_what_it_is_instead(sfai_env, workspace):
+    """pyarrow's own words were "Expected 1 columns, got 2: <the file's bytes>" for a semicolon file or a binary
+    one, and "no rows" without the file; a CP949 file (Korean Excel) was refused with its raw bytes."""
+    w = workspace
+    (w / "empty.csv").write_bytes(b"")
+    (w / "head.csv").write_text("machine_id,event_timestamp,x\n")
+    (w / "bin.csv").write_bytes(bytes(range(256)) * 8)
+    (w / "semi.csv").write_text("machine_id;event_timestamp;x\nm1;2024-01-01T00:00:00Z;1,5\n")
+    (w / "tabs.csv").write_text("machine_id\tevent_timestamp\tx\nm1\t2024-01-01T00:00:00Z\t1.5\n")
+    (w / "latin.csv").write_bytes("machine_id,event_timestamp,x\ncafé,2024-01-01T00:00:00Z,1.5\n".encode("latin-1"))
+    (w / "text.csv").write_text("machine_id,event_timestamp,x\nm1,2024-01-01T00:00:00Z,abc\n")
+    for name, message in [
+        ("empty.csv", "empty.csv: empty file"),
+        ("head.csv", "head.csv: no rows"),
+        ("bin.csv", "bin.csv: is not text"),
+        ("semi.csv", "semi.csv: the header is separated by semicolons"),
+        ("tabs.csv", "tabs.csv: the header is separated by tabs"),
+        ("latin.csv", "latin.csv: line 2 is not UTF-8 text (byte 0xe9)"),
+        ("text.csv", "text.csv: "),
+    ]:
+        refused(sfai_env, ("ingest", "csv", str(w / name), "--view", "okview"), message)
+    refused(sfai_env, ("ingest", "csv", str(w), "--view", "okview"), "is a folder")
+    assert rows(sfai_env) == 1
+    # Korean Excel's CSV (CP949): read as such
+    (w / "kr.csv").write_bytes("machine_id,event_timestamp,x\n공장1,2024-01-02T00:00:00Z,2.5\n".encode("cp949"))
+    p = sfai(sfai_env, "ingest", "csv", str(w / "kr.csv"), "--view", "okview")
+    assert p.returncode == 0, p.stderr
+    assert rows(sfai_env) == 2
