@@ -518,6 +518,10 @@ def test_a_korean_excel_csv_is_read_as_cp949(tmp_path, module, make, name):
     latin.write_bytes(("\n".join(make()[:3] + [make()[3] + ",caf\xe9"]) + "\n").encode("latin-1"))
     with pytest.raises(ValueError, match=r"^latin\.csv: row 3 \(line 4\) is not UTF-8 text"):
         module.read(latin)
+    # Latin-1 that CP949 decodes too ("Größe": 0xF6 0xDF is a Hanja): not Korean text, so refused, not stored changed
+    latin.write_bytes(("\n".join(make()[:3] + [make()[3] + ",Gr\xf6\xdfe"]) + "\n").encode("latin-1"))
+    with pytest.raises(ValueError, match=r"^latin\.csv: row 3 \(line 4\) is not UTF-8 text"):
+        module.read(latin)
 
 
 def test_the_cli_names_a_cp949_file_in_one_warning_line(monkeypatch, tmp_path):
