@@ -61,7 +61,17 @@ METER_COLUMNS: dict[str, Column] = {
     "load_type": Column("1", dtype="string", description="Light_Load / Medium_Load / Maximum_Load"),
     "interval_start": Column("UTC", dtype="timestamp", description="start of the 15-minute interval"),
 }
-KOREAN_DAYS = dict(zip("월화수목금토일", ("mon", "tue", "wed", "thu", "fri", "sat", "sun"), strict=True))  # 월요일 ...
+KOREAN_DAYS = "월화수목금토일"  # 월요일 ... 일요일, or 월 ... 일
+ENGLISH_DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+def _weekday_number(name: str) -> int:
+    """Monday 0 ... Sunday 6 for an English (Monday, mon) or Korean (월요일, 월) day name; -1 for anything else,
+    which then disagrees with every date."""
+    if name[:1] and name[0] in KOREAN_DAYS:
+        return KOREAN_DAYS.index(name[0])
+    key = name[:3].lower()
+    return ENGLISH_DAYS.index(key) if key in ENGLISH_DAYS else -1
 NUMERIC = ["usage_kwh", "lagging_kvarh", "leading_kvarh", "co2_t", "lagging_pf", "leading_pf", "nsm"]
 
 
@@ -89,13 +99,15 @@ def read(path: Path, *, meter_id: str = METER_ID) -> Canonical:
     # the file's weekday is that of the day the interval belongs to: a date written month first (01/02/2018 for 2
     # January, as a US Excel saves it) reads as another day (1 February) and would be stored there without it.
     # Names in English (Monday, Mon) or Korean (월요일, 월)
-    weekday = (end_local - INTERVAL).dt.day_name()
-    given = df["day_of_week"].astype(object).where(df["day_of_week"].notna(), "").astype(str).str.strip()
-    day = given.str[0].map(KOREAN_DAYS).fillna(given.str[:3].str.lower())
-    day_bad = end_local.notna() & (given != "") & (day != weekday.str[:3].str.lower())
+    # (the names are looked up once each: a file holds seven of them)
+    weekday = (end_local - INTERVAL).dt.day_of_week
+    given = df["day_of_week"].astype("string").str.strip()
+    day = given.map({name: _weekday_number(name) for name in given.dropna().unique()}).astype("Int64")
+    day_bad = (end_local.notna() & given.notna() & (given != "") & (day != weekday)).fillna(False).astype(bool)
     if day_bad.any():
-        day_why = (why + "; day_of_week: " + given + " disagrees with date " + df["date"].astype(str)
-                   + " (a " + weekday + ")")
+        names = (end_local - INTERVAL).dt.day_name()
+        day_why = (why + "; day_of_week: " + given.astype(str) + " disagrees with date " + df["date"].astype(str)
+                   + " (a " + names + ")")
         why = why.where(~day_bad, day_why).str.strip("; ")
     # the features count 15-minute intervals (lags, windows): a stamp between two interval ends has no place
     off_grid = end_local.notna() & (end_local.dt.minute % 15 != 0)
