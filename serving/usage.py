@@ -578,21 +578,23 @@ def export_usage(
     t = UsageRecord.__table__
 
     def rows() -> Iterator[dict]:
+        # a connection per page, given back before the page is sent: a client reading slowly would otherwise hold
+        # one of the pool's connections for the whole export (the pages follow ``seq``, so none is missed)
         last = 0
-        with db.engine.connect() as conn:
-            while True:
+        while True:
+            with db.engine.connect() as conn:
                 page = conn.execute(
                     _range_filter(select(t), tenant_id, start, end, None)
                     .where(t.c.seq > last)
                     .order_by(t.c.seq)
                     .limit(chunk)
                 ).all()
-                if not page:
-                    return
-                for r in page:
-                    d = _row_dict(r, names.get(r.tenant_id, str(r.tenant_id)), chain=tenant_id is None)
-                    yield d if tenant_id is not None else {"log_seq": r.seq, **d}
-                last = page[-1].seq
+            if not page:
+                return
+            for r in page:
+                d = _row_dict(r, names.get(r.tenant_id, str(r.tenant_id)), chain=tenant_id is None)
+                yield d if tenant_id is not None else {"log_seq": r.seq, **d}
+            last = page[-1].seq
 
     def gen_csv() -> Iterator[str]:
         buf = io.StringIO()
