@@ -106,3 +106,23 @@ def test_maintenance_window_and_peak_power():
     assert verify(p, s) == []
     tight = replace(p, energy=EnergySettings(period=10, peak_cap_kw=15))
     assert "peak_power" in {v.kind for v in verify(tight, s)}
+
+
+def test_zero_length_operations_at_one_instant_are_checked_in_an_order_that_can_hold():
+    """A plan gives times, not the order of operations that take no time: two zero-length operations at one
+    instant were checked in the order the plan listed them, so a one-way setup (B -> A needs 4, A -> B none) was
+    reported for a plan that is valid with A first. Where no order holds, the setup is still reported."""
+    jobs = (Job("J1", (Operation("A", {"M1": 0}, family="a"),)), Job("J2", (Operation("B", {"M1": 0}, family="b"),)))
+    p = SchedulingProblem(jobs=jobs, machines=(Machine("M1"),), setups=SetupTimes({("b", "a"): 4}))
+    for order in (("J1", "J2"), ("J2", "J1")):
+        plan = Schedule(assignments=tuple(Assignment(j, "A" if j == "J1" else "B", "M1", 5, 5) for j in order))
+        assert verify(p, plan) == [], order
+    both = replace(p, setups=SetupTimes({("b", "a"): 4, ("a", "b"): 4}))
+    plan = Schedule(assignments=(Assignment("J1", "A", "M1", 5, 5), Assignment("J2", "B", "M1", 5, 5)))
+    assert [x.kind for x in verify(both, plan)] == ["setup"]
+    # with the operation before them: b then the pair needs the pair to start with b
+    jobs3 = (*jobs, Job("J3", (Operation("C", {"M1": 5}, family="b"),)))
+    p3 = replace(p, jobs=jobs3)
+    plan = Schedule(assignments=(Assignment("J3", "C", "M1", 0, 5), Assignment("J1", "A", "M1", 5, 5),
+                                 Assignment("J2", "B", "M1", 5, 5)))
+    assert [x.kind for x in verify(p3, plan)] == ["setup"]  # b -> (a, b) or (b, a): one b -> a either way
