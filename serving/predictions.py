@@ -162,12 +162,21 @@ def _records_reader(family: str):  # noqa: ANN202
     return getattr(_predict_module(family), "records_frame", None)
 
 
+@functools.cache
+def _fields_checker(family: str):  # noqa: ANN202
+    return getattr(_predict_module(family), "check_fields", None)
+
+
 def records_frame(family: str, rows: pd.DataFrame | list[dict], *, from_store: bool = False) -> pd.DataFrame:
-    """The rows a family's ``score`` takes: a table body as it is; JSON records as a frame, through the family's
-    ``records_frame`` where it has one (failure and defect: it refuses a field the model does not know, a typo
-    that would otherwise be carried unread). Online-store rows (``from_store``) are taken as they are: they also
+    """The rows a family's ``score`` takes: JSON records as a frame, through the family's ``records_frame`` where it
+    has one, and an Arrow or Parquet body's columns through its ``check_fields`` (failure and defect: a field the
+    model does not know is refused, a typo that would otherwise be carried unread: a defect measurement misnamed
+    in a batch body was scored as missing). Online-store rows (``from_store``) are taken as they are: they also
     hold the view's entity key and any features the view declares for other uses."""
     if not isinstance(rows, list):
+        check = _fields_checker(family)
+        if check is not None:
+            check(rows.columns)
         return rows
     read = None if from_store else _records_reader(family)
     return read(rows) if read is not None else pd.DataFrame.from_records(rows)

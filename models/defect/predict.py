@@ -50,6 +50,9 @@ def score(model: OnnxModel, df: pd.DataFrame, *, explain: bool = False, top: int
     return out
 
 
+check_fields = F.check_fields  # the columns of an Arrow or Parquet body (serving.predictions.records_frame)
+
+
 def records_frame(records: list[dict]) -> pd.DataFrame:
     """API records (JSON, or online-store rows) as the frame :func:`score` reads; a field that is neither a
     measurement nor one of the known extras (id, label, test time, online-store keys) is refused, naming it. Files

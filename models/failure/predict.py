@@ -136,6 +136,9 @@ def score(model: OnnxModel, df: pd.DataFrame, *, explain: bool = False, top: int
     return pd.DataFrame(_score(model, F.validate_arrays(df), F.row_ids(df), explain, top))
 
 
+check_fields = F.check_fields  # the columns of an Arrow or Parquet body (serving.predictions.records_frame)
+
+
 def records_frame(records: list[dict]) -> pd.DataFrame:
     """API records (JSON, or online-store rows) as the frame :func:`score` reads, for an answer in Arrow: an unknown
     field is refused as :func:`score_records` refuses it."""

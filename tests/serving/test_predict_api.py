@@ -492,4 +492,23 @@ def test_defect_records_with_an_unknown_field_are_422_and_the_known_ones_pass(se
                 r = client.post(path, json={"records": records}, headers={**h, **accept})
                 assert r.status_code == 422, (typo, r.text)
                 assert r.json()["error"]["message"].startswith(f"unknown feature {typo!r}"), r.text
+        # an Arrow or Parquet body is held to the same: its typo was scored as a missing measurement
+        import io
+
+        import pyarrow as pa
+
+        frame = pd.DataFrame(body["records"])
+        for typo, expect in (("f05", 422), ("row_id", 200)):
+            table = pa.Table.from_pandas(frame.assign(**{typo: 1}), preserve_index=False)
+            sink = pa.BufferOutputStream()
+            with pa.ipc.new_stream(sink, table.schema) as w:
+                w.write_table(table)
+            buf = io.BytesIO()
+            frame.assign(**{typo: 1}).to_parquet(buf)
+            for content, ctype in ((sink.getvalue().to_pybytes(), "application/vnd.apache.arrow.stream"),
+                                   (buf.getvalue(), "application/vnd.apache.parquet")):
+                r = client.post(path, content=content, headers={**h, "content-type": ctype})
+                assert r.status_code == expect, (typo, ctype, r.text)
+                if expect == 422:
+                    assert r.json()["error"]["message"].startswith("unknown feature 'f05'"), r.text
     client.app.state.platform.close()
