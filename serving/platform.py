@@ -84,6 +84,7 @@ class Platform:
     def start(self) -> None:
         if self.settings.usage_log_enabled:
             self.writer.start()
+        self.jobs.start()
 
     def close(self) -> None:
         self.writer.close()

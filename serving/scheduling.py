@@ -15,7 +15,7 @@ from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from serving.db import Database
 from serving.db.tables import SchedulingJob
@@ -23,6 +23,10 @@ from serving.errors import InvalidInput, NotFound, TooManyRequests
 from serving.tenancy import as_utc, utcnow
 
 log = logging.getLogger("sfai.scheduling")
+# A process stamps its queued and running jobs this often; a job not stamped for STALE_S is taken over by another
+# live process (its own stopped). Long enough that a busy process is never taken for a stopped one.
+HEARTBEAT_S = 10.0
+STALE_S = 120.0
 # parts of a problem that only a partner module's subscription enables
 PARTNERS = (("failure_risk", "maintenance"), ("energy", "energy"))
 
@@ -96,11 +100,25 @@ class Jobs:
     jobs, among those the tenant whose last job started longest ago (round-robin), not the oldest job of all; so a
     tenant's job waits for at most one job per other waiting tenant, not for another tenant's whole queue."""
 
-    def __init__(self, db: Database, workers: int = 1, *, max_job_s: float = 3600.0, max_active: int = 4) -> None:
+    def __init__(
+        self,
+        db: Database,
+        workers: int = 1,
+        *,
+        max_job_s: float = 3600.0,
+        max_active: int = 4,
+        heartbeat_s: float = HEARTBEAT_S,
+        stale_s: float = STALE_S,
+    ) -> None:
         self.db = db
         self.max_job_s = max_job_s
         self.max_active = max_active
+        self.heartbeat_s = heartbeat_s
+        self.stale_s = stale_s
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sfai-schedule")
+        self._held: set[str] = set()  # the jobs this process has queued or running: it stamps them
+        self._stop = threading.Event()
+        self._beat: threading.Thread | None = None
         self._lock = threading.Lock()
         # queued jobs per tenant, oldest first, (job id, prepared); running jobs and last start (a counter) per tenant
         self._queued: dict[int, deque[tuple[str, tuple]]] = {}
@@ -141,9 +159,11 @@ class Jobs:
                         status="queued",
                         request=json.dumps(request),
                         created_at=utcnow(),
+                        heartbeat_at=utcnow(),
                     )
                 )
             self._queued.setdefault(tenant_id, deque()).append((job_id, prepared))
+            self._held.add(job_id)
         # one pool task per queued job; each runs whichever job is fairest when a worker takes it (see _next)
         self._pool.submit(self._run_next)
         return self.get(tenant_id, job_id)
@@ -173,6 +193,7 @@ class Jobs:
             self._run(job_id, prepared)
         finally:
             with self._lock:
+                self._held.discard(job_id)
                 self._running[tenant_id] -= 1
                 if not self._running[tenant_id]:
                     del self._running[tenant_id]
@@ -209,5 +230,68 @@ class Jobs:
                 "error": job.error,
             }
 
+    # jobs that outlive their process ---------------------------------------------------------------------------
+    def start(self) -> None:
+        """Stamps this process' jobs every ``heartbeat_s`` and takes over jobs whose process stopped (a serving
+        process calls it; a CLI that only reads jobs does not)."""
+        if self._beat is None:
+            self._beat = threading.Thread(target=self._heartbeat, name="sfai-schedule-heartbeat", daemon=True)
+            self._beat.start()
+
+    def _heartbeat(self) -> None:
+        while not self._stop.wait(self.heartbeat_s):
+            try:
+                self.beat()
+                self.adopt_stale()
+            except Exception:  # noqa: BLE001 - a database that is away now is retried on the next beat
+                log.warning("scheduling jobs: heartbeat failed", exc_info=True)
+
+    def beat(self) -> None:
+        """Stamps every job this process holds (one statement)."""
+        with self._lock:
+            held = list(self._held)
+        if held:
+            with self.db.session() as s:
+                s.execute(update(SchedulingJob).where(SchedulingJob.id.in_(held)).values(heartbeat_at=utcnow()))
+
+    def _stale(self, now):  # noqa: ANN001, ANN202 - a SQL condition
+        cutoff = now - timedelta(seconds=self.stale_s)
+        stamp = func.coalesce(SchedulingJob.heartbeat_at, SchedulingJob.created_at)  # no stamp before 0007
+        return SchedulingJob.status.in_(("queued", "running")) & (stamp < cutoff)
+
+    def adopt_stale(self) -> list[str]:
+        """Takes over the jobs whose process stopped stamping them (``stale_s``): each is claimed by a conditional
+        update, so that of several live processes one gets it, and queued again here from its stored request, with
+        the tenant's subscriptions of now. Returns the ids taken."""
+        from serving.tenancy import active_subscriptions
+
+        now = utcnow()
+        with self.db.session() as s:
+            candidates = s.execute(select(SchedulingJob.id, SchedulingJob.tenant_id).where(self._stale(now))).all()
+        taken = []
+        for job_id, tenant_id in candidates:
+            with self.db.session() as s:
+                claimed = s.execute(
+                    update(SchedulingJob)
+                    .where(SchedulingJob.id == job_id, self._stale(now))
+                    .values(status="queued", started_at=None, heartbeat_at=utcnow())
+                ).rowcount
+                request = s.scalar(select(SchedulingJob.request).where(SchedulingJob.id == job_id)) if claimed else None
+            if not claimed:
+                continue
+            log.warning("scheduling job %s: its server process stopped; solving it again here", job_id)
+            try:
+                prepared = prepare(json.loads(request), set(active_subscriptions(self.db, tenant_id)))
+            except Exception as e:  # noqa: BLE001 - recorded on the job
+                self._update(job_id, status="failed", error=f"{type(e).__name__}: {e}", finished_at=utcnow())
+                continue
+            with self._lock:
+                self._queued.setdefault(tenant_id, deque()).append((job_id, prepared))
+                self._held.add(job_id)
+            self._pool.submit(self._run_next)
+            taken.append(job_id)
+        return taken
+
     def close(self) -> None:
+        self._stop.set()
         self._pool.shutdown(wait=False, cancel_futures=True)

@@ -266,3 +266,40 @@ def test_odd_calendars_and_pins_get_a_true_status_or_a_422(client, db):
         r = _post(client, path, {"time_limit_s": 2, "problem": early}, acme.mes)
         assert r.status_code == 422, r.text
         assert "operation 'a' is pinned at 0, before the job's release 3" in r.json()["error"]["message"]
+
+
+def test_a_job_whose_process_stopped_is_taken_over_and_solved(db):
+    """Jobs lived in the memory of the process that accepted them: after a restart or a crash they stayed
+    ``queued`` or ``running`` for good. A process now stamps its jobs; one whose stamp is stale is claimed by one
+    live process (a conditional update) and solved again from its stored request. A fresh stamp is left alone."""
+    from datetime import timedelta
+
+    from serving.db.tables import SchedulingJob
+    from serving.scheduling import Jobs
+    from serving.schemas.scheduling import JobRequest
+    from serving.tenancy import get_tenant, utcnow
+
+    make_tenant(db, PEPPER, "acme", modules=("scheduling",))
+    tid = get_tenant(db, "acme").id
+    old = utcnow() - timedelta(minutes=10)
+    request = JobRequest(problem=PROBLEM, time_limit_s=2, objective="makespan").model_dump()  # as the route stores it
+    with db.session() as s:
+        for job_id, status, stamp in (("crashed", "running", old), ("lost", "queued", None), ("alive", "running",
+                                                                                           utcnow())):
+            s.add(SchedulingJob(id=job_id, tenant_id=tid, status=status, request=json.dumps(request),
+                                created_at=old, started_at=old if status == "running" else None, heartbeat_at=stamp))
+    one, two = Jobs(db, stale_s=60), Jobs(db, stale_s=60)
+    try:
+        assert sorted(one.adopt_stale()) == ["crashed", "lost"]
+        assert two.adopt_stale() == []  # claimed once: the other live process does not solve them again
+        deadline = time.monotonic() + 60
+        while {one.get(tid, j)["status"] for j in ("crashed", "lost")} != {"done"}:
+            assert time.monotonic() < deadline, [one.get(tid, j) for j in ("crashed", "lost")]
+            time.sleep(0.1)
+        for j in ("crashed", "lost"):
+            assert one.get(tid, j)["result"]["makespan"] == 7
+        assert one.get(tid, "alive")["status"] == "running"  # its process is stamping it
+        one.beat()  # nothing held any more: no error, nothing stamped
+    finally:
+        one.close()
+        two.close()
