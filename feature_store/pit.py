@@ -11,6 +11,7 @@ data are larger than memory.
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Sequence
 from datetime import datetime
@@ -19,6 +20,7 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from feature_store.view import CREATED, TIMESTAMP, FeatureView
 from serving.errors import InvalidInput
@@ -146,7 +148,7 @@ def _view_source(
     orders rows by (event time, written time), so that the as-of join's "latest at or before" is also
     "written last" among rows of the same time."""
     key = _q(view.join_key)
-    cols = ", ".join(_q(f) for f in feats)
+    cols = ", ".join(stored_columns(view, feats, files))
     if not files:  # no data yet: an empty relation of the right shape
         schema = view.arrow_schema()
         casts = ", ".join(
@@ -162,6 +164,29 @@ def _view_source(
     ts = _q(TIMESTAMP)
     order_key = f", epoch_us({ts})::HUGEINT * {_SHIFT} + epoch_us({_q(CREATED)})::HUGEINT AS __k" if dedupe else ""
     return f"SELECT {key}, {ts} AS __ts{order_key}, {cols} FROM read_parquet({file_list}, union_by_name = true) {where}"
+
+
+@functools.lru_cache(maxsize=65_536)
+def _file_columns(path: str, mtime_ns: int, size: int) -> frozenset[str]:  # mtime and size: a rewritten file is new
+    return frozenset(pq.read_schema(path).names)
+
+
+def stored_columns(view: FeatureView, names: Sequence[str], files: Sequence[str]) -> list[str]:
+    """The SELECT items for ``names`` over the view's Parquet ``files``: a column no file holds yet (a feature the
+    view gained after its data was written: a new version keeps the old files) is NULL of its declared type, for
+    DuckDB cannot bind a column that no file of a ``union_by_name`` read has. The files' schemas are read from
+    their footers (cached per file)."""
+    present: set[str] = set()
+    for f in files:
+        st = os.stat(f)
+        present |= _file_columns(f, st.st_mtime_ns, st.st_size)
+        if present.issuperset(names):
+            break
+    schema = view.arrow_schema()
+    return [
+        _q(c) if c in present or not files else f"CAST(NULL AS {_duck_type(schema.field(c).type)}) AS {_q(c)}"
+        for c in names
+    ]
 
 
 # (event time, written time) packed into one 128-bit integer: event_us * 2^64 + created_us

@@ -24,7 +24,7 @@ import pyarrow as pa
 from feature_store.offline import OfflineStore
 from feature_store.online import OnlineStore, online_store_for
 from feature_store.online.base import latest_rows
-from feature_store.pit import _q, connect, parse_features, training_frame
+from feature_store.pit import _q, connect, parse_features, stored_columns, training_frame
 from feature_store.registry import Registered, Registry
 from feature_store.validate import conform, read_table
 from feature_store.view import CREATED, TIMESTAMP, FeatureView
@@ -165,7 +165,7 @@ class FeatureStore:
             return 0
         start, end = _utc(start), _utc(end)
         key, ts = _q(view.join_key), _q(TIMESTAMP)
-        cols = ", ".join([key, ts, *(_q(f) for f in view.feature_names)])
+        cols = ", ".join([key, ts, *stored_columns(view, view.feature_names, files)])
         file_list = "[" + ", ".join("'" + f.replace("'", "''") + "'" for f in files) + "]"
         where, params = [f"{ts} < ?"], [end]
         if start is not None:

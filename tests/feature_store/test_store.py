@@ -54,6 +54,27 @@ def test_registry_versions_and_incompatible_changes(store):
         store.get_view("nope")
 
 
+def test_a_feature_added_to_a_view_reads_as_null_where_the_data_predates_it(store):
+    """A view may gain a feature (a new version); its files written before have no such column, and DuckDB could
+    not bind it: the training frame, materialization (and so a full restore of a backup) failed with "Referenced
+    column not found" until a row carrying it arrived. It now reads as null there."""
+    store.ingest("machine_stats", frame(ROWS))
+    evolved = FeatureView(name="machine_stats", entity=entities.machine,
+                          schema=[*STATS.schema, Field(name="current_max", dtype="float32")])
+    assert store.apply(evolved)[0].status == "updated"
+    entity = pd.DataFrame({"machine_id": ["m1", "m2"],
+                           "event_timestamp": pd.to_datetime(["2026-03-05", "2026-03-05"], utc=True)})
+    got = store.get_training_frame(entity, ["machine_stats:current_max", "machine_stats:temp_mean"])
+    assert got["current_max"].isna().all() and got["temp_mean"].notna().all()
+    assert store.materialize("machine_stats", None, "2026-04-01") == 2
+    assert store.online.read("acme", "machine_stats", ["m1"])[0][1]["current_max"] is None
+    later = {**REC, "machine_id": "m1", "event_timestamp": "2026-03-06T00:00:00Z", "current_max": 4.5}
+    store.ingest("machine_stats", [later])
+    entity["event_timestamp"] = pd.to_datetime(["2026-03-07", "2026-03-07"], utc=True)
+    got = store.get_training_frame(entity, ["machine_stats:current_max"])
+    assert got["current_max"].iloc[0] == 4.5 and pd.isna(got["current_max"].iloc[1])
+
+
 def test_ingest_writes_partitioned_parquet_and_online(store):
     rep = store.ingest("machine_stats", frame(ROWS))
     assert (rep.rows, rep.files, rep.partitions, rep.online_updated) == (
