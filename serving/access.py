@@ -141,7 +141,7 @@ class Access:
             )
         rate = self.rate_limits.get(sub.plan)
         if rate is not None:
-            self._take(ctx, module, sub.plan, rate)
+            self._take(ctx, module, rate, sub.plan)
         if sub.request_quota is not None:
             self._count(ctx, module, sub.request_quota, now)
         return sub
@@ -150,15 +150,8 @@ class Access:
         """Takes a token from the tenant's bucket for the endpoints outside the modules (tenant, subscriptions,
         keys, usage log, ingest, online lookups): no plan meters those, and ingest and exports are heavy."""
         rate = self.platform_rate
-        if rate is None:
-            return
-        wait = self.buckets.take((ctx.tenant_id, "platform"), rate, max(1.0, rate * self.burst_s))
-        if wait is not None:
-            raise RateLimited(
-                f"tenant '{ctx.tenant}' is calling SFAI's platform endpoints faster than {rate:g} calls per second; "
-                "retry after the seconds in Retry-After",
-                retry_after_s=wait,
-            )
+        if rate is not None:
+            self._take(ctx, "platform", rate)
 
     def export_slot(self, ctx: AuthContext, limit: int) -> Callable[[], None]:
         """One of the tenant's ``limit`` usage-log exports that may stream at once (429 past them): an export
@@ -188,12 +181,15 @@ class Access:
 
         return release
 
-    def _take(self, ctx: AuthContext, module: str, plan: str, rate: float) -> None:
-        wait = self.buckets.take((ctx.tenant_id, module), rate, max(1.0, rate * self.burst_s))
+    def _take(self, ctx: AuthContext, bucket: str, rate: float, plan: str | None = None) -> None:
+        """A token from the tenant's ``bucket``: a module's (``plan``: its subscription's) or, without a plan, the
+        platform endpoints'; 429 naming them and the rate when it is empty."""
+        wait = self.buckets.take((ctx.tenant_id, bucket), rate, max(1.0, rate * self.burst_s))
         if wait is not None:
+            what = f"'{bucket}' faster than its {plan} plan's" if plan else "SFAI's platform endpoints faster than"
             raise RateLimited(
-                f"tenant '{ctx.tenant}' is calling '{module}' faster than its {plan} plan's {rate:g} calls per "
-                "second; retry after the seconds in Retry-After",
+                f"tenant '{ctx.tenant}' is calling {what} {rate:g} calls per second; retry after the seconds in "
+                "Retry-After",
                 retry_after_s=wait,
             )
 
