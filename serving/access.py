@@ -73,21 +73,21 @@ class Access:
         refreshes it, so that a burst of requests at expiry makes one database lookup, not one each (a revoked
         key is still refused at most one TTL after the revocation reached another process). ``claim=False``
         only looks: for a caller that will not refresh (the prediction fast path hands over to the route)."""
+        return self.lookup(digest, claim=claim)[1]
+
+    def lookup(self, digest: bytes, *, claim: bool = True) -> tuple[bool, AuthContext | None]:
+        """(known, caller) as :meth:`cached` sees the key: ``known`` when this process looked it up within the TTL,
+        the caller then being None for a key it refused (unknown, revoked or a wrong secret), which the request path
+        refuses again without a database lookup. Not known: look it up with ``resolve``."""
         hit = self._keys.get(digest)
         if hit is None:
-            return None
+            return False, None
         now = time.monotonic()
         if hit[0] > now:
-            return hit[1]
+            return True, hit[1]
         if claim:
             self._keys[digest] = (now + self.ttl_s, hit[1])  # others keep the old answer while we refresh
-        return None
-
-    def known_invalid(self, digest: bytes) -> bool:
-        """Whether this process looked the key up within the TTL and found no caller (unknown, revoked or wrong
-        secret): the request path then refuses it without another database lookup."""
-        hit = self._keys.get(digest)
-        return hit is not None and hit[1] is None and hit[0] > time.monotonic()
+        return False, None
 
     def check_failed_lookups(self, client: str) -> None:
         """429 while ``client`` (an address) has spent its allowance of key lookups that found no caller: each

@@ -35,10 +35,8 @@ async def authenticate(request: Request, platform: PlatformDep) -> AuthContext:
         raise Unauthenticated("malformed Authorization header: expected 'Bearer <api key>'")
     access = platform.access
     digest = access.digest(token)
-    ctx = access.cached(digest)
-    if ctx is None:
-        if access.known_invalid(digest):  # refused within the TTL: no second database lookup
-            raise Unauthenticated("invalid or revoked API key")
+    known, ctx = access.lookup(digest)  # a key refused within the TTL is known: no second database lookup
+    if not known:
         client = request.client.host if request.client else "-"
         access.check_failed_lookups(client)
         ctx = await run_in_threadpool(lambda: access.resolve(token, digest, refresh=True))

@@ -189,3 +189,25 @@ def test_a_tenants_changes_drop_only_its_own_cached_keys(db):
     assert access.resolve(a.token) is None  # ... and the revocation is seen at once
     access.invalidate()
     assert access.cached(access.digest(b.token), claim=False) is None  # without a tenant: every key
+
+
+def test_a_refused_key_is_known_within_the_ttl_and_looked_up_again_after_it(db):
+    """The request path refuses a key this process refused within the TTL without a database lookup; once the
+    entry expires, one caller looks it up again (the others keep the old answer meanwhile), so a refusal is not
+    kept for good by a stream of requests."""
+    import time
+
+    from serving.access import Access
+
+    tenancy.create_tenant(db, "acme", "C29")
+    access = Access(db, PEPPER, ttl_s=1.0)
+    unknown = access.digest("sfai_k0123456789ab_nosuchsecret")
+    assert access.lookup(unknown) == (False, None)  # never seen
+    assert access.resolve("sfai_k0123456789ab_nosuchsecret") is None
+    assert access.lookup(unknown) == (True, None)  # refused a moment ago
+    time.sleep(1.05)
+    assert access.lookup(unknown) == (False, None)  # expired: this caller looks it up again ...
+    assert access.lookup(unknown) == (True, None)  # ... while the others keep the old answer
+    time.sleep(1.05)
+    assert access.lookup(unknown, claim=False) == (False, None)  # a look only claims nothing
+    assert access.lookup(unknown, claim=False) == (False, None)
