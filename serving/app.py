@@ -66,6 +66,7 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
     @asynccontextmanager
     async def lifespan(_app: FastAPI):
         platform.start()
+        platform.jobs.start()  # a serving process stamps its background solves and takes over stopped ones
         try:
             yield
         finally:

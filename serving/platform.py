@@ -84,7 +84,6 @@ class Platform:
     def start(self) -> None:
         if self.settings.usage_log_enabled:
             self.writer.start()
-        self.jobs.start()
 
     def close(self) -> None:
         self.writer.close()

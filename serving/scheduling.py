@@ -11,6 +11,7 @@ import json
 import logging
 import threading
 import uuid
+import weakref
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
@@ -88,6 +89,21 @@ def solve_prepared(problem, params, linked: dict) -> dict:  # noqa: ANN001
 
 def solve_now(request: dict, modules: set[str]) -> dict:
     return solve_prepared(*prepare(request, modules))
+
+
+def _heartbeat(ref: weakref.ref, stop: threading.Event, period: float) -> None:
+    """The heartbeat thread of a :class:`Jobs`: it holds the object weakly, so that one dropped without ``close``
+    (a test's app) ends its thread instead of stamping a database that is gone."""
+    while not stop.wait(period):
+        jobs = ref()
+        if jobs is None:
+            return
+        try:
+            jobs.beat()
+            jobs.adopt_stale()
+        except Exception:  # noqa: BLE001 - a database that is away now is retried on the next beat
+            log.warning("scheduling jobs: heartbeat failed", exc_info=True)
+        del jobs
 
 
 class Jobs:
@@ -235,16 +251,11 @@ class Jobs:
         """Stamps this process' jobs every ``heartbeat_s`` and takes over jobs whose process stopped (a serving
         process calls it; a CLI that only reads jobs does not)."""
         if self._beat is None:
-            self._beat = threading.Thread(target=self._heartbeat, name="sfai-schedule-heartbeat", daemon=True)
+            self._beat = threading.Thread(
+                target=_heartbeat, args=(weakref.ref(self), self._stop, self.heartbeat_s),
+                name="sfai-schedule-heartbeat", daemon=True,
+            )
             self._beat.start()
-
-    def _heartbeat(self) -> None:
-        while not self._stop.wait(self.heartbeat_s):
-            try:
-                self.beat()
-                self.adopt_stale()
-            except Exception:  # noqa: BLE001 - a database that is away now is retried on the next beat
-                log.warning("scheduling jobs: heartbeat failed", exc_info=True)
 
     def beat(self) -> None:
         """Stamps every job this process holds (one statement)."""
