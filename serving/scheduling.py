@@ -221,7 +221,10 @@ class Jobs:
             self._update(job_id, status="done", result=json.dumps(result, default=str), finished_at=utcnow())
         except Exception as e:  # noqa: BLE001 - recorded on the job
             log.exception("scheduling job %s failed", job_id)
-            self._update(job_id, status="failed", error=f"{type(e).__name__}: {e}", finished_at=utcnow())
+            self._fail(job_id, e)
+
+    def _fail(self, job_id: str, e: Exception) -> None:
+        self._update(job_id, status="failed", error=f"{type(e).__name__}: {e}", finished_at=utcnow())
 
     def _update(self, job_id: str, **values) -> None:
         with self.db.session() as s:
@@ -278,23 +281,24 @@ class Jobs:
 
         now = utcnow()
         with self.db.session() as s:
-            candidates = s.execute(select(SchedulingJob.id, SchedulingJob.tenant_id).where(self._stale(now))).all()
+            candidates = s.execute(
+                select(SchedulingJob.id, SchedulingJob.tenant_id, SchedulingJob.request).where(self._stale(now))
+            ).all()
         taken = []
-        for job_id, tenant_id in candidates:
+        for job_id, tenant_id, request in candidates:  # the request is stored once and never changes
             with self.db.session() as s:
                 claimed = s.execute(
                     update(SchedulingJob)
                     .where(SchedulingJob.id == job_id, self._stale(now))
                     .values(status="queued", started_at=None, heartbeat_at=utcnow())
                 ).rowcount
-                request = s.scalar(select(SchedulingJob.request).where(SchedulingJob.id == job_id)) if claimed else None
             if not claimed:
                 continue
             log.warning("scheduling job %s: its server process stopped; solving it again here", job_id)
             try:
                 prepared = prepare(json.loads(request), set(active_subscriptions(self.db, tenant_id)))
             except Exception as e:  # noqa: BLE001 - recorded on the job
-                self._update(job_id, status="failed", error=f"{type(e).__name__}: {e}", finished_at=utcnow())
+                self._fail(job_id, e)
                 continue
             with self._lock:
                 self._queued.setdefault(tenant_id, deque()).append((job_id, prepared))
