@@ -15,6 +15,7 @@ An error in a chunk names the row of the file, not of the chunk.
 from __future__ import annotations
 
 import contextlib
+import importlib
 import json
 import os
 import re
@@ -24,10 +25,13 @@ from pathlib import Path
 
 import pandas as pd
 
+from models.files import UNREADABLE, csv_format, unreadable
+from pipelines.adapters.source import TextFormat
 from serving.errors import InvalidInput
 from serving.runtime import OnnxModel
 
 ROW_ID = {"failure": "UDI", "defect": "row_id"}  # row-wise families and the id column of their output
+PLAIN_CSV = {"encoding": "utf-8-sig", "sep": ",", "decimal": "."}
 CHUNK_ROWS = 100_000
 
 
@@ -54,6 +58,7 @@ def score_file(
     output.parent.mkdir(parents=True, exist_ok=True)
     tmp = output.with_name(output.name + ".part")
     engine = "local"
+    notes: list[str] = []
     try:
         if family not in ROW_ID:
             frame = fam.load("predict").predict(OnnxModel(model_dir, threads=threads), input_path, dataset, **options)
@@ -61,13 +66,17 @@ def score_file(
             rows, chunks = len(frame), 1
         else:
             id_col = ROW_ID[family]
-            has_ids = id_col in _header(input_path)
+            what = importlib.import_module(f"models.{family}.features").WHAT
+            fmt = csv_format(input_path, what)
+            notes = list(fmt.notes)
+            has_ids = id_col in _header(input_path, fmt, what)
             if family == "defect" and not has_ids:
                 raise InvalidInput(f"input lacks the column {id_col!r}")
-            if use_ray and has_ids:
+            if use_ray and has_ids and fmt.read_csv_kw() == PLAIN_CSV:  # Ray Data reads UTF-8 with commas only
                 batches, engine = _ray_batches(family, model_dir, input_path, chunk_rows), "ray"
             else:
-                batches = _local_batches(family, OnnxModel(model_dir, threads=threads), input_path, chunk_rows, id_col)
+                model = OnnxModel(model_dir, threads=threads)
+                batches = _local_batches(family, model, _chunks(input_path, chunk_rows, id_col, fmt, what), id_col)
             rows = chunks = 0
             for out in _progress(batches, progress):
                 out.to_csv(tmp, index=False, header=chunks == 0, mode="w" if chunks == 0 else "a")
@@ -79,27 +88,30 @@ def score_file(
     finally:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
-    return {"rows": rows, "chunks": chunks, "engine": engine}
+    return {"rows": rows, "chunks": chunks, "engine": engine, "notes": notes}
 
 
-def _header(path: Path) -> list[str]:
+def _header(path: Path, fmt: TextFormat, what: str) -> list[str]:
     try:
-        return list(pd.read_csv(path, nrows=0).columns)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
-        raise InvalidInput(f"{path.name}: not a readable CSV ({str(e).splitlines()[0]})") from None
+        return list(pd.read_csv(path, nrows=0, **fmt.read_csv_kw()).columns)
+    except UNREADABLE as e:
+        raise unreadable(path, what, e) from None
 
 
-def _chunks(path: Path, chunk_rows: int, id_col: str) -> Iterator[tuple[int, pd.DataFrame]]:
+def _chunks(
+    path: Path, chunk_rows: int, id_col: str, fmt: TextFormat, what: str
+) -> Iterator[tuple[int, pd.DataFrame]]:
     """(offset of the chunk's first row, chunk). Ids are read as text, so they come back exactly as given
     (``007`` stays ``007``, and one blank id cannot turn the others into ``1.0``); a blank id is refused."""
     offset = 0
     try:
-        for chunk in pd.read_csv(path, chunksize=chunk_rows, low_memory=False, dtype={id_col: str}):
+        reader = pd.read_csv(path, chunksize=chunk_rows, low_memory=False, dtype={id_col: str}, **fmt.read_csv_kw())
+        for chunk in reader:
             _check_ids(chunk, id_col, offset)
             yield offset, chunk
             offset += len(chunk)
-    except (pd.errors.ParserError, UnicodeDecodeError) as e:
-        raise InvalidInput(f"{path.name}: not a readable CSV ({str(e).splitlines()[0]})") from None
+    except UNREADABLE as e:
+        raise unreadable(path, what, e) from None
 
 
 def _check_ids(frame: pd.DataFrame, id_col: str, offset: int | None) -> None:
@@ -118,11 +130,13 @@ def _file_rows(message: str, offset: int) -> str:
     return re.sub(r"\brow (\d+)", lambda m: f"row {int(m.group(1)) + offset}", message)
 
 
-def _local_batches(family: str, model: OnnxModel, path: Path, chunk_rows: int, id_col: str) -> Iterator[pd.DataFrame]:
+def _local_batches(
+    family: str, model: OnnxModel, chunks: Iterator[tuple[int, pd.DataFrame]], id_col: str
+) -> Iterator[pd.DataFrame]:
     from serving.predictions import scorer
 
     score = scorer(family)
-    for offset, chunk in _chunks(path, chunk_rows, id_col):
+    for offset, chunk in chunks:
         if id_col not in chunk.columns:  # ids 1..n over the whole file, as a single read would number them
             chunk = chunk.assign(**{id_col: range(offset + 1, offset + len(chunk) + 1)})
         try:

@@ -17,8 +17,10 @@ import pandas as pd
 
 from models.booleans import boolean_row
 from models.defect.drift import TIMESTAMP  # the wafer's test time, which the drift prior reads
+from models.files import read_csv
 from serving.errors import InvalidInput, shown
 
+WHAT = "a SECOM CSV"  # the format, in messages about a file
 ID = "row_id"
 LABEL = "label"  # -1 pass / 1 fail
 MEASUREMENT = re.compile(r"^f\d{3}$")
@@ -32,10 +34,7 @@ _MEASUREMENT_NAME = re.compile(r"f[0-9]{3}")  # as a whole name (``$`` would let
 
 
 def read_rows(path: Path | str) -> pd.DataFrame:
-    try:
-        df = pd.read_csv(path, low_memory=False)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
-        raise InvalidInput(f"{path}: not a readable CSV ({str(e).splitlines()[0]})") from None
+    df = read_csv(path, WHAT, low_memory=False)
     if ID not in df.columns:
         raise InvalidInput(f"input lacks the column {ID!r}")
     return df

@@ -27,9 +27,11 @@ import pandas as pd
 
 from models.booleans import boolean_row
 from models.energy.calendar import CALENDAR_NAMES, calendar_features, is_holiday
+from models.files import read_csv
 from serving.errors import InvalidInput, shown
 
 DATE, TARGET, CO2 = "date", "Usage_kWh", "CO2(tCO2)"
+WHAT = "a steel-energy CSV"  # the format, in messages about a file
 STEP = pd.Timedelta(minutes=15)
 STEPS_PER_DAY = 96
 LAG_DAYS = 7
@@ -111,11 +113,7 @@ def _mixed_offsets(raw: pd.Series, text: pd.Series) -> pd.DatetimeIndex:
 
 
 def read_series(path: Path | str) -> Series:
-    try:
-        df = pd.read_csv(path)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
-        raise InvalidInput(f"{path}: not a readable CSV ({str(e).splitlines()[0]})") from None
-    return series_from_frame(df)
+    return series_from_frame(read_csv(path, WHAT))
 
 
 def _numeric(df: pd.DataFrame, col: str, most: float = FLOAT32_MAX) -> np.ndarray:

@@ -15,9 +15,11 @@ import numpy as np
 import pandas as pd
 
 from models.booleans import boolean_row
+from models.files import read_csv
 from models.rowids import frame_ids
 from serving.errors import InvalidInput, shown
 
+WHAT = "an AI4I 2020 CSV"  # the format, in messages about a file
 ID = "UDI"
 TYPE = "Type"
 NUMERIC = ["Air temperature [K]", "Process temperature [K]", "Rotational speed [rpm]", "Torque [Nm]", "Tool wear [min]"]
@@ -41,10 +43,7 @@ STORE_NAMES = {
 
 
 def read_rows(path: Path | str) -> pd.DataFrame:
-    try:
-        return pd.read_csv(path)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
-        raise InvalidInput(f"{Path(path).name}: not a readable CSV ({str(e).splitlines()[0]})") from None
+    return read_csv(path, WHAT)
 
 
 # columns a row may carry besides the features: its id, labels, the source's product id and what an online-store

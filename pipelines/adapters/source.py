@@ -26,6 +26,7 @@ import csv
 import warnings
 from collections import Counter
 from collections.abc import Collection, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -162,6 +163,45 @@ def _fields(n: int) -> str:
     return f"{n} field{'' if n == 1 else 's'}"
 
 
+@dataclass(frozen=True)
+class TextFormat:
+    """How a delimited text file is written: its encoding, separator and decimal mark, and notes on what was not
+    the default (one line each, for a run's warnings or the CLI)."""
+
+    encoding: str
+    sep: str
+    decimal: str = "."
+    notes: tuple[str, ...] = ()
+
+    def read_csv_kw(self) -> dict:
+        return {"encoding": self.encoding, "sep": self.sep, "decimal": self.decimal}
+
+
+def text_format(
+    path: Path, what: str, *, sep: str = ",", encoding: str = "utf-8-sig", header: bool = True
+) -> TextFormat:
+    """How to read ``path`` (``what``: the expected format, for messages), or a one-line ValueError: a folder, a
+    missing file, UTF-16 or a binary file, text that is neither ``encoding`` nor Korean CP949. ``sep=","`` with a
+    header: a header separated by semicolons (with the decimal comma that goes with them) or tabs instead."""
+    path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"{path}: is a folder; expected {what} file")
+    if not path.is_file():
+        raise ValueError(f"{path}: {'not a regular file' if path.exists() else 'no such file'}; expected {what} file")
+    with open(path, "rb") as f:
+        if b"\x00" in f.read(_SNIFF):  # UTF-16 without a byte-order mark reads as UTF-8 with a NUL in every other byte
+            raise ValueError(_utf16(path))
+    notes = []
+    if (read_as := _text_encoding(path, encoding, header)) != encoding:
+        encoding = read_as
+        notes.append(f"{path.name}: is not UTF-8 text; read as CP949 (EUC-KR, as Korean Excel saves a CSV)")
+    decimal = "."
+    if header and sep == ",":
+        sep = _separator(path, sep, encoding)
+        decimal = OTHER_SEPARATORS.get(sep, ".")
+    return TextFormat(encoding, sep, decimal, tuple(notes))
+
+
 def read_source(
     path: Path,
     what: str,
@@ -180,23 +220,10 @@ def read_source(
     header naming one of them twice is refused (None: any name twice).
     """
     path = Path(path)
-    if path.is_dir():
-        raise ValueError(f"{path}: is a folder; expected {what} file")
-    if not path.is_file():
-        raise ValueError(f"{path}: {'not a regular file' if path.exists() else 'no such file'}; expected {what} file")
-    with open(path, "rb") as f:
-        if b"\x00" in f.read(_SNIFF):  # UTF-16 without a byte-order mark reads as UTF-8 with a NUL in every other byte
-            raise ValueError(_utf16(path))
     header = names is None
-    notes = []
-    if (read_as := _text_encoding(path, encoding, header)) != encoding:
-        encoding = read_as
-        notes.append(f"{path.name}: is not UTF-8 text; read as CP949 (EUC-KR, as Korean Excel saves a CSV)")
-    kw: dict = {"engine": "c", "encoding": encoding, "index_col": False, "on_bad_lines": "warn"}
-    if header and sep == ",":
-        sep = _separator(path, sep, encoding)
-        kw["decimal"] = OTHER_SEPARATORS.get(sep, ".")
-    kw["sep"] = sep
+    fmt = text_format(path, what, sep=sep, encoding=encoding, header=header)
+    encoding, sep, notes = fmt.encoding, fmt.sep, list(fmt.notes)
+    kw: dict = {"engine": "c", "index_col": False, "on_bad_lines": "warn", **fmt.read_csv_kw()}
     if not header:
         kw.update(header=None, names=names)
     with warnings.catch_warnings(record=True) as caught:

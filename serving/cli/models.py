@@ -161,6 +161,8 @@ def predict(
         threads=os.cpu_count() or 1,
         progress=sys.stderr.isatty(),
     )
+    for note in report["notes"]:
+        info(f"note: {note}")
     emit_json(
         {
             "output": str(output),

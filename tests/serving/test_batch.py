@@ -3,6 +3,7 @@ the file's row, a failed run leaves no output, and Ray Data gives the same answe
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -69,6 +70,43 @@ def test_ids_come_back_as_given_and_a_blank_id_is_refused(model_dir, tmp_path):
     with pytest.raises(InvalidInput, match="column 'UDI' row 21 is empty"):
         score_file("failure", model_dir, path, "ai4i", out, chunk_rows=7, use_ray=False)
     assert not out.exists()
+
+
+def test_files_as_excel_saves_them_score_as_the_plain_csv_does(model_dir, tmp_path):
+    """A Korean Excel "CSV" (CP949, with a Hangul column), a European one (semicolons, decimal commas) and a tab
+    export score exactly as the UTF-8 CSV; a CP949 file says how it was read."""
+    rows = pd.read_csv(AI4I).head(40).drop(columns=LABELS)
+    plain, out = tmp_path / "plain.csv", tmp_path / "plain_out.csv"
+    rows.to_csv(plain, index=False)
+    score_file("failure", model_dir, plain, "ai4i", out, chunk_rows=15, use_ray=False)
+    variants = {
+        "korean.csv": {"encoding": "cp949"},
+        "european.csv": {"sep": ";", "decimal": ","},
+        "export.tsv": {"sep": "\t"},
+    }
+    for name, kw in variants.items():
+        path, got = tmp_path / name, tmp_path / f"{name}.out.csv"
+        rows.assign(**({"비고": "정상 가동"} if "encoding" in kw else {})).to_csv(path, index=False, **kw)
+        rep = score_file("failure", model_dir, path, "ai4i", got, chunk_rows=15, use_ray=False)
+        assert got.read_bytes() == out.read_bytes(), name
+        assert any("CP949" in n for n in rep["notes"]) == ("encoding" in kw), name
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (b"", "empty.csv: empty file; expected an AI4I 2020 CSV file"),
+        (b"\x00\x01\x02" * 50, "looks like UTF-16 or a binary file"),
+        ("UDI,Type\n1,M\n".encode("utf-16"), "looks like UTF-16 or a binary file"),
+        ("UDI,Type,Größe\n1,M,ü\n".encode("latin-1"), "the header is not UTF-8 text (byte 0xf6)"),
+    ],
+)
+def test_unreadable_files_are_refused_in_one_line(model_dir, tmp_path, content, message):
+    path, out = tmp_path / "empty.csv", tmp_path / "out.csv"
+    path.write_bytes(content)
+    with pytest.raises(InvalidInput, match=re.escape(message)) as e:
+        score_file("failure", model_dir, path, "ai4i", out, use_ray=False)
+    assert "\n" not in str(e.value) and not out.exists()
 
 
 def test_ray_data_matches_the_local_stream(model_dir, tmp_path):
