@@ -9,6 +9,7 @@ The same aliases are set on MLflow's registered model when the version came from
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from dataclasses import dataclass
 from datetime import datetime
@@ -23,6 +24,7 @@ from serving.runtime import file_sha256
 from serving.tenancy import as_utc, get_tenant, utcnow
 
 ALIASES = ("champion", "challenger")
+MODEL_NAME = re.compile(r"[a-z][a-z0-9-]{0,63}")  # a family, or a family and its subset (rul-fd001)
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +63,8 @@ class ModelRegistry:
     ) -> ModelVersion:
         """Copy an exported model directory in as the next version. The first version becomes ``champion``;
         later ones ``challenger`` unless ``alias`` says otherwise (promote them when they prove better)."""
+        if not MODEL_NAME.fullmatch(name):  # it names a folder under the tenant's models
+            raise InvalidInput(f"model name {name!r}: expected lowercase letters, digits and '-' (e.g. rul-fd001)")
         src = Path(src)
         if not (src / "model.onnx").exists() or not (src / "manifest.json").exists():
             raise InvalidInput(f"{src} is not an exported model (model.onnx + manifest.json)")

@@ -103,6 +103,10 @@ def test_registry_champion_challenger_promote_rollback(tmp_path, db):
         ModelRegistry(db, tmp_path / "home", "other").get("failure")  # per tenant
     with pytest.raises(NotFound, match="no version 7"):
         reg.promote("failure", 7)
+    for name in ("../other/failure", "Failure", "", "rul/fd001"):  # a name is a folder under the tenant's models
+        with pytest.raises(InvalidInput, match="model name"):
+            reg.register(name, "maintenance", tmp_path / "exp")
+    assert sorted(p.name for p in (tmp_path / "home" / "models").iterdir()) == ["acme"]
 
 
 def test_tracked_run_is_logged_and_registered_in_mlflow(tmp_path):
