@@ -10,9 +10,6 @@ from typing import Annotated
 
 import typer
 
-from optimization.io import load
-from optimization.service import make_params, solve_document
-
 schedule_app = typer.Typer(help="Production scheduling (OR-Tools CP-SAT).", no_args_is_help=True,
                            add_completion=False)
 
@@ -43,6 +40,9 @@ def solve_cmd(
     order: Annotated[str, typer.Option("--order", help="objective lex: TERM,... by priority")] = "",
 ) -> None:
     """Solve FILE and print one JSON line with status, makespan, lower_bound and wall_s."""
+    from optimization.io import load  # here, not at the top: OR-Tools and numba take half a second to import, and
+    from optimization.service import make_params, solve_document  # every other sfai command would pay it
+
     try:
         problem = load(file, fmt.value)
         params = make_params(problem, time_limit_s=time_limit, workers=workers, seed=seed,

@@ -14,7 +14,7 @@ from typing import Annotated
 
 import typer
 
-from pipelines.runner import DEFAULT_MAX_BAD_SHARE, MAX_WORKERS, check_workers, run_pipeline
+from pipelines.defaults import DEFAULT_MAX_BAD_SHARE, MAX_WORKERS
 
 TenantOpt = Annotated[str | None, typer.Option("--tenant", "-t", help="tenant (default: the local tenant)")]
 EngineOpt = Annotated[str, typer.Option("--engine", help="local, or ray (SFAI_RAY_ADDRESS joins a cluster)")]
@@ -29,6 +29,7 @@ QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="no progress bars 
 
 
 def _ingest(dataset: str, path: Path | None, tenant, engine, workers, max_bad_share, no_online, quiet, **kw) -> None:  # noqa: ANN001, ANN003
+    from pipelines.runner import check_workers, run_pipeline
     from serving.cli.features import store_for
 
     check_workers(dataset, workers, "--workers")  # before anything is read or a Ray is started

@@ -28,16 +28,15 @@ import pandas as pd
 import pyarrow as pa
 
 from pipelines.canonical import SOURCE_ROW, TIMESTAMP
+from pipelines.defaults import DEFAULT_MAX_BAD_SHARE, MAX_WORKERS
 from pipelines.jobs import Job, Output, get_job
 from pipelines.transforms.missing import handle_missing
 from pipelines.validate import Validation, validate, write_quarantine
 from serving.errors import InvalidInput
 
 ENGINES = ("local", "ray")
-DEFAULT_MAX_BAD_SHARE = 0.01
 MAX_PARTITIONS = 16  # fixed by the data, so that any engine/worker count writes the same files
 MIN_PARTITION_ROWS = 5_000
-MAX_WORKERS = 64  # CPUs of a local Ray; a run has at most MAX_PARTITIONS tasks at a time anyway
 PIPELINE_VERSION = "1"
 
 
