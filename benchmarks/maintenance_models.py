@@ -2,8 +2,7 @@
 
     .venv/bin/python benchmarks/maintenance_models.py                 # ai4i + all four C-MAPSS subsets
     .venv/bin/python benchmarks/maintenance_models.py --only ai4i FD001 --repeats 3
-    .venv/bin/python -m benchmarks.maintenance_models --only FD001 FD002 FD003 FD004   # the RUL rows
-    (``-m`` when a ``benchmarks/serving.py`` is present: run as a script, it shadows the ``serving`` package)
+    .venv/bin/python benchmarks/maintenance_models.py --only FD001 FD002 FD003 FD004   # the RUL rows
 
 failure: repeated stratified 80/20 splits of ai4i2020_train.csv; the model (with its own K-fold threshold)
 trains on the 80 % and is scored by the ONNX predict path on the untouched 20 %: ROC AUC, AP, F1 at the
@@ -20,9 +19,16 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 import tempfile
 import time
 from pathlib import Path
+
+# run as a script, this file's folder comes first on sys.path, and benchmarks/pipelines.py and serving.py would hide
+# the packages of those names
+_HERE = Path(__file__).resolve().parent
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
+sys.path.insert(0, str(_HERE.parent))
 
 import numpy as np
 import pandas as pd
