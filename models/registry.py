@@ -81,6 +81,7 @@ class ModelRegistry:
             shutil.copytree(src, dest)
             manifest = json.loads((dest / "manifest.json").read_text())
             manifest["version"] = version
+            manifest["name"] = name  # rul-fd001, where the export wrote the family's name (rul)
             manifest["tenant"] = self.tenant
             (dest / "manifest.json").write_text(json.dumps(manifest, indent=2))
             s.add(

@@ -82,7 +82,7 @@ class ModelCache:
                 self._last_good[key] = hit[1]
                 return model
         try:
-            model = OnnxModel(path)  # checksum verified on load
+            model = OnnxModel(path, name=name)  # checksum verified on load
         except ModelIntegrityError as e:
             good = self._last_good.get(key)
             if good is None or good == hit[1]:

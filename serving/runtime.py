@@ -45,8 +45,9 @@ def file_sha256(path: Path) -> str:
 class OnnxModel:
     """One loaded model. ``run({"x": array}) -> {"output name": array}``; thread-safe (ORT sessions are)."""
 
-    def __init__(self, directory: Path | str, *, threads: int = 1) -> None:
+    def __init__(self, directory: Path | str, *, threads: int = 1, name: str | None = None) -> None:
         self.dir = Path(directory)
+        self._name = name  # the registered name (rul-fd001), where the manifest holds the family's (rul)
         manifest_path = self.dir / "manifest.json"
         onnx_path = self.dir / "model.onnx"
         if not manifest_path.exists() or not onnx_path.exists():
@@ -99,7 +100,7 @@ class OnnxModel:
 
     @property
     def name(self) -> str:
-        return self.manifest.get("name", self.dir.name)
+        return self._name or self.manifest.get("name", self.dir.name)
 
     @property
     def version(self) -> str:

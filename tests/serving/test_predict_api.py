@@ -512,3 +512,35 @@ def test_defect_records_with_an_unknown_field_are_422_and_the_known_ones_pass(se
                 if expect == 422:
                     assert r.json()["error"]["message"].startswith("unknown feature 'f05'"), r.text
     client.app.state.platform.close()
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_an_answer_names_the_registered_model_that_made_it(settings, db, demo_models, fast):
+    """A C-MAPSS subset's model is registered as rul-fd001 while its export names the family (rul): the answer, its
+    headers (Arrow) and the usage log named ``rul``, a model the tenant does not have. Also for a model registered
+    before the registry wrote its name into the manifest."""
+    import json
+
+    from models.demo import ENDPOINTS, sample_request
+    from serving.usage import query_usage
+
+    client, h = _demo_client(settings, db, demo_models, fast)
+    reg = ModelRegistry(db, settings.home, "acme")
+    fd001 = reg.register("rul-fd001", "maintenance", demo_models[0] / "rul" / "v1")
+    assert json.loads((fd001.path / "manifest.json").read_text())["name"] == "rul-fd001"
+    old = reg.register("rul-fd003", "maintenance", demo_models[0] / "rul" / "v1")
+    manifest = json.loads((old.path / "manifest.json").read_text())
+    (old.path / "manifest.json").write_text(json.dumps({**manifest, "name": "rul"}))  # as written before
+    body = sample_request(demo_models[1], "rul")
+    with client:
+        for name in ("rul-fd001", "rul-fd003", None):
+            r = client.post(ENDPOINTS["rul"], json={**body, **({"model": name} if name else {})}, headers=h)
+            assert r.status_code == 200, r.text
+            assert r.json()["model"] == (name or "rul"), (name, r.text)
+            arrow = client.post(ENDPOINTS["rul"], json={**body, **({"model": name} if name else {})},
+                                headers={**h, **ARROW_ANSWER})
+            assert arrow.headers["x-sfai-model"] == (name or "rul"), name
+    client.app.state.platform.close()  # the usage log is written
+    log = query_usage(db, reg.tenant_id, limit=100)["records"]
+    served = sorted(u["model_version"] for u in log if u["status"] == 200)
+    assert served == ["rul-fd001@1"] * 2 + ["rul-fd003@1"] * 2 + ["rul@1"] * 2, served
