@@ -4,7 +4,9 @@
 as it is: rows of the caller's own demo training files (``$SFAI_HOME/demo/<tenant>/``, written by
 ``sfai demo``) where they exist, else a few built-in rows. The energy body holds nine days of 15-minute meter
 readings, so that the first forecast (the eighth midnight) can be drawn against the actual readings, which the
-answer adds under ``actuals``. Any role may call it; a tenant only ever sees its own files.
+answer adds under ``actuals``. Where the tenant's defect champion reads measurements those rows lack (a model
+trained on SECOM reads hundreds), the defect body is made from the champion's own training statistics instead
+(``source: "model"``). Any role may call it; a tenant only ever sees its own files.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from starlette.concurrency import run_in_threadpool
 from models.demo import ENDPOINTS as DEMO_ENDPOINTS
 from models.families import get_family
 from serving.deps import CallerDep, PlatformDep, platform_call
+from serving.errors import SfaiError
 from serving.handlers import SfaiRoute
 
 router = APIRouter(route_class=SfaiRoute, prefix="/v1/console", tags=["tenant"], dependencies=[Depends(platform_call)])
@@ -130,7 +133,33 @@ def _from_demo(directory: Path, family: str) -> list[dict] | None:
     return pd.read_csv(path).head(ENERGY_DAYS * 96 + 1).to_dict("records")
 
 
-def build_samples(home: Path, tenant: str) -> dict:
+def _defect_rows_for(manifest: dict) -> list[dict] | None:
+    """Wafers the tenant's defect champion can score: each measurement it reads, at its training median moved by
+    up to 1.2 of its robust scale (a different mix per wafer), or None when the manifest lacks the statistics."""
+    stats = manifest.get("feature_stats") or {}
+    names, median, scale = stats.get("measurements"), stats.get("median"), stats.get("scale")
+    if not (isinstance(names, list) and isinstance(median, list) and isinstance(scale, list)):
+        return None
+    if not names or not len(names) == len(median) == len(scale):
+        return None
+    rows = []
+    for i in range(DEFECT_ROWS):
+        row: dict = {"row_id": f"wafer-{i + 1:02d}"}
+        for j, (name, m, s) in enumerate(zip(names, median, scale, strict=True)):
+            row[name] = float(f"{m + ((i * 7 + j * 3) % 5 - 2) * 0.6 * s:.5g}")
+        rows.append(row)
+    return rows
+
+
+def _fits(rows: list[dict], manifest: dict | None) -> bool:
+    """Whether ``rows`` hold every measurement the defect champion (``manifest``; None: none) reads."""
+    needed = ((manifest or {}).get("feature_stats") or {}).get("measurements") or []
+    return all(name in rows[0] for name in needed) if rows else False
+
+
+def build_samples(home: Path, tenant: str, defect_manifest: dict | None = None) -> dict:
+    """``defect_manifest``: the tenant's defect champion's, whose measurements the defect sample must hold (a model
+    trained on SECOM reads hundreds, the demo's and the built-in rows nine)."""
     directory = home / "demo" / tenant
     builtin = {"failure": _builtin_failure, "rul": _builtin_rul, "defect": _builtin_defect, "energy": _builtin_energy}
     out = {}
@@ -143,6 +172,10 @@ def build_samples(home: Path, tenant: str) -> dict:
         source = "demo" if rows is not None else "builtin"
         if rows is None:
             rows = builtin[family]()
+        if family == "defect" and defect_manifest is not None and not _fits(rows, defect_manifest):
+            fitted = _defect_rows_for(defect_manifest)
+            if fitted is not None:
+                rows, source = fitted, "model"
         body: dict = {"records": rows}
         entry = {"family": family, "module": module, "endpoint": endpoint, "source": source, "body": body}
         if family == "energy":
@@ -155,5 +188,13 @@ def build_samples(home: Path, tenant: str) -> dict:
 @router.get("/samples")
 async def read_samples(ctx: CallerDep, platform: PlatformDep) -> dict:
     """Small request bodies for each prediction endpoint, from this tenant's demo files or built in."""
-    samples = await run_in_threadpool(build_samples, platform.settings.home, ctx.tenant)
+    samples = await run_in_threadpool(_samples, platform, ctx.tenant)
     return {"tenant": ctx.tenant, "samples": samples}
+
+
+def _samples(platform, tenant: str) -> dict:  # noqa: ANN001
+    try:
+        manifest = platform.models.champion(tenant, "defect").manifest
+    except SfaiError:  # no defect model (yet), or its file is damaged: the sample is for the model to come
+        manifest = None
+    return build_samples(platform.settings.home, tenant, manifest)

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import re
 
+import numpy as np
+import pandas as pd
+import pytest
+
 from models.demo import FILES, ai4i_rows
+from models.registry import ModelRegistry
 from serving.routers.console import ENDPOINTS
 from tests.serving.helpers import bearer, make_tenant
 
@@ -71,3 +76,42 @@ def test_every_string_is_in_korean_and_english(client):
     used |= {f"objhelp.{o}" for o in ("auto", "makespan", "tardiness", "energy", "weighted", "lex")}
     used |= {f"job.s.{s}" for s in ("queued", "running", "done", "failed")}
     assert len(used) > 100 and used <= keys["en"], used - keys["en"]
+
+
+@pytest.fixture(scope="module")
+def wide_defect_model(tmp_path_factory):
+    """A defect model trained on 30 measurements (f001..f030), as a SECOM model reads hundreds: more than the nine
+    of the demo's and the built-in sample rows."""
+    from models.defect.train import train
+    from tests.datasets import NoTracker
+
+    rng = np.random.default_rng(0)
+    n = 240
+    label = np.where(rng.random(n) < 0.2, 1, -1)
+    df = pd.DataFrame({"row_id": range(1, n + 1), "label": label,
+                       "timestamp": pd.date_range("2026-01-05", periods=n, freq="h").strftime("%Y-%m-%d %H:%M:%S")})
+    for j in range(1, 31):
+        df[f"f{j:03d}"] = rng.normal(100 + j, 5, n) + (label == 1) * (j % 4)
+    base = tmp_path_factory.mktemp("wide-defect")
+    df.to_csv(base / "train.csv", index=False)
+    train(base / "train.csv", "secom", base / "model", config={"n_splits": 2, "epochs": 5, "patience": 5},
+          tracker=NoTracker())
+    return base / "model"
+
+
+def test_the_defect_sample_holds_every_measurement_the_tenants_champion_reads(client, db, settings,
+                                                                               wide_defect_model):
+    """The built-in defect rows hold f001..f009: a tenant whose champion was trained on SECOM got a sample its own
+    model refused (422, "lacks the measurement column 'f010'"), so the dashboard's quality card showed an error."""
+    acme = make_tenant(db, settings.secret_key, "acme", modules=("quality",))
+    h = bearer(acme.mes)
+    assert client.get("/v1/console/samples", headers=h).json()["samples"]["defect"]["source"] == "builtin"
+    ModelRegistry(db, settings.home, "acme").register("defect", "quality", wide_defect_model)
+    sample = client.get("/v1/console/samples", headers=h).json()["samples"]["defect"]
+    assert sample["source"] == "model"
+    records = sample["body"]["records"]
+    assert {f"f{j:03d}" for j in range(1, 31)} <= set(records[0]) and len({r["row_id"] for r in records}) > 1
+    r = client.post(sample["endpoint"], json=sample["body"], headers=h)
+    assert r.status_code == 200, r.text
+    probabilities = [p["defect_probability"] for p in r.json()["predictions"]]
+    assert len(probabilities) == len(records) and len(set(probabilities)) > 1  # wafers that differ
