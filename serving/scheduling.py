@@ -131,6 +131,7 @@ class Jobs:
         self.max_active = max_active
         self.heartbeat_s = heartbeat_s
         self.stale_s = stale_s
+        self.owner = uuid.uuid4().hex  # this process, in the jobs it holds: a takeover writes another
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sfai-schedule")
         self._held: set[str] = set()  # the jobs this process has queued or running: it stamps them
         self._stop = threading.Event()
@@ -176,6 +177,7 @@ class Jobs:
                         request=json.dumps(request),
                         created_at=utcnow(),
                         heartbeat_at=utcnow(),
+                        owner=self.owner,
                     )
                 )
             self._queued.setdefault(tenant_id, deque()).append((job_id, prepared))
@@ -215,22 +217,31 @@ class Jobs:
                     del self._running[tenant_id]
 
     def _run(self, job_id: str, prepared: tuple) -> None:
-        self._update(job_id, status="running", started_at=utcnow())
+        if not self._update(job_id, status="running", started_at=utcnow()):
+            return
         try:
             result = solve_prepared(*prepared)
-            self._update(job_id, status="done", result=json.dumps(result, default=str), finished_at=utcnow())
         except Exception as e:  # noqa: BLE001 - recorded on the job
             log.exception("scheduling job %s failed", job_id)
             self._fail(job_id, e)
+            return
+        self._update(job_id, status="done", result=json.dumps(result, default=str), finished_at=utcnow())
 
     def _fail(self, job_id: str, e: Exception) -> None:
         self._update(job_id, status="failed", error=f"{type(e).__name__}: {e}", finished_at=utcnow())
 
-    def _update(self, job_id: str, **values) -> None:
+    def _update(self, job_id: str, **values) -> bool:
+        """Writes ``values`` on the job while this process owns it; False (and nothing written) once another
+        process has taken the job over: this one had stopped stamping it, and the other's answer stands."""
         with self.db.session() as s:
-            job = s.get(SchedulingJob, job_id)
-            for k, v in values.items():
-                setattr(job, k, v)
+            written = s.execute(
+                update(SchedulingJob).where(SchedulingJob.id == job_id, SchedulingJob.owner == self.owner)
+                .values(**values)
+            ).rowcount
+        if not written:
+            log.warning("scheduling job %s was taken over by another process; this one's %s is dropped", job_id,
+                        values.get("status", "update"))
+        return bool(written)
 
     def get(self, tenant_id: int, job_id: str) -> dict:
         with self.db.session() as s:
@@ -266,7 +277,11 @@ class Jobs:
             held = list(self._held)
         if held:
             with self.db.session() as s:
-                s.execute(update(SchedulingJob).where(SchedulingJob.id.in_(held)).values(heartbeat_at=utcnow()))
+                s.execute(
+                    update(SchedulingJob)
+                    .where(SchedulingJob.id.in_(held), SchedulingJob.owner == self.owner)
+                    .values(heartbeat_at=utcnow())
+                )
 
     def _stale(self, now):  # noqa: ANN001, ANN202 - a SQL condition
         cutoff = now - timedelta(seconds=self.stale_s)
@@ -290,7 +305,7 @@ class Jobs:
                 claimed = s.execute(
                     update(SchedulingJob)
                     .where(SchedulingJob.id == job_id, self._stale(now))
-                    .values(status="queued", started_at=None, heartbeat_at=utcnow())
+                    .values(status="queued", started_at=None, heartbeat_at=utcnow(), owner=self.owner)
                 ).rowcount
             if not claimed:
                 continue

@@ -167,6 +167,9 @@ class SchedulingJob(Base):
     # stamped every few seconds by the process that holds the job (queued or running); a stale stamp: that process
     # stopped, and another takes the job over (migration 0007)
     heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    # the process that holds the job: only it stamps and writes it, so a takeover fences off a stalled process
+    # (migration 0008)
+    owner: Mapped[str | None] = mapped_column(String(32), nullable=True)
 
 
 __all__ = [

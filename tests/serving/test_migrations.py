@@ -26,7 +26,7 @@ def test_migrated_schema_matches_the_mappings(db):
 def test_migrations_are_idempotent_on_start(settings, db):
     again = Database(settings.resolved_database_url)  # what every process start does
     with again.engine.connect() as conn:
-        assert MigrationContext.configure(conn).get_current_revision() == "0007"
+        assert MigrationContext.configure(conn).get_current_revision() == "0008"
     again.dispose()
 
 

@@ -303,3 +303,59 @@ def test_a_job_whose_process_stopped_is_taken_over_and_solved(db):
     finally:
         one.close()
         two.close()
+
+
+def test_a_stalled_process_cannot_overwrite_the_job_another_took_over(db, monkeypatch):
+    """A process that only stalled past the stale limit (a long pause, a suspended container) used to finish the
+    job it had started after another process took it over: its answer replaced the new one, and its late
+    ``running`` could turn a finished job back into a running one. Now only the job's owner writes it."""
+    from datetime import timedelta
+
+    from sqlalchemy import update
+
+    import serving.scheduling as scheduling
+    from serving.db.tables import SchedulingJob
+    from serving.scheduling import Jobs
+    from serving.schemas.scheduling import JobRequest
+    from serving.tenancy import get_tenant, utcnow
+
+    make_tenant(db, PEPPER, "acme", modules=("scheduling",))
+    tid = get_tenant(db, "acme").id
+    real, release, entered = scheduling.solve_prepared, threading.Event(), threading.Event()
+    calls = []
+
+    def solve(*prepared):  # the first solve (the stalled process's) waits, then answers something else
+        calls.append(len(calls))
+        if len(calls) == 1:
+            entered.set()
+            release.wait(30)
+            return {**real(*prepared), "makespan": -1}
+        return real(*prepared)
+
+    monkeypatch.setattr(scheduling, "solve_prepared", solve)
+    stalled, live = Jobs(db, stale_s=60), Jobs(db, stale_s=60)
+    try:
+        request = JobRequest(problem=PROBLEM, time_limit_s=2, objective="makespan").model_dump()  # as the route
+        job_id = stalled.submit(tid, request, {"scheduling"})["job_id"]
+        assert entered.wait(30)
+        with db.session() as s:  # its stamp goes stale, as when the process stops for longer than stale_s
+            s.execute(update(SchedulingJob).where(SchedulingJob.id == job_id)
+                      .values(heartbeat_at=utcnow() - timedelta(minutes=5)))
+        assert live.adopt_stale() == [job_id]
+        deadline = time.monotonic() + 60
+        while live.get(tid, job_id)["status"] != "done":
+            assert time.monotonic() < deadline, live.get(tid, job_id)
+            time.sleep(0.05)
+        stalled.beat()  # the stalled process wakes: its stamp, its answer are no longer written
+        release.set()
+        while stalled._held:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        job = live.get(tid, job_id)
+        assert (job["status"], job["result"]["makespan"]) == ("done", 7), job
+        with db.session() as s:
+            assert s.get(SchedulingJob, job_id).owner == live.owner
+    finally:
+        release.set()
+        stalled.close()
+        live.close()
