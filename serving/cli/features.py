@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import sys
+from contextlib import closing
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
@@ -90,25 +91,26 @@ def features_apply(
     tenant: TenantOpt = None,
 ) -> None:
     """Register (or evolve) the views declared in PATH; prints 'name version status' per view."""
-    fs = store_for(tenant)
-    for r in fs.apply(*_views_in(path)):
+    with closing(store_for(tenant)) as fs:
+        applied = fs.apply(*_views_in(path))
+    for r in applied:
         typer.echo(f"{r.view.name}\t{r.version}\t{r.status}")
 
 
 @features_app.command("list")
 def features_list(tenant: TenantOpt = None, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """The tenant's views: name, version, entity, features."""
-    fs = store_for(tenant)
-    rows = [
-        {
-            "name": v.name,
-            "version": ver,
-            "join_key": v.join_key,
-            "features": {f.name: f.dtype for f in v.schema},
-            "rows": fs.offline.row_count(fs.tenant, v.name),
-        }
-        for v, ver in fs.list_views()
-    ]
+    with closing(store_for(tenant)) as fs:
+        rows = [
+            {
+                "name": v.name,
+                "version": ver,
+                "join_key": v.join_key,
+                "features": {f.name: f.dtype for f in v.schema},
+                "rows": fs.offline.row_count(fs.tenant, v.name),
+            }
+            for v, ver in fs.list_views()
+        ]
     if as_json:
         emit_json(rows)
         return
@@ -129,8 +131,11 @@ def features_materialize(
         raise typer.BadParameter(
             f"{start!r} is not before {'--end ' + repr(end) if end is not None else 'now'}", param_hint="'--start'"
         )
-    fs = store_for(tenant)
-    n = fs.materialize(view, t0, t1 or datetime.now(UTC)) if t0 is not None else fs.materialize_incremental(view, t1)
+    with closing(store_for(tenant)) as fs:
+        if t0 is not None:
+            n = fs.materialize(view, t0, t1 or datetime.now(UTC))
+        else:
+            n = fs.materialize_incremental(view, t1)
     typer.echo(n)
 
 
@@ -142,8 +147,8 @@ def features_compact(
 ) -> None:
     """Merge each date partition's small Parquet files (one per ingest call) into one; prints a JSON report.
     Run it when no training job reads the view (such a job could find a file gone and need a rerun)."""
-    fs = store_for(tenant)
-    rep = fs.compact(view, min_files=min_files)
+    with closing(store_for(tenant)) as fs:
+        rep = fs.compact(view, min_files=min_files)
     emit_json({"tenant": fs.tenant, "view": view, "partitions": rep.partitions, "files_before": rep.files_before,
                "files_after": rep.files_after, "rows": rep.rows})
 
@@ -161,9 +166,9 @@ def ingest_csv(
     if path.is_dir():
         raise ValueError(f"{path}: is a folder; give a CSV or Parquet file")
     name = path.stem if view is None else _not_empty(view, "--view")
-    fs = store_for(tenant)
     try:
-        rep = fs.ingest(name, path, write_online=not no_online)
+        with closing(store_for(tenant)) as fs:
+            rep = fs.ingest(name, path, write_online=not no_online)
     except InvalidInput as e:  # "no rows", "row 3, column ...": with the file they are about
         if e.message.startswith(f"{path.name}: "):
             raise
