@@ -137,7 +137,7 @@ class Access:
         if sub is None or not sub.active_at(now):
             raise NotSubscribed(
                 f"tenant '{ctx.tenant}' is not subscribed to the '{module}' module; "
-                f"a tenant admin can subscribe with: sfai tenant subscribe {ctx.tenant} {module}"
+                "a tenant admin can subscribe on the console's Administration tab or with POST /v1/subscriptions"
             )
         rate = self.rate_limits.get(sub.plan)
         if rate is not None:
@@ -205,7 +205,8 @@ class Access:
             if entry[0] + entry[1] >= quota:
                 raise QuotaExceeded(
                     f"tenant '{ctx.tenant}' has used its {quota} '{module}' calls for this month; "
-                    "a tenant admin can change the plan with: sfai tenant subscribe --plan",
+                    "a tenant admin can change the plan on the console's Administration tab or with POST "
+                    "/v1/subscriptions",
                     retry_after_s=(next_month_start(now) - now).total_seconds(),
                 )
             entry[1] += 1

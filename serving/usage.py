@@ -552,8 +552,10 @@ def count_calls(db: Database, tenant_id: int, module: str, since: datetime) -> i
     t = UsageRecord.__table__
     with db.engine.connect() as conn:
         return conn.execute(
-            select(func.count()).where(  # calls refused by a limit (429) were never performed: not counted
-                t.c.tenant_id == tenant_id, t.c.module == module, t.c.ts >= as_utc(since), t.c.status != 429
+            # calls refused for the subscription or the key's role (403, before the quota is looked at) or by a
+            # limit (429) were never performed: not counted, as the process's own count does not count them
+            select(func.count()).where(
+                t.c.tenant_id == tenant_id, t.c.module == module, t.c.ts >= as_utc(since), t.c.status.notin_((403, 429))
             )
         ).scalar_one()
 

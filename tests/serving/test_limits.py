@@ -138,6 +138,21 @@ def test_monthly_quota_says_when_it_resets(client, db):
     assert next_month_start(datetime(2026, 12, 31, 23, 59, tzinfo=UTC)) == datetime(2027, 1, 1, tzinfo=UTC)
 
 
+def test_calls_refused_before_a_subscription_do_not_use_its_quota(client, db):
+    """Four calls to a module the tenant had not subscribed to (403) used four of the quota it then subscribed
+    with, once the count came from the usage log: the first call of a 2-call plan answered quota_exceeded."""
+    acme = make_tenant(db, PEPPER, "acme", modules=())
+    h = bearer(acme.mes)
+    for _ in range(4):
+        err = assert_error(client.get("/v1/quality/status", headers=h), 403, "not_subscribed")
+    assert "POST /v1/subscriptions" in err["message"]
+    tenancy.subscribe(db, "acme", "quality", plan="trial", request_quota=2)
+    client.app.state.platform.access.invalidate()  # the count is read again from the usage log
+    month = datetime.now(UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    assert count_calls(db, tenancy.get_tenant(db, "acme").id, "quality", month) == 0
+    assert [client.get("/v1/quality/status", headers=h).status_code for _ in range(3)] == [200, 200, 429]
+
+
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory):
     need_ai4i()
