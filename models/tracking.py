@@ -6,8 +6,11 @@ sqlite:///.sfai/mlflow.db`` shows the runs); ``MLFLOW_TRACKING_URI`` points at a
 
 from __future__ import annotations
 
+import contextlib
+import json
 import logging
 import os
+import sys
 from pathlib import Path
 
 from serving.settings import Settings
@@ -17,16 +20,48 @@ def tracking_uri(settings: Settings) -> str:
     return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{(settings.home / 'mlflow.db').resolve()}"
 
 
+def _local(uri: str) -> bool:
+    """A store on this machine (SQLite, a folder): its artifacts go under ``$SFAI_HOME``; a tracking server keeps
+    them where the server says (its artifact root, or proxied), so that the UI and colleagues elsewhere see them."""
+    return uri.startswith(("sqlite:", "file:", "/", ".")) or "://" not in uri
+
+
+def _same(old: str, new: str) -> bool:
+    """Whether two logged parameter values say the same (``--set dropout=0`` against the config's ``0.0``)."""
+    if old.lower() == new.lower():
+        return True
+    try:
+        return float(old) == float(new)
+    except ValueError:
+        return False
+
+
+def _to_stderr():  # noqa: ANN202
+    """MLflow prints "View run ... at http://..." on stdout when it talks to a server; SFAI's commands print one
+    JSON line there."""
+    return contextlib.redirect_stdout(sys.stderr)
+
+
 class Tracker:
     """``with Tracker(settings, "acme/failure") as t: t.log_params(...); t.log_metrics(..., step=epoch)``.
 
     ``enabled=False`` makes every call a no-op (tests, quick runs: ``sfai train --no-track``).
     """
 
-    def __init__(self, settings: Settings, experiment: str, *, enabled: bool = True, run_name: str | None = None):
+    def __init__(
+        self,
+        settings: Settings,
+        experiment: str,
+        *,
+        enabled: bool = True,
+        run_name: str | None = None,
+        tags: dict[str, str] | None = None,
+    ):
         self.settings, self.experiment, self.enabled, self.run_name = settings, experiment, enabled, run_name
+        self.tags = dict(tags or {})  # on the run, for MLflow's search and columns (sfai.tenant, sfai.family, ...)
         self.run_id: str | None = None
         self._mlflow = None
+        self._params: dict[str, str] = {}  # logged so far: MLflow refuses a key logged again with another value
 
     def __enter__(self) -> Tracker:
         if not self.enabled:
@@ -38,21 +73,39 @@ class Tracker:
         logging.getLogger("mlflow").setLevel(logging.WARNING)
         logging.getLogger("alembic").setLevel(logging.WARNING)
         self._mlflow = mlflow
-        mlflow.set_tracking_uri(tracking_uri(self.settings))
+        uri = tracking_uri(self.settings)
+        mlflow.set_tracking_uri(uri)
         if mlflow.get_experiment_by_name(self.experiment) is None:
-            artifacts = (self.settings.home / "mlartifacts").resolve()
-            mlflow.create_experiment(self.experiment, artifact_location=artifacts.as_uri())
+            if _local(uri):
+                artifacts = (self.settings.home / "mlartifacts").resolve()
+                mlflow.create_experiment(self.experiment, artifact_location=artifacts.as_uri())
+            else:
+                mlflow.create_experiment(self.experiment)
         mlflow.set_experiment(self.experiment)
-        self.run_id = mlflow.start_run(run_name=self.run_name).info.run_id
+        self.run_id = mlflow.start_run(run_name=self.run_name, tags=self.tags or None).info.run_id
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:  # noqa: ANN001
         if self._mlflow is not None:
-            self._mlflow.end_run(status="FAILED" if exc_type else "FINISHED")
+            with _to_stderr():
+                self._mlflow.end_run(status="FAILED" if exc_type else "FINISHED")
 
     def log_params(self, params: dict) -> None:
-        if self._mlflow:
-            self._mlflow.log_params({k: str(v)[:500] for k, v in params.items()})
+        """Logs ``params`` (values as text, up to MLflow's 6,000 characters). A key logged before with the same
+        value in another spelling (``0`` and ``0.0``, ``true`` and ``True``) is skipped; with another value, the
+        new one goes under ``<key>.effective`` (what the family's config made of an override)."""
+        if not self._mlflow:
+            return
+        out = {}
+        for k, v in params.items():
+            text = str(v)[:6000]
+            old = self._params.get(k)
+            if old is None:
+                out[k] = self._params[k] = text
+            elif not _same(old, text):
+                out[f"{k}.effective"] = self._params[f"{k}.effective"] = text
+        if out:
+            self._mlflow.log_params(out)
 
     def log_metrics(self, metrics: dict, step: int | None = None) -> None:
         if self._mlflow:
@@ -120,30 +173,50 @@ class Tracker:
         from mlflow import MlflowClient
         from mlflow.exceptions import MlflowException
 
-        self._mlflow.log_artifacts(str(model_dir), artifact_path="model")
-        client = MlflowClient()
-        try:
-            client.get_registered_model(model_name)
-        except MlflowException:
-            client.create_registered_model(model_name, description="SFAI model (ONNX + manifest.json)")
-        run = client.get_run(self.run_id)
-        mv = client.create_model_version(model_name, source=f"{run.info.artifact_uri}/model", run_id=self.run_id)
-        client.set_registered_model_alias(model_name, alias, mv.version)
+        with _to_stderr():
+            self._mlflow.log_artifacts(str(model_dir), artifact_path="model")
+            client = MlflowClient()
+            try:
+                client.get_registered_model(model_name)
+            except MlflowException:
+                client.create_registered_model(model_name, description="SFAI model (ONNX + manifest.json)")
+            run = client.get_run(self.run_id)
+            version = json.loads((Path(model_dir) / "manifest.json").read_text()).get("version")
+            tags = {"sfai.version": str(version)} if version is not None else None
+            mv = client.create_model_version(model_name, source=f"{run.info.artifact_uri}/model", run_id=self.run_id,
+                                             tags=tags)
+            client.set_registered_model_alias(model_name, alias, mv.version)
 
 
-def sync_alias(settings: Settings, model_name: str, alias: str, run_id: str | None) -> None:
-    """Point an MLflow alias at the registered version logged by ``run_id`` (after promote or rollback)."""
-    if not run_id:
-        return
+def sync_aliases(settings: Settings, model_name: str, targets: dict[str, tuple[int, str | None] | None]) -> list[str]:
+    """Point MLflow's aliases of ``model_name`` where SFAI's registry points them (after promote or rollback):
+    ``targets`` maps each alias to (SFAI version, the run that logged it) or None where SFAI has no such alias. An
+    alias whose SFAI version was trained without tracking (``--no-track``, the demo's models) has no MLflow version
+    to point at: it is removed from MLflow rather than left on another version. Returns one note per such alias."""
     import mlflow
     from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
 
     mlflow.set_tracking_uri(tracking_uri(settings))
     client = MlflowClient()
-    for mv in client.search_model_versions(f"name='{model_name}'"):
-        if mv.run_id == run_id:
-            client.set_registered_model_alias(model_name, alias, mv.version)
-            return
+    try:
+        current = dict(client.get_registered_model(model_name).aliases or {})
+    except MlflowException:  # never tracked: nothing in MLflow to keep in step
+        return []
+    by_run = {mv.run_id: mv.version for mv in client.search_model_versions(f"name='{model_name}'")}
+    notes = []
+    for alias, target in targets.items():
+        version = by_run.get(target[1]) if target is not None and target[1] else None
+        if version is not None:
+            if str(current.get(alias)) != str(version):
+                client.set_registered_model_alias(model_name, alias, version)
+            continue
+        if alias in current:
+            client.delete_registered_model_alias(model_name, alias)
+        if target is not None:
+            notes.append(f"MLflow has no '{alias}' of {model_name} now: version {target[0]} was trained without "
+                         "tracking (--no-track)")
+    return notes
 
 
-__all__ = ["Tracker", "sync_alias", "tracking_uri"]
+__all__ = ["Tracker", "sync_aliases", "tracking_uri"]

@@ -147,7 +147,10 @@ def train(input_path: Path, dataset: str, out_dir: Path, *, config: dict, tracke
     # 1) rolling-origin validation: train on the earlier months, forecast each validation day from its past
     x_tr, y_tr = dataset_for(v, v_raw, series, tr_o, cfg.scale)
     x_es, y_es = dataset_for(v, v_raw, series, es_o, cfg.scale)
-    val_fit = fit_model(x_tr, y_tr, x_es, y_es, cfg, epochs=cfg.epochs, patience=cfg.patience)
+    def log_epoch(row: dict) -> None:  # the learning curve: loss on the held-out early-stopping days
+        tracker.log_metrics({k: val for k, val in row.items() if k != "epoch"}, step=row["epoch"])
+
+    val_fit = fit_model(x_tr, y_tr, x_es, y_es, cfg, epochs=cfg.epochs, patience=cfg.patience, on_epoch=log_epoch)
     c = width_factor(predict_batches(val_fit.model, x_es), y_es) if cfg.calibrate else 1.0
     val_fit.model.width.fill_(c)
     x_va, y_va = dataset_for(v, v_raw, series, val_o, cfg.scale)
@@ -167,11 +170,11 @@ def train(input_path: Path, dataset: str, out_dir: Path, *, config: dict, tracke
     x_all, y_all = dataset_for(v, v_raw, series, origins, cfg.scale)
     x_last, y_last = dataset_for(v, v_raw, series, origins[-cfg.early_stop_days :], cfg.scale)
 
-    def log_epoch(row: dict) -> None:
-        tracker.log_metrics({k: val for k, val in row.items() if k != "epoch"}, step=row["epoch"])
+    def log_final(row: dict) -> None:  # its last days are among its training days: no validation loss here
+        tracker.log_metrics({"final_train_loss": row["train_loss"]}, step=row["epoch"])
 
     final = fit_model(x_all, y_all, x_last, y_last, cfg, epochs=val_fit.best_epoch + 1, patience=10**6,
-                      on_epoch=log_epoch)
+                      on_epoch=log_final)
     final.model.width.fill_(c)
     metrics["fit_seconds"] = round(time.perf_counter() - t0, 1)
     manifest = {
@@ -195,7 +198,7 @@ def train(input_path: Path, dataset: str, out_dir: Path, *, config: dict, tracke
         "trained_through": str(stamps[-1]),
     }
     export(final.model, x_all[:16], Path(out_dir), manifest)
-    tracker.log_curves(final.history)
+    tracker.log_curves(val_fit.history)
     tracker.log_dict({"metrics": metrics, "data_hash": dhash, "emission_factor_t_per_kwh": factor}, "energy.json")
     if tracker.enabled:
         import matplotlib.pyplot as plt

@@ -106,7 +106,9 @@ def train_and_register(
     t0 = time.perf_counter()
     with (
         tempfile.TemporaryDirectory(prefix="sfai-train-") as out,
-        Tracker(s, f"{reg.tenant}/{name}", enabled=track, run_name=f"{name} {input.name}") as tracker,
+        Tracker(s, f"{reg.tenant}/{name}", enabled=track, run_name=f"{name} {input.name}", tags={
+            "sfai.tenant": reg.tenant, "sfai.model": name, "sfai.family": family.name, "sfai.module": family.module,
+            "sfai.dataset": dataset, "sfai.input": input.name}) as tracker,
     ):
         tracker.log_params({"family": family.name, "dataset": dataset, "input": str(input), **config})
         metrics = mod.train(input, dataset, Path(out), config=config, tracker=tracker)
@@ -114,7 +116,8 @@ def train_and_register(
         metrics = {**metrics, "train_seconds": round(train_s, 1)}
         tracker.log_metrics(metrics)
         mv = reg.register(name, family.module, Path(out), metrics=metrics, mlflow_run_id=tracker.run_id, alias=alias)
-        tracker.register(f"{reg.tenant}.{name}", Path(out), mv.aliases[0] if mv.aliases else "challenger")
+        # the registered copy: its manifest carries the version, the tenant and the registered name
+        tracker.register(f"{reg.tenant}.{name}", mv.path, mv.aliases[0] if mv.aliases else "challenger")
     return mv
 
 
@@ -200,14 +203,20 @@ def models_list(tenant: TenantOpt = None, as_json: Annotated[bool, typer.Option(
 
 
 def _sync(reg, name: str) -> None:  # noqa: ANN001
-    """Mirror the aliases into MLflow's registry (best effort: the SFAI registry is the source of truth)."""
+    """Mirror the aliases into MLflow's registry (best effort: the SFAI registry is the source of truth). A model
+    none of whose versions was tracked is left alone (MLflow is not even imported)."""
+    versions = {m.version: m for m in reg.list(name)}
+    if not any(m.mlflow_run_id for m in versions.values()):
+        return
+    targets = {}
+    for alias in ("champion", "challenger"):
+        v = reg.alias(name, alias)
+        targets[alias] = None if v is None else (v, versions[v].mlflow_run_id if v in versions else None)
     try:
-        from models.tracking import sync_alias
+        from models.tracking import sync_aliases
 
-        for alias in ("champion", "challenger"):
-            v = reg.alias(name, alias)
-            if v is not None:
-                sync_alias(settings(), f"{reg.tenant}.{name}", alias, reg.get(name, version=v).mlflow_run_id)
+        for note in sync_aliases(settings(), f"{reg.tenant}.{name}", targets):
+            info(f"note: {note}")
     except Exception as e:  # noqa: BLE001
         info(f"note: MLflow aliases not updated ({type(e).__name__}: {e})")
 

@@ -135,3 +135,45 @@ def test_tracked_run_is_logged_and_registered_in_mlflow(tmp_path):
     assert mv.run_id == run_id
     artifacts = {a.path for a in client.list_artifacts(run_id, "model")}
     assert {"model/model.onnx", "model/manifest.json"} <= artifacts
+
+
+def test_tracking_keeps_params_tags_and_aliases_in_step(tmp_path):
+    """A ``--set`` override logged by the CLI and again, cast, by the family's config (``0`` and ``0.0``) made
+    MLflow refuse the run; runs carry SFAI's tags; promote/rollback move MLflow's aliases with SFAI's, and an alias
+    whose version was never tracked is removed from MLflow instead of left on another version."""
+    from mlflow import MlflowClient
+
+    from models.tracking import Tracker, _local, sync_aliases, tracking_uri
+    from serving.settings import Settings
+
+    settings = Settings(home=tmp_path, environment="test")
+    model, _, x, _ = trained()
+    runs = []
+    for version in (1, 2):
+        exp = tmp_path / f"exp{version}"
+        export(model, x[:4], exp, {"name": "tiny", "version": version})
+        with Tracker(settings, "acme/tiny", tags={"sfai.tenant": "acme", "sfai.dataset": "ai4i"}) as t:
+            t.log_params({"dropout": "0", "family": "tiny"})
+            t.log_params({"dropout": 0.0, "flag": True})
+            t.log_params({"flag": "true", "lr": 1e-3})
+            t.log_params({"dropout": 0.2})  # a real change: kept next to what was asked for
+            t.register("acme.tiny", exp, "champion" if version == 1 else "challenger")
+            runs.append(t.run_id)
+    client = MlflowClient(tracking_uri(settings))
+    run = client.get_run(runs[0])
+    assert run.data.params == {"dropout": "0", "family": "tiny", "flag": "True", "lr": "0.001",
+                               "dropout.effective": "0.2"}
+    assert run.data.tags["sfai.tenant"] == "acme" and run.data.tags["sfai.dataset"] == "ai4i"
+    assert client.get_model_version_by_alias("acme.tiny", "challenger").tags["sfai.version"] == "2"
+
+    # SFAI promotes version 2 (MLflow version 2), then a third, untracked version becomes champion
+    assert sync_aliases(settings, "acme.tiny", {"champion": (2, runs[1]), "challenger": (1, runs[0])}) == []
+    assert client.get_model_version_by_alias("acme.tiny", "champion").run_id == runs[1]
+    assert client.get_model_version_by_alias("acme.tiny", "challenger").run_id == runs[0]
+    notes = sync_aliases(settings, "acme.tiny", {"champion": (3, None), "challenger": (2, runs[1])})
+    assert len(notes) == 1 and "version 3 was trained without tracking" in notes[0]
+    aliases = client.get_registered_model("acme.tiny").aliases
+    assert "champion" not in aliases and client.get_model_version_by_alias("acme.tiny", "challenger").run_id == runs[1]
+    assert sync_aliases(settings, "acme.other", {"champion": (1, None), "challenger": None}) == []  # never tracked
+    assert _local(f"sqlite:///{tmp_path}/m.db") and _local("file:///x") and _local("/srv/mlruns")
+    assert not _local("http://mlflow:5000") and not _local("https://mlflow.example")
