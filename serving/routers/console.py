@@ -88,20 +88,23 @@ def _builtin_energy() -> list[dict]:
         working = t.weekday() < 5
         shape = max(0.0, math.sin(math.pi * (hour - 6) / 14)) if 6 <= hour <= 20 else 0.0
         kwh = 8.0 + (30.0 if working else 6.0) * shape + 1.5 * math.sin(k * 0.7)
-        rows.append({"date": t.strftime("%d/%m/%Y %H:%M"), "Usage_kWh": round(kwh, 3)})
+        # stamped as the plant's file is: the interval's end, the 00:00 that closes a day under that day's date
+        day = (t - timedelta(minutes=15)).strftime("%d/%m/%Y")
+        rows.append({"date": f"{day} {t:%H:%M}", "Usage_kWh": round(kwh, 3)})
     return rows
 
 
 def _actuals(records: list[dict]) -> list[dict]:
-    """The last two days of meter readings as ISO stamps, for drawing against the forecast."""
-    out = []
-    for r in records[-(2 * 96 + 1):]:
-        try:
-            t = datetime.strptime(str(r["date"]), "%d/%m/%Y %H:%M")
-        except ValueError:
-            t = datetime.fromisoformat(str(r["date"]))
-        out.append({"timestamp": t.isoformat(sep=" "), "kwh": float(r["Usage_kWh"])})
-    return out
+    """The last two days of meter readings, stamped as the forecast's steps are (the interval's end: a file's
+    ``dd/mm/yyyy 00:00``, which closes that day, is the next day's 00:00), for drawing against the forecast."""
+    import pandas as pd
+
+    from models.energy.features import parse_dates
+
+    last = records[-(2 * 96 + 1):]
+    stamps = parse_dates(pd.Series([r["date"] for r in last]))
+    return [{"timestamp": t.strftime("%Y-%m-%d %H:%M:%S"), "kwh": float(r["Usage_kWh"])}
+            for t, r in zip(stamps, last, strict=True)]
 
 
 def _from_demo(directory: Path, family: str) -> list[dict] | None:
@@ -180,7 +183,10 @@ def build_samples(home: Path, tenant: str, defect_manifest: dict | None = None) 
         entry = {"family": family, "module": module, "endpoint": endpoint, "source": source, "body": body}
         if family == "energy":
             body["horizon"] = 96
-            entry["actuals"] = _actuals(rows)
+            try:
+                entry["actuals"] = _actuals(rows)
+            except (SfaiError, ValueError, KeyError):  # dates the model would refuse too: no chart line
+                entry["actuals"] = []
         out[family] = entry
     return out
 

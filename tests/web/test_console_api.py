@@ -58,6 +58,26 @@ def test_samples_come_from_the_callers_own_demo_files(client, db, settings):
     assert len(energy["body"]["records"]) == 9 * 96 and len(energy["actuals"]) == 2 * 96 + 1
 
 
+def test_energy_actuals_are_stamped_as_the_forecast_is(client, db, settings, demo_models):
+    """The file's ``dd/mm/yyyy 00:00`` closes that day: the actuals drew each midnight reading a day early (and
+    the built-in rows put it a day late), so the chart's midnight points were 24 hours off the forecast's."""
+    acme = make_tenant(db, settings.secret_key, "acme", modules=("energy",))
+    ModelRegistry(db, settings.home, "acme").register("energy", "energy", demo_models[0] / "energy" / "v1")
+    energy = client.get("/v1/console/samples", headers=bearer(acme.mes)).json()["samples"]["energy"]
+    stamps = pd.to_datetime([a["timestamp"] for a in energy["actuals"]])
+    assert set(np.diff(stamps.values).astype("timedelta64[m]").astype(int)) == {15}  # every 15 minutes, in order
+    r = client.post(energy["endpoint"], json=energy["body"], headers=bearer(acme.mes))
+    assert r.status_code == 200, r.text
+    predictions = r.json()["predictions"]  # the first origin's day is in the readings (the next one is to come)
+    steps = [p["timestamp"][:16] for p in predictions if p["origin"] == predictions[0]["origin"]]
+    actual = {a["timestamp"][:16]: a["kwh"] for a in energy["actuals"]}
+    assert steps and all(s in actual for s in steps), (steps[:3], list(actual)[:3])
+    midnight = next(a for a in energy["actuals"] if a["timestamp"].endswith("00:00:00"))
+    day_before = (pd.Timestamp(midnight["timestamp"]) - pd.Timedelta(days=1)).strftime("%d/%m/%Y")
+    sent = {r["date"]: r["Usage_kWh"] for r in energy["body"]["records"]}
+    assert sent[f"{day_before} 00:00"] == midnight["kwh"]  # the reading that closed the day before
+
+
 def test_every_string_is_in_korean_and_english(client):
     """i18n.js has the same keys in both languages, and every key the page and the scripts name is there."""
     source = client.get("/static/i18n.js").text
