@@ -53,6 +53,29 @@ class SfaiAPI(FastAPI):
             return
         await super().__call__(scope, receive, send)
 
+    def openapi(self) -> dict:
+        """FastAPI's schema, plus what a client generated from it needs: the API key as a bearer scheme on every
+        operation that answers 401 (``/metrics`` has its own token), and error bodies as the JSON they are (an
+        endpoint that answers text, such as ``/metrics``, declared its errors as text)."""
+        if self.openapi_schema:
+            return self.openapi_schema
+        schema = super().openapi()
+        schemes = schema.setdefault("components", {}).setdefault("securitySchemes", {})
+        schemes["apiKey"] = {"type": "http", "scheme": "bearer", "description": "a tenant's API key (sfai_k...): "
+                             "Authorization: Bearer <key>"}
+        schemes["metricsToken"] = {"type": "http", "scheme": "bearer", "description": "SFAI_METRICS_TOKEN"}
+        for path, operations in schema.get("paths", {}).items():
+            for operation in operations.values():
+                responses = operation.get("responses", {})
+                if "401" in responses:
+                    operation["security"] = [{"metricsToken": []} if path == "/metrics" else {"apiKey": []}]
+                for code, response in responses.items():
+                    content = response.get("content")
+                    if code[0] in "45" and content and "application/json" not in content:
+                        response["content"] = {"application/json": next(iter(content.values()))}
+        self.openapi_schema = schema
+        return schema
+
     async def routed(self, scope, receive, send) -> None:  # noqa: ANN001
         """The full stack, for what the hot path hands on (already accounted for)."""
         scope[ACCOUNTED] = True

@@ -12,9 +12,11 @@ from serving.schemas.platform import (
     ApiKeyCreate,
     ApiKeyCreated,
     ApiKeyPublic,
+    ModuleName,
     SubscriptionCreate,
     SubscriptionPublic,
     TenantPublic,
+    error_response,
 )
 
 router = APIRouter(route_class=SfaiRoute, prefix="/v1", tags=["tenant"], dependencies=[Depends(platform_call)])
@@ -59,7 +61,9 @@ def read_subscriptions(ctx: AdminDep, platform: PlatformDep, active: bool = Fals
     return [_sub(s) for s in tenancy.list_subscriptions(platform.db, ctx.tenant, active_only=active)]
 
 
-@router.post("/subscriptions", response_model=SubscriptionPublic, status_code=status.HTTP_201_CREATED)
+@router.post("/subscriptions", response_model=SubscriptionPublic, status_code=status.HTTP_201_CREATED, responses={
+    409: error_response("the operator set this subscription's terms (managed_by_operator): the operator changes it"),
+})
 def create_subscription(body: SubscriptionCreate, ctx: AdminDep, platform: PlatformDep) -> SubscriptionPublic:
     """Subscribe this tenant to a module, or change the plan of a module it holds, on the plan's terms. Plans
     outside ``SFAI_SELF_SERVICE_PLANS`` (default: trial, standard) and subscriptions whose terms the operator set
@@ -77,7 +81,7 @@ def create_subscription(body: SubscriptionCreate, ctx: AdminDep, platform: Platf
 
 
 @router.delete("/subscriptions/{module}", response_model=SubscriptionPublic)
-def delete_subscription(module: str, ctx: AdminDep, platform: PlatformDep) -> SubscriptionPublic:
+def delete_subscription(module: ModuleName, ctx: AdminDep, platform: PlatformDep) -> SubscriptionPublic:
     """End this tenant's subscription to a module now (its history and usage log stay)."""
     sub = tenancy.unsubscribe(platform.db, ctx.tenant, module, by_tenant=True)
     platform.access.invalidate(ctx.tenant_id)

@@ -12,6 +12,7 @@ from starlette.concurrency import run_in_threadpool
 from serving.deps import PlatformDep
 from serving.errors import Forbidden, Unauthenticated
 from serving.handlers import SfaiRoute
+from serving.schemas.platform import error_response
 
 router = APIRouter(route_class=SfaiRoute, tags=["health"])
 
@@ -34,7 +35,10 @@ async def read_ready(platform: PlatformDep) -> JSONResponse:
     return JSONResponse(body, status_code=200 if ok else 503)
 
 
-@router.get("/metrics", response_class=PlainTextResponse)
+@router.get("/metrics", response_class=PlainTextResponse, responses={
+    401: error_response("SFAI_METRICS_TOKEN is set and the request does not carry it as a bearer token"),
+    403: error_response("outside development and test, /metrics is closed until SFAI_METRICS_TOKEN is set"),
+})
 async def read_metrics(request: Request, platform: PlatformDep) -> Response:
     """Prometheus text format: requests, latency, errors by module and tenant; usage log throughput. The series
     name tenants, so with ``SFAI_METRICS_TOKEN`` set it needs that bearer token, and outside development and

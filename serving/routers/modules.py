@@ -71,50 +71,87 @@ def serving_models(versions: list, module: str) -> list[dict]:
     return out
 
 
-PREDICT_BODY = {
-    "requestBody": {
-        "content": {
-            "application/json": {
-                "schema": {
-                    "type": "object",
-                    "properties": {
-                        "records": {
-                            "type": "array",
-                            "items": {"type": "object"},
-                            "maxItems": MAX_RECORDS,
-                            "description": "feature rows (the model's input columns)",
-                        },
-                        "entity_ids": {
-                            "type": "array",
-                            "items": {"type": "string"},
-                            "description": "instead of records: latest features from the online store",
-                        },
-                        "view": {"type": "string", "description": "the feature view for entity_ids"},
-                        "explain": {
-                            "type": "boolean",
-                            "description": "add the top contributing features "
-                            "(failure, defect: on by default up to 1,000 records)",
-                        },
-                        "model": {"type": "string", "description": "a registered model name (default: champion)"},
-                    },
-                }
-            },
-            "application/vnd.apache.arrow.stream": {"schema": {"type": "string", "format": "binary"}},
-            "application/vnd.apache.parquet": {"schema": {"type": "string", "format": "binary"}},
-        }
-    },
-    "responses": {
-        "200": {
-            "description": "The predictions with the model's name and version; as an Arrow IPC stream (model and "
-            "version in the x-sfai-model and x-sfai-model-version headers) when the request sends "
-            "Accept: application/vnd.apache.arrow.stream",
-            "content": {
-                "application/json": {"schema": {"type": "object"}},
-                "application/vnd.apache.arrow.stream": {"schema": {"type": "string", "format": "binary"}},
-            },
-        }
-    },
+_NUMBER = {"type": "number"}
+_ID = {"anyOf": [{"type": "string"}, {"type": "integer"}], "description": "the row's id as sent (or 1..n)"}
+# the answer's rows per family (docs/serving.md); explain adds the last fields
+ANSWER_ROWS = {
+    "failure": {"UDI": _ID, "failure_probability": _NUMBER, "failure_predicted": {"type": "integer", "enum": [0, 1]},
+                "failure_mode": {"type": "string", "description": "explain: TWF, HDF, PWF, OSF or empty"},
+                "top_features": {"type": "string", "description": "explain: the readings behind the risk"}},
+    "rul": {"unit": _ID, "rul": {"type": "number", "description": "remaining useful life in cycles, at the unit's "
+                                 "last cycle"}},
+    "defect": {"row_id": _ID, "defect_probability": _NUMBER, "defect_predicted": {"type": "integer", "enum": [0, 1]},
+               "top_measurements": {"type": "string", "description": "explain: f059:+0.412;f033:-0.220;..."}},
+    "energy": {"origin": {"type": "string"}, "timestamp": {"type": "string", "description": "the 15-minute "
+               "interval's end"}, "p10": _NUMBER, "p50": _NUMBER, "p90": _NUMBER,
+               "co2_p50": {"type": "number", "description": "tCO2 in the interval at p50"}},
 }
+_OPTIONS = {  # what each family's scorer takes besides the rows (serving.predictions.family_options)
+    "explain": {"type": ["boolean", "null"], "description": "add the top contributing features (on by default up "
+                "to 1,000 records; null: the default)"},
+    "start": {"type": ["string", "null"], "description": "the first forecast origin, YYYY-MM-DD (default: the "
+              "first day with a week of readings before it)"},
+    "horizon": {"type": ["integer", "null"], "minimum": 1, "maximum": 96,
+                "description": "15-minute steps per forecast (default 96: a day)"},
+}
+
+
+def predict_openapi(family: str) -> dict:
+    """The OpenAPI of ``family``'s prediction endpoint: its JSON body (only the options its model takes), the same
+    options as query parameters for an Arrow or Parquet body, and its answer's rows."""
+    from serving.predictions import family_options
+
+    options = {k: _OPTIONS[k] for k in family_options(family)}
+    body = {
+        "type": "object",
+        "additionalProperties": False,
+        "description": "records, or entity_ids with view",
+        "properties": {
+            "records": {"type": "array", "items": {"type": "object"}, "minItems": 1, "maxItems": MAX_RECORDS,
+                        "description": "feature rows (the model's input columns)"},
+            "entity_ids": {"type": "array", "minItems": 1, "items": {"anyOf": [{"type": "string"},
+                                                                                {"type": "integer"}]},
+                           "description": "instead of records: latest features from the online store"},
+            "view": {"type": "string", "description": "the feature view for entity_ids"},
+            "model": {"type": ["string", "null"], "description": "a registered model name (default: the champion)"},
+            **options,
+        },
+    }
+    binary = {"schema": {"type": "string", "format": "binary"}}
+    params = [{"name": k, "in": "query", "required": False, "description": f"with an Arrow or Parquet body: {k}",
+               "schema": {key: v for key, v in spec.items() if key != "description"}}
+              for k, spec in {"model": {"type": "string"}, **options}.items()]
+    for p in params:  # a query string holds no null
+        if isinstance(p["schema"].get("type"), list):
+            p["schema"]["type"] = p["schema"]["type"][0]
+    answer = {
+        "type": "object",
+        "required": ["model", "version", "count", "predictions"],
+        "properties": {
+            "model": {"type": "string", "description": "the registered model that answered"},
+            "version": {"type": "integer"},
+            "count": {"type": "integer"},
+            "predictions": {"type": "array", "items": {"type": "object", "properties": ANSWER_ROWS[family]}},
+        },
+    }
+    header = {"schema": {"type": "string"}}
+    return {
+        "parameters": params,
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": body}, ARROW_STREAM: binary,
+                        "application/vnd.apache.parquet": binary},
+        },
+        "responses": {
+            "200": {
+                "description": "The predictions with the model's name and version; as an Arrow IPC stream when the "
+                "request sends Accept: application/vnd.apache.arrow.stream (model, version and row count in the "
+                "headers)",
+                "content": {"application/json": {"schema": answer}, ARROW_STREAM: binary},
+                "headers": {"x-sfai-model": header, "x-sfai-model-version": header, "x-sfai-count": header},
+            }
+        },
+    }
 
 
 def add_predict_route(router: APIRouter, path: str, family: str, summary: str, *, explain: bool = False) -> None:
@@ -172,5 +209,6 @@ def add_predict_route(router: APIRouter, path: str, family: str, summary: str, *
     predict.__name__ = f"predict_{family}"
     predict.__doc__ = summary
     router.add_api_route(
-        path, predict, methods=["POST"], name=f"predict_{family}", summary=summary, openapi_extra=PREDICT_BODY
+        path, predict, methods=["POST"], name=f"predict_{family}", summary=summary,
+        openapi_extra=predict_openapi(family),
     )

@@ -87,7 +87,7 @@ class ErrorResponse(BaseModel):
     error: ErrorDetail
 
 
-def _err(description: str, headers: dict | None = None) -> dict:
+def error_response(description: str, headers: dict | None = None) -> dict:
     out: dict = {"model": ErrorResponse, "description": description}
     if headers:
         out["headers"] = headers
@@ -97,15 +97,17 @@ def _err(description: str, headers: dict | None = None) -> dict:
 _RETRY_AFTER = {"Retry-After": {"description": "seconds to wait before calling again", "schema": {"type": "integer"}}}
 # The errors any endpoint may answer (documented in the OpenAPI schema, so clients and the fuzz tests know them).
 PUBLIC_ERRORS: dict[int | str, dict] = {
-    400: _err("the body could not be read (not UTF-8, or not the declared format)"),
-    404: _err("no such object (for this tenant)"),
-    413: _err("request body larger than the server's limit"),
-    422: _err("invalid request: the message names the field"),
-    503: _err("a service SFAI needs is unavailable; retry shortly"),
+    400: error_response("a malformed request line (a control character in the path)"),
+    405: error_response("the path does not take this method"),
+    404: error_response("no such object (for this tenant)"),
+    413: error_response("request body larger than the server's limit"),
+    422: error_response("invalid request (the message names the field), or a body that could not be read (not "
+                        "UTF-8, or not the declared format)"),
+    503: error_response("a service SFAI needs is unavailable; retry shortly"),
 }
 COMMON_ERRORS: dict[int | str, dict] = {
     **PUBLIC_ERRORS,
-    401: _err("missing, malformed, invalid or revoked API key"),
-    403: _err("the tenant is not subscribed to the module, or the key's role may not do this"),
-    429: _err("rate limit or monthly quota reached, or too many background jobs", _RETRY_AFTER),
+    401: error_response("missing, malformed, invalid or revoked API key"),
+    403: error_response("the tenant is not subscribed to the module, or the key's role may not do this"),
+    429: error_response("rate limit or monthly quota reached, or too many background jobs", _RETRY_AFTER),
 }

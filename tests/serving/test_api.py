@@ -30,6 +30,39 @@ def test_health_ready_docs(client):
     assert "<html" in client.get("/").text.lower()
 
 
+def test_openapi_tells_a_generated_client_how_to_call(client):
+    """A client generated from /openapi.json could not send the API key (no security scheme) and read the energy
+    options wrongly (no start or horizon, an explain the model refuses); errors it declared as 400 came as 422."""
+    spec = client.get("/openapi.json").json()
+    scheme = spec["components"]["securitySchemes"]["apiKey"]
+    assert (scheme["type"], scheme["scheme"]) == ("http", "bearer")
+    keyed = public = 0
+    for path, operations in spec["paths"].items():
+        for method, op in operations.items():
+            if "401" in op["responses"]:
+                keyed += 1
+                assert op["security"] == [{"metricsToken": []} if path == "/metrics" else {"apiKey": []}], path
+            else:
+                public += 1
+                assert "security" not in op, (method, path)
+            for code, response in op["responses"].items():
+                if code[0] in "45":
+                    assert list(response.get("content", {"application/json": 0})) == ["application/json"], path
+    assert keyed > 20 and public >= 3
+    assert "/healthz" in spec["paths"] and "security" not in spec["paths"]["/healthz"]["get"]
+
+    def body(path: str) -> dict:
+        return spec["paths"][path]["post"]["requestBody"]["content"]["application/json"]["schema"]["properties"]
+
+    assert {"start", "horizon"} <= set(body("/v1/energy/forecast")) and "explain" not in body("/v1/energy/forecast")
+    assert not {"explain", "start", "horizon"} & set(body("/v1/maintenance/rul/predict"))
+    assert "explain" in body("/v1/maintenance/failure/predict") and "start" not in body("/v1/quality/defect/predict")
+    answer = spec["paths"]["/v1/quality/defect/predict"]["post"]["responses"]["200"]["content"]["application/json"]
+    assert "defect_probability" in answer["schema"]["properties"]["predictions"]["items"]["properties"]
+    assert "409" in spec["paths"]["/v1/subscriptions"]["post"]["responses"]
+    assert "not the declared format" in spec["paths"]["/v1/ingest/{view}"]["post"]["responses"]["422"]["description"]
+
+
 def test_missing_malformed_invalid_and_revoked_keys_are_401(client, db):
     acme = make_tenant(db, PEPPER, "acme")
     assert_error(client.get("/v1/quality/status"), 401, "unauthenticated", "Authorization")
