@@ -13,6 +13,7 @@ from serving.deps import CallerDep, PlatformDep, platform_call, require_role
 from serving.errors import InvalidInput, parse_json
 from serving.handlers import SfaiRoute, validation_message
 from serving.schemas.features import FeatureViewPublic, IngestRecords, IngestResult, OnlineRequest
+from serving.schemas.platform import OnlineAnswer
 
 router = APIRouter(route_class=SfaiRoute, tags=["features"], dependencies=[Depends(platform_call)])
 WRITERS = require_role("admin", "scientist", "mes")
@@ -115,7 +116,7 @@ def read_feature_views(ctx: CallerDep, platform: PlatformDep) -> list[FeatureVie
     return out
 
 
-@router.post("/v1/features/online")
+@router.post("/v1/features/online", response_model=None, responses={200: {"model": OnlineAnswer}})
 def read_online_features(body: OnlineRequest, ctx: CallerDep, platform: PlatformDep) -> dict:
     """The latest values of a view's features for some entities (null where unknown or past the TTL)."""
     fs = platform.feature_store(ctx.tenant)

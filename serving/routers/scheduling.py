@@ -9,7 +9,7 @@ from serving.deps import CallerDep, PlatformDep
 from serving.errors import InvalidInput
 from serving.routers.modules import module_router
 from serving.scheduling import solve_now
-from serving.schemas.scheduling import JobRequest, SolveRequest
+from serving.schemas.scheduling import JobAnswer, JobRequest, SolveAnswer, SolveRequest
 
 router = module_router("scheduling")
 
@@ -37,21 +37,21 @@ def _check_time_limit(platform, ctx, requested: float, cap: float, what: str) ->
         raise InvalidInput(f"time_limit_s: at most {cap:g} s per {what} {where}; got {requested:g}")
 
 
-@router.post("/solve")
+@router.post("/solve", response_model=None, responses={200: {"model": SolveAnswer}})
 async def solve_plan(body: SolveRequest, ctx: CallerDep, platform: PlatformDep) -> dict:
     """Solve a plan now (up to 30 s): status, makespan, bound, Gantt rows, late-job explanations."""
     _check_time_limit(platform, ctx, body.time_limit_s, platform.settings.scheduling_max_solve_s, "synchronous solve")
     return await run_in_threadpool(solve_now, body.model_dump(), _modules(platform, ctx))
 
 
-@router.post("/jobs", status_code=status.HTTP_202_ACCEPTED)
+@router.post("/jobs", status_code=status.HTTP_202_ACCEPTED, response_model=None, responses={202: {"model": JobAnswer}})
 async def create_job(body: JobRequest, ctx: CallerDep, platform: PlatformDep) -> dict:
     """Start a longer solve in the background; poll ``GET /v1/scheduling/jobs/{job_id}``."""
     _check_time_limit(platform, ctx, body.time_limit_s, platform.settings.scheduling_max_job_s, "background solve")
     return await run_in_threadpool(platform.jobs.submit, ctx.tenant_id, body.model_dump(), _modules(platform, ctx))
 
 
-@router.get("/jobs/{job_id}")
+@router.get("/jobs/{job_id}", response_model=None, responses={200: {"model": JobAnswer}})
 async def read_job(job_id: str, ctx: CallerDep, platform: PlatformDep) -> dict:
     """A job's state and, once done, its plan (another tenant's job answers 404)."""
     return await run_in_threadpool(platform.jobs.get, ctx.tenant_id, job_id)

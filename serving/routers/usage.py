@@ -13,13 +13,14 @@ from starlette.concurrency import iterate_in_threadpool
 from serving.deps import AdminDep, PlatformDep, platform_call
 from serving.errors import InvalidInput
 from serving.handlers import SfaiRoute
+from serving.schemas.platform import UsagePage
 from serving.tenancy import MODULES
 from serving.usage import export_usage, parse_range, query_usage
 
 router = APIRouter(route_class=SfaiRoute, prefix="/v1/usage", tags=["usage"], dependencies=[Depends(platform_call)])
 
 
-@router.get("")
+@router.get("", response_model=None, responses={200: {"model": UsagePage}})
 def read_usage(
     ctx: AdminDep,
     platform: PlatformDep,

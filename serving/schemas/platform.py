@@ -111,3 +111,43 @@ COMMON_ERRORS: dict[int | str, dict] = {
     403: error_response("the tenant is not subscribed to the module, or the key's role may not do this"),
     429: error_response("rate limit or monthly quota reached, or too many background jobs", _RETRY_AFTER),
 }
+
+
+# Answers the routes build as dicts, as the OpenAPI schema documents them.
+class UsageRecordPublic(BaseModel):
+    seq: int = Field(description="the record's number in this tenant's own log")
+    ts: str
+    tenant: str
+    key_id: str | None
+    module: str | None = Field(description="null for calls outside the modules (counted as platform)")
+    method: str
+    endpoint: str
+    status: int
+    latency_ms: float
+    model_version: str | None = Field(description="NAME@VERSION of the model that answered")
+    request_id: str | None
+    hash: str = Field(description="the record's receipt in the tamper-evident chain")
+
+
+class UsageCounts(BaseModel):
+    calls: int
+    ok: int
+    client_errors: int
+    server_errors: int
+
+
+class UsagePage(BaseModel):
+    tenant: str
+    from_: str | None = Field(alias="from")
+    to: str | None
+    total: int
+    by_module: dict[str, UsageCounts]
+    records: list[UsageRecordPublic]
+    next_before_seq: int | None = Field(description="pass as before_seq for the next (older) page")
+
+
+class OnlineAnswer(BaseModel):
+    view: str
+    rows: list[dict] = Field(description="per entity: the key, event_timestamp and the features (null where unknown "
+                             "or past the view's TTL)")
+

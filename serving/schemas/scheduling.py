@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -33,3 +34,46 @@ class SolveRequest(BaseModel):
 
 class JobRequest(SolveRequest):
     time_limit_s: float = Field(60.0, gt=0, le=3600, allow_inf_nan=False, description="background jobs: up to an hour")
+
+
+# Answers, as the OpenAPI schema documents them (the routes return the solver's documents as they are).
+class GanttRow(BaseModel):
+    machine: str
+    job: str | None = Field(description="null for a maintenance window")
+    operation: str
+    start: int
+    end: int
+    setup: int
+    late: bool = Field(description="the last operation of a job that ends after its due date")
+
+
+class SolveAnswer(BaseModel):
+    status: str = Field(description="OPTIMAL (proven), FEASIBLE (the best found in the time limit), INFEASIBLE or "
+                        "UNKNOWN (nothing found in the time limit)")
+    makespan: int | None
+    lower_bound: int | None
+    wall_s: float
+    instance: str | None = None
+    n_jobs: int
+    n_machines: int
+    n_operations: int
+    objective: str
+    objective_values: dict[str, Any] = Field(description="each objective term's value in the plan")
+    violations: int = Field(description="constraints the plan breaks (0 for every plan SFAI returns as solved)")
+    stats: dict[str, Any]
+    gantt: list[GanttRow]
+    maintenance: list[dict[str, Any]] = Field(description="maintenance windows placed from the failure risk")
+    late_jobs: list[dict[str, Any]] = Field(description="each late job, by how much, and why")
+    violation_messages: list[str]
+    linked: dict[str, Any] = Field(description="which subscribed modules' data the plan used (failure_risk, energy), "
+                                   "and what was ignored")
+
+
+class JobAnswer(BaseModel):
+    job_id: str
+    status: Literal["queued", "running", "done", "failed"]
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    result: SolveAnswer | None = Field(description="the plan, once done")
+    error: str | None = Field(description="why the job failed")

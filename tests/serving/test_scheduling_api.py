@@ -359,3 +359,29 @@ def test_a_stalled_process_cannot_overwrite_the_job_another_took_over(db, monkey
         release.set()
         stalled.close()
         live.close()
+
+
+def test_answers_match_the_schemas_openapi_documents(client, db):
+    """/openapi.json documents the solve, job and usage answers (a client generator types them from it): the real
+    answers must validate against those models, field for field."""
+    from serving.schemas.platform import UsagePage
+    from serving.schemas.scheduling import JobAnswer, SolveAnswer
+
+    acme = make_tenant(db, PEPPER, "acme", modules=("scheduling",))
+    solved = _post(client, "/v1/scheduling/solve", {"problem": PROBLEM, "time_limit_s": 2}, acme.mes)
+    assert solved.status_code == 200, solved.text
+    assert set(SolveAnswer.model_fields) == set(solved.json())  # nothing undocumented, nothing missing
+    SolveAnswer.model_validate(solved.json())
+    job = _post(client, "/v1/scheduling/jobs", {"problem": PROBLEM, "time_limit_s": 2}, acme.mes)
+    assert job.status_code == 202 and set(JobAnswer.model_fields) == set(job.json())
+    JobAnswer.model_validate(job.json())
+    deadline = time.monotonic() + 60
+    while (done := client.get(f"/v1/scheduling/jobs/{job.json()['job_id']}", headers=bearer(acme.mes)).json())[
+            "status"] in ("queued", "running"):
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    assert JobAnswer.model_validate(done).result.makespan == solved.json()["makespan"]
+    usage = client.get("/v1/usage", headers=bearer(acme.admin)).json()
+    page = UsagePage.model_validate(usage)
+    assert page.total >= 3 and set(usage) == {f.alias or name for name, f in UsagePage.model_fields.items()}
+    assert set(usage["records"][0]) == set(type(page.records[0]).model_fields)
