@@ -126,7 +126,10 @@ def train(input_path: Path, dataset: str, out_dir: Path, *, config: dict, tracke
     v_raw = series.kwh
     fill = float(np.nanmedian(v_raw))
     v = F.filled(v_raw, fill)
-    dhash = data_hash(v_raw)
+    # the data version: the readings, where the grid starts (the same readings a day later are other data) and the
+    # CO2 column the emission factor comes from
+    dhash = data_hash(v_raw, np.array([series.start.value], dtype=np.int64), *(() if series.co2 is None else
+                                                                                (series.co2,)))
     factor, factor_source = emission_factor(series)
     tracker.log_params({**{f"energy.{k}": val for k, val in cfg.as_dict().items()}, "data_hash": dhash,
                         "emission_factor_t_per_kwh": factor})
