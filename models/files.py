@@ -1,7 +1,7 @@
 """Reading the CSV files the model CLIs are given (``sfai train`` / ``sfai predict``) as the pipelines read them.
 
 A file saved by Korean Excel (CP949), or with semicolons and decimal commas (European Excel) or tabs, reads as
-it would in ``sfai dataset build``; a folder, a missing, empty, binary or UTF-16 file is refused with one line
+it would in ``sfai ingest <dataset>``; a folder, a missing, empty, binary or UTF-16 file is refused with one line
 that names it (``InvalidInput``), never a parser's traceback or a "missing column" that hides the cause.
 """
 

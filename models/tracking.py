@@ -91,14 +91,14 @@ class Tracker:
                 self._mlflow.end_run(status="FAILED" if exc_type else "FINISHED")
 
     def log_params(self, params: dict) -> None:
-        """Logs ``params`` (values as text, up to MLflow's 6,000 characters). A key logged before with the same
+        """Logs ``params`` (values as text, up to 500 characters). A key logged before with the same
         value in another spelling (``0`` and ``0.0``, ``true`` and ``True``) is skipped; with another value, the
         new one goes under ``<key>.effective`` (what the family's config made of an override)."""
         if not self._mlflow:
             return
         out = {}
         for k, v in params.items():
-            text = str(v)[:6000]
+            text = str(v)[:500]  # the limit of older tracking servers (MLflow itself now takes 6,000)
             old = self._params.get(k)
             if old is None:
                 out[k] = self._params[k] = text
