@@ -21,6 +21,8 @@ MLflow runs (experiment tracking) are not part of it: back up the MLflow server'
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import hmac
 import io
@@ -51,9 +53,9 @@ from serving.db.tables import (
     UsageRecord,
     UsageTenantHead,
 )
-from serving.errors import Conflict, InvalidInput, NotFound, SfaiError
+from serving.errors import Conflict, InvalidInput, NotFound, SfaiError, shown
 from serving.settings import Settings
-from serving.tenancy import as_utc, get_tenant, tenant_key
+from serving.tenancy import as_utc, check_ksic, check_tenant_name, get_tenant, tenant_key
 from serving.usage import UsageEntry, append_entries
 
 FORMAT = 1
@@ -292,6 +294,9 @@ class _Archive:
             raise InvalidInput(f"{self.path}: {name} does not match its checksum; the backup is damaged")
         return data
 
+    def size(self, name: str) -> int:
+        return self.tar.getmember(name).size
+
     def holds(self, table) -> bool:  # noqa: ANN001
         return f"db/{table.__tablename__}.jsonl" in self.manifest["sha256"]
 
@@ -335,25 +340,46 @@ def restore(settings: Settings, db: Database, archive: str | Path, tenant: str |
     """
     arc = _Archive(Path(archive))
     try:
-        names = arc.manifest.get("tenants", [])
-        if tenant is not None:
-            tenant = tenant_key(tenant)
-            if tenant not in names:
-                raise NotFound(f"tenant {tenant!r} is not in this backup (it holds: {', '.join(names) or 'none'})")
-        warnings = []
-        if arc.manifest.get("key_fingerprint") != key_fingerprint(settings.secret_key):
-            warnings.append(
-                "the API keys in this backup were hashed with another SFAI_SECRET_KEY: they authenticate only where "
-                "that secret is set; make new keys with 'sfai apikey create' otherwise"
-            )
-        if tenant is None and arc.manifest["scope"] == "all":
-            report = _restore_all(settings, db, arc)
-        else:
-            report = _restore_tenant(settings, db, arc, tenant or arc.manifest["scope"])
-        report.warnings = warnings
-        return report
+        with _restore_lock(settings.home):
+            return _restore(settings, db, arc, tenant)
     finally:
         arc.close()
+
+
+@contextlib.contextmanager
+def _restore_lock(home: Path):  # noqa: ANN202
+    """One restore at a time per SFAI_HOME: two at once both passed the empty-database check, and the one that
+    failed undid the files of the one that succeeded."""
+    home.mkdir(parents=True, exist_ok=True)
+    with open(home / ".restore.lock", "a") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise Conflict("another restore is running on this SFAI_HOME; wait for it to finish") from None
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def _restore(settings: Settings, db: Database, arc: _Archive, tenant: str | None) -> RestoreReport:
+    names = arc.manifest.get("tenants", [])
+    if tenant is not None:
+        tenant = tenant_key(tenant)
+        if tenant not in names:
+            raise NotFound(f"tenant {tenant!r} is not in this backup (it holds: {', '.join(names) or 'none'})")
+    warnings = []
+    if arc.manifest.get("key_fingerprint") != key_fingerprint(settings.secret_key):
+        warnings.append(
+            "the API keys in this backup were hashed with another SFAI_SECRET_KEY: they authenticate only where "
+            "that secret is set; make new keys with 'sfai apikey create' otherwise"
+        )
+    if tenant is None and arc.manifest["scope"] == "all":
+        report = _restore_all(settings, db, arc)
+    else:
+        report = _restore_tenant(settings, db, arc, tenant or arc.manifest["scope"])
+    report.warnings = warnings
+    return report
 
 
 def _missing_modules(conn, rows: list[dict]) -> list[dict]:  # noqa: ANN001
@@ -390,6 +416,10 @@ class _Undo:
         self.online: list[tuple[str, str]] = []  # (tenant, view) the online store may hold rows of
 
     def write_file(self, target: Path, data: bytes) -> None:
+        """Writes ``data`` at ``target`` and remembers it for the undo. A file already there (it holds the same
+        bytes: :func:`_check_targets` refused any other) is left as it is and never taken away by the undo."""
+        if target.is_file():
+            return
         missing = []
         parent = target.parent
         while not parent.exists():
@@ -451,6 +481,31 @@ def _undo_and_raise(undo: _Undo, scope: str, e: BaseException) -> NoReturn:
     raise e  # KeyboardInterrupt and the like: as they are, once undone
 
 
+def _check_targets(settings: Settings, arc: _Archive, tenant: str) -> None:
+    """Before anything is written: every file of ``tenant`` goes inside ``SFAI_HOME``, and where a file is there
+    already (the same home moved to another database) it holds the backup's bytes. A restore never overwrites a
+    file, so that undoing a failed one cannot take away what was there before it."""
+    for name in arc.files(tenant):
+        target = _safe_target(settings.home, name)
+        if os.path.lexists(target) and not (target.is_file() and not target.is_symlink()
+                                            and target.stat().st_size == arc.size(name)
+                                            and target.read_bytes() == arc.read(name)):
+            raise Conflict(f"{target} exists and differs from the backup's copy; a restore does not overwrite files: "
+                           "move it away (or restore into an empty SFAI_HOME)")
+
+
+def _check_rows(tenants: list[dict]) -> None:
+    """The backup's tenants pass the checks a new tenant passes (a name that becomes folders under ``SFAI_HOME``,
+    a KSIC code): the archive's own checksums prove it whole, not that it was made by SFAI."""
+    for r in tenants:
+        try:
+            if check_tenant_name(str(r.get("name"))) != r.get("name"):
+                raise InvalidInput(f"tenant name {r.get('name')!r} is not in its stored form")
+            check_ksic(str(r.get("ksic_code")))
+        except SfaiError as e:
+            raise InvalidInput(f"the backup's tenant {shown(r.get('name'))} is refused: {e.message}") from None
+
+
 def _write_files(settings: Settings, arc: _Archive, tenant: str, undo: _Undo) -> int:
     n = 0
     for name in arc.files(tenant):
@@ -470,10 +525,10 @@ def _restore_all(settings: Settings, db: Database, arc: _Archive) -> RestoreRepo
     # read (and checksum) everything before writing; backups made before per-tenant usage numbers lack them
     tables = {tb: arc.table(tb) for tb in ALL_TABLES if tb is not UsageTenantHead or arc.holds(tb)}
     tables[UsageTenantHead] = _number_usage(tables[UsageRecord], tables.get(UsageTenantHead, []))
+    _check_rows(tables[Tenant])
     tenant_names = {r["id"]: r["name"] for r in tables[Tenant]}
     for name in tenant_names.values():
-        for member in arc.files(name):
-            _safe_target(settings.home, member)
+        _check_targets(settings, arc, name)
     counts = {}
     undo = _Undo(settings, db)
     try:
@@ -535,12 +590,12 @@ def _restore_tenant(settings: Settings, db: Database, arc: _Archive, tenant: str
     src = next((r for r in arc.table(Tenant) if r["name"] == tenant), None)
     if src is None:
         raise NotFound(f"tenant {tenant!r} is not in this backup")
+    _check_rows([src])
     old_id = src["id"]
     rows = {tb: [r for r in arc.table(tb) if r["tenant_id"] == old_id] for tb in TENANT_TABLES}
     usage = [r for r in arc.table(UsageRecord) if r["tenant_id"] == old_id]
     modules = arc.table(Module)
-    for member in arc.files(tenant):
-        _safe_target(settings.home, member)
+    _check_targets(settings, arc, tenant)
     with db.session() as s:
         key_ids = [r["key_id"] for r in rows[ApiKey]]
         job_ids = [r["id"] for r in rows[SchedulingJob]]

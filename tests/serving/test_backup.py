@@ -377,3 +377,67 @@ def test_a_backup_from_before_per_tenant_numbers_is_numbered_on_restore(settings
         assert verify_chain(tdb).ok
     finally:
         tdb.dispose()
+
+
+def test_a_failed_restore_keeps_the_files_that_were_there_and_never_overwrites_one(settings, db, tmp_path,
+                                                                                  monkeypatch):
+    """Moving a deployment to a new database on the same SFAI_HOME (the documented SQLite -> PostgreSQL move): a
+    restore that failed, or was interrupted, deleted the feature and model files that were there before it, since
+    its undo took away every file it had written over. It no longer writes over any file: one with the backup's
+    bytes is left as it is (and kept by an undo), one with other bytes is refused before anything is written."""
+    import serving.backup as bk
+
+    _source_with_files_and_usage(settings, db)
+    archive = backup(settings, db, tmp_path / "a.tar.gz").path
+    sample = settings.home / "demo" / "acme" / "sample.csv"
+    moved = Settings(home=settings.home, database_url=f"sqlite:///{tmp_path / 'new.db'}", environment="test",
+                     secret_key=PEPPER)
+    tdb = Database(moved.resolved_database_url)
+    try:
+        def boom(*a, **k):  # noqa: ANN002, ANN003, ANN202
+            raise RuntimeError("interrupted")
+
+        monkeypatch.setattr(bk, "_rebuild_online", boom)
+        with pytest.raises(SfaiError, match="nothing was restored"):
+            restore(moved, tdb, archive)
+        assert sample.read_text() == "a,b\n1,2\n"  # was deleted by the undo
+        monkeypatch.undo()
+        sample.write_text("a,b\n1,3\n")  # changed since the backup: not overwritten, and nothing else written
+        with pytest.raises(Conflict, match="exists and differs from the backup's copy"):
+            restore(moved, tdb, archive)
+        assert sample.read_text() == "a,b\n1,3\n"
+        with pytest.raises(NotFound):
+            tenancy.get_tenant(tdb, "acme")
+        sample.write_text("a,b\n1,2\n")
+        assert restore(moved, tdb, archive).tenants == ["acme"] and verify_chain(tdb).ok
+    finally:
+        tdb.dispose()
+
+
+def test_restore_refuses_a_forged_tenant_and_a_second_restore_at_once(settings, db, tmp_path):
+    """The archive's checksums are its own: an edited one whose tenant is named ``../../x`` (a name that becomes
+    folders under SFAI_HOME) restored; and two restores at once both passed the empty-database check, the failing
+    one undoing the other's files."""
+    import fcntl
+
+    _source_with_files_and_usage(settings, db)
+    archive = backup(settings, db, tmp_path / "a.tar.gz").path
+    target = Settings(home=tmp_path / "t", database_url=f"sqlite:///{tmp_path / 't.db'}", environment="test",
+                      secret_key=PEPPER)
+    target.ensure_home()
+    tdb = Database(target.resolved_database_url)
+    try:
+        for field, value in (("name", "../../x"), ("ksic_code", "C99")):
+            forged = tmp_path / f"forged-{field}.tar.gz"
+            _rewrite(archive, forged, lambda name, data, f=field, v=value: data if name != "db/tenants.jsonl" else
+                     b"\n".join(json.dumps({**json.loads(line), f: v}).encode() for line in data.splitlines()))
+            with pytest.raises(InvalidInput, match="the backup's tenant .* is refused"):
+                restore(target, tdb, forged)
+        assert not (tmp_path / "x").exists() and tenancy.list_tenants(tdb) == []
+        with open(target.home / ".restore.lock", "a") as held:
+            fcntl.flock(held, fcntl.LOCK_EX)  # another restore is running
+            with pytest.raises(Conflict, match="another restore is running"):
+                restore(target, tdb, archive)
+        assert restore(target, tdb, archive).tenants == ["acme"]
+    finally:
+        tdb.dispose()
