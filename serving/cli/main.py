@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -100,9 +101,16 @@ def _check_sqlite_folder() -> None:
                               "create it first (or fix the URL)")
 
 
+def _terminated(signum, frame) -> None:  # noqa: ANN001
+    raise SystemExit(128 + signum)
+
+
 def run() -> None:
     """Console-script entry point: run the app, turning every failure into one line and a non-zero exit."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    # SIGTERM (docker stop, systemd, timeout) as an exit that unwinds: a restore or a backup undoes what it wrote,
+    # as it does on Ctrl-C, instead of the process ending mid-way (``sfai serve``'s server installs its own)
+    signal.signal(signal.SIGTERM, _terminated)
     try:
         _check_sqlite_folder()
         rv = app(standalone_mode=False)  # click's errors come here instead of its boxed multi-line form

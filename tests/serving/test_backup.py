@@ -441,3 +441,49 @@ def test_restore_refuses_a_forged_tenant_and_a_second_restore_at_once(settings, 
         assert restore(target, tdb, archive).tenants == ["acme"]
     finally:
         tdb.dispose()
+
+
+def test_a_restore_stopped_by_sigterm_is_undone_and_runs_again(sfai_env, settings, db, tmp_path):
+    """``docker stop``, systemd and ``timeout`` send SIGTERM, which ended the process mid-restore without its undo:
+    the tenants came back without their usage log, and the restore could not be run again."""
+    import signal
+    import time
+
+    _source_with_files_and_usage(settings, db)
+    archive = backup(settings, db, tmp_path / "a.tar.gz").path
+    marker = tmp_path / "rebuilding"
+    script = (
+        "import sys, time\n"
+        "from pathlib import Path\n"
+        "import serving.backup as bk\n"
+        "def slow(*a, **k):\n"
+        f"    Path({str(marker)!r}).touch()\n"
+        "    time.sleep(60)\n"
+        "bk._rebuild_online = slow\n"
+        "from serving.cli.main import run\n"
+        f"sys.argv = ['sfai', 'admin', 'restore', {str(archive)!r}]\n"
+        "run()\n"
+    )
+    target = {"SFAI_HOME": str(tmp_path / "t"), "SFAI_DATABASE_URL": f"sqlite:///{tmp_path / 't.db'}"}
+    proc = subprocess.Popen([sys.executable, "-c", script], env={**sfai_env, **target}, stderr=subprocess.PIPE,
+                            text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not marker.exists():  # the rows are committed; the online store is being rebuilt
+            assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read() if proc.poll() else ""
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 128 + signal.SIGTERM
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    tdb = Database(target["SFAI_DATABASE_URL"])
+    try:
+        assert tenancy.list_tenants(tdb) == []  # undone
+        assert not (tmp_path / "t" / "demo" / "acme").exists()
+        tsettings = Settings(home=tmp_path / "t", database_url=target["SFAI_DATABASE_URL"], environment="test",
+                             secret_key=PEPPER)
+        report = restore(tsettings, tdb, archive)  # and the same restore goes through
+        assert report.rows["usage_log"] == 3 and verify_chain(tdb).ok
+    finally:
+        tdb.dispose()
