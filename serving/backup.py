@@ -162,6 +162,10 @@ def backup(
     ``out``'s folder must exist; an existing file is refused unless ``force``, anything else that exists always."""
     out = Path(out)
     _check_out(out, force)
+    try:
+        settings.refuse_state_file(out)
+    except ValueError as e:
+        raise InvalidInput(str(e)) from None
     if tenant is not None:
         t = get_tenant(db, tenant)
         tenant = t.name  # as stored (the name may have been given in another case)

@@ -176,6 +176,23 @@ class Settings(BaseSettings):
             return self.database_url
         return f"sqlite:///{(self.home / 'sfai.db').resolve()}"
 
+    def state_files(self) -> set[Path]:
+        """The files SFAI keeps its state in (the SQLite metadata database and its journals, MLflow's database): an
+        export or a backup written over one of them would destroy it."""
+        from sqlalchemy.engine import make_url
+
+        out = {(self.home / "mlflow.db").resolve()}
+        url = make_url(self.resolved_database_url)
+        if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
+            db = Path(url.database).expanduser().resolve()
+            out |= {db, *(db.with_name(db.name + suffix) for suffix in ("-wal", "-shm", "-journal"))}
+        return out
+
+    def refuse_state_file(self, path: Path) -> None:
+        """A one-line error where ``path`` is one of :meth:`state_files`."""
+        if Path(path).expanduser().resolve() in self.state_files():
+            raise ValueError(f"{path} is where SFAI keeps its state (its database); write the output elsewhere")
+
     def ensure_home(self) -> Path:
         self.home.mkdir(parents=True, exist_ok=True)
         return self.home

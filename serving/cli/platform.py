@@ -213,6 +213,7 @@ def usage_export(
     tenant's, with each record's place in the whole chain first (log_seq)."""
     if output is not None:
         _check_output(output)
+        settings().refuse_state_file(output)
     db = database()
     tenant_id = tenancy.get_tenant(db, tenant).id if tenant else None
     chunks = export_usage(db, fmt, tenant_id=tenant_id, start=parse_when(from_, "from"), end=parse_when(to, "to"))

@@ -487,3 +487,26 @@ def test_a_restore_stopped_by_sigterm_is_undone_and_runs_again(sfai_env, setting
         assert report.rows["usage_log"] == 3 and verify_chain(tdb).ok
     finally:
         tdb.dispose()
+
+
+def test_an_export_or_a_backup_never_overwrites_the_database(tmp_path):
+    """``sfai usage export -o $SFAI_HOME/sfai.db`` wrote CSV over the live database (and ``admin backup ... --force``
+    a tar.gz): the next command found 'file is not a database'."""
+    home = tmp_path / "home"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SFAI_")}
+    env.update(SFAI_HOME=str(home), SFAI_ENVIRONMENT="test", SFAI_SECRET_KEY=PEPPER)
+    local = Settings(home=home, environment="test", secret_key=PEPPER)
+    local.ensure_home()
+    ldb = Database(local.resolved_database_url)
+    try:
+        make_tenant(ldb, PEPPER, "acme")
+        database = home / "sfai.db"
+        for args in (("usage", "export", "-o", str(database)), ("admin", "backup", str(database), "--force"),
+                     ("usage", "export", "-o", str(home / "mlflow.db"))):
+            r = subprocess.run([sys.executable, "-m", "serving.cli.main", *args], env=env, capture_output=True,
+                               text=True, timeout=120)
+            assert r.returncode == 1 and "where SFAI keeps its state" in r.stderr, r.stderr
+            assert r.stderr.count("\n") == 1, r.stderr
+        assert database.read_bytes()[:16] == b"SQLite format 3\x00" and tenancy.get_tenant(ldb, "acme").name == "acme"
+    finally:
+        ldb.dispose()
