@@ -8,6 +8,7 @@ import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, TextIO
 
@@ -114,7 +115,7 @@ def tenant_subscribe(
     mods = _modules(modules)
     if not mods:
         raise InvalidInput("name at least one module")
-    ends = parse_when(until, "until")
+    ends = _when(until, "until")
     db = database()
     subs = [
         tenancy.subscribe(db, name, m, plan=plan, request_quota="plan" if quota is None else quota, ends_at=ends)
@@ -216,7 +217,7 @@ def usage_export(
         settings().refuse_state_file(output)
     db = database()
     tenant_id = tenancy.get_tenant(db, tenant).id if tenant else None
-    chunks = export_usage(db, fmt, tenant_id=tenant_id, start=parse_when(from_, "from"), end=parse_when(to, "to"))
+    chunks = export_usage(db, fmt, tenant_id=tenant_id, start=_when(from_, "from"), end=_when(to, "to"))
     if output is None:
         for c in chunks:
             sys.stdout.write(c)
@@ -228,6 +229,14 @@ def usage_export(
     except OSError as e:
         raise InvalidInput(f"cannot write {output}: {e.strerror or e}") from None
     info(f"wrote {output}")
+
+
+def _when(value: str | None, option: str) -> datetime | None:
+    """``--OPTION``'s date; given empty (``--until ""``, a shell variable that was not set), it is refused rather
+    than read as "none" (an open-ended subscription, the whole log)."""
+    if value is not None and not value.strip():
+        raise InvalidInput(f"--{option} is empty: give an ISO date such as 2026-01-31, or leave the option out")
+    return parse_when(value, option)
 
 
 def _check_output(path: Path) -> None:
@@ -264,7 +273,7 @@ def usage_purge(
     before: Annotated[str, typer.Option(help="delete records older than this ISO date; at least three years ago")],
 ) -> None:
     """Delete records older than three years (the chain stays verifiable); prints how many."""
-    when = parse_when(before, "before")
+    when = _when(before, "before")
     n = purge_before(database(), when, retention_days=settings().usage_retention_days)
     typer.echo(n)
 

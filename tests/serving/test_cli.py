@@ -66,6 +66,10 @@ def test_errors_are_one_line_and_non_zero(sfai_env, tmp_path):
         (("usage", "export", "--format", "xml"), "unknown export format"),
         (("usage", "export", "--from", "last tuesday"), "invalid 'from'"),
         (("usage", "purge", "--before", "2026-01-01"), "kept"),
+        # an empty date (an unset shell variable) is refused, not read as open-ended or as the whole log
+        (("tenant", "subscribe", "acme", "quality", "--until", ""), "--until is empty"),
+        (("usage", "purge", "--before", ""), "--before is empty"),
+        (("usage", "export", "--to", " "), "--to is empty"),
         # a bad --set is refused before training starts or an MLflow run opens (nothing else on stderr)
         (("train", "rul", "--dataset", "cmapss", "--input", str(train_file), "--set", "nope=1"), "unknown rul config"),
         (("train", "rul", "--dataset", "cmapss", "--input", str(train_file), "--set", "mean_spans=1,500"), "from 1 to"),
