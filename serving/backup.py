@@ -103,14 +103,30 @@ def _row(row) -> dict:  # noqa: ANN001 - a SQLAlchemy Row
     return {k: _encode(v) for k, v in row._mapping.items()}
 
 
-def _rows(db: Database, table, where=None) -> list[dict]:  # noqa: ANN001
+def _rows(conn, table, where=None) -> list[dict]:  # noqa: ANN001
     t = table.__table__
     stmt = select(t)
     if where is not None:
         stmt = stmt.where(where)
     pk = list(t.primary_key.columns)
+    return [_row(r) for r in conn.execute(stmt.order_by(*pk))]
+
+
+@contextlib.contextmanager
+def _snapshot(db: Database):  # noqa: ANN202
+    """One connection that reads the database as of one moment, so that the tables of a backup agree while the
+    server goes on writing (read one by one, a live backup held usage records past its chain head, or a
+    subscription of a tenant it did not hold, and could not be restored)."""
     with db.engine.connect() as conn:
-        return [_row(r) for r in conn.execute(stmt.order_by(*pk))]
+        if conn.dialect.name == "sqlite":
+            conn.exec_driver_sql("BEGIN")  # the driver opens no transaction for reads; WAL pins the first read's view
+        else:
+            conn = conn.execution_options(isolation_level="REPEATABLE READ")
+            conn.begin()
+        try:
+            yield conn
+        finally:
+            conn.rollback()
 
 
 def _decode(table, row: dict) -> dict:  # noqa: ANN001
@@ -177,8 +193,7 @@ def backup(
             UsageRecord: UsageRecord.tenant_id == t.id,
         }
     else:
-        with db.session() as s:
-            tenants = [(r.id, r.name) for r in s.scalars(select(Tenant).order_by(Tenant.id))]
+        tenants = None  # read in the snapshot below, with the tables
         tables = {tb: None for tb in ALL_TABLES}
     try:
         fd, tmp_name = tempfile.mkstemp(prefix=".sfai-backup-", suffix=".tmp", dir=out.parent)
@@ -190,19 +205,21 @@ def backup(
     counts: dict[str, int] = {}
     files = 0
     try:
-        with tarfile.open(tmp, "w:gz") as tar:
+        with tarfile.open(tmp, "w:gz") as tar, _snapshot(db) as conn:
+            if tenants is None:
+                tenants = [(r.id, r.name) for r in conn.execute(select(Tenant.id, Tenant.name).order_by(Tenant.id))]
             for table, where in tables.items():
                 name = table.__tablename__
                 if table is UsageRecord:  # the biggest table: written in pages
                     buf = io.BytesIO()
                     n = 0
-                    for page in _usage_pages(db, where):
+                    for page in _usage_pages(conn, where):
                         for row in page:
                             buf.write(json.dumps(row, ensure_ascii=False).encode() + b"\n")
                             n += 1
                     data = buf.getvalue()
                 else:
-                    rows = _rows(db, table, where)
+                    rows = _rows(conn, table, where)
                     n = len(rows)
                     data = b"".join(json.dumps(r, ensure_ascii=False).encode() + b"\n" for r in rows)
                 _add_bytes(tar, f"db/{name}.jsonl", data, digests)
@@ -238,19 +255,18 @@ def backup(
     return BackupReport(out, tenant or "all", [n for _, n in tenants], counts, files, out.stat().st_size)
 
 
-def _usage_pages(db: Database, where) -> list[list[dict]]:  # noqa: ANN001
+def _usage_pages(conn, where) -> list[list[dict]]:  # noqa: ANN001
     t = UsageRecord.__table__
     last = -1
-    with db.engine.connect() as conn:
-        while True:
-            stmt = select(t).where(t.c.seq > last)
-            if where is not None:
-                stmt = stmt.where(where)
-            page = [_row(r) for r in conn.execute(stmt.order_by(t.c.seq).limit(USAGE_BATCH))]
-            if not page:
-                return
-            last = page[-1]["seq"]
-            yield page
+    while True:
+        stmt = select(t).where(t.c.seq > last)
+        if where is not None:
+            stmt = stmt.where(where)
+        page = [_row(r) for r in conn.execute(stmt.order_by(t.c.seq).limit(USAGE_BATCH))]
+        if not page:
+            return
+        last = page[-1]["seq"]
+        yield page
 
 
 # ---------------------------------------------------------------------------------------------------- restore

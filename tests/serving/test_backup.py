@@ -510,3 +510,40 @@ def test_an_export_or_a_backup_never_overwrites_the_database(tmp_path):
         assert database.read_bytes()[:16] == b"SQLite format 3\x00" and tenancy.get_tenant(ldb, "acme").name == "acme"
     finally:
         ldb.dispose()
+
+
+def test_a_backup_taken_while_the_server_writes_restores_and_verifies(settings, db, tmp_path, monkeypatch):
+    """Each table was read in its own connection: calls logged and a tenant subscribed while a backup ran gave an
+    archive with usage records past its chain head ("usage log tampered" after restore) or a subscription of a
+    tenant it did not hold (the restore failed on a foreign key). All tables are now read in one snapshot."""
+    import serving.backup as bk
+    from serving.usage import UsageEntry, append_entries
+
+    _source_with_files_and_usage(settings, db)
+    tid = tenancy.get_tenant(db, "acme").id
+    real, writes = bk._rows, []
+
+    def rows_while_writing(conn, table, where=None):  # noqa: ANN001, ANN202
+        out = real(conn, table, where)
+        if not writes:  # after the first table: the server goes on logging calls and a tenant subscribes
+            writes.append(1)
+            append_entries(db, [UsageEntry(ts=tenancy.utcnow(), tenant_id=tid, key_id="k1", module="quality",
+                                           method="GET", endpoint="/v1/quality/status", status=200, latency_us=5,
+                                           request_id=f"live{i}") for i in range(5)])
+            make_tenant(db, PEPPER, "late", modules=("quality",))
+        return out
+
+    monkeypatch.setattr(bk, "_rows", rows_while_writing)
+    archive = backup(settings, db, tmp_path / "live.tar.gz").path
+    monkeypatch.undo()
+    assert writes
+    target = Settings(home=tmp_path / "t", database_url=f"sqlite:///{tmp_path / 't.db'}", environment="test",
+                      secret_key=PEPPER)
+    target.ensure_home()
+    tdb = Database(target.resolved_database_url)
+    try:
+        report = restore(target, tdb, archive)
+        assert report.tenants == ["acme"] and report.rows["usage_log"] == 3  # as of the backup's moment
+        assert verify_chain(tdb).ok
+    finally:
+        tdb.dispose()
