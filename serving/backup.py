@@ -230,7 +230,8 @@ def backup(
                     if not root.is_dir():
                         continue
                     for path in sorted(root.rglob("*")):
-                        if path.is_file() and not path.name.startswith(".staging-"):
+                        # not a store's staging file, nor a backup being written there (this one, or another's)
+                        if path.is_file() and not path.name.startswith((".staging-", ".sfai-backup-")):
                             rel = path.relative_to(settings.home).as_posix()
                             _add_bytes(tar, f"files/{rel}", path.read_bytes(), digests)
                             files += 1

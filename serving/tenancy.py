@@ -127,14 +127,21 @@ def _find_tenant(s, name: str) -> Tenant:  # noqa: ANN001 - a Session
     return t
 
 
+_BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
 def check_label(value: str | None, what: str, max_len: int) -> str | None:
-    """A name shown to people (a tenant's display name, an API key's name): 1 to ``max_len`` characters, no
-    control characters (a tab or newline would break the tab-separated lists of the CLI). ``None`` passes."""
+    """A name shown to people (a tenant's display name, an API key's name): 1 to ``max_len`` characters, not only
+    spaces, no control characters (a tab or newline would break the tab-separated lists of the CLI) and no
+    bidirectional overrides (U+202E shows ``acme\u202eresu`` as "acmeuser": a name made to look like another's).
+    ``None`` passes."""
     if value is None:
         return None
     if not isinstance(value, str) or not 1 <= len(value) <= max_len:
         raise InvalidInput(f"{what} must be 1-{max_len} characters")
-    bad = next((c for c in value if unicodedata.category(c) in ("Cc", "Cs", "Zl", "Zp")), None)
+    if not value.strip():
+        raise InvalidInput(f"{what} must not be only spaces")
+    bad = next((c for c in value if unicodedata.category(c) in ("Cc", "Cs", "Zl", "Zp") or c in _BIDI_CONTROLS), None)
     if bad is not None:
         raise InvalidInput(f"{what} must not contain control characters (found {bad!r})")
     return value

@@ -176,6 +176,10 @@ def test_control_characters_in_names_are_refused(sfai, db, client):
                                         "line\t3").error
     r = client.post("/v1/apikeys", json={"role": "mes", "name": "line\n3"}, headers=bearer(keys.admin))
     assert r.status_code == 422 and "control characters" in r.json()["error"]["message"]
+    # a right-to-left override shows "admin\u202enim" as another name; a name of spaces shows as none
+    r = client.post("/v1/apikeys", json={"role": "mes", "name": "mes\u202erotarepo"}, headers=bearer(keys.admin))
+    assert r.status_code == 422 and "control characters" in r.json()["error"]["message"], r.text
+    assert "only spaces" in sfai("tenant", "create", "acme4", "--ksic", "C29", "--display-name", "   ").error
     assert [k.name for k in tenancy.list_api_keys(db, "acme")] == ["admin", "mes"]
 
 
