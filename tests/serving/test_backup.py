@@ -547,3 +547,12 @@ def test_a_backup_taken_while_the_server_writes_restores_and_verifies(settings, 
         assert verify_chain(tdb).ok
     finally:
         tdb.dispose()
+
+
+def test_a_backup_written_into_a_tenants_folder_does_not_hold_itself(settings, db, tmp_path):
+    _source_with_files_and_usage(settings, db)
+    out = settings.home / "demo" / "acme" / "b.tar.gz"
+    backup(settings, db, out)
+    with tarfile.open(out) as tar:
+        names = tar.getnames()
+    assert "files/demo/acme/sample.csv" in names and not [n for n in names if ".sfai-backup-" in n], names
