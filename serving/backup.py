@@ -285,13 +285,26 @@ class _Archive:
         except _TRUNCATED as e:
             self.close()
             raise self._incomplete(e) from None
-        except (tarfile.TarError, OSError, KeyError, ValueError, zlib.error) as e:
+        except KeyError as e:  # no manifest: a foreign archive, or one of SFAI's whose later part was overwritten
+            sfai = self._members_look_like_a_backup()
+            self.close()
+            if sfai:
+                raise InvalidInput(f"{path}: the backup is damaged (its members are there but its manifest is not: "
+                                   "the file was changed or cut short); use another copy") from None
+            raise InvalidInput(f"{path} is not an SFAI backup ({_reason(e)})") from None
+        except (tarfile.TarError, OSError, ValueError, zlib.error) as e:
             self.close()
             raise InvalidInput(f"{path} is not an SFAI backup ({_reason(e)})") from None
         found = self.manifest.get("format") if isinstance(self.manifest, dict) else None
         if found != FORMAT or not isinstance(self.manifest.get("sha256"), dict):
             self.close()
             raise InvalidInput(f"{path}: unsupported backup format {found!r} (this SFAI reads {FORMAT})")
+
+    def _members_look_like_a_backup(self) -> bool:
+        try:
+            return any(n.startswith(("db/", "files/")) for n in self.tar.getnames())
+        except (tarfile.TarError, OSError, EOFError, zlib.error):
+            return False
 
     def _incomplete(self, e: BaseException) -> InvalidInput:
         return InvalidInput(f"{self.path}: not a complete SFAI backup ({_reason(e)})")

@@ -3,6 +3,7 @@ back, the usage hash chain verifies, and bad archives or targets are refused wit
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import stat
@@ -178,6 +179,16 @@ def test_damaged_or_foreign_archives_are_refused(settings, db, tmp_path):
         junk.write_bytes(b"not a backup")
         with pytest.raises(InvalidInput, match="not an SFAI backup"):
             restore(target, tdb, junk)
+        # bytes overwritten after the tables (the manifest is the last member): damaged, not "not a backup"
+        raw = bytearray(archive.read_bytes())
+        with tarfile.open(archive) as src:
+            head = sum(512 + -(-m.size // 512) * 512 for m in src.getmembers() if m.name.startswith("db/"))
+        plain = bytearray(gzip.decompress(bytes(raw)))
+        plain[head:] = b"\xff" * (len(plain) - head)
+        overwritten = tmp_path / "overwritten.tar.gz"
+        overwritten.write_bytes(gzip.compress(bytes(plain)))
+        with pytest.raises(InvalidInput, match="the backup is damaged"):
+            restore(target, tdb, overwritten)
         with pytest.raises(NotFound):
             restore(target, tdb, tmp_path / "missing.tar.gz")
         # another secret: restored, with a warning that the old keys will not authenticate here
