@@ -110,7 +110,14 @@ def run() -> None:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     # SIGTERM (docker stop, systemd, timeout) as an exit that unwinds: a restore or a backup undoes what it wrote,
     # as it does on Ctrl-C, instead of the process ending mid-way (``sfai serve``'s server installs its own)
-    signal.signal(signal.SIGTERM, _terminated)
+    previous = signal.signal(signal.SIGTERM, _terminated)
+    try:
+        _run()
+    finally:
+        signal.signal(signal.SIGTERM, previous)  # run in-process (the tests): the caller's handler again
+
+
+def _run() -> None:
     try:
         _check_sqlite_folder()
         rv = app(standalone_mode=False)  # click's errors come here instead of its boxed multi-line form
