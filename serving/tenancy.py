@@ -133,7 +133,7 @@ _BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u20
 def check_label(value: str | None, what: str, max_len: int) -> str | None:
     """A name shown to people (a tenant's display name, an API key's name): 1 to ``max_len`` characters, not only
     spaces, no control characters (a tab or newline would break the tab-separated lists of the CLI) and no
-    bidirectional overrides (U+202E shows ``acme\u202eresu`` as "acmeuser": a name made to look like another's).
+    bidirectional overrides (U+202E, the right-to-left override, makes a name read as another's).
     ``None`` passes."""
     if value is None:
         return None
