@@ -32,6 +32,14 @@ PEPPER = "test-secret-0123456789"
 FAMILIES = {"failure": "maintenance", "defect": "quality", "energy": "energy"}
 
 
+def _empty_deployment(tmp_path: Path, secret: str = PEPPER) -> tuple[Settings, Database]:
+    """Another deployment to restore into: its own SFAI_HOME and an empty SQLite database (the caller disposes)."""
+    target = Settings(home=tmp_path / "t", database_url=f"sqlite:///{tmp_path / 't.db'}", environment="test",
+                      secret_key=secret)
+    target.ensure_home()
+    return target, Database(target.resolved_database_url)
+
+
 def _deployment(settings: Settings, db: Database, demo_models, tenant: str) -> str:
     """A tenant with every module, the demo models, the synthetic moulding data in its feature store, and some
     calls in its usage log; returns its MES key."""
@@ -133,10 +141,7 @@ def test_one_tenant_moves_to_another_deployment(settings, db, demo_models, tmp_p
         assert [t["name"] for t in tenants] == ["acme"]
 
     # the target already serves another tenant, whose usage chain the restore must extend, not break
-    target = Settings(home=tmp_path / "t", database_url=f"sqlite:///{tmp_path / 't.db'}", environment="test",
-                      secret_key=PEPPER)
-    target.ensure_home()
-    tdb = Database(target.resolved_database_url)
+    target, tdb = _empty_deployment(tmp_path)
     try:
         local = make_tenant(tdb, PEPPER, "local", modules=("quality",))
         with TestClient(create_app(target, db=tdb)) as client:
@@ -157,10 +162,7 @@ def test_one_tenant_moves_to_another_deployment(settings, db, demo_models, tmp_p
 def test_damaged_or_foreign_archives_are_refused(settings, db, tmp_path):
     make_tenant(db, PEPPER, "acme")
     archive = backup(settings, db, tmp_path / "a.tar.gz").path
-    target = Settings(home=tmp_path / "t", database_url=f"sqlite:///{tmp_path / 't.db'}", environment="test",
-                      secret_key="another-secret-0123456789")
-    target.ensure_home()
-    tdb = Database(target.resolved_database_url)
+    target, tdb = _empty_deployment(tmp_path, secret="another-secret-0123456789")
     try:
         # a member changed after the backup: its checksum no longer matches
         damaged = tmp_path / "damaged.tar.gz"
@@ -277,10 +279,7 @@ def test_a_restore_that_fails_part_way_leaves_nothing_and_can_run_again(settings
 
     _source_with_files_and_usage(settings, db)
     archive = backup(settings, db, tmp_path / "a.tar.gz").path
-    target = Settings(home=tmp_path / "t", database_url=f"sqlite:///{tmp_path / 't.db'}", environment="test",
-                      secret_key=PEPPER)
-    target.ensure_home()
-    tdb = Database(target.resolved_database_url)
+    target, tdb = _empty_deployment(tmp_path)
     tenant = "acme" if scope == "tenant" else None
     try:
         if scope == "tenant":
@@ -433,10 +432,7 @@ def test_restore_refuses_a_forged_tenant_and_a_second_restore_at_once(settings, 
 
     _source_with_files_and_usage(settings, db)
     archive = backup(settings, db, tmp_path / "a.tar.gz").path
-    target = Settings(home=tmp_path / "t", database_url=f"sqlite:///{tmp_path / 't.db'}", environment="test",
-                      secret_key=PEPPER)
-    target.ensure_home()
-    tdb = Database(target.resolved_database_url)
+    target, tdb = _empty_deployment(tmp_path)
     try:
         for field, value in (("name", "../../x"), ("ksic_code", "C99")):
             forged = tmp_path / f"forged-{field}.tar.gz"
@@ -548,10 +544,7 @@ def test_a_backup_taken_while_the_server_writes_restores_and_verifies(settings, 
     archive = backup(settings, db, tmp_path / "live.tar.gz").path
     monkeypatch.undo()
     assert writes
-    target = Settings(home=tmp_path / "t", database_url=f"sqlite:///{tmp_path / 't.db'}", environment="test",
-                      secret_key=PEPPER)
-    target.ensure_home()
-    tdb = Database(target.resolved_database_url)
+    target, tdb = _empty_deployment(tmp_path)
     try:
         report = restore(target, tdb, archive)
         assert report.tenants == ["acme"] and report.rows["usage_log"] == 3  # as of the backup's moment
