@@ -101,8 +101,15 @@ def _check_sqlite_folder() -> None:
                               "create it first (or fix the URL)")
 
 
+class _Terminated(SystemExit):
+    """SIGTERM, raised where the process is: it unwinds as any exit does, and says so on stderr at the end."""
+
+
 def _terminated(signum, frame) -> None:  # noqa: ANN001
-    raise SystemExit(128 + signum)
+    raise _Terminated(128 + signum)
+
+
+_INTERRUPTED = 128 + signal.SIGINT  # the shell's exit code for Ctrl-C; no command exits with it of its own
 
 
 def run() -> None:
@@ -113,6 +120,8 @@ def run() -> None:
     previous = signal.signal(signal.SIGTERM, _terminated)
     try:
         _run()
+    except _Terminated:
+        common.fail("terminated (SIGTERM)", 128 + signal.SIGTERM)
     finally:
         signal.signal(signal.SIGTERM, previous)  # run in-process (the tests): the caller's handler again
 
@@ -130,7 +139,7 @@ def _run() -> None:
             raise
         common.fail(_one_line(e))
     except KeyboardInterrupt:
-        common.fail("interrupted", 130)
+        common.fail("interrupted (Ctrl-C)", _INTERRUPTED)
     except Exception as e:  # noqa: BLE001 - a user never sees a traceback unless SFAI_DEBUG is set
         if _is_usage_error(e):  # a bad option, a missing argument, a value of the wrong type
             if type(e).__name__ == "NoArgsIsHelpError":  # a bare group (``sfai``, ``sfai models``): its help,
@@ -139,6 +148,8 @@ def _run() -> None:
         if os.environ.get("SFAI_DEBUG"):
             raise
         common.fail(f"{_kind(e)}: {_one_line(e)} (set SFAI_DEBUG=1 for details)")
+    if rv == _INTERRUPTED:  # typer turns Ctrl-C into this exit code, without a word
+        common.fail("interrupted (Ctrl-C)", _INTERRUPTED)
     if isinstance(rv, int) and not isinstance(rv, bool):  # ``--help`` or ``typer.Exit(code)``: its exit code
         sys.exit(rv)
 

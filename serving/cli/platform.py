@@ -179,11 +179,16 @@ def apikey_list(tenant: TenantOpt, as_json: JsonOpt = False) -> None:
 
 @apikey_app.command("revoke")
 def apikey_revoke(
-    key_id: Annotated[str, typer.Argument(help="the key id (kxxxxxxxxxxxx), from 'sfai apikey list'")],
+    key_id: Annotated[str, typer.Argument(help="the key id (kxxxxxxxxxxxx, from 'sfai apikey list') or the key")],
     tenant: Annotated[str | None, typer.Option("--tenant", "-t", help="only if the key belongs to this tenant")] = None,
 ) -> None:
-    """Revoke a key; prints its id."""
+    """Revoke a key; prints its id (and says so on stderr when it was revoked before)."""
+    parts = tenancy.split_token(key_id)  # the whole key pasted (sfai_kxxxxxxxxxxxx_...): its id
+    key_id = parts[0] if parts else key_id
+    started = tenancy.utcnow()
     k = tenancy.revoke_api_key(database(), key_id, tenant=tenant)
+    if k.revoked_at is not None and k.revoked_at < started:
+        info(f"{k.key_id} was already revoked at {k.revoked_at:%Y-%m-%d %H:%M:%S} UTC; nothing changed")
     typer.echo(k.key_id)
 
 

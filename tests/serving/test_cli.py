@@ -91,6 +91,34 @@ def test_errors_are_one_line_and_non_zero(sfai_env, tmp_path):
     assert "SFAI_SECRET_KEY" in p.stderr and len(p.stderr.strip().splitlines()) == 1
 
 
+def test_revoking_a_key_twice_says_so(sfai_env):
+    sfai(sfai_env, "tenant", "create", "acme", "--ksic", "C29")
+    key = sfai(sfai_env, "apikey", "create", "--tenant", "acme", "--role", "admin").stdout.strip()
+    key_id = key.split("_")[1]
+    first = sfai(sfai_env, "apikey", "revoke", key)  # the key pasted whole: its id is revoked
+    again = sfai(sfai_env, "apikey", "revoke", key_id)  # not an error: the key is revoked, as asked
+    assert first.stdout == again.stdout == f"{key_id}\n" and first.stderr == ""
+    assert "already revoked" in again.stderr and "nothing changed" in again.stderr
+
+
+@pytest.mark.parametrize(("signame", "code", "line"), [
+    ("SIGINT", 130, "error: interrupted (Ctrl-C)"), ("SIGTERM", 143, "error: terminated (SIGTERM)"),
+])
+def test_an_interrupted_command_says_so_in_one_line(sfai_env, signame, code, line):
+    """Ctrl-C (typer turns it into a bare exit 130) and SIGTERM end a running command with one line on stderr."""
+    sfai(sfai_env, "tenant", "create", "acme", "--ksic", "C29")
+    script = (
+        "import os, signal, sys\n"
+        "from serving import tenancy\n"
+        f"tenancy.list_tenants = lambda db: os.kill(os.getpid(), signal.{signame})\n"
+        "sys.argv = ['sfai', 'tenant', 'list']\n"
+        "from serving.cli.entry import run\n"
+        "run()\n"
+    )
+    p = subprocess.run([sys.executable, "-c", script], env=sfai_env, capture_output=True, text=True, timeout=120)
+    assert (p.returncode, p.stdout, p.stderr) == (code, "", line + "\n")
+
+
 def test_demo_prints_a_working_admin_key(sfai_env, app):
     first = sfai(sfai_env, "demo", "--no-models").stdout.strip()  # the demo models: tests/models/test_demo_models.py
     second = sfai(sfai_env, "demo", "--no-models").stdout.strip()  # re-running keeps the tenant, issues a new key
