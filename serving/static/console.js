@@ -1389,7 +1389,7 @@ async function loadUsage() {
       .map(([m, c]) => t("admin.usageCounts", { module: label("mod", m), calls: fmt(c.calls), ok: fmt(c.ok), client: fmt(c.client_errors), server: fmt(c.server_errors) })).join(" · ");
     $("usage-table").innerHTML = `<thead><tr><th class="num">${t("admin.seq")}</th><th>${t("admin.time")}</th><th>${t("admin.module")}</th><th>${t("admin.call")}</th>` +
       `<th class="num">${t("admin.status")}</th><th class="num">${t("admin.ms")}</th><th>${t("admin.keyId")}</th></tr></thead><tbody>` +
-      u.records.map((r) => `<tr><td class="num">${r.seq}</td><td>${esc(day(r.ts))}</td>${idCell("mod", r.module ?? "")}<td>${esc(r.method)} ${esc(r.endpoint)}</td>` +
+      u.records.map((r) => `<tr><td class="num">${r.seq}</td><td>${esc(day(r.ts))}</td>${idCell("mod", r.module ?? "platform")}<td>${esc(r.method)} ${esc(r.endpoint)}</td>` +
         `<td class="num">${r.status}</td><td class="num">${fmt(r.latency_ms, 1)}</td><td><code>${esc(r.key_id)}</code></td></tr>`).join("") + "</tbody>";
   } catch (e) { say(e, true); }
 }

@@ -387,6 +387,15 @@ def test_dashboard_and_administration(page, server, tmp_path):
     page.locator('#subs-table button[data-unsub="energy"]').wait_for(state="detached")
     assert any("Unsubscribe from Energy?" in m for m in dialogs), dialogs
 
+    # the admin calls just made are named as the counts name them (the record's module is null)
+    page.select_option("#usage-module", "platform")
+    page.click("#usage-apply")
+    wait_js(page,
+        """() => { const c = [...document.querySelectorAll('#usage-table tbody tr td:nth-child(3)')];
+                  return c.length > 0 && c.every(td => td.dataset.module === 'platform'); }"""
+    )
+    assert set(page.locator("#usage-table tbody tr td:nth-child(3)").all_inner_texts()) == {"Platform (admin, ingest)"}
+    assert "Platform (admin, ingest)" in page.inner_text("#usage-summary")
     page.select_option("#usage-module", "maintenance")
     page.click("#usage-apply")
     # the unfiltered rows are on the page already: wait until the filtered answer has replaced them
