@@ -118,8 +118,9 @@ class OfflineStore:
             for d in pc.unique(dates).to_pylist():
                 part = table.filter(pc.equal(dates, pa.scalar(d, pa.date32())))
                 name = f"date={d.isoformat()}"
-                if digest in _merged(base / name):  # this batch is already in a compacted file
-                    continue
+                if digest in _merged(base / name) or (base / name / f"part-{digest}.parquet").exists():
+                    continue  # this batch is here already (a retry, a rerun): kept as first written, so the
+                    # ``created`` times that ``as_known_at`` reads stay those of the first arrival
                 tmp = staging / f"{name}.parquet"
                 _write_parquet(part, tmp, view)
                 moves.append((tmp, base / name / f"part-{digest}.parquet"))

