@@ -342,13 +342,29 @@ def read_table(data, *, fmt: str | None = None) -> pa.Table:  # noqa: ANN001
     raise InvalidInput(f"unsupported input of type {type(data).__name__}")
 
 
+# A CSV's cells are text, typed by the view (``conform``), never guessed from the file: a guess turned machine
+# ``00123`` into ``123`` (while the same row sent as JSON kept ``00123``: one machine, two ids), ``1.50`` into
+# ``1.5`` and ``12:30`` into ``12:30:00`` in a text feature, and ``NA`` into a missing id. An empty cell is
+# missing in every column; these spellings are missing too, where the view expects a number, a boolean or a time.
+CSV_SOURCE = b"sfai.csv"
+CSV_MISSING = ("NA", "N/A", "n/a", "#N/A", "NULL", "null", "None", "NaN", "nan")
+
+
 def _read_csv(data: bytes) -> pa.Table:
     check_columns(_csv_columns(data))
+    text = data[:CSV_BLOCK_BYTES].decode("utf-8", "replace")
     try:
-        return pacsv.read_csv(io.BytesIO(data), read_options=pacsv.ReadOptions(block_size=CSV_BLOCK_BYTES),
-                              convert_options=pacsv.ConvertOptions(strings_can_be_null=True))
+        names = next(csv.reader(io.StringIO(text, newline="")), [])
+    except csv.Error:
+        names = []  # Arrow names the problem below
+    convert = pacsv.ConvertOptions(column_types=dict.fromkeys(names, pa.string()), null_values=[""],
+                                   strings_can_be_null=True)
+    try:
+        table = pacsv.read_csv(io.BytesIO(data), read_options=pacsv.ReadOptions(block_size=CSV_BLOCK_BYTES),
+                               convert_options=convert)
     except (pa.ArrowInvalid, pa.ArrowTypeError, OSError, ValueError) as e:
         raise InvalidInput(f"cannot read the CSV: {' '.join(str(e).split())[:300]}") from None
+    return table.replace_schema_metadata({CSV_SOURCE: b"1"})
 
 
 def _from_pandas(df: pd.DataFrame) -> pa.Table:
@@ -456,11 +472,14 @@ def _to_ts(v):  # noqa: ANN001, ANN202
     raise TypeError("not a timestamp")
 
 
+_TRUE, _FALSE = ("true", "True", "TRUE", "1"), ("false", "False", "FALSE", "0")  # a CSV's spellings (Excel: TRUE)
+
+
 def _to_bool(v) -> bool:  # noqa: ANN001
     if isinstance(v, bool):
         return v
-    if v in (0, 1, "true", "false", "True", "False"):
-        return v in (1, "true", "True")
+    if v in (0, 1, *_TRUE, *_FALSE):
+        return v == 1 or v in _TRUE
     raise TypeError("not a boolean")
 
 
@@ -496,10 +515,16 @@ def _cast(col: pa.ChunkedArray, target: pa.DataType, name: str, dtype: str) -> p
         return pc.cast(col, target, safe=True)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError, ValueError, TypeError, OverflowError):
         values = col.to_pylist()
-        row, value = _first_bad_row(values, _CONVERT[dtype])
-        if row < 0:
-            raise InvalidInput(f"column {name!r}: its values of type {col.type} cannot be read as {dtype}") from None
-        raise InvalidInput(f"row {row + 1}, column {name!r}: {_show(value)} is not a valid {dtype}") from None
+        convert = _CONVERT[dtype]
+        row, value = _first_bad_row(values, convert)
+        if row >= 0:
+            raise InvalidInput(f"row {row + 1}, column {name!r}: {_show(value)} is not a valid {dtype}") from None
+    # every value reads as the type, one by one, where Arrow's cast does not (``1e5`` or ``TRUE`` as text, an
+    # integer past 2^53 for a float64)
+    try:
+        return pa.chunked_array([pa.array([None if v is None else convert(v) for v in values], target)])
+    except (pa.ArrowInvalid, pa.ArrowTypeError, ValueError, TypeError, OverflowError):
+        raise InvalidInput(f"column {name!r}: its values of type {col.type} cannot be read as {dtype}") from None
 
 
 def _finite(col: pa.ChunkedArray, original: pa.ChunkedArray, name: str, dtype: str) -> pa.ChunkedArray:
@@ -535,6 +560,11 @@ def _cast_timestamp(col: pa.ChunkedArray) -> pa.ChunkedArray:
     if pa.types.is_string(t) or pa.types.is_large_string(t):
         if pc.any(pc.is_in(pc.utf8_lower(pc.utf8_trim_whitespace(col)), value_set=pa.array(_NOT_A_TIME))).as_py():
             raise ValueError("'now' or 'today' is no point in time")  # the row is named by _first_bad_row
+        for parsed in (TS_TYPE, pa.timestamp("us")):  # Arrow's parser: every time with its offset, or none with one
+            try:
+                return _cast_timestamp(pc.cast(col, parsed))
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+                pass
         s = pd.to_datetime(pd.Series(col.to_pandas()), utc=True, format="ISO8601")
         if s.dt.unit == "ns":
             s = s.dt.floor("us")
@@ -564,6 +594,7 @@ def conform(view: FeatureView, table: pa.Table, *, now: datetime | None = None) 
         raise InvalidInput(f"duplicate column {sorted(dup)[0]!r}")
 
     schema = view.arrow_schema()
+    from_csv = CSV_SOURCE in (table.schema.metadata or {})
     arrays = []
     for field in schema:
         name = field.name
@@ -578,9 +609,13 @@ def conform(view: FeatureView, table: pa.Table, *, now: datetime | None = None) 
             if name == view.join_key
             else view.feature(name).dtype
         )
+        source = table.column(name)
+        if from_csv and dtype != "string" and pa.types.is_string(source.type):
+            source = pc.if_else(pc.is_in(pc.utf8_trim_whitespace(source), value_set=pa.array(CSV_MISSING)),
+                                pa.scalar(None, pa.string()), source)
         if name == view.join_key:
-            _check_keys(table.column(name), name)
-        col = _cast(table.column(name), field.type, name, dtype)
+            _check_keys(source, name)
+        col = _cast(source, field.type, name, dtype)
         if dtype in ("float32", "float64"):
             col = _finite(col, table.column(name), name, dtype)
         if not field.nullable and col.null_count:

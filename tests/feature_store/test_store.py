@@ -153,6 +153,36 @@ def test_records_csv_and_parquet_inputs(store, tmp_path):
         store.ingest("machine_stats", tmp_path / "rows.xlsx")
 
 
+def test_a_csv_is_typed_by_the_view_not_guessed(store):
+    """Ids and text are kept as written (a guess made machine 00123 machine 123, while the same row sent as JSON
+    kept 00123: one machine under two ids); numbers, booleans and missing values read as the view's types say."""
+    store.apply(FeatureView(name="lots", entity=entities.machine, schema=[
+        Field(name="count", dtype="int64"), Field(name="ok", dtype="bool"), Field(name="note", dtype="string"),
+        Field(name="temp", dtype="float32"),
+    ]))
+    rows = (
+        "machine_id,event_timestamp,count,ok,note,temp\n"
+        "00123,2026-03-01T00:00:00Z,1e5,TRUE,12:30,1.50\n"
+        "NA,2026-03-01T00:00:00Z,7,FALSE,1.50,NA\n"
+        "1e5,2026-03-01T00:00:00Z,,0,NA,\n"
+    )
+    store.ingest("lots", rows.encode(), fmt="csv")
+    store.ingest("lots", [{"machine_id": "00123", "event_timestamp": "2026-03-02T00:00:00Z", "count": 2, "ok": True,
+                           "note": "json", "temp": 2.0}])
+    got = {r["machine_id"]: r for r in store.get_online_features("lots", ["00123", "123", "NA", "1e5"])}
+    assert got["00123"]["note"] == "json" and got["123"]["event_timestamp"] is None  # one machine, one id
+    day1 = pd.DataFrame({"machine_id": ["00123", "NA", "1e5"], "event_timestamp": pd.to_datetime(["2026-03-01"] * 3,
+                                                                                                 utc=True)})
+    out = store.get_training_frame(day1, ["lots:*"])
+    assert out["count"].tolist()[:2] == [100000, 7] and pd.isna(out["count"][2])
+    assert out["ok"].tolist() == [True, False, False]
+    assert out["note"].tolist() == ["12:30", "1.50", "NA"]  # text as written, NA included
+    assert out["temp"][0] == 1.5 and out["temp"][1:].isna().all()  # NA and an empty cell: missing numbers
+    with pytest.raises(InvalidInput, match="row 1, column 'count': '1.5' is not a valid int64"):
+        store.ingest("lots", b"machine_id,event_timestamp,count,ok,note,temp\nm,2026-03-01T00:00:00Z,1.5,1,a,1\n",
+                     fmt="csv")
+
+
 def test_training_frame_is_point_in_time_with_ttl_and_as_known_at(store, settings, db, online):
     ttl_view = FeatureView(
         name="energy_15m", entity=entities.machine, ttl=timedelta(hours=1), schema=[Field(name="kwh", dtype="float64")]
