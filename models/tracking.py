@@ -17,7 +17,8 @@ from serving.settings import Settings
 
 
 def tracking_uri(settings: Settings) -> str:
-    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{(settings.home / 'mlflow.db').resolve()}"
+    configured = os.environ.get("MLFLOW_TRACKING_URI") or settings.mlflow_tracking_uri  # the environment, or .env
+    return configured or f"sqlite:///{(settings.home / 'mlflow.db').resolve()}"
 
 
 def _local(uri: str) -> bool:

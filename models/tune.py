@@ -16,6 +16,7 @@ from pathlib import Path
 
 from models.families import get_family
 from serving.errors import InvalidInput
+from serving.settings import ray_address as configured_ray_address
 
 MAX_TRIALS = 10_000
 MAX_SEED = 2**32 - 1  # what the search algorithm's random generator accepts
@@ -92,7 +93,7 @@ def tune(
     from ray import tune as rtune
     from ray.tune.search.basic_variant import BasicVariantGenerator
 
-    address = ray_address or os.environ.get("SFAI_RAY_ADDRESS")
+    address = ray_address or configured_ray_address()
     module_name = family.train_module
 
     def trainable(config: dict) -> dict:

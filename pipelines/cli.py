@@ -17,7 +17,8 @@ import typer
 from pipelines.defaults import DEFAULT_MAX_BAD_SHARE, MAX_WORKERS
 
 TenantOpt = Annotated[str | None, typer.Option("--tenant", "-t", help="tenant (default: the local tenant)")]
-EngineOpt = Annotated[str, typer.Option("--engine", help="local, or ray (SFAI_RAY_ADDRESS joins a cluster)")]
+EngineOpt = Annotated[str | None, typer.Option(
+    "--engine", help="local, or ray (default: ray when SFAI_RAY_ADDRESS names a cluster, else local)")]
 WorkersOpt = Annotated[
     int | None, typer.Option("--workers", help=f"CPUs of a local Ray, 1 to {MAX_WORKERS} (default: all)")
 ]
@@ -32,7 +33,10 @@ def _ingest(dataset: str, path: Path | None, tenant, engine, workers, max_bad_sh
     from pipelines.runner import check_workers, run_pipeline
     from serving.cli.features import store_for
 
+    from serving.settings import ray_address
+
     check_workers(dataset, workers, "--workers")  # before anything is read or a Ray is started
+    engine = engine or ("ray" if ray_address() else "local")
     if path is not None and not path.exists():
         raise ValueError(f"{path}: no such file or folder")
     store = store_for(tenant)
@@ -60,7 +64,7 @@ def _command(dataset: str, help_text: str):  # noqa: ANN202
     def command(
         path: Path,
         tenant: TenantOpt = None,
-        engine: EngineOpt = "local",
+        engine: EngineOpt = None,
         workers: WorkersOpt = None,
         max_bad_share: BadOpt = DEFAULT_MAX_BAD_SHARE,
         no_online: NoOnlineOpt = False,
@@ -78,7 +82,7 @@ def demo_command(
     seed: Annotated[int, typer.Option(help="random seed (same seed, same data)")] = 0,
     machines: Annotated[int, typer.Option(help="moulding machines", min=1)] = 4,
     days: Annotated[int, typer.Option(help="days of data", min=1)] = 7,
-    engine: EngineOpt = "local",
+    engine: EngineOpt = None,
     quiet: QuietOpt = False,
 ) -> None:
     """Generate the synthetic C22 injection-moulding demo and ingest it; prints a JSON run report."""

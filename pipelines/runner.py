@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import hashlib
 import math
-import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -33,6 +32,7 @@ from pipelines.jobs import Job, Output, get_job
 from pipelines.transforms.missing import handle_missing
 from pipelines.validate import Validation, validate, write_quarantine
 from serving.errors import InvalidInput
+from serving.settings import ray_address
 
 ENGINES = ("local", "ray")
 MAX_PARTITIONS = 16  # fixed by the data, so that any engine/worker count writes the same files
@@ -123,7 +123,7 @@ def ray_init(workers: int | None = None, address: str | None = None) -> str:
     """Connect to ``address`` / ``SFAI_RAY_ADDRESS``, or start a local Ray with ``workers`` CPUs."""
     import ray
 
-    address = address or os.environ.get("SFAI_RAY_ADDRESS") or None
+    address = address or ray_address()
     if ray.is_initialized():
         return "existing"
     if address:

@@ -29,6 +29,7 @@ from models.files import UNREADABLE, csv_format, unreadable
 from pipelines.adapters.source import TextFormat
 from serving.errors import InvalidInput
 from serving.runtime import OnnxModel
+from serving.settings import ray_address
 
 ROW_ID = {"failure": "UDI", "defect": "row_id"}  # row-wise families and the id column of their output
 PLAIN_CSV = {"encoding": "utf-8-sig", "sep": ",", "decimal": "."}
@@ -54,7 +55,7 @@ def score_file(
     fam = get_family(family)
     options = dict(options or {})
     if use_ray is None:
-        use_ray = bool(os.environ.get("SFAI_RAY_ADDRESS"))
+        use_ray = bool(ray_address())
     output.parent.mkdir(parents=True, exist_ok=True)
     tmp = output.with_name(output.name + ".part")
     engine = "local"

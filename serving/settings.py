@@ -6,14 +6,33 @@ tests build their own ``Settings(...)`` and hand it to ``create_app`` or call ``
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PLACEHOLDER_SECRET = "change-me"  # noqa: S105 - the development placeholder, refused elsewhere
+
+
+
+def _redis_url(url: str, name: str, other: str = "") -> str:
+    problem = None
+    if not url.startswith(("redis://", "rediss://", "unix://")):
+        problem = "not a Redis URL"
+    else:
+        from redis.connection import parse_url
+
+        try:
+            parse_url(url)
+        except ValueError as e:
+            problem = str(e)
+    if problem:
+        raise ValueError(f"{name} must be {other}a Redis URL such as redis://host:6379/0 ({problem}), not {url!r}")
+    return url
+
 
 # A usage log kept at least three years (the public programme's requirement), in days.
 MIN_USAGE_RETENTION_DAYS = 3 * 365 + 1
@@ -37,6 +56,15 @@ class Settings(BaseSettings):
     online_recheck_ms: float = Field(default=20.0, ge=0, le=10_000)
     redis_prefix: str = Field(default="sfai:", description="prefix of every online-store key in Redis")
     duckdb_memory_limit: str = Field(default="2GB", description="point-in-time joins spill to disk beyond this")
+
+    # Engines outside this process, read from the environment or .env like every setting (``ray_address`` and
+    # ``tracking_uri`` below, which also see a variable set after the settings were read)
+    ray_address: str | None = Field(default=None, description="a Ray head (host:port) for pipelines, "
+                                    "batch scoring and tuning; unset: a local Ray where one is needed")
+    mlflow_tracking_uri: str | None = Field(
+        default=None, validation_alias=AliasChoices("MLFLOW_TRACKING_URI", "SFAI_MLFLOW_TRACKING_URI"),
+        description="an MLflow server; unset: sqlite:///$SFAI_HOME/mlflow.db",
+    )
 
     # Usage log: group commit of the records written by every authenticated call.
     usage_flush_max_batch: int = Field(default=512, ge=1)
@@ -70,9 +98,11 @@ class Settings(BaseSettings):
     platform_rate_limit: float | None = Field(default=50.0, gt=0, description="tenant calls per second, or null")
     # Key lookups that find no caller (unknown or revoked keys this process has not seen within the TTL), per second
     # per client address, with 10 s of burst; past it, keys this process does not know yet answer 429 from that
-    # address (behind a proxy, run uvicorn with --forwarded-allow-ips so that the address is the client's); null:
+    # address (behind a proxy, set forwarded_allow_ips below so that the address is the client's); null:
     # no limit
     failed_key_lookups_per_s: float | None = Field(default=10.0, gt=0)
+    # `sfai serve --forwarded-allow-ips`: the proxies whose X-Forwarded-For names the client (comma-separated or *)
+    forwarded_allow_ips: str | None = None
     # Usage-log exports streaming at once per tenant in each process (a three-year export reads every row)
     usage_exports_per_tenant: int = Field(default=2, ge=1, le=100)
     rate_limit_burst_s: float = Field(default=2.0, gt=0, description="bucket size in seconds of the plan's rate")
@@ -113,6 +143,18 @@ class Settings(BaseSettings):
     # request sent on a connection the server is closing fails with a reset (uvicorn's 5 s default did that to one
     # call in 33,000 of a 10-minute soak whose client also keeps connections 5 s).
     keep_alive_s: int = Field(default=90, ge=1, le=3600)
+
+    # A Redis URL is checked when the settings are read: a typo stops `sfai serve` with one line, rather than every
+    # worker failing at start (a restart loop) or every lookup failing later with 500
+    @field_validator("online_store")
+    @classmethod
+    def _online_store_url(cls, v: str) -> str:
+        return v if v == "sqlite" else _redis_url(v, "online_store", "'sqlite' or ")
+
+    @field_validator("rate_limit_redis")
+    @classmethod
+    def _rate_limit_redis_url(cls, v: str | None) -> str | None:
+        return v if v is None else _redis_url(v, "rate_limit_redis")
 
     @field_validator("rate_limits")
     @classmethod
@@ -201,3 +243,9 @@ class Settings(BaseSettings):
 @lru_cache
 def get_settings() -> Settings:
     return Settings()
+
+
+def ray_address() -> str | None:
+    """The Ray cluster to join: ``SFAI_RAY_ADDRESS`` in the environment (also one set after the settings were
+    read), else in ``.env``; None: none configured."""
+    return os.environ.get("SFAI_RAY_ADDRESS") or get_settings().ray_address or None

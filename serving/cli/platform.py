@@ -299,6 +299,10 @@ def serve(
     log_level: Annotated[
         str, typer.Option(help="uvicorn log level: critical, error, warning, info, debug or trace")
     ] = "info",
+    forwarded_allow_ips: Annotated[str | None, typer.Option(
+        help="behind a proxy or load balancer: the addresses (comma-separated, or *) whose X-Forwarded-For names the "
+             "client; the failed-key limit then counts per client, not per proxy (default: SFAI_FORWARDED_ALLOW_IPS; "
+             "unset: the connection's address)")] = None,
 ) -> None:
     """Serve the API and the web console."""
     import uvicorn
@@ -311,12 +315,15 @@ def serve(
     _check_listen(host, port)
     s = settings()
     database()  # migrate once here, before the workers start
-    if workers > 1:
-        mp = (s.home / "prometheus").resolve()
+    proxies = (forwarded_allow_ips if forwarded_allow_ips is not None else s.forwarded_allow_ips or "").strip()
+    if workers > 1 and "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
+        # the workers' metrics files, one folder per instance: instances sharing SFAI_HOME (a shared volume) neither
+        # delete nor count each other's series, and each instance's /metrics is its own (scraped one by one)
+        mp = (s.home / "prometheus" / f"{socket.gethostname()}-{port}").resolve()
         mp.mkdir(parents=True, exist_ok=True)
-        for f in mp.glob("*.db"):
+        for f in mp.glob("*.db"):  # this instance's last run
             f.unlink()
-        os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", str(mp))
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(mp)
     db_url = database().engine.url.render_as_string(hide_password=True)
     info(f"SFAI API on http://{_host_port(host, port)} (docs: /docs), database {db_url}")
     uvicorn.run(
@@ -327,9 +334,10 @@ def serve(
         workers=workers,
         log_level=log_level,
         access_log=False,
-        # SFAI reads no client address (keys, not addresses, identify callers), so X-Forwarded-* need no parsing on
-        # every request; and no "server: uvicorn" header tells a scanner what answers
-        proxy_headers=False,
+        # keys, not addresses, identify callers: the address only keys the failed-key limit, so X-Forwarded-For is
+        # read only from the proxies named; and no "server: uvicorn" header tells a scanner what answers
+        proxy_headers=bool(proxies),
+        forwarded_allow_ips=proxies or None,
         server_header=False,
         timeout_keep_alive=s.keep_alive_s,
     )

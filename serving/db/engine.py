@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 _migrate_lock = threading.Lock()
+MIGRATION_LOCK_KEY = 0x5F41_0001  # SFAI's advisory lock for migrations (any other user of the database: another key)
 
 
 def is_sqlite(url: str) -> bool:
@@ -21,7 +22,10 @@ def is_sqlite(url: str) -> bool:
 
 
 def normalize_url(url: str) -> str:
-    """Use psycopg 3 for ``postgresql://`` URLs (the driver SFAI installs)."""
+    """Use psycopg 3 for ``postgresql://`` URLs (the driver SFAI installs), and read ``postgres://`` (what Heroku,
+    Render and others hand out) as ``postgresql://``."""
+    if url.startswith("postgres://"):
+        url = "postgresql://" + url[len("postgres://"):]
     u = make_url(url)
     if (
         u.get_backend_name() == "postgresql"
@@ -56,6 +60,21 @@ def make_engine(url: str) -> Engine:
     return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
 
 
+@contextmanager
+def _sqlite_file_lock(engine: Engine) -> Iterator[None]:
+    """Processes migrating one SQLite file take turns (a lock file next to it): two first starts at once both
+    found no tables, and the second failed on "table tenants already exists"."""
+    path = engine.url.database if engine.url.get_backend_name() == "sqlite" else None
+    if not path or path == ":memory:":
+        yield
+        return
+    import fcntl
+
+    with open(f"{path}.migrate-lock", "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        yield  # the lock goes with the file's closing
+
+
 def migrate(engine: Engine) -> None:
     """Bring the schema to the latest Alembic revision (idempotent, safe to call on every start)."""
     from alembic import command
@@ -63,7 +82,11 @@ def migrate(engine: Engine) -> None:
 
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
-    with _migrate_lock, engine.begin() as conn:
+    with _migrate_lock, _sqlite_file_lock(engine), engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            # replicas started together on an empty database: one migrates, the others wait for it and find the
+            # schema current (each creating alembic_version at once failed all but one on a unique index)
+            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "head")
 

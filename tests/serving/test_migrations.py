@@ -1,5 +1,7 @@
 """The Alembic revisions and the table mappings describe the same schema, on SQLite and PostgreSQL."""
 
+import time
+
 import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
@@ -102,3 +104,42 @@ def test_0006_marks_existing_subscriptions_with_operator_terms(settings):
         marked = {i for i, m in conn.execute(text("SELECT id, operator_managed FROM subscriptions")).all() if m}
     assert marked == {2, 3, 5, 6}
     engine.dispose()
+
+
+def test_processes_starting_together_on_an_empty_database_all_migrate(db_url, tmp_path):
+    """Replicas (or `sfai db migrate` in a deploy script beside a starting server) on a database that is still
+    empty: each found no tables and created them, and all but one failed (PostgreSQL: a unique index on
+    alembic_version's type; SQLite: "table tenants already exists"). They now take turns."""
+    import subprocess
+    import sys
+
+    go = tmp_path / "go"
+    script = (
+        "import pathlib, sys, time\n"
+        "from serving.db.engine import make_engine, migrate\n"
+        "engine = make_engine(sys.argv[1])\n"
+        "while not pathlib.Path(sys.argv[2]).exists():\n"
+        "    time.sleep(0.001)\n"
+        "migrate(engine)\n"
+    )
+    procs = [subprocess.Popen([sys.executable, "-c", script, db_url, str(go)], stderr=subprocess.PIPE, text=True)
+             for _ in range(4)]
+    time.sleep(3)  # every process imported and waiting: they start migrating at once
+    go.touch()
+    results = [(p.wait(timeout=120), p.stderr.read()[-500:]) for p in procs]
+    for p in procs:
+        p.stderr.close()
+    assert [code for code, _ in results] == [0, 0, 0, 0], results
+    engine = make_engine(db_url)
+    with engine.connect() as conn:
+        assert MigrationContext.configure(conn).get_current_revision() == "0008"
+    engine.dispose()
+
+
+def test_a_postgres_url_reads_as_postgresql():
+    """``postgres://`` is what several hosting providers hand out; SQLAlchemy knows only ``postgresql``."""
+    from sqlalchemy.engine import make_url
+
+    url = make_url(normalize_url("postgres://u:p@db:5432/sfai"))
+    assert (url.get_backend_name(), url.get_driver_name(), url.host, url.database) == ("postgresql", "psycopg", "db",
+                                                                                        "sfai")

@@ -50,6 +50,40 @@ def test_platform_switches_only_off_in_development():
         Settings(environment="production", secret_key="x" * 32, auth_enabled=False, _env_file=None)
 
 
+@pytest.mark.parametrize(("field", "value", "why"), [
+    ("online_store", "redis:/typo", "not a Redis URL"),
+    ("online_store", "postgres://h/db", "not a Redis URL"),
+    ("rate_limit_redis", "127.0.0.1:6379", "not a Redis URL"),
+    ("rate_limit_redis", "redis://h:abc/0", "Port could not be cast"),
+])
+def test_a_bad_redis_url_is_refused_when_the_settings_are_read(field, value, why):
+    """Before: `sfai serve --workers 2` restarted its workers forever on a bad rate-limit URL, and a bad online store
+    URL served 500s on every lookup while /readyz said ready."""
+    with pytest.raises(ValidationError, match=why):
+        Settings(_env_file=None, **{field: value})
+    assert Settings(_env_file=None, online_store="redis://127.0.0.1:6379/3", rate_limit_redis="unix:///run/r.sock")
+
+
+def test_engines_named_in_a_dotenv_file_are_used(monkeypatch, tmp_path):
+    """The README offers a .env file for every setting; the Ray cluster and the MLflow server were read only from
+    the environment, so a .env naming them left batch scoring local and runs in $SFAI_HOME/mlflow.db."""
+    from models.tracking import tracking_uri
+    from serving.settings import ray_address
+
+    for k in ("SFAI_RAY_ADDRESS", "MLFLOW_TRACKING_URI", "SFAI_HOME"):
+        monkeypatch.delenv(k, raising=False)
+    (tmp_path / ".env").write_text("SFAI_RAY_ADDRESS=10.0.0.5:6379\nMLFLOW_TRACKING_URI=http://mlflow:5000\n")
+    monkeypatch.chdir(tmp_path)
+    get_settings.cache_clear()
+    try:
+        assert ray_address() == "10.0.0.5:6379"
+        assert tracking_uri(get_settings()) == "http://mlflow:5000"
+        monkeypatch.setenv("SFAI_RAY_ADDRESS", "10.0.0.9:6379")  # the environment first, as for every setting
+        assert ray_address() == "10.0.0.9:6379"
+    finally:
+        get_settings.cache_clear()
+
+
 def test_ksic_has_the_25_manufacturing_divisions():
     assert list(KSIC_DIVISIONS) == [f"C{n}" for n in range(10, 35)]
     assert all(d.name_ko and d.name_en for d in KSIC_DIVISIONS.values())

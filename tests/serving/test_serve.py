@@ -1,0 +1,80 @@
+"""``sfai serve`` as an operator runs it: several instances on one ``SFAI_HOME`` (a shared volume), behind a proxy."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.ray_head import free_port, stop_group
+
+SFAI = str(Path(sys.executable).with_name("sfai"))
+
+
+def _start(env: dict, log: Path, *args: str) -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    proc = subprocess.Popen([SFAI, "serve", "--port", str(port), *args], env=env, stdout=log.open("w"),
+                            stderr=subprocess.STDOUT, start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            pytest.fail(f"sfai serve exited: {log.read_text()[-3000:]}")
+        try:
+            if httpx.get(base + "/readyz", timeout=2).status_code == 200:
+                return proc, base
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.3)
+    stop_group(proc)
+    pytest.fail(f"sfai serve did not start: {log.read_text()[-3000:]}")
+
+
+def _served(base: str) -> float:
+    """Requests this instance's workers have answered, from its /metrics (every worker's series summed)."""
+    text = httpx.get(base + "/metrics", timeout=10).text
+    return sum(float(v) for v in re.findall(r'^sfai_requests_total\{[^}]*\} ([0-9.e+]+)$', text, re.M))
+
+
+def test_instances_sharing_a_home_keep_their_own_metrics(sfai_env, tmp_path):
+    """The second instance's start cleared the first's metrics files (all instances used $SFAI_HOME/prometheus)
+    and its /metrics then counted the first's requests."""
+    procs = []
+    try:
+        first, a = _start(sfai_env, tmp_path / "a.log", "--workers", "2")
+        procs.append(first)
+        for _ in range(20):
+            httpx.get(a + "/v1/tenant", timeout=10)  # 401s, counted as requests
+        before = _served(a)
+        assert before >= 20
+        second, b = _start(sfai_env, tmp_path / "b.log", "--workers", "2")
+        procs.append(second)
+        for _ in range(5):
+            httpx.get(b + "/v1/tenant", timeout=10)
+        assert _served(a) >= before  # nothing of the first's was removed
+        assert 5 <= _served(b) < before  # and the second counts its own requests only
+    finally:
+        for p in procs:
+            stop_group(p)
+
+
+def test_behind_a_proxy_the_failed_key_limit_is_per_client(sfai_env, tmp_path):
+    """Behind a load balancer every call comes from its address: a client trying bad keys got every other client
+    429 ``too_many_failed_keys``. With --forwarded-allow-ips the limit counts the client in X-Forwarded-For."""
+    env = {**sfai_env, "SFAI_FAILED_KEY_LOOKUPS_PER_S": "1"}  # 10 s of burst: 10 lookups, then 429
+    proc, base = _start(env, tmp_path / "serve.log", "--forwarded-allow-ips", "127.0.0.1")
+    try:
+        def call(client: str, i: int) -> int:
+            headers = {"Authorization": f"Bearer sfai_k{i:012x}_nope", "X-Forwarded-For": client}
+            return httpx.get(base + "/v1/tenant", headers=headers, timeout=10).status_code
+
+        codes = [call("203.0.113.7", i) for i in range(15)]
+        assert codes[0] == 401 and codes[-1] == 429
+        assert call("198.51.100.2", 99) == 401  # another client behind the same proxy: still its own allowance
+    finally:
+        stop_group(proc)
