@@ -32,7 +32,6 @@ QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="no progress bars 
 def _ingest(dataset: str, path: Path | None, tenant, engine, workers, max_bad_share, no_online, quiet, **kw) -> None:  # noqa: ANN001, ANN003
     from pipelines.runner import check_workers, run_pipeline
     from serving.cli.features import store_for
-
     from serving.settings import ray_address
 
     check_workers(dataset, workers, "--workers")  # before anything is read or a Ray is started
