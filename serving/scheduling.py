@@ -14,7 +14,7 @@ import uuid
 import weakref
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import func, select, update
 
@@ -28,6 +28,7 @@ log = logging.getLogger("sfai.scheduling")
 # live process (its own stopped). Long enough that a busy process is never taken for a stopped one.
 HEARTBEAT_S = 10.0
 STALE_S = 120.0
+RELEASED = datetime(2000, 1, 1, tzinfo=UTC)  # the stamp of a job its process handed back on stop: stale at once
 # parts of a problem that only a partner module's subscription enables
 PARTNERS = (("failure_risk", "maintenance"), ("energy", "energy"))
 
@@ -323,5 +324,22 @@ class Jobs:
         return taken
 
     def close(self) -> None:
+        """Stops taking jobs, and hands back the ones this process holds unfinished (a graceful stop: a deploy, a
+        scale-in): their stamp is cleared, so that another process (or this server once restarted) takes them at
+        its next heartbeat, not after ``stale_s``. A solve still running here may finish; it writes nothing."""
         self._stop.set()
         self._pool.shutdown(wait=False, cancel_futures=True)
+        with self._lock:
+            held = list(self._held)
+        if not held:
+            return
+        try:
+            with self.db.session() as s:
+                s.execute(
+                    update(SchedulingJob)
+                    .where(SchedulingJob.id.in_(held), SchedulingJob.owner == self.owner,
+                           SchedulingJob.status.in_(("queued", "running")))
+                    .values(heartbeat_at=RELEASED, owner=None)
+                )
+        except Exception:  # noqa: BLE001 - the database is away: the jobs are taken over once stale, as after a crash
+            log.warning("scheduling jobs: could not hand back %d job(s) on stop", len(held), exc_info=True)

@@ -305,6 +305,45 @@ def test_a_job_whose_process_stopped_is_taken_over_and_solved(db):
         two.close()
 
 
+def test_a_server_stopped_gracefully_hands_its_jobs_to_another_at_once(db, monkeypatch):
+    """A deploy or a scale-in stops a server with SIGTERM: its unfinished jobs stayed ``running`` until their stamp
+    went stale (two minutes) before another process took them. They are now handed back on stop."""
+    import serving.scheduling as scheduling
+    from serving.scheduling import Jobs
+    from serving.schemas.scheduling import JobRequest
+    from serving.tenancy import get_tenant
+
+    make_tenant(db, PEPPER, "acme", modules=("scheduling",))
+    tid = get_tenant(db, "acme").id
+    real, release, entered = scheduling.solve_prepared, threading.Event(), threading.Event()
+
+    def solve(*prepared):  # the stopping server's solve is still on when it stops
+        if not entered.is_set():
+            entered.set()
+            release.wait(30)
+        return real(*prepared)
+
+    monkeypatch.setattr(scheduling, "solve_prepared", solve)
+    stopping, other = Jobs(db, stale_s=600), Jobs(db, stale_s=600)
+    try:
+        request = JobRequest(problem=PROBLEM, time_limit_s=2, objective="makespan").model_dump()
+        job_id = stopping.submit(tid, request, {"scheduling"})["job_id"]
+        assert entered.wait(30)
+        assert other.adopt_stale() == []  # stamped, and ten minutes from stale
+        stopping.close()
+        assert other.adopt_stale() == [job_id]
+        deadline = time.monotonic() + 60
+        while other.get(tid, job_id)["status"] != "done":
+            assert time.monotonic() < deadline, other.get(tid, job_id)
+            time.sleep(0.05)
+        release.set()  # the stopped server's solve ends: its answer is not written over the other's
+        assert other.get(tid, job_id)["result"]["makespan"] == 7
+    finally:
+        release.set()
+        stopping.close()
+        other.close()
+
+
 def test_a_stalled_process_cannot_overwrite_the_job_another_took_over(db, monkeypatch):
     """A process that only stalled past the stale limit (a long pause, a suspended container) used to finish the
     job it had started after another process took it over: its answer replaced the new one, and its late
