@@ -3,6 +3,11 @@
 Everything is cached for ``auth_cache_ttl_s`` so that an authenticated call costs no database round trip;
 the process that revokes a key or changes a subscription invalidates its cache at once, other processes
 follow within the TTL.
+
+The monthly quota is counted in Redis when the rate limits are (``SFAI_RATE_LIMIT_REDIS``): one counter per
+subscription and month, started from the usage log and counted by one atomic script, so the quota is exact across
+processes and hosts. Otherwise (or while that Redis is unreachable) each process counts from the usage log: see
+:meth:`Access._count_local` for how closely.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ import hashlib
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from serving.db import Database
@@ -19,7 +25,9 @@ from serving.ratelimit import LocalBuckets, RedisBuckets
 from serving.tenancy import AuthContext, SubscriptionInfo, active_subscriptions, resolve_api_key, utcnow
 from serving.usage import count_calls
 
-QUOTA_REFRESH_S = 30.0
+QUOTA_REFRESH_S = 30.0  # a process counting a quota itself reads the usage log's count again at least this often
+QUOTA_SHARES = 16  # ... and once it has admitted 1/16 of the calls left at its last read (every call near the end)
+QUOTA_KEY_GRACE = timedelta(days=1)  # a shared counter outlives its month by this much
 FAILED_LOOKUP_BURST_S = 10.0  # an address may fail this many seconds' worth of key lookups at once
 _MAX_CACHED_KEYS = 100_000
 
@@ -30,6 +38,17 @@ def month_start(now: datetime) -> datetime:
 
 def next_month_start(now: datetime) -> datetime:
     return month_start(month_start(now) + timedelta(days=32))
+
+
+@dataclass
+class _Count:
+    """A quota counted in this process: ``base`` calls this month at the last read of the usage log (a lower
+    bound, this process' own calls included), ``n`` admitted here since, ``budget`` of them before reading again."""
+
+    base: int
+    n: int
+    budget: int
+    read_at: float  # monotonic
 
 
 class Access:
@@ -56,8 +75,11 @@ class Access:
         self.buckets = buckets or LocalBuckets()  # a token bucket per subscription (tenant_id, module)
         self._keys: dict[bytes, tuple[float, AuthContext | None]] = {}
         self._subs: dict[int, tuple[float, dict[str, SubscriptionInfo]]] = {}
-        # (tenant_id, module, month) -> [calls counted in the database at refresh, calls since, refreshed at]
-        self._quota: dict[tuple[int, str, datetime], list] = {}
+        self._quota: dict[tuple[int, str, datetime], _Count] = {}  # (tenant_id, module, month) -> counted here
+        # (tenant_id, module, month) -> the Redis outages (``buckets.trips``) this process had when it last counted
+        # there: after one, its calls counted here meanwhile are added from the usage log
+        self._synced: dict[tuple[int, str, datetime], int] = {}
+        self._month: datetime | None = None
         self._exports: dict[int, int] = {}  # tenant_id -> usage-log exports streaming now
         self._lock = threading.Lock()
 
@@ -194,22 +216,79 @@ class Access:
             )
 
     def _count(self, ctx: AuthContext, module: str, quota: int, now: datetime) -> None:
-        key = (ctx.tenant_id, module, month_start(now))
+        month = month_start(now)
+        if month != self._month:  # a new month: last month's counts are done with
+            with self._lock:
+                self._month = month
+                for d in (self._quota, self._synced):
+                    for k in [k for k in d if k[2] != month]:
+                        d.pop(k, None)
+        key = (ctx.tenant_id, module, month)
+        admitted = self._count_shared(key, quota, now)
+        if admitted is None:
+            admitted = self._count_local(key, quota)
+        if not admitted:
+            raise QuotaExceeded(
+                f"tenant '{ctx.tenant}' has used its {quota} '{module}' calls for this month; "
+                "a tenant admin can change the plan on the console's Administration tab or with POST "
+                "/v1/subscriptions",
+                retry_after_s=(next_month_start(now) - now).total_seconds(),
+            )
+
+    def _count_shared(self, key: tuple[int, str, datetime], quota: int, now: datetime) -> bool | None:
+        """Counts the call in Redis, shared by every process (exact): whether the quota had room; None without a
+        Redis or while it is unreachable (the caller counts locally then). One round trip; the usage log is read
+        once per counter (to start it) and once after each outage this process had (to add what it let through)."""
+        count = getattr(self.buckets, "count", None)
+        if count is None or self.buckets.down:  # no Redis, or away: no wait on it, nor a read of the log for it
+            return None
+        tenant_id, module, month = key
+        name = (tenant_id, module, f"{month:%Y-%m}")
+        expire_at = (next_month_start(now) + QUOTA_KEY_GRACE).timestamp()
+        trips = self.buckets.trips
+        floor = -1 if self._synced.get(key, 0) == trips else count_calls(self.db, tenant_id, module, month)
+        got = count(name, quota, floor, expire_at)
+        if got is not None and got[0] < 0:  # no counter yet: it starts from the usage log
+            got = count(name, quota, count_calls(self.db, tenant_id, module, month), expire_at)
+        if got is None:
+            return None
+        self._synced[key] = trips
+        self._quota.pop(key, None)  # a later outage counts locally from a fresh read, not from this one's
+        return got[0] == 1
+
+    def _count_local(self, key: tuple[int, str, datetime], quota: int) -> bool:
+        """Counts the call in this process: the usage log's count at the last read plus the calls admitted here
+        since. The log is read again after ``QUOTA_REFRESH_S``, and once this process has admitted 1/``QUOTA_SHARES``
+        of what it saw left at the last read: before every call once fewer than 2 x ``QUOTA_SHARES`` are left. Those
+        reads keep the calls this process admitted that the log did not hold yet (still being answered).
+
+        One process is so exact (but for calls running across a periodic read). N processes pass the quota by at
+        most the sum, over them, of what each may still admit from its last read (its budget) and of the calls in
+        flight at that read (admitted by any process, not logged yet); each admits at most the quota by itself.
+        docs/platform.md gives the measurements."""
+        tenant_id, module, month = key
         mono = time.monotonic()
-        entry = self._quota.get(key)
-        if entry is None or mono - entry[2] > QUOTA_REFRESH_S:
-            counted = count_calls(self.db, ctx.tenant_id, module, key[2])
-            entry = [counted, 0, mono]
-            self._quota[key] = entry
+        c = self._quota.get(key)
+        periodic = c is None or mono - c.read_at > QUOTA_REFRESH_S
+        if periodic or (c.n >= c.budget and c.base + c.n < quota):
+            n0 = 0 if c is None else c.n
+            counted = count_calls(self.db, tenant_id, module, month)
+            with self._lock:
+                cur = self._quota.get(key)
+                if cur is None:
+                    base = counted
+                elif cur is c and periodic:
+                    # every 30 s the log's count is taken as it is (the calls admitted during the read added), so
+                    # that a call counted here but not logged as one (a 429 after its admission) does not stay
+                    base = counted + (cur.n - n0)
+                else:  # the log may not hold yet the calls this process admitted: the larger count
+                    base = max(counted, cur.base + cur.n)
+                c = self._quota[key] = _Count(base, 0, max(1, (quota - base) // QUOTA_SHARES), mono)
         with self._lock:
-            if entry[0] + entry[1] >= quota:
-                raise QuotaExceeded(
-                    f"tenant '{ctx.tenant}' has used its {quota} '{module}' calls for this month; "
-                    "a tenant admin can change the plan on the console's Administration tab or with POST "
-                    "/v1/subscriptions",
-                    retry_after_s=(next_month_start(now) - now).total_seconds(),
-                )
-            entry[1] += 1
+            if c.base + c.n >= quota:
+                return False
+            c.n += 1
+            return True
 
     # invalidation --------------------------------------------------------------------------------------
     def invalidate(self, tenant_id: int | None = None) -> None:
