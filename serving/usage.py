@@ -567,9 +567,11 @@ def export_usage(
     tenant_id: int | None,
     start: datetime | None = None,
     end: datetime | None = None,
+    module: str | None = None,
     chunk: int = 5000,
 ) -> Iterator[str]:
-    """Stream the records of one tenant (or all, for the operator's CLI) as CSV or a JSON array, oldest first.
+    """Stream the records of one tenant (or all, for the operator's CLI) as CSV or a JSON array, oldest first;
+    ``module``: only that module's records (``platform``: those of no module), as :func:`query_usage` filters.
     The operator's export of all tenants also gives each record's place in the whole chain (``log_seq``) and its
     chain hash (a tenant's gives its receipt)."""
     if fmt not in ("csv", "json"):
@@ -586,7 +588,7 @@ def export_usage(
         while True:
             with db.engine.connect() as conn:
                 page = conn.execute(
-                    _range_filter(select(t), tenant_id, start, end, None)
+                    _range_filter(select(t), tenant_id, start, end, module)
                     .where(t.c.seq > last)
                     .order_by(t.c.seq)
                     .limit(chunk)

@@ -18,6 +18,12 @@ from serving.tenancy import MODULES
 from serving.usage import export_usage, parse_range, query_usage
 
 router = APIRouter(route_class=SfaiRoute, prefix="/v1/usage", tags=["usage"], dependencies=[Depends(platform_call)])
+MODULE_HELP = f"one of {', '.join(MODULES)}, or platform (calls outside them)"
+
+
+def _check_module(module: str | None) -> None:
+    if module is not None and module not in (*MODULES, "platform"):
+        raise InvalidInput(f"unknown module {module!r}: expected {', '.join(MODULES)} or platform")
 
 
 @router.get("", response_model=None, responses={200: {"model": UsagePage}})
@@ -26,7 +32,7 @@ def read_usage(
     platform: PlatformDep,
     from_: str | None = Query(None, alias="from", description="ISO date or time, inclusive (UTC if naive)"),
     to: str | None = Query(None, description="ISO date or time, exclusive"),
-    module: str | None = Query(None, description=f"one of {', '.join(MODULES)}, or platform (calls outside them)"),
+    module: str | None = Query(None, description=MODULE_HELP),
     limit: int = Query(100, ge=1, le=1000),
     before_seq: int | None = Query(
         None, ge=1, le=2**63 - 1, description="page backwards: records older than this seq"
@@ -34,8 +40,7 @@ def read_usage(
 ) -> dict:
     """The newest calls of this tenant and their counts by module."""
     start, end = parse_range(from_, to)
-    if module is not None and module not in (*MODULES, "platform"):
-        raise InvalidInput(f"unknown module {module!r}: expected {', '.join(MODULES)} or platform")
+    _check_module(module)
     out = query_usage(
         platform.db, ctx.tenant_id, start=start, end=end, module=module, limit=limit, before_seq=before_seq
     )
@@ -53,12 +58,14 @@ def export(
     format: Literal["csv", "json"] = "csv",
     from_: str | None = Query(None, alias="from"),
     to: str | None = None,
+    module: str | None = Query(None, description=MODULE_HELP),
 ) -> StreamingResponse:
-    """Every call of this tenant in [from, to) as CSV or JSON, oldest first, streamed. At most
-    ``SFAI_USAGE_EXPORTS_PER_TENANT`` (default 2) stream at once per tenant; another answers 429
-    ``too_many_exports``."""
+    """Every call of this tenant in [from, to) (of one module, or ``platform``, as ``GET /v1/usage`` filters) as CSV
+    or JSON, oldest first, streamed. At most ``SFAI_USAGE_EXPORTS_PER_TENANT`` (default 2) stream at once per
+    tenant; another answers 429 ``too_many_exports``."""
     start, end = parse_range(from_, to)
-    chunks = export_usage(platform.db, format, tenant_id=ctx.tenant_id, start=start, end=end)
+    _check_module(module)
+    chunks = export_usage(platform.db, format, tenant_id=ctx.tenant_id, start=start, end=end, module=module)
     release = platform.access.export_slot(ctx, platform.settings.usage_exports_per_tenant)
 
     def stream() -> Iterator[str]:

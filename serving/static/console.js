@@ -9,8 +9,10 @@ const esc = (s) => String(s ?? "").replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "
 const fmt = (v, d = 0) => (v === null || v === undefined || Number.isNaN(v) ? "–" : Number(v).toLocaleString(LANG === "ko" ? "ko-KR" : "en-US", { maximumFractionDigits: d }));
 
 // S.solved: a copy of the problem S.result was solved for; S.stale: the orders changed since (S.edits counts changes)
+// S.epoch: counts sign-outs; an answer that comes back to an older epoch is for a session that has ended and is dropped.
+// S.savedJob: the running background job as kept in the tab (see persist()); S.busy: the solve in progress (a token).
 const S = { tenant: null, problem: null, result: null, solved: null, stale: false, edits: 0, copy: null, selected: null, samples: null,
-  busy: false, lastPinUndo: null, job: null, jobView: null };
+  samplesError: null, busy: false, lastPinUndo: null, job: null, jobView: null, savedJob: null, epoch: 0, saved: "all" };
 const SYNC_LIMIT_S = 30; // POST /v1/scheduling/solve takes up to 30 s; longer limits go to POST /v1/scheduling/jobs
 const MAX_LIMIT_S = 3600;
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -22,6 +24,7 @@ const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 // as English, after the message.
 let said = null;
 function say(msg, error = false) {
+  if (msg?.ended) return; // a refused key that signed the console out: signOut() has said so
   said = { msg, error };
   const el = $("status");
   el.textContent = typeof msg === "function" ? msg() : msg instanceof Error ? msg.message : msg;
@@ -162,8 +165,30 @@ function apiError(status, path, data, retryAfter) {
   return free("err.refused");
 }
 
+// An API key as pasted, cleaned of what copying adds: zero-width characters (anywhere), spaces and line breaks and
+// quotes around it (“…”, '…', 「…」). A key is printable ASCII; anything else left is not a key (KEY_OK).
+const KEY_OK = /^[\x21-\x7E]+$/;
+const KEY_QUOTES = "\"'`\u201C\u201D\u2018\u2019\u201E\u201A\u00AB\u00BB\u2039\u203A\u300C\u300D\u300E\u300F\uFF02\uFF07";
+const KEY_EDGES = new RegExp(`^[\\s${KEY_QUOTES}]+|[\\s${KEY_QUOTES}]+$`, "g");
+const cleanKey = (raw) => String(raw ?? "").replace(/[\u200B-\u200D\u2060\uFEFF\u00AD]/g, "").replace(KEY_EDGES, "");
+
+// A refused key (401). While signed in with it, the console signs out at once, saying the key is no longer valid
+// (the planner's work stays kept in the tab for this tenant's next sign-in); the error is then marked `ended`.
+function keyRefused(code, epoch) {
+  const e = new ApiError(401, () => t("err.badKey"), { code }); // the API's own message is English
+  if (S.tenant && epoch === S.epoch) {
+    signOut(["signout.badKey"], { error: true, keepPlan: true });
+    e.ended = true;
+  }
+  return e;
+}
+
 async function api(path, { method = "GET", body, raw = false } = {}) {
-  const headers = { Authorization: "Bearer " + (sessionStorage.getItem("sfai_key") || "") };
+  const epoch = S.epoch;
+  const key = sessionStorage.getItem("sfai_key") || "";
+  // a header the browser would refuse (fetch throws, as if the server were away): the key is wrong, say so
+  if (!KEY_OK.test(key)) throw keyRefused(null, epoch);
+  const headers = { Authorization: "Bearer " + key };
   if (body !== undefined) headers["content-type"] = "application/json";
   let r;
   try {
@@ -174,7 +199,7 @@ async function api(path, { method = "GET", body, raw = false } = {}) {
   if (raw && r.ok) return r;
   const isJson = (r.headers.get("content-type") || "").includes("json");
   const data = isJson ? await r.json() : await r.text();
-  if (r.status === 401) throw new ApiError(401, () => t("err.badKey"), { code: data?.error?.code }); // the API's own message is English
+  if (r.status === 401) throw keyRefused(data?.error?.code, epoch);
   if (!r.ok) throw apiError(r.status, path, data || r.statusText, Number(r.headers.get("retry-after")));
   return data;
 }
@@ -203,17 +228,31 @@ async function busy(button, fn) {
 }
 
 // ------------------------------------------------------------------------------------------------ sign-in
+// `key`: the key as typed or pasted (cleaned here); none: the key this tab already holds (a reload).
 async function signIn(key) {
-  if (key) sessionStorage.setItem("sfai_key", key);
+  if (key !== undefined) {
+    key = cleanKey(key);
+    if (!KEY_OK.test(key)) { // not a key at all (Korean text, a stray character inside): no request is sent
+      say(() => t("signin.bad", { msg: t("err.badKey") }), true);
+      $("api-key").focus();
+      return;
+    }
+    sessionStorage.setItem("sfai_key", key);
+  }
   if (!sessionStorage.getItem("sfai_key")) return;
+  const epoch = S.epoch;
+  let tenant;
   try {
-    S.tenant = await api("/v1/tenant");
+    tenant = await api("/v1/tenant");
   } catch (e) {
+    if (epoch !== S.epoch) return;
     sessionStorage.removeItem("sfai_key");
     say(() => t("signin.bad", { msg: e.message }), true);
     $("api-key").focus();
     return;
   }
+  if (epoch !== S.epoch) return;
+  S.tenant = tenant;
   $("signin").hidden = true;
   $("app").hidden = false;
   $("signout-btn").hidden = false;
@@ -221,10 +260,15 @@ async function signIn(key) {
   badge.hidden = false;
   renderBadge();
   $("planner-nosub").hidden = S.tenant.modules.includes("scheduling");
-  const { tenant } = S;
-  say(() => t("signin.ok", { tenant: tenant.display_name || tenant.name, role: label("role", tenant.caller_role) }));
+  const saved = savedPlan();
+  const welcome = () => t("signin.ok", { tenant: tenant.display_name || tenant.name, role: label("role", tenant.caller_role) });
+  say(welcome);
   if (key) $("tab-planner").focus();
-  if (!S.problem) await loadSample(false, true);
+  if (saved) {
+    restorePlan(saved);
+    const jobs = saved.problem.jobs.length;
+    say(() => `${welcome()} ${t(saved.job ? "planner.restoredJob" : "planner.restored", { jobs })}`);
+  } else if (!S.problem) await loadSample(false, true);
 }
 
 function renderBadge() {
@@ -233,23 +277,136 @@ function renderBadge() {
   badge.dataset.role = S.tenant.caller_role;
 }
 
-// `message`: what the status line says (a key of i18n.js and its values), by default that the user signed out
-function signOut(message = ["signout.done"]) {
+// `message`: what the status line says (a key of i18n.js and its values), by default that the user signed out;
+// `error`: said as an error; `keepPlan`: the planner's work stays kept in the tab for this tenant's next sign-in
+// (a key refused mid-session), where Sign out forgets it.
+function signOut(message = ["signout.done"], { error = false, keepPlan = false } = {}) {
   sessionStorage.removeItem("sfai_key");
-  Object.assign(S, { tenant: null, problem: null, result: null, solved: null, stale: false, copy: null, selected: null, samples: null,
-    job: null, jobView: null });
-  renderStale();
-  $("job-line").hidden = true;
-  resetOrderForm();
+  if (!keepPlan) sessionStorage.removeItem(PLAN_KEY);
+  S.epoch += 1; // answers still on their way belong to the session that ended
+  Object.assign(S, { tenant: null, problem: null, result: null, solved: null, stale: false, edits: 0, copy: null, selected: null,
+    samples: null, samplesError: null, busy: false, lastPinUndo: null, job: null, jobView: null, savedJob: null, saved: "all" });
+  clearPage();
   $("app").hidden = true;
   $("signin").hidden = false;
   $("signout-btn").hidden = true;
-  $("tenant-badge").hidden = true;
-  $("new-key").hidden = true;
-  for (const id of ["subs-table", "keys-table", "usage-table", "usage-summary"]) $(id).innerHTML = ""; // the next key's, once loaded
   showTab("planner");
-  say(() => t(...message));
+  say(() => t(...message), error);
   $("api-key").focus();
+}
+
+// Everything on the page that came from the tenant or was entered for it, back as it was before any sign-in: the
+// next key's tenant sees none of it (orders, plan, what-if copy, pins, details, job line, dashboard, admin tables,
+// a new key's secret, the forms and the planner's settings).
+function clearPage() {
+  for (const g of [gantt, copyGantt, currentGantt]) g.clear();
+  dashLoads += 1; // predictions still on their way fill no card
+  $("dash-cards").innerHTML = "";
+  renderStale();
+  renderJob();
+  $("job-text").textContent = "";
+  $("job-progress").value = 0;
+  delete $("job-line").dataset.job;
+  delete $("job-line").dataset.state;
+  resetOrderForm();
+  renderOrders();
+  renderSummary();
+  renderPins();
+  renderDetails();
+  renderCompare();
+  renderGanttEmpty();
+  renderUnsaved();
+  $("clear-copy").hidden = true;
+  $("orders-details").open = false;
+  $("order-entry").open = false;
+  $("orders-file").value = "";
+  applySettings(PLANNER_DEFAULTS);
+  $("solve-btn").disabled = false;
+  $("solve-btn").textContent = t("planner.solve");
+  $("gantt").removeAttribute("aria-busy");
+  $("planner-nosub").hidden = true;
+  for (const id of ["subs-table", "keys-table", "usage-table"]) $(id).innerHTML = "";
+  $("usage-summary").textContent = "";
+  for (const id of ["sub-form", "key-form", "usage-form"]) $(id).reset();
+  markUsageRange(false);
+  $("new-key").hidden = true;
+  $("new-key-value").value = ""; // the secret shown once is not left in the page
+  $("admin-denied").hidden = true;
+  $("admin-denied").textContent = "";
+  const badge = $("tenant-badge");
+  badge.hidden = true;
+  badge.textContent = "";
+  delete badge.dataset.role;
+}
+
+// ------------------------------------------------------------------------------------------------ the planner's work, kept in the tab
+// The planner's orders, settings, last plan (with its what-if copy) and a running background job are kept in the
+// tab's sessionStorage under PLAN_KEY, marked with the tenant's name: a reload or Back/Forward restores them at
+// sign-in, and the job is polled again. Only that tenant gets them back: another tenant's sign-in drops them, and so
+// does Sign out. Where the browser's storage is full the plan is kept without its solved plan and copy, or not at
+// all; a note above the chart says so (S.saved: "all", "orders" or null).
+const PLAN_KEY = "sfai_plan";
+const SETTING_IDS = ["objective", "time-limit", "w-tardiness", "w-makespan", "w-energy", "lex-1", "lex-2", "lex-3"];
+const readSettings = () => Object.fromEntries(SETTING_IDS.map((id) => [id, $(id).value]));
+// as the page writes them (not as a browser may have refilled the fields on a reload)
+const defaultOf = (el) => (el.tagName === "SELECT" ? ([...el.options].find((o) => o.defaultSelected) || el.options[0])?.value ?? "" : el.defaultValue);
+const PLANNER_DEFAULTS = Object.fromEntries(SETTING_IDS.map((id) => [id, defaultOf($(id))]));
+
+function applySettings(settings) {
+  for (const id of SETTING_IDS) if (typeof settings?.[id] === "string") $(id).value = settings[id];
+  renderObjectiveHelp();
+}
+
+function persist() {
+  if (!S.tenant || !S.problem) return;
+  const same = (a, b) => a === b || JSON.stringify(a) === JSON.stringify(b);
+  // the job's problem as sent is kept only where the orders changed since (else it is the problem itself)
+  const job = S.savedJob && { ...S.savedJob, sent: same(S.savedJob.sent, S.problem) ? null : S.savedJob.sent };
+  const orders = { v: 1, tenant: S.tenant.name, settings: readSettings(), problem: S.problem, job };
+  const all = { ...orders, result: S.result, solved: S.result ? S.solved : null, stale: S.stale, copy: S.copy };
+  S.saved = null;
+  for (const [doc, what] of [[all, "all"], [orders, "orders"]]) {
+    try {
+      sessionStorage.setItem(PLAN_KEY, JSON.stringify(doc));
+      S.saved = what;
+      break;
+    } catch { /* over the storage quota (or storage refused): try with less */ }
+  }
+  if (!S.saved) sessionStorage.removeItem(PLAN_KEY); // an older version would otherwise come back
+  renderUnsaved();
+}
+
+function renderUnsaved() {
+  const el = $("plan-unsaved");
+  el.hidden = S.saved === "all";
+  el.textContent = S.saved === "all" ? "" : t(S.saved === "orders" ? "planner.unsavedPlan" : "planner.unsaved");
+}
+
+// The plan kept in this tab for the tenant signed in, or null (another tenant's is dropped, never shown).
+function savedPlan() {
+  let doc = null;
+  try { doc = JSON.parse(sessionStorage.getItem(PLAN_KEY) || "null"); } catch { doc = null; }
+  if (doc && (doc.v !== 1 || doc.tenant !== S.tenant.name || !Array.isArray(doc.problem?.jobs) || !Array.isArray(doc.problem?.machines))) {
+    sessionStorage.removeItem(PLAN_KEY);
+    return null;
+  }
+  return doc;
+}
+
+function restorePlan(doc) {
+  applySettings(doc.settings);
+  setProblem(doc.problem, false);
+  if (doc.result?.gantt?.length && doc.solved) {
+    Object.assign(S, { result: doc.result, solved: doc.solved, stale: !!doc.stale, copy: doc.copy || null });
+    $("clear-copy").hidden = !S.copy;
+    renderStale();
+    gantt.render(S.solved, S.result);
+    renderSummary();
+    renderPins();
+    renderCompare();
+  }
+  persist();
+  if (doc.job?.id) resumeJob(doc.job);
 }
 
 // ------------------------------------------------------------------------------------------------ tabs
@@ -285,8 +442,10 @@ function wireTabs() {
 
 // ------------------------------------------------------------------------------------------------ planner: input
 async function loadSample(announce = true, unlessStarted = false) {
+  const epoch = S.epoch;
   const r = await fetch("/static/sample-plan.json");
   const plan = await r.json();
+  if (epoch !== S.epoch) return; // signed out meanwhile
   if (unlessStarted && S.problem) return; // the planner started a plan while the sample was on its way
   setProblem(plan, announce);
 }
@@ -305,6 +464,8 @@ function setProblem(problem, announce = true) {
   renderDetails();
   renderSummary();
   renderGanttEmpty();
+  renderCompare();
+  persist();
   if (announce) {
     const ops = problem.jobs.reduce((n, j) => n + j.operations.length, 0);
     say(() => t("planner.loaded", { jobs: problem.jobs.length, ops, machines: problem.machines.length }));
@@ -400,6 +561,7 @@ function parseCsv(text) {
       const [m, d] = part.split(":").map((s) => s.trim());
       const dur = Number(d);
       if (!m || d === undefined || d === "" || !Number.isInteger(dur) || dur < 0) { errs.push(t("csv.machines", { line, value: col(c, "machines") })); break; }
+      if (Object.hasOwn(durs, m)) { errs.push(t("csv.machineTwice", { line, machine: m })); break; } // which time would it be?
       durs[m] = dur;
       if (!machines.includes(m)) machines.push(m);
     }
@@ -461,28 +623,81 @@ async function onFile(e) {
   }
 }
 
-function renderOrders() {
+// Due dates and weights typed into the order table are checked as the order form checks them (a due date a whole
+// number >= 0, a weight a number >= 0; empty: none, or the default weight 1). A refused value stays in its input,
+// marked aria-invalid with the reason beside it, and the order keeps its last good value; tableBad holds them
+// ("row:field" -> the text typed) until corrected, across a language switch (renderOrders(true)).
+let tableBad = new Map();
+const CELL_RULES = {
+  due: { col: "col.due", err: "order.err.due", ok: (n) => Number.isInteger(n) && n >= 0 },
+  weight: { col: "col.weight", err: "order.err.weight", ok: (n) => Number.isFinite(n) && n >= 0 },
+};
+
+function renderOrders(keepBad = false) {
+  if (!keepBad) tableBad = new Map();
   const tb = $("orders-table");
   $("of-machine-list").innerHTML = machineIds().map((m) => `<option value="${esc(m)}"></option>`).join("");
   if (!S.problem) { tb.innerHTML = ""; return; }
+  const cell = (i, j, field, stored, step, cls) => {
+    const id = `ot-${i}-${field}`;
+    const bad = tableBad.get(`${i}:${field}`);
+    return `<td><input id="${id}" type="number" min="0" step="${step}" data-job="${i}" data-field="${field}" value="${esc(bad ?? stored)}" ` +
+      `aria-label="${esc(t(CELL_RULES[field].col))} ${esc(j.id)}" class="${cls}"` +
+      (bad === undefined ? ">" : ` aria-invalid="true" aria-describedby="${id}-err"><span class="field-error" id="${id}-err">${esc(t(CELL_RULES[field].err))}</span>`) +
+      "</td>";
+  };
   tb.innerHTML = `<thead><tr><th>${t("col.job")}</th><th>${t("col.operations")}</th><th>${t("col.release")}</th>` +
     `<th>${t("col.due")}</th><th>${t("col.weight")}</th><th>${t("order.actions")}</th></tr></thead><tbody>` +
     S.problem.jobs.map((j, i) => `<tr data-job="${esc(j.id)}"><td>${esc(j.id)}</td><td>${j.operations.map((o, k) =>
       `${esc(o.id ?? k)} (${Object.entries(o.machines).map(([m, d]) => `${esc(m)}:${esc(d)}`).join(" / ")})`).join(" → ")}</td>` +
-      `<td>${esc(j.release ?? 0)}</td>` +
-      `<td><input type="number" min="0" step="1" data-job="${i}" data-field="due" value="${esc(j.due ?? "")}" aria-label="${esc(t("col.due"))} ${esc(j.id)}" class="w-num"></td>` +
-      `<td><input type="number" min="0" step="0.5" data-job="${i}" data-field="weight" value="${esc(j.weight ?? 1)}" aria-label="${esc(t("col.weight"))} ${esc(j.id)}" class="w-small"></td>` +
+      `<td>${esc(j.release ?? 0)}</td>` + cell(i, j, "due", j.due ?? "", 1, "w-num") + cell(i, j, "weight", j.weight ?? 1, 0.5, "w-small") +
       `<td class="actions"><button type="button" class="secondary" data-edit-job="${i}" aria-label="${esc(t("order.editLabel", { job: j.id }))}">${esc(t("order.edit"))}</button> ` +
       `<button type="button" class="danger" data-remove-job="${i}" aria-label="${esc(t("order.removeLabel", { job: j.id }))}">${esc(t("order.remove"))}</button></td></tr>`).join("") +
     "</tbody>";
-  tb.querySelectorAll("input").forEach((inp) => inp.addEventListener("change", () => {
-    const job = S.problem.jobs[Number(inp.dataset.job)];
-    if (inp.value === "") delete job[inp.dataset.field];
-    else job[inp.dataset.field] = inp.dataset.field === "due" ? Math.round(Number(inp.value)) : Number(inp.value);
-    markStale();
-  }));
+  tb.querySelectorAll("input").forEach((inp) => inp.addEventListener("change", () => onOrderCell(inp)));
   tb.querySelectorAll("[data-edit-job]").forEach((b) => b.addEventListener("click", () => editOrder(Number(b.dataset.editJob))));
   tb.querySelectorAll("[data-remove-job]").forEach((b) => b.addEventListener("click", () => removeOrder(Number(b.dataset.removeJob))));
+}
+
+function onOrderCell(inp) {
+  const i = Number(inp.dataset.job);
+  const field = inp.dataset.field;
+  const job = S.problem.jobs[i];
+  const rule = CELL_RULES[field];
+  const raw = inp.value.trim();
+  const ok = !inp.validity.badInput && (raw === "" || rule.ok(Number(raw)));
+  const errId = `${inp.id}-err`;
+  $(errId)?.remove();
+  if (!ok) {
+    tableBad.set(`${i}:${field}`, inp.value);
+    inp.setAttribute("aria-invalid", "true");
+    inp.setAttribute("aria-describedby", errId);
+    const msg = document.createElement("span");
+    msg.className = "field-error";
+    msg.id = errId;
+    msg.textContent = t(rule.err);
+    inp.after(msg);
+    say(() => t("orders.cellBad", { job: job.id, msg: t(rule.err) }), true);
+    return;
+  }
+  tableBad.delete(`${i}:${field}`);
+  inp.removeAttribute("aria-invalid");
+  inp.removeAttribute("aria-describedby");
+  if (raw === "") delete job[field];
+  else job[field] = Number(raw);
+  markStale();
+}
+
+// The first refused value in the order table, opened and focused with the reason said; false where there is none.
+function focusBadCell() {
+  const first = [...tableBad.keys()][0];
+  if (first === undefined) return false;
+  const [i, field] = first.split(":");
+  $("orders-details").open = true;
+  const inp = $(`ot-${i}-${field}`);
+  say(() => t("orders.fixFirst"), true);
+  if (inp) inp.focus();
+  return true;
 }
 
 // ------------------------------------------------------------------------------------------------ planner: order form
@@ -728,46 +943,51 @@ async function solve() {
   if (!S.problem) { say(() => t("planner.noProblem"), true); return false; }
   if (!S.problem.jobs.length) { say(() => t("planner.noJobs"), true); return false; }
   if (S.busy) return false;
-  S.busy = true;
-  $("solve-btn").disabled = true;
-  $("gantt").setAttribute("aria-busy", "true");
+  if (focusBadCell()) return false; // a refused due date or weight in the order table: fixed first, not ignored
+  const combo = objectiveChoice();
+  if (combo.error) { say(combo.error, true); return false; }
   const limit = Math.min(MAX_LIMIT_S, Math.max(1, Math.round(Number($("time-limit").value)) || 5));
   $("time-limit").value = String(limit);
+  const solved = JSON.parse(JSON.stringify(S.problem)); // the problem as sent: what the plan is drawn against
+  const body = { problem: S.problem, time_limit_s: limit, ...combo.extra };
+  if ($("objective").value) body.objective = $("objective").value;
+  if (limit > SYNC_LIMIT_S) return runPlan(() => solveAsJob(body, solved), solved);
+  return runPlan(async (epoch) => {
+    S.job = null;
+    S.jobView = null;
+    renderJob();
+    say(() => t("planner.solving"));
+    const t0 = Date.now();
+    let timer = null;
+    const tick = () => {
+      if (epoch !== S.epoch) { clearInterval(timer); return; } // signed out: the button is the next session's
+      $("solve-btn").textContent = t("planner.solvingFor", { elapsed: Math.round((Date.now() - t0) / 1000), limit });
+    };
+    tick();
+    timer = setInterval(tick, 1000);
+    try {
+      return await api("/v1/scheduling/solve", { method: "POST", body });
+    } finally {
+      clearInterval(timer);
+      if (epoch === S.epoch) $("solve-btn").textContent = t("planner.solve");
+    }
+  }, solved);
+}
+
+// Runs `work(epoch)` (the plan for the orders as they stand, `solved` a copy of them as sent; null: nothing to
+// show) with the planner busy meanwhile, then shows the plan. `stale`: the orders had already changed since
+// `solved` was sent (a job resumed after a reload). An answer that comes after a sign-out is dropped unseen.
+async function runPlan(work, solved, { stale = false } = {}) {
+  const epoch = S.epoch;
+  const token = {};
+  S.busy = token;
+  $("solve-btn").disabled = true;
+  $("gantt").setAttribute("aria-busy", "true");
   const problem = S.problem;
   const edits = S.edits;
-  const solved = JSON.parse(JSON.stringify(problem)); // the problem as sent: what the plan is drawn against
-  const body = { problem, time_limit_s: limit };
-  if ($("objective").value) body.objective = $("objective").value;
-  const combo = objectiveChoice();
-  if (combo.error) {
-    say(combo.error, true);
-    S.busy = false;
-    $("solve-btn").disabled = false;
-    $("gantt").removeAttribute("aria-busy");
-    return false;
-  }
-  Object.assign(body, combo.extra);
   try {
-    let res;
-    if (limit > SYNC_LIMIT_S) {
-      res = await solveAsJob(body);
-      if (res === null) return false; // signed out while it ran
-    } else {
-      S.job = null;
-      S.jobView = null;
-      renderJob();
-      say(() => t("planner.solving"));
-      const t0 = Date.now();
-      const tick = () => { $("solve-btn").textContent = t("planner.solvingFor", { elapsed: Math.round((Date.now() - t0) / 1000), limit }); };
-      tick();
-      const timer = setInterval(tick, 1000);
-      try {
-        res = await api("/v1/scheduling/solve", { method: "POST", body });
-      } finally {
-        clearInterval(timer);
-        $("solve-btn").textContent = t("planner.solve");
-      }
-    }
+    const res = await work(epoch);
+    if (epoch !== S.epoch || res === null) return false; // signed out while it ran
     if (S.problem !== problem) { say(() => t("planner.stale"), true); return false; }
     if (!res.gantt || !res.gantt.length || res.status === "INFEASIBLE" || res.status === "MODEL_INVALID") {
       if (S.lastPinUndo) S.lastPinUndo();
@@ -777,7 +997,7 @@ async function solve() {
     }
     S.result = res;
     S.solved = solved;
-    S.stale = S.edits !== edits; // orders edited while it ran: the plan is already out of date
+    S.stale = stale || S.edits !== edits; // orders edited while it ran: the plan is already out of date
     renderStale();
     S.lastPinUndo = null;
     gantt.render(S.solved, S.result, { keepView: !!$("gantt").querySelector("svg") });
@@ -788,43 +1008,81 @@ async function solve() {
     say(() => t("planner.solved", { status: statusName(res.status), makespan: res.makespan, late: res.objective_values?.late_jobs ?? 0 }));
     return true;
   } catch (e) {
+    if (epoch !== S.epoch) return false;
     if (S.lastPinUndo) { S.lastPinUndo(); renderPins(); }
     say(e, true);
     return false;
   } finally {
-    S.lastPinUndo = null;
-    S.busy = false;
-    $("solve-btn").disabled = false;
-    $("gantt").removeAttribute("aria-busy");
+    if (epoch === S.epoch) {
+      S.lastPinUndo = null;
+      S.savedJob = null; // the job, if any, is over: its plan shown, refused, or lost
+      persist();
+    }
+    if (S.busy === token) {
+      S.busy = false;
+      $("solve-btn").disabled = false;
+      $("gantt").removeAttribute("aria-busy");
+    }
   }
 }
 
-// A solve longer than the synchronous limit: POST /v1/scheduling/jobs, then poll GET /v1/scheduling/jobs/{id}
-// (every 0.4 s at first, backing off to 2 s) with its state on the job line. The plan, or null if the caller
-// signed out meanwhile; a failed job throws.
-async function solveAsJob(body) {
+// A solve longer than the synchronous limit: POST /v1/scheduling/jobs, then poll its state (pollJob). The job's id
+// is kept in the tab with the orders (persist), so that a reload polls it again (resumeJob).
+async function solveAsJob(body, solved) {
   const token = {};
   S.job = token;
-  let job = await api("/v1/scheduling/jobs", { method: "POST", body });
+  const epoch = S.epoch;
+  const job = await api("/v1/scheduling/jobs", { method: "POST", body });
+  if (S.job !== token || epoch !== S.epoch) return null;
   const view = { job, id: job.job_id.slice(0, 8), t0: Date.now(), limit: body.time_limit_s, end: null };
   S.jobView = view;
+  S.savedJob = { id: job.job_id, limit: view.limit, t0: view.t0, sent: solved };
+  persist();
   say(() => t("job.submitted", { id: view.id }));
+  return pollJob(view, token, job);
+}
+
+// A background job kept in the tab when it was reloaded (or signed out by a refused key): polled again until done.
+function resumeJob(saved) {
+  if (S.busy) return;
+  const token = {};
+  S.job = token;
+  const limit = Number(saved.limit) || 0;
+  const view = { job: { job_id: String(saved.id), status: "queued" }, id: String(saved.id).slice(0, 8),
+    t0: Number(saved.t0) || Date.now(), limit, end: null };
+  S.jobView = view;
+  S.savedJob = { id: String(saved.id), limit, t0: view.t0, sent: saved.sent || JSON.parse(JSON.stringify(S.problem)) };
+  persist(); // still kept: another reload polls it again
+  renderJob();
+  runPlan(() => pollJob(view, token), S.savedJob.sent, { stale: !!saved.sent });
+}
+
+// Polls GET /v1/scheduling/jobs/{id} (every 0.4 s at first, backing off to 2 s) with its state on the job line,
+// from `job` (the state known) or at once. The plan, or null if the caller signed out meanwhile; a failed job throws.
+async function pollJob(view, token, job = null) {
   let delay = 400;
   let misses = 0;
+  let wait = !!job;
   for (;;) {
     if (S.job !== token) return null;
-    view.job = job;
-    if (job.status === "done" || job.status === "failed") view.end = Date.now();
-    renderJob();
-    if (job.status === "done") return job.result;
-    if (job.status === "failed") throw new ApiError(500, () => t("job.failed", { id: view.id }), { detail: job.error || "", showDetail: true });
-    await sleep(delay);
-    delay = Math.min(2000, Math.round(delay * 1.5));
-    if (S.job !== token) return null;
+    if (job) {
+      view.job = job;
+      if (job.status === "done" || job.status === "failed") view.end = Date.now();
+      renderJob();
+      if (job.status === "done") return job.result;
+      if (job.status === "failed") throw new ApiError(500, () => t("job.failed", { id: view.id }), { detail: job.error || "", showDetail: true });
+    }
+    if (wait) {
+      await sleep(delay);
+      delay = Math.min(2000, Math.round(delay * 1.5));
+      if (S.job !== token) return null;
+    }
+    wait = true;
     try {
-      job = await api("/v1/scheduling/jobs/" + encodeURIComponent(job.job_id));
+      job = await api("/v1/scheduling/jobs/" + encodeURIComponent(view.job.job_id));
       misses = 0;
     } catch (e) {
+      if (e.ended || S.job !== token) return null; // the key was refused: signed out (the job stays kept for later)
       // a network blip is retried (the job keeps running on the server); an answer such as 404 is final
       if (e.status !== 0 || ++misses > 5) throw new ApiError(e.status, () => t("job.lost", { id: view.id, msg: e.message }), { detail: e.detail });
     }
@@ -855,7 +1113,7 @@ function findOp(job, opId, problem = S.problem) {
 
 async function pinOp(row, machine, start) {
   const op = findOp(row.job, row.operation);
-  if (!op || S.busy) return;
+  if (!op || S.busy || focusBadCell()) return;
   if (!(machine in op.machines)) {
     const list = Object.keys(op.machines).join(", ");
     say(() => t("planner.notEligible", { op: `${row.job}/${row.operation}`, machine, list }), true);
@@ -867,7 +1125,12 @@ async function pinOp(row, machine, start) {
   S.selected = { job: row.job, operation: row.operation };
   const pinned = { job: row.job, op: row.operation, machine, start: op.pinned.start };
   say(() => t("planner.pinned", pinned));
-  await solve();
+  if (!(await solve()) && S.lastPinUndo) { // refused before it was sent (a bad weight, say): the pin is undone too
+    S.lastPinUndo();
+    S.lastPinUndo = null;
+    renderPins();
+    persist();
+  }
 }
 
 async function unpin(job, opId) {
@@ -876,18 +1139,28 @@ async function unpin(job, opId) {
   delete op.pinned;
   say(() => t("planner.unpinned", { job, op: opId }));
   renderPins();
+  persist();
   if (S.result) await solve();
 }
 
-function metricsOf(res) {
+// Whether the plan `res` (solved for `problem`) has energy terms: the problem had energy settings and the server
+// used them (its `linked.energy` is false where the tenant has no energy module). Without a tariff there is no cost.
+// Without them the server still answers 0 kW and 0 cost, which would read as measured: shown as "–".
+function energyTerms(res, problem) {
+  const used = problem?.energy != null && res?.linked?.energy !== false;
+  return { peak: used, cost: used && Array.isArray(problem.energy.prices) && problem.energy.prices.length > 0 };
+}
+
+function metricsOf(res, problem) {
   const v = res?.objective_values || {};
+  const energy = energyTerms(res, problem);
   return [
     ["m.makespan", v.makespan ?? res?.makespan, 0, "lower"],
     ["m.totalTardiness", v.total_tardiness, 0, "lower"],
     ["m.weightedTardiness", v.weighted_tardiness, 1, "lower"],
     ["m.lateJobs", v.late_jobs, 0, "lower"],
-    ["m.energyCost", v.energy_cost, 0, "lower"],
-    ["m.peak", v.peak_kw, 1, "lower"],
+    ["m.energyCost", energy.cost ? v.energy_cost : null, 0, "lower"],
+    ["m.peak", energy.peak ? v.peak_kw : null, 1, "lower"],
   ];
 }
 
@@ -930,9 +1203,11 @@ const sayNoPlan = () => { const key = noPlanKey(); say(() => t(key), true); };
 // The orders changed after the last solve: the chart and summary show a plan for the old orders until the next one.
 function markStale() {
   S.edits += 1;
-  if (!S.result) return;
-  S.stale = true;
-  renderStale();
+  if (S.result) {
+    S.stale = true;
+    renderStale();
+  }
+  persist();
 }
 
 function renderStale() {
@@ -952,11 +1227,11 @@ function renderGanttEmpty() {
 function renderSummary() {
   const el = $("plan-summary");
   if (!S.result) { el.innerHTML = `<p class="muted">${esc(noPlanYet())}</p>`; return; }
-  const m = metricsOf(S.result);
+  const m = metricsOf(S.result, S.solved);
   el.innerHTML = `<div class="metrics">` +
     `<div class="metric"><span>${t("m.status")}</span><b id="sum-status" data-status="${esc(S.result.status)}" title="${esc(S.result.status)}">${esc(statusName(S.result.status))}</b></div>` +
     `<div class="metric"><span>${t("m.objective")}</span><b id="sum-objective" data-objective="${esc(S.result.objective)}">${esc(objectiveName(S.result.objective))}</b></div>` +
-    m.map(([k, v, d]) => `<div class="metric"><span>${t(k)}</span><b data-metric="${k}">${fmt(v, d)}</b></div>`).join("") +
+    m.map(([k, v, d]) => `<div class="metric"><span>${t(k)}</span><b data-metric="${k}"${v == null ? ` title="${esc(t("m.noEnergy"))}"` : ""}>${fmt(v, d)}</b></div>`).join("") +
     `<div class="metric"><span>${t("m.wall")}</span><b>${fmt(S.result.wall_s, 2)}</b></div></div>` +
     (S.result.linked?.ignored?.length ? `<p class="muted" id="plan-ignored">${S.result.linked.ignored.map(linkedNote).join(" ")}</p>` : "");
 }
@@ -1029,6 +1304,7 @@ function keepCopy() {
   S.copy = { problem: JSON.parse(JSON.stringify(S.solved)), result: JSON.parse(JSON.stringify(S.result)) };
   $("clear-copy").hidden = false;
   renderCompare();
+  persist();
   say(() => t("planner.copyKept"));
 }
 
@@ -1039,8 +1315,8 @@ function renderCompare() {
     $("compare-gantts").hidden = true;
     return;
   }
-  const a = metricsOf(S.copy.result);
-  const b = metricsOf(S.result);
+  const a = metricsOf(S.copy.result, S.copy.problem);
+  const b = metricsOf(S.result, S.solved);
   body.innerHTML = `<table id="compare-table"><thead><tr><th></th><th class="num">${t("compare.copy")}</th>` +
     `<th class="num">${t("compare.current")}</th><th class="num">${t("compare.delta")}</th></tr></thead><tbody>` +
     a.map(([k, va, d], i) => {
@@ -1097,7 +1373,7 @@ function planReport(chart) {
   const c = document.createElement("canvas");
   const font = (size, weight = 400) => `${weight} ${size * k}px system-ui, -apple-system, "Noto Sans KR", "Malgun Gothic", sans-serif`;
   const metrics = [`${t("m.status")} ${statusName(S.result.status)}`, `${t("m.objective")} ${objectiveName(S.result.objective)}`,
-    ...metricsOf(S.result).map(([key, v, d]) => `${t(key)} ${fmt(v, d)}`)];
+    ...metricsOf(S.result, S.solved).map(([key, v, d]) => `${t(key)} ${fmt(v, d)}`)];
   const width = chart.width + 2 * pad;
   let ctx = c.getContext("2d");
   ctx.font = font(13);
@@ -1172,32 +1448,60 @@ function renderLegend() {
 async function loadDashboard() {
   const box = $("dash-cards");
   if (!S.tenant) return;
+  const epoch = S.epoch;
+  const load = ++dashLoads;
   box.innerHTML = `<p class="muted">${esc(t("dash.loading"))}</p>`;
-  try { S.tenant = await api("/v1/tenant"); } catch (e) { say(e, true); }
+  try {
+    const tenant = await api("/v1/tenant");
+    if (epoch !== S.epoch) return; // signed out meanwhile (a refused key signs out)
+    S.tenant = tenant;
+  } catch (e) {
+    if (epoch !== S.epoch) return;
+    say(e, true);
+  }
   const subscribed = new Set(S.tenant.modules);
   if (!S.samples && [...subscribed].some((m) => m !== "scheduling")) {
-    try { S.samples = (await api("/v1/console/samples")).samples; } catch (e) { say(e, true); }
+    try {
+      const samples = (await api("/v1/console/samples")).samples;
+      if (epoch !== S.epoch) return;
+      S.samples = samples;
+      S.samplesError = null;
+    } catch (e) {
+      if (epoch !== S.epoch) return;
+      S.samplesError = e; // the cards say why (not "press Refresh" for every reason)
+      say(e, true);
+    }
   }
+  if (epoch !== S.epoch || load !== dashLoads) return; // signed out, or a newer load draws the cards
   box.innerHTML = MODULES.map((m) => `<div class="card ${subscribed.has(m) ? "" : "off"}" data-module="${m}" id="dash-${m}">` +
     `<h2>${esc(t("mod." + m))}<span class="pill ${subscribed.has(m) ? "on" : "off"}">${subscribed.has(m) ? "✓ " + esc(t("dash.subscribed")) : esc(t("dash.notSubscribed"))}</span></h2>` +
     `<div class="dash-body">${subscribed.has(m) ? `<p class="muted">${esc(t("dash.loading"))}</p>` :
       `<p><b>${esc(t("dash.wouldAdd"))}</b> ${esc(t("add." + m))}</p><p class="muted">${esc(t("dash.subscribeHint"))}</p>`}</div></div>`).join("");
   const jobs = [];
-  if (subscribed.has("maintenance")) jobs.push(dashMaintenance());
-  if (subscribed.has("quality")) jobs.push(dashQuality());
-  if (subscribed.has("energy")) jobs.push(dashEnergy());
+  if (subscribed.has("maintenance")) jobs.push(dashMaintenance(load));
+  if (subscribed.has("quality")) jobs.push(dashQuality(load));
+  if (subscribed.has("energy")) jobs.push(dashEnergy(load));
   if (subscribed.has("scheduling")) dashScheduling();
   await Promise.all(jobs);
 }
 
 async function predict(family) {
   const s = S.samples?.[family];
+  const why = S.samplesError;
+  if (!s && why) throw new ApiError(0, () => t("dash.noSampleWhy", { msg: why.message }), { detail: why.detail, showDetail: why.showDetail });
   if (!s) throw new ApiError(0, () => t("dash.noSample"));
   const res = await api(s.endpoint, { method: "POST", body: s.body });
   return { s, res };
 }
 
 const bodyOf = (m) => document.querySelector(`#dash-${m} .dash-body`);
+// A card's body, once its predictions are in: not after a sign-out, nor where a newer load (Refresh, a language
+// switch) has drawn the cards again meanwhile (that load fills them itself).
+let dashLoads = 0;
+function showCard(m, html, load) {
+  const body = bodyOf(m);
+  if (body && load === dashLoads) body.innerHTML = html;
+}
 // a card's prediction that failed: no model yet (404), or why the call failed, as the status line words it
 const noModel = (e, family) => `<p class="warn" title="${esc(e.detail || "")}">` +
   `${esc(e.status === 404 ? t("dash.noModelTrain", { family }) : t("dash.noModel", { msg: e.message }))}` +
@@ -1205,7 +1509,7 @@ const noModel = (e, family) => `<p class="warn" title="${esc(e.detail || "")}">`
 const sourceNote = (s) => `<p class="muted">${esc(t("dash.sampleSource", { source: t("dash.source." + s.source) }))} · ${esc(s.endpoint)}</p>`;
 const meter = (p) => `<span class="meter"><i class="${p >= 0.5 ? "hi" : p >= 0.2 ? "mid" : ""}" style="width:${Math.round(Math.min(1, p) * 100)}%"></i></span>`;
 
-async function dashMaintenance() {
+async function dashMaintenance(load) {
   let html = "";
   try {
     const { s, res } = await predict("failure");
@@ -1227,10 +1531,10 @@ async function dashMaintenance() {
       ranked.map((p, i) => `<tr><td>${i + 1}</td><td>${esc(t("dash.rulUnit", { unit: p.unit }))}</td><td>${meter(1 - p.rul / maxR)} ${fmt(p.rul, 0)}</td></tr>`).join("") +
       "</tbody></table>" + sourceNote(s);
   } catch (e) { html += noModel(e, "rul"); }
-  bodyOf("maintenance").innerHTML = html;
+  showCard("maintenance", html, load);
 }
 
-async function dashQuality() {
+async function dashQuality(load) {
   let html = "";
   try {
     const { s, res } = await predict("defect");
@@ -1241,10 +1545,10 @@ async function dashQuality() {
         `<td class="muted">${esc((p.top_measurements || "").split(";").slice(0, 3).join(", "))}</td></tr>`).join("") +
       "</tbody></table>" + sourceNote(s);
   } catch (e) { html += noModel(e, "defect"); }
-  bodyOf("quality").innerHTML = html;
+  showCard("quality", html, load);
 }
 
-async function dashEnergy() {
+async function dashEnergy(load) {
   let html = "";
   try {
     const { s, res } = await predict("energy");
@@ -1256,7 +1560,7 @@ async function dashEnergy() {
     html += `<h3>${esc(t("dash.energy"))}</h3>` + energyChart(fc, actual) +
       `<p id="energy-totals">${esc(t("dash.energyTotals", { kwh: fmt(kwh, 1), co2: fmt(co2, 1) }))} · ${esc(origin)}</p>` + sourceNote(s);
   } catch (e) { html += noModel(e, "energy"); }
-  bodyOf("energy").innerHTML = html;
+  showCard("energy", html, load);
 }
 
 function energyChart(fc, actual) {
@@ -1313,18 +1617,22 @@ async function loadAdmin() {
 }
 
 async function loadSubs() {
+  const epoch = S.epoch;
   try {
     const subs = await api("/v1/subscriptions");
+    if (epoch !== S.epoch) return; // another session's answer: not shown to this one
     $("subs-table").innerHTML = `<thead><tr><th>${t("admin.module")}</th><th>${t("admin.plan")}</th><th class="num">${t("admin.quota")}</th>` +
       `<th>${t("admin.starts")}</th><th>${t("admin.ends")}</th><th></th></tr></thead><tbody>` +
       subs.map((s) => `<tr data-module="${esc(s.module)}">${idCell("mod", s.module)}${idCell("plan", s.plan)}` +
         `<td class="num">${s.request_quota == null ? "∞" : fmt(s.request_quota)}</td><td>${day(s.starts_at)}</td><td>${day(s.ends_at)}</td>` +
         `<td>${s.managed_by_operator ? `<span class="muted" data-managed="true">${esc(t("admin.managed"))}</span> ` : ""}` +
-        `${s.ends_at ? "" : `<button type="button" class="danger" data-unsub="${esc(s.module)}">${esc(t("admin.unsubscribe"))} ${esc(label("mod", s.module))}</button>`}</td></tr>`).join("") +
+        `${s.ends_at ? "" : `<button type="button" class="danger" data-unsub="${esc(s.module)}" data-plan="${esc(s.plan)}">${esc(t("admin.unsubscribe"))} ${esc(label("mod", s.module))}</button>`}</td></tr>`).join("") +
       "</tbody>";
     $("subs-table").querySelectorAll("[data-unsub]").forEach((b) => b.addEventListener("click", () => {
       const module = b.dataset.unsub;
-      if (b.disabled || !window.confirm(t("admin.unsubConfirm", { module: label("mod", module) }))) return;
+      // the console subscribes on the trial and standard plans only: an enterprise plan is not had back from here
+      const ask = b.dataset.plan === "enterprise" ? "admin.unsubEnterpriseConfirm" : "admin.unsubConfirm";
+      if (b.disabled || !window.confirm(t(ask, { module: label("mod", module), plan: label("plan", b.dataset.plan) }))) return;
       busy(b, async () => {
         try {
           await api("/v1/subscriptions/" + encodeURIComponent(module), { method: "DELETE" });
@@ -1337,14 +1645,19 @@ async function loadSubs() {
 }
 
 async function afterSubChange() {
-  S.tenant = await api("/v1/tenant");
+  const epoch = S.epoch;
+  const tenant = await api("/v1/tenant");
+  if (epoch !== S.epoch) return;
+  S.tenant = tenant;
   $("planner-nosub").hidden = S.tenant.modules.includes("scheduling");
   await loadSubs();
 }
 
 async function loadKeys() {
+  const epoch = S.epoch;
   try {
     const keys = await api("/v1/apikeys");
+    if (epoch !== S.epoch) return;
     $("keys-table").innerHTML = `<thead><tr><th>${t("admin.keyId")}</th><th>${t("admin.keyName")}</th><th>${t("admin.role")}</th>` +
       `<th>${t("admin.created")}</th><th>${t("admin.revoked")}</th><th></th></tr></thead><tbody>` +
       keys.map((k) => {
@@ -1372,19 +1685,42 @@ async function loadKeys() {
   } catch (e) { say(e, true); }
 }
 
+// "to" not after "from" is refused here, in words (the server's answer would be its English text)
+function markUsageRange(bad) {
+  for (const id of ["usage-from", "usage-to"]) {
+    if (bad) { $(id).setAttribute("aria-invalid", "true"); $(id).setAttribute("aria-describedby", "usage-range-error"); } else { $(id).removeAttribute("aria-invalid"); $(id).removeAttribute("aria-describedby"); }
+  }
+  $("usage-range-error").hidden = !bad;
+  $("usage-range-error").textContent = bad ? t("admin.badRange") : "";
+}
+
+// The usage form's filters (dates and module: the list and the export filter alike), or null where the dates
+// are the wrong way round.
 function usageQuery() {
   const q = new URLSearchParams();
-  if ($("usage-from").value) q.set("from", $("usage-from").value);
-  if ($("usage-to").value) q.set("to", $("usage-to").value);
+  const from = $("usage-from").value;
+  const to = $("usage-to").value;
+  const bad = !!(from && to && to <= from);
+  markUsageRange(bad);
+  if (bad) {
+    say(() => t("admin.badRange"), true);
+    $("usage-to").focus();
+    return null;
+  }
+  if (from) q.set("from", from);
+  if (to) q.set("to", to);
+  if ($("usage-module").value) q.set("module", $("usage-module").value);
   return q;
 }
 
 async function loadUsage() {
   const q = usageQuery();
-  if ($("usage-module").value) q.set("module", $("usage-module").value);
+  if (!q) return;
   q.set("limit", String(Math.min(1000, Math.max(1, Number($("usage-limit").value) || 50))));
+  const epoch = S.epoch;
   try {
     const u = await api("/v1/usage?" + q);
+    if (epoch !== S.epoch) return;
     $("usage-summary").textContent = t("admin.usageTotal", { total: u.total }) + ": " + Object.entries(u.by_module || {})
       .map(([m, c]) => t("admin.usageCounts", { module: label("mod", m), calls: fmt(c.calls), ok: fmt(c.ok), client: fmt(c.client_errors), server: fmt(c.server_errors) })).join(" · ");
     $("usage-table").innerHTML = `<thead><tr><th class="num">${t("admin.seq")}</th><th>${t("admin.time")}</th><th>${t("admin.module")}</th><th>${t("admin.call")}</th>` +
@@ -1396,23 +1732,28 @@ async function loadUsage() {
 
 async function exportUsage() {
   const q = usageQuery();
+  if (!q) return;
   q.set("format", "csv");
+  const epoch = S.epoch;
   try {
     const r = await api("/v1/usage/export?" + q, { raw: true });
-    const name = `sfai-usage-${S.tenant.name}.csv`;
-    download(name, await r.blob());
+    const blob = await r.blob();
+    if (epoch !== S.epoch) return;
+    const module = $("usage-module").value;
+    const name = `sfai-usage-${S.tenant.name}${module ? "-" + module : ""}.csv`;
+    download(name, blob);
     say(() => t("planner.exported", { file: name }));
   } catch (e) { say(e, true); }
 }
 
 // ------------------------------------------------------------------------------------------------ start
 const gantt = createGantt($("gantt"), {
-  label: (k) => t(k),
+  label: (k, v) => t(k, v),
   onSelect: (r) => renderDetails({ job: r.job, operation: r.operation }),
   onPin: (r, machine, start) => pinOp(r, machine, start),
 });
-const copyGantt = createGantt($("gantt-copy"), { interactive: false, rowH: 28, barH: 18, labelW: 70, label: (k) => t(k) });
-const currentGantt = createGantt($("gantt-current"), { interactive: false, rowH: 28, barH: 18, labelW: 70, label: (k) => t(k) });
+const copyGantt = createGantt($("gantt-copy"), { interactive: false, rowH: 28, barH: 18, labelW: 70, label: (k, v) => t(k, v) });
+const currentGantt = createGantt($("gantt-current"), { interactive: false, rowH: 28, barH: 18, labelW: 70, label: (k, v) => t(k, v) });
 
 function rerenderLanguage() {
   applyI18n();
@@ -1423,7 +1764,9 @@ function rerenderLanguage() {
   renderOps();
   renderOrderFormTitle();
   if (!$("order-errors").hidden) showOrderErrors(orderErrors(), false);
-  renderOrders();
+  renderOrders(true);
+  renderUnsaved();
+  if (!$("usage-range-error").hidden) markUsageRange(true);
   renderSummary();
   renderGanttEmpty();
   renderPins();
@@ -1443,7 +1786,7 @@ $("lang-select").addEventListener("change", (e) => { setLang(e.target.value); re
 $("signin-form").addEventListener("submit", (e) => {
   e.preventDefault();
   if ($("signin-btn").disabled) return; // a sign-in is on its way
-  const k = $("api-key").value.trim();
+  const k = $("api-key").value; // cleaned by signIn
   $("api-key").value = "";
   busy($("signin-btn"), () => signIn(k));
 });
@@ -1451,6 +1794,8 @@ $("signout-btn").addEventListener("click", () => signOut());
 $("load-sample").addEventListener("click", () => loadSample(true));
 $("new-plan").addEventListener("click", newPlan);
 $("objective").addEventListener("change", renderObjectiveHelp);
+for (const id of SETTING_IDS) $(id).addEventListener("change", persist);
+window.addEventListener("pagehide", persist); // a reload or Back: the latest of everything, once more
 $("order-form").addEventListener("submit", submitOrder);
 $("of-ops").addEventListener("click", onOpsClick);
 $("of-add-op").addEventListener("click", addOp);
@@ -1461,7 +1806,7 @@ $("zoom-in").addEventListener("click", () => gantt.zoomBy(1.5));
 $("zoom-out").addEventListener("click", () => gantt.zoomBy(1 / 1.5));
 $("zoom-fit").addEventListener("click", () => gantt.fit());
 $("keep-copy").addEventListener("click", keepCopy);
-$("clear-copy").addEventListener("click", () => { S.copy = null; $("clear-copy").hidden = true; renderCompare(); });
+$("clear-copy").addEventListener("click", () => { S.copy = null; $("clear-copy").hidden = true; renderCompare(); persist(); });
 $("export-csv").addEventListener("click", exportCsv);
 $("export-png").addEventListener("click", exportPng);
 $("export-pdf").addEventListener("click", exportPdf);
@@ -1486,7 +1831,9 @@ async function createKey() {
   const body = { role: $("key-role").value };
   if ($("key-name").value.trim()) body.name = $("key-name").value.trim();
   try {
+    const epoch = S.epoch;
     const k = await api("/v1/apikeys", { method: "POST", body });
+    if (epoch !== S.epoch) return;
     $("new-key").hidden = false;
     $("new-key-value").value = k.api_key;
     $("key-name").value = "";

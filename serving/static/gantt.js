@@ -1,6 +1,8 @@
 // SFAI console: an SVG Gantt chart. Machines are rows; operations are bars coloured by job; setups, calendar
 // downtimes and maintenance windows are drawn; late jobs are outlined in red; pinned operations carry a pin.
-// Zoom (zoomBy, wheel) and pan (drag on the background); dragging a bar reports a new machine and start.
+// Zoom (zoomBy, wheel) and pan (drag on the background); dragging a bar reports a new machine and start. With a
+// mouse a bar drags at once; with a finger (or pen) only after it is held still for LONG_PRESS_MS, so that a swipe
+// that starts on a bar scrolls the page (the chart lets the browser pan vertically: touch-action pan-y).
 // Presentation is in attributes, not CSS, so that the serialised SVG draws the same in a PNG or PDF export.
 "use strict";
 
@@ -23,6 +25,30 @@ function niceStep(minUnits) {
 
 let ganttSeq = 0;
 const MIN_WIDTH = 280; // a phone's width (390 px) less the card's padding: the chart fits, not cut off
+const LONG_PRESS_MS = 350; // a finger held this long on a bar picks it up
+const TOUCH_SLOP = 8; // px a finger may wander while held
+
+// Text widths as the chart's font draws them (a canvas measures without the text being on the page).
+let measurer = null;
+function textWidth(text, font) {
+  measurer = measurer || document.createElement("canvas").getContext("2d");
+  measurer.font = font;
+  return measurer.measureText(text).width;
+}
+
+// `text` cut to `max` px with an ellipsis (whole characters, Korean too), or as it is where it fits.
+function fitText(text, max, font) {
+  if (textWidth(text, font) <= max) return text;
+  const chars = [...text];
+  let lo = 0;
+  let hi = chars.length;
+  while (lo < hi) {
+    const mid = Math.ceil((lo + hi) / 2);
+    if (textWidth(chars.slice(0, mid).join("") + "…", font) <= max) lo = mid; else hi = mid - 1;
+  }
+  return chars.slice(0, lo).join("") + "…";
+}
+const FONT = "system-ui, sans-serif";
 
 function createGantt(container, opts = {}) {
   const uid = `g${++ganttSeq}`; // ids inside the SVG are document-wide: one set per chart
@@ -153,7 +179,7 @@ function createGantt(container, opts = {}) {
         svgEl("line", { x1: px + 5, y1: y + 10, x2: px + 5, y2: y + o.barH - 3, stroke: "#14324f", "stroke-width": 2, class: "pin" }, g);
       }
       const label = `${r.job}${isLate ? " !" : ""}`;
-      if (w > label.length * 7 + (pinned ? 14 : 4)) {
+      if (w > textWidth(label, `${isLate ? 700 : 500} 11.5px ${FONT}`) + (pinned ? 18 : 8)) {
         const tx = svgEl("text", { x: x(r.start) + (pinned ? 14 : 4), y: y + o.barH / 2 + 4, fill: "#ffffff", "font-size": 11.5,
           "font-weight": isLate ? 700 : 500, "pointer-events": "none" }, g);
         tx.textContent = label;
@@ -162,11 +188,19 @@ function createGantt(container, opts = {}) {
         (r.setup ? ` (${o.label("col.setup")} ${r.setup})` : "") + (isLate ? ` · ${o.label("legend.late")}` : "");
       if (o.interactive) wireBar(g, r, svg, mids);
     });
-    // machine labels on top, fixed
+    // machine labels on top, fixed; a name too long for the column is cut with an ellipsis, whole in its tooltip
     svgEl("rect", { x: 0, y: 0, width: o.labelW, height: H, fill: "#f7f9fb", "pointer-events": "none" }, svg);
+    const unit = svgEl("text", { x: 8, y: o.axisH - 9, fill: "#5f6d7b", "font-size": 11, class: "axis-unit", "pointer-events": "none" }, svg);
+    unit.textContent = fitText(o.label("gantt.axisUnit"), o.labelW - 12, `400 11px ${FONT}`);
     mids.forEach((mid, i) => {
-      const tx = svgEl("text", { x: 8, y: o.axisH + i * o.rowH + o.rowH / 2 + 4, fill: "#1d2733", "font-weight": 600, class: "machine-label", "pointer-events": "none" }, svg);
-      tx.textContent = mid;
+      const name = String(mid);
+      const shown = fitText(name, o.labelW - 14, `600 12px ${FONT}`);
+      const cut = shown !== name;
+      const row = svgEl("g", { class: "machine-row", "data-machine": name }, svg);
+      if (cut) svgEl("title", {}, row).textContent = name;
+      const tx = svgEl("text", { x: 8, y: o.axisH + i * o.rowH + o.rowH / 2 + 4, fill: "#1d2733", "font-weight": 600, class: "machine-label",
+        "data-machine": name, "pointer-events": cut ? "visiblePainted" : "none" }, row);
+      tx.textContent = shown;
     });
     if (o.interactive) wirePan(bg, svg);
     container.appendChild(svg);
@@ -179,31 +213,52 @@ function createGantt(container, opts = {}) {
   }
 
   function wireBar(g, r, svg, mids) {
-    let start = null;
+    let start = null; // the pointer held on the bar: where it went down, and whether the bar is picked up (`armed`)
     let moved = false;
+    let timer = null;
+    const drop = () => {
+      clearTimeout(timer);
+      start = null;
+      g.removeAttribute("transform");
+      g.removeAttribute("opacity");
+    };
     g.addEventListener("pointerdown", (e) => {
       if (e.button !== 0) return;
       e.stopPropagation();
-      start = { x: e.clientX, y: e.clientY };
+      const touch = e.pointerType !== "mouse";
+      start = { x: e.clientX, y: e.clientY, id: e.pointerId, touch, armed: !touch };
       moved = false;
-      g.setPointerCapture(e.pointerId);
+      clearTimeout(timer);
+      if (touch) { // a finger picks the bar up once held still; until then a swipe is the browser's (a scroll)
+        timer = setTimeout(() => {
+          if (!start) return;
+          start.armed = true;
+          g.setAttribute("opacity", "0.75");
+        }, LONG_PRESS_MS);
+      } else g.setPointerCapture(e.pointerId);
     });
     g.addEventListener("pointermove", (e) => {
-      if (!start) return;
+      if (!start || e.pointerId !== start.id) return;
       const dx = e.clientX - start.x;
       const dy = e.clientY - start.y;
+      if (!start.armed) { // a finger that moves before the bar is picked up: not a drag (nor a tap)
+        if (Math.hypot(dx, dy) > TOUCH_SLOP) drop();
+        return;
+      }
       if (!moved && Math.hypot(dx, dy) < 4) return;
+      if (!moved && !g.hasPointerCapture(e.pointerId)) g.setPointerCapture(e.pointerId);
       moved = true;
       g.setAttribute("transform", `translate(${dx},${dy})`);
       g.setAttribute("opacity", "0.75");
     });
+    // once picked up, the finger's moves drag the bar instead of scrolling the page
+    g.addEventListener("touchmove", (e) => { if (start?.armed && e.cancelable) e.preventDefault(); }, { passive: false });
+    g.addEventListener("contextmenu", (e) => { if (start?.touch) e.preventDefault(); }); // not the long press's menu
     const finish = (e, cancelled) => {
-      if (!start) return;
+      if (!start || e.pointerId !== start.id) return;
       const dx = e.clientX - start.x;
-      start = null;
-      g.removeAttribute("transform");
-      g.removeAttribute("opacity");
-      if (cancelled) return;
+      drop();
+      if (cancelled) return; // the browser took the gesture (a scroll): nothing is pinned
       if (!moved) { select(r); return; }
       const machine = rowAt(svg, e.clientY, mids);
       const newStart = Math.max(0, Math.round(r.start + dx / st.scale));
@@ -229,10 +284,14 @@ function createGantt(container, opts = {}) {
       if (e.button !== 0) return;
       const start = { x: e.clientX, t0: st.t0 };
       bg.style.cursor = "grabbing";
-      const move = (ev) => { st.t0 = start.t0 - (ev.clientX - start.x) / st.scale; draw(); };
-      const up = () => { window.removeEventListener("pointermove", move); window.removeEventListener("pointerup", up); };
+      const move = (ev) => { if (ev.pointerId === e.pointerId) { st.t0 = start.t0 - (ev.clientX - start.x) / st.scale; draw(); } };
+      const up = (ev) => {
+        if (ev.pointerId !== e.pointerId) return;
+        for (const [type, fn] of [["pointermove", move], ["pointerup", up], ["pointercancel", up]]) window.removeEventListener(type, fn);
+      };
       window.addEventListener("pointermove", move);
       window.addEventListener("pointerup", up);
+      window.addEventListener("pointercancel", up); // a vertical swipe the browser took as a scroll
     });
     svg.addEventListener("wheel", (e) => {
       e.preventDefault();
@@ -252,6 +311,8 @@ function createGantt(container, opts = {}) {
     redraw: draw,
     select,
     clearSelection() { st.selected = null; draw(); },
+    // forget the plan, the view and the selection (a sign-out): the next one starts afresh
+    clear() { Object.assign(st, { problem: null, result: null, selected: null, t0: 0, scale: 0 }); container.innerHTML = ""; },
     svg: () => container.querySelector("svg"),
     view: () => ({ t0: st.t0, scale: st.scale }),
   };

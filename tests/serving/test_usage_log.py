@@ -71,9 +71,34 @@ def test_every_authenticated_call_is_recorded(client, db):
     assert [r["request_id"] for r in client.get("/v1/usage?module=quality", headers=bearer(acme.admin)).json()[
         "records"]] == ["r-ok"]
     for query, words in (("module=qualiti", "unknown module 'qualiti'"), ("from=2026-12-31&to=2026-01-01", "after")):
-        r = client.get(f"/v1/usage?{query}", headers=bearer(acme.admin))
-        assert r.status_code == 422 and words in r.json()["error"]["message"], r.text
+        for path in ("/v1/usage", "/v1/usage/export"):
+            r = client.get(f"{path}?{query}", headers=bearer(acme.admin))
+            assert r.status_code == 422 and words in r.json()["error"]["message"], (path, r.text)
     assert verify_chain(db).ok
+
+
+def test_the_export_filters_by_module_as_the_list_does(client, db):
+    """``GET /v1/usage/export?module=`` keeps the records of one module, or with ``platform`` those of none, as
+    ``GET /v1/usage`` does (the console's Export CSV passes the module chosen in its filter)."""
+    acme = make_tenant(db, PEPPER, "acme", modules=("quality", "energy"))
+    client.get("/v1/quality/status", headers={**bearer(acme.mes), "X-Request-ID": "q-1"})
+    client.get("/v1/energy/status", headers={**bearer(acme.mes), "X-Request-ID": "e-1"})
+    client.get("/v1/tenant", headers={**bearer(acme.mes), "X-Request-ID": "p-1"})
+
+    def export(query: str, fmt: str = "csv") -> list[dict]:
+        r = client.get(f"/v1/usage/export?format={fmt}&{query}", headers=bearer(acme.admin))
+        assert r.status_code == 200, r.text
+        return list(csv.DictReader(io.StringIO(r.text))) if fmt == "csv" else json.loads(r.text)
+
+    everything = {r["request_id"] for r in export("")}
+    assert {"q-1", "e-1", "p-1"} <= everything
+    assert [r["request_id"] for r in export("module=quality")] == ["q-1"]
+    assert [r["request_id"] for r in export("module=energy", "json")] == ["e-1"]
+    platform = export("module=platform")
+    assert "p-1" in {r["request_id"] for r in platform} and all(r["module"] == "" for r in platform)
+    assert all(r["module"] is None for r in export("module=platform", "json"))
+    assert {r["endpoint"] for r in platform} >= {"/v1/tenant", "/v1/usage/export"}  # the exports are platform calls too
+    assert {r["request_id"] for r in export("module=scheduling")} == set()  # a module with no calls: the header only
 
 
 def test_chain_verifies_and_detects_an_edited_row(db):

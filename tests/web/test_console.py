@@ -8,6 +8,8 @@ are copied to ``test-artifacts/console/`` (git-ignored).
 
 from __future__ import annotations
 
+import csv as csv_module
+import io
 import json
 import os
 import re
@@ -215,6 +217,9 @@ def test_sign_in_plan_and_explain_a_late_job(page, server, tmp_path):
     assert late.count() >= 1
     assert page.get_attribute("#sum-status", "data-status") in ("OPTIMAL", "FEASIBLE")
     assert page.inner_text("#sum-status") in ("최적", "실행 가능 (최적 미확인)")  # in words, not the solver's code
+    # the sample plan has a tariff and power: its energy cost and peak are figures
+    assert float(page.inner_text('#plan-summary [data-metric="m.peak"]').replace(",", "")) > 0
+    assert float(page.inner_text('#plan-summary [data-metric="m.energyCost"]').replace(",", "")) > 0
 
     job = late.first.get_attribute("data-job")
     late.first.click()
@@ -408,8 +413,31 @@ def test_dashboard_and_administration(page, server, tmp_path):
     assert "client errors" in page.inner_text("#usage-summary") and "Maintenance" in page.inner_text("#usage-summary")
     with page.expect_download() as dl:
         page.click("#usage-export")
-    assert Path(dl.value.path()).read_text().splitlines()[0].startswith("seq,")
+    exported = list(csv_module.DictReader(io.StringIO(Path(dl.value.path()).read_text())))
+    assert exported and {r["module"] for r in exported} == {"maintenance"}  # the module filter holds for the export
+    assert dl.value.suggested_filename == "sfai-usage-bravo-maintenance.csv"
+    page.select_option("#usage-module", "platform")
+    with page.expect_download() as dl:
+        page.click("#usage-export")
+    exported = list(csv_module.DictReader(io.StringIO(Path(dl.value.path()).read_text())))
+    assert exported and {r["module"] for r in exported} == {""}
     shot(page, tmp_path, "admin-en")
+
+    # dates the wrong way round: refused in the page, in words, before anything is sent
+    asked: list[str] = []
+    page.on("request", lambda r: "/v1/usage" in r.url and asked.append(r.url))
+    page.fill("#usage-from", "2026-03-01")
+    page.fill("#usage-to", "2026-02-01")
+    page.click("#usage-apply")
+    wait_js(page, "document.getElementById('status').classList.contains('error')")
+    assert "The end date must be after the start date" in page.inner_text("#status")
+    assert page.get_attribute("#usage-to", "aria-invalid") == "true" and page.is_visible("#usage-range-error")
+    page.click("#usage-export")
+    assert not asked
+    page.fill("#usage-to", "2026-03-02")
+    page.click("#usage-apply")
+    wait_js(page, "!document.getElementById('usage-apply').disabled")
+    assert asked and page.get_attribute("#usage-to", "aria-invalid") is None and page.is_hidden("#usage-range-error")
 
     # revoking the key the console is signed in with (★) says first that it signs out, then signs out cleanly
     own = httpx.post(server.base + "/v1/apikeys", json={"role": "admin", "name": "own"},
@@ -558,6 +586,9 @@ def test_order_entry_form_adds_edits_and_removes_orders(page, server, tmp_path):
     assert {"SAW-01", "WELD-01"} <= set(labels)
     assert page.get_attribute('#gantt g.op[data-job="PO-1"][data-op="weld"]', "data-start") == "30"
     assert page.is_hidden("#plan-stale")
+    # orders with no energy settings: no energy cost or peak, not 0
+    assert page.inner_text('#plan-summary [data-metric="m.energyCost"]') == "–"
+    assert page.inner_text('#plan-summary [data-metric="m.peak"]') == "–"
 
     # editing the orders after a solve marks the plan on screen as out of date until the next solve
     page.fill('#orders-table input[data-field="due"][data-job="0"]', "10")
@@ -687,7 +718,7 @@ def test_dashboard_with_trained_models(page, server, charlie, tmp_path):
     m = re.search(r"Forecast total ([\d,.]+) kWh \(p50\), CO2 ([\d,.]+) kg", totals)
     assert m, totals
     assert float(m.group(1).replace(",", "")) > 0 and float(m.group(2).replace(",", "")) > 0
-    assert "No plan run yet" in page.inner_text("#dash-scheduling")
+    assert "Latest plan in this tab: none yet" in page.inner_text("#dash-scheduling")
     shot(page, tmp_path, "dashboard-models-en")
 
 
@@ -700,11 +731,13 @@ def test_csv_problems_solve_progress_and_phone_width(page, server, tmp_path):
     assert "계획 실행" in page.inner_text("#plan-summary")
 
     # a BOM first, as Excel's "CSV UTF-8" writes; two lines with mistakes (three problems)
-    bad = "\ufeffjob,operation,machines,due,weight\nJ-1,mould,IMM-01:90|IMM-02:abc,200,2\nJ-2,mould,IMM-01:80,24o,x\n"
+    bad = "\ufeffjob,operation,machines,due,weight\nJ-1,mould,IMM-01:90|IMM-02:abc,200,2\nJ-2,mould,IMM-01:80,24o,x\n" \
+          "J-3,mould,IMM-01:10|IMM-01:20,100,1\n"  # a machine twice in one operation: which time?
     page.set_input_files("#orders-file", {"name": "orders.csv", "mimeType": "text/csv", "buffer": bad.encode()})
     wait_js(page, "document.getElementById('status').classList.contains('error')")
     text = page.inner_text("#status")
     assert "orders.csv" in text and "2번째 줄" in text and "3번째 줄: due" in text and "3번째 줄: weight" in text
+    assert "4번째 줄: 설비 IMM-01 이(가) 한 공정에 두 번 있습니다" in text, text
     assert page.input_value("#orders-file") == ""  # the corrected file can be chosen again
     # EUC-KR, as Korean Excel's plain "CSV" writes
     good = "job,operation,machines,due,weight\nJ-1,mould,IMM-01:90|IMM-02:100,200,2\n주문-2,mould,IMM-01:80,240,1\n"
@@ -930,6 +963,15 @@ def test_operator_managed_subscription_says_so(page, server):
     assert page.locator('#subs-table button[data-unsub="energy"]').count() == 1
     assert page.locator('#subs-table button[data-unsub="scheduling"]').count() == 1
 
+    # ending an enterprise subscription warns that the console can only re-subscribe on trial or standard
+    dialogs: list[str] = []
+    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    page.click('#subs-table button[data-unsub="energy"]')
+    page.click('#subs-table button[data-unsub="scheduling"]')
+    assert len(dialogs) == 2, dialogs
+    assert "기업 요금제입니다" in dialogs[0] and "체험·표준 요금제로만 다시 구독" in dialogs[0], dialogs[0]
+    assert "운영자" not in dialogs[1] and "구독을 해지할까요?" in dialogs[1]
+
 
 def test_plan_notes_from_the_server_are_translated(page, server):
     """What the server left out of a plan for want of a partner module (bravo has no energy module; the sample
@@ -943,6 +985,10 @@ def test_plan_notes_from_the_server_are_translated(page, server):
     assert "목표 '에너지 비용'에는 에너지 모듈이 필요해 기본 목표" in notes, notes
     assert not ENGLISH.search(notes), notes
     assert page.evaluate("document.title") == "SFAI 콘솔"
+    # the tariff was left out: no energy cost or peak to show (the server's 0 would read as measured)
+    for metric in ("m.energyCost", "m.peak"):
+        assert page.inner_text(f'#plan-summary [data-metric="{metric}"]') == "–", metric
+        assert "에너지 설정" in page.get_attribute(f'#plan-summary [data-metric="{metric}"]', "title")
 
 
 def test_admin_buttons_wait_for_their_answer(page, server):
@@ -966,3 +1012,383 @@ def test_admin_buttons_wait_for_their_answer(page, server):
     page.wait_for_selector("#new-key:not([hidden])")
     wait_js(page, "!document.getElementById('key-create').disabled")
     assert len(posts) == 1 and page.locator("#keys-table tbody tr", has_text="once").count() == 1
+
+
+# ------------------------------------------------------------------------------------------------ audit findings
+def _touch_page(browser, server):
+    """A phone: 390 px wide, touch, with the page fixture's checks for errors (returned with the page)."""
+    ctx = browser.new_context(viewport={"width": 390, "height": 844}, has_touch=True, is_mobile=True,
+                              device_scale_factor=2)
+    pg = ctx.new_page()
+    pg.set_default_timeout(20_000)
+    errors: list[str] = []
+    pg.on("pageerror", lambda e: errors.append(str(e)))
+    pg.goto(server.base + "/")
+    return ctx, pg, errors
+
+
+def test_a_finger_swipe_on_a_bar_scrolls_and_a_long_press_drags(browser, server):
+    """On a phone a vertical swipe that starts on a Gantt bar scrolls the page (it once pinned the bar where the
+    finger ended and re-planned); holding a finger still on a bar first picks it up, and then it drags and pins."""
+    ctx, page, errors = _touch_page(browser, server)
+    try:
+        sign_in(page, server.acme.admin)
+        run_plan(page)
+        solves: list[str] = []
+        page.on("request", lambda r: "/v1/scheduling/solve" in r.url and solves.append(r.url))
+        page.locator("#gantt").scroll_into_view_if_needed()
+        page.evaluate("window.scrollBy(0, -200)")
+        cdp = ctx.new_cdp_session(page)
+
+        def touch(kind: str, x: float = 0, y: float = 0) -> None:
+            points = [] if kind == "touchEnd" else [{"x": x, "y": y, "id": 1}]
+            cdp.send("Input.dispatchTouchEvent", {"type": kind, "touchPoints": points})
+
+        def centre(job: str, op: str) -> tuple[float, float, dict]:
+            box = page.locator(f'#gantt g.op[data-job="{job}"][data-op="{op}"] rect.body').bounding_box()
+            return box["x"] + min(10, box["width"] / 2), box["y"] + box["height"] / 2, box
+
+        x, y, _ = centre("J-1001", "mould")
+        before = page.evaluate("window.scrollY")
+        touch("touchStart", x, y)
+        for k in range(1, 13):
+            touch("touchMove", x, y - 15 * k)
+            time.sleep(0.016)
+        touch("touchEnd")
+        wait_js(page, f"window.scrollY > {before} + 60")
+        time.sleep(0.5)
+        assert not solves
+        assert page.evaluate("S.problem.jobs.flatMap((j) => j.operations).some((o) => o.pinned)") is False
+
+        # a long press picks the bar up: then the finger drags it, down to the other machine's row (the page does not
+        # scroll away under it), and it is pinned where it is let go (at 300, after that row's break and maintenance)
+        x, y, box = centre("J-1001", "mould")
+        bar = page.locator('#gantt g.op[data-job="J-1001"][data-op="mould"]')
+        machine, start = bar.get_attribute("data-machine"), int(bar.get_attribute("data-start"))
+        scale = box["width"] / (int(bar.get_attribute("data-end")) - start)
+        other = "IMM-02" if machine == "IMM-01" else "IMM-01"
+        labels = page.locator("#gantt text.machine-label")
+        row = labels.nth(labels.all_text_contents().index(other)).bounding_box()
+        x1, y1 = x + (300 - start) * scale, row["y"] + row["height"] / 2
+        scrolled = page.evaluate("window.scrollY")
+        touch("touchStart", x, y)
+        time.sleep(0.6)
+        for k in range(1, 6):  # straight down first: a swipe the browser would take as a scroll
+            touch("touchMove", x, y + (y1 - y) * k / 5)
+            time.sleep(0.016)
+        for k in range(1, 6):
+            touch("touchMove", x + (x1 - x) * k / 5, y1)
+            time.sleep(0.016)
+        touch("touchEnd")
+        pinned = page.locator('#gantt g.op[data-job="J-1001"][data-op="mould"][data-pinned="true"]')
+        pinned.wait_for()
+        assert solves and pinned.get_attribute("data-machine") == other
+        assert abs(int(pinned.get_attribute("data-start")) - 300) <= 15  # a pixel is about 2 minutes here
+        assert page.evaluate("window.scrollY") == scrolled
+        assert page.evaluate("window.scrollY") == scrolled
+    finally:
+        ctx.close()
+    assert not errors, errors
+
+
+def test_sign_out_leaves_nothing_of_the_tenant_for_the_next(page, server):
+    """Everything one tenant saw or entered is gone from the page after Sign out: the next tenant signing in on the
+    same tab sees none of it (the what-if comparison and its charts once stayed, and a new key's secret)."""
+    page.on("dialog", lambda d: d.accept())
+    sign_in(page, server.acme.admin)
+    run_plan(page)
+    page.click("#keep-copy")
+    page.locator("#orders-details").evaluate("(d) => { d.open = true; }")
+    page.fill('#orders-table input[data-field="due"][data-job="0"]', "150")
+    page.press('#orders-table input[data-field="due"][data-job="0"]', "Tab")
+    page.locator("#gantt g.op.late").first.click()
+    page.wait_for_selector("#pin-form")
+    page.click("#pin-submit")  # pinned where it is, and re-planned
+    page.wait_for_selector("#pins li[data-pin]")
+    wait_js(page, "!document.getElementById('solve-btn').disabled")
+    page.wait_for_selector("#compare-table")
+    assert page.locator("#gantt-copy g.op").count() == 12 and page.is_visible("#clear-copy")
+    page.locator("#order-entry").evaluate("(d) => { d.open = true; }")
+    page.fill("#of-job", "ACME-SECRET-ORDER")  # half-entered in the form
+    page.select_option("#objective", "lex")
+    page.click("#tab-dashboard")
+    page.wait_for_selector("#dash-plan-summary")
+    page.click("#tab-admin")
+    page.wait_for_selector("#usage-table tbody tr")
+    page.fill("#key-name", "acme-line-9")
+    page.click("#key-create")
+    page.wait_for_selector("#new-key:not([hidden])")
+    secret = page.input_value("#new-key-value")
+    assert secret.startswith("sfai_")
+
+    page.click("#signout-btn")
+    gone = """() => ({
+      compare: document.querySelectorAll('#compare-table').length,
+      small: document.querySelectorAll('#gantt-copy *, #gantt-current *').length,
+      gantt: document.querySelectorAll('#gantt svg').length,
+      clearCopy: !document.getElementById('clear-copy').hidden,
+      comparing: !document.getElementById('compare-gantts').hidden,
+      pins: document.querySelectorAll('#pins li[data-pin]').length,
+      details: document.querySelectorAll('#late-explanation, #pin-form').length,
+      orders: document.querySelectorAll('#orders-table tr').length,
+      form: document.getElementById('of-job').value,
+      objective: document.getElementById('objective').value,
+      secret: document.getElementById('new-key-value').value,
+      keyName: document.getElementById('key-name').value,
+      cards: document.getElementById('dash-cards').children.length,
+      tables: ['subs-table', 'keys-table', 'usage-table'].map((id) => document.getElementById(id).children.length),
+      usage: document.getElementById('usage-summary').textContent,
+      badge: document.getElementById('tenant-badge').textContent,
+      job: !document.getElementById('job-line').hidden,
+      stale: !document.getElementById('plan-stale').hidden,
+      summary: document.querySelectorAll('#plan-summary .metric').length,
+      acme: /acme|ACME/.test(document.body.innerHTML),
+    })"""
+    assert page.evaluate(gone) == {
+        "compare": 0, "small": 0, "gantt": 0, "clearCopy": False, "comparing": False, "pins": 0, "details": 0,
+        "orders": 0, "form": "", "objective": "", "secret": "", "keyName": "", "cards": 0, "tables": [0, 0, 0],
+        "usage": "", "badge": "", "job": False, "stale": False, "summary": 0, "acme": False}
+    assert page.evaluate("sessionStorage.length") == 0  # neither the key nor the plan
+
+    sign_in(page, server.bravo.admin)
+    page.wait_for_selector("#gantt .gantt-empty")  # bravo's own start: the sample, not solved
+    state = page.evaluate(gone)
+    assert state["compare"] == 0 and state["small"] == 0 and not state["clearCopy"] and not state["comparing"]
+    assert state["pins"] == 0 and state["details"] == 0 and state["form"] == "" and state["secret"] == ""
+    assert not state["acme"] and page.evaluate("S.problem.jobs[0].due") == 200
+    assert "아직 실행한 계획이 없습니다" not in page.inner_text("#plan-summary")  # the summary says to run it
+    page.click("#tab-admin")
+    page.wait_for_selector("#keys-table tbody tr")
+    assert secret not in page.content() and page.is_hidden("#new-key")
+    assert "acme-line-9" not in page.inner_text("#keys-table")
+
+
+def test_due_dates_and_weights_in_the_order_table_are_checked(page, server, tmp_path):
+    """A due date or weight typed into the order table follows the order form's rules: a refused value is marked
+    aria-invalid with the reason (in the chosen language) and not stored; a plan is not run while one is left."""
+    sign_in(page, server.acme.mes)
+    page.wait_for_selector("#gantt .gantt-empty")
+    page.locator("#orders-details").evaluate("(d) => { d.open = true; }")
+    due = '#orders-table input[data-field="due"][data-job="0"]'
+    weight = '#orders-table input[data-field="weight"][data-job="0"]'
+    stored = "[S.problem.jobs[0].due, S.problem.jobs[0].weight]"
+    assert page.evaluate(stored) == [200, 2]
+    for value in ("-50", "12.7"):
+        page.fill(due, value)
+        page.press(due, "Tab")
+        assert page.get_attribute(due, "aria-invalid") == "true", value
+        described = page.get_attribute(due, "aria-describedby")
+        assert page.inner_text(f"#{described}") == "납기는 0 이상의 정수(분)여야 합니다."
+        assert "주문 J-1001: 납기는 0 이상의 정수(분)여야 합니다. 값을 바꾸지 않았습니다." in page.inner_text("#status")
+        assert page.evaluate(stored) == [200, 2], value
+    page.fill(weight, "-3")
+    page.press(weight, "Tab")
+    assert page.get_attribute(weight, "aria-invalid") == "true" and page.evaluate(stored) == [200, 2]
+    shot(page, tmp_path, "planner-order-table-errors-ko")
+    page.select_option("#lang-select", "en")  # the marks and reasons stay, in the new language
+    assert page.input_value(due) == "12.7" and page.get_attribute(due, "aria-invalid") == "true"
+    reason = page.inner_text(f"#{page.get_attribute(weight, 'aria-describedby')}")
+    assert reason == "The weight must be a number, 0 or more."
+
+    # no plan while a refused value is left: the first is shown and focused
+    posts: list[str] = []
+    page.on("request", lambda r: "/v1/scheduling/" in r.url and posts.append(r.url))
+    page.click("#solve-btn")
+    assert "has a value that was refused" in page.inner_text("#status") and not posts
+    assert page.evaluate("document.activeElement.id") == "ot-0-due"
+
+    page.fill(weight, "12.7")  # a weight need not be whole
+    page.press(weight, "Tab")
+    page.fill(due, "150")
+    page.press(due, "Tab")
+    assert page.evaluate(stored) == [150, 12.7]
+    assert page.get_attribute(due, "aria-invalid") is None and page.get_attribute(weight, "aria-invalid") is None
+    assert page.locator("#orders-table .field-error").count() == 0
+    page.fill(due, "")  # empty: no due date
+    page.press(due, "Tab")
+    assert page.evaluate("'due' in S.problem.jobs[0]") is False
+    run_plan(page)
+
+
+def _hold_jobs_running(route) -> None:
+    """GET /v1/scheduling/jobs/{id} answered as still running (the real job has finished long since)."""
+    job_id = route.request.url.rsplit("/", 1)[1]
+    route.fulfill(status=200, content_type="application/json", body=json.dumps({
+        "job_id": job_id, "status": "running", "created_at": "2026-01-01T00:00:00Z",
+        "started_at": "2026-01-01T00:00:01Z", "finished_at": None, "result": None, "error": None}))
+
+
+def test_a_reload_keeps_the_planners_work_and_resumes_a_running_job(page, server):
+    """The orders, settings and plan survive a reload of the tab, per tenant; a background job that was running is
+    polled again after the reload and its plan shown. Sign out forgets them; a storage quota is handled."""
+    page.select_option("#lang-select", "en")
+    sign_in(page, server.acme.mes)
+    page.wait_for_selector("#gantt .gantt-empty")
+    page.locator("#orders-details").evaluate("(d) => { d.open = true; }")
+    page.fill('#orders-table input[data-field="due"][data-job="0"]', "333")
+    page.press('#orders-table input[data-field="due"][data-job="0"]', "Tab")
+    page.select_option("#objective", "makespan")
+    page.fill("#time-limit", "3")
+    run_plan(page)
+    page.click("#keep-copy")
+
+    page.reload()
+    page.wait_for_selector("#app:not([hidden])")
+    page.wait_for_selector("#gantt g.op")  # the plan is back, drawn
+    assert page.evaluate("S.problem.jobs[0].due") == 333
+    assert page.input_value("#objective") == "makespan" and page.input_value("#time-limit") == "3"
+    assert page.get_attribute("#sum-objective", "data-objective") == "makespan"
+    assert page.is_visible("#clear-copy") and page.locator("#compare-table").count() == 1
+    assert "Restored the plan kept in this tab (6 orders)" in page.inner_text("#status")
+
+    # a background job running when the tab is reloaded: polled again afterwards, then its plan shown
+    page.fill("#time-limit", "40")
+    page.route("**/v1/scheduling/jobs/*", _hold_jobs_running)
+    page.click("#solve-btn")
+    page.wait_for_selector('#job-line[data-state="running"]')
+    job_id = page.get_attribute("#job-line", "data-job")
+    assert json.loads(page.evaluate("sessionStorage.getItem('sfai_plan')"))["job"]["id"] == job_id
+    polls: list[str] = []
+    page.on("request", lambda r: r.url.endswith(f"/v1/scheduling/jobs/{job_id}") and polls.append(r.url))
+    page.reload()
+    page.wait_for_selector("#app:not([hidden])")
+    page.wait_for_selector('#job-line[data-state="running"]')
+    assert polls and page.get_attribute("#job-line", "data-job") == job_id
+    assert "waiting for the background job" in page.inner_text("#status")
+    assert page.is_disabled("#solve-btn")
+    assert json.loads(page.evaluate("sessionStorage.getItem('sfai_plan')"))["job"]["id"] == job_id  # still kept
+    page.unroute("**/v1/scheduling/jobs/*")
+    page.wait_for_selector('#job-line[data-state="done"]')
+    wait_js(page, "!document.getElementById('solve-btn').disabled")
+    assert "Plan ready" in page.inner_text("#status") and page.locator("#gantt g.op").count() == 12
+    assert json.loads(page.evaluate("sessionStorage.getItem('sfai_plan')"))["job"] is None
+
+    # storage full: the plan is kept without its solved plan (and says so), or not at all
+    page.locator("#orders-details").evaluate("(d) => { d.open = true; }")
+    page.evaluate("""() => { const set = Storage.prototype.setItem;
+        Storage.prototype.setItem = function (k, v) {
+          if (k === 'sfai_plan' && (window.noRoom === 'all' || JSON.parse(v).result))
+            throw new DOMException('full', 'QuotaExceededError');
+          return set.call(this, k, v); }; }""")
+    page.fill('#orders-table input[data-field="due"][data-job="1"]', "444")
+    page.press('#orders-table input[data-field="due"][data-job="1"]', "Tab")
+    assert "the solved plan is too large to keep" in page.inner_text("#plan-unsaved")
+    saved = json.loads(page.evaluate("sessionStorage.getItem('sfai_plan')"))
+    assert saved["problem"]["jobs"][1]["due"] == 444 and "result" not in saved
+    page.evaluate("window.noRoom = 'all'")
+    page.fill('#orders-table input[data-field="due"][data-job="1"]', "445")
+    page.press('#orders-table input[data-field="due"][data-job="1"]', "Tab")
+    assert "too large for the browser's storage" in page.inner_text("#plan-unsaved")
+    assert page.evaluate("sessionStorage.getItem('sfai_plan')") is None  # not the older version either
+    page.evaluate("window.noRoom = null")
+    page.fill('#orders-table input[data-field="due"][data-job="1"]', "446")
+    page.press('#orders-table input[data-field="due"][data-job="1"]', "Tab")
+    page.reload()
+    page.wait_for_selector("#app:not([hidden])")
+    page.wait_for_selector("#gantt .gantt-empty")  # the orders, to be planned again
+    assert page.evaluate("S.problem.jobs[1].due") == 446
+
+    # Sign out forgets it: the next sign-in (even of the same tenant) starts from the sample
+    page.click("#signout-btn")
+    assert page.evaluate("sessionStorage.getItem('sfai_plan')") is None
+    sign_in(page, server.acme.mes)
+    page.wait_for_selector("#gantt .gantt-empty")
+    assert page.evaluate("[S.problem.jobs[0].due, S.problem.jobs[1].due]") == [200, 240]
+    assert page.input_value("#objective") == "" and page.input_value("#time-limit") == "5"
+
+
+def test_a_key_revoked_mid_session_signs_out_and_the_plan_waits_for_its_tenant(page, server):
+    """A key revoked while in use: the next call's 401 signs the console out saying the key is no longer valid (the
+    dashboard once said to press Refresh). The plan being worked on comes back with another key of the same
+    tenant, and never to another tenant."""
+    def new_key(name: str) -> dict:
+        r = httpx.post(server.base + "/v1/apikeys", json={"role": "planner", "name": name},
+                       headers=bearer(server.acme.admin))
+        assert r.status_code == 201, r.text
+        return r.json()
+
+    def revoke(key: dict) -> None:
+        r = httpx.delete(server.base + f"/v1/apikeys/{key['key_id']}", headers=bearer(server.acme.admin))
+        assert r.status_code in (200, 204), r.text
+
+    first = new_key("revoked-mid-session")
+    sign_in(page, first["api_key"])
+    page.wait_for_selector("#gantt .gantt-empty")
+    page.locator("#orders-details").evaluate("(d) => { d.open = true; }")
+    page.fill('#orders-table input[data-field="due"][data-job="0"]', "333")
+    page.press('#orders-table input[data-field="due"][data-job="0"]', "Tab")
+    page.click("#tab-dashboard")
+    page.wait_for_selector("#dash-plan-summary")
+    revoke(first)
+    page.click("#dash-refresh")
+    page.wait_for_selector("#signin:not([hidden])")
+    assert "API 키가 더 이상 유효하지 않아" in page.inner_text("#status")
+    assert page.get_attribute("#status", "class") == "status error"
+    assert page.evaluate("sessionStorage.getItem('sfai_key')") is None
+    assert page.evaluate("document.getElementById('dash-cards').children.length") == 0
+
+    sign_in(page, server.acme.mes)  # another key of the same tenant: the plan is back
+    wait_js(page, "S.problem && S.problem.jobs[0].due === 333")
+    assert "보관된 계획" in page.inner_text("#status")
+
+    second = new_key("revoked-again")
+    page.click("#signout-btn")
+    sign_in(page, second["api_key"])
+    page.wait_for_selector("#gantt .gantt-empty")
+    page.locator("#orders-details").evaluate("(d) => { d.open = true; }")
+    page.fill('#orders-table input[data-field="due"][data-job="0"]', "444")
+    page.press('#orders-table input[data-field="due"][data-job="0"]', "Tab")
+    revoke(second)
+    page.click("#solve-btn")  # the solve's 401
+    page.wait_for_selector("#signin:not([hidden])")
+    assert "API 키가 더 이상 유효하지 않아" in page.inner_text("#status")
+    sign_in(page, server.bravo.mes)  # another tenant: acme's plan is neither shown nor kept
+    page.wait_for_selector("#gantt .gantt-empty")
+    assert page.evaluate("S.problem.jobs[0].due") == 200
+    assert "444" not in (page.evaluate("sessionStorage.getItem('sfai_plan')") or "")
+    assert page.evaluate("JSON.parse(sessionStorage.getItem('sfai_plan')).tenant") == "bravo"
+
+
+def test_pasted_keys_are_cleaned_and_foreign_characters_refused(page, server):
+    """What copying adds to a key (a zero-width space, spaces, smart quotes) is dropped; a key that still holds
+    characters no key has (Korean text) is the wrong-key message at once, not "server unreachable"."""
+    asked: list[str] = []
+    page.on("request", lambda r: "/v1/" in r.url and asked.append(r.url))
+    for pasted in (f"\u200b {server.acme.mes}\u200b ", f"\u201c{server.acme.mes}\u201d", f" '{server.acme.mes}'\n"):
+        page.evaluate("(v) => { document.getElementById('api-key').value = v; }", pasted)
+        page.click("#signin-btn")
+        page.wait_for_selector("#app:not([hidden])")
+        assert page.evaluate("sessionStorage.getItem('sfai_key')") == server.acme.mes
+        page.click("#signout-btn")
+    asked.clear()
+    page.fill("#api-key", server.acme.mes + "한")
+    page.click("#signin-btn")
+    wait_js(page, "document.getElementById('status').classList.contains('error')")
+    status = page.inner_text("#status")
+    assert "API 키가 올바르지 않거나" in status and "연결할 수 없습니다" not in status
+    assert not asked and page.is_visible("#signin")
+
+
+def test_long_machine_names_are_cut_to_the_label_column(page, server, tmp_path):
+    """A machine name too long for the chart's label column (30 Korean characters) ends in an ellipsis inside the
+    column, the whole name in its tooltip; the axis says its unit."""
+    long_name = "가나다라마바사아자차카타파하거너더러머버서어저처커터퍼허고노"
+    assert len(long_name) == 30
+    csv = f"job,operation,machines,due\nJ-1,cut,{long_name}:60,100\nJ-2,cut,SAW-01:30,100\n"
+    sign_in(page, server.acme.mes)
+    page.set_input_files("#orders-file", {"name": "long.csv", "mimeType": "text/csv", "buffer": csv.encode()})
+    wait_js(page, "S.problem.name === 'uploaded-orders'")
+    run_plan(page)
+    label = page.locator(f'#gantt text.machine-label[data-machine="{long_name}"]')
+    text = label.text_content()
+    assert text.endswith("…") and long_name.startswith(text[:-1]) and len(text) > 2, text
+    svg, box = page.locator("#gantt svg").bounding_box(), label.bounding_box()
+    assert box["x"] + box["width"] <= svg["x"] + 92, (box, svg)  # inside the 92 px label column
+    assert page.locator(f'#gantt g.machine-row[data-machine="{long_name}"] > title').text_content() == long_name
+    assert page.locator('#gantt text.machine-label[data-machine="SAW-01"]').text_content() == "SAW-01"
+    assert page.text_content("#gantt text.axis-unit") == "시간(분)"
+    page.locator("#gantt").screenshot(path=str(tmp_path / "gantt-long-machine-ko.png"))
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    shutil.copy(tmp_path / "gantt-long-machine-ko.png", ARTIFACTS / "gantt-long-machine-ko.png")
+    page.select_option("#lang-select", "en")
+    assert page.text_content("#gantt text.axis-unit") == "time (min)"
