@@ -214,15 +214,20 @@ def usage_export(
     from_: Annotated[str | None, typer.Option("--from", help="ISO date/time, inclusive (UTC)")] = None,
     to: Annotated[str | None, typer.Option("--to", help="ISO date/time, exclusive (UTC)")] = None,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="file (default: stdout)")] = None,
+    module: Annotated[str | None, typer.Option(
+        help=f"only one module's calls: {', '.join(tenancy.MODULES)}, or platform (calls outside them)")] = None,
 ) -> None:
     """Export usage records, oldest first: each tenant's numbered in its own log (seq); without --tenant, every
     tenant's, with each record's place in the whole chain first (log_seq)."""
+    if module is not None and module not in (*tenancy.MODULES, "platform"):
+        raise InvalidInput(f"unknown module {module!r}: expected {', '.join(tenancy.MODULES)} or platform")
     if output is not None:
         _check_output(output)
         settings().refuse_state_file(output)
     db = database()
     tenant_id = tenancy.get_tenant(db, tenant).id if tenant else None
-    chunks = export_usage(db, fmt, tenant_id=tenant_id, start=_when(from_, "from"), end=_when(to, "to"))
+    chunks = export_usage(db, fmt, tenant_id=tenant_id, start=_when(from_, "from"), end=_when(to, "to"),
+                          module=module)
     if output is None:
         for c in chunks:
             sys.stdout.write(c)

@@ -65,6 +65,7 @@ def test_errors_are_one_line_and_non_zero(sfai_env, tmp_path):
         (("apikey", "revoke", "k000000000000"), "not found"),
         (("usage", "export", "--format", "xml"), "unknown export format"),
         (("usage", "export", "--from", "last tuesday"), "invalid 'from'"),
+        (("usage", "export", "--module", "painting"), "unknown module 'painting'"),
         (("usage", "purge", "--before", "2026-01-01"), "kept"),
         # an empty date (an unset shell variable) is refused, not read as open-ended or as the whole log
         (("tenant", "subscribe", "acme", "quality", "--until", ""), "--until is empty"),
@@ -139,6 +140,9 @@ def test_usage_verify_fails_on_tampering(sfai_env, db, app):
         for _ in range(3):
             c.get("/v1/quality/status", headers={"Authorization": f"Bearer {key}"})
     assert sfai(sfai_env, "usage", "verify", "--json").returncode == 0
+    quality = json.loads(sfai(sfai_env, "usage", "export", "-t", "acme", "-f", "json", "--module", "quality").stdout)
+    assert [r["endpoint"] for r in quality] == ["/v1/quality/status"] * 3
+    assert json.loads(sfai(sfai_env, "usage", "export", "-t", "acme", "-f", "json", "--module", "energy").stdout) == []
     with db.engine.begin() as conn:
         if db.is_sqlite:
             conn.execute(text("DROP TRIGGER usage_log_no_update"))
