@@ -20,6 +20,7 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from feature_store.view import CREATED, TIMESTAMP, FeatureView
@@ -44,8 +45,20 @@ def connect(memory_limit: str = "2GB", temp_dir: Path | None = None, threads: in
 
 def parse_features(refs: Sequence[str], views: dict[str, FeatureView]) -> dict[str, list[str]]:
     """``["machine_stats:temp_mean", "machine_stats:*"]`` -> {view: [features]} (in order, unique)."""
+    try:
+        if isinstance(refs, str | bytes):
+            raise TypeError
+        refs = list(refs)
+    except TypeError:
+        shown = repr(refs) if isinstance(refs, str | bytes) else type(refs).__name__
+        raise InvalidInput(f"features must be a list of 'view:feature' or 'view:*' references, such as "
+                           f"['machine_stats:*'], not {shown}") from None
+    if not refs:
+        raise InvalidInput("features is empty: name at least one 'view:feature' or 'view:*'")
     out: dict[str, list[str]] = {}
     for ref in refs:
+        if not isinstance(ref, str):
+            raise InvalidInput(f"feature reference {ref!r} must be text like 'view:feature' or 'view:*'")
         view_name, sep, feat = ref.partition(":")
         if not sep or not feat:
             raise InvalidInput(f"feature reference {ref!r} must look like 'view:feature' or 'view:*'")
@@ -55,11 +68,94 @@ def parse_features(refs: Sequence[str], views: dict[str, FeatureView]) -> dict[s
         names = view.feature_names if feat == "*" else [feat]
         for n in names:
             if n not in view.feature_names:
-                raise InvalidInput(f"feature view {view_name!r} has no feature {n!r}")
+                raise InvalidInput(f"feature view {view_name!r} has no feature {n!r}; it has "
+                                   f"{', '.join(view.feature_names)}")
             lst = out.setdefault(view_name, [])
             if n not in lst:
                 lst.append(n)
     return out
+
+
+def _entity_table(entity_df: pd.DataFrame | pa.Table) -> pa.Table:
+    """The entity frame as Arrow, or InvalidInput naming what cannot be read."""
+    if isinstance(entity_df, pa.Table):
+        names = entity_df.column_names
+    elif isinstance(entity_df, pd.DataFrame):
+        names = [str(c) for c in entity_df.columns]
+    else:
+        raise InvalidInput(f"the entity frame must be a pandas DataFrame or an Arrow table, not "
+                           f"{type(entity_df).__name__}")
+    twice = next((n for i, n in enumerate(names) if n in names[:i]), None)
+    if twice is not None:
+        raise InvalidInput(f"the entity frame has two columns named {twice!r}")
+    if isinstance(entity_df, pa.Table):
+        return entity_df
+    try:
+        return pa.Table.from_pandas(entity_df, preserve_index=False)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as e:
+        for name in entity_df.columns:  # which column: Arrow's message names it in its own words
+            try:
+                pa.Array.from_pandas(entity_df[name])
+            except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as col_e:
+                why = " ".join(str(col_e.args[0] if col_e.args else col_e).split())
+                raise InvalidInput(
+                    f"column {str(name)!r} of the entity frame cannot be read ({why}): a column holds one kind of "
+                    "value, all text, all numbers or all times"
+                ) from None
+        raise InvalidInput(f"the entity frame cannot be read: {' '.join(str(e).split())}") from None
+
+
+def _first_null(col: pa.ChunkedArray) -> int:
+    """The row (counted from 1) of the first missing value of ``col``."""
+    return int(pc.index(pc.is_null(col), True).as_py()) + 1
+
+
+def _check_key(table: pa.Table, key: str, view: FeatureView) -> None:
+    """The entity frame's ``key`` column holds ids of the view's key type (a missing id reads no features)."""
+    t = table.schema.field(key).type
+    value = t.value_type if pa.types.is_dictionary(t) else t
+    if pa.types.is_null(value):
+        return
+    if view.entity.dtype == "string":
+        if pa.types.is_string(value) or pa.types.is_large_string(value) or pa.types.is_string_view(value):
+            return
+        hint = (f"pass them as text: df[{key!r}].astype(str) (an id is matched exactly: '017' is not '17')"
+                if pa.types.is_integer(value) else "pass them as text")
+        raise InvalidInput(f"the entity frame's {key!r} column holds {value} values, but feature view "
+                           f"{view.name!r} keys its {view.entity.name} entities by text ids; {hint}")
+    if pa.types.is_integer(value):
+        return
+    hint = ("a missing id makes pandas hold whole numbers as floats: use the nullable 'Int64' dtype"
+            if pa.types.is_floating(value) else "pass whole numbers")
+    raise InvalidInput(f"the entity frame's {key!r} column holds {value} values, but feature view {view.name!r} "
+                       f"keys its {view.entity.name} entities by whole-number (int64) ids; {hint}")
+
+
+def _entity_times(table: pa.Table) -> pa.ChunkedArray:
+    """The entity frame's times as the store keeps them (microseconds, UTC), or InvalidInput."""
+    col = table.column(TIMESTAMP)
+    if not pa.types.is_timestamp(col.type):
+        raise InvalidInput(
+            f"{TIMESTAMP!r} of the entity frame must be a timestamp column, not {col.type} "
+            "(text: pd.to_datetime(df['event_timestamp'], utc=True) first)"
+        )
+    if col.null_count:
+        raise InvalidInput(
+            f"row {_first_null(col)} of the entity frame has no {TIMESTAMP!r} (NaT): every row needs the time its "
+            "features are read at"
+        )
+    if col.type.tz is None:  # naive: UTC
+        col = pc.assume_timezone(col, "UTC")
+    target = pa.timestamp("us", tz="UTC")  # the store's unit: microseconds, UTC
+    if col.type == target:
+        return col
+    if col.type.unit == "ns":  # sub-microsecond digits: truncated (a coarser unit cannot overflow)
+        return col.cast(target, safe=False)
+    try:
+        return col.cast(target)  # seconds or milliseconds: refused where past the microsecond range
+    except pa.ArrowInvalid:
+        raise InvalidInput(f"{TIMESTAMP!r} of the entity frame holds a time too far from 1970 to count in "
+                           "microseconds, as the store does") from None
 
 
 def training_frame(
@@ -73,14 +169,19 @@ def training_frame(
     con=None,  # noqa: ANN001
     may_repeat_keys=None,  # noqa: ANN001 - files -> bool; None: always resolve repeated (key, time) rows
 ) -> pd.DataFrame:
-    """Join the wanted features onto ``entity_df`` (returned in its row order, its columns first)."""
-    table = entity_df if isinstance(entity_df, pa.Table) else pa.Table.from_pandas(entity_df, preserve_index=False)
+    """Join the wanted features onto ``entity_df`` (returned in its row order, its columns first).
+
+    An entity frame the join cannot use (not a frame, a column of mixed types, no or missing times, ids of
+    another type than the view's key) is InvalidInput naming the column or row."""
+    table = _entity_table(entity_df)
     if TIMESTAMP not in table.column_names:
         raise InvalidInput(f"the entity frame needs an {TIMESTAMP!r} column")
     for name in wanted:
         key = views[name].join_key
         if key not in table.column_names:
             raise InvalidInput(f"the entity frame needs a {key!r} column for feature view {name!r}")
+        _check_key(table, key, views[name])
+    table = table.set_column(table.column_names.index(TIMESTAMP), TIMESTAMP, _entity_times(table))
     out_names: list[str] = []
     for name, feats in wanted.items():
         out_names += [f"{name}__{f}" if full_feature_names else f for f in feats]
@@ -97,14 +198,6 @@ def training_frame(
     own = con is None
     con = con or connect()
     try:
-        ts_col = table.column(TIMESTAMP)
-        if not pa.types.is_timestamp(ts_col.type):
-            raise InvalidInput(f"{TIMESTAMP!r} of the entity frame must be a timestamp column")
-        if ts_col.type.tz is None:  # naive: UTC
-            ts_col = pa.compute.assume_timezone(ts_col, "UTC")
-        if ts_col.type != pa.timestamp("us", tz="UTC"):  # the store's unit: microseconds, UTC
-            ts_col = ts_col.cast(pa.timestamp("us", tz="UTC"), safe=False)  # sub-microsecond: truncated
-        table = table.set_column(table.column_names.index(TIMESTAMP), TIMESTAMP, ts_col)
         table = table.append_column(ROW, pa.array(range(table.num_rows), pa.int64()))
         con.register("__sfai_entities", table)
         selects = [f"e.{_q(c)}" for c in table.column_names if c != ROW]

@@ -12,12 +12,14 @@ Everything a store touches is scoped to its tenant: registry rows, Parquet paths
 from __future__ import annotations
 
 import functools
+import numbers
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import duckdb
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 
@@ -27,8 +29,9 @@ from feature_store.online.base import latest_rows
 from feature_store.pit import _q, connect, parse_features, stored_columns, training_frame
 from feature_store.registry import Registered, Registry
 from feature_store.validate import conform, read_table
-from feature_store.view import CREATED, TIMESTAMP, FeatureView
+from feature_store.view import CREATED, TIMESTAMP, FeatureView, short_repr
 from serving.db import Database
+from serving.errors import InvalidInput
 from serving.settings import Settings, get_settings
 from serving.tenancy import get_tenant
 
@@ -67,6 +70,51 @@ def _utc(ts: datetime | str | None) -> datetime | None:
     t = pd.Timestamp(ts)
     t = t.tz_localize("UTC") if t.tzinfo is None else t.tz_convert("UTC")
     return t.to_pydatetime()
+
+
+_NOT_A_TIME = ("now", "today")  # pandas reads them as the moment of the call: refused at ingest too
+
+
+def _shown(value: object, limit: int = 40) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def _known_at(value: object) -> datetime | None:
+    """``as_known_at`` as a UTC instant (None: every row written), or InvalidInput: a time is a datetime, a date
+    or ISO 8601 text (without an offset: UTC, as at ingest)."""
+    if value is None:
+        return None
+    example = "a datetime or ISO 8601 text such as '2026-03-01T00:00:00Z'"
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            if not text or text.lower() in _NOT_A_TIME:
+                raise ValueError
+            t = pd.to_datetime(text, format="ISO8601")
+        except (ValueError, OverflowError):
+            raise InvalidInput(f"as_known_at {short_repr(value)} is not a time: pass {example}") from None
+    elif isinstance(value, datetime | date | np.datetime64):
+        try:
+            t = pd.Timestamp(value)
+        except (ValueError, OverflowError):
+            raise InvalidInput(f"as_known_at {value!r} is out of range: pass {example}") from None
+    else:
+        raise InvalidInput(f"as_known_at must be {example}, not {type(value).__name__} {_shown(value)}")
+    if pd.isna(t):
+        raise InvalidInput("as_known_at is missing (NaT): pass a time, or None for every row written")
+    t = t.tz_localize("UTC") if t.tzinfo is None else t.tz_convert("UTC")
+    return t.to_pydatetime()
+
+
+def _online_key(k: object, i: int) -> str:
+    """An entity id of an online read as the store keys it (text), or InvalidInput for what is no id."""
+    if isinstance(k, str):  # a subclass: numpy's str_
+        return str(k)
+    if isinstance(k, numbers.Integral) and not isinstance(k, bool | np.bool_):
+        return str(int(k))
+    shown = "None" if k is None else f"{type(k).__name__} {_shown(k)}"
+    raise InvalidInput(f"entity id {i + 1} must be text or a whole number, not {shown}")
 
 
 ARRIVAL_MARGIN = timedelta(minutes=1)
@@ -143,9 +191,13 @@ class FeatureStore:
         as_known_at: datetime | str | None = None,
         full_feature_names: bool = False,
     ) -> pd.DataFrame:
-        """Point-in-time join of ``features`` ("view:feature" or "view:*") onto ``entity_df``."""
+        """Point-in-time join of ``features`` ("view:feature" or "view:*") onto ``entity_df``.
+
+        Raises InvalidInput, one line naming the problem, for a feature reference that is not one, an
+        ``as_known_at`` that is not a time, and an entity frame the join cannot use (see ``pit.training_frame``)."""
         views = {v.name: v for v, _ in self.list_views()}
         wanted = parse_features(features, views)
+        cut = _known_at(as_known_at)
         files = {name: self.offline.files(self.tenant, name) for name in wanted}
         with self._duck() as con:
             return training_frame(
@@ -153,7 +205,7 @@ class FeatureStore:
                 wanted,
                 views,
                 files,
-                as_known_at=_utc(as_known_at),
+                as_known_at=cut,
                 full_feature_names=full_feature_names,
                 con=con,
                 may_repeat_keys=self.offline.may_repeat_keys,
@@ -210,15 +262,26 @@ class FeatureStore:
         self, view_name: str, entity_ids: Sequence, features: Sequence[str] | None = None
     ) -> list[dict]:
         """One dict per entity id: its key, ``event_timestamp`` and the features (None where unknown or
-        older than the view's TTL)."""
+        older than the view's TTL). An id that is not text or a whole number, ``entity_ids`` or ``features`` given
+        as one string, or an unknown feature is InvalidInput."""
         view = self.get_view(view_name)
+        if isinstance(features, str | bytes):
+            raise InvalidInput(f"features must be a list of feature names, such as [{_shown(features)}], not one "
+                               "string")
         if features:
             names = list(features)
+            known = view.feature_names
             for n in names:
-                view.feature(n)  # an unknown name is an error naming the view's features
+                if not isinstance(n, str) or n not in known:
+                    raise InvalidInput(f"feature view {view.name!r} has no feature {_shown(n)}; it has "
+                                       f"{', '.join(known)}")
         else:
             names = view.feature_names
-        keys = [str(k) for k in entity_ids]
+        if isinstance(entity_ids, str | bytes) or not isinstance(entity_ids, Iterable):
+            shown = f"[{_shown(entity_ids)}], not one string" if isinstance(entity_ids, str | bytes) else (
+                f"['m-17'], not {type(entity_ids).__name__}")
+            raise InvalidInput(f"entity_ids must be a list of ids, such as {shown}")
+        keys = [k if type(k) is str else _online_key(k, i) for i, k in enumerate(entity_ids)]
         now_us = time.time_ns() // 1000
         ttl_us = None if view.ttl is None else int(view.ttl.total_seconds() * 1_000_000)
         join_key = view.join_key

@@ -13,6 +13,8 @@ Kinds: ``sensor_readings`` (measurements of an asset or lot), ``events`` (failur
 
 from __future__ import annotations
 
+import ast
+import re
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -76,11 +78,40 @@ def empty_rejects() -> pd.DataFrame:
     return pd.DataFrame({SOURCE_ROW: pd.Series(dtype="int64"), "reason": pd.Series(dtype=str), "raw": []})
 
 
+def not_a_number(label: str, text: object) -> str:
+    """The reason for a cell that is present but no number: ``air_temp_k: 'hot' is not a number``. The cell's text
+    is quoted as a Python literal, so that :func:`raw_cells` reads it back exactly."""
+    return f"{label}: {str(text)!r} is not a number"
+
+
+_NOT_A_NUMBER = re.compile(r"""([^:;'"]+): ('(?:[^'\\\n]|\\.)*'|"(?:[^"\\\n]|\\.)*") is not a number(?:; |$)""")
+
+
+def raw_cells(reason: str) -> dict[str, str]:
+    """The cells that were not numbers, as the source had them (``{label: text}``), read back from the reasons
+    :func:`coerce_numeric` put at the start of a row's reason (an adapter appends its own after them). Reading stops
+    at the first part that is not such a reason, so a cell's text that happens to look like one is never taken
+    for one (the quoted literal is read whole)."""
+    out: dict[str, str] = {}
+    pos = 0
+    while (m := _NOT_A_NUMBER.match(reason, pos)) is not None:
+        try:
+            text = ast.literal_eval(m.group(2))
+        except (ValueError, SyntaxError):
+            break
+        out.setdefault(m.group(1), text)
+        pos = m.end()
+    return out
+
+
 def coerce_numeric(
     frame: pd.DataFrame, columns: list[str], *, what: dict[str, str] | None = None
 ) -> tuple[pd.DataFrame, pd.Series]:
     """Make ``columns`` numeric; return the frame and a per-row reason for values that were present but
-    not numbers (empty string where the row is fine). Fast when the file was clean (no object columns)."""
+    not numbers (empty string where the row is fine). Fast when the file was clean (no object columns).
+
+    The reason quotes the cell as the source had it (:func:`not_a_number`): the cell itself becomes missing, and
+    the quarantine puts the text back from the reason (:func:`raw_cells`), so that what the user sent is kept."""
     reasons = pd.Series("", index=frame.index, dtype=object)
     for c in columns:
         col = frame[c]
@@ -93,7 +124,7 @@ def coerce_numeric(
         bad = num.isna() & col.notna() & (col.astype(str).str.strip().str.lower() != "nan")
         if bad.any():
             label = (what or {}).get(c, c)
-            reasons[bad] = reasons[bad] + [f"{label}: {v!r} is not a number; " for v in col[bad]]
+            reasons[bad] = reasons[bad] + [not_a_number(label, v) + "; " for v in col[bad]]
         frame[c] = num
     return frame, reasons.str.rstrip("; ")
 

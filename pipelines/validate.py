@@ -13,7 +13,9 @@ Checks, per canonical table (``Table.columns`` says types and ranges):
 Missing measurements (NaN) are not bad rows: the missing-value transform handles and reports them.
 
 Quarantined rows go to ``$SFAI_HOME/quarantine/<tenant>/<dataset>/<run id>.jsonl``, one JSON object per row:
-``{"dataset", "table", "source", "source_row", "reason", "row"}``. The run id is derived from the input, so a
+``{"dataset", "table", "source", "file", "source_row", "reason", "row"}`` (``file``: the file the row came from).
+A cell that was no number keeps in ``row`` the text the source had, read back from its reason
+(``canonical.raw_cells``), not the missing value the conversion left. The run id is derived from the input, so a
 re-run of the same input rewrites the same file.
 """
 
@@ -26,10 +28,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pipelines.canonical import SOURCE_ROW, TIMESTAMP, Canonical, Table
+from pipelines.canonical import SOURCE_ROW, TIMESTAMP, Canonical, Table, raw_cells
 
 INVALID = "_invalid"
 FLOAT32_MAX = float(np.finfo(np.float32).max)  # feature views store measurements as float32
+NOT_A_NUMBER = " is not a number"  # what a reason from ``canonical.coerce_numeric`` says
 
 
 @dataclass(slots=True)
@@ -174,11 +177,19 @@ def _json_value(v: object) -> object:
 
 
 def _row_json(frame: pd.DataFrame) -> list[str]:
+    """Each bad row as JSON; a cell that was no number is shown as the source had it (``"air_temp_k": "hot"``),
+    read back from the reason ``coerce_numeric`` gave, not as the missing value it was turned into."""
     cols = [c for c in frame.columns if c != "reason"]
-    return [
-        json.dumps({c: _json_value(v) for c, v in zip(cols, r, strict=True)}, default=str, allow_nan=False)
-        for r in frame[cols].itertuples(index=False, name=None)
-    ]
+    reasons = frame["reason"].tolist() if "reason" in frame.columns else [""] * len(frame)
+    out = []
+    for r, why in zip(frame[cols].itertuples(index=False, name=None), reasons, strict=True):
+        row = {c: _json_value(v) for c, v in zip(cols, r, strict=True)}
+        if NOT_A_NUMBER in why:
+            for c, text in raw_cells(why).items():
+                if c in row and row[c] is None:
+                    row[c] = text
+        out.append(json.dumps(row, default=str, allow_nan=False))
+    return out
 
 
 def validate(canonical: Canonical) -> Validation:
@@ -232,7 +243,10 @@ def validate(canonical: Canonical) -> Validation:
 
 
 def write_quarantine(root: Path, tenant: str, dataset: str, run_id: str, v: Validation, source: str) -> Path | None:
-    """Write the quarantined rows as JSONL; None (and any old file for this run id removed) when none."""
+    """Write the quarantined rows as JSONL; None (and any old file for this run id removed) when none. ``file``
+    names the file a row came from: the table's ``file`` column where an adapter reads several (a C-MAPSS
+    folder), else the source's own name."""
+    source_name = Path(source).name if source else ""
     path = Path(root) / tenant / dataset / f"{run_id}.jsonl"
     if not len(v.quarantined):
         path.unlink(missing_ok=True)
@@ -245,7 +259,7 @@ def write_quarantine(root: Path, tenant: str, dataset: str, run_id: str, v: Vali
                 "dataset": dataset,
                 "table": r.table,
                 "source": source,
-                "file": r.file,
+                "file": r.file if isinstance(r.file, str) and r.file else source_name,
                 SOURCE_ROW: int(r.source_row),
                 "reason": r.reason,
                 "row": json.loads(r.row),

@@ -150,7 +150,7 @@ def features_compact(
     with closing(store_for(tenant)) as fs:
         rep = fs.compact(view, min_files=min_files)
     emit_json({"tenant": fs.tenant, "view": view, "partitions": rep.partitions, "files_before": rep.files_before,
-               "files_after": rep.files_after, "rows": rep.rows})
+               "files_after": rep.files_after, "rows": rep.rows, "duplicates": rep.duplicates})
 
 
 @ingest_app.command("csv")

@@ -314,13 +314,18 @@ def test_compaction_merges_small_files_and_changes_no_answer(store):
     ent = pd.DataFrame({"machine_id": ["m0", "m1", "m2", "m1"],
                         "event_timestamp": pd.to_datetime(["2026-03-01T05:30Z", "2026-03-01T10:30Z",
                                                            "2026-03-01T23:00Z", "2026-03-02T02:00Z"])})
-    before = store.get_training_frame(ent, ["machine_stats:*"])
+    # every answer: as known now, and as known when each batch (and the microsecond before it) was written
+    written = sorted({pd.Timestamp(t) for f in files for t in pq.read_table(f, columns=["created"])[0].to_pylist()})
+    cuts = [None, *written, *(t - pd.Timedelta(microseconds=1) for t in written)]
+    before = [store.get_training_frame(ent, ["machine_stats:*"], as_known_at=c) for c in cuts]
     rep = store.compact("machine_stats", min_files=4)
     assert (rep.partitions, rep.files_before, rep.files_after, rep.rows) == (1, 12, 1, 12)  # 03-02 has one file
+    assert rep.duplicates == 0  # no row came twice
     files = store.offline.files("acme", "machine_stats")
     assert len(files) == 2 and any("part-c" in f for f in files)
     assert store.offline.row_count("acme", "machine_stats") == 13
-    pd.testing.assert_frame_equal(store.get_training_frame(ent, ["machine_stats:*"]), before)
+    for cut, want in zip(cuts, before, strict=True):
+        pd.testing.assert_frame_equal(store.get_training_frame(ent, ["machine_stats:*"], as_known_at=cut), want)
     assert store.materialize("machine_stats", None, "2026-03-05T00:00Z") == 3
     # the same batches again: recognised, nothing new
     for b in batches[:5]:
@@ -430,3 +435,101 @@ def test_a_batch_conformed_to_an_older_declaration_is_checked_again(store):
     with pytest.raises(InvalidInput, match="missing column 'current_max'"):
         store.ingest("machine_stats", batch)
     assert store.offline.row_count("acme", "machine_stats") == 0
+
+
+LABELS = pd.DataFrame({"machine_id": ["m1"], "event_timestamp": pd.to_datetime(["2026-03-05"], utc=True)})
+
+
+BAD_READS = [
+    # ids of another type than the view's key: DuckDB's ConversionException, with SQL text
+    (lambda fs: fs.get_training_frame(LABELS.assign(machine_id=[17]), ["machine_stats:*"]),
+     "the entity frame's 'machine_id' column holds int64 values, but feature view 'machine_stats' keys its machine "
+     "entities by text ids; pass them as text: df['machine_id'].astype(str)"),
+    (lambda fs: fs.get_training_frame(LABELS.assign(machine_id=[1.0]), ["machine_stats:*"]),
+     "the entity frame's 'machine_id' column holds double values"),
+    (lambda fs: fs.get_training_frame(pd.DataFrame({"machine_id": ["m1", 2],
+                                                    "event_timestamp": [LABELS.event_timestamp[0]] * 2}),
+                                      ["machine_stats:*"]),
+     "column 'machine_id' of the entity frame cannot be read (Expected bytes, got a 'int' object)"),
+    # as_known_at that is not a time: pandas' DateParseError, or a silent 1970 for a number
+    (lambda fs: fs.get_training_frame(LABELS, ["machine_stats:*"], as_known_at="yesterday"),
+     "as_known_at 'yesterday' is not a time: pass a datetime or ISO 8601 text such as '2026-03-01T00:00:00Z'"),
+    (lambda fs: fs.get_training_frame(LABELS, ["machine_stats:*"], as_known_at="now"), "as_known_at 'now' is not a"),
+    (lambda fs: fs.get_training_frame(LABELS, ["machine_stats:*"], as_known_at=5), "not int 5"),
+    (lambda fs: fs.get_training_frame(LABELS, ["machine_stats:*"], as_known_at=pd.NaT), "as_known_at is missing"),
+    # times in the entity frame: missing (NaT read no features, silently), text, of mixed kinds, far out
+    (lambda fs: fs.get_training_frame(pd.concat([LABELS, LABELS.assign(event_timestamp=pd.NaT)]),
+                                      ["machine_stats:*"]),
+     "row 2 of the entity frame has no 'event_timestamp' (NaT)"),
+    (lambda fs: fs.get_training_frame(LABELS.assign(event_timestamp=["2026-03-05"]), ["machine_stats:*"]),
+     "'event_timestamp' of the entity frame must be a timestamp column, not "),
+    (lambda fs: fs.get_training_frame(pd.DataFrame({"machine_id": ["m1", "m2"],
+                                                    "event_timestamp": [LABELS.event_timestamp[0], "2026-03-05"]}),
+                                      ["machine_stats:*"]),
+     "column 'event_timestamp' of the entity frame cannot be read"),
+    (lambda fs: fs.get_training_frame(pa_table({"machine_id": ["m1"], "event_timestamp": (2**62, "s")}),
+                                      ["machine_stats:*"]),
+     "'event_timestamp' of the entity frame holds a time too far from 1970"),  # was read as 1970, silently
+    # the frame itself, and its columns
+    (lambda fs: fs.get_training_frame([{"machine_id": "m1"}], ["machine_stats:*"]),
+     "the entity frame must be a pandas DataFrame or an Arrow table, not list"),
+    (lambda fs: fs.get_training_frame(pd.DataFrame([["m1", LABELS.event_timestamp[0], 1, 2]],
+                                                   columns=["machine_id", "event_timestamp", "a", "a"]),
+                                      ["machine_stats:*"]),
+     "the entity frame has two columns named 'a'"),
+    (lambda fs: fs.get_training_frame(LABELS.drop(columns=["machine_id"]), ["machine_stats:*"]),
+     "the entity frame needs a 'machine_id' column for feature view 'machine_stats'"),
+    # feature references: a string iterated letter by letter, an int, nothing at all
+    (lambda fs: fs.get_training_frame(LABELS, "machine_stats:*"),
+     "features must be a list of 'view:feature' or 'view:*' references, such as ['machine_stats:*'], not "
+     "'machine_stats:*'"),
+    (lambda fs: fs.get_training_frame(LABELS, [3]), "feature reference 3 must be text like 'view:feature'"),
+    (lambda fs: fs.get_training_frame(LABELS, None), "features must be a list"),
+    (lambda fs: fs.get_training_frame(LABELS, []), "features is empty"),
+    (lambda fs: fs.get_training_frame(LABELS, ["machine_stats:zz"]),
+     "feature view 'machine_stats' has no feature 'zz'; it has temp_mean, vib_rms, alarm, mode"),
+    # online reads: an unknown feature was a KeyError; one string was read letter by letter
+    (lambda fs: fs.get_online_features("machine_stats", ["m1"], ["zz"]),
+     "feature view 'machine_stats' has no feature 'zz'; it has temp_mean, vib_rms, alarm, mode"),
+    (lambda fs: fs.get_online_features("machine_stats", ["m1"], "temp_mean"),
+     "features must be a list of feature names, such as ['temp_mean'], not one string"),
+    (lambda fs: fs.get_online_features("machine_stats", "m1"),
+     "entity_ids must be a list of ids, such as ['m1'], not one string"),
+    (lambda fs: fs.get_online_features("machine_stats", ["m1", None]),
+     "entity id 2 must be text or a whole number, not None"),  # was looked up as the id 'None'
+    (lambda fs: fs.get_online_features("machine_stats", [1.5]), "entity id 1 must be text or a whole number"),
+]
+
+
+def test_bad_input_to_reads_is_one_clear_line(store):
+    """Training frames and online reads answer bad input as ingest does: InvalidInput (HTTP 422, a one-line CLI
+    error) naming the problem, never DuckDB's ConversionException with SQL text, pandas' DateParseError, a KeyError
+    or an AttributeError, nor a silently wrong answer."""
+    store.ingest("machine_stats", frame(ROWS))
+    for call, message in BAD_READS:
+        with pytest.raises(InvalidInput) as e:
+            call(store)
+        text = e.value.message
+        assert message in text, (message, text)
+        assert "\n" not in text and "SELECT" not in text and "LINE 1" not in text
+
+
+def pa_table(columns: dict):
+    import pyarrow as pa
+
+    ts, unit = columns["event_timestamp"]
+    return pa.table({"machine_id": columns["machine_id"], "event_timestamp": pa.array([ts], pa.timestamp(unit))})
+
+
+def test_reads_that_are_fine_stay_fine(store):
+    store.ingest("machine_stats", frame(ROWS))
+    labels = LABELS.assign(machine_id=pd.Categorical(["m1"]))  # a categorical of ids, a time in Seoul
+    labels["event_timestamp"] = labels["event_timestamp"].dt.tz_convert("Asia/Seoul")
+    out = store.get_training_frame(labels, ["machine_stats:temp_mean"], as_known_at=" 2030-01-01 ")
+    assert out["temp_mean"].tolist() == [71.5]
+    import numpy as np
+
+    assert store.get_online_features("machine_stats", np.array(["m1"]), ["mode"])[0]["mode"] == "run"
+    assert store.get_online_features("machine_stats", [np.int64(7)])[0]["machine_id"] == "7"
+    no_id = store.get_training_frame(LABELS.assign(machine_id=[None]), ["machine_stats:temp_mean"])
+    assert pd.isna(no_id["temp_mean"][0])  # a missing id reads no features

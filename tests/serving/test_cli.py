@@ -176,6 +176,7 @@ def test_features_compact_from_the_cli(sfai_env):
     view = views[0]["name"]
     out = json.loads(sfai(sfai_env, "features", "compact", view, "--tenant", "acme", "--min-files", "2").stdout)
     assert out["view"] == view and out["partitions"] >= 1 and out["files_after"] < out["files_before"]
+    assert out["duplicates"] == 0  # three seeds: other values at the same times, corrections, not repeats
     again = json.loads(sfai(sfai_env, "features", "compact", view, "--tenant", "acme", "--min-files", "2").stdout)
     assert again["partitions"] == 0  # nothing left to merge
     bad = sfai(sfai_env, "features", "compact", "no_such_view", "--tenant", "acme", ok=False)
