@@ -28,7 +28,7 @@ def test_migrated_schema_matches_the_mappings(db):
 def test_migrations_are_idempotent_on_start(settings, db):
     again = Database(settings.resolved_database_url)  # what every process start does
     with again.engine.connect() as conn:
-        assert MigrationContext.configure(conn).get_current_revision() == "0008"
+        assert MigrationContext.configure(conn).get_current_revision() == "0009"
     again.dispose()
 
 
@@ -132,7 +132,7 @@ def test_processes_starting_together_on_an_empty_database_all_migrate(db_url, tm
     assert [code for code, _ in results] == [0, 0, 0, 0], results
     engine = make_engine(db_url)
     with engine.connect() as conn:
-        assert MigrationContext.configure(conn).get_current_revision() == "0008"
+        assert MigrationContext.configure(conn).get_current_revision() == "0009"
     engine.dispose()
 
 
