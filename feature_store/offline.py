@@ -109,6 +109,13 @@ def _merged(part_dir: Path) -> set[str]:
         return set()
 
 
+def _newest_in_partition(path: Path) -> bool:
+    """No other file of ``path``'s partition was written after it (files are immutable: their mtime is when they
+    were written)."""
+    mtime = path.stat().st_mtime_ns
+    return all(f == path or f.stat().st_mtime_ns <= mtime for f in path.parent.glob("part-*.parquet"))
+
+
 def _same_as_previous(col: pa.ChunkedArray | pa.Array) -> np.ndarray:
     """Per row from the second on: equal to the row before (two missing values are equal; NaN is missing)."""
     col = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
@@ -176,12 +183,19 @@ class OfflineStore:
             for d in pc.unique(dates).to_pylist():
                 part = table.filter(pc.equal(dates, pa.scalar(d, pa.date32())))
                 name = f"date={d.isoformat()}"
-                if digest in _merged(base / name) or (base / name / f"part-{digest}.parquet").exists():
-                    continue  # this batch is here already (a retry, a rerun): kept as first written, so the
-                    # ``created`` times that ``as_known_at`` reads stay those of the first arrival
+                final = base / name / f"part-{digest}.parquet"
+                if created_given and (digest in _merged(base / name) or final.exists()):
+                    continue  # these rows with these ``created`` times: this very version is here already
+                if not created_given and (final.exists() or digest in _merged(base / name)):
+                    if final.exists() and _newest_in_partition(final) or self._merged_and_current(base / name, digest):
+                        continue  # a retry of the latest batch here: the first copy stays, and with it the
+                        # ``created`` times that ``as_known_at`` reads (the first arrival's)
+                    # a file written since may hold another version of these rows (1, then 2, then 1 again): this
+                    # copy is their latest word, kept under its own name; compaction drops it where it repeats
+                    final = final.with_name(f"part-{_content_hash(part, skip=None)}.parquet")
                 tmp = staging / f"{name}.parquet"
                 _write_parquet(part, tmp, view)
-                moves.append((tmp, base / name / f"part-{digest}.parquet"))
+                moves.append((tmp, final))
             for tmp, final in moves:  # all files are written: now make them visible
                 final.parent.mkdir(exist_ok=True)
                 os.replace(tmp, final)
@@ -232,6 +246,15 @@ class OfflineStore:
             rows += table.num_rows
             dropped += n_dropped
         return CompactReport(partitions, before, after, rows, dropped)
+
+    def _merged_and_current(self, part_dir: Path, digest: str) -> bool:
+        """The batch ``digest`` was merged into this partition's compacted file, and nothing can have changed its
+        rows since: the partition holds only compacted files with one version of each (entity, event time) (a
+        later batch is a file of its own, and a correction merged with it would be a second version)."""
+        if digest not in _merged(part_dir):
+            return False
+        files = list(part_dir.glob("part-*.parquet"))
+        return bool(files) and all(f.name.startswith("part-c") and self._info(str(f))[2] is False for f in files)
 
     def _worth_compacting(self, part_dir: Path, files: list[Path], key: str, min_files: int) -> bool:
         if len(files) >= max(2, min_files):

@@ -117,7 +117,9 @@ def _online_key(k: object, i: int) -> str:
     raise InvalidInput(f"entity id {i + 1} must be text or a whole number, not {shown}")
 
 
-ARRIVAL_MARGIN = timedelta(minutes=1)
+# an ingest stamps ``created`` before its files appear, and a pipeline stamps every view at once and writes them one
+# after another (minutes for a big run): rows written up to this long before the last run are read again
+ARRIVAL_MARGIN = timedelta(hours=1)
 
 
 class FeatureStore:
@@ -251,8 +253,8 @@ class FeatureStore:
         stamped since then, and older rows written since then (history loaded late)."""
         end = _utc(end) or datetime.now(UTC)
         start = self.registry.materialized_until(view_name)
-        # an ingest stamps ``created`` a moment before its files appear: rows written that close to the last run
-        # are read again (the online store keeps the newer row), rather than missed for good
+        # rows written within ARRIVAL_MARGIN of the last run are read again (the online store keeps the newer row),
+        # rather than missed for good
         arrived = None if start is None else start - ARRIVAL_MARGIN
         n = self._materialize(view_name, start, end, arrived_since=arrived)
         self.registry.set_materialized_until(view_name, end)

@@ -352,7 +352,7 @@ CSV_MISSING = ("NA", "N/A", "n/a", "#N/A", "NULL", "null", "None", "NaN", "nan")
 
 def _read_csv(data: bytes) -> pa.Table:
     check_columns(_csv_columns(data))
-    text = data[:CSV_BLOCK_BYTES].decode("utf-8", "replace")
+    text = data[:CSV_BLOCK_BYTES].decode("utf-8-sig", "replace")  # Excel's "CSV UTF-8" starts with a BOM
     try:
         names = next(csv.reader(io.StringIO(text, newline="")), [])
     except csv.Error:

@@ -168,6 +168,20 @@ class Access:
             self._count(ctx, module, sub.request_quota, now)
         return sub
 
+    def refund(self, ctx: AuthContext, module: str) -> None:
+        """Takes back the quota count of a call that was admitted and then refused with 403 or 429 (the role, a
+        full job queue): the usage log does not count those (``count_calls``), so the count does not either. Only
+        while the month is the same: a call that crossed midnight of the 1st was counted in the month before."""
+        now = utcnow()
+        key = (ctx.tenant_id, module, month_start(now))
+        uncount = getattr(self.buckets, "uncount", None)
+        if uncount is not None and not self.buckets.down:
+            uncount((ctx.tenant_id, module, f"{key[2]:%Y-%m}"))
+        with self._lock:
+            c = self._quota.get(key)
+            if c is not None and c.n > 0:
+                c.n -= 1
+
     def admit_platform(self, ctx: AuthContext) -> None:
         """Takes a token from the tenant's bucket for the endpoints outside the modules (tenant, subscriptions,
         keys, usage log, ingest, online lookups): no plan meters those, and ingest and exports are heavy."""

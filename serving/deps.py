@@ -67,8 +67,12 @@ def require_module(module: str):
             return None
         access = platform.access
         if access.subscriptions_cached(ctx.tenant_id):
-            return access.admit(ctx, module)
-        return await run_in_threadpool(lambda: access.admit(ctx, module, refresh=True))
+            sub = access.admit(ctx, module)
+        else:
+            sub = await run_in_threadpool(lambda: access.admit(ctx, module, refresh=True))
+        if sub.request_quota is not None:  # counted: a 403 or 429 after this point gives the count back
+            request.state.sfai_counted = (ctx, module)
+        return sub
 
     _check.__name__ = f"require_{module}"
     return _check

@@ -170,7 +170,8 @@ def answer(platform: Platform, route: PredictRoute, headers: dict[bytes, bytes],
     state["sfai_module"] = route.module
     # from here on the call counts against the quota: it is answered here, errors included
     try:
-        access.admit(ctx, route.module)
+        if access.admit(ctx, route.module).request_quota is not None:
+            state["sfai_counted"] = (ctx, route.module)
         state["sfai_model_version"] = f"{model.name}@{model.version}"
         if records is None:  # online-store rows: the view's key and other features are set aside, not refused
             options["from_store"] = True

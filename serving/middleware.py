@@ -21,7 +21,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from serving import fastpath
 from serving.platform import Platform
 from serving.tenancy import utcnow
-from serving.usage import UsageEntry
+from serving.usage import NOT_COUNTED, UsageEntry
 
 log = logging.getLogger("sfai.api")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
@@ -210,6 +210,9 @@ class PlatformMiddleware:
         ctx = state.get("sfai_auth")
         module = state.get("sfai_module")
         ok = True
+        counted = state.get("sfai_counted")
+        if counted is not None and status in NOT_COUNTED:  # refused after admission: as the usage log counts it
+            platform.access.refund(*counted)
         if ctx is not None and platform.settings.usage_log_enabled:
             entry = UsageEntry(
                 ts=utcnow(),

@@ -60,6 +60,13 @@ if n >= quota then return {0, n} end
 return {1, redis.call('INCR', KEYS[1])}
 """
 
+# KEYS[1] a subscription's calls this month: one call taken back off (a call refused after it was counted)
+_UNCOUNT_LUA = """
+local n = tonumber(redis.call('GET', KEYS[1]))
+if n ~= nil and n > 0 then return redis.call('DECR', KEYS[1]) end
+return n
+"""
+
 
 class LocalBuckets:
     def __init__(self) -> None:
@@ -168,6 +175,7 @@ class RedisBuckets:
         self.prefix = prefix
         self._take = self.client.register_script(_TAKE_LUA)
         self._count = self.client.register_script(_COUNT_LUA)
+        self._uncount = self.client.register_script(_UNCOUNT_LUA)
         self.breaker = Breaker(self.client.ping, "rate limits not enforced, quotas counted in each process")
 
     @property
@@ -206,6 +214,10 @@ class RedisBuckets:
         got = self._call(self._count, f"{self.prefix}quota:{':'.join(map(str, key))}",
                          [quota, floor, int(expire_at * 1000)])
         return None if got is None else (int(got[0]), int(got[1]))
+
+    def uncount(self, key: tuple) -> None:
+        """Takes one call back off the counter ``key`` (never below 0); nothing while Redis is unreachable."""
+        self._call(self._uncount, f"{self.prefix}quota:{':'.join(map(str, key))}", [])
 
     def clear(self) -> None:
         pass  # the buckets expire by themselves once full, the counters after their month

@@ -302,6 +302,8 @@ class Jobs:
             ).all()
         taken = []
         for job_id, tenant_id, request in candidates:  # the request is stored once and never changes
+            if self._stop.is_set():  # stopping: the jobs are for another process
+                break
             with self.db.session() as s:
                 claimed = s.execute(
                     update(SchedulingJob)
@@ -328,6 +330,8 @@ class Jobs:
         scale-in): their stamp is cleared, so that another process (or this server once restarted) takes them at
         its next heartbeat, not after ``stale_s``. A solve still running here may finish; it writes nothing."""
         self._stop.set()
+        if self._beat is not None and self._beat is not threading.current_thread():
+            self._beat.join(timeout=10)  # a beat under way could take back the jobs handed back below
         self._pool.shutdown(wait=False, cancel_futures=True)
         with self._lock:
             held = list(self._held)

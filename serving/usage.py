@@ -548,6 +548,10 @@ def query_usage(
     }
 
 
+# answers that do not count against a quota: refused for the subscription or role (403), or for a limit (429)
+NOT_COUNTED = (403, 429)
+
+
 def count_calls(db: Database, tenant_id: int, module: str, since: datetime) -> int:
     t = UsageRecord.__table__
     with db.engine.connect() as conn:
@@ -555,7 +559,8 @@ def count_calls(db: Database, tenant_id: int, module: str, since: datetime) -> i
             # calls refused for the subscription or the key's role (403, before the quota is looked at) or by a
             # limit (429) were never performed: not counted, as the process's own count does not count them
             select(func.count()).where(
-                t.c.tenant_id == tenant_id, t.c.module == module, t.c.ts >= as_utc(since), t.c.status.notin_((403, 429))
+                t.c.tenant_id == tenant_id, t.c.module == module, t.c.ts >= as_utc(since),
+                t.c.status.notin_(NOT_COUNTED),
             )
         ).scalar_one()
 

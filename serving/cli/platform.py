@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
@@ -305,9 +307,10 @@ def serve(
         str, typer.Option(help="uvicorn log level: critical, error, warning, info, debug or trace")
     ] = "info",
     forwarded_allow_ips: Annotated[str | None, typer.Option(
-        help="behind a proxy or load balancer: the addresses (comma-separated, or *) whose X-Forwarded-For names the "
+        help="behind a proxy or load balancer: its addresses (comma-separated), whose X-Forwarded-For names the "
              "client; the failed-key limit then counts per client, not per proxy (default: SFAI_FORWARDED_ALLOW_IPS; "
-             "unset: the connection's address)")] = None,
+             "unset: the connection's address). Not *: a client reaching the port itself would name any address",
+    )] = None,
 ) -> None:
     """Serve the API and the web console."""
     import uvicorn
@@ -325,6 +328,7 @@ def serve(
         # the workers' metrics files, one folder per instance: instances sharing SFAI_HOME (a shared volume) neither
         # delete nor count each other's series, and each instance's /metrics is its own (scraped one by one)
         mp = (s.home / "prometheus" / f"{socket.gethostname()}-{port}").resolve()
+        _drop_idle_metrics(mp.parent)
         mp.mkdir(parents=True, exist_ok=True)
         for f in mp.glob("*.db"):  # this instance's last run
             f.unlink()
@@ -346,6 +350,19 @@ def serve(
         server_header=False,
         timeout_keep_alive=s.keep_alive_s,
     )
+
+
+METRICS_IDLE_DAYS = 7
+
+
+def _drop_idle_metrics(root: Path) -> None:
+    """Removes the metrics folders of instances gone for ``METRICS_IDLE_DAYS`` (a container recreated has another
+    host name, and its old folder would stay for good); a live instance writes its files with every request."""
+    cutoff = time.time() - METRICS_IDLE_DAYS * 86400
+    for folder in root.glob("*-*") if root.is_dir() else []:
+        files = list(folder.glob("*.db"))
+        if folder.is_dir() and all(f.stat().st_mtime < cutoff for f in files) and folder.stat().st_mtime < cutoff:
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def _host_port(host: str, port: int) -> str:

@@ -223,3 +223,32 @@ def test_the_breaker_probes_in_the_background_and_closes_when_redis_answers(blac
         assert buckets.take(("t", "quality"), 1.0, 1.0) is None
         assert buckets.count(("t", "quality", "2026-01"), 5, -1, time.time() + 60) is None
     assert time.monotonic() - t0 < 0.1
+
+
+@pytest.mark.parametrize("with_redis", [False, True])
+def test_a_call_refused_after_it_was_counted_gives_its_count_back(settings, db, request, monkeypatch, with_redis):
+    """A background solve refused for a full queue (429 ``too_many_jobs``) was admitted, and so counted, first. The
+    usage log does not count it, but the Redis counter kept it for the month: a tenant polling a full queue used
+    up its quota with calls that were never performed."""
+    import serving.scheduling as scheduling
+    from tests.serving.test_scheduling_api import PROBLEM
+
+    gate = threading.Event()
+    real = scheduling.solve_prepared
+    monkeypatch.setattr(scheduling, "solve_prepared", lambda *a: (gate.wait(30), real(*a))[1])
+    extra = request.getfixturevalue("shared_redis") if with_redis else {}
+    acme = make_tenant(db, PEPPER, "acme", modules=())
+    tenancy.subscribe(db, "acme", "scheduling", request_quota=5)
+    h = bearer(acme.mes)
+    body = {"problem": PROBLEM, "time_limit_s": 2}
+    try:
+        with _client(settings, db, scheduling_max_active_jobs=1, **extra) as c:
+            codes = [c.post("/v1/scheduling/jobs", json=body, headers=h).status_code for _ in range(5)]
+            assert codes == [202] + [429] * 4
+            gate.set()
+            # one call counted so far: four more solves, then the quota
+            got = [c.post("/v1/scheduling/solve", json=body, headers=h).status_code for _ in range(5)]
+            assert got == [200] * 4 + [429], got
+            assert_error(c.post("/v1/scheduling/solve", json=body, headers=h), 429, "quota_exceeded")
+    finally:
+        gate.set()

@@ -331,6 +331,7 @@ def test_a_server_stopped_gracefully_hands_its_jobs_to_another_at_once(db, monke
         assert entered.wait(30)
         assert other.adopt_stale() == []  # stamped, and ten minutes from stale
         stopping.close()
+        assert stopping.adopt_stale() == []  # a beat of its own after the hand-back takes nothing back
         assert other.adopt_stale() == [job_id]
         deadline = time.monotonic() + 60
         while other.get(tid, job_id)["status"] != "done":

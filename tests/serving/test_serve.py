@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -58,6 +59,14 @@ def test_instances_sharing_a_home_keep_their_own_metrics(sfai_env, tmp_path):
             httpx.get(b + "/v1/tenant", timeout=10)
         assert _served(a) >= before  # nothing of the first's was removed
         assert 5 <= _served(b) < before  # and the second counts its own requests only
+        gone = Path(sfai_env["SFAI_HOME"]) / "prometheus" / "old-container-8000"  # an instance recreated long ago
+        gone.mkdir()
+        (gone / "counter_1.db").write_bytes(b"x")
+        week_ago = time.time() - 8 * 86400
+        for p in (gone / "counter_1.db", gone):
+            os.utime(p, (week_ago, week_ago))
+        procs.append(_start(sfai_env, tmp_path / "c.log", "--workers", "2")[0])
+        assert not gone.exists() and len(list(gone.parent.iterdir())) == 3  # the three live instances' folders
     finally:
         for p in procs:
             stop_group(p)
