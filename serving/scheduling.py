@@ -33,6 +33,43 @@ RELEASED = datetime(2000, 1, 1, tzinfo=UTC)  # the stamp of a job its process ha
 PARTNERS = (("failure_risk", "maintenance"), ("energy", "energy"))
 
 
+def machine_risk(platform, tenant: str, spec: dict) -> dict:  # noqa: ANN001
+    """The failure probability of each plan machine from the tenant's failure model (the maintenance module's):
+    ``spec["machines"]`` maps a machine to its entity id in ``spec["view"]`` (its latest readings in the online
+    store) or to one record of readings. Returns what the plan used: the model, the view and the risks."""
+    from serving.predictions import entity_rows, record_scorer
+
+    machines = spec["machines"]
+    by_id = {m: v for m, v in machines.items() if not isinstance(v, dict)}
+    inline = {m: v for m, v in machines.items() if isinstance(v, dict)}
+    if by_id and not spec.get("view"):
+        raise InvalidInput('maintenance.machines gives entity ids: "view" names the feature view to read them from')
+    model = platform.models.champion(tenant, "failure", spec.get("model"), refresh=True)
+    score = record_scorer("failure")
+    risks: dict[str, float] = {}
+    if by_id:
+        rows = entity_rows(platform.feature_store(tenant), spec["view"], list(by_id.values()))
+        for m, p in zip(by_id, score(model, rows, from_store=True), strict=True):
+            risks[m] = p["failure_probability"]
+    if inline:
+        for m, p in zip(inline, score(model, list(inline.values())), strict=True):
+            risks[m] = p["failure_probability"]
+    return {"model": f"{model.name}@{model.version}", "view": spec.get("view"),
+            "risks": {m: risks[m] for m in machines}}
+
+
+def with_machine_risk(request: dict, risk: dict) -> dict:
+    """``request`` whose problem takes the model's risks (``machine_risk``) as ``failure_risk.risks``; a machine
+    the problem gives a risk itself keeps it. The answer's ``linked.maintenance_model`` says what was used."""
+    problem = dict(request["problem"])
+    given = dict(problem.get("failure_risk") or {})
+    own = given.get("risks") if isinstance(given.get("risks"), dict) else {}
+    given["risks"] = {**risk["risks"], **own}
+    problem["failure_risk"] = given
+    kept = sorted(m for m in own if m in risk["risks"])
+    return {**request, "problem": problem, "maintenance": {**risk, "planner_risks_kept": kept}}
+
+
 def prepare(request: dict, modules: set[str]) -> tuple[object, object, dict]:
     """(problem, params, linked) from an API request, dropping what the tenant's subscriptions don't cover."""
     from optimization.io import problem_from_dict
@@ -41,8 +78,13 @@ def prepare(request: dict, modules: set[str]) -> tuple[object, object, dict]:
     doc = dict(request["problem"])
     linked: dict = {mod: key in doc and mod in modules for key, mod in PARTNERS}
     ignored = [(key, mod) for key, mod in PARTNERS if key in doc and mod not in modules]
+    if request.get("maintenance") is not None:
+        if "maintenance" in modules and "risks" in request["maintenance"]:
+            linked["maintenance_model"] = request["maintenance"]
+        elif "maintenance" not in modules:
+            ignored.append(("maintenance", "maintenance"))
     for key, _ in ignored:
-        doc.pop(key)
+        doc.pop(key, None)  # ("maintenance" is the request's, not the problem's)
     objective, weights, order = request.get("objective"), request.get("weights"), request.get("order")
     fallback = None
     try:

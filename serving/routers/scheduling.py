@@ -8,7 +8,7 @@ from starlette.concurrency import run_in_threadpool
 from serving.deps import CallerDep, PlatformDep
 from serving.errors import InvalidInput
 from serving.routers.modules import module_router
-from serving.scheduling import solve_now
+from serving.scheduling import machine_risk, solve_now, with_machine_risk
 from serving.schemas.scheduling import JobAnswer, JobRequest, SolveAnswer, SolveRequest
 
 router = module_router("scheduling")
@@ -37,18 +37,31 @@ def _check_time_limit(platform, ctx, requested: float, cap: float, what: str) ->
         raise InvalidInput(f"time_limit_s: at most {cap:g} s per {what} {where}; got {requested:g}")
 
 
+async def _request(body: SolveRequest, ctx, platform, modules: set[str]) -> dict:  # noqa: ANN001
+    """The request as the solver takes it: with ``maintenance``, the tenant's failure model gives the machines'
+    risks (scored here, once: a background job stores them, and a takeover solves the same problem)."""
+    request = body.model_dump()
+    if body.maintenance is not None and "maintenance" in modules:
+        risk = await run_in_threadpool(machine_risk, platform, ctx.tenant, request["maintenance"])
+        request = with_machine_risk(request, risk)
+    return request
+
+
 @router.post("/solve", response_model=None, responses={200: {"model": SolveAnswer}})
 async def solve_plan(body: SolveRequest, ctx: CallerDep, platform: PlatformDep) -> dict:
     """Solve a plan now (up to 30 s): status, makespan, bound, Gantt rows, late-job explanations."""
     _check_time_limit(platform, ctx, body.time_limit_s, platform.settings.scheduling_max_solve_s, "synchronous solve")
-    return await run_in_threadpool(solve_now, body.model_dump(), _modules(platform, ctx))
+    modules = _modules(platform, ctx)
+    return await run_in_threadpool(solve_now, await _request(body, ctx, platform, modules), modules)
 
 
 @router.post("/jobs", status_code=status.HTTP_202_ACCEPTED, response_model=None, responses={202: {"model": JobAnswer}})
 async def create_job(body: JobRequest, ctx: CallerDep, platform: PlatformDep) -> dict:
     """Start a longer solve in the background; poll ``GET /v1/scheduling/jobs/{job_id}``."""
     _check_time_limit(platform, ctx, body.time_limit_s, platform.settings.scheduling_max_job_s, "background solve")
-    return await run_in_threadpool(platform.jobs.submit, ctx.tenant_id, body.model_dump(), _modules(platform, ctx))
+    modules = _modules(platform, ctx)
+    request = await _request(body, ctx, platform, modules)
+    return await run_in_threadpool(platform.jobs.submit, ctx.tenant_id, request, modules)
 
 
 @router.get("/jobs/{job_id}", response_model=None, responses={200: {"model": JobAnswer}})

@@ -5,15 +5,35 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
 
 MAX_SEED = 2**31 - 1  # CP-SAT's random seed is an int32 (optimization.service.MAX_SEED)
 MAX_WEIGHT = 1e6  # objective weights (optimization.problem.MAX_WEIGHT)
 
 
+MAX_RISK_MACHINES = 1000
+
+
+class MachineRisk(BaseModel):
+    """The maintenance module's failure model, asked for each plan machine's risk (a tenant with the module)."""
+
+    model_config = ConfigDict(extra="forbid")
+    machines: dict[StrictStr, StrictStr | StrictInt | dict[str, Any]] = Field(
+        min_length=1, max_length=MAX_RISK_MACHINES,
+        description="plan machine id -> its entity id in `view` (the online store's latest readings), or one "
+        "record of readings as POST /v1/maintenance/failure/predict takes it",
+    )
+    view: str | None = Field(None, max_length=200, description="the feature view the entity ids are read from")
+    model: str | None = Field(None, max_length=100, description="a registered failure model (default: the champion)")
+
+
 class SolveRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     problem: dict[str, Any] = Field(description="the SFAI JSON problem (docs/scheduling.md)")
+    maintenance: MachineRisk | None = Field(
+        None, description="the failure risk of the plan's machines from the tenant's failure model, used as "
+        "`problem.failure_risk.risks` (a machine the problem gives a risk itself keeps that one)",
+    )
     time_limit_s: float = Field(10.0, gt=0, le=30, allow_inf_nan=False, description="synchronous solves: at most 30 s")
     workers: int = Field(2, ge=1, le=16)
     seed: int = Field(0, ge=0, le=MAX_SEED, description="the solver's random seed")

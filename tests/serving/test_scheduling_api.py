@@ -425,3 +425,51 @@ def test_answers_match_the_schemas_openapi_documents(client, db):
     page = UsagePage.model_validate(usage)
     assert page.total >= 3 and set(usage) == {f.alias or name for name, f in UsagePage.model_fields.items()}
     assert set(usage["records"][0]) == set(type(page.records[0]).model_fields)
+
+
+def test_the_maintenance_module_gives_the_plan_its_machines_failure_risk(client, db, settings, demo_models):
+    """Scheduling and maintenance work together: with ``maintenance``, each machine's risk comes from the tenant's
+    failure model (its latest readings in the online store, or a record of readings), not from a number the
+    planner types; the answer names the model and the risks it used. Without the maintenance module the request's
+    ``maintenance`` is ignored, and the answer says so."""
+    import pandas as pd
+
+    from models.demo import FILES
+    from models.registry import ModelRegistry
+
+    models_dir, demo_dir = demo_models
+    acme = make_tenant(db, PEPPER, "acme", modules=("scheduling", "maintenance"))
+    ModelRegistry(db, settings.home, "acme").register("failure", "maintenance", models_dir / "failure" / "v1")
+    rows = pd.read_csv(demo_dir / FILES["failure"]).drop(columns=["Machine failure", "TWF", "HDF", "PWF", "OSF",
+                                                                  "RNF"])
+    records = json.loads(rows.head(200).to_json(orient="records"))
+    scored = client.post("/v1/maintenance/failure/predict", json={"records": records, "explain": False},
+                         headers=bearer(acme.mes)).json()
+    p = [r["failure_probability"] for r in scored["predictions"]]
+    risky, safe = records[p.index(max(p))], records[p.index(min(p))]
+    problem = {k: v for k, v in PROBLEM.items() if k != "failure_risk"}
+    problem["failure_risk"] = {"threshold": 0.5, "policy": "penalty", "penalty_per_unit": 1.0}
+    body = {"problem": problem, "time_limit_s": 2, "maintenance": {"machines": {"M1": risky, "M2": safe}}}
+    r = _post(client, "/v1/scheduling/solve", body, acme.mes)
+    assert r.status_code == 200, r.text
+    linked = r.json()["linked"]
+    assert linked["maintenance"] is True and linked["maintenance_model"]["model"] == "failure@1"
+    assert linked["maintenance_model"]["risks"] == {"M1": max(p), "M2": min(p)}
+    # a risk the planner gives itself is kept; a background job stores the risks it was solved with
+    body["problem"]["failure_risk"]["risks"] = {"M2": 0.75}
+    job = _post(client, "/v1/scheduling/jobs", body, acme.mes).json()
+    deadline = time.monotonic() + 60
+    while (done := client.get(f"/v1/scheduling/jobs/{job['job_id']}", headers=bearer(acme.mes)).json())["status"] \
+            != "done":
+        assert time.monotonic() < deadline, done
+        time.sleep(0.1)
+    used = done["result"]["linked"]["maintenance_model"]
+    assert used["risks"] == {"M1": max(p), "M2": min(p)} and used["planner_risks_kept"] == ["M2"]
+    # entity ids need the view they are read from
+    bad = _post(client, "/v1/scheduling/solve", {**body, "maintenance": {"machines": {"M1": "m-01"}}}, acme.mes)
+    assert bad.status_code == 422 and '"view"' in bad.json()["error"]["message"]
+    # without the maintenance module: planned without the model, and the answer says so
+    bravo = make_tenant(db, PEPPER, "bravo", modules=("scheduling",))
+    plain = _post(client, "/v1/scheduling/solve", body, bravo.mes).json()["linked"]
+    assert plain["maintenance"] is False and "maintenance_model" not in plain
+    assert any("'maintenance' module" in note for note in plain["ignored"])
