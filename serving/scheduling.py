@@ -70,6 +70,47 @@ def with_machine_risk(request: dict, risk: dict) -> dict:
     return {**request, "problem": problem, "maintenance": {**risk, "planner_risks_kept": kept}}
 
 
+def plant_load(platform, tenant: str, spec: dict, energy: dict | None) -> dict:  # noqa: ANN001
+    """The plant's forecast load for the plan's day from the tenant's energy model (the energy module's): the p50
+    kWh of each 15 minutes from ``spec["start"]`` 00:00, as the mean kW of each of the plan's energy periods
+    (``energy``: the problem's settings, in plan units), and the kWh and tCO2 it implies."""
+    from serving.predictions import records_frame, scorer
+
+    if not isinstance(energy, dict):
+        raise InvalidInput('energy_forecast needs the problem\'s "energy" settings (its period and hours_per_unit, '
+                           "and the prices or the peak_cap_kw the load counts against)")
+    minutes = float(energy.get("period", 60)) * float(energy.get("hours_per_unit", 1 / 60)) * 60
+    if not minutes > 0:
+        raise InvalidInput("energy.period and energy.hours_per_unit must be positive")
+    model = platform.models.champion(tenant, "energy", spec.get("model"), refresh=True)
+    out = scorer("energy")(model, records_frame("energy", spec["records"]), start=spec["start"], horizon=96)
+    day = out[out["origin"] == out["origin"].iloc[0]]
+    kw = day["p50"].to_numpy(dtype=float) * 4.0  # kWh in 15 minutes -> mean kW
+    periods = max(1, int(-(-len(kw) * 15 // minutes)))
+    load = []
+    for k in range(periods):  # each plan period: the mean of the 15-minute steps it covers, by their overlap
+        lo, hi = k * minutes, (k + 1) * minutes
+        parts = [(min(hi, (i + 1) * 15) - max(lo, i * 15), v) for i, v in enumerate(kw) if i * 15 < hi and
+                 (i + 1) * 15 > lo]
+        span = sum(w for w, _ in parts)
+        load.append(round(sum(w * v for w, v in parts) / span, 3) if span else 0.0)
+    return {"model": f"{model.name}@{model.version}", "origin": str(day["origin"].iloc[0]),
+            "period_minutes": minutes, "base_load_kw": load, "kwh_p50": round(float(day["p50"].sum()), 3),
+            "co2_t_p50": round(float(day["co2_p50"].sum()), 6)}
+
+
+def with_plant_load(request: dict, load: dict) -> dict:
+    """``request`` whose problem takes the forecast load (``plant_load``) as ``energy.base_load_kw``, unless the
+    problem gives its own; the answer's ``linked.energy_model`` says what was used."""
+    problem = dict(request["problem"])
+    energy = dict(problem["energy"])
+    own = bool(energy.get("base_load_kw"))
+    if not own:
+        energy["base_load_kw"] = load["base_load_kw"]
+    problem["energy"] = energy
+    return {**request, "problem": problem, "energy_forecast": {**load, "planner_base_load_kept": own}}
+
+
 def prepare(request: dict, modules: set[str]) -> tuple[object, object, dict]:
     """(problem, params, linked) from an API request, dropping what the tenant's subscriptions don't cover."""
     from optimization.io import problem_from_dict
@@ -83,6 +124,11 @@ def prepare(request: dict, modules: set[str]) -> tuple[object, object, dict]:
             linked["maintenance_model"] = request["maintenance"]
         elif "maintenance" not in modules:
             ignored.append(("maintenance", "maintenance"))
+    if request.get("energy_forecast") is not None:
+        if "energy" in modules and "base_load_kw" in request["energy_forecast"]:
+            linked["energy_model"] = request["energy_forecast"]
+        elif "energy" not in modules:
+            ignored.append(("energy_forecast", "energy"))
     for key, _ in ignored:
         doc.pop(key, None)  # ("maintenance" is the request's, not the problem's)
     objective, weights, order = request.get("objective"), request.get("weights"), request.get("order")

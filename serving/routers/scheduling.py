@@ -8,7 +8,7 @@ from starlette.concurrency import run_in_threadpool
 from serving.deps import CallerDep, PlatformDep
 from serving.errors import InvalidInput
 from serving.routers.modules import module_router
-from serving.scheduling import machine_risk, solve_now, with_machine_risk
+from serving.scheduling import machine_risk, plant_load, solve_now, with_machine_risk, with_plant_load
 from serving.schemas.scheduling import JobAnswer, JobRequest, SolveAnswer, SolveRequest
 
 router = module_router("scheduling")
@@ -39,11 +39,16 @@ def _check_time_limit(platform, ctx, requested: float, cap: float, what: str) ->
 
 async def _request(body: SolveRequest, ctx, platform, modules: set[str]) -> dict:  # noqa: ANN001
     """The request as the solver takes it: with ``maintenance``, the tenant's failure model gives the machines'
-    risks (scored here, once: a background job stores them, and a takeover solves the same problem)."""
+    risks, and with ``energy_forecast`` its energy model the plant's load (computed here, once: a background job
+    stores them, and a takeover solves the same problem)."""
     request = body.model_dump()
     if body.maintenance is not None and "maintenance" in modules:
         risk = await run_in_threadpool(machine_risk, platform, ctx.tenant, request["maintenance"])
         request = with_machine_risk(request, risk)
+    if body.energy_forecast is not None and "energy" in modules:
+        load = await run_in_threadpool(plant_load, platform, ctx.tenant, request["energy_forecast"],
+                                       request["problem"].get("energy"))
+        request = with_plant_load(request, load)
     return request
 
 

@@ -27,12 +27,29 @@ class MachineRisk(BaseModel):
     model: str | None = Field(None, max_length=100, description="a registered failure model (default: the champion)")
 
 
+class PlantLoad(BaseModel):
+    """The energy module's forecast of the plant's load, asked for the plan's day (a tenant with the module)."""
+
+    model_config = ConfigDict(extra="forbid")
+    records: list[dict[str, Any]] = Field(
+        min_length=1, max_length=20_000,
+        description="the meter's 15-minute rows up to the plan's start, as POST /v1/energy/forecast takes them "
+        "(a week at least)",
+    )
+    start: str = Field(max_length=40, description="the plan's time 0: a day (YYYY-MM-DD), forecast from its 00:00")
+    model: str | None = Field(None, max_length=100, description="a registered energy model (default: the champion)")
+
+
 class SolveRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     problem: dict[str, Any] = Field(description="the SFAI JSON problem (docs/scheduling.md)")
     maintenance: MachineRisk | None = Field(
         None, description="the failure risk of the plan's machines from the tenant's failure model, used as "
         "`problem.failure_risk.risks` (a machine the problem gives a risk itself keeps that one)",
+    )
+    energy_forecast: PlantLoad | None = Field(
+        None, description="the plant's load from the tenant's energy model (p50, kW per energy period from the "
+        "plan's start) as `problem.energy.base_load_kw`, under `peak_cap_kw`; the problem needs `energy`",
     )
     time_limit_s: float = Field(10.0, gt=0, le=30, allow_inf_nan=False, description="synchronous solves: at most 30 s")
     workers: int = Field(2, ge=1, le=16)

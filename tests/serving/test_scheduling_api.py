@@ -4,6 +4,8 @@ import json
 import threading
 import time
 
+import pytest
+
 from tests.serving.helpers import bearer, make_tenant
 
 PEPPER = "test-secret-0123456789"
@@ -473,3 +475,55 @@ def test_the_maintenance_module_gives_the_plan_its_machines_failure_risk(client,
     plain = _post(client, "/v1/scheduling/solve", body, bravo.mes).json()["linked"]
     assert plain["maintenance"] is False and "maintenance_model" not in plain
     assert any("'maintenance' module" in note for note in plain["ignored"])
+
+
+def test_the_energy_module_gives_the_plan_the_plants_forecast_load(client, db, settings, demo_models):
+    """Scheduling and energy work together: with ``energy_forecast``, the tenant's energy model forecasts the
+    plant's load for the plan's day, and its p50 (as mean kW per energy period of the plan) is the base load the
+    peak cap counts; the answer names the model, the origin, the kWh and the tCO2."""
+    import pandas as pd
+
+    from models.demo import FILES
+    from models.registry import ModelRegistry
+
+    models_dir, demo_dir = demo_models
+    acme = make_tenant(db, PEPPER, "acme", modules=("scheduling", "energy"))
+    ModelRegistry(db, settings.home, "acme").register("energy", "energy", models_dir / "energy" / "v1")
+    records = json.loads(pd.read_csv(demo_dir / FILES["energy"]).head(8 * 96 + 1).to_json(orient="records"))
+    start = "2018-03-13"  # the day after the rows: tomorrow's plan, from the history up to tonight
+    answer = client.post("/v1/energy/forecast", json={"records": records, "start": start, "horizon": 96},
+                         headers=bearer(acme.mes))
+    assert answer.status_code == 200, answer.text
+    fc = answer.json()["predictions"]
+    day = [r for r in fc if r["origin"].startswith(start)]
+    assert len(day) == 96
+    hourly = [round(sum(r["p50"] for r in day[h * 4:(h + 1) * 4]), 3) for h in range(24)]  # 4 x kWh/4 = mean kW
+    problem = {k: v for k, v in PROBLEM.items() if k != "failure_risk"}
+    problem["energy"] = {"period": 60, "prices": [1.0] * 24, "peak_cap_kw": 1e6}
+    body = {"problem": problem, "time_limit_s": 2, "energy_forecast": {"records": records, "start": start}}
+    r = _post(client, "/v1/scheduling/solve", body, acme.mes)
+    assert r.status_code == 200, r.text
+    used = r.json()["linked"]["energy_model"]
+    assert used["model"] == "energy@1" and used["origin"].startswith(start) and used["period_minutes"] == 60
+    assert used["base_load_kw"] == pytest.approx(hourly, abs=2e-3)
+    assert used["kwh_p50"] == pytest.approx(sum(r["p50"] for r in day), abs=1e-2) and used["co2_t_p50"] > 0
+    # the plan counts that load: the answer's peak is the forecast's, and 5-kW operations under a cap 3 kW above
+    # the midnight load wait for an hour with the headroom (or cannot be planned)
+    assert r.json()["objective_values"]["peak_kw"] >= max(hourly) - 1e-3
+    for job in body["problem"]["jobs"]:
+        for op in job["operations"]:
+            op["power_kw"] = 5.0
+    cap = hourly[0] + 3
+    body["problem"]["energy"]["peak_cap_kw"] = cap
+    plan = _post(client, "/v1/scheduling/solve", body, acme.mes).json()
+    for row in plan["gantt"]:
+        hours = range(row["start"] // 60, (row["end"] - 1) // 60 + 1)
+        assert all(hourly[h] + 5 <= cap + 1e-6 for h in hours), (row, [hourly[h] for h in hours], cap)
+    assert plan["gantt"] or plan["status"] == "INFEASIBLE"
+    # the problem needs its energy settings; a tenant without the energy module is planned without the forecast
+    no_energy = {**body, "problem": {k: v for k, v in problem.items() if k != "energy"}}
+    bad = _post(client, "/v1/scheduling/solve", no_energy, acme.mes)
+    assert bad.status_code == 422 and "energy" in bad.json()["error"]["message"]
+    bravo = make_tenant(db, PEPPER, "bravo", modules=("scheduling",))
+    plain = _post(client, "/v1/scheduling/solve", body, bravo.mes).json()["linked"]
+    assert "energy_model" not in plain and any("energy_forecast" in n for n in plain["ignored"])
