@@ -42,13 +42,14 @@ class BodyInvalid(StarletteHTTPException):
 
 
 class SfaiRequest(Request):
-    """A request whose JSON body is read by :func:`serving.errors.parse_json`: nesting too deep or a lone
-    surrogate escape is a 422 naming it, not FastAPI's 400 "error parsing the body" or a 500 further on."""
+    """A request whose JSON body is read by :func:`serving.errors.parse_json`: nesting too deep, a lone
+    surrogate escape or a key given twice in one object (a job with two ``due``s: JSON keeps the last without a
+    word) is a 422 naming it, not FastAPI's 400 "error parsing the body", a 500 further on or a silent choice."""
 
     async def json(self):  # noqa: ANN201
         if not hasattr(self, "_json"):
             try:
-                self._json = parse_json(await self.body())
+                self._json = parse_json(await self.body(), unique_keys=True)
             except InvalidInput as e:
                 raise BodyInvalid(e.message) from None
         return self._json

@@ -527,3 +527,14 @@ def test_the_energy_module_gives_the_plan_the_plants_forecast_load(client, db, s
     bravo = make_tenant(db, PEPPER, "bravo", modules=("scheduling",))
     plain = _post(client, "/v1/scheduling/solve", body, bravo.mes).json()["linked"]
     assert "energy_model" not in plain and any("energy_forecast" in n for n in plain["ignored"])
+
+
+def test_a_key_given_twice_in_a_body_is_refused_as_the_cli_refuses_it(client, db):
+    """JSON keeps the last of two values for one key without a word: a job with two ``due``s, or a machine given
+    two durations, was planned with one of them over HTTP, while ``sfai schedule solve`` refused the file."""
+    acme = make_tenant(db, PEPPER, "acme", modules=("scheduling",))
+    raw = ('{"problem": {"machines": ["M1"], "jobs": [{"id": "J", "due": 5, "due": 9, "operations": '
+           '[{"machines": {"M1": 1}}]}]}, "time_limit_s": 2}')
+    r = client.post("/v1/scheduling/solve", content=raw,
+                    headers={**bearer(acme.mes), "content-type": "application/json"})
+    assert r.status_code == 422 and "'due' twice" in r.json()["error"]["message"], r.text
