@@ -191,3 +191,57 @@ def test_energy_objective_on_a_long_plan_keeps_the_time_limit():
         s = solve(p, SolverParams(time_limit_s=1, workers=1, objective="energy"))
     assert time.perf_counter() - t0 < 3 and s.status == "FEASIBLE" and verify(p, s) == []
     assert "energy cost tables" in s.stats["model_too_large"]
+
+
+def _tou_problem(n_jobs: int = 1, **kw) -> SchedulingProblem:
+    """60-min, 100 kW jobs on one machine; prices 1, 1, 0.1 per hour (repeating): the cheap hour is 120..180."""
+    jobs = tuple(Job(f"J{i}", (Operation("a", {"M": 60}, power_kw=100.0),), **kw) for i in range(n_jobs))
+    en = EnergySettings(period=60, prices=(1.0, 1.0, 0.1), hours_per_unit=1 / 60)
+    return SchedulingProblem(jobs=jobs, machines=(Machine("M"),), energy=en)
+
+
+def test_energy_optimum_after_the_dispatch_horizon():
+    """The horizon cut at ~1.3 x the dispatch plan's makespan (79 here) hid the cheap hour: OPTIMAL at cost 100
+    with lower bound 100, while the same problem with a far due date started at 120 for cost 10."""
+    for kw in ({}, {"due": 1000}):
+        s = _solve(_tou_problem(**kw), objective="energy", time_limit_s=5)
+        assert s.objective["energy_cost"] == pytest.approx(10.0) and s.assignments[0].start == 120, kw
+        assert s.status == "OPTIMAL" and s.lower_bound == pytest.approx(10.0), kw
+
+
+def test_energy_status_honest_when_the_horizon_may_cut():
+    """Three such jobs want three cheap hours (120, 300, 480: cost 30), past the derived horizon (the dispatch
+    makespan plus one tariff cycle): no OPTIMAL claim then, and a lower bound valid over all plans."""
+    s = _solve(_tou_problem(3), objective="energy", time_limit_s=3)
+    if s.objective["energy_cost"] > 30.0 + 1e-6:
+        assert s.status == "FEASIBLE"
+    assert s.lower_bound is not None and s.lower_bound <= 30.0 + 1e-6
+    p = _tou_problem(3)
+    p = SchedulingProblem(jobs=p.jobs, machines=p.machines, energy=p.energy, horizon=600)  # the planner's span
+    s = _solve(p, objective="energy", time_limit_s=5)
+    assert s.status == "OPTIMAL" and s.objective["energy_cost"] == pytest.approx(30.0)
+
+
+def test_warm_start_of_a_setup_model_is_complete():
+    """The hint also sets the setup circuits' arcs, the pairwise setup orders and flexible durations: CP-SAT got
+    3 % of a flexible 30x10 setup model hinted, could not complete it and found no plan in 20 s."""
+    from optimization.builder import CIRCUIT_MAX_OPS, add_hint, build_model
+    from optimization.solver import _horizon
+
+    rng = random.Random(3)
+    fams = ("a", "b", "c")
+    setups = SetupTimes(matrix={(x, y): 5 + 3 * abs(i - k) for i, x in enumerate(fams) for k, y in enumerate(fams)
+                                if x != y})
+    for n_jobs in (4, CIRCUIT_MAX_OPS // 2 + 2):  # circuits; pairwise disjunctions past CIRCUIT_MAX_OPS per machine
+        k = 2 if n_jobs > 4 else None  # past the circuit limit on both machines
+        jobs = tuple(Job(f"J{j}", tuple(Operation(str(o), {m: rng.randint(3, 9) for m in rng.sample(
+            ["M0", "M1"], k or rng.randint(1, 2))}, family=rng.choice(fams)) for o in range(2))) for j in range(n_jobs))
+        p = SchedulingProblem(jobs=jobs, machines=(Machine("M0"), Machine("M1")), setups=setups)
+        stages = [{"makespan": 1.0}]
+        plan = dispatch(p, "mwkr")
+        model, mv = build_model(p, _horizon(p, plan, stages), ("makespan",))
+        add_hint(model, mv, plan.assignments, {})
+        proto = model.proto
+        hinted = set(proto.solution_hint.vars)
+        free = [v.name for i, v in enumerate(proto.variables) if i not in hinted and len(set(v.domain)) > 1]
+        assert free == [], free[:5]
