@@ -30,7 +30,7 @@ from serving.db import Database
 from serving.db.tables import Tenant, UsageChain, UsageRecord, UsageTenantHead
 from serving.errors import InvalidInput
 from serving.settings import MIN_USAGE_RETENTION_DAYS
-from serving.tenancy import as_utc, utcnow
+from serving.tenancy import MODULES, as_utc, utcnow
 
 log = logging.getLogger("sfai.usage")
 
@@ -461,6 +461,12 @@ def verify_chain(db: Database, *, batch: int = 5000) -> VerifyResult:
 
 
 # ------------------------------------------------------------------------------------------ read, export
+def check_module(module: str | None) -> None:
+    """A filter on the records' module: one of the modules, or ``platform`` (the calls outside them)."""
+    if module is not None and module not in (*MODULES, "platform"):
+        raise InvalidInput(f"unknown module {module!r}: expected {', '.join(MODULES)} or platform")
+
+
 def _range_filter(stmt, tenant_id: int | None, start: datetime | None, end: datetime | None, module: str | None):
     t = UsageRecord.__table__
     if tenant_id is not None:

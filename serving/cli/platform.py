@@ -19,7 +19,7 @@ import typer
 from serving import tenancy
 from serving.cli.common import database, emit_json, info, settings
 from serving.errors import Conflict, InvalidInput, NotFound
-from serving.usage import export_usage, parse_when, purge_before, verify_chain
+from serving.usage import check_module, export_usage, parse_when, purge_before, verify_chain
 
 tenant_app = typer.Typer(help="Tenants (factories) and their module subscriptions.", no_args_is_help=True)
 apikey_app = typer.Typer(help="API keys: shown once, stored hashed, revocable.", no_args_is_help=True)
@@ -221,8 +221,7 @@ def usage_export(
 ) -> None:
     """Export usage records, oldest first: each tenant's numbered in its own log (seq); without --tenant, every
     tenant's, with each record's place in the whole chain first (log_seq)."""
-    if module is not None and module not in (*tenancy.MODULES, "platform"):
-        raise InvalidInput(f"unknown module {module!r}: expected {', '.join(tenancy.MODULES)} or platform")
+    check_module(module)
     if output is not None:
         _check_output(output)
         settings().refuse_state_file(output)

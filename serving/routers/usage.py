@@ -11,19 +11,13 @@ from starlette.background import BackgroundTask
 from starlette.concurrency import iterate_in_threadpool
 
 from serving.deps import AdminDep, PlatformDep, platform_call
-from serving.errors import InvalidInput
 from serving.handlers import SfaiRoute
 from serving.schemas.platform import UsagePage
 from serving.tenancy import MODULES
-from serving.usage import export_usage, parse_range, query_usage
+from serving.usage import check_module, export_usage, parse_range, query_usage
 
 router = APIRouter(route_class=SfaiRoute, prefix="/v1/usage", tags=["usage"], dependencies=[Depends(platform_call)])
 MODULE_HELP = f"one of {', '.join(MODULES)}, or platform (calls outside them)"
-
-
-def _check_module(module: str | None) -> None:
-    if module is not None and module not in (*MODULES, "platform"):
-        raise InvalidInput(f"unknown module {module!r}: expected {', '.join(MODULES)} or platform")
 
 
 @router.get("", response_model=None, responses={200: {"model": UsagePage}})
@@ -40,7 +34,7 @@ def read_usage(
 ) -> dict:
     """The newest calls of this tenant and their counts by module."""
     start, end = parse_range(from_, to)
-    _check_module(module)
+    check_module(module)
     out = query_usage(
         platform.db, ctx.tenant_id, start=start, end=end, module=module, limit=limit, before_seq=before_seq
     )
@@ -64,7 +58,7 @@ def export(
     or JSON, oldest first, streamed. At most ``SFAI_USAGE_EXPORTS_PER_TENANT`` (default 2) stream at once per
     tenant; another answers 429 ``too_many_exports``."""
     start, end = parse_range(from_, to)
-    _check_module(module)
+    check_module(module)
     chunks = export_usage(platform.db, format, tenant_id=ctx.tenant_id, start=start, end=end, module=module)
     release = platform.access.export_slot(ctx, platform.settings.usage_exports_per_tenant)
 
