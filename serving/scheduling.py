@@ -79,9 +79,11 @@ def plant_load(platform, tenant: str, spec: dict, energy: dict | None) -> dict: 
     if not isinstance(energy, dict):
         raise InvalidInput('energy_forecast needs the problem\'s "energy" settings (its period and hours_per_unit, '
                            "and the prices or the peak_cap_kw the load counts against)")
-    minutes = float(energy.get("period", 60)) * float(energy.get("hours_per_unit", 1 / 60)) * 60
-    if not minutes > 0:
-        raise InvalidInput("energy.period and energy.hours_per_unit must be positive")
+    period, hours = energy.get("period", 60), energy.get("hours_per_unit", 1 / 60)
+    if any(isinstance(v, bool) or not isinstance(v, int | float) or not 0 < v < 1e9 for v in (period, hours)):
+        raise InvalidInput(f"energy.period and energy.hours_per_unit must be positive numbers; got {period!r} and "
+                           f"{hours!r}")
+    minutes = float(period) * float(hours) * 60
     model = platform.models.champion(tenant, "energy", spec.get("model"), refresh=True)
     out = scorer("energy")(model, records_frame("energy", spec["records"]), start=spec["start"], horizon=96)
     day = out[out["origin"] == out["origin"].iloc[0]]

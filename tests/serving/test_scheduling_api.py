@@ -538,3 +538,32 @@ def test_a_key_given_twice_in_a_body_is_refused_as_the_cli_refuses_it(client, db
     r = client.post("/v1/scheduling/solve", content=raw,
                     headers={**bearer(acme.mes), "content-type": "application/json"})
     assert r.status_code == 422 and "'due' twice" in r.json()["error"]["message"], r.text
+
+
+def test_an_energy_forecast_with_bad_energy_settings_is_a_422(client, db, settings, demo_models):
+    from models.registry import ModelRegistry
+
+    models_dir, _ = demo_models
+    acme = make_tenant(db, PEPPER, "acme", modules=("scheduling", "energy"))
+    ModelRegistry(db, settings.home, "acme").register("energy", "energy", models_dir / "energy" / "v1")
+    problem = {k: v for k, v in PROBLEM.items() if k != "failure_risk"}
+    for energy in ({"period": "an hour"}, {"period": 60, "hours_per_unit": -1}, {"period": True}):
+        body = {"problem": {**problem, "energy": energy}, "time_limit_s": 2,
+                "energy_forecast": {"records": [{"date": "01/01/2018 00:15", "Usage_kWh": 1.0}], "start": "2018-01-02"}}
+        r = _post(client, "/v1/scheduling/solve", body, acme.mes)
+        assert r.status_code == 422 and "energy.period" in r.json()["error"]["message"], r.text
+    energy = {"period": 60, "prices": [1.0]}
+    for records, start in (([{"nope": 1}], "2018-01-02"), ([{"date": "x", "Usage_kWh": "y"}], "2018-01-02"),
+                           ([{"date": "01/01/2018 00:15", "Usage_kWh": 1.0}], "tomorrow")):
+        body = {"problem": {**problem, "energy": energy}, "time_limit_s": 2,
+                "energy_forecast": {"records": records, "start": start}}
+        r = _post(client, "/v1/scheduling/solve", body, acme.mes)
+        assert r.status_code == 422, r.text
+    # the maintenance module's field, with bad records: 422 (or 404 without a failure model), never a 500
+    bravo = make_tenant(db, PEPPER, "bravo", modules=("scheduling", "maintenance"))
+    ModelRegistry(db, settings.home, "bravo").register("failure", "maintenance", models_dir / "failure" / "v1")
+    for machines in ({"M1": {"Torque [Nm]": "high"}}, {"M1": {}}, {"M1": "m-1"}):
+        body = {"problem": problem, "time_limit_s": 2, "maintenance": {"machines": machines, "view": "nope"}}
+        r = _post(client, "/v1/scheduling/solve", body, bravo.mes)
+        assert r.status_code in (403, 404, 422), r.text
+
