@@ -184,12 +184,14 @@ class OfflineStore:
                 part = table.filter(pc.equal(dates, pa.scalar(d, pa.date32())))
                 name = f"date={d.isoformat()}"
                 final = base / name / f"part-{digest}.parquet"
-                if created_given and (digest in _merged(base / name) or final.exists()):
-                    continue  # these rows with these ``created`` times: this very version is here already
-                if not created_given and (final.exists() or digest in _merged(base / name)):
-                    if final.exists() and _newest_in_partition(final) or self._merged_and_current(base / name, digest):
-                        continue  # a retry of the latest batch here: the first copy stays, and with it the
-                        # ``created`` times that ``as_known_at`` reads (the first arrival's)
+                written, merged = final.exists(), digest in _merged(base / name)
+                if written or merged:
+                    # with its ``created`` times: this very version is here already. Without (stamped now): a retry
+                    # of the latest batch here keeps the first copy, and with it the ``created`` times that
+                    # ``as_known_at`` reads (the first arrival's)
+                    if created_given or (written and _newest_in_partition(final)) or \
+                            (merged and self._only_current_versions(base / name)):
+                        continue
                     # a file written since may hold another version of these rows (1, then 2, then 1 again): this
                     # copy is their latest word, kept under its own name; compaction drops it where it repeats
                     final = final.with_name(f"part-{_content_hash(part, skip=None)}.parquet")
@@ -247,12 +249,10 @@ class OfflineStore:
             dropped += n_dropped
         return CompactReport(partitions, before, after, rows, dropped)
 
-    def _merged_and_current(self, part_dir: Path, digest: str) -> bool:
-        """The batch ``digest`` was merged into this partition's compacted file, and nothing can have changed its
-        rows since: the partition holds only compacted files with one version of each (entity, event time) (a
-        later batch is a file of its own, and a correction merged with it would be a second version)."""
-        if digest not in _merged(part_dir):
-            return False
+    def _only_current_versions(self, part_dir: Path) -> bool:
+        """Nothing can have changed the rows of a batch merged into this partition's compacted file: the partition
+        holds only compacted files with one version of each (entity, event time) (a later batch is a file of its
+        own, and a correction merged with it would be a second version)."""
         files = list(part_dir.glob("part-*.parquet"))
         return bool(files) and all(f.name.startswith("part-c") and self._info(str(f))[2] is False for f in files)
 

@@ -261,5 +261,5 @@ def tune(
     family = get_family(model)
     family.check_dataset(dataset)
     result = run_tune(family.name, input, dataset, trials, settings=settings(), seed=seed,
-                      fixed=_parse_sets(set_) or None, ray_address=None)
+                      fixed=_parse_sets(set_) or None)
     emit_json(result)
