@@ -49,8 +49,89 @@ def _push(bs, be, b0, b1, t, dur):
 
 
 @njit(cache=True)
-def _fit(ts, te, tf, cnt, m, S, use_setups, est, dur, f, bs, be, b0, b1):
-    """Earliest start >= est of an operation of family f and length dur in a gap of machine m's timeline."""
+def _bisect_left(a, lo, hi, x):
+    """First index in a[lo:hi] (sorted) whose value is >= x (returned as an absolute index)."""
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if a[mid] < x:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
+
+
+# ---- peak power cap ------------------------------------------------------------------------------------------------
+# The power in use over time, as heuristics._Power keeps it: a step function of segments (pts: sorted segment starts
+# from 0, the last segment runs on forever), puse (the placed operations' kW), pbase (the forecast base load) and
+# pload = puse + pbase per segment, pn[0] segments in use. The same float operations in the same order as the Python
+# scheme, so the same plans (tests/optimization/test_power_dispatch.py).
+
+@njit(cache=True)
+def _power_push(pts, pload, pn, pcap, p, t, dur, limit, perr):
+    """Earliest start >= t where ``p`` kW fit under the cap for all of ``dur``; or, as soon as that start is known
+    to end past ``limit``, some later start that ends past it too. -1 when it never fits (perr: the power, and the
+    time after which it cannot fit)."""
+    if p <= 0 or dur <= 0:
+        return t
+    n = pn[0]
+    cap = pcap + 1e-9
+    k = _bisect_right(pts, 0, n, t) - 1
+    if k < 0:
+        k = 0
+    end = t + dur
+    if end > limit:
+        return t
+    while k < n and pts[k] < end:
+        if pload[k] + p > cap:
+            if k + 1 == n:
+                perr[0] = p
+                perr[1] = pts[k]
+                return -1
+            t = pts[k + 1]
+            end = t + dur
+            if end > limit:
+                return t
+        k += 1
+    return t
+
+
+@njit(cache=True)
+def _power_split(pts, puse, pbase, pload, pn, t):
+    """Index of the segment starting at ``t`` (split there when needed)."""
+    n = pn[0]
+    k = _bisect_right(pts, 0, n, t) - 1
+    if k >= 0 and pts[k] == t:
+        return k
+    src = k if k > 0 else 0
+    u, b, ld = puse[src], pbase[src], pload[src]
+    for q in range(n, k + 1, -1):
+        pts[q] = pts[q - 1]
+        puse[q] = puse[q - 1]
+        pbase[q] = pbase[q - 1]
+        pload[q] = pload[q - 1]
+    pts[k + 1] = t
+    puse[k + 1] = u
+    pbase[k + 1] = b
+    pload[k + 1] = ld
+    pn[0] = n + 1
+    return k + 1
+
+
+@njit(cache=True)
+def _power_add(pts, puse, pbase, pload, pn, t, dur, p):
+    if dur <= 0:
+        return
+    a = _power_split(pts, puse, pbase, pload, pn, t)
+    b = _power_split(pts, puse, pbase, pload, pn, t + dur)
+    for k in range(a, b):
+        puse[k] += p
+        pload[k] = puse[k] + pbase[k]
+
+
+@njit(cache=True)
+def _fit(ts, te, tf, cnt, m, S, use_setups, est, dur, f, bs, be, b0, b1, p, pts, pload, pn, pcap, perr):
+    """Earliest start >= est of an operation of family f and length dur in a gap of machine m's timeline; with
+    ``p`` > 0 kW and a power profile (pts, ...), also under the peak cap (-1: never under it)."""
     n = cnt[m]
     g = _bisect_right(ts[m], 0, n, est) - 1
     if g < 0:
@@ -86,7 +167,22 @@ def _fit(ts, te, tf, cnt, m, S, use_setups, est, dur, f, bs, be, b0, b1):
                     hi = v
         t = lo
         if lo + dur <= hi:
-            t = _push(bs, be, b0, b1, t, dur)
+            if p > 0:
+                # the calendar and the power in use, in turn until neither moves the start (a start the power
+                # search gave back is under the cap, or ends past hi: searched again only when the calendar moved it)
+                pushed = False
+                while True:
+                    t2 = _push(bs, be, b0, b1, t, dur)
+                    if not (pushed and t2 == t):
+                        t2 = _power_push(pts, pload, pn, pcap, p, t2, dur, hi, perr)
+                        if t2 < 0:
+                            return -1
+                        pushed = True
+                    if t2 == t:
+                        break
+                    t = t2
+            else:
+                t = _push(bs, be, b0, b1, t, dur)
             if t + dur <= hi:
                 return t
         g += 1
@@ -121,13 +217,16 @@ def _prev_family(ts, tf, cnt, m, start):
 
 
 @njit(cache=True)
-def _place(i, m, s, el_ptr, el_m, el_d, fam, ts, te, tf, cnt, placed, end_of, out_m, out_s, out_order, n_placed):
+def _place(i, m, s, el_ptr, el_m, el_d, fam, ts, te, tf, cnt, placed, end_of, out_m, out_s, out_order, n_placed,
+           has_power, pw, pts, puse, pbase, pload, pn):
     """Operation i kept at (m, s) (pinned, or in the fixed prefix); returns the new count of placed operations."""
     d = 0
     for k in range(el_ptr[i], el_ptr[i + 1]):
         if el_m[k] == m:
             d = el_d[k]
     _insert(ts, te, tf, cnt, m, s, s + d, fam[i])
+    if has_power:
+        _power_add(pts, puse, pbase, pload, pn, s, d, pw[i])
     placed[i] = True
     end_of[i] = s + d
     out_m[i] = m
@@ -136,17 +235,74 @@ def _place(i, m, s, el_ptr, el_m, el_d, fam, ts, te, tf, cnt, placed, end_of, ou
     return n_placed + 1
 
 
+@njit(cache=True)
+def _power_stale(ready, n_ready, stale, m, s, e, p, pw, pts, pload, pn, pcap, el_ptr, el_m, el_d, fver, ft):
+    """The ready operations to refresh after an operation of ``p`` kW went onto machine m at [s, e) (the profile
+    already holds it) into ``stale``; returns their number. Those eligible on m (its timeline changed), and those
+    with a fit (of nonzero power and length) that now exceeds the cap somewhere in [s, e), marked fver -2 (searched
+    again from its old start): more power in use only removes feasible starts (heuristics._power_stale)."""
+    n_stale = 0
+    hot = p > 0 and e > s
+    cap = pcap + 1e-9
+    a = 0
+    b = 0
+    top = 0.0
+    if hot:
+        n = pn[0]
+        a = _bisect_right(pts, 0, n, s) - 1
+        b = _bisect_left(pts, a, n, e)
+        top = pload[a]
+        for k in range(a + 1, b):
+            if pload[k] > top:
+                top = pload[k]
+    for r in range(n_ready):
+        i = ready[r]
+        pi = pw[i]
+        hit = False
+        if not (hot and pi > 0 and top + pi > cap):  # fits under the cap wherever the load rose
+            for k in range(el_ptr[i], el_ptr[i + 1]):
+                if el_m[k] == m:
+                    hit = True
+                    break
+        else:
+            for k in range(el_ptr[i], el_ptr[i + 1]):
+                if el_m[k] == m:
+                    hit = True
+                elif el_d[k] > 0 and ft[k] < e and ft[k] + el_d[k] > s:
+                    # the fit's interval overlaps [s, e): is it still under the cap where the load rose?
+                    lo = s if s > ft[k] else ft[k]
+                    hi = e if e < ft[k] + el_d[k] else ft[k] + el_d[k]
+                    q = _bisect_right(pts, a, b, lo) - 1
+                    while q < b and pts[q] < hi:
+                        if pload[q] + pi > cap:
+                            fver[k] = -2
+                            hit = True
+                            break
+                        q += 1
+        if hit:
+            stale[n_stale] = i
+            n_stale += 1
+    return n_stale
+
+
 @njit(cache=True, nogil=True)
 def run(rule, atc_k, atc_k2, atc_work,
         el_ptr, el_m, el_d, mrank, fam, span, release, pr_ptr, pr_a, pr_lag, sc_ptr, sc_b, tail, job, due, has_due,
         weight, pin_m, pin_s, S, use_setups, pbar, sbar, ba_ptr, ba_s, ba_e, bn_ptr, bn_s, bn_e, cap,
         fix_m, fix_s, fix_order, win_m, win_s, win_e, mw_m, mw_want, mw_deadline, mw_dur, bias,
+        pw, pcap, pts, puse, pbase, pload, pn, perr,
         out_m, out_s, out_order, out_wm, out_ws):
     """One plan by ``rule`` (RULE_CODES). Operations with fix_m >= 0 keep (fix_m, fix_s) (placed in fix_order);
     win_* are maintenance windows kept as they are; mw_* places new windows (when win_* is empty). Writes the
     machine and start of every operation into out_m / out_s, the placement order into out_order and the new windows'
     starts into out_ws (machines: out_wm). Returns the number of operations placed (< n: a cycle with pinned
-    work)."""
+    work), or -1 when an operation's power never fits under the peak cap (perr: its kW and the time).
+
+    pcap > 0: a peak power cap (pw: each operation's kW; pts ... pn: the power profile with the base load, room for
+    two more segments per operation). A placement raises the power in use over its interval, which only removes
+    feasible starts: a ready operation's fit whose interval misses it stays the earliest, and one that now exceeds
+    the cap is searched again from its old start (fver -2), as heuristics._power_stale does in the Python scheme."""
+    has_power = pcap > 0
     n = el_ptr.shape[0] - 1
     M = mrank.shape[0]
     ts = np.empty((M, cap), np.int64)
@@ -160,21 +316,23 @@ def run(rule, atc_k, atc_k2, atc_work,
     for i in range(n):
         if pin_m[i] >= 0:
             n_placed = _place(i, pin_m[i], pin_s[i], el_ptr, el_m, el_d, fam, ts, te, tf, cnt, placed, end_of, out_m,
-                              out_s, out_order, n_placed)
+                              out_s, out_order, n_placed, has_power, pw, pts, puse, pbase, pload, pn)
     for r in range(fix_order.shape[0]):
         i = fix_order[r]
         if not placed[i]:
             n_placed = _place(i, fix_m[i], fix_s[i], el_ptr, el_m, el_d, fam, ts, te, tf, cnt, placed, end_of, out_m,
-                              out_s, out_order, n_placed)
+                              out_s, out_order, n_placed, has_power, pw, pts, puse, pbase, pload, pn)
     for w in range(win_m.shape[0]):
         _insert(ts, te, tf, cnt, win_m[w], win_s[w], win_e[w], -2)
     if win_m.shape[0] == 0:
         for w in range(mw_m.shape[0]):
             m = mw_m[w]
             d = mw_dur
-            t = _fit(ts, te, tf, cnt, m, S, False, mw_want[w], d, -1, ba_s, ba_e, ba_ptr[m], ba_ptr[m + 1])
+            t = _fit(ts, te, tf, cnt, m, S, False, mw_want[w], d, -1, ba_s, ba_e, ba_ptr[m], ba_ptr[m + 1], 0.0, pts,
+                     pload, pn, pcap, perr)
             if mw_deadline >= 0 and t + d > mw_deadline:
-                t = _fit(ts, te, tf, cnt, m, S, False, 0, d, -1, ba_s, ba_e, ba_ptr[m], ba_ptr[m + 1])
+                t = _fit(ts, te, tf, cnt, m, S, False, 0, d, -1, ba_s, ba_e, ba_ptr[m], ba_ptr[m + 1], 0.0, pts, pload,
+                         pn, pcap, perr)
             _insert(ts, te, tf, cnt, m, t, t + d, -2)
             out_wm[w] = m
             out_ws[w] = t
@@ -225,16 +383,20 @@ def run(rule, atc_k, atc_k2, atc_work,
             bm = -1
             fi = fam[i]
             sp = span[i]
+            p = pw[i] if has_power else 0.0
             for k in range(el_ptr[i], el_ptr[i + 1]):
                 m = el_m[k]
                 d = el_d[k]
                 if fver[k] != version[m]:
+                    e = ft[k] if fver[k] == -2 else est[i]
                     if sp:
-                        t = _fit(ts, te, tf, cnt, m, S, use_setups, est[i], d, fi, ba_s, ba_e, ba_ptr[m],
-                                 ba_ptr[m + 1])
+                        t = _fit(ts, te, tf, cnt, m, S, use_setups, e, d, fi, ba_s, ba_e, ba_ptr[m], ba_ptr[m + 1],
+                                 p, pts, pload, pn, pcap, perr)
                     else:
-                        t = _fit(ts, te, tf, cnt, m, S, use_setups, est[i], d, fi, bn_s, bn_e, bn_ptr[m],
-                                 bn_ptr[m + 1])
+                        t = _fit(ts, te, tf, cnt, m, S, use_setups, e, d, fi, bn_s, bn_e, bn_ptr[m], bn_ptr[m + 1],
+                                 p, pts, pload, pn, pcap, perr)
+                    if t < 0:
+                        return -1
                     fver[k] = version[m]
                     ft[k] = t
                 t = ft[k]
@@ -293,10 +455,15 @@ def run(rule, atc_k, atc_k2, atc_work,
         n_placed += 1
         n_ready -= 1
         ready[bpos] = ready[n_ready]
-        for r in range(n_ready):
-            if rm[ready[r]] == m:
-                stale[n_stale] = ready[r]
-                n_stale += 1
+        if has_power:
+            _power_add(pts, puse, pbase, pload, pn, rs[i], rc[i] - rs[i], pw[i])
+            n_stale = _power_stale(ready, n_ready, stale, m, rs[i], rc[i], pw[i], pw, pts, pload, pn, pcap, el_ptr,
+                                   el_m, el_d, fver, ft)
+        else:
+            for r in range(n_ready):
+                if rm[ready[r]] == m:
+                    stale[n_stale] = ready[r]
+                    n_stale += 1
         for k in range(sc_ptr[i], sc_ptr[i + 1]):
             s = sc_b[k]
             if placed[s]:
@@ -392,6 +559,13 @@ class Tables:
         want = max(0, r.deadline - r.window_duration) if mm and r.deadline is not None else 0
         self.mw_want = np.full(len(mm), want, np.int64)
         self.ones = np.ones(len(jobs), np.float64)
+        # a peak power cap: each operation's kW and the base load's segments (heuristics._Power)
+        en = problem.energy
+        self.pcap = float(en.peak_cap_kw) if en is not None and en.peak_cap_kw else 0.0
+        self.pw = np.array([float(o.power_kw) for o in ops], np.float64)
+        base = [float(b) for b in en.base_load_kw] if en is not None and en.base_load_kw else [0.0]
+        self.pbase0 = np.array(base, np.float64)
+        self.pts0 = np.array([k * (en.period if en is not None else 1) for k in range(len(base))], np.int64)
         self.no_fix = np.full(n, -1, np.int64)
         self.empty = np.zeros(0, np.int64)
 
@@ -415,13 +589,26 @@ class Tables:
         out_order = np.zeros(n, np.int64)
         out_wm = np.zeros(len(mw_m), np.int64)
         out_ws = np.zeros(len(mw_m), np.int64)
+        room = len(self.pts0) + 2 * n + 2 if self.pcap > 0 else 1  # each placement adds at most two segments
+        pts = np.zeros(room, np.int64)
+        pbase = np.zeros(room, np.float64)
+        pn = np.zeros(1, np.int64)
+        if self.pcap > 0:
+            k = len(self.pts0)
+            pts[:k], pbase[:k], pn[0] = self.pts0, self.pbase0, k
+        puse = np.zeros(room, np.float64)
+        pload = puse + pbase
+        perr = np.zeros(2, np.float64)
         done = run(RULE_CODES[rule], float(atc_k), float(atc_k2), float(atc_work), self.el_ptr, self.el_m, self.el_d,
                    self.mrank, self.fam, self.span, self.release, self.pr_ptr, self.pr_a, self.pr_lag, self.sc_ptr,
                    self.sc_b, self.tail, self.job, self.due, self.has_due, self.weight, self.pin_m, self.pin_s, self.S,
                    self.use_setups, self.pbar, self.sbar, self.ba_ptr, self.ba_s, self.ba_e, self.bn_ptr, self.bn_s,
                    self.bn_e, cap, fix_m, fix_s, fix_order, win_m, win_s, win_e, mw_m, self.mw_want,
-                   self.mw_deadline, self.mw_dur, self.ones if bias is None else bias, out_m, out_s, out_order,
-                   out_wm, out_ws)
+                   self.mw_deadline, self.mw_dur, self.ones if bias is None else bias, self.pw, self.pcap, pts, puse,
+                   pbase, pload, pn, perr, out_m, out_s, out_order, out_wm, out_ws)
+        if done == -1:
+            raise ValueError(f"peak power cap too low: an operation of {perr[0]:g} kW never fits under "
+                             f"{self.pcap:g} kW with the base load after t={int(perr[1])}")
         if done != n:
             raise ValueError("dispatching could not place every operation (precedence with a pinned operation?)")
         if windows is None:

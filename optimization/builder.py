@@ -8,6 +8,7 @@ operations outside the free set keep their machine and their order on it, the fr
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass, field
 
 from ortools.sat.python import cp_model
@@ -28,6 +29,12 @@ ENERGY_MAX_COST = 2**50  # energy objective: cents of one operation's cost (sums
 # overflow (MODEL_INVALID, "Possible integer overflow in objective"), so huge weights with many decimals over long
 # horizons are scaled down to fit (integer_objective)
 OBJECTIVE_LIMIT = 2**60
+# rough cost of building the model: seconds per pairwise setup disjunction and per circuit arc (measured ~20 us and
+# ~15 us on this machine's cores); a model whose setups alone would take longer than its time limit to build is
+# refused up front (ModelTooLarge) instead of being built past the deadline: a 5,000-operation shop with setups took
+# 50 s and 2.9 GB to build before a 5-s solve gave up
+SETUP_PAIR_S = 20e-6
+SETUP_ARC_S = 15e-6
 
 
 class ModelTooLarge(ValueError):
@@ -75,8 +82,9 @@ def _name(*parts: object) -> str:
 
 class ModelBuilder:
     def __init__(self, problem: SchedulingProblem, horizon: int, lns: LnsSpec | None = None,
-                 energy_max_entries: int = ENERGY_MAX_ENTRIES) -> None:
+                 energy_max_entries: int = ENERGY_MAX_ENTRIES, deadline: float | None = None) -> None:
         self.p = problem
+        self.deadline = deadline  # a time.perf_counter() value: past it the build stops with ModelTooLarge
         self.h = max(1, horizon)
         self.lns = lns
         self.energy_max_entries = energy_max_entries
@@ -87,6 +95,11 @@ class ModelBuilder:
         self._heads_tails()
 
     # ---- helpers ------------------------------------------------------------------------------------------------
+    def _tick(self) -> None:
+        if self.deadline is not None and time.perf_counter() > self.deadline:
+            raise ModelTooLarge(f"the CP-SAT model of {self.p.n_operations:,} operations could not be built within "
+                                "the time limit")
+
     def _heads_tails(self) -> None:
         """Earliest start (release + job predecessors) and the work left after each op (for tight domains)."""
         self.head: dict[OpKey, int] = {}
@@ -110,7 +123,9 @@ class ModelBuilder:
     # ---- phase 1: variables -------------------------------------------------------------------------------------
     def add_variables(self) -> None:
         m, v = self.model, self.v
-        for k in self.keys:
+        for n, k in enumerate(self.keys):
+            if n % 256 == 0:
+                self._tick()
             op = self.p.op(k)
             jid, oid = k
             mach = self.machines_of(k)
@@ -196,10 +211,26 @@ class ModelBuilder:
             if op.pinned_machine is not None:
                 self.model.add(self.v.presence[(k[0], k[1], op.pinned_machine)] == 1)
 
+    def setup_build_s(self) -> float:
+        """Estimated seconds to build the full model's setups (circuits up to CIRCUIT_MAX_OPS operations on a
+        machine, pairwise disjunctions above)."""
+        if not self.p.has_setups or self.lns is not None:
+            return 0.0
+        count: dict[str, int] = {}
+        for k in self.keys:
+            for x in self.machines_of(k):
+                count[x] = count.get(x, 0) + 1
+        return sum(c * c * SETUP_ARC_S if c <= CIRCUIT_MAX_OPS else c * (c - 1) / 2 * SETUP_PAIR_S
+                   for c in count.values() if c >= 2)
+
     def add_setups(self) -> None:
         if not self.p.has_setups:
             return
+        if self.deadline is not None and time.perf_counter() + self.setup_build_s() > self.deadline:
+            raise ModelTooLarge(f"the setups of {self.p.n_operations:,} operations would take about "
+                                f"{self.setup_build_s():.0f} s to build into the CP-SAT model, past the time limit")
         for mid, items in self.on_machine().items():
+            self._tick()
             if len(items) < 2:
                 continue
             if self.lns is None and len(items) <= CIRCUIT_MAX_OPS:
@@ -243,7 +274,9 @@ class ModelBuilder:
     def _setup_pairs(self, mid: str, items: list, pairs: list) -> None:
         """Pairwise disjunctions with setups (exact for setup matrices with the triangle inequality)."""
         m, v = self.model, self.v
-        for (ka, _, la), (kb, _, lb) in pairs:
+        for n, ((ka, _, la), (kb, _, lb)) in enumerate(pairs):
+            if n % 4096 == 0:
+                self._tick()
             sab, sba = self._setup(mid, ka, kb), self._setup(mid, kb, ka)
             if sab == 0 and sba == 0:
                 continue  # the no-overlap already covers it
@@ -373,6 +406,7 @@ class ModelBuilder:
             prefix.append(prefix[-1] + en.price_at(t))
         terms = []
         for k in powered:
+            self._tick()
             op = self.p.op(k)
             start = v.starts[k]
             dom = list(start.proto.domain)
@@ -502,12 +536,14 @@ def _is_const(model: cp_model.CpModel, lit) -> bool:
 
 def build_model(problem: SchedulingProblem, horizon: int, terms: tuple[str, ...] = ("makespan",),
                 lns: LnsSpec | None = None, time_limit_s: float | None = None) -> tuple[cp_model.CpModel, ModelVars]:
-    """The CP-SAT model; ``time_limit_s`` (the time its solve may take) bounds the size of the energy term
-    (:class:`ModelTooLarge` beyond)."""
+    """The CP-SAT model; ``time_limit_s`` (the time its solve may take) bounds the size of the energy term and the
+    time the build may take (:class:`ModelTooLarge` beyond)."""
     entries = ENERGY_MAX_ENTRIES
+    deadline = None
     if time_limit_s is not None:
         entries = min(entries, int(ENERGY_ENTRIES_PER_S * max(time_limit_s, 0.2)))
-    return ModelBuilder(problem, horizon, lns, entries).build(terms)
+        deadline = time.perf_counter() + max(time_limit_s, 0.2)
+    return ModelBuilder(problem, horizon, lns, entries, deadline).build(terms)
 
 
 def add_hint(model: cp_model.CpModel, mv: ModelVars, assignments: list[Assignment], maint: dict[str, int]) -> None:

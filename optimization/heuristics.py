@@ -254,8 +254,8 @@ def _build_static(problem: SchedulingProblem) -> tuple:
     return data
 
 
-# the generation scheme compiled with numba (optimization/_dispatch_core.py; same plans) for every problem without a
-# peak power cap; False runs the Python scheme below (tests compare both). Below _COMPILED_MIN_OPS operations the
+# the generation scheme compiled with numba (optimization/_dispatch_core.py; same plans, a peak power cap included
+# since 2026-12-06); False runs the Python scheme below (tests compare both). Below _COMPILED_MIN_OPS operations the
 # Python scheme runs until the compiled one is loaded (by a bigger plan, a tail search or ``warm``): loading it from
 # numba's cache takes ~0.3 s once per process, when ft10's rules take ~5 ms in Python
 _COMPILED = True
@@ -263,8 +263,7 @@ _COMPILED_MIN_OPS = 500
 
 
 def _compiled(problem: SchedulingProblem, n: int) -> bool:
-    return _COMPILED and not (problem.energy and problem.energy.peak_cap_kw) and (
-        n >= _COMPILED_MIN_OPS or bool(_core.run.signatures))
+    return _COMPILED and (n >= _COMPILED_MIN_OPS or bool(_core.run.signatures))
 _TABLES: list[tuple[SchedulingProblem, _core.Tables]] = []
 
 
@@ -922,7 +921,7 @@ def tail_search(problem: SchedulingProblem, incumbent: Schedule, score, time_bud
     its = accs = rounds = 0
     workers = max(1, workers)
     fast = None
-    if stages is not None and _COMPILED and not (problem.energy and problem.energy.peak_cap_kw):
+    if stages is not None and _COMPILED:
         fast = array_scorer(problem, stages)  # builds the tables and loads the compiled code before any fork
         if fast is not None:
             tables(problem).run("atc", 2.0, 1.0, 0.0)

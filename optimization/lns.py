@@ -33,6 +33,12 @@ def supported(problem: SchedulingProblem, stage: dict[str, float]) -> bool:
     """The small sub-models handle tardiness and makespan (with a risk penalty) without a peak power cap."""
     if problem.energy is not None and problem.energy.peak_cap_kw is not None:
         return False
+    return terms_supported(stage)
+
+
+def terms_supported(stage: dict[str, float]) -> bool:
+    """Whether a stage weighs only tardiness, makespan and the risk penalty (what the small sub-models and the
+    compiled dispatch search score)."""
     return all(t in ("tardiness", "makespan", "risk") for t, w in stage.items() if w)
 
 

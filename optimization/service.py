@@ -124,5 +124,6 @@ def solve_document(problem: SchedulingProblem, params: SolverParams) -> tuple[di
         "maintenance": [vars(w) for w in schedule.maintenance],
         "late_jobs": explain_late_jobs(problem, schedule),
         "violation_messages": [str(v) for v in violations],
+        "no_plan_reasons": schedule.stats.pop("no_plan_reasons", []),
     }
     return line, doc

@@ -48,10 +48,11 @@ class Schedule:
 
     def to_gantt(self, problem: SchedulingProblem | None = None) -> list[dict[str, Any]]:
         """Gantt-ready rows sorted by machine then start; ``late`` is True for the last operation of a late job."""
-        late_jobs = set()
+        last_late: set[OpKey] = set()  # the last operation (its routing's) of each late job
         if problem is not None:
             ends = job_ends(self.assignments)
-            late_jobs = {j.id for j in problem.jobs if j.due is not None and ends.get(j.id, 0) > j.due}
+            last_late = {(j.id, j.operations[-1].id) for j in problem.jobs
+                         if j.due is not None and ends.get(j.id, 0) > j.due}
         rows = [
             {
                 "machine": a.machine,
@@ -60,7 +61,7 @@ class Schedule:
                 "start": a.start,
                 "end": a.end,
                 "setup": a.setup,
-                "late": a.job in late_jobs,
+                "late": a.key in last_late,
             }
             for a in self.assignments
         ]

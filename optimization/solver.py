@@ -14,9 +14,12 @@ from ortools.sat.python import cp_model
 
 from optimization.builder import LnsSpec, ModelTooLarge, ModelVars, add_hint, build_model, integer_objective
 from optimization.check import verify
+from optimization.diagnose import proofs as diagnose_proofs
+from optimization.diagnose import why_no_plan
 from optimization.heuristics import atc_variants, best_dispatch, rules_for, sequence_search, tail_search
 from optimization.lns import improve as lns_improve
 from optimization.lns import supported as lns_supported
+from optimization.lns import terms_supported
 from optimization.problem import SchedulingProblem
 from optimization.solution import Assignment, MaintenanceWindow, Schedule, evaluate, with_setups
 from optimization.tabu import TENURE
@@ -249,10 +252,12 @@ def setup_pairs(problem: SchedulingProblem) -> int:
 # ---- full model ------------------------------------------------------------------------------------------------
 
 def solve_full(problem: SchedulingProblem, params: SolverParams, horizon: int, incumbent: Schedule | None,
-               deadline: float, hint: bool = True) -> tuple[Schedule | None, float | None, bool]:
+               deadline: float, hint: bool = True,
+               notes: dict[str, str] | None = None) -> tuple[Schedule | None, float | None, bool]:
     """CP-SAT on the whole problem, stage by stage (lexicographic). Returns (plan, bound of stage 1, proven).
 
     ``hint=False`` keeps ``incumbent`` only as the fallback answer of the first stage instead of a warm start.
+    ``notes`` gets ``model_too_large`` when the model was not built (there is no incumbent to note it on).
     """
     stages = params.stages()
     try:
@@ -260,6 +265,8 @@ def solve_full(problem: SchedulingProblem, params: SolverParams, horizon: int, i
     except ModelTooLarge as e:  # the incumbent (if any) stays the answer
         if incumbent is not None:
             incumbent.stats["model_too_large"] = str(e)
+        elif notes is not None:
+            notes["model_too_large"] = str(e)
         return incumbent, None, False
     best = incumbent
     bound = None
@@ -389,6 +396,15 @@ def solve_lns(problem: SchedulingProblem, params: SolverParams, horizon: int, in
 
 # ---- entry point ------------------------------------------------------------------------------------------------
 
+def _no_plan(problem: SchedulingProblem, status: str, stats: dict, notes: dict[str, str], t0: float,
+             deadline: float) -> Schedule:
+    """An answer without a plan, with its causes in ``stats["no_plan_reasons"]`` (optimization.diagnose)."""
+    s = Schedule(assignments=[], status=status, stats=stats)
+    s.stats["no_plan_reasons"] = why_no_plan(problem, s, deadline, notes)
+    s.wall_s = time.perf_counter() - t0
+    return s
+
+
 def solve(problem: SchedulingProblem, params: SolverParams | None = None) -> Schedule:
     params = params or SolverParams()
     t0 = time.perf_counter()
@@ -410,8 +426,10 @@ def solve(problem: SchedulingProblem, params: SolverParams | None = None) -> Sch
     def ok(s: Schedule) -> bool:
         return not verify(problem, s)
 
-    heur: Schedule | None
     no_dispatch: dict[str, str] = {}  # why no dispatching plan, for an answer without a plan
+    if diagnose_proofs(problem):  # no plan can exist (a job past the horizon, clashing pins): say why at once
+        return _no_plan(problem, "INFEASIBLE", {"method": "check", "n_operations": n_ops}, no_dispatch, t0, deadline)
+    heur: Schedule | None
     try:
         heur, rule_scores = best_dispatch(problem, lambda s: score(problem, s, stages), rules_for(primary),
                                           time_budget_s=0.25 * params.time_limit_s, check=ok, deadline=deadline)
@@ -432,7 +450,12 @@ def solve(problem: SchedulingProblem, params: SolverParams | None = None) -> Sch
         params.lns_engine == "small" or (params.lns_engine == "auto" and (n_ops > params.polish_max_ops or
                                                                           "tardiness" in stages[0]))) and \
         lns_supported(problem, _with_risk(problem, stages[0]))
-    if small_lns and "tardiness" in stages[0]:
+    # with a peak power cap the small sub-models and the sequence search (which re-time plans without it) do not
+    # run, but the dispatch search does (the compiled scheme keeps the cap since 2026-12-06): it gets their time
+    capped = problem.energy is not None and problem.energy.peak_cap_kw is not None
+    capped_search = capped and strategy == "lns" and heur is not None and \
+        terms_supported(_with_risk(problem, stages[0]))
+    if (small_lns or capped_search) and "tardiness" in stages[0]:
         # big plans: more start plans from ATC variants (look-ahead, remaining work; ~1 s each on 5k ops)
         alt, alt_scores = atc_variants(problem, lambda s: score(problem, s, stages),
                                        time_budget_s=0.15 * params.time_limit_s, check=ok)
@@ -441,8 +464,10 @@ def solve(problem: SchedulingProblem, params: SolverParams | None = None) -> Sch
             heur, heur_score = alt, score(problem, alt, stages)
         if params.dispatch_search_share > 0:
             # iterated greedy: re-dispatch the tail of the incumbent after random cut times (heuristics.tail_search)
-            budget = min(params.dispatch_search_share * params.time_limit_s,
-                         deadline - time.perf_counter() - 0.5 - params.sequence_search_share * params.time_limit_s)
+            share = params.dispatch_search_share + (params.sequence_search_share if capped_search else 0.0)
+            budget = min(share * params.time_limit_s,
+                         deadline - time.perf_counter() - 0.5 -
+                         (0.0 if capped_search else params.sequence_search_share * params.time_limit_s))
             alt = tail_search(problem, heur, lambda s: score(problem, s, stages), budget, seed=params.seed,
                               check=ok, workers=params.workers, stages=stages,
                               restart_rounds=params.tail_restart_rounds,
@@ -450,7 +475,7 @@ def solve(problem: SchedulingProblem, params: SolverParams | None = None) -> Sch
             tail_stats = {k: v for k, v in alt.stats.items() if k.startswith("tail_")}
             if score(problem, alt, stages) < heur_score and ok(alt):
                 heur, heur_score = alt, score(problem, alt, stages)
-        if params.sequence_search_share > 0:
+        if params.sequence_search_share > 0 and not capped_search:
             budget = min(params.sequence_search_share * params.time_limit_s, deadline - time.perf_counter() - 0.3)
             if budget > 0.1:
                 alt = sequence_search(problem, heur, stages[0], budget, seed=params.seed,
@@ -501,7 +526,7 @@ def solve(problem: SchedulingProblem, params: SolverParams | None = None) -> Sch
             # the makespan alone: no warm start (docs/scheduling.md), except with setups, where CP-SAT's search
             # from scratch on the circuits found no plan better than the rule's in 20 s on flexible 30x10 shops
             best, bound, proven = solve_full(problem, params, horizon, start, cp_deadline,
-                                             hint=not pure_makespan or problem.has_setups)
+                                             hint=not pure_makespan or problem.has_setups, notes=no_dispatch)
         if use_tabu and best is not None and not proven and deadline - time.perf_counter() > 0.2:
             floor = max(problem.trivial_lower_bound(), int(math.ceil(bound - 1e-6)) if bound is not None else 0)
             population = params.tabu_population if n_ops <= params.tabu_population_max_ops and not dense else 0
@@ -513,12 +538,12 @@ def solve(problem: SchedulingProblem, params: SolverParams | None = None) -> Sch
             else:
                 best.stats.update({k: v for k, v in cand.stats.items() if k.startswith("tabu_")})
         if best is None and heur is None and bound is None and proven:
-            return Schedule(assignments=[], status="INFEASIBLE", wall_s=time.perf_counter() - t0,
-                            stats={"method": "cp-sat", "n_operations": n_ops})
+            return _no_plan(problem, "INFEASIBLE", {"method": "cp-sat", "n_operations": n_ops}, no_dispatch, t0,
+                            deadline)
 
     if best is None:
-        return Schedule(assignments=[], status="UNKNOWN", wall_s=time.perf_counter() - t0,
-                        stats={"method": strategy, "n_operations": n_ops, **no_dispatch})
+        return _no_plan(problem, "UNKNOWN", {"method": strategy, "n_operations": n_ops, **no_dispatch}, no_dispatch,
+                        t0, deadline)
     final = score(problem, best, stages)
     lb = None
     if makespan_first:

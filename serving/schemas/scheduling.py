@@ -102,6 +102,10 @@ class SolveAnswer(BaseModel):
     maintenance: list[dict[str, Any]] = Field(description="maintenance windows placed from the failure risk")
     late_jobs: list[dict[str, Any]] = Field(description="each late job, by how much, and why")
     violation_messages: list[str]
+    no_plan_reasons: list[dict[str, Any]] = Field(
+        default_factory=list, description="why there is no plan (INFEASIBLE or UNKNOWN): each cause found, with a type "
+        "(horizon, pinned, maintenance_deadline, peak_power, dispatch, model_too_large, time_limit, ...) and a "
+        "message; empty when there is a plan")
     linked: dict[str, Any] = Field(description="which subscribed modules' data the plan used (failure_risk, energy), "
                                    "and what was ignored")
 

@@ -991,7 +991,9 @@ async function runPlan(work, solved, { stale = false } = {}) {
     if (S.problem !== problem) { say(() => t("planner.stale"), true); return false; }
     if (!res.gantt || !res.gantt.length || res.status === "INFEASIBLE" || res.status === "MODEL_INVALID") {
       if (S.lastPinUndo) S.lastPinUndo();
-      say(() => t("planner.infeasible", { status: res.status }), true);
+      // the server's causes (horizon, pins, maintenance deadline, peak cap, time limit), in its words
+      const why = (res.no_plan_reasons || []).map((r) => r.message).join(" · ");
+      say(() => t("planner.infeasible", { status: res.status }) + (why ? " " + why : ""), true);
       renderPins();
       return false;
     }

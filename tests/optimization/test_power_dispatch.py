@@ -95,7 +95,7 @@ def _outcome(f, p, **kw):
         return str(e).split(":")[0]
 
 
-def test_capped_dispatch_matches_the_reference_on_random_shops():
+def test_capped_dispatch_matches_the_reference_on_random_shops(engine):
     rng = random.Random(11)
     checked = 0
     while checked < 400:
@@ -120,7 +120,7 @@ def test_capped_dispatch_matches_the_reference_on_random_shops():
 
 
 @pytest.mark.parametrize("cap", [60.0, 120.0])
-def test_capped_dispatch_matches_the_reference_on_generated_shops(cap):
+def test_capped_dispatch_matches_the_reference_on_generated_shops(cap, engine):
     p = generate(40, 5, 10, seed=4, days=4)
     p = dataclasses.replace(p, energy=EnergySettings(period=60, prices=(0.1, 0.3), base_load_kw=(20.0, 60.0, 10.0),
                                                      peak_cap_kw=cap))

@@ -109,3 +109,14 @@ def test_sfai_schedule_out_of_range_numbers_and_unschedulable_power_are_one_line
     p = subprocess.run([SFAI, "schedule", "solve", str(bom), "--time-limit", "1"], capture_output=True, text=True,
                        timeout=60)
     assert p.returncode == 0 and json.loads(p.stdout)["makespan"] == 3, p.stderr
+
+
+def test_sfai_schedule_says_why_there_is_no_plan(tmp_path):
+    f = tmp_path / "short.json"
+    f.write_text(json.dumps({"machines": ["M1"], "horizon": 50, "jobs": [
+        {"id": f"J{i}", "operations": [{"id": "a", "machines": {"M1": 30}}]} for i in (1, 2)]}))
+    p = subprocess.run([SFAI, "schedule", "solve", str(f), "--time-limit", "2"], capture_output=True, text=True,
+                       timeout=60)
+    assert p.returncode == 0 and json.loads(p.stdout)["status"] == "INFEASIBLE"
+    assert p.stderr.strip() == "no plan: the work needs until t=60 at least (the busiest machine or the machines' " \
+                               "total load), past the horizon 50"

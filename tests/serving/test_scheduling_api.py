@@ -567,3 +567,17 @@ def test_an_energy_forecast_with_bad_energy_settings_is_a_422(client, db, settin
         r = _post(client, "/v1/scheduling/solve", body, bravo.mes)
         assert r.status_code in (403, 404, 422), r.text
 
+
+
+def test_an_answer_without_a_plan_says_why(client, db):
+    acme = make_tenant(db, PEPPER, "acme", modules=("scheduling",))
+    problem = {"machines": ["M1"], "jobs": [
+        {"id": "J1", "operations": [{"id": "a", "machines": {"M1": 30}, "pinned": {"machine": "M1", "start": 0}}]},
+        {"id": "J2", "operations": [{"id": "a", "machines": {"M1": 30}, "pinned": {"machine": "M1", "start": 10}}]},
+    ]}
+    r = client.post("/v1/scheduling/solve", json={"problem": problem, "time_limit_s": 2}, headers=bearer(acme.mes))
+    assert r.status_code == 200, r.text
+    doc = r.json()
+    assert doc["status"] == "INFEASIBLE" and doc["gantt"] == []
+    assert [x["type"] for x in doc["no_plan_reasons"]] == ["pinned"]
+    assert "overlaps job J2 op a [10,40)" in doc["no_plan_reasons"][0]["message"]

@@ -1,0 +1,115 @@
+"""Answers without a plan say why (optimization.diagnose), big models are not built past the time limit, and big
+plans under a peak power cap get the compiled dispatch search."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+
+import pytest
+
+from benchmarks.gen_shop import generate
+from optimization.builder import ModelTooLarge, build_model
+from optimization.heuristics import dispatch
+from optimization.problem import (
+    Downtime,
+    EnergySettings,
+    FailureRisk,
+    Job,
+    Machine,
+    Operation,
+    SchedulingProblem,
+)
+from optimization.service import make_params, solve_document
+
+TWO = (Machine("M1"), Machine("M2"))
+
+
+def _one(jid: str, d: int, **op) -> Job:
+    return Job(jid, (Operation("a", {"M1": d}, **op),))
+
+
+def _solve(p: SchedulingProblem, limit: float = 3.0) -> tuple[dict, dict]:
+    return solve_document(p, make_params(p, time_limit_s=limit, workers=1))
+
+
+def test_a_horizon_too_short_is_infeasible_at_once_and_names_the_jobs():
+    p = SchedulingProblem(jobs=(_one("J1", 50), Job("J2", (Operation("a", {"M2": 80}),), release=30)), machines=TWO,
+                          horizon=100)
+    line, doc = _solve(p)
+    assert line["status"] == "INFEASIBLE" and doc["stats"]["method"] == "check"
+    (r,) = doc["no_plan_reasons"]
+    assert r["type"] == "horizon" and r["jobs"] == ["J2"] and r["needs"] == 110 and "J2" in r["message"]
+    # the machine load alone: two jobs of 60 on one machine
+    p = SchedulingProblem(jobs=(_one("J1", 60), _one("J2", 60)), machines=TWO, horizon=100)
+    line, doc = _solve(p)
+    assert line["status"] == "INFEASIBLE" and [r["type"] for r in doc["no_plan_reasons"]] == ["horizon"]
+    assert doc["no_plan_reasons"][0]["needs"] == 120
+
+
+def test_clashing_pins_are_named():
+    pin = dict(pinned_machine="M1")
+    p = SchedulingProblem(jobs=(_one("J1", 50, pinned_start=0, **pin), _one("J2", 50, pinned_start=20, **pin)),
+                          machines=TWO)
+    line, doc = _solve(p)
+    assert line["status"] == "INFEASIBLE"
+    assert [r["type"] for r in doc["no_plan_reasons"]] == ["pinned"]
+    assert "overlap" in doc["no_plan_reasons"][0]["message"] and "J2" in doc["no_plan_reasons"][0]["message"]
+    p = SchedulingProblem(jobs=(_one("J1", 50, pinned_start=0, **pin),),
+                          machines=(Machine("M1", (Downtime(10, 20, "holiday"),)),))
+    line, doc = _solve(p)
+    assert line["status"] == "INFEASIBLE" and "holiday" in doc["no_plan_reasons"][0]["message"]
+
+
+def test_a_maintenance_deadline_that_cannot_be_met_is_found_by_relaxing_it():
+    """CP-SAT proves it infeasible; solving again without each hard rule tells which ones are in the way."""
+    p = SchedulingProblem(jobs=(_one("J1", 50, pinned_machine="M1", pinned_start=0),), machines=TWO,
+                          risk=FailureRisk(risks={"M1": 0.9}, threshold=0.5, window_duration=30, deadline=60))
+    line, doc = _solve(p)
+    assert line["status"] == "INFEASIBLE" and doc["stats"]["method"] == "cp-sat"
+    kinds = {r["type"]: r for r in doc["no_plan_reasons"]}
+    assert set(kinds) == {"maintenance_deadline", "pinned"}
+    assert kinds["maintenance_deadline"]["makespan"] == 50 and "deadline 60" in kinds["maintenance_deadline"]["message"]
+
+
+def test_a_peak_cap_against_a_horizon_names_both():
+    jobs = (_one("J1", 50, power_kw=60), Job("J2", (Operation("a", {"M2": 50}, power_kw=60),)))
+    p = SchedulingProblem(jobs=jobs, machines=TWO, horizon=60,
+                          energy=EnergySettings(period=60, prices=(1.0,), peak_cap_kw=100))
+    line, doc = _solve(p)
+    assert line["status"] == "INFEASIBLE" and doc["gantt"] == []
+    kinds = {r["type"]: r["makespan"] for r in doc["no_plan_reasons"]}
+    assert kinds == {"horizon": 100, "peak_power": 50}
+
+
+def test_a_plan_has_no_reasons():
+    line, doc = _solve(SchedulingProblem(jobs=(_one("J1", 5),), machines=TWO))
+    assert line["status"] == "OPTIMAL" and doc["no_plan_reasons"] == []
+
+
+def test_only_the_last_operation_of_a_late_job_is_flagged_late():
+    job = Job("J1", (Operation("a", {"M1": 5}), Operation("b", {"M2": 5})), due=7)
+    line, doc = _solve(SchedulingProblem(jobs=(job, Job("J2", (Operation("a", {"M2": 1}),), due=9)), machines=TWO))
+    assert {(g["job"], g["operation"]): g["late"] for g in doc["gantt"]} == \
+        {("J1", "a"): False, ("J1", "b"): True, ("J2", "a"): False}
+
+
+def test_a_model_too_big_for_the_time_limit_is_refused_before_it_is_built():
+    """Before: a 5,000-operation shop with setups took ~50 s and 2.9 GB to build within a 5-s solve."""
+    p = generate(500, 10, 50, seed=1)
+    t = time.perf_counter()
+    with pytest.raises(ModelTooLarge, match="setups of 5,000 operations"):
+        build_model(p, 20_000, ("tardiness",), time_limit_s=2.0)
+    assert time.perf_counter() - t < 2.0  # refused from the estimate, not after building for the whole limit
+
+
+def test_a_big_capped_plan_gets_the_dispatch_search():
+    """With a peak power cap the dispatching ran in Python (~10 s for 5,000 operations: a 5-s solve had no plan)
+    and nothing improved on the ATC plan; the compiled scheme keeps the cap, so the tail search runs too."""
+    p = generate(100, 10, 50, seed=2)
+    p = dataclasses.replace(p, energy=EnergySettings(period=60, prices=(0.1, 0.2), peak_cap_kw=150.0))
+    atc = dispatch(p, "atc").objective["weighted_tardiness"]
+    line, doc = _solve(p, limit=4.0)
+    assert line["status"] == "FEASIBLE" and line["violations"] == 0
+    assert doc["stats"]["tail_iterations"] > 0
+    assert line["objective_values"]["weighted_tardiness"] < atc
