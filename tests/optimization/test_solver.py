@@ -29,14 +29,18 @@ def test_makespan_strategy_and_propagation_by_size(datasets):
     s = solve(p, SolverParams(time_limit_s=2, workers=2, seed=0))
     assert s.stats["strategy"] == "full" and s.stats["strong_disjunctive"] is True
     assert s.stats["full_subsolver"] is None
+    # JSPLIB has no due dates: every plan is on time, so the dispatching plan is optimal and no search runs
     s = solve(p, SolverParams(time_limit_s=2, workers=2, seed=0, objective="tardiness"))
+    assert s.stats["strategy"] == "dispatch" and s.status == "OPTIMAL" and s.lower_bound == 0
+    weighted = dict(objective="weighted", weights={"tardiness": 1.0, "makespan": 0.5})
+    s = solve(p, SolverParams(time_limit_s=2, workers=2, seed=0, **weighted))
     assert s.stats["strategy"] == "full"  # under full_max_ops (400) for every objective
     assert s.stats["full_subsolver"] is None
     square = load(datasets / "jsplib/instances/la38.txt", "jsplib")  # 15x15: 1 job per machine
     s = solve(square, SolverParams(time_limit_s=1, workers=2, seed=0, strong_max_ops=100))
     assert s.stats["strong_disjunctive"] is False and s.stats["full_subsolver"] is None
     assert verify(square, s) == []
-    s = solve(p, SolverParams(time_limit_s=2, workers=2, seed=0, objective="tardiness", full_max_ops=100))
+    s = solve(p, SolverParams(time_limit_s=2, workers=2, seed=0, full_max_ops=100, **weighted))
     assert s.stats["strategy"] == "lns"
     assert verify(p, s) == []
 
