@@ -9,12 +9,14 @@ beyond it).
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 import logging
 import re
 import time
 import uuid
+from dataclasses import dataclass, replace
 
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -32,13 +34,19 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 # Security headers. Every response: no MIME sniffing, no framing, no referrer. The web console (``/`` and
 # ``/static``): scripts and connections to this origin only (its styles use inline attributes). API answers:
-# nothing to render, never cached by a browser or proxy. Swagger UI at /docs and /redoc keeps FastAPI's own page.
+# nothing to render, never cached by a browser or proxy. The API page (/docs): Swagger UI from this origin, whose
+# page starts it with an inline script.
 _COMMON = [(b"x-content-type-options", b"nosniff"), (b"x-frame-options", b"DENY"), (b"referrer-policy", b"no-referrer")]
 CONSOLE_CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; "
     "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
 )
 CONSOLE_HEADERS = [*_COMMON, (b"content-security-policy", CONSOLE_CSP.encode())]
+DOCS_CSP = (
+    "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+    "connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
+)
+DOCS_HEADERS = [*_COMMON, (b"content-security-policy", DOCS_CSP.encode())]
 API_HEADERS = [
     *_COMMON,
     (b"content-security-policy", b"default-src 'none'; frame-ancestors 'none'"),
@@ -48,11 +56,23 @@ DOCS_PATHS = ("/docs", "/redoc")
 ACCOUNTED = "sfai.accounted"  # scope key: an outer PlatformMiddleware (the app's hot path) handles this request
 
 
+@dataclass(slots=True)
+class PartnerUse:
+    """Another module's model run inside a call (scheduling's ``maintenance`` and ``energy_forecast`` fields),
+    listed in the request state's ``sfai_partners`` once that module admitted it (its rate limit and quota). The
+    usage log gets one more record for it, under that module and with the call's status, so that the quota's
+    count from the log, the tenant's usage and a direct prediction call all count it the same way."""
+
+    module: str
+    counted: bool  # counted against the module's quota: an answer the log does not count (403, 429) gives it back
+    model_version: str | None = None
+
+
 def security_headers(path: str) -> list[tuple[bytes, bytes]]:
     if path == "/" or path.startswith("/static/"):
         return CONSOLE_HEADERS
     if path.startswith(DOCS_PATHS):
-        return _COMMON
+        return DOCS_HEADERS
     return API_HEADERS
 
 
@@ -211,8 +231,13 @@ class PlatformMiddleware:
         module = state.get("sfai_module")
         ok = True
         counted = state.get("sfai_counted")
-        if counted is not None and status in NOT_COUNTED:  # refused after admission: as the usage log counts it
-            platform.access.refund(*counted)
+        partners = state.get("sfai_partners", ())
+        if status in NOT_COUNTED:  # refused after admission: as the usage log counts it
+            if counted is not None:
+                platform.access.refund(*counted)
+            for use in partners:
+                if use.counted:
+                    platform.access.refund(ctx, use.module)
         if ctx is not None and platform.settings.usage_log_enabled:
             entry = UsageEntry(
                 ts=utcnow(),
@@ -227,7 +252,12 @@ class PlatformMiddleware:
                 model_version=state.get("sfai_model_version"),
             )
             try:
-                await platform.writer.submit(entry)
+                if partners:  # queued together: one commit
+                    await asyncio.gather(platform.writer.submit(entry), *(
+                        platform.writer.submit(replace(entry, module=use.module, model_version=use.model_version))
+                        for use in partners))
+                else:
+                    await platform.writer.submit(entry)
             except Exception:  # noqa: BLE001
                 log.exception("usage log write failed (request %s)", request_id)
                 ok = False

@@ -21,6 +21,7 @@ from sqlalchemy import func, select, update
 from serving.db import Database
 from serving.db.tables import SchedulingJob
 from serving.errors import InvalidInput, NotFound, TooManyRequests
+from serving.settings import Settings
 from serving.tenancy import as_utc, utcnow
 
 log = logging.getLogger("sfai.scheduling")
@@ -31,6 +32,8 @@ STALE_S = 120.0
 RELEASED = datetime(2000, 1, 1, tzinfo=UTC)  # the stamp of a job its process handed back on stop: stale at once
 # parts of a problem that only a partner module's subscription enables
 PARTNERS = (("failure_risk", "maintenance"), ("energy", "energy"))
+DAY_MINUTES = 96 * 15  # the energy forecast's day: 96 steps of 15 minutes
+MAX_LOAD_PERIODS = 100_000  # energy periods of the plan in that day (load_period_minutes)
 
 
 def machine_risk(platform, tenant: str, spec: dict) -> dict:  # noqa: ANN001
@@ -62,20 +65,25 @@ def with_machine_risk(request: dict, risk: dict) -> dict:
     """``request`` whose problem takes the model's risks (``machine_risk``) as ``failure_risk.risks``; a machine
     the problem gives a risk itself keeps it. The answer's ``linked.maintenance_model`` says what was used."""
     problem = dict(request["problem"])
-    given = dict(problem.get("failure_risk") or {})
-    own = given.get("risks") if isinstance(given.get("risks"), dict) else {}
+    given = problem.get("failure_risk")
+    if given is not None and not isinstance(given, dict):  # 5, [1, 2], "ab" or true: a 422, never a TypeError
+        raise InvalidInput(f"failure_risk must be an object (risks, threshold, policy, ...), got {given!r:.40}")
+    given = dict(given or {})
+    own = given.get("risks")
+    if own is not None and not isinstance(own, dict):  # not replaced by the model's risks without a word
+        raise InvalidInput(f"failure_risk.risks must be an object machine -> probability, got {own!r:.40}")
+    own = own or {}
     given["risks"] = {**risk["risks"], **own}
     problem["failure_risk"] = given
     kept = sorted(m for m in own if m in risk["risks"])
     return {**request, "problem": problem, "maintenance": {**risk, "planner_risks_kept": kept}}
 
 
-def plant_load(platform, tenant: str, spec: dict, energy: dict | None) -> dict:  # noqa: ANN001
-    """The plant's forecast load for the plan's day from the tenant's energy model (the energy module's): the p50
-    kWh of each 15 minutes from ``spec["start"]`` 00:00, as the mean kW of each of the plan's energy periods
-    (``energy``: the problem's settings, in plan units), and the kWh and tCO2 it implies."""
-    from serving.predictions import records_frame, scorer
-
+def load_period_minutes(energy: object) -> float:
+    """The minutes of one energy period of the plan (``energy``: the problem's settings, in plan units), checked
+    before the energy model runs. The forecast's day is cut into such periods, one load value each: a day of more
+    than ``MAX_LOAD_PERIODS`` is refused (1e-9 hours per unit made billions of periods, a request that never
+    ended); a period of a second still passes (86,400 a day), and no meter or tariff is finer than that."""
     if not isinstance(energy, dict):
         raise InvalidInput('energy_forecast needs the problem\'s "energy" settings (its period and hours_per_unit, '
                            "and the prices or the peak_cap_kw the load counts against)")
@@ -84,21 +92,49 @@ def plant_load(platform, tenant: str, spec: dict, energy: dict | None) -> dict: 
         raise InvalidInput(f"energy.period and energy.hours_per_unit must be positive numbers; got {period!r} and "
                            f"{hours!r}")
     minutes = float(period) * float(hours) * 60
+    if not minutes or DAY_MINUTES / minutes > MAX_LOAD_PERIODS:  # 0.0: a product below the smallest float
+        raise InvalidInput(
+            f"energy_forecast: one energy period (energy.period x energy.hours_per_unit) is {minutes * 60:.3g} s, "
+            f"which cuts the forecast's day into more than {MAX_LOAD_PERIODS:,} periods; the period must be at "
+            f"least {DAY_MINUTES * 60 / MAX_LOAD_PERIODS:g} s"
+        )
+    return minutes
+
+
+def plant_load(platform, tenant: str, spec: dict, energy: dict | None) -> dict:  # noqa: ANN001
+    """The plant's forecast load for the plan's day from the tenant's energy model (the energy module's): the p50
+    kWh of each 15 minutes from ``spec["start"]`` 00:00, as the mean kW of each of the plan's energy periods
+    (``energy``: the problem's settings, in plan units), and the kWh and tCO2 it implies."""
+    import numpy as np
+
+    from serving.predictions import records_frame, scorer
+
+    minutes = load_period_minutes(energy)
     model = platform.models.champion(tenant, "energy", spec.get("model"), refresh=True)
     out = scorer("energy")(model, records_frame("energy", spec["records"]), start=spec["start"], horizon=96)
     day = out[out["origin"] == out["origin"].iloc[0]]
     kw = day["p50"].to_numpy(dtype=float) * 4.0  # kWh in 15 minutes -> mean kW
-    periods = max(1, int(-(-len(kw) * 15 // minutes)))
-    load = []
-    for k in range(periods):  # each plan period: the mean of the 15-minute steps it covers, by their overlap
-        lo, hi = k * minutes, (k + 1) * minutes
-        parts = [(min(hi, (i + 1) * 15) - max(lo, i * 15), v) for i, v in enumerate(kw) if i * 15 < hi and
-                 (i + 1) * 15 > lo]
-        span = sum(w for w, _ in parts)
-        load.append(round(sum(w * v for w, v in parts) / span, 3) if span else 0.0)
+    n, end = len(kw), len(kw) * 15.0
+    lo = np.arange(max(1, int(-(-end // minutes)))) * minutes
+    lo = lo[lo < end]  # not a last period starting at the day's end by rounding (1440 / (60 / 3600)): a load of 0
+    periods = len(lo)
+    # each plan period: the mean of the 15-minute steps it covers, weighted by their overlap, for all periods at
+    # once: its first and last step's share plus the whole steps between, over the sum of those weights (a
+    # difference of the day's running total would lose the digits of a period a sliver wide)
+    hi = np.minimum(np.arange(1, periods + 1) * minutes, end)
+    first = np.minimum(lo // 15, n - 1).astype(int)
+    last = np.maximum(np.ceil(hi / 15).astype(int) - 1, first)
+    same = first == last
+    w_first = np.maximum(np.where(same, hi, (first + 1) * 15.0) - lo, 0.0)
+    w_last = np.where(same, 0.0, np.maximum(hi - last * 15.0, 0.0))
+    whole = np.concatenate(([0.0], np.cumsum(kw)))  # kW summed over the steps before each step
+    inner = np.where(same, 0.0, whole[last] - whole[np.minimum(first + 1, last)]) * 15.0
+    weight = w_first + np.maximum(last - first - 1, 0) * 15.0 + w_last
+    total = kw[first] * w_first + inner + kw[last] * w_last
+    load = np.divide(total, weight, out=np.zeros(periods), where=weight > 0)
     return {"model": f"{model.name}@{model.version}", "origin": str(day["origin"].iloc[0]),
-            "period_minutes": minutes, "base_load_kw": load, "kwh_p50": round(float(day["p50"].sum()), 3),
-            "co2_t_p50": round(float(day["co2_p50"].sum()), 6)}
+            "period_minutes": minutes, "base_load_kw": np.round(load, 3).tolist(),
+            "kwh_p50": round(float(day["p50"].sum()), 3), "co2_t_p50": round(float(day["co2_p50"].sum()), 6)}
 
 
 def with_plant_load(request: dict, load: dict) -> dict:
@@ -111,6 +147,44 @@ def with_plant_load(request: dict, load: dict) -> dict:
         energy["base_load_kw"] = load["base_load_kw"]
     problem["energy"] = energy
     return {**request, "problem": problem, "energy_forecast": {**load, "planner_base_load_kept": own}}
+
+
+def plan_size(doc: dict) -> tuple[int, int, int]:
+    """(machines, operations, eligible (operation, machine) pairs) of a JSON problem, counted before it is parsed:
+    a part without the expected shape counts nothing here (``problem_from_dict`` names it)."""
+    machines = doc.get("machines")
+    jobs = doc.get("jobs")
+    operations = alternatives = 0
+    for job in jobs if isinstance(jobs, list) else ():
+        ops = job.get("operations") if isinstance(job, dict) else None
+        if isinstance(ops, list):
+            operations += len(ops)
+            alternatives += sum(len(o["machines"]) for o in ops
+                                if isinstance(o, dict) and isinstance(o.get("machines"), dict))
+    return (len(machines) if isinstance(machines, list) else 0), operations, alternatives
+
+
+def check_plan_size(doc: dict, settings: Settings, *, background: bool) -> None:
+    """422 for a plan past the server's caps (``Settings.scheduling_max_*``), checked before the problem is parsed
+    or a partner model runs: the solver's time limit does not bound building the model, which grows with the
+    operations, their eligible machines and the machines."""
+    machines, operations, alternatives = plan_size(doc)
+    most, most_now = settings.scheduling_max_operations, settings.scheduling_max_solve_operations
+    if background and operations > most:
+        raise InvalidInput(f"the plan has {operations:,} operations; a background solve takes at most {most:,} "
+                           "here: split the plan (by line or by week)")
+    if not background and operations > most_now:
+        instead = (f"submit it as a background job (POST /v1/scheduling/jobs, up to {most:,} operations)"
+                   if operations <= most else f"split the plan (background jobs take up to {most:,} operations)")
+        raise InvalidInput(f"the plan has {operations:,} operations; a synchronous solve takes at most "
+                           f"{most_now:,} here: {instead}")
+    if machines > settings.scheduling_max_machines:
+        raise InvalidInput(f"the plan has {machines:,} machines; at most {settings.scheduling_max_machines:,} per "
+                           "plan here: split the plan (by line or by area)")
+    if alternatives > settings.scheduling_max_alternatives:
+        raise InvalidInput(f"the plan's operations name {alternatives:,} eligible machines in all (each operation's "
+                           f"'machines'); at most {settings.scheduling_max_alternatives:,} per plan here: list only "
+                           "the machines that can run each operation, or split the plan")
 
 
 def prepare(request: dict, modules: set[str]) -> tuple[object, object, dict]:
@@ -247,18 +321,24 @@ class Jobs:
                 )
             )
 
+    def check_room(self, tenant_id: int) -> None:
+        """429 ``too_many_jobs`` while the tenant has ``max_active`` jobs queued or running. The route asks before
+        the partner models run (a full queue costs no model work), and :meth:`submit` again, under the lock, as it
+        queues the job."""
+        active = self.active(tenant_id)
+        if active >= self.max_active:
+            raise TooManyRequests(
+                f"{active} background solves of this tenant are queued or running (at most {self.max_active}); "
+                "wait for one to finish, or solve smaller plans synchronously",
+                code="too_many_jobs",
+                retry_after_s=min(60.0, self.max_job_s),
+            )
+
     def submit(self, tenant_id: int, request: dict, modules: set[str]) -> dict:
         prepared = prepare(request, modules)  # a bad problem is a 422 now, not a failed job later
         job_id = uuid.uuid4().hex
         with self._lock:
-            active = self.active(tenant_id)
-            if active >= self.max_active:
-                raise TooManyRequests(
-                    f"{active} background solves of this tenant are queued or running (at most {self.max_active}); "
-                    "wait for one to finish, or solve smaller plans synchronously",
-                    code="too_many_jobs",
-                    retry_after_s=min(60.0, self.max_job_s),
-                )
+            self.check_room(tenant_id)
             with self.db.session() as s:
                 s.add(
                     SchedulingJob(

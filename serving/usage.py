@@ -571,6 +571,17 @@ def count_calls(db: Database, tenant_id: int, module: str, since: datetime) -> i
         ).scalar_one()
 
 
+# a spreadsheet reads a cell starting with one of these as a formula (or as the start of one): a request id such as
+# "-2+3" (X-Request-ID is the caller's) would run in the tenant admin's spreadsheet
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value: object) -> object:
+    """``value`` as a CSV export writes it: a text starting like a formula gets a leading single quote (OWASP's
+    advice against CSV injection), so that a spreadsheet shows it as text; other values are written as they are."""
+    return "'" + value if isinstance(value, str) and value.startswith(_FORMULA_START) else value
+
+
 def export_usage(
     db: Database,
     fmt: str,
@@ -618,7 +629,7 @@ def export_usage(
         w.writeheader()
         n = 0
         for d in rows():
-            w.writerow(d)
+            w.writerow({k: csv_cell(v) for k, v in d.items()})
             n += 1
             if n % 1000 == 0:
                 yield buf.getvalue()

@@ -2,24 +2,37 @@
 
 from __future__ import annotations
 
-from fastapi import status
+from fastapi import Request, status
 from starlette.concurrency import run_in_threadpool
 
 from serving.deps import CallerDep, PlatformDep
-from serving.errors import InvalidInput
+from serving.errors import InvalidInput, TooManyRequests
+from serving.middleware import PartnerUse
+from serving.predictions import check_batch
 from serving.routers.modules import module_router
-from serving.scheduling import machine_risk, plant_load, solve_now, with_machine_risk, with_plant_load
+from serving.scheduling import (
+    check_plan_size,
+    load_period_minutes,
+    machine_risk,
+    plant_load,
+    prepare,
+    solve_now,
+    with_machine_risk,
+    with_plant_load,
+)
 from serving.schemas.scheduling import JobAnswer, JobRequest, SolveAnswer, SolveRequest
+from serving.tenancy import utcnow
 
 router = module_router("scheduling")
 
 
 def _modules(platform, ctx) -> set[str]:  # noqa: ANN001
-    return (
-        set(platform.access.subscriptions(ctx.tenant_id))
-        if platform.settings.auth_enabled
-        else {"maintenance", "energy", "scheduling"}
-    )
+    """The modules whose data the plan may use: the tenant's subscriptions in force now (the cache keeps those in
+    force when it was read, for up to its TTL: one that has ended since is not used)."""
+    if not platform.settings.auth_enabled:
+        return {"maintenance", "energy", "scheduling"}
+    now = utcnow()
+    return {m for m, sub in platform.access.subscriptions(ctx.tenant_id).items() if sub.active_at(now)}
 
 
 def _check_time_limit(platform, ctx, requested: float, cap: float, what: str) -> None:  # noqa: ANN001
@@ -37,35 +50,74 @@ def _check_time_limit(platform, ctx, requested: float, cap: float, what: str) ->
         raise InvalidInput(f"time_limit_s: at most {cap:g} s per {what} {where}; got {requested:g}")
 
 
-async def _request(body: SolveRequest, ctx, platform, modules: set[str]) -> dict:  # noqa: ANN001
+async def _use_partner(http: Request, ctx, platform, module: str, field: str) -> PartnerUse:  # noqa: ANN001
+    """Admits the request's ``field`` to ``module``'s model as a call to that module's own endpoint is admitted: its
+    subscription in force, a token of its rate limit, one call of its monthly quota (429 naming the module); the
+    usage log then records the use as a call of ``module`` (:class:`serving.middleware.PartnerUse`)."""
+    use = PartnerUse(module, counted=False)
+    if not platform.settings.auth_enabled:  # development without keys: nothing is admitted, nothing logged
+        return use
+    try:
+        sub = await run_in_threadpool(platform.access.admit, ctx, module)
+    except TooManyRequests as e:
+        raise type(e)(f"the request's '{field}' field uses the '{module}' module: {e.message}",
+                      retry_after_s=e.retry_after_s) from None
+    use.counted = sub.request_quota is not None
+    http.state.sfai_partners = [*getattr(http.state, "sfai_partners", ()), use]
+    return use
+
+
+async def _request(http: Request, body: SolveRequest, ctx, platform, modules: set[str]) -> dict:  # noqa: ANN001
     """The request as the solver takes it: with ``maintenance``, the tenant's failure model gives the machines'
     risks, and with ``energy_forecast`` its energy model the plant's load (computed here, once: a background job
-    stores them, and a takeover solves the same problem)."""
+    stores them, and a takeover solves the same problem).
+
+    What can refuse the request is checked before either model is admitted or runs (the forecast's records and
+    periods, the whole problem as it stands), and both are admitted before either runs: a refused request spends
+    no model work, and no partner's quota."""
     request = body.model_dump()
-    if body.maintenance is not None and "maintenance" in modules:
-        risk = await run_in_threadpool(machine_risk, platform, ctx.tenant, request["maintenance"])
-        request = with_machine_risk(request, risk)
-    if body.energy_forecast is not None and "energy" in modules:
-        load = await run_in_threadpool(plant_load, platform, ctx.tenant, request["energy_forecast"],
-                                       request["problem"].get("energy"))
-        request = with_plant_load(request, load)
+    risk = body.maintenance is not None and "maintenance" in modules
+    load = body.energy_forecast is not None and "energy" in modules
+    if not (risk or load):
+        return request
+    limit = platform.settings.max_batch_records  # as the partner module's own endpoint takes them
+    if risk:
+        check_batch(len(body.maintenance.machines), limit, "maintenance machines")
+    if load:
+        check_batch(len(body.energy_forecast.records), limit, "energy_forecast records")
+        load_period_minutes(request["problem"].get("energy"))
+    await run_in_threadpool(prepare, request, modules)
+    risk_use = await _use_partner(http, ctx, platform, "maintenance", "maintenance") if risk else None
+    load_use = await _use_partner(http, ctx, platform, "energy", "energy_forecast") if load else None
+    if risk_use is not None:
+        risks = await run_in_threadpool(machine_risk, platform, ctx.tenant, request["maintenance"])
+        risk_use.model_version = risks["model"]
+        request = with_machine_risk(request, risks)
+    if load_use is not None:
+        forecast = await run_in_threadpool(plant_load, platform, ctx.tenant, request["energy_forecast"],
+                                           request["problem"].get("energy"))
+        load_use.model_version = forecast["model"]
+        request = with_plant_load(request, forecast)
     return request
 
 
 @router.post("/solve", response_model=None, responses={200: {"model": SolveAnswer}})
-async def solve_plan(body: SolveRequest, ctx: CallerDep, platform: PlatformDep) -> dict:
+async def solve_plan(http: Request, body: SolveRequest, ctx: CallerDep, platform: PlatformDep) -> dict:
     """Solve a plan now (up to 30 s): status, makespan, bound, Gantt rows, late-job explanations."""
     _check_time_limit(platform, ctx, body.time_limit_s, platform.settings.scheduling_max_solve_s, "synchronous solve")
+    check_plan_size(body.problem, platform.settings, background=False)
     modules = _modules(platform, ctx)
-    return await run_in_threadpool(solve_now, await _request(body, ctx, platform, modules), modules)
+    return await run_in_threadpool(solve_now, await _request(http, body, ctx, platform, modules), modules)
 
 
 @router.post("/jobs", status_code=status.HTTP_202_ACCEPTED, response_model=None, responses={202: {"model": JobAnswer}})
-async def create_job(body: JobRequest, ctx: CallerDep, platform: PlatformDep) -> dict:
+async def create_job(http: Request, body: JobRequest, ctx: CallerDep, platform: PlatformDep) -> dict:
     """Start a longer solve in the background; poll ``GET /v1/scheduling/jobs/{job_id}``."""
     _check_time_limit(platform, ctx, body.time_limit_s, platform.settings.scheduling_max_job_s, "background solve")
+    check_plan_size(body.problem, platform.settings, background=True)
     modules = _modules(platform, ctx)
-    request = await _request(body, ctx, platform, modules)
+    await run_in_threadpool(platform.jobs.check_room, ctx.tenant_id)  # a full queue: no partner model runs
+    request = await _request(http, body, ctx, platform, modules)
     return await run_in_threadpool(platform.jobs.submit, ctx.tenant_id, request, modules)
 
 

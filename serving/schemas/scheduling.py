@@ -32,9 +32,9 @@ class PlantLoad(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     records: list[dict[str, Any]] = Field(
-        min_length=1, max_length=20_000,
+        min_length=1, max_length=10_000,  # serving.predictions.MAX_RECORDS; Settings.max_batch_records may set fewer
         description="the meter's 15-minute rows up to the plan's start, as POST /v1/energy/forecast takes them "
-        "(a week at least)",
+        "(a week at least; at most the server's batch limit, 10,000 by default)",
     )
     start: str = Field(max_length=40, description="the plan's time 0: a day (YYYY-MM-DD), forecast from its 00:00")
     model: str | None = Field(None, max_length=100, description="a registered energy model (default: the champion)")
@@ -51,9 +51,11 @@ class SolveRequest(BaseModel):
         None, description="the plant's load from the tenant's energy model (p50, kW per energy period from the "
         "plan's start) as `problem.energy.base_load_kw`, under `peak_cap_kw`; the problem needs `energy`",
     )
-    time_limit_s: float = Field(10.0, gt=0, le=30, allow_inf_nan=False, description="synchronous solves: at most 30 s")
-    workers: int = Field(2, ge=1, le=16)
-    seed: int = Field(0, ge=0, le=MAX_SEED, description="the solver's random seed")
+    # strict: a JSON true is not 1 second, 1 worker or seed 1 (pydantic's lax mode read it so)
+    time_limit_s: float = Field(10.0, gt=0, le=30, allow_inf_nan=False, strict=True,
+                                description="synchronous solves: at most 30 s")
+    workers: int = Field(2, ge=1, le=16, strict=True)
+    seed: int = Field(0, ge=0, le=MAX_SEED, strict=True, description="the solver's random seed")
     objective: Literal["makespan", "tardiness", "energy", "weighted", "lex"] | None = None
     weights: dict[
         Literal["tardiness", "makespan", "energy"], Annotated[float, Field(ge=0, le=MAX_WEIGHT, allow_inf_nan=False)]
@@ -70,7 +72,8 @@ class SolveRequest(BaseModel):
 
 
 class JobRequest(SolveRequest):
-    time_limit_s: float = Field(60.0, gt=0, le=3600, allow_inf_nan=False, description="background jobs: up to an hour")
+    time_limit_s: float = Field(60.0, gt=0, le=3600, allow_inf_nan=False, strict=True,
+                                description="background jobs: up to an hour")
 
 
 # Answers, as the OpenAPI schema documents them (the routes return the solver's documents as they are).
@@ -88,7 +91,8 @@ class SolveAnswer(BaseModel):
     status: str = Field(description="OPTIMAL (proven), FEASIBLE (the best found in the time limit), INFEASIBLE or "
                         "UNKNOWN (nothing found in the time limit)")
     makespan: int | None
-    lower_bound: int | None
+    lower_bound: float | None = Field(description="a bound no plan can beat on the first objective (OPTIMAL when the "
+                                      "plan reaches it)")
     wall_s: float
     instance: str | None = None
     n_jobs: int

@@ -53,6 +53,8 @@ def test_bad_problems_are_422(client, db):
         ({"problem": {"machines": ["M1"]}}, "jobs"),
         ({"problem": PROBLEM, "time_limit_s": 120}, "time_limit_s"),
         ({"problem": PROBLEM, "objective": "speed"}, "objective"),
+        ({"problem": PROBLEM, "time_limit_s": True}, "time_limit_s"),  # before: 1 s
+        ({"problem": PROBLEM, "workers": True}, "workers"),
     ):
         r = client.post("/v1/scheduling/solve", json=body, headers=bearer(acme.mes))
         assert r.status_code == 422, (body, r.text)
@@ -581,3 +583,40 @@ def test_an_answer_without_a_plan_says_why(client, db):
     assert doc["status"] == "INFEASIBLE" and doc["gantt"] == []
     assert [x["type"] for x in doc["no_plan_reasons"]] == ["pinned"]
     assert "overlaps job J2 op a [10,40)" in doc["no_plan_reasons"][0]["message"]
+
+
+def test_the_maintenance_module_reads_machines_from_the_feature_store(client, db, settings, demo_models, tmp_path):
+    """The entity-id path end to end: a machine named by its entity id gets the risk the failure model gives its
+    latest readings in the view, the same as ``/v1/maintenance/failure/predict`` with that id."""
+    import pandas as pd
+
+    from feature_store.store import FeatureStore
+    from models.demo import FILES
+    from models.registry import ModelRegistry
+    from pipelines.runner import run_pipeline
+
+    models_dir, demo_dir = demo_models
+    acme = make_tenant(db, PEPPER, "acme", modules=("scheduling", "maintenance"))
+    ModelRegistry(db, settings.home, "acme").register("failure", "maintenance", models_dir / "failure" / "v1")
+    src = tmp_path / "ai4i.csv"
+    pd.read_csv(demo_dir / FILES["failure"]).head(40).to_csv(src, index=False)
+    store = FeatureStore(settings, db, "acme")
+    run_pipeline("ai4i", src, store=store)
+    store.close()
+    ids = [f"ai4i-{p}" for p in pd.read_csv(src)["Product ID"].head(2)]
+    direct = client.post("/v1/maintenance/failure/predict", json={"entity_ids": ids, "view": "ai4i_features"},
+                         headers=bearer(acme.mes))
+    assert direct.status_code == 200, direct.text
+    want = {m: r["failure_probability"] for m, r in zip(("M1", "M2"), direct.json()["predictions"], strict=True)}
+    problem = {k: v for k, v in PROBLEM.items() if k != "failure_risk"}
+    problem["failure_risk"] = {"threshold": 0.5, "policy": "penalty", "penalty_per_unit": 1.0}
+    body = {"problem": problem, "time_limit_s": 2,
+            "maintenance": {"machines": dict(zip(("M1", "M2"), ids, strict=True)), "view": "ai4i_features"}}
+    r = _post(client, "/v1/scheduling/solve", body, acme.mes)
+    assert r.status_code == 200, r.text
+    used = r.json()["linked"]["maintenance_model"]
+    assert used["view"] == "ai4i_features" and used["risks"] == want
+    # an id the view has never seen is a 4xx naming it, not a plan without it
+    body["maintenance"]["machines"]["M2"] = "ai4i-NOPE"
+    bad = _post(client, "/v1/scheduling/solve", body, acme.mes)
+    assert 400 <= bad.status_code < 500 and "ai4i-NOPE" in bad.json()["error"]["message"]

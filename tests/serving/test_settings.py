@@ -106,3 +106,14 @@ def test_with_auth_off_the_module_status_answers_without_a_tenant(settings, db):
         r = client.get("/v1/quality/status")
     assert r.status_code == 200, r.text
     assert r.json()["module"] == "quality" and r.json()["models"] == []
+
+
+def test_null_in_the_environment_means_no_limit(monkeypatch):
+    """docs/limits.md: SFAI_PLATFORM_RATE_LIMIT and SFAI_FAILED_KEY_LOOKUPS_PER_S take null for none (the server
+    refused to start on it)."""
+    monkeypatch.setenv("SFAI_PLATFORM_RATE_LIMIT", "null")
+    monkeypatch.setenv("SFAI_FAILED_KEY_LOOKUPS_PER_S", "None")
+    s = Settings(_env_file=None)
+    assert s.platform_rate_limit is None and s.failed_key_lookups_per_s is None
+    monkeypatch.setenv("SFAI_PLATFORM_RATE_LIMIT", "7")
+    assert Settings(_env_file=None).platform_rate_limit == 7.0
