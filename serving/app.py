@@ -10,7 +10,8 @@ from pathlib import Path
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import FileResponse
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
 from serving import fastpath
@@ -24,6 +25,7 @@ from serving.schemas.platform import COMMON_ERRORS, PUBLIC_ERRORS
 from serving.settings import Settings, get_settings
 
 STATIC = Path(__file__).with_name("static")
+SWAGGER = "/static/vendor/swagger-ui"  # Swagger UI 5.36.0 (serving/static/vendor/swagger-ui/README.md)
 log = logging.getLogger("sfai.api")
 
 DESCRIPTION = """
@@ -100,6 +102,8 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
         version="0.1.0",
         description=DESCRIPTION,
         lifespan=lifespan,
+        docs_url=None,  # served below from this server's own files, not a CDN
+        redoc_url=None,
         openapi_tags=[
             {"name": "quality", "description": "Defect prediction from process measurements"},
             {"name": "maintenance", "description": "Machine failure risk and remaining useful life"},
@@ -124,6 +128,21 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
 
     # the web console's scripts, styles and sample plan (shipped in the package; no outside hosts)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+    # the API page: Swagger UI from serving/static/vendor (FastAPI's default page loads it from a CDN, which a plant
+    # network without internet access cannot reach: the page stayed blank)
+    @app.get("/docs", include_in_schema=False)
+    async def api_docs() -> HTMLResponse:
+        return get_swagger_ui_html(openapi_url=app.openapi_url, title="SFAI API",
+                                   swagger_js_url=f"{SWAGGER}/swagger-ui-bundle.js",
+                                   swagger_css_url=f"{SWAGGER}/swagger-ui.css",
+                                   swagger_favicon_url=f"{SWAGGER}/favicon-32x32.png",
+                                   # no badge from validator.swagger.io: it would send the spec's address out
+                                   swagger_ui_parameters={"validatorUrl": None})
+
+    @app.get("/redoc", include_in_schema=False)
+    async def redoc() -> RedirectResponse:  # one API page (ReDoc would need its own bundle)
+        return RedirectResponse("/docs")
 
     if settings.cors_origins:  # closed by default: a browser page elsewhere cannot call SFAI with a user's key
         app.add_middleware(

@@ -66,6 +66,9 @@ USAGE_TABLES = (UsageRecord, UsageChain, UsageTenantHead)  # restored last, in o
 ALL_TABLES = (Module, Tenant, *TENANT_TABLES, *USAGE_TABLES)
 FILE_AREAS = ("models", "features", "demo")  # under SFAI_HOME/<area>/<tenant>/ (demo: the sample data)
 USAGE_BATCH = 5000
+# what a restore has written so far, one JSON line per step, written (and synced) before the step: a restore killed
+# with SIGKILL (or by a power cut) cannot run its undo, so the next restore on this SFAI_HOME runs it from here
+JOURNAL = ".restore.journal"
 
 
 @dataclass
@@ -375,9 +378,56 @@ def restore(settings: Settings, db: Database, archive: str | Path, tenant: str |
     arc = _Archive(Path(archive))
     try:
         with _restore_lock(settings.home):
-            return _restore(settings, db, arc, tenant)
+            undone = _recover(settings, db)
+            report = _restore(settings, db, arc, tenant)
+            report.warnings = undone + report.warnings
+            return report
     finally:
         arc.close()
+
+
+def _recover(settings: Settings, db: Database) -> list[str]:
+    """Undo a restore that was killed before it finished (its journal is still there; the lock says no restore is
+    running): its files, rows and online rows go, so that this restore starts from where that one started.
+    Returns a warning saying so, or nothing."""
+    path = settings.home / JOURNAL
+    if not path.exists():
+        return []
+    steps = []
+    for line in path.read_text(errors="replace").splitlines():
+        try:
+            steps.append(json.loads(line))
+        except ValueError:  # the last line, torn by the kill
+            break
+    undo = _Undo(settings, db, journal=False)
+    done = False
+    for st in steps:
+        if "file" in st:
+            undo.files.append(Path(st["file"]))
+        elif "dir" in st:
+            undo.dirs.append(Path(st["dir"]))
+        elif "tenants" in st:
+            undo.tenants.update({int(k): v for k, v in st["tenants"].items()})
+        elif "online" in st:
+            undo.online.extend((t, v) for t, v in st["online"])
+        elif st.get("done"):
+            done = True
+    if not done and undo.tenants:
+        # the usage records are committed last, in one transaction: where they are, the restore had finished
+        with db.session() as s:
+            done = s.scalar(select(func.count()).select_from(UsageRecord)
+                            .where(UsageRecord.tenant_id.in_(list(undo.tenants)))) > 0
+    if done:
+        path.unlink(missing_ok=True)
+        return []
+    problems = undo.run()
+    if problems:
+        raise SfaiError("an earlier restore on this SFAI_HOME was stopped before it finished, and what it wrote "
+                        "could not be fully taken away: " + "; ".join(problems) + f" (its record: {path})")
+    path.unlink(missing_ok=True)
+    names = ", ".join(sorted(undo.tenants.values())) or "no tenant rows yet"
+    return [f"an earlier restore on this SFAI_HOME was stopped before it finished ({names}); what it wrote was "
+            "taken away first"]
 
 
 @contextlib.contextmanager
@@ -440,14 +490,38 @@ def _advance_sequences(conn, db: Database, tables) -> None:  # noqa: ANN001
 
 
 class _Undo:
-    """What a restore has written so far, and how to take it away again if a later step fails."""
+    """What a restore has written so far, and how to take it away again if a later step fails. Each step is also
+    written to the journal (``JOURNAL``) before it is taken, for a restore that is killed (:func:`_recover`)."""
 
-    def __init__(self, settings: Settings, db: Database) -> None:
+    def __init__(self, settings: Settings, db: Database, journal: bool = True) -> None:
         self.settings, self.db = settings, db
         self.files: list[Path] = []
         self.dirs: list[Path] = []  # folders the restore created, outermost first
-        self.tenant_ids: list[int] = []  # rows committed for these tenants
+        self.tenants: dict[int, str] = {}  # id -> name of the tenants whose rows the restore writes
         self.online: list[tuple[str, str]] = []  # (tenant, view) the online store may hold rows of
+        self._journal = open(settings.home / JOURNAL, "w") if journal else None  # noqa: SIM115 - closed by done()
+
+    def log(self, **step: object) -> None:
+        """Writes ``step`` to the journal and syncs it, before the step is taken."""
+        if self._journal is not None:
+            self._journal.write(json.dumps(step, default=str) + "\n")
+            self._journal.flush()
+            os.fsync(self._journal.fileno())
+
+    def add_tenants(self, tenants: dict[int, str]) -> None:
+        self.log(tenants=tenants)
+        self.tenants.update(tenants)
+
+    def add_online(self, views: list[tuple[str, str]]) -> None:
+        self.log(online=views)
+        self.online.extend(views)
+
+    def done(self) -> None:
+        """The restore finished: no journal."""
+        if self._journal is not None:
+            self._journal.close()
+            self._journal = None
+            (self.settings.home / JOURNAL).unlink(missing_ok=True)
 
     def write_file(self, target: Path, data: bytes) -> None:
         """Writes ``data`` at ``target`` and remembers it for the undo. A file already there (it holds the same
@@ -459,20 +533,26 @@ class _Undo:
         while not parent.exists():
             missing.append(parent)
             parent = parent.parent
+        for d in reversed(missing):
+            self.log(dir=str(d))
+        self.log(file=str(target))
         target.parent.mkdir(parents=True, exist_ok=True)
         self.dirs.extend(reversed(missing))
         self.files.append(target)
         target.write_bytes(data)
 
     def run(self) -> list[str]:
-        """Take everything away; returns what could not be (each step is tried)."""
+        """Take everything away; returns what could not be (each step is tried). A tenant's rows go only while
+        its id still carries its name (a journal's id is never another tenant's)."""
         problems = []
-        if self.tenant_ids:
+        if self.tenants:
             try:
                 with self.db.engine.begin() as conn:
+                    ids = [i for i, name in self.tenants.items()
+                           if conn.execute(select(Tenant.name).where(Tenant.id == i)).scalar() in (name, None)]
                     for table in reversed(TENANT_TABLES):
-                        conn.execute(delete(table).where(table.tenant_id.in_(self.tenant_ids)))
-                    conn.execute(delete(Tenant).where(Tenant.id.in_(self.tenant_ids)))
+                        conn.execute(delete(table).where(table.tenant_id.in_(ids)))
+                    conn.execute(delete(Tenant).where(Tenant.id.in_(ids)))
             except Exception as e:  # noqa: BLE001 - reported with the failure that started the undo
                 problems.append(f"the restored rows stay ({_reason(e)})")
         if self.online:
@@ -501,8 +581,11 @@ class _Undo:
 
 
 def _undo_and_raise(undo: _Undo, scope: str, e: BaseException) -> NoReturn:
-    """Undo a restore that failed at ``e``; raise ``e`` saying so (or what could not be undone)."""
+    """Undo a restore that failed at ``e``; raise ``e`` saying so (or what could not be undone). The journal
+    stays where the undo could not finish, so that the next restore tries again."""
     problems = undo.run()
+    if not problems:
+        undo.done()
     if problems:
         raise SfaiError(f"restore of {scope} failed ({_reason(e)}) and could not be fully undone: "
                         + "; ".join(problems)) from e
@@ -568,6 +651,7 @@ def _restore_all(settings: Settings, db: Database, arc: _Archive) -> RestoreRepo
     try:
         files = sum(_write_files(settings, arc, name, undo) for name in tenant_names.values())
         first = [tb for tb in ALL_TABLES if tb not in USAGE_TABLES]
+        undo.add_tenants(tenant_names)
         with db.engine.begin() as conn:
             for table in first:
                 rows = tables[table]
@@ -579,8 +663,7 @@ def _restore_all(settings: Settings, db: Database, arc: _Archive) -> RestoreRepo
                 _insert(conn, table, rows)
                 counts[table.__tablename__] = len(rows)
             _advance_sequences(conn, db, first)
-        undo.tenant_ids = list(tenant_names)
-        undo.online = [(tenant_names[r["tenant_id"]], r["name"]) for r in tables[FeatureViewRecord]]
+        undo.add_online([(tenant_names[r["tenant_id"]], r["name"]) for r in tables[FeatureViewRecord]])
         online = _rebuild_online(settings, db, list(tenant_names.values()))
         with db.engine.begin() as conn:  # last, as usage records cannot be taken away once committed
             conn.execute(delete(UsageChain))
@@ -588,6 +671,7 @@ def _restore_all(settings: Settings, db: Database, arc: _Archive) -> RestoreRepo
             for table in USAGE_TABLES:
                 _insert(conn, table, tables[table])
                 counts[table.__tablename__] = len(tables[table])
+        undo.done()
     except BaseException as e:
         _undo_and_raise(undo, "the backup", e)
     return RestoreReport("all", list(tenant_names.values()), counts, files, online)
@@ -649,6 +733,7 @@ def _restore_tenant(settings: Settings, db: Database, arc: _Archive, tenant: str
                 insert(Tenant).values(**_decode(Tenant, {k: v for k, v in src.items() if k != "id"}))
                 .returning(Tenant.id)
             ).scalar_one()
+            undo.add_tenants({new_id: tenant})  # before the commit: a kill after it finds the id here
             for table, trows in rows.items():
                 keep_id = table is SchedulingJob or "id" not in table.__table__.columns
                 out = []
@@ -662,8 +747,7 @@ def _restore_tenant(settings: Settings, db: Database, arc: _Archive, tenant: str
                 if out:
                     conn.execute(insert(table), out)
                 counts[table.__tablename__] = len(out)
-        undo.tenant_ids = [new_id]
-        undo.online = [(tenant, r["name"]) for r in rows[FeatureViewRecord]]
+        undo.add_online([(tenant, r["name"]) for r in rows[FeatureViewRecord]])
         online = _rebuild_online(settings, db, [tenant])
         entries = [
             UsageEntry(
@@ -677,6 +761,7 @@ def _restore_tenant(settings: Settings, db: Database, arc: _Archive, tenant: str
             first = min((r["tenant_seq"] for r in usage if r.get("tenant_seq")), default=1)
             append_entries(db, entries, first_numbers={new_id: first})
         counts["usage_log"] = len(entries)
+        undo.done()
     except BaseException as e:
         _undo_and_raise(undo, f"tenant {tenant!r}", e)
     return RestoreReport(tenant, [tenant], counts, files, online)

@@ -23,7 +23,13 @@ def test_health_ready_docs(client):
     assert client.get("/healthz").json() == {"status": "ok"}
     r = client.get("/readyz")
     assert r.status_code == 200 and r.json()["database"] is True and r.json()["usage_log"] is True
-    assert client.get("/docs").status_code == 200
+    docs = client.get("/docs")
+    assert docs.status_code == 200
+    # the API page loads Swagger UI from this server (a plant network may have no internet), not from a CDN
+    assert '/static/vendor/swagger-ui/swagger-ui-bundle.js' in docs.text and "http" not in docs.text
+    assert client.get("/static/vendor/swagger-ui/swagger-ui-bundle.js").status_code == 200
+    assert client.get("/static/vendor/swagger-ui/swagger-ui.css").status_code == 200
+    assert client.get("/redoc", follow_redirects=False).headers["location"] == "/docs"
     spec = client.get("/openapi.json").json()
     for path in ("/v1/usage", "/v1/usage/export", "/v1/industries", "/v1/quality/status", "/v1/apikeys"):
         assert path in spec["paths"]
