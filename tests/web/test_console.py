@@ -1392,3 +1392,23 @@ def test_long_machine_names_are_cut_to_the_label_column(page, server, tmp_path):
     shutil.copy(tmp_path / "gantt-long-machine-ko.png", ARTIFACTS / "gantt-long-machine-ko.png")
     page.select_option("#lang-select", "en")
     assert page.text_content("#gantt text.axis-unit") == "time (min)"
+
+
+def test_an_answer_without_a_plan_shows_the_servers_reasons(page, server):
+    """INFEASIBLE and UNKNOWN answers carry ``no_plan_reasons`` (optimization/diagnose.py): the status line shows
+    them after the console's own words, instead of only "no plan is possible"."""
+    page.select_option("#lang-select", "en")
+    sign_in(page, server.acme.mes)
+    reason = "job J1 cannot end by the horizon 50: its release plus its operations reach t=60"
+
+    def infeasible(route) -> None:  # noqa: ANN001
+        route.fulfill(status=200, content_type="application/json", body=json.dumps({
+            "status": "INFEASIBLE", "makespan": None, "lower_bound": None, "wall_s": 0.01, "gantt": [],
+            "maintenance": [], "late_jobs": [], "objective_values": {}, "violations": 0, "stats": {},
+            "no_plan_reasons": [{"type": "horizon", "message": reason}], "linked": {}}))
+
+    page.route("**/v1/scheduling/solve", infeasible)
+    page.click("#solve-btn")
+    wait_js(page, "document.getElementById('status').classList.contains('error')")
+    text = page.inner_text("#status")
+    assert "No plan is possible" in text and reason in text
