@@ -15,9 +15,20 @@ Without numba the same functions run as plain Python (very slowly); numba is a d
 
 from __future__ import annotations
 
+import time
+import warnings
+
 import numpy as np
 
-from optimization._tabu_core import njit  # numba's, or its plain-Python stand-in where numba is missing
+from optimization._tabu_core import njit, objmode  # numba's, or plain-Python stand-ins where numba is missing
+
+try:  # the deadline's clock is read in object mode every 64 placements: a moment with the GIL, no parallelism lost
+    from numba.core.errors import NumbaWarning
+
+    warnings.filterwarnings("ignore", message="Code running in object mode won't allow parallel execution",
+                            category=NumbaWarning)
+except ImportError:  # pragma: no cover
+    pass
 
 BIG = 1 << 62
 RULE_CODES = {"mwkr": 0, "spt": 1, "edd": 2, "atc": 3, "atc_fast": 4}
@@ -290,13 +301,14 @@ def run(rule, atc_k, atc_k2, atc_work,
         el_ptr, el_m, el_d, mrank, fam, span, release, pr_ptr, pr_a, pr_lag, sc_ptr, sc_b, tail, job, due, has_due,
         weight, pin_m, pin_s, S, use_setups, pbar, sbar, ba_ptr, ba_s, ba_e, bn_ptr, bn_s, bn_e, cap,
         fix_m, fix_s, fix_order, win_m, win_s, win_e, mw_m, mw_want, mw_deadline, mw_dur, bias,
-        pw, pcap, pts, puse, pbase, pload, pn, perr,
+        pw, pcap, pts, puse, pbase, pload, pn, perr, deadline,
         out_m, out_s, out_order, out_wm, out_ws):
     """One plan by ``rule`` (RULE_CODES). Operations with fix_m >= 0 keep (fix_m, fix_s) (placed in fix_order);
     win_* are maintenance windows kept as they are; mw_* places new windows (when win_* is empty). Writes the
     machine and start of every operation into out_m / out_s, the placement order into out_order and the new windows'
     starts into out_ws (machines: out_wm). Returns the number of operations placed (< n: a cycle with pinned
-    work), or -1 when an operation's power never fits under the peak cap (perr: its kW and the time).
+    work), -1 when an operation's power never fits under the peak cap (perr: its kW and the time), or -3 when
+    ``deadline`` (a ``time.perf_counter()`` value; <= 0: none) passed before the plan was complete.
 
     pcap > 0: a peak power cap (pw: each operation's kW; pts ... pn: the power profile with the base load, room for
     two more segments per operation). A placement raises the power in use over its interval, which only removes
@@ -430,6 +442,11 @@ def run(rule, atc_k, atc_k2, atc_work,
         n_stale = 0
         if n_ready == 0:
             break
+        if deadline > 0 and (n_placed & 63) == 0:
+            with objmode(now="float64"):
+                now = time.perf_counter()
+            if now > deadline:
+                return -3
         c_star = BIG
         for r in range(n_ready):
             if rc[ready[r]] < c_star:
@@ -570,7 +587,8 @@ class Tables:
         self.empty = np.zeros(0, np.int64)
 
     def run(self, rule: str, atc_k: float, atc_k2: float, atc_work: float, fix_m=None, fix_s=None, fix_order=None,
-            windows: tuple | None = None, bias=None) -> tuple[np.ndarray, np.ndarray, np.ndarray, list]:
+            windows: tuple | None = None, bias=None,
+            deadline: float | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, list]:
         """One plan: (machine index per operation, start per operation, placement order, maintenance windows as
         (machine index, start, end)). ``windows`` (arrays of machine indices, starts, ends) are kept as they are;
         None places the failure-risk windows anew. Raises ValueError when not every operation could be placed."""
@@ -605,7 +623,12 @@ class Tables:
                    self.use_setups, self.pbar, self.sbar, self.ba_ptr, self.ba_s, self.ba_e, self.bn_ptr, self.bn_s,
                    self.bn_e, cap, fix_m, fix_s, fix_order, win_m, win_s, win_e, mw_m, self.mw_want,
                    self.mw_deadline, self.mw_dur, self.ones if bias is None else bias, self.pw, self.pcap, pts, puse,
-                   pbase, pload, pn, perr, out_m, out_s, out_order, out_wm, out_ws)
+                   pbase, pload, pn, perr, float(deadline or 0.0), out_m, out_s, out_order, out_wm, out_ws)
+        if done == -3:
+            from optimization.heuristics import DispatchTimeout
+
+            raise DispatchTimeout(f"dispatching rule {rule!r} did not finish its plan of {n} operations within the "
+                                  "time limit")
         if done == -1:
             raise ValueError(f"peak power cap too low: an operation of {perr[0]:g} kW never fits under "
                              f"{self.pcap:g} kW with the base load after t={int(perr[1])}")

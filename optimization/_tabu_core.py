@@ -13,12 +13,17 @@ from __future__ import annotations
 import numpy as np
 
 try:
-    from numba import njit
+    from numba import njit, objmode
 except ImportError:  # pragma: no cover - numba is a dependency; this keeps a broken install working, slowly
+    import contextlib
+
     def njit(*args, **kwargs):
         if args and callable(args[0]):
             return args[0]
         return lambda f: f
+
+    def objmode(**kwargs):  # in plain Python the block simply runs
+        return contextlib.nullcontext()
 
 # indices of the scalar state (``st``, int64)
 IT, SINCE, CMAX, BEST, STAMP, DONE = range(6)

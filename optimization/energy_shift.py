@@ -30,20 +30,22 @@ MAX_PROFILE = 4_000_000  # time units of the power profile array; longer plans s
 
 
 class _Costs:
-    """An operation's energy cost at a start, from the tariff's prefix sums over one cycle (the tariff repeats)."""
+    """An operation's energy cost at a start, from the tariff's prefix sums per period (the tariff repeats; a
+    period may be long: one sum per period, not per time unit)."""
 
     def __init__(self, problem: SchedulingProblem) -> None:
         en = problem.energy
         assert en is not None and en.prices
         self.en = en
         self.period = en.period
-        cycle = en.period * len(en.prices)
-        step = np.repeat(np.asarray(en.prices, float), en.period)
-        self.pre = np.concatenate([[0.0], np.cumsum(step)])
-        self.cycle = cycle
+        self.prices = en.prices
+        self.pre = np.concatenate([[0.0], np.cumsum(np.asarray(en.prices, float))]) * en.period
+        self.cycle = en.period * len(en.prices)
 
     def cum(self, t: int) -> float:
-        return (t // self.cycle) * self.pre[-1] + self.pre[t % self.cycle]
+        """The sum of the price over the time units [0, t)."""
+        k, r = divmod(t % self.cycle, self.period)
+        return (t // self.cycle) * self.pre[-1] + self.pre[k] + r * self.prices[k]
 
     def cost(self, p: float, s: int, d: int) -> float:
         return p * self.en.hours_per_unit * (self.cum(s + d) - self.cum(s))

@@ -350,7 +350,8 @@ def dispatch(problem: SchedulingProblem, rule: str = "mwkr", atc_k: float = 2.0,
         bias = None
         if job_bias is not None:
             bias = np.array([job_bias.get(j.id, 1.0) for j in tb.jobs], np.float64)
-        out_m, out_s, order, new_wins = tb.run(rule, atc_k, atc_k2, atc_work, *fix, windows=wins, bias=bias)
+        out_m, out_s, order, new_wins = tb.run(rule, atc_k, atc_k2, atc_work, *fix, windows=wins, bias=bias,
+                                               deadline=deadline)
         return _plan(problem, tb, out_m, out_s, order, new_wins, f"dispatch:{rule}", setup_fields, t0)
 
     timelines: dict[str, _FastTimeline] = {}
@@ -600,9 +601,13 @@ def best_dispatch(problem: SchedulingProblem, score, rules: tuple[str, ...] = RU
         except ValueError:
             continue
         ok = check(s) if check is not None else True
-        sc = score(s) if ok else INF
-        scores[rule] = sc
-        if best is None or sc < best_score:
+        if not ok:  # kept only while no rule has a plan the checker passes (the caller checks it again)
+            scores[rule] = None
+            if best is None:
+                best = s
+            continue
+        sc = scores[rule] = score(s)
+        if best_score is INF or sc < best_score:
             best, best_score = s, sc
         if time.perf_counter() - t0 > time_budget_s:
             break
@@ -628,8 +633,8 @@ def atc_variants(problem: SchedulingProblem, score, variants: tuple[tuple[float,
     for k, aw in variants:
         if time.perf_counter() - t0 > time_budget_s:
             break
-        try:
-            s = dispatch(problem, "atc", atc_k=k, atc_work=aw)
+        try:  # a variant still running when the budget is spent stops (DispatchTimeout is a ValueError)
+            s = dispatch(problem, "atc", atc_k=k, atc_work=aw, deadline=t0 + time_budget_s)
         except ValueError:
             continue
         sc = score(s)

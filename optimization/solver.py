@@ -421,12 +421,12 @@ def solve(problem: SchedulingProblem, params: SolverParams | None = None) -> Sch
     deadline = t0 + params.time_limit_s
     stages = params.stages()
     final_deadline = deadline
-    shift_s = params.energy_shift_share * params.time_limit_s if _weighs_energy(problem, stages) else 0.0
-    tie_s = 0.0
+    # moving work in time pays only where prices differ and an operation draws power
     en = problem.energy
-    if not shift_s and en is not None and en.prices and any(o.power_kw > 0 for j in problem.jobs
-                                                            for o in j.operations):
-        tie_s = params.energy_tiebreak_share * params.time_limit_s
+    movable = en is not None and len(set(en.prices)) > 1 and any(o.power_kw > 0 for j in problem.jobs
+                                                                 for o in j.operations)
+    shift_s = params.energy_shift_share * params.time_limit_s if movable and _weighs_energy(problem, stages) else 0.0
+    tie_s = params.energy_tiebreak_share * params.time_limit_s if movable and not shift_s else 0.0
     deadline -= shift_s + tie_s  # the search's own deadline; the energy shift gets the rest
     primary = next(iter(stages[0]))
     n_ops = problem.n_operations
@@ -600,7 +600,8 @@ def solve(problem: SchedulingProblem, params: SolverParams | None = None) -> Sch
     best.wall_s = time.perf_counter() - t0
     best.stats.update(
         n_operations=n_ops, strategy=strategy, horizon=horizon, first_feasible_s=first_feasible_s,
-        dispatch_scores={k: list(v) for k, v in rule_scores.items()}, dispatch_best=list(heur_score or ()),
+        dispatch_scores={k: list(v) if v is not None else None for k, v in rule_scores.items()},
+        dispatch_best=list(heur_score or ()),
         score=list(final), objective=params.objective, strong_disjunctive=params.strong_disjunctive,
         full_subsolver=params.full_subsolver, **tail_stats,
     )

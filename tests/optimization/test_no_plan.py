@@ -113,3 +113,41 @@ def test_a_big_capped_plan_gets_the_dispatch_search():
     assert line["status"] == "FEASIBLE" and line["violations"] == 0
     assert doc["stats"]["tail_iterations"] > 0
     assert line["objective_values"]["weighted_tardiness"] < atc
+
+
+def test_pins_too_close_for_their_setup_are_no_proof():
+    """Without the triangle inequality an operation between two pins can need less setup in all: CP-SAT decides
+    (before: INFEASIBLE at once, "needs setup 10", for a plan that exists)."""
+    from optimization.problem import SetupTimes
+
+    setups = SetupTimes(matrix={("a", "b"): 10, ("a", "c"): 0, ("c", "b"): 0, ("b", "a"): 0, ("c", "a"): 0,
+                                ("b", "c"): 0})
+    jobs = (_one("J1", 5, family="a", pinned_machine="M1", pinned_start=0),
+            _one("J2", 5, family="b", pinned_machine="M1", pinned_start=8), _one("J3", 3, family="c"))
+    line, doc = _solve(SchedulingProblem(jobs=jobs, machines=TWO, setups=setups))
+    assert line["status"] == "OPTIMAL" and line["violations"] == 0 and doc["no_plan_reasons"] == []
+    assert [(g["job"], g["start"]) for g in doc["gantt"] if g["machine"] == "M1"] == \
+        [("J1", 0), ("J3", 5), ("J2", 8)]
+
+
+def test_the_compiled_capped_dispatch_stops_at_its_deadline():
+    """A tight cap on a big plan made one rule run for seconds past a 1-s limit; the compiled scheme now reads the
+    clock every 64 placements."""
+    from optimization.heuristics import DispatchTimeout
+
+    p = generate(60, 10, 10, seed=1)
+    p = dataclasses.replace(p, energy=EnergySettings(period=60, prices=(0.1, 0.3), peak_cap_kw=45.0))
+    assert len(dispatch(p, "atc").assignments) == 600
+    with pytest.raises(DispatchTimeout, match="did not finish its plan of 600 operations"):
+        dispatch(p, "atc", deadline=time.perf_counter() - 1.0)
+
+
+def test_a_rule_the_checker_refuses_does_not_stop_the_others():
+    """best_dispatch compared a refused rule's INF with the others' score tuples (a TypeError)."""
+    from optimization.heuristics import best_dispatch
+
+    p = generate(8, 3, 3, seed=2)
+    best, scores = best_dispatch(p, lambda s: (s.makespan,), ("mwkr", "spt"),
+                                 check=lambda s: s.stats["method"] != "dispatch:mwkr")
+    assert scores["mwkr"] is None and scores["spt"] == (best.makespan,)
+    assert best.stats["method"] == "dispatch:spt"
