@@ -2,8 +2,9 @@
 
     $SFAI_HOME/features/<tenant>/<view>/date=YYYY-MM-DD/part-<content hash>.parquet
 
-A batch is validated first, then every file is written under a temporary name and renamed into place, so a
-failed ingest leaves nothing behind. The file name is the hash of the batch's content: ingesting the same
+A batch is validated first, then every file is written under a temporary name, every partition folder made, and
+only then are the files renamed into place, so a failed ingest leaves nothing behind (a rename that fails takes
+back the ones before it). The file name is the hash of the batch's content: ingesting the same
 rows twice rewrites the same files instead of duplicating them.
 
 Many small batches (an MES pushing one row per lot) make many small files; :meth:`OfflineStore.compact` merges
@@ -198,9 +199,22 @@ class OfflineStore:
                 tmp = staging / f"{name}.parquet"
                 _write_parquet(part, tmp, view)
                 moves.append((tmp, final))
-            for tmp, final in moves:  # all files are written: now make them visible
-                final.parent.mkdir(exist_ok=True)
-                os.replace(tmp, final)
+            # all files are written; every partition folder is made before the first file is published, so that a
+            # folder that cannot be made (a plain file in its place, no permission) fails the batch before any of it
+            # is visible, and a rename that still fails takes back the files published before it
+            for _, final in moves:
+                final.parent.mkdir(exist_ok=True)  # FileExistsError where a file (not a folder) has the name
+            published: list[Path] = []
+            try:
+                for tmp, final in moves:
+                    existed = final.exists()
+                    os.replace(tmp, final)
+                    if not existed:
+                        published.append(final)
+            except BaseException:
+                for final in published:
+                    final.unlink(missing_ok=True)
+                raise
         finally:
             shutil.rmtree(staging, ignore_errors=True)
         return WriteReport(table.num_rows, len(moves), sorted(m[1].parent.name for m in moves))

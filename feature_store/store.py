@@ -46,6 +46,9 @@ class IngestReport:
     files: int
     partitions: list[str]
     online_updated: int
+    # entities whose online row was left as it was: the store holds a newer reading of theirs (a late or replayed
+    # batch; the offline store keeps these rows for training either way)
+    online_skipped_older: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,6 +134,9 @@ class FeatureStore:
         self.registry = Registry(db, t.id)
         self.offline = OfflineStore(settings.home / "features")
         self._views: dict[str, tuple[FeatureView, float]] = {}
+        # how far ahead of this server's clock a reading may be stamped (``validate.MAX_CLOCK_SKEW_S``): the setting
+        # ``SFAI_MAX_CLOCK_SKEW_S``, checked when the settings load (a bad value stops ``sfai`` at start)
+        self.max_clock_skew_s = settings.max_clock_skew_s
         self.online = online or online_store_for(settings)
 
     @classmethod
@@ -168,17 +174,31 @@ class FeatureStore:
     def ingest(self, view_name: str, data, *, fmt: str | None = None, write_online: bool = True) -> IngestReport:  # noqa: ANN001
         """Validate and append rows to the offline store, and update the online store with the newest.
 
-        ``data`` may be a ``Conformed`` batch: checked against this very declaration, it is not checked again."""
+        ``data`` may be a ``Conformed`` batch: checked against this very declaration, it is not checked again.
+
+        Should the online write fail after the offline one succeeded, the exception is raised with the attribute
+        ``sfai_written_offline`` (the offline ``WriteReport``): a caller that retries parts of a failed batch (the
+        MQTT subscriber) must not write those rows again."""
         view = self.get_view(view_name)
+        skew = self.max_clock_skew_s
         if isinstance(data, Conformed):
             same = data.view.fingerprint() == view.fingerprint()
-            table, created_given = (data.table if same else conform(view, data.table)), data.created_given
+            table = data.table if same else conform(view, data.table, max_skew_s=skew)
+            created_given = data.created_given
         else:
             raw = read_table(data, fmt=fmt)
-            table, created_given = conform(view, raw), CREATED in raw.column_names
+            table, created_given = conform(view, raw, max_skew_s=skew), CREATED in raw.column_names
         report = self.offline.write(self.tenant, view, table, created_given=created_given)
-        updated = self.online.write(self.tenant, view.name, latest_rows(view, table)) if write_online else 0
-        return IngestReport(view.name, report.rows, report.files, report.partitions, updated)
+        updated = skipped = 0
+        if write_online:
+            rows = latest_rows(view, table)
+            try:
+                updated = self.online.write(self.tenant, view.name, rows)
+            except Exception as e:
+                e.sfai_written_offline = report
+                raise
+            skipped = max(len(rows) - updated, 0)
+        return IngestReport(view.name, report.rows, report.files, report.partitions, updated, skipped)
 
     def compact(self, view_name: str, *, min_files: int = 8):  # noqa: ANN201 - offline.CompactReport
         """Merge each partition's small files into one (see ``OfflineStore.compact``)."""

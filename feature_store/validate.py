@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import csv
 import io
+import math
+import os
 import re
 import reprlib
 import struct
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -41,6 +43,46 @@ def _show(value: object) -> str:
 MAX_COLUMNS = 10_000
 MAX_DECODED_BYTES = 512 << 20  # five times the default body limit (SFAI_MAX_BODY_BYTES)
 CSV_BLOCK_BYTES = 1 << 20  # pyarrow's CSV block: a header row must fit in it (pyarrow refuses it otherwise)
+# Text in one cell (an id or a ``string`` feature): a mode, a recipe, an alarm text. One MQTT message stored a 60 MB
+# string, which every training frame and online read then carried; a longer value is a file, not a reading.
+MAX_STRING_CHARS = 10_000
+
+# A reading stamped further ahead of this server's clock than this is refused. A plant clock set a year ahead made
+# its readings the newest per machine: the online store keeps the newest row, so every correct reading after it was
+# "older" and skipped, and predictions by entity id read the wrong value until that date. An hour covers clocks
+# that drift and time zones sent without their offset in the other direction; ``SFAI_MAX_CLOCK_SKEW_S`` changes it
+# (``inf``: no check, for synthetic clocks that run ahead on purpose).
+MAX_CLOCK_SKEW_S = 3600.0
+CLOCK_SKEW_ENV = "SFAI_MAX_CLOCK_SKEW_S"
+
+
+def max_clock_skew_s() -> float:
+    """``SFAI_MAX_CLOCK_SKEW_S`` (seconds, ``inf`` for no check), or ``MAX_CLOCK_SKEW_S``; ValueError otherwise."""
+    raw = os.environ.get(CLOCK_SKEW_ENV, "").strip()
+    if not raw:
+        return MAX_CLOCK_SKEW_S
+    try:
+        value = float(raw)
+    except ValueError:
+        value = math.nan
+    if math.isnan(value) or value < 0:
+        raise ValueError(f"{CLOCK_SKEW_ENV} must be a number of seconds from 0 (or inf for no check), not {raw!r}")
+    return value
+
+
+def _span(seconds: float) -> str:
+    """A duration as people say it, rounded to its smallest unit shown: ``90 seconds``, ``1 hour 30 minutes``,
+    ``365 days``, ``2 days 3 hours``."""
+    def unit(n: int, name: str) -> str:
+        return f"{n:,} {name}{'s' * (n != 1)}"
+
+    if seconds < 120:
+        return unit(round(seconds), "second")
+    if seconds < 86_400 - 30:
+        hours, minutes = divmod(round(seconds / 60), 60)
+        return " ".join([unit(hours, "hour")] * bool(hours) + [unit(minutes, "minute")] * bool(minutes))
+    days, hours = divmod(round(seconds / 3600), 24)
+    return " ".join([unit(days, "day")] + [unit(hours, "hour")] * bool(hours))
 
 
 def check_columns(count: int) -> None:
@@ -572,10 +614,14 @@ def _cast_timestamp(col: pa.ChunkedArray) -> pa.ChunkedArray:
     raise pa.ArrowInvalid(f"cannot read {t} as a timestamp")
 
 
-def conform(view: FeatureView, table: pa.Table, *, now: datetime | None = None) -> pa.Table:
+def conform(
+    view: FeatureView, table: pa.Table, *, now: datetime | None = None, max_skew_s: float | None = None
+) -> pa.Table:
     """``table`` with exactly the view's columns and types (``created`` added as ``now`` if absent).
 
-    Raises InvalidInput naming the column (unknown, missing, wrong type) and the first bad row.
+    Raises InvalidInput naming the column (unknown, missing, wrong type, text longer than ``MAX_STRING_CHARS``) and
+    the first bad row, or the first reading stamped more than ``max_skew_s`` (default: ``max_clock_skew_s()``)
+    ahead of this server's clock.
     """
     if table.num_rows == 0:
         raise InvalidInput("no rows")
@@ -622,10 +668,44 @@ def conform(view: FeatureView, table: pa.Table, *, now: datetime | None = None) 
             row = pc.index(pc.is_null(col), True).as_py()
             what = "key" if name == view.join_key else "timestamp"
             raise InvalidInput(f"row {row + 1}, column {name!r}: missing {what}")
+        if pa.types.is_string(field.type):
+            _check_length(col, name)
+        if name == TIMESTAMP:
+            _check_not_ahead(col, max_clock_skew_s() if max_skew_s is None else max_skew_s)
         arrays.append(col)
     out = pa.Table.from_arrays(arrays, schema=schema)
     _refuse_repeated_keys(out, view.join_key)
     return out
+
+
+def _check_length(col: pa.ChunkedArray, name: str) -> None:
+    """At most ``MAX_STRING_CHARS`` characters in a cell (a file sent as a reading is refused, not stored)."""
+    if len(col) == 0 or col.null_count == len(col):
+        return
+    lengths = pc.utf8_length(col)
+    if (pc.max(lengths).as_py() or 0) <= MAX_STRING_CHARS:
+        return
+    row = pc.index(pc.greater(lengths, MAX_STRING_CHARS), True).as_py()
+    raise InvalidInput(f"row {row + 1}, column {name!r}: text of {lengths[row].as_py():,} characters; at most "
+                       f"{MAX_STRING_CHARS:,} are stored")
+
+
+def _check_not_ahead(col: pa.ChunkedArray, max_skew_s: float) -> None:
+    """No event time further ahead of this server's clock than ``max_skew_s`` (see ``MAX_CLOCK_SKEW_S``)."""
+    if not math.isfinite(max_skew_s) or len(col) == 0:
+        return
+    now = datetime.now(UTC)
+    latest = pc.max(col).as_py()
+    if latest is None or latest <= now + timedelta(seconds=max_skew_s):
+        return
+    ahead = pc.greater(col, pa.scalar(now + timedelta(seconds=max_skew_s), TS_TYPE))
+    row = pc.index(ahead, True).as_py()
+    value = col[row].as_py()
+    raise InvalidInput(
+        f"row {row + 1}, column {TIMESTAMP!r}: {value.isoformat()} is {_span((value - now).total_seconds())} ahead "
+        f"of this server's clock ({now:%Y-%m-%dT%H:%M:%SZ}); readings more than {_span(max_skew_s)} ahead are "
+        f"refused (is the sender's clock wrong?)"
+    )
 
 
 def _check_keys(col: pa.ChunkedArray, name: str) -> None:

@@ -96,6 +96,9 @@ class Settings(BaseSettings):
     # rate_limit_redis); null: no limit. Ingest writes to the feature store and an export reads the whole log, and
     # neither is metered by a module's plan.
     platform_rate_limit: float | None = Field(default=50.0, gt=0, description="tenant calls per second, or null")
+    # Feature store: how far ahead of this server's clock a reading may be stamped (feature_store/validate.py
+    # MAX_CLOCK_SKEW_S); inf for no check. A bad value stops the server at start, not every ingest with a 500
+    max_clock_skew_s: float = Field(default=3600.0, ge=0, description="seconds, or inf for no check")
     # Key lookups that find no caller (unknown or revoked keys this process has not seen within the TTL), per second
     # per client address, with 10 s of burst; past it, keys this process does not know yet answer 429 from that
     # address (behind a proxy, set forwarded_allow_ips below so that the address is the client's); null:

@@ -181,6 +181,7 @@ def ingest_csv(
             "files": rep.files,
             "partitions": rep.partitions,
             "online_updated": rep.online_updated,
+            "online_skipped_older": rep.online_skipped_older,
         }
     )
 
@@ -189,29 +190,52 @@ def ingest_csv(
 def ingest_mqtt(
     broker: Annotated[str, typer.Option(help="mqtt://host:port (user:password@ allowed)")] = "mqtt://127.0.0.1:1883",
     topic: Annotated[str, typer.Option(help="topic pattern with {tenant} and {view}")] = "factory/{tenant}/{view}",
-    duration: Annotated[float | None, typer.Option(help="stop after this many seconds (default: until Ctrl-C)")] = None,
+    duration: Annotated[
+        float | None, typer.Option(help="stop after this many seconds (default: until Ctrl-C or SIGTERM)")
+    ] = None,
     max_messages: Annotated[int | None, typer.Option(help="stop after this many messages", min=1)] = None,
     batch_size: Annotated[int, typer.Option(help="messages per write", min=1)] = 1000,
+    flush_interval: Annotated[
+        float, typer.Option(help="seconds a batch waits to fill to --batch-size before it is written")
+    ] = 0.5,
     client_id: Annotated[
         str | None,
         typer.Option(help="MQTT client id; the broker queues messages for it while it is away (default: "
-                     "sfai-ingest-<host>; '' for a clean session)"),
+                     "sfai-ingest-<hash of the host name>; '' for a clean session). Each subscriber needs its own"),
     ] = None,
+    mqtt_version: Annotated[
+        str, typer.Option(help="MQTT protocol: 5, or 3.1.1 for a broker without MQTT 5 (Azure IoT Hub, older ones)")
+    ] = "5",
 ) -> None:
-    """Subscribe to MQTT and ingest every message into its tenant's view; bad messages are counted and kept
-    aside under $SFAI_HOME/quarantine. Prints the final counts as JSON."""
-    import math
-    import socket
+    """Subscribe to MQTT (5, or 3.1.1 with --mqtt-version; QoS 1) and ingest every message into its tenant's view;
+    bad messages are counted and kept aside under $SFAI_HOME/quarantine. A message is acknowledged once written or
+    kept aside; Ctrl-C or SIGTERM writes what was taken and stops. Prints the final counts as JSON.
 
-    from feature_store.mqtt import MqttIngestor, Quarantine, check_run_options, run_mqtt, topic_regex
+    The broker holds what this subscriber has not taken yet, up to its own limit, and drops the rest of a burst:
+    raise Mosquitto's max_queued_messages (default 1000) as deploy/mosquitto.conf does."""
+    import math
+    import signal
+    import threading
+
+    from feature_store.mqtt import (
+        MqttIngestor,
+        Quarantine,
+        check_run_options,
+        default_client_id,
+        run_mqtt,
+        topic_regex,
+    )
     from feature_store.online import online_store_for
     from feature_store.store import FeatureStore
 
     if duration is not None and not (math.isfinite(duration) and duration > 0):
         raise typer.BadParameter(f"{duration} is not a number of seconds above 0", param_hint="'--duration'")
-    cid = f"sfai-ingest-{socket.gethostname()}"[:23] if client_id is None else client_id
+    if not (math.isfinite(flush_interval) and 0 < flush_interval <= 60):
+        raise typer.BadParameter(f"{flush_interval} is not a number of seconds above 0 and at most 60",
+                                 param_hint="'--flush-interval'")
+    cid = default_client_id() if client_id is None else client_id
     topic_regex(topic)  # a bad pattern, broker URL or client id: one line before anything opens
-    check_run_options(broker, client_id=cid, duration_s=duration, max_messages=max_messages)
+    check_run_options(broker, client_id=cid, duration_s=duration, max_messages=max_messages, protocol=mqtt_version)
     s = settings()
     db = database()
     stores: dict[str, FeatureStore] = {}
@@ -221,7 +245,8 @@ def ingest_mqtt(
             stores[tenant] = FeatureStore(s, db, tenant, online=online)
         return stores[tenant]
 
-    ing = MqttIngestor(get, Quarantine(s.home / "quarantine"), pattern=topic, batch_size=batch_size)
+    ing = MqttIngestor(get, Quarantine(s.home / "quarantine"), pattern=topic, batch_size=batch_size,
+                       flush_interval_s=flush_interval)
     online = online_store_for(s)
     last = [0.0]
 
@@ -236,15 +261,31 @@ def ingest_mqtt(
         info(f"mqtt: subscribed to {ing.subscribe_topic} on {broker}")
         sys.stderr.flush()
 
+    # SIGTERM (docker stop, systemd) and Ctrl-C stop the subscriber as the end of --duration does: what it took is
+    # written or kept aside and acknowledged, the counts printed. (SIGTERM used to end it where it was: the 347
+    # messages it held, already acknowledged, were lost.) A second signal ends it at once; what it holds then is not
+    # acknowledged, and the broker sends it again to the next subscriber with this client id.
+    stop = threading.Event()
+    caught: list[int] = []
+    previous: dict[int, object] = {}
+
+    def on_signal(signum, _frame) -> None:  # noqa: ANN001
+        caught.append(signum)
+        stop.set()
+        signal.signal(signum, previous[signum])
+
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            previous[sig] = signal.signal(sig, on_signal)
     try:
         stats = run_mqtt(
             ing, broker, duration_s=duration, max_messages=max_messages, on_progress=progress, on_ready=ready,
-            client_id=cid or None,
+            client_id=cid or None, stop=stop, protocol=mqtt_version,
         )
-    except KeyboardInterrupt:
-        while ing.drain():
-            pass
-        stats = ing.stats
     finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
         online.close()
     typer.echo(json.dumps(stats.as_dict()))
+    if caught:
+        info(f"mqtt: stopped by {signal.Signals(caught[0]).name} after writing or setting aside every message taken")

@@ -92,6 +92,7 @@ async def ingest_view(
         files=report.files,
         partitions=report.partitions,
         online_updated=report.online_updated,
+        online_skipped_older=report.online_skipped_older,
     )
 
 

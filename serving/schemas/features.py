@@ -18,6 +18,8 @@ class IngestResult(BaseModel):
     files: int
     partitions: list[str]
     online_updated: int
+    online_skipped_older: int = Field(0, description="entities whose online row was kept: the store holds a newer "
+                                      "reading of theirs (a late or replayed batch; the rows are kept offline)")
 
 
 class OnlineRequest(BaseModel):

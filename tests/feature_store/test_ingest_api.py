@@ -36,6 +36,7 @@ def test_json_records_land_offline_and_online(client, app, acme):
         "files": 1,
         "partitions": ["date=2026-03-01"],
         "online_updated": 2,
+        "online_skipped_older": 0,
     }
     fs = app.state.platform.feature_store("acme")
     assert fs.offline.row_count("acme", "machine_stats") == 2

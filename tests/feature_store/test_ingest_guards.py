@@ -1,0 +1,164 @@
+"""What every ingest path (REST, CSV, MQTT) refuses before it is stored, and what a failed write leaves behind:
+readings from a clock far ahead, text longer than a cell holds, partitions published before a later one fails."""
+
+from datetime import UTC, datetime, timedelta
+
+import pyarrow as pa
+import pytest
+
+from feature_store.store import FeatureStore
+from feature_store.validate import MAX_CLOCK_SKEW_S, MAX_STRING_CHARS, conform, read_table
+from serving import tenancy
+from serving.errors import InvalidInput
+from tests.feature_store.conftest import REC, STATS
+from tests.serving.helpers import bearer, make_tenant
+
+PEPPER = "test-secret-0123456789"
+
+
+def _at(delta: timedelta) -> str:
+    return (datetime.now(UTC) + delta).isoformat()
+
+
+# ------------------------------------------------------------------------------------------------ clock far ahead
+def test_a_reading_stamped_past_the_clock_skew_is_refused_naming_row_and_time():
+    """A plant clock a year ahead (2027-12-06 while it was 2026-12-06) made that reading the machine's newest: every
+    correct one after it read ``online_updated: 0`` and predictions by entity id stayed on the wrong value."""
+    assert MAX_CLOCK_SKEW_S == 3600
+    rows = [REC, {**REC, "machine_id": "m2", "event_timestamp": _at(timedelta(days=365))}]
+    with pytest.raises(InvalidInput) as e:
+        conform(STATS, read_table(rows))
+    msg = e.value.message
+    assert msg.startswith("row 2, column 'event_timestamp': ") and "365 days ahead of this server's clock" in msg
+    assert "readings more than 1 hour ahead are refused" in msg and "\n" not in msg
+    ok = conform(STATS, read_table([{**REC, "event_timestamp": _at(timedelta(minutes=50))}]))  # drift: accepted
+    assert ok.num_rows == 1
+
+
+def test_the_clock_skew_is_a_setting(monkeypatch):
+    later = [{**REC, "event_timestamp": _at(timedelta(hours=3))}]
+    monkeypatch.setenv("SFAI_MAX_CLOCK_SKEW_S", "14400")
+    assert conform(STATS, read_table(later)).num_rows == 1
+    monkeypatch.setenv("SFAI_MAX_CLOCK_SKEW_S", "60")
+    with pytest.raises(InvalidInput, match="more than 60 seconds ahead"):
+        conform(STATS, read_table(later))
+    assert conform(STATS, read_table(later), max_skew_s=float("inf")).num_rows == 1
+    monkeypatch.setenv("SFAI_MAX_CLOCK_SKEW_S", "inf")  # synthetic clocks that run ahead on purpose
+    assert conform(STATS, read_table([{**REC, "event_timestamp": "2114-01-01T00:00:00Z"}])).num_rows == 1
+
+
+def test_a_bad_clock_skew_setting_is_refused_when_the_settings_load(monkeypatch, settings, db):
+    """A bad value stops ``sfai`` at start (the settings), instead of failing every ingest with a 500; the store
+    takes the setting's value."""
+    from serving.settings import Settings
+
+    for bad in ("an hour", "-5", "nan"):
+        monkeypatch.setenv("SFAI_MAX_CLOCK_SKEW_S", bad)
+        with pytest.raises(ValueError, match="max_clock_skew_s"):
+            Settings(_env_file=None)
+        with pytest.raises(ValueError, match="SFAI_MAX_CLOCK_SKEW_S must be a number of seconds"):
+            conform(STATS, read_table([REC]))  # the Python API's default, outside a store
+    monkeypatch.setenv("SFAI_MAX_CLOCK_SKEW_S", "inf")
+    assert Settings(_env_file=None).max_clock_skew_s == float("inf")
+    tenancy.create_tenant(db, "acme", "C29")
+    assert FeatureStore(settings.model_copy(update={"max_clock_skew_s": 60.0}), db, "acme").max_clock_skew_s == 60
+
+
+def test_a_refused_reading_from_the_future_leaves_the_online_values_moving(store):
+    store.ingest("machine_stats", [{**REC, "event_timestamp": _at(-timedelta(hours=2)), "temp_mean": 1.0}])
+    with pytest.raises(InvalidInput, match="ahead of this server's clock"):
+        store.ingest("machine_stats", [{**REC, "event_timestamp": "2027-12-06T00:00:00Z", "temp_mean": 99.0}])
+    rep = store.ingest("machine_stats", [{**REC, "event_timestamp": _at(-timedelta(hours=1)), "temp_mean": 2.0}])
+    assert (rep.online_updated, rep.online_skipped_older) == (1, 0)
+    assert store.get_online_features("machine_stats", ["m1"], ["temp_mean"])[0]["temp_mean"] == 2.0
+
+
+def test_the_report_counts_rows_not_taken_online_because_a_newer_one_is_there(store):
+    store.ingest("machine_stats", [{**REC, "event_timestamp": "2026-03-02T00:00:00Z"}])
+    rep = store.ingest("machine_stats", [{**REC, "event_timestamp": "2026-03-01T00:00:00Z"},
+                                         {**REC, "machine_id": "m2", "event_timestamp": "2026-03-01T00:00:00Z"}])
+    assert (rep.rows, rep.online_updated, rep.online_skipped_older) == (2, 1, 1)
+
+
+def test_a_csv_with_a_reading_from_the_future_is_refused(store, tmp_path):
+    path = tmp_path / "rows.csv"
+    path.write_text("machine_id,event_timestamp,temp_mean,vib_rms,alarm,mode\n"
+                    f"m1,2026-03-01T00:00:00Z,1.5,0.5,true,idle\nm2,{_at(timedelta(days=2))},1.5,0.5,true,idle\n")
+    with pytest.raises(InvalidInput, match=r"^row 2, column 'event_timestamp': .* 2 days ahead"):
+        store.ingest("machine_stats", path)
+    assert store.offline.files("acme", "machine_stats") == []
+
+
+@pytest.fixture
+def acme(app, db):
+    keys = make_tenant(db, PEPPER, "acme")
+    app.state.platform.feature_store("acme").apply(STATS)
+    return keys
+
+
+def test_rest_ingest_refuses_a_future_reading_and_overlong_text_with_a_422(client, acme):
+    for record, words in (({**REC, "event_timestamp": "2027-12-06T00:00:00Z"}, "ahead of this server's clock"),
+                          ({**REC, "mode": "x" * (MAX_STRING_CHARS + 1)}, "text of 10,001 characters")):
+        r = client.post("/v1/ingest/machine_stats", json={"records": [record]}, headers=bearer(acme.mes))
+        assert r.status_code == 422 and words in r.json()["error"]["message"], r.text
+
+
+def test_rest_ingest_says_how_many_rows_were_older_than_the_online_ones(client, acme):
+    """An MES that replays a late batch learns that the online values stayed (the rows are kept offline)."""
+    h = bearer(acme.mes)
+    client.post("/v1/ingest/machine_stats", json={"records": [{**REC, "event_timestamp": "2026-03-02T00:00:00Z"}]},
+                headers=h)
+    r = client.post("/v1/ingest/machine_stats", headers=h, json={"records": [
+        {**REC, "event_timestamp": "2026-03-01T00:00:00Z"},
+        {**REC, "machine_id": "m2", "event_timestamp": "2026-03-01T00:00:00Z"}]})
+    assert r.status_code == 200, r.text
+    assert (r.json()["rows"], r.json()["online_updated"], r.json()["online_skipped_older"]) == (2, 1, 1)
+
+
+# ------------------------------------------------------------------------------------------------ long text
+def test_text_is_stored_up_to_the_limit_in_every_text_column():
+    """One MQTT message stored a 60 MB string; the same held for an id and for every ingest path."""
+    assert MAX_STRING_CHARS == 10_000
+    assert conform(STATS, read_table([{**REC, "mode": "한" * MAX_STRING_CHARS}])).num_rows == 1  # characters
+    with pytest.raises(InvalidInput, match=r"^row 2, column 'mode': text of 10,001 characters; at most 10,000 are"):
+        conform(STATS, read_table([REC, {**REC, "machine_id": "m2", "mode": "x" * 10_001}]))
+    with pytest.raises(InvalidInput, match=r"^row 1, column 'machine_id': text of 20,000 characters"):
+        conform(STATS, read_table([{**REC, "machine_id": "m" * 20_000}]))
+
+
+# ------------------------------------------------------------------------------------------------ failed writes
+def _two_days() -> pa.Table:
+    return conform(STATS, read_table([REC, {**REC, "event_timestamp": "2026-03-02T00:00:00Z"}]))
+
+
+def test_a_write_that_fails_for_one_partition_publishes_none(store):
+    """With a plain file where a later partition's folder should be, the earlier partition's file was already in
+    place when the write failed: a batch reported as failed was half stored."""
+    base = store.offline.view_dir("acme", "machine_stats")
+    base.mkdir(parents=True)
+    (base / "date=2026-03-02").write_text("not a folder")
+    with pytest.raises(OSError):
+        store.offline.write("acme", STATS, _two_days())
+    assert store.offline.files("acme", "machine_stats") == []
+    assert sorted(p.name for p in base.iterdir()) == ["date=2026-03-01", "date=2026-03-02"]  # an empty folder at most
+
+
+def test_a_rename_that_fails_takes_back_the_files_published_before_it(store, monkeypatch):
+    import os
+
+    from feature_store import offline
+
+    calls, replace = [], os.replace
+
+    def failing_replace(src, dst):  # noqa: ANN001, ANN202
+        calls.append(dst)
+        if len(calls) == 2:
+            raise OSError(5, "Input/output error")
+        return replace(src, dst)
+
+    monkeypatch.setattr(offline.os, "replace", failing_replace)
+    with pytest.raises(OSError, match="Input/output error"):
+        store.offline.write("acme", STATS, _two_days())
+    assert len(calls) == 2 and store.offline.files("acme", "machine_stats") == []
+    monkeypatch.undo()
+    assert store.offline.write("acme", STATS, _two_days()).files == 2  # and the same batch goes in afterwards
