@@ -8,8 +8,9 @@ is split in halves until they are found, so that the good ones are still written
 (writing each message alone, one Parquet file each, left the subscriber far behind a busy broker, which then
 dropped messages).
 
-Delivery is at least once: QoS 1 over MQTT 5, each message acknowledged only once it is written or kept aside, and
-the broker asked (Receive Maximum) to send no more unacknowledged messages than the subscriber holds in memory. A
+Delivery is at least once: QoS 1 over MQTT 5 (or 3.1.1, for brokers without 5), each message acknowledged only once
+it is written or kept aside, and the broker asked (MQTT 5's Receive Maximum; with 3.1.1 its own in-flight window) to
+send no more unacknowledged messages than the subscriber holds in memory. A
 message held when the subscriber stops or dies is the broker's still, and comes again. Oversized messages (bytes or
 records) are kept aside as ``size``.
 
