@@ -542,6 +542,7 @@ def test_messages_held_when_the_subscriber_dies_are_delivered_again(need_broker,
     assert fs.offline.row_count("acme", "machine_stats") == 10
 
 
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)  # the database plays no part here
 def test_the_broker_sends_no_more_than_the_subscriber_can_hold(need_broker, acme_store, tmp_path):
     """MQTT 5 Receive Maximum: while the writer is blocked the broker holds what does not fit, then sends it."""
     import paho.mqtt.client as mqtt
@@ -710,6 +711,7 @@ def test_a_stop_under_load_neither_loses_nor_repeats_a_message(need_broker, tmp_
                                                          sorted(set(seen[1]) & set(seen[2]))[:10])
 
 
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)  # the database plays no part here
 def test_a_batch_waits_to_fill_instead_of_a_write_per_arrival(acme_store, tmp_path):
     """20,000 messages at 1,000 a second made 3,870 Parquet files: ``drain`` wrote as soon as anything was queued.
     Now a batch fills for up to ``flush_interval_s`` (or to ``batch_size``); a drain without a wait still takes

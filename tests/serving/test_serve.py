@@ -42,6 +42,7 @@ def _served(base: str) -> float:
     return sum(float(v) for v in re.findall(r'^sfai_requests_total\{[^}]*\} ([0-9.e+]+)$', text, re.M))
 
 
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)  # the database plays no part here
 def test_instances_sharing_a_home_keep_their_own_metrics(sfai_env, tmp_path):
     """The second instance's start cleared the first's metrics files (all instances used $SFAI_HOME/prometheus)
     and its /metrics then counted the first's requests."""

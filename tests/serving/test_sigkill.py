@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 from sqlalchemy import select
 
 from serving.db.tables import UsageRecord
@@ -97,6 +98,7 @@ def test_acknowledged_calls_survive_sigkill(sfai_env, settings, db, tmp_path):
     assert verify_chain(db).ok
 
 
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)  # the database plays no part here
 def test_idle_keep_alive_connections_outlive_the_clients_own_timeout(sfai_env, tmp_path):
     """``sfai serve`` keeps an idle connection open for ``SFAI_KEEP_ALIVE_S`` (90 s by default), longer than a
     client's or load balancer's own idle timeout, so a request is never sent on a connection the server is closing
