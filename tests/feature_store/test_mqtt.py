@@ -193,20 +193,16 @@ def test_wildcard_pattern_end_to_end(need_broker, settings, db, tmp_path):
     assert (stats.received, stats.rows_written, stats.bad) == (2, 2, 0), stats
 
 
-def test_broker_outage_loses_no_message(need_broker, settings, db, tmp_path):
+def test_broker_outage_loses_no_message(need_broker, acme_store, tmp_path):
     """The link to the broker is cut while machines keep publishing, then restored: the subscriber reconnects by
     itself and its persistent session delivers what was published meanwhile. Every message becomes a row."""
     import time
 
     import paho.mqtt.client as mqtt
 
-    from feature_store.online import open_online_store
     from tests.serving.proxy import ToggleProxy
 
-    tenancy.create_tenant(db, "acme", "C29")
-    online = open_online_store("sqlite", tmp_path)
-    fs = FeatureStore(settings, db, "acme", online=online)
-    fs.apply(STATS)
+    fs = acme_store
     prefix = f"sfai-test-{uuid.uuid4().hex[:8]}"
     client_id = f"sfai-t-{uuid.uuid4().hex[:8]}"
     ing = MqttIngestor(lambda t: fs, Quarantine(tmp_path / "q"), pattern=prefix + "/{tenant}/{view}",
@@ -250,7 +246,6 @@ def test_broker_outage_loses_no_message(need_broker, settings, db, tmp_path):
     ids = [f"{b}{i}" for b in "abc" for i in range(5)]
     got = fs.get_online_features("machine_stats", ids, ["temp_mean"])
     assert all(g["temp_mean"] == 70.5 for g in got), got
-    online.close()
 
 
 # ------------------------------------------------------------------------------------------------ hostile messages
@@ -489,12 +484,11 @@ def test_the_pending_messages_are_bounded_and_a_slow_writer_holds_the_sender(acm
     assert ing.on_message(TOPIC, _rec(4)) is False  # stopping: not taken, not acknowledged
 
 
-def test_messages_held_when_the_subscriber_dies_are_delivered_again(need_broker, settings, db, tmp_path):
+def test_messages_held_when_the_subscriber_dies_are_delivered_again(need_broker, acme_store, tmp_path):
     """A subscriber that dies before writing what it took (SIGKILL lost 40 of 20,000): with acknowledgements after
     the write, the broker sends those messages again to the next subscriber with the same client id."""
     import paho.mqtt.client as mqtt
 
-    from feature_store.online import open_online_store
 
     class Died(BaseException):
         pass
@@ -503,10 +497,7 @@ def test_messages_held_when_the_subscriber_dies_are_delivered_again(need_broker,
         def ingest(self, view, rows):  # noqa: ANN001, ANN202
             raise Died
 
-    tenancy.create_tenant(db, "acme", "C29")
-    online = open_online_store("sqlite", tmp_path)
-    fs = FeatureStore(settings, db, "acme", online=online)
-    fs.apply(STATS)
+    fs = acme_store
     prefix = f"sfai-test-{uuid.uuid4().hex[:8]}"
     client_id = f"sfai-t-{uuid.uuid4().hex[:8]}"
     pub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
@@ -537,7 +528,6 @@ def test_messages_held_when_the_subscriber_dies_are_delivered_again(need_broker,
         pub.loop_stop()
         pub.disconnect()
         _drop_session(mqtt, client_id)
-        online.close()
     assert (stats.received, stats.rows_written) == (10, 10), stats
     assert fs.offline.row_count("acme", "machine_stats") == 10
 
