@@ -130,7 +130,7 @@ def why_no_plan(problem: SchedulingProblem, schedule: Schedule, deadline: float,
             continue
         try:
             s = solve(relaxed, SolverParams(time_limit_s=min(RELAXATION_MAX_S, left), objective="makespan",
-                                            workers=1))
+                                            workers=1, explain=False))
         except ValueError:  # the relaxed problem is not a valid one (cannot happen for these); say nothing of it
             continue
         if s.assignments:

@@ -113,6 +113,9 @@ class SolverParams:
     # moves on the final plan with the energy cost as a last stage, so that of plans as good, a cheaper one comes
     # back (loaded generated shops of 1,000 and 5,000 operations: 1-2 % less energy cost, the same tardiness)
     energy_tiebreak_share: float = 0.05
+    # an answer without a plan gets its causes (optimization.diagnose); off for diagnose's own relaxed solves, which
+    # only ask whether a plan exists
+    explain: bool = True
 
     def stages(self) -> list[dict[str, float]]:
         if self.objective not in OBJECTIVES:
@@ -407,10 +410,11 @@ def solve_lns(problem: SchedulingProblem, params: SolverParams, horizon: int, in
 # ---- entry point ------------------------------------------------------------------------------------------------
 
 def _no_plan(problem: SchedulingProblem, status: str, stats: dict, notes: dict[str, str], t0: float,
-             deadline: float) -> Schedule:
+             deadline: float, explain: bool = True) -> Schedule:
     """An answer without a plan, with its causes in ``stats["no_plan_reasons"]`` (optimization.diagnose)."""
     s = Schedule(assignments=[], status=status, stats=stats)
-    s.stats["no_plan_reasons"] = why_no_plan(problem, s, deadline, notes)
+    if explain:
+        s.stats["no_plan_reasons"] = why_no_plan(problem, s, deadline, notes)
     s.wall_s = time.perf_counter() - t0
     return s
 
@@ -446,7 +450,8 @@ def solve(problem: SchedulingProblem, params: SolverParams | None = None) -> Sch
 
     no_dispatch: dict[str, str] = {}  # why no dispatching plan, for an answer without a plan
     if diagnose_proofs(problem):  # no plan can exist (a job past the horizon, clashing pins): say why at once
-        return _no_plan(problem, "INFEASIBLE", {"method": "check", "n_operations": n_ops}, no_dispatch, t0, deadline)
+        return _no_plan(problem, "INFEASIBLE", {"method": "check", "n_operations": n_ops}, no_dispatch, t0, deadline,
+                        params.explain)
     heur: Schedule | None
     try:
         heur, rule_scores = best_dispatch(problem, lambda s: score(problem, s, stages), rules_for(primary),
@@ -567,7 +572,7 @@ def solve(problem: SchedulingProblem, params: SolverParams | None = None) -> Sch
                 best.stats.update({k: v for k, v in cand.stats.items() if k.startswith("tabu_")})
         if best is None and heur is None and bound is None and proven:
             return _no_plan(problem, "INFEASIBLE", {"method": "cp-sat", "n_operations": n_ops}, no_dispatch, t0,
-                            deadline)
+                            deadline, params.explain)
 
     if shift_s and best is not None:
         alt = energy_shift(problem, best, stages, horizon, final_deadline)
@@ -580,7 +585,7 @@ def solve(problem: SchedulingProblem, params: SolverParams | None = None) -> Sch
             best = alt
     if best is None:
         return _no_plan(problem, "UNKNOWN", {"method": strategy, "n_operations": n_ops, **no_dispatch}, no_dispatch,
-                        t0, deadline)
+                        t0, deadline, params.explain)
     final = score(problem, best, stages)
     lb = None
     if makespan_first:
