@@ -35,8 +35,21 @@ run: install
 	@echo "== serving on http://$(HOST):$(PORT)  (web console /, API docs /docs) =="
 	$(BIN)/sfai serve --host $(HOST) --port $(PORT)
 
+# the suite runs on every core (pytest-xdist, up to 4 processes), then the tests marked `serial` alone (they need
+# the cores to themselves: see SERIAL in tests/conftest.py); both parts always run, and either failing fails.
+# PYTEST_ARGS (e.g. PYTEST_ARGS="tests/optimization -x") runs just that, in one process.
+TEST_JOBS ?= $(shell n=$$(nproc 2>/dev/null || echo 1); [ $$n -gt 4 ] && n=4; [ $$n -lt 2 ] && n=0; echo $$n)
+
 test: install
+ifeq ($(strip $(PYTEST_ARGS)),)
+	@rc=0; \
+	$(BIN)/python -m pytest -n $(TEST_JOBS) --dist loadfile -m "not serial" || rc=$$?; \
+	echo "== the serial tests (alone) =="; \
+	$(BIN)/python -m pytest -m serial || rc=$$?; \
+	exit $$rc
+else
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+endif
 
 lint: install
 	$(BIN)/ruff check .

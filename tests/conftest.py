@@ -53,6 +53,21 @@ def need_postgres() -> None:
     require_service(pg_available())
 
 
+# Tests that need the machine's cores to themselves: the scheduling searches (forked workers, which a process with
+# other threads -- such as a pytest-xdist worker -- does not start, and CP-SAT under time limits) and the Ray
+# clusters. `make test` runs the rest on all cores (pytest-xdist), then these alone, one after another.
+SERIAL = ("tests/optimization/", "tests/pipelines/test_ray.py", "tests/models/test_tune.py", "tests/test_scaleout.py",
+          "tests/serving/test_batch.py::test_ray_data")
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    root = Path(str(config.rootpath))
+    for item in items:
+        where = Path(str(item.path)).relative_to(root).as_posix() + "::" + item.name
+        if where.startswith(SERIAL):
+            item.add_marker(pytest.mark.serial)
+
+
 class PgDatabase:
     """A throw-away PostgreSQL database."""
 
