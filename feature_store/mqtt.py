@@ -129,6 +129,35 @@ def parse_broker(broker: str) -> tuple[str, int, object]:
 
 
 PROTOCOLS = ("5", "3.1.1")  # MQTT versions the subscriber speaks (5 unless the broker has only 3.1.1)
+UNMATCHED = "_unmatched"  # the error topic's level for a message whose topic names no tenant and view
+# reject notices that may wait in memory while the broker is away (publish answers "queue full" beyond it)
+MAX_QUEUED_NOTICES = 10_000
+
+
+def error_topics(error_topic: str, where: tuple[str, str] | None) -> str:
+    """Where the notice for a message kept aside goes: ``<error_topic>/<tenant>/<view>``, or
+    ``<error_topic>/_unmatched`` when its topic names no tenant and view (so a broker ACL can give each tenant its
+    own notices, and only its own)."""
+    return f"{error_topic}/{where[0]}/{where[1]}" if where else f"{error_topic}/{UNMATCHED}"
+
+
+def check_error_topic(error_topic: str, subscribe_topic: str) -> None:
+    """``ValueError`` (one line) for an error topic that cannot be published to, or whose notices the subscription
+    itself would take in again (each would be kept aside and noticed again, without end)."""
+    from paho.mqtt.client import topic_matches_sub
+
+    if not error_topic:
+        raise ValueError("the error topic is empty: use e.g. 'sfai/errors'")
+    shown = error_topic if len(error_topic) <= 80 else error_topic[:80] + "..."
+    if len(_utf8(error_topic, f"error topic {shown!r}")) > TOPIC_MAX_BYTES // 2:
+        raise ValueError(f"error topic {shown!r} is longer than {TOPIC_MAX_BYTES // 2} bytes")
+    if "+" in error_topic or "#" in error_topic or error_topic.startswith("$") or error_topic.endswith("/"):
+        raise ValueError(f"error topic {shown!r} must be a plain topic: no '+' or '#', no leading '$', no trailing '/'")
+    for probe in (error_topics(error_topic, ("tenant", "view")), error_topics(error_topic, None)):
+        if topic_matches_sub(subscribe_topic, probe):
+            raise ValueError(f"error topic {shown!r}: its notices ({probe}) would match the subscription "
+                             f"{subscribe_topic!r} and be ingested again; choose a topic outside it, "
+                             "e.g. 'sfai/errors'")
 
 
 def check_run_options(
@@ -159,6 +188,11 @@ class IngestStats:
     reasons: dict[str, int] = field(default_factory=dict)
     duplicates: int = 0  # rows not stored again: the same as a row of an earlier message in the batch
     online_failed: int = 0  # rows stored offline whose online write failed (``sfai features materialize`` loads them)
+    notices: int = 0  # reject notices published on the error topic
+    notices_dropped: int = 0  # reject notices not published (no connection and a full outgoing queue)
+    # per (tenant, view): rows written and when the last of them was (the metrics' "has this line stopped sending")
+    view_rows: dict[tuple[str, str], int] = field(default_factory=dict)
+    view_last_write: dict[tuple[str, str], float] = field(default_factory=dict)
 
     def as_dict(self) -> dict:
         return {
@@ -169,6 +203,8 @@ class IngestStats:
             "reasons": dict(self.reasons),
             "duplicates": self.duplicates,
             "online_failed": self.online_failed,
+            **({"notices": self.notices, "notices_dropped": self.notices_dropped}
+               if self.notices or self.notices_dropped else {}),
         }
 
 
@@ -333,6 +369,9 @@ class MqttIngestor:
         self.max_records = max_records
         self.stats = IngestStats()
         self._q = _Pending(self.max_pending, max(max_pending_bytes, 1))
+        # called with (tenant and view or None, notice) for each message kept aside (``run_mqtt``'s error topic)
+        self.on_reject: Callable[[tuple[str, str] | None, dict], None] | None = None
+        self.connected: bool | None = None  # the broker connection, while ``run_mqtt`` runs (None: no broker)
 
     # called from the MQTT network thread: cheap, never raises (it may wait while the writer is behind)
     def on_message(self, topic: str, payload: bytes, ack: Callable[[], object] | None = None) -> bool:
@@ -369,6 +408,16 @@ class MqttIngestor:
             )
             return
         msg.done = True
+        if self.on_reject is not None:
+            m = self._rx.match(msg.topic)
+            notice = {"received_at": datetime.now(UTC).isoformat(), "topic": msg.topic, "kind": kind,
+                      "reason": reason, "payload_bytes": msg.size,
+                      "payload_sha256": msg.sha256 or hashlib.sha256(msg.payload).hexdigest()}
+            try:
+                self.on_reject((m["tenant"], m["view"]) if m else None, notice)
+            except Exception as e:  # noqa: BLE001 - a notice is a courtesy: the message is kept aside already
+                self.stats.notices_dropped += 1
+                log.warning("MQTT reject notice for %r not published: %s", msg.topic, _one_line(e))
 
     def _parse(self, msg: _Msg) -> tuple[str, str] | None:
         m = self._rx.match(msg.topic)
@@ -468,7 +517,7 @@ class MqttIngestor:
             if getattr(e, "sfai_written_offline", None) is not None:  # stored; only the online copy is behind
                 log.error("MQTT batch for %s/%s: %d rows stored offline, but the online store failed (%s); run "
                           "'sfai features materialize %s' once it is back", tenant, view, len(rows), _one_line(e), view)
-                self._written(msgs, rows, repeats)
+                self._written(msgs, rows, repeats, (tenant, view))
                 self.stats.online_failed += len(rows)
                 return
             if not logged:
@@ -479,18 +528,69 @@ class MqttIngestor:
                 self._bad(msgs[0], f"storage: {_one_line(e)}")
                 return
         else:
-            self._written(msgs, rows, repeats)
+            self._written(msgs, rows, repeats, (tenant, view))
             return
         half = len(msgs) // 2
         self._write_part(store, tenant, view, msgs[:half], logged=logged)
         self._write_part(store, tenant, view, msgs[half:], logged=logged)
 
-    def _written(self, msgs: list[_Msg], rows: list, repeats: int) -> None:
+    def _written(self, msgs: list[_Msg], rows: list, repeats: int, where: tuple[str, str]) -> None:
+        st = self.stats
+        st.view_rows[where] = st.view_rows.get(where, 0) + len(rows)
+        st.view_last_write[where] = time.time()
         self.stats.rows_written += len(rows)
         self.stats.batches += 1
         self.stats.duplicates += repeats
         for msg in msgs:
             msg.done = True
+
+
+class IngestCollector:
+    """The subscriber's counts for Prometheus (``sfai ingest mqtt --metrics-port``): what came, what was written
+    (per tenant and view, with the time of the last write: an alert on its age finds a line that stopped sending),
+    what was kept aside by reason, what waits in memory, and whether the broker connection is up."""
+
+    def __init__(self, ingestor: MqttIngestor) -> None:
+        self.ingestor = ingestor
+
+    def collect(self):  # noqa: ANN201 - prometheus_client's collector protocol
+        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+        st = self.ingestor.stats
+        for name, doc, value in (
+            ("sfai_mqtt_messages_received", "MQTT messages taken from the broker", st.received),
+            ("sfai_mqtt_rows_written", "rows written to the feature store", st.rows_written),
+            ("sfai_mqtt_batches_written", "batches written", st.batches),
+            ("sfai_mqtt_duplicate_rows", "rows not stored again (a copy within a batch)", st.duplicates),
+            ("sfai_mqtt_online_failed_rows", "rows stored offline whose online write failed", st.online_failed),
+            ("sfai_mqtt_notices_published", "reject notices published on the error topic", st.notices),
+            ("sfai_mqtt_notices_dropped", "reject notices that could not be published", st.notices_dropped),
+        ):
+            c = CounterMetricFamily(name, doc)
+            c.add_metric([], value)
+            yield c
+        bad = CounterMetricFamily("sfai_mqtt_messages_set_aside", "messages kept aside in the quarantine, by reason",
+                                  labels=["reason"])
+        for reason, n in sorted(st.reasons.items()):
+            bad.add_metric([reason], n)
+        yield bad
+        rows = CounterMetricFamily("sfai_mqtt_view_rows_written", "rows written per tenant and view",
+                                   labels=["tenant", "view"])
+        last = GaugeMetricFamily("sfai_mqtt_view_last_write_timestamp_seconds",
+                                 "when rows were last written per tenant and view (Unix time)",
+                                 labels=["tenant", "view"])
+        for (tenant, view), n in sorted(dict(st.view_rows).items()):
+            rows.add_metric([tenant, view], n)
+            last.add_metric([tenant, view], st.view_last_write.get((tenant, view), 0.0))
+        yield rows
+        yield last
+        g = GaugeMetricFamily("sfai_mqtt_pending_messages", "messages taken and not yet written or kept aside")
+        g.add_metric([], self.ingestor.pending())
+        yield g
+        if self.ingestor.connected is not None:
+            g = GaugeMetricFamily("sfai_mqtt_connected", "1 while the broker connection is up")
+            g.add_metric([], 1.0 if self.ingestor.connected else 0.0)
+            yield g
 
 
 def _one_line(e: BaseException) -> str:
@@ -514,6 +614,7 @@ def run_mqtt(
     client_id: str | None = None,
     stop: threading.Event | None = None,
     protocol: str = "5",
+    error_topic: str | None = None,
 ) -> IngestStats:
     """Subscribe and ingest until interrupted (Ctrl-C, or ``stop`` set), ``duration_s`` passes, or ``max_messages``
     arrived; then write what was taken, acknowledge it and disconnect.
@@ -527,13 +628,20 @@ def run_mqtt(
     With a ``client_id`` the broker keeps a persistent session: messages published while this subscriber is cut off
     or stopped are queued there and delivered when it reconnects (paho reconnects by itself, within 1-30 s), so an
     outage or a restart loses nothing (up to the broker's max_queued_messages). Without one, the session is clean:
-    what is published while it is away is not kept for it."""
+    what is published while it is away is not kept for it.
+
+    ``error_topic``: each message kept aside is also noticed, QoS 1, on ``<error_topic>/<tenant>/<view>`` (or
+    ``<error_topic>/_unmatched``) as ``{"received_at", "topic", "kind", "reason", "payload_bytes",
+    "payload_sha256"}``, so that the sending MES or gateway learns of it; the payload itself stays in the
+    quarantine file."""
     import paho.mqtt.client as mqtt
     from paho.mqtt.packettypes import PacketTypes
     from paho.mqtt.properties import Properties
 
     check_run_options(broker, client_id=client_id, duration_s=duration_s, max_messages=max_messages,
                       protocol=protocol)
+    if error_topic is not None:
+        check_error_topic(error_topic, ingestor.subscribe_topic)
     host, port, url = parse_broker(broker)
     v5 = protocol == "5"
     if v5:
@@ -557,6 +665,7 @@ def run_mqtt(
 
     def on_connect(c, _userdata, _flags, reason_code, _props):  # noqa: ANN001
         generation[0] += 1
+        ingestor.connected = not reason_code.is_failure
         if reason_code.is_failure:
             log.error("MQTT connect refused: %s", reason_code)
             if not subscribed.is_set():
@@ -572,6 +681,7 @@ def run_mqtt(
                 subscribed.set()
 
     def on_disconnect(_c, _userdata, _flags, reason_code, _props):  # noqa: ANN001
+        ingestor.connected = False
         if closing[0]:
             closed.set()
             return
@@ -619,6 +729,21 @@ def run_mqtt(
     client.on_subscribe = on_subscribe
     client.on_unsubscribe = on_unsubscribe
     client.on_message = on_message
+    if error_topic is not None:
+        from paho.mqtt.client import topic_matches_sub
+
+        client.max_queued_messages_set(MAX_QUEUED_NOTICES)
+
+        def notice(where: tuple[str, str] | None, body: dict) -> None:
+            topic = error_topics(error_topic, where)
+            if topic_matches_sub(ingestor.subscribe_topic, topic):  # a tenant or view named like a literal level
+                raise ValueError(f"{topic} matches the subscription")
+            info = client.publish(topic, json.dumps(body, ensure_ascii=False), qos=1)
+            if info.rc != mqtt.MQTT_ERR_SUCCESS and info.rc != mqtt.MQTT_ERR_NO_CONN:  # no connection: queued
+                raise ConnectionError(mqtt.error_string(info.rc))
+            ingestor.stats.notices += 1
+
+        ingestor.on_reject = notice
     try:
         if v5:
             props = Properties(PacketTypes.CONNECT)

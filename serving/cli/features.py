@@ -206,6 +206,20 @@ def ingest_mqtt(
     mqtt_version: Annotated[
         str, typer.Option(help="MQTT protocol: 5, or 3.1.1 for a broker without MQTT 5 (Azure IoT Hub, older ones)")
     ] = "5",
+    error_topic: Annotated[
+        str | None,
+        typer.Option(help="also notice each message kept aside on ERROR_TOPIC/<tenant>/<view> (or "
+                     "ERROR_TOPIC/_unmatched), JSON with the reason, so that the sender learns of it; "
+                     "e.g. sfai/errors"),
+    ] = None,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(help="serve Prometheus metrics (messages, rows per view, last write, set aside by reason, "
+                     "pending, connection) on this port", min=1, max=65535),
+    ] = None,
+    metrics_host: Annotated[
+        str, typer.Option(help="address for --metrics-port (0.0.0.0: every interface, e.g. in a container)")
+    ] = "127.0.0.1",
 ) -> None:
     """Subscribe to MQTT (5, or 3.1.1 with --mqtt-version; QoS 1) and ingest every message into its tenant's view;
     bad messages are counted and kept aside under $SFAI_HOME/quarantine. A message is acknowledged once written or
@@ -218,8 +232,10 @@ def ingest_mqtt(
     import threading
 
     from feature_store.mqtt import (
+        IngestCollector,
         MqttIngestor,
         Quarantine,
+        check_error_topic,
         check_run_options,
         default_client_id,
         run_mqtt,
@@ -234,8 +250,10 @@ def ingest_mqtt(
         raise typer.BadParameter(f"{flush_interval} is not a number of seconds above 0 and at most 60",
                                  param_hint="'--flush-interval'")
     cid = default_client_id() if client_id is None else client_id
-    topic_regex(topic)  # a bad pattern, broker URL or client id: one line before anything opens
+    subscribe_topic, _ = topic_regex(topic)  # a bad pattern, broker URL or client id: one line before anything opens
     check_run_options(broker, client_id=cid, duration_s=duration, max_messages=max_messages, protocol=mqtt_version)
+    if error_topic is not None:
+        check_error_topic(error_topic, subscribe_topic)
     s = settings()
     db = database()
     stores: dict[str, FeatureStore] = {}
@@ -247,6 +265,17 @@ def ingest_mqtt(
 
     ing = MqttIngestor(get, Quarantine(s.home / "quarantine"), pattern=topic, batch_size=batch_size,
                        flush_interval_s=flush_interval)
+    metrics_server = None
+    if metrics_port is not None:
+        from prometheus_client import CollectorRegistry, start_http_server
+
+        registry = CollectorRegistry()
+        registry.register(IngestCollector(ing))
+        try:
+            metrics_server, _ = start_http_server(metrics_port, addr=metrics_host, registry=registry)
+        except OSError as e:  # the port is taken, or the address is not this host's
+            raise ValueError(f"cannot serve metrics on {metrics_host}:{metrics_port}: {e.strerror or e}") from None
+        info(f"mqtt: metrics on http://{metrics_host}:{metrics_port}/metrics")
     online = online_store_for(s)
     last = [0.0]
 
@@ -280,12 +309,15 @@ def ingest_mqtt(
     try:
         stats = run_mqtt(
             ing, broker, duration_s=duration, max_messages=max_messages, on_progress=progress, on_ready=ready,
-            client_id=cid or None, stop=stop, protocol=mqtt_version,
+            client_id=cid or None, stop=stop, protocol=mqtt_version, error_topic=error_topic,
         )
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         online.close()
+        if metrics_server is not None:
+            metrics_server.shutdown()
+            metrics_server.server_close()
     typer.echo(json.dumps(stats.as_dict()))
     if caught:
         info(f"mqtt: stopped by {signal.Signals(caught[0]).name} after writing or setting aside every message taken")

@@ -919,3 +919,140 @@ def test_the_deployed_broker_holds_a_burst_and_the_help_says_so():
     assert int(settings_["max_inflight_messages"]) >= 1_000
     help_text = " ".join(CliRunner().invoke(app, ["ingest", "mqtt", "--help"], terminal_width=200).output.split())
     assert "max_queued_messages" in help_text and "--flush-interval" in help_text
+
+
+def test_a_message_kept_aside_is_noticed_on_the_error_topic(need_broker, acme_store, tmp_path):
+    """With an error topic, the sender learns that its message was kept aside and why (before, only the
+    subscriber's quarantine file knew): one notice per message, on ``<error topic>/<tenant>/<view>`` or
+    ``.../_unmatched``, without the payload; good messages give none."""
+    import time
+
+    import paho.mqtt.client as mqtt
+
+    prefix = f"sfai-test-{uuid.uuid4().hex[:8]}"
+    errors = f"{prefix}-errors"
+    ing = MqttIngestor(lambda t: acme_store, Quarantine(tmp_path / "q"), pattern=prefix + "/{tenant}/{view}",
+                       flush_interval_s=0.1)
+    notices: list[tuple[str, dict]] = []
+    listening = threading.Event()
+    watcher = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
+    watcher.on_subscribe = lambda *_: listening.set()
+    watcher.on_message = lambda _c, _u, m: notices.append((m.topic, json.loads(m.payload)))
+    watcher.connect("127.0.0.1", 1883)
+    watcher.subscribe(errors + "/#", qos=1)
+    watcher.loop_start()
+    messages = [
+        (f"{prefix}/acme/machine_stats", _rec(1)),
+        (f"{prefix}/acme/machine_stats", b"{not json"),
+        (f"{prefix}/acme/machine_stats", _rec(2, temp_mean="hot")),
+        (f"{prefix}//machine_stats", _rec(3)),  # matches the subscription, names no tenant
+    ]
+    ready, result = threading.Event(), {}
+    t = threading.Thread(target=lambda: result.update(stats=run_mqtt(
+        ing, BROKER, max_messages=len(messages), duration_s=30, on_ready=ready.set, error_topic=errors)))
+    try:
+        assert listening.wait(10)
+        t.start()
+        assert ready.wait(15), "subscriber did not start"
+        pub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
+        pub.connect("127.0.0.1", 1883)
+        pub.loop_start()
+        for topic, payload in messages:
+            pub.publish(topic, payload, qos=1).wait_for_publish(5)
+        pub.loop_stop()
+        pub.disconnect()
+        t.join(40)
+        deadline = time.monotonic() + 10
+        while len(notices) < 3 and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        watcher.loop_stop()
+        watcher.disconnect()
+    stats = result["stats"]
+    assert (stats.rows_written, stats.bad, stats.notices, stats.notices_dropped) == (1, 3, 3, 0)
+    assert sorted(topic for topic, _ in notices) == sorted(
+        [f"{errors}/acme/machine_stats"] * 2 + [f"{errors}/_unmatched"])
+    by_kind = {n["kind"]: n for _, n in notices}
+    assert set(by_kind) == {"json", "validation", "topic"}
+    assert "'temp_mean'" in by_kind["validation"]["reason"] and by_kind["json"]["payload_bytes"] == 9
+    assert all("payload" not in n and len(n["payload_sha256"]) == 64 for _, n in notices)
+    assert by_kind["topic"]["topic"] == f"{prefix}//machine_stats"
+    assert json.loads(json.dumps(stats.as_dict()))["notices"] == 3
+
+
+@pytest.mark.parametrize(("error_topic", "why"), [
+    ("factory", "would match the subscription"),  # factory/<tenant>/<view>: ingested again, without end
+    ("factory/errors", "would match the subscription"),  # factory/errors/_unmatched
+    ("sfai/+/errors", "must be a plain topic"),
+    ("", "is empty"),
+])
+def test_an_error_topic_the_subscription_would_take_in_is_refused(error_topic, why):
+    from feature_store.mqtt import check_error_topic
+
+    with pytest.raises(ValueError, match=why):
+        check_error_topic(error_topic, topic_regex("factory/{tenant}/{view}")[0])
+    check_error_topic("sfai/errors", topic_regex("factory/{tenant}/{view}")[0])
+
+
+def test_the_subscriber_serves_its_metrics_and_refuses_a_taken_port(need_broker, tmp_path):
+    """``sfai ingest mqtt --metrics-port``: what came, what was written per view (and when), what was kept aside by
+    reason, and the connection, for Prometheus; a port already taken is one line before anything connects."""
+    import os
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    import paho.mqtt.client as mqtt
+
+    from serving.db import Database
+    from serving.settings import Settings
+
+    home, url = tmp_path / "home", f"sqlite:///{tmp_path / 'sfai.db'}"
+    settings = Settings(home=home, database_url=url, environment="test", secret_key="test-secret-0123456789")
+    db = Database(settings.resolved_database_url)
+    tenancy.create_tenant(db, "acme", "C29")
+    FeatureStore(settings, db, "acme").apply(STATS)
+    db.dispose()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SFAI_")}
+    env.update(SFAI_HOME=str(home), SFAI_DATABASE_URL=url, SFAI_ENVIRONMENT="test",
+               SFAI_SECRET_KEY="test-secret-0123456789")
+    prefix = f"sfai-test-{uuid.uuid4().hex[:8]}"
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    cmd = [sys.executable, "-m", "serving.cli.main", "ingest", "mqtt", "--topic", prefix + "/{tenant}/{view}",
+           "--client-id", "", "--flush-interval", "0.1", "--metrics-port", str(port)]
+    p = subprocess.Popen([*cmd, "--duration", "20"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         text=True)
+    try:
+        lines = [p.stderr.readline(), p.stderr.readline()]
+        assert any("subscribed" in line for line in lines), lines
+        assert f"metrics on http://127.0.0.1:{port}/metrics" in lines[0]
+        taken = subprocess.run([*cmd, "--duration", "1"], env=env, capture_output=True, text=True, timeout=60)
+        assert taken.returncode == 1 and taken.stderr.strip().splitlines() == [
+            f"error: cannot serve metrics on 127.0.0.1:{port}: Address already in use"], taken.stderr
+        pub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
+        pub.connect("127.0.0.1", 1883)
+        pub.loop_start()
+        for payload in (_rec(1), _rec(2), b"{not json"):
+            pub.publish(f"{prefix}/acme/machine_stats", payload, qos=1).wait_for_publish(5)
+        pub.loop_stop()
+        pub.disconnect()
+        deadline, text = time.monotonic() + 15, ""
+        while "sfai_mqtt_messages_received_total 3.0" not in text and time.monotonic() < deadline:
+            time.sleep(0.2)
+            text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+    finally:
+        p.terminate()
+        out, err = p.communicate(timeout=30)
+    assert p.returncode == 0, err
+    metrics = {line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1])
+               for line in text.splitlines() if line and not line.startswith("#")}
+    assert metrics["sfai_mqtt_messages_received_total"] == 3
+    assert metrics['sfai_mqtt_view_rows_written_total{tenant="acme",view="machine_stats"}'] == 2
+    assert metrics['sfai_mqtt_messages_set_aside_total{reason="json"}'] == 1
+    assert metrics["sfai_mqtt_connected"] == 1 and metrics["sfai_mqtt_pending_messages"] == 0
+    written_at = metrics['sfai_mqtt_view_last_write_timestamp_seconds{tenant="acme",view="machine_stats"}']
+    assert time.time() - 60 < written_at <= time.time()
+    assert json.loads(out.strip().splitlines()[-1])["rows_written"] == 2
