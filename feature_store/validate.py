@@ -155,28 +155,159 @@ def decoded_bytes(table: pa.Table) -> int:
     return total
 
 
+# Thrift's compact protocol (a Parquet page header): enough to read a header's sizes and skip what else it holds
+_T_STOP, _T_TRUE, _T_FALSE, _T_BYTE, _T_I16, _T_I32, _T_I64 = range(7)
+_T_DOUBLE, _T_BINARY, _T_LIST, _T_SET, _T_MAP, _T_STRUCT = range(7, 13)
+_PAGE_HEADER_MAX_BYTES = 16 << 20  # far above any real header (statistics included); a walk that passes it is junk
+
+
+class _Thrift:
+    def __init__(self, data: bytes, pos: int) -> None:
+        self.data, self.pos, self.start = data, pos, pos
+
+    def byte(self) -> int:
+        if self.pos >= len(self.data) or self.pos - self.start > _PAGE_HEADER_MAX_BYTES:
+            raise ValueError("truncated page header")
+        self.pos += 1
+        return self.data[self.pos - 1]
+
+    def varint(self) -> int:
+        out = shift = 0
+        while True:
+            b = self.byte()
+            out |= (b & 0x7F) << shift
+            if not b & 0x80:
+                return out
+            shift += 7
+            if shift > 70:
+                raise ValueError("bad varint")
+
+    def zigzag(self) -> int:
+        n = self.varint()
+        return (n >> 1) ^ -(n & 1)
+
+    def skip(self, kind: int, depth: int = 0) -> None:
+        if depth > 64:
+            raise ValueError("nested too deeply")
+        if kind in (_T_TRUE, _T_FALSE):
+            return
+        if kind == _T_BYTE:
+            self.byte()
+        elif kind in (_T_I16, _T_I32, _T_I64):
+            self.varint()
+        elif kind == _T_DOUBLE:
+            for _ in range(8):
+                self.byte()
+        elif kind == _T_BINARY:
+            n = self.varint()
+            if n > _PAGE_HEADER_MAX_BYTES:
+                raise ValueError("binary field too long")
+            self.pos += n
+        elif kind in (_T_LIST, _T_SET):
+            head = self.byte()
+            n, elem = head >> 4, head & 0x0F
+            if n == 15:
+                n = self.varint()
+            for _ in range(n):
+                self.skip(_T_BYTE if elem in (_T_TRUE, _T_FALSE) else elem, depth + 1)
+        elif kind == _T_MAP:
+            n = self.varint()
+            if n:
+                kv = self.byte()
+                for _ in range(n):
+                    self.skip(kv >> 4, depth + 1)
+                    self.skip(kv & 0x0F, depth + 1)
+        elif kind == _T_STRUCT:
+            self.fields(depth + 1)
+        else:
+            raise ValueError(f"unknown thrift type {kind}")
+
+    def fields(self, depth: int = 0, want: tuple[int, ...] = ()) -> dict[int, int]:
+        """Reads a struct to its end; the i32 fields named in ``want``, by id."""
+        got, last = {}, 0
+        while True:
+            head = self.byte()
+            kind = head & 0x0F
+            if kind == _T_STOP:
+                return got
+            delta = head >> 4
+            last = last + delta if delta else self.zigzag()
+            if last in want and kind == _T_I32:
+                got[last] = self.zigzag()
+            else:
+                self.skip(kind, depth)
+
+
+def parquet_page_bytes(data: bytes, md: pq.FileMetaData, stop_at: int | None = None) -> int:
+    """What the reader allocates to decompress the file's pages, from the pages' own headers (each names its
+    uncompressed size), summed over every column chunk within the byte range the reader reads for it. The footer's
+    ``total_uncompressed_size`` is the writer's word and a file can understate it: 12 KB whose footer says 10 rows of
+    80 bytes held one page of 400 MB, which the reader decompressed (and 2 GB a page, per column, read in parallel).
+    ``ValueError`` for a header that cannot be read; stops counting past ``stop_at``."""
+    # Arrow reads 100 bytes past a chunk written by parquet-mr before 1.2.9 (which left the dictionary page header
+    # out of the chunk's size): pages there count too, where they can be read
+    m = re.match(r"parquet-mr version (\d+)\.(\d+)\.(\d+)", md.created_by or "")
+    slack = 100 if m and tuple(map(int, m.groups())) < (1, 2, 9) else 0
+    total = 0
+    for i in range(md.num_row_groups):
+        rg = md.row_group(i)
+        for j in range(rg.num_columns):
+            c = rg.column(j)
+            start = c.data_page_offset
+            if c.has_dictionary_page and c.dictionary_page_offset is not None and 0 <= c.dictionary_page_offset:
+                start = min(start, c.dictionary_page_offset)
+            start = max(start, 0)
+            chunk_end = min(len(data), start + max(c.total_compressed_size, 0))
+            end, pos = min(len(data), chunk_end + slack), start
+            while pos < end:
+                t = _Thrift(data, pos)
+                try:
+                    sizes = t.fields(want=(2, 3))
+                except ValueError:
+                    if pos >= chunk_end:  # the slack: no page there
+                        break
+                    raise
+                uncompressed, compressed = sizes.get(2, -1), sizes.get(3, -1)
+                if uncompressed < 0 or compressed < 0:
+                    if pos >= chunk_end:
+                        break
+                    raise ValueError("a page header without its sizes")
+                total += uncompressed
+                if stop_at is not None and total > stop_at:
+                    return total
+                pos = t.pos + compressed
+    return total
+
+
 def read_parquet_bytes(data: bytes, *, check_rows=None) -> pa.Table:  # noqa: ANN001 - check_rows: (int) -> None
     """An uploaded Parquet file, read only when its metadata says that it decodes to at most ``MAX_DECODED_BYTES``
     in at most ``MAX_COLUMNS`` flat columns (``check_rows`` may refuse its row count first). Text columns are read
     dictionary-encoded, so that a dictionary page of one long value is measured by its use before it is expanded,
     and then decoded (the table is what ``pq.read_table`` gives).
 
-    The metadata is the writer's word: a file forged to understate its page sizes is not caught here; a
-    compressed or dictionary-encoded column written by any Parquet writer is."""
+    The footer is the writer's word, so the pages' own headers are read too (``parquet_page_bytes``): a file forged
+    to understate its page sizes in the footer is measured by what its pages say they decompress to. The values
+    decoded from the pages are bounded by the row counts (the reader reads each row group's ``num_rows``)."""
     pf = pq.ParquetFile(io.BytesIO(data))
     md, schema = pf.metadata, pf.schema_arrow
     check_flat(schema)
     if check_rows is not None:
         check_rows(md.num_rows)
     widths = [max(8, md.schema.column(j).length or 0) for j in range(md.num_columns)]
-    estimate = 0
+    values = 0
     for i in range(md.num_row_groups):
         rg = md.row_group(i)
         for j in range(rg.num_columns):
-            c = rg.column(j)
-            estimate += c.total_uncompressed_size + widths[j] * c.num_values
-        if estimate > MAX_DECODED_BYTES:
-            raise _too_big("Parquet", estimate)
+            values += widths[j] * max(rg.column(j).num_values, rg.num_rows, 0)
+        if values > MAX_DECODED_BYTES:
+            raise _too_big("Parquet", values)
+    try:
+        pages = parquet_page_bytes(data, md, stop_at=MAX_DECODED_BYTES)
+    except ValueError as e:
+        raise InvalidInput(f"the Parquet data cannot be read: a page header is damaged ({e})") from None
+    estimate = pages + values
+    if estimate > MAX_DECODED_BYTES:
+        raise _too_big("Parquet", estimate)
     text = [f.name for f in schema if _binary_like(f.type)]
     table = pq.ParquetFile(io.BytesIO(data), metadata=md, read_dictionary=text).read() if text else pf.read()
     size = decoded_bytes(table)

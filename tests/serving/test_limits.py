@@ -14,6 +14,7 @@ from serving import tenancy
 from serving.access import next_month_start
 from serving.app import create_app
 from serving.db.tables import SchedulingJob
+from serving.errors import InvalidInput
 from serving.settings import Settings
 from serving.usage import count_calls, query_usage
 from tests.serving.helpers import bearer, make_tenant, need_ai4i, quick_failure_model
@@ -282,6 +283,87 @@ def test_compressed_prediction_bodies_are_measured_before_they_are_decoded(clien
     err = assert_error(client.post(PREDICT, content=sink.getvalue().to_pybytes(), headers={
         **h, "content-type": "application/vnd.apache.arrow.stream"}), 422)
     assert "column 'Type' is of type list" in err["message"]
+
+
+def _thrift(*fields: tuple[int, str, object]) -> bytes:
+    """A Thrift compact-protocol struct: (id, kind, value) with kind i32 / i64 / bin / struct (bytes) / list of
+    structs or strings (a list of bytes, each an element)."""
+    def varint(n: int) -> bytes:
+        out = bytearray()
+        while True:
+            out.append((n & 0x7F) | (0x80 if n > 0x7F else 0))
+            n >>= 7
+            if not n:
+                return bytes(out)
+
+    def zz(n: int) -> bytes:
+        return varint((n << 1) ^ (n >> 63))
+
+    out, last = bytearray(), 0
+    for fid, kind, value in fields:
+        code = {"i32": 5, "i64": 6, "bin": 8, "list": 9, "struct": 12}[kind]
+        out.append(((fid - last) << 4) | code)
+        last = fid
+        if kind in ("i32", "i64"):
+            out += zz(value)
+        elif kind == "bin":
+            out += varint(len(value)) + value
+        elif kind == "struct":
+            out += value
+        else:
+            elem, items = value
+            out.append((len(items) << 4) | elem)
+            for item in items:
+                out += varint(len(item)) + item if elem == 8 else item
+    return bytes(out) + b"\0"
+
+
+def _forged_parquet(values: int, claimed_rows: int) -> bytes:
+    """A Parquet file whose footer says ``claimed_rows`` int64 rows of 8 bytes each, while its one page (zstd frames
+    of zeros, concatenated: no need to build the zeros here) decompresses to ``values`` of them."""
+    import pyarrow as pa
+
+    frame_values = 1 << 20
+    assert values % frame_values == 0
+    page_data = pa.Codec("zstd").compress(b"\0" * 8 * frame_values, asbytes=True) * (values // frame_values)
+    header = _thrift((1, "i32", 0), (2, "i32", 8 * values), (3, "i32", len(page_data)),
+                     (5, "struct", _thrift((1, "i32", values), (2, "i32", 0), (3, "i32", 3), (4, "i32", 3))))
+    page = header + page_data
+    meta = _thrift((1, "i32", 2), (2, "list", (5, [b"\0"])), (3, "list", (8, [b"Type"])), (4, "i32", 6),
+                   (5, "i64", claimed_rows), (6, "i64", 8 * claimed_rows), (7, "i64", len(page)), (9, "i64", 4))
+    footer = _thrift(
+        (1, "i32", 1),
+        (2, "list", (12, [_thrift((4, "bin", b"schema"), (5, "i32", 1)),
+                          _thrift((1, "i32", 2), (3, "i32", 0), (4, "bin", b"Type"))])),
+        (3, "i64", claimed_rows),
+        (4, "list", (12, [_thrift((1, "list", (12, [_thrift((2, "i64", 4), (3, "struct", meta))])),
+                                  (2, "i64", 8 * claimed_rows), (3, "i64", claimed_rows))])))
+    return b"PAR1" + page + footer + len(footer).to_bytes(4, "little") + b"PAR1"
+
+
+def test_a_parquet_footer_that_understates_its_pages_is_measured_by_the_pages(client, db, monkeypatch):
+    """The footer is the writer's word: 64 KB whose footer said 10 rows of 8 bytes held a page that decompresses to
+    800 MB, which the reader allocated (and a page per column, read in parallel). The pages' own headers are
+    measured now, at every Parquet entry (predictions and ingest); an honest file reads as before."""
+    import io
+
+    import pyarrow.parquet as pq
+
+    from feature_store import validate
+
+    acme = make_tenant(db, PEPPER, "acme", modules=("maintenance",))
+    h = {**bearer(acme.mes), "content-type": "application/vnd.apache.parquet"}
+    forged = _forged_parquet(100 << 20, 10)
+    assert len(forged) < 1 << 20 and pq.ParquetFile(io.BytesIO(forged)).metadata.num_rows == 10
+    err = assert_error(client.post(PREDICT, content=forged, headers=h), 422)
+    assert "838,860,880 bytes once decoded" in err["message"], err
+    small = _forged_parquet(1 << 20, 1 << 20)  # an honest one of the same make: read, then refused for its size
+    assert validate.read_parquet_bytes(small).num_rows == 1 << 20
+    monkeypatch.setattr(validate, "MAX_DECODED_BYTES", 1 << 20)
+    with pytest.raises(InvalidInput, match="once decoded"):
+        validate.read_parquet_bytes(_forged_parquet(1 << 20, 10))
+    with pytest.raises(InvalidInput, match="a page header is damaged"):
+        validate.read_parquet_bytes(forged[:4] + b"\x0f" + forged[5:])
 
 
 def test_background_solves_are_limited_per_tenant(settings, db):
