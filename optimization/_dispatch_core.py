@@ -60,6 +60,20 @@ def _push(bs, be, b0, b1, t, dur):
 
 
 @njit(cache=True)
+def _push_back(bs, be, b0, b1, t, dur):
+    """Latest t' <= t such that [t', t' + dur) overlaps no block in bs/be[b0:b1] (sorted, disjoint): where a setup
+    that must end by t + dur can start at the latest."""
+    if dur <= 0:
+        return t
+    while True:
+        i = _bisect_left(bs, b0, b1, t + dur) - 1  # the last block starting before t + dur
+        if i >= b0 and be[i] > t:
+            t = bs[i] - dur
+            continue
+        return t
+
+
+@njit(cache=True)
 def _bisect_left(a, lo, hi, x):
     """First index in a[lo:hi] (sorted) whose value is >= x (returned as an absolute index)."""
     while lo < hi:
@@ -140,9 +154,14 @@ def _power_add(pts, puse, pbase, pload, pn, t, dur, p):
 
 
 @njit(cache=True)
-def _fit(ts, te, tf, cnt, m, S, use_setups, est, dur, f, bs, be, b0, b1, p, pts, pload, pn, pcap, perr):
+def _fit(ts, te, tf, cnt, m, S, use_setups, est, dur, f, bs, be, b0, b1, as_, ae, a0, a1, p, pts, pload, pn, pcap,
+         perr):
     """Earliest start >= est of an operation of family f and length dur in a gap of machine m's timeline; with
-    ``p`` > 0 kW and a power profile (pts, ...), also under the peak cap (-1: never under it)."""
+    ``p`` > 0 kW and a power profile (pts, ...), also under the peak cap (-1: never under it).
+
+    bs/be[b0:b1]: the calendar blocks the operation may not overlap; as_/ae[a0:a1]: all of them (breaks too), which
+    no setup may overlap: a setup takes working time on the machine, after the entries before the gap (the setup
+    into this operation) and before the next operation (the setup out of it)."""
     n = cnt[m]
     g = _bisect_right(ts[m], 0, n, est) - 1
     if g < 0:
@@ -166,16 +185,23 @@ def _fit(ts, te, tf, cnt, m, S, use_setups, est, dur, f, bs, be, b0, b1, p, pts,
             while k >= 0 and tf[m, k] == -2:
                 k -= 1
             if k >= 0 and tf[m, k] >= 0:
-                v = te[m, k] + S[m, tf[m, k], f]
-                if v > lo:
-                    lo = v
+                su = S[m, tf[m, k], f]
+                if su > 0:  # the setup in, in working time after the last entry before the gap
+                    v = _push(as_, ae, a0, a1, te[m, g - 1], su) + su
+                    if v > lo:
+                        lo = v
             k = g
             while k < n and tf[m, k] == -2:
                 k += 1
             if k < n and tf[m, k] >= 0:
-                v = ts[m, k] - S[m, f, tf[m, k]]
-                if v < hi:
-                    hi = v
+                su = S[m, f, tf[m, k]]
+                if su > 0:  # the next operation's setup out of this one, in working time before it
+                    v = _push_back(as_, ae, a0, a1, ts[m, k] - su, su)
+                    if k > g and v < te[m, k - 1]:  # not after the maintenance windows before it
+                        g += 1
+                        continue
+                    if v < hi:
+                        hi = v
         t = lo
         if lo + dur <= hi:
             if p > 0:
@@ -340,11 +366,11 @@ def run(rule, atc_k, atc_k2, atc_work,
         for w in range(mw_m.shape[0]):
             m = mw_m[w]
             d = mw_dur
-            t = _fit(ts, te, tf, cnt, m, S, False, mw_want[w], d, -1, ba_s, ba_e, ba_ptr[m], ba_ptr[m + 1], 0.0, pts,
-                     pload, pn, pcap, perr)
+            t = _fit(ts, te, tf, cnt, m, S, False, mw_want[w], d, -1, ba_s, ba_e, ba_ptr[m], ba_ptr[m + 1], bn_s,
+                     bn_e, bn_ptr[m], bn_ptr[m + 1], 0.0, pts, pload, pn, pcap, perr)
             if mw_deadline >= 0 and t + d > mw_deadline:
-                t = _fit(ts, te, tf, cnt, m, S, False, 0, d, -1, ba_s, ba_e, ba_ptr[m], ba_ptr[m + 1], 0.0, pts, pload,
-                         pn, pcap, perr)
+                t = _fit(ts, te, tf, cnt, m, S, False, 0, d, -1, ba_s, ba_e, ba_ptr[m], ba_ptr[m + 1], bn_s, bn_e,
+                         bn_ptr[m], bn_ptr[m + 1], 0.0, pts, pload, pn, pcap, perr)
             _insert(ts, te, tf, cnt, m, t, t + d, -2)
             out_wm[w] = m
             out_ws[w] = t
@@ -403,10 +429,10 @@ def run(rule, atc_k, atc_k2, atc_work,
                     e = ft[k] if fver[k] == -2 else est[i]
                     if sp:
                         t = _fit(ts, te, tf, cnt, m, S, use_setups, e, d, fi, ba_s, ba_e, ba_ptr[m], ba_ptr[m + 1],
-                                 p, pts, pload, pn, pcap, perr)
+                                 bn_s, bn_e, bn_ptr[m], bn_ptr[m + 1], p, pts, pload, pn, pcap, perr)
                     else:
                         t = _fit(ts, te, tf, cnt, m, S, use_setups, e, d, fi, bn_s, bn_e, bn_ptr[m], bn_ptr[m + 1],
-                                 p, pts, pload, pn, pcap, perr)
+                                 bn_s, bn_e, bn_ptr[m], bn_ptr[m + 1], p, pts, pload, pn, pcap, perr)
                     if t < 0:
                         return -1
                     fver[k] = version[m]
@@ -684,7 +710,9 @@ def _retime(n, mach, mprev, mnext, dur, release, pr_ptr, pr_a, pr_lag, sc_ptr, s
         if q >= 0:
             v = end[q]
             if use_setups and fam[q] >= 0 and fam[i] >= 0:
-                v += S[m, fam[q], fam[i]]
+                su = S[m, fam[q], fam[i]]
+                if su > 0:  # the setup, in working time (no downtime, no maintenance window) after q
+                    v = _push(bn_s, bn_e, bn_ptr[m], bn_ptr[m + 1], v, su) + su
             if v > t:
                 t = v
         if span[i]:

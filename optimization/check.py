@@ -23,12 +23,28 @@ class Violation:
         return f"{self.kind}: {self.message}"
 
 
-def _setup_gap(problem: SchedulingProblem, ops: dict, m: str, p, n) -> int:  # noqa: ANN001
-    """How far ``n`` starts too early for the setup after ``p`` on machine ``m`` (0: in time)."""
+def _setup_done(down: list[tuple[int, int]], end: int, setup: int) -> int:
+    """When a setup begun at the earliest at ``end`` is done, in working time: a setup takes the machine (and its
+    crew), so it lies in none of ``down`` (the machine's calendar downtimes of every kind and the plan's maintenance
+    windows on it); it may wait before or after them."""
+    t = end
+    moved = True
+    while moved:
+        moved = False
+        for a, b in down:
+            if a < t + setup and t < b:
+                t, moved = b, True
+    return t + setup
+
+
+def _setup_gap(problem: SchedulingProblem, ops: dict, m: str, p, n, down=()) -> int:  # noqa: ANN001
+    """How far ``n`` starts too early for the setup after ``p`` on machine ``m`` (0: in time), the setup in working
+    time (``down``: the machine's downtimes, as ``_setup_done`` takes them)."""
     fa, fb = ops.get(p.key, (None, None))[1], ops.get(n.key, (None, None))[1]
     if fa is None or fb is None:
         return 0
-    return max(0, p.end + problem.setups.time(m, fa.family, fb.family) - n.start)
+    s = problem.setups.time(m, fa.family, fb.family)
+    return max(0, (_setup_done(down, p.end, s) if s > 0 else p.end) - n.start)
 
 
 def _order_instants(lst: list, gap) -> None:  # noqa: ANN001 - gap: (prev, next) -> int
@@ -114,7 +130,9 @@ def verify(problem: SchedulingProblem, schedule: Schedule) -> list[Violation]:
             per_machine.setdefault(a.machine, []).append(a)
     for m, lst in per_machine.items():
         lst.sort(key=lambda x: (x.start, x.end))
-        _order_instants(lst, lambda p, n, m=m: _setup_gap(problem, ops, m, p, n))
+        down = sorted([(d.start, d.end) for d in machines[m].calendar if d.end > d.start]
+                      + [(w.start, w.end) for w in schedule.maintenance if w.machine == m and w.end > w.start])
+        _order_instants(lst, lambda p, n, m=m, down=down: _setup_gap(problem, ops, m, p, n, down))
         for p, n in zip(lst, lst[1:], strict=False):
             if n.start < p.end:
                 v(Violation("overlap", f"machine {m}: job {p.job} op {p.op} [{p.start},{p.end}) overlaps "
@@ -127,6 +145,10 @@ def verify(problem: SchedulingProblem, schedule: Schedule) -> list[Violation]:
                 if n.start < p.end + s:
                     v(Violation("setup", f"machine {m}: job {n.job} op {n.op} starts at {n.start}, needs setup {s} "
                                          f"after job {p.job} op {p.op} ending at {p.end}"))
+                elif s > 0 and n.start < _setup_done(down, p.end, s):
+                    v(Violation("setup", f"machine {m}: job {n.job} op {n.op} starts at {n.start}, but its setup {s} "
+                                         f"after job {p.job} op {p.op} (ending at {p.end}) finds no working time "
+                                         f"before then: downtime or maintenance takes the gap"))
     for w in schedule.maintenance:
         for a in per_machine.get(w.machine, []):
             if a.start < w.end and w.start < a.end:

@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from optimization.heuristics import setup_end, setup_start_latest
 from optimization.problem import SchedulingProblem
 from optimization.solution import Assignment, Schedule, evaluate, with_setups
 
@@ -84,12 +85,16 @@ def shift(problem: SchedulingProblem, schedule: Schedule, stages: list[dict[str,
             link(idx[(j.id, x.id)], idx[(j.id, y.id)], 0)
     for p in problem.precedences:
         link(idx[tuple(p.before)], idx[tuple(p.after)], p.min_lag)
+    # the machine's order: a setup between two operations lies in working time (heuristics.setup_end)
+    mprev: list[tuple[int, int] | None] = [None] * n
+    mnext: list[tuple[int, int] | None] = [None] * n
     seq: dict[str, list[int]] = {}
     for i in range(n):
         seq.setdefault(mach[i], []).append(i)
     for m, lst in seq.items():
         for x, y in zip(lst, lst[1:], strict=False):
-            link(x, y, problem.setups.time(m, ops[x].family, ops[y].family))
+            su = problem.setups.time(m, ops[x].family, ops[y].family)
+            mprev[y], mnext[x] = (x, su), (y, su)
 
     # blocks per (machine, may span a break): the calendar's and the plan's maintenance windows, merged and sorted
     windows: dict[str, list[tuple[int, int]]] = {}
@@ -186,6 +191,12 @@ def shift(problem: SchedulingProblem, schedule: Schedule, stages: list[dict[str,
             hi = limit_end - d
             for b, lag in succs[i]:
                 hi = min(hi, start[b] - lag - d)
+            if mprev[i] is not None:
+                a, su = mprev[i]
+                lo = max(lo, setup_end(*blocks(mach[i], False), start[a] + dur[a], su) if su > 0 else start[a] + dur[a])
+            if mnext[i] is not None:
+                b, su = mnext[i]
+                hi = min(hi, (setup_start_latest(*blocks(mach[i], False), start[b], su) if su > 0 else start[b]) - d)
             if hi <= lo:
                 continue
             # the cost repeats with the tariff: the cheapest start within two cycles of the end of the room it

@@ -97,10 +97,34 @@ class _Power:
             load[k] = use[k] + base[k]
 
 
+def setup_end(starts: list[int], ends: list[int], after: int, setup: int) -> int:
+    """When a setup of ``setup`` time units begun at the earliest at ``after`` ends, in working time: the first
+    stretch of that length that overlaps none of the blocks ``starts``/``ends`` (sorted, disjoint). A setup takes
+    the machine and its crew, so it is not done in a holiday, a break, off shift or a maintenance window."""
+    t = after
+    while True:
+        i = bisect.bisect_right(ends, t)
+        if i < len(starts) and starts[i] < t + setup:
+            t = ends[i]
+            continue
+        return t + setup
+
+
+def setup_start_latest(starts: list[int], ends: list[int], before: int, setup: int) -> int:
+    """The latest start of a setup that must end by ``before``, in working time (blocks as ``setup_end`` takes)."""
+    t = before - setup
+    while True:
+        i = bisect.bisect_left(starts, t + setup) - 1
+        if i >= 0 and ends[i] > t:
+            t = starts[i] - setup
+            continue
+        return t
+
+
 class _FastTimeline:
     """Busy entries of one machine as parallel sorted lists; families as small ints (-1: none, -2: not an op)."""
 
-    __slots__ = ("st", "en", "fm", "S", "ba", "bn", "ea", "enn")
+    __slots__ = ("st", "en", "fm", "S", "ba", "bn", "ea", "enn", "snn")
 
     def __init__(self, mach, setup_rows: list[list[int]] | None) -> None:
         self.st: list[int] = []
@@ -111,6 +135,7 @@ class _FastTimeline:
         self.bn = [(d.start, d.end) for d in mach.blocking(False)]
         self.ea = [e for _, e in self.ba]
         self.enn = [e for _, e in self.bn]
+        self.snn = [b for b, _ in self.bn]
 
     def insert(self, s: int, e: int, f: int) -> None:
         """Entry [s, e), kept sorted by (start, end): a zero-length operation goes before an entry that starts when
@@ -153,21 +178,28 @@ class _FastTimeline:
                     continue
             else:
                 hi = INF
-            if use_setups:
+            if use_setups:  # setups in working time (``_dispatch_core._fit``)
                 k = g - 1
                 while k >= 0 and fm[k] == -2:
                     k -= 1
                 if k >= 0 and fm[k] >= 0:
-                    v = en[k] + S[fm[k]][f]
-                    if v > lo:
-                        lo = v
+                    su = S[fm[k]][f]
+                    if su > 0:
+                        v = setup_end(self.snn, self.enn, en[g - 1], su)
+                        if v > lo:
+                            lo = v
                 k = g
                 while k < n and fm[k] == -2:
                     k += 1
                 if k < n and fm[k] >= 0:
-                    v = st[k] - S[f][fm[k]]
-                    if v < hi:
-                        hi = v
+                    su = S[f][fm[k]]
+                    if su > 0:
+                        v = setup_start_latest(self.snn, self.enn, st[k], su)
+                        if k > g and v < en[k - 1]:
+                            g += 1
+                            continue
+                        if v < hi:
+                            hi = v
             t = lo
             if lo + dur <= hi:
                 pushed = False
@@ -1093,6 +1125,46 @@ class _LocalState:
         return _plan(problem, self.tb, self.mach, self.start, np.arange(self.tb.n),
                      [(self.tb.mpos[w.machine], w.start, w.end) for w in self.windows], method, True,
                      time.perf_counter())
+
+
+def setups_in_working_time(problem: SchedulingProblem, plan: Schedule) -> Schedule | None:
+    """``plan`` with each operation whose setup would fall in a downtime or a maintenance window moved later, to
+    where the setup finds working time before it (``setup_end``), and the operations after it as far as that
+    takes them: machines, orders and every other start kept (``_core._retime`` from the plan's own starts).
+
+    CP-SAT's model asks only for the setup's length between two operations (an exact model of where it lies would
+    need an interval per possible predecessor); this makes its plans keep the rule the dispatching keeps and
+    ``check.verify`` checks. ``plan`` itself when nothing moves; None when a pinned operation would have to, or the
+    machine orders and the precedences form a cycle."""
+    if not problem.has_setups or not plan.assignments:
+        return plan
+    tb = tables(problem)
+    n, M = tb.n, len(tb.mids)
+    mach, start = _plan_arrays(tb, plan)
+    dur = np.array([tb.dur[(i, m)] for i, m in enumerate(mach.tolist())], np.int64)
+    mprev = np.full(n, -1, np.int64)
+    mnext = np.full(n, -1, np.int64)
+    for m in range(M):
+        seq = np.flatnonzero(mach == m)
+        seq = seq[np.lexsort((start[seq] + dur[seq], start[seq]))]
+        mprev[seq[1:]] = seq[:-1]
+        mnext[seq[:-1]] = seq[1:]
+    windows = list(plan.maintenance)
+    ba, bn, wn = (_merged_blocks(problem, windows, True), _merged_blocks(problem, windows, False),
+                  _merged_blocks(problem, windows, None))
+    new_start, new_end = np.zeros(n, np.int64), np.zeros(n, np.int64)
+    if not _core._retime(n, mach, mprev, mnext, dur, np.maximum(tb.release, start), tb.pr_ptr, tb.pr_a, tb.pr_lag,
+                         tb.sc_ptr, tb.sc_b, tb.fam, tb.S, tb.use_setups, tb.span, *ba, *bn, *wn, tb.pin_m >= 0,
+                         tb.pin_s, new_start, new_end, np.zeros(n, np.int64), np.zeros(n, np.int64)):
+        return None
+    if np.array_equal(new_start, start):
+        return plan
+    out = _plan(problem, tb, mach, new_start, np.arange(n), [(tb.mpos[w.machine], w.start, w.end) for w in windows],
+                str(plan.stats.get("method", "plan")), True, time.perf_counter())
+    out.status, out.lower_bound = plan.status, plan.lower_bound
+    out.stats.update({k: v for k, v in plan.stats.items() if k != "method"})
+    out.stats["setups_moved"] = int(np.count_nonzero(new_start != start))
+    return out
 
 
 def sequence_search(problem: SchedulingProblem, incumbent: Schedule, stage: dict[str, float], time_budget_s: float,

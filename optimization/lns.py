@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from ortools.sat.python import cp_model
 
 from optimization.builder import OBJECTIVE_LIMIT, integer_objective
+from optimization.heuristics import setup_end
 from optimization.problem import SchedulingProblem
 from optimization.solution import Assignment, MaintenanceWindow, Schedule, evaluate, with_setups
 
@@ -95,6 +96,7 @@ class Shop:
                         bl.append((a, b))
                 self.blocks[(m.id, span)] = bl
         self.block_ends = {k: [e for _, e in v] for k, v in self.blocks.items()}
+        self.block_starts = {k: [b for b, _ in v] for k, v in self.blocks.items()}
         self.windows = {m: sorted(v) for m, v in maint.items()}
         self.pinned = [o.pinned_start is not None for o in self.ops]
         self.span = [o.can_span_break for o in self.ops]
@@ -154,7 +156,11 @@ class Shop:
                     t = v
             q = mprev[i]
             if q >= 0:
-                v = end[q] + self.setup(m, q, i)
+                su = self.setup(m, q, i)
+                # the setup in working time: in no downtime (breaks too) and no maintenance window
+                v = end[q]
+                if su > 0:
+                    v = setup_end(self.block_starts[(m, False)], self.block_ends[(m, False)], v, su)
                 if v > t:
                     t = v
             t = self.push(m, self.span[i], t, d)

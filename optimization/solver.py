@@ -17,7 +17,14 @@ from optimization.check import verify
 from optimization.diagnose import proofs as diagnose_proofs
 from optimization.diagnose import why_no_plan
 from optimization.energy_shift import shift as energy_shift
-from optimization.heuristics import atc_variants, best_dispatch, rules_for, sequence_search, tail_search
+from optimization.heuristics import (
+    atc_variants,
+    best_dispatch,
+    rules_for,
+    sequence_search,
+    setups_in_working_time,
+    tail_search,
+)
 from optimization.lns import improve as lns_improve
 from optimization.lns import supported as lns_supported
 from optimization.lns import terms_supported
@@ -303,13 +310,15 @@ def solve_full(problem: SchedulingProblem, params: SolverParams, horizon: int, i
                 return None, None, True  # proven infeasible
             break
         assigns, windows = _extract(problem, solver, mv)
-        cand = _make(problem, assigns, windows, "FEASIBLE", "cp-sat")
-        cand.stats.update(conflicts=solver.num_conflicts, branches=solver.num_branches)
-        if not verify(problem, cand) and (best is None or score(problem, cand, stages) <= score(problem, best, stages)):
+        raw = _make(problem, assigns, windows, "FEASIBLE", "cp-sat")
+        raw.stats.update(conflicts=solver.num_conflicts, branches=solver.num_branches)
+        cand = setups_in_working_time(problem, raw)  # the model keeps a setup's length, not where it lies
+        if cand is not None and not verify(problem, cand) and (
+                best is None or score(problem, cand, stages) <= score(problem, best, stages)):
             best = cand
         if i == 0:
             bound = solver.best_objective_bound / factor
-        if status != cp_model.OPTIMAL or not mv.exact:
+        if status != cp_model.OPTIMAL or not mv.exact or cand is not raw:
             proven = False
         # lexicographic: keep this stage at its value (the expression's integer value: objective_value is a float,
         # which past 2**53 rounded below the value and made the next stage infeasible)
@@ -392,9 +401,9 @@ def solve_lns(problem: SchedulingProblem, params: SolverParams, horizon: int, in
         dt = time.perf_counter() - t_sub
         if status in (cp_model.OPTIMAL, cp_model.FEASIBLE):
             assigns, windows = _extract(problem, solver, mv)
-            cand = _make(problem, assigns, windows, "FEASIBLE", "lns")
-            sc = score(problem, cand, stages)
-            if sc <= best_score and (n_ops > 3000 or not verify(problem, cand)):
+            cand = setups_in_working_time(problem, _make(problem, assigns, windows, "FEASIBLE", "lns"))
+            sc = score(problem, cand, stages) if cand is not None else None
+            if sc is not None and sc <= best_score and (n_ops > 3000 or not verify(problem, cand)):
                 if sc < best_score:
                     accepted += 1
                 best, best_score = cand, sc

@@ -133,12 +133,28 @@ class _Timeline:
             if dur == 0 and nxt is not None and nxt.end == nxt.start:
                 hi -= 1  # at hi it would go after that zero-length operation (insert), not into this gap
             if self.has_setups and fam is not None:
+                # a setup takes working time: after the entries before the gap, before the next operation (and after
+                # the maintenance windows in front of it), in none of the machine's downtimes
                 p = self._prev_op(g)
                 if p is not None:
-                    lo = max(lo, p.end + self.setups.time(self.m, p.family, fam))
+                    s = self.setups.time(self.m, p.family, fam)
+                    if s > 0:
+                        x = prev.end
+                        while any(a < x + s and x < b for a, b in self.block_nospan):
+                            x = min(b for a, b in self.block_nospan if a < x + s and x < b)
+                        lo = max(lo, x + s)
                 q = self._next_op(g)
                 if q is not None:
-                    hi = min(hi, q.start - self.setups.time(self.m, fam, q.family))
+                    s = self.setups.time(self.m, fam, q.family)
+                    if s > 0:
+                        y = q.start - s
+                        while any(a < y + s and y < b for a, b in self.block_nospan):
+                            y = max(a for a, b in self.block_nospan if a < y + s and y < b) - s
+                        qi = next(i for i, e in enumerate(self.entries) if e is q)
+                        if qi > g and y < self.entries[qi - 1].end:
+                            g += 1
+                            continue
+                        hi = min(hi, y)
             t = lo
             while True:
                 t2 = self._push_blocks(t, dur, span)

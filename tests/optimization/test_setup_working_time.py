@@ -1,0 +1,125 @@
+"""A setup takes working time on its machine: it lies in no holiday, break, off-shift time or maintenance window.
+
+Before, a setup was only a gap between two operations, and a changeover could fall in a holiday: with a holiday
+over [100, 1000), operation B (setup 60 after A, which ended at 100) was planned at 1000, its changeover drawn
+inside the holiday, and the checker agreed. A setup may still be done before a downtime and the operation wait."""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+
+from optimization.check import verify
+from optimization.heuristics import RULES, dispatch, setups_in_working_time
+from optimization.io import problem_from_dict
+from optimization.problem import EnergySettings
+from optimization.service import make_params
+from optimization.solution import Assignment, MaintenanceWindow, Schedule, evaluate
+from optimization.solver import solve
+from tests.optimization.reference_dispatch import dispatch_reference
+from tests.optimization.test_power_dispatch import _not_the_pins, _random_capped
+
+
+def _problem(**extra) -> dict:
+    return {"horizon": 3000,
+            "machines": [{"id": "M1", "calendar": [{"start": 100, "end": 1000, "kind": "holiday"}]}],
+            "jobs": [{"id": "A", "operations": [{"id": "o", "machines": {"M1": 100}, "family": "red"}]},
+                     {"id": "B", "operations": [{"id": "o", "machines": {"M1": 50}, "family": "blue"}]}],
+            "setups": {"matrix": {"red": {"blue": 60}, "blue": {"red": 60}}}, **extra}
+
+
+def _plan(p, starts: dict[str, int], windows=()) -> Schedule:
+    assigns = [Assignment(j, "o", "M1", s, s + p.op((j, "o")).durations["M1"]) for j, s in starts.items()]
+    obj = evaluate(p, assigns)
+    return Schedule(assignments=assigns, status="FEASIBLE", makespan=int(obj["makespan"]), objective=obj,
+                    maintenance=list(windows))
+
+
+def _starts(s: Schedule) -> dict[str, int]:
+    return {a.job: a.start for a in s.assignments}
+
+
+def test_a_setup_is_not_done_in_a_holiday(engine):
+    p = problem_from_dict(_problem())
+    inside = verify(p, _plan(p, {"A": 0, "B": 1000}))  # what every scheme planned before
+    assert [v.kind for v in inside] == ["setup"] and "finds no working time" in inside[0].message
+    assert verify(p, _plan(p, {"A": 0, "B": 1060})) == []
+    for rule in RULES:  # whichever goes first, the second waits for the changeover after the holiday
+        got = _starts(dispatch(p, rule))
+        assert got == _starts(dispatch_reference(p, rule)) and sorted(got.values()) == [0, 1060], rule
+    for objective in ("makespan", "tardiness", "weighted"):
+        extra = {"jobs": [{**j, "due": 500} for j in _problem()["jobs"]]} if objective != "makespan" else {}
+        q = problem_from_dict(_problem(**extra))
+        s = solve(q, make_params(q, time_limit_s=2, objective=objective))
+        assert verify(q, s) == [] and max(_starts(s).values()) >= 1060, (objective, _starts(s))
+        # CP-SAT's model only knows the setup's length: its bound (1050) is no proof of the plan it gives
+        assert s.status != "OPTIMAL" or s.lower_bound == s.makespan, (objective, s.status, s.lower_bound)
+
+
+def test_a_setup_may_be_done_before_a_downtime_and_the_operation_wait(engine):
+    """B is released when the holiday ends: its changeover fits in [100, 160) before it, so it starts at 1000."""
+    jobs = _problem()["jobs"]
+    jobs[0]["operations"][0]["machines"] = {"M1": 30}
+    p = problem_from_dict(_problem(jobs=[jobs[0], {**jobs[1], "release": 1000}],
+                                   machines=[{"id": "M1", "calendar": [
+                                       {"start": 100, "end": 1000, "kind": "holiday"}]}]))
+    assert verify(p, _plan(p, {"A": 0, "B": 1000})) == []
+    for rule in RULES:
+        assert _starts(dispatch(p, rule)) == _starts(dispatch_reference(p, rule)) == {"A": 0, "B": 1000}, rule
+    # a break right after A leaves 50 of the 60: the changeover waits for the break's end
+    q = problem_from_dict(_problem(machines=[{"id": "M1", "calendar": [
+        {"start": 150, "end": 180, "kind": "break"}]}]))
+    for rule in RULES:
+        got = dispatch(q, rule)
+        assert _starts(got) == _starts(dispatch_reference(q, rule)) and verify(q, got) == [], rule
+    assert _starts(dispatch(q, "mwkr")) == {"A": 0, "B": 240}  # A first (more work), B after the break
+
+
+def test_a_setup_is_not_done_in_a_maintenance_window():
+    p = problem_from_dict(_problem(machines=["M1"]))
+    window = MaintenanceWindow("M1", 110, 170)
+    kept = _plan(p, {"A": 0, "B": 170}, [window])  # 60 of setup fit in [100, 170) only with the window
+    assert [v.kind for v in verify(p, kept)] == ["setup"]
+    assert verify(p, _plan(p, {"A": 0, "B": 230}, [window])) == []
+    assert verify(p, _plan(p, {"A": 0, "B": 160})) == []  # no window: the setup fits in [100, 160)
+
+
+def test_cp_sat_plans_are_moved_to_keep_the_rule_and_pins_stay():
+    p = problem_from_dict(_problem())
+    cp_plan = _plan(p, {"A": 0, "B": 1000})
+    fixed = setups_in_working_time(p, cp_plan)
+    assert _starts(fixed) == {"A": 0, "B": 1060} and verify(p, fixed) == [] and fixed.stats["setups_moved"] == 1
+    ok = _plan(p, {"A": 0, "B": 1100})  # later than it needs: kept where the plan put it
+    assert setups_in_working_time(p, ok) is ok
+    doc = _problem()
+    doc["jobs"][1]["operations"][0]["pinned"] = {"machine": "M1", "start": 1000}
+    pinned = problem_from_dict(doc)
+    assert setups_in_working_time(pinned, _plan(pinned, {"A": 0, "B": 1000})) is None
+
+
+def test_random_shops_keep_setups_in_working_time_under_every_objective():
+    """Small shops with breaks, holidays, setups, pins, windows, a peak cap and a tariff: every scheme's plan (the
+    dispatching rules, CP-SAT with its plans moved, the energy moves, the LNS) keeps setups out of downtime."""
+    rng = random.Random(5)
+    checked = 0
+    while checked < 40:
+        try:
+            p = _random_capped(rng)
+        except ValueError:
+            continue
+        if not p.has_setups:
+            continue
+        checked += 1
+        prices = tuple(rng.choice((0.1, 0.2, 0.5)) for _ in range(4))
+        p = dataclasses.replace(p, energy=dataclasses.replace(p.energy, prices=prices) if p.energy
+                                else EnergySettings(period=10, prices=prices))
+        objective = rng.choice(("makespan", "tardiness", "energy", "weighted"))
+        if objective == "tardiness" and not any(j.due is not None for j in p.jobs):
+            objective = "makespan"
+        try:
+            params = make_params(p, time_limit_s=0.4, objective=objective, workers=1)
+        except ValueError:
+            continue
+        s = solve(p, params)
+        if s.assignments:
+            assert _not_the_pins(p, s) == [], (checked, objective)
