@@ -8,7 +8,9 @@ from typing import Any
 
 from optimization.check import verify
 from optimization.explain import explain_late_jobs
+from optimization.heuristics import _merged_blocks, setup_start_latest
 from optimization.problem import MAX_WEIGHT, SchedulingProblem
+from optimization.solution import Schedule
 from optimization.solver import OBJECTIVES, SolverParams, solve
 
 TERMS = ("tardiness", "makespan", "energy")  # what "weighted" and "lex" combine
@@ -100,6 +102,23 @@ def make_params(
     return params
 
 
+def place_setups(problem: SchedulingProblem, schedule: Schedule, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Adds ``setup_start`` to each Gantt row with a setup: where the changeover lies, the latest stretch of working
+    time before its operation (no downtime, no maintenance window; ``heuristics.setup_start_latest``). Mostly
+    ``start - setup``; before a downtime when the operation waits behind it (a setup may be done before a holiday and
+    the operation start after it)."""
+    if not any(r["setup"] for r in rows):
+        return rows
+    ptr, bs, be = (a.tolist() for a in _merged_blocks(problem, list(schedule.maintenance), False))
+    pos = {m.id: k for k, m in enumerate(problem.machines)}
+    for r in rows:
+        if r["setup"] and r["job"] is not None:
+            k = pos[r["machine"]]
+            lo, hi = ptr[k], ptr[k + 1]
+            r["setup_start"] = setup_start_latest(bs[lo:hi], be[lo:hi], r["start"], r["setup"])
+    return rows
+
+
 def solve_document(problem: SchedulingProblem, params: SolverParams) -> tuple[dict[str, Any], dict[str, Any]]:
     """(summary line, full document) for a solve of ``problem``."""
     schedule = solve(problem, params)
@@ -120,7 +139,7 @@ def solve_document(problem: SchedulingProblem, params: SolverParams) -> tuple[di
     doc = {
         **line,
         "stats": schedule.stats,
-        "gantt": schedule.to_gantt(problem),
+        "gantt": place_setups(problem, schedule, schedule.to_gantt(problem)),
         "maintenance": [vars(w) for w in schedule.maintenance],
         "late_jobs": explain_late_jobs(problem, schedule),
         "violation_messages": [str(v) for v in violations],

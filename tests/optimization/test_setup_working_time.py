@@ -123,3 +123,27 @@ def test_random_shops_keep_setups_in_working_time_under_every_objective():
         s = solve(p, params)
         if s.assignments:
             assert _not_the_pins(p, s) == [], (checked, objective)
+
+
+def test_the_answer_says_where_each_setup_lies():
+    """The Gantt rows' ``setup_start``: the console drew every setup right before its operation, so a setup done
+    before a holiday (the operation released after it) was drawn inside the holiday."""
+    from optimization.service import solve_document
+
+    jobs = _problem()["jobs"]
+    jobs[0]["operations"][0]["machines"] = {"M1": 30}
+    doc = _problem(jobs=[jobs[0], {**jobs[1], "release": 1000},
+                         {"id": "C", "release": 1000, "operations": [{"id": "o", "machines": {"M1": 50},
+                                                                      "family": "red"}]}])
+    p = problem_from_dict(doc)
+    line, out = solve_document(p, make_params(p, time_limit_s=1))
+    assert line["violations"] == 0 and line["makespan"] == 1160
+    rows = {r["job"]: r for r in out["gantt"]}
+    assert "setup_start" not in rows["A"]
+    for r in rows.values():
+        if r["setup"]:
+            assert r["setup_start"] + r["setup"] <= r["start"]
+            assert not (r["setup_start"] < 1000 and 100 < r["setup_start"] + r["setup"])  # not in the holiday
+    first = min((r for r in rows.values() if r["setup"]), key=lambda r: r["start"])
+    assert first["start"] == 1000 and first["setup_start"] == 40  # done before the holiday, as late as it can be
+    assert rows["A"]["end"] <= first["setup_start"]
