@@ -3,8 +3,9 @@
 INFEASIBLE is CP-SAT's proof that no plan meets every hard rule; it does not say which rules clash. The hard rules a
 planner sets are few: the horizon, pinned (or started) operations, the maintenance deadline and the peak power cap.
 :func:`why_no_plan` checks what can be read off the problem directly (the horizon against the longest job, pins
-against each other, the calendar and the horizon), then, with the time left, solves the problem again without each
-of those rules in turn and reports each one whose removal gives a plan: the rule that cannot be met as it is.
+against each other, the calendar and the horizon, and against the work that must come before them), then, with
+the time left, solves the problem again without each of those rules in turn and reports each one whose removal
+gives a plan: the rule that cannot be met as it is.
 
 UNKNOWN means nothing was found within the time limit: the reasons say what stopped the dispatching rules or the
 CP-SAT model (a peak cap that an operation never fits under, a model too big to build in the time).
@@ -17,47 +18,179 @@ import time
 from typing import Any
 
 from optimization.check import verify
-from optimization.problem import SchedulingProblem
+from optimization.problem import Job, Operation, OpKey, SchedulingProblem
 from optimization.solution import Assignment, Schedule
 
 RELAXATION_MAX_S = 2.0  # each relaxed solve's share of the time left, at most this
 MAX_LISTED = 50  # jobs or clashes named in one answer
+PINS_NAMED = 5  # the pinned operations a relaxation's message names (more: only how many)
 
 
 def _reason(kind: str, message: str, **extra: Any) -> dict[str, Any]:
     return {"type": kind, "message": message, **extra}
 
 
+def _pinned(problem: SchedulingProblem) -> list[tuple[Job, Operation, Assignment]]:
+    """The pinned and started operations at their places."""
+    return [(j, o, Assignment(j.id, o.id, o.pinned_machine, o.pinned_start,
+                              o.pinned_start + o.durations[o.pinned_machine]))
+            for j in problem.jobs for o in j.operations
+            if o.pinned_start is not None and o.pinned_machine is not None]
+
+
+def _where(job: Job, op: Operation) -> str:
+    return f"job {job.id!r} operation {op.id!r}"
+
+
+def _placed(op: Operation) -> str:
+    """``started (already running) on M1 since t=-30`` / ``pinned on M1 at t=10``: the planner's words."""
+    if op.started:
+        return f"started (already running) on {op.pinned_machine} since t={op.started_at}"
+    return f"pinned on {op.pinned_machine} at t={op.pinned_start}"
+
+
+def _calendar_clashes(pins: list[tuple[Job, Operation, Assignment]], problem: SchedulingProblem,
+                      ) -> list[dict[str, Any]]:
+    """A pinned or started operation over a calendar entry it may not overlap, named with what to do about it."""
+    out = []
+    for job, op, a in pins:
+        if a.end <= a.start:
+            continue
+        for d in problem.machine(a.machine).calendar:
+            if (d.kind == "break" and op.can_span_break) or not (a.start < d.end and d.start < a.end):
+                continue
+            what = f"the {d.kind} [{d.start},{d.end}) on {a.machine}"
+            head = f"{_where(job, op)} is {_placed(op)} and runs until t={a.end}, across {what}"
+            if op.started and d.kind == "break":
+                todo = ("it is given can_span_break false; a running operation runs through a break unless told "
+                        "otherwise: leave can_span_break out (or set it true), or, if it does stop for the break, "
+                        "give the part left after the break as an operation that is not started")
+            elif op.started:
+                todo = (f"a running operation cannot stop for it: if {a.machine} works on through it, shorten or "
+                        f"remove that {d.kind} in the machine's calendar for this plan; if the operation pauses "
+                        f"there, give the part left after the {d.kind} as an operation that is not started")
+            else:
+                todo = (f"move the pin to end by t={d.start} or to start at t={d.end} or later, or leave its time "
+                        "to the planner (no pin)")
+                if d.kind == "break":
+                    todo += ", or let it run through breaks (can_span_break true)"
+            out.append(_reason("pinned", f"{head}: {todo}", job=job.id, operation=op.id, machine=a.machine,
+                               calendar={"start": d.start, "end": d.end, "kind": d.kind}))
+    return out
+
+
 def _pin_clashes(problem: SchedulingProblem) -> list[dict[str, Any]]:
     """What the pinned operations alone break: overlaps, calendars, setups, precedences among pins, the horizon."""
-    pins = []
-    for j in problem.jobs:
-        for o in j.operations:
-            if o.pinned_start is not None and o.pinned_machine is not None:
-                pins.append(Assignment(j.id, o.id, o.pinned_machine, o.pinned_start,
-                                       o.pinned_start + o.durations[o.pinned_machine]))
+    pins = _pinned(problem)
     if not pins:
         return []
     what = "pinned or started" if any(o.started for j in problem.jobs for o in j.operations) else "pinned"
-    out = []
-    for v in verify(problem, Schedule(assignments=pins)):
-        if v.kind == "missing" or (v.kind == "maintenance" and "no maintenance window" in v.message):
-            continue  # the other operations and the windows are not placed here
+    out = _calendar_clashes(pins, problem)[:MAX_LISTED]
+    for v in verify(problem, Schedule(assignments=[a for _, _, a in pins])):
+        if len(out) >= MAX_LISTED:
+            break
+        if v.kind == "missing" or v.kind in ("calendar", "maintenance"):
+            # the other operations and the windows are not placed here; the calendar: _calendar_clashes
+            continue
         if v.kind == "setup":
             # two pins too close for the setup between them are no proof: without the triangle inequality an
             # operation placed between them can need less setup in all (CP-SAT decides)
             continue
         out.append(_reason("pinned", f"the {what} operations alone break a rule: {v}"))
-        if len(out) == MAX_LISTED:
-            break
     return out
 
 
+def _early_pins(problem: SchedulingProblem) -> list[dict[str, Any]]:
+    """Pinned or started operations placed before the work that must come first can end: the earliest start of
+    each operation (its job's release, then the job's earlier operations and the cross-job precedences with their
+    lags, each at its shortest duration, a pinned one from its pin), ignoring the machines. A pin before its
+    operation's earliest start is a proof that no plan exists. Two pins too close for the precedence between them
+    are left to :func:`_pin_clashes` (the checker names them)."""
+    keys = problem.op_keys
+    if not any(problem.op(k).pinned_start is not None for k in keys):
+        return []
+    preds: dict[OpKey, list[tuple[OpKey, int]]] = {k: [] for k in keys}
+    succs: dict[OpKey, list[OpKey]] = {k: [] for k in keys}
+    for j in problem.jobs:
+        for a, b in zip(j.operations, j.operations[1:], strict=False):
+            preds[(j.id, b.id)].append(((j.id, a.id), 0))
+            succs[(j.id, a.id)].append((j.id, b.id))
+    for p in problem.precedences:
+        preds[tuple(p.after)].append((tuple(p.before), p.min_lag))
+        succs[tuple(p.before)].append(tuple(p.after))
+    indeg = {k: len(v) for k, v in preds.items()}
+    order = [k for k in keys if not indeg[k]]
+    for k in order:  # Kahn's order (the problem is acyclic: checked when it was built)
+        for s in succs[k]:
+            indeg[s] -= 1
+            if not indeg[s]:
+                order.append(s)
+    head: dict[OpKey, int] = {}
+    via: dict[OpKey, tuple[OpKey, int] | None] = {}
+    out = []
+    for k in order:
+        job, op = problem.job(k[0]), problem.op(k)
+        h, why = job.release, None
+        for pk, lag in preds[k]:
+            po = problem.op(pk)
+            t = (po.pinned_start if po.pinned_start is not None else head[pk]) + po.min_duration + lag
+            if t > h:
+                h, why = t, (pk, lag)
+        head[k], via[k] = h, why
+        if op.pinned_start is None or op.pinned_start >= h:
+            continue
+        if why is not None and problem.op(why[0]).pinned_start is not None:
+            continue  # pin against pin: the checker's precedence message (_pin_clashes)
+        if len(out) < MAX_LISTED:
+            out.append(_reason("pinned", _early_message(problem, k, h, via), job=job.id, operation=op.id,
+                               start=op.pinned_start, earliest=h))
+    return out
+
+
+def _early_message(problem: SchedulingProblem, key: OpKey, earliest: int,
+                   via: dict[OpKey, tuple[OpKey, int] | None]) -> str:
+    """Why ``key`` cannot start before ``earliest``: the chain of work before it, from a release or a pin."""
+    job, op = problem.job(key[0]), problem.op(key)
+    chain: list[tuple[OpKey, int]] = []
+    k = key
+    while via[k] is not None:
+        pk, lag = via[k]  # type: ignore[misc]
+        chain.append((pk, lag))
+        if problem.op(pk).pinned_start is not None:
+            break
+        k = pk
+    chain.reverse()
+    first = chain[0][0] if chain else key
+    fo = problem.op(first)
+    if fo.pinned_start is not None and first != key:
+        fj = problem.job(first[0])
+        origin = f"{_where(fj, fo)} is {_placed(fo)}"
+    else:
+        origin = f"job {first[0]!r} is released at t={problem.job(first[0]).release}"
+    steps = []
+    for pk, lag in chain:
+        po = problem.op(pk)
+        name = f"operation {pk[1]!r}" if pk[0] == key[0] else f"job {pk[0]!r} operation {pk[1]!r}"
+        took = f"{name} takes {po.min_duration}" + (" (on its fastest machine)" if len(po.machines) > 1 else "")
+        steps.append(took + (f", then a lag of {lag}" if lag else ""))
+    if len(steps) > 6:
+        steps = [*steps[:2], f"... ({len(steps) - 4} more)", *steps[-2:]]
+    if op.started:
+        late = f"the work that must come before it cannot end before t={earliest}"
+        todo = ("If that work is done, leave it out of the plan (or give it as started where it is still running); "
+                "otherwise this operation cannot be running yet")
+    else:
+        late = f"it cannot start before t={earliest}"
+        todo = f"Pin it at t={earliest} or later, or leave its time to the planner (no pin)"
+    return f"{_where(job, op)} is {_placed(op)}, but {late}: {origin}, then {'; '.join(steps)}. {todo}"
+
+
 def proofs(problem: SchedulingProblem) -> list[dict[str, Any]]:
-    """Causes that prove, without a search, that no plan exists: a job that cannot end by the horizon, or pinned
+    """Causes that prove, without a search, that no plan exists: a job that cannot end by the horizon, pinned
     operations that break a rule among themselves (overlap, calendar, precedence, peak power, horizon; not a
-    setup, see :func:`_pin_clashes`)."""
-    return _horizon_checks(problem) + _pin_clashes(problem)
+    setup, see :func:`_pin_clashes`), or a pin before the work that must come first can end
+    (:func:`_early_pins`)."""
+    return _horizon_checks(problem) + _pin_clashes(problem) + _early_pins(problem)
 
 
 def _horizon_checks(problem: SchedulingProblem) -> list[dict[str, Any]]:
@@ -88,7 +221,7 @@ def _relaxations(problem: SchedulingProblem) -> list[tuple[str, str, SchedulingP
         jobs = tuple(dataclasses.replace(j, operations=tuple(
             dataclasses.replace(o, pinned_machine=None, pinned_start=None, started=False) for o in j.operations))
             for j in problem.jobs)
-        out.append(("pinned", "the pinned and started operations' times", dataclasses.replace(problem, jobs=jobs)))
+        out.append(("pinned", _pins_named(problem), dataclasses.replace(problem, jobs=jobs)))
     r = problem.risk
     if r is not None and r.policy == "window" and r.deadline is not None and problem.maintenance_machines():
         out.append(("maintenance_deadline", f"the maintenance deadline {r.deadline}",
@@ -98,6 +231,16 @@ def _relaxations(problem: SchedulingProblem) -> list[tuple[str, str, SchedulingP
         out.append(("peak_power", f"the peak power cap of {en.peak_cap_kw:g} kW",
                     dataclasses.replace(problem, energy=dataclasses.replace(en, peak_cap_kw=None))))
     return out
+
+
+def _pins_named(problem: SchedulingProblem, most: int = PINS_NAMED) -> str:
+    """"the pinned and started operations' times", naming them when they are few."""
+    pins = _pinned(problem)
+    what = "pinned and started" if any(o.started for _, o, _ in pins) else "pinned"
+    if len(pins) > most:
+        return f"the {len(pins)} {what} operations' times"
+    named = "; ".join(f"{_where(j, o)} {_placed(o)}" for j, o, _ in pins)
+    return f"the {what} operations' times ({named})" if len(pins) > 1 else f"the {what} operation's time ({named})"
 
 
 def why_no_plan(problem: SchedulingProblem, schedule: Schedule, deadline: float,

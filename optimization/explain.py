@@ -16,8 +16,28 @@ from optimization.solution import Assignment, Schedule, job_ends
 MAX_CHAIN = 200
 
 
+def _power_users(problem: SchedulingProblem, a: Assignment, powered: list[tuple[Assignment, float]],
+                 ) -> dict[str, Any] | None:
+    """What the peak power cap holds ``a`` back by: at ``a.start - 1``, the one instant that starting a unit earlier
+    adds to its run (the rest it covers already, under the cap), the operations drawing power and the base load,
+    when they leave no room for ``a``'s power; else None (the cap is not what holds it there)."""
+    en = problem.energy
+    if en is None or en.peak_cap_kw is None or a.start <= 0 or a.end <= a.start:  # (no power: no cause)
+        return None
+    t = a.start - 1
+    users = [(b, p) for b, p in powered if b.start <= t < b.end and b.key != a.key]
+    base = en.base_at(t)
+    load = base + sum(p for _, p in users)
+    if load + problem.op(a.key).power_kw <= en.peak_cap_kw + 1e-6:
+        return None
+    return {"at": t, "load_kw": round(load, 4), "base_load_kw": round(base, 4),
+            "operations": [{"job": b.job, "operation": b.op, "machine": b.machine, "power_kw": p}
+                           for b, p in sorted(users, key=lambda x: (-x[1], x[0].job, x[0].op))]}
+
+
 def _binding(problem: SchedulingProblem, schedule: Schedule, a: Assignment, by_key: dict,
-             prev_on_machine: dict) -> tuple[list[dict[str, Any]], tuple | None]:
+             prev_on_machine: dict, powered: list[tuple[Assignment, float]] | None = None,
+             ) -> tuple[list[dict[str, Any]], tuple | None]:
     job = problem.job(a.job)
     op = problem.op(a.key)
     reasons: list[dict[str, Any]] = []
@@ -50,12 +70,18 @@ def _binding(problem: SchedulingProblem, schedule: Schedule, a: Assignment, by_k
     if a.start == job.release and job.release > 0:
         reasons.append({"type": "release", "release": job.release})
     if op.pinned_start is not None:
-        reasons.append({"type": "pinned", "machine": op.pinned_machine, "start": op.pinned_start,
-                        "started": op.started})
+        pin = {"type": "pinned", "machine": op.pinned_machine, "start": op.pinned_start, "started": op.started}
+        if op.elapsed:
+            pin["started_at"] = op.started_at  # running since before t=0: its remaining part starts at 0
+        reasons.append(pin)
     if not reasons:
         en = problem.energy
         if en is not None and en.peak_cap_kw is not None and op.power_kw > 0:
-            reasons.append({"type": "peak_power", "cap_kw": en.peak_cap_kw})
+            r = {"type": "peak_power", "cap_kw": en.peak_cap_kw}
+            held = _power_users(problem, a, powered if powered is not None else _powered(problem, schedule))
+            if held is not None:  # else the cap is no cause one unit earlier: nothing to name
+                r.update(held)
+            reasons.append(r)
         elif a.start > 0:
             reasons.append({"type": "idle", "note": "could start earlier; not binding"})
     nxt = None
@@ -68,9 +94,23 @@ def _binding(problem: SchedulingProblem, schedule: Schedule, a: Assignment, by_k
     return reasons, nxt
 
 
+def _powered(problem: SchedulingProblem, schedule: Schedule) -> list[tuple[Assignment, float]]:
+    """The plan's operations that draw power, with their power."""
+    out = []
+    for b in schedule.assignments:
+        p = problem.op(b.key).power_kw
+        if p > 0 and b.end > b.start:
+            out.append((b, p))
+    return out
+
+
 def explain_late_jobs(problem: SchedulingProblem, schedule: Schedule, limit: int = 50) -> list[dict[str, Any]]:
-    """For each late job (most weighted tardiness first, at most ``limit``): the critical chain and its causes."""
+    """For each late job (most weighted tardiness first, at most ``limit``): the critical chain and its causes.
+    ``blocking_operations``: the other jobs' operations on the chain, and those whose power kept a step under the
+    peak power cap from starting earlier."""
     by_key = schedule.by_key()
+    powered = _powered(problem, schedule) if problem.energy is not None and \
+        problem.energy.peak_cap_kw is not None else []
     prev_on_machine: dict = {}
     per_m: dict[str, list[Assignment]] = {}
     for a in schedule.assignments:
@@ -90,7 +130,7 @@ def explain_late_jobs(problem: SchedulingProblem, schedule: Schedule, limit: int
         while k is not None and k not in seen and len(chain) < MAX_CHAIN:
             seen.add(k)
             a = by_key[k]
-            reasons, nxt = _binding(problem, schedule, a, by_key, prev_on_machine)
+            reasons, nxt = _binding(problem, schedule, a, by_key, prev_on_machine, powered)
             chain.append({"job": a.job, "operation": a.op, "machine": a.machine, "start": a.start, "end": a.end,
                           "setup": a.setup, "binding": reasons})
             k = nxt
@@ -102,7 +142,9 @@ def explain_late_jobs(problem: SchedulingProblem, schedule: Schedule, limit: int
             for r in step["binding"]:
                 counts[r["type"]] = counts.get(r["type"], 0) + 1
         bottleneck = max(load, key=lambda m: load[m]) if load else None
-        blockers = sorted({(s["job"], s["operation"]) for s in chain if s["job"] != job.id})
+        blockers = sorted({(s["job"], s["operation"]) for s in chain if s["job"] != job.id} |
+                          {(u["job"], u["operation"]) for s in chain for r in s["binding"]
+                           if r["type"] == "peak_power" for u in r.get("operations", ()) if u["job"] != job.id})
         out.append({
             "job": job.id,
             "due": job.due,

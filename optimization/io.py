@@ -345,18 +345,24 @@ def problem_from_dict(data: dict, name: str = "problem") -> SchedulingProblem:
                 # one place or the other: the pin won and the operation counted as started there
                 raise ValueError(f"{where} has both 'pinned' and 'started': give one (started: already running)")
             pin = pin or started
+            # checked here, outside the ``try`` below: these messages already say "job ... operation ..."
+            power_kw = _number(_opt(o, "power_kw", 0.0), f"{where} power_kw")
+            span = o.get("can_span_break")  # absent: true for a started (running) operation, else false
+            if span is not None:
+                span = _bool(span, f"{where} can_span_break")
+            pin_machine = _id(pin["machine"], f"{where} {'started' if started else 'pinned'}.machine") if pin else None
             try:
                 ops.append(Operation(
                     id=oid,
                     durations={str(mm): d for mm, d in durs.items()},
                     family=family,
-                    power_kw=_number(_opt(o, "power_kw", 0.0), f"{where} power_kw"),
-                    can_span_break=_bool(_opt(o, "can_span_break", False), f"{where} can_span_break"),
-                    pinned_machine=_id(pin["machine"], f"{where} machine") if pin else None,
+                    power_kw=power_kw,
+                    can_span_break=span,
+                    pinned_machine=pin_machine,
                     pinned_start=pin["start"] if pin else None,
                     started=bool(started),
                 ))
-            except ValueError as e:
+            except ValueError as e:  # Operation's own messages name the operation, not its job
                 raise ValueError(f"job {jid!r}: {e}") from None
         jobs.append(Job(id=jid, operations=tuple(ops), release=_opt(j, "release", 0), due=j.get("due"),
                         weight=_number(_opt(j, "weight", 1.0), f"job {jid!r} weight")))
@@ -439,15 +445,19 @@ def problem_to_dict(problem: SchedulingProblem) -> dict:
     for j in problem.jobs:
         ops = []
         for o in j.operations:
-            od: dict[str, Any] = {"id": o.id, "machines": dict(o.durations)}
+            durations = dict(o.durations)
+            if o.started and o.elapsed and o.pinned_machine is not None:
+                durations[o.pinned_machine] += o.elapsed  # begun before t=0: its whole duration, its real start
+            od: dict[str, Any] = {"id": o.id, "machines": durations}
             if o.family is not None:
                 od["family"] = o.family
             if o.power_kw:
                 od["power_kw"] = o.power_kw
-            if o.can_span_break:
-                od["can_span_break"] = True
+            if bool(o.can_span_break) != bool(o.started):  # the default: true for a started operation only
+                od["can_span_break"] = bool(o.can_span_break)
             if o.pinned_machine is not None and o.pinned_start is not None:
-                od["started" if o.started else "pinned"] = {"machine": o.pinned_machine, "start": o.pinned_start}
+                od["started" if o.started else "pinned"] = {"machine": o.pinned_machine,
+                                                            "start": o.started_at if o.started else o.pinned_start}
             ops.append(od)
         jd: dict[str, Any] = {"id": j.id, "operations": ops, "release": j.release, "weight": j.weight}
         if j.due is not None:

@@ -108,16 +108,25 @@ class Machine:
 
 @dataclass(frozen=True)
 class Operation:
-    """One step of a routing. ``durations`` maps each eligible machine to its processing time."""
+    """One step of a routing. ``durations`` maps each eligible machine to its processing time.
+
+    ``pinned_machine``/``pinned_start``: the operation's fixed place (the JSON ``pinned``, or ``started`` with
+    ``started=True``: already running). A started operation may have begun before the plan's time 0 (a negative
+    start): only its remaining part is planned, from 0 on its machine, so its ``durations`` entry for that machine
+    becomes the remaining ``start + duration``, ``pinned_start`` 0, and ``elapsed`` the time it had already run
+    (``started_at`` gives the real start back). ``can_span_break`` left as ``None`` is true for a started operation
+    (a running operation runs through a break) and false otherwise.
+    """
 
     id: str
     durations: Mapping[str, int]
     family: str | None = None
     power_kw: float = 0.0
-    can_span_break: bool = False
+    can_span_break: bool | None = None
     pinned_machine: str | None = None
     pinned_start: int | None = None
     started: bool = False
+    elapsed: int = 0  # a started operation's time already run before t=0 (not part of ``durations``)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "durations", _freeze(self.durations))
@@ -132,15 +141,39 @@ class Operation:
             _time(d, f"operation {self.id!r} duration on machine {m!r}", 0)
         object.__setattr__(self, "power_kw", _num(self.power_kw, f"operation {self.id!r} power_kw", 0.0,
                                                   MAX_POWER_KW))
+        if self.can_span_break is None:  # not given: a running operation runs through a break
+            object.__setattr__(self, "can_span_break", bool(self.started))
+        what = "started" if self.started else "pinned"
         if self.pinned_machine is not None and self.pinned_machine not in self.durations:
-            raise ValueError(f"operation {self.id!r} pinned to machine {self.pinned_machine!r} that is not eligible")
+            raise ValueError(f"operation {self.id!r} is {what} on machine {self.pinned_machine!r}, which is not one "
+                             "of its machines")
+        _time(_int(self.elapsed, f"operation {self.id!r} elapsed"), f"operation {self.id!r} elapsed", 0)
         if self.pinned_start is not None:
-            _int(self.pinned_start, f"operation {self.id!r} pinned_start")
-            if self.pinned_start < 0:
-                raise ValueError(f"operation {self.id!r} pinned_start must be >= 0")
-            _time(self.pinned_start, f"operation {self.id!r} pinned_start", 0)
+            _time(self.pinned_start, f"operation {self.id!r} {what}.start")
+            if self.pinned_start < 0 and not self.started:
+                raise ValueError(f"operation {self.id!r} is pinned at {self.pinned_start}: a pinned operation starts "
+                                 "at t >= 0 (the plan's start); one already running is 'started', not 'pinned'")
         if self.started and (self.pinned_start is None or self.pinned_machine is None):
-            raise ValueError(f"operation {self.id!r} is started but lacks pinned_machine and pinned_start")
+            raise ValueError(f"operation {self.id!r} is started but lacks its machine and start")
+        if self.started and self.pinned_start < 0:  # type: ignore[operator]
+            self._plan_remaining_part()
+
+    def _plan_remaining_part(self) -> None:
+        """A started operation that began before t=0: plan what is left of it, from 0 on its machine."""
+        m, start = self.pinned_machine, self.pinned_start
+        full = self.durations[m]  # type: ignore[index]
+        left = start + full  # type: ignore[operator]
+        if left <= 0:
+            raise ValueError(f"operation {self.id!r} is started at {start} on machine {m!r} and lasts {full}: it "
+                             f"ended at t={left} (the plan starts at 0), so it is finished; leave it out of the plan")
+        object.__setattr__(self, "durations", _freeze({**self.durations, m: left}))
+        object.__setattr__(self, "elapsed", self.elapsed - start)  # type: ignore[operator]
+        object.__setattr__(self, "pinned_start", 0)
+
+    @property
+    def started_at(self) -> int | None:
+        """The real start of a pinned or started operation (before 0 for one that was running at t=0)."""
+        return None if self.pinned_start is None else self.pinned_start - self.elapsed
 
     @property
     def machines(self) -> tuple[str, ...]:
@@ -181,7 +214,7 @@ class Job:
             seen.add(op.id)
             if op.pinned_start is not None and op.pinned_start < self.release:
                 raise ValueError(f"job {self.id!r} operation {op.id!r} is {'started' if op.started else 'pinned'} "
-                                 f"at {op.pinned_start}, before the job's release {self.release}")
+                                 f"at {op.started_at}, before the job's release {self.release}")
 
 
 @dataclass(frozen=True)

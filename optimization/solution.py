@@ -47,14 +47,22 @@ class Schedule:
         return {a.key: a for a in self.assignments}
 
     def to_gantt(self, problem: SchedulingProblem | None = None) -> list[dict[str, Any]]:
-        """Gantt-ready rows sorted by machine then start; ``late`` is True for the last operation of a late job."""
+        """Gantt-ready rows sorted by machine then start; ``late`` is True for the last operation of a late job.
+
+        A started operation that began before t=0 is planned as its remaining part: its row runs from 0 (``start``
+        and ``end`` are the plan's, as ``check.verify`` checks them) and adds ``started_at``, its real start (< 0).
+        """
         last_late: set[OpKey] = set()  # the last operation (its routing's) of each late job
+        began: dict[OpKey, int] = {}  # started before t=0: the real start
         if problem is not None:
             ends = job_ends(self.assignments)
             last_late = {(j.id, j.operations[-1].id) for j in problem.jobs
                          if j.due is not None and ends.get(j.id, 0) > j.due}
-        rows = [
-            {
+            began = {(j.id, o.id): o.started_at for j in problem.jobs for o in j.operations
+                     if o.started and o.elapsed and o.started_at is not None}
+        rows = []
+        for a in self.assignments:
+            row = {
                 "machine": a.machine,
                 "job": a.job,
                 "operation": a.op,
@@ -63,8 +71,9 @@ class Schedule:
                 "setup": a.setup,
                 "late": a.key in last_late,
             }
-            for a in self.assignments
-        ]
+            if a.key in began:
+                row["started_at"] = began[a.key]
+            rows.append(row)
         rows += [
             {"machine": w.machine, "job": None, "operation": "maintenance", "start": w.start, "end": w.end,
              "setup": 0, "late": False}
@@ -109,7 +118,9 @@ def with_setups(problem: SchedulingProblem, assignments: list[Assignment]) -> li
 
 
 def energy_profile(problem: SchedulingProblem, assignments: list[Assignment]) -> tuple[float, float]:
-    """(energy cost, peak power incl. base load) of a plan; zeros without energy settings."""
+    """(energy cost, peak power incl. base load) of a plan; zeros without energy settings. The peak is the
+    highest load while the plan runs, over ``[0, makespan)`` (as ``check.verify`` counts it against the cap): the
+    base load forecast after the plan's end is not the plan's (:func:`base_load_peak` gives the forecast's own)."""
     en = problem.energy
     if en is None:
         return 0.0, 0.0
@@ -134,15 +145,22 @@ def energy_profile(problem: SchedulingProblem, assignments: list[Assignment]) ->
             t = nxt
     # peak: the op load is piecewise constant between events; the base load between period bounds of the forecast
     # (its last value holds after it)
-    points = set(events)
+    end = max((a.end for a in assignments), default=0)
+    points = {t for t in events if t < end}
     if en.base_load_kw:
-        points |= set(range(0, len(en.base_load_kw) * en.period, en.period))
+        points |= set(range(0, min(end, len(en.base_load_kw) * en.period), en.period))
     load = 0.0
     peak = 0.0
-    for t in sorted(points):
+    for t in sorted(points):  # the events' power changes at or after ``end`` are all decreases: not needed
         load += events.get(t, 0.0)
         peak = max(peak, load + en.base_at(t))
     return round(cost, 4), round(peak, 4)
+
+
+def base_load_peak(problem: SchedulingProblem) -> float:
+    """The highest forecast base load of the problem's energy settings, at any time (also after the plan)."""
+    en = problem.energy
+    return round(max(en.base_load_kw), 4) if en is not None and en.base_load_kw else 0.0
 
 
 def evaluate(problem: SchedulingProblem, assignments: list[Assignment]) -> dict[str, float]:
@@ -167,6 +185,8 @@ def evaluate(problem: SchedulingProblem, assignments: list[Assignment]) -> dict[
         "energy_cost": cost,
         "peak_kw": peak,
     }
+    if problem.energy is not None and problem.energy.base_load_kw:
+        out["base_load_peak_kw"] = base_load_peak(problem)
     if problem.risk is not None and problem.risk.policy == "penalty":
         out["risk_penalty"] = round(risk_penalty(problem, assignments), 4)
     return out

@@ -101,6 +101,13 @@ def load_period_minutes(energy: object) -> float:
     return minutes
 
 
+def shown_minutes(minutes: float) -> float:
+    """``minutes`` for the answer, without the float noise of ``period * hours_per_unit * 60`` (60 x 0.016667 is
+    60.00120000000001, shown 60.0012): 12 significant digits, far below any meter's resolution. The load is computed
+    from the exact value."""
+    return float(f"{minutes:.12g}")
+
+
 def plant_load(platform, tenant: str, spec: dict, energy: dict | None) -> dict:  # noqa: ANN001
     """The plant's forecast load for the plan's day from the tenant's energy model (the energy module's): the p50
     kWh of each 15 minutes from ``spec["start"]`` 00:00, as the mean kW of each of the plan's energy periods
@@ -133,7 +140,7 @@ def plant_load(platform, tenant: str, spec: dict, energy: dict | None) -> dict: 
     total = kw[first] * w_first + inner + kw[last] * w_last
     load = np.divide(total, weight, out=np.zeros(periods), where=weight > 0)
     return {"model": f"{model.name}@{model.version}", "origin": str(day["origin"].iloc[0]),
-            "period_minutes": minutes, "base_load_kw": np.round(load, 3).tolist(),
+            "period_minutes": shown_minutes(minutes), "base_load_kw": np.round(load, 3).tolist(),
             "kwh_p50": round(float(day["p50"].sum()), 3), "co2_t_p50": round(float(day["co2_p50"].sum()), 6)}
 
 

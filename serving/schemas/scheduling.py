@@ -83,7 +83,11 @@ class GanttRow(BaseModel):
     operation: str
     start: int
     end: int
-    setup: int
+    setup: int = Field(description="the changeover before this operation on its machine (time units)")
+    setup_start: int | None = Field(None, description="where that changeover lies (present when setup > 0): the "
+                                    "latest working time before the operation; a setup is never in a downtime")
+    started_at: int | None = Field(None, description="for an operation running since before t=0: its real start; "
+                                   "the row shows its remaining part from 0")
     late: bool = Field(description="the last operation of a job that ends after its due date")
 
 
