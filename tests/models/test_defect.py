@@ -90,6 +90,18 @@ def test_train_ships_threshold_features_and_weights(trained):
     assert len(manifest["contribution_weights"]) == len(manifest["features"])
     assert {"val_roc_auc", "val_roc_auc_sd", "val_balanced_accuracy"} <= set(metrics)
     assert manifest["data_hash"] and manifest["parity_max_abs"] <= 1e-4
+    # the held-out probabilities read as probabilities: their mean is near the failure rate (10 % here), not ~0.5
+    assert 0.5 < metrics["val_mean_probability"] / metrics["val_failure_rate"] < 2.0
+    assert 0 <= metrics["best_epoch"] < metrics["epochs_run"] <= QUICK["epochs"]
+
+
+def test_train_without_a_tracker(subset, tmp_path):
+    """``tracker`` is optional (None: nothing is logged), as for the other families."""
+    from models.defect.train import train
+
+    metrics = train(subset, "secom", tmp_path, config={**QUICK, "n_splits": 0})
+    assert (tmp_path / "model.onnx").exists() and metrics["features_kept"] > 0
+    assert json.loads((tmp_path / "manifest.json").read_text())["threshold"] == pytest.approx(30 / 300)
 
 
 def test_predict_contract_without_label(trained, subset, tmp_path):
@@ -226,6 +238,31 @@ def test_combiner_learns_the_weight_of_each_input():
     assert abs(a) < 0.15 and b > 0.7
     p = D.combine([a, b, _], model_p, rate)
     assert p.shape == (4000,) and ((p > 0) & (p < 1)).all()
+
+
+def test_combiner_probabilities_are_calibrated_and_rank_as_the_balanced_fit():
+    """The combiner is fitted class-balanced, then its intercept is corrected for the class prior: on outcomes
+    drawn from a known logistic model with ~6 % failures it recovers that model (slopes and intercept), so its
+    probabilities average the failure rate and match it per decile, not ~0.5 as a balanced fit's would."""
+    from models.defect import drift as D
+    from models.metrics import calibration_bins
+
+    rng = np.random.default_rng(1)
+    n = 40000
+    model_p = 1 / (1 + np.exp(-rng.normal(0.0, 1.5, n)))
+    rate = rng.uniform(0.01, 0.2, n)
+    truth = [0.8, 0.5, -2.0]
+    y = (rng.uniform(size=n) < D.combine(truth, model_p, rate)).astype(float)
+    assert 0.04 < y.mean() < 0.09
+    coef = D.fit_combiner(model_p, rate, y)
+    assert np.allclose(coef, truth, atol=0.15)
+    p = D.combine(coef, model_p, rate)
+    assert abs(p.mean() - y.mean()) < 0.1 * y.mean()
+    assert all(abs(b["predicted"] - b["observed"]) < 0.02 for b in calibration_bins(y, p))
+    # only the intercept moved: the ranking (and so AUC, balanced accuracy) is the balanced fit's
+    balanced = [coef[0], coef[1], coef[2] + np.log((1 - y.mean()) / y.mean())]
+    assert D.combine(balanced, model_p, rate).mean() > 0.3
+    assert np.array_equal(np.argsort(p, kind="stable"), np.argsort(D.combine(balanced, model_p, rate), kind="stable"))
 
 
 def test_stamps_read_the_secom_format_and_iso():
