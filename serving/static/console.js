@@ -7,12 +7,17 @@ const MODULES = ["quality", "maintenance", "energy", "scheduling"];
 const $ = (id) => document.getElementById(id);
 const esc = (s) => String(s ?? "").replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" }[c]));
 const fmt = (v, d = 0) => (v === null || v === undefined || Number.isNaN(v) ? "–" : Number(v).toLocaleString(LANG === "ko" ? "ko-KR" : "en-US", { maximumFractionDigits: d }));
+// A count with its noun, in the singular or plural as the language has it: tn("count.orders", 1) is "1 order", 2 is
+// "2 orders" (keys KEY.one and KEY.other, with {n}; Korean has one form for both).
+const tn = (key, n, vars = {}) => t(key + "." + (new Intl.PluralRules(LANG === "ko" ? "ko-KR" : "en-US").select(Number(n)) === "one" ? "one" : "other"),
+  { ...vars, n: fmt(n) });
 
 // S.solved: a copy of the problem S.result was solved for; S.stale: the orders changed since (S.edits counts changes)
 // S.epoch: counts sign-outs; an answer that comes back to an older epoch is for a session that has ended and is dropped.
 // S.savedJob: the running background job as kept in the tab (see persist()); S.busy: the solve in progress (a token).
+// S.noPlan: the last solve's answer had no plan ({ status, reasons, problem }), until the orders change or a plan comes.
 const S = { tenant: null, problem: null, result: null, solved: null, stale: false, edits: 0, copy: null, selected: null, samples: null,
-  samplesError: null, busy: false, lastPinUndo: null, job: null, jobView: null, savedJob: null, epoch: 0, saved: "all" };
+  samplesError: null, busy: false, lastPinUndo: null, job: null, jobView: null, savedJob: null, epoch: 0, saved: "all", noPlan: null };
 const SYNC_LIMIT_S = 30; // POST /v1/scheduling/solve takes up to 30 s; longer limits go to POST /v1/scheduling/jobs
 const MAX_LIMIT_S = 3600;
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -21,13 +26,16 @@ const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 // The status line. `msg` is text, a function giving the text (so that a language switch re-renders it) or an
 // Error. An ApiError's `detail` (the server's own words, in English) is the line's tooltip; where the console could
 // not put the server's reason in words of its own (`showDetail`), it follows as a detail, set apart and marked
-// as English, after the message.
+// as English, after the message. A function may give `{ html }` (escaped already) instead of text, and may carry a
+// `detail` of its own (the tooltip).
 let said = null;
 function say(msg, error = false) {
   if (msg?.ended) return; // a refused key that signed the console out: signOut() has said so
   said = { msg, error };
   const el = $("status");
-  el.textContent = typeof msg === "function" ? msg() : msg instanceof Error ? msg.message : msg;
+  const text = typeof msg === "function" ? msg() : msg instanceof Error ? msg.message : msg;
+  if (typeof text?.html === "string") el.innerHTML = text.html;
+  else el.textContent = text;
   el.title = msg?.detail || "";
   if (msg?.showDetail && msg.detail) {
     const d = document.createElement("span");
@@ -267,7 +275,7 @@ async function signIn(key) {
   if (saved) {
     restorePlan(saved);
     const jobs = saved.problem.jobs.length;
-    say(() => `${welcome()} ${t(saved.job ? "planner.restoredJob" : "planner.restored", { jobs })}`);
+    say(() => `${welcome()} ${t(saved.job ? "planner.restoredJob" : "planner.restored", { jobs: tn("count.orders", jobs) })}`);
   } else if (!S.problem) await loadSample(false, true);
 }
 
@@ -285,7 +293,7 @@ function signOut(message = ["signout.done"], { error = false, keepPlan = false }
   if (!keepPlan) sessionStorage.removeItem(PLAN_KEY);
   S.epoch += 1; // answers still on their way belong to the session that ended
   Object.assign(S, { tenant: null, problem: null, result: null, solved: null, stale: false, edits: 0, copy: null, selected: null,
-    samples: null, samplesError: null, busy: false, lastPinUndo: null, job: null, jobView: null, savedJob: null, saved: "all" });
+    samples: null, samplesError: null, busy: false, lastPinUndo: null, job: null, jobView: null, savedJob: null, saved: "all", noPlan: null });
   clearPage();
   $("app").hidden = true;
   $("signin").hidden = false;
@@ -456,6 +464,7 @@ function setProblem(problem, announce = true) {
   S.solved = null;
   S.stale = false;
   S.selected = null;
+  S.noPlan = null;
   renderStale();
   if (!S.busy) { S.jobView = null; renderJob(); } // a running job's line stays (its answer is then not shown)
   resetOrderForm();
@@ -468,7 +477,8 @@ function setProblem(problem, announce = true) {
   persist();
   if (announce) {
     const ops = problem.jobs.reduce((n, j) => n + j.operations.length, 0);
-    say(() => t("planner.loaded", { jobs: problem.jobs.length, ops, machines: problem.machines.length }));
+    say(() => t("planner.loaded", { jobs: tn("count.orders", problem.jobs.length), ops: tn("count.operations", ops),
+      machines: tn("count.machines", problem.machines.length) }));
   }
 }
 
@@ -845,7 +855,7 @@ function showOrderErrors(errs, focus = true) {
   const box = $("order-errors");
   $("order-form").querySelectorAll("[aria-invalid]").forEach((el) => { el.removeAttribute("aria-invalid"); el.removeAttribute("aria-describedby"); });
   if (!errs.length) { box.hidden = true; box.innerHTML = ""; return; }
-  box.innerHTML = `<p><b>${esc(t("order.errSummary", { count: errs.length }))}</b></p><ul>${errs.map(([, m]) => `<li>${esc(m)}</li>`).join("")}</ul>`;
+  box.innerHTML = `<p><b>${esc(t("order.errSummary", { count: tn("count.problems", errs.length) }))}</b></p><ul>${errs.map(([, m]) => `<li>${esc(m)}</li>`).join("")}</ul>`;
   box.hidden = false;
   for (const [id] of errs) {
     const el = $(id);
@@ -896,7 +906,7 @@ function submitOrder(e) {
     S.problem.jobs[OF.edit] = job;
     fixPrecedences(prev.id, job);
   } else S.problem.jobs.push(job);
-  say(() => t(prev ? "order.saved" : "order.added", { job: job.id, ops: job.operations.length }));
+  say(() => t(prev ? "order.saved" : "order.added", { job: job.id, ops: tn("count.operations", job.operations.length) }));
   markStale();
   resetOrderForm();
   renderOrders();
@@ -990,24 +1000,36 @@ async function runPlan(work, solved, { stale = false } = {}) {
     if (epoch !== S.epoch || res === null) return false; // signed out while it ran
     if (S.problem !== problem) { say(() => t("planner.stale"), true); return false; }
     if (!res.gantt || !res.gantt.length || res.status === "INFEASIBLE" || res.status === "MODEL_INVALID") {
-      if (S.lastPinUndo) S.lastPinUndo();
-      // the server's causes (horizon, pins, maintenance deadline, peak cap, time limit), in its words
-      const why = (res.no_plan_reasons || []).map((r) => r.message).join(" · ");
-      say(() => t("planner.infeasible", { status: res.status }) + (why ? " " + why : ""), true);
+      // a pin that made the plan impossible is undone (the plan before it stays); only then is that said
+      const undone = !!S.lastPinUndo;
+      if (undone) S.lastPinUndo();
+      // the server's causes (horizon, pins, maintenance deadline, peak cap, time limit), in words
+      const noPlan = { status: res.status, reasons: Array.isArray(res.no_plan_reasons) ? res.no_plan_reasons : [], problem: solved };
+      // kept for the chart's box while the orders are those they are for (not edited meanwhile, no pin undone)
+      S.noPlan = S.edits === edits && !undone ? noPlan : null;
+      const line = () => ({ html: [esc(noPlanHeadline(noPlan.status)), undone ? esc(t("planner.pinUndone")) : "",
+        noPlan.reasons.length ? `${esc(t("planner.whyNoPlan"))} ${noPlan.reasons.map((r) => reasonHtml(r, noPlan.problem)).join(" · ")}` : ""]
+        .filter(Boolean).join(" ") });
+      line.detail = noPlan.reasons.map((r) => r.message).join(" · "); // the server's own words, as the tooltip
+      say(line, true);
+      renderGanttEmpty();
+      renderSummary();
       renderPins();
       return false;
     }
     S.result = res;
     S.solved = solved;
+    S.noPlan = null;
     S.stale = stale || S.edits !== edits; // orders edited while it ran: the plan is already out of date
     renderStale();
     S.lastPinUndo = null;
+    // the view (zoom, pan) is kept across a re-plan, unless the new plan's end falls outside it (gantt.js)
     gantt.render(S.solved, S.result, { keepView: !!$("gantt").querySelector("svg") });
     renderSummary();
     renderPins();
     renderCompare();
     if (S.selected) renderDetails(S.selected);
-    say(() => t("planner.solved", { status: statusName(res.status), makespan: res.makespan, late: res.objective_values?.late_jobs ?? 0 }));
+    say(() => t("planner.solved", { status: statusName(res.status), makespan: res.makespan, late: tn("count.lateJobs", res.objective_values?.late_jobs ?? 0) }));
     return true;
   } catch (e) {
     if (epoch !== S.epoch) return false;
@@ -1140,6 +1162,7 @@ async function unpin(job, opId) {
   if (!op) return;
   delete op.pinned;
   say(() => t("planner.unpinned", { job, op: opId }));
+  forgetNoPlan(); // the orders are not those the reasons were for
   renderPins();
   persist();
   if (S.result) await solve();
@@ -1197,19 +1220,33 @@ function objectiveChoice() {
   return { extra: {} };
 }
 
-// What to do before there is a plan to keep or export: run the scheduler, or first load orders.
+// What to do before there is a plan to keep or export: run the scheduler, or first load orders; after a solve that
+// gave no plan, that it gave none.
 const noPlanKey = () => (S.problem?.jobs.length ? "planner.notSolved" : "planner.noProblem");
 const noPlanYet = () => t(noPlanKey());
-const sayNoPlan = () => { const key = noPlanKey(); say(() => t(key), true); };
+const sayNoPlan = () => {
+  const status = S.noPlan && S.problem?.jobs.length ? S.noPlan.status : null;
+  const key = noPlanKey();
+  say(() => (status ? t("planner.noPlanSummary", { status: statusName(status) }) : t(key)), true);
+};
 
-// The orders changed after the last solve: the chart and summary show a plan for the old orders until the next one.
+// The orders changed after the last solve: the chart and summary show a plan for the old orders until the next one;
+// the reasons of a solve that gave no plan are for the old orders too, and go.
 function markStale() {
   S.edits += 1;
   if (S.result) {
     S.stale = true;
     renderStale();
   }
+  forgetNoPlan();
   persist();
+}
+
+function forgetNoPlan() {
+  if (!S.noPlan) return;
+  S.noPlan = null;
+  renderGanttEmpty();
+  renderSummary();
 }
 
 function renderStale() {
@@ -1220,14 +1257,229 @@ function renderStale() {
   dashScheduling(); // the dashboard's card, where it is drawn, says the same
 }
 
-// Until there is a plan the chart's box says what to do, not nothing.
+// Until there is a plan the chart's box says what to do, not nothing; after a solve that gave no plan, that there is
+// none for these orders and why.
 function renderGanttEmpty() {
   if (S.result) return;
+  const np = S.noPlan;
+  if (np && S.problem?.jobs.length) {
+    $("gantt").innerHTML = `<div class="gantt-empty gantt-noplan" id="gantt-noplan" data-status="${esc(np.status)}">` +
+      `<p class="noplan-head">${esc(noPlanHeadline(np.status))}</p>` +
+      (np.reasons.length ? `<ul id="no-plan-reasons">${np.reasons.map((r) => `<li data-type="${esc(r.type)}" title="${esc(r.message)}">` +
+        `${reasonHtml(r, np.problem)}</li>`).join("")}</ul>` : "") +
+      `<p class="muted">${esc(t("planner.noPlanHint"))}</p></div>`;
+    return;
+  }
   $("gantt").innerHTML = S.problem?.jobs.length ? `<p class="muted gantt-empty">${esc(t("planner.notSolved"))}</p>` : "";
+}
+
+// ------------------------------------------------------------------------------------------------ planner: why no plan
+// An answer without a plan carries the server's causes, `no_plan_reasons` (optimization/diagnose.py): each a
+// `type` and an English `message`, with fields by type (horizon: `needs`, `horizon`, `jobs`; a rule whose removal
+// gives a plan: `relaxation`, `makespan`). They are put in words here from those fields, from the server's text
+// where a value is only there (a relaxed rule's value, a pin clash, the solver's own notes) and from the problem as
+// sent. What the console cannot word (a type it does not know, a detail of the solver's) is shown as the server
+// wrote it, marked as English, as an error's detail is; the server's text is each reason's tooltip.
+const noPlanHeadline = (status) => t(status === "INFEASIBLE" || status === "MODEL_INVALID" ? "planner.infeasible" : "planner.noPlanFound",
+  { status: statusName(status) });
+
+// The hard rules a relaxation drops (diagnose.py's _relaxations): [type, their text in the server's message, the
+// rule in words from that text's match (null: not in the text) and the problem as sent, or null without a value].
+const withValue = (v, words) => (v === null || v === undefined ? null : words(v));
+const NO_PLAN_RULES = [
+  ["horizon", /\bthe horizon (-?\d+)/, (m, p) => withValue(m?.[1] ?? p?.horizon, (v) => t("reason.rule.horizon", { horizon: v }))],
+  // "the pinned and started operations' times", "the 7 pinned operations' times", "the pinned operation's time
+  // (job 'A' operation 'a' pinned on M1 at t=80)"
+  ["pinned", /\bthe (?:(\d+) )?pinned(?: and started)? operation(?:s'|'s) times?(?: \((.*?)\)(?= there is a plan| is the cause|$))?/,
+    (m) => pinnedRule(m)],
+  ["maintenance_deadline", /\bthe maintenance deadline (-?\d+)/,
+    (m, p) => withValue(m?.[1] ?? p?.risk?.deadline, (v) => t("reason.rule.maintenanceDeadline", { deadline: v }))],
+  ["peak_power", /\bthe peak power cap of (-?[\d.]+(?:e[+-]?\d+)?) kW/,
+    (m, p) => withValue(m?.[1] ?? p?.energy?.peak_cap_kw, (v) => t("reason.rule.peakPower", { cap: v }))],
+];
+
+// The rule `kind` (or, with none, the one `text` names) in words with its value; null where there is no value.
+function ruleWords(kind, text, problem) {
+  for (const [k, re, words] of NO_PLAN_RULES) {
+    const found = text.match(re);
+    if (kind ? k !== kind : !found) continue;
+    return words(found, problem);
+  }
+  return null;
+}
+
+// The pins a relaxation dropped: how many, or which (where they are few), else only that they are the pins.
+function pinnedRule(m) {
+  if (m?.[1]) return t("reason.rule.pinnedCount", { n: m[1] });
+  const pins = m?.[2] ? pinList(m[2]) : null;
+  return pins ? t("reason.rule.pinnedNamed", { pins }) : t("reason.rule.pinned");
+}
+
+// "job 'A' operation 'a' pinned on M1 at t=80; job 'B' ... started (already running) on M2 since t=-10" in words
+const PLACED = /job (['"])(.*?)\1 operation (['"])(.*?)\3 (?:pinned on (.+?) at t=(-?\d+)|started \(already running\) on (.+?) since t=(-?\d+))/g;
+function pinList(text) {
+  const out = [...text.matchAll(PLACED)].map((m) => (m[5] !== undefined
+    ? t("reason.pinAt", { op: `${m[2]}/${m[4]}`, machine: m[5], at: m[6] })
+    : t("reason.startedAt", { op: `${m[2]}/${m[4]}`, machine: m[7], at: m[8] })));
+  return out.length ? out.join("; ") : null;
+}
+
+// Where a pinned or started operation is, as diagnose.py's _placed says it ("is pinned on M1 at t=80", "is started
+// (already running) on M1 since t=-10"); null where the text does not say.
+function placedAt(msg) {
+  const m = msg.match(/ is (?:pinned on (.+?) at t=(-?\d+)|started \(already running\) on (.+?) since t=(-?\d+))/);
+  if (!m) return null;
+  return m[1] !== undefined ? { started: false, machine: m[1], at: m[2] } : { started: true, machine: m[3], at: m[4] };
+}
+
+// A pinned or started operation over a calendar entry (fields job, operation, machine, calendar), with what to do.
+function calendarClashWords(r, msg) {
+  const p = placedAt(msg);
+  const until = msg.match(/ runs until t=(-?\d+)/)?.[1];
+  const c = r.calendar;
+  if (!p || until === undefined || c.start === undefined || c.end === undefined) return null;
+  const vars = { op: `${r.job}/${r.operation}`, machine: r.machine ?? p.machine, start: p.at, end: until,
+    kind: label("kind", c.kind), from: c.start, to: c.end };
+  if (!p.started) return { text: t("reason.cal.pinned", vars) + (c.kind === "break" ? " " + t("reason.cal.pinnedBreak") : "") };
+  return { text: t(c.kind === "break" ? "reason.cal.startedBreak" : "reason.cal.started", vars) };
+}
+
+// A pin (or a started operation) before the work that must come first can end (fields job, operation, start,
+// earliest), with that work: "job 'A' is released at t=10, then operation 'a' takes 50; ..." in words.
+function earlyPinWords(r, msg) {
+  const p = placedAt(msg);
+  if (!p) return null;
+  const text = t(p.started ? "reason.early.started" : "reason.early.pinned",
+    { op: `${r.job}/${r.operation}`, machine: p.machine, start: p.at, earliest: r.earliest });
+  const chain = msg.match(/ before t=-?\d+: (.+?)\. (?:Pin it|If that work)/)?.[1];
+  if (!chain) return { text };
+  const words = chainWords(chain, r.job);
+  return words ? { text: `${text} ${t("reason.early.chain", { chain: words })}` } : { text, detail: chain };
+}
+
+function chainWords(chain, job) {
+  const cut = chain.indexOf(", then ");
+  if (cut < 0) return null;
+  const head = chain.slice(0, cut);
+  let origin = null;
+  let m = head.match(/^job (['"])(.*?)\1 is released at t=(-?\d+)$/);
+  if (m) origin = t("reason.chain.release", { job: m[2], at: m[3] });
+  m = head.match(/^job (['"])(.*?)\1 operation (['"])(.*?)\3 is /);
+  const p = m && placedAt(head);
+  if (p) origin = t(p.started ? "reason.chain.started" : "reason.chain.pinned", { op: `${m[2]}/${m[4]}`, machine: p.machine, at: p.at });
+  if (!origin) return null;
+  const steps = chain.slice(cut + 7).split("; ").map((step) => {
+    if ((m = step.match(/^\.\.\. \((\d+) more\)$/))) return t("reason.chain.more", { n: m[1] });
+    m = step.match(/^(?:job (['"])(.*?)\1 )?operation (['"])(.*?)\3 takes (\d+)( \(on its fastest machine\))?(?:, then a lag of (\d+))?$/);
+    if (!m) return null;
+    return t("reason.chain.step", { op: `${m[2] ?? job}/${m[4]}`, d: m[5], fastest: m[6] ? t("reason.chain.fastest") : "",
+      lag: m[7] ? t("reason.chain.lag", { lag: m[7] }) : "" });
+  });
+  return steps.every(Boolean) ? [origin, ...steps].join(" → ") : null;
+}
+
+// A rule the pinned operations break among themselves (optimization/check.py's Violation, "kind: message").
+function violationWords(v) {
+  const op = (job, o) => `${job}/${o}`;
+  let m = v.match(/^overlap: machine (.+?): job (.+?) op (.+?) \[(-?\d+),(-?\d+)\) overlaps job (.+?) op (.+?) \[(-?\d+),(-?\d+)\)$/);
+  if (m) return t("reason.v.overlap", { machine: m[1], a: op(m[2], m[3]), aStart: m[4], aEnd: m[5], b: op(m[6], m[7]), bStart: m[8], bEnd: m[9] });
+  m = v.match(/^(?:calendar|maintenance): job (.+?) op (.+?) \[(-?\d+),(-?\d+)\) on (.+?) overlaps (\w+) \[(-?\d+),(-?\d+)\)$/);
+  if (m) return t("reason.v.downtime", { op: op(m[1], m[2]), start: m[3], end: m[4], machine: m[5], kind: label("kind", m[6]), from: m[7], to: m[8] });
+  m = v.match(/^precedence: job (.+?) op (.+?) starts at (-?\d+) before job (.+?) op (.+?) ends at (-?\d+) \(\+lag (-?\d+)\)$/);
+  if (m) return t("reason.v.precedence", { op: op(m[1], m[2]), start: m[3], before: op(m[4], m[5]), end: m[6], lag: Number(m[7]) ? ` + ${m[7]}` : "" });
+  m = v.match(/^horizon: job (.+?) op (.+?) ends at (-?\d+) after horizon (-?\d+)$/);
+  if (m) return t("reason.v.horizon", { op: op(m[1], m[2]), end: m[3], horizon: m[4] });
+  m = v.match(/^release: job (.+?) op (.+?) starts at (-?\d+) before release (-?\d+)$/);
+  if (m) return t("reason.v.release", { op: op(m[1], m[2]), start: m[3], release: m[4] });
+  m = v.match(/^peak_power: power (-?[\d.]+) kW at t=(-?\d+) exceeds cap (-?[\d.]+(?:e[+-]?\d+)?) kW$/);
+  if (m) return t("reason.v.peakPower", { kw: m[1], at: m[2], cap: m[3] });
+  return null;
+}
+
+// Why the dispatching rules gave no plan (optimization/heuristics.py), in words; null where the note is unknown.
+function dispatchWords(d) {
+  let m = d.match(/^peak power cap too low: an operation of (-?[\d.]+(?:e[+-]?\d+)?) kW never fits under (-?[\d.]+(?:e[+-]?\d+)?) kW with the base load after t=(-?\d+)$/);
+  if (m) return t("reason.d.peakCap", { kw: m[1], cap: m[2], at: m[3] });
+  if (/^no dispatching rule produced a plan$/.test(d)) return t("reason.d.none");
+  if (/^dispatching could not place every operation\b/.test(d)) return t("reason.d.unplaced");
+  m = d.match(/^dispatching rule .+? (?:did not finish its plan of|placed \d+ of) ([\d,]+) operations within the time limit$/);
+  if (m) return t("reason.d.timeout", { n: m[1] });
+  return null;
+}
+
+// Why the CP-SAT model was not built (optimization/builder.py's ModelTooLarge), in words; null where unknown.
+function modelWords(text) {
+  let m = text.match(/^the CP-SAT model of ([\d,]+) operations could not be built within the time limit$/);
+  if (m) return t("reason.m.build", { n: m[1] });
+  m = text.match(/^the setups of ([\d,]+) operations would take about (\d+) s to build into the CP-SAT model, past the time limit$/);
+  if (m) return t("reason.m.setups", { n: m[1], s: m[2] });
+  m = text.match(/^the energy cost tables would hold ([\d,]+) entries \(at most ([\d,]+) in this time limit\)/);
+  if (m) return t("reason.m.energyTables", { n: m[1], max: m[2] });
+  m = text.match(/^energy cost of operation (.+) too large for the model \(([\d,]+) cents\)$/);
+  if (m) return t("reason.m.energyCost", { op: m[1] });
+  return null;
+}
+
+// One no-plan reason in words: { text, detail }, `detail` the server's English for a part the console cannot word;
+// null where it cannot word the reason at all (an unknown type, or fields missing).
+function reasonWords(r, problem) {
+  const msg = String(r?.message ?? "");
+  switch (r?.type) {
+    case "horizon": case "pinned": case "maintenance_deadline": case "peak_power": {
+      if (r.relaxation || r.makespan !== undefined) { // without this rule there is a plan
+        const rule = ruleWords(r.relaxation || r.type, msg, problem);
+        return rule && r.makespan !== null && r.makespan !== undefined ? { text: t("reason.without", { rule, makespan: r.makespan }) } : null;
+      }
+      if (r.type === "horizon") { // a proof: a job, or the work as a whole, cannot end by the horizon
+        if (r.needs === undefined || r.needs === null || r.horizon === undefined || r.horizon === null) return null;
+        if (!Array.isArray(r.jobs) || !r.jobs.length) return { text: t("reason.horizonLoad", { needs: r.needs, horizon: r.horizon }) };
+        const more = Number(msg.match(/\((\d+) more jobs? cannot either\)/)?.[1] ?? r.jobs.length - 1); // jobs lists 50 at most
+        return { text: t("reason.horizonJob", { job: r.jobs[0], horizon: r.horizon, needs: r.needs }) + (more > 0 ? " " + tn("reason.moreJobs", more) : "") };
+      }
+      if (r.type === "pinned") { // a proof: the pins alone break a rule
+        if (r.calendar && typeof r.calendar === "object") return calendarClashWords(r, msg);
+        if (r.earliest !== undefined && r.earliest !== null) return earlyPinWords(r, msg);
+        const m = msg.match(/^the (pinned or started|pinned) operations alone break a rule: ([\s\S]*)$/);
+        if (!m) return null;
+        const who = t(m[1] === "pinned" ? "reason.pins" : "reason.pinsStarted");
+        const rule = violationWords(m[2]);
+        return rule ? { text: t("reason.pinClash", { who, rule }) } : { text: t("reason.pinClashAny", { who }), detail: m[2] };
+      }
+      return null;
+    }
+    case "unchecked": {
+      const what = msg.match(/^no time was left to check whether (.+) is the cause$/)?.[1];
+      const rule = what && ruleWords(null, what, problem);
+      return rule ? { text: t("reason.unchecked", { rule }) } : null;
+    }
+    case "dispatch": {
+      const d = msg.replace(/^the dispatching rules found no plan: /, "");
+      const why = dispatchWords(d);
+      return why ? { text: t("reason.dispatch", { why }) } : { text: t("reason.dispatchAny"), detail: d };
+    }
+    case "model_too_large": {
+      const words = modelWords(msg);
+      return words ? { text: words } : { text: t("reason.modelTooLargeAny"), detail: msg };
+    }
+    case "time_limit": return { text: t("reason.timeLimit") };
+    case "combination": return { text: t(/^no single rule\b/.test(msg) ? "reason.combination" : "reason.noRules") };
+    default: return null;
+  }
+}
+
+// One no-plan reason as HTML: in words, with what is left as the server wrote it marked as English (in English the
+// server's message itself stands in for a reason, or a part, the console cannot word).
+function reasonHtml(r, problem) {
+  const w = reasonWords(r, problem);
+  const english = (text) => `<span class="reason-en">${esc(t("err.detail"))} <span lang="en">${esc(text)}</span></span>`;
+  if (!w) return LANG === "en" ? esc(r?.message ?? r?.type ?? "") : english(String(r?.message ?? r?.type ?? ""));
+  if (!w.detail) return esc(w.text);
+  return LANG === "en" ? esc(r.message) : `${esc(w.text)} ${english(w.detail)}`;
 }
 
 function renderSummary() {
   const el = $("plan-summary");
+  if (!S.result && S.noPlan) { el.innerHTML = `<p class="muted" id="no-plan-summary">${esc(t("planner.noPlanSummary", { status: statusName(S.noPlan.status) }))}</p>`; return; }
   if (!S.result) { el.innerHTML = `<p class="muted">${esc(noPlanYet())}</p>`; return; }
   const m = metricsOf(S.result, S.solved);
   el.innerHTML = `<div class="metrics">` +
@@ -1333,13 +1585,17 @@ function renderCompare() {
   currentGantt.render(S.solved, S.result);
 }
 
+// One line per bar. `late` is the server's (true on the last operation of a late job: where the job ends late);
+// `job_late` is true on every operation of a late job, as the chart marks them (gantt.js lateJobIds): the column to
+// filter a late job's operations by.
 function exportCsv() {
   if (!S.result) { sayNoPlan(); return; }
-  const head = ["machine", "job", "operation", "start", "end", "setup", "late", "pinned"];
+  const head = ["machine", "job", "operation", "start", "end", "setup", "late", "pinned", "job_late"];
   const lines = [head.join(",")];
+  const late = lateJobIds(S.result);
   for (const r of S.result.gantt) {
     const op = r.job == null ? null : findOp(r.job, r.operation, S.solved);
-    const cells = [r.machine, r.job ?? "", r.operation, r.start, r.end, r.setup, r.late, !!(op && op.pinned)];
+    const cells = [r.machine, r.job ?? "", r.operation, r.start, r.end, r.setup, !!r.late, !!(op && op.pinned), r.job != null && late.has(String(r.job))];
     lines.push(cells.map((c) => (/[",\n]/.test(String(c)) ? `"${String(c).replace(/"/g, '""')}"` : String(c))).join(","));
   }
   const name = `sfai-plan-${planName()}.csv`;
@@ -1363,10 +1619,34 @@ async function exportPng() {
   } catch (e) { say(e, true); }
 }
 
+// The PDF's legend: [key, fill, stroke, line width, hatching]; setups and maintenance are hatched as the chart draws
+// them (gantt.js: stripes at 45 degrees, 6 units apart), so that a setup does not read as a break.
 const LEGEND = [
-  ["legend.setup", "#eef1f4", "#9aa5b1", 1], ["legend.maintenance", "#fff1de", "#e07b00", 1], ["legend.break", "#e4e7eb", "#8896a4", 1],
-  ["legend.late", "#4e79a7", "#d92d20", 2], ["legend.pinned", "#4e79a7", "#14324f", 2],
+  ["legend.setup", "#eef1f4", "#9aa5b1", 1, "#9aa5b1"], ["legend.maintenance", "#fff1de", "#e07b00", 1, "#e07b00"],
+  ["legend.break", "#e4e7eb", "#8896a4", 1, null], ["legend.late", "#4e79a7", "#d92d20", 2, null], ["legend.pinned", "#4e79a7", "#14324f", 2, null],
 ];
+
+// A swatch of the legend at (x, y), w x h, on the canvas `ctx`; `k` the drawing's scale.
+function legendSwatch(ctx, x, y, w, h, k, [, fill, stroke, lw, hatch]) {
+  ctx.fillStyle = fill;
+  ctx.fillRect(x, y, w, h);
+  if (hatch) {
+    ctx.save();
+    ctx.beginPath();
+    ctx.rect(x, y, w, h);
+    ctx.clip();
+    ctx.strokeStyle = hatch;
+    ctx.lineWidth = 1.5 * k;
+    const step = 6 * Math.SQRT2 * k; // 6 units across the stripes, as the chart's pattern
+    ctx.beginPath();
+    for (let d = -h; d < w + h; d += step) { ctx.moveTo(x + d, y + h); ctx.lineTo(x + d + h, y); }
+    ctx.stroke();
+    ctx.restore();
+  }
+  ctx.strokeStyle = stroke;
+  ctx.lineWidth = lw * k;
+  ctx.strokeRect(x, y, w, h);
+}
 
 // The page the PDF shows: a title, the plan summary, the chart (drawn at twice its size) and the legend.
 function planReport(chart) {
@@ -1412,12 +1692,9 @@ function planReport(chart) {
   let x = pad;
   const y = head + chart.height + 10 * k;
   ctx.font = font(12);
-  for (const [key, fill, stroke, lw] of LEGEND) {
-    ctx.fillStyle = fill;
-    ctx.strokeStyle = stroke;
-    ctx.lineWidth = lw * k;
-    ctx.fillRect(x, y, 18 * k, 11 * k);
-    ctx.strokeRect(x, y, 18 * k, 11 * k);
+  for (const item of LEGEND) {
+    const key = item[0];
+    legendSwatch(ctx, x, y, 18 * k, 11 * k, k, item);
     ctx.fillStyle = "#4d5d6d";
     ctx.fillText(t(key), x + 22 * k, y - k);
     x += 22 * k + ctx.measureText(t(key)).width + 16 * k;
@@ -1723,7 +2000,7 @@ async function loadUsage() {
   try {
     const u = await api("/v1/usage?" + q);
     if (epoch !== S.epoch) return;
-    $("usage-summary").textContent = t("admin.usageTotal", { total: u.total }) + ": " + Object.entries(u.by_module || {})
+    $("usage-summary").textContent = tn("admin.usageTotal", u.total) + ": " + Object.entries(u.by_module || {})
       .map(([m, c]) => t("admin.usageCounts", { module: label("mod", m), calls: fmt(c.calls), ok: fmt(c.ok), client: fmt(c.client_errors), server: fmt(c.server_errors) })).join(" · ");
     $("usage-table").innerHTML = `<thead><tr><th class="num">${t("admin.seq")}</th><th>${t("admin.time")}</th><th>${t("admin.module")}</th><th>${t("admin.call")}</th>` +
       `<th class="num">${t("admin.status")}</th><th class="num">${t("admin.ms")}</th><th>${t("admin.keyId")}</th></tr></thead><tbody>` +

@@ -50,6 +50,23 @@ function fitText(text, max, font) {
 }
 const FONT = "system-ui, sans-serif";
 
+// The jobs of a plan that are late: those the server explains (`late_jobs`, at most 50) and those whose last
+// operation it marks `late` (every late job). The chart marks every operation of these jobs, and the CSV export's
+// `job_late` column says the same.
+function lateJobIds(result) {
+  const late = new Set((result?.late_jobs || []).map((l) => String(l.job)));
+  for (const r of result?.gantt || []) if (r.late && r.job !== null && r.job !== undefined) late.add(String(r.job));
+  return late;
+}
+
+// How far a plan reaches: its last end or due date (at least 10), which a fitted view shows whole.
+function planExtent(problem, result) {
+  let tMax = 0;
+  for (const r of result?.gantt || []) tMax = Math.max(tMax, r.end);
+  for (const j of problem?.jobs || []) if (j.due != null) tMax = Math.max(tMax, j.due);
+  return Math.max(10, tMax);
+}
+
 function createGantt(container, opts = {}) {
   const uid = `g${++ganttSeq}`; // ids inside the SVG are document-wide: one set per chart
   const o = { interactive: true, rowH: 38, barH: 24, labelW: 92, axisH: 26, onSelect: null, onPin: null, label: (k) => k, ...opts };
@@ -75,14 +92,12 @@ function createGantt(container, opts = {}) {
     return PALETTE[(idx < 0 ? 0 : idx) % PALETTE.length];
   }
   const x = (tt) => o.labelW + (tt - st.t0) * st.scale;
+  // the last time unit the view shows at its width
+  const viewEnd = () => st.t0 + (st.width - o.labelW) / st.scale;
 
   function fit() {
     st.width = Math.max(MIN_WIDTH, container.clientWidth || 800);
-    const rows = st.result?.gantt || [];
-    let tMax = 0;
-    for (const r of rows) tMax = Math.max(tMax, r.end);
-    for (const j of st.problem?.jobs || []) if (j.due != null) tMax = Math.max(tMax, j.due);
-    st.tMax = Math.max(10, tMax);
+    st.tMax = planExtent(st.problem, st.result);
     st.t0 = 0;
     st.scale = (st.width - o.labelW - 16) / (st.tMax * 1.04);
     draw();
@@ -142,7 +157,7 @@ function createGantt(container, opts = {}) {
       }
     });
     // due-date ticks of late jobs
-    const late = new Set((st.result.late_jobs || []).map((l) => String(l.job)));
+    const late = lateJobIds(st.result);
     // bars
     const rows = st.result.gantt || [];
     rows.forEach((r) => {
@@ -160,7 +175,7 @@ function createGantt(container, opts = {}) {
       }
       const spec = opSpec(r.job, r.operation);
       const pinned = !!(spec && (spec.pinned || spec.started));
-      const isLate = r.late || late.has(String(r.job));
+      const isLate = late.has(String(r.job));
       const g = svgEl("g", { class: `op${isLate ? " late" : ""}${pinned ? " pinned" : ""}`, "data-job": r.job, "data-op": r.operation,
         "data-machine": r.machine, "data-start": r.start, "data-end": r.end, "data-late": isLate, "data-pinned": pinned }, plot);
       if (o.interactive) {
@@ -301,10 +316,18 @@ function createGantt(container, opts = {}) {
   }
 
   return {
+    // `keepView`: keep the zoom and pan (a re-plan after a pin, a language switch, a resize), unless the plan's
+    // end was in view and the new plan's is not (a longer plan, a narrower window): then it is fitted again, so
+    // that no bar lies off-screen unseen. A view zoomed into part of the plan stays as it is.
     render(problem, result, { keepView = false } = {}) {
+      const endWasShown = !!st.result && st.scale > 0 && planExtent(st.problem, st.result) <= viewEnd();
       st.problem = problem;
       st.result = result;
-      if (keepView && st.scale) { st.width = Math.max(MIN_WIDTH, container.clientWidth || 800); draw(); } else fit();
+      if (keepView && st.scale) {
+        st.width = Math.max(MIN_WIDTH, container.clientWidth || 800);
+        if (!endWasShown || planExtent(problem, result) <= viewEnd()) { draw(); return; }
+      }
+      fit();
     },
     fit,
     zoomBy,

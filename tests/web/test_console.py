@@ -195,6 +195,30 @@ def check_pdf(data: bytes) -> tuple[int, int]:
     return w, h
 
 
+def pdf_image(data: bytes) -> tuple[int, int, bytes]:
+    """The (width, height, RGB bytes) of a PDF's Flate-compressed image (check_pdf first)."""
+    img = re.search(rb"/Subtype /Image /Width (\d+) /Height (\d+) .*?/Filter /FlateDecode /Length (\d+) >>\nstream\n",
+                    data)
+    assert img, "not a Flate image"
+    w, h, length = int(img.group(1)), int(img.group(2)), int(img.group(3))
+    return w, h, zlib.decompress(data[img.end():img.end() + length])
+
+
+def _pixel(pixels: bytes, w: int, x: int, y: int) -> tuple[int, int, int]:
+    i = 3 * (y * w + x)
+    return pixels[i], pixels[i + 1], pixels[i + 2]
+
+
+def _near(rgb: tuple[int, int, int], want: tuple[int, int, int], tol: int = 30) -> bool:
+    return all(abs(a - b) <= tol for a, b in zip(rgb, want, strict=True))
+
+
+def _swatch_stripes(pixels: bytes, w: int, h: int, x0: int, colour: tuple[int, int, int]) -> int:
+    """Pixels of `colour` inside a PDF legend swatch (36 x 22 px from x0, its top 48 px above the page's foot), its
+    border left out: the hatching's stripes, none for a plain fill."""
+    return sum(_near(_pixel(pixels, w, x, y), colour) for x in range(x0 + 4, x0 + 32) for y in range(h - 44, h - 30))
+
+
 # ------------------------------------------------------------------------------------------------ tests
 def test_sign_in_plan_and_explain_a_late_job(page, server, tmp_path):
     assert page.evaluate("document.documentElement.lang") == "ko"  # Korean first
@@ -280,7 +304,7 @@ def test_drag_pins_an_operation_and_replans(page, server, tmp_path):
     with page.expect_download() as dl:
         page.click("#export-csv")
     csv = Path(dl.value.path()).read_text()
-    assert csv.splitlines()[0] == "machine,job,operation,start,end,setup,late,pinned"
+    assert csv.splitlines()[0] == "machine,job,operation,start,end,setup,late,pinned,job_late"
     assert "IMM-02,J-1001,mould" in csv and ",true" in csv
     with page.expect_download() as dl:
         page.click("#export-png")
@@ -553,7 +577,7 @@ def test_order_entry_form_adds_edits_and_removes_orders(page, server, tmp_path):
     page.fill("#of-op-0-d-1", "25")
     page.click("#of-submit")
     text = errors.inner_text()
-    assert "Please fix 3 problem(s)" in text
+    assert "Please fix 3 problems:" in text
     assert "Job PO-1 already exists" in text
     assert "Operation 1, machine SAW-01: the duration must be a whole number of minutes, 1 or more." in text
     assert "Operation 1: machine SAW-01 is listed twice." in text
@@ -680,6 +704,13 @@ def test_objectives_background_job_and_pdf_export(page, server, tmp_path):
     pdf = Path(dl.value.path()).read_bytes()
     w, h = check_pdf(pdf)
     assert w > 1000 and h > 300
+    # the legend's setup and maintenance swatches are hatched as the chart draws them, not plain fills (a plain
+    # grey setup swatch read as "break / off")
+    _, _, pixels = pdf_image(pdf)
+    setup_x = 32  # planReport: 16 px padding at twice the size; the first swatch
+    assert _swatch_stripes(pixels, w, h, setup_x, (0x9A, 0xA5, 0xB1)) > 20
+    maint_x = next(x for x in range(setup_x + 40, w) if _near(_pixel(pixels, w, x, h - 37), (0xE0, 0x7B, 0x00)))
+    assert _swatch_stripes(pixels, w, h, maint_x, (0xE0, 0x7B, 0x00)) > 20
     (tmp_path / "gantt.pdf").write_bytes(pdf)
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     shutil.copy(tmp_path / "gantt.pdf", ARTIFACTS / "gantt-export.pdf")
@@ -1412,3 +1443,437 @@ def test_an_answer_without_a_plan_shows_the_servers_reasons(page, server):
     wait_js(page, "document.getElementById('status').classList.contains('error')")
     text = page.inner_text("#status")
     assert "No plan is possible" in text and reason in text
+
+
+SAMPLE_PLAN = Path(__file__).resolve().parents[2] / "serving" / "static" / "sample-plan.json"
+
+
+def _plan_file(name: str, **change) -> dict:
+    """The sample plan with `change` made to it, as a file for #orders-file."""
+    plan = json.loads(SAMPLE_PLAN.read_text())
+    plan.update(change)
+    return {"name": f"{name}.json", "mimeType": "application/json", "buffer": json.dumps(plan).encode()}
+
+
+def _no_plan_answer(status: str, reasons: list[dict]) -> dict:
+    return {"status": 200, "content_type": "application/json", "body": json.dumps({
+        "status": status, "makespan": None, "lower_bound": None, "wall_s": 0.01, "gantt": [], "maintenance": [],
+        "late_jobs": [], "objective_values": {}, "violations": 0, "stats": {}, "no_plan_reasons": reasons,
+        "linked": {}})}
+
+
+def test_a_solve_without_a_plan_says_why_and_no_pin_was_undone(page, server, tmp_path):
+    """A solve that gives no plan (here: a horizon shorter than the orders) says so in Korean with the server's
+    reasons put in words, does not claim that a pin was undone (none was), and the chart's box says that there is no
+    plan for these orders and why, not "run the scheduler"; editing the orders puts "run the scheduler" back."""
+    sign_in(page, server.acme.mes)
+    page.wait_for_selector("#gantt .gantt-empty")
+    page.set_input_files("#orders-file", _plan_file("horizon-too-short", horizon=60))
+    wait_js(page, "S.problem && S.problem.horizon === 60")
+    page.click("#solve-btn")
+    wait_js(page, "document.getElementById('status').classList.contains('error')")
+    wait_js(page, "!document.getElementById('solve-btn').disabled")
+    status = page.inner_text("#status")
+    assert status.startswith("이 조건으로는 계획이 불가능합니다 (불가능)."), status
+    assert "고정" not in status and "취소" not in status, status  # no pin was set, none was undone
+    assert "원인: 작업 J-1004 은(는) 계획 기간 60 안에 끝날 수 없습니다: 투입 시각에 공정마다 가장 빠른 " \
+           "설비의 시간을 더하면 t=155 입니다. 다른 작업 5건도 마찬가지입니다." in status, status
+    assert not ENGLISH.search(status), status
+    assert "cannot end by the horizon 60" in page.get_attribute("#status", "title")  # the server's words, as tooltip
+    box = page.locator("#gantt-noplan")
+    assert box.is_visible() and box.get_attribute("data-status") == "INFEASIBLE"
+    text = box.inner_text()
+    assert "이 조건으로는 계획이 불가능합니다" in text and "계획을 다시 실행하세요" in text, text
+    assert "'계획 실행'을 누르면" not in text  # not "run the scheduler to see the chart"
+    assert page.locator("#no-plan-reasons li").count() == 1
+    assert "작업 J-1004 은(는) 계획 기간 60 안에" in page.inner_text("#no-plan-reasons")
+    assert "계획이 나오지 않았습니다. 상태: 불가능." in page.inner_text("#plan-summary")
+    shot(page, tmp_path, "planner-no-plan-ko")
+
+    page.select_option("#lang-select", "en")  # re-rendered in English, the chart's box too
+    status = page.inner_text("#status")
+    assert status.startswith("No plan is possible under these conditions (Infeasible). Why: Job J-1004 cannot end by "
+                             "the horizon 60: its release plus its operations on their fastest machines reach t=155. "
+                             "5 more jobs cannot either."), status
+    assert "pin" not in status.lower()
+    assert "No plan is possible" in page.inner_text("#gantt-noplan")
+    assert "Run the scheduler to see" not in page.inner_text("#gantt")
+
+    # the orders change: the reasons were for the old ones, so the box says to run the scheduler again
+    page.locator("#orders-details").evaluate("(d) => { d.open = true; }")
+    page.fill('#orders-table input[data-field="due"][data-job="0"]', "333")
+    page.press('#orders-table input[data-field="due"][data-job="0"]', "Tab")
+    page.wait_for_selector("#gantt .gantt-empty:not(.gantt-noplan)")
+    assert "Run the scheduler to see" in page.inner_text("#gantt")
+
+
+def test_a_pin_that_leaves_no_plan_is_undone_and_said_so(page, server):
+    """Pinning an operation over another pinned one leaves no plan: the pin is undone, the status line says so (only
+    here) with the clash in Korean, and the plan before it stays on the chart."""
+    sign_in(page, server.acme.mes)
+    run_plan(page)
+
+    def pin(job: str, machine: str, start: int) -> None:
+        page.click(f'#gantt g.op[data-job="{job}"][data-op="mould"]')
+        page.wait_for_selector("#pin-form")
+        page.select_option("#pin-machine", machine)
+        page.fill("#pin-start", str(start))
+        page.click("#pin-submit")
+        wait_js(page, "!document.getElementById('solve-btn').disabled")
+
+    pin("J-1001", "IMM-01", 0)
+    page.wait_for_selector('#gantt g.op[data-job="J-1001"][data-op="mould"][data-pinned="true"]')
+    assert "방금 한 고정" not in page.inner_text("#status")
+    pin("J-1002", "IMM-01", 30)  # over J-1001's mould on IMM-01, 0-90
+    wait_js(page, "document.getElementById('status').classList.contains('error')")
+    status = page.inner_text("#status")
+    assert "방금 한 고정은 취소했습니다." in status, status
+    assert "고정된 공정끼리 이미 규칙을 어깁니다: 설비 IMM-01 에서 J-1001/mould (0–90) 와(과) J-1002/mould (30–110) " \
+           "이(가) 겹칩니다." in status, status
+    assert not ENGLISH.search(status), status
+    assert page.locator("#gantt g.op").count() == 12 and page.locator("#gantt-noplan").count() == 0
+    assert "J-1002" not in page.inner_text("#pins") and "J-1001 / mould → IMM-01" in page.inner_text("#pins")
+
+
+def _diagnose_types() -> set[str]:
+    """Every reason type optimization/diagnose.py writes: its _reason("...") calls and its relaxations."""
+    source = (Path(__file__).resolve().parents[2] / "optimization" / "diagnose.py").read_text()
+    return set(re.findall(r'_reason\("(\w+)"', source)) | set(re.findall(r'out\.append\(\("(\w+)"', source))
+
+
+# (reason as the server writes it, the Korean the console must show; None: shown as the server wrote it, marked)
+NO_PLAN_REASONS = [
+    ({"type": "horizon", "message": "job J-9 cannot end by the horizon 60: its release plus its operations on their "
+      "fastest machines reach t=155 (60 more jobs cannot either)", "jobs": [f"J-{i}" for i in range(50)],
+      "needs": 155, "horizon": 60},
+     "작업 J-0 은(는) 계획 기간 60 안에 끝날 수 없습니다: 투입 시각에 공정마다 가장 빠른 설비의 시간을 "
+     "더하면 t=155 입니다. 다른 작업 60건도 마찬가지입니다."),
+    ({"type": "horizon", "message": "the work needs until t=900 at least (the busiest machine or the machines' total "
+      "load), past the horizon 600", "needs": 900, "horizon": 600},
+     "작업량으로 보아 적어도 t=900 까지 걸려(가장 바쁜 설비 또는 설비 전체의 부하) 계획 기간 600 을(를) 넘습니다."),
+    ({"type": "horizon", "message": "without the horizon 600 there is a plan (it ends at t=815)",
+      "relaxation": "horizon", "makespan": 815},
+     "계획 기간 600 조건을 빼면 계획이 나옵니다 (t=815 에 끝남)."),
+    ({"type": "pinned", "message": "without the pinned and started operations' times there is a plan (it ends at "
+      "t=505)", "relaxation": "pinned", "makespan": 505},
+     "고정·시작된 공정의 시각 조건을 빼면 계획이 나옵니다 (t=505 에 끝남)."),
+    ({"type": "maintenance_deadline", "message": "without the maintenance deadline 300 there is a plan (it ends at "
+      "t=520)", "relaxation": "maintenance_deadline", "makespan": 520},
+     "정비 마감 300 조건을 빼면 계획이 나옵니다 (t=520 에 끝남)."),
+    ({"type": "peak_power", "message": "without the peak power cap of 80 kW there is a plan (it ends at t=455)",
+      "relaxation": "peak_power", "makespan": 455},
+     "최대 전력 한도 80 kW 조건을 빼면 계획이 나옵니다 (t=455 에 끝남)."),
+    ({"type": "pinned", "message": "the pinned operations alone break a rule: overlap: machine IMM-01: job J-1001 op "
+      "mould [0,90) overlaps job J-1002 op mould [30,110)"},
+     "고정된 공정끼리 이미 규칙을 어깁니다: 설비 IMM-01 에서 J-1001/mould (0–90) 와(과) "
+     "J-1002/mould (30–110) 이(가) 겹칩니다."),
+    ({"type": "pinned", "message": "the pinned or started operations alone break a rule: calendar: job J-1 op mould "
+      "[230,320) on IMM-01 overlaps holiday [240,270)"},
+     "고정·시작된 공정끼리 이미 규칙을 어깁니다: J-1/mould (230–320) 이(가) IMM-01 의 휴일 (240–270) 와(과) 겹칩니다."),
+    ({"type": "pinned", "message": "the pinned operations alone break a rule: maintenance: job J-1 op mould [100,150) "
+      "on IMM-02 overlaps maintenance [120,180)"},
+     "고정된 공정끼리 이미 규칙을 어깁니다: J-1/mould (100–150) 이(가) IMM-02 의 정비 (120–180) 와(과) 겹칩니다."),
+    ({"type": "pinned", "message": "the pinned operations alone break a rule: precedence: job J-1 op trim starts at 50 "
+      "before job J-1 op mould ends at 90 (+lag 5)"},
+     "고정된 공정끼리 이미 규칙을 어깁니다: J-1/trim 이(가) 50 에 시작해, "
+     "앞 공정 J-1/mould 이(가) 끝나는 90 + 5 보다 이릅니다."),
+    ({"type": "pinned", "message": "the pinned operations alone break a rule: horizon: job J-1 op trim ends at 700 "
+      "after horizon 600"},
+     "고정된 공정끼리 이미 규칙을 어깁니다: J-1/trim 이(가) 계획 기간 600 을(를) 넘은 700 에 끝납니다."),
+    ({"type": "pinned", "message": "the pinned operations alone break a rule: release: job J-1 op mould starts at 0 "
+      "before release 30"},
+     "고정된 공정끼리 이미 규칙을 어깁니다: J-1/mould 이(가) 투입 시각 30 전인 0 에 시작합니다."),
+    ({"type": "pinned", "message": "the pinned operations alone break a rule: peak_power: power 150.0 kW at t=0 "
+      "exceeds cap 140.0 kW"},
+     "고정된 공정끼리 이미 규칙을 어깁니다: t=0 의 전력 150.0 kW 가 최대 전력 한도 140.0 kW 를 넘습니다."),
+    ({"type": "pinned", "message": "the pinned operations alone break a rule: duration: job J-1 op mould on IMM-01 "
+      "lasts 10, needs 90"}, None),
+    # a pinned or started operation over a calendar entry, or before the work that must come first, and the pins a
+    # relaxation names (optimization/diagnose.py's _calendar_clashes, _early_pins, _pins_named)
+    ({"type": "pinned", "message": "job 'A' operation 'a' is pinned on M1 at t=80 and runs until t=130, across the "
+      "holiday [100,200) on M1: move the pin to end by t=100 or to start at t=200 or later, or leave its time to the "
+      "planner (no pin)", "job": "A", "operation": "a", "machine": "M1",
+      "calendar": {"start": 100, "end": 200, "kind": "holiday"}},
+     "A/a 은(는) M1 의 t=80 에 고정되어 t=130 까지 이어지므로 휴일 (100–200) 에 걸칩니다. "
+     "t=100 까지 끝나게 옮기거나 t=200 이후에 시작하게 고정하거나, 고정을 풀어 계획에 맡기세요."),
+    ({"type": "pinned", "message": "job 'A' operation 'a' is pinned on M1 at t=80 and runs until t=130, across the "
+      "break [100,120) on M1: move the pin to end by t=100 or to start at t=120 or later, or leave its time to the "
+      "planner (no pin), or let it run through breaks (can_span_break true)", "job": "A", "operation": "a",
+      "machine": "M1", "calendar": {"start": 100, "end": 120, "kind": "break"}},
+     "A/a 은(는) M1 의 t=80 에 고정되어 t=130 까지 이어지므로 휴식 (100–120) 에 걸칩니다. "
+     "t=100 까지 끝나게 옮기거나 t=120 이후에 시작하게 고정하거나, 고정을 풀어 계획에 맡기세요. "
+     "또는 휴식을 넘겨 이어서 하게(can_span_break=true) 하세요."),
+    ({"type": "pinned", "message": "job 'A' operation 'a' is started (already running) on M1 since t=-10 and runs "
+      "until t=40, across the holiday [10,200) on M1: a running operation cannot stop for it: if M1 works on through "
+      "it, shorten or remove that holiday in the machine's calendar for this plan; if the operation pauses there, "
+      "give the part left after the holiday as an operation that is not started", "job": "A", "operation": "a",
+      "machine": "M1", "calendar": {"start": 10, "end": 200, "kind": "holiday"}},
+     "A/a 은(는) M1 에서 t=-10 부터 진행 중이고 t=40 까지 이어지므로 휴일 (10–200) 에 걸칩니다. "
+     "진행 중인 공정은 멈출 수 없습니다. M1 이(가) 그동안에도 일한다면 이 계획에서 그 휴일 을(를) 줄이거나 빼고, "
+     "공정이 그때 멈춘다면 휴일 뒤에 남은 부분을 시작하지 않은 공정으로 넣으세요."),
+    ({"type": "pinned", "message": "job 'A' operation 'a' is started (already running) on M1 since t=-10 and runs "
+      "until t=40, across the break [10,20) on M1: it is given can_span_break false; a running operation runs "
+      "through a break unless told otherwise: leave can_span_break out (or set it true), or, if it does stop for "
+      "the break, give the part left after the break as an operation that is not started", "job": "A",
+      "operation": "a", "machine": "M1", "calendar": {"start": 10, "end": 20, "kind": "break"}},
+     "A/a 은(는) M1 에서 t=-10 부터 진행 중이고 t=40 까지 이어지므로 휴식 (10–20) 에 걸칩니다. "
+     "이 공정에는 can_span_break=false 가 주어졌지만, 진행 중인 공정은 따로 정하지 않으면 휴식을 넘겨 이어집니다. "
+     "can_span_break 를 빼거나 true 로 하고, 정말 휴식에 멈춘다면 휴식 뒤에 남은 부분을 "
+     "시작하지 않은 공정으로 넣으세요."),
+    ({"type": "pinned", "message": "job 'A' operation 'b' is pinned on M2 at t=30, but it cannot start before t=60: "
+      "job 'A' is released at t=10, then operation 'a' takes 50. Pin it at t=60 or later, or leave its time to the "
+      "planner (no pin)", "job": "A", "operation": "b", "start": 30, "earliest": 60},
+     "A/b 은(는) t=30 에 고정되어 있지만, 그 앞에 해야 할 작업 때문에 t=60 전에는 시작할 수 없습니다. "
+     "t=60 이후로 고정하거나 고정을 풀어 계획에 맡기세요. 앞선 작업: 작업 A 투입 t=10 → A/a 50분."),
+    ({"type": "pinned", "message": "job 'A' operation 'b' is started (already running) on M2 since t=-5, but the "
+      "work that must come before it cannot end before t=50: job 'A' is released at t=0, then operation 'a' takes "
+      "50. If that work is done, leave it out of the plan (or give it as started where it is still running); "
+      "otherwise this operation cannot be running yet", "job": "A", "operation": "b", "start": 0, "earliest": 50},
+     "A/b 은(는) 진행 중으로 되어 있지만, 그 앞에 해야 할 작업이 t=50 전에는 끝날 수 없습니다. 그 작업이 끝났다면 "
+     "계획에서 빼고(아직 진행 중이면 시작됨으로 넣고), 아니라면 이 공정은 아직 진행 중일 수 없습니다. "
+     "앞선 작업: 작업 A 투입 t=0 → A/a 50분."),
+    ({"type": "pinned", "message": "job 'C' operation 'c' is pinned on M3 at t=5, but it cannot start before t=95: "
+      "job 'B' operation 'x' is pinned on M1 at t=0, then job 'B' operation 'y' takes 40 (on its fastest machine), "
+      "then a lag of 5; operation 'z' takes 50. Pin it at t=95 or later, or leave its time to the planner (no pin)",
+      "job": "C", "operation": "c", "start": 5, "earliest": 95},
+     "C/c 은(는) t=5 에 고정되어 있지만, 그 앞에 해야 할 작업 때문에 t=95 전에는 시작할 수 없습니다. "
+     "t=95 이후로 고정하거나 고정을 풀어 계획에 맡기세요. "
+     "앞선 작업: B/x: t=0, M1 에 고정 → B/y 40분 (가장 빠른 설비에서), 이어서 대기 5분 → C/z 50분."),
+    ({"type": "pinned", "message": "without the pinned and started operations' times (job 'A' operation 'a' pinned "
+      "on M1 at t=80; job 'B' operation 'b' started (already running) on M2 since t=-10) there is a plan (it ends "
+      "at t=130)", "relaxation": "pinned", "makespan": 130},
+     "고정·시작된 공정의 시각(A/a: t=80, M1 에 고정; B/b: t=-10 부터 M2 에서 진행 중) 조건을 빼면 계획이 나옵니다 "
+     "(t=130 에 끝남)."),
+    ({"type": "pinned", "message": "without the 7 pinned operations' times there is a plan (it ends at t=400)",
+      "relaxation": "pinned", "makespan": 400},
+     "고정·시작된 공정 7개의 시각 조건을 빼면 계획이 나옵니다 (t=400 에 끝남)."),
+    ({"type": "unchecked", "message": "no time was left to check whether the pinned operation's time (job 'A' "
+      "operation 'a' pinned on M1 at t=80) is the cause"},
+     "시간이 모자라 고정·시작된 공정의 시각(A/a: t=80, M1 에 고정) 조건이 원인인지 확인하지 못했습니다."),
+    ({"type": "unchecked", "message": "no time was left to check whether the horizon 600 is the cause"},
+     "시간이 모자라 계획 기간 600 조건이 원인인지 확인하지 못했습니다."),
+    ({"type": "unchecked", "message": "no time was left to check whether the pinned and started operations' times is "
+      "the cause"},
+     "시간이 모자라 고정·시작된 공정의 시각 조건이 원인인지 확인하지 못했습니다."),
+    ({"type": "unchecked", "message": "no time was left to check whether the maintenance deadline 300 is the cause"},
+     "시간이 모자라 정비 마감 300 조건이 원인인지 확인하지 못했습니다."),
+    ({"type": "unchecked", "message": "no time was left to check whether the peak power cap of 80 kW is the cause"},
+     "시간이 모자라 최대 전력 한도 80 kW 조건이 원인인지 확인하지 못했습니다."),
+    ({"type": "dispatch", "message": "the dispatching rules found no plan: no dispatching rule produced a plan"},
+     "디스패칭 규칙으로 계획을 만들지 못했습니다: 어느 규칙도 계획을 내지 못했습니다."),
+    ({"type": "dispatch", "message": "the dispatching rules found no plan: dispatching rule 'atc' did not finish its "
+      "plan of 5000 operations within the time limit"},
+     "디스패칭 규칙으로 계획을 만들지 못했습니다: 공정 5000개의 계획을 시간 제한 안에 끝내지 못했습니다."),
+    ({"type": "dispatch", "message": "the dispatching rules found no plan: peak power cap too low: an operation of "
+      "35 kW never fits under 60 kW with the base load after t=480"},
+     "디스패칭 규칙으로 계획을 만들지 못했습니다: 최대 전력 한도가 너무 낮습니다. "
+     "35 kW 공정이 t=480 이후 기본 부하와 함께 60 kW 아래에 들어가지 않습니다."),
+    ({"type": "dispatch", "message": "the dispatching rules found no plan: dispatching could not place every "
+      "operation (precedence with a pinned operation?)"},
+     "디스패칭 규칙으로 계획을 만들지 못했습니다: 모든 공정을 배치하지 못했습니다 "
+     "(고정된 공정과의 선후 관계 때문일 수 있습니다)."),
+    ({"type": "dispatch", "message": "the dispatching rules found no plan: a reason added later"}, None),
+    ({"type": "model_too_large", "message": "the CP-SAT model of 12,000 operations could not be built within the "
+      "time limit"},
+     "공정 12,000개의 CP-SAT 모델을 시간 제한 안에 만들지 못했습니다."),
+    ({"type": "model_too_large", "message": "the setups of 12,000 operations would take about 40 s to build into "
+      "the CP-SAT model, past the time limit"},
+     "공정 12,000개의 셋업을 CP-SAT 모델에 넣는 데 약 40초가 걸려 시간 제한을 넘습니다."),
+    ({"type": "model_too_large", "message": "the energy cost tables would hold 9,000,000 entries (at most 2,000,000 "
+      "in this time limit): the plan spans too many time units for the exact energy term"},
+     "에너지 비용 표가 9,000,000개 항목이 되어(이 시간 제한에서는 최대 2,000,000개) "
+     "정확한 에너지 비용을 모델에 넣을 수 없습니다. 계획이 너무 많은 시간 단위에 걸칩니다."),
+    ({"type": "model_too_large", "message": "energy cost of operation ('J-1', 'mould') too large for the model "
+      "(3,000,000,000 cents)"},
+     "공정 ('J-1', 'mould') 의 에너지 비용이 모델에 넣기에 너무 큽니다."),
+    ({"type": "model_too_large", "message": "a limit added later"}, None),
+    ({"type": "time_limit", "message": "no plan was found within the time limit; give the solve more time "
+      "(time_limit_s), or run it as a background job"},
+     "시간 제한 안에 계획을 찾지 못했습니다. 시간 제한을 늘리세요 (30초보다 길면 백그라운드 작업으로 실행합니다)."),
+    ({"type": "combination", "message": "no single rule (horizon, pins, maintenance deadline, peak power cap) "
+      "explains it alone: several of them together leave no plan"},
+     "한 가지 규칙(계획 기간, 고정, 정비 마감, 최대 전력 한도)만으로는 설명되지 않습니다. "
+     "여러 규칙이 함께 계획을 막습니다."),
+    ({"type": "combination", "message": "the problem's rules leave no plan"},
+     "이 문제의 규칙으로는 계획이 나오지 않습니다."),
+    ({"type": "brand_new", "message": "a reason of a type this console does not know"}, None),
+]
+
+
+def test_every_no_plan_reason_reads_in_korean(page, server):
+    """Every reason type optimization/diagnose.py writes is put in Korean from its fields (the values a message alone
+    carries read off it); a type the console does not know, or a detail of the solver's it cannot word, is shown
+    as the server wrote it, marked "(영문)" as the API's untranslated messages are."""
+    assert _diagnose_types() <= {r["type"] for r, _ in NO_PLAN_REASONS}, _diagnose_types()
+    sign_in(page, server.acme.mes)
+    page.wait_for_selector("#gantt .gantt-empty")
+    page.route("**/v1/scheduling/solve", lambda route: route.fulfill(**_no_plan_answer(
+        "INFEASIBLE", [r for r, _ in NO_PLAN_REASONS])))
+    page.click("#solve-btn")
+    page.wait_for_selector("#no-plan-reasons")
+    items = page.locator("#no-plan-reasons li")
+    assert items.count() == len(NO_PLAN_REASONS)
+    for i, (reason, korean) in enumerate(NO_PLAN_REASONS):
+        li = items.nth(i)
+        text = li.inner_text().strip()
+        assert li.get_attribute("title") == reason["message"]
+        marked = li.locator(".reason-en [lang=en]")
+        if korean is not None:
+            assert text == korean, (reason["type"], text)
+            assert not ENGLISH.search(text) and marked.count() == 0, text
+        else:  # the server's English, marked as such; a known type keeps its Korean part
+            assert "서버 메시지 (영문):" in text, text
+            assert marked.count() == 1 and marked.inner_text() in reason["message"], text
+            assert not ENGLISH.search(text.split("서버 메시지 (영문):")[0]), text
+    status = page.inner_text("#status")
+    assert status.startswith("이 조건으로는 계획이 불가능합니다 (불가능). 원인: 작업 J-0 은(는)"), status
+    assert "최대 전력 한도 80 kW 조건을 빼면 계획이 나옵니다" in status and "서버 메시지 (영문):" in status
+    assert "방금 한 고정" not in status
+
+    # no plan within the time limit (UNKNOWN) is said as such, not as "impossible"
+    page.unroute("**/v1/scheduling/solve")
+    time_limit = next(r for r, _ in NO_PLAN_REASONS if r["type"] == "time_limit")
+    page.route("**/v1/scheduling/solve", lambda route: route.fulfill(**_no_plan_answer("UNKNOWN", [time_limit])))
+    page.click("#solve-btn")
+    wait_js(page, "document.getElementById('gantt-noplan')?.dataset.status === 'UNKNOWN'")
+    status = page.inner_text("#status")
+    assert status.startswith("시간 제한 안에 계획을 찾지 못했습니다. 원인: 시간 제한 안에 계획을 찾지 "
+                             "못했습니다. 시간 제한을 늘리세요"), status
+    assert "불가능" not in status
+    assert "상태: 미확정 (시간 안에 계획 없음)." in page.inner_text("#plan-summary")
+
+
+def _diagnosed(doc: dict, seconds: float) -> list[dict]:
+    """What optimization/diagnose.py answers now for `doc` without a plan (its relaxed solves given `seconds`)."""
+    from optimization.diagnose import why_no_plan
+    from optimization.io import problem_from_dict
+    from optimization.solution import Schedule
+
+    return why_no_plan(problem_from_dict(doc), Schedule(assignments=[], status="INFEASIBLE"),
+                       time.perf_counter() + seconds)
+
+
+def test_the_reasons_the_server_writes_now_read_in_korean(page, server):
+    """The reasons optimization/diagnose.py writes today (not copies of its messages, which may drift) for pins that
+    clash, a pin over a holiday or before the work that must come first, a short horizon, rules whose removal gives a
+    plan and rules left unchecked: each one in Korean, none left in English."""
+    sample = json.loads(SAMPLE_PLAN.read_text())
+
+    def changed(**change) -> dict:
+        doc = json.loads(json.dumps(sample))
+        doc.update(change)
+        return doc
+
+    pins = changed()
+    pins["jobs"][0]["operations"][0]["pinned"] = {"machine": "IMM-01", "start": 0}
+    pins["jobs"][1]["operations"][0]["pinned"] = {"machine": "IMM-01", "start": 30}
+    capped = changed(horizon=600, energy={**sample["energy"], "peak_cap_kw": 80})
+    capped_pin = json.loads(json.dumps(capped))
+    capped_pin["jobs"][0]["operations"][0]["pinned"] = {"machine": "IMM-01", "start": 0}
+    reasons = [
+        *_diagnosed(pins, 5),
+        *_diagnosed({"machines": [{"id": "M1", "calendar": [{"start": 100, "end": 200, "kind": "holiday"}]}],
+                     "jobs": [{"id": "A", "operations": [{"id": "a", "machines": {"M1": 50},
+                                                          "pinned": {"machine": "M1", "start": 80}}]}]}, 5),
+        *_diagnosed({"machines": ["M1", "M2"], "jobs": [{"id": "A", "release": 10, "operations": [
+            {"id": "a", "machines": {"M1": 50}}, {"id": "b", "machines": {"M2": 10},
+                                                  "pinned": {"machine": "M2", "start": 30}}]}]}, 5),
+        *_diagnosed(changed(horizon=60), 5),
+        *_diagnosed(capped, 8),  # without the horizon, without the peak cap: a plan
+        *_diagnosed(capped_pin, 0),  # no time left: each rule unchecked
+    ]
+    assert {r["type"] for r in reasons} >= {"pinned", "horizon", "peak_power", "unchecked"}, reasons
+    sign_in(page, server.acme.mes)
+    page.wait_for_selector("#gantt .gantt-empty")
+    page.route("**/v1/scheduling/solve", lambda route: route.fulfill(**_no_plan_answer("INFEASIBLE", reasons)))
+    page.click("#solve-btn")
+    page.wait_for_selector("#no-plan-reasons")
+    texts = page.locator("#no-plan-reasons li").all_inner_texts()
+    assert len(texts) == len(reasons)
+    for reason, text in zip(reasons, texts, strict=True):
+        assert "(영문)" not in text and not ENGLISH.search(text), (reason["message"], text)
+
+
+def test_a_longer_plan_is_fitted_and_a_zoom_kept_while_the_plan_fits(page, server):
+    """A re-plan keeps the chart's zoom while the new plan still fits the view (or the view shows only part of it),
+    and fits the chart again when the new plan ends past the view, so that no bar lies off-screen unseen."""
+    sign_in(page, server.acme.mes)
+    page.fill("#time-limit", "3")
+    run_plan(page)
+    view = "gantt.view().scale"
+    page.click("#zoom-out")  # the whole plan in view, with room to spare: a re-plan that fits keeps this zoom
+    zoomed = page.evaluate(view)
+    run_plan(page)
+    assert page.evaluate(view) == zoomed
+    page.click("#zoom-fit")
+    page.click("#zoom-in")  # part of the plan in view: the planner zoomed in on purpose, and it is kept
+    zoomed = page.evaluate(view)
+    run_plan(page)
+    assert page.evaluate(view) == zoomed
+    page.click("#zoom-fit")
+    fitted = page.evaluate(view)
+
+    def later(route) -> None:  # noqa: ANN001 - the same plan 600 minutes later: it ends past the fitted view
+        answer = route.fetch()
+        doc = answer.json()
+        for row in doc["gantt"]:
+            row["start"] += 600
+            row["end"] += 600
+        doc["makespan"] += 600
+        route.fulfill(response=answer, json=doc)
+
+    page.route("**/v1/scheduling/solve", later)
+    run_plan(page)
+    assert page.evaluate(view) < fitted
+    off = page.evaluate("""() => { const svg = document.querySelector('#gantt svg');
+        const w = Number(svg.getAttribute('width'));
+        const right = (r) => Number(r.getAttribute('x')) + Number(r.getAttribute('width'));
+        return [...svg.querySelectorAll('g.op rect.body')].filter((r) => right(r) > w).length; }""")
+    assert off == 0
+
+
+def test_csv_export_marks_every_operation_of_a_late_job_as_the_chart_does(page, server):
+    """The chart marks every operation of a late job; the CSV's `job_late` column says the same for every row, while
+    `late` keeps the server's meaning (the job's last operation, where it ends late)."""
+    page.select_option("#lang-select", "en")
+    sign_in(page, server.acme.mes)
+    run_plan(page)
+    bars = page.eval_on_selector_all("#gantt g.op", "gs => gs.map(g => [g.dataset.job, g.dataset.op, g.dataset.late])")
+    late_jobs = {job for job, _, late in bars if late == "true"}
+    assert late_jobs
+    with page.expect_download() as dl:
+        page.click("#export-csv")
+    rows = list(csv_module.DictReader(io.StringIO(Path(dl.value.path()).read_text())))
+    ops = [r for r in rows if r["job"]]
+    assert len(ops) == len(bars)
+    chart = {(job, op): late for job, op, late in bars}
+    for r in ops:
+        assert r["job_late"] == chart[(r["job"], r["operation"])], r  # as the chart shows it
+        assert r["job_late"] == ("true" if r["job"] in late_jobs else "false"), r
+    for job in late_jobs:
+        mine = [r for r in ops if r["job"] == job]
+        assert len(mine) == 2 and all(r["job_late"] == "true" for r in mine)
+        assert [r["late"] for r in mine].count("true") == 1  # the server's: its last operation only
+    assert all(r["job_late"] == "false" for r in rows if not r["job"])  # maintenance windows
+
+
+def test_counts_in_messages_are_singular_or_plural(page, server):
+    """'Loaded 1 order, 1 operation, 1 machine.', not '1 orders, ... 1 machines'; Korean counts read as Korean."""
+    page.select_option("#lang-select", "en")
+    sign_in(page, server.acme.mes)
+    one = {"name": "one", "machines": ["M1"], "jobs": [{"id": "A", "operations": [{"id": "o", "machines": {"M1": 5}}]}]}
+    one_file = {"name": "one.json", "mimeType": "application/json", "buffer": json.dumps(one).encode()}
+    page.set_input_files("#orders-file", one_file)
+    wait_js(page, "document.getElementById('status').textContent.startsWith('Loaded')")
+    assert page.inner_text("#status") == "Loaded 1 order, 1 operation, 1 machine."
+    page.click("#load-sample")
+    wait_js(page, "document.getElementById('status').textContent.includes('6 orders')")
+    assert page.inner_text("#status") == "Loaded 6 orders, 12 operations, 3 machines."
+    page.select_option("#lang-select", "ko")
+    assert page.inner_text("#status") == "주문 6건, 공정 12개, 설비 3대를 불러왔습니다."
+    page.set_input_files("#orders-file", one_file)
+    wait_js(page, "document.getElementById('status').textContent.includes('1건')")
+    assert page.inner_text("#status") == "주문 1건, 공정 1개, 설비 1대를 불러왔습니다."
+    page.select_option("#lang-select", "en")
+    run_plan(page)
+    assert page.inner_text("#status").endswith(", 0 late jobs.")
