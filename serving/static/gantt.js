@@ -169,9 +169,10 @@ function createGantt(container, opts = {}) {
         svgEl("title", {}, w).textContent = `${r.machine}: ${o.label("kind.maintenance")} ${r.start}–${r.end}`;
         return;
       }
-      if (r.setup > 0) {
-        svgEl("rect", { x: x(r.start - r.setup), y: y + 3, width: r.setup * st.scale, height: o.barH - 6, fill: `url(#${uid}-setup)`,
-          stroke: "#9aa5b1", "stroke-width": 0.5, class: "setup", "pointer-events": "none" }, plot);
+      if (r.setup > 0) { // where the changeover lies: in working time, maybe before a downtime the operation waits behind
+        const s0 = Number.isFinite(r.setup_start) ? r.setup_start : r.start - r.setup;
+        svgEl("rect", { x: x(s0), y: y + 3, width: r.setup * st.scale, height: o.barH - 6, fill: `url(#${uid}-setup)`,
+          stroke: "#9aa5b1", "stroke-width": 0.5, class: "setup", "data-start": s0, "pointer-events": "none" }, plot);
       }
       const spec = opSpec(r.job, r.operation);
       const pinned = !!(spec && (spec.pinned || spec.started));

@@ -236,6 +236,12 @@ def test_sign_in_plan_and_explain_a_late_job(page, server, tmp_path):
     bars = page.locator("#gantt g.op")
     assert bars.count() == 12  # six orders x (mould, trim)
     assert page.locator("#gantt rect.setup").count() >= 1
+    # each changeover is drawn where the answer says it lies (setup_start: in working time), not just before its
+    # bar: the sample's lunch break held one before
+    starts = page.eval_on_selector_all("#gantt rect.setup", "els => els.map(e => e.dataset.start)")
+    drawn = sorted(int(v) for v in starts)
+    said = sorted(page.evaluate("S.result.gantt.filter(r => r.setup > 0).map(r => r.setup_start)"))
+    assert drawn == said and all(isinstance(v, int) for v in said)
     assert page.locator("#gantt rect.downtime.maintenance").count() >= 1
     late = page.locator("#gantt g.op.late")
     assert late.count() >= 1
