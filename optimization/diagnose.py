@@ -75,6 +75,7 @@ def _calendar_clashes(pins: list[tuple[Job, Operation, Assignment]], problem: Sc
                 if d.kind == "break":
                     todo += ", or let it run through breaks (can_span_break true)"
             out.append(_reason("pinned", f"{head}: {todo}", job=job.id, operation=op.id, machine=a.machine,
+                               start=op.started_at, end=a.end, started=op.started,
                                calendar={"start": d.start, "end": d.end, "kind": d.kind}))
     return out
 
@@ -96,7 +97,7 @@ def _pin_clashes(problem: SchedulingProblem) -> list[dict[str, Any]]:
             # two pins too close for the setup between them are no proof: without the triangle inequality an
             # operation placed between them can need less setup in all (CP-SAT decides)
             continue
-        out.append(_reason("pinned", f"the {what} operations alone break a rule: {v}"))
+        out.append(_reason("pinned", f"the {what} operations alone break a rule: {v}", violation=v.kind))
     return out
 
 
@@ -143,7 +144,7 @@ def _early_pins(problem: SchedulingProblem) -> list[dict[str, Any]]:
             continue  # pin against pin: the checker's precedence message (_pin_clashes)
         if len(out) < MAX_LISTED:
             out.append(_reason("pinned", _early_message(problem, k, h, via), job=job.id, operation=op.id,
-                               start=op.pinned_start, earliest=h))
+                               machine=op.pinned_machine, start=op.pinned_start, earliest=h, started=op.started))
     return out
 
 
@@ -212,24 +213,31 @@ def _horizon_checks(problem: SchedulingProblem) -> list[dict[str, Any]]:
     return []
 
 
-def _relaxations(problem: SchedulingProblem) -> list[tuple[str, str, SchedulingProblem]]:
-    """(type, what is dropped, the problem without that rule) for each hard rule the problem sets."""
+def _relaxations(problem: SchedulingProblem) -> list[tuple[str, str, SchedulingProblem, dict[str, Any]]]:
+    """(type, what is dropped, the problem without that rule, the rule's value as fields of the reason) for each
+    hard rule the problem sets."""
     out = []
     if problem.horizon is not None:
-        out.append(("horizon", f"the horizon {problem.horizon}", dataclasses.replace(problem, horizon=None)))
+        out.append(("horizon", f"the horizon {problem.horizon}", dataclasses.replace(problem, horizon=None),
+                    {"horizon": problem.horizon}))
     if any(o.pinned_start is not None for j in problem.jobs for o in j.operations):
         jobs = tuple(dataclasses.replace(j, operations=tuple(
             dataclasses.replace(o, pinned_machine=None, pinned_start=None, started=False) for o in j.operations))
             for j in problem.jobs)
-        out.append(("pinned", _pins_named(problem), dataclasses.replace(problem, jobs=jobs)))
+        pins = _pinned(problem)
+        listed = [{"job": j.id, "operation": o.id, "machine": o.pinned_machine, "start": o.started_at,
+                   "started": o.started} for j, o, _ in pins[:PINS_NAMED]]
+        out.append(("pinned", _pins_named(problem), dataclasses.replace(problem, jobs=jobs),
+                    {"pins": listed, "pin_count": len(pins)}))
     r = problem.risk
     if r is not None and r.policy == "window" and r.deadline is not None and problem.maintenance_machines():
         out.append(("maintenance_deadline", f"the maintenance deadline {r.deadline}",
-                    dataclasses.replace(problem, risk=dataclasses.replace(r, deadline=None))))
+                    dataclasses.replace(problem, risk=dataclasses.replace(r, deadline=None)), {"deadline": r.deadline}))
     en = problem.energy
     if en is not None and en.peak_cap_kw is not None:
         out.append(("peak_power", f"the peak power cap of {en.peak_cap_kw:g} kW",
-                    dataclasses.replace(problem, energy=dataclasses.replace(en, peak_cap_kw=None))))
+                    dataclasses.replace(problem, energy=dataclasses.replace(en, peak_cap_kw=None)),
+                    {"peak_cap_kw": en.peak_cap_kw}))
     return out
 
 
@@ -264,12 +272,13 @@ def why_no_plan(problem: SchedulingProblem, schedule: Schedule, deadline: float,
         return out
     relax = _relaxations(problem)
     found = {r["type"] for r in out}
-    for kind, what, relaxed in relax:
+    for kind, what, relaxed, rule in relax:
         if kind in found:
             continue  # already explained by the direct checks
         left = deadline - time.perf_counter()
         if left < 0.1:
-            out.append(_reason("unchecked", f"no time was left to check whether {what} is the cause"))
+            out.append(_reason("unchecked", f"no time was left to check whether {what} is the cause",
+                               relaxation=kind, **rule))
             continue
         try:
             s = solve(relaxed, SolverParams(time_limit_s=min(RELAXATION_MAX_S, left), objective="makespan",
@@ -278,7 +287,7 @@ def why_no_plan(problem: SchedulingProblem, schedule: Schedule, deadline: float,
             continue
         if s.assignments:
             out.append(_reason(kind, f"without {what} there is a plan (it ends at t={s.makespan})",
-                               relaxation=kind, makespan=s.makespan))
+                               relaxation=kind, makespan=s.makespan, **rule))
     if not out:
         out.append(_reason("combination", "no single rule (horizon, pins, maintenance deadline, peak power cap) "
                                           "explains it alone: several of them together leave no plan"

@@ -54,10 +54,11 @@ def need_postgres() -> None:
 
 
 # Tests that need the machine's cores to themselves: the scheduling searches (forked workers, which a process with
-# other threads -- such as a pytest-xdist worker -- does not start, and CP-SAT under time limits) and the Ray
-# clusters. `make test` runs the rest on all cores (pytest-xdist), then these alone, one after another.
+# other threads -- such as a pytest-xdist worker -- does not start, and CP-SAT under time limits), the Ray clusters,
+# and the browser tests (a console solve waited on against a clock). `make test` runs the rest on all cores
+# (pytest-xdist), then these alone, one after another.
 SERIAL = ("tests/optimization/", "tests/pipelines/test_ray.py", "tests/models/test_tune.py", "tests/test_scaleout.py",
-          "tests/serving/test_batch.py::test_ray_data")
+          "tests/serving/test_batch.py::test_ray_data", "tests/web/")
 
 
 def pytest_collection_modifyitems(config, items) -> None:

@@ -230,6 +230,11 @@ def test_the_relaxed_pins_are_named_when_they_are_few():
     kinds = {r["type"]: r["message"] for r in out["no_plan_reasons"]}
     assert kinds["pinned"] == ("without the pinned operation's time (job 'P' operation 'p' pinned on M1 at t=40) "
                                "there is a plan (it ends at t=70)")
+    # the same in fields, for a console or an MES to word without reading the English: the relaxed rule's value
+    by_type = {r["type"]: r for r in out["no_plan_reasons"]}
+    assert by_type["pinned"]["pins"] == [{"job": "P", "operation": "p", "machine": "M1", "start": 40,
+                                          "started": False}] and by_type["pinned"]["pin_count"] == 1
+    assert by_type["horizon"]["horizon"] == 100 and by_type["horizon"]["relaxation"] == "horizon"
     many = SchedulingProblem(jobs=tuple(Job(f"J{i}", (Operation("a", {"M1": 1}, pinned_machine="M1",
                                                                 pinned_start=i),)) for i in range(6)),
                              machines=(Machine("M1"),))
