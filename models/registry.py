@@ -24,6 +24,7 @@ from serving.runtime import file_sha256
 from serving.tenancy import as_utc, get_tenant, utcnow
 
 ALIASES = ("champion", "challenger")
+ROLLBACK = "rollback"  # an alias event marking the next champion move as a rollback (not an alias anyone holds)
 MODEL_NAME = re.compile(r"[a-z][a-z0-9-]{0,63}")  # a family, or a family and its subset (rul-fd001)
 
 
@@ -45,10 +46,27 @@ class ModelVersion:
 
 
 class ModelRegistry:
-    def __init__(self, db: Database, home: Path, tenant: str) -> None:
+    def __init__(self, db: Database, home: Path, tenant: str, *, default_tenant: str | None = None) -> None:
+        """``default_tenant``: the tenant the CLI works on without ``--tenant``; the commands that messages suggest
+        name ``--tenant`` for any other (and always where it is None, as over HTTP)."""
         t = get_tenant(db, tenant)
         self.db, self.tenant, self.tenant_id = db, t.name, t.id
+        self.default_tenant = default_tenant
         self.root = Path(home) / "models" / t.name
+
+    # hints -------------------------------------------------------------------------------------------
+    def tenant_option(self) -> str:
+        """`` --tenant NAME`` for a command a message suggests, or nothing for the CLI's default tenant."""
+        return "" if self.tenant == self.default_tenant else f" --tenant {self.tenant}"
+
+    def train_hint(self, name: str) -> str:
+        """The ``sfai train`` command that makes model ``name`` (a family, or ``rul-fd001``) for this tenant."""
+        from models.families import FAMILIES  # no torch there
+
+        family = FAMILIES.get(name.split("-")[0])
+        if family is None:
+            return f"sfai train MODEL --dataset DATASET --input FILE{self.tenant_option()}"
+        return f"sfai train {family.name} --dataset {family.datasets[0]} --input FILE{self.tenant_option()}"
 
     # writes ------------------------------------------------------------------------------------------
     def register(
@@ -111,10 +129,12 @@ class ModelRegistry:
 
     def promote(self, name: str, version: int | None = None) -> ModelVersion:
         """Make ``version`` (default: the challenger) the champion; the old champion becomes challenger."""
+        self._require(name)
         if version is None:
             version = self.alias(name, "challenger")
             if version is None:
-                raise NotFound(f"model {name!r} has no challenger to promote; name a version")
+                raise NotFound(f"model {name!r} has no challenger to promote; name a version with --version "
+                               f"(versions: {_versions_text(self.versions(name))})")
         old = self.alias(name, "champion")
         self.set_alias(name, "champion", version)
         if old is not None and old != version:
@@ -124,15 +144,40 @@ class ModelRegistry:
         return self.get(name, version=version)
 
     def rollback(self, name: str) -> ModelVersion:
-        """Give ``champion`` back to the version that held it before the last move."""
-        history = self._history(name, "champion")
-        if len(history) < 2:
-            raise NotFound(f"model {name!r} has no earlier champion to roll back to")
-        current, previous = history[-1], history[-2]
+        """Undo the last change of champion: ``champion`` goes back to the version that held it before the current
+        one took it, and the current one becomes ``challenger``. Rollbacks step back one champion each, like undo:
+        v1 -> v2 -> v3 (promoted in turn), then rollback gives v2, a second rollback v1, and a third says there is
+        no earlier champion. A promotion after a rollback starts from the champion then in place."""
+        self._require(name)
+        stack = self._champions(name)
+        if len(stack) < 2:
+            first = f"version {stack[-1]} is its first champion" if stack else "it has no champion"
+            raise NotFound(f"model {name!r}: {first}; there is no earlier champion to roll back to (make any "
+                           f"version champion with 'sfai models promote {name} --version N{self.tenant_option()}'; "
+                           f"versions: {_versions_text(self.versions(name))})")
+        current, previous = stack[-1], stack[-2]
+        with self.db.session() as s:  # the marker first: ``_champions`` pops on the champion move after it
+            s.add(ModelAliasEvent(tenant_id=self.tenant_id, name=name, alias=ROLLBACK, version=previous, at=utcnow()))
         self.set_alias(name, "champion", previous)
         if current is not None and current != previous:
             self.set_alias(name, "challenger", current)
         return self.get(name, version=previous)
+
+    def _champions(self, name: str) -> list[int]:
+        """The champions in order, as a stack: each move of ``champion`` pushes its version, a rollback pops one.
+        The top is the current champion, the one below it where the next rollback goes."""
+        stack: list[int] = []
+        pop = False
+        for alias, version in self._events(name, ("champion", ROLLBACK)):
+            if alias == ROLLBACK:
+                pop = True
+            elif pop:  # a rollback's move: back to the champion below the top
+                pop = False
+                if len(stack) > 1:
+                    stack.pop()
+            elif version is not None and (not stack or stack[-1] != version):
+                stack.append(version)
+        return stack
 
     # reads -------------------------------------------------------------------------------------------
     def alias(self, name: str, alias: str) -> int | None:
@@ -140,24 +185,57 @@ class ModelRegistry:
         return h[-1] if h else None
 
     def _history(self, name: str, alias: str) -> list[int | None]:
+        return [v for _, v in self._events(name, (alias,))]
+
+    def _events(self, name: str, aliases: tuple[str, ...]) -> list[tuple[str, int | None]]:
         with self.db.session() as s:
-            return list(
-                s.scalars(
-                    select(ModelAliasEvent.version)
+            return [
+                (a, v)
+                for a, v in s.execute(
+                    select(ModelAliasEvent.alias, ModelAliasEvent.version)
                     .where(
                         ModelAliasEvent.tenant_id == self.tenant_id,
                         ModelAliasEvent.name == name,
-                        ModelAliasEvent.alias == alias,
+                        ModelAliasEvent.alias.in_(aliases),
                     )
                     .order_by(ModelAliasEvent.id)
                 )
+            ]
+
+    def names(self) -> list[str]:
+        """The tenant's registered model names."""
+        with self.db.session() as s:
+            q = select(ModelVersionRecord.name).where(ModelVersionRecord.tenant_id == self.tenant_id).distinct()
+            return sorted(s.scalars(q))
+
+    def versions(self, name: str) -> list[int]:
+        with self.db.session() as s:
+            return list(
+                s.scalars(
+                    select(ModelVersionRecord.version)
+                    .where(ModelVersionRecord.tenant_id == self.tenant_id, ModelVersionRecord.name == name)
+                    .order_by(ModelVersionRecord.version)
+                )
             )
+
+    def _require(self, name: str) -> None:
+        """NotFound naming the tenant's models when ``name`` has no version at all."""
+        if not self.versions(name):
+            raise NotFound(self._no_model(name))
+
+    def _no_model(self, name: str) -> str:
+        return f"no model {name!r} for tenant {self.tenant!r} (its models: {', '.join(self.names()) or 'none'})"
 
     def get(self, name: str, *, version: int | None = None, alias: str = "champion") -> ModelVersion:
         if version is None:
             version = self.alias(name, alias)
             if version is None:
-                raise NotFound(f"no {alias} model {name!r} for tenant {self.tenant!r}; train one with 'sfai train'")
+                if not self.versions(name):
+                    raise NotFound(f"no model {name!r} for tenant {self.tenant!r}: train one with "
+                                   f"'{self.train_hint(name)}'")
+                how = (f"sfai models promote {name} --version N{self.tenant_option()}" if alias == "champion"
+                       else self.train_hint(name))
+                raise NotFound(f"model {name!r} of tenant {self.tenant!r} has no {alias}: make one with '{how}'")
         with self.db.session() as s:
             r = s.scalar(
                 select(ModelVersionRecord).where(
@@ -166,9 +244,13 @@ class ModelRegistry:
                     ModelVersionRecord.version == version,
                 )
             )
-            if r is None:
-                raise NotFound(f"model {name!r} has no version {version}")
-            return self._view(r)
+            view = None if r is None else self._view(r)
+        if r is None:
+            known = self.versions(name)
+            if not known:
+                raise NotFound(self._no_model(name))
+            raise NotFound(f"model {name!r} has no version {version} (versions: {_versions_text(known)})")
+        return view
 
     def list(self, name: str | None = None) -> list[ModelVersion]:
         with self.db.session() as s:
@@ -200,12 +282,15 @@ def find_champion(reg: ModelRegistry, family: str, preferred: str | None = None,
         try:
             return reg.get(candidate, version=version)
         except NotFound:
+            if version is not None and reg.versions(candidate):  # the model is there, the version is not
+                raise
             continue
     if version is None:
         others = [m for m in reg.list() if m.name.startswith(family) and "champion" in m.aliases]
         if others:
             return max(others, key=lambda m: m.created_at)
-    raise NotFound(f"no trained {family!r} model for tenant {reg.tenant!r}: train one with 'sfai train {family}'")
+    raise NotFound(f"no trained {family!r} model for tenant {reg.tenant!r}: train one with "
+                   f"'{reg.train_hint(family)}'")
 
 
 def find_named(reg: ModelRegistry, family: str, name: str) -> ModelVersion:
@@ -220,3 +305,12 @@ def find_named(reg: ModelRegistry, family: str, name: str) -> ModelVersion:
         raise NotFound(
             f"no model {name!r} for tenant {reg.tenant!r} (its {family!r} models: {', '.join(known) or 'none'})"
         ) from None
+
+
+def _versions_text(versions: list[int]) -> str:
+    """``1, 2, 3`` (or ``1-40`` for a long unbroken run)."""
+    if not versions:
+        return "none"
+    if len(versions) > 6 and versions == list(range(versions[0], versions[-1] + 1)):
+        return f"{versions[0]}-{versions[-1]}"
+    return ", ".join(map(str, versions))

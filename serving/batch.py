@@ -139,7 +139,10 @@ def _local_batches(
     score = scorer(family)
     for offset, chunk in chunks:
         if id_col not in chunk.columns:  # ids 1..n over the whole file, as a single read would number them
-            chunk = chunk.assign(**{id_col: range(offset + 1, offset + len(chunk) + 1)})
+            # joined at once: ``assign`` on a wide chunk (pandas reads it as one block per column) printed pandas'
+            # PerformanceWarning "DataFrame is highly fragmented" to the user
+            ids = pd.DataFrame({id_col: range(offset + 1, offset + len(chunk) + 1)}, index=chunk.index)
+            chunk = pd.concat([chunk, ids], axis=1)
         try:
             yield score(model, chunk)
         except InvalidInput as e:

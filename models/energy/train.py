@@ -10,8 +10,9 @@ is refit on every day with the validated number of epochs and the validated inte
 
 from __future__ import annotations
 
+import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -21,8 +22,12 @@ from models.energy.batches import Batches
 from models.energy.config import EnergyConfig
 from models.energy.module import QUANTILES, QuantileMLP
 from models.export import data_hash, export
+from models.tracking import Tracker
 from models.training import TrainConfig, fit, predict_batches, seed_everything
 from serving.errors import InvalidInput
+
+log = logging.getLogger("sfai.energy")
+MIN_EARLY_STOP_DAYS = 7  # the fewest early-stopping days a short file is trained with (one of each weekday)
 
 
 @dataclass
@@ -115,7 +120,36 @@ def _coverage_figure(q: np.ndarray, y: np.ndarray, days: int):  # noqa: ANN202
     return fig
 
 
-def train(input_path: Path, dataset: str, out_dir: Path, *, config: dict, tracker) -> dict:  # noqa: ANN001
+def fit_early_stop_days(cfg: EnergyConfig, origins: int, *, explicit: bool) -> EnergyConfig:
+    """Training needs ``3 x early_stop_days`` forecast days (origins: days with a week of rows before them and a
+    whole day after): two thirds train, the early-stopping days and the validation days the rest. A shorter file
+    (the demo's nine weeks) trains with ``early_stop_days`` lowered to a third of its days, down to
+    ``MIN_EARLY_STOP_DAYS``, with a warning, unless ``early_stop_days`` was set (then it is refused, as is a file
+    too short even for that)."""
+    if origins >= 3 * cfg.early_stop_days:
+        return cfg
+    fits = origins // 3
+    if not explicit and fits >= MIN_EARLY_STOP_DAYS:
+        log.warning("%d forecast days in the file, fewer than 3 x early_stop_days (%d): training with "
+                    "early_stop_days=%d (set it with --set early_stop_days=N)", origins, cfg.early_stop_days, fits)
+        return replace(cfg, early_stop_days=fits)
+    history = F.LAG_DAYS + 1
+    lower = f"lower it with --set early_stop_days=N (N <= {fits}) or " if fits >= 1 else ""
+    raise InvalidInput(
+        f"column {F.TARGET!r} covers too few days to train on: {origins} forecast days (the first {history} days "
+        f"of rows are history only), and early_stop_days={cfg.early_stop_days} needs {3 * cfg.early_stop_days}; "
+        f"{lower}give a file of at least {3 * cfg.early_stop_days + history} days"
+    )
+
+
+def train(
+    input_path: Path, dataset: str, out_dir: Path, *, config: dict | None = None, tracker=None  # noqa: ANN001
+) -> dict:
+    """Train on ``input_path``, write ``out_dir/model.onnx`` + ``manifest.json``, return the validation metrics.
+    ``config``: overrides of the shipped config (``--set``); ``tracker``: a ``models.tracking.Tracker``, or None
+    to log nothing (the Python API; ``sfai train --no-track``)."""
+    tracker = tracker if tracker is not None else Tracker(None, "", enabled=False)
+    config = dict(config or {})
     t0 = time.perf_counter()
     cfg = EnergyConfig.from_dict(config)
     series = F.read_series(input_path)
@@ -138,8 +172,7 @@ def train(input_path: Path, dataset: str, out_dir: Path, *, config: dict, tracke
     first_origin = (stamps[0] + F.HISTORY * F.STEP).ceil("D")
     origins = F.origin_indices(series, first_origin)
     origins = origins[origins + F.STEPS_PER_DAY < len(v_raw)]  # full 96 actuals after each training origin
-    if len(origins) < 3 * cfg.early_stop_days:
-        raise InvalidInput(f"column {F.TARGET!r} covers too few days to train on ({len(origins)} origins)")
+    cfg = fit_early_stop_days(cfg, len(origins), explicit="early_stop_days" in config)
     odays = stamps[origins]
     val_start = (odays[-1].to_period("M") - (cfg.val_months - 1)).to_timestamp() if cfg.val_months > 0 else None
     if val_start is None or (odays < val_start).sum() < 2 * cfg.early_stop_days:  # short files: last third

@@ -18,6 +18,7 @@ from models.failure import features as F
 from models.failure.config import FailureConfig
 from models.failure.module import Ensemble, FailureMLP
 from models.metrics import average_precision, calibration_bins, f1_at, f1_threshold, roc_auc
+from models.tracking import Tracker
 from models.training import TrainConfig, fit, make_loader, predict_batches, seed_everything
 from serving.errors import InvalidInput
 
@@ -121,7 +122,14 @@ def train_and_score(input_path: Path, dataset: str, config: dict) -> float:
     return 1.0 - fitted.metrics["val_average_precision"]
 
 
-def train(input_path: Path, dataset: str, out_dir: Path, *, config: dict, tracker) -> dict:  # noqa: ANN001
+def train(
+    input_path: Path, dataset: str, out_dir: Path, *, config: dict | None = None, tracker=None  # noqa: ANN001
+) -> dict:
+    """Train on ``input_path``, write ``out_dir/model.onnx`` + ``manifest.json``, return the validation metrics.
+    ``config``: overrides of the shipped config (``--set``); ``tracker``: a ``models.tracking.Tracker``, or None
+    to log nothing (the Python API; ``sfai train --no-track``)."""
+    tracker = tracker if tracker is not None else Tracker(None, "", enabled=False)
+    config = dict(config or {})
     cfg = FailureConfig.from_dict(config)
     df = F.read_rows(input_path)
     if len(df) < 10 * cfg.folds:

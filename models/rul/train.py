@@ -23,6 +23,7 @@ from models.rul import data as D
 from models.rul.config import RulConfig
 from models.rul.metrics import nasa_score, rmse
 from models.rul.module import Ensemble, build
+from models.tracking import Tracker
 from models.training import TrainConfig, fit, make_loader, predict_batches, seed_everything
 from serving.errors import InvalidInput
 
@@ -250,7 +251,14 @@ def _residual_figure(true: np.ndarray, pred: np.ndarray):  # noqa: ANN202
     return fig
 
 
-def train(input_path: Path, dataset: str, out_dir: Path, *, config: dict, tracker) -> dict:  # noqa: ANN001
+def train(
+    input_path: Path, dataset: str, out_dir: Path, *, config: dict | None = None, tracker=None  # noqa: ANN001
+) -> dict:
+    """Train on ``input_path``, write ``out_dir/model.onnx`` + ``manifest.json``, return the validation metrics.
+    ``config``: overrides of the shipped config (``--set``); ``tracker``: a ``models.tracking.Tracker``, or None
+    to log nothing (the Python API; ``sfai train --no-track``)."""
+    tracker = tracker if tracker is not None else Tracker(None, "", enabled=False)
+    config = dict(config or {})
     cfg = RulConfig.from_dict(config)
     df = read_training(input_path)
     torch.set_num_threads(cfg.threads)

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from dataclasses import asdict, is_dataclass
 from datetime import datetime
 from functools import lru_cache
+from pathlib import Path
 
 import typer
 
 from serving.db import Database
+from serving.errors import InvalidInput
 from serving.settings import Settings, get_settings
 
 
@@ -50,3 +53,17 @@ def info(message: str) -> None:
 def fail(message: str, code: int = 1) -> None:
     typer.echo(f"error: {message}", err=True)
     sys.exit(code)
+
+
+def check_output(path: Path, example: str) -> None:
+    """Refuse, before any work, an output path that is a folder or a device, or whose folder is missing (nothing
+    is created: a mistyped folder is an error, not a new folder). An existing regular file is replaced (like a
+    shell's ``>``). ``example`` is the file name a refusal of a folder suggests."""
+    if path.is_dir():
+        raise InvalidInput(f"{path} is a folder; give the file to write, e.g. {path / example}")
+    if path.is_symlink() or (os.path.lexists(path) and not path.is_file()):
+        kind = "a symbolic link" if path.is_symlink() else "not a regular file"
+        raise InvalidInput(f"{path} exists and is {kind}; give a file name")
+    parent = path.parent
+    if not parent.is_dir():
+        raise InvalidInput(f"cannot write {path}: folder {parent} does not exist")

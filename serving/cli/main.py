@@ -101,6 +101,13 @@ def _check_sqlite_folder() -> None:
                               "create it first (or fix the URL)")
 
 
+class _CliFormatter(logging.Formatter):
+    """Log records in the CLI's own format, the one its notes use: ``warning: ...`` (``error: ...``), one line."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return f"{record.levelname.lower()}: {super().format(record)}"
+
+
 class _Terminated(SystemExit):
     """SIGTERM, raised where the process is: it unwinds as any exit does, and says so on stderr at the end."""
 
@@ -114,7 +121,9 @@ _INTERRUPTED = 128 + signal.SIGINT  # the shell's exit code for Ctrl-C; no comma
 
 def run() -> None:
     """Console-script entry point: run the app, turning every failure into one line and a non-zero exit."""
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    handler = logging.StreamHandler()
+    handler.setFormatter(_CliFormatter())
+    logging.basicConfig(level=logging.WARNING, handlers=[handler])
     # SIGTERM (docker stop, systemd, timeout) as an exit that unwinds: a restore or a backup undoes what it wrote,
     # as it does on Ctrl-C, instead of the process ending mid-way (``sfai serve``'s server installs its own)
     previous = signal.signal(signal.SIGTERM, _terminated)

@@ -14,8 +14,9 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from models.tune import MAX_SEED, MAX_TRIALS  # Ray is imported only when a tuning run starts
-from serving.cli.common import database, emit_json, info, settings
+from models.config import MAX_SEED as CONFIG_MAX_SEED
+from models.tune import MAX_SEED, MAX_TRIALS, TUNABLE  # Ray is imported only when a tuning run starts
+from serving.cli.common import check_output, database, emit_json, info, settings
 from serving.cli.features import _tenant
 from serving.errors import InvalidInput
 
@@ -33,7 +34,7 @@ VERSION_MAX = 2**31 - 1  # a version is a database INTEGER
 def _registry(tenant: str | None):  # noqa: ANN202
     from models.registry import ModelRegistry
 
-    return ModelRegistry(database(), settings().home, _tenant(tenant))
+    return ModelRegistry(database(), settings().home, _tenant(tenant), default_tenant=settings().default_tenant)
 
 
 def _parse_sets(values: list[str]) -> dict:
@@ -54,17 +55,24 @@ def train(
     dataset: Annotated[str, typer.Option(help="ai4i, cmapss, secom or steel-energy")],
     input: Annotated[Path, typer.Option("--input", "-i", help="training file")],
     tenant: TenantOpt = None,
-    seed: Annotated[int, typer.Option(help="random seed")] = 0,
-    epochs: Annotated[int | None, typer.Option(help="maximum epochs (early stopping may end sooner)")] = None,
+    seed: Annotated[int, typer.Option(help="random seed", min=0, max=CONFIG_MAX_SEED)] = 0,
+    epochs: Annotated[
+        int | None, typer.Option(help="maximum epochs (early stopping may end sooner)", min=1)
+    ] = None,
     set_: Annotated[list[str], typer.Option("--set", help="config override key=value (repeatable)")] = [],  # noqa: B006
-    alias: Annotated[str | None, typer.Option(help="champion or challenger (default: champion if first)")] = None,
+    alias: Annotated[
+        str | None, typer.Option(help="champion or challenger (default: champion if first, else challenger)")
+    ] = None,
     no_track: Annotated[bool, typer.Option("--no-track", help="do not log to MLflow")] = False,
 ) -> None:
-    """Train a model on a file, export it to ONNX and register it; prints one JSON line."""
+    """Train a model on a file, export it to ONNX and register it; prints one JSON line.
+
+    Every option and --set value is checked before training starts: a refusal is one line naming it."""
     from models.families import get_family
 
     family = get_family(model)
     family.check_dataset(dataset)
+    check_alias(alias)
     if not input.is_file():
         raise InvalidInput(f"{input}: no such file")
     reg = _registry(tenant)
@@ -84,6 +92,14 @@ def train(
     )
 
 
+def check_alias(alias: str | None) -> None:
+    """``--alias``, checked before training (not after it, when the model would have to be thrown away)."""
+    from models.registry import ALIASES
+
+    if alias is not None and alias not in ALIASES:
+        raise InvalidInput(f"--alias {alias!r}: expected {' or '.join(ALIASES)} (or leave it out)")
+
+
 def train_and_register(
     s: Settings,
     reg: ModelRegistry,
@@ -101,6 +117,7 @@ def train_and_register(
     from models.tracking import Tracker
 
     name = family.registry_name(input)
+    check_alias(alias)
     family.check_config(config)  # before the training module (and torch) is imported
     mod = family.load("train")
     t0 = time.perf_counter()
@@ -146,13 +163,15 @@ def predict(
     family.check_dataset(dataset)
     if not input.is_file():
         raise InvalidInput(f"{input}: no such file")
+    check_output(output, f"{family.name}.csv")  # before the model is loaded; a missing folder is not created
+    settings().refuse_state_file(output)
     reg = _registry(tenant)
     named = family.registry_name(input)  # rul-fd002 for test_FD002.txt
     mv = find_champion(reg, family.name, named, version)
     if named != family.name and mv.name != named:  # another subset's model: its regimes and scales differ
         info(f"warning: {input.name} names the C-MAPSS subset {named.split('-')[-1].upper()}, which has no trained "
              f"model ({named}); scoring with {mv.name}. Train it first: sfai train {family.name} --dataset "
-             f"{dataset} --input train_{named.split('-')[-1].upper()}.txt")
+             f"{dataset} --input train_{named.split('-')[-1].upper()}.txt{reg.tenant_option()}")
     t0 = time.perf_counter()
     report = score_file(
         family.name,
@@ -180,8 +199,12 @@ def predict(
 
 @models_app.command("list")
 def models_list(tenant: TenantOpt = None, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
-    """Registered models: name, version, aliases, key metrics."""
-    rows = _registry(tenant).list()
+    """Registered models: name, version, aliases, key metrics (--json: also the MLflow run id)."""
+    reg = _registry(tenant)
+    rows = reg.list()
+    if not rows:  # stdout stays empty (or [] with --json) for scripts
+        info(f"no models registered for tenant {reg.tenant!r}: train one with "
+             f"'sfai train MODEL --dataset DATASET --input FILE{reg.tenant_option()}'")
     if as_json:
         emit_json(
             [
@@ -191,6 +214,7 @@ def models_list(tenant: TenantOpt = None, as_json: Annotated[bool, typer.Option(
                     "module": m.module,
                     "aliases": list(m.aliases),
                     "metrics": m.metrics,
+                    "mlflow_run_id": m.mlflow_run_id,
                     "created_at": m.created_at,
                 }
                 for m in rows
@@ -238,7 +262,8 @@ def models_promote(
 
 @models_app.command("rollback")
 def models_rollback(name: Annotated[str, typer.Argument(help="model name")], tenant: TenantOpt = None) -> None:
-    """Give the champion alias back to the previous champion; prints 'name version'."""
+    """Undo the last change of champion: the champion before it again (the current one becomes challenger);
+    prints 'name version'. Each rollback steps one champion further back, until there is no earlier one."""
     reg = _registry(tenant)
     mv = reg.rollback(name)
     _sync(reg, name)
@@ -246,7 +271,7 @@ def models_rollback(name: Annotated[str, typer.Argument(help="model name")], ten
 
 
 def tune(
-    model: Annotated[str, typer.Argument(help="failure, rul, defect or energy")],
+    model: Annotated[str, typer.Argument(help=f"{' or '.join(TUNABLE)} (the models with a search space)")],
     dataset: Annotated[str, typer.Option(help="ai4i, cmapss, secom or steel-energy")],
     input: Annotated[Path, typer.Option("--input", "-i", help="training file")],
     trials: Annotated[int, typer.Option(help="number of trials", min=1, max=MAX_TRIALS)] = 8,
@@ -254,7 +279,8 @@ def tune(
     set_: Annotated[list[str], typer.Option("--set", help="fixed config key=value (repeatable)")] = [],  # noqa: B006
 ) -> None:
     """Search hyperparameters with Ray Tune (local Ray, or the cluster at SFAI_RAY_ADDRESS); prints the best
-    config as JSON. Train with it: sfai train MODEL ... --set key=value."""
+    config as JSON. Train with it: sfai train MODEL ... --set key=value. Every --set value is checked before Ray
+    starts; Ray writes its trial folders under $SFAI_HOME/ray_results/tune-MODEL/."""
     from models.families import get_family
     from models.tune import tune as run_tune
 

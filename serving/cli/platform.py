@@ -17,7 +17,7 @@ from typing import Annotated, TextIO
 import typer
 
 from serving import tenancy
-from serving.cli.common import database, emit_json, info, settings
+from serving.cli.common import check_output, database, emit_json, info, settings
 from serving.errors import Conflict, InvalidInput, NotFound
 from serving.usage import check_module, export_usage, parse_when, purge_before, verify_chain
 
@@ -251,16 +251,8 @@ def _when(value: str | None, option: str) -> datetime | None:
 
 
 def _check_output(path: Path) -> None:
-    """Refuse, before any work, an output path that is a folder or a device, or whose folder is missing. An
-    existing regular file is replaced (like a shell's ``>``)."""
-    if path.is_dir():
-        raise InvalidInput(f"{path} is a folder; give the file to write, e.g. {path / 'usage.csv'}")
-    if path.is_symlink() or (os.path.lexists(path) and not path.is_file()):
-        kind = "a symbolic link" if path.is_symlink() else "not a regular file"
-        raise InvalidInput(f"{path} exists and is {kind}; give a file name")
-    parent = path.parent
-    if not parent.is_dir():
-        raise InvalidInput(f"cannot write {path}: folder {parent} does not exist")
+    """``check_output``: refuse a folder, a device or a missing folder before any work."""
+    check_output(path, "usage.csv")
 
 
 @contextmanager
