@@ -2,8 +2,9 @@
 
 A family provides two modules, so that prediction never imports torch:
 
-- ``<train module>.train(input_path, dataset, out_dir, *, config, tracker) -> dict`` trains, writes
-  ``out_dir/model.onnx`` + ``manifest.json`` (``models.export.export``) and returns validation metrics;
+- ``<train module>.train(input_path, dataset, out_dir, *, config=None, tracker=None) -> dict`` trains (without a
+  tracker nothing is logged to MLflow), writes ``out_dir/model.onnx`` + ``manifest.json`` (``models.export.export``)
+  and returns validation metrics;
 - ``<predict module>.predict(model, input_path, dataset, **options) -> pandas.DataFrame`` (ONNX Runtime via
   ``serving.runtime.OnnxModel``) returns the contract's columns.
 """
