@@ -63,8 +63,11 @@ class Access:
         failed_lookup_rate: float | None = None,
         burst_s: float = 2.0,
         buckets: LocalBuckets | RedisBuckets | None = None,
+        self_service_plans: tuple[str, ...] | None = None,
     ) -> None:
         self.db = db
+        # the plans a tenant admin may choose (None: any); a quota on another plan is the operator's to raise
+        self.self_service_plans = self_service_plans
         self.pepper = pepper
         self.ttl_s = ttl_s
         self.rate_limits = rate_limits or {}  # plan -> calls per second (None or absent: no limit)
@@ -165,7 +168,9 @@ class Access:
         if rate is not None:
             self._take(ctx, module, rate, sub.plan)
         if sub.request_quota is not None:
-            self._count(ctx, module, sub.request_quota, now)
+            by_operator = sub.operator_managed or (
+                self.self_service_plans is not None and sub.plan not in self.self_service_plans)
+            self._count(ctx, module, sub.request_quota, now, by_operator=by_operator)
         return sub
 
     def refund(self, ctx: AuthContext, module: str) -> None:
@@ -229,7 +234,7 @@ class Access:
                 retry_after_s=wait,
             )
 
-    def _count(self, ctx: AuthContext, module: str, quota: int, now: datetime) -> None:
+    def _count(self, ctx: AuthContext, module: str, quota: int, now: datetime, *, by_operator: bool = False) -> None:
         month = month_start(now)
         if month != self._month:  # a new month: last month's counts are done with
             with self._lock:
@@ -244,8 +249,9 @@ class Access:
         if not admitted:
             raise QuotaExceeded(
                 f"tenant '{ctx.tenant}' has used its {quota} '{module}' calls for this month; "
-                "a tenant admin can change the plan on the console's Administration tab or with POST "
-                "/v1/subscriptions",
+                + ("its terms were set by the SFAI operator: ask your operator to raise the quota or change the plan"
+                   if by_operator else "a tenant admin can change the plan on the console's Administration tab or "
+                   "with POST /v1/subscriptions"),
                 retry_after_s=(next_month_start(now) - now).total_seconds(),
             )
 

@@ -47,6 +47,7 @@ class Platform:
                 failed_lookup_rate=settings.failed_key_lookups_per_s,
                 burst_s=settings.rate_limit_burst_s,
                 buckets=make_buckets(settings.rate_limit_redis, settings.redis_prefix),
+                self_service_plans=tuple(settings.self_service_plans),
             ),
             writer=writer,
             metrics=Metrics(writer),

@@ -284,6 +284,11 @@ def subscribe(
         )
         if by_tenant and history and history[-1].operator_managed:
             raise OperatorManaged(_managed_message(_sub_info(history[-1], tenant), now))
+        if by_tenant and history:
+            current = _sub_info(history[-1], tenant)
+            if current.active_at(now) and current.plan == plan and current.request_quota == quota \
+                    and current.ends_at is None:
+                return current  # already held on these terms: nothing changes (a second click added a row each)
         # close the current subscription to this module, if any (the history stays)
         for old in history:
             if _sub_info(old, tenant).active_at(starts):

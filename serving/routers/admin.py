@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, status
+from fastapi import APIRouter, Depends, Response, status
 
 from serving import tenancy
 from serving.deps import AdminDep, CallerDep, PlatformDep, platform_call
@@ -64,10 +64,12 @@ def read_subscriptions(ctx: AdminDep, platform: PlatformDep, active: bool = Fals
 @router.post("/subscriptions", response_model=SubscriptionPublic, status_code=status.HTTP_201_CREATED, responses={
     409: error_response("the operator set this subscription's terms (managed_by_operator): the operator changes it"),
 })
-def create_subscription(body: SubscriptionCreate, ctx: AdminDep, platform: PlatformDep) -> SubscriptionPublic:
-    """Subscribe this tenant to a module, or change the plan of a module it holds, on the plan's terms. Plans
-    outside ``SFAI_SELF_SERVICE_PLANS`` (default: trial, standard) and subscriptions whose terms the operator set
-    are changed by the operator."""
+def create_subscription(body: SubscriptionCreate, ctx: AdminDep, platform: PlatformDep,
+                        response: Response) -> SubscriptionPublic:
+    """Subscribe this tenant to a module, or change the plan of a module it holds, on the plan's terms (201). The
+    plan it already holds is no change: that subscription comes back with 200. Plans outside
+    ``SFAI_SELF_SERVICE_PLANS`` (default: trial, standard) and subscriptions whose terms the operator set are changed
+    by the operator."""
     allowed = platform.settings.self_service_plans
     if body.plan not in allowed:
         raise Forbidden(
@@ -75,7 +77,10 @@ def create_subscription(body: SubscriptionCreate, ctx: AdminDep, platform: Platf
             + (", ".join(allowed) or "none"),
             code="plan_needs_operator",
         )
+    asked = tenancy.utcnow()
     sub = tenancy.subscribe(platform.db, ctx.tenant, body.module, plan=body.plan, by_tenant=True)
+    if sub.starts_at < asked:  # the one it holds already
+        response.status_code = status.HTTP_200_OK
     platform.access.invalidate(ctx.tenant_id)
     return _sub(sub)
 

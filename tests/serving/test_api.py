@@ -97,6 +97,12 @@ def test_admin_subscribes_through_the_api_and_access_follows(client, db):
     assert r.status_code == 201 and r.json()["request_quota"] == 10_000
     assert client.get("/v1/energy/status", headers=bearer(acme.mes)).json()["plan"] == "trial"
     assert client.get("/v1/tenant", headers=bearer(acme.mes)).json()["modules"] == ["energy"]
+    # the plan it holds already: no change, the same subscription back (each click had added a history row)
+    again = client.post("/v1/subscriptions", json={"module": "energy", "plan": "trial"}, headers=bearer(acme.admin))
+    assert again.status_code == 200 and again.json() == r.json()
+    assert len(client.get("/v1/subscriptions", headers=bearer(acme.admin)).json()) == 1
+    assert client.post("/v1/subscriptions", json={"module": "energy", "plan": "standard"},
+                       headers=bearer(acme.admin)).status_code == 201  # a plan change is one
     assert client.delete("/v1/subscriptions/energy", headers=bearer(acme.admin)).status_code == 200
     assert_error(client.get("/v1/energy/status", headers=bearer(acme.mes)), 403, "not_subscribed")
     assert_error(client.delete("/v1/subscriptions/energy", headers=bearer(acme.admin)), 404)
@@ -186,13 +192,23 @@ def test_validation_errors_use_the_error_shape(client, db):
     assert_error(client.get("/v1/industries/C99"), 404, contains="C10-C34")
 
 
-def test_quota_is_enforced_per_month(client, db):
+def test_quota_is_enforced_per_month(client, db, monkeypatch):
     acme = make_tenant(db, PEPPER, "acme", modules=())
     tenancy.subscribe(db, "acme", "quality", plan="trial", request_quota=3)
     h = bearer(acme.mes)
     assert [client.get("/v1/quality/status", headers=h).status_code for _ in range(3)] == [200, 200, 200]
     err = assert_error(client.get("/v1/quality/status", headers=h), 429, "quota_exceeded")
     assert "3" in err["message"] and "quality" in err["message"]
+    # the operator set these terms (a custom quota): the admin cannot change them, so the message says who can (it
+    # had sent the admin to POST /v1/subscriptions, which then answered 409)
+    assert "ask your operator" in err["message"] and "/v1/subscriptions" not in err["message"]
+    # on the plan's own terms the admin can change the plan: the message says where
+    monkeypatch.setitem(tenancy.PLANS, "trial", 2)
+    tenancy.subscribe(db, "acme", "energy", plan="trial")
+    client.app.state.platform.access.invalidate()
+    assert [client.get("/v1/energy/status", headers=h).status_code for _ in range(2)] == [200, 200]
+    err = assert_error(client.get("/v1/energy/status", headers=h), 429, "quota_exceeded")
+    assert "POST /v1/subscriptions" in err["message"] and "operator" not in err["message"]
 
 
 def test_request_id_is_echoed_or_made(client, db):
