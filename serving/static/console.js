@@ -1903,9 +1903,9 @@ async function loadSubs() {
     $("subs-table").innerHTML = `<thead><tr><th>${t("admin.module")}</th><th>${t("admin.plan")}</th><th class="num">${t("admin.quota")}</th>` +
       `<th>${t("admin.starts")}</th><th>${t("admin.ends")}</th><th></th></tr></thead><tbody>` +
       subs.map((s) => `<tr data-module="${esc(s.module)}">${idCell("mod", s.module)}${idCell("plan", s.plan)}` +
-        `<td class="num">${s.request_quota == null ? "∞" : fmt(s.request_quota)}</td><td>${day(s.starts_at)}</td><td>${day(s.ends_at)}</td>` +
+        `<td class="num">${s.request_quota == null ? "∞" : fmt(s.request_quota)}</td><td class="time">${day(s.starts_at)}</td><td class="time">${day(s.ends_at)}</td>` +
         `<td>${s.managed_by_operator ? `<span class="muted" data-managed="true">${esc(t("admin.managed"))}</span> ` : ""}` +
-        `${s.ends_at ? "" : `<button type="button" class="danger" data-unsub="${esc(s.module)}" data-plan="${esc(s.plan)}">${esc(t("admin.unsubscribe"))} ${esc(label("mod", s.module))}</button>`}</td></tr>`).join("") +
+        `${s.ends_at ? "" : `<button type="button" class="danger" data-unsub="${esc(s.module)}" data-plan="${esc(s.plan)}">${esc(t("admin.unsubscribeModule", { module: label("mod", s.module) }))}</button>`}</td></tr>`).join("") +
       "</tbody>";
     $("subs-table").querySelectorAll("[data-unsub]").forEach((b) => b.addEventListener("click", () => {
       const module = b.dataset.unsub;
@@ -1942,10 +1942,10 @@ async function loadKeys() {
       keys.map((k) => {
         const own = k.key_id === S.tenant.caller_key_id; // the key this console is signed in with (★)
         return `<tr data-key="${esc(k.key_id)}"${own ? ' class="own"' : ""}><td><code>${esc(k.key_id)}</code>` +
-          `${own ? ` <span title="${esc(t("admin.ownKey"))}" aria-label="${esc(t("admin.ownKey"))}">★</span>` : ""}</td><td>${esc(k.name)}</td>` +
-          `${idCell("role", k.role)}<td>${day(k.created_at)}</td><td>${day(k.revoked_at)}</td>` +
+          `${own ? ` <span title="${esc(t("admin.ownKey"))}" aria-label="${esc(t("admin.ownKey"))}">★</span>` : ""}</td><td class="name">${esc(k.name)}</td>` +
+          `${idCell("role", k.role)}<td class="time">${day(k.created_at)}</td><td class="time">${day(k.revoked_at)}</td>` +
           `<td>${k.revoked_at ? "" : `<button type="button" class="danger" data-revoke="${esc(k.key_id)}"${own ? ' data-own="true"' : ""}>` +
-            `${esc(own ? t("admin.revokeOwn", { key: k.key_id }) : `${t("admin.revoke")} ${k.key_id}`)}</button>`}</td></tr>`;
+            `${esc(t(own ? "admin.revokeOwn" : "admin.revokeKey", { key: k.key_id }))}</button>`}</td></tr>`;
       }).join("") + "</tbody>";
     $("keys-table").querySelectorAll("[data-revoke]").forEach((b) => b.addEventListener("click", () => {
       const key = b.dataset.revoke;
@@ -1973,6 +1973,10 @@ function markUsageRange(bad) {
   $("usage-range-error").textContent = bad ? t("admin.badRange") : "";
 }
 
+// The status line's error about the usage log (dates the wrong way round, a refused load): a good load clears it,
+// where the line still shows it (not where another message has taken its place since).
+let usageSaid = null;
+
 // The usage form's filters (dates and module: the list and the export filter alike), or null where the dates
 // are the wrong way round.
 function usageQuery() {
@@ -1983,6 +1987,7 @@ function usageQuery() {
   markUsageRange(bad);
   if (bad) {
     say(() => t("admin.badRange"), true);
+    usageSaid = said;
     $("usage-to").focus();
     return null;
   }
@@ -2004,9 +2009,14 @@ async function loadUsage() {
       .map(([m, c]) => t("admin.usageCounts", { module: label("mod", m), calls: fmt(c.calls), ok: fmt(c.ok), client: fmt(c.client_errors), server: fmt(c.server_errors) })).join(" · ");
     $("usage-table").innerHTML = `<thead><tr><th class="num">${t("admin.seq")}</th><th>${t("admin.time")}</th><th>${t("admin.module")}</th><th>${t("admin.call")}</th>` +
       `<th class="num">${t("admin.status")}</th><th class="num">${t("admin.ms")}</th><th>${t("admin.keyId")}</th></tr></thead><tbody>` +
-      u.records.map((r) => `<tr><td class="num">${r.seq}</td><td>${esc(day(r.ts))}</td>${idCell("mod", r.module ?? "platform")}<td>${esc(r.method)} ${esc(r.endpoint)}</td>` +
+      u.records.map((r) => `<tr><td class="num">${r.seq}</td><td class="time">${esc(day(r.ts))}</td>${idCell("mod", r.module ?? "platform")}<td>${esc(r.method)} ${esc(r.endpoint)}</td>` +
         `<td class="num">${r.status}</td><td class="num">${fmt(r.latency_ms, 1)}</td><td><code>${esc(r.key_id)}</code></td></tr>`).join("") + "</tbody>";
-  } catch (e) { say(e, true); }
+    if (usageSaid && said === usageSaid) say("");
+    usageSaid = null;
+  } catch (e) {
+    say(e, true);
+    if (said?.msg === e) usageSaid = said;
+  }
 }
 
 async function exportUsage() {

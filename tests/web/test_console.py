@@ -1883,3 +1883,135 @@ def test_counts_in_messages_are_singular_or_plural(page, server):
     page.select_option("#lang-select", "en")
     run_plan(page)
     assert page.inner_text("#status").endswith(", 0 late jobs.")
+
+
+# ------------------------------------------------------------------------------------------------ tenant-admin audit
+ADMIN_TABLES = ("subs-table", "keys-table", "usage-table")
+
+# every word (and every button) of the admin tables that the browser broke over more than one line ("모/듈")
+SPLIT_WORDS = """(ids) => {
+  const lines = (r) => new Set([...r.getClientRects()].filter((x) => x.width > 0).map((x) => Math.round(x.top))).size;
+  const bad = [];
+  for (const id of ids) {
+    const table = document.getElementById(id);
+    const walker = document.createTreeWalker(table, NodeFilter.SHOW_TEXT);
+    for (let n = walker.nextNode(); n; n = walker.nextNode()) {
+      for (const m of n.data.matchAll(/\\S+/g)) {
+        const r = document.createRange();
+        r.setStart(n, m.index);
+        r.setEnd(n, m.index + m[0].length);
+        if (lines(r) > 1) bad.push(id + ': ' + m[0]);
+      }
+    }
+    for (const b of table.querySelectorAll('button')) {
+      const r = document.createRange();
+      r.selectNodeContents(b);
+      if (lines(r) > 1) bad.push(id + ' button: ' + b.textContent);
+    }
+  }
+  return bad;
+}"""
+
+
+def test_subscribe_form_offers_only_what_the_console_can_subscribe(page, server):
+    """The server refuses the platform module and the enterprise plan (the operator's): the form does not offer
+    them. The usage log's filter still has the platform calls."""
+    sign_in(page, server.acme.admin)
+    page.click("#tab-admin")
+    page.wait_for_selector("#subs-table tbody tr")
+    values = "(id) => [...document.querySelectorAll('#' + id + ' option')].map((o) => o.value)"
+    assert page.evaluate(values, "sub-module") == ["quality", "maintenance", "energy", "scheduling"]
+    assert page.evaluate(values, "sub-plan") == ["trial", "standard"]
+    assert page.input_value("#sub-plan") == "standard"
+    assert "platform" in page.evaluate(values, "usage-module")
+
+
+def test_admin_tables_in_korean_on_a_phone_scroll_instead_of_breaking_words(page, server, tmp_path):
+    """At 390 px, in Korean, the admin tables keep their words and buttons whole ("모듈", not "모/듈"; no column of
+    single characters for a button) and scroll sideways inside their card; the page is not much taller than in
+    English. The buttons read in Korean order ("에너지 구독 해지", "KEY 폐기"), the welcome has no stray particle."""
+    for _ in range(5):  # five rows for the usage log, whatever ran before
+        assert httpx.get(server.base + "/v1/tenant", headers=bearer(server.acme.admin)).status_code == 200
+    page.set_viewport_size({"width": 390, "height": 844})
+    sign_in(page, server.acme.admin)
+    status = page.inner_text("#status")
+    assert status.startswith("acme에 로그인했습니다 (역할: 관리자)"), status  # no " 로 " after the name
+    page.click("#tab-admin")
+    for id_ in ADMIN_TABLES:
+        page.wait_for_selector(f"#{id_} tbody tr")
+    page.fill("#usage-limit", "5")
+    page.click("#usage-apply")
+    wait_js(page, "document.querySelectorAll('#usage-table tbody tr').length === 5")
+
+    assert page.evaluate(SPLIT_WORDS, list(ADMIN_TABLES)) == []
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390  # the page does not widen ...
+    for id_ in ADMIN_TABLES:  # ... each table scrolls in its own box, within its card
+        box = page.evaluate(f"(() => {{ const b = document.getElementById('{id_}').parentElement;"
+                            " return [b.className, b.scrollWidth, b.clientWidth, getComputedStyle(b).overflowX]; })()")
+        assert box[0] == "table-scroll" and box[3] == "auto", (id_, box)
+    subs = page.evaluate("(() => { const b = document.getElementById('subs-table').parentElement;"
+                         " return b.scrollWidth > b.clientWidth; })()")
+    assert subs, "the subscriptions table fits 390 px only by squeezing its columns"
+    assert page.evaluate("getComputedStyle(document.querySelector('#subs-table th')).wordBreak") == "keep-all"
+
+    # natural Korean order: the object first, then the verb; the own key's note says what revoking it does
+    assert page.inner_text('#subs-table button[data-unsub="energy"]') == "에너지 구독 해지"
+    other = page.locator("#keys-table button[data-revoke]:not([data-own])").first
+    assert other.inner_text() == other.get_attribute("data-revoke") + " 폐기"
+    own = page.inner_text("#keys-table button[data-own]")
+    assert own == f"{server.acme.admin_key_id} 폐기 (폐기하면 로그아웃)", own
+    shot(page, tmp_path, "admin-phone-ko-tables")
+
+    # Korean is not much taller than English (it was 7,647 px against 4,447)
+    ko_height = page.evaluate("document.documentElement.scrollHeight")
+    page.select_option("#lang-select", "en")
+    wait_js(page, "document.querySelector('#usage-table th:nth-child(2)')?.textContent === 'Time (UTC)'")
+    wait_js(page, "document.querySelectorAll('#usage-table tbody tr').length === 5")
+    assert page.evaluate(SPLIT_WORDS, list(ADMIN_TABLES)) == []
+    assert page.inner_text('#subs-table button[data-unsub="energy"]') == "Unsubscribe Energy"
+    en_height = page.evaluate("document.documentElement.scrollHeight")
+    assert ko_height <= en_height * 1.15, (ko_height, en_height)
+
+
+def test_a_good_usage_load_clears_the_date_error_and_the_dates_are_utc(page, server):
+    """Dates the wrong way round are refused on the status line; once corrected, the next good load clears that
+    line too (not only the message under the form). The date pickers say that they are UTC days."""
+    page.select_option("#lang-select", "en")
+    sign_in(page, server.acme.admin)
+    page.click("#tab-admin")
+    page.wait_for_selector("#usage-table tbody tr")
+    assert page.inner_text('label[for="usage-from"]') == "From (UTC)"
+    assert page.inner_text('label[for="usage-to"]') == "To (UTC, exclusive)"
+    assert page.inner_text("#usage-table th:nth-child(2)") == "Time (UTC)"
+
+    page.fill("#usage-from", "2026-12-06")
+    page.fill("#usage-to", "2026-12-06")
+    page.click("#usage-apply")
+    wait_js(page, "document.getElementById('status').classList.contains('error')")
+    assert "The end date must be after the start date" in page.inner_text("#status")
+    page.fill("#usage-to", "2026-12-07")
+    with page.expect_response(lambda r: "/v1/usage?" in r.url and "to=2026-12-07" in r.url) as answer:
+        page.click("#usage-apply")
+    assert answer.value.ok
+    wait_js(page, "!document.getElementById('usage-apply').disabled")
+    assert page.is_hidden("#usage-range-error")
+    assert page.get_attribute("#status", "class") == "status" and page.inner_text("#status") == ""
+
+    # a message that took the error's place since is not cleared by a later load
+    page.fill("#usage-to", "2026-12-06")
+    page.click("#usage-apply")
+    wait_js(page, "document.getElementById('status').classList.contains('error')")
+    page.select_option("#lang-select", "ko")
+    assert "종료일" in page.inner_text("#status")
+    assert page.inner_text('label[for="usage-from"]') == "시작일 (UTC)"
+    assert page.inner_text('label[for="usage-to"]') == "종료일 (UTC, 미포함)"
+    page.fill("#usage-to", "2026-12-07")
+    with page.expect_download():
+        page.click("#usage-export")
+    wait_js(page, "!document.getElementById('status').classList.contains('error')")
+    exported = page.inner_text("#status")
+    assert exported.startswith("sfai-usage-acme") or "sfai-usage-acme" in exported, exported
+    with page.expect_response(lambda r: "/v1/usage?" in r.url):
+        page.click("#usage-apply")
+    wait_js(page, "!document.getElementById('usage-apply').disabled")
+    assert page.inner_text("#status") == exported
