@@ -858,7 +858,7 @@ def test_api_refusals_in_the_chosen_language(page, server):
          "요청이 서버 한도(10 MB)보다 큽니다", "10,485,760 bytes", None),
         (answer(500, "internal_error", "internal error (request 7f3a-000042)"),
          "서버 내부 오류가 났습니다. 다시 시도해 보고, 계속되면 관리자에게 "
-         "요청 ID 7f3a-000042 를 알려 주세요.", "7f3a", None),
+         "요청 ID 7f3a-000042 을(를) 알려 주세요.", "7f3a", None),
         (answer(409, "conflict", "scheduling job 'x' already exists"),
          "요청이 지금 상태와 맞지 않습니다", "already", None),
         (answer(403, "plan_needs_operator", "the 'enterprise' plan is arranged by your SFAI operator; plans you can "
