@@ -447,7 +447,8 @@ def revoke_api_key(db: Database, key_id: str, *, tenant: str | None = None) -> A
             select(ApiKey, Tenant.name).join(Tenant, Tenant.id == ApiKey.tenant_id).where(ApiKey.key_id == key_id)
         ).first()
         if row is None or (tenant is not None and row[1] != tenant_key(tenant)):
-            raise NotFound(f"API key {key_id!r} not found")
+            shown = key_id if len(key_id) <= 40 else key_id[:40] + "..."  # not 5,000 characters echoed back
+            raise NotFound(f"API key {shown!r} not found")
         k, tname = row
         if k.revoked_at is None:
             s.execute(update(ApiKey).where(ApiKey.id == k.id).values(revoked_at=utcnow()))

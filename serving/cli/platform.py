@@ -242,11 +242,12 @@ def usage_export(
     info(f"wrote {output}")
 
 
-def _when(value: str | None, option: str) -> datetime | None:
+def _when(value: str | None, option: str, *, required: bool = False) -> datetime | None:
     """``--OPTION``'s date; given empty (``--until ""``, a shell variable that was not set), it is refused rather
     than read as "none" (an open-ended subscription, the whole log)."""
     if value is not None and not value.strip():
-        raise InvalidInput(f"--{option} is empty: give an ISO date such as 2026-01-31, or leave the option out")
+        raise InvalidInput(f"--{option} is empty: give an ISO date such as 2026-01-31"
+                           + ("" if required else ", or leave the option out"))
     return parse_when(value, option)
 
 
@@ -276,7 +277,7 @@ def usage_purge(
     before: Annotated[str, typer.Option(help="delete records older than this ISO date; at least three years ago")],
 ) -> None:
     """Delete records older than three years (the chain stays verifiable); prints how many."""
-    when = _when(before, "before")
+    when = _when(before, "before", required=True)
     n = purge_before(database(), when, retention_days=settings().usage_retention_days)
     typer.echo(n)
 

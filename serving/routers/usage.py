@@ -69,7 +69,7 @@ def export(
             release()
 
     media = "text/csv" if format == "csv" else "application/json"
-    filename = f"sfai-usage-{ctx.tenant}.{format}"
+    filename = f"sfai-usage-{ctx.tenant}{'-' + module if module else ''}.{format}"  # the console names it alike
     return StreamingResponse(
         iterate_in_threadpool(stream()),
         media_type=media,

@@ -79,6 +79,9 @@ def test_missing_malformed_invalid_and_revoked_keys_are_401(client, db):
     mes_id = acme.mes.split("_")[1]
     assert client.delete(f"/v1/apikeys/{mes_id}", headers=bearer(acme.admin)).json()["revoked_at"]
     assert_error(client.get("/v1/quality/status", headers=bearer(acme.mes)), 401, contains="revoked")
+    # an unknown key id is named, not echoed back whole (5,000 characters had come back)
+    err = assert_error(client.delete("/v1/apikeys/" + "k" * 5000, headers=bearer(acme.admin)), 404)
+    assert len(err["message"]) < 120 and "kkk..." in err["message"]
 
 
 def test_unsubscribed_module_is_403_naming_it(client, db):

@@ -87,6 +87,8 @@ def test_errors_are_one_line_and_non_zero(sfai_env, tmp_path):
         p = sfai(sfai_env, *args, ok=False)
         lines = p.stderr.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], (args, p.stderr)
+        if args[:2] == ("usage", "purge"):  # --before is required: no "leave the option out"
+            assert "leave the option out" not in lines[0], lines
     # settings refused outside development: one line too
     p = sfai({**sfai_env, "SFAI_ENVIRONMENT": "production", "SFAI_SECRET_KEY": "change-me"}, "tenant", "list", ok=False)
     assert "SFAI_SECRET_KEY" in p.stderr and len(p.stderr.strip().splitlines()) == 1

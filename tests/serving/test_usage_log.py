@@ -98,6 +98,11 @@ def test_the_export_filters_by_module_as_the_list_does(client, db):
     assert "p-1" in {r["request_id"] for r in platform} and all(r["module"] == "" for r in platform)
     assert all(r["module"] is None for r in export("module=platform", "json"))
     assert {r["endpoint"] for r in platform} >= {"/v1/tenant", "/v1/usage/export"}  # the exports are platform calls too
+    # the file is named after what it holds, as the console names it
+    disposition = client.get("/v1/usage/export?format=json&module=energy", headers=bearer(acme.admin)).headers
+    assert disposition["content-disposition"] == 'attachment; filename="sfai-usage-acme-energy.json"'
+    whole = client.get("/v1/usage/export?format=csv", headers=bearer(acme.admin)).headers["content-disposition"]
+    assert whole == 'attachment; filename="sfai-usage-acme.csv"'
     assert {r["request_id"] for r in export("module=scheduling")} == set()  # a module with no calls: the header only
 
 
