@@ -221,3 +221,8 @@ def sync_aliases(settings: Settings, model_name: str, targets: dict[str, tuple[i
 
 
 __all__ = ["Tracker", "sync_aliases", "tracking_uri"]
+
+
+def tracker_or_off(tracker: Tracker | None) -> Tracker:
+    """``tracker``, or one that logs nothing where it is None (a family's ``train()`` called from Python)."""
+    return tracker if tracker is not None else Tracker(None, "", enabled=False)  # type: ignore[arg-type]

@@ -31,7 +31,7 @@ from models.defect.config import DefectConfig
 from models.defect.module import DefectNet
 from models.export import data_hash, export
 from models.metrics import average_precision, balanced_accuracy, balanced_threshold, calibration_bins, roc_auc
-from models.tracking import Tracker
+from models.tracking import tracker_or_off
 from models.training import TrainConfig, fit, make_loader, predict_batches, seed_everything
 
 log = logging.getLogger("sfai.defect")
@@ -150,7 +150,7 @@ def train(
     """Train on ``input_path``, write ``out_dir/model.onnx`` + ``manifest.json``, return the validation metrics.
     ``config``: overrides of the shipped config (``--set``); ``tracker``: a ``models.tracking.Tracker``, or None
     to log nothing (the Python API; ``sfai train --no-track``)."""
-    tracker = tracker if tracker is not None else Tracker(None, "", enabled=False)
+    tracker = tracker_or_off(tracker)
     t0 = time.perf_counter()
     cfg = DefectConfig.from_dict(dict(config or {}))
     df = F.read_rows(input_path)

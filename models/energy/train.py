@@ -22,7 +22,7 @@ from models.energy.batches import Batches
 from models.energy.config import EnergyConfig
 from models.energy.module import QUANTILES, QuantileMLP
 from models.export import data_hash, export
-from models.tracking import Tracker
+from models.tracking import tracker_or_off
 from models.training import TrainConfig, fit, predict_batches, seed_everything
 from serving.errors import InvalidInput
 
@@ -148,7 +148,7 @@ def train(
     """Train on ``input_path``, write ``out_dir/model.onnx`` + ``manifest.json``, return the validation metrics.
     ``config``: overrides of the shipped config (``--set``); ``tracker``: a ``models.tracking.Tracker``, or None
     to log nothing (the Python API; ``sfai train --no-track``)."""
-    tracker = tracker if tracker is not None else Tracker(None, "", enabled=False)
+    tracker = tracker_or_off(tracker)
     config = dict(config or {})
     t0 = time.perf_counter()
     cfg = EnergyConfig.from_dict(config)

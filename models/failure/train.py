@@ -18,7 +18,7 @@ from models.failure import features as F
 from models.failure.config import FailureConfig
 from models.failure.module import Ensemble, FailureMLP
 from models.metrics import average_precision, calibration_bins, f1_at, f1_threshold, roc_auc
-from models.tracking import Tracker
+from models.tracking import tracker_or_off
 from models.training import TrainConfig, fit, make_loader, predict_batches, seed_everything
 from serving.errors import InvalidInput
 
@@ -128,7 +128,7 @@ def train(
     """Train on ``input_path``, write ``out_dir/model.onnx`` + ``manifest.json``, return the validation metrics.
     ``config``: overrides of the shipped config (``--set``); ``tracker``: a ``models.tracking.Tracker``, or None
     to log nothing (the Python API; ``sfai train --no-track``)."""
-    tracker = tracker if tracker is not None else Tracker(None, "", enabled=False)
+    tracker = tracker_or_off(tracker)
     config = dict(config or {})
     cfg = FailureConfig.from_dict(config)
     df = F.read_rows(input_path)

@@ -23,7 +23,7 @@ from models.rul import data as D
 from models.rul.config import RulConfig
 from models.rul.metrics import nasa_score, rmse
 from models.rul.module import Ensemble, build
-from models.tracking import Tracker
+from models.tracking import tracker_or_off
 from models.training import TrainConfig, fit, make_loader, predict_batches, seed_everything
 from serving.errors import InvalidInput
 
@@ -257,7 +257,7 @@ def train(
     """Train on ``input_path``, write ``out_dir/model.onnx`` + ``manifest.json``, return the validation metrics.
     ``config``: overrides of the shipped config (``--set``); ``tracker``: a ``models.tracking.Tracker``, or None
     to log nothing (the Python API; ``sfai train --no-track``)."""
-    tracker = tracker if tracker is not None else Tracker(None, "", enabled=False)
+    tracker = tracker_or_off(tracker)
     config = dict(config or {})
     cfg = RulConfig.from_dict(config)
     df = read_training(input_path)
