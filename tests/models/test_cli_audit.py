@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import json
 import logging
-import subprocess
-import sys
 import warnings
 from dataclasses import fields
 from pathlib import Path
@@ -23,20 +21,10 @@ from models.families import FAMILIES, get_family
 from models.registry import ModelRegistry, find_champion
 from serving import tenancy
 from serving.errors import InvalidInput, NotFound
+from tests.serving.test_cli import sfai
 
-SFAI = str(Path(sys.executable).with_name("sfai"))
 ROOT = Path(__file__).resolve().parents[2]
 DEMO_AI4I = "UDI,Type,Air temperature [K],Process temperature [K],Rotational speed [rpm],Torque [Nm],Tool wear [min]"
-
-
-def sfai(env, *args, ok=True):
-    p = subprocess.run([SFAI, *args], env=env, capture_output=True, text=True, timeout=120)
-    if ok:
-        assert p.returncode == 0, (args, p.stdout, p.stderr)
-    else:
-        assert p.returncode != 0, (args, p.stdout)
-        assert "Traceback" not in p.stderr, p.stderr
-    return p
 
 
 def config_class(family: str):
