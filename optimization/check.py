@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 import itertools
 from dataclasses import dataclass
 
@@ -23,21 +24,33 @@ class Violation:
         return f"{self.kind}: {self.message}"
 
 
-def _setup_done(down: list[tuple[int, int]], end: int, setup: int) -> int:
+def _merge(intervals: list[tuple[int, int]]) -> tuple[list[int], list[int]]:
+    """Sorted intervals, merged where they overlap or touch: (starts, ends)."""
+    starts: list[int] = []
+    ends: list[int] = []
+    for a, b in sorted(intervals):
+        if ends and a <= ends[-1]:
+            ends[-1] = max(ends[-1], b)
+        else:
+            starts.append(a)
+            ends.append(b)
+    return starts, ends
+
+
+def _setup_done(down: tuple[list[int], list[int]], end: int, setup: int) -> int:
     """When a setup begun at the earliest at ``end`` is done, in working time: a setup takes the machine (and its
     crew), so it lies in none of ``down`` (the machine's calendar downtimes of every kind and the plan's maintenance
-    windows on it); it may wait before or after them."""
+    windows on it, merged: ``_merge``); it may wait before or after them."""
+    starts, ends = down
     t = end
-    moved = True
-    while moved:
-        moved = False
-        for a, b in down:
-            if a < t + setup and t < b:
-                t, moved = b, True
+    i = bisect.bisect_right(ends, t)
+    while i < len(starts) and starts[i] < t + setup:  # the next downtime cuts the stretch: start after it
+        t = ends[i]
+        i += 1
     return t + setup
 
 
-def _setup_gap(problem: SchedulingProblem, ops: dict, m: str, p, n, down=()) -> int:  # noqa: ANN001
+def _setup_gap(problem: SchedulingProblem, ops: dict, m: str, p, n, down=((), ())) -> int:  # noqa: ANN001
     """How far ``n`` starts too early for the setup after ``p`` on machine ``m`` (0: in time), the setup in working
     time (``down``: the machine's downtimes, as ``_setup_done`` takes them)."""
     fa, fb = ops.get(p.key, (None, None))[1], ops.get(n.key, (None, None))[1]
@@ -130,7 +143,7 @@ def verify(problem: SchedulingProblem, schedule: Schedule) -> list[Violation]:
             per_machine.setdefault(a.machine, []).append(a)
     for m, lst in per_machine.items():
         lst.sort(key=lambda x: (x.start, x.end))
-        down = sorted([(d.start, d.end) for d in machines[m].calendar if d.end > d.start]
+        down = _merge([(d.start, d.end) for d in machines[m].calendar if d.end > d.start]
                       + [(w.start, w.end) for w in schedule.maintenance if w.machine == m and w.end > w.start])
         _order_instants(lst, lambda p, n, m=m, down=down: _setup_gap(problem, ops, m, p, n, down))
         for p, n in zip(lst, lst[1:], strict=False):
