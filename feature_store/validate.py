@@ -208,15 +208,19 @@ class _Thrift:
             n, elem = head >> 4, head & 0x0F
             if n == 15:
                 n = self.varint()
+            if n > _PAGE_HEADER_MAX_BYTES:  # every element takes a byte at least
+                raise ValueError("list too long")
             for _ in range(n):
                 self.skip(_T_BYTE if elem in (_T_TRUE, _T_FALSE) else elem, depth + 1)
         elif kind == _T_MAP:
             n = self.varint()
+            if n > _PAGE_HEADER_MAX_BYTES:  # every entry takes a byte at least
+                raise ValueError("map too long")
             if n:
                 kv = self.byte()
-                for _ in range(n):
-                    self.skip(kv >> 4, depth + 1)
-                    self.skip(kv & 0x0F, depth + 1)
+                for _ in range(n):  # a bool key or value is a byte here (as in a list), not a field type
+                    self.skip(_T_BYTE if kv >> 4 in (_T_TRUE, _T_FALSE) else kv >> 4, depth + 1)
+                    self.skip(_T_BYTE if kv & 0x0F in (_T_TRUE, _T_FALSE) else kv & 0x0F, depth + 1)
         elif kind == _T_STRUCT:
             self.fields(depth + 1)
         else:
@@ -253,9 +257,11 @@ def parquet_page_bytes(data: bytes, md: pq.FileMetaData, stop_at: int | None = N
         rg = md.row_group(i)
         for j in range(rg.num_columns):
             c = rg.column(j)
-            start = c.data_page_offset
-            if c.has_dictionary_page and c.dictionary_page_offset is not None and 0 <= c.dictionary_page_offset:
-                start = min(start, c.dictionary_page_offset)
+            if c.num_values <= 0:  # the reader reads no page of a chunk of no values (an empty row group's)
+                continue
+            start = c.data_page_offset  # where the reader starts: the dictionary page when there is one before it
+            if c.has_dictionary_page and c.dictionary_page_offset is not None and 0 < c.dictionary_page_offset < start:
+                start = c.dictionary_page_offset
             start = max(start, 0)
             chunk_end = min(len(data), start + max(c.total_compressed_size, 0))
             end, pos = min(len(data), chunk_end + slack), start

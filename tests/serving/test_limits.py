@@ -366,6 +366,37 @@ def test_a_parquet_footer_that_understates_its_pages_is_measured_by_the_pages(cl
         validate.read_parquet_bytes(forged[:4] + b"\x0f" + forged[5:])
 
 
+def test_a_parquet_page_header_walk_ends_and_empty_row_groups_read():
+    """The page-header walk (the review of its first version): a map of 2**62 boolean entries in a 1.2 KB file read
+    no byte per entry and never ended; an empty row group (a chunk of no values, whose data page offset is 0) was
+    refused as damaged. A file with both kinds of row group reads as pyarrow reads it."""
+    import io
+    import time
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from feature_store import validate
+
+    buf = io.BytesIO()
+    pq.write_table(pa.table({"x": list(range(100))}), buf, compression="none", use_dictionary=False)
+    data = bytearray(buf.getvalue())
+    off = pq.ParquetFile(io.BytesIO(bytes(data))).metadata.row_group(0).column(0).data_page_offset
+    crafted = bytes([(9 << 4) | 11]) + bytes([0xFF] * 8 + [0x3F]) + bytes([0x11])  # field 9: map, 2**62, bool: bool
+    data[off:off + len(crafted)] = crafted
+    t0 = time.perf_counter()
+    with pytest.raises(InvalidInput, match="a page header is damaged"):
+        validate.read_parquet_bytes(bytes(data))
+    assert time.perf_counter() - t0 < 5
+    table = pa.table({"machine": ["M1", "M2"], "value": [1.0, 2.0]})
+    buf = io.BytesIO()
+    with pq.ParquetWriter(buf, table.schema) as w:  # dictionary-encoded text, then an empty row group
+        w.write_table(table)
+        w.write_table(table.slice(0, 0))
+    assert [rg.num_rows for rg in map(pq.ParquetFile(io.BytesIO(buf.getvalue())).metadata.row_group, (0, 1))] == [2, 0]
+    assert validate.read_parquet_bytes(buf.getvalue()).equals(table)
+
+
 def test_background_solves_are_limited_per_tenant(settings, db):
     acme = make_tenant(db, PEPPER, "acme", modules=("scheduling",))
     other = make_tenant(db, PEPPER, "other", modules=("scheduling",))
