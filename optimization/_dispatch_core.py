@@ -161,7 +161,8 @@ def _fit(ts, te, tf, cnt, m, S, use_setups, est, dur, f, bs, be, b0, b1, as_, ae
 
     bs/be[b0:b1]: the calendar blocks the operation may not overlap; as_/ae[a0:a1]: all of them (breaks too), which
     no setup may overlap: a setup takes working time on the machine, after the entries before the gap (the setup
-    into this operation) and before the next operation (the setup out of it)."""
+    into this operation) and before the next operation (the setup out of it). f = -2: a maintenance window, which
+    leaves working time after it for the setup between the operations around it (pinned ones, placed before)."""
     n = cnt[m]
     g = _bisect_right(ts[m], 0, n, est) - 1
     if g < 0:
@@ -180,6 +181,22 @@ def _fit(ts, te, tf, cnt, m, S, use_setups, est, dur, f, bs, be, b0, b1, as_, ae
                 continue
         else:
             hi = BIG
+        if use_setups and f == -2:  # a maintenance window: the setup between the operations around it stays possible
+            k = g - 1
+            while k >= 0 and tf[m, k] == -2:
+                k -= 1
+            k2 = g
+            while k2 < n and tf[m, k2] == -2:
+                k2 += 1
+            if k >= 0 and k2 < n and tf[m, k] >= 0 and tf[m, k2] >= 0:
+                su = S[m, tf[m, k], tf[m, k2]]
+                if su > 0:  # in working time after the window (and any window before the next operation)
+                    v = _push_back(as_, ae, a0, a1, ts[m, k2] - su, su)
+                    if k2 > g and v < te[m, k2 - 1]:
+                        g += 1
+                        continue
+                    if v < hi:
+                        hi = v
         if use:
             k = g - 1
             while k >= 0 and tf[m, k] == -2:
@@ -366,11 +383,11 @@ def run(rule, atc_k, atc_k2, atc_work,
         for w in range(mw_m.shape[0]):
             m = mw_m[w]
             d = mw_dur
-            t = _fit(ts, te, tf, cnt, m, S, False, mw_want[w], d, -1, ba_s, ba_e, ba_ptr[m], ba_ptr[m + 1], bn_s,
-                     bn_e, bn_ptr[m], bn_ptr[m + 1], 0.0, pts, pload, pn, pcap, perr)
+            t = _fit(ts, te, tf, cnt, m, S, use_setups, mw_want[w], d, -2, ba_s, ba_e, ba_ptr[m], ba_ptr[m + 1],
+                     bn_s, bn_e, bn_ptr[m], bn_ptr[m + 1], 0.0, pts, pload, pn, pcap, perr)
             if mw_deadline >= 0 and t + d > mw_deadline:
-                t = _fit(ts, te, tf, cnt, m, S, False, 0, d, -1, ba_s, ba_e, ba_ptr[m], ba_ptr[m + 1], bn_s, bn_e,
-                         bn_ptr[m], bn_ptr[m + 1], 0.0, pts, pload, pn, pcap, perr)
+                t = _fit(ts, te, tf, cnt, m, S, use_setups, 0, d, -2, ba_s, ba_e, ba_ptr[m], ba_ptr[m + 1], bn_s,
+                         bn_e, bn_ptr[m], bn_ptr[m + 1], 0.0, pts, pload, pn, pcap, perr)
             _insert(ts, te, tf, cnt, m, t, t + d, -2)
             out_wm[w] = m
             out_ws[w] = t

@@ -165,6 +165,7 @@ class _FastTimeline:
         if g < 0:
             g = 0
         use_setups = S is not None and f >= 0
+        window = S is not None and f == -2  # a maintenance window (``_dispatch_core._fit``)
         while True:
             lo = est
             if g > 0 and en[g - 1] > lo:
@@ -178,6 +179,21 @@ class _FastTimeline:
                     continue
             else:
                 hi = INF
+            if window:  # the setup between the operations around it stays possible, after it
+                k = g - 1
+                while k >= 0 and fm[k] == -2:
+                    k -= 1
+                k2 = g
+                while k2 < n and fm[k2] == -2:
+                    k2 += 1
+                if k >= 0 and k2 < n and fm[k] >= 0 and fm[k2] >= 0 and S[fm[k]][fm[k2]] > 0:
+                    su = S[fm[k]][fm[k2]]
+                    v = setup_start_latest(self.snn, self.enn, st[k2], su)
+                    if k2 > g and v < en[k2 - 1]:
+                        g += 1
+                        continue
+                    if v < hi:
+                        hi = v
             if use_setups:  # setups in working time (``_dispatch_core._fit``)
                 k = g - 1
                 while k >= 0 and fm[k] == -2:
@@ -426,9 +442,9 @@ def dispatch(problem: SchedulingProblem, rule: str = "mwkr", atc_k: float = 2.0,
         for m in problem.maintenance_machines():
             tl = timelines[m]
             want = max(0, r.deadline - r.window_duration) if r.deadline is not None else 0
-            t = tl.earliest_fit(want, r.window_duration, -1, True)
+            t = tl.earliest_fit(want, r.window_duration, -2, True)
             if r.deadline is not None and t + r.window_duration > r.deadline:
-                t = tl.earliest_fit(0, r.window_duration, -1, True)
+                t = tl.earliest_fit(0, r.window_duration, -2, True)
             tl.insert(t, t + r.window_duration, -2)
             windows.append(MaintenanceWindow(m, t, t + r.window_duration))
 

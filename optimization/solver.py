@@ -215,9 +215,19 @@ def _horizon(problem: SchedulingProblem, inc: Schedule | None, stages: list[dict
         base = max([inc.makespan or 0] + [j.due or 0 for j in problem.jobs])
         h = int(base * (2.0 if penalty else 1.3)) + 1
     else:
-        h = sum(max(o.durations[m] for m in o.machines) for j in problem.jobs for o in j.operations)
-        h += max(j.release for j in problem.jobs)
-        h += max((d.end for m in problem.machines for d in m.calendar), default=0)
+        # room for every operation one after another, after the last release, calendar entry and pin, with the
+        # longest setup before each and every lag: a plan fits (pins and setups had been left out, and CP-SAT
+        # proved "infeasible" within a horizon too short for the pinned work)
+        ops = [o for j in problem.jobs for o in j.operations]
+        h = sum(max(o.durations[m] for m in o.machines) for o in ops)
+        h += max([j.release for j in problem.jobs]
+                 + [d.end for m in problem.machines for d in m.calendar]
+                 + [o.pinned_start + o.durations[o.pinned_machine] for o in ops
+                    if o.pinned_start is not None and o.pinned_machine is not None])
+        if problem.has_setups:
+            st = problem.setups
+            h += len(ops) * max([0, *st.matrix.values(), *(v for mat in st.per_machine.values() for v in mat.values())])
+        h += sum(max(0, p.min_lag) for p in problem.precedences)
         if problem.risk is not None:
             h += problem.risk.window_duration * len(problem.machines)
     en = problem.energy

@@ -119,7 +119,7 @@ class _Timeline:
                 continue
             return t
 
-    def earliest_fit(self, est: int, dur: int, fam: str | None, span: bool, power=None) -> int:
+    def earliest_fit(self, est: int, dur: int, fam: str | None, span: bool, power=None, window: bool = False) -> int:
         """Earliest start >= est of an operation of length ``dur`` in a gap of this machine."""
         n = len(self.entries)
         g = max(0, bisect.bisect_right(self.starts, est) - 1)
@@ -132,6 +132,18 @@ class _Timeline:
             hi = nxt.start if nxt is not None else INF
             if dur == 0 and nxt is not None and nxt.end == nxt.start:
                 hi -= 1  # at hi it would go after that zero-length operation (insert), not into this gap
+            if self.has_setups and window:  # the setup between the operations around it stays possible, after it
+                p, q = self._prev_op(g), self._next_op(g)
+                s = self.setups.time(self.m, p.family, q.family) if p is not None and q is not None else 0
+                if s > 0:
+                    y = q.start - s
+                    while any(a < y + s and y < b for a, b in self.block_nospan):
+                        y = max(a for a, b in self.block_nospan if a < y + s and y < b) - s
+                    qi = next(i for i, e in enumerate(self.entries) if e is q)
+                    if qi > g and y < self.entries[qi - 1].end:
+                        g += 1
+                        continue
+                    hi = min(hi, y)
             if self.has_setups and fam is not None:
                 # a setup takes working time: after the entries before the gap, before the next operation (and after
                 # the maintenance windows in front of it), in none of the machine's downtimes
@@ -241,9 +253,9 @@ def dispatch_reference(problem: SchedulingProblem, rule: str = "mwkr", atc_k: fl
         for m in problem.maintenance_machines():
             tl = timelines[m]
             want = max(0, r.deadline - r.window_duration) if r.deadline is not None else 0
-            t = tl.earliest_fit(want, r.window_duration, None, True)
+            t = tl.earliest_fit(want, r.window_duration, None, True, window=True)
             if r.deadline is not None and t + r.window_duration > r.deadline:
-                t = tl.earliest_fit(0, r.window_duration, None, True)
+                t = tl.earliest_fit(0, r.window_duration, None, True, window=True)
             tl.insert(_Entry(t, t + r.window_duration, None, False))
             windows.append(MaintenanceWindow(m, t, t + r.window_duration))
 

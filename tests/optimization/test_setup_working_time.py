@@ -147,3 +147,37 @@ def test_the_answer_says_where_each_setup_lies():
     first = min((r for r in rows.values() if r["setup"]), key=lambda r: r["start"])
     assert first["start"] == 1000 and first["setup_start"] == 40  # done before the holiday, as late as it can be
     assert rows["A"]["end"] <= first["setup_start"]
+
+
+def test_a_maintenance_window_leaves_the_setup_between_pins_its_working_time(engine):
+    """The failure-risk window was placed after the pins without regard to setups: it took [10, 15) between P1
+    (ends 10) and P2 (pinned at 20), the only working time for their setup of 10, so every rule's plan failed the
+    checker and the solve answered INFEASIBLE (review). The window now goes after P2."""
+    doc = {"machines": ["M1"],
+           "jobs": [{"id": "P1", "operations": [{"id": "o", "machines": {"M1": 10}, "family": "A",
+                                                 "pinned": {"machine": "M1", "start": 0}}]},
+                    {"id": "P2", "operations": [{"id": "o", "machines": {"M1": 10}, "family": "B",
+                                                 "pinned": {"machine": "M1", "start": 20}}]}],
+           "setups": {"matrix": {"A": {"B": 10}, "B": {"A": 10}}},
+           "failure_risk": {"risks": {"M1": 0.9}, "threshold": 0.5, "window_duration": 5, "policy": "window"}}
+    p = problem_from_dict(doc)
+    for rule in RULES:
+        s = dispatch(p, rule)
+        assert verify(p, s) == [] and [(w.start, w.end) for w in s.maintenance] == [(30, 35)], rule
+        assert [(w.start, w.end) for w in dispatch_reference(p, rule).maintenance] == [(30, 35)], rule
+    s = solve(p, make_params(p, time_limit_s=2))
+    assert s.status == "OPTIMAL" and s.makespan == 30 and verify(p, s) == []
+
+
+def test_without_a_start_plan_the_horizon_holds_the_pinned_work_and_the_setups():
+    """CP-SAT's horizon when no dispatching rule gave a plan left out where the pins end and the setups: a pin at
+    t=1,000 and 50 time units of other work made a horizon of 50+ (review: INFEASIBLE for a problem with a plan)."""
+    from optimization.solver import _horizon
+
+    doc = _problem()
+    del doc["horizon"]
+    doc["jobs"][0]["operations"][0]["pinned"] = {"machine": "M1", "start": 2000}
+    p = problem_from_dict(doc)
+    h = _horizon(p, None, [{"makespan": 1.0}])
+    assert h >= 2000 + 100 + 50 + 2 * 60  # the pin's end, the other work, a setup before each
+    assert verify(p, _plan(p, {"A": 2000, "B": 2160})) == [] and 2210 <= h
