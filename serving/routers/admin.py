@@ -62,6 +62,7 @@ def read_subscriptions(ctx: AdminDep, platform: PlatformDep, active: bool = Fals
 
 
 @router.post("/subscriptions", response_model=SubscriptionPublic, status_code=status.HTTP_201_CREATED, responses={
+    200: {"model": SubscriptionPublic, "description": "the plan it holds already: no change, that subscription"},
     409: error_response("the operator set this subscription's terms (managed_by_operator): the operator changes it"),
 })
 def create_subscription(body: SubscriptionCreate, ctx: AdminDep, platform: PlatformDep,
