@@ -119,6 +119,17 @@ class _Timeline:
                 continue
             return t
 
+    def _setup_out(self, g: int, q: _Entry, s: int) -> int | None:
+        """The latest end, for what goes into gap ``g``, that leaves the setup ``s`` before operation ``q`` its
+        working time (after the maintenance windows in front of ``q``); None when none does; INF without a setup."""
+        if s <= 0:
+            return INF
+        y = q.start - s
+        while any(a < y + s and y < b for a, b in self.block_nospan):
+            y = max(a for a, b in self.block_nospan if a < y + s and y < b) - s
+        qi = next(i for i, e in enumerate(self.entries) if e is q)
+        return None if qi > g and y < self.entries[qi - 1].end else y
+
     def earliest_fit(self, est: int, dur: int, fam: str | None, span: bool, power=None, window: bool = False) -> int:
         """Earliest start >= est of an operation of length ``dur`` in a gap of this machine."""
         n = len(self.entries)
@@ -134,13 +145,9 @@ class _Timeline:
                 hi -= 1  # at hi it would go after that zero-length operation (insert), not into this gap
             if self.has_setups and window:  # the setup between the operations around it stays possible, after it
                 p, q = self._prev_op(g), self._next_op(g)
-                s = self.setups.time(self.m, p.family, q.family) if p is not None and q is not None else 0
-                if s > 0:
-                    y = q.start - s
-                    while any(a < y + s and y < b for a, b in self.block_nospan):
-                        y = max(a for a, b in self.block_nospan if a < y + s and y < b) - s
-                    qi = next(i for i, e in enumerate(self.entries) if e is q)
-                    if qi > g and y < self.entries[qi - 1].end:
+                if p is not None and q is not None:
+                    y = self._setup_out(g, q, self.setups.time(self.m, p.family, q.family))
+                    if y is None:
                         g += 1
                         continue
                     hi = min(hi, y)
@@ -157,16 +164,11 @@ class _Timeline:
                         lo = max(lo, x + s)
                 q = self._next_op(g)
                 if q is not None:
-                    s = self.setups.time(self.m, fam, q.family)
-                    if s > 0:
-                        y = q.start - s
-                        while any(a < y + s and y < b for a, b in self.block_nospan):
-                            y = max(a for a, b in self.block_nospan if a < y + s and y < b) - s
-                        qi = next(i for i, e in enumerate(self.entries) if e is q)
-                        if qi > g and y < self.entries[qi - 1].end:
-                            g += 1
-                            continue
-                        hi = min(hi, y)
+                    y = self._setup_out(g, q, self.setups.time(self.m, fam, q.family))
+                    if y is None:
+                        g += 1
+                        continue
+                    hi = min(hi, y)
             t = lo
             while True:
                 t2 = self._push_blocks(t, dur, span)
