@@ -24,6 +24,19 @@ def _drop_session(mqtt, client_id: str) -> None:  # noqa: ANN001 - the paho.mqtt
     cleaner.connect("127.0.0.1", 1883)
     cleaner.disconnect()
 
+def publish_all(messages) -> None:  # noqa: ANN001 - (topic, payload) pairs
+    """Publish each message with QoS 1 to the local broker, waiting until the broker has it."""
+    import paho.mqtt.client as mqtt
+
+    pub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
+    pub.connect("127.0.0.1", 1883)
+    pub.loop_start()
+    for topic, payload in messages:
+        pub.publish(topic, payload, qos=1).wait_for_publish(5)
+    pub.loop_stop()
+    pub.disconnect()
+
+
 def broker_up() -> bool:
     try:
         with socket.create_connection(("127.0.0.1", 1883), timeout=2):
@@ -38,7 +51,6 @@ def need_broker():
 
 
 def test_mqtt_ingest_end_to_end(need_broker, settings, db, online, tmp_path):
-    import paho.mqtt.client as mqtt
 
     tenancy.create_tenant(db, "acme", "C29")
     FeatureStore(settings, db, "acme", online=online).apply(STATS)
@@ -72,13 +84,7 @@ def test_mqtt_ingest_end_to_end(need_broker, settings, db, online, tmp_path):
     )
     t.start()
     assert ready.wait(15), "subscriber did not start"
-    pub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
-    pub.connect("127.0.0.1", 1883)
-    pub.loop_start()
-    for topic, payload in messages:
-        pub.publish(topic, payload, qos=1).wait_for_publish(5)
-    pub.loop_stop()
-    pub.disconnect()
+    publish_all(messages)
     t.join(40)
     stats = result["stats"]
     assert stats.received == len(messages)
@@ -954,13 +960,7 @@ def test_a_message_kept_aside_is_noticed_on_the_error_topic(need_broker, acme_st
         assert listening.wait(10)
         t.start()
         assert ready.wait(15), "subscriber did not start"
-        pub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
-        pub.connect("127.0.0.1", 1883)
-        pub.loop_start()
-        for topic, payload in messages:
-            pub.publish(topic, payload, qos=1).wait_for_publish(5)
-        pub.loop_stop()
-        pub.disconnect()
+        publish_all(messages)
         t.join(40)
         deadline = time.monotonic() + 10
         while len(notices) < 3 and time.monotonic() < deadline:
@@ -1003,8 +1003,6 @@ def test_the_subscriber_serves_its_metrics_and_refuses_a_taken_port(need_broker,
     import time
     import urllib.request
 
-    import paho.mqtt.client as mqtt
-
     from serving.db import Database
     from serving.settings import Settings
 
@@ -1032,13 +1030,7 @@ def test_the_subscriber_serves_its_metrics_and_refuses_a_taken_port(need_broker,
         taken = subprocess.run([*cmd, "--duration", "1"], env=env, capture_output=True, text=True, timeout=60)
         assert taken.returncode == 1 and taken.stderr.strip().splitlines() == [
             f"error: cannot serve metrics on 127.0.0.1:{port}: Address already in use"], taken.stderr
-        pub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
-        pub.connect("127.0.0.1", 1883)
-        pub.loop_start()
-        for payload in (_rec(1), _rec(2), b"{not json"):
-            pub.publish(f"{prefix}/acme/machine_stats", payload, qos=1).wait_for_publish(5)
-        pub.loop_stop()
-        pub.disconnect()
+        publish_all([(f"{prefix}/acme/machine_stats", p) for p in (_rec(1), _rec(2), b"{not json")])
         deadline, text = time.monotonic() + 15, ""
         while "sfai_mqtt_messages_received_total 3.0" not in text and time.monotonic() < deadline:
             time.sleep(0.2)
