@@ -56,7 +56,7 @@ from serving.db.tables import (
 from serving.errors import Conflict, InvalidInput, NotFound, SfaiError, shown
 from serving.settings import Settings
 from serving.tenancy import as_utc, check_ksic, check_tenant_name, get_tenant, tenant_key
-from serving.usage import UsageEntry, append_entries
+from serving.usage import ChainKey, UsageEntry, append_entries
 
 FORMAT = 1
 # In foreign-key order. Tables whose rows belong to a tenant carry ``tenant_id``.
@@ -642,6 +642,7 @@ def _restore_all(settings: Settings, db: Database, arc: _Archive) -> RestoreRepo
     # read (and checksum) everything before writing; backups made before per-tenant usage numbers lack them
     tables = {tb: arc.table(tb) for tb in ALL_TABLES if tb is not UsageTenantHead or arc.holds(tb)}
     tables[UsageTenantHead] = _number_usage(tables[UsageRecord], tables.get(UsageTenantHead, []))
+    tables[UsageChain] = _keyed_chain(settings, tables[UsageChain])
     _check_rows(tables[Tenant])
     tenant_names = {r["id"]: r["name"] for r in tables[Tenant]}
     for name in tenant_names.values():
@@ -675,6 +676,25 @@ def _restore_all(settings: Settings, db: Database, arc: _Archive) -> RestoreRepo
     except BaseException as e:
         _undo_and_raise(undo, "the backup", e)
     return RestoreReport("all", list(tenant_names.values()), counts, files, online)
+
+
+def _keyed_chain(settings: Settings, heads: list[dict]) -> list[dict]:
+    """The backup's usage chain head, checked against this deployment's key. A backup written before SFAI keyed
+    the chain holds only plain hashes: keyed records start after its last one. A keyed chain verifies, and takes
+    records, only with the secret it was keyed with: another secret is refused before anything is written."""
+    out = []
+    for h in heads:
+        h = dict(h)
+        if "keyed_from" not in h:
+            h["keyed_from"], h["keyed_mark"] = h["last_seq"] + 1, None
+        if h.get("keyed_mark") is not None and h["keyed_mark"] != ChainKey(settings.secret_key).mark(h["keyed_from"]):
+            raise Conflict(
+                "this backup's usage log is hash-chained with another SFAI_SECRET_KEY than this one: restore with "
+                "SFAI_SECRET_KEY set to the secret of the deployment that was backed up (or restore tenants one by "
+                "one with --tenant, which re-chains their records here)"
+            )
+        out.append(h)
+    return out
 
 
 def _number_usage(usage: list[dict], heads: list[dict]) -> list[dict]:
@@ -759,7 +779,7 @@ def _restore_tenant(settings: Settings, db: Database, arc: _Archive, tenant: str
         ]
         if entries:  # last, in one transaction: usage records cannot be taken away once committed
             first = min((r["tenant_seq"] for r in usage if r.get("tenant_seq")), default=1)
-            append_entries(db, entries, first_numbers={new_id: first})
+            append_entries(db, entries, key=ChainKey(settings.secret_key), first_numbers={new_id: first})
         counts["usage_log"] = len(entries)
         undo.done()
     except BaseException as e:

@@ -11,7 +11,7 @@ from serving.db import Database
 from serving.metrics import Metrics
 from serving.ratelimit import make_buckets
 from serving.settings import Settings
-from serving.usage import UsageWriter
+from serving.usage import ChainKey, UsageWriter, check_chain_key
 
 
 @dataclass
@@ -32,7 +32,8 @@ class Platform:
         settings.ensure_home()
         db = db or Database(settings.resolved_database_url)
         writer = UsageWriter(
-            db, max_batch=settings.usage_flush_max_batch, max_wait_ms=settings.usage_flush_max_wait_ms,
+            db, key=ChainKey(settings.secret_key), max_batch=settings.usage_flush_max_batch,
+            max_wait_ms=settings.usage_flush_max_wait_ms,
             inline=settings.usage_commit_inline,
         )
         return cls(
@@ -84,6 +85,7 @@ class Platform:
 
     def start(self) -> None:
         if self.settings.usage_log_enabled:
+            check_chain_key(self.db, self.writer.key)  # a server with another secret says so before any call
             self.writer.start()
 
     def close(self) -> None:

@@ -5,15 +5,19 @@ writer thread and wait; the thread commits everything queued so far in one trans
 them all. The API sends a response only after its record is committed, so a call answered 2xx is in the
 log even if the process is killed right after.
 
-Each row's ``hash`` is SHA-256 over the previous row's hash and the row's own fields; ``verify`` walks the
-chain and names the first row that was edited, inserted or deleted.
+Each row's ``hash`` is HMAC-SHA256, keyed by a key derived from ``SFAI_SECRET_KEY``, over the previous row's
+hash and the row's own fields; ``verify`` walks the chain and names the first row that was edited, inserted or
+deleted. Without the key, someone who can write the database cannot rewrite the chain so that it verifies.
+Rows written before SFAI keyed the chain (``usage_chain.keyed_from``) keep their plain SHA-256.
 """
 
 from __future__ import annotations
 
 import asyncio
 import csv
+import dataclasses
 import hashlib
+import hmac
 import io
 import json
 import logging
@@ -28,7 +32,7 @@ from sqlalchemy import func, select, update
 
 from serving.db import Database
 from serving.db.tables import Tenant, UsageChain, UsageRecord, UsageTenantHead
-from serving.errors import InvalidInput
+from serving.errors import InvalidInput, Unavailable
 from serving.settings import MIN_USAGE_RETENTION_DAYS
 from serving.tenancy import MODULES, as_utc, utcnow
 
@@ -72,29 +76,78 @@ def _ts_text(ts: datetime) -> str:
     return as_utc(ts).isoformat(timespec="microseconds")[:26] + "Z"
 
 
-def chain_hash(prev_hash: str, seq: int, e: UsageEntry | UsageRecord, ts_text: str | None = None) -> str:
+class ChainKey:
+    """The usage chain's key: HMAC-SHA256 with a key derived from the server secret (``SFAI_SECRET_KEY``), so
+    that one secret does not serve two purposes (it also peppers the API key hashes)."""
+
+    __slots__ = ("_mac",)
+
+    def __init__(self, secret: str) -> None:
+        key = hmac.new(secret.encode(), b"sfai-usage-chain-v1", hashlib.sha256).digest()
+        self._mac = hmac.new(key, digestmod=hashlib.sha256)  # copied per record: the key is not hashed again
+
+    def hex(self, payload: bytes) -> str:
+        m = self._mac.copy()
+        m.update(payload)
+        return m.hexdigest()
+
+    def mark(self, keyed_from: int) -> str:
+        """What ``usage_chain.keyed_mark`` holds: where keyed hashes start, signed, so that nobody without the key
+        can move the start past rows and rewrite them as plain SHA-256."""
+        return self.hex(f"keyed-from\x1f{keyed_from}".encode())
+
+
+def chain_hash(
+    prev_hash: str, seq: int, e: UsageEntry | UsageRecord, ts_text: str | None = None, *, key: ChainKey | None
+) -> str:
+    """A record's hash: keyed (HMAC) with ``key``, plain SHA-256 for records from before the chain was keyed."""
     payload = (
         f"{prev_hash}\x1e{seq}\x1f{ts_text or _ts_text(e.ts)}\x1f{e.tenant_id}\x1f{e.key_id}\x1f{e.module or ''}"
         f"\x1f{e.method}\x1f{e.endpoint}\x1f{e.status}\x1f{e.latency_us}\x1f{e.model_version or ''}"
         f"\x1f{e.request_id}"
-    )
-    return hashlib.sha256(payload.encode()).hexdigest()
+    ).encode()
+    return key.hex(payload) if key is not None else hashlib.sha256(payload).hexdigest()
 
 
 _COLUMNS = ("seq", "ts", "tenant_id", "key_id", "module", "method", "endpoint", "status", "latency_us",
             "model_version", "request_id", "prev_hash", "hash", "tenant_seq")
 
 
-_HEAD_SQLITE = f"SELECT last_seq, last_hash FROM usage_chain WHERE id = {CHAIN_ID}"
-_HEAD_LOCKING = f"UPDATE usage_chain SET last_seq = last_seq WHERE id = {CHAIN_ID} RETURNING last_seq, last_hash"
-_WRITES = {  # is_sqlite -> (insert the rows, advance the head, start a tenant's head), in the driver's style
+_HEAD = "last_seq, last_hash, keyed_from, keyed_mark"
+_HEAD_SQLITE = f"SELECT {_HEAD} FROM usage_chain WHERE id = {CHAIN_ID}"
+_HEAD_LOCKING = f"UPDATE usage_chain SET last_seq = last_seq WHERE id = {CHAIN_ID} RETURNING {_HEAD}"
+_WRITES = {  # is_sqlite -> (insert the rows, advance the head, start a tenant's head, mark the keyed start)
     sqlite: (
         f"INSERT INTO usage_log ({', '.join(_COLUMNS)}) VALUES ({', '.join([mark] * len(_COLUMNS))})",
         f"UPDATE usage_chain SET last_seq = {mark}, last_hash = {mark} WHERE id = {CHAIN_ID}",
         f"INSERT INTO usage_tenant_heads (tenant_id, last_seq) VALUES ({mark}, {mark}) ON CONFLICT DO NOTHING",
+        f"UPDATE usage_chain SET keyed_mark = {mark} WHERE id = {CHAIN_ID}",
     )
     for sqlite, mark in ((True, "?"), (False, "%s"))
 }
+
+
+class ChainKeyMismatch(Unavailable):
+    """The usage chain was keyed with another ``SFAI_SECRET_KEY`` than this process holds."""
+
+    code = "usage_chain_key_mismatch"
+
+    def __init__(self) -> None:
+        super().__init__(
+            "the usage log's hash chain is keyed with another SFAI_SECRET_KEY than this one: set the secret "
+            "this deployment was started with (records written with another key would not verify)"
+        )
+
+
+def check_chain_key(db: Database, key: ChainKey) -> None:
+    """Raise :class:`ChainKeyMismatch` when the chain's keyed records were written with another key (a server
+    started with the wrong ``SFAI_SECRET_KEY``); run once at start, so the operator hears it at once."""
+    with db.engine.connect() as conn:
+        keyed_from, mark = conn.execute(
+            select(UsageChain.keyed_from, UsageChain.keyed_mark).where(UsageChain.id == CHAIN_ID)
+        ).one()
+    if mark is not None and not hmac.compare_digest(mark, key.mark(keyed_from)):
+        raise ChainKeyMismatch()
 _ADVANCE_TENANTS: dict[tuple[bool, int], str] = {}
 
 
@@ -115,9 +168,10 @@ def _advance_tenants(sqlite: bool, tenants: int) -> str:
 
 
 def append_entries(
-    db: Database, entries: list[UsageEntry], raw=None, *, first_numbers: dict[int, int] | None = None  # noqa: ANN001
+    db: Database, entries: list[UsageEntry], raw=None, *,  # noqa: ANN001
+    key: ChainKey, first_numbers: dict[int, int] | None = None,
 ) -> int:
-    """Append ``entries`` to the chain in one transaction; returns the last sequence number.
+    """Append ``entries`` to the chain in one transaction, hashed with ``key``; returns the last sequence number.
 
     The chain head is read under a lock (SQLite: ``BEGIN IMMEDIATE``, the database's write lock; PostgreSQL: an
     update of the head row that returns it, a row lock), so several processes append one after another without
@@ -130,7 +184,7 @@ def append_entries(
     if raw is None:
         borrowed = db.engine.raw_connection()
         try:
-            return append_entries(db, entries, borrowed.driver_connection, first_numbers=first_numbers)
+            return append_entries(db, entries, borrowed.driver_connection, key=key, first_numbers=first_numbers)
         finally:
             borrowed.close()
     sqlite = db.is_sqlite
@@ -141,8 +195,12 @@ def append_entries(
             cur.execute(_HEAD_SQLITE)
         else:
             cur.execute(_HEAD_LOCKING)
-        seq, prev = cur.fetchone()
-        insert, advance, start_tenant = _WRITES[sqlite]
+        seq, prev, keyed_from, keyed_mark = cur.fetchone()
+        insert, advance, start_tenant, mark_keyed = _WRITES[sqlite]
+        if keyed_mark is None:  # the first keyed record: sign where keyed records start
+            cur.execute(mark_keyed, (key.mark(keyed_from),))
+        elif not hmac.compare_digest(keyed_mark, key.mark(keyed_from)):
+            raise ChainKeyMismatch()
         for tenant_id, first in (first_numbers or {}).items():
             cur.execute(start_tenant, (tenant_id, first - 1))
         per_tenant: dict[int, int] = {}
@@ -156,7 +214,7 @@ def append_entries(
             next_number[e.tenant_id] += 1
             ts = as_utc(e.ts)
             text = ts.isoformat(timespec="microseconds")[:26]  # YYYY-MM-DDTHH:MM:SS.ffffff (UTC)
-            h = chain_hash(prev, seq, e, text + "Z")
+            h = chain_hash(prev, seq, e, text + "Z", key=key)  # seq > last_seq >= keyed_from - 1: keyed
             rows.append((
                 seq, f"{text[:10]} {text[11:]}" if sqlite else ts, e.tenant_id,
                 e.key_id, e.module, e.method, e.endpoint, e.status, e.latency_us, e.model_version, e.request_id,
@@ -203,9 +261,11 @@ class UsageWriter:
     """One writer thread per process; ``await writer.submit(entry)`` returns once the entry is committed."""
 
     def __init__(
-        self, db: Database, *, max_batch: int = 512, max_wait_ms: float = 0.0, inline: bool | None = None
+        self, db: Database, *, key: ChainKey, max_batch: int = 512, max_wait_ms: float = 0.0,
+        inline: bool | None = None,
     ) -> None:
         self.db = db
+        self.key = key
         self.max_batch = max_batch
         self.max_wait_s = max_wait_ms / 1000.0
         self._q: queue.SimpleQueue = queue.SimpleQueue()
@@ -284,7 +344,7 @@ class UsageWriter:
                     self._inline_conn = self.db.engine.raw_connection()
                     if self.db.is_sqlite:
                         _defer_checkpoints(self._inline_conn.driver_connection)
-                append_entries(self.db, [e for e, _ in part], self._inline_conn.driver_connection)
+                append_entries(self.db, [e for e, _ in part], self._inline_conn.driver_connection, key=self.key)
                 self.batches += 1
                 self.records += len(part)
                 self._to_checkpoint = True
@@ -341,7 +401,7 @@ class UsageWriter:
             error: BaseException | None = None
             try:
                 conn = conn or self.db.engine.raw_connection()
-                append_entries(self.db, [p.entry for p in batch], conn.driver_connection)
+                append_entries(self.db, [p.entry for p in batch], conn.driver_connection, key=self.key)
                 self.batches += 1
                 self.records += len(batch)
             except Exception as e:  # noqa: BLE001 - reported to every waiting request
@@ -402,61 +462,77 @@ class VerifyResult:
     last_seq: int
     problem: str | None = None
     seq: int | None = None
+    keyed_from: int | None = None  # rows from this one on carry keyed hashes (HMAC); those before, plain SHA-256
 
 
-def verify_chain(db: Database, *, batch: int = 5000) -> VerifyResult:
-    """Recompute the chain; the first broken link names the row that was edited, deleted or inserted.
+def verify_chain(db: Database, *, key: ChainKey, batch: int = 5000) -> VerifyResult:
+    """Recompute the chain with ``key``; the first broken link names the row that was edited, deleted or inserted.
 
+    Rows from ``usage_chain.keyed_from`` on must carry keyed hashes, and that start must carry its signed mark
+    once a keyed row exists: without the key, nobody can move the start past rows to rewrite them as plain.
     Each tenant's record numbers (``tenant_seq``) must also run 1, 2, 3, ... in chain order (from any number
     after a retention purge) and end at the tenant's head: they are not hashed, but they follow from the chain.
     """
     with db.engine.connect() as conn:
         head = conn.execute(select(UsageChain.__table__).where(UsageChain.id == CHAIN_ID)).one()
-        tenant_heads = dict(conn.execute(select(UsageTenantHead.tenant_id, UsageTenantHead.last_seq)).all())
-        numbers: dict[int, int] = {}  # tenant -> its last record number seen
-        purged = head.anchor_seq > 0
-        expected_seq = head.anchor_seq + 1
-        prev = head.anchor_hash
-        n = 0
-        last = head.anchor_seq
-        while True:
-            rows = conn.execute(
-                select(UsageRecord.__table__).where(UsageRecord.seq > last).order_by(UsageRecord.seq).limit(batch)
-            ).all()
-            if not rows:
-                break
-            for r in rows:
-                if r.seq != expected_seq:
-                    return VerifyResult(
-                        False, n, last, f"row {expected_seq} is missing (next row is {r.seq})", expected_seq
-                    )
-                if r.prev_hash != prev:
-                    return VerifyResult(False, n, last, f"row {r.seq} does not link to row {r.seq - 1}", r.seq)
-                if chain_hash(prev, r.seq, r) != r.hash:
-                    return VerifyResult(False, n, last, f"row {r.seq} was modified (hash mismatch)", r.seq)
-                before = numbers.get(r.tenant_id)
-                if r.tenant_seq != (before + 1 if before is not None else r.tenant_seq if purged else 1):
-                    return VerifyResult(
-                        False, n, last,
-                        f"row {r.seq} is numbered {r.tenant_seq} in its tenant's log, expected "
-                        f"{(before or 0) + 1}", r.seq,
-                    )
-                numbers[r.tenant_id] = r.tenant_seq
-                prev = r.hash
-                expected_seq += 1
-                last = r.seq
-                n += 1
-        if last != head.last_seq or prev != head.last_hash:
-            return VerifyResult(
-                False, n, last, f"the log ends at row {last} but its head records row {head.last_seq}", last + 1
-            )
-        for tenant_id, number in numbers.items():
-            if tenant_heads.get(tenant_id) != number:
+        return dataclasses.replace(_verify(conn, head, key, batch), keyed_from=head.keyed_from)
+
+
+def _verify(conn, head, key: ChainKey, batch: int) -> VerifyResult:  # noqa: ANN001
+    keyed_from = head.keyed_from
+    if head.keyed_mark is None:
+        if head.last_seq >= keyed_from:
+            return VerifyResult(False, 0, head.anchor_seq, f"rows from {keyed_from} on should be keyed, but "
+                                "the chain's keyed start is not signed: the chain head was modified", keyed_from)
+    elif not hmac.compare_digest(head.keyed_mark, key.mark(keyed_from)):
+        return VerifyResult(False, 0, head.anchor_seq, "the chain's keyed start does not verify with this "
+                            "SFAI_SECRET_KEY: either it is not the secret this deployment runs with, or the chain "
+                            "head was modified")
+    tenant_heads = dict(conn.execute(select(UsageTenantHead.tenant_id, UsageTenantHead.last_seq)).all())
+    numbers: dict[int, int] = {}  # tenant -> its last record number seen
+    purged = head.anchor_seq > 0
+    expected_seq = head.anchor_seq + 1
+    prev = head.anchor_hash
+    n = 0
+    last = head.anchor_seq
+    while True:
+        rows = conn.execute(
+            select(UsageRecord.__table__).where(UsageRecord.seq > last).order_by(UsageRecord.seq).limit(batch)
+        ).all()
+        if not rows:
+            break
+        for r in rows:
+            if r.seq != expected_seq:
+                return VerifyResult(
+                    False, n, last, f"row {expected_seq} is missing (next row is {r.seq})", expected_seq
+                )
+            if r.prev_hash != prev:
+                return VerifyResult(False, n, last, f"row {r.seq} does not link to row {r.seq - 1}", r.seq)
+            if chain_hash(prev, r.seq, r, key=key if r.seq >= keyed_from else None) != r.hash:
+                return VerifyResult(False, n, last, f"row {r.seq} was modified (hash mismatch)", r.seq)
+            before = numbers.get(r.tenant_id)
+            if r.tenant_seq != (before + 1 if before is not None else r.tenant_seq if purged else 1):
                 return VerifyResult(
                     False, n, last,
-                    f"tenant {tenant_id}'s log ends at record {number} but its head records "
-                    f"{tenant_heads.get(tenant_id)}", None,
+                    f"row {r.seq} is numbered {r.tenant_seq} in its tenant's log, expected "
+                    f"{(before or 0) + 1}", r.seq,
                 )
+            numbers[r.tenant_id] = r.tenant_seq
+            prev = r.hash
+            expected_seq += 1
+            last = r.seq
+            n += 1
+    if last != head.last_seq or prev != head.last_hash:
+        return VerifyResult(
+            False, n, last, f"the log ends at row {last} but its head records row {head.last_seq}", last + 1
+        )
+    for tenant_id, number in numbers.items():
+        if tenant_heads.get(tenant_id) != number:
+            return VerifyResult(
+                False, n, last,
+                f"tenant {tenant_id}'s log ends at record {number} but its head records "
+                f"{tenant_heads.get(tenant_id)}", None,
+            )
     return VerifyResult(True, n, last)
 
 

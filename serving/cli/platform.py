@@ -19,7 +19,7 @@ import typer
 from serving import tenancy
 from serving.cli.common import check_output, database, emit_json, info, settings
 from serving.errors import Conflict, InvalidInput, NotFound
-from serving.usage import check_module, export_usage, parse_when, purge_before, verify_chain
+from serving.usage import ChainKey, check_chain_key, check_module, export_usage, parse_when, purge_before, verify_chain
 
 tenant_app = typer.Typer(help="Tenants (factories) and their module subscriptions.", no_args_is_help=True)
 apikey_app = typer.Typer(help="API keys: shown once, stored hashed, revocable.", no_args_is_help=True)
@@ -198,11 +198,13 @@ def apikey_revoke(
 @usage_app.command("verify")
 def usage_verify(as_json: JsonOpt = False) -> None:
     """Recompute the usage log's hash chain; exit 1 naming the first edited, inserted or deleted row."""
-    r = verify_chain(database())
+    r = verify_chain(database(), key=ChainKey(settings().secret_key))
     if as_json:
         emit_json(_asdict(r))
     elif r.ok:
-        typer.echo(f"ok: {r.rows} records verified (last seq {r.last_seq})")
+        keyed = (f"keyed with SFAI_SECRET_KEY from row {r.keyed_from} on" if r.keyed_from <= 1
+                 else f"rows before {r.keyed_from} from before SFAI keyed the chain, plain SHA-256")
+        typer.echo(f"ok: {r.rows} records verified (last seq {r.last_seq}; {keyed})")
     if not r.ok:
         if not as_json:
             typer.echo(f"error: usage log tampered: {r.problem}", err=True)
@@ -315,6 +317,8 @@ def serve(
     _check_listen(host, port)
     s = settings()
     database()  # migrate once here, before the workers start
+    if s.usage_log_enabled:
+        check_chain_key(database(), ChainKey(s.secret_key))  # another secret than the log's: one line, no 503s
     proxies = (forwarded_allow_ips if forwarded_allow_ips is not None else s.forwarded_allow_ips or "").strip()
     if workers > 1 and "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
         # the workers' metrics files, one folder per instance: instances sharing SFAI_HOME (a shared volume) neither

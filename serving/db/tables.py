@@ -90,6 +90,9 @@ class UsageChain(Base):
     last_hash: Mapped[str] = mapped_column(String(64))
     anchor_seq: Mapped[int] = mapped_column(BigInteger)  # rows with seq <= anchor_seq were purged
     anchor_hash: Mapped[str] = mapped_column(String(64))  # hash of row anchor_seq
+    # rows with seq >= keyed_from carry keyed hashes (HMAC, serving.usage.ChainKey); those before, plain SHA-256
+    keyed_from: Mapped[int] = mapped_column(BigInteger, server_default="1")
+    keyed_mark: Mapped[str | None] = mapped_column(String(64), nullable=True)  # ChainKey.mark(keyed_from)
 
 
 class UsageTenantHead(Base):

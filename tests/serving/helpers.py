@@ -7,7 +7,11 @@ from pathlib import Path
 
 from serving import tenancy
 from serving.db import Database
+from serving.usage import ChainKey
 from tests.datasets import DATASETS, need
+
+TEST_SECRET = "test-secret-0123456789"  # the settings fixture's SFAI_SECRET_KEY
+KEY = ChainKey(TEST_SECRET)  # the usage chain's key under it
 
 
 @dataclass

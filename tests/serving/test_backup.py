@@ -24,9 +24,9 @@ from serving.db import Database
 from serving.db.tables import UsageRecord
 from serving.errors import Conflict, InvalidInput, NotFound, SfaiError
 from serving.settings import Settings
-from serving.usage import query_usage, verify_chain
+from serving.usage import ChainKey, query_usage, verify_chain
 from tests.conftest import PgDatabase
-from tests.serving.helpers import bearer, make_tenant
+from tests.serving.helpers import KEY, bearer, make_tenant
 
 PEPPER = "test-secret-0123456789"
 FAMILIES = {"failure": "maintenance", "defect": "quality", "energy": "energy"}
@@ -113,7 +113,7 @@ def test_full_backup_restores_the_same_answers_and_usage_log(request, settings, 
         report = restore(target, tdb, archive.path)
         assert report.tenants == ["acme"] and report.online_rows > 0 and not report.warnings
         assert _usage(tdb, "acme") == usage_before
-        assert verify_chain(tdb).ok
+        assert verify_chain(tdb, key=KEY).ok
         after = _answers(create_app(target, db=tdb), key, demo_dir)  # the same key works: same secret
         assert after == before
         # the restored deployment goes on: new keys and tenants get fresh ids (PostgreSQL sequences moved on)
@@ -149,7 +149,7 @@ def test_one_tenant_moves_to_another_deployment(settings, db, demo_models, tmp_p
         report = restore(target, tdb, archive.path, tenant="acme")
         assert report.tenants == ["acme"]
         assert [r[1:] for r in _usage(tdb, "acme")] == [r[1:] for r in usage_before]
-        assert verify_chain(tdb).ok
+        assert verify_chain(tdb, key=KEY).ok
         assert _answers(create_app(target, db=tdb), key, demo_dir) == before
         with pytest.raises(Conflict, match="already exists"):
             restore(target, tdb, archive.path, tenant="acme")
@@ -265,10 +265,33 @@ def _source_with_files_and_usage(settings, db) -> None:  # noqa: ANN001
     tid = tenancy.get_tenant(db, "acme").id
     append_entries(db, [UsageEntry(ts=tenancy.utcnow(), tenant_id=tid, key_id="k1", module="quality", method="GET",
                                    endpoint="/v1/quality/status", status=200, latency_us=5, request_id=f"r{i}")
-                        for i in range(3)])
+                        for i in range(3)], key=KEY)
     sample = settings.home / "demo" / "acme" / "sample.csv"
     sample.parent.mkdir(parents=True)
     sample.write_text("a,b\n1,2\n")
+
+
+def test_a_keyed_usage_log_restores_whole_only_under_its_secret(settings, db, tmp_path):
+    """The usage chain is keyed with SFAI_SECRET_KEY: a whole restore under another secret would leave a log that
+    neither verifies nor takes new records, so it is refused before anything is written. One tenant's restore
+    re-chains its records under the target's key; a backup from before keyed chains restores as plain rows."""
+    _source_with_files_and_usage(settings, db)
+    archive = backup(settings, db, tmp_path / "a.tar.gz").path
+    other = "another-secret-0123456789"
+    target, tdb = _empty_deployment(tmp_path, secret=other)
+    try:
+        with pytest.raises(Conflict, match="hash-chained with another SFAI_SECRET_KEY"):
+            restore(target, tdb, archive)
+        assert not tenancy.list_tenants(tdb)
+        report = restore(target, tdb, archive, tenant="acme")
+        assert report.rows["usage_log"] == 3 and verify_chain(tdb, key=ChainKey(other)).ok
+    finally:
+        tdb.dispose()
+    # a backup from before keyed chains: its head has no keyed start, so its rows are all plain
+    from serving.backup import _keyed_chain
+
+    head = {"id": 1, "last_seq": 3, "last_hash": "h", "anchor_seq": 0, "anchor_hash": "0" * 64}
+    assert _keyed_chain(target, [head]) == [{**head, "keyed_from": 4, "keyed_mark": None}]
 
 
 @pytest.mark.parametrize("scope", ["tenant", "all"])
@@ -284,7 +307,7 @@ def test_a_restore_that_fails_part_way_leaves_nothing_and_can_run_again(settings
     try:
         if scope == "tenant":
             make_tenant(tdb, PEPPER, "local")  # a deployment in use: its rows, files and chain must stay
-        before = verify_chain(tdb)
+        before = verify_chain(tdb, key=KEY)
 
         def boom(*a, **k):  # noqa: ANN002, ANN003, ANN202
             raise RuntimeError("disk on fire")
@@ -307,12 +330,12 @@ def test_a_restore_that_fails_part_way_leaves_nothing_and_can_run_again(settings
         with pytest.raises(NotFound):
             tenancy.get_tenant(tdb, "acme")
         assert not (target.home / "demo" / "acme").exists()
-        assert verify_chain(tdb).rows == before.rows
+        assert verify_chain(tdb, key=KEY).rows == before.rows
         monkeypatch.undo()
         report = restore(target, tdb, archive, tenant=tenant)  # the same restore, run again, goes through
         assert report.tenants == ["acme"] and report.rows["usage_log"] == 3
         assert (target.home / "demo" / "acme" / "sample.csv").read_text() == "a,b\n1,2\n"
-        assert len(_usage(tdb, "acme")) == 3 and verify_chain(tdb).ok
+        assert len(_usage(tdb, "acme")) == 3 and verify_chain(tdb, key=KEY).ok
     finally:
         tdb.dispose()
 
@@ -358,7 +381,7 @@ def test_a_backup_from_before_per_tenant_numbers_is_numbered_on_restore(settings
     ids = [tenancy.get_tenant(db, make_tenant(db, PEPPER, name).name).id for name in ("acme", "other")]
     append_entries(db, [UsageEntry(ts=tenancy.utcnow(), tenant_id=ids[i % 3 == 0], key_id="k1", module=None,
                                    method="GET", endpoint="/v1/usage", status=200, latency_us=5, request_id=f"r{i}")
-                        for i in range(7)])
+                        for i in range(7)], key=KEY)
     (tmp_path / "b").mkdir()
     archive = backup(settings, db, tmp_path / "b" / "all.tar.gz").path
 
@@ -377,14 +400,14 @@ def test_a_backup_from_before_per_tenant_numbers_is_numbered_on_restore(settings
     tdb = Database(target.resolved_database_url)
     try:
         restore(target, tdb, tmp_path / "old.tar.gz")
-        assert verify_chain(tdb).ok
+        assert verify_chain(tdb, key=KEY).ok
         for name in ("acme", "other"):
             assert _usage(tdb, name) == _usage(db, name)  # the same numbers the source gave them
         append_entries(tdb, [UsageEntry(ts=tenancy.utcnow(), tenant_id=ids[1], key_id="k1", module=None,
                                         method="GET", endpoint="/v1/usage", status=200, latency_us=5,
-                                        request_id="after")])
+                                        request_id="after")], key=KEY)
         assert query_usage(tdb, ids[1], limit=1)["records"][0]["seq"] == 4  # r0, r3, r6, then this one
-        assert verify_chain(tdb).ok
+        assert verify_chain(tdb, key=KEY).ok
     finally:
         tdb.dispose()
 
@@ -419,7 +442,7 @@ def test_a_failed_restore_keeps_the_files_that_were_there_and_never_overwrites_o
         with pytest.raises(NotFound):
             tenancy.get_tenant(tdb, "acme")
         sample.write_text("a,b\n1,2\n")
-        assert restore(moved, tdb, archive).tenants == ["acme"] and verify_chain(tdb).ok
+        assert restore(moved, tdb, archive).tenants == ["acme"] and verify_chain(tdb, key=KEY).ok
     finally:
         tdb.dispose()
 
@@ -501,7 +524,7 @@ def test_a_restore_stopped_by_sigterm_is_undone_and_runs_again(sfai_env, setting
         tsettings = Settings(home=tmp_path / "t", database_url=target["SFAI_DATABASE_URL"], environment="test",
                              secret_key=PEPPER)
         report = restore(tsettings, tdb, archive)  # and the same restore goes through
-        assert report.rows["usage_log"] == 3 and verify_chain(tdb).ok
+        assert report.rows["usage_log"] == 3 and verify_chain(tdb, key=KEY).ok
     finally:
         tdb.dispose()
 
@@ -525,7 +548,7 @@ def test_a_restore_killed_with_sigkill_is_undone_by_the_next_one(sfai_env, setti
         assert (tmp_path / "t" / ".restore.journal").exists()
         report = restore(tsettings, tdb, archive, tenant="acme" if scope == "tenant" else None)
         assert any("stopped before it finished (acme)" in w for w in report.warnings), report.warnings
-        assert report.rows["usage_log"] == 3 and verify_chain(tdb).ok
+        assert report.rows["usage_log"] == 3 and verify_chain(tdb, key=KEY).ok
         assert [t.name for t in tenancy.list_tenants(tdb)] == ["acme"]
         assert not (tmp_path / "t" / ".restore.journal").exists()  # a finished restore leaves nothing to undo
     finally:
@@ -572,7 +595,7 @@ def test_a_backup_taken_while_the_server_writes_restores_and_verifies(settings, 
             writes.append(1)
             append_entries(db, [UsageEntry(ts=tenancy.utcnow(), tenant_id=tid, key_id="k1", module="quality",
                                            method="GET", endpoint="/v1/quality/status", status=200, latency_us=5,
-                                           request_id=f"live{i}") for i in range(5)])
+                                           request_id=f"live{i}") for i in range(5)], key=KEY)
             make_tenant(db, PEPPER, "late", modules=("quality",))
         return out
 
@@ -584,7 +607,7 @@ def test_a_backup_taken_while_the_server_writes_restores_and_verifies(settings, 
     try:
         report = restore(target, tdb, archive)
         assert report.tenants == ["acme"] and report.rows["usage_log"] == 3  # as of the backup's moment
-        assert verify_chain(tdb).ok
+        assert verify_chain(tdb, key=KEY).ok
     finally:
         tdb.dispose()
 

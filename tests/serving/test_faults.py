@@ -21,7 +21,7 @@ from serving.app import create_app
 from serving.db import Database
 from serving.usage import query_usage, verify_chain
 from tests.conftest import PgDatabase, need_postgres, require_service
-from tests.serving.helpers import bearer, make_tenant
+from tests.serving.helpers import KEY, bearer, make_tenant
 from tests.serving.proxy import ToggleProxy
 
 PEPPER = "test-secret-0123456789"
@@ -103,7 +103,7 @@ def test_postgres_outage_503_then_recovery_and_no_acknowledged_record_lost(setti
                                                        limit=1000)["records"]}
         acknowledged = {rid for rid, status in answered.items() if status == 200}
         assert acknowledged <= logged, sorted(acknowledged - logged)
-        assert verify_chain(direct).ok
+        assert verify_chain(direct, key=KEY).ok
         db.dispose()
         direct.dispose()
     finally:

@@ -6,7 +6,7 @@ path parameters below, or the test fails and says so).
 
 import re
 
-from tests.serving.helpers import bearer, make_tenant
+from tests.serving.helpers import KEY, bearer, make_tenant
 
 PEPPER = "test-secret-0123456789"
 PUBLIC_PREFIXES = ("/healthz", "/readyz", "/metrics", "/v1/industries")
@@ -165,7 +165,7 @@ def test_control_characters_in_the_path_are_refused_before_they_reach_the_log(cl
     with db.engine.connect() as c:
         endpoints = [e for (e,) in c.execute(text("SELECT endpoint FROM usage_log"))]
     assert endpoints == ["/v1/scheduling/jobs/" + "0" * 32]
-    assert verify_chain(db).ok
+    assert verify_chain(db, key=KEY).ok
 
 
 def test_a_content_length_of_thousands_of_digits_is_a_413(client, db):

@@ -13,7 +13,8 @@ from sqlalchemy.exc import DBAPIError
 from serving.db import Database
 from serving.db.engine import MIGRATIONS_DIR, make_engine, normalize_url
 from serving.db.tables import Base
-from serving.usage import append_entries
+from serving.usage import GENESIS, ChainKey, append_entries, chain_hash, verify_chain
+from tests.serving.helpers import KEY
 from tests.serving.test_usage_log import entry
 
 
@@ -28,7 +29,7 @@ def test_migrated_schema_matches_the_mappings(db):
 def test_migrations_are_idempotent_on_start(settings, db):
     again = Database(settings.resolved_database_url)  # what every process start does
     with again.engine.connect() as conn:
-        assert MigrationContext.configure(conn).get_current_revision() == "0009"
+        assert MigrationContext.configure(conn).get_current_revision() == "0010"
     again.dispose()
 
 
@@ -68,7 +69,7 @@ def test_0005_numbers_existing_usage_records_per_tenant(settings):
         conn.execute(text("UPDATE usage_log SET status = 500 WHERE seq = 1"))
     engine.dispose()
     db = Database(url)
-    append_entries(db, [entry(0, tenant_id=2), entry(1, tenant_id=4)])
+    append_entries(db, [entry(0, tenant_id=2), entry(1, tenant_id=4)], key=KEY)
     with db.engine.connect() as conn:
         new = conn.execute(text("SELECT tenant_id, tenant_seq FROM usage_log WHERE seq > 7 ORDER BY seq")).all()
     assert [tuple(r) for r in new] == [(2, 3), (4, 1)]
@@ -106,6 +107,47 @@ def test_0006_marks_existing_subscriptions_with_operator_terms(settings):
     engine.dispose()
 
 
+def test_0010_keys_the_usage_chain_after_the_records_already_written(settings):
+    """Records written before the chain was keyed keep their plain SHA-256 hashes and still verify; records from
+    the upgrade on are keyed, and the first of them signs where keyed records start."""
+    url = normalize_url(settings.resolved_database_url)
+    engine = make_engine(url)
+    _upgrade(engine, "0009")
+    prev = GENESIS
+    with engine.begin() as conn:
+        for seq in (1, 2, 3):
+            e = entry(seq)
+            h = chain_hash(prev, seq, e, key=None)
+            conn.execute(
+                text("INSERT INTO usage_log (seq, ts, tenant_id, key_id, module, method, endpoint, status, latency_us, "
+                     "model_version, request_id, prev_hash, hash, tenant_seq) VALUES (:s, :ts, :t, :k, :m, :me, :en, "
+                     ":st, :l, :mv, :r, :p, :h, :s)"),
+                {"s": seq, "ts": e.ts.strftime("%Y-%m-%d %H:%M:%S.%f") + ("" if url.startswith("sqlite") else "+00"),
+                 "t": e.tenant_id, "k": e.key_id, "m": e.module, "me": e.method,
+                 "en": e.endpoint, "st": e.status, "mv": e.model_version, "l": e.latency_us, "r": e.request_id, "p": prev, "h": h},
+            )
+            prev = h
+        conn.execute(text("UPDATE usage_chain SET last_seq = 3, last_hash = :h"), {"h": prev})
+        conn.execute(text("INSERT INTO usage_tenant_heads (tenant_id, last_seq) VALUES (1, 3)"))
+    _upgrade(engine, "head")
+    engine.dispose()
+    db = Database(url)
+    try:
+        with db.engine.connect() as conn:
+            assert tuple(conn.execute(text("SELECT keyed_from, keyed_mark FROM usage_chain")).one()) == (4, None)
+        r = verify_chain(db, key=KEY)
+        assert (r.ok, r.rows, r.keyed_from) == (True, 3, 4), r
+        append_entries(db, [entry(4), entry(5)], key=KEY)
+        r = verify_chain(db, key=KEY)
+        assert (r.ok, r.rows, r.keyed_from) == (True, 5, 4)
+        with db.engine.connect() as conn:
+            rows = conn.execute(text("SELECT seq, hash FROM usage_log ORDER BY seq")).all()
+        assert rows[3].hash != chain_hash(rows[2].hash, 4, entry(4), key=None)  # keyed, not plain
+        assert not verify_chain(db, key=ChainKey("another-secret-0123456789")).ok
+    finally:
+        db.dispose()
+
+
 def test_processes_starting_together_on_an_empty_database_all_migrate(db_url, tmp_path):
     """Replicas (or `sfai db migrate` in a deploy script beside a starting server) on a database that is still
     empty: each found no tables and created them, and all but one failed (PostgreSQL: a unique index on
@@ -132,7 +174,7 @@ def test_processes_starting_together_on_an_empty_database_all_migrate(db_url, tm
     assert [code for code, _ in results] == [0, 0, 0, 0], results
     engine = make_engine(db_url)
     with engine.connect() as conn:
-        assert MigrationContext.configure(conn).get_current_revision() == "0009"
+        assert MigrationContext.configure(conn).get_current_revision() == "0010"
     engine.dispose()
 
 

@@ -15,7 +15,7 @@ from sqlalchemy import select
 
 from serving.db.tables import UsageRecord
 from serving.usage import verify_chain
-from tests.serving.helpers import make_tenant
+from tests.serving.helpers import KEY, make_tenant
 
 SFAI = str(Path(sys.executable).with_name("sfai"))
 
@@ -95,7 +95,7 @@ def test_acknowledged_calls_survive_sigkill(sfai_env, settings, db, tmp_path):
         logged = set(c.execute(select(UsageRecord.request_id)).scalars())
     missing = set(acked) - logged
     assert not missing, f"{len(missing)} acknowledged calls missing from the usage log, e.g. {sorted(missing)[:5]}"
-    assert verify_chain(db).ok
+    assert verify_chain(db, key=KEY).ok
 
 
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)  # the database plays no part here

@@ -7,15 +7,29 @@ import threading
 from datetime import timedelta
 
 import pytest
+from fastapi.testclient import TestClient
 from sqlalchemy import select, text
 from sqlalchemy.exc import DBAPIError
 
+from serving.app import create_app
 from serving.db import Database
 from serving.db.tables import UsageRecord
 from serving.errors import InvalidInput
 from serving.tenancy import utcnow
-from serving.usage import UsageEntry, UsageWriter, append_entries, export_usage, purge_before, verify_chain
-from tests.serving.helpers import bearer, make_tenant
+from serving.usage import (
+    GENESIS,
+    ChainKey,
+    ChainKeyMismatch,
+    UsageEntry,
+    UsageWriter,
+    append_entries,
+    chain_hash,
+    check_chain_key,
+    export_usage,
+    purge_before,
+    verify_chain,
+)
+from tests.serving.helpers import KEY, bearer, make_tenant
 
 PEPPER = "test-secret-0123456789"
 
@@ -74,7 +88,7 @@ def test_every_authenticated_call_is_recorded(client, db):
         for path in ("/v1/usage", "/v1/usage/export"):
             r = client.get(f"{path}?{query}", headers=bearer(acme.admin))
             assert r.status_code == 422 and words in r.json()["error"]["message"], (path, r.text)
-    assert verify_chain(db).ok
+    assert verify_chain(db, key=KEY).ok
 
 
 def test_the_export_filters_by_module_as_the_list_does(client, db):
@@ -107,26 +121,26 @@ def test_the_export_filters_by_module_as_the_list_does(client, db):
 
 
 def test_chain_verifies_and_detects_an_edited_row(db):
-    append_entries(db, [entry(i) for i in range(20)])
-    r = verify_chain(db)
+    append_entries(db, [entry(i) for i in range(20)], key=KEY)
+    r = verify_chain(db, key=KEY)
     assert (r.ok, r.rows, r.last_seq) == (True, 20, 20)
     with db.engine.begin() as c:
         unguard(db, c)
         c.execute(text("UPDATE usage_log SET status = 500 WHERE seq = 7"))
-    r = verify_chain(db)
+    r = verify_chain(db, key=KEY)
     assert not r.ok and r.seq == 7 and "modified" in r.problem
 
 
 def test_chain_detects_a_deleted_row_and_a_truncated_tail(db):
-    append_entries(db, [entry(i) for i in range(10)])
+    append_entries(db, [entry(i) for i in range(10)], key=KEY)
     with db.engine.begin() as c:
         unguard(db, c)
         c.execute(text("DELETE FROM usage_log WHERE seq = 10"))
-    r = verify_chain(db)
+    r = verify_chain(db, key=KEY)
     assert not r.ok and "head records row 10" in r.problem
     with db.engine.begin() as c:
         c.execute(text("DELETE FROM usage_log WHERE seq = 4"))
-    r = verify_chain(db)
+    r = verify_chain(db, key=KEY)
     assert not r.ok and r.seq == 4 and "missing" in r.problem
 
 
@@ -134,7 +148,7 @@ def test_chain_detects_a_rewritten_row_with_a_fresh_hash(db):
     """An edit that recomputes the row's own hash still breaks the link to the next row."""
     from serving.usage import chain_hash
 
-    append_entries(db, [entry(i) for i in range(5)])
+    append_entries(db, [entry(i) for i in range(5)], key=KEY)
     with db.engine.begin() as c:
         unguard(db, c)
         t = UsageRecord.__table__
@@ -142,38 +156,106 @@ def test_chain_detects_a_rewritten_row_with_a_fresh_hash(db):
         forged = entry(99)
         forged.ts, forged.request_id = row["ts"], row["request_id"]
         forged.status = 404
-        h = chain_hash(row["prev_hash"], 3, forged)
+        h = chain_hash(row["prev_hash"], 3, forged, key=KEY)  # even with the key
         c.execute(
             text("UPDATE usage_log SET status = 404, latency_us = :l, hash = :h WHERE seq = 3"),
             {"l": forged.latency_us, "h": h},
         )
-    r = verify_chain(db)
+    r = verify_chain(db, key=KEY)
     assert not r.ok and r.seq == 4 and "does not link" in r.problem
 
 
+def _rewrite_chain(db, c, hasher) -> None:  # noqa: ANN001
+    """Rewrite every record's status to 200 and re-chain it with ``hasher(prev, record)``, head included: what
+    someone who can write the database (and drop its triggers) can do."""
+    t = UsageRecord.__table__
+    prev = GENESIS
+    for row in c.execute(select(t).order_by(t.c.seq)).all():
+        e = UsageEntry(ts=row.ts, tenant_id=row.tenant_id, key_id=row.key_id, module=row.module, method=row.method,
+                       endpoint=row.endpoint, status=200, latency_us=row.latency_us, request_id=row.request_id,
+                       model_version=row.model_version)
+        h = hasher(prev, row.seq, e)
+        c.execute(text("UPDATE usage_log SET status = 200, prev_hash = :p, hash = :h WHERE seq = :s"),
+                  {"p": prev, "h": h, "s": row.seq})
+        prev = h
+    c.execute(text("UPDATE usage_chain SET last_hash = :h"), {"h": prev})
+
+
+def test_a_rewritten_chain_does_not_verify_without_the_key(db):
+    """The hashes were plain SHA-256: whoever could write the database could edit records and recompute the whole
+    chain, and verify passed. They are keyed now (HMAC under SFAI_SECRET_KEY): a rewrite with plain hashes, or
+    with another key, fails at its first row, and moving the keyed start past the rows fails on its mark."""
+    append_entries(db, [entry(i) for i in range(6)], key=KEY)
+    with db.engine.connect() as c:
+        assert c.execute(text("SELECT keyed_from FROM usage_chain")).scalar() == 1
+    with db.engine.begin() as c:
+        unguard(db, c)
+    for hasher in (
+        lambda prev, seq, e: chain_hash(prev, seq, e, key=None),
+        lambda prev, seq, e: chain_hash(prev, seq, e, key=ChainKey("a-guessed-secret-0123456789")),
+    ):
+        with db.engine.begin() as c:
+            _rewrite_chain(db, c, hasher)
+        r = verify_chain(db, key=KEY)
+        assert not r.ok and r.seq == 1 and "modified" in r.problem, r
+    with db.engine.begin() as c:  # the plain rewrite again, with the keyed start moved past it
+        _rewrite_chain(db, c, lambda prev, seq, e: chain_hash(prev, seq, e, key=None))
+        c.execute(text("UPDATE usage_chain SET keyed_from = 7"))
+    r = verify_chain(db, key=KEY)
+    assert not r.ok and "keyed start" in r.problem, r
+    with db.engine.begin() as c:
+        c.execute(text("UPDATE usage_chain SET keyed_mark = NULL, keyed_from = 2"))
+    r = verify_chain(db, key=KEY)
+    assert not r.ok and "not signed" in r.problem, r
+    # the honest chain, re-keyed with the right key, verifies again (the test's rewrite itself is sound)
+    with db.engine.begin() as c:
+        _rewrite_chain(db, c, lambda prev, seq, e: chain_hash(prev, seq, e, key=KEY))
+        c.execute(text("UPDATE usage_chain SET keyed_from = 1, keyed_mark = :m"), {"m": KEY.mark(1)})
+    assert verify_chain(db, key=KEY).ok
+
+
+def test_a_server_with_another_secret_refuses_to_write_the_log(settings, db):
+    """Records hashed with another key would never verify: the server says so at start, and a writer with the
+    wrong key refuses to append (the caller gets a 503, never an unlogged answer)."""
+    append_entries(db, [entry(0)], key=KEY)
+    other = ChainKey("another-secret-0123456789")
+    with pytest.raises(ChainKeyMismatch, match="another SFAI_SECRET_KEY"):
+        append_entries(db, [entry(1)], key=other)
+    with pytest.raises(ChainKeyMismatch):
+        check_chain_key(db, other)
+    check_chain_key(db, KEY)
+    r = verify_chain(db, key=other)
+    assert not r.ok and "does not verify with this SFAI_SECRET_KEY" in r.problem
+    assert verify_chain(db, key=KEY).ok and verify_chain(db, key=KEY).rows == 1
+    with pytest.raises(ChainKeyMismatch):
+        create_app(settings.model_copy(update={"secret_key": "another-secret-0123456789"}), db=db)
+    with TestClient(create_app(settings, db=db)) as client:  # the deployment's own secret serves
+        assert client.get("/v1/industries").status_code == 200
+
+
 def test_database_refuses_edits_and_young_deletes(db):
-    append_entries(db, [entry(i) for i in range(3)])
+    append_entries(db, [entry(i) for i in range(3)], key=KEY)
     for stmt in ("UPDATE usage_log SET status = 500 WHERE seq = 1", "DELETE FROM usage_log WHERE seq = 1"):
         with pytest.raises(DBAPIError, match="append-only|three years"):
             with db.engine.begin() as c:
                 c.execute(text(stmt))
-    assert verify_chain(db).rows == 3
+    assert verify_chain(db, key=KEY).rows == 3
 
 
 def test_purge_keeps_three_years_and_the_chain(db):
     old = utcnow() - timedelta(days=4 * 365)
-    append_entries(db, [entry(i, ts=old + timedelta(minutes=i)) for i in range(5)])
-    append_entries(db, [entry(i) for i in range(5, 8)])
+    append_entries(db, [entry(i, ts=old + timedelta(minutes=i)) for i in range(5)], key=KEY)
+    append_entries(db, [entry(i) for i in range(5, 8)], key=KEY)
     with pytest.raises(InvalidInput, match="kept"):
         purge_before(db, utcnow() - timedelta(days=30))
     assert purge_before(db, utcnow() - timedelta(days=3 * 365 + 2)) == 5
-    r = verify_chain(db)
+    r = verify_chain(db, key=KEY)
     assert r.ok and r.rows == 3 and r.last_seq == 8
     assert purge_before(db, utcnow() - timedelta(days=3 * 365 + 2)) == 0
 
 
 def test_group_commit_from_many_threads_keeps_one_chain(db):
-    w = UsageWriter(db, max_batch=64)
+    w = UsageWriter(db, key=KEY, max_batch=64)
     w.start()
     try:
 
@@ -188,7 +270,7 @@ def test_group_commit_from_many_threads_keeps_one_chain(db):
             t.join()
     finally:
         w.close()
-    r = verify_chain(db)
+    r = verify_chain(db, key=KEY)
     assert r.ok and r.rows == 200
     assert w.records == 200 and w.batches < 200  # writes were grouped
 
@@ -196,7 +278,7 @@ def test_group_commit_from_many_threads_keeps_one_chain(db):
 def test_two_processes_worth_of_writers_do_not_fork_the_chain(settings, db):
     """Two writers with their own engines (as two uvicorn workers have) append to one chain."""
     other = Database(settings.resolved_database_url, run_migrations=False)
-    writers = [UsageWriter(db), UsageWriter(other)]
+    writers = [UsageWriter(db, key=KEY), UsageWriter(other, key=KEY)]
     for w in writers:
         w.start()
     try:
@@ -214,7 +296,7 @@ def test_two_processes_worth_of_writers_do_not_fork_the_chain(settings, db):
         for w in writers:
             w.close()
         other.dispose()
-    r = verify_chain(db)
+    r = verify_chain(db, key=KEY)
     assert r.ok and r.rows == 120
 
 
@@ -312,35 +394,35 @@ def test_record_numbers_are_the_tenants_own(client, db):
     assert list(everything[0])[:2] == ["log_seq", "seq"]
     assert [int(r["log_seq"]) for r in everything] == list(range(1, len(everything) + 1))
     assert [r["seq"] for r in everything if r["tenant"] == "acme"] == [r["seq"] for r in mine]
-    assert verify_chain(db).ok
+    assert verify_chain(db, key=KEY).ok
 
 
 def test_chain_detects_a_renumbered_record(db):
-    append_entries(db, [entry(i, tenant_id=1 + i % 2) for i in range(6)])
-    assert verify_chain(db).ok
+    append_entries(db, [entry(i, tenant_id=1 + i % 2) for i in range(6)], key=KEY)
+    assert verify_chain(db, key=KEY).ok
     with db.engine.begin() as c:
         unguard(db, c)
         c.execute(text("UPDATE usage_log SET tenant_seq = 7 WHERE seq = 5"))  # tenant 1's third record
-    r = verify_chain(db)
+    r = verify_chain(db, key=KEY)
     assert not r.ok and r.seq == 5 and "numbered 7" in r.problem and "expected 3" in r.problem
     with db.engine.begin() as c:
         c.execute(text("UPDATE usage_log SET tenant_seq = 3 WHERE seq = 5"))
         c.execute(text("UPDATE usage_tenant_heads SET last_seq = 2 WHERE tenant_id = 2"))
-    r = verify_chain(db)
+    r = verify_chain(db, key=KEY)
     assert not r.ok and "tenant 2's log ends at record 3 but its head records 2" in r.problem
 
 
 def test_numbers_go_on_after_a_purge(db):
     """A purge that takes all of a tenant's records does not restart its numbering at 1."""
     old = utcnow() - timedelta(days=4 * 365)
-    append_entries(db, [entry(i, tenant_id=1 + i % 2, ts=old + timedelta(minutes=i)) for i in range(6)])
-    append_entries(db, [entry(6, tenant_id=1)])
+    append_entries(db, [entry(i, tenant_id=1 + i % 2, ts=old + timedelta(minutes=i)) for i in range(6)], key=KEY)
+    append_entries(db, [entry(6, tenant_id=1)], key=KEY)
     assert purge_before(db, utcnow() - timedelta(days=3 * 365 + 2)) == 6
-    append_entries(db, [entry(7, tenant_id=2), entry(8, tenant_id=1)])
+    append_entries(db, [entry(7, tenant_id=2), entry(8, tenant_id=1)], key=KEY)
     with db.engine.connect() as c:
         rows = c.execute(text("SELECT tenant_id, tenant_seq FROM usage_log ORDER BY seq")).all()
     assert [tuple(r) for r in rows] == [(1, 4), (2, 4), (1, 5)]
-    assert verify_chain(db).ok
+    assert verify_chain(db, key=KEY).ok
 
 
 @pytest.mark.parametrize(
@@ -382,7 +464,7 @@ def test_a_tenant_cannot_find_its_records_place_in_the_whole_chain(client, db):
                 latency_us=round(float(second["latency_ms"]) * 1000), request_id=second["request_id"],
                 model_version=second["model_version"] or None,
             )
-            assert chain_hash(first["hash"], seq, e, second["ts"]) != second["hash"], f"found: seq {seq}"
+            assert chain_hash(first["hash"], seq, e, second["ts"], key=KEY) != second["hash"], f"found: seq {seq}"
             guesses += 1
     assert guesses == 147
     # the receipt is the chain hash's: an operator finds each of the tenant's records in the chain
@@ -398,7 +480,7 @@ def test_an_export_holds_no_connection_while_its_reader_is_away(db):
     from serving import tenancy
 
     tenancy.create_tenant(db, "acme", "C29")
-    append_entries(db, [entry(i) for i in range(7)])
+    append_entries(db, [entry(i) for i in range(7)], key=KEY)
     stream = export_usage(db, "json", tenant_id=tenancy.get_tenant(db, "acme").id, chunk=2)
     got = [next(stream), next(stream)]  # "[" and the first record: the first page is read, the rest waits
     assert db.engine.pool.checkedout() == 0
