@@ -124,7 +124,8 @@ def test_0010_keys_the_usage_chain_after_the_records_already_written(settings):
                      ":st, :l, :mv, :r, :p, :h, :s)"),
                 {"s": seq, "ts": e.ts.strftime("%Y-%m-%d %H:%M:%S.%f") + ("" if url.startswith("sqlite") else "+00"),
                  "t": e.tenant_id, "k": e.key_id, "m": e.module, "me": e.method,
-                 "en": e.endpoint, "st": e.status, "mv": e.model_version, "l": e.latency_us, "r": e.request_id, "p": prev, "h": h},
+                 "en": e.endpoint, "st": e.status, "mv": e.model_version, "l": e.latency_us, "r": e.request_id,
+                 "p": prev, "h": h},
             )
             prev = h
         conn.execute(text("UPDATE usage_chain SET last_seq = 3, last_hash = :h"), {"h": prev})
