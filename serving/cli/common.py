@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import sys
 from dataclasses import asdict, is_dataclass
@@ -42,7 +43,23 @@ def _default(o):  # noqa: ANN001, ANN202
 
 
 def emit_json(obj) -> None:  # noqa: ANN001
-    typer.echo(json.dumps(obj, default=_default, ensure_ascii=False))
+    """One JSON line on stdout. A metric that is not a number (NaN, an infinity) is ``null``: Python's ``NaN``
+    is not JSON, and ``jq`` or a strict parser refuses the whole line."""
+    typer.echo(json.dumps(_finite(obj), default=_default, ensure_ascii=False, allow_nan=False))
+
+
+def _finite(obj):  # noqa: ANN001, ANN202
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_finite(v) for v in obj]
+    if is_dataclass(obj) and not isinstance(obj, type):
+        return _finite(asdict(obj))
+    if getattr(getattr(obj, "dtype", None), "kind", None) == "f" and getattr(obj, "ndim", None) == 0:
+        return _finite(float(obj))  # a NumPy float32 (float64 is a float)
+    return obj
 
 
 def info(message: str) -> None:

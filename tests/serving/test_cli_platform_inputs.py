@@ -5,6 +5,7 @@ process each; tests/serving/test_cli.py runs the real one."""
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import stat
@@ -246,3 +247,14 @@ def test_sqlite_url_in_a_missing_folder_is_refused(sfai, tmp_path: Path):
     inside = tmp_path / "home3" / "db" / "x.db"  # under SFAI_HOME: made on first run, as SFAI_HOME itself
     r = sfai("tenant", "list", env={"SFAI_DATABASE_URL": f"sqlite:///{inside}", "SFAI_HOME": str(tmp_path / "home3")})
     assert r.rc == 0 and inside.exists()
+
+
+def test_json_lines_hold_no_nan(capsys):
+    """`sfai train defect --set n_splits=1` printed `"val_balanced_accuracy_nested": NaN`, which is not JSON: jq and
+    strict parsers refused the whole line. A metric that is not a number is null."""
+    import numpy as np
+
+    from serving.cli.common import emit_json
+
+    emit_json({"auc": float("nan"), "curve": [np.float32("nan"), np.float64(0.5), float("-inf")], "n": np.float32(2)})
+    assert json.loads(capsys.readouterr().out) == {"auc": None, "curve": [None, 0.5, None], "n": 2.0}
