@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import sys
 import tempfile
@@ -331,6 +332,20 @@ def serve(
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(mp)
     db_url = database().engine.url.render_as_string(hide_password=True)
     info(f"SFAI API on http://{_host_port(host, port)} (docs: /docs), database {db_url}")
+    try:
+        _run_uvicorn(uvicorn, host, port, workers, log_level, proxies, s)
+    except KeyboardInterrupt:
+        info("SFAI API stopped (Ctrl-C)")
+    except SystemExit as e:
+        if e.code != 128 + signal.SIGTERM:
+            raise
+        info("SFAI API stopped (SIGTERM)")
+
+
+def _run_uvicorn(uvicorn, host: str, port: int, workers: int, log_level: str, proxies: str, s) -> None:  # noqa: ANN001
+    """Ctrl-C and SIGTERM are how a server is stopped: uvicorn shuts down gracefully, then raises the signal again
+    for the handler it found, which had printed "error: terminated (SIGTERM)" and exited non-zero after a clean
+    stop. The caller says it stopped instead, and exits 0."""
     uvicorn.run(
         "serving.app:app_from_env",
         factory=True,

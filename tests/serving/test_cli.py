@@ -126,6 +126,37 @@ def test_an_interrupted_command_says_so_in_one_line(sfai_env, signame, code, lin
     assert (p.returncode, p.stdout, p.stderr) == (code, "", line + "\n")
 
 
+def test_a_server_stopped_with_sigterm_says_it_stopped_and_exits_0(sfai_env):
+    """``docker stop`` and systemd stop a server with SIGTERM; uvicorn shut down cleanly and then raised the signal
+    again, and the CLI's own handler printed "error: terminated (SIGTERM)" with exit 143 after a clean stop."""
+    import signal
+    import socket
+    import time
+    import urllib.request
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    p = subprocess.Popen([SFAI, "serve", "--port", str(port)], env=sfai_env,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as r:
+                    assert r.status == 200
+                break
+            except OSError:
+                assert p.poll() is None and time.monotonic() < deadline, p.stderr.read() if p.poll() else "timeout"
+                time.sleep(0.3)
+        p.send_signal(signal.SIGTERM)
+        out, err = p.communicate(timeout=60)
+    finally:
+        p.kill()
+    assert p.returncode == 0, err
+    assert err.endswith("SFAI API stopped (SIGTERM)\n") and "error" not in err, err
+
+
 def test_demo_prints_a_working_admin_key(sfai_env, app):
     first = sfai(sfai_env, "demo", "--no-models").stdout.strip()  # the demo models: tests/models/test_demo_models.py
     second = sfai(sfai_env, "demo", "--no-models").stdout.strip()  # re-running keeps the tenant, issues a new key
