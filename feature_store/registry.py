@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import json
 import logging
 from dataclasses import dataclass
@@ -76,8 +77,25 @@ class Registry:
         with self.db.session() as s:
             cur = self._latest(s, name)
         if cur is None:
-            raise NotFound(f"feature view {name!r} not found")
+            raise NotFound(self._not_found(name))
         return _load(cur), cur.version
+
+    def _not_found(self, name: str) -> str:
+        """What to do next: a near name, the tenant's own views, or how a view is declared."""
+        with self.db.session() as s:
+            names = sorted(set(s.scalars(
+                select(FeatureViewRecord.name).where(FeatureViewRecord.tenant_id == self.tenant_id)
+            ).all()))
+        near = difflib.get_close_matches(name, names, n=1)
+        if near:
+            hint = f"did you mean {near[0]!r}?"
+        elif names:
+            shown = ", ".join(names[:10]) + (f" and {len(names) - 10} more" if len(names) > 10 else "")
+            hint = f"this tenant's views: {shown}"
+        else:
+            hint = ("this tenant has no views yet: 'sfai ingest' of a known dataset declares its view; declare "
+                    "others with 'sfai features apply FILE.py'")
+        return f"feature view {name!r} not found; {hint}"
 
     def list(self) -> list[tuple[FeatureView, int]]:
         """The latest version of each view; a stored view that cannot be loaded is left out with a warning

@@ -50,8 +50,10 @@ def test_registry_versions_and_incompatible_changes(store):
         with pytest.raises(Conflict, match=why):
             store.apply(bad)
     assert store.registry.history("machine_stats") == [1, 2]
-    with pytest.raises(NotFound):
+    with pytest.raises(NotFound, match="'nope' not found; this tenant's views: machine_stats$"):
         store.get_view("nope")
+    with pytest.raises(NotFound, match="did you mean 'machine_stats'"):  # a typo: the near name
+        store.get_view("machine_stat")
 
 
 def test_a_feature_added_to_a_view_reads_as_null_where_the_data_predates_it(store):
@@ -293,8 +295,9 @@ def test_tenants_never_see_each_other(store, settings, db, online):
     store.ingest("machine_stats", frame(ROWS))
     tenancy.create_tenant(db, "other", "C29")
     other = FeatureStore(settings, db, "other", online=online)
-    with pytest.raises(NotFound):
+    with pytest.raises(NotFound, match="has no views yet") as e:  # and not the other tenant's names
         other.get_view("machine_stats")
+    assert "did you mean" not in str(e.value)
     other.apply(STATS)  # same view name, its own data
     assert other.offline.files("other", "machine_stats") == []
     assert other.get_online_features("machine_stats", ["m1"])[0]["temp_mean"] is None
