@@ -83,10 +83,33 @@ def demo_command(
     days: Annotated[int, typer.Option(help="days of data", min=1)] = 7,
     engine: EngineOpt = None,
     quiet: QuietOpt = False,
+    into_any_tenant: Annotated[bool, typer.Option(
+        "--into-any-tenant", help="also into a tenant that 'sfai demo' did not make (its data stays there)")] = False,
 ) -> None:
     """Generate the synthetic C22 injection-moulding demo and ingest it; prints a JSON run report."""
+    if tenant is not None and not into_any_tenant:
+        _check_demo_tenant(tenant)
     _ingest("c22-demo", None, tenant, engine, None, DEFAULT_MAX_BAD_SHARE, False, quiet,
             seed=seed, machines=machines, days=days)
+
+
+def _check_demo_tenant(name: str) -> None:
+    """Synthetic data goes into the local default tenant or a tenant 'sfai demo' made: in a factory's own tenant it
+    would sit beside the real data for good (a feature store keeps what it took in), as 'sfai demo' refuses too."""
+    from serving import tenancy
+    from serving.cli.common import database, settings
+    from serving.cli.platform import DEMO_DISPLAY_NAME
+    from serving.errors import Conflict, NotFound
+
+    try:
+        t = tenancy.get_tenant(database(), tenancy.check_tenant_name(name))
+    except NotFound:
+        return  # the store's own message names the missing tenant
+    if t.display_name != DEMO_DISPLAY_NAME and t.name != settings().default_tenant:
+        raise Conflict(
+            f"tenant {t.name!r} was not made by 'sfai demo': c22-demo would add synthetic machines to its feature "
+            "store for good; use the demo tenant ('sfai demo'), or pass --into-any-tenant if that is what you want"
+        )
 
 
 def register(ingest_app: typer.Typer) -> None:

@@ -206,9 +206,13 @@ def test_help_on_every_command(tmp_path):
 
 def test_features_compact_from_the_cli(sfai_env):
     sfai(sfai_env, "tenant", "create", "acme", "--ksic", "C22")
+    # synthetic machines in a factory's own tenant stay for good: refused unless asked for in so many words
+    refused = sfai(sfai_env, "ingest", "c22-demo", "--tenant", "acme", "--machines", "1", "--days", "1", ok=False)
+    assert "not made by 'sfai demo'" in refused.stderr and "--into-any-tenant" in refused.stderr
+    assert json.loads(sfai(sfai_env, "features", "list", "--tenant", "acme", "--json").stdout) == []
     for i in range(3):  # three small runs of the demo data, three files per day partition
         sfai(sfai_env, "ingest", "c22-demo", "--tenant", "acme", "--machines", "1", "--days", "1", "--seed", str(i),
-             "--quiet")
+             "--quiet", "--into-any-tenant")
     views = json.loads(sfai(sfai_env, "features", "list", "--tenant", "acme", "--json").stdout)
     view = views[0]["name"]
     out = json.loads(sfai(sfai_env, "features", "compact", view, "--tenant", "acme", "--min-files", "2").stdout)
