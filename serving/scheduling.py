@@ -108,18 +108,77 @@ def shown_minutes(minutes: float) -> float:
     return float(f"{minutes:.12g}")
 
 
-def plant_load(platform, tenant: str, spec: dict, energy: dict | None) -> dict:  # noqa: ANN001
-    """The plant's forecast load for the plan's day from the tenant's energy model (the energy module's): the p50
-    kWh of each 15 minutes from ``spec["start"]`` 00:00, as the mean kW of each of the plan's energy periods
-    (``energy``: the problem's settings, in plan units), and the kWh and tCO2 it implies."""
+MAX_FORECAST_DAYS = 7  # days of the plan the energy model forecasts, one after another
+
+
+def plan_days(problem: dict, energy: dict | None) -> int:
+    """The days from the plan's time 0 that its load forecast must cover (1 to ``MAX_FORECAST_DAYS``): the plan's
+    ``horizon`` where it gives one, else the end of its work done one operation after another (each on its fastest
+    machine, after the latest release or pin): no plan ends later, and most end sooner. A plan that runs past the
+    days forecast gets the last forecast value (``EnergyModel.base_at``), and its answer says so."""
+    minutes_per_unit = load_period_minutes(energy) / float(energy.get("period", 60))
+    bound = problem.get("horizon")
+    if not isinstance(bound, int | float) or isinstance(bound, bool) or bound <= 0:
+        bound = work = 0.0
+        for job in problem.get("jobs") or ():
+            if not isinstance(job, dict):
+                continue
+            release = job.get("release", 0)
+            bound = max(bound, release if isinstance(release, int | float) else 0)
+            for op in job.get("operations") or ():
+                durations = op.get("machines") if isinstance(op, dict) else None
+                if isinstance(durations, dict):
+                    work += min((d for d in durations.values() if isinstance(d, int | float)), default=0)
+                    pin = op.get("pinned") or op.get("started")
+                    if isinstance(pin, dict) and isinstance(pin.get("start"), int | float):
+                        bound = max(bound, pin["start"])
+        bound += work
+    days = int(-(-float(bound) * minutes_per_unit // DAY_MINUTES)) if bound < 1e15 else MAX_FORECAST_DAYS
+    return max(1, min(MAX_FORECAST_DAYS, days))
+
+
+def _forecast_days(model, frame, start: str, days: int):  # noqa: ANN001, ANN202
+    """The p50 (and CO2) of ``days`` days from ``start`` 00:00: the first from the meter's rows, each next one
+    from those rows and the days forecast before it (the model reads the day before its origin; the rows after
+    the meter's last are its own forecasts). Returns one frame of ``days * 96`` steps."""
+    import pandas as pd
+
+    from models.energy.features import parse_dates
+    from serving.predictions import scorer
+
+    score = scorer("energy")
+    out = score(model, frame, start=start, horizon=96)
+    parts = [out[out["origin"] == out["origin"].iloc[0]]]
+    if days > 1:
+        stamps = parse_dates(frame["date"])
+        meter = pd.DataFrame({"date": stamps, "Usage_kWh": pd.to_numeric(frame["Usage_kWh"], errors="coerce")})
+        for _ in range(days - 1):
+            day = parts[-1]
+            ends = pd.DatetimeIndex(pd.to_datetime(day["timestamp"]))
+            if stamps.tz is not None:
+                ends = ends.tz_localize(stamps.tz) if ends.tz is None else ends
+            meter = pd.concat([meter[meter["date"] < ends[0]],
+                               pd.DataFrame({"date": ends, "Usage_kWh": day["p50"].to_numpy(float)})])
+            iso = pd.DataFrame({"date": [t.isoformat() for t in meter["date"]], "Usage_kWh": meter["Usage_kWh"]})
+            nxt = str((pd.Timestamp(day["origin"].iloc[0]) + pd.Timedelta(days=1)).date())
+            out = score(model, iso, start=nxt, horizon=96)
+            parts.append(out[out["origin"] == out["origin"].iloc[0]])
+    return pd.concat(parts, ignore_index=True)
+
+
+def plant_load(platform, tenant: str, spec: dict, energy: dict | None, days: int = 1) -> dict:  # noqa: ANN001
+    """The plant's forecast load for the plan's ``days`` days from the tenant's energy model (the energy module's):
+    the p50 kWh of each 15 minutes from ``spec["start"]`` 00:00, as the mean kW of each of the plan's energy
+    periods (``energy``: the problem's settings, in plan units), and the kWh and tCO2 it implies. A day after the
+    first is forecast from the days before it: the model forecasts one day ahead of the rows it reads."""
     import numpy as np
 
-    from serving.predictions import records_frame, scorer
+    from serving.predictions import records_frame
 
     minutes = load_period_minutes(energy)
+    days = max(1, min(days, MAX_FORECAST_DAYS, MAX_LOAD_PERIODS * minutes // DAY_MINUTES or 1))
     model = platform.models.champion(tenant, "energy", spec.get("model"), refresh=True)
-    out = scorer("energy")(model, records_frame("energy", spec["records"]), start=spec["start"], horizon=96)
-    day = out[out["origin"] == out["origin"].iloc[0]]
+    day = _forecast_days(model, records_frame("energy", spec["records"]), spec["start"], int(days))
     kw = day["p50"].to_numpy(dtype=float) * 4.0  # kWh in 15 minutes -> mean kW
     n, end = len(kw), len(kw) * 15.0
     lo = np.arange(max(1, int(-(-end // minutes)))) * minutes
@@ -140,7 +199,7 @@ def plant_load(platform, tenant: str, spec: dict, energy: dict | None) -> dict: 
     total = kw[first] * w_first + inner + kw[last] * w_last
     load = np.divide(total, weight, out=np.zeros(periods), where=weight > 0)
     return {"model": f"{model.name}@{model.version}", "origin": str(day["origin"].iloc[0]),
-            "period_minutes": shown_minutes(minutes), "base_load_kw": np.round(load, 3).tolist(),
+            "period_minutes": shown_minutes(minutes), "days": int(days), "base_load_kw": np.round(load, 3).tolist(),
             "kwh_p50": round(float(day["p50"].sum()), 3), "co2_t_p50": round(float(day["co2_p50"].sum()), 6)}
 
 
@@ -256,6 +315,13 @@ def solve_prepared(problem, params, linked: dict) -> dict:  # noqa: ANN001
     from optimization.service import solve_document
 
     _, doc = solve_document(problem, params)
+    used = linked.get("energy_model")
+    if used and not used.get("planner_base_load_kept") and doc.get("makespan") is not None:
+        covered = len(used["base_load_kw"]) * problem.energy.period  # plan units the forecast covers
+        if doc["makespan"] > covered:
+            used = linked["energy_model"] = {**used, "note": (
+                f"the plan runs to t={doc['makespan']}, past the {used['days']} forecast day(s) (to t={covered}): "
+                "after that, the last forecast value stands for the plant's load")}
     return {**doc, "linked": linked}
 
 

@@ -14,6 +14,7 @@ from serving.scheduling import (
     check_plan_size,
     load_period_minutes,
     machine_risk,
+    plan_days,
     plant_load,
     prepare,
     solve_now,
@@ -94,8 +95,9 @@ async def _request(http: Request, body: SolveRequest, ctx, platform, modules: se
         risk_use.model_version = risks["model"]
         request = with_machine_risk(request, risks)
     if load_use is not None:
-        forecast = await run_in_threadpool(plant_load, platform, ctx.tenant, request["energy_forecast"],
-                                           request["problem"].get("energy"))
+        energy = request["problem"].get("energy")
+        forecast = await run_in_threadpool(plant_load, platform, ctx.tenant, request["energy_forecast"], energy,
+                                           plan_days(request["problem"], energy))
         load_use.model_version = forecast["model"]
         request = with_plant_load(request, forecast)
     return request

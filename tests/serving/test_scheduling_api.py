@@ -536,6 +536,60 @@ def test_the_energy_module_gives_the_plan_the_plants_forecast_load(client, db, s
     assert "energy_model" not in plain and any("energy_forecast" in n for n in plain["ignored"])
 
 
+def test_a_plan_longer_than_a_day_gets_a_forecast_for_each_of_its_days(client, db, settings, demo_models):
+    """The energy model forecast the plan's first day only; after it, the last value (the night load at 23:00)
+    stood for every later hour, so a day-2 operation at 08:00 was capped against the night load. Each day of the
+    plan (up to MAX_FORECAST_DAYS) is now forecast, the next from the rows and the days forecast before it, and an
+    answer whose plan runs past the days forecast says so."""
+    import pandas as pd
+
+    from models.demo import FILES
+    from models.registry import ModelRegistry
+    from serving.scheduling import MAX_FORECAST_DAYS, plan_days
+
+    models_dir, demo_dir = demo_models
+    acme = make_tenant(db, PEPPER, "acme", modules=("scheduling", "energy"))
+    ModelRegistry(db, settings.home, "acme").register("energy", "energy", models_dir / "energy" / "v1")
+    records = json.loads(pd.read_csv(demo_dir / FILES["energy"]).head(8 * 96 + 1).to_json(orient="records"))
+    start = "2018-03-13"
+    energy = {"period": 60, "prices": [1.0] * 24, "peak_cap_kw": 1e6}
+    jobs = [{"id": "A", "operations": [{"machines": {"M1": 1500}}, {"machines": {"M1": 1400}}]}]  # minutes
+    problem = {"machines": ["M1"], "jobs": jobs, "energy": energy}
+    assert plan_days(problem, energy) == 3 and plan_days({**problem, "horizon": 60 * 24 * 30}, energy) == 7
+    body = {"problem": problem, "time_limit_s": 2, "energy_forecast": {"records": records, "start": start}}
+    r = _post(client, "/v1/scheduling/solve", body, acme.mes)
+    assert r.status_code == 200, r.text
+    used = r.json()["linked"]["energy_model"]
+    assert used["days"] == 3 and len(used["base_load_kw"]) == 72 and "note" not in used
+    # day 2 is the model's forecast from the rows and day 1's p50 (not day 1's last hour held)
+    day1 = [p for p in client.post("/v1/energy/forecast", json={"records": records, "start": start},
+                                   headers=bearer(acme.mes)).json()["predictions"] if p["origin"].startswith(start)]
+    def daewoo(stamp: str) -> str:  # the file's clock: an interval ending at midnight is the day's "00:00"
+        t = pd.Timestamp(stamp)
+        return (t - pd.Timedelta(days=1) if (t.hour, t.minute) == (0, 0) else t).strftime("%d/%m/%Y %H:%M")
+
+    from models.energy.features import parse_dates
+
+    ends = parse_dates(pd.Series([r["date"] for r in records]))
+    before = [r for r, t in zip(records, ends, strict=True) if t < pd.Timestamp(day1[0]["timestamp"])]
+    more = before + [{"date": daewoo(p["timestamp"]), "Usage_kWh": p["p50"]} for p in day1]
+    r2 = client.post("/v1/energy/forecast", json={"records": more, "start": "2018-03-14"}, headers=bearer(acme.mes))
+    assert r2.status_code == 200, r2.text
+    day2 = [p for p in client.post("/v1/energy/forecast", json={"records": more, "start": "2018-03-14"},
+                                   headers=bearer(acme.mes)).json()["predictions"]
+            if p["origin"].startswith("2018-03-14")]
+    hourly2 = [round(sum(p["p50"] for p in day2[h * 4:(h + 1) * 4]), 3) for h in range(24)]
+    assert used["base_load_kw"][24:48] == pytest.approx(hourly2, abs=2e-3)
+    assert len(set(used["base_load_kw"][24:48])) > 1 and used["base_load_kw"][24:48] != [used["base_load_kw"][23]] * 24
+    # a plan that runs past the days forecast is told so
+    long_jobs = [{"id": "A", "operations": [{"machines": {"M1": 6000}} for _ in range(3)]}]  # 12.5 days
+    body["problem"] = {"machines": ["M1"], "jobs": long_jobs, "energy": energy}
+    answer = _post(client, "/v1/scheduling/solve", body, acme.mes).json()
+    used = answer["linked"]["energy_model"]
+    assert used["days"] == MAX_FORECAST_DAYS and answer["makespan"] == 18000
+    assert f"past the {MAX_FORECAST_DAYS} forecast day(s)" in used["note"]
+
+
 def test_a_key_given_twice_in_a_body_is_refused_as_the_cli_refuses_it(client, db):
     """JSON keeps the last of two values for one key without a word: a job with two ``due``s, or a machine given
     two durations, was planned with one of them over HTTP, while ``sfai schedule solve`` refused the file."""
