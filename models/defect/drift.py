@@ -23,19 +23,46 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from serving.errors import InvalidInput, shown
+
 TIMESTAMP = "timestamp"
+# an online-store row of ``secom_features`` carries the wafer's test time here (UTC), not in ``timestamp``
+EVENT_TIMESTAMP = "event_timestamp"
+SECOM_FORMAT = "%d/%m/%Y %H:%M:%S"
+FORMATS = "dd/mm/yyyy HH:MM:SS (the SECOM file's) or ISO 8601 (2008-07-19T11:55:00, optionally with a UTC offset)"
 PSEUDO = 5.0  # pseudo-wafers at the overall rate: a window of few wafers leans on the overall rate
 EPS = 1e-4
 
 
 def stamps(df: pd.DataFrame) -> np.ndarray | None:
-    """Test times in seconds since the epoch (NaN where missing or unreadable); None without the column."""
-    if TIMESTAMP not in df.columns:
+    """Test times in seconds since the epoch, UTC (NaN where a row has none); None without a time column.
+
+    A row's time is its ``timestamp`` (the SECOM file's column), else its ``event_timestamp``: an online-store row
+    carries the test time only there, and a wafer looked up by its id must score as the same wafer sent inline.
+    Times without an offset are UTC, as the feature store reads the SECOM file. An empty cell is no time (the
+    overall rate); a value that reads as neither format is refused, naming the column and row: dropped silently
+    it would change the answer."""
+    cols = [c for c in (TIMESTAMP, EVENT_TIMESTAMP) if c in df.columns]
+    if not cols:
         return None
-    raw = df[TIMESTAMP].astype("string")
-    secom = _seconds(pd.to_datetime(raw, format="%d/%m/%Y %H:%M:%S", errors="coerce"))  # the SECOM file's format
-    iso = _seconds(pd.to_datetime(raw, format="ISO8601", errors="coerce", utc=True))  # API callers
-    return np.where(np.isnan(secom), iso, secom)
+    out = np.full(len(df), np.nan)
+    for c in cols:
+        out = np.where(np.isnan(out), _column_seconds(df[c], c), out)
+    return out
+
+
+def _column_seconds(col: pd.Series, name: str) -> np.ndarray:
+    if pd.api.types.is_datetime64_any_dtype(col):  # an Arrow or Parquet body's time column
+        return _seconds(col)
+    raw = col.astype("string").str.strip()
+    secom = _seconds(pd.to_datetime(raw, format=SECOM_FORMAT, errors="coerce"))  # the SECOM file's format
+    iso = _seconds(pd.to_datetime(raw, format="ISO8601", errors="coerce", utc=True))  # API callers, the store
+    out = np.where(np.isnan(secom), iso, secom)
+    bad = np.isnan(out) & (raw.fillna("") != "").to_numpy()
+    if bad.any():
+        i = int(bad.argmax())
+        raise InvalidInput(f"column {name!r} row {i + 1} holds {shown(col.iloc[i])}, not a test time: {FORMATS}")
+    return out
 
 
 def _seconds(parsed: pd.Series) -> np.ndarray:

@@ -23,14 +23,19 @@ from serving.errors import InvalidInput, shown
 WHAT = "a SECOM CSV"  # the format, in messages about a file
 ID = "row_id"
 LABEL = "label"  # -1 pass / 1 fail
-MEASUREMENT = re.compile(r"^f\d{3}$")
-# fields a record may carry besides its measurements (every ``f001``-style name: also those the model dropped in
+N_MEASUREMENTS = 590  # SECOM's measurements are f001..f590
+# fields a record may carry besides its measurements (every SECOM name f001..f590: also those the model dropped in
 # training): the SECOM file's id, label and test time, what an online-store row of ``secom_features`` adds (the
 # entity key, the event time, the count of missing measurements) and the label view's ``defect``. Anything else in
-# an API record is refused: a typo (``f05``, ``labell``) would otherwise be scored as if it were not there.
+# an API record is refused: a typo (``f05``, ``labell``, ``f999``) would otherwise be scored as if it were not there.
 EXTRA = (ID, LABEL, TIMESTAMP, "lot_id", "event_timestamp", "n_missing", "defect")
 KNOWN_EXTRA = frozenset(EXTRA)
-_MEASUREMENT_NAME = re.compile(r"f[0-9]{3}")  # as a whole name (``$`` would let "f001\n" through)
+_MEASUREMENT_NAME = re.compile(r"f[0-9]{3}")  # as a whole name (``$`` would let "f001\n" through, ``\d`` other digits)
+
+
+def is_measurement(name: object) -> bool:
+    """``f001``..``f590``: a SECOM measurement's name (``f000``, ``f591`` or ``f999`` is none)."""
+    return isinstance(name, str) and bool(_MEASUREMENT_NAME.fullmatch(name)) and 1 <= int(name[1:]) <= N_MEASUREMENTS
 
 
 def read_rows(path: Path | str) -> pd.DataFrame:
@@ -41,17 +46,18 @@ def read_rows(path: Path | str) -> pd.DataFrame:
 
 
 def measurement_columns(df: pd.DataFrame) -> list[str]:
-    return [c for c in df.columns if MEASUREMENT.match(str(c))]
+    """The file's SECOM measurements; another column (``f591``, ``F060``) is not read, as any column besides."""
+    return [c for c in df.columns if is_measurement(c)]
 
 
 def check_fields(names: Iterable) -> None:
     """The field names of API records (the columns of the frame made of them): one that is neither a measurement
-    (``f001``...) nor a known extra (``KNOWN_EXTRA``) is refused, naming it, rather than ignored."""
+    (``f001``..``f590``) nor a known extra (``KNOWN_EXTRA``) is refused, naming it, rather than ignored."""
     for k in names:
-        if k not in KNOWN_EXTRA and not (isinstance(k, str) and _MEASUREMENT_NAME.fullmatch(k)):
+        if k not in KNOWN_EXTRA and not is_measurement(k):
             raise InvalidInput(
-                f"unknown feature {k!r} (a defect record holds measurements named f001, f002, ... and may carry "
-                f"{', '.join(EXTRA)})"
+                f"unknown feature {k!r} (a defect record holds measurements named f001, f002, ... "
+                f"f{N_MEASUREMENTS:03d} and may carry {', '.join(EXTRA)})"
             )
 
 
@@ -66,15 +72,17 @@ def labels(df: pd.DataFrame) -> np.ndarray:
 
 
 def numeric_matrix(df: pd.DataFrame, columns: list[str]) -> np.ndarray:
-    """The named measurement columns as float64; a missing or non-numeric column is named in the error."""
+    """The named measurement columns as float64; a missing or non-numeric column is named in the error. A blank
+    cell (``""`` in a record, as an empty CSV cell) or ``nan`` is a missing value."""
     out = np.empty((len(df), len(columns)))
     for j, c in enumerate(columns):
         if c not in df.columns:
-            raise InvalidInput(f"input lacks the measurement column {c!r}")
+            raise InvalidInput(f"input lacks the measurement column {c!r}{_case_hint(df, c)}")
         given = col = df[c]
         if not pd.api.types.is_numeric_dtype(col):
             num = pd.to_numeric(col, errors="coerce")
-            bad = (num.isna() & col.notna() & (col.astype(str).str.strip().str.lower() != "nan")).to_numpy()
+            text = col.astype(str).str.strip()
+            bad = (num.isna() & col.notna() & (text != "") & (text.str.lower() != "nan")).to_numpy()
             if bad.any():
                 i = int(bad.argmax())
                 raise InvalidInput(f"column {c!r} row {i + 1} holds a non-numeric value {shown(col.iloc[i])}")
@@ -88,6 +96,12 @@ def numeric_matrix(df: pd.DataFrame, columns: list[str]) -> np.ndarray:
         j = int(np.where(np.isinf(out).any(0))[0][0])
         raise InvalidInput(f"column {columns[j]!r} holds an infinite value")
     return out
+
+
+def _case_hint(df: pd.DataFrame, name: str) -> str:
+    """Where the frame has ``name`` in other letters (``F060``): say so, as the frame's own name is not read."""
+    found = [c for c in df.columns if isinstance(c, str) and c.lower() == name.lower()]
+    return f" (found {found[0]!r}: column names are case-sensitive)" if found else ""
 
 
 def fit_features(df: pd.DataFrame, *, max_missing: float, min_missing_indicator: float, missing_indicators: bool,
@@ -128,11 +142,18 @@ def feature_names(stats: dict) -> list[str]:
     return list(stats["measurements"]) + [f"{c}_missing" for c in stats["indicators"]]
 
 
-def transform(df: pd.DataFrame, stats: dict) -> np.ndarray:
-    """Rows -> float32 model inputs: robust z-scores (median-imputed, so a missing value is 0) + indicators."""
+def transform(df: pd.DataFrame, stats: dict, *, scoring: bool = False) -> np.ndarray:
+    """Rows -> float32 model inputs: robust z-scores (median-imputed, so a missing value is 0) + indicators.
+    ``scoring``: a row with none of the model's measurements is refused; it would be scored at the medians."""
     cols = stats["measurements"]
     x = numeric_matrix(df, cols)
     isnan = np.isnan(x)
+    empty = isnan.all(1) if scoring and cols else np.zeros(len(x), dtype=bool)
+    if empty.any():
+        i = int(empty.argmax())
+        wafer = f" ({ID} {shown(df[ID].iloc[i])})" if ID in df.columns and pd.notna(df[ID].iloc[i]) else ""
+        raise InvalidInput(f"row {i + 1}{wafer} holds none of the model's {len(cols)} measurements: a wafer with no "
+                           "readings is not scored")
     median, scale = np.asarray(stats["median"]), np.asarray(stats["scale"])
     z = np.where(isnan, 0.0, (x - median) / scale)
     z = np.clip(z, -stats["clip"], stats["clip"])

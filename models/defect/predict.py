@@ -22,11 +22,12 @@ COLUMNS = ["row_id", "defect_probability", "defect_predicted"]
 def _zprob(model: OnnxModel, df: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     """(robust z-scores, defect probabilities) for rows already read; with the model's drift prior, the
     probability combines the network's with the line's recent failure rate before each wafer (``drift.py``)."""
-    z = F.transform(df, model.manifest["feature_stats"])
+    z = F.transform(df, model.manifest["feature_stats"], scoring=True)
     prob = model.run({"x": z})["y"][:, 0] if len(z) else np.zeros(0, dtype=np.float32)
     drift = model.manifest.get("drift")
+    times = D.stamps(df)  # read even where the model has no drift prior: an unreadable test time is refused
     if drift and len(z):
-        prob = D.combine(drift["coef"], prob, D.recent_rate(drift, D.stamps(df), len(z)))
+        prob = D.combine(drift["coef"], prob, D.recent_rate(drift, times, len(z)))
     return z, prob
 
 
@@ -56,7 +57,11 @@ check_fields = F.check_fields  # the columns of an Arrow or Parquet body (servin
 def records_frame(records: list[dict]) -> pd.DataFrame:
     """API records (JSON, or online-store rows) as the frame :func:`score` reads; a field that is neither a
     measurement nor one of the known extras (id, label, test time, online-store keys) is refused, naming it. Files
-    are read as they are (``read_rows``)."""
+    are read as they are (``read_rows``).
+
+    A record lacking a measurement that others in the batch carry has it missing, as JSON null or ``""`` (a blank
+    CSV cell); a measurement no record carries is refused (``input lacks the measurement column``), as a file
+    lacking the column is, and so is a record with none of the model's measurements (``score``)."""
     frame = pd.DataFrame.from_records(records)
     F.check_fields(frame.columns)  # the columns are every record's fields
     return frame

@@ -268,7 +268,168 @@ def test_combiner_probabilities_are_calibrated_and_rank_as_the_balanced_fit():
 def test_stamps_read_the_secom_format_and_iso():
     from models.defect import drift as D
 
-    df = pd.DataFrame({"timestamp": ["19/07/2008 11:55:00", "2008-07-19T12:55:00", "soon"]})
+    df = pd.DataFrame({"timestamp": ["19/07/2008 11:55:00", "2008-07-19T12:55:00", "", None,
+                                     "2008-07-19T14:55:00+02:00"]})
     t = D.stamps(df)
-    assert t[1] - t[0] == 3600 and np.isnan(t[2])
+    assert t[1] - t[0] == 3600 and np.isnan(t[2]) and np.isnan(t[3]) and t[4] - t[0] == 3600  # empty: no time
     assert D.stamps(pd.DataFrame({"x": [1]})) is None
+
+
+def _store_rows(df: pd.DataFrame) -> list[dict]:
+    """``df``'s wafers as the online store answers an entity-id lookup of ``secom_features``: the test time only as
+    ``event_timestamp``, UTC ISO text (``feature_store.store``; the SECOM adapter reads the file's time as UTC)."""
+    utc = pd.to_datetime(df.timestamp, format="%d/%m/%Y %H:%M:%S", utc=True)
+    rows = json.loads(df.drop(columns=["timestamp", "label"]).to_json(orient="records"))
+    return [{"lot_id": f"secom-{r['row_id']:04d}", "event_timestamp": t.to_pydatetime().isoformat(), **r,
+             "n_missing": 0} for r, t in zip(rows, utc, strict=True)]
+
+
+def test_a_wafer_looked_up_by_id_scores_as_sent_inline(trained, subset):
+    """An online-store row carries the wafer's test time as ``event_timestamp`` (UTC), not ``timestamp``: the drift
+    prior reads it, so ``{"entity_ids": [...], "view": "secom_features"}`` gives the probability of the same wafer
+    sent inline with its ``timestamp`` (it was scored at the overall rate, as if it had no time)."""
+    from models.defect import drift as D
+    from models.defect.predict import score
+    from serving.runtime import OnnxModel
+
+    df = pd.read_csv(subset)
+    model = OnnxModel(trained[0])  # trained on 300 wafers, the drift prior may not be kept: give it one
+    model.manifest["drift"] = {**D.history(D.stamps(df), F.labels(df), 50), "coef": [1.0, 1.0, 0.0]}
+    rows = df.iloc[150:160]
+    inline = score(model, rows).defect_probability
+    store = pd.DataFrame.from_records(_store_rows(rows))  # as serving.predictions.records_frame(from_store=True)
+    assert "timestamp" not in store.columns and store.event_timestamp.iloc[0].endswith("+00:00")
+    assert score(model, store).defect_probability.tolist() == inline.tolist()
+    assert score(model, store.drop(columns=["event_timestamp"])).defect_probability.tolist() != inline.tolist()
+    typed = store.assign(event_timestamp=pd.to_datetime(store.event_timestamp))  # an Arrow body's time column
+    assert score(model, typed).defect_probability.tolist() == inline.tolist()
+    # a row whose ``timestamp`` is empty takes its ``event_timestamp``
+    both = store.assign(timestamp=[""] + rows.timestamp.tolist()[1:])
+    assert score(model, both).defect_probability.tolist() == inline.tolist()
+
+
+@pytest.mark.parametrize("column", ["timestamp", "event_timestamp"])
+@pytest.mark.parametrize("value", ["yesterday", "1216468500", 1216468500, "19/07/2008", "07/19/2008 11:55:00",
+                                   "2008-13-01T00:00:00", True])
+def test_an_unreadable_test_time_is_refused_naming_the_column_and_row(trained, subset, tmp_path, column, value):
+    """A test time that reads as neither the SECOM file's format nor ISO 8601 (a word, epoch seconds, a date
+    alone, month first) is refused, naming the column and the row, in records and in a file: it was read as no
+    time, which changes the probability (the overall failure rate instead of the line's recent one)."""
+    from models.defect import drift as D
+    from models.defect.predict import predict, records_frame, score
+    from serving.runtime import OnnxModel
+
+    model = OnnxModel(trained[0])
+    df = pd.read_csv(subset).head(4)
+    records = json.loads(df.rename(columns={"timestamp": column}).to_json(orient="records"))
+    records[2][column] = value
+    message = f"^column '{column}' row 3 holds {re.escape(repr(value))}, not a test time: dd/mm/yyyy HH:MM:SS .*ISO"
+    with pytest.raises(InvalidInput, match=message) as err:
+        score(model, records_frame(records))
+    assert "\n" not in str(err.value)
+    with pytest.raises(InvalidInput, match=message):
+        D.stamps(pd.DataFrame.from_records(records))
+    pd.DataFrame.from_records(records).to_csv(tmp_path / "rows.csv", index=False)
+    with pytest.raises(InvalidInput, match=f"^column '{column}' row 3 holds "):
+        predict(model, tmp_path / "rows.csv", "secom")
+
+
+def test_a_wafer_with_no_readings_is_refused(trained, subset, tmp_path):
+    """A row with none of the model's measurements was scored at the training medians (and could be flagged
+    defective): refused, naming the row, in a file and in records. A measurement empty in every row of a batch is
+    allowed (missing values are normal in SECOM), and so is a row with a single reading."""
+    from models.defect.predict import predict, records_frame, score
+    from serving.runtime import OnnxModel
+
+    model = OnnxModel(trained[0])
+    kept = model.manifest["feature_stats"]["measurements"]
+    df = pd.read_csv(subset).drop(columns=["label"]).head(5)
+    empty = df.copy()
+    empty.loc[2, F.measurement_columns(df)] = np.nan
+    empty.to_csv(tmp_path / "rows.csv", index=False)
+    wafer = int(df.row_id.iloc[2])
+    message = f"^row 3 \\(row_id {wafer}\\) holds none of the model's {len(kept)} measurements: a wafer with no "
+    with pytest.raises(InvalidInput, match=message):
+        predict(model, tmp_path / "rows.csv", "secom")
+    records = json.loads(df.to_json(orient="records"))
+    bare = [*records[:2], {"row_id": wafer, "timestamp": records[2]["timestamp"]}, *records[3:]]  # no keys at all
+    with pytest.raises(InvalidInput, match=message):
+        score(model, records_frame(bare))
+    nulls = [*records[:2], {k: (None if F.is_measurement(k) else v) for k, v in records[2].items()}, *records[3:]]
+    with pytest.raises(InvalidInput, match=message):
+        score(model, records_frame(nulls))
+    # a measurement empty in the whole batch, a row with one reading: scored
+    one = [{**r, kept[0]: None} for r in records]
+    one[1] = {"row_id": one[1]["row_id"], kept[1]: records[1][kept[1]]}
+    out = score(model, records_frame(one))
+    assert out.defect_probability.between(0, 1).all() and len(out) == 5
+
+
+def test_a_record_lacking_a_key_has_that_measurement_missing(trained, subset):
+    """Over the API, a record without a measurement that the batch's other records carry has it missing, as JSON
+    null, ``""`` or an empty CSV cell; a measurement that no record carries is refused, as a file without the
+    column is, whether the batch holds one record or many."""
+    from models.defect.predict import records_frame, score
+    from serving.runtime import OnnxModel
+
+    model = OnnxModel(trained[0])
+    kept = model.manifest["feature_stats"]["measurements"]
+    records = json.loads(pd.read_csv(subset).head(3).to_json(orient="records"))
+    lacking = [dict(r) for r in records]
+    del lacking[1][kept[3]]
+    nulls = [dict(r) for r in records]
+    nulls[1][kept[3]] = None
+    want = score(model, records_frame(nulls)).defect_probability.tolist()
+    assert score(model, records_frame(lacking)).defect_probability.tolist() == want
+    for batch in ([lacking[1]], [{k: v for k, v in r.items() if k != kept[3]} for r in records]):
+        with pytest.raises(InvalidInput, match=f"^input lacks the measurement column '{kept[3]}'$"):
+            score(model, records_frame(batch))
+
+
+def test_blank_strings_are_missing_values(trained, subset, tmp_path):
+    """``""`` in a JSON record is a missing value, as an empty CSV cell is (it was refused over HTTP with "holds a
+    non-numeric value an empty cell" while the same wafer in a file was scored); text is still refused."""
+    from models.defect.predict import predict, records_frame, score
+    from serving.runtime import OnnxModel
+
+    model = OnnxModel(trained[0])
+    kept = model.manifest["feature_stats"]["measurements"]
+    df = pd.read_csv(subset).head(4)
+    df.loc[1, kept[:5]] = np.nan
+    df.to_csv(tmp_path / "rows.csv", index=False)
+    want = predict(model, tmp_path / "rows.csv", "secom").defect_probability.tolist()
+    records = json.loads(df.to_json(orient="records"))
+    for blank in ("", "  "):
+        sent = [{k: (blank if v is None else v) for k, v in r.items()} for r in records]
+        assert sent[1][kept[0]] == blank
+        assert score(model, records_frame(sent)).defect_probability.tolist() == want
+    records[2][kept[0]] = "1,5"
+    with pytest.raises(InvalidInput, match=f"^column '{kept[0]}' row 3 holds a non-numeric value '1,5'$"):
+        score(model, records_frame(records))
+
+
+@pytest.mark.parametrize("name", ["f000", "f591", "f999"])
+def test_a_measurement_name_beyond_secom_is_refused(name):
+    """SECOM's measurements are f001..f590: a record field ``f591`` or ``f999`` is no measurement (a typo, scored as
+    if absent), refused as an unknown feature; in a file (read as it is) such a column is not read, also in
+    training."""
+    from models.defect.predict import records_frame
+
+    with pytest.raises(InvalidInput, match=f"^unknown feature '{name}' \\(a defect record holds measurements named "
+                                           "f001, f002, ... f590 and may carry"):
+        records_frame([{"row_id": 1, "f001": 1.0, "f590": 2.0, name: 3.0}])
+    assert F.measurement_columns(pd.DataFrame(columns=["row_id", "f001", "f590", name, "F002"])) == ["f001", "f590"]
+
+
+def test_a_column_named_in_other_letters_is_named_in_the_error(trained, subset, tmp_path):
+    """``F060`` for ``f060`` in a file: the error says which column was found, not only which is lacking."""
+    from models.defect.predict import predict
+    from serving.runtime import OnnxModel
+
+    model = OnnxModel(trained[0])
+    name = model.manifest["feature_stats"]["measurements"][2]
+    pd.read_csv(subset).head(3).rename(columns={name: name.upper()}).to_csv(tmp_path / "rows.csv", index=False)
+    message = re.escape(f"input lacks the measurement column '{name}' (found '{name.upper()}': column names are "
+                        "case-sensitive)")
+    with pytest.raises(InvalidInput, match=f"^{message}$"):
+        predict(model, tmp_path / "rows.csv", "secom")
