@@ -43,6 +43,10 @@ PROFILE_QUANTILES = (0.1, 0.25, 0.5, 0.75, 0.9)
 # A plant's file with missing intervals (even a missing fortnight) passes; two rows years apart are refused before
 # a grid of millions of forward-filled values and a forecast per day of it are built (the work is bounded by rows).
 MAX_INTERVALS_PER_ROW = 2
+# the median spacing of the rows up to this is the meter's interval, which must be 15 minutes; sparser rows are
+# left to the span rule above (two rows years apart are no interval, just too few rows)
+MAX_METER_INTERVAL = pd.Timedelta(days=1)
+WEEK = LAG_DAYS * STEPS_PER_DAY  # grid steps from a gap to the same slot of the week before, its fill
 MAX_KWH = 1e9  # per 15 minutes: 4 TW, more than the world's average power use: a unit or data error above
 FLOAT32_MAX = float(np.finfo(np.float32).max)  # the model's input type: any reading must be finite in it
 PROFILE_NAMES = [f"profile_p{round(q * 100)}" for q in PROFILE_QUANTILES] + ["profile_mean", "profile_days"]
@@ -148,8 +152,13 @@ def series_from_frame(df: pd.DataFrame) -> Series:
     tz = stamps.tz
     if tz is not None:  # local wall time in the dates' offset: origins and answers are on that clock
         stamps = stamps.tz_localize(None)
-    if ((stamps - stamps.min()) % STEP != pd.Timedelta(0)).any():
-        raise InvalidInput(f"column {DATE!r} must be on a 15-minute grid")
+    _check_interval(stamps)
+    off = np.flatnonzero(np.asarray(stamps != stamps.floor(STEP)))
+    if len(off):  # a clock off the quarter hours would shift every origin off 00:00
+        raise InvalidInput(
+            f"column {DATE!r} row {off[0] + 1} holds {shown(df[DATE].iloc[off[0]])}, not a quarter hour (:00, :15, "
+            ":30 or :45, no seconds): give the meter's quarter-hour stamps (the end of each 15-minute interval)"
+        )
     if stamps.duplicated().any():
         raise InvalidInput(f"column {DATE!r} repeats the timestamp {stamps[stamps.duplicated()][0]}")
     start, end = stamps.min(), stamps.max()
@@ -172,9 +181,42 @@ def series_from_frame(df: pd.DataFrame) -> Series:
     return Series(start, grid, co2_grid, tz)
 
 
+def _duration(span: pd.Timedelta) -> str:
+    """``30 minutes``, ``1 hour``, ``2 days``: a spacing of rows as a message names it."""
+    seconds = span.total_seconds()
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if seconds >= size and seconds % size == 0:
+            k = int(seconds // size)
+            return f"{k} {unit}{'s' * (k != 1)}"
+    return f"{seconds:g} second{'s' * (seconds != 1)}"
+
+
+def _check_interval(stamps: pd.DatetimeIndex) -> None:
+    """Refuse rows of another meter interval, read from the median spacing: 30-minute kWh on the 15-minute grid
+    left every other interval to the gap fill (a day's forecast nearly doubled), hourly and 5-minute rows got
+    messages about gaps or the grid."""
+    gaps = np.diff(np.unique(stamps.to_numpy()))
+    if not len(gaps):
+        return
+    median = pd.Timedelta(np.partition(gaps, (len(gaps) - 1) // 2)[(len(gaps) - 1) // 2])  # a spacing that occurs
+    if median != STEP and median <= MAX_METER_INTERVAL:
+        finer = " (the sum of each quarter hour's)" if median < STEP else ""
+        raise InvalidInput(f"column {DATE!r}: the rows are {_duration(median)} apart (median); the model forecasts "
+                           f"15-minute kWh: give 15-minute readings{finer}")
+
+
 def filled(kwh: np.ndarray, fill: float) -> np.ndarray:
-    """Forward-fill gaps (only the past flows forward, so no leakage), then a constant for leading gaps."""
-    return pd.Series(kwh).ffill().fillna(fill).to_numpy(float)
+    """Gaps take the same 15-minute slot of the latest earlier week with a reading (the plant's week repeats; the
+    last reading carried over 2.3 days after a 135 kWh peak made the next day 2.5 x too high), else the last
+    reading, else ``fill``. Every value comes from an earlier index: a forecast still reads only its past."""
+    v = np.asarray(kwh, dtype=float)
+    if not np.isnan(v).any():
+        return v.copy()
+    weeks = -(-len(v) // WEEK)
+    by_slot = np.full(weeks * WEEK, np.nan)
+    by_slot[: len(v)] = v
+    by_slot = pd.DataFrame(by_slot.reshape(weeks, WEEK)).ffill().to_numpy().ravel()[: len(v)]
+    return pd.Series(by_slot).ffill().fillna(fill).to_numpy(float)
 
 
 def origin_indices(series: Series, first: pd.Timestamp, last: pd.Timestamp | None = None) -> np.ndarray:

@@ -22,7 +22,11 @@ from serving.runtime import OnnxModel
 log = logging.getLogger("sfai.energy")
 
 COLUMNS = ["origin", "timestamp", "p10", "p50", "p90"]
+# an origin is not forecast when more of the 96 intervals before it than this have no reading: its lags, last
+# values and day blocks would be the gap fill's, not the plant's
+MOST_MISSING = F.STEPS_PER_DAY // 2
 STAMP = "%Y-%m-%d %H:%M:%S"
+MINUTE = "%Y-%m-%d %H:%M"  # stamps in messages
 # start: a date, or an ISO date and time (with an optional UTC offset)
 ISO_START = re.compile(r"^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}(:?\d{2})?)?)?$")
 
@@ -67,11 +71,57 @@ def _need_history(series: F.Series, ahead: bool) -> None:
     if first <= latest:
         return
     upto = first - F.STEP if ahead else first + F.STEP
+    before = max(series.index_of(latest), 0)  # rows stamped before the latest origin
     raise InvalidInput(
         f"a forecast needs {F.HISTORY} rows of 15 minutes ({F.LAG_DAYS} days and 30 minutes) of {F.TARGET!r} "
         f"before its 00:00 origin; the rows given cover {n} intervals ({n / F.STEPS_PER_DAY:.1f} days, "
-        f"{series.start} to {last}): the first possible origin, {first.date()}, needs rows up to {upto}"
+        f"{series.start:{MINUTE}} to {last:{MINUTE}}), {before} of them before the latest origin, {latest:{MINUTE}}: "
+        f"add the earlier rows from {latest - F.HISTORY * F.STEP:{MINUTE}} on (or, for the first possible origin, "
+        f"{first.date()}, rows up to {upto:{MINUTE}})"
     )
+
+
+def _gap_before(series: F.Series, o: int, missing: np.ndarray, count: int) -> str:
+    """Why origin ``o`` is not forecast: how much of its day before has no reading, and the latest gap in it (the
+    whole gap, also where it goes on past the origin: only this message reads it)."""
+    inside = o - 1 - int(np.argmax(missing[o - 1 :: -1]))  # the last missing interval before the origin
+    readings = np.flatnonzero(~missing[:inside])
+    begin = int(readings[-1]) + 1 if len(readings) else 0
+    after = np.flatnonzero(~missing[inside:])
+    end = inside + (int(after[0]) if len(after) else len(missing) - inside) - 1
+    first, last = (series.start + i * F.STEP for i in (begin, end))
+    return (f"origin {series.start + o * F.STEP:{MINUTE}}: {count} of the {F.STEPS_PER_DAY} intervals of the day "
+            f"before it have no reading (the latest gap: {first:{MINUTE}} to {last:{MINUTE}}, "
+            f"{(end - begin + 1) / F.STEPS_PER_DAY:.1f} days)")
+
+
+def _with_readings(series: F.Series, origins: np.ndarray, missing: np.ndarray) -> tuple[np.ndarray, list[str]]:
+    """The origins whose day before is mostly read, not filled, and a warning for those left out (refused where
+    none is left: a day after a 2.3-day gap was forecast 2.5 x too high from the fill)."""
+    cs = np.concatenate([[0], np.cumsum(missing)])
+    count = cs[origins] - cs[origins - F.STEPS_PER_DAY]
+    bad = count > MOST_MISSING
+    if not bad.any():
+        return origins, []
+    why = _gap_before(series, int(origins[bad][-1]), missing, int(count[bad][-1]))
+    if bad.all():
+        raise InvalidInput(f"{why}: a forecast would rest on filled values; send the missing rows" if len(origins) == 1
+                           else f"none of the {len(origins)} origins has readings for most of the day before it "
+                           f"(send the missing rows); the latest, {why}")
+    days = [f"{series.start + o * F.STEP:%Y-%m-%d}" for o in origins[bad]]
+    shown = ", ".join(days[:3]) + (f" and {len(days) - 3} more" if len(days) > 3 else "")
+    return origins[~bad], [f"no forecast from {shown} (more than half of the day before each has no reading: send "
+                           f"the missing rows to forecast them); the latest, {why}"]
+
+
+def _filled_note(series: F.Series, last: int, missing: np.ndarray) -> tuple[int, list[str]]:
+    """How many intervals before the last origin the gap fill supplied, and the warning that says so."""
+    count = int(missing[:last].sum())
+    if not count:
+        return 0, []
+    return count, [f"{count:,} of the {last:,} 15-minute intervals before the last origin "
+                   f"({series.start + last * F.STEP:{MINUTE}}) have no reading ({count / F.STEPS_PER_DAY:.1f} days): "
+                   "filled from the same time a week earlier (where it has none, from the last reading)"]
 
 
 def forecast(
@@ -97,6 +147,12 @@ def forecast(
         following = series.index_of(series.stamps[-1].ceil("D"))
         if following <= n and following >= series.index_of(start) and following not in origins:
             origins = np.append(origins, following)
+    missing = np.isnan(series.kwh)
+    origins, notes = _with_readings(series, origins, missing)
+    filled, note = _filled_note(series, int(origins.max()) if len(origins) else 0, missing)
+    notes += note
+    for line in notes:
+        log.warning("%s", line)
     v = F.filled(series.kwh, float(model.manifest["fill_value"]))
     days = series.start + origins * F.STEP
     x = F.build(v, origins, pd.DatetimeIndex(days), float(model.manifest["scale"]))
@@ -105,7 +161,7 @@ def forecast(
     origin_col = np.repeat(pd.DatetimeIndex(days).strftime(STAMP).to_numpy(), horizon)
     steps_ahead = pd.to_timedelta(np.arange(1, horizon + 1) * 15, unit="min").to_numpy()
     ts = (pd.DatetimeIndex(days).values[:, None] + steps_ahead[None, :]).ravel()
-    return pd.DataFrame(
+    out = pd.DataFrame(
         {
             "origin": origin_col,
             "timestamp": pd.DatetimeIndex(ts).strftime(STAMP).to_numpy(),
@@ -115,6 +171,9 @@ def forecast(
         },
         columns=COLUMNS,
     )
+    # beside the contract's columns, for the API's answer: intervals gap-filled, and the warnings logged
+    out.attrs.update(filled_intervals=filled, warnings=notes)
+    return out
 
 
 def predict(model: OnnxModel, input_path: Path, dataset: str, *, start=None, horizon=96, **_) -> pd.DataFrame:  # noqa: ANN001
@@ -124,14 +183,16 @@ def predict(model: OnnxModel, input_path: Path, dataset: str, *, start=None, hor
     series = F.read_series(input_path)
     stamp = parse_start(start, series)
     first = parse_start(None, series)  # the first 00:00 with a week of history before it in the file
+    notes = []
     if first > stamp and first < series.stamps[-1]:  # the file begins at (or just before) the start wanted
-        log.warning(
-            "%s: start %s has less than %d days of %r before it in the file; forecasts begin at %s (the days "
-            "before it are skipped: add the week before to the file to forecast them)",
-            Path(input_path).name, stamp.date(), F.LAG_DAYS, F.TARGET, first.date(),
-        )
+        notes.append(f"{Path(input_path).name}: start {stamp.date()} has less than {F.LAG_DAYS} days of {F.TARGET!r} "
+                     f"before it in the file; forecasts begin at {first.date()} (the days before it are skipped: add "
+                     "the week before to the file to forecast them)")
+        log.warning("%s", notes[0])
         stamp = first
-    return forecast(model, series, stamp, horizon, ahead=bool(stamp >= series.stamps[-1]))
+    out = forecast(model, series, stamp, horizon, ahead=bool(stamp >= series.stamps[-1]))
+    out.attrs["warnings"] = notes + out.attrs["warnings"]
+    return out
 
 
 def score(model: OnnxModel, df: pd.DataFrame, *, start: str | None = None, horizon: int = 96) -> pd.DataFrame:

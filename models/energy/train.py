@@ -134,6 +134,13 @@ def fit_early_stop_days(cfg: EnergyConfig, origins: int, *, explicit: bool) -> E
                     "early_stop_days=%d (set it with --set early_stop_days=N)", origins, cfg.early_stop_days, fits)
         return replace(cfg, early_stop_days=fits)
     history = F.LAG_DAYS + 1
+    if not explicit:  # lowered as far as it goes, and still too short: the real minimum (29 days), not the default's
+        least = min(cfg.early_stop_days, MIN_EARLY_STOP_DAYS)
+        raise InvalidInput(
+            f"column {F.TARGET!r} covers too few days to train on: {origins} forecast days (the first {history} days "
+            f"of rows are history only), and training needs at least {3 * least} (3 x early_stop_days, lowered for "
+            f"a short file as far as {least}); give a file of at least {3 * least + history} days"
+        )
     lower = f"lower it with --set early_stop_days=N (N <= {fits}) or " if fits >= 1 else ""
     raise InvalidInput(
         f"column {F.TARGET!r} covers too few days to train on: {origins} forecast days (the first {history} days "
@@ -160,6 +167,11 @@ def train(
     v_raw = series.kwh
     fill = float(np.nanmedian(v_raw))
     v = F.filled(v_raw, fill)
+    gaps = int(np.isnan(v_raw).sum())
+    if gaps:  # the inputs of the days after them are partly the fill's (the targets never are)
+        log.warning("%s of the %s 15-minute intervals have no reading (%.1f days): filled from the same time a week "
+                    "earlier (where it has none, from the last reading)", f"{gaps:,}", f"{len(v_raw):,}",
+                    gaps / F.STEPS_PER_DAY)
     # the data version: the readings, where the grid starts (the same readings a day later are other data) and the
     # CO2 column the emission factor comes from
     dhash = data_hash(v_raw, np.array([series.start.value], dtype=np.int64), *(() if series.co2 is None else

@@ -3,6 +3,7 @@ contract, no leakage past an origin, bad input, and no torch in predict. Trains 
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -141,25 +142,32 @@ def test_predict_contract(trained, series_csv):
     assert np.allclose(co2.co2_p50, out.p50 * model.manifest["emission_factor_t_per_kwh"], atol=1e-6)
 
 
-def test_no_leakage(trained, series_csv):
-    """Changing every row at or after an origin leaves that origin's forecast unchanged."""
+@pytest.mark.parametrize("gap", [0, 40])
+def test_no_leakage(trained, series_csv, gap):
+    """Changing every row at or after an origin leaves that origin's forecast unchanged; also where the rows right
+    before it have a gap (``gap`` intervals, filled from a week earlier: only rows before the origin fill it). The
+    origins whose day before is then mostly missing are left out (the later ones of 8 February)."""
     from models.energy.predict import forecast
     from serving.runtime import OnnxModel
 
     model = OnnxModel(trained[0])
     s = F.read_series(series_csv)
     start = pd.Timestamp("2018-02-08")
-    base = forecast(model, s, start)
     for day in ("2018-02-08", "2018-02-11"):
         origin = pd.Timestamp(day)
         k = s.index_of(origin)  # the row stamped at the origin (the previous day's 24:00) is changed too
-        changed = F.Series(s.start, s.kwh.copy(), None)
+        gappy = F.Series(s.start, s.kwh.copy(), None)
+        gappy.kwh[k - gap : k] = np.nan
+        base = forecast(model, gappy, start)
+        changed = F.Series(s.start, gappy.kwh.copy(), None)
         changed.kwh[k:] = changed.kwh[k:] * 3.0 + 40.0
         changed.kwh[k + 300 :] = np.nan
         other = forecast(model, changed, start)
-        before = base.origin <= f"{day} 00:00:00"
-        pd.testing.assert_frame_equal(base[before], other[before])
-        assert not base[~before].reset_index(drop=True).equals(other[~before].reset_index(drop=True))
+        cut = f"{day} 00:00:00"
+        assert (base.origin == cut).sum() == 96
+        pd.testing.assert_frame_equal(base[base.origin <= cut], other[other.origin <= cut])
+        later = [f[f.origin > cut].reset_index(drop=True) for f in (base, other)]
+        assert len(later[0]) and not later[0].equals(later[1])
 
 
 @pytest.mark.parametrize(
@@ -341,7 +349,9 @@ def test_too_short_a_history_says_what_is_needed_not_a_start_never_sent(tmp_path
     with pytest.raises(InvalidInput, match=r"needs 674 rows of 15 minutes .* cover 96 intervals \(1.0 days") as err:
         score(_Constant(), _rows(96))
     assert "start" not in str(err.value)
-    with pytest.raises(InvalidInput, match="the first possible origin, 2020-01-09, needs rows up to 2020-01-08 23:45"):
+    with pytest.raises(InvalidInput, match=r"671 of them before the latest origin, 2020-01-08 00:00: add the earlier "
+                       r"rows from 2019-12-31 23:30 on \(or, for the first possible origin, 2020-01-09, rows up to "
+                       r"2020-01-08 23:45\)$"):
         predict(_Constant(), _write(_rows(7 * 96), tmp_path), "steel-energy")
     # eight days: the first possible origin is the day after the file, which is forecast from it
     assert predict(_Constant(), _write(_rows(8 * 96), tmp_path), "steel-energy")["origin"].unique().tolist() == [
@@ -391,3 +401,138 @@ def test_a_boolean_reading_is_refused_naming_row_and_column(value, tmp_path):
         predict(_Constant(), _write(text, tmp_path), "steel-energy")
     zeros = _rows(8 * 96 + 1).assign(Usage_kWh=[0, 1.0] * (4 * 96) + [1]).astype({"Usage_kWh": object})
     assert len(score(_Constant(), zeros, horizon=4)) == 4  # readings of exactly 0 and 1 are fine
+
+
+# ---------------------------------------------------------------- an energy manager's audit of inputs (2026-12)
+def _every(minutes: int, n: int, first: str = "2020-01-01T00:15:00") -> pd.DataFrame:
+    stamps = pd.date_range(first, periods=n, freq=f"{minutes}min")
+    return pd.DataFrame({"date": [s.isoformat() for s in stamps], "Usage_kWh": 1.0})
+
+
+@pytest.mark.parametrize(("minutes", "words"), [(30, "30 minutes"), (60, "1 hour"), (5, "5 minutes")])
+def test_rows_of_another_interval_are_refused_naming_it(minutes, words, tmp_path):
+    """30-minute kWh (two quarter hours each) passed the span rule and every other interval was filled with the
+    reading before it: a day's forecast nearly doubled (5,906 kWh for 3,263). Hourly rows were told to leave out
+    long gaps, 5-minute rows to keep to a 15-minute grid; now each is told what the rows are and what is needed."""
+    from models.energy.predict import predict, score
+
+    rows = _every(minutes, 10 * 24 * 60 // minutes)
+    want = (rf"^column 'date': the rows are {words} apart \(median\); the model forecasts 15-minute kWh: give "
+            "15-minute readings")
+    with pytest.raises(InvalidInput, match=want):
+        score(_Constant(), rows, horizon=4)
+    with pytest.raises(InvalidInput, match=want):
+        predict(_Constant(), _write(rows, tmp_path), "steel-energy")
+    with_gaps = _every(15, 10 * 96).drop(index=range(1, 10 * 96, 2)).reset_index(drop=True)  # 15-minute, half gone
+    with pytest.raises(InvalidInput, match="the rows are 30 minutes apart"):
+        score(_Constant(), with_gaps)
+
+
+@pytest.mark.parametrize(
+    ("change", "row", "shown"),
+    [
+        (lambda t: t - pd.Timedelta(minutes=10), 1, "'2020-01-01T00:05:00'"),  # the meter's clock 10 minutes early
+        (lambda t: t + pd.Timedelta(seconds=7), 1, "'2020-01-01T00:15:07'"),  # every stamp at :07 seconds
+        (lambda t: t.where(np.arange(len(t)) != 99, t + pd.Timedelta(minutes=1)), 100, "'2020-01-02T01:01:00'"),
+    ],
+)
+def test_stamps_off_the_quarter_hour_are_refused_naming_the_first(change, row, shown):
+    """Stamps 10 minutes early were taken: the origins moved to 23:50 (with seconds, 23:50:07), not 00:00."""
+    from models.energy.predict import score
+
+    stamps = change(pd.Series(pd.date_range("2020-01-01 00:15", periods=10 * 96, freq="15min")))
+    rows = pd.DataFrame({"date": [t.isoformat() for t in stamps], "Usage_kWh": 1.0})
+    with pytest.raises(InvalidInput, match=rf"^column 'date' row {row} holds {shown}, not a quarter hour \(:00, :15"):
+        score(_Constant(), rows)
+    assert score(_Constant(), _rows(10 * 96), horizon=1).origin.str.endswith(" 00:00:00").all()
+
+
+def test_gaps_are_filled_from_the_same_time_a_week_earlier():
+    """A gap takes the same 15-minute slot of the latest week before with a reading, not the last reading (2.3 days
+    after a 134.6 kWh peak made the next day 8,161 kWh for 3,263); in the first week, the last reading; before any
+    reading, the constant. Each value comes from earlier rows only: the fill of a prefix is the prefix of the fill."""
+    week = 7 * 96
+    v = np.tile(np.arange(week, dtype=float), 4)  # every week the same: slot i holds i
+    v[2 * week + 100] = 500.0  # a peak, then 2.3 days missing
+    v[2 * week + 101 : 2 * week + 101 + 221] = np.nan
+    v[3 * week + 100 : 3 * week + 110] = np.nan  # a week later: the peak's week is the latest one with readings
+    v[[0, 1, 50, 51]] = np.nan  # the first week has no week before: the last reading, or the constant
+    got = F.filled(v, fill=-1.0)
+    gap = np.arange(2 * week + 101, 2 * week + 101 + 221)
+    assert np.array_equal(got[gap], (gap % week).astype(float))
+    assert np.array_equal(got[3 * week + 100 : 3 * week + 110], [500.0, *range(101, 110)])
+    assert got[[0, 1, 50, 51]].tolist() == [-1.0, -1.0, 49.0, 49.0]
+    rng = np.random.default_rng(0)
+    noisy = np.where(rng.random(6 * week) < 0.3, np.nan, rng.random(6 * week))
+    full = F.filled(noisy, fill=0.5)
+    for k in (1, 95, week, week + 1, 3 * week + 7, 6 * week):
+        assert np.array_equal(F.filled(noisy[:k], fill=0.5), full[:k])
+
+
+def test_an_origin_whose_day_before_is_mostly_missing_is_refused_or_left_out(caplog):
+    """The day before an origin mostly filled (here: 2.3 days gone, the last two rows kept) is no basis for a
+    forecast: the only origin is refused, naming it and the gap; among others it is left out with a warning."""
+    from models.energy.predict import score
+
+    rows = _rows(12 * 96)  # 1 January 00:15 to 13 January 00:00: origins 9-13 January
+    gone = rows.drop(index=range(12 * 96 - 223, 12 * 96 - 2)).reset_index(drop=True)
+    want = ("origin 2020-01-13 00:00: 95 of the 96 intervals of the day before it have no reading (the latest gap: "
+            "2020-01-10 16:30 to 2020-01-12 23:30, 2.3 days)")
+    refused = rf"^{re.escape(want)}: a forecast would rest on filled values; send the missing rows$"
+    with pytest.raises(InvalidInput, match=refused):
+        score(_Constant(), gone, start="2020-01-13", horizon=4)
+    with caplog.at_level("WARNING", logger="sfai.energy"):
+        out = score(_Constant(), gone, horizon=4)
+    assert out.origin.unique().tolist() == ["2020-01-09 00:00:00", "2020-01-10 00:00:00", "2020-01-11 00:00:00"]
+    note = ("no forecast from 2020-01-12, 2020-01-13 (more than half of the day before each has no reading: send the "
+            f"missing rows to forecast them); the latest, {want}")
+    assert note in caplog.text and out.attrs["warnings"][0] == note
+    with pytest.raises(InvalidInput, match=r"^none of the 2 origins has readings for most of the day before it"):
+        score(_Constant(), gone, start="2020-01-12", horizon=4)
+    half = rows.drop(index=range(12 * 96 - 49, 12 * 96 - 1)).reset_index(drop=True)  # 48 of 96 missing: forecast
+    assert score(_Constant(), half, start="2020-01-13", horizon=4).origin.tolist() == ["2020-01-13 00:00:00"] * 4
+
+
+def test_filled_intervals_are_counted_and_warned_of(tmp_path, caplog):
+    """The fill was silent; now the forecasts carry how many 15-minute intervals before the last origin were filled
+    (``attrs["filled_intervals"]``, for the API's answer) and the CLI's log says it as a warning line."""
+    from models.energy.predict import predict, score
+
+    whole = score(_Constant(), _rows(10 * 96), horizon=4)
+    assert whole.attrs == {"filled_intervals": 0, "warnings": []}
+    gappy = _rows(10 * 96).drop(index=range(300, 330)).reset_index(drop=True)
+    with caplog.at_level("WARNING", logger="sfai.energy"):
+        out = predict(_Constant(), _write(gappy, tmp_path), "steel-energy", horizon=4)
+    note = ("30 of the 863 15-minute intervals before the last origin (2020-01-10 00:00) have no reading (0.3 days): "
+            "filled from the same time a week earlier (where it has none, from the last reading)")
+    assert out.attrs == {"filled_intervals": 30, "warnings": [note]} and note in caplog.text
+    assert len(out) == 2 * 4 and score(_Constant(), gappy, horizon=4).attrs["filled_intervals"] == 30
+
+
+def test_exactly_674_rows_says_which_earlier_rows_to_add():
+    """674 rows ending with the 24:00 row were told they needed 674 rows, and then rows of the next day; the
+    forecast from their end needs one earlier row (the rows at the origin is not before it)."""
+    from models.energy.predict import score
+
+    with pytest.raises(InvalidInput, match=r"cover 674 intervals \(7.0 days, 2019-12-31 23:45 to 2020-01-08 00:00\), "
+                       r"673 of them before the latest origin, 2020-01-08 00:00: add the earlier rows from "
+                       r"2019-12-31 23:30 on"):
+        score(_Constant(), _rows(674, "2019-12-31T23:45:00"))
+    assert score(_Constant(), _rows(675, "2019-12-31T23:30:00"), horizon=1).origin.tolist() == ["2020-01-08 00:00:00"]
+
+
+def test_too_short_a_training_file_names_the_real_minimum(series_csv, tmp_path, caplog):
+    """A 28-day file was told to give 134 days (early_stop_days 42 x 3 + 8), but early stopping is lowered for a
+    short file down to 7 days: 29 days train (and the intervals the gap fill supplies are a warning there too)."""
+    from models.energy.train import train
+
+    rows = pd.read_csv(series_csv)
+    rows.head(28 * 96).to_csv(tmp_path / "short.csv", index=False)
+    with pytest.raises(InvalidInput, match=r"20 forecast days .* needs at least 21 .* a file of at least 29 days$"):
+        train(tmp_path / "short.csv", "steel-energy", tmp_path / "a", config={"epochs": 1}, tracker=NoTracker())
+    rows.head(29 * 96).drop(index=range(1000, 1010)).to_csv(tmp_path / "enough.csv", index=False)
+    with caplog.at_level("WARNING", logger="sfai.energy"):
+        metrics = train(tmp_path / "enough.csv", "steel-energy", tmp_path / "b", config={"epochs": 1, "hidden": 8},
+                        tracker=NoTracker())
+    assert metrics["val_origins"] == 7
+    assert "10 of the 2,784 15-minute intervals have no reading (0.1 days): filled from the same time" in caplog.text
