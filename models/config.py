@@ -104,6 +104,7 @@ RULES: dict[str, dict[str, Rule]] = {
         "min_missing_indicator": PROBABILITY,
         "clip": POSITIVE,
         "hidden": NON_NEGATIVE,  # 0: the logistic model
+        "members": Rule(1, 50),
         "l2": NON_NEGATIVE,
         "inner_val_fraction": SHARE,
         "n_splits": NON_NEGATIVE,  # 0: no validation splits
