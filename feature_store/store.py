@@ -17,6 +17,7 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 
 import duckdb
 import numpy as np
@@ -267,6 +268,32 @@ class FeatureStore:
         rows = latest_rows(view, table)
         self.online.write(self.tenant, view.name, rows)
         return len(rows)
+
+    def entity_history(
+        self, view_name: str, key: object, since: datetime, until: datetime, features: Sequence[str]
+    ) -> pa.Table:
+        """One entity's rows of ``features`` stamped in (``since``, ``until``], oldest first, from the offline
+        store's Parquet files of those dates: the latest written version of each time, and a gap stays a gap (a
+        point-in-time join would carry the reading before it). An energy forecast by meter id reads its week of
+        history here: the online store keeps the latest reading only."""
+        view = self.get_view(view_name)
+        since, until = _utc(since), _utc(until)
+        first, last = f"date={since:%Y-%m-%d}", f"date={until:%Y-%m-%d}"  # partitions by UTC event date
+        files = [f for f in self.offline.files(self.tenant, view.name) if first <= Path(f).parent.name <= last]
+        schema = pa.schema([view.arrow_schema().field(TIMESTAMP), *(view.arrow_schema().field(n) for n in features)])
+        if not files:
+            return schema.empty_table()
+        ts = _q(TIMESTAMP)
+        file_list = "[" + ", ".join("'" + f.replace("'", "''") + "'" for f in files) + "]"
+        sql = (
+            f"SELECT {ts}, {', '.join(stored_columns(view, features, files))} "
+            f"FROM read_parquet({file_list}, union_by_name = true) WHERE {_q(view.join_key)} = ? AND {ts} > ? "
+            f"AND {ts} <= ? QUALIFY row_number() OVER (PARTITION BY {ts} ORDER BY {_q(CREATED)} DESC) = 1 "
+            f"ORDER BY {ts}"
+        )
+        key = int(key) if view.entity.dtype == "int64" else str(key)
+        with self._duck() as con:
+            return con.sql(sql, params=[key, since, until]).to_arrow_table()
 
     def materialize_incremental(self, view_name: str, end: datetime | str | None = None) -> int:
         """Materialize what arrived since the last (incremental) materialization, up to ``end`` (now): the rows

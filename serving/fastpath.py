@@ -64,9 +64,10 @@ def dumps(value) -> bytes:  # noqa: ANN001
         return json.dumps(value).encode()
 
 
-def prediction_body(model, predictions_json: str | bytes, count: int) -> bytes:  # noqa: ANN001
-    """``{"model", "version", "count", "predictions"}``, with the predictions already serialised."""
-    head = orjson.dumps({"model": model.name, "version": int(model.version), "count": count})
+def prediction_body(model, predictions_json: str | bytes, count: int, notes: dict | None = None) -> bytes:  # noqa: ANN001
+    """``{"model", "version", "count", ...notes, "predictions"}``, with the predictions already serialised;
+    ``notes``: what the answer says about its input (an energy forecast's filled intervals and warnings)."""
+    head = orjson.dumps({"model": model.name, "version": int(model.version), "count": count, **(notes or {})})
     if isinstance(predictions_json, str):
         predictions_json = predictions_json.encode()
     return b"".join((head[:-1], b',"predictions":', predictions_json, b"}"))

@@ -35,6 +35,8 @@ ARROW_STREAM = "application/vnd.apache.arrow.stream"
 OPTIONS = ("explain", "start", "horizon")
 BODY_FIELDS = frozenset({"entity_ids", "view", "model", *OPTIONS})  # besides "records"
 EXPLAIN_BY_DEFAULT = 1_000  # bigger batches get top features only when asked: occlusion multiplies the model runs
+ENTITY_ID = "entity_id"  # added to each answer row of a prediction by entity id: the id it answers, as sent
+MAX_FORECAST_ENTITIES = 16  # meters per energy forecast by entity id: each reads weeks of history offline
 
 
 class ModelCache:
@@ -145,16 +147,49 @@ def _check_name(preferred: object) -> None:
         raise InvalidInput(f'"model" must be a registered model name (a string); got {preferred!r}')
 
 
+@functools.cache
 def scorer(family: str):  # noqa: ANN201
-    """The family's ``score(model, frame, **options) -> DataFrame`` (its predict module; no torch)."""
-    return _predict_module(family).score
+    """The family's ``score(model, frame, **options) -> DataFrame`` (its predict module; no torch). A frame of
+    online-store entities (:func:`records_frame` of :class:`EntityRows`) is answered with each row's ``entity_id``;
+    energy forecasts each meter from its history."""
+    score = _predict_module(family).score
+
+    @functools.wraps(score)
+    def scored(model, frame: pd.DataFrame, **options) -> pd.DataFrame:  # noqa: ANN001
+        ids = frame.attrs.get(ENTITY_ID)
+        if ids is None:
+            return score(model, frame, **options)
+        if family == "energy":
+            return _forecast_meters(score, model, frame, ids, options)
+        if family == "rul":  # one answer per unit, in unit order: each unit is one entity's
+            units = _entity_units(frame, ids)
+            out = score(model, frame, **options)
+            out[ENTITY_ID] = pd.Series(out["unit"].map(units), dtype=object)
+            return out
+        out = score(model, frame, **options)  # failure and defect: one answer per row, in the rows' order
+        out[ENTITY_ID] = pd.Series(ids, index=out.index, dtype=object)
+        return out
+
+    return scored
 
 
 @functools.cache  # asked on every prediction call
 def record_scorer(family: str):  # noqa: ANN201
     """The family's ``score_records(model, records, **options) -> list[dict]`` where it has one (no pandas), else
-    None."""
-    return getattr(_predict_module(family), "score_records", None)
+    None. Records that are online-store entities (:class:`EntityRows`) are answered with each one's ``entity_id``."""
+    score = getattr(_predict_module(family), "score_records", None)
+    if score is None:
+        return None
+
+    @functools.wraps(score)
+    def scored(model, records: list[dict], **options) -> list[dict]:  # noqa: ANN001
+        out = score(model, records, **options)
+        if isinstance(records, EntityRows):
+            for row, entity in zip(out, records.ids, strict=True):
+                row[ENTITY_ID] = entity
+        return out
+
+    return scored
 
 
 @functools.cache
@@ -178,6 +213,10 @@ def records_frame(family: str, rows: pd.DataFrame | list[dict], *, from_store: b
         if check is not None:
             check(rows.columns)
         return rows
+    if isinstance(rows, EntityRows):  # the answer names each entity (``scorer``); a forecast needs each one's history
+        frame = meter_history(rows) if family == "energy" else pd.DataFrame.from_records(rows)
+        frame.attrs[ENTITY_ID] = rows.ids
+        return frame
     read = None if from_store else _records_reader(family)
     return read(rows) if read is not None else pd.DataFrame.from_records(rows)
 
@@ -232,7 +271,17 @@ def check_one_source(body: dict) -> None:
         raise InvalidInput('send "records" or "entity_ids" with "view", not both')
 
 
-def entity_rows(fs, view: str, ids: list) -> list[dict]:  # noqa: ANN001
+class EntityRows(list):
+    """Online-store rows, one per entity id in the request's order, that keep the ids as sent (each answer row
+    carries its entity's, ``entity_id``: a client matches answers to machines without relying on their order),
+    and the store and view they were read from (an energy forecast reads each meter's history there)."""
+
+    def __init__(self, rows: list[dict], ids: list, store, view: str) -> None:  # noqa: ANN001
+        super().__init__(rows)
+        self.ids, self.store, self.view = list(ids), store, view
+
+
+def entity_rows(fs, view: str, ids: list) -> EntityRows:  # noqa: ANN001
     """The online store's latest features of ``ids`` in ``view``, one row each, for scoring. An id that is not a
     string or an integer is a 422; an entity the store has no live row for (never ingested by this tenant, or
     older than the view's time-to-live) is a 404 naming it, rather than a row of empty cells to score."""
@@ -247,7 +296,104 @@ def entity_rows(fs, view: str, ids: list) -> list[dict]:  # noqa: ANN001
             f"no online features in view {view!r} for entity {', '.join(map(repr, missing[:5]))}{more} "
             "(never ingested, or older than the view's time-to-live)"
         )
-    return rows
+    return EntityRows(rows, ids, fs, view)
+
+
+def _entity_units(frame: pd.DataFrame, ids: list) -> dict:
+    """unit -> entity id for RUL rows read by entity id: two entities holding the same unit would be scored as one
+    engine's cycles (and answered once), so that is refused, naming them."""
+    if "unit" not in frame.columns:
+        return {}  # the model refuses the rows, naming the column
+    units: dict = {}
+    for entity, unit in zip(ids, pd.to_numeric(frame["unit"], errors="coerce"), strict=True):
+        if pd.notna(unit) and units.setdefault(unit, entity) != entity:
+            raise InvalidInput(f"entities {units[unit]!r} and {entity!r} both hold unit {unit:g}: a remaining useful "
+                               "life by entity id needs one unit per entity")
+    return units
+
+
+# an energy forecast by entity id -------------------------------------------------------------------------------
+# The online store keeps a meter's latest reading only; a day-ahead forecast reads at least a week of them (and its
+# day-type profile up to ``PROFILE_LOOKBACK`` days). So the meter's recent readings are read from the tenant's
+# offline store, as they were ingested (a gap stays a gap, for the model to handle as it would in records).
+USAGE = {"usage_kwh": "Usage_kWh", "Usage_kWh": "Usage_kWh"}  # a view's usage column -> the model's
+CO2 = {"co2_t": "CO2(tCO2)"}
+METER = "__sfai_meter"  # the position of each history row's entity among the ids (a column of the history frame)
+
+
+def meter_history(rows: EntityRows) -> pd.DataFrame:
+    """The energy model's series (``date``, ``Usage_kWh`` and ``CO2(tCO2)`` where the view has it) of each meter in
+    ``rows``: its readings of the ``PROFILE_LOOKBACK`` days (and one) up to its latest (the online row's time), from
+    the offline store. ``date`` is the interval end in the plant's local time (Korea, as ``sfai ingest
+    steel-energy`` read the DAEWOO file) with its UTC offset, as a client would send it; the store keeps UTC
+    instants."""
+    from models.energy import features as EF
+    from pipelines.adapters.steel_energy import TZ
+
+    if len(rows) > MAX_FORECAST_ENTITIES:
+        raise InvalidInput(f"an energy forecast by entity id takes at most {MAX_FORECAST_ENTITIES} meters per "
+                           f"request (each reads weeks of history); got {len(rows)}")
+    view = rows.store.get_view(rows.view)
+    names = view.feature_names
+    usage = next((c for c in USAGE if c in names), None)
+    if usage is None:
+        more = f" and {len(names) - 8} more" if len(names) > 8 else ""
+        raise InvalidInput(f"feature view {view.name!r} holds no energy readings: a forecast by entity id reads a "
+                           f"meter's 'usage_kwh' history (as steel_energy_features holds it); it has "
+                           f"{', '.join(names[:8])}{more}")
+    co2 = next((c for c in CO2 if c in names), None)
+    span = pd.Timedelta(days=EF.PROFILE_LOOKBACK + 1)
+    parts = []
+    for i, row in enumerate(rows):
+        until = pd.Timestamp(row[TIMESTAMP])
+        part = _readings(rows.store, view, row[view.join_key], until - span, until, [c for c in (usage, co2) if c])
+        local = pd.DatetimeIndex(part.pop(TIMESTAMP)).tz_convert(TZ)
+        part = part.rename(columns={usage: USAGE[usage], **({co2: CO2[co2]} if co2 else {})})
+        part.insert(0, EF.DATE, local.map(pd.Timestamp.isoformat))
+        part[METER] = i
+        parts.append(part)
+    return pd.concat(parts, ignore_index=True)
+
+
+def _readings(fs, view, key, since: pd.Timestamp, until: pd.Timestamp, columns: list[str]) -> pd.DataFrame:  # noqa: ANN001
+    """The entity's readings in (since, until] from the offline store, as the decimals they were sent as (the store
+    keeps float32: 3.17 is not 3.1700000762939453 here)."""
+    out = fs.entity_history(view.name, key, since.to_pydatetime(), until.to_pydatetime(), columns).to_pandas()
+    for c in columns:  # float32 -> its shortest decimal, then float64
+        if out[c].dtype == "float32":
+            out[c] = out[c].to_numpy().astype(str).astype(float)
+    return out
+
+
+def _forecast_meters(score, model, frame: pd.DataFrame, ids: list, options: dict) -> pd.DataFrame:  # noqa: ANN001
+    """Each meter's forecasts from its history (:func:`meter_history`), tagged with its entity id. Without a
+    ``start``: the latest the readings allow, from the 00:00 after the meter's last complete day (today's while
+    today's readings come in, tomorrow's once its 24:00 reading is in), not one per day of the history read. A
+    meter whose history is too short is a 422 naming it and saying what the forecast needs."""
+    from models.energy import features as EF
+
+    parts = []
+    for i, entity in enumerate(ids):
+        history = frame[frame[METER] == i].drop(columns=METER)
+        opts = dict(options)
+        try:
+            if opts.get("start") is None and len(history):
+                after = pd.Timestamp(history[EF.DATE].iloc[-1]).tz_localize(None) + EF.STEP
+                opts["start"] = f"{after.floor('D'):%Y-%m-%d}"
+            out = score(model, history.reset_index(drop=True), **opts)
+        except InvalidInput as e:
+            held = f"{len(history)} readings" if len(history) else "no readings"
+            raise InvalidInput(f"entity {entity!r} ({held} in the {EF.PROFILE_LOOKBACK + 1} days up to its latest, in "
+                               f"the offline store): {e.message}") from None
+        out[ENTITY_ID] = pd.Series([entity] * len(out), index=out.index, dtype=object)
+        parts.append(out)
+    answer = pd.concat(parts, ignore_index=True)
+    answer.attrs = {  # each meter's notes, named
+        "filled_intervals": sum(int(p.attrs.get("filled_intervals", 0)) for p in parts),
+        "warnings": [f"entity {entity!r}: {w}" for entity, p in zip(ids, parts, strict=True)
+                     for w in p.attrs.get("warnings", [])],
+    }
+    return answer
 
 
 _TRUE, _FALSE = ("true", "1", "yes"), ("false", "0", "no")
@@ -272,8 +418,21 @@ def query_options(params) -> dict:  # noqa: ANN001
     return out
 
 
+NOTES = ("filled_intervals", "warnings")  # what a family's answer frame may say about its input (``attrs``)
+
+
+def answer_notes(frame: pd.DataFrame) -> dict | None:
+    """The notes a scored frame carries for the JSON answer beside its predictions: an energy forecast's count of
+    gap-filled intervals and its warnings (origins left out, intervals filled), which a client should see."""
+    notes = {k: frame.attrs[k] for k in NOTES if k in frame.attrs}
+    return notes or None
+
+
 def arrow_stream(frame: pd.DataFrame) -> tuple[int, bytes]:
     """(rows, predictions as an Arrow IPC stream): the answer to ``Accept: application/vnd.apache.arrow.stream``."""
+    ids = frame.get(ENTITY_ID)
+    if ids is not None and len({type(i) for i in ids}) > 1:  # ids sent as text and numbers: one Arrow type, text
+        frame = frame.assign(**{ENTITY_ID: ids.map(str)})
     table = pa.Table.from_pandas(frame, preserve_index=False)
     sink = pa.BufferOutputStream()
     with pa.ipc.new_stream(sink, table.schema) as writer:

@@ -3,8 +3,8 @@
 ``predict(model, input_path, dataset) -> DataFrame[UDI, failure_probability, failure_predicted]``.
 ``score(model, frame)`` scores a DataFrame; ``score_records(model, records)`` scores API records (dicts) without
 pandas, which is what keeps a single-record call well under a millisecond. Both share one array core.
-``explain=True`` adds the likely failure mode and the raw columns that push the risk up most
-(occlusion: each column replaced by its training median, a handful of extra ONNX runs).
+``explain=True`` adds the likely failure mode (among the modes the training file labelled) and the raw columns that
+push the risk up most (occlusion: each column replaced by its training median, a handful of extra ONNX runs).
 """
 
 from __future__ import annotations
@@ -89,16 +89,24 @@ def _score_rows(model: OnnxModel, rows: list[tuple], ids: list, explain: bool, t
     return _answer_rows(model, y[:n].tolist(), drops, ids, top)
 
 
-def _constants(model: OnnxModel) -> tuple[float, list[str]]:
+def _modes(model: OnnxModel) -> tuple[list[str], list[int]]:
+    """(the mode names of the heads after the failure output, the heads ``failure_mode`` may name). Only heads
+    trained with labels (the manifest's ``trained_modes``): a file without a mode's column leaves that head out of
+    the loss, and its output is noise, not a mode. A manifest from before that field: every head."""
+    names = list(model.manifest.get("outputs_meaning", ["failure", *F.MODES])[1:])
+    trained = model.manifest.get("trained_modes")
+    return names, list(range(len(names))) if trained is None else [j for j, m in enumerate(names) if m in trained]
+
+
+def _constants(model: OnnxModel) -> tuple[float, list[str], list[int]]:
     # the threshold as _answer's float32 comparison sees it (NumPy casts the Python float to the array's type)
-    modes = model.manifest.get("outputs_meaning", ["failure", *F.MODES])[1:]
-    return float(np.float32(model.manifest["threshold"])), list(modes)
+    return float(np.float32(model.manifest["threshold"])), *_modes(model)
 
 
 def _answer_rows(model: OnnxModel, probs: list, drops: list | None, ids: list, top: int) -> dict[str, list]:
     """:func:`_answer` in plain Python for a few rows, value for value: the rounding is NumPy's (scale by 1e6,
     round half to even, scale back), the orders are stable like ``argsort(kind="stable")``."""
-    threshold, modes = model.derived("failure.constants", _constants)
+    threshold, modes, heads = model.derived("failure.constants", _constants)
     out: dict[str, list] = {"UDI": ids, "failure_probability": [], "failure_predicted": []}
     if drops is not None:
         out["failure_mode"], out["top_features"] = [], []
@@ -108,8 +116,8 @@ def _answer_rows(model: OnnxModel, probs: list, drops: list | None, ids: list, t
         out["failure_probability"].append(round(p * 1e6) / 1e6)
         out["failure_predicted"].append(int(predicted))
         if drops is not None:
-            heads = row[1:]
-            out["failure_mode"].append(modes[heads.index(max(heads))] if predicted else "")
+            mode = max(heads, key=row[1:].__getitem__) if predicted and heads else None  # the first of ties
+            out["failure_mode"].append("" if mode is None else modes[mode])
             d = drops[i]
             order = sorted(range(len(d)), key=d.__getitem__, reverse=True)[:top]  # stable, like argsort(-d)
             out["top_features"].append(";".join(F.RAW[j] for j in order))
@@ -125,8 +133,12 @@ def _answer(model: OnnxModel, probs: np.ndarray, occluded: np.ndarray | None, id
         "failure_predicted": predicted.astype(int),
     }
     if occluded is not None:
-        modes = np.asarray(model.manifest.get("outputs_meaning", ["failure", *F.MODES])[1:])
-        out["failure_mode"] = np.where(predicted, modes[np.argmax(probs[:, 1:], axis=1)], "")
+        names, heads = _modes(model)
+        if heads:  # the likeliest mode among the trained heads (argmax: the first of ties)
+            likely = np.asarray(names)[heads][np.argmax(probs[:, 1:][:, heads], axis=1)]
+            out["failure_mode"] = np.where(predicted, likely, "")
+        else:  # no head learned a mode: none is named
+            out["failure_mode"] = np.full(len(probs), "")
         order = np.argsort(-(probs[:, 0][None, :] - occluded).T, axis=1, kind="stable")[:, :top]
         out["top_features"] = [";".join(F.RAW[j] for j in row) for row in order]
     return out

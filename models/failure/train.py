@@ -56,6 +56,15 @@ def targets(df: pd.DataFrame) -> np.ndarray:
     return np.stack(cols, axis=1).astype(np.float32)
 
 
+def trained_modes(y: np.ndarray, cfg: FailureConfig) -> list[str]:
+    """The failure modes whose heads learned anything: a mode column with at least one label (an absent or empty
+    one is masked out of the loss), and none when the modes carry no weight in the loss. Prediction names a
+    likely mode only among these: an untrained head's output is noise."""
+    if cfg.mode_weight <= 0:
+        return []
+    return [m for j, m in enumerate(F.MODES, start=1) if np.isfinite(y[:, j]).any()]
+
+
 def stratified_folds(y: np.ndarray, k: int, seed: int) -> np.ndarray:
     """Fold index per row, each class spread evenly over the folds."""
     rng = np.random.default_rng(seed)
@@ -138,7 +147,8 @@ def train(
     dhash = data_hash(df)
     tracker.log_params({**cfg.to_dict(), "data_hash": dhash, "rows": len(df), "features": len(F.FEATURES)})
     fitted = fit_ensemble(df, cfg, tracker)
-    y = targets(df)[:, 0]
+    labels = targets(df)
+    y = labels[:, 0]
     sample = F.transform(F.engineer(F.validate(df.iloc[:64])), fitted.scaler)
     manifest = export(
         fitted.model,
@@ -153,6 +163,7 @@ def train(
             "normalisation": fitted.scaler,
             "threshold": fitted.threshold,
             "outputs_meaning": ["failure", *F.MODES],
+            "trained_modes": trained_modes(labels, cfg),  # the heads failure_mode may name (predict.py)
             "explain_baseline": {c: float(v) for c, v in F.validate(df)[F.NUMERIC].median().items()},
             "config": cfg.to_dict(),
             "data_hash": dhash,

@@ -1,6 +1,7 @@
 """Maintenance: machine failure risk and remaining useful life."""
 
 from serving.routers.modules import add_predict_route, module_router
+from serving.schemas.predictions import document_entity_id
 
 router = module_router("maintenance")
 add_predict_route(
@@ -17,3 +18,5 @@ add_predict_route(
     "rul",
     "Remaining useful life in cycles per unit, at each unit's last reading (C-MAPSS-style series).",
 )
+document_entity_id(router, "failure")
+document_entity_id(router, "rul")

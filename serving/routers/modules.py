@@ -17,6 +17,7 @@ from serving.handlers import SfaiRoute
 from serving.predictions import (
     ARROW_STREAM,
     MAX_RECORDS,
+    answer_notes,
     arrow_stream,
     check_batch,
     entity_rows,
@@ -96,6 +97,14 @@ _OPTIONS = {  # what each family's scorer takes besides the rows (serving.predic
 }
 
 
+ENERGY_NOTES = {  # the JSON answer of a forecast from records or a meter's history (not of an Arrow answer)
+    "filled_intervals": {"type": "integer", "description": "15-minute intervals before the last origin that had no "
+                         "reading and were filled (from the same time a week earlier)"},
+    "warnings": {"type": "array", "items": {"type": "string"}, "description": "what the forecast left out or "
+                 "filled, in words: origins whose day before is mostly missing, filled intervals"},
+}
+
+
 def predict_openapi(family: str) -> dict:
     """The OpenAPI of ``family``'s prediction endpoint: its JSON body (only the options its model takes), the same
     options as query parameters for an Arrow or Parquet body, and its answer's rows."""
@@ -131,6 +140,7 @@ def predict_openapi(family: str) -> dict:
             "model": {"type": "string", "description": "the registered model that answered"},
             "version": {"type": "integer"},
             "count": {"type": "integer"},
+            **(ENERGY_NOTES if family == "energy" else {}),
             "predictions": {"type": "array", "items": {"type": "object", "properties": ANSWER_ROWS[family]}},
         },
     }
@@ -191,6 +201,7 @@ def add_predict_route(router: APIRouter, path: str, family: str, summary: str, *
         fast = record_scorer(family) if isinstance(rows, list) else None
         if fast is not None and from_store:
             fast = partial(fast, from_store=True)
+        notes = None
         if fast is not None and len(rows) <= INLINE_ROWS:
             predictions = fastpath.dumps(fast(model, rows, **options))  # well under a millisecond: no thread hop
             count = len(rows)
@@ -202,8 +213,9 @@ def add_predict_route(router: APIRouter, path: str, family: str, summary: str, *
                 lambda: scorer(family)(model, records_frame(family, rows, from_store=from_store), **options)
             )
             predictions, count = out.to_json(orient="records", date_format="iso"), len(out)
+            notes = answer_notes(out)
         # serialised here, not by FastAPI's encoder (which walks every value: ~0.2 s for 10,000 records)
-        return Response(prediction_body(model, predictions, count), media_type="application/json")
+        return Response(prediction_body(model, predictions, count, notes), media_type="application/json")
 
     fastpath.register(PredictRoute(router.prefix + path, router.prefix.rsplit("/", 1)[-1], family, explain))
     predict.__name__ = f"predict_{family}"

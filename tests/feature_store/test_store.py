@@ -555,3 +555,21 @@ def test_reads_that_are_fine_stay_fine(store):
     assert store.get_online_features("machine_stats", [np.int64(7)])[0]["machine_id"] == "7"
     no_id = store.get_training_frame(LABELS.assign(machine_id=[None]), ["machine_stats:temp_mean"])
     assert pd.isna(no_id["temp_mean"][0])  # a missing id reads no features
+
+
+def test_an_entitys_history_in_a_time_range(store):
+    """What an energy forecast by meter id reads: one entity's rows in (since, until], oldest first, the latest
+    written version of each time, nothing of other entities, and no row where none was ingested."""
+    store.ingest("machine_stats", frame([*ROWS, ("m1", "2026-03-01T12:00Z", 72.5, 1.0, False, "run")]))
+    store.ingest("machine_stats", frame([("m1", "2026-03-01T06:00Z", 99.0, 1.5, False, "run")]))  # a correction
+
+    def history(since: str, until: str) -> list:
+        t = store.entity_history("machine_stats", "m1", datetime.fromisoformat(since), datetime.fromisoformat(until),
+                                 ["temp_mean"])
+        return [(ts.strftime("%H:%M"), v) for ts, v in zip(t["event_timestamp"].to_pylist(),
+                                                             t["temp_mean"].to_pylist(), strict=True)]
+
+    assert history("2026-02-28T00:00+00:00", "2026-03-01T12:00+00:00") == [
+        ("00:00", 70.5), ("06:00", 99.0), ("12:00", 72.5)]
+    assert history("2026-03-01T00:00+00:00", "2026-03-01T06:00+00:00") == [("06:00", 99.0)]  # (since, until]
+    assert history("2026-03-05T00:00+00:00", "2026-03-06T00:00+00:00") == []

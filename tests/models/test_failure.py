@@ -313,3 +313,39 @@ def test_a_boolean_reading_is_refused_naming_its_column_and_row(trained, rows, t
     # readings of exactly 0 and 1 are readings: the check looks at the type, not the value
     ones = [{**r, "Tool wear [min]": w} for r, w in zip(records, [0, 1, 0.0, 1.0] * 25, strict=True)]
     assert len(P.score_records(model, ones)) == len(ones) and len(P.score_records(model, ones[:4])) == 4
+
+
+def test_a_file_without_mode_columns_names_no_failure_mode(rows, tmp_path):
+    """Trained on `Machine failure` alone, the mode heads never learned (absent labels are masked out of the
+    loss): the manifest says no mode was trained, and a predicted failure names none (it used to say "HDF" or
+    whichever untrained head came out highest), on the record path and the array path alike."""
+    failures = rows[rows[F.LABEL] == 1]
+    tiny = pd.concat([failures, rows[rows[F.LABEL] == 0].iloc[: 8 * len(failures)]]).drop(columns=F.LABELS[1:])
+    csv = tmp_path / "train.csv"
+    tiny.to_csv(csv, index=False)
+    T.train(csv, "ai4i", tmp_path / "model", config=QUICK, tracker=Tracker(None, "t", enabled=False))
+    model = OnnxModel(tmp_path / "model")
+    assert model.manifest["trained_modes"] == []
+    records = failures.drop(columns=F.LABELS).to_dict("records")
+    few = P.score_records(model, records[:8], explain=True)  # the plain-Python path
+    many = P.score(model, pd.DataFrame.from_records(records), explain=True)  # the array path
+    assert sum(p["failure_predicted"] for p in few) > 0 and many["failure_predicted"].sum() > 0
+    assert {p["failure_mode"] for p in few} == {""} and set(many["failure_mode"]) == {""}
+
+
+def test_failure_mode_is_one_the_model_was_trained_on(trained, rows):
+    """A model whose file labelled only some modes names only those; a manifest from before `trained_modes`
+    names any of the four, as it always did."""
+    assert OnnxModel(trained[0] / "model").manifest["trained_modes"] == F.MODES  # the AI4I file labels all four
+    records = rows[rows[F.LABEL] == 1].drop(columns=F.LABELS).to_dict("records")
+    model = OnnxModel(trained[0] / "model")
+    model.manifest["trained_modes"] = ["OSF"]
+    for answer in (P.score_records(model, records[:8], explain=True),
+                   P.score(model, pd.DataFrame.from_records(records), explain=True).to_dict("records")):
+        predicted = [p for p in answer if p["failure_predicted"]]
+        assert predicted and {p["failure_mode"] for p in predicted} == {"OSF"}
+        assert {p["failure_mode"] for p in answer if not p["failure_predicted"]} <= {""}
+    old = OnnxModel(trained[0] / "model")
+    old.manifest.pop("trained_modes")
+    modes = set(P.score(old, pd.DataFrame.from_records(records), explain=True)["failure_mode"])
+    assert modes - {""} and modes <= {"", *F.MODES}

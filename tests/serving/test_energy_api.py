@@ -96,3 +96,17 @@ def test_a_reading_out_of_range_names_row_and_column(energy):
     odd = [dict(r) for r in records]
     odd[9]["Usage_kWh"] = 1e39
     refused(client.post(URL, json={"records": odd}, headers=h), "'Usage_kWh' row 10", "out of range")
+
+
+def test_the_answer_says_how_many_intervals_were_filled(energy):
+    """Gaps in the meter's rows are filled (from the same slot a week earlier) before the model reads them; the
+    CLI warned of it, the API answer said nothing. It now counts them and carries the warning."""
+    client, h, records = energy
+    whole = client.post(URL, json={"records": records, "horizon": 4}, headers=h)
+    assert whole.status_code == 200 and whole.json()["filled_intervals"] == 0 and whole.json()["warnings"] == []
+    gappy = records[:300] + records[340:]  # 40 intervals missing, days before the origin
+    r = client.post(URL, json={"records": gappy, "horizon": 4}, headers=h)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["filled_intervals"] == 40 and any("40" in w and "no reading" in w for w in body["warnings"]), body
+    assert list(body)[:5] == ["model", "version", "count", "filled_intervals", "warnings"]

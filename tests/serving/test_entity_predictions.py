@@ -1,0 +1,195 @@
+"""Predictions by entity id: every answer row names the entity it answers (``entity_id``, the id as sent), so that
+an MES matches answers to machines without relying on their order; an energy forecast by meter id reads the
+meter's history from the offline store (the online store holds its latest reading only)."""
+
+import io
+
+import pandas as pd
+import pyarrow as pa
+import pytest
+
+from feature_store import FeatureView, Field, entities
+from feature_store.store import FeatureStore
+from models.registry import ModelRegistry
+from tests.serving.helpers import bearer, make_tenant
+
+PEPPER = "test-secret-0123456789"
+ARROW = {"accept": "application/vnd.apache.arrow.stream"}
+STAMP = "2026-12-01T00:00:00Z"
+
+
+def arrow_rows(r) -> list[dict]:
+    assert r.status_code == 200, r.text
+    return pa.ipc.open_stream(io.BytesIO(r.content)).read_all().to_pylist()
+
+
+def ok(r) -> list[dict]:
+    assert r.status_code == 200, r.text
+    return r.json()["predictions"]
+
+
+def tenant_with(db, settings, demo_models, *families, modules):
+    """A tenant subscribed to ``modules`` with the demo's ``families`` models as champions, and its store."""
+    acme = make_tenant(db, PEPPER, "acme", modules=modules)
+    reg = ModelRegistry(db, settings.home, "acme")
+    for family in families:
+        reg.register(family, {"defect": "quality", "energy": "energy"}.get(family, "maintenance"),
+                     demo_models[0] / family / "v1")
+    return bearer(acme.mes), FeatureStore(settings, db, "acme")
+
+
+def test_defect_predictions_by_entity_id_name_their_entity(client, db, settings, demo_models):
+    """The audit's call: machines IMM-04 and IMM-03 were answered as row_id 1 and 2, nothing saying which is which.
+    Each answer now carries its entity_id, whichever order the ids come in and however the answer is read;
+    row_id is kept as it was (the contract's field)."""
+    h, fs = tenant_with(db, settings, demo_models, "defect", modules=("quality",))
+    wafers = pd.read_csv(demo_models[1] / "secom_demo.csv").drop(columns=["label", "row_id"]).head(3)
+    measurements = list(wafers.columns)
+    fs.apply(FeatureView(name="cycles_f", entity=entities.machine,
+                         schema=[Field(name=m, dtype="float64") for m in measurements]))
+    machines = ["IMM-03", "IMM-04", "IMM-05"]
+    fs.ingest("cycles_f", pd.DataFrame([{"machine_id": m, "event_timestamp": STAMP, **w}
+                                        for m, w in zip(machines, wafers.to_dict("records"), strict=True)]))
+    fs.close()
+    url = "/v1/quality/defect/predict"
+    sent = ok(client.post(url, json={"records": wafers.to_dict("records")}, headers=h))
+    risk = dict(zip(machines, (p["defect_probability"] for p in sent), strict=True))
+    for ids in (["IMM-04", "IMM-03"], ["IMM-03", "IMM-05", "IMM-04"]):
+        for answer in (ok(client.post(url, json={"entity_ids": ids, "view": "cycles_f"}, headers=h)),
+                       arrow_rows(client.post(url, json={"entity_ids": ids, "view": "cycles_f"},
+                                              headers={**h, **ARROW}))):
+            assert [p["entity_id"] for p in answer] == ids
+            assert [p["row_id"] for p in answer] == list(range(1, len(ids) + 1))
+            assert [p["defect_probability"] for p in answer] == pytest.approx([risk[i] for i in ids], abs=1e-6)
+    # records sent inline answer as before: no entity_id
+    assert "entity_id" not in sent[0]
+
+
+def test_failure_predictions_by_entity_id_name_their_entity(client, db, settings, demo_models):
+    """The failure model's answers by entity id (the fast path and the route, JSON and Arrow) carry entity_id,
+    UDI kept; ids given as numbers come back as numbers."""
+    from models.failure.features import STORE_NAMES
+
+    h, fs = tenant_with(db, settings, demo_models, "failure", modules=("maintenance",))
+    readings = {store: raw for store, raw in STORE_NAMES.items() if store != "udi"}
+    recs = pd.read_csv(demo_models[1] / "ai4i_demo.csv").head(3).to_dict("records")
+    fs.apply(FeatureView(name="press_readings", entity=entities.machine,
+                         schema=[Field(name=n, dtype="string" if n == "type" else "float64") for n in readings]))
+    fs.ingest("press_readings", pd.DataFrame(
+        [{"machine_id": m, "event_timestamp": STAMP, **{store: r[raw] for store, raw in readings.items()}}
+         for m, r in zip(["press-0", "press-1", "7"], recs, strict=True)]
+    ))
+    fs.close()
+    url = "/v1/maintenance/failure/predict"
+    ids = ["press-1", "press-0"]
+    for _ in range(2):  # the first call loads the model and the store, the second is answered by the fast path
+        answer = ok(client.post(url, json={"entity_ids": ids, "view": "press_readings"}, headers=h))
+        assert [p["entity_id"] for p in answer] == ids and [p["UDI"] for p in answer] == [1, 2]
+    by_route = ok(client.post(url, json={"entity_ids": ids * 10, "view": "press_readings"}, headers=h))  # > 16
+    assert [p["entity_id"] for p in by_route] == ids * 10
+    assert [p["failure_probability"] for p in by_route[:2]] == [p["failure_probability"] for p in answer]
+    mixed = ["press-0", 7]  # an id sent as a number is answered as sent; in Arrow, one type: text
+    assert [p["entity_id"] for p in ok(client.post(url, json={"entity_ids": mixed, "view": "press_readings"},
+                                                   headers=h))] == mixed
+    got = arrow_rows(client.post(url, json={"entity_ids": mixed, "view": "press_readings"}, headers={**h, **ARROW}))
+    assert [p["entity_id"] for p in got] == ["press-0", "7"]
+
+
+def test_rul_by_entity_id_names_the_entity_of_each_unit(client, db, settings, demo_models):
+    """RUL answers one row per unit, in unit order: each unit is mapped back to the entity whose row holds it; two
+    entities holding the same unit (scored as one engine) are refused, naming both."""
+    from models.rul.data import SETTINGS, read_cmapss
+
+    h, fs = tenant_with(db, settings, demo_models, "rul", modules=("maintenance",))
+    cycles = read_cmapss(demo_models[1] / "cmapss_demo.txt")
+    names = ["unit", "cycle", *SETTINGS, *[c for c in cycles.columns if c.startswith("sensor_")]]
+    fs.apply(FeatureView(name="engine_state", entity=entities.unit,
+                         schema=[Field(name=n, dtype="int64" if n in ("unit", "cycle") else "float64") for n in names]))
+    latest = cycles.groupby("unit").tail(1).head(3)[names].to_dict("records")  # units 1, 2, 3
+    rows = [{"unit_id": e, "event_timestamp": STAMP, **r, "unit": u}
+            for e, r, u in zip(["eng-b", "eng-a", "eng-c"], latest, [7, 3, 7], strict=True)]
+    fs.ingest("engine_state", pd.DataFrame(rows))
+    fs.close()
+    url = "/v1/maintenance/rul/predict"
+    answer = ok(client.post(url, json={"entity_ids": ["eng-b", "eng-a"], "view": "engine_state"}, headers=h))
+    assert [(p["unit"], p["entity_id"]) for p in answer] == [(3, "eng-a"), (7, "eng-b")]
+    r = client.post(url, json={"entity_ids": ["eng-b", "eng-c"], "view": "engine_state"}, headers=h)
+    assert r.status_code == 422 and "'eng-b' and 'eng-c' both hold unit 7" in r.json()["error"]["message"], r.text
+
+
+def steel_csv(path, energy: pd.DataFrame) -> None:
+    """The demo plant's kWh (``date`` as the DAEWOO file writes it, ``Usage_kWh``) as a whole steel-energy CSV, the
+    file ``sfai ingest steel-energy`` reads."""
+    end = pd.to_datetime(energy["date"], format="%d/%m/%Y %H:%M")
+    midnight = (end.dt.hour == 0) & (end.dt.minute == 0)
+    start = end + pd.to_timedelta(midnight.astype(int), unit="D") - pd.Timedelta(minutes=15)  # the interval's day
+    pd.DataFrame({
+        "date": energy["date"], "Usage_kWh": energy["Usage_kWh"], "Lagging_Current_Reactive.Power_kVarh": 1.0,
+        "Leading_Current_Reactive_Power_kVarh": 0.0, "CO2(tCO2)": 0.0, "Lagging_Current_Power_Factor": 90.0,
+        "Leading_Current_Power_Factor": 100.0, "NSM": end.dt.hour * 3600 + end.dt.minute * 60,
+        "WeekStatus": (start.dt.day_of_week >= 5).map({True: "Weekend", False: "Weekday"}),
+        "Day_of_week": start.dt.day_name(), "Load_Type": "Light_Load",
+    }).to_csv(path, index=False)
+
+
+def test_energy_forecast_by_meter_id_reads_its_history(client, db, settings, demo_models, tmp_path):
+    """The audit's call answered 422 "input lacks the column 'date'": the online store holds the meter's latest
+    reading only. After `sfai ingest steel-energy`, a forecast by meter id reads the meter's history from the
+    offline store (UTC instants back to the plant's Korea-local dates) and answers what the same readings sent
+    as records answer, for the day after the latest reading unless "start" says otherwise; a meter without a
+    week of history is a 422 naming it and what a forecast needs."""
+    from pipelines.runner import run_pipeline
+
+    h, fs = tenant_with(db, settings, demo_models, "energy", modules=("energy",))
+    energy = pd.read_csv(demo_models[1] / "energy_demo.csv").iloc[-10 * 96 :]  # ten days, the last ending at 24:00
+    steel_csv(tmp_path / "steel.csv", energy)
+    run_pipeline("steel-energy", tmp_path / "steel.csv", store=fs)
+    fs.close()
+    url = "/v1/energy/forecast"
+    body = {"entity_ids": ["daewoo-gwangyang"], "view": "steel_energy_features", "horizon": 8}
+    answer = ok(client.post(url, json=body, headers=h))
+    # the file's last row, "dd/mm/yyyy 00:00", closes that day (24:00): the next day's forecast is wanted
+    last = pd.to_datetime(energy["date"].iloc[-1], format="%d/%m/%Y %H:%M") + pd.Timedelta(days=1)
+    assert f"{last:%H:%M}" == "00:00"
+    assert {p["origin"] for p in answer} == {f"{last:%Y-%m-%d} 00:00:00"} and len(answer) == 8
+    assert {p["entity_id"] for p in answer} == {"daewoo-gwangyang"}
+    records = energy.to_dict("records")
+    sent = ok(client.post(url, json={"records": records, "horizon": 8, "start": f"{last:%Y-%m-%d}"}, headers=h))
+    assert [{k: v for k, v in p.items() if k != "entity_id"} for p in answer] == sent
+    # a start of the plant's local day: the forecasts from it, as the records answer them
+    start = f"{last - pd.Timedelta(days=2):%Y-%m-%d}"
+    again = ok(client.post(url, json={**body, "start": start}, headers=h))
+    same = ok(client.post(url, json={"records": records, "horizon": 8, "start": start}, headers=h))
+    assert [{k: v for k, v in p.items() if k != "entity_id"} for p in again] == same and len(same) == 3 * 8
+    arrow = arrow_rows(client.post(url, json=body, headers={**h, **ARROW}))
+    assert [p["p50"] for p in arrow] == [p["p50"] for p in answer]
+
+
+def test_energy_forecast_by_meter_id_needs_a_week_of_history(client, db, settings, demo_models, tmp_path):
+    from pipelines.runner import run_pipeline
+
+    h, fs = tenant_with(db, settings, demo_models, "energy", modules=("energy",))
+    energy = pd.read_csv(demo_models[1] / "energy_demo.csv").iloc[-2 * 96 :]
+    steel_csv(tmp_path / "steel.csv", energy)
+    run_pipeline("steel-energy", tmp_path / "steel.csv", store=fs)
+    fs.close()
+    url = "/v1/energy/forecast"
+    r = client.post(url, json={"entity_ids": ["daewoo-gwangyang"], "view": "steel_energy_features"}, headers=h)
+    assert r.status_code == 422, r.text
+    message = r.json()["error"]["message"]
+    assert "'daewoo-gwangyang' (192 readings" in message and "674 rows" in message, message
+    r = client.post(url, json={"entity_ids": ["no-such-meter"], "view": "steel_energy_features"}, headers=h)
+    assert r.status_code == 404 and "no-such-meter" in r.json()["error"]["message"]
+    r = client.post(url, json={"entity_ids": ["daewoo-gwangyang"] * 17, "view": "steel_energy_features"}, headers=h)
+    assert r.status_code == 422 and "at most 16 meters" in r.json()["error"]["message"], r.text
+
+
+def test_openapi_documents_the_entity_id_of_each_answer_row(client):
+    spec = client.get("/openapi.json").json()
+    for path, id_field in (("/v1/quality/defect/predict", "row_id"), ("/v1/maintenance/failure/predict", "UDI"),
+                           ("/v1/maintenance/rul/predict", "unit"), ("/v1/energy/forecast", "p50")):
+        op = spec["paths"][path]["post"]
+        rows = op["responses"]["200"]["content"]["application/json"]["schema"]["properties"]["predictions"]
+        assert {"entity_id", id_field} <= set(rows["items"]["properties"]), path
+        body = op["requestBody"]["content"]["application/json"]["schema"]["properties"]
+        assert "entity_id" in body["entity_ids"]["description"], path
