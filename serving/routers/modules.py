@@ -47,7 +47,7 @@ def module_router(module: str) -> APIRouter:
             versions = platform.models.cached_listing(ctx.tenant)
             if versions is None:
                 versions = await run_in_threadpool(platform.models.listing, ctx.tenant)
-            models = serving_models(versions, module)
+            models = await run_in_threadpool(serving_models, versions, module)  # reads each champion's manifest
         return ModuleStatus(
             module=module,
             tenant=ctx.tenant,
@@ -61,14 +61,21 @@ def module_router(module: str) -> APIRouter:
 
 def serving_models(versions: list, module: str) -> list[dict]:
     """The champion models of ``module`` among a tenant's registered ``versions``: name, version, when it was
-    registered, and the challenger's version where one waits."""
+    registered, the challenger's version where one waits, and a classifier's decision threshold (the probability
+    from which it answers ``*_predicted: 1``; chosen on validation data for balanced accuracy)."""
     out = []
     for m in versions:
         if m.module == module and "champion" in m.aliases:
             challenger = next((c.version for c in versions if c.name == m.name and "challenger" in c.aliases), None)
-            out.append(
-                {"name": m.name, "version": m.version, "created_at": m.created_at.isoformat(), "challenger": challenger}
-            )
+            row = {"name": m.name, "version": m.version, "created_at": m.created_at.isoformat(),
+                   "challenger": challenger}
+            try:
+                threshold = m.manifest.get("threshold")  # what the served model decides with
+            except (OSError, ValueError):  # a damaged file: serving says so on the next prediction
+                threshold = None
+            if isinstance(threshold, int | float) and not isinstance(threshold, bool):
+                row["threshold"] = threshold
+            out.append(row)
     return out
 
 

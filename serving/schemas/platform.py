@@ -66,7 +66,9 @@ class ModuleStatus(BaseModel):
     tenant: str
     plan: str | None
     request_quota: int | None
-    models: list[dict] = Field(default_factory=list, description="champion models serving this tenant")
+    models: list[dict] = Field(default_factory=list, description="champion models serving this tenant: name, "
+                               "version, created_at, challenger, and a classifier's threshold (the probability from "
+                               "which it answers *_predicted: 1)")
 
 
 class IndustryPublic(BaseModel):

@@ -43,6 +43,10 @@ def test_predict_uses_the_champion_and_swaps_on_promote(client, app, db, setting
 
     status = client.get("/v1/maintenance/status", headers=h).json()["models"]
     assert [(m["name"], m["version"], m["challenger"]) for m in status] == [("failure", 1, 2)]
+    # the probability from which the model answers failure_predicted: 1 (an MES or an engineer asked where it was)
+    threshold = reg.get("failure", version=1).manifest["threshold"]
+    assert status[0]["threshold"] == threshold and 0 < threshold < 1
+    assert all(p["failure_predicted"] == int(p["failure_probability"] >= threshold) for p in body["predictions"])
 
     reg.promote("failure")  # the challenger (v2) becomes champion: served after the cache's short TTL
     app.state.platform.models.invalidate()
