@@ -13,7 +13,9 @@ import threading
 import uuid
 import weakref
 from collections import deque
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import func, select, update
@@ -48,7 +50,7 @@ def machine_risk(platform, tenant: str, spec: dict) -> dict:  # noqa: ANN001
     if by_id and not spec.get("view"):
         raise InvalidInput('maintenance.machines gives entity ids: "view" names the feature view to read them from')
     model = platform.models.champion(tenant, "failure", spec.get("model"), refresh=True)
-    score = record_scorer("failure")
+    score = _named_errors(record_scorer("failure"), "maintenance")
     risks: dict[str, float] = {}
     if by_id:
         rows = entity_rows(platform.feature_store(tenant), spec["view"], list(by_id.values()))
@@ -59,6 +61,26 @@ def machine_risk(platform, tenant: str, spec: dict) -> dict:  # noqa: ANN001
             risks[m] = p["failure_probability"]
     return {"model": f"{model.name}@{model.version}", "view": spec.get("view"),
             "risks": {m: risks[m] for m in machines}}
+
+
+@contextmanager
+def _field(name: str) -> Iterator[None]:
+    """A model's refusal of the records in a plan's ``name`` field, prefixed with the field: "start 2018-11-01 is
+    after the last row" alone did not say which part of the plan request it was about."""
+    try:
+        yield
+    except InvalidInput as e:
+        if e.message.startswith(f"{name}:"):
+            raise
+        raise InvalidInput(f"{name}: {e.message}") from None
+
+
+def _named_errors(score, name: str):  # noqa: ANN001, ANN202
+    def scored(*a, **k):  # noqa: ANN002, ANN003, ANN202
+        with _field(name):
+            return score(*a, **k)
+
+    return scored
 
 
 def with_machine_risk(request: dict, risk: dict) -> dict:
@@ -178,7 +200,8 @@ def plant_load(platform, tenant: str, spec: dict, energy: dict | None, days: int
     minutes = load_period_minutes(energy)
     days = max(1, min(days, MAX_FORECAST_DAYS, MAX_LOAD_PERIODS * minutes // DAY_MINUTES or 1))
     model = platform.models.champion(tenant, "energy", spec.get("model"), refresh=True)
-    day = _forecast_days(model, records_frame("energy", spec["records"]), spec["start"], int(days))
+    with _field("energy_forecast"):
+        day = _forecast_days(model, records_frame("energy", spec["records"]), spec["start"], int(days))
     kw = day["p50"].to_numpy(dtype=float) * 4.0  # kWh in 15 minutes -> mean kW
     n, end = len(kw), len(kw) * 15.0
     lo = np.arange(max(1, int(-(-end // minutes)))) * minutes

@@ -620,6 +620,7 @@ def test_an_energy_forecast_with_bad_energy_settings_is_a_422(client, db, settin
                 "energy_forecast": {"records": records, "start": start}}
         r = _post(client, "/v1/scheduling/solve", body, acme.mes)
         assert r.status_code == 422, r.text
+        assert r.json()["error"]["message"].startswith("energy_forecast: "), r.text  # which part of the request
     # the maintenance module's field, with bad records: 422 (or 404 without a failure model), never a 500
     bravo = make_tenant(db, PEPPER, "bravo", modules=("scheduling", "maintenance"))
     ModelRegistry(db, settings.home, "bravo").register("failure", "maintenance", models_dir / "failure" / "v1")
@@ -627,6 +628,9 @@ def test_an_energy_forecast_with_bad_energy_settings_is_a_422(client, db, settin
         body = {"problem": problem, "time_limit_s": 2, "maintenance": {"machines": machines, "view": "nope"}}
         r = _post(client, "/v1/scheduling/solve", body, bravo.mes)
         assert r.status_code in (403, 404, 422), r.text
+    body = {"problem": problem, "time_limit_s": 2, "maintenance": {"machines": {"M1": {"Torque [Nm]": "high"}}}}
+    r = _post(client, "/v1/scheduling/solve", body, bravo.mes)
+    assert r.status_code == 422 and r.json()["error"]["message"].startswith("maintenance: "), r.text
 
 
 
