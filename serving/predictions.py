@@ -36,6 +36,7 @@ OPTIONS = ("explain", "start", "horizon")
 BODY_FIELDS = frozenset({"entity_ids", "view", "model", *OPTIONS})  # besides "records"
 EXPLAIN_BY_DEFAULT = 1_000  # bigger batches get top features only when asked: occlusion multiplies the model runs
 ENTITY_ID = "entity_id"  # added to each answer row of a prediction by entity id: the id it answers, as sent
+UNITS = "sfai_units"  # frame.attrs of engine cycles read by entity id: unit number -> entity id
 MAX_FORECAST_ENTITIES = 16  # meters per energy forecast by entity id: each reads weeks of history offline
 
 
@@ -162,7 +163,7 @@ def scorer(family: str):  # noqa: ANN201
         if family == "energy":
             return _forecast_meters(score, model, frame, ids, options)
         if family == "rul":  # one answer per unit, in unit order: each unit is one entity's
-            units = _entity_units(frame, ids)
+            units = frame.attrs.get(UNITS) or _entity_units(frame, ids)
             out = score(model, frame, **options)
             out[ENTITY_ID] = pd.Series(out["unit"].map(units), dtype=object)
             return out
@@ -214,7 +215,12 @@ def records_frame(family: str, rows: pd.DataFrame | list[dict], *, from_store: b
             check(rows.columns)
         return rows
     if isinstance(rows, EntityRows):  # the answer names each entity (``scorer``); a forecast needs each one's history
-        frame = meter_history(rows) if family == "energy" else pd.DataFrame.from_records(rows)
+        if family == "energy":
+            frame = meter_history(rows)
+        elif family == "rul":
+            frame = unit_history(rows)
+        else:
+            frame = pd.DataFrame.from_records(rows)
         frame.attrs[ENTITY_ID] = rows.ids
         return frame
     read = None if from_store else _records_reader(family)
@@ -353,6 +359,35 @@ def meter_history(rows: EntityRows) -> pd.DataFrame:
         part[METER] = i
         parts.append(part)
     return pd.concat(parts, ignore_index=True)
+
+
+def unit_history(rows: EntityRows) -> pd.DataFrame:
+    """The cycles of each engine in ``rows`` (``unit, cycle, op_setting_1..3, sensor_1..21``, as the C-MAPSS files
+    hold them; ``unit`` numbers the entities 1, 2, ... in the request's order), read up to its latest cycle from the
+    offline store: a remaining useful life reads a unit's recent cycles, and the online store keeps its last one.
+    A view that holds ``unit`` itself (the files' rows, as sent) is read from the online rows as before."""
+    from pipelines.adapters.cmapss import MAX_CYCLE, SENSORS, SETTINGS
+
+    view = rows.store.get_view(rows.view)
+    names = view.feature_names
+    if "unit" in names:
+        return pd.DataFrame.from_records(rows)
+    need = ["cycle", *SETTINGS, *SENSORS]
+    if not all(c in names for c in need):
+        raise InvalidInput(f"feature view {view.name!r} holds no engine cycles: a remaining useful life by entity id "
+                           "reads a unit's cycles (cycle, op_setting_1..3 and the 21 sensors, as cmapss_features "
+                           "holds them)")
+    span = pd.Timedelta(hours=MAX_CYCLE)  # a cycle is stamped an hour after the one before (pipelines.adapters.cmapss)
+    parts = []
+    for i, row in enumerate(rows):
+        until = pd.Timestamp(row[TIMESTAMP])
+        part = _readings(rows.store, view, row[view.join_key], until - span, until, need).drop(columns=TIMESTAMP)
+        part = part.rename(columns={s: f"sensor_{j + 1}" for j, s in enumerate(SENSORS)})
+        part.insert(0, "unit", i + 1)
+        parts.append(part)
+    frame = pd.concat(parts, ignore_index=True)
+    frame.attrs[UNITS] = {i + 1: entity for i, entity in enumerate(rows.ids)}
+    return frame
 
 
 def _readings(fs, view, key, since: pd.Timestamp, until: pd.Timestamp, columns: list[str]) -> pd.DataFrame:  # noqa: ANN001

@@ -117,6 +117,34 @@ def test_rul_by_entity_id_names_the_entity_of_each_unit(client, db, settings, de
     assert r.status_code == 422 and "'eng-b' and 'eng-c' both hold unit 7" in r.json()["error"]["message"], r.text
 
 
+def test_rul_by_unit_id_reads_the_units_cycles(client, db, settings, demo_models, tmp_path):
+    """After `sfai ingest cmapss`, a remaining useful life by unit id was a 422 ("missing feature column 'unit'"):
+    the online store holds a unit's last cycle, and cmapss_features names its sensors (t24, ...). The unit's cycles
+    are now read from the offline store, and the answer is what the same cycles sent as records answer."""
+    from models.rul.data import read_cmapss
+    from pipelines.runner import run_pipeline
+
+    h, fs = tenant_with(db, settings, demo_models, "rul", modules=("maintenance",))
+    cycles = read_cmapss(demo_models[1] / "cmapss_demo.txt")
+    cycles = cycles[cycles["unit"].isin([1, 2, 3])]
+    cut = cycles[cycles["cycle"] <= cycles["unit"] * 25 + 20]  # each unit part-way through its life
+    cut.to_csv(tmp_path / "train_FD001.txt", sep=" ", header=False, index=False)
+    run_pipeline("cmapss", tmp_path / "train_FD001.txt", store=fs)
+    fs.close()
+    url = "/v1/maintenance/rul/predict"
+    keys = ["FD001-u003", "FD001-u001"]
+    answer = ok(client.post(url, json={"entity_ids": keys, "view": "cmapss_features"}, headers=h))
+    # as stored: the feature store keeps readings as float32 (the demo's 9046.6042 is 9046.604 there)
+    stored = cut.copy()
+    for c in stored.columns[2:]:
+        stored[c] = stored[c].to_numpy().astype("float32").astype(str).astype(float)
+    sent = ok(client.post(url, json={"records": stored.to_dict("records")}, headers=h))
+    by_unit = {p["unit"]: p["rul"] for p in sent}
+    assert len(answer) == 2 and {p["entity_id"]: p["rul"] for p in answer} == {k: by_unit[int(k[-3:])] for k in keys}
+    wrong = client.post(url, json={"entity_ids": ["daewoo"], "view": "cmapss_labels"}, headers=h)
+    assert wrong.status_code in (404, 422), wrong.text
+
+
 def steel_csv(path, energy: pd.DataFrame) -> None:
     """The demo plant's kWh (``date`` as the DAEWOO file writes it, ``Usage_kWh``) as a whole steel-energy CSV, the
     file ``sfai ingest steel-energy`` reads."""
