@@ -32,6 +32,7 @@ from serving.runtime import OnnxModel
 from serving.settings import ray_address
 
 ROW_ID = {"failure": "UDI", "defect": "row_id"}  # row-wise families and the id column of their output
+ROW_OPTIONS = ("recent_failure_rate",)  # options of the row-by-row scorers (the file streams through them)
 PLAIN_CSV = {"encoding": "utf-8-sig", "sep": ",", "decimal": "."}
 CHUNK_ROWS = 100_000
 
@@ -54,6 +55,8 @@ def score_file(
 
     fam = get_family(family)
     options = dict(options or {})
+    # options the row-by-row scorers take (defect's recent_failure_rate); energy's start and horizon go to predict
+    row_options = {k: v for k, v in options.items() if k in ROW_OPTIONS and v is not None}
     if use_ray is None:
         use_ray = bool(ray_address())
     output.parent.mkdir(parents=True, exist_ok=True)
@@ -74,10 +77,11 @@ def score_file(
             if family == "defect" and not has_ids:
                 raise InvalidInput(f"input lacks the column {id_col!r}")
             if use_ray and has_ids and fmt.read_csv_kw() == PLAIN_CSV:  # Ray Data reads UTF-8 with commas only
-                batches, engine = _ray_batches(family, model_dir, input_path, chunk_rows), "ray"
+                batches, engine = _ray_batches(family, model_dir, input_path, chunk_rows, row_options), "ray"
             else:
                 model = OnnxModel(model_dir, threads=threads)
-                batches = _local_batches(family, model, _chunks(input_path, chunk_rows, id_col, fmt, what), id_col)
+                batches = _local_batches(family, model, _chunks(input_path, chunk_rows, id_col, fmt, what), id_col,
+                                         row_options)
             rows = chunks = 0
             for out in _progress(batches, progress):
                 out.to_csv(tmp, index=False, header=chunks == 0, mode="w" if chunks == 0 else "a")
@@ -132,7 +136,7 @@ def _file_rows(message: str, offset: int) -> str:
 
 
 def _local_batches(
-    family: str, model: OnnxModel, chunks: Iterator[tuple[int, pd.DataFrame]], id_col: str
+    family: str, model: OnnxModel, chunks: Iterator[tuple[int, pd.DataFrame]], id_col: str, options: dict | None = None
 ) -> Iterator[pd.DataFrame]:
     from serving.predictions import scorer
 
@@ -144,7 +148,7 @@ def _local_batches(
             ids = pd.DataFrame({id_col: range(offset + 1, offset + len(chunk) + 1)}, index=chunk.index)
             chunk = pd.concat([chunk, ids], axis=1)
         try:
-            yield score(model, chunk)
+            yield score(model, chunk, **(options or {}))
         except InvalidInput as e:
             raise InvalidInput(_file_rows(str(e), offset)) from None
 
@@ -152,7 +156,7 @@ def _local_batches(
 _WORKER_MODELS: dict[str, OnnxModel] = {}  # per Ray worker process: models loaded from bytes, by checksum
 
 
-def _ray_score(batch: pd.DataFrame, family: str, onnx_ref, manifest: str) -> pd.DataFrame:  # noqa: ANN001
+def _ray_score(batch: pd.DataFrame, family: str, onnx_ref, manifest: str, options: dict) -> pd.DataFrame:  # noqa: ANN001
     """One Ray Data batch: the model is loaded once per worker process (tasks reuse their workers), then the
     batch is scored with the family's code. Plain tasks, not an actor pool: on a one-CPU cluster an actor would
     hold the only CPU the file's read tasks need."""
@@ -169,10 +173,12 @@ def _ray_score(batch: pd.DataFrame, family: str, onnx_ref, manifest: str) -> pd.
         (folder / "manifest.json").write_text(manifest)
         model = _WORKER_MODELS[key] = OnnxModel(folder)  # the manifest's checksum is verified here too
     _check_ids(batch, ROW_ID[family], None)
-    return scorer(family)(model, batch)
+    return scorer(family)(model, batch, **options)
 
 
-def _ray_batches(family: str, model_dir: Path, path: Path, chunk_rows: int) -> Iterator[pd.DataFrame]:
+def _ray_batches(
+    family: str, model_dir: Path, path: Path, chunk_rows: int, options: dict | None = None
+) -> Iterator[pd.DataFrame]:
     import ray
 
     from pipelines.runner import ray_init
@@ -189,7 +195,7 @@ def _ray_batches(family: str, model_dir: Path, path: Path, chunk_rows: int) -> I
     model = ray.put((model_dir / "model.onnx").read_bytes())  # once in the object store, not once per task
     scored = ds.map_batches(
         _ray_score,
-        fn_args=(family, model, (model_dir / "manifest.json").read_text()),
+        fn_args=(family, model, (model_dir / "manifest.json").read_text(), dict(options or {})),
         batch_format="pandas",
         batch_size=chunk_rows,
     )

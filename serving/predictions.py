@@ -32,7 +32,7 @@ log = logging.getLogger("sfai.models")
 
 MAX_RECORDS = 10_000  # the most a deployment may allow; Settings.max_batch_records may set fewer
 ARROW_STREAM = "application/vnd.apache.arrow.stream"
-OPTIONS = ("explain", "start", "horizon")
+OPTIONS = ("explain", "start", "horizon", "recent_failure_rate")
 BODY_FIELDS = frozenset({"entity_ids", "view", "model", *OPTIONS})  # besides "records"
 EXPLAIN_BY_DEFAULT = 1_000  # bigger batches get top features only when asked: occlusion multiplies the model runs
 ENTITY_ID = "entity_id"  # added to each answer row of a prediction by entity id: the id it answers, as sent
@@ -450,6 +450,11 @@ def query_options(params) -> dict:  # noqa: ANN001
     steps = str(out.get("horizon", "")).strip()
     if steps.isascii() and steps.isdigit():
         out["horizon"] = int(steps)
+    if "recent_failure_rate" in out:
+        try:
+            out["recent_failure_rate"] = float(str(out["recent_failure_rate"]).strip())
+        except ValueError:
+            pass  # text: refused by the model, naming the value
     return out
 
 
@@ -489,8 +494,8 @@ def _limit(frame: pd.DataFrame | list[dict], limit: int) -> pd.DataFrame | list[
 
 @functools.cache
 def family_options(family: str) -> tuple[str, ...]:
-    """The body options the family's scorer takes (``explain`` for failure and defect, ``start`` and
-    ``horizon`` for energy, none for RUL)."""
+    """The body options the family's scorer takes (``explain`` for failure and defect, ``recent_failure_rate`` for
+    defect, ``start`` and ``horizon`` for energy, none for RUL)."""
     params = inspect.signature(scorer(family)).parameters
     return tuple(k for k in OPTIONS if k in params)
 
@@ -524,5 +529,7 @@ def _option(key: str, value):  # noqa: ANN202, ANN001
     if key == "horizon":  # the model checks the upper end: it knows how many steps it forecasts
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise InvalidInput(f'"horizon" must be a whole number of 15-minute steps from 1; got {value!r}')
+        return value
+    if key == "recent_failure_rate":  # the model checks it (a share from 0 to 1), and whether it uses one
         return value
     return str(value)

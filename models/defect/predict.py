@@ -14,27 +14,41 @@ import pandas as pd
 from models.defect import drift as D
 from models.defect import features as F
 from models.rowids import frame_ids
+from serving.errors import InvalidInput
 from serving.runtime import OnnxModel
 
 COLUMNS = ["row_id", "defect_probability", "defect_predicted"]
 
 
-def _zprob(model: OnnxModel, df: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+def _zprob(
+    model: OnnxModel, df: pd.DataFrame, recent_failure_rate: float | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """(robust z-scores, defect probabilities) for rows already read; with the model's drift prior, the
-    probability combines the network's with the line's recent failure rate before each wafer (``drift.py``)."""
+    probability combines the network's with the line's recent failure rate before each wafer (``drift.py``):
+    ``recent_failure_rate`` where the caller gives it (the line's current yield), else the rate of the training
+    wafers before each one's test time (after the training file: its last ``drift_window`` wafers')."""
     z = F.transform(df, model.manifest["feature_stats"], scoring=True)
     prob = model.run({"x": z})["y"][:, 0] if len(z) else np.zeros(0, dtype=np.float32)
     drift = model.manifest.get("drift")
     times = D.stamps(df)  # read even where the model has no drift prior: an unreadable test time is refused
+    if recent_failure_rate is not None:
+        if not drift:
+            raise InvalidInput("recent_failure_rate: this defect model does not use the line's recent failure rate "
+                               "(it was trained without test times, or the rate did not help in validation)")
+        rate = D.given_rate(recent_failure_rate)
     if drift and len(z):
-        prob = D.combine(drift["coef"], prob, D.recent_rate(drift, times, len(z)))
+        rates = np.full(len(z), rate) if recent_failure_rate is not None else D.recent_rate(drift, times, len(z))
+        prob = D.combine(drift["coef"], prob, rates)
     return z, prob
 
 
-def score(model: OnnxModel, df: pd.DataFrame, *, explain: bool = False, top: int | None = None) -> pd.DataFrame:
+def score(model: OnnxModel, df: pd.DataFrame, *, explain: bool = False, top: int | None = None,
+          recent_failure_rate: float | None = None) -> pd.DataFrame:
     """The contract columns for rows already read (``row_id`` 1..n where the rows have none); ``explain`` adds
-    ``top_measurements``: ``f059:+0.41;f033:-0.22;...`` (logit contributions, largest first)."""
-    z, prob = _zprob(model, df)
+    ``top_measurements``: ``f059:+0.41;f033:-0.22;...`` (logit contributions, largest first);
+    ``recent_failure_rate`` (0-1): the line's current failure rate, used for every row instead of the training
+    history's."""
+    z, prob = _zprob(model, df, recent_failure_rate)
     m = model.manifest
     out = pd.DataFrame(
         {
@@ -67,8 +81,9 @@ def records_frame(records: list[dict]) -> pd.DataFrame:
     return frame
 
 
-def predict(model: OnnxModel, input_path: Path, dataset: str, *, start=None, horizon=96, **_) -> pd.DataFrame:  # noqa: ANN001
-    return score(model, F.read_rows(input_path))
+def predict(model: OnnxModel, input_path: Path, dataset: str, *, start=None, horizon=96,  # noqa: ANN001
+            recent_failure_rate: float | None = None, **_) -> pd.DataFrame:
+    return score(model, F.read_rows(input_path), recent_failure_rate=recent_failure_rate)
 
 
 def explain(model: OnnxModel, input_path: Path, *, top_k: int | None = None) -> pd.DataFrame:

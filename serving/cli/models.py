@@ -146,6 +146,9 @@ def predict(
     tenant: TenantOpt = None,
     start: Annotated[str | None, typer.Option(help="energy: first forecast origin, YYYY-MM-DD")] = None,
     horizon: Annotated[int, typer.Option(help="energy: steps of 15 minutes per forecast", min=1)] = 96,
+    recent_failure_rate: Annotated[float | None, typer.Option(
+        help="defect: the line's current share of failed wafers (0.065 for 6.5 %), instead of the training file's")
+    ] = None,
     version: Annotated[
         int | None, typer.Option(help="a registered version instead of the champion", min=1, max=VERSION_MAX)
     ] = None,
@@ -161,6 +164,8 @@ def predict(
 
     family = get_family(model)
     family.check_dataset(dataset)
+    if recent_failure_rate is not None and family.name != "defect":
+        raise InvalidInput(f"--recent-failure-rate is an option of the defect model, not of {family.name}")
     if not input.is_file():
         raise InvalidInput(f"{input}: no such file")
     check_output(output, f"{family.name}.csv")  # before the model is loaded; a missing folder is not created
@@ -179,7 +184,7 @@ def predict(
         input,
         dataset,
         output,
-        options={"start": start, "horizon": horizon},
+        options={"start": start, "horizon": horizon, "recent_failure_rate": recent_failure_rate},
         threads=os.cpu_count() or 1,
         progress=sys.stderr.isatty(),
     )

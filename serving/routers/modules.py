@@ -101,6 +101,9 @@ _OPTIONS = {  # what each family's scorer takes besides the rows (serving.predic
               "first day with a week of readings before it)"},
     "horizon": {"type": ["integer", "null"], "minimum": 1, "maximum": 96,
                 "description": "15-minute steps per forecast (default 96: a day)"},
+    "recent_failure_rate": {"type": ["number", "null"], "minimum": 0, "maximum": 1,
+                            "description": "the line's current share of failed wafers (0.065 for 6.5 %), used for "
+                            "every record instead of the training file's recent rate (null: the training history)"},
 }
 
 

@@ -210,6 +210,11 @@ def test_cli_train_then_predict(subset, tmp_path):
     done = subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert pd.read_csv(out).columns.tolist() == ["row_id", "defect_probability", "defect_predicted"]
+    # the line's current failure rate: this model (no validation, so no drift prior) says it uses none, in a line
+    done = subprocess.run([*cmd, "--recent-failure-rate", "0.3"], env=env, cwd=ROOT, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 1 and done.stderr.startswith("error: recent_failure_rate: this defect model does not")
+    assert len(done.stderr.strip().splitlines()) == 1, done.stderr
 
 
 def test_recent_failure_rate_reads_only_earlier_wafers():
@@ -456,3 +461,30 @@ def test_members_make_the_named_measurements_independent_of_the_random_start(sub
     assert five > 0.9 and five > one + 0.05, (one, five)
     with pytest.raises(InvalidInput, match="members=5 averages logistic models"):
         train(subset, "secom", tmp_path / "mlp", config={"hidden": 8, "members": 5}, tracker=NoTracker())
+
+
+def test_the_line_s_current_failure_rate_can_be_given(trained, subset, tmp_path):
+    """After the training file, every wafer took the failure rate of its last 50 wafers: the line's current yield
+    could not be given. ``recent_failure_rate`` now stands for every row (HTTP body option, CLI flag); a worse line
+    raises every wafer's probability, the rate is checked, and a model without the drift prior says it uses none."""
+    from models.defect import drift as D
+    from models.defect.predict import predict, score
+    from serving.runtime import OnnxModel
+
+    df = pd.read_csv(subset)
+    model = OnnxModel(trained[0])
+    plain = score(model, df.iloc[:20]).defect_probability
+    if model.manifest.get("drift"):
+        model.manifest.pop("drift")
+    with pytest.raises(InvalidInput, match="does not use the line's recent failure rate"):
+        score(model, df.iloc[:20], recent_failure_rate=0.1)
+    model.manifest["drift"] = {**D.history(D.stamps(df), F.labels(df), 50), "coef": [1.0, 1.0, 0.0]}
+    good = score(model, df.iloc[:20], recent_failure_rate=0.01).defect_probability
+    bad = score(model, df.iloc[:20], recent_failure_rate=0.3).defect_probability
+    assert (bad > good).all() and not np.allclose(good, plain)
+    rows = tmp_path / "rows.csv"
+    df.iloc[:20].drop(columns=["label"]).to_csv(rows, index=False)
+    assert predict(model, rows, "secom", recent_failure_rate=0.3).defect_probability.tolist() == bad.tolist()
+    for value in (-0.1, 1.5, "high", True, float("nan")):
+        with pytest.raises(InvalidInput, match="recent_failure_rate must be a share"):
+            score(model, df.iloc[:3], recent_failure_rate=value)

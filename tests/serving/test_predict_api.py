@@ -2,7 +2,9 @@
 model without a restart; bad records are a 422 naming the column; the usage log records the version."""
 
 import io
+import json
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -548,3 +550,41 @@ def test_an_answer_names_the_registered_model_that_made_it(settings, db, demo_mo
     log = query_usage(db, reg.tenant_id, limit=100)["records"]
     served = sorted(u["model_version"] for u in log if u["status"] == 200)
     assert served == ["rul-fd001@1"] * 2 + ["rul-fd003@1"] * 2 + ["rul@1"] * 2, served
+
+
+def test_a_defect_call_can_give_the_line_s_current_failure_rate(client, db, settings, demo_models, tmp_path):
+    """``recent_failure_rate`` stands for the line's current yield in the drift prior (a body option, a query
+    parameter with a Parquet body); out of range it is a 422, and another family refuses it as an option."""
+    import io
+    import shutil
+
+    from models.defect import drift as D
+    from models.demo import sample_request
+
+    model_dir = tmp_path / "defect"
+    shutil.copytree(demo_models[0] / "defect" / "v1", model_dir)
+    manifest = json.loads((model_dir / "manifest.json").read_text())
+    manifest["drift"] = {**D.history(np.array([0.0, 1.0, 2.0]), np.array([0, 1, 0]), 50), "coef": [1.0, 1.0, 0.0]}
+    (model_dir / "manifest.json").write_text(json.dumps(manifest))
+    acme = make_tenant(db, PEPPER, "acme", modules=("quality", "energy"))
+    ModelRegistry(db, settings.home, "acme").register("defect", "quality", model_dir)
+    ModelRegistry(db, settings.home, "acme").register("energy", "energy", demo_models[0] / "energy" / "v1")
+    h, url = bearer(acme.mes), "/v1/quality/defect/predict"
+    body = sample_request(demo_models[1], "defect")
+    probs = {}
+    for rate in (0.01, 0.3):
+        r = client.post(url, json={**body, "recent_failure_rate": rate}, headers=h)
+        assert r.status_code == 200, r.text
+        probs[rate] = [p["defect_probability"] for p in r.json()["predictions"]]
+    assert all(b > g for g, b in zip(probs[0.01], probs[0.3], strict=True))
+    buf = io.BytesIO()
+    pd.DataFrame(body["records"]).to_parquet(buf)
+    r = client.post(f"{url}?recent_failure_rate=0.3", content=buf.getvalue(),
+                    headers={**h, "content-type": "application/vnd.apache.parquet"})
+    assert r.status_code == 200 and [p["defect_probability"] for p in r.json()["predictions"]] == probs[0.3], r.text
+    r = client.post(url, json={**body, "recent_failure_rate": 1.5}, headers=h)
+    assert r.status_code == 422 and "recent_failure_rate must be a share" in r.json()["error"]["message"], r.text
+    r = client.post("/v1/energy/forecast", json={"records": [{"date": "x"}], "recent_failure_rate": 0.1}, headers=h)
+    assert r.status_code == 422 and "not an option of the energy model" in r.json()["error"]["message"], r.text
+    schema = client.get("/openapi.json").json()["paths"]
+    assert "recent_failure_rate" in str(schema[url]) and "recent_failure_rate" not in str(schema["/v1/energy/forecast"])
