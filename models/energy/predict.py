@@ -82,8 +82,8 @@ def _need_history(series: F.Series, ahead: bool) -> None:
 
 
 def _gap_before(series: F.Series, o: int, missing: np.ndarray, count: int) -> str:
-    """Why origin ``o`` is not forecast: how much of its day before has no reading, and the latest gap in it (the
-    whole gap, also where it goes on past the origin: only this message reads it)."""
+    """How much of origin ``o``'s day before has no reading, and the latest gap in it (the whole gap, also where it
+    goes on past the origin: only this message reads it)."""
     inside = o - 1 - int(np.argmax(missing[o - 1 :: -1]))  # the last missing interval before the origin
     readings = np.flatnonzero(~missing[:inside])
     begin = int(readings[-1]) + 1 if len(readings) else 0
@@ -95,23 +95,20 @@ def _gap_before(series: F.Series, o: int, missing: np.ndarray, count: int) -> st
             f"{(end - begin + 1) / F.STEPS_PER_DAY:.1f} days)")
 
 
-def _with_readings(series: F.Series, origins: np.ndarray, missing: np.ndarray) -> tuple[np.ndarray, list[str]]:
-    """The origins whose day before is mostly read, not filled, and a warning for those left out (refused where
-    none is left: a day after a 2.3-day gap was forecast 2.5 x too high from the fill)."""
+def _with_readings(series: F.Series, origins: np.ndarray, missing: np.ndarray) -> list[str]:
+    """A warning naming the origins whose day before is mostly filled, not read: they are forecast all the same
+    (the contract answers one origin per day), from the same time a week earlier, and the caller is told to send
+    the missing rows (a day after a 2.3-day gap, filled with the last reading, had been forecast 2.5 x too high)."""
     cs = np.concatenate([[0], np.cumsum(missing)])
     count = cs[origins] - cs[origins - F.STEPS_PER_DAY]
     bad = count > MOST_MISSING
     if not bad.any():
-        return origins, []
+        return []
     why = _gap_before(series, int(origins[bad][-1]), missing, int(count[bad][-1]))
-    if bad.all():
-        raise InvalidInput(f"{why}: a forecast would rest on filled values; send the missing rows" if len(origins) == 1
-                           else f"none of the {len(origins)} origins has readings for most of the day before it "
-                           f"(send the missing rows); the latest, {why}")
     days = [f"{series.start + o * F.STEP:%Y-%m-%d}" for o in origins[bad]]
     shown = ", ".join(days[:3]) + (f" and {len(days) - 3} more" if len(days) > 3 else "")
-    return origins[~bad], [f"no forecast from {shown} (more than half of the day before each has no reading: send "
-                           f"the missing rows to forecast them); the latest, {why}"]
+    return [f"the forecasts from {shown} rest mostly on filled values (more than half of the day before each has "
+            f"no reading: send the missing rows); the latest, {why}"]
 
 
 def _filled_note(series: F.Series, last: int, missing: np.ndarray) -> tuple[int, list[str]]:
@@ -148,7 +145,7 @@ def forecast(
         if following <= n and following >= series.index_of(start) and following not in origins:
             origins = np.append(origins, following)
     missing = np.isnan(series.kwh)
-    origins, notes = _with_readings(series, origins, missing)
+    notes = _with_readings(series, origins, missing)
     filled, note = _filled_note(series, int(origins.max()) if len(origins) else 0, missing)
     notes += note
     for line in notes:
