@@ -170,7 +170,12 @@ def _forecast_days(model, frame, start: str, days: int):  # noqa: ANN001, ANN202
 
     score = scorer("energy")
     out = score(model, frame, start=start, horizon=96)
-    parts = [out[out["origin"] == out["origin"].iloc[0]]]
+    day0 = out[pd.to_datetime(out["origin"]) == pd.Timestamp(start).normalize()]
+    if day0.empty:  # the plan's time 0 is start 00:00: another day's load would put every period a day off
+        raise InvalidInput(f"no forecast from {start} 00:00 in the meter's rows; " + "; ".join(out.attrs.get(
+            "warnings", [])))
+    parts = [day0]
+    warnings = list(out.attrs.get("warnings", []))
     if days > 1:
         stamps = parse_dates(frame["date"])
         meter = pd.DataFrame({"date": stamps, "Usage_kWh": pd.to_numeric(frame["Usage_kWh"], errors="coerce")})
@@ -185,7 +190,9 @@ def _forecast_days(model, frame, start: str, days: int):  # noqa: ANN001, ANN202
             nxt = str((pd.Timestamp(day["origin"].iloc[0]) + pd.Timedelta(days=1)).date())
             out = score(model, iso, start=nxt, horizon=96)
             parts.append(out[out["origin"] == out["origin"].iloc[0]])
-    return pd.concat(parts, ignore_index=True)
+    days = pd.concat(parts, ignore_index=True)
+    days.attrs["warnings"] = warnings  # about the meter's rows (the later days read forecasts, not rows)
+    return days
 
 
 def plant_load(platform, tenant: str, spec: dict, energy: dict | None, days: int = 1) -> dict:  # noqa: ANN001
@@ -221,9 +228,12 @@ def plant_load(platform, tenant: str, spec: dict, energy: dict | None, days: int
     weight = w_first + np.maximum(last - first - 1, 0) * 15.0 + w_last
     total = kw[first] * w_first + inner + kw[last] * w_last
     load = np.divide(total, weight, out=np.zeros(periods), where=weight > 0)
-    return {"model": f"{model.name}@{model.version}", "origin": str(day["origin"].iloc[0]),
+    used = {"model": f"{model.name}@{model.version}", "origin": str(day["origin"].iloc[0]),
             "period_minutes": shown_minutes(minutes), "days": int(days), "base_load_kw": np.round(load, 3).tolist(),
             "kwh_p50": round(float(day["p50"].sum()), 3), "co2_t_p50": round(float(day["co2_p50"].sum()), 6)}
+    if day.attrs.get("warnings"):  # the meter's gaps: the planner sees them as a forecast's caller does
+        used["warnings"] = list(day.attrs["warnings"])
+    return used
 
 
 def with_plant_load(request: dict, load: dict) -> dict:
@@ -342,8 +352,9 @@ def solve_prepared(problem, params, linked: dict) -> dict:  # noqa: ANN001
     if used and not used.get("planner_base_load_kept") and doc.get("makespan") is not None:
         covered = len(used["base_load_kw"]) * problem.energy.period  # plan units the forecast covers
         if doc["makespan"] > covered:
+            days = used.get("days", 1)  # a job queued by a release that forecast one day had no "days"
             used = linked["energy_model"] = {**used, "note": (
-                f"the plan runs to t={doc['makespan']}, past the {used['days']} forecast day(s) (to t={covered}): "
+                f"the plan runs to t={doc['makespan']}, past the {days} forecast day(s) (to t={covered}): "
                 "after that, the last forecast value stands for the plant's load")}
     return {**doc, "linked": linked}
 

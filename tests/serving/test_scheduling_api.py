@@ -587,7 +587,27 @@ def test_a_plan_longer_than_a_day_gets_a_forecast_for_each_of_its_days(client, d
     answer = _post(client, "/v1/scheduling/solve", body, acme.mes).json()
     used = answer["linked"]["energy_model"]
     assert used["days"] == MAX_FORECAST_DAYS and answer["makespan"] == 18000
-    assert f"past the {MAX_FORECAST_DAYS} forecast day(s)" in used["note"]
+    assert f"past the {MAX_FORECAST_DAYS} forecast day(s)" in used["note"] and "warnings" not in used
+    # the meter's rows with most of the day before the plan missing: the plan's day is still start's (another
+    # day's load put every period a day off), and the forecast's warning reaches the planner
+    gappy = records[: 7 * 96] + records[7 * 96 + 80:]
+    body = {"problem": problem, "time_limit_s": 2, "energy_forecast": {"records": gappy, "start": start}}
+    used = _post(client, "/v1/scheduling/solve", body, acme.mes).json()["linked"]["energy_model"]
+    assert used["origin"].startswith(start) and any("rest mostly on filled values" in w for w in used["warnings"])
+
+
+def test_a_job_queued_before_multi_day_forecasts_still_solves():
+    """A background job stores its request with the forecast load; one queued by the release before multi-day
+    forecasts has no "days", and a deploy hands it to the new release: it failed with KeyError: 'days'."""
+    from serving.scheduling import prepare, solve_prepared
+
+    load = {"model": "energy@1", "origin": "2018-03-13 00:00:00", "period_minutes": 60.0, "base_load_kw": [5.0] * 24,
+            "kwh_p50": 120.0, "co2_t_p50": 0.05, "planner_base_load_kept": False}
+    problem = {"machines": ["M1"], "jobs": [{"id": "A", "operations": [{"machines": {"M1": 1500}}]}],
+               "energy": {"period": 60, "base_load_kw": [5.0] * 24}}
+    request = {"problem": problem, "energy_forecast": load, "time_limit_s": 2, "workers": 1, "seed": 0}
+    answer = solve_prepared(*prepare(request, {"scheduling", "energy"}))
+    assert answer["makespan"] == 1500 and "past the 1 forecast day(s)" in answer["linked"]["energy_model"]["note"]
 
 
 def test_a_key_given_twice_in_a_body_is_refused_as_the_cli_refuses_it(client, db):
