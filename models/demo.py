@@ -109,7 +109,7 @@ def ai4i_rows(n: int = FAILURE_ROWS, seed: int = SEED) -> pd.DataFrame:
     process = air + 10.0 + walk(1.0)
     torque = np.clip(rng.normal(40.0, 10.0, n), 3.8, None)
     power = rng.normal(6400.0, 1000.0, n)
-    rpm = np.round(power / (torque * 2 * np.pi / 60))
+    rpm = np.clip(np.round(power / (torque * 2 * np.pi / 60)), 1168, 2886)  # the published data's range
     wear, twf = np.zeros(n), np.zeros(n, dtype=bool)
     used, life, fails = 0.0, rng.uniform(200, 240), rng.random() < 0.4
     step = {"L": 2.0, "M": 3.0, "H": 5.0}

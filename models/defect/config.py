@@ -42,6 +42,8 @@ class DefectConfig:
     @classmethod
     def from_dict(cls, overrides: dict | None) -> DefectConfig:
         cfg = from_overrides(cls, overrides, "defect")
+        if cfg.hidden > 0 and "members" not in (overrides or {}):
+            cfg.members = 1  # an MLP is one fit (``--set hidden=32`` as the docs show it)
         if cfg.hidden > 0 and cfg.members > 1:
             from serving.errors import InvalidInput
 

@@ -106,12 +106,32 @@ def check_columns(columns: dict[str, object]) -> Raw:
             need = "above" if strict else "at least"
             got = shown(list(given)[i])
             raise InvalidInput(f"column {c!r} row {i + 1}: expected a reading {need} {low:g}, got {got}")
+        lo, hi, unit = RANGE[c]
+        bad = (values < lo) | (values > hi)
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            celsius = " (in degrees Celsius? add 273.15 for kelvin)" if unit == "K" and -60 <= values[i] < lo else ""
+            raise InvalidInput(f"column {c!r} row {i + 1}: {shown(list(given)[i])} is out of range: a machine reads "
+                               f"{lo:g} to {hi:g} {unit} here, as 'sfai ingest ai4i' checks{celsius}")
         raw[c] = values
     return raw
 
 
+def _ranges() -> dict[str, tuple[float, float, str]]:
+    """Each reading's plausible range, the one the AI4I ingest checks (``pipelines.adapters.ai4i``): a reading
+    outside it (a temperature in Celsius, a torque of 4,000 Nm) was scored as a healthy machine's."""
+    from pipelines.adapters.ai4i import RENAME, SENSOR_COLUMNS
+
+    out = {}
+    for c in NUMERIC:
+        col = SENSOR_COLUMNS[RENAME[c]]
+        out[c] = (float(col.lo), float(col.hi), col.unit)
+    return out
+
+
 # physical floors of the readings (absolute zero; no negative speed, torque or wear): below them is a data error
 LOWEST = {c: ((0.0, True) if c.endswith("[K]") else (0.0, False)) for c in NUMERIC}
+RANGE = _ranges()
 
 
 def _number(v: object) -> float:

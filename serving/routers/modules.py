@@ -62,7 +62,8 @@ def module_router(module: str) -> APIRouter:
 def serving_models(versions: list, module: str) -> list[dict]:
     """The champion models of ``module`` among a tenant's registered ``versions``: name, version, when it was
     registered, the challenger's version where one waits, and a classifier's decision threshold (the probability
-    from which it answers ``*_predicted: 1``; chosen on validation data for balanced accuracy)."""
+    from which it answers ``*_predicted: 1``; chosen on validation data: failure for F1, defect for balanced
+    accuracy)."""
     out = []
     for m in versions:
         if m.module == module and "champion" in m.aliases:

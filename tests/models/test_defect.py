@@ -461,6 +461,9 @@ def test_members_make_the_named_measurements_independent_of_the_random_start(sub
     assert five > 0.9 and five > one + 0.05, (one, five)
     with pytest.raises(InvalidInput, match="members=5 averages logistic models"):
         train(subset, "secom", tmp_path / "mlp", config={"hidden": 8, "members": 5}, tracker=NoTracker())
+    from models.defect.config import DefectConfig
+
+    assert DefectConfig.from_dict({"hidden": 32}).members == 1  # the docs' --set hidden=32: one fit, as before
 
 
 def test_the_line_s_current_failure_rate_can_be_given(trained, subset, tmp_path):

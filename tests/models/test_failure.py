@@ -60,6 +60,26 @@ def test_features_follow_the_failure_physics():
     assert np.isclose(f["power"].iloc[0], 40 * 1300 * 2 * np.pi / 60)
 
 
+@pytest.mark.parametrize(("column", "value", "words"), [
+    ("Air temperature [K]", 25.0, "(in degrees Celsius? add 273.15 for kelvin)"),
+    ("Process temperature [K]", 36.5, "Celsius"),
+    ("Torque [Nm]", 4280.0, "a machine reads 0 to 200 N*m"),
+    ("Tool wear [min]", 2000, "0 to 1000 min"),
+    ("Rotational speed [rpm]", 50_000, "0 to 10000 rpm"),
+])
+def test_a_reading_no_machine_gives_is_refused_as_ingest_refuses_it(column, value, words):
+    """Temperatures in Celsius, a torque of 4,280 Nm or 2,000 minutes of tool wear were scored as a healthy
+    machine's (probability 0.0 for 40 real failures sent in Celsius), while 'sfai ingest ai4i' refused the rows."""
+    raw = pd.DataFrame({"Type": ["L", "M"], "Air temperature [K]": [300.0, 301.0],
+                        "Process temperature [K]": [309.0, 310.0], "Rotational speed [rpm]": [1500.0, 1400.0],
+                        "Torque [Nm]": [40.0, 45.0], "Tool wear [min]": [10.0, 20.0]})
+    F.validate(raw)  # in range
+    raw.loc[1, column] = value
+    with pytest.raises(InvalidInput, match=rf"^column {re.escape(repr(column))} row 2: .* is out of range") as e:
+        F.validate(raw)
+    assert words in str(e.value)
+
+
 def test_metrics_match_definitions():
     y = np.array([0, 0, 1, 1, 0, 1])
     p = np.array([0.1, 0.4, 0.35, 0.8, 0.2, 0.9])
