@@ -96,6 +96,11 @@ class ChainKey:
         can move the start past rows and rewrite them as plain SHA-256."""
         return self.hex(f"keyed-from\x1f{keyed_from}".encode())
 
+    def anchor_mark(self, seq: int, chain_hash_hex: str, ts: datetime) -> str:
+        """What ``usage_chain.anchor_mark`` holds: the anchor a purge left (the last purged row, its hash and
+        time), signed, so that deleting the log's first rows and moving the anchor does not pass as a purge."""
+        return self.hex(f"anchor\x1f{seq}\x1f{chain_hash_hex}\x1f{_ts_text(ts)}".encode())
+
 
 def chain_hash(
     prev_hash: str, seq: int, e: UsageEntry | UsageRecord, ts_text: str | None = None, *, key: ChainKey | None
@@ -478,6 +483,27 @@ def verify_chain(db: Database, *, key: ChainKey, batch: int = 5000) -> VerifyRes
         return dataclasses.replace(_verify(conn, head, key, batch), keyed_from=head.keyed_from)
 
 
+def _anchor_problem(head, key: ChainKey) -> str | None:  # noqa: ANN001
+    """Why the log's start (the anchor a purge left) is not one a purge made, or None: a purge signs its anchor
+    and deletes only rows older than the retention period; an unsigned anchor, from before purges were signed,
+    can only lie among the rows from before the chain was keyed."""
+    if head.anchor_seq <= 0:
+        return None
+    if head.anchor_mark is None:
+        if head.anchor_seq < head.keyed_from:
+            return None
+        return (f"the log starts after row {head.anchor_seq} without a signed purge: rows 1-{head.anchor_seq} were "
+                "deleted")
+    if head.anchor_ts is None or not hmac.compare_digest(
+        head.anchor_mark, key.anchor_mark(head.anchor_seq, head.anchor_hash, head.anchor_ts)
+    ):
+        return f"the purge anchor (row {head.anchor_seq}) was modified: its signature does not verify"
+    if as_utc(head.anchor_ts) > utcnow() - timedelta(days=MIN_USAGE_RETENTION_DAYS):
+        return (f"the purge anchor (row {head.anchor_seq}, {_ts_text(head.anchor_ts)}) is younger than the "
+                f"{MIN_USAGE_RETENTION_DAYS}-day retention: no purge deletes such rows")
+    return None
+
+
 def _verify(conn, head, key: ChainKey, batch: int) -> VerifyResult:  # noqa: ANN001
     keyed_from = head.keyed_from
     if head.keyed_mark is None:
@@ -488,6 +514,9 @@ def _verify(conn, head, key: ChainKey, batch: int) -> VerifyResult:  # noqa: ANN
         return VerifyResult(False, 0, head.anchor_seq, "the chain's keyed start does not verify with this "
                             "SFAI_SECRET_KEY: either it is not the secret this deployment runs with, or the chain "
                             "head was modified")
+    moved = _anchor_problem(head, key)
+    if moved:
+        return VerifyResult(False, 0, head.anchor_seq, moved, head.anchor_seq)
     tenant_heads = dict(conn.execute(select(UsageTenantHead.tenant_id, UsageTenantHead.last_seq)).all())
     numbers: dict[int, int] = {}  # tenant -> its last record number seen
     purged = head.anchor_seq > 0
@@ -725,10 +754,13 @@ def export_usage(
 
 
 # ------------------------------------------------------------------------------------------ retention
-def purge_before(db: Database, before: datetime, *, retention_days: int = MIN_USAGE_RETENTION_DAYS) -> int:
+def purge_before(
+    db: Database, before: datetime, *, key: ChainKey, retention_days: int = MIN_USAGE_RETENTION_DAYS
+) -> int:
     """Delete the oldest rows with ``ts < before``, never any younger than the retention period.
 
-    The chain stays verifiable: the hash of the last purged row becomes the chain's anchor.
+    The chain stays verifiable: the hash of the last purged row becomes the chain's anchor, signed with ``key``
+    with that row's time (``verify`` checks the signature and that the row was past the retention period).
     """
     before = as_utc(before)
     limit = utcnow() - timedelta(days=max(retention_days, MIN_USAGE_RETENTION_DAYS))
@@ -749,9 +781,11 @@ def purge_before(db: Database, before: datetime, *, retention_days: int = MIN_US
         head = conn.execute(select(c).where(c.c.id == CHAIN_ID)).one()
         if cut <= head.anchor_seq:
             return 0
-        anchor_hash = conn.execute(select(t.c.hash).where(t.c.seq == cut)).scalar_one()
+        anchor_hash, anchor_ts = conn.execute(select(t.c.hash, t.c.ts).where(t.c.seq == cut)).one()
         n = conn.execute(t.delete().where(t.c.seq <= cut)).rowcount
-        conn.execute(update(c).where(c.c.id == CHAIN_ID).values(anchor_seq=cut, anchor_hash=anchor_hash))
+        conn.execute(update(c).where(c.c.id == CHAIN_ID).values(
+            anchor_seq=cut, anchor_hash=anchor_hash, anchor_ts=as_utc(anchor_ts),
+            anchor_mark=key.anchor_mark(cut, anchor_hash, anchor_ts)))
     return n
 
 

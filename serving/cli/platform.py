@@ -281,7 +281,8 @@ def usage_purge(
 ) -> None:
     """Delete records older than three years (the chain stays verifiable); prints how many."""
     when = _when(before, "before", required=True)
-    n = purge_before(database(), when, retention_days=settings().usage_retention_days)
+    n = purge_before(database(), when, key=ChainKey(settings().secret_key),
+                     retention_days=settings().usage_retention_days)
     typer.echo(n)
 
 

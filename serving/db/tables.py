@@ -93,6 +93,9 @@ class UsageChain(Base):
     # rows with seq >= keyed_from carry keyed hashes (HMAC, serving.usage.ChainKey); those before, plain SHA-256
     keyed_from: Mapped[int] = mapped_column(BigInteger, server_default="1")
     keyed_mark: Mapped[str | None] = mapped_column(String(64), nullable=True)  # ChainKey.mark(keyed_from)
+    # the time of row anchor_seq and ChainKey.anchor_mark over the anchor: a purge signs where the log now starts
+    anchor_ts: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    anchor_mark: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
 
 class UsageTenantHead(Base):

@@ -7,7 +7,7 @@ from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.migration import MigrationContext
-from sqlalchemy import inspect, text
+from sqlalchemy import inspect, select, text
 from sqlalchemy.exc import DBAPIError
 
 from serving.db import Database
@@ -141,9 +141,14 @@ def test_0010_keys_the_usage_chain_after_the_records_already_written(settings):
         append_entries(db, [entry(4), entry(5)], key=KEY)
         r = verify_chain(db, key=KEY)
         assert (r.ok, r.rows, r.keyed_from) == (True, 5, 4)
+        from serving.db.tables import UsageRecord
+
         with db.engine.connect() as conn:
-            rows = conn.execute(text("SELECT seq, hash FROM usage_log ORDER BY seq")).all()
-        assert rows[3].hash != chain_hash(rows[2].hash, 4, entry(4), key=None)  # keyed, not plain
+            rows = conn.execute(select(UsageRecord.__table__).order_by(UsageRecord.seq)).all()
+        fourth = rows[3]  # the first record after the upgrade: keyed, not plain
+        assert fourth.hash == chain_hash(rows[2].hash, 4, fourth, key=KEY) != chain_hash(rows[2].hash, 4, fourth,
+                                                                                          key=None)
+        assert rows[2].hash == chain_hash(rows[1].hash, 3, rows[2], key=None)  # from before it: plain
         assert not verify_chain(db, key=ChainKey("another-secret-0123456789")).ok
     finally:
         db.dispose()

@@ -247,11 +247,42 @@ def test_purge_keeps_three_years_and_the_chain(db):
     append_entries(db, [entry(i, ts=old + timedelta(minutes=i)) for i in range(5)], key=KEY)
     append_entries(db, [entry(i) for i in range(5, 8)], key=KEY)
     with pytest.raises(InvalidInput, match="kept"):
-        purge_before(db, utcnow() - timedelta(days=30))
-    assert purge_before(db, utcnow() - timedelta(days=3 * 365 + 2)) == 5
+        purge_before(db, utcnow() - timedelta(days=30), key=KEY)
+    assert purge_before(db, utcnow() - timedelta(days=3 * 365 + 2), key=KEY) == 5
     r = verify_chain(db, key=KEY)
     assert r.ok and r.rows == 3 and r.last_seq == 8
-    assert purge_before(db, utcnow() - timedelta(days=3 * 365 + 2)) == 0
+    assert purge_before(db, utcnow() - timedelta(days=3 * 365 + 2), key=KEY) == 0
+
+
+def test_deleting_the_first_rows_does_not_pass_as_a_purge(db):
+    """The anchor a purge leaves was unsigned: deleting today's first rows and pointing the anchor at the last one
+    deleted (its hash is in plain sight) verified as a purge. A purge now signs its anchor with the row's time,
+    and verify wants that signature and a row past the retention period."""
+    old = utcnow() - timedelta(days=4 * 365)
+    append_entries(db, [entry(i, ts=old + timedelta(minutes=i)) for i in range(3)], key=KEY)
+    append_entries(db, [entry(i) for i in range(3, 10)], key=KEY)
+    assert purge_before(db, utcnow() - timedelta(days=3 * 365 + 2), key=KEY) == 3
+    assert verify_chain(db, key=KEY).ok  # a real purge
+    with db.engine.connect() as c:
+        signed = c.execute(text("SELECT anchor_seq, anchor_hash, anchor_ts, anchor_mark FROM usage_chain")).one()
+        h5 = c.execute(text("SELECT hash FROM usage_log WHERE seq = 5")).scalar_one()
+    with db.engine.begin() as c:  # delete today's rows 4 and 5, and move the anchor as a purge would
+        unguard(db, c)
+        c.execute(text("DELETE FROM usage_log WHERE seq <= 5"))
+        c.execute(text("UPDATE usage_chain SET anchor_seq = 5, anchor_hash = :h"), {"h": h5})
+    r = verify_chain(db, key=KEY)
+    assert not r.ok and "purge anchor (row 5) was modified" in r.problem, r
+    with db.engine.begin() as c:  # ... with the old anchor's signature removed, as if from before signed purges
+        c.execute(text("UPDATE usage_chain SET anchor_mark = NULL"))
+    r = verify_chain(db, key=KEY)
+    assert not r.ok and "without a signed purge" in r.problem, r
+    now = utcnow()
+    with db.engine.begin() as c:  # ... or signed by someone who holds the key, but with young rows
+        c.execute(text("UPDATE usage_chain SET anchor_mark = :m, anchor_ts = :t"),
+                  {"m": KEY.anchor_mark(5, h5, now), "t": now})
+    r = verify_chain(db, key=KEY)
+    assert not r.ok and "younger than the" in r.problem, r
+    assert signed.anchor_seq == 3 and signed.anchor_mark is not None
 
 
 def test_group_commit_from_many_threads_keeps_one_chain(db):
@@ -417,7 +448,7 @@ def test_numbers_go_on_after_a_purge(db):
     old = utcnow() - timedelta(days=4 * 365)
     append_entries(db, [entry(i, tenant_id=1 + i % 2, ts=old + timedelta(minutes=i)) for i in range(6)], key=KEY)
     append_entries(db, [entry(6, tenant_id=1)], key=KEY)
-    assert purge_before(db, utcnow() - timedelta(days=3 * 365 + 2)) == 6
+    assert purge_before(db, utcnow() - timedelta(days=3 * 365 + 2), key=KEY) == 6
     append_entries(db, [entry(7, tenant_id=2), entry(8, tenant_id=1)], key=KEY)
     with db.engine.connect() as c:
         rows = c.execute(text("SELECT tenant_id, tenant_seq FROM usage_log ORDER BY seq")).all()
