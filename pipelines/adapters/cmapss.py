@@ -1,7 +1,8 @@
 """NASA C-MAPSS turbofan run-to-failure (C31): ``train_FD00x.txt`` -> sensor readings, failure events, RUL labels.
 
 Decisions (see docs/pipelines.md):
-- Entity: ``unit_id = "FD00x-u###"`` (engine numbers restart at 1 in every FD file, so they are namespaced).
+- Entity: ``unit_id = "FD00x-u###"`` (engine numbers restart at 1 in every FD file, so they are namespaced;
+  ``FD00x-t###`` for the engines of NASA's ``test_FD00x.txt``, which are not the training file's).
 - Time: the files count operating cycles (flights), not clock time. Cycle ``c`` is stamped
   ``CYCLE_EPOCH + (c - 1) * CYCLE_PERIOD`` (2000-01-01T00:00Z, one hour per cycle), a synthetic but
   monotonic UTC instant that point-in-time joins can use; ``cycle`` is kept as a column.
@@ -148,7 +149,10 @@ def read(path: Path) -> Canonical:
     df = pd.concat(frames, ignore_index=True)
     unit_no = df["unit"].astype("int64")
     cycle = df["cycle"].astype("int64")
-    df["unit_id"] = df["subset"] + "-u" + unit_no.map("{:03d}".format)
+    # NASA's test engines are other engines than the training file's of the same number: "-t" keeps them apart
+    # (a test_FD001.txt unit 3 had been appended to the training engine FD001-u003's cycles)
+    tested = df["file"].str.lower().str.startswith("test_")
+    df["unit_id"] = df["subset"] + tested.map({True: "-t", False: "-u"}) + unit_no.map("{:03d}".format)
     df["cycle"] = cycle
     df[TIMESTAMP] = CYCLE_EPOCH + pd.to_timedelta(cycle - 1, unit="h")
     readings = df[["unit_id", TIMESTAMP, SOURCE_ROW, "file", "subset", "_invalid", *SENSOR_COLUMNS]]
@@ -181,7 +185,7 @@ def read(path: Path) -> Canonical:
     ).reset_index(drop=True)
     notes = {
         "time": f"synthetic: cycle c -> {CYCLE_EPOCH.isoformat()} + (c-1) x {CYCLE_PERIOD} (UTC)",
-        "entity": "unit_id = <FD subset>-u<engine number, 3 digits>",
+        "entity": "unit_id = <FD subset>-u<engine number, 3 digits> (-t for NASA's test_FD00x.txt engines)",
     }
     tables = {
         "sensor_readings": Table("sensor_readings", "unit_id", SENSOR_COLUMNS, readings, notes),

@@ -442,6 +442,10 @@ def test_a_cmapss_test_file_writes_no_labels(tmp_path, store):
     assert set(canonical.tables) == {"sensor_readings"}
     train = cmapss.read(write(tmp_path, "train_FD001.txt", lines))
     assert train["labels"].data["rul"].tolist() == [6, 5, 4, 3, 2, 1, 0] * 2 and len(train["events"].data) == 2
+    # a test file's engines are not the training file's of the same number: their cycles had been appended to
+    # FD001-u001's (an entity-id RUL then read the training engine's cycles 81-192 and the test engine's 1-80)
+    assert set(canonical["sensor_readings"].data["unit_id"]) == {"FD003-t001", "FD003-t002"}
+    assert set(train["sensor_readings"].data["unit_id"]) == {"FD001-u001", "FD001-u002"}
 
 
 @pytest.mark.parametrize(("module", "make", "name", "dup"), [
