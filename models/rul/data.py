@@ -52,14 +52,19 @@ def read_cmapss(path: Path | str) -> pd.DataFrame:
 def whole_ids(out: pd.DataFrame, raw: pd.DataFrame, prefix: str = "") -> pd.DataFrame:
     """``unit`` and ``cycle`` of the numeric frame ``out`` as integers; a fraction (which would merge two units or
     cycles) or a cycle below 1 is an error naming the row and the value as given in ``raw``."""
-    for c, low in (("unit", -np.inf), ("cycle", 1)):
-        bad = (out[c] < low) | (out[c] != np.floor(out[c]))
+    for c, low in (("unit", -MAX_WHOLE), ("cycle", 1)):
+        # past 2**53 a float no longer holds every whole number: 12345678901234567 and ...568 read as one unit,
+        # and 2**63 - 1 came back as -2**63
+        bad = (out[c] < low) | (out[c] > MAX_WHOLE) | (out[c] != np.floor(out[c]))
         if bad.any():
             i = int(np.flatnonzero(bad.to_numpy())[0])
-            what = "a whole number" + (f" from {low}" if low > 0 else "")
+            what = "a whole number" + (f" from {low}" if low > 0 else "") + f" up to {MAX_WHOLE:,}"
             raise InvalidInput(f"{prefix}column {c!r} row {i + 1}: expected {what}, got {shown(raw[c].iloc[i])}")
-        out[c] = out[c].astype(int)
+        out[c] = out[c].astype(np.int64)
     return out
+
+
+MAX_WHOLE = 2**53  # the largest whole number a reading's float holds exactly
 
 
 def kmeans(x: np.ndarray, k: int, seed: int = 0, iters: int = 50) -> np.ndarray:

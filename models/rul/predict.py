@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +15,8 @@ from models.booleans import boolean_row
 from models.rul import data as D
 from serving.errors import InvalidInput, shown
 from serving.runtime import OnnxModel
+
+log = logging.getLogger("sfai.rul")
 
 
 def checked(df: pd.DataFrame, prep: dict) -> pd.DataFrame:
@@ -46,10 +49,32 @@ def checked(df: pd.DataFrame, prep: dict) -> pd.DataFrame:
 
 
 def score(model: OnnxModel, df: pd.DataFrame, *, batch: int = 1024) -> pd.DataFrame:
-    units, windows = D.last_windows(checked(df, model.manifest["prep"]), model.manifest["prep"])
+    """One row per unit: its RUL at its last cycle. ``attrs["warnings"]`` names the units sent with fewer than the
+    model's window of cycles that do not start at cycle 1 (logged too, for the CLI)."""
+    rows = checked(df, model.manifest["prep"])
+    units, windows = D.last_windows(rows, model.manifest["prep"])
     out = [model.run({"x": windows[i : i + batch]})["y"] for i in range(0, len(windows), batch)]
     rul = np.concatenate(out) if out else np.zeros(0)
-    return pd.DataFrame({"unit": units.astype(int), "rul": np.round(rul.astype(float), 3)})
+    answer = pd.DataFrame({"unit": units.astype(np.int64), "rul": np.round(rul.astype(float), 3)})
+    answer.attrs["warnings"] = notes = _short_histories(rows, int(model.manifest["prep"]["window"]))
+    for line in notes:
+        log.warning("%s", line)
+    return answer
+
+
+def _short_histories(rows: pd.DataFrame, window: int) -> list[str]:
+    """A unit sent with fewer than ``window`` cycles, its first one after cycle 1, is read with that first cycle
+    repeated before it, as a younger engine: its RUL comes out late (an engine at RUL 0 read from its last 10
+    cycles: 16 to 36), the error the NASA score punishes most."""
+    by_unit = rows.groupby("unit", sort=True)["cycle"].agg(["size", "min"])
+    short = by_unit[(by_unit["size"] < window) & (by_unit["min"] > 1)]
+    if short.empty:
+        return []
+    shown_units = ", ".join(f"{u} ({r['size']} from cycle {r['min']})" for u, r in short.head(5).iterrows())
+    more = f" and {len(short) - 5} more" if len(short) > 5 else ""
+    return [f"units {shown_units}{more}: fewer than the model's {window} cycles and not from cycle 1; their RUL is "
+            f"likely too high (the earlier cycles are read as the first one sent): send each unit's last {window} "
+            "cycles, or all of them"]
 
 
 def predict(model: OnnxModel, input_path: Path | str, dataset: str, **_options) -> pd.DataFrame:

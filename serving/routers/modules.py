@@ -108,11 +108,17 @@ _OPTIONS = {  # what each family's scorer takes besides the rows (serving.predic
 }
 
 
-ENERGY_NOTES = {  # the JSON answer of a forecast from records or a meter's history (not of an Arrow answer)
-    "filled_intervals": {"type": "integer", "description": "15-minute intervals before the last origin that had no "
-                         "reading and were filled (from the same time a week earlier)"},
-    "warnings": {"type": "array", "items": {"type": "string"}, "description": "what the forecast left out or "
-                 "filled, in words: origins whose day before is mostly missing, filled intervals"},
+ANSWER_NOTES = {  # what a JSON answer says about its input, beside the predictions (not an Arrow answer)
+    "energy": {
+        "filled_intervals": {"type": "integer", "description": "15-minute intervals before the last origin that "
+                             "had no reading and were filled (from the same time a week earlier)"},
+        "warnings": {"type": "array", "items": {"type": "string"}, "description": "what the forecast filled, in "
+                     "words: origins resting mostly on filled values, filled intervals"},
+    },
+    "rul": {
+        "warnings": {"type": "array", "items": {"type": "string"}, "description": "units sent with fewer cycles "
+                     "than the model reads and not from cycle 1 (their RUL is likely too high)"},
+    },
 }
 
 
@@ -151,7 +157,7 @@ def predict_openapi(family: str) -> dict:
             "model": {"type": "string", "description": "the registered model that answered"},
             "version": {"type": "integer"},
             "count": {"type": "integer"},
-            **(ENERGY_NOTES if family == "energy" else {}),
+            **ANSWER_NOTES.get(family, {}),
             "predictions": {"type": "array", "items": {"type": "object", "properties": ANSWER_ROWS[family]}},
         },
     }

@@ -588,3 +588,27 @@ def test_a_defect_call_can_give_the_line_s_current_failure_rate(client, db, sett
     assert r.status_code == 422 and "not an option of the energy model" in r.json()["error"]["message"], r.text
     schema = client.get("/openapi.json").json()["paths"]
     assert "recent_failure_rate" in str(schema[url]) and "recent_failure_rate" not in str(schema["/v1/energy/forecast"])
+
+
+def test_rul_warns_of_a_short_history_and_refuses_unit_ids_a_float_cannot_hold(settings, db, demo_models):
+    """A unit sent as its last few cycles (not from cycle 1) is read with its first cycle repeated before them, as
+    a younger engine: the answer now warns that its RUL is likely too high. Unit numbers past 2**53 were merged
+    (12345678901234567 and ...568) or came back negative (2**63 - 1); they are refused."""
+    from models.rul.data import read_cmapss
+
+    client, h = _demo_client(settings, db, demo_models)
+    cycles = read_cmapss(demo_models[1] / "cmapss_demo.txt")
+    unit = cycles[cycles["unit"] == 1]
+    url = "/v1/maintenance/rul/predict"
+    with client:
+        whole = client.post(url, json={"records": unit.to_dict("records")}, headers=h)
+        assert whole.status_code == 200 and whole.json()["warnings"] == [], whole.text
+        tail = client.post(url, json={"records": unit.tail(10).to_dict("records")}, headers=h)
+        assert tail.status_code == 200, tail.text
+        warning = tail.json()["warnings"][0]
+        assert warning.startswith("units 1 (10 from cycle") and "likely too high" in warning, warning
+        for big in (12345678901234567, 2**63 - 1):
+            rows = unit.tail(3).assign(unit=big).to_dict("records")
+            r = client.post(url, json={"records": rows}, headers=h)
+            assert r.status_code == 422 and "up to 9,007,199,254,740,992" in r.json()["error"]["message"], r.text
+    client.app.state.platform.close()
