@@ -59,8 +59,12 @@ def machine_risk(platform, tenant: str, spec: dict) -> dict:  # noqa: ANN001
     if inline:
         for m, p in zip(inline, score(model, list(inline.values())), strict=True):
             risks[m] = p["failure_probability"]
-    return {"model": f"{model.name}@{model.version}", "view": spec.get("view"),
+    used = {"model": f"{model.name}@{model.version}", "view": spec.get("view"),
             "risks": {m: risks[m] for m in machines}}
+    threshold = model.manifest.get("threshold")
+    if isinstance(threshold, int | float) and not isinstance(threshold, bool) and 0 <= threshold <= 1:
+        used["threshold"] = float(threshold)  # the model's own: from it, it answers failure_predicted 1
+    return used
 
 
 @contextmanager
@@ -96,6 +100,10 @@ def with_machine_risk(request: dict, risk: dict) -> dict:
         raise InvalidInput(f"failure_risk.risks must be an object machine -> probability, got {own!r:.40}")
     own = own or {}
     given["risks"] = {**risk["risks"], **own}
+    if "threshold" not in given and "threshold" in risk:
+        # the model's decision threshold, not the planner's default 0.5: a machine the model calls failing (at
+        # 0.37 for the AI4I model) gets its window
+        given["threshold"] = risk["threshold"]
     problem["failure_risk"] = given
     kept = sorted(m for m in own if m in risk["risks"])
     return {**request, "problem": problem, "maintenance": {**risk, "planner_risks_kept": kept}}
