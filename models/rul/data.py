@@ -26,15 +26,20 @@ def read_cmapss(path: Path | str) -> pd.DataFrame:
     """A NASA-format file (space-separated, no header, 26 columns) -> DataFrame with named columns."""
     name = Path(path).name
     try:
-        df = pd.read_csv(path, sep=r"\s+", header=None, dtype=str)
+        # as text, "NaN" and "null" too: a reading that is not a number is named as written, not "an empty cell"
+        df = pd.read_csv(path, sep=r"\s+", header=None, dtype=str, keep_default_na=False)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
         raise InvalidInput(f"{name}: not a C-MAPSS text file ({str(e).splitlines()[0]})") from None
     if len(df) and str(df.iloc[0, 0]).strip().lower() == "unit":  # tolerate a header row
         df = df.iloc[1:].reset_index(drop=True)
     df = df.dropna(axis=1, how="all")
     if df.shape[1] != len(COLUMNS):
+        comma = len(df) and "," in str(df.iloc[0, 0])
+        hint = ": it reads as a comma-separated file (a C-MAPSS file separates its columns with spaces)" if comma \
+            else ""
         raise InvalidInput(
-            f"{name}: expected {len(COLUMNS)} columns (unit, cycle, 3 settings, 21 sensors), got {df.shape[1]}"
+            f"{name}: expected {len(COLUMNS)} columns (unit, cycle, 3 settings, 21 sensors) separated by spaces, "
+            f"got {df.shape[1]}{hint}"
         )
     df.columns = COLUMNS
     out = pd.DataFrame(index=df.index)
@@ -58,7 +63,8 @@ def whole_ids(out: pd.DataFrame, raw: pd.DataFrame, prefix: str = "") -> pd.Data
         bad = (out[c] < low) | (out[c] > MAX_WHOLE) | (out[c] != np.floor(out[c]))
         if bad.any():
             i = int(np.flatnonzero(bad.to_numpy())[0])
-            what = "a whole number" + (f" from {low}" if low > 0 else "") + f" up to {MAX_WHOLE:,}"
+            big = abs(float(out[c].iloc[i])) > MAX_WHOLE
+            what = "a whole number" + (f" from {low}" if low > 0 else "") + (f" up to {MAX_WHOLE:,}" if big else "")
             raise InvalidInput(f"{prefix}column {c!r} row {i + 1}: expected {what}, got {shown(raw[c].iloc[i])}")
         out[c] = out[c].astype(np.int64)
     return out

@@ -301,3 +301,18 @@ def test_a_boolean_reading_is_refused_naming_its_column_and_row(trained, fd001, 
     (tmp_path / "flags.txt").write_text("\n".join(lines) + "\n")
     with pytest.raises(InvalidInput, match=f"column '{sensor}' row 4: expected a number, got '{value}'"):
         P.predict(model, tmp_path / "flags.txt", "cmapss")
+
+
+def test_a_file_of_another_shape_or_a_nan_reading_is_named_as_it_is(tmp_path):
+    """A NaN reading was reported as "an empty cell", and the AI4I CSV given to `predict rul` as "got 12" columns
+    (it has 14, with commas): the messages now say what the file holds."""
+    from models.rul.data import read_cmapss
+
+    nan = tmp_path / "nan.txt"
+    nan.write_text("1 1 0.1 0.2 100 NaN " + " ".join(str(i) for i in range(20)) + "\n")
+    with pytest.raises(InvalidInput, match=r"column 'sensor_1' row 1: expected a number, got 'NaN'$"):
+        read_cmapss(nan)
+    csv = tmp_path / "rows.csv"
+    csv.write_text("UDI,Product ID,Type,Air temperature [K]\n1,M14860,M,298.1\n")
+    with pytest.raises(InvalidInput, match="reads as a comma-separated file"):
+        read_cmapss(csv)
