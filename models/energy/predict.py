@@ -121,18 +121,36 @@ def _filled_note(series: F.Series, last: int, missing: np.ndarray) -> tuple[int,
                    "filled from the same time a week earlier (where it has none, from the last reading)"]
 
 
+def _to_next_midnight(series: F.Series, start: pd.Timestamp) -> F.Series:
+    """The series with the intervals from its last reading to the next 00:00 as gaps, where ``start`` asks for
+    that day: tomorrow's forecast wanted at noon reads the afternoon filled from the same time a week earlier
+    (counted and warned of as every gap is), rather than being refused."""
+    n = len(series.kwh)
+    following = series.index_of(series.stamps[-1].ceil("D"))
+    if following <= n or series.index_of(start) != following:
+        return series
+    pad = np.full(following - n, np.nan)
+    co2 = None if series.co2 is None else np.concatenate([series.co2, pad])
+    return F.Series(series.start, np.concatenate([series.kwh, pad]), co2, series.tz)
+
+
 def forecast(
-    model: OnnxModel, series: F.Series, start: pd.Timestamp, horizon: int = 96, *, ahead: bool = False
+    model: OnnxModel, series: F.Series, start: pd.Timestamp, horizon: int = 96, *, ahead: bool = False,
+    asked: bool = False,
 ) -> pd.DataFrame:
     """One forecast per day at 00:00 from ``start`` while the origin lies inside the series; ``ahead`` also makes
-    the forecast for the day right after the series (a forecast reads rows up to 15 minutes before its origin)."""
+    the forecast for the day right after the series (a forecast reads rows up to 15 minutes before its origin);
+    ``asked`` (a start the caller gave): a start at the next 00:00 after rows ending mid-day is forecast from them,
+    the rest of the day filled."""
     steps = int(model.manifest.get("steps_per_day", F.STEPS_PER_DAY))
     horizon = check_horizon(horizon, steps)
     if not F.built_for(model.manifest):
         raise InvalidInput("this energy model was trained on an older feature set; train it again "
                            "(sfai train energy) to forecast with this version of SFAI")
-    n = len(series.kwh)
     _need_history(series, ahead)
+    if ahead and asked:
+        series = _to_next_midnight(series, start)
+    n = len(series.kwh)
     if (series.index_of(start) > n) if ahead else (start >= series.stamps[-1]):
         raise InvalidInput(f"start {start.date()} is after the last row of column {F.DATE!r} ({series.stamps[-1]})")
     if series.index_of(start) < F.HISTORY:
@@ -187,7 +205,7 @@ def predict(model: OnnxModel, input_path: Path, dataset: str, *, start=None, hor
                      "the week before to the file to forecast them)")
         log.warning("%s", notes[0])
         stamp = first
-    out = forecast(model, series, stamp, horizon, ahead=bool(stamp >= series.stamps[-1]))
+    out = forecast(model, series, stamp, horizon, ahead=bool(stamp >= series.stamps[-1]), asked=start is not None)
     out.attrs["warnings"] = notes + out.attrs["warnings"]
     return out
 
@@ -196,7 +214,7 @@ def score(model: OnnxModel, df: pd.DataFrame, *, start: str | None = None, horiz
     """Forecasts from series rows already read (the API's records), including the day right after them: the
     contract columns plus ``co2_p50``, the tCO2 per 15 minutes the p50 implies at the plant's emission factor."""
     series = F.series_from_frame(df)
-    out = forecast(model, series, parse_start(start, series), horizon, ahead=True)
+    out = forecast(model, series, parse_start(start, series), horizon, ahead=True, asked=start is not None)
     out["co2_p50"] = with_co2(out, model)["co2_p50"]
     return out
 

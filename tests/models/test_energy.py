@@ -536,3 +536,22 @@ def test_too_short_a_training_file_names_the_real_minimum(series_csv, tmp_path, 
                         tracker=NoTracker())
     assert metrics["val_origins"] == 7
     assert "10 of the 2,784 15-minute intervals have no reading (0.1 days): filled from the same time" in caplog.text
+
+
+def test_tomorrow_can_be_asked_for_before_midnight(tmp_path):
+    """A day-ahead plan is made around noon: rows ending at 12:00 with start = tomorrow were refused ("start is
+    after the last row"). Now the afternoon is filled from the same time a week earlier, counted and warned of;
+    without a start, the answer stays what the rows allow (no origin resting on a filled half day)."""
+    from models.energy.predict import predict, score
+
+    rows = _rows(9 * 96 - 48)  # 1 January 00:15 to 9 January 12:00
+    out = score(_Constant(), rows, start="2020-01-10", horizon=4)
+    assert out.origin.unique().tolist() == ["2020-01-10 00:00:00"]
+    assert out.attrs["filled_intervals"] == 47 and "47 of the" in out.attrs["warnings"][-1]  # 12:15-23:45
+    assert "2020-01-10 00:00:00" not in score(_Constant(), rows, horizon=4).origin.tolist()
+    path = tmp_path / "noon.csv"
+    rows.to_csv(path, index=False)
+    assert predict(_Constant(), path, "steel-energy", start="2020-01-10", horizon=4).origin.tolist() == [
+        "2020-01-10 00:00:00"] * 4
+    with pytest.raises(InvalidInput, match="after the last row"):  # the day after tomorrow: no rows for it
+        score(_Constant(), rows, start="2020-01-11", horizon=4)
