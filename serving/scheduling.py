@@ -173,15 +173,17 @@ def _forecast_days(model, frame, start: str, days: int):  # noqa: ANN001, ANN202
     the meter's last are its own forecasts). Returns one frame of ``days * 96`` steps."""
     import pandas as pd
 
-    from models.energy.features import parse_dates
+    from models.energy.features import parse_dates, series_from_frame
+    from models.energy.predict import parse_start
     from serving.predictions import scorer
 
     score = scorer("energy")
     out = score(model, frame, start=start, horizon=96)
-    day0 = out[pd.to_datetime(out["origin"]) == pd.Timestamp(start).normalize()]
+    first = parse_start(start, series_from_frame(frame))  # the forecaster's own reading of start: its first 00:00
+    day0 = out[pd.to_datetime(out["origin"]) == first]
     if day0.empty:  # the plan's time 0 is start 00:00: another day's load would put every period a day off
-        raise InvalidInput(f"no forecast from {start} 00:00 in the meter's rows; " + "; ".join(out.attrs.get(
-            "warnings", [])))
+        raise InvalidInput(" ".join([f"no forecast from {first} in the meter's rows.", *out.attrs.get("warnings",
+                                                                                                     [])]))
     parts = [day0]
     warnings = list(out.attrs.get("warnings", []))
     if days > 1:

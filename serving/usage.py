@@ -773,6 +773,9 @@ def purge_before(
     c = UsageChain.__table__
     with db.engine.begin() as conn:
         conn.execute(update(c).where(c.c.id == CHAIN_ID).values(last_seq=c.c.last_seq))  # write lock
+        keyed_from, keyed_mark = conn.execute(select(c.c.keyed_from, c.c.keyed_mark).where(c.c.id == CHAIN_ID)).one()
+        if keyed_mark is not None and not hmac.compare_digest(keyed_mark, key.mark(keyed_from)):
+            raise ChainKeyMismatch()  # before any row is deleted: an anchor signed with another key never verifies
         first_kept = conn.execute(select(func.min(t.c.seq)).where(t.c.ts >= before)).scalar()
         if first_kept is None:
             first_kept = conn.execute(select(func.max(t.c.seq))).scalar()

@@ -100,10 +100,14 @@ def recent_rate(hist: dict, times: np.ndarray | None, n: int) -> np.ndarray:
 
 def given_rate(value: object) -> float:
     """A caller's recent failure rate, checked: a number from 0 to 1 (kept off 0 and 1, as history rates are)."""
-    if isinstance(value, bool) or not isinstance(value, int | float) or not 0.0 <= float(value) <= 1.0:
+    try:
+        number = float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+    except OverflowError:  # an integer past float's range
+        number = None
+    if number is None or not 0.0 <= number <= 1.0:
         raise InvalidInput(f"recent_failure_rate must be a share of failed wafers from 0 to 1 (0.065 for 6.5 %); "
                            f"got {shown(value)}")
-    return float(np.clip(float(value), EPS, 1 - EPS))
+    return float(np.clip(number, EPS, 1 - EPS))
 
 
 def _logit(p: np.ndarray) -> np.ndarray:

@@ -488,6 +488,6 @@ def test_the_line_s_current_failure_rate_can_be_given(trained, subset, tmp_path)
     rows = tmp_path / "rows.csv"
     df.iloc[:20].drop(columns=["label"]).to_csv(rows, index=False)
     assert predict(model, rows, "secom", recent_failure_rate=0.3).defect_probability.tolist() == bad.tolist()
-    for value in (-0.1, 1.5, "high", True, float("nan")):
+    for value in (-0.1, 1.5, "high", True, float("nan"), 10**400):
         with pytest.raises(InvalidInput, match="recent_failure_rate must be a share"):
             score(model, df.iloc[:3], recent_failure_rate=value)

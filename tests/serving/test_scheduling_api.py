@@ -603,6 +603,10 @@ def test_a_plan_longer_than_a_day_gets_a_forecast_for_each_of_its_days(client, d
     body = {"problem": problem, "time_limit_s": 2, "energy_forecast": {"records": gappy, "start": start}}
     used = _post(client, "/v1/scheduling/solve", body, acme.mes).json()["linked"]["energy_model"]
     assert used["origin"].startswith(start) and any("rest mostly on filled values" in w for w in used["warnings"])
+    # a start with a time is read as the forecast endpoint reads it: its next 00:00 (it had been a 422)
+    body["energy_forecast"] = {"records": records, "start": "2018-03-12T06:00"}
+    r = _post(client, "/v1/scheduling/solve", body, acme.mes)
+    assert r.status_code == 200 and r.json()["linked"]["energy_model"]["origin"].startswith(start), r.text
 
 
 def test_a_job_queued_before_multi_day_forecasts_still_solves():

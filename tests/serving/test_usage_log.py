@@ -285,6 +285,16 @@ def test_deleting_the_first_rows_does_not_pass_as_a_purge(db):
     assert signed.anchor_seq == 3 and signed.anchor_mark is not None
 
 
+def test_a_purge_under_another_secret_deletes_nothing(db):
+    """A purge signs its anchor: under another SFAI_SECRET_KEY it would delete rows and leave an anchor that never
+    verifies. It is refused before any row is deleted."""
+    old = utcnow() - timedelta(days=4 * 365)
+    append_entries(db, [entry(i, ts=old + timedelta(minutes=i)) for i in range(3)], key=KEY)
+    with pytest.raises(ChainKeyMismatch):
+        purge_before(db, utcnow() - timedelta(days=3 * 365 + 2), key=ChainKey("another-secret-0123456789"))
+    assert verify_chain(db, key=KEY).rows == 3
+
+
 def test_group_commit_from_many_threads_keeps_one_chain(db):
     w = UsageWriter(db, key=KEY, max_batch=64)
     w.start()
