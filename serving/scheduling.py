@@ -173,18 +173,14 @@ def _forecast_days(model, frame, start: str, days: int):  # noqa: ANN001, ANN202
     the meter's last are its own forecasts). Returns one frame of ``days * 96`` steps."""
     import pandas as pd
 
-    from models.energy.features import parse_dates, series_from_frame
-    from models.energy.predict import parse_start
+    from models.energy.features import parse_dates
     from serving.predictions import scorer
 
     score = scorer("energy")
     out = score(model, frame, start=start, horizon=96)
-    first = parse_start(start, series_from_frame(frame))  # the forecaster's own reading of start: its first 00:00
-    day0 = out[pd.to_datetime(out["origin"]) == first]
-    if day0.empty:  # the plan's time 0 is start 00:00: another day's load would put every period a day off
-        raise InvalidInput(" ".join([f"no forecast from {first} in the meter's rows.", *out.attrs.get("warnings",
-                                                                                                     [])]))
-    parts = [day0]
+    # the first origin is the forecaster's own reading of start (its first 00:00), the plan's time 0: the
+    # forecaster leaves no origin out, so it is never another day's
+    parts = [out[out["origin"] == out["origin"].iloc[0]]]
     warnings = list(out.attrs.get("warnings", []))
     if days > 1:
         stamps = parse_dates(frame["date"])
