@@ -359,7 +359,7 @@ def solve_prepared(problem, params, linked: dict) -> dict:  # noqa: ANN001
         covered = len(used["base_load_kw"]) * problem.energy.period  # plan units the forecast covers
         if doc["makespan"] > covered:
             days = used.get("days", 1)  # a job queued by a release that forecast one day had no "days"
-            used = linked["energy_model"] = {**used, "note": (
+            linked["energy_model"] = {**used, "note": (
                 f"the plan runs to t={doc['makespan']}, past the {days} forecast day(s) (to t={covered}): "
                 "after that, the last forecast value stands for the plant's load")}
     return {**doc, "linked": linked}

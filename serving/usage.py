@@ -96,6 +96,10 @@ class ChainKey:
         can move the start past rows and rewrite them as plain SHA-256."""
         return self.hex(f"keyed-from\x1f{keyed_from}".encode())
 
+    def signed(self, keyed_from: int, mark: str) -> bool:
+        """Whether ``mark`` is this key's signature of the keyed start ``keyed_from``."""
+        return hmac.compare_digest(mark, self.mark(keyed_from))
+
     def anchor_mark(self, seq: int, chain_hash_hex: str, ts: datetime) -> str:
         """What ``usage_chain.anchor_mark`` holds: the anchor a purge left (the last purged row, its hash and
         time), signed, so that deleting the log's first rows and moving the anchor does not pass as a purge."""
@@ -151,7 +155,12 @@ def check_chain_key(db: Database, key: ChainKey) -> None:
         keyed_from, mark = conn.execute(
             select(UsageChain.keyed_from, UsageChain.keyed_mark).where(UsageChain.id == CHAIN_ID)
         ).one()
-    if mark is not None and not hmac.compare_digest(mark, key.mark(keyed_from)):
+    refuse_other_key(key, keyed_from, mark)
+
+
+def refuse_other_key(key: ChainKey, keyed_from: int, mark: str | None) -> None:
+    """Raise :class:`ChainKeyMismatch` where the chain's keyed start is signed, but not by ``key``."""
+    if mark is not None and not key.signed(keyed_from, mark):
         raise ChainKeyMismatch()
 _ADVANCE_TENANTS: dict[tuple[bool, int], str] = {}
 
@@ -204,8 +213,8 @@ def append_entries(
         insert, advance, start_tenant, mark_keyed = _WRITES[sqlite]
         if keyed_mark is None:  # the first keyed record: sign where keyed records start
             cur.execute(mark_keyed, (key.mark(keyed_from),))
-        elif not hmac.compare_digest(keyed_mark, key.mark(keyed_from)):
-            raise ChainKeyMismatch()
+        else:
+            refuse_other_key(key, keyed_from, keyed_mark)
         for tenant_id, first in (first_numbers or {}).items():
             cur.execute(start_tenant, (tenant_id, first - 1))
         per_tenant: dict[int, int] = {}
@@ -510,7 +519,7 @@ def _verify(conn, head, key: ChainKey, batch: int) -> VerifyResult:  # noqa: ANN
         if head.last_seq >= keyed_from:
             return VerifyResult(False, 0, head.anchor_seq, f"rows from {keyed_from} on should be keyed, but "
                                 "the chain's keyed start is not signed: the chain head was modified", keyed_from)
-    elif not hmac.compare_digest(head.keyed_mark, key.mark(keyed_from)):
+    elif not key.signed(keyed_from, head.keyed_mark):
         return VerifyResult(False, 0, head.anchor_seq, "the chain's keyed start does not verify with this "
                             "SFAI_SECRET_KEY: either it is not the secret this deployment runs with, or the chain "
                             "head was modified")
@@ -774,8 +783,7 @@ def purge_before(
     with db.engine.begin() as conn:
         conn.execute(update(c).where(c.c.id == CHAIN_ID).values(last_seq=c.c.last_seq))  # write lock
         keyed_from, keyed_mark = conn.execute(select(c.c.keyed_from, c.c.keyed_mark).where(c.c.id == CHAIN_ID)).one()
-        if keyed_mark is not None and not hmac.compare_digest(keyed_mark, key.mark(keyed_from)):
-            raise ChainKeyMismatch()  # before any row is deleted: an anchor signed with another key never verifies
+        refuse_other_key(key, keyed_from, keyed_mark)  # before any row is deleted: another key's anchor never verifies
         first_kept = conn.execute(select(func.min(t.c.seq)).where(t.c.ts >= before)).scalar()
         if first_kept is None:
             first_kept = conn.execute(select(func.max(t.c.seq))).scalar()
