@@ -17,7 +17,7 @@ const tn = (key, n, vars = {}) => t(key + "." + (new Intl.PluralRules(LANG === "
 // S.savedJob: the running background job as kept in the tab (see persist()); S.busy: the solve in progress (a token).
 // S.noPlan: the last solve's answer had no plan ({ status, reasons, problem }), until the orders change or a plan comes.
 const S = { tenant: null, problem: null, result: null, solved: null, stale: false, edits: 0, copy: null, selected: null, samples: null,
-  samplesError: null, busy: false, lastPinUndo: null, job: null, jobView: null, savedJob: null, epoch: 0, saved: "all", noPlan: null };
+  samplesError: null, sampleLoad: null, busy: false, lastPinUndo: null, job: null, jobView: null, savedJob: null, epoch: 0, saved: "all", noPlan: null };
 const SYNC_LIMIT_S = 30; // POST /v1/scheduling/solve takes up to 30 s; longer limits go to POST /v1/scheduling/jobs
 const MAX_LIMIT_S = 3600;
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -276,7 +276,12 @@ async function signIn(key) {
     restorePlan(saved);
     const jobs = saved.problem.jobs.length;
     say(() => `${welcome()} ${t(saved.job ? "planner.restoredJob" : "planner.restored", { jobs: tn("count.orders", jobs) })}`);
-  } else if (!S.problem) await loadSample(false, true);
+  } else if (!S.problem) {
+    // a Solve clicked before the sample has come waits for it (it had said "no orders" and drawn nothing)
+    const loading = loadSample(false, true);
+    S.sampleLoad = loading;
+    try { await loading; } finally { if (S.sampleLoad === loading) S.sampleLoad = null; }
+  }
 }
 
 function renderBadge() {
@@ -293,7 +298,7 @@ function signOut(message = ["signout.done"], { error = false, keepPlan = false }
   if (!keepPlan) sessionStorage.removeItem(PLAN_KEY);
   S.epoch += 1; // answers still on their way belong to the session that ended
   Object.assign(S, { tenant: null, problem: null, result: null, solved: null, stale: false, edits: 0, copy: null, selected: null,
-    samples: null, samplesError: null, busy: false, lastPinUndo: null, job: null, jobView: null, savedJob: null, saved: "all", noPlan: null });
+    samples: null, samplesError: null, sampleLoad: null, busy: false, lastPinUndo: null, job: null, jobView: null, savedJob: null, saved: "all", noPlan: null });
   clearPage();
   $("app").hidden = true;
   $("signin").hidden = false;
@@ -950,6 +955,7 @@ function newPlan() {
 
 // ------------------------------------------------------------------------------------------------ planner: solve
 async function solve() {
+  if (!S.problem && S.sampleLoad) await S.sampleLoad.catch(() => null);
   if (!S.problem) { say(() => t("planner.noProblem"), true); return false; }
   if (!S.problem.jobs.length) { say(() => t("planner.noJobs"), true); return false; }
   if (S.busy) return false;

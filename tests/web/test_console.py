@@ -532,6 +532,23 @@ def test_an_empty_plan_started_while_the_sample_loads_stays_empty(page, server):
     assert page.locator("#orders-table tbody tr").count() == 0
 
 
+def test_solve_clicked_while_the_sample_loads_waits_for_it(page, server):
+    """A planner who clicks Solve as soon as the page shows, before the sample plan has come, gets its plan: the
+    click waits for the sample (it had said there were no orders and drawn nothing)."""
+    held = []
+    page.route("**/static/sample-plan.json", lambda route: held.append(route))
+    sign_in(page, server.acme.mes)
+    page.click("#solve-btn")
+    assert held, "the console did not ask for the sample plan"
+    assert page.locator("#gantt g.op").count() == 0
+    for route in held:
+        route.continue_()
+    page.unroute("**/static/sample-plan.json")
+    page.wait_for_selector("#gantt g.op")
+    assert page.get_attribute("#status", "class") == "status"
+    assert page.locator("#orders-table tbody tr").count() == len(page.evaluate("S.problem.jobs")) > 0
+
+
 def test_order_entry_form_adds_edits_and_removes_orders(page, server, tmp_path):
     page.on("dialog", lambda d: d.accept())
     sign_in(page, server.acme.mes)
