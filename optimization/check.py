@@ -178,6 +178,13 @@ def verify(problem: SchedulingProblem, schedule: Schedule) -> list[Violation]:
             if r is not None and r.deadline is not None and w.end > r.deadline:
                 v(Violation("maintenance", f"machine {m}: maintenance window ends at {w.end} after deadline "
                                            f"{r.deadline}"))
+        if r is not None and r.service_first and ws:
+            first = min(w.start for w in ws)
+            for a in per_machine.get(m, []):
+                op = ops.get((a.job, a.op))
+                if op is not None and op[1].pinned_start is None and a.end > a.start and a.start < first:
+                    v(Violation("maintenance", f"machine {m}: job {a.job} op {a.op} starts at {a.start}, before its "
+                                               f"maintenance window at {first} (service_first)"))
 
     # peak power incl. forecast base load
     en = problem.energy

@@ -217,7 +217,7 @@ PIN_FIELDS = ("machine", "start")
 PRECEDENCE_FIELDS = ("before", "after", "min_lag")
 SETUP_FIELDS = ("matrix", "per_machine")
 ENERGY_FIELDS = ("period", "prices", "base_load_kw", "peak_cap_kw", "hours_per_unit")
-RISK_FIELDS = ("risks", "threshold", "policy", "window_duration", "deadline", "penalty_per_unit")
+RISK_FIELDS = ("risks", "threshold", "policy", "window_duration", "deadline", "penalty_per_unit", "service_first")
 
 
 def _kind(v: Any) -> str:
@@ -404,7 +404,8 @@ def problem_from_dict(data: dict, name: str = "problem") -> SchedulingProblem:
         risk = FailureRisk(risks={str(k): _number(v, f"failure_risk.risks.{k}") for k, v in risks.items()},
                            threshold=_opt(r, "threshold", 0.5), policy=_opt(r, "policy", "window"),
                            window_duration=_opt(r, "window_duration", 60), deadline=r.get("deadline"),
-                           penalty_per_unit=_opt(r, "penalty_per_unit", 1.0))
+                           penalty_per_unit=_opt(r, "penalty_per_unit", 1.0),
+                           service_first=_bool(_opt(r, "service_first", True), "failure_risk.service_first"))
     pname = data.get("name")
     if pname is None:
         pname = name
@@ -477,7 +478,7 @@ def problem_to_dict(problem: SchedulingProblem) -> dict:
         r = problem.risk
         d["failure_risk"] = {"risks": dict(r.risks), "threshold": r.threshold, "policy": r.policy,
                              "window_duration": r.window_duration, "deadline": r.deadline,
-                             "penalty_per_unit": r.penalty_per_unit}
+                             "penalty_per_unit": r.penalty_per_unit, "service_first": r.service_first}
     if problem.horizon is not None:
         d["horizon"] = problem.horizon
     return d

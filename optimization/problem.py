@@ -313,6 +313,9 @@ class FailureRisk:
 
     Machines at or above ``threshold`` get a maintenance window of ``window_duration`` that must end by
     ``deadline`` (policy ``window``), or a cost of ``penalty_per_unit * risk`` per unit of work on them (``penalty``).
+    ``service_first`` (the default): the window comes before the machine's work, at the earliest time it fits; only
+    operations pinned or running on the machine may come before it (``optimization.windows``). False: the window
+    goes wherever it costs the objective least, which can be after the work.
     """
 
     risks: Mapping[str, float] = field(default_factory=dict)
@@ -321,9 +324,12 @@ class FailureRisk:
     window_duration: int = 60
     deadline: int | None = None
     penalty_per_unit: float = 1.0
+    service_first: bool = True
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "risks", _freeze(self.risks))
+        if not isinstance(self.service_first, bool):
+            raise ValueError(f"failure_risk service_first must be true or false, got {self.service_first!r}")
         for m, p in self.risks.items():
             if isinstance(p, bool) or not isinstance(p, int | float) or not 0.0 <= p <= 1.0:
                 raise ValueError(f"failure risk of machine {m!r} must be in [0, 1], got {p}")

@@ -33,6 +33,7 @@ from optimization.solution import Assignment, MaintenanceWindow, Schedule, evalu
 from optimization.tabu import TENURE
 from optimization.tabu import improve as tabu_improve
 from optimization.tabu import supported as tabu_supported
+from optimization.windows import service_first
 
 OBJECTIVES = ("makespan", "tardiness", "energy", "weighted", "lex")
 EVAL_KEY = {"makespan": "makespan", "tardiness": "weighted_tardiness", "energy": "energy_cost", "risk": "risk_penalty"}
@@ -439,6 +440,17 @@ def _no_plan(problem: SchedulingProblem, status: str, stats: dict, notes: dict[s
 
 
 def solve(problem: SchedulingProblem, params: SolverParams | None = None) -> Schedule:
+    """The best plan found for ``problem`` within ``params.time_limit_s``, or an answer without a plan that says why.
+    A risky machine serviced first (``FailureRisk.service_first``) is planned as down until its window ends, the
+    window at the earliest time it fits (``optimization.windows``)."""
+    inner, windows = service_first(problem)
+    plan = _solve(inner, params)
+    if windows and plan.assignments:
+        plan.maintenance = sorted(plan.maintenance + windows, key=lambda w: (w.machine, w.start))
+    return plan
+
+
+def _solve(problem: SchedulingProblem, params: SolverParams | None = None) -> Schedule:
     params = params or SolverParams()
     t0 = time.perf_counter()
     deadline = t0 + params.time_limit_s

@@ -36,7 +36,7 @@ def _problem() -> SchedulingProblem:
         setups=SetupTimes({("X", "Y"): 2}),
         precedences=(Precedence(("J1", "A"), ("J2", "C"), 0),),
         energy=EnergySettings(period=10, peak_cap_kw=25),
-        risk=FailureRisk({"M2": 0.9}, threshold=0.5, window_duration=5, deadline=60),
+        risk=FailureRisk({"M2": 0.9}, threshold=0.5, window_duration=5, deadline=60, service_first=False),
     )
 
 

@@ -33,7 +33,8 @@ def _with_pins_and_risk(p):
     m0 = o0.machines[0]
     pinned = Operation(o0.id, o0.durations, o0.family, o0.power_kw, o0.can_span_break, m0, j0.release + 5, True)
     jobs = (dataclasses.replace(j0, operations=(pinned, *j0.operations[1:])), *p.jobs[1:])
-    risk = FailureRisk(risks={p.machines[1].id: 0.9}, threshold=0.5, window_duration=60, deadline=3000)
+    risk = FailureRisk(risks={p.machines[1].id: 0.9}, threshold=0.5, window_duration=60, deadline=3000,
+                       service_first=False)  # the flexible window, placed by each part of the solver
     return dataclasses.replace(p, jobs=jobs, risk=risk)
 
 
@@ -155,7 +156,7 @@ def test_lns_with_a_maintenance_window_over_a_break():
     """A maintenance window may overlap a break (the dispatching places it so); the sub-models' fixed blocks on
     that machine overlapped each other, every sub-model was infeasible and the late plan stayed. Now the blocks
     are merged (as ``Machine.blocking`` merges the calendar)."""
-    risk = FailureRisk(risks={"M1": 0.9}, threshold=0.5, window_duration=15, deadline=33)
+    risk = FailureRisk(risks={"M1": 0.9}, threshold=0.5, window_duration=15, deadline=33, service_first=False)
     p, d = _one_machine_plan((1, 1), calendar=(Downtime(20, 30, "break"),), risk=risk,
                              maintenance=(MaintenanceWindow("M1", 18, 33),))
     assert verify(p, d) == [] and d.objective["weighted_tardiness"] == 2

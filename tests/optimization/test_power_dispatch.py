@@ -64,7 +64,7 @@ def _random_capped(rng: random.Random) -> SchedulingProblem:
         kw["setups"] = SetupTimes(matrix={(a, b): rng.randint(0, 6) for a in "ABC" for b in "ABC" if a != b})
     if rng.random() < 0.2:
         kw["risk"] = FailureRisk(risks={mids[0]: 0.9}, threshold=0.5, window_duration=rng.randint(1, 10),
-                                 deadline=rng.choice((None, 50)))
+                                 deadline=rng.choice((None, 50)), service_first=False)
     base = tuple(float(rng.choice((0, 5, 10, 20))) for _ in range(rng.randint(0, 4)))
     en = EnergySettings(period=rng.randint(3, 30), prices=(1.0,), base_load_kw=base,
                         peak_cap_kw=float(rng.choice((40, 60, 100))))

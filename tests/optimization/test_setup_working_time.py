@@ -159,7 +159,8 @@ def test_a_maintenance_window_leaves_the_setup_between_pins_its_working_time(eng
                     {"id": "P2", "operations": [{"id": "o", "machines": {"M1": 10}, "family": "B",
                                                  "pinned": {"machine": "M1", "start": 20}}]}],
            "setups": {"matrix": {"A": {"B": 10}, "B": {"A": 10}}},
-           "failure_risk": {"risks": {"M1": 0.9}, "threshold": 0.5, "window_duration": 5, "policy": "window"}}
+           "failure_risk": {"risks": {"M1": 0.9}, "threshold": 0.5, "window_duration": 5, "policy": "window",
+                            "service_first": False}}
     p = problem_from_dict(doc)
     for rule in RULES:
         s = dispatch(p, rule)

@@ -431,6 +431,30 @@ def test_answers_match_the_schemas_openapi_documents(client, db):
     assert set(usage["records"][0]) == set(type(page.records[0]).model_fields)
 
 
+def test_a_risky_machine_is_serviced_before_its_work(client, db):
+    """With the window policy a risky machine's window comes first (``service_first``, the default) and its work
+    after it, even where the objective would rather run the work first; ``service_first: false`` lets the window go
+    where it costs least, and a value that is not a boolean is a 422 naming the field."""
+    acme = make_tenant(db, PEPPER, "acme", modules=("scheduling", "maintenance"))
+    problem = {**PROBLEM, "failure_risk": {"risks": {"M1": 0.9}, "window_duration": 10}}
+    body = {"problem": problem, "time_limit_s": 2, "objective": "tardiness"}
+    r = _post(client, "/v1/scheduling/solve", body, acme.mes)
+    assert r.status_code == 200, r.text
+    doc = r.json()
+    assert doc["violations"] == 0 and doc["maintenance"] == [
+        {"machine": "M1", "start": 0, "end": 10, "reason": "failure risk"}]
+    assert all(g["start"] >= 10 for g in doc["gantt"] if g["machine"] == "M1" and g["job"]), doc["gantt"]
+    problem["failure_risk"]["service_first"] = False
+    flexible = _post(client, "/v1/scheduling/solve", body, acme.mes).json()
+    assert flexible["violations"] == 0 and flexible["objective_values"]["weighted_tardiness"] < \
+        doc["objective_values"]["weighted_tardiness"]
+    (w,) = flexible["maintenance"]
+    assert min(g["start"] for g in flexible["gantt"] if g["machine"] == "M1" and g["job"]) < w["start"]
+    problem["failure_risk"]["service_first"] = "yes"
+    bad = _post(client, "/v1/scheduling/solve", body, acme.mes)
+    assert bad.status_code == 422 and "failure_risk.service_first must be true or false" in bad.text, bad.text
+
+
 def test_the_maintenance_module_gives_the_plan_its_machines_failure_risk(client, db, settings, demo_models):
     """Scheduling and maintenance work together: with ``maintenance``, each machine's risk comes from the tenant's
     failure model (its latest readings in the online store, or a record of readings), not from a number the

@@ -1,0 +1,131 @@
+"""A risky machine is serviced before it takes work (``FailureRisk.service_first``, the default): its window goes at
+the earliest time it fits, and only operations pinned or running on it come before the window."""
+
+from __future__ import annotations
+
+import pytest
+
+from optimization.check import verify
+from optimization.io import problem_from_dict, problem_to_dict
+from optimization.problem import Downtime, FailureRisk, Job, Machine, Operation, SchedulingProblem
+from optimization.solution import Assignment, Schedule
+from optimization.solver import SolverParams, solve
+from optimization.windows import service_first
+
+FAST = SolverParams(time_limit_s=3, workers=2, seed=0)
+OBJECTIVES = ("makespan", "tardiness", "weighted", "lex")
+
+
+def _shop(risk: FailureRisk, *, calendar=(), ops_m1: int = 4, pinned: Operation | None = None) -> SchedulingProblem:
+    """Two machines; M1 risky; jobs due early so that the objective would rather run them at once."""
+    jobs = [Job(f"J{i}", (Operation("a", {"M1": 10, "M2": 25}), Operation("b", {"M1": 5})), due=20)
+            for i in range(ops_m1)]
+    if pinned is not None:
+        jobs.append(Job("P", (pinned,)))
+    return SchedulingProblem(jobs=tuple(jobs), machines=(Machine("M1", calendar=tuple(calendar)), Machine("M2")),
+                             risk=risk)
+
+
+def _work_on(s: Schedule, machine: str) -> list[Assignment]:
+    return [a for a in s.assignments if a.machine == machine and a.end > a.start]
+
+
+@pytest.mark.parametrize("objective", OBJECTIVES)
+def test_the_window_comes_first_and_no_work_before_it(objective):
+    p = _shop(FailureRisk({"M1": 0.8, "M2": 0.1}, window_duration=60))
+    s = solve(p, SolverParams(**{**FAST.__dict__, "objective": objective}))
+    assert verify(p, s) == []
+    assert [(w.machine, w.start, w.end) for w in s.maintenance] == [("M1", 0, 60)]
+    assert _work_on(s, "M1") and min(a.start for a in _work_on(s, "M1")) >= 60
+    if objective in ("makespan", "tardiness"):
+        assert min(a.start for a in _work_on(s, "M2")) == 0  # the other machine works meanwhile
+
+
+def test_the_window_goes_around_downtimes_and_running_work():
+    # an operation running until 45 (its remaining part, as io reads a negative start) and a holiday 50-70: the
+    # window is 70-130
+    running = Operation("run", {"M1": 45}, pinned_machine="M1", pinned_start=0, started=True, elapsed=15)
+    p = _shop(FailureRisk({"M1": 0.8}, window_duration=60), calendar=[Downtime(50, 70, "holiday")],
+              pinned=running)
+    assert [(w.start, w.end) for w in service_first(p)[1]] == [(70, 130)]
+    s = solve(p, FAST)
+    assert verify(p, s) == []
+    assert [(w.start, w.end) for w in s.maintenance] == [(70, 130)]
+    starts = {a.key: a.start for a in _work_on(s, "M1")}
+    assert starts.pop(("P", "run")) == 0 and min(starts.values()) >= 130
+    # a break does not hold the window up (breaks are spanned, as by the flexible window)
+    p2 = _shop(FailureRisk({"M1": 0.8}, window_duration=60), calendar=[Downtime(10, 20, "break")])
+    assert [(w.start, w.end) for w in service_first(p2)[1]] == [(0, 60)]
+
+
+def test_a_pin_before_the_window_stays_where_the_planner_put_it():
+    pin = Operation("fix", {"M1": 20}, pinned_machine="M1", pinned_start=100)
+    p = _shop(FailureRisk({"M1": 0.8}, window_duration=60), pinned=pin)
+    s = solve(p, FAST)
+    assert verify(p, s) == []
+    assert [(w.start, w.end) for w in s.maintenance] == [(0, 60)]
+    assert s.by_key()[("P", "fix")].start == 100
+    # a pin in the way: the window waits for a gap long enough
+    pin2 = Operation("fix", {"M1": 20}, pinned_machine="M1", pinned_start=30)
+    p2 = _shop(FailureRisk({"M1": 0.8}, window_duration=60), pinned=pin2)
+    s2 = solve(p2, FAST)
+    assert verify(p2, s2) == [] and [(w.start, w.end) for w in s2.maintenance] == [(50, 110)]
+    assert all(a.start >= 110 for a in _work_on(s2, "M1") if a.key != ("P", "fix"))
+
+
+def test_service_first_false_keeps_the_flexible_window():
+    p = _shop(FailureRisk({"M1": 0.8}, window_duration=60, service_first=False), ops_m1=1)
+    s = solve(p, SolverParams(**{**FAST.__dict__, "objective": "tardiness"}))
+    assert verify(p, s) == []
+    (w,) = s.maintenance
+    assert min(a.start for a in _work_on(s, "M1")) < w.start  # the work first, on time; the window after
+    assert s.objective["weighted_tardiness"] == 0
+
+
+def test_the_checker_refuses_work_before_the_window():
+    p = _shop(FailureRisk({"M1": 0.8}, window_duration=60), ops_m1=1)
+    flexible = solve(_shop(FailureRisk({"M1": 0.8}, window_duration=60, service_first=False), ops_m1=1),
+                     SolverParams(**{**FAST.__dict__, "objective": "tardiness"}))
+    problems = verify(p, flexible)
+    assert problems and all(v.kind == "maintenance" for v in problems)
+    assert "before its maintenance window" in problems[0].message
+
+
+def test_a_window_that_cannot_end_by_the_deadline_is_no_plan_with_the_reason():
+    p = _shop(FailureRisk({"M1": 0.8}, window_duration=60, deadline=100),
+              calendar=[Downtime(0, 50, "maintenance")])
+    assert service_first(p) == (p, [])  # left to the solver's own model, which says why
+    s = solve(p, FAST)
+    assert s.status == "INFEASIBLE" and not s.assignments
+    assert "maintenance_deadline" in [r["type"] for r in s.stats["no_plan_reasons"]]
+
+
+def test_json_reads_and_writes_service_first():
+    d = problem_to_dict(_shop(FailureRisk({"M1": 0.8}, service_first=False)))
+    assert d["failure_risk"]["service_first"] is False
+    assert problem_from_dict(d).risk.service_first is False
+    del d["failure_risk"]["service_first"]
+    assert problem_from_dict(d).risk.service_first is True  # the default
+    d["failure_risk"]["service_first"] = "yes"
+    with pytest.raises(ValueError, match="service_first must be true or false"):
+        problem_from_dict(d)
+
+
+@pytest.mark.parametrize("seed", [3, 11])
+def test_generated_shops_with_calendars_setups_and_pins_service_first(seed):
+    """Shops with shifts, breaks, setups and a pinned operation, two risky machines: every strategy's plan passes
+    the checker (which refuses unpinned work before a window), each window where ``service_first`` put it."""
+    import dataclasses
+
+    from benchmarks.gen_shop import generate
+    from tests.optimization.test_lns_dispatch import _with_pins_and_risk
+
+    p = _with_pins_and_risk(generate(25, 4, 6, seed=seed, days=2))
+    risky = [p.machines[1].id, p.machines[2].id]
+    p = dataclasses.replace(p, risk=FailureRisk({m: 0.9 for m in risky}, window_duration=60))
+    expected = [(w.machine, w.start, w.end) for w in service_first(p)[1]]
+    assert [m for m, _, _ in expected] == risky
+    for strategy in ("full", "lns", "auto"):
+        s = solve(p, SolverParams(**{**FAST.__dict__, "time_limit_s": 2, "strategy": strategy}))
+        assert verify(p, s) == [], (strategy, verify(p, s)[:3])
+        assert [(w.machine, w.start, w.end) for w in s.maintenance] == expected
