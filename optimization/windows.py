@@ -62,6 +62,14 @@ def service_first(problem: SchedulingProblem) -> tuple[SchedulingProblem, list[M
                 break
             t = max(t, b)
         end = t + r.window_duration
+        window = MaintenanceWindow(mach.id, t, end)
+        # a maintenance already in the calendar, long enough and over no later: that is the machine's service
+        booked = [d for d in mach.calendar if d.kind == "maintenance" and d.end - d.start >= r.window_duration
+                  and d.end <= end and not any(a < d.end and d.start < b for a, b in own)]
+        if booked:
+            d = min(booked, key=lambda d: d.end)
+            window = MaintenanceWindow(mach.id, d.start, d.end, reason="failure risk (calendar maintenance)")
+            end = d.end
         if (r.deadline is not None and end > r.deadline) or (problem.horizon is not None and end > problem.horizon):
             return problem, []
         # down until the window ends, except where its own pinned or started operations are
@@ -75,6 +83,6 @@ def service_first(problem: SchedulingProblem) -> tuple[SchedulingProblem, list[M
         if at < end:
             down.append(Downtime(at, end, "maintenance"))
         machines.append(replace(mach, calendar=mach.calendar + tuple(down)))
-        windows.append(MaintenanceWindow(mach.id, t, end))
+        windows.append(window)
     rest = {m: p for m, p in r.risks.items() if m not in risky}
     return replace(problem, machines=tuple(machines), risk=replace(r, risks=rest)), windows

@@ -129,3 +129,22 @@ def test_generated_shops_with_calendars_setups_and_pins_service_first(seed):
         s = solve(p, SolverParams(**{**FAST.__dict__, "time_limit_s": 2, "strategy": strategy}))
         assert verify(p, s) == [], (strategy, verify(p, s)[:3])
         assert [(w.machine, w.start, w.end) for w in s.maintenance] == expected
+
+
+def test_a_maintenance_already_in_the_calendar_is_the_service():
+    """A risky machine whose calendar already holds a long enough maintenance at the plan's start is not serviced a
+    second time after it (it had been: 0-120 booked, then a window 120-180); a short one, or a later one, is not
+    the service, and the window comes first as before."""
+    booked = [Downtime(0, 120, "maintenance")]
+    p = _shop(FailureRisk({"M1": 0.8}, window_duration=60), calendar=booked)
+    s = solve(p, FAST)
+    assert verify(p, s) == []
+    assert [(w.start, w.end, w.reason) for w in s.maintenance] == [(0, 120, "failure risk (calendar maintenance)")]
+    assert min(a.start for a in _work_on(s, "M1")) == 120
+    short = _shop(FailureRisk({"M1": 0.8}, window_duration=60), calendar=[Downtime(0, 30, "maintenance")])
+    assert [(w.start, w.end) for w in service_first(short)[1]] == [(30, 90)]
+    later = _shop(FailureRisk({"M1": 0.8}, window_duration=60), calendar=[Downtime(300, 400, "maintenance")])
+    assert [(w.start, w.end) for w in service_first(later)[1]] == [(0, 60)]
+    # one that ends past the deadline is not the service either: no plan, and why
+    late = _shop(FailureRisk({"M1": 0.8}, window_duration=60, deadline=100), calendar=booked)
+    assert solve(late, FAST).status == "INFEASIBLE"
