@@ -162,8 +162,11 @@ def verify(problem: SchedulingProblem, schedule: Schedule) -> list[Violation]:
                     v(Violation("setup", f"machine {m}: job {n.job} op {n.op} starts at {n.start}, but its setup {s} "
                                          f"after job {p.job} op {p.op} (ending at {p.end}) finds no working time "
                                          f"before then: downtime or maintenance takes the gap"))
+    first = set(problem.maintenance_machines()) if problem.risk is not None and problem.risk.service_first else set()
     for w in schedule.maintenance:
         for a in per_machine.get(w.machine, []):
+            if a.end == a.start and w.machine in first:
+                continue  # the machine is down until then, and one that takes no time may sit in a downtime
             if a.start < w.end and w.start < a.end:
                 v(Violation("maintenance", f"machine {w.machine}: job {a.job} op {a.op} overlaps maintenance "
                                            f"[{w.start},{w.end})"))
@@ -175,6 +178,9 @@ def verify(problem: SchedulingProblem, schedule: Schedule) -> list[Violation]:
         for w in ws:
             if r is not None and w.end - w.start < r.window_duration:
                 v(Violation("maintenance", f"machine {m}: maintenance window shorter than {r.window_duration}"))
+            if problem.horizon is not None and w.end > problem.horizon:
+                v(Violation("horizon", f"machine {m}: maintenance window ends at {w.end} after horizon "
+                                       f"{problem.horizon}"))
             if r is not None and r.deadline is not None and w.end > r.deadline:
                 v(Violation("maintenance", f"machine {m}: maintenance window ends at {w.end} after deadline "
                                            f"{r.deadline}"))

@@ -20,6 +20,7 @@ from typing import Any
 from optimization.check import verify
 from optimization.problem import Job, Operation, OpKey, SchedulingProblem
 from optimization.solution import Assignment, Schedule
+from optimization.windows import earliest_window
 
 RELAXATION_MAX_S = 2.0  # each relaxed solve's share of the time left, at most this
 MAX_LISTED = 50  # jobs or clashes named in one answer
@@ -210,6 +211,13 @@ def _horizon_checks(problem: SchedulingProblem) -> list[dict[str, Any]]:
     if lb > h:
         return [_reason("horizon", f"the work needs until t={lb} at least (the busiest machine or the machines' "
                                    f"total load), past the horizon {h}", needs=lb, horizon=h)]
+    r = problem.risk
+    for m in problem.maintenance_machines():  # a window, wherever it goes, ends at this at the earliest
+        assert r is not None
+        end = earliest_window(problem, m) + r.window_duration
+        if end > h:
+            return [_reason("horizon", f"machine {m}'s maintenance window of {r.window_duration} ends at {end} at the "
+                                       f"earliest, after the plan's horizon {h}", machine=m, needs=end, horizon=h)]
     return []
 
 
@@ -230,6 +238,10 @@ def _relaxations(problem: SchedulingProblem) -> list[tuple[str, str, SchedulingP
         out.append(("pinned", _pins_named(problem), dataclasses.replace(problem, jobs=jobs),
                     {"pins": listed, "pin_count": len(pins)}))
     r = problem.risk
+    if r is not None and r.policy == "window" and r.service_first and problem.maintenance_machines():
+        out.append(("service_first", "servicing the risky machines before their work (service_first)",
+                    dataclasses.replace(problem, risk=dataclasses.replace(r, service_first=False)),
+                    {"machines": problem.maintenance_machines()}))
     if r is not None and r.policy == "window" and r.deadline is not None and problem.maintenance_machines():
         out.append(("maintenance_deadline", f"the maintenance deadline {r.deadline}",
                     dataclasses.replace(problem, risk=dataclasses.replace(r, deadline=None)), {"deadline": r.deadline}))

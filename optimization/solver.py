@@ -33,7 +33,7 @@ from optimization.solution import Assignment, MaintenanceWindow, Schedule, evalu
 from optimization.tabu import TENURE
 from optimization.tabu import improve as tabu_improve
 from optimization.tabu import supported as tabu_supported
-from optimization.windows import service_first
+from optimization.windows import NoWindow, service_first
 
 OBJECTIVES = ("makespan", "tardiness", "energy", "weighted", "lex")
 EVAL_KEY = {"makespan": "makespan", "tardiness": "weighted_tardiness", "energy": "energy_cost", "risk": "risk_penalty"}
@@ -443,10 +443,35 @@ def solve(problem: SchedulingProblem, params: SolverParams | None = None) -> Sch
     """The best plan found for ``problem`` within ``params.time_limit_s``, or an answer without a plan that says why.
     A risky machine serviced first (``FailureRisk.service_first``) is planned as down until its window ends, the
     window at the earliest time it fits (``optimization.windows``)."""
-    inner, windows = service_first(problem)
-    plan = _solve(inner, params)
-    if windows and plan.assignments:
-        plan.maintenance = sorted(plan.maintenance + windows, key=lambda w: (w.machine, w.start))
+    params = params or SolverParams()
+    t0 = time.perf_counter()
+    try:
+        inner, windows = service_first(problem)
+    except NoWindow as e:
+        s = Schedule(assignments=[], status="INFEASIBLE",
+                     stats={"method": "check", "n_operations": problem.n_operations})
+        if params.explain:
+            s.stats["no_plan_reasons"] = [{"type": e.kind, "message": e.message}]
+        s.wall_s = time.perf_counter() - t0
+        return s
+    if inner is problem:
+        return _solve(problem, params)
+    plan = _solve(inner, replace(params, explain=False))
+    if not plan.assignments:
+        if params.explain:  # why, of the problem as given (the inner one's pins and holes would mislead)
+            notes = {k: str(plan.stats[k]) for k in ("dispatch", "model_too_large") if k in plan.stats}
+            plan.stats["no_plan_reasons"] = why_no_plan(problem, plan, t0 + params.time_limit_s, notes)
+        return plan
+    plan.maintenance = sorted(plan.maintenance + windows, key=lambda w: (w.machine, w.start))
+    wrong = [v for v in verify(problem, plan) if v.kind == "maintenance"]
+    if wrong:  # work in a setup's time between two pins before a window (only where setups skip the triangle rule)
+        s = Schedule(assignments=[], status="UNKNOWN", stats={**plan.stats, "method": "service_first"},
+                     wall_s=plan.wall_s)
+        if params.explain:
+            s.stats["no_plan_reasons"] = [{"type": "service_first", "message": (
+                f"no plan kept {wrong[0].message.split(':')[0]} free of work before its maintenance window: "
+                "move the operations pinned before the window, or give failure_risk.service_first false")}]
+        return s
     return plan
 
 

@@ -1,80 +1,135 @@
 """Failure-risk maintenance windows that come before a risky machine's work (``FailureRisk.service_first``).
 
 A machine the maintenance module calls likely to fail is serviced before it takes work: its window goes at the
-earliest time it fits (around the machine's downtimes other than breaks, and around operations already pinned or
-running on it), and nothing else starts on it until the window ends. Placed so, the window is never worse for any
-objective than a later one (it draws no power, and every operation on the machine comes after it), so every
-solver plans the machine as if it were down until then: :func:`service_first` gives that problem and the windows.
+earliest time it fits (around the machine's downtimes other than breaks, around operations already pinned or
+running on it, and leaving the setups between those operations their working time), and nothing else starts on it
+until the window ends. Every operation on the machine then comes after the window and the window draws no power, so
+no later window is better for any objective, and every solver can plan the machine as down until then:
+:func:`service_first` gives that problem and the windows. Within the window the machine is down as in a downtime
+(an operation that takes no time may sit there, as in a downtime; ``check.verify``).
+
+A maintenance already in the machine's calendar, at least as long as the window and over no later than the window
+would be, is taken as the machine's service instead of a second one.
 """
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
+from optimization.check import _merge, _setup_done
 from optimization.problem import Downtime, SchedulingProblem
 from optimization.solution import MaintenanceWindow
 
 
-def _merged(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
-    out: list[tuple[int, int]] = []
-    for a, b in sorted(s for s in spans if s[1] > s[0]):
-        if out and a <= out[-1][1]:
-            out[-1] = (out[-1][0], max(out[-1][1], b))
-        else:
-            out.append((a, b))
-    return out
+@dataclass(frozen=True)
+class _Pin:
+    start: int
+    end: int
+    family: str | None
 
 
-def placed_ops(problem: SchedulingProblem) -> dict[str, list[tuple[int, int]]]:
-    """Each machine's pinned and started operations as ``(start, end)`` within the plan (from 0)."""
-    out: dict[str, list[tuple[int, int]]] = {}
+class NoWindow(Exception):
+    """No window can be placed first: ``kind`` (``maintenance_deadline`` or ``horizon``) and why, in words."""
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.kind, self.message = kind, message
+
+
+def _pins(problem: SchedulingProblem) -> dict[str, list[_Pin]]:
+    """Each machine's pinned and started operations that take time, within the plan (from 0), by start."""
+    out: dict[str, list[_Pin]] = {}
     for j in problem.jobs:
         for o in j.operations:
             if o.pinned_start is None or o.pinned_machine is None:
                 continue
             end = o.pinned_start + o.durations[o.pinned_machine]
-            out.setdefault(o.pinned_machine, []).append((max(0, o.pinned_start), end))
-    return out
+            if end > max(0, o.pinned_start):
+                out.setdefault(o.pinned_machine, []).append(_Pin(max(0, o.pinned_start), end, o.family))
+    return {m: sorted(ps, key=lambda p: (p.start, p.end)) for m, ps in out.items()}
+
+
+def _with(down: tuple[list[int], list[int]], extra: tuple[int, int]) -> tuple[list[int], list[int]]:
+    return _merge(list(zip(*down, strict=True)) + [extra])
+
+
+def _place(problem: SchedulingProblem, machine, duration: int, pins: list[_Pin]) -> int:  # noqa: ANN001
+    """The earliest start of a window of ``duration`` on ``machine``: clear of its downtimes other than breaks and of
+    its pinned operations, and leaving each setup between two pinned operations a stretch of working time (as
+    ``check.verify`` asks) between them."""
+    hard = _merge([(d.start, d.end) for d in machine.blocking(True)] + [(p.start, p.end) for p in pins])
+    every = _merge([(d.start, d.end) for d in machine.calendar if d.end > d.start])
+    t = 0
+    while True:
+        for a, b in zip(*hard, strict=True):  # the earliest time from t that is clear for the whole window
+            if a >= t + duration:
+                break
+            t = max(t, b)
+        before = [p for p in pins if p.end <= t]
+        after = [p for p in pins if p.start >= t + duration]
+        if not before or not after:
+            return t
+        p, n = before[-1], after[0]
+        s = problem.setups.time(machine.id, p.family, n.family)
+        if s <= 0 or _setup_done(_with(every, (t, t + duration)), p.end, s) <= n.start:
+            return t
+        # the setup first, then the window (if the window still fits before n; else after n)
+        t = max(t + 1, _setup_done(every, p.end, s))
+
+
+def earliest_window(problem: SchedulingProblem, machine_id: str) -> int:
+    """The earliest start of ``machine_id``'s failure-risk window (as :func:`service_first` places it)."""
+    r = problem.risk
+    assert r is not None
+    return _place(problem, problem.machine(machine_id), r.window_duration, _pins(problem).get(machine_id, []))
 
 
 def service_first(problem: SchedulingProblem) -> tuple[SchedulingProblem, list[MaintenanceWindow]]:
-    """The problem in which each risky machine (``service_first`` windows) is down from 0 to its window's end but
-    for its pinned and started operations, with no flexible window left to place; and those windows. The problem
-    itself and no windows where there is nothing to place first, or where a window cannot end by the risk's
-    ``deadline`` or the plan's ``horizon`` (then no plan has one, and the solver's own model says why)."""
+    """The problem in which each risky machine (``service_first`` windows) is down from 0 to its window's end except
+    where its pinned and started operations are and where the setups between them run, with no flexible window left
+    to place; and those windows. The problem itself and no windows where there is nothing to place first.
+    :class:`NoWindow` where a window cannot end by the risk's ``deadline`` or by the plan's ``horizon``."""
     r = problem.risk
     if r is None or not r.service_first:
         return problem, []
     risky = set(problem.maintenance_machines())
     if not risky:
         return problem, []
-    pinned = placed_ops(problem)
+    pinned = _pins(problem)
     windows: list[MaintenanceWindow] = []
     machines = []
     for mach in problem.machines:
         if mach.id not in risky:
             machines.append(mach)
             continue
-        own = _merged(pinned.get(mach.id, []))
-        t = 0
-        for a, b in _merged([(d.start, d.end) for d in mach.blocking(True)] + own):
-            if a >= t + r.window_duration:
-                break
-            t = max(t, b)
+        pins = pinned.get(mach.id, [])
+        t = _place(problem, mach, r.window_duration, pins)
         end = t + r.window_duration
         window = MaintenanceWindow(mach.id, t, end)
         # a maintenance already in the calendar, long enough and over no later: that is the machine's service
         booked = [d for d in mach.calendar if d.kind == "maintenance" and d.end - d.start >= r.window_duration
-                  and d.end <= end and not any(a < d.end and d.start < b for a, b in own)]
+                  and d.end <= end and not any(p.start < d.end and d.start < p.end for p in pins)]
         if booked:
             d = min(booked, key=lambda d: d.end)
             window = MaintenanceWindow(mach.id, d.start, d.end, reason="failure risk (calendar maintenance)")
             end = d.end
-        if (r.deadline is not None and end > r.deadline) or (problem.horizon is not None and end > problem.horizon):
-            return problem, []
-        # down until the window ends, except where its own pinned or started operations are
+        if r.deadline is not None and end > r.deadline:
+            raise NoWindow("maintenance_deadline", f"machine {mach.id}'s maintenance window of {r.window_duration} "
+                                                   f"ends at {end} at the earliest, after the maintenance deadline "
+                                                   f"{r.deadline} (its downtimes and pinned operations come first)")
+        if problem.horizon is not None and end > problem.horizon:
+            raise NoWindow("horizon", f"machine {mach.id}'s maintenance window of {r.window_duration} ends at {end} "
+                                      f"at the earliest, after the plan's horizon {problem.horizon}")
+        # working time kept before the window's end: its pinned operations and the setups between them
+        every = _merge([(d.start, d.end) for d in mach.calendar if d.end > d.start] + [(window.start, end)])
+        kept = [(p.start, p.end) for p in pins if p.start < end]
+        for p, n in zip(pins, pins[1:], strict=False):
+            s = problem.setups.time(mach.id, p.family, n.family)
+            if s > 0 and p.end < end:
+                done = _setup_done(every, p.end, s)
+                kept.append((done - s, done))
         down, at = [], 0
-        for a, b in own:
+        for a, b in zip(*_merge(kept), strict=True):
             if a >= end:
                 break
             if a > at:

@@ -955,7 +955,11 @@ function newPlan() {
 
 // ------------------------------------------------------------------------------------------------ planner: solve
 async function solve() {
-  if (!S.problem && S.sampleLoad) await S.sampleLoad.catch(() => null);
+  if (!S.problem && S.sampleLoad) {
+    const epoch = S.epoch;
+    await S.sampleLoad.catch(() => null);
+    if (epoch !== S.epoch) return false; // signed out meanwhile: the click was the last session's
+  }
   if (!S.problem) { say(() => t("planner.noProblem"), true); return false; }
   if (!S.problem.jobs.length) { say(() => t("planner.noJobs"), true); return false; }
   if (S.busy) return false;

@@ -64,7 +64,8 @@ def test_clashing_pins_are_named():
 def test_a_maintenance_deadline_that_cannot_be_met_is_found_by_relaxing_it():
     """CP-SAT proves it infeasible; solving again without each hard rule tells which ones are in the way."""
     p = SchedulingProblem(jobs=(_one("J1", 50, pinned_machine="M1", pinned_start=0),), machines=TWO,
-                          risk=FailureRisk(risks={"M1": 0.9}, threshold=0.5, window_duration=30, deadline=60))
+                          risk=FailureRisk(risks={"M1": 0.9}, threshold=0.5, window_duration=30, deadline=60,
+                                           service_first=False))  # the flexible window: the model's own proof
     line, doc = _solve(p)
     assert line["status"] == "INFEASIBLE" and doc["stats"]["method"] == "cp-sat"
     kinds = {r["type"]: r for r in doc["no_plan_reasons"]}

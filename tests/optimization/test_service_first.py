@@ -10,7 +10,7 @@ from optimization.io import problem_from_dict, problem_to_dict
 from optimization.problem import Downtime, FailureRisk, Job, Machine, Operation, SchedulingProblem
 from optimization.solution import Assignment, Schedule
 from optimization.solver import SolverParams, solve
-from optimization.windows import service_first
+from optimization.windows import NoWindow, service_first
 
 FAST = SolverParams(time_limit_s=3, workers=2, seed=0)
 OBJECTIVES = ("makespan", "tardiness", "weighted", "lex")
@@ -94,10 +94,11 @@ def test_the_checker_refuses_work_before_the_window():
 def test_a_window_that_cannot_end_by_the_deadline_is_no_plan_with_the_reason():
     p = _shop(FailureRisk({"M1": 0.8}, window_duration=60, deadline=100),
               calendar=[Downtime(0, 50, "maintenance")])
-    assert service_first(p) == (p, [])  # left to the solver's own model, which says why
+    with pytest.raises(NoWindow, match="ends at 110 at the earliest, after the maintenance deadline 100"):
+        service_first(p)
     s = solve(p, FAST)
     assert s.status == "INFEASIBLE" and not s.assignments
-    assert "maintenance_deadline" in [r["type"] for r in s.stats["no_plan_reasons"]]
+    assert [r["type"] for r in s.stats["no_plan_reasons"]] == ["maintenance_deadline"]
 
 
 def test_json_reads_and_writes_service_first():
@@ -148,3 +149,58 @@ def test_a_maintenance_already_in_the_calendar_is_the_service():
     # one that ends past the deadline is not the service either: no plan, and why
     late = _shop(FailureRisk({"M1": 0.8}, window_duration=60, deadline=100), calendar=booked)
     assert solve(late, FAST).status == "INFEASIBLE"
+
+
+def test_a_zero_length_operation_may_sit_in_the_window_as_in_a_downtime():
+    """The machine is down until its window ends, and an operation that takes no time may sit in a downtime: one
+    placed in the window (unpinned, or pinned there) had made the checker refuse the solver's own plan (review)."""
+    chain = Job("J", (Operation("a", {"M2": 30}), Operation("z", {"M1": 0}), Operation("b", {"M2": 10})))
+    p = SchedulingProblem(jobs=(chain,), machines=(Machine("M1"), Machine("M2")),
+                          risk=FailureRisk({"M1": 0.9}, window_duration=60))
+    s = solve(p, FAST)
+    assert s.status == "OPTIMAL" and verify(p, s) == [] and s.makespan == 40
+    pinned = Job("P", (Operation("z", {"M1": 0}, pinned_machine="M1", pinned_start=20),))
+    p2 = SchedulingProblem(jobs=(pinned, Job("J", (Operation("a", {"M1": 10}),))), machines=(Machine("M1"),),
+                           risk=FailureRisk({"M1": 0.9}, window_duration=60))
+    s2 = solve(p2, FAST)
+    assert verify(p2, s2) == [] and [(w.start, w.end) for w in s2.maintenance] == [(0, 60)]
+    assert s2.by_key()[("P", "z")].start == 20 and s2.by_key()[("J", "a")].start == 60
+
+
+def test_the_setup_between_two_pins_before_the_window_keeps_its_working_time():
+    """Pins at [0, 10) (family X) and [40, 50) (Y) with a setup of 5 between them and a window of 60: the time
+    between the pins had been made downtime, the setup found none, and the solve answered UNKNOWN blaming the time
+    limit (review). The window goes after the second pin, the setup runs between them."""
+    from optimization.problem import SetupTimes
+
+    jobs = (Job("A", (Operation("a", {"M1": 10}, family="X", pinned_machine="M1", pinned_start=0),)),
+            Job("B", (Operation("b", {"M1": 10}, family="Y", pinned_machine="M1", pinned_start=40),)),
+            Job("C", (Operation("c", {"M1": 10}, family="Y"),)))
+    p = SchedulingProblem(jobs=jobs, machines=(Machine("M1"),), setups=SetupTimes({("X", "Y"): 5}),
+                          risk=FailureRisk({"M1": 0.9}, window_duration=60))
+    s = solve(p, FAST)
+    assert s.status == "OPTIMAL" and verify(p, s) == []
+    assert [(w.start, w.end) for w in s.maintenance] == [(50, 110)] and s.by_key()[("C", "c")].start == 110
+
+
+def test_no_plan_reasons_are_those_of_the_problem_as_given():
+    """The reasons were worked out on the problem with the machine made down until its window: relaxing the pins
+    there named a plan ending at 90 that does not exist (125 without the pins). Servicing first is named as a cause
+    of its own; a window that cannot end by the horizon says so at once, serviced first or not."""
+    p = SchedulingProblem(jobs=(
+        Job("P", (Operation("p", {"M1": 10}, pinned_machine="M1", pinned_start=0),)),
+        Job("J", (Operation("a", {"M1": 10}), Operation("b", {"M2": 50}))),
+        Job("K", (Operation("c", {"M1": 10}), Operation("d", {"M2": 5}, pinned_machine="M2", pinned_start=50)))),
+        machines=(Machine("M1"), Machine("M2")), risk=FailureRisk({"M1": 0.9}, window_duration=60))
+    s = solve(p, FAST)
+    assert s.status == "INFEASIBLE"
+    reasons = {r["type"]: r for r in s.stats["no_plan_reasons"]}
+    assert reasons["pinned"]["makespan"] == 125 and reasons["service_first"]["makespan"] < 125
+    for first in (True, False):
+        short = SchedulingProblem(jobs=(Job("J", (Operation("a", {"M1": 10, "M2": 10}),)),),
+                                  machines=(Machine("M1"), Machine("M2")), horizon=50,
+                                  risk=FailureRisk({"M1": 0.9}, window_duration=60, service_first=first))
+        s = solve(short, FAST)
+        assert s.status == "INFEASIBLE" and [r["type"] for r in s.stats["no_plan_reasons"]] == ["horizon"], first
+        assert "maintenance window of 60 ends at 60 at the earliest, after the plan's horizon 50" in \
+            s.stats["no_plan_reasons"][0]["message"]

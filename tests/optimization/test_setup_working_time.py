@@ -168,6 +168,12 @@ def test_a_maintenance_window_leaves_the_setup_between_pins_its_working_time(eng
         assert [(w.start, w.end) for w in dispatch_reference(p, rule).maintenance] == [(30, 35)], rule
     s = solve(p, make_params(p, time_limit_s=2))
     assert s.status == "OPTIMAL" and s.makespan == 30 and verify(p, s) == []
+    # serviced first (the default), the window keeps out of the setup's time too: it had taken [10, 15), and the
+    # solve found no plan (review)
+    doc["failure_risk"].pop("service_first")
+    first = problem_from_dict(doc)
+    s = solve(first, make_params(first, time_limit_s=2))
+    assert s.status == "OPTIMAL" and verify(first, s) == [] and [(w.start, w.end) for w in s.maintenance] == [(30, 35)]
 
 
 def test_without_a_start_plan_the_horizon_holds_the_pinned_work_and_the_setups():
