@@ -19,7 +19,7 @@ from sqlalchemy import func, select
 
 from serving.db import Database
 from serving.db.tables import ModelAliasEvent, ModelVersionRecord
-from serving.errors import InvalidInput, NotFound
+from serving.errors import Conflict, InvalidInput, NotFound
 from serving.runtime import file_sha256
 from serving.tenancy import as_utc, get_tenant, utcnow
 
@@ -128,13 +128,24 @@ class ModelRegistry:
             s.add(ModelAliasEvent(tenant_id=self.tenant_id, name=name, alias=alias, version=version, at=utcnow()))
 
     def promote(self, name: str, version: int | None = None) -> ModelVersion:
-        """Make ``version`` (default: the challenger) the champion; the old champion becomes challenger."""
+        """Make ``version`` (default: the challenger) the champion; the old champion becomes challenger.
+
+        The default refuses a challenger that is there because a promotion replaced it as champion: promoting it
+        again would undo that promotion (a script running ``promote`` twice put the older model back). Name it with
+        ``version`` to mean it, or roll back (:meth:`rollback`)."""
         self._require(name)
         if version is None:
             version = self.alias(name, "challenger")
             if version is None:
                 raise NotFound(f"model {name!r} has no challenger to promote; name a version with --version "
                                f"(versions: {_versions_text(self.versions(name))})")
+            champion = self.alias(name, "champion")
+            if champion is not None and version in self._champions(name)[:-1]:
+                t = self.tenant_option()
+                raise Conflict(f"model {name!r}: the challenger, version {version}, was champion until version "
+                               f"{champion} replaced it; promoting it again would undo that. To go back, run "
+                               f"'sfai models rollback {name}{t}'; to mean it, 'sfai models promote {name} "
+                               f"--version {version}{t}'")
         old = self.alias(name, "champion")
         self.set_alias(name, "champion", version)
         if old is not None and old != version:

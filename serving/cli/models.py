@@ -258,11 +258,22 @@ def models_promote(
     ] = None,
     tenant: TenantOpt = None,
 ) -> None:
-    """Make a version the champion (serving switches to it); prints 'name version'."""
+    """Make a version the champion (serving switches to it); prints 'name version', and on stderr what changed.
+    Without --version it promotes the challenger, unless that one was champion until the current one replaced it
+    (running promote twice would put the older model back): roll back for that."""
     reg = _registry(tenant)
+    before = reg.alias(name, "champion") if name in reg.names() else None
     mv = reg.promote(name, version)
     _sync(reg, name)
+    _changed(reg, name, before, mv.version)
     typer.echo(f"{mv.name}\t{mv.version}")
+
+
+def _changed(reg, name: str, before: int | None, now: int) -> None:  # noqa: ANN001
+    after = reg.alias(name, "challenger")
+    was = "unchanged" if before == now else f"was version {before}" if before is not None else "none before"
+    info(f"{name}: champion version {now} ({was}); challenger "
+         f"{'none' if after is None else f'version {after}'}")
 
 
 @models_app.command("rollback")
@@ -270,8 +281,10 @@ def models_rollback(name: Annotated[str, typer.Argument(help="model name")], ten
     """Undo the last change of champion: the champion before it again (the current one becomes challenger);
     prints 'name version'. Each rollback steps one champion further back, until there is no earlier one."""
     reg = _registry(tenant)
+    before = reg.alias(name, "champion") if name in reg.names() else None
     mv = reg.rollback(name)
     _sync(reg, name)
+    _changed(reg, name, before, mv.version)
     typer.echo(f"{mv.name}\t{mv.version}")
 
 

@@ -185,6 +185,31 @@ def test_rollback_steps_back_one_champion_each_time(db, tmp_path, exported):
     assert reg.rollback("failure").version == 1
 
 
+def test_promoting_twice_does_not_put_the_older_model_back(sfai_env, db, settings, exported):
+    """``sfai models promote failure`` run twice (a script, a second click) promoted v2, then v1 again: the old
+    champion is the challenger after a promotion. The second run is refused and says how to go back or to mean it;
+    each change is said on stderr; a new challenger is promoted as before."""
+    tenancy.create_tenant(db, "acme", "C29")
+    reg = ModelRegistry(db, settings.home, "acme")
+    for _ in range(2):
+        reg.register("failure", "maintenance", exported)
+    p = sfai(sfai_env, "models", "promote", "failure", "--tenant", "acme")
+    assert p.stdout == "failure\t2\n"
+    assert "failure: champion version 2 (was version 1); challenger version 1" in p.stderr
+    p = sfai(sfai_env, "models", "promote", "failure", "--tenant", "acme", ok=False)
+    assert p.returncode != 0 and len(p.stderr.strip().splitlines()) == 1, p.stderr
+    assert "version 1, was champion until version 2 replaced it" in p.stderr
+    assert "'sfai models rollback failure --tenant acme'" in p.stderr and "--version 1 --tenant acme" in p.stderr
+    assert reg.alias("failure", "champion") == 2
+    p = sfai(sfai_env, "models", "rollback", "failure", "--tenant", "acme")  # back, then forward again (redo)
+    assert p.stdout == "failure\t1\n" and "champion version 1 (was version 2); challenger version 2" in p.stderr
+    assert sfai(sfai_env, "models", "promote", "failure", "--tenant", "acme").stdout == "failure\t2\n"
+    reg.register("failure", "maintenance", exported)  # a new challenger
+    assert sfai(sfai_env, "models", "promote", "failure", "--tenant", "acme").stdout == "failure\t3\n"
+    assert sfai(sfai_env, "models", "promote", "failure", "--version", "2", "--tenant", "acme").stdout == \
+        "failure\t2\n"  # named: meant
+
+
 def test_messages_name_what_is_there(db, tmp_path, exported):
     tenancy.create_tenant(db, "acme", "C29")
     reg = ModelRegistry(db, tmp_path / "home", "acme", default_tenant="local")
