@@ -13,6 +13,7 @@ import os
 import sys
 from pathlib import Path
 
+from serving.errors import InvalidInput
 from serving.settings import Settings
 
 
@@ -90,6 +91,10 @@ class Tracker:
         if self._mlflow is not None:
             with _to_stderr():
                 self._mlflow.end_run(status="FAILED" if exc_type else "FINISHED")
+                if isinstance(exc, InvalidInput) and self.run_id:
+                    # the input was refused (a wrong file, too few rows): no training to look at, so no run left in
+                    # the experiment (it had kept a FAILED run per refused command); the one-line error says why
+                    self._mlflow.tracking.MlflowClient().delete_run(self.run_id)
 
     def log_params(self, params: dict) -> None:
         """Logs ``params`` (values as text, up to 500 characters). A key logged before with the same

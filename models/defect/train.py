@@ -172,10 +172,11 @@ def train(
     cfg = DefectConfig.from_dict(dict(config or {}))
     df = F.read_rows(input_path)
     y = F.labels(df)
-    if y.sum() < 2 * cfg.n_splits and y.sum() < 10:
+    if (y.sum() < 2 * cfg.n_splits and y.sum() < 10) or len(y) - y.sum() < 10:
         from serving.errors import InvalidInput
 
-        raise InvalidInput(f"column {F.LABEL!r} has {int(y.sum())} failures: too few to train on")
+        raise InvalidInput(f"column {F.LABEL!r} has {int(y.sum())} failures and {int(len(y) - y.sum())} passes: "
+                           "too few to train on (at least 10 passes, and 10 failures or two per validation split)")
     tracker.log_params({f"defect.{k}": v for k, v in cfg.as_dict().items()})
     cols = F.measurement_columns(df)
     dhash = data_hash(df[cols].to_numpy(float), y)

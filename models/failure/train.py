@@ -143,12 +143,19 @@ def train(
     df = F.read_rows(input_path)
     if len(df) < 10 * cfg.folds:
         raise InvalidInput(f"{Path(input_path).name}: too few rows to train ({len(df)})")
+    labels = targets(df)
+    y = labels[:, 0]
+    fails, fine = int(y.sum()), int(len(y) - y.sum())
+    need = max(2, cfg.folds)
+    if fails < need or fine < need:
+        # a file without failures trained a model of no use (AUC undefined, F1 0) and registered it as challenger
+        raise InvalidInput(f"{Path(input_path).name}: {fails:,} of {len(df):,} rows are machine failures "
+                           f"({F.LABEL!r} = 1); training needs at least {need} failures and {need} rows without "
+                           "(each validation fold holds both)")
     torch.set_num_threads(cfg.threads)
     dhash = data_hash(df)
     tracker.log_params({**cfg.to_dict(), "data_hash": dhash, "rows": len(df), "features": len(F.FEATURES)})
     fitted = fit_ensemble(df, cfg, tracker)
-    labels = targets(df)
-    y = labels[:, 0]
     sample = F.transform(F.engineer(F.validate(df.iloc[:64])), fitted.scaler)
     manifest = export(
         fitted.model,

@@ -369,3 +369,28 @@ def test_failure_mode_is_one_the_model_was_trained_on(trained, rows):
     old.manifest.pop("trained_modes")
     modes = set(P.score(old, pd.DataFrame.from_records(records), explain=True)["failure_mode"])
     assert modes - {""} and modes <= {"", *F.MODES}
+
+
+def test_a_file_without_failures_is_refused_and_leaves_no_run(rows, tmp_path):
+    """300 rows without a failure trained a model of no use (AUC null, F1 0) and registered it as challenger, next
+    in line for a plain 'sfai models promote'; a refused file also left a FAILED run in MLflow. Now: one line, no
+    model, no run left to look at (data-scientist audit)."""
+    from mlflow import MlflowClient
+
+    from models.tracking import tracking_uri
+    from serving.settings import Settings
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SFAI_")}
+    env.update(SFAI_HOME=str(tmp_path / "home"), SFAI_ENVIRONMENT="test")
+    csv = tmp_path / "nofail.csv"
+    rows[rows["Machine failure"] == 0].head(300).to_csv(csv, index=False)
+    r = subprocess.run([sys.executable, "-m", "serving.cli.main", "train", "failure", "--dataset", "ai4i", "--input",
+                        str(csv), "--set", "folds=2"], env=env, cwd=Path(__file__).resolve().parents[2],
+                       capture_output=True, text=True)
+    assert r.returncode != 0 and r.stderr.strip().splitlines() == [
+        "error: nofail.csv: 0 of 300 rows are machine failures ('Machine failure' = 1); training needs at least 2 "
+        "failures and 2 rows without (each validation fold holds both)"], r.stderr
+    assert not (tmp_path / "home" / "models").exists() or not any((tmp_path / "home" / "models").rglob("*.onnx"))
+    client = MlflowClient(tracking_uri(Settings(home=tmp_path / "home", environment="test")))
+    runs = [run for e in client.search_experiments() for run in client.search_runs([e.experiment_id])]
+    assert runs == []  # deleted runs are not listed
