@@ -76,6 +76,9 @@ def score_file(
             has_ids = id_col in _header(input_path, fmt, what)
             if family == "defect" and not has_ids:
                 raise InvalidInput(f"input lacks the column {id_col!r}")
+            if not has_ids:  # said, so that nobody joins the answers back by a number the file never held
+                notes.append(f"{input_path.name} has no {id_col!r} column: its rows are numbered 1..n in "
+                             f"{output.name}, in the file's order")
             if use_ray and has_ids and fmt.read_csv_kw() == PLAIN_CSV:  # Ray Data reads UTF-8 with commas only
                 batches, engine = _ray_batches(family, model_dir, input_path, chunk_rows, row_options), "ray"
             else:

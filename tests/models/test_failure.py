@@ -199,6 +199,17 @@ def test_cli_train_then_predict(rows, tmp_path):
     assert r.returncode == 0, r.stderr
     frame = pd.read_csv(out_csv)
     assert list(frame.columns) == ["UDI", "failure_probability", "failure_predicted"] and len(frame) == 200
+    assert "note:" not in r.stderr
+    # a file without the UDI column: numbered 1..n, and said (it had been silent: joined back by UDI, the answers
+    # went to the wrong machines)
+    rows.iloc[1200:1400].drop(columns=[*F.LABELS, "UDI"]).to_csv(rows_csv, index=False)
+    r = subprocess.run(
+        [*sfai, "predict", "failure", "--dataset", "ai4i", "--input", str(rows_csv), "--output", str(out_csv)],
+        env=env, cwd=root, capture_output=True, text=True,
+    )
+    assert r.returncode == 0, r.stderr
+    assert "note: rows.csv has no 'UDI' column: its rows are numbered 1..n in out.csv, in the file's order" in r.stderr
+    assert pd.read_csv(out_csv)["UDI"].tolist() == list(range(1, 201))
 
 
 def _records_answer(model: OnnxModel, records: list[dict], explain: bool) -> list[dict]:
