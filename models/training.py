@@ -128,7 +128,7 @@ def fit(
             "lr": opt.param_groups[0]["lr"],
             "train_loss": total / max(n, 1),
             "val_loss": val_loss,
-            "val_score": val_score,
+            **({"val_score": val_score} if score else {}),  # without a score of its own it is val_loss again
         }
         history.append(row)
         if on_epoch:

@@ -24,6 +24,11 @@ MAX_TRIALS = 10_000
 # the families whose train module declares a SEARCH_SPACE (kept here, torch-free, for ``sfai tune --help``; a test
 # checks it against the train modules). defect and energy train with their shipped configs only.
 TUNABLE = ("failure", "rul")
+# what each family's trial score is (its train_and_score), as the result names it
+SCORE_MEANING = {
+    "failure": "1 - average precision of the out-of-fold failure probabilities (lower is better)",
+    "rul": "RMSE in cycles on the held-out engines' cuts (lower is better)",
+}
 MAX_SEED = 2**32 - 1  # what the search algorithm's random generator accepts
 
 
@@ -145,7 +150,7 @@ def tune(
                 ray.shutdown()
     out = {
         "family": family_name,
-        "metric": "score (lower is better)",
+        "metric": SCORE_MEANING.get(family.name, "score (lower is better)"),
         "best_config": {**best.config, **fixed},
         "best_score": float(best.metrics["score"]),
         "trials": rows,

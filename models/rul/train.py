@@ -133,6 +133,8 @@ def fit_member(
 
     def log(row: dict) -> None:
         if on_epoch is not None:
+            if es is None:  # the score above is a count that keeps the last epoch, not a measurement: not logged
+                row = {k: v for k, v in row.items() if k != "val_score"}
             on_epoch({**row, **({"held_out_rmse": curve[-1]} if curve else {})})
 
     monitor = es if es is not None else held_out if held_out is not None else (x_tr[:256], y_tr[:256] * cfg.cap)

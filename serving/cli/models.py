@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import tempfile
 import time
 from pathlib import Path
@@ -306,4 +307,13 @@ def tune(
     family.check_dataset(dataset)
     result = run_tune(family.name, input, dataset, trials, settings=settings(), seed=seed,
                       fixed=_parse_sets(set_) or None)
+    result["train_command"] = train_command(family.name, dataset, input, result["best_config"])
     emit_json(result)
+
+
+def train_command(family: str, dataset: str, input: Path, config: dict) -> str:
+    """``sfai train`` with ``config`` as ``--set`` options, each value as ``--set`` reads it back, quoted for a
+    POSIX shell: the best config of a tuning run, ready to run."""
+    sets = [shlex.quote(f"{k}={v if isinstance(v, str) else json.dumps(v)}") for k, v in sorted(config.items())]
+    return " ".join(["sfai", "train", family, "--dataset", dataset, "--input", shlex.quote(str(input)),
+                     *(a for s in sets for a in ("--set", s))])

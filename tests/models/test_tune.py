@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -64,3 +65,19 @@ def test_tune_two_trials(tmp_path, capsys):
     # stdout is the caller's (sfai tune prints one JSON line there): Ray Tune's configuration box goes to stderr
     captured = capsys.readouterr()
     assert captured.out == "" and "Configuration for experiment" in captured.err
+
+
+def test_the_best_config_comes_back_as_a_train_command():
+    """`sfai tune` printed the best config as JSON only, to be rewritten by hand as --set options; it now also
+    prints the command, whose options read back to the same config, and names what its score is."""
+    import shlex
+
+    from models.tune import SCORE_MEANING
+    from serving.cli.models import _parse_sets, train_command
+
+    config = {"lr": 0.0031, "hidden": 64, "dropout": 0.1, "arch": "gru", "members": 2, "use_x": True}
+    cmd = train_command("rul", "cmapss", Path("data/train FD001.txt"), config)
+    argv = shlex.split(cmd)
+    assert argv[:7] == ["sfai", "train", "rul", "--dataset", "cmapss", "--input", "data/train FD001.txt"]
+    assert _parse_sets([argv[i + 1] for i, a in enumerate(argv) if a == "--set"]) == config
+    assert "average precision" in SCORE_MEANING["failure"] and "RMSE" in SCORE_MEANING["rul"]
