@@ -130,8 +130,9 @@ class Tracker:
         if self._mlflow:
             self._mlflow.log_figure(fig, name)
 
-    def log_curves(self, history: list[dict], name: str = "learning_curve.png") -> None:
-        """Learning curves (train and validation loss per epoch) as a PNG artifact."""
+    def log_curves(self, history: list[dict], name: str = "learning_curve.png", title: str | None = None) -> None:
+        """Learning curves (train and validation loss per epoch) as a PNG artifact; ``title`` says whose (one fold
+        or member of several: the per-epoch metrics of every one are logged as ``<fold|member>N_*``)."""
         if not self._mlflow or not history:
             return
         import matplotlib
@@ -143,6 +144,9 @@ class Tracker:
         ax.plot([h["epoch"] for h in history], [h["train_loss"] for h in history], label="train loss")
         ax.plot([h["epoch"] for h in history], [h["val_loss"] for h in history], label="validation loss")
         ax.set_xlabel("epoch")
+        ax.xaxis.get_major_locator().set_params(integer=True)  # no epoch 0.5
+        if title:
+            ax.set_title(title, fontsize=10)
         ax.legend()
         fig.tight_layout()
         self._mlflow.log_figure(fig, name)

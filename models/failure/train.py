@@ -177,7 +177,7 @@ def train(
             "metrics": fitted.metrics,
         },
     )
-    tracker.log_curves(fitted.histories[0])
+    tracker.log_curves(fitted.histories[0], title=f"fold 0 of {len(fitted.histories)} (all: fold<N>_* metrics)")
     tracker.log_dict({"metrics": fitted.metrics, "parity_max_abs": manifest["parity_max_abs"]}, "validation.json")
     tracker.log_calibration(calibration_bins(y, fitted.oof), "failure")
     return {**fitted.metrics, "parity_max_abs": manifest["parity_max_abs"]}

@@ -284,7 +284,8 @@ def train(
             "metrics": fitted.metrics,
         },
     )
-    tracker.log_curves(fitted.histories[0])
+    tracker.log_curves(fitted.histories[0], title=f"the first of {len(fitted.histories)} fits (each fit's epochs: "
+                                                  "the member<N>_* metrics)")
     tracker.log_dict({"metrics": fitted.metrics, "parity_max_abs": manifest["parity_max_abs"]}, "validation.json")
     if getattr(tracker, "enabled", False) and fitted.residuals is not None:
         import matplotlib.pyplot as plt

@@ -388,10 +388,7 @@ def test_a_file_without_failures_is_refused_and_leaves_no_run(rows, tmp_path):
     model, no run left to look at (data-scientist audit)."""
     from mlflow import MlflowClient
 
-    from models.tracking import tracking_uri
-    from serving.settings import Settings
-
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SFAI_")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SFAI_", "MLFLOW_"))}
     env.update(SFAI_HOME=str(tmp_path / "home"), SFAI_ENVIRONMENT="test")
     csv = tmp_path / "nofail.csv"
     rows[rows["Machine failure"] == 0].head(300).to_csv(csv, index=False)
@@ -402,6 +399,6 @@ def test_a_file_without_failures_is_refused_and_leaves_no_run(rows, tmp_path):
         "error: nofail.csv: 0 of 300 rows are machine failures ('Machine failure' = 1); training needs at least 2 "
         "failures and 2 rows without (each validation fold holds both)"], r.stderr
     assert not (tmp_path / "home" / "models").exists() or not any((tmp_path / "home" / "models").rglob("*.onnx"))
-    client = MlflowClient(tracking_uri(Settings(home=tmp_path / "home", environment="test")))
+    client = MlflowClient(f"sqlite:///{(tmp_path / 'home' / 'mlflow.db').resolve()}")  # this home's store alone
     runs = [run for e in client.search_experiments() for run in client.search_runs([e.experiment_id])]
     assert runs == []  # deleted runs are not listed
