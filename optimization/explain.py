@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from optimization.check import _merge, _setup_done
 from optimization.problem import SchedulingProblem
 from optimization.solution import Assignment, Schedule, job_ends
 
@@ -51,22 +52,30 @@ def _binding(problem: SchedulingProblem, schedule: Schedule, a: Assignment, by_k
             reasons.append({"type": "precedence", "job": pk[0], "operation": pk[1], "end": pa.end, "lag": lag})
             follow_job = follow_job or pk
     mp = prev_on_machine.get(a.key)
+    ready = a.start  # where the machine's own time for this step began: the setup's start where one waited
     if mp is not None:
         setup = problem.setups.time(a.machine, problem.op(mp.key).family, op.family)
-        if mp.end + setup == a.start:
+        # the setup runs in working time after the step before (check.verify): a downtime or a maintenance window
+        # between them puts it after that, and then the step waited for the setup, not for the step before alone
+        waited = setup > 0 and mp.end + setup < a.start and _setup_done(_down(problem, schedule, a.machine), mp.end,
+                                                                          setup) == a.start
+        if mp.end + setup == a.start or waited:
             r = {"type": "machine_busy", "machine": a.machine, "job": mp.job, "operation": mp.op, "end": mp.end}
             reasons.append(r)
             if setup:
                 reasons.append({"type": "setup", "machine": a.machine, "from_family": problem.op(mp.key).family,
                                 "to_family": op.family, "setup": setup})
             follow_machine = mp.key
+            if waited:
+                ready = a.start - setup
     for d in problem.machine(a.machine).calendar:
-        if d.end == a.start or (d.kind == "break" and not op.can_span_break and d.end == a.start):
+        if d.end in (a.start, ready):
             reasons.append({"type": "maintenance" if d.kind == "maintenance" else "calendar", "machine": a.machine,
                             "kind": d.kind, "start": d.start, "end": d.end})
     for w in schedule.maintenance:
-        if w.machine == a.machine and w.end == a.start:
-            reasons.append({"type": "maintenance", "machine": a.machine, "start": w.start, "end": w.end})
+        if w.machine == a.machine and w.end in (a.start, ready):
+            reasons.append({"type": "maintenance", "machine": a.machine, "start": w.start, "end": w.end,
+                            "reason": w.reason})
     if a.start == job.release and job.release > 0:
         reasons.append({"type": "release", "release": job.release})
     if op.pinned_start is not None:
@@ -76,13 +85,12 @@ def _binding(problem: SchedulingProblem, schedule: Schedule, a: Assignment, by_k
         reasons.append(pin)
     if not reasons:
         en = problem.energy
+        held = None
         if en is not None and en.peak_cap_kw is not None and op.power_kw > 0:
-            r = {"type": "peak_power", "cap_kw": en.peak_cap_kw}
             held = _power_users(problem, a, powered if powered is not None else _powered(problem, schedule))
-            if held is not None:  # else the cap is no cause one unit earlier: nothing to name
-                r.update(held)
-            reasons.append(r)
-        elif a.start > 0:
+        if held is not None:  # the cap leaves no room one unit earlier: that is what holds it
+            reasons.append({"type": "peak_power", "cap_kw": en.peak_cap_kw, **held})
+        elif a.start > 0:  # (the cap was named here even where the load left room, and for a start at 0)
             reasons.append({"type": "idle", "note": "could start earlier; not binding"})
     nxt = None
     if follow_machine is not None and follow_machine[0] != a.job:
@@ -92,6 +100,12 @@ def _binding(problem: SchedulingProblem, schedule: Schedule, a: Assignment, by_k
     elif follow_machine is not None:
         nxt = follow_machine
     return reasons, nxt
+
+
+def _down(problem: SchedulingProblem, schedule: Schedule, machine: str) -> tuple[list[int], list[int]]:
+    """The machine's downtimes and maintenance windows, merged, as ``check._setup_done`` takes them."""
+    return _merge([(d.start, d.end) for d in problem.machine(machine).calendar if d.end > d.start]
+                  + [(w.start, w.end) for w in schedule.maintenance if w.machine == machine and w.end > w.start])
 
 
 def _powered(problem: SchedulingProblem, schedule: Schedule) -> list[tuple[Assignment, float]]:

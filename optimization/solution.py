@@ -74,9 +74,11 @@ class Schedule:
             if a.key in began:
                 row["started_at"] = began[a.key]
             rows.append(row)
+        risks = dict(problem.risk.risks) if problem is not None and problem.risk is not None else {}
         rows += [
             {"machine": w.machine, "job": None, "operation": "maintenance", "start": w.start, "end": w.end,
-             "setup": 0, "late": False}
+             "setup": 0, "late": False, "reason": w.reason,
+             **({"risk": risks[w.machine]} if w.machine in risks else {})}
             for w in self.maintenance
         ]
         rows.sort(key=lambda r: (r["machine"], r["start"], r["end"]))

@@ -451,7 +451,7 @@ def solve(problem: SchedulingProblem, params: SolverParams | None = None) -> Sch
         s = Schedule(assignments=[], status="INFEASIBLE",
                      stats={"method": "check", "n_operations": problem.n_operations})
         if params.explain:
-            s.stats["no_plan_reasons"] = [{"type": e.kind, "message": e.message}]
+            s.stats["no_plan_reasons"] = [e.reason()]
         s.wall_s = time.perf_counter() - t0
         return s
     if inner is problem:

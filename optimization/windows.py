@@ -29,11 +29,15 @@ class _Pin:
 
 
 class NoWindow(Exception):
-    """No window can be placed first: ``kind`` (``maintenance_deadline`` or ``horizon``) and why, in words."""
+    """No window can be placed first: ``kind`` (``maintenance_deadline`` or ``horizon``), why in words, and as the
+    no-plan reason's fields (``machine``, ``needs``: the earliest end, and ``deadline`` or ``horizon``)."""
 
-    def __init__(self, kind: str, message: str) -> None:
+    def __init__(self, kind: str, message: str, **fields: object) -> None:
         super().__init__(message)
-        self.kind, self.message = kind, message
+        self.kind, self.message, self.fields = kind, message, fields
+
+    def reason(self) -> dict:
+        return {"type": self.kind, "message": self.message, **self.fields}
 
 
 def _pins(problem: SchedulingProblem) -> dict[str, list[_Pin]]:
@@ -116,10 +120,12 @@ def service_first(problem: SchedulingProblem) -> tuple[SchedulingProblem, list[M
         if r.deadline is not None and end > r.deadline:
             raise NoWindow("maintenance_deadline", f"machine {mach.id}'s maintenance window of {r.window_duration} "
                                                    f"ends at {end} at the earliest, after the maintenance deadline "
-                                                   f"{r.deadline} (its downtimes and pinned operations come first)")
+                                                   f"{r.deadline} (its downtimes and pinned operations come first)",
+                           machine=mach.id, needs=end, deadline=r.deadline)
         if problem.horizon is not None and end > problem.horizon:
             raise NoWindow("horizon", f"machine {mach.id}'s maintenance window of {r.window_duration} ends at {end} "
-                                      f"at the earliest, after the plan's horizon {problem.horizon}")
+                                      f"at the earliest, after the plan's horizon {problem.horizon}",
+                           machine=mach.id, needs=end, horizon=problem.horizon)
         # working time kept before the window's end: its pinned operations and the setups between them
         every = _merge([(d.start, d.end) for d in mach.calendar if d.end > d.start] + [(window.start, end)])
         kept = [(p.start, p.end) for p in pins if p.start < end]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import threading
 import uuid
 import weakref
@@ -163,7 +164,11 @@ def plan_days(problem: dict, energy: dict | None) -> int:
                     if isinstance(pin, dict) and isinstance(pin.get("start"), int | float):
                         bound = max(bound, pin["start"])
         bound += work
-    days = int(-(-float(bound) * minutes_per_unit // DAY_MINUTES)) if bound < 1e15 else MAX_FORECAST_DAYS
+    if bound >= 1e15:
+        return MAX_FORECAST_DAYS
+    # the days, forgiving the rounding of hours_per_unit: 0.016667 h (a minute as the docs write it) made a horizon
+    # of 2,880 units 2,880.06 minutes, and 3 days forecast for a 2-day plan
+    days = math.ceil(float(bound) * minutes_per_unit / DAY_MINUTES * (1 - 1e-4))
     return max(1, min(MAX_FORECAST_DAYS, days))
 
 
@@ -355,6 +360,9 @@ def solve_prepared(problem, params, linked: dict) -> dict:  # noqa: ANN001
 
     _, doc = solve_document(problem, params)
     used = linked.get("energy_model")
+    if used and doc.get("makespan") is not None and not used.get("planner_base_load_kept"):
+        # the plant's forecast over the plan itself (0 to its makespan), beside the forecast days' totals
+        linked["energy_model"] = used = {**used, **_span_load(used, problem.energy, doc["makespan"])}
     if used and not used.get("planner_base_load_kept") and doc.get("makespan") is not None:
         covered = len(used["base_load_kw"]) * problem.energy.period  # plan units the forecast covers
         if doc["makespan"] > covered:
@@ -363,6 +371,24 @@ def solve_prepared(problem, params, linked: dict) -> dict:  # noqa: ANN001
                 f"the plan runs to t={doc['makespan']}, past the {days} forecast day(s) (to t={covered}): "
                 "after that, the last forecast value stands for the plant's load")}
     return {**doc, "linked": linked}
+
+
+def _span_load(used: dict, energy, makespan: int) -> dict:  # noqa: ANN001 - optimization.problem.EnergySettings
+    """The plant's forecast kWh and tCO2 (p50) from the plan's time 0 to ``makespan``: the forecast periods' mean kW
+    over the plan, the last one standing for the time after them (as the solver reads it), and the forecast's own
+    emission factor. ``kwh_p50`` and ``co2_t_p50`` are the forecast days', which can be longer than the plan."""
+    loads, unit_h = used["base_load_kw"], energy.hours_per_unit
+    kwh = 0.0
+    for i, kw in enumerate(loads):
+        lo = i * energy.period
+        if lo >= makespan:
+            break
+        kwh += kw * (min(lo + energy.period, makespan) - lo) * unit_h
+    end = len(loads) * energy.period
+    if makespan > end and loads:
+        kwh += loads[-1] * (makespan - end) * unit_h
+    factor = used["co2_t_p50"] / used["kwh_p50"] if used.get("kwh_p50") else 0.0
+    return {"plan_kwh_p50": round(kwh, 3), "plan_co2_t_p50": round(kwh * factor, 6)}
 
 
 def solve_now(request: dict, modules: set[str]) -> dict:

@@ -17,7 +17,7 @@ const tn = (key, n, vars = {}) => t(key + "." + (new Intl.PluralRules(LANG === "
 // S.savedJob: the running background job as kept in the tab (see persist()); S.busy: the solve in progress (a token).
 // S.noPlan: the last solve's answer had no plan ({ status, reasons, problem }), until the orders change or a plan comes.
 const S = { tenant: null, problem: null, result: null, solved: null, stale: false, edits: 0, copy: null, selected: null, samples: null,
-  samplesError: null, sampleLoad: null, busy: false, lastPinUndo: null, job: null, jobView: null, savedJob: null, epoch: 0, saved: "all", noPlan: null };
+  samplesError: null, sampleLoad: null, links: {}, busy: false, lastPinUndo: null, job: null, jobView: null, savedJob: null, epoch: 0, saved: "all", noPlan: null };
 const SYNC_LIMIT_S = 30; // POST /v1/scheduling/solve takes up to 30 s; longer limits go to POST /v1/scheduling/jobs
 const MAX_LIMIT_S = 3600;
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -298,7 +298,7 @@ function signOut(message = ["signout.done"], { error = false, keepPlan = false }
   if (!keepPlan) sessionStorage.removeItem(PLAN_KEY);
   S.epoch += 1; // answers still on their way belong to the session that ended
   Object.assign(S, { tenant: null, problem: null, result: null, solved: null, stale: false, edits: 0, copy: null, selected: null,
-    samples: null, samplesError: null, sampleLoad: null, busy: false, lastPinUndo: null, job: null, jobView: null, savedJob: null, saved: "all", noPlan: null });
+    samples: null, samplesError: null, sampleLoad: null, links: {}, busy: false, lastPinUndo: null, job: null, jobView: null, savedJob: null, saved: "all", noPlan: null });
   clearPage();
   $("app").hidden = true;
   $("signin").hidden = false;
@@ -375,7 +375,7 @@ function persist() {
   const same = (a, b) => a === b || JSON.stringify(a) === JSON.stringify(b);
   // the job's problem as sent is kept only where the orders changed since (else it is the problem itself)
   const job = S.savedJob && { ...S.savedJob, sent: same(S.savedJob.sent, S.problem) ? null : S.savedJob.sent };
-  const orders = { v: 1, tenant: S.tenant.name, settings: readSettings(), problem: S.problem, job };
+  const orders = { v: 1, tenant: S.tenant.name, settings: readSettings(), problem: S.problem, links: S.links, job };
   const all = { ...orders, result: S.result, solved: S.result ? S.solved : null, stale: S.stale, copy: S.copy };
   S.saved = null;
   for (const [doc, what] of [[all, "all"], [orders, "orders"]]) {
@@ -408,7 +408,7 @@ function savedPlan() {
 
 function restorePlan(doc) {
   applySettings(doc.settings);
-  setProblem(doc.problem, false);
+  setProblem(doc.problem, false, doc.links && typeof doc.links === "object" ? doc.links : {});
   if (doc.result?.gantt?.length && doc.solved) {
     Object.assign(S, { result: doc.result, solved: doc.solved, stale: !!doc.stale, copy: doc.copy || null });
     $("clear-copy").hidden = !S.copy;
@@ -463,8 +463,9 @@ async function loadSample(announce = true, unlessStarted = false) {
   setProblem(plan, announce);
 }
 
-function setProblem(problem, announce = true) {
+function setProblem(problem, announce = true, links = {}) {
   S.problem = problem;
+  S.links = links; // a request file's partner-module fields (LINK_FIELDS), sent with each solve of these orders
   S.result = null;
   S.solved = null;
   S.stale = false;
@@ -616,21 +617,29 @@ async function readText(file) {
   }
 }
 
+// A request file's fields that link the plan to the tenant's other modules (the maintenance model's machine records,
+// the energy forecast's meter rows): kept with its orders and sent with each solve (they had been dropped unsaid)
+const LINK_FIELDS = ["maintenance", "energy_forecast"];
+
 async function onFile(e) {
   const file = e.target.files[0];
   if (!file) return;
   e.target.value = ""; // choosing the same file again, once corrected, reads it again
   const text = await readText(file);
   const parse = () => {
-    if (/\.csv$/i.test(file.name) || file.type === "text/csv") return parseCsv(text);
+    if (/\.csv$/i.test(file.name) || file.type === "text/csv") return { problem: parseCsv(text), links: {} };
     let doc;
     try { doc = JSON.parse(text); } catch (err) { throw new Error(t("file.badJson", { msg: err.message })); }
     const problem = doc?.problem || doc;
     if (!Array.isArray(problem?.jobs) || !Array.isArray(problem?.machines)) throw new Error(t("file.noJobs"));
-    return problem;
+    const links = {};
+    if (doc?.problem) for (const k of LINK_FIELDS) if (doc[k] !== undefined && doc[k] !== null) links[k] = doc[k];
+    return { problem, links };
   };
   try {
-    setProblem(parse());
+    const { problem, links } = parse();
+    setProblem(problem, true, links);
+    if (Object.keys(links).length) say(() => t("planner.linksKept", { links: Object.keys(links).join(", ") }));
   } catch (err) {
     // the problems are listed again in the language of the moment (a language switch re-renders the status line)
     const problems = () => { try { parse(); return err.message; } catch (again) { return again.message; } };
@@ -969,7 +978,7 @@ async function solve() {
   const limit = Math.min(MAX_LIMIT_S, Math.max(1, Math.round(Number($("time-limit").value)) || 5));
   $("time-limit").value = String(limit);
   const solved = JSON.parse(JSON.stringify(S.problem)); // the problem as sent: what the plan is drawn against
-  const body = { problem: S.problem, time_limit_s: limit, ...combo.extra };
+  const body = { problem: S.problem, time_limit_s: limit, ...combo.extra, ...S.links };
   if ($("objective").value) body.objective = $("objective").value;
   if (limit > SYNC_LIMIT_S) return runPlan(() => solveAsJob(body, solved), solved);
   return runPlan(async (epoch) => {
@@ -1304,6 +1313,7 @@ const NO_PLAN_RULES = [
     (m) => pinnedRule(m)],
   ["maintenance_deadline", /\bthe maintenance deadline (-?\d+)/,
     (m, p) => withValue(m?.[1] ?? p?.risk?.deadline, (v) => t("reason.rule.maintenanceDeadline", { deadline: v }))],
+  ["service_first", /\bservicing the risky machines before their work/, () => t("reason.rule.serviceFirst")],
   ["peak_power", /\bthe peak power cap of (-?[\d.]+(?:e[+-]?\d+)?) kW/,
     (m, p) => withValue(m?.[1] ?? p?.energy?.peak_cap_kw, (v) => t("reason.rule.peakPower", { cap: v }))],
 ];
@@ -1435,10 +1445,16 @@ function modelWords(text) {
 function reasonWords(r, problem) {
   const msg = String(r?.message ?? "");
   switch (r?.type) {
-    case "horizon": case "pinned": case "maintenance_deadline": case "peak_power": {
+    case "horizon": case "pinned": case "maintenance_deadline": case "peak_power": case "service_first": {
       if (r.relaxation || r.makespan !== undefined) { // without this rule there is a plan
         const rule = ruleWords(r.relaxation || r.type, msg, problem);
         return rule && r.makespan !== null && r.makespan !== undefined ? { text: t("reason.without", { rule, makespan: r.makespan }) } : null;
+      }
+      if (r.machine && r.needs !== undefined && r.needs !== null) { // a risky machine's window ends too late
+        if (r.type === "horizon" && r.horizon !== undefined && r.horizon !== null)
+          return { text: t("reason.windowHorizon", { machine: r.machine, needs: r.needs, horizon: r.horizon }) };
+        if (r.type === "maintenance_deadline" && r.deadline !== undefined && r.deadline !== null)
+          return { text: t("reason.windowDeadline", { machine: r.machine, needs: r.needs, deadline: r.deadline }) };
       }
       if (r.type === "horizon") { // a proof: a job, or the work as a whole, cannot end by the horizon
         if (r.needs === undefined || r.needs === null || r.horizon === undefined || r.horizon === null) return null;

@@ -166,7 +166,9 @@ function createGantt(container, opts = {}) {
       if (r.job === null || r.job === undefined) { // a maintenance window from the failure-risk policy
         const w = svgEl("rect", { x: x(r.start), y: y - 4, width: Math.max(1, (r.end - r.start) * st.scale), height: o.barH + 8,
           fill: `url(#${uid}-maint)`, stroke: "#e07b00", class: "downtime maintenance", "pointer-events": "none" }, plot);
-        svgEl("title", {}, w).textContent = `${r.machine}: ${o.label("kind.maintenance")} ${r.start}–${r.end}`;
+        // the failure-risk service, and the machine's risk: not to be read as a calendar maintenance
+        const risk = typeof r.risk === "number" ? ` (${o.label("kind.risk")} ${(100 * r.risk).toFixed(1)} %)` : "";
+        svgEl("title", {}, w).textContent = `${r.machine}: ${o.label("kind.riskMaintenance")}${risk} ${r.start}–${r.end}`;
         return;
       }
       if (r.setup > 0) { // where the changeover lies: in working time, maybe before a downtime the operation waits behind

@@ -204,3 +204,23 @@ def test_no_plan_reasons_are_those_of_the_problem_as_given():
         assert s.status == "INFEASIBLE" and [r["type"] for r in s.stats["no_plan_reasons"]] == ["horizon"], first
         assert "maintenance window of 60 ends at 60 at the earliest, after the plan's horizon 50" in \
             s.stats["no_plan_reasons"][0]["message"]
+
+
+def test_a_step_after_the_service_and_its_setup_is_explained_by_them():
+    """A step that waits for the service window and then for its setup was explained as "could start earlier" (or
+    as held by the peak power cap, with a cap that left room): the setup runs in working time after the window, so
+    the step's start is the window's end plus the setup (planner audit)."""
+    from optimization.explain import explain_late_jobs
+    from optimization.problem import SetupTimes
+
+    running = Operation("r", {"M1": 20}, family="A", pinned_machine="M1", pinned_start=0, started=True)
+    jobs = (Job("R", (running,)), Job("J", (Operation("b", {"M1": 10}, family="B"),), due=50))
+    p = SchedulingProblem(jobs=jobs, machines=(Machine("M1"),), setups=SetupTimes({("A", "B"): 30}),
+                          risk=FailureRisk({"M1": 0.9}, window_duration=60))
+    s = solve(p, FAST)
+    assert verify(p, s) == [] and [(w.start, w.end) for w in s.maintenance] == [(20, 80)]
+    assert s.by_key()[("J", "b")].start == 110
+    (late,) = explain_late_jobs(p, s)
+    binding = late["critical_chain"][-1]["binding"]  # the chain runs from its start to the late step
+    assert [b["type"] for b in binding] == ["machine_busy", "setup", "maintenance"], binding
+    assert binding[2] == {"type": "maintenance", "machine": "M1", "start": 20, "end": 80, "reason": "failure risk"}

@@ -444,6 +444,9 @@ def test_a_risky_machine_is_serviced_before_its_work(client, db):
     assert doc["violations"] == 0 and doc["maintenance"] == [
         {"machine": "M1", "start": 0, "end": 10, "reason": "failure risk"}]
     assert all(g["start"] >= 10 for g in doc["gantt"] if g["machine"] == "M1" and g["job"]), doc["gantt"]
+    # the Gantt's window row says why it is there and the machine's risk (the console's tooltip shows them)
+    (row,) = [g for g in doc["gantt"] if g["job"] is None]
+    assert (row["reason"], row["risk"], row["start"], row["end"]) == ("failure risk", 0.9, 0, 10)
     problem["failure_risk"]["service_first"] = False
     flexible = _post(client, "/v1/scheduling/solve", body, acme.mes).json()
     assert flexible["violations"] == 0 and flexible["objective_values"]["weighted_tardiness"] < \
@@ -594,6 +597,13 @@ def test_a_plan_longer_than_a_day_gets_a_forecast_for_each_of_its_days(client, d
     assert r.status_code == 200, r.text
     used = r.json()["linked"]["energy_model"]
     assert used["days"] == 3 and len(used["base_load_kw"]) == 72 and "note" not in used
+    # the plant's forecast over the plan itself (0 to its makespan of 2,900 minutes), not only the days' totals
+    span = sum(used["base_load_kw"][:48]) + used["base_load_kw"][48] * 20 / 60
+    assert r.json()["makespan"] == 2900 and used["plan_kwh_p50"] == pytest.approx(span, abs=1e-2)
+    assert used["plan_co2_t_p50"] == pytest.approx(span * used["co2_t_p50"] / used["kwh_p50"], rel=1e-4)
+    # a minute written as 0.016667 h made a 2-day horizon 2,880.06 minutes: 3 days forecast (planner audit)
+    assert plan_days({**problem, "horizon": 2880}, {**energy, "hours_per_unit": 0.016667}) == 2
+    assert plan_days({**problem, "horizon": 2881}, energy) == 3
     # day 2 is the model's forecast from the rows and day 1's p50 (not day 1's last hour held)
     day1 = [p for p in client.post("/v1/energy/forecast", json={"records": records, "start": start},
                                    headers=bearer(acme.mes)).json()["predictions"] if p["origin"].startswith(start)]

@@ -549,6 +549,46 @@ def test_solve_clicked_while_the_sample_loads_waits_for_it(page, server):
     assert page.locator("#orders-table tbody tr").count() == len(page.evaluate("S.problem.jobs")) > 0
 
 
+def test_a_request_file_keeps_its_maintenance_and_energy_links(page, server):
+    """A request file (``{"problem", "maintenance", "energy_forecast", ...}``, as the API takes it) loaded in the
+    planner kept only its problem: the plan came back without the failure-risk windows and nothing said so
+    (planner audit). Its link fields now go with each solve, also after a reload, and the status line says so; a
+    file of orders alone sends none."""
+    page.select_option("#lang-select", "en")
+    sign_in(page, server.acme.admin)
+    page.wait_for_selector("#gantt .gantt-empty")
+    sent: list[dict] = []
+
+    def forward(route) -> None:  # noqa: ANN001 - what the console sends; solved without the link (no model here)
+        body = json.loads(route.request.post_data)
+        sent.append(dict(body))
+        body.pop("maintenance", None)
+        route.continue_(post_data=json.dumps(body))
+
+    page.route("**/v1/scheduling/solve", forward)
+    problem = {"name": "linked", "machines": ["M1", "M2"], "jobs": [
+        {"id": "J1", "operations": [{"id": "a", "machines": {"M1": 5, "M2": 7}}]}],
+        "failure_risk": {"threshold": 0.5}}
+    maintenance = {"machines": {"M1": {"Type": "L", "Air temperature [K]": 300.0, "Process temperature [K]": 310.0,
+                                       "Rotational speed [rpm]": 1400, "Torque [Nm]": 40.0, "Tool wear [min]": 10}}}
+    doc = {"problem": problem, "maintenance": maintenance, "time_limit_s": 2}
+    page.set_input_files("#orders-file", {"name": "request.json", "mimeType": "application/json",
+                                          "buffer": json.dumps(doc).encode()})
+    wait_js(page, "S.problem.name === 'linked'")
+    assert "The file's maintenance go with each solve" in page.inner_text("#status")
+    run_plan(page)
+    assert sent[-1]["maintenance"] == maintenance and "energy_forecast" not in sent[-1]
+    page.reload()
+    page.wait_for_selector("#app:not([hidden])")
+    wait_js(page, "S.problem && S.problem.name === 'linked'")
+    run_plan(page)
+    assert sent[-1]["maintenance"] == maintenance  # kept with the orders in the tab
+    page.set_input_files("#orders-file", {"name": "orders.json", "mimeType": "application/json",
+                                          "buffer": json.dumps(problem).encode()})
+    run_plan(page)
+    assert "maintenance" not in sent[-1]
+
+
 def test_order_entry_form_adds_edits_and_removes_orders(page, server, tmp_path):
     page.on("dialog", lambda d: d.accept())
     sign_in(page, server.acme.mes)
@@ -1580,6 +1620,17 @@ NO_PLAN_REASONS = [
     ({"type": "pinned", "message": "without the pinned and started operations' times there is a plan (it ends at "
       "t=505)", "relaxation": "pinned", "makespan": 505},
      "고정·시작된 공정의 시각 조건을 빼면 계획이 나옵니다 (t=505 에 끝남)."),
+    # a risky machine's window that cannot end in time (optimization/windows.py, and diagnose's horizon proof)
+    ({"type": "horizon", "message": "machine M1's maintenance window of 60 ends at 60 at the earliest, after the "
+      "plan's horizon 50", "machine": "M1", "needs": 60, "horizon": 50},
+     "M1 의 고장 위험 정비는 빨라도 t=60 에 끝나 계획 기간 50 을(를) 넘습니다."),
+    ({"type": "maintenance_deadline", "message": "machine M1's maintenance window of 60 ends at 110 at the earliest, "
+      "after the maintenance deadline 100 (its downtimes and pinned operations come first)", "machine": "M1",
+      "needs": 110, "deadline": 100},
+     "M1 의 고장 위험 정비는 빨라도 t=110 에 끝나 정비 마감 100 을(를) 넘습니다."),
+    ({"type": "service_first", "message": "without servicing the risky machines before their work (service_first) "
+      "there is a plan (it ends at t=105)", "relaxation": "service_first", "makespan": 105, "machines": ["M1"]},
+     "위험 설비를 작업 전에 정비하는 규칙(service_first) 조건을 빼면 계획이 나옵니다 (t=105 에 끝남)."),
     ({"type": "maintenance_deadline", "message": "without the maintenance deadline 300 there is a plan (it ends at "
       "t=520)", "relaxation": "maintenance_deadline", "makespan": 520},
      "정비 마감 300 조건을 빼면 계획이 나옵니다 (t=520 에 끝남)."),
