@@ -36,6 +36,7 @@ from optimization.tabu import supported as tabu_supported
 from optimization.windows import NoWindow, service_first
 
 OBJECTIVES = ("makespan", "tardiness", "energy", "weighted", "lex")
+MAX_URGENT_WEIGHT = 1000.0  # a job with a pin further along it, for the rules' start plan (_pin_urgent)
 EVAL_KEY = {"makespan": "makespan", "tardiness": "weighted_tardiness", "energy": "energy_cost", "risk": "risk_penalty"}
 
 
@@ -429,6 +430,21 @@ def solve_lns(problem: SchedulingProblem, params: SolverParams, horizon: int, in
 
 # ---- entry point ------------------------------------------------------------------------------------------------
 
+def _pin_urgent(problem: SchedulingProblem) -> SchedulingProblem | None:
+    """``problem`` with each job that has a pinned step after its first due by that pin's start at the latest and
+    weighted heavily, for the dispatching rules' start plan only; None where no job has such a pin."""
+    jobs, changed = [], False
+    for j in problem.jobs:
+        pins = [o.pinned_start for o in j.operations[1:] if o.pinned_start is not None and not o.started]
+        if pins:
+            due = min(pins) if j.due is None else min(j.due, min(pins))
+            jobs.append(replace(j, due=due, weight=MAX_URGENT_WEIGHT))
+            changed = True
+        else:
+            jobs.append(j)
+    return replace(problem, jobs=tuple(jobs)) if changed else None
+
+
 def _no_plan(problem: SchedulingProblem, status: str, stats: dict, notes: dict[str, str], t0: float,
              deadline: float, explain: bool = True) -> Schedule:
     """An answer without a plan, with its causes in ``stats["no_plan_reasons"]`` (optimization.diagnose)."""
@@ -517,6 +533,22 @@ def _solve(problem: SchedulingProblem, params: SolverParams | None = None) -> Sc
     except ValueError as e:
         heur, rule_scores = None, {}
         no_dispatch["dispatch"] = str(e)
+    urgent = _pin_urgent(problem) if heur is None else None
+    if urgent is not None:
+        # the rules place a job's steps with no regard to a pin further along it, and every plan then broke that
+        # pin's precedence: with the job due by its pin (and weighty), due-date rules bring its steps forward
+        def real(s: Schedule) -> Schedule:  # scored against the problem as given, not the urgent dues
+            s.objective = evaluate(problem, s.assignments)
+            return s
+
+        try:
+            alt, _ = best_dispatch(urgent, lambda s: score(problem, real(s), stages), ("atc", "edd", "atc_fast"),
+                                   time_budget_s=0.1 * params.time_limit_s, check=ok, deadline=deadline)
+            if ok(alt):
+                heur = real(alt)
+                no_dispatch.pop("dispatch", None)
+        except ValueError:
+            pass
     first_feasible_s = time.perf_counter() - t0 if heur is not None else None
     heur_score = score(problem, heur, stages) if heur is not None else None
     strategy = params.strategy
