@@ -1616,12 +1616,14 @@ function renderCompare() {
 // filter a late job's operations by.
 function exportCsv() {
   if (!S.result) { sayNoPlan(); return; }
-  const head = ["machine", "job", "operation", "start", "end", "setup", "late", "pinned", "job_late"];
+  // started / started_at: an operation already running (its row begins at 0, its real start before that)
+  const head = ["machine", "job", "operation", "start", "end", "setup", "late", "pinned", "job_late", "started", "started_at", "reason"];
   const lines = [head.join(",")];
   const late = lateJobIds(S.result);
   for (const r of S.result.gantt) {
     const op = r.job == null ? null : findOp(r.job, r.operation, S.solved);
-    const cells = [r.machine, r.job ?? "", r.operation, r.start, r.end, r.setup, !!r.late, !!(op && op.pinned), r.job != null && late.has(String(r.job))];
+    const cells = [r.machine, r.job ?? "", r.operation, r.start, r.end, r.setup, !!r.late, !!(op && op.pinned), r.job != null && late.has(String(r.job)),
+      !!(op && op.started), r.started_at ?? (op && op.started ? op.started.start : ""), r.reason ?? ""];
     lines.push(cells.map((c) => (/[",\n]/.test(String(c)) ? `"${String(c).replace(/"/g, '""')}"` : String(c))).join(","));
   }
   const name = `sfai-plan-${planName()}.csv`;

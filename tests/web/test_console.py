@@ -310,7 +310,7 @@ def test_drag_pins_an_operation_and_replans(page, server, tmp_path):
     with page.expect_download() as dl:
         page.click("#export-csv")
     csv = Path(dl.value.path()).read_text()
-    assert csv.splitlines()[0] == "machine,job,operation,start,end,setup,late,pinned,job_late"
+    assert csv.splitlines()[0] == "machine,job,operation,start,end,setup,late,pinned,job_late,started,started_at,reason"
     assert "IMM-02,J-1001,mould" in csv and ",true" in csv
     with page.expect_download() as dl:
         page.click("#export-png")
@@ -1929,6 +1929,9 @@ def test_csv_export_marks_every_operation_of_a_late_job_as_the_chart_does(page, 
         assert len(mine) == 2 and all(r["job_late"] == "true" for r in mine)
         assert [r["late"] for r in mine].count("true") == 1  # the server's: its last operation only
     assert all(r["job_late"] == "false" for r in rows if not r["job"])  # maintenance windows
+    assert all(r["reason"] == "failure risk" for r in rows if not r["job"])  # why each window is there
+    started = {(j["id"], o["id"]) for j in page.evaluate("S.solved.jobs") for o in j["operations"] if o.get("started")}
+    assert all(r["started"] == ("true" if (r["job"], r["operation"]) in started else "false") for r in ops)
 
 
 def test_counts_in_messages_are_singular_or_plural(page, server):
