@@ -23,6 +23,7 @@ from optimization.solution import Assignment, Schedule
 from optimization.windows import earliest_window
 
 RELAXATION_MAX_S = 2.0  # each relaxed solve's share of the time left, at most this
+DIAGNOSE_MIN_S = 1.5  # the relaxed solves' time in all when the search left less (past the solve's time limit)
 MAX_LISTED = 50  # jobs or clashes named in one answer
 PINS_NAMED = 5  # the pinned operations a relaxation's message names (more: only how many)
 
@@ -284,6 +285,9 @@ def why_no_plan(problem: SchedulingProblem, schedule: Schedule, deadline: float,
         return out
     relax = _relaxations(problem)
     found = {r["type"] for r in out}
+    # a search that ran to its time limit before proving INFEASIBLE left the checks nothing: they get a little more
+    # (the answer then comes up to DIAGNOSE_MIN_S after the limit), not only "no time was left to check"
+    deadline = max(deadline, time.perf_counter() + DIAGNOSE_MIN_S)
     for kind, what, relaxed, rule in relax:
         if kind in found:
             continue  # already explained by the direct checks

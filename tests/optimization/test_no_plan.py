@@ -166,3 +166,20 @@ def test_an_operation_that_takes_no_time_may_sit_inside_a_downtime_in_the_cp_sat
     assert plan.makespan == 39 and bound == 39 and proven
     assert [(a.op, a.machine, a.start) for a in sorted(plan.assignments, key=lambda a: a.op)] == \
         [("a", "M2", 8), ("b", "M1", 39)]
+
+
+def test_a_proof_that_took_the_whole_time_still_gets_its_reasons_checked():
+    """A search that proved INFEASIBLE at its time limit left the relaxed solves no time: the answer said only
+    "no time was left to check whether the horizon is the cause" (planner audit, horizon 1000 at 3 s). They get a
+    little time of their own."""
+    import time
+
+    from optimization.diagnose import why_no_plan
+    from optimization.solution import Schedule
+
+    p = SchedulingProblem(jobs=(_one("J1", 50, pinned_machine="M1", pinned_start=0),), machines=TWO,
+                          risk=FailureRisk(risks={"M1": 0.9}, threshold=0.5, window_duration=30, deadline=60,
+                                           service_first=False))
+    reasons = why_no_plan(p, Schedule([], status="INFEASIBLE"), time.perf_counter() - 1.0)
+    kinds = {r["type"]: r for r in reasons}
+    assert "unchecked" not in kinds and kinds["maintenance_deadline"]["makespan"] == 50, reasons
