@@ -130,28 +130,49 @@ def _early_pins(problem: SchedulingProblem) -> list[dict[str, Any]]:
                 order.append(s)
     head: dict[OpKey, int] = {}
     via: dict[OpKey, tuple[OpKey, int] | None] = {}
+    ends: dict[OpKey, int] = {}  # each operation's earliest end, its machines' downtimes counted
+    late: dict[OpKey, int] = {}  # those that the downtimes make end later than their shortest duration would
     out = []
     for k in order:
         job, op = problem.job(k[0]), problem.op(k)
         h, why = job.release, None
         for pk, lag in preds[k]:
-            po = problem.op(pk)
-            t = (po.pinned_start if po.pinned_start is not None else head[pk]) + po.min_duration + lag
+            t = ends[pk] + lag
             if t > h:
                 h, why = t, (pk, lag)
         head[k], via[k] = h, why
+        if op.pinned_start is not None and op.pinned_machine is not None:
+            ends[k] = op.pinned_start + op.durations[op.pinned_machine]
+        else:  # on each machine after its downtimes (a trim shop off until 360 cannot trim before then)
+            ends[k] = min(_fit(problem.machine(m), h, d, op.can_span_break) + d for m, d in op.durations.items())
+            if ends[k] > h + op.min_duration:
+                late[k] = ends[k]
         if op.pinned_start is None or op.pinned_start >= h:
             continue
         if why is not None and problem.op(why[0]).pinned_start is not None:
             continue  # pin against pin: the checker's precedence message (_pin_clashes)
         if len(out) < MAX_LISTED:
-            out.append(_reason("pinned", _early_message(problem, k, h, via), job=job.id, operation=op.id,
+            out.append(_reason("pinned", _early_message(problem, k, h, via, late), job=job.id, operation=op.id,
                                machine=op.pinned_machine, start=op.pinned_start, earliest=h, started=op.started))
     return out
 
 
+def _fit(machine, start: int, duration: int, span: bool) -> int:  # noqa: ANN001 - problem.Machine
+    """The earliest start from ``start`` of ``duration`` on ``machine`` clear of its downtimes (breaks spanned where
+    ``span``), other work ignored: a bound no plan beats."""
+    t = start
+    if duration <= 0:
+        return t
+    for d in machine.blocking(span):
+        if d.start >= t + duration:
+            break
+        if d.end > t:
+            t = d.end
+    return t
+
+
 def _early_message(problem: SchedulingProblem, key: OpKey, earliest: int,
-                   via: dict[OpKey, tuple[OpKey, int] | None]) -> str:
+                   via: dict[OpKey, tuple[OpKey, int] | None], late: dict[OpKey, int] | None = None) -> str:
     """Why ``key`` cannot start before ``earliest``: the chain of work before it, from a release or a pin."""
     job, op = problem.job(key[0]), problem.op(key)
     chain: list[tuple[OpKey, int]] = []
@@ -175,6 +196,8 @@ def _early_message(problem: SchedulingProblem, key: OpKey, earliest: int,
         po = problem.op(pk)
         name = f"operation {pk[1]!r}" if pk[0] == key[0] else f"job {pk[0]!r} operation {pk[1]!r}"
         took = f"{name} takes {po.min_duration}" + (" (on its fastest machine)" if len(po.machines) > 1 else "")
+        if late and pk in late:
+            took += f", ending at t={late[pk]} after its machines' downtimes"
         steps.append(took + (f", then a lag of {lag}" if lag else ""))
     if len(steps) > 6:
         steps = [*steps[:2], f"... ({len(steps) - 4} more)", *steps[-2:]]
@@ -265,11 +288,11 @@ def _pins_named(problem: SchedulingProblem, most: int = PINS_NAMED) -> str:
 
 
 def why_no_plan(problem: SchedulingProblem, schedule: Schedule, deadline: float,
-                notes: dict[str, str] | None = None) -> list[dict[str, Any]]:
+                notes: dict[str, str] | None = None, min_s: float = DIAGNOSE_MIN_S) -> list[dict[str, Any]]:
     """The causes of an answer without a plan (``schedule.status`` INFEASIBLE or UNKNOWN), each a dict with a
     ``type`` and a ``message``. ``notes``: what the solve itself ran into (``dispatch``: why the dispatching rules
     gave no plan; ``model_too_large``: why the CP-SAT model was not built). Relaxed solves run only until
-    ``deadline`` (a ``time.perf_counter()`` value)."""
+    ``deadline`` (a ``time.perf_counter()`` value), or for ``min_s`` seconds in all where that leaves less."""
     from optimization.solver import SolverParams, solve  # the solver calls this module
 
     notes = notes or {}
@@ -287,7 +310,7 @@ def why_no_plan(problem: SchedulingProblem, schedule: Schedule, deadline: float,
     found = {r["type"] for r in out}
     # a search that ran to its time limit before proving INFEASIBLE left the checks nothing: they get a little more
     # (the answer then comes up to DIAGNOSE_MIN_S after the limit), not only "no time was left to check"
-    deadline = max(deadline, time.perf_counter() + DIAGNOSE_MIN_S)
+    deadline = max(deadline, time.perf_counter() + min_s)
     for kind, what, relaxed, rule in relax:
         if kind in found:
             continue  # already explained by the direct checks

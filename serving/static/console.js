@@ -1390,10 +1390,10 @@ function chainWords(chain, job) {
   if (!origin) return null;
   const steps = chain.slice(cut + 7).split("; ").map((step) => {
     if ((m = step.match(/^\.\.\. \((\d+) more\)$/))) return t("reason.chain.more", { n: m[1] });
-    m = step.match(/^(?:job (['"])(.*?)\1 )?operation (['"])(.*?)\3 takes (\d+)( \(on its fastest machine\))?(?:, then a lag of (\d+))?$/);
+    m = step.match(/^(?:job (['"])(.*?)\1 )?operation (['"])(.*?)\3 takes (\d+)( \(on its fastest machine\))?(?:, ending at t=(-?\d+) after its machines' downtimes)?(?:, then a lag of (\d+))?$/);
     if (!m) return null;
     return t("reason.chain.step", { op: `${m[2] ?? job}/${m[4]}`, d: m[5], fastest: m[6] ? t("reason.chain.fastest") : "",
-      lag: m[7] ? t("reason.chain.lag", { lag: m[7] }) : "" });
+      lag: (m[7] ? t("reason.chain.down", { end: m[7] }) : "") + (m[8] ? t("reason.chain.lag", { lag: m[8] }) : "") });
   });
   return steps.every(Boolean) ? [origin, ...steps].join(" → ") : null;
 }

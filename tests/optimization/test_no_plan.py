@@ -183,3 +183,19 @@ def test_a_proof_that_took_the_whole_time_still_gets_its_reasons_checked():
     reasons = why_no_plan(p, Schedule([], status="INFEASIBLE"), time.perf_counter() - 1.0)
     kinds = {r["type"]: r for r in reasons}
     assert "unchecked" not in kinds and kinds["maintenance_deadline"]["makespan"] == 50, reasons
+
+
+def test_a_pin_before_its_work_can_end_counts_the_machines_downtimes():
+    """Packing pinned at 374 after a trim on machines off until 360: the early-pin proof left the downtimes out
+    (the trim "could" end at 114), found nothing, and the relaxations blamed every pin and running operation
+    (planner audit). It now counts them: the trim ends at 399 at the earliest, and the answer says so at once."""
+    job = Job("J", (Operation("mould", {"M1": 75}), Operation("trim", {"T1": 39, "T2": 35}),
+                    Operation("pack", {"P1": 20}, pinned_machine="P1", pinned_start=374)))
+    off = (Downtime(0, 360, "shift"),)
+    p = SchedulingProblem(jobs=(job,), machines=(Machine("M1"), Machine("T1", off), Machine("T2", off), Machine("P1")))
+    line, doc = _solve(p)
+    assert line["status"] == "INFEASIBLE"
+    (r,) = doc["no_plan_reasons"]
+    assert (r["type"], r["earliest"], r["start"]) == ("pinned", 395, 374), r
+    assert "operation 'trim' takes 35 (on its fastest machine), ending at t=395 after its machines' downtimes" in \
+        r["message"]

@@ -1824,7 +1824,7 @@ def _diagnosed(doc: dict, seconds: float) -> list[dict]:
     from optimization.solution import Schedule
 
     return why_no_plan(problem_from_dict(doc), Schedule(assignments=[], status="INFEASIBLE"),
-                       time.perf_counter() + seconds)
+                       time.perf_counter() + seconds, min_s=0.0)
 
 
 def test_the_reasons_the_server_writes_now_read_in_korean(page, server):
@@ -1852,6 +1852,10 @@ def test_the_reasons_the_server_writes_now_read_in_korean(page, server):
         *_diagnosed({"machines": ["M1", "M2"], "jobs": [{"id": "A", "release": 10, "operations": [
             {"id": "a", "machines": {"M1": 50}}, {"id": "b", "machines": {"M2": 10},
                                                   "pinned": {"machine": "M2", "start": 30}}]}]}, 5),
+        *_diagnosed({"machines": ["M1", {"id": "T1", "calendar": [{"start": 0, "end": 360, "kind": "shift"}]}, "P1"],
+                     "jobs": [{"id": "J", "operations": [  # a step the machine's downtime makes end later
+                         {"id": "mould", "machines": {"M1": 75}}, {"id": "trim", "machines": {"T1": 39}},
+                         {"id": "pack", "machines": {"P1": 20}, "pinned": {"machine": "P1", "start": 374}}]}]}, 5),
         *_diagnosed(changed(horizon=60), 5),
         *_diagnosed(capped, 8),  # without the horizon, without the peak cap: a plan
         *_diagnosed(capped_pin, 0),  # no time left: each rule unchecked
