@@ -100,6 +100,9 @@ def tune(
     if not space or scorer is None:
         raise InvalidInput(f"model {family_name!r} has no search space to tune; tunable: {', '.join(TUNABLE)}")
     family.check_config({**_representative(space), **fixed})  # the search space with the fixed values
+    preflight = getattr(train_mod, "preflight", None)
+    if preflight is not None:  # a file every trial would refuse: one line now, not an error per trial
+        preflight(input_path, {**_representative(space), **fixed})
 
     import ray
     from ray import tune as rtune

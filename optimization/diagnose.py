@@ -13,6 +13,7 @@ CP-SAT model (a peak cap that an operation never fits under, a model too big to 
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
 import time
 from typing import Any
@@ -106,7 +107,8 @@ def _pin_clashes(problem: SchedulingProblem) -> list[dict[str, Any]]:
 def _early_pins(problem: SchedulingProblem) -> list[dict[str, Any]]:
     """Pinned or started operations placed before the work that must come first can end: the earliest start of
     each operation (its job's release, then the job's earlier operations and the cross-job precedences with their
-    lags, each at its shortest duration, a pinned one from its pin), ignoring the machines. A pin before its
+    lags, each on its fastest machine after that machine's downtimes, a pinned one from its pin), ignoring the
+    other work on the machines. A pin before its
     operation's earliest start is a proof that no plan exists. Two pins too close for the precedence between them
     are left to :func:`_pin_clashes` (the checker names them)."""
     keys = problem.op_keys
@@ -131,6 +133,7 @@ def _early_pins(problem: SchedulingProblem) -> list[dict[str, Any]]:
     head: dict[OpKey, int] = {}
     via: dict[OpKey, tuple[OpKey, int] | None] = {}
     ends: dict[OpKey, int] = {}  # each operation's earliest end, its machines' downtimes counted
+    blocks: dict[tuple[str, bool], tuple[list[int], list[int]]] = {}  # _fit's per machine
     late: dict[OpKey, int] = {}  # those that the downtimes make end later than their shortest duration would
     out = []
     for k in order:
@@ -141,10 +144,12 @@ def _early_pins(problem: SchedulingProblem) -> list[dict[str, Any]]:
             if t > h:
                 h, why = t, (pk, lag)
         head[k], via[k] = h, why
-        if op.pinned_start is not None and op.pinned_machine is not None:
-            ends[k] = op.pinned_start + op.durations[op.pinned_machine]
+        if op.pinned_start is not None:
+            ends[k] = op.pinned_start + (op.durations[op.pinned_machine] if op.pinned_machine is not None
+                                         else op.min_duration)
         else:  # on each machine after its downtimes (a trim shop off until 360 cannot trim before then)
-            ends[k] = min(_fit(problem.machine(m), h, d, op.can_span_break) + d for m, d in op.durations.items())
+            ends[k] = min(_fit(blocks, problem.machine(m), h, d, op.can_span_break) + d
+                          for m, d in op.durations.items())
             if ends[k] > h + op.min_duration:
                 late[k] = ends[k]
         if op.pinned_start is None or op.pinned_start >= h:
@@ -157,17 +162,23 @@ def _early_pins(problem: SchedulingProblem) -> list[dict[str, Any]]:
     return out
 
 
-def _fit(machine, start: int, duration: int, span: bool) -> int:  # noqa: ANN001 - problem.Machine
+def _fit(cache: dict, machine, start: int, duration: int, span: bool) -> int:  # noqa: ANN001 - problem.Machine
     """The earliest start from ``start`` of ``duration`` on ``machine`` clear of its downtimes (breaks spanned where
-    ``span``), other work ignored: a bound no plan beats."""
-    t = start
+    ``span``), other work ignored: a bound no plan beats. ``cache`` keeps each machine's downtimes as sorted starts
+    and ends (merged: ``Machine.blocking``), searched by bisection: a year's calendar walked from its first
+    downtime for each of 10,000 operations took a second of every solve."""
     if duration <= 0:
-        return t
-    for d in machine.blocking(span):
-        if d.start >= t + duration:
-            break
-        if d.end > t:
-            t = d.end
+        return start
+    key = (machine.id, span)
+    if key not in cache:
+        down = machine.blocking(span)
+        cache[key] = ([d.start for d in down], [d.end for d in down])
+    starts, ends = cache[key]
+    t = start
+    i = bisect.bisect_right(ends, t)  # the first downtime that ends after t
+    while i < len(starts) and starts[i] < t + duration:
+        t = max(t, ends[i])
+        i += 1
     return t
 
 

@@ -125,9 +125,31 @@ def fit_ensemble(df: pd.DataFrame, cfg: FailureConfig, tracker=None) -> Fitted: 
     return Fitted(Ensemble(members).eval(), scaler, threshold, oof, metrics, histories)
 
 
+def check_rows(input_path: Path, df: pd.DataFrame, cfg: FailureConfig) -> None:
+    """Refuse a training file the folds cannot learn from: too few rows, or too few failures or rows without (a
+    file without failures trained a model of no use, AUC undefined and F1 0, and registered it as challenger)."""
+    if len(df) < 10 * cfg.folds:
+        raise InvalidInput(f"{Path(input_path).name}: too few rows to train ({len(df)})")
+    y = targets(df)[:, 0]
+    fails, fine = int(y.sum()), int(len(y) - y.sum())
+    need = max(2, cfg.folds)
+    if fails < need or fine < need:
+        raise InvalidInput(f"{Path(input_path).name}: {fails:,} of {len(df):,} rows are machine failures "
+                           f"({F.LABEL!r} = 1); training needs at least {need} failures and {need} rows without "
+                           "(each validation fold holds both)")
+
+
+def preflight(input_path: Path, config: dict) -> None:
+    """What ``sfai tune`` checks before Ray starts (``models.tune``): the file as ``train`` would refuse it."""
+    check_rows(input_path, F.read_rows(input_path), FailureConfig.from_dict(config))
+
+
 def train_and_score(input_path: Path, dataset: str, config: dict) -> float:
     """Out-of-fold score for tuning, lower is better: 1 - average precision."""
-    fitted = fit_ensemble(F.read_rows(input_path), FailureConfig.from_dict(config))
+    cfg = FailureConfig.from_dict(config)
+    df = F.read_rows(input_path)
+    check_rows(input_path, df, cfg)
+    fitted = fit_ensemble(df, cfg)
     return 1.0 - fitted.metrics["val_average_precision"]
 
 
@@ -141,17 +163,9 @@ def train(
     config = dict(config or {})
     cfg = FailureConfig.from_dict(config)
     df = F.read_rows(input_path)
-    if len(df) < 10 * cfg.folds:
-        raise InvalidInput(f"{Path(input_path).name}: too few rows to train ({len(df)})")
+    check_rows(input_path, df, cfg)
     labels = targets(df)
     y = labels[:, 0]
-    fails, fine = int(y.sum()), int(len(y) - y.sum())
-    need = max(2, cfg.folds)
-    if fails < need or fine < need:
-        # a file without failures trained a model of no use (AUC undefined, F1 0) and registered it as challenger
-        raise InvalidInput(f"{Path(input_path).name}: {fails:,} of {len(df):,} rows are machine failures "
-                           f"({F.LABEL!r} = 1); training needs at least {need} failures and {need} rows without "
-                           "(each validation fold holds both)")
     torch.set_num_threads(cfg.threads)
     dhash = data_hash(df)
     tracker.log_params({**cfg.to_dict(), "data_hash": dhash, "rows": len(df), "features": len(F.FEATURES)})

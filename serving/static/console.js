@@ -377,8 +377,9 @@ function persist() {
   const job = S.savedJob && { ...S.savedJob, sent: same(S.savedJob.sent, S.problem) ? null : S.savedJob.sent };
   const orders = { v: 1, tenant: S.tenant.name, settings: readSettings(), problem: S.problem, links: S.links, job };
   const all = { ...orders, result: S.result, solved: S.result ? S.solved : null, stale: S.stale, copy: S.copy };
+  const bare = { ...orders, links: {} }; // a file's meter rows can be big: the orders are kept without them first
   S.saved = null;
-  for (const [doc, what] of [[all, "all"], [orders, "orders"]]) {
+  for (const [doc, what] of [[all, "all"], [orders, "orders"], [bare, "orders"]]) {
     try {
       sessionStorage.setItem(PLAN_KEY, JSON.stringify(doc));
       S.saved = what;
@@ -408,7 +409,7 @@ function savedPlan() {
 
 function restorePlan(doc) {
   applySettings(doc.settings);
-  setProblem(doc.problem, false, doc.links && typeof doc.links === "object" ? doc.links : {});
+  setProblem(doc.problem, false, keptLinks(doc.links));
   if (doc.result?.gantt?.length && doc.solved) {
     Object.assign(S, { result: doc.result, solved: doc.solved, stale: !!doc.stale, copy: doc.copy || null });
     $("clear-copy").hidden = !S.copy;
@@ -483,8 +484,10 @@ function setProblem(problem, announce = true, links = {}) {
   persist();
   if (announce) {
     const ops = problem.jobs.reduce((n, j) => n + j.operations.length, 0);
+    const kept = Object.keys(links); // a request file's links: said after what was loaded
     say(() => t("planner.loaded", { jobs: tn("count.orders", problem.jobs.length), ops: tn("count.operations", ops),
-      machines: tn("count.machines", problem.machines.length) }));
+      machines: tn("count.machines", problem.machines.length) })
+      + (kept.length ? ` ${t("planner.linksKept", { links: kept.join(", ") })}` : ""));
   }
 }
 
@@ -620,6 +623,8 @@ async function readText(file) {
 // A request file's fields that link the plan to the tenant's other modules (the maintenance model's machine records,
 // the energy forecast's meter rows): kept with its orders and sent with each solve (they had been dropped unsaid)
 const LINK_FIELDS = ["maintenance", "energy_forecast"];
+const keptLinks = (doc) => Object.fromEntries(LINK_FIELDS.filter((k) => doc && typeof doc === "object" && !Array.isArray(doc)
+  && doc[k] !== undefined && doc[k] !== null).map((k) => [k, doc[k]]));
 
 async function onFile(e) {
   const file = e.target.files[0];
@@ -632,14 +637,11 @@ async function onFile(e) {
     try { doc = JSON.parse(text); } catch (err) { throw new Error(t("file.badJson", { msg: err.message })); }
     const problem = doc?.problem || doc;
     if (!Array.isArray(problem?.jobs) || !Array.isArray(problem?.machines)) throw new Error(t("file.noJobs"));
-    const links = {};
-    if (doc?.problem) for (const k of LINK_FIELDS) if (doc[k] !== undefined && doc[k] !== null) links[k] = doc[k];
-    return { problem, links };
+    return { problem, links: doc?.problem ? keptLinks(doc) : {} };
   };
   try {
     const { problem, links } = parse();
     setProblem(problem, true, links);
-    if (Object.keys(links).length) say(() => t("planner.linksKept", { links: Object.keys(links).join(", ") }));
   } catch (err) {
     // the problems are listed again in the language of the moment (a language switch re-renders the status line)
     const problems = () => { try { parse(); return err.message; } catch (again) { return again.message; } };

@@ -81,3 +81,17 @@ def test_the_best_config_comes_back_as_a_train_command():
     assert argv[:7] == ["sfai", "train", "rul", "--dataset", "cmapss", "--input", "data/train FD001.txt"]
     assert _parse_sets([argv[i + 1] for i, a in enumerate(argv) if a == "--set"]) == config
     assert "average precision" in SCORE_MEANING["failure"] and "RMSE" in SCORE_MEANING["rul"]
+
+
+def test_a_file_every_trial_would_refuse_is_refused_before_ray_starts(tmp_path, monkeypatch):
+    """A file without failures ran every trial to a meaningless score (train refused it; tuning did not)."""
+    ray = pytest.importorskip("ray")
+    from models.tune import tune
+    from serving.errors import InvalidInput
+
+    monkeypatch.setattr(ray, "init", lambda *a, **k: pytest.fail("Ray started"))
+    rows = pd.read_csv(need("ai4i2020/ai4i2020_train.csv"))
+    nofail = tmp_path / "nofail.csv"
+    rows[rows["Machine failure"] == 0].head(300).to_csv(nofail, index=False)
+    with pytest.raises(InvalidInput, match="0 of 300 rows are machine failures"):
+        tune("failure", nofail, "ai4i", 2, fixed={"folds": 2})

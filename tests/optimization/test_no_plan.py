@@ -199,3 +199,14 @@ def test_a_pin_before_its_work_can_end_counts_the_machines_downtimes():
     assert (r["type"], r["earliest"], r["start"]) == ("pinned", 395, 374), r
     assert "operation 'trim' takes 35 (on its fastest machine), ending at t=395 after its machines' downtimes" in \
         r["message"]
+
+
+def test_a_pin_without_a_machine_still_starts_the_chain():
+    """A step pinned at a time without naming its machine (the Python API allows it): the early-pin proof had
+    dropped it while counting downtimes, and found nothing (review)."""
+    from optimization.diagnose import _early_pins
+
+    job = Job("J", (Operation("a", {"M1": 5, "M2": 5}, pinned_start=100), Operation("b", {"M3": 10}),
+                    Operation("c", {"M4": 5}, pinned_start=105)))
+    p = SchedulingProblem(jobs=(job,), machines=tuple(Machine(m) for m in ("M1", "M2", "M3", "M4")))
+    assert [(r["operation"], r["earliest"]) for r in _early_pins(p)] == [("c", 115)]

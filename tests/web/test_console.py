@@ -575,14 +575,20 @@ def test_a_request_file_keeps_its_maintenance_and_energy_links(page, server):
     page.set_input_files("#orders-file", {"name": "request.json", "mimeType": "application/json",
                                           "buffer": json.dumps(doc).encode()})
     wait_js(page, "S.problem.name === 'linked'")
-    assert "The file's maintenance go with each solve" in page.inner_text("#status")
+    assert page.inner_text("#status") == ("Loaded 1 order, 1 operation, 2 machines. The file's maintenance go with "
+                                          "each solve of these orders.")
     run_plan(page)
     assert sent[-1]["maintenance"] == maintenance and "energy_forecast" not in sent[-1]
+    # what the tab keeps is read back as link fields only (another key there is not sent)
+    page.evaluate("""() => { const d = JSON.parse(sessionStorage.getItem('sfai_plan'));
+        d.links.time_limit_s = 3600; d.links.tenant = 'other';
+        sessionStorage.setItem('sfai_plan', JSON.stringify(d)); }""")
     page.reload()
     page.wait_for_selector("#app:not([hidden])")
     wait_js(page, "S.problem && S.problem.name === 'linked'")
     run_plan(page)
     assert sent[-1]["maintenance"] == maintenance  # kept with the orders in the tab
+    assert sent[-1]["time_limit_s"] != 3600 and "tenant" not in sent[-1]
     page.set_input_files("#orders-file", {"name": "orders.json", "mimeType": "application/json",
                                           "buffer": json.dumps(problem).encode()})
     run_plan(page)
