@@ -125,18 +125,21 @@ def fit_ensemble(df: pd.DataFrame, cfg: FailureConfig, tracker=None) -> Fitted: 
     return Fitted(Ensemble(members).eval(), scaler, threshold, oof, metrics, histories)
 
 
-def check_rows(input_path: Path, df: pd.DataFrame, cfg: FailureConfig) -> None:
-    """Refuse a training file the folds cannot learn from: too few rows, or too few failures or rows without (a
-    file without failures trained a model of no use, AUC undefined and F1 0, and registered it as challenger)."""
+def check_rows(input_path: Path, df: pd.DataFrame, cfg: FailureConfig) -> np.ndarray:
+    """The file's targets (``targets``), refusing a training file the folds cannot learn from: too few rows, or too
+    few failures or rows without (a file without failures trained a model of no use, AUC undefined and F1 0, and
+    registered it as challenger)."""
     if len(df) < 10 * cfg.folds:
         raise InvalidInput(f"{Path(input_path).name}: too few rows to train ({len(df)})")
-    y = targets(df)[:, 0]
+    labels = targets(df)
+    y = labels[:, 0]
     fails, fine = int(y.sum()), int(len(y) - y.sum())
     need = max(2, cfg.folds)
     if fails < need or fine < need:
         raise InvalidInput(f"{Path(input_path).name}: {fails:,} of {len(df):,} rows are machine failures "
                            f"({F.LABEL!r} = 1); training needs at least {need} failures and {need} rows without "
                            "(each validation fold holds both)")
+    return labels
 
 
 def preflight(input_path: Path, config: dict) -> None:
@@ -163,8 +166,7 @@ def train(
     config = dict(config or {})
     cfg = FailureConfig.from_dict(config)
     df = F.read_rows(input_path)
-    check_rows(input_path, df, cfg)
-    labels = targets(df)
+    labels = check_rows(input_path, df, cfg)
     y = labels[:, 0]
     torch.set_num_threads(cfg.threads)
     dhash = data_hash(df)
