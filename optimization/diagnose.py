@@ -33,12 +33,12 @@ def _reason(kind: str, message: str, **extra: Any) -> dict[str, Any]:
     return {"type": kind, "message": message, **extra}
 
 
-def _pinned(problem: SchedulingProblem) -> list[tuple[Job, Operation, Assignment]]:
-    """The pinned and started operations at their places."""
+def _pinned(problem: SchedulingProblem, pinned_only: bool = False) -> list[tuple[Job, Operation, Assignment]]:
+    """The pinned and started operations at their places (``pinned_only``: not those already running)."""
     return [(j, o, Assignment(j.id, o.id, o.pinned_machine, o.pinned_start,
                               o.pinned_start + o.durations[o.pinned_machine]))
             for j in problem.jobs for o in j.operations
-            if o.pinned_start is not None and o.pinned_machine is not None]
+            if o.pinned_start is not None and o.pinned_machine is not None and not (pinned_only and o.started)]
 
 
 def _where(job: Job, op: Operation) -> str:
@@ -264,13 +264,17 @@ def _relaxations(problem: SchedulingProblem) -> list[tuple[str, str, SchedulingP
         out.append(("horizon", f"the horizon {problem.horizon}", dataclasses.replace(problem, horizon=None),
                     {"horizon": problem.horizon}))
     if any(o.pinned_start is not None for j in problem.jobs for o in j.operations):
+        # the pins the planner set; the operations already running only where there are none (they cannot move:
+        # naming them beside the pins had sent planners after work that is under way)
+        movable = any(o.pinned_start is not None and not o.started for j in problem.jobs for o in j.operations)
         jobs = tuple(dataclasses.replace(j, operations=tuple(
-            dataclasses.replace(o, pinned_machine=None, pinned_start=None, started=False) for o in j.operations))
+            dataclasses.replace(o, pinned_machine=None, pinned_start=None, started=False)
+            if not (movable and o.started) else o for o in j.operations))
             for j in problem.jobs)
-        pins = _pinned(problem)
+        pins = _pinned(problem, movable)
         listed = [{"job": j.id, "operation": o.id, "machine": o.pinned_machine, "start": o.started_at,
                    "started": o.started} for j, o, _ in pins[:PINS_NAMED]]
-        out.append(("pinned", _pins_named(problem), dataclasses.replace(problem, jobs=jobs),
+        out.append(("pinned", _pins_named(problem, pinned_only=movable), dataclasses.replace(problem, jobs=jobs),
                     {"pins": listed, "pin_count": len(pins)}))
     r = problem.risk
     if r is not None and r.policy == "window" and r.service_first and problem.maintenance_machines():
@@ -288,9 +292,9 @@ def _relaxations(problem: SchedulingProblem) -> list[tuple[str, str, SchedulingP
     return out
 
 
-def _pins_named(problem: SchedulingProblem, most: int = PINS_NAMED) -> str:
-    """"the pinned and started operations' times", naming them when they are few."""
-    pins = _pinned(problem)
+def _pins_named(problem: SchedulingProblem, most: int = PINS_NAMED, pinned_only: bool = False) -> str:
+    """"the pinned and started operations' times", naming them when they are few (``pinned_only``: the pinned)."""
+    pins = _pinned(problem, pinned_only)
     what = "pinned and started" if any(o.started for _, o, _ in pins) else "pinned"
     if len(pins) > most:
         return f"the {len(pins)} {what} operations' times"

@@ -210,3 +210,18 @@ def test_a_pin_without_a_machine_still_starts_the_chain():
                     Operation("c", {"M4": 5}, pinned_start=105)))
     p = SchedulingProblem(jobs=(job,), machines=tuple(Machine(m) for m in ("M1", "M2", "M3", "M4")))
     assert [(r["operation"], r["earliest"]) for r in _early_pins(p)] == [("c", 115)]
+
+
+def test_the_pins_relaxation_drops_the_pins_not_the_running_work():
+    """A pin that leaves no plan was reported as "without the pinned and started operations' times (J-01 running
+    ..., J-11 ...) there is a plan": the running operations cannot move, and naming them sent the planner after
+    work under way (planner audit). The relaxation drops the planner's pins alone where there are any."""
+    running = Job("R", (Operation("r", {"M1": 30}, pinned_machine="M1", pinned_start=0, started=True),))
+    pinned = Job("P", (Operation("b", {"M1": 10}, pinned_machine="M1", pinned_start=45),))
+    rest = Job("Q", (Operation("q", {"M1": 25}),))  # fits in no gap before the horizon: 30-45 and 55-70
+    p = SchedulingProblem(jobs=(running, pinned, rest), machines=TWO, horizon=70)
+    line, doc = _solve(p)
+    assert line["status"] == "INFEASIBLE"
+    (r,) = [r for r in doc["no_plan_reasons"] if r["type"] == "pinned"]
+    assert r["pin_count"] == 1 and [x["job"] for x in r["pins"]] == ["P"], r
+    assert r["message"].startswith("without the pinned operation's time (job 'P' operation 'b' pinned on M1"), r
