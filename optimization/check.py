@@ -37,6 +37,36 @@ def _merge(intervals: list[tuple[int, int]]) -> tuple[list[int], list[int]]:
     return starts, ends
 
 
+def machine_down(problem: SchedulingProblem, schedule: Schedule, machine: str) -> tuple[list[int], list[int]]:
+    """The machine's calendar downtimes of every kind and the plan's maintenance windows on it, merged (``_merge``):
+    where a setup finds no working time (``_setup_done``)."""
+    return _merge([(d.start, d.end) for d in problem.machine(machine).calendar if d.end > d.start]
+                  + [(w.start, w.end) for w in schedule.maintenance if w.machine == machine and w.end > w.start])
+
+
+def work_before_service(problem: SchedulingProblem, assignments, machine: str, start: int) -> list[Violation]:  # noqa: ANN001
+    """Operations on ``machine`` that take time, are not pinned or running, and start before its service-first
+    maintenance window at ``start`` (``FailureRisk.service_first``)."""
+    return [Violation("maintenance", f"machine {machine}: job {a.job} op {a.op} starts at {a.start}, before its "
+                                     f"maintenance window at {start} (service_first)")
+            for a in assignments if a.machine == machine and a.end > a.start and a.start < start
+            and problem.op(a.key).pinned_start is None]
+
+
+def earliest_clear(down: tuple[list[int], list[int]], start: int, duration: int) -> int:
+    """The earliest time from ``start`` at which ``duration`` fits clear of ``down`` (sorted, disjoint starts and
+    ends: ``_merge``), searched by bisection."""
+    if duration <= 0:
+        return start
+    starts, ends = down
+    t = start
+    i = bisect.bisect_right(ends, t)  # the first interval that ends after t
+    while i < len(starts) and starts[i] < t + duration:
+        t = max(t, ends[i])
+        i += 1
+    return t
+
+
 def _setup_done(down: tuple[list[int], list[int]], end: int, setup: int) -> int:
     """When a setup begun at the earliest at ``end`` is done, in working time: a setup takes the machine (and its
     crew), so it lies in none of ``down`` (the machine's calendar downtimes of every kind and the plan's maintenance
@@ -143,8 +173,7 @@ def verify(problem: SchedulingProblem, schedule: Schedule) -> list[Violation]:
             per_machine.setdefault(a.machine, []).append(a)
     for m, lst in per_machine.items():
         lst.sort(key=lambda x: (x.start, x.end))
-        down = _merge([(d.start, d.end) for d in machines[m].calendar if d.end > d.start]
-                      + [(w.start, w.end) for w in schedule.maintenance if w.machine == m and w.end > w.start])
+        down = machine_down(problem, schedule, m)
         _order_instants(lst, lambda p, n, m=m, down=down: _setup_gap(problem, ops, m, p, n, down))
         for p, n in zip(lst, lst[1:], strict=False):
             if n.start < p.end:
@@ -162,10 +191,11 @@ def verify(problem: SchedulingProblem, schedule: Schedule) -> list[Violation]:
                     v(Violation("setup", f"machine {m}: job {n.job} op {n.op} starts at {n.start}, but its setup {s} "
                                          f"after job {p.job} op {p.op} (ending at {p.end}) finds no working time "
                                          f"before then: downtime or maintenance takes the gap"))
-    first = set(problem.maintenance_machines()) if problem.risk is not None and problem.risk.service_first else set()
+    serviced = set(problem.maintenance_machines()) if problem.risk is not None and problem.risk.service_first \
+        else set()
     for w in schedule.maintenance:
         for a in per_machine.get(w.machine, []):
-            if a.end == a.start and w.machine in first:
+            if a.end == a.start and w.machine in serviced:
                 continue  # the machine is down until then, and one that takes no time may sit in a downtime
             if a.start < w.end and w.start < a.end:
                 v(Violation("maintenance", f"machine {w.machine}: job {a.job} op {a.op} overlaps maintenance "
@@ -185,12 +215,7 @@ def verify(problem: SchedulingProblem, schedule: Schedule) -> list[Violation]:
                 v(Violation("maintenance", f"machine {m}: maintenance window ends at {w.end} after deadline "
                                            f"{r.deadline}"))
         if r is not None and r.service_first and ws:
-            first = min(w.start for w in ws)
-            for a in per_machine.get(m, []):
-                op = ops.get((a.job, a.op))
-                if op is not None and op[1].pinned_start is None and a.end > a.start and a.start < first:
-                    v(Violation("maintenance", f"machine {m}: job {a.job} op {a.op} starts at {a.start}, before its "
-                                               f"maintenance window at {first} (service_first)"))
+            out += work_before_service(problem, per_machine.get(m, []), m, min(w.start for w in ws))
 
     # peak power incl. forecast base load
     en = problem.energy

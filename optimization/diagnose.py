@@ -13,12 +13,11 @@ CP-SAT model (a peak cap that an operation never fits under, a model too big to 
 
 from __future__ import annotations
 
-import bisect
 import dataclasses
 import time
 from typing import Any
 
-from optimization.check import verify
+from optimization.check import earliest_clear, verify
 from optimization.problem import Job, Operation, OpKey, SchedulingProblem
 from optimization.solution import Assignment, Schedule
 from optimization.windows import earliest_window
@@ -167,19 +166,11 @@ def _fit(cache: dict, machine, start: int, duration: int, span: bool) -> int:  #
     ``span``), other work ignored: a bound no plan beats. ``cache`` keeps each machine's downtimes as sorted starts
     and ends (merged: ``Machine.blocking``), searched by bisection: a year's calendar walked from its first
     downtime for each of 10,000 operations took a second of every solve."""
-    if duration <= 0:
-        return start
     key = (machine.id, span)
     if key not in cache:
         down = machine.blocking(span)
         cache[key] = ([d.start for d in down], [d.end for d in down])
-    starts, ends = cache[key]
-    t = start
-    i = bisect.bisect_right(ends, t)  # the first downtime that ends after t
-    while i < len(starts) and starts[i] < t + duration:
-        t = max(t, ends[i])
-        i += 1
-    return t
+    return earliest_clear(cache[key], start, duration)
 
 
 def _early_message(problem: SchedulingProblem, key: OpKey, earliest: int,

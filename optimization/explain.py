@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from optimization.check import _merge, _setup_done
+from optimization.check import _setup_done, machine_down
 from optimization.problem import SchedulingProblem
 from optimization.solution import Assignment, Schedule, job_ends
 
@@ -57,8 +57,8 @@ def _binding(problem: SchedulingProblem, schedule: Schedule, a: Assignment, by_k
         setup = problem.setups.time(a.machine, problem.op(mp.key).family, op.family)
         # the setup runs in working time after the step before (check.verify): a downtime or a maintenance window
         # between them puts it after that, and then the step waited for the setup, not for the step before alone
-        waited = setup > 0 and mp.end + setup < a.start and _setup_done(_down(problem, schedule, a.machine), mp.end,
-                                                                          setup) == a.start
+        waited = setup > 0 and mp.end + setup < a.start and \
+            _setup_done(machine_down(problem, schedule, a.machine), mp.end, setup) == a.start
         if mp.end + setup == a.start or waited:
             r = {"type": "machine_busy", "machine": a.machine, "job": mp.job, "operation": mp.op, "end": mp.end}
             reasons.append(r)
@@ -100,12 +100,6 @@ def _binding(problem: SchedulingProblem, schedule: Schedule, a: Assignment, by_k
     elif follow_machine is not None:
         nxt = follow_machine
     return reasons, nxt
-
-
-def _down(problem: SchedulingProblem, schedule: Schedule, machine: str) -> tuple[list[int], list[int]]:
-    """The machine's downtimes and maintenance windows, merged, as ``check._setup_done`` takes them."""
-    return _merge([(d.start, d.end) for d in problem.machine(machine).calendar if d.end > d.start]
-                  + [(w.start, w.end) for w in schedule.maintenance if w.machine == machine and w.end > w.start])
 
 
 def _powered(problem: SchedulingProblem, schedule: Schedule) -> list[tuple[Assignment, float]]:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from optimization.check import _merge, _setup_done
+from optimization.check import _merge, _setup_done, earliest_clear
 from optimization.problem import Downtime, SchedulingProblem
 from optimization.solution import MaintenanceWindow
 
@@ -65,10 +65,7 @@ def _place(problem: SchedulingProblem, machine, duration: int, pins: list[_Pin])
     every = _merge([(d.start, d.end) for d in machine.calendar if d.end > d.start])
     t = 0
     while True:
-        for a, b in zip(*hard, strict=True):  # the earliest time from t that is clear for the whole window
-            if a >= t + duration:
-                break
-            t = max(t, b)
+        t = earliest_clear(hard, t, duration)
         before = [p for p in pins if p.end <= t]
         after = [p for p in pins if p.start >= t + duration]
         if not before or not after:
