@@ -26,6 +26,10 @@ class _Pin:
     start: int
     end: int
     family: str | None
+    started: bool = False
+
+
+AFTER_PINS = "failure risk (after pinned work)"  # a window that the planner's pins put later
 
 
 class NoWindow(Exception):
@@ -49,7 +53,7 @@ def _pins(problem: SchedulingProblem) -> dict[str, list[_Pin]]:
                 continue
             end = o.pinned_start + o.durations[o.pinned_machine]
             if end > max(0, o.pinned_start):
-                out.setdefault(o.pinned_machine, []).append(_Pin(max(0, o.pinned_start), end, o.family))
+                out.setdefault(o.pinned_machine, []).append(_Pin(max(0, o.pinned_start), end, o.family, o.started))
     return {m: sorted(ps, key=lambda p: (p.start, p.end)) for m, ps in out.items()}
 
 
@@ -107,6 +111,10 @@ def service_first(problem: SchedulingProblem) -> tuple[SchedulingProblem, list[M
         t = _place(problem, mach, r.window_duration, pins)
         end = t + r.window_duration
         window = MaintenanceWindow(mach.id, t, end)
+        if any(not p.started for p in pins) and t > _place(problem, mach, r.window_duration,
+                                                             [p for p in pins if p.started]):
+            # the planner's pins hold the machine where the window would otherwise go (running work cannot move)
+            window = replace(window, reason=AFTER_PINS)
         # a maintenance already in the calendar, long enough and over no later: that is the machine's service
         booked = [d for d in mach.calendar if d.kind == "maintenance" and d.end - d.start >= r.window_duration
                   and d.end <= end and not any(p.start < d.end and d.start < p.end for p in pins)]

@@ -89,8 +89,10 @@ class GanttRow(BaseModel):
     started_at: int | None = Field(None, description="for an operation running since before t=0: its real start; "
                                    "the row shows its remaining part from 0")
     late: bool = Field(description="the last operation of a job that ends after its due date")
-    reason: str | None = Field(None, description="a maintenance window's: 'failure risk', or 'failure risk "
-                               "(calendar maintenance)' where a maintenance already in the calendar is the service")
+    reason: str | None = Field(None, description="a maintenance window's: 'failure risk'; 'failure risk "
+                               "(calendar maintenance)' where a maintenance already in the calendar is the service; "
+                               "'failure risk (after pinned work)' where the planner's pins hold the machine where "
+                               "it would otherwise go")
     risk: float | None = Field(None, description="a maintenance window's: the machine's failure probability")
 
 

@@ -10,7 +10,7 @@ from optimization.io import problem_from_dict, problem_to_dict
 from optimization.problem import Downtime, FailureRisk, Job, Machine, Operation, SchedulingProblem
 from optimization.solution import Assignment, Schedule
 from optimization.solver import SolverParams, solve
-from optimization.windows import NoWindow, service_first
+from optimization.windows import AFTER_PINS, NoWindow, service_first
 
 FAST = SolverParams(time_limit_s=3, workers=2, seed=0)
 OBJECTIVES = ("makespan", "tardiness", "weighted", "lex")
@@ -50,7 +50,7 @@ def test_the_window_goes_around_downtimes_and_running_work():
     assert [(w.start, w.end) for w in service_first(p)[1]] == [(70, 130)]
     s = solve(p, FAST)
     assert verify(p, s) == []
-    assert [(w.start, w.end) for w in s.maintenance] == [(70, 130)]
+    assert [(w.start, w.end, w.reason) for w in s.maintenance] == [(70, 130, "failure risk")]  # the holiday's doing
     starts = {a.key: a.start for a in _work_on(s, "M1")}
     assert starts.pop(("P", "run")) == 0 and min(starts.values()) >= 130
     # a break does not hold the window up (breaks are spanned, as by the flexible window)
@@ -63,13 +63,15 @@ def test_a_pin_before_the_window_stays_where_the_planner_put_it():
     p = _shop(FailureRisk({"M1": 0.8}, window_duration=60), pinned=pin)
     s = solve(p, FAST)
     assert verify(p, s) == []
-    assert [(w.start, w.end) for w in s.maintenance] == [(0, 60)]
+    assert [(w.start, w.end, w.reason) for w in s.maintenance] == [(0, 60, "failure risk")]
     assert s.by_key()[("P", "fix")].start == 100
     # a pin in the way: the window waits for a gap long enough
     pin2 = Operation("fix", {"M1": 20}, pinned_machine="M1", pinned_start=30)
     p2 = _shop(FailureRisk({"M1": 0.8}, window_duration=60), pinned=pin2)
     s2 = solve(p2, FAST)
     assert verify(p2, s2) == [] and [(w.start, w.end) for w in s2.maintenance] == [(50, 110)]
+    # and the window says why it is not at the machine's first free time (it had given no sign of the move)
+    assert [w.reason for w in s2.maintenance] == [AFTER_PINS] == ["failure risk (after pinned work)"]
     assert all(a.start >= 110 for a in _work_on(s2, "M1") if a.key != ("P", "fix"))
 
 
