@@ -61,6 +61,8 @@ def solve_cmd(
     except Exception as e:  # noqa: BLE001 - the contract: one error line, never a traceback
         _fail(f"{type(e).__name__}: {e}")
     sys.stdout.write(json.dumps(line, default=str) + "\n")
+    for n in doc["notes"]:  # valid, but likely a slip in the file
+        typer.echo(f"note: {n['message']}", err=True)
     for r in doc["no_plan_reasons"]:  # INFEASIBLE or UNKNOWN: why, for the person at the terminal
         typer.echo(f"no plan: {r['message']}", err=True)
 

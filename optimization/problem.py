@@ -226,6 +226,12 @@ class Precedence:
     min_lag: int = 0
 
 
+def _few(names: list, most: int = 8) -> str:
+    """``'a', 'b' and 'c'``, the first ``most`` of them and how many more."""
+    shown = [repr(n) for n in names[:most]] + ([f"{len(names) - most} more"] if len(names) > most else [])
+    return shown[0] if len(shown) == 1 else ", ".join(shown[:-1]) + " and " + shown[-1]
+
+
 @dataclass(frozen=True)
 class SetupTimes:
     """Sequence-dependent setup time between product families; per-machine entries override the global ones.
@@ -502,6 +508,27 @@ class SchedulingProblem:
     @property
     def has_setups(self) -> bool:
         return not self.setups.empty and any(o.family for j in self.jobs for o in j.operations)
+
+    def notes(self) -> list[dict[str, object]]:
+        """What the problem holds that is valid but likely a slip, for the planner to see beside the plan: families
+        that the setup matrices name but no operation has (a misspelt family never gets its setup), and, where the
+        matrices hold setups, the operations' families that none of them names (changeovers to and from those take
+        no time). Each a ``type``, the ``families`` and a ``message``."""
+        if self.setups.empty:
+            return []
+        named = {f for mat in (self.setups.matrix, *self.setups.per_machine.values()) for pair, s in mat.items()
+                 if s for f in pair}
+        used = {o.family for j in self.jobs for o in j.operations if o.family is not None}
+        out: list[dict[str, object]] = []
+        if unused := sorted(named - used, key=str):
+            out.append({"type": "setup_family_unused", "families": unused, "message": (
+                f"the setup matrix names {_few(unused)}, which no operation has: those setups are never planned "
+                "(a misspelt family?)")})
+        if missing := sorted(used - named, key=str):
+            out.append({"type": "setup_family_missing", "families": missing, "message": (
+                f"no setup is given to or from {_few(missing)}: {'its' if len(missing) == 1 else 'their'} "
+                "changeovers take no time")})
+        return out
 
     def maintenance_machines(self) -> list[str]:
         """Machines that get a flexible maintenance window from the failure-risk policy."""

@@ -144,5 +144,6 @@ def solve_document(problem: SchedulingProblem, params: SolverParams) -> tuple[di
         "late_jobs": explain_late_jobs(problem, schedule),
         "violation_messages": [str(v) for v in violations],
         "no_plan_reasons": schedule.stats.pop("no_plan_reasons", []),
+        "notes": problem.notes(),
     }
     return line, doc

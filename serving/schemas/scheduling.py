@@ -119,6 +119,11 @@ class SolveAnswer(BaseModel):
         default_factory=list, description="why there is no plan (INFEASIBLE or UNKNOWN): each cause found, with a type "
         "(horizon, pinned, maintenance_deadline, peak_power, dispatch, model_too_large, time_limit, ...) and a "
         "message; empty when there is a plan")
+    notes: list[dict[str, Any]] = Field(
+        default_factory=list, description="what the problem holds that is valid but likely a slip, each a type, "
+        "the families concerned and a message: 'setup_family_unused' (the setup matrix names families no operation "
+        "has: a misspelt family never gets its setup) and 'setup_family_missing' (operations' families no setup "
+        "names: their changeovers take no time)")
     linked: dict[str, Any] = Field(description="which subscribed modules' data the plan used (failure_risk, energy), "
                                    "and what was ignored")
 

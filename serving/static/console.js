@@ -464,7 +464,7 @@ async function loadSample(announce = true, unlessStarted = false) {
   setProblem(plan, announce);
 }
 
-function setProblem(problem, announce = true, links = {}) {
+function setProblem(problem, announce = true, links = {}, fromCsv = false) {
   S.problem = problem;
   S.links = links; // a request file's partner-module fields (LINK_FIELDS), sent with each solve of these orders
   S.result = null;
@@ -487,7 +487,9 @@ function setProblem(problem, announce = true, links = {}) {
     const kept = Object.keys(links); // a request file's links: said after what was loaded
     say(() => t("planner.loaded", { jobs: tn("count.orders", problem.jobs.length), ops: tn("count.operations", ops),
       machines: tn("count.machines", problem.machines.length) })
-      + (kept.length ? ` ${t("planner.linksKept", { links: kept.join(", ") })}` : ""));
+      + (kept.length ? ` ${t("planner.linksKept", { links: kept.join(", ") })}` : "")
+      // a CSV holds orders only: its families get no changeover times, and the machines no calendars or tariffs
+      + (fromCsv ? ` ${t(problem.jobs.some((j) => j.operations.some((o) => o.family)) ? "planner.csvFamilies" : "planner.csvOnly")}` : ""));
   }
 }
 
@@ -632,7 +634,7 @@ async function onFile(e) {
   e.target.value = ""; // choosing the same file again, once corrected, reads it again
   const text = await readText(file);
   const parse = () => {
-    if (/\.csv$/i.test(file.name) || file.type === "text/csv") return { problem: parseCsv(text), links: {} };
+    if (/\.csv$/i.test(file.name) || file.type === "text/csv") return { problem: parseCsv(text), links: {}, csv: true };
     let doc;
     try { doc = JSON.parse(text); } catch (err) { throw new Error(t("file.badJson", { msg: err.message })); }
     const problem = doc?.problem || doc;
@@ -640,8 +642,8 @@ async function onFile(e) {
     return { problem, links: doc?.problem ? keptLinks(doc) : {} };
   };
   try {
-    const { problem, links } = parse();
-    setProblem(problem, true, links);
+    const { problem, links, csv } = parse();
+    setProblem(problem, true, links, !!csv);
   } catch (err) {
     // the problems are listed again in the language of the moment (a language switch re-renders the status line)
     const problems = () => { try { parse(); return err.message; } catch (again) { return again.message; } };
@@ -1515,7 +1517,17 @@ function renderSummary() {
     `<div class="metric"><span>${t("m.objective")}</span><b id="sum-objective" data-objective="${esc(S.result.objective)}">${esc(objectiveName(S.result.objective))}</b></div>` +
     m.map(([k, v, d]) => `<div class="metric"><span>${t(k)}</span><b data-metric="${k}"${v == null ? ` title="${esc(t("m.noEnergy"))}"` : ""}>${fmt(v, d)}</b></div>`).join("") +
     `<div class="metric"><span>${t("m.wall")}</span><b>${fmt(S.result.wall_s, 2)}</b></div></div>` +
-    (S.result.linked?.ignored?.length ? `<p class="muted" id="plan-ignored">${S.result.linked.ignored.map(linkedNote).join(" ")}</p>` : "");
+    (S.result.linked?.ignored?.length ? `<p class="muted" id="plan-ignored">${S.result.linked.ignored.map(linkedNote).join(" ")}</p>` : "") +
+    (Array.isArray(S.result.notes) && S.result.notes.length ? `<p class="muted" id="plan-notes">${S.result.notes.map(planNote).join(" ")}</p>` : "");
+}
+
+// What the server noticed in the problem (valid, but likely a slip: a setup family no operation has), in words
+// (HTML); a note it does not know stays as the server wrote it, marked as English.
+function planNote(n) {
+  const fams = Array.isArray(n?.families) ? n.families.map(String).join(", ") : "";
+  if (n?.type === "setup_family_unused") return esc(t("note.setupUnused", { families: fams }));
+  if (n?.type === "setup_family_missing") return esc(t("note.setupMissing", { families: fams }));
+  return `<span lang="en">${esc(n?.message ?? String(n))}</span>`;
 }
 
 // What the server left out of the plan for want of a partner module's subscription, in words (HTML); a note it

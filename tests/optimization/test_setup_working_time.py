@@ -7,7 +7,11 @@ inside the holiday, and the checker agreed. A setup may still be done before a d
 from __future__ import annotations
 
 import dataclasses
+import json
 import random
+import subprocess
+import sys
+from pathlib import Path
 
 from optimization.check import verify
 from optimization.heuristics import RULES, dispatch, setups_in_working_time
@@ -188,3 +192,28 @@ def test_without_a_start_plan_the_horizon_holds_the_pinned_work_and_the_setups()
     h = _horizon(p, None, [{"makespan": 1.0}])
     assert h >= 2000 + 100 + 50 + 2 * 60  # the pin's end, the other work, a setup before each
     assert verify(p, _plan(p, {"A": 2000, "B": 2160})) == [] and 2210 <= h
+
+
+def test_a_misspelt_setup_family_is_pointed_out(tmp_path):
+    """A setup matrix naming 'Red' for the operations' 'red' planned no changeover, and nothing said so (planner
+    audit): the answer's notes name both sides, the CLI prints them on stderr, and a matrix that matches says
+    nothing. A per-machine matrix counts as naming its families."""
+    doc = _problem()
+    doc["setups"] = {"matrix": {"Red": {"blue": 60}, "blue": {"Red": 60}}}
+    p = problem_from_dict(doc)
+    notes = p.notes()
+    assert [(n["type"], n["families"]) for n in notes] == [("setup_family_unused", ["Red"]),
+                                                          ("setup_family_missing", ["red"])]
+    assert "'Red', which no operation has" in notes[0]["message"]
+    assert problem_from_dict(_problem()).notes() == []
+    per = _problem()
+    per["setups"] = {"matrix": {"blue": {"green": 5}}, "per_machine": {"M1": {"red": {"blue": 60}}}}
+    assert [(n["type"], n["families"]) for n in problem_from_dict(per).notes()] == [("setup_family_unused",
+                                                                                    ["green"])]
+    assert problem_from_dict({**_problem(), "setups": {"matrix": {"red": {"blue": 0}}}}).notes() == []  # no setups
+    f = tmp_path / "p.json"
+    f.write_text(json.dumps(doc))
+    r = subprocess.run([str(Path(sys.executable).with_name("sfai")), "schedule", "solve", str(f), "--time-limit", "2"],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and json.loads(r.stdout)["status"] == "OPTIMAL", r.stderr
+    assert r.stderr.splitlines() == [f"note: {n['message']}" for n in notes]

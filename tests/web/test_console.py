@@ -1091,6 +1091,54 @@ def test_plan_notes_from_the_server_are_translated(page, server):
         assert "에너지 설정" in page.get_attribute(f'#plan-summary [data-metric="{metric}"]', "title")
 
 
+def test_a_misspelt_setup_family_is_pointed_out_beside_the_plan(page, server):
+    """A setup matrix whose family is misspelt ('PP-Black' for the operations' 'PP-black') planned no changeover and
+    nothing said so (planner audit). The server's notes read in the plan summary, in Korean."""
+    sign_in(page, server.acme.admin)
+    page.wait_for_selector("#gantt .gantt-empty")
+    problem = {"name": "typo", "machines": ["M1"], "jobs": [
+        {"id": "A", "operations": [{"id": "a", "machines": {"M1": 10}, "family": "PP-black"}]},
+        {"id": "B", "operations": [{"id": "b", "machines": {"M1": 10}, "family": "PP-white"}]}],
+        "setups": {"matrix": {"PP-Black": {"PP-white": 30}, "PP-white": {"PP-Black": 30}}}}
+    page.set_input_files("#orders-file", {"name": "orders.json", "mimeType": "application/json",
+                                          "buffer": json.dumps(problem).encode()})
+    wait_js(page, "S.problem.name === 'typo'")
+    run_plan(page)
+    notes = page.inner_text("#plan-notes")
+    assert "셋업 표에 있는 제품군 PP-Black을(를) 가진 공정이 없어" in notes, notes
+    assert "제품군 PP-black에 대한 셋업이 없어" in notes, notes
+    assert not ENGLISH.search(notes.replace("PP-Black", "").replace("PP-black", "")), notes
+
+
+def test_a_csv_upload_says_it_holds_orders_only(page, server):
+    """A CSV of orders has no setups, calendars or tariffs, and its families then change over in no time; the status
+    line did not say so (planner audit). It does, and a JSON problem says nothing of the kind."""
+    page.select_option("#lang-select", "en")
+    sign_in(page, server.acme.mes)
+    page.wait_for_selector("#gantt .gantt-empty")
+
+    def upload(name: str, text: str) -> str:
+        page.set_input_files("#orders-file", {"name": name, "mimeType": "text/csv" if name.endswith(".csv") else
+                                              "application/json", "buffer": text.encode()})
+        # each upload holds another number of orders than the one before
+        wait_js(page, f"S.problem.jobs.length === {text.count(chr(10)) - 1 if name.endswith('.csv') else 1}")
+        return page.inner_text("#status")
+
+    with_family = upload("a.csv", "job,machines,family\nA,M1:5,PP\nB,M1:5,ABS\n")
+    assert with_family == ("Loaded 2 orders, 2 operations, 1 machine. A CSV holds orders only: its families have no "
+                           "setup times, so changeovers are planned as taking none. Load a JSON problem file for "
+                           "setup times, machine calendars and power tariffs."), with_family
+    plain = upload("b.csv", "job,machines\nA,M1:5\nB,M1:5\nC,M1:5\n")
+    assert plain.endswith("A CSV holds orders only: load a JSON problem file for setup times, machine calendars "
+                          "(holidays, maintenance) and power tariffs."), plain
+    one = {"name": "one", "machines": ["M1"], "jobs": [{"id": "A", "operations": [{"id": "o", "machines": {"M1": 5}}]}]}
+    assert upload("one.json", json.dumps(one)) == "Loaded 1 order, 1 operation, 1 machine."
+    page.select_option("#lang-select", "ko")
+    assert "CSV에는 주문만 담깁니다" not in page.inner_text("#status")
+    upload("a.csv", "job,machines,family\nA,M1:5,PP\nB,M1:5,ABS\n")
+    assert "CSV에는 주문만 담깁니다. 제품군(family)의 셋업 시간이 없어" in page.inner_text("#status")
+
+
 def test_admin_buttons_wait_for_their_answer(page, server):
     """Creating a key is one request however often the button is pressed: it is disabled (and marked busy) until
     the answer comes."""
