@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import shlex
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -205,7 +206,8 @@ def predict(
 
 @models_app.command("list")
 def models_list(tenant: TenantOpt = None, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
-    """Registered models: name, version, aliases, key metrics (--json: also the MLflow run id)."""
+    """Registered models: name, version, aliases, when registered (UTC), key metrics; a header line at a terminal
+    (--json: also the MLflow run id)."""
     reg = _registry(tenant)
     rows = reg.list()
     if not rows:  # stdout stays empty (or [] with --json) for scripts
@@ -227,9 +229,11 @@ def models_list(tenant: TenantOpt = None, as_json: Annotated[bool, typer.Option(
             ]
         )
         return
+    if rows and sys.stdout.isatty():  # a person reading: what the columns are (a script's pipe gets the rows only)
+        typer.echo("NAME\tVERSION\tALIASES\tREGISTERED (UTC)\tMETRICS")
     for m in rows:
         metrics = ", ".join(f"{k}={v:.4g}" for k, v in m.metrics.items() if isinstance(v, int | float))
-        typer.echo(f"{m.name}\tv{m.version}\t{','.join(m.aliases) or '-'}\t{metrics}")
+        typer.echo(f"{m.name}\tv{m.version}\t{','.join(m.aliases) or '-'}\t{m.created_at:%Y-%m-%d %H:%M}\t{metrics}")
 
 
 def _sync(reg, name: str) -> None:  # noqa: ANN001

@@ -8,6 +8,7 @@ import json
 import logging
 import warnings
 from dataclasses import fields
+from datetime import datetime
 from pathlib import Path
 
 import numpy as np
@@ -236,6 +237,11 @@ def test_models_list_json_and_an_empty_tenant(sfai_env, db, settings, exported, 
     ModelRegistry(db, settings.home, "acme").register("failure", "maintenance", exported, mlflow_run_id="abc123")
     listed = json.loads(sfai(sfai_env, "models", "list", "--tenant", "acme", "--json").stdout)
     assert listed[0]["mlflow_run_id"] == "abc123"
+    # the table gives when each version was registered (it had no date), and a pipe gets no header line
+    (line,) = sfai(sfai_env, "models", "list", "--tenant", "acme").stdout.splitlines()
+    name, version, aliases, registered, _ = line.split("\t")
+    assert (name, version, aliases) == ("failure", "v1", "champion")
+    assert registered == datetime.fromisoformat(listed[0]["created_at"]).strftime("%Y-%m-%d %H:%M")
     p = sfai(sfai_env, "models", "list", "--tenant", "empty")
     assert p.stdout == "" and "no models registered for tenant 'empty'" in p.stderr and "--tenant empty" in p.stderr
     p = sfai(sfai_env, "models", "list", "--tenant", "empty", "--json")
