@@ -187,10 +187,12 @@ def known_fields(rows: list[dict]) -> list[dict]:
     return [{k: v for k, v in r.items() if k in _ALLOWED} for r in rows]
 
 
-# (column, its feature-store alias, whether its floor is excluded): temperatures must be above 0 K, the other
-# readings at least 0 (a tool just changed has worn 0 min: a common reading, which must stay on the quick path)
-_RAW_ALIASES = tuple((c, _alias(c), LOWEST[c][1] if c in LOWEST else False) for c in RAW)
-_EXACT_INT = 2**53  # ints up to this convert to float64 exactly
+# (column, its feature-store alias, its plausible range): a reading inside it (the floors included: a tool just
+# changed has worn 0 min, a common reading, which must stay on the quick path) and above the physical floor
+# (temperatures above 0 K) is clean; anything else goes to check_columns, which names it (the quick path had skipped
+# the range: a torque of 500 Nm in a call of up to 64 records was scored as a healthy machine's)
+_RAW_ALIASES = tuple((c, _alias(c), *(RANGE[c][:2] if c in RANGE else (0.0, 0.0))) for c in RAW)
+assert all(lo > 0 or not LOWEST[c][1] for c, _, lo, _ in _RAW_ALIASES if c in LOWEST)  # the range keeps the floor
 
 
 def clean_rows(records: list[dict]) -> list[tuple] | None:
@@ -204,18 +206,16 @@ def clean_rows(records: list[dict]) -> list[tuple] | None:
             if k not in _ALLOWED:
                 return None
         row = []
-        for c, alias, above in _RAW_ALIASES:
+        for c, alias, lo, hi in _RAW_ALIASES:
             v = r[c] if c in r else r.get(alias)
             kind = type(v)
             if c == TYPE:
                 if kind is not str or v not in OSF_LIMIT:
                     return None
                 row.append(v)
-            elif kind is float and v - v == 0.0 and (v > 0.0 if above else v >= 0.0):  # finite (inf - inf and nan
-                row.append(v)  # - nan are nan), at or above the floor
-            elif kind is int and (0 < v if above else 0 <= v) and v <= _EXACT_INT:
+            elif (kind is float or kind is int) and lo <= v <= hi:  # NaN compares false; ints in range are exact
                 row.append(float(v))
-            else:  # a string, a bool, None, a list, below the floor, a non-finite or huge number: validate_records
+            else:  # a string, a bool, None, a list, a reading out of range, NaN or inf: validate_records
                 return None
         out.append(tuple(row))
     return out

@@ -279,6 +279,22 @@ def test_record_path_equals_the_array_path(trained, rows):
         assert P.score_records(model, records[:n], explain=True) == _records_answer(model, records[:n], True)
 
 
+def test_a_reading_out_of_range_is_refused_whatever_the_call_size(trained, rows):
+    """A torque of 500 Nm or a temperature in Celsius in a call of up to 64 records (the quick record path) was
+    scored as a healthy machine's (probability 0.0), and refused in a call of 65 (MES audit): both refuse it now,
+    with the same message."""
+    model = OnnxModel(trained[0] / "model")
+    base = rows.drop(columns=F.LABELS).iloc[0].to_dict()
+    for change, words in (({"Torque [Nm]": 500}, "a machine reads 0 to 200 N*m"),
+                          ({"Air temperature [K]": 25.0}, "in degrees Celsius?")):
+        messages = set()
+        for n in (1, 64, 65):
+            with pytest.raises(InvalidInput, match=re.escape(words)) as e:
+                P.score_records(model, [{**base, "UDI": i + 1} for i in range(n - 1)] + [{**base, **change}])
+            messages.add(str(e.value).replace(f"row {n}", "row N"))
+        assert len(messages) == 1, messages
+
+
 def test_a_reading_at_its_floor_stays_on_the_record_path(trained, rows):
     """A tool just changed has worn 0 min: a common reading, at its floor, not below it. It is read on the quick
     record path (it once went the array way, and single predictions took ~140 us more of server CPU), with the
@@ -297,7 +313,10 @@ def test_a_reading_at_its_floor_stays_on_the_record_path(trained, rows):
     [{"Type": " M "}, {"Type": "X"}, {"Torque [Nm]": "42.5"}, {"Torque [Nm]": True}, {"Torque [Nm]": None},
      {"Torque [Nm]": [1, 2]}, {"Torque [Nm]": float("nan")}, {"Torque [Nm]": 10**400}, {"Vibration [g]": 0.1},
      {"Air temperature [K]": -300.0}, {"Air temperature [K]": 0}, {"Air temperature [K]": 0.0},
-     {"Rotational speed [rpm]": -5}, {"Tool wear [min]": -1}, {"Torque [Nm]": -0.5}],
+     {"Rotational speed [rpm]": -5}, {"Tool wear [min]": -1}, {"Torque [Nm]": -0.5},
+     # out of the plausible range (an MES audit: a single record had skipped it and scored as healthy)
+     {"Torque [Nm]": 500}, {"Torque [Nm]": 1e20}, {"Rotational speed [rpm]": 99999}, {"Air temperature [K]": 25.0},
+     {"Process temperature [K]": 35}, {"Tool wear [min]": 10**6}],
 )
 def test_records_the_record_path_cannot_read_go_the_array_way(trained, rows, change):
     """Anything but clean records (odd types, text numbers, unknown fields) is left to validate_records, so the
