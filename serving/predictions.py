@@ -257,7 +257,7 @@ async def read_frame(request, limit: int = MAX_RECORDS) -> tuple[pd.DataFrame | 
             raise InvalidInput(f"cannot read the Parquet body: {e}") from None
         check_batch(table.num_rows, limit)
         return _limit(table.to_pandas(), limit), _binary_options(request)
-    body = parse_json(raw)
+    body = parse_json(raw, unique_keys=True)  # a reading named twice in one record: which is true? (as ingest asks)
     if not isinstance(body, dict):
         raise InvalidInput('expected a JSON object: {"records": [...]} or {"entity_ids": [...], "view": ...}')
     records = body.pop("records", None)

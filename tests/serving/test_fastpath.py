@@ -2,6 +2,8 @@
 status and body for successes and errors, the same usage record, the same quota accounting; and it does answer
 the plain calls (not everything falls back)."""
 
+import json
+
 import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
@@ -175,4 +177,32 @@ def test_odd_json_values_are_422_on_both_paths(settings, db, model_dir):
                     r = client.post(URL, json={"records": recs}, headers=bearer(acme.mes))
                     assert r.status_code == 422, (fast, column, value, n, r.text)
                     assert column in r.json()["error"]["message"], r.text
+        app.state.platform.close()
+
+
+def test_a_key_named_twice_in_a_record_is_422_on_both_paths(settings, db, model_dir, counted):
+    """A reading named twice in one record ({"Torque [Nm]": 42.8, ..., "Torque [Nm]": 500}) was scored with the last
+    value, on the fast path (orjson) and the route alike, while ingest refuses it (MES audit): which is true? Both
+    paths refuse it now, naming the key; the same body without the repeat is answered on the fast path."""
+    acme = make_tenant(db, PEPPER, "acme", modules=("maintenance",))
+    ModelRegistry(db, settings.home, "acme").register("failure", "maintenance", model_dir)
+    (one,) = records(1)
+    plain = json.dumps({"records": [one]})
+    twice = plain[:-3] + ', "Torque [Nm]": 500}]}'
+    spaced = plain.replace('"Torque [Nm]":', '"Torque [Nm]" :')  # whitespace before a colon: still one key
+    assert json.loads(twice)["records"][0]["Torque [Nm]"] == 500
+    head = {**bearer(acme.mes), "content-type": "application/json"}
+    for fast in (True, False):
+        app = create_app(settings.model_copy(update={"predict_fast_path": fast}), db=db)
+        with TestClient(app) as client:
+            assert client.post(URL, content=plain, headers=head).status_code == 200  # warms the caches
+            before = counted["answered"]
+            r = client.post(URL, content=twice, headers=head)
+            assert r.status_code == 422 and "names the key 'Torque [Nm]' twice" in r.json()["error"]["message"], r.text
+            assert counted["answered"] == before  # the route answered it
+            assert client.post(URL, content=spaced, headers=head).status_code == 200
+            assert counted["answered"] == before + fast  # the fast path took the spaced body, when on
+            # a key of the body named twice too
+            r = client.post(URL, content='{"explain": true, ' + plain[1:-1] + ', "explain": false}', headers=head)
+            assert r.status_code == 422 and "'explain' twice" in r.text, r.text
         app.state.platform.close()
