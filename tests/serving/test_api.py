@@ -1,5 +1,7 @@
 """The API core: authentication, subscription check, roles, quotas, one JSON error shape."""
 
+import re
+
 import pytest
 
 from serving import tenancy
@@ -220,6 +222,13 @@ def test_request_id_is_echoed_or_made(client, db):
     assert r.headers["x-request-id"] == "mes-line3-000042"
     r = client.get("/v1/quality/status", headers={**bearer(acme.mes), "X-Request-ID": "bad id with spaces"})
     assert len(r.headers["x-request-id"]) == 32
+    # made ids tell nothing of the calls between two of them: they had been a per-process prefix and a counter, so
+    # a tenant's ids (in its usage log too) counted every other tenant's calls in between (security audit)
+    made = [client.get("/v1/tenant", headers=bearer(acme.mes)).headers["x-request-id"] for _ in range(6)]
+    assert len(set(made)) == 6 and all(re.fullmatch(r"[0-9a-f]{32}", m) for m in made)
+    assert len({m[:8] for m in made}) > 1  # no shared prefix
+    steps = {int(b, 16) - int(a, 16) for a, b in zip(made, made[1:], strict=False)}
+    assert not any(0 < d < 2**64 for d in steps), steps  # no counter in any part
 
 
 def test_industries_are_public(client):
