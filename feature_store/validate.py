@@ -814,6 +814,8 @@ def conform(
         col = _cast(source, field.type, name, dtype)
         if dtype in ("float32", "float64"):
             col = _finite(col, table.column(name), name, dtype)
+        if pa.types.is_timestamp(field.type):
+            _check_time_range(col, name)
         if not field.nullable and col.null_count:
             row = pc.index(pc.is_null(col), True).as_py()
             what = "key" if name == view.join_key else "timestamp"
@@ -838,6 +840,22 @@ def _check_length(col: pa.ChunkedArray, name: str) -> None:
     row = pc.index(pc.greater(lengths, MAX_STRING_CHARS), True).as_py()
     raise InvalidInput(f"row {row + 1}, column {name!r}: text of {lengths[row].as_py():,} characters; at most "
                        f"{MAX_STRING_CHARS:,} are stored")
+
+
+# the times a stored value can be read back as (Python's and every reader's years 1 to 9999, in UTC)
+_FIRST_TIME = pa.scalar(datetime(1, 1, 1, tzinfo=UTC), TS_TYPE)
+_LAST_TIME = pa.scalar(datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC), TS_TYPE)
+
+
+def _check_time_range(col: pa.ChunkedArray, name: str) -> None:
+    """Every time within the years 1 to 9999 in UTC: ``9999-12-31T23:59:59-14:00`` parses, but lies in the year
+    10000 in UTC, where reading it back overflowed (a 500 on ingest)."""
+    if len(col) == 0 or col.null_count == len(col):
+        return
+    out = pc.fill_null(pc.or_(pc.less(col, _FIRST_TIME), pc.greater(col, _LAST_TIME)), False)
+    if pc.any(out).as_py():
+        row = pc.index(out, True).as_py()
+        raise InvalidInput(f"row {row + 1}, column {name!r}: the time lies outside the years 1 to 9999 in UTC")
 
 
 def _check_not_ahead(col: pa.ChunkedArray, max_skew_s: float) -> None:

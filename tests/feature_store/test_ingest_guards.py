@@ -35,6 +35,20 @@ def test_a_reading_stamped_past_the_clock_skew_is_refused_naming_row_and_time():
     assert ok.num_rows == 1
 
 
+@pytest.mark.parametrize("stamp", ["9999-12-31T23:59:59-14:00", "0001-01-01T00:00:00+14:00"])
+def test_a_time_outside_the_years_1_to_9999_in_utc_is_refused_naming_its_row(stamp):
+    """A time that parses but lies in the year 10000 (or 0) once in UTC overflowed when read back: a 500 on ingest
+    over REST and CSV, a traceback-like line from the CLI (security audit). Refused, naming the row, even where the
+    clock-skew check is off; the last and first instants that can be stored still are."""
+    rows = [REC, {**REC, "machine_id": "m2", "event_timestamp": stamp}]
+    for skew in (None, float("inf")):
+        with pytest.raises(InvalidInput) as e:
+            conform(STATS, read_table(rows), max_skew_s=skew)
+        assert e.value.message == "row 2, column 'event_timestamp': the time lies outside the years 1 to 9999 in UTC"
+    edge = [{**REC, "event_timestamp": "9999-12-31T23:59:59Z"}, {**REC, "event_timestamp": "0001-01-01T00:00:00Z"}]
+    assert conform(STATS, read_table(edge), max_skew_s=float("inf")).num_rows == 2
+
+
 def test_the_clock_skew_is_a_setting(monkeypatch):
     later = [{**REC, "event_timestamp": _at(timedelta(hours=3))}]
     monkeypatch.setenv("SFAI_MAX_CLOCK_SKEW_S", "14400")
