@@ -15,6 +15,23 @@ from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PLACEHOLDER_SECRET = "change-me"  # noqa: S105 - the development placeholder, refused elsewhere
+# fewer distinct characters than this is no secret (16 spaces, "aaaaaaaaaaaaaaaa"); 16 random hex digits have fewer
+# than 6 distinct once in ~30,000 draws, 32 random characters never in practice
+MIN_SECRET_CHARS = 6
+
+
+def weak_secret(secret: str) -> bool:
+    """A secret that is blank, one repeated character or a handful of them, or holds the placeholder: it peppers
+    every API key's hash and keys the usage log's hash chain."""
+    return len(set(secret.strip())) < MIN_SECRET_CHARS or PLACEHOLDER_SECRET in secret.lower()
+
+
+def check_forwarded_allow_ips(value: str, where: str) -> None:
+    """Refuse ``*`` among the proxies whose X-Forwarded-For names the client: any client reaching the port would
+    then name any address, and the failed-key limit, counted per address, would never stop it."""
+    if any(part.strip() == "*" for part in value.split(",")):
+        raise ValueError(f"{where} may not be *: every client could then name any address in X-Forwarded-For and "
+                         "pass the failed-key limit; name the proxies' addresses (e.g. 10.0.0.5 or 10.0.0.0/8)")
 
 
 
@@ -221,6 +238,12 @@ class Settings(BaseSettings):
             raise ValueError(f"usage_retention_days must be at least {MIN_USAGE_RETENTION_DAYS} (three years)")
         return v
 
+    @field_validator("forwarded_allow_ips")
+    @classmethod
+    def _no_wildcard_proxy(cls, v: str | None) -> str | None:
+        check_forwarded_allow_ips(v or "", "SFAI_FORWARDED_ALLOW_IPS")
+        return v
+
     @model_validator(mode="after")
     def _no_placeholder_secret_outside_development(self) -> Settings:
         if self.environment not in ("development", "test") and (
@@ -229,6 +252,12 @@ class Settings(BaseSettings):
             raise ValueError(
                 f"SFAI_SECRET_KEY must be set to a real secret (16+ characters) in {self.environment}; "
                 "the development placeholder is refused"
+            )
+        if self.environment not in ("development", "test") and weak_secret(self.secret_key):
+            raise ValueError(
+                f"SFAI_SECRET_KEY is too weak for {self.environment} (blank, a repeated character or pattern, or the "
+                "placeholder 'change-me' in it): use 32 random characters, e.g. from "
+                "python -c 'import secrets; print(secrets.token_urlsafe(32))'"
             )
         if not (self.auth_enabled and self.usage_log_enabled) and self.environment not in (
             "development",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import shutil
 import signal
@@ -20,6 +21,7 @@ import typer
 from serving import tenancy
 from serving.cli.common import check_output, database, emit_json, info, settings
 from serving.errors import Conflict, InvalidInput, NotFound
+from serving.settings import check_forwarded_allow_ips
 from serving.usage import ChainKey, check_chain_key, check_module, export_usage, parse_when, purge_before, verify_chain
 
 tenant_app = typer.Typer(help="Tenants (factories) and their module subscriptions.", no_args_is_help=True)
@@ -322,6 +324,14 @@ def serve(
     if s.usage_log_enabled:
         check_chain_key(database(), ChainKey(s.secret_key))  # another secret than the log's: one line, no 503s
     proxies = (forwarded_allow_ips if forwarded_allow_ips is not None else s.forwarded_allow_ips or "").strip()
+    try:
+        check_forwarded_allow_ips(proxies, "--forwarded-allow-ips")
+    except ValueError as e:
+        raise InvalidInput(str(e)) from None
+    if s.environment == "development" and not _loopback_only(host):
+        info(f"warning: listening on {host} in development: the development secret, an open /metrics (every tenant's "
+             "call counts) and no TLS; for other machines set SFAI_ENVIRONMENT=production and SFAI_SECRET_KEY "
+             "(docs/deploy.md)")
     if workers > 1 and "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
         # the workers' metrics files, one folder per instance: instances sharing SFAI_HOME (a shared volume) neither
         # delete nor count each other's series, and each instance's /metrics is its own (scraped one by one)
@@ -379,6 +389,15 @@ def _drop_idle_metrics(root: Path) -> None:
 
 def _host_port(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def _loopback_only(host: str) -> bool:
+    """Whether every address ``host`` names is this machine's loopback (reachable from no other machine)."""
+    try:
+        addrs = socket.getaddrinfo(host, None, socket.AF_UNSPEC, socket.SOCK_STREAM, 0, socket.AI_PASSIVE)
+        return all(ipaddress.ip_address(a[4][0].split("%")[0]).is_loopback for a in addrs)
+    except (OSError, UnicodeError, ValueError):
+        return False
 
 
 def _check_listen(host: str, port: int) -> None:

@@ -88,3 +88,18 @@ def test_behind_a_proxy_the_failed_key_limit_is_per_client(sfai_env, tmp_path):
         assert call("198.51.100.2", 99) == 401  # another client behind the same proxy: still its own allowance
     finally:
         stop_group(proc)
+
+
+def test_serve_refuses_a_wildcard_proxy_and_warns_of_development_on_other_machines(sfai_env, tmp_path):
+    """``--forwarded-allow-ips '*'`` is one line and exit 1 (it passed the failed-key limit); listening beyond this
+    machine in development says what that exposes (the development secret, an open /metrics); loopback says
+    nothing."""
+    p = subprocess.run([SFAI, "serve", "--port", "1", "--forwarded-allow-ips", "*"], env=sfai_env,
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 1 and p.stderr.startswith("error: --forwarded-allow-ips may not be *"), p.stderr
+    assert len(p.stderr.strip().splitlines()) == 1
+    for host, warned in (("0.0.0.0", True), ("127.0.0.1", False)):
+        log = tmp_path / f"serve-{host}.log"
+        proc, _ = _start({**sfai_env, "SFAI_ENVIRONMENT": "development"}, log, "--host", host)
+        stop_group(proc)
+        assert ("warning: listening on 0.0.0.0 in development" in log.read_text()) is warned, log.read_text()

@@ -35,6 +35,26 @@ def test_placeholder_secret_refused_outside_development(env):
     assert Settings(environment=env, secret_key="a-real-secret-of-32-characters!!", _env_file=None).environment == env
 
 
+@pytest.mark.parametrize("weak", [" " * 16, "a" * 16, "abababababababab", "change-mechange-me", "CHANGE-ME-0123456789"])
+def test_a_weak_secret_is_refused_outside_development(weak):
+    """16 spaces, one repeated character, or the placeholder twice passed the length check in production (security
+    audit): the secret peppers every key's hash and keys the usage log. Development keeps any secret."""
+    for env in ("staging", "production"):
+        with pytest.raises(ValidationError, match="too weak"):
+            Settings(environment=env, secret_key=weak, _env_file=None)
+    assert Settings(environment="development", secret_key=weak, _env_file=None).secret_key == weak
+    assert Settings(environment="production", secret_key="0f3a9c1e7b2d4a86", _env_file=None).environment == "production"
+
+
+@pytest.mark.parametrize("value", ["*", "10.0.0.5, *", " * "])
+def test_a_wildcard_proxy_is_refused(value):
+    """SFAI_FORWARDED_ALLOW_IPS=* let every client name any address in X-Forwarded-For and pass the failed-key limit
+    (130 bad keys, no 429; security audit), although the docs said never *: it is refused at start."""
+    with pytest.raises(ValidationError, match="may not be \\*"):
+        Settings(forwarded_allow_ips=value, _env_file=None)
+    assert Settings(forwarded_allow_ips="10.0.0.0/8, 127.0.0.1", _env_file=None).forwarded_allow_ips
+
+
 def test_placeholder_allowed_in_development():
     assert Settings(environment="development", _env_file=None).secret_key == PLACEHOLDER_SECRET
 
