@@ -6,6 +6,17 @@ from __future__ import annotations
 import json
 import re
 
+# an error message's length at most: a message names what the caller sent, and a 200 KB model name or job id was
+# echoed whole (security audit); the longest SFAI writes (ten validation errors) stay well under it
+MAX_MESSAGE_CHARS = 2000
+
+
+def cut_message(message: str, most: int = MAX_MESSAGE_CHARS) -> str:
+    """``message``, or its first ``most`` characters and how long it was."""
+    if len(message) <= most:
+        return message
+    return f"{message[:most]}... (message cut: {len(message):,} characters)"
+
 
 def shown(value: object) -> str:
     """A cell as an error message names it: ``'abc'``, ``-50.0``, ``an empty cell`` (never ``np.float64(nan)``)."""

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 
 import orjson
 
-from serving.errors import SfaiError
+from serving.errors import SfaiError, cut_message
 from serving.predictions import check_one_source, entity_rows, prediction_options, record_scorer
 
 if TYPE_CHECKING:
@@ -75,7 +75,7 @@ def prediction_body(model, predictions_json: str | bytes, count: int, notes: dic
 
 
 def error_body(exc: SfaiError) -> bytes:
-    return json.dumps({"error": {"code": exc.code, "message": exc.message}}).encode()
+    return json.dumps({"error": {"code": exc.code, "message": cut_message(exc.message)}}).encode()
 
 
 async def read_body(receive) -> tuple[bytes, bool]:  # noqa: ANN001

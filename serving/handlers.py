@@ -11,13 +11,13 @@ from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from serving.errors import InvalidInput, SfaiError, parse_json
+from serving.errors import InvalidInput, SfaiError, cut_message, parse_json
 
 log = logging.getLogger("sfai.api")
 
 
 def error_response(status: int, code: str, message: str, **extra) -> JSONResponse:
-    return JSONResponse({"error": {"code": code, "message": message, **extra}}, status_code=status)
+    return JSONResponse({"error": {"code": code, "message": cut_message(message), **extra}}, status_code=status)
 
 
 def _status_code_name(status: int) -> str:

@@ -22,6 +22,7 @@ from dataclasses import dataclass, replace
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from serving import fastpath
+from serving.errors import cut_message
 from serving.platform import Platform
 from serving.tenancy import utcnow
 from serving.usage import NOT_COUNTED, UsageEntry
@@ -112,7 +113,7 @@ def _unavailable(headers: list) -> tuple[dict, dict]:
 
 
 def _json_error(status: int, code: str, message: str, headers: list | tuple = ()) -> tuple[dict, dict]:
-    body = json.dumps({"error": {"code": code, "message": message}}).encode()
+    body = json.dumps({"error": {"code": code, "message": cut_message(message)}}).encode()
     start = {
         "type": "http.response.start",
         "status": status,

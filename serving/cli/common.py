@@ -14,7 +14,7 @@ from pathlib import Path
 import typer
 
 from serving.db import Database
-from serving.errors import InvalidInput
+from serving.errors import InvalidInput, cut_message
 from serving.settings import Settings, get_settings
 
 
@@ -68,7 +68,7 @@ def info(message: str) -> None:
 
 
 def fail(message: str, code: int = 1) -> None:
-    typer.echo(f"error: {message}", err=True)
+    typer.echo(f"error: {cut_message(message)}", err=True)
     sys.exit(code)
 
 

@@ -283,3 +283,23 @@ def test_metrics_name_tenants_so_they_need_a_token_outside_development(settings,
 @pytest.mark.parametrize("path", ["/v1/usage", "/v1/tenant", "/v1/apikeys"])
 def test_platform_endpoints_need_a_key(client, path):
     assert_error(client.get(path), 401, "unauthenticated")
+
+
+def test_a_huge_name_is_not_echoed_whole(client, db):
+    """A 200 KB model name, view name or job id came back whole in the error (a 200 KB 404; security audit): every
+    error message is cut at MAX_MESSAGE_CHARS, saying how long it was."""
+    from serving.errors import MAX_MESSAGE_CHARS
+
+    acme = make_tenant(db, PEPPER, "acme", modules=("maintenance", "scheduling"))
+    huge = "failure-" + "a" * 200_000
+    calls = [
+        client.post("/v1/maintenance/failure/predict", headers=bearer(acme.mes),
+                    json={"records": [{"UDI": 1}], "model": huge}),
+        client.post("/v1/features/online", headers=bearer(acme.mes), json={"view": huge, "entity_ids": ["m1"]}),
+        client.get("/v1/scheduling/jobs/" + "b" * 20_000, headers=bearer(acme.mes)),
+    ]
+    for r in calls:
+        assert r.status_code in (404, 422), r.text[:300]
+        message = r.json()["error"]["message"]
+        assert len(message) < MAX_MESSAGE_CHARS + 100 and message.endswith("characters)"), message[-200:]
+        assert len(r.content) < 3000
