@@ -290,8 +290,29 @@ class Settings(BaseSettings):
             raise ValueError(f"{path} is where SFAI keeps its state (its database); write the output elsewhere")
 
     def ensure_home(self) -> Path:
-        self.home.mkdir(parents=True, exist_ok=True)
+        private_dir(self.home)
         return self.home
+
+
+def private_dir(path: Path) -> None:
+    """Make the folder ``path`` (and its parents) where missing; the folder itself readable by its owner only. SFAI's
+    state (every tenant's features, usage log and key hashes) had been created readable by every local user; a
+    folder that exists already keeps the modes its owner gave it."""
+    path = Path(path)
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.mkdir(mode=0o700, exist_ok=True)  # the mode is masked by the umask, which can only remove bits
+
+
+def private_file(path: Path) -> None:
+    """Create the database file ``path`` empty and readable by its owner only, where it does not exist yet (SQLite
+    then makes its journals with the same mode)."""
+    path = Path(path)
+    private_dir(path.parent)
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        pass
 
 
 @lru_cache

@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from feature_store.online.base import OnlineRows, OnlineStore, decode, encode
+from serving.settings import private_file
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS online_features (
@@ -48,7 +49,7 @@ _GENERATION_LOCK = threading.Lock()
 class SqliteOnlineStore(OnlineStore):
     def __init__(self, path: Path, *, recheck_s: float = RECHECK_S) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        private_file(self.path)
         self.recheck_s = float(recheck_s)
         self._file = str(self.path.resolve())
         self._local = threading.local()

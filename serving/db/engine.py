@@ -12,6 +12,8 @@ from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+from serving.settings import private_file
+
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 _migrate_lock = threading.Lock()
 MIGRATION_LOCK_KEY = 0x5F41_0001  # SFAI's advisory lock for migrations (any other user of the database: another key)
@@ -41,7 +43,7 @@ def make_engine(url: str) -> Engine:
     if is_sqlite(url):
         db_path = make_url(url).database
         if db_path and db_path != ":memory:":
-            Path(db_path).parent.mkdir(parents=True, exist_ok=True)
+            private_file(Path(db_path))
         engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
 
         @event.listens_for(engine, "connect")

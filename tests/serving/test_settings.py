@@ -137,3 +137,32 @@ def test_null_in_the_environment_means_no_limit(monkeypatch):
     assert s.platform_rate_limit is None and s.failed_key_lookups_per_s is None
     monkeypatch.setenv("SFAI_PLATFORM_RATE_LIMIT", "7")
     assert Settings(_env_file=None).platform_rate_limit == 7.0
+
+
+def test_the_state_is_readable_by_its_owner_only(tmp_path):
+    """sfai.db, online.db and their folder had been created readable by every local user (every tenant's features,
+    usage log and key hashes; security audit): a new home is 0700 and new databases 0600, their WAL files too; a
+    folder that exists already keeps its mode."""
+    import stat
+
+    from feature_store.online.sqlite import SqliteOnlineStore
+    from serving.db.engine import make_engine
+
+    def mode(p):
+        return stat.S_IMODE(p.stat().st_mode)
+
+    home = tmp_path / "a" / "home"
+    Settings(home=home, _env_file=None).ensure_home()
+    assert mode(home) == 0o700
+    engine = make_engine(f"sqlite:///{home / 'sfai.db'}")
+    with engine.begin() as c:
+        c.exec_driver_sql("create table t (x int)")
+    assert {p.name: mode(p) for p in home.iterdir()} == {"sfai.db": 0o600, "sfai.db-wal": 0o600, "sfai.db-shm": 0o600}
+    engine.dispose()
+    store = SqliteOnlineStore(tmp_path / "b" / "online.db")
+    assert mode(tmp_path / "b") == 0o700 and mode(tmp_path / "b" / "online.db") == 0o600
+    store.close()
+    shared = tmp_path / "shared"
+    shared.mkdir(mode=0o755)
+    Settings(home=shared, _env_file=None).ensure_home()
+    assert mode(shared) == 0o755
