@@ -119,6 +119,11 @@ def _keys_named(raw: bytes) -> int:
     return sum(1 for colon in _STRING.findall(raw) if colon)
 
 
+# orjson reads an integer outside -2**63 .. 2**64-1 as a float: a row id of 10**23 came back as 1e+23, which the
+# README promises to return as written; such a value (as a float, at least 2**63 away from 0) goes to the route
+_INT_RANGE = float(2**63)
+
+
 def _keys_in(doc: object) -> int:
     """How many keys the parsed document's objects hold: fewer than the text names where one was named twice."""
     n, stack = 0, [doc]
@@ -167,6 +172,8 @@ def answer(platform: Platform, route: PredictRoute, headers: dict[bytes, bytes],
                 raise Fallback
             if not all(isinstance(r, dict) for r in records):
                 raise Fallback
+            if any(type(v) is float and not -_INT_RANGE < v < _INT_RANGE for r in records for v in r.values()):
+                raise Fallback  # maybe an integer past 64 bits, which orjson reads as a float: the route keeps it
             check_one_source(body)
             rows = records
         else:
