@@ -114,6 +114,9 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
             {"name": "features", "description": "Push ingest into the feature store; online feature lookups"},
         ],
     )
+    # a path with a trailing slash is a JSON 404 saying so: the redirect had answered POST .../predict/ with an empty
+    # 307, which clients (httpx, many MES libraries) do not follow for a POST
+    app.router.redirect_slashes = False
     app.state.platform = platform
     platform.start()  # also started here so that a TestClient without a context manager works
     install_error_handlers(app)

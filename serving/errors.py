@@ -149,6 +149,11 @@ class PayloadTooLarge(SfaiError):
     code = "payload_too_large"
 
 
+class UnsupportedMediaType(SfaiError):
+    status = 415
+    code = "unsupported_media_type"
+
+
 class TooManyRequests(SfaiError):
     """429 with ``Retry-After``: the caller may try again in ``retry_after_s`` seconds."""
 

@@ -119,10 +119,13 @@ def install_error_handlers(app: FastAPI) -> None:
         return resp
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_req: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(req: Request, exc: StarletteHTTPException) -> JSONResponse:
         message = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
         if exc.status_code == 404 and message == "Not Found":
+            path = req.url.path
             message = "no such endpoint; see /docs"
+            if len(path) > 1 and path.endswith("/"):  # no redirect (an empty 307 a client does not follow)
+                message += f" (SFAI's paths end without a slash: {path.rstrip('/')[:200]})"
         code = getattr(exc, "code", None) or _status_code_name(exc.status_code)
         resp = error_response(exc.status_code, code, message)
         if exc.headers:

@@ -145,6 +145,7 @@ class PlatformMiddleware:
         t0 = time.perf_counter()
         request_id = None
         declared = 0
+        encoded = None
         for k, v in scope["headers"]:
             if k == b"x-request-id":
                 candidate = v.decode("latin-1")
@@ -152,6 +153,8 @@ class PlatformMiddleware:
                     request_id = candidate
             elif k == b"content-length":  # more digits than any limit: too large (int() refuses 4,300 digits)
                 declared = (int(v) if len(v) <= 18 else self.max_body + 1) if v.isdigit() else 0
+            elif k == b"content-encoding" and v.strip().lower() not in (b"", b"identity"):
+                encoded = v.decode("latin-1").strip()
         request_id = request_id or self._next_id()
         extra_headers = [*security_headers(scope["path"]), (b"x-request-id", request_id.encode())]
         state = scope.setdefault("state", {})
@@ -179,6 +182,12 @@ class PlatformMiddleware:
             path = scope["path"]
             if not path.isprintable() and _CONTROL.search(path):  # isprintable: the cheap test of a plain path
                 start, body = _json_error(400, "bad_request", "the request path holds a control character (e.g. %00)")
+                await send_wrapper(start)
+                await send_wrapper(body)
+                return
+            if encoded is not None:  # a gzip body had been read as the bytes it is: "not valid JSON: ... 0x8b"
+                start, body = _json_error(415, "unsupported_media_type", f"Content-Encoding {encoded[:40]!r} is not "
+                                          "supported: send the body uncompressed (Content-Encoding identity or none)")
                 await send_wrapper(start)
                 await send_wrapper(body)
                 return

@@ -25,7 +25,7 @@ from feature_store.view import TIMESTAMP
 from models.families import get_family
 from models.registry import ModelRegistry, find_champion, find_named
 from serving.db import Database
-from serving.errors import InvalidInput, NotFound, parse_json
+from serving.errors import InvalidInput, NotFound, UnsupportedMediaType, parse_json
 from serving.runtime import ModelIntegrityError, OnnxModel
 
 log = logging.getLogger("sfai.models")
@@ -231,6 +231,11 @@ def _predict_module(family: str):  # noqa: ANN202
     return importlib.import_module(get_family(family).predict_module)
 
 
+# the content types a prediction body is read as JSON under: JSON's own, and what a client sends when it names none
+# (curl -d sends form-urlencoded; some send text/plain)
+JSON_READ = frozenset({"", "application/json", "text/json", "application/x-www-form-urlencoded", "text/plain"})
+
+
 async def read_frame(request, limit: int = MAX_RECORDS) -> tuple[pd.DataFrame | list[dict] | None, dict]:  # noqa: ANN001
     """A request body as rows: JSON ``{"records": [...], ...options}`` (a list of dicts, as sent), Arrow IPC
     stream or Parquet (a DataFrame).
@@ -257,6 +262,11 @@ async def read_frame(request, limit: int = MAX_RECORDS) -> tuple[pd.DataFrame | 
             raise InvalidInput(f"cannot read the Parquet body: {e}") from None
         check_batch(table.num_rows, limit)
         return _limit(table.to_pandas(), limit), _binary_options(request)
+    # a CSV, or a Parquet file sent as octet-stream, had been read as JSON ("not valid JSON: ... byte 0x80")
+    if ctype not in JSON_READ and not ctype.endswith("+json"):
+        raise UnsupportedMediaType(
+            f"cannot read a {ctype[:60]!r} body: send JSON (application/json), an Arrow IPC stream "
+            "(application/vnd.apache.arrow.stream) or Parquet (application/vnd.apache.parquet)")
     body = parse_json(raw, unique_keys=True)  # a reading named twice in one record: which is true? (as ingest asks)
     if not isinstance(body, dict):
         raise InvalidInput('expected a JSON object: {"records": [...]} or {"entity_ids": [...], "view": ...}')

@@ -303,3 +303,33 @@ def test_a_huge_name_is_not_echoed_whole(client, db):
         message = r.json()["error"]["message"]
         assert len(message) < MAX_MESSAGE_CHARS + 100 and message.endswith("characters)"), message[-200:]
         assert len(r.content) < 3000
+
+
+def test_bodies_sfai_cannot_read_are_415_and_a_trailing_slash_404_saying_so(client, db):
+    """An MES audit: a gzip body (Content-Encoding: gzip) was read as its bytes ("not valid JSON: ... 0x8b"), a CSV
+    or a Parquet file sent as octet-stream to a prediction too, and POST .../predict/ got an empty 307 that httpx
+    does not follow. Each is now a JSON answer saying what to send."""
+    import gzip
+    import json
+
+    acme = make_tenant(db, PEPPER, "acme", modules=("maintenance",))
+    h = bearer(acme.mes)
+    url = "/v1/maintenance/failure/predict"
+    body = json.dumps({"records": [{"UDI": 1}]}).encode()
+    for target in (url, "/v1/ingest/machine_stats"):
+        r = client.post(target, content=gzip.compress(body), headers={**h, "content-type": "application/json",
+                                                                       "content-encoding": "gzip"})
+        err = assert_error(r, 415, "unsupported_media_type")
+        assert "Content-Encoding 'gzip' is not supported: send the body uncompressed" in err["message"]
+    for ctype in ("text/csv", "application/octet-stream"):
+        err = assert_error(client.post(url, content=b"UDI,Type\n1,M\n", headers={**h, "content-type": ctype}), 415,
+                           "unsupported_media_type")
+        assert f"cannot read a '{ctype}' body: send JSON (application/json), an Arrow IPC stream" in err["message"]
+    # what clients send when they name no type is still read as JSON (curl -d sends form-urlencoded)
+    for ctype in ("application/x-www-form-urlencoded", "text/plain"):
+        r = client.post(url, content=body, headers={**h, "content-type": ctype})
+        assert r.status_code != 415, r.text
+    r = client.post(url + "/", content=body, headers={**h, "content-type": "application/json"})
+    err = assert_error(r, 404, "not_found")
+    assert err["message"] == f"no such endpoint; see /docs (SFAI's paths end without a slash: {url})"
+    assert client.get("/v1/tenant/", headers=h).status_code == 404
