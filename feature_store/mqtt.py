@@ -433,6 +433,8 @@ class MqttIngestor:
         except InvalidInput as e:
             self._bad(msg, f"json: {e.message}")
             return None
+        if isinstance(body, dict) and list(body) == ["records"] and isinstance(body["records"], list):
+            body = body["records"]  # the REST body's shape, {"records": [...]}, as POST /v1/ingest/{view} takes it
         records = body if isinstance(body, list) else [body]
         if not records or not all(isinstance(r, dict) for r in records):
             self._bad(msg, "json: expected an object or a non-empty array of objects")

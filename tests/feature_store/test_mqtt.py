@@ -435,6 +435,20 @@ def test_odd_but_valid_values_are_stored(acme_store, tmp_path):
     assert got[1]["last_seen"] == "2026-02-28T23:59:59.999999+00:00" and got[1]["alarm"] is False
 
 
+def test_the_rest_bodys_records_shape_is_read_too(acme_store, tmp_path):
+    """{"records": [...]}, the shape POST /v1/ingest/{view} takes, was set aside as "column 'records' ... is not a
+    single value" (MES audit): it is read as the array it holds. An object with "records" beside other fields is
+    still a row (and refused as one)."""
+    ing = MqttIngestor(lambda t: acme_store, Quarantine(tmp_path / "q"))
+    rows = [{**REC, "machine_id": "r1"}, {**REC, "machine_id": "r2"}]
+    ing.on_message(TOPIC, json.dumps({"records": rows}).encode())
+    assert ing.drain() == 1
+    assert (ing.stats.rows_written, ing.stats.bad) == (2, 0), kept_aside(tmp_path)
+    ing.on_message(TOPIC, json.dumps({"records": rows, "machine_id": "r3"}).encode())
+    ing.drain()
+    assert ing.stats.bad == 1 and "records" in kept_aside(tmp_path)[0]["reason"]
+
+
 # ------------------------------------------------------------------------------- delivery: acknowledgements, bounds
 def _rec(i: int, **kw) -> bytes:  # noqa: ANN003
     return json.dumps({**REC, "machine_id": f"m{i}", **kw}).encode()
