@@ -48,6 +48,18 @@ def test_json_records_land_offline_and_online(client, app, acme):
     assert views[0]["name"] == "machine_stats" and views[0]["features"]["temp_mean"] == "float32"
 
 
+def test_online_values_come_back_as_written(client, acme):
+    """A float32 feature written as 65.2 was read back as 65.19999694824219 (the float32's float64 digits), so an MES
+    comparing what it wrote with what it reads saw a change (MES audit): the online store keeps the float32's
+    shortest decimal, which is the same float32."""
+    written = [65.2, 1.2, 0.1, 123.456]
+    rows = [{**REC, "machine_id": f"m{i}", "temp_mean": v} for i, v in enumerate(written)]
+    assert client.post("/v1/ingest/machine_stats", json={"records": rows}, headers=bearer(acme.mes)).status_code == 200
+    online = client.post("/v1/features/online", headers=bearer(acme.mes), json={
+        "view": "machine_stats", "entity_ids": [r["machine_id"] for r in rows]}).json()
+    assert [r["temp_mean"] for r in online["rows"]] == written
+
+
 def test_csv_and_parquet_uploads(client, acme):
     csv = "machine_id,event_timestamp,temp_mean,vib_rms,alarm,mode\nm1,2026-03-02T00:00:00Z,1.5,0.5,true,idle\n"
     r = client.post("/v1/ingest/machine_stats", files={"file": ("rows.csv", csv, "text/csv")}, headers=bearer(acme.mes))
