@@ -221,6 +221,27 @@ def test_bad_input(trained, fd001, tmp_path):
         P.score(model, records)
 
 
+def test_a_reading_far_outside_the_training_data_is_refused(trained, fd001):
+    """sensor_9 at 90,000 (trained around 9,061 +- 23) or at 1e39 had been answered with an RUL of 0.0 (MES audit):
+    a reading 1,000 standard deviations past every regime's mean is a data error, refused naming column and row.
+    The file's own readings, and a worn engine's drift, pass."""
+    model = OnnxModel(trained[0] / "model")
+    rows = fd001[fd001["unit"] <= 2].drop(columns=["rul"], errors="ignore").reset_index(drop=True)
+    assert len(P.score(model, rows)) == 2
+    sensor = model.manifest["prep"]["sensors"][0]
+    for value in (1e39, 90000.0 * (1 + rows[sensor].iloc[0])):
+        odd = rows.copy()
+        odd.loc[5, sensor] = value
+        with pytest.raises(InvalidInput, match=rf"^column '{sensor}' row 6: .* is out of range, far outside what "
+                                               r"this model was trained on \(.* to .*, 1,000 standard deviations"):
+            P.score(model, odd)
+    worn = rows.copy()
+    std = np.asarray(model.manifest["prep"]["sensor_std"])[0]
+    for j, c in enumerate(model.manifest["prep"]["sensors"]):
+        worn[c] = worn[c] + 20 * std[j]  # twenty deviations: far worn, but a reading
+    assert len(P.score(model, worn)) == 2
+
+
 def test_predict_does_not_import_torch(trained, fd001, tmp_path):
     out, _ = trained
     path = write_nasa(truncate(fd001), tmp_path / "test_FD001.txt")
