@@ -6,6 +6,7 @@ Time is integral (any unit: minutes, seconds); every interval is half-open ``[st
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -38,9 +39,21 @@ def _int(value: object, what: str, lo: int | None = None, hi: int | None = None)
     return value
 
 
+_CLOCK_TEXT = re.compile(r"\d{4}-\d{2}-\d{2}|\d{1,2}:\d{2}")  # a date or a clock time, as an MES writes a due time
+
+
 def _time(value: object, what: str, lo: int = -MAX_TIME) -> int:
-    """A time value (integer within +-MAX_TIME, or from ``lo``)."""
+    """A time value (integer within +-MAX_TIME, or from ``lo``). A date or clock time given as text is refused
+    saying how times are counted (an MES sent its due times as ISO dates and read only "must be an integer")."""
+    _no_clock_text(value, what)
     return _int(value, what, lo, MAX_TIME)
+
+
+def _no_clock_text(value: object, what: str) -> None:
+    if isinstance(value, str) and _CLOCK_TEXT.search(value):
+        raise ValueError(f"{what} must be an integer, got {_show(value)}: times are whole numbers of the plan's time "
+                         "unit counted from the plan's start (t=0), e.g. minutes after it; convert dates before "
+                         "sending")
 
 
 def _num(value: object, what: str, lo: float, hi: float) -> float:
@@ -200,6 +213,7 @@ class Job:
             raise ValueError("job id must be a non-empty string")
         if not self.operations:
             raise ValueError(f"job {self.id!r} has no operations")
+        _no_clock_text(self.release, f"job {self.id!r} release")
         _int(self.release, f"job {self.id!r} release")
         if self.release < 0:
             raise ValueError(f"job {self.id!r} release must be >= 0")

@@ -185,6 +185,13 @@ BIG = 2**63
          "failure_risk threshold must be a finite number in 0..1"),
         ({**_one_job(), "failure_risk": {"risks": {"M1": 0.9}, "deadline": 10, "window_duration": 60}},
          "maintenance deadline 10 is before a window of 60 can end"),
+        # a due time sent as a date or a clock time says how times are counted (MES audit)
+        ({"machines": ["M1"], "jobs": [{"id": "J1", "due": "2026-12-07T18:00:00+09:00",
+                                        "operations": [{"machines": {"M1": 3}}]}]},
+         "job 'J1' due must be an integer, got '2026-12-07T18:00:00+09:00': times are whole numbers of the plan's "
+         "time unit counted from the plan's start (t=0)"),
+        ({"machines": ["M1"], "jobs": [{"id": "J1", "release": "08:30", "operations": [{"machines": {"M1": 3}}]}]},
+         "job 'J1' release must be an integer, got '08:30': times are whole numbers"),
     ],
 )
 def test_numbers_out_of_range_name_the_field_and_the_range(doc, needle):
