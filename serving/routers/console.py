@@ -4,13 +4,15 @@
 as it is: rows of the caller's own demo training files (``$SFAI_HOME/demo/<tenant>/``, written by
 ``sfai demo``) where they exist, else a few built-in rows. The energy body holds nine days of 15-minute meter
 readings, so that the first forecast (the eighth midnight) can be drawn against the actual readings, which the
-answer adds under ``actuals``. Where the tenant's defect champion reads measurements those rows lack (a model
-trained on SECOM reads hundreds), the defect body is made from the champion's own training statistics instead
-(``source: "model"``). Any role may call it; a tenant only ever sees its own files.
+answer adds under ``actuals``; where the tenant keeps a meter's readings in its feature store, the energy body asks
+for that meter's next day instead (``source: "store"``). Where the tenant's defect champion reads measurements
+those rows lack (a model trained on SECOM reads hundreds), the defect body is made from the champion's own
+training statistics instead (``source: "model"``). Any role may call it; a tenant only ever sees its own files.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -23,6 +25,8 @@ from models.families import get_family
 from serving.deps import CallerDep, PlatformDep, platform_call
 from serving.errors import SfaiError
 from serving.handlers import SfaiRoute
+
+log = logging.getLogger("sfai.console")
 
 router = APIRouter(route_class=SfaiRoute, prefix="/v1/console", tags=["tenant"], dependencies=[Depends(platform_call)])
 
@@ -160,9 +164,12 @@ def _fits(rows: list[dict], manifest: dict | None) -> bool:
     return all(name in rows[0] for name in needed) if rows else False
 
 
-def build_samples(home: Path, tenant: str, defect_manifest: dict | None = None) -> dict:
+def build_samples(home: Path, tenant: str, defect_manifest: dict | None = None,
+                  meter: tuple[str, str] | None = None) -> dict:
     """``defect_manifest``: the tenant's defect champion's, whose measurements the defect sample must hold (a model
-    trained on SECOM reads hundreds, the demo's and the built-in rows nine)."""
+    trained on SECOM reads hundreds, the demo's and the built-in rows nine). ``meter``: a (view, meter id) of the
+    tenant's own meter readings in its feature store, whose next day the energy card then forecasts (``source:
+    "store"``) instead of a sample."""
     directory = home / "demo" / tenant
     builtin = {"failure": _builtin_failure, "rul": _builtin_rul, "defect": _builtin_defect, "energy": _builtin_energy}
     out = {}
@@ -181,7 +188,11 @@ def build_samples(home: Path, tenant: str, defect_manifest: dict | None = None) 
                 rows, source = fitted, "model"
         body: dict = {"records": rows}
         entry = {"family": family, "module": module, "endpoint": endpoint, "source": source, "body": body}
-        if family == "energy":
+        if family == "energy" and meter is not None:  # the plant's own meter: its next day, no readings to draw yet
+            view, meter_id = meter
+            entry.update(source="store", entity=meter_id,
+                         body={"view": view, "entity_ids": [meter_id], "horizon": 96}, actuals=[])
+        elif family == "energy":
             body["horizon"] = 96
             try:
                 entry["actuals"] = _actuals(rows)
@@ -203,4 +214,26 @@ def _samples(platform, tenant: str) -> dict:  # noqa: ANN001
         manifest = platform.models.champion(tenant, "defect").manifest
     except SfaiError:  # no defect model (yet), or its file is damaged: the sample is for the model to come
         manifest = None
-    return build_samples(platform.settings.home, tenant, manifest)
+    return build_samples(platform.settings.home, tenant, manifest, _store_meter(platform, tenant))
+
+
+def _store_meter(platform, tenant: str) -> tuple[str, str] | None:  # noqa: ANN001
+    """(view, meter id) of a meter whose 15-minute kWh the tenant keeps in its feature store (a view of the ``meter``
+    entity with ``usage_kwh``, as ``sfai ingest steel-energy`` declares): the meter of its newest stored file. None
+    where it keeps none (the card then shows a sample, marked as one: an energy manager had seen a built-in sample's
+    day though the plant's meter was in the store)."""
+    import pyarrow.parquet as pq
+
+    try:
+        fs = platform.feature_store(tenant)
+        for view, _version in fs.list_views():
+            if view.entity.name != "meter" or "usage_kwh" not in view.feature_names:
+                continue
+            files = fs.offline.files(tenant, view.name)
+            if files:
+                keys = pq.read_table(files[-1], columns=[view.join_key]).column(0)
+                if len(keys):
+                    return view.name, str(keys[len(keys) - 1].as_py())
+    except Exception:  # noqa: BLE001 - the store failing or a file unreadable: the sample, as before
+        log.warning("console samples: the feature store's meters could not be read", exc_info=True)
+    return None

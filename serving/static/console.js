@@ -1827,7 +1827,7 @@ function showCard(m, html, load) {
 const noModel = (e, family) => `<p class="warn" title="${esc(e.detail || "")}">` +
   `${esc(e.status === 404 ? t("dash.noModelTrain", { family }) : t("dash.noModel", { msg: e.message }))}` +
   (e.showDetail && e.detail ? ` <span class="status-detail">${esc(t("err.detail"))} <span lang="en">${esc(e.detail)}</span></span>` : "") + `</p>`;
-const sourceNote = (s) => `<p class="muted">${esc(t("dash.sampleSource", { source: t("dash.source." + s.source) }))} · ${esc(s.endpoint)}</p>`;
+const sourceNote = (s) => `<p class="muted" data-source="${esc(s.source)}">${esc(t("dash.sampleSource", { source: t("dash.source." + s.source, { entity: s.entity ?? "" }) }))} · ${esc(s.endpoint)}</p>`;
 const meter = (p) => `<span class="meter"><i class="${p >= 0.5 ? "hi" : p >= 0.2 ? "mid" : ""}" style="width:${Math.round(Math.min(1, p) * 100)}%"></i></span>`;
 
 async function dashMaintenance(load) {

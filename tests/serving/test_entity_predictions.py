@@ -221,3 +221,24 @@ def test_openapi_documents_the_entity_id_of_each_answer_row(client):
         assert {"entity_id", id_field} <= set(rows["items"]["properties"]), path
         body = op["requestBody"]["content"]["application/json"]["schema"]["properties"]
         assert "entity_id" in body["entity_ids"]["description"], path
+
+
+def test_the_console_forecasts_the_plants_own_meter(client, db, settings, demo_models, tmp_path):
+    """The dashboard's energy card forecast a built-in sample's day although the plant's meter readings were in its
+    feature store (energy-manager audit). With a meter view holding readings, the console's sample asks for that
+    meter's next day (source "store"), and that body answers; without one, the sample stays."""
+    from pipelines.runner import run_pipeline
+
+    h, fs = tenant_with(db, settings, demo_models, "energy", modules=("energy",))
+    before = client.get("/v1/console/samples", headers=h).json()["samples"]["energy"]
+    assert before["source"] == "builtin" and "records" in before["body"]
+    energy = pd.read_csv(demo_models[1] / "energy_demo.csv").iloc[-10 * 96 :]
+    steel_csv(tmp_path / "steel.csv", energy)
+    run_pipeline("steel-energy", tmp_path / "steel.csv", store=fs)
+    fs.close()
+    sample = client.get("/v1/console/samples", headers=h).json()["samples"]["energy"]
+    assert sample["source"] == "store" and sample["entity"] == "daewoo-gwangyang" and sample["actuals"] == []
+    assert sample["body"] == {"view": "steel_energy_features", "entity_ids": ["daewoo-gwangyang"], "horizon": 96}
+    answer = ok(client.post(sample["endpoint"], json=sample["body"], headers=h))
+    last = pd.to_datetime(energy["date"].iloc[-1], format="%d/%m/%Y %H:%M") + pd.Timedelta(days=1)
+    assert {p["origin"] for p in answer} == {f"{last:%Y-%m-%d} 00:00:00"} and len(answer) == 96
