@@ -164,7 +164,7 @@ def scorer(family: str):  # noqa: ANN201
             return _forecast_meters(score, model, frame, ids, options)
         if family == "rul":  # one answer per unit, in unit order: each unit is one entity's
             units = frame.attrs.get(UNITS) or _entity_units(frame, ids)
-            out = score(model, frame, **options)
+            out = score(model, frame, unit_names=units, **options)  # warnings name the entities, not unit numbers
             out[ENTITY_ID] = pd.Series(out["unit"].map(units), dtype=object)
             return out
         out = score(model, frame, **options)  # failure and defect: one answer per row, in the rows' order

@@ -75,7 +75,7 @@ def _plausible(out: pd.DataFrame, given: pd.DataFrame, prep: dict) -> None:
                 "a unit or column mix-up? (a worn engine moves a few deviations)")
 
 
-def score(model: OnnxModel, df: pd.DataFrame, *, batch: int = 1024) -> pd.DataFrame:
+def score(model: OnnxModel, df: pd.DataFrame, *, batch: int = 1024, unit_names: dict | None = None) -> pd.DataFrame:
     """One row per unit: its RUL at its last cycle. ``attrs["warnings"]`` names the units sent with fewer than the
     model's window of cycles that do not start at cycle 1 (logged too, for the CLI)."""
     rows = checked(df, model.manifest["prep"])
@@ -83,21 +83,23 @@ def score(model: OnnxModel, df: pd.DataFrame, *, batch: int = 1024) -> pd.DataFr
     out = [model.run({"x": windows[i : i + batch]})["y"] for i in range(0, len(windows), batch)]
     rul = np.concatenate(out) if out else np.zeros(0)
     answer = pd.DataFrame({"unit": units.astype(np.int64), "rul": np.round(rul.astype(float), 3)})
-    answer.attrs["warnings"] = notes = _short_histories(rows, int(model.manifest["prep"]["window"]))
+    answer.attrs["warnings"] = notes = _short_histories(rows, int(model.manifest["prep"]["window"]), unit_names)
     for line in notes:
         log.warning("%s", line)
     return answer
 
 
-def _short_histories(rows: pd.DataFrame, window: int) -> list[str]:
+def _short_histories(rows: pd.DataFrame, window: int, names: dict | None = None) -> list[str]:
     """A unit sent with fewer than ``window`` cycles, its first one after cycle 1, is read with that first cycle
     repeated before it, as a younger engine: its RUL comes out late (an engine at RUL 0 read from its last 10
-    cycles: 16 to 36), the error the NASA score punishes most."""
+    cycles: 16 to 36), the error the NASA score punishes most. ``names``: unit number -> what the caller calls it
+    (an entity id: units read by entity id are numbered 1, 2, ... inside, which meant nothing to the caller)."""
     by_unit = rows.groupby("unit", sort=True)["cycle"].agg(["size", "min"])
     short = by_unit[(by_unit["size"] < window) & (by_unit["min"] > 1)]
     if short.empty:
         return []
-    shown_units = ", ".join(f"{u} ({r['size']} from cycle {r['min']})" for u, r in short.head(5).iterrows())
+    shown_units = ", ".join(f"{names[u]!r} ({r['size']} from cycle {r['min']})" if names and u in names else
+                            f"{u} ({r['size']} from cycle {r['min']})" for u, r in short.head(5).iterrows())
     more = f" and {len(short) - 5} more" if len(short) > 5 else ""
     return [f"units {shown_units}{more}: fewer than the model's {window} cycles and not from cycle 1; their RUL is "
             f"likely too high (the earlier cycles are read as the first one sent): send each unit's last {window} "

@@ -111,8 +111,12 @@ def test_rul_by_entity_id_names_the_entity_of_each_unit(client, db, settings, de
     fs.ingest("engine_state", pd.DataFrame(rows))
     fs.close()
     url = "/v1/maintenance/rul/predict"
-    answer = ok(client.post(url, json={"entity_ids": ["eng-b", "eng-a"], "view": "engine_state"}, headers=h))
+    r = client.post(url, json={"entity_ids": ["eng-b", "eng-a"], "view": "engine_state"}, headers=h)
+    answer = ok(r)
     assert [(p["unit"], p["entity_id"]) for p in answer] == [(3, "eng-a"), (7, "eng-b")]
+    # each holds one late cycle: the short-history warning names the entities, not the unit numbers read inside
+    (warning,) = r.json()["warnings"]
+    assert warning.startswith("units 'eng-a' (1 from cycle ") and ", 'eng-b' (1 from cycle " in warning, warning
     r = client.post(url, json={"entity_ids": ["eng-b", "eng-c"], "view": "engine_state"}, headers=h)
     assert r.status_code == 422 and "'eng-b' and 'eng-c' both hold unit 7" in r.json()["error"]["message"], r.text
 
