@@ -10,8 +10,12 @@ import contextlib
 import json
 import logging
 import os
+import shutil
 import sys
+import tempfile
 from pathlib import Path
+
+import numpy as np
 
 from serving.errors import InvalidInput
 from serving.settings import Settings
@@ -176,15 +180,18 @@ class Tracker:
     def register(self, model_name: str, model_dir: Path, alias: str) -> None:
         """Log the exported model and register it under ``model_name`` with ``alias`` in MLflow's registry.
 
-        The version's source is the run's ``model`` artifact folder (ONNX file + manifest), registered through
-        the client API, so no MLflow "logged model" flavour is needed."""
+        The version's source is the run's ``model`` artifact folder: MLflow's ONNX flavour (``MLmodel``, the ONNX
+        file, its input signature and requirements), so ``mlflow.pyfunc.load_model("models:/NAME@champion")``
+        runs it on the model's input features, plus SFAI's ``manifest.json`` (features, normalisation,
+        thresholds). Registered through the client API."""
         if not self._mlflow:
             return
         from mlflow import MlflowClient
         from mlflow.exceptions import MlflowException
 
-        with _to_stderr():
-            self._mlflow.log_artifacts(str(model_dir), artifact_path="model")
+        with _to_stderr(), tempfile.TemporaryDirectory() as tmp:
+            folder = _onnx_flavour(Path(model_dir), Path(tmp) / "model")
+            self._mlflow.log_artifacts(str(folder), artifact_path="model")
             client = MlflowClient()
             try:
                 client.get_registered_model(model_name)
@@ -196,6 +203,28 @@ class Tracker:
             mv = client.create_model_version(model_name, source=f"{run.info.artifact_uri}/model", run_id=self.run_id,
                                              tags=tags)
             client.set_registered_model_alias(model_name, alias, mv.version)
+
+
+def _onnx_flavour(model_dir: Path, folder: Path) -> Path:
+    """``folder`` holding the exported model as MLflow's ONNX flavour (the same ``model.onnx``, on CPU, with the
+    manifest's input as its signature and pinned requirements, so MLflow infers nothing) and ``manifest.json``. A
+    data scientist's ``mlflow.pyfunc.load_model`` had failed on the folder (no ``MLmodel``)."""
+    import mlflow.onnx
+    import onnx
+    import onnxruntime
+    from mlflow.models import ModelSignature
+    from mlflow.types.schema import Schema, TensorSpec
+
+    manifest = json.loads((model_dir / "manifest.json").read_text())
+    inputs = [TensorSpec(np.dtype(i.get("dtype", "float32")), tuple(-1 if isinstance(d, str) else int(d)
+                                                                      for d in i.get("shape", ["batch"])), i["name"])
+              for i in manifest.get("inputs", [])]
+    mlflow.onnx.save_model(
+        onnx.load(str(model_dir / "model.onnx")), str(folder), onnx_execution_providers=["CPUExecutionProvider"],
+        save_as_external_data=False, signature=ModelSignature(inputs=Schema(inputs)) if inputs else None,
+        pip_requirements=[f"onnx=={onnx.__version__}", f"onnxruntime=={onnxruntime.__version__}"])
+    shutil.copy2(model_dir / "manifest.json", folder / "manifest.json")
+    return folder
 
 
 def sync_aliases(settings: Settings, model_name: str, targets: dict[str, tuple[int, str | None] | None]) -> list[str]:

@@ -109,7 +109,7 @@ def test_registry_champion_challenger_promote_rollback(tmp_path, db):
     assert sorted(p.name for p in (tmp_path / "home" / "models").iterdir()) == ["acme"]
 
 
-def test_tracked_run_is_logged_and_registered_in_mlflow(tmp_path):
+def test_tracked_run_is_logged_and_registered_in_mlflow(tmp_path, monkeypatch):
     """What `sfai train` does by default: an MLflow run with params, metrics, curves, and a registered
     version carrying the alias."""
     from mlflow import MlflowClient
@@ -134,7 +134,20 @@ def test_tracked_run_is_logged_and_registered_in_mlflow(tmp_path):
     mv = client.get_model_version_by_alias("acme.tiny", "champion")
     assert mv.run_id == run_id
     artifacts = {a.path for a in client.list_artifacts(run_id, "model")}
-    assert {"model/model.onnx", "model/manifest.json"} <= artifacts
+    assert {"model/model.onnx", "model/manifest.json", "model/MLmodel"} <= artifacts
+    # MLflow's ONNX flavour: pyfunc loads the champion and runs it on the model's input features, as SFAI's
+    # runtime does (it had failed: no MLmodel in the folder; data-scientist audit)
+    import mlflow.pyfunc
+
+    from serving.runtime import OnnxModel
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", tracking_uri(settings))  # undone after the test
+    loaded = mlflow.pyfunc.load_model("models:/acme.tiny@champion")
+    spec = loaded.metadata.get_input_schema().inputs[0]
+    assert spec.name == "x" and spec.shape == (-1, x.shape[1])
+    got = loaded.predict({"x": x[:8].astype(np.float32)})
+    expected = OnnxModel(tmp_path / "exp").run({"x": x[:8].astype(np.float32)})
+    assert np.allclose(next(iter(got.values())), next(iter(expected.values())), atol=1e-6)
 
 
 def test_tracking_keeps_params_tags_and_aliases_in_step(tmp_path):
