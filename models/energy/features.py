@@ -80,38 +80,74 @@ class Series:
         return int((stamp - self.start) / STEP)
 
 
-def parse_dates(raw: pd.Series) -> pd.DatetimeIndex:
+KOREA = "Asia/Seoul"  # SFAI's plants: dates stamped in UTC are read on this clock (no summer time since 1988)
+DMY = "dd/mm/yyyy HH:MM"
+ISO = "YYYY-MM-DDTHH:MM (ISO 8601, with or without a UTC offset)"
+_ISO_LIKE = r"^\d{4}-\d{1,2}-\d{1,2}"
+_DMY_LIKE = r"^\d{1,2}/\d{1,2}/\d{4}"
+# 24:00, the end of a day (also 24:00:00 and 24:00:00.000, before an offset): read as the next day's 00:00
+_END_OF_DAY = r"(?<=[T ])24:00(?=(?::00(?:\.0+)?)?(?:$|Z|[+-]))"
+
+
+def parse_dates(raw: pd.Series, rows: np.ndarray | None = None) -> pd.DatetimeIndex:
     """``dd/mm/yyyy HH:MM`` as in the file, 00:00 moved to the next day; ISO stamps are taken as interval ends.
+    Either format may write the end of a day as 24:00 (the next day's 00:00). The format in use is the one most
+    dates are in; a date in the other one, or in neither, is refused naming its row (``rows``: each date's row
+    number, counting from 1; default 1..n).
 
     ISO stamps either all carry a UTC offset or none does (a mix is refused). With offsets, the index is
     timezone-aware in the offset of the earliest stamp: a single offset keeps its local wall time, and stamps
-    in other offsets (across a summer-time change) are converted to it, so the clock stays continuous."""
+    in other offsets (across a summer-time change) are converted to it, so the clock stays continuous. Stamps in
+    UTC (``Z`` or ``+00:00``) are converted to Korea time (``KOREA``): a plant's midnight is its own, not UTC's."""
+    rows = np.arange(1, len(raw) + 1) if rows is None else np.asarray(rows)
     text = raw.astype(str).str.strip()
-    stamps = pd.to_datetime(text, format="%d/%m/%Y %H:%M", errors="coerce")
-    if stamps.isna().all():
+    iso_like = text.str.match(_ISO_LIKE).to_numpy(bool)
+    dmy_like = text.str.match(_DMY_LIKE).to_numpy(bool)
+    end_of_day = text.str.contains(_END_OF_DAY, regex=True).to_numpy(bool)
+    text = text.str.replace(_END_OF_DAY, "00:00", regex=True)
+    if iso_like.sum() > dmy_like.sum():
         try:
             iso = pd.to_datetime(text, format="ISO8601", errors="coerce")
         except ValueError:  # "Mixed timezones": offsets differ, or some stamps have one and others not
-            return _mixed_offsets(raw, text)
-        if iso.isna().any():
-            raise InvalidInput(f"column {DATE!r} holds {raw[iso.isna()].iloc[0]!r}, expected dd/mm/yyyy HH:MM")
-        return pd.DatetimeIndex(iso)
+            iso = _mixed_offsets(raw, text, rows, dmy_like)
+        else:
+            if iso.isna().any():
+                _bad_date(raw, rows, iso.isna().to_numpy(), dmy_like, iso=True)
+        index = pd.DatetimeIndex(iso) + pd.to_timedelta(end_of_day.astype(int), unit="D")
+        if index.tz is not None and index[0].utcoffset() == pd.Timedelta(0):
+            index = index.tz_convert(KOREA)  # UTC: the plant's clock is Korea's
+        return index
+    stamps = pd.to_datetime(text, format="%d/%m/%Y %H:%M", errors="coerce")
     if stamps.isna().any():
-        raise InvalidInput(f"column {DATE!r} holds {raw[stamps.isna()].iloc[0]!r}, expected dd/mm/yyyy HH:MM")
-    midnight = (stamps.dt.hour == 0) & (stamps.dt.minute == 0)
+        _bad_date(raw, rows, stamps.isna().to_numpy(), iso_like, iso=False)
+    midnight = (stamps.dt.hour == 0) & (stamps.dt.minute == 0)  # 00:00 (and 24:00) closes its day
     return pd.DatetimeIndex(stamps + pd.to_timedelta(midnight.astype(int), unit="D"))
 
 
-def _mixed_offsets(raw: pd.Series, text: pd.Series) -> pd.DatetimeIndex:
+def _bad_date(raw: pd.Series, rows: np.ndarray, bad: np.ndarray, other_format: np.ndarray, *, iso: bool) -> None:
+    """Refuse the first date that does not read in the format in use, naming its row and that format."""
+    i = int(np.flatnonzero(bad)[0])
+    used = ISO if iso else DMY
+    head = f"column {DATE!r} row {rows[i]} holds {shown(raw.iloc[i])}"
+    if not (~bad).any():  # no date reads: no format is in use
+        raise InvalidInput(f"{head}, expected {DMY} or {ISO}")
+    if other_format[i]:
+        this, other = ("a dd/mm/yyyy date", "ISO") if iso else ("an ISO date", "dd/mm/yyyy")
+        raise InvalidInput(f"{head}, {this} among {other} dates: give every date as the others are, {used}")
+    raise InvalidInput(f"{head}, expected {used} as the other dates are")
+
+
+def _mixed_offsets(raw: pd.Series, text: pd.Series, rows: np.ndarray, dmy_like: np.ndarray) -> pd.DatetimeIndex:
     utc = pd.to_datetime(text, format="ISO8601", errors="coerce", utc=True)
     if utc.isna().any():
-        raise InvalidInput(f"column {DATE!r} holds {raw[utc.isna()].iloc[0]!r}, expected dd/mm/yyyy HH:MM")
+        _bad_date(raw, rows, utc.isna().to_numpy(), dmy_like, iso=True)
     zones = [pd.Timestamp(t).tz for t in text]  # only here, where pandas found more than one zone
     naive = np.array([z is None for z in zones])
     if naive.any():
         raise InvalidInput(
-            f"column {DATE!r} mixes dates with a UTC offset ({raw[~naive].iloc[0]!r}) and without one "
-            f"({raw[naive].iloc[0]!r}): send every date with its offset, or none (the plant's local time)"
+            f"column {DATE!r} mixes dates with a UTC offset (row {rows[~naive][0]}: {raw[~naive].iloc[0]!r}) and "
+            f"without one (row {rows[naive][0]}: {raw[naive].iloc[0]!r}): send every date with its offset, or none "
+            "(the plant's local time)"
         )
     return pd.DatetimeIndex(utc).tz_convert(zones[int(np.argmin(utc.to_numpy()))])
 
@@ -120,7 +156,10 @@ def read_series(path: Path | str) -> Series:
     return series_from_frame(read_csv(path, WHAT))
 
 
-def _numeric(df: pd.DataFrame, col: str, most: float = FLOAT32_MAX) -> np.ndarray:
+def _numeric(df: pd.DataFrame, col: str, most: float = FLOAT32_MAX, rows: np.ndarray | None = None) -> np.ndarray:
+    """``col`` as floats; text, booleans, readings out of range and negative ones are refused naming the row
+    (``rows``: each row's number, counting from 1; default 1..n)."""
+    rows = np.arange(1, len(df) + 1) if rows is None else rows
     num = pd.to_numeric(df[col], errors="coerce")
     values = num.to_numpy(float)
     bad = num.isna().to_numpy() & df[col].notna().to_numpy()  # a new (writable) array
@@ -129,26 +168,47 @@ def _numeric(df: pd.DataFrame, col: str, most: float = FLOAT32_MAX) -> np.ndarra
         bad[boolean] = True
     if bad.any():
         row = int(bad.argmax())
-        raise InvalidInput(f"column {col!r} row {row + 1} holds a non-numeric value {shown(df[col].iloc[row])}")
+        raise InvalidInput(f"column {col!r} row {rows[row]} holds a non-numeric value {shown(df[col].iloc[row])}")
     with np.errstate(invalid="ignore"):
         huge = np.isinf(values) | (np.abs(values) > most)
     if huge.any():
         row = int(np.flatnonzero(huge)[0])
         bound = "a finite number" if most >= FLOAT32_MAX else f"at most {most:g} kWh per 15 minutes"
-        raise InvalidInput(f"column {col!r} row {row + 1} holds {shown(df[col].iloc[row])}: out of range "
+        raise InvalidInput(f"column {col!r} row {rows[row]} holds {shown(df[col].iloc[row])}: out of range "
                            f"(expected {bound})")
-    if (num < 0).any():
-        raise InvalidInput(f"column {col!r} holds a negative value {shown(num[num < 0].iloc[0])}")
+    negative = np.flatnonzero(values < 0)
+    if len(negative):
+        row = int(negative[0])
+        raise InvalidInput(f"column {col!r} row {rows[row]} holds a negative value {shown(num.iloc[row])}")
     return values
+
+
+def _blank(df: pd.DataFrame) -> np.ndarray:
+    """Rows in which every column is empty (NaN, None or blank text): the ``,,,,,,,,`` line an Excel export ends
+    with, which is no reading and no date."""
+    empty = np.ones(len(df), dtype=bool)
+    for col in df.columns:
+        cells = df[col]
+        none = np.array(cells.isna(), dtype=bool)
+        if not pd.api.types.is_numeric_dtype(cells):  # text (object or str): blank text is empty too
+            none |= np.array(cells.map(lambda v: isinstance(v, str) and not v.strip()), dtype=bool)
+        empty &= none
+        if not empty.any():
+            break
+    return empty
 
 
 def series_from_frame(df: pd.DataFrame) -> Series:
     for col in (DATE, TARGET):
         if col not in df.columns:
             raise InvalidInput(f"input lacks the column {col!r}")
+    blank = _blank(df)
+    rows = np.flatnonzero(~blank) + 1  # each row's number in the input, counting from 1 (skipped rows keep theirs)
+    if blank.any():
+        df = df[~blank].reset_index(drop=True)
     if df.empty:
         raise InvalidInput(f"input has no rows in column {TARGET!r}")
-    stamps = parse_dates(df[DATE])
+    stamps = parse_dates(df[DATE], rows)
     tz = stamps.tz
     if tz is not None:  # local wall time in the dates' offset: origins and answers are on that clock
         stamps = stamps.tz_localize(None)
@@ -156,11 +216,15 @@ def series_from_frame(df: pd.DataFrame) -> Series:
     off = np.flatnonzero(np.asarray(stamps != stamps.floor(STEP)))
     if len(off):  # a clock off the quarter hours would shift every origin off 00:00
         raise InvalidInput(
-            f"column {DATE!r} row {off[0] + 1} holds {shown(df[DATE].iloc[off[0]])}, not a quarter hour (:00, :15, "
+            f"column {DATE!r} row {rows[off[0]]} holds {shown(df[DATE].iloc[off[0]])}, not a quarter hour (:00, :15, "
             ":30 or :45, no seconds): give the meter's quarter-hour stamps (the end of each 15-minute interval)"
         )
-    if stamps.duplicated().any():
-        raise InvalidInput(f"column {DATE!r} repeats the timestamp {stamps[stamps.duplicated()][0]}")
+    repeated = np.flatnonzero(np.asarray(stamps.duplicated()))
+    if len(repeated):
+        i = int(repeated[0])
+        first = int(np.flatnonzero(np.asarray(stamps == stamps[i]))[0])
+        raise InvalidInput(f"column {DATE!r} row {rows[i]} repeats the timestamp {stamps[i]} of row {rows[first]} "
+                           f"({shown(df[DATE].iloc[first])})")
     start, end = stamps.min(), stamps.max()
     n = int((end - start) / STEP) + 1
     if n > MAX_INTERVALS_PER_ROW * len(stamps):
@@ -169,8 +233,8 @@ def series_from_frame(df: pd.DataFrame) -> Series:
             f"at least 1 in {MAX_INTERVALS_PER_ROW} intervals of the span needs a row (leave out long gaps: "
             f"send the recent, contiguous part of the history)"
         )
-    kwh = _numeric(df, TARGET, MAX_KWH)
-    co2 = _numeric(df, CO2) if CO2 in df.columns else None
+    kwh = _numeric(df, TARGET, MAX_KWH, rows)
+    co2 = _numeric(df, CO2, rows=rows) if CO2 in df.columns else None
     pos = ((stamps - start) / STEP).astype(int)
     grid = np.full(n, np.nan)
     grid[pos] = kwh

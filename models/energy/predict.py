@@ -53,13 +53,65 @@ def parse_start(start: str | None, series: F.Series) -> pd.Timestamp:
     return stamp.ceil("D")  # the first 00:00 at or after start (a date is its own 00:00)
 
 
-def check_horizon(horizon: object, steps: int = F.STEPS_PER_DAY) -> int:
-    if isinstance(horizon, str) and horizon.strip().isdigit():  # the CLI's text
-        horizon = int(horizon)
+def check_horizon(horizon: object, steps: int = F.STEPS_PER_DAY, *, text: bool = True) -> int:
+    """``horizon`` as an int, or the one refusal that the CLI's ``--horizon``, the API's body and query string and
+    the Python API all give. ``text``: digits as text are a number (the CLI's and a query string's); a JSON body's
+    "96" is not (``text=False``)."""
+    if text and isinstance(horizon, str) and horizon.strip().isascii() and horizon.strip().isdigit():
+        horizon = int(horizon)  # and named as the number it is: got 0, as a JSON body's 0
     if isinstance(horizon, bool) or not isinstance(horizon, int | np.integer) or not 1 <= horizon <= steps:
         raise InvalidInput(f'"horizon" must be a whole number of 15-minute steps, 1-{steps} (one day ahead); '
                            f"got {horizon!r}")
     return int(horizon)
+
+
+# the level of the readings given (their mean) against the training readings' (the manifest's ``mean_kwh``): past
+# these ratios a forecast is refused (a unit mistake: Wh is 1,000 x, MWh 1/1,000), past the inner ones it carries a
+# warning (kW read as kWh is 4 x). The steel plant's monthly means lie within 0.72-1.52 x its Jan-Oct mean, any
+# 7 days within 0.26-1.86 x, single days within 0.10-2.75 x (docs/quality_energy_models.md)
+LEVEL_REFUSED = (1 / 200, 20.0)
+LEVEL_WARNED = (1 / 5, 3.0)
+
+
+def _kwh(value: float) -> str:
+    return f"{value:,.1f}" if value >= 10 else f"{value:.3g}"
+
+
+def _times(ratio: float) -> str:
+    """``1,000 x``, ``4.0 x``, ``0.26 x``, ``1/1,000 of``: how far a level is from the training level."""
+    if ratio >= 10:
+        return f"{ratio:,.0f} x"
+    if ratio >= 0.1:
+        return f"{ratio:.2g} x" if ratio < 1 else f"{ratio:.1f} x"
+    return f"1/{1 / ratio:,.0f} of" if ratio > 0 else "0 x"
+
+
+def check_level(model: OnnxModel, series: F.Series) -> list[str]:
+    """Compare the mean of the readings given with the training readings' mean (``mean_kwh``; a model trained
+    before it was recorded is not checked): refuse a level 20 x above it or below 1/200 of it, and return a
+    warning for one 3 x above or below 1/5 (a real plant's busy month or shut-down week passes both)."""
+    trained = model.manifest.get("mean_kwh")
+    if not isinstance(trained, int | float) or isinstance(trained, bool) or not trained > 0:
+        return []
+    readings = series.kwh[~np.isnan(series.kwh)]
+    level = float(readings.mean()) if len(readings) else 0.0
+    ratio = level / float(trained)
+    if level == 0:  # no unit makes every reading 0: a meter that is off, the plant shut down
+        return [f"every reading of column {F.TARGET!r} given is 0 (a meter switched off, or the plant shut down?): "
+                "the forecasts follow these rows"]
+    said = (f"column {F.TARGET!r} averages {_kwh(level)} kWh per 15 minutes over the rows given, {_times(ratio)} "
+            f"the {_kwh(trained)} kWh of the readings this model was trained on")
+    own = "another meter needs a model trained on its own readings (sfai train energy)"
+    if ratio > LEVEL_REFUSED[1]:
+        raise InvalidInput(f"{said}: are the readings in Wh (1,000 x kWh)? Send the kWh of each 15 minutes; {own}")
+    if ratio < LEVEL_REFUSED[0]:
+        raise InvalidInput(f"{said}: are the readings in MWh (kWh / 1,000)? Send the kWh of each 15 minutes; {own}")
+    if ratio > LEVEL_WARNED[1]:
+        return [f"{said}: the forecasts may be far off. Readings in kW (mean power)? Send kWh (kW / 4); {own}"]
+    if ratio < LEVEL_WARNED[0]:
+        return [f"{said}: the forecasts may be far off. Readings in MWh? Send kWh; {own}; a plant shut down for most "
+                "of these rows is forecast from them"]
+    return []
 
 
 def _need_history(series: F.Series, ahead: bool) -> None:
@@ -81,18 +133,28 @@ def _need_history(series: F.Series, ahead: bool) -> None:
     )
 
 
+def _span(intervals: int) -> str:
+    """``95 intervals, 23 h 45 min`` / ``221 intervals, 2 days 7 h 15 min``: a gap's exact length."""
+    days, rest = divmod(intervals * 15, 24 * 60)
+    hours, minutes = divmod(rest, 60)
+    parts = [f"{days} day{'s' * (days != 1)}"] * bool(days) + [f"{hours} h"] * bool(hours) + [f"{minutes} min"] * bool(
+        minutes)
+    return f"{intervals} interval{'s' * (intervals != 1)}, {' '.join(parts)}"
+
+
 def _gap_before(series: F.Series, o: int, missing: np.ndarray, count: int) -> str:
-    """How much of origin ``o``'s day before has no reading, and the latest gap in it (the whole gap, also where it
-    goes on past the origin: only this message reads it)."""
+    """How many of the 96 intervals that origin ``o``'s forecast reads (stamped from 24 hours before it to 15
+    minutes before it: the row stamped at the origin is not read) have no reading, and the latest gap among them,
+    counted the same way: from its first missing interval, also before those 24 hours, up to 15 minutes before the
+    origin at the latest."""
     inside = o - 1 - int(np.argmax(missing[o - 1 :: -1]))  # the last missing interval before the origin
     readings = np.flatnonzero(~missing[:inside])
     begin = int(readings[-1]) + 1 if len(readings) else 0
-    after = np.flatnonzero(~missing[inside:])
-    end = inside + (int(after[0]) if len(after) else len(missing) - inside) - 1
-    first, last = (series.start + i * F.STEP for i in (begin, end))
-    return (f"origin {series.start + o * F.STEP:{MINUTE}}: {count} of the {F.STEPS_PER_DAY} intervals of the day "
-            f"before it have no reading (the latest gap: {first:{MINUTE}} to {last:{MINUTE}}, "
-            f"{(end - begin + 1) / F.STEPS_PER_DAY:.1f} days)")
+    first, last = (series.start + i * F.STEP for i in (begin, inside))
+    read_from = series.start + (o - F.STEPS_PER_DAY) * F.STEP
+    return (f"origin {series.start + o * F.STEP:{MINUTE}}: {count} of the {F.STEPS_PER_DAY} intervals it reads "
+            f"(stamped {read_from:{MINUTE}} to {series.start + (o - 1) * F.STEP:{MINUTE}}) have no reading; the "
+            f"latest gap: {first:{MINUTE}} to {last:{MINUTE}} ({_span(inside - begin + 1)})")
 
 
 def _with_readings(series: F.Series, origins: np.ndarray, missing: np.ndarray) -> list[str]:
@@ -107,8 +169,8 @@ def _with_readings(series: F.Series, origins: np.ndarray, missing: np.ndarray) -
     why = _gap_before(series, int(origins[bad][-1]), missing, int(count[bad][-1]))
     days = [f"{series.start + o * F.STEP:%Y-%m-%d}" for o in origins[bad]]
     shown = ", ".join(days[:3]) + (f" and {len(days) - 3} more" if len(days) > 3 else "")
-    return [f"the forecasts from {shown} rest mostly on filled values (more than half of the day before each has "
-            f"no reading: send the missing rows); the latest, {why}"]
+    return [f"the forecasts from {shown} rest mostly on filled values (more than {MOST_MISSING} of the "
+            f"{F.STEPS_PER_DAY} intervals each reads have no reading: send the missing rows); the latest, {why}"]
 
 
 def _filled_note(series: F.Series, last: int, missing: np.ndarray) -> tuple[int, list[str]]:
@@ -148,6 +210,7 @@ def forecast(
         raise InvalidInput("this energy model was trained on an older feature set; train it again "
                            "(sfai train energy) to forecast with this version of SFAI")
     _need_history(series, ahead)
+    level = check_level(model, series)  # before the gap fill: the rows as given
     if ahead and asked:
         series = _to_next_midnight(series, start)
     n = len(series.kwh)
@@ -163,7 +226,7 @@ def forecast(
         if following <= n and following >= series.index_of(start) and following not in origins:
             origins = np.append(origins, following)
     missing = np.isnan(series.kwh)
-    notes = _with_readings(series, origins, missing)
+    notes = level + _with_readings(series, origins, missing)
     filled, note = _filled_note(series, int(origins.max()) if len(origins) else 0, missing)
     notes += note
     for line in notes:

@@ -40,18 +40,26 @@ class Fitted:
 # Korea's national grid emission factor (GIR, 0.4567 tCO2eq/MWh): used where the file gives no usable CO2 column
 KOREA_GRID_T_PER_KWH = 0.4567e-3
 FILE_FACTOR = "ratio of sums of CO2(tCO2) to Usage_kWh over training intervals >= 20 kWh"
-GRID_FACTOR = "Korean national grid factor 0.4567 tCO2eq/MWh (the file has no usable CO2 column)"
+GRID = "Korean national grid factor 0.4567 tCO2eq/MWh"
+GRID_FACTOR = f"{GRID} (the file has no CO2(tCO2) column)"
+# the file has the column, but it cannot give the factor
+NO_LARGE_INTERVAL = (f"{GRID} (the file's CO2(tCO2) column was not used: no interval of 20 kWh or more with a CO2 "
+                     "reading to read the factor from; are the readings kWh?)")
+NO_CO2 = (f"{GRID} (the file's CO2(tCO2) column was not used: it reads 0 over every interval of 20 kWh or more)")
 
 
 def emission_factor(series: F.Series) -> tuple[float, str]:
     """(tCO2 per kWh, where it comes from): the file's ratio of sums over intervals of at least 20 kWh (the tCO2
     column is rounded to 0.01 t, so small intervals read as 0); Korea's grid factor where the file has no CO2
-    column or no interval that large."""
-    if series.co2 is not None:
-        ok = ~np.isnan(series.kwh) & ~np.isnan(series.co2) & (series.kwh >= 20)
-        if ok.any() and series.co2[ok].sum() > 0:
-            return float(series.co2[ok].sum() / series.kwh[ok].sum()), FILE_FACTOR
-    return KOREA_GRID_T_PER_KWH, GRID_FACTOR
+    column, no interval that large (readings in MWh have none), or only zeros in it there; the source says which."""
+    if series.co2 is None:
+        return KOREA_GRID_T_PER_KWH, GRID_FACTOR
+    ok = ~np.isnan(series.kwh) & ~np.isnan(series.co2) & (series.kwh >= 20)
+    if not ok.any():
+        return KOREA_GRID_T_PER_KWH, NO_LARGE_INTERVAL
+    if series.co2[ok].sum() <= 0:
+        return KOREA_GRID_T_PER_KWH, NO_CO2
+    return float(series.co2[ok].sum() / series.kwh[ok].sum()), FILE_FACTOR
 
 
 def dataset_for(v: np.ndarray, v_raw: np.ndarray, series: F.Series, origins: np.ndarray, scale: float):  # noqa: ANN201
@@ -177,6 +185,8 @@ def train(
     dhash = data_hash(v_raw, np.array([series.start.value], dtype=np.int64), *(() if series.co2 is None else
                                                                                 (series.co2,)))
     factor, factor_source = emission_factor(series)
+    if factor_source not in (FILE_FACTOR, GRID_FACTOR):  # the file has a CO2 column that could not be read
+        log.warning("CO2: %s", factor_source)
     tracker.log_params({**{f"energy.{k}": val for k, val in cfg.as_dict().items()}, "data_hash": dhash,
                         "emission_factor_t_per_kwh": factor})
 
@@ -236,6 +246,9 @@ def train(
         "history_steps": F.HISTORY,
         "scale": cfg.scale,
         "fill_value": fill,
+        # the level of the training readings: a forecast compares the readings it is given with it (a meter in Wh,
+        # MWh or kW gave forecasts 1,000 x, 0 or 4 x off without a word)
+        "mean_kwh": float(np.nanmean(v_raw)),
         "emission_factor_t_per_kwh": factor,
         "emission_factor_source": factor_source,
         "time_index": "interval end; the file's dd/mm/yyyy 00:00 row is the previous day's 24:00",

@@ -477,13 +477,13 @@ def test_an_origin_whose_day_before_is_mostly_missing_is_forecast_with_a_warning
 
     rows = _rows(12 * 96)  # 1 January 00:15 to 13 January 00:00: origins 9-13 January
     gone = rows.drop(index=range(12 * 96 - 223, 12 * 96 - 2)).reset_index(drop=True)
-    want = ("origin 2020-01-13 00:00: 95 of the 96 intervals of the day before it have no reading (the latest gap: "
-            "2020-01-10 16:30 to 2020-01-12 23:30, 2.3 days)")
+    want = ("origin 2020-01-13 00:00: 95 of the 96 intervals it reads (stamped 2020-01-12 00:00 to 2020-01-12 23:45) "
+            "have no reading; the latest gap: 2020-01-10 16:30 to 2020-01-12 23:30 (221 intervals, 2 days 7 h 15 min)")
     with caplog.at_level("WARNING", logger="sfai.energy"):
         out = score(_Constant(), gone, horizon=4)
     assert out.origin.unique().tolist() == [f"2020-01-{d:02d} 00:00:00" for d in (9, 10, 11, 12, 13)]
-    note = ("the forecasts from 2020-01-12, 2020-01-13 rest mostly on filled values (more than half of the day "
-            f"before each has no reading: send the missing rows); the latest, {want}")
+    note = ("the forecasts from 2020-01-12, 2020-01-13 rest mostly on filled values (more than 48 of the 96 "
+            f"intervals each reads have no reading: send the missing rows); the latest, {want}")
     assert note in caplog.text and out.attrs["warnings"][0] == note
     only = score(_Constant(), gone, start="2020-01-13", horizon=4)
     assert only.origin.tolist() == ["2020-01-13 00:00:00"] * 4 and only.attrs["warnings"][0].endswith(want)
