@@ -110,3 +110,75 @@ def test_the_answer_says_how_many_intervals_were_filled(energy):
     body = r.json()
     assert body["filled_intervals"] == 40 and any("40" in w and "no reading" in w for w in body["warnings"]), body
     assert list(body)[:5] == ["model", "version", "count", "filled_intervals", "warnings"]
+
+
+# ---------------------------------------------------------------- an energy manager's audit (2026-12)
+HORIZON = '"horizon" must be a whole number of 15-minute steps, 1-96 (one day ahead); got '
+
+
+@pytest.mark.parametrize(("horizon", "shown"), [(0, "0"), (10000, "10000"), ("96", "'96'"), (-3, "-3"),
+                                                (2.5, "2.5"), (False, "False")])
+def test_every_bad_horizon_gets_the_same_message(energy, horizon, shown):
+    """0 said "from 1; got 0", 10000 "1-96 (one day ahead)", the text "96" "from 1; got '96'": one message now, the
+    CLI's --horizon's too."""
+    client, h, records = energy
+    message = refused(client.post(URL, json={"records": records, "horizon": horizon}, headers=h))
+    assert message == HORIZON + shown
+
+
+def test_a_bad_horizon_in_the_query_string_gets_the_same_message(energy):
+    import io
+
+    client, h, records = energy
+    body = io.BytesIO()
+    pd.DataFrame(records).to_parquet(body)
+    for value, shown in (("0", "0"), ("abc", "'abc'"), ("10000", "10000")):
+        r = client.post(f"{URL}?horizon={value}", content=body.getvalue(),
+                        headers={**h, "content-type": "application/vnd.apache.parquet"})
+        assert refused(r) == HORIZON + shown
+
+
+def test_readings_in_wh_are_refused_and_kw_warned_of(energy):
+    """A meter in Wh (x 1,000) gave forecasts 856 x too high, and its CO2, without a word; MWh gave p50 0.0. The
+    readings' level is compared with the training readings' (the manifest's mean_kwh)."""
+    client, h, records = energy
+    for factor, unit in ((1000, "Wh (1,000 x kWh)"), (1 / 1000, "MWh (kWh / 1,000)")):
+        scaled = [{**r, "Usage_kWh": r["Usage_kWh"] * factor} for r in records]
+        refused(client.post(URL, json={"records": scaled, "horizon": 4}, headers=h), "averages", unit,
+                "needs a model trained on its own readings")
+    kw = [{**r, "Usage_kWh": r["Usage_kWh"] * 4} for r in records]
+    r = client.post(URL, json={"records": kw, "horizon": 4}, headers=h)
+    assert r.status_code == 200, r.text
+    assert any("Readings in kW (mean power)?" in w for w in r.json()["warnings"]), r.json()["warnings"]
+    plain = client.post(URL, json={"records": records, "horizon": 4}, headers=h).json()
+    assert plain["warnings"] == []
+
+
+def test_utc_dates_are_the_plants_korea_time(energy):
+    """UTC stamps were read on the UTC clock: origins at UTC midnight (09:00 in Korea), weekdays and holidays of UTC
+    dates. They are now converted to Korea time first: the same readings as +09:00 and as UTC give one answer."""
+    client, h, records = energy
+    kst = [{**r, "date": r["date"] + "+09:00"} for r in records]
+    utc = [{**r, "date": (pd.Timestamp(r["date"]) - pd.Timedelta(hours=9)).isoformat() + "Z"} for r in records]
+    assert utc[0]["date"] == "2019-12-31T15:15:00Z"
+    want = client.post(URL, json={"records": kst, "horizon": 4}, headers=h)
+    got = client.post(URL, json={"records": utc, "horizon": 4}, headers=h)
+    assert want.status_code == 200 and got.status_code == 200, got.text
+    assert got.json()["predictions"] == want.json()["predictions"]
+    assert got.json()["predictions"][0]["origin"] == "2020-01-09 00:00:00"
+
+
+def test_an_empty_trailing_record_is_skipped_and_24_00_read(energy):
+    client, h, records = energy
+    want = client.post(URL, json={"records": records, "horizon": 4}, headers=h).json()["predictions"]
+    r = client.post(URL, json={"records": [*records, {"date": None, "Usage_kWh": None}], "horizon": 4}, headers=h)
+    assert r.status_code == 200 and r.json()["predictions"] == want, r.text
+    ends = [{**x, "date": (pd.Timestamp(x["date"]) - pd.Timedelta(days=1)).strftime("%Y-%m-%dT24:%M:%S")}
+            if x["date"].endswith("T00:00:00") else x for x in records]
+    assert sum("T24:00" in x["date"] for x in ends) == 8
+    r = client.post(URL, json={"records": ends, "horizon": 4}, headers=h)
+    assert r.status_code == 200 and r.json()["predictions"] == want, r.text
+    odd = [dict(x) for x in records]
+    odd[30]["date"] = "31/12/2019 08:00"
+    refused(client.post(URL, json={"records": odd}, headers=h), "column 'date' row 31 holds '31/12/2019 08:00', a "
+            "dd/mm/yyyy date among ISO dates")
