@@ -37,6 +37,7 @@ RELEASED = datetime(2000, 1, 1, tzinfo=UTC)  # the stamp of a job its process ha
 PARTNERS = (("failure_risk", "maintenance"), ("energy", "energy"))
 DAY_MINUTES = 96 * 15  # the energy forecast's day: 96 steps of 15 minutes
 MAX_LOAD_PERIODS = 100_000  # energy periods of the plan in that day (load_period_minutes)
+PEAK_MINUTES = 15  # KEPCO bills the highest 15-minute demand: a cap on longer periods' means is a looser cap
 
 
 def machine_risk(platform, tenant: str, spec: dict) -> dict:  # noqa: ANN001
@@ -176,9 +177,10 @@ def _forecast_days(model, frame, start: str, days: int):  # noqa: ANN001, ANN202
     """The p50 (and CO2) of ``days`` days from ``start`` 00:00: the first from the meter's rows, each next one
     from those rows and the days forecast before it (the model reads the day before its origin; the rows after
     the meter's last are its own forecasts). Returns one frame of ``days * 96`` steps."""
+    import numpy as np
     import pandas as pd
 
-    from models.energy.features import parse_dates
+    from models.energy.features import series_from_frame
     from serving.predictions import scorer
 
     score = scorer("energy")
@@ -188,8 +190,14 @@ def _forecast_days(model, frame, start: str, days: int):  # noqa: ANN001, ANN202
     parts = [out[out["origin"] == out["origin"].iloc[0]]]
     warnings = list(out.attrs.get("warnings", []))
     if days > 1:
-        stamps = parse_dates(frame["date"])
-        meter = pd.DataFrame({"date": stamps, "Usage_kWh": pd.to_numeric(frame["Usage_kWh"], errors="coerce")})
+        # the meter's readings as the forecaster read them (its clock: a UTC date is Korea's; rows with no cell
+        # skipped; 24:00 the next day's 00:00)
+        series = series_from_frame(frame)
+        read = ~np.isnan(series.kwh)
+        stamps = series.stamps[read]
+        if series.tz is not None:
+            stamps = stamps.tz_localize(series.tz)
+        meter = pd.DataFrame({"date": stamps, "Usage_kWh": series.kwh[read]})
         for _ in range(days - 1):
             day = parts[-1]
             ends = pd.DatetimeIndex(pd.to_datetime(day["timestamp"]))
@@ -361,8 +369,17 @@ def solve_prepared(problem, params, linked: dict) -> dict:  # noqa: ANN001
     _, doc = solve_document(problem, params)
     used = linked.get("energy_model")
     if used and doc.get("makespan") is not None and not used.get("planner_base_load_kept"):
-        # the plant's forecast over the plan itself (0 to its makespan), beside the forecast days' totals
-        linked["energy_model"] = used = {**used, **_span_load(used, problem.energy, doc["makespan"])}
+        # the plant's forecast over the plan itself (0 to its makespan), beside the forecast days' totals, and the
+        # planned operations' energy on top of it: the plan's total and its CO2
+        used = {**used, **_span_load(used, problem.energy, doc["makespan"])}
+        linked["energy_model"] = used = {**used, **_plan_energy(used, problem, doc["gantt"])}
+    if used and not used.get("planner_base_load_kept") and problem.energy.peak_cap_kw is not None and \
+            used.get("period_minutes", 0) > PEAK_MINUTES + 1e-6:
+        linked["energy_model"] = used = {**used, "peak_cap_note": (
+            f"the peak cap ({problem.energy.peak_cap_kw:g} kW) is checked on each {used['period_minutes']:g}-minute "
+            "period's mean forecast load, so within a period the plant's 15-minute demand (what KEPCO bills) can "
+            "exceed it; plan with energy.period of 15 minutes (energy.period x energy.hours_per_unit = 0.25 h) to "
+            "cap 15-minute demand")}
     if used and not used.get("planner_base_load_kept") and doc.get("makespan") is not None:
         covered = len(used["base_load_kw"]) * problem.energy.period  # plan units the forecast covers
         if doc["makespan"] > covered:
@@ -371,6 +388,25 @@ def solve_prepared(problem, params, linked: dict) -> dict:  # noqa: ANN001
                 f"the plan runs to t={doc['makespan']}, past the {days} forecast day(s) (to t={covered}): "
                 "after that, the last forecast value stands for the plant's load")}
     return {**doc, "linked": linked}
+
+
+def _plan_energy(used: dict, problem, gantt: list[dict]) -> dict:  # noqa: ANN001 - a SchedulingProblem
+    """The planned operations' kWh (each operation's ``power_kw`` x its hours on the machine, ``start`` to ``end``
+    of its Gantt row, as ``optimization.solution.energy_profile`` counts its energy cost; setups and maintenance
+    draw nothing there), and the plan's total: the plant's forecast base load over the plan (``plan_kwh_p50``) plus
+    the operations, with its tCO2 at the forecast's emission factor."""
+    unit_h = problem.energy.hours_per_unit
+    ops = 0.0
+    for row in gantt:
+        if row.get("job") is None:  # a maintenance window
+            continue
+        power = problem.op((row["job"], row["operation"])).power_kw
+        if power > 0 and row["end"] > row["start"]:
+            ops += power * (row["end"] - row["start"]) * unit_h
+    total = used.get("plan_kwh_p50", 0.0) + ops
+    factor = used["co2_t_p50"] / used["kwh_p50"] if used.get("kwh_p50") else 0.0
+    return {"plan_operations_kwh": round(ops, 3), "plan_total_kwh_p50": round(total, 3),
+            "plan_total_co2_t_p50": round(total * factor, 6)}
 
 
 def _span_load(used: dict, energy, makespan: int) -> dict:  # noqa: ANN001 - optimization.problem.EnergySettings

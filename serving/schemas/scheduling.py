@@ -49,7 +49,9 @@ class SolveRequest(BaseModel):
     )
     energy_forecast: PlantLoad | None = Field(
         None, description="the plant's load from the tenant's energy model (p50, kW per energy period from the "
-        "plan's start) as `problem.energy.base_load_kw`, under `peak_cap_kw`; the problem needs `energy`",
+        "plan's start) as `problem.energy.base_load_kw`, under `peak_cap_kw` (checked on each period's mean: use "
+        "a 15-minute period for 15-minute demand); the problem needs `energy`; the answer's "
+        "`linked.energy_model` reports it, and the plan's energy and CO2",
     )
     # strict: a JSON true is not 1 second, 1 worker or seed 1 (pydantic's lax mode read it so)
     time_limit_s: float = Field(10.0, gt=0, le=30, allow_inf_nan=False, strict=True,
@@ -124,8 +126,15 @@ class SolveAnswer(BaseModel):
         "the families concerned and a message: 'setup_family_unused' (the setup matrix names families no operation "
         "has: a misspelt family never gets its setup) and 'setup_family_missing' (operations' families no setup "
         "names: their changeovers take no time)")
-    linked: dict[str, Any] = Field(description="which subscribed modules' data the plan used (failure_risk, energy), "
-                                   "and what was ignored")
+    linked: dict[str, Any] = Field(
+        description="which subscribed modules' data the plan used (failure_risk, energy), and what was ignored. "
+        "`energy_model` (with `energy_forecast`): the model, origin, period_minutes, days, base_load_kw (mean kW per "
+        "energy period), kwh_p50 and co2_t_p50 (the forecast days'); over the plan, 0 to its makespan: "
+        "plan_kwh_p50 and plan_co2_t_p50 (the plant's forecast base load only), plan_operations_kwh (the planned "
+        "operations' power_kw x hours), plan_total_kwh_p50 and plan_total_co2_t_p50 (base load plus operations, "
+        "tCO2 at the forecast's emission factor: the plan's emissions); peak_cap_note where peak_cap_kw is set "
+        "and a period is longer than 15 minutes (the cap is checked on each period's mean, not on 15-minute "
+        "demand); note and warnings where the plan runs past the forecast or the meter's rows had gaps")
 
 
 class JobAnswer(BaseModel):
