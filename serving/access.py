@@ -22,7 +22,7 @@ from datetime import datetime, timedelta
 from serving.db import Database
 from serving.errors import NotSubscribed, QuotaExceeded, RateLimited, TooManyRequests
 from serving.ratelimit import LocalBuckets, RedisBuckets
-from serving.tenancy import AuthContext, SubscriptionInfo, active_subscriptions, resolve_api_key, utcnow
+from serving.tenancy import AuthContext, SubscriptionInfo, active_subscriptions, resolve_api_key_state, utcnow
 from serving.usage import count_calls
 
 QUOTA_REFRESH_S = 30.0  # a process counting a quota itself reads the usage log's count again at least this often
@@ -30,6 +30,9 @@ QUOTA_SHARES = 16  # ... and once it has admitted 1/16 of the calls left at its 
 QUOTA_KEY_GRACE = timedelta(days=1)  # a shared counter outlives its month by this much
 FAILED_LOOKUP_BURST_S = 10.0  # an address may fail this many seconds' worth of key lookups at once
 _MAX_CACHED_KEYS = 100_000
+# a revoked key still in use is written to its tenant's usage log (status 401) at most this often per key and
+# process: the admin sees which system still sends it, and a client retrying all day adds ~150 records a day
+REVOKED_LOG_S = 600.0
 
 
 def month_start(now: datetime) -> datetime:
@@ -77,6 +80,9 @@ class Access:
         self.burst_s = burst_s
         self.buckets = buckets or LocalBuckets()  # a token bucket per subscription (tenant_id, module)
         self._keys: dict[bytes, tuple[float, AuthContext | None]] = {}
+        # revoked keys whose secret was right -> whose they were, and when each was last logged as still in use
+        self._revoked: dict[bytes, AuthContext] = {}
+        self._revoked_logged: dict[str, float] = {}
         self._subs: dict[int, tuple[float, dict[str, SubscriptionInfo]]] = {}
         self._quota: dict[tuple[int, str, datetime], _Count] = {}  # (tenant_id, module, month) -> counted here
         # (tenant_id, module, month) -> the Redis outages (``buckets.trips``) this process had when it last counted
@@ -138,11 +144,31 @@ class Access:
         hit = self._keys.get(digest)
         if hit is not None and hit[0] > now and not refresh:
             return hit[1]
-        ctx = resolve_api_key(self.db, self.pepper, token)
+        ctx, revoked = resolve_api_key_state(self.db, self.pepper, token)
         if len(self._keys) >= _MAX_CACHED_KEYS:
             self._keys.clear()
+            self._revoked.clear()
         self._keys[digest] = (now + self.ttl_s, ctx)
+        if revoked is not None:
+            self._revoked[digest] = revoked
+        else:
+            self._revoked.pop(digest, None)
         return ctx
+
+    def revoked_use(self, digest: bytes) -> AuthContext | None:
+        """Whose revoked key ``digest`` is (its secret right), where its use should go to that tenant's usage log
+        now: at most once per ``REVOKED_LOG_S`` per key in this process, so that a forgotten client retrying all
+        day shows in the log without filling it. None otherwise (an unknown key, a wrong secret, logged lately)."""
+        owner = self._revoked.get(digest)
+        if owner is None:
+            return None
+        now = time.monotonic()
+        if now - self._revoked_logged.get(owner.key_id, -REVOKED_LOG_S) < REVOKED_LOG_S:
+            return None
+        if len(self._revoked_logged) >= _MAX_CACHED_KEYS:
+            self._revoked_logged.clear()
+        self._revoked_logged[owner.key_id] = now
+        return owner
 
     # subscriptions -------------------------------------------------------------------------------------
     def subscriptions(self, tenant_id: int, *, refresh: bool = False) -> dict[str, SubscriptionInfo]:

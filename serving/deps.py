@@ -43,6 +43,9 @@ async def authenticate(request: Request, platform: PlatformDep) -> AuthContext:
         if ctx is None:
             access.failed_lookup(client)
     if ctx is None:
+        owner = access.revoked_use(digest)
+        if owner is not None:  # the usage log middleware writes this 401 to the key's tenant
+            request.state.sfai_revoked = owner
         raise Unauthenticated("invalid or revoked API key")
     request.state.sfai_auth = ctx  # read by the usage log middleware
     return ctx

@@ -241,6 +241,8 @@ class PlatformMiddleware:
         """Write the usage record (waiting for its commit) and the metrics; False if the log failed."""
         platform = self.platform
         ctx = state.get("sfai_auth")
+        if ctx is None and status == 401:  # a revoked key still in use: its tenant's admin sees it (rate-bounded)
+            ctx = state.get("sfai_revoked")
         module = state.get("sfai_module")
         ok = True
         counted = state.get("sfai_counted")

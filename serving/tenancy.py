@@ -458,17 +458,25 @@ def revoke_api_key(db: Database, key_id: str, *, tenant: str | None = None) -> A
 
 def resolve_api_key(db: Database, pepper: str, token: str) -> AuthContext | None:
     """The caller behind ``token``, or None for a malformed, unknown or revoked key."""
+    caller, _ = resolve_api_key_state(db, pepper, token)
+    return caller
+
+
+def resolve_api_key_state(db: Database, pepper: str, token: str) -> tuple[AuthContext | None, AuthContext | None]:
+    """(the caller behind ``token``, None for a malformed, unknown or revoked key; and for a revoked key whose
+    secret is right, whose it was: its tenant's usage log records that it is still being used)."""
     parts = split_token(token)
     if parts is None:
-        return None
+        return None, None
     key_id, secret = parts
     with db.session() as s:
         row = s.execute(
             select(ApiKey, Tenant).join(Tenant, Tenant.id == ApiKey.tenant_id).where(ApiKey.key_id == key_id)
         ).first()
     if row is None:
-        return None
+        return None, None
     k, t = row
-    if k.revoked_at is not None or not hmac.compare_digest(k.secret_hash, hash_secret(pepper, secret)):
-        return None
-    return AuthContext(tenant_id=t.id, tenant=t.name, ksic_code=t.ksic_code, key_id=k.key_id, role=k.role)
+    if not hmac.compare_digest(k.secret_hash, hash_secret(pepper, secret)):
+        return None, None
+    ctx = AuthContext(tenant_id=t.id, tenant=t.name, ksic_code=t.ksic_code, key_id=k.key_id, role=k.role)
+    return (None, ctx) if k.revoked_at is not None else (ctx, None)

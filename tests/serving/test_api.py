@@ -86,6 +86,30 @@ def test_missing_malformed_invalid_and_revoked_keys_are_401(client, db):
     assert len(err["message"]) < 120 and "kkk..." in err["message"]
 
 
+def test_a_revoked_key_still_in_use_shows_in_its_tenants_usage_log(client, db, monkeypatch):
+    """A key revoked while some system still sends it was refused without a trace the tenant admin could see (which
+    MES was left behind?). Its 401s go to its tenant's usage log, at most once per REVOKED_LOG_S per key, and only
+    with the key's right secret (a guessed or unknown key logs nothing anywhere)."""
+    from serving import access as access_mod
+
+    acme = make_tenant(db, PEPPER, "acme")
+    mes_id = acme.mes.split("_")[1]
+    assert client.delete(f"/v1/apikeys/{mes_id}", headers=bearer(acme.admin)).status_code == 200
+
+    def logged_401s() -> list[dict]:
+        recs = client.get("/v1/usage", headers=bearer(acme.admin)).json()["records"]
+        return [r for r in recs if r["status"] == 401]
+
+    for _ in range(3):
+        assert_error(client.get("/v1/quality/status", headers=bearer(acme.mes)), 401, contains="revoked")
+    assert_error(client.get("/v1/quality/status", headers=bearer(acme.mes[:-2] + "zz")), 401)  # a wrong secret
+    (rec,) = logged_401s()  # three calls, one record: bounded
+    assert rec["key_id"] == mes_id and rec["endpoint"] == "/v1/quality/status" and rec["module"] is None
+    monkeypatch.setattr(access_mod, "REVOKED_LOG_S", 0.0)  # the interval passed
+    assert_error(client.get("/v1/energy/status", headers=bearer(acme.mes)), 401)
+    assert [r["endpoint"] for r in logged_401s()] == ["/v1/energy/status", "/v1/quality/status"]
+
+
 def test_unsubscribed_module_is_403_naming_it(client, db):
     acme = make_tenant(db, PEPPER, "acme", modules=("quality",))
     for module in ("maintenance", "energy", "scheduling"):

@@ -81,8 +81,8 @@ def test_failed_key_lookups_are_limited_per_address_and_a_bad_key_is_looked_up_o
 
     acme = make_tenant(db, PEPPER, "acme", modules=("quality",))
     lookups = []
-    real = access_module.resolve_api_key
-    monkeypatch.setattr(access_module, "resolve_api_key", lambda *a: lookups.append(a[2]) or real(*a))
+    real = access_module.resolve_api_key_state
+    monkeypatch.setattr(access_module, "resolve_api_key_state", lambda *a: lookups.append(a[2]) or real(*a))
     with _client(settings, db, failed_key_lookups_per_s=0.5) as client:  # 0.5/s, 10 s of burst: 5 failures
         good = bearer(acme.mes)
         assert client.get("/v1/quality/status", headers=good).status_code == 200
