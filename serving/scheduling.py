@@ -20,10 +20,11 @@ from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
 
 from serving.db import Database
 from serving.db.tables import SchedulingJob
-from serving.errors import InvalidInput, NotFound, TooManyRequests
+from serving.errors import Conflict, InvalidInput, NotFound, TooManyRequests
 from serving.settings import Settings
 from serving.tenancy import as_utc, utcnow
 
@@ -32,6 +33,8 @@ log = logging.getLogger("sfai.scheduling")
 # live process (its own stopped). Long enough that a busy process is never taken for a stopped one.
 HEARTBEAT_S = 10.0
 STALE_S = 120.0
+# how long a background job's Idempotency-Key stands: a retry within it gets the job back (migration 0011)
+IDEMPOTENCY_S = 24 * 3600
 RELEASED = datetime(2000, 1, 1, tzinfo=UTC)  # the stamp of a job its process handed back on stop: stale at once
 # parts of a problem that only a partner module's subscription enables
 PARTNERS = (("failure_risk", "maintenance"), ("energy", "energy"))
@@ -509,23 +512,57 @@ class Jobs:
                 retry_after_s=min(60.0, self.max_job_s),
             )
 
-    def submit(self, tenant_id: int, request: dict, modules: set[str]) -> dict:
+    def replay(self, tenant_id: int, key: str, request_hash: str) -> dict | None:
+        """The job this tenant made with the ``Idempotency-Key`` ``key`` within ``IDEMPOTENCY_S``, as :meth:`get`
+        answers it; None where there is none (a key older than that is let go, and may make a new job). The same key
+        with another request is a 409: which of the two did the caller mean?"""
+        with self.db.session() as s:
+            job = s.scalar(select(SchedulingJob).where(SchedulingJob.tenant_id == tenant_id,
+                                                       SchedulingJob.idempotency_key == key))
+            if job is None:
+                return None
+            if as_utc(job.created_at) < utcnow() - timedelta(seconds=IDEMPOTENCY_S):
+                job.idempotency_key = None  # expired: the key is free again
+                return None
+            if job.request_hash != request_hash:
+                raise Conflict(f"the Idempotency-Key {key[:40]!r} was used for another request (job {job.id}) within "
+                               "24 hours: send a new key for a new request, or the same request to get that job back")
+            job_id = job.id
+        return self.get(tenant_id, job_id)
+
+    def submit(self, tenant_id: int, request: dict, modules: set[str], *, key: str | None = None,
+               request_hash: str | None = None) -> dict:
+        """Queue a background solve. With an ``Idempotency-Key`` (``key``, and ``request_hash``: the request's
+        hash), at most one job per key and tenant: a concurrent call with the same key gets the job the first one
+        made (the database's unique index decides which)."""
         prepared = prepare(request, modules)  # a bad problem is a 422 now, not a failed job later
         job_id = uuid.uuid4().hex
         with self._lock:
+            if key is not None and (done := self.replay(tenant_id, key, request_hash or "")) is not None:
+                return done  # another call with this key made it meanwhile (in this process)
             self.check_room(tenant_id)
-            with self.db.session() as s:
-                s.add(
-                    SchedulingJob(
-                        id=job_id,
-                        tenant_id=tenant_id,
-                        status="queued",
-                        request=json.dumps(request),
-                        created_at=utcnow(),
-                        heartbeat_at=utcnow(),
-                        owner=self.owner,
+            try:
+                with self.db.session() as s:
+                    s.add(
+                        SchedulingJob(
+                            id=job_id,
+                            tenant_id=tenant_id,
+                            status="queued",
+                            request=json.dumps(request),
+                            created_at=utcnow(),
+                            heartbeat_at=utcnow(),
+                            owner=self.owner,
+                            idempotency_key=key,
+                            request_hash=request_hash if key is not None else None,
+                        )
                     )
-                )
+            except IntegrityError:  # another process made this key's job first
+                if key is None:
+                    raise
+                done = self.replay(tenant_id, key, request_hash or "")
+                if done is None:
+                    raise
+                return done
             self._queued.setdefault(tenant_id, deque()).append((job_id, prepared))
             self._held.add(job_id)
         # one pool task per queued job; each runs whichever job is fairest when a worker takes it (see _next)

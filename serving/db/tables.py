@@ -179,6 +179,12 @@ class SchedulingJob(Base):
     # the process that holds the job: only it stamps and writes it, so a takeover fences off a stalled process
     # (migration 0008)
     owner: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    # the caller's Idempotency-Key (one job per key and tenant; dropped from a job 24 hours on, when the key may be
+    # used again) and the hash of the request it came with (migration 0011)
+    idempotency_key: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    request_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
+
+    __table_args__ = (Index("ix_scheduling_jobs_tenant_idempotency", "tenant_id", "idempotency_key", unique=True),)
 
 
 __all__ = [

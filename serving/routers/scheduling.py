@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from fastapi import Request, status
+import functools
+import hashlib
+import json
+from typing import Annotated
+
+from fastapi import Header, Request, Response, status
 from starlette.concurrency import run_in_threadpool
 
 from serving.deps import CallerDep, PlatformDep
@@ -113,14 +118,38 @@ async def solve_plan(http: Request, body: SolveRequest, ctx: CallerDep, platform
 
 
 @router.post("/jobs", status_code=status.HTTP_202_ACCEPTED, response_model=None, responses={202: {"model": JobAnswer}})
-async def create_job(http: Request, body: JobRequest, ctx: CallerDep, platform: PlatformDep) -> dict:
-    """Start a longer solve in the background; poll ``GET /v1/scheduling/jobs/{job_id}``."""
+async def create_job(
+    http: Request, response: Response, body: JobRequest, ctx: CallerDep, platform: PlatformDep,
+    idempotency_key: Annotated[str | None, Header(
+        description="a retry with the same key (within 24 hours) gets the job the first call made instead of a "
+                    "second job; the same key with another request is a 409. 1-100 printable ASCII characters")] = None,
+) -> dict:
+    """Start a longer solve in the background; poll ``GET /v1/scheduling/jobs/{job_id}``. Send an
+    ``Idempotency-Key`` to retry safely after a timeout."""
+    key = _idempotency_key(idempotency_key)
+    digest = None
+    if key is not None:  # before any limit: a retry of a job already made is answered, even with the queue full
+        digest = hashlib.sha256(json.dumps(body.model_dump(mode="json"), sort_keys=True).encode()).hexdigest()
+        done = await run_in_threadpool(platform.jobs.replay, ctx.tenant_id, key, digest)
+        if done is not None:
+            response.headers["Idempotent-Replayed"] = "true"
+            return done
     _check_time_limit(platform, ctx, body.time_limit_s, platform.settings.scheduling_max_job_s, "background solve")
     check_plan_size(body.problem, platform.settings, background=True)
     modules = _modules(platform, ctx)
     await run_in_threadpool(platform.jobs.check_room, ctx.tenant_id)  # a full queue: no partner model runs
     request = await _request(http, body, ctx, platform, modules)
-    return await run_in_threadpool(platform.jobs.submit, ctx.tenant_id, request, modules)
+    return await run_in_threadpool(functools.partial(platform.jobs.submit, key=key, request_hash=digest),
+                                   ctx.tenant_id, request, modules)
+
+
+def _idempotency_key(value: str | None) -> str | None:
+    if value is None:
+        return None
+    if not 1 <= len(value) <= 100 or not all(" " < c <= "~" for c in value):
+        raise InvalidInput("Idempotency-Key must be 1-100 printable ASCII characters without spaces (e.g. a UUID), "
+                           f"got {value[:40]!r}{'...' if len(value) > 40 else ''}")
+    return value
 
 
 @router.get("/jobs/{job_id}", response_model=None, responses={200: {"model": JobAnswer}})

@@ -29,8 +29,30 @@ def test_migrated_schema_matches_the_mappings(db):
 def test_migrations_are_idempotent_on_start(settings, db):
     again = Database(settings.resolved_database_url)  # what every process start does
     with again.engine.connect() as conn:
-        assert MigrationContext.configure(conn).get_current_revision() == "0010"
+        assert MigrationContext.configure(conn).get_current_revision() == HEAD
     again.dispose()
+
+
+HEAD = "0011"  # the latest migration
+
+
+def test_0011_keeps_the_jobs_already_made_without_a_key(settings):
+    """Jobs from before idempotency keys keep running and reading back: their key and request hash are null, and
+    two of them (null keys) do not collide in the tenant's unique index."""
+    url = normalize_url(settings.resolved_database_url)
+    engine = make_engine(url)
+    _upgrade(engine, "0010")
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO tenants (id, name, display_name, ksic_code, created_at) "
+                          "VALUES (1, 'acme', 'Acme', 'C29', :ts)"), {"ts": "2026-12-01 00:00:00"})
+        for job in ("a" * 32, "b" * 32):
+            conn.execute(text("INSERT INTO scheduling_jobs (id, tenant_id, status, request, created_at) VALUES "
+                              "(:id, 1, 'done', '{}', :ts)"), {"id": job, "ts": "2026-12-01 00:00:00"})
+    _upgrade(engine, "0011")
+    with engine.connect() as conn:
+        rows = conn.execute(text("SELECT id, idempotency_key, request_hash FROM scheduling_jobs ORDER BY id")).all()
+    assert [tuple(r) for r in rows] == [("a" * 32, None, None), ("b" * 32, None, None)]
+    engine.dispose()
 
 
 def _upgrade(engine, revision: str) -> None:
@@ -180,7 +202,7 @@ def test_processes_starting_together_on_an_empty_database_all_migrate(db_url, tm
     assert [code for code, _ in results] == [0, 0, 0, 0], results
     engine = make_engine(db_url)
     with engine.connect() as conn:
-        assert MigrationContext.configure(conn).get_current_revision() == "0010"
+        assert MigrationContext.configure(conn).get_current_revision() == HEAD
     engine.dispose()
 
 

@@ -788,3 +788,55 @@ def test_the_energy_period_in_minutes_is_shown_without_float_noise(monkeypatch):
                       {"period": 60, "hours_per_unit": 0.016667})
     assert used["period_minutes"] == 60.0012 and repr(used["period_minutes"]) == "60.0012"
     assert used["base_load_kw"] == [8.0] * 24  # the load is computed from the exact period
+
+
+def test_a_retried_job_with_an_idempotency_key_is_the_same_job(client, db, monkeypatch):
+    """An MES that timed out after POST /v1/scheduling/jobs and retried made a second job, which took a second
+    place in the tenant's queue (MES audit). With an Idempotency-Key a retry gets the first job back (even with the
+    queue full), the same key with another request is a 409, another tenant's same key is its own, a concurrent
+    call from another process (the unique index) gets the first job, and a key past 24 hours makes a new job."""
+    from serving import scheduling as sched
+    from serving.db.tables import SchedulingJob
+
+    acme = make_tenant(db, PEPPER, "acme", modules=("scheduling",))
+    other = make_tenant(db, PEPPER, "other", modules=("scheduling",))
+    url, body = "/v1/scheduling/jobs", {"problem": PROBLEM, "time_limit_s": 2}
+
+    def post(key_header, tenant=acme, payload=body):
+        return client.post(url, json=payload, headers={**bearer(tenant.mes), **key_header})
+
+    first = post({"Idempotency-Key": "plan-2026-12-07"})
+    assert first.status_code == 202 and "idempotent-replayed" not in first.headers, first.text
+    again = post({"Idempotency-Key": "plan-2026-12-07"})
+    assert again.status_code == 202 and again.headers["idempotent-replayed"] == "true"
+    assert again.json()["job_id"] == first.json()["job_id"]
+    with db.session() as s:
+        assert s.query(SchedulingJob).filter_by(idempotency_key="plan-2026-12-07").count() == 1
+    changed = post({"Idempotency-Key": "plan-2026-12-07"}, payload={**body, "time_limit_s": 3})
+    assert changed.status_code == 409 and "was used for another request" in changed.json()["error"]["message"]
+    assert post({"Idempotency-Key": "plan-2026-12-07"}, tenant=other).json()["job_id"] != first.json()["job_id"]
+    for bad in ("", "x" * 101, "has space", "한글".encode()):
+        r = client.post(url, json=body, headers={**bearer(acme.mes), "Idempotency-Key": bad})
+        assert r.status_code == 422 and "Idempotency-Key must be" in r.text, (bad, r.text)
+    # the queue full: a retry of a job already made is still answered
+    monkeypatch.setattr(client.app.state.platform.jobs, "max_active", 0)
+    assert post({"Idempotency-Key": "plan-2026-12-07"}).json()["job_id"] == first.json()["job_id"]
+    assert post({"Idempotency-Key": "new-one"}).status_code == 429
+    monkeypatch.setattr(client.app.state.platform.jobs, "max_active", 4)
+    # another process made the key's job between this call's check and its insert: the unique index answers
+    jobs = client.app.state.platform.jobs
+    real, calls = jobs.replay, []
+
+    def late(tenant_id, key, digest):
+        calls.append(key)
+        return None if len(calls) <= 2 else real(tenant_id, key, digest)  # the route's and submit's first look
+
+    monkeypatch.setattr(jobs, "replay", late)
+    assert post({"Idempotency-Key": "plan-2026-12-07"}).json()["job_id"] == first.json()["job_id"]
+    monkeypatch.setattr(jobs, "replay", real)
+    # a day on, the key is free again
+    monkeypatch.setattr(sched, "IDEMPOTENCY_S", 0)
+    later = post({"Idempotency-Key": "plan-2026-12-07"})
+    assert later.status_code == 202 and later.json()["job_id"] != first.json()["job_id"]
+    # no key: a job each time, as before
+    assert post({}).json()["job_id"] != post({}).json()["job_id"]
