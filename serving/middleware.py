@@ -112,6 +112,16 @@ def _unavailable(headers: list) -> tuple[dict, dict]:
     )
 
 
+# a whole API key in a path (DELETE /v1/apikeys/<the key>, pasted from a leak report): its secret would stay three
+# years in the append-only usage log; the id is kept, the secret is not
+_KEY_IN_TEXT = re.compile(r"(sfai_k[0-9A-Za-z]{1,32})_[^/?#\s]+")
+
+
+def redact_keys(text: str) -> str:
+    """``text`` with the secret of every API key in it replaced by ``***``."""
+    return _KEY_IN_TEXT.sub(r"\1_***", text) if "sfai_" in text else text
+
+
 def _json_error(status: int, code: str, message: str, headers: list | tuple = ()) -> tuple[dict, dict]:
     body = json.dumps({"error": {"code": code, "message": cut_message(message)}}).encode()
     start = {
@@ -219,7 +229,8 @@ class PlatformMiddleware:
                 await send_wrapper(start)
                 await send_wrapper(body)
         except Exception:
-            log.exception("unhandled error in %s %s (request %s)", scope["method"], scope["path"], request_id)
+            log.exception("unhandled error in %s %s (request %s)", scope["method"], redact_keys(scope["path"]),
+                          request_id)
             if not started:
                 start, body = _json_error(500, "internal_error", f"internal error (request {request_id})")
                 await send_wrapper(start)
@@ -260,7 +271,7 @@ class PlatformMiddleware:
                 key_id=ctx.key_id,
                 module=module,
                 method=scope["method"],
-                endpoint=scope["path"][:300],
+                endpoint=redact_keys(scope["path"])[:300],
                 status=status,
                 latency_us=int((time.perf_counter() - t0) * 1e6),
                 request_id=request_id,

@@ -441,7 +441,10 @@ def list_api_keys(db: Database, tenant: str) -> list[ApiKeyInfo]:
 
 
 def revoke_api_key(db: Database, key_id: str, *, tenant: str | None = None) -> ApiKeyInfo:
-    """Revoke a key. With ``tenant`` given, a key of another tenant is reported as not found."""
+    """Revoke a key, named by its id or as the whole key (pasted from a leak report: its id is used, and its secret
+    is neither echoed nor kept). With ``tenant`` given, a key of another tenant is reported as not found."""
+    parts = split_token(key_id)
+    key_id = parts[0] if parts else key_id
     with db.session() as s:
         row = s.execute(
             select(ApiKey, Tenant.name).join(Tenant, Tenant.id == ApiKey.tenant_id).where(ApiKey.key_id == key_id)

@@ -86,6 +86,24 @@ def test_missing_malformed_invalid_and_revoked_keys_are_401(client, db):
     assert len(err["message"]) < 120 and "kkk..." in err["message"]
 
 
+def test_a_whole_key_pasted_to_revoke_is_revoked_and_its_secret_kept_nowhere(client, db):
+    """DELETE /v1/apikeys/<the whole key> (pasted from a leak report) was a 404 echoing part of the secret, the key
+    stayed active, and the path, secret included, went into the three-year append-only usage log (tenant-admin
+    audit). The key is revoked by its id, as `sfai apikey revoke` does, and neither the answer nor the log holds
+    the secret, for an unknown key either."""
+    acme = make_tenant(db, PEPPER, "acme")
+    mes_id, secret = acme.mes.split("_", 2)[1:]
+    r = client.delete(f"/v1/apikeys/{acme.mes}", headers=bearer(acme.admin))
+    assert r.status_code == 200 and r.json()["key_id"] == mes_id and r.json()["revoked_at"], r.text
+    assert client.get("/v1/quality/status", headers=bearer(acme.mes)).status_code == 401
+    unknown = f"sfai_k0123456789ab_{secret}"
+    err = assert_error(client.delete(f"/v1/apikeys/{unknown}", headers=bearer(acme.admin)), 404)
+    assert secret[:8] not in err["message"] and "k0123456789ab" in err["message"]
+    paths = [rec["endpoint"] for rec in client.get("/v1/usage", headers=bearer(acme.admin)).json()["records"]]
+    assert f"/v1/apikeys/sfai_{mes_id}_***" in paths and "/v1/apikeys/sfai_k0123456789ab_***" in paths
+    assert not any(secret[:8] in p for p in paths), paths
+
+
 def test_a_revoked_key_still_in_use_shows_in_its_tenants_usage_log(client, db, monkeypatch):
     """A key revoked while some system still sends it was refused without a trace the tenant admin could see (which
     MES was left behind?). Its 401s go to its tenant's usage log, at most once per REVOKED_LOG_S per key, and only
