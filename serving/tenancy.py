@@ -267,14 +267,15 @@ def subscribe(
     if by_tenant and (request_quota != "plan" or starts_at is not None or ends_at is not None):
         raise InvalidInput("a tenant admin subscribes on the plan's terms; custom terms are set by the operator")
     quota = check_quota(PLANS[plan] if request_quota == "plan" else request_quota)
-    now = utcnow()
-    starts = as_utc(starts_at) or now
     ends = as_utc(ends_at)
-    if ends is not None and ends <= starts:
+    if ends is not None and ends <= (as_utc(starts_at) or utcnow()):
         raise InvalidInput("subscription end must be after its start")
     with db.session() as s:
         t = _find_tenant(s, tenant)
         tenant = t.name
+        _lock_subscriptions(s, t.id)
+        now = utcnow()  # once the turn is ours: a change made meanwhile starts no later than this one
+        starts = as_utc(starts_at) or now
         history = list(
             s.scalars(
                 select(Subscription)
@@ -308,6 +309,14 @@ def subscribe(
         return _sub_info(sub, tenant)
 
 
+def _lock_subscriptions(s, tenant_id: int) -> None:  # noqa: ANN001 - a Session
+    """Hold the tenant's row for the rest of the transaction (an update that changes nothing), so that one change
+    of its subscriptions reads the history only after any other has committed: two admins subscribing at once had
+    each closed the same row and added their own, leaving two active subscriptions to one module. PostgreSQL holds
+    the row lock; SQLite takes its write lock here, before the history is read, not at the first insert."""
+    s.execute(update(Tenant).where(Tenant.id == tenant_id).values(ksic_code=Tenant.ksic_code))
+
+
 def _managed_message(sub: SubscriptionInfo, now: datetime) -> str:
     terms = [] if sub.request_quota == PLANS.get(sub.plan) else [
         "no quota" if sub.request_quota is None else f"a quota of {sub.request_quota:,} calls a month"
@@ -336,9 +345,10 @@ def unsubscribe_many(
     reopen the module; a tenant's own end keeps the mark as it was."""
     for m in modules or ():
         check_module(m)
-    now = utcnow()
     with db.session() as s:
         t = _find_tenant(s, tenant)
+        _lock_subscriptions(s, t.id)
+        now = utcnow()
         active: dict[str, list[Subscription]] = {}
         for sub in s.scalars(select(Subscription).where(Subscription.tenant_id == t.id).order_by(Subscription.id)):
             if _sub_info(sub, t.name).active_at(now):

@@ -211,3 +211,41 @@ def test_a_refused_key_is_known_within_the_ttl_and_looked_up_again_after_it(db):
     time.sleep(1.05)
     assert access.lookup(unknown, claim=False) == (False, None)  # a look only claims nothing
     assert access.lookup(unknown, claim=False) == (False, None)
+
+
+def test_subscription_changes_at_once_leave_one_active_subscription(db):
+    """Two admins subscribing one module at once (trial and standard) each closed the same row and added their own:
+    two active subscriptions to one module in 5 of 10 rounds, and the module's status read the older plan
+    (tenant-admin audit). The changes now take turns: one active subscription, the later change's."""
+    import threading
+
+    tenancy.create_tenant(db, "acme", "C29")
+    for round_ in range(6):
+        barrier = threading.Barrier(3)
+        errors = []
+
+        def change(plan: str, end: bool = False, barrier=barrier, errors=errors) -> None:  # noqa: ANN001
+            barrier.wait()
+            try:
+                if end:
+                    try:
+                        tenancy.unsubscribe(db, "acme", "energy", by_tenant=True)
+                    except NotFound:
+                        pass  # nothing active at that moment: a fair answer
+                else:
+                    tenancy.subscribe(db, "acme", "energy", plan=plan, by_tenant=True)
+            except Exception as e:  # noqa: BLE001
+                errors.append(e)
+
+        threads = [threading.Thread(target=change, args=a) for a in (("trial",), ("standard",), ("trial", round_ % 2))]
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join(60)
+        assert errors == []
+        active = [x for x in tenancy.list_subscriptions(db, "acme", active_only=True) if x.module == "energy"]
+        assert len(active) <= 1, active
+        subs = sorted((x for x in tenancy.list_subscriptions(db, "acme") if x.module == "energy"),
+                      key=lambda x: (x.starts_at, x.ends_at is None))
+        for a, b in zip(subs, subs[1:], strict=False):  # the history's periods do not overlap
+            assert a.ends_at is not None and a.ends_at <= b.starts_at, (a, b)
