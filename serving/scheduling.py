@@ -26,7 +26,7 @@ from serving.db import Database
 from serving.db.tables import SchedulingJob
 from serving.errors import Conflict, InvalidInput, NotFound, TooManyRequests
 from serving.settings import Settings
-from serving.tenancy import as_utc, utcnow
+from serving.tenancy import active_subscriptions, as_utc, utcnow
 
 log = logging.getLogger("sfai.scheduling")
 # A process stamps its queued and running jobs this often; a job not stamped for STALE_S is taken over by another
@@ -591,7 +591,7 @@ class Jobs:
             return
         tenant_id, job_id, prepared = picked
         try:
-            self._run(job_id, prepared)
+            self._run(job_id, prepared, tenant_id)
         finally:
             with self._lock:
                 self._held.discard(job_id)
@@ -599,7 +599,13 @@ class Jobs:
                 if not self._running[tenant_id]:
                     del self._running[tenant_id]
 
-    def _run(self, job_id: str, prepared: tuple) -> None:
+    def _run(self, job_id: str, prepared: tuple, tenant_id: int | None = None) -> None:
+        if tenant_id is not None and "scheduling" not in active_subscriptions(self.db, tenant_id):
+            # ended while the job waited: a job queued before the end is not started after it (it had been, and
+            # its answer could only be read by subscribing again)
+            self._update(job_id, status="failed", finished_at=utcnow(),
+                         error="the tenant's scheduling subscription ended before this job started: it was not run")
+            return
         if not self._update(job_id, status="running", started_at=utcnow()):
             return
         try:
@@ -675,7 +681,6 @@ class Jobs:
         """Takes over the jobs whose process stopped stamping them (``stale_s``): each is claimed by a conditional
         update, so that of several live processes one gets it, and queued again here from its stored request, with
         the tenant's subscriptions of now. Returns the ids taken."""
-        from serving.tenancy import active_subscriptions
 
         now = utcnow()
         with self.db.session() as s:

@@ -840,3 +840,44 @@ def test_a_retried_job_with_an_idempotency_key_is_the_same_job(client, db, monke
     assert later.status_code == 202 and later.json()["job_id"] != first.json()["job_id"]
     # no key: a job each time, as before
     assert post({}).json()["job_id"] != post({}).json()["job_id"]
+
+
+def test_a_job_queued_when_the_subscription_ends_is_not_started(client, db, monkeypatch):
+    """A job still queued when the tenant admin ended the scheduling subscription was started after the end and
+    ran to done, its answer readable only by subscribing again (tenant-admin audit). It is not started: it fails
+    saying why. The job already running finishes."""
+    from serving import tenancy
+
+    started, finish = [], threading.Semaphore(0)
+
+    def solve(problem, params, linked):
+        started.append(problem.name)
+        assert finish.acquire(timeout=30), "the test never let this solve finish"
+        return {"name": problem.name, "linked": linked}
+
+    monkeypatch.setattr("serving.scheduling.solve_prepared", solve)
+    acme = make_tenant(db, PEPPER, "acme", modules=("scheduling",))
+    ids = []
+    try:
+        for name in ("A1", "A2"):
+            r = client.post("/v1/scheduling/jobs", json={"problem": {**PROBLEM, "name": name}, "time_limit_s": 1},
+                            headers=bearer(acme.mes))
+            assert r.status_code == 202, r.text
+            ids.append(r.json()["job_id"])
+            deadline = time.monotonic() + 30
+            while not started and time.monotonic() < deadline:
+                time.sleep(0.01)
+        tenancy.unsubscribe(db, "acme", "scheduling", by_tenant=True)
+        finish.release()
+    finally:
+        for _ in range(2):
+            finish.release()
+    jobs, acme_id = client.app.state.platform.jobs, tenancy.get_tenant(db, "acme").id
+    deadline = time.monotonic() + 30
+    while (second := jobs.get(acme_id, ids[1]))["status"] in ("queued", "running"):
+        assert time.monotonic() < deadline, second
+        time.sleep(0.02)
+    assert started == ["A1"] and second["status"] == "failed" and second["started_at"] is None
+    assert second["error"] == "the tenant's scheduling subscription ended before this job started: it was not run"
+    assert jobs.get(acme_id, ids[0])["status"] == "done"
+
