@@ -13,7 +13,7 @@ import unicodedata
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from pipelines.ksic import KSIC_DIVISIONS, normalize_ksic
@@ -273,7 +273,7 @@ def subscribe(
     with db.session() as s:
         t = _find_tenant(s, tenant)
         tenant = t.name
-        _lock_subscriptions(s, t.id)
+        _lock_tenant(s, t.id)
         now = utcnow()  # once the turn is ours: a change made meanwhile starts no later than this one
         starts = as_utc(starts_at) or now
         history = list(
@@ -309,11 +309,12 @@ def subscribe(
         return _sub_info(sub, tenant)
 
 
-def _lock_subscriptions(s, tenant_id: int) -> None:  # noqa: ANN001 - a Session
+def _lock_tenant(s, tenant_id: int) -> None:  # noqa: ANN001 - a Session
     """Hold the tenant's row for the rest of the transaction (an update that changes nothing), so that one change
-    of its subscriptions reads the history only after any other has committed: two admins subscribing at once had
-    each closed the same row and added their own, leaving two active subscriptions to one module. PostgreSQL holds
-    the row lock; SQLite takes its write lock here, before the history is read, not at the first insert."""
+    of its subscriptions (or of its admin keys) reads what it changes only after any other has committed: two admins
+    subscribing at once had each closed the same row and added their own, leaving two active subscriptions to one
+    module. PostgreSQL holds the row lock; SQLite takes its write lock here, before the reads, not at the first
+    insert."""
     s.execute(update(Tenant).where(Tenant.id == tenant_id).values(ksic_code=Tenant.ksic_code))
 
 
@@ -347,7 +348,7 @@ def unsubscribe_many(
         check_module(m)
     with db.session() as s:
         t = _find_tenant(s, tenant)
-        _lock_subscriptions(s, t.id)
+        _lock_tenant(s, t.id)
         now = utcnow()
         active: dict[str, list[Subscription]] = {}
         for sub in s.scalars(select(Subscription).where(Subscription.tenant_id == t.id).order_by(Subscription.id)):
@@ -450,9 +451,13 @@ def list_api_keys(db: Database, tenant: str) -> list[ApiKeyInfo]:
         ]
 
 
-def revoke_api_key(db: Database, key_id: str, *, tenant: str | None = None) -> ApiKeyInfo:
+def revoke_api_key(
+    db: Database, key_id: str, *, tenant: str | None = None, keep_an_admin: bool = False
+) -> ApiKeyInfo:
     """Revoke a key, named by its id or as the whole key (pasted from a leak report: its id is used, and its secret
-    is neither echoed nor kept). With ``tenant`` given, a key of another tenant is reported as not found."""
+    is neither echoed nor kept). With ``tenant`` given, a key of another tenant is reported as not found. With
+    ``keep_an_admin`` (a tenant admin's own call), the tenant's last active admin key is not revoked: that locked
+    the tenant out of its administration until the operator made a key."""
     parts = split_token(key_id)
     key_id = parts[0] if parts else key_id
     with db.session() as s:
@@ -463,6 +468,15 @@ def revoke_api_key(db: Database, key_id: str, *, tenant: str | None = None) -> A
             shown = key_id if len(key_id) <= 40 else key_id[:40] + "..."  # not 5,000 characters echoed back
             raise NotFound(f"API key {shown!r} not found")
         k, tname = row
+        if keep_an_admin and k.revoked_at is None and k.role == "admin":
+            _lock_tenant(s, k.tenant_id)  # two admins revoking each other's key at once: one is the last
+            others = s.scalar(select(func.count()).select_from(ApiKey).where(
+                ApiKey.tenant_id == k.tenant_id, ApiKey.role == "admin", ApiKey.revoked_at.is_(None),
+                ApiKey.key_id != k.key_id))
+            if not others:
+                raise Conflict(f"{k.key_id} is the tenant's last active admin key: revoking it would leave nobody to "
+                               "manage keys and subscriptions; create another admin key first (POST /v1/apikeys), "
+                               "or ask your operator", code="last_admin_key")
         if k.revoked_at is None:
             s.execute(update(ApiKey).where(ApiKey.id == k.id).values(revoked_at=utcnow()))
             s.refresh(k)

@@ -113,6 +113,6 @@ def create_api_key(body: ApiKeyCreate, ctx: AdminDep, platform: PlatformDep) -> 
 @router.delete("/apikeys/{key_id}", response_model=ApiKeyPublic)
 def revoke_api_key(key_id: str, ctx: AdminDep, platform: PlatformDep) -> ApiKeyPublic:
     """Revoke one of this tenant's keys (another tenant's key answers 404)."""
-    k = tenancy.revoke_api_key(platform.db, key_id, tenant=ctx.tenant)
+    k = tenancy.revoke_api_key(platform.db, key_id, tenant=ctx.tenant, keep_an_admin=True)
     platform.access.invalidate(ctx.tenant_id)
     return _key(k)

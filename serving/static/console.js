@@ -124,6 +124,7 @@ function apiError(status, path, data, retryAfter) {
         allowed: () => allowed.map((x) => label("plan", x)).join(", ") || t("obj.none") });
     }
     case "managed_by_operator": return says("err.managedByOperator", { plan: () => label("plan", msg.match(/\((\w+) plan/)?.[1] || "") });
+    case "last_admin_key": return says("err.lastAdminKey", { key: msg.match(/^(k\w+) /)?.[1] || "" });
     case "rate_limited": return says("err.rateLimited");
     case "quota_exceeded": return says("err.quotaExceeded");
     case "too_many_jobs": return says("err.tooManyJobs");

@@ -375,3 +375,22 @@ def test_bodies_sfai_cannot_read_are_415_and_a_trailing_slash_404_saying_so(clie
     err = assert_error(r, 404, "not_found")
     assert err["message"] == f"no such endpoint; see /docs (SFAI's paths end without a slash: {url})"
     assert client.get("/v1/tenant/", headers=h).status_code == 404
+
+
+def test_the_tenants_last_admin_key_is_not_revoked_by_its_admin(client, db):
+    """Revoking the only admin key over HTTP locked the tenant out of its administration until the operator made a
+    key (tenant-admin audit): refused with 409 last_admin_key, saying what to do; with a second admin key either
+    may go; the operator's `sfai apikey revoke` is not bound by it."""
+    from serving import tenancy
+
+    acme = make_tenant(db, PEPPER, "acme")
+    h = bearer(acme.admin)
+    err = assert_error(client.delete(f"/v1/apikeys/{acme.admin_key_id}", headers=h), 409, "last_admin_key")
+    assert "last active admin key" in err["message"] and "create another admin key first" in err["message"]
+    assert client.get("/v1/tenant", headers=h).status_code == 200  # still valid
+    mes_id = acme.mes.split("_")[1]
+    assert client.delete(f"/v1/apikeys/{mes_id}", headers=h).status_code == 200  # other roles: as before
+    second = client.post("/v1/apikeys", json={"role": "admin", "name": "deputy"}, headers=h).json()
+    assert client.delete(f"/v1/apikeys/{acme.admin_key_id}", headers=h).status_code == 200
+    assert client.get("/v1/tenant", headers=bearer(second["api_key"])).status_code == 200
+    assert tenancy.revoke_api_key(db, second["key_id"]).revoked_at is not None  # the operator's revoke
