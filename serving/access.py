@@ -22,7 +22,14 @@ from datetime import datetime, timedelta
 from serving.db import Database
 from serving.errors import NotSubscribed, QuotaExceeded, RateLimited, TooManyRequests
 from serving.ratelimit import LocalBuckets, RedisBuckets
-from serving.tenancy import AuthContext, SubscriptionInfo, active_subscriptions, resolve_api_key_state, utcnow
+from serving.tenancy import (
+    AuthContext,
+    SubscriptionInfo,
+    active_subscriptions,
+    operator_ended,
+    resolve_api_key_state,
+    utcnow,
+)
 from serving.usage import count_calls
 
 QUOTA_REFRESH_S = 30.0  # a process counting a quota itself reads the usage log's count again at least this often
@@ -84,6 +91,7 @@ class Access:
         self._revoked: dict[bytes, AuthContext] = {}
         self._revoked_logged: dict[str, float] = {}
         self._subs: dict[int, tuple[float, dict[str, SubscriptionInfo]]] = {}
+        self._ended: dict[tuple[int, str], tuple[float, bool]] = {}  # (tenant_id, module) -> (expiry, operator's)
         self._quota: dict[tuple[int, str, datetime], _Count] = {}  # (tenant_id, module, month) -> counted here
         # (tenant_id, module, month) -> the Redis outages (``buckets.trips``) this process had when it last counted
         # there: after one, its calls counted here meanwhile are added from the usage log
@@ -180,16 +188,30 @@ class Access:
         self._subs[tenant_id] = (now + self.ttl_s, subs)
         return subs
 
+    def _operator_ended(self, tenant_id: int, module: str) -> bool:
+        """:func:`serving.tenancy.operator_ended`, cached for the TTL: a client calling a module it lost should not
+        cost a query each time."""
+        now = time.monotonic()
+        hit = self._ended.get((tenant_id, module))
+        if hit is not None and hit[0] > now:
+            return hit[1]
+        ended = operator_ended(self.db, tenant_id, module)
+        if len(self._ended) >= _MAX_CACHED_KEYS:
+            self._ended.clear()
+        self._ended[(tenant_id, module)] = (now + self.ttl_s, ended)
+        return ended
+
     def admit(self, ctx: AuthContext, module: str, *, refresh: bool = False) -> SubscriptionInfo:
         """The subscription that lets ``ctx`` call ``module`` now; takes a token from its rate limit and counts
         the call against its monthly quota (a call refused by the rate limit does not count)."""
         sub = self.subscriptions(ctx.tenant_id, refresh=refresh).get(module)
         now = utcnow()
         if sub is None or not sub.active_at(now):
-            raise NotSubscribed(
-                f"tenant '{ctx.tenant}' is not subscribed to the '{module}' module; "
-                "a tenant admin can subscribe on the console's Administration tab or with POST /v1/subscriptions"
-            )
+            if self._operator_ended(ctx.tenant_id, module):  # the admin's own subscribe would be a 409
+                how = "the SFAI operator set or ended its subscription: ask your operator to renew it"
+            else:
+                how = "a tenant admin can subscribe on the console's Administration tab or with POST /v1/subscriptions"
+            raise NotSubscribed(f"tenant '{ctx.tenant}' is not subscribed to the '{module}' module; {how}")
         rate = self.rate_limits.get(sub.plan)
         if rate is not None:
             self._take(ctx, module, rate, sub.plan)
@@ -338,6 +360,7 @@ class Access:
 
     # invalidation --------------------------------------------------------------------------------------
     def invalidate(self, tenant_id: int | None = None) -> None:
+        self._ended.clear()  # a subscription changed: what a refusal says may change too
         if tenant_id is None:
             self._subs.clear()
             self._quota.clear()

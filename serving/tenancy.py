@@ -385,6 +385,15 @@ def list_subscriptions(db: Database, tenant: str, *, active_only: bool = False) 
     return [x for x in subs if x.active_at(now)] if active_only else subs
 
 
+def operator_ended(db: Database, tenant_id: int, module: str) -> bool:
+    """Whether the tenant's latest subscription to ``module`` carries the operator's mark (its end or terms were the
+    operator's), so that only the operator can reopen it: what a refused call should tell the caller."""
+    with db.session() as s:
+        latest = s.scalar(select(Subscription).where(Subscription.tenant_id == tenant_id, Subscription.module == module)
+                          .order_by(Subscription.starts_at.desc(), Subscription.id.desc()).limit(1))
+        return bool(latest is not None and latest.operator_managed)
+
+
 def active_subscriptions(db: Database, tenant_id: int) -> dict[str, SubscriptionInfo]:
     """Module -> the subscription in force now, for the request path's cache."""
     now = utcnow()

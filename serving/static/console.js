@@ -112,7 +112,7 @@ function apiError(status, path, data, retryAfter) {
   const free = (key, more = {}) => says(key, more, { showDetail: true }); // the server's free text as the detail
 
   switch (code) {
-    case "not_subscribed": return says("err.notSubscribed");
+    case "not_subscribed": return says(msg.includes("ask your operator") ? "err.notSubscribedOperator" : "err.notSubscribed");
     case "forbidden": {
       const need = [...(msg.match(/needs a key with role (.+?);/)?.[1] || "").matchAll(/'(\w+)'/g)].map((m) => m[1]);
       if (!need.length) return says("err.forbidden");

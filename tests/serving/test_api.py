@@ -193,6 +193,13 @@ def test_operator_terms_and_plans_stay_with_the_operator(client, db):
     tenancy.unsubscribe(db, "acme", "energy")
     assert_error(client.post("/v1/subscriptions", json={"module": "energy", "plan": "trial"}, headers=adm),
                  409, "managed_by_operator")
+    # and a call to the module says to ask the operator (it had pointed at the admin's subscribe, a 409)
+    client.app.state.platform.access.invalidate(None)
+    err = assert_error(client.get("/v1/energy/status", headers=bearer(acme.mes)), 403, "not_subscribed")
+    assert err["message"].endswith("the SFAI operator set or ended its subscription: ask your operator to renew it")
+    err = assert_error(client.get("/v1/quality/status", headers=bearer(acme.mes)), 403, "not_subscribed")
+    assert err["message"].endswith("a tenant admin can subscribe on the console's Administration tab or with "
+                                   "POST /v1/subscriptions")
     assert client.post("/v1/subscriptions", json={"module": "quality", "plan": "trial"}, headers=adm).status_code == 201
     assert client.delete("/v1/subscriptions/quality", headers=adm).status_code == 200
     assert client.post("/v1/subscriptions", json={"module": "quality", "plan": "trial"}, headers=adm).status_code == 201
