@@ -581,10 +581,13 @@ def check_module(module: str | None) -> None:
         raise InvalidInput(f"unknown module {module!r}: expected {', '.join(MODULES)} or platform")
 
 
-def _range_filter(stmt, tenant_id: int | None, start: datetime | None, end: datetime | None, module: str | None):
+def _range_filter(stmt, tenant_id: int | None, start: datetime | None, end: datetime | None, module: str | None,
+                  key_id: str | None = None):
     t = UsageRecord.__table__
     if tenant_id is not None:
         stmt = stmt.where(t.c.tenant_id == tenant_id)
+    if key_id is not None:  # one key's calls (a leaked key's, say)
+        stmt = stmt.where(t.c.key_id == key_id)
     if start is not None:
         stmt = stmt.where(t.c.ts >= as_utc(start))
     if end is not None:
@@ -637,18 +640,20 @@ def query_usage(
     module: str | None = None,
     limit: int = 100,
     before_seq: int | None = None,
+    key_id: str | None = None,
 ) -> dict:
     """The newest ``limit`` records of one tenant in [start, end), and counts by module and status class.
-    ``before_seq`` pages backwards by the tenant's own record numbers (``seq`` in the records)."""
+    ``before_seq`` pages backwards by the tenant's own record numbers (``seq`` in the records); ``key_id``: only
+    that key's records (and counts)."""
     t = UsageRecord.__table__
     names = tenant_names(db)
     with db.engine.connect() as conn:
-        stmt = _range_filter(select(t), tenant_id, start, end, module)
+        stmt = _range_filter(select(t), tenant_id, start, end, module, key_id)
         if before_seq is not None:
             stmt = stmt.where(t.c.tenant_seq < before_seq)
         rows = conn.execute(stmt.order_by(t.c.tenant_seq.desc()).limit(limit)).all()
         counts = conn.execute(
-            _range_filter(select(t.c.module, t.c.status, func.count()), tenant_id, start, end, module).group_by(
+            _range_filter(select(t.c.module, t.c.status, func.count()), tenant_id, start, end, module, key_id).group_by(
                 t.c.module, t.c.status
             )
         ).all()
@@ -705,6 +710,7 @@ def export_usage(
     end: datetime | None = None,
     module: str | None = None,
     chunk: int = 5000,
+    key_id: str | None = None,
 ) -> Iterator[str]:
     """Stream the records of one tenant (or all, for the operator's CLI) as CSV or a JSON array, oldest first;
     ``module``: only that module's records (``platform``: those of no module), as :func:`query_usage` filters.
@@ -724,7 +730,7 @@ def export_usage(
         while True:
             with db.engine.connect() as conn:
                 page = conn.execute(
-                    _range_filter(select(t), tenant_id, start, end, module)
+                    _range_filter(select(t), tenant_id, start, end, module, key_id)
                     .where(t.c.seq > last)
                     .order_by(t.c.seq)
                     .limit(chunk)

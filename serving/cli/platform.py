@@ -223,17 +223,24 @@ def usage_export(
     output: Annotated[Path | None, typer.Option("--output", "-o", help="file (default: stdout)")] = None,
     module: Annotated[str | None, typer.Option(
         help=f"only one module's calls: {', '.join(tenancy.MODULES)}, or platform (calls outside them)")] = None,
+    key_id: Annotated[str | None, typer.Option("--key-id", help="only one key's calls (its id, k...)")] = None,
 ) -> None:
     """Export usage records, oldest first: each tenant's numbered in its own log (seq); without --tenant, every
     tenant's, with each record's place in the whole chain first (log_seq)."""
     check_module(module)
+    if key_id is not None:
+        parts = tenancy.split_token(key_id)  # the whole key pasted: its id
+        key_id = parts[0] if parts else key_id
+        if not (key_id.startswith("k") and key_id[1:].isalnum() and key_id.isascii() and len(key_id) <= 33):
+            raise InvalidInput(f"--key-id {key_id[:40]!r} is no key id: expected k and hex digits, as "
+                               "'sfai apikey list' shows them")
     if output is not None:
         _check_output(output)
         settings().refuse_state_file(output)
     db = database()
     tenant_id = tenancy.get_tenant(db, tenant).id if tenant else None
     chunks = export_usage(db, fmt, tenant_id=tenant_id, start=_when(from_, "from"), end=_when(to, "to"),
-                          module=module)
+                          module=module, key_id=key_id)
     if output is None:
         for c in chunks:
             sys.stdout.write(c)

@@ -18,6 +18,8 @@ from serving.usage import check_module, export_usage, parse_range, query_usage
 
 router = APIRouter(route_class=SfaiRoute, prefix="/v1/usage", tags=["usage"], dependencies=[Depends(platform_call)])
 MODULE_HELP = f"one of {', '.join(MODULES)}, or platform (calls outside them)"
+# a key id as `sfai apikey list` and the usage records give it (k and hex): only its calls
+KEY_QUERY = Query(None, pattern=r"^k[0-9a-f]{1,32}$", description="a key id (k...): only that key's calls")
 
 
 @router.get("", response_model=None, responses={200: {"model": UsagePage}})
@@ -31,12 +33,14 @@ def read_usage(
     before_seq: int | None = Query(
         None, ge=1, le=2**63 - 1, description="page backwards: records older than this seq"
     ),
+    key_id: str | None = KEY_QUERY,
 ) -> dict:
-    """The newest calls of this tenant and their counts by module."""
+    """The newest calls of this tenant and their counts by module (of one key, with ``key_id``)."""
     start, end = parse_range(from_, to)
     check_module(module)
     out = query_usage(
-        platform.db, ctx.tenant_id, start=start, end=end, module=module, limit=limit, before_seq=before_seq
+        platform.db, ctx.tenant_id, start=start, end=end, module=module, limit=limit, before_seq=before_seq,
+        key_id=key_id,
     )
     return {"tenant": ctx.tenant, "from": from_, "to": to, **out}
 
@@ -53,13 +57,15 @@ def export(
     from_: str | None = Query(None, alias="from"),
     to: str | None = None,
     module: str | None = Query(None, description=MODULE_HELP),
+    key_id: str | None = KEY_QUERY,
 ) -> StreamingResponse:
     """Every call of this tenant in [from, to) (of one module, or ``platform``, as ``GET /v1/usage`` filters) as CSV
     or JSON, oldest first, streamed. At most ``SFAI_USAGE_EXPORTS_PER_TENANT`` (default 2) stream at once per
     tenant; another answers 429 ``too_many_exports``."""
     start, end = parse_range(from_, to)
     check_module(module)
-    chunks = export_usage(platform.db, format, tenant_id=ctx.tenant_id, start=start, end=end, module=module)
+    chunks = export_usage(platform.db, format, tenant_id=ctx.tenant_id, start=start, end=end, module=module,
+                          key_id=key_id)
     release = platform.access.export_slot(ctx, platform.settings.usage_exports_per_tenant)
 
     def stream() -> Iterator[str]:

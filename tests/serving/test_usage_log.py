@@ -120,6 +120,35 @@ def test_the_export_filters_by_module_as_the_list_does(client, db):
     assert {r["request_id"] for r in export("module=scheduling")} == set()  # a module with no calls: the header only
 
 
+def test_the_log_and_the_export_filter_by_key(client, db, sfai_env):
+    """``key_id=`` was silently ignored: a tenant admin auditing a leaked key saw every key's calls (tenant-admin
+    audit). The list, its counts, the export and `sfai usage export --key-id` keep that key's calls only; a value
+    that is no key id is a 422."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    acme = make_tenant(db, PEPPER, "acme", modules=("quality",))
+    mes_id = acme.mes.split("_")[1]
+    for _ in range(2):
+        client.get("/v1/quality/status", headers=bearer(acme.mes))
+    client.get("/v1/tenant", headers=bearer(acme.admin))
+    page = client.get(f"/v1/usage?key_id={mes_id}", headers=bearer(acme.admin)).json()
+    assert page["total"] == 2 and {r["key_id"] for r in page["records"]} == {mes_id}
+    assert page["by_module"] == {"quality": {"calls": 2, "ok": 2, "client_errors": 0, "server_errors": 0}}
+    rows = list(csv.DictReader(io.StringIO(client.get(f"/v1/usage/export?key_id={mes_id}",
+                                                      headers=bearer(acme.admin)).text)))
+    assert [r["key_id"] for r in rows] == [mes_id, mes_id]
+    for bad in ("nokey", "k" + "0" * 40, "kXYZ"):
+        assert client.get(f"/v1/usage?key_id={bad}", headers=bearer(acme.admin)).status_code == 422
+    url = db.engine.url.render_as_string(hide_password=False)
+    cli = subprocess.run([str(Path(sys.executable).with_name("sfai")), "usage", "export", "--tenant", "acme",
+                          "--key-id", acme.mes],  # the whole key: its id is used
+                         env={**sfai_env, "SFAI_DATABASE_URL": url}, capture_output=True, text=True, timeout=120)
+    assert cli.returncode == 0, cli.stderr
+    assert [r["key_id"] for r in csv.DictReader(io.StringIO(cli.stdout))] == [mes_id, mes_id]
+
+
 def test_chain_verifies_and_detects_an_edited_row(db):
     append_entries(db, [entry(i) for i in range(20)], key=KEY)
     r = verify_chain(db, key=KEY)
