@@ -72,8 +72,12 @@ def tenant_create(
         )
 
 
+# the names the API gives these fields (GET /v1/subscriptions), so that the CLI's JSON and the API's agree
+_API_NAMES = {"operator_managed": "managed_by_operator"}
+
+
 def _asdict(obj) -> dict:  # noqa: ANN001
-    return {k: getattr(obj, k) for k in obj.__slots__}
+    return {_API_NAMES.get(k, k): getattr(obj, k) for k in obj.__slots__}
 
 
 @tenant_app.command("list")

@@ -33,9 +33,16 @@ def test_tenant_subscribe_key_and_the_api_agree(sfai_env, app):
     assert key.startswith("sfai_") and "\n" not in key
     listed = json.loads(sfai(sfai_env, "tenant", "list", "--json").stdout)
     assert listed[0]["name"] == "acme" and listed[0]["modules"] == ["energy", "quality", "scheduling"]
+    shown = json.loads(sfai(sfai_env, "tenant", "show", "acme").stdout)["subscriptions"]
     with TestClient(app) as c:
         h = {"Authorization": f"Bearer {key}"}
         assert c.get("/v1/tenant", headers=h).json()["modules"] == ["energy", "quality", "scheduling"]
+        # the CLI's JSON names the fields as the API does (it had said operator_managed for managed_by_operator)
+        api = c.get("/v1/subscriptions", headers=h).json()
+        assert {k for s in shown for k in s} >= {"managed_by_operator"} and all("operator_managed" not in s
+                                                                              for s in shown)
+        assert {s["module"]: s["managed_by_operator"] for s in shown} == {s["module"]: s["managed_by_operator"]
+                                                                          for s in api}
         assert c.get("/v1/maintenance/status", headers=h).status_code == 403
         assert c.get("/v1/energy/status", headers={**h, "X-Request-ID": "cli-test-1"}).status_code == 200
     assert sfai(sfai_env, "tenant", "unsubscribe", "acme", "energy").stdout == "energy\n"
