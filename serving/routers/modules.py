@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from serving import fastpath
+from serving.access import month_start
 from serving.deps import CallerDep, PlatformDep, require_module
 from serving.errors import InvalidInput
 from serving.fastpath import INLINE_ROWS, PredictRoute, prediction_body
@@ -28,7 +29,8 @@ from serving.predictions import (
     scorer,
 )
 from serving.schemas.platform import ModuleStatus
-from serving.tenancy import SubscriptionInfo
+from serving.tenancy import SubscriptionInfo, utcnow
+from serving.usage import count_calls
 
 
 def module_router(module: str) -> APIRouter:
@@ -48,11 +50,18 @@ def module_router(module: str) -> APIRouter:
             if versions is None:
                 versions = await run_in_threadpool(platform.models.listing, ctx.tenant)
             models = await run_in_threadpool(serving_models, versions, module)  # reads each champion's manifest
+        used = None
+        if sub is not None:  # how close to the quota (a tenant admin learnt it only from the 429)
+            now = utcnow()
+            used = 1 + await run_in_threadpool(count_calls, platform.db, ctx.tenant_id, module, month_start(now))
+        quota = sub.request_quota if sub else None
         return ModuleStatus(
             module=module,
             tenant=ctx.tenant,
             plan=sub.plan if sub else None,
-            request_quota=sub.request_quota if sub else None,
+            request_quota=quota,
+            calls_this_month=used,
+            quota_remaining=None if quota is None or used is None else max(0, quota - used),
             models=models,
         )
 

@@ -66,6 +66,10 @@ class ModuleStatus(BaseModel):
     tenant: str
     plan: str | None
     request_quota: int | None
+    calls_this_month: int | None = Field(None, description="this module's calls counted against the quota in the "
+                                         "current UTC month, this one included (as the usage log holds them; calls "
+                                         "refused with 403 or 429 do not count)")
+    quota_remaining: int | None = Field(None, description="request_quota minus calls_this_month (null: no quota)")
     models: list[dict] = Field(default_factory=list, description="champion models serving this tenant: name, "
                                "version, created_at, challenger, and a classifier's threshold (the probability from "
                                "which it answers *_predicted: 1)")

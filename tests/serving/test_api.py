@@ -134,7 +134,22 @@ def test_unsubscribed_module_is_403_naming_it(client, db):
         err = assert_error(client.get(f"/v1/{module}/status", headers=bearer(acme.mes)), 403, "not_subscribed")
         assert f"'{module}'" in err["message"] and "acme" in err["message"]
     body = client.get("/v1/quality/status", headers=bearer(acme.mes)).json()
-    assert body == {"module": "quality", "tenant": "acme", "plan": "standard", "request_quota": 1_000_000, "models": []}
+    assert body == {"module": "quality", "tenant": "acme", "plan": "standard", "request_quota": 1_000_000,
+                    "calls_this_month": 1, "quota_remaining": 999_999, "models": []}  # this call: the first
+
+
+def test_the_module_status_says_how_much_of_the_quota_is_left(client, db):
+    """A tenant admin learnt of the monthly quota only from the 429 (tenant-admin audit): each module's status gives
+    the calls counted this month, itself included, and what is left."""
+    acme = make_tenant(db, PEPPER, "acme", modules=())
+    tenancy.subscribe(db, "acme", "energy", plan="trial", request_quota=5)
+    client.app.state.platform.access.invalidate()
+    h = bearer(acme.mes)
+    seen = [client.get("/v1/energy/status", headers=h).json() for _ in range(3)]
+    assert [(s["calls_this_month"], s["quota_remaining"]) for s in seen] == [(1, 4), (2, 3), (3, 2)]
+    assert client.get("/v1/energy/status", headers=h).json()["quota_remaining"] == 1
+    assert client.get("/v1/energy/status", headers=h).json()["quota_remaining"] == 0
+    assert_error(client.get("/v1/energy/status", headers=h), 429, "quota_exceeded")
 
 
 def test_admin_subscribes_through_the_api_and_access_follows(client, db):
