@@ -22,6 +22,7 @@ import io
 import json
 import logging
 import queue
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -814,10 +815,16 @@ def parse_range(start: str | None, end: str | None) -> tuple[datetime | None, da
     return a, b
 
 
+# a date-time whose offset's + a query string turned into a space (an unencoded + is a space in a URL's query)
+_PLUS_READ_AS_SPACE = re.compile(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)? \d{2}:\d{2}$")
+
+
 def parse_when(value: str | None, name: str) -> datetime | None:
     """Parse a ``from``/``to`` bound: an ISO date or date-time; naive means UTC."""
     if value is None or value == "":
         return None
+    if _PLUS_READ_AS_SPACE.match(value):  # "...T07:46:00+09:00" in a URL without %2B: its + arrived as a space
+        value = value[:-6] + "+" + value[-5:]
     try:
         ts = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:

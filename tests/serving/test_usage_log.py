@@ -557,3 +557,19 @@ def test_an_export_holds_no_connection_while_its_reader_is_away(db):
     got += list(stream)
     assert [r["request_id"] for r in json.loads("".join(got))] == [f"req-{i}" for i in range(7)]
     assert db.engine.pool.checkedout() == 0
+
+
+def test_an_offsets_plus_sent_unencoded_is_read_as_the_offset(client, db):
+    """``from=2026-12-07T07:46:00+09:00`` in a URL without %2B reaches the server as "... 09:00" (a + in a query is
+    a space), and was a 422 telling the admin, who had sent ISO, to send ISO (tenant-admin audit). It is read as
+    the offset it was."""
+    acme = make_tenant(db, PEPPER, "acme")
+    client.get("/v1/tenant", headers=bearer(acme.mes))
+    plain = client.get("/v1/usage?from=2000-01-01T09:00:00%2B09:00", headers=bearer(acme.admin))
+    sent = client.get("/v1/usage?from=2000-01-01T09:00:00+09:00", headers=bearer(acme.admin))
+    assert sent.status_code == 200 and sent.json()["total"] == plain.json()["total"] + 1  # + the first list call
+    assert sent.json()["from"] == "2000-01-01T09:00:00 09:00"  # as it arrived
+    from serving.usage import parse_when
+
+    assert parse_when("2026-12-07T07:46:00 09:00", "from") == parse_when("2026-12-07T07:46:00+09:00", "from")
+    assert parse_when("2026-12-07 07:46 09:00", "from").hour == 22  # 07:46 in Korea is 22:46 UTC the day before
