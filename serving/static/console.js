@@ -1941,11 +1941,17 @@ async function loadAdmin() {
 async function loadSubs() {
   const epoch = S.epoch;
   try {
-    const subs = await api("/v1/subscriptions");
+    const all = await api("/v1/subscriptions");
     if (epoch !== S.epoch) return; // another session's answer: not shown to this one
+    // the subscriptions in force first (in the modules' order), then the history, newest first and greyed: after a
+    // few plan changes the active rows had been lost among the ended ones
+    const now = Date.now();
+    const live = (s) => Date.parse(s.starts_at) <= now && (!s.ends_at || Date.parse(s.ends_at) > now);
+    const subs = [...all.filter(live).sort((a, b) => MODULES.indexOf(a.module) - MODULES.indexOf(b.module)),
+      ...all.filter((s) => !live(s)).sort((a, b) => Date.parse(b.starts_at) - Date.parse(a.starts_at))];
     $("subs-table").innerHTML = `<thead><tr><th>${t("admin.module")}</th><th>${t("admin.plan")}</th><th class="num">${t("admin.quota")}</th>` +
       `<th>${t("admin.starts")}</th><th>${t("admin.ends")}</th><th></th></tr></thead><tbody>` +
-      subs.map((s) => `<tr data-module="${esc(s.module)}">${idCell("mod", s.module)}${idCell("plan", s.plan)}` +
+      subs.map((s) => `<tr data-module="${esc(s.module)}"${live(s) ? "" : ' class="ended"'}>${idCell("mod", s.module)}${idCell("plan", s.plan)}` +
         `<td class="num">${s.request_quota == null ? "∞" : fmt(s.request_quota)}</td><td class="time">${day(s.starts_at)}</td><td class="time">${day(s.ends_at)}</td>` +
         `<td>${s.managed_by_operator ? `<span class="muted" data-managed="true">${esc(t("admin.managed"))}</span> ` : ""}` +
         `${s.ends_at ? "" : `<button type="button" class="danger" data-unsub="${esc(s.module)}" data-plan="${esc(s.plan)}">${esc(t("admin.unsubscribeModule", { module: label("mod", s.module) }))}</button>`}</td></tr>`).join("") +

@@ -421,6 +421,13 @@ def test_dashboard_and_administration(page, server, tmp_path):
     page.click('#subs-table button[data-unsub="energy"]')
     page.locator('#subs-table button[data-unsub="energy"]').wait_for(state="detached")
     assert any("Unsubscribe from Energy?" in m for m in dialogs), dialogs
+    # the subscriptions in force come first, the ended one below them, greyed; the times say they are UTC (an admin in
+    # Korea had read them as local time; tenant-admin audit)
+    rows = page.locator("#subs-table tbody tr")
+    assert [rows.nth(i).get_attribute("class") for i in range(rows.count())] == [None, None, "ended"]
+    assert rows.nth(2).get_attribute("data-module") == "energy"
+    heads = page.locator("#subs-table th").all_inner_texts() + page.locator("#keys-table th").all_inner_texts()
+    assert {"Starts (UTC)", "Ends (UTC)", "Created (UTC)", "Revoked (UTC)"} <= set(heads), heads
 
     # the admin calls just made are named as the counts name them (the record's module is null)
     page.select_option("#usage-module", "platform")
