@@ -536,10 +536,10 @@ def _option(key: str, value):  # noqa: ANN202, ANN001
         if not isinstance(value, bool):
             raise InvalidInput('"explain" must be true or false')
         return value
-    if key == "horizon":  # the model checks the upper end: it knows how many steps it forecasts
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise InvalidInput(f'"horizon" must be a whole number of 15-minute steps from 1; got {value!r}')
-        return value
+    if key == "horizon":  # one wording for every bad horizon, as the energy route and the CLI give it
+        from models.energy.predict import check_horizon
+
+        return check_horizon(value)
     if key == "recent_failure_rate":  # the model checks it (a share from 0 to 1), and whether it uses one
         return value
     return str(value)

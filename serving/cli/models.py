@@ -162,7 +162,8 @@ def predict(
     horizon: Annotated[int, typer.Option(help="energy: steps of 15 minutes per forecast, 1-96", metavar="STEPS",
                                          parser=_horizon_steps)] = 96,
     recent_failure_rate: Annotated[float | None, typer.Option(
-        help="defect: the line's current share of failed wafers (0.065 for 6.5 %), instead of the training file's")
+        help="defect: the line's current share of failed wafers (0.065 for 6.5 %); default: the failure rate of the "
+             "last 50 training wafers before each wafer")
     ] = None,
     version: Annotated[
         int | None, typer.Option(help="a registered version instead of the champion", min=1, max=VERSION_MAX)

@@ -121,8 +121,9 @@ ANSWER_NOTES = {  # what a JSON answer says about its input, beside the predicti
     "energy": {
         "filled_intervals": {"type": "integer", "description": "15-minute intervals before the last origin that "
                              "had no reading and were filled (from the same time a week earlier)"},
-        "warnings": {"type": "array", "items": {"type": "string"}, "description": "what the forecast filled, in "
-                     "words: origins resting mostly on filled values, filled intervals"},
+        "warnings": {"type": "array", "items": {"type": "string"}, "description": "what the forecast filled or "
+                     "doubts, in words: origins resting mostly on filled values, filled intervals, readings whose "
+                     "level is far from the model's training data (another unit? another meter?)"},
     },
     "rul": {
         "warnings": {"type": "array", "items": {"type": "string"}, "description": "units sent with fewer cycles "
