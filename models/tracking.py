@@ -20,6 +20,8 @@ import numpy as np
 from serving.errors import InvalidInput
 from serving.settings import Settings
 
+log = logging.getLogger("sfai.tracking")
+
 
 def tracking_uri(settings: Settings) -> str:
     configured = os.environ.get("MLFLOW_TRACKING_URI") or settings.mlflow_tracking_uri  # the environment, or .env
@@ -125,6 +127,26 @@ class Tracker:
     def log_dict(self, data: dict, name: str) -> None:
         if self._mlflow:
             self._mlflow.log_dict(data, name)
+
+    def log_input(self, path: Path, digest: str | None, context: str = "training") -> None:
+        """The training file as the run's MLflow input (the Datasets column of the UI, comparable across runs): its
+        path, name and the data hash the manifest keeps; the file itself is not copied."""
+        if not self._mlflow:
+            return
+        try:
+            import warnings
+
+            from mlflow.data.dataset_source_registry import resolve_dataset_source
+            from mlflow.data.meta_dataset import MetaDataset
+
+            with warnings.catch_warnings():  # "can be interpreted in multiple ways": a local file, either way
+                warnings.simplefilter("ignore")
+                source = resolve_dataset_source(str(Path(path).resolve()))
+            with _to_stderr():
+                self._mlflow.log_input(MetaDataset(source, name=Path(path).name, digest=(digest or "")[:36] or None),
+                                       context=context)
+        except Exception as e:  # noqa: BLE001 - the model is trained and registered: a missing input is no failure
+            log.warning("note: the training file was not logged as the run's input (%s: %s)", type(e).__name__, e)
 
     def log_artifacts(self, directory: Path, path: str | None = None) -> None:
         if self._mlflow:

@@ -135,6 +135,7 @@ def train_and_register(
         metrics = {**metrics, "train_seconds": round(train_s, 1)}
         tracker.log_metrics(metrics)
         mv = reg.register(name, family.module, Path(out), metrics=metrics, mlflow_run_id=tracker.run_id, alias=alias)
+        tracker.log_input(input, mv.manifest.get("data_hash"))  # the run's dataset, by its data hash
         # the registered copy: its manifest carries the version, the tenant and the registered name
         tracker.register(f"{reg.tenant}.{name}", mv.path, mv.aliases[0] if mv.aliases else "challenger")
     return mv

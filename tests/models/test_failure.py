@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -399,6 +400,28 @@ def test_failure_mode_is_one_the_model_was_trained_on(trained, rows):
     old.manifest.pop("trained_modes")
     modes = set(P.score(old, pd.DataFrame.from_records(records), explain=True)["failure_mode"])
     assert modes - {""} and modes <= {"", *F.MODES}
+
+
+def test_a_tracked_run_names_its_training_file_as_its_input(rows, tmp_path):
+    """MLflow's Datasets column was empty: a run did not say which file it trained on, beyond a parameter (data-
+    scientist audit). `sfai train` logs the file as the run's training input, by its path, name and data hash."""
+    from mlflow import MlflowClient
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SFAI_", "MLFLOW_"))}
+    env.update(SFAI_HOME=str(tmp_path / "home"), SFAI_ENVIRONMENT="test")
+    csv = tmp_path / "small.csv"
+    pd.concat([rows[rows["Machine failure"] == 1].head(20), rows[rows["Machine failure"] == 0].head(280)]).to_csv(
+        csv, index=False)
+    r = subprocess.run([sys.executable, "-m", "serving.cli.main", "train", "failure", "--dataset", "ai4i", "--input",
+                        str(csv), "--set", "folds=2", "--set", "epochs=2"], env=env,
+                       cwd=Path(__file__).resolve().parents[2], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    client = MlflowClient(f"sqlite:///{(tmp_path / 'home' / 'mlflow.db').resolve()}")
+    (run,) = [run for e in client.search_experiments() for run in client.search_runs([e.experiment_id])]
+    (used,) = run.inputs.dataset_inputs
+    manifest = json.loads(next((tmp_path / "home" / "models").rglob("manifest.json")).read_text())
+    assert used.dataset.name == "small.csv" and used.dataset.digest == manifest["data_hash"][:36]
+    assert str(csv.resolve()) in used.dataset.source and [t.value for t in used.tags] == ["training"]
 
 
 def test_a_file_without_failures_is_refused_and_leaves_no_run(rows, tmp_path):
