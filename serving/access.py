@@ -26,7 +26,6 @@ from serving.tenancy import (
     AuthContext,
     SubscriptionInfo,
     active_subscriptions,
-    operator_ended,
     resolve_api_key_state,
     utcnow,
 )
@@ -91,7 +90,6 @@ class Access:
         self._revoked: dict[bytes, AuthContext] = {}
         self._revoked_logged: dict[str, float] = {}
         self._subs: dict[int, tuple[float, dict[str, SubscriptionInfo]]] = {}
-        self._ended: dict[tuple[int, str], tuple[float, bool]] = {}  # (tenant_id, module) -> (expiry, operator's)
         self._quota: dict[tuple[int, str, datetime], _Count] = {}  # (tenant_id, module, month) -> counted here
         # (tenant_id, module, month) -> the Redis outages (``buckets.trips``) this process had when it last counted
         # there: after one, its calls counted here meanwhile are added from the usage log
@@ -189,17 +187,10 @@ class Access:
         return subs
 
     def _operator_ended(self, tenant_id: int, module: str) -> bool:
-        """:func:`serving.tenancy.operator_ended`, cached for the TTL: a client calling a module it lost should not
-        cost a query each time."""
-        now = time.monotonic()
-        hit = self._ended.get((tenant_id, module))
-        if hit is not None and hit[0] > now:
-            return hit[1]
-        ended = operator_ended(self.db, tenant_id, module)
-        if len(self._ended) >= _MAX_CACHED_KEYS:
-            self._ended.clear()
-        self._ended[(tenant_id, module)] = (now + self.ttl_s, ended)
-        return ended
+        """Whether the operator set or ended the tenant's latest subscription to ``module``: read with the
+        subscriptions in force (the same query, cached alike), so a refused call costs no query of its own."""
+        hit = self._subs.get(tenant_id)
+        return hit is not None and module in getattr(hit[1], "operator_ended", ())
 
     def admit(self, ctx: AuthContext, module: str, *, refresh: bool = False) -> SubscriptionInfo:
         """The subscription that lets ``ctx`` call ``module`` now; takes a token from its rate limit and counts
@@ -324,6 +315,13 @@ class Access:
         self._quota.pop(key, None)  # a later outage counts locally from a fresh read, not from this one's
         return got[0] == 1
 
+    def quota_used(self, tenant_id: int, module: str) -> int | None:
+        """The calls this process counts against the tenant's ``module`` quota this month (the usage log's count at
+        its last read plus those admitted here since, the current call included), or None where it keeps no count
+        (no quota, or counted in Redis): ``GET /v1/<module>/status`` then reads the log."""
+        c = self._quota.get((tenant_id, module, month_start(utcnow())))
+        return None if c is None else c.base + c.n
+
     def _count_local(self, key: tuple[int, str, datetime], quota: int) -> bool:
         """Counts the call in this process: the usage log's count at the last read plus the calls admitted here
         since. The log is read again after ``QUOTA_REFRESH_S``, and once this process has admitted 1/``QUOTA_SHARES``
@@ -360,7 +358,6 @@ class Access:
 
     # invalidation --------------------------------------------------------------------------------------
     def invalidate(self, tenant_id: int | None = None) -> None:
-        self._ended.clear()  # a subscription changed: what a refusal says may change too
         if tenant_id is None:
             self._subs.clear()
             self._quota.clear()

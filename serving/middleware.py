@@ -156,6 +156,7 @@ class PlatformMiddleware:
         request_id = None
         declared = 0
         encoded = None
+        chunked = False
         for k, v in scope["headers"]:
             if k == b"x-request-id":
                 candidate = v.decode("latin-1")
@@ -165,6 +166,8 @@ class PlatformMiddleware:
                 declared = (int(v) if len(v) <= 18 else self.max_body + 1) if v.isdigit() else 0
             elif k == b"content-encoding" and v.strip().lower() not in (b"", b"identity"):
                 encoded = v.decode("latin-1").strip()
+            elif k == b"transfer-encoding":
+                chunked = True
         request_id = request_id or self._next_id()
         extra_headers = [*security_headers(scope["path"]), (b"x-request-id", request_id.encode())]
         state = scope.setdefault("state", {})
@@ -195,7 +198,7 @@ class PlatformMiddleware:
                 await send_wrapper(start)
                 await send_wrapper(body)
                 return
-            if encoded is not None:  # a gzip body had been read as the bytes it is: "not valid JSON: ... 0x8b"
+            if encoded is not None and (declared or chunked):  # a gzip body had been read as its bytes ("0x8b")
                 start, body = _json_error(415, "unsupported_media_type", f"Content-Encoding {encoded[:40]!r} is not "
                                           "supported: send the body uncompressed (Content-Encoding identity or none)")
                 await send_wrapper(start)

@@ -121,7 +121,8 @@ class Settings(BaseSettings):
     # address (behind a proxy, set forwarded_allow_ips below so that the address is the client's); null:
     # no limit
     failed_key_lookups_per_s: float | None = Field(default=10.0, gt=0)
-    # `sfai serve --forwarded-allow-ips`: the proxies whose X-Forwarded-For names the client (comma-separated or *)
+    # `sfai serve --forwarded-allow-ips`: the proxies whose X-Forwarded-For names the client (comma-separated; * is
+    # refused: any client could then name any address)
     forwarded_allow_ips: str | None = None
     # Usage-log exports streaming at once per tenant in each process (a three-year export reads every row)
     usage_exports_per_tenant: int = Field(default=2, ge=1, le=100)

@@ -385,27 +385,30 @@ def list_subscriptions(db: Database, tenant: str, *, active_only: bool = False) 
     return [x for x in subs if x.active_at(now)] if active_only else subs
 
 
-def operator_ended(db: Database, tenant_id: int, module: str) -> bool:
-    """Whether the tenant's latest subscription to ``module`` carries the operator's mark (its end or terms were the
-    operator's), so that only the operator can reopen it: what a refused call should tell the caller."""
-    with db.session() as s:
-        latest = s.scalar(select(Subscription).where(Subscription.tenant_id == tenant_id, Subscription.module == module)
-                          .order_by(Subscription.starts_at.desc(), Subscription.id.desc()).limit(1))
-        return bool(latest is not None and latest.operator_managed)
+class Subscriptions(dict):
+    """Module -> the subscription in force now; ``operator_ended``: the modules not in force whose latest
+    subscription carries the operator's mark (its end or terms were the operator's), so that only the operator can
+    reopen them: what a refused call should tell the caller."""
+
+    operator_ended: frozenset[str] = frozenset()
 
 
-def active_subscriptions(db: Database, tenant_id: int) -> dict[str, SubscriptionInfo]:
-    """Module -> the subscription in force now, for the request path's cache."""
+def active_subscriptions(db: Database, tenant_id: int) -> Subscriptions:
+    """Module -> the subscription in force now, for the request path's cache (with ``operator_ended``)."""
     now = utcnow()
-    out: dict[str, SubscriptionInfo] = {}
+    out = Subscriptions()
     with db.session() as s:
         t = s.get(Tenant, tenant_id)
         if t is None:
             return out
-        for sub in s.scalars(select(Subscription).where(Subscription.tenant_id == tenant_id)):
+        latest: dict[str, Subscription] = {}
+        for sub in s.scalars(select(Subscription).where(Subscription.tenant_id == tenant_id)
+                             .order_by(Subscription.starts_at, Subscription.id)):
+            latest[sub.module] = sub
             info = _sub_info(sub, t.name)
             if info.active_at(now):
                 out[info.module] = info
+        out.operator_ended = frozenset(m for m, sub in latest.items() if m not in out and sub.operator_managed)
     return out
 
 

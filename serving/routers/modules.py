@@ -50,11 +50,13 @@ def module_router(module: str) -> APIRouter:
             if versions is None:
                 versions = await run_in_threadpool(platform.models.listing, ctx.tenant)
             models = await run_in_threadpool(serving_models, versions, module)  # reads each champion's manifest
-        used = None
-        if sub is not None:  # how close to the quota (a tenant admin learnt it only from the 429)
-            now = utcnow()
-            used = 1 + await run_in_threadpool(count_calls, platform.db, ctx.tenant_id, module, month_start(now))
         quota = sub.request_quota if sub else None
+        used = None
+        if quota is not None:  # how close to the quota (a tenant admin learnt it only from the 429)
+            used = platform.access.quota_used(ctx.tenant_id, module)  # the count admission keeps: no query
+            if used is None:  # counted in Redis: the usage log's count, this call (not logged yet) added
+                used = 1 + await run_in_threadpool(count_calls, platform.db, ctx.tenant_id, module,
+                                                   month_start(utcnow()))
         return ModuleStatus(
             module=module,
             tenant=ctx.tenant,

@@ -67,8 +67,9 @@ class ModuleStatus(BaseModel):
     plan: str | None
     request_quota: int | None
     calls_this_month: int | None = Field(None, description="this module's calls counted against the quota in the "
-                                         "current UTC month, this one included (as the usage log holds them; calls "
-                                         "refused with 403 or 429 do not count)")
+                                         "current UTC month, this one included (calls refused with 403 or 429 do "
+                                         "not count; several server processes: within what each admitted since "
+                                         "its last read of the usage log); null without a quota")
     quota_remaining: int | None = Field(None, description="request_quota minus calls_this_month (null: no quota)")
     models: list[dict] = Field(default_factory=list, description="champion models serving this tenant: name, "
                                "version, created_at, challenger, and a classifier's threshold (the probability from "
