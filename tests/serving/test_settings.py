@@ -67,7 +67,8 @@ def test_usage_retention_cannot_go_below_three_years():
 
 def test_platform_switches_only_off_in_development():
     with pytest.raises(ValidationError, match="switched off"):
-        Settings(environment="production", secret_key="x" * 32, auth_enabled=False, _env_file=None)
+        Settings(environment="production", secret_key="a-real-secret-of-32-characters!!", auth_enabled=False,
+                 _env_file=None)
 
 
 @pytest.mark.parametrize(("field", "value", "why"), [
