@@ -18,14 +18,6 @@ QUICK = {"epochs": 3, "patience": 3, "early_stop_days": 5, "val_months": 1, "hid
 
 
 @pytest.fixture(scope="module")
-def series_csv(tmp_path_factory) -> Path:
-    """1 January - 14 February 2018 (45 days)."""
-    path = tmp_path_factory.mktemp("steel") / "series.csv"
-    pd.read_csv(need("steel_energy/steel_industry_2018_jan_oct.csv")).head(45 * 96).to_csv(path, index=False)
-    return path
-
-
-@pytest.fixture(scope="module")
 def trained(series_csv, tmp_path_factory) -> tuple[Path, dict]:
     from models.energy.train import train
 

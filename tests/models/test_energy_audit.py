@@ -13,18 +13,10 @@ import pytest
 
 from models.energy import features as F
 from serving.errors import InvalidInput
-from tests.datasets import NoTracker, need
+from tests.datasets import NoTracker
+from tests.models.test_energy import QUICK
 
-QUICK = {"epochs": 3, "patience": 3, "early_stop_days": 5, "val_months": 1, "hidden": 32}
 SFAI = str(Path(sys.executable).with_name("sfai"))
-
-
-@pytest.fixture(scope="module")
-def series_csv(tmp_path_factory) -> Path:
-    """1 January - 14 February 2018 (45 days) of the steel plant, with its CO2 column."""
-    path = tmp_path_factory.mktemp("steel") / "series.csv"
-    pd.read_csv(need("steel_energy/steel_industry_2018_jan_oct.csv")).head(45 * 96).to_csv(path, index=False)
-    return path
 
 
 @pytest.fixture(scope="module")
