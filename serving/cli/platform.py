@@ -192,9 +192,7 @@ def apikey_revoke(
     tenant: Annotated[str | None, typer.Option("--tenant", "-t", help="only if the key belongs to this tenant")] = None,
 ) -> None:
     """Revoke a key; prints its id (and says so on stderr when it was revoked before)."""
-    parts = tenancy.split_token(key_id)  # the whole key pasted (sfai_kxxxxxxxxxxxx_...): its id
-    key_id = parts[0] if parts else key_id
-    started = tenancy.utcnow()
+    started = tenancy.utcnow()  # (the whole key pasted, sfai_kxxxxxxxxxxxx_..., is revoked by its id)
     k = tenancy.revoke_api_key(database(), key_id, tenant=tenant)
     if k.revoked_at is not None and k.revoked_at < started:
         info(f"{k.key_id} was already revoked at {k.revoked_at:%Y-%m-%d %H:%M:%S} UTC; nothing changed")
