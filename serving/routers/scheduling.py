@@ -126,6 +126,9 @@ async def create_job(
 ) -> dict:
     """Start a longer solve in the background; poll ``GET /v1/scheduling/jobs/{job_id}``. Send an
     ``Idempotency-Key`` to retry safely after a timeout."""
+    if not platform.settings.auth_enabled:  # no key, no tenant: a stored job belongs to one (it had been a 500)
+        raise InvalidInput("background jobs are kept per tenant, and with SFAI_AUTH_ENABLED=false there is none: "
+                           "solve with POST /v1/scheduling/solve, or switch auth on")
     key = _idempotency_key(idempotency_key)
     digest = None
     if key is not None:  # before any limit: a retry of a job already made is answered, even with the queue full

@@ -881,3 +881,18 @@ def test_a_job_queued_when_the_subscription_ends_is_not_started(client, db, monk
     assert second["error"] == "the tenant's scheduling subscription ended before this job started: it was not run"
     assert jobs.get(acme_id, ids[0])["status"] == "done"
 
+
+
+def test_background_jobs_without_auth_say_why_not(settings, db):
+    """With auth off (development without keys) a background job was a 500: it was stored under tenant 0, which is
+    no tenant. It is a 422 saying to solve synchronously or switch auth on; the synchronous solve answers."""
+    from fastapi.testclient import TestClient
+
+    from serving.app import create_app
+
+    app = create_app(settings.model_copy(update={"auth_enabled": False}), db=db)
+    with TestClient(app) as c:
+        r = c.post("/v1/scheduling/jobs", json={"problem": PROBLEM, "time_limit_s": 2})
+        assert r.status_code == 422 and "with SFAI_AUTH_ENABLED=false there is none" in r.text, r.text
+        assert c.post("/v1/scheduling/solve", json={"problem": PROBLEM, "time_limit_s": 2}).status_code == 200
+    app.state.platform.close()
