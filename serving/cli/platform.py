@@ -117,7 +117,9 @@ def tenant_subscribe(
     quota: Annotated[
         int | None, typer.Option(help="requests per month, overriding the plan's", min=0, max=tenancy.MAX_QUOTA)
     ] = None,
-    until: Annotated[str | None, typer.Option(help="end date (ISO); default: open-ended")] = None,
+    until: Annotated[str | None, typer.Option(
+        help="when it ends (ISO; UTC without an offset: a date alone ends at its 00:00 UTC, 09:00 KST, so give the day "
+             "after the last day of use); default: open-ended")] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Subscribe a tenant to modules (or change their plan); prints one line per module."""
