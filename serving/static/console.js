@@ -123,7 +123,8 @@ function apiError(status, path, data, retryAfter) {
       return says("err.planNeedsOperator", { plan: () => label("plan", msg.match(/the '(\w+)' plan/)?.[1] || ""),
         allowed: () => allowed.map((x) => label("plan", x)).join(", ") || t("obj.none") });
     }
-    case "managed_by_operator": return says("err.managedByOperator", { plan: () => label("plan", msg.match(/\((\w+) plan/)?.[1] || "") });
+    // the operator's terms (a quota, an end date) follow as the detail: the translation alone had dropped them
+    case "managed_by_operator": return free("err.managedByOperator", { plan: () => label("plan", msg.match(/\((\w+) plan/)?.[1] || "") });
     case "last_admin_key": return says("err.lastAdminKey", { key: msg.match(/^(k\w+) /)?.[1] || "" });
     case "rate_limited": return says("err.rateLimited");
     case "quota_exceeded": return says("err.quotaExceeded");

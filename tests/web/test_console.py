@@ -1079,6 +1079,23 @@ def test_operator_managed_subscription_says_so(page, server):
     assert "기업 요금제입니다" in dialogs[0] and "체험·표준 요금제로만 다시 구독" in dialogs[0], dialogs[0]
     assert "운영자" not in dialogs[1] and "구독을 해지할까요?" in dialogs[1]
 
+    # a refused change shows the operator's terms beside the translated reason (they had been dropped)
+    def refuse(route) -> None:
+        if route.request.method != "POST":
+            route.continue_()
+            return
+        route.fulfill(status=409, content_type="application/json", body=json.dumps({"error": {
+            "code": "managed_by_operator", "message": "the 'energy' subscription was set by the SFAI operator "
+            "(trial plan, a quota of 5 calls a month, ended 2026-12-06 22:50 UTC); ask your operator to change or "
+            "renew it"}}))
+
+    page.route("**/v1/subscriptions", refuse)
+    page.select_option("#sub-module", "energy")
+    page.click("#sub-create")
+    wait_js(page, "document.getElementById('status').textContent.includes('a quota of 5 calls a month')")
+    status = page.inner_text("#status")
+    assert "SFAI 운영자가 정했습니다" in status and "ended 2026-12-06 22:50 UTC" in status, status
+
 
 def test_plan_notes_from_the_server_are_translated(page, server):
     """What the server left out of a plan for want of a partner module (bravo has no energy module; the sample
