@@ -935,9 +935,10 @@ def test_api_refusals_in_the_chosen_language(page, server):
                 "choose here: trial, standard"),
          "기업 요금제는 SFAI 운영자가 정합니다. 여기서 고를 수 있는 요금제: 체험, 표준.",
          "arranged by", None),
-        (answer(409, "managed_by_operator", "the 'energy' subscription was set by the SFAI operator (enterprise plan, "
-                "ends 2031-01-01 00:00 UTC); ask your operator to change or renew it"),
-         "에너지 구독(기업 요금제)은 SFAI 운영자가 정했습니다", "ask your operator", None),
+        # worded, with the operator's terms (the end date) following as the detail
+        (answer(409, "managed_by_operator", managed := "the 'energy' subscription was set by the SFAI operator "
+                "(enterprise plan, ends 2031-01-01 00:00 UTC); ask your operator to change or renew it"),
+         "에너지 구독(기업 요금제)은 SFAI 운영자가 정했습니다", "ask your operator", managed),
         # reasons the console cannot word: its own message, then the server's words as the detail
         (answer(422, "invalid_input", problem), "서버가 이 계획을 받아들이지 않았습니다.", problem, problem),
         (answer(418, "teapot", "I'm a teapot, not a scheduler"),
