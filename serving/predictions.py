@@ -536,10 +536,10 @@ def _option(key: str, value):  # noqa: ANN202, ANN001
         if not isinstance(value, bool):
             raise InvalidInput('"explain" must be true or false')
         return value
-    if key == "horizon":  # one wording for every bad horizon, as the energy route and the CLI give it
-        from models.energy.predict import check_horizon
+    if key == "horizon":  # one wording for every bad horizon, as the CLI and the model give it; a JSON body's "96"
+        from models.energy.predict import check_horizon  # is text, not a number (a query string's was made one)
 
-        return check_horizon(value)
+        return check_horizon(value, text=False)
     if key == "recent_failure_rate":  # the model checks it (a share from 0 to 1), and whether it uses one
         return value
     return str(value)

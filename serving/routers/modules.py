@@ -193,14 +193,10 @@ def predict_openapi(family: str) -> dict:
     }
 
 
-def add_predict_route(
-    router: APIRouter, path: str, family: str, summary: str, *, explain: bool = False, check_options=None  # noqa: ANN001
-) -> None:
+def add_predict_route(router: APIRouter, path: str, family: str, summary: str, *, explain: bool = False) -> None:
     """``POST <prefix><path>``: score records (JSON, Arrow or Parquet) or online-store entities with the
     tenant's champion ``family`` model; answers the model name and version with the predictions.
-    ``explain``: the answer carries the top contributing features unless the body says ``"explain": false``.
-    ``check_options(body, model)``: the family's own check of its options, before the shared one (energy's
-    ``horizon``, refused in the model's words)."""
+    ``explain``: the answer carries the top contributing features unless the body says ``"explain": false``."""
     async def predict(request: Request, ctx: CallerDep, platform: PlatformDep) -> Response:
         limit = platform.settings.max_batch_records
         rows, body = await read_frame(request, limit)
@@ -222,8 +218,6 @@ def add_predict_route(
             partial(platform.models.champion, ctx.tenant, family, preferred, refresh=True)
         )
         request.state.sfai_model_version = f"{model.name}@{model.version}"
-        if check_options is not None:
-            check_options(body, model)
         options = prediction_options(body, family, explain, len(rows))
         if ARROW_STREAM in (request.headers.get("accept") or ""):  # a batch client that reads Arrow back
             def arrow_answer() -> tuple[int, bytes]:  # the frame too is built off the event loop (~55 ms for
