@@ -121,43 +121,32 @@ def _repeats_a_key(raw: bytes, body: object) -> bool:
     document, but for the key (and its value) a repeat dropped; without a backslash in the text every ``"`` opens
     or closes a string, so the quotes, counted in C, tell (~0.7 us a record, the walk of the parsed body). With a
     backslash (an escaped quote), the keys the text names are counted by a regex (~2 us a record)."""
+    keys, texts = _strings_in(body)
     if b"\\" not in raw:
-        return raw.count(b'"') != 2 * _strings_in(body)
-    return _keys_in(body) != sum(1 for colon in _STRING.findall(raw) if colon)
+        return raw.count(b'"') != 2 * (keys + texts)
+    return keys != sum(1 for colon in _STRING.findall(raw) if colon)
+
+
+def _strings_in(doc: object) -> tuple[int, int]:
+    """(keys, string values) of the parsed document."""
+    keys = texts = 0
+    stack = [doc]
+    while stack:
+        item = stack.pop()
+        kind = type(item)
+        if kind is dict:
+            keys += len(item)
+            stack.extend(item.values())
+        elif kind is list:
+            stack.extend(item)
+        elif kind is str:
+            texts += 1
+    return keys, texts
 
 
 # orjson reads an integer outside -2**63 .. 2**64-1 as a float: a row id of 10**23 came back as 1e+23, which the
 # README promises to return as written; such a value (as a float, at least 2**63 away from 0) goes to the route
 _INT_RANGE = float(2**63)
-
-
-def _strings_in(doc: object) -> int:
-    """How many keys and string values the parsed document holds."""
-    n, stack = 0, [doc]
-    while stack:
-        item = stack.pop()
-        kind = type(item)
-        if kind is dict:
-            n += len(item)
-            stack.extend(item.values())
-        elif kind is list:
-            stack.extend(item)
-        elif kind is str:
-            n += 1
-    return n
-
-
-def _keys_in(doc: object) -> int:
-    """How many keys the parsed document's objects hold: fewer than the text names where one was named twice."""
-    n, stack = 0, [doc]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, dict):
-            n += len(item)
-            stack.extend(item.values())
-        elif isinstance(item, list):
-            stack.extend(item)
-    return n
 
 
 def answer(platform: Platform, route: PredictRoute, headers: dict[bytes, bytes], raw: bytes, state: dict):
