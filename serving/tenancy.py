@@ -419,6 +419,16 @@ def hash_secret(pepper: str, secret: str) -> str:
     return hmac.new(pepper.encode(), secret.encode(), hashlib.sha256).hexdigest()
 
 
+# a key id as SFAI makes them (k and hex digits), in `sfai apikey list` and the usage records
+KEY_ID_PATTERN = r"^k[0-9a-f]{1,32}$"
+
+
+def key_id_of(text: str) -> str:
+    """The key id a caller named: ``text`` itself, or the id of a whole key pasted (``sfai_kID_secret``)."""
+    parts = split_token(text)
+    return parts[0] if parts else text
+
+
 def split_token(token: str) -> tuple[str, str] | None:
     """(key id, secret) of a well-formed key, else None. The key id goes to the database: only letters and digits
     (``k`` and hex), so that a NUL or other odd text is no key rather than a query PostgreSQL refuses (a 500)."""
@@ -470,8 +480,7 @@ def revoke_api_key(
     is neither echoed nor kept). With ``tenant`` given, a key of another tenant is reported as not found. With
     ``keep_an_admin`` (a tenant admin's own call), the tenant's last active admin key is not revoked: that locked
     the tenant out of its administration until the operator made a key."""
-    parts = split_token(key_id)
-    key_id = parts[0] if parts else key_id
+    key_id = key_id_of(key_id)
     with db.session() as s:
         row = s.execute(
             select(ApiKey, Tenant.name).join(Tenant, Tenant.id == ApiKey.tenant_id).where(ApiKey.key_id == key_id)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 import shutil
 import signal
 import socket
@@ -233,9 +234,8 @@ def usage_export(
     tenant's, with each record's place in the whole chain first (log_seq)."""
     check_module(module)
     if key_id is not None:
-        parts = tenancy.split_token(key_id)  # the whole key pasted: its id
-        key_id = parts[0] if parts else key_id
-        if not (key_id.startswith("k") and key_id[1:].isalnum() and key_id.isascii() and len(key_id) <= 33):
+        key_id = tenancy.key_id_of(key_id)  # the whole key pasted: its id
+        if not re.fullmatch(tenancy.KEY_ID_PATTERN, key_id):
             raise InvalidInput(f"--key-id {key_id[:40]!r} is no key id: expected k and hex digits, as "
                                "'sfai apikey list' shows them")
     if output is not None:

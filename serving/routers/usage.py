@@ -13,13 +13,13 @@ from starlette.concurrency import iterate_in_threadpool
 from serving.deps import AdminDep, PlatformDep, platform_call
 from serving.handlers import SfaiRoute
 from serving.schemas.platform import UsagePage
-from serving.tenancy import MODULES
+from serving.tenancy import KEY_ID_PATTERN, MODULES
 from serving.usage import check_module, export_usage, parse_range, query_usage
 
 router = APIRouter(route_class=SfaiRoute, prefix="/v1/usage", tags=["usage"], dependencies=[Depends(platform_call)])
 MODULE_HELP = f"one of {', '.join(MODULES)}, or platform (calls outside them)"
 # a key id as `sfai apikey list` and the usage records give it (k and hex): only its calls
-KEY_QUERY = Query(None, pattern=r"^k[0-9a-f]{1,32}$", description="a key id (k...): only that key's calls")
+KEY_QUERY = Query(None, pattern=KEY_ID_PATTERN, description="a key id (k...): only that key's calls")
 
 
 @router.get("", response_model=None, responses={200: {"model": UsagePage}})
