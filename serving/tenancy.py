@@ -374,7 +374,9 @@ def unsubscribe_many(
         return out
 
 
-def list_subscriptions(db: Database, tenant: str, *, active_only: bool = False) -> list[SubscriptionInfo]:
+def list_subscriptions(db: Database, tenant: str, *, active: bool | None = None) -> list[SubscriptionInfo]:
+    """A tenant's subscriptions, oldest first: all of them (``active=None``), those in force now (``True``) or those
+    not in force now (``False``: ended, or starting later)."""
     now = utcnow()
     with db.session() as s:
         t = _find_tenant(s, tenant)
@@ -382,7 +384,7 @@ def list_subscriptions(db: Database, tenant: str, *, active_only: bool = False) 
             _sub_info(x, t.name)
             for x in s.scalars(select(Subscription).where(Subscription.tenant_id == t.id).order_by(Subscription.id))
         ]
-    return [x for x in subs if x.active_at(now)] if active_only else subs
+    return subs if active is None else [x for x in subs if x.active_at(now) == active]
 
 
 class Subscriptions(dict):

@@ -32,7 +32,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import func, select, update
 
 from serving.db import Database
-from serving.db.tables import Tenant, UsageChain, UsageRecord, UsageTenantHead
+from serving.db.tables import ApiKey, Tenant, UsageChain, UsageRecord, UsageTenantHead
 from serving.errors import InvalidInput, Unavailable
 from serving.settings import MIN_USAGE_RETENTION_DAYS
 from serving.tenancy import MODULES, as_utc, utcnow
@@ -46,6 +46,7 @@ EXPORT_COLUMNS = (
     "ts",
     "tenant",
     "key_id",
+    "key_name",
     "module",
     "method",
     "endpoint",
@@ -607,15 +608,17 @@ def receipt(chain_hash_hex: str) -> str:
     return hashlib.sha256(chain_hash_hex.encode()).hexdigest()
 
 
-def _row_dict(r, tenant: str, *, chain: bool = False) -> dict:
+def _row_dict(r, tenant: str, key_names: dict[str, str], *, chain: bool = False) -> dict:
     """A record as tenants see it: ``seq`` is its number in the tenant's own log, never its place in the whole
     chain (which would tell one tenant how many calls the others made), and ``hash`` its :func:`receipt`
-    (``chain``: the chain hash itself, for the operator's export of every tenant)."""
+    (``chain``: the chain hash itself, for the operator's export of every tenant). ``key_name`` is the key's name
+    now (null for a call without a key of the tenant's); it is not part of the chained record."""
     return {
         "seq": r.tenant_seq,
         "ts": _ts_text(r.ts),
         "tenant": tenant,
         "key_id": r.key_id,
+        "key_name": key_names.get(r.key_id),
         "module": r.module,
         "method": r.method,
         "endpoint": r.endpoint,
@@ -630,6 +633,15 @@ def _row_dict(r, tenant: str, *, chain: bool = False) -> dict:
 def tenant_names(db: Database) -> dict[int, str]:
     with db.engine.connect() as conn:
         return dict(conn.execute(select(Tenant.id, Tenant.name)).all())
+
+
+def key_names(db: Database, tenant_id: int | None) -> dict[str, str]:
+    """Key id -> the key's name, of one tenant's keys (revoked ones too) or, with ``tenant_id`` None, of all."""
+    stmt = select(ApiKey.key_id, ApiKey.name)
+    if tenant_id is not None:
+        stmt = stmt.where(ApiKey.tenant_id == tenant_id)
+    with db.engine.connect() as conn:
+        return dict(conn.execute(stmt).all())
 
 
 def query_usage(
@@ -665,7 +677,8 @@ def query_usage(
         m["calls"] += n
         m["ok" if status < 400 else "client_errors" if status < 500 else "server_errors"] += n
         total += n
-    records = [_row_dict(r, names.get(r.tenant_id, str(r.tenant_id))) for r in rows]
+    keys = key_names(db, tenant_id)
+    records = [_row_dict(r, names.get(r.tenant_id, str(r.tenant_id)), keys) for r in rows]
     return {
         "total": total,
         "by_module": by_module,
@@ -722,6 +735,7 @@ def export_usage(
     if start is not None and end is not None and as_utc(end) <= as_utc(start):
         raise InvalidInput("'to' must be after 'from'")
     names = tenant_names(db)
+    keys = key_names(db, tenant_id)
     t = UsageRecord.__table__
 
     def rows() -> Iterator[dict]:
@@ -739,7 +753,7 @@ def export_usage(
             if not page:
                 return
             for r in page:
-                d = _row_dict(r, names.get(r.tenant_id, str(r.tenant_id)), chain=tenant_id is None)
+                d = _row_dict(r, names.get(r.tenant_id, str(r.tenant_id)), keys, chain=tenant_id is None)
                 yield d if tenant_id is not None else {"log_seq": r.seq, **d}
             last = page[-1].seq
 

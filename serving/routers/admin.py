@@ -56,9 +56,10 @@ def read_tenant(ctx: CallerDep, platform: PlatformDep) -> TenantPublic:
 
 
 @router.get("/subscriptions", response_model=list[SubscriptionPublic])
-def read_subscriptions(ctx: AdminDep, platform: PlatformDep, active: bool = False) -> list[SubscriptionPublic]:
-    """Every subscription of this tenant (``active=true``: only those in force now)."""
-    return [_sub(s) for s in tenancy.list_subscriptions(platform.db, ctx.tenant, active_only=active)]
+def read_subscriptions(ctx: AdminDep, platform: PlatformDep, active: bool | None = None) -> list[SubscriptionPublic]:
+    """Every subscription of this tenant, oldest first; ``active=true``: only those in force now, ``active=false``:
+    only those not in force (ended, or starting later)."""
+    return [_sub(s) for s in tenancy.list_subscriptions(platform.db, ctx.tenant, active=active)]
 
 
 @router.post("/subscriptions", response_model=SubscriptionPublic, status_code=status.HTTP_201_CREATED, responses={

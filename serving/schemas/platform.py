@@ -126,6 +126,7 @@ class UsageRecordPublic(BaseModel):
     ts: str
     tenant: str
     key_id: str | None
+    key_name: str | None = Field(None, description="the key's name (as GET /v1/apikeys lists it; revoked keys too)")
     module: str | None = Field(description="null for calls outside the modules (counted as platform)")
     method: str
     endpoint: str

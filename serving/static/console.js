@@ -313,6 +313,10 @@ function signOut(message = ["signout.done"], { error = false, keepPlan = false }
 // Everything on the page that came from the tenant or was entered for it, back as it was before any sign-in: the
 // next key's tenant sees none of it (orders, plan, what-if copy, pins, details, job line, dashboard, admin tables,
 // a new key's secret, the forms and the planner's settings).
+// The usage log's next (older) page: the records before the oldest shown, with the same filters; null where the
+// last page shown was the oldest.
+let usageNext = null;
+
 function clearPage() {
   for (const g of [gantt, copyGantt, currentGantt]) g.clear();
   dashLoads += 1; // predictions still on their way fill no card
@@ -342,6 +346,9 @@ function clearPage() {
   $("planner-nosub").hidden = true;
   for (const id of ["subs-table", "keys-table", "usage-table"]) $(id).innerHTML = "";
   $("usage-summary").textContent = "";
+  $("usage-key").replaceChildren($("usage-key").options[0]); // the last tenant's key names are not left in the page
+  usageNext = null;
+  $("usage-more").hidden = true;
   for (const id of ["sub-form", "key-form", "usage-form"]) $(id).reset();
   markUsageRange(false);
   $("new-key").hidden = true;
@@ -1997,6 +2004,11 @@ async function loadKeys() {
           `<td>${k.revoked_at ? "" : `<button type="button" class="danger" data-revoke="${esc(k.key_id)}"${own ? ' data-own="true"' : ""}>` +
             `${esc(t(own ? "admin.revokeOwn" : "admin.revokeKey", { key: k.key_id }))}</button>`}</td></tr>`;
       }).join("") + "</tbody>";
+    // the usage log's key filter: every key, revoked ones too (their calls stay in the log), the choice kept
+    const pick = $("usage-key");
+    const chosen = pick.value;
+    pick.replaceChildren(pick.options[0], ...keys.map((k) => new Option(`${k.name} (${k.key_id})`, k.key_id)));
+    pick.value = keys.some((k) => k.key_id === chosen) ? chosen : "";
     $("keys-table").querySelectorAll("[data-revoke]").forEach((b) => b.addEventListener("click", () => {
       const key = b.dataset.revoke;
       const own = b.dataset.own === "true";
@@ -2044,23 +2056,39 @@ function usageQuery() {
   if (from) q.set("from", from);
   if (to) q.set("to", to);
   if ($("usage-module").value) q.set("module", $("usage-module").value);
+  if ($("usage-key").value) q.set("key_id", $("usage-key").value);
   return q;
 }
 
-async function loadUsage() {
+
+const usageRow = (r) => `<tr><td class="num">${r.seq}</td><td class="time">${esc(day(r.ts))}</td>${idCell("mod", r.module ?? "platform")}<td>${esc(r.method)} ${esc(r.endpoint)}</td>` +
+  `<td class="num">${r.status}</td><td class="num">${fmt(r.latency_ms, 1)}</td><td>${r.key_name ? `${esc(r.key_name)} ` : ""}<code>${esc(r.key_id)}</code></td></tr>`;
+
+// ``older``: append the next page (the "Older records" button) instead of loading the newest anew; the filters are
+// the form's (changed since, they apply from the newest again on Apply).
+async function loadUsage(older = false) {
   const q = usageQuery();
   if (!q) return;
   q.set("limit", String(Math.min(1000, Math.max(1, Number($("usage-limit").value) || 50))));
+  if (older) {
+    if (usageNext == null) return;
+    q.set("before_seq", String(usageNext));
+  }
   const epoch = S.epoch;
   try {
     const u = await api("/v1/usage?" + q);
     if (epoch !== S.epoch) return;
     $("usage-summary").textContent = tn("admin.usageTotal", u.total) + ": " + Object.entries(u.by_module || {})
       .map(([m, c]) => t("admin.usageCounts", { module: label("mod", m), calls: fmt(c.calls), ok: fmt(c.ok), client: fmt(c.client_errors), server: fmt(c.server_errors) })).join(" · ");
-    $("usage-table").innerHTML = `<thead><tr><th class="num">${t("admin.seq")}</th><th>${t("admin.time")}</th><th>${t("admin.module")}</th><th>${t("admin.call")}</th>` +
-      `<th class="num">${t("admin.status")}</th><th class="num">${t("admin.ms")}</th><th>${t("admin.keyId")}</th></tr></thead><tbody>` +
-      u.records.map((r) => `<tr><td class="num">${r.seq}</td><td class="time">${esc(day(r.ts))}</td>${idCell("mod", r.module ?? "platform")}<td>${esc(r.method)} ${esc(r.endpoint)}</td>` +
-        `<td class="num">${r.status}</td><td class="num">${fmt(r.latency_ms, 1)}</td><td><code>${esc(r.key_id)}</code></td></tr>`).join("") + "</tbody>";
+    const body = $("usage-table").tBodies[0];
+    if (older && body) body.insertAdjacentHTML("beforeend", u.records.map(usageRow).join(""));
+    else {
+      $("usage-table").innerHTML = `<thead><tr><th class="num">${t("admin.seq")}</th><th>${t("admin.time")}</th><th>${t("admin.module")}</th><th>${t("admin.call")}</th>` +
+        `<th class="num">${t("admin.status")}</th><th class="num">${t("admin.ms")}</th><th>${t("admin.key")}</th></tr></thead><tbody>` +
+        u.records.map(usageRow).join("") + "</tbody>";
+    }
+    usageNext = u.next_before_seq ?? null;
+    $("usage-more").hidden = usageNext == null;
     if (usageSaid && said === usageSaid) say("");
     usageSaid = null;
   } catch (e) {
@@ -2186,7 +2214,8 @@ $("new-key-copy").addEventListener("click", async () => {
   try { await navigator.clipboard.writeText($("new-key-value").value); } catch { $("new-key-value").select(); document.execCommand("copy"); }
   say(() => t("admin.copied"));
 });
-$("usage-form").addEventListener("submit", (e) => { e.preventDefault(); busy($("usage-apply"), loadUsage); });
+$("usage-form").addEventListener("submit", (e) => { e.preventDefault(); busy($("usage-apply"), () => loadUsage()); });
+$("usage-more").addEventListener("click", () => busy($("usage-more"), () => loadUsage(true)));
 $("usage-export").addEventListener("click", () => busy($("usage-export"), exportUsage));
 window.addEventListener("resize", () => { if (S.result && !$("panel-planner").hidden) gantt.render(S.solved, S.result, { keepView: true }); });
 

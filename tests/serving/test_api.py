@@ -218,7 +218,13 @@ def test_operator_terms_and_plans_stay_with_the_operator(client, db):
     assert client.post("/v1/subscriptions", json={"module": "quality", "plan": "trial"}, headers=adm).status_code == 201
     assert client.delete("/v1/subscriptions/quality", headers=adm).status_code == 200
     assert client.post("/v1/subscriptions", json={"module": "quality", "plan": "trial"}, headers=adm).status_code == 201
-    assert [s["plan"] for s in client.get("/v1/subscriptions?active=true", headers=adm).json()] == ["trial"]
+    in_force = client.get("/v1/subscriptions?active=true", headers=adm).json()
+    assert [s["plan"] for s in in_force] == ["trial"]
+    # active=false: the others only (it had meant "all"); no filter: every one
+    ended = client.get("/v1/subscriptions?active=false", headers=adm).json()
+    every = client.get("/v1/subscriptions", headers=adm).json()
+    assert ended and all(s["ends_at"] is not None for s in ended) and in_force[0] not in ended
+    assert len(every) == len(in_force) + len(ended)
 
 
 def test_roles(client, db):

@@ -243,7 +243,7 @@ def test_subscription_changes_at_once_leave_one_active_subscription(db):
         for th in threads:
             th.join(60)
         assert errors == []
-        active = [x for x in tenancy.list_subscriptions(db, "acme", active_only=True) if x.module == "energy"]
+        active = [x for x in tenancy.list_subscriptions(db, "acme", active=True) if x.module == "energy"]
         assert len(active) <= 1, active
         subs = sorted((x for x in tenancy.list_subscriptions(db, "acme") if x.module == "energy"),
                       key=lambda x: (x.starts_at, x.ends_at is None))

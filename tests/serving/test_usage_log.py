@@ -11,6 +11,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select, text
 from sqlalchemy.exc import DBAPIError
 
+from serving import tenancy
 from serving.app import create_app
 from serving.db import Database
 from serving.db.tables import UsageRecord
@@ -139,6 +140,11 @@ def test_the_log_and_the_export_filter_by_key(client, db, sfai_env):
     rows = list(csv.DictReader(io.StringIO(client.get(f"/v1/usage/export?key_id={mes_id}",
                                                       headers=bearer(acme.admin)).text)))
     assert [r["key_id"] for r in rows] == [mes_id, mes_id]
+    # each record names its key as the key list does, a revoked key too (the id alone told the admin nothing)
+    assert {r["key_name"] for r in page["records"]} == {r["key_name"] for r in rows} == {"mes"}
+    tenancy.revoke_api_key(db, mes_id)
+    every = client.get("/v1/usage", headers=bearer(acme.admin)).json()["records"]
+    assert {(r["key_id"], r["key_name"]) for r in every} == {(mes_id, "mes"), (acme.admin.split("_")[1], "admin")}
     for bad in ("nokey", "k" + "0" * 40, "kXYZ"):
         assert client.get(f"/v1/usage?key_id={bad}", headers=bearer(acme.admin)).status_code == 422
     url = db.engine.url.render_as_string(hide_password=False)
@@ -400,6 +406,7 @@ def test_export_csv_and_json_own_tenant_only(client, db):
         "ts",
         "tenant",
         "key_id",
+        "key_name",
         "module",
         "method",
         "endpoint",

@@ -2131,6 +2131,37 @@ def test_admin_tables_in_korean_on_a_phone_scroll_instead_of_breaking_words(page
     assert ko_height <= en_height * 1.15, (ko_height, en_height)
 
 
+def test_usage_log_pages_back_and_filters_by_key_name(page, server):
+    """The usage table showed at most 1,000 of the newest calls with no way further back, and keys by id only
+    (tenant-admin audit). "Older records" appends the next page (the API's before_seq) with the same filters; each
+    row names its key; the key filter keeps one key's calls."""
+    mes_id = server.acme.mes.split("_")[1]
+    for _ in range(4):
+        assert httpx.get(server.base + "/v1/maintenance/status", headers=bearer(server.acme.mes)).status_code == 200
+    page.select_option("#lang-select", "en")
+    sign_in(page, server.acme.admin)
+    page.click("#tab-admin")
+    page.wait_for_selector("#usage-table tbody tr")
+    wait_js(page, f"[...document.querySelectorAll('#usage-key option')].some((o) => o.value === '{mes_id}')")
+    page.fill("#usage-limit", "3")
+    page.click("#usage-apply")
+    wait_js(page, "document.querySelectorAll('#usage-table tbody tr').length === 3")
+    assert page.is_visible("#usage-more") and page.inner_text("#usage-more") == "Older records"
+    page.click("#usage-more")
+    wait_js(page, "document.querySelectorAll('#usage-table tbody tr').length === 6")
+    seqs = [int(x) for x in page.locator("#usage-table tbody tr td:nth-child(1)").all_inner_texts()]
+    assert seqs == sorted(seqs, reverse=True) and len(set(seqs)) == 6, seqs  # older, none twice
+    assert page.inner_text("#usage-table th:nth-child(7)") == "API key"
+
+    page.select_option("#usage-key", mes_id)
+    page.fill("#usage-limit", "1000")
+    page.click("#usage-apply")
+    wait_js(page, "document.querySelectorAll('#usage-table tbody tr').length === 4")
+    assert set(page.locator("#usage-table tbody tr td:nth-child(7)").all_inner_texts()) == {f"mes {mes_id}"}
+    assert page.is_hidden("#usage-more")  # four calls, one page
+    assert "4 calls" in page.inner_text("#usage-summary"), page.inner_text("#usage-summary")
+
+
 def test_a_good_usage_load_clears_the_date_error_and_the_dates_are_utc(page, server):
     """Dates the wrong way round are refused on the status line; once corrected, the next good load clears that
     line too (not only the message under the form). The date pickers say that they are UTC days."""
