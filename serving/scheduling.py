@@ -35,6 +35,12 @@ HEARTBEAT_S = 10.0
 STALE_S = 120.0
 # how long a background job's Idempotency-Key stands: a retry within it gets the job back (migration 0011)
 IDEMPOTENCY_S = 24 * 3600
+def _utc_text(ts: datetime | None) -> str | None:
+    """A job's time as the other answers give theirs (pydantic's ``2026-12-07T01:02:03.456789Z``); it was
+    ``+00:00``, so a client parsing one format read half of SFAI's times."""
+    return None if ts is None else as_utc(ts).isoformat().replace("+00:00", "Z")
+
+
 RELEASED = datetime(2000, 1, 1, tzinfo=UTC)  # the stamp of a job its process handed back on stop: stale at once
 # parts of a problem that only a partner module's subscription enables
 PARTNERS = (("failure_risk", "maintenance"), ("energy", "energy"))
@@ -642,9 +648,9 @@ class Jobs:
             return {
                 "job_id": job.id,
                 "status": job.status,
-                "created_at": as_utc(job.created_at),
-                "started_at": as_utc(job.started_at),
-                "finished_at": as_utc(job.finished_at),
+                "created_at": _utc_text(job.created_at),
+                "started_at": _utc_text(job.started_at),
+                "finished_at": _utc_text(job.finished_at),
                 "result": json.loads(job.result) if job.result else None,
                 "error": job.error,
             }

@@ -129,6 +129,8 @@ def test_background_jobs_are_fair_between_tenants(client, db, monkeypatch):
             assert time.monotonic() < deadline and job["status"] in ("queued", "running"), job
             time.sleep(0.01)
         assert job["result"]["name"] == name and job["started_at"] <= job["finished_at"]
+        # UTC with a Z, as every other SFAI answer writes its times (they had been +00:00)
+        assert all(job[k].endswith("Z") and "+" not in job[k] for k in ("created_at", "started_at", "finished_at"))
     assert client.get(f"/v1/scheduling/jobs/{ids['B1'][0]}", headers=bearer(acme.mes)).status_code == 404
 
 
