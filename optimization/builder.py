@@ -184,6 +184,7 @@ class ModelBuilder:
         """No overlap per machine, with its hard downtimes, breaks (for non-spanning ops) and maintenance."""
         m, v = self.model, self.v
         r = self.p.risk
+        windows = []  # every machine's maintenance window: the crews' work
         for mid, items in self.on_machine().items():
             mach = self.p.machine(mid)
             # the downtimes merged where they overlap (Machine.blocking): fixed intervals that overlap each other
@@ -196,6 +197,7 @@ class ModelBuilder:
             if mid in v.maintenance and r is not None:
                 maint = [m.new_fixed_size_interval_var(v.maintenance[mid], r.window_duration,
                                                        _name("maintenance", mid))]
+                windows += maint
             every = [m.new_fixed_size_interval_var(d.start, d.end - d.start, _name("off", mid, d.start))
                      for d in mach.blocking(False) if d.start < self.h]  # breaks too
             # an operation that takes no time on this machine may sit inside a downtime (check.verify allows it, as
@@ -214,6 +216,8 @@ class ModelBuilder:
                 m.add_no_overlap(non_span + spanning + hard + maint)
                 if non_span and mach.blocking(False) != mach.blocking(True):  # breaks as well
                     m.add_no_overlap(non_span + every)
+        if r is not None and r.crew_limited(list(v.maintenance)):  # at most `crews` windows under way at once
+            m.add_cumulative(windows, [1] * len(windows), r.crews)
 
     def add_pinned(self) -> None:
         for k in self.keys:

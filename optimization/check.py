@@ -7,7 +7,7 @@ import itertools
 from dataclasses import dataclass
 
 from optimization.problem import SchedulingProblem
-from optimization.solution import Schedule
+from optimization.solution import CALENDAR_SERVICE, Schedule
 
 KINDS = (
     "missing", "unknown", "eligibility", "duration", "overlap", "setup", "precedence", "release", "calendar",
@@ -216,6 +216,19 @@ def verify(problem: SchedulingProblem, schedule: Schedule) -> list[Violation]:
                                            f"{r.deadline}"))
         if r is not None and r.service_first and ws:
             out += work_before_service(problem, per_machine.get(m, []), m, min(w.start for w in ws))
+    r = problem.risk
+    if r is not None and r.crews is not None:
+        # the crews: at most `crews` windows under way at once (the plant's own calendar maintenances not counted)
+        crewed = sorted((w.start, w.end) for w in schedule.maintenance
+                        if w.end > w.start and w.reason != CALENDAR_SERVICE)
+        events = sorted([(a, 1) for a, _ in crewed] + [(b, -1) for _, b in crewed])
+        n = 0
+        for t, step in events:
+            n += step
+            if n > r.crews:
+                v(Violation("maintenance", f"{n} maintenance windows under way at {t}, more than the "
+                                           f"{r.crews} crew{'s' if r.crews > 1 else ''} (failure_risk.crews)"))
+                break
 
     # peak power incl. forecast base load
     en = problem.energy

@@ -272,6 +272,10 @@ def _relaxations(problem: SchedulingProblem) -> list[tuple[str, str, SchedulingP
         out.append(("service_first", "servicing the risky machines before their work (service_first)",
                     dataclasses.replace(problem, risk=dataclasses.replace(r, service_first=False)),
                     {"machines": problem.maintenance_machines()}))
+    if r is not None and r.policy == "window" and r.crew_limited(problem.maintenance_machines()):
+        crews = f"{r.crews} maintenance crew{'s' if r.crews > 1 else ''}"
+        out.append(("maintenance_crews", f"the limit of {crews} at once",
+                    dataclasses.replace(problem, risk=dataclasses.replace(r, crews=None)), {"crews": r.crews}))
     if r is not None and r.policy == "window" and r.deadline is not None and problem.maintenance_machines():
         out.append(("maintenance_deadline", f"the maintenance deadline {r.deadline}",
                     dataclasses.replace(problem, risk=dataclasses.replace(r, deadline=None)), {"deadline": r.deadline}))

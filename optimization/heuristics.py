@@ -17,6 +17,7 @@ import numpy as np
 from optimization import _dispatch_core as _core
 from optimization.problem import SchedulingProblem
 from optimization.solution import Assignment, MaintenanceWindow, Schedule, evaluate, with_setups
+from optimization.windows import crewed_start
 
 RULES = ("mwkr", "spt", "edd", "atc", "atc_fast")
 INF = float("inf")
@@ -439,13 +440,21 @@ def dispatch(problem: SchedulingProblem, rule: str = "mwkr", atc_k: float = 2.0,
         assert r is not None
         if power is not None:
             power.set_op(0.0)
-        for m in problem.maintenance_machines():
+        risky = problem.maintenance_machines()
+        crews = r.crews if r.crew_limited(risky) else None
+        busy: list[tuple[int, int]] = []  # the windows placed so far: the crews' work (the riskiest machine first)
+        for m in r.service_order(risky) if crews is not None else risky:
             tl = timelines[m]
+
+            def fits(t: int, tl=tl) -> int:  # noqa: ANN001
+                return tl.earliest_fit(t, r.window_duration, -2, True)
+
             want = max(0, r.deadline - r.window_duration) if r.deadline is not None else 0
-            t = tl.earliest_fit(want, r.window_duration, -2, True)
+            t = crewed_start(fits, r.window_duration, busy, crews, want)
             if r.deadline is not None and t + r.window_duration > r.deadline:
-                t = tl.earliest_fit(0, r.window_duration, -2, True)
+                t = crewed_start(fits, r.window_duration, busy, crews)
             tl.insert(t, t + r.window_duration, -2)
+            busy.append((t, t + r.window_duration))
             windows.append(MaintenanceWindow(m, t, t + r.window_duration))
 
     k_atc = atc_k if rule == "atc" else 0.5

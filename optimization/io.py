@@ -217,7 +217,8 @@ PIN_FIELDS = ("machine", "start")
 PRECEDENCE_FIELDS = ("before", "after", "min_lag")
 SETUP_FIELDS = ("matrix", "per_machine")
 ENERGY_FIELDS = ("period", "prices", "base_load_kw", "peak_cap_kw", "hours_per_unit")
-RISK_FIELDS = ("risks", "threshold", "policy", "window_duration", "deadline", "penalty_per_unit", "service_first")
+RISK_FIELDS = ("risks", "threshold", "policy", "window_duration", "deadline", "penalty_per_unit", "service_first",
+               "crews")
 
 
 def _kind(v: Any) -> str:
@@ -405,7 +406,8 @@ def problem_from_dict(data: dict, name: str = "problem") -> SchedulingProblem:
                            threshold=_opt(r, "threshold", 0.5), policy=_opt(r, "policy", "window"),
                            window_duration=_opt(r, "window_duration", 60), deadline=r.get("deadline"),
                            penalty_per_unit=_opt(r, "penalty_per_unit", 1.0),
-                           service_first=_bool(_opt(r, "service_first", True), "failure_risk.service_first"))
+                           service_first=_bool(_opt(r, "service_first", True), "failure_risk.service_first"),
+                           crews=r.get("crews"))
     pname = data.get("name")
     if pname is None:
         pname = name
@@ -478,7 +480,8 @@ def problem_to_dict(problem: SchedulingProblem) -> dict:
         r = problem.risk
         d["failure_risk"] = {"risks": dict(r.risks), "threshold": r.threshold, "policy": r.policy,
                              "window_duration": r.window_duration, "deadline": r.deadline,
-                             "penalty_per_unit": r.penalty_per_unit, "service_first": r.service_first}
+                             "penalty_per_unit": r.penalty_per_unit, "service_first": r.service_first,
+                             "crews": r.crews}
     if problem.horizon is not None:
         d["horizon"] = problem.horizon
     return d

@@ -18,6 +18,7 @@ OpKey = tuple[str, str]  # (job id, operation id)
 # +-MAX_TIME, so sums over a whole plan (horizons, 10**6 operations) stay far inside int64 and CP-SAT's domains.
 MAX_TIME = 10**9
 MAX_WEIGHT = 1e6  # job weights, objective weights, risk penalty per unit
+MAX_CREWS = 10_000  # maintenance crews working at once (failure_risk.crews)
 MAX_POWER_KW = 1e9  # operation power, base load, peak cap
 MAX_PRICE = 1e6  # energy price per kWh
 MAX_HOURS_PER_UNIT = 1e4
@@ -336,6 +337,8 @@ class FailureRisk:
     ``service_first`` (the default): the window comes before the machine's work, at the earliest time it fits; only
     operations pinned or running on the machine may come before it (``optimization.windows``). False: the window
     goes wherever it costs the objective least, which can be after the work.
+    ``crews``: how many windows the plant's maintenance crews can work at once (None: no limit, one crew per
+    machine). With fewer crews than risky machines the windows take turns, the riskiest machine first.
     """
 
     risks: Mapping[str, float] = field(default_factory=dict)
@@ -345,9 +348,12 @@ class FailureRisk:
     deadline: int | None = None
     penalty_per_unit: float = 1.0
     service_first: bool = True
+    crews: int | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "risks", _freeze(self.risks))
+        if self.crews is not None:
+            _int(self.crews, "failure_risk crews (maintenance crews working at once)", 1, MAX_CREWS)
         if not isinstance(self.service_first, bool):
             raise ValueError(f"failure_risk service_first must be true or false, got {self.service_first!r}")
         for m, p in self.risks.items():
@@ -368,6 +374,14 @@ class FailureRisk:
 
     def risky_machines(self) -> list[str]:
         return sorted(m for m, p in self.risks.items() if p >= self.threshold)
+
+    def service_order(self, machines: list[str]) -> list[str]:
+        """``machines`` in the order their windows take the crews: the riskiest first (ties by id)."""
+        return sorted(machines, key=lambda m: (-self.risks.get(m, 0.0), m))
+
+    def crew_limited(self, machines: list[str]) -> bool:
+        """Whether the crews are fewer than the windows of ``machines`` (else the limit changes nothing)."""
+        return self.crews is not None and self.crews < len(machines)
 
 
 @dataclass(frozen=True)

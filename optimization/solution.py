@@ -24,6 +24,9 @@ class Assignment:
         return (self.job, self.op)
 
 
+CALENDAR_SERVICE = "failure risk (calendar maintenance)"  # a maintenance in the machine's calendar taken as its window
+
+
 @dataclass(frozen=True)
 class MaintenanceWindow:
     machine: str

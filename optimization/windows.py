@@ -10,6 +10,10 @@ no later window is better for any objective, and every solver can plan the machi
 
 A maintenance already in the machine's calendar, at least as long as the window and over no later than the window
 would be, is taken as the machine's service instead of a second one.
+
+With ``FailureRisk.crews`` fewer than the risky machines, the windows take turns: the riskiest machine's first, each
+next one at the earliest time its machine allows where fewer than ``crews`` windows (the calendar maintenances
+taken as services included) are under way.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from dataclasses import dataclass, replace
 
 from optimization.check import _merge, _setup_done, earliest_clear
 from optimization.problem import Downtime, SchedulingProblem
-from optimization.solution import MaintenanceWindow
+from optimization.solution import CALENDAR_SERVICE, MaintenanceWindow
 
 
 @dataclass(frozen=True)
@@ -30,6 +34,7 @@ class _Pin:
 
 
 AFTER_PINS = "failure risk (after pinned work)"  # a window that the planner's pins put later
+AFTER_CREWS = "failure risk (waiting for a crew)"  # a window that the crews' other windows put later
 
 
 class NoWindow(Exception):
@@ -61,13 +66,12 @@ def _with(down: tuple[list[int], list[int]], extra: tuple[int, int]) -> tuple[li
     return _merge(list(zip(*down, strict=True)) + [extra])
 
 
-def _place(problem: SchedulingProblem, machine, duration: int, pins: list[_Pin]) -> int:  # noqa: ANN001
-    """The earliest start of a window of ``duration`` on ``machine``: clear of its downtimes other than breaks and of
-    its pinned operations, and leaving each setup between two pinned operations a stretch of working time (as
-    ``check.verify`` asks) between them."""
+def _place(problem: SchedulingProblem, machine, duration: int, pins: list[_Pin], t: int = 0) -> int:  # noqa: ANN001
+    """The earliest start from ``t`` of a window of ``duration`` on ``machine``: clear of its downtimes other than
+    breaks and of its pinned operations, and leaving each setup between two pinned operations a stretch of working
+    time (as ``check.verify`` asks) between them."""
     hard = _merge([(d.start, d.end) for d in machine.blocking(True)] + [(p.start, p.end) for p in pins])
     every = _merge([(d.start, d.end) for d in machine.calendar if d.end > d.start])
-    t = 0
     while True:
         t = earliest_clear(hard, t, duration)
         before = [p for p in pins if p.end <= t]
@@ -80,6 +84,32 @@ def _place(problem: SchedulingProblem, machine, duration: int, pins: list[_Pin])
             return t
         # the setup first, then the window (if the window still fits before n; else after n)
         t = max(t + 1, _setup_done(every, p.end, s))
+
+
+def most_at_once(windows: list[tuple[int, int]], lo: int, hi: int) -> int:
+    """The most of ``windows`` (start, end) under way at one time within [lo, hi)."""
+    events = sorted([(max(a, lo), 1) for a, b in windows if a < hi and lo < b]
+                    + [(min(b, hi), -1) for a, b in windows if a < hi and lo < b])  # an end before a start at a time
+    n = most = 0
+    for _, step in events:
+        n += step
+        most = max(most, n)
+    return most
+
+
+def crewed_start(fits, duration: int, busy: list[tuple[int, int]], crews: int | None, t: int = 0) -> int:  # noqa: ANN001
+    """The earliest start from ``t`` that ``fits(t)`` (the machine's earliest start from ``t``) allows and where
+    fewer than ``crews`` of the windows ``busy`` are under way over the whole window. A start before the earliest end
+    among the windows it meets is no better (every one of them is still under way there), so the search goes on from
+    that end."""
+    while True:
+        t = fits(t)
+        if crews is None:
+            return t
+        met = [(a, b) for a, b in busy if a < t + duration and t < b]
+        if most_at_once(met, t, t + duration) < crews:
+            return t
+        t = min(b for _, b in met)
 
 
 def earliest_window(problem: SchedulingProblem, machine_id: str) -> int:
@@ -101,6 +131,52 @@ def service_first(problem: SchedulingProblem) -> tuple[SchedulingProblem, list[M
     if not risky:
         return problem, []
     pinned = _pins(problem)
+    # the windows' turns: with fewer crews than windows the riskiest machine's first (without a limit the order
+    # changes nothing)
+    crews = r.crews if r.crew_limited(sorted(risky)) else None
+    order = r.service_order(sorted(risky)) if crews is not None else [m.id for m in problem.machines if m.id in risky]
+    placed: dict[str, MaintenanceWindow] = {}
+    busy: list[tuple[int, int]] = []  # the windows placed so far: the crews' work
+    for mid in order:
+        mach = problem.machine(mid)
+        pins = pinned.get(mach.id, [])
+
+        def fits(t: int, pins: list[_Pin] = pins, mach=mach) -> int:  # noqa: ANN001
+            return _place(problem, mach, r.window_duration, pins, t)
+
+        t = crewed_start(fits, r.window_duration, busy, crews)
+        end = t + r.window_duration
+        window = MaintenanceWindow(mach.id, t, end)
+        if any(not p.started for p in pins) and t > crewed_start(
+                lambda t, mach=mach, started=[p for p in pins if p.started]: _place(problem, mach, r.window_duration,
+                                                                                     started, t),
+                r.window_duration, busy, crews):
+            # the planner's pins hold the machine where the window would otherwise go (running work cannot move)
+            window = replace(window, reason=AFTER_PINS)
+        elif crews is not None and t > fits(0):
+            window = replace(window, reason=AFTER_CREWS)  # the crews are on the riskier machines' windows then
+        # a maintenance already in the calendar, long enough and over no later: that is the machine's service
+        booked = [d for d in mach.calendar if d.kind == "maintenance" and d.end - d.start >= r.window_duration
+                  and d.end <= end and not any(p.start < d.end and d.start < p.end for p in pins)]
+        if booked:
+            d = min(booked, key=lambda d: d.end)
+            window = MaintenanceWindow(mach.id, d.start, d.end, reason=CALENDAR_SERVICE)
+            end = d.end
+        waits = (f", and {'the crew is' if crews == 1 else f'all {crews} crews are'} on other machines' windows "
+                 "before then") if window.reason == AFTER_CREWS else ""
+        crewed = {"crews": crews} if waits else {}  # the crews were busy: the answer's field says how many
+        if r.deadline is not None and end > r.deadline:
+            raise NoWindow("maintenance_deadline", f"machine {mach.id}'s maintenance window of {r.window_duration} "
+                                                   f"ends at {end} at the earliest, after the maintenance deadline "
+                                                   f"{r.deadline} (its downtimes and pinned operations come first"
+                                                   f"{waits})",
+                           machine=mach.id, needs=end, deadline=r.deadline, **crewed)
+        if problem.horizon is not None and end > problem.horizon:
+            raise NoWindow("horizon", f"machine {mach.id}'s maintenance window of {r.window_duration} ends at {end} "
+                                      f"at the earliest, after the plan's horizon {problem.horizon}{waits}",
+                           machine=mach.id, needs=end, horizon=problem.horizon, **crewed)
+        placed[mid] = window
+        busy.append((window.start, window.end))
     windows: list[MaintenanceWindow] = []
     machines = []
     for mach in problem.machines:
@@ -108,29 +184,8 @@ def service_first(problem: SchedulingProblem) -> tuple[SchedulingProblem, list[M
             machines.append(mach)
             continue
         pins = pinned.get(mach.id, [])
-        t = _place(problem, mach, r.window_duration, pins)
-        end = t + r.window_duration
-        window = MaintenanceWindow(mach.id, t, end)
-        if any(not p.started for p in pins) and t > _place(problem, mach, r.window_duration,
-                                                             [p for p in pins if p.started]):
-            # the planner's pins hold the machine where the window would otherwise go (running work cannot move)
-            window = replace(window, reason=AFTER_PINS)
-        # a maintenance already in the calendar, long enough and over no later: that is the machine's service
-        booked = [d for d in mach.calendar if d.kind == "maintenance" and d.end - d.start >= r.window_duration
-                  and d.end <= end and not any(p.start < d.end and d.start < p.end for p in pins)]
-        if booked:
-            d = min(booked, key=lambda d: d.end)
-            window = MaintenanceWindow(mach.id, d.start, d.end, reason="failure risk (calendar maintenance)")
-            end = d.end
-        if r.deadline is not None and end > r.deadline:
-            raise NoWindow("maintenance_deadline", f"machine {mach.id}'s maintenance window of {r.window_duration} "
-                                                   f"ends at {end} at the earliest, after the maintenance deadline "
-                                                   f"{r.deadline} (its downtimes and pinned operations come first)",
-                           machine=mach.id, needs=end, deadline=r.deadline)
-        if problem.horizon is not None and end > problem.horizon:
-            raise NoWindow("horizon", f"machine {mach.id}'s maintenance window of {r.window_duration} ends at {end} "
-                                      f"at the earliest, after the plan's horizon {problem.horizon}",
-                           machine=mach.id, needs=end, horizon=problem.horizon)
+        window = placed[mach.id]
+        end = window.end
         # working time kept before the window's end: its pinned operations and the setups between them
         every = _merge([(d.start, d.end) for d in mach.calendar if d.end > d.start] + [(window.start, end)])
         kept = [(p.start, p.end) for p in pins if p.start < end]

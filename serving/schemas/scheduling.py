@@ -119,8 +119,8 @@ class SolveAnswer(BaseModel):
     violation_messages: list[str]
     no_plan_reasons: list[dict[str, Any]] = Field(
         default_factory=list, description="why there is no plan (INFEASIBLE or UNKNOWN): each cause found, with a type "
-        "(horizon, pinned, maintenance_deadline, peak_power, dispatch, model_too_large, time_limit, ...) and a "
-        "message; empty when there is a plan")
+        "(horizon, pinned, maintenance_deadline, maintenance_crews, peak_power, dispatch, model_too_large, "
+        "time_limit, ...) and a message; empty when there is a plan")
     notes: list[dict[str, Any]] = Field(
         default_factory=list, description="what the problem holds that is valid but likely a slip, each a type, "
         "the families concerned and a message: 'setup_family_unused' (the setup matrix names families no operation "

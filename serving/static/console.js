@@ -1325,7 +1325,9 @@ const NO_PLAN_RULES = [
   ["pinned", /\bthe (?:(\d+) )?pinned(?: and started)? operation(?:s'|'s) times?(?: \((.*?)\)(?= there is a plan| is the cause|$))?/,
     (m) => pinnedRule(m)],
   ["maintenance_deadline", /\bthe maintenance deadline (-?\d+)/,
-    (m, p) => withValue(m?.[1] ?? p?.risk?.deadline, (v) => t("reason.rule.maintenanceDeadline", { deadline: v }))],
+    (m, p) => withValue(m?.[1] ?? p?.failure_risk?.deadline, (v) => t("reason.rule.maintenanceDeadline", { deadline: v }))],
+  ["maintenance_crews", /\bthe limit of (\d+) maintenance crews? at once/,
+    (m, p) => withValue(m?.[1] ?? p?.failure_risk?.crews, (v) => tn("reason.rule.crews", Number(v)))],
   ["service_first", /\bservicing the risky machines before their work/, () => t("reason.rule.serviceFirst")],
   ["peak_power", /\bthe peak power cap of (-?[\d.]+(?:e[+-]?\d+)?) kW/,
     (m, p) => withValue(m?.[1] ?? p?.energy?.peak_cap_kw, (v) => t("reason.rule.peakPower", { cap: v }))],
@@ -1458,16 +1460,18 @@ function modelWords(text) {
 function reasonWords(r, problem) {
   const msg = String(r?.message ?? "");
   switch (r?.type) {
-    case "horizon": case "pinned": case "maintenance_deadline": case "peak_power": case "service_first": {
+    case "horizon": case "pinned": case "maintenance_deadline": case "peak_power": case "service_first": case "maintenance_crews": {
       if (r.relaxation || r.makespan !== undefined) { // without this rule there is a plan
         const rule = ruleWords(r.relaxation || r.type, msg, problem);
         return rule && r.makespan !== null && r.makespan !== undefined ? { text: t("reason.without", { rule, makespan: r.makespan }) } : null;
       }
       if (r.machine && r.needs !== undefined && r.needs !== null) { // a risky machine's window ends too late
+        // the crews on other machines' windows until then (failure_risk.crews): said after the reason
+        const crews = Number.isInteger(r.crews) ? " " + tn("reason.crewsBusy", r.crews) : "";
         if (r.type === "horizon" && r.horizon !== undefined && r.horizon !== null)
-          return { text: t("reason.windowHorizon", { machine: r.machine, needs: r.needs, horizon: r.horizon }) };
+          return { text: t("reason.windowHorizon", { machine: r.machine, needs: r.needs, horizon: r.horizon }) + crews };
         if (r.type === "maintenance_deadline" && r.deadline !== undefined && r.deadline !== null)
-          return { text: t("reason.windowDeadline", { machine: r.machine, needs: r.needs, deadline: r.deadline }) };
+          return { text: t("reason.windowDeadline", { machine: r.machine, needs: r.needs, deadline: r.deadline }) + crews };
       }
       if (r.type === "horizon") { // a proof: a job, or the work as a whole, cannot end by the horizon
         if (r.needs === undefined || r.needs === null || r.horizon === undefined || r.horizon === null) return null;

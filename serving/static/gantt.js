@@ -168,7 +168,8 @@ function createGantt(container, opts = {}) {
           fill: `url(#${uid}-maint)`, stroke: "#e07b00", class: "downtime maintenance", "pointer-events": "none" }, plot);
         // the failure-risk service, and the machine's risk: not to be read as a calendar maintenance
         const risk = typeof r.risk === "number" ? ` (${o.label("kind.risk")} ${(100 * r.risk).toFixed(1)} %)` : "";
-        const why = r.reason === "failure risk (after pinned work)" ? ` — ${o.label("kind.afterPins")}` : "";
+        const why = r.reason === "failure risk (after pinned work)" ? ` — ${o.label("kind.afterPins")}`
+          : r.reason === "failure risk (waiting for a crew)" ? ` — ${o.label("kind.afterCrews")}` : "";
         svgEl("title", {}, w).textContent = `${r.machine}: ${o.label("kind.riskMaintenance")}${risk} ${r.start}–${r.end}${why}`;
         return;
       }

@@ -1711,6 +1711,15 @@ NO_PLAN_REASONS = [
       "after the maintenance deadline 100 (its downtimes and pinned operations come first)", "machine": "M1",
       "needs": 110, "deadline": 100},
      "M1 의 고장 위험 정비는 빨라도 t=110 에 끝나 정비 마감 100 을(를) 넘습니다."),
+    # the maintenance crews' limit (failure_risk.crews): a window the crews held up, and the relaxation
+    ({"type": "maintenance_deadline", "message": "machine M1's maintenance window of 10 ends at 30 at the earliest, "
+      "after the maintenance deadline 25 (its downtimes and pinned operations come first, and the crew is on other "
+      "machines' windows before then)", "machine": "M1", "needs": 30, "deadline": 25, "crews": 1},
+     "M1 의 고장 위험 정비는 빨라도 t=30 에 끝나 정비 마감 25 을(를) 넘습니다. "
+     "그 전에는 정비 팀(동시 1개)이 다른 설비를 정비합니다."),
+    ({"type": "maintenance_crews", "message": "without the limit of 2 maintenance crews at once there is a plan (it "
+      "ends at t=64)", "relaxation": "maintenance_crews", "makespan": 64, "crews": 2},
+     "동시 정비 2개 팀 제한 조건을 빼면 계획이 나옵니다 (t=64 에 끝남)."),
     ({"type": "service_first", "message": "without servicing the risky machines before their work (service_first) "
       "there is a plan (it ends at t=105)", "relaxation": "service_first", "makespan": 105, "machines": ["M1"]},
      "위험 설비를 작업 전에 정비하는 규칙(service_first) 조건을 빼면 계획이 나옵니다 (t=105 에 끝남)."),
