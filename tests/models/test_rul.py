@@ -226,8 +226,9 @@ def test_bad_input(trained, fd001, tmp_path):
 
 def test_a_reading_far_outside_the_training_data_is_refused(trained, fd001):
     """sensor_9 at 90,000 (trained around 9,061 +- 23) or at 1e39 had been answered with an RUL of 0.0 (MES audit):
-    a reading 1,000 standard deviations past every regime's mean is a data error, refused naming column and row.
-    The file's own readings, and a worn engine's drift, pass."""
+    a reading 100 standard deviations past every regime's mean is a data error, refused naming column and row
+    (at 1,000, kelvin for degrees Rankine and rev/s for rpm had passed: process-engineer audit). The file's own
+    readings, and a worn engine's drift, pass."""
     model = OnnxModel(trained[0] / "model")
     rows = fd001[fd001["unit"] <= 2].drop(columns=["rul"], errors="ignore").reset_index(drop=True)
     assert len(P.score(model, rows)) == 2
@@ -236,13 +237,34 @@ def test_a_reading_far_outside_the_training_data_is_refused(trained, fd001):
         odd = rows.copy()
         odd.loc[5, sensor] = value
         with pytest.raises(InvalidInput, match=rf"^column '{sensor}' row 6: .* is out of range, far outside what "
-                                               r"this model was trained on \(.* to .*, 1,000 standard deviations"):
+                                               r"this model was trained on \(.* to .*, 100 standard deviations"):
+            P.score(model, odd)
+    kept = model.manifest["prep"]["sensors"]
+    assert {"sensor_2", "sensor_9"} <= set(kept)
+    for column, factor in (("sensor_2", 5 / 9), ("sensor_9", 1 / 60)):  # kelvin for degrees Rankine, rev/s for rpm
+        odd = rows.assign(**{column: rows[column] * factor})
+        with pytest.raises(InvalidInput, match=rf"^column '{column}' row 1: .* is out of range"):
             P.score(model, odd)
     worn = rows.copy()
     std = np.asarray(model.manifest["prep"]["sensor_std"])[0]
     for j, c in enumerate(model.manifest["prep"]["sensors"]):
         worn[c] = worn[c] + 20 * std[j]  # twenty deviations: far worn, but a reading
     assert len(P.score(model, worn)) == 2
+
+
+def test_cycles_that_skip_numbers_are_warned_of(trained, fd001):
+    """Rows for cycles 51-70 of an engine left out were scored without a word; the model reads the rows as
+    consecutive cycles (process-engineer audit). The answer still comes, with a warning naming the unit and the gap."""
+    model = OnnxModel(trained[0] / "model")
+    rows = fd001[fd001["unit"] <= 2].drop(columns=["rul"], errors="ignore").reset_index(drop=True)
+    assert P.score(model, rows).attrs["warnings"] == []
+    holed = rows[~((rows["unit"] == 2) & rows["cycle"].between(51, 70))]
+    out = P.score(model, holed)
+    assert len(out) == 2 and out.attrs["warnings"] == [
+        "units 2 (20 missing, the first gap before cycle 71): cycles skip numbers; the model reads the rows sent as "
+        "consecutive cycles, so its RUL for them is less sure: send every cycle"]
+    shuffled = rows.sample(frac=1.0, random_state=0)  # the order rows come in is no gap
+    assert P.score(model, shuffled).attrs["warnings"] == []
 
 
 def test_predict_does_not_import_torch(trained, fd001, tmp_path):
