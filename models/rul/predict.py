@@ -122,8 +122,8 @@ def _gaps(rows: pd.DataFrame, names: dict | None = None) -> list[str]:
         return []
     per_unit = skipped.groupby("unit", sort=True).agg(first=("cycle", "first"), missing=("missing", "sum"))
     shown_units = ", ".join(
-        f"{names[u]!r} ({int(r['missing'])} missing, the first gap before cycle {int(r['first'])})" if names and u in names
-        else f"{u} ({int(r['missing'])} missing, the first gap before cycle {int(r['first'])})"
+        (f"{names[u]!r}" if names and u in names else f"{u}")
+        + f" ({int(r['missing'])} missing, the first gap before cycle {int(r['first'])})"
         for u, r in per_unit.head(5).iterrows())
     more = f" and {len(per_unit) - 5} more" if len(per_unit) > 5 else ""
     return [f"units {shown_units}{more}: cycles skip numbers; the model reads the rows sent as consecutive cycles, so "
