@@ -6,6 +6,8 @@ top contributing measurements per wafer for process engineers.
 
 from __future__ import annotations
 
+import logging
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +20,10 @@ from serving.errors import InvalidInput
 from serving.runtime import OnnxModel
 
 COLUMNS = ["row_id", "defect_probability", "defect_predicted"]
+log = logging.getLogger("sfai.defect")
+# a wafer tested this long after the training file's last one gets that file's last wafers' failure rate as its
+# "recent" rate, which no longer follows the line: said, with what to send instead
+STALE_DAYS = 7
 
 
 def _zprob(
@@ -34,12 +40,33 @@ def _zprob(
     if recent_failure_rate is not None:
         if not drift:
             raise InvalidInput("recent_failure_rate: this defect model does not use the line's recent failure rate "
-                               "(it was trained without test times, or the rate did not help in validation)")
+                               "(it was trained without test times or without validation (n_splits=0), or the rate "
+                               "did not help in validation)")
         rate = D.given_rate(recent_failure_rate)
+    notes = F.range_notes(df, model.manifest["feature_stats"])
     if drift and len(z):
         rates = np.full(len(z), rate) if recent_failure_rate is not None else D.recent_rate(drift, times, len(z))
         prob = D.combine(drift["coef"], prob, rates)
-    return z, prob
+        if recent_failure_rate is None:
+            notes += _stale(drift, times, rates)
+    return z, prob, notes
+
+
+def _stale(drift: dict, times: np.ndarray | None, rates: np.ndarray) -> list[str]:
+    """A warning where wafers were tested over ``STALE_DAYS`` after the training file's last wafer: their recent
+    rate is that file's last wafers', which drives the flag more than their measurements do (a plant's later wafers
+    had all been flagged: process-engineer audit)."""
+    if times is None or not drift.get("t"):
+        return []
+    last = float(drift["t"][-1])
+    late = np.flatnonzero(times > last + STALE_DAYS * 86400.0)
+    if not len(late):
+        return []
+    when = datetime.fromtimestamp(last, UTC).strftime("%Y-%m-%d %H:%M")
+    return [f"{len(late)} of {len(times)} wafers were tested more than {STALE_DAYS} days after the training file's "
+            f"last wafer ({when} UTC): their recent failure rate is taken as that file's last {drift['window']} "
+            f"wafers' ({float(rates[late[0]]):.3f}), which no longer follows the line; send the line's current "
+            "rate as recent_failure_rate (sfai predict defect --recent-failure-rate), or retrain on recent wafers"]
 
 
 def score(model: OnnxModel, df: pd.DataFrame, *, explain: bool = False, top: int | None = None,
@@ -48,7 +75,7 @@ def score(model: OnnxModel, df: pd.DataFrame, *, explain: bool = False, top: int
     ``top_measurements``: ``f059:+0.41;f033:-0.22;...`` (logit contributions, largest first);
     ``recent_failure_rate`` (0-1): the line's current failure rate, used for every row instead of the training
     history's."""
-    z, prob = _zprob(model, df, recent_failure_rate)
+    z, prob, notes = _zprob(model, df, recent_failure_rate)
     m = model.manifest
     out = pd.DataFrame(
         {
@@ -62,6 +89,9 @@ def score(model: OnnxModel, df: pd.DataFrame, *, explain: bool = False, top: int
         k = int(top or m.get("config", {}).get("top_k", 5))
         tops = F.top_contributions(z, np.asarray(m["contribution_weights"]), m["features"], k)
         out["top_measurements"] = [";".join(f"{n}:{c:+.3f}" for n, c in row) for row in tops]
+    out.attrs["warnings"] = notes
+    for line in notes:
+        log.warning("%s", line)
     return out
 
 

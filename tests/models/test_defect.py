@@ -491,3 +491,41 @@ def test_the_line_s_current_failure_rate_can_be_given(trained, subset, tmp_path)
     for value in (-0.1, 1.5, "high", True, float("nan"), 10**400):
         with pytest.raises(InvalidInput, match="recent_failure_rate must be a share"):
             score(model, df.iloc[:3], recent_failure_rate=value)
+
+
+def test_wafers_far_from_the_training_data_or_its_time_are_warned_of(trained, subset):
+    """A reading of 1e9, a process shifted by 20 IQRs, and wafers tested a month after the training file were all
+    scored without a word (clipped values; the file's last failure rate): process-engineer audit. Each is now a
+    warning in the answer (and the CLI's stderr); the training file's own wafers get none."""
+    from models.defect.predict import score
+    from serving.runtime import OnnxModel
+
+    df = pd.read_csv(subset).drop(columns=["label"])
+    model = OnnxModel(trained[0])
+    stats = model.manifest["feature_stats"]
+    assert score(model, df).attrs["warnings"] == []
+    first = stats["measurements"][0]
+    odd = df.copy()
+    odd.loc[4, first] = 1e9
+    notes = score(model, odd).attrs["warnings"]
+    assert len(notes) == 1 and notes[0].startswith(f"wafer row_id {df.row_id[4]}: {first} = 1e+09 lies far outside its "
+                                                   "training range"), notes
+    shifted = df.copy()
+    for c, q in zip(stats["measurements"], stats["scale"], strict=True):
+        shifted[c] = shifted[c] + 20 * q
+    notes = score(model, shifted.iloc[:3]).attrs["warnings"]
+    assert len(notes) == 1 and notes[0].startswith(f"wafers row_id {df.row_id[0]} (")
+    assert "most of their measurements lie outside the ranges the model was trained on" in notes[0]
+    if not model.manifest.get("drift"):  # the subset's validation may not keep the prior: give the model one
+        from models.defect import drift as D
+
+        full = pd.read_csv(subset)
+        model.manifest["drift"] = {**D.history(D.stamps(full), F.labels(full), 50), "coef": [1.0, 1.0, 0.0]}
+    later = df.iloc[:5].assign(timestamp=(pd.to_datetime(df.timestamp, dayfirst=True).max()
+                                          + pd.Timedelta(days=30)).strftime("%d/%m/%Y %H:%M:%S"))
+    notes = score(model, later).attrs["warnings"]
+    assert len(notes) == 1 and notes[0].startswith("5 of 5 wafers were tested more than 7 days after the "
+                                                   "training file's last wafer"), notes
+    assert "send the line's current rate as recent_failure_rate" in notes[0]
+    assert score(model, later, recent_failure_rate=0.05).attrs["warnings"] == []  # the caller gave the rate
+    assert score(model, df.iloc[:5]).attrs["warnings"] == []  # the file's own times
