@@ -12,6 +12,7 @@ import functools
 import importlib
 import inspect
 import logging
+import re
 import threading
 import time
 from collections import OrderedDict
@@ -373,7 +374,7 @@ def meter_history(rows: EntityRows) -> pd.DataFrame:
 
 def unit_history(rows: EntityRows) -> pd.DataFrame:
     """The cycles of each engine in ``rows`` (``unit, cycle, op_setting_1..3, sensor_1..21``, as the C-MAPSS files
-    hold them; ``unit`` numbers the entities 1, 2, ... in the request's order), read up to its latest cycle from the
+    hold them; ``unit`` is each entity's engine number, :func:`_engine_numbers`), read up to its latest cycle from the
     offline store: a remaining useful life reads a unit's recent cycles, and the online store keeps its last one.
     A view that holds ``unit`` itself (the files' rows, as sent) is read from the online rows as before."""
     from pipelines.adapters.cmapss import MAX_CYCLE, SENSORS, SETTINGS
@@ -388,16 +389,31 @@ def unit_history(rows: EntityRows) -> pd.DataFrame:
                            "reads a unit's cycles (cycle, op_setting_1..3 and the 21 sensors, as cmapss_features "
                            "holds them)")
     span = pd.Timedelta(hours=MAX_CYCLE)  # a cycle is stamped an hour after the one before (pipelines.adapters.cmapss)
+    numbers = _engine_numbers(rows.ids)
     parts = []
-    for i, row in enumerate(rows):
+    for row, unit in zip(rows, numbers, strict=True):
         until = pd.Timestamp(row[TIMESTAMP])
         part = _readings(rows.store, view, row[view.join_key], until - span, until, need).drop(columns=TIMESTAMP)
         part = part.rename(columns={s: f"sensor_{j + 1}" for j, s in enumerate(SENSORS)})
-        part.insert(0, "unit", i + 1)
+        part.insert(0, "unit", unit)
         parts.append(part)
     frame = pd.concat(parts, ignore_index=True)
-    frame.attrs[UNITS] = {i + 1: entity for i, entity in enumerate(rows.ids)}
+    frame.attrs[UNITS] = dict(zip(numbers, rows.ids, strict=True))
     return frame
+
+
+_ENGINE_ID = re.compile(r"-[ut](\d{1,9})$")  # cmapss_features' ids: FD001-u003 (engine 3), FD001-t003 (NASA's test)
+
+
+def _engine_numbers(ids: list) -> list[int]:
+    """Each entity's ``unit`` in the answer: its engine number where every id names one as ``cmapss_features`` does
+    (``FD001-u003`` -> 3) and no two name the same; else 1, 2, ... in the request's order (an answer of unit 1 and
+    2 for engines 3 and 7 had misled: the rows carry ``entity_id`` either way)."""
+    found = [_ENGINE_ID.search(str(i)) for i in ids]
+    numbers = [int(m.group(1)) for m in found if m]
+    if len(numbers) == len(ids) and len(set(numbers)) == len(numbers) and min(numbers, default=1) >= 1:
+        return numbers
+    return list(range(1, len(ids) + 1))
 
 
 def _readings(fs, view, key, since: pd.Timestamp, until: pd.Timestamp, columns: list[str]) -> pd.DataFrame:  # noqa: ANN001

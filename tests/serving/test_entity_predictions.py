@@ -145,6 +145,8 @@ def test_rul_by_unit_id_reads_the_units_cycles(client, db, settings, demo_models
     sent = ok(client.post(url, json={"records": stored.to_dict("records")}, headers=h))
     by_unit = {p["unit"]: p["rul"] for p in sent}
     assert len(answer) == 2 and {p["entity_id"]: p["rul"] for p in answer} == {k: by_unit[int(k[-3:])] for k in keys}
+    # each row's unit is the engine's number, as in the records' answer (it had been 1, 2 in the request's order)
+    assert {p["entity_id"]: p["unit"] for p in answer} == {"FD001-u003": 3, "FD001-u001": 1}
     wrong = client.post(url, json={"entity_ids": ["daewoo"], "view": "cmapss_labels"}, headers=h)
     assert wrong.status_code in (404, 422), wrong.text
 
@@ -246,3 +248,13 @@ def test_the_console_forecasts_the_plants_own_meter(client, db, settings, demo_m
     answer = ok(client.post(sample["endpoint"], json=sample["body"], headers=h))
     last = pd.to_datetime(energy["date"].iloc[-1], format="%d/%m/%Y %H:%M") + pd.Timedelta(days=1)
     assert {p["origin"] for p in answer} == {f"{last:%Y-%m-%d} 00:00:00"} and len(answer) == 96
+
+
+def test_engine_numbers_come_from_the_ids_where_each_names_its_own():
+    from serving.predictions import _engine_numbers
+
+    assert _engine_numbers(["FD001-u003", "FD001-u007", "FD003-t012"]) == [3, 7, 12]
+    # two subsets' engine 3, or an id without a number: numbered in the request's order (entity_id tells them apart)
+    assert _engine_numbers(["FD001-u003", "FD003-u003"]) == [1, 2]
+    assert _engine_numbers(["FD001-u003", "press-7"]) == [1, 2]
+    assert _engine_numbers(["FD001-u000"]) == [1]
