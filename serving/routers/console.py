@@ -17,6 +17,7 @@ import math
 from datetime import datetime, timedelta
 from pathlib import Path
 
+import numpy as np
 from fastapi import APIRouter, Depends
 from starlette.concurrency import run_in_threadpool
 
@@ -149,11 +150,14 @@ def _defect_rows_for(manifest: dict) -> list[dict] | None:
         return None
     if not names or not len(names) == len(median) == len(scale):
         return None
+    # each sample its own mix of moves (-1.2 to +1.2 scales), the same on every call; the pattern of (i * 7 + j * 3)
+    # % 5 had repeated every five samples (the sixth was the first again)
+    moves = np.random.default_rng(0).integers(-2, 3, size=(DEFECT_ROWS, len(names)))
     rows = []
     for i in range(DEFECT_ROWS):
-        row: dict = {"row_id": f"wafer-{i + 1:02d}"}
+        row: dict = {"row_id": f"sample-{i + 1:02d}"}
         for j, (name, m, s) in enumerate(zip(names, median, scale, strict=True)):
-            row[name] = float(f"{m + ((i * 7 + j * 3) % 5 - 2) * 0.6 * s:.5g}")
+            row[name] = float(f"{m + int(moves[i, j]) * 0.6 * s:.5g}")
         rows.append(row)
     return rows
 

@@ -67,6 +67,10 @@ def test_a_peak_cap_on_hourly_periods_says_it_is_not_a_15_minute_cap(planner):
     note = hourly["peak_cap_note"]
     assert "checked on each 60-minute period's mean forecast load" in note and "15-minute demand" in note
     assert "energy.period of 15 minutes" in note
+    # hours_per_unit 0.016667 (the docs' minute) makes a period of 60.0012 minutes: said as 60
+    rounded = post({"period": 60, "prices": [1.0] * 24, "peak_cap_kw": 1e6,
+                    "hours_per_unit": 0.016667})["linked"]["energy_model"]["peak_cap_note"]
+    assert "checked on each 60-minute period's" in rounded, rounded
     quarter = post({"period": 15, "prices": [1.0] * 96, "peak_cap_kw": 1e6})["linked"]["energy_model"]
     assert quarter["period_minutes"] == 15 and "peak_cap_note" not in quarter
     uncapped = post({"period": 60, "prices": [1.0] * 24})["linked"]["energy_model"]

@@ -814,7 +814,7 @@ def test_dashboard_with_trained_models(page, server, charlie, tmp_path):
     assert len(ruls) == 4 and ruls == sorted(ruls)
 
     # quality: recent defect predictions with probabilities and the measurements behind them
-    assert "Defect predictions (sample wafers)" in page.inner_text("#dash-quality")
+    assert "Defect predictions (samples)" in page.inner_text("#dash-quality")
     rows = page.locator("#defect-table tbody tr")
     assert rows.count() == 8
     assert re.search(r"\d+(\.\d)?%", rows.first.inner_text())
