@@ -387,8 +387,8 @@ def solve_prepared(problem, params, linked: dict) -> dict:  # noqa: ANN001
         linked["energy_model"] = used = {**used, "peak_cap_note": (
             f"the peak cap ({problem.energy.peak_cap_kw:g} kW) is checked on each "
             f"{round(used['period_minutes'], 1):g}-minute period's mean forecast load, so within a period the "
-            "plant's 15-minute demand (what KEPCO bills) can exceed it; plan with energy.period of 15 minutes (energy.period x energy.hours_per_unit = 0.25 h) to "
-            "cap 15-minute demand")}
+            "plant's 15-minute demand (what KEPCO bills) can exceed it; plan with energy.period of 15 minutes "
+            "(energy.period x energy.hours_per_unit = 0.25 h) to cap 15-minute demand")}
     if used and not used.get("planner_base_load_kept") and doc.get("makespan") is not None:
         covered = len(used["base_load_kw"]) * problem.energy.period  # plan units the forecast covers
         if doc["makespan"] > covered:
