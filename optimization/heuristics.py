@@ -1047,7 +1047,9 @@ def warm() -> None:
     ``optimization._dispatch_core``, and the job-shop tabu search, ``optimization.tabu``) from numba's cache, or
     compile them (~20 s) when it is empty.
     ``make install`` and the serving image run it once, so a plan never waits for the compiler."""
-    from optimization.problem import Downtime, Job, Machine, Operation, SetupTimes
+    from dataclasses import replace
+
+    from optimization.problem import Downtime, EnergySettings, Job, Machine, Operation, SetupTimes
     from optimization.tabu import warm as warm_tabu
 
     machines = tuple(Machine(m, (Downtime(30, 40, "break"),)) for m in ("A", "B"))
@@ -1056,6 +1058,14 @@ def warm() -> None:
                  for j in range(3))
     p = SchedulingProblem(jobs=jobs, machines=machines, setups=SetupTimes(matrix={("F0", "F1"): 2, ("F1", "F0"): 3}))
     sequence_search(p, dispatch(p, "atc"), {"tardiness": 1.0}, 1.0, max_moves=5)
+    # the same under a peak power cap: the capped scheme's own loops (a plant's first capped plan had compiled them
+    # inside its request, 23 s for a 15 s limit, with no time left to search: planner's audit)
+    capped = replace(p, jobs=tuple(replace(j, operations=tuple(replace(o, power_kw=10.0) for o in j.operations))
+                                   for j in jobs),
+                     energy=EnergySettings(period=60, prices=(1.0,), base_load_kw=(5.0,), peak_cap_kw=25.0))
+    start = dispatch(capped, "atc")
+    tail_search(capped, start, lambda s: (s.objective["weighted_tardiness"],), 0.0, max_iters=2, round_iters=2,
+                stages=[{"tardiness": 1.0}])
     warm_tabu()
 
 

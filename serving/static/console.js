@@ -1587,6 +1587,11 @@ function renderDetails(sel) {
         `${c.binding.map((b) => esc(why(b))).join("; ")}</li>`).join("") + `</ol>` +
       (late.blocking_operations.length ? `<p>${esc(t("details.blocking"))}: ${late.blocking_operations.map((b) => esc(`${b.job}/${b.operation}`)).join(", ")}</p>` : "") +
       `</div>`;
+  } else if (lateJobIds(S.result).has(String(s.job))) {
+    // late, but past the explained ones (the server explains the 50 latest): said, not "on time"
+    const job = S.problem.jobs.find((j) => String(j.id) === String(s.job));
+    const end = Math.max(...S.result.gantt.filter((r) => String(r.job) === String(s.job)).map((r) => r.end));
+    html += `<p class="late-tag">${esc(t("details.lateUnexplained", { due: job?.due ?? "–", end, tardiness: job?.due != null ? end - job.due : "–" }))}</p>`;
   } else {
     html += `<p class="muted">${esc(t("details.notLate"))}</p>`;
   }

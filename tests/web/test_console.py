@@ -258,6 +258,13 @@ def test_sign_in_plan_and_explain_a_late_job(page, server, tmp_path):
     assert job in text and "병목" in text  # "bottleneck", in Korean
     assert page.locator("#late-explanation ol.chain li").count() >= 1
     shot(page, tmp_path, "planner-late-job-ko")
+    # a late job past the 50 the server explains was said to be on time; it is now said late, with its figures
+    page.evaluate("S.result.late_jobs = []")
+    late.first.click()
+    wait_js(page, "!document.getElementById('late-explanation')")
+    said = page.inner_text("#details-body p.late-tag")
+    assert said.startswith("이 작업은 납기") and "50건까지만" in said and "지킵니다" not in said, said
+    page.evaluate("renderDetails()")
 
     # zoom and pan change the view
     before = page.locator("#gantt g.op rect.body").first.get_attribute("width")
