@@ -1646,20 +1646,35 @@ function renderCompare() {
 // One line per bar. `late` is the server's (true on the last operation of a late job: where the job ends late);
 // `job_late` is true on every operation of a late job, as the chart marks them (gantt.js lateJobIds): the column to
 // filter a late job's operations by.
+// A text cell as a spreadsheet should show it: one starting like a formula (=, +, -, @, a tab or CR) gets a leading
+// single quote (an order named "=HYPERLINK(...)" ran in the planner's spreadsheet); quoted where it holds a comma,
+// a quote or a line break. Numbers are written as they are (a started operation's negative start is a number).
+function csvCell(c, text) {
+  let v = String(c);
+  if (text && /^[=+\-@\t\r]/.test(v)) v = "'" + v;
+  return /[",\n\r]/.test(v) ? `"${v.replace(/"/g, '""')}"` : v;
+}
+
 function exportCsv() {
   if (!S.result) { sayNoPlan(); return; }
-  // started / started_at: an operation already running (its row begins at 0, its real start before that)
-  const head = ["machine", "job", "operation", "start", "end", "setup", "late", "pinned", "job_late", "started", "started_at", "reason"];
+  // started / started_at: an operation already running (its row begins at 0, its real start before that);
+  // setup_start: where the changeover before it begins (it may lie before a break); due and family from the orders
+  const head = ["machine", "job", "operation", "start", "end", "setup", "late", "pinned", "job_late", "started", "started_at", "reason",
+    "setup_start", "due", "family"];
+  const text = new Set(["machine", "job", "operation", "reason", "family"]);
   const lines = [head.join(",")];
   const late = lateJobIds(S.result);
   for (const r of S.result.gantt) {
     const op = r.job == null ? null : findOp(r.job, r.operation, S.solved);
+    const job = r.job == null ? null : S.solved.jobs.find((j) => String(j.id) === String(r.job));
     const cells = [r.machine, r.job ?? "", r.operation, r.start, r.end, r.setup, !!r.late, !!(op && op.pinned), r.job != null && late.has(String(r.job)),
-      !!(op && op.started), r.started_at ?? (op && op.started ? op.started.start : ""), r.reason ?? ""];
-    lines.push(cells.map((c) => (/[",\n]/.test(String(c)) ? `"${String(c).replace(/"/g, '""')}"` : String(c))).join(","));
+      !!(op && op.started), r.started_at ?? (op && op.started ? op.started.start : ""), r.reason ?? "",
+      r.setup ? (r.setup_start ?? "") : "", job?.due ?? "", op?.family ?? ""];
+    lines.push(cells.map((c, i) => csvCell(c, text.has(head[i]))).join(","));
   }
   const name = `sfai-plan-${planName()}.csv`;
-  download(name, new Blob([lines.join("\n") + "\n"], { type: "text/csv" }));
+  // with a byte-order mark: Excel reads a CSV without one in the system's code page, and Korean names came out garbled
+  download(name, new Blob(["\ufeff" + lines.join("\n") + "\n"], { type: "text/csv;charset=utf-8" }));
   sayExported(name);
 }
 

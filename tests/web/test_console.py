@@ -316,9 +316,20 @@ def test_drag_pins_an_operation_and_replans(page, server, tmp_path):
 
     with page.expect_download() as dl:
         page.click("#export-csv")
-    csv = Path(dl.value.path()).read_text()
-    assert csv.splitlines()[0] == "machine,job,operation,start,end,setup,late,pinned,job_late,started,started_at,reason"
+    raw = Path(dl.value.path()).read_bytes()
+    assert raw.startswith(b"\xef\xbb\xbf")  # a byte-order mark: Excel then reads Korean names as UTF-8
+    csv = raw.decode("utf-8-sig")
+    assert csv.splitlines()[0] == ("machine,job,operation,start,end,setup,late,pinned,job_late,started,started_at,reason,"
+                                   "setup_start,due,family")
     assert "IMM-02,J-1001,mould" in csv and ",true" in csv
+    rows = list(csv_module.DictReader(io.StringIO(csv)))
+    dues = {str(j["id"]): j.get("due") for j in page.evaluate("S.solved.jobs")}
+    assert all(r["due"] == str(dues[r["job"]] if dues[r["job"]] is not None else "") for r in rows if r["job"])
+    assert all(r["setup_start"] for r in rows if r["job"] and int(r["setup"]) > 0)
+    # a text cell that starts like a formula is kept as text; numbers (a running operation's -10) stay numbers
+    cells = page.evaluate("""[csvCell('=HYPERLINK("x")', true), csvCell('@cmd', true), csvCell(-10, false),
+                               csvCell('a,b', true), csvCell('주문-1001', true)]""")
+    assert cells == ["\"'=HYPERLINK(\"\"x\"\")\"", "'@cmd", "-10", '"a,b"', "주문-1001"], cells
     with page.expect_download() as dl:
         page.click("#export-png")
     png = Path(dl.value.path()).read_bytes()
@@ -2020,7 +2031,7 @@ def test_csv_export_marks_every_operation_of_a_late_job_as_the_chart_does(page, 
     assert late_jobs
     with page.expect_download() as dl:
         page.click("#export-csv")
-    rows = list(csv_module.DictReader(io.StringIO(Path(dl.value.path()).read_text())))
+    rows = list(csv_module.DictReader(io.StringIO(Path(dl.value.path()).read_text(encoding="utf-8-sig"))))
     ops = [r for r in rows if r["job"]]
     assert len(ops) == len(bars)
     chart = {(job, op): late for job, op, late in bars}
