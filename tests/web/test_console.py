@@ -319,8 +319,8 @@ def test_drag_pins_an_operation_and_replans(page, server, tmp_path):
     raw = Path(dl.value.path()).read_bytes()
     assert raw.startswith(b"\xef\xbb\xbf")  # a byte-order mark: Excel then reads Korean names as UTF-8
     csv = raw.decode("utf-8-sig")
-    assert csv.splitlines()[0] == ("machine,job,operation,start,end,setup,late,pinned,job_late,started,started_at,reason,"
-                                   "setup_start,due,family")
+    assert csv.splitlines()[0] == ("machine,job,operation,start,end,setup,late,pinned,job_late,started,started_at,"
+                                   "reason,setup_start,due,family")
     assert "IMM-02,J-1001,mould" in csv and ",true" in csv
     rows = list(csv_module.DictReader(io.StringIO(csv)))
     dues = {str(j["id"]): j.get("due") for j in page.evaluate("S.solved.jobs")}
