@@ -609,34 +609,79 @@ class Jobs:
         if tenant_id is not None and "scheduling" not in active_subscriptions(self.db, tenant_id):
             # ended while the job waited: a job queued before the end is not started after it (it had been, and
             # its answer could only be read by subscribing again)
-            self._update(job_id, status="failed", finished_at=utcnow(),
+            self._update(job_id, status="failed", finished_at=utcnow(), was="queued",
                          error="the tenant's scheduling subscription ended before this job started: it was not run")
             return
-        if not self._update(job_id, status="running", started_at=utcnow()):
-            return
+        if not self._update(job_id, status="running", started_at=utcnow(), was="queued"):
+            return  # cancelled meanwhile, or taken over
         try:
             result = solve_prepared(*prepared)
         except Exception as e:  # noqa: BLE001 - recorded on the job
             log.exception("scheduling job %s failed", job_id)
             self._fail(job_id, e)
             return
-        self._update(job_id, status="done", result=json.dumps(result, default=str), finished_at=utcnow())
+        self._update(job_id, status="done", result=json.dumps(result, default=str), finished_at=utcnow(),
+                     was="running")
 
     def _fail(self, job_id: str, e: Exception) -> None:
         self._update(job_id, status="failed", error=f"{type(e).__name__}: {e}", finished_at=utcnow())
 
-    def _update(self, job_id: str, **values) -> bool:
-        """Writes ``values`` on the job while this process owns it; False (and nothing written) once another
-        process has taken the job over: this one had stopped stamping it, and the other's answer stands."""
+    def _update(self, job_id: str, *, was: str | None = None, **values) -> bool:
+        """Writes ``values`` on the job while this process owns it (and, with ``was``, while the job is in that
+        state: a job cancelled meanwhile keeps "cancelled"); False (and nothing written) otherwise: another process
+        took the job over (this one had stopped stamping it, and the other's answer stands), or it was cancelled."""
+        cond = [SchedulingJob.id == job_id, SchedulingJob.owner == self.owner]
+        if was is not None:
+            cond.append(SchedulingJob.status == was)
         with self.db.session() as s:
-            written = s.execute(
-                update(SchedulingJob).where(SchedulingJob.id == job_id, SchedulingJob.owner == self.owner)
-                .values(**values)
-            ).rowcount
+            written = s.execute(update(SchedulingJob).where(*cond).values(**values)).rowcount
         if not written:
-            log.warning("scheduling job %s was taken over by another process; this one's %s is dropped", job_id,
-                        values.get("status", "update"))
+            log.warning("scheduling job %s was cancelled or taken over by another process; this one's %s is dropped",
+                        job_id, values.get("status", "update"))
         return bool(written)
+
+    def cancel(self, tenant_id: int, job_id: str) -> dict:
+        """Cancel one of the tenant's jobs. A queued one is never started; a running one stops counting against the
+        tenant's jobs at once and its plan is dropped, but its solve runs on to its time limit (a solve cannot be
+        stopped part-way; the answer's ``error`` says until when). 409 ``job_finished`` for a job already done,
+        failed or cancelled (another tenant's job: 404)."""
+        with self._lock:
+            with self.db.session() as s:
+                job = s.scalar(select(SchedulingJob).where(SchedulingJob.id == job_id,
+                                                           SchedulingJob.tenant_id == tenant_id).with_for_update())
+                if job is None:
+                    raise NotFound(f"scheduling job {job_id!r} not found")
+                if job.status not in ("queued", "running"):
+                    raise Conflict(f"scheduling job {job_id} is {job.status}: there is nothing to cancel",
+                                   code="job_finished")
+                now = utcnow()
+                if job.status == "running":
+                    limit = float(json.loads(job.request).get("time_limit_s") or 0)
+                    ends = as_utc(job.started_at) + timedelta(seconds=limit) if job.started_at else now
+                    job.error = ("cancelled while running: its plan is dropped; the solve already under way ends by "
+                                 f"its time limit, at {_utc_text(ends)}")
+                else:
+                    job.error = "cancelled before it started"
+                job.status, job.finished_at = "cancelled", now
+            queue = self._queued.get(tenant_id)
+            if queue is not None:  # this process holds it queued: off the queue, and no longer stamped
+                kept = deque(x for x in queue if x[0] != job_id)
+                if kept:
+                    self._queued[tenant_id] = kept
+                else:
+                    del self._queued[tenant_id]
+                if len(kept) < len(queue):
+                    self._held.discard(job_id)
+        return self.get(tenant_id, job_id)
+
+    def recent(self, tenant_id: int, *, status: str | None = None, limit: int = 50) -> list[dict]:
+        """The tenant's jobs, newest first (without their plans: ``GET /v1/scheduling/jobs/{id}`` has each)."""
+        stmt = select(SchedulingJob.id).where(SchedulingJob.tenant_id == tenant_id)
+        if status is not None:
+            stmt = stmt.where(SchedulingJob.status == status)
+        with self.db.session() as s:
+            ids = s.scalars(stmt.order_by(SchedulingJob.created_at.desc(), SchedulingJob.id).limit(limit)).all()
+        return [{k: v for k, v in self.get(tenant_id, i).items() if k != "result"} for i in ids]
 
     def get(self, tenant_id: int, job_id: str) -> dict:
         with self.db.session() as s:

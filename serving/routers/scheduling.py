@@ -5,9 +5,9 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-from typing import Annotated
+from typing import Annotated, Literal
 
-from fastapi import Header, Request, Response, status
+from fastapi import Header, Query, Request, Response, status
 from starlette.concurrency import run_in_threadpool
 
 from serving.deps import CallerDep, PlatformDep
@@ -26,7 +26,8 @@ from serving.scheduling import (
     with_machine_risk,
     with_plant_load,
 )
-from serving.schemas.scheduling import JobAnswer, JobRequest, SolveAnswer, SolveRequest
+from serving.schemas.platform import error_response
+from serving.schemas.scheduling import JobAnswer, JobRequest, JobSummary, SolveAnswer, SolveRequest
 from serving.tenancy import utcnow
 
 router = module_router("scheduling")
@@ -159,3 +160,25 @@ def _idempotency_key(value: str | None) -> str | None:
 async def read_job(job_id: str, ctx: CallerDep, platform: PlatformDep) -> dict:
     """A job's state and, once done, its plan (another tenant's job answers 404)."""
     return await run_in_threadpool(platform.jobs.get, ctx.tenant_id, job_id)
+
+
+@router.get("/jobs", response_model=None, responses={200: {"model": list[JobSummary]}})
+async def read_jobs(
+    ctx: CallerDep, platform: PlatformDep,
+    status: Literal["queued", "running", "done", "failed", "cancelled"] | None = Query(
+        None, description="only the jobs in this state"),
+    limit: int = Query(50, ge=1, le=500),
+) -> list[dict]:
+    """This tenant's background solves, newest first, without their plans (``GET /v1/scheduling/jobs/{job_id}``
+    gives a job's plan)."""
+    return await run_in_threadpool(functools.partial(platform.jobs.recent, status=status, limit=limit),
+                                   ctx.tenant_id)
+
+
+@router.delete("/jobs/{job_id}", response_model=None, responses={
+    200: {"model": JobAnswer}, 409: error_response("the job is done, failed or cancelled already (job_finished)")})
+async def cancel_job(job_id: str, ctx: CallerDep, platform: PlatformDep) -> dict:
+    """Cancel a background solve: a queued one never starts; a running one no longer counts against the tenant's
+    jobs and its plan is dropped, though its solve runs on to its time limit (``error`` says until when). Another
+    tenant's job answers 404."""
+    return await run_in_threadpool(platform.jobs.cancel, ctx.tenant_id, job_id)

@@ -137,11 +137,14 @@ class SolveAnswer(BaseModel):
         "demand); note and warnings where the plan runs past the forecast or the meter's rows had gaps")
 
 
-class JobAnswer(BaseModel):
+class JobSummary(BaseModel):
     job_id: str
-    status: Literal["queued", "running", "done", "failed"]
+    status: Literal["queued", "running", "done", "failed", "cancelled"]
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
+    error: str | None = Field(description="why the job failed, or how it was cancelled")
+
+
+class JobAnswer(JobSummary):
     result: SolveAnswer | None = Field(description="the plan, once done")
-    error: str | None = Field(description="why the job failed")

@@ -1030,6 +1030,7 @@ async function runPlan(work, solved, { stale = false } = {}) {
   try {
     const res = await work(epoch);
     if (epoch !== S.epoch || res === null) return false; // signed out while it ran
+    if (res === CANCELLED) return false; // the status line says so; the plan before it stays
     if (S.problem !== problem) { say(() => t("planner.stale"), true); return false; }
     if (!res.gantt || !res.gantt.length || res.status === "INFEASIBLE" || res.status === "MODEL_INVALID") {
       // a pin that made the plan impossible is undone (the plan before it stays); only then is that said
@@ -1115,6 +1116,8 @@ function resumeJob(saved) {
 
 // Polls GET /v1/scheduling/jobs/{id} (every 0.4 s at first, backing off to 2 s) with its state on the job line,
 // from `job` (the state known) or at once. The plan, or null if the caller signed out meanwhile; a failed job throws.
+const CANCELLED = Object.freeze({ cancelled: true }); // pollJob's answer for a cancelled job: no plan, said already
+
 async function pollJob(view, token, job = null) {
   let delay = 400;
   let misses = 0;
@@ -1123,8 +1126,13 @@ async function pollJob(view, token, job = null) {
     if (S.job !== token) return null;
     if (job) {
       view.job = job;
-      if (job.status === "done" || job.status === "failed") view.end = Date.now();
+      if (job.status === "done" || job.status === "failed" || job.status === "cancelled") view.end = Date.now();
       renderJob();
+      if (job.status === "cancelled") { // from this console (the Cancel button) or from the API
+        const running = /^cancelled while running/.test(job.error || "");
+        say(() => t(running ? "job.cancelledRunning" : "job.cancelled", { id: view.id }));
+        return CANCELLED;
+      }
       if (job.status === "done") return job.result;
       if (job.status === "failed") throw new ApiError(500, () => t("job.failed", { id: view.id }), { detail: job.error || "", showDetail: true });
     }
@@ -1159,6 +1167,19 @@ function renderJob() {
   line.dataset.state = status;
   line.dataset.job = v.job.job_id;
   line.hidden = false;
+  $("job-cancel").hidden = !!v.end || !(status === "queued" || status === "running");
+}
+
+// The job line's Cancel: DELETE /v1/scheduling/jobs/{id}; the poll then sees the job cancelled and says so.
+async function cancelJob() {
+  const v = S.jobView;
+  if (!v || v.end) return;
+  try {
+    v.job = await api("/v1/scheduling/jobs/" + encodeURIComponent(v.job.job_id), { method: "DELETE" });
+    renderJob();
+  } catch (e) {
+    if (e.status !== 409) say(e, true); // 409: it finished meanwhile; the poll shows its plan
+  }
 }
 
 function findOp(job, opId, problem = S.problem) {
@@ -2240,6 +2261,7 @@ $("new-key-copy").addEventListener("click", async () => {
 });
 $("usage-form").addEventListener("submit", (e) => { e.preventDefault(); busy($("usage-apply"), () => loadUsage()); });
 $("usage-more").addEventListener("click", () => busy($("usage-more"), () => loadUsage(true)));
+$("job-cancel").addEventListener("click", () => busy($("job-cancel"), cancelJob));
 $("usage-export").addEventListener("click", () => busy($("usage-export"), exportUsage));
 window.addEventListener("resize", () => { if (S.result && !$("panel-planner").hidden) gantt.render(S.solved, S.result, { keepView: true }); });
 

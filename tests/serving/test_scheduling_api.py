@@ -898,3 +898,68 @@ def test_background_jobs_without_auth_say_why_not(settings, db):
         assert r.status_code == 422 and "with SFAI_AUTH_ENABLED=false there is none" in r.text, r.text
         assert c.post("/v1/scheduling/solve", json={"problem": PROBLEM, "time_limit_s": 2}).status_code == 200
     app.state.platform.close()
+
+
+def test_jobs_can_be_listed_and_cancelled(client, db, monkeypatch):
+    """There was no way to stop a mistaken job (an hour's solve held one of the tenant's four places for an hour) nor
+    to list the jobs (planner's audit). DELETE cancels: a queued job never starts, a running one stops counting and
+    its plan is dropped; GET /v1/scheduling/jobs lists the tenant's own jobs, newest first, without plans."""
+    started, finish = [], threading.Semaphore(0)
+
+    def solve(problem, params, linked):
+        started.append(problem.name)
+        assert finish.acquire(timeout=30), "the test never let this solve finish"
+        return {"name": problem.name, "linked": linked}
+
+    monkeypatch.setattr("serving.scheduling.solve_prepared", solve)
+    acme = make_tenant(db, PEPPER, "acme", modules=("scheduling",))
+    other = make_tenant(db, PEPPER, "other", modules=("scheduling",))
+    h = bearer(acme.mes)
+    ids = {}
+    try:
+        for name in ("A1", "A2", "A3", "A4"):
+            r = client.post("/v1/scheduling/jobs", json={"problem": {**PROBLEM, "name": name}, "time_limit_s": 5},
+                            headers=h)
+            assert r.status_code == 202, r.text
+            ids[name] = r.json()["job_id"]
+            if name == "A1":
+                deadline = time.monotonic() + 30
+                while not started and time.monotonic() < deadline:
+                    time.sleep(0.01)
+        # four places taken: a fifth is refused until one is cancelled
+        assert client.post("/v1/scheduling/jobs", json={"problem": PROBLEM}, headers=h).status_code == 429
+        listed = client.get("/v1/scheduling/jobs", headers=h).json()
+        assert [j["job_id"] for j in listed] == [ids[n] for n in ("A4", "A3", "A2", "A1")]
+        assert all("result" not in j for j in listed) and listed[-1]["status"] == "running"
+        assert client.get("/v1/scheduling/jobs", headers=bearer(other.mes)).json() == []
+        assert client.delete(f"/v1/scheduling/jobs/{ids['A2']}", headers=bearer(other.mes)).status_code == 404
+
+        queued = client.delete(f"/v1/scheduling/jobs/{ids['A2']}", headers=h)
+        assert queued.status_code == 200 and queued.json()["status"] == "cancelled", queued.text
+        assert queued.json()["error"] == "cancelled before it started" and queued.json()["finished_at"].endswith("Z")
+        running = client.delete(f"/v1/scheduling/jobs/{ids['A1']}", headers=h).json()
+        assert running["status"] == "cancelled" and running["error"].startswith("cancelled while running: its plan "
+                                                                                "is dropped; the solve already")
+        again = client.delete(f"/v1/scheduling/jobs/{ids['A1']}", headers=h)
+        assert again.status_code == 409 and again.json()["error"]["code"] == "job_finished"
+        r = client.post("/v1/scheduling/jobs", json={"problem": {**PROBLEM, "name": "A5"}, "time_limit_s": 5},
+                        headers=h)
+        assert r.status_code == 202, r.text  # the places the cancelled jobs held are free
+        ids["A5"] = r.json()["job_id"]
+        only = client.get("/v1/scheduling/jobs?status=cancelled", headers=h).json()
+        assert {j["job_id"] for j in only} == {ids["A1"], ids["A2"]}
+        for _ in range(4):
+            finish.release()
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and client.get(f"/v1/scheduling/jobs/{ids['A5']}",
+                                                          headers=h).json()["status"] != "done":
+            time.sleep(0.02)
+    finally:
+        for _ in range(5):
+            finish.release()
+    states = {n: client.get(f"/v1/scheduling/jobs/{i}", headers=h).json() for n, i in ids.items()}
+    assert {n: j["status"] for n, j in states.items()} == {
+        "A1": "cancelled", "A2": "cancelled", "A3": "done", "A4": "done", "A5": "done"}
+    assert states["A1"]["result"] is None  # the running solve finished, and its plan was dropped
+    assert started == ["A1", "A3", "A4", "A5"]  # the cancelled queued job never started
+    assert client.get("/v1/scheduling/jobs?status=bogus", headers=h).status_code == 422

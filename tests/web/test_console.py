@@ -1409,6 +1409,51 @@ def _hold_jobs_running(route) -> None:
         "started_at": "2026-01-01T00:00:01Z", "finished_at": None, "result": None, "error": None}))
 
 
+def test_a_background_job_can_be_cancelled_from_the_job_line(page, server):
+    """A mistaken long job could not be stopped (planner's audit): the job line's Cancel sends DELETE, the poll sees
+    the job cancelled, and the status line says its plan is dropped; the plan before it stays."""
+    page.select_option("#lang-select", "en")
+    sign_in(page, server.acme.mes)
+    page.wait_for_selector("#gantt .gantt-empty")
+    run_plan(page)
+    bars = page.locator("#gantt g.op").count()
+    state = {"status": "running"}
+    deletes: list[str] = []
+
+    def jobs(route) -> None:
+        job_id = route.request.url.rsplit("/", 1)[1]
+        if route.request.method == "DELETE":
+            deletes.append(job_id)
+            state["status"] = "cancelled"
+        route.fulfill(status=200, content_type="application/json", body=json.dumps({
+            "job_id": job_id, "status": state["status"], "created_at": "2026-01-01T00:00:00Z",
+            "started_at": "2026-01-01T00:00:01Z", "finished_at": None, "result": None,
+            "error": "cancelled while running: its plan is dropped; the solve already under way ends by its time "
+                     "limit, at 2026-01-01T00:00:41Z" if state["status"] == "cancelled" else None}))
+
+    # the job itself is made up too: a real one would hold the test server's one worker for its 40 s
+    page.route("**/v1/scheduling/jobs", lambda route: route.fulfill(status=202, content_type="application/json",
+                                                                      body=json.dumps({
+        "job_id": "0123456789abcdef0123456789abcdef", "status": "queued", "created_at": "2026-01-01T00:00:00Z",
+        "started_at": None, "finished_at": None, "result": None, "error": None})))
+    page.route("**/v1/scheduling/jobs/*", jobs)
+    page.fill("#time-limit", "40")
+    page.click("#solve-btn")
+    page.wait_for_selector('#job-line[data-state="running"]')
+    assert page.is_visible("#job-cancel") and page.inner_text("#job-cancel") == "Cancel job"
+    page.click("#job-cancel")
+    page.wait_for_selector('#job-line[data-state="cancelled"]')
+    wait_js(page, "!document.getElementById('solve-btn').disabled")
+    assert deletes == [page.get_attribute("#job-line", "data-job")]
+    assert page.is_hidden("#job-cancel")
+    assert "cancelled while running: its plan is dropped" in page.inner_text("#status")
+    assert "cancelled" in page.inner_text("#job-text")
+    assert page.locator("#gantt g.op").count() == bars  # the plan before it stays
+    assert json.loads(page.evaluate("sessionStorage.getItem('sfai_plan')"))["job"] is None
+    page.unroute("**/v1/scheduling/jobs/*")
+    page.unroute("**/v1/scheduling/jobs")
+
+
 def test_a_reload_keeps_the_planners_work_and_resumes_a_running_job(page, server):
     """The orders, settings and plan survive a reload of the tab, per tenant; a background job that was running is
     polled again after the reload and its plan shown. Sign out forgets them; a storage quota is handled."""
