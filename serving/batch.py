@@ -32,7 +32,7 @@ from serving.runtime import OnnxModel
 from serving.settings import ray_address
 
 ROW_ID = {"failure": "UDI", "defect": "row_id"}  # row-wise families and the id column of their output
-ROW_OPTIONS = ("recent_failure_rate",)  # options of the row-by-row scorers (the file streams through them)
+ROW_OPTIONS = ("recent_failure_rate", "threshold")  # options of the row-by-row scorers (the file streams through)
 PLAIN_CSV = {"encoding": "utf-8-sig", "sep": ",", "decimal": "."}
 CHUNK_ROWS = 100_000
 

@@ -26,14 +26,14 @@ from feature_store.view import TIMESTAMP
 from models.families import get_family
 from models.registry import ModelRegistry, find_champion, find_named
 from serving.db import Database
-from serving.errors import InvalidInput, NotFound, UnsupportedMediaType, parse_json
+from serving.errors import InvalidInput, NotFound, UnsupportedMediaType, parse_json, shown
 from serving.runtime import ModelIntegrityError, OnnxModel
 
 log = logging.getLogger("sfai.models")
 
 MAX_RECORDS = 10_000  # the most a deployment may allow; Settings.max_batch_records may set fewer
 ARROW_STREAM = "application/vnd.apache.arrow.stream"
-OPTIONS = ("explain", "start", "horizon", "recent_failure_rate")
+OPTIONS = ("explain", "start", "horizon", "recent_failure_rate", "threshold")
 BODY_FIELDS = frozenset({"entity_ids", "view", "model", *OPTIONS})  # besides "records"
 EXPLAIN_BY_DEFAULT = 1_000  # bigger batches get top features only when asked: occlusion multiplies the model runs
 ENTITY_ID = "entity_id"  # added to each answer row of a prediction by entity id: the id it answers, as sent
@@ -476,11 +476,12 @@ def query_options(params) -> dict:  # noqa: ANN001
     steps = str(out.get("horizon", "")).strip()
     if steps.isascii() and steps.isdigit():
         out["horizon"] = int(steps)
-    if "recent_failure_rate" in out:
-        try:
-            out["recent_failure_rate"] = float(str(out["recent_failure_rate"]).strip())
-        except ValueError:
-            pass  # text: refused by the model, naming the value
+    for key in ("recent_failure_rate", "threshold"):
+        if key in out:
+            try:
+                out[key] = float(str(out[key]).strip())
+            except ValueError:
+                pass  # text: refused, naming the value
     return out
 
 
@@ -558,4 +559,15 @@ def _option(key: str, value):  # noqa: ANN202, ANN001
         return check_horizon(value, text=False)
     if key == "recent_failure_rate":  # the model checks it (a share from 0 to 1), and whether it uses one
         return value
+    if key == "threshold":
+        return check_threshold(value)
     return str(value)
+
+
+def check_threshold(value: object) -> float:
+    """A caller's decision threshold (``threshold``, ``sfai predict --threshold``): a probability from 0 to 1."""
+    number = value if isinstance(value, int | float) and not isinstance(value, bool) else None
+    if number is None or not 0.0 <= float(number) <= 1.0:  # NaN fails both
+        raise InvalidInput('"threshold" must be a probability from 0 to 1 (a row is predicted positive at or above '
+                           f"it; default: the threshold the model ships with); got {shown(value)}")
+    return float(number)

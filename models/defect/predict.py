@@ -70,18 +70,18 @@ def _stale(drift: dict, times: np.ndarray | None, rates: np.ndarray) -> list[str
 
 
 def score(model: OnnxModel, df: pd.DataFrame, *, explain: bool = False, top: int | None = None,
-          recent_failure_rate: float | None = None) -> pd.DataFrame:
+          recent_failure_rate: float | None = None, threshold: float | None = None) -> pd.DataFrame:
     """The contract columns for rows already read (``row_id`` 1..n where the rows have none); ``explain`` adds
     ``top_measurements``: ``f059:+0.41;f033:-0.22;...`` (logit contributions, largest first);
     ``recent_failure_rate`` (0-1): the line's current failure rate, used for every row instead of the training
-    history's."""
+    history's; ``threshold``: the decision threshold for ``defect_predicted`` instead of the shipped one."""
     z, prob, notes = _zprob(model, df, recent_failure_rate)
     m = model.manifest
     out = pd.DataFrame(
         {
             "row_id": frame_ids(df, F.ID),
             "defect_probability": np.round(prob.astype(float), 6),
-            "defect_predicted": (prob >= float(m["threshold"])).astype(int),
+            "defect_predicted": (prob >= float(m["threshold"] if threshold is None else threshold)).astype(int),
         },
         columns=COLUMNS,
     )
@@ -112,8 +112,8 @@ def records_frame(records: list[dict]) -> pd.DataFrame:
 
 
 def predict(model: OnnxModel, input_path: Path, dataset: str, *, start=None, horizon=96,  # noqa: ANN001
-            recent_failure_rate: float | None = None, **_) -> pd.DataFrame:
-    return score(model, F.read_rows(input_path), recent_failure_rate=recent_failure_rate)
+            recent_failure_rate: float | None = None, threshold: float | None = None, **_) -> pd.DataFrame:
+    return score(model, F.read_rows(input_path), recent_failure_rate=recent_failure_rate, threshold=threshold)
 
 
 def explain(model: OnnxModel, input_path: Path, *, top_k: int | None = None) -> pd.DataFrame:

@@ -42,7 +42,8 @@ def _manifest_fills(model: OnnxModel) -> list | bool:
     return [_fill(model, c, ()) for c in F.RAW] if all(c == F.TYPE or c in baseline for c in F.RAW) else False
 
 
-def _score(model: OnnxModel, raw: F.Raw, ids: np.ndarray | list, explain: bool, top: int) -> dict[str, list]:
+def _score(model: OnnxModel, raw: F.Raw, ids: np.ndarray | list, explain: bool, top: int,
+           threshold: float | None = None) -> dict[str, list]:
     n, k = len(ids), len(F.RAW)
     occluded = None
     if explain and n:
@@ -55,7 +56,7 @@ def _score(model: OnnxModel, raw: F.Raw, ids: np.ndarray | list, explain: bool, 
         probs, occluded = y[:n], y[n:, 0].reshape(k, n)
     else:
         probs = _probabilities(model, raw)
-    return _answer(model, probs, occluded, ids, top)
+    return _answer(model, probs, occluded, ids, top, threshold)
 
 
 def _scaler(model: OnnxModel) -> tuple[np.ndarray, np.ndarray]:
@@ -63,7 +64,8 @@ def _scaler(model: OnnxModel) -> tuple[np.ndarray, np.ndarray]:
     return np.asarray(norm["mean"]), np.asarray(norm["std"])
 
 
-def _score_rows(model: OnnxModel, rows: list[tuple], ids: list, explain: bool, top: int) -> dict[str, list]:
+def _score_rows(model: OnnxModel, rows: list[tuple], ids: list, explain: bool, top: int,
+                threshold: float | None = None) -> dict[str, list]:
     """:func:`_score` for a few clean rows (``F.clean_rows``): the same batch, engineered in plain Python, and the
     same float32 model input bit for bit (the tests compare both ways)."""
     n, k = len(rows), len(F.RAW)
@@ -79,14 +81,14 @@ def _score_rows(model: OnnxModel, rows: list[tuple], ids: list, explain: bool, t
         x = ((np.array(table, dtype=np.float64) - mean) / std).astype(np.float32)
     y = model.run_small("x", x)
     if not explain:
-        return _answer_rows(model, y.tolist(), None, ids, top)
+        return _answer_rows(model, y.tolist(), None, ids, top, threshold)
     # the risk drops under occlusion in float32, as _answer computes them, so that near ties order alike
     if n == 1:  # the single prediction of an MES call: the same float32 differences, fewer NumPy steps
         drops = [(y[0, 0] - y[1:, 0]).tolist()]
     else:
         risk = y[:, 0]
         drops = (risk[:n] - risk[n:].reshape(k, n)).T.tolist()
-    return _answer_rows(model, y[:n].tolist(), drops, ids, top)
+    return _answer_rows(model, y[:n].tolist(), drops, ids, top, threshold)
 
 
 def _modes(model: OnnxModel) -> tuple[list[str], list[int]]:
@@ -103,10 +105,14 @@ def _constants(model: OnnxModel) -> tuple[float, list[str], list[int]]:
     return float(np.float32(model.manifest["threshold"])), *_modes(model)
 
 
-def _answer_rows(model: OnnxModel, probs: list, drops: list | None, ids: list, top: int) -> dict[str, list]:
+def _answer_rows(model: OnnxModel, probs: list, drops: list | None, ids: list, top: int,
+                 given: float | None = None) -> dict[str, list]:
     """:func:`_answer` in plain Python for a few rows, value for value: the rounding is NumPy's (scale by 1e6,
-    round half to even, scale back), the orders are stable like ``argsort(kind="stable")``."""
+    round half to even, scale back), the orders are stable like ``argsort(kind="stable")``. ``given``: the caller's
+    decision threshold instead of the model's."""
     threshold, modes, heads = model.derived("failure.constants", _constants)
+    if given is not None:
+        threshold = float(np.float32(given))  # as _answer's float32 comparison sees it
     out: dict[str, list] = {"UDI": ids, "failure_probability": [], "failure_predicted": []}
     if drops is not None:
         out["failure_mode"], out["top_features"] = [], []
@@ -124,8 +130,9 @@ def _answer_rows(model: OnnxModel, probs: list, drops: list | None, ids: list, t
     return out
 
 
-def _answer(model: OnnxModel, probs: np.ndarray, occluded: np.ndarray | None, ids, top: int) -> dict[str, list]:  # noqa: ANN001
-    threshold = float(model.manifest["threshold"])
+def _answer(model: OnnxModel, probs: np.ndarray, occluded: np.ndarray | None, ids, top: int,  # noqa: ANN001
+            given: float | None = None) -> dict[str, list]:
+    threshold = float(model.manifest["threshold"]) if given is None else float(given)
     predicted = probs[:, 0] >= threshold
     out = {  # arrays: a frame takes them as they are, score_records turns them into lists
         "UDI": ids,
@@ -144,8 +151,11 @@ def _answer(model: OnnxModel, probs: np.ndarray, occluded: np.ndarray | None, id
     return out
 
 
-def score(model: OnnxModel, df: pd.DataFrame, *, explain: bool = False, top: int = 3) -> pd.DataFrame:
-    return pd.DataFrame(_score(model, F.validate_arrays(df), F.row_ids(df), explain, top))
+def score(model: OnnxModel, df: pd.DataFrame, *, explain: bool = False, top: int = 3,
+          threshold: float | None = None) -> pd.DataFrame:
+    """``threshold``: the decision threshold for ``failure_predicted`` instead of the one the model ships with (a
+    plant that wants fewer or more alarms); the probabilities are the same."""
+    return pd.DataFrame(_score(model, F.validate_arrays(df), F.row_ids(df), explain, top, threshold))
 
 
 check_fields = F.check_fields  # the columns of an Arrow or Parquet body (serving.predictions.records_frame)
@@ -160,7 +170,8 @@ def records_frame(records: list[dict]) -> pd.DataFrame:
 
 
 def score_records(
-    model: OnnxModel, records: list[dict], *, explain: bool = False, top: int = 3, from_store: bool = False
+    model: OnnxModel, records: list[dict], *, explain: bool = False, top: int = 3, from_store: bool = False,
+    threshold: float | None = None,
 ) -> list[dict]:
     """Score API records; a field the model does not know is refused, naming it. Online-store rows
     (``from_store``) may also carry the view's entity key and features declared for other uses: those are set
@@ -170,15 +181,16 @@ def score_records(
     ids = record_ids(records, F.ID, "udi")
     rows = F.clean_rows(records) if len(records) <= CLEAN_ROWS else None
     if rows is not None:
-        cols = _score_rows(model, rows, ids, explain, top)
+        cols = _score_rows(model, rows, ids, explain, top, threshold)
     else:
-        cols = _score(model, F.validate_records(records), ids, explain, top)
+        cols = _score(model, F.validate_records(records), ids, explain, top, threshold)
     names = list(cols)
     values = [v.tolist() if isinstance(v, np.ndarray) else v for v in cols.values()]
     return [dict(zip(names, row, strict=True)) for row in zip(*values, strict=True)]
 
 
 def predict(
-    model: OnnxModel, input_path: Path | str, dataset: str, *, explain: bool = False, **_options
+    model: OnnxModel, input_path: Path | str, dataset: str, *, explain: bool = False,
+    threshold: float | None = None, **_options
 ) -> pd.DataFrame:
-    return score(model, F.read_rows(input_path), explain=explain)
+    return score(model, F.read_rows(input_path), explain=explain, threshold=threshold)

@@ -166,6 +166,10 @@ def predict(
         help="defect: the line's current share of failed wafers (0.065 for 6.5 %); default: the failure rate of the "
              "last 50 training wafers before each wafer")
     ] = None,
+    threshold: Annotated[float | None, typer.Option(
+        help="failure, defect: flag a row at or above this probability (0-1) instead of the model's own threshold "
+             "(sfai models list shows it)")
+    ] = None,
     version: Annotated[
         int | None, typer.Option(help="a registered version instead of the champion", min=1, max=VERSION_MAX)
     ] = None,
@@ -183,6 +187,12 @@ def predict(
     family.check_dataset(dataset)
     if recent_failure_rate is not None and family.name != "defect":
         raise InvalidInput(f"--recent-failure-rate is an option of the defect model, not of {family.name}")
+    if threshold is not None:
+        if family.name not in ("failure", "defect"):
+            raise InvalidInput(f"--threshold is an option of the failure and defect models, not of {family.name}")
+        from serving.predictions import check_threshold
+
+        threshold = check_threshold(threshold)
     if not input.is_file():
         raise InvalidInput(f"{input}: no such file")
     check_output(output, f"{family.name}.csv")  # before the model is loaded; a missing folder is not created
@@ -201,7 +211,8 @@ def predict(
         input,
         dataset,
         output,
-        options={"start": start, "horizon": horizon, "recent_failure_rate": recent_failure_rate},
+        options={"start": start, "horizon": horizon, "recent_failure_rate": recent_failure_rate,
+                 "threshold": threshold},
         threads=os.cpu_count() or 1,
         progress=sys.stderr.isatty(),
     )

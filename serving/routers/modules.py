@@ -116,6 +116,9 @@ _OPTIONS = {  # what each family's scorer takes besides the rows (serving.predic
     "recent_failure_rate": {"type": ["number", "null"], "minimum": 0, "maximum": 1,
                             "description": "the line's current share of failed wafers (0.065 for 6.5 %), used for "
                             "every record instead of the training file's recent rate (null: the training history)"},
+    "threshold": {"type": ["number", "null"], "minimum": 0, "maximum": 1,
+                  "description": "flag a record (…_predicted 1) at or above this probability instead of the threshold "
+                  "the model ships with (GET /v1/<module>/status shows it); null: the model's"},
 }
 
 
@@ -129,7 +132,13 @@ ANSWER_NOTES = {  # what a JSON answer says about its input, beside the predicti
     },
     "rul": {
         "warnings": {"type": "array", "items": {"type": "string"}, "description": "units sent with fewer cycles "
-                     "than the model reads and not from cycle 1 (their RUL is likely too high)"},
+                     "than the model reads and not from cycle 1 (their RUL is likely too high), or whose cycles skip "
+                     "numbers"},
+    },
+    "defect": {
+        "warnings": {"type": "array", "items": {"type": "string"}, "description": "wafers read far outside the "
+                     "training data (most measurements outside their training range, or one reading far out), or "
+                     "tested over 7 days after the training file without recent_failure_rate"},
     },
 }
 

@@ -211,6 +211,20 @@ def test_cli_train_then_predict(rows, tmp_path):
     assert r.returncode == 0, r.stderr
     assert "note: rows.csv has no 'UDI' column: its rows are numbered 1..n in out.csv, in the file's order" in r.stderr
     assert pd.read_csv(out_csv)["UDI"].tolist() == list(range(1, 201))
+    # --threshold: flag at or above the caller's probability (0: every row; 1: only a certain failure), checked,
+    # and failure/defect only (the threshold chosen at training could not be changed: process-engineer audit)
+    for cut, expect in (("0", 200), ("1", None)):
+        r = subprocess.run([*sfai, "predict", "failure", "--dataset", "ai4i", "--input", str(rows_csv), "--output",
+                            str(out_csv), "--threshold", cut], env=env, cwd=root, capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr
+        got = pd.read_csv(out_csv)
+        assert got["failure_predicted"].sum() == (expect if expect is not None
+                                                  else int((got["failure_probability"] >= 1.0).sum()))
+    for args, said in ((("failure", "ai4i", "1.5"), 'error: "threshold" must be a probability from 0 to 1'),
+                       (("rul", "cmapss", "0.5"), "error: --threshold is an option of the failure and defect models")):
+        r = subprocess.run([*sfai, "predict", args[0], "--dataset", args[1], "--input", str(rows_csv), "--output",
+                            str(out_csv), "--threshold", args[2]], env=env, cwd=root, capture_output=True, text=True)
+        assert r.returncode != 0 and r.stderr.startswith(said), r.stderr
 
 
 def _records_answer(model: OnnxModel, records: list[dict], explain: bool) -> list[dict]:

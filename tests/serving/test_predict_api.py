@@ -612,3 +612,42 @@ def test_rul_warns_of_a_short_history_and_refuses_unit_ids_a_float_cannot_hold(s
             r = client.post(url, json={"records": rows}, headers=h)
             assert r.status_code == 422 and "up to 9,007,199,254,740,992" in r.json()["error"]["message"], r.text
     client.app.state.platform.close()
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_a_call_can_set_its_own_decision_threshold(settings, db, demo_models, fast):
+    """The threshold chosen at training could not be changed (process-engineer audit): a plant wanting fewer alarms
+    ranked the probabilities itself. ``threshold`` flags at or above the caller's probability, on the quick path and
+    the route alike; the probabilities do not change; out of range it is a 422; RUL and energy refuse it."""
+    from fastapi.testclient import TestClient
+
+    from models.demo import ENDPOINTS, sample_request
+    from serving.app import create_app
+
+    models_dir, demo_dir = demo_models
+    acme = make_tenant(db, PEPPER, "acme", modules=("maintenance", "quality"))
+    reg = ModelRegistry(db, settings.home, "acme")
+    for family, module in (("failure", "maintenance"), ("defect", "quality"), ("rul", "maintenance")):
+        reg.register(family, module, models_dir / family / "v1")
+    app = create_app(settings.model_copy(update={"predict_fast_path": fast}), db=db)
+    h = bearer(acme.mes)
+    with TestClient(app) as client:
+        for family, flag in (("failure", "failure_predicted"), ("defect", "defect_predicted")):
+            url, body = ENDPOINTS[family], sample_request(demo_dir, family)
+            plain = client.post(url, json=body, headers=h).json()["predictions"]
+            probs = sorted(set(p[f"{family}_probability"] for p in plain))
+            assert len(probs) >= 2, probs
+            k = len(probs) // 2
+            cut = (probs[k - 1] + probs[k]) / 2  # between two answers (they are rounded to 6 decimals): half flagged
+            mine = client.post(url, json={**body, "threshold": cut}, headers=h).json()["predictions"]
+            assert [p[f"{family}_probability"] for p in mine] == [p[f"{family}_probability"] for p in plain]
+            assert [p[flag] for p in mine] == [int(p[f"{family}_probability"] >= cut) for p in mine]
+            assert [p[flag] for p in client.post(url, json={**body, "threshold": 0}, headers=h).json()[
+                "predictions"]] == [1] * len(plain)
+            for bad in (1.5, -0.1, "0.5", True):
+                r = client.post(url, json={**body, "threshold": bad}, headers=h)
+                assert r.status_code == 422, r.text
+                assert r.json()["error"]["message"].startswith('"threshold" must be a probability from 0 to 1'), r.text
+        r = client.post(ENDPOINTS["rul"], json={**sample_request(demo_dir, "rul"), "threshold": 0.5}, headers=h)
+        assert r.status_code == 422 and "not an option of the rul model" in r.text, r.text
+    app.state.platform.close()
