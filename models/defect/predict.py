@@ -89,9 +89,39 @@ def score(model: OnnxModel, df: pd.DataFrame, *, explain: bool = False, top: int
         k = int(top or m.get("config", {}).get("top_k", 5))
         tops = F.top_contributions(z, np.asarray(m["contribution_weights"]), m["features"], k)
         out["top_measurements"] = [";".join(f"{n}:{c:+.3f}" for n, c in row) for row in tops]
+        out["top_measurement_values"] = _details(df, m["feature_stats"], tops)
     out.attrs["warnings"] = notes
     for line in notes:
         log.warning("%s", line)
+    return out
+
+
+def _details(df: pd.DataFrame, stats: dict, tops: list[list[tuple[str, float]]]) -> list[list[dict]]:
+    """Each row's top measurements as an engineer reads them: the value sent, the training median, whether it was
+    ``high`` or ``low`` against it (``missing``: not sent, read as the median), and the contribution to the
+    defect log-odds (``top_measurements``' number; + raises the risk). ``f003:-0.308`` alone had not said whether
+    f003 was high or low (process-engineer audit). A ``..._missing`` indicator names the measurement whose absence
+    counts."""
+    pos = {c: j for j, c in enumerate(stats["measurements"])}
+    x = F.numeric_matrix(df, list(stats["measurements"])) if len(df) else np.zeros((0, len(pos)))
+    median = np.asarray(stats["median"], float)
+    out = []
+    for i, row in enumerate(tops):
+        items = []
+        for name, contribution in row:
+            base = name.removesuffix("_missing")
+            j = pos[base]
+            value = float(x[i, j])
+            seen = not np.isnan(value)
+            items.append({
+                "measurement": base,
+                "value": float(f"{value:.6g}") if seen else None,
+                "median": float(f"{median[j]:.6g}"),
+                "direction": ("high" if value > median[j] else "low" if value < median[j] else "at median")
+                if seen else "missing",
+                "contribution": round(float(contribution), 3),
+            })
+        out.append(items)
     return out
 
 

@@ -101,7 +101,10 @@ ANSWER_ROWS = {
     "rul": {"unit": _ID, "rul": {"type": "number", "description": "remaining useful life in cycles, at the unit's "
                                  "last cycle"}},
     "defect": {"row_id": _ID, "defect_probability": _NUMBER, "defect_predicted": {"type": "integer", "enum": [0, 1]},
-               "top_measurements": {"type": "string", "description": "explain: f059:+0.412;f033:-0.220;..."}},
+               "top_measurements": {"type": "string", "description": "explain: f059:+0.412;f033:-0.220;..."},
+               "top_measurement_values": {"type": "array", "description": "explain: the same measurements, each "
+                                          "with the value sent, the training median, its direction (high, low, "
+                                          "at median, missing) and its contribution", "items": {"type": "object"}}},
     "energy": {"origin": {"type": "string"}, "timestamp": {"type": "string", "description": "the 15-minute "
                "interval's end"}, "p10": _NUMBER, "p50": _NUMBER, "p90": _NUMBER,
                "co2_p50": {"type": "number", "description": "tCO2 in the interval at p50"}},

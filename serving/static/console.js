@@ -1909,6 +1909,19 @@ async function dashMaintenance(load) {
   showCard("maintenance", html, load);
 }
 
+// A wafer's three top measurements: name, ↑ / ↓ for a value above / below the training median (– not sent), and the
+// contribution to the risk (+ raises it); the value and the median in the tooltip. The numbers alone had not said
+// whether a measurement was high or low.
+function topMeasurements(p) {
+  const d = p.top_measurement_values;
+  if (!Array.isArray(d)) return esc((p.top_measurements || "").split(";").slice(0, 3).join(", "));
+  return d.slice(0, 3).map((m) => {
+    const arrow = { high: "↑", low: "↓", missing: "–" }[m.direction] ?? "=";
+    const tip = t(m.value === null ? "dash.measurementMissing" : "dash.measurementValue", { value: m.value, median: m.median });
+    return `<span title="${esc(tip)}">${esc(m.measurement)} ${arrow} ${m.contribution >= 0 ? "+" : ""}${fmt(m.contribution, 2)}</span>`;
+  }).join(", ");
+}
+
 async function dashQuality(load) {
   let html = "";
   try {
@@ -1917,7 +1930,7 @@ async function dashQuality(load) {
       `<th>${t("dash.defect")}</th><th>${t("dash.features")}</th></tr></thead><tbody>` +
       res.predictions.map((p) => `<tr><td>${esc(p.row_id)}</td><td>${meter(p.defect_probability)} ${fmt(p.defect_probability * 100, 1)}%</td>` +
         `<td>${p.defect_predicted ? `<b class="late-tag">${esc(t("yes"))}</b>` : esc(t("no"))}</td>` +
-        `<td class="muted">${esc((p.top_measurements || "").split(";").slice(0, 3).join(", "))}</td></tr>`).join("") +
+        `<td class="muted">${topMeasurements(p)}</td></tr>`).join("") +
       "</tbody></table>" + sourceNote(s);
   } catch (e) { html += noModel(e, "defect"); }
   showCard("quality", html, load);

@@ -529,3 +529,32 @@ def test_wafers_far_from_the_training_data_or_its_time_are_warned_of(trained, su
     assert "send the line's current rate as recent_failure_rate" in notes[0]
     assert score(model, later, recent_failure_rate=0.05).attrs["warnings"] == []  # the caller gave the rate
     assert score(model, df.iloc[:5]).attrs["warnings"] == []  # the file's own times
+
+
+def test_explanations_say_whether_each_measurement_was_high_or_low(trained, subset):
+    """``f003:-0.308`` did not say whether f003 was high or low, nor against what (process-engineer audit). Each
+    named measurement now comes with the value sent, the training median, the direction and the contribution."""
+    from models.defect.predict import score
+    from serving.runtime import OnnxModel
+
+    df = pd.read_csv(subset).drop(columns=["label"]).head(6)
+    model = OnnxModel(trained[0])
+    stats = model.manifest["feature_stats"]
+    first = stats["measurements"][0]
+    df.loc[0, first] = np.nan  # not sent: read as the median
+    out = score(model, df, explain=True, top=len(model.manifest["features"]))
+    median = dict(zip(stats["measurements"], stats["median"], strict=True))
+    for i, (text, details) in enumerate(zip(out["top_measurements"], out["top_measurement_values"], strict=True)):
+        assert [f"{d['measurement']}:{d['contribution']:+.3f}" for d in details] == [
+            t.replace("_missing:", ":") for t in text.split(";")]
+        for d in details:
+            assert d["median"] == pytest.approx(median[d["measurement"]], rel=1e-5)
+            sent = df[d["measurement"]].iloc[i]
+            if pd.isna(sent):
+                assert d["value"] is None and d["direction"] == "missing"
+            else:
+                assert d["value"] == pytest.approx(sent, rel=1e-5)
+                assert d["direction"] == ("high" if sent > median[d["measurement"]] else
+                                          "low" if sent < median[d["measurement"]] else "at median")
+    assert any(d["measurement"] == first and d["direction"] == "missing" for d in out["top_measurement_values"][0])
+    json.dumps(out.to_dict("records"))  # the API's JSON answer carries them as they are

@@ -836,6 +836,10 @@ def test_dashboard_with_trained_models(page, server, charlie, tmp_path):
     rows = page.locator("#defect-table tbody tr")
     assert rows.count() == 8
     assert re.search(r"\d+(\.\d)?%", rows.first.inner_text())
+    # each named measurement says whether it was above or below the training median, the values in its tooltip
+    factors = page.locator("#defect-table tbody tr td:nth-child(4) span")
+    assert factors.count() >= 8 and re.fullmatch(r"f\d{3} [↑↓–=] [+-]?\d+(\.\d+)?", factors.first.inner_text())
+    assert re.fullmatch(r"value [-\d.e+]+, training median [-\d.e+]+", factors.first.get_attribute("title"))
 
     # energy: the p10-p90 band, p50 and actuals, and the total kWh and CO2
     assert page.locator("#energy-chart polygon").count() == 1 and page.locator("#energy-chart polyline").count() == 2
