@@ -117,7 +117,13 @@ def with_machine_risk(request: dict, risk: dict) -> dict:
         given["threshold"] = risk["threshold"]
     problem["failure_risk"] = given
     kept = sorted(m for m in own if m in risk["risks"])
-    return {**request, "problem": problem, "maintenance": {**risk, "planner_risks_kept": kept}}
+    # the threshold the windows were decided by: the planner's where the problem gives one, else the model's (the
+    # answer's "threshold" is the model's, and a planner who set 0.5 read 0.707 as the one used: planner's audit)
+    from optimization.problem import FailureRisk
+
+    used = given.get("threshold", FailureRisk.threshold)
+    return {**request, "problem": problem, "maintenance": {**risk, "planner_risks_kept": kept,
+                                                           "threshold_used": used}}
 
 
 def load_period_minutes(energy: object) -> float:

@@ -498,15 +498,17 @@ def test_the_maintenance_module_gives_the_plan_its_machines_failure_risk(client,
         time.sleep(0.1)
     used = done["result"]["linked"]["maintenance_model"]
     assert used["risks"] == {"M1": max(p), "M2": min(p)} and used["planner_risks_kept"] == ["M2"]
+    assert used["threshold_used"] == 0.5  # the planner's, not the model's "threshold" (read as the one used)
     # without a threshold of the planner's, the model's own decides which machines are at risk (not 0.5)
     from serving.scheduling import with_machine_risk
 
     threshold = json.loads((models_dir / "failure" / "v1" / "manifest.json").read_text())["threshold"]
     assert used["threshold"] == threshold
-    planned = with_machine_risk({"problem": {"failure_risk": {"policy": "window"}}}, used)["problem"]
-    assert planned["failure_risk"]["threshold"] == threshold
-    own = with_machine_risk({"problem": {"failure_risk": {"threshold": 0.9}}}, used)["problem"]
-    assert own["failure_risk"]["threshold"] == 0.9
+    planned = with_machine_risk({"problem": {"failure_risk": {"policy": "window"}}}, used)
+    assert planned["problem"]["failure_risk"]["threshold"] == threshold
+    assert planned["maintenance"]["threshold_used"] == threshold
+    own = with_machine_risk({"problem": {"failure_risk": {"threshold": 0.9}}}, used)
+    assert own["problem"]["failure_risk"]["threshold"] == 0.9 and own["maintenance"]["threshold_used"] == 0.9
     # entity ids need the view they are read from
     bad = _post(client, "/v1/scheduling/solve", {**body, "maintenance": {"machines": {"M1": "m-01"}}}, acme.mes)
     assert bad.status_code == 422 and '"view"' in bad.json()["error"]["message"]
