@@ -541,13 +541,24 @@ class SchedulingProblem:
         """What the problem holds that is valid but likely a slip, for the planner to see beside the plan: families
         that the setup matrices name but no operation has (a misspelt family never gets its setup), and, where the
         matrices hold setups, the operations' families that none of them names (changeovers to and from those take
-        no time). Each a ``type``, the ``families`` and a ``message``."""
+        no time). Each a ``type``, the ``families`` and a ``message``. Also operations marked started (already
+        running) at a time after the plan's start (``started_in_future``, with ``operations``): running work began
+        at or before t=0, so such a mark is likely a pin meant, or a clock mix-up; it is planned where it says."""
+        out: list[dict[str, object]] = []
+        later = [(j.id, o.id, o.started_at) for j in self.jobs for o in j.operations
+                 if o.started and o.started_at is not None and o.started_at > 0]
+        if later:
+            (jid, oid, at), more = later[0], len(later) - 1
+            out.append({"type": "started_in_future",
+                        "operations": [{"job": j, "operation": o, "start": t} for j, o, t in later[:20]],
+                        "message": (f"job {jid!r} operation {oid!r} is marked started (already running) but starts at "
+                                    f"t={at}, after the plan's start (t=0){f' ({more} more)' if more else ''}: "
+                                    "running work began at or before t=0; to fix a future start, pin it instead")})
         if self.setups.empty:
-            return []
+            return out
         named = {f for mat in (self.setups.matrix, *self.setups.per_machine.values()) for pair, s in mat.items()
                  if s for f in pair}
         used = {o.family for j in self.jobs for o in j.operations if o.family is not None}
-        out: list[dict[str, object]] = []
         if unused := sorted(named - used, key=str):
             out.append({"type": "setup_family_unused", "families": unused, "message": (
                 f"the setup matrix names {_few(unused)}, which no operation has: those setups are never planned "

@@ -1561,6 +1561,10 @@ function planNote(n) {
   const fams = Array.isArray(n?.families) ? n.families.map(String).join(", ") : "";
   if (n?.type === "setup_family_unused") return esc(t("note.setupUnused", { families: fams }));
   if (n?.type === "setup_family_missing") return esc(t("note.setupMissing", { families: fams }));
+  if (n?.type === "started_in_future" && Array.isArray(n.operations) && n.operations.length) {
+    const o = n.operations[0];
+    return esc(t("note.startedFuture", { job: o.job, operation: o.operation, start: o.start }));
+  }
   return `<span lang="en">${esc(n?.message ?? String(n))}</span>`;
 }
 

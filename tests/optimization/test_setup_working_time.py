@@ -217,3 +217,18 @@ def test_a_misspelt_setup_family_is_pointed_out(tmp_path):
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 0 and json.loads(r.stdout)["status"] == "OPTIMAL", r.stderr
     assert r.stderr.splitlines() == [f"note: {n['message']}" for n in notes]
+
+
+def test_an_operation_marked_running_in_the_future_is_pointed_out():
+    """An operation "already running" at t=50 while another job ran there 0-40 was planned with no word (planner's
+    audit): started work began at or before t=0. The answer's notes say so and point to a pin."""
+    doc = _problem()
+    doc["jobs"][0]["operations"][0]["started"] = {"machine": "M1", "start": 50}
+    notes = problem_from_dict(doc).notes()
+    assert [n["type"] for n in notes] == ["started_in_future"]
+    assert notes[0]["operations"] == [{"job": doc["jobs"][0]["id"], "operation": doc["jobs"][0]["operations"][0]["id"],
+                                       "start": 50}]
+    assert "is marked started (already running) but starts at t=50" in notes[0]["message"]
+    assert "pin it instead" in notes[0]["message"]
+    doc["jobs"][0]["operations"][0]["started"] = {"machine": "M1", "start": 0}
+    assert problem_from_dict(doc).notes() == []  # running since the plan's start: nothing to say
