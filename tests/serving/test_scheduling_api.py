@@ -20,6 +20,20 @@ PROBLEM = {
 }
 
 
+def held_solves(monkeypatch) -> tuple[list[str], threading.Semaphore]:
+    """Background solves replaced by a fake that records the problem's name and waits until the test releases the
+    semaphore, so that job order and state do not depend on timing: (names started, in order; the semaphore)."""
+    started, finish = [], threading.Semaphore(0)
+
+    def solve(problem, params, linked):
+        started.append(problem.name)
+        assert finish.acquire(timeout=30), "the test never let this solve finish"
+        return {"name": problem.name, "linked": linked}
+
+    monkeypatch.setattr("serving.scheduling.solve_prepared", solve)
+    return started, finish
+
+
 def test_solve_returns_a_checked_plan(client, db):
     acme = make_tenant(db, PEPPER, "acme", modules=("scheduling",))
     r = client.post(
@@ -87,12 +101,7 @@ def test_background_jobs_are_fair_between_tenants(client, db, monkeypatch):
     """Before: one first-come queue, so a tenant's queued jobs (up to 4 of an hour each) ran before a job another
     tenant submitted after them. Now the freed worker takes the other tenant's job first (round-robin). The solves
     are a fake that waits until the test lets it finish, so the order does not depend on timing."""
-    started, finish = [], threading.Semaphore(0)
-
-    def solve(problem, params, linked):
-        started.append(problem.name)
-        assert finish.acquire(timeout=30), "the test never let this solve finish"
-        return {"name": problem.name, "linked": linked}
+    started, finish = held_solves(monkeypatch)
 
     def wait_for(n):
         deadline = time.monotonic() + 30
@@ -100,7 +109,6 @@ def test_background_jobs_are_fair_between_tenants(client, db, monkeypatch):
             time.sleep(0.01)
         assert len(started) == n, started
 
-    monkeypatch.setattr("serving.scheduling.solve_prepared", solve)
     acme = make_tenant(db, PEPPER, "acme", modules=("scheduling",))
     other = make_tenant(db, PEPPER, "other", modules=("scheduling",))
     ids = {}
@@ -852,14 +860,7 @@ def test_a_job_queued_when_the_subscription_ends_is_not_started(client, db, monk
     saying why. The job already running finishes."""
     from serving import tenancy
 
-    started, finish = [], threading.Semaphore(0)
-
-    def solve(problem, params, linked):
-        started.append(problem.name)
-        assert finish.acquire(timeout=30), "the test never let this solve finish"
-        return {"name": problem.name, "linked": linked}
-
-    monkeypatch.setattr("serving.scheduling.solve_prepared", solve)
+    started, finish = held_solves(monkeypatch)
     acme = make_tenant(db, PEPPER, "acme", modules=("scheduling",))
     ids = []
     try:
@@ -906,14 +907,7 @@ def test_jobs_can_be_listed_and_cancelled(client, db, monkeypatch):
     """There was no way to stop a mistaken job (an hour's solve held one of the tenant's four places for an hour) nor
     to list the jobs (planner's audit). DELETE cancels: a queued job never starts, a running one stops counting and
     its plan is dropped; GET /v1/scheduling/jobs lists the tenant's own jobs, newest first, without plans."""
-    started, finish = [], threading.Semaphore(0)
-
-    def solve(problem, params, linked):
-        started.append(problem.name)
-        assert finish.acquire(timeout=30), "the test never let this solve finish"
-        return {"name": problem.name, "linked": linked}
-
-    monkeypatch.setattr("serving.scheduling.solve_prepared", solve)
+    started, finish = held_solves(monkeypatch)
     acme = make_tenant(db, PEPPER, "acme", modules=("scheduling",))
     other = make_tenant(db, PEPPER, "other", modules=("scheduling",))
     h = bearer(acme.mes)

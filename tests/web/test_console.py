@@ -1147,22 +1147,22 @@ def test_a_misspelt_setup_family_is_pointed_out_beside_the_plan(page, server):
         {"id": "A", "operations": [{"id": "a", "machines": {"M1": 10}, "family": "PP-black"}]},
         {"id": "B", "operations": [{"id": "b", "machines": {"M1": 10}, "family": "PP-white"}]}],
         "setups": {"matrix": {"PP-Black": {"PP-white": 30}, "PP-white": {"PP-Black": 30}}}}
-    page.set_input_files("#orders-file", {"name": "orders.json", "mimeType": "application/json",
-                                          "buffer": json.dumps(problem).encode()})
-    wait_js(page, "S.problem.name === 'typo'")
-    run_plan(page)
-    notes = page.inner_text("#plan-notes")
+
+    def plan_notes(name: str) -> str:
+        problem["name"] = name
+        page.set_input_files("#orders-file", {"name": "orders.json", "mimeType": "application/json",
+                                              "buffer": json.dumps(problem).encode()})
+        wait_js(page, f"S.problem.name === '{name}'")
+        run_plan(page)
+        return page.inner_text("#plan-notes")
+
+    notes = plan_notes("typo")
     assert "셋업 표에 있는 제품군 PP-Black을(를) 가진 공정이 없어" in notes, notes
     assert "제품군 PP-black에 대한 셋업이 없어" in notes, notes
     assert not ENGLISH.search(notes.replace("PP-Black", "").replace("PP-black", "")), notes
     # an operation marked running at a future time: said, in Korean
     problem["jobs"][1]["operations"][0]["started"] = {"machine": "M1", "start": 50}
-    problem["name"] = "future"
-    page.set_input_files("#orders-file", {"name": "orders.json", "mimeType": "application/json",
-                                          "buffer": json.dumps(problem).encode()})
-    wait_js(page, "S.problem.name === 'future'")
-    run_plan(page)
-    notes = page.inner_text("#plan-notes")
+    notes = plan_notes("future")
     assert "B/b 은(는) 진행 중으로 표시되었지만 계획 시작(t=0) 뒤인 t=50 에 시작합니다" in notes, notes
 
 
