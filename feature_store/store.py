@@ -144,7 +144,9 @@ class FeatureStore:
     def for_tenant(cls, tenant: str, settings: Settings | None = None) -> FeatureStore:
         settings = settings or get_settings()
         settings.ensure_home()
-        return cls(settings, Database(settings.resolved_database_url), tenant)
+        # an existing database of an older release is refused, not migrated (its servers may still run on it):
+        # 'sfai db migrate' or 'sfai serve' upgrade it (serving.db.engine.migrate)
+        return cls(settings, Database(settings.resolved_database_url, upgrade=False), tenant)
 
     # declarations ----------------------------------------------------------------------------------
     def apply(self, *views: FeatureView) -> list[Registered]:

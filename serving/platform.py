@@ -11,7 +11,7 @@ from serving.db import Database
 from serving.metrics import Metrics
 from serving.ratelimit import make_buckets
 from serving.settings import Settings
-from serving.usage import ChainKey, UsageWriter, check_chain_key
+from serving.usage import ChainKey, UsageWriter, check_chain_key, deployment_id
 
 
 @dataclass
@@ -47,7 +47,8 @@ class Platform:
                 platform_rate=settings.platform_rate_limit,
                 failed_lookup_rate=settings.failed_key_lookups_per_s,
                 burst_s=settings.rate_limit_burst_s,
-                buckets=make_buckets(settings.rate_limit_redis, settings.redis_prefix),
+                # the counters of this deployment (its database's id): another deployment's on one Redis keep apart
+                buckets=make_buckets(settings.rate_limit_redis, f"{settings.redis_prefix}{deployment_id(db)}:"),
                 self_service_plans=tuple(settings.self_service_plans),
             ),
             writer=writer,

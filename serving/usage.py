@@ -630,6 +630,15 @@ def _row_dict(r, tenant: str, key_names: dict[str, str], *, chain: bool = False)
     }
 
 
+def deployment_id(db: Database) -> str:
+    """This database's own id (12 hex digits of ``usage_chain.deployment_id``, drawn by migration 0012): what keeps
+    the Redis counters of deployments sharing a Redis apart. "-" where it has none (a database restored from a
+    backup of before the id: the counters are then named as a deployment of no id)."""
+    with db.engine.connect() as conn:
+        found = conn.execute(select(UsageChain.deployment_id).where(UsageChain.id == CHAIN_ID)).scalar()
+    return (found or "-")[:12]
+
+
 def tenant_names(db: Database) -> dict[int, str]:
     with db.engine.connect() as conn:
         return dict(conn.execute(select(Tenant.id, Tenant.name)).all())

@@ -14,6 +14,7 @@ from pathlib import Path
 import typer
 
 from serving.db import Database
+from serving.db.engine import SchemaMismatch
 from serving.errors import InvalidInput, cut_message
 from serving.settings import Settings, get_settings
 
@@ -28,10 +29,16 @@ def settings() -> Settings:
 
 
 @lru_cache
-def database() -> Database:
+def database(*, upgrade: bool = False) -> Database:
+    """The database of SFAI_DATABASE_URL; a new one is created. ``upgrade``: an existing one behind this release is
+    migrated (``serve``, ``demo``, ``db migrate``); else it is refused in one line (old servers may still run on
+    it: :func:`serving.db.engine.migrate`)."""
     s = settings()
     s.ensure_home()
-    return Database(s.resolved_database_url)
+    try:
+        return Database(s.resolved_database_url, upgrade=upgrade)
+    except SchemaMismatch as e:
+        raise CliError(str(e)) from None
 
 
 def _default(o):  # noqa: ANN001, ANN202

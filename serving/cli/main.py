@@ -24,6 +24,7 @@ from serving.cli.admin import admin_app
 from serving.cli.features import features_app, ingest_app
 from serving.cli.models import models_app, predict, train, tune
 from serving.cli.platform import apikey_app, db_app, demo, serve, tenant_app, usage_app
+from serving.db.engine import SchemaMismatch
 from serving.errors import SfaiError
 
 app = typer.Typer(
@@ -143,7 +144,7 @@ def _run() -> None:
         raise
     except typer.Abort:
         common.fail("aborted")
-    except (SfaiError, common.CliError, ValidationError, OSError, ValueError) as e:
+    except (SfaiError, common.CliError, SchemaMismatch, ValidationError, OSError, ValueError) as e:
         if os.environ.get("SFAI_DEBUG"):
             raise
         common.fail(_one_line(e))

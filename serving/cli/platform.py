@@ -302,8 +302,9 @@ def usage_purge(
 # ------------------------------------------------------------------------------------------------ db
 @db_app.command("migrate")
 def db_migrate() -> None:
-    """Bring the schema up to date (also done on every start)."""
-    db = database()
+    """Bring the schema up to date (also done by 'sfai serve' and 'sfai demo'; other commands refuse an older
+    schema: the older release's servers may still run on it). Stop the older release's servers first."""
+    db = database(upgrade=True)
     typer.echo(db.engine.url.render_as_string(hide_password=True))
 
 
@@ -331,7 +332,7 @@ def serve(
         raise InvalidInput(f"unknown --log-level {log_level!r}: expected one of {', '.join(LOG_LEVELS)}")
     _check_listen(host, port)
     s = settings()
-    database()  # migrate once here, before the workers start
+    database(upgrade=True)  # migrate once here, before the workers start
     if s.usage_log_enabled:
         check_chain_key(database(), ChainKey(s.secret_key))  # another secret than the log's: one line, no 503s
     proxies = (forwarded_allow_ips if forwarded_allow_ips is not None else s.forwarded_allow_ips or "").strip()
@@ -471,7 +472,7 @@ def demo(
     """Prepare the demo tenant (every module, synthetic C22 data, one trained model per prediction endpoint) and
     print a new admin API key for it. Run again, it reuses the tenant it made; it refuses a tenant it did not
     make."""
-    db = database()
+    db = database(upgrade=True)  # make run's first step: an upgrade's too
     t, created = _demo_tenant(db, tenant, ksic)
     if data:
         from feature_store.store import FeatureStore

@@ -77,18 +77,42 @@ def _sqlite_file_lock(engine: Engine) -> Iterator[None]:
         yield  # the lock goes with the file's closing
 
 
-def migrate(engine: Engine) -> None:
-    """Bring the schema to the latest Alembic revision (idempotent, safe to call on every start)."""
+class SchemaMismatch(Exception):
+    """The database's schema is not the one this release needs, and this process may not change it: one line for
+    the operator, saying which way and what to run."""
+
+
+def migrate(engine: Engine, *, upgrade: bool = True) -> None:
+    """Bring the schema to the latest Alembic revision (idempotent, safe to call on every start). A new, empty
+    database is always created. ``upgrade=False`` (the CLI's commands but ``serve``, ``demo`` and ``db migrate``):
+    an existing database behind this release is refused with :class:`SchemaMismatch` instead of migrated: ``sfai
+    tenant list`` run with a new release while the old release's servers still ran had migrated their database
+    under them, and their later usage records made the log fail verification (operator's audit). A database that a
+    newer release migrated is refused either way, saying so (it was alembic's "Can't locate revision")."""
     from alembic import command
     from alembic.config import Config
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
 
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    script = ScriptDirectory.from_config(cfg)
+    head = script.get_current_head()
     with _migrate_lock, _sqlite_file_lock(engine), engine.begin() as conn:
         if conn.dialect.name == "postgresql":
             # replicas started together on an empty database: one migrates, the others wait for it and find the
             # schema current (each creating alembic_version at once failed all but one on a unique index)
             conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
+        current = MigrationContext.configure(conn).get_current_revision()
+        if current is not None and current != head:
+            known = {r.revision for r in script.walk_revisions()}
+            if current not in known:
+                raise SchemaMismatch(f"the database's schema is at revision {current}, newer than this SFAI release "
+                                     f"knows (its newest: {head}): a newer release migrated it; run that release")
+            if not upgrade:
+                raise SchemaMismatch(f"the database's schema is at revision {current} and this SFAI release needs "
+                                     f"{head}: stop the servers of the older release, then run 'sfai db migrate' "
+                                     "(or start 'sfai serve'), as docs/deploy.md says for upgrades")
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "head")
 
@@ -96,12 +120,16 @@ def migrate(engine: Engine) -> None:
 class Database:
     """An engine plus a session factory; one per process (and per test)."""
 
-    def __init__(self, url: str, *, run_migrations: bool = True) -> None:
+    def __init__(self, url: str, *, run_migrations: bool = True, upgrade: bool = True) -> None:
         self.url = normalize_url(url)
         self.engine = make_engine(self.url)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
         if run_migrations:
-            migrate(self.engine)
+            try:
+                migrate(self.engine, upgrade=upgrade)
+            except BaseException:
+                self.engine.dispose()
+                raise
 
     @functools.cached_property
     def is_sqlite(self) -> bool:  # asked on every usage commit: parse the URL once

@@ -96,6 +96,8 @@ class UsageChain(Base):
     # the time of row anchor_seq and ChainKey.anchor_mark over the anchor: a purge signs where the log now starts
     anchor_ts: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     anchor_mark: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    # this database's own random id (migration 0012): the Redis counters of deployments sharing a Redis keep apart
+    deployment_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
 
 
 class UsageTenantHead(Base):

@@ -33,7 +33,7 @@ def test_migrations_are_idempotent_on_start(settings, db):
     again.dispose()
 
 
-HEAD = "0011"  # the latest migration
+HEAD = "0012"  # the latest migration
 
 
 def test_0011_keeps_the_jobs_already_made_without_a_key(settings):
@@ -213,3 +213,57 @@ def test_a_postgres_url_reads_as_postgresql():
     url = make_url(normalize_url("postgres://u:p@db:5432/sfai"))
     assert (url.get_backend_name(), url.get_driver_name(), url.host, url.database) == ("postgresql", "psycopg", "db",
                                                                                         "sfai")
+
+
+def test_only_serve_demo_and_db_migrate_upgrade_an_older_schema(settings, sfai_env):
+    """``sfai tenant list`` of a new release, run while the old release's servers still ran, migrated their database
+    under them (operator's audit). The CLI's other commands now refuse an older schema in one line, naming the way
+    out; ``sfai db migrate`` upgrades it; a schema newer than the release knows is refused, saying a newer release
+    migrated it (it was alembic's "Can't locate revision")."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from serving.db.engine import SchemaMismatch
+
+    sfai = str(Path(sys.executable).with_name("sfai"))
+    engine = make_engine(normalize_url(settings.resolved_database_url))
+    _upgrade(engine, "0011")
+
+    def run(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sfai, *args], env=sfai_env, capture_output=True, text=True, timeout=120)
+
+    r = run("tenant", "list")
+    assert r.returncode == 1 and r.stderr.strip() == (
+        f"error: the database's schema is at revision 0011 and this SFAI release needs {HEAD}: stop the servers of "
+        "the older release, then run 'sfai db migrate' (or start 'sfai serve'), as docs/deploy.md says for upgrades")
+    with engine.connect() as conn:
+        assert MigrationContext.configure(conn).get_current_revision() == "0011"  # untouched
+    with pytest.raises(SchemaMismatch):
+        Database(settings.resolved_database_url, upgrade=False).dispose()
+    assert run("db", "migrate").returncode == 0
+    assert run("tenant", "list").returncode == 0
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE alembic_version SET version_num = '0099'"))
+    r = run("tenant", "list")
+    assert r.returncode == 1 and "at revision 0099, newer than this SFAI release knows" in r.stderr, r.stderr
+    with pytest.raises(SchemaMismatch, match="a newer release migrated it"):
+        Database(settings.resolved_database_url)
+    with engine.begin() as conn:
+        conn.execute(text(f"UPDATE alembic_version SET version_num = '{HEAD}'"))
+    engine.dispose()
+
+
+def test_each_database_draws_its_own_deployment_id_and_postgres_refuses_truncate(db, settings, tmp_path):
+    from serving.usage import deployment_id
+
+    other = Database(f"sqlite:///{tmp_path / 'other.db'}")
+    try:
+        assert deployment_id(db) != deployment_id(other)
+        assert deployment_id(db) == deployment_id(Database(settings.resolved_database_url))  # kept, not redrawn
+    finally:
+        other.dispose()
+    if db.is_sqlite:
+        return  # no TRUNCATE in SQLite; its delete trigger keeps three years (test_usage_log)
+    with pytest.raises(DBAPIError, match="TRUNCATE is refused"), db.engine.begin() as conn:
+        conn.execute(text("TRUNCATE usage_log CASCADE"))

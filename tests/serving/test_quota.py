@@ -21,7 +21,9 @@ from serving import access as access_module
 from serving import tenancy
 from serving.access import Access, month_start, next_month_start
 from serving.app import create_app
+from serving.db import Database
 from serving.ratelimit import RedisBuckets
+from serving.usage import deployment_id
 from tests.serving.helpers import bearer, make_tenant
 from tests.serving.test_api import assert_error
 
@@ -140,7 +142,7 @@ def test_quota_is_exact_across_processes_with_redis(settings, db, shared_redis):
         tenant_id = tenancy.get_tenant(db, "acme").id
         r = redis.Redis.from_url(shared_redis["rate_limit_redis"])
         now = datetime.now(UTC)
-        key = f"{shared_redis['redis_prefix']}quota:{tenant_id}:quality:{month_start(now):%Y-%m}"
+        key = f"{shared_redis['redis_prefix']}{deployment_id(db)}:quota:{tenant_id}:quality:{month_start(now):%Y-%m}"
         assert int(r.get(key)) == 12
         to_month_end = (next_month_start(now) - now).total_seconds()
         # expires a day after its month (within a second: Redis's clock and this one are read apart, and the two
@@ -254,3 +256,22 @@ def test_a_call_refused_after_it_was_counted_gives_its_count_back(settings, db, 
             assert_error(c.post("/v1/scheduling/solve", json=body, headers=h), 429, "quota_exceeded")
     finally:
         gate.set()
+
+
+def test_two_deployments_on_one_redis_keep_their_counters_apart(settings, db, shared_redis, tmp_path):
+    """Two deployments (two databases) on one Redis named their counters by tenant id alone: the second's tenant 1
+    was refused as over the quota the first's tenant 1 had used (operator's audit). Each database's own id now names
+    its counters; two processes of one deployment still share theirs."""
+    other_db = Database(f"sqlite:///{tmp_path / 'other.db'}")
+    try:
+        assert deployment_id(db) != deployment_id(other_db) and len(deployment_id(db)) == 12
+        acme = make_tenant(db, PEPPER, "acme", modules=())
+        oldco = make_tenant(other_db, PEPPER, "oldco", modules=())
+        assert tenancy.get_tenant(db, "acme").id == tenancy.get_tenant(other_db, "oldco").id  # both tenant 1
+        tenancy.subscribe(db, "acme", "quality", request_quota=3)
+        tenancy.subscribe(other_db, "oldco", "quality", request_quota=3)
+        with _client(settings, db, **shared_redis) as a, _client(settings, other_db, **shared_redis) as b:
+            assert _statuses([a], bearer(acme.mes), 4) == [200] * 3 + [429]
+            assert _statuses([b], bearer(oldco.mes), 4) == [200] * 3 + [429]  # its own three, not none
+    finally:
+        other_db.dispose()
