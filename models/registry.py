@@ -9,19 +9,24 @@ The same aliases are set on MLflow's registered model when the version came from
 from __future__ import annotations
 
 import json
+import logging
 import re
 import shutil
+import tempfile
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 
 from serving.db import Database
 from serving.db.tables import ModelAliasEvent, ModelVersionRecord
 from serving.errors import Conflict, InvalidInput, NotFound
 from serving.runtime import file_sha256
 from serving.tenancy import as_utc, get_tenant, utcnow
+
+log = logging.getLogger("sfai.registry")
 
 ALIASES = ("champion", "challenger")
 ROLLBACK = "rollback"  # an alias event marking the next champion move as a rollback (not an alias anyone holds)
@@ -86,38 +91,69 @@ class ModelRegistry:
         src = Path(src)
         if not (src / "model.onnx").exists() or not (src / "manifest.json").exists():
             raise InvalidInput(f"{src} is not an exported model (model.onnx + manifest.json)")
-        with self.db.session() as s:
-            last = s.scalar(
-                select(func.max(ModelVersionRecord.version)).where(
-                    ModelVersionRecord.tenant_id == self.tenant_id, ModelVersionRecord.name == name
-                )
-            )
-            version = (last or 0) + 1
-            dest = self.root / name / f"v{version}"
-            if dest.exists():
-                shutil.rmtree(dest)
-            shutil.copytree(src, dest)
-            manifest = json.loads((dest / "manifest.json").read_text())
-            manifest["version"] = version
-            manifest["name"] = name  # rul-fd001, where the export wrote the family's name (rul)
-            manifest["tenant"] = self.tenant
-            (dest / "manifest.json").write_text(json.dumps(manifest, indent=2))
-            s.add(
-                ModelVersionRecord(
-                    tenant_id=self.tenant_id,
-                    name=name,
-                    version=version,
-                    module=module,
-                    path=str(dest),
-                    sha256=file_sha256(dest / "model.onnx"),
-                    metrics=json.dumps(metrics or {}),
-                    mlflow_run_id=mlflow_run_id,
-                    created_at=utcnow(),
-                )
-            )
+        # copied in beside the versions first, then moved into place once its version number is this one's: a
+        # registration at the same moment (another trainer) takes the next number instead of removing this folder
+        (self.root / name).mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=".incoming-", dir=self.root / name))
+        try:
+            shutil.rmtree(staging)
+            shutil.copytree(src, staging)
+            sha256 = file_sha256(staging / "model.onnx")
+            version = self._claim(name, module, staging, sha256, metrics, mlflow_run_id)
+        finally:
+            if staging.exists():
+                shutil.rmtree(staging, ignore_errors=True)
         alias = alias or ("challenger" if self.alias(name, "champion") else "champion")
         self.set_alias(name, alias, version)
         return self.get(name, version=version)
+
+    def _claim(self, name: str, module: str, staging: Path, sha256: str, metrics: dict | None,
+               mlflow_run_id: str | None) -> int:
+        """Record the next version of ``name`` and move ``staging`` into its folder; the version. Its number is
+        claimed by the database's unique index (a concurrent registration gets it first: the next one is tried).
+        A folder already there that the database does not know (a deployment that kept its files in this SFAI_HOME
+        with another database, or an interrupted registration) is kept aside as ``v<N>.orphan-<time>``, never
+        removed: a new database's first training had written over the other deployment's v1 (operator's audit)."""
+        for _ in range(20):
+            try:
+                with self.db.session() as s:
+                    last = s.scalar(
+                        select(func.max(ModelVersionRecord.version)).where(
+                            ModelVersionRecord.tenant_id == self.tenant_id, ModelVersionRecord.name == name
+                        )
+                    )
+                    version = (last or 0) + 1
+                    dest = self.root / name / f"v{version}"
+                    s.add(
+                        ModelVersionRecord(
+                            tenant_id=self.tenant_id,
+                            name=name,
+                            version=version,
+                            module=module,
+                            path=str(dest),
+                            sha256=sha256,
+                            metrics=json.dumps(metrics or {}),
+                            mlflow_run_id=mlflow_run_id,
+                            created_at=utcnow(),
+                        )
+                    )
+                    s.flush()  # the number is this registration's from here (or IntegrityError: taken)
+                    if dest.exists():
+                        aside = dest.with_name(f"{dest.name}.orphan-{utcnow():%Y%m%dT%H%M%S%f}")
+                        dest.rename(aside)
+                        log.warning("model folder %s was there but is not in this database (another deployment's "
+                                    "files in this SFAI_HOME?): kept as %s", dest, aside)
+                    manifest = json.loads((staging / "manifest.json").read_text())
+                    manifest["version"] = version
+                    manifest["name"] = name  # rul-fd001, where the export wrote the family's name (rul)
+                    manifest["tenant"] = self.tenant
+                    (staging / "manifest.json").write_text(json.dumps(manifest, indent=2))
+                    staging.rename(dest)
+                return version
+            except IntegrityError:
+                continue  # another registration took this number
+        raise Conflict(f"could not register a new version of {name!r}: other registrations kept taking the next "
+                       "version number; try again")
 
     def set_alias(self, name: str, alias: str, version: int | None) -> None:
         if alias not in ALIASES:

@@ -233,8 +233,10 @@ def backup(
                     if not root.is_dir():
                         continue
                     for path in sorted(root.rglob("*")):
-                        # not a store's staging file, nor a backup being written there (this one, or another's)
-                        if path.is_file() and not path.name.startswith((".staging-", ".sfai-backup-")):
+                        # not a store's staging file, nor a backup being written there (this one, or another's),
+                        # nor a model being registered (its folder moves into place once recorded)
+                        if path.is_file() and not path.name.startswith((".staging-", ".sfai-backup-")) and \
+                                not any(p.startswith(".incoming-") for p in path.relative_to(root).parts):
                             rel = path.relative_to(settings.home).as_posix()
                             _add_bytes(tar, f"files/{rel}", path.read_bytes(), digests)
                             files += 1

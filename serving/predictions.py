@@ -44,10 +44,10 @@ MAX_FORECAST_ENTITIES = 16  # meters per energy forecast by entity id: each read
 class ModelCache:
     def __init__(self, db: Database, home: Path, *, capacity: int = 64, ttl_s: float = 2.0) -> None:
         self.db, self.home, self.capacity, self.ttl_s = db, Path(home), capacity, ttl_s
-        self._resolved: dict[tuple, tuple[float, tuple[str, int, Path]]] = {}
+        self._resolved: dict[tuple, tuple[float, tuple[str, int, Path, str]]] = {}
         self._loaded: OrderedDict[tuple[str, str, int], OnnxModel] = OrderedDict()
         # the version last served per (tenant, family, preferred): kept serving when a newer one fails to load
-        self._last_good: dict[tuple, tuple[str, int, Path]] = {}
+        self._last_good: dict[tuple, tuple[str, int, Path, str]] = {}
         self._listings: dict[str, tuple[float, list]] = {}  # tenant -> (expiry, its registered versions)
         self._lock = threading.Lock()
 
@@ -75,9 +75,9 @@ class ModelCache:
             reg = ModelRegistry(self.db, self.home, tenant)
             mv = find_named(reg, family, preferred) if preferred else find_champion(reg, family)
             # the TTL counts from the answer, not from the question: a slow registry read is not expired on arrival
-            hit = (time.monotonic() + self.ttl_s, (mv.name, mv.version, mv.path))
+            hit = (time.monotonic() + self.ttl_s, (mv.name, mv.version, mv.path, mv.sha256))
             self._resolved[key] = hit
-        name, version, path = hit[1]
+        name, version, path, sha256 = hit[1]
         mkey = (tenant, name, version)
         with self._lock:
             model = self._loaded.get(mkey)
@@ -86,7 +86,9 @@ class ModelCache:
                 self._last_good[key] = hit[1]
                 return model
         try:
-            model = OnnxModel(path, name=name)  # checksum verified on load
+            # checksum verified on load, against the registry's record: a file another deployment (or anyone) wrote
+            # over this version's folder since it was registered is refused, not served as this version
+            model = OnnxModel(path, name=name, sha256=sha256)
         except ModelIntegrityError as e:
             good = self._last_good.get(key)
             if good is None or good == hit[1]:
@@ -135,7 +137,7 @@ class ModelCache:
             if claim:
                 self._resolved[key] = (now + self.ttl_s, hit[1])  # the others keep this version meanwhile
             return None
-        name, version, _ = hit[1]
+        name, version, _, _ = hit[1]
         return self._loaded.get((tenant, name, version))
 
     def invalidate(self) -> None:

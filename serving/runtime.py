@@ -45,7 +45,9 @@ def file_sha256(path: Path) -> str:
 class OnnxModel:
     """One loaded model. ``run({"x": array}) -> {"output name": array}``; thread-safe (ORT sessions are)."""
 
-    def __init__(self, directory: Path | str, *, threads: int = 1, name: str | None = None) -> None:
+    def __init__(self, directory: Path | str, *, threads: int = 1, name: str | None = None,
+                 sha256: str | None = None) -> None:
+        """``sha256``: the model file's checksum as the registry recorded it (else the manifest's is checked)."""
         self.dir = Path(directory)
         self._name = name  # the registered name (rul-fd001), where the manifest holds the family's (rul)
         manifest_path = self.dir / "manifest.json"
@@ -54,7 +56,7 @@ class OnnxModel:
             raise ModelIntegrityError(f"model directory {self.dir} lacks model.onnx or manifest.json")
         self.manifest: dict = json.loads(manifest_path.read_text())
         self._onnx_path = onnx_path
-        self._sha256 = self.manifest.get("onnx_sha256")
+        self._sha256 = sha256 or self.manifest.get("onnx_sha256")
         self.session = self._session(threads)
         self._wide = None  # a session with more threads, made on the first big batch
         self._wide_failed = False
@@ -80,7 +82,8 @@ class OnnxModel:
 
         data = self._onnx_path.read_bytes()
         if self._sha256 and self._sha256 != hashlib.sha256(data).hexdigest():
-            raise ModelIntegrityError(f"model file {self._onnx_path} does not match its manifest checksum")
+            raise ModelIntegrityError(f"model file {self._onnx_path} does not match its recorded checksum (changed or "
+                                      "replaced since it was registered: restore it, or train and register again)")
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = threads
         opts.inter_op_num_threads = 1

@@ -109,6 +109,52 @@ def test_registry_champion_challenger_promote_rollback(tmp_path, db):
     assert sorted(p.name for p in (tmp_path / "home" / "models").iterdir()) == ["acme"]
 
 
+def test_a_new_database_on_an_old_home_keeps_the_old_files_and_serves_only_its_own(tmp_path, db, settings):
+    """A deployment switched to a new database by configuration, on the same SFAI_HOME: its first training wrote
+    over the old deployment's models/acme/failure/v1, and a changed file was served as the version the registry had
+    recorded (operator's audit). The folder there is kept aside, and a model file that is not the one registered is
+    refused on load. Two registrations at once take two numbers."""
+    import threading
+
+    from serving.db import Database
+    from serving.predictions import ModelCache
+
+    tenancy.create_tenant(db, "acme", "C29")
+    model, _, x, _ = trained()
+    export(model, x[:4], tmp_path / "a", {"name": "failure"})
+    export(trained(seed=1)[0], x[:4], tmp_path / "b", {"name": "failure"})
+    home = tmp_path / "home"
+    old = ModelRegistry(db, home, "acme").register("failure", "maintenance", tmp_path / "a")
+    old_bytes = (old.path / "model.onnx").read_bytes()
+    new_db = Database(f"sqlite:///{tmp_path / 'new.db'}")
+    try:
+        tenancy.create_tenant(new_db, "acme", "C29")
+        new = ModelRegistry(new_db, home, "acme").register("failure", "maintenance", tmp_path / "b")
+        assert new.version == 1 and new.path == old.path
+        kept = [p for p in (home / "models" / "acme" / "failure").iterdir() if p.name.startswith("v1.orphan-")]
+        assert len(kept) == 1 and (kept[0] / "model.onnx").read_bytes() == old_bytes  # not lost
+        # the old database's v1 now names a file it did not register: refused, not served as its v1
+        with pytest.raises(ModelIntegrityError, match="does not match its recorded checksum"):
+            ModelCache(db, home).champion("acme", "failure")
+        assert ModelCache(new_db, home).champion("acme", "failure").version == "1"
+        # two registrations at the same moment: two versions, both folders in place
+        reg = ModelRegistry(new_db, home, "acme")
+        got: list[int] = []
+        threads = [threading.Thread(target=lambda: got.append(reg.register("failure", "maintenance",
+                                                                            tmp_path / "a").version))
+                   for _ in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        assert sorted(got) == [2, 3]
+        for v in (2, 3):
+            assert (home / "models" / "acme" / "failure" / f"v{v}" / "model.onnx").read_bytes() == old_bytes
+        assert not [p for p in (home / "models" / "acme" / "failure").iterdir() if p.name.startswith(".incoming-")]
+    finally:
+        new_db.dispose()
+
+
 def test_tracked_run_is_logged_and_registered_in_mlflow(tmp_path, monkeypatch):
     """What `sfai train` does by default: an MLflow run with params, metrics, curves, and a registered
     version carrying the alias."""
