@@ -7,6 +7,7 @@ sqlite:///.sfai/mlflow.db`` shows the runs); ``MLFLOW_TRACKING_URI`` points at a
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import logging
 import os
@@ -17,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from serving.errors import InvalidInput
+from serving.errors import InvalidInput, Unavailable
 from serving.settings import Settings
 
 log = logging.getLogger("sfai.tracking")
@@ -34,6 +35,34 @@ def _local(uri: str) -> bool:
     return uri.startswith(("sqlite:", "file:", "/", ".")) or "://" not in uri
 
 
+# MLflow retries a request to a tracking server 7 times with a growing backoff, 120 s each: a server that was down
+# held `sfai train` 4 minutes before one long error, and `sfai models promote` 4 minutes before a silent exit
+# (operator's audit). A caller's own values are kept.
+HTTP_DEFAULTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_TIMEOUT": "20"}
+PROBE_TIMEOUT_S = 5.0
+
+
+def check_server(uri: str) -> None:
+    """For a tracking server (``http(s)://``), one quick request before any work: one that does not answer is a
+    one-line :class:`Unavailable` saying what to do, not minutes of retries. Local stores are not probed."""
+    for k, v in HTTP_DEFAULTS.items():
+        os.environ.setdefault(k, v)
+    if not uri.startswith(("http://", "https://")):
+        return
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=PROBE_TIMEOUT_S):  # noqa: S310 - http(s) only
+            pass
+    except urllib.error.HTTPError:
+        pass  # it answered (a proxy's 404, say): the calls themselves will say more
+    except (urllib.error.URLError, TimeoutError, OSError) as e:
+        reason = getattr(e, "reason", e)
+        raise Unavailable(f"the MLflow tracking server {uri} does not answer ({reason}): start it, correct "
+                          "MLFLOW_TRACKING_URI, or run without tracking (sfai train --no-track)") from None
+
+
 def _same(old: str, new: str) -> bool:
     """Whether two logged parameter values say the same (``--set dropout=0`` against the config's ``0.0``)."""
     if old.lower() == new.lower():
@@ -48,6 +77,25 @@ def _to_stderr():  # noqa: ANN202
     """MLflow prints "View run ... at http://..." on stdout when it talks to a server; SFAI's commands print one
     JSON line there."""
     return contextlib.redirect_stdout(sys.stderr)
+
+
+def _tolerant(method):  # noqa: ANN001, ANN202
+    """A Tracker method that a tracking server failing mid-run turns into a warning and no-ops (``Tracker._lose``),
+    not an aborted training; a refused value (InvalidInput) is still an error."""
+
+    @functools.wraps(method)
+    def call(self, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
+        if self._mlflow is None:
+            return None
+        try:
+            return method(self, *args, **kwargs)
+        except InvalidInput:
+            raise
+        except Exception as e:  # noqa: BLE001
+            self._lose(e)
+            return None
+
+    return call
 
 
 class Tracker:
@@ -70,6 +118,7 @@ class Tracker:
         self.run_id: str | None = None
         self._mlflow = None
         self._params: dict[str, str] = {}  # logged so far: MLflow refuses a key logged again with another value
+        self._lost_run = False  # the server stopped answering during the run (_lose)
 
     def __enter__(self) -> Tracker:
         if not self.enabled:
@@ -80,8 +129,9 @@ class Tracker:
         # database tables") would precede the one-line error of a training that refuses its input
         logging.getLogger("mlflow").setLevel(logging.WARNING)
         logging.getLogger("alembic").setLevel(logging.WARNING)
-        self._mlflow = mlflow
         uri = tracking_uri(self.settings)
+        check_server(uri)
+        self._mlflow = mlflow
         mlflow.set_tracking_uri(uri)
         if mlflow.get_experiment_by_name(self.experiment) is None:
             if _local(uri):
@@ -96,12 +146,34 @@ class Tracker:
     def __exit__(self, exc_type, exc, tb) -> None:  # noqa: ANN001
         if self._mlflow is not None:
             with _to_stderr():
-                self._mlflow.end_run(status="FAILED" if exc_type else "FINISHED")
-                if isinstance(exc, InvalidInput) and self.run_id:
-                    # the input was refused (a wrong file, too few rows): no training to look at, so no run left in
-                    # the experiment (it had kept a FAILED run per refused command); the one-line error says why
-                    self._mlflow.tracking.MlflowClient().delete_run(self.run_id)
+                try:
+                    self._mlflow.end_run(status="FAILED" if exc_type else "FINISHED")
+                    if isinstance(exc, InvalidInput) and self.run_id:
+                        # the input was refused (a wrong file, too few rows): no training to look at, so no run left
+                        # in the experiment (it had kept a FAILED run per refused command); the error says why
+                        self._mlflow.tracking.MlflowClient().delete_run(self.run_id)
+                except Exception as e:  # noqa: BLE001 - the training's own outcome stands
+                    self._lose(e)
+        elif self._lost_run:
+            try:  # the server may be back: the run is not left RUNNING
+                import mlflow
 
+                with _to_stderr():
+                    mlflow.end_run(status="FAILED")
+            except Exception:  # noqa: BLE001
+                pass
+
+    def _lose(self, e: Exception) -> None:
+        """The tracking server stopped answering during the run: tracking ends here, the training goes on and its
+        model is registered in SFAI (a server killed mid-training had lost the trained model: operator's audit)."""
+        if self._mlflow is None:
+            return
+        self._mlflow, self._lost_run = None, True
+        text = f"{type(e).__name__}: {e}".splitlines()[0][:300]
+        log.warning("warning: MLflow stopped answering (%s): this run is tracked no further; the model is still "
+                    "trained and registered in SFAI (sfai models list)", text)
+
+    @_tolerant
     def log_params(self, params: dict) -> None:
         """Logs ``params`` (values as text, up to 500 characters). A key logged before with the same
         value in another spelling (``0`` and ``0.0``, ``true`` and ``True``) is skipped; with another value, the
@@ -119,11 +191,13 @@ class Tracker:
         if out:
             self._mlflow.log_params(out)
 
+    @_tolerant
     def log_metrics(self, metrics: dict, step: int | None = None) -> None:
         if self._mlflow:
             clean = {k: float(v) for k, v in metrics.items() if isinstance(v, int | float)}
             self._mlflow.log_metrics(clean, step=step)
 
+    @_tolerant
     def log_dict(self, data: dict, name: str) -> None:
         if self._mlflow:
             self._mlflow.log_dict(data, name)
@@ -148,14 +222,17 @@ class Tracker:
         except Exception as e:  # noqa: BLE001 - the model is trained and registered: a missing input is no failure
             log.warning("note: the training file was not logged as the run's input (%s: %s)", type(e).__name__, e)
 
+    @_tolerant
     def log_artifacts(self, directory: Path, path: str | None = None) -> None:
         if self._mlflow:
             self._mlflow.log_artifacts(str(directory), artifact_path=path)
 
+    @_tolerant
     def log_figure(self, fig, name: str) -> None:  # noqa: ANN001
         if self._mlflow:
             self._mlflow.log_figure(fig, name)
 
+    @_tolerant
     def log_curves(self, history: list[dict], name: str = "learning_curve.png", title: str | None = None) -> None:
         """Learning curves (train and validation loss per epoch) as a PNG artifact; ``title`` says whose (one fold
         or member of several: the per-epoch metrics of every one are logged as ``<fold|member>N_*``)."""
@@ -178,6 +255,7 @@ class Tracker:
         self._mlflow.log_figure(fig, name)
         plt.close(fig)
 
+    @_tolerant
     def log_calibration(self, bins: list[dict], what: str, name: str = "calibration.png") -> None:
         """A reliability plot (``models.metrics.calibration_bins``: mean predicted vs observed rate per bin)."""
         if not self._mlflow or not bins:
@@ -199,6 +277,7 @@ class Tracker:
         self._mlflow.log_figure(fig, name)
         plt.close(fig)
 
+    @_tolerant
     def register(self, model_name: str, model_dir: Path, alias: str) -> None:
         """Log the exported model and register it under ``model_name`` with ``alias`` in MLflow's registry.
 
@@ -258,12 +337,16 @@ def sync_aliases(settings: Settings, model_name: str, targets: dict[str, tuple[i
     from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
 
-    mlflow.set_tracking_uri(tracking_uri(settings))
+    uri = tracking_uri(settings)
+    check_server(uri)  # a server that does not answer: the caller says the aliases were not moved
+    mlflow.set_tracking_uri(uri)
     client = MlflowClient()
     try:
         current = dict(client.get_registered_model(model_name).aliases or {})
-    except MlflowException:  # never tracked: nothing in MLflow to keep in step
-        return []
+    except MlflowException as e:
+        if e.error_code == "RESOURCE_DOES_NOT_EXIST":  # never tracked: nothing in MLflow to keep in step
+            return []
+        raise
     by_run = {mv.run_id: mv.version for mv in client.search_model_versions(f"name='{model_name}'")}
     notes = []
     for alias, target in targets.items():

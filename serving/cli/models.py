@@ -284,7 +284,10 @@ def _sync(reg, name: str) -> None:  # noqa: ANN001
         for note in sync_aliases(settings(), f"{reg.tenant}.{name}", targets):
             info(f"note: {note}")
     except Exception as e:  # noqa: BLE001
-        info(f"note: MLflow aliases not updated ({type(e).__name__}: {e})")
+        said = str(e).splitlines()[0][:300] if str(e) else type(e).__name__
+        info(f"warning: MLflow's aliases of {reg.tenant}.{name} were not moved ({said}); SFAI serves its own "
+             "champion, but models:/...@champion in MLflow may name another version: once MLflow answers, "
+             f"'sfai models promote {name} --version <the champion>' sets them again")
 
 
 @models_app.command("promote")

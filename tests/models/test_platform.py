@@ -236,3 +236,46 @@ def test_tracking_keeps_params_tags_and_aliases_in_step(tmp_path):
     assert sync_aliases(settings, "acme.other", {"champion": (1, None), "challenger": None}) == []  # never tracked
     assert _local(f"sqlite:///{tmp_path}/m.db") and _local("file:///x") and _local("/srv/mlruns")
     assert not _local("http://mlflow:5000") and not _local("https://mlflow.example")
+
+
+def test_a_tracking_server_that_does_not_answer_is_said_at_once_and_a_lost_one_keeps_the_training(tmp_path,
+                                                                                                   monkeypatch,
+                                                                                                   caplog):
+    """A tracking server that was down held `sfai train` 4 minutes in MLflow's retries before one long error, and
+    `sfai models promote` 4 minutes before a silent exit; one killed mid-training lost the trained model (operator's
+    audit). A server that does not answer is now one line before any work; one lost mid-run ends the run's
+    tracking with a warning, and the training goes on."""
+    import socket
+    import time
+
+    import mlflow
+
+    from models.tracking import Tracker, sync_aliases
+    from serving.errors import Unavailable
+    from serving.settings import Settings
+
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{s.getsockname()[1]}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", dead)
+    settings = Settings(home=tmp_path, environment="test")
+    t0 = time.monotonic()
+    with pytest.raises(Unavailable, match=r"the MLflow tracking server .* does not answer .*--no-track"):
+        Tracker(settings, "acme/tiny").__enter__()
+    with pytest.raises(Unavailable, match="does not answer"):
+        sync_aliases(settings, "acme.tiny", {"champion": (1, "abc")})
+    assert time.monotonic() - t0 < 20
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI")  # SFAI's own store, then it "stops answering" mid-run
+    with Tracker(Settings(home=tmp_path, environment="test"), "acme/tiny") as t:
+        t.log_metrics({"loss": 1.0}, step=0)
+
+        def gone(*_a, **_k):
+            raise ConnectionError("connection refused")
+
+        monkeypatch.setattr(mlflow, "log_metrics", gone)
+        t.log_metrics({"loss": 0.5}, step=1)  # no exception: the training goes on
+        assert "MLflow stopped answering (ConnectionError: connection refused)" in caplog.text
+        t.log_params({"later": 1})  # a no-op from here
+        assert t._mlflow is None
+    monkeypatch.undo()
