@@ -36,6 +36,7 @@ from optimization.tabu import supported as tabu_supported
 from optimization.windows import NoWindow, service_first
 
 OBJECTIVES = ("makespan", "tardiness", "energy", "weighted", "lex")
+PROBE_SHARE = 0.2  # auto under a peak cap: the whole model's first try, before the capped dispatch search
 MAX_URGENT_WEIGHT = 1000.0  # a job with a pin further along it, for the rules' start plan (_pin_urgent)
 EVAL_KEY = {"makespan": "makespan", "tardiness": "weighted_tardiness", "energy": "energy_cost", "risk": "risk_penalty"}
 
@@ -552,6 +553,7 @@ def _solve(problem: SchedulingProblem, params: SolverParams | None = None) -> Sc
     first_feasible_s = time.perf_counter() - t0 if heur is not None else None
     heur_score = score(problem, heur, stages) if heur is not None else None
     strategy = params.strategy
+    capped_probe = False
     if strategy == "auto":
         big_model = setup_pairs(problem) > params.polish_max_pairs
         full_max = params.polish_max_ops if pure_makespan and not big_model else params.full_max_ops
@@ -562,10 +564,22 @@ def _solve(problem: SchedulingProblem, params: SolverParams | None = None) -> Sc
             # (108 operations with calendars, 10 s: weighted tardiness 1,940 as dispatched; the capped dispatch
             # search then the model's polish: 809); the lns path runs both (planner's audit, docs/scheduling.md)
             strategy = "lns"
+            capped_probe = True
     # a dispatching plan at the trivial bound (most often: no job late) is optimal: no search
     at_floor = len(stages) == 1 and heur_score is not None and heur_score[0] <= _floor(problem, stages[0])
     if at_floor:
         strategy = "dispatch"
+    probe: tuple[Schedule | None, float | None, bool] = (None, None, False)
+    if capped_probe and not at_floor:
+        # the whole model first, for a fifth of the time: a small plan it proves optimal at once (the console's
+        # sample) is answered then, not after the searches below; otherwise its plan, if better, is their start
+        probe = solve_full(problem, params, _horizon(problem, heur, stages), heur,
+                           t0 + PROBE_SHARE * params.time_limit_s)
+        cand = probe[0]
+        if cand is not None and cand is not heur and ok(cand) and score(problem, cand, stages) < heur_score:
+            heur, heur_score = cand, score(problem, cand, stages)
+        if probe[2] and cand is not None:
+            strategy = "full"  # proven: none of the searches below runs
     tail_stats: dict = {}
     small_lns = strategy == "lns" and heur is not None and (
         params.lns_engine == "small" or (params.lns_engine == "auto" and (n_ops > params.polish_max_ops or
@@ -612,6 +626,8 @@ def _solve(problem: SchedulingProblem, params: SolverParams | None = None) -> Sc
     best, bound, proven = heur, None, False
     if at_floor:
         proven = True
+    elif probe[2] and probe[0] is not None:  # the whole model proved its plan optimal
+        best, bound, proven = probe
     elif strategy == "lns" and heur is not None:
         lns_deadline = deadline
         polish = n_ops <= params.polish_max_ops and setup_pairs(problem) <= params.polish_max_pairs
