@@ -123,6 +123,10 @@ def tune(
     with _quiet():
         started = False
         if not ray.is_initialized():
+            if address:
+                from serving.settings import check_ray_address
+
+                check_ray_address(address)
             # "local" starts our own Ray even when another one runs on this machine
             kwargs = {"address": address} if address else {"address": "local", "num_cpus": max(1, os.cpu_count() or 1)}
             ray.init(

@@ -32,7 +32,7 @@ from pipelines.jobs import Job, Output, get_job
 from pipelines.transforms.missing import handle_missing
 from pipelines.validate import Validation, validate, write_quarantine
 from serving.errors import InvalidInput
-from serving.settings import ray_address
+from serving.settings import check_ray_address, ray_address
 
 ENGINES = ("local", "ray")
 MAX_PARTITIONS = 16  # fixed by the data, so that any engine/worker count writes the same files
@@ -127,6 +127,7 @@ def ray_init(workers: int | None = None, address: str | None = None) -> str:
     if ray.is_initialized():
         return "existing"
     if address:
+        check_ray_address(address)
         ray.init(address=address, log_to_driver=False, logging_level="ERROR")
         return address
     # address="local": always a new local instance, never a cluster someone else left running on this host

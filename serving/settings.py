@@ -180,6 +180,16 @@ class Settings(BaseSettings):
 
     # A Redis URL is checked when the settings are read: a typo stops `sfai serve` with one line, rather than every
     # worker failing at start (a restart loop) or every lookup failing later with 500
+    @field_validator("database_url")
+    @classmethod
+    def _no_blank_database_url(cls, v: str | None) -> str | None:
+        """``SFAI_DATABASE_URL=`` (a secret that did not arrive, say) had silently meant SQLite under SFAI_HOME: a
+        second, empty deployment beside the real one (operator's audit). Leave it unset for the default."""
+        if v is not None and not v.strip():
+            raise ValueError("SFAI_DATABASE_URL is set but empty: give the database's URL, or leave it unset for "
+                             "SQLite under SFAI_HOME")
+        return v
+
     @field_validator("online_store")
     @classmethod
     def _online_store_url(cls, v: str) -> str:
@@ -319,6 +329,28 @@ def private_file(path: Path) -> None:
 @lru_cache
 def get_settings() -> Settings:
     return Settings()
+
+
+def check_ray_address(address: str, timeout_s: float = 5.0) -> None:
+    """One TCP connection to the Ray cluster at ``address`` (``host:port`` or ``ray://host:port``) before Ray is
+    asked to join it: Ray itself retried a wrong address for over 12 minutes, ignoring SIGTERM (operator's audit).
+    ``auto`` (a cluster Ray finds on this machine) is left to Ray."""
+    import socket
+
+    from serving.errors import Unavailable
+
+    text = address.strip()
+    if text == "auto":
+        return
+    hostport = text.split("://", 1)[1] if "://" in text else text
+    host, _, port = hostport.rstrip("/").rpartition(":")
+    if not host or not port.isdigit():
+        raise Unavailable(f"SFAI_RAY_ADDRESS {address!r} is not host:port (e.g. 10.0.0.5:6379, or ray://10.0.0.5:10001)")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s).close()
+    except OSError as e:
+        raise Unavailable(f"the Ray cluster at {address} does not answer ({e.strerror or e}): start it (ray start "
+                          "--head), correct SFAI_RAY_ADDRESS, or unset it to run on this machine") from None
 
 
 def ray_address() -> str | None:

@@ -23,7 +23,16 @@ from serving import tenancy
 from serving.cli.common import check_output, database, emit_json, info, settings
 from serving.errors import Conflict, InvalidInput, NotFound
 from serving.settings import check_forwarded_allow_ips
-from serving.usage import ChainKey, check_chain_key, check_module, export_usage, parse_when, purge_before, verify_chain
+from serving.usage import (
+    ChainKey,
+    ChainKeyMismatch,
+    check_chain_key,
+    check_module,
+    export_usage,
+    parse_when,
+    purge_before,
+    verify_chain,
+)
 
 tenant_app = typer.Typer(help="Tenants (factories) and their module subscriptions.", no_args_is_help=True)
 apikey_app = typer.Typer(help="API keys: shown once, stored hashed, revocable.", no_args_is_help=True)
@@ -169,7 +178,9 @@ def apikey_create(
     as_json: JsonOpt = False,
 ) -> None:
     """Create an API key; prints the key (shown this once, stored hashed)."""
-    new = tenancy.create_api_key(database(), settings().secret_key, tenant, role, name)
+    db = database()
+    _deployment_secret(db)
+    new = tenancy.create_api_key(db, settings().secret_key, tenant, role, name)
     if as_json:
         emit_json({**_asdict(new.info), "api_key": new.token})
         return
@@ -202,11 +213,24 @@ def apikey_revoke(
     typer.echo(k.key_id)
 
 
+def _deployment_secret(db, what: str = "an API key made with it would work on none of its servers") -> None:  # noqa: ANN001
+    """Refuse a SFAI_SECRET_KEY other than the one the deployment runs with (its usage chain's keyed mark says
+    which): `sfai apikey create` with another secret printed a key that every server refused, and `sfai usage
+    verify` called the log tampered (operator's audit). A deployment whose servers never ran cannot tell."""
+    try:
+        check_chain_key(db, ChainKey(settings().secret_key))
+    except ChainKeyMismatch:
+        raise InvalidInput(f"SFAI_SECRET_KEY is not the secret this deployment runs with (its usage log is keyed "
+                           f"with another): {what}; set the deployment's secret") from None
+
+
 # ------------------------------------------------------------------------------------------------ usage
 @usage_app.command("verify")
 def usage_verify(as_json: JsonOpt = False) -> None:
     """Recompute the usage log's hash chain; exit 1 naming the first edited, inserted or deleted row."""
-    r = verify_chain(database(), key=ChainKey(settings().secret_key))
+    db = database()
+    _deployment_secret(db, "its records cannot be verified with it")
+    r = verify_chain(db, key=ChainKey(settings().secret_key))
     if as_json:
         emit_json(_asdict(r))
     elif r.ok:
@@ -473,6 +497,7 @@ def demo(
     print a new admin API key for it. Run again, it reuses the tenant it made; it refuses a tenant it did not
     make."""
     db = database(upgrade=True)  # make run's first step: an upgrade's too
+    _deployment_secret(db)  # before any work: the key it prints would not work
     t, created = _demo_tenant(db, tenant, ksic)
     if data:
         from feature_store.store import FeatureStore

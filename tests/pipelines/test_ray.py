@@ -29,3 +29,29 @@ def test_pipeline_on_a_ray_head(tmp_path, store, monkeypatch):
         finally:
             if ray.is_initialized():
                 ray.shutdown()
+
+
+def test_a_ray_address_that_does_not_answer_is_one_line_at_once(monkeypatch):
+    """A wrong SFAI_RAY_ADDRESS held `sfai tune` in Ray's retries for over 12 minutes, past SIGTERM (operator's
+    audit): one connection attempt now says so, before Ray is asked to join."""
+    import socket
+    import time
+
+    from pipelines.runner import ray_init
+    from serving.errors import Unavailable
+    from serving.settings import check_ray_address
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # nothing listens here once closed
+    t0 = time.monotonic()
+    for address in (f"127.0.0.1:{port}", f"ray://127.0.0.1:{port}"):
+        with pytest.raises(Unavailable, match=rf"the Ray cluster at {address} does not answer .* SFAI_RAY_ADDRESS"):
+            check_ray_address(address)
+    monkeypatch.setenv("SFAI_RAY_ADDRESS", f"127.0.0.1:{port}")
+    with pytest.raises(Unavailable, match="does not answer"):
+        ray_init()
+    assert time.monotonic() - t0 < 15
+    with pytest.raises(Unavailable, match="is not host:port"):
+        check_ray_address("localhost")
+    check_ray_address("auto")  # left to Ray

@@ -26,6 +26,15 @@ def test_environment_prefix_and_cached_getter(monkeypatch, tmp_path):
         get_settings.cache_clear()
 
 
+@pytest.mark.parametrize("value", ["", "   "])
+def test_a_blank_database_url_is_refused_not_read_as_the_default(value):
+    """`SFAI_DATABASE_URL=` (a secret that did not arrive) silently meant SQLite under SFAI_HOME: a second, empty
+    deployment (operator's audit)."""
+    with pytest.raises(ValidationError, match="SFAI_DATABASE_URL is set but empty"):
+        Settings(_env_file=None, database_url=value)
+    assert Settings(_env_file=None, database_url=None).resolved_database_url.startswith("sqlite:///")
+
+
 @pytest.mark.parametrize("env", ["staging", "production"])
 def test_placeholder_secret_refused_outside_development(env):
     with pytest.raises(ValidationError, match="SFAI_SECRET_KEY"):

@@ -268,6 +268,27 @@ def test_a_server_with_another_secret_refuses_to_write_the_log(settings, db):
         assert client.get("/v1/industries").status_code == 200
 
 
+def test_the_cli_refuses_another_secret_before_making_a_key_or_verifying(settings, db, sfai_env):
+    """`sfai apikey create` with another SFAI_SECRET_KEY printed a key that every server refused, and `sfai usage
+    verify` called the log tampered (operator's audit): both say the secret is not the deployment's, in one line."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    make_tenant(db, PEPPER, "acme", modules=())
+    append_entries(db, [entry(0)], key=ChainKey(settings.secret_key))  # a server ran: the chain is keyed
+    keys = [k.key_id for k in tenancy.list_api_keys(db, "acme")]
+    env = {**sfai_env, "SFAI_SECRET_KEY": "Another-Secret-Key-9876543210abc"}
+    sfai = str(Path(sys.executable).with_name("sfai"))
+    for args in (("apikey", "create", "--tenant", "acme", "--role", "mes"), ("usage", "verify")):
+        r = subprocess.run([sfai, *args], env=env, capture_output=True, text=True, timeout=120)
+        assert r.returncode == 1 and r.stdout == "", (args, r.stdout)
+        assert r.stderr.startswith("error: SFAI_SECRET_KEY is not the secret this deployment runs with"), r.stderr
+    assert [k.key_id for k in tenancy.list_api_keys(db, "acme")] == keys  # no key was made
+    r = subprocess.run([sfai, "usage", "verify"], env=sfai_env, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and r.stdout.startswith("ok: 1 records verified"), r.stdout + r.stderr
+
+
 def test_database_refuses_edits_and_young_deletes(db):
     append_entries(db, [entry(i) for i in range(3)], key=KEY)
     for stmt in ("UPDATE usage_log SET status = 500 WHERE seq = 1", "DELETE FROM usage_log WHERE seq = 1"):
