@@ -10,12 +10,12 @@ from __future__ import annotations
 import json
 import logging
 import math
+import queue
 import threading
 import uuid
 import weakref
 from collections import deque
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
@@ -461,6 +461,39 @@ def _heartbeat(ref: weakref.ref, stop: threading.Event, period: float) -> None:
         del jobs
 
 
+class _Workers:
+    """The background solves' threads: daemon threads taking tasks from a queue. ThreadPoolExecutor's threads are
+    joined when Python exits, so a server stopped with SIGTERM while a solve ran (its job handed back to the queue by
+    :meth:`Jobs.close`) said "stopped" and kept solving to the job's time limit at full CPU, beside the process that
+    took the job over (operator's audit); a daemon thread ends with its process."""
+
+    def __init__(self, workers: int, name: str) -> None:
+        self._tasks: queue.SimpleQueue = queue.SimpleQueue()
+        self._threads = [threading.Thread(target=self._loop, name=f"{name}_{i}", daemon=True) for i in range(workers)]
+        for t in self._threads:
+            t.start()
+
+    def _loop(self) -> None:
+        while (task := self._tasks.get()) is not None:
+            try:
+                task()
+            except Exception:  # noqa: BLE001 - a task records its own failures; this keeps the worker alive
+                log.exception("scheduling worker: a task failed")
+
+    def submit(self, task) -> None:  # noqa: ANN001
+        self._tasks.put(task)
+
+    def shutdown(self) -> None:
+        """No task starts after this (those waiting are dropped); one under way runs on until the process ends."""
+        while True:
+            try:
+                self._tasks.get_nowait()
+            except queue.Empty:
+                break
+        for _ in self._threads:
+            self._tasks.put(None)
+
+
 class Jobs:
     """Background solves: one at a time per process (CP-SAT already uses the cores), state in the database.
 
@@ -487,7 +520,7 @@ class Jobs:
         self.heartbeat_s = heartbeat_s
         self.stale_s = stale_s
         self.owner = uuid.uuid4().hex  # this process, in the jobs it holds: a takeover writes another
-        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sfai-schedule")
+        self._pool = _Workers(workers, "sfai-schedule")
         self._held: set[str] = set()  # the jobs this process has queued or running: it stamps them
         self._stop = threading.Event()
         self._beat: threading.Thread | None = None
@@ -776,7 +809,7 @@ class Jobs:
         self._stop.set()
         if self._beat is not None and self._beat is not threading.current_thread():
             self._beat.join(timeout=10)  # a beat under way could take back the jobs handed back below
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        self._pool.shutdown()
         with self._lock:
             held = list(self._held)
         if not held:

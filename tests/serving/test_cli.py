@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import text
 
 SFAI = str(Path(sys.executable).with_name("sfai"))
 
@@ -156,12 +157,43 @@ def test_a_server_stopped_with_sigterm_says_it_stopped_and_exits_0(sfai_env):
             except OSError:
                 assert p.poll() is None and time.monotonic() < deadline, p.stderr.read() if p.poll() else "timeout"
                 time.sleep(0.3)
+        # a background solve under way (a minute's limit): the server stops anyway, its job handed back to the
+        # queue (it had said "stopped" and solved on to the job's limit: operator's audit)
+        from benchmarks.gen_shop import generate
+        from optimization.io import problem_to_dict
+        from serving.db import Database
+        from tests.serving.helpers import make_tenant
+
+        db = Database(sfai_env["SFAI_DATABASE_URL"])
+        acme = make_tenant(db, sfai_env["SFAI_SECRET_KEY"], "acme", modules=("scheduling",))
+        body = {"problem": problem_to_dict(generate(jobs=40, ops=5, machines=8, seed=2, days=4)), "time_limit_s": 60,
+                "objective": "tardiness"}
+        req = urllib.request.Request(f"http://127.0.0.1:{port}/v1/scheduling/jobs", data=json.dumps(body).encode(),
+                                     headers={"Authorization": f"Bearer {acme.mes}",
+                                              "Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=30) as r:
+            job = json.loads(r.read())["job_id"]
+        while True:
+            with db.engine.connect() as conn:  # closed each time (one left to the collector broke pytest's exit)
+                if conn.execute(text("SELECT status FROM scheduling_jobs")).scalar() == "running":
+                    break
+            assert time.monotonic() < deadline + 60
+            time.sleep(0.2)
+        time.sleep(1)
+        t0 = time.monotonic()
         p.send_signal(signal.SIGTERM)
         out, err = p.communicate(timeout=60)
+        took = time.monotonic() - t0
     finally:
         p.kill()
     assert p.returncode == 0, err
     assert err.endswith("SFAI API stopped (SIGTERM)\n") and "error" not in err, err
+    assert took < 20, f"the process ran {took:.0f} s after SIGTERM"  # not the job's 60 s
+    with db.engine.connect() as conn:  # handed back: another process (or this server, restarted) takes it
+        status, owner = conn.execute(text("SELECT status, owner FROM scheduling_jobs WHERE id = :id"),
+                                     {"id": job}).one()
+    assert status in ("queued", "running") and owner is None
+    db.dispose()
 
 
 def test_demo_prints_a_working_admin_key(sfai_env, app):

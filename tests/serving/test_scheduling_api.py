@@ -958,4 +958,8 @@ def test_jobs_can_be_listed_and_cancelled(client, db, monkeypatch):
         "A1": "cancelled", "A2": "cancelled", "A3": "done", "A4": "done", "A5": "done"}
     assert states["A1"]["result"] is None  # the running solve finished, and its plan was dropped
     assert started == ["A1", "A3", "A4", "A5"]  # the cancelled queued job never started
+    # the solves' threads end with their process (a stopped server had solved on to the job's limit: operator's
+    # audit)
+    workers = [t for t in threading.enumerate() if t.name.startswith("sfai-schedule")]
+    assert workers and all(t.daemon for t in workers)
     assert client.get("/v1/scheduling/jobs?status=bogus", headers=h).status_code == 422
