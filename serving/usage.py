@@ -41,6 +41,7 @@ log = logging.getLogger("sfai.usage")
 
 GENESIS = "0" * 64
 CHAIN_ID = 1
+FAILING_WINDOW_S = 30.0  # /readyz: not ready while the last usage write failed within this
 EXPORT_COLUMNS = (
     "seq",
     "ts",
@@ -297,6 +298,8 @@ class UsageWriter:
         self.batches = 0
         self.records = 0
         self.failures = 0
+        self._failed_at = 0.0  # monotonic time of the last failed write, and of the last good one
+        self._written_at = 0.0
 
     # lifecycle -------------------------------------------------------------------------------------
     def start(self) -> None:
@@ -317,6 +320,19 @@ class UsageWriter:
     @property
     def alive(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
+
+    def failing(self, window_s: float = FAILING_WINDOW_S) -> bool:
+        """Whether the last write failed, within ``window_s``: calls are then answered 503 (nothing unlogged is
+        answered), so ``/readyz`` says not ready and a load balancer sends them elsewhere; a disk full had left it
+        ready while 28 of 30 calls failed (operator's audit). Past the window it is ready again, so that traffic
+        (and the next write) shows whether the cause is gone."""
+        return self._failed_at > self._written_at and time.monotonic() - self._failed_at < window_s
+
+    def _wrote(self, ok: bool) -> None:
+        if ok:
+            self._written_at = time.monotonic()
+        else:
+            self._failed_at = time.monotonic()
 
     # producers -------------------------------------------------------------------------------------
     def submit(self, entry: UsageEntry) -> asyncio.Future:
@@ -364,8 +380,10 @@ class UsageWriter:
                 self.batches += 1
                 self.records += len(part)
                 self._to_checkpoint = True
+                self._wrote(True)
             except Exception as e:  # noqa: BLE001 - reported to every waiting request
                 self.failures += 1
+                self._wrote(False)
                 log.exception("usage log write failed for %d records", len(part))
                 error = e
                 if self._inline_conn is not None:
@@ -420,8 +438,10 @@ class UsageWriter:
                 append_entries(self.db, [p.entry for p in batch], conn.driver_connection, key=self.key)
                 self.batches += 1
                 self.records += len(batch)
+                self._wrote(True)
             except Exception as e:  # noqa: BLE001 - reported to every waiting request
                 self.failures += 1
+                self._wrote(False)
                 log.exception("usage log write failed for %d records", len(batch))
                 error = e
                 if conn is not None:  # start over with a fresh connection next time

@@ -25,9 +25,10 @@ async def read_health() -> dict:
 
 @router.get("/readyz")
 async def read_ready(platform: PlatformDep) -> JSONResponse:
-    """The metadata database answers and the usage log writer runs."""
+    """The metadata database answers and the usage log writer runs and writes (its last write did not fail within
+    the last 30 s: calls are answered 503 then, so the instance is taken out of the load balancer's pool)."""
     db_ok = await run_in_threadpool(platform.db.ping)
-    writer_ok = platform.writer.alive or not platform.settings.usage_log_enabled
+    writer_ok = (platform.writer.alive and not platform.writer.failing()) or not platform.settings.usage_log_enabled
     ok = db_ok and writer_ok
     body = {"status": "ready" if ok else "not_ready", "database": db_ok, "usage_log": writer_ok}
     if not ok:

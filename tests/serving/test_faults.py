@@ -153,3 +153,35 @@ def test_redis_outage_503_then_recovery(settings, db):
         for key in client.scan_iter(match=prefix + "*", count=1000):
             client.delete(key)
         client.close()
+
+
+def test_readyz_says_not_ready_while_usage_writes_fail(settings, db, monkeypatch):
+    """A full disk failed 28 of 30 calls (503: nothing unlogged is answered) while /readyz said ready, so a load
+    balancer kept sending calls to the instance (operator's audit). It is not ready while the last write failed
+    (within 30 s), and ready again after a good one."""
+    from serving import usage
+
+    acme = make_tenant(db, PEPPER, "acme", modules=("quality",))
+    real = usage.append_entries
+    full = {"on": False}
+
+    def append(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        if full["on"]:
+            raise OSError(28, "No space left on device")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(usage, "append_entries", append)
+    with TestClient(create_app(settings, db=db)) as client:
+        assert client.get("/v1/quality/status", headers=bearer(acme.mes)).status_code == 200
+        assert client.get("/readyz").status_code == 200
+        full["on"] = True
+        assert client.get("/v1/quality/status", headers=bearer(acme.mes)).status_code == 503
+        r = client.get("/readyz")
+        assert r.status_code == 503 and r.json()["error"]["usage_log"] is False, r.text
+        full["on"] = False
+        assert client.get("/v1/quality/status", headers=bearer(acme.mes)).status_code == 200
+        assert client.get("/readyz").status_code == 200
+        app_writer = client.app.state.platform.writer
+        full["on"] = True
+        client.get("/v1/quality/status", headers=bearer(acme.mes))
+        assert app_writer.failing() and not app_writer.failing(window_s=0.0)  # past the window: ready again
