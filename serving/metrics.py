@@ -47,6 +47,14 @@ class Metrics:
         self._children: dict[tuple, tuple] = {}
         if writer is not None and not self.multiprocess_dir:
             self.registry.register(_WriterCollector(writer))
+        elif writer is not None:
+            # several workers: counters each worker writes to its file, added up by render() (the collector above
+            # reads one process's counts, and with --workers N /metrics had no sfai_usage_log_* series at all)
+            writer.counters = tuple(Counter(name, doc, registry=self.registry) for name, doc in (
+                ("sfai_usage_log_batches", "usage log group commits"),
+                ("sfai_usage_log_records", "usage records committed"),
+                ("sfai_usage_log_failures", "usage log commits that failed"),
+            ))
 
     def observe(self, module: str, tenant: str, method: str, endpoint: str, status: int, seconds: float) -> None:
         key = (module, tenant, method, endpoint, status)

@@ -300,6 +300,9 @@ class UsageWriter:
         self.failures = 0
         self._failed_at = 0.0  # monotonic time of the last failed write, and of the last good one
         self._written_at = 0.0
+        # (batches, records, failures) Prometheus counters where the workers' metrics are added up across processes
+        # (serving.metrics: the counts above are this process's only)
+        self.counters: tuple | None = None
 
     # lifecycle -------------------------------------------------------------------------------------
     def start(self) -> None:
@@ -328,11 +331,18 @@ class UsageWriter:
         (and the next write) shows whether the cause is gone."""
         return self._failed_at > self._written_at and time.monotonic() - self._failed_at < window_s
 
-    def _wrote(self, ok: bool) -> None:
+    def _wrote(self, ok: bool, records: int = 0) -> None:
         if ok:
             self._written_at = time.monotonic()
         else:
             self._failed_at = time.monotonic()
+        if self.counters is not None:
+            batches, committed, failures = self.counters
+            if ok:
+                batches.inc()
+                committed.inc(records)
+            else:
+                failures.inc()
 
     # producers -------------------------------------------------------------------------------------
     def submit(self, entry: UsageEntry) -> asyncio.Future:
@@ -380,7 +390,7 @@ class UsageWriter:
                 self.batches += 1
                 self.records += len(part)
                 self._to_checkpoint = True
-                self._wrote(True)
+                self._wrote(True, len(part))
             except Exception as e:  # noqa: BLE001 - reported to every waiting request
                 self.failures += 1
                 self._wrote(False)
@@ -438,7 +448,7 @@ class UsageWriter:
                 append_entries(self.db, [p.entry for p in batch], conn.driver_connection, key=self.key)
                 self.batches += 1
                 self.records += len(batch)
-                self._wrote(True)
+                self._wrote(True, len(batch))
             except Exception as e:  # noqa: BLE001 - reported to every waiting request
                 self.failures += 1
                 self._wrote(False)

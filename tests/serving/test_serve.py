@@ -54,6 +54,10 @@ def test_instances_sharing_a_home_keep_their_own_metrics(sfai_env, tmp_path):
             httpx.get(a + "/v1/tenant", timeout=10)  # 401s, counted as requests
         before = _served(a)
         assert before >= 20
+        # the usage log's series, added up over the workers (with --workers N there were none: operator's audit)
+        text = httpx.get(a + "/metrics", timeout=10).text
+        for name in ("sfai_usage_log_batches_total", "sfai_usage_log_records_total", "sfai_usage_log_failures_total"):
+            assert re.search(rf"^{name} [0-9.e+]+$", text, re.M), name
         second, b = _start(sfai_env, tmp_path / "b.log", "--workers", "2")
         procs.append(second)
         for _ in range(5):
