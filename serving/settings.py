@@ -188,6 +188,8 @@ class Settings(BaseSettings):
         if v is not None and not v.strip():
             raise ValueError("SFAI_DATABASE_URL is set but empty: give the database's URL, or leave it unset for "
                              "SQLite under SFAI_HOME")
+        if v is not None:
+            _check_database_url(v)
         return v
 
     @field_validator("online_store")
@@ -329,6 +331,30 @@ def private_file(path: Path) -> None:
 @lru_cache
 def get_settings() -> Settings:
     return Settings()
+
+
+DATABASE_URL_FORMS = "postgresql://USER:PASSWORD@HOST:5432/DB or sqlite:////path/to/sfai.db"
+
+
+def _check_database_url(url: str) -> None:
+    """A URL SFAI can open: PostgreSQL or SQLite, parsable, with a numeric port. A typo had surfaced as "invalid literal
+    for int() with base 10: 'notaport'" or "No module named 'MySQLdb'" (operator's audit). The password is never
+    shown."""
+    from sqlalchemy.engine import make_url
+
+    scheme = url.split("://", 1)[0] if "://" in url else ""
+    try:
+        parsed = make_url(url)
+        port = parsed.port  # parsing the port raises for text
+    except Exception:  # noqa: BLE001 - any parse failure is the same mistake to the operator
+        raise ValueError(f"SFAI_DATABASE_URL is not a database URL (scheme {scheme or 'none'!r}): expected "
+                         f"{DATABASE_URL_FORMS}") from None
+    backend = parsed.get_backend_name()
+    if backend not in ("postgresql", "postgres", "sqlite"):
+        raise ValueError(f"SFAI_DATABASE_URL names a {backend!r} database: SFAI runs on PostgreSQL or SQLite "
+                         f"({DATABASE_URL_FORMS})")
+    if port is not None and not 0 < port < 65536:
+        raise ValueError(f"SFAI_DATABASE_URL's port {port} is not a port (1-65535)")
 
 
 def check_ray_address(address: str, timeout_s: float = 5.0) -> None:

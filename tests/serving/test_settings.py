@@ -35,6 +35,22 @@ def test_a_blank_database_url_is_refused_not_read_as_the_default(value):
     assert Settings(_env_file=None, database_url=None).resolved_database_url.startswith("sqlite:///")
 
 
+@pytest.mark.parametrize(("url", "said"), [
+    ("postgresql://u:pw@h:notaport/db", "is not a database URL (scheme 'postgresql')"),
+    ("not a url", "is not a database URL (scheme 'none')"),
+    ("mysql://u@h/db", "names a 'mysql' database: SFAI runs on PostgreSQL or SQLite"),
+    ("postgresql://u@h:99999/db", "port 99999 is not a port"),
+])
+def test_a_database_url_sfai_cannot_open_is_named_in_one_line(url, said):
+    """Typos had surfaced as "invalid literal for int()" or "No module named 'MySQLdb'" (operator's audit)."""
+    with pytest.raises(ValidationError) as e:
+        Settings(_env_file=None, database_url=url)
+    message = e.value.errors()[0]["msg"]  # what the CLI prints (its one line leaves the input out)
+    assert said in message and ":pw@" not in message, message
+    for good in ("postgresql://u:pw@h:5432/db", "postgres://u@h/db", "postgresql+psycopg://u@h/db", "sqlite:////x/s.db"):
+        Settings(_env_file=None, database_url=good)
+
+
 @pytest.mark.parametrize("env", ["staging", "production"])
 def test_placeholder_secret_refused_outside_development(env):
     with pytest.raises(ValidationError, match="SFAI_SECRET_KEY"):
