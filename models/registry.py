@@ -9,7 +9,6 @@ The same aliases are set on MLflow's registered model when the version came from
 from __future__ import annotations
 
 import json
-import logging
 import re
 import shutil
 import tempfile
@@ -25,8 +24,6 @@ from serving.db.tables import ModelAliasEvent, ModelVersionRecord
 from serving.errors import Conflict, InvalidInput, NotFound
 from serving.runtime import file_sha256
 from serving.tenancy import as_utc, get_tenant, utcnow
-
-log = logging.getLogger("sfai.registry")
 
 ALIASES = ("champion", "challenger")
 ROLLBACK = "rollback"  # an alias event marking the next champion move as a rollback (not an alias anyone holds)
@@ -111,9 +108,9 @@ class ModelRegistry:
                mlflow_run_id: str | None) -> int:
         """Record the next version of ``name`` and move ``staging`` into its folder; the version. Its number is
         claimed by the database's unique index (a concurrent registration gets it first: the next one is tried).
-        A folder already there that the database does not know (a deployment that kept its files in this SFAI_HOME
-        with another database, or an interrupted registration) is kept aside as ``v<N>.orphan-<time>``, never
-        removed: a new database's first training had written over the other deployment's v1 (operator's audit)."""
+        A folder already there that the database does not know (another deployment's files in this SFAI_HOME, kept
+        with another database) is refused, never written over nor moved: a new database's first training had
+        written over the other deployment's v1, which that deployment still served (operator's audit)."""
         for _ in range(20):
             try:
                 with self.db.session() as s:
@@ -138,11 +135,7 @@ class ModelRegistry:
                         )
                     )
                     s.flush()  # the number is this registration's from here (or IntegrityError: taken)
-                    if dest.exists():
-                        aside = dest.with_name(f"{dest.name}.orphan-{utcnow():%Y%m%dT%H%M%S%f}")
-                        dest.rename(aside)
-                        log.warning("model folder %s was there but is not in this database (another deployment's "
-                                    "files in this SFAI_HOME?): kept as %s", dest, aside)
+                    self._refuse_foreign(dest)
                     manifest = json.loads((staging / "manifest.json").read_text())
                     manifest["version"] = version
                     manifest["name"] = name  # rul-fd001, where the export wrote the family's name (rul)
@@ -154,6 +147,23 @@ class ModelRegistry:
                 continue  # another registration took this number
         raise Conflict(f"could not register a new version of {name!r}: other registrations kept taking the next "
                        "version number; try again")
+
+    @staticmethod
+    def _refuse_foreign(dest: Path) -> None:
+        if dest.exists():
+            raise Conflict(f"{dest} exists but this database has no such version: another deployment's models are in "
+                           "this SFAI_HOME (a database switched by configuration alone?). Give this database its own "
+                           "SFAI_HOME, or move the old deployment's files with 'sfai admin backup' and 'restore'")
+
+    def check_next_free(self, name: str) -> None:
+        """Refuse now, before a training, where the next version's folder holds another deployment's model
+        (:meth:`_claim` would refuse it after the training)."""
+        if not MODEL_NAME.fullmatch(name):
+            return  # register() says so
+        with self.db.session() as s:
+            last = s.scalar(select(func.max(ModelVersionRecord.version)).where(
+                ModelVersionRecord.tenant_id == self.tenant_id, ModelVersionRecord.name == name))
+        self._refuse_foreign(self.root / name / f"v{(last or 0) + 1}")
 
     def set_alias(self, name: str, alias: str, version: int | None) -> None:
         if alias not in ALIASES:

@@ -50,16 +50,22 @@ def check_server(uri: str) -> None:
     if not uri.startswith(("http://", "https://")):
         return
     import urllib.error
+    import urllib.parse
     import urllib.request
 
+    # user:password@ in the address (MLflow takes it; urllib does not): probed without it, and never shown
+    parts = urllib.parse.urlsplit(uri)
+    host = parts.hostname or ""
+    netloc = (f"[{host}]" if ":" in host else host) + (f":{parts.port}" if parts.port else "")
+    shown = urllib.parse.urlunsplit(parts._replace(netloc=netloc)).rstrip("/")
     try:
-        with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=PROBE_TIMEOUT_S):  # noqa: S310 - http(s) only
+        with urllib.request.urlopen(shown + "/health", timeout=PROBE_TIMEOUT_S):  # noqa: S310 - http(s) only
             pass
     except urllib.error.HTTPError:
-        pass  # it answered (a proxy's 404, say): the calls themselves will say more
-    except (urllib.error.URLError, TimeoutError, OSError) as e:
+        pass  # it answered (a proxy's 404, a 401 without the password): the calls themselves will say more
+    except (urllib.error.URLError, TimeoutError, OSError, ValueError) as e:
         reason = getattr(e, "reason", e)
-        raise Unavailable(f"the MLflow tracking server {uri} does not answer ({reason}): start it, correct "
+        raise Unavailable(f"the MLflow tracking server {shown} does not answer ({reason}): start it, correct "
                           "MLFLOW_TRACKING_URI, or run without tracking (sfai train --no-track)") from None
 
 

@@ -669,8 +669,10 @@ def _restore_all(settings: Settings, db: Database, arc: _Archive) -> RestoreRepo
         undo.add_online([(tenant_names[r["tenant_id"]], r["name"]) for r in tables[FeatureViewRecord]])
         online = _rebuild_online(settings, db, list(tenant_names.values()))
         with db.engine.begin() as conn:  # last, as usage records cannot be taken away once committed
-            own = conn.execute(select(UsageChain.deployment_id)).scalar()  # a backup from before it has none: ours
-            tables[UsageChain] = [{**h, "deployment_id": h.get("deployment_id") or own} for h in tables[UsageChain]]
+            # the id names this database, not the data in it: a staging copy restored from production's backup
+            # keeps its own, so that on production's Redis it does not count production's quotas (migration 0012)
+            own = conn.execute(select(UsageChain.deployment_id)).scalar()
+            tables[UsageChain] = [{**h, "deployment_id": own} for h in tables[UsageChain]]
             conn.execute(delete(UsageChain))
             conn.execute(delete(UsageTenantHead))
             for table in USAGE_TABLES:

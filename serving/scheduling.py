@@ -657,13 +657,13 @@ class Jobs:
             result = solve_prepared(*prepared)
         except Exception as e:  # noqa: BLE001 - recorded on the job
             log.exception("scheduling job %s failed", job_id)
-            self._fail(job_id, e)
+            self._fail(job_id, e, was="running")
             return
         self._update(job_id, status="done", result=json.dumps(result, default=str), finished_at=utcnow(),
                      was="running")
 
-    def _fail(self, job_id: str, e: Exception) -> None:
-        self._update(job_id, status="failed", error=f"{type(e).__name__}: {e}", finished_at=utcnow())
+    def _fail(self, job_id: str, e: Exception, was: str | None = None) -> None:
+        self._update(job_id, status="failed", error=f"{type(e).__name__}: {e}", finished_at=utcnow(), was=was)
 
     def _update(self, job_id: str, *, was: str | None = None, **values) -> bool:
         """Writes ``values`` on the job while this process owns it (and, with ``was``, while the job is in that
@@ -685,23 +685,34 @@ class Jobs:
         stopped part-way; the answer's ``error`` says until when). 409 ``job_finished`` for a job already done,
         failed or cancelled (another tenant's job: 404)."""
         with self._lock:
-            with self.db.session() as s:
-                job = s.scalar(select(SchedulingJob).where(SchedulingJob.id == job_id,
-                                                           SchedulingJob.tenant_id == tenant_id).with_for_update())
-                if job is None:
-                    raise NotFound(f"scheduling job {job_id!r} not found")
-                if job.status not in ("queued", "running"):
-                    raise Conflict(f"scheduling job {job_id} is {job.status}: there is nothing to cancel",
-                                   code="job_finished")
-                now = utcnow()
-                if job.status == "running":
-                    limit = float(json.loads(job.request).get("time_limit_s") or 0)
-                    ends = as_utc(job.started_at) + timedelta(seconds=limit) if job.started_at else now
-                    job.error = ("cancelled while running: its plan is dropped; the solve already under way ends by "
+            for _ in range(3):  # the job may start or finish between the read and the write: read it again
+                with self.db.session() as s:
+                    job = s.scalar(select(SchedulingJob).where(SchedulingJob.id == job_id,
+                                                               SchedulingJob.tenant_id == tenant_id))
+                    if job is None:
+                        raise NotFound(f"scheduling job {job_id!r} not found")
+                    was = job.status
+                    if was not in ("queued", "running"):
+                        raise Conflict(f"scheduling job {job_id} is {was}: there is nothing to cancel",
+                                       code="job_finished")
+                    now = utcnow()
+                    if was == "running":
+                        limit = float(json.loads(job.request).get("time_limit_s") or 0)
+                        ends = as_utc(job.started_at) + timedelta(seconds=limit) if job.started_at else now
+                        error = ("cancelled while running: its plan is dropped; the solve already under way ends by "
                                  f"its time limit, at {_utc_text(ends)}")
-                else:
-                    job.error = "cancelled before it started"
-                job.status, job.finished_at = "cancelled", now
+                    else:
+                        error = "cancelled before it started"
+                    # written only while the job is still as read: a solve that finished meanwhile keeps "done"
+                    written = s.execute(
+                        update(SchedulingJob).where(SchedulingJob.id == job_id, SchedulingJob.status == was)
+                        .values(status="cancelled", finished_at=now, error=error)
+                    ).rowcount
+                if written:
+                    break
+            else:
+                raise Conflict(f"scheduling job {job_id} changed state while it was being cancelled: try again",
+                               code="job_busy")
             queue = self._queued.get(tenant_id)
             if queue is not None:  # this process holds it queued: off the queue, and no longer stamped
                 kept = deque(x for x in queue if x[0] != job_id)
@@ -714,13 +725,18 @@ class Jobs:
         return self.get(tenant_id, job_id)
 
     def recent(self, tenant_id: int, *, status: str | None = None, limit: int = 50) -> list[dict]:
-        """The tenant's jobs, newest first (without their plans: ``GET /v1/scheduling/jobs/{id}`` has each)."""
-        stmt = select(SchedulingJob.id).where(SchedulingJob.tenant_id == tenant_id)
+        """The tenant's jobs, newest first, without their plans (one query of the summary columns; ``GET
+        /v1/scheduling/jobs/{id}`` has each job's plan)."""
+        j = SchedulingJob
+        stmt = select(j.id, j.status, j.created_at, j.started_at, j.finished_at, j.error)
+        stmt = stmt.where(j.tenant_id == tenant_id)
         if status is not None:
-            stmt = stmt.where(SchedulingJob.status == status)
+            stmt = stmt.where(j.status == status)
         with self.db.session() as s:
-            ids = s.scalars(stmt.order_by(SchedulingJob.created_at.desc(), SchedulingJob.id).limit(limit)).all()
-        return [{k: v for k, v in self.get(tenant_id, i).items() if k != "result"} for i in ids]
+            rows = s.execute(stmt.order_by(j.created_at.desc(), j.id).limit(limit)).all()
+        return [{"job_id": r.id, "status": r.status, "created_at": _utc_text(r.created_at),
+                 "started_at": _utc_text(r.started_at), "finished_at": _utc_text(r.finished_at), "error": r.error}
+                for r in rows]
 
     def get(self, tenant_id: int, job_id: str) -> dict:
         with self.db.session() as s:

@@ -47,7 +47,6 @@ EXPORT_COLUMNS = (
     "ts",
     "tenant",
     "key_id",
-    "key_name",
     "module",
     "method",
     "endpoint",
@@ -56,6 +55,7 @@ EXPORT_COLUMNS = (
     "model_version",
     "request_id",
     "hash",
+    "key_name",  # last: the columns before it keep their places for readers by position
 )
 
 
@@ -648,7 +648,6 @@ def _row_dict(r, tenant: str, key_names: dict[str, str], *, chain: bool = False)
         "ts": _ts_text(r.ts),
         "tenant": tenant,
         "key_id": r.key_id,
-        "key_name": key_names.get(r.key_id),
         "module": r.module,
         "method": r.method,
         "endpoint": r.endpoint,
@@ -657,6 +656,7 @@ def _row_dict(r, tenant: str, key_names: dict[str, str], *, chain: bool = False)
         "model_version": r.model_version,
         "request_id": r.request_id,
         "hash": r.hash if chain else receipt(r.hash),
+        "key_name": key_names.get(r.key_id),
     }
 
 

@@ -121,6 +121,7 @@ def train_and_register(
     name = family.registry_name(input)
     check_alias(alias)
     family.check_config(config)  # before the training module (and torch) is imported
+    reg.check_next_free(name)  # another deployment's model where this version would go: said before training
     mod = family.load("train")
     t0 = time.perf_counter()
     with (

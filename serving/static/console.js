@@ -316,6 +316,7 @@ function signOut(message = ["signout.done"], { error = false, keepPlan = false }
 // The usage log's next (older) page: the records before the oldest shown, with the same filters; null where the
 // last page shown was the oldest.
 let usageNext = null;
+let usageShown = null; // the query (filters, rows) of the first page on screen
 
 function clearPage() {
   for (const g of [gantt, copyGantt, currentGantt]) g.clear();
@@ -348,6 +349,7 @@ function clearPage() {
   $("usage-summary").textContent = "";
   $("usage-key").replaceChildren($("usage-key").options[0]); // the last tenant's key names are not left in the page
   usageNext = null;
+  usageShown = null;
   $("usage-more").hidden = true;
   for (const id of ["sub-form", "key-form", "usage-form"]) $(id).reset();
   markUsageRange(false);
@@ -2126,15 +2128,18 @@ function usageQuery() {
 const usageRow = (r) => `<tr><td class="num">${r.seq}</td><td class="time">${esc(day(r.ts))}</td>${idCell("mod", r.module ?? "platform")}<td>${esc(r.method)} ${esc(r.endpoint)}</td>` +
   `<td class="num">${r.status}</td><td class="num">${fmt(r.latency_ms, 1)}</td><td>${r.key_name ? `${esc(r.key_name)} ` : ""}<code>${esc(r.key_id)}</code></td></tr>`;
 
-// ``older``: append the next page (the "Older records" button) instead of loading the newest anew; the filters are
-// the form's (changed since, they apply from the newest again on Apply).
+// ``older``: append the next page (the "Older records" button) instead of loading the newest anew, with the filters
+// of the page on screen (the form's, edited since, apply from the newest again on Apply).
 async function loadUsage(older = false) {
-  const q = usageQuery();
-  if (!q) return;
-  q.set("limit", String(Math.min(1000, Math.max(1, Number($("usage-limit").value) || 50))));
-  if (older) {
-    if (usageNext == null) return;
+  let q;
+  if (older) { // the filters of the page on screen, not the form's if it was edited since without Apply
+    if (usageNext == null || !usageShown) return;
+    q = new URLSearchParams(usageShown);
     q.set("before_seq", String(usageNext));
+  } else {
+    q = usageQuery();
+    if (!q) return;
+    q.set("limit", String(Math.min(1000, Math.max(1, Number($("usage-limit").value) || 50))));
   }
   const epoch = S.epoch;
   try {
@@ -2149,6 +2154,7 @@ async function loadUsage(older = false) {
         `<th class="num">${t("admin.status")}</th><th class="num">${t("admin.ms")}</th><th>${t("admin.key")}</th></tr></thead><tbody>` +
         u.records.map(usageRow).join("") + "</tbody>";
     }
+    if (!older) usageShown = q.toString();
     usageNext = u.next_before_seq ?? null;
     $("usage-more").hidden = usageNext == null;
     if (usageSaid && said === usageSaid) say("");

@@ -11,7 +11,7 @@ from models.export import export
 from models.registry import ModelRegistry
 from models.training import TrainConfig, fit, make_loader, predict_batches
 from serving import runtime, tenancy
-from serving.errors import InvalidInput, NotFound
+from serving.errors import Conflict, InvalidInput, NotFound
 from serving.runtime import ModelIntegrityError, OnnxModel
 
 
@@ -112,8 +112,9 @@ def test_registry_champion_challenger_promote_rollback(tmp_path, db):
 def test_a_new_database_on_an_old_home_keeps_the_old_files_and_serves_only_its_own(tmp_path, db, settings):
     """A deployment switched to a new database by configuration, on the same SFAI_HOME: its first training wrote
     over the old deployment's models/acme/failure/v1, and a changed file was served as the version the registry had
-    recorded (operator's audit). The folder there is kept aside, and a model file that is not the one registered is
-    refused on load. Two registrations at once take two numbers."""
+    recorded (operator's audit). Registering over a folder the database does not know is refused (the old deployment
+    still serves it), and a model file that is not the one registered is refused on load. Two registrations at once
+    take two numbers."""
     import threading
 
     from serving.db import Database
@@ -129,16 +130,21 @@ def test_a_new_database_on_an_old_home_keeps_the_old_files_and_serves_only_its_o
     new_db = Database(f"sqlite:///{tmp_path / 'new.db'}")
     try:
         tenancy.create_tenant(new_db, "acme", "C29")
-        new = ModelRegistry(new_db, home, "acme").register("failure", "maintenance", tmp_path / "b")
-        assert new.version == 1 and new.path == old.path
-        kept = [p for p in (home / "models" / "acme" / "failure").iterdir() if p.name.startswith("v1.orphan-")]
-        assert len(kept) == 1 and (kept[0] / "model.onnx").read_bytes() == old_bytes  # not lost
-        # the old database's v1 now names a file it did not register: refused, not served as its v1
+        with pytest.raises(Conflict, match="exists but this database has no such version"):
+            ModelRegistry(new_db, home, "acme").check_next_free("failure")  # before a training
+        with pytest.raises(Conflict, match="another deployment's models are in this SFAI_HOME"):
+            ModelRegistry(new_db, home, "acme").register("failure", "maintenance", tmp_path / "b")
+        assert (old.path / "model.onnx").read_bytes() == old_bytes  # untouched: the old deployment serves it
+        assert ModelCache(db, home).champion("acme", "failure").version == "1"
+        assert ModelRegistry(new_db, home, "acme").list() == []  # nothing half-registered
+        assert not [p for p in (home / "models" / "acme" / "failure").iterdir() if p.name.startswith(".incoming-")]
+        # a file changed under a registered version: refused, not served as that version
+        (old.path / "model.onnx").write_bytes((tmp_path / "b" / "model.onnx").read_bytes())
         with pytest.raises(ModelIntegrityError, match="does not match its recorded checksum"):
             ModelCache(db, home).champion("acme", "failure")
-        assert ModelCache(new_db, home).champion("acme", "failure").version == "1"
-        # two registrations at the same moment: two versions, both folders in place
-        reg = ModelRegistry(new_db, home, "acme")
+        (old.path / "model.onnx").write_bytes(old_bytes)
+        # two registrations at the same moment (on the old database): two versions, both folders in place
+        reg = ModelRegistry(db, home, "acme")
         got: list[int] = []
         threads = [threading.Thread(target=lambda: got.append(reg.register("failure", "maintenance",
                                                                             tmp_path / "a").version))
@@ -250,7 +256,7 @@ def test_a_tracking_server_that_does_not_answer_is_said_at_once_and_a_lost_one_k
 
     import mlflow
 
-    from models.tracking import Tracker, sync_aliases
+    from models.tracking import Tracker, check_server, sync_aliases
     from serving.errors import Unavailable
     from serving.settings import Settings
 
@@ -264,6 +270,20 @@ def test_a_tracking_server_that_does_not_answer_is_said_at_once_and_a_lost_one_k
         Tracker(settings, "acme/tiny").__enter__()
     with pytest.raises(Unavailable, match="does not answer"):
         sync_aliases(settings, "acme.tiny", {"champion": (1, "abc")})
+    # user:password@ in the address (MLflow takes it): probed without it, and never shown
+    with pytest.raises(Unavailable) as e:
+        check_server(dead.replace("http://", "http://ops:s3cret@"))
+    assert "s3cret" not in e.value.message and "ops:" not in e.value.message and dead in e.value.message
+    import http.server
+    import threading
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), http.server.SimpleHTTPRequestHandler)  # answers (404)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:  # a server that answers passes, with credentials in its address or not (it had failed: a bad host)
+        check_server(f"http://ops:s3cret@127.0.0.1:{server.server_address[1]}")
+        check_server(f"http://127.0.0.1:{server.server_address[1]}/")
+    finally:
+        server.shutdown()
     assert time.monotonic() - t0 < 20
 
     monkeypatch.delenv("MLFLOW_TRACKING_URI")  # SFAI's own store, then it "stops answering" mid-run

@@ -24,7 +24,7 @@ from serving.db import Database
 from serving.db.tables import UsageRecord
 from serving.errors import Conflict, InvalidInput, NotFound, SfaiError
 from serving.settings import Settings
-from serving.usage import ChainKey, query_usage, verify_chain
+from serving.usage import ChainKey, deployment_id, query_usage, verify_chain
 from tests.conftest import PgDatabase
 from tests.serving.helpers import KEY, bearer, make_tenant
 
@@ -110,8 +110,11 @@ def test_full_backup_restores_the_same_answers_and_usage_log(request, settings, 
     target.ensure_home()
     tdb = Database(target.resolved_database_url)
     try:
+        own = deployment_id(tdb)
         report = restore(target, tdb, archive.path)
         assert report.tenants == ["acme"] and report.online_rows > 0 and not report.warnings
+        # the target keeps its own id: on the source's Redis, a restored copy counts its own quotas
+        assert deployment_id(tdb) == own != deployment_id(db)
         assert _usage(tdb, "acme") == usage_before
         assert verify_chain(tdb, key=KEY).ok
         after = _answers(create_app(target, db=tdb), key, demo_dir)  # the same key works: same secret

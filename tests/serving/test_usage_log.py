@@ -427,7 +427,6 @@ def test_export_csv_and_json_own_tenant_only(client, db):
         "ts",
         "tenant",
         "key_id",
-        "key_name",
         "module",
         "method",
         "endpoint",
@@ -436,6 +435,7 @@ def test_export_csv_and_json_own_tenant_only(client, db):
         "model_version",
         "request_id",
         "hash",
+        "key_name",
     ]
     data = json.loads(client.get("/v1/usage/export?format=json", headers=bearer(acme.admin)).text)
     assert [x["request_id"] for x in data][:3] == ["acme-0", "acme-1", "acme-2"]

@@ -2238,6 +2238,12 @@ def test_usage_log_pages_back_and_filters_by_key_name(page, server):
     wait_js(page, "document.querySelectorAll('#usage-table tbody tr').length === 6")
     seqs = [int(x) for x in page.locator("#usage-table tbody tr td:nth-child(1)").all_inner_texts()]
     assert seqs == sorted(seqs, reverse=True) and len(set(seqs)) == 6, seqs  # older, none twice
+    # a filter changed in the form without Apply: the next older page keeps the filters of the rows on screen
+    page.select_option("#usage-key", mes_id)
+    with page.expect_response(lambda r: "/v1/usage?" in r.url and "before_seq" in r.url) as older:
+        page.click("#usage-more")
+    assert "key_id" not in older.value.url and "limit=3" in older.value.url, older.value.url
+    page.select_option("#usage-key", "")
     assert page.inner_text("#usage-table th:nth-child(7)") == "API key"
 
     page.select_option("#usage-key", mes_id)
