@@ -504,6 +504,7 @@ def test_rate_limit_shared_through_redis_across_processes(settings, db):
 
     import redis
 
+    from serving.usage import deployment_id
     from tests.conftest import require_service
     from tests.feature_store.conftest import REDIS_URL, redis_problem
 
@@ -516,7 +517,9 @@ def test_rate_limit_shared_through_redis_across_processes(settings, db):
         with _client(settings, db, **shared) as a, _client(settings, db, **shared) as b:
             got = [c.get("/v1/quality/status", headers=bearer(acme.mes)).status_code for c in (a, b, a, b)]
             assert got == [200, 200, 200, 429]
-        assert sum(1 for _ in redis.Redis.from_url(REDIS_URL).scan_iter(match=prefix + "rate:*")) == 1
+        # one bucket, named by this deployment's database (its id: two deployments on one Redis keep theirs apart)
+        rate_keys = f"{prefix}{deployment_id(db)}:rate:*"
+        assert sum(1 for _ in redis.Redis.from_url(REDIS_URL).scan_iter(match=rate_keys)) == 1
         down = {**shared, "rate_limit_redis": "redis://127.0.0.1:1/0"}
         with _client(settings, db, **down) as c:
             assert {c.get("/v1/quality/status", headers=bearer(acme.mes)).status_code for _ in range(5)} == {200}
