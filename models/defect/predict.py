@@ -28,12 +28,14 @@ STALE_DAYS = 7
 
 def _zprob(
     model: OnnxModel, df: pd.DataFrame, recent_failure_rate: float | None = None
-) -> tuple[np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, list[str], np.ndarray]:
     """(robust z-scores, defect probabilities) for rows already read; with the model's drift prior, the
     probability combines the network's with the line's recent failure rate before each wafer (``drift.py``):
     ``recent_failure_rate`` where the caller gives it (the line's current yield), else the rate of the training
     wafers before each one's test time (after the training file: its last ``drift_window`` wafers')."""
-    z = F.transform(df, model.manifest["feature_stats"], scoring=True)
+    stats = model.manifest["feature_stats"]
+    x = F.numeric_matrix(df, list(stats["measurements"]))  # read once: the scores, the notes, the explanations
+    z = F.transform(df, stats, scoring=True, x=x)
     prob = model.run({"x": z})["y"][:, 0] if len(z) else np.zeros(0, dtype=np.float32)
     drift = model.manifest.get("drift")
     times = D.stamps(df)  # read even where the model has no drift prior: an unreadable test time is refused
@@ -43,13 +45,13 @@ def _zprob(
                                "(it was trained without test times or without validation (n_splits=0), or the rate "
                                "did not help in validation)")
         rate = D.given_rate(recent_failure_rate)
-    notes = F.range_notes(df, model.manifest["feature_stats"])
+    notes = F.range_notes(df, stats, x)
     if drift and len(z):
         rates = np.full(len(z), rate) if recent_failure_rate is not None else D.recent_rate(drift, times, len(z))
         prob = D.combine(drift["coef"], prob, rates)
         if recent_failure_rate is None:
             notes += _stale(drift, times, rates)
-    return z, prob, notes
+    return z, prob, notes, x
 
 
 def _stale(drift: dict, times: np.ndarray | None, rates: np.ndarray) -> list[str]:
@@ -75,7 +77,7 @@ def score(model: OnnxModel, df: pd.DataFrame, *, explain: bool = False, top: int
     ``top_measurements``: ``f059:+0.41;f033:-0.22;...`` (logit contributions, largest first);
     ``recent_failure_rate`` (0-1): the line's current failure rate, used for every row instead of the training
     history's; ``threshold``: the decision threshold for ``defect_predicted`` instead of the shipped one."""
-    z, prob, notes = _zprob(model, df, recent_failure_rate)
+    z, prob, notes, x = _zprob(model, df, recent_failure_rate)
     m = model.manifest
     out = pd.DataFrame(
         {
@@ -89,21 +91,20 @@ def score(model: OnnxModel, df: pd.DataFrame, *, explain: bool = False, top: int
         k = int(top or m.get("config", {}).get("top_k", 5))
         tops = F.top_contributions(z, np.asarray(m["contribution_weights"]), m["features"], k)
         out["top_measurements"] = [";".join(f"{n}:{c:+.3f}" for n, c in row) for row in tops]
-        out["top_measurement_values"] = _details(df, m["feature_stats"], tops)
+        out["top_measurement_values"] = _details(x, m["feature_stats"], tops)
     out.attrs["warnings"] = notes
     for line in notes:
         log.warning("%s", line)
     return out
 
 
-def _details(df: pd.DataFrame, stats: dict, tops: list[list[tuple[str, float]]]) -> list[list[dict]]:
+def _details(x: np.ndarray, stats: dict, tops: list[list[tuple[str, float]]]) -> list[list[dict]]:
     """Each row's top measurements as an engineer reads them: the value sent, the training median, whether it was
     ``high`` or ``low`` against it (``missing``: not sent, read as the median), and the contribution to the
     defect log-odds (``top_measurements``' number; + raises the risk). ``f003:-0.308`` alone had not said whether
     f003 was high or low (process-engineer audit). A ``..._missing`` indicator names the measurement whose absence
     counts."""
     pos = {c: j for j, c in enumerate(stats["measurements"])}
-    x = F.numeric_matrix(df, list(stats["measurements"])) if len(df) else np.zeros((0, len(pos)))
     median = np.asarray(stats["median"], float)
     out = []
     for i, row in enumerate(tops):
