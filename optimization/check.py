@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import bisect
 import itertools
+import math
 from dataclasses import dataclass
 
 from optimization.problem import SchedulingProblem
@@ -51,6 +52,21 @@ def work_before_service(problem: SchedulingProblem, assignments, machine: str, s
                                      f"maintenance window at {start} (service_first)")
             for a in assignments if a.machine == machine and a.end > a.start and a.start < start
             and problem.op(a.key).pinned_start is None]
+
+
+def peak_overlap(intervals: list[tuple[int, int]], lo: float = -math.inf,
+                 hi: float = math.inf) -> tuple[int, int | None]:
+    """The most of ``intervals`` (start, end) under way at one time within [lo, hi), and the first time it is
+    reached (None: none under way). An interval ending at a time is over before one starting then begins."""
+    inside = [(a, b) for a, b in intervals if a < hi and lo < b]
+    events = sorted([(max(a, lo), 1) for a, _ in inside] + [(min(b, hi), -1) for _, b in inside])
+    n = most = 0
+    at = None
+    for t, step in events:
+        n += step
+        if n > most:
+            most, at = n, t
+    return most, at
 
 
 def earliest_clear(down: tuple[list[int], list[int]], start: int, duration: int) -> int:
@@ -219,16 +235,11 @@ def verify(problem: SchedulingProblem, schedule: Schedule) -> list[Violation]:
     r = problem.risk
     if r is not None and r.crews is not None:
         # the crews: at most `crews` windows under way at once (the plant's own calendar maintenances not counted)
-        crewed = sorted((w.start, w.end) for w in schedule.maintenance
-                        if w.end > w.start and w.reason != CALENDAR_SERVICE)
-        events = sorted([(a, 1) for a, _ in crewed] + [(b, -1) for _, b in crewed])
-        n = 0
-        for t, step in events:
-            n += step
-            if n > r.crews:
-                v(Violation("maintenance", f"{n} maintenance windows under way at {t}, more than the "
-                                           f"{r.crews} crew{'s' if r.crews > 1 else ''} (failure_risk.crews)"))
-                break
+        n, t = peak_overlap([(w.start, w.end) for w in schedule.maintenance
+                             if w.end > w.start and w.reason != CALENDAR_SERVICE])
+        if n > r.crews:
+            v(Violation("maintenance", f"{n} maintenance windows under way at {t}, more than the "
+                                       f"{r.crews} crew{'s' if r.crews > 1 else ''} (failure_risk.crews)"))
 
     # peak power incl. forecast base load
     en = problem.energy

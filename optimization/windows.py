@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from optimization.check import _merge, _setup_done, earliest_clear
+from optimization.check import _merge, _setup_done, earliest_clear, peak_overlap
 from optimization.problem import Downtime, SchedulingProblem
 from optimization.solution import CALENDAR_SERVICE, MaintenanceWindow
 
@@ -86,17 +86,6 @@ def _place(problem: SchedulingProblem, machine, duration: int, pins: list[_Pin],
         t = max(t + 1, _setup_done(every, p.end, s))
 
 
-def most_at_once(windows: list[tuple[int, int]], lo: int, hi: int) -> int:
-    """The most of ``windows`` (start, end) under way at one time within [lo, hi)."""
-    events = sorted([(max(a, lo), 1) for a, b in windows if a < hi and lo < b]
-                    + [(min(b, hi), -1) for a, b in windows if a < hi and lo < b])  # an end before a start at a time
-    n = most = 0
-    for _, step in events:
-        n += step
-        most = max(most, n)
-    return most
-
-
 def crewed_start(fits, duration: int, busy: list[tuple[int, int]], crews: int | None, t: int = 0) -> int:  # noqa: ANN001
     """The earliest start from ``t`` that ``fits(t)`` (the machine's earliest start from ``t``) allows and where
     fewer than ``crews`` of the windows ``busy`` are under way over the whole window. A start before the earliest end
@@ -107,7 +96,7 @@ def crewed_start(fits, duration: int, busy: list[tuple[int, int]], crews: int | 
         if crews is None:
             return t
         met = [(a, b) for a, b in busy if a < t + duration and t < b]
-        if most_at_once(met, t, t + duration) < crews:
+        if peak_overlap(met, t, t + duration)[0] < crews:
             return t
         t = min(b for _, b in met)
 
