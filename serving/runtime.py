@@ -42,6 +42,17 @@ def file_sha256(path: Path) -> str:
     return h.hexdigest()
 
 
+def check_checksum(path: Path, expected: str | None, data: bytes | None = None) -> None:
+    """Refuse a model file whose SHA-256 is not ``expected`` (the registry's record, or the manifest's; None: not
+    checked); ``data``: its bytes, where already read."""
+    if not expected:
+        return
+    got = hashlib.sha256(data).hexdigest() if data is not None else file_sha256(path)
+    if got != expected:
+        raise ModelIntegrityError(f"model file {path} does not match its recorded checksum (changed or replaced "
+                                  "since it was registered: restore it, or train and register again)")
+
+
 class OnnxModel:
     """One loaded model. ``run({"x": array}) -> {"output name": array}``; thread-safe (ORT sessions are)."""
 
@@ -81,9 +92,7 @@ class OnnxModel:
         import onnxruntime as ort
 
         data = self._onnx_path.read_bytes()
-        if self._sha256 and self._sha256 != hashlib.sha256(data).hexdigest():
-            raise ModelIntegrityError(f"model file {self._onnx_path} does not match its recorded checksum (changed or "
-                                      "replaced since it was registered: restore it, or train and register again)")
+        check_checksum(self._onnx_path, self._sha256, data)
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = threads
         opts.inter_op_num_threads = 1

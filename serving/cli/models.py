@@ -201,12 +201,9 @@ def predict(
     reg = _registry(tenant)
     named = family.registry_name(input)  # rul-fd002 for test_FD002.txt
     mv = find_champion(reg, family.name, named, version)
-    from serving.runtime import ModelIntegrityError, file_sha256
+    from serving.runtime import check_checksum
 
-    if mv.sha256 and file_sha256(mv.path / "model.onnx") != mv.sha256:  # as the API refuses it (ModelCache)
-        raise ModelIntegrityError(f"model file {mv.path / 'model.onnx'} of {mv.name} v{mv.version} does not match "
-                                  "its recorded checksum (changed or replaced since it was registered: restore it, or "
-                                  "train and register again)")
+    check_checksum(mv.path / "model.onnx", mv.sha256)  # the registry's record, as the API checks it (ModelCache)
     if named != family.name and mv.name != named:  # another subset's model: its regimes and scales differ
         info(f"warning: {input.name} names the C-MAPSS subset {named.split('-')[-1].upper()}, which has no trained "
              f"model ({named}); scoring with {mv.name}. Train it first: sfai train {family.name} --dataset "
