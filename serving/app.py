@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import logging.config
 import sys
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -17,6 +18,7 @@ from fastapi.staticfiles import StaticFiles
 from serving import fastpath
 from serving.db import Database
 from serving.handlers import install_error_handlers
+from serving.logs import server_log_config
 from serving.middleware import ACCOUNTED, PlatformMiddleware
 from serving.platform import Platform
 from serving.routers import admin, energy, health, industries, ingest, maintenance, quality, scheduling, usage
@@ -164,8 +166,8 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
 
 def app_from_env() -> FastAPI:
     """Factory for ``uvicorn --factory`` (what ``sfai serve`` starts in each worker)."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("alembic").setLevel(logging.WARNING)
+    if not logging.getLogger().handlers:  # started by uvicorn itself, not ``sfai serve`` (which configures it)
+        logging.config.dictConfig(server_log_config())
     settings = get_settings()
     sys.setswitchinterval(settings.gil_switch_interval_ms / 1000)
     app = create_app(settings)

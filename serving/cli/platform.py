@@ -390,6 +390,8 @@ def serve(
 
 
 def _run_uvicorn(uvicorn, host: str, port: int, workers: int, log_level: str, proxies: str, s) -> None:  # noqa: ANN001
+    from serving.logs import server_log_config
+
     """Ctrl-C and SIGTERM are how a server is stopped: uvicorn shuts down gracefully, then raises the signal again
     for the handler it found, which had printed "error: terminated (SIGTERM)" and exited non-zero after a clean
     stop. The caller says it stopped instead, and exits 0."""
@@ -400,6 +402,7 @@ def _run_uvicorn(uvicorn, host: str, port: int, workers: int, log_level: str, pr
         port=port,
         workers=workers,
         log_level=log_level,
+        log_config=server_log_config(log_level),  # one line per record, each with its UTC time
         access_log=False,
         # keys, not addresses, identify callers: the address only keys the failed-key limit, so X-Forwarded-For is
         # read only from the proxies named; and no "server: uvicorn" header tells a scanner what answers

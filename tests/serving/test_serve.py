@@ -36,6 +36,17 @@ def _start(env: dict, log: Path, *args: str) -> tuple[subprocess.Popen, str]:
     pytest.fail(f"sfai serve did not start: {log.read_text()[-3000:]}")
 
 
+STAMPED = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ (INFO|WARNING|ERROR|CRITICAL|DEBUG) \[\d+\] \S+: ")
+
+
+def _stamped(log: Path) -> list[str]:
+    """The server's log lines (those between ``sfai serve``'s own first and last line) without a UTC time, level,
+    process and logger: with one worker the server's lines had none (the CLI's format), with several uvicorn's."""
+    lines = log.read_text().splitlines()[1:]
+    assert len(lines) >= 3, lines
+    return [line for line in lines if not STAMPED.match(line) and not line.startswith("SFAI API stopped")]
+
+
 def _served(base: str) -> float:
     """Requests this instance's workers have answered, from its /metrics (every worker's series summed)."""
     text = httpx.get(base + "/metrics", timeout=10).text
@@ -75,6 +86,7 @@ def test_instances_sharing_a_home_keep_their_own_metrics(sfai_env, tmp_path):
     finally:
         for p in procs:
             stop_group(p)
+    assert _stamped(tmp_path / "a.log") == []
 
 
 def test_behind_a_proxy_the_failed_key_limit_is_per_client(sfai_env, tmp_path):
@@ -92,6 +104,7 @@ def test_behind_a_proxy_the_failed_key_limit_is_per_client(sfai_env, tmp_path):
         assert call("198.51.100.2", 99) == 401  # another client behind the same proxy: still its own allowance
     finally:
         stop_group(proc)
+    assert _stamped(tmp_path / "serve.log") == []  # one worker, in the CLI's process
 
 
 def test_serve_refuses_a_wildcard_proxy_and_warns_of_development_on_other_machines(sfai_env, tmp_path):
