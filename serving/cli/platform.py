@@ -106,17 +106,37 @@ def tenant_list(as_json: JsonOpt = False) -> None:
 
 
 @tenant_app.command("show")
-def tenant_show(name: str, as_json: JsonOpt = True) -> None:
-    """One tenant with its subscriptions and keys (JSON)."""
+def tenant_show(name: str, as_json: JsonOpt = False) -> None:
+    """One tenant with its subscriptions and keys (--json: the whole record)."""
     db = database()
     t = tenancy.get_tenant(db, name)
-    emit_json(
-        {
-            **_asdict(t),
-            "subscriptions": [_asdict(s) for s in tenancy.list_subscriptions(db, name)],
-            "api_keys": [_asdict(k) for k in tenancy.list_api_keys(db, name)],
-        }
-    )
+    subs, keys = tenancy.list_subscriptions(db, name), tenancy.list_api_keys(db, name)
+    if as_json:
+        emit_json({**_asdict(t), "subscriptions": [_asdict(s) for s in subs], "api_keys": [_asdict(k) for k in keys]})
+        return
+    typer.echo(f"{t.name}\t{t.display_name}\t{t.ksic_code} {t.ksic_name_en}\tcreated {t.created_at:%Y-%m-%d}")
+    now = tenancy.utcnow()
+    typer.echo("subscriptions:" if subs else "subscriptions: none")
+    for s in subs:
+        state = _subscription_state(s, now)
+        quota = s.request_quota if s.request_quota is not None else "unlimited"
+        typer.echo(f"  {s.module}\t{s.plan}\t{quota}\t{state}")
+    typer.echo("api keys:" if keys else "api keys: none")
+    for k in keys:
+        typer.echo("  " + _key_line(k))
+
+
+def _subscription_state(s, now: datetime) -> str:  # noqa: ANN001 - a tenancy.SubscriptionInfo
+    if s.starts_at > now:
+        return f"starts {s.starts_at:%Y-%m-%d %H:%M}Z"
+    if s.ends_at is None:
+        return "active"
+    return f"{'active, ends' if s.ends_at > now else 'ended'} {s.ends_at:%Y-%m-%d %H:%M}Z"
+
+
+def _key_line(k) -> str:  # noqa: ANN001 - a tenancy.ApiKeyInfo
+    state = f"revoked {k.revoked_at:%Y-%m-%d}" if k.revoked_at else "active"
+    return f"{k.key_id}\t{k.role}\t{state}\t{k.name}"
 
 
 @tenant_app.command("subscribe")
@@ -196,8 +216,7 @@ def apikey_list(tenant: TenantOpt, as_json: JsonOpt = False) -> None:
         emit_json([_asdict(k) for k in keys])
         return
     for k in keys:
-        state = f"revoked {k.revoked_at:%Y-%m-%d}" if k.revoked_at else "active"
-        typer.echo(f"{k.key_id}\t{k.role}\t{state}\t{k.name}")
+        typer.echo(_key_line(k))
 
 
 @apikey_app.command("revoke")

@@ -34,7 +34,12 @@ def test_tenant_subscribe_key_and_the_api_agree(sfai_env, app):
     assert key.startswith("sfai_") and "\n" not in key
     listed = json.loads(sfai(sfai_env, "tenant", "list", "--json").stdout)
     assert listed[0]["name"] == "acme" and listed[0]["modules"] == ["energy", "quality", "scheduling"]
-    shown = json.loads(sfai(sfai_env, "tenant", "show", "acme").stdout)["subscriptions"]
+    shown = json.loads(sfai(sfai_env, "tenant", "show", "acme", "--json").stdout)["subscriptions"]
+    text = sfai(sfai_env, "tenant", "show", "acme").stdout.splitlines()  # plain text unless --json (it was JSON only)
+    assert text[0].startswith("acme\tacme\tC29 ") and text[1] == "subscriptions:"
+    assert sorted(text[2:5]) == ["  energy\ttrial\t10000\tactive", "  quality\tstandard\t1000000\tactive",
+                                 "  scheduling\ttrial\t10000\tactive"]
+    assert text[5] == "api keys:" and text[6].endswith("\tadmin\tactive\tadmin-key")
     with TestClient(app) as c:
         h = {"Authorization": f"Bearer {key}"}
         assert c.get("/v1/tenant", headers=h).json()["modules"] == ["energy", "quality", "scheduling"]

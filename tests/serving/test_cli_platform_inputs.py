@@ -154,7 +154,7 @@ def test_quota_out_of_range_is_refused(sfai, db):
 
 def test_tenant_names_are_found_in_any_case(sfai, db, tmp_path):
     assert sfai("tenant", "create", "Acme2", "--ksic", "C29", "-m", "quality").out == "acme2\n"
-    assert '"name": "acme2"' in sfai("tenant", "show", "Acme2").out
+    assert '"name": "acme2"' in sfai("tenant", "show", "Acme2", "--json").out
     key = sfai("apikey", "create", "--tenant", "ACME2", "--role", "mes").out.strip()
     assert key.startswith("sfai_")
     listed = sfai("apikey", "list", "--tenant", "Acme2")
