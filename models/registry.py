@@ -9,6 +9,7 @@ The same aliases are set on MLflow's registered model when the version came from
 from __future__ import annotations
 
 import json
+import logging
 import re
 import shutil
 import tempfile
@@ -24,6 +25,9 @@ from serving.db.tables import ModelAliasEvent, ModelVersionRecord
 from serving.errors import Conflict, InvalidInput, NotFound
 from serving.runtime import file_sha256
 from serving.tenancy import as_utc, get_tenant, utcnow
+from serving.usage import deployment_id
+
+log = logging.getLogger(__name__)
 
 ALIASES = ("champion", "challenger")
 ROLLBACK = "rollback"  # an alias event marking the next champion move as a rollback (not an alias anyone holds)
@@ -110,8 +114,12 @@ class ModelRegistry:
         claimed by the database's unique index (a concurrent registration gets it first: the next one is tried).
         A folder already there that the database does not know (another deployment's files in this SFAI_HOME, kept
         with another database) is refused, never written over nor moved: a new database's first training had
-        written over the other deployment's v1, which that deployment still served (operator's audit)."""
+        written over the other deployment's v1, which that deployment still served (operator's audit). The
+        manifest names this database's deployment, so that a folder of its own whose registration was cut off
+        between the move and the commit (a killed process) is told from another deployment's and set aside."""
+        deployment = deployment_id(self.db)
         for _ in range(20):
+            moved: Path | None = None
             try:
                 with self.db.session() as s:
                     last = s.scalar(
@@ -135,25 +143,43 @@ class ModelRegistry:
                         )
                     )
                     s.flush()  # the number is this registration's from here (or IntegrityError: taken)
-                    self._refuse_foreign(dest)
+                    self._refuse_foreign(dest, deployment)
                     manifest = json.loads((staging / "manifest.json").read_text())
                     manifest["version"] = version
                     manifest["name"] = name  # rul-fd001, where the export wrote the family's name (rul)
                     manifest["tenant"] = self.tenant
+                    manifest["deployment"] = deployment
                     (staging / "manifest.json").write_text(json.dumps(manifest, indent=2))
                     staging.rename(dest)
+                    moved = dest
                 return version
             except IntegrityError:
                 continue  # another registration took this number
+            except BaseException:
+                if moved is not None and moved.exists() and not staging.exists():
+                    moved.rename(staging)  # the commit failed: the version is not recorded, so its folder goes too
+                raise
         raise Conflict(f"could not register a new version of {name!r}: other registrations kept taking the next "
                        "version number; try again")
 
     @staticmethod
-    def _refuse_foreign(dest: Path) -> None:
-        if dest.exists():
-            raise Conflict(f"{dest} exists but this database has no such version: another deployment's models are in "
-                           "this SFAI_HOME (a database switched by configuration alone?). Give this database its own "
-                           "SFAI_HOME, or move the old deployment's files with 'sfai admin backup' and 'restore'")
+    def _refuse_foreign(dest: Path, deployment: str) -> None:
+        if not dest.exists():
+            return
+        try:
+            owner = json.loads((dest / "manifest.json").read_text()).get("deployment")
+        except (OSError, ValueError, AttributeError):
+            owner = None
+        if owner is not None and owner == deployment and deployment != "-":
+            # this database's own registration, cut off after the move and before the commit: kept aside, named
+            aside = dest.with_name(f"{dest.name}.interrupted-{datetime.now():%Y%m%dT%H%M%S%f}")
+            dest.rename(aside)
+            log.warning("%s was left by a registration of this deployment that did not finish (the database has no "
+                        "such version); moved to %s", dest, aside.name)
+            return
+        raise Conflict(f"{dest} exists but this database has no such version: another deployment's models are in "
+                       "this SFAI_HOME (a database switched by configuration alone?). Give this database its own "
+                       "SFAI_HOME, or move the old deployment's files with 'sfai admin backup' and 'restore'")
 
     def check_next_free(self, name: str) -> None:
         """Refuse now, before a training, where the next version's folder holds another deployment's model
@@ -163,7 +189,9 @@ class ModelRegistry:
         with self.db.session() as s:
             last = s.scalar(select(func.max(ModelVersionRecord.version)).where(
                 ModelVersionRecord.tenant_id == self.tenant_id, ModelVersionRecord.name == name))
-        self._refuse_foreign(self.root / name / f"v{(last or 0) + 1}")
+        dest = self.root / name / f"v{(last or 0) + 1}"
+        if dest.exists():
+            self._refuse_foreign(dest, deployment_id(self.db))
 
     def set_alias(self, name: str, alias: str, version: int | None) -> None:
         if alias not in ALIASES:

@@ -1,6 +1,7 @@
 """The shared model platform: training loop, ONNX export with parity, registry aliases, runtime checks."""
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -159,6 +160,54 @@ def test_a_new_database_on_an_old_home_keeps_the_old_files_and_serves_only_its_o
         assert not [p for p in (home / "models" / "acme" / "failure").iterdir() if p.name.startswith(".incoming-")]
     finally:
         new_db.dispose()
+
+
+def test_a_registration_cut_off_after_its_folder_moved_does_not_block_the_next(tmp_path, db, monkeypatch):
+    """A registration whose commit failed after its folder had moved into place left ``v2`` there unrecorded, and
+    every later training of that model was refused as "another deployment's" (operator's audit). A failed commit
+    now takes its folder back; one left by a killed process names this deployment in its manifest and is set
+    aside, kept, while another deployment's folder is still refused."""
+    from contextlib import contextmanager
+
+    from sqlalchemy.exc import OperationalError
+
+    tenancy.create_tenant(db, "acme", "C29")
+    model, _, x, _ = trained()
+    export(model, x[:4], tmp_path / "exp", {"name": "failure"})
+    home = tmp_path / "home"
+    reg = ModelRegistry(db, home, "acme")
+    reg.register("failure", "maintenance", tmp_path / "exp")
+    folder = home / "models" / "acme" / "failure"
+    real = db.session
+
+    @contextmanager
+    def failing_commit():
+        with real() as s:
+            yield s
+            raise OperationalError("COMMIT", {}, Exception("database is locked"))
+
+    monkeypatch.setattr(db, "session", failing_commit)
+    with pytest.raises(OperationalError):
+        reg.register("failure", "maintenance", tmp_path / "exp")
+    monkeypatch.setattr(db, "session", real)
+    assert sorted(p.name for p in folder.iterdir()) == ["v1"]  # no v2 left behind, no staging folder
+    # a process killed between the move and the commit: v2 in place, the database without it
+    shutil.copytree(folder / "v1", folder / "v2")
+    manifest = json.loads((folder / "v2" / "manifest.json").read_text())
+    assert manifest["deployment"] not in (None, "-")
+    manifest["version"] = 2
+    (folder / "v2" / "manifest.json").write_text(json.dumps(manifest))
+    reg.check_next_free("failure")  # not refused: this deployment's own
+    v2 = reg.register("failure", "maintenance", tmp_path / "exp")
+    assert v2.version == 2 and (v2.path / "model.onnx").exists()
+    aside = [p.name for p in folder.iterdir() if p.name.startswith("v2.interrupted-")]
+    assert len(aside) == 1 and (folder / aside[0] / "model.onnx").exists()  # kept, not removed
+    # another deployment's v3 (its manifest names another deployment): refused, as before
+    shutil.copytree(folder / "v1", folder / "v3")
+    (folder / "v3" / "manifest.json").write_text(json.dumps({**manifest, "version": 3, "deployment": "0123456789ab"}))
+    with pytest.raises(Conflict, match="another deployment's models"):
+        reg.register("failure", "maintenance", tmp_path / "exp")
+    assert (folder / "v3" / "manifest.json").exists()
 
 
 def test_tracked_run_is_logged_and_registered_in_mlflow(tmp_path, monkeypatch):
