@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 
 # an error message's length at most: a message names what the caller sent, and a 200 KB model name or job id was
 # echoed whole (security audit); the longest SFAI writes (ten validation errors) stay well under it
@@ -43,6 +44,23 @@ class _RepeatedKey(Exception):
     pass
 
 
+class _TooLarge(Exception):
+    pass
+
+
+_FLOAT_MAX = int(sys.float_info.max)
+
+
+def _bounded_int(text: str) -> int:
+    """A JSON integer, refused where no 64-bit float holds it: every SFAI number is read as one at last, and a
+    400-digit integer (valid JSON) had raised OverflowError there, a 500 (security audit)."""
+    value = int(text)
+    if len(text) > 300 and abs(value) > _FLOAT_MAX:
+        raise _TooLarge(text[:12])
+    return value
+
+
+
 def _unique_keys(pairs: list[tuple[str, object]]) -> dict:
     """An object hook that refuses a name given twice in one object (``json`` would silently keep the last)."""
     obj = dict(pairs)
@@ -58,13 +76,15 @@ def parse_json(raw: bytes | str, what: str = "the body", *, unique_keys: bool = 
     holding a lone surrogate (escaped such as ``"\\ud800"``, or encoded in the bytes). With ``unique_keys``, an
     object naming a key twice is refused too (rows of data: which of the two values is true?)."""
     try:
-        doc = json.loads(raw, object_pairs_hook=_unique_keys) if unique_keys else json.loads(raw)
+        doc = json.loads(raw, object_pairs_hook=_unique_keys if unique_keys else None, parse_int=_bounded_int)
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise InvalidInput(f"{what} is not valid JSON: {e}") from None
     except RecursionError:
         raise InvalidInput(f"{what} is nested too deeply to read as JSON") from None
     except _RepeatedKey as e:
         raise InvalidInput(f"{what} names the key {e.args[0]!r} twice in one object") from None
+    except _TooLarge as e:
+        raise InvalidInput(f"{what} holds a number ({e.args[0]}...) beyond the range of a 64-bit float") from None
     except ValueError:  # Python's limit on integer digits (4,300): no reading or id has that many
         raise InvalidInput(f"{what} holds a number with more than 4,300 digits") from None
     data = raw.encode("utf-8", "surrogatepass") if isinstance(raw, str) else raw

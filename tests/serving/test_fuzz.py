@@ -64,7 +64,7 @@ def test_bodies_no_route_can_use_are_422_on_every_json_endpoint(target):
     """A lone surrogate escape (valid JSON, but no text: SQLite, Arrow and CP-SAT cannot take it) and nesting past
     the parser's limit are a 422 naming the problem wherever a JSON body is read: SFAI's own readers, the hot
     path, and the routes whose body FastAPI parses. They used to be 500s (and a job that could not be read back)
-    or FastAPI's 400 "There was an error parsing the body"."""
+    or FastAPI's 400 "There was an error parsing the body"; an integer of 400 digits was a 500 on five paths."""
     from fastapi.testclient import TestClient
 
     _, app, keys = target
@@ -75,6 +75,8 @@ def test_bodies_no_route_can_use_are_422_on_every_json_endpoint(target):
     plan = '{"problem": {"machines": [%s], "jobs": [{"id": "J1", "operations": [{"machines": {"M1": 3}}]}]}}'
     cases = [
         ("mes", "/v1/quality/defect/predict", '{"records": [{"row_id": %s, "f001": 1}]}'),
+        ("mes", "/v1/quality/defect/predict", '{"records": [{"row_id": 1, "f001": %s}]}'),
+        ("mes", "/v1/quality/defect/predict", '{"records": [{"row_id": 1, "f001": 1}], "threshold": %s}'),
         ("mes", "/v1/maintenance/failure/predict", '{"entity_ids": [%s], "view": "ai4i_features"}'),
         ("mes", "/v1/maintenance/rul/predict", '{"records": [{"unit": %s, "cycle": 1}]}'),
         ("mes", "/v1/energy/forecast", '{"records": [{"date": %s, "Usage_kWh": 1}]}'),
@@ -85,7 +87,10 @@ def test_bodies_no_route_can_use_are_422_on_every_json_endpoint(target):
         ("admin", "/v1/apikeys", '{"name": %s, "role": "mes"}'),
     ]
     for role, path, template in cases:
-        for value, words in ((lone, "surrogate"), (deep, "nested too deeply"), ("9" * 5000, "4,300 digits")):
+        # an integer no float holds (a 500 where it was read as a float: a threshold, a measurement, a reading)
+        big = "-1" + "0" * 400
+        for value, words in ((lone, "surrogate"), (deep, "nested too deeply"), ("9" * 5000, "4,300 digits"),
+                             (big, "beyond the range of a 64-bit float")):
             r = client.post(path, content=(template % value).encode(), headers={
                 "Authorization": f"Bearer {keys[role]}", "content-type": "application/json"})
             assert r.status_code == 422, (path, value[:8], r.text)
