@@ -207,7 +207,7 @@ class PlatformMiddleware:
             if declared > self.max_body:
                 raise BodyTooLarge(self.max_body)
             receive = limited(receive, self.max_body)
-            if self.fast and scope["method"] == "POST":
+            if self.fast and scope["method"] == "POST" and not scope.get("query_string"):  # options there: the route
                 route = fastpath.ROUTES.get(scope["path"])
                 if route is not None:
                     raw, complete = await fastpath.read_body(receive)

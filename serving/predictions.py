@@ -273,6 +273,8 @@ async def read_frame(request, limit: int = MAX_RECORDS) -> tuple[pd.DataFrame | 
     body = parse_json(raw, unique_keys=True)  # a reading named twice in one record: which is true? (as ingest asks)
     if not isinstance(body, dict):
         raise InvalidInput('expected a JSON object: {"records": [...]} or {"entity_ids": [...], "view": ...}')
+    if request.query_params:
+        _with_query_options(body, query_options(request.query_params))
     records = body.pop("records", None)
     if records is None:
         if "entity_ids" not in body:
@@ -462,6 +464,21 @@ def _forecast_meters(score, model, frame: pd.DataFrame, ids: list, options: dict
 _TRUE, _FALSE = ("true", "1", "yes"), ("false", "0", "no")
 
 
+def _with_query_options(body: dict, query: dict) -> None:
+    """Options in the query string of a JSON call join the body's (an MES's generated client sends them there, as
+    the API description lists them): ``?threshold=0.2`` had been ignored, the model's own threshold answered, and
+    ``?model=nope`` or a misspelt option passed unread. The rows stay the body's; an option given in both places
+    must agree."""
+    for name in ("records", "entity_ids", "view"):
+        if name in query:
+            raise InvalidInput(f'"{name}" goes in the JSON body, not the query string')
+    for name, value in query.items():
+        if name in body and body[name] != value:
+            raise InvalidInput(f'"{name}" is given twice, {shown(value)} in the query string and {shown(body[name])} '
+                               "in the body: give it once")
+        body[name] = value
+
+
 def _binary_options(request) -> dict:  # noqa: ANN001
     options = query_options(request.query_params)
     check_one_source(options)  # the rows are the body: no online-store lookup besides
@@ -469,7 +486,7 @@ def _binary_options(request) -> dict:  # noqa: ANN001
 
 
 def query_options(params) -> dict:  # noqa: ANN001
-    """Options given in the query string (with an Arrow or Parquet body), typed as a JSON body would carry them:
+    """Options given in the query string (with any body), typed as a JSON body would carry them:
     ``explain=true`` a boolean, ``horizon=96`` an integer; anything else stays text for ``_option`` to refuse."""
     out: dict = dict(params)
     flag = str(out.get("explain", "")).strip().lower()

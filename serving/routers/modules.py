@@ -168,7 +168,8 @@ def predict_openapi(family: str) -> dict:
         },
     }
     binary = {"schema": {"type": "string", "format": "binary"}}
-    params = [{"name": k, "in": "query", "required": False, "description": f"with an Arrow or Parquet body: {k}",
+    params = [{"name": k, "in": "query", "required": False,
+               "description": f"{k}, as in a JSON body (with a JSON body: in one place, or both alike)",
                "schema": {key: v for key, v in spec.items() if key != "description"}}
               for k, spec in {"model": {"type": "string"}, **options}.items()]
     for p in params:  # a query string holds no null

@@ -648,6 +648,13 @@ def test_a_call_can_set_its_own_decision_threshold(settings, db, demo_models, fa
                 r = client.post(url, json={**body, "threshold": bad}, headers=h)
                 assert r.status_code == 422, r.text
                 assert r.json()["error"]["message"].startswith('"threshold" must be a probability from 0 to 1'), r.text
+            # in the query string of a JSON call (an MES's generated client puts it there): applied, not ignored
+            q = client.post(url, params={"threshold": 0}, json=body, headers=h).json()["predictions"]
+            assert [p[flag] for p in q] == [1] * len(plain)
+            for params, words in (({"threshold": 0.5}, "given twice"), ({"explian": "true"}, "explian"),
+                                  ({"model": "nope"}, "nope"), ({"records": "x"}, "goes in the JSON body")):
+                r = client.post(url, params=params, json={**body, "threshold": 0.2}, headers=h)
+                assert r.status_code in (404, 422) and words in r.json()["error"]["message"], (params, r.text)
         r = client.post(ENDPOINTS["rul"], json={**sample_request(demo_dir, "rul"), "threshold": 0.5}, headers=h)
         assert r.status_code == 422 and "not an option of the rul model" in r.text, r.text
     app.state.platform.close()
