@@ -103,13 +103,29 @@ def limited(receive, limit: int):  # noqa: ANN001, ANN201
     return _receive
 
 
-def _unavailable(headers: list) -> tuple[dict, dict]:
-    return _json_error(
-        503,
-        "usage_log_unavailable",
-        "the usage log could not be written; the call was not performed on your account, retry shortly",
-        headers,
-    )
+# calls that change what SFAI holds (rows stored, a job queued or cancelled, a key or subscription changed): by
+# the time the usage log's write fails, the change is made
+_CHANGING_POSTS = ("/v1/ingest/", "/v1/scheduling/jobs", "/v1/subscriptions", "/v1/apikeys")
+
+
+def _changed(scope: dict, status: int) -> bool:
+    if status >= 300:
+        return False
+    method = scope["method"]
+    return method in ("DELETE", "PUT", "PATCH") or (method == "POST" and scope["path"].startswith(_CHANGING_POSTS))
+
+
+def _unavailable(headers: list, scope: dict, status: int) -> tuple[dict, dict]:
+    """The 503 of a call whose usage record could not be written. A read (a prediction, a plan) is withheld and
+    not counted: retry it. A change is made already: it had been answered "not performed, retry", and a retry
+    stored the rows again or queued a second job (MES integrator's audit)."""
+    if _changed(scope, status):
+        message = ("the call was carried out, but the usage log could not record it, so its answer is withheld: "
+                   "check its effect before repeating it (a job or ingest repeated with the same Idempotency-Key "
+                   "answers the first call's result)")
+    else:
+        message = "the usage log could not be written; the call was not performed on your account, retry shortly"
+    return _json_error(503, "usage_log_unavailable", message, [*headers, (b"retry-after", b"5")])
 
 
 # a whole API key in a path (DELETE /v1/apikeys/<the key>, pasted from a leak report): its secret would stay three
@@ -184,7 +200,7 @@ class PlatformMiddleware:
                 status = message["status"]
                 if not await self._account(scope, state, status, t0, request_id):
                     swallow = True
-                    for m in _unavailable(extra_headers):
+                    for m in _unavailable(extra_headers, scope, status):
                         await send(m)
                     return
                 message = dict(message)
@@ -216,7 +232,7 @@ class PlatformMiddleware:
                         started = True
                         status, body, headers = answered
                         if not await self._account(scope, state, status, t0, request_id):
-                            for m in _unavailable(extra_headers):
+                            for m in _unavailable(extra_headers, scope, status):
                                 await send(m)
                             return
                         await send({"type": "http.response.start", "status": status, "headers": [

@@ -407,6 +407,13 @@ def test_failed_log_write_answers_503_not_2xx(client, db, app):
         c.execute(text("ALTER TABLE usage_log RENAME TO usage_log_moved"))
     r = client.get("/v1/quality/status", headers=bearer(acme.mes))
     assert r.status_code == 503 and r.json()["error"]["code"] == "usage_log_unavailable"
+    assert "not performed" in r.json()["error"]["message"] and r.headers["retry-after"] == "5"
+    # a change is made by the time its record fails: it had been answered "not performed, retry" (and a retried
+    # ingest stored its rows again, a retried job submission queued a second job)
+    r = client.post("/v1/apikeys", json={"role": "mes", "name": "line-2"}, headers=bearer(acme.admin))
+    assert r.status_code == 503 and r.headers["retry-after"] == "5"
+    assert "was carried out" in r.json()["error"]["message"], r.text
+    assert "line-2" in [k.name for k in tenancy.list_api_keys(db, "acme")]
 
 
 def test_export_csv_and_json_own_tenant_only(client, db):
