@@ -25,6 +25,7 @@ from sqlalchemy.exc import IntegrityError
 from serving.db import Database
 from serving.db.tables import SchedulingJob
 from serving.errors import Conflict, InvalidInput, NotFound, TooManyRequests
+from serving.idempotency import IDEMPOTENCY_S, reused
 from serving.settings import Settings
 from serving.tenancy import active_subscriptions, as_utc, utcnow
 
@@ -34,7 +35,6 @@ log = logging.getLogger("sfai.scheduling")
 HEARTBEAT_S = 10.0
 STALE_S = 120.0
 # how long a background job's Idempotency-Key stands: a retry within it gets the job back (migration 0011)
-IDEMPOTENCY_S = 24 * 3600
 def _utc_text(ts: datetime | None) -> str | None:
     """A job's time as the other answers give theirs (pydantic's ``2026-12-07T01:02:03.456789Z``); it was
     ``+00:00``, so a client parsing one format read half of SFAI's times."""
@@ -570,8 +570,7 @@ class Jobs:
                 job.idempotency_key = None  # expired: the key is free again
                 return None
             if job.request_hash != request_hash:
-                raise Conflict(f"the Idempotency-Key {key[:40]!r} was used for another request (job {job.id}) within "
-                               "24 hours: send a new key for a new request, or the same request to get that job back")
+                raise reused(key, f"job {job.id}")
             job_id = job.id
         return self.get(tenant_id, job_id)
 

@@ -189,6 +189,20 @@ class SchedulingJob(Base):
     __table_args__ = (Index("ix_scheduling_jobs_tenant_idempotency", "tenant_id", "idempotency_key", unique=True),)
 
 
+class IngestRequest(Base):
+    """An ingest call sent with an ``Idempotency-Key``: its request's hash and, once stored, its answer (JSON). A
+    retry with the key within 24 hours gets that answer and writes nothing (migration 0013)."""
+
+    __tablename__ = "ingest_requests"
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id"), primary_key=True)
+    idempotency_key: Mapped[str] = mapped_column(String(100), primary_key=True)
+    request_hash: Mapped[str] = mapped_column(String(64))
+    result: Mapped[str | None] = mapped_column(Text, nullable=True)  # None while the first call is storing its rows
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (Index("ix_ingest_requests_tenant_created", "tenant_id", "created_at"),)
+
+
 __all__ = [
     "Base",
     "Tenant",
@@ -202,4 +216,5 @@ __all__ = [
     "ModelVersionRecord",
     "ModelAliasEvent",
     "SchedulingJob",
+    "IngestRequest",
 ]

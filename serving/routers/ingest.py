@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import json
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
 from serving.deps import CallerDep, PlatformDep, platform_call, require_role
-from serving.errors import InvalidInput, parse_json
+from serving.errors import InvalidInput, UnsupportedMediaType, parse_json
 from serving.handlers import SfaiRoute, validation_message
+from serving.idempotency import IngestOnce, check_key, request_hash
 from serving.schemas.features import FeatureViewPublic, IngestRecords, IngestResult, OnlineRequest
 from serving.schemas.platform import OnlineAnswer
 
@@ -56,13 +58,21 @@ def _format_of(filename: str | None, content_type: str | None, explicit: str | N
 async def ingest_view(
     view: str,
     request: Request,
+    response: Response,
     ctx: CallerDep,
     platform: PlatformDep,
     format: Annotated[str | None, Query(description="csv or parquet, for a raw body")] = None,
+    idempotency_key: Annotated[str | None, Header(
+        description="a retry with the same key (within 24 hours) gets the first call's answer and stores nothing "
+                    "again (a batch sent twice around another one, or after a correction of its readings, had been "
+                    "stored again); the same key with another batch is a 409. 1-100 printable ASCII characters",
+    )] = None,
 ) -> IngestResult:
     """Append rows to a feature view: JSON ``{"records": [...]}``, a multipart ``file`` upload (CSV or
     Parquet), or a raw CSV/Parquet body. Written to the offline and the online store in one step; a bad row
-    is a 422 naming the row and column, and then nothing is written."""
+    is a 422 naming the row and column, and then nothing is written. Send an ``Idempotency-Key`` to retry safely
+    after a timeout."""
+    key = check_key(idempotency_key)
     ctype = (request.headers.get("content-type") or "").split(";")[0].strip().lower()
     if ctype == "application/json":
         body = parse_json(await request.body(), unique_keys=True)  # a row naming a column twice: which is true?
@@ -80,13 +90,30 @@ async def ingest_view(
         fmt = _format_of(upload.filename, upload.content_type, format)
         data = await upload.read()
     else:
+        if not format and ctype not in _FORMATS:
+            raise UnsupportedMediaType(
+                f"cannot read a {ctype[:60]!r} body: send JSON (application/json), CSV (text/csv), Parquet "
+                "(application/vnd.apache.parquet), a multipart upload, or name the format with ?format=csv|parquet")
         fmt = _format_of(None, ctype, format)
         data = await request.body()
     if isinstance(data, bytes) and not data:
         raise InvalidInput("empty upload")
-    fs = await run_in_threadpool(platform.feature_store, ctx.tenant)
-    report = await run_in_threadpool(fs.ingest, view, data, fmt=fmt)
-    return IngestResult(
+    once = IngestOnce(platform.db) if key is not None else None
+    if once is not None:
+        # the rows as read, not the body's bytes: a retried multipart upload has another boundary
+        rows = data if isinstance(data, bytes) else json.dumps(data, sort_keys=True, default=str)
+        done = await run_in_threadpool(once.claim, ctx.tenant_id, key, request_hash(view, fmt or "json", rows))
+        if done is not None:
+            response.headers["Idempotent-Replayed"] = "true"
+            return IngestResult(**done)
+    try:
+        fs = await run_in_threadpool(platform.feature_store, ctx.tenant)
+        report = await run_in_threadpool(fs.ingest, view, data, fmt=fmt)
+    except BaseException:
+        if once is not None:
+            await run_in_threadpool(once.release, ctx.tenant_id, key)  # nothing stored: the key may be sent again
+        raise
+    result = IngestResult(
         view=report.view,
         rows=report.rows,
         files=report.files,
@@ -94,6 +121,9 @@ async def ingest_view(
         online_updated=report.online_updated,
         online_skipped_older=report.online_skipped_older,
     )
+    if once is not None:
+        await run_in_threadpool(once.finish, ctx.tenant_id, key, result.model_dump(mode="json"))
+    return result
 
 
 @router.get("/v1/features/views", response_model=list[FeatureViewPublic])

@@ -12,6 +12,7 @@ from starlette.concurrency import run_in_threadpool
 
 from serving.deps import CallerDep, PlatformDep
 from serving.errors import InvalidInput, TooManyRequests
+from serving.idempotency import check_key
 from serving.middleware import PartnerUse
 from serving.predictions import check_batch
 from serving.routers.modules import module_router
@@ -130,7 +131,7 @@ async def create_job(
     if not platform.settings.auth_enabled:  # no key, no tenant: a stored job belongs to one (it had been a 500)
         raise InvalidInput("background jobs are kept per tenant, and with SFAI_AUTH_ENABLED=false there is none: "
                            "solve with POST /v1/scheduling/solve, or switch auth on")
-    key = _idempotency_key(idempotency_key)
+    key = check_key(idempotency_key)
     digest = None
     if key is not None:  # before any limit: a retry of a job already made is answered, even with the queue full
         digest = hashlib.sha256(json.dumps(body.model_dump(mode="json"), sort_keys=True).encode()).hexdigest()
@@ -145,15 +146,6 @@ async def create_job(
     request = await _request(http, body, ctx, platform, modules)
     return await run_in_threadpool(functools.partial(platform.jobs.submit, key=key, request_hash=digest),
                                    ctx.tenant_id, request, modules)
-
-
-def _idempotency_key(value: str | None) -> str | None:
-    if value is None:
-        return None
-    if not 1 <= len(value) <= 100 or not all(" " < c <= "~" for c in value):
-        raise InvalidInput("Idempotency-Key must be 1-100 printable ASCII characters without spaces (e.g. a UUID), "
-                           f"got {value[:40]!r}{'...' if len(value) > 40 else ''}")
-    return value
 
 
 @router.get("/jobs/{job_id}", response_model=None, responses={200: {"model": JobAnswer}})

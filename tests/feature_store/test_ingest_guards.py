@@ -129,6 +129,39 @@ def test_rest_ingest_says_how_many_rows_were_older_than_the_online_ones(client, 
     assert (r.json()["rows"], r.json()["online_updated"], r.json()["online_skipped_older"]) == (2, 1, 1)
 
 
+def test_rest_ingest_with_an_idempotency_key_stores_a_retried_batch_once(client, acme, app):
+    """MES integrator's audit: a batch retried after another had landed in its day's data was stored again, and a
+    retry that came after a correction of its readings undid the correction (the late copy read as the latest
+    word). With an ``Idempotency-Key`` a retry gets the first answer and stores nothing; the same key with
+    another batch is a 409; a batch that failed frees its key. A body of no type SFAI reads is a 415."""
+    h = bearer(acme.mes)
+    url = "/v1/ingest/machine_stats"
+    first = {"records": [{**REC, "temp_mean": 1.0, "mode": "orig"}]}
+    correction = {"records": [{**REC, "temp_mean": 2.0, "mode": "fixed"}]}
+    a = client.post(url, json=first, headers={**h, "Idempotency-Key": "batch-a"})
+    assert a.status_code == 200 and "idempotent-replayed" not in a.headers, a.text
+    b = client.post(url, json=correction, headers={**h, "Idempotency-Key": "batch-b"})
+    assert b.status_code == 200, b.text
+    files = app.state.platform.feature_store("acme").offline.files("acme", "machine_stats")
+    late = client.post(url, json=first, headers={**h, "Idempotency-Key": "batch-a"})  # the timed-out call, again
+    assert late.status_code == 200 and late.headers["idempotent-replayed"] == "true" and late.json() == a.json()
+    assert app.state.platform.feature_store("acme").offline.files("acme", "machine_stats") == files  # nothing new
+    online = client.post("/v1/features/online", json={"view": "machine_stats", "entity_ids": ["m1"]}, headers=h)
+    row = online.json()["rows"][0]
+    assert (row["temp_mean"], row["mode"]) == (2.0, "fixed"), online.text  # the correction stands
+    r = client.post(url, json=correction, headers={**h, "Idempotency-Key": "batch-a"})
+    assert r.status_code == 409 and r.json()["error"]["code"] == "idempotency_key_reused", r.text
+    bad = {"records": [{**REC, "event_timestamp": "2027-12-06T00:00:00Z"}]}
+    assert client.post(url, json=bad, headers={**h, "Idempotency-Key": "batch-c"}).status_code == 422
+    ok = client.post(url, json={"records": [{**REC, "machine_id": "m3"}]}, headers={**h, "Idempotency-Key": "batch-c"})
+    assert ok.status_code == 200 and "idempotent-replayed" not in ok.headers, ok.text  # the failed call freed it
+    for key in ("", "a b", "x" * 101):
+        r = client.post(url, json=first, headers={**h, "Idempotency-Key": key})
+        assert r.status_code == 422 and "Idempotency-Key must be" in r.text, (key, r.text)
+    r = client.post(url, content=b"machine_id,temp_mean\nm1,1\n", headers={**h, "content-type": "text/plain"})
+    assert r.status_code == 415 and r.json()["error"]["code"] == "unsupported_media_type", r.text
+
+
 # ------------------------------------------------------------------------------------------------ long text
 def test_text_is_stored_up_to_the_limit_in_every_text_column():
     """One MQTT message stored a 60 MB string; the same held for an id and for every ingest path."""

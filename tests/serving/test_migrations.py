@@ -33,7 +33,7 @@ def test_migrations_are_idempotent_on_start(settings, db):
     again.dispose()
 
 
-HEAD = "0012"  # the latest migration
+HEAD = "0013"  # the latest migration
 
 
 def test_0011_keeps_the_jobs_already_made_without_a_key(settings):
