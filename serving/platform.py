@@ -75,7 +75,7 @@ class Platform:
 
     def __post_init__(self) -> None:
         from serving.predictions import ModelCache
-        from serving.scheduling import Jobs
+        from serving.scheduling import Jobs, SyncSolves
 
         self.jobs = Jobs(
             self.db,
@@ -83,6 +83,7 @@ class Platform:
             max_active=self.settings.scheduling_max_active_jobs,
         )
         self.models = ModelCache(self.db, self.settings.home)
+        self.solves = SyncSolves(self.settings.scheduling_max_sync_per_tenant, self.settings.scheduling_max_sync)
 
     def start(self) -> None:
         if self.settings.usage_log_enabled:

@@ -7,6 +7,7 @@ ignored (the plain behaviour) and the answer says so.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import math
@@ -21,6 +22,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
+from starlette.concurrency import run_in_threadpool
 
 from serving.db import Database
 from serving.db.tables import SchedulingJob
@@ -444,6 +446,42 @@ def _span_load(used: dict, energy, makespan: int) -> dict:  # noqa: ANN001 - opt
 
 def solve_now(request: dict, modules: set[str]) -> dict:
     return solve_prepared(*prepare(request, modules))
+
+
+class SyncSolves:
+    """The gate of synchronous solves (``POST /v1/scheduling/solve``) in one process. Each holds a thread of the
+    pool every plain route shares, for up to 30 s: one tenant sending 45 at once had every other tenant's calls
+    wait seconds for a thread (security audit). A tenant runs at most ``per_tenant`` at once (more: 429
+    ``too_many_solves``, the background jobs being the way for more), and the process at most ``total``: the
+    others wait their turn holding no thread."""
+
+    def __init__(self, per_tenant: int, total: int) -> None:
+        self.per_tenant, self.total = per_tenant, total
+        self._running: dict[int, int] = {}
+        self._lock = threading.Lock()
+        self._loop: object | None = None
+        self._turns: asyncio.Semaphore | None = None
+
+    async def run(self, tenant_id: int, fn, *args):  # noqa: ANN001, ANN202
+        with self._lock:
+            running = self._running.get(tenant_id, 0)
+            if running >= self.per_tenant:
+                raise TooManyRequests(
+                    f"{running} synchronous solves of this tenant are running (at most {self.per_tenant} at once): "
+                    "wait for one to finish, or send the plans as background jobs (POST /v1/scheduling/jobs)",
+                    code="too_many_solves", retry_after_s=5)
+            self._running[tenant_id] = running + 1
+        try:
+            loop = asyncio.get_running_loop()
+            if self._loop is not loop:  # one semaphore per event loop (tests start several)
+                self._loop, self._turns = loop, asyncio.Semaphore(self.total)
+            async with self._turns:
+                return await run_in_threadpool(fn, *args)
+        finally:
+            with self._lock:
+                self._running[tenant_id] -= 1
+                if not self._running[tenant_id]:
+                    del self._running[tenant_id]
 
 
 def _heartbeat(ref: weakref.ref, stop: threading.Event, period: float) -> None:

@@ -143,6 +143,14 @@ class Settings(BaseSettings):
     scheduling_max_active_jobs: int = Field(
         default=4, ge=1, description="queued or running background solves per tenant; more get 429"
     )
+    # synchronous solves hold a thread for up to 30 s each: 45 at once from one tenant had every other tenant's
+    # plain calls wait 7 s for a thread (security audit)
+    scheduling_max_sync_per_tenant: int = Field(
+        default=2, ge=1, description="synchronous solves one tenant runs at once (per process); more get 429"
+    )
+    scheduling_max_sync: int = Field(
+        default=8, ge=1, description="synchronous solves running at once in a process (all tenants); more wait"
+    )
     # Plan sizes, checked before anything is parsed or solved: the solver's time limit does not bound the work of
     # building the model (100,000 one-operation jobs on 100,000 machines ran 51 s and took 844 MB with a 2-s limit;
     # 10,000 operations on 2,000 machines take 3-4 s, 20,000 about 7 s, on 2 cores)

@@ -116,7 +116,8 @@ async def solve_plan(http: Request, body: SolveRequest, ctx: CallerDep, platform
     _check_time_limit(platform, ctx, body.time_limit_s, platform.settings.scheduling_max_solve_s, "synchronous solve")
     check_plan_size(body.problem, platform.settings, background=False)
     modules = _modules(platform, ctx)
-    return await run_in_threadpool(solve_now, await _request(http, body, ctx, platform, modules), modules)
+    return await platform.solves.run(ctx.tenant_id, solve_now, await _request(http, body, ctx, platform, modules),
+                                     modules)
 
 
 @router.post("/jobs", status_code=status.HTTP_202_ACCEPTED, response_model=None, responses={202: {"model": JobAnswer}})

@@ -963,3 +963,42 @@ def test_jobs_can_be_listed_and_cancelled(client, db, monkeypatch):
     workers = [t for t in threading.enumerate() if t.name.startswith("sfai-schedule")]
     assert workers and all(t.daemon for t in workers)
     assert client.get("/v1/scheduling/jobs?status=bogus", headers=h).status_code == 422
+
+
+def test_synchronous_solves_are_capped_per_tenant_and_take_turns_for_threads():
+    """Security audit: one tenant's 45 synchronous solves at once held the threads every plain route shares, and
+    another tenant's calls waited 7 s. A tenant runs at most ``per_tenant`` at once (more: 429 too_many_solves),
+    and the process at most ``total``: the rest wait their turn without a thread."""
+    import asyncio
+
+    from serving.errors import TooManyRequests
+    from serving.scheduling import SyncSolves
+
+    gate = SyncSolves(per_tenant=2, total=2)
+    release = threading.Event()
+    running, peak = [0], [0]
+    lock = threading.Lock()
+
+    def solve(name: str) -> str:
+        with lock:
+            running[0] += 1
+            peak[0] = max(peak[0], running[0])
+        release.wait(10)
+        with lock:
+            running[0] -= 1
+        return name
+
+    async def main() -> list:
+        first = [asyncio.create_task(gate.run(1, solve, f"a{i}")) for i in range(2)]
+        await asyncio.sleep(0.2)
+        with pytest.raises(TooManyRequests) as e:  # the tenant's third at once
+            await gate.run(1, solve, "a2")
+        assert e.value.code == "too_many_solves" and e.value.headers["Retry-After"] == "5"
+        other = asyncio.create_task(gate.run(2, solve, "b0"))  # another tenant: admitted, waits for a turn
+        await asyncio.sleep(0.2)
+        assert running[0] == 2 and not other.done()
+        release.set()
+        return await asyncio.gather(*first, other)
+
+    assert asyncio.run(main()) == ["a0", "a1", "b0"]
+    assert peak[0] == 2 and gate._running == {}
