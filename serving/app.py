@@ -17,7 +17,7 @@ from fastapi.staticfiles import StaticFiles
 
 from serving import fastpath
 from serving.db import Database
-from serving.handlers import install_error_handlers
+from serving.handlers import error_response, install_error_handlers
 from serving.logs import server_log_config
 from serving.middleware import ACCOUNTED, PlatformMiddleware
 from serving.platform import Platform
@@ -151,17 +151,34 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
 
     if settings.cors_origins:  # closed by default: a browser page elsewhere cannot call SFAI with a user's key
         app.add_middleware(
-            CORSMiddleware,
+            _JsonCors,
             allow_origins=settings.cors_origins,
             allow_methods=["GET", "POST", "DELETE"],
-            allow_headers=["authorization", "content-type", "accept", "x-request-id"],
-            expose_headers=["x-request-id", "retry-after", "x-sfai-model", "x-sfai-model-version", "x-sfai-count"],
+            allow_headers=["authorization", "content-type", "accept", "x-request-id", "idempotency-key"],
+            expose_headers=["x-request-id", "retry-after", "x-sfai-model", "x-sfai-model-version", "x-sfai-count",
+                            "idempotent-replayed"],
             max_age=600,
         )
     app.add_middleware(PlatformMiddleware, platform=platform)
     if settings.predict_fast_path:
         app.hot = PlatformMiddleware(app.routed, platform)
     return app
+
+
+class _JsonCors(CORSMiddleware):
+    """CORS whose refused preflight is SFAI's JSON error (it was Starlette's plain text "Disallowed CORS origin")."""
+
+    def preflight_response(self, request_headers):  # noqa: ANN001, ANN201
+        answer = super().preflight_response(request_headers)
+        if answer.status_code != 400:
+            return answer
+        refused = answer.body.decode("utf-8", "replace")  # "Disallowed CORS origin, method"
+        out = error_response(400, "cors_refused", f"{refused}: this origin, method or header is not allowed to call "
+                             "SFAI from a browser (the operator lists origins in SFAI_CORS_ORIGINS)")
+        for name, value in answer.headers.items():
+            if name not in ("content-type", "content-length"):
+                out.headers[name] = value
+        return out
 
 
 def app_from_env() -> FastAPI:

@@ -473,6 +473,11 @@ def test_cors_is_closed_by_default_and_opens_to_listed_origins(settings, db):
         assert r.status_code == 200 and r.headers["access-control-allow-origin"] == "https://mes.example"
         r = client.options(PREDICT, headers={**preflight, "Origin": "https://elsewhere.example"})
         assert r.status_code == 400 and "access-control-allow-origin" not in r.headers
+        # refused in SFAI's JSON error shape (it was Starlette's plain text, security audit)
+        assert r.json()["error"]["code"] == "cors_refused" and "Disallowed CORS origin" in r.json()["error"]["message"]
+        # a browser client may send an Idempotency-Key (the retry-safe job and ingest calls) and read the answer's
+        r = client.options(PREDICT, headers={**preflight, "Access-Control-Request-Headers": "idempotency-key"})
+        assert r.status_code == 200, r.text
     with pytest.raises(ValidationError, match="cors_origins"):
         Settings(cors_origins=["*"])
     with pytest.raises(ValidationError, match="rate_limits"):
