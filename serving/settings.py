@@ -20,10 +20,29 @@ PLACEHOLDER_SECRET = "change-me"  # noqa: S105 - the development placeholder, re
 MIN_SECRET_CHARS = 6
 
 
+# runs a person types for a "random" text: a secret that is (a repetition of) a stretch of one is none
+_RUNS = ("0123456789abcdefghijklmnopqrstuvwxyz", "qwertyuiopasdfghjklzxcvbnm", "1234567890")
+
+
+def _period(text: str) -> str:
+    """The shortest stretch whose repetition makes ``text`` ("abcabcab" -> "abc")."""
+    for n in range(1, len(text) // 2 + 1):
+        if all(text[i] == text[i % n] for i in range(len(text))):
+            return text[:n]
+    return text
+
+
 def weak_secret(secret: str) -> bool:
-    """A secret that is blank, one repeated character or a handful of them, or holds the placeholder: it peppers
-    every API key's hash and keys the usage log's hash chain."""
-    return len(set(secret.strip())) < MIN_SECRET_CHARS or PLACEHOLDER_SECRET in secret.lower()
+    """A secret that is blank, one repeated character or a handful of them, a short stretch repeated
+    ("abcdefabcdefabcdef"), a run of the alphabet or the keyboard ("0123456789abcdef"), or holds the placeholder:
+    the server's secret peppers every API key's hash and keys the usage log's hash chain (security audit: the
+    repeated and the sequential ones passed)."""
+    text = secret.strip().lower()
+    if len(set(text)) < MIN_SECRET_CHARS or PLACEHOLDER_SECRET in text:
+        return True
+    stretch = _period(text)
+    return len(stretch) < MIN_SECRET_CHARS * 2 and len(text) > len(stretch) or any(
+        stretch in run or stretch[::-1] in run for run in _RUNS)
 
 
 def check_forwarded_allow_ips(value: str, where: str) -> None:
@@ -278,6 +297,14 @@ class Settings(BaseSettings):
             raise ValueError(
                 f"SFAI_SECRET_KEY is too weak for {self.environment} (blank, a repeated character or pattern, or the "
                 "placeholder 'change-me' in it): use 32 random characters, e.g. from "
+                "python -c 'import secrets; print(secrets.token_urlsafe(32))'"
+            )
+        if self.environment not in ("development", "test") and self.metrics_token is not None and (
+                len(self.metrics_token) < 16 or weak_secret(self.metrics_token)):
+            # it opens every tenant's call counts: "x" had passed (security audit)
+            raise ValueError(
+                f"SFAI_METRICS_TOKEN is too weak for {self.environment} (under 16 characters, a repeated character "
+                "or pattern, or a run such as 0123456789abcdef): use 32 random characters, e.g. from "
                 "python -c 'import secrets; print(secrets.token_urlsafe(32))'"
             )
         if not (self.auth_enabled and self.usage_log_enabled) and self.environment not in (

@@ -60,15 +60,28 @@ def test_placeholder_secret_refused_outside_development(env):
     assert Settings(environment=env, secret_key="a-real-secret-of-32-characters!!", _env_file=None).environment == env
 
 
-@pytest.mark.parametrize("weak", [" " * 16, "a" * 16, "abababababababab", "change-mechange-me", "CHANGE-ME-0123456789"])
+@pytest.mark.parametrize("weak", [" " * 16, "a" * 16, "abababababababab", "change-mechange-me", "CHANGE-ME-0123456789",
+                                  "abcdefabcdefabcdef", "0123456789abcdef", "fedcba9876543210", "qwertyuiopasdfgh"])
 def test_a_weak_secret_is_refused_outside_development(weak):
     """16 spaces, one repeated character, or the placeholder twice passed the length check in production (security
-    audit): the secret peppers every key's hash and keys the usage log. Development keeps any secret."""
+    audit), and then a repeated stretch and a run of the alphabet (the second security audit): the secret peppers
+    every key's hash and keys the usage log. Development keeps any secret."""
     for env in ("staging", "production"):
         with pytest.raises(ValidationError, match="too weak"):
             Settings(environment=env, secret_key=weak, _env_file=None)
     assert Settings(environment="development", secret_key=weak, _env_file=None).secret_key == weak
     assert Settings(environment="production", secret_key="0f3a9c1e7b2d4a86", _env_file=None).environment == "production"
+
+
+def test_a_weak_metrics_token_is_refused_outside_development():
+    """SFAI_METRICS_TOKEN=x opened every tenant's call counts in production (security audit)."""
+    good = "a-real-secret-of-32-characters!!"
+    for token in ("x", "0123456789abcdef", "a" * 20):
+        with pytest.raises(ValidationError, match="SFAI_METRICS_TOKEN is too weak"):
+            Settings(environment="production", secret_key=good, metrics_token=token, _env_file=None)
+        assert Settings(environment="development", metrics_token=token, _env_file=None).metrics_token == token
+    assert Settings(environment="production", secret_key=good, metrics_token="Zq8-v1LxT4mWc9Rb",
+                    _env_file=None).metrics_token
 
 
 @pytest.mark.parametrize("value", ["*", "10.0.0.5, *", " * "])
