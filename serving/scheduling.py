@@ -507,9 +507,19 @@ class _Workers:
 
     def __init__(self, workers: int, name: str) -> None:
         self._tasks: queue.SimpleQueue = queue.SimpleQueue()
-        self._threads = [threading.Thread(target=self._loop, name=f"{name}_{i}", daemon=True) for i in range(workers)]
-        for t in self._threads:
-            t.start()
+        self._name = name
+        self._lock = threading.Lock()
+        self._retiring: set[int] = set()  # threads that end once their task is done (a replacement took their place)
+        self._made = 0
+        self._threads: list[threading.Thread] = []
+        for _ in range(workers):
+            self._start()
+
+    def _start(self) -> None:
+        t = threading.Thread(target=self._loop, name=f"{self._name}_{self._made}", daemon=True)
+        self._made += 1
+        self._threads.append(t)
+        t.start()
 
     def _loop(self) -> None:
         while (task := self._tasks.get()) is not None:
@@ -517,6 +527,21 @@ class _Workers:
                 task()
             except Exception:  # noqa: BLE001 - a task records its own failures; this keeps the worker alive
                 log.exception("scheduling worker: a task failed")
+            with self._lock:
+                if threading.get_ident() in self._retiring:
+                    self._retiring.discard(threading.get_ident())
+                    self._threads.remove(threading.current_thread())
+                    return
+
+    def replace(self, ident: int) -> None:
+        """Another thread takes the place of thread ``ident``, busy with a task whose result nobody wants any more
+        (a cancelled job's solve, which cannot be stopped part-way): the queue goes on at once, and ``ident`` ends
+        when its task does."""
+        with self._lock:
+            if ident in self._retiring or not any(t.ident == ident for t in self._threads):
+                return
+            self._retiring.add(ident)
+            self._start()
 
     def submit(self, task) -> None:  # noqa: ANN001
         self._tasks.put(task)
@@ -568,6 +593,7 @@ class Jobs:
         self._running: dict[int, int] = {}
         self._last_start: dict[int, int] = {}
         self._starts = 0
+        self._solving: dict[str, int] = {}  # running job -> the worker thread solving it
 
     def active(self, tenant_id: int) -> int:
         """Queued or running jobs of a tenant. A job older than the whole queue's worth of time limits is not
@@ -690,12 +716,17 @@ class Jobs:
             return
         if not self._update(job_id, status="running", started_at=utcnow(), was="queued"):
             return  # cancelled meanwhile, or taken over
+        with self._lock:
+            self._solving[job_id] = threading.get_ident()
         try:
             result = solve_prepared(*prepared)
         except Exception as e:  # noqa: BLE001 - recorded on the job
             log.exception("scheduling job %s failed", job_id)
             self._fail(job_id, e, was="running")
             return
+        finally:
+            with self._lock:
+                self._solving.pop(job_id, None)
         self._update(job_id, status="done", result=json.dumps(result, default=str), finished_at=utcnow(),
                      was="running")
 
@@ -737,7 +768,7 @@ class Jobs:
                         limit = float(json.loads(job.request).get("time_limit_s") or 0)
                         ends = as_utc(job.started_at) + timedelta(seconds=limit) if job.started_at else now
                         error = ("cancelled while running: its plan is dropped; the solve already under way ends by "
-                                 f"its time limit, at {_utc_text(ends)}")
+                                 f"its time limit, at {_utc_text(ends)}, without holding up the jobs after it")
                     else:
                         error = "cancelled before it started"
                     # written only while the job is still as read: a solve that finished meanwhile keeps "done"
@@ -750,6 +781,8 @@ class Jobs:
             else:
                 raise Conflict(f"scheduling job {job_id} changed state while it was being cancelled: try again",
                                code="job_busy")
+            if was == "running":
+                self._let_go(job_id)  # where this process solves it; another process does at its next beat
             queue = self._queued.get(tenant_id)
             if queue is not None:  # this process holds it queued: off the queue, and no longer stamped
                 kept = deque(x for x in queue if x[0] != job_id)
@@ -804,9 +837,11 @@ class Jobs:
             self._beat.start()
 
     def beat(self) -> None:
-        """Stamps every job this process holds (one statement)."""
+        """Stamps every job this process holds (one statement), and gives up the workers of its running jobs that
+        were cancelled through another process (:meth:`_let_go`)."""
         with self._lock:
             held = list(self._held)
+            solving = list(self._solving)
         if held:
             with self.db.session() as s:
                 s.execute(
@@ -814,6 +849,21 @@ class Jobs:
                     .where(SchedulingJob.id.in_(held), SchedulingJob.owner == self.owner)
                     .values(heartbeat_at=utcnow())
                 )
+        if solving:
+            with self.db.session() as s:
+                gone = s.scalars(select(SchedulingJob.id).where(SchedulingJob.id.in_(solving),
+                                                                SchedulingJob.status == "cancelled")).all()
+            with self._lock:
+                for job_id in gone:
+                    self._let_go(job_id)
+
+    def _let_go(self, job_id: str) -> None:
+        """A cancelled job's solve runs on to its time limit (it cannot be stopped part-way), but its worker is
+        replaced: the next job starts now. With one worker per process, a cancelled hour-long job had held every
+        tenant's queue for that hour (security audit). The caller holds the lock."""
+        ident = self._solving.pop(job_id, None)
+        if ident is not None:
+            self._pool.replace(ident)
 
     def _stale(self, now):  # noqa: ANN001, ANN202 - a SQL condition
         cutoff = now - timedelta(seconds=self.stale_s)

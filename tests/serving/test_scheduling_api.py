@@ -936,6 +936,13 @@ def test_jobs_can_be_listed_and_cancelled(client, db, monkeypatch):
         running = client.delete(f"/v1/scheduling/jobs/{ids['A1']}", headers=h).json()
         assert running["status"] == "cancelled" and running["error"].startswith("cancelled while running: its plan "
                                                                                 "is dropped; the solve already")
+        assert running["error"].endswith("without holding up the jobs after it")
+        # the next job starts now, while A1's solve still runs (one worker per process: a cancelled hour-long job
+        # had held every tenant's queue for the hour, security audit)
+        deadline = time.monotonic() + 30
+        while "A3" not in started and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert started == ["A1", "A3"]
         again = client.delete(f"/v1/scheduling/jobs/{ids['A1']}", headers=h)
         assert again.status_code == 409 and again.json()["error"]["code"] == "job_finished"
         r = client.post("/v1/scheduling/jobs", json={"problem": {**PROBLEM, "name": "A5"}, "time_limit_s": 5},
@@ -963,6 +970,39 @@ def test_jobs_can_be_listed_and_cancelled(client, db, monkeypatch):
     workers = [t for t in threading.enumerate() if t.name.startswith("sfai-schedule")]
     assert workers and all(t.daemon for t in workers)
     assert client.get("/v1/scheduling/jobs?status=bogus", headers=h).status_code == 422
+
+
+def test_a_job_cancelled_through_another_process_frees_this_ones_worker(client, db, app, monkeypatch):
+    """Cancelled through another serving process (``DELETE`` reached it), a running job's solve went on holding this
+    process's only worker: its next heartbeat now hands the queue to a new worker."""
+    from sqlalchemy import update
+
+    from serving.db.tables import SchedulingJob
+
+    started, finish = held_solves(monkeypatch)
+    acme = make_tenant(db, PEPPER, "acme", modules=("scheduling",))
+    h = bearer(acme.mes)
+    try:
+        ids = []
+        for name in ("B1", "B2"):
+            r = client.post("/v1/scheduling/jobs", json={"problem": {**PROBLEM, "name": name}, "time_limit_s": 5},
+                            headers=h)
+            ids.append(r.json()["job_id"])
+        deadline = time.monotonic() + 30
+        while not started and time.monotonic() < deadline:
+            time.sleep(0.01)
+        with db.session() as s:  # what another process's cancel writes
+            s.execute(update(SchedulingJob).where(SchedulingJob.id == ids[0]).values(status="cancelled"))
+        time.sleep(0.2)
+        assert started == ["B1"]  # not before the heartbeat reads it
+        app.state.platform.jobs.beat()
+        deadline = time.monotonic() + 30
+        while "B2" not in started and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert started == ["B1", "B2"]
+    finally:
+        for _ in range(3):
+            finish.release()
 
 
 def test_synchronous_solves_are_capped_per_tenant_and_take_turns_for_threads():
