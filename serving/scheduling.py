@@ -499,6 +499,9 @@ def _heartbeat(ref: weakref.ref, stop: threading.Event, period: float) -> None:
         del jobs
 
 
+MAX_UNWANTED_SOLVES = 2  # cancelled solves running on per process beside the queue's own workers
+
+
 class _Workers:
     """The background solves' threads: daemon threads taking tasks from a queue. ThreadPoolExecutor's threads are
     joined when Python exits, so a server stopped with SIGTERM while a solve ran (its job handed back to the queue by
@@ -539,6 +542,10 @@ class _Workers:
         when its task does."""
         with self._lock:
             if ident in self._retiring or not any(t.ident == ident for t in self._threads):
+                return
+            if len(self._retiring) >= MAX_UNWANTED_SOLVES:
+                # a tenant submitting and cancelling over and over would otherwise start solve after solve beside
+                # the unwanted ones: past this many, the queue waits for them again
                 return
             self._retiring.add(ident)
             self._start()

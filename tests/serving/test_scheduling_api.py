@@ -1000,6 +1000,17 @@ def test_a_job_cancelled_through_another_process_frees_this_ones_worker(client, 
         while "B2" not in started and time.monotonic() < deadline:
             time.sleep(0.01)
         assert started == ["B1", "B2"]
+        # at most MAX_UNWANTED_SOLVES of them run on beside the queue: submit-and-cancel, over and over, would
+        # otherwise start one solve after another on the same cores
+        from serving.scheduling import MAX_UNWANTED_SOLVES
+
+        pool = app.state.platform.jobs._pool
+        assert MAX_UNWANTED_SOLVES == 2 and len(pool._retiring) == 1
+        for _ in range(3):
+            for t in list(pool._threads):
+                if t.ident not in pool._retiring:
+                    pool.replace(t.ident)
+        assert len(pool._retiring) == 2 and len(pool._threads) == 3
     finally:
         for _ in range(3):
             finish.release()
