@@ -254,7 +254,7 @@ def add_predict_route(router: APIRouter, path: str, family: str, summary: str, *
             out = await run_in_threadpool(  # the frame too is built off the event loop
                 lambda: scorer(family)(model, records_frame(family, rows, from_store=from_store), **options)
             )
-            predictions, count = out.to_json(orient="records", date_format="iso"), len(out)
+            predictions, count = out.to_json(orient="records", date_format="iso", force_ascii=False), len(out)
             notes = answer_notes(out)
         # serialised here, not by FastAPI's encoder (which walks every value: ~0.2 s for 10,000 records)
         return Response(prediction_body(model, predictions, count, notes), media_type="application/json")

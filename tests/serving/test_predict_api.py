@@ -658,3 +658,25 @@ def test_a_call_can_set_its_own_decision_threshold(settings, db, demo_models, fa
         r = client.post(ENDPOINTS["rul"], json={**sample_request(demo_dir, "rul"), "threshold": 0.5}, headers=h)
         assert r.status_code == 422 and "not an option of the rul model" in r.text, r.text
     app.state.platform.close()
+
+
+def test_answers_carry_korean_ids_as_text_not_escapes(settings, db, demo_models):
+    """A defect answer escaped every non-ASCII character (``"\\uc0ac\\ucd9c..."``) where every other answer sends
+    UTF-8 (MES integrator's audit): valid JSON, but not what the plant's id looks like in a log or a dump."""
+    from fastapi.testclient import TestClient
+
+    from models.demo import ENDPOINTS, sample_request
+    from serving.app import create_app
+
+    models_dir, demo_dir = demo_models
+    acme = make_tenant(db, PEPPER, "acme", modules=("quality",))
+    ModelRegistry(db, settings.home, "acme").register("defect", "quality", models_dir / "defect" / "v1")
+    app = create_app(settings, db=db)
+    with TestClient(app) as client:
+        body = sample_request(demo_dir, "defect")
+        body["records"] = [{**r, "row_id": f"사출기-{i}"} for i, r in enumerate(body["records"])]
+        r = client.post(ENDPOINTS["defect"], json=body, headers=bearer(acme.mes))
+        assert r.status_code == 200, r.text
+        assert "사출기-0".encode() in r.content and b"\\u" not in r.content
+        assert [p["row_id"] for p in r.json()["predictions"]] == [f"사출기-{i}" for i in range(len(body["records"]))]
+    app.state.platform.close()
