@@ -245,7 +245,7 @@ class Quarantine:
         ``payload_base64`` instead of ``payload`` (as text its bad bytes would be lost). ``size``: ``payload`` is the
         first bytes of a message of that many bytes (``payload_bytes``, ``payload_sha256``; ``payload_truncated``)."""
         now = datetime.now(UTC)
-        kept = {"received_at": now.isoformat(), "topic": topic}
+        kept = {"received_at": now.isoformat().replace("+00:00", "Z"), "topic": topic}
         try:
             kept["payload"] = payload.decode("utf-8")
         except UnicodeDecodeError as e:
@@ -410,8 +410,8 @@ class MqttIngestor:
         msg.done = True
         if self.on_reject is not None:
             m = self._rx.match(msg.topic)
-            notice = {"received_at": datetime.now(UTC).isoformat(), "topic": msg.topic, "kind": kind,
-                      "reason": reason, "payload_bytes": msg.size,
+            notice = {"received_at": datetime.now(UTC).isoformat().replace("+00:00", "Z"), "topic": msg.topic,
+                      "kind": kind, "reason": reason, "payload_bytes": msg.size,
                       "payload_sha256": msg.sha256 or hashlib.sha256(msg.payload).hexdigest()}
             try:
                 self.on_reject((m["tenant"], m["view"]) if m else None, notice)

@@ -65,7 +65,7 @@ class Conformed:
 @functools.lru_cache(maxsize=4096)
 def _iso_us(ts_us: int) -> str:
     """An online row's event time (microseconds since the epoch) as ISO text; the hot rows' are remembered."""
-    return datetime.fromtimestamp(ts_us / 1e6, UTC).isoformat()
+    return datetime.fromtimestamp(ts_us / 1e6, UTC).isoformat().replace("+00:00", "Z")
 
 
 def _utc(ts: datetime | str | None) -> datetime | None:

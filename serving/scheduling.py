@@ -29,7 +29,7 @@ from serving.db.tables import SchedulingJob
 from serving.errors import Conflict, InvalidInput, NotFound, TooManyRequests
 from serving.idempotency import IDEMPOTENCY_S, reused
 from serving.settings import Settings
-from serving.tenancy import active_subscriptions, as_utc, utcnow
+from serving.tenancy import active_subscriptions, as_utc, utc_text, utcnow
 
 log = logging.getLogger("sfai.scheduling")
 # A process stamps its queued and running jobs this often; a job not stamped for STALE_S is taken over by another
@@ -37,12 +37,6 @@ log = logging.getLogger("sfai.scheduling")
 HEARTBEAT_S = 10.0
 STALE_S = 120.0
 # how long a background job's Idempotency-Key stands: a retry within it gets the job back (migration 0011)
-def _utc_text(ts: datetime | None) -> str | None:
-    """A job's time as the other answers give theirs (pydantic's ``2026-12-07T01:02:03.456789Z``); it was
-    ``+00:00``, so a client parsing one format read half of SFAI's times."""
-    return None if ts is None else as_utc(ts).isoformat().replace("+00:00", "Z")
-
-
 RELEASED = datetime(2000, 1, 1, tzinfo=UTC)  # the stamp of a job its process handed back on stop: stale at once
 # parts of a problem that only a partner module's subscription enables
 PARTNERS = (("failure_risk", "maintenance"), ("energy", "energy"))
@@ -775,7 +769,7 @@ class Jobs:
                         limit = float(json.loads(job.request).get("time_limit_s") or 0)
                         ends = as_utc(job.started_at) + timedelta(seconds=limit) if job.started_at else now
                         error = ("cancelled while running: its plan is dropped; the solve already under way ends by "
-                                 f"its time limit, at {_utc_text(ends)}, without holding up the jobs after it")
+                                 f"its time limit, at {utc_text(ends)}, without holding up the jobs after it")
                     else:
                         error = "cancelled before it started"
                     # written only while the job is still as read: a solve that finished meanwhile keeps "done"
@@ -811,8 +805,8 @@ class Jobs:
             stmt = stmt.where(j.status == status)
         with self.db.session() as s:
             rows = s.execute(stmt.order_by(j.created_at.desc(), j.id).limit(limit)).all()
-        return [{"job_id": r.id, "status": r.status, "created_at": _utc_text(r.created_at),
-                 "started_at": _utc_text(r.started_at), "finished_at": _utc_text(r.finished_at), "error": r.error}
+        return [{"job_id": r.id, "status": r.status, "created_at": utc_text(r.created_at),
+                 "started_at": utc_text(r.started_at), "finished_at": utc_text(r.finished_at), "error": r.error}
                 for r in rows]
 
     def get(self, tenant_id: int, job_id: str) -> dict:
@@ -825,9 +819,9 @@ class Jobs:
             return {
                 "job_id": job.id,
                 "status": job.status,
-                "created_at": _utc_text(job.created_at),
-                "started_at": _utc_text(job.started_at),
-                "finished_at": _utc_text(job.finished_at),
+                "created_at": utc_text(job.created_at),
+                "started_at": utc_text(job.started_at),
+                "finished_at": utc_text(job.finished_at),
                 "result": json.loads(job.result) if job.result else None,
                 "error": job.error,
             }

@@ -39,6 +39,11 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def utc_text(ts: datetime | None) -> str | None:
+    """A time as SFAI's answers write it: ISO 8601 in UTC, ending in ``Z`` (``2026-12-07T04:18:33.002892Z``)."""
+    return None if ts is None else as_utc(ts).isoformat().replace("+00:00", "Z")
+
+
 def as_utc(ts: datetime | None) -> datetime | None:
     """SQLite hands back naive datetimes; every SFAI timestamp is UTC."""
     if ts is None:

@@ -26,6 +26,8 @@ def _json_values(arr: pa.Array | pa.ChunkedArray) -> list:
         if t == pa.float32():  # its shortest decimal, the same float32: 1.2 had been stored as 1.2000000476837158
             finite = pc.cast(pc.cast(finite, pa.string()), pa.float64())  # in C: 35 x faster than per value
         return finite.to_pylist()
+    if pa.types.is_timestamp(t) and t.tz is not None:  # UTC, written as every SFAI time is: ...Z
+        return [None if v is None else v.isoformat().replace("+00:00", "Z") for v in arr.to_pylist()]
     if pa.types.is_timestamp(t) or pa.types.is_date(t) or pa.types.is_time(t):
         return [None if v is None else v.isoformat() for v in arr.to_pylist()]
     return arr.to_pylist()

@@ -29,7 +29,7 @@ from serving.predictions import (
     scorer,
 )
 from serving.schemas.platform import ModuleStatus
-from serving.tenancy import SubscriptionInfo, utcnow
+from serving.tenancy import SubscriptionInfo, utc_text, utcnow
 from serving.usage import count_calls
 
 
@@ -79,7 +79,7 @@ def serving_models(versions: list, module: str) -> list[dict]:
     for m in versions:
         if m.module == module and "champion" in m.aliases:
             challenger = next((c.version for c in versions if c.name == m.name and "challenger" in c.aliases), None)
-            row = {"name": m.name, "version": m.version, "created_at": m.created_at.isoformat(),
+            row = {"name": m.name, "version": m.version, "created_at": utc_text(m.created_at),
                    "challenger": challenger}
             try:
                 threshold = m.manifest.get("threshold")  # what the served model decides with

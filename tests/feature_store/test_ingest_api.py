@@ -110,7 +110,7 @@ def test_csv_and_parquet_uploads(client, acme):
             422,
             "cannot read",
         ),
-        ({"content": b"a,b\n1,2\n", "headers": {"content-type": "application/octet-stream"}}, 422, "format"),
+        ({"content": b"a,b\n1,2\n", "headers": {"content-type": "application/octet-stream"}}, 415, "format=csv"),
         ({"files": {"file": ("rows.xlsx", b"x", "application/octet-stream")}}, 422, "format"),
     ],
 )

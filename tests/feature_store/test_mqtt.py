@@ -429,10 +429,10 @@ def test_odd_but_valid_values_are_stored(acme_store, tmp_path):
         ing.drain()  # one at a time: each alone
     assert (ing.stats.rows_written, ing.stats.bad) == (2, 0), kept_aside(tmp_path)
     got = acme_store.get_online_features("machine_seen", ["m1", "m2"])
-    assert got[0] == {"machine_id": "m1", "event_timestamp": "2026-03-01T00:00:00.123456+00:00", "last_seen": None,
+    assert got[0] == {"machine_id": "m1", "event_timestamp": "2026-03-01T00:00:00.123456Z", "last_seen": None,
                       "alarm": True}
-    assert got[1]["event_timestamp"] == "2026-03-01T00:00:00.123456+00:00"
-    assert got[1]["last_seen"] == "2026-02-28T23:59:59.999999+00:00" and got[1]["alarm"] is False
+    assert got[1]["event_timestamp"] == "2026-03-01T00:00:00.123456Z"
+    assert got[1]["last_seen"] == "2026-02-28T23:59:59.999999Z" and got[1]["alarm"] is False
 
 
 def test_the_rest_bodys_records_shape_is_read_too(acme_store, tmp_path):

@@ -425,9 +425,9 @@ def test_times_finer_than_a_microsecond_are_kept_to_the_microsecond(store, tmp_p
     store.ingest("machine_stats", [{**REC, "machine_id": "m3", "event_timestamp": "2026-03-01T09:00:00.1234567+09:00"}])
     got = store.get_online_features("machine_stats", ["m1", "m2", "m3"])
     assert [g["event_timestamp"] for g in got] == [
-        "2026-03-01T00:00:00.123456+00:00",
-        "2026-03-01T00:00:00.999999+00:00",
-        "2026-03-01T00:00:00.123456+00:00",
+        "2026-03-01T00:00:00.123456Z",
+        "2026-03-01T00:00:00.999999Z",
+        "2026-03-01T00:00:00.123456Z",
     ]
     assert store.offline.row_count("acme", "machine_stats") == 3
 
