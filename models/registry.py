@@ -370,10 +370,15 @@ def find_champion(reg: ModelRegistry, family: str, preferred: str | None = None,
             if version is not None and reg.versions(candidate):  # the model is there, the version is not
                 raise
             continue
+    others = [m for m in reg.list() if m.name.startswith(f"{family}-")]
     if version is None:
-        others = [m for m in reg.list() if m.name.startswith(family) and "champion" in m.aliases]
-        if others:
-            return max(others, key=lambda m: m.created_at)
+        champions = [m for m in others if "champion" in m.aliases]
+        if champions:
+            return max(champions, key=lambda m: m.created_at)
+    elif others:  # a version of which model? (the file's name points to none: engines_line3.txt)
+        names = sorted({m.name for m in others})
+        raise NotFound(f"version {version} of which {family!r} model? This tenant has {', '.join(names)}; name one "
+                       f"with --model (e.g. --model {names[0]}), or 'model' in an API call")
     raise NotFound(f"no trained {family!r} model for tenant {reg.tenant!r}: train one with "
                    f"'{reg.train_hint(family)}'")
 

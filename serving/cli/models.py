@@ -174,6 +174,9 @@ def predict(
     version: Annotated[
         int | None, typer.Option(help="a registered version instead of the champion", min=1, max=VERSION_MAX)
     ] = None,
+    model_name: Annotated[str | None, typer.Option(
+        "--model", help="the registered model to use, e.g. rul-fd001 (default: the one the file's name points to, "
+                        "else the family's newest champion); as the API's \"model\"")] = None,
 ) -> None:
     """Score a file with the champion model (ONNX Runtime); writes OUT.csv and prints one JSON line.
 
@@ -199,8 +202,16 @@ def predict(
     check_output(output, f"{family.name}.csv")  # before the model is loaded; a missing folder is not created
     settings().refuse_state_file(output)
     reg = _registry(tenant)
-    named = family.registry_name(input)  # rul-fd002 for test_FD002.txt
-    mv = find_champion(reg, family.name, named, version)
+    if model_name is not None:
+        from models.registry import find_named
+
+        mv = find_named(reg, family.name, model_name.strip().lower())
+        named = mv.name
+        if version is not None:
+            mv = reg.get(mv.name, version=version)
+    else:
+        named = family.registry_name(input)  # rul-fd002 for test_FD002.txt
+        mv = find_champion(reg, family.name, named, version)
     from serving.runtime import check_checksum
 
     check_checksum(mv.path / "model.onnx", mv.sha256)  # the registry's record, as the API checks it (ModelCache)

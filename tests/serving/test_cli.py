@@ -302,3 +302,14 @@ def test_predict_rul_warns_when_the_files_subset_has_no_model(sfai_env, db, sett
     p = sfai(sfai_env, "predict", "rul", "--tenant", "acme", "--dataset", "cmapss", "--input",
              str(tmp_path / "test_FD001.txt"), "--output", str(tmp_path / "o1.csv"))
     assert "warning" not in p.stderr and json.loads(p.stdout)["model"] == "rul-fd001"
+    # a plant's own file name points to no subset: --version alone had said to train a model that exists (data
+    # scientist's audit); it names the tenant's models and --model, which picks one
+    shutil.copy(demo_models[1] / "cmapss_demo.txt", tmp_path / "engines_line3.txt")
+    args = ["predict", "rul", "--tenant", "acme", "--dataset", "cmapss", "--input", str(tmp_path / "engines_line3.txt"),
+            "--output", str(tmp_path / "o3.csv")]
+    p = sfai(sfai_env, *args, "--version", "1", ok=False)
+    assert p.stderr.startswith("error: version 1 of which 'rul' model? This tenant has rul-fd001; name one with "
+                               "--model"), p.stderr
+    assert json.loads(sfai(sfai_env, *args, "--version", "1", "--model", "rul-fd001").stdout)["model"] == "rul-fd001"
+    p = sfai(sfai_env, *args, "--model", "rul-fd009", ok=False)
+    assert "no model 'rul-fd009' for tenant 'acme' (its 'rul' models: rul-fd001)" in p.stderr, p.stderr
