@@ -152,7 +152,13 @@ def read(path: Path) -> Canonical:
     # NASA's test engines are other engines than the training file's of the same number: "-t" keeps them apart
     # (a test_FD001.txt unit 3 had been appended to the training engine FD001-u003's cycles)
     tested = df["file"].str.lower().str.startswith("test_")
-    df["unit_id"] = df["subset"] + tested.map({True: "-t", False: "-u"}) + unit_no.map("{:03d}".format)
+    # astype(str): with no usable row the mapped (empty) columns keep bool/int64 and the sum would raise; validation
+    # then refuses the file with its usual "N of N rows failed" line and the first row's reason
+    df["unit_id"] = (
+        df["subset"].astype(str)
+        + tested.map({True: "-t", False: "-u"}).astype(str)
+        + unit_no.map("{:03d}".format).astype(str)
+    )
     df["cycle"] = cycle
     df[TIMESTAMP] = CYCLE_EPOCH + pd.to_timedelta(cycle - 1, unit="h")
     readings = df[["unit_id", TIMESTAMP, SOURCE_ROW, "file", "subset", "_invalid", *SENSOR_COLUMNS]]

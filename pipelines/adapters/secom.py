@@ -75,9 +75,10 @@ def read(path: Path) -> Canonical:
         rejects = pd.concat([malformed, rj], ignore_index=True).sort_values(SOURCE_ROW, ignore_index=True)
         df, why, ts = df.loc[~unplaceable].copy(), why[~unplaceable], ts[~unplaceable]
     row_id = df["row_id"].astype("int64")
-    extra = pd.DataFrame(
-        {"lot_id": "secom-" + row_id.map("{:04d}".format), TIMESTAMP: ts, "_invalid": why.values}, index=df.index
-    )
+    # astype(str): with no usable row the mapped (empty) column stays int64 and "secom-" + it would raise; validation
+    # then refuses the file with its usual "N of N rows failed" line and the first row's reason
+    lot_id = "secom-" + row_id.map("{:04d}".format).astype(str)
+    extra = pd.DataFrame({"lot_id": lot_id, TIMESTAMP: ts, "_invalid": why.values}, index=df.index)
     df = pd.concat([df.drop(columns=["row_id"]), extra.assign(row_id=row_id)], axis=1)
     readings = df[["lot_id", TIMESTAMP, SOURCE_ROW, "_invalid", *SENSOR_COLUMNS]].reset_index(drop=True)
     labels = df[["lot_id", TIMESTAMP, SOURCE_ROW, "row_id", "label"]].reset_index(drop=True)

@@ -1,0 +1,56 @@
+"""Input found by a user audit: files in which no row is usable are refused with the usual one-line
+"N of N rows failed validation ... first: row 1: ..." error, never a numpy/pandas error."""
+
+from __future__ import annotations
+
+import pytest
+
+from pipelines.adapters import cmapss, secom
+from pipelines.runner import run_pipeline
+from serving.errors import InvalidInput
+from tests.pipelines.test_bad_input import cmapss_lines, one_line, secom_lines, set_field, write
+
+
+def iso_secom(lines: list[str]) -> list[str]:  # 19/07/2008 HH:MM:SS -> 2008-07-19THH:MM:SS, as an ISO export writes
+    return [lines[0]] + [x.replace(",19/07/2008 ", ",2008-07-19T", 1) for x in lines[1:]]
+
+
+@pytest.mark.parametrize(("edit", "first"), [
+    (iso_secom, "first: row 1: timestamp: 2008-07-19T01:01:00 is not %d/%m/%Y %H:%M:%S"),
+    (lambda ls: [ls[0]] + [set_field(x, 0, "") for x in ls[1:]], "first: row 1: row_id: missing"),
+])
+def test_a_secom_file_with_no_usable_row_is_refused_in_one_line(tmp_path, store, edit, first):
+    path = write(tmp_path, "secom.csv", edit(secom_lines()))
+    c = secom.read(path)  # read: no row placed, every one set aside with its reason
+    assert len(c["sensor_readings"]) == 0 and len(c.rejects) == 10 and c.source_rows == 10
+    with pytest.raises(InvalidInput) as e:
+        run_pipeline("secom", path, store=store)
+    text = one_line(e.value)
+    assert "10 of 10 rows (100.0%) failed validation" in text and first in text
+
+
+@pytest.mark.parametrize(("field", "first"), [
+    (1, "first: row 1 of train_FD001.txt: cycle: 'x' is not a number"),
+    (0, "first: row 1 of train_FD001.txt: unit: 'x' is not a number"),
+])
+def test_a_cmapss_file_with_no_usable_row_is_refused_in_one_line(tmp_path, store, field, first):
+    path = write(tmp_path, "train_FD001.txt", [set_field(x, field, "x", " ") for x in cmapss_lines()])
+    c = cmapss.read(path)
+    assert len(c["sensor_readings"]) == 0 and len(c.rejects) == 10 and c.source_rows == 10
+    with pytest.raises(InvalidInput) as e:
+        run_pipeline("cmapss", path, store=store)
+    text = one_line(e.value)
+    assert "10 of 10 rows (100.0%) failed validation" in text and first in text
+
+
+def test_one_bad_row_among_good_ones_is_still_set_aside(tmp_path):
+    lines = iso_secom(secom_lines())
+    good = secom_lines()
+    c = secom.read(write(tmp_path, "secom.csv", [*good[:5], lines[5], *good[6:]]))
+    assert len(c["sensor_readings"]) == 9 and c.rejects["source_row"].tolist() == [5]
+    assert c["sensor_readings"].data["lot_id"].iloc[0] == "secom-0001"
+    lines = cmapss_lines()
+    lines[4] = set_field(lines[4], 1, "x", " ")
+    c = cmapss.read(write(tmp_path, "train_FD001.txt", lines))
+    assert len(c["sensor_readings"]) == 9 and c.rejects["source_row"].tolist() == [5]
+    assert c["sensor_readings"].data["unit_id"].iloc[0] == "FD001-u001"
