@@ -99,6 +99,13 @@ def tune(
     scorer = getattr(train_mod, "train_and_score", None)
     if not space or scorer is None:
         raise InvalidInput(f"model {family_name!r} has no search space to tune; tunable: {', '.join(TUNABLE)}")
+    # a key given with --set is not searched: its trials had reported sampled values that were never used, and
+    # spent the samples on it (data scientist's audit)
+    space = {k: v for k, v in space.items() if k not in fixed}
+    if not space:
+        raise InvalidInput(f"every key {family_name!r} searches ({', '.join(train_mod.SEARCH_SPACE)}) "
+                           "is fixed with --set: nothing is left to tune; drop one of them, or train with these "
+                           "values (sfai train)")
     family.check_config({**_representative(space), **fixed})  # the search space with the fixed values
     preflight = getattr(train_mod, "preflight", None)
     if preflight is not None:  # a file every trial would refuse: one line now, not an error per trial
@@ -146,7 +153,7 @@ def tune(
                 run_config=ray.tune.RunConfig(name=f"tune-{family_name}", storage_path=storage, verbose=0),
             )
             results = tuner.fit()
-            rows = [{"config": r.config, "score": r.metrics.get("score")} for r in results if r.metrics]
+            rows = [{"config": {**r.config, **fixed}, "score": r.metrics.get("score")} for r in results if r.metrics]
             errors = sorted({_short_error(r.error) for r in results if r.error})
             if not any(r.metrics and "score" in r.metrics for r in results):
                 raise RuntimeError(f"no tuning trial finished ({len(results)} failed): {'; '.join(errors)}")
@@ -155,13 +162,18 @@ def tune(
         finally:
             if started:
                 ray.shutdown()
+    trial = {k: v for k, v in getattr(train_mod, "TRIAL_SETTINGS", {}).items() if k not in fixed}
+    recommend = getattr(train_mod, "tuned_config", lambda best, fixed: best)
     out = {
         "family": family_name,
         "metric": SCORE_MEANING.get(family.name, "score (lower is better)"),
-        "best_config": {**best.config, **fixed},
+        "best_config": recommend({**best.config, **fixed}, fixed),
         "best_score": float(best.metrics["score"]),
         "trials": rows,
     }
+    if trial:  # the trials trained a cut-down model: their scores are its, not the full training's
+        out["trial_settings"] = trial
+        out["best_trial_config"] = {**best.config, **fixed, **trial}
     if errors:  # the trials that failed, each reason once
         out["failed_trials"] = failed
         out["errors"] = errors

@@ -356,6 +356,11 @@ def tune(
     result = run_tune(family.name, input, dataset, trials, settings=settings(), seed=seed,
                       fixed=_parse_sets(set_) or None)
     result["train_command"] = train_command(family.name, dataset, input, result["best_config"])
+    if "best_trial_config" in result:  # the trials were cut down (RUL: one fold, one member): how to redo the best
+        result["trial_command"] = train_command(family.name, dataset, input, result.pop("best_trial_config"))
+        result["note"] = (f"each trial trained with {json.dumps(result['trial_settings'])} to be quick, so best_score "
+                          "is that cut-down model's; train_command trains the full model with the best values "
+                          "(its validation differs), trial_command reproduces the best trial")
     emit_json(result)
 
 

@@ -95,3 +95,58 @@ def test_a_file_every_trial_would_refuse_is_refused_before_ray_starts(tmp_path, 
     rows[rows["Machine failure"] == 0].head(300).to_csv(nofail, index=False)
     with pytest.raises(InvalidInput, match="0 of 300 rows are machine failures"):
         tune("failure", nofail, "ai4i", 2, fixed={"folds": 2})
+
+
+def test_a_fixed_key_is_not_searched_and_rul_trials_say_what_they_trained(tmp_path, monkeypatch):
+    """Data scientist's audit: ``--set lr=5`` still sampled lr in every trial and reported the samples, though 5 was
+    used; and a RUL tuning recommended a command whose second member per fold kept the untuned lr_second (its
+    validation 17.62 against the trial's 18.32). A fixed key leaves the search space (all of them fixed: refused),
+    the trials report what they ran, RUL's trial settings are named with a command that reproduces the best
+    trial, and the recommended training gives both members the tuned lr."""
+    ray = pytest.importorskip("ray")
+    from ray import tune as rtune
+
+    from models.rul.train import SEARCH_SPACE as RUL_SPACE
+    from models.tune import tune
+    from serving.cli.models import _parse_sets, train_command
+    from serving.errors import InvalidInput
+
+    seen = {}
+
+    class Result:
+        def __init__(self, config: dict) -> None:
+            self.config, self.metrics, self.error = config, {"score": 18.3}, None
+
+    class Results(list):
+        def get_best_result(self):  # noqa: ANN202
+            return self[0]
+
+    class Tuner:
+        def __init__(self, trainable, param_space, **kwargs) -> None:  # noqa: ANN001
+            seen["space"] = param_space
+
+        def fit(self):  # noqa: ANN202
+            return Results([Result({"hidden": 128, "smooth": 0.2, "dropout": 0.1, "lr": 0.002,
+                                    "weight_decay": 1e-4} if "lr" in seen["space"] else
+                                   {k: 1 for k in seen["space"]})])
+
+    monkeypatch.setattr(ray, "is_initialized", lambda: True)
+    monkeypatch.setattr(rtune, "Tuner", Tuner)
+    monkeypatch.setattr("models.rul.train.preflight", lambda *a: None, raising=False)
+    data = tmp_path / "train_FD001.txt"
+    data.write_text("1 1 0 0 100 " + " ".join(["1"] * 21) + "\n")
+    out = tune("rul", data, "cmapss", 2, fixed={"epochs": 3})
+    assert set(seen["space"]) == set(RUL_SPACE)
+    assert out["best_config"]["lr_second"] == 0.002 == out["best_config"]["lr"]  # both members at the tuned lr
+    assert out["trial_settings"] == {"members": 1, "lr_second": 0.0}
+    assert out["best_trial_config"] == {"hidden": 128, "smooth": 0.2, "dropout": 0.1, "lr": 0.002,
+                                        "weight_decay": 1e-4, "epochs": 3, "members": 1, "lr_second": 0.0}
+    cmd = train_command("rul", "cmapss", data, out["best_trial_config"])
+    assert _parse_sets([a.split("--set ")[-1] for a in cmd.split(" --set ")[1:]]) == out["best_trial_config"]
+    out = tune("rul", data, "cmapss", 2, fixed={"lr": 0.004, "epochs": 3})
+    assert "lr" not in seen["space"] and all(t["config"]["lr"] == 0.004 for t in out["trials"])
+    assert out["best_config"]["lr"] == 0.004 == out["best_config"]["lr_second"]
+    out = tune("rul", data, "cmapss", 2, fixed={"lr_second": 0.001, "epochs": 3})
+    assert out["best_config"]["lr_second"] == 0.001 and "lr_second" not in out["trial_settings"]
+    with pytest.raises(InvalidInput, match="is fixed with --set: nothing is left to tune"):
+        tune("rul", data, "cmapss", 2, fixed={k: 0.1 if k != "hidden" else 64 for k in RUL_SPACE})
