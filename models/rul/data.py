@@ -22,17 +22,60 @@ N_REGIMES = 6
 MIN_STD = 0.01  # a sensor whose within-regime spread is below this carries no signal (s1, s5, s6, s10, ...)
 
 
-def read_cmapss(path: Path | str) -> pd.DataFrame:
-    """A NASA-format file (space-separated, no header, 26 columns) -> DataFrame with named columns."""
+# the names a header row may give a column (any case): SFAI's own, and setting_N for op_setting_N
+HEADER_NAMES = {c: c for c in COLUMNS} | {f"setting_{i}": f"op_setting_{i}" for i in (1, 2, 3)}
+HEADER_EXPECTED = "unit, cycle, op_setting_1..3 (or setting_1..3), sensor_1..21"
+
+
+def header_row(path: Path | str) -> tuple[int, list[str]] | None:
+    """Where a header row is (the number of lines before it) and the NASA column name of each of its fields, in
+    the file's order; None when the first line that is not blank names no C-MAPSS column (no header)."""
     name = Path(path).name
     try:
+        with open(path, encoding="utf-8-sig", errors="replace") as f:
+            skipped, line = 0, f.readline()
+            while line and not line.strip():  # blank lines before the first row (read_csv skips them too)
+                skipped, line = skipped + 1, f.readline()
+    except OSError as e:
+        raise InvalidInput(f"{name}: cannot be read ({e.strerror or e})") from None
+    fields = line.split()
+    if not any(x.lower() in HEADER_NAMES for x in fields):
+        return None
+    names, seen = [], set()
+    for x in fields:
+        c = HEADER_NAMES.get(x.lower())
+        if c is None:
+            raise InvalidInput(f"{name}: header column {x!r} is not a C-MAPSS column (expected {HEADER_EXPECTED})")
+        if c in seen:
+            raise InvalidInput(f"{name}: header names column {c!r} twice")
+        seen.add(c)
+        names.append(c)
+    missing = [c for c in COLUMNS if c not in seen]
+    if missing:
+        raise InvalidInput(f"{name}: header has no column {missing[0]!r} (expected {HEADER_EXPECTED})")
+    return skipped, names
+
+
+def read_cmapss(path: Path | str) -> pd.DataFrame:
+    """A NASA-format file (space-separated, 26 columns) -> DataFrame with named columns.
+
+    A header row is optional; where there is one its names place the columns (in any order: they are put in
+    NASA's), and a name that is unknown, missing or given twice is refused. Without one, the columns are NASA's."""
+    name = Path(path).name
+    header = header_row(path)
+    try:
         # as text, "NaN" and "null" too: a reading that is not a number is named as written, not "an empty cell"
-        df = pd.read_csv(path, sep=r"\s+", header=None, dtype=str, keep_default_na=False)
+        df = pd.read_csv(path, sep=r"\s+", header=None, dtype=str, keep_default_na=False,
+                         skiprows=header[0] + 1 if header else None)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
+        if header and isinstance(e, pd.errors.EmptyDataError):
+            raise InvalidInput(f"{name}: no rows") from None
         raise InvalidInput(f"{name}: not a C-MAPSS text file ({str(e).splitlines()[0]})") from None
-    if len(df) and str(df.iloc[0, 0]).strip().lower() == "unit":  # tolerate a header row
-        df = df.iloc[1:].reset_index(drop=True)
     df = df.dropna(axis=1, how="all")
+    if header and df.shape[1] == len(COLUMNS):
+        # by name: a header with sensor_8 and sensor_13 swapped had been read by position, changing the answer
+        df.columns = header[1]
+        df = df[COLUMNS]
     if df.shape[1] != len(COLUMNS):
         comma = len(df) and "," in str(df.iloc[0, 0])
         hint = ": it reads as a comma-separated file (a C-MAPSS file separates its columns with spaces)" if comma \
