@@ -94,9 +94,12 @@ def fit(
     on_epoch: Callable[[dict], None] | None = None,
     checkpoint: Path | None = None,
     label: str = "train",
+    score_shown: bool = True,
 ) -> FitResult:
     """Train until ``patience`` epochs pass without a lower validation score (default: validation loss;
-    pass ``score`` for a metric, lower is better). The best weights are loaded back into ``model``."""
+    pass ``score`` for a metric, lower is better). The best weights are loaded back into ``model``.
+    ``score_shown=False``: the score is no measurement (a count that keeps the last epoch), so the progress bar
+    shows the validation loss instead (it had shown ``val=-1.0000, best=-1.0000``, then -2, -3)."""
     seed_everything(cfg.seed, cfg.threads)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     best, best_epoch, best_state = math.inf, -1, None
@@ -140,7 +143,10 @@ def fit(
                 torch.save({"model": best_state, "config": asdict(cfg), "epoch": epoch, "val_score": best}, checkpoint)
         if bar is not None:
             bar.update(1)
-            bar.set_postfix(train=f"{row['train_loss']:.4f}", val=f"{val_score:.4f}", best=f"{best:.4f}")
+            if score_shown:
+                bar.set_postfix(train=f"{row['train_loss']:.4f}", val=f"{val_score:.4f}", best=f"{best:.4f}")
+            else:
+                bar.set_postfix(train=f"{row['train_loss']:.4f}", val_loss=f"{val_loss:.4f}")
         if epoch - best_epoch >= cfg.patience:
             break
     if bar is not None:

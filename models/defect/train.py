@@ -62,13 +62,15 @@ def stratified_split(y: np.ndarray, fraction: float, rng: np.random.Generator) -
 MEMBER_SEED_STEP = 10_007  # member k of a fit with seed s trains with seed s + k * step: no other fit's seed
 
 
-def fit_one(df: pd.DataFrame, y: np.ndarray, cfg: DefectConfig, *, seed: int, on_epoch=None) -> Fitted:  # noqa: ANN001
+def fit_one(df: pd.DataFrame, y: np.ndarray, cfg: DefectConfig, *, seed: int, on_epoch=None,  # noqa: ANN001
+            label: str = "defect") -> Fitted:
     """Features from these rows only; ``cfg.members`` fits, each early-stopped on its own stratified inner split
     of them, averaged into one logistic model (the first fit's learning curve is the one logged)."""
     stats = F.fit_features(df, max_missing=cfg.max_missing, min_missing_indicator=cfg.min_missing_indicator,
                            missing_indicators=cfg.missing_indicators, clip=cfg.clip)
     z = F.transform(df, stats)
-    fits = [_fit_member(z, y, cfg, seed=seed + k * MEMBER_SEED_STEP, on_epoch=on_epoch if k == 0 else None)
+    fits = [_fit_member(z, y, cfg, seed=seed + k * MEMBER_SEED_STEP, on_epoch=on_epoch if k == 0 else None,
+                        label=f"{label} member {k + 1}/{cfg.members}" if cfg.members > 1 else label)
             for k in range(cfg.members)]
     first = fits[0]
     if len(fits) > 1:  # a logistic model's weights and bias, averaged: its members' logits, averaged
@@ -78,16 +80,17 @@ def fit_one(df: pd.DataFrame, y: np.ndarray, cfg: DefectConfig, *, seed: int, on
     return Fitted(first.model, stats, first.history, first.best_epoch, [f.best_epoch for f in fits])
 
 
-def _fit_member(z: np.ndarray, y: np.ndarray, cfg: DefectConfig, *, seed: int, on_epoch=None) -> Fitted:  # noqa: ANN001
+def _fit_member(z: np.ndarray, y: np.ndarray, cfg: DefectConfig, *, seed: int, on_epoch=None,  # noqa: ANN001
+                label: str = "defect") -> Fitted:
     tr, va = stratified_split(y, cfg.inner_val_fraction, np.random.default_rng(seed + 1000))
     pos = float(y[tr].sum())
     pos_weight = (len(tr) - pos) / max(pos, 1.0)
     seed_everything(seed, cfg.threads)
     model = DefectNet(z.shape[1], hidden=cfg.hidden, dropout=cfg.dropout, pos_weight=pos_weight, l2=cfg.l2)
     tcfg = TrainConfig(epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr, weight_decay=cfg.weight_decay,
-                       patience=cfg.patience, seed=seed, threads=cfg.threads, progress=False)
+                       patience=cfg.patience, seed=seed, threads=cfg.threads)  # a bar at a terminal
     res = fit(model, make_loader(z[tr], y[tr], batch_size=cfg.batch_size, shuffle=True, seed=seed),
-              make_loader(z[va], y[va], batch_size=4096, shuffle=False), tcfg, on_epoch=on_epoch, label="defect")
+              make_loader(z[va], y[va], batch_size=4096, shuffle=False), tcfg, on_epoch=on_epoch, label=label)
     return Fitted(model, {}, res.history, res.best_epoch)
 
 
@@ -107,7 +110,8 @@ def validate(df: pd.DataFrame, y: np.ndarray, cfg: DefectConfig) -> dict:
     splits, scores, rates = [], [], []
     for r in range(cfg.n_splits):
         tr, te = stratified_split(y, cfg.test_fraction, rng)
-        fitted = fit_one(df.iloc[tr], y[tr], cfg, seed=cfg.seed + r)
+        fitted = fit_one(df.iloc[tr], y[tr], cfg, seed=cfg.seed + r,
+                         label=f"defect validation split {r + 1}/{cfg.n_splits}")
         splits.append(te)
         scores.append(probabilities(fitted, df.iloc[te]))
         if times is not None:
@@ -192,7 +196,7 @@ def train(
     def log_epoch(row: dict) -> None:
         tracker.log_metrics({k: v for k, v in row.items() if k != "epoch"}, step=row["epoch"])
 
-    final = fit_one(df, y, cfg, seed=cfg.seed, on_epoch=log_epoch)
+    final = fit_one(df, y, cfg, seed=cfg.seed, on_epoch=log_epoch, label="defect final model")
     z = F.transform(df, final.stats)
     names = F.feature_names(final.stats)
     weights = final.model.contribution_weights(torch.as_tensor(z)).numpy()

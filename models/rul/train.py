@@ -146,6 +146,7 @@ def fit_member(
         score=score,
         on_epoch=log,
         label=label,
+        score_shown=es is not None,
     )
     return model, res
 

@@ -56,6 +56,25 @@ def test_training_learns_stops_early_and_is_deterministic():
     assert len(r1.history) <= 40 and r1.history[0]["lr"] < 1e-2  # warm-up
 
 
+def test_the_progress_bar_shows_a_measurement_not_a_count(monkeypatch):
+    """At a terminal the RUL bar read ``val=-1.0000, best=-1.0000``, then -2, -3 (data scientist's audit): its score
+    is an epoch count that keeps the last weights, not a measurement. Such a fit shows the validation loss."""
+    import io
+
+    x, y = data()
+    cfg = TrainConfig(epochs=3, batch_size=64, lr=1e-2, patience=10, seed=0)
+    for shown, want, unwanted in ((False, "val_loss=", "best=-"), (True, "best=", "val_loss=")):
+        err = io.StringIO()
+        err.isatty = lambda: True  # a terminal: the bar is drawn
+        monkeypatch.setattr("sys.stderr", err)
+        count = iter(range(1, 100))
+        fit(TinyRegressor(3), make_loader(x[:300], y[:300], batch_size=64, shuffle=True, seed=0),
+            make_loader(x[300:], y[300:], batch_size=256, shuffle=False), cfg,
+            score=lambda m, count=count: -float(next(count)), score_shown=shown, label="rul fold 1/5")
+        text = err.getvalue()
+        assert "rul fold 1/5" in text and want in text and unwanted not in text, text
+
+
 def test_export_parity_manifest_and_checksum(tmp_path, monkeypatch):
     model, _, x, _ = trained()
     manifest = export(model, x[:8], tmp_path / "m", {"name": "tiny", "features": ["a", "b", "c"], "threshold": 0.5})
