@@ -161,11 +161,13 @@ async def read_jobs(
     status: Literal["queued", "running", "done", "failed", "cancelled"] | None = Query(
         None, description="only the jobs in this state"),
     limit: int = Query(50, ge=1, le=500),
+    before: str | None = Query(None, max_length=100, description="the job_id of the previous page's last job: the "
+                               "jobs after it (older, or made in the same instant), newest first"),
 ) -> list[dict]:
     """This tenant's background solves, newest first, without their plans (``GET /v1/scheduling/jobs/{job_id}``
-    gives a job's plan)."""
-    return await run_in_threadpool(functools.partial(platform.jobs.recent, status=status, limit=limit),
-                                   ctx.tenant_id)
+    gives a job's plan). Page back with ``before`` set to the last ``job_id`` of a full page."""
+    return await run_in_threadpool(functools.partial(platform.jobs.recent, status=status, limit=limit,
+                                                     before=before), ctx.tenant_id)
 
 
 @router.delete("/jobs/{job_id}", response_model=None, responses={

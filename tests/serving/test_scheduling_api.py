@@ -951,6 +951,18 @@ def test_jobs_can_be_listed_and_cancelled(client, db, monkeypatch):
         ids["A5"] = r.json()["job_id"]
         only = client.get("/v1/scheduling/jobs?status=cancelled", headers=h).json()
         assert {j["job_id"] for j in only} == {ids["A1"], ids["A2"]}
+        # paged back by the last job of a page (only the newest 500 could be listed: MES integrator's audit)
+        pages, before = [], None
+        while True:
+            page = client.get("/v1/scheduling/jobs", params={"limit": 2, **({"before": before} if before else {})},
+                              headers=h).json()
+            pages.append([j["job_id"] for j in page])
+            if len(page) < 2:
+                break
+            before = page[-1]["job_id"]
+        assert [i for p in pages for i in p] == [ids[n] for n in ("A5", "A4", "A3", "A2", "A1")]
+        r = client.get("/v1/scheduling/jobs", params={"before": ids["A1"]}, headers=bearer(other.mes))
+        assert r.status_code == 422 and "not one of this tenant's jobs" in r.text  # another tenant's id: no hint
         for _ in range(4):
             finish.release()
         deadline = time.monotonic() + 30
