@@ -18,6 +18,7 @@ same-time-last-week MAE; the network learns its corrections (the p50 is a residu
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import tzinfo
 from pathlib import Path
@@ -30,6 +31,7 @@ from models.energy.calendar import CALENDAR_NAMES, calendar_features, is_holiday
 from models.files import read_csv
 from serving.errors import InvalidInput, shown
 
+log = logging.getLogger("sfai.energy")
 DATE, TARGET, CO2 = "date", "Usage_kWh", "CO2(tCO2)"
 WHAT = "a steel-energy CSV"  # the format, in messages about a file
 STEP = pd.Timedelta(minutes=15)
@@ -225,6 +227,7 @@ def series_from_frame(df: pd.DataFrame) -> Series:
         first = int(np.flatnonzero(np.asarray(stamps == stamps[i]))[0])
         raise InvalidInput(f"column {DATE!r} row {rows[i]} repeats the timestamp {stamps[i]} of row {rows[first]} "
                            f"({shown(df[DATE].iloc[first])})")
+    _check_order(stamps, df[DATE], rows)
     start, end = stamps.min(), stamps.max()
     n = int((end - start) / STEP) + 1
     if n > MAX_INTERVALS_PER_ROW * len(stamps):
@@ -243,6 +246,36 @@ def series_from_frame(df: pd.DataFrame) -> Series:
         co2_grid = np.full(n, np.nan)
         co2_grid[pos] = co2
     return Series(start, grid, co2_grid, tz)
+
+
+def _check_order(stamps: pd.DatetimeIndex, raw: pd.Series, rows: np.ndarray) -> None:
+    """Rows that go back in time. A day's closing 00:00 row given its own day's date (``2018-01-01T00:00`` after
+    ``2018-01-01T23:45``: the steel file's ``01/01/2018 00:00``, which is 24:00, reformatted to ISO at face value,
+    as Excel does) is refused, naming the row and the fix: read as given it would put every day's last reading 24
+    hours early, at the start of its own day, and change the forecasts silently. Other rows out of time order are
+    placed by their dates, as before, and the first is logged."""
+    back = np.flatnonzero(np.diff(stamps.asi8) < 0)
+    if not len(back):
+        return
+    i = int(back[0]) + 1
+    now, before = stamps[i], stamps[i - 1]
+    where = f"column {DATE!r} row {rows[i]} holds {shown(raw.iloc[i])}, earlier than row {rows[i - 1]} " \
+            f"({shown(raw.iloc[i - 1])})"
+    text = raw.astype(str).str.strip()
+    iso = text.str.match(_ISO_LIKE).sum() > text.str.match(_DMY_LIKE).sum()  # the format in use (parse_dates')
+    # the closing-row pattern: a 00:00 row after the evening of its own date, and the rows after it going on from
+    # that evening (rows sent newest first also step back to a 00:00, but from 00:15, and keep going back)
+    closing = now == now.normalize() and before.normalize() == now and before - now >= pd.Timedelta(hours=12) \
+        and (i + 1 == len(stamps) or stamps[i + 1] > before)
+    if iso and closing:
+        raise InvalidInput(
+            f"{where}: the rows go back in time. It looks like the day's closing 00:00 row (24:00) written with its "
+            f"own day's date, as dd/mm/yyyy HH:MM dates (where 00:00 closes the day, as in the steel file) "
+            f"reformatted to ISO at face value are: write it as the next day's 00:00 "
+            f"({now + pd.Timedelta(days=1):%Y-%m-%dT%H:%M}) or as {now:%Y-%m-%d}T24:00, or send the dates as "
+            f"dd/mm/yyyy HH:MM"
+        )
+    log.warning("%s: the rows go back in time (%d times); each is placed by its date", where, len(back))
 
 
 def _duration(span: pd.Timedelta) -> str:
