@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from models.config import RULES
 from models.export import data_hash, export
 from models.failure import features as F
 from models.failure.config import FailureConfig
@@ -125,12 +126,20 @@ def fit_ensemble(df: pd.DataFrame, cfg: FailureConfig, tracker=None) -> Fitted: 
     return Fitted(Ensemble(members).eval(), scaler, threshold, oof, metrics, histories)
 
 
+ROWS_PER_FOLD = 10  # a training file needs this many rows per fold (``folds``)
+MIN_FOLDS = int(RULES["failure"]["folds"].lo)  # the fewest folds ``--set folds=`` takes
+
+
 def check_rows(input_path: Path, df: pd.DataFrame, cfg: FailureConfig) -> np.ndarray:
     """The file's targets (``targets``), refusing a training file the folds cannot learn from: too few rows, or too
     few failures or rows without (a file without failures trained a model of no use, AUC undefined and F1 0, and
     registered it as challenger)."""
-    if len(df) < 10 * cfg.folds:
-        raise InvalidInput(f"{Path(input_path).name}: too few rows to train ({len(df)})")
+    if len(df) < ROWS_PER_FOLD * cfg.folds:
+        fit = len(df) // ROWS_PER_FOLD  # the most folds these rows fill
+        fewer = (f", or train with fewer folds (--set folds={fit} needs {ROWS_PER_FOLD * fit} rows)" if fit >= MIN_FOLDS
+                 else f" (the fewest folds, --set folds={MIN_FOLDS}, need {ROWS_PER_FOLD * MIN_FOLDS} rows)")
+        raise InvalidInput(f"{Path(input_path).name}: too few rows to train ({len(df):,}): {cfg.folds} folds need "
+                           f"at least {ROWS_PER_FOLD * cfg.folds:,} ({ROWS_PER_FOLD} per fold); add rows{fewer}")
     labels = targets(df)
     y = labels[:, 0]
     fails, fine = int(y.sum()), int(len(y) - y.sum())
