@@ -17,7 +17,7 @@ import pandas as pd
 
 from models.booleans import boolean_row
 from models.defect.drift import TIMESTAMP  # the wafer's test time, which the drift prior reads
-from models.files import read_csv
+from models.energy.features import read_csv_skipping_blank_rows
 from serving.errors import InvalidInput, shown
 
 WHAT = "a SECOM CSV"  # the format, in messages about a file
@@ -39,7 +39,9 @@ def is_measurement(name: object) -> bool:
 
 
 def read_rows(path: Path | str) -> pd.DataFrame:
-    df = read_csv(path, WHAT, low_memory=False)
+    """The file's rows (training and ``predict``), without those in which every cell is empty (Excel's trailing
+    ``,,,,,,`` lines), as the energy family reads its files."""
+    df = read_csv_skipping_blank_rows(path, WHAT, low_memory=False)
     if ID not in df.columns:
         raise InvalidInput(f"input lacks the column {ID!r}")
     return df

@@ -18,6 +18,7 @@ same-time-last-week MAE; the network learns its corrections (the p50 is a residu
 
 from __future__ import annotations
 
+import io
 import logging
 from dataclasses import dataclass
 from datetime import tzinfo
@@ -28,7 +29,7 @@ import pandas as pd
 
 from models.booleans import boolean_row
 from models.energy.calendar import CALENDAR_NAMES, calendar_features, is_holiday
-from models.files import read_csv
+from models.files import csv_format, read_csv
 from serving.errors import InvalidInput, shown
 
 log = logging.getLogger("sfai.energy")
@@ -185,9 +186,10 @@ def _numeric(df: pd.DataFrame, col: str, most: float = FLOAT32_MAX, rows: np.nda
     return values
 
 
-def _blank(df: pd.DataFrame) -> np.ndarray:
+def blank_rows(df: pd.DataFrame) -> np.ndarray:
     """Rows in which every column is empty (NaN, None or blank text): the ``,,,,,,,,`` line an Excel export ends
-    with, which is no reading and no date."""
+    with, which is no reading and no date (nor a machine run or a wafer: the failure and defect families skip them
+    too, ``read_csv_skipping_blank_rows``)."""
     empty = np.ones(len(df), dtype=bool)
     for col in df.columns:
         cells = df[col]
@@ -200,11 +202,29 @@ def _blank(df: pd.DataFrame) -> np.ndarray:
     return empty
 
 
+def read_csv_skipping_blank_rows(path: Path | str, what: str, **kw) -> pd.DataFrame:  # noqa: ANN003
+    """``models.files.read_csv`` without the rows in which every cell is empty (``blank_rows``), as this family
+    skips them: the failure and defect families read their files with it (their trailing ``,,,,,,`` lines had been
+    refused as a row without its id, or a label that is not 0 or 1). A row with only some cells empty is kept (and
+    refused where a cell it lacks is needed). Later rows are numbered in messages as if the skipped ones were not
+    there, as pandas numbers the rows after an empty line."""
+    df = read_csv(path, what, **kw)
+    blank = blank_rows(df)
+    if not blank.any():
+        return df
+    # the other rows read again as written, without these: each column's type is then the one it has in a file
+    # without them (for their empty cells pandas had read a column of whole numbers as 1.0, 2.0, ...)
+    text = read_csv(path, what, dtype=str, keep_default_na=False, **kw)[~blank]
+    fmt = csv_format(path, what).read_csv_kw()
+    again = io.StringIO(text.to_csv(index=False, sep=fmt["sep"]))
+    return pd.read_csv(again, sep=fmt["sep"], decimal=fmt["decimal"], **kw)
+
+
 def series_from_frame(df: pd.DataFrame) -> Series:
     for col in (DATE, TARGET):
         if col not in df.columns:
             raise InvalidInput(f"input lacks the column {col!r}")
-    blank = _blank(df)
+    blank = blank_rows(df)
     rows = np.flatnonzero(~blank) + 1  # each row's number in the input, counting from 1 (skipped rows keep theirs)
     if blank.any():
         df = df[~blank].reset_index(drop=True)

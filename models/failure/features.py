@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from models.booleans import boolean_row
-from models.files import read_csv
+from models.energy.features import read_csv_skipping_blank_rows
 from models.rowids import frame_ids
 from serving.errors import InvalidInput, shown
 
@@ -43,7 +43,9 @@ STORE_NAMES = {
 
 
 def read_rows(path: Path | str) -> pd.DataFrame:
-    return read_csv(path, WHAT)
+    """The file's rows (training and ``predict``), without those in which every cell is empty (Excel's trailing
+    ``,,,,,,`` lines), as the energy family reads its files."""
+    return read_csv_skipping_blank_rows(path, WHAT)
 
 
 # columns a row may carry besides the features: its id, labels, the source's product id and what an online-store
