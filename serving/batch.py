@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from models.files import UNREADABLE, csv_format, unreadable
+from models.files import UNREADABLE, blank_rows, csv_format, unreadable
 from pipelines.adapters.source import TextFormat
 from serving.errors import InvalidInput
 from serving.runtime import OnnxModel
@@ -110,14 +110,21 @@ def _chunks(
     path: Path, chunk_rows: int, id_col: str, fmt: TextFormat, what: str
 ) -> Iterator[tuple[int, pd.DataFrame]]:
     """(offset of the chunk's first row, chunk). Ids are read as text, so they come back exactly as given
-    (``007`` stays ``007``, and one blank id cannot turn the others into ``1.0``); a blank id is refused."""
+    (``007`` stays ``007``, and one blank id cannot turn the others into ``1.0``); a blank id is refused. Rows in
+    which every cell is empty (the ``,,,,,,`` lines an Excel export ends with) are skipped, as training skips
+    them: they had been refused as a row without its id."""
     offset = 0
     try:
         reader = pd.read_csv(path, chunksize=chunk_rows, low_memory=False, dtype={id_col: str}, **fmt.read_csv_kw())
         for chunk in reader:
-            _check_ids(chunk, id_col, offset)
-            yield offset, chunk
-            offset += len(chunk)
+            read = len(chunk)
+            blank = blank_rows(chunk)
+            if blank.any():
+                chunk = chunk[~blank]
+            if len(chunk):
+                _check_ids(chunk, id_col, offset)
+                yield offset, chunk
+            offset += read
     except UNREADABLE as e:
         raise unreadable(path, what, e) from None
 
@@ -175,6 +182,9 @@ def _ray_score(batch: pd.DataFrame, family: str, onnx_ref, manifest: str, option
         (folder / "model.onnx").write_bytes(onnx_bytes)
         (folder / "manifest.json").write_text(manifest)
         model = _WORKER_MODELS[key] = OnnxModel(folder)  # the manifest's checksum is verified here too
+    blank = blank_rows(batch)
+    if blank.any():  # an Excel export's empty rows, skipped as the local stream skips them
+        batch = batch[~blank]
     _check_ids(batch, ROW_ID[family], None)
     return scorer(family)(model, batch, **options)
 

@@ -17,7 +17,7 @@ import pandas as pd
 
 from models.booleans import boolean_row
 from models.defect.drift import TIMESTAMP  # the wafer's test time, which the drift prior reads
-from models.energy.features import read_csv_skipping_blank_rows
+from models.files import read_csv_skipping_blank_rows
 from serving.errors import InvalidInput, shown
 
 WHAT = "a SECOM CSV"  # the format, in messages about a file

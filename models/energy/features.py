@@ -18,7 +18,6 @@ same-time-last-week MAE; the network learns its corrections (the p50 is a residu
 
 from __future__ import annotations
 
-import io
 import logging
 from dataclasses import dataclass
 from datetime import tzinfo
@@ -29,7 +28,7 @@ import pandas as pd
 
 from models.booleans import boolean_row
 from models.energy.calendar import CALENDAR_NAMES, calendar_features, is_holiday
-from models.files import csv_format, read_csv
+from models.files import blank_rows, read_csv
 from serving.errors import InvalidInput, shown
 
 log = logging.getLogger("sfai.energy")
@@ -184,40 +183,6 @@ def _numeric(df: pd.DataFrame, col: str, most: float = FLOAT32_MAX, rows: np.nda
         row = int(negative[0])
         raise InvalidInput(f"column {col!r} row {rows[row]} holds a negative value {shown(num.iloc[row])}")
     return values
-
-
-def blank_rows(df: pd.DataFrame) -> np.ndarray:
-    """Rows in which every column is empty (NaN, None or blank text): the ``,,,,,,,,`` line an Excel export ends
-    with, which is no reading and no date (nor a machine run or a wafer: the failure and defect families skip them
-    too, ``read_csv_skipping_blank_rows``)."""
-    empty = np.ones(len(df), dtype=bool)
-    for col in df.columns:
-        cells = df[col]
-        none = np.array(cells.isna(), dtype=bool)
-        if not pd.api.types.is_numeric_dtype(cells):  # text (object or str): blank text is empty too
-            none |= np.array(cells.map(lambda v: isinstance(v, str) and not v.strip()), dtype=bool)
-        empty &= none
-        if not empty.any():
-            break
-    return empty
-
-
-def read_csv_skipping_blank_rows(path: Path | str, what: str, **kw) -> pd.DataFrame:  # noqa: ANN003
-    """``models.files.read_csv`` without the rows in which every cell is empty (``blank_rows``), as this family
-    skips them: the failure and defect families read their files with it (their trailing ``,,,,,,`` lines had been
-    refused as a row without its id, or a label that is not 0 or 1). A row with only some cells empty is kept (and
-    refused where a cell it lacks is needed). Later rows are numbered in messages as if the skipped ones were not
-    there, as pandas numbers the rows after an empty line."""
-    df = read_csv(path, what, **kw)
-    blank = blank_rows(df)
-    if not blank.any():
-        return df
-    # the other rows read again as written, without these: each column's type is then the one it has in a file
-    # without them (for their empty cells pandas had read a column of whole numbers as 1.0, 2.0, ...)
-    text = read_csv(path, what, dtype=str, keep_default_na=False, **kw)[~blank]
-    fmt = csv_format(path, what).read_csv_kw()
-    again = io.StringIO(text.to_csv(index=False, sep=fmt["sep"]))
-    return pd.read_csv(again, sep=fmt["sep"], decimal=fmt["decimal"], **kw)
 
 
 def series_from_frame(df: pd.DataFrame) -> Series:

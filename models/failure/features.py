@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from models.booleans import boolean_row
-from models.energy.features import read_csv_skipping_blank_rows
+from models.files import read_csv_skipping_blank_rows
 from models.rowids import frame_ids
 from serving.errors import InvalidInput, shown
 

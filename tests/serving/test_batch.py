@@ -72,6 +72,28 @@ def test_ids_come_back_as_given_and_a_blank_id_is_refused(model_dir, tmp_path):
     assert not out.exists()
 
 
+def test_the_empty_rows_an_excel_export_ends_with_are_skipped(model_dir, tmp_path):
+    """``sfai predict failure`` refused a file whose Excel export ended in ``,,,,,,`` lines ("column 'UDI' row 1001
+    is empty"), which training skips (data scientist's audit). Only rows empty in every cell are skipped: a row
+    with cells but no id is still refused, naming its row."""
+    plain = tmp_path / "plain.csv"
+    pd.read_csv(AI4I).head(1000).drop(columns=LABELS).to_csv(plain, index=False)
+    width = len(pd.read_csv(plain, nrows=1).columns)
+    trailing = tmp_path / "trailing.csv"
+    trailing.write_text(plain.read_text() + ("," * (width - 1) + "\n") * 3)
+    outs = []
+    for src in (plain, trailing):
+        outs.append(tmp_path / f"out-{src.stem}.csv")
+        rep = score_file("failure", model_dir, src, "ai4i", outs[-1], chunk_rows=999, use_ray=False)
+        assert rep["rows"] == 1000
+    assert outs[0].read_bytes() == outs[1].read_bytes()
+    lines = plain.read_text().splitlines()
+    noid = tmp_path / "noid.csv"
+    noid.write_text("\n".join([*lines[:501], "," + lines[501].split(",", 1)[1], *lines[502:]]) + "\n")
+    with pytest.raises(InvalidInput, match="column 'UDI' row 501 is empty"):
+        score_file("failure", model_dir, noid, "ai4i", tmp_path / "o.csv", chunk_rows=999, use_ray=False)
+
+
 def test_files_as_excel_saves_them_score_as_the_plain_csv_does(model_dir, tmp_path):
     """A Korean Excel "CSV" (CP949, with a Hangul column), a European one (semicolons, decimal commas) and a tab
     export score exactly as the UTF-8 CSV; a CP949 file says how it was read."""
