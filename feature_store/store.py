@@ -23,6 +23,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from feature_store.offline import OfflineStore
 from feature_store.online import OnlineStore, online_store_for
@@ -181,7 +182,8 @@ class FeatureStore:
 
         Should the online write fail after the offline one succeeded, the exception is raised with the attribute
         ``sfai_written_offline`` (the offline ``WriteReport``): a caller that retries parts of a failed batch (the
-        MQTT subscriber) must not write those rows again."""
+        MQTT subscriber, an ingest call retried with its Idempotency-Key: :meth:`online_from_offline`) must not write
+        those rows again."""
         view = self.get_view(view_name)
         skew = self.max_clock_skew_s
         if isinstance(data, Conformed):
@@ -270,6 +272,19 @@ class FeatureStore:
         rows = latest_rows(view, table)
         self.online.write(self.tenant, view.name, rows)
         return len(rows)
+
+    def online_from_offline(self, view_name: str, data, *, fmt: str | None = None) -> int:  # noqa: ANN001
+        """The online rows of a batch the offline store holds already (its online write had failed), from the
+        offline store: each entity's latest value within the batch's time span, where a later batch's correction
+        of the same instant wins (writing the batch's own rows again had put the corrected value back). Returns the
+        entities written."""
+        view = self.get_view(view_name)
+        table = conform(view, read_table(data, fmt=fmt), max_skew_s=float("inf"))
+        if table.num_rows == 0:
+            return 0
+        stamps = pc.min_max(table.column(TIMESTAMP))
+        first, last = stamps["min"].as_py(), stamps["max"].as_py()
+        return self._materialize(view_name, first, last + timedelta(microseconds=1), arrived_since=None)
 
     def entity_history(
         self, view_name: str, key: object, since: datetime, until: datetime, features: Sequence[str]

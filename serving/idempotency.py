@@ -19,6 +19,9 @@ from serving.errors import Conflict, InvalidInput
 from serving.tenancy import as_utc, utcnow
 
 IDEMPOTENCY_S = 24 * 3600
+# an ingest's answer that marks its rows stored offline but not online (the online store failed): the retry with its
+# key writes the online rows only
+PARTIAL = "_offline_only"
 # a key claimed by a call that never finished (its process was killed while storing the rows): taken over after this
 ABANDONED_S = 600
 
@@ -50,7 +53,9 @@ def request_hash(*parts: bytes | str) -> str:
 
 class IngestOnce:
     """One ingest per (tenant, key): :meth:`claim` before storing the rows, :meth:`finish` with the answer after,
-    :meth:`release` where the call failed (nothing was stored: the same request may be sent again)."""
+    :meth:`release` where the call failed (nothing was stored: the same request may be sent again). A call whose
+    rows were stored offline but not online (the online store failed) finishes with a ``PARTIAL`` answer, which
+    :meth:`claim` hands to the retry: it writes the online rows only."""
 
     def __init__(self, db: Database) -> None:
         self.db = db

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from typing import Annotated
 
@@ -10,10 +11,11 @@ from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
+from feature_store.store import IngestReport
 from serving.deps import CallerDep, PlatformDep, platform_call, require_role
 from serving.errors import InvalidInput, UnsupportedMediaType, parse_json
 from serving.handlers import SfaiRoute, validation_message
-from serving.idempotency import IngestOnce, check_key, request_hash
+from serving.idempotency import PARTIAL, IngestOnce, check_key, request_hash
 from serving.schemas.features import FeatureViewPublic, IngestRecords, IngestResult, OnlineRequest
 from serving.schemas.platform import OnlineAnswer
 
@@ -99,25 +101,37 @@ async def ingest_view(
     if isinstance(data, bytes) and not data:
         raise InvalidInput("empty upload")
     once = IngestOnce(platform.db) if key is not None else None
+    offline_done = None  # the offline store holds this batch already (a retry of a call whose online write failed)
     if once is not None:
         # the rows as read, not the body's bytes: a retried multipart upload has another boundary
         rows = data if isinstance(data, bytes) else json.dumps(data, sort_keys=True, default=str)
         done = await run_in_threadpool(once.claim, ctx.tenant_id, key, request_hash(view, fmt or "json", rows))
-        if done is not None:
+        if done is not None and done.get(PARTIAL):
+            offline_done = done
+        elif done is not None:
             response.headers["Idempotent-Replayed"] = "true"
             return IngestResult(**done)
     try:
         fs = await run_in_threadpool(platform.feature_store, ctx.tenant)
-        report = await run_in_threadpool(fs.ingest, view, data, fmt=fmt)
-    except BaseException:
+        if offline_done is None:
+            report = await run_in_threadpool(fs.ingest, view, data, fmt=fmt)
+        else:  # stored offline by the first call: the online rows only, from the offline store
+            written = await run_in_threadpool(functools.partial(fs.online_from_offline, fmt=fmt), view, data)
+            report = IngestReport(view, offline_done["rows"], 0, [], written, 0)
+    except BaseException as e:
         if once is not None:
-            await run_in_threadpool(once.release, ctx.tenant_id, key)  # nothing stored: the key may be sent again
+            written = getattr(e, "sfai_written_offline", None)
+            if written is not None:  # stored offline, not online: a retry with the key writes the online rows only
+                await run_in_threadpool(once.finish, ctx.tenant_id, key, {
+                    PARTIAL: True, "rows": written.rows, "files": written.files, "partitions": written.partitions})
+            elif offline_done is None:
+                await run_in_threadpool(once.release, ctx.tenant_id, key)  # nothing stored: the key is free again
         raise
     result = IngestResult(
         view=report.view,
         rows=report.rows,
-        files=report.files,
-        partitions=report.partitions,
+        files=offline_done["files"] if offline_done else report.files,
+        partitions=offline_done["partitions"] if offline_done else report.partitions,
         online_updated=report.online_updated,
         online_skipped_older=report.online_skipped_older,
     )

@@ -162,6 +162,42 @@ def test_rest_ingest_with_an_idempotency_key_stores_a_retried_batch_once(client,
     assert r.status_code == 415 and r.json()["error"]["code"] == "unsupported_media_type", r.text
 
 
+def test_a_batch_stored_offline_whose_online_write_failed_is_finished_by_its_retry(client, acme, app, monkeypatch):
+    """Reviewer: the online store failing after the offline write freed the key, and the retry stored the batch
+    again and put the readings a later correction had fixed back online. The key now keeps what was stored: the
+    retry writes the online rows only, from the offline store, where the correction of the same instant wins."""
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    store = app.state.platform.feature_store("acme")
+    real, calls = type(store.online).write, [0]
+
+    def flaky(self, *a, **k):  # noqa: ANN001, ANN002, ANN003, ANN202
+        calls[0] += 1
+        if calls[0] == 1:
+            raise RedisConnectionError("online store down")
+        return real(self, *a, **k)
+
+    monkeypatch.setattr(type(store.online), "write", flaky)
+    h, url = bearer(acme.mes), "/v1/ingest/machine_stats"
+    first = {"records": [{**REC, "temp_mean": 1.0, "mode": "orig"}, {**REC, "machine_id": "m2"}]}
+    r = client.post(url, json=first, headers={**h, "Idempotency-Key": "k1"})
+    assert r.status_code == 503, r.text
+    files = store.offline.files("acme", "machine_stats")
+    assert len(files) == 1  # stored offline
+    fix = {"records": [{**REC, "temp_mean": 2.0, "mode": "fixed"}]}
+    assert client.post(url, json=fix, headers={**h, "Idempotency-Key": "k2"}).status_code == 200
+    again = client.post(url, json=first, headers={**h, "Idempotency-Key": "k1"})
+    assert again.status_code == 200 and "idempotent-replayed" not in again.headers, again.text
+    assert (again.json()["rows"], again.json()["files"]) == (2, 1)
+    assert len(store.offline.files("acme", "machine_stats")) == 2  # the first batch and the correction, no copy
+    rows = client.post("/v1/features/online", json={"view": "machine_stats", "entity_ids": ["m1", "m2"]},
+                       headers=h).json()["rows"]
+    assert (rows[0]["temp_mean"], rows[0]["mode"]) == (2.0, "fixed")  # the correction stands
+    assert rows[1]["event_timestamp"] is not None  # m2, which only the first batch holds, is online now
+    replay = client.post(url, json=first, headers={**h, "Idempotency-Key": "k1"})
+    assert replay.headers["idempotent-replayed"] == "true" and replay.json() == again.json()
+
+
 # ------------------------------------------------------------------------------------------------ long text
 def test_text_is_stored_up_to_the_limit_in_every_text_column():
     """One MQTT message stored a 60 MB string; the same held for an id and for every ingest path."""
