@@ -1,11 +1,11 @@
-"""How the API server logs: one line per record, each with its time (UTC, ISO 8601), level and logger, for SFAI's
-own records and uvicorn's alike, in one process or many (``sfai serve --workers N``).
+"""How the API server logs: each record starts with its time (UTC, ISO 8601), level, process and logger, for SFAI's
+own records and uvicorn's alike, in one process or many (``sfai serve --workers N``); a traceback follows its record.
 
 The model packages log their notes on a caller's data (a wafer outside its training ranges, an engine whose cycles
 skip numbers) for the CLI, where they are the run's stderr. In the server the same notes are already in the answer's
 ``warnings``; logged on every call as well, an MES that sends the same out-of-range wafer every few seconds would fill
-the log. :class:`Repeats` lets a few through per logger and minute and counts the rest on the next one it lets
-through.
+the log. :class:`Repeats` lets a few through per model family and minute and counts the rest on the next one it
+lets through.
 """
 from __future__ import annotations
 
@@ -13,6 +13,8 @@ import logging
 import threading
 import time
 
+# the loggers of the model families' notes on a caller's data (models/*/predict.py)
+MODEL_NOTES = ("sfai.defect", "sfai.rul", "sfai.energy", "sfai.failure")
 FORMAT = "%(asctime)s %(levelname)s [%(process)d] %(name)s: %(message)s"
 DATE_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 
@@ -25,10 +27,10 @@ class UtcFormatter(logging.Formatter):
 
 
 class Repeats(logging.Filter):
-    """At most ``per_window`` warnings per logger under ``prefixes`` in each ``window_s``; the next one let through
-    after a window that dropped some says how many. Other records pass untouched."""
+    """At most ``per_window`` warnings per logger under ``prefixes`` (one per model family) in each ``window_s``;
+    the next one let through after a window that dropped some says how many. Other records pass untouched."""
 
-    def __init__(self, prefixes: tuple[str, ...] = ("models.",), per_window: int = 5, window_s: float = 60.0,
+    def __init__(self, prefixes: tuple[str, ...] = MODEL_NOTES, per_window: int = 5, window_s: float = 60.0,
                  clock=time.monotonic) -> None:  # noqa: ANN001
         super().__init__()
         self.prefixes, self.per_window, self.window_s, self.clock = prefixes, per_window, window_s, clock

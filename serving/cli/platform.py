@@ -409,11 +409,11 @@ def serve(
 
 
 def _run_uvicorn(uvicorn, host: str, port: int, workers: int, log_level: str, proxies: str, s) -> None:  # noqa: ANN001
-    from serving.logs import server_log_config
-
     """Ctrl-C and SIGTERM are how a server is stopped: uvicorn shuts down gracefully, then raises the signal again
     for the handler it found, which had printed "error: terminated (SIGTERM)" and exited non-zero after a clean
     stop. The caller says it stopped instead, and exits 0."""
+    from serving.logs import server_log_config
+
     uvicorn.run(
         "serving.app:app_from_env",
         factory=True,

@@ -11,20 +11,31 @@ def _record(name: str, msg: str, level: int = logging.WARNING) -> logging.LogRec
     return logging.LogRecord(name, level, __file__, 1, msg, None, None)
 
 
+def test_the_filter_covers_the_loggers_the_model_families_use():
+    """The filter had watched ``models.*`` while the families log as ``sfai.defect`` and so on (reviewer): it let
+    every note through."""
+    from models.defect.predict import log as defect
+    from models.energy.predict import log as energy
+    from models.rul.predict import log as rul
+    from serving.logs import MODEL_NOTES
+
+    assert {defect.name, energy.name, rul.name} <= set(MODEL_NOTES)
+
+
 def test_repeated_model_warnings_are_counted_not_logged():
     now = [0.0]
     f = Repeats(per_window=3, window_s=60, clock=lambda: now[0])
-    passed = [f.filter(_record("models.defect.predict", f"wafer {i}: 40 % outside")) for i in range(10)]
+    passed = [f.filter(_record("sfai.defect", f"wafer {i}: 40 % outside")) for i in range(10)]
     assert passed == [True] * 3 + [False] * 7
-    assert f.filter(_record("models.rul.predict", "unit 3 skips cycles"))  # another model: its own allowance
+    assert f.filter(_record("sfai.rul", "unit 3 skips cycles"))  # another model: its own allowance
     assert f.filter(_record("serving.scheduling", "job failed"))  # SFAI's own warnings: never held back
-    assert f.filter(_record("models.defect.predict", "an error", logging.ERROR))
+    assert f.filter(_record("sfai.defect", "an error", logging.ERROR))
     now[0] = 61.0
-    first = _record("models.defect.predict", "wafer %d: %s")
+    first = _record("sfai.defect", "wafer %d: %s")
     first.args = (11, "40 % outside")
     assert f.filter(first)
     assert first.getMessage() == "wafer 11: 40 % outside (7 more like it were not logged before this one)"
-    second = _record("models.defect.predict", "wafer 12")
+    second = _record("sfai.defect", "wafer 12")
     assert f.filter(second) and second.getMessage() == "wafer 12"  # said once
 
 
