@@ -14,7 +14,7 @@ import re
 import shutil
 import tempfile
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 from sqlalchemy import func, select
@@ -163,7 +163,7 @@ class ModelRegistry:
                        "version number; try again")
 
     @staticmethod
-    def _refuse_foreign(dest: Path, deployment: str) -> None:
+    def _refuse_foreign(dest: Path, deployment: str, *, move: bool = True) -> None:
         if not dest.exists():
             return
         try:
@@ -171,8 +171,10 @@ class ModelRegistry:
         except (OSError, ValueError, AttributeError):
             owner = None
         if owner is not None and owner == deployment and deployment != "-":
+            if not move:
+                return
             # this database's own registration, cut off after the move and before the commit: kept aside, named
-            aside = dest.with_name(f"{dest.name}.interrupted-{datetime.now():%Y%m%dT%H%M%S%f}")
+            aside = dest.with_name(f"{dest.name}.interrupted-{datetime.now(UTC):%Y%m%dT%H%M%S%fZ}")
             dest.rename(aside)
             log.warning("%s was left by a registration of this deployment that did not finish (the database has no "
                         "such version); moved to %s", dest, aside.name)
@@ -191,7 +193,10 @@ class ModelRegistry:
                 ModelVersionRecord.tenant_id == self.tenant_id, ModelVersionRecord.name == name))
         dest = self.root / name / f"v{(last or 0) + 1}"
         if dest.exists():
-            self._refuse_foreign(dest, deployment_id(self.db))
+            # refused here if foreign; this deployment's own folder is left to the registration, which moves it
+            # aside once it holds the version's row (here another trainer's registration may be about to commit it:
+            # moving it had left that version without its folder, reviewer)
+            self._refuse_foreign(dest, deployment_id(self.db), move=False)
 
     def set_alias(self, name: str, alias: str, version: int | None) -> None:
         if alias not in ALIASES:

@@ -769,7 +769,7 @@ class Jobs:
                         limit = float(json.loads(job.request).get("time_limit_s") or 0)
                         ends = as_utc(job.started_at) + timedelta(seconds=limit) if job.started_at else now
                         error = ("cancelled while running: its plan is dropped; the solve already under way ends by "
-                                 f"its time limit, at {utc_text(ends)}, without holding up the jobs after it")
+                                 f"its time limit, at {utc_text(ends)}")
                     else:
                         error = "cancelled before it started"
                     # written only while the job is still as read: a solve that finished meanwhile keeps "done"

@@ -205,10 +205,15 @@ def predict(
     if model_name is not None:
         from models.registry import find_named
 
-        mv = find_named(reg, family.name, model_name.strip().lower())
+        wanted = model_name.strip().lower()
+        ours = wanted == family.name or wanted.startswith(f"{family.name}-")
+        if version is not None and ours and wanted in reg.names():
+            mv = reg.get(wanted, version=version)  # a version, whether or not the model has a champion
+        else:
+            mv = find_named(reg, family.name, wanted)  # its champion; or it names the family's models
+            if version is not None:
+                mv = reg.get(mv.name, version=version)
         named = mv.name
-        if version is not None:
-            mv = reg.get(mv.name, version=version)
     else:
         named = family.registry_name(input)  # rul-fd002 for test_FD002.txt
         mv = find_champion(reg, family.name, named, version)

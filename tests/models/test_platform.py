@@ -216,7 +216,8 @@ def test_a_registration_cut_off_after_its_folder_moved_does_not_block_the_next(t
     assert manifest["deployment"] not in (None, "-")
     manifest["version"] = 2
     (folder / "v2" / "manifest.json").write_text(json.dumps(manifest))
-    reg.check_next_free("failure")  # not refused: this deployment's own
+    reg.check_next_free("failure")  # not refused: this deployment's own; and not moved (a registration about to
+    assert (folder / "v2" / "model.onnx").exists()  # commit it may be running: only the registration moves it)
     v2 = reg.register("failure", "maintenance", tmp_path / "exp")
     assert v2.version == 2 and (v2.path / "model.onnx").exists()
     aside = [p.name for p in folder.iterdir() if p.name.startswith("v2.interrupted-")]

@@ -936,7 +936,6 @@ def test_jobs_can_be_listed_and_cancelled(client, db, monkeypatch):
         running = client.delete(f"/v1/scheduling/jobs/{ids['A1']}", headers=h).json()
         assert running["status"] == "cancelled" and running["error"].startswith("cancelled while running: its plan "
                                                                                 "is dropped; the solve already")
-        assert running["error"].endswith("without holding up the jobs after it")
         # the next job starts now, while A1's solve still runs (one worker per process: a cancelled hour-long job
         # had held every tenant's queue for the hour, security audit)
         deadline = time.monotonic() + 30
