@@ -487,7 +487,12 @@ def _binary_options(request) -> dict:  # noqa: ANN001
 
 def query_options(params) -> dict:  # noqa: ANN001
     """Options given in the query string (with any body), typed as a JSON body would carry them:
-    ``explain=true`` a boolean, ``horizon=96`` an integer; anything else stays text for ``_option`` to refuse."""
+    ``explain=true`` a boolean, ``horizon=96`` an integer; anything else stays text for ``_option`` to refuse. An
+    option given twice (``?threshold=0.9&threshold=0.1``) is refused: which one was meant?"""
+    names = [k for k, _ in params.multi_items()] if hasattr(params, "multi_items") else list(params)
+    if len(names) != len(set(names)):
+        twice = sorted({k for k in names if names.count(k) > 1})
+        raise InvalidInput(f'"{twice[0][:40]}" is given twice in the query string: give it once')
     out: dict = dict(params)
     flag = str(out.get("explain", "")).strip().lower()
     if flag in _TRUE or flag in _FALSE:

@@ -652,7 +652,8 @@ def test_a_call_can_set_its_own_decision_threshold(settings, db, demo_models, fa
             q = client.post(url, params={"threshold": 0}, json=body, headers=h).json()["predictions"]
             assert [p[flag] for p in q] == [1] * len(plain)
             for params, words in (({"threshold": 0.5}, "given twice"), ({"explian": "true"}, "explian"),
-                                  ({"model": "nope"}, "nope"), ({"records": "x"}, "goes in the JSON body")):
+                                  ({"model": "nope"}, "nope"), ({"records": "x"}, "goes in the JSON body"),
+                                  ([("threshold", "0.2"), ("threshold", "0.1")], "given twice in the query")):
                 r = client.post(url, params=params, json={**body, "threshold": 0.2}, headers=h)
                 assert r.status_code in (404, 422) and words in r.json()["error"]["message"], (params, r.text)
         r = client.post(ENDPOINTS["rul"], json={**sample_request(demo_dir, "rul"), "threshold": 0.5}, headers=h)
