@@ -33,13 +33,17 @@ def _period(text: str) -> str:
 
 
 def weak_secret(secret: str) -> bool:
-    """A secret that is blank, one repeated character or a handful of them, a short stretch repeated
-    ("abcdefabcdefabcdef"), a run of the alphabet or the keyboard ("0123456789abcdef"), or holds the placeholder:
-    the server's secret peppers every API key's hash and keys the usage log's hash chain (security audit: the
-    repeated and the sequential ones passed)."""
+    """A secret that is blank, one repeated character or a handful of them, or holds the placeholder: the server's
+    secret peppers every API key's hash and keys the usage log's hash chain."""
     text = secret.strip().lower()
-    if len(set(text)) < MIN_SECRET_CHARS or PLACEHOLDER_SECRET in text:
-        return True
+    return len(set(text)) < MIN_SECRET_CHARS or PLACEHOLDER_SECRET in text
+
+
+def guessable_secret(secret: str) -> bool:
+    """A short stretch repeated ("abcdefabcdefabcdef") or a run of the alphabet or the keyboard ("0123456789abcdef"):
+    passed the checks above (security audit). Refused for a metrics token and for a new deployment's secret; a
+    deployment already running on one is warned (its keys' hashes and its usage log depend on it)."""
+    text = secret.strip().lower()
     stretch = _period(text)
     return len(stretch) < MIN_SECRET_CHARS * 2 and len(text) > len(stretch) or any(
         stretch in run or stretch[::-1] in run for run in _RUNS)
@@ -295,12 +299,13 @@ class Settings(BaseSettings):
             )
         if self.environment not in ("development", "test") and weak_secret(self.secret_key):
             raise ValueError(
-                f"SFAI_SECRET_KEY is too weak for {self.environment} (blank, a repeated character or pattern, or the "
+                f"SFAI_SECRET_KEY is too weak for {self.environment} (blank, a few characters repeated, or the "
                 "placeholder 'change-me' in it): use 32 random characters, e.g. from "
                 "python -c 'import secrets; print(secrets.token_urlsafe(32))'"
             )
         if self.environment not in ("development", "test") and self.metrics_token is not None and (
-                len(self.metrics_token) < 16 or weak_secret(self.metrics_token)):
+                len(self.metrics_token) < 16 or weak_secret(self.metrics_token)
+                or guessable_secret(self.metrics_token)):
             # it opens every tenant's call counts: "x" had passed (security audit)
             raise ValueError(
                 f"SFAI_METRICS_TOKEN is too weak for {self.environment} (under 16 characters, a repeated character "

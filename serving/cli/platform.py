@@ -22,7 +22,7 @@ import typer
 from serving import tenancy
 from serving.cli.common import check_output, database, emit_json, info, settings
 from serving.errors import Conflict, InvalidInput, NotFound
-from serving.settings import check_forwarded_allow_ips
+from serving.settings import check_forwarded_allow_ips, guessable_secret
 from serving.usage import (
     ChainKey,
     ChainKeyMismatch,
@@ -241,6 +241,31 @@ def _deployment_secret(db, what: str = "an API key made with it would work on no
     except ChainKeyMismatch:
         raise InvalidInput(f"SFAI_SECRET_KEY is not the secret this deployment runs with (its usage log is keyed "
                            f"with another): {what}; set the deployment's secret") from None
+    _guessable_secret(db)
+
+
+def _guessable_secret(db) -> None:  # noqa: ANN001
+    """Outside development, a guessable SFAI_SECRET_KEY (a repeated stretch, a run such as 0123456789abcdef) is
+    refused while the deployment has no API key and no usage record (choosing another costs nothing then), and
+    warned of once it has: its keys' hashes and its usage log depend on it, and refusing it would leave the
+    upgraded servers unable to start (reviewer)."""
+    s = settings()
+    if s.environment in ("development", "test") or not guessable_secret(s.secret_key):
+        return
+    from sqlalchemy import func, select
+
+    from serving.db.tables import ApiKey, UsageRecord
+
+    with db.engine.connect() as conn:
+        used = conn.execute(select(func.count()).select_from(ApiKey)).scalar() or conn.execute(
+            select(UsageRecord.seq).limit(1)).first() is not None
+    advice = "use 32 random characters, e.g. from python -c 'import secrets; print(secrets.token_urlsafe(32))'"
+    if not used:
+        raise InvalidInput(f"SFAI_SECRET_KEY is guessable (a short stretch repeated, or a run such as "
+                           f"0123456789abcdef): {advice}")
+    info("warning: SFAI_SECRET_KEY is guessable (a short stretch repeated, or a run such as 0123456789abcdef), and "
+         "this deployment's API keys and usage log depend on it: plan a move to a new deployment secret "
+         "(docs/deploy.md, 'A guessable secret')")
 
 
 # ------------------------------------------------------------------------------------------------ usage
@@ -378,6 +403,7 @@ def serve(
     database(upgrade=True)  # migrate once here, before the workers start
     if s.usage_log_enabled:
         check_chain_key(database(), ChainKey(s.secret_key))  # another secret than the log's: one line, no 503s
+    _guessable_secret(database())
     proxies = (forwarded_allow_ips if forwarded_allow_ips is not None else s.forwarded_allow_ips or "").strip()
     try:
         check_forwarded_allow_ips(proxies, "--forwarded-allow-ips")
