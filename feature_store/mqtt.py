@@ -37,6 +37,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from serving.errors import InvalidInput, SfaiError, parse_json
+from serving.tenancy import utc_text
 
 log = logging.getLogger("sfai.mqtt")
 
@@ -245,7 +246,7 @@ class Quarantine:
         ``payload_base64`` instead of ``payload`` (as text its bad bytes would be lost). ``size``: ``payload`` is the
         first bytes of a message of that many bytes (``payload_bytes``, ``payload_sha256``; ``payload_truncated``)."""
         now = datetime.now(UTC)
-        kept = {"received_at": now.isoformat().replace("+00:00", "Z"), "topic": topic}
+        kept = {"received_at": utc_text(now), "topic": topic}
         try:
             kept["payload"] = payload.decode("utf-8")
         except UnicodeDecodeError as e:
@@ -410,7 +411,7 @@ class MqttIngestor:
         msg.done = True
         if self.on_reject is not None:
             m = self._rx.match(msg.topic)
-            notice = {"received_at": datetime.now(UTC).isoformat().replace("+00:00", "Z"), "topic": msg.topic,
+            notice = {"received_at": utc_text(datetime.now(UTC)), "topic": msg.topic,
                       "kind": kind, "reason": reason, "payload_bytes": msg.size,
                       "payload_sha256": msg.sha256 or hashlib.sha256(msg.payload).hexdigest()}
             try:

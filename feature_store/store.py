@@ -35,7 +35,7 @@ from feature_store.view import CREATED, TIMESTAMP, FeatureView, short_repr
 from serving.db import Database
 from serving.errors import InvalidInput
 from serving.settings import Settings, get_settings
-from serving.tenancy import get_tenant
+from serving.tenancy import get_tenant, utc_text
 
 # How long a process trusts its copy of a view's declaration (another process may evolve it meanwhile).
 VIEW_CACHE_S = 5.0
@@ -66,7 +66,7 @@ class Conformed:
 @functools.lru_cache(maxsize=4096)
 def _iso_us(ts_us: int) -> str:
     """An online row's event time (microseconds since the epoch) as ISO text; the hot rows' are remembered."""
-    return datetime.fromtimestamp(ts_us / 1e6, UTC).isoformat().replace("+00:00", "Z")
+    return utc_text(datetime.fromtimestamp(ts_us / 1e6, UTC))
 
 
 def _utc(ts: datetime | str | None) -> datetime | None:

@@ -13,6 +13,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from feature_store.view import TIMESTAMP, FeatureView
+from serving.tenancy import utc_text
 
 # one online row: entity key -> (event time in microseconds since the epoch, {feature: value})
 OnlineRows = dict[str, tuple[int, dict]]
@@ -27,7 +28,7 @@ def _json_values(arr: pa.Array | pa.ChunkedArray) -> list:
             finite = pc.cast(pc.cast(finite, pa.string()), pa.float64())  # in C: 35 x faster than per value
         return finite.to_pylist()
     if pa.types.is_timestamp(t) and t.tz is not None:  # UTC, written as every SFAI time is: ...Z
-        return [None if v is None else v.isoformat().replace("+00:00", "Z") for v in arr.to_pylist()]
+        return [utc_text(v) for v in arr.to_pylist()]
     if pa.types.is_timestamp(t) or pa.types.is_date(t) or pa.types.is_time(t):
         return [None if v is None else v.isoformat() for v in arr.to_pylist()]
     return arr.to_pylist()
