@@ -25,6 +25,11 @@ class UtcFormatter(logging.Formatter):
     def __init__(self, fmt: str = FORMAT, datefmt: str = DATE_FORMAT) -> None:
         super().__init__(fmt, datefmt)
 
+    def format(self, record: logging.LogRecord) -> str:
+        if record.name == "uvicorn.error":  # uvicorn's general logger: "INFO uvicorn.error: Started" misleads
+            record = logging.makeLogRecord({**record.__dict__, "name": "uvicorn"})
+        return super().format(record)
+
 
 class Repeats(logging.Filter):
     """At most ``per_window`` warnings per logger under ``prefixes`` (one per model family) in each ``window_s``;

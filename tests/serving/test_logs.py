@@ -39,7 +39,10 @@ def test_repeated_model_warnings_are_counted_not_logged():
     assert f.filter(second) and second.getMessage() == "wafer 12"  # said once
 
 
-def test_times_are_utc_iso():
+def test_times_are_utc_iso_and_uvicorns_logger_is_not_called_error():
     rec = _record("serving", "x", logging.INFO)
     rec.created = 0.0
     assert UtcFormatter().format(rec).startswith("1970-01-01T00:00:00Z INFO [")
+    started = _record("uvicorn.error", "Application startup complete.", logging.INFO)
+    assert UtcFormatter().format(started).endswith("] uvicorn: Application startup complete.")
+    assert started.name == "uvicorn.error"  # the record itself is unchanged for the other handlers
