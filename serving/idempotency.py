@@ -10,7 +10,7 @@ import hashlib
 import json
 from datetime import timedelta
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, update
 from sqlalchemy.exc import IntegrityError
 
 from serving.db import Database
@@ -109,9 +109,3 @@ class IngestOnce:
             s.execute(delete(IngestRequest).where(IngestRequest.tenant_id == tenant_id,
                                                   IngestRequest.idempotency_key == key,
                                                   IngestRequest.result.is_(None)))
-
-    def held(self, tenant_id: int) -> int:
-        """The tenant's keys on record (tests and diagnostics)."""
-        with self.db.session() as s:
-            return len(s.scalars(select(IngestRequest.idempotency_key).where(
-                IngestRequest.tenant_id == tenant_id)).all())
