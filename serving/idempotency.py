@@ -18,7 +18,7 @@ from serving.db.tables import IngestRequest
 from serving.errors import Conflict, InvalidInput
 from serving.tenancy import as_utc, utcnow
 
-IDEMPOTENCY_S = 24 * 3600
+IDEMPOTENCY_S = 24 * 3600  # how long a key stands: a retry within it gets the first answer (migrations 0011, 0013)
 # an ingest's answer that marks its rows stored offline but not online (the online store failed): the retry with its
 # key writes the online rows only
 PARTIAL = "_offline_only"

@@ -36,7 +36,6 @@ log = logging.getLogger("sfai.scheduling")
 # live process (its own stopped). Long enough that a busy process is never taken for a stopped one.
 HEARTBEAT_S = 10.0
 STALE_S = 120.0
-# how long a background job's Idempotency-Key stands: a retry within it gets the job back (migration 0011)
 RELEASED = datetime(2000, 1, 1, tzinfo=UTC)  # the stamp of a job its process handed back on stop: stale at once
 # parts of a problem that only a partner module's subscription enables
 PARTNERS = (("failure_risk", "maintenance"), ("energy", "energy"))
