@@ -32,6 +32,8 @@ from serving.runtime import OnnxModel
 from serving.settings import ray_address
 
 ROW_ID = {"failure": "UDI", "defect": "row_id"}  # row-wise families and the id column of their output
+# the same id under the feature store's name (a point-in-time frame written to a file): its ids are the rows' own
+ID_ALIASES = {"UDI": "udi"}
 ROW_OPTIONS = ("recent_failure_rate", "threshold")  # options of the row-by-row scorers (the file streams through)
 PLAIN_CSV = {"encoding": "utf-8-sig", "sep": ",", "decimal": "."}
 CHUNK_ROWS = 100_000
@@ -114,10 +116,14 @@ def _chunks(
     which every cell is empty (the ``,,,,,,`` lines an Excel export ends with) are skipped, as training skips
     them: they had been refused as a row without its id."""
     offset = 0
+    alias = ID_ALIASES.get(id_col)
     try:
-        reader = pd.read_csv(path, chunksize=chunk_rows, low_memory=False, dtype={id_col: str}, **fmt.read_csv_kw())
+        reader = pd.read_csv(path, chunksize=chunk_rows, low_memory=False,
+                             dtype={id_col: str, **({alias: str} if alias else {})}, **fmt.read_csv_kw())
         for chunk in reader:
             read = len(chunk)
+            if alias in chunk.columns and id_col not in chunk.columns:  # they had been numbered 1..n instead
+                chunk = chunk.rename(columns={alias: id_col})
             blank = blank_rows(chunk)
             if blank.any():
                 chunk = chunk[~blank]

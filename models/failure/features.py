@@ -42,10 +42,15 @@ STORE_NAMES = {
 }
 
 
+# and its names for the labels (view ``ai4i_labels``): a point-in-time frame from the store, written to a file,
+# trains as it is (``training needs the label column 'Machine failure'`` had asked for renames by hand)
+LABEL_STORE_NAMES = {"machine_failure": LABEL, **{m.lower(): m for m in [*MODES, "RNF"]}}
+
+
 def read_rows(path: Path | str) -> pd.DataFrame:
     """The file's rows (training and ``predict``), without those in which every cell is empty (Excel's trailing
-    ``,,,,,,`` lines), as the energy family reads its files."""
-    return read_csv_skipping_blank_rows(path, WHAT)
+    ``,,,,,,`` lines), as the energy family reads its files; the feature store's column names read as AI4I's."""
+    return with_raw_names(read_csv_skipping_blank_rows(path, WHAT))
 
 
 # columns a row may carry besides the features: its id, labels, the source's product id and what an online-store
@@ -58,8 +63,10 @@ Raw = dict[str, np.ndarray]  # validated columns: TYPE as str objects, NUMERIC a
 
 
 def with_raw_names(df: pd.DataFrame) -> pd.DataFrame:
-    """``df`` with feature-store column names mapped to the AI4I names where the AI4I name is absent."""
-    rename = {c: raw for c, raw in STORE_NAMES.items() if c in df.columns and raw not in df.columns}
+    """``df`` with feature-store column names (features and labels) mapped to the AI4I names where the AI4I name is
+    absent."""
+    names = STORE_NAMES | LABEL_STORE_NAMES
+    rename = {c: raw for c, raw in names.items() if c in df.columns and raw not in df.columns}
     return df.rename(columns=rename) if rename else df
 
 
