@@ -278,8 +278,26 @@ def models_list(tenant: TenantOpt = None, as_json: Annotated[bool, typer.Option(
     if rows and sys.stdout.isatty():  # a person reading: what the columns are (a script's pipe gets the rows only)
         typer.echo("NAME\tVERSION\tALIASES\tREGISTERED (UTC)\tMETRICS")
     for m in rows:
-        metrics = ", ".join(f"{k}={v:.4g}" for k, v in m.metrics.items() if isinstance(v, int | float))
+        metrics = ", ".join(f"{k}={v:.4g}" for k, v in _key_metrics(m.name, m.metrics).items())
         typer.echo(f"{m.name}\tv{m.version}\t{','.join(m.aliases) or '-'}\t{m.created_at:%Y-%m-%d %H:%M}\t{metrics}")
+
+
+# the metrics `sfai models list` shows per family (--json and MLflow have them all: a defect model records 22, and
+# the table had printed every one of them; data scientist's audit)
+KEY_METRICS = {
+    "failure": ("val_roc_auc", "val_average_precision", "val_f1", "threshold", "train_seconds"),
+    "rul": ("val_rmse", "val_rmse_sd", "val_nasa_per_engine", "train_seconds"),
+    "defect": ("val_roc_auc", "val_balanced_accuracy", "val_balanced_accuracy_nested", "threshold", "train_seconds"),
+    "energy": ("val_p50_mae", "val_mae_ratio_vs_last_week", "val_coverage_p10_p90", "train_seconds"),
+}
+
+
+def _key_metrics(name: str, metrics: dict) -> dict:
+    """The family's key metrics that the version recorded, in that order; every numeric one for a model of no known
+    family, or one that recorded none of them."""
+    numeric = {k: v for k, v in metrics.items() if isinstance(v, int | float) and not isinstance(v, bool)}
+    keys = [k for k in KEY_METRICS.get(name.split("-")[0], ()) if k in numeric]
+    return {k: numeric[k] for k in keys} if keys else numeric
 
 
 def _sync(reg, name: str) -> None:  # noqa: ANN001

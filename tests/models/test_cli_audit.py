@@ -234,13 +234,18 @@ def test_messages_name_what_is_there(db, tmp_path, exported):
 def test_models_list_json_and_an_empty_tenant(sfai_env, db, settings, exported, tmp_path):
     tenancy.create_tenant(db, "acme", "C29")
     tenancy.create_tenant(db, "empty", "C29")
-    ModelRegistry(db, settings.home, "acme").register("failure", "maintenance", exported, mlflow_run_id="abc123")
+    metrics = {"val_roc_auc": 0.98, "parity_max_abs": 3e-8, "val_f1": 0.91, "val_epochs_mean": 3.0, "threshold": 0.6,
+               "val_average_precision": 0.9, "train_seconds": 7.1}
+    ModelRegistry(db, settings.home, "acme").register("failure", "maintenance", exported, mlflow_run_id="abc123",
+                                                      metrics=metrics)
     listed = json.loads(sfai(sfai_env, "models", "list", "--tenant", "acme", "--json").stdout)
-    assert listed[0]["mlflow_run_id"] == "abc123"
+    assert listed[0]["mlflow_run_id"] == "abc123" and listed[0]["metrics"] == metrics  # all of them
     # the table gives when each version was registered (it had no date), and a pipe gets no header line
     (line,) = sfai(sfai_env, "models", "list", "--tenant", "acme").stdout.splitlines()
-    name, version, aliases, registered, _ = line.split("\t")
+    name, version, aliases, registered, shown = line.split("\t")
     assert (name, version, aliases) == ("failure", "v1", "champion")
+    # the family's key metrics, not every one (a defect model's 22 filled the line)
+    assert shown == "val_roc_auc=0.98, val_average_precision=0.9, val_f1=0.91, threshold=0.6, train_seconds=7.1"
     assert registered == datetime.fromisoformat(listed[0]["created_at"]).strftime("%Y-%m-%d %H:%M")
     p = sfai(sfai_env, "models", "list", "--tenant", "empty")
     assert p.stdout == "" and "no models registered for tenant 'empty'" in p.stderr and "--tenant empty" in p.stderr
