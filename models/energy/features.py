@@ -91,6 +91,15 @@ _DMY_LIKE = r"^\d{1,2}/\d{1,2}/\d{4}"
 _END_OF_DAY = r"(?<=[T ])24:00(?=(?::00(?:\.0+)?)?(?:$|Z|[+-]))"
 
 
+def _date_formats(raw: pd.Series) -> tuple[pd.Series, np.ndarray, np.ndarray, bool]:
+    """The dates as stripped text, which look ISO and which dd/mm/yyyy, and whether ISO is the format in use (the
+    one most dates are in)."""
+    text = raw.astype(str).str.strip()
+    iso_like = text.str.match(_ISO_LIKE).to_numpy(bool)
+    dmy_like = text.str.match(_DMY_LIKE).to_numpy(bool)
+    return text, iso_like, dmy_like, bool(iso_like.sum() > dmy_like.sum())
+
+
 def parse_dates(raw: pd.Series, rows: np.ndarray | None = None) -> pd.DatetimeIndex:
     """``dd/mm/yyyy HH:MM`` as in the file, 00:00 moved to the next day; ISO stamps are taken as interval ends.
     Either format may write the end of a day as 24:00 (the next day's 00:00). The format in use is the one most
@@ -102,12 +111,10 @@ def parse_dates(raw: pd.Series, rows: np.ndarray | None = None) -> pd.DatetimeIn
     in other offsets (across a summer-time change) are converted to it, so the clock stays continuous. Stamps in
     UTC (``Z`` or ``+00:00``) are converted to Korea time (``KOREA``): a plant's midnight is its own, not UTC's."""
     rows = np.arange(1, len(raw) + 1) if rows is None else np.asarray(rows)
-    text = raw.astype(str).str.strip()
-    iso_like = text.str.match(_ISO_LIKE).to_numpy(bool)
-    dmy_like = text.str.match(_DMY_LIKE).to_numpy(bool)
+    text, iso_like, dmy_like, iso_in_use = _date_formats(raw)
     end_of_day = text.str.contains(_END_OF_DAY, regex=True).to_numpy(bool)
     text = text.str.replace(_END_OF_DAY, "00:00", regex=True)
-    if iso_like.sum() > dmy_like.sum():
+    if iso_in_use:
         try:
             iso = pd.to_datetime(text, format="ISO8601", errors="coerce")
         except ValueError:  # "Mixed timezones": offsets differ, or some stamps have one and others not
@@ -246,8 +253,7 @@ def _check_order(stamps: pd.DatetimeIndex, raw: pd.Series, rows: np.ndarray) -> 
     now, before = stamps[i], stamps[i - 1]
     where = f"column {DATE!r} row {rows[i]} holds {shown(raw.iloc[i])}, earlier than row {rows[i - 1]} " \
             f"({shown(raw.iloc[i - 1])})"
-    text = raw.astype(str).str.strip()
-    iso = text.str.match(_ISO_LIKE).sum() > text.str.match(_DMY_LIKE).sum()  # the format in use (parse_dates')
+    iso = _date_formats(raw)[3]
     # the closing-row pattern: a 00:00 row after the evening of its own date, and the rows after it going on from
     # that evening (rows sent newest first also step back to a 00:00, but from 00:15, and keep going back)
     closing = now == now.normalize() and before.normalize() == now and before - now >= pd.Timedelta(hours=12) \
