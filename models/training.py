@@ -84,6 +84,21 @@ def evaluate_loss(model: nn.Module, loader: DataLoader) -> float:
     return total / max(n, 1)
 
 
+PROGRESS_EVERY_S = 10.0
+_last_progress = [-math.inf]
+
+
+def progress_line(text: str, every: float = PROGRESS_EVERY_S) -> None:
+    """Where stderr is no terminal (a log file, a batch job, CI), a plain ``progress: ...`` line at most every
+    ``every`` seconds instead of a bar, so a long training run shows it is alive and how far it got (it printed
+    nothing until its result)."""
+    now = time.monotonic()
+    if now - _last_progress[0] >= every:
+        _last_progress[0] = now
+        sys.stderr.write(f"progress: {text}\n")
+        sys.stderr.flush()
+
+
 def fit(
     model: nn.Module,
     train: DataLoader,
@@ -105,8 +120,8 @@ def fit(
     best, best_epoch, best_state = math.inf, -1, None
     history: list[dict] = []
     t0 = time.perf_counter()
-    bar = None
-    if cfg.progress and sys.stderr.isatty():
+    bar, plain = None, cfg.progress and not sys.stderr.isatty()
+    if cfg.progress and not plain:
         from tqdm import tqdm
 
         bar = tqdm(total=cfg.epochs, desc=label, unit="epoch", file=sys.stderr, leave=False)
@@ -147,6 +162,9 @@ def fit(
                 bar.set_postfix(train=f"{row['train_loss']:.4f}", val=f"{val_score:.4f}", best=f"{best:.4f}")
             else:
                 bar.set_postfix(train=f"{row['train_loss']:.4f}", val_loss=f"{val_loss:.4f}")
+        elif plain:
+            shown = f"val {val_score:.4f}, best {best:.4f}" if score_shown else f"val_loss {val_loss:.4f}"
+            progress_line(f"{label}: epoch {epoch + 1}/{cfg.epochs}, train {row['train_loss']:.4f}, {shown}")
         if epoch - best_epoch >= cfg.patience:
             break
     if bar is not None:

@@ -183,30 +183,45 @@ def tune(
 
 def _progress(trials: int) -> list:
     """At a terminal, a bar of the trials finished, with the best score so far (it had shown nothing but Ray's
-    configuration box for minutes: data scientist's audit); elsewhere nothing (stdout is the result's)."""
-    if not sys.stderr.isatty():
-        return []
+    configuration box for minutes: data scientist's audit); elsewhere (a log file, a batch job) a plain
+    ``progress:`` line per trial (stdout is the result's)."""
     from ray.tune import Callback
-    from tqdm import tqdm
+
+    from models.training import progress_line
+
+    at_terminal = sys.stderr.isatty()
 
     class TrialBar(Callback):
         def __init__(self) -> None:
-            self.bar = tqdm(total=trials, desc="tuning", unit="trial", file=sys.stderr)
-            self.best = None
+            self.bar = None
+            if at_terminal:
+                from tqdm import tqdm
+
+                self.bar = tqdm(total=trials, desc="tuning", unit="trial", file=sys.stderr)
+            self.best, self.done = None, 0
+
+        def _step(self) -> None:
+            self.done += 1
+            if self.bar is None:
+                best = "" if self.best is None else f", best {self.best:.4f}"
+                progress_line(f"tuning: {self.done}/{trials} trials{best}", every=0)
+                return
+            self.bar.update(1)
+            if self.best is not None:
+                self.bar.set_postfix(best=f"{self.best:.4f}")
 
         def on_trial_complete(self, iteration, trials, trial, **info) -> None:  # noqa: ANN001
             score = (trial.last_result or {}).get("score")
             if score is not None and (self.best is None or score < self.best):
                 self.best = score
-            self.bar.update(1)
-            if self.best is not None:
-                self.bar.set_postfix(best=f"{self.best:.4f}")
+            self._step()
 
         def on_trial_error(self, iteration, trials, trial, **info) -> None:  # noqa: ANN001
-            self.bar.update(1)
+            self._step()
 
         def on_experiment_end(self, trials, **info) -> None:  # noqa: ANN001
-            self.bar.close()
+            if self.bar is not None:
+                self.bar.close()
 
     return [TrialBar()]
 

@@ -75,6 +75,30 @@ def test_the_progress_bar_shows_a_measurement_not_a_count(monkeypatch):
         assert "rul fold 1/5" in text and want in text and unwanted not in text, text
 
 
+def test_no_terminal_gets_plain_progress_lines_at_most_every_ten_seconds(monkeypatch):
+    """Where stderr is a log file (nohup, a batch job) a training printed nothing until its result: no bar is drawn
+    there. It now writes a ``progress:`` line, at most one per ``PROGRESS_EVERY_S``, and no bar."""
+    import io
+
+    from models import training
+
+    x, y = data()
+    cfg = TrainConfig(epochs=4, batch_size=64, lr=1e-2, patience=10, seed=0)
+    clock = iter([100.0, 101.0, 112.0, 113.0, 200.0])  # epoch 1 printed, 2 too soon, 3 printed, 4 too soon
+    monkeypatch.setattr(training.time, "monotonic", lambda: next(clock))
+    monkeypatch.setattr(training, "_last_progress", [-float("inf")])
+    err = io.StringIO()  # isatty() is False: no terminal
+    monkeypatch.setattr("sys.stderr", err)
+    fit(TinyRegressor(3), make_loader(x[:300], y[:300], batch_size=64, shuffle=True, seed=0),
+        make_loader(x[300:], y[300:], batch_size=256, shuffle=False), cfg, label="failure split 1/3")
+    lines = err.getvalue().splitlines()
+    assert [line.split(",")[0] for line in lines] == [
+        "progress: failure split 1/3: epoch 1/4", "progress: failure split 1/3: epoch 3/4"], lines
+    assert "val " in lines[0] and "best " in lines[0] and "\r" not in err.getvalue()
+    training.progress_line("tuning: 1/2 trials", every=0)  # a trial's end is always shown
+    assert err.getvalue().splitlines()[-1] == "progress: tuning: 1/2 trials"
+
+
 def test_export_parity_manifest_and_checksum(tmp_path, monkeypatch):
     model, _, x, _ = trained()
     manifest = export(model, x[:8], tmp_path / "m", {"name": "tiny", "features": ["a", "b", "c"], "threshold": 0.5})
