@@ -23,6 +23,7 @@ import pyarrow.parquet as pq
 
 from feature_store.view import CREATED, TIMESTAMP, FeatureView
 from serving.errors import InvalidInput
+from serving.tenancy import END_OF_DAY
 
 TS_TYPE = pa.timestamp("us", tz="UTC")
 # how a value is shown in an error: bounded, so that a megabyte of text or a deeply nested object stays one short line
@@ -660,7 +661,9 @@ def _to_ts(v):  # noqa: ANN001, ANN202
     if isinstance(v, str):  # read as the column is (ISO 8601), so that the row that does not parse is the one named
         if v.strip().lower() in _NOT_A_TIME:
             raise ValueError("not a point in time")
-        return pd.to_datetime(v, utc=True, format="ISO8601")
+        end_of_day = re.search(END_OF_DAY, v) is not None
+        t = pd.to_datetime(re.sub(END_OF_DAY, "00:00", v) if end_of_day else v, utc=True, format="ISO8601")
+        return t + pd.Timedelta(days=1) if end_of_day else t
     raise TypeError("not a timestamp")
 
 
@@ -757,7 +760,11 @@ def _cast_timestamp(col: pa.ChunkedArray) -> pa.ChunkedArray:
                 return _cast_timestamp(pc.cast(col, parsed))
             except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
                 pass
-        s = pd.to_datetime(pd.Series(col.to_pandas()), utc=True, format="ISO8601")
+        text = pd.Series(col.to_pandas(), dtype=object)
+        end_of_day = text.str.contains(END_OF_DAY, regex=True, na=False)  # 24:00: the next day's 00:00
+        if end_of_day.any():
+            text = text.str.replace(END_OF_DAY, "00:00", regex=True)
+        s = pd.to_datetime(text, utc=True, format="ISO8601") + pd.to_timedelta(end_of_day.astype(int), unit="D")
         if s.dt.unit == "ns":
             s = s.dt.floor("us")
         return pa.chunked_array([pa.array(s, type=TS_TYPE)])

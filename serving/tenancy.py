@@ -51,6 +51,11 @@ def as_utc(ts: datetime | None) -> datetime | None:
     return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
 
 
+# 24:00, ISO 8601's end of a day (also 24:00:00 and 24:00:00.000, before an offset): read as the next day's 00:00
+# wherever SFAI reads a time from text (the energy readings, the feature store's ingest)
+END_OF_DAY = r"(?<=[T ])24:00(?=(?::00(?:\.0+)?)?(?:$|Z|[+-]))"
+
+
 # --------------------------------------------------------------------------------------------- views
 @dataclass(frozen=True, slots=True)
 class TenantInfo:

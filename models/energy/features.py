@@ -30,6 +30,7 @@ from models.booleans import boolean_row
 from models.energy.calendar import CALENDAR_NAMES, calendar_features, is_holiday
 from models.files import blank_rows, read_csv
 from serving.errors import InvalidInput, shown
+from serving.tenancy import END_OF_DAY
 
 log = logging.getLogger("sfai.energy")
 DATE, TARGET, CO2 = "date", "Usage_kWh", "CO2(tCO2)"
@@ -87,8 +88,6 @@ DMY = "dd/mm/yyyy HH:MM"
 ISO = "YYYY-MM-DDTHH:MM (ISO 8601, with or without a UTC offset)"
 _ISO_LIKE = r"^\d{4}-\d{1,2}-\d{1,2}"
 _DMY_LIKE = r"^\d{1,2}/\d{1,2}/\d{4}"
-# 24:00, the end of a day (also 24:00:00 and 24:00:00.000, before an offset): read as the next day's 00:00
-_END_OF_DAY = r"(?<=[T ])24:00(?=(?::00(?:\.0+)?)?(?:$|Z|[+-]))"
 
 
 def _date_formats(raw: pd.Series) -> tuple[pd.Series, np.ndarray, np.ndarray, bool]:
@@ -112,8 +111,8 @@ def parse_dates(raw: pd.Series, rows: np.ndarray | None = None) -> pd.DatetimeIn
     UTC (``Z`` or ``+00:00``) are converted to Korea time (``KOREA``): a plant's midnight is its own, not UTC's."""
     rows = np.arange(1, len(raw) + 1) if rows is None else np.asarray(rows)
     text, iso_like, dmy_like, iso_in_use = _date_formats(raw)
-    end_of_day = text.str.contains(_END_OF_DAY, regex=True).to_numpy(bool)
-    text = text.str.replace(_END_OF_DAY, "00:00", regex=True)
+    end_of_day = text.str.contains(END_OF_DAY, regex=True).to_numpy(bool)
+    text = text.str.replace(END_OF_DAY, "00:00", regex=True)
     if iso_in_use:
         try:
             iso = pd.to_datetime(text, format="ISO8601", errors="coerce")

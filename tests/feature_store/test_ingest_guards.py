@@ -49,6 +49,23 @@ def test_a_time_outside_the_years_1_to_9999_in_utc_is_refused_naming_its_row(sta
     assert conform(STATS, read_table(edge), max_skew_s=float("inf")).num_rows == 2
 
 
+def test_24_00_is_read_as_the_next_days_midnight_as_the_energy_readings_read_it(tmp_path):
+    """ISO 8601 writes the end of a day as 24:00, and the energy forecast reads it so; ingest refused it (MES audit:
+    the same meter rows were good for one and not the other). JSON, CSV and the per-row check read it alike."""
+    stamps = ["2026-03-01T24:00:00+09:00", "2026-03-01 24:00Z", "2026-03-01T24:00:00.000"]
+    rows = [{**REC, "machine_id": f"m{i}", "event_timestamp": t} for i, t in enumerate(stamps)]
+    want = [datetime(2026, 3, 1, 15, tzinfo=UTC), datetime(2026, 3, 2, tzinfo=UTC), datetime(2026, 3, 2, tzinfo=UTC)]
+    assert conform(STATS, read_table(rows), max_skew_s=float("inf"))["event_timestamp"].to_pylist() == want
+    csv = tmp_path / "rows.csv"
+    csv.write_text("machine_id,event_timestamp,temp_mean,vib_rms,alarm,mode\n"
+                   + "".join(f"m{i},{t},70.5,1.2,false,run\n" for i, t in enumerate(stamps)))
+    got = conform(STATS, read_table(csv), max_skew_s=float("inf"))["event_timestamp"].to_pylist()
+    assert got == want
+    with pytest.raises(InvalidInput) as e:  # 24:30 is no time; the row is still named
+        conform(STATS, read_table([REC, {**REC, "event_timestamp": "2026-03-01T24:30:00Z"}]), max_skew_s=None)
+    assert e.value.message.startswith("row 2, column 'event_timestamp'"), e.value.message
+
+
 def test_the_clock_skew_is_a_setting(monkeypatch):
     later = [{**REC, "event_timestamp": _at(timedelta(hours=3))}]
     monkeypatch.setenv("SFAI_MAX_CLOCK_SKEW_S", "14400")
