@@ -88,17 +88,50 @@ def score_file(
                 batches = _local_batches(family, model, _chunks(input_path, chunk_rows, id_col, fmt, what), id_col,
                                          row_options)
             rows = chunks = 0
+            repeats = RepeatedIds(id_col)
             for out in _progress(batches, progress):
                 out.to_csv(tmp, index=False, header=chunks == 0, mode="w" if chunks == 0 else "a")
+                repeats.add(out[id_col])
                 rows += len(out)
                 chunks += 1
             if chunks == 0:
                 raise InvalidInput(f"{input_path.name}: no rows to score")
+            notes.extend(repeats.notes(output.name))
         os.replace(tmp, output)
     finally:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
     return {"rows": rows, "chunks": chunks, "engine": engine, "notes": notes}
+
+
+class RepeatedIds:
+    """Ids given to more than one row (two wafers both ``row_id`` 17, a UDI sent twice): each row is still answered,
+    on its own line in the file's order, but an answer joined back by its id lands on both. Said in a note, as the
+    numbering of a file without ids is; it had passed in silence. Ids past ``limit`` are not checked (memory)."""
+
+    def __init__(self, id_col: str, limit: int = 2_000_000) -> None:
+        self.id_col, self.limit = id_col, limit
+        self.seen: set[str] = set()
+        self.first: str | None = None
+        self.count = 0  # rows whose id an earlier row had
+
+    def add(self, ids: pd.Series) -> None:
+        if len(self.seen) >= self.limit:
+            return
+        text = ids.astype(str)
+        dup = text.duplicated().to_numpy() | text.isin(self.seen).to_numpy()
+        if dup.any():
+            self.count += int(dup.sum())
+            if self.first is None:
+                self.first = str(text.iloc[int(dup.argmax())])
+        self.seen.update(text)
+
+    def notes(self, output: str) -> list[str]:
+        if not self.count:
+            return []
+        return [f"{self.count} row(s) repeat the {self.id_col} of an earlier row (the first: {self.first!r}): each "
+                f"row is answered on its own line of {output}, in the file's order; join the answers back by row "
+                f"order, not by {self.id_col}"]
 
 
 def _header(path: Path, fmt: TextFormat, what: str) -> list[str]:

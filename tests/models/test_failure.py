@@ -201,6 +201,19 @@ def test_cli_train_then_predict(rows, tmp_path):
     frame = pd.read_csv(out_csv)
     assert list(frame.columns) == ["UDI", "failure_probability", "failure_predicted"] and len(frame) == 200
     assert "note:" not in r.stderr
+    # UDIs given twice: every row still answered in order, and said (it had passed in silence: joined back by UDI,
+    # one machine's answer landed on two rows)
+    twice = rows.iloc[1200:1400].drop(columns=F.LABELS).reset_index(drop=True)
+    twice.loc[[1, 3], "UDI"] = twice.loc[[0, 2], "UDI"].to_numpy()
+    twice.to_csv(rows_csv, index=False)
+    r = subprocess.run(
+        [*sfai, "predict", "failure", "--dataset", "ai4i", "--input", str(rows_csv), "--output", str(out_csv)],
+        env=env, cwd=root, capture_output=True, text=True,
+    )
+    assert r.returncode == 0 and pd.read_csv(out_csv)["UDI"].tolist() == twice["UDI"].tolist(), r.stderr
+    assert (f"note: 2 row(s) repeat the UDI of an earlier row (the first: '{twice['UDI'][0]}'): each row is answered "
+            "on its own line of out.csv, in the file's order; join the answers back by row order, not by UDI"
+            ) in r.stderr, r.stderr
     # a file without the UDI column: numbered 1..n, and said (it had been silent: joined back by UDI, the answers
     # went to the wrong machines)
     rows.iloc[1200:1400].drop(columns=[*F.LABELS, "UDI"]).to_csv(rows_csv, index=False)
