@@ -65,6 +65,8 @@ def test_tune_two_trials(tmp_path, capsys):
     # stdout is the caller's (sfai tune prints one JSON line there): Ray Tune's configuration box goes to stderr
     captured = capsys.readouterr()
     assert captured.out == "" and "Configuration for experiment" in captured.err
+    # no terminal here: a plain line per finished trial instead of a bar
+    assert "progress: tuning: 1/2 trials" in captured.err and "progress: tuning: 2/2 trials, best " in captured.err
 
 
 def test_the_best_config_comes_back_as_a_train_command():
