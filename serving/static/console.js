@@ -1544,6 +1544,7 @@ function reasonHtml(r, problem) {
 }
 
 function renderSummary() {
+  renderPlanTable();
   const el = $("plan-summary");
   if (!S.result && S.noPlan) { el.innerHTML = `<p class="muted" id="no-plan-summary">${esc(t("planner.noPlanSummary", { status: statusName(S.noPlan.status) }))}</p>`; return; }
   if (!S.result) { el.innerHTML = `<p class="muted">${esc(noPlanYet())}</p>`; return; }
@@ -1555,6 +1556,30 @@ function renderSummary() {
     `<div class="metric"><span>${t("m.wall")}</span><b>${fmt(S.result.wall_s, 2)}</b></div></div>` +
     (S.result.linked?.ignored?.length ? `<p class="muted" id="plan-ignored">${S.result.linked.ignored.map(linkedNote).join(" ")}</p>` : "") +
     (Array.isArray(S.result.notes) && S.result.notes.length ? `<p class="muted" id="plan-notes">${S.result.notes.map(planNote).join(" ")}</p>` : "");
+}
+
+// The plan as a table (the chart's text alternative): one row per operation, in machine and time order, late and
+// pinned in words. Shown under the chart by its "table view" button.
+function renderPlanTable() {
+  const open = !$("gantt-table-wrap").hidden;
+  const btn = $("gantt-table-toggle");
+  btn.textContent = t(open ? "gantt.tableHide" : "gantt.tableShow");
+  btn.setAttribute("aria-expanded", String(open));
+  if (!S.result) { $("gantt-table").innerHTML = ""; return; }
+  const late = lateJobIds(S.result);
+  const machines = [...new Set(S.result.gantt.map((r) => r.machine))];
+  const rows = S.result.gantt.filter((r) => r.job != null)
+    .sort((a, b) => machines.indexOf(a.machine) - machines.indexOf(b.machine) || a.start - b.start);
+  const yes = esc(t("gantt.yes"));
+  $("gantt-table").innerHTML = `<caption>${esc(t("gantt.tableCaption"))}</caption><thead><tr>` +
+    ["col.machine", "col.job", "col.operation", "col.start", "col.end", "col.setup", "col.late", "col.pinned"]
+      .map((k, i) => `<th scope="col"${i >= 3 && i <= 5 ? ' class="num"' : ""}>${esc(t(k))}</th>`).join("") + `</tr></thead><tbody>` +
+    rows.map((r) => {
+      const op = findOp(r.job, r.operation, S.solved);
+      return `<tr data-job="${esc(r.job)}" data-op="${esc(r.operation)}"><td>${esc(r.machine)}</td><th scope="row">${esc(r.job)}</th><td>${esc(r.operation)}</td>` +
+        `<td class="num">${r.start}</td><td class="num">${r.end}</td><td class="num">${r.setup || ""}</td>` +
+        `<td class="late-tag">${late.has(String(r.job)) ? yes : ""}</td><td>${op && (op.pinned || op.started) ? yes : ""}</td></tr>`;
+    }).join("") + "</tbody>";
 }
 
 // What the server noticed in the problem (valid, but likely a slip: a setup family no operation has), in words
@@ -2240,6 +2265,9 @@ $("solve-btn").addEventListener("click", solve);
 $("zoom-in").addEventListener("click", () => gantt.zoomBy(1.5));
 $("zoom-out").addEventListener("click", () => gantt.zoomBy(1 / 1.5));
 $("zoom-fit").addEventListener("click", () => gantt.fit());
+$("gantt-table-toggle").addEventListener("click", () => { $("gantt-table-wrap").hidden = !$("gantt-table-wrap").hidden; renderPlanTable(); });
+// past the chart (one tab stop, but a long one to read through): to the table view's button
+$("gantt-skip").addEventListener("click", (e) => { e.preventDefault(); $("gantt-table-toggle").focus(); });
 $("keep-copy").addEventListener("click", keepCopy);
 $("clear-copy").addEventListener("click", () => { S.copy = null; $("clear-copy").hidden = true; renderCompare(); persist(); });
 $("export-csv").addEventListener("click", exportCsv);

@@ -10,6 +10,20 @@ const SVGNS = "http://www.w3.org/2000/svg";
 const PALETTE = ["#4e79a7", "#f28e2b", "#59a14f", "#b07aa1", "#76b7b2", "#edc948", "#9c755f", "#ff9da7",
   "#86bcb6", "#a0cbe8", "#8cd17d", "#d4a6c8", "#fabfd2", "#b6992d", "#499894", "#79706e"];
 
+// WCAG relative luminance of "#rrggbb", and the label colour a bar of that fill reads best in: white or black,
+// whichever contrasts more (every palette colour reaches 4.5:1 with one of them; white on the light ones was 1.5:1).
+function luminance(hex) {
+  const c = [1, 3, 5].map((i) => parseInt(hex.slice(i, i + 2), 16) / 255).map((v) => (v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4));
+  return 0.2126 * c[0] + 0.7152 * c[1] + 0.0722 * c[2];
+}
+function contrast(a, b) {
+  const [la, lb] = [luminance(a), luminance(b)];
+  return (Math.max(la, lb) + 0.05) / (Math.min(la, lb) + 0.05);
+}
+function labelColour(fill) {
+  return contrast(fill, "#ffffff") >= contrast(fill, "#000000") ? "#ffffff" : "#000000";
+}
+
 function svgEl(tag, attrs, parent) {
   const el = document.createElementNS(SVGNS, tag);
   for (const [k, v] of Object.entries(attrs || {})) if (v !== undefined && v !== null) el.setAttribute(k, v);
@@ -70,7 +84,10 @@ function planExtent(problem, result) {
 function createGantt(container, opts = {}) {
   const uid = `g${++ganttSeq}`; // ids inside the SVG are document-wide: one set per chart
   const o = { interactive: true, rowH: 38, barH: 24, labelW: 92, axisH: 26, onSelect: null, onPin: null, label: (k) => k, ...opts };
-  const st = { problem: null, result: null, t0: 0, scale: 1, width: 800, tMax: 100, selected: null };
+  const st = { problem: null, result: null, t0: 0, scale: 1, width: 800, tMax: 100, selected: null, active: null, noPan: false };
+  const keyOf = (r) => ({ job: r.job, operation: r.operation });
+  const same = (a, b) => !!a && !!b && String(a.job) === String(b.job) && String(a.operation) === String(b.operation);
+  const barEl = (k) => k && container.querySelector(`g.op[data-job="${CSS.escape(String(k.job))}"][data-op="${CSS.escape(String(k.operation))}"]`);
 
   function machines() {
     const ids = (st.problem?.machines || []).map((m) => (typeof m === "string" ? m : m.id));
@@ -117,8 +134,11 @@ function createGantt(container, opts = {}) {
     const mids = machines();
     const H = o.axisH + mids.length * o.rowH + 8;
     const W = st.width;
-    const svg = svgEl("svg", { xmlns: SVGNS, width: W, height: H, viewBox: `0 0 ${W} ${H}`, "font-family": "system-ui, sans-serif", "font-size": 12, role: "img" });
-    svg.setAttribute("aria-label", o.label("planner.ganttLabel"));
+    // a chart with bars to act on is no image (an image's children are presentational): its box (#gantt, a
+    // labelled group) names it; a chart only to look at (the what-if pair) is an image with a name
+    const svg = svgEl("svg", { xmlns: SVGNS, width: W, height: H, viewBox: `0 0 ${W} ${H}`, "font-family": "system-ui, sans-serif", "font-size": 12,
+      role: o.interactive ? "none" : "img" });
+    if (!o.interactive) svg.setAttribute("aria-label", o.label("planner.ganttLabel"));
     const defs = svgEl("defs", {}, svg);
     const hatch = (id, colour, bg) => {
       const p = svgEl("pattern", { id, width: 6, height: 6, patternUnits: "userSpaceOnUse", patternTransform: "rotate(45)" }, defs);
@@ -160,6 +180,12 @@ function createGantt(container, opts = {}) {
     const late = lateJobIds(st.result);
     // bars
     const rows = st.result.gantt || [];
+    // one tab stop for the whole chart (a roving tabindex): the bar last moved to, else the first bar of the first row
+    const ops = rows.filter((r) => r.job !== null && r.job !== undefined);
+    if (!ops.some((r) => same(r, st.active))) {
+      const first = [...ops].sort((a, b) => mids.indexOf(a.machine) - mids.indexOf(b.machine) || a.start - b.start)[0];
+      st.active = first ? keyOf(first) : null;
+    }
     rows.forEach((r) => {
       const i = mids.indexOf(r.machine);
       const y = o.axisH + i * o.rowH + (o.rowH - o.barH) / 2;
@@ -184,15 +210,28 @@ function createGantt(container, opts = {}) {
       const g = svgEl("g", { class: `op${isLate ? " late" : ""}${pinned ? " pinned" : ""}`, "data-job": r.job, "data-op": r.operation,
         "data-machine": r.machine, "data-start": r.start, "data-end": r.end, "data-late": isLate, "data-pinned": pinned }, plot);
       if (o.interactive) {
-        g.setAttribute("tabindex", "0");
+        g.setAttribute("tabindex", same(r, st.active) ? "0" : "-1");
         g.setAttribute("role", "button");
-        g.setAttribute("aria-label", `${r.job} ${r.operation} · ${r.machine} · ${r.start}–${r.end}${isLate ? " · " + o.label("legend.late") : ""}${pinned ? " · " + o.label("legend.pinned") : ""}`);
+        // its name in words with the unit, late and pinned included (not told by colour alone)
+        g.setAttribute("aria-label", o.label("gantt.barName", { job: r.job, op: r.operation, machine: r.machine, start: r.start, end: r.end }) +
+          (isLate ? ", " + o.label("gantt.barLate") : "") + (pinned ? ", " + o.label("gantt.barPinned") : ""));
         g.style.cursor = "move";
       }
       const sel = st.selected && st.selected.job === r.job && st.selected.operation === r.operation;
       const w = Math.max(2, (r.end - r.start) * st.scale);
-      svgEl("rect", { class: "body", x: x(r.start), y, width: w, height: o.barH, rx: 3, fill: jobColour(r.job),
+      // keyboard focus: a white and a dark ring outside the bar, seen on every fill; the bar's own (late) border stays
+      svgEl("rect", { class: "focus-ring", x: x(r.start) - 4.5, y: y - 4.5, width: w + 9, height: o.barH + 9, rx: 5, fill: "none",
+        stroke: "#14324f", "stroke-width": 2, visibility: "hidden", "pointer-events": "none" }, g);
+      svgEl("rect", { class: "focus-ring", x: x(r.start) - 2.5, y: y - 2.5, width: w + 5, height: o.barH + 5, rx: 4, fill: "none",
+        stroke: "#ffffff", "stroke-width": 2, visibility: "hidden", "pointer-events": "none" }, g);
+      const fill = jobColour(r.job);
+      svgEl("rect", { class: "body", x: x(r.start), y, width: w, height: o.barH, rx: 3, fill,
         stroke: isLate ? "#d92d20" : sel ? "#14324f" : "#ffffff", "stroke-width": isLate ? 3 : sel ? 3 : 1 }, g);
+      if (isLate) { // late, not by colour alone: a red triangle above the bar's end, outside it (seen on a bar 2 px wide)
+        const xe = x(r.start) + w;
+        svgEl("path", { class: "late-mark", d: `M${xe - 5},${y - 7} L${xe + 1},${y - 7} L${xe - 2},${y - 1} Z`, fill: "#b42318",
+          stroke: "#ffffff", "stroke-width": 0.75, "pointer-events": "none" }, g);
+      }
       if (pinned) {
         const px = x(r.start) + 2;
         svgEl("circle", { cx: px + 5, cy: y + 6, r: 4, fill: "#14324f", stroke: "#fff", "stroke-width": 1, class: "pin" }, g);
@@ -200,7 +239,7 @@ function createGantt(container, opts = {}) {
       }
       const label = `${r.job}${isLate ? " !" : ""}`;
       if (w > textWidth(label, `${isLate ? 700 : 500} 11.5px ${FONT}`) + (pinned ? 18 : 8)) {
-        const tx = svgEl("text", { x: x(r.start) + (pinned ? 14 : 4), y: y + o.barH / 2 + 4, fill: "#ffffff", "font-size": 11.5,
+        const tx = svgEl("text", { x: x(r.start) + (pinned ? 14 : 4), y: y + o.barH / 2 + 4, fill: labelColour(fill), "font-size": 11.5,
           "font-weight": isLate ? 700 : 500, "pointer-events": "none" }, g);
         tx.textContent = label;
       }
@@ -286,16 +325,84 @@ function createGantt(container, opts = {}) {
     };
     g.addEventListener("pointerup", (e) => finish(e, false));
     g.addEventListener("pointercancel", (e) => finish(e, true));
-    g.addEventListener("keydown", (e) => {
-      if (e.key === "Enter" || e.key === " ") { e.preventDefault(); select(r); }
+    g.addEventListener("keydown", (e) => onKey(e, r, mids));
+    // the bar focused is the chart's tab stop; one focused from the keyboard (Tab after a zoom) is panned into view
+    g.addEventListener("focus", () => {
+      st.active = keyOf(r);
+      for (const other of container.querySelectorAll("g.op[tabindex='0']")) if (other !== g) other.setAttribute("tabindex", "-1");
+      g.setAttribute("tabindex", "0");
+      if (!st.noPan && g.matches(":focus-visible") && !inView(r)) { panTo(r); refocus(r); }
     });
   }
 
-  function select(r) {
-    st.selected = { job: r.job, operation: r.operation };
+  const inView = (r) => r.start >= st.t0 - 1e-9 && r.end <= viewEnd() + 1e-9;
+  // the view moved so that `r` shows whole (its start, where it is wider than the view), its zoom kept
+  function panTo(r) {
+    const span = viewEnd() - st.t0;
+    const pad = Math.min(span * 0.05, 20 / st.scale);
+    if (r.end - r.start + 2 * pad > span || r.start < st.t0) st.t0 = r.start - pad;
+    else st.t0 = r.end + pad - span;
     draw();
-    const again = container.querySelector(`g.op[data-job="${CSS.escape(String(r.job))}"][data-op="${CSS.escape(String(r.operation))}"]`);
-    if (again) again.focus();
+  }
+  // focus the bar `k` of the chart as drawn now, without its focus moving the view
+  function refocus(k) {
+    const el = barEl(k);
+    if (!el) return;
+    st.noPan = true;
+    try { el.focus(); } finally { st.noPan = false; }
+  }
+  // the bars of a machine's row in time order
+  const rowOps = (mid) => (st.result?.gantt || []).filter((q) => q.machine === mid && q.job !== null && q.job !== undefined)
+    .sort((a, b) => a.start - b.start || a.end - b.end);
+
+  // keys on a bar: arrows move between bars (left/right along the machine, up/down to the nearest bar of the next
+  // machine with bars), Home/End the row's first/last; Enter or Space opens the details; Shift+arrows pan; + and -
+  // zoom about the bar, 0 fits the plan
+  function onKey(e, r, mids) {
+    const mid = mids.indexOf(r.machine);
+    let to = null;
+    if (e.shiftKey && (e.key === "ArrowLeft" || e.key === "ArrowRight")) {
+      e.preventDefault();
+      st.t0 += ((e.key === "ArrowLeft" ? -1 : 1) * (viewEnd() - st.t0)) / 4;
+      draw();
+      refocus(r);
+      return;
+    }
+    if (e.key === "Enter" || e.key === " ") { e.preventDefault(); select(r); return; }
+    if (e.key === "+" || e.key === "=" || e.key === "-" || e.key === "0") {
+      e.preventDefault();
+      if (e.key === "0") { fit(); refocus(r); return; }
+      zoomBy(e.key === "-" ? 1 / 1.5 : 1.5, x((r.start + r.end) / 2));
+      if (!inView(r)) panTo(r);
+      refocus(r);
+      return;
+    }
+    const row = rowOps(r.machine);
+    const at = row.findIndex((q) => same(q, r));
+    if (e.key === "ArrowRight") to = row[at + 1];
+    else if (e.key === "ArrowLeft") to = row[at - 1];
+    else if (e.key === "Home") to = row[0];
+    else if (e.key === "End") to = row[row.length - 1];
+    else if (e.key === "ArrowDown" || e.key === "ArrowUp") {
+      const dir = e.key === "ArrowDown" ? 1 : -1;
+      for (let i = mid + dir; i >= 0 && i < mids.length && !to; i += dir) {
+        const near = rowOps(mids[i]);
+        const c = (r.start + r.end) / 2;
+        to = near.reduce((best, q) => (!best || Math.abs((q.start + q.end) / 2 - c) < Math.abs((best.start + best.end) / 2 - c) ? q : best), null);
+      }
+    } else return;
+    e.preventDefault();
+    if (!to) return;
+    st.active = keyOf(to);
+    if (!inView(to)) panTo(to);
+    refocus(to);
+  }
+
+  function select(r) {
+    st.selected = keyOf(r);
+    st.active = keyOf(r);
+    draw();
+    refocus(r);
     if (o.onSelect) o.onSelect(r);
   }
 
@@ -340,7 +447,7 @@ function createGantt(container, opts = {}) {
     select,
     clearSelection() { st.selected = null; draw(); },
     // forget the plan, the view and the selection (a sign-out): the next one starts afresh
-    clear() { Object.assign(st, { problem: null, result: null, selected: null, t0: 0, scale: 0 }); container.innerHTML = ""; },
+    clear() { Object.assign(st, { problem: null, result: null, selected: null, active: null, t0: 0, scale: 0 }); container.innerHTML = ""; },
     svg: () => container.querySelector("svg"),
     view: () => ({ t0: st.t0, scale: st.scale }),
   };

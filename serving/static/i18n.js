@@ -133,7 +133,7 @@ const STRINGS = {
     "planner.zoomIn": "확대",
     "planner.zoomOut": "축소",
     "planner.zoomFit": "전체 보기",
-    "planner.ganttHelp": "막대를 클릭하면 상세 정보, 지연 작업은 지연 이유가 나옵니다. 막대를 다른 시간이나 설비로 끌면 그 자리에 고정하고 나머지를 다시 계획합니다. 휠로 확대/축소, 빈 곳을 끌어 이동합니다.",
+    "planner.ganttHelp": "막대를 클릭하면 상세 정보, 지연 작업은 지연 이유가 나옵니다. 막대를 다른 시간이나 설비로 끌면 그 자리에 고정하고 나머지를 다시 계획합니다. 휠로 확대/축소, 빈 곳을 끌어 이동합니다. 키보드: Tab 으로 차트에 들어가 화살표로 막대 사이를 이동하고 Enter 로 상세를 엽니다. Shift+←/→ 이동, + / - 확대/축소, 0 전체 보기.",
     "planner.ganttLabel": "간트 차트: 설비별 공정 일정",
     "planner.pins": "고정된 공정",
     "planner.noPins": "고정된 공정이 없습니다.",
@@ -481,6 +481,15 @@ const STRINGS = {
     "reason.combination": "한 가지 규칙(계획 기간, 고정, 정비 마감, 최대 전력 한도)만으로는 설명되지 않습니다. 여러 규칙이 함께 계획을 막습니다.",
     "reason.noRules": "이 문제의 규칙으로는 계획이 나오지 않습니다.",
     "gantt.axisUnit": "시간(분)",
+    "gantt.roledesc": "간트 차트",
+    "gantt.barName": "{job} {op}, 설비 {machine}, {start}–{end}분",
+    "gantt.barLate": "납기 지연",
+    "gantt.barPinned": "고정됨",
+    "gantt.skip": "차트 건너뛰기",
+    "gantt.tableShow": "표로 보기",
+    "gantt.tableHide": "표 닫기",
+    "gantt.tableCaption": "설비별 공정 일정 (분, 계획 시작 기준)",
+    "gantt.yes": "예",
   },
   en: {
     "app.tagline": "Smart-factory AI: quality · maintenance · energy · scheduling",
@@ -613,7 +622,7 @@ const STRINGS = {
     "planner.zoomIn": "Zoom in",
     "planner.zoomOut": "Zoom out",
     "planner.zoomFit": "Fit",
-    "planner.ganttHelp": "Click a bar for details (a late job shows why it is late). Drag a bar to another time or machine to pin it there and re-plan the rest. Wheel zooms, dragging the background pans.",
+    "planner.ganttHelp": "Click a bar for details (a late job shows why it is late). Drag a bar to another time or machine to pin it there and re-plan the rest. Wheel zooms, dragging the background pans. Keyboard: Tab into the chart, arrow keys move between bars, Enter opens the details; Shift+←/→ pans, + and - zoom, 0 fits.",
     "planner.ganttLabel": "Gantt chart: operations per machine",
     "planner.pins": "Pinned operations",
     "planner.noPins": "No pinned operations.",
@@ -961,6 +970,15 @@ const STRINGS = {
     "reason.combination": "No single rule (horizon, pins, maintenance deadline, peak power cap) explains it alone: several of them together leave no plan.",
     "reason.noRules": "The problem's rules leave no plan.",
     "gantt.axisUnit": "time (min)",
+    "gantt.roledesc": "Gantt chart",
+    "gantt.barName": "{job} {op}, machine {machine}, {start}–{end} min",
+    "gantt.barLate": "late",
+    "gantt.barPinned": "pinned",
+    "gantt.skip": "Skip past the chart",
+    "gantt.tableShow": "Table view",
+    "gantt.tableHide": "Hide table",
+    "gantt.tableCaption": "Operations per machine (minutes from the plan's start)",
+    "gantt.yes": "yes",
   },
 };
 
@@ -977,6 +995,7 @@ function applyI18n(root = document) {
   document.title = t("app.title");
   root.querySelectorAll("[data-i18n]").forEach((el) => { el.textContent = t(el.dataset.i18n); });
   root.querySelectorAll("[data-i18n-aria]").forEach((el) => { el.setAttribute("aria-label", t(el.dataset.i18nAria)); });
+  root.querySelectorAll("[data-i18n-roledesc]").forEach((el) => { el.setAttribute("aria-roledescription", t(el.dataset.i18nRoledesc)); });
   root.querySelectorAll("[data-i18n-title]").forEach((el) => { el.title = t(el.dataset.i18nTitle); });
   root.querySelectorAll("[data-i18n-label]").forEach((el) => { el.label = t(el.dataset.i18nLabel); });
 }

@@ -1,0 +1,184 @@
+"""Accessibility of the web console (WCAG 2.1 AA): the Gantt chart's contrast, keyboard use and structure, the late
+marking beyond colour, focus kept through re-renders, control contrast and errors tied to their fields. Same
+browser and server as test_console.py (its fixtures)."""
+
+# ruff: noqa: F811  (the fixtures imported from test_console.py are the tests' arguments)
+from __future__ import annotations
+
+import re
+
+from tests.web.test_console import browser, page, run_plan, server, sign_in, wait_js  # noqa: F401
+
+ACTIVE_BAR = ("[document.activeElement.dataset.job, document.activeElement.dataset.machine, "
+              "document.activeElement.dataset.op]")
+FOCUS_ID = "document.activeElement && (document.activeElement.id || document.activeElement.tagName)"
+
+
+def _lum(rgb: str) -> float:
+    rgb = rgb.strip()
+    if rgb.startswith("#"):
+        vals = [int(rgb[i:i + 2], 16) for i in (1, 3, 5)]
+    else:
+        vals = [int(float(v)) for v in re.findall(r"[\d.]+", rgb)[:3]]
+    c = [v / 255 for v in vals]
+    c = [v / 12.92 if v <= 0.03928 else ((v + 0.055) / 1.055) ** 2.4 for v in c]
+    return 0.2126 * c[0] + 0.7152 * c[1] + 0.0722 * c[2]
+
+
+def contrast(a: str, b: str) -> float:
+    la, lb = _lum(a), _lum(b)
+    return (max(la, lb) + 0.05) / (min(la, lb) + 0.05)
+
+
+def test_gantt_bar_labels_read_on_every_fill(page, server):
+    sign_in(page, server.acme.admin)
+    run_plan(page)
+    pairs = page.eval_on_selector_all(
+        "#gantt g.op", "gs => gs.filter(g => g.querySelector('text')).map(g => "
+        "[g.querySelector('rect.body').getAttribute('fill'), g.querySelector('text').getAttribute('fill')])")
+    assert len(pairs) >= 6
+    for fill, text in pairs:
+        assert contrast(fill, text) >= 4.5, (fill, text, contrast(fill, text))
+    # the jobs stay told apart by their fills
+    fills = page.evaluate("""(() => { const m = {}; for (const g of document.querySelectorAll('#gantt g.op'))
+        m[g.dataset.job] = g.querySelector('rect.body').getAttribute('fill'); return Object.values(m); })()""")
+    assert len(set(fills)) == len(fills) == 6
+    # the palette itself: every colour reaches 4.5:1 with the label colour the chart picks for it
+    for fill, text in page.evaluate("PALETTE.map(p => [p, labelColour(p)])"):
+        assert contrast(fill, text) >= 4.5, fill
+
+
+def test_gantt_is_one_tab_stop_with_arrow_keys_names_and_a_table(page, server):
+    sign_in(page, server.acme.admin)
+    run_plan(page)
+    # a group of buttons, not an image (an image's children are presentational), named once
+    assert page.get_attribute("#gantt svg", "role") != "img"
+    assert page.get_attribute("#gantt svg", "aria-label") is None
+    assert page.get_attribute("#gantt", "role") == "group"
+    assert page.get_attribute("#gantt", "aria-roledescription") == "간트 차트"
+    # one tab stop (a roving tabindex), not one per bar
+    stops = page.eval_on_selector_all("#gantt g.op", "gs => gs.map(g => g.getAttribute('tabindex'))")
+    assert stops.count("0") == 1 and stops.count("-1") == len(stops) - 1
+    # names with units, the machine, and late / pinned in words
+    names = page.eval_on_selector_all("#gantt g.op",
+                                      "gs => gs.map(g => [g.getAttribute('aria-label'), g.dataset.late])")
+    for name, late in names:
+        assert re.match(r"^J-\d+ \w+, 설비 [A-Z]+-\d+, -?\d+–\d+분", name), name
+        assert ("납기 지연" in name) == (late == "true"), name
+
+    page.focus("#gantt-skip")
+    page.keyboard.press("Tab")
+    first = page.evaluate(ACTIVE_BAR)
+    assert first[0] is not None
+    page.keyboard.press("ArrowRight")
+    second = page.evaluate(ACTIVE_BAR)
+    assert second[1] == first[1] and second[0] != first[0]
+    page.keyboard.press("ArrowDown")
+    third = page.evaluate("document.activeElement.dataset.machine")
+    assert third != first[1] and third is not None
+    # the tab stop followed the focus: Tab leaves the chart at once
+    stops = page.eval_on_selector_all("#gantt g.op",
+                                      "gs => gs.filter(g => g.getAttribute('tabindex') === '0').length")
+    assert stops == 1
+    page.keyboard.press("Tab")
+    assert not page.evaluate("!!document.activeElement.closest('#gantt')")
+    # Enter on the bar opens its details
+    page.keyboard.press("Shift+Tab")
+    assert page.evaluate("document.activeElement.dataset.machine") == third
+    page.keyboard.press("Enter")
+    wait_js(page, "document.querySelector('#details-body b') !== null")
+
+    # a way past the chart, and the plan as a table
+    page.focus("#gantt-skip")
+    page.keyboard.press("Enter")
+    assert page.evaluate(FOCUS_ID) == "gantt-table-toggle"
+    assert page.get_attribute("#gantt-table-toggle", "aria-expanded") == "false"
+    page.keyboard.press("Enter")
+    assert page.get_attribute("#gantt-table-toggle", "aria-expanded") == "true"
+    assert page.locator("#gantt-table tbody tr").count() == page.locator("#gantt g.op").count() == 12
+    assert page.locator("#gantt-table caption").count() == 1
+    late_rows = page.locator("#gantt-table tbody tr td.late-tag:text('예')").count()
+    assert late_rows == page.locator("#gantt g.op.late").count()
+
+
+def test_focus_ring_shows_on_every_bar_keeps_the_late_border_and_pans_into_view(page, server):
+    sign_in(page, server.acme.admin)
+    run_plan(page)
+    late = page.locator("#gantt g.op.late").first
+    job, op = late.get_attribute("data-job"), late.get_attribute("data-op")
+    page.focus(f'#gantt g.op[data-job="{job}"][data-op="{op}"]')
+    focused = f'#gantt g.op[data-job="{job}"][data-op="{op}"]'
+    rings = page.eval_on_selector_all(focused + " rect.focus-ring",
+                                      "rs => rs.map(r => [getComputedStyle(r).visibility, r.getAttribute('stroke')])")
+    # a dark ring and a white one: one of them contrasts with any fill and with the white background
+    assert sorted(s for _, s in rings) == ["#14324f", "#ffffff"] and all(v == "visible" for v, _ in rings), rings
+    body = page.eval_on_selector(focused + " rect.body",
+                                 "r => [getComputedStyle(r).stroke, getComputedStyle(r).strokeWidth]")
+    assert body == ["rgb(217, 45, 32)", "3px"], body  # the late border, while focused too
+    # unfocused bars show no ring
+    assert page.eval_on_selector_all("#gantt g.op:not(:focus) rect.focus-ring",
+                                      "rs => rs.every(r => getComputedStyle(r).visibility === 'hidden')")
+
+    # zoomed in, the chart's tab stop (the first bar, at 0) lies off the view: focusing it from the keyboard pans to it
+    page.evaluate("document.activeElement.blur()")
+    page.evaluate("gantt.clearSelection()")
+    for _ in range(3):
+        page.click("#zoom-in")
+    t0 = page.evaluate("gantt.view().t0")
+    assert t0 > 0
+    page.focus("#gantt-skip")
+    page.keyboard.press("Tab")
+    box = page.evaluate("""(() => { const g = document.activeElement; const r = g.querySelector('rect.body');
+        return [g.tagName, +r.getAttribute('x'), +r.getAttribute('width'),
+                +document.querySelector('#gantt svg').getAttribute('width')]; })()""")
+    assert box[0] == "g" and box[1] >= 92 - 0.5 and box[1] + box[2] <= box[3] + 0.5, box
+    # arrow keys pan along to the bar they move to; Shift+arrows pan; + and - zoom
+    before = page.evaluate("gantt.view()")
+    page.keyboard.press("Shift+ArrowRight")
+    after = page.evaluate("gantt.view()")
+    assert after["t0"] > before["t0"] and after["scale"] == before["scale"]
+    page.keyboard.press("-")
+    assert page.evaluate("gantt.view().scale") < after["scale"]
+    assert page.evaluate("document.activeElement.matches('#gantt g.op')")
+    page.keyboard.press("End")
+    last = page.evaluate("""(() => { const g = document.activeElement; const r = g.querySelector('rect.body');
+        return [+r.getAttribute('x'), +r.getAttribute('width'),
+                +document.querySelector('#gantt svg').getAttribute('width')]; })()""")
+    assert last[0] >= 92 - 0.5 and last[0] + last[1] <= last[2] + 0.5, last
+
+
+def test_late_bars_carry_a_mark_beyond_colour_on_a_phone(browser, server):
+    ctx = browser.new_context(viewport={"width": 360, "height": 740})
+    pg = ctx.new_page()
+    try:
+        pg.goto(server.base + "/")
+        sign_in(pg, server.acme.admin)
+        run_plan(pg)
+        marks = pg.eval_on_selector_all("#gantt g.op.late", """gs => gs.map(g => {
+            const m = g.querySelector('path.late-mark'); const r = g.querySelector('rect.body');
+            return m ? [m.getBBox().y + m.getBBox().height <= +r.getAttribute('y') + 0.01,
+                        !!g.querySelector('text')] : null; })""")
+        assert marks and all(m is not None and m[0] for m in marks), marks
+        # at 360 px some late bars are too narrow for their "!" label: the mark is what tells them
+        assert any(not has_text for _, has_text in marks)
+        assert pg.locator("#gantt g.op:not(.late) path.late-mark").count() == 0
+    finally:
+        ctx.close()
+
+
+def test_form_borders_and_the_focus_outline_reach_3_to_1(page, server):
+    # the sign-in field's border on the white card
+    border = page.eval_on_selector("#api-key", "e => getComputedStyle(e).borderTopColor")
+    assert contrast(border, "#ffffff") >= 3, border
+    page.focus("#api-key")
+    page.keyboard.press("Tab")  # to the sign-in button, from the keyboard: its outline shows
+    assert page.evaluate(FOCUS_ID) == "signin-btn"
+    outline = page.evaluate("getComputedStyle(document.activeElement).outlineColor")
+    assert contrast(outline, "#ffffff") >= 3 and contrast(outline, "#f3f5f8") >= 3, outline
+    # in the dark header, a light outline
+    page.focus("#lang-select")
+    page.keyboard.press("Shift+Tab")
+    page.keyboard.press("Tab")
+    assert page.evaluate(FOCUS_ID) == "lang-select"
+    outline = page.evaluate("getComputedStyle(document.activeElement).outlineColor")
+    assert contrast(outline, "#14324f") >= 3, outline
