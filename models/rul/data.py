@@ -8,12 +8,16 @@ Everything fitted here is plain JSON (``prep`` dict) stored in the manifest.
 
 from __future__ import annotations
 
+import logging
+import re
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from serving.errors import InvalidInput, shown
+
+log = logging.getLogger("sfai.rul")
 
 SETTINGS = ["op_setting_1", "op_setting_2", "op_setting_3"]
 SENSORS = [f"sensor_{i}" for i in range(1, 22)]
@@ -60,8 +64,13 @@ def read_cmapss(path: Path | str) -> pd.DataFrame:
     """A NASA-format file (space-separated, 26 columns) -> DataFrame with named columns.
 
     A header row is optional; where there is one its names place the columns (in any order: they are put in
-    NASA's), and a name that is unknown, missing or given twice is refused. Without one, the columns are NASA's."""
+    NASA's), and a name that is unknown, missing or given twice is refused. Without one, the columns are NASA's.
+    A comma-separated point-in-time frame from the feature store (``cmapss_features``' names: ``unit_id``, ``t2``
+    ... ``w32``) is read as the NASA file of the same engines (:func:`read_store_frame`)."""
     name = Path(path).name
+    store = store_header(path)
+    if store is not None:
+        return read_store_frame(path, store)
     header = header_row(path)
     try:
         # as text, "NaN" and "null" too: a reading that is not a number is named as written, not "an empty cell"
@@ -95,6 +104,134 @@ def read_cmapss(path: Path | str) -> pd.DataFrame:
     if len(out) == 0:
         raise InvalidInput(f"{name}: no rows")
     return whole_ids(out, df, f"{name}: ").sort_values(["unit", "cycle"], kind="mergesort").reset_index(drop=True)
+
+
+# A point-in-time training frame of the feature store (``cmapss_labels`` rows joined with ``cmapss_features:*``,
+# written with ``to_csv``) names the engine ``unit_id`` (``FD001-u003``) and the 21 sensors as the C-MAPSS adapter
+# does (``t2`` ... ``w32``, ``pipelines.adapters.cmapss.SENSORS``, in NASA's order); ``cycle`` and the settings keep
+# their names. It is read as the NASA file of the same engines: ``unit`` is the engine number (3), the sensors are
+# ``sensor_1`` ... ``sensor_21``, so the model reads the same inputs and ``predict`` answers each engine under its
+# number. The view's derived columns (``regime``, ``*_norm``, rolling statistics, lags) and the labels (``rul``,
+# ``failed``: training counts RUL from each unit's last row) are not read.
+STORE_KEY = "unit_id"
+STORE_FRAME = "a C-MAPSS frame from the feature store"
+_ENGINE = re.compile(r"-[ut]([0-9]{1,9})$")  # cmapss_features' ids: FD001-u003 (engine 3), FD001-t003 (NASA's test)
+_FILE_ONLY = [c for c in HEADER_NAMES if c not in ("cycle", *SETTINGS)]  # unit, sensor_N, setting_N
+
+
+def store_sensors() -> list[str]:
+    """The feature store's names of ``sensor_1`` ... ``sensor_21``, in that order."""
+    from pipelines.adapters.cmapss import SENSORS as STORE_SENSORS
+
+    return list(STORE_SENSORS)
+
+
+def store_header(path: Path | str) -> list[str] | None:
+    """The header's names where the file is comma-separated and names the feature store's C-MAPSS columns
+    (``unit_id`` or a sensor such as ``t24``); None for anything else (a NASA file has no commas)."""
+    try:
+        with open(path, encoding="utf-8-sig", errors="replace") as f:
+            line = f.readline()
+            while line and not line.strip():
+                line = f.readline()
+    except OSError:
+        return None  # header_row names the problem
+    if "," not in line:
+        return None
+    names = [x.strip().strip('"') for x in line.rstrip("\r\n").split(",")]
+    return names if STORE_KEY in names or set(names) & set(store_sensors()) else None
+
+
+def read_store_frame(path: Path | str, names: list[str] | None = None) -> pd.DataFrame:
+    """A feature-store frame (see ``STORE_KEY``) -> the columns :func:`read_cmapss` gives for the NASA file of the
+    same engines, in (unit, cycle) order. A missing column, a file column beside the store's (``sensor_2`` with
+    ``t24``), a column named twice, an id that names no engine, two ids of one engine number (two FD subsets in one
+    frame) and a cycle of a unit given twice (label rows read twice from an offline store not yet compacted) are
+    refused in one line naming the column."""
+    from models.files import blank_rows, read_csv
+
+    name = Path(path).name
+    names = store_header(path) if names is None else names
+    sensors = store_sensors()
+    twice = next((c for c in names if names.count(c) > 1), None)
+    if twice is not None:
+        raise InvalidInput(f"{name}: the header names column {twice!r} twice")
+    file_name = next((c for c in names if c.lower() in _FILE_ONLY), None)
+    if file_name is not None:
+        ours = next((c for c in names if c == STORE_KEY or c in sensors), STORE_KEY)
+        raise InvalidInput(
+            f"{name}: column {file_name!r} is a C-MAPSS file's name and {ours!r} the feature store's: a frame from "
+            f"the store names its columns as get_training_frame gives them (unit_id, cycle, op_setting_1..3, "
+            f"{sensors[0]} ... {sensors[-1]}); a NASA file separates them with spaces")
+    need = [STORE_KEY, "cycle", *SETTINGS, *sensors]
+    missing = next((c for c in need if c not in names), None)
+    if missing is not None:
+        prefixed = next((c for c in names if c.endswith(f"__{missing}")), None)
+        hint = (f" (found {prefixed!r}: build the frame without full_feature_names)" if prefixed else
+                f" ({STORE_FRAME} needs {STORE_KEY}, cycle, op_setting_1..3 and the 21 sensors {sensors[0]} ... "
+                f"{sensors[-1]} of cmapss_features)")
+        raise InvalidInput(f"{name}: missing column {missing!r}{hint}")
+    wanted = [*need, *(["rul"] if "rul" in names else [])]  # the frame's other columns are not read
+    df = read_csv(path, STORE_FRAME, dtype=str, keep_default_na=False, usecols=wanted)
+    blank = blank_rows(df)
+    if blank.any():  # an Excel export's trailing ,,,,,, lines
+        df = df[~blank].reset_index(drop=True)
+    if len(df) == 0:
+        raise InvalidInput(f"{name}: no rows")
+    ids = df[STORE_KEY].astype(str).str.strip()
+    found = ids.str.extract(_ENGINE, expand=False)
+    if found.isna().any():
+        i = int(np.flatnonzero(found.isna().to_numpy())[0])
+        raise InvalidInput(f"{name}: column {STORE_KEY!r} row {i + 1}: {shown(df[STORE_KEY].iloc[i])} names no "
+                           f"C-MAPSS engine (cmapss_features' ids are FD001-u003: engine 3 of FD001)")
+    out = pd.DataFrame({"unit": found.astype(np.int64)}, index=df.index)
+    engines = pd.DataFrame({"id": ids, "unit": out["unit"]}).drop_duplicates()
+    clash = engines[engines["unit"].duplicated(keep=False)]
+    if len(clash):
+        a, b = clash["id"].iloc[:2]
+        raise InvalidInput(f"{name}: column {STORE_KEY!r} holds {a!r} and {b!r}, both engine "
+                           f"{int(clash['unit'].iloc[0])}: the RUL model reads one engine per number; write each "
+                           f"C-MAPSS subset (and NASA's test engines) to a file of its own")
+    for c in ("cycle", *SETTINGS, *sensors):
+        values = pd.to_numeric(df[c], errors="coerce")
+        if values.isna().any():
+            i = int(np.flatnonzero(values.isna().to_numpy())[0])
+            empty = not str(df[c].iloc[i]).strip()
+            hint = f" (no {c} in cmapss_features at or before this row's event_timestamp?)" if empty else ""
+            raise InvalidInput(f"{name}: column {c!r} row {i + 1}: expected a number, got {shown(df[c].iloc[i])}{hint}")
+        out[c] = values
+    out = out.rename(columns={s: f"sensor_{j + 1}" for j, s in enumerate(sensors)})[COLUMNS]
+    out = whole_ids(out, df.assign(unit=ids), f"{name}: ")
+    repeated = out.duplicated(["unit", "cycle"])
+    if repeated.any():
+        j = int(np.flatnonzero(repeated.to_numpy())[0])
+        first = int(np.flatnonzero(((out["unit"] == out["unit"].iloc[j]) & (out["cycle"] == out["cycle"].iloc[j]))
+                                   .to_numpy())[0])
+        raise InvalidInput(f"{name}: column 'cycle' row {j + 1}: {ids.iloc[j]} has cycle {out['cycle'].iloc[j]} "
+                           f"already in row {first + 1} (label rows read twice from the offline store? select them "
+                           f"DISTINCT, or run sfai features compact cmapss_labels)")
+    out = out.sort_values(["unit", "cycle"], kind="mergesort").reset_index(drop=True)
+    _short_of_failure(df, ids, name)
+    return out
+
+
+def _short_of_failure(df: pd.DataFrame, ids: pd.Series, name: str) -> None:
+    """Where the frame carries the store's ``rul``: units whose last row is not their failure (``rul`` above 0
+    there, a frame of some cycles only) are logged. Training counts each unit's RUL from its last row, so such a
+    unit would be learnt as failing early; ``predict`` answers the RUL after the last row, as for NASA's test
+    files."""
+    if "rul" not in df.columns:
+        return
+    rul = pd.to_numeric(df["rul"], errors="coerce")
+    cycle = pd.to_numeric(df["cycle"], errors="coerce")
+    last = pd.DataFrame({"id": ids, "cycle": cycle, "rul": rul}).sort_values(["id", "cycle"]).groupby("id").tail(1)
+    short = last[last["rul"] > 0]
+    if len(short):
+        shown_units = ", ".join(f"{r.id} (rul {r.rul:g})" for r in short.head(3).itertuples())
+        more = f" and {len(short) - 3} more" if len(short) > 3 else ""
+        log.warning("%s: units %s%s end before their failure: training reads each unit's last row as its failure "
+                    "(RUL 0), so train on every label row of a unit; predict answers the RUL after the last row",
+                    name, shown_units, more)
 
 
 def whole_ids(out: pd.DataFrame, raw: pd.DataFrame, prefix: str = "") -> pd.DataFrame:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import duckdb
 import pandas as pd
+import pytest
 
 from models.failure.train import train
 from serving.batch import score_file
@@ -31,3 +32,107 @@ def test_a_training_frame_from_the_store_trains_and_scores_by_its_own_names(stor
     score_file("failure", tmp_path / "model", path, "ai4i", out, use_ray=False)
     scored = pd.read_csv(out)
     assert scored["UDI"].tolist() == frame["udi"].tolist()  # the rows' own ids, not 1..n
+
+
+def _rows(store, view: str, columns: str) -> pd.DataFrame:
+    """A view's rows as stored offline (the label rows a training frame is built on)."""
+    return duckdb.sql(f"SELECT {columns} FROM read_parquet({store.offline.files('acme', view)}) "
+                      "ORDER BY ALL").df()
+
+
+# C-MAPSS ---------------------------------------------------------------------------------------------------------
+# The store names an engine ``unit_id`` (FD001-u003) and its sensors t2 ... w32; training read NASA's text file only
+# (a frame written with to_csv was refused: "it reads as a comma-separated file").
+
+@pytest.fixture(scope="module")
+def cmapss_frame(tmp_path_factory):
+    """The first 12 engines of FD001 as NASA's file (its own lines) and as a frame from the store."""
+    from feature_store.store import FeatureStore
+    from pipelines.runner import run_pipeline
+    from serving import tenancy
+    from serving.db import Database
+    from serving.settings import Settings
+
+    out = tmp_path_factory.mktemp("cmapss-store")
+    lines = need("cmapss/train_FD001.txt").read_text().splitlines(keepends=True)
+    raw = out / "train_FD001.txt"
+    raw.write_text("".join(line for line in lines if int(line.split()[0]) <= 12))
+    s = Settings(home=out / "home", environment="test", database_url=None)
+    s.ensure_home()
+    db = Database(s.resolved_database_url)
+    tenancy.create_tenant(db, "acme", "C31")
+    store = FeatureStore(s, db, "acme")
+    try:
+        run_pipeline("cmapss", raw, store=store)
+        labels = _rows(store, "cmapss_labels", "unit_id, event_timestamp, rul, failed")
+        frame = store.get_training_frame(labels, ["cmapss_features:*"])
+    finally:
+        store.close()
+        db.dispose()
+    path = out / "frame_FD001.csv"
+    frame.to_csv(path, index=False)
+    return raw, path, frame
+
+
+def test_a_cmapss_frame_from_the_store_reads_as_the_nasa_file_of_its_engines(cmapss_frame):
+    from models.rul import data as D
+
+    raw, path, frame = cmapss_frame
+    assert {"unit_id", "t24", "cycle", "rul"} <= set(frame.columns) and "sensor_2" not in frame.columns
+    from_file, from_store = D.read_cmapss(raw), D.read_cmapss(path)
+    # the same cycles and readings, value for value (the store keeps float32; C-MAPSS' readings round-trip)
+    pd.testing.assert_frame_equal(from_store, from_file, check_dtype=False, check_exact=True)
+    prep = D.fit_prep(from_file, window=30, cap=125.0, use_cycle=True)
+    assert (D.features(from_store, prep) == D.features(from_file, prep)).all()
+
+
+def test_a_cmapss_frame_trains_and_predict_answers_each_engine_under_its_number(cmapss_frame, tmp_path):
+    from models.rul.train import train
+
+    raw, path, frame = cmapss_frame
+    quick = {"members": 1, "epochs": 2, "patience": 1, "channels": 8, "hidden": 8, "val_cuts": 2}
+    train(path, "cmapss", tmp_path / "model", config=quick, tracker=None)
+    answers = {}
+    for name, given in (("store", path), ("file", raw)):
+        score_file("rul", tmp_path / "model", given, "cmapss", tmp_path / f"{name}.csv", use_ray=False)
+        answers[name] = pd.read_csv(tmp_path / f"{name}.csv")
+    assert answers["store"]["unit"].tolist() == list(range(1, 13))  # FD001-u001 ... u012: engines 1 ... 12
+    pd.testing.assert_frame_equal(answers["store"], answers["file"])  # the same answer, engine by engine
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    (lambda f: f.drop(columns="t30"), r"missing column 't30' \("),
+    (lambda f: f.rename(columns={"t24": "sensor_2"}), r"column 'sensor_2' is a C-MAPSS file's name and 'unit_id'"),
+    (lambda f: f.rename(columns={"unit_id": "unit"}), r"column 'unit' is a C-MAPSS file's name and 't2'"),
+    (lambda f: pd.concat([f, f.head(1)]), r"column 'cycle' row 2547: FD001-u001 has cycle 1 already in row 1"),
+    (lambda f: pd.concat([f, f.head(3).assign(unit_id="FD002-u001")]), r"'FD001-u001' and 'FD002-u001', both "
+                                                                         r"engine 1"),
+    (lambda f: f.assign(unit_id=f["unit_id"].str.replace("FD001-u", "engine ")), r"column 'unit_id' row 1: "
+                                                                                   r"'engine 001' names no C-MAPSS"),
+    (lambda f: f.assign(t2=f["t2"].where(f.index != 4)), r"column 't2' row 5: expected a number, got an empty cell"),
+])
+def test_a_bad_cmapss_frame_is_one_line_naming_the_column(cmapss_frame, tmp_path, change, message):
+    from models.rul import data as D
+    from serving.errors import InvalidInput
+
+    bad = tmp_path / "bad.csv"
+    change(cmapss_frame[2]).to_csv(bad, index=False)
+    with pytest.raises(InvalidInput, match=message) as e:
+        D.read_cmapss(bad)
+    assert "\n" not in str(e.value)
+
+
+def test_a_cmapss_frame_of_some_cycles_only_is_said_to_end_before_the_failure(cmapss_frame, tmp_path, caplog):
+    """Label rows of cycles up to 100 only: training would read cycle 100 as each engine's failure."""
+    from models.rul import data as D
+
+    frame = cmapss_frame[2]
+    path = tmp_path / "early.csv"
+    frame[frame["cycle"] <= 100].to_csv(path, index=False)
+    with caplog.at_level("WARNING", logger="sfai.rul"):
+        D.read_cmapss(path)
+    assert "units FD001-u001 (rul 92)" in caplog.text and "end before their failure" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="sfai.rul"):
+        D.read_cmapss(cmapss_frame[1])
+    assert not caplog.text
