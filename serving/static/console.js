@@ -225,8 +225,11 @@ function download(name, blob) {
 
 // Runs `fn` with `button` disabled and marked busy until it ends: a second click, or Enter in the button's form,
 // cannot send the same request twice (two keys, two subscriptions) while the first is on its way.
-async function busy(button, fn) {
+// A disabled button loses the keyboard focus (to <body>): where it had it, it gets it back once enabled again, or,
+// where the answer re-drew it away (a revoked key's row), the element `lost()` names.
+async function busy(button, fn, lost = null) {
   if (button.disabled) return;
+  const had = document.activeElement === button;
   button.disabled = true;
   button.setAttribute("aria-busy", "true");
   try {
@@ -234,17 +237,41 @@ async function busy(button, fn) {
   } finally {
     button.disabled = false;
     button.removeAttribute("aria-busy");
+    if (had && focusLost()) (button.isConnected ? button : lost?.())?.focus();
   }
 }
 
+// Whether the keyboard focus was lost (on <body>, or on an element taken off the page)
+const focusLost = () => !document.activeElement || document.activeElement === document.body || !document.activeElement.isConnected;
+
+// The control to go on from when the button at `index` among `selector`'s in `root` has gone (its row re-drawn
+// without it): the one now at its place, else the last one, else `fallback`.
+function nextControl(root, selector, index, fallback) {
+  const all = [...$(root).querySelectorAll(selector)];
+  return all[Math.min(index, all.length - 1)] || $(fallback);
+}
+
 // ------------------------------------------------------------------------------------------------ sign-in
+// The sign-in's error under the key field (`msg` a function, for a language switch; null: none). `invalid`: the key
+// itself was refused (aria-invalid, the field cleared); otherwise the key stays as typed.
+let keyErrorText = null;
+function keyFieldError(msg, invalid = false) {
+  const field = $("api-key");
+  const el = $("api-key-error");
+  el.hidden = !msg;
+  el.textContent = msg ? msg() : "";
+  keyErrorText = msg;
+  if (msg) field.setAttribute("aria-describedby", "api-key-error"); else field.removeAttribute("aria-describedby");
+  if (msg && invalid) { field.setAttribute("aria-invalid", "true"); field.value = ""; } else field.removeAttribute("aria-invalid");
+  if (msg) field.focus();
+}
 // `key`: the key as typed or pasted (cleaned here); none: the key this tab already holds (a reload).
 async function signIn(key) {
   if (key !== undefined) {
     key = cleanKey(key);
     if (!KEY_OK.test(key)) { // not a key at all (Korean text, a stray character inside): no request is sent
       say(() => t("signin.bad", { msg: t("err.badKey") }), true);
-      $("api-key").focus();
+      keyFieldError(() => t("err.badKey"), true);
       return;
     }
     sessionStorage.setItem("sfai_key", key);
@@ -258,10 +285,14 @@ async function signIn(key) {
     if (epoch !== S.epoch) return;
     sessionStorage.removeItem("sfai_key");
     say(() => t("signin.bad", { msg: e.message }), true);
-    $("api-key").focus();
+    // a refused key is the field's fault (marked, and cleared); a server out of reach or failing is not: the key
+    // typed stays for the next try
+    keyFieldError(() => e.message, e.status === 401);
     return;
   }
   if (epoch !== S.epoch) return;
+  keyFieldError(null);
+  $("api-key").value = "";
   S.tenant = tenant;
   $("signin").hidden = true;
   $("app").hidden = false;
@@ -307,6 +338,7 @@ function signOut(message = ["signout.done"], { error = false, keepPlan = false }
   $("signout-btn").hidden = true;
   showTab("planner");
   say(() => t(...message), error);
+  keyFieldError(null);
   $("api-key").focus();
 }
 
@@ -319,6 +351,8 @@ let usageNext = null;
 let usageShown = null; // the query (filters, rows) of the first page on screen
 
 function clearPage() {
+  fileError(null);
+  $("time-limit-note").hidden = true;
   for (const g of [gantt, copyGantt, currentGantt]) g.clear();
   dashLoads += 1; // predictions still on their way fill no card
   $("dash-cards").innerHTML = "";
@@ -476,6 +510,7 @@ async function loadSample(announce = true, unlessStarted = false) {
 }
 
 function setProblem(problem, announce = true, links = {}, fromCsv = false) {
+  fileError(null);
   S.problem = problem;
   S.links = links; // a request file's partner-module fields (LINK_FIELDS), sent with each solve of these orders
   S.result = null;
@@ -654,11 +689,34 @@ async function onFile(e) {
   };
   try {
     const { problem, links, csv } = parse();
+    fileError(null);
     setProblem(problem, true, links, !!csv);
   } catch (err) {
-    // the problems are listed again in the language of the moment (a language switch re-renders the status line)
+    // the problems are listed again in the language of the moment (a language switch re-renders the status line);
+    // a binary file's control characters (quoted by the JSON parser) are left out of the words
     const problems = () => { try { parse(); return err.message; } catch (again) { return again.message; } };
-    say(() => t("planner.badFile", { msg: `${file.name}: ${problems()}` }), true);
+    const msg = () => printable(t("planner.badFile", { msg: `${file.name}: ${problems()}` }));
+    say(msg, true);
+    fileError(msg);
+  }
+}
+
+// Text without control characters (and the replacement character a binary file decodes into): fit to show
+const printable = (s) => String(s).replace(/[\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F-\u009F\uFFFD]+/g, "").replace(/\s+/g, " ");
+
+// The upload's problem under the file input, tied to it (aria-invalid, aria-describedby); null: none
+let fileErrorText = null;
+function fileError(msg) {
+  fileErrorText = msg;
+  const el = $("orders-file-error");
+  el.hidden = !msg;
+  el.textContent = msg ? msg() : "";
+  if (msg) {
+    $("orders-file").setAttribute("aria-invalid", "true");
+    $("orders-file").setAttribute("aria-describedby", "orders-file-error");
+  } else {
+    $("orders-file").removeAttribute("aria-invalid");
+    $("orders-file").removeAttribute("aria-describedby");
   }
 }
 
@@ -884,11 +942,15 @@ function showOrderErrors(errs, focus = true) {
   const box = $("order-errors");
   $("order-form").querySelectorAll("[aria-invalid]").forEach((el) => { el.removeAttribute("aria-invalid"); el.removeAttribute("aria-describedby"); });
   if (!errs.length) { box.hidden = true; box.innerHTML = ""; return; }
-  box.innerHTML = `<p><b>${esc(t("order.errSummary", { count: tn("count.problems", errs.length) }))}</b></p><ul>${errs.map(([, m]) => `<li>${esc(m)}</li>`).join("")}</ul>`;
+  box.innerHTML = `<p><b>${esc(t("order.errSummary", { count: tn("count.problems", errs.length) }))}</b></p><ul>` +
+    errs.map(([, m], k) => `<li id="order-err-${k}">${esc(m)}</li>`).join("") + `</ul>`;
   box.hidden = false;
-  for (const [id] of errs) {
+  // each field is described by its own message(s), not by the whole list
+  const mine = new Map();
+  errs.forEach(([id], k) => mine.set(id, [...(mine.get(id) || []), `order-err-${k}`]));
+  for (const [id, refs] of mine) {
     const el = $(id);
-    if (el && el.tagName === "INPUT") { el.setAttribute("aria-invalid", "true"); el.setAttribute("aria-describedby", "order-errors"); }
+    if (el && el.tagName === "INPUT") { el.setAttribute("aria-invalid", "true"); el.setAttribute("aria-describedby", refs.join(" ")); }
   }
   if (focus) ($(errs[0][0]) || box).focus();
 }
@@ -990,8 +1052,13 @@ async function solve() {
   if (focusBadCell()) return false; // a refused due date or weight in the order table: fixed first, not ignored
   const combo = objectiveChoice();
   if (combo.error) { say(combo.error, true); return false; }
-  const limit = Math.min(MAX_LIMIT_S, Math.max(1, Math.round(Number($("time-limit").value)) || 5));
+  const raw = $("time-limit").value.trim();
+  const limit = Math.min(MAX_LIMIT_S, Math.max(1, Math.round(Number(raw)) || 5));
   $("time-limit").value = String(limit);
+  // a limit out of range (0, 9999, empty) is solved with another: said beside the field and on the status line
+  const note = raw === String(limit) ? null : () => t(raw === "" ? "planner.limitEmpty" : "planner.limitAdjusted", { from: raw, to: limit });
+  $("time-limit-note").hidden = !note;
+  $("time-limit-note").textContent = note ? note() : "";
   const solved = JSON.parse(JSON.stringify(S.problem)); // the problem as sent: what the plan is drawn against
   const body = { problem: S.problem, time_limit_s: limit, ...combo.extra, ...S.links };
   if ($("objective").value) body.objective = $("objective").value;
@@ -1000,7 +1067,7 @@ async function solve() {
     S.job = null;
     S.jobView = null;
     renderJob();
-    say(() => t("planner.solving"));
+    say(() => (note ? note() + " " : "") + t("planner.solving"));
     const t0 = Date.now();
     let timer = null;
     const tick = () => {
@@ -1025,6 +1092,7 @@ async function runPlan(work, solved, { stale = false } = {}) {
   const epoch = S.epoch;
   const token = {};
   S.busy = token;
+  const hadFocus = document.activeElement === $("solve-btn");
   $("solve-btn").disabled = true;
   $("gantt").setAttribute("aria-busy", "true");
   const problem = S.problem;
@@ -1081,6 +1149,8 @@ async function runPlan(work, solved, { stale = false } = {}) {
       S.busy = false;
       $("solve-btn").disabled = false;
       $("gantt").removeAttribute("aria-busy");
+      // the button had the focus when it was disabled: it gets it back (not left on <body>)
+      if (hadFocus && epoch === S.epoch && focusLost()) $("solve-btn").focus();
     }
   }
 }
@@ -1177,8 +1247,10 @@ async function cancelJob() {
   const v = S.jobView;
   if (!v || v.end) return;
   try {
+    const had = document.activeElement === $("job-cancel");
     v.job = await api("/v1/scheduling/jobs/" + encodeURIComponent(v.job.job_id), { method: "DELETE" });
     renderJob();
+    if (had && $("job-cancel").hidden) $("job-text").focus(); // the button is gone: the job's state, in words
   } catch (e) {
     if (e.status !== 409) say(e, true); // 409: it finished meanwhile; the poll shows its plan
   }
@@ -1647,16 +1719,28 @@ function renderDetails(sel) {
   } else {
     html += `<p class="muted">${esc(t("details.notLate"))}</p>`;
   }
-  html += `<form id="pin-form" class="toolbar"><label for="pin-machine">${esc(t("details.pinMachine"))}</label>` +
+  html += `<form id="pin-form" class="toolbar" novalidate><label for="pin-machine">${esc(t("details.pinMachine"))}</label>` +
     `<select id="pin-machine">${Object.keys(op.machines).map((m) => `<option${m === row.machine ? " selected" : ""}>${esc(m)}</option>`).join("")}</select>` +
-    `<label for="pin-start">${esc(t("details.pinStart"))}</label><input id="pin-start" type="number" min="0" step="1" value="${row.start}" style="width:90px">` +
+    `<label for="pin-start">${esc(t("details.pinStart"))}</label><input id="pin-start" type="number" min="0" step="1" value="${row.start}" style="width:90px" aria-describedby="pin-start-error">` +
+    `<span id="pin-start-error" class="field-error" hidden></span>` +
     `<button type="submit" id="pin-submit">${esc(t("details.pinHere"))}</button>` +
     (op.pinned ? `<button type="button" class="secondary" id="pin-clear">${esc(t("planner.unpin"))}</button>` : "") + `</form>`;
+  // re-drawn (a re-plan after "pin here"): the control that had the focus has it again, not <body>
+  const focused = el.contains(document.activeElement) ? document.activeElement.id : null;
   el.innerHTML = html;
+  if (focused) ($(focused) || $("pin-submit")).focus();
   $("pin-form").addEventListener("submit", (e) => {
     e.preventDefault();
     const start = $("pin-start").value.trim();
-    if (start === "" || !Number.isInteger(Number(start)) || Number(start) < 0) { say(() => t("details.pinStartBad"), true); $("pin-start").focus(); return; }
+    if (start === "" || !Number.isInteger(Number(start)) || Number(start) < 0) {
+      // the console's own words (the form is novalidate: not the browser's bubble), tied to the field
+      say(() => t("details.pinStartBad"), true);
+      $("pin-start-error").textContent = t("details.pinStartBad");
+      $("pin-start-error").hidden = false;
+      $("pin-start").setAttribute("aria-invalid", "true");
+      $("pin-start").focus();
+      return;
+    }
     pinOp(row, $("pin-machine").value, Number(start));
   });
   if (op.pinned) $("pin-clear").addEventListener("click", () => unpin(row.job, row.operation));
@@ -2058,13 +2142,14 @@ async function loadSubs() {
       // the console subscribes on the trial and standard plans only: an enterprise plan is not had back from here
       const ask = b.dataset.plan === "enterprise" ? "admin.unsubEnterpriseConfirm" : "admin.unsubConfirm";
       if (b.disabled || !window.confirm(t(ask, { module: label("mod", module), plan: label("plan", b.dataset.plan) }))) return;
+      const index = [...$("subs-table").querySelectorAll("[data-unsub]")].indexOf(b);
       busy(b, async () => {
         try {
           await api("/v1/subscriptions/" + encodeURIComponent(module), { method: "DELETE" });
           say(() => t("admin.unsubscribed", { module: label("mod", module) }));
           await afterSubChange();
         } catch (e) { say(e, true); }
-      });
+      }, () => nextControl("subs-table", "[data-unsub]", index, "sub-module"));
     }));
   } catch (e) { say(e, true); }
 }
@@ -2103,6 +2188,7 @@ async function loadKeys() {
       const own = b.dataset.own === "true";
       // revoking the key this console uses signs it out: the question says so, and so does the page afterwards
       if (b.disabled || !window.confirm(t(own ? "admin.revokeOwnConfirm" : "admin.revokeConfirm", { key }))) return;
+      const index = [...$("keys-table").querySelectorAll("[data-revoke]")].indexOf(b);
       busy(b, async () => {
         try {
           await api("/v1/apikeys/" + encodeURIComponent(key), { method: "DELETE" });
@@ -2110,7 +2196,7 @@ async function loadKeys() {
           say(() => t("admin.keyRevoked", { key }));
           await loadKeys();
         } catch (e) { say(e, true); }
-      });
+      }, () => (S.tenant ? nextControl("keys-table", "[data-revoke]", index, "key-name") : null));
     }));
   } catch (e) { say(e, true); }
 }
@@ -2217,6 +2303,8 @@ const currentGantt = createGantt($("gantt-current"), { interactive: false, rowH:
 
 function rerenderLanguage() {
   applyI18n();
+  if (keyErrorText) $("api-key-error").textContent = keyErrorText();
+  if (fileErrorText) $("orders-file-error").textContent = fileErrorText();
   renderLegend();
   renderObjectiveHelp();
   renderJob();
@@ -2246,8 +2334,7 @@ $("lang-select").addEventListener("change", (e) => { setLang(e.target.value); re
 $("signin-form").addEventListener("submit", (e) => {
   e.preventDefault();
   if ($("signin-btn").disabled) return; // a sign-in is on its way
-  const k = $("api-key").value; // cleaned by signIn
-  $("api-key").value = "";
+  const k = $("api-key").value; // cleaned by signIn; the field is cleared once signed in, or the key refused
   busy($("signin-btn"), () => signIn(k));
 });
 $("signout-btn").addEventListener("click", () => signOut());
@@ -2265,6 +2352,7 @@ $("solve-btn").addEventListener("click", solve);
 $("zoom-in").addEventListener("click", () => gantt.zoomBy(1.5));
 $("zoom-out").addEventListener("click", () => gantt.zoomBy(1 / 1.5));
 $("zoom-fit").addEventListener("click", () => gantt.fit());
+$("time-limit").addEventListener("input", () => { $("time-limit-note").hidden = true; });
 $("gantt-table-toggle").addEventListener("click", () => { $("gantt-table-wrap").hidden = !$("gantt-table-wrap").hidden; renderPlanTable(); });
 // past the chart (one tab stop, but a long one to read through): to the table view's button
 $("gantt-skip").addEventListener("click", (e) => { e.preventDefault(); $("gantt-table-toggle").focus(); });

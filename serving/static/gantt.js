@@ -129,6 +129,8 @@ function createGantt(container, opts = {}) {
   }
 
   function draw() {
+    // a bar that had the focus is drawn anew: the new one gets it (a re-plan, a wheel zoom), not <body>
+    const hadFocus = !!st.result && container.contains(document.activeElement) && document.activeElement !== container;
     container.innerHTML = "";
     if (!st.result) return;
     const mids = machines();
@@ -263,6 +265,7 @@ function createGantt(container, opts = {}) {
     });
     if (o.interactive) wirePan(bg, svg);
     container.appendChild(svg);
+    if (hadFocus && o.interactive) refocus(st.active);
   }
 
   function rowAt(svg, clientY, mids) {

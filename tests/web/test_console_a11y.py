@@ -182,3 +182,159 @@ def test_form_borders_and_the_focus_outline_reach_3_to_1(page, server):
     assert page.evaluate(FOCUS_ID) == "lang-select"
     outline = page.evaluate("getComputedStyle(document.activeElement).outlineColor")
     assert contrast(outline, "#14324f") >= 3, outline
+
+
+def test_focus_is_kept_through_solve_pin_and_cancel(page, server):
+    import json
+
+    sign_in(page, server.acme.admin)
+    page.wait_for_selector("#gantt .gantt-empty")
+    page.focus("#solve-btn")
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#gantt g.op")
+    wait_js(page, "!document.getElementById('solve-btn').disabled")
+    assert page.evaluate(FOCUS_ID) == "solve-btn"  # not <body>
+
+    # "pin here" from the details: the re-drawn form's button has the focus again
+    page.focus("#gantt g.op")
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#pin-form")
+    start = int(page.get_attribute("#pin-start", "value"))
+    page.fill("#pin-start", "-5")  # the console's own message (novalidate), tied to the field
+    page.focus("#pin-submit")
+    page.keyboard.press("Enter")
+    assert page.evaluate(FOCUS_ID) == "pin-start"
+    assert page.get_attribute("#pin-start", "aria-invalid") == "true"
+    assert page.inner_text("#pin-start-error").strip()
+    assert page.get_attribute("#pin-start", "aria-describedby") == "pin-start-error"
+    page.fill("#pin-start", str(start + 5))
+    page.focus("#pin-submit")
+    page.keyboard.press("Enter")
+    wait_js(page, "document.getElementById('solve-btn').disabled")
+    wait_js(page, "!document.getElementById('solve-btn').disabled")
+    wait_js(page, "document.activeElement && document.activeElement.id === 'pin-submit'", 5)
+
+    # a background job cancelled from its line: the line's words get the focus, the button being gone
+    state = {"status": "running"}
+
+    def jobs(route) -> None:
+        if route.request.method == "DELETE":
+            state["status"] = "cancelled"
+        route.fulfill(status=200, content_type="application/json", body=json.dumps({
+            "job_id": "0123456789abcdef0123456789abcdef", "status": state["status"],
+            "created_at": "2026-01-01T00:00:00Z", "started_at": "2026-01-01T00:00:01Z", "finished_at": None,
+            "result": None, "error": "cancelled" if state["status"] == "cancelled" else None}))
+
+    page.route("**/v1/scheduling/jobs", lambda route: route.fulfill(status=202, content_type="application/json",
+               body=json.dumps({"job_id": "0123456789abcdef0123456789abcdef", "status": "queued",
+                                "created_at": "2026-01-01T00:00:00Z", "started_at": None, "finished_at": None,
+                                "result": None, "error": None})))
+    page.route("**/v1/scheduling/jobs/*", jobs)
+    page.fill("#time-limit", "40")
+    page.click("#solve-btn")
+    page.wait_for_selector('#job-line[data-state="running"]')
+    page.focus("#job-cancel")
+    page.keyboard.press("Enter")
+    page.wait_for_selector('#job-line[data-state="cancelled"]')
+    wait_js(page, "!document.getElementById('solve-btn').disabled")
+    assert page.evaluate(FOCUS_ID) == "job-text"
+    page.unroute("**/v1/scheduling/jobs/*")
+    page.unroute("**/v1/scheduling/jobs")
+
+
+def test_focus_is_kept_through_subscribe_unsubscribe_and_revoke(page, server):
+    page.on("dialog", lambda d: d.accept())
+    sign_in(page, server.bravo.admin)
+    page.click("#tab-admin")
+    page.wait_for_selector("#keys-table tbody tr")
+    # a key to revoke, and one after it
+    for name in ("a11y-1", "a11y-2"):
+        page.fill("#key-name", name)
+        page.click("#key-create")
+        page.wait_for_selector(f'#keys-table td.name:text-is("{name}")')
+        wait_js(page, "!document.getElementById('key-create').disabled")
+    row = page.locator("#keys-table tr", has=page.locator('td.name:text-is("a11y-1")'))
+    key = row.get_attribute("data-key")
+    page.focus(f'#keys-table [data-revoke="{key}"]')
+    page.keyboard.press("Enter")
+    wait_js(page, f"!document.querySelector('#keys-table [data-revoke=\"{key}\"]')")
+    wait_js(page, "document.activeElement && document.activeElement !== document.body", 5)
+    assert page.evaluate("document.activeElement.matches('#keys-table [data-revoke], #key-name')")
+
+    # subscribe from the keyboard: the button has the focus again once enabled
+    page.select_option("#sub-module", "energy")
+    page.select_option("#sub-plan", "trial")
+    page.focus("#sub-create")
+    page.keyboard.press("Enter")
+    page.wait_for_selector('#subs-table tr[data-module="energy"] [data-unsub]')
+    wait_js(page, "!document.getElementById('sub-create').disabled")
+    assert page.evaluate(FOCUS_ID) == "sub-create"
+    # unsubscribe: its row's button goes; the focus goes on to the next control, not <body>
+    page.focus('#subs-table tr[data-module="energy"] [data-unsub]')
+    page.keyboard.press("Enter")
+    wait_js(page, "!document.querySelector('#subs-table tr[data-module=\"energy\"] [data-unsub]')")
+    wait_js(page, "document.activeElement && document.activeElement !== document.body", 5)
+    assert page.evaluate("document.activeElement.matches('#subs-table [data-unsub], #sub-module')")
+
+
+def test_errors_are_tied_to_their_fields(page, server, tmp_path):
+    # a wrong key: the field is marked and described by the reason (and cleared: it was the wrong key)
+    page.fill("#api-key", "sfai_kbad_key")
+    page.click("#signin-btn")
+    wait_js(page, "document.getElementById('api-key').getAttribute('aria-invalid') === 'true'")
+    assert page.get_attribute("#api-key", "aria-describedby") == "api-key-error"
+    assert "API 키가 올바르지 않거나" in page.inner_text("#api-key-error")
+    assert page.input_value("#api-key") == ""
+    # a server out of reach: the key typed stays for the next try, and the key is not said to be wrong
+    page.route("**/v1/tenant", lambda route: route.abort())
+    page.fill("#api-key", server.acme.admin)
+    page.click("#signin-btn")
+    wait_js(page, "!document.getElementById('api-key-error').hidden && "
+                  "!document.getElementById('signin-btn').disabled")
+    assert page.input_value("#api-key") == server.acme.admin
+    assert page.get_attribute("#api-key", "aria-invalid") is None
+    page.unroute("**/v1/tenant")
+    page.click("#signin-btn")
+    page.wait_for_selector("#app:not([hidden])")
+    assert page.input_value("#api-key") == "" and page.is_hidden("#api-key-error")
+    page.wait_for_selector("#orders-table tbody tr", state="attached")
+
+    # an upload's problem is under the file input, tied to it, without a binary file's control characters
+    garbage = tmp_path / "garbage.json"
+    garbage.write_bytes(b"PK\x03\x04\x14\x00\x08\x00\x08\x00\x00\x00!\x00\x07\x1b\x7f" + bytes(range(0, 32)) * 4)
+    page.set_input_files("#orders-file", str(garbage))
+    page.wait_for_selector("#orders-file-error:not([hidden])")
+    assert page.get_attribute("#orders-file", "aria-invalid") == "true"
+    assert page.get_attribute("#orders-file", "aria-describedby") == "orders-file-error"
+    for where in ("#orders-file-error", "#status"):
+        said = page.evaluate(f"document.querySelector('{where}').textContent")
+        assert "garbage.json" in said and not re.search(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ufffd]", said), said
+    page.click("#load-sample")
+    page.wait_for_selector("#orders-file-error", state="hidden")
+    assert page.get_attribute("#orders-file", "aria-invalid") is None
+
+    # the time limit: 0 and 9999 are not silently rewritten
+    for typed, used in (("0", "5"), ("9999", "3600")):
+        page.fill("#time-limit", typed)
+        if typed == "9999":  # a background job: answered here, not run on the test server's one worker
+            page.route("**/v1/scheduling/jobs", lambda route: route.fulfill(status=503, body="busy"))
+        page.click("#solve-btn")
+        wait_js(page, "!document.getElementById('time-limit-note').hidden")
+        note = page.inner_text("#time-limit-note")
+        assert typed in note and used in note, note
+        assert "time-limit-note" in page.get_attribute("#time-limit", "aria-describedby")
+        wait_js(page, "!document.getElementById('solve-btn').disabled")
+    page.unroute("**/v1/scheduling/jobs")
+    page.fill("#time-limit", "3")
+    assert page.is_hidden("#time-limit-note")
+
+    # the order form: each field described by its own message
+    page.click("#new-plan")
+    page.fill("#of-due", "-3")
+    page.click("#of-submit")
+    page.wait_for_selector("#order-errors:not([hidden])")
+    for field in ("#of-job", "#of-due"):
+        refs = page.get_attribute(field, "aria-describedby").split()
+        texts = [page.inner_text("#" + r) for r in refs]
+        assert refs and all(r != "order-errors" for r in refs) and all(texts), (field, refs)
+    assert page.get_attribute("#of-job", "aria-describedby") != page.get_attribute("#of-due", "aria-describedby")
