@@ -32,8 +32,10 @@ from serving.runtime import OnnxModel
 from serving.settings import ray_address
 
 ROW_ID = {"failure": "UDI", "defect": "row_id"}  # row-wise families and the id column of their output
-# the same id under the feature store's name (a point-in-time frame written to a file): its ids are the rows' own
-ID_ALIASES = {"UDI": "udi"}
+# the same id under the feature store's name (a point-in-time frame written to a file): its ids are the rows' own.
+# A defect frame's wafers are answered under their SECOM ``row_id`` where the frame has it (``secom_features:*``), else
+# under the entity key ``lot_id`` (``secom-0001``) as it is
+ID_ALIASES = {"UDI": "udi", "row_id": "lot_id"}
 ROW_OPTIONS = ("recent_failure_rate", "threshold")  # options of the row-by-row scorers (the file streams through)
 PLAIN_CSV = {"encoding": "utf-8-sig", "sep": ",", "decimal": "."}
 CHUNK_ROWS = 100_000
@@ -75,13 +77,15 @@ def score_file(
             what = importlib.import_module(f"models.{family}.features").WHAT
             fmt = csv_format(input_path, what)
             notes = list(fmt.notes)
-            has_ids = id_col in _header(input_path, fmt, what)
+            header = _header(input_path, fmt, what)
+            has_ids = id_col in header or ID_ALIASES.get(id_col) in header  # the store's name: renamed in _chunks
             if family == "defect" and not has_ids:
                 raise InvalidInput(f"input lacks the column {id_col!r}")
             if not has_ids:  # said, so that nobody joins the answers back by a number the file never held
                 notes.append(f"{input_path.name} has no {id_col!r} column: its rows are numbered 1..n in "
                              f"{output.name}, in the file's order")
-            if use_ray and has_ids and fmt.read_csv_kw() == PLAIN_CSV:  # Ray Data reads UTF-8 with commas only
+            # Ray Data reads UTF-8 with commas only, and the id by the family's name
+            if use_ray and id_col in header and fmt.read_csv_kw() == PLAIN_CSV:
                 batches, engine = _ray_batches(family, model_dir, input_path, chunk_rows, row_options), "ray"
             else:
                 model = OnnxModel(model_dir, threads=threads)

@@ -38,13 +38,44 @@ def is_measurement(name: object) -> bool:
     return isinstance(name, str) and bool(_MEASUREMENT_NAME.fullmatch(name)) and 1 <= int(name[1:]) <= N_MEASUREMENTS
 
 
+# A point-in-time frame of the feature store (``secom_labels`` rows joined with ``secom_features:*``, written with
+# ``to_csv``) names the measurements as the file does and carries the wafer's ``row_id``; besides them the entity
+# key ``lot_id`` (``secom-0001``), the test time as ``event_timestamp`` (read by the drift prior as the file's
+# ``timestamp``) and the label as ``label`` and ``defect`` (True for a fail). A frame without ``row_id`` (features
+# chosen one by one) is answered under its ``lot_id``; one without ``label`` trains on ``defect``.
+STORE_KEY = "lot_id"
+STORE_LABEL = "defect"
+STORE_TIME = "event_timestamp"
+# True / False as pandas reads them, as Excel writes them, and 1 / 0 (True and 1 are one key)
+_DEFECT = {True: 1, False: -1, "True": 1, "False": -1, "true": 1, "false": -1, "TRUE": 1, "FALSE": -1, "1": 1, "0": -1}
+
+
 def read_rows(path: Path | str) -> pd.DataFrame:
     """The file's rows (training and ``predict``), without those in which every cell is empty (Excel's trailing
-    ``,,,,,,`` lines), as the energy family reads its files."""
+    ``,,,,,,`` lines), as the energy family reads its files. A frame from the feature store reads as the file of
+    the same wafers (``STORE_KEY``); the same wafer and time twice in it is refused."""
     df = read_csv_skipping_blank_rows(path, WHAT, low_memory=False)
+    if ID not in df.columns and STORE_KEY in df.columns:
+        df = df.rename(columns={STORE_KEY: ID})  # its ids are the rows' own (serving.batch.ID_ALIASES)
+    elif STORE_KEY in df.columns:
+        _no_repeats(df)
     if ID not in df.columns:
         raise InvalidInput(f"input lacks the column {ID!r}")
     return df
+
+
+def _no_repeats(df: pd.DataFrame) -> None:
+    """A store frame's (lot, time) given twice (label rows read from an offline store that holds a batch twice)
+    would train on the wafer twice, once on each side of a validation split."""
+    key = [STORE_KEY, *([STORE_TIME] if STORE_TIME in df.columns else [])]
+    repeated = df.duplicated(key).to_numpy()
+    if repeated.any():
+        j = int(np.flatnonzero(repeated)[0])
+        same = (df[key] == df[key].iloc[j]).all(axis=1).to_numpy()
+        at = f" at {df[STORE_TIME].iloc[j]}" if STORE_TIME in df.columns else ""
+        raise InvalidInput(f"column {STORE_KEY!r} row {j + 1}: {shown(df[STORE_KEY].iloc[j])}{at} is already in row "
+                           f"{int(np.flatnonzero(same)[0]) + 1} (label rows read twice from the offline store? select "
+                           "them DISTINCT, or run sfai features compact secom_labels)")
 
 
 def measurement_columns(df: pd.DataFrame) -> list[str]:
@@ -64,13 +95,34 @@ def check_fields(names: Iterable) -> None:
 
 
 def labels(df: pd.DataFrame) -> np.ndarray:
-    """1 for a failed wafer, 0 for a pass."""
+    """1 for a failed wafer, 0 for a pass: ``label`` (-1 / 1), or the feature store's ``defect`` (True for a fail)
+    where the frame has no ``label``; where it has both, they must agree."""
+    defect = _defect_labels(df) if STORE_LABEL in df.columns else None
     if LABEL not in df.columns:
-        raise InvalidInput(f"training needs the column {LABEL!r} (-1 pass, 1 fail)")
+        if defect is None:
+            raise InvalidInput(f"training needs the column {LABEL!r} (-1 pass, 1 fail)")
+        return (defect == 1).astype(np.float32)
     y = pd.to_numeric(df[LABEL], errors="coerce")
     if y.isna().any() or not y.isin([-1, 1]).all():
         raise InvalidInput(f"column {LABEL!r} must hold -1 (pass) or 1 (fail)")
-    return (y.to_numpy() == 1).astype(np.float32)
+    y = y.to_numpy()
+    if defect is not None and (defect != y).any():
+        i = int(np.flatnonzero(defect != y)[0])
+        raise InvalidInput(f"column {STORE_LABEL!r} row {i + 1} holds {shown(df[STORE_LABEL].iloc[i])} and column "
+                           f"{LABEL!r} {shown(df[LABEL].iloc[i])}: a frame's two labels must agree (defect True is "
+                           "label 1)")
+    return (y == 1).astype(np.float32)
+
+
+def _defect_labels(df: pd.DataFrame) -> np.ndarray:
+    """The store's ``defect`` as -1 (pass) / 1 (fail); anything but true or false is refused, naming the row."""
+    col = df[STORE_LABEL]
+    y = np.array([_DEFECT.get(v.strip() if isinstance(v, str) else v, 0) if pd.notna(v) else 0 for v in col])
+    if (y == 0).any():
+        i = int(np.flatnonzero(y == 0)[0])
+        raise InvalidInput(f"column {STORE_LABEL!r} row {i + 1} holds {shown(col.iloc[i])}, expected True (fail) or "
+                           "False (pass)")
+    return y
 
 
 def numeric_matrix(df: pd.DataFrame, columns: list[str]) -> np.ndarray:

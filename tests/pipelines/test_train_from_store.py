@@ -4,7 +4,10 @@ as it is. The store names its columns ``air_temp_k`` ... ``machine_failure``, an
 
 from __future__ import annotations
 
+import contextlib
+
 import duckdb
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -44,31 +47,39 @@ def _rows(store, view: str, columns: str) -> pd.DataFrame:
 # The store names an engine ``unit_id`` (FD001-u003) and its sensors t2 ... w32; training read NASA's text file only
 # (a frame written with to_csv was refused: "it reads as a comma-separated file").
 
-@pytest.fixture(scope="module")
-def cmapss_frame(tmp_path_factory):
-    """The first 12 engines of FD001 as NASA's file (its own lines) and as a frame from the store."""
+@contextlib.contextmanager
+def _store(folder):
+    """A tenant's feature store under ``folder`` (the ``store`` fixture, for module-scoped fixtures)."""
     from feature_store.store import FeatureStore
-    from pipelines.runner import run_pipeline
     from serving import tenancy
     from serving.db import Database
     from serving.settings import Settings
 
-    out = tmp_path_factory.mktemp("cmapss-store")
-    lines = need("cmapss/train_FD001.txt").read_text().splitlines(keepends=True)
-    raw = out / "train_FD001.txt"
-    raw.write_text("".join(line for line in lines if int(line.split()[0]) <= 12))
-    s = Settings(home=out / "home", environment="test", database_url=None)
+    s = Settings(home=folder / "home", environment="test", database_url=None)
     s.ensure_home()
     db = Database(s.resolved_database_url)
     tenancy.create_tenant(db, "acme", "C31")
     store = FeatureStore(s, db, "acme")
     try:
-        run_pipeline("cmapss", raw, store=store)
-        labels = _rows(store, "cmapss_labels", "unit_id, event_timestamp, rul, failed")
-        frame = store.get_training_frame(labels, ["cmapss_features:*"])
+        yield store
     finally:
         store.close()
         db.dispose()
+
+
+@pytest.fixture(scope="module")
+def cmapss_frame(tmp_path_factory):
+    """The first 12 engines of FD001 as NASA's file (its own lines) and as a frame from the store."""
+    from pipelines.runner import run_pipeline
+
+    out = tmp_path_factory.mktemp("cmapss-store")
+    lines = need("cmapss/train_FD001.txt").read_text().splitlines(keepends=True)
+    raw = out / "train_FD001.txt"
+    raw.write_text("".join(line for line in lines if int(line.split()[0]) <= 12))
+    with _store(out) as store:
+        run_pipeline("cmapss", raw, store=store)
+        labels = _rows(store, "cmapss_labels", "unit_id, event_timestamp, rul, failed")
+        frame = store.get_training_frame(labels, ["cmapss_features:*"])
     path = out / "frame_FD001.csv"
     frame.to_csv(path, index=False)
     return raw, path, frame
@@ -136,3 +147,82 @@ def test_a_cmapss_frame_of_some_cycles_only_is_said_to_end_before_the_failure(cm
     with caplog.at_level("WARNING", logger="sfai.rul"):
         D.read_cmapss(cmapss_frame[1])
     assert not caplog.text
+
+
+# SECOM -----------------------------------------------------------------------------------------------------------
+# The store's labels are ``label`` and ``defect``, its wafers ``lot_id`` (secom-0001) beside their ``row_id``, the test
+# time ``event_timestamp``; it keeps measurements as float32 (the view's type), so the file the store is fed holds
+# float32 values here: the same data both ways.
+
+@pytest.fixture(scope="module")
+def secom_frame(tmp_path_factory):
+    """200 wafers of SECOM (the first 30 failures, 170 passes) as the file and as a frame from the store."""
+    out = tmp_path_factory.mktemp("secom-store")
+    df = pd.read_csv(need("secom/secom_train.csv"))
+    rows = pd.concat([df[df.label == 1].head(30), df[df.label == -1].head(170)]).sort_values("row_id")
+    measurements = [c for c in rows.columns if c.startswith("f")]
+    rows = rows.astype({c: "float32" for c in measurements})
+    raw = out / "secom.csv"
+    rows.to_csv(raw, index=False)
+    with _store(out) as store:
+        from pipelines.runner import run_pipeline
+
+        run_pipeline("secom", raw, store=store)
+        labels = _rows(store, "secom_labels", "DISTINCT lot_id, event_timestamp, label, defect")
+        frame = store.get_training_frame(labels, ["secom_features:*"])
+    path = out / "frame.csv"
+    frame.to_csv(path, index=False)
+    return raw, path, frame
+
+
+def test_a_secom_frame_from_the_store_gives_the_files_model_inputs(secom_frame, tmp_path):
+    from models.defect import drift
+    from models.defect import features as F
+
+    raw, path, frame = secom_frame
+    assert {"lot_id", "event_timestamp", "label", "defect", "row_id", "f001"} <= set(frame.columns)
+    file_rows, store_rows = F.read_rows(raw), F.read_rows(path)
+    stats = F.fit_features(file_rows, max_missing=0.5, min_missing_indicator=0.05, missing_indicators=True, clip=5.0)
+    assert (F.transform(store_rows, stats) == F.transform(file_rows, stats)).all()
+    assert (F.labels(store_rows) == F.labels(file_rows)).all() and F.labels(store_rows).sum() == 30
+    assert np.array_equal(drift.stamps(store_rows), drift.stamps(file_rows))  # event_timestamp read as timestamp
+    only_defect = tmp_path / "defect.csv"  # the labels view's bool alone trains as the -1/1 label
+    frame.drop(columns="label").to_csv(only_defect, index=False)
+    assert (F.labels(F.read_rows(only_defect)) == F.labels(file_rows)).all()
+
+
+def test_a_secom_frame_trains_and_predict_answers_each_wafer_under_its_id(secom_frame, tmp_path):
+    from models.defect.train import train
+
+    raw, path, frame = secom_frame
+    train(path, "secom", tmp_path / "model", config={"n_splits": 2, "epochs": 15, "patience": 15}, tracker=None)
+    answers = {}
+    for name, given in (("store", path), ("file", raw)):
+        score_file("defect", tmp_path / "model", given, "secom", tmp_path / f"{name}.csv", use_ray=False)
+        answers[name] = pd.read_csv(tmp_path / f"{name}.csv")
+    pd.testing.assert_frame_equal(answers["store"], answers["file"])  # the same wafers, ids and probabilities
+    by_lot = tmp_path / "by_lot.csv"  # features chosen without row_id: the wafers are answered under their lot_id
+    frame.drop(columns="row_id").to_csv(by_lot, index=False)
+    score_file("defect", tmp_path / "model", by_lot, "secom", tmp_path / "lots.csv", use_ray=False)
+    lots = pd.read_csv(tmp_path / "lots.csv")
+    assert lots["row_id"].tolist() == frame["lot_id"].tolist()
+    assert lots["defect_probability"].tolist() == answers["file"]["defect_probability"].tolist()
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    (lambda f: pd.concat([f, f.head(1)]), r"column 'lot_id' row 201: 'secom-0001' at 2008-07-19 11:55:00\+00:00 is "
+                                          r"already in row 1 \(label rows read twice"),
+    (lambda f: f.assign(defect=~f["defect"]), r"column 'defect' row 1 holds True and column 'label' -1: a frame's "
+                                              r"two labels must agree"),
+    (lambda f: f.drop(columns="label").assign(defect="yes"), r"column 'defect' row 1 holds 'yes', expected True"),
+    (lambda f: f.drop(columns=["label", "defect"]), r"training needs the column 'label'"),
+])
+def test_a_bad_secom_frame_is_one_line_naming_the_column(secom_frame, tmp_path, change, message):
+    from models.defect.train import train
+    from serving.errors import InvalidInput
+
+    bad = tmp_path / "bad.csv"
+    change(secom_frame[2]).to_csv(bad, index=False)
+    with pytest.raises(InvalidInput, match=message) as e:
+        train(bad, "secom", tmp_path / "model", config={"n_splits": 2, "epochs": 1}, tracker=None)
+    assert "\n" not in str(e.value)
