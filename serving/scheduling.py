@@ -24,6 +24,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from starlette.concurrency import run_in_threadpool
 
+from feature_store.view import TIMESTAMP
 from serving.db import Database
 from serving.db.tables import SchedulingJob
 from serving.errors import Conflict, InvalidInput, NotFound, TooManyRequests
@@ -55,22 +56,53 @@ def machine_risk(platform, tenant: str, spec: dict) -> dict:  # noqa: ANN001
     inline = {m: v for m, v in machines.items() if isinstance(v, dict)}
     if by_id and not spec.get("view"):
         raise InvalidInput('maintenance.machines gives entity ids: "view" names the feature view to read them from')
-    model = platform.models.champion(tenant, "failure", spec.get("model"), refresh=True)
+    with _field("maintenance"):  # no failure model trained: a 404 naming the request's field
+        model = platform.models.champion(tenant, "failure", spec.get("model"), refresh=True)
     score = _named_errors(record_scorer("failure"), "maintenance")
     risks: dict[str, float] = {}
+    readings_at: dict[str, str] = {}
     if by_id:
-        rows = entity_rows(platform.feature_store(tenant), spec["view"], list(by_id.values()))
-        for m, p in zip(by_id, score(model, rows, from_store=True), strict=True):
+        with _field("maintenance"):  # an entity without readings is a 404 naming the request's field
+            rows = entity_rows(platform.feature_store(tenant), spec["view"], list(by_id.values()))
+        for m, p, row in zip(by_id, score(model, rows, from_store=True), rows, strict=True):
             risks[m] = p["failure_probability"]
+            readings_at[m] = utc_text(_reading_time(row))
     if inline:
         for m, p in zip(inline, score(model, list(inline.values())), strict=True):
             risks[m] = p["failure_probability"]
     used = {"model": f"{model.name}@{model.version}", "view": spec.get("view"),
             "risks": {m: risks[m] for m in machines}}
+    if readings_at:
+        used["readings_at"] = readings_at
+        warnings = stale_readings(by_id, rows, risks, spec["view"], platform.settings.scheduling_risk_max_age_h)
+        if warnings:
+            used["warnings"] = warnings
     threshold = model.manifest.get("threshold")
     if isinstance(threshold, int | float) and not isinstance(threshold, bool) and 0 <= threshold <= 1:
         used["threshold"] = float(threshold)  # the model's own: from it, it answers failure_predicted 1
     return used
+
+
+def _reading_time(row: dict) -> datetime:
+    """An online row's time (the store answers ISO text, ``...Z``) as a UTC datetime."""
+    at = row[TIMESTAMP]
+    return as_utc(datetime.fromisoformat(at) if isinstance(at, str) else at)
+
+
+def stale_readings(by_id: dict, rows: list[dict], risks: dict, view: str, max_age_h: float) -> list[str]:
+    """A warning per plan machine whose readings in the online store are older than ``max_age_h`` hours: its risk
+    is the machine's then, not now (a machine mapped to an entity the MES stopped sending, or to the wrong one, had
+    planned on a reading of years before without a word)."""
+    now, out = utcnow(), []
+    for (machine, entity), row in zip(by_id.items(), rows, strict=True):
+        at = _reading_time(row)
+        hours = (now - at).total_seconds() / 3600
+        if hours > max_age_h:
+            age = f"{hours / 24:,.0f} days" if hours >= 48 else f"{hours:,.0f} hours"
+            out.append(f"machine {machine}: its readings ({entity!r} in {view}) are from {utc_text(at)}, {age} before "
+                       f"this plan, so its risk ({risks[machine]:.3f}) is the machine's then: send fresh readings "
+                       f"(POST /v1/ingest/{view}) or give its record inline")
+    return out
 
 
 @contextmanager
@@ -79,10 +111,10 @@ def _field(name: str) -> Iterator[None]:
     after the last row" alone did not say which part of the plan request it was about."""
     try:
         yield
-    except InvalidInput as e:
+    except (InvalidInput, NotFound) as e:
         if e.message.startswith(f"{name}:"):
             raise
-        raise InvalidInput(f"{name}: {e.message}") from None
+        raise type(e)(f"{name}: {e.message}", code=e.code, status=e.status, headers=e.headers) from None
 
 
 def _named_errors(score, name: str):  # noqa: ANN001, ANN202
@@ -224,6 +256,25 @@ def _forecast_days(model, frame, start: str, days: int):  # noqa: ANN001, ANN202
     return days
 
 
+def check_plant_load(spec: dict, limit: int) -> None:
+    """``energy_forecast`` reads the meter's rows from ``records`` or from the store (``entity_id`` with ``view``),
+    one or the other."""
+    from serving.predictions import check_batch
+
+    has_records, has_id = spec.get("records") is not None, spec.get("entity_id") is not None
+    if has_records == has_id:
+        raise InvalidInput('energy_forecast takes the meter\'s rows as "records", or its "entity_id" with "view" '
+                           "(its history read from the offline store): one of the two")
+    if has_id and not spec.get("view"):
+        raise InvalidInput('energy_forecast.entity_id needs "view", the feature view that holds the meter\'s '
+                           "readings (steel_energy_features for sfai ingest steel-energy)")
+    if has_records and spec.get("view"):
+        raise InvalidInput('energy_forecast.view names where "entity_id" is read from: send "records" or '
+                           '"entity_id" with "view", not both')
+    if has_records:
+        check_batch(len(spec["records"]), limit, "energy_forecast records")
+
+
 def plant_load(platform, tenant: str, spec: dict, energy: dict | None, days: int = 1) -> dict:  # noqa: ANN001
     """The plant's forecast load for the plan's ``days`` days from the tenant's energy model (the energy module's):
     the p50 kWh of each 15 minutes from ``spec["start"]`` 00:00, as the mean kW of each of the plan's energy
@@ -231,13 +282,19 @@ def plant_load(platform, tenant: str, spec: dict, energy: dict | None, days: int
     first is forecast from the days before it: the model forecasts one day ahead of the rows it reads."""
     import numpy as np
 
-    from serving.predictions import records_frame
+    from serving.predictions import METER, entity_rows, meter_history, records_frame
 
     minutes = load_period_minutes(energy)
     days = max(1, min(days, MAX_FORECAST_DAYS, MAX_LOAD_PERIODS * minutes // DAY_MINUTES or 1))
-    model = platform.models.champion(tenant, "energy", spec.get("model"), refresh=True)
+    with _field("energy_forecast"):  # no energy model trained: a 404 naming the request's field
+        model = platform.models.champion(tenant, "energy", spec.get("model"), refresh=True)
     with _field("energy_forecast"):
-        day = _forecast_days(model, records_frame("energy", spec["records"]), spec["start"], int(days))
+        if spec.get("entity_id") is not None:  # the meter's history from the offline store, as a forecast by id
+            rows = entity_rows(platform.feature_store(tenant), spec["view"], [spec["entity_id"]])
+            frame = meter_history(rows).drop(columns=METER)
+        else:
+            frame = records_frame("energy", spec["records"])
+        day = _forecast_days(model, frame, spec["start"], int(days))
     kw = day["p50"].to_numpy(dtype=float) * 4.0  # kWh in 15 minutes -> mean kW
     n, end = len(kw), len(kw) * 15.0
     lo = np.arange(max(1, int(-(-end // minutes)))) * minutes

@@ -174,6 +174,12 @@ class Settings(BaseSettings):
     scheduling_max_sync: int = Field(
         default=8, ge=1, description="synchronous solves running at once in a process (all tenants); more wait"
     )
+    # a plan's machine risk read from readings older than this is warned of (linked.maintenance_model.warnings): a
+    # machine mapped to an entity the MES stopped sending had planned on its reading of years before (integration
+    # audit)
+    scheduling_risk_max_age_h: float = Field(
+        default=24.0, gt=0, description="hours: a plan's machine readings older than this get a warning"
+    )
     # Plan sizes, checked before anything is parsed or solved: the solver's time limit does not bound the work of
     # building the model (100,000 one-operation jobs on 100,000 machines ran 51 s and took 844 MB with a 2-s limit;
     # 10,000 operations on 2,000 machines take 3-4 s, 20,000 about 7 s, on 2 cores)

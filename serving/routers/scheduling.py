@@ -18,6 +18,7 @@ from serving.predictions import check_batch
 from serving.routers.modules import module_router
 from serving.scheduling import (
     check_plan_size,
+    check_plant_load,
     load_period_minutes,
     machine_risk,
     plan_days,
@@ -92,7 +93,7 @@ async def _request(http: Request, body: SolveRequest, ctx, platform, modules: se
     if risk:
         check_batch(len(body.maintenance.machines), limit, "maintenance machines")
     if load:
-        check_batch(len(body.energy_forecast.records), limit, "energy_forecast records")
+        check_plant_load(body.energy_forecast.model_dump(), limit)
         load_period_minutes(request["problem"].get("energy"))
     await run_in_threadpool(prepare, request, modules)
     risk_use = await _use_partner(http, ctx, platform, "maintenance", "maintenance") if risk else None

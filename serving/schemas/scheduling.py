@@ -31,11 +31,18 @@ class PlantLoad(BaseModel):
     """The energy module's forecast of the plant's load, asked for the plan's day (a tenant with the module)."""
 
     model_config = ConfigDict(extra="forbid")
-    records: list[dict[str, Any]] = Field(
-        min_length=1, max_length=10_000,  # serving.predictions.MAX_RECORDS; Settings.max_batch_records may set fewer
+    records: list[dict[str, Any]] | None = Field(
+        # at most serving.predictions.MAX_RECORDS; Settings.max_batch_records may set fewer
+        None, min_length=1, max_length=10_000,
         description="the meter's 15-minute rows up to the plan's start, as POST /v1/energy/forecast takes them "
-        "(a week at least; at most the server's batch limit, 10,000 by default)",
+        "(five weeks or more for a full forecast, a week at least; at most the server's batch limit, 10,000 by "
+        "default); or instead `entity_id` with `view`",
     )
+    entity_id: StrictStr | StrictInt | None = Field(
+        None, description="instead of records: the meter's entity id in `view`, its history read from the offline "
+        "store as POST /v1/energy/forecast reads entity ids",
+    )
+    view: str | None = Field(None, max_length=200, description="the feature view `entity_id` is read from")
     start: str = Field(max_length=40, description="the plan's time 0: a day (YYYY-MM-DD), forecast from its 00:00")
     model: str | None = Field(None, max_length=100, description="a registered energy model (default: the champion)")
 

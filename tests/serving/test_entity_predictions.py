@@ -199,6 +199,44 @@ def test_energy_forecast_by_meter_id_reads_its_history(client, db, settings, dem
     assert [p["p50"] for p in arrow] == [p["p50"] for p in answer]
 
 
+def test_a_plan_reads_the_plants_load_by_meter_id_as_the_forecast_endpoint_does(client, db, settings, demo_models,
+                                                                                tmp_path):
+    """``energy_forecast`` took inline records only: ``{"entity_id", "view"}``, which POST /v1/energy/forecast takes,
+    was a 422 "Extra inputs are not permitted" (integration audit). The plan now reads the meter's history from the
+    offline store, and plans on the load the same rows sent as records give; records and an id together, or an id
+    without its view, are refused in one line."""
+    from pipelines.runner import run_pipeline
+
+    h, fs = tenant_with(db, settings, demo_models, "energy", modules=("energy", "scheduling"))
+    energy = pd.read_csv(demo_models[1] / "energy_demo.csv").iloc[-10 * 96:]
+    steel_csv(tmp_path / "steel.csv", energy)
+    run_pipeline("steel-energy", tmp_path / "steel.csv", store=fs)
+    fs.close()
+    start = f"{pd.to_datetime(energy['date'].iloc[-1], format='%d/%m/%Y %H:%M') + pd.Timedelta(days=1):%Y-%m-%d}"
+    problem = {"machines": ["M1"], "jobs": [{"id": "A", "operations": [{"machines": {"M1": 120}, "power_kw": 5}]}],
+               "energy": {"period": 60, "prices": [1.0] * 24, "peak_cap_kw": 1e6}}
+
+    def plan(forecast: dict):  # noqa: ANN202
+        return client.post("/v1/scheduling/solve", json={"problem": problem, "time_limit_s": 2,
+                                                         "energy_forecast": {**forecast, "start": start}}, headers=h)
+
+    by_id = plan({"entity_id": "daewoo-gwangyang", "view": "steel_energy_features"})
+    assert by_id.status_code == 200, by_id.text
+    sent = plan({"records": energy.to_dict("records")})
+    assert sent.status_code == 200, sent.text
+    used, want = by_id.json()["linked"]["energy_model"], sent.json()["linked"]["energy_model"]
+    assert used["base_load_kw"] == want["base_load_kw"] and len(used["base_load_kw"]) == 24
+    assert used["origin"] == want["origin"] and used["kwh_p50"] == want["kwh_p50"]
+    for bad, said in (({"entity_id": "daewoo-gwangyang"}, 'energy_forecast.entity_id needs "view"'),
+                      ({"entity_id": "daewoo-gwangyang", "view": "steel_energy_features",
+                        "records": energy.head(3).to_dict("records")}, "one of the two"),
+                      ({}, "one of the two")):
+        r = plan(bad)
+        assert r.status_code == 422 and said in r.json()["error"]["message"], r.text
+    r = plan({"entity_id": "no-such-meter", "view": "steel_energy_features"})
+    assert r.status_code == 404 and r.json()["error"]["message"].startswith("energy_forecast: no online features")
+
+
 def test_energy_forecast_by_meter_id_needs_a_week_of_history(client, db, settings, demo_models, tmp_path):
     from pipelines.runner import run_pipeline
 

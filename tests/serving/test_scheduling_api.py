@@ -642,7 +642,8 @@ def test_a_plan_longer_than_a_day_gets_a_forecast_for_each_of_its_days(client, d
     answer = _post(client, "/v1/scheduling/solve", body, acme.mes).json()
     used = answer["linked"]["energy_model"]
     assert used["days"] == MAX_FORECAST_DAYS and answer["makespan"] == 18000
-    assert f"past the {MAX_FORECAST_DAYS} forecast day(s)" in used["note"] and "warnings" not in used
+    assert f"past the {MAX_FORECAST_DAYS} forecast day(s)" in used["note"]
+    assert [w.split(" read fewer than ")[0] for w in used["warnings"]] == ["origin 2018-03-13"]  # 8 days of rows
     # the meter's rows with most of the day before the plan missing: the plan's day is still start's (another
     # day's load put every period a day off), and the forecast's warning reaches the planner
     gappy = records[: 7 * 96] + records[7 * 96 + 80:]
@@ -758,10 +759,30 @@ def test_the_maintenance_module_reads_machines_from_the_feature_store(client, db
     assert r.status_code == 200, r.text
     used = r.json()["linked"]["maintenance_model"]
     assert used["view"] == "ai4i_features" and used["risks"] == want
-    # an id the view has never seen is a 4xx naming it, not a plan without it
+    # when each machine's readings were taken, and a warning where they are old (the pipeline stamps the AI4I rows
+    # in 2020): the plan had used a reading of years before without a word (integration audit)
+    online = client.post("/v1/features/online", json={"entity_ids": ids, "view": "ai4i_features"},
+                         headers=bearer(acme.mes))
+    assert online.status_code == 200, online.text
+    stamps = [row["event_timestamp"] for row in online.json()["rows"]]
+    assert used["readings_at"] == dict(zip(("M1", "M2"), stamps, strict=True)) and stamps[0].endswith("Z")
+    assert [w.split(":")[0] for w in used["warnings"]] == ["machine M1", "machine M2"], used["warnings"]
+    assert f"({ids[0]!r} in ai4i_features) are from {stamps[0]}, " in used["warnings"][0]
+    assert " days before this plan, so its risk (" in used["warnings"][0]
+    settings.scheduling_risk_max_age_h = 1e9  # within the limit: no warning
+    fresh = _post(client, "/v1/scheduling/solve", body, acme.mes).json()["linked"]["maintenance_model"]
+    assert "warnings" not in fresh and fresh["readings_at"] == used["readings_at"]
+    # an id the view has never seen is a 4xx naming it and the request's field, not a plan without it
     body["maintenance"]["machines"]["M2"] = "ai4i-NOPE"
     bad = _post(client, "/v1/scheduling/solve", body, acme.mes)
-    assert 400 <= bad.status_code < 500 and "ai4i-NOPE" in bad.json()["error"]["message"]
+    assert bad.status_code == 404 and "ai4i-NOPE" in bad.json()["error"]["message"]
+    assert bad.json()["error"]["message"].startswith("maintenance: no online features"), bad.text
+    # a tenant holding maintenance without a failure model: a 404 naming the field, the way to train one
+    bravo = make_tenant(db, PEPPER, "bravo", modules=("scheduling", "maintenance"))
+    none = _post(client, "/v1/scheduling/solve", {**body, "maintenance": {"machines": {"M1": ids[0]},
+                                                                          "view": "ai4i_features"}}, bravo.mes)
+    assert none.status_code == 404 and none.json()["error"]["message"].startswith(
+        "maintenance: no trained 'failure' model for tenant 'bravo'"), none.text
 
 
 def test_an_operation_running_since_before_the_plan_is_planned_and_a_finished_one_is_a_422(client, db):
