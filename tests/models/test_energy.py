@@ -268,6 +268,11 @@ def _rows(n: int, first: str = "2020-01-01T00:15:00", offset: str = "") -> pd.Da
     return pd.DataFrame({"date": [s.isoformat() + offset for s in stamps], "Usage_kWh": 1.0})
 
 
+def others(warnings: list[str]) -> list[str]:
+    """The warnings but the one about a history shorter than five weeks (these tests' rows span a few days)."""
+    return [w for w in warnings if " days of readings (" not in w]
+
+
 def test_rows_far_apart_are_refused_before_any_work(tmp_path):
     """Two rows 60 years apart used to build a grid of 2.1 million forward-filled values and 21,908 forecasts
     (59 s); now at least half the 15-minute intervals of the span must hold a row, checked before the grid."""
@@ -491,13 +496,13 @@ def test_filled_intervals_are_counted_and_warned_of(tmp_path, caplog):
     from models.energy.predict import predict, score
 
     whole = score(_Constant(), _rows(10 * 96), horizon=4)
-    assert whole.attrs == {"filled_intervals": 0, "warnings": []}
+    assert whole.attrs["filled_intervals"] == 0 and others(whole.attrs["warnings"]) == []
     gappy = _rows(10 * 96).drop(index=range(300, 330)).reset_index(drop=True)
     with caplog.at_level("WARNING", logger="sfai.energy"):
         out = predict(_Constant(), _write(gappy, tmp_path), "steel-energy", horizon=4)
     note = ("30 of the 863 15-minute intervals before the last origin (2020-01-10 00:00) have no reading (0.3 days): "
             "filled from the same time a week earlier (where it has none, from the last reading)")
-    assert out.attrs == {"filled_intervals": 30, "warnings": [note]} and note in caplog.text
+    assert out.attrs["filled_intervals"] == 30 and others(out.attrs["warnings"]) == [note] and note in caplog.text
     assert len(out) == 2 * 4 and score(_Constant(), gappy, horizon=4).attrs["filled_intervals"] == 30
 
 
@@ -539,7 +544,7 @@ def test_tomorrow_can_be_asked_for_before_midnight(tmp_path):
     rows = _rows(9 * 96 - 48)  # 1 January 00:15 to 9 January 12:00
     out = score(_Constant(), rows, start="2020-01-10", horizon=4)
     assert out.origin.unique().tolist() == ["2020-01-10 00:00:00"]
-    assert out.attrs["filled_intervals"] == 47 and "47 of the" in out.attrs["warnings"][-1]  # 12:15-23:45
+    assert out.attrs["filled_intervals"] == 47 and "47 of the" in others(out.attrs["warnings"])[-1]  # 12:15-23:45
     assert "2020-01-10 00:00:00" not in score(_Constant(), rows, horizon=4).origin.tolist()
     path = tmp_path / "noon.csv"
     rows.to_csv(path, index=False)
