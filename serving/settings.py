@@ -79,7 +79,9 @@ MIN_USAGE_RETENTION_DAYS = 3 * 365 + 1
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="SFAI_", env_file=".env", extra="ignore")
+    # an empty variable is an unset one: docker-compose passes ${SFAI_METRICS_TOKEN:-} as "", which production
+    # refused as a too-weak token, so the documented compose deployment could not start (operator audit)
+    model_config = SettingsConfigDict(env_prefix="SFAI_", env_file=".env", extra="ignore", env_ignore_empty=True)
 
     environment: Literal["development", "test", "staging", "production"] = "development"
     home: Path = Field(default=Path(".sfai"), description="state directory: database, feature store, models")

@@ -82,6 +82,21 @@ def test_a_weak_metrics_token_is_refused_outside_development():
                     _env_file=None).metrics_token
 
 
+def test_an_empty_variable_is_an_unset_one(monkeypatch):
+    """docker-compose.yml passes ``SFAI_METRICS_TOKEN: ${SFAI_METRICS_TOKEN:-}``, so an operator who leaves it empty
+    (deploy.env.example: "empty: /metrics answers 403") sent "": production refused it as too weak and the
+    documented deployment never started (operator audit). Empty means unset, for every SFAI_ variable."""
+    monkeypatch.setenv("SFAI_ENVIRONMENT", "production")
+    monkeypatch.setenv("SFAI_SECRET_KEY", "a-real-secret-of-32-characters!!")
+    monkeypatch.setenv("SFAI_METRICS_TOKEN", "")
+    monkeypatch.setenv("SFAI_RAY_ADDRESS", "")
+    loaded = Settings(_env_file=None)
+    assert loaded.metrics_token is None and loaded.ray_address is None and loaded.environment == "production"
+    monkeypatch.setenv("SFAI_METRICS_TOKEN", "x")  # a short one is still refused
+    with pytest.raises(ValidationError, match="SFAI_METRICS_TOKEN is too weak"):
+        Settings(_env_file=None)
+
+
 @pytest.mark.parametrize("value", ["*", "10.0.0.5, *", " * "])
 def test_a_wildcard_proxy_is_refused(value):
     """SFAI_FORWARDED_ALLOW_IPS=* let every client name any address in X-Forwarded-For and pass the failed-key limit
