@@ -191,7 +191,53 @@ def _numeric(df: pd.DataFrame, col: str, most: float = FLOAT32_MAX, rows: np.nda
     return values
 
 
+# A meter's readings read back from the feature store (view ``steel_energy_features``: its stored rows as a
+# point-in-time frame, written with ``to_csv``) name the interval end ``event_timestamp`` (UTC, read on the plant's
+# clock as any UTC date is) and the readings ``usage_kwh`` and ``co2_t``: such a frame is read as the steel file of
+# the same intervals. The view's other columns (reactive power, lags, rolling statistics, calendar) are not read:
+# the model builds its own features from the series.
+STORE_NAMES = {"event_timestamp": DATE, "usage_kwh": TARGET, "co2_t": CO2}
+STORE_KEY = "meter_id"
+
+
+def with_file_names(df: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, str]]:
+    """``df`` with the feature store's names as the steel file's, and that renaming (empty for a frame without the
+    store's names). A frame with names of both (``date`` beside ``usage_kwh``) or holding more than one meter is
+    refused, naming the columns."""
+    store = [c for c in STORE_NAMES if c in df.columns]
+    if not store:
+        return df, {}
+    given = next((c for c in STORE_NAMES.values() if c in df.columns), None)
+    if given is not None:
+        raise InvalidInput(f"column {given!r} is the steel file's name and {store[0]!r} the feature store's: a frame "
+                           f"from the store names its columns as get_training_frame gives them (event_timestamp, "
+                           f"usage_kwh, co2_t), a file as the steel file does ({DATE}, {TARGET}, {CO2})")
+    if STORE_KEY in df.columns:
+        meters = pd.unique(df[STORE_KEY].dropna())
+        if len(meters) > 1:
+            raise InvalidInput(f"column {STORE_KEY!r} holds {len(meters)} meters ({shown(meters[0])}, "
+                               f"{shown(meters[1])}{', ...' if len(meters) > 2 else ''}): the energy model reads one "
+                               "meter's series; write each meter's rows to a file of its own")
+    renamed = {c: STORE_NAMES[c] for c in store}
+    return df.rename(columns=renamed), renamed
+
+
 def series_from_frame(df: pd.DataFrame) -> Series:
+    """The series of a steel file's rows (``date``, ``Usage_kWh`` and, where given, ``CO2(tCO2)``), or of a meter's
+    rows from the feature store (``STORE_NAMES``): errors about the latter name its columns."""
+    df, renamed = with_file_names(df)
+    if not renamed:
+        return _series(df)
+    try:
+        return _series(df)
+    except InvalidInput as e:  # the frame's own names, not the file's
+        message = e.message
+        for store, name in STORE_NAMES.items():  # a store column missing is named as the store names it too
+            message = message.replace(repr(name), repr(store))
+        raise InvalidInput(message) from None
+
+
+def _series(df: pd.DataFrame) -> Series:
     for col in (DATE, TARGET):
         if col not in df.columns:
             raise InvalidInput(f"input lacks the column {col!r}")

@@ -226,3 +226,72 @@ def test_a_bad_secom_frame_is_one_line_naming_the_column(secom_frame, tmp_path, 
     with pytest.raises(InvalidInput, match=message) as e:
         train(bad, "secom", tmp_path / "model", config={"n_splits": 2, "epochs": 1}, tracker=None)
     assert "\n" not in str(e.value)
+
+
+# Steel energy ----------------------------------------------------------------------------------------------------
+# No labels view: the target is the meter's own reading. A frame from the store is the meter's stored intervals
+# (each once, the latest written: a point-in-time frame on its own times), named event_timestamp (UTC), usage_kwh,
+# co2_t; training read the steel file's date, Usage_kWh and CO2(tCO2) only ("input lacks the column 'date'").
+
+@pytest.fixture(scope="module")
+def steel_frame(tmp_path_factory):
+    """1 January - 14 February 2018 of the steel plant as the file and as the meter's rows from the store."""
+    from pipelines.runner import run_pipeline
+
+    out = tmp_path_factory.mktemp("steel-store")
+    raw = out / "steel.csv"
+    pd.read_csv(need("steel_energy/steel_industry_2018_jan_oct.csv")).head(45 * 96).to_csv(raw, index=False)
+    with _store(out) as store:
+        run_pipeline("steel-energy", raw, store=store)
+        times = _rows(store, "steel_energy_features", "DISTINCT meter_id, event_timestamp")
+        frame = store.get_training_frame(times, ["steel_energy_features:usage_kwh", "steel_energy_features:co2_t"])
+    path = out / "frame.csv"
+    frame.to_csv(path, index=False)
+    return raw, path, frame
+
+
+def test_a_meters_rows_from_the_store_read_as_the_steel_file(steel_frame):
+    from models.energy import features as F
+
+    raw, path, frame = steel_frame
+    assert list(frame.columns) == ["meter_id", "event_timestamp", "usage_kwh", "co2_t"] and len(frame) == 45 * 96
+    from_file, from_store = F.read_series(raw), F.read_series(path)
+    assert from_store.start == from_file.start == pd.Timestamp("2018-01-01 00:15")  # UTC read on the plant's clock
+    assert np.array_equal(from_store.kwh, from_file.kwh) and np.array_equal(from_store.co2, from_file.co2)
+
+
+def test_a_meters_rows_from_the_store_train_and_forecast_as_the_file(steel_frame, tmp_path):
+    from models.energy.train import train
+
+    raw, path, _ = steel_frame
+    quick = {"epochs": 3, "patience": 3, "early_stop_days": 5, "val_months": 1, "hidden": 32}
+    train(path, "steel-energy", tmp_path / "model", config=quick, tracker=None)
+    answers = {}
+    for name, given in (("store", path), ("file", raw)):
+        score_file("energy", tmp_path / "model", given, "steel-energy", tmp_path / f"{name}.csv",
+                   options={"start": "2018-02-14"}, use_ray=False)
+        answers[name] = pd.read_csv(tmp_path / f"{name}.csv")
+    assert answers["store"]["origin"].iloc[0] == "2018-02-14 00:00:00"
+    pd.testing.assert_frame_equal(answers["store"], answers["file"])
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    (lambda f: f.drop(columns="usage_kwh"), r"^input lacks the column 'usage_kwh'$"),
+    (lambda f: f.rename(columns={"usage_kwh": "Usage_kWh"}), r"column 'Usage_kWh' is the steel file's name and "
+                                                             r"'event_timestamp' the feature store's"),
+    (lambda f: pd.concat([f, f.head(2).assign(meter_id="line-2")]), r"column 'meter_id' holds 2 meters "
+                                                                    r"\('daewoo-gwangyang', 'line-2'\)"),
+    (lambda f: pd.concat([f.head(500), f.iloc[[7]], f.iloc[500:]]), r"column 'event_timestamp' row 501 repeats the "
+                                                                    r"timestamp 2018-01-01 02:00:00 of row 8"),
+    (lambda f: f.assign(usage_kwh=f["usage_kwh"].astype(object).where(f.index != 3, "hot")),
+     r"column 'usage_kwh' row 4 holds a non-numeric value 'hot'"),
+])
+def test_a_bad_meter_frame_is_one_line_naming_the_column(steel_frame, tmp_path, change, message):
+    from models.energy import features as F
+    from serving.errors import InvalidInput
+
+    bad = tmp_path / "bad.csv"
+    change(steel_frame[2]).to_csv(bad, index=False)
+    with pytest.raises(InvalidInput, match=message) as e:
+        F.read_series(bad)
+    assert "\n" not in str(e.value)
