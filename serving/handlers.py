@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import logging
+import time
 from http import HTTPStatus
 
 from fastapi import FastAPI, Request
@@ -84,6 +86,16 @@ def _unavailable(what: str):  # noqa: ANN202
     return handler
 
 
+# a file write SFAI_HOME refused for a reason of the disk's, not the request's: a 503 storage_unavailable
+STORAGE_ERRNOS = frozenset({errno.EROFS, errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EIO})
+STORAGE_FAILED_S = 60.0  # /readyz answers 503 this long after a request found the storage failing
+storage_failed = [-float("inf")]  # monotonic time of the last such failure (this process)
+
+
+def storage_failing() -> bool:
+    return time.monotonic() - storage_failed[0] < STORAGE_FAILED_S
+
+
 def install_error_handlers(app: FastAPI) -> None:
     # services SFAI depends on: their outage is a 503 the caller can retry, never a 500; SFAI reconnects by itself
     from redis.exceptions import ConnectionError as RedisConnectionError
@@ -103,6 +115,20 @@ def install_error_handlers(app: FastAPI) -> None:
         )
     for exc_type in (RedisConnectionError, RedisTimeoutError):
         app.add_exception_handler(exc_type, _unavailable("the online feature store"))
+
+    @app.exception_handler(OSError)
+    async def _storage(req: Request, exc: OSError) -> JSONResponse:
+        # SFAI_HOME read-only, full or denied (a remount, a full disk, a quota): the operator's to fix, the caller's
+        # to retry; it was a 500 with a traceback, and /readyz stayed ready (operator audit). Other OS errors stay
+        # internal errors.
+        if exc.errno not in STORAGE_ERRNOS:
+            raise exc
+        storage_failed[0] = time.monotonic()
+        log.warning("%s %s: storage unavailable: %s", req.method, req.url.path, exc)
+        resp = error_response(503, "storage_unavailable", f"SFAI's storage cannot be written ({exc.strerror}); the "
+                              "operator is told in the server log; retry shortly")
+        resp.headers["Retry-After"] = "30"
+        return resp
 
     @app.exception_handler(Exception)
     async def _internal(req: Request, _exc: Exception) -> JSONResponse:

@@ -92,7 +92,13 @@ class ModelCache:
         except ModelIntegrityError as e:
             good = self._last_good.get(key)
             if good is None or good == hit[1]:
-                raise
+                # the operator's message (the file's path on this server) goes to the log; the tenant's caller is
+                # told what is wrong without the server's paths (operator audit)
+                log.error("%s (tenant %s, %s v%s)", e.message, tenant, name, version)
+                raise ModelIntegrityError(
+                    f"model {name} version {version} cannot be served: its file is missing or does not match the "
+                    "checksum recorded when it was registered (the server's log says which; an operator restores "
+                    "it, or it is trained and registered again)") from None
             # a new champion whose file is damaged: refuse it, keep serving the version served before
             log.error("%s; tenant %s keeps serving %s v%s", e.message, tenant, good[0], good[1])
             self._resolved[key] = (now + self.ttl_s, good)

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import hmac
+import os
+import uuid
+from pathlib import Path
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
@@ -11,7 +15,7 @@ from starlette.concurrency import run_in_threadpool
 
 from serving.deps import PlatformDep
 from serving.errors import Forbidden, Unauthenticated
-from serving.handlers import SfaiRoute
+from serving.handlers import SfaiRoute, storage_failing
 from serving.schemas.platform import error_response
 
 router = APIRouter(route_class=SfaiRoute, tags=["health"])
@@ -23,16 +27,33 @@ async def read_health() -> dict:
     return {"status": "ok"}
 
 
+def home_writable(home: Path) -> bool:
+    """SFAI_HOME takes a small file (written, then removed): a read-only or full disk fails here."""
+    probe = Path(home) / f".readyz-{uuid.uuid4().hex}"
+    try:
+        with open(probe, "wb") as f:
+            f.write(b"ok")
+        return True
+    except OSError:
+        return False
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(probe)
+
+
 @router.get("/readyz")
 async def read_ready(platform: PlatformDep) -> JSONResponse:
-    """The metadata database answers and the usage log writer runs and writes (its last write did not fail within
-    the last 30 s: calls are answered 503 then, so the instance is taken out of the load balancer's pool)."""
+    """The metadata database answers, the usage log writer runs and writes (its last write did not fail within the
+    last 30 s: calls are answered 503 then, so the instance is taken out of the load balancer's pool), and SFAI_HOME
+    takes a write (no request found it failing within the last 60 s)."""
     db_ok = await run_in_threadpool(platform.db.ping)
     writer_ok = (platform.writer.alive and not platform.writer.failing()) or not platform.settings.usage_log_enabled
-    ok = db_ok and writer_ok
-    body = {"status": "ready" if ok else "not_ready", "database": db_ok, "usage_log": writer_ok}
+    storage_ok = not storage_failing() and await run_in_threadpool(home_writable, platform.settings.home)
+    ok = db_ok and writer_ok and storage_ok
+    body = {"status": "ready" if ok else "not_ready", "database": db_ok, "usage_log": writer_ok,
+            "storage": storage_ok}
     if not ok:
-        body = {"error": {"code": "not_ready", "message": "database or usage log unavailable", **body}}
+        body = {"error": {"code": "not_ready", "message": "database, usage log or storage unavailable", **body}}
     return JSONResponse(body, status_code=200 if ok else 503)
 
 

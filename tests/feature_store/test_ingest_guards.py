@@ -134,6 +134,42 @@ def test_rest_ingest_refuses_a_future_reading_and_overlong_text_with_a_422(clien
         assert r.status_code == 422 and words in r.json()["error"]["message"], r.text
 
 
+def test_a_storage_that_refuses_writes_is_a_503_and_readyz_says_so(client, acme, monkeypatch):
+    """A read-only or full SFAI_HOME (a remount, a full disk) answered ingest with a 500 and a traceback in the log,
+    and /readyz stayed ready (operator audit). It is a 503 ``storage_unavailable`` with Retry-After, without the
+    server's paths, and /readyz reports the storage for a minute (and probes SFAI_HOME with a write itself)."""
+    import errno
+    import pathlib
+
+    from serving import handlers
+
+    monkeypatch.setattr(handlers, "storage_failed", [-float("inf")])
+    assert client.get("/readyz").json()["storage"] is True
+    real_mkdir = pathlib.Path.mkdir
+
+    def refused(self, *a, **k):  # noqa: ANN001, ANN002, ANN003, ANN202
+        if self.name.startswith(".staging-"):
+            raise OSError(errno.EROFS, "Read-only file system", str(self))
+        return real_mkdir(self, *a, **k)
+
+    monkeypatch.setattr(pathlib.Path, "mkdir", refused)
+    r = client.post("/v1/ingest/machine_stats", json={"records": [REC]}, headers=bearer(acme.mes))
+    assert r.status_code == 503 and r.headers["retry-after"] == "30", r.text
+    error = r.json()["error"]
+    assert error["code"] == "storage_unavailable" and "(Read-only file system)" in error["message"]
+    assert ".staging-" not in error["message"]
+    ready = client.get("/readyz")
+    assert ready.status_code == 503 and ready.json()["error"]["storage"] is False, ready.text
+    monkeypatch.setattr(handlers, "storage_failed", [-float("inf")])  # a minute later, the disk writable again
+    assert client.get("/readyz").status_code == 200
+    from serving.routers.health import home_writable
+
+    monkeypatch.undo()
+    home = pathlib.Path(client.app.state.platform.settings.home)
+    assert home_writable(home) and not list(home.glob(".readyz-*"))  # the probe leaves nothing
+    assert not home_writable(home / "no-such-dir")
+
+
 def test_rest_ingest_says_how_many_rows_were_older_than_the_online_ones(client, acme):
     """An MES that replays a late batch learns that the online values stayed (the rows are kept offline)."""
     h = bearer(acme.mes)

@@ -63,7 +63,10 @@ def test_damaged_model_is_refused_and_the_previous_champion_keeps_serving(settin
         (mv.path / "model.onnx").write_bytes(b"not a model")
         r = client.post(ENDPOINTS["failure"], json=body, headers=bearer(other.mes))
         assert r.status_code == 503 and r.json()["error"]["code"] == "model_integrity", r.text
-        assert "checksum" in r.json()["error"]["message"]
+        message = r.json()["error"]["message"]
+        assert message.startswith("model failure version 1 cannot be served: its file is missing or does not match "
+                                  "the checksum"), message
+        assert str(settings.home) not in message and "model.onnx" not in message  # no server path (operator audit)
 
 
 def test_postgres_outage_503_then_recovery_and_no_acknowledged_record_lost(settings, tmp_path):
