@@ -237,7 +237,7 @@ async function busy(button, fn, lost = null) {
   } finally {
     button.disabled = false;
     button.removeAttribute("aria-busy");
-    if (had && focusLost()) (button.isConnected ? button : lost?.())?.focus();
+    if (had && focusLost()) (button.isConnected ? button : lost?.())?.focus({ preventScroll: true });
   }
 }
 
@@ -296,6 +296,7 @@ async function signIn(key) {
   S.tenant = tenant;
   $("signin").hidden = true;
   $("app").hidden = false;
+  pageTitle();
   $("signout-btn").hidden = false;
   const badge = $("tenant-badge");
   badge.hidden = false;
@@ -482,6 +483,13 @@ function showTab(name, focus = false) {
   if (name === "dashboard") loadDashboard();
   if (name === "admin") loadAdmin();
   if (name === "planner" && S.result) gantt.render(S.solved, S.result, { keepView: true });
+  pageTitle();
+}
+
+// The window's title names the tab shown (signed in), then the console
+function pageTitle() {
+  const tab = TABS.find((n) => !$("panel-" + n).hidden);
+  document.title = S.tenant && tab ? `${t("tab." + tab)} – ${t("app.title")}` : t("app.title");
 }
 
 function wireTabs() {
@@ -1150,7 +1158,8 @@ async function runPlan(work, solved, { stale = false } = {}) {
       $("solve-btn").disabled = false;
       $("gantt").removeAttribute("aria-busy");
       // the button had the focus when it was disabled: it gets it back (not left on <body>)
-      if (hadFocus && epoch === S.epoch && focusLost()) $("solve-btn").focus();
+      // (the page not scrolled to it: a plan re-made after a drag on the chart stays in view)
+      if (hadFocus && epoch === S.epoch && focusLost()) $("solve-btn").focus({ preventScroll: true });
     }
   }
 }
@@ -1930,7 +1939,7 @@ function renderLegend() {
     `<span><i style="background:repeating-linear-gradient(45deg,#9aa5b1 0 2px,#eef1f4 2px 5px)"></i>${esc(t("legend.setup"))}</span>` +
     `<span><i style="background:repeating-linear-gradient(45deg,#e07b00 0 2px,#fff1de 2px 5px)"></i>${esc(t("legend.maintenance"))}</span>` +
     `<span><i style="background:#e4e7eb"></i>${esc(t("legend.break"))}</span>` +
-    `<span><i style="background:#4e79a7;border:2px solid #d92d20"></i>${esc(t("legend.late"))}</span>` +
+    `<span><i style="background:#4e79a7;border:2px solid #d92d20"></i><b aria-hidden="true" style="color:#b42318">▼</b> ${esc(t("legend.late"))}</span>` +
     `<span><i style="background:#4e79a7;border-left:5px solid #14324f"></i>${esc(t("legend.pinned"))}</span>`;
 }
 
@@ -1941,6 +1950,7 @@ async function loadDashboard() {
   const epoch = S.epoch;
   const load = ++dashLoads;
   box.innerHTML = `<p class="muted">${esc(t("dash.loading"))}</p>`;
+  box.setAttribute("aria-busy", "true");
   try {
     const tenant = await api("/v1/tenant");
     if (epoch !== S.epoch) return; // signed out meanwhile (a refused key signs out)
@@ -1963,7 +1973,10 @@ async function loadDashboard() {
     }
   }
   if (epoch !== S.epoch || load !== dashLoads) return; // signed out, or a newer load draws the cards
-  box.innerHTML = MODULES.map((m) => `<div class="card ${subscribed.has(m) ? "" : "off"}" data-module="${m}" id="dash-${m}">` +
+  box.removeAttribute("aria-busy");
+  // a card whose predictions are on their way is marked busy until they are in (showCard)
+  const loading = (m) => subscribed.has(m) && m !== "scheduling";
+  box.innerHTML = MODULES.map((m) => `<div class="card ${subscribed.has(m) ? "" : "off"}" data-module="${m}" id="dash-${m}"${loading(m) ? ' aria-busy="true"' : ""}>` +
     `<h2>${esc(t("mod." + m))}<span class="pill ${subscribed.has(m) ? "on" : "off"}">${subscribed.has(m) ? "✓ " + esc(t("dash.subscribed")) : esc(t("dash.notSubscribed"))}</span></h2>` +
     `<div class="dash-body">${subscribed.has(m) ? `<p class="muted">${esc(t("dash.loading"))}</p>` :
       `<p><b>${esc(t("dash.wouldAdd"))}</b> ${esc(t("add." + m))}</p><p class="muted">${esc(t("dash.subscribeHint"))}</p>`}</div></div>`).join("");
@@ -1990,7 +2003,7 @@ const bodyOf = (m) => document.querySelector(`#dash-${m} .dash-body`);
 let dashLoads = 0;
 function showCard(m, html, load) {
   const body = bodyOf(m);
-  if (body && load === dashLoads) body.innerHTML = html;
+  if (body && load === dashLoads) { body.innerHTML = html; $("dash-" + m).removeAttribute("aria-busy"); }
 }
 // a card's prediction that failed: no model yet (404), or why the call failed, as the status line words it
 const noModel = (e, family) => `<p class="warn" title="${esc(e.detail || "")}">` +
@@ -2010,7 +2023,7 @@ async function dashMaintenance(load) {
       ranked.map((p, i) => {
         const rec = byId.get(String(p.UDI)) || {};
         return `<tr><td>${i + 1}</td><td>${esc(rec["Product ID"] || "UDI " + p.UDI)}</td><td>${meter(p.failure_probability)} ${fmt(p.failure_probability * 100, 1)}%</td>` +
-          `<td>${esc(p.failure_mode || "–")}</td><td class="muted">${esc((p.top_features || "").split(";").join(", "))}</td></tr>`;
+          `<td${p.failure_mode ? ' lang="en"' : ""}>${esc(p.failure_mode || "–")}</td><td class="muted" lang="en">${esc((p.top_features || "").split(";").join(", "))}</td></tr>`;
       }).join("") + "</tbody></table>" + sourceNote(s);
   } catch (e) { html += noModel(e, "failure"); }
   try {
@@ -2024,17 +2037,22 @@ async function dashMaintenance(load) {
   showCard("maintenance", html, load);
 }
 
-// A wafer's three top measurements: name, ↑ / ↓ for a value above / below the training median (– not sent), and the
-// contribution to the risk (+ raises it); the value and the median in the tooltip. The numbers alone had not said
-// whether a measurement was high or low.
+// A wafer's three top measurements: the name (English, marked so), the value against the training median in words
+// and figures, with ↑ / ↓ for above / below it (– not sent), then the contribution to the risk, in words ("risk
+// +0.42": + raises it). The arrow is the value's side of the median and the sign the risk's: said apart, they no
+// longer read as contradicting (↓ with +); the value and median had been in a tooltip only.
 function topMeasurements(p) {
   const d = p.top_measurement_values;
-  if (!Array.isArray(d)) return esc((p.top_measurements || "").split(";").slice(0, 3).join(", "));
-  return d.slice(0, 3).map((m) => {
+  if (!Array.isArray(d)) return `<span lang="en">${esc((p.top_measurements || "").split(";").slice(0, 3).join(", "))}</span>`;
+  return `<ul class="measurements">` + d.slice(0, 3).map((m) => {
     const arrow = { high: "↑", low: "↓", missing: "–" }[m.direction] ?? "=";
-    const tip = t(m.value === null ? "dash.measurementMissing" : "dash.measurementValue", { value: m.value, median: m.median });
-    return `<span title="${esc(tip)}">${esc(m.measurement)} ${arrow} ${m.contribution >= 0 ? "+" : ""}${fmt(m.contribution, 2)}</span>`;
-  }).join(", ");
+    const side = t("dash.side." + (["high", "low", "missing"].includes(m.direction) ? m.direction : "equal"));
+    const num = (v) => (typeof v === "number" ? fmt(v, Math.abs(v) >= 100 ? 1 : 3) : esc(v ?? "–"));
+    const vs = m.value === null ? t("dash.measurementMissing", { median: num(m.median) }) : t("dash.measurementValue", { value: num(m.value), median: num(m.median) });
+    const risk = t("dash.riskShare", { share: `${m.contribution >= 0 ? "+" : "−"}${fmt(Math.abs(m.contribution), 2)}` });
+    return `<li data-direction="${esc(m.direction)}"><span lang="en">${esc(m.measurement)}</span> <span aria-hidden="true">${arrow}</span> ` +
+      `${esc(side)} (${esc(vs)}); ${esc(risk)}</li>`;
+  }).join("") + `</ul>`;
 }
 
 async function dashQuality(load) {
@@ -2066,8 +2084,10 @@ async function dashEnergy(load) {
   showCard("energy", html, load);
 }
 
+// The forecast against the actuals: the legend above the plot (not over the data), kWh ticks with the decimals
+// their step needs, times and the date in the factory's time (KST) under it.
 function energyChart(fc, actual) {
-  const W = 540, H = 200, L = 40, B = 22, T = 8;
+  const W = 540, H = 226, L = 44, B = 36, T = 26;
   if (!fc.length) return "";
   const acts = fc.map((p) => actual.get(String(p.timestamp).slice(0, 16)));
   const hi = Math.max(...fc.map((p) => p.p90), ...acts.filter((v) => v != null)) * 1.05;
@@ -2077,20 +2097,25 @@ function energyChart(fc, actual) {
   const band = fc.map((p, i) => `${X(i)},${Y(p.p90)}`).concat(fc.map((p, i) => `${X(i)},${Y(p.p10)}`).reverse()).join(" ");
   const line = (vals) => vals.map((v, i) => (v == null ? null : `${X(i)},${Y(v)}`)).filter(Boolean).join(" ");
   let ticks = "";
+  const step = (hi - lo) / 4;
+  const decimals = step > 0 ? Math.max(0, Math.min(3, Math.ceil(-Math.log10(step)) + 1)) : 0;
   for (let k = 0; k <= 4; k++) {
-    const v = lo + ((hi - lo) * k) / 4;
-    ticks += `<line x1="${L}" x2="${W - 8}" y1="${Y(v)}" y2="${Y(v)}" stroke="#eef1f4"/><text x="${L - 4}" y="${Y(v) + 4}" text-anchor="end" font-size="10" fill="#5f6d7b">${fmt(v, 0)}</text>`;
+    const v = lo + step * k;
+    ticks += `<line x1="${L}" x2="${W - 8}" y1="${Y(v)}" y2="${Y(v)}" stroke="#eef1f4"/><text x="${L - 4}" y="${Y(v) + 4}" text-anchor="end" font-size="10" fill="#5f6d7b" class="y-tick">${fmt(v, decimals)}</text>`;
   }
+  ticks += `<text x="4" y="${T - 4}" font-size="10" fill="#5f6d7b">kWh</text>`;
   for (let i = 0; i < fc.length; i += Math.max(1, Math.round(fc.length / 6))) {
-    ticks += `<text x="${X(i)}" y="${H - 6}" font-size="10" fill="#5f6d7b" text-anchor="middle">${esc(String(fc[i].timestamp).slice(11, 16))}</text>`;
+    ticks += `<text x="${X(i)}" y="${H - B + 14}" font-size="10" fill="#5f6d7b" text-anchor="middle">${esc(String(fc[i].timestamp).slice(11, 16))}</text>`;
   }
+  const days = [...new Set(fc.map((p) => String(p.timestamp).slice(0, 10)))];
+  ticks += `<text x="${L}" y="${H - 4}" font-size="10" fill="#5f6d7b" class="x-date">${esc(t("dash.energyDate", { date: days[0] + (days.length > 1 ? " – " + days[days.length - 1] : "") }))}</text>`;
   return `<svg id="energy-chart" width="100%" viewBox="0 0 ${W} ${H}" role="img" aria-label="${esc(t("dash.energy"))}" font-family="system-ui, sans-serif">` +
     ticks + `<polygon points="${band}" fill="#a0cbe8" opacity="0.6"><title>${esc(t("dash.band"))}</title></polygon>` +
     `<polyline points="${line(fc.map((p) => p.p50))}" fill="none" stroke="#1f6fb2" stroke-width="2"/>` +
     `<polyline points="${line(acts)}" fill="none" stroke="#d92d20" stroke-width="1.5" stroke-dasharray="3 2"/>` +
-    `<g font-size="11"><rect x="${L + 6}" y="${T + 2}" width="10" height="8" fill="#a0cbe8"/><text x="${L + 20}" y="${T + 10}">${esc(t("dash.band"))}</text>` +
-    `<line x1="${L + 90}" x2="${L + 104}" y1="${T + 6}" y2="${T + 6}" stroke="#1f6fb2" stroke-width="2"/><text x="${L + 108}" y="${T + 10}">${esc(t("dash.p50"))}</text>` +
-    `<line x1="${L + 190}" x2="${L + 204}" y1="${T + 6}" y2="${T + 6}" stroke="#d92d20" stroke-dasharray="3 2"/><text x="${L + 208}" y="${T + 10}">${esc(t("dash.actual"))}</text></g></svg>`;
+    `<g font-size="11" class="chart-legend"><rect x="${L + 6}" y="4" width="10" height="8" fill="#a0cbe8"/><text x="${L + 20}" y="12">${esc(t("dash.band"))}</text>` +
+    `<line x1="${L + 90}" x2="${L + 104}" y1="8" y2="8" stroke="#1f6fb2" stroke-width="2"/><text x="${L + 108}" y="12">${esc(t("dash.p50"))}</text>` +
+    `<line x1="${L + 190}" x2="${L + 204}" y1="8" y2="8" stroke="#d92d20" stroke-dasharray="3 2"/><text x="${L + 208}" y="12">${esc(t("dash.actual"))}</text></g></svg>`;
 }
 
 // The scheduling card: the last plan in brief, marked out of date (as the planner marks it) once the orders have
@@ -2303,6 +2328,7 @@ const currentGantt = createGantt($("gantt-current"), { interactive: false, rowH:
 
 function rerenderLanguage() {
   applyI18n();
+  pageTitle();
   if (keyErrorText) $("api-key-error").textContent = keyErrorText();
   if (fileErrorText) $("orders-file-error").textContent = fileErrorText();
   renderLegend();

@@ -265,7 +265,7 @@ function createGantt(container, opts = {}) {
     });
     if (o.interactive) wirePan(bg, svg);
     container.appendChild(svg);
-    if (hadFocus && o.interactive) refocus(st.active);
+    if (hadFocus && o.interactive) refocus(st.active, { preventScroll: true }); // the page stays where it was
   }
 
   function rowAt(svg, clientY, mids) {
@@ -348,11 +348,11 @@ function createGantt(container, opts = {}) {
     draw();
   }
   // focus the bar `k` of the chart as drawn now, without its focus moving the view
-  function refocus(k) {
+  function refocus(k, how = {}) {
     const el = barEl(k);
     if (!el) return;
     st.noPan = true;
-    try { el.focus(); } finally { st.noPan = false; }
+    try { el.focus(how); } finally { st.noPan = false; }
   }
   // the bars of a machine's row in time order
   const rowOps = (mid) => (st.result?.gantt || []).filter((q) => q.machine === mid && q.job !== null && q.job !== undefined)

@@ -836,13 +836,34 @@ def test_dashboard_with_trained_models(page, server, charlie, tmp_path):
     rows = page.locator("#defect-table tbody tr")
     assert rows.count() == 8
     assert re.search(r"\d+(\.\d)?%", rows.first.inner_text())
-    # each named measurement says whether it was above or below the training median, the values in its tooltip
-    factors = page.locator("#defect-table tbody tr td:nth-child(4) span")
-    assert factors.count() >= 8 and re.fullmatch(r"f\d{3} [↑↓–=] [+-]?\d+(\.\d+)?", factors.first.inner_text())
-    assert re.fullmatch(r"value [-\d.e+]+, training median [-\d.e+]+", factors.first.get_attribute("title"))
+    # each named measurement says whether it was above or below the training median, with the value and the median
+    # in the text (they were in a tooltip only), then its share of the risk in words: the arrow (the value's side of
+    # the median) and the sign (the risk's) no longer read as one contradicting the other (a11y audit: updated)
+    factors = page.locator("#defect-table tbody tr td:nth-child(4) li")
+    assert factors.count() >= 8
+    for text in factors.all_inner_texts():
+        m = re.fullmatch(r"f\d{3} ([↑↓–=]) (above the median|below the median|not sent|at the median) "
+                         r"\((value [-\d.,e+]+, training median [-\d.,e+]+|not sent \(read as the training median "
+                         r"[-\d.,e+]+\))\); defect risk [+−]\d+(\.\d+)?", text)
+        assert m, text
+        assert {"↑": "above", "↓": "below", "–": "not sent", "=": "at"}[m.group(1)] in m.group(2), text
+    assert page.locator("#defect-table tbody tr td:nth-child(4) li span[lang=en]").count() == factors.count()
+    assert page.locator("#failure-rank tbody td:nth-child(5)[lang=en]").count() == 8  # features: English names
+    # the cards are busy while their predictions load, not after
+    assert page.locator("#dash-cards [aria-busy]").count() == 0
 
     # energy: the p10-p90 band, p50 and actuals, and the total kWh and CO2
     assert page.locator("#energy-chart polygon").count() == 1 and page.locator("#energy-chart polyline").count() == 2
+    # its kWh ticks are five different figures (not 0, 0, 1, 1, 1), the legend is above the plot, not over the data,
+    # and the date and time zone are said
+    ticks = page.locator("#energy-chart text.y-tick").all_text_contents()
+    assert len(set(ticks)) == 5, ticks
+    legend_bottom = page.evaluate("(b => ({y: b.y, height: b.height}))"
+                                  "(document.querySelector('#energy-chart .chart-legend').getBBox())")
+    band_top = page.evaluate("document.querySelector('#energy-chart polygon').getBBox().y")
+    assert legend_bottom["y"] + legend_bottom["height"] <= band_top + 0.5
+    assert re.fullmatch(r"time \(KST, Korea Standard Time\), \d{4}-\d\d-\d\d.*",
+                        page.text_content("#energy-chart text.x-date"))
     totals = page.inner_text("#energy-totals")
     m = re.search(r"Forecast total ([\d,.]+) kWh \(p50\), CO2 ([\d,.]+) kg", totals)
     assert m, totals
@@ -1131,7 +1152,7 @@ def test_plan_notes_from_the_server_are_translated(page, server):
     assert "에너지 요금·최대 전력(energy)은(는) 에너지 모듈을 구독하지 않아 계획에 반영하지 않았습니다." in notes, notes
     assert "목표 '에너지 비용'에는 에너지 모듈이 필요해 기본 목표" in notes, notes
     assert not ENGLISH.search(notes), notes
-    assert page.evaluate("document.title") == "SFAI 콘솔"
+    assert page.evaluate("document.title") == "생산계획 – SFAI 콘솔"  # the tab shown, then the console (a11y audit)
     # the tariff was left out: no energy cost or peak to show (the server's 0 would read as measured)
     for metric in ("m.energyCost", "m.peak"):
         assert page.inner_text(f'#plan-summary [data-metric="{metric}"]') == "–", metric

@@ -338,3 +338,31 @@ def test_errors_are_tied_to_their_fields(page, server, tmp_path):
         texts = [page.inner_text("#" + r) for r in refs]
         assert refs and all(r != "order-errors" for r in refs) and all(texts), (field, refs)
     assert page.get_attribute("#of-job", "aria-describedby") != page.get_attribute("#of-due", "aria-describedby")
+
+
+def test_dashboard_cards_are_busy_while_they_load(page, server):
+    held = []
+    page.route("**/v1/console/samples", lambda route: held.append(route))
+    sign_in(page, server.bravo.admin)  # maintenance (no model yet) and scheduling
+    page.click("#tab-dashboard")
+    wait_js(page, "document.getElementById('dash-cards').getAttribute('aria-busy') === 'true'")
+    deadline = 50
+    while not held and deadline:
+        page.wait_for_timeout(100)
+        deadline -= 1
+    held[0].continue_()
+    page.wait_for_selector("#dash-maintenance .warn")  # no model: said, and the card no longer busy
+    assert page.get_attribute("#dash-cards", "aria-busy") is None
+    assert page.get_attribute("#dash-maintenance", "aria-busy") is None
+    page.unroute("**/v1/console/samples")
+
+
+def test_skip_link_and_page_title_follow_the_language_and_tab(page, server):
+    assert page.inner_text(".skip") == "본문으로 건너뛰기" and page.evaluate("document.title") == "SFAI 콘솔"
+    sign_in(page, server.bravo.mes)
+    assert page.evaluate("document.title") == "생산계획 – SFAI 콘솔"
+    page.click("#tab-dashboard")
+    assert page.evaluate("document.title") == "공장 대시보드 – SFAI 콘솔"
+    page.select_option("#lang-select", "en")
+    assert page.evaluate("document.title") == "Factory dashboard – SFAI console"
+    assert page.text_content(".skip") == "Skip to content"
