@@ -823,16 +823,23 @@ def export_usage(
 
 
 # ------------------------------------------------------------------------------------------ retention
+def retention_cut(retention_days: int = MIN_USAGE_RETENTION_DAYS) -> datetime:
+    """The latest time a purge may cut at: rows older than the retention period (at least three years)."""
+    return utcnow() - timedelta(days=max(retention_days, MIN_USAGE_RETENTION_DAYS))
+
+
 def purge_before(
-    db: Database, before: datetime, *, key: ChainKey, retention_days: int = MIN_USAGE_RETENTION_DAYS
+    db: Database, before: datetime, *, key: ChainKey, retention_days: int = MIN_USAGE_RETENTION_DAYS,
+    dry_run: bool = False,
 ) -> int:
-    """Delete the oldest rows with ``ts < before``, never any younger than the retention period.
+    """Delete the oldest rows with ``ts < before``, never any younger than the retention period; ``dry_run``: count
+    them, delete nothing.
 
     The chain stays verifiable: the hash of the last purged row becomes the chain's anchor, signed with ``key``
     with that row's time (``verify`` checks the signature and that the row was past the retention period).
     """
     before = as_utc(before)
-    limit = utcnow() - timedelta(days=max(retention_days, MIN_USAGE_RETENTION_DAYS))
+    limit = retention_cut(retention_days)
     if before > limit:
         raise InvalidInput(
             f"usage records are kept {max(retention_days, MIN_USAGE_RETENTION_DAYS)} days: "
@@ -852,6 +859,8 @@ def purge_before(
         head = conn.execute(select(c).where(c.c.id == CHAIN_ID)).one()
         if cut <= head.anchor_seq:
             return 0
+        if dry_run:
+            return int(conn.execute(select(func.count()).where(t.c.seq <= cut)).scalar() or 0)
         anchor_hash, anchor_ts = conn.execute(select(t.c.hash, t.c.ts).where(t.c.seq == cut)).one()
         n = conn.execute(t.delete().where(t.c.seq <= cut)).rowcount
         conn.execute(update(c).where(c.c.id == CHAIN_ID).values(

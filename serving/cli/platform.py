@@ -31,6 +31,7 @@ from serving.usage import (
     export_usage,
     parse_when,
     purge_before,
+    retention_cut,
     verify_chain,
 )
 
@@ -343,11 +344,9 @@ def _check_output(path: Path) -> None:
 @contextmanager
 def _atomic_text(path: Path) -> Iterator[TextIO]:
     """A text file written beside ``path`` and moved onto it when complete; removed if anything fails."""
+    # mkstemp's 0600: the usage log (every tenant's, with chain hashes) is its owner's to read, as backups are
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
     try:
-        mask = os.umask(0)
-        os.umask(mask)
-        os.fchmod(fd, 0o666 & ~mask)  # what open() would have made
         with open(fd, "w", encoding="utf-8", newline="") as f:
             yield f
         os.replace(tmp, path)
@@ -358,12 +357,20 @@ def _atomic_text(path: Path) -> Iterator[TextIO]:
 
 @usage_app.command("purge")
 def usage_purge(
-    before: Annotated[str, typer.Option(help="delete records older than this ISO date; at least three years ago")],
+    before: Annotated[str | None, typer.Option(
+        help="delete records older than this ISO date; at least three years ago")] = None,
+    expired: Annotated[bool, typer.Option(
+        "--expired", help="delete every record past the retention period (for a cron job: `--before` three "
+        "calendar years ago is refused in the years after a 29 February, which make 1,096 days)")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="print how many would be deleted; delete nothing")] = False,
 ) -> None:
-    """Delete records older than three years (the chain stays verifiable); prints how many."""
-    when = _when(before, "before", required=True)
-    n = purge_before(database(), when, key=ChainKey(settings().secret_key),
-                     retention_days=settings().usage_retention_days)
+    """Delete records older than three years (the chain stays verifiable); prints how many. Export them first
+    (sfai usage export --to DATE) where they must be archived."""
+    if expired == (before is not None):
+        raise InvalidInput("give --before DATE or --expired (every record past the retention period), one of them")
+    days = settings().usage_retention_days
+    when = retention_cut(days) if expired else _when(before, "before", required=True)
+    n = purge_before(database(), when, key=ChainKey(settings().secret_key), retention_days=days, dry_run=dry_run)
     typer.echo(n)
 
 

@@ -310,6 +310,40 @@ def test_purge_keeps_three_years_and_the_chain(db):
     assert purge_before(db, utcnow() - timedelta(days=3 * 365 + 2), key=KEY) == 0
 
 
+def test_the_cli_purges_what_has_expired_and_counts_first(settings, db, sfai_env, tmp_path):
+    """A cron job's ``--before $(date -d '3 years ago')`` is refused in the years after a 29 February (three calendar
+    years are 1,095 days there, the log keeps 1,096), one day in four (operator's audit). ``--expired`` cuts at the
+    retention period itself; ``--dry-run`` counts and deletes nothing; the export that archives the rows first is
+    its owner's to read (0600, as backups are; it was 0644)."""
+    import stat
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    key = ChainKey(settings.secret_key)
+    old = utcnow() - timedelta(days=4 * 365)
+    append_entries(db, [entry(i, ts=old + timedelta(minutes=i)) for i in range(4)], key=key)
+    append_entries(db, [entry(i) for i in range(4, 6)], key=key)
+    sfai = str(Path(sys.executable).with_name("sfai"))
+
+    def run(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sfai, "usage", *args], env=sfai_env, capture_output=True, text=True, timeout=120)
+
+    archive = tmp_path / "usage-archive.csv"
+    assert run("export", "--output", str(archive)).returncode == 0
+    assert stat.S_IMODE(archive.stat().st_mode) == 0o600
+    for args in (("purge",), ("purge", "--expired", "--before", "2020-01-01")):
+        r = run(*args)
+        assert r.returncode == 1 and r.stderr.strip().splitlines() == [
+            "error: give --before DATE or --expired (every record past the retention period), one of them"], r.stderr
+    assert run("purge", "--expired", "--dry-run").stdout == "4\n"
+    assert verify_chain(db, key=key).rows == 6  # counted, not deleted
+    assert run("purge", "--expired").stdout == "4\n"
+    r = verify_chain(db, key=key)
+    assert r.ok and r.rows == 2
+    assert run("purge", "--expired").stdout == "0\n"
+
+
 def test_deleting_the_first_rows_does_not_pass_as_a_purge(db):
     """The anchor a purge leaves was unsigned: deleting today's first rows and pointing the anchor at the last one
     deleted (its hash is in plain sight) verified as a purge. A purge now signs its anchor with the row's time,
