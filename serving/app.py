@@ -15,7 +15,7 @@ from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
-from serving import fastpath
+from serving import __version__, fastpath
 from serving.db import Database
 from serving.handlers import error_response, install_error_handlers
 from serving.logs import server_log_config
@@ -101,7 +101,7 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
 
     app = SfaiAPI(
         title="SFAI",
-        version="0.1.0",
+        version=__version__,
         description=DESCRIPTION,
         lifespan=lifespan,
         docs_url=None,  # served below from this server's own files, not a CDN

@@ -31,6 +31,13 @@ class UtcFormatter(logging.Formatter):
         return super().format(record)
 
 
+def stamped(message: str, level: int = logging.INFO, name: str = "sfai.serve") -> str:
+    """``message`` as a server log line (UTC time, level, process, logger), for the lines ``sfai serve`` writes
+    before uvicorn's logging starts and after it stops: they had none, though every other line has."""
+    return UtcFormatter().format(logging.makeLogRecord({"msg": message, "levelno": level, "name": name,
+                                                        "levelname": logging.getLevelName(level)}))
+
+
 class Repeats(logging.Filter):
     """At most ``per_window`` warnings per logger under ``prefixes`` (one per model family) in each ``window_s``;
     the next one let through after a window that dropped some says how many. Other records pass untouched."""

@@ -34,6 +34,22 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
+def _version(value: bool) -> None:
+    if value:
+        from serving import __version__
+
+        typer.echo(f"sfai {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                 help="print the release and exit (the schema's revision: sfai db status)"),
+) -> None:
+    """SFAI: quality, maintenance, energy and scheduling AI for manufacturers."""
+
+
 app.add_typer(tenant_app, name="tenant")
 app.add_typer(apikey_app, name="apikey")
 app.add_typer(usage_app, name="usage")

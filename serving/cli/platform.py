@@ -19,9 +19,10 @@ from typing import Annotated, TextIO
 
 import typer
 
-from serving import tenancy
+from serving import __version__, tenancy
 from serving.cli.common import check_output, database, emit_json, info, settings
 from serving.errors import Conflict, InvalidInput, NotFound
+from serving.logs import stamped
 from serving.settings import check_forwarded_allow_ips, guessable_secret
 from serving.usage import (
     ChainKey,
@@ -381,6 +382,32 @@ def db_migrate() -> None:
     schema: the older release's servers may still run on it). Stop the older release's servers first."""
     db = database(upgrade=True)
     typer.echo(db.engine.url.render_as_string(hide_password=True))
+    found, now = db.revisions
+    info(f"schema migrated from revision {found or '(empty database)'} to {now}" if found != now
+         else f"schema already at revision {now}, this release's newest: nothing to do")
+
+
+@db_app.command("status")
+def db_status() -> None:
+    """The database's schema revision against this release's; exits 1 where they differ (a script's check before
+    it starts servers). Changes nothing."""
+    from serving.db import Database
+    from serving.db.engine import known_revisions, schema_revisions
+
+    s = settings()
+    db = Database(s.resolved_database_url, run_migrations=False)
+    try:
+        found, newest = schema_revisions(db.engine)
+    finally:
+        db.engine.dispose()
+    typer.echo(f"database {db.engine.url.render_as_string(hide_password=True)}: schema revision {found or 'none'}; "
+               f"this release ({__version__}) needs {newest}")
+    if found != newest:
+        known = found is None or found in known_revisions()
+        raise InvalidInput("the schema is empty: run 'sfai db migrate'" if found is None else
+                           "the schema is behind this release: stop the older release's servers, then run 'sfai db "
+                           "migrate'" if known else "the schema is newer than this release: a newer release "
+                           "migrated it; run that release")
 
 
 # ------------------------------------------------------------------------------------------------ serve, demo
@@ -430,15 +457,15 @@ def serve(
             f.unlink()
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(mp)
     db_url = database().engine.url.render_as_string(hide_password=True)
-    info(f"SFAI API on http://{_host_port(host, port)} (docs: /docs), database {db_url}")
+    info(stamped(f"SFAI API on http://{_host_port(host, port)} (docs: /docs), database {db_url}"))
     try:
         _run_uvicorn(uvicorn, host, port, workers, log_level, proxies, s)
     except KeyboardInterrupt:
-        info("SFAI API stopped (Ctrl-C)")
+        info(stamped("SFAI API stopped (Ctrl-C)"))
     except SystemExit as e:
         if e.code != 128 + signal.SIGTERM:
             raise
-        info("SFAI API stopped (SIGTERM)")
+        info(stamped("SFAI API stopped (SIGTERM)"))
 
 
 def _run_uvicorn(uvicorn, host: str, port: int, workers: int, log_level: str, proxies: str, s) -> None:  # noqa: ANN001

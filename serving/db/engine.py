@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import logging
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -15,6 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from serving.settings import private_file
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
+log = logging.getLogger("sfai.db")
 _migrate_lock = threading.Lock()
 MIGRATION_LOCK_KEY = 0x5F41_0001  # SFAI's advisory lock for migrations (any other user of the database: another key)
 
@@ -82,21 +84,18 @@ class SchemaMismatch(Exception):
     the operator, saying which way and what to run."""
 
 
-def migrate(engine: Engine, *, upgrade: bool = True) -> None:
+def migrate(engine: Engine, *, upgrade: bool = True) -> tuple[str | None, str]:
     """Bring the schema to the latest Alembic revision (idempotent, safe to call on every start). A new, empty
     database is always created. ``upgrade=False`` (the CLI's commands but ``serve``, ``demo`` and ``db migrate``):
     an existing database behind this release is refused with :class:`SchemaMismatch` instead of migrated: ``sfai
     tenant list`` run with a new release while the old release's servers still ran had migrated their database
     under them, and their later usage records made the log fail verification (operator's audit). A database that a
-    newer release migrated is refused either way, saying so (it was alembic's "Can't locate revision")."""
+    newer release migrated is refused either way, saying so (it was alembic's "Can't locate revision").
+    Returns (the revision found, the release's newest): equal where nothing was migrated; a migration is logged."""
     from alembic import command
-    from alembic.config import Config
     from alembic.runtime.migration import MigrationContext
-    from alembic.script import ScriptDirectory
 
-    cfg = Config()
-    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
-    script = ScriptDirectory.from_config(cfg)
+    cfg, script = _alembic()
     head = script.get_current_head()
     with _migrate_lock, _sqlite_file_lock(engine), engine.begin() as conn:
         if conn.dialect.name == "postgresql":
@@ -105,8 +104,7 @@ def migrate(engine: Engine, *, upgrade: bool = True) -> None:
             conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
         current = MigrationContext.configure(conn).get_current_revision()
         if current is not None and current != head:
-            known = {r.revision for r in script.walk_revisions()}
-            if current not in known:
+            if current not in known_revisions():
                 raise SchemaMismatch(f"the database's schema is at revision {current}, newer than this SFAI release "
                                      f"knows (its newest: {head}): a newer release migrated it; run that release")
             if not upgrade:
@@ -115,6 +113,33 @@ def migrate(engine: Engine, *, upgrade: bool = True) -> None:
                                      "(or start 'sfai serve'), as docs/deploy.md says for upgrades")
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "head")
+    if current != head:
+        log.info("database schema migrated from revision %s to %s", current or "(empty)", head)
+    return current, head
+
+
+def schema_revisions(engine: Engine) -> tuple[str | None, str]:
+    """(the database's schema revision, this release's newest), read without changing anything."""
+    from alembic.runtime.migration import MigrationContext
+
+    with engine.connect() as conn:
+        current = MigrationContext.configure(conn).get_current_revision()
+    return current, _alembic()[1].get_current_head()
+
+
+def known_revisions() -> set[str]:
+    """Every schema revision this release's migrations know."""
+    return {r.revision for r in _alembic()[1].walk_revisions()}
+
+
+def _alembic():  # noqa: ANN202
+    """Alembic's configuration and script directory of SFAI's migrations."""
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    return cfg, ScriptDirectory.from_config(cfg)
 
 
 class Database:
@@ -124,9 +149,10 @@ class Database:
         self.url = normalize_url(url)
         self.engine = make_engine(self.url)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self.revisions: tuple[str | None, str] | None = None  # (found, now) where this process ran the migration
         if run_migrations:
             try:
-                migrate(self.engine, upgrade=upgrade)
+                self.revisions = migrate(self.engine, upgrade=upgrade)
             except BaseException:
                 self.engine.dispose()
                 raise

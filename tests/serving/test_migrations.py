@@ -241,12 +241,25 @@ def test_only_serve_demo_and_db_migrate_upgrade_an_older_schema(settings, sfai_e
         assert MigrationContext.configure(conn).get_current_revision() == "0011"  # untouched
     with pytest.raises(SchemaMismatch):
         Database(settings.resolved_database_url, upgrade=False).dispose()
-    assert run("db", "migrate").returncode == 0
+    # what a deploy script checks first, and what a migration did: said (operator's audit: nothing reported it)
+    from serving import __version__
+
+    assert run("--version").stdout == f"sfai {__version__}\n" and __version__ == "0.1.0"
+    r = run("db", "status")
+    assert r.returncode == 1 and f"schema revision 0011; this release (0.1.0) needs {HEAD}" in r.stdout, r.stdout
+    assert r.stderr.strip().splitlines() == ["error: the schema is behind this release: stop the older release's "
+                                             "servers, then run 'sfai db migrate'"]
+    r = run("db", "migrate")
+    assert r.returncode == 0 and f"schema migrated from revision 0011 to {HEAD}" in r.stderr, r.stderr
+    r = run("db", "migrate")
+    assert r.returncode == 0 and f"schema already at revision {HEAD}" in r.stderr, r.stderr
+    assert run("db", "status").returncode == 0
     assert run("tenant", "list").returncode == 0
     with engine.begin() as conn:
         conn.execute(text("UPDATE alembic_version SET version_num = '0099'"))
     r = run("tenant", "list")
     assert r.returncode == 1 and "at revision 0099, newer than this SFAI release knows" in r.stderr, r.stderr
+    assert "newer than this release" in run("db", "status").stderr
     with pytest.raises(SchemaMismatch, match="a newer release migrated it"):
         Database(settings.resolved_database_url)
     with engine.begin() as conn:

@@ -40,11 +40,12 @@ STAMPED = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ (INFO|WARNING|ERROR|CRIT
 
 
 def _stamped(log: Path) -> list[str]:
-    """The server's log lines (those between ``sfai serve``'s own first and last line) without a UTC time, level,
-    process and logger: with one worker the server's lines had none (the CLI's format), with several uvicorn's."""
-    lines = log.read_text().splitlines()[1:]
-    assert len(lines) >= 3, lines
-    return [line for line in lines if not STAMPED.match(line) and not line.startswith("SFAI API stopped")]
+    """The server's log lines without a UTC time, level, process and logger: with one worker the server's lines had
+    none (the CLI's format), with several uvicorn's; ``sfai serve``'s own first and last lines had none either
+    (operator's audit)."""
+    lines = log.read_text().splitlines()
+    assert len(lines) >= 4 and "sfai.serve: SFAI API on http://" in lines[0], lines
+    return [line for line in lines if not STAMPED.match(line)]
 
 
 def _served(base: str) -> float:
