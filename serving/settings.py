@@ -376,6 +376,26 @@ def private_file(path: Path) -> None:
         pass
 
 
+# SFAI_ variables read elsewhere than Settings: the test suite's (SFAI_TEST_*, SFAI_SHARED, SFAI_FUZZ_*) and
+# docker-compose's own (SFAI_DATA_DIR)
+NOT_SETTINGS = ("SFAI_TEST_", "SFAI_FUZZ_", "SFAI_SHARED", "SFAI_DATA_DIR", "SFAI_DEBUG")
+
+
+def unknown_variables(environ: dict[str, str] | None = None) -> list[str]:
+    """A warning for each ``SFAI_`` variable that is no setting, with the setting it most likely meant: a
+    mistyped ``SFAI_SECRTE_KEY`` was ignored without a word (operator's audit)."""
+    import difflib
+
+    known = sorted(f"SFAI_{name.upper()}" for name in Settings.model_fields)
+    out = []
+    for name in sorted(os.environ if environ is None else environ):
+        if name.startswith("SFAI_") and name not in known and not name.startswith(NOT_SETTINGS):
+            close = difflib.get_close_matches(name, known, n=1, cutoff=0.8)
+            out.append(f"{name} is not an SFAI setting and is ignored"
+                       + (f" (did you mean {close[0]}?)" if close else " (docs/deploy.md lists them)"))
+    return out
+
+
 @lru_cache
 def get_settings() -> Settings:
     return Settings()

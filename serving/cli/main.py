@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import signal
 import sys
 from pathlib import Path
@@ -68,12 +69,28 @@ app.command("serve")(serve)
 app.command("demo")(demo)
 
 
+def _setting(loc: tuple) -> str:
+    """A settings error's place as the operator sets it: ``SFAI_MAX_BODY_BYTES``, not ``max_body_bytes``."""
+    from serving.settings import Settings
+
+    if loc and loc[0] in Settings.model_fields:
+        return ".".join([f"SFAI_{str(loc[0]).upper()}", *map(str, loc[1:])])
+    return ".".join(map(str, loc))
+
+
 def _one_line(e: BaseException) -> str:
     if isinstance(e, ValidationError):
-        errs = e.errors()
-        return "invalid settings: " + "; ".join(
-            f"{'.'.join(map(str, x.get('loc', ()))) or 'settings'}: {x.get('msg')}" for x in errs
-        )
+        parts = []
+        for x in e.errors():
+            loc, msg = tuple(x.get("loc", ())), str(x.get("msg")).removeprefix("Value error, ")
+            parts.append(f"{_setting(loc)}: {msg}" if loc else msg)  # a check of several settings names them itself
+        return "invalid settings: " + "; ".join(parts)
+    from pydantic_settings import SettingsError
+
+    found = re.match(r'error parsing value for field "(\w+)" from source "EnvSettingsSource"', str(e))
+    if isinstance(e, SettingsError) and found:  # a JSON setting that is not JSON: pydantic-settings' own words
+        return (f"invalid settings: SFAI_{found.group(1).upper()} is not valid JSON (it takes a JSON value, e.g. "
+                "SFAI_RATE_LIMITS='{\"trial\": 5}')")
     return " ".join(str(e).split()) or type(e).__name__
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import logging
 import os
 import re
 import shutil
@@ -23,7 +24,7 @@ from serving import __version__, tenancy
 from serving.cli.common import check_output, database, emit_json, info, settings
 from serving.errors import Conflict, InvalidInput, NotFound
 from serving.logs import stamped
-from serving.settings import check_forwarded_allow_ips, guessable_secret
+from serving.settings import check_forwarded_allow_ips, guessable_secret, unknown_variables
 from serving.usage import (
     ChainKey,
     ChainKeyMismatch,
@@ -456,6 +457,8 @@ def serve(
         for f in mp.glob("*.db"):  # this instance's last run
             f.unlink()
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(mp)
+    for line in unknown_variables():
+        info(stamped(line, logging.WARNING))
     db_url = database().engine.url.render_as_string(hide_password=True)
     info(stamped(f"SFAI API on http://{_host_port(host, port)} (docs: /docs), database {db_url}"))
     try:

@@ -246,3 +246,32 @@ def test_a_guessable_secret_is_refused_for_a_new_deployment_and_warned_of_for_a_
     monkeypatch.setattr(cli, "settings", lambda: prod.model_copy(update={"environment": "development"}))
     cli._guessable_secret(db)
     assert capsys.readouterr().err == ""
+
+
+def test_a_settings_error_names_the_variable_an_operator_sets(monkeypatch):
+    """``max_body_bytes: Input should be ...`` and pydantic-settings' ``error parsing value for field "rate_limits"
+    from source "EnvSettingsSource"`` named Python fields, not the variables the operator sets (operator's audit)."""
+    from pydantic_settings import SettingsError
+
+    from serving.cli.main import _one_line
+
+    with pytest.raises(ValidationError) as e:
+        Settings(max_body_bytes=5, _env_file=None)
+    assert _one_line(e.value) == "invalid settings: SFAI_MAX_BODY_BYTES: Input should be greater than or equal to 1024"
+    with pytest.raises(ValidationError) as e:
+        Settings(environment="production", _env_file=None)
+    assert _one_line(e.value).startswith("invalid settings: SFAI_SECRET_KEY must be set to a real secret")
+    monkeypatch.setenv("SFAI_RATE_LIMITS", "{bad")
+    with pytest.raises(SettingsError) as e:
+        Settings(_env_file=None)
+    assert _one_line(e.value).startswith("invalid settings: SFAI_RATE_LIMITS is not valid JSON")
+
+
+def test_a_mistyped_variable_is_named_with_the_setting_it_meant():
+    from serving.settings import unknown_variables
+
+    env = {"SFAI_SECRTE_KEY": "x", "SFAI_HOME": "/tmp", "SFAI_TEST_RAY": "1", "SFAI_SHARED": "/s", "SFAI_COLOUR": "1",
+           "PATH": "/bin"}
+    assert unknown_variables(env) == [
+        "SFAI_COLOUR is not an SFAI setting and is ignored (docs/deploy.md lists them)",
+        "SFAI_SECRTE_KEY is not an SFAI setting and is ignored (did you mean SFAI_SECRET_KEY?)"]
