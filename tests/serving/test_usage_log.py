@@ -85,11 +85,17 @@ def test_every_authenticated_call_is_recorded(client, db):
     assert "r-role" in {r["request_id"] for r in platform} and all(r["module"] is None for r in platform)
     assert [r["request_id"] for r in client.get("/v1/usage?module=quality", headers=bearer(acme.admin)).json()[
         "records"]] == ["r-ok"]
-    for query, words in (("module=qualiti", "unknown module 'qualiti'"), ("from=2026-12-31&to=2026-01-01", "after")):
+    # ?tenant=other answered the caller's own log without a word (integration audit): an unknown parameter is a 422
+    for query, words in (("module=qualiti", "unknown module 'qualiti'"), ("from=2026-12-31&to=2026-01-01", "after"),
+                         ("tenant=bravo", "unknown query parameter 'tenant': this endpoint takes "),
+                         ("modul=quality", "unknown query parameter 'modul'")):
         for path in ("/v1/usage", "/v1/usage/export"):
             r = client.get(f"{path}?{query}", headers=bearer(acme.admin))
             assert r.status_code == 422 and words in r.json()["error"]["message"], (path, r.text)
-    assert verify_chain(db, key=KEY).ok
+    takes = client.get("/v1/usage?tenant=x", headers=bearer(acme.admin)).json()["error"]["message"]
+    assert "before_seq, from, key_id, limit, module, to" in takes, takes
+    assert client.get("/v1/usage/export?format=json&module=quality&key_id=" + acme.mes.split("_")[1],
+                      headers=bearer(acme.admin)).status_code == 200
 
 
 def test_the_export_filters_by_module_as_the_list_does(client, db):
