@@ -28,6 +28,7 @@ from serving.tenancy import utcnow
 from serving.usage import NOT_COUNTED, UsageEntry
 
 log = logging.getLogger("sfai.api")
+access_log = logging.getLogger("sfai.access")  # SFAI_ACCESS_LOG: one line per request (off by default)
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 # A control character in the (decoded) path: no SFAI path holds one. Refused before routing, since it would reach
 # the usage log's endpoint (PostgreSQL refuses NUL in text, which failed the whole group commit, other tenants' calls
@@ -307,6 +308,11 @@ class PlatformMiddleware:
                 log.exception("usage log write failed (request %s)", request_id)
                 ok = False
                 status = 503
+        if platform.settings.access_log:
+            client = scope.get("client") or ("-", 0)
+            access_log.info("%s %s %d %.1f ms tenant=%s key=%s request=%s client=%s", scope["method"],
+                            redact_keys(scope["path"])[:300], status, (time.perf_counter() - t0) * 1e3,
+                            ctx.tenant if ctx else "-", (ctx.key_id if ctx else None) or "-", request_id, client[0])
         if platform.settings.metrics_enabled:
             route = scope.get("route")
             endpoint = getattr(route, "path", None) or "unmatched"

@@ -202,6 +202,9 @@ class Settings(BaseSettings):
     auth_enabled: bool = True
     usage_log_enabled: bool = True
     metrics_enabled: bool = True
+    # one log line per request (method, path, status, latency, tenant, key id, request id, client address), for
+    # 401s, 404s and scanners too; off by default: the usage log already holds every authenticated call
+    access_log: bool = False
     # /metrics labels series by tenant name: outside development and test it answers only to
     # "Authorization: Bearer <this token>" (the Prometheus scrape config's bearer token), and 403 while unset
     metrics_token: str | None = Field(default=None, repr=False)

@@ -648,3 +648,26 @@ def test_an_offsets_plus_sent_unencoded_is_read_as_the_offset(client, db):
 
     assert parse_when("2026-12-07T07:46:00 09:00", "from") == parse_when("2026-12-07T07:46:00+09:00", "from")
     assert parse_when("2026-12-07 07:46 09:00", "from").hour == 22  # 07:46 in Korea is 22:46 UTC the day before
+
+
+def test_the_access_log_has_a_line_per_request_when_asked(settings, db, caplog):
+    """No request was logged anywhere but the usage log, which holds authenticated calls only: 401s, 404s and
+    scanners left no trace (operator's audit). ``SFAI_ACCESS_LOG=true`` logs one line per request, with the key's
+    id, never the key."""
+    acme = make_tenant(db, PEPPER, "acme", modules=("quality",))
+    with TestClient(create_app(settings.model_copy(update={"access_log": True}), db=db)) as client, \
+            caplog.at_level("INFO", logger="sfai.access"):
+        client.get("/v1/quality/status", headers={**bearer(acme.mes), "X-Request-ID": "r-ok"})
+        client.get("/v1/quality/status", headers=bearer("sfai_kdeadbeef0000_nope"))
+        client.get("/wp-login.php")
+    lines = [r.getMessage() for r in caplog.records if r.name == "sfai.access"]
+    key_id = acme.mes.split("_")[1]
+    assert len(lines) == 3, lines
+    assert lines[0].startswith("GET /v1/quality/status 200 ") and f"tenant=acme key={key_id} request=r-ok" in lines[0]
+    assert lines[1].startswith("GET /v1/quality/status 401 ") and "tenant=- key=-" in lines[1]
+    assert lines[2].startswith("GET /wp-login.php 404 ")
+    assert not any(acme.mes in line for line in lines)
+    caplog.clear()
+    with TestClient(create_app(settings, db=db)) as client, caplog.at_level("INFO", logger="sfai.access"):
+        client.get("/v1/quality/status", headers=bearer(acme.mes))
+    assert not [r for r in caplog.records if r.name == "sfai.access"]  # off by default
