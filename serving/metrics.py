@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import CounterMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
@@ -26,11 +26,45 @@ class _WriterCollector:
             yield c
 
 
+class _JobsCollector:
+    """The scheduling module's background solves queued and running now, and those whose process stopped stamping
+    them (read from the database at each scrape: every process's jobs, so any worker's /metrics has them)."""
+
+    def __init__(self, db, stale_s: float) -> None:  # noqa: ANN001
+        self.db, self.stale_s = db, stale_s
+
+    def collect(self):  # noqa: ANN201
+        from datetime import timedelta
+
+        from sqlalchemy import func, select
+
+        from serving.db.tables import SchedulingJob
+        from serving.tenancy import utcnow
+
+        t = SchedulingJob.__table__
+        active = t.c.status.in_(("queued", "running"))
+        try:
+            with self.db.engine.connect() as conn:
+                counts = dict(conn.execute(select(t.c.status, func.count()).where(active).group_by(t.c.status)).all())
+                stale = conn.execute(select(func.count()).where(
+                    active, t.c.heartbeat_at < utcnow() - timedelta(seconds=self.stale_s))).scalar_one()
+        except Exception:  # noqa: BLE001 - the database away: no job series this scrape (readyz says why)
+            return
+        jobs = GaugeMetricFamily("sfai_scheduling_jobs", "background solves queued or running now", labels=["status"])
+        for status in ("queued", "running"):
+            jobs.add_metric([status], counts.get(status, 0))
+        yield jobs
+        g = GaugeMetricFamily("sfai_scheduling_jobs_stale", "queued or running jobs their process stopped stamping")
+        g.add_metric([], stale)
+        yield g
+
+
 class Metrics:
     """One registry per app, so that several apps (tests, benchmarks) live in one process."""
 
-    def __init__(self, writer=None) -> None:  # noqa: ANN001
+    def __init__(self, writer=None, db=None, stale_s: float | None = None) -> None:  # noqa: ANN001
         self.registry = CollectorRegistry()
+        self.jobs = _JobsCollector(db, stale_s) if db is not None and stale_s is not None else None
         self.multiprocess_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
         labels = ("module", "tenant", "method", "endpoint", "status")
         self.requests = Counter("sfai_requests", "HTTP requests answered", labels, registry=self.registry)
@@ -45,6 +79,8 @@ class Metrics:
             registry=self.registry,
         )
         self._children: dict[tuple, tuple] = {}
+        if self.jobs is not None and not self.multiprocess_dir:
+            self.registry.register(self.jobs)
         if writer is not None and not self.multiprocess_dir:
             self.registry.register(_WriterCollector(writer))
         elif writer is not None:
@@ -78,5 +114,7 @@ class Metrics:
 
             registry = CollectorRegistry()
             multiprocess.MultiProcessCollector(registry)
+            if self.jobs is not None:
+                registry.register(self.jobs)
             return generate_latest(registry)
         return generate_latest(self.registry)

@@ -29,6 +29,8 @@ class Platform:
 
     @classmethod
     def build(cls, settings: Settings, db: Database | None = None) -> Platform:
+        from serving.scheduling import STALE_S  # a job this long unstamped is stale (the metrics count them)
+
         settings.ensure_home()
         db = db or Database(settings.resolved_database_url)
         writer = UsageWriter(
@@ -52,7 +54,7 @@ class Platform:
                 self_service_plans=tuple(settings.self_service_plans),
             ),
             writer=writer,
-            metrics=Metrics(writer),
+            metrics=Metrics(writer, db, STALE_S),
         )
 
     def feature_store(self, tenant: str):  # noqa: ANN201

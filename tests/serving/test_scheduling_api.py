@@ -123,6 +123,10 @@ def test_background_jobs_are_fair_between_tenants(client, db, monkeypatch):
         status = {n: client.get(f"/v1/scheduling/jobs/{i}", headers=bearer(k)).json()["status"]
                   for n, (i, k) in ids.items()}
         assert status == {"A1": "running", "A2": "queued", "A3": "queued", "B1": "queued"}
+        # the queue as /metrics shows it, read from the database (operator's audit: nothing showed it)
+        text = client.get("/metrics").text
+        assert 'sfai_scheduling_jobs{status="queued"} 3.0' in text and 'sfai_scheduling_jobs{status="running"} 1.0' \
+            in text and "sfai_scheduling_jobs_stale 0.0" in text, text[-600:]
         for n in range(2, 5):
             finish.release()
             wait_for(n)
