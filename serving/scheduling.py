@@ -89,7 +89,8 @@ def _reading_time(row: dict) -> datetime:
     return as_utc(datetime.fromisoformat(at) if isinstance(at, str) else at)
 
 
-def stale_readings(by_id: dict, rows: list[dict], risks: dict, view: str, max_age_h: float) -> list[str]:
+def stale_readings(by_id: dict, rows: list[dict], risks: dict, view: str, max_age_h: float, *,
+                   what: str = "risk", unit: str = "") -> list[str]:
     """A warning per plan machine whose readings in the online store are older than ``max_age_h`` hours: its risk
     is the machine's then, not now (a machine mapped to an entity the MES stopped sending, or to the wrong one, had
     planned on a reading of years before without a word)."""
@@ -99,9 +100,10 @@ def stale_readings(by_id: dict, rows: list[dict], risks: dict, view: str, max_ag
         hours = (now - at).total_seconds() / 3600
         if hours > max_age_h:
             age = f"{hours / 24:,.0f} days" if hours >= 48 else f"{hours:,.0f} hours"
+            value = f"{risks[machine]:.3f}" if not unit else f"{risks[machine]:,.0f}{unit}"
             out.append(f"machine {machine}: its readings ({entity!r} in {view}) are from {utc_text(at)}, {age} before "
-                       f"this plan, so its risk ({risks[machine]:.3f}) is the machine's then: send fresh readings "
-                       f"(POST /v1/ingest/{view}) or give its record inline")
+                       f"this plan, so its {what} ({value}) is the machine's then: send fresh readings "
+                       f"(POST /v1/ingest/{view})" + (" or give its record inline" if not unit else ""))
     return out
 
 
@@ -153,6 +155,67 @@ def with_machine_risk(request: dict, risk: dict) -> dict:
                                                            "threshold_used": used}}
 
 
+def machine_life(platform, tenant: str, spec: dict) -> dict:  # noqa: ANN001
+    """The remaining useful life of each plan machine from the tenant's rul model (the maintenance module's):
+    ``spec["machines"]`` maps a machine to its entity id in ``spec["view"]``, whose cycles are read from the offline
+    store as a remaining-life prediction by entity id reads them. Returns what the plan used: the model, the view,
+    each machine's life in cycles and in plan units, and when its latest cycle was recorded."""
+    from serving.predictions import ENTITY_ID, entity_rows, records_frame, scorer
+
+    machines = spec["machines"]
+    with _field("remaining_life"):
+        model = platform.models.champion(tenant, "rul", spec.get("model"), refresh=True)
+        rows = entity_rows(platform.feature_store(tenant), spec["view"], list(machines.values()))
+        out = scorer("rul")(model, records_frame("rul", rows))
+    by_entity = {str(e): float(r) for e, r in zip(out[ENTITY_ID], out["rul"], strict=True)}
+    cycles = {m: by_entity[str(e)] for m, e in machines.items()}
+    per = float(spec["units_per_cycle"])
+    used = {"model": f"{model.name}@{model.version}", "view": spec["view"], "units_per_cycle": per,
+            "rul_cycles": cycles, "life_units": {m: round(c * per, 3) for m, c in cycles.items()},
+            "readings_at": {m: utc_text(_reading_time(row)) for m, row in zip(machines, rows, strict=True)}}
+    warnings = stale_readings(machines, rows, {m: c for m, c in cycles.items()}, spec["view"],
+                              platform.settings.scheduling_risk_max_age_h, what="remaining life", unit=" cycles")
+    warnings += list(out.attrs.get("warnings", []))
+    if warnings:
+        used["warnings"] = warnings
+    return used
+
+
+def with_machine_life(request: dict, life: dict) -> dict:
+    """``request`` whose problem's ``failure_risk`` flags each machine whose remaining life (``machine_life``) ends
+    within the plan: its risk is the threshold where the life ends at the plan's end, rising to 1.0 where it ends at
+    time 0, so the machine gets its window (policy ``window``, serviced first) and, with fewer crews than machines,
+    the shortest life is serviced first. A risk the problem or the failure model gives the machine that is higher
+    is kept. The answer's ``linked.remaining_life_model`` says what was used."""
+    from optimization.problem import FailureRisk
+
+    problem = dict(request["problem"])
+    given = problem.get("failure_risk")
+    if given is not None and not isinstance(given, dict):
+        raise InvalidInput(f"failure_risk must be an object (risks, threshold, policy, ...), got {given!r:.40}")
+    given = dict(given or {})
+    risks = given.get("risks")
+    if risks is not None and not isinstance(risks, dict):
+        raise InvalidInput(f"failure_risk.risks must be an object machine -> probability, got {risks!r:.40}")
+    risks = dict(risks or {})
+    threshold = given.get("threshold", FailureRisk.threshold)
+    if isinstance(threshold, bool) or not isinstance(threshold, int | float) or not 0 <= threshold <= 1:
+        raise InvalidInput(f"failure_risk.threshold must be a number from 0 to 1, got {threshold!r:.40}")
+    span = max(plan_span(problem), 1.0)
+    flagged = {}
+    for m, units in life["life_units"].items():
+        if units <= span:
+            risk = round(threshold + (1 - threshold) * (1 - units / span), 6)
+            flagged[m] = risk
+            current = risks.get(m)
+            if not isinstance(current, int | float) or isinstance(current, bool) or current < risk:
+                risks[m] = risk
+    given["risks"] = risks
+    problem["failure_risk"] = given
+    return {**request, "problem": problem,
+            "remaining_life": {**life, "plan_span": span, "flagged": flagged, "threshold_used": threshold}}
+
+
 def load_period_minutes(energy: object) -> float:
     """The minutes of one energy period of the plan (``energy``: the problem's settings, in plan units), checked
     before the energy model runs. The forecast's day is cut into such periods, one load value each: a day of more
@@ -185,28 +248,36 @@ def shown_minutes(minutes: float) -> float:
 MAX_FORECAST_DAYS = 7  # days of the plan the energy model forecasts, one after another
 
 
+def plan_span(problem: dict) -> float:
+    """The plan's length in its time units, before it is solved: its ``horizon`` where it gives one, else the end of
+    its work done one operation after another (each on its fastest machine, after the latest release or pin): no
+    plan ends later, and most end sooner."""
+    bound = problem.get("horizon")
+    if isinstance(bound, int | float) and not isinstance(bound, bool) and bound > 0:
+        return float(bound)
+    bound = work = 0.0
+    for job in problem.get("jobs") or ():
+        if not isinstance(job, dict):
+            continue
+        release = job.get("release", 0)
+        bound = max(bound, release if isinstance(release, int | float) else 0)
+        for op in job.get("operations") or ():
+            durations = op.get("machines") if isinstance(op, dict) else None
+            if isinstance(durations, dict):
+                work += min((d for d in durations.values() if isinstance(d, int | float)), default=0)
+                pin = op.get("pinned") or op.get("started")
+                if isinstance(pin, dict) and isinstance(pin.get("start"), int | float):
+                    bound = max(bound, pin["start"])
+    return float(bound + work)
+
+
 def plan_days(problem: dict, energy: dict | None) -> int:
     """The days from the plan's time 0 that its load forecast must cover (1 to ``MAX_FORECAST_DAYS``): the plan's
     ``horizon`` where it gives one, else the end of its work done one operation after another (each on its fastest
     machine, after the latest release or pin): no plan ends later, and most end sooner. A plan that runs past the
     days forecast gets the last forecast value (``EnergyModel.base_at``), and its answer says so."""
     minutes_per_unit = load_period_minutes(energy) / float(energy.get("period", 60))
-    bound = problem.get("horizon")
-    if not isinstance(bound, int | float) or isinstance(bound, bool) or bound <= 0:
-        bound = work = 0.0
-        for job in problem.get("jobs") or ():
-            if not isinstance(job, dict):
-                continue
-            release = job.get("release", 0)
-            bound = max(bound, release if isinstance(release, int | float) else 0)
-            for op in job.get("operations") or ():
-                durations = op.get("machines") if isinstance(op, dict) else None
-                if isinstance(durations, dict):
-                    work += min((d for d in durations.values() if isinstance(d, int | float)), default=0)
-                    pin = op.get("pinned") or op.get("started")
-                    if isinstance(pin, dict) and isinstance(pin.get("start"), int | float):
-                        bound = max(bound, pin["start"])
-        bound += work
+    bound = plan_span(problem)
     if bound >= 1e15:
         return MAX_FORECAST_DAYS
     # the days, forgiving the rounding of hours_per_unit: 0.016667 h (a minute as the docs write it) made a horizon
@@ -385,13 +456,18 @@ def prepare(request: dict, modules: set[str]) -> tuple[object, object, dict]:
             linked["maintenance_model"] = request["maintenance"]
         elif "maintenance" not in modules:
             ignored.append(("maintenance", "maintenance"))
+    if request.get("remaining_life") is not None:
+        if "maintenance" in modules and "rul_cycles" in request["remaining_life"]:
+            linked["remaining_life_model"] = request["remaining_life"]
+        elif "maintenance" not in modules:
+            ignored.append(("remaining_life", "maintenance"))
     if request.get("energy_forecast") is not None:
         if "energy" in modules and "base_load_kw" in request["energy_forecast"]:
             linked["energy_model"] = request["energy_forecast"]
         elif "energy" not in modules:
             ignored.append(("energy_forecast", "energy"))
     for key, _ in ignored:
-        doc.pop(key, None)  # ("maintenance" is the request's, not the problem's)
+        doc.pop(key, None)  # ("maintenance" and "remaining_life" are the request's, not the problem's)
     objective, weights, order = request.get("objective"), request.get("weights"), request.get("order")
     fallback = None
     try:

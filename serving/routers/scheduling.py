@@ -20,11 +20,13 @@ from serving.scheduling import (
     check_plan_size,
     check_plant_load,
     load_period_minutes,
+    machine_life,
     machine_risk,
     plan_days,
     plant_load,
     prepare,
     solve_now,
+    with_machine_life,
     with_machine_risk,
     with_plant_load,
 )
@@ -86,22 +88,30 @@ async def _request(http: Request, body: SolveRequest, ctx, platform, modules: se
     no model work, and no partner's quota."""
     request = body.model_dump()
     risk = body.maintenance is not None and "maintenance" in modules
+    life = body.remaining_life is not None and "maintenance" in modules
     load = body.energy_forecast is not None and "energy" in modules
-    if not (risk or load):
+    if not (risk or life or load):
         return request
     limit = platform.settings.max_batch_records  # as the partner module's own endpoint takes them
     if risk:
         check_batch(len(body.maintenance.machines), limit, "maintenance machines")
+    if life:
+        check_batch(len(body.remaining_life.machines), limit, "remaining_life machines")
     if load:
         check_plant_load(body.energy_forecast.model_dump(), limit)
         load_period_minutes(request["problem"].get("energy"))
     await run_in_threadpool(prepare, request, modules)
     risk_use = await _use_partner(http, ctx, platform, "maintenance", "maintenance") if risk else None
+    life_use = await _use_partner(http, ctx, platform, "maintenance", "remaining_life") if life else None
     load_use = await _use_partner(http, ctx, platform, "energy", "energy_forecast") if load else None
     if risk_use is not None:
         risks = await run_in_threadpool(machine_risk, platform, ctx.tenant, request["maintenance"])
         risk_use.model_version = risks["model"]
         request = with_machine_risk(request, risks)
+    if life_use is not None:
+        lives = await run_in_threadpool(machine_life, platform, ctx.tenant, request["remaining_life"])
+        life_use.model_version = lives["model"]
+        request = with_machine_life(request, lives)
     if load_use is not None:
         energy = request["problem"].get("energy")
         forecast = await run_in_threadpool(plant_load, platform, ctx.tenant, request["energy_forecast"], energy,

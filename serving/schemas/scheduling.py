@@ -27,6 +27,22 @@ class MachineRisk(BaseModel):
     model: str | None = Field(None, max_length=100, description="a registered failure model (default: the champion)")
 
 
+class MachineLife(BaseModel):
+    """The maintenance module's remaining-useful-life model, asked for each plan machine's life left (a tenant with
+    the module): a machine whose life ends within the plan is serviced first."""
+
+    model_config = ConfigDict(extra="forbid")
+    machines: dict[StrictStr, StrictStr | StrictInt] = Field(
+        min_length=1, max_length=MAX_RISK_MACHINES,
+        description="plan machine id -> its entity id in `view` (its cycles in the offline store, as POST "
+        "/v1/maintenance/rul/predict reads entity ids)",
+    )
+    view: str = Field(max_length=200, description="the feature view that holds the machines' cycles")
+    units_per_cycle: float = Field(gt=0, le=1e9, allow_inf_nan=False, description="plan time units one of the "
+                                   "machine's cycles takes (60 for an hourly cycle in a plan of minutes)")
+    model: str | None = Field(None, max_length=100, description="a registered rul model (default: the champion)")
+
+
 class PlantLoad(BaseModel):
     """The energy module's forecast of the plant's load, asked for the plan's day (a tenant with the module)."""
 
@@ -53,6 +69,12 @@ class SolveRequest(BaseModel):
     maintenance: MachineRisk | None = Field(
         None, description="the failure risk of the plan's machines from the tenant's failure model, used as "
         "`problem.failure_risk.risks` (a machine the problem gives a risk itself keeps that one)",
+    )
+    remaining_life: MachineLife | None = Field(
+        None, description="the remaining useful life of the plan's machines from the tenant's rul model: a machine "
+        "whose life ends within the plan gets a risk at or above the threshold (1.0 for a life ending at time 0, "
+        "the threshold for one ending at the plan's end), so it is serviced first, the shortest life first; the "
+        "answer's `linked.remaining_life_model` reports it",
     )
     energy_forecast: PlantLoad | None = Field(
         None, description="the plant's load from the tenant's energy model (p50, kW per energy period from the "
@@ -135,6 +157,8 @@ class SolveAnswer(BaseModel):
         "names: their changeovers take no time)")
     linked: dict[str, Any] = Field(
         description="which subscribed modules' data the plan used (failure_risk, energy), and what was ignored. "
+        "`maintenance_model` (with `maintenance`): the failure model, the risks, readings_at, warnings; "
+        "`remaining_life_model` (with `remaining_life`): the rul model, rul_cycles, life_units, plan_span, flagged; "
         "`energy_model` (with `energy_forecast`): the model, origin, period_minutes, days, base_load_kw (mean kW per "
         "energy period), kwh_p50 and co2_t_p50 (the forecast days'); over the plan, 0 to its makespan: "
         "plan_kwh_p50 and plan_co2_t_p50 (the plant's forecast base load only), plan_operations_kwh (the planned "

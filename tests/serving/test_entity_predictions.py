@@ -237,6 +237,60 @@ def test_a_plan_reads_the_plants_load_by_meter_id_as_the_forecast_endpoint_does(
     assert r.status_code == 404 and r.json()["error"]["message"].startswith("energy_forecast: no online features")
 
 
+def test_a_machine_whose_remaining_life_ends_within_the_plan_is_serviced_first(client, db, settings, demo_models,
+                                                                                tmp_path):
+    """The maintenance module's remaining useful life fed no plan: only the failure probability did (integration
+    audit). With ``remaining_life``, each machine's life from the tenant's rul model (its cycles read by entity id, as
+    POST /v1/maintenance/rul/predict reads them) becomes plan time; a machine whose life ends within the plan gets a
+    risk from the threshold (life ending at the plan's end) to 1.0 (at time 0), so it is serviced first, the shortest
+    life first with one crew; the answer says what was used. Without the maintenance module the field is ignored."""
+    from models.rul.data import read_cmapss
+    from pipelines.runner import run_pipeline
+
+    h, fs = tenant_with(db, settings, demo_models, "rul", modules=("maintenance", "scheduling"))
+    cycles = read_cmapss(demo_models[1] / "cmapss_demo.txt")
+    cycles = cycles[cycles["unit"].isin([1, 2, 3])]
+    cut = cycles[cycles["cycle"] <= cycles["unit"] * 25 + 20]
+    cut.to_csv(tmp_path / "train_FD001.txt", sep=" ", header=False, index=False)
+    run_pipeline("cmapss", tmp_path / "train_FD001.txt", store=fs)
+    fs.close()
+    keys = {"M1": "FD001-u001", "M2": "FD001-u002", "M3": "FD001-u003"}
+    ruls = {p["entity_id"]: p["rul"] for p in ok(client.post(
+        "/v1/maintenance/rul/predict", json={"entity_ids": list(keys.values()), "view": "cmapss_features"},
+        headers=h))}
+    life = {m: ruls[e] for m, e in keys.items()}
+    order = sorted(life, key=life.get)
+    per = 10.0  # plan units per cycle
+    span = int((sorted(life.values())[1] + 1) * per)  # the two shortest lives end within the plan, the longest after it
+    jobs = [{"id": f"J{i}", "operations": [{"machines": {"M1": 10, "M2": 10, "M3": 10}}]} for i in range(3)]
+    problem = {"machines": ["M1", "M2", "M3"], "jobs": jobs, "horizon": span,
+               "failure_risk": {"policy": "window", "window_duration": 30, "crews": 1, "threshold": 0.6}}
+    body = {"problem": problem, "time_limit_s": 2,
+            "remaining_life": {"machines": keys, "view": "cmapss_features", "units_per_cycle": per}}
+    r = client.post("/v1/scheduling/solve", json=body, headers=h)
+    assert r.status_code == 200, r.text
+    doc = r.json()
+    used = doc["linked"]["remaining_life_model"]
+    assert used["model"].startswith("rul") and used["rul_cycles"] == life and used["units_per_cycle"] == per
+    assert used["life_units"] == {m: round(v * per, 3) for m, v in life.items()} and used["plan_span"] == span
+    assert set(used["flagged"]) == set(order[:2]) and used["threshold_used"] == 0.6
+    assert 1.0 >= used["flagged"][order[0]] > used["flagged"][order[1]] >= 0.6
+    windows = sorted(doc["maintenance"], key=lambda w: w["start"])
+    assert [w["machine"] for w in windows] == order[:2], windows  # one crew: the shortest life first
+    assert windows[0]["start"] == 0 and windows[1]["start"] >= windows[0]["end"]
+    # a tenant without the maintenance module: planned without it, and said
+    bravo = make_tenant(db, PEPPER, "bravo", modules=("scheduling",))
+    plain = client.post("/v1/scheduling/solve", json=body, headers=bearer(bravo.mes)).json()
+    assert "remaining_life_model" not in plain["linked"] and plain["maintenance"] == []
+    assert any(n.startswith("remaining_life") for n in plain["linked"]["ignored"]), plain["linked"]
+    bad = client.post("/v1/scheduling/solve", json={**body, "remaining_life": {**body["remaining_life"],
+                                                                               "units_per_cycle": 0}}, headers=h)
+    assert bad.status_code == 422, bad.text
+    none = client.post("/v1/scheduling/solve", json={**body, "remaining_life": {
+        **body["remaining_life"], "machines": {"M1": "FD001-u099"}}}, headers=h)
+    assert none.status_code == 404 and none.json()["error"]["message"].startswith("remaining_life: "), none.text
+
+
 def test_energy_forecast_by_meter_id_needs_a_week_of_history(client, db, settings, demo_models, tmp_path):
     from pipelines.runner import run_pipeline
 
