@@ -33,8 +33,11 @@ app = typer.Typer(
     help="SFAI: quality, maintenance, energy and scheduling AI for manufacturers.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # click's plain help: rich's marked every flag "<bool>", as if it took a value
     add_completion=False,
 )
+
+
 def _version(value: bool) -> None:
     if value:
         from serving import __version__
