@@ -124,12 +124,18 @@ def test_a_cmapss_frame_trains_and_predict_answers_each_engine_under_its_number(
 ])
 def test_a_bad_cmapss_frame_is_one_line_naming_the_column(cmapss_frame, tmp_path, change, message):
     from models.rul import data as D
+
+    refused_in_one_line(D.read_cmapss, change(cmapss_frame[2]), tmp_path, message)
+
+
+def refused_in_one_line(read, frame: pd.DataFrame, tmp_path, message: str) -> None:  # noqa: ANN001
+    """``read`` of ``frame`` written as a CSV is refused with one line matching ``message``."""
     from serving.errors import InvalidInput
 
     bad = tmp_path / "bad.csv"
-    change(cmapss_frame[2]).to_csv(bad, index=False)
+    frame.to_csv(bad, index=False)
     with pytest.raises(InvalidInput, match=message) as e:
-        D.read_cmapss(bad)
+        read(bad)
     assert "\n" not in str(e.value)
 
 
@@ -219,13 +225,9 @@ def test_a_secom_frame_trains_and_predict_answers_each_wafer_under_its_id(secom_
 ])
 def test_a_bad_secom_frame_is_one_line_naming_the_column(secom_frame, tmp_path, change, message):
     from models.defect.train import train
-    from serving.errors import InvalidInput
 
-    bad = tmp_path / "bad.csv"
-    change(secom_frame[2]).to_csv(bad, index=False)
-    with pytest.raises(InvalidInput, match=message) as e:
-        train(bad, "secom", tmp_path / "model", config={"n_splits": 2, "epochs": 1}, tracker=None)
-    assert "\n" not in str(e.value)
+    refused_in_one_line(lambda bad: train(bad, "secom", tmp_path / "model", config={"n_splits": 2, "epochs": 1},
+                                          tracker=None), change(secom_frame[2]), tmp_path, message)
 
 
 # Steel energy ----------------------------------------------------------------------------------------------------
@@ -288,10 +290,5 @@ def test_a_meters_rows_from_the_store_train_and_forecast_as_the_file(steel_frame
 ])
 def test_a_bad_meter_frame_is_one_line_naming_the_column(steel_frame, tmp_path, change, message):
     from models.energy import features as F
-    from serving.errors import InvalidInput
 
-    bad = tmp_path / "bad.csv"
-    change(steel_frame[2]).to_csv(bad, index=False)
-    with pytest.raises(InvalidInput, match=message) as e:
-        F.read_series(bad)
-    assert "\n" not in str(e.value)
+    refused_in_one_line(F.read_series, change(steel_frame[2]), tmp_path, message)
