@@ -11,6 +11,7 @@ Everything a store touches is scoped to its tenant: registry rows, Parquet paths
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import numbers
 import time
@@ -36,6 +37,10 @@ from serving.db import Database
 from serving.errors import InvalidInput
 from serving.settings import Settings, get_settings
 from serving.tenancy import get_tenant, utc_text
+
+# the owner of the views the pipelines build (pipelines/views.py): a push of raw readings into one of them has its
+# derived columns computed (pipelines/raw_ingest.py)
+PIPELINES = "pipelines"
 
 # How long a process trusts its copy of a view's declaration (another process may evolve it meanwhile).
 VIEW_CACHE_S = 5.0
@@ -185,6 +190,16 @@ class FeatureStore:
         MQTT subscriber, an ingest call retried with its Idempotency-Key: :meth:`online_from_offline`) must not write
         those rows again."""
         view = self.get_view(view_name)
+        if view.owner == PIPELINES and not isinstance(data, Conformed):
+            # a view the pipelines build: the raw readings are sent, its derived columns computed as the pipeline
+            # does (pipelines.raw_ingest); one push at a time per history view, which reads the rows stored before
+            from pipelines import raw_ingest
+
+            with raw_ingest.lock_for(self.tenant, view) or contextlib.nullcontext():
+                return self._ingest(view, raw_ingest.derive(self, view, data, fmt=fmt), fmt, write_online)
+        return self._ingest(view, data, fmt, write_online)
+
+    def _ingest(self, view: FeatureView, data, fmt: str | None, write_online: bool) -> IngestReport:  # noqa: ANN001
         skew = self.max_clock_skew_s
         if isinstance(data, Conformed):
             same = data.view.fingerprint() == view.fingerprint()
@@ -279,6 +294,10 @@ class FeatureStore:
         of the same instant wins (writing the batch's own rows again had put the corrected value back). Returns the
         entities written."""
         view = self.get_view(view_name)
+        if view.owner == PIPELINES:  # the raw readings of a pipeline view: its times are all that is needed
+            from pipelines import raw_ingest
+
+            data = raw_ingest.derive(self, view, data, fmt=fmt, history=False)
         table = conform(view, read_table(data, fmt=fmt), max_skew_s=float("inf"))
         if table.num_rows == 0:
             return 0

@@ -29,6 +29,7 @@ import pyarrow as pa
 from pipelines.canonical import SOURCE_ROW, TIMESTAMP
 from pipelines.defaults import DEFAULT_MAX_BAD_SHARE, MAX_WORKERS
 from pipelines.jobs import Job, Output, get_job
+from pipelines.raw_ingest import save_fit
 from pipelines.transforms.missing import handle_missing
 from pipelines.validate import Validation, validate, write_quarantine
 from serving.errors import InvalidInput
@@ -168,9 +169,11 @@ def transform(
     engine: str = "local",
     partitions: int | None = None,
     progress: bool = False,
+    fitted: object = None,
 ) -> tuple[dict[str, pd.DataFrame], object, int]:
-    """The feature frames of every output of ``job`` from validated tables (no store involved)."""
-    params = job.prepare(tables) if job.prepare else None
+    """The feature frames of every output of ``job`` from validated tables (no store involved). ``fitted``: the
+    parameters to use instead of fitting them on ``tables`` (e.g. a tenant's C-MAPSS regimes)."""
+    params = fitted if fitted is not None else job.prepare(tables) if job.prepare else None
     frames, n_parts = {}, 0
     for out in job.outputs:
         if out.table not in tables:  # a file without labels (rows to score): its features only
@@ -239,8 +242,12 @@ def run_pipeline(
     progress: bool = False,
     read_kwargs: dict | None = None,
     on_stage: Callable[[str], None] | None = None,
+    fitted: object = None,
 ) -> RunReport:
-    """Run ``dataset``'s pipeline on ``path`` into ``store``; raise InvalidInput when too many rows are bad."""
+    """Run ``dataset``'s pipeline on ``path`` into ``store``; raise InvalidInput when too many rows are bad.
+
+    ``fitted``: parameters to use instead of fitting them on this input (C-MAPSS regimes, as ``prepare`` gives them);
+    a run into a store keeps its fit for the push ingest of its views (``raw_ingest.save_fit``)."""
     if engine not in ENGINES:
         raise InvalidInput(f"unknown engine {engine!r}; expected one of {', '.join(ENGINES)}")
     if not 0 <= max_bad_share <= 1:
@@ -283,7 +290,8 @@ def run_pipeline(
     stage("transform")
     if engine == "ray":
         ray_init(workers, ray_address)
-    frames, params, n_parts = transform(job, checked.tables, engine=engine, partitions=partitions, progress=progress)
+    frames, params, n_parts = transform(job, checked.tables, engine=engine, partitions=partitions, progress=progress,
+                                        fitted=fitted)
     secs["transform"] = time.perf_counter() - t
 
     written: dict[str, int] = {}
@@ -299,6 +307,8 @@ def run_pipeline(
             written[name] = store.ingest(name, batches[name], write_online=False).rows if name in batches else 0
             if write_online and name in batches:
                 _write_online(store, batches[name], frame)
+        if params is not None:  # the push ingest of these views (pipelines.raw_ingest) normalises with this fit
+            save_fit(store.settings.home, store.tenant, dataset, params)
         secs["write"] = time.perf_counter() - t
     else:
         written = {name: len(f) for name, f in frames.items()}

@@ -1,0 +1,373 @@
+"""Push ingest (REST ``POST /v1/ingest/{view}``, MQTT) into the feature views the pipelines build: an MES sends
+the raw readings and the derived columns are computed here by the pipeline's own transforms, so the stored rows
+are what ``sfai ingest <dataset>`` stores for the same readings.
+
+- Row-local views (``ai4i_features``, ``secom_features``): derived columns left out are computed; derived columns
+  sent are checked against the raw ones (float32 tolerance) and a contradiction is refused, naming the row and
+  column. The stored values are always the computed ones.
+- History views (``steel_energy_features``, ``cmapss_features``, ``c22_cycle_features``): lags and rolling
+  statistics need each entity's preceding rows. They are read from the tenant's offline store, only as far back as
+  the transform looks (its largest lag, or its largest window less one, in grid steps or rows), and the transform
+  runs over those rows and the new ones. Rows must come in time order per entity: a row at or before the entity's
+  latest stored row is refused, naming it (its lags were computed from the rows before it; storing it would leave
+  the later rows' lags wrong). C-MAPSS regime normalisation uses the regimes fitted by the tenant's last
+  ``sfai ingest cmapss`` (kept per FD subset, :func:`save_fit`).
+
+Stored history holds float32 readings; the file pipeline computes windows from the file's float64 readings. A
+float32 is read back as its shortest decimal (``3.17``), which is the file's float64 for any reading written with
+at most 7 significant digits (meters and the C-MAPSS files are): then the features are bit-identical.
+
+Views not built by the pipelines (a tenant's own ``sfai features apply``) never come here: ``FeatureStore.ingest``
+asks only for views whose owner is ``pipelines`` and this module knows.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from feature_store.validate import conform, read_table
+from feature_store.view import CREATED, TIMESTAMP, FeatureView, Field
+from pipelines.adapters.cmapss import SENSORS as CMAPSS_SENSORS
+from pipelines.adapters.cmapss import SETTINGS as CMAPSS_SETTINGS
+from pipelines.transforms import injection, machining, semiconductor, steel, turbofan
+from pipelines.transforms.regimes import RegimeModel, RegimeStats
+from serving.errors import InvalidInput
+
+OWNER = "pipelines"
+# a derived column sent must match the computed one within this (float32 arithmetic on float32 readings passes; a
+# value from other readings does not)
+RTOL = ATOL = 1e-5
+
+
+@dataclass(frozen=True)
+class Derivation:
+    """How a pipeline view's rows are made from raw readings."""
+
+    view: str
+    dataset: str
+    raw: tuple[str, ...]  # the view's columns the sender gives (besides key and time)
+    transform: Callable[..., pd.DataFrame]
+    grid: str | None = None  # history views: "interval" (15-minute steps of the time), "cycle", "rows"
+    lookback: int = 0  # history views: steps (or rows) before a new row that its features read
+    history: tuple[str, ...] = ()  # stored columns read back as history (readings of the rows before)
+    prepare: Callable[[pd.DataFrame], pd.DataFrame] | None = None  # view-shaped rows -> the transform's input
+    fit: bool = False  # the transform takes the tenant's fitted parameters
+
+    @property
+    def uses_history(self) -> bool:
+        return self.grid is not None
+
+
+def _reach(lags: tuple[int, ...], windows: tuple[int, ...]) -> int:
+    """How many steps before a row its lags and windows read: the largest lag, the largest window less one."""
+    return max(max(lags, default=0), max(windows, default=1) - 1)
+
+
+def _steel_prepare(df: pd.DataFrame) -> pd.DataFrame:
+    df = df.copy()
+    df["interval_start"] = df[TIMESTAMP] - steel.INTERVAL  # as the adapter keeps it: calendar of the start
+    return df
+
+
+def _cmapss_prepare(df: pd.DataFrame) -> pd.DataFrame:
+    df = df.copy()
+    df["subset"] = df[turbofan.KEY].astype(str).str.split("-", n=1).str[0]
+    return df
+
+
+_STEEL_RAW = (*steel.READINGS, "load_type")
+_CMAPSS_RAW = ("cycle", *CMAPSS_SETTINGS, *CMAPSS_SENSORS)
+_C22_RAW = ("cycle_no", *injection.SIGNALS)
+
+DERIVATIONS: dict[str, Derivation] = {
+    d.view: d
+    for d in (
+        Derivation("ai4i_features", "ai4i", ("udi", "type", "air_temp_k", "process_temp_k", "rotational_speed_rpm",
+                                              "torque_nm", "tool_wear_min"), machining.features),
+        Derivation("secom_features", "secom", tuple(c for c in semiconductor.FEATURES if c != "n_missing"),
+                   semiconductor.features),
+        Derivation("steel_energy_features", "steel-energy", _STEEL_RAW, steel.features, grid="interval",
+                   lookback=_reach(steel.LAGS, steel.WINDOWS), history=_STEEL_RAW, prepare=_steel_prepare),
+        Derivation("cmapss_features", "cmapss", _CMAPSS_RAW, turbofan.features, grid="cycle",
+                   lookback=_reach(turbofan.LAGS, turbofan.WINDOWS), history=_CMAPSS_RAW, prepare=_cmapss_prepare,
+                   fit=True),
+        Derivation("c22_cycle_features", "c22-demo", _C22_RAW, injection.features, grid="rows",
+                   lookback=_reach((1,), injection.WINDOWS), history=_C22_RAW),
+    )
+}
+
+
+def derivation_for(view: FeatureView) -> Derivation | None:
+    """The derivation of a registered pipeline view; None for any other view (nothing changes for it)."""
+    if view.owner != OWNER:
+        return None
+    d = DERIVATIONS.get(view.name)
+    if d is None:
+        return None
+    if not set(d.raw) <= set(view.feature_names):  # a declaration this code does not know: ingest it as it is
+        return None
+    return d
+
+
+def derived_columns(view: FeatureView, d: Derivation) -> tuple[str, ...]:
+    return tuple(n for n in view.feature_names if n not in d.raw)
+
+
+# -- fitted parameters (C-MAPSS regimes), per tenant --------------------------------------------------------------
+
+def fit_path(home: Path, tenant: str, dataset: str) -> Path:
+    return Path(home) / "pipelines" / tenant / f"{dataset}.fit.json"
+
+
+def save_fit(home: Path, tenant: str, dataset: str, params: object) -> None:
+    """Keep a run's fitted parameters (C-MAPSS regimes per FD subset) for the push ingest of its views; a subset
+    the run did not see keeps its earlier fit."""
+    if not isinstance(params, turbofan.TurbofanParams):
+        return
+    path = fit_path(home, tenant, dataset)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    old = json.loads(path.read_text()) if path.exists() else {}
+    for subset, model in params.regimes.items():
+        st = params.stats[subset]
+        old[subset] = {"columns": list(model.columns), "scale": list(model.scale),
+                       "centers": [list(c) for c in model.centers], "stat_columns": list(st.columns),
+                       "mean": st.mean.tolist(), "std": st.std.tolist()}
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(old))
+    tmp.replace(path)
+
+
+def load_fit(home: Path, tenant: str, dataset: str) -> turbofan.TurbofanParams | None:
+    path = fit_path(home, tenant, dataset)
+    if not path.exists():
+        return None
+    data = json.loads(path.read_text())
+    regimes, stats = {}, {}
+    for subset, d in data.items():
+        regimes[subset] = RegimeModel(tuple(d["columns"]), tuple(d["scale"]), tuple(tuple(c) for c in d["centers"]))
+        stats[subset] = RegimeStats(tuple(d["stat_columns"]), np.asarray(d["mean"], dtype=np.float64),
+                                    np.asarray(d["std"], dtype=np.float64))
+    return turbofan.TurbofanParams(regimes, stats)
+
+
+# -- checking and typing the rows sent ----------------------------------------------------------------------------
+
+_RAW_VIEWS: dict[tuple[str, str, tuple[str, ...]], FeatureView] = {}
+
+
+def _wide(dtype: str) -> str:
+    return "float64" if dtype == "float32" else dtype  # the file's readings are float64 until stored
+
+
+def _raw_view(view: FeatureView, columns: tuple[str, ...]) -> FeatureView:
+    """``view`` with only ``columns`` as features, floats wide: typed and checked like the view, not yet rounded."""
+    key = (view.name, view.fingerprint(), columns)
+    hit = _RAW_VIEWS.get(key)
+    if hit is None:
+        schema = [Field(name=c, dtype=_wide(view.feature(c).dtype)) for c in columns]
+        hit = FeatureView(name=view.name, entity=view.entity, schema=schema, owner=view.owner)
+        if len(_RAW_VIEWS) > 256:
+            _RAW_VIEWS.clear()
+        _RAW_VIEWS[key] = hit
+    return hit
+
+
+def _floats_as_written(values: pd.Series) -> pd.Series:
+    """Stored float32 readings as the float64 the sender wrote: each float32's shortest decimal."""
+    arr = values.to_numpy(dtype=np.float32, na_value=np.nan)
+    return pd.Series(arr.astype(str).astype(np.float64), index=values.index)
+
+
+def _history(store, view: FeatureView, d: Derivation, new: pd.DataFrame) -> pd.DataFrame:  # noqa: ANN001 - FeatureStore
+    """The stored rows of the batch's entities that the new rows' features read (each entity's last ``lookback``
+    steps before its first new row) and, to refuse late rows, each entity's rows from its first new row on."""
+    from feature_store.pit import _q, connect, stored_columns
+
+    key = view.join_key
+    files = store.offline.files(store.tenant, view.name)
+    if not files:
+        return pd.DataFrame()
+    first = new.groupby(key, sort=False)[TIMESTAMP].min()
+    if d.grid == "interval":  # the time is the grid: only the dates the look-back reaches (partitions by UTC date)
+        since = first.min() - d.lookback * steel.INTERVAL
+        files = [f for f in files if Path(f).parent.name >= f"date={since:%Y-%m-%d}"]
+        if not files:
+            return pd.DataFrame()
+    cols = [_q(key), _q(TIMESTAMP), *stored_columns(view, list(d.history), files)]  # quoted, as SQL
+    file_list = "[" + ", ".join("'" + f.replace("'", "''") + "'" for f in files) + "]"
+    ids = [int(k) for k in first.index] if view.entity.dtype == "int64" else [str(k) for k in first.index]
+    where = f"list_contains(?, {_q(key)})"
+    params: list = [ids]
+    if d.grid == "interval":
+        where += f" AND {_q(TIMESTAMP)} >= ?"
+        params.append(since.to_pydatetime())
+    sql = (
+        f"SELECT {', '.join(cols)} FROM read_parquet({file_list}, union_by_name = true) WHERE {where} "
+        f"QUALIFY row_number() OVER (PARTITION BY {_q(key)}, {_q(TIMESTAMP)} ORDER BY {_q(CREATED)} DESC) = 1"
+    )
+    with connect(store.settings.duckdb_memory_limit, store.settings.home / "tmp" / "duckdb") as con:
+        got = con.sql(sql, params=params).df()
+    if got.empty:
+        return got
+    got[TIMESTAMP] = pd.to_datetime(got[TIMESTAMP], utc=True)
+    return got.sort_values([key, TIMESTAMP], kind="stable").reset_index(drop=True)
+
+
+def _late_rows(view: FeatureView, new: pd.DataFrame, hist: pd.DataFrame) -> None:
+    if hist.empty:
+        return
+    key = view.join_key
+    latest = hist.groupby(key, sort=False)[TIMESTAMP].max()
+    last = new[key].map(latest)
+    late = last.notna() & (new[TIMESTAMP] <= last)
+    if late.any():
+        i = int(np.flatnonzero(late.to_numpy())[0])
+        r = new.iloc[i]
+        raise InvalidInput(
+            f"row {int(r['_row']) + 1}: {key} {r[key]!r} at {r[TIMESTAMP].isoformat()} is not after its latest stored "
+            f"row ({last.iloc[i].isoformat()}); {view.name} derives lags and rolling statistics from each entity's "
+            "earlier rows, so an entity's rows must arrive in time order: send only newer rows (a late row or a "
+            "correction: ingest the history again from its file with sfai ingest)"
+        )
+
+
+def _look_back(view: FeatureView, d: Derivation, new: pd.DataFrame, hist: pd.DataFrame) -> pd.DataFrame:
+    """The history rows before each entity's first new row that its features read."""
+    key = view.join_key
+    first = new.groupby(key, sort=False)[TIMESTAMP].min()
+    hist = hist[hist[TIMESTAMP] < hist[key].map(first)]
+    if hist.empty:
+        return hist
+    if d.grid == "rows":
+        return hist.groupby(key, sort=False).tail(d.lookback)
+    if d.grid == "cycle":
+        first_cycle = new.groupby(key, sort=False)["cycle"].min()
+        return hist[hist["cycle"] >= hist[key].map(first_cycle) - d.lookback]
+    return hist  # "interval": read from the look-back's start
+
+
+def derive(store, view: FeatureView, data, *, fmt: str | None = None, history: bool = True):  # noqa: ANN001, ANN201
+    """``data`` (what ``FeatureStore.ingest`` takes) as a table of the view's columns with the derived ones
+    computed; ``data`` itself for a view the pipelines do not build. ``history=False``: no stored rows read and no
+    derived column checked (the times of a batch stored already, for its online rows)."""
+    d = derivation_for(view)
+    if d is None:
+        return data
+    derived = derived_columns(view, d)
+    table = read_table(data, fmt=fmt)
+    cols = table.column_names
+    if all(c in cols for c in derived) and not history:
+        return table
+    key = view.join_key
+    sent = tuple(c for c in derived if c in cols)
+    created = CREATED in cols
+    check = _raw_view(view, (*d.raw, *sent))
+    typed = conform(check, table, max_skew_s=store.max_clock_skew_s if history else float("inf"))
+    if not created:
+        typed = typed.drop_columns([CREATED])
+    df = typed.to_pandas()
+    df[TIMESTAMP] = pd.to_datetime(df[TIMESTAMP], utc=True)
+    df["_row"] = np.arange(len(df))
+    new = df.sort_values([key, TIMESTAMP], kind="stable").reset_index(drop=True)
+    params = None
+    if d.fit:
+        params = load_fit(store.settings.home, store.tenant, d.dataset)
+        subsets = set(_cmapss_prepare(new[[key]])["subset"])
+        missing = sorted(subsets - set(params.regimes if params else {}))
+        if missing:
+            raise InvalidInput(
+                f"{view.name}: no operating regimes fitted for {', '.join(missing)} in this tenant; run "
+                f"sfai ingest {d.dataset} on a training file of that subset first (its regimes normalise the sensors)")
+    inputs = new.assign(_new=True)
+    if d.uses_history:
+        dup = new.duplicated([key, TIMESTAMP], keep="first")
+        if dup.any():
+            r = new[dup].iloc[0]
+            raise InvalidInput(f"row {int(r['_row']) + 1}: a second row for {key} {r[key]!r} at "
+                               f"{r[TIMESTAMP].isoformat()} (a view with lags holds one row per entity and time)")
+        if history:
+            hist = _history(store, view, d, new)
+            _late_rows(view, new, hist)
+            hist = _look_back(view, d, new, hist) if not hist.empty else hist
+            if not hist.empty:
+                hist = hist[[key, TIMESTAMP, *d.history]].copy()
+                for c in d.history:
+                    if view.feature(c).dtype == "float32":
+                        hist[c] = _floats_as_written(hist[c])
+                inputs = pd.concat([hist.assign(_new=False), new[[key, TIMESTAMP, *d.raw]].assign(_new=True)],
+                                   ignore_index=True)
+                # history rows come before the new ones within each entity (late rows were refused)
+                inputs = inputs.sort_values([key, TIMESTAMP], kind="stable").reset_index(drop=True)
+    if d.prepare is not None:
+        inputs = d.prepare(inputs)
+    try:
+        out = d.transform(inputs, params) if d.fit else d.transform(inputs)
+    except ValueError as e:  # a time off the 15-minute grid, cycles not increasing with time
+        raise InvalidInput(f"{view.name}: {e}") from None
+    # the transforms sort by (entity, time) stably: their rows are ``inputs``' rows in order
+    out = out[inputs["_new"].to_numpy()].reset_index(drop=True)
+    # out is in (entity, time) order, as ``new``
+    if sent and history:
+        _check_sent(view, d, derived, new, out, sent)
+    out = out.iloc[np.argsort(new["_row"].to_numpy(), kind="stable")].reset_index(drop=True)
+    if created:
+        out[CREATED] = df[CREATED].to_numpy()
+    return pa.Table.from_pandas(out, preserve_index=False)
+
+
+def _show(value: object) -> str:
+    if isinstance(value, float | np.floating):
+        return f"{float(value):.7g}"
+    return repr(value.item() if isinstance(value, np.generic) else value)
+
+
+def _check_sent(
+    view: FeatureView, d: Derivation, derived: tuple[str, ...], new: pd.DataFrame, out: pd.DataFrame,
+    sent: tuple[str, ...],
+) -> None:
+    """A derived column sent must be the one computed from the readings (a null: not sent for that row)."""
+    for c in sent:
+        given = new[c]
+        has = given.notna().to_numpy()
+        if not has.any():
+            continue
+        computed = out[c]
+        dtype = view.feature(c).dtype
+        if dtype in ("float32", "float64"):
+            a = given.to_numpy(dtype=np.float64, na_value=np.nan)
+            b = computed.to_numpy(dtype=np.float64, na_value=np.nan)
+            with np.errstate(invalid="ignore"):
+                ok = np.isclose(a, b, rtol=RTOL, atol=ATOL, equal_nan=True)
+        else:
+            ok = (given.astype(object).to_numpy() == computed.astype(object).to_numpy())
+        bad = has & ~ok
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            raise InvalidInput(
+                f"row {int(new['_row'].iloc[i]) + 1}, column {c!r}: {_show(given.iloc[i])} contradicts the readings "
+                f"(they give {_show(computed.iloc[i])}); {view.name} is built by the {d.dataset} pipeline, which "
+                f"computes "
+                f"{', '.join(derived)} from the raw readings: leave the derived columns out"
+            )
+
+
+# one push at a time per (tenant, history view) in this process: two concurrent pushes of one entity would each read
+# the history without the other's rows
+_LOCKS: dict[tuple[str, str], threading.Lock] = {}
+_LOCKS_GUARD = threading.Lock()
+
+
+def lock_for(tenant: str, view: FeatureView) -> threading.Lock | None:
+    d = derivation_for(view)
+    if d is None or not d.uses_history:
+        return None
+    with _LOCKS_GUARD:
+        return _LOCKS.setdefault((tenant, view.name), threading.Lock())
