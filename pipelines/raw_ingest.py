@@ -288,11 +288,7 @@ def derive(store, view: FeatureView, data, *, fmt: str | None = None, history: b
                 f"sfai ingest {d.dataset} on a training file of that subset first (its regimes normalise the sensors)")
     inputs = new.assign(_new=True)
     if d.uses_history:
-        dup = new.duplicated([key, TIMESTAMP], keep="first")
-        if dup.any():
-            r = new[dup].iloc[0]
-            raise InvalidInput(f"row {int(r['_row']) + 1}: a second row for {key} {r[key]!r} at "
-                               f"{r[TIMESTAMP].isoformat()} (a view with lags holds one row per entity and time)")
+        # two rows of one entity and time in a batch: refused by ``conform`` already
         if history:
             hist = _history(store, view, d, new)
             _late_rows(view, new, hist)

@@ -9,8 +9,12 @@ skipped). Without ``step`` they count rows (e.g. per-shot features, where every 
 without gaps both give identical output.
 
 A window never reaches into the previous entity: entities are separated by ``max(window) - 1`` NaN rows
-before one vectorised ``rolling`` pass over all columns, which is much faster than ``groupby().rolling()``
-with many entities; a gap inside an entity is laid out as up to ``max(window) - 1`` NaN rows (a longer gap
+before vectorised window passes over all columns, which is much faster than ``groupby().rolling()`` with many
+entities. Mean, std and slope are summed over each window alone (``_window_moments``), so a row's statistics
+depend on its window's values only: computed from an entity's last steps (a push of new readings) they equal the
+whole file's. pandas' running sums, used before 2026-12-07, carried rounding from every earlier row (a
+window of four equal readings had a std of 4e-6, and 1 in 200 steel values differed in the last float32 digit
+between a file and a push); a gap inside an entity is laid out as up to ``max(window) - 1`` NaN rows (a longer gap
 cannot be seen by any window, so memory stays bounded whatever the gap). ``min_periods=1``: the first rows of
 an entity, and rows after a gap, use what there is in the window (std needs two values).
 """
@@ -89,6 +93,53 @@ def position_in_entity(keys: pd.Series) -> np.ndarray:
     return idx - first
 
 
+def _window_moments(
+    padded: np.ndarray, w: int, want_std: bool, want_slope: bool
+) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+    """Mean, sample std and least-squares slope (per step) of the values present in each grid row's window of ``w``
+    rows (NaN: none present; std and slope need two values).
+
+    Each is summed over the window alone, in a fixed order (the row, then back), around the window's own mean and
+    middle: the result depends on the window's values only, not on the rows before it (pandas' running sums carry
+    rounding from every earlier row, and the slope's sums grew with the step number), so features computed from
+    an entity's last steps (a push of new readings, ``pipelines.raw_ingest``) equal those of the whole file."""
+    n_rows = len(padded)
+    present = ~np.isnan(padded)
+    vals = np.where(present, padded, 0.0)
+    n = np.zeros(padded.shape)
+    total = np.zeros(padded.shape)
+    su = np.zeros(padded.shape) if want_slope else None
+    for j in range(min(w, n_rows)):  # the value j rows back, at step w - 1 - j of the window
+        p = present[: n_rows - j]
+        n[j:] += p
+        total[j:] += vals[: n_rows - j]
+        if su is not None:
+            su[j:] += p * float(w - 1 - j)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.where(n > 0, total / np.where(n > 0, n, 1.0), np.nan)
+        std = slope = None
+        if want_std or want_slope:
+            m0 = np.where(n > 0, mean, 0.0)
+            ss = np.zeros(padded.shape) if want_std else None
+            ubar = su / np.where(n > 0, n, 1.0) if want_slope else None
+            num = np.zeros(padded.shape) if want_slope else None
+            den = np.zeros(padded.shape) if want_slope else None
+            for j in range(min(w, n_rows)):
+                p = present[: n_rows - j]
+                d = np.where(p, vals[: n_rows - j] - m0[j:], 0.0)
+                if ss is not None:
+                    ss[j:] += d * d
+                if want_slope:
+                    du = np.where(p, float(w - 1 - j) - ubar[j:], 0.0)
+                    num[j:] += du * vals[: n_rows - j]  # the steps' deviations sum to 0: no mean needed
+                    den[j:] += du * du
+            if want_std:
+                std = np.where(n > 1, np.sqrt(ss / np.where(n > 1, n - 1, 1.0)), np.nan)
+            if want_slope:
+                slope = np.where((n > 1) & (den > 0), num / np.where(den > 0, den, 1.0), np.nan)
+    return mean, std, slope
+
+
 def rolling_stats(
     df: pd.DataFrame,
     *,
@@ -115,36 +166,25 @@ def rolling_stats(
     padded = _padded(values, pos)
     frame = pd.DataFrame(padded)
     out: dict[str, np.ndarray] = {}
-    t_pad = None
-    if "slope" in stats:
-        # the step within the entity on the grid (row counting: 0, 1, 2 ...); a capped long gap is never
-        # inside one window, so differences within a window are true step differences
-        first = np.maximum.accumulate(np.where(_entity_starts(keys), pos, 0)) if len(pos) else pos
-        t = (pos - first).astype(np.float64)
-        t_pad = np.full(len(padded), np.nan)
-        t_pad[pos] = t
     for w in windows:
         r = frame.rolling(w, min_periods=1)
-        for s in stats:
-            if s == "slope":
-                continue
-            res = getattr(r, s)().to_numpy()[pos]
-            for j, c in enumerate(cols):
-                out[f"{c}_{s}_{w}"] = res[:, j]
-        if "slope" in stats:
-            present = ~np.isnan(padded)
-            tt = np.where(present, t_pad[:, None], np.nan)
-            n = pd.DataFrame(present.astype(np.float64)).rolling(w, min_periods=1).sum().to_numpy()
-            st = pd.DataFrame(tt).rolling(w, min_periods=1).sum().to_numpy()
-            sy = frame.rolling(w, min_periods=1).sum().to_numpy()
-            stt = pd.DataFrame(tt * tt).rolling(w, min_periods=1).sum().to_numpy()
-            sty = pd.DataFrame(tt * padded).rolling(w, min_periods=1).sum().to_numpy()
-            den = n * stt - st * st
-            with np.errstate(invalid="ignore", divide="ignore"):
-                slope = np.where(den > 0, (n * sty - st * sy) / np.where(den > 0, den, 1.0), np.nan)
-            slope = slope[pos]
-            for j, c in enumerate(cols):
-                out[f"{c}_slope_{w}"] = slope[:, j]
+        # min and max are exact values, whatever came before the window; std needs them (equal values: 0)
+        lo = r.min().to_numpy() if "min" in stats or "std" in stats else None
+        hi = r.max().to_numpy() if "max" in stats or "std" in stats else None
+        for s, res in (("min", lo), ("max", hi)):
+            if s in stats:
+                res = res[pos]
+                for j, c in enumerate(cols):
+                    out[f"{c}_{s}_{w}"] = res[:, j]
+        if {"mean", "std", "slope"} & set(stats):
+            mean, std, slope = _window_moments(padded, w, "std" in stats, "slope" in stats)
+            if std is not None:
+                std = np.where((lo == hi) & ~np.isnan(std), 0.0, std)  # equal values: exactly 0, as pandas gave
+            for s, res in (("mean", mean), ("std", std), ("slope", slope)):
+                if s in stats:
+                    res = res[pos]
+                    for j, c in enumerate(cols):
+                        out[f"{c}_{s}_{w}"] = res[:, j]
     # order: column, stat, window
     names = [f"{c}_{s}_{w}" for c in cols for s in stats for w in windows]
     return pd.DataFrame({n: out[n].astype(dtype) for n in names}, index=df.index)
