@@ -48,7 +48,7 @@ def _ingest(dataset: str, path: Path | None, tenant, engine, workers, max_bad_sh
             workers=workers,
             max_bad_share=max_bad_share,
             write_online=not no_online,
-            progress=not quiet,
+            progress=not quiet and sys.stderr.isatty(),  # a bar at a terminal; a log file gets the stage lines
             read_kwargs=kw or None,
             on_stage=None if quiet else (lambda s: typer.echo(f"{dataset}: {s}", err=True)),
         )

@@ -35,6 +35,7 @@ import pyarrow as pa
 
 from feature_store.validate import conform, read_table
 from feature_store.view import CREATED, TIMESTAMP, FeatureView, Field
+from pipelines.adapters.ai4i import TYPES as AI4I_TYPES
 from pipelines.adapters.cmapss import SENSORS as CMAPSS_SENSORS
 from pipelines.adapters.cmapss import SETTINGS as CMAPSS_SETTINGS
 from pipelines.transforms import injection, machining, semiconductor, steel, turbofan
@@ -60,6 +61,7 @@ class Derivation:
     history: tuple[str, ...] = ()  # stored columns read back as history (readings of the rows before)
     prepare: Callable[[pd.DataFrame], pd.DataFrame] | None = None  # view-shaped rows -> the transform's input
     fit: bool = False  # the transform takes the tenant's fitted parameters
+    check: Callable[[pd.DataFrame], None] | None = None  # refuses readings the file pipeline sets aside
 
     @property
     def uses_history(self) -> bool:
@@ -83,6 +85,16 @@ def _cmapss_prepare(df: pd.DataFrame) -> pd.DataFrame:
     return df
 
 
+def _ai4i_check(df: pd.DataFrame) -> None:
+    """A product variant other than L, M or H: the file pipeline sets the row aside; a push had stored it with every
+    type flag 0."""
+    bad = ~df["type"].isin(AI4I_TYPES).to_numpy()
+    if bad.any():
+        i = int(bad.argmax())
+        raise InvalidInput(f"row {i + 1}, column 'type': {df['type'].iloc[i]!r} is not L, M or H (the product "
+                           "quality variant)")
+
+
 _STEEL_RAW = (*steel.READINGS, "load_type")
 _CMAPSS_RAW = ("cycle", *CMAPSS_SETTINGS, *CMAPSS_SENSORS)
 _C22_RAW = ("cycle_no", *injection.SIGNALS)
@@ -91,7 +103,8 @@ DERIVATIONS: dict[str, Derivation] = {
     d.view: d
     for d in (
         Derivation("ai4i_features", "ai4i", ("udi", "type", "air_temp_k", "process_temp_k", "rotational_speed_rpm",
-                                              "torque_nm", "tool_wear_min"), machining.features),
+                                              "torque_nm", "tool_wear_min"), machining.features,
+                   check=_ai4i_check),
         Derivation("secom_features", "secom", tuple(c for c in semiconductor.FEATURES if c != "n_missing"),
                    semiconductor.features),
         Derivation("steel_energy_features", "steel-energy", _STEEL_RAW, steel.features, grid="interval",
@@ -275,6 +288,8 @@ def derive(store, view: FeatureView, data, *, fmt: str | None = None, history: b
         typed = typed.drop_columns([CREATED])
     df = typed.to_pandas()
     df[TIMESTAMP] = pd.to_datetime(df[TIMESTAMP], utc=True)
+    if d.check is not None and history:
+        d.check(df)
     df["_row"] = np.arange(len(df))
     new = df.sort_values([key, TIMESTAMP], kind="stable").reset_index(drop=True)
     params = None

@@ -65,6 +65,15 @@ def test_derived_columns_that_contradict_the_readings_are_refused_naming_row_and
     assert _stored(app.state.platform.feature_store("acme"), "ai4i_features").empty  # nothing stored
 
 
+def test_a_product_variant_the_file_pipeline_sets_aside_is_refused(client, app, acme):
+    """A type other than L, M or H was stored with every type flag 0; the file pipeline sets such a row aside."""
+    r = client.post(URL, json={"records": [RAW | {"lot_id": "ai4i-X1", "udi": 2}, RAW | {"type": "X"}]},
+                    headers=bearer(acme.mes))
+    assert r.status_code == 422 and r.json()["error"]["message"] == (
+        "row 2, column 'type': 'X' is not L, M or H (the product quality variant)"), r.text
+    assert _stored(app.state.platform.feature_store("acme"), "ai4i_features").empty
+
+
 def test_derived_columns_that_agree_within_float32_are_accepted_and_the_computed_ones_stored(client, app, acme):
     f32 = np.float32
     rise = float(f32(309.1) - f32(298.9))  # an MES computing in float32: a few float32 steps off the pipeline's
