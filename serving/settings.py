@@ -79,9 +79,7 @@ MIN_USAGE_RETENTION_DAYS = 3 * 365 + 1
 
 
 class Settings(BaseSettings):
-    # an empty variable is an unset one: docker-compose passes ${SFAI_METRICS_TOKEN:-} as "", which production
-    # refused as a too-weak token, so the documented compose deployment could not start (operator audit)
-    model_config = SettingsConfigDict(env_prefix="SFAI_", env_file=".env", extra="ignore", env_ignore_empty=True)
+    model_config = SettingsConfigDict(env_prefix="SFAI_", env_file=".env", extra="ignore")
 
     environment: Literal["development", "test", "staging", "production"] = "development"
     home: Path = Field(default=Path(".sfai"), description="state directory: database, feature store, models")
@@ -233,6 +231,14 @@ class Settings(BaseSettings):
         if v is not None:
             _check_database_url(v)
         return v
+
+    @field_validator("metrics_token", mode="before")
+    @classmethod
+    def _empty_token_is_none(cls, v: object) -> object:
+        """docker-compose passes ``${SFAI_METRICS_TOKEN:-}`` as "", which production refused as a too-weak token: the
+        documented compose deployment never started (operator's audit). Empty means no token (/metrics closed
+        outside development). Only here: an empty SFAI_DATABASE_URL or Redis URL stays an error, not a default."""
+        return None if isinstance(v, str) and not v.strip() else v
 
     @field_validator("online_store")
     @classmethod

@@ -82,19 +82,26 @@ def test_a_weak_metrics_token_is_refused_outside_development():
                     _env_file=None).metrics_token
 
 
-def test_an_empty_variable_is_an_unset_one(monkeypatch):
+def test_an_empty_metrics_token_is_none_and_an_empty_url_still_an_error(monkeypatch):
     """docker-compose.yml passes ``SFAI_METRICS_TOKEN: ${SFAI_METRICS_TOKEN:-}``, so an operator who leaves it empty
     (deploy.env.example: "empty: /metrics answers 403") sent "": production refused it as too weak and the
-    documented deployment never started (operator audit). Empty means unset, for every SFAI_ variable."""
+    documented deployment never started (operator audit). An empty token is none; an empty database or Redis URL,
+    sent through the environment, is still refused (review: read as unset, it started a second, empty deployment)."""
     monkeypatch.setenv("SFAI_ENVIRONMENT", "production")
     monkeypatch.setenv("SFAI_SECRET_KEY", "a-real-secret-of-32-characters!!")
     monkeypatch.setenv("SFAI_METRICS_TOKEN", "")
-    monkeypatch.setenv("SFAI_RAY_ADDRESS", "")
     loaded = Settings(_env_file=None)
-    assert loaded.metrics_token is None and loaded.ray_address is None and loaded.environment == "production"
+    assert loaded.metrics_token is None and loaded.environment == "production"
     monkeypatch.setenv("SFAI_METRICS_TOKEN", "x")  # a short one is still refused
     with pytest.raises(ValidationError, match="SFAI_METRICS_TOKEN is too weak"):
         Settings(_env_file=None)
+    monkeypatch.delenv("SFAI_METRICS_TOKEN")
+    for name, said in (("SFAI_DATABASE_URL", "SFAI_DATABASE_URL is set but empty"),
+                       ("SFAI_ONLINE_STORE", "online_store"), ("SFAI_RATE_LIMIT_REDIS", "rate_limit_redis")):
+        monkeypatch.setenv(name, "")
+        with pytest.raises(ValidationError, match=said):
+            Settings(_env_file=None)
+        monkeypatch.delenv(name)
 
 
 @pytest.mark.parametrize("value", ["*", "10.0.0.5, *", " * "])
