@@ -24,6 +24,8 @@ asks only for views whose owner is ``pipelines`` and this module knows.
 from __future__ import annotations
 
 import json
+import os
+import tempfile
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -153,9 +155,10 @@ def save_fit(home: Path, tenant: str, dataset: str, params: object) -> None:
         old[subset] = {"columns": list(model.columns), "scale": list(model.scale),
                        "centers": [list(c) for c in model.centers], "stat_columns": list(st.columns),
                        "mean": st.mean.tolist(), "std": st.std.tolist()}
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(old))
-    tmp.replace(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)  # two runs: two files
+    with os.fdopen(fd, "w") as f:
+        f.write(json.dumps(old))
+    os.replace(tmp, path)
 
 
 def load_fit(home: Path, tenant: str, dataset: str) -> turbofan.TurbofanParams | None:

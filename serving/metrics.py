@@ -34,11 +34,10 @@ class _JobsCollector:
         self.db, self.stale_s = db, stale_s
 
     def collect(self):  # noqa: ANN201
-        from datetime import timedelta
-
         from sqlalchemy import func, select
 
         from serving.db.tables import SchedulingJob
+        from serving.scheduling import stale_jobs
         from serving.tenancy import utcnow
 
         t = SchedulingJob.__table__
@@ -46,8 +45,7 @@ class _JobsCollector:
         try:
             with self.db.engine.connect() as conn:
                 counts = dict(conn.execute(select(t.c.status, func.count()).where(active).group_by(t.c.status)).all())
-                stale = conn.execute(select(func.count()).where(
-                    active, t.c.heartbeat_at < utcnow() - timedelta(seconds=self.stale_s))).scalar_one()
+                stale = conn.execute(select(func.count()).where(stale_jobs(utcnow(), self.stale_s))).scalar_one()
         except Exception:  # noqa: BLE001 - the database away: no job series this scrape (readyz says why)
             return
         jobs = GaugeMetricFamily("sfai_scheduling_jobs", "background solves queued or running now", labels=["status"])

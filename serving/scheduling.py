@@ -45,6 +45,13 @@ MAX_LOAD_PERIODS = 100_000  # energy periods of the plan in that day (load_perio
 PEAK_MINUTES = 15  # KEPCO bills the highest 15-minute demand: a cap on longer periods' means is a looser cap
 
 
+def stale_jobs(now: datetime, stale_s: float = STALE_S):  # noqa: ANN201 - a SQL condition
+    """Queued or running jobs their process has not stamped for ``stale_s`` (one never stamped, from before
+    migration 0007, counts from its creation): another process takes them over, and /metrics counts them."""
+    stamp = func.coalesce(SchedulingJob.heartbeat_at, SchedulingJob.created_at)
+    return SchedulingJob.status.in_(("queued", "running")) & (stamp < now - timedelta(seconds=stale_s))
+
+
 def machine_risk(platform, tenant: str, spec: dict) -> dict:  # noqa: ANN001
     """The failure probability of each plan machine from the tenant's failure model (the maintenance module's):
     ``spec["machines"]`` maps a machine to its entity id in ``spec["view"]`` (its latest readings in the online
@@ -1007,9 +1014,7 @@ class Jobs:
             self._pool.replace(ident)
 
     def _stale(self, now):  # noqa: ANN001, ANN202 - a SQL condition
-        cutoff = now - timedelta(seconds=self.stale_s)
-        stamp = func.coalesce(SchedulingJob.heartbeat_at, SchedulingJob.created_at)  # no stamp before 0007
-        return SchedulingJob.status.in_(("queued", "running")) & (stamp < cutoff)
+        return stale_jobs(now, self.stale_s)
 
     def adopt_stale(self) -> list[str]:
         """Takes over the jobs whose process stopped stamping them (``stale_s``): each is claimed by a conditional

@@ -848,7 +848,8 @@ def purge_before(
     t = UsageRecord.__table__
     c = UsageChain.__table__
     with db.engine.begin() as conn:
-        conn.execute(update(c).where(c.c.id == CHAIN_ID).values(last_seq=c.c.last_seq))  # write lock
+        if not dry_run:  # a count takes no lock: every API call's usage commit waits on this one
+            conn.execute(update(c).where(c.c.id == CHAIN_ID).values(last_seq=c.c.last_seq))  # write lock
         keyed_from, keyed_mark = conn.execute(select(c.c.keyed_from, c.c.keyed_mark).where(c.c.id == CHAIN_ID)).one()
         refuse_other_key(key, keyed_from, keyed_mark)  # before any row is deleted: another key's anchor never verifies
         first_kept = conn.execute(select(func.min(t.c.seq)).where(t.c.ts >= before)).scalar()

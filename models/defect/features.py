@@ -55,10 +55,10 @@ def read_rows(path: Path | str) -> pd.DataFrame:
     ``,,,,,,`` lines), as the energy family reads its files. A frame from the feature store reads as the file of
     the same wafers (``STORE_KEY``); the same wafer and time twice in it is refused."""
     df = read_csv_skipping_blank_rows(path, WHAT, low_memory=False)
-    if ID not in df.columns and STORE_KEY in df.columns:
-        df = df.rename(columns={STORE_KEY: ID})  # its ids are the rows' own (serving.batch.ID_ALIASES)
-    elif STORE_KEY in df.columns:
-        _no_repeats(df)
+    if STORE_KEY in df.columns:
+        _no_repeats(df)  # with or without row_id (without, lot_id stands for it: review found it unchecked there)
+        if ID not in df.columns:
+            df = df.rename(columns={STORE_KEY: ID})  # its ids are the rows' own (serving.batch.ID_ALIASES)
     if ID not in df.columns:
         raise InvalidInput(f"input lacks the column {ID!r}")
     return df

@@ -242,11 +242,14 @@ def test_only_serve_demo_and_db_migrate_upgrade_an_older_schema(settings, sfai_e
     with pytest.raises(SchemaMismatch):
         Database(settings.resolved_database_url, upgrade=False).dispose()
     # what a deploy script checks first, and what a migration did: said (operator's audit: nothing reported it)
+    from importlib.metadata import version
+
     from serving import __version__
 
-    assert run("--version").stdout == f"sfai {__version__}\n" and __version__ == "0.1.0"
+    assert run("--version").stdout == f"sfai {__version__}\n" and __version__ == version("sfai")  # pyproject's
     r = run("db", "status")
-    assert r.returncode == 1 and f"schema revision 0011; this release (0.1.0) needs {HEAD}" in r.stdout, r.stdout
+    assert r.returncode == 1 and f"schema revision 0011; this release ({__version__}) needs {HEAD}" in r.stdout, \
+        r.stdout
     assert r.stderr.strip().splitlines() == ["error: the schema is behind this release: stop the older release's "
                                              "servers, then run 'sfai db migrate'"]
     r = run("db", "migrate")
