@@ -184,7 +184,7 @@ def test_a_new_database_on_an_old_home_keeps_the_old_files_and_serves_only_its_o
         assert not [p for p in (home / "models" / "acme" / "failure").iterdir() if p.name.startswith(".incoming-")]
         # a file changed under a registered version: refused, not served as that version
         (old.path / "model.onnx").write_bytes((tmp_path / "b" / "model.onnx").read_bytes())
-        with pytest.raises(ModelIntegrityError, match="does not match its recorded checksum"):
+        with pytest.raises(ModelIntegrityError, match="does not match the checksum recorded when it was registered"):
             ModelCache(db, home).champion("acme", "failure")
         (old.path / "model.onnx").write_bytes(old_bytes)
         # two registrations at the same moment (on the old database): two versions, both folders in place
