@@ -27,8 +27,8 @@ import json
 import os
 import tempfile
 import threading
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -37,9 +37,16 @@ import pyarrow as pa
 
 from feature_store.validate import conform, read_table
 from feature_store.view import CREATED, TIMESTAMP, FeatureView, Field
+from pipelines.adapters.ai4i import SENSOR_COLUMNS as AI4I_COLUMNS
 from pipelines.adapters.ai4i import TYPES as AI4I_TYPES
+from pipelines.adapters.cmapss import SENSOR_COLUMNS as CMAPSS_COLUMNS
 from pipelines.adapters.cmapss import SENSORS as CMAPSS_SENSORS
 from pipelines.adapters.cmapss import SETTINGS as CMAPSS_SETTINGS
+from pipelines.adapters.secom import SENSOR_COLUMNS as SECOM_COLUMNS
+from pipelines.adapters.steel_energy import LOAD_TYPES
+from pipelines.adapters.steel_energy import METER_COLUMNS as STEEL_COLUMNS
+from pipelines.canonical import Column
+from pipelines.demo import CYCLE_COLUMNS as C22_COLUMNS
 from pipelines.transforms import injection, machining, semiconductor, steel, turbofan
 from pipelines.transforms.regimes import RegimeModel, RegimeStats
 from serving.errors import InvalidInput
@@ -63,7 +70,9 @@ class Derivation:
     history: tuple[str, ...] = ()  # stored columns read back as history (readings of the rows before)
     prepare: Callable[[pd.DataFrame], pd.DataFrame] | None = None  # view-shaped rows -> the transform's input
     fit: bool = False  # the transform takes the tenant's fitted parameters
-    check: Callable[[pd.DataFrame], None] | None = None  # refuses readings the file pipeline sets aside
+    # the adapter's columns (ranges) and categories: a reading the file pipeline sets aside is refused
+    columns: Mapping[str, Column] = field(default_factory=dict)
+    categories: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
     @property
     def uses_history(self) -> bool:
@@ -87,14 +96,32 @@ def _cmapss_prepare(df: pd.DataFrame) -> pd.DataFrame:
     return df
 
 
-def _ai4i_check(df: pd.DataFrame) -> None:
-    """A product variant other than L, M or H: the file pipeline sets the row aside; a push had stored it with every
-    type flag 0."""
-    bad = ~df["type"].isin(AI4I_TYPES).to_numpy()
-    if bad.any():
-        i = int(bad.argmax())
-        raise InvalidInput(f"row {i + 1}, column 'type': {df['type'].iloc[i]!r} is not L, M or H (the product "
-                           "quality variant)")
+def check_readings(d: Derivation, df: pd.DataFrame) -> None:
+    """Refuse the first reading the file pipeline would set aside (``pipelines.validate``): a number outside its
+    column's range or not finite, a category not among those allowed. Pushes had stored them (a usage of -50 kWh, a
+    power factor of 250 %, an AI4I type 'X' with every type flag 0), and a history view carried the value into the
+    next rows' lags and rolling statistics."""
+    for name, col in d.columns.items():
+        if name not in df.columns:
+            continue
+        v = df[name]
+        if name in d.categories:
+            bad = ~v.isin(d.categories[name]).to_numpy()
+            why = f"is not {', '.join(d.categories[name])}"
+        elif col.dtype in ("float64", "int64"):
+            x = pd.to_numeric(v, errors="coerce").to_numpy(float)
+            low = -np.inf if col.lo is None else col.lo
+            high = np.inf if col.hi is None else col.hi
+            bad = ~np.isnan(x) & (~np.isfinite(x) | (x < low) | (x > high))
+            span = f"{'' if col.lo is None else f'{col.lo:,g}'} to {'' if col.hi is None else f'{col.hi:,g}'}"
+            unit = "" if col.unit in ("1", "?") else f" {col.unit}"  # dimensionless, or not known
+            why = f"is outside {span.strip()}{unit}"
+        else:
+            continue
+        if bad.any():
+            i = int(bad.argmax())
+            raise InvalidInput(f"row {i + 1}, column {name!r}: {_show(v.iloc[i])} {why} (the {d.dataset} pipeline "
+                               "sets such a reading aside)")
 
 
 _STEEL_RAW = (*steel.READINGS, "load_type")
@@ -106,16 +133,17 @@ DERIVATIONS: dict[str, Derivation] = {
     for d in (
         Derivation("ai4i_features", "ai4i", ("udi", "type", "air_temp_k", "process_temp_k", "rotational_speed_rpm",
                                               "torque_nm", "tool_wear_min"), machining.features,
-                   check=_ai4i_check),
+                   columns=AI4I_COLUMNS, categories={"type": AI4I_TYPES}),
         Derivation("secom_features", "secom", tuple(c for c in semiconductor.FEATURES if c != "n_missing"),
-                   semiconductor.features),
+                   semiconductor.features, columns=SECOM_COLUMNS),
         Derivation("steel_energy_features", "steel-energy", _STEEL_RAW, steel.features, grid="interval",
-                   lookback=_reach(steel.LAGS, steel.WINDOWS), history=_STEEL_RAW, prepare=_steel_prepare),
+                   lookback=_reach(steel.LAGS, steel.WINDOWS), history=_STEEL_RAW, prepare=_steel_prepare,
+                   columns=STEEL_COLUMNS, categories={"load_type": LOAD_TYPES}),
         Derivation("cmapss_features", "cmapss", _CMAPSS_RAW, turbofan.features, grid="cycle",
                    lookback=_reach(turbofan.LAGS, turbofan.WINDOWS), history=_CMAPSS_RAW, prepare=_cmapss_prepare,
-                   fit=True),
+                   fit=True, columns=CMAPSS_COLUMNS),
         Derivation("c22_cycle_features", "c22-demo", _C22_RAW, injection.features, grid="rows",
-                   lookback=_reach((1,), injection.WINDOWS), history=_C22_RAW),
+                   lookback=_reach((1,), injection.WINDOWS), history=_C22_RAW, columns=C22_COLUMNS),
     )
 }
 
@@ -291,8 +319,8 @@ def derive(store, view: FeatureView, data, *, fmt: str | None = None, history: b
         typed = typed.drop_columns([CREATED])
     df = typed.to_pandas()
     df[TIMESTAMP] = pd.to_datetime(df[TIMESTAMP], utc=True)
-    if d.check is not None and history:
-        d.check(df)
+    if history:
+        check_readings(d, df)
     df["_row"] = np.arange(len(df))
     new = df.sort_values([key, TIMESTAMP], kind="stable").reset_index(drop=True)
     params = None
@@ -338,6 +366,8 @@ def derive(store, view: FeatureView, data, *, fmt: str | None = None, history: b
 
 
 def _show(value: object) -> str:
+    if value is None or (isinstance(value, float | np.floating) and np.isnan(value)):
+        return "an empty cell"
     if isinstance(value, float | np.floating):
         return f"{float(value):.7g}"
     return repr(value.item() if isinstance(value, np.generic) else value)

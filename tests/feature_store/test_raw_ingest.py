@@ -65,12 +65,18 @@ def test_derived_columns_that_contradict_the_readings_are_refused_naming_row_and
     assert _stored(app.state.platform.feature_store("acme"), "ai4i_features").empty  # nothing stored
 
 
-def test_a_product_variant_the_file_pipeline_sets_aside_is_refused(client, app, acme):
-    """A type other than L, M or H was stored with every type flag 0; the file pipeline sets such a row aside."""
-    r = client.post(URL, json={"records": [RAW | {"lot_id": "ai4i-X1", "udi": 2}, RAW | {"type": "X"}]},
+@pytest.mark.parametrize(("change", "said"), [
+    ({"type": "X"}, "row 2, column 'type': 'X' is not L, M, H (the ai4i pipeline sets such a reading aside)"),
+    ({"type": None}, "row 2, column 'type': an empty cell is not L, M, H"),
+    ({"air_temp_k": -5.0}, "row 2, column 'air_temp_k': -5 is outside 250 to 350 K (the ai4i pipeline sets"),
+    ({"rotational_speed_rpm": 1e6}, "row 2, column 'rotational_speed_rpm': 1000000 is outside 0 to 10,000 rpm"),
+])
+def test_a_reading_the_file_pipeline_sets_aside_is_refused(client, app, acme, change, said):
+    """A type other than L, M or H was stored with every type flag 0, and readings outside the adapter's ranges
+    (-5 K, 10^6 rpm) were stored (review): the file pipeline sets such rows aside. Nothing is stored."""
+    r = client.post(URL, json={"records": [RAW | {"lot_id": "ai4i-X1", "udi": 2}, RAW | change]},
                     headers=bearer(acme.mes))
-    assert r.status_code == 422 and r.json()["error"]["message"] == (
-        "row 2, column 'type': 'X' is not L, M or H (the product quality variant)"), r.text
+    assert r.status_code == 422 and r.json()["error"]["message"].startswith(said), r.text
     assert _stored(app.state.platform.feature_store("acme"), "ai4i_features").empty
 
 

@@ -110,6 +110,12 @@ def test_rows_of_a_lagged_view_come_in_time_order_per_entity(settings, db):
     with pytest.raises(InvalidInput, match=r"row 1, column 'usage_kwh_lag_1': 3 contradicts the readings \(they give "
                                            r"60\).*leave the derived columns out"):
         fs.ingest("steel_energy_features", [{**_steel_rec("2018-01-01T01:15:00Z", 75.0), "usage_kwh_lag_1": 3.0}])
+    # readings the file pipeline sets aside (review: a usage of -50 kWh was stored and fed the next rows' lags)
+    for change, said in (({"usage_kwh": -50.0}, r"row 1, column 'usage_kwh': -50 is outside 0 to 10,000 kWh"),
+                         ({"lagging_pf": 250.0}, r"row 1, column 'lagging_pf': 250 is outside 0 to 100 %"),
+                         ({"load_type": "Bogus"}, r"row 1, column 'load_type': 'Bogus' is not Light_Load, ")):
+        with pytest.raises(InvalidInput, match=said):
+            fs.ingest("steel_energy_features", [{**_steel_rec("2018-01-01T01:15:00Z", 75.0), **change}])
     assert fs.offline.row_count("acme", "steel_energy_features") == 4  # nothing of the refused batches
 
 
@@ -117,7 +123,7 @@ def test_cmapss_pushes_need_the_tenants_regimes(settings, db):
     fs = _store(settings, db, "acme")
     fs.apply(views.cmapss_features)
     rec = {"unit_id": "FD001-u001", TIMESTAMP: "2000-01-01T00:00:00Z", "cycle": 1,
-           **dict.fromkeys(raw_ingest.DERIVATIONS["cmapss_features"].raw[1:], 1.0)}
+           **dict.fromkeys(raw_ingest.DERIVATIONS["cmapss_features"].raw[1:], 1.0), "op_setting_2": 0.5}
     with pytest.raises(InvalidInput, match=r"no operating regimes fitted for FD001 in this tenant; run sfai ingest "
                                            r"cmapss on a training file"):
         fs.ingest("cmapss_features", [rec])
