@@ -257,6 +257,10 @@ def _history(store, view: FeatureView, d: Derivation, new: pd.DataFrame) -> pd.D
         f"SELECT {', '.join(cols)} FROM read_parquet({file_list}, union_by_name = true) WHERE {where} "
         f"QUALIFY row_number() OVER (PARTITION BY {_q(key)}, {_q(TIMESTAMP)} ORDER BY {_q(CREATED)} DESC) = 1"
     )
+    if d.grid != "interval":  # cycles, rows: each entity's latest rows only (the look-back, and the latest one,
+        # which tells a late row), not its whole history into pandas
+        sql = (f"SELECT * FROM ({sql}) QUALIFY row_number() OVER (PARTITION BY {_q(key)} ORDER BY {_q(TIMESTAMP)} "
+               f"DESC) <= {int(d.lookback) + 1}")
     with connect(store.settings.duckdb_memory_limit, store.settings.home / "tmp" / "duckdb") as con:
         got = con.sql(sql, params=params).df()
     if got.empty:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import functools
 import json
 from typing import Annotated
@@ -21,6 +23,21 @@ from serving.schemas.platform import OnlineAnswer
 
 router = APIRouter(route_class=SfaiRoute, tags=["features"], dependencies=[Depends(platform_call)])
 WRITERS = require_role("admin", "scientist", "mes")
+
+_PUSH_LOCKS: dict[tuple[int, str], asyncio.Lock] = {}
+
+
+def _one_push_at_a_time(tenant_id: int, view: str) -> contextlib.AbstractAsyncContextManager:
+    """A history view's pushes run one at a time per tenant and view (each reads the rows the one before stored:
+    ``pipelines.raw_ingest``); the others wait here, not in a worker thread. They had waited on a lock inside the
+    threadpool: 80 pushes at once held its threads, and another tenant's calls waited up to 4 s (review)."""
+    from pipelines.raw_ingest import DERIVATIONS
+
+    d = DERIVATIONS.get(view)
+    if d is None or not d.uses_history:
+        return contextlib.nullcontext()
+    return _PUSH_LOCKS.setdefault((tenant_id, view), asyncio.Lock())
+
 
 _FORMATS = {"text/csv": "csv", "application/vnd.apache.parquet": "parquet", "application/x-parquet": "parquet"}
 
@@ -114,7 +131,8 @@ async def ingest_view(
     try:
         fs = await run_in_threadpool(platform.feature_store, ctx.tenant)
         if offline_done is None:
-            report = await run_in_threadpool(fs.ingest, view, data, fmt=fmt)
+            async with _one_push_at_a_time(ctx.tenant_id, view):
+                report = await run_in_threadpool(fs.ingest, view, data, fmt=fmt)
         else:  # stored offline by the first call: the online rows only, from the offline store
             written = await run_in_threadpool(functools.partial(fs.online_from_offline, fmt=fmt), view, data)
             report = IngestReport(view, offline_done["rows"], 0, [], written, 0)

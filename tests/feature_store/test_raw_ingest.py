@@ -169,3 +169,38 @@ def test_mqtt_messages_of_raw_readings(app, acme, tmp_path):
     assert ing.drain() == 2
     assert (ing.stats.rows_written, ing.stats.bad) == (1, 1), ing.stats
     assert _stored(store, "ai4i_features")["type_l"].tolist() == [1]
+
+
+def test_pushes_to_a_history_view_wait_outside_the_threadpool():
+    """Each history-view push reads what the one before stored, so they run one at a time per tenant and view. They
+    had waited on a lock inside the threadpool: 80 pushes at once held its threads and another tenant's calls
+    waited up to 4 s (review). They now wait on an asyncio lock before taking a thread."""
+    import asyncio
+    import contextlib
+    import time
+
+    from starlette.concurrency import run_in_threadpool
+
+    from serving.routers.ingest import _one_push_at_a_time
+
+    assert isinstance(_one_push_at_a_time(1, "ai4i_features"), contextlib.nullcontext)  # row-local: no wait
+    assert isinstance(_one_push_at_a_time(1, "machine_stats"), contextlib.nullcontext)  # a tenant's own view
+    assert _one_push_at_a_time(1, "steel_energy_features") is _one_push_at_a_time(1, "steel_energy_features")
+    assert _one_push_at_a_time(1, "steel_energy_features") is not _one_push_at_a_time(2, "steel_energy_features")
+    inside = [0, 0]  # now, most at once
+
+    def push() -> None:
+        inside[0] += 1
+        inside[1] = max(inside)
+        time.sleep(0.02)
+        inside[0] -= 1
+
+    async def main() -> None:
+        async def one() -> None:
+            async with _one_push_at_a_time(3, "cmapss_features"):
+                await run_in_threadpool(push)
+
+        await asyncio.gather(*(one() for _ in range(10)))
+
+    asyncio.run(main())
+    assert inside[1] == 1  # one at a time; the nine others waited without a thread
