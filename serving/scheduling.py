@@ -134,18 +134,25 @@ def _named_errors(score, name: str):  # noqa: ANN001, ANN202
     return scored
 
 
+def _failure_risk(problem: dict) -> tuple[dict, dict]:
+    """A copy of the problem's ``failure_risk`` block and of its ``risks``, checked: a partner model's risks go in
+    there (5, [1, 2], "ab" or true: a 422, never a TypeError; risks that are no object are not replaced by the
+    model's without a word)."""
+    given = problem.get("failure_risk")
+    if given is not None and not isinstance(given, dict):
+        raise InvalidInput(f"failure_risk must be an object (risks, threshold, policy, ...), got {given!r:.40}")
+    given = dict(given or {})
+    risks = given.get("risks")
+    if risks is not None and not isinstance(risks, dict):
+        raise InvalidInput(f"failure_risk.risks must be an object machine -> probability, got {risks!r:.40}")
+    return given, dict(risks or {})
+
+
 def with_machine_risk(request: dict, risk: dict) -> dict:
     """``request`` whose problem takes the model's risks (``machine_risk``) as ``failure_risk.risks``; a machine
     the problem gives a risk itself keeps it. The answer's ``linked.maintenance_model`` says what was used."""
     problem = dict(request["problem"])
-    given = problem.get("failure_risk")
-    if given is not None and not isinstance(given, dict):  # 5, [1, 2], "ab" or true: a 422, never a TypeError
-        raise InvalidInput(f"failure_risk must be an object (risks, threshold, policy, ...), got {given!r:.40}")
-    given = dict(given or {})
-    own = given.get("risks")
-    if own is not None and not isinstance(own, dict):  # not replaced by the model's risks without a word
-        raise InvalidInput(f"failure_risk.risks must be an object machine -> probability, got {own!r:.40}")
-    own = own or {}
+    given, own = _failure_risk(problem)
     given["risks"] = {**risk["risks"], **own}
     if "threshold" not in given and "threshold" in risk:
         # the model's decision threshold, not the planner's default 0.5: a machine the model calls failing (at
@@ -197,14 +204,7 @@ def with_machine_life(request: dict, life: dict) -> dict:
     from optimization.problem import FailureRisk
 
     problem = dict(request["problem"])
-    given = problem.get("failure_risk")
-    if given is not None and not isinstance(given, dict):
-        raise InvalidInput(f"failure_risk must be an object (risks, threshold, policy, ...), got {given!r:.40}")
-    given = dict(given or {})
-    risks = given.get("risks")
-    if risks is not None and not isinstance(risks, dict):
-        raise InvalidInput(f"failure_risk.risks must be an object machine -> probability, got {risks!r:.40}")
-    risks = dict(risks or {})
+    given, risks = _failure_risk(problem)
     threshold = given.get("threshold", FailureRisk.threshold)
     if isinstance(threshold, bool) or not isinstance(threshold, int | float) or not 0 <= threshold <= 1:
         raise InvalidInput(f"failure_risk.threshold must be a number from 0 to 1, got {threshold!r:.40}")
