@@ -69,3 +69,18 @@ def store(settings, db, online):
     fs = FeatureStore(settings, db, "acme", online=online)
     fs.apply(STATS)
     return fs
+
+
+def online_write_fails_once(monkeypatch, store: FeatureStore) -> None:  # noqa: ANN001
+    """The store's next online write fails as a Redis outage does (a 503); the writes after it succeed."""
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    real, calls = type(store.online).write, [0]
+
+    def flaky(self, *a, **k):  # noqa: ANN001, ANN002, ANN003, ANN202
+        calls[0] += 1
+        if calls[0] == 1:
+            raise RedisConnectionError("online store down")
+        return real(self, *a, **k)
+
+    monkeypatch.setattr(type(store.online), "write", flaky)

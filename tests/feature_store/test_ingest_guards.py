@@ -10,7 +10,7 @@ from feature_store.store import FeatureStore
 from feature_store.validate import MAX_CLOCK_SKEW_S, MAX_STRING_CHARS, conform, read_table
 from serving import tenancy
 from serving.errors import InvalidInput
-from tests.feature_store.conftest import REC, STATS
+from tests.feature_store.conftest import REC, STATS, online_write_fails_once
 from tests.serving.helpers import bearer, make_tenant
 
 PEPPER = "test-secret-0123456789"
@@ -219,18 +219,8 @@ def test_a_batch_stored_offline_whose_online_write_failed_is_finished_by_its_ret
     """Reviewer: the online store failing after the offline write freed the key, and the retry stored the batch
     again and put the readings a later correction had fixed back online. The key now keeps what was stored: the
     retry writes the online rows only, from the offline store, where the correction of the same instant wins."""
-    from redis.exceptions import ConnectionError as RedisConnectionError
-
     store = app.state.platform.feature_store("acme")
-    real, calls = type(store.online).write, [0]
-
-    def flaky(self, *a, **k):  # noqa: ANN001, ANN002, ANN003, ANN202
-        calls[0] += 1
-        if calls[0] == 1:
-            raise RedisConnectionError("online store down")
-        return real(self, *a, **k)
-
-    monkeypatch.setattr(type(store.online), "write", flaky)
+    online_write_fails_once(monkeypatch, store)
     h, url = bearer(acme.mes), "/v1/ingest/machine_stats"
     first = {"records": [{**REC, "temp_mean": 1.0, "mode": "orig"}, {**REC, "machine_id": "m2"}]}
     r = client.post(url, json=first, headers={**h, "Idempotency-Key": "k1"})

@@ -15,7 +15,7 @@ from pipelines import views
 from pipelines.canonical import TIMESTAMP
 from pipelines.runner import run_pipeline
 from pipelines.transforms import semiconductor
-from tests.feature_store.conftest import REC, STATS
+from tests.feature_store.conftest import REC, STATS, online_write_fails_once
 from tests.serving.helpers import bearer, make_tenant, need_ai4i
 
 PEPPER = "test-secret-0123456789"
@@ -134,23 +134,13 @@ def test_a_tenants_own_view_is_ingested_as_before(client, app, acme):
 
 
 def test_idempotent_retries_and_the_online_retry_of_raw_rows(client, app, acme, monkeypatch):
-    from redis.exceptions import ConnectionError as RedisConnectionError
-
     store = app.state.platform.feature_store("acme")
     h = bearer(acme.mes)
     body = {"records": [RAW]}
     first = client.post(URL, json=body, headers={**h, "Idempotency-Key": "a1"})
     again = client.post(URL, json=body, headers={**h, "Idempotency-Key": "a1"})
     assert again.headers["idempotent-replayed"] == "true" and again.json() == first.json()
-    real, calls = type(store.online).write, [0]
-
-    def flaky(self, *a, **k):  # noqa: ANN001, ANN002, ANN003, ANN202
-        calls[0] += 1
-        if calls[0] == 1:
-            raise RedisConnectionError("online store down")
-        return real(self, *a, **k)
-
-    monkeypatch.setattr(type(store.online), "write", flaky)
+    online_write_fails_once(monkeypatch, store)
     later = {"records": [{**RAW, "lot_id": "ai4i-M9", "udi": 9, "type": "M",
                           "event_timestamp": "2020-01-01T00:08:00Z"}]}
     assert client.post(URL, json=later, headers={**h, "Idempotency-Key": "b2"}).status_code == 503
