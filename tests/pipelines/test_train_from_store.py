@@ -67,22 +67,29 @@ def _store(folder):
         db.dispose()
 
 
+def _frame_from_store(out, dataset: str, raw, rows_view: str, columns: str, features: list[str], name: str):  # noqa: ANN001, ANN202
+    """``raw`` ingested by ``dataset``'s pipeline into a store under ``out``, then the point-in-time frame of
+    ``features`` on ``rows_view``'s rows (``columns``), written as ``name``: (raw, the frame's path, the frame)."""
+    from pipelines.runner import run_pipeline
+
+    with _store(out) as store:
+        run_pipeline(dataset, raw, store=store)
+        frame = store.get_training_frame(_rows(store, rows_view, columns), features)
+    path = out / name
+    frame.to_csv(path, index=False)
+    return raw, path, frame
+
+
 @pytest.fixture(scope="module")
 def cmapss_frame(tmp_path_factory):
     """The first 12 engines of FD001 as NASA's file (its own lines) and as a frame from the store."""
-    from pipelines.runner import run_pipeline
 
     out = tmp_path_factory.mktemp("cmapss-store")
     lines = need("cmapss/train_FD001.txt").read_text().splitlines(keepends=True)
     raw = out / "train_FD001.txt"
     raw.write_text("".join(line for line in lines if int(line.split()[0]) <= 12))
-    with _store(out) as store:
-        run_pipeline("cmapss", raw, store=store)
-        labels = _rows(store, "cmapss_labels", "unit_id, event_timestamp, rul, failed")
-        frame = store.get_training_frame(labels, ["cmapss_features:*"])
-    path = out / "frame_FD001.csv"
-    frame.to_csv(path, index=False)
-    return raw, path, frame
+    return _frame_from_store(out, "cmapss", raw, "cmapss_labels", "unit_id, event_timestamp, rul, failed",
+                             ["cmapss_features:*"], "frame_FD001.csv")
 
 
 def test_a_cmapss_frame_from_the_store_reads_as_the_nasa_file_of_its_engines(cmapss_frame):
@@ -170,15 +177,8 @@ def secom_frame(tmp_path_factory):
     rows = rows.astype({c: "float32" for c in measurements})
     raw = out / "secom.csv"
     rows.to_csv(raw, index=False)
-    with _store(out) as store:
-        from pipelines.runner import run_pipeline
-
-        run_pipeline("secom", raw, store=store)
-        labels = _rows(store, "secom_labels", "DISTINCT lot_id, event_timestamp, label, defect")
-        frame = store.get_training_frame(labels, ["secom_features:*"])
-    path = out / "frame.csv"
-    frame.to_csv(path, index=False)
-    return raw, path, frame
+    return _frame_from_store(out, "secom", raw, "secom_labels", "DISTINCT lot_id, event_timestamp, label, defect",
+                             ["secom_features:*"], "frame.csv")
 
 
 def test_a_secom_frame_from_the_store_gives_the_files_model_inputs(secom_frame, tmp_path):
@@ -241,18 +241,12 @@ def test_a_bad_secom_frame_is_one_line_naming_the_column(secom_frame, tmp_path, 
 @pytest.fixture(scope="module")
 def steel_frame(tmp_path_factory):
     """1 January - 14 February 2018 of the steel plant as the file and as the meter's rows from the store."""
-    from pipelines.runner import run_pipeline
 
     out = tmp_path_factory.mktemp("steel-store")
     raw = out / "steel.csv"
     pd.read_csv(need("steel_energy/steel_industry_2018_jan_oct.csv")).head(45 * 96).to_csv(raw, index=False)
-    with _store(out) as store:
-        run_pipeline("steel-energy", raw, store=store)
-        times = _rows(store, "steel_energy_features", "DISTINCT meter_id, event_timestamp")
-        frame = store.get_training_frame(times, ["steel_energy_features:usage_kwh", "steel_energy_features:co2_t"])
-    path = out / "frame.csv"
-    frame.to_csv(path, index=False)
-    return raw, path, frame
+    return _frame_from_store(out, "steel-energy", raw, "steel_energy_features", "DISTINCT meter_id, event_timestamp",
+                             ["steel_energy_features:usage_kwh", "steel_energy_features:co2_t"], "frame.csv")
 
 
 def test_a_meters_rows_from_the_store_read_as_the_steel_file(steel_frame):
