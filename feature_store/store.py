@@ -196,7 +196,10 @@ class FeatureStore:
             from pipelines import raw_ingest
 
             with raw_ingest.lock_for(self.tenant, view) or contextlib.nullcontext():
-                return self._ingest(view, raw_ingest.derive(self, view, data, fmt=fmt), fmt, write_online)
+                derived = raw_ingest.derive(self, view, data, fmt=fmt)
+                if derived is raw_ingest.ALREADY_STORED:  # a message delivered again: nothing new to store
+                    return IngestReport(view.name, 0, 0, [], 0)
+                return self._ingest(view, derived, fmt, write_online)
         return self._ingest(view, data, fmt, write_online)
 
     def _ingest(self, view: FeatureView, data, fmt: str | None, write_online: bool) -> IngestReport:  # noqa: ANN001

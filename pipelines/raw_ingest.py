@@ -269,6 +269,33 @@ def _history(store, view: FeatureView, d: Derivation, new: pd.DataFrame) -> pd.D
     return got.sort_values([key, TIMESTAMP], kind="stable").reset_index(drop=True)
 
 
+ALREADY_STORED = object()  # ``derive``'s answer where every row sent is stored already, as it was sent
+
+
+def _not_stored_yet(view: FeatureView, d: Derivation, new: pd.DataFrame, hist: pd.DataFrame) -> pd.DataFrame:
+    """``new`` without the rows the store holds already with the same readings: an MQTT message delivered again (the
+    broker delivers at least once) or a batch retried without an Idempotency-Key. They had been refused as late
+    rows (the MQTT subscriber set the message aside); a row of a stored time with other readings still is one."""
+    if hist.empty:
+        return new
+    key = view.join_key
+    cols = [c for c in d.history if c in new.columns and c in hist.columns]
+    both = new[["_row", key, TIMESTAMP, *cols]].merge(hist[[key, TIMESTAMP, *cols]], on=[key, TIMESTAMP],
+                                                      suffixes=("", "_stored"))
+    if both.empty:
+        return new
+    same = np.ones(len(both), dtype=bool)
+    for c in cols:
+        a, b = both[c], both[f"{c}_stored"]
+        if view.feature(c).dtype in ("float32", "float64"):  # as stored: float32, read back as its shortest decimal
+            a, b = _floats_as_written(a), _floats_as_written(b)
+            same &= ((a == b) | (a.isna() & b.isna())).to_numpy()
+        else:
+            same &= ((a.astype(object) == b.astype(object)) | (a.isna() & b.isna())).to_numpy()
+    repeated = set(both["_row"][same])
+    return new[~new["_row"].isin(repeated)].reset_index(drop=True) if repeated else new
+
+
 def _late_rows(view: FeatureView, new: pd.DataFrame, hist: pd.DataFrame) -> None:
     if hist.empty:
         return
@@ -341,6 +368,10 @@ def derive(store, view: FeatureView, data, *, fmt: str | None = None, history: b
         # two rows of one entity and time in a batch: refused by ``conform`` already
         if history:
             hist = _history(store, view, d, new)
+            new = _not_stored_yet(view, d, new, hist)
+            if new.empty:
+                return ALREADY_STORED
+            inputs = new.assign(_new=True)
             _late_rows(view, new, hist)
             hist = _look_back(view, d, new, hist) if not hist.empty else hist
             if not hist.empty:
@@ -365,7 +396,7 @@ def derive(store, view: FeatureView, data, *, fmt: str | None = None, history: b
         _check_sent(view, d, derived, new, out, sent)
     out = out.iloc[np.argsort(new["_row"].to_numpy(), kind="stable")].reset_index(drop=True)
     if created:
-        out[CREATED] = df[CREATED].to_numpy()
+        out[CREATED] = new.sort_values("_row")[CREATED].to_numpy()  # ``new``: the rows sent less those stored already
     return pa.Table.from_pandas(out, preserve_index=False)
 
 

@@ -119,6 +119,25 @@ def test_rows_of_a_lagged_view_come_in_time_order_per_entity(settings, db):
     assert fs.offline.row_count("acme", "steel_energy_features") == 4  # nothing of the refused batches
 
 
+def test_a_reading_delivered_again_is_stored_once_not_refused_as_late(settings, db):
+    """MQTT delivers at least once, and a REST batch may be retried without an Idempotency-Key: a reading the store
+    holds already, with the same values, was refused as a late row (the MQTT subscriber set the message aside). It
+    is now skipped; the same time with other readings is still refused, and new rows beside a repeat are stored."""
+    fs = _store(settings, db, "acme")
+    fs.apply(views.steel_energy_features)
+    first = [_steel_rec(f"2018-01-01T00:{m:02d}:00Z", float(m) + 0.1) for m in (15, 30, 45)]
+    assert fs.ingest("steel_energy_features", first).rows == 3
+    again = fs.ingest("steel_energy_features", first[1:])
+    assert (again.rows, again.files) == (0, 0)
+    with pytest.raises(InvalidInput, match=r"is not after its latest stored row"):
+        fs.ingest("steel_energy_features", [{**first[2], "usage_kwh": 46.0}])  # a correction: not a repeat
+    later = _steel_rec("2018-01-01T01:00:00Z", 60.0)
+    assert fs.ingest("steel_energy_features", [first[2], later]).rows == 1
+    assert fs.offline.row_count("acme", "steel_energy_features") == 4
+    row = fs.get_online_features("steel_energy_features", ["m1"], ["usage_kwh_lag_1"])[0]
+    assert row["usage_kwh_lag_1"] == pytest.approx(45.1)
+
+
 def test_cmapss_pushes_need_the_tenants_regimes(settings, db):
     fs = _store(settings, db, "acme")
     fs.apply(views.cmapss_features)
