@@ -67,21 +67,21 @@ def machine_risk(platform, tenant: str, spec: dict) -> dict:  # noqa: ANN001
         model = platform.models.champion(tenant, "failure", spec.get("model"), refresh=True)
     score = _named_errors(record_scorer("failure"), "maintenance")
     risks: dict[str, float] = {}
-    readings_at: dict[str, str] = {}
+    taken: dict[str, datetime] = {}  # each store-read machine's reading time
     if by_id:
         with _field("maintenance"):  # an entity without readings is a 404 naming the request's field
             rows = entity_rows(platform.feature_store(tenant), spec["view"], list(by_id.values()))
         for m, p, row in zip(by_id, score(model, rows, from_store=True), rows, strict=True):
             risks[m] = p["failure_probability"]
-            readings_at[m] = utc_text(_reading_time(row))
+            taken[m] = _reading_time(row)
     if inline:
         for m, p in zip(inline, score(model, list(inline.values())), strict=True):
             risks[m] = p["failure_probability"]
     used = {"model": f"{model.name}@{model.version}", "view": spec.get("view"),
             "risks": {m: risks[m] for m in machines}}
-    if readings_at:
-        used["readings_at"] = readings_at
-        warnings = stale_readings(by_id, rows, risks, spec["view"], platform.settings.scheduling_risk_max_age_h)
+    if taken:
+        used["readings_at"] = {m: utc_text(t) for m, t in taken.items()}
+        warnings = stale_readings(by_id, taken, risks, spec["view"], platform.settings.scheduling_risk_max_age_h)
         if warnings:
             used["warnings"] = warnings
     threshold = model.manifest.get("threshold")
@@ -96,14 +96,14 @@ def _reading_time(row: dict) -> datetime:
     return as_utc(datetime.fromisoformat(at) if isinstance(at, str) else at)
 
 
-def stale_readings(by_id: dict, rows: list[dict], risks: dict, view: str, max_age_h: float, *,
+def stale_readings(by_id: dict, taken: dict[str, datetime], risks: dict, view: str, max_age_h: float, *,
                    what: str = "risk", unit: str = "") -> list[str]:
     """A warning per plan machine whose readings in the online store are older than ``max_age_h`` hours: its risk
     is the machine's then, not now (a machine mapped to an entity the MES stopped sending, or to the wrong one, had
     planned on a reading of years before without a word)."""
     now, out = utcnow(), []
-    for (machine, entity), row in zip(by_id.items(), rows, strict=True):
-        at = _reading_time(row)
+    for machine, entity in by_id.items():
+        at = taken[machine]
         hours = (now - at).total_seconds() / 3600
         if hours > max_age_h:
             age = f"{hours / 24:,.0f} days" if hours >= 48 else f"{hours:,.0f} hours"
@@ -182,13 +182,14 @@ def machine_life(platform, tenant: str, spec: dict) -> dict:  # noqa: ANN001
         rows = entity_rows(platform.feature_store(tenant), spec["view"], list(machines.values()))
         out = scorer("rul")(model, records_frame("rul", rows))
     by_entity = {str(e): float(r) for e, r in zip(out[ENTITY_ID], out["rul"], strict=True)}
+    taken = {m: _reading_time(row) for m, row in zip(machines, rows, strict=True)}
     cycles = {m: by_entity[str(e)] for m, e in machines.items()}
     per = float(spec["units_per_cycle"])
     used = {"model": f"{model.name}@{model.version}", "view": spec["view"], "units_per_cycle": per,
             "rul_cycles": cycles, "life_units": {m: round(c * per, 3) for m, c in cycles.items()},
-            "readings_at": {m: utc_text(_reading_time(row)) for m, row in zip(machines, rows, strict=True)}}
-    warnings = stale_readings(machines, rows, {m: c for m, c in cycles.items()}, spec["view"],
-                              platform.settings.scheduling_risk_max_age_h, what="remaining life", unit=" cycles")
+            "readings_at": {m: utc_text(t) for m, t in taken.items()}}
+    warnings = stale_readings(machines, taken, cycles, spec["view"], platform.settings.scheduling_risk_max_age_h,
+                              what="remaining life", unit=" cycles")
     warnings += list(out.attrs.get("warnings", []))
     if warnings:
         used["warnings"] = warnings
