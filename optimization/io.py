@@ -16,9 +16,11 @@ from optimization.problem import (
     Job,
     Machine,
     Operation,
+    PlanClock,
     Precedence,
     SchedulingProblem,
     SetupTimes,
+    parse_clock_time,
 )
 
 FORMATS = ("jsplib", "fjsp", "json")
@@ -207,7 +209,8 @@ def parse_json(text: str, name: str = "json", source: str = "<string>") -> Sched
 
 
 # the fields of the JSON format (docs/scheduling.md); anything else is refused, so a misspelt field is not ignored
-PROBLEM_FIELDS = ("name", "horizon", "machines", "jobs", "precedences", "setups", "energy", "failure_risk")
+PROBLEM_FIELDS = ("name", "clock", "horizon", "machines", "jobs", "precedences", "setups", "energy", "failure_risk")
+CLOCK_FIELDS = ("start", "minutes_per_unit")
 MACHINE_FIELDS = ("id", "calendar", "maintenance")
 DOWNTIME_FIELDS = ("start", "end", "kind")
 WINDOW_FIELDS = ("start", "end")
@@ -293,13 +296,51 @@ def _bool(v: Any, where: str) -> bool:
     return v
 
 
-def _downtimes(entries: Any, where: str, fields: tuple[str, ...], kind: str | None) -> list[Downtime]:
+class Times:
+    """A time field as plan units: a number as it is (checked where it is used), or, with the problem's ``clock``,
+    an ISO date and time converted to units from its start, rounded the safe way for the field (``floor``: a due
+    time, a downtime's start; ``ceil``: a release, a pin, a downtime's end)."""
+
+    def __init__(self, clock: PlanClock | None) -> None:
+        self.clock = clock
+
+    def __call__(self, value: Any, where: str, rounding: str = "floor") -> Any:
+        if self.clock is None or not isinstance(value, str):
+            return value
+        return self.clock.units(value, where, rounding)
+
+
+def clock_of(data: dict) -> PlanClock | None:
+    """The problem's ``clock``, its unit reconciled with ``energy.hours_per_unit`` (one is the other's; both given
+    must agree, else a plan's energy cost and its clock times would count time differently)."""
+    if data.get("clock") is None:
+        return None
+    c = _obj(data["clock"], "clock", CLOCK_FIELDS, ("start",))
+    start = parse_clock_time(c["start"], "clock.start")
+    energy = data.get("energy") if isinstance(data.get("energy"), dict) else {}
+    hours = energy.get("hours_per_unit")
+    minutes = c.get("minutes_per_unit")
+    if minutes is None:
+        minutes = hours * 60 if isinstance(hours, int | float) and not isinstance(hours, bool) and hours > 0 else 1
+        seconds = round(minutes * 60)
+        if seconds >= 1 and abs(minutes * 60 - seconds) <= 1e-4 * seconds:
+            minutes = seconds / 60  # 0.016667 h, a minute as the docs write it, is a minute on the clock
+    clock = PlanClock(start=start, minutes_per_unit=minutes)
+    if isinstance(hours, int | float) and not isinstance(hours, bool) and hours > 0 and \
+            abs(hours * 60 - clock.minutes_per_unit) > 1e-3 * clock.minutes_per_unit:
+        raise ValueError(f"clock.minutes_per_unit ({clock.minutes_per_unit:g}) and energy.hours_per_unit ({hours:g}, "
+                         f"{hours * 60:g} minutes) disagree: they are the same time unit; give one of them")
+    return clock
+
+
+def _downtimes(entries: Any, where: str, fields: tuple[str, ...], kind: str | None, when: Times) -> list[Downtime]:
     out = []
     for n, c in enumerate(_list(entries, where)):
         at = f"{where}[{n}]"
         _obj(c, at, fields, ("start", "end"))
         try:
-            out.append(Downtime(start=c["start"], end=c["end"], kind=kind or _opt(c, "kind", "break")))
+            out.append(Downtime(start=when(c["start"], f"{at}.start"), end=when(c["end"], f"{at}.end", "ceil"),
+                                kind=kind or _opt(c, "kind", "break")))
         except ValueError as e:
             raise ValueError(f"{at}: {e}") from None
     return out
@@ -311,6 +352,8 @@ def problem_from_dict(data: dict, name: str = "problem") -> SchedulingProblem:
     if not isinstance(data, dict):
         raise ValueError(f"top level must be a JSON object, got {_kind(data)}")
     _obj(data, "problem", PROBLEM_FIELDS, ("machines", "jobs"))
+    clock = clock_of(data)
+    when = Times(clock)
     machines = []
     for i, m in enumerate(_list(data["machines"], "problem.machines", "a list of machine ids or objects")):
         if isinstance(m, str | int) and not isinstance(m, bool):
@@ -320,8 +363,9 @@ def problem_from_dict(data: dict, name: str = "problem") -> SchedulingProblem:
             raise ValueError(f"machines[{i}] must be a machine id (string) or an object, got {_kind(m)}")
         _obj(m, f"machines[{i}]", MACHINE_FIELDS, ("id",))
         mid = _id(m["id"], f"machines[{i}].id")
-        cal = _downtimes(_opt(m, "calendar", []), f"machine {mid!r} calendar", DOWNTIME_FIELDS, None)
-        cal += _downtimes(_opt(m, "maintenance", []), f"machine {mid!r} maintenance", WINDOW_FIELDS, "maintenance")
+        cal = _downtimes(_opt(m, "calendar", []), f"machine {mid!r} calendar", DOWNTIME_FIELDS, None, when)
+        cal += _downtimes(_opt(m, "maintenance", []), f"machine {mid!r} maintenance", WINDOW_FIELDS, "maintenance",
+                          when)
         machines.append(Machine(id=mid, calendar=tuple(cal)))
     jobs = []
     for i, j in enumerate(_list(data["jobs"], "problem.jobs")):
@@ -360,12 +404,15 @@ def problem_from_dict(data: dict, name: str = "problem") -> SchedulingProblem:
                     power_kw=power_kw,
                     can_span_break=span,
                     pinned_machine=pin_machine,
-                    pinned_start=pin["start"] if pin else None,
+                    pinned_start=when(pin["start"], f"{where} {'started' if started else 'pinned'}.start",
+                                      "floor" if started else "ceil") if pin else None,
                     started=bool(started),
                 ))
             except ValueError as e:  # Operation's own messages name the operation, not its job
                 raise ValueError(f"job {jid!r}: {e}") from None
-        jobs.append(Job(id=jid, operations=tuple(ops), release=_opt(j, "release", 0), due=j.get("due"),
+        jobs.append(Job(id=jid, operations=tuple(ops), release=when(_opt(j, "release", 0), f"job {jid!r} release",
+                                                                    "ceil"),
+                        due=when(j.get("due"), f"job {jid!r} due"),
                         weight=_number(_opt(j, "weight", 1.0), f"job {jid!r} weight")))
     setups = SetupTimes()
     if data.get("setups") is not None:
@@ -390,12 +437,13 @@ def problem_from_dict(data: dict, name: str = "problem") -> SchedulingProblem:
     energy = None
     if data.get("energy") is not None:
         e = _obj(data["energy"], "energy", ENERGY_FIELDS)
+        hours = _opt(e, "hours_per_unit", clock.minutes_per_unit / 60 if clock else 1.0 / 60.0)
         energy = EnergySettings(period=_opt(e, "period", 60),
                                 prices=tuple(_list(_opt(e, "prices", []), "energy.prices", "a list of numbers")),
                                 base_load_kw=tuple(_list(_opt(e, "base_load_kw", []), "energy.base_load_kw",
                                                          "a list of numbers")),
                                 peak_cap_kw=e.get("peak_cap_kw"),
-                                hours_per_unit=_opt(e, "hours_per_unit", 1.0 / 60.0))
+                                hours_per_unit=hours)
     risk = None
     if data.get("failure_risk") is not None:
         r = _obj(data["failure_risk"], "failure_risk", RISK_FIELDS)
@@ -404,7 +452,8 @@ def problem_from_dict(data: dict, name: str = "problem") -> SchedulingProblem:
             raise ValueError(f"failure_risk.risks must be an object machine -> probability, got {_kind(risks)}")
         risk = FailureRisk(risks={str(k): _number(v, f"failure_risk.risks.{k}") for k, v in risks.items()},
                            threshold=_opt(r, "threshold", 0.5), policy=_opt(r, "policy", "window"),
-                           window_duration=_opt(r, "window_duration", 60), deadline=r.get("deadline"),
+                           window_duration=_opt(r, "window_duration", 60),
+                           deadline=when(r.get("deadline"), "failure_risk.deadline"),
                            penalty_per_unit=_opt(r, "penalty_per_unit", 1.0),
                            service_first=_bool(_opt(r, "service_first", True), "failure_risk.service_first"),
                            crews=r.get("crews"))
@@ -415,7 +464,7 @@ def problem_from_dict(data: dict, name: str = "problem") -> SchedulingProblem:
         raise ValueError(f"problem.name must be a string, got {_kind(pname)}")
     return SchedulingProblem(jobs=tuple(jobs), machines=tuple(machines), name=str(pname),
                              setups=setups, precedences=tuple(precs), energy=energy, risk=risk,
-                             horizon=data.get("horizon"))
+                             horizon=when(data.get("horizon"), "horizon"), clock=clock)
 
 
 def _setup_matrix(d: dict, where: str) -> dict[tuple[str, str], int]:
@@ -484,4 +533,6 @@ def problem_to_dict(problem: SchedulingProblem) -> dict:
                              "crews": r.crews}
     if problem.horizon is not None:
         d["horizon"] = problem.horizon
+    if problem.clock is not None:
+        d["clock"] = problem.clock.to_dict()
     return d

@@ -9,6 +9,7 @@ import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from types import MappingProxyType
 
 DOWNTIME_KINDS = ("break", "shift", "holiday", "maintenance")
@@ -22,6 +23,8 @@ MAX_CREWS = 10_000  # maintenance crews working at once (failure_risk.crews)
 MAX_POWER_KW = 1e9  # operation power, base load, peak cap
 MAX_PRICE = 1e6  # energy price per kWh
 MAX_HOURS_PER_UNIT = 1e4
+MAX_MINUTES_PER_UNIT = 7 * 24 * 60  # a clock's unit: at most a week
+MIN_MINUTES_PER_UNIT = 1e-3  # and at least 0.06 s
 
 
 def _show(value: object) -> str:
@@ -53,8 +56,9 @@ def _time(value: object, what: str, lo: int = -MAX_TIME) -> int:
 def _no_clock_text(value: object, what: str) -> None:
     if isinstance(value, str) and _CLOCK_TEXT.search(value):
         raise ValueError(f"{what} must be an integer, got {_show(value)}: times are whole numbers of the plan's time "
-                         "unit counted from the plan's start (t=0), e.g. minutes after it; convert dates before "
-                         "sending")
+                         "unit counted from the plan's start (t=0), e.g. minutes after it; give the "
+                         "problem a \"clock\" (its start on the calendar) to send dates and times, or convert them "
+                         "before sending")
 
 
 def _num(value: object, what: str, lo: float, hi: float) -> float:
@@ -69,6 +73,68 @@ def _num(value: object, what: str, lo: float, hi: float) -> float:
 
 def _freeze(mapping: Mapping | None) -> Mapping:
     return MappingProxyType(dict(mapping or {}))
+
+
+ISO_TIME = re.compile(r"\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?)?(Z|[+-]\d{2}:?\d{2})?")
+ROUNDINGS = ("floor", "ceil")
+
+
+def parse_clock_time(value: object, what: str) -> datetime:
+    """An ISO 8601 date or date and time (``2026-12-08``, ``2026-12-08T06:00``, ``2026-12-08T06:00:00+09:00``,
+    ``...Z``), with or without a UTC offset; anything else is refused naming ``what``."""
+    text = value.strip() if isinstance(value, str) else None
+    if text is None or len(text) > 40 or not ISO_TIME.fullmatch(text):
+        raise ValueError(f"{what} must be an ISO 8601 date and time (2026-12-08T06:00:00+09:00), got {_show(value)}")
+    try:
+        return datetime.fromisoformat(text[:-1] + "+00:00" if text.endswith("Z") else text)
+    except ValueError:
+        raise ValueError(f"{what} is not a real date and time: {_show(value)}") from None
+
+
+@dataclass(frozen=True)
+class PlanClock:
+    """Where the plan's time 0 lies on the calendar, and how long one time unit is. With it, the problem's times may
+    be sent as ISO dates and times (converted to units here), and the answer gives each row's times on the clock.
+    ``start`` with a UTC offset makes the plan's clock that offset's; without one, it is the plant's local time and
+    the times sent must have none either."""
+
+    start: datetime
+    minutes_per_unit: float = 1.0
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.start, datetime):
+            raise ValueError(f"clock.start must be a date and time, got {_show(self.start)}")
+        _num(self.minutes_per_unit, "clock.minutes_per_unit", MIN_MINUTES_PER_UNIT, MAX_MINUTES_PER_UNIT)
+
+    @property
+    def unit(self) -> timedelta:
+        return timedelta(minutes=float(self.minutes_per_unit))
+
+    def units(self, value: object, what: str, rounding: str = "floor") -> int:
+        """``value`` (an ISO date and time) as plan units from ``start``, rounded down (``floor``: a due time never
+        later than asked) or up (``ceil``: a release never earlier)."""
+        at = parse_clock_time(value, what)
+        if (at.tzinfo is None) != (self.start.tzinfo is None):
+            has, lacks = ("it", "clock.start") if at.tzinfo is not None else ("clock.start", "it")
+            raise ValueError(f"{what} {_show(value)}: {has} has a UTC offset and {lacks} has none; give both one "
+                             "(2026-12-08T06:00:00+09:00), or neither (the plant's local time)")
+        units = (at - self.start) / self.unit
+        out = math.floor(units + 1e-9) if rounding == "floor" else math.ceil(units - 1e-9)
+        if abs(out) > MAX_TIME:
+            raise ValueError(f"{what} {_show(value)} is {out:,} time units from clock.start, beyond +-{MAX_TIME:,}")
+        return out
+
+    def at(self, t: float) -> str | None:
+        """Time ``t`` of the plan on the clock (ISO 8601, seconds; milliseconds where a unit is finer), or None past
+        the calendar's end (year 9999)."""
+        try:
+            when = self.start + t * self.unit
+        except OverflowError:
+            return None
+        return when.isoformat(timespec="seconds" if when.microsecond == 0 else "milliseconds")
+
+    def to_dict(self) -> dict:
+        return {"start": self.at(0), "minutes_per_unit": self.minutes_per_unit}
 
 
 @dataclass(frozen=True)
@@ -394,6 +460,7 @@ class SchedulingProblem:
     energy: EnergySettings | None = None
     risk: FailureRisk | None = None
     horizon: int | None = None
+    clock: PlanClock | None = None  # time 0 on the calendar (the answer's clock times); the solver ignores it
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "jobs", tuple(self.jobs))

@@ -9,7 +9,7 @@ from typing import Any
 from optimization.check import verify
 from optimization.explain import explain_late_jobs
 from optimization.heuristics import _merged_blocks, setup_start_latest
-from optimization.problem import MAX_WEIGHT, SchedulingProblem
+from optimization.problem import MAX_WEIGHT, PlanClock, SchedulingProblem
 from optimization.solution import Schedule
 from optimization.solver import OBJECTIVES, SolverParams, solve
 
@@ -146,4 +146,25 @@ def solve_document(problem: SchedulingProblem, params: SolverParams) -> tuple[di
         "no_plan_reasons": schedule.stats.pop("no_plan_reasons", []),
         "notes": problem.notes(),
     }
+    doc["clock"] = None  # without a clock: times are plan units only
+    if problem.clock is not None:
+        with_clock_times(problem.clock, doc)
     return line, doc
+
+
+def with_clock_times(clock: PlanClock, doc: dict[str, Any]) -> dict[str, Any]:
+    """``doc`` with the plan's times on the calendar: ``clock`` (its start, unit and the plan's end), and beside the
+    integer times of each Gantt row, maintenance window and late job, a ``clock`` object of the same times as ISO
+    8601 (the clock's UTC offset, or none: the plant's local time)."""
+    def times(row: dict[str, Any], keys: tuple[str, ...]) -> None:
+        row["clock"] = {k: clock.at(row[k]) for k in keys if isinstance(row.get(k), int | float)}
+
+    doc["clock"] = {**clock.to_dict(),
+                    "plan_end": clock.at(doc["makespan"]) if doc.get("makespan") is not None else None}
+    for row in doc.get("gantt", ()):
+        times(row, ("start", "end", "setup_start", "started_at"))
+    for window in doc.get("maintenance", ()):
+        times(window, ("start", "end"))
+    for late in doc.get("late_jobs", ()):
+        times(late, ("due", "end"))
+    return doc

@@ -256,27 +256,61 @@ def shown_minutes(minutes: float) -> float:
 MAX_FORECAST_DAYS = 7  # days of the plan the energy model forecasts, one after another
 
 
+def _plan_times(problem: dict):  # noqa: ANN202 - a function of (value, rounding) -> float | None
+    """Reads a raw problem's time fields as plan units before it is parsed: numbers as they are, and ISO times through
+    the problem's ``clock`` (``optimization.io.Times``); anything else (wrong, or for the parser to refuse) None."""
+    from optimization.io import Times, clock_of
+
+    try:
+        when = Times(clock_of(problem))
+    except (ValueError, TypeError):
+        when = Times(None)
+
+    def units(value: object, rounding: str = "floor") -> float | None:
+        try:
+            value = when(value, "time", rounding)
+        except (ValueError, TypeError):
+            return None
+        return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+    return units
+
+
 def plan_span(problem: dict) -> float:
     """The plan's length in its time units, before it is solved: its ``horizon`` where it gives one, else the end of
     its work done one operation after another (each on its fastest machine, after the latest release or pin): no
-    plan ends later, and most end sooner."""
-    bound = problem.get("horizon")
-    if isinstance(bound, int | float) and not isinstance(bound, bool) and bound > 0:
-        return float(bound)
+    plan ends later, and most end sooner. Times sent as ISO dates (with the problem's ``clock``) count as theirs."""
+    units = _plan_times(problem)
+    bound = units(problem.get("horizon"))
+    if bound is not None and bound > 0:
+        return bound
     bound = work = 0.0
     for job in problem.get("jobs") or ():
         if not isinstance(job, dict):
             continue
-        release = job.get("release", 0)
-        bound = max(bound, release if isinstance(release, int | float) else 0)
+        bound = max(bound, units(job.get("release", 0), "ceil") or 0.0)
         for op in job.get("operations") or ():
             durations = op.get("machines") if isinstance(op, dict) else None
             if isinstance(durations, dict):
                 work += min((d for d in durations.values() if isinstance(d, int | float)), default=0)
                 pin = op.get("pinned") or op.get("started")
-                if isinstance(pin, dict) and isinstance(pin.get("start"), int | float):
-                    bound = max(bound, pin["start"])
+                if isinstance(pin, dict):
+                    bound = max(bound, units(pin.get("start"), "ceil") or 0.0)
     return float(bound + work)
+
+
+def plan_minutes(problem: dict, energy: dict | None) -> float:
+    """``plan_span`` in minutes, at the energy settings' unit (``load_period_minutes`` checks them)."""
+    return plan_span(problem) * load_period_minutes(energy) / float(energy.get("period", 60))
+
+
+def forecast_days(minutes: float) -> int:
+    """The days of forecast that cover ``minutes`` from a day's 00:00 (1 to ``MAX_FORECAST_DAYS``), forgiving the
+    rounding of hours_per_unit: 0.016667 h (a minute as the docs write it) made a horizon of 2,880 units 2,880.06
+    minutes, and 3 days forecast for a 2-day plan."""
+    if minutes >= 1e15:
+        return MAX_FORECAST_DAYS
+    return max(1, min(MAX_FORECAST_DAYS, math.ceil(minutes / DAY_MINUTES * (1 - 1e-4))))
 
 
 def plan_days(problem: dict, energy: dict | None) -> int:
@@ -284,14 +318,7 @@ def plan_days(problem: dict, energy: dict | None) -> int:
     ``horizon`` where it gives one, else the end of its work done one operation after another (each on its fastest
     machine, after the latest release or pin): no plan ends later, and most end sooner. A plan that runs past the
     days forecast gets the last forecast value (``EnergyModel.base_at``), and its answer says so."""
-    minutes_per_unit = load_period_minutes(energy) / float(energy.get("period", 60))
-    bound = plan_span(problem)
-    if bound >= 1e15:
-        return MAX_FORECAST_DAYS
-    # the days, forgiving the rounding of hours_per_unit: 0.016667 h (a minute as the docs write it) made a horizon
-    # of 2,880 units 2,880.06 minutes, and 3 days forecast for a 2-day plan
-    days = math.ceil(float(bound) * minutes_per_unit / DAY_MINUTES * (1 - 1e-4))
-    return max(1, min(MAX_FORECAST_DAYS, days))
+    return forecast_days(plan_minutes(problem, energy))
 
 
 def _forecast_days(model, frame, start: str, days: int):  # noqa: ANN001, ANN202
@@ -354,17 +381,47 @@ def check_plant_load(spec: dict, limit: int) -> None:
         check_batch(len(spec["records"]), limit, "energy_forecast records")
 
 
-def plant_load(platform, tenant: str, spec: dict, energy: dict | None, days: int = 1) -> dict:  # noqa: ANN001
+def _meter_clock(clock, frame, spec: dict) -> tuple[str, float, str | None]:  # noqa: ANN001 - a PlanClock
+    """(the forecast's first day, minutes from its 00:00 to the plan's time 0, a note) for a plan with a ``clock``:
+    its start on the meter's clock (its dates' UTC offset; dates without one are the plant's local time, Korea's
+    for a start that has one). ``spec["start"]``, where given, must be that day."""
+    from datetime import datetime
+
+    from models.energy.features import KOREA, series_from_frame
+
+    start, note = clock.start, None
+    if start.tzinfo is not None:
+        tz = series_from_frame(frame).tz
+        if tz is None:
+            tz = KOREA
+            note = (f"the meter's dates have no UTC offset: read as the plant's local time, Korea's (+09:00), against "
+                    f"clock.start {clock.at(0)}")
+        import pandas as pd
+
+        start = pd.Timestamp(start).tz_convert(tz).tz_localize(None).to_pydatetime()
+    day = start.date().isoformat()
+    given = spec.get("start")
+    if given is not None and str(given).strip()[:10] != day:
+        raise InvalidInput(f"energy_forecast.start ({given}) is not the day of the plan's clock.start ({clock.at(0)}, "
+                           f"{day} on the meter's clock): leave energy_forecast.start out, the clock's day is taken")
+    offset = (start - datetime.combine(start.date(), datetime.min.time())).total_seconds() / 60
+    return day, offset, note
+
+
+def plant_load(platform, tenant: str, spec: dict, energy: dict | None, days: int = 1, *,  # noqa: ANN001
+               clock=None, plan_minutes: float | None = None) -> dict:  # noqa: ANN001 - a PlanClock
     """The plant's forecast load for the plan's ``days`` days from the tenant's energy model (the energy module's):
     the p50 kWh of each 15 minutes from ``spec["start"]`` 00:00, as the mean kW of each of the plan's energy
     periods (``energy``: the problem's settings, in plan units), and the kWh and tCO2 it implies. A day after the
-    first is forecast from the days before it: the model forecasts one day ahead of the rows it reads."""
+    first is forecast from the days before it: the model forecasts one day ahead of the rows it reads.
+
+    With the problem's ``clock``, time 0 is its start, not a day's 00:00: the forecast begins on its day, the
+    load from its time of day on, and the days cover ``plan_minutes`` from there."""
     import numpy as np
 
     from serving.predictions import METER, entity_rows, meter_history, records_frame
 
     minutes = load_period_minutes(energy)
-    days = max(1, min(days, MAX_FORECAST_DAYS, MAX_LOAD_PERIODS * minutes // DAY_MINUTES or 1))
     with _field("energy_forecast"):  # no energy model trained: a 404 naming the request's field
         model = platform.models.champion(tenant, "energy", spec.get("model"), refresh=True)
     with _field("energy_forecast"):
@@ -373,16 +430,25 @@ def plant_load(platform, tenant: str, spec: dict, energy: dict | None, days: int
             frame = meter_history(rows).drop(columns=METER)
         else:
             frame = records_frame("energy", spec["records"])
-        day = _forecast_days(model, frame, spec["start"], int(days))
+        first, offset, note = spec.get("start"), 0.0, None
+        if clock is not None:
+            first, offset, note = _meter_clock(clock, frame, spec)
+            if plan_minutes is not None:
+                days = forecast_days(offset + plan_minutes)
+        elif first is None:
+            raise InvalidInput('energy_forecast needs "start", the plan\'s day (YYYY-MM-DD: time 0 is its 00:00), or '
+                               'the problem\'s "clock" (its start is time 0)')
+        days = max(1, min(days, MAX_FORECAST_DAYS, MAX_LOAD_PERIODS * minutes // DAY_MINUTES or 1))
+        day = _forecast_days(model, frame, first, int(days))
     kw = day["p50"].to_numpy(dtype=float) * 4.0  # kWh in 15 minutes -> mean kW
     n, end = len(kw), len(kw) * 15.0
-    lo = np.arange(max(1, int(-(-end // minutes)))) * minutes
+    lo = offset + np.arange(max(1, int(-(-(end - offset) // minutes)))) * minutes  # from the plan's time 0
     lo = lo[lo < end]  # not a last period starting at the day's end by rounding (1440 / (60 / 3600)): a load of 0
     periods = len(lo)
     # each plan period: the mean of the 15-minute steps it covers, weighted by their overlap, for all periods at
     # once: its first and last step's share plus the whole steps between, over the sum of those weights (a
     # difference of the day's running total would lose the digits of a period a sliver wide)
-    hi = np.minimum(np.arange(1, periods + 1) * minutes, end)
+    hi = np.minimum(lo + minutes, end)
     first = np.minimum(lo // 15, n - 1).astype(int)
     last = np.maximum(np.ceil(hi / 15).astype(int) - 1, first)
     same = first == last
@@ -396,8 +462,11 @@ def plant_load(platform, tenant: str, spec: dict, energy: dict | None, days: int
     used = {"model": f"{model.name}@{model.version}", "origin": str(day["origin"].iloc[0]),
             "period_minutes": shown_minutes(minutes), "days": int(days), "base_load_kw": np.round(load, 3).tolist(),
             "kwh_p50": round(float(day["p50"].sum()), 3), "co2_t_p50": round(float(day["co2_p50"].sum()), 6)}
-    if day.attrs.get("warnings"):  # the meter's gaps: the planner sees them as a forecast's caller does
-        used["warnings"] = list(day.attrs["warnings"])
+    if clock is not None:
+        used["plan_start"] = clock.at(0)
+        used["offset_minutes"] = shown_minutes(offset)  # from the origin's 00:00 to the plan's time 0
+    if day.attrs.get("warnings") or note:  # the meter's gaps: the planner sees them as a forecast's caller does
+        used["warnings"] = [*day.attrs.get("warnings", []), *([note] if note else [])]
     return used
 
 

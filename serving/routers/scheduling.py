@@ -23,6 +23,7 @@ from serving.scheduling import (
     machine_life,
     machine_risk,
     plan_days,
+    plan_minutes,
     plant_load,
     prepare,
     solve_now,
@@ -100,7 +101,7 @@ async def _request(http: Request, body: SolveRequest, ctx, platform, modules: se
     if load:
         check_plant_load(body.energy_forecast.model_dump(), limit)
         load_period_minutes(request["problem"].get("energy"))
-    await run_in_threadpool(prepare, request, modules)
+    problem = (await run_in_threadpool(prepare, request, modules))[0]
     risk_use = await _use_partner(http, ctx, platform, "maintenance", "maintenance") if risk else None
     life_use = await _use_partner(http, ctx, platform, "maintenance", "remaining_life") if life else None
     load_use = await _use_partner(http, ctx, platform, "energy", "energy_forecast") if load else None
@@ -114,8 +115,11 @@ async def _request(http: Request, body: SolveRequest, ctx, platform, modules: se
         request = with_machine_life(request, lives)
     if load_use is not None:
         energy = request["problem"].get("energy")
-        forecast = await run_in_threadpool(plant_load, platform, ctx.tenant, request["energy_forecast"], energy,
-                                           plan_days(request["problem"], energy))
+        if problem.energy is not None:  # its unit as parsed: the clock's where the problem gives only that
+            energy = {**energy, "hours_per_unit": problem.energy.hours_per_unit}
+        forecast = await run_in_threadpool(functools.partial(
+            plant_load, clock=problem.clock, plan_minutes=plan_minutes(request["problem"], energy)),
+            platform, ctx.tenant, request["energy_forecast"], energy, plan_days(request["problem"], energy))
         load_use.model_version = forecast["model"]
         request = with_plant_load(request, forecast)
     return request

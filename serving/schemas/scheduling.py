@@ -59,7 +59,8 @@ class PlantLoad(BaseModel):
         "store as POST /v1/energy/forecast reads entity ids",
     )
     view: str | None = Field(None, max_length=200, description="the feature view `entity_id` is read from")
-    start: str = Field(max_length=40, description="the plan's time 0: a day (YYYY-MM-DD), forecast from its 00:00")
+    start: str | None = Field(None, max_length=40, description="the plan's time 0: a day (YYYY-MM-DD), forecast "
+                              "from its 00:00; leave it out where the problem has a `clock` (its start is time 0)")
     model: str | None = Field(None, max_length=100, description="a registered energy model (default: the champion)")
 
 
@@ -125,6 +126,9 @@ class GanttRow(BaseModel):
                                "'failure risk (after pinned work)' where the planner's pins hold the machine where "
                                "it would otherwise go")
     risk: float | None = Field(None, description="a maintenance window's: the machine's failure probability")
+    clock: dict[str, str | None] | None = Field(
+        None, description="with the problem's `clock`: this row's times (start, end, setup_start, started_at) as "
+        "ISO 8601 dates and times")
 
 
 class SolveAnswer(BaseModel):
@@ -150,6 +154,9 @@ class SolveAnswer(BaseModel):
         default_factory=list, description="why there is no plan (INFEASIBLE or UNKNOWN): each cause found, with a type "
         "(horizon, pinned, maintenance_deadline, maintenance_crews, peak_power, dispatch, model_too_large, "
         "time_limit, ...) and a message; empty when there is a plan")
+    clock: dict[str, Any] | None = Field(
+        None, description="with the problem's `clock`: its start, minutes_per_unit and plan_end (the makespan on the "
+        "calendar); each Gantt row, maintenance window and late job then has its own `clock` times")
     notes: list[dict[str, Any]] = Field(
         default_factory=list, description="what the problem holds that is valid but likely a slip, each a type, "
         "the families concerned and a message: 'setup_family_unused' (the setup matrix names families no operation "
