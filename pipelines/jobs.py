@@ -32,6 +32,7 @@ class Job:
     primary: str  # the table whose rows the run report counts ("raw sensor rows")
     measurements: tuple[str, ...]  # its measurement columns, for the missing-value report
     missing_strategy: str = "keep"  # what the transforms do with gaps (reported)
+    gaps_kept: tuple[str, ...] = ()  # measurements whose gaps stay gaps under that strategy
     prepare: Callable[[dict[str, pd.DataFrame]], object] | None = None
     file_required: bool = True
 
@@ -84,6 +85,7 @@ JOBS: dict[str, Job] = {
         primary="meter_readings",
         measurements=steel.READINGS,
         missing_strategy="ffill",
+        gaps_kept=steel.GAPS_KEPT,
     ),
     "c22-demo": Job(
         dataset="c22-demo",

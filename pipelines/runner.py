@@ -283,7 +283,8 @@ def run_pipeline(
 
     primary = checked.tables[job.primary]
     _, missing = handle_missing(
-        primary, list(job.measurements), strategy=job.missing_strategy, key=canonical.tables[job.primary].key
+        primary, list(job.measurements), strategy=job.missing_strategy, key=canonical.tables[job.primary].key,
+        keep=job.gaps_kept,
     )
 
     t = time.perf_counter()

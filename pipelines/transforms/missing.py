@@ -25,6 +25,7 @@ class MissingReport:
     columns: dict[str, dict[str, float]] = field(default_factory=dict)  # only columns that had gaps
     all_missing: list[str] = field(default_factory=list)  # columns with no value at all
     constant: list[str] = field(default_factory=list)  # columns with a single distinct value
+    kept: list[str] = field(default_factory=list)  # columns whose gaps the strategy leaves as gaps
 
     @property
     def missing(self) -> int:
@@ -43,6 +44,7 @@ class MissingReport:
             "columns_with_gaps": len(self.columns),
             "all_missing": self.all_missing,
             "constant": self.constant,
+            **({"kept_as_gaps": self.kept} if self.kept else {}),
             "columns": self.columns,
         }
 
@@ -59,6 +61,7 @@ class MissingReport:
             dict(sorted(cols.items())),
             sorted(set(self.all_missing) & set(other.all_missing)),
             sorted(set(self.constant) & set(other.constant)),
+            self.kept,
         )
 
 
@@ -70,8 +73,10 @@ def handle_missing(
     key: str | None = None,
     fill_values: dict[str, float] | None = None,
     count_column: str | None = None,
+    keep: Sequence[str] = (),
 ) -> tuple[pd.DataFrame, MissingReport]:
-    """Return a copy of ``df`` with ``columns`` handled, and the report."""
+    """Return a copy of ``df`` with ``columns`` handled, and the report. ``keep``: columns among them whose gaps stay
+    gaps whatever the strategy (counted, never filled: a meter's usage, whose gaps its forecaster fills and counts)."""
     if strategy not in STRATEGIES:
         raise ValueError(f"unknown missing-value strategy {strategy!r}; expected one of {', '.join(STRATEGIES)}")
     if strategy == "ffill" and key is None:
@@ -94,11 +99,15 @@ def handle_missing(
         filled = block.fillna(0.0)
     else:
         filled = block
+    kept = [c for c in cols if c in set(keep)]
+    if kept and strategy != "keep":
+        filled = filled.copy()
+        filled[kept] = block[kept]
     if strategy != "keep":
         out[cols] = filled
     remaining = filled.isna().sum()
     nunique = block.nunique()
-    report = MissingReport(strategy, len(df))
+    report = MissingReport(strategy, len(df), kept=kept)
     for c in cols:
         if missing[c]:
             report.columns[c] = {

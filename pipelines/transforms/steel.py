@@ -3,7 +3,9 @@ and calendar features of the interval start in Korea time (public holidays inclu
 
 Lags and windows count 15-minute intervals of each meter's grid, not rows: ``usage_kwh_lag_96`` is the usage
 exactly one day earlier, NaN when that interval has no row (quarantined or absent in the file); a window of
-96 covers the day's 96 intervals that exist. Readings missing in a row that exists are forward-filled first.
+96 covers the day's 96 intervals that exist. Readings missing in a row that exists are forward-filled first, except
+the usage itself (``GAPS_KEPT``): a missing kWh stays a gap, which the energy forecaster fills from the same time a
+week earlier and counts (filled here with the last value, a stopped meter read as a plant running on).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ KEY = "meter_id"
 READINGS = ("usage_kwh", "lagging_kvarh", "leading_kvarh", "co2_t", "lagging_pf", "leading_pf")
 LAGS = (1, 4, 96, 672)  # 15 min, 1 h, 1 day, 1 week
 WINDOWS = (4, 96)  # 1 h, 1 day
+GAPS_KEPT = ("usage_kwh",)
 INTERVAL = pd.Timedelta(minutes=15)
 CAL_DTYPES = {c: "bool" if c.startswith("is_") else "int64" for c in CALENDAR_FEATURES}
 FEATURES: dict[str, str] = {
@@ -44,7 +47,7 @@ def interval_steps(times: pd.Series) -> np.ndarray:
 def features(batch: pd.DataFrame) -> pd.DataFrame:
     """Meter readings of whole meters -> one row per (meter, interval end)."""
     df = batch.sort_values([KEY, TIMESTAMP], kind="stable").reset_index(drop=True)
-    df, _ = handle_missing(df, list(READINGS), strategy="ffill", key=KEY)
+    df, _ = handle_missing(df, list(READINGS), strategy="ffill", key=KEY, keep=GAPS_KEPT)
     cal = calendar_features(df["interval_start"])
     step = interval_steps(df[TIMESTAMP])
     lag = lags(df, key=KEY, columns=["usage_kwh"], lags=LAGS, step=step)

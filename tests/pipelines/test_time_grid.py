@@ -138,6 +138,30 @@ def test_steel_lags_and_windows_after_a_missing_interval():
                                        full.loc[~m1f, c].reset_index(drop=True))
 
 
+def test_a_missing_usage_reading_stays_a_gap_the_other_readings_are_carried_on():
+    """A blank kWh cell was forward-filled: the store held the last reading ten times over a stopped meter, and a
+    forecast by id read them as real (filled_intervals 0), while the same rows as records were a counted gap.
+    The usage now stays missing (its lags and windows read it as missing, as a missing row); the other readings,
+    which no forecast reads, are still carried on."""
+    batch = _steel_batch(200, meters=("m-1",))
+    batch.loc[50:59, ["usage_kwh", "lagging_kvarh"]] = np.nan
+    out = steel.features(batch)
+    assert out["usage_kwh"][50:60].isna().all() and not out["usage_kwh"].drop(index=range(50, 60)).isna().any()
+    assert (out["lagging_kvarh"][50:60] == np.float32(batch["lagging_kvarh"][49])).all()
+    assert np.isnan(out["usage_kwh_lag_1"][60]) and out["usage_kwh_lag_1"][61] == np.float32(batch["usage_kwh"][60])
+    window = out["usage_kwh_mean_4"][61]  # steps 58-61: only 60 and 61 have a reading
+    assert window == pytest.approx(batch["usage_kwh"][60:62].mean(), rel=1e-6)
+
+
+def test_the_steel_run_report_says_the_usage_gaps_are_kept(tmp_path):
+    lines = steel_lines(40)
+    for i in (5, 6):
+        lines[i] = set_field(lines[i], 1, "")  # Usage_kWh
+    rep = run_pipeline("steel-energy", write(tmp_path, "Steel_industry_data.csv", lines))
+    assert rep.missing["kept_as_gaps"] == ["usage_kwh"]
+    assert rep.missing["missing_cells"] == 2 and rep.missing["filled_cells"] == 0
+
+
 def _cmapss_lines(units: int = 3, cycles: int = 40, seed: int = 0) -> list[str]:
     rng = np.random.default_rng(seed)
     base = CMAPSS_ROW.split()
