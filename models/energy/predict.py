@@ -114,6 +114,38 @@ def check_level(model: OnnxModel, series: F.Series) -> list[str]:
     return []
 
 
+# a reading this far above the highest the model was trained on (the manifest's ``max_kwh``; for a model trained
+# before it was recorded, ``SPIKE_MEAN_X`` x its ``mean_kwh``) is a meter or unit error, not load: one reading of
+# 40,000 kWh in a month of ~30 made the next day's p50 25 x too high, and a plan under a peak cap impossible
+SPIKE_X = 5.0
+SPIKE_MEAN_X = 50.0
+SPIKE_SHARE = 0.1  # more readings than this share so high: a unit mistake (Wh), which check_level refuses
+
+
+def without_spikes(model: OnnxModel, series: F.Series) -> tuple[F.Series, list[str]]:
+    """The series with readings far above the training range read as gaps (filled as every gap is, and counted),
+    and the warning naming them; a real plant's busiest interval stays well inside ``SPIKE_X`` x its own maximum."""
+    top, mean = model.manifest.get("max_kwh"), model.manifest.get("mean_kwh")
+    ok = [v for v in (top, mean) if isinstance(v, int | float) and not isinstance(v, bool) and v > 0]
+    if not ok:
+        return series, []
+    limit = SPIKE_X * float(top) if top in ok else SPIKE_MEAN_X * float(mean)
+    with np.errstate(invalid="ignore"):
+        high = np.flatnonzero(series.kwh > limit)
+    if not len(high) or len(high) > SPIKE_SHARE * np.count_nonzero(~np.isnan(series.kwh)):
+        return series, []  # none, or so many that the unit is wrong: check_level says so
+    kwh = series.kwh.copy()
+    shown = ", ".join(f"{series.start + int(i) * F.STEP:{MINUTE}} ({_kwh(float(kwh[i]))})" for i in high[:3])
+    more = f" and {len(high) - 3:,} more" if len(high) > 3 else ""
+    kwh[high] = np.nan
+    basis = (f"{SPIKE_X:g} x the highest reading this model was trained on ({_kwh(float(top))} kWh per 15 minutes)"
+             if top in ok else f"{SPIKE_MEAN_X:g} x the mean of the readings this model was trained on "
+             f"({_kwh(float(mean))} kWh per 15 minutes)")
+    return F.Series(series.start, kwh, series.co2, series.tz), [
+        f"{len(high):,} reading{'s' * (len(high) != 1)} of column {F.TARGET!r} above {basis}, read as gaps (a meter "
+        f"or unit error?): {shown}{more}; they are filled as gaps are"]
+
+
 def _need_history(series: F.Series, ahead: bool) -> None:
     """Refuse rows too short for any origin, saying how much history a forecast needs and how much was given."""
     n, last = len(series.kwh), series.stamps[-1]
@@ -230,7 +262,8 @@ def forecast(
         raise InvalidInput("this energy model was trained on an older feature set; train it again "
                            "(sfai train energy) to forecast with this version of SFAI")
     _need_history(series, ahead)
-    level = check_level(model, series)  # before the gap fill: the rows as given
+    series, spikes = without_spikes(model, series)
+    level = spikes + check_level(model, series)  # before the gap fill: the rows as given
     if ahead and asked:
         series = _to_next_midnight(series, start)
     n = len(series.kwh)

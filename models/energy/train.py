@@ -249,6 +249,7 @@ def train(
         # the level of the training readings: a forecast compares the readings it is given with it (a meter in Wh,
         # MWh or kW gave forecasts 1,000 x, 0 or 4 x off without a word)
         "mean_kwh": float(np.nanmean(v_raw)),
+        "max_kwh": float(np.nanmax(v_raw)),  # readings far above it are read as gaps (predict.without_spikes)
         "emission_factor_t_per_kwh": factor,
         "emission_factor_source": factor_source,
         "time_index": "interval end; the file's dd/mm/yyyy 00:00 row is the previous day's 24:00",

@@ -310,3 +310,35 @@ def test_origins_with_fewer_than_five_weeks_of_readings_are_warned_of():
     assert not [w for w in late.attrs["warnings"] if "fewer than" in w] and len(late) == 6
     one = score(_Constant(), rows.head(20 * 96 - 4), start="2020-01-20", horizon=1)  # to 20 January 23:00
     assert [w for w in one.attrs["warnings"] if "fewer than" in w][0].startswith("origin 2020-01-20 read fewer")
+
+
+# ---------------------------------------------------------------- a reading far above the training range
+def test_a_spike_far_above_the_training_range_is_read_as_a_gap(model, series_csv):
+    """One reading of 40,000 kWh (a meter error; the plant peaks near 160 per 15 minutes) made the next day's p50
+    25 x too high and a plan under a peak cap impossible, without a word. Now it is read as a gap, filled as gaps
+    are, and the warning names it: the forecast is the one of the rows with that reading missing."""
+    from models.energy.predict import score
+
+    rows = pd.read_csv(series_csv)
+    assert model.manifest["max_kwh"] == pytest.approx(rows["Usage_kWh"].max())
+    at = 30 * 96 + 40  # a reading on the day before 2018-02-01
+    spiked = rows.copy()
+    spiked.loc[at, "Usage_kWh"] = 40_000.0
+    gap = rows.copy()
+    gap.loc[at, "Usage_kWh"] = np.nan
+    out, want = score(model, spiked, start="2018-02-01", horizon=96), score(model, gap, start="2018-02-01", horizon=96)
+    assert out["p50"].tolist() == want["p50"].tolist() and out["p90"].max() < 5 * rows["Usage_kWh"].max()
+    (spike,) = [w for w in out.attrs["warnings"] if "read as gaps" in w]
+    assert spike.startswith("1 reading of column 'Usage_kWh' above 5 x the highest reading this model was trained on")
+    stamp = F.series_from_frame(rows).stamps[at]
+    assert f"{stamp:%Y-%m-%d %H:%M} (40,000.0)" in spike and out.attrs["filled_intervals"] == 1
+    assert not any("read as gaps" in w for w in score(model, rows, start="2018-02-01").attrs["warnings"])
+
+
+def test_a_model_without_its_maximum_judges_spikes_by_its_mean():
+    from models.energy.predict import score
+
+    rows = _rows(8 * 96 + 1, kwh=1.0)
+    rows.loc[100, "Usage_kWh"], rows.loc[200, "Usage_kWh"] = 49.0, 51.0
+    (spike,) = [w for w in score(_Constant(1.0), rows, horizon=1).attrs["warnings"] if "read as gaps" in w]
+    assert "1 reading of column 'Usage_kWh' above 50 x the mean of the readings" in spike and "(51.0)" in spike
