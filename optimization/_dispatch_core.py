@@ -15,8 +15,10 @@ Without numba the same functions run as plain Python (very slowly); numba is a d
 
 from __future__ import annotations
 
+import itertools
 import time
 import warnings
+import weakref
 
 import numpy as np
 
@@ -32,6 +34,25 @@ except ImportError:  # pragma: no cover
 
 BIG = 1 << 62
 RULE_CODES = {"mwkr": 0, "spt": 1, "edd": 2, "atc": 3, "atc_fast": 4}
+
+# a solve's stop requests (``heuristics.Stop``) by token, for :func:`run`'s object-mode clock read: a rule running on
+# the solve's own thread (no other thread then reads the request for it) sees a stop within 64 placements
+_STOPS: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
+_TOKENS = itertools.count(1)
+NO_STOP = np.zeros(1, np.int64)  # the flag of a dispatch that no stop request reaches (never set)
+
+
+def watch(stop) -> int:  # noqa: ANN001 - a heuristics.Stop
+    """A token under which :func:`run` polls ``stop`` (held weakly: it ends with the request)."""
+    token = next(_TOKENS)
+    _STOPS[token] = stop
+    return token
+
+
+def stop_requested(token: int) -> int:
+    """1 when the stop request of ``token`` is set (it then sets its flag too), else 0; read in object mode."""
+    stop = _STOPS.get(token)
+    return 1 if stop is not None and stop() else 0
 
 
 @njit(cache=True)
@@ -344,14 +365,16 @@ def run(rule, atc_k, atc_k2, atc_work,
         el_ptr, el_m, el_d, mrank, fam, span, release, pr_ptr, pr_a, pr_lag, sc_ptr, sc_b, tail, job, due, has_due,
         weight, pin_m, pin_s, S, use_setups, pbar, sbar, ba_ptr, ba_s, ba_e, bn_ptr, bn_s, bn_e, cap,
         fix_m, fix_s, fix_order, win_m, win_s, win_e, mw_m, mw_want, mw_deadline, mw_dur, bias,
-        pw, pcap, pts, puse, pbase, pload, pn, perr, deadline,
+        pw, pcap, pts, puse, pbase, pload, pn, perr, deadline, stop, stop_token,
         out_m, out_s, out_order, out_wm, out_ws):
     """One plan by ``rule`` (RULE_CODES). Operations with fix_m >= 0 keep (fix_m, fix_s) (placed in fix_order);
     win_* are maintenance windows kept as they are; mw_* places new windows (when win_* is empty). Writes the
     machine and start of every operation into out_m / out_s, the placement order into out_order and the new windows'
     starts into out_ws (machines: out_wm). Returns the number of operations placed (< n: a cycle with pinned
-    work), -1 when an operation's power never fits under the peak cap (perr: its kW and the time), or -3 when
-    ``deadline`` (a ``time.perf_counter()`` value; <= 0: none) passed before the plan was complete.
+    work), -1 when an operation's power never fits under the peak cap (perr: its kW and the time), -3 when
+    ``deadline`` (a ``time.perf_counter()`` value; <= 0: none) passed before the plan was complete, or -4 when the
+    solve was stopped: ``stop[0]`` set (read every 64 placements, by the thread or forked process that noticed the
+    request first), or, with a deadline, the request of ``stop_token`` (> 0) set (read with the clock).
 
     pcap > 0: a peak power cap (pw: each operation's kW; pts ... pn: the power profile with the base load, room for
     two more segments per operation). A placement raises the power in use over its interval, which only removes
@@ -485,11 +508,17 @@ def run(rule, atc_k, atc_k2, atc_work,
         n_stale = 0
         if n_ready == 0:
             break
-        if deadline > 0 and (n_placed & 63) == 0:
-            with objmode(now="float64"):
-                now = time.perf_counter()
-            if now > deadline:
-                return -3
+        if (n_placed & 63) == 0:
+            if stop[0] != 0:
+                return -4
+            if deadline > 0:
+                with objmode(now="float64", halt="int64"):
+                    now = time.perf_counter()
+                    halt = stop_requested(stop_token) if stop_token > 0 else 0
+                if halt != 0:
+                    return -4
+                if now > deadline:
+                    return -3
         c_star = BIG
         for r in range(n_ready):
             if rc[ready[r]] < c_star:
@@ -630,11 +659,12 @@ class Tables:
         self.empty = np.zeros(0, np.int64)
 
     def run(self, rule: str, atc_k: float, atc_k2: float, atc_work: float, fix_m=None, fix_s=None, fix_order=None,
-            windows: tuple | None = None, bias=None,
-            deadline: float | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, list]:
+            windows: tuple | None = None, bias=None, deadline: float | None = None,
+            stop=None) -> tuple[np.ndarray, np.ndarray, np.ndarray, list]:  # noqa: ANN001 - a heuristics.Stop
         """One plan: (machine index per operation, start per operation, placement order, maintenance windows as
         (machine index, start, end)). ``windows`` (arrays of machine indices, starts, ends) are kept as they are;
-        None places the failure-risk windows anew. Raises ValueError when not every operation could be placed."""
+        None places the failure-risk windows anew. Raises ValueError when not every operation could be placed,
+        ``heuristics.DispatchTimeout`` past ``deadline`` and ``heuristics.DispatchStopped`` once ``stop`` is set."""
         n = self.n
         if fix_m is None:
             fix_m, fix_s, fix_order = self.no_fix, self.no_fix, self.empty
@@ -666,7 +696,12 @@ class Tables:
                    self.use_setups, self.pbar, self.sbar, self.ba_ptr, self.ba_s, self.ba_e, self.bn_ptr, self.bn_s,
                    self.bn_e, cap, fix_m, fix_s, fix_order, win_m, win_s, win_e, mw_m, self.mw_want,
                    self.mw_deadline, self.mw_dur, self.ones if bias is None else bias, self.pw, self.pcap, pts, puse,
-                   pbase, pload, pn, perr, float(deadline or 0.0), out_m, out_s, out_order, out_wm, out_ws)
+                   pbase, pload, pn, perr, float(deadline or 0.0), NO_STOP if stop is None else stop.flag,
+                   0 if stop is None else stop.token, out_m, out_s, out_order, out_wm, out_ws)
+        if done == -4:
+            from optimization.heuristics import DispatchStopped
+
+            raise DispatchStopped(f"the solve was stopped before dispatching rule {rule!r} finished its plan")
         if done == -3:
             from optimization.heuristics import DispatchTimeout
 

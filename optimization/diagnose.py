@@ -298,15 +298,24 @@ def _pins_named(problem: SchedulingProblem, most: int = PINS_NAMED, pinned_only:
 
 
 def why_no_plan(problem: SchedulingProblem, schedule: Schedule, deadline: float,
-                notes: dict[str, str] | None = None, min_s: float = DIAGNOSE_MIN_S) -> list[dict[str, Any]]:
+                notes: dict[str, str] | None = None, min_s: float = DIAGNOSE_MIN_S,
+                stop=None) -> list[dict[str, Any]]:  # noqa: ANN001 - a heuristics.Stop or a threading.Event
     """The causes of an answer without a plan (``schedule.status`` INFEASIBLE or UNKNOWN), each a dict with a
     ``type`` and a ``message``. ``notes``: what the solve itself ran into (``dispatch``: why the dispatching rules
     gave no plan; ``model_too_large``: why the CP-SAT model was not built). Relaxed solves run only until
-    ``deadline`` (a ``time.perf_counter()`` value), or for ``min_s`` seconds in all where that leaves less."""
+    ``deadline`` (a ``time.perf_counter()`` value), or for ``min_s`` seconds in all where that leaves less, and not
+    once ``stop`` is set: a solve stopped before it had a plan says so (``stopped``) instead of running out of time.
+    """
+    from optimization.heuristics import as_stop
     from optimization.solver import SolverParams, solve  # the solver calls this module
 
+    stop = as_stop(stop)
     notes = notes or {}
     out: list[dict[str, Any]] = []
+    if stop is not None and stop() and schedule.status != "INFEASIBLE":
+        out += proofs(problem)
+        out.append(_reason("stopped", "the solve was stopped (e.g. its job was cancelled) before it found a plan"))
+        return out
     if notes.get("dispatch"):
         out.append(_reason("dispatch", f"the dispatching rules found no plan: {notes['dispatch']}"))
     if notes.get("model_too_large"):
@@ -325,13 +334,14 @@ def why_no_plan(problem: SchedulingProblem, schedule: Schedule, deadline: float,
         if kind in found:
             continue  # already explained by the direct checks
         left = deadline - time.perf_counter()
-        if left < 0.1:
-            out.append(_reason("unchecked", f"no time was left to check whether {what} is the cause",
-                               relaxation=kind, **rule))
+        stopped = stop is not None and stop()
+        if left < 0.1 or stopped:
+            why = "the solve was stopped before it checked" if stopped else "no time was left to check"
+            out.append(_reason("unchecked", f"{why} whether {what} is the cause", relaxation=kind, **rule))
             continue
         try:
             s = solve(relaxed, SolverParams(time_limit_s=min(RELAXATION_MAX_S, left), objective="makespan",
-                                            workers=1, explain=False))
+                                            workers=1, explain=False), stop=stop)
         except ValueError:  # the relaxed problem is not a valid one (cannot happen for these); say nothing of it
             continue
         if s.assignments:

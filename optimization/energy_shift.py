@@ -18,12 +18,13 @@ and 300 operations it did not improve the dispatching plan in 10-30 s; these mov
 from __future__ import annotations
 
 import bisect
+import threading
 import time
 from typing import Any
 
 import numpy as np
 
-from optimization.heuristics import setup_end, setup_start_latest
+from optimization.heuristics import Stop, as_stop, setup_end, setup_start_latest
 from optimization.problem import SchedulingProblem
 from optimization.solution import Assignment, Schedule, evaluate, with_setups
 
@@ -53,10 +54,12 @@ class _Costs:
 
 
 def shift(problem: SchedulingProblem, schedule: Schedule, stages: list[dict[str, float]], horizon: int,
-          deadline: float) -> Schedule:
+          deadline: float, stop: Stop | threading.Event | None = None) -> Schedule:
     """``schedule`` with operations moved in time to lower the objective (see the module's docstring), or
     ``schedule`` itself when nothing moved. ``horizon``: no operation ends after it. Stops at ``deadline`` (a
-    ``time.perf_counter()`` value)."""
+    ``time.perf_counter()`` value), or once ``stop`` (``heuristics.Stop``, or an event) is set: the moves so far
+    are kept as at the deadline."""
+    stop = as_stop(stop)
     en = problem.energy
     if en is None or not en.prices or not schedule.assignments or not any(st.get("energy", 0) > 0 for st in stages):
         return schedule
@@ -174,13 +177,13 @@ def shift(problem: SchedulingProblem, schedule: Schedule, stages: list[dict[str,
     best_total, best_start = zero, list(start)
     moves = passes = stale = 0
     order = list(range(n))
-    while stale < 2 and time.perf_counter() < deadline:
+    while stale < 2 and time.perf_counter() < deadline and not (stop is not None and stop()):
         passes += 1
         # every other pass, from the first, runs from the last operation back and right-justifies ties (a plan from
         # the dispatching rules is left-justified: the room is on the right); the others left-justify them again
         late = passes % 2 == 1
         for i in (reversed(order) if late else order):
-            if time.perf_counter() > deadline:
+            if time.perf_counter() > deadline or (stop is not None and stop()):
                 break
             d = dur[i]
             if d <= 0 or ops[i].pinned_start is not None:
@@ -234,7 +237,8 @@ def shift(problem: SchedulingProblem, schedule: Schedule, stages: list[dict[str,
                 start[i] = best_s
                 total = tuple(x + y for x, y in zip(total, best, strict=True))
                 moves += 1
-        if not late or time.perf_counter() > deadline:  # a plan half-way through a pass is as valid
+        # a plan half-way through a pass is as valid
+        if not late or time.perf_counter() > deadline or (stop is not None and stop()):
             if total < best_total:
                 best_total, best_start, stale = total, list(start), 0
             else:

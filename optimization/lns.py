@@ -17,13 +17,14 @@ from __future__ import annotations
 
 import bisect
 import random
+import threading
 import time
 from dataclasses import dataclass
 
 from ortools.sat.python import cp_model
 
 from optimization.builder import OBJECTIVE_LIMIT, integer_objective
-from optimization.heuristics import setup_end
+from optimization.heuristics import Stop, as_stop, cp_solve, setup_end
 from optimization.problem import SchedulingProblem
 from optimization.solution import Assignment, MaintenanceWindow, Schedule, evaluate, with_setups
 
@@ -473,8 +474,11 @@ def _sub_model(shop: Shop, st: _State, free: set[int], stage: dict[str, float], 
 
 def improve(problem: SchedulingProblem, incumbent: Schedule, stage: dict[str, float], deadline: float,
             workers: int = 2, seed: int = 0, size: int = 60, log=None, sub_limit: float = 0.5,
-            max_size: int = 400, hard_share: float = 0.85) -> Schedule:
-    """Run the small-sub-model LNS until ``deadline``; returns a plan never worse than ``incumbent`` on ``stage``."""
+            max_size: int = 400, hard_share: float = 0.85, stop: Stop | threading.Event | None = None) -> Schedule:
+    """Run the small-sub-model LNS until ``deadline``; returns a plan never worse than ``incumbent`` on ``stage``.
+    ``stop`` (``heuristics.Stop``, or an event): once set, the sub-solve running stops (``heuristics.cp_solve``) and
+    the plan so far comes back."""
+    stop = as_stop(stop)
     shop = Shop(problem, incumbent.maintenance)
     by_key = incumbent.by_key()
     mach = [by_key[k].machine for k in shop.keys]
@@ -494,6 +498,8 @@ def improve(problem: SchedulingProblem, incumbent: Schedule, stage: dict[str, fl
     it = accepted = built_none = 0
     t_build = t_solve = 0.0
     while time.perf_counter() < deadline - 0.1:
+        if stop is not None and stop():
+            break
         it += 1
         kind = kinds[it % len(kinds)]
         hard = rng.random() < hard_share
@@ -517,7 +523,7 @@ def improve(problem: SchedulingProblem, incumbent: Schedule, stage: dict[str, fl
         solver.parameters.num_workers = max(1, workers)
         solver.parameters.random_seed = seed + it
         ts = time.perf_counter()
-        status = solver.solve(model)
+        status = cp_solve(solver, model, stop)
         dt = time.perf_counter() - ts
         t_solve += dt
         if status == cp_model.OPTIMAL and dt < 0.3 * limit:

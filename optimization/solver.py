@@ -1,25 +1,42 @@
 """Solve a scheduling problem: dispatching warm start, CP-SAT on the full model, LNS on top of CP-SAT when big.
 
 Every returned schedule has passed :func:`optimization.check.verify`; the best plan found is always returned.
+A solve can be stopped from another thread (``solve(..., stop=event)``): every stage then returns its best plan so
+far, and the answer is that plan (``stats["stopped"]``), as at the time limit.
 """
 
 from __future__ import annotations
 
 import math
 import random
+import threading
 import time
 from dataclasses import dataclass, field, replace
 
 from ortools.sat.python import cp_model
 
-from optimization.builder import LnsSpec, ModelTooLarge, ModelVars, add_hint, build_model, integer_objective
+from optimization.builder import (
+    ENERGY_ENTRIES_PER_S,
+    ENERGY_MAX_ENTRIES,
+    LnsSpec,
+    ModelBuilder,
+    ModelTooLarge,
+    ModelVars,
+    add_hint,
+    build_model,
+    integer_objective,
+)
 from optimization.check import verify, work_before_service
 from optimization.diagnose import proofs as diagnose_proofs
 from optimization.diagnose import why_no_plan
 from optimization.energy_shift import shift as energy_shift
 from optimization.heuristics import (
+    DispatchStopped,
+    Stop,
+    as_stop,
     atc_variants,
     best_dispatch,
+    cp_solve,
     rules_for,
     sequence_search,
     setups_in_working_time,
@@ -284,17 +301,56 @@ def setup_pairs(problem: SchedulingProblem) -> int:
 
 # ---- full model ------------------------------------------------------------------------------------------------
 
+class _BuildStopped(ModelTooLarge):
+    """The solve was stopped while its CP-SAT model was being built."""
+
+
+class _StoppableBuilder(ModelBuilder):
+    """``builder.ModelBuilder`` whose build also ends once the solve's stop request is set, at each of its own
+    deadline checks (every 256 operations' variables, each machine's setups, every 4,096 setup pairs, each powered
+    operation's cost table): a model with setup circuits takes seconds to build (400 operations: ~1.6 s)."""
+
+    def __init__(self, *args, stop: Stop, **kwargs) -> None:  # noqa: ANN002, ANN003 - ModelBuilder's
+        self.stop = stop
+        super().__init__(*args, **kwargs)
+
+    def _tick(self) -> None:
+        if self.stop():
+            raise _BuildStopped("the solve was stopped while its CP-SAT model was built")
+        super()._tick()
+
+
+def _build_model(problem: SchedulingProblem, horizon: int, terms: tuple[str, ...], lns: LnsSpec | None = None,
+                 time_limit_s: float | None = None, stop: Stop | None = None) -> tuple[cp_model.CpModel, ModelVars]:
+    """``builder.build_model``; with ``stop``, the same steps on :class:`_StoppableBuilder` (:class:`_BuildStopped`
+    once the request is set)."""
+    if stop is None:
+        return build_model(problem, horizon, terms, lns=lns, time_limit_s=time_limit_s)
+    entries, deadline = ENERGY_MAX_ENTRIES, None  # as build_model sets them
+    if time_limit_s is not None:
+        entries = min(entries, int(ENERGY_ENTRIES_PER_S * max(time_limit_s, 0.2)))
+        deadline = time.perf_counter() + max(time_limit_s, 0.2)
+    return _StoppableBuilder(problem, horizon, lns, entries, deadline, stop=stop).build(terms)
+
+
 def solve_full(problem: SchedulingProblem, params: SolverParams, horizon: int, incumbent: Schedule | None,
-               deadline: float, hint: bool = True,
-               notes: dict[str, str] | None = None) -> tuple[Schedule | None, float | None, bool]:
+               deadline: float, hint: bool = True, notes: dict[str, str] | None = None,
+               stop: Stop | None = None) -> tuple[Schedule | None, float | None, bool]:
     """CP-SAT on the whole problem, stage by stage (lexicographic). Returns (plan, bound of stage 1, proven).
 
     ``hint=False`` keeps ``incumbent`` only as the fallback answer of the first stage instead of a warm start.
     ``notes`` gets ``model_too_large`` when the model was not built (there is no incumbent to note it on).
+    ``stop``: once set, CP-SAT's search stops (as at its time limit) and no later stage runs; not built at all when
+    set before.
     """
+    if stop is not None and stop():
+        return incumbent, None, False
     stages = params.stages()
     try:
-        model, mv = build_model(problem, horizon, _terms(stages), time_limit_s=deadline - time.perf_counter())
+        model, mv = _build_model(problem, horizon, _terms(stages), time_limit_s=deadline - time.perf_counter(),
+                                 stop=stop)
+    except _BuildStopped:
+        return incumbent, None, False
     except ModelTooLarge as e:  # the incumbent (if any) stays the answer
         if incumbent is not None:
             incumbent.stats["model_too_large"] = str(e)
@@ -305,6 +361,9 @@ def solve_full(problem: SchedulingProblem, params: SolverParams, horizon: int, i
     bound = None
     proven = True
     for i, st in enumerate(stages):
+        if stop is not None and stop():
+            proven = False
+            break
         st = _with_risk(problem, st)
         if i > 0:
             model.clear_objective()
@@ -316,7 +375,7 @@ def solve_full(problem: SchedulingProblem, params: SolverParams, horizon: int, i
         solver = cp_model.CpSolver()
         left = deadline - time.perf_counter()
         _cp_params(solver, params, left / (len(stages) - i), params.seed)
-        status = solver.solve(model)
+        status = cp_solve(solver, model, stop)
         if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
             proven = False
             if status == cp_model.INFEASIBLE and best is None and i == 0:
@@ -379,7 +438,7 @@ def _neighbourhood(problem: SchedulingProblem, inc: Schedule, size: int, rng: ra
 
 
 def solve_lns(problem: SchedulingProblem, params: SolverParams, horizon: int, incumbent: Schedule,
-              deadline: float) -> Schedule:
+              deadline: float, stop: Stop | None = None) -> Schedule:
     stages = params.stages()
     rng = random.Random(params.seed)
     best = incumbent
@@ -390,6 +449,8 @@ def solve_lns(problem: SchedulingProblem, params: SolverParams, horizon: int, in
     pbar = sum(a.end - a.start for a in best.assignments) / max(1, n_ops)
     it = accepted = 0
     while time.perf_counter() < deadline - 0.05:
+        if stop is not None and stop():
+            break
         it += 1
         kind = kinds[it % len(kinds)]
         free = _neighbourhood(problem, best, size, rng, kind, stages)
@@ -397,8 +458,10 @@ def solve_lns(problem: SchedulingProblem, params: SolverParams, horizon: int, in
         lns = LnsSpec(incumbent=best.by_key(), free=free, radius=int(4 * pbar), fix_times=fix)
         st = _with_risk(problem, stages[0])
         try:
-            model, mv = build_model(problem, horizon, _terms(stages), lns=lns,
-                                    time_limit_s=deadline - time.perf_counter())
+            model, mv = _build_model(problem, horizon, _terms(stages), lns=lns,
+                                     time_limit_s=deadline - time.perf_counter(), stop=stop)
+        except _BuildStopped:
+            break
         except ModelTooLarge as e:
             best.stats["model_too_large"] = str(e)
             break
@@ -410,7 +473,7 @@ def solve_lns(problem: SchedulingProblem, params: SolverParams, horizon: int, in
         sub = min(left, max(0.5, min(3.0, 0.05 * params.time_limit_s + 0.3)))
         _cp_params(solver, params, sub, params.seed + it)
         t_sub = time.perf_counter()
-        status = solver.solve(model)
+        status = cp_solve(solver, model, stop)
         dt = time.perf_counter() - t_sub
         if status in (cp_model.OPTIMAL, cp_model.FEASIBLE):
             assigns, windows = _extract(problem, solver, mv)
@@ -447,20 +510,31 @@ def _pin_urgent(problem: SchedulingProblem) -> SchedulingProblem | None:
 
 
 def _no_plan(problem: SchedulingProblem, status: str, stats: dict, notes: dict[str, str], t0: float,
-             deadline: float, explain: bool = True) -> Schedule:
-    """An answer without a plan, with its causes in ``stats["no_plan_reasons"]`` (optimization.diagnose)."""
+             deadline: float, explain: bool = True, stop: Stop | None = None) -> Schedule:
+    """An answer without a plan, with its causes in ``stats["no_plan_reasons"]`` (optimization.diagnose); a solve
+    stopped before it had one says so (``stats["stopped"]``, reason ``stopped``)."""
     s = Schedule(assignments=[], status=status, stats=stats)
+    if stop is not None and stop():
+        s.stats["stopped"] = True
     if explain:
-        s.stats["no_plan_reasons"] = why_no_plan(problem, s, deadline, notes)
+        s.stats["no_plan_reasons"] = why_no_plan(problem, s, deadline, notes, stop=stop)
     s.wall_s = time.perf_counter() - t0
     return s
 
 
-def solve(problem: SchedulingProblem, params: SolverParams | None = None) -> Schedule:
+def solve(problem: SchedulingProblem, params: SolverParams | None = None, *,
+          stop: threading.Event | None = None) -> Schedule:
     """The best plan found for ``problem`` within ``params.time_limit_s``, or an answer without a plan that says why.
     A risky machine serviced first (``FailureRisk.service_first``) is planned as down until its window ends, the
-    window at the earliest time it fits (``optimization.windows``)."""
+    window at the earliest time it fits (``optimization.windows``).
+
+    ``stop``: an event another thread may set (a cancelled job) to end the solve early. Every stage then stops
+    within a fraction of a second (CP-SAT's search too) and the answer is the best checked plan found so far, with
+    ``stats["stopped"]`` True and the status CP-SAT gives at a time-out (FEASIBLE, or OPTIMAL where proven before;
+    UNKNOWN with no plan when none was found yet, ``no_plan_reasons`` of type ``stopped``). An event set before the
+    call returns at once without a plan. Never set, it changes nothing: the same plans as without it."""
     params = params or SolverParams()
+    halt = as_stop(stop)
     t0 = time.perf_counter()
     try:
         inner, windows = service_first(problem)
@@ -472,12 +546,12 @@ def solve(problem: SchedulingProblem, params: SolverParams | None = None) -> Sch
         s.wall_s = time.perf_counter() - t0
         return s
     if inner is problem:
-        return _solve(problem, params)
-    plan = _solve(inner, replace(params, explain=False))
+        return _solve(problem, params, halt)
+    plan = _solve(inner, replace(params, explain=False), halt)
     if not plan.assignments:
         if params.explain:  # why, of the problem as given (the inner one's pins and holes would mislead)
             notes = {k: str(plan.stats[k]) for k in ("dispatch", "model_too_large") if k in plan.stats}
-            plan.stats["no_plan_reasons"] = why_no_plan(problem, plan, t0 + params.time_limit_s, notes)
+            plan.stats["no_plan_reasons"] = why_no_plan(problem, plan, t0 + params.time_limit_s, notes, stop=halt)
         return plan
     plan.maintenance = sorted(plan.maintenance + windows, key=lambda w: (w.machine, w.start))
     wrong = [v for w in windows for v in work_before_service(problem, plan.assignments, w.machine, w.start)]
@@ -492,9 +566,13 @@ def solve(problem: SchedulingProblem, params: SolverParams | None = None) -> Sch
     return plan
 
 
-def _solve(problem: SchedulingProblem, params: SolverParams | None = None) -> Schedule:
+def _solve(problem: SchedulingProblem, params: SolverParams | None = None, stop: Stop | None = None) -> Schedule:
     params = params or SolverParams()
     t0 = time.perf_counter()
+
+    def halted() -> bool:  # stopped: no further stage starts (the one running returns its best plan so far)
+        return stop is not None and stop()
+
     deadline = t0 + params.time_limit_s
     stages = params.stages()
     final_deadline = deadline
@@ -524,17 +602,20 @@ def _solve(problem: SchedulingProblem, params: SolverParams | None = None) -> Sc
     no_dispatch: dict[str, str] = {}  # why no dispatching plan, for an answer without a plan
     if diagnose_proofs(problem):  # no plan can exist (a job past the horizon, clashing pins): say why at once
         return _no_plan(problem, "INFEASIBLE", {"method": "check", "n_operations": n_ops}, no_dispatch, t0, deadline,
-                        params.explain)
+                        params.explain, stop)
     heur: Schedule | None
     try:
         heur, rule_scores = best_dispatch(problem, lambda s: score(problem, s, stages), rules_for(primary),
-                                          time_budget_s=0.25 * params.time_limit_s, check=ok, deadline=deadline)
+                                          time_budget_s=0.25 * params.time_limit_s, check=ok, deadline=deadline,
+                                          stop=stop)
         if not ok(heur):
             heur = None
+    except DispatchStopped:
+        heur, rule_scores = None, {}
     except ValueError as e:
         heur, rule_scores = None, {}
         no_dispatch["dispatch"] = str(e)
-    urgent = _pin_urgent(problem) if heur is None else None
+    urgent = _pin_urgent(problem) if heur is None and not halted() else None
     if urgent is not None:
         # the rules place a job's steps with no regard to a pin further along it, and every plan then broke that
         # pin's precedence: with the job due by its pin (and weighty), due-date rules bring its steps forward
@@ -544,7 +625,7 @@ def _solve(problem: SchedulingProblem, params: SolverParams | None = None) -> Sc
 
         try:
             alt, _ = best_dispatch(urgent, lambda s: score(problem, real(s), stages), ("atc", "edd", "atc_fast"),
-                                   time_budget_s=0.1 * params.time_limit_s, check=ok, deadline=deadline)
+                                   time_budget_s=0.1 * params.time_limit_s, check=ok, deadline=deadline, stop=stop)
             if ok(alt):
                 heur = real(alt)
                 no_dispatch.pop("dispatch", None)
@@ -570,11 +651,11 @@ def _solve(problem: SchedulingProblem, params: SolverParams | None = None) -> Sc
     if at_floor:
         strategy = "dispatch"
     probe: tuple[Schedule | None, float | None, bool] = (None, None, False)
-    if capped_probe and not at_floor:
+    if capped_probe and not at_floor and not halted():
         # the whole model first, for a fifth of the time: a small plan it proves optimal at once (the console's
         # sample) is answered then, not after the searches below; otherwise its plan, if better, is their start
         probe = solve_full(problem, params, _horizon(problem, heur, stages), heur,
-                           t0 + PROBE_SHARE * params.time_limit_s)
+                           t0 + PROBE_SHARE * params.time_limit_s, stop=stop)
         cand = probe[0]
         if cand is not None and cand is not heur and ok(cand) and score(problem, cand, stages) < heur_score:
             heur, heur_score = cand, score(problem, cand, stages)
@@ -590,14 +671,14 @@ def _solve(problem: SchedulingProblem, params: SolverParams | None = None) -> Sc
     capped = problem.energy is not None and problem.energy.peak_cap_kw is not None
     capped_search = capped and strategy == "lns" and heur is not None and \
         terms_supported(_with_risk(problem, stages[0]))
-    if (small_lns or capped_search) and "tardiness" in stages[0]:
+    if (small_lns or capped_search) and "tardiness" in stages[0] and not halted():
         # big plans: more start plans from ATC variants (look-ahead, remaining work; ~1 s each on 5k ops)
         alt, alt_scores = atc_variants(problem, lambda s: score(problem, s, stages),
-                                       time_budget_s=0.15 * params.time_limit_s, check=ok)
+                                       time_budget_s=0.15 * params.time_limit_s, check=ok, stop=stop)
         rule_scores.update(alt_scores)
         if alt is not None and score(problem, alt, stages) < heur_score:
             heur, heur_score = alt, score(problem, alt, stages)
-        if params.dispatch_search_share > 0:
+        if params.dispatch_search_share > 0 and not halted():
             # iterated greedy: re-dispatch the tail of the incumbent after random cut times (heuristics.tail_search)
             share = params.dispatch_search_share + (params.sequence_search_share if capped_search else 0.0)
             budget = min(share * params.time_limit_s,
@@ -606,21 +687,21 @@ def _solve(problem: SchedulingProblem, params: SolverParams | None = None) -> Sc
             alt = tail_search(problem, heur, lambda s: score(problem, s, stages), budget, seed=params.seed,
                               check=ok, workers=params.workers, stages=stages,
                               restart_rounds=params.tail_restart_rounds,
-                              restart_share=params.tail_restart_share)
+                              restart_share=params.tail_restart_share, stop=stop)
             tail_stats = {k: v for k, v in alt.stats.items() if k.startswith("tail_")}
             if score(problem, alt, stages) < heur_score and ok(alt):
                 heur, heur_score = alt, score(problem, alt, stages)
-        if params.sequence_search_share > 0 and not capped_search:
+        if params.sequence_search_share > 0 and not capped_search and not halted():
             budget = min(params.sequence_search_share * params.time_limit_s, deadline - time.perf_counter() - 0.3)
             if budget > 0.1:
                 alt = sequence_search(problem, heur, stages[0], budget, seed=params.seed,
-                                      workers=params.workers, check=ok)
+                                      workers=params.workers, check=ok, stop=stop)
                 tail_stats.update({k: v for k, v in alt.stats.items() if k.startswith("seq_")})
                 if score(problem, alt, stages) < heur_score:
                     heur, heur_score = alt, score(problem, alt, stages)
     horizon = _horizon(problem, heur, stages)
-    if shift_s and heur is not None:
-        alt = energy_shift(problem, heur, stages, horizon, time.perf_counter() + shift_s / 2)
+    if shift_s and heur is not None and not halted():
+        alt = energy_shift(problem, heur, stages, horizon, time.perf_counter() + shift_s / 2, stop=stop)
         if alt is not heur and ok(alt) and score(problem, alt, stages) < heur_score:
             heur, heur_score = alt, score(problem, alt, stages)
     best, bound, proven = heur, None, False
@@ -633,15 +714,15 @@ def _solve(problem: SchedulingProblem, params: SolverParams | None = None) -> Sc
         polish = n_ops <= params.polish_max_ops and setup_pairs(problem) <= params.polish_max_pairs
         if polish:
             lns_deadline = t0 + 0.6 * params.time_limit_s
-        if small_lns:
+        if small_lns and not halted():
             best = lns_improve(problem, heur, stages[0], lns_deadline, workers=params.workers, seed=params.seed,
-                               size=params.lns_size)
+                               size=params.lns_size, stop=stop)
             if not ok(best) or score(problem, best, stages)[0] > score(problem, heur, stages)[0]:
                 best = heur
-        else:
-            best = solve_lns(problem, params, horizon, heur, lns_deadline)
-        if polish and time.perf_counter() < deadline - 0.2:
-            cand, bound, proven = solve_full(problem, params, horizon, best, deadline)
+        elif not halted():
+            best = solve_lns(problem, params, horizon, heur, lns_deadline, stop=stop)
+        if polish and time.perf_counter() < deadline - 0.2 and not halted():
+            cand, bound, proven = solve_full(problem, params, horizon, best, deadline, stop=stop)
             best = cand if cand is not None else best
     else:
         dense = len(problem.jobs) >= 2.5 * len(problem.machines)
@@ -654,11 +735,12 @@ def _solve(problem: SchedulingProblem, params: SolverParams | None = None) -> Sc
         # the tabu search's settings, the same for the probe and the closing phase
         tabu_kw = dict(seed=params.seed, workers=params.workers, neighbourhood=params.tabu_neighbourhood,
                        restart_after=params.tabu_restart_after, tenure=params.tabu_tenure)
-        if use_tabu and dense and heur is not None:
+        if use_tabu and dense and heur is not None and not halted():
             # the machine-load bound of a dense shop is often its optimum, and from a dispatching plan the tabu
             # search often reaches it in under a second (50x15, 100x20): try that first, for up to 5 % of the time
             lb0 = problem.trivial_lower_bound()
-            probe = tabu_improve(problem, heur, min(0.05 * params.time_limit_s, 2.0), target=lb0, **tabu_kw)
+            probe = tabu_improve(problem, heur, min(0.05 * params.time_limit_s, 2.0), target=lb0, stop=stop,
+                                 **tabu_kw)
             if probe is not heur and not verify(problem, probe) and probe.makespan < heur.makespan:
                 start = probe
                 horizon = _horizon(problem, start, stages)
@@ -669,33 +751,34 @@ def _solve(problem: SchedulingProblem, params: SolverParams | None = None) -> Sc
             # the makespan alone: no warm start (docs/scheduling.md), except with setups, where CP-SAT's search
             # from scratch on the circuits found no plan better than the rule's in 20 s on flexible 30x10 shops
             best, bound, proven = solve_full(problem, params, horizon, start, cp_deadline,
-                                             hint=not pure_makespan or problem.has_setups, notes=no_dispatch)
-        if use_tabu and best is not None and not proven and deadline - time.perf_counter() > 0.2:
+                                             hint=not pure_makespan or problem.has_setups, notes=no_dispatch,
+                                             stop=stop)
+        if use_tabu and best is not None and not proven and deadline - time.perf_counter() > 0.2 and not halted():
             floor = max(problem.trivial_lower_bound(), int(math.ceil(bound - 1e-6)) if bound is not None else 0)
             population = params.tabu_population if n_ops <= params.tabu_population_max_ops and not dense else 0
             cand = tabu_improve(problem, best, deadline - time.perf_counter() - 0.1, target=floor,
                                 population=population, start_workers=params.tabu_population_start_workers,
-                                **tabu_kw)
+                                stop=stop, **tabu_kw)
             if cand is not best and not verify(problem, cand) and cand.makespan < best.makespan:
                 best = cand
             else:
                 best.stats.update({k: v for k, v in cand.stats.items() if k.startswith("tabu_")})
         if best is None and heur is None and bound is None and proven:
             return _no_plan(problem, "INFEASIBLE", {"method": "cp-sat", "n_operations": n_ops}, no_dispatch, t0,
-                            deadline, params.explain)
+                            deadline, params.explain, stop)
 
-    if shift_s and best is not None:
-        alt = energy_shift(problem, best, stages, horizon, final_deadline)
+    if shift_s and best is not None and not halted():
+        alt = energy_shift(problem, best, stages, horizon, final_deadline, stop=stop)
         if alt is not best and ok(alt) and score(problem, alt, stages) < score(problem, best, stages):
             best = alt
-    if tie_s and best is not None:
+    if tie_s and best is not None and not halted():
         tie_stages = [*stages, {"energy": 1.0}]
-        alt = energy_shift(problem, best, tie_stages, horizon, final_deadline)
+        alt = energy_shift(problem, best, tie_stages, horizon, final_deadline, stop=stop)
         if alt is not best and ok(alt) and score(problem, alt, tie_stages) < score(problem, best, tie_stages):
             best = alt
     if best is None:
         return _no_plan(problem, "UNKNOWN", {"method": strategy, "n_operations": n_ops, **no_dispatch}, no_dispatch,
-                        t0, deadline, params.explain)
+                        t0, deadline, params.explain, stop)
     final = score(problem, best, stages)
     lb = None
     if makespan_first:
@@ -720,4 +803,6 @@ def _solve(problem: SchedulingProblem, params: SolverParams | None = None) -> Sc
         score=list(final), objective=params.objective, strong_disjunctive=params.strong_disjunctive,
         full_subsolver=params.full_subsolver, **tail_stats,
     )
+    if halted():
+        best.stats["stopped"] = True
     return best

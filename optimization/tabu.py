@@ -41,12 +41,13 @@ the cache, a cold compile takes ~8 s).
 
 from __future__ import annotations
 
+import threading
 import time
 
 import numpy as np
 
 from optimization import _tabu_core as core
-from optimization.heuristics import fork_pool
+from optimization.heuristics import Stop, as_stop, fork_pool, pool_map
 from optimization.problem import SchedulingProblem
 from optimization.solution import Assignment, Schedule, evaluate
 
@@ -140,11 +141,11 @@ TENURE = (3, 7)
 def _search(g: _Graph, seqs: list[list[int]], budget_s: float, seed: int, target: int = 0,
             max_iters: int | None = None, restart_after: int = 10_000,
             tenure: tuple[int, int] = TENURE, neighbourhood: str = "n5",
-            deadline: float | None = None) -> tuple[int, list[list[int]], int]:
+            deadline: float | None = None, stop: Stop | None = None) -> tuple[int, list[list[int]], int]:
     """One tabu-search chain from ``seqs``; returns (best makespan, its sequences, iterations). Stops on the time
-    budget (or ``max_iters``: then deterministic for a seed, unless the clock passes ``deadline`` first) or when the
-    makespan reaches ``target``. The iterations run compiled (``optimization._tabu_core.run``) in slices; the clock
-    is read between slices."""
+    budget (or ``max_iters``: then deterministic for a seed, unless the clock passes ``deadline`` first), when the
+    makespan reaches ``target``, or once ``stop`` is set. The iterations run compiled
+    (``optimization._tabu_core.run``) in slices of ~10-20 ms; the clock and ``stop`` are read between slices."""
     n = g.n
     mp, ms = g.links(seqs)
     cmax, r, q, order, pos = g.times(mp, ms)
@@ -174,6 +175,8 @@ def _search(g: _Graph, seqs: list[list[int]], budget_s: float, seed: int, target
             if time.perf_counter() - t0 > budget_s:
                 break
             k = chunk
+        if stop is not None and stop():
+            break
         ts = time.perf_counter()
         core.run(k, target, restart_after, tenure[0], tenure[1], n6, CHECK,
                  g.p, g.rel, g.jp, g.js, g.lasts, g.firsts, g.mrank, mp, ms, r, q, order, pos, best_mp, best_ms,
@@ -224,17 +227,17 @@ def warm() -> None:
 
 
 def _chain(args):
-    return _run(_STATE["g"], *args)
+    return _run(_STATE["g"], *args, stop=_STATE.get("stop"))
 
 
 def _run(g: _Graph, seqs, seed, budget, target, max_iters, neighbourhood, restart_after, tenure, population,
-         child_iters, with_start=True) -> tuple[int, list[list[int]], int, int]:
+         child_iters, with_start=True, stop: Stop | None = None) -> tuple[int, list[list[int]], int, int]:
     """One worker's search: a chain, or a population of ``population`` plans (``_evolve``; ``max_iters`` then counts
     its children); (best makespan, its sequences, tabu iterations, children)."""
     if population:
         return _evolve(g, seqs, budget, seed, target, population, child_iters, tenure, neighbourhood, max_iters,
-                       with_start)
-    return (*_search(g, seqs, budget, seed, target, max_iters, restart_after, tenure, neighbourhood), 0)
+                       with_start, stop)
+    return (*_search(g, seqs, budget, seed, target, max_iters, restart_after, tenure, neighbourhood, stop=stop), 0)
 
 
 def _keyed(g: _Graph, key: np.ndarray) -> list[list[int]]:
@@ -264,7 +267,8 @@ def _places(g: _Graph, seqs: list[list[int]]) -> np.ndarray:
 
 def _evolve(g: _Graph, start: list[list[int]], budget_s: float, seed: int, target: int = 0, pop_size: int = 20,
             child_iters: int = 12_500, tenure: tuple[int, int] = TENURE, neighbourhood: str = "n6",
-            max_children: int | None = None, with_start: bool = True) -> tuple[int, list[list[int]], int, int]:
+            max_children: int | None = None, with_start: bool = True,
+            stop: Stop | None = None) -> tuple[int, list[list[int]], int, int]:
     """A population of tabu-searched plans (a memetic search, after Cheng, Peng and Lue 2016); returns (best
     makespan, its sequences, tabu iterations, children).
 
@@ -274,7 +278,8 @@ def _evolve(g: _Graph, start: list[list[int]], budget_s: float, seed: int, targe
     the same way. It replaces its nearest member when that one is closer than a fifth of the operations and not
     better, else the worst member if it is not worse: plans that differ keep the population apart, where one chain
     returns to the same plateau (la29: 1,164 in most 20-s chains). Stops on the budget (or after ``max_children``:
-    then deterministic for a seed) or at ``target``."""
+    then deterministic for a seed), at ``target`` or once ``stop`` is set (a plan's search then ends at its next
+    slice: the first plan, searched that far, is the best when the stop comes before it ends)."""
     t0 = time.perf_counter()
     deadline = None if max_children is not None else t0 + budget_s
     rng = np.random.default_rng(seed)
@@ -287,7 +292,7 @@ def _evolve(g: _Graph, start: list[list[int]], budget_s: float, seed: int, targe
     def improved(seqs: list[list[int]]) -> tuple[int, list[list[int]], np.ndarray, np.ndarray]:
         nonlocal iters, best
         cmax, sq, it = _search(g, seqs, budget_s, int(rng.integers(1 << 31)), target, child_iters, 1 << 62, tenure,
-                               neighbourhood, deadline)
+                               neighbourhood, deadline, stop)
         iters += it
         if best is None or cmax < best[0]:
             best = (cmax, sq)
@@ -295,6 +300,8 @@ def _evolve(g: _Graph, start: list[list[int]], budget_s: float, seed: int, targe
 
     def out_of_time() -> bool:
         if best is not None and best[0] <= target:
+            return True
+        if stop is not None and stop():
             return True
         if max_children is not None:
             return children >= max_children
@@ -324,16 +331,19 @@ def _evolve(g: _Graph, start: list[list[int]], budget_s: float, seed: int, targe
 def improve(problem: SchedulingProblem, incumbent: Schedule, time_budget_s: float, seed: int = 0, workers: int = 1,
             target: int = 0, max_iters: int | None = None, round_s: float | None = None,
             neighbourhood: str = "n6", restart_after: int = 10_000, tenure: tuple[int, int] = TENURE,
-            population: int = 0, child_iters: int = 12_500, start_workers: int | None = None) -> Schedule:
+            population: int = 0, child_iters: int = 12_500, start_workers: int | None = None,
+            stop: Stop | threading.Event | None = None) -> Schedule:
     """Tabu search from ``incumbent``; ``workers`` chains (forked processes when possible, different seeds), the
     best plan back. Never worse than ``incumbent``; stops early at ``target`` (a lower bound). ``round_s``: the
     chains run in rounds of that many seconds, each round from the best plan of the last one (None: one round).
     ``population`` > 1: each worker runs a population of that many plans instead of a chain (``_evolve``, children of
     ``child_iters`` tabu iterations; ``max_iters`` then counts children), in one round. ``start_workers``: how many
     of the workers' populations include ``incumbent`` (None: all); the others start from random plans only, so that
-    the workers do not all drift to the start plan's plateau."""
+    the workers do not all drift to the start plan's plateau. ``stop`` (``heuristics.Stop``, or an event): once set,
+    every chain (also in a forked process) ends at its next slice and the best plan so far comes back."""
     if neighbourhood not in ("n5", "n6"):
         raise ValueError(f"unknown tabu neighbourhood {neighbourhood!r}; use n5 or n6")
+    stop = as_stop(stop)
     t0 = time.perf_counter()  # the budget includes loading the compiled code (warm)
     warm()
     g = _Graph(problem)
@@ -342,11 +352,13 @@ def improve(problem: SchedulingProblem, incumbent: Schedule, time_budget_s: floa
     n_chains = max(1, workers)
     iters = rounds = children = 0
     population = population if population > 1 else 0
-    pool = fork_pool(n_chains, _STATE.update, ({"g": g},))
+    pool = fork_pool(n_chains, _STATE.update, ({"g": g, "stop": stop},))
     try:
         while True:
             left = time_budget_s - (time.perf_counter() - t0)
             if rounds and (max_iters is not None or population or left < 0.05 or best_ms <= target):
+                break
+            if stop is not None and stop():
                 break
             budget = left if round_s is None or max_iters is not None or population else min(round_s, left)
             jobs = [(best_seqs, seed * 7919 + rounds * 101 + w, budget, target, max_iters, neighbourhood, restart_after,
@@ -355,12 +367,12 @@ def improve(problem: SchedulingProblem, incumbent: Schedule, time_budget_s: floa
             outs = None
             if pool is not None:
                 try:
-                    outs = pool.map(_chain, jobs)
+                    outs = pool_map(pool, _chain, jobs, stop)
                 except Exception:  # a broken worker: go on in this process
                     pool.terminate()
                     pool = None
             if outs is None:
-                outs = [_run(g, *jobs[0])]
+                outs = [_run(g, *jobs[0], stop=stop)]
                 n_chains = 1
             rounds += 1
             iters += sum(o[2] for o in outs)
@@ -375,7 +387,7 @@ def improve(problem: SchedulingProblem, incumbent: Schedule, time_budget_s: floa
     stats = {"tabu_iterations": iters, "tabu_chains": n_chains, "tabu_rounds": rounds}
     if population:
         stats.update(tabu_population=population, tabu_children=children)
-    if incumbent.makespan is not None and best_ms >= incumbent.makespan:
+    if best_ms is None or (incumbent.makespan is not None and best_ms >= incumbent.makespan):
         incumbent.stats.update(stats)
         return incumbent
     s = _schedule(problem, g, best_seqs, neighbourhood)
