@@ -621,6 +621,18 @@ class SchedulingProblem:
                         "message": (f"job {jid!r} operation {oid!r} is marked started (already running) but starts at "
                                     f"t={at}, after the plan's start (t=0){f' ({more} more)' if more else ''}: "
                                     "running work began at or before t=0; to fix a future start, pin it instead")})
+        en = self.energy
+        over = [i for i, kw in enumerate(en.base_load_kw) if kw > en.peak_cap_kw] \
+            if en is not None and en.peak_cap_kw is not None else []
+        if over:
+            first, worst = over[0], max(over, key=lambda i: en.base_load_kw[i])
+            last = " (and every time after the last period)" if over[-1] == len(en.base_load_kw) - 1 else ""
+            out.append({"type": "base_load_over_cap", "periods": over[:50], "count": len(over),
+                        "message": (f"the base load alone is above energy.peak_cap_kw ({en.peak_cap_kw:g} kW) in "
+                                    f"{len(over)} period{'s' * (len(over) != 1)}{last}, from t={first * en.period} "
+                                    f"(highest {en.base_load_kw[worst]:g} kW at t={worst * en.period}): no plan keeps "
+                                    "the cap there; operations that draw power are kept out of those periods, and "
+                                    "the plan's peak_kw reports the base load")})
         if self.setups.empty:
             return out
         named = {f for mat in (self.setups.matrix, *self.setups.per_machine.values()) for pair, s in mat.items()

@@ -440,11 +440,31 @@ def plant_load(platform, tenant: str, spec: dict, energy: dict | None, days: int
                                'the problem\'s "clock" (its start is time 0)')
         days = max(1, min(days, MAX_FORECAST_DAYS, MAX_LOAD_PERIODS * minutes // DAY_MINUTES or 1))
         day = _forecast_days(model, frame, first, int(days))
-    kw = day["p50"].to_numpy(dtype=float) * 4.0  # kWh in 15 minutes -> mean kW
+    quantile = spec.get("quantile") or "p50"
+    load = _period_means(day[quantile].to_numpy(dtype=float) * 4.0, minutes, offset)  # kWh in 15 min -> mean kW
+    used = {"model": f"{model.name}@{model.version}", "origin": str(day["origin"].iloc[0]),
+            "period_minutes": shown_minutes(minutes), "days": int(days), "base_load_kw": np.round(load, 3).tolist(),
+            "kwh_p50": round(float(day["p50"].sum()), 3), "co2_t_p50": round(float(day["co2_p50"].sum()), 6),
+            "quantile": quantile}
+    if quantile != "p50":  # the cap counts the quantile's load; the plan's kWh and CO2 stay the median's
+        used["base_load_kw_p50"] = np.round(_period_means(day["p50"].to_numpy(dtype=float) * 4.0, minutes, offset),
+                                            3).tolist()
+    if clock is not None:
+        used["plan_start"] = clock.at(0)
+        used["offset_minutes"] = shown_minutes(offset)  # from the origin's 00:00 to the plan's time 0
+    if day.attrs.get("warnings") or note:  # the meter's gaps: the planner sees them as a forecast's caller does
+        used["warnings"] = [*day.attrs.get("warnings", []), *([note] if note else [])]
+    return used
+
+
+def _period_means(kw, minutes: float, offset: float):  # noqa: ANN001, ANN202 - numpy arrays
+    """The mean of ``kw`` (one value per 15-minute step from the origin's 00:00) over each plan period of
+    ``minutes`` from ``offset`` minutes after the origin (the plan's time 0) to the steps' end."""
+    import numpy as np
+
     n, end = len(kw), len(kw) * 15.0
-    lo = offset + np.arange(max(1, int(-(-(end - offset) // minutes)))) * minutes  # from the plan's time 0
+    lo = offset + np.arange(max(1, int(-(-(end - offset) // minutes)))) * minutes
     lo = lo[lo < end]  # not a last period starting at the day's end by rounding (1440 / (60 / 3600)): a load of 0
-    periods = len(lo)
     # each plan period: the mean of the 15-minute steps it covers, weighted by their overlap, for all periods at
     # once: its first and last step's share plus the whole steps between, over the sum of those weights (a
     # difference of the day's running total would lose the digits of a period a sliver wide)
@@ -458,16 +478,7 @@ def plant_load(platform, tenant: str, spec: dict, energy: dict | None, days: int
     inner = np.where(same, 0.0, whole[last] - whole[np.minimum(first + 1, last)]) * 15.0
     weight = w_first + np.maximum(last - first - 1, 0) * 15.0 + w_last
     total = kw[first] * w_first + inner + kw[last] * w_last
-    load = np.divide(total, weight, out=np.zeros(periods), where=weight > 0)
-    used = {"model": f"{model.name}@{model.version}", "origin": str(day["origin"].iloc[0]),
-            "period_minutes": shown_minutes(minutes), "days": int(days), "base_load_kw": np.round(load, 3).tolist(),
-            "kwh_p50": round(float(day["p50"].sum()), 3), "co2_t_p50": round(float(day["co2_p50"].sum()), 6)}
-    if clock is not None:
-        used["plan_start"] = clock.at(0)
-        used["offset_minutes"] = shown_minutes(offset)  # from the origin's 00:00 to the plan's time 0
-    if day.attrs.get("warnings") or note:  # the meter's gaps: the planner sees them as a forecast's caller does
-        used["warnings"] = [*day.attrs.get("warnings", []), *([note] if note else [])]
-    return used
+    return np.divide(total, weight, out=np.zeros(len(lo)), where=weight > 0)
 
 
 def with_plant_load(request: dict, load: dict) -> dict:
@@ -633,7 +644,7 @@ def _span_load(used: dict, energy, makespan: int) -> dict:  # noqa: ANN001 - opt
     """The plant's forecast kWh and tCO2 (p50) from the plan's time 0 to ``makespan``: the forecast periods' mean kW
     over the plan, the last one standing for the time after them (as the solver reads it), and the forecast's own
     emission factor. ``kwh_p50`` and ``co2_t_p50`` are the forecast days', which can be longer than the plan."""
-    loads, unit_h = used["base_load_kw"], energy.hours_per_unit
+    loads, unit_h = used.get("base_load_kw_p50", used["base_load_kw"]), energy.hours_per_unit
     kwh = 0.0
     for i, kw in enumerate(loads):
         lo = i * energy.period

@@ -62,6 +62,9 @@ class PlantLoad(BaseModel):
     start: str | None = Field(None, max_length=40, description="the plan's time 0: a day (YYYY-MM-DD), forecast "
                               "from its 00:00; leave it out where the problem has a `clock` (its start is time 0)")
     model: str | None = Field(None, max_length=100, description="a registered energy model (default: the champion)")
+    quantile: Literal["p10", "p50", "p90"] = Field(
+        "p50", description="the forecast quantile taken as the base load the peak cap counts: p90 for a cap the plant "
+        "must keep on nine days in ten (the plan's kWh and CO2 are the p50's either way)")
 
 
 class SolveRequest(BaseModel):

@@ -32,9 +32,10 @@ def planner(client, db, settings, demo_models):
     ModelRegistry(db, settings.home, "acme").register("energy", "energy", models_dir / "energy" / "v1")
     records = json.loads(pd.read_csv(demo_dir / FILES["energy"]).head(8 * 96 + 1).to_json(orient="records"))
 
-    def post(energy: dict, rows: list | None = None, **problem) -> dict:
+    def post(energy: dict, rows: list | None = None, quantile: str | None = None, **problem) -> dict:
         body = {"problem": {"machines": ["M1", "M2"], "jobs": JOBS, "energy": energy, **problem}, "time_limit_s": 2,
-                "energy_forecast": {"records": rows or records, "start": START}}
+                "energy_forecast": {"records": rows or records, "start": START,
+                                    **({"quantile": quantile} if quantile else {})}}
         r = client.post("/v1/scheduling/solve", content=json.dumps(body),
                         headers={**bearer(acme.mes), "content-type": "application/json"})
         assert r.status_code == 200, r.text
@@ -92,3 +93,37 @@ def test_utc_meter_rows_plan_as_korea_time(planner):
     assert loads[0]["days"] == 2 and len(loads[0]["base_load_kw"]) == 48
     assert loads[1]["base_load_kw"] == loads[0]["base_load_kw"] == loads[2]["base_load_kw"]
     assert loads[2]["origin"] == loads[0]["origin"] == f"{START} 00:00:00"
+
+
+def test_the_cap_can_count_the_forecasts_p90(planner, client):
+    """The base load under the cap was always the p50: on half the intervals the plant draws more, so a plan capped
+    at the p50 broke the cap on the real day (an energy manager's audit: 6 of the day's 15-minute periods, 511 kW
+    under a 450 kW cap). ``quantile: "p90"`` makes the cap count the p90; the plan's kWh and CO2 stay the p50's."""
+    post, records = planner
+    energy = {"period": 15, "hours_per_unit": 1 / 60, "prices": [1.0], "peak_cap_kw": 1e6}
+    median, high = post(energy), post(energy, quantile="p90")
+    m, h = median["linked"]["energy_model"], high["linked"]["energy_model"]
+    assert m["quantile"] == "p50" and h["quantile"] == "p90" and "base_load_kw_p50" not in m
+    assert h["base_load_kw_p50"] == m["base_load_kw"]
+    assert all(p90 >= p50 for p90, p50 in zip(h["base_load_kw"], m["base_load_kw"], strict=True))
+    assert sum(h["base_load_kw"]) > sum(m["base_load_kw"])
+    assert h["plan_kwh_p50"] == m["plan_kwh_p50"] and h["kwh_p50"] == m["kwh_p50"]
+    assert high["objective_values"]["base_load_peak_kw"] == pytest.approx(max(h["base_load_kw"]), abs=2e-3)
+
+
+def test_a_base_load_above_the_cap_is_said():
+    from optimization.io import problem_from_dict
+    from optimization.service import make_params, solve_document
+
+    p = problem_from_dict({"machines": ["M1"], "jobs": [{"id": "J1", "operations": [
+        {"machines": {"M1": 30}, "power_kw": 10}]}], "energy": {
+        "period": 60, "base_load_kw": [500, 10, 460], "peak_cap_kw": 450, "prices": [1]}})
+    _, doc = solve_document(p, make_params(p, time_limit_s=2))
+    (note,) = [n for n in doc["notes"] if n["type"] == "base_load_over_cap"]
+    assert note["periods"] == [0, 2] and note["count"] == 2
+    assert note["message"].startswith("the base load alone is above energy.peak_cap_kw (450 kW) in 2 periods (and "
+                                      "every time after the last period), from t=0 (highest 500 kW at t=0)")
+    assert doc["gantt"][0]["start"] == 60  # the operation runs in the one period under the cap
+    fine = problem_from_dict({**json.loads(json.dumps({"machines": ["M1"], "jobs": [{"id": "J1", "operations": [
+        {"machines": {"M1": 30}}]}]})), "energy": {"base_load_kw": [10], "peak_cap_kw": 450}})
+    assert not [n for n in fine.notes() if n["type"] == "base_load_over_cap"]
