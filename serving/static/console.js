@@ -405,7 +405,7 @@ function clearPage() {
 // does Sign out. Where the browser's storage is full the plan is kept without its solved plan and copy, or not at
 // all; a note above the chart says so (S.saved: "all", "orders" or null).
 const PLAN_KEY = "sfai_plan";
-const SETTING_IDS = ["objective", "time-limit", "w-tardiness", "w-makespan", "w-energy", "lex-1", "lex-2", "lex-3"];
+const SETTING_IDS = ["objective", "time-limit", "w-tardiness", "w-makespan", "w-energy", "lex-1", "lex-2", "lex-3", "plan-start"];
 const readSettings = () => Object.fromEntries(SETTING_IDS.map((id) => [id, $(id).value]));
 // as the page writes them (not as a browser may have refilled the fields on a reload)
 const defaultOf = (el) => (el.tagName === "SELECT" ? ([...el.options].find((o) => o.defaultSelected) || el.options[0])?.value ?? "" : el.defaultValue);
@@ -414,13 +414,16 @@ const PLANNER_DEFAULTS = Object.fromEntries(SETTING_IDS.map((id) => [id, default
 function applySettings(settings) {
   for (const id of SETTING_IDS) if (typeof settings?.[id] === "string") $(id).value = settings[id];
   renderObjectiveHelp();
+  planStartError(false);
 }
 
 function persist() {
   if (!S.tenant || !S.problem) return;
   const same = (a, b) => a === b || JSON.stringify(a) === JSON.stringify(b);
   // the job's problem as sent is kept only where the orders changed since (else it is the problem itself)
-  const job = S.savedJob && { ...S.savedJob, sent: same(S.savedJob.sent, S.problem) ? null : S.savedJob.sent };
+  // (its clock aside: the Plan start field's, added to the problem as it was sent)
+  const noClock = (p) => p && { ...p, clock: undefined };
+  const job = S.savedJob && { ...S.savedJob, sent: same(noClock(S.savedJob.sent), noClock(S.problem)) ? null : S.savedJob.sent };
   const orders = { v: 1, tenant: S.tenant.name, settings: readSettings(), problem: S.problem, links: S.links, job };
   const all = { ...orders, result: S.result, solved: S.result ? S.solved : null, stale: S.stale, copy: S.copy };
   const bare = { ...orders, links: {} }; // a file's meter rows can be big: the orders are kept without them first
@@ -517,7 +520,8 @@ async function loadSample(announce = true, unlessStarted = false) {
   setProblem(plan, announce);
 }
 
-function setProblem(problem, announce = true, links = {}, fromCsv = false) {
+// `clockFrom`: the plan start a problem file's clock gave (said after what was loaded)
+function setProblem(problem, announce = true, links = {}, fromCsv = false, clockFrom = null) {
   fileError(null);
   S.problem = problem;
   S.links = links; // a request file's partner-module fields (LINK_FIELDS), sent with each solve of these orders
@@ -543,7 +547,8 @@ function setProblem(problem, announce = true, links = {}, fromCsv = false) {
       machines: tn("count.machines", problem.machines.length) })
       + (kept.length ? ` ${t("planner.linksKept", { links: kept.join(", ") })}` : "")
       // a CSV holds orders only: its families get no changeover times, and the machines no calendars or tariffs
-      + (fromCsv ? ` ${t(problem.jobs.some((j) => j.operations.some((o) => o.family)) ? "planner.csvFamilies" : "planner.csvOnly")}` : ""));
+      + (fromCsv ? ` ${t(problem.jobs.some((j) => j.operations.some((o) => o.family)) ? "planner.csvFamilies" : "planner.csvOnly")}` : "")
+      + (clockFrom ? ` ${t("planner.planStartFromFile", { start: clockFrom.replace("T", " ") })}` : ""));
   }
 }
 
@@ -693,12 +698,16 @@ async function onFile(e) {
     try { doc = JSON.parse(text); } catch (err) { throw new Error(t("file.badJson", { msg: err.message })); }
     const problem = doc?.problem || doc;
     if (!Array.isArray(problem?.jobs) || !Array.isArray(problem?.machines)) throw new Error(t("file.noJobs"));
-    return { problem, links: doc?.problem ? keptLinks(doc) : {} };
+    return { problem, links: doc?.problem ? keptLinks(doc) : {}, start: adoptFileClock(problem) };
   };
   try {
-    const { problem, links, csv } = parse();
+    const { problem, links, csv, start } = parse();
     fileError(null);
-    setProblem(problem, true, links, !!csv);
+    if (start) { // the file's clock: its start is the plan start from now on (the field shows it, and is remembered)
+      $("plan-start").value = start;
+      planStartError(false);
+    }
+    setProblem(problem, true, links, !!csv, start);
   } catch (err) {
     // the problems are listed again in the language of the moment (a language switch re-renders the status line);
     // a binary file's control characters (quoted by the JSON parser) are left out of the words
@@ -743,19 +752,24 @@ function renderOrders(keepBad = false) {
   const tb = $("orders-table");
   $("of-machine-list").innerHTML = machineIds().map((m) => `<option value="${esc(m)}"></option>`).join("");
   if (!S.problem) { tb.innerHTML = ""; return; }
+  // with a plan start, a due date's and a release's time on the clock beside its minutes (the due date's input is
+  // described by it)
+  const clk = fieldClock();
   const cell = (i, j, field, stored, step, cls) => {
     const id = `ot-${i}-${field}`;
     const bad = tableBad.get(`${i}:${field}`);
+    const hint = bad === undefined && field === "due" ? clockHint(clk, stored, `${id}-clock`) : "";
     return `<td><input id="${id}" type="number" min="0" step="${step}" data-job="${i}" data-field="${field}" value="${esc(bad ?? stored)}" ` +
       `aria-label="${esc(t(CELL_RULES[field].col))} ${esc(j.id)}" class="${cls}"` +
-      (bad === undefined ? ">" : ` aria-invalid="true" aria-describedby="${id}-err"><span class="field-error" id="${id}-err">${esc(t(CELL_RULES[field].err))}</span>`) +
+      (bad === undefined ? `${hint ? ` aria-describedby="${id}-clock"` : ""}>${hint}` :
+        ` aria-invalid="true" aria-describedby="${id}-err"><span class="field-error" id="${id}-err">${esc(t(CELL_RULES[field].err))}</span>`) +
       "</td>";
   };
   tb.innerHTML = `<thead><tr><th>${t("col.job")}</th><th>${t("col.operations")}</th><th>${t("col.release")}</th>` +
     `<th>${t("col.due")}</th><th>${t("col.weight")}</th><th>${t("order.actions")}</th></tr></thead><tbody>` +
     S.problem.jobs.map((j, i) => `<tr data-job="${esc(j.id)}"><td>${esc(j.id)}</td><td>${j.operations.map((o, k) =>
       `${esc(o.id ?? k)} (${Object.entries(o.machines).map(([m, d]) => `${esc(m)}:${esc(d)}`).join(" / ")})`).join(" → ")}</td>` +
-      `<td>${esc(j.release ?? 0)}</td>` + cell(i, j, "due", j.due ?? "", 1, "w-num") + cell(i, j, "weight", j.weight ?? 1, 0.5, "w-small") +
+      `<td>${esc(j.release ?? 0)}${clockHint(clk, j.release ?? 0)}</td>` + cell(i, j, "due", j.due ?? "", 1, "w-num") + cell(i, j, "weight", j.weight ?? 1, 0.5, "w-small") +
       `<td class="actions"><button type="button" class="secondary" data-edit-job="${i}" aria-label="${esc(t("order.editLabel", { job: j.id }))}">${esc(t("order.edit"))}</button> ` +
       `<button type="button" class="danger" data-remove-job="${i}" aria-label="${esc(t("order.removeLabel", { job: j.id }))}">${esc(t("order.remove"))}</button></td></tr>`).join("") +
     "</tbody>";
@@ -773,6 +787,7 @@ function onOrderCell(inp) {
   const ok = !inp.validity.badInput && (raw === "" || rule.ok(Number(raw)));
   const errId = `${inp.id}-err`;
   $(errId)?.remove();
+  $(`${inp.id}-clock`)?.remove();
   if (!ok) {
     tableBad.set(`${i}:${field}`, inp.value);
     inp.setAttribute("aria-invalid", "true");
@@ -790,6 +805,11 @@ function onOrderCell(inp) {
   inp.removeAttribute("aria-describedby");
   if (raw === "") delete job[field];
   else job[field] = Number(raw);
+  const hint = field === "due" ? clockHint(fieldClock(), job.due ?? "", `${inp.id}-clock`) : "";
+  if (hint) {
+    inp.insertAdjacentHTML("afterend", hint);
+    inp.setAttribute("aria-describedby", `${inp.id}-clock`);
+  }
   markStale();
 }
 
@@ -1047,6 +1067,144 @@ function newPlan() {
   say(() => t("planner.newPlanDone"));
 }
 
+// ------------------------------------------------------------------------------------------------ planner: plan start
+// The Plan start field (a datetime-local: the plant's local time, no UTC offset): where the plan's minute 0 lies on the
+// calendar. Set, each solve sends the problem with a `clock` (docs/scheduling.md) and the answer's times (`clock` on
+// the answer and on each row) are shown on it: the chart's axis and bars, the table view, the details, the summary and
+// the exports. Empty, the problem goes without one and times stay minutes from 0, as before there were clocks. The
+// orders' due dates and releases stay minutes from the plan start; with one set, the order table shows their time
+// on its clock beside them.
+
+// The minutes of the problem's time unit: its clock's, else its energy settings' (the server takes the one from the
+// other), else a minute.
+function unitMinutes(problem) {
+  const given = Number(problem?.clock?.minutes_per_unit);
+  if (given > 0) return given;
+  const hours = Number(problem?.energy?.hours_per_unit);
+  if (!(hours > 0)) return 1;
+  const m = hours * 60;
+  const secs = Math.round(m * 60); // 0.016667 h, a minute as the docs write it, is a minute
+  return secs >= 1 && Math.abs(m * 60 - secs) <= 1e-4 * secs ? secs / 60 : m;
+}
+
+// The problem as sent: with `clock` {start: the field's value, minutes_per_unit} where a plan start is set (the unit a
+// file's clock gave, else a minute, unless the energy settings give it: the server takes theirs), without one where
+// not (a file's own clock included: the field shows the clock that goes).
+function withPlanStart(problem) {
+  const start = $("plan-start").value;
+  const out = { ...problem };
+  delete out.clock;
+  if (start) {
+    out.clock = { start };
+    const given = problem.clock?.minutes_per_unit;
+    if (given !== undefined && given !== null) out.clock.minutes_per_unit = given;
+    else if (problem.energy?.hours_per_unit === undefined || problem.energy?.hours_per_unit === null) out.clock.minutes_per_unit = 1;
+  }
+  return out;
+}
+
+// A plan start that cannot be sent: half typed (the browser's value is then empty), out of the field's range, unreadable
+const planStartBad = () => {
+  const el = $("plan-start");
+  return el.validity.badInput || el.validity.rangeOverflow || el.validity.rangeUnderflow || (el.value !== "" && !parseClockTime(el.value));
+};
+
+// The field's error beside it (aria-invalid; the field is described by its help and this message)
+function planStartError(show) {
+  const msg = $("plan-start-error");
+  msg.hidden = !show;
+  msg.textContent = show ? t("planner.planStartBad") : "";
+  if (show) $("plan-start").setAttribute("aria-invalid", "true"); else $("plan-start").removeAttribute("aria-invalid");
+}
+
+// Whether the plan start can be sent; if not, said beside the field and on the status line (and the field focused)
+let planStartSaid = null;
+function checkPlanStart(focus) {
+  const bad = planStartBad();
+  planStartError(bad);
+  if (bad) {
+    say(() => t("planner.planStartBad"), true);
+    planStartSaid = said;
+    if (focus) $("plan-start").focus();
+  } else if (planStartSaid && said === planStartSaid) say(""); // corrected: the line's error about it goes
+  if (!bad) planStartSaid = null;
+  return !bad;
+}
+
+// a change: the orders' clock times follow; a start being typed (not whole yet) is said on blur or at the solve
+function onPlanStart() {
+  if (planStartBad() || !checkPlanStart(false)) return;
+  renderOrders(true);
+  renderPins();
+  if ($("pin-form")) { // its start's clock hint comes or goes; the minute typed stays
+    const typed = $("pin-start").value;
+    renderDetails();
+    if ($("pin-start")) { $("pin-start").value = typed; pinStartHint(); }
+  }
+}
+
+// The plan start's clock, for the orders' times (the order table, the pins): null where none is set (or it cannot be
+// read). The plan on screen shows its own clock, the one it was solved with (planClock(S.result)).
+function fieldClock() {
+  const v = $("plan-start").value;
+  const p = v && !planStartBad() ? parseClockTime(v) : null;
+  return p ? { wall: p.wall, mpu: unitMinutes(S.problem), offset: "" } : null;
+}
+
+// A time's clock beside its minutes (HTML), or "" without a clock or a time
+function clockHint(clk, v, id = null) {
+  if (!clk || v === "" || v === null || v === undefined || !Number.isFinite(Number(v))) return "";
+  return `<span class="clock-hint"${id ? ` id="${id}"` : ""}>${esc(clockText(clk, Number(v)))}</span>`;
+}
+
+// The pin form's start on the plan start's clock, as typed
+function pinStartHint() {
+  const el = $("pin-start-clock");
+  if (!el) return;
+  const clk = fieldClock();
+  const v = $("pin-start").value.trim();
+  el.textContent = clk && v !== "" && Number.isInteger(Number(v)) && Number(v) >= 0 ? t("details.pinAt", { time: clockText(clk, Number(v)) }) : "";
+}
+
+// [key, value, id] of the plan's clock for the summary and the PDF: where it starts and ends on it ([] without one)
+function clockMetrics(res) {
+  const clk = planClock(res);
+  if (!clk) return [];
+  return [["m.planStart", clockText(clk, 0), "sum-plan-start"],
+    ["m.planEnd", finite(res.makespan) ? clockText(clk, res.makespan) : "–", "sum-plan-end"]];
+}
+
+// A problem file's clock (docs/scheduling.md): its times written as ISO dates and times are put in plan units from the
+// clock's start, rounded as the server rounds each (a due date, the horizon, a deadline, a running operation's start
+// and a downtime's start down; a release, a pin and a downtime's end up), so that the order table, the form and the
+// chart read numbers as they always have. Returns the clock's start on its own clock as the Plan start field's value
+// (the plant's local time), or null for a file without a readable clock. A time that cannot be read stays as written,
+// for the server to refuse, naming it.
+function adoptFileClock(problem) {
+  const c = problem?.clock;
+  const start = c && typeof c === "object" ? parseClockTime(c.start) : null;
+  if (!start) return null;
+  const mpu = unitMinutes(problem);
+  const abs = (p) => p.wall - (p.offMin ?? 0) * 60000;
+  const fix = (o, k, up = false) => {
+    const p = o && typeof o === "object" && typeof o[k] === "string" ? parseClockTime(o[k]) : null;
+    if (!p || (p.offMin === null) !== (start.offMin === null)) return;
+    const u = (abs(p) - abs(start)) / (mpu * 60000);
+    o[k] = up ? Math.ceil(u - 1e-9) : Math.floor(u + 1e-9);
+  };
+  const list = (v) => (Array.isArray(v) ? v : []);
+  fix(problem, "horizon");
+  fix(problem.failure_risk, "deadline");
+  for (const m of list(problem.machines)) for (const d of [...list(m?.calendar), ...list(m?.maintenance)]) { fix(d, "start"); fix(d, "end", true); }
+  for (const j of list(problem.jobs)) {
+    fix(j, "release", true);
+    fix(j, "due");
+    for (const op of list(j?.operations)) { fix(op?.pinned, "start", true); fix(op?.started, "start"); }
+  }
+  const p = wallParts(start.wall);
+  return `${p.date}T${p.time}`;
+}
+
 // ------------------------------------------------------------------------------------------------ planner: solve
 async function solve() {
   if (!S.problem && S.sampleLoad) {
@@ -1060,6 +1218,7 @@ async function solve() {
   if (focusBadCell()) return false; // a refused due date or weight in the order table: fixed first, not ignored
   const combo = objectiveChoice();
   if (combo.error) { say(combo.error, true); return false; }
+  if (!checkPlanStart(true)) return false; // a plan start half typed: said on its field, nothing sent
   const raw = $("time-limit").value.trim();
   const limit = Math.min(MAX_LIMIT_S, Math.max(1, Math.round(Number(raw)) || 5));
   $("time-limit").value = String(limit);
@@ -1067,8 +1226,9 @@ async function solve() {
   const note = raw === String(limit) ? null : () => t(raw === "" ? "planner.limitEmpty" : "planner.limitAdjusted", { from: raw, to: limit });
   $("time-limit-note").hidden = !note;
   $("time-limit-note").textContent = note ? note() : "";
-  const solved = JSON.parse(JSON.stringify(S.problem)); // the problem as sent: what the plan is drawn against
-  const body = { problem: S.problem, time_limit_s: limit, ...combo.extra, ...S.links };
+  const problem = withPlanStart(S.problem); // with the plan start's clock, where one is set
+  const solved = JSON.parse(JSON.stringify(problem)); // the problem as sent: what the plan is drawn against
+  const body = { problem, time_limit_s: limit, ...combo.extra, ...S.links };
   if ($("objective").value) body.objective = $("objective").value;
   if (limit > SYNC_LIMIT_S) return runPlan(() => solveAsJob(body, solved), solved);
   return runPlan(async (epoch) => {
@@ -1140,7 +1300,9 @@ async function runPlan(work, solved, { stale = false } = {}) {
     renderPins();
     renderCompare();
     if (S.selected) renderDetails(S.selected);
-    say(() => t("planner.solved", { status: statusName(res.status), makespan: res.makespan, late: tn("count.lateJobs", res.objective_values?.late_jobs ?? 0) }));
+    const clk = planClock(res); // with a clock, when the plan ends on it too
+    say(() => t(clk ? "planner.solvedClock" : "planner.solved", { status: statusName(res.status), makespan: res.makespan,
+      end: clk ? clockText(clk, res.makespan) : "", late: tn("count.lateJobs", res.objective_values?.late_jobs ?? 0) }));
     return true;
   } catch (e) {
     if (epoch !== S.epoch) return false;
@@ -1594,10 +1756,10 @@ function reasonWords(r, problem) {
       }
       return null;
     }
-    case "unchecked": {
-      const what = msg.match(/^no time was left to check whether (.+) is the cause$/)?.[1];
-      const rule = what && ruleWords(null, what, problem);
-      return rule ? { text: t("reason.unchecked", { rule }) } : null;
+    case "unchecked": { // no time was left to check a rule, or the solve was stopped (a job cancelled) before it did
+      const m = msg.match(/^(no time was left to check|the solve was stopped before it checked) whether (.+) is the cause$/);
+      const rule = m && ruleWords(null, m[2], problem);
+      return rule ? { text: t(m[1].startsWith("the solve") ? "reason.uncheckedStopped" : "reason.unchecked", { rule }) } : null;
     }
     case "dispatch": {
       const d = msg.replace(/^the dispatching rules found no plan: /, "");
@@ -1609,6 +1771,7 @@ function reasonWords(r, problem) {
       return words ? { text: words } : { text: t("reason.modelTooLargeAny"), detail: msg };
     }
     case "time_limit": return { text: t("reason.timeLimit") };
+    case "stopped": return { text: t("reason.stopped") }; // the solve was stopped (its job cancelled) before a plan
     case "combination": return { text: t(/^no single rule\b/.test(msg) ? "reason.combination" : "reason.noRules") };
     default: return null;
   }
@@ -1634,6 +1797,7 @@ function renderSummary() {
     `<div class="metric"><span>${t("m.status")}</span><b id="sum-status" data-status="${esc(S.result.status)}" title="${esc(S.result.status)}">${esc(statusName(S.result.status))}</b></div>` +
     `<div class="metric"><span>${t("m.objective")}</span><b id="sum-objective" data-objective="${esc(S.result.objective)}">${esc(objectiveName(S.result.objective))}</b></div>` +
     m.map(([k, v, d]) => `<div class="metric"><span>${t(k)}</span><b data-metric="${k}"${v == null ? ` title="${esc(t("m.noEnergy"))}"` : ""}>${fmt(v, d)}</b></div>`).join("") +
+    clockMetrics(S.result).map(([k, v, id]) => `<div class="metric"><span>${t(k)}</span><b id="${id}" class="clock-metric">${esc(v)}</b></div>`).join("") +
     `<div class="metric"><span>${t("m.wall")}</span><b>${fmt(S.result.wall_s, 2)}</b></div></div>` +
     (S.result.linked?.ignored?.length ? `<p class="muted" id="plan-ignored">${S.result.linked.ignored.map(linkedNote).join(" ")}</p>` : "") +
     (Array.isArray(S.result.notes) && S.result.notes.length ? `<p class="muted" id="plan-notes">${S.result.notes.map(planNote).join(" ")}</p>` : "");
@@ -1652,13 +1816,16 @@ function renderPlanTable() {
   const rows = S.result.gantt.filter((r) => r.job != null)
     .sort((a, b) => machines.indexOf(a.machine) - machines.indexOf(b.machine) || a.start - b.start);
   const yes = esc(t("gantt.yes"));
-  $("gantt-table").innerHTML = `<caption>${esc(t("gantt.tableCaption"))}</caption><thead><tr>` +
+  const clk = planClock(S.result); // with a clock: start and end on it, the caption naming its start
+  const time = (v) => (clk ? esc(clockText(clk, v)) : v);
+  const caption = clk ? t("gantt.tableCaptionClock", { start: clockText(clk, 0) }) : t("gantt.tableCaption");
+  $("gantt-table").innerHTML = `<caption>${esc(caption)}</caption><thead><tr>` +
     ["col.machine", "col.job", "col.operation", "col.start", "col.end", "col.setup", "col.late", "col.pinned"]
       .map((k, i) => `<th scope="col"${i >= 3 && i <= 5 ? ' class="num"' : ""}>${esc(t(k))}</th>`).join("") + `</tr></thead><tbody>` +
     rows.map((r) => {
       const op = findOp(r.job, r.operation, S.solved);
       return `<tr data-job="${esc(r.job)}" data-op="${esc(r.operation)}"><td>${esc(r.machine)}</td><th scope="row">${esc(r.job)}</th><td>${esc(r.operation)}</td>` +
-        `<td class="num">${r.start}</td><td class="num">${r.end}</td><td class="num">${r.setup || ""}</td>` +
+        `<td class="num">${time(r.start)}</td><td class="num">${time(r.end)}</td><td class="num">${r.setup || ""}</td>` +
         `<td class="late-tag">${late.has(String(r.job)) ? yes : ""}</td><td>${op && (op.pinned || op.started) ? yes : ""}</td></tr>`;
     }).join("") + "</tbody>";
 }
@@ -1691,13 +1858,18 @@ function renderPins() {
   const pins = [];
   for (const j of S.problem?.jobs || []) j.operations.forEach((o, i) => { if (o.pinned) pins.push([j.id, o.id ?? String(i), o.pinned]); });
   if (!pins.length) { ul.innerHTML = `<li class="muted">${esc(t("planner.noPins"))}</li>`; return; }
-  ul.innerHTML = pins.map(([j, o, p]) => `<li data-pin="${esc(j)}/${esc(o)}">${esc(j)} / ${esc(o)} → ${esc(p.machine)} @ ${esc(p.start)} ` +
+  const clk = fieldClock(); // a pin's start on the plan start's clock too
+  ul.innerHTML = pins.map(([j, o, p]) => `<li data-pin="${esc(j)}/${esc(o)}">${esc(j)} / ${esc(o)} → ${esc(p.machine)} @ ${esc(p.start)}` +
+    `${clk && finite(p.start) ? ` (${esc(clockText(clk, p.start))})` : ""} ` +
     `<button type="button" class="secondary" data-unpin-job="${esc(j)}" data-unpin-op="${esc(o)}">${esc(t("planner.unpin"))} ${esc(j)}/${esc(o)}</button></li>`).join("");
   ul.querySelectorAll("button").forEach((b) => b.addEventListener("click", () => unpin(b.dataset.unpinJob, b.dataset.unpinOp)));
 }
 
-function why(r) {
+// a binding constraint in words; with the plan's clock `clk`, its times (start, end, release) on it
+function why(r, clk = null) {
   const vars = { ...r, lag: r.lag ? ` + ${r.lag}` : "", kind: r.kind ? t("kind." + r.kind) : r.kind };
+  if (clk) for (const k of ["start", "end", "release"]) if (finite(r[k])) vars[k] = clockText(clk, r[k]);
+  if (clk && finite(r.start) && finite(r.end)) Object.assign(vars, clockSpan(clk, r.start, r.end)); // a downtime: the end's date once
   return t("why." + r.type, vars);
 }
 
@@ -1710,27 +1882,34 @@ function renderDetails(sel) {
   const op = findOp(s.job, s.operation);
   if (!row || !op) { el.innerHTML = `<p class="muted">${esc(t("details.none"))}</p>`; return; }
   const late = (S.result.late_jobs || []).find((l) => String(l.job) === String(s.job));
-  let html = `<p><b>${esc(row.job)} / ${esc(row.operation)}</b> · ${esc(row.machine)} · ${row.start}–${row.end}` +
+  // with the plan's clock: times on it (the operation's minutes too, as a pin's start is given), a tardiness in minutes
+  const clk = planClock(S.result);
+  const at = (v) => (clk && finite(v) ? clockText(clk, v) : v);
+  const minutes = (v) => (clk && finite(v) ? t("unit.min", { n: fmt(v * clk.mpu, 2) }) : v);
+  const when = clk ? `${clockRange(clk, row.start, row.end)} (${t("details.units", { start: row.start, end: row.end })})` : `${row.start}–${row.end}`;
+  let html = `<p><b>${esc(row.job)} / ${esc(row.operation)}</b> · ${esc(row.machine)} · <span id="details-when">${esc(when)}</span>` +
     (row.setup ? ` · ${t("col.setup")} ${row.setup}` : "") + (op.pinned ? ` · <b class="pinned-tag">${esc(t("legend.pinned"))}</b>` : "") + `</p>`;
   if (late) {
     html += `<div id="late-explanation"><h3 class="late-tag">${esc(t("details.whyLate", { job: late.job }))}</h3>` +
-      `<p>${esc(t("details.lateSummary", { due: late.due, end: late.end, tardiness: late.tardiness, weight: late.weight, bottleneck: late.bottleneck_machine }))}</p>` +
+      `<p id="late-summary">${esc(t("details.lateSummary", { due: at(late.due), end: at(late.end), tardiness: minutes(late.tardiness), weight: late.weight, bottleneck: late.bottleneck_machine }))}</p>` +
       `<h3>${esc(t("details.chain"))}</h3><ol class="chain">` +
-      late.critical_chain.map((c) => `<li><b>${esc(c.job)}/${esc(c.operation)}</b> ${esc(c.machine)} ${c.start}–${c.end}: ` +
-        `${c.binding.map((b) => esc(why(b))).join("; ")}</li>`).join("") + `</ol>` +
+      late.critical_chain.map((c) => `<li><b>${esc(c.job)}/${esc(c.operation)}</b> ${esc(c.machine)} ${esc(clk ? clockRange(clk, c.start, c.end) : `${c.start}–${c.end}`)}: ` +
+        `${c.binding.map((b) => esc(why(b, clk))).join("; ")}</li>`).join("") + `</ol>` +
       (late.blocking_operations.length ? `<p>${esc(t("details.blocking"))}: ${late.blocking_operations.map((b) => esc(`${b.job}/${b.operation}`)).join(", ")}</p>` : "") +
       `</div>`;
   } else if (lateJobIds(S.result).has(String(s.job))) {
     // late, but past the explained ones (the server explains the 50 latest): said, not "on time"
     const job = S.problem.jobs.find((j) => String(j.id) === String(s.job));
     const end = Math.max(...S.result.gantt.filter((r) => String(r.job) === String(s.job)).map((r) => r.end));
-    html += `<p class="late-tag">${esc(t("details.lateUnexplained", { due: job?.due ?? "–", end, tardiness: job?.due != null ? end - job.due : "–" }))}</p>`;
+    html += `<p class="late-tag">${esc(t("details.lateUnexplained", { due: at(job?.due ?? "–"), end: at(end), tardiness: finite(job?.due) ? minutes(end - job.due) : "–" }))}</p>`;
   } else {
     html += `<p class="muted">${esc(t("details.notLate"))}</p>`;
   }
   html += `<form id="pin-form" class="toolbar" novalidate><label for="pin-machine">${esc(t("details.pinMachine"))}</label>` +
     `<select id="pin-machine">${Object.keys(op.machines).map((m) => `<option${m === row.machine ? " selected" : ""}>${esc(m)}</option>`).join("")}</select>` +
-    `<label for="pin-start">${esc(t("details.pinStart"))}</label><input id="pin-start" type="number" min="0" step="1" value="${row.start}" style="width:90px" aria-describedby="pin-start-error">` +
+    `<label for="pin-start">${esc(t("details.pinStart"))}</label><input id="pin-start" type="number" min="0" step="1" value="${row.start}" style="width:90px" ` +
+    // with a plan start: the minute typed on its clock, beside the field and describing it
+    `aria-describedby="${fieldClock() ? "pin-start-clock " : ""}pin-start-error">` + (fieldClock() ? `<span id="pin-start-clock" class="clock-hint"></span>` : "") +
     `<span id="pin-start-error" class="field-error" hidden></span>` +
     `<button type="submit" id="pin-submit">${esc(t("details.pinHere"))}</button>` +
     (op.pinned ? `<button type="button" class="secondary" id="pin-clear">${esc(t("planner.unpin"))}</button>` : "") + `</form>`;
@@ -1738,6 +1917,8 @@ function renderDetails(sel) {
   const focused = el.contains(document.activeElement) ? document.activeElement.id : null;
   el.innerHTML = html;
   if (focused) ($(focused) || $("pin-submit")).focus();
+  pinStartHint();
+  $("pin-start").addEventListener("input", pinStartHint);
   $("pin-form").addEventListener("submit", (e) => {
     e.preventDefault();
     const start = $("pin-start").value.trim();
@@ -1807,6 +1988,8 @@ function exportCsv() {
   const head = ["machine", "job", "operation", "start", "end", "setup", "late", "pinned", "job_late", "started", "started_at", "reason",
     "setup_start", "due", "family"];
   const text = new Set(["machine", "job", "operation", "reason", "family"]);
+  const clk = planClock(S.result); // with a clock: each row's start and end on it (ISO 8601, as the API gives them)
+  if (clk) head.push("start_time", "end_time");
   const lines = [head.join(",")];
   const late = lateJobIds(S.result);
   for (const r of S.result.gantt) {
@@ -1815,6 +1998,7 @@ function exportCsv() {
     const cells = [r.machine, r.job ?? "", r.operation, r.start, r.end, r.setup, !!r.late, !!(op && op.pinned), r.job != null && late.has(String(r.job)),
       !!(op && op.started), r.started_at ?? (op && op.started ? op.started.start : ""), r.reason ?? "",
       r.setup ? (r.setup_start ?? "") : "", job?.due ?? "", op?.family ?? ""];
+    if (clk) cells.push(typeof r.clock?.start === "string" ? r.clock.start : clockIso(clk, r.start), typeof r.clock?.end === "string" ? r.clock.end : clockIso(clk, r.end));
     lines.push(cells.map((c, i) => csvCell(c, text.has(head[i]))).join(","));
   }
   const name = `sfai-plan-${planName()}.csv`;
@@ -1875,7 +2059,7 @@ function planReport(chart) {
   const c = document.createElement("canvas");
   const font = (size, weight = 400) => `${weight} ${size * k}px system-ui, -apple-system, "Noto Sans KR", "Malgun Gothic", sans-serif`;
   const metrics = [`${t("m.status")} ${statusName(S.result.status)}`, `${t("m.objective")} ${objectiveName(S.result.objective)}`,
-    ...metricsOf(S.result, S.solved).map(([key, v, d]) => `${t(key)} ${fmt(v, d)}`)];
+    ...metricsOf(S.result, S.solved).map(([key, v, d]) => `${t(key)} ${fmt(v, d)}`), ...clockMetrics(S.result).map(([key, v]) => `${t(key)} ${v}`)];
   const width = chart.width + 2 * pad;
   let ctx = c.getContext("2d");
   ctx.font = font(13);
@@ -2318,13 +2502,15 @@ async function exportUsage() {
 }
 
 // ------------------------------------------------------------------------------------------------ start
+const locale = () => (LANG === "ko" ? "ko-KR" : "en-US"); // the chart's dates (a clock's axis) in the page's language
 const gantt = createGantt($("gantt"), {
   label: (k, v) => t(k, v),
+  locale,
   onSelect: (r) => renderDetails({ job: r.job, operation: r.operation }),
   onPin: (r, machine, start) => pinOp(r, machine, start),
 });
-const copyGantt = createGantt($("gantt-copy"), { interactive: false, rowH: 28, barH: 18, labelW: 70, label: (k, v) => t(k, v) });
-const currentGantt = createGantt($("gantt-current"), { interactive: false, rowH: 28, barH: 18, labelW: 70, label: (k, v) => t(k, v) });
+const copyGantt = createGantt($("gantt-copy"), { interactive: false, rowH: 28, barH: 18, labelW: 70, label: (k, v) => t(k, v), locale });
+const currentGantt = createGantt($("gantt-current"), { interactive: false, rowH: 28, barH: 18, labelW: 70, label: (k, v) => t(k, v), locale });
 
 function rerenderLanguage() {
   applyI18n();
@@ -2341,6 +2527,7 @@ function rerenderLanguage() {
   renderOrders(true);
   renderUnsaved();
   if (!$("usage-range-error").hidden) markUsageRange(true);
+  if (!$("plan-start-error").hidden) planStartError(true);
   renderSummary();
   renderGanttEmpty();
   renderPins();
@@ -2379,6 +2566,9 @@ $("zoom-in").addEventListener("click", () => gantt.zoomBy(1.5));
 $("zoom-out").addEventListener("click", () => gantt.zoomBy(1 / 1.5));
 $("zoom-fit").addEventListener("click", () => gantt.fit());
 $("time-limit").addEventListener("input", () => { $("time-limit-note").hidden = true; });
+$("plan-start").addEventListener("change", onPlanStart);
+$("plan-start").addEventListener("blur", () => { if (planStartBad()) checkPlanStart(false); }); // half typed: no change event
+$("plan-start-clear").addEventListener("click", () => { $("plan-start").value = ""; onPlanStart(); persist(); $("plan-start").focus(); });
 $("gantt-table-toggle").addEventListener("click", () => { $("gantt-table-wrap").hidden = !$("gantt-table-wrap").hidden; renderPlanTable(); });
 // past the chart (one tab stop, but a long one to read through): to the table view's button
 $("gantt-skip").addEventListener("click", (e) => { e.preventDefault(); $("gantt-table-toggle").focus(); });

@@ -77,14 +77,79 @@ function lateJobIds(result) {
 function planExtent(problem, result) {
   let tMax = 0;
   for (const r of result?.gantt || []) tMax = Math.max(tMax, r.end);
-  for (const j of problem?.jobs || []) if (j.due != null) tMax = Math.max(tMax, j.due);
+  for (const j of problem?.jobs || []) if (finite(j.due)) tMax = Math.max(tMax, j.due);
   return Math.max(10, tMax);
 }
 
+// ------------------------------------------------------------------ a plan's clock (docs/scheduling.md, `clock`)
+// A date and time as ISO 8601 writes it (2026-12-08, 2026-12-08T06:00, ...T06:00:00+09:00, ...Z), as the server reads
+// it: { wall, offset, offMin }, `wall` its date and time on its own clock as the milliseconds of that date and time
+// in UTC (so that adding minutes to it never meets a daylight-saving change or the browser's time zone: the plan's
+// times are shown on the plant's clock, not the viewer's), `offset` its UTC offset as written ("" without one) and
+// `offMin` that offset in minutes (null without one). null where it is no real date and time.
+const CLOCK_TIME = /^(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,6}))?)?)?(Z|[+-]\d{2}:?\d{2})?$/;
+function parseClockTime(text) {
+  const m = typeof text === "string" ? CLOCK_TIME.exec(text.trim()) : null;
+  if (!m) return null;
+  const [y, mo, d, h, mi, s] = [1, 2, 3, 4, 5, 6].map((i) => Number(m[i] ?? 0));
+  if (mo < 1 || mo > 12 || h > 23 || mi > 59 || s > 59) return null;
+  const at = new Date(0);
+  at.setUTCFullYear(y, mo - 1, d); // not Date.UTC, which reads the years 0-99 as 1900-1999
+  at.setUTCHours(h, mi, s, Math.floor(Number(`0.${m[7] ?? 0}`) * 1000));
+  if (at.getUTCMonth() !== mo - 1 || at.getUTCDate() !== d) return null; // 2026-02-30
+  let offMin = null;
+  if (m[8]) offMin = m[8] === "Z" ? 0 : (m[8][0] === "-" ? -1 : 1) * (Number(m[8].slice(1, 3)) * 60 + Number(m[8].slice(-2)));
+  return { wall: at.getTime(), offset: m[8] === "Z" ? "+00:00" : m[8] ?? "", offMin };
+}
+
+// The clock of a plan (the solve answer's `clock`: start, minutes_per_unit): { wall, mpu, offset }, or null without
+// one (then every time is shown in plan units, as before there were clocks).
+function planClock(result) {
+  const c = result?.clock;
+  const start = c && typeof c === "object" ? parseClockTime(c.start) : null;
+  if (!start) return null;
+  const mpu = Number(c.minutes_per_unit);
+  return { wall: start.wall, mpu: Number.isFinite(mpu) && mpu > 0 ? mpu : 1, offset: start.offset };
+}
+
+const pad2 = (n) => String(n).padStart(2, "0");
+// time `t` of the plan on its clock, as wall-clock milliseconds (see parseClockTime)
+const clockAt = (c, t) => Math.round(c.wall + t * c.mpu * 60000);
+// wall-clock milliseconds as { date: "2026-12-08", time: "06:00" (":30" added where it has seconds) }
+function wallParts(ms) {
+  const d = new Date(ms);
+  const secs = d.getUTCSeconds() || d.getUTCMilliseconds() ? `:${pad2(d.getUTCSeconds())}` : "";
+  return { date: `${String(d.getUTCFullYear()).padStart(4, "0")}-${pad2(d.getUTCMonth() + 1)}-${pad2(d.getUTCDate())}`,
+    time: `${pad2(d.getUTCHours())}:${pad2(d.getUTCMinutes())}${secs}` };
+}
+// "2026-12-08 06:00": time `t` of the plan on its clock
+function clockText(c, t) {
+  const p = wallParts(clockAt(c, t));
+  return `${p.date} ${p.time}`;
+}
+// the start and end of a span on the clock: { start: "2026-12-08 06:00", end: "07:30" } (the end's date only where
+// it is another day)
+function clockSpan(c, a, b) {
+  const p = wallParts(clockAt(c, a));
+  const q = wallParts(clockAt(c, b));
+  return { start: `${p.date} ${p.time}`, end: q.date === p.date ? q.time : `${q.date} ${q.time}` };
+}
+const clockRange = (c, a, b) => { const s = clockSpan(c, a, b); return `${s.start}–${s.end}`; };
+// time `t` as ISO 8601 on the clock, in its UTC offset ("2026-12-08T06:00:00", as the server writes it)
+function clockIso(c, t) {
+  const d = new Date(clockAt(c, t));
+  const ms = d.getUTCMilliseconds() ? `.${String(d.getUTCMilliseconds()).padStart(3, "0")}` : "";
+  const p = wallParts(d.getTime());
+  return `${p.date}T${p.time.slice(0, 5)}:${pad2(d.getUTCSeconds())}${ms}${c.offset}`;
+}
+const finite = (v) => typeof v === "number" && Number.isFinite(v);
+
 function createGantt(container, opts = {}) {
   const uid = `g${++ganttSeq}`; // ids inside the SVG are document-wide: one set per chart
-  const o = { interactive: true, rowH: 38, barH: 24, labelW: 92, axisH: 26, onSelect: null, onPin: null, label: (k) => k, ...opts };
-  const st = { problem: null, result: null, t0: 0, scale: 1, width: 800, tMax: 100, selected: null, active: null, noPan: false };
+  const o = { interactive: true, rowH: 38, barH: 24, labelW: 92, axisH: 26, onSelect: null, onPin: null, label: (k) => k,
+    locale: () => document.documentElement.lang || "en", ...opts };
+  // axisH: the axis's height as drawn (a plan with a clock has a line of dates above the times)
+  const st = { problem: null, result: null, t0: 0, scale: 1, width: 800, tMax: 100, selected: null, active: null, noPan: false, axisH: o.axisH };
   const keyOf = (r) => ({ job: r.job, operation: r.operation });
   const same = (a, b) => !!a && !!b && String(a.job) === String(b.job) && String(a.operation) === String(b.operation);
   const barEl = (k) => k && container.querySelector(`g.op[data-job="${CSS.escape(String(k.job))}"][data-op="${CSS.escape(String(k.operation))}"]`);
@@ -97,7 +162,9 @@ function createGantt(container, opts = {}) {
   function downtimes(mid) {
     const m = (st.problem?.machines || []).find((x) => (typeof x === "string" ? x : x.id) === mid);
     if (!m || typeof m === "string") return [];
-    return [...(m.calendar || []), ...(m.maintenance || []).map((w) => ({ ...w, kind: "maintenance" }))];
+    // (a time the console could not read as a number, left for the server to refuse, is not drawn)
+    return [...(m.calendar || []), ...(m.maintenance || []).map((w) => ({ ...w, kind: "maintenance" }))]
+      .filter((d) => finite(d.start) && finite(d.end));
   }
   function opSpec(job, opId) {
     const j = (st.problem?.jobs || []).find((x) => String(x.id) === String(job));
@@ -128,13 +195,46 @@ function createGantt(container, opts = {}) {
     draw();
   }
 
+  // The axis of a plan with a clock: ticks at round times of day (whole hours, 00:00, ...; weeks from a Monday) as
+  // HH:MM, and above them the date (with the weekday, where the ticks are hours apart) at the first tick in view and
+  // wherever the day changes, midnight's grid line darker.
+  function drawClockAxis(plot, clk, tEnd, H, axisH) {
+    const stepMin = niceStep((84 / st.scale) * clk.mpu); // minutes between ticks (a date and a time are wider)
+    const align = stepMin % 10080 === 0 ? 4 * 1440 : 0; // 1970-01-05 was a Monday
+    const base = clk.wall / 60000;
+    const last = base + tEnd * clk.mpu;
+    const dateFmt = new Intl.DateTimeFormat(o.locale(), { month: "short", day: "numeric", timeZone: "UTC",
+      ...(stepMin < 1440 ? { weekday: "short" } : {}) });
+    let shownDate = null;
+    for (let k = Math.floor((base + st.t0 * clk.mpu - align) / stepMin); k * stepMin + align <= last; k++) {
+      const wall = k * stepMin + align;
+      const xx = x((wall - base) / clk.mpu);
+      const p = wallParts(wall * 60000);
+      const midnight = p.time === "00:00";
+      svgEl("line", { x1: xx, y1: midnight ? 2 : axisH - 4, x2: xx, y2: H, stroke: midnight ? "#c9d4df" : "#eef1f4", class: midnight ? "day-line" : null,
+        "pointer-events": "none" }, plot);
+      svgEl("text", { x: xx + 3, y: axisH - 9, fill: "#5f6d7b", "font-size": 11, class: "axis-tick", "data-date": p.date, "pointer-events": "none" }, plot)
+        .textContent = p.time;
+      if (xx >= o.labelW - 0.5 && p.date !== shownDate) {
+        shownDate = p.date;
+        svgEl("text", { x: xx + 3, y: 11, fill: "#3d4a57", "font-size": 11, "font-weight": 600, class: "axis-date", "data-date": p.date,
+          "pointer-events": "none" }, plot).textContent = dateFmt.format(new Date(wall * 60000));
+      }
+    }
+  }
+
   function draw() {
     // a bar that had the focus is drawn anew: the new one gets it (a re-plan, a wheel zoom), not <body>
     const hadFocus = !!st.result && container.contains(document.activeElement) && document.activeElement !== container;
     container.innerHTML = "";
     if (!st.result) return;
     const mids = machines();
-    const H = o.axisH + mids.length * o.rowH + 8;
+    const clk = planClock(st.result);
+    const axisH = o.axisH + (clk ? 13 : 0);
+    st.axisH = axisH;
+    // times in words: on the plan's clock where it has one ("2026-12-08 06:00–07:30"), else plan units ("360–450")
+    const span = (a, b) => (clk ? clockRange(clk, a, b) : `${a}–${b}`);
+    const H = axisH + mids.length * o.rowH + 8;
     const W = st.width;
     // a chart with bars to act on is no image (an image's children are presentational): its box (#gantt, a
     // labelled group) names it; a chart only to look at (the what-if pair) is an image with a name
@@ -157,25 +257,28 @@ function createGantt(container, opts = {}) {
     const plot = svgEl("g", { "clip-path": `url(#${uid}-clip)` }, svg);
 
     // axis and grid
-    const step = niceStep(70 / st.scale);
-    const tStart = Math.floor(st.t0 / step) * step;
     const tEnd = st.t0 + (W - o.labelW) / st.scale;
-    for (let tt = tStart; tt <= tEnd; tt += step) {
-      const xx = x(tt);
-      svgEl("line", { x1: xx, y1: o.axisH - 4, x2: xx, y2: H, stroke: "#eef1f4", "pointer-events": "none" }, plot);
-      const lab = svgEl("text", { x: xx + 3, y: o.axisH - 9, fill: "#5f6d7b", "font-size": 11, "pointer-events": "none" }, plot);
-      lab.textContent = String(tt);
+    if (clk) drawClockAxis(plot, clk, tEnd, H, axisH);
+    else {
+      const step = niceStep(70 / st.scale);
+      const tStart = Math.floor(st.t0 / step) * step;
+      for (let tt = tStart; tt <= tEnd; tt += step) {
+        const xx = x(tt);
+        svgEl("line", { x1: xx, y1: axisH - 4, x2: xx, y2: H, stroke: "#eef1f4", "pointer-events": "none" }, plot);
+        const lab = svgEl("text", { x: xx + 3, y: axisH - 9, fill: "#5f6d7b", "font-size": 11, class: "axis-tick", "pointer-events": "none" }, plot);
+        lab.textContent = String(tt);
+      }
     }
     // rows
     mids.forEach((mid, i) => {
-      const y = o.axisH + i * o.rowH;
+      const y = axisH + i * o.rowH;
       svgEl("line", { x1: 0, y1: y + o.rowH, x2: W, y2: y + o.rowH, stroke: "#e3e8ee", "pointer-events": "none" }, svg);
       for (const d of downtimes(mid)) {
         const maint = d.kind === "maintenance";
         const r = svgEl("rect", { x: x(d.start), y: y + 2, width: Math.max(1, (d.end - d.start) * st.scale), height: o.rowH - 4,
           fill: maint ? `url(#${uid}-maint)` : d.kind === "break" ? "#e4e7eb" : "#cfd5dc", class: `downtime ${d.kind}`, "pointer-events": "none" }, plot);
         const tip = svgEl("title", {}, r);
-        tip.textContent = `${mid}: ${d.kind ? o.label("kind." + d.kind) : ""} ${d.start}–${d.end}`;
+        tip.textContent = `${mid}: ${d.kind ? o.label("kind." + d.kind) : ""} ${span(d.start, d.end)}`;
       }
     });
     // due-date ticks of late jobs
@@ -190,7 +293,7 @@ function createGantt(container, opts = {}) {
     }
     rows.forEach((r) => {
       const i = mids.indexOf(r.machine);
-      const y = o.axisH + i * o.rowH + (o.rowH - o.barH) / 2;
+      const y = axisH + i * o.rowH + (o.rowH - o.barH) / 2;
       if (r.job === null || r.job === undefined) { // a maintenance window from the failure-risk policy
         const w = svgEl("rect", { x: x(r.start), y: y - 4, width: Math.max(1, (r.end - r.start) * st.scale), height: o.barH + 8,
           fill: `url(#${uid}-maint)`, stroke: "#e07b00", class: "downtime maintenance", "pointer-events": "none" }, plot);
@@ -198,7 +301,7 @@ function createGantt(container, opts = {}) {
         const risk = typeof r.risk === "number" ? ` (${o.label("kind.risk")} ${(100 * r.risk).toFixed(1)} %)` : "";
         const why = r.reason === "failure risk (after pinned work)" ? ` — ${o.label("kind.afterPins")}`
           : r.reason === "failure risk (waiting for a crew)" ? ` — ${o.label("kind.afterCrews")}` : "";
-        svgEl("title", {}, w).textContent = `${r.machine}: ${o.label("kind.riskMaintenance")}${risk} ${r.start}–${r.end}${why}`;
+        svgEl("title", {}, w).textContent = `${r.machine}: ${o.label("kind.riskMaintenance")}${risk} ${span(r.start, r.end)}${why}`;
         return;
       }
       if (r.setup > 0) { // where the changeover lies: in working time, maybe before a downtime the operation waits behind
@@ -215,7 +318,9 @@ function createGantt(container, opts = {}) {
         g.setAttribute("tabindex", same(r, st.active) ? "0" : "-1");
         g.setAttribute("role", "button");
         // its name in words with the unit, late and pinned included (not told by colour alone)
-        g.setAttribute("aria-label", o.label("gantt.barName", { job: r.job, op: r.operation, machine: r.machine, start: r.start, end: r.end }) +
+        const name = clk ? o.label("gantt.barNameClock", { job: r.job, op: r.operation, machine: r.machine, ...clockSpan(clk, r.start, r.end) })
+          : o.label("gantt.barName", { job: r.job, op: r.operation, machine: r.machine, start: r.start, end: r.end });
+        g.setAttribute("aria-label", name +
           (isLate ? ", " + o.label("gantt.barLate") : "") + (pinned ? ", " + o.label("gantt.barPinned") : ""));
         g.style.cursor = "move";
       }
@@ -245,21 +350,23 @@ function createGantt(container, opts = {}) {
           "font-weight": isLate ? 700 : 500, "pointer-events": "none" }, g);
         tx.textContent = label;
       }
-      svgEl("title", {}, g).textContent = `${r.job} / ${r.operation}: ${r.machine} ${r.start}–${r.end}` +
+      svgEl("title", {}, g).textContent = `${r.job} / ${r.operation}: ${r.machine} ${span(r.start, r.end)}` +
         (r.setup ? ` (${o.label("col.setup")} ${r.setup})` : "") + (isLate ? ` · ${o.label("legend.late")}` : "");
       if (o.interactive) wireBar(g, r, svg, mids);
     });
     // machine labels on top, fixed; a name too long for the column is cut with an ellipsis, whole in its tooltip
     svgEl("rect", { x: 0, y: 0, width: o.labelW, height: H, fill: "#f7f9fb", "pointer-events": "none" }, svg);
-    const unit = svgEl("text", { x: 8, y: o.axisH - 9, fill: "#5f6d7b", "font-size": 11, class: "axis-unit", "pointer-events": "none" }, svg);
-    unit.textContent = fitText(o.label("gantt.axisUnit"), o.labelW - 12, `400 11px ${FONT}`);
+    const unit = svgEl("text", { x: 8, y: axisH - 9, fill: "#5f6d7b", "font-size": 11, class: "axis-unit", "pointer-events": "none" }, svg);
+    // with a clock: the times' heading, and their UTC offset where the clock has one
+    unit.textContent = fitText(clk ? o.label("gantt.axisClock") + (clk.offset ? ` ${clk.offset}` : "") : o.label("gantt.axisUnit"),
+      o.labelW - 12, `400 11px ${FONT}`);
     mids.forEach((mid, i) => {
       const name = String(mid);
       const shown = fitText(name, o.labelW - 14, `600 12px ${FONT}`);
       const cut = shown !== name;
       const row = svgEl("g", { class: "machine-row", "data-machine": name }, svg);
       if (cut) svgEl("title", {}, row).textContent = name;
-      const tx = svgEl("text", { x: 8, y: o.axisH + i * o.rowH + o.rowH / 2 + 4, fill: "#1d2733", "font-weight": 600, class: "machine-label",
+      const tx = svgEl("text", { x: 8, y: axisH + i * o.rowH + o.rowH / 2 + 4, fill: "#1d2733", "font-weight": 600, class: "machine-label",
         "data-machine": name, "pointer-events": cut ? "visiblePainted" : "none" }, row);
       tx.textContent = shown;
     });
@@ -270,7 +377,7 @@ function createGantt(container, opts = {}) {
 
   function rowAt(svg, clientY, mids) {
     const box = svg.getBoundingClientRect();
-    const i = Math.floor((clientY - box.top - o.axisH) / o.rowH);
+    const i = Math.floor((clientY - box.top - st.axisH) / o.rowH);
     return mids[Math.max(0, Math.min(mids.length - 1, i))];
   }
 
