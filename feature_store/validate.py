@@ -689,7 +689,7 @@ _CONVERT = {
 }
 
 
-def _cast(col: pa.ChunkedArray, target: pa.DataType, name: str, dtype: str) -> pa.ChunkedArray:
+def _cast(col: pa.ChunkedArray, target: pa.DataType, name: str, dtype: str, naive_tz: str = "UTC") -> pa.ChunkedArray:
     if col.type == target:
         return col
     if pa.types.is_boolean(col.type) and (pa.types.is_integer(target) or pa.types.is_floating(target)):
@@ -704,7 +704,7 @@ def _cast(col: pa.ChunkedArray, target: pa.DataType, name: str, dtype: str) -> p
             raise InvalidInput(f"row {row + 1}, column {name!r}: {_show(col[row].as_py())} is not a valid {dtype}")
     try:
         if pa.types.is_timestamp(target):
-            return _cast_timestamp(col)
+            return _cast_timestamp(col, naive_tz)
         if pa.types.is_string(target) and not pa.types.is_string(col.type):
             return pc.cast(col, target)
         return pc.cast(col, target, safe=True)
@@ -741,30 +741,45 @@ def _finite(col: pa.ChunkedArray, original: pa.ChunkedArray, name: str, dtype: s
     return col
 
 
-def _cast_timestamp(col: pa.ChunkedArray) -> pa.ChunkedArray:
-    """Times are kept to the microsecond: finer digits (OPC UA and .NET send 100 ns) are dropped, not refused."""
+_OFFSET = r"(?:Z|[+-]\d{2}(?::?\d{2})?)\s*$"  # a time's UTC offset at its end
+
+
+def _cast_timestamp(col: pa.ChunkedArray, naive_tz: str = "UTC") -> pa.ChunkedArray:
+    """Times are kept to the microsecond: finer digits (OPC UA and .NET send 100 ns) are dropped, not refused.
+    A time without a UTC offset is read on ``naive_tz``'s clock (UTC, except where a view's data is the plant's
+    local time: a meter's readings, ``pipelines.raw_ingest``)."""
     t = col.type
     if pa.types.is_null(t):  # no value at all: missing (refused later for the event time, not for a feature)
         return pa.chunked_array([pa.nulls(len(col), TS_TYPE)])
     if pa.types.is_timestamp(t):
         if t.unit == "ns":
             col = pc.floor_temporal(col, unit="microsecond")
-        if t.tz is None:  # naive: UTC
-            return pc.assume_timezone(pc.cast(col, pa.timestamp("us")), "UTC").cast(TS_TYPE)
+        if t.tz is None:  # naive: UTC, or the view's local clock
+            return pc.assume_timezone(pc.cast(col, pa.timestamp("us")), naive_tz, ambiguous="earliest",
+                                      nonexistent="earliest").cast(TS_TYPE)
         return pc.cast(col, TS_TYPE)
     if pa.types.is_string(t) or pa.types.is_large_string(t):
         if pc.any(pc.is_in(pc.utf8_lower(pc.utf8_trim_whitespace(col)), value_set=pa.array(_NOT_A_TIME))).as_py():
             raise ValueError("'now' or 'today' is no point in time")  # the row is named by _first_bad_row
         for parsed in (TS_TYPE, pa.timestamp("us")):  # Arrow's parser: every time with its offset, or none with one
             try:
-                return _cast_timestamp(pc.cast(col, parsed))
+                return _cast_timestamp(pc.cast(col, parsed), naive_tz)
             except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
                 pass
         text = pd.Series(col.to_pandas(), dtype=object)
         end_of_day = text.str.contains(END_OF_DAY, regex=True, na=False)  # 24:00: the next day's 00:00
         if end_of_day.any():
             text = text.str.replace(END_OF_DAY, "00:00", regex=True)
-        s = pd.to_datetime(text, utc=True, format="ISO8601") + pd.to_timedelta(end_of_day.astype(int), unit="D")
+        naive = ~text.str.contains(_OFFSET, regex=True, na=True)
+        if naive_tz != "UTC" and naive.any():  # some with an offset, some without: those on the local clock
+            s = pd.Series(pd.NaT, index=text.index, dtype="datetime64[ns, UTC]")
+            if (~naive).any():
+                s[~naive] = pd.to_datetime(text[~naive], utc=True, format="ISO8601")
+            s[naive] = pd.to_datetime(text[naive], format="ISO8601").dt.tz_localize(
+                naive_tz, ambiguous="NaT", nonexistent="NaT").dt.tz_convert("UTC")
+        else:
+            s = pd.to_datetime(text, utc=True, format="ISO8601")
+        s = s + pd.to_timedelta(end_of_day.astype(int), unit="D")
         if s.dt.unit == "ns":
             s = s.dt.floor("us")
         return pa.chunked_array([pa.array(s, type=TS_TYPE)])
@@ -772,9 +787,11 @@ def _cast_timestamp(col: pa.ChunkedArray) -> pa.ChunkedArray:
 
 
 def conform(
-    view: FeatureView, table: pa.Table, *, now: datetime | None = None, max_skew_s: float | None = None
+    view: FeatureView, table: pa.Table, *, now: datetime | None = None, max_skew_s: float | None = None,
+    naive_tz: str = "UTC",
 ) -> pa.Table:
-    """``table`` with exactly the view's columns and types (``created`` added as ``now`` if absent).
+    """``table`` with exactly the view's columns and types (``created`` added as ``now`` if absent); event times
+    without a UTC offset read on ``naive_tz``'s clock.
 
     Raises InvalidInput naming the column (unknown, missing, wrong type, text longer than ``MAX_STRING_CHARS``) and
     the first bad row, or the first reading stamped more than ``max_skew_s`` (default: ``max_clock_skew_s()``)
@@ -818,7 +835,7 @@ def conform(
                                 pa.scalar(None, pa.string()), source)
         if name == view.join_key:
             _check_keys(source, name)
-        col = _cast(source, field.type, name, dtype)
+        col = _cast(source, field.type, name, dtype, naive_tz if name == TIMESTAMP else "UTC")
         if dtype in ("float32", "float64"):
             col = _finite(col, table.column(name), name, dtype)
         if pa.types.is_timestamp(field.type):

@@ -45,6 +45,7 @@ from pipelines.adapters.cmapss import SETTINGS as CMAPSS_SETTINGS
 from pipelines.adapters.secom import SENSOR_COLUMNS as SECOM_COLUMNS
 from pipelines.adapters.steel_energy import LOAD_TYPES
 from pipelines.adapters.steel_energy import METER_COLUMNS as STEEL_COLUMNS
+from pipelines.adapters.steel_energy import TZ as STEEL_TZ
 from pipelines.canonical import Column
 from pipelines.demo import CYCLE_COLUMNS as C22_COLUMNS
 from pipelines.transforms import injection, machining, semiconductor, steel, turbofan
@@ -73,6 +74,8 @@ class Derivation:
     # the adapter's columns (ranges) and categories: a reading the file pipeline sets aside is refused
     columns: Mapping[str, Column] = field(default_factory=dict)
     categories: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    # the clock of times sent without a UTC offset: the file pipeline's (a meter's dates are the plant's local time)
+    local_tz: str = "UTC"
 
     @property
     def uses_history(self) -> bool:
@@ -138,7 +141,7 @@ DERIVATIONS: dict[str, Derivation] = {
                    semiconductor.features, columns=SECOM_COLUMNS),
         Derivation("steel_energy_features", "steel-energy", _STEEL_RAW, steel.features, grid="interval",
                    lookback=_reach(steel.LAGS, steel.WINDOWS), history=_STEEL_RAW, prepare=_steel_prepare,
-                   columns=STEEL_COLUMNS, categories={"load_type": LOAD_TYPES}),
+                   columns=STEEL_COLUMNS, categories={"load_type": LOAD_TYPES}, local_tz=STEEL_TZ),
         Derivation("cmapss_features", "cmapss", _CMAPSS_RAW, turbofan.features, grid="cycle",
                    lookback=_reach(turbofan.LAGS, turbofan.WINDOWS), history=_CMAPSS_RAW, prepare=_cmapss_prepare,
                    fit=True, columns=CMAPSS_COLUMNS),
@@ -345,7 +348,8 @@ def derive(store, view: FeatureView, data, *, fmt: str | None = None, history: b
     sent = tuple(c for c in derived if c in cols)
     created = CREATED in cols
     check = _raw_view(view, (*d.raw, *sent))
-    typed = conform(check, table, max_skew_s=store.max_clock_skew_s if history else float("inf"))
+    typed = conform(check, table, max_skew_s=store.max_clock_skew_s if history else float("inf"),
+                    naive_tz=d.local_tz)
     if not created:
         typed = typed.drop_columns([CREATED])
     df = typed.to_pandas()

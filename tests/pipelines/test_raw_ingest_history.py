@@ -59,6 +59,35 @@ def test_steel_day_pushed_row_by_row_equals_the_file(settings, db, tmp_path):
     assert online["usage_kwh_lag_96"] == pytest.approx(float(new["usage_kwh_lag_96"].iloc[-1]))
 
 
+def test_a_meters_times_without_an_offset_are_the_plants_clock_as_in_the_file(settings, db, tmp_path):
+    """The file's dates have no offset and are read as Korea time; a push of the same readings stamped without an
+    offset (08:45, as an MES writes the meter's clock) was read as UTC: nine hours later, the day's shape moved in
+    every forecast by id, and nothing said so. A push now reads them as the file does (the plant's clock); with an
+    offset (+09:00, or Z) they are what they say."""
+    src = need("steel_energy/steel_industry_2018_jan_oct.csv")
+    lines = src.read_text().splitlines()
+    head, day = lines[1:1 + 96 * 8], lines[1 + 96 * 8:1 + 96 * 9]
+    full_csv, head_csv = tmp_path / "full.csv", tmp_path / "head.csv"
+    full_csv.write_text("\n".join([lines[0], *head, *day]) + "\n")
+    head_csv.write_text("\n".join([lines[0], *head]) + "\n")
+    whole, naive, utc = _store(settings, db, "whole"), _store(settings, db, "naive"), _store(settings, db, "utc")
+    run_pipeline("steel-energy", full_csv, store=whole)
+    expected = _stored(whole, "steel_energy_features")
+    d = raw_ingest.DERIVATIONS["steel_energy_features"]
+    new = expected.iloc[96 * 8:]
+    records = _records(new, ["meter_id", TIMESTAMP, *d.raw])
+    local = [{**r, TIMESTAMP: pd.Timestamp(r[TIMESTAMP]).tz_convert("Asia/Seoul").tz_localize(None).isoformat()}
+             for r in records]
+    assert local[0][TIMESTAMP] == "2018-01-09T00:15:00"
+    zulu = [{**r, TIMESTAMP: pd.Timestamp(r[TIMESTAMP]).strftime("%Y-%m-%dT%H:%M:%SZ")} for r in records]
+    for store, sent in ((naive, local), (utc, zulu)):
+        run_pipeline("steel-energy", head_csv, store=store)
+        store.ingest("steel_energy_features", sent[:40])  # a batch, then one by one (the history read back)
+        for rec in sent[40:]:
+            store.ingest("steel_energy_features", [rec])
+        pd.testing.assert_frame_equal(_stored(store, "steel_energy_features"), expected, check_exact=True)
+
+
 def test_cmapss_cycles_pushed_row_by_row_equal_the_file(settings, db, tmp_path):
     src = need("cmapss/train_FD002.txt")
     rows = [r.split() for r in src.read_text().splitlines() if r.strip()]
