@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import math
+import threading
 from typing import Any
 
 from optimization.check import verify
@@ -119,9 +120,11 @@ def place_setups(problem: SchedulingProblem, schedule: Schedule, rows: list[dict
     return rows
 
 
-def solve_document(problem: SchedulingProblem, params: SolverParams) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(summary line, full document) for a solve of ``problem``."""
-    schedule = solve(problem, params)
+def solve_document(problem: SchedulingProblem, params: SolverParams, *,
+                   stop: threading.Event | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(summary line, full document) for a solve of ``problem``; ``stop`` set: the solve ends within about half a
+    second with its best plan so far (``stats.stopped``)."""
+    schedule = solve(problem, params, stop=stop)
     violations = verify(problem, schedule) if schedule.assignments else []
     line = {
         "status": schedule.status,

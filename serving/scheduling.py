@@ -594,10 +594,10 @@ def _energy_only(objective: str | None, weights: dict | None, order: list | None
     return False
 
 
-def solve_prepared(problem, params, linked: dict) -> dict:  # noqa: ANN001
+def solve_prepared(problem, params, linked: dict, stop: threading.Event | None = None) -> dict:  # noqa: ANN001
     from optimization.service import solve_document
 
-    _, doc = solve_document(problem, params)
+    _, doc = solve_document(problem, params, stop=stop)
     used = linked.get("energy_model")
     if used and doc.get("makespan") is not None and not used.get("planner_base_load_kept"):
         # the plant's forecast over the plan itself (0 to its makespan), beside the forecast days' totals, and the
@@ -815,6 +815,7 @@ class Jobs:
         self._last_start: dict[int, int] = {}
         self._starts = 0
         self._solving: dict[str, int] = {}  # running job -> the worker thread solving it
+        self._stops: dict[str, threading.Event] = {}  # running job -> the event that stops its solve
 
     def active(self, tenant_id: int) -> int:
         """Queued or running jobs of a tenant. A job older than the whole queue's worth of time limits is not
@@ -937,10 +938,12 @@ class Jobs:
             return
         if not self._update(job_id, status="running", started_at=utcnow(), was="queued"):
             return  # cancelled meanwhile, or taken over
+        stop = threading.Event()
         with self._lock:
             self._solving[job_id] = threading.get_ident()
+            self._stops[job_id] = stop
         try:
-            result = solve_prepared(*prepared)
+            result = solve_prepared(*prepared, stop=stop)
         except Exception as e:  # noqa: BLE001 - recorded on the job
             log.exception("scheduling job %s failed", job_id)
             self._fail(job_id, e, was="running")
@@ -948,6 +951,9 @@ class Jobs:
         finally:
             with self._lock:
                 self._solving.pop(job_id, None)
+                self._stops.pop(job_id, None)
+        if stop.is_set():  # cancelled, or the server is stopping: the plan of a cut-short solve is nobody's answer
+            return
         self._update(job_id, status="done", result=json.dumps(result, default=str), finished_at=utcnow(),
                      was="running")
 
@@ -970,8 +976,8 @@ class Jobs:
 
     def cancel(self, tenant_id: int, job_id: str) -> dict:
         """Cancel one of the tenant's jobs. A queued one is never started; a running one stops counting against the
-        tenant's jobs at once and its plan is dropped, but its solve runs on to its time limit (a solve cannot be
-        stopped part-way; the answer's ``error`` says until when). 409 ``job_finished`` for a job already done,
+        tenant's jobs at once, its solve is stopped (within about half a second where this process runs it, at the
+        next heartbeat where another does) and its plan dropped. 409 ``job_finished`` for a job already done,
         failed or cancelled (another tenant's job: 404)."""
         with self._lock:
             for _ in range(3):  # the job may start or finish between the read and the write: read it again
@@ -986,10 +992,7 @@ class Jobs:
                                        code="job_finished")
                     now = utcnow()
                     if was == "running":
-                        limit = float(json.loads(job.request).get("time_limit_s") or 0)
-                        ends = as_utc(job.started_at) + timedelta(seconds=limit) if job.started_at else now
-                        error = ("cancelled while running: its plan is dropped; the solve already under way ends by "
-                                 f"its time limit, at {utc_text(ends)}")
+                        error = "cancelled while running: its solve was stopped and its plan dropped"
                     else:
                         error = "cancelled before it started"
                     # written only while the job is still as read: a solve that finished meanwhile keeps "done"
@@ -1087,9 +1090,14 @@ class Jobs:
                     self._let_go(job_id)
 
     def _let_go(self, job_id: str) -> None:
-        """A cancelled job's solve runs on to its time limit (it cannot be stopped part-way), but its worker is
-        replaced: the next job starts now. With one worker per process, a cancelled hour-long job had held every
-        tenant's queue for that hour (security audit). The caller holds the lock."""
+        """A cancelled job's solve is stopped (it returns within about half a second), and its worker replaced, so
+        the next job starts now, not after the stopped solve's last steps (building the answer of a 5,000-operation
+        plan takes 0.1-0.3 s more). Before solves could be stopped, a cancelled hour-long job ran on to its time
+        limit and, with one worker per process, held every tenant's queue for that hour (security audit). The
+        caller holds the lock."""
+        stop = self._stops.pop(job_id, None)
+        if stop is not None:
+            stop.set()
         ident = self._solving.pop(job_id, None)
         if ident is not None:
             self._pool.replace(ident)
@@ -1135,11 +1143,14 @@ class Jobs:
     def close(self) -> None:
         """Stops taking jobs, and hands back the ones this process holds unfinished (a graceful stop: a deploy, a
         scale-in): their stamp is cleared, so that another process (or this server once restarted) takes them at
-        its next heartbeat, not after ``stale_s``. A solve still running here may finish; it writes nothing."""
+        its next heartbeat, not after ``stale_s``. A solve still running here is stopped; it writes nothing."""
         self._stop.set()
         if self._beat is not None and self._beat is not threading.current_thread():
             self._beat.join(timeout=10)  # a beat under way could take back the jobs handed back below
         self._pool.shutdown()
+        with self._lock:  # the solves under way stop too (their jobs are handed back below, to be solved again)
+            for stop in self._stops.values():
+                stop.set()
         with self._lock:
             held = list(self._held)
         if not held:

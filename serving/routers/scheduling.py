@@ -188,8 +188,6 @@ async def read_jobs(
 @router.delete("/jobs/{job_id}", response_model=None, responses={
     200: {"model": JobAnswer}, 409: error_response("the job is done, failed or cancelled already (job_finished)")})
 async def cancel_job(job_id: str, ctx: CallerDep, platform: PlatformDep) -> dict:
-    """Cancel a background solve: a queued one never starts; a running one no longer counts against the tenant's
-    jobs and its plan is dropped, though its solve runs on to its time limit (``error`` says until when) beside the
-    next job, which starts at once. Another
-    tenant's job answers 404."""
+    """Cancel a background solve: a queued one never starts; a running one is stopped (within about half a second)
+    and its plan dropped, and the next job starts at once. Another tenant's job answers 404."""
     return await run_in_threadpool(platform.jobs.cancel, ctx.tenant_id, job_id)

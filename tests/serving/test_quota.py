@@ -239,7 +239,7 @@ def test_a_call_refused_after_it_was_counted_gives_its_count_back(settings, db, 
 
     gate = threading.Event()
     real = scheduling.solve_prepared
-    monkeypatch.setattr(scheduling, "solve_prepared", lambda *a: (gate.wait(30), real(*a))[1])
+    monkeypatch.setattr(scheduling, "solve_prepared", lambda *a, **k: (gate.wait(30), real(*a, **k))[1])
     extra = request.getfixturevalue("shared_redis") if with_redis else {}
     acme = make_tenant(db, PEPPER, "acme", modules=())
     tenancy.subscribe(db, "acme", "scheduling", request_quota=5)

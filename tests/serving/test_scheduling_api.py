@@ -20,14 +20,23 @@ PROBLEM = {
 }
 
 
+STOPPED: list[str] = []  # the fake solves of held_solves that their job's stop event ended
+
+
 def held_solves(monkeypatch) -> tuple[list[str], threading.Semaphore]:
     """Background solves replaced by a fake that records the problem's name and waits until the test releases the
     semaphore, so that job order and state do not depend on timing: (names started, in order; the semaphore)."""
     started, finish = [], threading.Semaphore(0)
+    STOPPED.clear()
 
-    def solve(problem, params, linked):
+    def solve(problem, params, linked, stop=None):
         started.append(problem.name)
-        assert finish.acquire(timeout=30), "the test never let this solve finish"
+        deadline = time.monotonic() + 30
+        while not finish.acquire(timeout=0.01):  # a cancelled job's solve stops, as the real one does
+            if stop is not None and stop.is_set():
+                STOPPED.append(problem.name)
+                return {"name": problem.name, "linked": linked, "stopped": True}
+            assert time.monotonic() < deadline, "the test never let this solve finish"
         return {"name": problem.name, "linked": linked}
 
     monkeypatch.setattr("serving.scheduling.solve_prepared", solve)
@@ -190,7 +199,7 @@ def test_an_operation_above_the_peak_cap_is_a_422_at_once(client, db, monkeypatc
     """Before: the solve (or the background job, holding the only job slot) ran forever, ignoring time_limit_s. Now
     it is refused before any solve starts (a solve here would be the old endless one: it fails the test instead)."""
 
-    def no_solve(*_args):
+    def no_solve(*_args, **_kwargs):
         raise AssertionError("an unschedulable problem reached the solver")
 
     monkeypatch.setattr("serving.scheduling.solve_prepared", no_solve)
@@ -335,11 +344,11 @@ def test_a_server_stopped_gracefully_hands_its_jobs_to_another_at_once(db, monke
     tid = get_tenant(db, "acme").id
     real, release, entered = scheduling.solve_prepared, threading.Event(), threading.Event()
 
-    def solve(*prepared):  # the stopping server's solve is still on when it stops
+    def solve(*prepared, stop=None):  # the stopping server's solve is still on when it stops
         if not entered.is_set():
             entered.set()
             release.wait(30)
-        return real(*prepared)
+        return real(*prepared, stop=stop)
 
     monkeypatch.setattr(scheduling, "solve_prepared", solve)
     stopping, other = Jobs(db, stale_s=600), Jobs(db, stale_s=600)
@@ -382,13 +391,13 @@ def test_a_stalled_process_cannot_overwrite_the_job_another_took_over(db, monkey
     real, release, entered = scheduling.solve_prepared, threading.Event(), threading.Event()
     calls = []
 
-    def solve(*prepared):  # the first solve (the stalled process's) waits, then answers something else
+    def solve(*prepared, stop=None):  # the first solve (the stalled process's) waits, then answers something else
         calls.append(len(calls))
         if len(calls) == 1:
             entered.set()
             release.wait(30)
-            return {**real(*prepared), "makespan": -1}
-        return real(*prepared)
+            return {**real(*prepared, stop=stop), "makespan": -1}
+        return real(*prepared, stop=stop)
 
     monkeypatch.setattr(scheduling, "solve_prepared", solve)
     stalled, live = Jobs(db, stale_s=60), Jobs(db, stale_s=60)
@@ -959,14 +968,18 @@ def test_jobs_can_be_listed_and_cancelled(client, db, monkeypatch):
         assert queued.status_code == 200 and queued.json()["status"] == "cancelled", queued.text
         assert queued.json()["error"] == "cancelled before it started" and queued.json()["finished_at"].endswith("Z")
         running = client.delete(f"/v1/scheduling/jobs/{ids['A1']}", headers=h).json()
-        assert running["status"] == "cancelled" and running["error"].startswith("cancelled while running: its plan "
-                                                                                "is dropped; the solve already")
+        assert running["status"] == "cancelled"
+        assert running["error"] == "cancelled while running: its solve was stopped and its plan dropped"
         # the next job starts now, while A1's solve still runs (one worker per process: a cancelled hour-long job
         # had held every tenant's queue for the hour, security audit)
         deadline = time.monotonic() + 30
         while "A3" not in started and time.monotonic() < deadline:
             time.sleep(0.01)
         assert started == ["A1", "A3"]
+        deadline = time.monotonic() + 30
+        while not STOPPED and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert STOPPED == ["A1"]  # its solve was told to stop (a real one returns within about 0.5 s)
         again = client.delete(f"/v1/scheduling/jobs/{ids['A1']}", headers=h)
         assert again.status_code == 409 and again.json()["error"]["code"] == "job_finished"
         r = client.post("/v1/scheduling/jobs", json={"problem": {**PROBLEM, "name": "A5"}, "time_limit_s": 5},
@@ -1041,7 +1054,11 @@ def test_a_job_cancelled_through_another_process_frees_this_ones_worker(client, 
         from serving.scheduling import MAX_UNWANTED_SOLVES
 
         pool = app.state.platform.jobs._pool
-        assert MAX_UNWANTED_SOLVES == 2 and len(pool._retiring) == 1
+        # B1's solve was stopped (the event set at the beat), and its worker, replaced, ended with it
+        deadline = time.monotonic() + 30
+        while (STOPPED != ["B1"] or pool._retiring) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert STOPPED == ["B1"] and MAX_UNWANTED_SOLVES == 2 and not pool._retiring and len(pool._threads) == 1
         for _ in range(3):
             for t in list(pool._threads):
                 if t.ident not in pool._retiring:
