@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ortools.sat.python import cp_model
@@ -39,6 +40,10 @@ SETUP_ARC_S = 15e-6
 
 class ModelTooLarge(ValueError):
     """The CP-SAT model of this problem would be too big (or its numbers too large) to build in reasonable time."""
+
+
+class BuildStopped(ModelTooLarge):
+    """The solve was stopped while its CP-SAT model was being built (``stop``)."""
 
 
 @dataclass
@@ -82,8 +87,10 @@ def _name(*parts: object) -> str:
 
 class ModelBuilder:
     def __init__(self, problem: SchedulingProblem, horizon: int, lns: LnsSpec | None = None,
-                 energy_max_entries: int = ENERGY_MAX_ENTRIES, deadline: float | None = None) -> None:
+                 energy_max_entries: int = ENERGY_MAX_ENTRIES, deadline: float | None = None,
+                 stop: Callable[[], bool] | None = None) -> None:
         self.p = problem
+        self.stop = stop  # the solve's stop request (``heuristics.Stop``): read at each deadline check
         self.deadline = deadline  # a time.perf_counter() value: past it the build stops with ModelTooLarge
         self.h = max(1, horizon)
         self.lns = lns
@@ -96,6 +103,10 @@ class ModelBuilder:
 
     # ---- helpers ------------------------------------------------------------------------------------------------
     def _tick(self) -> None:
+        """The build's checks, every 256 operations' variables, each machine's setups, every 4,096 setup pairs and
+        each powered operation's cost table: a model with setup circuits takes seconds (400 operations: ~1.6 s)."""
+        if self.stop is not None and self.stop():
+            raise BuildStopped("the solve was stopped while its CP-SAT model was built")
         if self.deadline is not None and time.perf_counter() > self.deadline:
             raise ModelTooLarge(f"the CP-SAT model of {self.p.n_operations:,} operations could not be built within "
                                 "the time limit")
@@ -549,15 +560,16 @@ def _is_const(model: cp_model.CpModel, lit) -> bool:
 
 
 def build_model(problem: SchedulingProblem, horizon: int, terms: tuple[str, ...] = ("makespan",),
-                lns: LnsSpec | None = None, time_limit_s: float | None = None) -> tuple[cp_model.CpModel, ModelVars]:
+                lns: LnsSpec | None = None, time_limit_s: float | None = None,
+                stop: Callable[[], bool] | None = None) -> tuple[cp_model.CpModel, ModelVars]:
     """The CP-SAT model; ``time_limit_s`` (the time its solve may take) bounds the size of the energy term and the
-    time the build may take (:class:`ModelTooLarge` beyond)."""
+    time the build may take (:class:`ModelTooLarge` beyond); ``stop`` true ends the build (:class:`BuildStopped`)."""
     entries = ENERGY_MAX_ENTRIES
     deadline = None
     if time_limit_s is not None:
         entries = min(entries, int(ENERGY_ENTRIES_PER_S * max(time_limit_s, 0.2)))
         deadline = time.perf_counter() + max(time_limit_s, 0.2)
-    return ModelBuilder(problem, horizon, lns, entries, deadline).build(terms)
+    return ModelBuilder(problem, horizon, lns, entries, deadline, stop).build(terms)
 
 
 def add_hint(model: cp_model.CpModel, mv: ModelVars, assignments: list[Assignment], maint: dict[str, int]) -> None:

@@ -16,10 +16,8 @@ from dataclasses import dataclass, field, replace
 from ortools.sat.python import cp_model
 
 from optimization.builder import (
-    ENERGY_ENTRIES_PER_S,
-    ENERGY_MAX_ENTRIES,
+    BuildStopped,
     LnsSpec,
-    ModelBuilder,
     ModelTooLarge,
     ModelVars,
     add_hint,
@@ -301,38 +299,6 @@ def setup_pairs(problem: SchedulingProblem) -> int:
 
 # ---- full model ------------------------------------------------------------------------------------------------
 
-class _BuildStopped(ModelTooLarge):
-    """The solve was stopped while its CP-SAT model was being built."""
-
-
-class _StoppableBuilder(ModelBuilder):
-    """``builder.ModelBuilder`` whose build also ends once the solve's stop request is set, at each of its own
-    deadline checks (every 256 operations' variables, each machine's setups, every 4,096 setup pairs, each powered
-    operation's cost table): a model with setup circuits takes seconds to build (400 operations: ~1.6 s)."""
-
-    def __init__(self, *args, stop: Stop, **kwargs) -> None:  # noqa: ANN002, ANN003 - ModelBuilder's
-        self.stop = stop
-        super().__init__(*args, **kwargs)
-
-    def _tick(self) -> None:
-        if self.stop():
-            raise _BuildStopped("the solve was stopped while its CP-SAT model was built")
-        super()._tick()
-
-
-def _build_model(problem: SchedulingProblem, horizon: int, terms: tuple[str, ...], lns: LnsSpec | None = None,
-                 time_limit_s: float | None = None, stop: Stop | None = None) -> tuple[cp_model.CpModel, ModelVars]:
-    """``builder.build_model``; with ``stop``, the same steps on :class:`_StoppableBuilder` (:class:`_BuildStopped`
-    once the request is set)."""
-    if stop is None:
-        return build_model(problem, horizon, terms, lns=lns, time_limit_s=time_limit_s)
-    entries, deadline = ENERGY_MAX_ENTRIES, None  # as build_model sets them
-    if time_limit_s is not None:
-        entries = min(entries, int(ENERGY_ENTRIES_PER_S * max(time_limit_s, 0.2)))
-        deadline = time.perf_counter() + max(time_limit_s, 0.2)
-    return _StoppableBuilder(problem, horizon, lns, entries, deadline, stop=stop).build(terms)
-
-
 def solve_full(problem: SchedulingProblem, params: SolverParams, horizon: int, incumbent: Schedule | None,
                deadline: float, hint: bool = True, notes: dict[str, str] | None = None,
                stop: Stop | None = None) -> tuple[Schedule | None, float | None, bool]:
@@ -347,9 +313,9 @@ def solve_full(problem: SchedulingProblem, params: SolverParams, horizon: int, i
         return incumbent, None, False
     stages = params.stages()
     try:
-        model, mv = _build_model(problem, horizon, _terms(stages), time_limit_s=deadline - time.perf_counter(),
+        model, mv = build_model(problem, horizon, _terms(stages), time_limit_s=deadline - time.perf_counter(),
                                  stop=stop)
-    except _BuildStopped:
+    except BuildStopped:
         return incumbent, None, False
     except ModelTooLarge as e:  # the incumbent (if any) stays the answer
         if incumbent is not None:
@@ -458,9 +424,9 @@ def solve_lns(problem: SchedulingProblem, params: SolverParams, horizon: int, in
         lns = LnsSpec(incumbent=best.by_key(), free=free, radius=int(4 * pbar), fix_times=fix)
         st = _with_risk(problem, stages[0])
         try:
-            model, mv = _build_model(problem, horizon, _terms(stages), lns=lns,
+            model, mv = build_model(problem, horizon, _terms(stages), lns=lns,
                                      time_limit_s=deadline - time.perf_counter(), stop=stop)
-        except _BuildStopped:
+        except BuildStopped:
             break
         except ModelTooLarge as e:
             best.stats["model_too_large"] = str(e)
