@@ -375,6 +375,24 @@ class Access:
             self._keys.pop(digest, None)
 
     # cheap probes, so that the request path goes to a worker thread only on a cache miss ---------------
+    def count_cached(self, tenant_id: int, module: str) -> bool:
+        """Whether :meth:`admit` can count a call to ``module`` without reading the usage log (the subscriptions
+        are cached, as :meth:`subscriptions_cached` checks): no quota, a Redis counter in step, or a local count
+        fresh and within its budget. The log's count takes 40-90 ms for a tenant with 330,000 calls this month, and
+        on the event loop it held every tenant's calls that long, every 30 s and on each of the last calls before
+        the quota (performance audit): where it is due, the caller admits in a worker thread."""
+        hit = self._subs.get(tenant_id)
+        sub = hit[1].get(module) if hit is not None else None
+        if sub is None or sub.request_quota is None:
+            return True
+        key = (tenant_id, module, month_start(utcnow()))
+        if getattr(self.buckets, "count", None) is not None and not self.buckets.down:
+            return self._synced.get(key, 0) == self.buckets.trips
+        c = self._quota.get(key)
+        return not (c is None or time.monotonic() - c.read_at > QUOTA_REFRESH_S
+                    or (c.n >= c.budget and c.base + c.n < sub.request_quota))
+
+
     def subscriptions_cached(self, tenant_id: int, *, claim: bool = True) -> bool:
         """Fresh in the cache. With ``claim``, an expired entry is extended for the others while this caller
         refreshes (``admit(..., refresh=True)``); ``claim=False`` only looks."""

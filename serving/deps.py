@@ -69,10 +69,12 @@ def require_module(module: str):
         if not platform.settings.auth_enabled:
             return None
         access = platform.access
-        if access.subscriptions_cached(ctx.tenant_id):
-            sub = access.admit(ctx, module)
-        else:
+        if not access.subscriptions_cached(ctx.tenant_id):
             sub = await run_in_threadpool(lambda: access.admit(ctx, module, refresh=True))
+        elif access.count_cached(ctx.tenant_id, module):
+            sub = access.admit(ctx, module)
+        else:  # the quota's count reads the usage log: off the event loop
+            sub = await run_in_threadpool(access.admit, ctx, module)
         if sub.request_quota is not None:  # counted: a 403 or 429 after this point gives the count back
             request.state.sfai_counted = (ctx, module)
         return sub

@@ -165,7 +165,8 @@ def answer(platform: Platform, route: PredictRoute, headers: dict[bytes, bytes],
     # looks only (claim=False): at a cache's expiry the route must be the one that refreshes it, or a key revoked
     # or a subscription ended in another process would never be seen here
     ctx = access.cached(access.digest(token[7:].strip().decode("latin-1")), claim=False)
-    if ctx is None or not access.subscriptions_cached(ctx.tenant_id, claim=False):
+    if ctx is None or not access.subscriptions_cached(ctx.tenant_id, claim=False) or \
+            not access.count_cached(ctx.tenant_id, route.module):  # the quota's count reads the log: the route does
         raise Fallback
     try:
         body = orjson.loads(raw)
