@@ -13,7 +13,7 @@ from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from serving.errors import InvalidInput, SfaiError, cut_message, parse_json
+from serving.errors import InvalidInput, SfaiError, cut_message, parse_json_off_loop
 
 log = logging.getLogger("sfai.api")
 
@@ -51,7 +51,7 @@ class SfaiRequest(Request):
     async def json(self):  # noqa: ANN201
         if not hasattr(self, "_json"):
             try:
-                self._json = parse_json(await self.body(), unique_keys=True)
+                self._json = await parse_json_off_loop(await self.body(), unique_keys=True)
             except InvalidInput as e:
                 raise BodyInvalid(e.message) from None
         return self._json

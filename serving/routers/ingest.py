@@ -15,7 +15,7 @@ from starlette.datastructures import UploadFile
 
 from feature_store.store import IngestReport
 from serving.deps import CallerDep, PlatformDep, platform_call, require_role
-from serving.errors import InvalidInput, UnsupportedMediaType, parse_json
+from serving.errors import InvalidInput, UnsupportedMediaType, parse_json_off_loop
 from serving.handlers import SfaiRoute, validation_message
 from serving.idempotency import PARTIAL, IngestOnce, check_key, request_hash
 from serving.schemas.features import FeatureViewPublic, IngestRecords, IngestResult, OnlineRequest
@@ -57,6 +57,16 @@ def _format_of(filename: str | None, content_type: str | None, explicit: str | N
     raise InvalidInput("cannot tell the upload's format: name the file .csv or .parquet, or pass ?format=csv|parquet")
 
 
+def _records(body: object) -> list[dict]:
+    """The rows of a JSON ingest body: ``{"records": [...]}`` or the list itself."""
+    if isinstance(body, list):
+        body = {"records": body}
+    try:
+        return IngestRecords.model_validate(body).records
+    except ValidationError as e:
+        raise InvalidInput(validation_message(e.errors())) from None
+
+
 @router.post(
     "/v1/ingest/{view}",
     response_model=IngestResult,
@@ -94,13 +104,9 @@ async def ingest_view(
     key = check_key(idempotency_key)
     ctype = (request.headers.get("content-type") or "").split(";")[0].strip().lower()
     if ctype == "application/json":
-        body = parse_json(await request.body(), unique_keys=True)  # a row naming a column twice: which is true?
-        if isinstance(body, list):
-            body = {"records": body}
-        try:
-            data, fmt = IngestRecords.model_validate(body).records, None
-        except ValidationError as e:
-            raise InvalidInput(validation_message(e.errors())) from None
+        # a row naming a column twice: which is true? A big body is read in a worker thread
+        data = await parse_json_off_loop(await request.body(), unique_keys=True, then=_records)
+        fmt = None
     elif ctype == "multipart/form-data":
         form = await request.form()
         upload = form.get("file")
