@@ -78,6 +78,7 @@ class Platform:
     def __post_init__(self) -> None:
         from serving.predictions import ModelCache
         from serving.scheduling import Jobs, SyncSolves
+        from serving.turns import TenantTurns
 
         self.jobs = Jobs(
             self.db,
@@ -86,6 +87,7 @@ class Platform:
         )
         self.models = ModelCache(self.db, self.settings.home)
         self.solves = SyncSolves(self.settings.scheduling_max_sync_per_tenant, self.settings.scheduling_max_sync)
+        self.turns = TenantTurns(self.settings.max_scoring_per_tenant, self.settings.max_scoring_waiting_per_tenant)
 
     def start(self) -> None:
         if self.settings.usage_log_enabled:

@@ -168,6 +168,14 @@ class Settings(BaseSettings):
     )
     # synchronous solves hold a thread for up to 30 s each: 45 at once from one tenant had every other tenant's
     # plain calls wait 7 s for a thread (security audit)
+    # one tenant's 48 concurrent SECOM calls took the shared thread pool and the GIL: another tenant's RUL call went
+    # from 18 ms to 5.4 s (performance audit)
+    max_scoring_per_tenant: int = Field(
+        default=4, ge=1, le=1000, description="predictions one tenant scores in worker threads at once (per "
+        "process); more wait their turn, holding no thread")
+    max_scoring_waiting_per_tenant: int = Field(
+        default=64, ge=0, le=100_000, description="a tenant's predictions waiting for a turn (per process); more get "
+        "429 too_many_requests")
     scheduling_max_sync_per_tenant: int = Field(
         default=2, ge=1, description="synchronous solves one tenant runs at once (per process); more get 429"
     )

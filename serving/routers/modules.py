@@ -237,7 +237,7 @@ def add_predict_route(router: APIRouter, path: str, family: str, summary: str, *
                 frame = records_frame(family, rows, from_store=from_store)  # 1,000 SECOM records)
                 return arrow_stream(scorer(family)(model, frame, **options))
 
-            count, body = await run_in_threadpool(arrow_answer)
+            count, body = await platform.turns.run(ctx.tenant_id, arrow_answer)
             return Response(body, media_type=ARROW_STREAM, headers={  # count: answer rows (RUL: one per unit)
                 "x-sfai-model": model.name, "x-sfai-model-version": str(model.version), "x-sfai-count": str(count)})
         fast = record_scorer(family) if isinstance(rows, list) else None
@@ -248,11 +248,12 @@ def add_predict_route(router: APIRouter, path: str, family: str, summary: str, *
             predictions = fastpath.dumps(fast(model, rows, **options))  # well under a millisecond: no thread hop
             count = len(rows)
         elif fast is not None:
-            predictions = await run_in_threadpool(lambda: fastpath.dumps(fast(model, rows, **options)))
+            predictions = await platform.turns.run(ctx.tenant_id, lambda: fastpath.dumps(fast(model, rows, **options)))
             count = len(rows)
         else:
-            out = await run_in_threadpool(  # the frame too is built off the event loop
-                lambda: scorer(family)(model, records_frame(family, rows, from_store=from_store), **options)
+            out = await platform.turns.run(  # the frame too is built off the event loop, in the tenant's turn
+                ctx.tenant_id,
+                lambda: scorer(family)(model, records_frame(family, rows, from_store=from_store), **options),
             )
             predictions, count = out.to_json(orient="records", date_format="iso", force_ascii=False), len(out)
             notes = answer_notes(out)
