@@ -50,3 +50,31 @@ def test_a_bad_big_body_is_still_a_422_naming_it(client, db):
     r = client.post("/v1/scheduling/solve", content=raw, headers={**bearer(acme.mes),
                                                                   "content-type": "application/json"})
     assert r.status_code == 422 and "names the key 'id' twice" in r.json()["error"]["message"]
+
+
+def test_big_bodies_are_read_a_few_at_a_time(monkeypatch):
+    """Four 87-MB batches at once peaked at 1.5 GB: bodies over 8 MiB are read two at a time per process."""
+    import threading
+    import time
+
+    monkeypatch.setattr(errors, "LARGE_JSON_BYTES", 1000)
+    active, peak, lock = [0], [0], threading.Lock()
+    real = errors.parse_json
+
+    def parse_json(raw, *a, **k):
+        with lock:
+            active[0] += 1
+            peak[0] = max(peak[0], active[0])
+        time.sleep(0.05)
+        with lock:
+            active[0] -= 1
+        return real(raw, *a, **k)
+
+    monkeypatch.setattr(errors, "parse_json", parse_json)
+    raw = b'{"x": "' + b"a" * (errors.INLINE_JSON_BYTES + 10) + b'"}'
+
+    async def main():
+        return await asyncio.gather(*(errors.parse_json_off_loop(raw) for _ in range(6)))
+
+    assert all(doc["x"].startswith("aaa") for doc in asyncio.run(main()))
+    assert peak[0] == errors.LARGE_JSON_AT_ONCE == 2
