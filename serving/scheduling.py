@@ -441,20 +441,46 @@ def plant_load(platform, tenant: str, spec: dict, energy: dict | None, days: int
         days = max(1, min(days, MAX_FORECAST_DAYS, MAX_LOAD_PERIODS * minutes // DAY_MINUTES or 1))
         day = _forecast_days(model, frame, first, int(days))
     quantile = spec.get("quantile") or "p50"
-    load = _period_means(day[quantile].to_numpy(dtype=float) * 4.0, minutes, offset)  # kWh in 15 min -> mean kW
+    # past the forecast's last day (a plan longer than MAX_FORECAST_DAYS), the forecast week again: the same weekday
+    # and time (the last forecast value had stood for every later hour: Sunday night's load for the next Monday)
+    need = 0 if days < MAX_FORECAST_DAYS or plan_minutes is None else \
+        min(math.ceil(plan_minutes / minutes - 1e-9), int(MAX_REPEATED_DAYS * DAY_MINUTES / minutes))
+
+    def periods(column: str):  # noqa: ANN202 - kWh in 15 minutes -> mean kW of each plan period
+        return _week_repeated(_period_means(day[column].to_numpy(dtype=float) * 4.0, minutes, offset), minutes, need)
+
+    load = periods(quantile)
+    forecast_periods = len(_period_means(np.zeros(len(day)), minutes, offset))
     used = {"model": f"{model.name}@{model.version}", "origin": str(day["origin"].iloc[0]),
             "period_minutes": shown_minutes(minutes), "days": int(days), "base_load_kw": np.round(load, 3).tolist(),
             "kwh_p50": round(float(day["p50"].sum()), 3), "co2_t_p50": round(float(day["co2_p50"].sum()), 6),
             "quantile": quantile}
+    if len(load) > forecast_periods:
+        used["repeated_week_periods"] = len(load) - forecast_periods
     if quantile != "p50":  # the cap counts the quantile's load; the plan's kWh and CO2 stay the median's
-        used["base_load_kw_p50"] = np.round(_period_means(day["p50"].to_numpy(dtype=float) * 4.0, minutes, offset),
-                                            3).tolist()
+        used["base_load_kw_p50"] = np.round(periods("p50"), 3).tolist()
     if clock is not None:
         used["plan_start"] = clock.at(0)
         used["offset_minutes"] = shown_minutes(offset)  # from the origin's 00:00 to the plan's time 0
     if day.attrs.get("warnings") or note:  # the meter's gaps: the planner sees them as a forecast's caller does
         used["warnings"] = [*day.attrs.get("warnings", []), *([note] if note else [])]
     return used
+
+
+MAX_REPEATED_DAYS = 28  # a plan longer than the forecast days gets the forecast week again, up to this many days
+
+
+def _week_repeated(load, minutes: float, need: int):  # noqa: ANN001, ANN202 - numpy arrays
+    """``load`` (per plan period, from time 0) extended to ``need`` periods by its last week again (each later period
+    the one a week before it), where a week is a whole number of periods; else as it is."""
+    import numpy as np
+
+    week = 7 * DAY_MINUTES / minutes
+    n, per_week = len(load), round(week)
+    if need <= n or abs(week - per_week) > 1e-6 or not 1 <= per_week <= n:
+        return load
+    extra = np.arange(n, need)
+    return np.concatenate([load, load[n - per_week + (extra - n) % per_week]])
 
 
 def _period_means(kw, minutes: float, offset: float):  # noqa: ANN001, ANN202 - numpy arrays
@@ -613,11 +639,18 @@ def solve_prepared(problem, params, linked: dict, stop: threading.Event | None =
             "(energy.period x energy.hours_per_unit = 0.25 h) to cap 15-minute demand")}
     if used and not used.get("planner_base_load_kept") and doc.get("makespan") is not None:
         covered = len(used["base_load_kw"]) * problem.energy.period  # plan units the forecast covers
+        days = used.get("days", 1)  # a job queued by a release that forecast one day had no "days"
+        repeated = used.get("repeated_week_periods", 0)
         if doc["makespan"] > covered:
-            days = used.get("days", 1)  # a job queued by a release that forecast one day had no "days"
             linked["energy_model"] = {**used, "note": (
-                f"the plan runs to t={doc['makespan']}, past the {days} forecast day(s) (to t={covered}): "
-                "after that, the last forecast value stands for the plant's load")}
+                f"the plan runs to t={doc['makespan']}, past the {days} forecast day(s)"
+                f"{' and the forecast week repeated' if repeated else ''} (to t={covered}): after that, the last "
+                "value stands for the plant's load")}
+        elif repeated and doc["makespan"] > covered - repeated * problem.energy.period:
+            linked["energy_model"] = {**used, "note": (
+                f"the plan runs past the {days} forecast days (to t={covered - repeated * problem.energy.period}): "
+                "after them, the plant's load is the forecast week's again, the same weekday and time, not a "
+                "forecast")}
     return {**doc, "linked": linked}
 
 

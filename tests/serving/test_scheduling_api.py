@@ -649,13 +649,24 @@ def test_a_plan_longer_than_a_day_gets_a_forecast_for_each_of_its_days(client, d
     hourly2 = [round(sum(p["p50"] for p in day2[h * 4:(h + 1) * 4]), 3) for h in range(24)]
     assert used["base_load_kw"][24:48] == pytest.approx(hourly2, abs=2e-3)
     assert len(set(used["base_load_kw"][24:48])) > 1 and used["base_load_kw"][24:48] != [used["base_load_kw"][23]] * 24
-    # a plan that runs past the days forecast is told so
+    # a plan longer than the days forecast gets the forecast week again after them, the same weekday and time (the
+    # last forecast value, Sunday night's, had stood for the next Monday and Tuesday: energy manager's audit), and
+    # is told so
     long_jobs = [{"id": "A", "operations": [{"machines": {"M1": 6000}} for _ in range(3)]}]  # 12.5 days
     body["problem"] = {"machines": ["M1"], "jobs": long_jobs, "energy": energy}
     answer = _post(client, "/v1/scheduling/solve", body, acme.mes).json()
     used = answer["linked"]["energy_model"]
     assert used["days"] == MAX_FORECAST_DAYS and answer["makespan"] == 18000
-    assert f"past the {MAX_FORECAST_DAYS} forecast day(s)" in used["note"]
+    week = MAX_FORECAST_DAYS * 24
+    assert used["repeated_week_periods"] == 300 - week and len(used["base_load_kw"]) == 300
+    assert used["base_load_kw"][week:] == used["base_load_kw"][: 300 - week]
+    assert f"past the {MAX_FORECAST_DAYS} forecast days (to t={week * 60})" in used["note"]
+    assert "the forecast week's again" in used["note"]
+    # past four weeks, the last value stands, as before
+    body["problem"] = {**body["problem"], "jobs": [{"id": "A", "operations": [{"machines": {"M1": 15000}}
+                                                                              for _ in range(3)]}]}
+    used = _post(client, "/v1/scheduling/solve", body, acme.mes).json()["linked"]["energy_model"]
+    assert len(used["base_load_kw"]) == 28 * 24 and "the forecast week repeated (to t=40320)" in used["note"]
     assert [w.split(" read fewer than ")[0] for w in used["warnings"]] == ["origin 2018-03-13"]  # 8 days of rows
     # the meter's rows with most of the day before the plan missing: the plan's day is still start's (another
     # day's load put every period a day off), and the forecast's warning reaches the planner
