@@ -159,3 +159,59 @@ def test_constraints_pin_every_dependency_the_installs_use():
     installs = re.findall(r"pip install[^\n]*", docker)
     assert installs and all("-c constraints.txt" in i for i in installs if "whl/cpu" not in i)
     assert re.search(r"COPY [^\n]*constraints\.txt", docker)
+
+
+def _unit(path: Path) -> dict[str, dict[str, str]]:
+    """A systemd unit's sections and keys (a key set twice keeps its last value, as systemd does for these)."""
+    out: dict[str, dict[str, str]] = {}
+    section = None
+    for line in path.read_text().splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.startswith("["):
+            section = out.setdefault(line.strip("[]"), {})
+            continue
+        key, _, value = line.partition("=")
+        section[key] = value
+    return out
+
+
+def test_the_systemd_units_run_what_the_docs_say():
+    """docs/deploy.md's systemd recipe: each unit runs an installed sfai command that parses, as user sfai, writes
+    only under SFAI_HOME, and gives a synchronous solve its time to answer before a stop is forced."""
+    from typer.testing import CliRunner
+
+    from serving.cli.main import app as main
+    from serving.settings import Settings, unknown_variables
+
+    units = sorted((ROOT / "deploy" / "systemd").glob("*.service"))
+    assert {u.name for u in units} == {"sfai-api.service", "sfai-mqtt-ingest.service"}
+    for path in units:
+        svc = _unit(path)["Service"]
+        assert svc["User"] == "sfai" and svc["ReadWritePaths"] == "/var/lib/sfai" and svc["UMask"] == "0077"
+        assert svc["EnvironmentFile"] == "/etc/sfai/sfai.env" and svc["ProtectSystem"] == "strict"
+        command = svc["ExecStart"].split()
+        assert command[0] == "/opt/sfai/.venv/bin/sfai"
+        args = [a.replace("%H", "host") for a in command[1:]]
+        # the command's options exist (a typo would only show when the unit starts)
+        words = args[: next(i for i, a in enumerate(args) if a.startswith("--"))]  # the subcommand
+        result = CliRunner().invoke(main, [*words, "--help"])
+        assert result.exit_code == 0, result.output
+        for opt in (a for a in args if a.startswith("--")):
+            assert opt in result.output, f"{path.name}: {opt} is no option of sfai {' '.join(words)}"
+    api = _unit(ROOT / "deploy" / "systemd" / "sfai-api.service")["Service"]
+    assert int(api["TimeoutStopSec"]) >= Settings.model_fields["scheduling_max_solve_s"].default + 5
+    env = {}
+    for line in (ROOT / "deploy" / "systemd" / "sfai.env.example").read_text().splitlines():
+        if line and not line.startswith("#"):
+            key, _, value = line.partition("=")
+            env[key] = value
+    assert unknown_variables(env) == [] and env["SFAI_HOME"] == "/var/lib/sfai"
+    assert env["SFAI_ENVIRONMENT"] == "production" and env["SFAI_SECRET_KEY"] == ""  # the operator fills it in
+    if shutil.which("systemd-analyze"):
+        r = subprocess.run(["systemd-analyze", "verify", *map(str, units)], capture_output=True, text=True,
+                           timeout=60)
+        problems = [ln for ln in (r.stdout + r.stderr).splitlines()
+                    if ln.strip() and "/opt/sfai/.venv/bin/sfai" not in ln]  # not installed on this machine
+        assert not problems, problems
