@@ -6,6 +6,8 @@ from dataclasses import asdict, dataclass
 
 from models.config import from_overrides
 
+VALIDATIONS = ("stratified", "time")
+
 
 @dataclass
 class DefectConfig:
@@ -30,7 +32,10 @@ class DefectConfig:
     l2: float = 1.0  # L2 penalty on the weights, added to the loss (CV: 1.0 > 0.3 > 0.1)
     patience: int = 25
     inner_val_fraction: float = 0.2  # stratified early-stopping split inside every training set
-    # validation: repeated stratified splits
+    # validation: "stratified" (n_splits repeated stratified splits, each test_fraction held out: the shipped
+    # default) or "time" (forward chaining: the rows in test-time order cut into n_splits + 1 blocks, block k
+    # validated by a fit on every block before it; needs test times; models/defect/train.py ``time_splits``)
+    validation: str = "stratified"
     n_splits: int = 10
     test_fraction: float = 0.2
     top_k: int = 5  # contributing measurements reported by ``explain``
@@ -49,6 +54,10 @@ class DefectConfig:
 
             raise InvalidInput(f"config members={cfg.members} averages logistic models' weights, which an MLP's "
                                "are not: with hidden > 0 set members=1")
+        if cfg.validation not in VALIDATIONS:
+            from serving.errors import InvalidInput
+
+            raise InvalidInput(f"config validation={cfg.validation!r}: expected {' or '.join(VALIDATIONS)}")
         return cfg
 
     def as_dict(self) -> dict:

@@ -55,6 +55,7 @@ def read_rows(path: Path | str) -> pd.DataFrame:
     ``,,,,,,`` lines), as the energy family reads its files. A frame from the feature store reads as the file of
     the same wafers (``STORE_KEY``); the same wafer and time twice in it is refused."""
     df = read_csv_skipping_blank_rows(path, WHAT, low_memory=False)
+    check_header(df.columns)
     if STORE_KEY in df.columns:
         _no_repeats(df)  # with or without row_id (without, lot_id stands for it: review found it unchecked there)
         if ID not in df.columns:
@@ -78,6 +79,23 @@ def _no_repeats(df: pd.DataFrame) -> None:
                            "them DISTINCT, or run sfai features compact secom_labels)")
 
 
+_MANGLED = re.compile(r"(.+)\.([1-9][0-9]*)")  # pandas' name for a header's second ``f060``: ``f060.1``
+
+
+def check_header(names: Iterable) -> None:
+    """A file whose header names a measurement (or the id, label or test time) twice is refused, naming it: pandas
+    reads the second as ``f060.1``, which is no measurement's name, so the first was scored and the second dropped
+    in silence, whichever was meant."""
+    names = [str(n) for n in names]
+    present = set(names)
+    for n in names:
+        m = _MANGLED.fullmatch(n)
+        if m and m.group(1) in present and (is_measurement(m.group(1)) or m.group(1) in KNOWN_EXTRA):
+            first = names.index(m.group(1)) + 1
+            raise InvalidInput(f"the header names column {m.group(1)!r} twice (column {first} and column "
+                               f"{names.index(n) + 1}): which one holds the readings? Remove or rename the other")
+
+
 def measurement_columns(df: pd.DataFrame) -> list[str]:
     """The file's SECOM measurements; another column (``f591``, ``F060``) is not read, as any column besides."""
     return [c for c in df.columns if is_measurement(c)]
@@ -88,9 +106,12 @@ def check_fields(names: Iterable) -> None:
     (``f001``..``f590``) nor a known extra (``KNOWN_EXTRA``) is refused, naming it, rather than ignored."""
     for k in names:
         if k not in KNOWN_EXTRA and not is_measurement(k):
+            lower = k.lower() if isinstance(k, str) else None
+            hint = (f"; found {k!r} for {lower!r}? field names are case-sensitive" if lower is not None and lower != k
+                    and (is_measurement(lower) or lower in KNOWN_EXTRA) else "")
             raise InvalidInput(
                 f"unknown feature {k!r} (a defect record holds measurements named f001, f002, ... "
-                f"f{N_MEASUREMENTS:03d} and may carry {', '.join(EXTRA)})"
+                f"f{N_MEASUREMENTS:03d} and may carry {', '.join(EXTRA)}){hint}"
             )
 
 
@@ -128,10 +149,11 @@ def _defect_labels(df: pd.DataFrame) -> np.ndarray:
 def numeric_matrix(df: pd.DataFrame, columns: list[str]) -> np.ndarray:
     """The named measurement columns as float64; a missing or non-numeric column is named in the error. A blank
     cell (``""`` in a record, as an empty CSV cell) or ``nan`` is a missing value."""
+    absent = [c for c in columns if c not in df.columns]
+    if absent:
+        raise InvalidInput(_absent(df, absent, len(columns)))
     out = np.empty((len(df), len(columns)))
     for j, c in enumerate(columns):
-        if c not in df.columns:
-            raise InvalidInput(f"input lacks the measurement column {c!r}{_case_hint(df, c)}")
         given = col = df[c]
         if not pd.api.types.is_numeric_dtype(col):
             num = pd.to_numeric(col, errors="coerce")
@@ -146,16 +168,35 @@ def numeric_matrix(df: pd.DataFrame, columns: list[str]) -> np.ndarray:
         if i is not None:
             raise InvalidInput(f"column {c!r} row {i + 1} holds a non-numeric value {shown(given.iloc[i])}")
         out[:, j] = values
-    if np.isinf(out).any():
-        j = int(np.where(np.isinf(out).any(0))[0][0])
-        raise InvalidInput(f"column {columns[j]!r} holds an infinite value")
+    inf = np.isinf(out)
+    if inf.any():
+        i, j = (int(v[0]) for v in np.nonzero(inf))
+        wafer = f" ({ID} {shown(df[ID].iloc[i])})" if ID in df.columns and pd.notna(df[ID].iloc[i]) else ""
+        more = f"; {int(inf.sum()) - 1} more infinite value(s)" if inf.sum() > 1 else ""
+        raise InvalidInput(f"column {columns[j]!r} row {i + 1}{wafer} holds an infinite value (a number past "
+                           f"float range, such as 1e400, or inf){more}: send it empty if it was not measured")
     return out
 
 
-def _case_hint(df: pd.DataFrame, name: str) -> str:
+def _absent(df: pd.DataFrame, absent: list[str], needed: int) -> str:
+    """The message for measurement columns the rows lack: the first by name (with a case hint) where it is one,
+    else how many of the model's measurements are absent and the first few of them."""
+    if len(absent) == 1:
+        return (f"input lacks the measurement column {absent[0]!r}{_case_hint(df, absent[0])}: send it, empty if it "
+                "was not measured (an empty column is read as missing: the training median)")
+    shown_names = ", ".join(f"{c}{_case_hint(df, c, short=True)}" for c in absent[:8])
+    more = f" and {len(absent) - 8} more" if len(absent) > 8 else ""
+    return (f"input lacks {len(absent)} of the model's {needed} measurement columns ({shown_names}{more}): send "
+            "them, empty where they were not measured (an empty column is accepted and read as missing: the "
+            "training median)")
+
+
+def _case_hint(df: pd.DataFrame, name: str, short: bool = False) -> str:
     """Where the frame has ``name`` in other letters (``F060``): say so, as the frame's own name is not read."""
     found = [c for c in df.columns if isinstance(c, str) and c.lower() == name.lower()]
-    return f" (found {found[0]!r}: column names are case-sensitive)" if found else ""
+    if not found:
+        return ""
+    return f" (found {found[0]!r})" if short else f" (found {found[0]!r}: column names are case-sensitive)"
 
 
 def fit_features(df: pd.DataFrame, *, max_missing: float, min_missing_indicator: float, missing_indicators: bool,
@@ -169,6 +210,7 @@ def fit_features(df: pd.DataFrame, *, max_missing: float, min_missing_indicator:
         warnings.simplefilter("ignore", RuntimeWarning)
         median = np.nanmedian(x, 0)
         q1, q3 = np.nanpercentile(x, 25, 0), np.nanpercentile(x, 75, 0)
+        p05, p95 = np.nanpercentile(x, 5, 0), np.nanpercentile(x, 95, 0)
         sd = np.nanstd(x, 0)
     iqr = q3 - q1
     # a measurement is informative if it varies at all on the rows where it is present
@@ -186,10 +228,13 @@ def fit_features(df: pd.DataFrame, *, max_missing: float, min_missing_indicator:
     return {
         "measurements": kept,
         "median": [float(v) for v in median[keep]],
-        # the training file's range of each measurement: a wafer read far outside it is warned of (range_notes)
+        # the training file's range of each measurement: a wafer read far outside it is warned of (range_findings)
         "low": [float(v) for v in lo[keep]],
         "high": [float(v) for v in hi[keep]],
         "scale": [float(v) for v in scale[keep]],
+        # each measurement's typical range on the training rows (5th to 95th percentile), shown with explanations
+        "p05": [float(v) for v in p05[keep]],
+        "p95": [float(v) for v in p95[keep]],
         "missing_share": [float(v) for v in missing[keep]],
         "indicators": indicators,
         "clip": float(clip),
@@ -216,8 +261,10 @@ def transform(df: pd.DataFrame, stats: dict, *, scoring: bool = False, x: np.nda
         raise InvalidInput(f"row {i + 1}{wafer} holds none of the model's {len(cols)} measurements: a wafer with no "
                            "readings is not scored")
     median, scale = np.asarray(stats["median"]), np.asarray(stats["scale"])
-    z = np.where(isnan, 0.0, (x - median) / scale)
-    z = np.clip(z, -stats["clip"], stats["clip"])
+    z = x - median  # in place from here: a 100,000-wafer chunk's float64 copies are 360 MB each
+    z /= scale
+    z[isnan] = 0.0
+    np.clip(z, -stats["clip"], stats["clip"], out=z)
     if stats["indicators"]:
         pos = {c: j for j, c in enumerate(cols)}
         ind = isnan[:, [pos[c] for c in stats["indicators"]]].astype(float)
@@ -234,38 +281,35 @@ OUTSIDE_SHARE = 0.3
 FAR_RANGES = 10_000
 
 
-def range_notes(df: pd.DataFrame, stats: dict, x: np.ndarray | None = None) -> list[str]:
-    """Warnings for wafers read far outside what the model was trained on: most measurements outside their training
-    range (a process change, or other units), or one reading ``FAR_RANGES`` ranges past it. The robust z-scores
-    are clipped, so such a wafer is still scored, from the clipped values; these say so instead of staying silent.
-    Models trained before the ranges were kept say nothing."""
+def range_findings(df: pd.DataFrame, stats: dict, x: np.ndarray | None = None) -> dict:
+    """What to warn of for wafers read far outside what the model was trained on (``models.defect.predict`` words
+    it): ``outside``, wafers with most measurements outside their training range (a process change, or other
+    units), and ``far``, readings ``FAR_RANGES`` ranges past it. The robust z-scores are clipped, so such a wafer is
+    still scored, from the clipped values; the warnings say so instead of staying silent. Counts and the first few
+    wafers, so that the findings of a file's chunks add up (``serving.batch``). Models trained before the ranges
+    were kept find nothing."""
     if "low" not in stats or "high" not in stats or not len(df):
-        return []
+        return {}
     cols = stats["measurements"]
     x = numeric_matrix(df, cols) if x is None else x  # as transform() takes it
     lo, hi = np.asarray(stats["low"], float), np.asarray(stats["high"], float)
     present = ~np.isnan(x)
-    with np.errstate(invalid="ignore"):
-        outside = present & ((x < lo) | (x > hi))
-        width = np.maximum(hi - lo, 1e-12)
-        far = present & (np.maximum(x - hi, lo - x) > FAR_RANGES * width)
-    notes = []
+    width = np.maximum(hi - lo, 1e-12)
+    with np.errstate(invalid="ignore"):  # comparisons only: no float temporaries the size of the chunk
+        outside = (x < lo) | (x > hi)
+        far = (x > hi + FAR_RANGES * width) | (x < lo - FAR_RANGES * width)
+    found: dict = {}
     share = outside.sum(1) / np.maximum(present.sum(1), 1)
     many = np.flatnonzero(share > OUTSIDE_SHARE)
     if len(many):
-        named = ", ".join(f"{_wafer(df, i)} ({share[i]:.0%})" for i in many[:5])
-        more = f" and {len(many) - 5} more" if len(many) > 5 else ""
-        notes.append(f"wafers {named}{more}: most of their measurements lie outside the ranges the model was trained "
-                     "on; are they in the training file's units, or has the process changed? Their probability is "
-                     "read from values clipped to the training spread: retrain on the current process")
+        found["outside"] = {"count": len(many), "first": [[_wafer(df, i), float(share[i])] for i in many[:5]]}
     rows, cols_far = np.nonzero(far)
     if len(rows):
         i, j = int(rows[0]), int(cols_far[0])
-        more = f" ({len(rows) - 1} more such readings)" if len(rows) > 1 else ""
-        notes.append(f"wafer {_wafer(df, i)}: {cols[j]} = {x[i, j]:.6g} lies far outside its training range "
-                     f"({lo[j]:.6g} to {hi[j]:.6g}){more}: a unit or column mix-up? It is read as the edge of the "
-                     "training spread")
-    return notes
+        found["far"] = {"count": len(rows), "first": {"wafer": _wafer(df, i), "column": cols[j],
+                                                     "value": float(x[i, j]), "low": float(lo[j]),
+                                                     "high": float(hi[j])}}
+    return found
 
 
 def _wafer(df: pd.DataFrame, i: int) -> str:
@@ -273,11 +317,3 @@ def _wafer(df: pd.DataFrame, i: int) -> str:
     if ID in df.columns and pd.notna(df[ID].iloc[i]):
         return f"{ID} {shown(df[ID].iloc[i])}"
     return f"row {i + 1}"
-
-
-def top_contributions(z: np.ndarray, weights: np.ndarray, names: list[str], k: int) -> list[list[tuple[str, float]]]:
-    """Per row, the k features with the largest |weight x standardised value| (logit units), largest first."""
-    contrib = z * np.asarray(weights, dtype=np.float32)[None, :]
-    k = min(k, contrib.shape[1])
-    idx = np.argsort(-np.abs(contrib), axis=1)[:, :k]
-    return [[(names[j], float(contrib[i, j])) for j in row] for i, row in enumerate(idx)]

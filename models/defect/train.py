@@ -98,25 +98,94 @@ def probabilities(fitted: Fitted, df: pd.DataFrame) -> np.ndarray:
     return predict_batches(fitted.model, F.transform(df, fitted.stats))[:, 0]
 
 
+def time_splits(times: np.ndarray | None, y: np.ndarray, n_splits: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Forward chaining (``validation=time``): the wafers in test-time order cut into ``n_splits + 1`` blocks of
+    consecutive wafers; split k validates block k with a fit on every wafer tested before it (blocks 0..k-1), as
+    the model will be used: trained on the past, scoring the wafers that follow. SECOM's failure rate drifts
+    (23 % of July's wafers, 2 % of September's), so this is the harder, more honest estimate."""
+    from serving.errors import InvalidInput
+
+    if times is None or np.isnan(times).any():
+        missing = "has no test-time column" if times is None else f"has {int(np.isnan(times).sum())} rows without one"
+        raise InvalidInput(f"config validation=time orders the wafers by their test time (column 'timestamp'), and "
+                           f"the file {missing}: use validation=stratified")
+    blocks = np.array_split(np.argsort(times, kind="stable"), n_splits + 1)
+    out = []
+    for k in range(1, n_splits + 1):
+        tr = np.sort(np.concatenate(blocks[:k]))
+        if y[tr].sum() < 2 or len(tr) - y[tr].sum() < 2:
+            raise InvalidInput(f"config validation=time: the wafers before block {k + 1} of {n_splits + 1} hold "
+                               f"{int(y[tr].sum())} failures: too few to train on; set fewer n_splits")
+        out.append((tr, np.sort(blocks[k])))
+    return out
+
+
+def operating_curve(y: np.ndarray, p: np.ndarray) -> list[dict]:
+    """Every operating point of the pooled held-out probabilities ``p``: for each failure's probability taken as
+    the threshold (a wafer is flagged at or above it), the recall (share of failures flagged), the precision (share
+    of flagged wafers that failed) and the flag rate (share of all wafers flagged); highest threshold first."""
+    y, p = np.asarray(y).astype(bool), np.asarray(p, float)
+    n_pos = int(y.sum())
+    if not n_pos:
+        return []
+    ps = np.sort(p)
+    out = []
+    for t in np.unique(p[y])[::-1]:
+        flagged = len(p) - int(np.searchsorted(ps, t, side="left"))
+        tp = int((p[y] >= t).sum())
+        out.append({"threshold": float(t), "recall": round(tp / n_pos, 4),
+                    "precision": round(tp / max(flagged, 1), 4), "flag_rate": round(flagged / len(p), 4)})
+    return out
+
+
+def _at(y: np.ndarray, p: np.ndarray, t: float) -> dict:
+    y = np.asarray(y).astype(bool)
+    flagged = p >= t
+    return {"threshold": float(t), "recall": round(float((flagged & y).sum() / max(y.sum(), 1)), 4),
+            "precision": round(float((flagged & y).sum() / max(flagged.sum(), 1)), 4),
+            "flag_rate": round(float(flagged.mean()), 4)}
+
+
+RECALL_TABLE = (0.95, 0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3)  # the rows `sfai models show` prints
+
+
+def operating_points(y: np.ndarray, p: np.ndarray, threshold: float, source: str) -> dict:
+    """The manifest's validation table: the shipped threshold's recall, precision and flag rate, the highest
+    threshold reaching each of ``RECALL_TABLE``'s recalls, and the whole curve (``predict.threshold_for_recall``
+    reads it for any recall target)."""
+    curve = operating_curve(y, p)
+    table = []
+    for target in RECALL_TABLE:
+        ok = [c for c in curve if c["recall"] >= target]
+        if ok:
+            table.append({"recall_target": target, **max(ok, key=lambda c: c["threshold"])})
+    return {"source": source, "wafers": len(y), "failures": int(np.sum(y)),
+            "shipped": _at(y, p, threshold), "table": table, "curve": curve}
+
+
 def validate(df: pd.DataFrame, y: np.ndarray, cfg: DefectConfig) -> dict:
-    """Repeated stratified splits: per-split AUC/AP, one threshold chosen on the pooled validation scores,
-    balanced accuracy at that threshold, and an honest nested variant (threshold from the other splits).
+    """Repeated stratified splits (or, with ``validation=time``, forward-chaining ones: ``time_splits``):
+    per-split AUC/AP, one threshold chosen on the pooled validation scores, balanced accuracy at that threshold,
+    and an honest nested variant (threshold from the other splits).
 
     With test times in the file (and ``drift_prior``), each split's validation wafers also get the recent
     failure rate of that split's training wafers before them (``drift.py``); the combiner of model and rate is
     judged nested (fitted on the other splits) and kept only if it raises the mean validation AUC."""
     rng = np.random.default_rng(cfg.seed)
     times = D.stamps(df) if cfg.drift_prior else None
+    if cfg.validation == "time":
+        plan = time_splits(D.stamps(df), y, cfg.n_splits)
+    else:
+        plan = [stratified_split(y, cfg.test_fraction, rng) for _ in range(cfg.n_splits)]
     splits, scores, rates = [], [], []
-    for r in range(cfg.n_splits):
-        tr, te = stratified_split(y, cfg.test_fraction, rng)
+    for r, (tr, te) in enumerate(plan):
         fitted = fit_one(df.iloc[tr], y[tr], cfg, seed=cfg.seed + r,
                          label=f"defect validation split {r + 1}/{cfg.n_splits}")
         splits.append(te)
         scores.append(probabilities(fitted, df.iloc[te]))
         if times is not None:
             rates.append(D.recent_rate(D.history(times[tr], y[tr], cfg.drift_window), times[te], len(te)))
-    out = {"val_roc_auc_model": float(np.mean([roc_auc(y[te], p) for te, p in zip(splits, scores, strict=True)]))}
+    out = {"val_roc_auc_model": _mean([roc_auc(y[te], p) for te, p in zip(splits, scores, strict=True)])}
     coef = None
     if times is not None and len(splits) > 1:
         nested_scores = []
@@ -125,7 +194,7 @@ def validate(df: pd.DataFrame, y: np.ndarray, cfg: DefectConfig) -> dict:
             c = D.fit_combiner(np.concatenate([scores[j] for j in o]), np.concatenate([rates[j] for j in o]),
                                np.concatenate([y[splits[j]] for j in o]))
             nested_scores.append(D.combine(c, scores[i], rates[i]))
-        auc_drift = float(np.mean([roc_auc(y[te], p) for te, p in zip(splits, nested_scores, strict=True)]))
+        auc_drift = _mean([roc_auc(y[te], p) for te, p in zip(splits, nested_scores, strict=True)])
         out["val_roc_auc_with_drift"] = auc_drift
         if auc_drift > out["val_roc_auc_model"]:
             y_val = np.concatenate([y[te] for te in splits])
@@ -134,28 +203,37 @@ def validate(df: pd.DataFrame, y: np.ndarray, cfg: DefectConfig) -> dict:
     out["drift_coef"] = coef
     y_all, p_all = np.concatenate([y[te] for te in splits]), np.concatenate(scores)
     threshold = balanced_threshold(y_all, p_all)
-    auc = [roc_auc(y[te], p) for te, p in zip(splits, scores, strict=True)]
-    ap = [average_precision(y[te], p) for te, p in zip(splits, scores, strict=True)]
-    ba = [balanced_accuracy(y[te], p >= threshold) for te, p in zip(splits, scores, strict=True)]
+    both = [i for i, te in enumerate(splits) if 0 < y[te].sum() < len(te)]  # a time block may hold no failure
+    auc = [roc_auc(y[splits[i]], scores[i]) for i in both]
+    ap = [average_precision(y[splits[i]], scores[i]) for i in both]
+    ba = [balanced_accuracy(y[splits[i]], scores[i] >= threshold) for i in both]
     nested = []
-    for i, (te, p) in enumerate(zip(splits, scores, strict=True)):
+    for i in both:
         others = [j for j in range(len(splits)) if j != i]
         if others:
             y_o = np.concatenate([y[splits[j]] for j in others])
             t = balanced_threshold(y_o, np.concatenate([scores[j] for j in others]))
-            nested.append(balanced_accuracy(y[te], p >= t))
+            nested.append(balanced_accuracy(y[splits[i]], scores[i] >= t))
+    how = (f"{cfg.n_splits} forward-chaining splits in test-time order" if cfg.validation == "time" else
+           f"{cfg.n_splits} stratified {1 - cfg.test_fraction:.0%}/{cfg.test_fraction:.0%} splits")
+    source = (f"pooled held-out probabilities of {how}" + (" (with the drift prior: the combiner fitted on the other "
+              "splits)" if coef is not None else ""))
     return {
         **out,
         "threshold": threshold,
-        "val_roc_auc": float(np.mean(auc)),
-        "val_roc_auc_sd": float(np.std(auc)),
-        "val_average_precision": float(np.mean(ap)),
-        "val_average_precision_sd": float(np.std(ap)),
-        "val_balanced_accuracy": float(np.mean(ba)),
-        "val_balanced_accuracy_sd": float(np.std(ba)),
-        "val_balanced_accuracy_nested": float(np.mean(nested)) if nested else float("nan"),
-        "val_balanced_accuracy_nested_sd": float(np.std(nested)) if nested else float("nan"),
+        "val_roc_auc": _mean(auc),
+        "val_roc_auc_sd": _sd(auc),
+        "val_average_precision": _mean(ap),
+        "val_average_precision_sd": _sd(ap),
+        "val_balanced_accuracy": _mean(ba),
+        "val_balanced_accuracy_sd": _sd(ba),
+        "val_balanced_accuracy_nested": _mean(nested),
+        "val_balanced_accuracy_nested_sd": _sd(nested),
         "val_splits": cfg.n_splits,
+        "val_flag_rate": float(np.mean(p_all >= threshold)),  # share of held-out wafers flagged at the threshold
+        "val_recall": float(np.mean(p_all[y_all == 1] >= threshold)) if y_all.sum() else float("nan"),
+        "val_precision": float(y_all[p_all >= threshold].mean()) if (p_all >= threshold).any() else float("nan"),
+        "_operating_points": operating_points(y_all, p_all, threshold, source),
         # calibration of the pooled held-out probabilities (those shipped: with the drift prior, the nested combined
         # ones): their mean against the failure rate, and the Brier score
         "val_mean_probability": float(p_all.mean()),
@@ -163,6 +241,44 @@ def validate(df: pd.DataFrame, y: np.ndarray, cfg: DefectConfig) -> dict:
         "val_brier": float(np.mean((p_all - y_all) ** 2)),
         "_calibration": calibration_bins(y_all, p_all),
     }
+
+
+def _mean(values: list[float]) -> float:
+    values = [v for v in values if not np.isnan(v)]
+    return float(np.mean(values)) if values else float("nan")
+
+
+def _sd(values: list[float]) -> float:
+    values = [v for v in values if not np.isnan(v)]
+    return float(np.std(values)) if values else float("nan")
+
+
+IMPORTANCE_KEPT = 30  # ranked features the manifest keeps (MLflow's defect_model_card.json keeps them all)
+
+
+def global_importance(z: np.ndarray, weights: np.ndarray, names: list[str], coef: list[float] | None,
+                      rates: np.ndarray | None, prior: float | None) -> list[dict]:
+    """Each feature's mean |contribution| to the served log-odds over the given wafers (``explain``'s per-wafer
+    numbers, averaged), its mean signed contribution, whether higher values raise the risk (the weight's sign) and
+    its share of the total; the recent failure rate's term as ``recent_failure_rate`` where the drift prior is
+    used. Ranked, largest first."""
+    a = float(coef[0]) if coef else 1.0
+    contrib = z.astype(np.float64) * (a * np.asarray(weights, float))
+    mean_abs, mean = np.abs(contrib).mean(0), contrib.mean(0)
+    rows = [{"feature": n, "mean_abs_contribution": float(ma), "mean_contribution": float(me),
+             "higher_raises_risk": bool(w > 0)}
+            for n, ma, me, w in zip(names, mean_abs, mean, weights, strict=True)]
+    if coef is not None and rates is not None and prior is not None:
+        term = float(coef[1]) * (D.logit(rates) - float(D.logit(prior)))
+        rows.append({"feature": "recent_failure_rate", "mean_abs_contribution": float(np.abs(term).mean()),
+                     "mean_contribution": float(term.mean()), "higher_raises_risk": bool(coef[1] > 0)})
+    total = sum(r["mean_abs_contribution"] for r in rows) or 1.0
+    rows.sort(key=lambda r: -r["mean_abs_contribution"])
+    for rank, r in enumerate(rows, 1):
+        r.update(rank=rank, share=round(r["mean_abs_contribution"] / total, 4),
+                 mean_abs_contribution=round(r["mean_abs_contribution"], 4),
+                 mean_contribution=round(r["mean_contribution"], 4))
+    return rows
 
 
 def train(
@@ -190,6 +306,7 @@ def train(
     # that is the decision the class-weighted loss aims at
     val = validate(df, y, cfg) if cfg.n_splits > 0 else {"threshold": float(y.mean()), "_calibration": []}
     calibration = val.pop("_calibration")
+    points = val.pop("_operating_points", None)
     coef = val.pop("drift_coef", None)
     times = D.stamps(df) if coef is not None else None
 
@@ -230,6 +347,15 @@ def train(
     }
     if coef is not None:  # the recent failure rate of the training wafers before each scored wafer, and how to use it
         manifest["drift"] = {**D.history(times, y, cfg.drift_window), "coef": coef}
+    hist = manifest.get("drift")
+    importance = global_importance(z, weights, names, coef, D.recent_rate(hist, times, len(y)) if hist else None,
+                                   hist["prior"] if hist else None)
+    manifest["global_importance"] = {
+        "data": f"the {len(y)} training wafers (in-sample), with the shipped model",
+        "units": "served log-odds (explain's contributions): mean |contribution| per wafer",
+        "features": importance[:IMPORTANCE_KEPT]}
+    if points is not None:  # threshold -> recall, precision, flag rate on validation data (sfai models show)
+        manifest["operating_points"] = points
     if final.best_epochs and all(e == 0 for e in final.best_epochs) and len(final.history) > 1:
         log.warning("defect: early stopping kept the weights after the first epoch in every member (epoch 0 had the "
                     "lowest loss on each inner %d %% split); --epochs only caps the run, it does not train longer",
@@ -237,6 +363,9 @@ def train(
     export(final.model, z[:16], Path(out_dir), manifest)
     tracker.log_dict({"feature_stats": final.stats, "calibration": calibration, "data_hash": dhash},
                      "defect_features.json")
+    tracker.log_dict({"threshold": manifest["threshold"], "operating_points": points,
+                      "global_importance": {**manifest["global_importance"], "features": importance}},
+                     "defect_model_card.json")
     _log_curves(tracker, final)
     tracker.log_calibration(calibration, "defect")
     return metrics
