@@ -36,9 +36,13 @@ ROW_ID = {"failure": "UDI", "defect": "row_id"}  # row-wise families and the id 
 # A defect frame's wafers are answered under their SECOM ``row_id`` where the frame has it (``secom_features:*``), else
 # under the entity key ``lot_id`` (``secom-0001``) as it is
 ID_ALIASES = {"UDI": "udi", "row_id": "lot_id"}
-ROW_OPTIONS = ("recent_failure_rate", "threshold")  # options of the row-by-row scorers (the file streams through)
+# options of the row-by-row scorers (the file streams through)
+ROW_OPTIONS = ("recent_failure_rate", "threshold", "explain", "top_k")
 PLAIN_CSV = {"encoding": "utf-8-sig", "sep": ",", "decimal": "."}
 CHUNK_ROWS = 100_000
+# cells per chunk of a wide file: a SECOM chunk of 100,000 wafers x 590 measurements had held ~2.4 GB at its peak
+# (the frame, the measurements as float64, the model inputs and their temporaries); 5 million cells is ~8,500 wafers
+CHUNK_CELLS = 5_000_000
 
 
 def score_file(
@@ -54,7 +58,9 @@ def score_file(
     use_ray: bool | None = None,
     progress: bool = False,
 ) -> dict:
-    """Score ``input_path`` with the model in ``model_dir`` into ``output`` (CSV); returns a small report."""
+    """Score ``input_path`` with the model in ``model_dir`` into ``output`` (CSV); returns a small report: rows,
+    chunks, engine, ``notes`` (about the file: ids) and ``warnings`` (about the rows, the file's totals: defect's
+    wafers far from the training data, mostly missing or tested long after it; on Ray each worker logs its own)."""
     from models.families import get_family
 
     fam = get_family(family)
@@ -67,6 +73,7 @@ def score_file(
     tmp = output.with_name(output.name + ".part")
     engine = "local"
     notes: list[str] = []
+    warnings: list[str] = []
     try:
         if family not in ROW_ID:
             frame = fam.load("predict").predict(OnnxModel(model_dir, threads=threads), input_path, dataset, **options)
@@ -78,6 +85,11 @@ def score_file(
             fmt = csv_format(input_path, what)
             notes = list(fmt.notes)
             header = _header(input_path, fmt, what)
+            if family == "defect":
+                from models.defect.features import check_header
+
+                check_header(header)  # a measurement named twice: pandas would read the second as f060.1
+                chunk_rows = min(chunk_rows, max(1_000, CHUNK_CELLS // max(len(header), 1)))
             has_ids = id_col in header or ID_ALIASES.get(id_col) in header  # the store's name: renamed in _chunks
             if family == "defect" and not has_ids:
                 raise InvalidInput(f"input lacks the column {id_col!r}")
@@ -89,11 +101,21 @@ def score_file(
                 batches, engine = _ray_batches(family, model_dir, input_path, chunk_rows, row_options), "ray"
             else:
                 model = OnnxModel(model_dir, threads=threads)
+                # defect: the file's warnings once, with its totals (each chunk had said its own: "38536 of 100000
+                # wafers ...", then "2624 of 6680 ...")
+                quiet = {"warn": False} if family == "defect" else {}
                 batches = _local_batches(family, model, _chunks(input_path, chunk_rows, id_col, fmt, what), id_col,
-                                         row_options)
+                                         {**row_options, **quiet})
             rows = chunks = 0
             repeats = RepeatedIds(id_col)
+            predict_mod = importlib.import_module(fam.predict_module)
+            merge = getattr(predict_mod, "merge_notes", None)  # defect: the chunks' findings, added up
+            found: dict = {}
             for out in _progress(batches, progress):
+                if merge is not None:
+                    found = merge(found, out.attrs.get("notes") or {})
+                if hasattr(predict_mod, "csv_ready"):
+                    out = predict_mod.csv_ready(out)
                 out.to_csv(tmp, index=False, header=chunks == 0, mode="w" if chunks == 0 else "a")
                 repeats.add(out[id_col])
                 rows += len(out)
@@ -101,11 +123,13 @@ def score_file(
             if chunks == 0:
                 raise InvalidInput(f"{input_path.name}: no rows to score")
             notes.extend(repeats.notes(output.name))
+            found.pop("repeated_ids", None)  # said once for the file, above
+            warnings = predict_mod.render_notes(found) if merge is not None else []
         os.replace(tmp, output)
     finally:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
-    return {"rows": rows, "chunks": chunks, "engine": engine, "notes": notes}
+    return {"rows": rows, "chunks": chunks, "engine": engine, "notes": notes, "warnings": warnings}
 
 
 class RepeatedIds:
@@ -213,6 +237,7 @@ def _ray_score(batch: pd.DataFrame, family: str, onnx_ref, manifest: str, option
     """One Ray Data batch: the model is loaded once per worker process (tasks reuse their workers), then the
     batch is scored with the family's code. Plain tasks, not an actor pool: on a one-CPU cluster an actor would
     hold the only CPU the file's read tasks need."""
+    from models.families import get_family
     from serving.predictions import scorer
 
     key = json.loads(manifest).get("onnx_sha256") or str(onnx_ref)
@@ -229,7 +254,9 @@ def _ray_score(batch: pd.DataFrame, family: str, onnx_ref, manifest: str, option
     if blank.any():  # an Excel export's empty rows, skipped as the local stream skips them
         batch = batch[~blank]
     _check_ids(batch, ROW_ID[family], None)
-    return scorer(family)(model, batch, **options)
+    out = scorer(family)(model, batch, **options)
+    ready = getattr(importlib.import_module(get_family(family).predict_module), "csv_ready", None)
+    return ready(out) if ready is not None else out  # defect's explanations as JSON text: one Arrow type
 
 
 def _ray_batches(

@@ -33,7 +33,7 @@ log = logging.getLogger("sfai.models")
 
 MAX_RECORDS = 10_000  # the most a deployment may allow; Settings.max_batch_records may set fewer
 ARROW_STREAM = "application/vnd.apache.arrow.stream"
-OPTIONS = ("explain", "start", "horizon", "recent_failure_rate", "threshold")
+OPTIONS = ("explain", "start", "horizon", "recent_failure_rate", "threshold", "top_k")
 BODY_FIELDS = frozenset({"entity_ids", "view", "model", *OPTIONS})  # besides "records"
 EXPLAIN_BY_DEFAULT = 1_000  # bigger batches get top features only when asked: occlusion multiplies the model runs
 ENTITY_ID = "entity_id"  # added to each answer row of a prediction by entity id: the id it answers, as sent
@@ -503,9 +503,10 @@ def query_options(params) -> dict:  # noqa: ANN001
     flag = str(out.get("explain", "")).strip().lower()
     if flag in _TRUE or flag in _FALSE:
         out["explain"] = flag in _TRUE
-    steps = str(out.get("horizon", "")).strip()
-    if steps.isascii() and steps.isdigit():
-        out["horizon"] = int(steps)
+    for key in ("horizon", "top_k"):
+        steps = str(out.get(key, "")).strip()
+        if steps.isascii() and steps.isdigit():
+            out[key] = int(steps)
     for key in ("recent_failure_rate", "threshold"):
         if key in out:
             try:
@@ -575,6 +576,8 @@ def prediction_options(body: dict, family: str, explain: bool, rows: int) -> dic
     options = {k: _option(k, body[k]) for k in allowed if body.get(k) is not None}  # null: the default
     if explain and rows <= EXPLAIN_BY_DEFAULT:
         options.setdefault("explain", True)
+    elif explain and family == "defect":  # not explained for its size: None, which the answer's warnings say
+        options.setdefault("explain", None)
     return options
 
 
@@ -587,7 +590,7 @@ def _option(key: str, value):  # noqa: ANN202, ANN001
         from models.energy.predict import check_horizon  # is text, not a number (a query string's was made one)
 
         return check_horizon(value, text=False)
-    if key == "recent_failure_rate":  # the model checks it (a share from 0 to 1), and whether it uses one
+    if key in ("recent_failure_rate", "top_k"):  # the model checks them (a share from 0 to 1; 1 to 590)
         return value
     if key == "threshold":
         return check_threshold(value)

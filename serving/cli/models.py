@@ -171,6 +171,20 @@ def predict(
         help="failure, defect: flag a row at or above this probability (0-1) instead of the model's own threshold "
              "(sfai models list shows it)")
     ] = None,
+    recall_target: Annotated[float | None, typer.Option(
+        help="defect: flag at the highest threshold that caught at least this share of failing wafers (0-1) in "
+             "validation, instead of the model's own threshold; says that point's precision and flag rate (sfai "
+             "models show lists them)")
+    ] = None,
+    explain: Annotated[bool, typer.Option(
+        "--explain", help="defect: add columns after the contract's: top_measurements (contributions to the defect "
+                          "log-odds, + raises the risk), top_measurement_values (JSON), defect_logit, baseline_logit, "
+                          "baseline_probability, median_wafer_probability, explained_share, measurements_missing")
+    ] = False,
+    top_k: Annotated[int | None, typer.Option(
+        "--top-k", help="defect, with --explain: measurements listed per wafer (default: the model's, 5)", min=1,
+        max=590)
+    ] = None,
     version: Annotated[
         int | None, typer.Option(help="a registered version instead of the champion", min=1, max=VERSION_MAX)
     ] = None,
@@ -197,6 +211,14 @@ def predict(
         from serving.predictions import check_threshold
 
         threshold = check_threshold(threshold)
+    for flag, given in (("--recall-target", recall_target is not None), ("--explain", explain),
+                        ("--top-k", top_k is not None)):
+        if given and family.name != "defect":
+            raise InvalidInput(f"{flag} is an option of the defect model, not of {family.name}")
+    if recall_target is not None and threshold is not None:
+        raise InvalidInput("give --threshold or --recall-target, not both: each sets the decision threshold")
+    if top_k is not None and not explain:
+        raise InvalidInput("--top-k sets how many measurements --explain lists: add --explain")
     if not input.is_file():
         raise InvalidInput(f"{input}: no such file")
     check_output(output, f"{family.name}.csv")  # before the model is loaded; a missing folder is not created
@@ -224,6 +246,15 @@ def predict(
         info(f"warning: {input.name} names the C-MAPSS subset {named.split('-')[-1].upper()}, which has no trained "
              f"model ({named}); scoring with {mv.name}. Train it first: sfai train {family.name} --dataset "
              f"{dataset} --input train_{named.split('-')[-1].upper()}.txt{reg.tenant_option()}")
+    if recall_target is not None:
+        from models.defect.predict import threshold_for_recall
+
+        point = threshold_for_recall(mv.manifest, recall_target)
+        threshold = point["threshold"]
+        info(f"note: recall target {recall_target:g}: threshold {threshold:.6g}; in validation it flagged "
+             f"{point['flag_rate']:.1%} of wafers and caught {point['recall']:.1%} of failures, "
+             f"{point['precision']:.1%} of flagged wafers failing (pooled held-out wafers: a line whose failure "
+             "rate differs flags otherwise)")
     t0 = time.perf_counter()
     report = score_file(
         family.name,
@@ -232,12 +263,14 @@ def predict(
         dataset,
         output,
         options={"start": start, "horizon": horizon, "recent_failure_rate": recent_failure_rate,
-                 "threshold": threshold},
+                 "threshold": threshold, **({"explain": True, "top_k": top_k} if explain else {})},
         threads=os.cpu_count() or 1,
         progress=sys.stderr.isatty(),
     )
     for note in report["notes"]:
         info(f"note: {note}")
+    for line in report.get("warnings", []):
+        info(f"warning: {line}")
     emit_json(
         {
             "output": str(output),
@@ -280,6 +313,78 @@ def models_list(tenant: TenantOpt = None, as_json: Annotated[bool, typer.Option(
     for m in rows:
         metrics = ", ".join(f"{k}={v:.4g}" for k, v in _key_metrics(m.name, m.metrics).items())
         typer.echo(f"{m.name}\tv{m.version}\t{','.join(m.aliases) or '-'}\t{m.created_at:%Y-%m-%d %H:%M}\t{metrics}")
+
+
+@models_app.command("show")
+def models_show(
+    name: Annotated[str, typer.Argument(help="model name, e.g. defect or rul-fd001")],
+    version: Annotated[
+        int | None, typer.Option(help="a version (default: the champion)", min=1, max=VERSION_MAX)
+    ] = None,
+    tenant: TenantOpt = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+    top: Annotated[int, typer.Option(help="global importance: features listed", min=1, max=590)] = 15,
+) -> None:
+    """One version in detail: its metrics and threshold; for a defect model also the validation operating points
+    (threshold -> recall, precision, share of wafers flagged: how to choose a threshold for a recall target) and
+    the global importance of its measurements (mean |contribution| to the defect log-odds on the training wafers,
+    + where higher values raise the risk)."""
+    reg = _registry(tenant)
+    mv = reg.get(name, version=version)
+    manifest = mv.manifest
+    card = model_card(mv, manifest, top)
+    if as_json:
+        emit_json(card)
+        return
+    when = f"{mv.created_at:%Y-%m-%d %H:%M}"
+    typer.echo(f"{mv.name} v{mv.version} ({','.join(mv.aliases) or 'no alias'}), registered {when} UTC")
+    metrics = ", ".join(f"{k}={v:.4g}" for k, v in _key_metrics(mv.name, mv.metrics).items())
+    typer.echo(f"metrics: {metrics or '-'}")
+    if "threshold" in card:
+        typer.echo(f"threshold: {card['threshold']:.6g}")
+    if "drift_prior" in card:
+        typer.echo(f"recent failure rate (drift prior): {card['drift_prior']}")
+    points = card.get("operating_points")
+    if points:
+        typer.echo(f"\noperating points ({points['source']}; {points['wafers']} wafers, {points['failures']} "
+                   "failures):")
+        typer.echo("THRESHOLD\tRECALL\tPRECISION\tFLAGGED")
+        shipped = points["shipped"]
+        rows = [*points["table"], {**shipped, "recall_target": None}]
+        for p in sorted(rows, key=lambda r: -r["threshold"]):
+            mark = "\t<- shipped threshold" if p["recall_target"] is None else ""
+            typer.echo(f"{p['threshold']:.4g}\t{p['recall']:.1%}\t{p['precision']:.1%}\t{p['flag_rate']:.1%}{mark}")
+        typer.echo("for a recall target: sfai predict defect ... --recall-target 0.8 flags at the highest threshold "
+                   "that reached it (or --threshold T with a threshold from this table)")
+    elif mv.name.startswith("defect"):
+        typer.echo("operating points: none (trained without validation, n_splits=0, or before 2026-12)")
+    importance = card.get("global_importance")
+    if importance:
+        typer.echo(f"\nglobal importance ({importance['units']}; {importance['data']}):")
+        typer.echo("RANK\tFEATURE\tMEAN |CONTRIBUTION|\tSHARE\tHIGHER VALUES")
+        for r in importance["features"]:
+            typer.echo(f"{r['rank']}\t{r['feature']}\t{r['mean_abs_contribution']:.4f}\t{r['share']:.1%}\t"
+                       f"{'raise the risk' if r['higher_raises_risk'] else 'lower the risk'}")
+
+
+def model_card(mv, manifest: dict, top: int = 15) -> dict:  # noqa: ANN001
+    """What ``sfai models show`` prints, as data (``--json``; the quality status endpoint gives the same parts)."""
+    card: dict = {"name": mv.name, "version": mv.version, "aliases": list(mv.aliases), "metrics": mv.metrics,
+                  "created_at": mv.created_at}
+    if isinstance(manifest.get("threshold"), int | float):
+        card["threshold"] = manifest["threshold"]
+    if manifest.get("family") == "defect":
+        drift = manifest.get("drift")
+        card["drift_prior"] = (f"used: logit p = {drift['coef'][0]:.3f} x network logit + {drift['coef'][1]:.3f} x "
+                               f"logit(rate) + {drift['coef'][2]:.3f}; overall rate {drift['prior']:.4f}, window "
+                               f"{drift['window']} wafers" if drift else "not used")
+        points = manifest.get("operating_points")
+        if points:
+            card["operating_points"] = {k: v for k, v in points.items() if k != "curve"}
+        importance = manifest.get("global_importance")
+        if importance:
+            card["global_importance"] = {**importance, "features": importance["features"][:top]}
+    return card
 
 
 # the metrics `sfai models list` shows per family (--json and MLflow have them all: a defect model records 22, and
@@ -338,7 +443,35 @@ def models_promote(
     mv = reg.promote(name, version)
     _sync(reg, name)
     _changed(reg, name, before, mv.version)
+    for line in promotion_warnings(reg, mv, before):
+        info(f"warning: {line}")
     typer.echo(f"{mv.name}\t{mv.version}")
+
+
+def promotion_warnings(reg, mv, before: int | None) -> list[str]:  # noqa: ANN001
+    """What a promotion loses that its callers may rely on (defect): the drift prior, which reads the callers'
+    recent_failure_rate (a model without it answers from the measurements alone and says the rate was ignored),
+    and validation (n_splits=0: no validation metrics nor operating points; the threshold is the file's failure
+    rate). Said, not refused: the promotion may be meant (a quick model for a demo)."""
+    if not mv.name.startswith("defect"):
+        return []
+    try:
+        new = mv.manifest
+        old = reg.get(mv.name, version=before).manifest if before is not None and before != mv.version else None
+    except Exception:  # noqa: BLE001 - a damaged or missing file: serving says so on the next prediction
+        return []
+    out = []
+    if not new.get("drift"):
+        lost = f" (version {before} had it)" if old is not None and old.get("drift") else ""
+        out.append(f"{mv.name} version {mv.version} does not use the line's recent failure rate{lost}: callers that "
+                   "send recent_failure_rate are answered from the measurements alone, with a warning in each "
+                   "answer saying the rate was ignored (trained without test times, with n_splits=0, or the rate "
+                   "did not help in validation)")
+    if "val_roc_auc" not in (new.get("metrics") or {}):
+        out.append(f"{mv.name} version {mv.version} was trained without validation (n_splits=0): it has no "
+                   "validation metrics or operating points (sfai predict --recall-target refuses it), and its "
+                   "threshold is the training file's failure rate")
+    return out
 
 
 def _changed(reg, name: str, before: int | None, now: int) -> None:  # noqa: ANN001
