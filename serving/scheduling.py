@@ -13,6 +13,7 @@ import logging
 import math
 import queue
 import threading
+import time
 import uuid
 import weakref
 from collections import deque
@@ -747,6 +748,7 @@ def _heartbeat(ref: weakref.ref, stop: threading.Event, period: float) -> None:
 
 
 MAX_UNWANTED_SOLVES = 2  # cancelled solves running on per process beside the queue's own workers
+CLOSE_WAIT_S = 10.0  # a stopping server waits this long at most for its stopped solves to return (~0.5 s)
 
 
 class _Workers:
@@ -799,6 +801,10 @@ class _Workers:
 
     def submit(self, task) -> None:  # noqa: ANN001
         self._tasks.put(task)
+
+    def threads(self) -> list[threading.Thread]:
+        with self._lock:
+            return list(self._threads)
 
     def shutdown(self) -> None:
         """No task starts after this (those waiting are dropped); one under way runs on until the process ends."""
@@ -1182,10 +1188,16 @@ class Jobs:
             self._beat.join(timeout=10)  # a beat under way could take back the jobs handed back below
         self._pool.shutdown()
         with self._lock:  # the solves under way stop too (their jobs are handed back below, to be solved again)
+            held = list(self._held)  # as they are now: a stopped solve's job leaves the set when it returns
             for stop in self._stops.values():
                 stop.set()
-        with self._lock:
-            held = list(self._held)
+            solving = set(self._solving.values())
+        # and return before the process ends: a solver's native threads torn down by the exit while they run abort
+        # the process ("terminate called without an active exception", exit -6 instead of 0)
+        deadline = time.monotonic() + CLOSE_WAIT_S
+        for t in self._pool.threads():
+            if t.ident in solving and t is not threading.current_thread():
+                t.join(max(0.0, deadline - time.monotonic()))
         if not held:
             return
         try:
