@@ -3,6 +3,7 @@
 (No ``from __future__ import annotations`` here: FastAPI resolves the local dependency at definition.)
 """
 
+from collections.abc import Callable
 from functools import partial
 from typing import Annotated
 
@@ -29,6 +30,7 @@ from serving.predictions import (
     scorer,
 )
 from serving.schemas.platform import ModuleStatus
+from serving.schemas.quality import TOP_K
 from serving.tenancy import SubscriptionInfo, utc_text, utcnow
 from serving.usage import count_calls
 
@@ -70,11 +72,16 @@ def module_router(module: str) -> APIRouter:
     return router
 
 
+# what a family adds to its champion's entry in GET /v1/<module>/status, from the champion's manifest (the quality
+# router registers the defect model's operating points and global importance)
+STATUS_EXTRAS: dict[str, Callable[[dict], dict]] = {}
+
+
 def serving_models(versions: list, module: str) -> list[dict]:
     """The champion models of ``module`` among a tenant's registered ``versions``: name, version, when it was
-    registered, the challenger's version where one waits, and a classifier's decision threshold (the probability
+    registered, the challenger's version where one waits, a classifier's decision threshold (the probability
     from which it answers ``*_predicted: 1``; chosen on validation data: failure for F1, defect for balanced
-    accuracy)."""
+    accuracy), and what the family adds from its manifest (``STATUS_EXTRAS``)."""
     out = []
     for m in versions:
         if m.module == module and "champion" in m.aliases:
@@ -82,11 +89,15 @@ def serving_models(versions: list, module: str) -> list[dict]:
             row = {"name": m.name, "version": m.version, "created_at": utc_text(m.created_at),
                    "challenger": challenger}
             try:
-                threshold = m.manifest.get("threshold")  # what the served model decides with
+                manifest = m.manifest
             except (OSError, ValueError):  # a damaged file: serving says so on the next prediction
-                threshold = None
+                manifest = {}
+            threshold = manifest.get("threshold")  # what the served model decides with
             if isinstance(threshold, int | float) and not isinstance(threshold, bool):
                 row["threshold"] = threshold
+            extra = STATUS_EXTRAS.get(m.name)
+            if extra is not None and manifest:
+                row.update(extra(manifest))
             out.append(row)
     return out
 
@@ -119,6 +130,7 @@ _OPTIONS = {  # what each family's scorer takes besides the rows (serving.predic
     "recent_failure_rate": {"type": ["number", "null"], "minimum": 0, "maximum": 1,
                             "description": "the line's current share of failed wafers (0.065 for 6.5 %), used for "
                             "every record instead of the training file's recent rate (null: the training history)"},
+    "top_k": TOP_K,
     "threshold": {"type": ["number", "null"], "minimum": 0, "maximum": 1,
                   "description": "flag a record (…_predicted 1) at or above this probability instead of the threshold "
                   "the model ships with (GET /v1/<module>/status shows it); null: the model's"},

@@ -5,20 +5,14 @@ points (threshold -> recall, precision, share flagged) and the global importance
 OpenAPI describes the defect answer's explanation fields (``serving/schemas/quality.py``).
 """
 
-import functools
-
-from starlette.concurrency import run_in_threadpool
-
 from serving.routers import modules
 from serving.routers.modules import add_predict_route, module_router
-from serving.schemas.platform import ModuleStatus
 from serving.schemas.predictions import document_entity_id
-from serving.schemas.quality import DEFECT_ROWS, DEFECT_WARNINGS, TOP_K
+from serving.schemas.quality import DEFECT_ROWS, DEFECT_WARNINGS
 
 PREDICT = "/defect/predict"
 STATUS_IMPORTANCE = 10  # features per champion in the status answer (sfai models show --top N for more)
 
-modules._OPTIONS.setdefault("top_k", TOP_K)  # the defect scorer's option (serving.predictions.OPTIONS)
 router = module_router("quality")
 add_predict_route(
     router,
@@ -56,33 +50,4 @@ def defect_status(manifest: dict) -> dict:
     return out
 
 
-# the shared status endpoint, answered by the same code, with each defect champion's entry extended
-_shared = next(r for r in router.routes if getattr(r, "path", None) == router.prefix + "/status")
-router.routes.remove(_shared)
-
-
-@router.get("/status", response_model=ModuleStatus, name="read_quality_status",
-            summary="Plan, quota and models of the quality module; each defect champion with its validation "
-                    "operating points and global importance")
-@functools.wraps(_shared.endpoint)  # the same parameters, so the same dependencies (subscription check included)
-async def read_quality_status(*args, **kwargs) -> ModuleStatus:  # noqa: ANN002, ANN003
-    status = await _shared.endpoint(*args, **kwargs)
-    ctx, platform = kwargs.get("ctx"), kwargs.get("platform")
-    defect = [m for m in status.models if str(m.get("name", "")).startswith("defect")]
-    if not defect or ctx is None or platform is None:
-        return status
-    versions = platform.models.cached_listing(ctx.tenant) or await run_in_threadpool(platform.models.listing,
-                                                                                      ctx.tenant)
-
-    def extend() -> None:
-        for entry in defect:
-            mv = next((v for v in versions if v.name == entry["name"] and v.version == entry["version"]), None)
-            try:
-                manifest = mv.manifest if mv is not None else None
-            except (OSError, ValueError):  # a damaged file: serving says so on the next prediction
-                manifest = None
-            if manifest:
-                entry.update(defect_status(manifest))
-
-    await run_in_threadpool(extend)
-    return status
+modules.STATUS_EXTRAS["defect"] = defect_status
