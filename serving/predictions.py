@@ -26,7 +26,7 @@ from feature_store.view import TIMESTAMP
 from models.families import get_family
 from models.registry import ModelRegistry, find_champion, find_named
 from serving.db import Database
-from serving.errors import InvalidInput, NotFound, UnsupportedMediaType, parse_json, shown
+from serving.errors import InvalidInput, NotFound, UnsupportedMediaType, parse_json_off_loop, shown
 from serving.runtime import ModelIntegrityError, OnnxModel
 
 log = logging.getLogger("sfai.models")
@@ -276,7 +276,8 @@ async def read_frame(request, limit: int = MAX_RECORDS) -> tuple[pd.DataFrame | 
         raise UnsupportedMediaType(
             f"cannot read a {ctype[:60]!r} body: send JSON (application/json), an Arrow IPC stream "
             "(application/vnd.apache.arrow.stream) or Parquet (application/vnd.apache.parquet)")
-    body = parse_json(raw, unique_keys=True)  # a reading named twice in one record: which is true? (as ingest asks)
+    # a reading named twice in one record: which is true? (as ingest asks); a big body is read in a worker thread
+    body = await parse_json_off_loop(raw, unique_keys=True)
     if not isinstance(body, dict):
         raise InvalidInput('expected a JSON object: {"records": [...]} or {"entity_ids": [...], "view": ...}')
     if request.query_params:
@@ -460,6 +461,7 @@ def _forecast_meters(score, model, frame: pd.DataFrame, ids: list, options: dict
         parts.append(out)
     answer = pd.concat(parts, ignore_index=True)
     answer.attrs = {  # each meter's notes, named
+        **{k: parts[0].attrs[k] for k in ("emission_factor_t_per_kwh",) if k in parts[0].attrs},  # the model's
         "filled_intervals": sum(int(p.attrs.get("filled_intervals", 0)) for p in parts),
         "warnings": [f"entity {entity!r}: {w}" for entity, p in zip(ids, parts, strict=True)
                      for w in p.attrs.get("warnings", [])],
@@ -516,7 +518,9 @@ def query_options(params) -> dict:  # noqa: ANN001
     return out
 
 
-NOTES = ("filled_intervals", "warnings")  # what a family's answer frame may say about its input (``attrs``)
+# what a family's answer frame may say beside its rows (``attrs``): an energy forecast's gap-filled intervals and the
+# emission factor its co2_p50 was computed with
+NOTES = ("filled_intervals", "warnings", "emission_factor_t_per_kwh")
 
 
 def answer_notes(frame: pd.DataFrame) -> dict | None:

@@ -332,6 +332,8 @@ def score(model: OnnxModel, df: pd.DataFrame, *, start: str | None = None, horiz
     series = F.series_from_frame(df)
     out = forecast(model, series, parse_start(start, series), horizon, ahead=True, asked=start is not None)
     out["co2_p50"] = with_co2(out, model)["co2_p50"]
+    # the factor beside the numbers, for a manager to check them or apply the reporting year's official factor
+    out.attrs["emission_factor_t_per_kwh"] = float(model.manifest["emission_factor_t_per_kwh"])
     return out
 
 

@@ -143,7 +143,11 @@ ANSWER_NOTES = {  # what a JSON answer says about its input, beside the predicti
                              "had no reading and were filled (from the same time a week earlier)"},
         "warnings": {"type": "array", "items": {"type": "string"}, "description": "what the forecast filled or "
                      "doubts, in words: origins resting mostly on filled values, filled intervals, readings whose "
-                     "level is far from the model's training data (another unit? another meter?)"},
+                     "level is far from the model's training data (another unit? another meter?), readings far "
+                     "above it read as gaps"},
+        "emission_factor_t_per_kwh": {"type": "number", "description": "the tCO2 per kWh co2_p50 is computed "
+                                      "with: the plant's, from its training file's CO2 column, or Korea's grid "
+                                      "factor where it had none; multiply p10 or p90 by it for their CO2"},
     },
     "rul": {
         "warnings": {"type": "array", "items": {"type": "string"}, "description": "units sent with fewer cycles "

@@ -183,3 +183,20 @@ def test_an_empty_trailing_record_is_skipped_and_24_00_read(energy):
     odd[30]["date"] = "31/12/2019 08:00"
     refused(client.post(URL, json={"records": odd}, headers=h), "column 'date' row 31 holds '31/12/2019 08:00', a "
             "dd/mm/yyyy date among ISO dates")
+
+
+def test_the_answer_gives_its_emission_factor_and_sets_a_spike_aside(energy):
+    """A manager could not see the factor behind co2_p50 (nor apply the reporting year's official one), and one
+    reading far above the plant's range made the next day's forecast many times too high without a word."""
+    client, h, records = energy
+    r = client.post(URL, json={"records": records, "horizon": 96}, headers=h)
+    assert r.status_code == 200, r.text
+    answer = r.json()
+    factor = answer["emission_factor_t_per_kwh"]
+    assert 0 < factor < 0.001
+    assert all(abs(p["co2_p50"] - round(p["p50"] * factor, 6)) < 1e-6 for p in answer["predictions"])
+    spiked = [dict(rec) for rec in records]
+    spiked[-20]["Usage_kWh"] = 40_000.0
+    s = client.post(URL, json={"records": spiked, "horizon": 96}, headers=h).json()
+    assert any("read as gaps" in w and "(40,000.0)" in w for w in s["warnings"]), s["warnings"]
+    assert max(p["p50"] for p in s["predictions"]) < 10 * max(p["p50"] for p in answer["predictions"])
