@@ -307,6 +307,7 @@ class EntityRows(list):
     def __init__(self, rows: list[dict], ids: list, store, view: str) -> None:  # noqa: ANN001
         super().__init__(rows)
         self.ids, self.store, self.view = list(ids), store, view
+        self.first_day: str | None = None  # an energy forecast's "start": its history is read from before it
 
 
 def entity_rows(fs, view: str, ids: list) -> EntityRows:  # noqa: ANN001
@@ -371,16 +372,30 @@ def meter_history(rows: EntityRows) -> pd.DataFrame:
                            f"{', '.join(names[:8])}{more}")
     co2 = next((c for c in CO2 if c in names), None)
     span = pd.Timedelta(days=EF.PROFILE_LOOKBACK + 1)
+    first = _day_start(rows.first_day, TZ)
     parts = []
     for i, row in enumerate(rows):
         until = pd.Timestamp(row[TIMESTAMP])
-        part = _readings(rows.store, view, row[view.join_key], until - span, until, [c for c in (usage, co2) if c])
+        since = until - span if first is None else min(until - span, first - span)  # a backtest from an earlier day
+        part = _readings(rows.store, view, row[view.join_key], since, until, [c for c in (usage, co2) if c])
         local = pd.DatetimeIndex(part.pop(TIMESTAMP)).tz_convert(TZ)
         part = part.rename(columns={usage: USAGE[usage], **({co2: CO2[co2]} if co2 else {})})
         part.insert(0, EF.DATE, local.map(pd.Timestamp.isoformat))
         part[METER] = i
         parts.append(part)
     return pd.concat(parts, ignore_index=True)
+
+
+def _day_start(day: object, tz: str) -> pd.Timestamp | None:
+    """An energy forecast's ``start`` (a day, or a time: its day) as that day's 00:00 on the plant's clock; None for
+    none or one that is no date (the forecast itself refuses it, naming it)."""
+    if not isinstance(day, str) or not day.strip():
+        return None
+    try:
+        stamp = pd.Timestamp(day.strip()[:10])
+    except (ValueError, OverflowError):
+        return None
+    return None if pd.isna(stamp) else stamp.tz_localize(tz)
 
 
 def unit_history(rows: EntityRows) -> pd.DataFrame:

@@ -428,6 +428,7 @@ def plant_load(platform, tenant: str, spec: dict, energy: dict | None, days: int
     with _field("energy_forecast"):
         if spec.get("entity_id") is not None:  # the meter's history from the offline store, as a forecast by id
             rows = entity_rows(platform.feature_store(tenant), spec["view"], [spec["entity_id"]])
+            rows.first_day = spec.get("start") or (clock.at(0) if clock is not None else None)
             frame = meter_history(rows).drop(columns=METER)
         else:
             frame = records_frame("energy", spec["records"])

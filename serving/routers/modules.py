@@ -19,6 +19,7 @@ from serving.handlers import SfaiRoute
 from serving.predictions import (
     ARROW_STREAM,
     MAX_RECORDS,
+    EntityRows,
     answer_notes,
     arrow_stream,
     check_batch,
@@ -248,6 +249,8 @@ def add_predict_route(router: APIRouter, path: str, family: str, summary: str, *
         )
         request.state.sfai_model_version = f"{model.name}@{model.version}"
         options = prediction_options(body, family, explain, len(rows))
+        if from_store and isinstance(rows, EntityRows):  # a forecast from an earlier day reads the history before it
+            rows.first_day = options.get("start")
         if ARROW_STREAM in (request.headers.get("accept") or ""):  # a batch client that reads Arrow back
             def arrow_answer() -> tuple[int, bytes]:  # the frame too is built off the event loop (~55 ms for
                 frame = records_frame(family, rows, from_store=from_store)  # 1,000 SECOM records)
