@@ -218,7 +218,52 @@ def proofs(problem: SchedulingProblem) -> list[dict[str, Any]]:
     operations that break a rule among themselves (overlap, calendar, precedence, peak power, horizon; not a
     setup, see :func:`_pin_clashes`), or a pin before the work that must come first can end
     (:func:`_early_pins`)."""
-    return _horizon_checks(problem) + _pin_clashes(problem) + _early_pins(problem)
+    return _horizon_checks(problem) + _pin_clashes(problem) + _early_pins(problem) + _power_room(problem)
+
+
+def _power_room(problem: SchedulingProblem) -> list[dict[str, Any]]:
+    """An operation that draws power needs a stretch of its shortest duration where the base load leaves it room
+    under the peak cap (``base_at(t) + power_kw <= peak_cap_kw``), after its job's release and before the horizon.
+    The base load holds per energy period and its last value for every time after, so where that last value leaves
+    no room and no earlier stretch is long enough, no plan exists however long the solve runs (an energy manager's
+    plan answered UNKNOWN, "give the solve more time"). The first such operation is named."""
+    en = problem.energy
+    if en is None or en.peak_cap_kw is None or not en.base_load_kw:
+        return []
+    period, loads = en.period, en.base_load_kw
+    end = len(loads) * period  # the last value stands from here on
+    for job in problem.jobs:
+        for op in job.operations:
+            d = op.min_duration
+            if op.power_kw <= 0 or d <= 0 or op.pinned_start is not None:
+                continue  # pins: their own checks (_pin_clashes)
+            fits = [kw + op.power_kw <= en.peak_cap_kw + 1e-9 for kw in loads]
+            limit = problem.horizon if problem.horizon is not None else None
+            if fits[-1] and (limit is None or limit >= max(end, job.release) + d):
+                continue  # the time after the forecast has room, as long as needed
+            longest, run_start = 0, None
+            for i, ok in enumerate(fits):
+                lo, hi = max(i * period, job.release), (i + 1) * period if i < len(loads) - 1 or not ok else \
+                    (limit if limit is not None else 10**18)
+                if limit is not None:
+                    hi = min(hi, limit)
+                if ok and hi > lo:
+                    run_start = lo if run_start is None else run_start
+                    longest = max(longest, hi - run_start)
+                else:
+                    run_start = None
+                if longest >= d:
+                    break
+            if longest >= d:
+                continue
+            room = f"stretches of at most {longest} time units" if longest else "no stretch at all"
+            return [_reason("peak_power", f"job {job.id!r} operation {op.id!r} ({op.power_kw:g} kW for {d} time "
+                                          f"units at the least) fits under the peak power cap of {en.peak_cap_kw:g} "
+                                          f"kW nowhere: with the base load, the cap leaves it {room} after the job's "
+                                          f"release (t={job.release}), and the last base load ({loads[-1]:g} kW, "
+                                          f"from t={end} on) leaves it none",
+                            job=job.id, operation=op.id, peak_cap_kw=en.peak_cap_kw)]
+    return []
 
 
 def _horizon_checks(problem: SchedulingProblem) -> list[dict[str, Any]]:
@@ -320,10 +365,12 @@ def why_no_plan(problem: SchedulingProblem, schedule: Schedule, deadline: float,
         out.append(_reason("dispatch", f"the dispatching rules found no plan: {notes['dispatch']}"))
     if notes.get("model_too_large"):
         out.append(_reason("model_too_large", notes["model_too_large"]))
-    out += proofs(problem)
+    proven = proofs(problem)
+    out += proven
     if schedule.status != "INFEASIBLE":
-        out.append(_reason("time_limit", "no plan was found within the time limit; give the solve more time "
-                                         "(time_limit_s), or run it as a background job"))
+        if not proven:  # a proof says more time would not help
+            out.append(_reason("time_limit", "no plan was found within the time limit; give the solve more time "
+                                             "(time_limit_s), or run it as a background job"))
         return out
     relax = _relaxations(problem)
     found = {r["type"] for r in out}

@@ -127,3 +127,26 @@ def test_a_base_load_above_the_cap_is_said():
     fine = problem_from_dict({**json.loads(json.dumps({"machines": ["M1"], "jobs": [{"id": "J1", "operations": [
         {"machines": {"M1": 30}}]}]})), "energy": {"base_load_kw": [10], "peak_cap_kw": 450}})
     assert not [n for n in fine.notes() if n["type"] == "base_load_over_cap"]
+
+
+def test_an_operation_the_base_load_leaves_no_room_for_is_proven_planless():
+    """The base load under the cap leaves a powered operation a one-hour stretch, and nothing after the forecast:
+    the answer was UNKNOWN with "give the solve more time" (energy manager's audit). It is now proven without a
+    search, naming the operation, and more time is not suggested."""
+    from optimization.io import problem_from_dict
+    from optimization.service import make_params, solve_document
+
+    def doc(duration: int) -> dict:
+        p = problem_from_dict({"machines": ["M1"], "jobs": [{"id": "J1", "operations": [
+            {"id": "melt", "machines": {"M1": duration}, "power_kw": 10}]}], "energy": {
+            "period": 60, "base_load_kw": [500, 10, 460], "peak_cap_kw": 450, "prices": [1]}})
+        return solve_document(p, make_params(p, time_limit_s=2))[1]
+
+    answer = doc(90)
+    assert not answer["gantt"] and answer["status"] in ("INFEASIBLE", "UNKNOWN")
+    reasons = {r["type"]: r for r in answer["no_plan_reasons"]}
+    assert "time_limit" not in reasons, reasons
+    assert reasons["peak_power"]["message"].startswith(
+        "job 'J1' operation 'melt' (10 kW for 90 time units at the least) fits under the peak power cap of 450 kW "
+        "nowhere: with the base load, the cap leaves it stretches of at most 60 time units")
+    assert doc(60)["gantt"][0]["start"] == 60  # an hour fits in the hour with room
