@@ -3,38 +3,15 @@ one at once (a circuit breaker), instead of holding every caller for a 5-s timeo
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 
 import pytest
 import redis
 
+from tests.serving import test_quota
 
-@pytest.fixture
-def silent_server():
-    """A TCP server that accepts connections and never answers (a hung Redis)."""
-    srv = socket.socket()
-    srv.bind(("127.0.0.1", 0))
-    srv.listen(64)
-    held, stop = [], threading.Event()
-
-    def accept():
-        srv.settimeout(0.1)
-        while not stop.is_set():
-            try:
-                held.append(srv.accept()[0])
-            except OSError:
-                pass
-
-    t = threading.Thread(target=accept, daemon=True)
-    t.start()
-    yield f"redis://127.0.0.1:{srv.getsockname()[1]}/0"
-    stop.set()
-    t.join(2)
-    for c in held:
-        c.close()
-    srv.close()
+silent_server = test_quota.blackhole  # a TCP server that accepts connections and never answers
 
 
 def test_a_silent_redis_fails_calls_at_once_after_the_first(silent_server):

@@ -30,6 +30,9 @@ class Result:
     out: str
     err: str
 
+    def __iter__(self):  # rc, out, err = sfai(...)
+        return iter((self.rc, self.out, self.err))
+
     @property
     def error(self) -> str:
         """The one error line (asserted to be the only line on stderr)."""

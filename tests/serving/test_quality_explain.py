@@ -7,9 +7,7 @@ status's operating points and global importance."""
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -21,23 +19,15 @@ from models.defect import features as F
 from models.registry import ModelRegistry
 from serving import tenancy
 from serving.batch import score_file
-from serving.cli import common
-from serving.cli import main as cli_main
-from serving.settings import get_settings
-from tests.datasets import NoTracker, need
+from tests.datasets import NoTracker
+from tests.models import test_defect_explain
+from tests.serving import test_cli_platform_inputs
 from tests.serving.helpers import bearer, make_tenant
 
 PEPPER = "test-secret-0123456789"
+subset = test_defect_explain.subset  # fixtures shared with those tests
+sfai = test_cli_platform_inputs.sfai
 URL = "/v1/quality/defect/predict"
-
-
-@pytest.fixture(scope="module")
-def subset(tmp_path_factory) -> Path:
-    df = pd.read_csv(need("secom/secom_train.csv"))
-    rows = pd.concat([df[df.label == 1].head(30), df[df.label == -1].head(270)]).sort_values("row_id")
-    path = tmp_path_factory.mktemp("secom") / "train.csv"
-    rows[["row_id", "label", "timestamp", *F.measurement_columns(df)[:150]]].to_csv(path, index=False)
-    return path
 
 
 @pytest.fixture(scope="module")
@@ -59,40 +49,6 @@ def _copy(model_dir: Path, dest: Path, *, prior: bool, subset: Path | None = Non
         manifest["drift"] = {**D.history(D.stamps(df), F.labels(df), 50), "coef": [0.8, 0.9, -0.2]}
     (dest / "manifest.json").write_text(json.dumps(manifest))
     return dest
-
-
-def _clear_caches() -> None:
-    if common.database.cache_info().currsize:
-        common.database().dispose()
-    common.database.cache_clear()
-    common.settings.cache_clear()
-    get_settings.cache_clear()
-
-
-@pytest.fixture
-def sfai(sfai_env, monkeypatch, capsys):
-    """``sfai(*args) -> (rc, stdout, stderr)``, the CLI run in this process on the test's home and database."""
-    for k in [k for k in os.environ if k.startswith("SFAI_")]:
-        monkeypatch.delenv(k)
-    for k, v in sfai_env.items():
-        if k.startswith("SFAI_"):
-            monkeypatch.setenv(k, v)
-
-    def run(*args: str) -> tuple[int, str, str]:
-        _clear_caches()
-        monkeypatch.setattr(sys, "argv", ["sfai", *args])
-        capsys.readouterr()
-        try:
-            cli_main.run()
-            rc = 0
-        except SystemExit as e:
-            rc = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
-        finally:
-            _clear_caches()
-        out, err = capsys.readouterr()
-        return rc, out, err
-
-    return run
 
 
 def test_cli_predict_explains_after_the_contract_columns(sfai, db, settings, trained, subset, tmp_path):
