@@ -49,6 +49,23 @@ function say(msg, error = false) {
   el.classList.toggle("error", error);
 }
 
+// The status line emptied: on a tab switch, a message of the tab left is not the next tab's news. The element stays
+// the page's one live region (role="status", aria-live="polite") for the next message; emptying it announces nothing,
+// and a language switch brings nothing back.
+function clearStatus() {
+  said = null;
+  const el = $("status");
+  el.textContent = "";
+  el.title = "";
+  el.classList.remove("error");
+}
+
+// A message about the work of one tab, said only while that tab is shown: an answer that comes back after the user
+// has moved to another tab (a dashboard still loading) is not put on that tab's status line.
+function sayOn(tab, msg, error = false) {
+  if (!$("panel-" + tab).hidden) say(msg, error);
+}
+
 // `text`: a string, or a function giving it in the current language (the message follows a language switch)
 class ApiError extends Error {
   constructor(status, text, { code = null, detail = "", showDetail = false } = {}) {
@@ -475,6 +492,7 @@ function restorePlan(doc) {
 // ------------------------------------------------------------------------------------------------ tabs
 const TABS = ["planner", "dashboard", "admin"];
 function showTab(name, focus = false) {
+  if (TABS.find((n) => !$("panel-" + n).hidden) !== name) clearStatus(); // another tab: the last one's message goes
   for (const n of TABS) {
     const tab = $("tab-" + n);
     const on = n === name;
@@ -1645,6 +1663,21 @@ function calendarClashWords(r, msg) {
   return { text: t(c.kind === "break" ? "reason.cal.startedBreak" : "reason.cal.started", vars) };
 }
 
+// A proof (diagnose.py's _power_room): an operation finds no stretch long enough under the peak power cap once the
+// base load is added, after its job's release; the last base load, which stands for every time after, leaves none.
+function powerRoomWords(r, msg) {
+  const op = `${r.job}/${r.operation}`;
+  const num = "(-?[\\d.]+(?:e[+-]?\\d+)?)";
+  const m = msg.match(new RegExp(`\\(${num} kW for (\\d+) time units at the least\\) fits under the peak power cap of ${num} kW nowhere: ` +
+    `with the base load, the cap leaves it (?:stretches of at most (\\d+) time units|no stretch at all) after the job's release \\(t=(-?\\d+)\\)` +
+    `(?:, and the last base load \\(${num} kW, from t=(-?\\d+) on\\) leaves it none)?`));
+  const cap = r.peak_cap_kw ?? m?.[3];
+  if (!m) return { text: t("reason.powerRoomAny", { op, cap }), detail: msg };
+  const room = m[4] ? t("reason.powerRoomLongest", { n: m[4] }) : t("reason.powerRoomNone");
+  const last = m[6] !== undefined ? " " + t("reason.powerRoomLast", { kw: m[6], from: m[7] }) : "";
+  return { text: t("reason.powerRoom", { op, kw: m[1], d: m[2], cap, room, release: m[5] }) + last };
+}
+
 // A pin (or a started operation) before the work that must come first can end (fields job, operation, start,
 // earliest), with that work: "job 'A' is released at t=10, then operation 'a' takes 50; ..." in words.
 function earlyPinWords(r, msg) {
@@ -1754,6 +1787,7 @@ function reasonWords(r, problem) {
         const rule = violationWords(m[2]);
         return rule ? { text: t("reason.pinClash", { who, rule }) } : { text: t("reason.pinClashAny", { who }), detail: m[2] };
       }
+      if (r.type === "peak_power" && r.job !== undefined && r.operation !== undefined) return powerRoomWords(r, msg);
       return null;
     }
     case "unchecked": { // no time was left to check a rule, or the solve was stopped (a job cancelled) before it did
@@ -2141,7 +2175,7 @@ async function loadDashboard() {
     S.tenant = tenant;
   } catch (e) {
     if (epoch !== S.epoch) return;
-    say(e, true);
+    sayOn("dashboard", e, true);
   }
   const subscribed = new Set(S.tenant.modules);
   if (!S.samples && [...subscribed].some((m) => m !== "scheduling")) {
@@ -2153,7 +2187,7 @@ async function loadDashboard() {
     } catch (e) {
       if (epoch !== S.epoch) return;
       S.samplesError = e; // the cards say why (not "press Refresh" for every reason)
-      say(e, true);
+      sayOn("dashboard", e, true);
     }
   }
   if (epoch !== S.epoch || load !== dashLoads) return; // signed out, or a newer load draws the cards
@@ -2221,34 +2255,102 @@ async function dashMaintenance(load) {
   showCard("maintenance", html, load);
 }
 
-// A wafer's three top measurements: the name (English, marked so), the value against the training median in words
-// and figures, with ↑ / ↓ for above / below it (– not sent), then the contribution to the risk, in words ("risk
-// +0.42": + raises it). The arrow is the value's side of the median and the sign the risk's: said apart, they no
-// longer read as contradicting (↓ with +); the value and median had been in a tooltip only.
+// A defect prediction's explanation (models/defect/predict.py `_explain`, the OpenAPI's DEFECT_ROWS). Every number is
+// on the served log-odds scale: `baseline_logit` (a median wafer at the training failure rate, `baseline_probability`)
+// plus each entry's `contribution` is the wafer's log-odds. An entry's `probability_change` is the served probability
+// minus the one with that entry at its baseline: points of risk. The card had shown the contribution as "defect risk
+// +0.11" beside "8.5 %", which read as percentage points; it is now said as log-odds, with the points of risk apart.
+// "+0.79", "−0.30": signed with a true minus, `d` decimals at most (all of them where `fixed`)
+const signed = (v, d, fixed = false) => `${v >= 0 ? "+" : "−"}${fixed
+  ? Math.abs(v).toLocaleString(LANG === "ko" ? "ko-KR" : "en-US", { minimumFractionDigits: d, maximumFractionDigits: d }) : fmt(Math.abs(v), d)}`;
+// a measurement's value as read: 913.3, 0.972, 0.000123 (not 0)
+const measured = (v) => (typeof v !== "number" ? "–" : v !== 0 && Math.abs(v) < 0.01
+  ? Number(v).toLocaleString(LANG === "ko" ? "ko-KR" : "en-US", { maximumSignificantDigits: 3 }) : fmt(v, Math.abs(v) >= 100 ? 1 : 3));
+// a probability as a percentage: 8.5, 0.42 (below 1 %, two decimals)
+const percent = (p) => fmt(100 * p, 100 * Math.abs(p) < 1 ? 2 : 1);
+const riskPoints = (change) => { const pts = 100 * change; return signed(pts, Math.abs(pts) >= 1 ? 1 : 2); };
+
+// The entries shown for a wafer: its three largest, and the line's recent failure rate wherever the answer lists it.
+function shownFactors(d) {
+  const shown = d.slice(0, 3);
+  const rate = d.find((m) => m.kind === "recent_failure_rate");
+  if (rate && !shown.includes(rate)) shown.push(rate);
+  return shown;
+}
+
+// One entry in words: what it is (a measurement's value against its typical range and training median, with its
+// robust z and a clipped mark; the recent failure rate against the usual one), then its log-odds and its points of
+// risk. A measurement's arrow is the value's side of the median, the sign the risk's: said apart (a low value may
+// raise the risk).
+function factorLine(m) {
+  const kind = m.kind || "measurement";
+  const effect = t("dash.logOdds", { v: signed(m.contribution, 2, true) }) +
+    (typeof m.probability_change === "number" ? ` · ${t("dash.riskPoints", { v: riskPoints(m.probability_change) })}` : "");
+  const item = (html) => `<li data-kind="${esc(kind)}" data-direction="${esc(m.direction ?? "")}" data-measurement="${esc(m.measurement ?? "")}">${html}; <span class="effect">${esc(effect)}</span></li>`;
+  if (kind === "recent_failure_rate") {
+    const side = m.value > m.median ? "above" : m.value < m.median ? "below" : "at";
+    const rate = (v) => fmt(v, 3);
+    const source = m.source === "given" ? t("dash.rate.given", { sent: rate(m.sent ?? m.value) }) : m.source === "history" ? t("dash.rate.history") : "";
+    return item(esc(t("dash.rate." + side, { rate: rate(m.value), usual: rate(m.median) }) + (source ? ` (${source})` : "")));
+  }
+  if (kind === "other") return item(esc(t("dash.factorOther")));
+  const range = Array.isArray(m.typical_range) && m.typical_range.length === 2 ? m.typical_range : null;
+  let side = ["high", "low", "missing"].includes(m.direction) ? m.direction : "equal";
+  if (range && typeof m.value === "number") { // outside its typical range says more than "above the median"
+    if (m.value > range[1]) side = "aboveRange";
+    else if (m.value < range[0]) side = "belowRange";
+  }
+  const arrow = { high: "↑", low: "↓", aboveRange: "↑", belowRange: "↓", missing: "–" }[side] ?? "=";
+  let vs;
+  if (m.value === null || m.value === undefined) {
+    vs = t(kind === "missing_indicator" ? "dash.measurementAbsent" : "dash.measurementMissing", { median: measured(m.median) });
+  } else {
+    vs = range ? t("dash.measurementRange", { value: measured(m.value), lo: measured(range[0]), hi: measured(range[1]), median: measured(m.median) })
+      : t("dash.measurementValue", { value: measured(m.value), median: measured(m.median) });
+    if (typeof m.z === "number") vs += `; ${t("dash.z", { z: signed(m.z, 2) })}`;
+  }
+  const clipped = m.clipped ? ` <b class="clipped" data-clipped="true">${esc(t("dash.clipped"))}</b>` : "";
+  return item(`<span lang="en">${esc(m.measurement)}</span> <span aria-hidden="true">${arrow}</span> ${esc(t("dash.side." + side))} (${esc(vs)})${clipped}`);
+}
+
 function topMeasurements(p) {
   const d = p.top_measurement_values;
   if (!Array.isArray(d)) return `<span lang="en">${esc((p.top_measurements || "").split(";").slice(0, 3).join(", "))}</span>`;
-  return `<ul class="measurements">` + d.slice(0, 3).map((m) => {
-    const arrow = { high: "↑", low: "↓", missing: "–" }[m.direction] ?? "=";
-    const side = t("dash.side." + (["high", "low", "missing"].includes(m.direction) ? m.direction : "equal"));
-    const num = (v) => (typeof v === "number" ? fmt(v, Math.abs(v) >= 100 ? 1 : 3) : esc(v ?? "–"));
-    const vs = m.value === null ? t("dash.measurementMissing", { median: num(m.median) }) : t("dash.measurementValue", { value: num(m.value), median: num(m.median) });
-    const risk = t("dash.riskShare", { share: `${m.contribution >= 0 ? "+" : "−"}${fmt(Math.abs(m.contribution), 2)}` });
-    return `<li data-direction="${esc(m.direction)}"><span lang="en">${esc(m.measurement)}</span> <span aria-hidden="true">${arrow}</span> ` +
-      `${esc(side)} (${esc(vs)}); ${esc(risk)}</li>`;
-  }).join("") + `</ul>`;
+  const shown = shownFactors(d);
+  let share = "";
+  // the entries shown against everything that moved the wafer: `explained_share` is the listed entries' share of the
+  // total |contribution|, and three of them (and the rate) are shown
+  const listed = d.reduce((n, m) => n + Math.abs(m.contribution || 0), 0);
+  if (typeof p.explained_share === "number" && listed > 0 && shown.length) {
+    const part = Math.min(1, (p.explained_share * shown.reduce((n, m) => n + Math.abs(m.contribution || 0), 0)) / listed);
+    share = `<p class="factor-share">${esc(t("dash.shownShare", { share: fmt(100 * part, 0) }))}</p>`;
+  }
+  return `<ul class="measurements">${shown.map(factorLine).join("")}</ul>${share}`;
 }
 
 async function dashQuality(load) {
   let html = "";
   try {
     const { s, res } = await predict("defect");
+    const rows = res.predictions;
+    // a median wafer's risk: where the answer has it, what each row's log-odds start from (the same for every row)
+    const base = rows.find((p) => typeof p.baseline_probability === "number");
     html += `<h3>${esc(t("dash.defects"))}</h3><table id="defect-table"><thead><tr><th>${t("dash.part")}</th><th>${t("dash.prob")}</th>` +
-      `<th>${t("dash.defect")}</th><th>${t("dash.features")}</th></tr></thead><tbody>` +
-      res.predictions.map((p) => `<tr><td>${esc(p.row_id)}</td><td>${meter(p.defect_probability)} ${fmt(p.defect_probability * 100, 1)}%</td>` +
-        `<td>${p.defect_predicted ? `<b class="late-tag">${esc(t("yes"))}</b>` : esc(t("no"))}</td>` +
-        `<td class="muted">${topMeasurements(p)}</td></tr>`).join("") +
-      "</tbody></table>" + sourceNote(s);
+      `<th>${t("dash.defect")}</th><th>${t("dash.defectFactors")}</th></tr></thead><tbody>` +
+      rows.map((p) => {
+        // a median wafer at this wafer's recent failure rate, where that rate moves it from the baseline
+        const atRate = typeof p.median_wafer_probability === "number" && typeof p.baseline_probability === "number" &&
+          Math.abs(p.median_wafer_probability - p.baseline_probability) >= 0.0005
+          ? `<span class="base-rate">${esc(t("dash.medianWaferAtRate", { p: percent(p.median_wafer_probability) }))}</span>` : "";
+        return `<tr><td>${esc(p.row_id)}</td><td class="prob">${meter(p.defect_probability)} ${fmt(p.defect_probability * 100, 1)}%${atRate}</td>` +
+          `<td>${p.defect_predicted ? `<b class="late-tag">${esc(t("yes"))}</b>` : esc(t("no"))}</td>` +
+          `<td class="muted">${topMeasurements(p)}</td></tr>`;
+      }).join("") +
+      "</tbody></table>" +
+      (base ? `<p class="muted" id="defect-baseline">${esc(t("dash.defectBaseline", { p: percent(base.baseline_probability),
+        logit: typeof base.baseline_logit === "number" ? signed(base.baseline_logit, 2, true) : "–" }))}</p>` : "") +
+      (rows.some((p) => Array.isArray(p.top_measurement_values)) ? `<p class="muted" id="defect-legend">${esc(t("dash.defectLegend"))}</p>` : "") +
+      sourceNote(s);
   } catch (e) { html += noModel(e, "defect"); }
   showCard("quality", html, load);
 }
@@ -2262,18 +2364,22 @@ async function dashEnergy(load) {
     const actual = new Map((s.actuals || []).map((a) => [a.timestamp.slice(0, 16), a.kwh]));
     const kwh = fc.reduce((n, p) => n + p.p50, 0);
     const co2 = fc.reduce((n, p) => n + (p.co2_p50 || 0), 0) * 1000;
-    html += `<h3>${esc(t("dash.energy"))}</h3>` + energyChart(fc, actual) +
+    // a meter's forecast (by its id) has no actuals to draw: the heading and the legend name only what is drawn
+    const drawn = fc.some((p) => actual.get(String(p.timestamp).slice(0, 16)) != null);
+    html += `<h3>${esc(t(drawn ? "dash.energy" : "dash.energyNoActual"))}</h3>` + energyChart(fc, actual) +
       `<p id="energy-totals">${esc(t("dash.energyTotals", { kwh: fmt(kwh, 1), co2: fmt(co2, 1) }))} · ${esc(origin)}</p>` + sourceNote(s);
   } catch (e) { html += noModel(e, "energy"); }
   showCard("energy", html, load);
 }
 
 // The forecast against the actuals: the legend above the plot (not over the data), kWh ticks with the decimals
-// their step needs, times and the date in the factory's time (KST) under it.
+// their step needs, times and the date in the factory's time (KST) under it. The actuals' line and its legend entry
+// only where there are actuals for the forecast's times (none for a meter's next day, forecast by its id).
 function energyChart(fc, actual) {
   const W = 540, H = 226, L = 44, B = 36, T = 26;
   if (!fc.length) return "";
   const acts = fc.map((p) => actual.get(String(p.timestamp).slice(0, 16)));
+  const hasActual = acts.some((v) => v != null);
   const hi = Math.max(...fc.map((p) => p.p90), ...acts.filter((v) => v != null)) * 1.05;
   const lo = Math.min(0, ...fc.map((p) => p.p10));
   const X = (i) => L + (i / Math.max(1, fc.length - 1)) * (W - L - 8);
@@ -2293,13 +2399,14 @@ function energyChart(fc, actual) {
   }
   const days = [...new Set(fc.map((p) => String(p.timestamp).slice(0, 10)))];
   ticks += `<text x="${L}" y="${H - 4}" font-size="10" fill="#5f6d7b" class="x-date">${esc(t("dash.energyDate", { date: days[0] + (days.length > 1 ? " – " + days[days.length - 1] : "") }))}</text>`;
-  return `<svg id="energy-chart" width="100%" viewBox="0 0 ${W} ${H}" role="img" aria-label="${esc(t("dash.energy"))}" font-family="system-ui, sans-serif">` +
+  return `<svg id="energy-chart" width="100%" viewBox="0 0 ${W} ${H}" role="img" aria-label="${esc(t(hasActual ? "dash.energy" : "dash.energyNoActual"))}" font-family="system-ui, sans-serif">` +
     ticks + `<polygon points="${band}" fill="#a0cbe8" opacity="0.6"><title>${esc(t("dash.band"))}</title></polygon>` +
-    `<polyline points="${line(fc.map((p) => p.p50))}" fill="none" stroke="#1f6fb2" stroke-width="2"/>` +
-    `<polyline points="${line(acts)}" fill="none" stroke="#d92d20" stroke-width="1.5" stroke-dasharray="3 2"/>` +
-    `<g font-size="11" class="chart-legend"><rect x="${L + 6}" y="4" width="10" height="8" fill="#a0cbe8"/><text x="${L + 20}" y="12">${esc(t("dash.band"))}</text>` +
-    `<line x1="${L + 90}" x2="${L + 104}" y1="8" y2="8" stroke="#1f6fb2" stroke-width="2"/><text x="${L + 108}" y="12">${esc(t("dash.p50"))}</text>` +
-    `<line x1="${L + 190}" x2="${L + 204}" y1="8" y2="8" stroke="#d92d20" stroke-dasharray="3 2"/><text x="${L + 208}" y="12">${esc(t("dash.actual"))}</text></g></svg>`;
+    `<polyline points="${line(fc.map((p) => p.p50))}" fill="none" stroke="#1f6fb2" stroke-width="2" class="p50"/>` +
+    (hasActual ? `<polyline points="${line(acts)}" fill="none" stroke="#d92d20" stroke-width="1.5" stroke-dasharray="3 2" class="actual"/>` : "") +
+    `<g font-size="11" class="chart-legend"><g data-series="band"><rect x="${L + 6}" y="4" width="10" height="8" fill="#a0cbe8"/><text x="${L + 20}" y="12">${esc(t("dash.band"))}</text></g>` +
+    `<g data-series="p50"><line x1="${L + 90}" x2="${L + 104}" y1="8" y2="8" stroke="#1f6fb2" stroke-width="2"/><text x="${L + 108}" y="12">${esc(t("dash.p50"))}</text></g>` +
+    (hasActual ? `<g data-series="actual"><line x1="${L + 190}" x2="${L + 204}" y1="8" y2="8" stroke="#d92d20" stroke-dasharray="3 2"/><text x="${L + 208}" y="12">${esc(t("dash.actual"))}</text></g>` : "") +
+    `</g></svg>`;
 }
 
 // The scheduling card: the last plan in brief, marked out of date (as the planner marks it) once the orders have
@@ -2360,7 +2467,7 @@ async function loadSubs() {
         } catch (e) { say(e, true); }
       }, () => nextControl("subs-table", "[data-unsub]", index, "sub-module"));
     }));
-  } catch (e) { say(e, true); }
+  } catch (e) { sayOn("admin", e, true); }
 }
 
 async function afterSubChange() {
@@ -2407,7 +2514,7 @@ async function loadKeys() {
         } catch (e) { say(e, true); }
       }, () => (S.tenant ? nextControl("keys-table", "[data-revoke]", index, "key-name") : null));
     }));
-  } catch (e) { say(e, true); }
+  } catch (e) { sayOn("admin", e, true); }
 }
 
 // "to" not after "from" is refused here, in words (the server's answer would be its English text)
@@ -2480,7 +2587,7 @@ async function loadUsage(older = false) {
     if (usageSaid && said === usageSaid) say("");
     usageSaid = null;
   } catch (e) {
-    say(e, true);
+    sayOn("admin", e, true);
     if (said?.msg === e) usageSaid = said;
   }
 }

@@ -41,6 +41,12 @@ let ganttSeq = 0;
 const MIN_WIDTH = 280; // a phone's width (390 px) less the card's padding: the chart fits, not cut off
 const LONG_PRESS_MS = 350; // a finger held this long on a bar picks it up
 const TOUCH_SLOP = 8; // px a finger may wander while held
+// On a phone (the width console.css takes as one) an interactive chart's rows and bars are taller and each bar is a
+// target of at least TARGET x TARGET px (WCAG 2.5.5): a bar narrower than that gets an invisible hit area around it,
+// into the free time beside it (up to half way to the next bar, so that no two targets overlap).
+const NARROW = "(max-width: 600px)";
+const ROOMY = { rowH: 56, barH: 36 };
+const TARGET = 44;
 
 // Text widths as the chart's font draws them (a canvas measures without the text being on the page).
 let measurer = null;
@@ -147,9 +153,11 @@ const finite = (v) => typeof v === "number" && Number.isFinite(v);
 function createGantt(container, opts = {}) {
   const uid = `g${++ganttSeq}`; // ids inside the SVG are document-wide: one set per chart
   const o = { interactive: true, rowH: 38, barH: 24, labelW: 92, axisH: 26, onSelect: null, onPin: null, label: (k) => k,
-    locale: () => document.documentElement.lang || "en", ...opts };
+    locale: () => document.documentElement.lang || "en", narrow: () => !!window.matchMedia?.(NARROW).matches, ...opts };
   // axisH: the axis's height as drawn (a plan with a clock has a line of dates above the times)
-  const st = { problem: null, result: null, t0: 0, scale: 1, width: 800, tMax: 100, selected: null, active: null, noPan: false, axisH: o.axisH };
+  // rowH, barH: as drawn (taller on a phone); roomy: whether they are
+  const st = { problem: null, result: null, t0: 0, scale: 1, width: 800, tMax: 100, selected: null, active: null, noPan: false, axisH: o.axisH,
+    rowH: o.rowH, barH: o.barH, roomy: false };
   const keyOf = (r) => ({ job: r.job, operation: r.operation });
   const same = (a, b) => !!a && !!b && String(a.job) === String(b.job) && String(a.operation) === String(b.operation);
   const barEl = (k) => k && container.querySelector(`g.op[data-job="${CSS.escape(String(k.job))}"][data-op="${CSS.escape(String(k.operation))}"]`);
@@ -223,6 +231,35 @@ function createGantt(container, opts = {}) {
     }
   }
 
+  // On a phone, each bar's target across (rect.hit): its own span, widened to TARGET px where it is narrower, into the
+  // free time on either side: up to half way to the next bar of its machine, and on the left up to where the previous
+  // bar's target ends (so that one bar's unused half goes to its neighbour); never into the machine column, past the
+  // chart's right edge or over another bar's target. Map of a gantt row to [left, right] in px.
+  function hitSpans(mids) {
+    const spans = new Map();
+    for (const mid of mids) {
+      const row = rowOps(mid);
+      let floor = -Infinity; // where the previous bar's target ends
+      row.forEach((r, k) => {
+        const xs = x(r.start);
+        const xe = xs + Math.max(2, (r.end - r.start) * st.scale);
+        let span = [xs, xe];
+        if (xe - xs < TARGET) {
+          const next = row[k + 1];
+          const lo = Math.max(Math.min(xs, o.labelW), Math.min(xs, floor));
+          let hi = Math.max(xe, st.width);
+          if (next) hi = Math.min(hi, Math.max(xe, (xe + x(next.start)) / 2));
+          const centred = xs - (TARGET - (xe - xs)) / 2; // the target's left edge, centred on the bar
+          const right = Math.min(hi, Math.max(lo, centred) + TARGET);
+          span = [Math.max(lo, Math.min(centred, right - TARGET)), right];
+        }
+        spans.set(r, span);
+        floor = span[1];
+      });
+    }
+    return spans;
+  }
+
   function draw() {
     // a bar that had the focus is drawn anew: the new one gets it (a re-plan, a wheel zoom), not <body>
     const hadFocus = !!st.result && container.contains(document.activeElement) && document.activeElement !== container;
@@ -232,9 +269,13 @@ function createGantt(container, opts = {}) {
     const clk = planClock(st.result);
     const axisH = o.axisH + (clk ? 13 : 0);
     st.axisH = axisH;
+    st.roomy = o.interactive && o.narrow();
+    const rowH = st.roomy ? Math.max(o.rowH, ROOMY.rowH) : o.rowH;
+    const barH = st.roomy ? Math.max(o.barH, ROOMY.barH) : o.barH;
+    Object.assign(st, { rowH, barH });
     // times in words: on the plan's clock where it has one ("2026-12-08 06:00–07:30"), else plan units ("360–450")
     const span = (a, b) => (clk ? clockRange(clk, a, b) : `${a}–${b}`);
-    const H = axisH + mids.length * o.rowH + 8;
+    const H = axisH + mids.length * rowH + 8;
     const W = st.width;
     // a chart with bars to act on is no image (an image's children are presentational): its box (#gantt, a
     // labelled group) names it; a chart only to look at (the what-if pair) is an image with a name
@@ -271,11 +312,11 @@ function createGantt(container, opts = {}) {
     }
     // rows
     mids.forEach((mid, i) => {
-      const y = axisH + i * o.rowH;
-      svgEl("line", { x1: 0, y1: y + o.rowH, x2: W, y2: y + o.rowH, stroke: "#e3e8ee", "pointer-events": "none" }, svg);
+      const y = axisH + i * rowH;
+      svgEl("line", { x1: 0, y1: y + rowH, x2: W, y2: y + rowH, stroke: "#e3e8ee", "pointer-events": "none" }, svg);
       for (const d of downtimes(mid)) {
         const maint = d.kind === "maintenance";
-        const r = svgEl("rect", { x: x(d.start), y: y + 2, width: Math.max(1, (d.end - d.start) * st.scale), height: o.rowH - 4,
+        const r = svgEl("rect", { x: x(d.start), y: y + 2, width: Math.max(1, (d.end - d.start) * st.scale), height: rowH - 4,
           fill: maint ? `url(#${uid}-maint)` : d.kind === "break" ? "#e4e7eb" : "#cfd5dc", class: `downtime ${d.kind}`, "pointer-events": "none" }, plot);
         const tip = svgEl("title", {}, r);
         tip.textContent = `${mid}: ${d.kind ? o.label("kind." + d.kind) : ""} ${span(d.start, d.end)}`;
@@ -291,11 +332,12 @@ function createGantt(container, opts = {}) {
       const first = [...ops].sort((a, b) => mids.indexOf(a.machine) - mids.indexOf(b.machine) || a.start - b.start)[0];
       st.active = first ? keyOf(first) : null;
     }
+    const hits = st.roomy ? hitSpans(mids) : null; // on a phone: each bar's target across
     rows.forEach((r) => {
       const i = mids.indexOf(r.machine);
-      const y = axisH + i * o.rowH + (o.rowH - o.barH) / 2;
+      const y = axisH + i * rowH + (rowH - barH) / 2;
       if (r.job === null || r.job === undefined) { // a maintenance window from the failure-risk policy
-        const w = svgEl("rect", { x: x(r.start), y: y - 4, width: Math.max(1, (r.end - r.start) * st.scale), height: o.barH + 8,
+        const w = svgEl("rect", { x: x(r.start), y: y - 4, width: Math.max(1, (r.end - r.start) * st.scale), height: barH + 8,
           fill: `url(#${uid}-maint)`, stroke: "#e07b00", class: "downtime maintenance", "pointer-events": "none" }, plot);
         // the failure-risk service, and the machine's risk: not to be read as a calendar maintenance
         const risk = typeof r.risk === "number" ? ` (${o.label("kind.risk")} ${(100 * r.risk).toFixed(1)} %)` : "";
@@ -306,7 +348,7 @@ function createGantt(container, opts = {}) {
       }
       if (r.setup > 0) { // where the changeover lies: in working time, maybe before a downtime the operation waits behind
         const s0 = Number.isFinite(r.setup_start) ? r.setup_start : r.start - r.setup;
-        svgEl("rect", { x: x(s0), y: y + 3, width: r.setup * st.scale, height: o.barH - 6, fill: `url(#${uid}-setup)`,
+        svgEl("rect", { x: x(s0), y: y + 3, width: r.setup * st.scale, height: barH - 6, fill: `url(#${uid}-setup)`,
           stroke: "#9aa5b1", "stroke-width": 0.5, class: "setup", "data-start": s0, "pointer-events": "none" }, plot);
       }
       const spec = opSpec(r.job, r.operation);
@@ -326,13 +368,18 @@ function createGantt(container, opts = {}) {
       }
       const sel = st.selected && st.selected.job === r.job && st.selected.operation === r.operation;
       const w = Math.max(2, (r.end - r.start) * st.scale);
+      if (st.roomy && o.interactive) { // a finger's target: 44 px high, and as wide where the free time beside it allows
+        const [left, right] = hits.get(r) || [x(r.start), x(r.start) + w];
+        svgEl("rect", { class: "hit", x: left, y: y + barH / 2 - TARGET / 2, width: right - left, height: TARGET, fill: "none",
+          "pointer-events": "all" }, g);
+      }
       // keyboard focus: a white and a dark ring outside the bar, seen on every fill; the bar's own (late) border stays
-      svgEl("rect", { class: "focus-ring", x: x(r.start) - 4.5, y: y - 4.5, width: w + 9, height: o.barH + 9, rx: 5, fill: "none",
+      svgEl("rect", { class: "focus-ring", x: x(r.start) - 4.5, y: y - 4.5, width: w + 9, height: barH + 9, rx: 5, fill: "none",
         stroke: "#14324f", "stroke-width": 2, visibility: "hidden", "pointer-events": "none" }, g);
-      svgEl("rect", { class: "focus-ring", x: x(r.start) - 2.5, y: y - 2.5, width: w + 5, height: o.barH + 5, rx: 4, fill: "none",
+      svgEl("rect", { class: "focus-ring", x: x(r.start) - 2.5, y: y - 2.5, width: w + 5, height: barH + 5, rx: 4, fill: "none",
         stroke: "#ffffff", "stroke-width": 2, visibility: "hidden", "pointer-events": "none" }, g);
       const fill = jobColour(r.job);
-      svgEl("rect", { class: "body", x: x(r.start), y, width: w, height: o.barH, rx: 3, fill,
+      svgEl("rect", { class: "body", x: x(r.start), y, width: w, height: barH, rx: 3, fill,
         stroke: isLate ? "#d92d20" : sel ? "#14324f" : "#ffffff", "stroke-width": isLate ? 3 : sel ? 3 : 1 }, g);
       if (isLate) { // late, not by colour alone: a red triangle above the bar's end, outside it (seen on a bar 2 px wide)
         const xe = x(r.start) + w;
@@ -342,11 +389,11 @@ function createGantt(container, opts = {}) {
       if (pinned) {
         const px = x(r.start) + 2;
         svgEl("circle", { cx: px + 5, cy: y + 6, r: 4, fill: "#14324f", stroke: "#fff", "stroke-width": 1, class: "pin" }, g);
-        svgEl("line", { x1: px + 5, y1: y + 10, x2: px + 5, y2: y + o.barH - 3, stroke: "#14324f", "stroke-width": 2, class: "pin" }, g);
+        svgEl("line", { x1: px + 5, y1: y + 10, x2: px + 5, y2: y + barH - 3, stroke: "#14324f", "stroke-width": 2, class: "pin" }, g);
       }
       const label = `${r.job}${isLate ? " !" : ""}`;
       if (w > textWidth(label, `${isLate ? 700 : 500} 11.5px ${FONT}`) + (pinned ? 18 : 8)) {
-        const tx = svgEl("text", { x: x(r.start) + (pinned ? 14 : 4), y: y + o.barH / 2 + 4, fill: labelColour(fill), "font-size": 11.5,
+        const tx = svgEl("text", { x: x(r.start) + (pinned ? 14 : 4), y: y + barH / 2 + 4, fill: labelColour(fill), "font-size": 11.5,
           "font-weight": isLate ? 700 : 500, "pointer-events": "none" }, g);
         tx.textContent = label;
       }
@@ -366,7 +413,7 @@ function createGantt(container, opts = {}) {
       const cut = shown !== name;
       const row = svgEl("g", { class: "machine-row", "data-machine": name }, svg);
       if (cut) svgEl("title", {}, row).textContent = name;
-      const tx = svgEl("text", { x: 8, y: axisH + i * o.rowH + o.rowH / 2 + 4, fill: "#1d2733", "font-weight": 600, class: "machine-label",
+      const tx = svgEl("text", { x: 8, y: axisH + i * rowH + rowH / 2 + 4, fill: "#1d2733", "font-weight": 600, class: "machine-label",
         "data-machine": name, "pointer-events": cut ? "visiblePainted" : "none" }, row);
       tx.textContent = shown;
     });
@@ -377,7 +424,7 @@ function createGantt(container, opts = {}) {
 
   function rowAt(svg, clientY, mids) {
     const box = svg.getBoundingClientRect();
-    const i = Math.floor((clientY - box.top - st.axisH) / o.rowH);
+    const i = Math.floor((clientY - box.top - st.axisH) / st.rowH);
     return mids[Math.max(0, Math.min(mids.length - 1, i))];
   }
 

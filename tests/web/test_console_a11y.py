@@ -366,3 +366,83 @@ def test_skip_link_and_page_title_follow_the_language_and_tab(page, server):
     page.select_option("#lang-select", "en")
     assert page.evaluate("document.title") == "Factory dashboard – SFAI console"
     assert page.text_content(".skip") == "Skip to content"
+
+
+# The controls shown that are smaller than a finger's 44 x 44 CSS px (WCAG 2.5.5): those of hidden tabs, closed
+# details and the off-screen skip links are not shown
+SMALL_TARGETS = """[...document.querySelectorAll('button, input, select, summary, a[href], [role=tab], textarea')]
+    .filter((el) => { const r = el.getBoundingClientRect();
+      return el.getClientRects().length && getComputedStyle(el).visibility !== 'hidden' && r.right > 0
+        && r.width > 0; })
+    .map((el) => { const r = el.getBoundingClientRect();
+      return [el.id || `${el.tagName}.${el.className}:${el.textContent.trim().slice(0, 24)}`, r.width, r.height]; })
+    .filter(([, w, h]) => w < 43.5 || h < 43.5)"""
+
+# Each Gantt bar's target: its hit area (rect.hit) and whether a tap just above and just below its body, at its centre,
+# lands on it; per machine, the targets in time order (to see that none overlaps the next)
+BAR_TARGETS = """[...document.querySelectorAll('#gantt g.op')].map((g) => {
+    const body = g.querySelector('rect.body').getBoundingClientRect();
+    const hit = g.querySelector('rect.hit')?.getBoundingClientRect();
+    const cx = body.x + body.width / 2;
+    const on = (y) => document.elementFromPoint(cx, y)?.closest('g.op') === g;
+    const svg = g.ownerSVGElement;
+    const box = svg.getBoundingClientRect();
+    const labelW = +svg.querySelector(':scope > rect[fill="#f7f9fb"]').getAttribute('width');
+    return { machine: g.dataset.machine, job: g.dataset.job, op: g.dataset.op, body: body.height,
+      x: [body.left, body.right],
+      hit: hit ? [hit.left, hit.right, hit.height] : null, above: on(body.top - 3), below: on(body.bottom + 3),
+      plot: [box.left + labelW, box.right] };
+  })"""
+
+
+def test_controls_and_gantt_bars_are_44_px_targets_on_a_phone(page, server):
+    """At 360 px every button, field, selector, tab and disclosure is at least 44 x 44 px, on the sign-in page, the
+    planner (order table and form open, a bar's details with the pin form), the dashboard and administration; the
+    Gantt's rows and bars are taller and each bar takes a tap within 44 px of height (and of width where the free
+    time beside it allows, never over its neighbour's). The desktop layout is as it was."""
+    page.set_viewport_size({"width": 360, "height": 740})
+    assert page.evaluate(SMALL_TARGETS) == []
+    sign_in(page, server.acme.admin)
+    run_plan(page)
+    page.click("#orders-details summary")
+    page.click("#order-entry summary")
+    page.locator('#gantt g.op[data-job="J-1001"][data-op="mould"] rect.body').click()
+    page.wait_for_selector("#pin-form")
+    assert page.evaluate(SMALL_TARGETS) == []
+
+    page.locator("#gantt").scroll_into_view_if_needed()
+    bars = page.evaluate(BAR_TARGETS)
+    assert len(bars) >= 10
+    for bar in bars:
+        assert bar["body"] >= 35.5 and bar["hit"] and bar["hit"][2] >= 43.5, bar  # 24 px bars before
+        assert bar["above"] and bar["below"], bar  # a tap 3 px off the bar's body is still the bar's
+    narrow = [b for b in bars if b["hit"][1] - b["hit"][0] < 43.5]
+    for machine in {b["machine"] for b in bars}:
+        row = sorted((b for b in bars if b["machine"] == machine), key=lambda b: b["hit"][0])
+        for a, b in zip(row, row[1:], strict=False):
+            assert a["hit"][1] <= b["hit"][0] + 0.5, (a, b)  # no two targets overlap
+        for k, b in enumerate(row):  # narrower than 44 px only where there is no more room: at least half of the
+            if b in narrow:        # free time to each neighbouring bar is its (the planner zooms in for more)
+                left = max(b["plot"][0], (row[k - 1]["x"][1] + b["x"][0]) / 2) if k else b["plot"][0]
+                right = min(b["plot"][1], (b["x"][1] + row[k + 1]["x"][0]) / 2) if k + 1 < len(row) else b["plot"][1]
+                assert b["hit"][1] - b["hit"][0] >= min(43.5, right - left - 0.5), [(r["x"], r["hit"]) for r in row]
+    # bars narrower than 44 px (at 360 px the plan's 30-minute trims are 12 px) are widened by their targets
+    thin = [b for b in bars if b["x"][1] - b["x"][0] < 43.5]
+    assert thin and any(b["hit"][1] - b["hit"][0] >= 43.5 for b in thin), thin
+
+    page.click("#tab-dashboard")
+    page.wait_for_selector("#dash-quality .dash-body :is(table, .warn)")
+    page.wait_for_selector("#dash-goto-planner")
+    assert page.evaluate(SMALL_TARGETS) == []
+    page.click("#tab-admin")
+    for id_ in ("subs-table", "keys-table", "usage-table"):
+        page.wait_for_selector(f"#{id_} tbody tr")
+    assert page.evaluate(SMALL_TARGETS) == []
+
+    # the desktop: bars of 24 px without hit areas, the controls their own size
+    page.click("#tab-planner")
+    page.set_viewport_size({"width": 1280, "height": 900})
+    wait_js(page, "document.querySelector('#gantt rect.body').getBBox().height === 24")
+    assert page.locator("#gantt rect.hit").count() == 0
+    assert page.evaluate("document.getElementById('solve-btn').getBoundingClientRect().height") < 40
+    assert page.evaluate(SMALL_TARGETS)  # small controls are fine with a mouse: the rule is the phone's
