@@ -223,7 +223,8 @@ def proofs(problem: SchedulingProblem) -> list[dict[str, Any]]:
 
 def _power_room(problem: SchedulingProblem) -> list[dict[str, Any]]:
     """An operation that draws power needs a stretch of its shortest duration where the base load leaves it room
-    under the peak cap (``base_at(t) + power_kw <= peak_cap_kw``), after its job's release and before the horizon.
+    under the peak cap (``base_at(t) + power_kw <= peak_cap_kw``), after its job's release (the horizon aside: the
+    horizon's own check names it).
     The base load holds per energy period and its last value for every time after, so where that last value leaves
     no room and no earlier stretch is long enough, no plan exists however long the solve runs (an energy manager's
     plan answered UNKNOWN, "give the solve more time"). The first such operation is named."""
@@ -238,15 +239,11 @@ def _power_room(problem: SchedulingProblem) -> list[dict[str, Any]]:
             if op.power_kw <= 0 or d <= 0 or op.pinned_start is not None:
                 continue  # pins: their own checks (_pin_clashes)
             fits = [kw + op.power_kw <= en.peak_cap_kw + 1e-9 for kw in loads]
-            limit = problem.horizon if problem.horizon is not None else None
-            if fits[-1] and (limit is None or limit >= max(end, job.release) + d):
-                continue  # the time after the forecast has room, as long as needed
+            if fits[-1]:
+                continue  # the time after the last period has room, as long as needed (a horizon: its own check)
             longest, run_start = 0, None
             for i, ok in enumerate(fits):
-                lo, hi = max(i * period, job.release), (i + 1) * period if i < len(loads) - 1 or not ok else \
-                    (limit if limit is not None else 10**18)
-                if limit is not None:
-                    hi = min(hi, limit)
+                lo, hi = max(i * period, job.release), (i + 1) * period
                 if ok and hi > lo:
                     run_start = lo if run_start is None else run_start
                     longest = max(longest, hi - run_start)

@@ -150,3 +150,11 @@ def test_an_operation_the_base_load_leaves_no_room_for_is_proven_planless():
         "job 'J1' operation 'melt' (10 kW for 90 time units at the least) fits under the peak power cap of 450 kW "
         "nowhere: with the base load, the cap leaves it stretches of at most 60 time units")
     assert doc(60)["gantt"][0]["start"] == 60  # an hour fits in the hour with room
+    # room after the last period, cut by the horizon: no power proof (the horizon's own checks and the relaxed
+    # solves say what stands in the way; "the last base load leaves it none" had been said of 40 kW under 140)
+    from optimization.diagnose import proofs
+
+    cut = problem_from_dict({"machines": ["M1"], "horizon": 100, "jobs": [{"id": "J1", "operations": [
+        {"id": "melt", "machines": {"M1": 90}, "power_kw": 10}]}], "energy": {
+        "period": 60, "base_load_kw": [500, 10, 10], "peak_cap_kw": 450, "prices": [1]}})
+    assert not [r for r in proofs(cut) if r["type"] == "peak_power"]
