@@ -32,6 +32,10 @@ DEFECT_ROWS = {
             "direction": {"type": "string", "description": "high, low, at median or missing: the value against "
                           "the median (not the sign of the contribution)"},
             "contribution": {"type": "number", "description": _LOG_ODDS},
+            "source": {"type": "string", "enum": ["history", "given"], "description": "recent_failure_rate only: "
+                       "from the line's recent wafers in the rows (history) or the caller's recent_failure_rate "
+                       "(given, shrunk toward the overall rate as SFAI's own is)"},
+            "sent": {"type": "number", "description": "recent_failure_rate with source given: the rate as sent"},
             "probability_change": {"type": "number", "description": "the served probability minus the one with "
                                    "this entry at its baseline (the measurement at its median, the rate at the "
                                    "overall rate): the change in risk, 0-1"},
