@@ -445,11 +445,12 @@ def plant_load(platform, tenant: str, spec: dict, energy: dict | None, days: int
     quantile = spec.get("quantile") or "p50"
     # past the forecast's last day (a plan longer than MAX_FORECAST_DAYS), the forecast week again: the same weekday
     # and time (the last forecast value had stood for every later hour: Sunday night's load for the next Monday)
-    need = 0 if days < MAX_FORECAST_DAYS or plan_minutes is None else \
-        min(math.ceil(plan_minutes / minutes - 1e-9), int(MAX_REPEATED_DAYS * DAY_MINUTES / minutes))
+    steps = len(day)  # 15-minute steps from the origin's 00:00
+    if days >= MAX_FORECAST_DAYS and plan_minutes is not None:  # from the origin: the plan's offset included
+        steps = max(steps, min(math.ceil((offset + plan_minutes) / 15 - 1e-9), MAX_REPEATED_DAYS * 96))
 
     def periods(column: str):  # noqa: ANN202 - kWh in 15 minutes -> mean kW of each plan period
-        return _week_repeated(_period_means(day[column].to_numpy(dtype=float) * 4.0, minutes, offset), minutes, need)
+        return _period_means(_week_repeated(day[column].to_numpy(dtype=float) * 4.0, steps), minutes, offset)
 
     load = periods(quantile)
     forecast_periods = len(_period_means(np.zeros(len(day)), minutes, offset))
@@ -472,17 +473,17 @@ def plant_load(platform, tenant: str, spec: dict, energy: dict | None, days: int
 MAX_REPEATED_DAYS = 28  # a plan longer than the forecast days gets the forecast week again, up to this many days
 
 
-def _week_repeated(load, minutes: float, need: int):  # noqa: ANN001, ANN202 - numpy arrays
-    """``load`` (per plan period, from time 0) extended to ``need`` periods by its last week again (each later period
-    the one a week before it), where a week is a whole number of periods; else as it is."""
+def _week_repeated(kw, steps: int):  # noqa: ANN001, ANN202 - numpy arrays
+    """``kw`` (one value per 15-minute step from the first forecast day's 00:00) extended to ``steps`` by its last
+    week again, each later step the one a week (672 steps) before it: the same weekday and time of day, whatever
+    the plan's period or the clock's time of day."""
     import numpy as np
 
-    week = 7 * DAY_MINUTES / minutes
-    n, per_week = len(load), round(week)
-    if need <= n or abs(week - per_week) > 1e-6 or not 1 <= per_week <= n:
-        return load
-    extra = np.arange(n, need)
-    return np.concatenate([load, load[n - per_week + (extra - n) % per_week]])
+    n, week = len(kw), 7 * 96
+    if steps <= n or n < week:
+        return kw
+    extra = np.arange(n, steps)
+    return np.concatenate([kw, kw[n - week + (extra - n) % week]])
 
 
 def _period_means(kw, minutes: float, offset: float):  # noqa: ANN001, ANN202 - numpy arrays

@@ -114,3 +114,22 @@ def test_energy_forecast_start_must_be_the_clocks_day(client, acme, meter):
     no_day = {**PROBLEM, "jobs": [{"id": "J1", "operations": [{"machines": {"M1": 3}}]}], "energy": energy}
     r = _solve(client, acme.mes, no_day, energy_forecast={"records": meter})
     assert r.status_code == 422 and 'energy_forecast needs "start"' in r.json()["error"]["message"]
+
+
+def test_a_long_plan_from_a_clock_after_midnight_gets_the_forecast_week_again(client, acme, meter):
+    """The forecast week was repeated only for plans starting at 00:00: from 06:00, a 12.5-day plan had the last
+    value from day 7 on (review). The week is now repeated on the forecast's own 15-minute steps, whatever the
+    clock's time of day or the plan's period."""
+    energy = {"period": 60, "prices": [1.0] * 24, "peak_cap_kw": 1e6}
+    jobs = [{"id": "A", "operations": [{"machines": {"M1": 6000}} for _ in range(3)]}]  # 12.5 days
+    for start, period, hours in (("2018-03-13T06:00", 60, 1.0), ("2018-03-13T06:00", 15, 0.25)):
+        problem = {"machines": ["M1"], "jobs": jobs, "clock": {"start": start},
+                   "energy": {**energy, "period": period}}
+        r = _solve(client, acme.mes, problem, energy_forecast={"records": meter})
+        assert r.status_code == 200, r.text
+        used = r.json()["linked"]["energy_model"]
+        load, per_day = used["base_load_kw"], int(24 / hours)
+        assert len(load) * period >= 18000 and used["repeated_week_periods"] > 0  # the whole plan covered
+        assert "last value stands" not in used.get("note", ""), used.get("note")
+        # a week later: the same weekday and time
+        assert load[7 * per_day:7 * per_day + 48] == pytest.approx(load[:48], abs=2e-3)
