@@ -741,7 +741,8 @@ def _finite(col: pa.ChunkedArray, original: pa.ChunkedArray, name: str, dtype: s
     return col
 
 
-_OFFSET = r"(?:Z|[+-]\d{2}(?::?\d{2})?)\s*$"  # a time's UTC offset at its end
+# a time's UTC offset at its end, after the time (a date alone ends in "-13", its day, not an offset)
+_OFFSET = r"\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?\s*(?:Z|[+-]\d{2}(?::?\d{2})?)\s*$"
 
 
 def _cast_timestamp(col: pa.ChunkedArray, naive_tz: str = "UTC") -> pa.ChunkedArray:

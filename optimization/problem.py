@@ -75,7 +75,9 @@ def _freeze(mapping: Mapping | None) -> Mapping:
     return MappingProxyType(dict(mapping or {}))
 
 
-ISO_TIME = re.compile(r"\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?)?(Z|[+-]\d{2}:?\d{2})?")
+# a date, or a date and time with or without an offset (an offset after a date alone, "2026-12-08+09:00", is refused:
+# Python reads its "+" as the time separator, 09:00 local)
+ISO_TIME = re.compile(r"\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}:?\d{2})?)?")
 ROUNDINGS = ("floor", "ceil")
 
 

@@ -399,7 +399,11 @@ def _meter_clock(clock, frame, spec: dict) -> tuple[str, float, str | None]:  # 
                     f"clock.start {clock.at(0)}")
         import pandas as pd
 
-        start = pd.Timestamp(start).tz_convert(tz).tz_localize(None).to_pydatetime()
+        try:
+            start = pd.Timestamp(start).tz_convert(tz).tz_localize(None).to_pydatetime()
+        except (NotImplementedError, OverflowError, ValueError):  # pandas' range: 1677 to 2262
+            raise InvalidInput(f"clock.start {clock.at(0)} is outside the dates an energy forecast reads "
+                               "(1677-2262)") from None
     day = start.date().isoformat()
     given = spec.get("start")
     if given is not None and str(given).strip()[:10] != day:
@@ -977,12 +981,16 @@ class Jobs:
             self._update(job_id, status="failed", finished_at=utcnow(), was="queued",
                          error="the tenant's scheduling subscription ended before this job started: it was not run")
             return
-        if not self._update(job_id, status="running", started_at=utcnow(), was="queued"):
-            return  # cancelled meanwhile, or taken over
+        # the stop is registered before the job reads "running": a cancel that sees it running always finds it
         stop = threading.Event()
         with self._lock:
             self._solving[job_id] = threading.get_ident()
             self._stops[job_id] = stop
+        if not self._update(job_id, status="running", started_at=utcnow(), was="queued"):
+            with self._lock:
+                self._solving.pop(job_id, None)
+                self._stops.pop(job_id, None)
+            return  # cancelled meanwhile, or taken over
         try:
             result = solve_prepared(*prepared, stop=stop)
         except Exception as e:  # noqa: BLE001 - recorded on the job

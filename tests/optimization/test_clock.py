@@ -74,6 +74,11 @@ def test_the_clock_survives_a_round_trip_and_sets_the_energy_unit():
 @pytest.mark.parametrize(("change", "message"), [
     ({"clock": {"start": "2026-12-08T06:00"}}, "has a UTC offset and clock.start has none"),
     ({"clock": {"start": "tomorrow"}}, "clock.start must be an ISO 8601 date and time"),
+    # an offset after a date alone: Python reads its "+" or "-" as the time separator (09:00 local)
+    ({"jobs": [{"id": "J1", "due": "2026-12-08+09:00", "operations": [{"machines": {"M1": 3}}]}]},
+     "job 'J1' due must be an ISO 8601 date and time"),
+    ({"jobs": [{"id": "J1", "due": "2026-12-08Z", "operations": [{"machines": {"M1": 3}}]}]},
+     "job 'J1' due must be an ISO 8601 date and time"),
     ({"clock": {"start": "2026-02-30T06:00+09:00"}}, "clock.start is not a real date and time"),
     ({"clock": {"start": "2026-12-08T06:00+09:00", "minutes_per_unit": 0}}, "clock.minutes_per_unit must be"),
     ({"clock": {"start": "2026-12-08T06:00+09:00", "minutes_per_unit": True}}, "clock.minutes_per_unit must be"),

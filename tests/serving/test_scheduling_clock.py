@@ -111,6 +111,10 @@ def test_energy_forecast_start_must_be_the_clocks_day(client, acme, meter):
     assert "energy_forecast.start (2018-03-14) is not the day of the plan's clock.start" in r.json()["error"]["message"]
     same = _solve(client, acme.mes, problem, energy_forecast={"records": meter, "start": "2018-03-13"})
     assert same.status_code == 200, same.text
+    ancient = {**problem, "clock": {"start": "0001-01-01T00:00+09:00"}, "jobs": PROBLEM["jobs"][1:]}
+    r = _solve(client, acme.mes, {**ancient, "jobs": [{"id": "J1", "operations": [{"machines": {"M1": 3}}]}]},
+               energy_forecast={"records": meter})
+    assert r.status_code == 422 and "outside the dates an energy forecast reads" in r.json()["error"]["message"]
     no_day = {**PROBLEM, "jobs": [{"id": "J1", "operations": [{"machines": {"M1": 3}}]}], "energy": energy}
     r = _solve(client, acme.mes, no_day, energy_forecast={"records": meter})
     assert r.status_code == 422 and 'energy_forecast needs "start"' in r.json()["error"]["message"]

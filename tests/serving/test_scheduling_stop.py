@@ -1,5 +1,5 @@
-"""A cancelled background job's solve stops (it ran on to its time limit, up to an hour of CPU), and a server that
-stops hands its jobs back with their solves stopped."""
+"""A cancelled background job's solve stops (it ran on to its time limit, up to an hour of CPU). A server stopped
+with SIGTERM mid-solve: tests/serving/test_cli.py::test_a_server_stopped_with_sigterm_says_it_stopped_and_exits_0."""
 
 import random
 import threading
