@@ -110,27 +110,51 @@ async def parse_json_off_loop(raw: bytes, what: str = "the body", *, unique_keys
         return read()
     from starlette.concurrency import run_in_threadpool
 
-    if len(raw) <= LARGE_JSON_BYTES:
+    budget = _budget()
+    taken = await budget.take(len(raw))
+    try:
         return await run_in_threadpool(read)
-    async with _large_turns():  # a few at once: each takes about 6 x its size in memory while it is read
-        return await run_in_threadpool(read)
+    finally:
+        await budget.give(taken)
 
 
-LARGE_JSON_BYTES = 8 * 1024 * 1024
-LARGE_JSON_AT_ONCE = 2  # bodies over LARGE_JSON_BYTES parsed at once per process; the others wait their turn
-_large: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # event loop -> its semaphore
+# the bytes of JSON bodies being parsed at once in a process: each takes about 6 x its size in memory while it is
+# read, so twenty 7.9-MB bodies at once peaked at 3.8 GB (review), four 87-MB ones at 1.5 GB (performance audit);
+# the others wait their turn, and a body bigger than this is read alone
+PARSE_BUDGET_BYTES = 32 * 1024 * 1024
 
 
-def _large_turns():  # noqa: ANN202 - an asyncio.Semaphore of the running loop
-    """The semaphore of the running event loop that bounds the big bodies parsed at once: four 87-MB batches at once
-    peaked at 1.5 GB (performance audit); in turns, two at a time."""
+class _Budget:
+    def __init__(self, total: int) -> None:
+        import asyncio
+
+        self.total, self.used = total, 0
+        self.changed = asyncio.Condition()
+
+    async def take(self, n: int) -> int:
+        n = min(n, self.total)
+        async with self.changed:
+            await self.changed.wait_for(lambda: self.used + n <= self.total)
+            self.used += n
+        return n
+
+    async def give(self, n: int) -> None:
+        async with self.changed:
+            self.used -= n
+            self.changed.notify_all()
+
+
+_budgets: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # event loop -> its budget
+
+
+def _budget() -> _Budget:
     import asyncio
 
     loop = asyncio.get_running_loop()
-    sem = _large.get(loop)
-    if sem is None:
-        sem = _large[loop] = asyncio.Semaphore(LARGE_JSON_AT_ONCE)
-    return sem
+    budget = _budgets.get(loop)
+    if budget is None or budget.total != PARSE_BUDGET_BYTES:
+        budget = _budgets[loop] = _Budget(PARSE_BUDGET_BYTES)
+    return budget
 
 
 def _has_surrogate(doc: object) -> bool:

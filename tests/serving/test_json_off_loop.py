@@ -53,11 +53,11 @@ def test_a_bad_big_body_is_still_a_422_naming_it(client, db):
 
 
 def test_big_bodies_are_read_a_few_at_a_time(monkeypatch):
-    """Four 87-MB batches at once peaked at 1.5 GB: bodies over 8 MiB are read two at a time per process."""
+    """Twenty 7.9-MB bodies at once peaked at 3.8 GB: the bytes of bodies parsed at once are bounded per process
+    (``PARSE_BUDGET_BYTES``), the others wait their turn."""
     import threading
     import time
 
-    monkeypatch.setattr(errors, "LARGE_JSON_BYTES", 1000)
     active, peak, lock = [0], [0], threading.Lock()
     real = errors.parse_json
 
@@ -72,9 +72,18 @@ def test_big_bodies_are_read_a_few_at_a_time(monkeypatch):
 
     monkeypatch.setattr(errors, "parse_json", parse_json)
     raw = b'{"x": "' + b"a" * (errors.INLINE_JSON_BYTES + 10) + b'"}'
+    monkeypatch.setattr(errors, "PARSE_BUDGET_BYTES", 2 * len(raw) + 100)  # two such bodies at once
 
     async def main():
         return await asyncio.gather(*(errors.parse_json_off_loop(raw) for _ in range(6)))
 
     assert all(doc["x"].startswith("aaa") for doc in asyncio.run(main()))
-    assert peak[0] == errors.LARGE_JSON_AT_ONCE == 2
+    assert peak[0] == 2
+    huge = b'{"x": "' + b"a" * (3 * len(raw)) + b'"}'  # bigger than the budget: read alone, not refused
+
+    async def alone():
+        return await asyncio.gather(errors.parse_json_off_loop(huge), errors.parse_json_off_loop(raw))
+
+    peak[0] = 0
+    assert [len(d["x"]) for d in asyncio.run(alone())] == [3 * len(raw), errors.INLINE_JSON_BYTES + 10]
+    assert peak[0] == 1
