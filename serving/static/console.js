@@ -1113,7 +1113,7 @@ function withPlanStart(problem) {
   const out = { ...problem };
   delete out.clock;
   if (start) {
-    out.clock = { start };
+    out.clock = { start: start + planStartOffset };
     const given = problem.clock?.minutes_per_unit;
     if (given !== undefined && given !== null) out.clock.minutes_per_unit = given;
     else if (problem.energy?.hours_per_unit === undefined || problem.energy?.hours_per_unit === null) out.clock.minutes_per_unit = 1;
@@ -1198,9 +1198,14 @@ function clockMetrics(res) {
 // chart read numbers as they always have. Returns the clock's start on its own clock as the Plan start field's value
 // (the plant's local time), or null for a file without a readable clock. A time that cannot be read stays as written,
 // for the server to refuse, naming it.
+// The UTC offset of a file's clock (the datetime-local field holds none): sent with the field's time, so a clock of
+// "...T21:00Z" is not read as 21:00 on the plant's clock (an energy forecast 9 h off); "" for none
+let planStartOffset = "";
+
 function adoptFileClock(problem) {
   const c = problem?.clock;
   const start = c && typeof c === "object" ? parseClockTime(c.start) : null;
+  planStartOffset = start ? start.offset : "";
   if (!start) return null;
   const mpu = unitMinutes(problem);
   const abs = (p) => p.wall - (p.offMin ?? 0) * 60000;
@@ -2675,7 +2680,7 @@ $("zoom-fit").addEventListener("click", () => gantt.fit());
 $("time-limit").addEventListener("input", () => { $("time-limit-note").hidden = true; });
 $("plan-start").addEventListener("change", onPlanStart);
 $("plan-start").addEventListener("blur", () => { if (planStartBad()) checkPlanStart(false); }); // half typed: no change event
-$("plan-start-clear").addEventListener("click", () => { $("plan-start").value = ""; onPlanStart(); persist(); $("plan-start").focus(); });
+$("plan-start-clear").addEventListener("click", () => { $("plan-start").value = ""; planStartOffset = ""; onPlanStart(); persist(); $("plan-start").focus(); });
 $("gantt-table-toggle").addEventListener("click", () => { $("gantt-table-wrap").hidden = !$("gantt-table-wrap").hidden; renderPlanTable(); });
 // past the chart (one tab stop, but a long one to read through): to the table view's button
 $("gantt-skip").addEventListener("click", (e) => { e.preventDefault(); $("gantt-table-toggle").focus(); });

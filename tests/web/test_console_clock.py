@@ -240,7 +240,8 @@ def test_a_file_with_a_clock_and_a_background_job(page, server, tmp_path):
     page.wait_for_selector('#job-line[data-state="done"]')
     page.wait_for_selector("#gantt g.op")
     wait_js(page, "!document.getElementById('solve-btn').disabled")
-    assert sent[-1]["problem"]["clock"] == {"start": "2026-12-08T22:00", "minutes_per_unit": 1}
+    # the file's offset is kept (the field holds none): a "...Z" clock had been sent as the plant's own time
+    assert sent[-1]["problem"]["clock"] == {"start": "2026-12-08T22:00+09:00", "minutes_per_unit": 1}
     assert sent[-1]["problem"]["jobs"][0]["due"] == 90
     dates = page.eval_on_selector_all("#gantt text.axis-date", "ts => ts.map(t => t.textContent)")
     assert dates[:2] == ["Tue, Dec 8", "Wed, Dec 9"], dates  # the day changes on the axis
