@@ -41,6 +41,7 @@ EXPLAIN_COLUMNS = ["top_measurements", "top_measurement_values", "defect_logit",
                    "baseline_probability", "median_wafer_probability", "explained_share", "measurements_missing"]
 RATE = "recent_failure_rate"  # the drift prior's entry among the contributions
 OTHER = "other"  # an MLP's remainder (what its mean gradients do not account for)
+SATURATED = "saturation"  # the network's output at the log-odds' limit: what the contributions add beyond it
 log = logging.getLogger("sfai.defect")
 # a wafer tested this long after the training file's last one gets that file's last wafers' failure rate as its
 # "recent" rate, which no longer follows the line: said, with what to send instead
@@ -188,6 +189,7 @@ def _explain(model: OnnxModel, s: _Scored, k: int) -> dict:
     contrib = s.z.astype(np.float64)
     contrib *= a * np.asarray(m["contribution_weights"], float)  # served log-odds, per feature
     net_logit = D.logit(s.net)
+    saturated = np.abs(net_logit) >= float(D.logit(1 - D.EPS)) - 1e-9  # read at the clip
     base = a * _net_logit_of_the_median_wafer(model)
     if drift:
         prior = float(drift["prior"])
@@ -223,9 +225,14 @@ def _explain(model: OnnxModel, s: _Scored, k: int) -> dict:
                 "direction": "high" if r > prior else "low" if r < prior else "at median",
                 "source": "history" if s.given is None else "given", **({} if s.given is None else {"sent": s.given})}))
         if abs(other[i]) >= 0.01:
-            entries.append((OTHER, float(other[i]), {
-                "measurement": OTHER, "kind": OTHER, "value": None, "median": None, "typical_range": None,
-                "z": None, "clipped": False, "direction": "nonlinear"}))
+            # a network output within EPS of 0 or 1 is read at that limit (D.logit): the contributions past it do
+            # not move the risk, and the remainder is that, not an MLP's nonlinearity (review: "other -4.55" on a
+            # logistic model's wafer at p = 0.999999)
+            at_limit = bool(saturated[i])
+            name = SATURATED if at_limit else OTHER
+            entries.append((name, float(other[i]), {
+                "measurement": name, "kind": name, "value": None, "median": None, "typical_range": None,
+                "z": None, "clipped": False, "direction": "at the model's limit" if at_limit else "nonlinear"}))
         entries.sort(key=lambda e: -abs(e[1]))
         row = []
         for _name, cj, detail in entries:

@@ -20,7 +20,10 @@ DEFECT_ROWS = {
         "items": {"type": "object", "properties": {
             "measurement": {"type": "string", "description": "f001..f590, recent_failure_rate, or other (an MLP's "
                             "nonlinear remainder)"},
-            "kind": {"type": "string", "enum": ["measurement", "missing_indicator", "recent_failure_rate", "other"]},
+            "kind": {"type": "string", "enum": ["measurement", "missing_indicator", "recent_failure_rate", "other",
+                                                "saturation"],
+                     "description": "other: an MLP's nonlinear remainder; saturation: the network's output at the "
+                     "log-odds' limit (+-9.21, a probability within 1e-4 of 0 or 1), the contributions beyond it"},
             "value": {"type": ["number", "null"], "description": "the value read (null: not sent, read as the "
                       "median); for recent_failure_rate the rate used"},
             "median": {"type": ["number", "null"], "description": "the training median (recent_failure_rate: the "

@@ -273,3 +273,25 @@ def test_time_ordered_validation_at_training(subset, tmp_path):
     points = manifest["operating_points"]
     assert "2 forward-chaining splits in test-time order" in points["source"] and points["wafers"] == 200
     assert metrics["val_splits"] == 2 and 0 < metrics["val_flag_rate"] < 1
+
+
+def test_a_wafer_at_the_models_limit_names_its_remainder_saturation(trained, subset):
+    """A wafer scored at p = 0.999999 had its log-odds read at the +9.21 limit, and what the contributions add
+    beyond it was listed as a large negative "other", an MLP's nonlinearity even for a logistic model (review).
+    It is now named ``saturation``; ordinary wafers have none."""
+    from models.defect.predict import score
+    from serving.runtime import OnnxModel
+
+    model = OnnxModel(trained)
+    stats = model.manifest["feature_stats"]
+    n = len(stats["measurements"])
+    weights = np.asarray(model.manifest["contribution_weights"], float)[:n]
+    rows = pd.read_csv(subset).drop(columns=["label"]).head(2)
+    for j, name in enumerate(stats["measurements"]):  # every measurement far out, the way that raises the risk
+        rows.loc[0, name] = stats["median"][j] + np.sign(weights[j] or 1) * 100 * stats["scale"][j]
+    out = score(model, rows, explain=True, top_k=590)
+    assert out.defect_probability[0] > 1 - 1e-4
+    kinds = {d["kind"]: d for d in out.top_measurement_values[0]}
+    assert "other" not in kinds and kinds["saturation"]["direction"] == "at the model's limit"
+    assert kinds["saturation"]["contribution"] < 0  # what the contributions add past the limit, taken back
+    assert not any(d["kind"] == "saturation" for d in out.top_measurement_values[1])
