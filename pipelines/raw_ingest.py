@@ -7,11 +7,12 @@ are what ``sfai ingest <dataset>`` stores for the same readings.
   column. The stored values are always the computed ones.
 - History views (``steel_energy_features``, ``cmapss_features``, ``c22_cycle_features``): lags and rolling
   statistics need each entity's preceding rows. They are read from the tenant's offline store, only as far back as
-  the transform looks (its largest lag, or its largest window less one, in grid steps or rows), and the transform
-  runs over those rows and the new ones. Rows must come in time order per entity: a row at or before the entity's
-  latest stored row is refused, naming it (its lags were computed from the rows before it; storing it would leave
-  the later rows' lags wrong). C-MAPSS regime normalisation uses the regimes fitted by the tenant's last
-  ``sfai ingest cmapss`` (kept per FD subset, :func:`save_fit`).
+  the transform looks (its largest lag, or its largest window less one, in grid steps or rows), through the store's
+  per-view cache (``OfflineStore.recent_rows``: a push reads the files written since the push before, not the
+  view's every file), and the transform runs over those rows and the new ones. Rows must come in time order per
+  entity: a row at or before the entity's latest stored row is refused, naming it (its lags were computed from the
+  rows before it; storing it would leave the later rows' lags wrong). C-MAPSS regime normalisation uses the regimes
+  fitted by the tenant's last ``sfai ingest cmapss`` (kept per FD subset, :func:`save_fit`).
 
 Stored history holds float32 readings; the file pipeline computes windows from the file's float64 readings. A
 float32 is read back as its shortest decimal (``3.17``), which is the file's float64 for any reading written with
@@ -116,15 +117,28 @@ def check_readings(d: Derivation, df: pd.DataFrame) -> None:
             low = -np.inf if col.lo is None else col.lo
             high = np.inf if col.hi is None else col.hi
             bad = ~np.isnan(x) & (~np.isfinite(x) | (x < low) | (x > high))
-            span = f"{'' if col.lo is None else f'{col.lo:,g}'} to {'' if col.hi is None else f'{col.hi:,g}'}"
-            unit = "" if col.unit in ("1", "?") else f" {col.unit}"  # dimensionless, or not known
-            why = f"is outside {span.strip()}{unit}"
+            why = _out_of_range(float(x[bad.argmax()]), col) if bad.any() else ""
         else:
             continue
         if bad.any():
             i = int(bad.argmax())
             raise InvalidInput(f"row {i + 1}, column {name!r}: {_show(v.iloc[i])} {why} (the {d.dataset} pipeline "
                                "sets such a reading aside)")
+
+
+def _out_of_range(x: float, col: Column) -> str:
+    """Why a number is refused: outside its column's range (``-5 is outside 250 to 350 K``; a range open above:
+    ``0 is below 1``), or not finite. An open end had been printed blank: ``0 is outside 1 to``."""
+    unit = "" if col.unit in ("1", "?") else f" {col.unit}"  # dimensionless, or not known
+    lo = None if col.lo is None else f"{col.lo:,g}{unit}"
+    hi = None if col.hi is None else f"{col.hi:,g}{unit}"
+    if lo is not None and hi is not None:
+        return f"is outside {col.lo:,g} to {hi}"
+    if lo is not None:
+        return f"is below {lo}" if x < col.lo else f"is not a finite number (it must be at least {lo})"
+    if hi is not None:
+        return f"is above {hi}" if x > col.hi else f"is not a finite number (it must be at most {hi})"
+    return "is not a finite number"
 
 
 _STEEL_RAW = (*steel.READINGS, "load_type")
@@ -235,41 +249,37 @@ def _floats_as_written(values: pd.Series) -> pd.Series:
 
 def _history(store, view: FeatureView, d: Derivation, new: pd.DataFrame) -> pd.DataFrame:  # noqa: ANN001 - FeatureStore
     """The stored rows of the batch's entities that the new rows' features read (each entity's last ``lookback``
-    steps before its first new row) and, to refuse late rows, each entity's rows from its first new row on."""
-    from feature_store.pit import _q, connect, stored_columns
-
+    steps before its first new row) and, to refuse late rows, each entity's rows from its first new row on: the
+    latest written version of each (entity, time). Steel: every row from ``lookback`` intervals before the batch's
+    first new row; cycles and rows: each entity's latest ``lookback + 1`` (the look-back, and the latest one, which
+    tells a late row). Read through the offline store's per-view cache (``OfflineStore.recent_rows``): a push reads
+    the files written since the push before, not the view's every file."""
     key = view.join_key
-    files = store.offline.files(store.tenant, view.name)
-    if not files:
-        return pd.DataFrame()
     first = new.groupby(key, sort=False)[TIMESTAMP].min()
-    if d.grid == "interval":  # the time is the grid: only the dates the look-back reaches (partitions by UTC date)
-        since = first.min() - d.lookback * steel.INTERVAL
-        files = [f for f in files if Path(f).parent.name >= f"date={since:%Y-%m-%d}"]
-        if not files:
-            return pd.DataFrame()
-    cols = [_q(key), _q(TIMESTAMP), *stored_columns(view, list(d.history), files)]  # quoted, as SQL
-    file_list = "[" + ", ".join("'" + f.replace("'", "''") + "'" for f in files) + "]"
     ids = [int(k) for k in first.index] if view.entity.dtype == "int64" else [str(k) for k in first.index]
-    where = f"list_contains(?, {_q(key)})"
-    params: list = [ids]
-    if d.grid == "interval":
-        where += f" AND {_q(TIMESTAMP)} >= ?"
-        params.append(since.to_pydatetime())
-    sql = (
-        f"SELECT {', '.join(cols)} FROM read_parquet({file_list}, union_by_name = true) WHERE {where} "
-        f"QUALIFY row_number() OVER (PARTITION BY {_q(key)}, {_q(TIMESTAMP)} ORDER BY {_q(CREATED)} DESC) = 1"
-    )
-    if d.grid != "interval":  # cycles, rows: each entity's latest rows only (the look-back, and the latest one,
-        # which tells a late row), not its whole history into pandas
-        sql = (f"SELECT * FROM ({sql}) QUALIFY row_number() OVER (PARTITION BY {_q(key)} ORDER BY {_q(TIMESTAMP)} "
-               f"DESC) <= {int(d.lookback) + 1}")
-    with connect(store.settings.duckdb_memory_limit, store.settings.home / "tmp" / "duckdb") as con:
-        got = con.sql(sql, params=params).df()
-    if got.empty:
-        return got
-    got[TIMESTAMP] = pd.to_datetime(got[TIMESTAMP], utc=True)
-    return got.sort_values([key, TIMESTAMP], kind="stable").reset_index(drop=True)
+    if d.grid == "interval":  # the time is the grid: the look-back's intervals, from the batch's first row
+        reach = d.lookback * steel.INTERVAL
+        got = store.offline.recent_rows(store.tenant, view, ids, d.history, since=first.min() - reach, retain=reach)
+    else:
+        got = store.offline.recent_rows(store.tenant, view, ids, d.history, last=int(d.lookback) + 1)
+    if got.num_rows == 0:
+        return pd.DataFrame()
+    df = _as_read(got)
+    df[TIMESTAMP] = pd.to_datetime(df[TIMESTAMP], utc=True)
+    return df.sort_values([key, TIMESTAMP], kind="stable").reset_index(drop=True)
+
+
+_NULLABLE = {pa.int64(): pd.Int64Dtype(), pa.int32(): pd.Int32Dtype()}
+
+
+def _as_read(table: pa.Table) -> pd.DataFrame:
+    """The history as a frame typed as the DuckDB read that gave it before (the derived rows do not change): a
+    whole-number column with a missing value is pandas' nullable integer, not float."""
+    df = table.to_pandas()
+    for f in table.schema:
+        if f.type in _NULLABLE and table.column(f.name).null_count:
+            df[f.name] = table.column(f.name).to_pandas(types_mapper=_NULLABLE.get)
+    return df
 
 
 ALREADY_STORED = object()  # ``derive``'s answer where every row sent is stored already, as it was sent
