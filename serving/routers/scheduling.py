@@ -19,10 +19,10 @@ from serving.routers.modules import module_router
 from serving.scheduling import (
     check_plan_size,
     check_plant_load,
+    forecast_days,
     load_period_minutes,
     machine_life,
     machine_risk,
-    plan_days,
     plan_minutes,
     plant_load,
     prepare,
@@ -117,9 +117,10 @@ async def _request(http: Request, body: SolveRequest, ctx, platform, modules: se
         energy = request["problem"].get("energy")
         if problem.energy is not None:  # its unit as parsed: the clock's where the problem gives only that
             energy = {**energy, "hours_per_unit": problem.energy.hours_per_unit}
-        forecast = await run_in_threadpool(functools.partial(
-            plant_load, clock=problem.clock, plan_minutes=plan_minutes(request["problem"], energy)),
-            platform, ctx.tenant, request["energy_forecast"], energy, plan_days(request["problem"], energy))
+        span = plan_minutes(request["problem"], energy)  # the plan's length, walked once
+        forecast = await run_in_threadpool(functools.partial(plant_load, clock=problem.clock, plan_minutes=span),
+                                           platform, ctx.tenant, request["energy_forecast"], energy,
+                                           forecast_days(span))
         load_use.model_version = forecast["model"]
         request = with_plant_load(request, forecast)
     return request
