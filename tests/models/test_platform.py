@@ -85,7 +85,7 @@ def test_no_terminal_gets_plain_progress_lines_at_most_every_ten_seconds(monkeyp
     x, y = data()
     cfg = TrainConfig(epochs=4, batch_size=64, lr=1e-2, patience=10, seed=0)
     clock = iter([100.0, 101.0, 112.0, 113.0, 200.0])  # epoch 1 printed, 2 too soon, 3 printed, 4 too soon
-    monkeypatch.setattr(training.time, "monotonic", lambda: next(clock))
+    monkeypatch.setattr(training, "_clock", lambda: next(clock))  # not time.monotonic: other threads read it
     monkeypatch.setattr(training, "_last_progress", [-float("inf")])
     err = io.StringIO()  # isatty() is False: no terminal
     monkeypatch.setattr("sys.stderr", err)
