@@ -2299,6 +2299,7 @@ function factorLine(m) {
     return item(esc(t("dash.rate." + side, { rate: rate(m.value), usual: rate(m.median) }) + (source ? ` (${source})` : "")));
   }
   if (kind === "other") return item(esc(t("dash.factorOther")));
+  if (kind === "saturation") return item(esc(t("dash.factorSaturation")));
   const range = Array.isArray(m.typical_range) && m.typical_range.length === 2 ? m.typical_range : null;
   let side = ["high", "low", "missing"].includes(m.direction) ? m.direction : "equal";
   if (range && typeof m.value === "number") { // outside its typical range says more than "above the median"

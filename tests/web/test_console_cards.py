@@ -145,10 +145,10 @@ def test_quality_card_fields_are_the_ones_the_api_documents(page, server):
     assert {"measurement", "kind", "value", "median", "typical_range", "z", "clipped", "direction", "contribution",
             "probability_change"} <= entry
     kinds = set(rows["properties"]["top_measurement_values"]["items"]["properties"]["kind"]["enum"])
-    assert kinds == {"measurement", "missing_indicator", "recent_failure_rate", "other"}
+    assert kinds == {"measurement", "missing_indicator", "recent_failure_rate", "other", "saturation"}
     source = page.evaluate("fetch('/static/console.js').then((r) => r.text())")
     for field in ("baseline_probability", "median_wafer_probability", "explained_share", "probability_change",
-                  "typical_range", "clipped", "recent_failure_rate", "missing_indicator"):
+                  "typical_range", "clipped", "recent_failure_rate", "missing_indicator", "saturation"):
         assert field in source, field
 
 
