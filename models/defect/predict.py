@@ -414,3 +414,16 @@ def explain(model: OnnxModel, input_path: Path, *, top_k: int | None = None,
     """The contract columns plus ``EXPLAIN_COLUMNS``; ``top_k`` measurements per wafer (default None: the
     manifest's ``config.top_k``, 5 for the shipped model)."""
     return score(model, F.read_rows(input_path), explain=True, top_k=top_k, recent_failure_rate=recent_failure_rate)
+
+
+def validation_summary(manifest: dict, top: int) -> dict:
+    """A defect model's validation operating points (without the full curve) and its ``top`` measurements by global
+    importance, as ``sfai models show`` and ``GET /v1/quality/status`` give them (empty for older models)."""
+    out: dict = {}
+    points = manifest.get("operating_points")
+    if points:
+        out["operating_points"] = {k: v for k, v in points.items() if k != "curve"}
+    importance = manifest.get("global_importance")
+    if importance:
+        out["global_importance"] = {**importance, "features": importance["features"][:top]}
+    return out

@@ -378,12 +378,9 @@ def model_card(mv, manifest: dict, top: int = 15) -> dict:  # noqa: ANN001
         card["drift_prior"] = (f"used: logit p = {drift['coef'][0]:.3f} x network logit + {drift['coef'][1]:.3f} x "
                                f"logit(rate) + {drift['coef'][2]:.3f}; overall rate {drift['prior']:.4f}, window "
                                f"{drift['window']} wafers" if drift else "not used")
-        points = manifest.get("operating_points")
-        if points:
-            card["operating_points"] = {k: v for k, v in points.items() if k != "curve"}
-        importance = manifest.get("global_importance")
-        if importance:
-            card["global_importance"] = {**importance, "features": importance["features"][:top]}
+        from models.defect.predict import validation_summary
+
+        card.update(validation_summary(manifest, top))
     return card
 
 

@@ -40,14 +40,9 @@ document_entity_id(router, "defect")  # after: it adds entity_id to the rows des
 def defect_status(manifest: dict) -> dict:
     """What the status adds to a defect champion's entry: whether it reads the line's recent failure rate, its
     validation operating points (without the full curve) and its top measurements by global importance."""
-    out: dict = {"uses_recent_failure_rate": bool(manifest.get("drift"))}
-    points = manifest.get("operating_points")
-    if points:
-        out["operating_points"] = {k: v for k, v in points.items() if k != "curve"}
-    importance = manifest.get("global_importance")
-    if importance:
-        out["global_importance"] = {**importance, "features": importance["features"][:STATUS_IMPORTANCE]}
-    return out
+    from models.defect.predict import validation_summary
+
+    return {"uses_recent_failure_rate": bool(manifest.get("drift")), **validation_summary(manifest, STATUS_IMPORTANCE)}
 
 
 modules.STATUS_EXTRAS["defect"] = defect_status
