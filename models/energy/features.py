@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from models.booleans import boolean_row
-from models.energy.calendar import CALENDAR_NAMES, calendar_features, is_holiday
+from models.energy.calendar import CALENDAR_NAMES, PlantCalendar, calendar_features, is_holiday, rest_days
 from models.files import blank_rows, read_csv
 from serving.errors import InvalidInput, shown
 from serving.tenancy import END_OF_DAY
@@ -360,25 +360,31 @@ def origin_indices(series: Series, first: pd.Timestamp, last: pd.Timestamp | Non
     return idx[idx < len(series.kwh)] if last is None else idx
 
 
-def day_types(days: pd.DatetimeIndex) -> np.ndarray:
-    """0 working day, 1 Saturday, 2 Sunday or public holiday."""
+def day_types(days: pd.DatetimeIndex, plant: PlantCalendar | None = None) -> np.ndarray:
+    """0 working day, 1 Saturday, 2 Sunday or public holiday. ``plant``: its days off are 2, its working days 0
+    (a working Saturday is a working day)."""
     days = pd.DatetimeIndex(days).normalize()
     dow = np.asarray(days.day_of_week)
-    return np.where((dow == 6) | (is_holiday(days) > 0), 2, np.where(dow == 5, 1, 0))
+    if not plant:
+        return np.where((dow == 6) | (is_holiday(days) > 0), 2, np.where(dow == 5, 1, 0))
+    working = plant.marks(days)[1]
+    return np.where(rest_days(days, plant), 2, np.where((dow == 5) & ~working, 1, 0))
 
 
-def profile(v: np.ndarray, origins: np.ndarray, origin_days: pd.DatetimeIndex, scale: float) -> np.ndarray:
+def profile(v: np.ndarray, origins: np.ndarray, origin_days: pd.DatetimeIndex, scale: float,
+            plant: PlantCalendar | None = None) -> np.ndarray:
     """(m, 96, len(PROFILE_NAMES)): per step, the quantiles and mean over the last ``PROFILE_DAYS`` days of the
     target day's type, and the share of ``PROFILE_DAYS`` found. Only whole days before the origin are read (the
     24:00 value of the day before, stamped at the origin, is clamped to 23:45, as the lags are); where the
-    history holds no day of that type, every day in it stands in."""
+    history holds no day of that type, every day in it stands in. ``plant``: the types of the target day and of the
+    past days read are the plant's (a past shutdown day is a holiday, not a working day of the profile)."""
     o = np.asarray(origins, dtype=int)
     m, ks = len(o), np.arange(1, PROFILE_LOOKBACK + 1)
     days = pd.DatetimeIndex(origin_days).normalize()
     back = days.values[:, None] - ks[None, :] * np.timedelta64(1, "D")  # (m, K) the day k days before
-    types = day_types(pd.DatetimeIndex(back.ravel())).reshape(m, -1)
+    types = day_types(pd.DatetimeIndex(back.ravel()), plant).reshape(m, -1)
     inside = (o[:, None] + 1 - STEPS_PER_DAY * ks[None, :]) >= 0  # the whole day lies in the series
-    same = inside & (types == day_types(days)[:, None])
+    same = inside & (types == day_types(days, plant)[:, None])
     same = np.where(same.any(1, keepdims=True), same, inside)
     chosen = same & (np.cumsum(same, axis=1) <= PROFILE_DAYS)
     order = np.argsort(~chosen, axis=1, kind="stable")[:, :PROFILE_DAYS]  # chosen days first, nearest first
@@ -394,10 +400,12 @@ def profile(v: np.ndarray, origins: np.ndarray, origin_days: pd.DatetimeIndex, s
 
 # readings so large that sums or the float32 cast overflow give inf or NaN: the runtime refuses them, naming the feature
 @np.errstate(over="ignore", invalid="ignore")
-def build(v: np.ndarray, origins: np.ndarray, origin_days: pd.DatetimeIndex, scale: float) -> np.ndarray:
+def build(v: np.ndarray, origins: np.ndarray, origin_days: pd.DatetimeIndex, scale: float,
+          plant: PlantCalendar | None = None) -> np.ndarray:
     """Features, one row per (origin, step): shape (len(origins) * 96, len(FEATURE_NAMES)), float32.
 
-    ``v`` must already be gap-filled; only ``v[:o]`` is read for origin ``o``."""
+    ``v`` must already be gap-filled; only ``v[:o]`` is read for origin ``o``. ``plant``: the plant's own days off
+    and working days, for the calendar covariates and the day-type profile (None: the public calendar)."""
     o = np.asarray(origins, dtype=int)
     if len(o) and o.min() < HISTORY:
         raise InvalidInput(f"a forecast origin needs {LAG_DAYS} days of history before it")
@@ -417,8 +425,8 @@ def build(v: np.ndarray, origins: np.ndarray, origin_days: pd.DatetimeIndex, sca
     per_origin = np.stack(blocks + recent, axis=1)  # (m, 9)
     per_step = np.stack(lags + window, axis=2)  # (m, 96, 9)
     days = pd.DatetimeIndex(np.repeat(pd.DatetimeIndex(origin_days).normalize().values, STEPS_PER_DAY))
-    cal = calendar_features(days, np.tile(s, len(o))).reshape(len(o), STEPS_PER_DAY, -1)
-    prof = profile(v, o, origin_days, scale)
+    cal = calendar_features(days, np.tile(s, len(o)), plant).reshape(len(o), STEPS_PER_DAY, -1)
+    prof = profile(v, o, origin_days, scale, plant)
     x = np.concatenate([prof, per_step, np.repeat(per_origin[:, None, :], STEPS_PER_DAY, axis=1), cal], axis=2)
     return x.reshape(len(o) * STEPS_PER_DAY, -1).astype(np.float32)
 

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from models.energy import features as F
+from models.energy.calendar import PLANT, PlantCalendar
 from serving.errors import InvalidInput
 from serving.runtime import OnnxModel
 
@@ -250,12 +251,13 @@ def _to_next_midnight(series: F.Series, start: pd.Timestamp) -> F.Series:
 
 def forecast(
     model: OnnxModel, series: F.Series, start: pd.Timestamp, horizon: int = 96, *, ahead: bool = False,
-    asked: bool = False,
+    asked: bool = False, plant: PlantCalendar | None = None,
 ) -> pd.DataFrame:
     """One forecast per day at 00:00 from ``start`` while the origin lies inside the series; ``ahead`` also makes
     the forecast for the day right after the series (a forecast reads rows up to 15 minutes before its origin);
     ``asked`` (a start the caller gave): a start at the next 00:00 after rows ending mid-day is forecast from them,
-    the rest of the day filled."""
+    the rest of the day filled. ``plant``: the plant's own days off and working days (None: the public calendar),
+    for the days forecast and the past days their profile reads."""
     steps = int(model.manifest.get("steps_per_day", F.STEPS_PER_DAY))
     horizon = check_horizon(horizon, steps)
     if not F.built_for(model.manifest):
@@ -286,7 +288,7 @@ def forecast(
         log.warning("%s", line)
     v = F.filled(series.kwh, float(model.manifest["fill_value"]))
     days = series.start + origins * F.STEP
-    x = F.build(v, origins, pd.DatetimeIndex(days), float(model.manifest["scale"]))
+    x = F.build(v, origins, pd.DatetimeIndex(days), float(model.manifest["scale"]), plant)
     q = model.run({"x": x})["y"].reshape(len(origins), steps, 3)[:, :horizon]
     q = np.maximum(q.astype(float), 0.0)  # kWh is never negative; clipping all three keeps their order
     origin_col = np.repeat(pd.DatetimeIndex(days).strftime(STAMP).to_numpy(), horizon)
@@ -307,10 +309,29 @@ def forecast(
     return out
 
 
-def predict(model: OnnxModel, input_path: Path, dataset: str, *, start=None, horizon=96, **_) -> pd.DataFrame:  # noqa: ANN001
+def plant_calendar(model: OnnxModel, given: PlantCalendar | None = None) -> PlantCalendar | None:
+    """The plant calendar a forecast uses: ``given``, else the one the caller set for this request (``PLANT``: the
+    API's), else, for a registered model (its manifest names its tenant), that tenant's stored calendar (``sfai
+    predict energy``); None where there is none (the public calendar)."""
+    if given is not None:
+        return given or None
+    current = PLANT.get()
+    if current is not None:
+        return current or None
+    tenant = model.manifest.get("tenant")
+    if not isinstance(tenant, str) or not tenant:
+        return None
+    from serving.calendar_store import calendar_of_tenant  # the metadata database: only for a registered model
+
+    return calendar_of_tenant(tenant)
+
+
+def predict(model: OnnxModel, input_path: Path, dataset: str, *, start=None, horizon=96,  # noqa: ANN001
+            plant: PlantCalendar | None = None, **_) -> pd.DataFrame:
     """The contract's forecasts: one origin per day at 00:00 from ``start`` while it lies inside the file. A start
     at the file's end (the day right after its rows: a history file, tomorrow wanted) is that day's forecast; a
-    start without a week of rows before it begins at the first day with one (logged as a warning)."""
+    start without a week of rows before it begins at the first day with one (logged as a warning). ``plant``: the
+    plant calendar (default: :func:`plant_calendar`, the model's tenant's)."""
     series = F.read_series(input_path)
     stamp = parse_start(start, series)
     first = parse_start(None, series)  # the first 00:00 with a week of history before it in the file
@@ -321,16 +342,19 @@ def predict(model: OnnxModel, input_path: Path, dataset: str, *, start=None, hor
                      "the week before to the file to forecast them)")
         log.warning("%s", notes[0])
         stamp = first
-    out = forecast(model, series, stamp, horizon, ahead=bool(stamp >= series.stamps[-1]), asked=start is not None)
+    out = forecast(model, series, stamp, horizon, ahead=bool(stamp >= series.stamps[-1]), asked=start is not None,
+                   plant=plant_calendar(model, plant))
     out.attrs["warnings"] = notes + out.attrs["warnings"]
     return out
 
 
 def score(model: OnnxModel, df: pd.DataFrame, *, start: str | None = None, horizon: int = 96) -> pd.DataFrame:
     """Forecasts from series rows already read (the API's records), including the day right after them: the
-    contract columns plus ``co2_p50``, the tCO2 per 15 minutes the p50 implies at the plant's emission factor."""
+    contract columns plus ``co2_p50``, the tCO2 per 15 minutes the p50 implies at the plant's emission factor.
+    The plant calendar is the one the caller set (``PLANT``: the API sets the tenant's), else none."""
     series = F.series_from_frame(df)
-    out = forecast(model, series, parse_start(start, series), horizon, ahead=True, asked=start is not None)
+    out = forecast(model, series, parse_start(start, series), horizon, ahead=True, asked=start is not None,
+                   plant=PLANT.get() or None)
     out["co2_p50"] = with_co2(out, model)["co2_p50"]
     # the factor beside the numbers, for a manager to check them or apply the reporting year's official factor
     out.attrs["emission_factor_t_per_kwh"] = float(model.manifest["emission_factor_t_per_kwh"])
