@@ -248,3 +248,60 @@ def test_the_file_forecast_of_a_registered_model_reads_its_tenants_calendar(ener
         pd.testing.assert_frame_equal(plain, predict(model, path, "steel-energy", horizon=96))
     finally:
         PLANT.reset(token)
+
+
+# the CLI (serving/cli/energy.py: ``sfai energy calendar``) -----------------------------------------------------
+
+def test_calendar_files_are_read_and_checked(tmp_path):
+    from serving.cli.energy import read_calendar_file
+    from serving.errors import InvalidInput
+
+    good = tmp_path / "plant.csv"
+    good.write_text("date,kind,note\n2018-08-15,working,\n2018-08-01,day_off,summer shutdown\n")
+    assert read_calendar_file(good) == [{"date": D("2018-08-01"), "kind": "day_off", "note": "summer shutdown"},
+                                        {"date": D("2018-08-15"), "kind": "working", "note": None}]
+    as_json = tmp_path / "plant.json"
+    as_json.write_text('{"days": [{"date": "2018-08-01", "kind": "day_off"}]}')
+    assert read_calendar_file(as_json) == [{"date": D("2018-08-01"), "kind": "day_off", "note": None}]
+    for name, text, words in [
+        ("bad.csv", "date,kind\n2018-08-01,day_off\n2018-02-30,working\n", "bad.csv: row 3: \"date\" '2018-02-30'"),
+        ("twice.csv", "date,kind\n2018-08-01,day_off\n2018-08-01,working\n", "row 3: date 2018-08-01 is given twice"),
+        ("header.csv", "day,kind\n2018-08-01,day_off\n", "the header must be date,kind"),
+        ("wide.csv", "date,kind\n2018-08-01,day_off,x\n", "row 2: more cells"),
+        ("bad.json", '{"days": [{"date": "2018-08-01", "kind": "off"}]}', '"kind" must be "day_off" or "working"'),
+        ("broken.json", '{"days": [', "broken.json is not valid JSON"),
+        ("plant.txt", "2018-08-01", "give a .json file"),
+    ]:
+        (tmp_path / name).write_text(text)
+        with pytest.raises(InvalidInput) as e:
+            read_calendar_file(tmp_path / name)
+        assert words in e.value.message, e.value.message
+    with pytest.raises(InvalidInput, match="no such file"):
+        read_calendar_file(tmp_path / "missing.csv")
+
+
+def test_the_cli_sets_and_shows_the_calendar_the_api_reads(energy, db, tmp_path, monkeypatch):
+    import json
+
+    from typer.testing import CliRunner
+
+    import serving.cli.energy as cli
+
+    client, acme, _ = energy
+    monkeypatch.setattr(cli, "database", lambda **_: db)
+    runner = CliRunner()
+    plant = tmp_path / "plant.csv"
+    plant.write_text("date,kind,note\n2018-08-01,day_off,summer shutdown\n2018-08-15,working,\n")
+    r = runner.invoke(cli.energy_app, ["calendar", "set", "--file", str(plant), "--tenant", "acme"])
+    assert r.exit_code == 0, r.output
+    assert client.get(CAL, headers=bearer(acme.admin)).json()["days"] == [
+        {"date": "2018-08-01", "kind": "day_off", "note": "summer shutdown"}, {"date": "2018-08-15", "kind": "working"}]
+    shown = runner.invoke(cli.energy_app, ["calendar", "show", "--tenant", "acme", "--json"])
+    assert shown.exit_code == 0 and json.loads(shown.stdout)["count"] == 2, shown.output
+    lines = runner.invoke(cli.energy_app, ["calendar", "show", "--tenant", "acme"]).stdout.splitlines()
+    assert lines == ["2018-08-01  day_off  summer shutdown", "2018-08-15  working"]
+    bad = tmp_path / "bad.csv"
+    bad.write_text("date,kind\n2018-13-01,day_off\n")
+    refused = runner.invoke(cli.energy_app, ["calendar", "set", "--file", str(bad), "--tenant", "acme"])
+    assert refused.exit_code != 0 and "row 2" in refused.exception.message
+    assert client.get(CAL, headers=bearer(acme.admin)).json()["count"] == 2  # unchanged
