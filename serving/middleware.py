@@ -302,6 +302,10 @@ class PlatformMiddleware:
                     await asyncio.gather(platform.writer.submit(entry), *(
                         platform.writer.submit(replace(entry, module=use.module, model_version=use.model_version))
                         for use in partners))
+                elif status in NOT_COUNTED:  # a refusal: repeats of one kind are collapsed into one record
+                    committed = platform.writer.submit_refusal(entry)
+                    if committed is not None:
+                        await committed
                 else:
                     await platform.writer.submit(entry)
             except Exception:  # noqa: BLE001

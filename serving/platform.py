@@ -36,7 +36,7 @@ class Platform:
         writer = UsageWriter(
             db, key=ChainKey(settings.secret_key), max_batch=settings.usage_flush_max_batch,
             max_wait_ms=settings.usage_flush_max_wait_ms,
-            inline=settings.usage_commit_inline,
+            inline=settings.usage_commit_inline, collapse_refusals=settings.usage_collapse_refusals,
         )
         return cls(
             settings=settings,

@@ -114,6 +114,11 @@ class Settings(BaseSettings):
         default=None,
         description="commit usage batches on the event loop (default: with SQLite) instead of a writer thread",
     )
+    usage_collapse_refusals: bool = Field(
+        default=True,
+        description="log the repeats of a refusal (403, 429: the same key, module, endpoint and status) within a "
+        "minute as one record with their count; false: a record per refused call",
+    )
 
     # Caches in the request path (seconds). A revoked key stops working within this time in other workers;
     # the worker that revoked it forgets it at once.

@@ -55,7 +55,8 @@ EXPORT_COLUMNS = (
     "model_version",
     "request_id",
     "hash",
-    "key_name",  # last: the columns before it keep their places for readers by position
+    "key_name",  # from here on: added later, after the columns before them, which keep their places for readers
+    "calls",  # by position
 )
 
 
@@ -71,6 +72,7 @@ class UsageEntry:
     latency_us: int
     request_id: str
     model_version: str | None = None
+    calls: int = 1  # how many calls the record stands for: more for refusals collapsed into one (Refusals)
 
 
 def _ts_text(ts: datetime) -> str:
@@ -112,17 +114,19 @@ class ChainKey:
 def chain_hash(
     prev_hash: str, seq: int, e: UsageEntry | UsageRecord, ts_text: str | None = None, *, key: ChainKey | None
 ) -> str:
-    """A record's hash: keyed (HMAC) with ``key``, plain SHA-256 for records from before the chain was keyed."""
+    """A record's hash: keyed (HMAC) with ``key``, plain SHA-256 for records from before the chain was keyed.
+    ``calls`` is hashed where it is not 1 (a record of collapsed refusals), so the records of single calls, those
+    written before the column among them, hash as they always did."""
     payload = (
         f"{prev_hash}\x1e{seq}\x1f{ts_text or _ts_text(e.ts)}\x1f{e.tenant_id}\x1f{e.key_id}\x1f{e.module or ''}"
         f"\x1f{e.method}\x1f{e.endpoint}\x1f{e.status}\x1f{e.latency_us}\x1f{e.model_version or ''}"
-        f"\x1f{e.request_id}"
+        f"\x1f{e.request_id}" + ("" if e.calls == 1 else f"\x1f{e.calls}")
     ).encode()
     return key.hex(payload) if key is not None else hashlib.sha256(payload).hexdigest()
 
 
 _COLUMNS = ("seq", "ts", "tenant_id", "key_id", "module", "method", "endpoint", "status", "latency_us",
-            "model_version", "request_id", "prev_hash", "hash", "tenant_seq")
+            "model_version", "request_id", "prev_hash", "hash", "tenant_seq", "calls")
 
 
 _HEAD = "last_seq, last_hash, keyed_from, keyed_mark"
@@ -235,7 +239,7 @@ def append_entries(
             rows.append((
                 seq, f"{text[:10]} {text[11:]}" if sqlite else ts, e.tenant_id,
                 e.key_id, e.module, e.method, e.endpoint, e.status, e.latency_us, e.model_version, e.request_id,
-                prev, h, next_number[e.tenant_id],
+                prev, h, next_number[e.tenant_id], e.calls,
             ))
             prev = h
         cur.executemany(insert, rows)
@@ -260,6 +264,78 @@ class _Pending:
 
 
 _STOP = object()
+REFUSAL_WINDOW_S = 60.0  # refusals of one kind after the first one written are collapsed into a record for so long
+REFUSAL_KINDS = 10_000  # kinds held at once per process (past that, refusals are written one by one, as before)
+REFUSAL_FLUSH_EVERY_S = 5.0
+
+
+@dataclass(slots=True)
+class _Collapsed:
+    until: float  # monotonic end of the kind's window
+    calls: int = 0  # refusals since its first record was written
+    latency_us: int = 0  # their latencies' sum
+    last: UsageEntry | None = None
+
+
+class Refusals:
+    """Refused calls (403, 429) collapsed per kind: the same tenant, key, module, method, endpoint and status.
+
+    The first refusal of a kind is written as a record of its own (and answered once it is committed, as any call);
+    the refusals of that kind in the next ``REFUSAL_WINDOW_S`` are counted here and written as one record when the
+    window ends: the last one's time, request id and fields, ``calls`` = how many, ``latency`` their mean. A client
+    retrying a refusal hundreds of times a second had written a record for each, kept three years (~40 M a day).
+    Refused calls are not counted against a quota, and this process's counts for the window are all that a kill
+    can lose; the usage writer's ``close`` writes them."""
+
+    def __init__(self, window_s: float = REFUSAL_WINDOW_S, max_kinds: int = REFUSAL_KINDS) -> None:
+        self.window_s = window_s
+        self.max_kinds = max_kinds
+        self._kinds: dict[tuple, _Collapsed] = {}
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def kind(e: UsageEntry) -> tuple:
+        return (e.tenant_id, e.key_id, e.module, e.method, e.endpoint, e.status)
+
+    def absorb(self, e: UsageEntry, now: float | None = None) -> bool:
+        """True where ``e`` is counted into its kind's window (not to be written now); False where it is to be
+        written now: the first of its kind in a window, or one past ``max_kinds``."""
+        now = time.monotonic() if now is None else now
+        k = self.kind(e)
+        with self._lock:
+            c = self._kinds.get(k)
+            if c is None or (c.until <= now and c.calls == 0):
+                if c is None and len(self._kinds) >= self.max_kinds:
+                    return False
+                self._kinds[k] = _Collapsed(now + self.window_s)
+                return False
+            c.calls += 1
+            c.latency_us += e.latency_us
+            c.last = e
+            return True
+
+    def due(self, now: float | None = None, *, every: bool = False) -> list[UsageEntry]:
+        """The records of the windows that ended by ``now`` (``every``: of all windows), taken out; a kind whose
+        window ended with no refusal in it is forgotten."""
+        now = time.monotonic() if now is None else now
+        out = []
+        with self._lock:
+            for k in [k for k, c in self._kinds.items() if every or c.until <= now]:
+                c = self._kinds.pop(k)
+                if c.calls:
+                    out.append(dataclasses.replace(c.last, calls=c.calls, latency_us=c.latency_us // c.calls))
+        return out
+
+    def put_back(self, e: UsageEntry) -> None:
+        """A record that could not be written: its calls are counted into its kind again, for the next try."""
+        with self._lock:
+            c = self._kinds.setdefault(self.kind(e), _Collapsed(time.monotonic()))
+            c.calls += e.calls
+            c.latency_us += e.latency_us * e.calls
+            c.last = c.last or e
+
+    def __len__(self) -> int:
+        return len(self._kinds)
 CHECKPOINT_EVERY_S = 0.25  # SQLite, commits on the loop: how often the writer thread checkpoints the WAL
 LOOP_CHECKPOINT_PAGES = 20_000  # ... and how many WAL pages the loop's connection lets pass before it does
 WAL_SIZE_LIMIT = 64 * 1024 * 1024  # bytes the WAL file is trimmed to after a restart
@@ -279,7 +355,7 @@ class UsageWriter:
 
     def __init__(
         self, db: Database, *, key: ChainKey, max_batch: int = 512, max_wait_ms: float = 0.0,
-        inline: bool | None = None,
+        inline: bool | None = None, collapse_refusals: bool = True,
     ) -> None:
         self.db = db
         self.key = key
@@ -303,16 +379,29 @@ class UsageWriter:
         # (batches, records, failures) Prometheus counters where the workers' metrics are added up across processes
         # (serving.metrics: the counts above are this process's only)
         self.counters: tuple | None = None
+        self.refusals = Refusals(max_kinds=REFUSAL_KINDS if collapse_refusals else 0)  # 0: each one written
+        self._flusher: threading.Thread | None = None
+        self._flusher_stop = threading.Event()
 
     # lifecycle -------------------------------------------------------------------------------------
     def start(self) -> None:
         if self._thread is None:
             self._thread = threading.Thread(target=self._run, name="sfai-usage-writer", daemon=True)
             self._thread.start()
+        if self._flusher is None:
+            self._flusher_stop.clear()
+            self._flusher = threading.Thread(target=self._flush_refusals, name="sfai-usage-refusals", daemon=True)
+            self._flusher.start()
 
     def close(self, timeout: float = 10.0) -> None:
-        """Commit what is queued, then stop the thread."""
+        """Commit what is queued and the collapsed refusals, then stop the threads."""
+        if self._flusher is not None:
+            self._flusher_stop.set()
+            self._flusher.join(timeout)
+            self._flusher = None
         if self._thread is not None:
+            for e in self.refusals.due(every=True):  # queued before the stop: committed with the rest
+                self._q.put(_Pending(e, None, None, threading.Event()))
             self._q.put(_STOP)
             self._thread.join(timeout)
             self._thread = None
@@ -401,6 +490,30 @@ class UsageWriter:
                     self._inline_conn = None
             _settle([f for _, f in part], error)
             error = None
+
+    def submit_refusal(self, entry: UsageEntry) -> asyncio.Future | None:
+        """Queue a refused call's record (403, 429) as :meth:`submit` does, or count it into the record of its
+        kind's window (:class:`Refusals`): then None, and there is nothing to wait for."""
+        if self._flusher is not None and self.refusals.absorb(entry):
+            return None
+        return self.submit(entry)
+
+    def _flush_refusals(self) -> None:
+        while not self._flusher_stop.wait(REFUSAL_FLUSH_EVERY_S):
+            self.write_refusals(self.refusals.due())
+
+    def write_refusals(self, entries: list[UsageEntry], timeout: float = 30.0) -> None:
+        """Commit collapsed refusals' records (in one batch where they fit); those that fail are counted back into
+        their kinds for the next try."""
+        pending = [_Pending(e, None, None, threading.Event()) for e in entries]
+        for p in pending:
+            self._q.put(p)
+        for p in pending:
+            if not p.done.wait(timeout):  # it may still be committed: not counted back (never twice)
+                log.warning("usage log: a record of %d refused calls was not committed within %.0f s",
+                            p.entry.calls, timeout)
+            elif p.error:
+                self.refusals.put_back(p.entry)
 
     def write(self, entry: UsageEntry, timeout: float = 30.0) -> None:
         """Queue ``entry`` from a plain thread and block until it is committed."""
@@ -657,6 +770,7 @@ def _row_dict(r, tenant: str, key_names: dict[str, str], *, chain: bool = False)
         "request_id": r.request_id,
         "hash": r.hash if chain else receipt(r.hash),
         "key_name": key_names.get(r.key_id),
+        "calls": r.calls,
     }
 
 
@@ -705,9 +819,8 @@ def query_usage(
             stmt = stmt.where(t.c.tenant_seq < before_seq)
         rows = conn.execute(stmt.order_by(t.c.tenant_seq.desc()).limit(limit)).all()
         counts = conn.execute(
-            _range_filter(select(t.c.module, t.c.status, func.count()), tenant_id, start, end, module, key_id).group_by(
-                t.c.module, t.c.status
-            )
+            _range_filter(select(t.c.module, t.c.status, func.sum(t.c.calls)), tenant_id, start, end, module, key_id)
+            .group_by(t.c.module, t.c.status)
         ).all()
     by_module: dict[str, dict[str, int]] = {}
     total = 0

@@ -75,6 +75,9 @@ class UsageRecord(Base):
     # the record's number in its tenant's own log (1, 2, ...): what the tenant sees as ``seq``, so that its
     # numbers say nothing about other tenants' calls; ``seq`` above is the place in the whole chain
     tenant_seq: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    # how many calls the record stands for: 1, or the refusals (403, 429) of one kind a process collapsed into one
+    # record (0014; serving.usage.Refusals)
+    calls: Mapped[int] = mapped_column(Integer, server_default="1")
     __table_args__ = (
         Index("ix_usage_log_tenant_seq", "tenant_id", "tenant_seq", unique=True),
         Index("ix_usage_log_tenant_module_ts", "tenant_id", "module", "ts", "status"),  # the quota (0009)

@@ -135,6 +135,8 @@ class UsageRecordPublic(BaseModel):
     model_version: str | None = Field(description="NAME@VERSION of the model that answered")
     request_id: str | None
     hash: str = Field(description="the record's receipt in the tamper-evident chain")
+    calls: int = Field(1, description="how many calls the record stands for: 1, or the refusals (403, 429) of one "
+                       "kind that followed the first one written within a minute, collapsed into one record")
 
 
 class UsageCounts(BaseModel):

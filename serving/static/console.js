@@ -2559,7 +2559,7 @@ function usageQuery() {
 
 
 const usageRow = (r) => `<tr><td class="num">${r.seq}</td><td class="time">${esc(day(r.ts))}</td>${idCell("mod", r.module ?? "platform")}<td>${esc(r.method)} ${esc(r.endpoint)}</td>` +
-  `<td class="num">${r.status}</td><td class="num">${fmt(r.latency_ms, 1)}</td><td>${r.key_name ? `${esc(r.key_name)} ` : ""}<code>${esc(r.key_id)}</code></td></tr>`;
+  `<td class="num">${r.status}${r.calls > 1 ? ` <span class="calls" title="${esc(t("admin.collapsedCalls", {n: r.calls}))}">×${r.calls}</span>` : ""}</td><td class="num">${fmt(r.latency_ms, 1)}</td><td>${r.key_name ? `${esc(r.key_name)} ` : ""}<code>${esc(r.key_id)}</code></td></tr>`;
 
 // ``older``: append the next page (the "Older records" button) instead of loading the newest anew, with the filters
 // of the page on screen (the form's, edited since, apply from the newest again on Apply).

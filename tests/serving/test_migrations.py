@@ -33,7 +33,19 @@ def test_migrations_are_idempotent_on_start(settings, db):
     again.dispose()
 
 
-HEAD = "0013"  # the latest migration
+def _head() -> str:
+    """The latest migration: the one head of a single line of revisions, each file named by its revision."""
+    from alembic.script import ScriptDirectory
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    script = ScriptDirectory.from_config(cfg)
+    revisions = list(script.walk_revisions())
+    assert all(r.path.rsplit("/", 1)[-1].startswith(f"{r.revision}_") for r in revisions)
+    return script.get_current_head()  # raises where two revisions both claim to be the latest
+
+
+HEAD = _head()
 
 
 def test_0011_keeps_the_jobs_already_made_without_a_key(settings):
@@ -283,3 +295,55 @@ def test_each_database_draws_its_own_deployment_id_and_postgres_refuses_truncate
         return  # no TRUNCATE in SQLite; its delete trigger keeps three years (test_usage_log)
     with pytest.raises(DBAPIError, match="TRUNCATE is refused"), db.engine.begin() as conn:
         conn.execute(text("TRUNCATE usage_log CASCADE"))
+
+
+def test_0014_keeps_the_records_already_written_as_single_calls(settings):
+    """Records written before ``calls``, hashed as SFAI hashed them then, stand for one call each and still verify;
+    a record of collapsed refusals written after hashes its count, so changing the count breaks the chain."""
+    url = normalize_url(settings.resolved_database_url)
+    engine = make_engine(url)
+    _upgrade(engine, "0013")
+    prev = GENESIS
+    with engine.begin() as conn:
+        for seq in (1, 2):
+            e = entry(seq)
+            ts = e.ts.isoformat(timespec="microseconds")[:26] + "Z"
+            h = KEY.hex(  # the payload of 0013: no count
+                f"{prev}\x1e{seq}\x1f{ts}\x1f{e.tenant_id}\x1f{e.key_id}\x1f{e.module}\x1f{e.method}\x1f{e.endpoint}"
+                f"\x1f{e.status}\x1f{e.latency_us}\x1f{e.model_version}\x1f{e.request_id}".encode())
+            conn.execute(
+                text("INSERT INTO usage_log (seq, ts, tenant_id, key_id, module, method, endpoint, status, latency_us, "
+                     "model_version, request_id, prev_hash, hash, tenant_seq) VALUES (:s, :ts, :t, :k, :m, :me, :en, "
+                     ":st, :l, :mv, :r, :p, :h, :s)"),
+                {"s": seq, "ts": e.ts.strftime("%Y-%m-%d %H:%M:%S.%f") + ("" if url.startswith("sqlite") else "+00"),
+                 "t": e.tenant_id, "k": e.key_id, "m": e.module, "me": e.method,
+                 "en": e.endpoint, "st": e.status, "mv": e.model_version, "l": e.latency_us, "r": e.request_id,
+                 "p": prev, "h": h},
+            )
+            prev = h
+        conn.execute(text("UPDATE usage_chain SET last_seq = 2, last_hash = :h, keyed_from = 1, keyed_mark = :m"),
+                     {"h": prev, "m": KEY.mark(1)})
+        conn.execute(text("INSERT INTO usage_tenant_heads (tenant_id, last_seq) VALUES (1, 2)"))
+    _upgrade(engine, "head")
+    engine.dispose()
+    db = Database(url)
+    try:
+        assert verify_chain(db, key=KEY).rows == 2 and verify_chain(db, key=KEY).ok
+        refused = entry(3)
+        refused.status, refused.calls = 429, 37
+        append_entries(db, [refused], key=KEY)
+        with db.engine.connect() as conn:
+            assert [tuple(r) for r in conn.execute(text("SELECT seq, calls FROM usage_log ORDER BY seq"))] == [
+                (1, 1), (2, 1), (3, 37)]
+        r = verify_chain(db, key=KEY)
+        assert (r.ok, r.rows) == (True, 3), r
+        with db.engine.begin() as conn:
+            if db.is_sqlite:
+                conn.execute(text("DROP TRIGGER usage_log_no_update"))
+            else:
+                conn.execute(text("ALTER TABLE usage_log DISABLE TRIGGER usage_log_guard"))
+            conn.execute(text("UPDATE usage_log SET calls = 3 WHERE seq = 3"))
+        r = verify_chain(db, key=KEY)
+        assert not r.ok and r.seq == 3 and "modified" in r.problem, r
+    finally:
+        db.dispose()

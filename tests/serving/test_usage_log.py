@@ -483,7 +483,9 @@ def test_export_csv_and_json_own_tenant_only(client, db):
         "request_id",
         "hash",
         "key_name",
+        "calls",
     ]
+    assert {x["calls"] for x in rows} == {"1"}
     data = json.loads(client.get("/v1/usage/export?format=json", headers=bearer(acme.admin)).text)
     assert [x["request_id"] for x in data][:3] == ["acme-0", "acme-1", "acme-2"]
     assert all(x["tenant"] == "acme" for x in data)
