@@ -20,6 +20,7 @@ from optimization.problem import (
     Precedence,
     SchedulingProblem,
     SetupTimes,
+    _show,
     parse_clock_time,
 )
 
@@ -303,11 +304,23 @@ class Times:
 
     def __init__(self, clock: PlanClock | None) -> None:
         self.clock = clock
+        self.sent: dict[str, tuple[str, int]] = {}  # where -> (the ISO text sent, its units): for messages
 
-    def __call__(self, value: Any, where: str, rounding: str = "floor") -> Any:
+    def __call__(self, value: Any, where: str, rounding: str = "floor", day: str = "start") -> Any:
+        """``day``: what a date alone means, its ``start`` (00:00) or its ``end`` (the next day's 00:00)."""
         if self.clock is None or not isinstance(value, str):
             return value
-        return self.clock.units(value, where, rounding)
+        units = self.clock.units(value, where, rounding, day)
+        self.sent[where] = (value, units)
+        return units
+
+    def context(self, message: str, *wheres: str, extra: str = "") -> str:
+        """``message`` with, where the problem has a clock and any of ``wheres`` was sent as an ISO time, what the
+        plan units in it are on the calendar: clock.start, and each such field's text and units."""
+        said = [f"{w} {self.sent[w][0]!r} is t={self.sent[w][1]}" for w in wheres if w in self.sent]
+        if self.clock is None or not said:
+            return message
+        return f"{message} (on the clock: t=0 is clock.start {self.clock.at(0)}; {'; '.join(said)}{extra})"
 
 
 def clock_of(data: dict) -> PlanClock | None:
@@ -372,6 +385,7 @@ def problem_from_dict(data: dict, name: str = "problem") -> SchedulingProblem:
         _obj(j, f"jobs[{i}]", JOB_FIELDS, ("id", "operations"))
         jid = _id(j["id"], f"jobs[{i}].id")
         ops = []
+        pins: list[str] = []  # the operations' pin fields (for messages)
         for k, o in enumerate(_list(j["operations"], f"job {jid!r} operations")):
             _obj(o, f"job {jid!r} operations[{k}]", OPERATION_FIELDS, ("machines",))
             oid = _id(o["id"], f"job {jid!r} operations[{k}].id") if o.get("id") is not None else str(k)
@@ -396,6 +410,8 @@ def problem_from_dict(data: dict, name: str = "problem") -> SchedulingProblem:
             if span is not None:
                 span = _bool(span, f"{where} can_span_break")
             pin_machine = _id(pin["machine"], f"{where} {'started' if started else 'pinned'}.machine") if pin else None
+            pin_at = f"{where} {'started' if started else 'pinned'}.start"
+            pins.append(pin_at)
             try:
                 ops.append(Operation(
                     id=oid,
@@ -404,16 +420,20 @@ def problem_from_dict(data: dict, name: str = "problem") -> SchedulingProblem:
                     power_kw=power_kw,
                     can_span_break=span,
                     pinned_machine=pin_machine,
-                    pinned_start=when(pin["start"], f"{where} {'started' if started else 'pinned'}.start",
-                                      "floor" if started else "ceil") if pin else None,
+                    pinned_start=when(pin["start"], pin_at, "floor" if started else "ceil") if pin else None,
                     started=bool(started),
                 ))
             except ValueError as e:  # Operation's own messages name the operation, not its job
-                raise ValueError(f"job {jid!r}: {e}") from None
-        jobs.append(Job(id=jid, operations=tuple(ops), release=when(_opt(j, "release", 0), f"job {jid!r} release",
-                                                                    "ceil"),
-                        due=when(j.get("due"), f"job {jid!r} due"),
-                        weight=_number(_opt(j, "weight", 1.0), f"job {jid!r} weight")))
+                raise ValueError(when.context(f"job {jid!r}: {e}", pin_at)) from None
+        release = _release(j, jid, when)
+        try:
+            jobs.append(Job(id=jid, operations=tuple(ops), release=release,
+                            due=when(j.get("due"), f"job {jid!r} due", day="end"),
+                            weight=_number(_opt(j, "weight", 1.0), f"job {jid!r} weight")))
+        except ValueError as e:
+            if "release" not in str(e) or (said := when.context(str(e), f"job {jid!r} release", *pins)) == str(e):
+                raise
+            raise ValueError(said) from None
     setups = SetupTimes()
     if data.get("setups") is not None:
         s = _obj(data["setups"], "setups", SETUP_FIELDS)
@@ -450,21 +470,51 @@ def problem_from_dict(data: dict, name: str = "problem") -> SchedulingProblem:
         risks = _opt(r, "risks", {})
         if not isinstance(risks, dict):
             raise ValueError(f"failure_risk.risks must be an object machine -> probability, got {_kind(risks)}")
-        risk = FailureRisk(risks={str(k): _number(v, f"failure_risk.risks.{k}") for k, v in risks.items()},
-                           threshold=_opt(r, "threshold", 0.5), policy=_opt(r, "policy", "window"),
-                           window_duration=_opt(r, "window_duration", 60),
-                           deadline=when(r.get("deadline"), "failure_risk.deadline"),
-                           penalty_per_unit=_opt(r, "penalty_per_unit", 1.0),
-                           service_first=_bool(_opt(r, "service_first", True), "failure_risk.service_first"),
-                           crews=r.get("crews"))
+        try:
+            risk = FailureRisk(risks={str(k): _number(v, f"failure_risk.risks.{k}") for k, v in risks.items()},
+                               threshold=_opt(r, "threshold", 0.5), policy=_opt(r, "policy", "window"),
+                               window_duration=_opt(r, "window_duration", 60),
+                               deadline=when(r.get("deadline"), "failure_risk.deadline", day="end"),
+                               penalty_per_unit=_opt(r, "penalty_per_unit", 1.0),
+                               service_first=_bool(_opt(r, "service_first", True), "failure_risk.service_first"),
+                               crews=r.get("crews"))
+        except ValueError as e:
+            window = _opt(r, "window_duration", 60)
+            end = clock.at(window) if clock is not None and "before a window" in str(e) else None
+            said = when.context(str(e), "failure_risk.deadline", extra=(
+                f"; a window of {window} from clock.start ends at {end} at the earliest" if end else ""))
+            if "deadline" not in str(e) or said == str(e):
+                raise
+            raise ValueError(said) from None
     pname = data.get("name")
     if pname is None:
         pname = name
     elif isinstance(pname, bool) or not isinstance(pname, str | int):
         raise ValueError(f"problem.name must be a string, got {_kind(pname)}")
-    return SchedulingProblem(jobs=tuple(jobs), machines=tuple(machines), name=str(pname),
-                             setups=setups, precedences=tuple(precs), energy=energy, risk=risk,
-                             horizon=when(data.get("horizon"), "horizon"), clock=clock)
+    horizon = when(data.get("horizon"), "horizon", day="end")
+    try:
+        return SchedulingProblem(jobs=tuple(jobs), machines=tuple(machines), name=str(pname),
+                                 setups=setups, precedences=tuple(precs), energy=energy, risk=risk,
+                                 horizon=horizon, clock=clock)
+    except ValueError as e:
+        if "horizon" not in str(e) or (said := when.context(str(e), "horizon")) == str(e):
+            raise
+        raise ValueError(said) from None
+
+
+def _release(job: dict, jid: str, when: Times) -> Any:
+    """A job's release in plan units. An ISO time before clock.start is 0: the order is released already (a re-plan
+    from 06:40 of an order released at 05:00). A number below 0 stays an error; with a clock its message says
+    where t=0 lies."""
+    raw = _opt(job, "release", 0)
+    release = when(raw, f"job {jid!r} release", "ceil")
+    if isinstance(raw, str) and when.clock is not None:
+        return max(release, 0)
+    if when.clock is not None and isinstance(release, int | float) and not isinstance(release, bool) and release < 0:
+        raise ValueError(f"job {jid!r} release must be >= 0, got {_show(raw)}: t=0 is the plan's start, clock.start "
+                         f"{when.clock.at(0)}; give 0 for an order released already, or its release as an ISO time "
+                         "(one before clock.start counts as released: 0)")
+    return release
 
 
 def _setup_matrix(d: dict, where: str) -> dict[tuple[str, str], int]:

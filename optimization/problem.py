@@ -79,6 +79,7 @@ def _freeze(mapping: Mapping | None) -> Mapping:
 # Python reads its "+" as the time separator, 09:00 local)
 ISO_TIME = re.compile(r"\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}:?\d{2})?)?")
 ROUNDINGS = ("floor", "ceil")
+DATE_ALONE = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
 def parse_clock_time(value: object, what: str) -> datetime:
@@ -112,10 +113,27 @@ class PlanClock:
     def unit(self) -> timedelta:
         return timedelta(minutes=float(self.minutes_per_unit))
 
-    def units(self, value: object, what: str, rounding: str = "floor") -> int:
+    def units(self, value: object, what: str, rounding: str = "floor", day: str = "start") -> int:
         """``value`` (an ISO date and time) as plan units from ``start``, rounded down (``floor``: a due time never
-        later than asked) or up (``ceil``: a release never earlier)."""
+        later than asked) or up (``ceil``: a release never earlier). A date alone (``2026-12-08``) is that day's
+        00:00 (``day="start"``: a release, a pin, a downtime) or its end, the next day's 00:00 (``day="end"``: a
+        due, a deadline, a horizon: ERP due dates mean "by the end of that day"); it has no UTC offset, so with a
+        ``start`` that has one it is refused, saying which time to send."""
         at = parse_clock_time(value, what)
+        if isinstance(value, str) and DATE_ALONE.fullmatch(value.strip()):
+            if day == "end":
+                try:
+                    at += timedelta(days=1)
+                except OverflowError:
+                    raise ValueError(f"{what} {_show(value)}: the end of that day is past the calendar's end") from None
+            if self.start.tzinfo is not None:
+                meant = at.replace(tzinfo=self.start.tzinfo).isoformat()
+                reading = "the end of that day" if day == "end" else "the start of that day"
+                raise ValueError(f"{what} {_show(value)} is a date without a time of day, and clock.start has a UTC "
+                                 f"offset ({self.start.isoformat()}): send a date and time with its offset; here a "
+                                 f"date alone means {reading}, so send {meant!r}"
+                                 + (" (24:00 is not ISO 8601: the end of a day is the next day's 00:00)"
+                                    if day == "end" else ""))
         if (at.tzinfo is None) != (self.start.tzinfo is None):
             has, lacks = ("it", "clock.start") if at.tzinfo is not None else ("clock.start", "it")
             raise ValueError(f"{what} {_show(value)}: {has} has a UTC offset and {lacks} has none; give both one "

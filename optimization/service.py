@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import math
+import re
 import threading
 from typing import Any
 
@@ -170,4 +171,31 @@ def with_clock_times(clock: PlanClock, doc: dict[str, Any]) -> dict[str, Any]:
         times(window, ("start", "end"))
     for late in doc.get("late_jobs", ()):
         times(late, ("due", "end"))
+    for reason in doc.get("no_plan_reasons", ()):
+        on_clock_reason(clock, reason)
     return doc
+
+
+# plan times in a no-plan reason's message ("t=130", "the horizon 60", "the maintenance deadline 10", "ends at 45",
+# a calendar entry "[30,60)"); durations ("a window of 30", "takes 40") are not times and are left alone
+_PLAN_TIME = re.compile(r"(?<![\w=])(t=|horizon |deadline |ends at )(-?\d+)(?![\d.])|\[(-?\d+),\s?(-?\d+)\)")
+REASON_TIMES = ("needs", "horizon", "deadline", "start", "end", "earliest", "makespan")
+
+
+def on_clock_reason(clock: PlanClock, reason: dict[str, Any]) -> dict[str, Any]:
+    """A no-plan reason of a problem with a clock: each plan time in its ``message`` followed by the same time on
+    the calendar (``t=130 (2026-12-08T08:10:00+09:00)``; the units stay), and a ``clock`` object of its time
+    fields (``needs``, ``horizon``, ``deadline``, ...) as ISO 8601, as a Gantt row has."""
+    def iso(match: re.Match) -> str:
+        if match.group(2) is not None:
+            at = clock.at(int(match.group(2)))
+            return f"{match.group(0)} ({at})" if at else match.group(0)
+        start, end = clock.at(int(match.group(3))), clock.at(int(match.group(4)))
+        return f"{match.group(0)} ({start} to {end})" if start and end else match.group(0)
+
+    if isinstance(reason.get("message"), str):
+        reason["message"] = _PLAN_TIME.sub(iso, reason["message"])
+    times = {k: clock.at(reason[k]) for k in REASON_TIMES if _is_int(reason.get(k))}
+    if times:
+        reason["clock"] = times
+    return reason

@@ -41,6 +41,7 @@ STALE_S = 120.0
 RELEASED = datetime(2000, 1, 1, tzinfo=UTC)  # the stamp of a job its process handed back on stop: stale at once
 # parts of a problem that only a partner module's subscription enables
 PARTNERS = (("failure_risk", "maintenance"), ("energy", "energy"))
+PARTNER_KEYS = {key for key, _ in PARTNERS}
 DAY_MINUTES = 96 * 15  # the energy forecast's day: 96 steps of 15 minutes
 MAX_LOAD_PERIODS = 100_000  # energy periods of the plan in that day (load_period_minutes)
 PEAK_MINUTES = 15  # KEPCO bills the highest 15-minute demand: a cap on longer periods' means is a looser cap
@@ -267,9 +268,9 @@ def _plan_times(problem: dict):  # noqa: ANN202 - a function of (value, rounding
     except (ValueError, TypeError):
         when = Times(None)
 
-    def units(value: object, rounding: str = "floor") -> float | None:
+    def units(value: object, rounding: str = "floor", day: str = "start") -> float | None:
         try:
-            value = when(value, "time", rounding)
+            value = when(value, "time", rounding, day)
         except (ValueError, TypeError):
             return None
         return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
@@ -282,7 +283,7 @@ def plan_span(problem: dict) -> float:
     its work done one operation after another (each on its fastest machine, after the latest release or pin): no
     plan ends later, and most end sooner. Times sent as ISO dates (with the problem's ``clock``) count as theirs."""
     units = _plan_times(problem)
-    bound = units(problem.get("horizon"))
+    bound = units(problem.get("horizon"), day="end")  # a date alone: the end of that day, as the parser reads it
     if bound is not None and bound > 0:
         return bound
     bound = work = 0.0
@@ -611,9 +612,47 @@ def prepare(request: dict, modules: set[str]) -> tuple[object, object, dict]:
         raise InvalidInput(f"invalid scheduling problem: {e}") from None
     if ignored:
         linked["ignored"] = [f"{key} (needs the '{mod}' module)" for key, mod in ignored]
+        linked[DROPPED] = dropped_notes(request, ignored)
     if fallback:
         linked["ignored"].append(f"{fallback} {params.objective!r} instead")
     return problem, params, linked
+
+
+DROPPED = "_dropped_notes"  # linked's private key: the notes of what was dropped, moved to the answer's notes
+# what the plan leaves out, for each part a missing module drops
+DROPPED_MEANS = {
+    "energy": "the plan keeps no peak power cap (energy.peak_cap_kw), prices no tariff and counts no base load",
+    "failure_risk": "the plan places no maintenance windows and weighs no failure risk",
+    "maintenance": "no failure model gives the machines' risks",
+    "remaining_life": "no remaining-life model gives the machines' risks",
+    "energy_forecast": "no forecast gives the plant's base load",
+}
+
+
+def dropped_notes(request: dict, ignored: list[tuple[str, str]]) -> list[dict]:
+    """A note (``type`` ``needs_module``) per module whose fields the plan was made without: the fields dropped
+    (``energy.peak_cap_kw``, ``failure_risk.risks``, ``energy_forecast``...), the ``module`` and what the plan
+    therefore leaves out. A planner's own hard limit (a peak cap) dropped only in ``linked.ignored`` was missed."""
+    problem = request.get("problem") or {}
+    out = []
+    for module in dict.fromkeys(mod for _, mod in ignored):
+        fields, means = [], []
+        for key, mod in ignored:
+            if mod != module:
+                continue
+            part = problem.get(key) if key in PARTNER_KEYS else request.get(key)
+            given = [k for k, v in part.items() if v is not None] if isinstance(part, dict) else []
+            fields += [f"{key}.{k}" for k in given] if key in PARTNER_KEYS and given else [key]
+            means.append(DROPPED_MEANS.get(key, f"{key} is not used"))
+        cap = problem["energy"].get("peak_cap_kw") if isinstance(problem.get("energy"), dict) else None
+        if module == "energy" and isinstance(cap, int | float) and not isinstance(cap, bool):
+            means.append(f"its operations may draw more than the cap of {cap:g} kW")
+        named = ", ".join(fields[:12]) + (f" ({len(fields) - 12} more)" if len(fields) > 12 else "")
+        out.append({"type": "needs_module", "module": module, "fields": fields, "message": (
+            f"{named} {'was' if len(fields) == 1 else 'were'} left out of the plan: "
+            f"{'it needs' if len(fields) == 1 else 'they need'} the '{module}' module, which this tenant does not "
+            f"hold, so {'; '.join(means)}")})
+    return out
 
 
 def _energy_only(objective: str | None, weights: dict | None, order: list | None) -> bool:
@@ -630,7 +669,11 @@ def _energy_only(objective: str | None, weights: dict | None, order: list | None
 def solve_prepared(problem, params, linked: dict, stop: threading.Event | None = None) -> dict:  # noqa: ANN001
     from optimization.service import solve_document
 
+    linked = dict(linked)
+    dropped = linked.pop(DROPPED, [])
     _, doc = solve_document(problem, params, stop=stop)
+    if dropped:  # where a client looks for what the plan left out, beside the problem's own notes
+        doc["notes"] = [*dropped, *doc["notes"]]
     used = linked.get("energy_model")
     if used and doc.get("makespan") is not None and not used.get("planner_base_load_kept"):
         # the plant's forecast over the plan itself (0 to its makespan), beside the forecast days' totals, and the

@@ -1117,3 +1117,43 @@ def test_synchronous_solves_are_capped_per_tenant_and_take_turns_for_threads():
 
     assert asyncio.run(main()) == ["a0", "a1", "b0"]
     assert peak[0] == 2 and gate._running == {}
+
+
+def test_a_peak_cap_dropped_for_want_of_the_energy_module_is_a_note(client, db):
+    """The planner's own peak cap, without the energy module, was dropped with only linked.ignored saying
+    "energy (needs the 'energy' module)": the plan broke a hard limit and the notes, where a client looks, were
+    empty. Now a note names the fields dropped and what the plan leaves out."""
+    problem = {"machines": ["M1", "M2"], "jobs": [
+        {"id": "A", "operations": [{"machines": {"M1": 4}, "power_kw": 30}]},
+        {"id": "B", "operations": [{"machines": {"M2": 4}, "power_kw": 30}]}],
+        "energy": {"peak_cap_kw": 40, "prices": [1.0], "period": 60}}
+    plain = make_tenant(db, PEPPER, "acme", modules=("scheduling",))
+    doc = _post(client, "/v1/scheduling/solve", {"time_limit_s": 2, "problem": problem}, plain.mes).json()
+    assert doc["makespan"] == 4 and doc["linked"]["ignored"] == ["energy (needs the 'energy' module)"]
+    (note,) = doc["notes"]
+    assert note["type"] == "needs_module" and note["module"] == "energy"
+    assert note["fields"] == ["energy.peak_cap_kw", "energy.prices", "energy.period"]
+    assert "energy.peak_cap_kw" in note["message"] and "more than the cap of 40 kW" in note["message"]
+    assert "_dropped_notes" not in doc["linked"]
+    # with the module the cap holds, and no such note
+    held = make_tenant(db, PEPPER, "other", modules=("scheduling", "energy"))
+    doc = _post(client, "/v1/scheduling/solve", {"time_limit_s": 2, "problem": problem}, held.mes).json()
+    assert doc["makespan"] == 8 and doc["notes"] == []
+
+
+def test_a_replan_on_the_clock_of_an_order_released_earlier_is_solved(client, db):
+    """An MES re-plan from 06:40 with work running since 06:00 and 06:30 and an order released at 05:00 had
+    answered 422 "job 'WO-3' release must be >= 0"."""
+    acme = make_tenant(db, PEPPER, "acme", modules=("scheduling",))
+    problem = {"clock": {"start": "2026-12-08T06:40:00+09:00"}, "machines": ["M1", "M2"], "jobs": [
+        {"id": "WO-1", "operations": [{"machines": {"M1": 60},
+                                       "started": {"machine": "M1", "start": "2026-12-08T06:00:00+09:00"}}]},
+        {"id": "WO-2", "operations": [{"machines": {"M2": 60},
+                                       "started": {"machine": "M2", "start": "2026-12-08T06:30:00+09:00"}}]},
+        {"id": "WO-3", "release": "2026-12-08T05:00:00+09:00", "operations": [{"machines": {"M1": 30, "M2": 30}}]}]}
+    r = _post(client, "/v1/scheduling/solve", {"time_limit_s": 2, "problem": problem}, acme.mes)
+    assert r.status_code == 200, r.text
+    assert r.json()["makespan"] == 50 and r.json()["clock"]["plan_end"] == "2026-12-08T07:30:00+09:00"
+    problem["jobs"][2]["release"] = "2026-12-08"  # a date alone on a clock with an offset: what to send
+    r = _post(client, "/v1/scheduling/solve", {"time_limit_s": 2, "problem": problem}, acme.mes)
+    assert r.status_code == 422 and "send '2026-12-08T00:00:00+09:00'" in r.json()["error"]["message"], r.text
