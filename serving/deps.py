@@ -26,6 +26,9 @@ async def authenticate(request: Request, platform: PlatformDep) -> AuthContext:
     """Resolve ``Authorization: Bearer <key>`` to the calling tenant and role (401 otherwise)."""
     if not platform.settings.auth_enabled:
         return ANONYMOUS
+    found = getattr(request.state, "sfai_auth", None)  # checked already, before the body was read (SfaiRoute)
+    if found is not None:
+        return found
     header = request.headers.get("authorization")
     if not header:
         raise Unauthenticated("missing API key: send the header 'Authorization: Bearer <api key>'")
@@ -61,21 +64,29 @@ async def platform_call(ctx: CallerDep, platform: PlatformDep) -> AuthContext:
     return ctx
 
 
+def status_path(module: str) -> str:
+    """``GET`` of this path reads the module's plan and what is left of its quota: the quota neither counts nor
+    refuses it (reading how much was left had cost one of it, and was refused once none was)."""
+    return f"/v1/{module}/status"
+
+
 def require_module(module: str):
     """Router-level dependency: the caller's tenant must hold an active subscription to ``module``."""
+    status = status_path(module)
 
     async def _check(request: Request, ctx: CallerDep, platform: PlatformDep) -> SubscriptionInfo | None:
         request.state.sfai_module = module
         if not platform.settings.auth_enabled:
             return None
         access = platform.access
+        count = not (request.method == "GET" and request.url.path == status)
         if not access.subscriptions_cached(ctx.tenant_id):
-            sub = await run_in_threadpool(lambda: access.admit(ctx, module, refresh=True))
-        elif access.count_cached(ctx.tenant_id, module):
-            sub = access.admit(ctx, module)
+            sub = await run_in_threadpool(lambda: access.admit(ctx, module, refresh=True, count=count))
+        elif not count or access.count_cached(ctx.tenant_id, module):
+            sub = access.admit(ctx, module, count=count)
         else:  # the quota's count reads the usage log: off the event loop
             sub = await run_in_threadpool(access.admit, ctx, module)
-        if sub.request_quota is not None:  # counted: a 403 or 429 after this point gives the count back
+        if count and sub.request_quota is not None:  # counted: a 403 or 429 after this point gives the count back
             request.state.sfai_counted = (ctx, module)
         return sub
 

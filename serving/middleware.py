@@ -22,10 +22,11 @@ from dataclasses import dataclass, replace
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from serving import fastpath
-from serving.errors import cut_message
+from serving.errors import cut_message, redact_keys
 from serving.platform import Platform
 from serving.tenancy import utcnow
 from serving.usage import NOT_COUNTED, UsageEntry
+from serving.usage import counted as counted_status
 
 log = logging.getLogger("sfai.api")
 access_log = logging.getLogger("sfai.access")  # SFAI_ACCESS_LOG: one line per request (off by default)
@@ -127,16 +128,6 @@ def _unavailable(headers: list, scope: dict, status: int) -> tuple[dict, dict]:
     else:
         message = "the usage log could not be written; the call was not performed on your account, retry shortly"
     return _json_error(503, "usage_log_unavailable", message, [*headers, (b"retry-after", b"5")])
-
-
-# a whole API key in a path (DELETE /v1/apikeys/<the key>, pasted from a leak report): its secret would stay three
-# years in the append-only usage log; the id is kept, the secret is not
-_KEY_IN_TEXT = re.compile(r"(sfai_k[0-9A-Za-z]{1,32})_[^/?#\s]+")
-
-
-def redact_keys(text: str) -> str:
-    """``text`` with the secret of every API key in it replaced by ``***``."""
-    return _KEY_IN_TEXT.sub(r"\1_***", text) if "sfai_" in text else text
 
 
 def _json_error(status: int, code: str, message: str, headers: list | tuple = ()) -> tuple[dict, dict]:
@@ -268,6 +259,14 @@ class PlatformMiddleware:
         scope["route"] = route  # the metrics label: the route's path
         return answered
 
+    def _refund(self, ctx, counted: tuple | None, partners) -> None:  # noqa: ANN001
+        """Give back the quota counts a call took at admission (its module's, and its partner modules')."""
+        if counted is not None:
+            self.platform.access.refund(*counted)
+        for use in partners:
+            if use.counted:
+                self.platform.access.refund(ctx, use.module)
+
     async def _account(self, scope, state: dict, status: int, t0: float, request_id: str) -> bool:  # noqa: ANN001
         """Write the usage record (waiting for its commit) and the metrics; False if the log failed."""
         platform = self.platform
@@ -278,12 +277,8 @@ class PlatformMiddleware:
         ok = True
         counted = state.get("sfai_counted")
         partners = state.get("sfai_partners", ())
-        if status in NOT_COUNTED:  # refused after admission: as the usage log counts it
-            if counted is not None:
-                platform.access.refund(*counted)
-            for use in partners:
-                if use.counted:
-                    platform.access.refund(ctx, use.module)
+        if not counted_status(status):  # refused or failed after admission: as the usage log counts it
+            self._refund(ctx, counted, partners)
         if ctx is not None and platform.settings.usage_log_enabled:
             entry = UsageEntry(
                 ts=utcnow(),
@@ -311,6 +306,8 @@ class PlatformMiddleware:
             except Exception:  # noqa: BLE001
                 log.exception("usage log write failed (request %s)", request_id)
                 ok = False
+                if counted_status(status):  # not logged, so not counted: the 503 tells the caller to retry
+                    self._refund(ctx, counted, partners)
                 status = 503
         if platform.settings.access_log:
             client = scope.get("client") or ("-", 0)
