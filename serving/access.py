@@ -192,9 +192,10 @@ class Access:
         hit = self._subs.get(tenant_id)
         return hit is not None and module in getattr(hit[1], "operator_ended", ())
 
-    def admit(self, ctx: AuthContext, module: str, *, refresh: bool = False) -> SubscriptionInfo:
+    def admit(self, ctx: AuthContext, module: str, *, refresh: bool = False, count: bool = True) -> SubscriptionInfo:
         """The subscription that lets ``ctx`` call ``module`` now; takes a token from its rate limit and counts
-        the call against its monthly quota (a call refused by the rate limit does not count)."""
+        the call against its monthly quota (a call refused by the rate limit does not count). ``count`` False: a
+        call the quota neither counts nor refuses (``GET /v1/<module>/status``, which says how much is left)."""
         sub = self.subscriptions(ctx.tenant_id, refresh=refresh).get(module)
         now = utcnow()
         if sub is None or not sub.active_at(now):
@@ -206,7 +207,7 @@ class Access:
         rate = self.rate_limits.get(sub.plan)
         if rate is not None:
             self._take(ctx, module, rate, sub.plan)
-        if sub.request_quota is not None:
+        if count and sub.request_quota is not None:
             by_operator = sub.operator_managed or (
                 self.self_service_plans is not None and sub.plan not in self.self_service_plans)
             self._count(ctx, module, sub.request_quota, now, by_operator=by_operator)
@@ -317,8 +318,8 @@ class Access:
 
     def quota_used(self, tenant_id: int, module: str) -> int | None:
         """The calls this process counts against the tenant's ``module`` quota this month (the usage log's count at
-        its last read plus those admitted here since, the current call included), or None where it keeps no count
-        (no quota, or counted in Redis): ``GET /v1/<module>/status`` then reads the log."""
+        its last read plus those admitted here since), or None where it keeps no count (no quota, counted in Redis,
+        or no counted call here yet): ``GET /v1/<module>/status``, which is not counted itself, then reads the log."""
         c = self._quota.get((tenant_id, module, month_start(utcnow())))
         return None if c is None else c.base + c.n
 

@@ -29,7 +29,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, or_, select, update
 
 from serving.db import Database
 from serving.db.tables import ApiKey, Tenant, UsageChain, UsageRecord, UsageTenantHead
@@ -839,8 +839,14 @@ def query_usage(
     }
 
 
-# answers that do not count against a quota: refused for the subscription or role (403), or for a limit (429)
+# answers that do not count against a quota: refused for the subscription or role (403), or for a limit (429); nor
+# do calls that failed on SFAI's side (5xx: a store or the log unavailable), whose "retry shortly" had spent quota
 NOT_COUNTED = (403, 429)
+
+
+def counted(status: int) -> bool:
+    """Whether a call answered with ``status`` counts against its module's quota."""
+    return status not in NOT_COUNTED and status < 500
 
 
 def count_calls(db: Database, tenant_id: int, module: str, since: datetime) -> int:
@@ -848,10 +854,12 @@ def count_calls(db: Database, tenant_id: int, module: str, since: datetime) -> i
     with db.engine.connect() as conn:
         return conn.execute(
             # calls refused for the subscription or the key's role (403, before the quota is looked at) or by a
-            # limit (429) were never performed: not counted, as the process's own count does not count them
+            # limit (429) were never performed, and those failed on SFAI's side (5xx) were not answered: not
+            # counted (:func:`counted`), as the process's own count does not count them
             select(func.count()).where(
                 t.c.tenant_id == tenant_id, t.c.module == module, t.c.ts >= as_utc(since),
-                t.c.status.notin_(NOT_COUNTED),
+                t.c.status.notin_(NOT_COUNTED), t.c.status < 500,
+                or_(t.c.method != "GET", t.c.endpoint != f"/v1/{module}/status"),  # serving.deps.status_path
             )
         ).scalar_one()
 

@@ -57,9 +57,8 @@ def module_router(module: str) -> APIRouter:
         used = None
         if quota is not None:  # how close to the quota (a tenant admin learnt it only from the 429)
             used = platform.access.quota_used(ctx.tenant_id, module)  # the count admission keeps: no query
-            if used is None:  # counted in Redis: the usage log's count, this call (not logged yet) added
-                used = 1 + await run_in_threadpool(count_calls, platform.db, ctx.tenant_id, module,
-                                                   month_start(utcnow()))
+            if used is None:  # counted in Redis, or none counted here yet: the usage log's count (this call is not one)
+                used = await run_in_threadpool(count_calls, platform.db, ctx.tenant_id, module, month_start(utcnow()))
         return ModuleStatus(
             module=module,
             tenant=ctx.tenant,

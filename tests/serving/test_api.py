@@ -5,6 +5,8 @@ import re
 import pytest
 
 from serving import tenancy
+from serving.tenancy import utcnow
+from serving.usage import count_calls
 from tests.serving.helpers import bearer, make_tenant
 
 PEPPER = "test-secret-0123456789"
@@ -135,21 +137,32 @@ def test_unsubscribed_module_is_403_naming_it(client, db):
         assert f"'{module}'" in err["message"] and "acme" in err["message"]
     body = client.get("/v1/quality/status", headers=bearer(acme.mes)).json()
     assert body == {"module": "quality", "tenant": "acme", "plan": "standard", "request_quota": 1_000_000,
-                    "calls_this_month": 1, "quota_remaining": 999_999, "models": []}  # this call: the first
+                    "calls_this_month": 0, "quota_remaining": 1_000_000, "models": []}  # the status is not counted
 
 
 def test_the_module_status_says_how_much_of_the_quota_is_left(client, db):
     """A tenant admin learnt of the monthly quota only from the 429 (tenant-admin audit): each module's status gives
-    the calls counted this month, itself included, and what is left."""
+    the calls counted this month and what is left. Reading it is neither counted nor refused by the quota (it had
+    cost one call, and was refused once none was left: MES and tenant-admin audits)."""
     acme = make_tenant(db, PEPPER, "acme", modules=())
-    tenancy.subscribe(db, "acme", "energy", plan="trial", request_quota=5)
+    tenancy.subscribe(db, "acme", "scheduling", plan="trial", request_quota=3)
     client.app.state.platform.access.invalidate()
     h = bearer(acme.mes)
-    seen = [client.get("/v1/energy/status", headers=h).json() for _ in range(3)]
-    assert [(s["calls_this_month"], s["quota_remaining"]) for s in seen] == [(1, 4), (2, 3), (3, 2)]
-    assert client.get("/v1/energy/status", headers=h).json()["quota_remaining"] == 1
-    assert client.get("/v1/energy/status", headers=h).json()["quota_remaining"] == 0
-    assert_error(client.get("/v1/energy/status", headers=h), 429, "quota_exceeded")
+
+    def left() -> tuple[int, int]:
+        s = client.get("/v1/scheduling/status", headers=h).json()
+        return s["calls_this_month"], s["quota_remaining"]
+
+    seen = [left()]
+    for _ in range(3):
+        assert client.get("/v1/scheduling/jobs", headers=h).status_code == 200
+        seen += [left(), left()]
+    assert seen == [(0, 3), (1, 2), (1, 2), (2, 1), (2, 1), (3, 0), (3, 0)]
+    assert_error(client.get("/v1/scheduling/jobs", headers=h), 429, "quota_exceeded")
+    assert left() == (3, 0)  # still answered, and still right
+    tenant_id = tenancy.get_tenant(db, "acme").id
+    month = utcnow().replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    assert count_calls(db, tenant_id, "scheduling", month) == 3  # the log's count agrees: the statuses are not in it
 
 
 def test_admin_subscribes_through_the_api_and_access_follows(client, db):
@@ -269,11 +282,11 @@ def test_validation_errors_use_the_error_shape(client, db):
 
 def test_quota_is_enforced_per_month(client, db, monkeypatch):
     acme = make_tenant(db, PEPPER, "acme", modules=())
-    tenancy.subscribe(db, "acme", "quality", plan="trial", request_quota=3)
+    tenancy.subscribe(db, "acme", "scheduling", plan="trial", request_quota=3)
     h = bearer(acme.mes)
-    assert [client.get("/v1/quality/status", headers=h).status_code for _ in range(3)] == [200, 200, 200]
-    err = assert_error(client.get("/v1/quality/status", headers=h), 429, "quota_exceeded")
-    assert "3" in err["message"] and "quality" in err["message"]
+    assert [client.get("/v1/scheduling/jobs", headers=h).status_code for _ in range(3)] == [200, 200, 200]
+    err = assert_error(client.get("/v1/scheduling/jobs", headers=h), 429, "quota_exceeded")
+    assert "3" in err["message"] and "scheduling" in err["message"]
     # the operator set these terms (a custom quota): the admin cannot change them, so the message says who can (it
     # had sent the admin to POST /v1/subscriptions, which then answered 409)
     assert "ask your operator" in err["message"] and "/v1/subscriptions" not in err["message"]
@@ -281,8 +294,9 @@ def test_quota_is_enforced_per_month(client, db, monkeypatch):
     monkeypatch.setitem(tenancy.PLANS, "trial", 2)
     tenancy.subscribe(db, "acme", "energy", plan="trial")
     client.app.state.platform.access.invalidate()
-    assert [client.get("/v1/energy/status", headers=h).status_code for _ in range(2)] == [200, 200]
-    err = assert_error(client.get("/v1/energy/status", headers=h), 429, "quota_exceeded")
+    forecast = {"records": [{"date": "2018-01-01 00:15:00", "Usage_kWh": 3.0}]}  # 404, no model: still counted
+    assert [client.post("/v1/energy/forecast", json=forecast, headers=h).status_code for _ in range(2)] == [404, 404]
+    err = assert_error(client.post("/v1/energy/forecast", json=forecast, headers=h), 429, "quota_exceeded")
     assert "POST /v1/subscriptions" in err["message"] and "operator" not in err["message"]
 
 

@@ -159,7 +159,7 @@ def test_the_usage_logs_count_is_read_off_the_event_loop(settings, db, model_dir
     monkeypatch.setattr(access_module, "count_calls", count_calls)
     tenancy.create_tenant(db, "quota", "C29")
     tenancy.subscribe(db, "quota", "maintenance", request_quota=1_000_000)
-    tenancy.subscribe(db, "quota", "quality", request_quota=10)
+    tenancy.subscribe(db, "quota", "scheduling", request_quota=10)
     key = tenancy.create_api_key(db, PEPPER, "quota", "mes", "mes").token
     ModelRegistry(db, settings.home, "quota").register("failure", "maintenance", model_dir)
     with TestClient(create_app(settings, db=db)) as client:
@@ -168,7 +168,7 @@ def test_the_usage_logs_count_is_read_off_the_event_loop(settings, db, model_dir
         tid = tenancy.get_tenant(db, "quota").id
         access._quota[next(k for k in access._quota if k[0] == tid)].read_at -= 3600  # the 30-s refresh is due
         statuses.append(client.post(URL, json={"records": records(1)}, headers=bearer(key)).status_code)
-        statuses += [client.get("/v1/quality/status", headers=bearer(key)).status_code for _ in range(12)]
+        statuses += [client.get("/v1/scheduling/jobs", headers=bearer(key)).status_code for _ in range(12)]
     assert statuses == [200] * 9 + [200] * 10 + [429] * 2
     assert counted["answered"] >= 6  # far from the quota, the fast path answers
     assert len(on_loop) >= 12 and not any(on_loop), on_loop

@@ -35,7 +35,8 @@ def test_rate_limit_per_subscription_answers_429_with_retry_after(settings, db):
     h = bearer(acme.mes)
     # standard: 1 call/s with a 3 s burst -> 3 calls pass at once, the 4th waits about a second
     with _client(settings, db, rate_limits={"standard": 1.0, "enterprise": None}, rate_limit_burst_s=3) as client:
-        assert [client.get("/v1/quality/status", headers=h).status_code for _ in range(3)] == [200] * 3
+        assert [client.post("/v1/quality/defect/predict", json={"records": [{"x": 1}]}, headers=h).status_code
+                for _ in range(3)] == [404] * 3  # no model: answered, and counted
         r = client.get("/v1/quality/status", headers={**h, "X-Request-ID": "limited-1"})
         err = assert_error(r, 429, "rate_limited")
         assert "quality" in err["message"] and "standard" in err["message"]
@@ -48,7 +49,7 @@ def test_rate_limit_per_subscription_answers_429_with_retry_after(settings, db):
     log = {r["request_id"]: r["status"] for r in query_usage(db, tenant_id, limit=100)["records"]}
     assert log["limited-1"] == 429  # logged, but not counted against the monthly quota
     month = datetime.now(UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-    assert count_calls(db, tenant_id, "quality", month) == 4
+    assert count_calls(db, tenant_id, "quality", month) == 3  # the three 404s; the 429 and the statuses are not
 
 
 def test_platform_endpoints_have_a_rate_limit_per_tenant(settings, db):
@@ -128,10 +129,10 @@ def test_usage_exports_streaming_at_once_are_limited_per_tenant(settings, db):
 
 def test_monthly_quota_says_when_it_resets(client, db):
     acme = make_tenant(db, PEPPER, "acme", modules=())
-    tenancy.subscribe(db, "acme", "quality", plan="trial", request_quota=1)
+    tenancy.subscribe(db, "acme", "scheduling", plan="trial", request_quota=1)
     h = bearer(acme.mes)
-    assert client.get("/v1/quality/status", headers=h).status_code == 200
-    r = client.get("/v1/quality/status", headers=h)
+    assert client.get("/v1/scheduling/jobs", headers=h).status_code == 200
+    r = client.get("/v1/scheduling/jobs", headers=h)
     assert_error(r, 429, "quota_exceeded")
     now = datetime.now(UTC)
     expected = (next_month_start(now) - now).total_seconds()
@@ -145,13 +146,13 @@ def test_calls_refused_before_a_subscription_do_not_use_its_quota(client, db):
     acme = make_tenant(db, PEPPER, "acme", modules=())
     h = bearer(acme.mes)
     for _ in range(4):
-        err = assert_error(client.get("/v1/quality/status", headers=h), 403, "not_subscribed")
+        err = assert_error(client.get("/v1/scheduling/jobs", headers=h), 403, "not_subscribed")
     assert "POST /v1/subscriptions" in err["message"]
-    tenancy.subscribe(db, "acme", "quality", plan="trial", request_quota=2)
+    tenancy.subscribe(db, "acme", "scheduling", plan="trial", request_quota=2)
     client.app.state.platform.access.invalidate()  # the count is read again from the usage log
     month = datetime.now(UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-    assert count_calls(db, tenancy.get_tenant(db, "acme").id, "quality", month) == 0
-    assert [client.get("/v1/quality/status", headers=h).status_code for _ in range(3)] == [200, 200, 429]
+    assert count_calls(db, tenancy.get_tenant(db, "acme").id, "scheduling", month) == 0
+    assert [client.get("/v1/scheduling/jobs", headers=h).status_code for _ in range(3)] == [200, 200, 429]
 
 
 @pytest.fixture(scope="module")
@@ -552,3 +553,27 @@ def test_cors_answers_carry_the_allowed_origin_on_predictions_too(settings, db, 
         r = client.post(PREDICT, json=body, headers={**bearer(acme.mes), "Origin": "https://elsewhere.example"})
         assert r.status_code == 200 and "access-control-allow-origin" not in r.headers
         assert client.post(PREDICT, json=body, headers=bearer(acme.mes)).status_code == 200  # no browser: fast
+
+
+def test_calls_failed_on_sfais_side_do_not_use_the_quota(client, db, monkeypatch):
+    """A 503 (a store SFAI needs is down) says "retry shortly": it had spent one call of the quota each time, so the
+    retries it asks for used the quota up (tenant-admin audit). Neither the process's count nor the log's counts it."""
+    from sqlalchemy.exc import OperationalError
+
+    acme = make_tenant(db, PEPPER, "acme", modules=())
+    tenancy.subscribe(db, "acme", "scheduling", plan="trial", request_quota=2)
+    h = bearer(acme.mes)
+    jobs = client.app.state.platform.jobs
+
+    def down(*_a, **_k):
+        raise OperationalError("SELECT", {}, Exception("the database is restarting"))
+
+    with monkeypatch.context() as m:
+        m.setattr(jobs, "recent", down)
+        for _ in range(3):
+            assert_error(client.get("/v1/scheduling/jobs", headers=h), 503, "database_unavailable")
+    assert [client.get("/v1/scheduling/jobs", headers=h).status_code for _ in range(3)] == [200, 200, 429]
+    month = datetime.now(UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    assert count_calls(db, tenancy.get_tenant(db, "acme").id, "scheduling", month) == 2
+    client.app.state.platform.access.invalidate()  # counted again from the log: the 503s are not in it
+    assert_error(client.get("/v1/scheduling/jobs", headers=h), 429, "quota_exceeded")

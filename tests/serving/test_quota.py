@@ -28,7 +28,7 @@ from tests.serving.helpers import bearer, make_tenant
 from tests.serving.test_api import assert_error
 
 PEPPER = "test-secret-0123456789"
-STATUS = "/v1/quality/status"
+STATUS = "/v1/scheduling/jobs"  # a cheap call the quota counts (GET /v1/<module>/status is not counted)
 
 
 def _client(settings, db, **update) -> TestClient:
@@ -87,13 +87,13 @@ def test_two_processes_without_redis_keep_to_the_quota(settings, db):
     """Near the end of the quota each process reads the usage log's count again before every call: two processes
     taking turns admit the quota, not twice it (each used to admit all that was left at its last read)."""
     acme = make_tenant(db, PEPPER, "acme", modules=())
-    tenancy.subscribe(db, "acme", "quality", request_quota=100)
+    tenancy.subscribe(db, "acme", "scheduling", request_quota=100)
     h = bearer(acme.mes)
     with _client(settings, db) as a, _client(settings, db) as b:
         got = _statuses([a, b], h, 140)
         assert got.count(200) == 100 and got[100:] == [429] * 40, got
         # a raised quota takes effect at once in the process told (invalidate), and counts on from the log
-        tenancy.subscribe(db, "acme", "quality", request_quota=104)
+        tenancy.subscribe(db, "acme", "scheduling", request_quota=104)
         for c in (a, b):
             c.app.state.platform.access.invalidate(tenancy.get_tenant(db, "acme").id)
         assert _statuses([a, b], h, 8) == [200] * 4 + [429] * 4
@@ -101,7 +101,7 @@ def test_two_processes_without_redis_keep_to_the_quota(settings, db):
 
 def test_far_from_the_quota_the_log_is_read_once_per_refresh(settings, db, monkeypatch):
     acme = make_tenant(db, PEPPER, "acme", modules=())
-    tenancy.subscribe(db, "acme", "quality", request_quota=1_000_000)
+    tenancy.subscribe(db, "acme", "scheduling", request_quota=1_000_000)
     reads = []
     real = access_module.count_calls
     monkeypatch.setattr(access_module, "count_calls", lambda *a: reads.append(a) or real(*a))
@@ -114,14 +114,14 @@ def test_a_process_keeps_its_own_calls_the_log_does_not_hold_yet(settings, db, m
     """Calls whose records are not committed yet (answers still running) are not in the log's count: a process
     re-reading it near the end adds its own calls since its last read, so that alone it never passes the quota."""
     acme = make_tenant(db, PEPPER, "acme", modules=())
-    tenancy.subscribe(db, "acme", "quality", request_quota=10)
+    tenancy.subscribe(db, "acme", "scheduling", request_quota=10)
     monkeypatch.setattr(access_module, "count_calls", lambda *a: 0)  # the log lags behind every call
     access = Access(db, PEPPER)
     ctx = access.resolve(acme.mes)
     for _ in range(10):
-        access.admit(ctx, "quality")
+        access.admit(ctx, "scheduling")
     with pytest.raises(access_module.QuotaExceeded):
-        access.admit(ctx, "quality")
+        access.admit(ctx, "scheduling")
 
 
 # --------------------------------------------------------------------------------------------- with Redis
@@ -131,7 +131,7 @@ def test_quota_is_exact_across_processes_with_redis(settings, db, shared_redis):
     import redis
 
     acme = make_tenant(db, PEPPER, "acme", modules=())
-    tenancy.subscribe(db, "acme", "quality", request_quota=12)
+    tenancy.subscribe(db, "acme", "scheduling", request_quota=12)
     h = bearer(acme.mes)
     with _client(settings, db) as alone:  # two calls before Redis counted anything: in the usage log only
         assert _statuses([alone], h, 2) == [200, 200]
@@ -142,14 +142,14 @@ def test_quota_is_exact_across_processes_with_redis(settings, db, shared_redis):
         tenant_id = tenancy.get_tenant(db, "acme").id
         r = redis.Redis.from_url(shared_redis["rate_limit_redis"])
         now = datetime.now(UTC)
-        key = f"{shared_redis['redis_prefix']}{deployment_id(db)}:quota:{tenant_id}:quality:{month_start(now):%Y-%m}"
+        key = f"{shared_redis['redis_prefix']}{deployment_id(db)}:quota:{tenant_id}:scheduling:{month_start(now):%Y-%m}"
         assert int(r.get(key)) == 12
         to_month_end = (next_month_start(now) - now).total_seconds()
         # expires a day after its month (within a second: Redis's clock and this one are read apart, and the two
         # had differed by a few milliseconds)
         assert to_month_end < r.pttl(key) / 1000 <= to_month_end + 86400 + 1
         # the quota raised: three more calls between both processes
-        tenancy.subscribe(db, "acme", "quality", request_quota=15)
+        tenancy.subscribe(db, "acme", "scheduling", request_quota=15)
         for c in (a, b):
             c.app.state.platform.access.invalidate(tenant_id)
         assert _statuses([a, b], h, 6) == [200] * 3 + [429] * 3
@@ -160,7 +160,7 @@ def test_calls_counted_locally_while_redis_was_away_are_added_back(settings, db,
     """While Redis is unreachable a process counts locally; once Redis answers again its next call raises the
     shared counter to the usage log's count, so the calls let through meanwhile are not counted twice nor lost."""
     acme = make_tenant(db, PEPPER, "acme", modules=())
-    tenancy.subscribe(db, "acme", "quality", request_quota=10)
+    tenancy.subscribe(db, "acme", "scheduling", request_quota=10)
     h = bearer(acme.mes)
     with _client(settings, db, **shared_redis) as a, _client(settings, db, **shared_redis) as b:
         assert _statuses([a, b], h, 4) == [200] * 4
@@ -178,7 +178,7 @@ def test_a_hung_redis_costs_one_timeout_not_one_per_call(settings, db, blackhole
     opens and the calls after it skip Redis at once (rate limits not enforced, the quota counted locally, without a
     read of the usage log per call)."""
     acme = make_tenant(db, PEPPER, "acme", modules=())
-    tenancy.subscribe(db, "acme", "quality", request_quota=1000)
+    tenancy.subscribe(db, "acme", "scheduling", request_quota=1000)
     h = bearer(acme.mes)
     reads = []
     real = access_module.count_calls
@@ -192,7 +192,7 @@ def test_a_hung_redis_costs_one_timeout_not_one_per_call(settings, db, blackhole
         assert client.app.state.platform.access.buckets.breaker.open
         assert len(reads) == 1
         # the quota still holds, counted in this process
-        tenancy.subscribe(db, "acme", "quality", request_quota=45)
+        tenancy.subscribe(db, "acme", "scheduling", request_quota=45)
         client.app.state.platform.access.invalidate(tenancy.get_tenant(db, "acme").id)
         assert _statuses([client], h, 10) == [200] * 5 + [429] * 5
 
@@ -268,8 +268,8 @@ def test_two_deployments_on_one_redis_keep_their_counters_apart(settings, db, sh
         acme = make_tenant(db, PEPPER, "acme", modules=())
         oldco = make_tenant(other_db, PEPPER, "oldco", modules=())
         assert tenancy.get_tenant(db, "acme").id == tenancy.get_tenant(other_db, "oldco").id  # both tenant 1
-        tenancy.subscribe(db, "acme", "quality", request_quota=3)
-        tenancy.subscribe(other_db, "oldco", "quality", request_quota=3)
+        tenancy.subscribe(db, "acme", "scheduling", request_quota=3)
+        tenancy.subscribe(other_db, "oldco", "scheduling", request_quota=3)
         with _client(settings, db, **shared_redis) as a, _client(settings, other_db, **shared_redis) as b:
             assert _statuses([a], bearer(acme.mes), 4) == [200] * 3 + [429]
             assert _statuses([b], bearer(oldco.mes), 4) == [200] * 3 + [429]  # its own three, not none
