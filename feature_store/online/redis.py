@@ -6,10 +6,19 @@ loop, and with a 5-s socket timeout four calls by entity id took 20 s, one after
 calls waited (performance audit). Calls now time out in ``TIMEOUT_S`` (connecting in ``CONNECT_TIMEOUT_S``), and
 after a failure a circuit breaker (``serving.ratelimit.Breaker``) fails every call at once (a 503 naming the online
 store) while one background thread probes Redis until it answers.
+
+A Redis that answers but refuses the call for a reason of its own (its memory full under ``noeviction``: OOM; a
+replica after a failover: READONLY; a script running too long: BUSY; a replica cut off from its primary:
+MASTERDOWN; ...) is as unavailable to the caller: :class:`OnlineStoreRefused`, a ``redis.ConnectionError``, which
+the API answers 503 ``online_store_unavailable`` (it had been a 500 with a traceback: ingesting 20,000 rows into a
+2-MB Redis). Such a refusal opens the breaker where Redis refuses every call (``SERVER_DOWN``), not where it refuses
+writes only (``WRITES_REFUSED``: reads by entity id still work, and the probe's PING answers). An error of the call
+itself (a wrong argument, a script error) is not the store's outage and stays a ``redis.ResponseError``.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 import redis
@@ -36,6 +45,37 @@ return applied
 """
 
 
+# Redis error codes (the reply's first word) of a server that refuses calls for a reason of its own, not the call's
+WRITES_REFUSED = frozenset({"OOM", "READONLY", "NOREPLICAS", "MISCONF"})  # reads still answered
+SERVER_DOWN = frozenset({"BUSY", "MASTERDOWN", "CLUSTERDOWN", "LOADING", "TRYAGAIN"})  # every call refused
+# Redis before 7 wraps an error inside a script: "ERR Error running script (...): @user_script:7: -OOM command ..."
+_IN_SCRIPT = re.compile(r"-(" + "|".join(sorted(WRITES_REFUSED | SERVER_DOWN)) + r")\b")
+
+
+_CODES = ((redis.exceptions.OutOfMemoryError, "OOM"), (redis.exceptions.ReadOnlyError, "READONLY"),
+          (redis.exceptions.MasterDownError, "MASTERDOWN"), (redis.exceptions.ClusterDownError, "CLUSTERDOWN"),
+          (redis.exceptions.TryAgainError, "TRYAGAIN"))  # redis-py's classes, where the reply's code is not kept
+
+
+class OnlineStoreRefused(redis.ConnectionError):
+    """Redis answered, refusing the call for a reason of the server's (``code``: OOM, READONLY, BUSY, ...)."""
+
+    def __init__(self, code: str, detail: str) -> None:
+        super().__init__(f"the online store (Redis) refuses the call: {code} {detail}".strip())
+        self.code = code
+
+
+def refusal_code(error: redis.RedisError) -> str | None:
+    """The error code of a Redis server refusing a call for a reason of its own (``WRITES_REFUSED``,
+    ``SERVER_DOWN``), None for any other error (the call's own: a wrong argument, a script's error)."""
+    code = getattr(error, "status_code", None) or next(
+        (c for kind, c in _CODES if isinstance(error, kind)), str(error).split(" ", 1)[0])
+    if code in WRITES_REFUSED or code in SERVER_DOWN:
+        return code
+    found = _IN_SCRIPT.search(str(error)) if code == "ERR" else None
+    return found.group(1) if found else None
+
+
 class RedisOnlineStore(OnlineStore):
     def __init__(self, url: str, *, prefix: str = "sfai:") -> None:
         self.client = redis.Redis.from_url(url, socket_timeout=TIMEOUT_S, socket_connect_timeout=CONNECT_TIMEOUT_S)
@@ -53,6 +93,14 @@ class RedisOnlineStore(OnlineStore):
         except (redis.ConnectionError, redis.TimeoutError) as e:
             self.breaker.failed(e)
             raise
+        except redis.ResponseError as e:
+            code = refusal_code(e)
+            if code is None:  # the call's own error: not an outage
+                raise
+            refused = OnlineStoreRefused(code, " ".join(str(e).split())[:200])
+            if code in SERVER_DOWN:
+                self.breaker.failed(refused)
+            raise refused from e
 
     def _key(self, tenant: str, view: str, entity: str) -> str:
         return f"{self.prefix}{tenant}:{view}:{entity}"

@@ -6,16 +6,19 @@ import asyncio
 import contextlib
 import functools
 import json
+import logging
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from pydantic import ValidationError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
 from feature_store.store import IngestReport
 from serving.deps import CallerDep, PlatformDep, platform_call, require_role
-from serving.errors import InvalidInput, UnsupportedMediaType, parse_json_off_loop
+from serving.errors import InvalidInput, Unavailable, UnsupportedMediaType, parse_json_off_loop
 from serving.handlers import SfaiRoute, validation_message
 from serving.idempotency import PARTIAL, IngestOnce, check_key, request_hash
 from serving.schemas.features import FeatureViewPublic, IngestRecords, IngestResult, OnlineRequest
@@ -24,6 +27,7 @@ from serving.schemas.platform import OnlineAnswer
 router = APIRouter(route_class=SfaiRoute, tags=["features"], dependencies=[Depends(platform_call)])
 WRITERS = require_role("admin", "scientist", "mes")
 
+log = logging.getLogger("sfai.api")
 _PUSH_LOCKS: dict[tuple[int, str], asyncio.Lock] = {}
 
 
@@ -143,13 +147,16 @@ async def ingest_view(
             written = await run_in_threadpool(functools.partial(fs.online_from_offline, fmt=fmt), view, data)
             report = IngestReport(view, offline_done["rows"], 0, [], written, 0)
     except BaseException as e:
+        written = getattr(e, "sfai_written_offline", None)
         if once is not None:
-            written = getattr(e, "sfai_written_offline", None)
             if written is not None:  # stored offline, not online: a retry with the key writes the online rows only
                 await run_in_threadpool(once.finish, ctx.tenant_id, key, {
                     PARTIAL: True, "rows": written.rows, "files": written.files, "partitions": written.partitions})
             elif offline_done is None:
                 await run_in_threadpool(once.release, ctx.tenant_id, key)  # nothing stored: the key is free again
+        stored = written.rows if written is not None else offline_done["rows"] if offline_done else None
+        if stored is not None and isinstance(e, (RedisConnectionError, RedisTimeoutError)):
+            raise _online_failed(view, stored, e, with_key=once is not None) from e
         raise
     result = IngestResult(
         view=report.view,
@@ -162,6 +169,23 @@ async def ingest_view(
     if once is not None:
         await run_in_threadpool(once.finish, ctx.tenant_id, key, result.model_dump(mode="json"))
     return result
+
+
+def _online_failed(view: str, rows: int, error: Exception, *, with_key: bool) -> Unavailable:
+    """The 503 of an ingest carried out in part: its rows are in the offline store, the online store failed (Redis
+    away, or refusing writes: its memory full, a replica after a failover). It says what was stored and how to
+    finish it without storing the rows twice."""
+    log.warning("ingest into %r: %d rows stored offline, the online store failed: %s", view, rows,
+                " ".join(str(error).split())[:300])
+    retry = ("retry the call with the same Idempotency-Key: its rows are not stored again, and the online store is "
+             "written from the offline store" if with_key else
+             "send the same batch again (an identical batch is recognised and not stored twice; an Idempotency-Key "
+             "makes a retry safe in every case), or have an operator run 'sfai features materialize "
+             f"{view[:60]}' once it is back")
+    return Unavailable(
+        f"ingest carried out in part: the {rows} rows are stored in the offline store, but the online store "
+        f"(the latest values per entity, which predictions by entity id read) is unreachable or failing, and not "
+        f"all of them reached it: {retry}", code="online_store_unavailable", headers={"Retry-After": "5"})
 
 
 @router.get("/v1/features/views", response_model=list[FeatureViewPublic])
