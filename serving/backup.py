@@ -32,12 +32,13 @@ import tarfile
 import tempfile
 import zlib
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import NoReturn
 
-from sqlalchemy import DateTime, Integer, delete, func, insert, select, text
+from sqlalchemy import Date, DateTime, Integer, delete, func, insert, select, text
 
+from serving.calendar_store import PlantCalendarDay
 from serving.db import Database
 from serving.db.tables import (
     ApiKey,
@@ -61,7 +62,7 @@ from serving.usage import ChainKey, UsageEntry, append_entries
 FORMAT = 1
 # In foreign-key order. Tables whose rows belong to a tenant carry ``tenant_id``.
 TENANT_TABLES = (Subscription, ApiKey, FeatureViewRecord, FeatureViewState, ModelVersionRecord, ModelAliasEvent,
-                 SchedulingJob)
+                 SchedulingJob, PlantCalendarDay)
 USAGE_TABLES = (UsageRecord, UsageChain, UsageTenantHead)  # restored last, in one transaction
 ALL_TABLES = (Module, Tenant, *TENANT_TABLES, *USAGE_TABLES)
 FILE_AREAS = ("models", "features", "demo")  # under SFAI_HOME/<area>/<tenant>/ (demo: the sample data)
@@ -99,6 +100,8 @@ def key_fingerprint(pepper: str) -> str:
 def _encode(value):  # noqa: ANN001, ANN202
     if isinstance(value, datetime):
         return as_utc(value).isoformat()
+    if isinstance(value, date):  # a plant calendar's day
+        return value.isoformat()
     return value
 
 
@@ -140,6 +143,8 @@ def _decode(table, row: dict) -> dict:  # noqa: ANN001
         v = row[col.name]
         if v is not None and isinstance(col.type, DateTime):
             v = as_utc(datetime.fromisoformat(v))
+        elif v is not None and isinstance(col.type, Date):
+            v = date.fromisoformat(v)
         out[col.name] = v
     return out
 

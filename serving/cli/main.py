@@ -22,6 +22,7 @@ from pipelines.cli import industries_app
 from pipelines.cli import register as register_dataset_ingest
 from serving.cli import common
 from serving.cli.admin import admin_app
+from serving.cli.energy import energy_app
 from serving.cli.features import features_app, ingest_app
 from serving.cli.models import models_app, predict, train, tune
 from serving.cli.platform import apikey_app, db_app, demo, serve, tenant_app, usage_app
@@ -65,6 +66,7 @@ app.add_typer(industries_app, name="industries")
 app.add_typer(schedule_app, name="schedule")
 app.add_typer(models_app, name="models")
 app.add_typer(admin_app, name="admin")
+app.add_typer(energy_app, name="energy")
 app.command("train")(train)
 app.command("predict")(predict)
 app.command("tune")(tune)

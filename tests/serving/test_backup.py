@@ -20,6 +20,7 @@ from models.registry import ModelRegistry
 from serving import tenancy
 from serving.app import create_app
 from serving.backup import backup, restore
+from serving.calendar_store import check_days, read_days, replace_days
 from serving.db import Database
 from serving.db.tables import UsageRecord
 from serving.errors import Conflict, InvalidInput, NotFound, SfaiError
@@ -135,6 +136,10 @@ def test_one_tenant_moves_to_another_deployment(settings, db, demo_models, tmp_p
     demo_dir = demo_models[1]
     before = _answers(create_app(settings, db=db), key, demo_dir)
     usage_before = _usage(db, "acme")
+    days = check_days({"days": [{"date": "2026-08-03", "kind": "day_off", "note": "summer shutdown"},
+                                {"date": "2026-10-03", "kind": "working"}]})
+    replace_days(db, tenancy.get_tenant(db, "acme").id, days)  # the plant calendar moves with the tenant
+    calendar = read_days(db, tenancy.get_tenant(db, "acme").id)[0]
     archive = backup(settings, db, tmp_path / "acme.tar.gz", tenant="acme")
     with tarfile.open(archive.path) as tar:  # only acme's rows and files
         manifest = json.loads(tar.extractfile("manifest.json").read())
@@ -154,6 +159,7 @@ def test_one_tenant_moves_to_another_deployment(settings, db, demo_models, tmp_p
         assert [r[1:] for r in _usage(tdb, "acme")] == [r[1:] for r in usage_before]
         assert verify_chain(tdb, key=KEY).ok
         assert _answers(create_app(target, db=tdb), key, demo_dir) == before
+        assert read_days(tdb, tenancy.get_tenant(tdb, "acme").id)[0] == calendar and len(calendar) == 2
         with pytest.raises(Conflict, match="already exists"):
             restore(target, tdb, archive.path, tenant="acme")
         with pytest.raises(NotFound, match="other"):
