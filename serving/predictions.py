@@ -8,6 +8,7 @@ request names (``"model"``) must exist and be one of the family's: otherwise 404
 
 from __future__ import annotations
 
+import ast
 import functools
 import importlib
 import inspect
@@ -21,7 +22,8 @@ from pathlib import Path
 import pandas as pd
 import pyarrow as pa
 
-from feature_store.validate import read_ipc_bytes, read_parquet_bytes
+from feature_store.validate import MAX_DECODED_BYTES, read_ipc_bytes, read_parquet_bytes
+from feature_store.validate import _too_big as too_big
 from feature_store.view import TIMESTAMP
 from models.families import get_family
 from models.registry import ModelRegistry, find_champion, find_named
@@ -38,6 +40,7 @@ BODY_FIELDS = frozenset({"entity_ids", "view", "model", *OPTIONS})  # besides "r
 EXPLAIN_BY_DEFAULT = 1_000  # bigger batches get top features only when asked: occlusion multiplies the model runs
 ENTITY_ID = "entity_id"  # added to each answer row of a prediction by entity id: the id it answers, as sent
 UNITS = "sfai_units"  # frame.attrs of engine cycles read by entity id: unit number -> entity id
+VIEW = "sfai_view"  # frame.attrs of rows read by entity id: the feature view they were read from
 MAX_FORECAST_ENTITIES = 16  # meters per energy forecast by entity id: each reads weeks of history offline
 
 
@@ -176,7 +179,10 @@ def scorer(family: str):  # noqa: ANN201
             out = score(model, frame, unit_names=units, **options)  # warnings name the entities, not unit numbers
             out[ENTITY_ID] = pd.Series(out["unit"].map(units), dtype=object)
             return out
-        out = score(model, frame, **options)  # failure and defect: one answer per row, in the rows' order
+        try:  # failure and defect: one answer per row, in the rows' order
+            out = score(model, frame, **options)
+        except InvalidInput as e:
+            raise entity_error(e, ids, lambda i: frame.iloc[i].to_dict(), frame.attrs.get(VIEW), family) from None
         out[ENTITY_ID] = pd.Series(ids, index=out.index, dtype=object)
         return out
 
@@ -193,13 +199,65 @@ def record_scorer(family: str):  # noqa: ANN201
 
     @functools.wraps(score)
     def scored(model, records: list[dict], **options) -> list[dict]:  # noqa: ANN001
-        out = score(model, records, **options)
+        try:
+            out = score(model, records, **options)
+        except InvalidInput as e:
+            if not isinstance(records, EntityRows):
+                raise
+            raise entity_error(e, records.ids, records.__getitem__, records.view, family) from None
         if isinstance(records, EntityRows):
             for row, entity in zip(out, records.ids, strict=True):
                 row[ENTITY_ID] = entity
         return out
 
     return scored
+
+
+# "column 'Torque [Nm]' row 2: expected a number, got an empty cell", as the families' checks name a cell
+_CELL = re.compile(r"(?:column (?P<column>'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\") )?row (?P<row>\d+)\b")
+
+
+def entity_error(error: InvalidInput, ids: list, row_of, view: str | None, family: str) -> InvalidInput:  # noqa: ANN001
+    """A family's refusal of rows read by entity id, worded for the entities: the row it names is an entity's, its
+    column one of the view's features. An entity whose latest stored reading lacks a feature the model needs had
+    failed the whole batch with "column 'Torque [Nm]' row 2: expected a number, got an empty cell", naming neither
+    the machine nor the view's feature (integration audit). ``row_of(i)``: the i-th entity's row (a dict)."""
+    found = _CELL.search(error.message)
+    if found is None or not 1 <= int(found.group("row")) <= len(ids):
+        return error
+    i = int(found.group("row")) - 1
+    entity, row = ids[i], row_of(i)
+    where = f" in view {view!r}" if view else ""
+    column = ast.literal_eval(found.group("column")) if found.group("column") else None
+    feature = _view_feature(row, column, family, "empty" in error.message) if column is not None else None
+    if feature is not None and _empty(row.get(feature)):
+        stamp = row.get(TIMESTAMP)
+        at = f" (of {stamp})" if stamp is not None and not _empty(stamp) else ""
+        theirs = f" (the model's {column!r})" if column != feature else ""
+        return InvalidInput(
+            f"entity {entity!r}: its latest stored reading{where}{at} lacks {feature!r}{theirs}, which the model "
+            f"needs: send a complete reading for it (POST /v1/ingest/{view or '<view>'}), or leave it out of "
+            f'"entity_ids" ({error.message})', code=error.code, status=error.status, headers=error.headers)
+    return InvalidInput(f"entity {entity!r}{where}: {error.message}", code=error.code, status=error.status,
+                        headers=error.headers)
+
+
+def _view_feature(row: dict, column: str, family: str, empty_cell: bool) -> str | None:
+    """The view's feature in ``row`` that a family's check named ``column``: itself, or the feature the family reads
+    under that name (failure: ``torque_nm`` is 'Torque [Nm]'), or else, for a check that found an empty cell, the
+    row's one empty feature."""
+    if column in row:
+        return column
+    features = getattr(_predict_module(family), "F", None)
+    for store, raw in getattr(features, "STORE_NAMES", {}).items():
+        if raw == column and store in row:
+            return store
+    empty = [k for k, v in row.items() if k != TIMESTAMP and _empty(v)]
+    return empty[0] if empty_cell and len(empty) == 1 else None
+
+
+def _empty(value: object) -> bool:
+    return value is None or (isinstance(value, float) and value != value)
 
 
 @functools.cache
@@ -231,6 +289,7 @@ def records_frame(family: str, rows: pd.DataFrame | list[dict], *, from_store: b
         else:
             frame = pd.DataFrame.from_records(rows)
         frame.attrs[ENTITY_ID] = rows.ids
+        frame.attrs[VIEW] = rows.view
         return frame
     read = None if from_store else _records_reader(family)
     return read(rows) if read is not None else pd.DataFrame.from_records(rows)
@@ -240,37 +299,131 @@ def _predict_module(family: str):  # noqa: ANN202
     return importlib.import_module(get_family(family).predict_module)
 
 
+ARROW_TYPES = frozenset({ARROW_STREAM, "application/vnd.apache.arrow.file"})
+PARQUET_TYPES = frozenset({"application/vnd.apache.parquet", "application/x-parquet"})
+# an Arrow or Parquet prediction body is refused from its schema, before a value is decoded, past these: no family
+# reads more columns (a defect record: 590 measurements and 7 known extras), nor more cells than 10,000 of them
+MAX_BODY_COLUMNS = 1_000
+MAX_BODY_CELLS = MAX_RECORDS * 600
+# past this many cells, a column the model does not know is refused before decoding too; a smaller body (decoded in
+# well under a millisecond) is checked after, in the route's order: a missing model (404) first
+EARLY_FIELDS_CELLS = 50_000
+_BINARY_ERRORS = (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, OSError, ValueError)
+
+
+def decode_frame(raw: bytes, kind: str, limit: int, family: str | None, *, file: bool = False) -> pd.DataFrame:
+    """An Arrow IPC (``kind`` "arrow"; ``file``: the IPC file format) or Parquet ("parquet") prediction body as a
+    frame. Blocking (a worker thread's, :func:`read_frame`). What the body's schema and metadata show to be
+    unacceptable is refused before any value is decoded (``validate.read_ipc_bytes`` and ``read_parquet_bytes``
+    read the row count from the metadata and call ``bounded`` with it): more than ``limit`` rows, more than
+    ``MAX_DECODED_BYTES`` at 8 bytes a cell, more than ``MAX_BODY_COLUMNS`` columns, a column named twice, a column
+    ``family``'s model does not know (its ``check_fields``; in a body of over ``EARLY_FIELDS_CELLS`` cells, a smaller
+    one is checked when it is scored), more than ``MAX_BODY_CELLS`` cells; then the decoding
+    is bounded as those functions bound it (the sizes of the compressed buffers)."""
+    what = "Arrow" if kind == "arrow" else "Parquet"
+    try:
+        names = _body_columns(raw, kind, file)
+
+        def bounded(rows: int) -> None:  # from the schema and the row count the metadata declares, before decoding
+            check_batch(rows, limit)
+            if rows * 8 * len(names) > MAX_DECODED_BYTES:  # at least 8 bytes a cell: refused as validate words it
+                raise too_big(what, rows * 8 * len(names))
+            check_body_columns(names, family if rows * len(names) > EARLY_FIELDS_CELLS else None)
+            if rows * len(names) > MAX_BODY_CELLS:
+                raise InvalidInput(f"the {what} body holds {rows:,} rows of {len(names):,} columns: at most "
+                                   f"{MAX_BODY_CELLS:,} cells per request; send fewer rows or only the model's columns")
+
+        if kind == "arrow":  # bounded: a compressed Arrow body of a few KB can decode to gigabytes
+            table = read_ipc_bytes(raw, file=file, check_rows=bounded)
+        else:
+            table = read_parquet_bytes(raw, check_rows=bounded)
+    except _BINARY_ERRORS as e:
+        raise InvalidInput(f"cannot read the {what} body: {e}") from None
+    check_batch(table.num_rows, limit)
+    return _limit(table.to_pandas(), limit)
+
+
+def _body_columns(raw: bytes, kind: str, file: bool) -> list[str]:
+    """The column names of an Arrow or Parquet body, from its schema (Arrow's first message, Parquet's footer)."""
+    if kind == "arrow":
+        buf = pa.py_buffer(raw)
+        schema = pa.ipc.open_file(buf).schema if file else pa.ipc.open_stream(buf).schema
+    else:
+        import pyarrow.parquet as pq
+
+        schema = pq.read_schema(pa.BufferReader(raw))
+    return list(schema.names)
+
+
+def check_body_columns(names: list[str], family: str | None) -> None:
+    """The columns of an Arrow or Parquet prediction body, before its values are read: at most
+    ``MAX_BODY_COLUMNS``, each named once, and (failure, defect) each one the family's model knows."""
+    if len(names) > MAX_BODY_COLUMNS:
+        raise InvalidInput(f"the body holds {len(names):,} columns: at most {MAX_BODY_COLUMNS:,} per request (send "
+                           "the model's features only)")
+    seen: set = set()
+    for n in names:
+        if n in seen:
+            raise InvalidInput(f"the body names column {str(n)[:80]!r} twice: which one holds the readings?")
+        seen.add(n)
+    check = _fields_checker(family) if family else None
+    if check is not None:
+        check(names)
+
+
+def _route_family(request) -> str | None:  # noqa: ANN001
+    """The model family of the prediction route called (``fastpath.ROUTES``, filled by ``add_predict_route``)."""
+    from serving import fastpath
+
+    route = fastpath.ROUTES.get(request.scope.get("path", ""))
+    return route.family if route is not None else None
+
+
+async def _in_turn(request, turns, tenant_id: int | None, fn):  # noqa: ANN001, ANN202
+    """``fn()`` in a worker thread, in the calling tenant's scoring turn (``serving.turns.TenantTurns``)."""
+    if turns is None:
+        platform = getattr(request.app.state, "platform", None)
+        turns = getattr(platform, "turns", None)
+    if tenant_id is None:  # the caller the route authenticated (ANONYMOUS, tenant 0, without keys)
+        tenant_id = getattr(getattr(request.state, "sfai_auth", None), "tenant_id", 0)
+    if turns is None:
+        from starlette.concurrency import run_in_threadpool
+
+        return await run_in_threadpool(fn)
+    return await turns.run(tenant_id, fn)
+
+
 # the content types a prediction body is read as JSON under: JSON's own, and what a client sends when it names none
 # (curl -d sends form-urlencoded; some send text/plain)
 JSON_READ = frozenset({"", "application/json", "text/json", "application/x-www-form-urlencoded", "text/plain"})
 
 
-async def read_frame(request, limit: int = MAX_RECORDS) -> tuple[pd.DataFrame | list[dict] | None, dict]:  # noqa: ANN001
+async def read_frame(  # noqa: ANN201
+    request, limit: int = MAX_RECORDS, *, family: str | None = None, turns=None, tenant_id: int | None = None,  # noqa: ANN001
+):
     """A request body as rows: JSON ``{"records": [...], ...options}`` (a list of dicts, as sent), Arrow IPC
     stream or Parquet (a DataFrame).
 
     Returns (rows or None, the JSON body's other fields). ``entity_ids`` (online-store lookups) are returned
     in the options for the caller to resolve. More than ``limit`` rows is a 422.
+
+    An Arrow or Parquet body is decoded by :func:`decode_frame` in a worker thread, in the tenant's scoring turn
+    (``turns``, a :class:`serving.turns.TenantTurns`, and ``tenant_id``; by default the platform's and the
+    caller's), and checked against ``family``'s fields (by default the family of the route called) before it is.
     """
     ctype = (request.headers.get("content-type") or "").split(";")[0].strip().lower()
     raw = await request.body()
     if not raw:
         raise InvalidInput("empty request body")
-    rows = functools.partial(check_batch, limit=limit)  # from the body's metadata, before a row is decoded
-    if ctype in ("application/vnd.apache.arrow.stream", "application/vnd.apache.arrow.file"):
-        try:  # bounded: a compressed Arrow body of a few KB can decode to gigabytes (validate.read_ipc_bytes)
-            table = read_ipc_bytes(raw, file=not ctype.endswith("stream"), check_rows=rows)
-        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, OSError, ValueError) as e:
-            raise InvalidInput(f"cannot read the Arrow body: {e}") from None
-        check_batch(table.num_rows, limit)
-        return _limit(table.to_pandas(), limit), _binary_options(request)
-    if ctype in ("application/vnd.apache.parquet", "application/x-parquet"):
-        try:  # bounded likewise (validate.read_parquet_bytes)
-            table = read_parquet_bytes(raw, check_rows=rows)
-        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, OSError, ValueError) as e:
-            raise InvalidInput(f"cannot read the Parquet body: {e}") from None
-        check_batch(table.num_rows, limit)
-        return _limit(table.to_pandas(), limit), _binary_options(request)
+    binary = "arrow" if ctype in ARROW_TYPES else "parquet" if ctype in PARQUET_TYPES else None
+    if binary is not None:
+        # decoded in a worker thread, in the tenant's turn: a 0.42-MB zstd stream of 10,000 x 3,300 columns held the
+        # event loop 1.8 s, and every tenant's calls (/healthz too) with it (security audit)
+        options = _binary_options(request)
+        family = family or _route_family(request)
+        decode = functools.partial(decode_frame, raw, binary, limit, family, file=ctype.endswith(".file"))
+        frame = await _in_turn(request, turns, tenant_id, decode)
+        return frame, options
     # a CSV, or a Parquet file sent as octet-stream, had been read as JSON ("not valid JSON: ... byte 0x80")
     if ctype not in JSON_READ and not ctype.endswith("+json"):
         raise UnsupportedMediaType(
