@@ -13,6 +13,11 @@ are what ``sfai ingest <dataset>`` stores for the same readings.
   entity: a row at or before the entity's latest stored row is refused, naming it (its lags were computed from the
   rows before it; storing it would leave the later rows' lags wrong). C-MAPSS regime normalisation uses the regimes
   fitted by the tenant's last ``sfai ingest cmapss`` (kept per FD subset, :func:`save_fit`).
+- Readings a device does not measure (``Derivation.optional``; steel: everything but ``usage_kwh``, so a plant with a
+  kWh meter only pushes its time and kWh) may be left out of a batch: they are stored null, never filled from the
+  entity's earlier rows (the transform forward-fills a null that is sent, as the file pipeline fills a blank cell),
+  and not checked (a null ``load_type`` that is sent is still refused). A batch without a required reading (a
+  meter's ``usage_kwh``) is refused naming it; a null ``usage_kwh`` is a gap, as in the file.
 
 Stored history holds float32 readings; the file pipeline computes windows from the file's float64 readings. A
 float32 is read back as its shortest decimal (``3.17``), which is the file's float64 for any reading written with
@@ -77,6 +82,13 @@ class Derivation:
     categories: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     # the clock of times sent without a UTC offset: the file pipeline's (a meter's dates are the plant's local time)
     local_tz: str = "UTC"
+    # raw columns a sender may leave out, for a device that does not measure them (a plant with a kWh meter only):
+    # stored as null, never filled from the entity's earlier rows; the others (``required``) must be sent
+    optional: tuple[str, ...] = ()
+
+    @property
+    def required(self) -> tuple[str, ...]:
+        return tuple(c for c in self.raw if c not in self.optional)
 
     @property
     def uses_history(self) -> bool:
@@ -100,13 +112,14 @@ def _cmapss_prepare(df: pd.DataFrame) -> pd.DataFrame:
     return df
 
 
-def check_readings(d: Derivation, df: pd.DataFrame) -> None:
+def check_readings(d: Derivation, df: pd.DataFrame, absent: tuple[str, ...] = ()) -> None:
     """Refuse the first reading the file pipeline would set aside (``pipelines.validate``): a number outside its
     column's range or not finite, a category not among those allowed. Pushes had stored them (a usage of -50 kWh, a
     power factor of 250 %, an AI4I type 'X' with every type flag 0), and a history view carried the value into the
-    next rows' lags and rolling statistics."""
+    next rows' lags and rolling statistics. ``absent``: optional columns the batch left out (null throughout, not
+    readings: a null ``load_type`` sent is still refused)."""
     for name, col in d.columns.items():
-        if name not in df.columns:
+        if name not in df.columns or name in absent:
             continue
         v = df[name]
         if name in d.categories:
@@ -142,6 +155,9 @@ def _out_of_range(x: float, col: Column) -> str:
 
 
 _STEEL_RAW = (*steel.READINGS, "load_type")
+# a meter's push needs its time and kWh only (what the energy model forecasts from): a plant with a kWh meter leaves
+# the reactive power, power factors, CO2 and load type out
+_STEEL_OPTIONAL = tuple(c for c in _STEEL_RAW if c != "usage_kwh")
 _CMAPSS_RAW = ("cycle", *CMAPSS_SETTINGS, *CMAPSS_SENSORS)
 _C22_RAW = ("cycle_no", *injection.SIGNALS)
 
@@ -155,7 +171,8 @@ DERIVATIONS: dict[str, Derivation] = {
                    semiconductor.features, columns=SECOM_COLUMNS),
         Derivation("steel_energy_features", "steel-energy", _STEEL_RAW, steel.features, grid="interval",
                    lookback=_reach(steel.LAGS, steel.WINDOWS), history=_STEEL_RAW, prepare=_steel_prepare,
-                   columns=STEEL_COLUMNS, categories={"load_type": LOAD_TYPES}, local_tz=STEEL_TZ),
+                   columns=STEEL_COLUMNS, categories={"load_type": LOAD_TYPES}, local_tz=STEEL_TZ,
+                   optional=_STEEL_OPTIONAL),
         Derivation("cmapss_features", "cmapss", _CMAPSS_RAW, turbofan.features, grid="cycle",
                    lookback=_reach(turbofan.LAGS, turbofan.WINDOWS), history=_CMAPSS_RAW, prepare=_cmapss_prepare,
                    fit=True, columns=CMAPSS_COLUMNS),
@@ -352,6 +369,11 @@ def derive(store, view: FeatureView, data, *, fmt: str | None = None, history: b
     derived = derived_columns(view, d)
     table = read_table(data, fmt=fmt)
     cols = table.column_names
+    absent = tuple(c for c in d.optional if c not in cols)  # not measured by the sender: stored null
+    if d.optional:
+        _refuse_without_required(view, d, cols)
+    if absent:
+        table = _with_nulls(_raw_view(view, absent), table, absent)
     if all(c in cols for c in derived) and not history:
         return table
     key = view.join_key
@@ -365,7 +387,7 @@ def derive(store, view: FeatureView, data, *, fmt: str | None = None, history: b
     df = typed.to_pandas()
     df[TIMESTAMP] = pd.to_datetime(df[TIMESTAMP], utc=True)
     if history:
-        check_readings(d, df)
+        check_readings(d, df, absent)
     df["_row"] = np.arange(len(df))
     new = df.sort_values([key, TIMESTAMP], kind="stable").reset_index(drop=True)
     params = None
@@ -405,6 +427,10 @@ def derive(store, view: FeatureView, data, *, fmt: str | None = None, history: b
         raise InvalidInput(f"{view.name}: {e}") from None
     # the transforms sort by (entity, time) stably: their rows are ``inputs``' rows in order
     out = out[inputs["_new"].to_numpy()].reset_index(drop=True)
+    if absent:  # not measured: null, not the entity's last reading (the transform forward-fills a gap)
+        none = np.zeros(len(out), dtype=bool)
+        for c in absent:
+            out[c] = out[c].where(none)  # missing throughout, in the column's own type
     # out is in (entity, time) order, as ``new``
     if sent and history:
         _check_sent(view, d, derived, new, out, sent)
@@ -412,6 +438,27 @@ def derive(store, view: FeatureView, data, *, fmt: str | None = None, history: b
     if created:
         out[CREATED] = new.sort_values("_row")[CREATED].to_numpy()  # ``new``: the rows sent less those stored already
     return pa.Table.from_pandas(out, preserve_index=False)
+
+
+def _refuse_without_required(view: FeatureView, d: Derivation, cols: list[str]) -> None:
+    """A batch that leaves out a column its view's readings cannot do without (a meter's ``usage_kwh``), named with
+    what may be left out instead."""
+    missing = [c for c in d.required if c not in cols]
+    if missing:
+        need = [view.join_key, TIMESTAMP, *d.required]
+        raise InvalidInput(
+            f"missing column {missing[0]!r} for feature view {view.name!r}: a reading needs "
+            f"{', '.join(need[:-1])} and {need[-1]} (send null for a reading that is missing); "
+            f"{', '.join(d.optional[:-1])} and {d.optional[-1]} may be left out where they are not measured"
+        )
+
+
+def _with_nulls(raw: FeatureView, table: pa.Table, absent: tuple[str, ...]) -> pa.Table:
+    """``table`` with the optional columns it left out, null, typed as ``raw`` (:func:`_raw_view`) types them."""
+    schema = raw.arrow_schema()
+    for c in absent:
+        table = table.append_column(pa.field(c, schema.field(c).type), pa.nulls(table.num_rows, schema.field(c).type))
+    return table
 
 
 def _show(value: object) -> str:

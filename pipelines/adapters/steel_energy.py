@@ -8,12 +8,17 @@ Decisions (see docs/pipelines.md):
   as a UTC instant (when the value was known); ``interval_start`` is kept too; calendar features use the
   interval start in Asia/Seoul, so the 24:00 row counts for the day it closes (as the file's Day_of_week says).
 - Units: kWh, kVArh per interval; tCO2 per interval; power factors in %; NSM in seconds after midnight.
+- Columns: ``date`` and ``Usage_kWh`` are required (a plant with a kWh meter only writes those, and CO2 where it
+  has it); each other column of the DAEWOO file is read and checked where it is there, and missing (null, never
+  checked) where it is not: a file without ``Load_Type`` has no load type, one without ``NSM`` or ``Day_of_week``
+  no check of its dates against them.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from pipelines.adapters.source import read_source
@@ -73,6 +78,9 @@ def _weekday_number(name: str) -> int:
     key = name[:3].lower()
     return ENGLISH_DAYS.index(key) if key in ENGLISH_DAYS else -1
 NUMERIC = ["usage_kwh", "lagging_kvarh", "leading_kvarh", "co2_t", "lagging_pf", "leading_pf", "nsm"]
+# the columns a file must have: a plant with a kWh meter only writes its dates and kWh (CO2 where it has it); the
+# DAEWOO file's other columns are read where they are there, and missing (null) where not
+REQUIRED = ("date", "Usage_kWh")
 
 
 def parse_times(stamps: pd.Series) -> pd.Series:
@@ -85,11 +93,15 @@ def parse_times(stamps: pd.Series) -> pd.Series:
 def read(path: Path, *, meter_id: str = METER_ID) -> Canonical:
     path = Path(path)
     df, malformed, warnings = read_source(path, "a steel-energy CSV", encoding="utf-8-sig", columns=RENAME)
-    missing = [c for c in RENAME if c not in df.columns]
+    missing = [c for c in REQUIRED if c not in df.columns]
     if missing:
-        raise ValueError(f"{path.name}: not a steel-energy file; missing columns {missing}")
+        raise ValueError(f"{path.name}: not a steel-energy file; missing columns {missing} (a meter's file needs "
+                         f"{' and '.join(REQUIRED)}; the other columns of the DAEWOO file may be left out)")
     original = df.drop(columns=[SOURCE_ROW])  # the values as read, for the quarantine
     df = df.rename(columns=RENAME)
+    absent = [RENAME[c] for c in RENAME if c not in original.columns]
+    for c in absent:  # not measured (a kWh meter alone) or not written: missing throughout, and nothing checked
+        df[c] = np.nan if c in NUMERIC else None
     total = len(df) + len(malformed)
     df, why = coerce_numeric(df, NUMERIC)
     end_local = parse_times(df["date"])
@@ -114,7 +126,7 @@ def read(path: Path, *, meter_id: str = METER_ID) -> Canonical:
     if off_grid.any():  # the reason text only where a stamp is off the grid (a clean file builds none)
         off_why = why + "; date: " + df["date"].astype(str) + " is not on the 15-minute grid"
         why = why.where(~off_grid, off_why).str.strip("; ")
-    bad_load = ~df["load_type"].isin(LOAD_TYPES)
+    bad_load = ~df["load_type"].isin(LOAD_TYPES) & ("load_type" not in absent)
     # a blank Load_Type is named too: astype(str) keeps a missing value missing, and "..." + NaN lost the reason
     load = df["load_type"]
     load_why = ("load_type: " + load.astype(object).fillna("").astype(str) + " is unknown").where(

@@ -6,6 +6,10 @@ exactly one day earlier, NaN when that interval has no row (quarantined or absen
 96 covers the day's 96 intervals that exist. Readings missing in a row that exists are forward-filled first, except
 the usage itself (``GAPS_KEPT``): a missing kWh stays a gap, which the energy forecaster fills from the same time a
 week earlier and counts (filled here with the last value, a stopped meter read as a plant running on).
+
+A plant with a kWh meter only has no reactive power, power factors, CO2 or load type: they are missing throughout
+and stay missing (a push that leaves them out stores them null, ``pipelines.raw_ingest``); the usage lags, windows and
+calendar need none of them.
 """
 
 from __future__ import annotations
@@ -53,6 +57,6 @@ def features(batch: pd.DataFrame) -> pd.DataFrame:
     lag = lags(df, key=KEY, columns=["usage_kwh"], lags=LAGS, step=step)
     roll = rolling_stats(df, key=KEY, columns=["usage_kwh"], windows=WINDOWS, step=step)
     base = df[[KEY, TIMESTAMP, *READINGS, "load_type"]].astype({c: "float32" for c in READINGS})
-    base["load_type"] = base["load_type"].astype(str)
+    base["load_type"] = base["load_type"].astype(str)  # pandas 3: a missing load type stays missing, not "None"
     out = pd.concat([base, cal, lag, roll], axis=1)
     return out[[KEY, TIMESTAMP, *FEATURES]]
