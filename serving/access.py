@@ -36,6 +36,7 @@ QUOTA_SHARES = 16  # ... and once it has admitted 1/16 of the calls left at its 
 QUOTA_KEY_GRACE = timedelta(days=1)  # a shared counter outlives its month by this much
 FAILED_LOOKUP_BURST_S = 10.0  # an address may fail this many seconds' worth of key lookups at once
 _MAX_CACHED_KEYS = 100_000
+_MAX_FAILING_ADDRESSES = 10_000  # client addresses whose failed key lookups are counted at once
 # a revoked key still in use is written to its tenant's usage log (status 401) at most this often per key and
 # process: the admin sees which system still sends it, and a client retrying all day adds ~150 records a day
 REVOKED_LOG_S = 600.0
@@ -82,7 +83,8 @@ class Access:
         self.rate_limits = rate_limits or {}  # plan -> calls per second (None or absent: no limit)
         self.platform_rate = platform_rate  # a tenant's calls per second outside the modules (None: no limit)
         self.failed_lookup_rate = failed_lookup_rate  # key lookups finding no caller, per second per address
-        self._failures = LocalBuckets()  # per address, in this process: it spares this process' database lookups
+        # per address, in this process: it spares this process' database lookups
+        self._failures = LocalBuckets(max_keys=_MAX_FAILING_ADDRESSES)
         self.burst_s = burst_s
         self.buckets = buckets or LocalBuckets()  # a token bucket per subscription (tenant_id, module)
         self._keys: dict[bytes, tuple[float, AuthContext | None]] = {}
@@ -152,7 +154,11 @@ class Access:
             return hit[1]
         ctx, revoked = resolve_api_key_state(self.db, self.pepper, token)
         if len(self._keys) >= _MAX_CACHED_KEYS:
-            self._keys.clear()
+            # the keys refused are dropped, not the tenants' keys: made-up keys from many addresses had emptied
+            # the whole cache at 100,000, and every tenant's next call went to the database (security audit)
+            self._keys = {d: hit for d, hit in list(self._keys.items()) if hit[1] is not None}
+            if len(self._keys) >= _MAX_CACHED_KEYS // 2:
+                self._keys.clear()
             self._revoked.clear()
         self._keys[digest] = (now + self.ttl_s, ctx)
         if revoked is not None:

@@ -69,9 +69,26 @@ return n
 
 
 class LocalBuckets:
-    def __init__(self) -> None:
-        self._buckets: dict[tuple, list[float]] = {}  # key -> [tokens, refilled at (monotonic)]
+    """Token buckets in this process. ``max_keys``: at most so many buckets are held (the buckets of client
+    addresses, which a client can make up without end: 300,000 addresses had held 80 MB); past it, the buckets full
+    again are dropped (a full bucket is what a new one is), and if every one is in use, the half refilled longest
+    ago."""
+
+    def __init__(self, max_keys: int | None = None) -> None:
+        # key -> [tokens, refilled at (monotonic), rate, capacity]
+        self._buckets: dict[tuple, list[float]] = {}
         self._lock = threading.Lock()
+        self.max_keys = max_keys
+
+    def _make_room(self, mono: float) -> None:
+        full = [k for k, (tokens, at, rate, capacity) in self._buckets.items()
+                if tokens + (mono - at) * rate >= capacity]
+        for k in full:
+            del self._buckets[k]
+        if len(self._buckets) >= self.max_keys:
+            by_age = sorted(self._buckets, key=lambda k: self._buckets[k][1])
+            for k in by_age[: len(by_age) // 2 + 1]:
+                del self._buckets[k]
 
     def take(self, key: tuple, rate: float, capacity: float) -> float | None:
         """None if a token was taken, else the seconds until one is there."""
@@ -79,10 +96,12 @@ class LocalBuckets:
         with self._lock:
             bucket = self._buckets.get(key)
             if bucket is None:
-                bucket = self._buckets[key] = [capacity, mono]
+                if self.max_keys is not None and len(self._buckets) >= self.max_keys:
+                    self._make_room(mono)
+                bucket = self._buckets[key] = [capacity, mono, rate, capacity]
             else:
                 bucket[0] = min(capacity, bucket[0] + (mono - bucket[1]) * rate)
-                bucket[1] = mono
+                bucket[1:] = mono, rate, capacity  # a plan changed: the new rate from now on
             if bucket[0] < 1.0:
                 return (1.0 - bucket[0]) / rate
             bucket[0] -= 1.0
@@ -100,6 +119,9 @@ class LocalBuckets:
     def clear(self) -> None:
         with self._lock:
             self._buckets.clear()
+
+    def __len__(self) -> int:
+        return len(self._buckets)
 
 
 class Breaker:
