@@ -5,7 +5,7 @@ Starts ``sfai serve`` (SQLite, a scratch ``SFAI_HOME``) with a demo tenant whose
 sends ``GET /v1/quality/status`` from ``--clients`` connections for ``--duration`` seconds, almost all of them
 refused with 429. For each mode (``SFAI_USAGE_COLLAPSE_REFUSALS`` true, the default, and false: a record per
 refused call, the behaviour before) prints the refusals a second, their latency, and the records the log holds
-afterwards with the calls they stand for. Collapsed, a kind of refusal leaves at most two records a minute.
+afterwards with the calls they stand for. Collapsed, a kind of refusal leaves at most two records per 10 seconds.
 
     .venv/bin/python benchmarks/refusal_storm.py                  # ~1 min
     .venv/bin/python benchmarks/refusal_storm.py --clients 16 --duration 20
@@ -76,7 +76,7 @@ def run(collapse: bool, clients: int, duration: float) -> dict:
                 time.sleep(0.1)
             out = asyncio.run(_storm(url, key, clients, duration))
         finally:
-            server.terminate()  # SIGTERM: the server writes the minute's collapsed records as it stops
+            server.terminate()  # SIGTERM: the server writes the collapsed records it holds as it stops
             server.wait(60)
         with sqlite3.connect(home / "sfai.db") as conn:
             rows, calls = conn.execute(

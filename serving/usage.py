@@ -264,9 +264,11 @@ class _Pending:
 
 
 _STOP = object()
-REFUSAL_WINDOW_S = 60.0  # refusals of one kind after the first one written are collapsed into a record for so long
+# refusals of one kind after the first one written are collapsed into a record for so long: short, so that the record
+# comes soon after its calls (the log is in the order records are written, and a range's counts settle within it)
+REFUSAL_WINDOW_S = 10.0
 REFUSAL_KINDS = 10_000  # kinds held at once per process (past that, refusals are written one by one, as before)
-REFUSAL_FLUSH_EVERY_S = 5.0
+REFUSAL_FLUSH_EVERY_S = 2.0
 
 
 @dataclass(slots=True)
@@ -825,9 +827,12 @@ def query_usage(
     by_module: dict[str, dict[str, int]] = {}
     total = 0
     for mod, status, n in counts:
-        m = by_module.setdefault(mod or "platform", {"calls": 0, "ok": 0, "client_errors": 0, "server_errors": 0})
+        m = by_module.setdefault(mod or "platform",
+                                 {"calls": 0, "ok": 0, "client_errors": 0, "server_errors": 0, "refused": 0})
         m["calls"] += n
         m["ok" if status < 400 else "client_errors" if status < 500 else "server_errors"] += n
+        if status in NOT_COUNTED:  # of the client errors, those refused before they were performed (403, 429)
+            m["refused"] += n
         total += n
     keys = key_names(db, tenant_id)
     records = [_row_dict(r, names.get(r.tenant_id, str(r.tenant_id)), keys) for r in rows]

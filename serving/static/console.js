@@ -2579,7 +2579,7 @@ async function loadUsage(older = false) {
     const u = await api("/v1/usage?" + q);
     if (epoch !== S.epoch) return;
     $("usage-summary").textContent = tn("admin.usageTotal", u.total) + ": " + Object.entries(u.by_module || {})
-      .map(([m, c]) => t("admin.usageCounts", { module: label("mod", m), calls: fmt(c.calls), ok: fmt(c.ok), client: fmt(c.client_errors), server: fmt(c.server_errors) })).join(" · ");
+      .map(([m, c]) => t("admin.usageCounts", { module: label("mod", m), calls: fmt(c.calls), ok: fmt(c.ok), client: fmt(c.client_errors), refused: fmt(c.refused ?? 0), server: fmt(c.server_errors) })).join(" · ");
     const body = $("usage-table").tBodies[0];
     if (older && body) body.insertAdjacentHTML("beforeend", u.records.map(usageRow).join(""));
     else {

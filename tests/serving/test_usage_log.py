@@ -79,8 +79,8 @@ def test_every_authenticated_call_is_recorded(client, db):
     assert ok["key_id"] == acme.mes.split("_")[1] and ok["latency_ms"] > 0 and ok["ts"].endswith("Z")
     assert by_id["r-403"]["status"] == 403 and by_id["r-403"]["module"] == "energy"
     assert by_id["r-role"]["status"] == 403 and by_id["r-role"]["module"] is None
-    assert rows["by_module"]["quality"] == {"calls": 1, "ok": 1, "client_errors": 0, "server_errors": 0}
-    assert rows["by_module"]["energy"]["client_errors"] == 1
+    assert rows["by_module"]["quality"] == {"calls": 1, "ok": 1, "client_errors": 0, "server_errors": 0, "refused": 0}
+    assert rows["by_module"]["energy"]["client_errors"] == rows["by_module"]["energy"]["refused"] == 1
     platform = client.get("/v1/usage?module=platform", headers=bearer(acme.admin)).json()["records"]
     assert "r-role" in {r["request_id"] for r in platform} and all(r["module"] is None for r in platform)
     assert [r["request_id"] for r in client.get("/v1/usage?module=quality", headers=bearer(acme.admin)).json()[
@@ -142,7 +142,7 @@ def test_the_log_and_the_export_filter_by_key(client, db, sfai_env):
     client.get("/v1/tenant", headers=bearer(acme.admin))
     page = client.get(f"/v1/usage?key_id={mes_id}", headers=bearer(acme.admin)).json()
     assert page["total"] == 2 and {r["key_id"] for r in page["records"]} == {mes_id}
-    assert page["by_module"] == {"quality": {"calls": 2, "ok": 2, "client_errors": 0, "server_errors": 0}}
+    assert page["by_module"] == {"quality": {"calls": 2, "ok": 2, "client_errors": 0, "server_errors": 0, "refused": 0}}
     rows = list(csv.DictReader(io.StringIO(client.get(f"/v1/usage/export?key_id={mes_id}",
                                                       headers=bearer(acme.admin)).text)))
     assert [r["key_id"] for r in rows] == [mes_id, mes_id]

@@ -78,7 +78,7 @@ def test_a_client_retrying_a_429_writes_two_records_not_one_per_call(settings, d
     assert [(r["request_id"], r["status"], r["calls"], r["endpoint"]) for r in collapsed] == [
         (refused[-1], 429, 38, "/v1/quality/status")]
     assert log["total"] == 40 and log["by_module"]["quality"] == {
-        "calls": 40, "ok": 1, "client_errors": 39, "server_errors": 0}
+        "calls": 40, "ok": 1, "client_errors": 39, "server_errors": 0, "refused": 39}
     assert len(log["records"]) == 3
     assert verify_chain(db, key=ChainKey(settings.secret_key)).ok
 

@@ -3,7 +3,7 @@
 Every call refused with 403 or 429 had been a record of its own, kept three years: one client retrying at
 ~475 refusals a second wrote ~40 M rows a day (capacity audit). A serving process now writes the first refusal of
 a kind (the same key, module, method, endpoint and status) at once, as before, and the refusals of that kind in
-the next minute as one record whose ``calls`` says how many it stands for. Every other record stands for one call
+the next 10 seconds as one record whose ``calls`` says how many it stands for. Every other record stands for one call
 (``calls`` 1). The chain hashes ``calls`` only where it is not 1, so the existing records verify as they are.
 
 Revision ID: 0014
