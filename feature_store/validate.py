@@ -897,7 +897,8 @@ def _check_not_ahead(col: pa.ChunkedArray, max_skew_s: float) -> None:
     raise InvalidInput(
         f"row {row + 1}, column {TIMESTAMP!r}: {value.isoformat()} is {_span((value - now).total_seconds())} ahead "
         f"of this server's clock ({now:%Y-%m-%dT%H:%M:%SZ}); readings more than {_span(max_skew_s)} ahead are "
-        f"refused (is the sender's clock wrong?)"
+        f"refused (is the sender's clock wrong? or was a local time sent without its UTC offset? send the offset, "
+        f"e.g. {value.replace(tzinfo=None).isoformat(timespec='seconds')}+09:00)"
     )
 
 

@@ -30,6 +30,7 @@ def test_a_reading_stamped_past_the_clock_skew_is_refused_naming_row_and_time():
         conform(STATS, read_table(rows))
     msg = e.value.message
     assert msg.startswith("row 2, column 'event_timestamp': ") and "365 days ahead of this server's clock" in msg
+    assert "without its UTC offset? send the offset, e.g. " in msg  # a naive local time is the usual cause
     assert "readings more than 1 hour ahead are refused" in msg and "\n" not in msg
     ok = conform(STATS, read_table([{**REC, "event_timestamp": _at(timedelta(minutes=50))}]))  # drift: accepted
     assert ok.num_rows == 1
