@@ -8,6 +8,7 @@ exit 1).
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -27,6 +28,7 @@ BadOpt = Annotated[
 ]
 NoOnlineOpt = Annotated[bool, typer.Option("--no-online", help="offline store only")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="no progress bars on stderr")]
+METER_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,99}")  # --meter-id: an id a push or a topic can name too
 
 
 def _ingest(dataset: str, path: Path | None, tenant, engine, workers, max_bad_share, no_online, quiet, **kw) -> None:  # noqa: ANN001, ANN003
@@ -76,6 +78,29 @@ def _command(dataset: str, help_text: str):  # noqa: ANN202
     return command
 
 
+def steel_energy_command(
+    path: Annotated[Path, typer.Argument(help="the DAEWOO steel 15-minute energy CSV, or a plant meter's file of "
+                                              "date and Usage_kWh in its layout")],
+    tenant: TenantOpt = None,
+    meter_id: Annotated[str | None, typer.Option(
+        "--meter-id", help="the meter the file's readings are stored under (its id in pushes and forecasts by id; "
+        "default: daewoo-gwangyang, the DAEWOO file's meter)")] = None,
+    engine: EngineOpt = None,
+    workers: WorkersOpt = None,
+    max_bad_share: BadOpt = DEFAULT_MAX_BAD_SHARE,
+    no_online: NoOnlineOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Run the steel-energy pipeline on PATH into the tenant's feature store; prints a JSON run report."""
+    kw = {}
+    if meter_id is not None:
+        if not METER_ID.fullmatch(meter_id):
+            raise ValueError(f"--meter-id {meter_id[:80]!r}: use 1 to 100 letters, digits and . _ : - , starting "
+                             "with a letter or digit")
+        kw["meter_id"] = meter_id
+    _ingest("steel-energy", path, tenant, engine, workers, max_bad_share, no_online, quiet, **kw)
+
+
 def demo_command(
     tenant: TenantOpt = None,
     seed: Annotated[int, typer.Option(help="random seed (same seed, same data)")] = 0,
@@ -117,7 +142,7 @@ def register(ingest_app: typer.Typer) -> None:
     ingest_app.command("cmapss")(_command("cmapss", "a C-MAPSS train_FD00x.txt file, or a folder of them"))
     ingest_app.command("ai4i")(_command("ai4i", "the AI4I 2020 CSV"))
     ingest_app.command("secom")(_command("secom", "the SECOM CSV (row_id, label, timestamp, f001..f590)"))
-    ingest_app.command("steel-energy")(_command("steel-energy", "the DAEWOO steel 15-minute energy CSV"))
+    ingest_app.command("steel-energy")(steel_energy_command)
     ingest_app.command("c22-demo")(demo_command)
 
 

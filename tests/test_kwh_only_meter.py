@@ -356,3 +356,22 @@ def test_a_forecast_by_meter_id_of_a_kwh_meter_answers_what_its_records_answer(c
     assert sent.status_code == 200, sent.text
     assert [{k: v for k, v in p.items() if k != "entity_id"} for p in answer] == sent.json()["predictions"]
     assert by_id.json().get("filled_intervals") == sent.json().get("filled_intervals")
+
+
+def test_the_cli_stores_a_plants_file_under_its_own_meter_id(settings, db, sfai_env, tmp_path):
+    """``--meter-id`` names the plant's meter (every file had gone under the DAEWOO file's ``daewoo-gwangyang``); an
+    id a push could not name is refused in one line."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    sfai = str(Path(sys.executable).with_name("sfai"))
+    _csv(tmp_path / "kwh.csv", _meter(2), ["usage_kwh"])
+    tenancy.create_tenant(db, "plant", "C24")
+    run = [sfai, "ingest", "steel-energy", str(tmp_path / "kwh.csv"), "--tenant", "plant", "-q"]
+    p = subprocess.run([*run, "--meter-id", "line-2-main"], env=sfai_env, capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr
+    assert set(_stored(FeatureStore(settings, db, "plant"))["meter_id"]) == {"line-2-main"}
+    p = subprocess.run([*run, "--meter-id", "line 2/main"], env=sfai_env, capture_output=True, text=True, timeout=300)
+    assert p.returncode == 1 and p.stderr.strip().splitlines() == [
+        "error: --meter-id 'line 2/main': use 1 to 100 letters, digits and . _ : - , starting with a letter or digit"]
