@@ -1839,7 +1839,7 @@ function renderSummary() {
     clockMetrics(S.result).map(([k, v, id]) => `<div class="metric"><span>${t(k)}</span><b id="${id}" class="clock-metric">${esc(v)}</b></div>`).join("") +
     `<div class="metric"><span>${t("m.wall")}</span><b>${fmt(S.result.wall_s, 2)}</b></div></div>` +
     (S.result.linked?.ignored?.length ? `<p class="muted" id="plan-ignored">${S.result.linked.ignored.map(linkedNote).join(" ")}</p>` : "") +
-    (Array.isArray(S.result.notes) && S.result.notes.length ? `<p class="muted" id="plan-notes">${S.result.notes.map(planNote).join(" ")}</p>` : "");
+    (Array.isArray(S.result.notes) && S.result.notes.length ? `<p class="muted" id="plan-notes">${S.result.notes.map(planNote).filter(Boolean).join(" ")}</p>` : "");
 }
 
 // The plan as a table (the chart's text alternative): one row per operation, in machine and time order, late and
@@ -1875,6 +1875,10 @@ function planNote(n) {
   const fams = Array.isArray(n?.families) ? n.families.map(String).join(", ") : "";
   if (n?.type === "setup_family_unused") return esc(t("note.setupUnused", { families: fams }));
   if (n?.type === "setup_family_missing") return esc(t("note.setupMissing", { families: fams }));
+  if (n?.type === "needs_module") { // what was left out is said beside the plan (linkedNote); a peak cap, plainly
+    const cap = n.module === "energy" && Array.isArray(n.fields) && n.fields.includes("energy.peak_cap_kw") ? S.problem?.energy?.peak_cap_kw : null;
+    return finite(cap) ? esc(t("note.needsModuleCap", { cap: fmt(cap, 2) })) : "";
+  }
   if (n?.type === "started_in_future" && Array.isArray(n.operations) && n.operations.length) {
     const o = n.operations[0];
     return esc(t("note.startedFuture", { job: o.job, operation: o.operation, start: o.start }));

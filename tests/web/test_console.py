@@ -1163,6 +1163,8 @@ def test_plan_notes_from_the_server_are_translated(page, server):
     notes = page.inner_text("#plan-summary")
     assert "에너지 요금·최대 전력(energy)은(는) 에너지 모듈을 구독하지 않아 계획에 반영하지 않았습니다." in notes, notes
     assert "목표 '에너지 비용'에는 에너지 모듈이 필요해 기본 목표" in notes, notes
+    # the planner's own peak cap, left out with the tariff, is said once more in plain words (MES audit)
+    assert "피크 한도 140 kW 가 계획에 반영되지 않아" in notes, notes
     assert not ENGLISH.search(notes), notes
     assert page.evaluate("document.title") == "생산계획 – SFAI 콘솔"  # the tab shown, then the console (a11y audit)
     # the tariff was left out: no energy cost or peak to show (the server's 0 would read as measured)
