@@ -17,8 +17,8 @@ import time
 import uuid
 import weakref
 from collections import deque
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import func, select, update
@@ -750,7 +750,11 @@ class SyncSolves:
     pool every plain route shares, for up to 30 s: one tenant sending 45 at once had every other tenant's calls
     wait seconds for a thread (security audit). A tenant runs at most ``per_tenant`` at once (more: 429
     ``too_many_solves``, the background jobs being the way for more), and the process at most ``total``: the
-    others wait their turn holding no thread."""
+    others wait their turn holding no thread.
+
+    The route takes the tenant's place (:meth:`slot`) before the plan's linked models run, so a solve refused with
+    ``too_many_solves`` has run no model (it had run them all first, and its 429 gave the partner modules' quota
+    back: 8 of 10 energy forecasts at once ran for free, security audit)."""
 
     def __init__(self, per_tenant: int, total: int) -> None:
         self.per_tenant, self.total = per_tenant, total
@@ -759,7 +763,11 @@ class SyncSolves:
         self._loop: object | None = None
         self._turns: asyncio.Semaphore | None = None
 
-    async def run(self, tenant_id: int, fn, *args):  # noqa: ANN001, ANN202
+    @asynccontextmanager
+    async def slot(self, tenant_id: int) -> AsyncIterator[Callable[..., Awaitable]]:
+        """One of the tenant's ``per_tenant`` places (429 ``too_many_solves`` where none is free), held until the
+        block ends; yields ``solve(fn, *args)``: ``fn(*args)`` in a worker thread, in the process' turn (at most
+        ``total`` at once)."""
         with self._lock:
             running = self._running.get(tenant_id, 0)
             if running >= self.per_tenant:
@@ -768,17 +776,25 @@ class SyncSolves:
                     "wait for one to finish, or send the plans as background jobs (POST /v1/scheduling/jobs)",
                     code="too_many_solves", retry_after_s=5)
             self._running[tenant_id] = running + 1
-        try:
+
+        async def solve(fn, *args):  # noqa: ANN001, ANN202
             loop = asyncio.get_running_loop()
             if self._loop is not loop:  # one semaphore per event loop (tests start several)
                 self._loop, self._turns = loop, asyncio.Semaphore(self.total)
             async with self._turns:
                 return await run_in_threadpool(fn, *args)
+
+        try:
+            yield solve
         finally:
             with self._lock:
                 self._running[tenant_id] -= 1
                 if not self._running[tenant_id]:
                     del self._running[tenant_id]
+
+    async def run(self, tenant_id: int, fn, *args):  # noqa: ANN001, ANN202
+        async with self.slot(tenant_id) as solve:
+            return await solve(fn, *args)
 
 
 def _heartbeat(ref: weakref.ref, stop: threading.Event, period: float) -> None:
@@ -904,6 +920,8 @@ class Jobs:
         self._starts = 0
         self._solving: dict[str, int] = {}  # running job -> the worker thread solving it
         self._stops: dict[str, threading.Event] = {}  # running job -> the event that stops its solve
+        self._pending: dict[int, int] = {}  # calls admitted by reserve() whose job is not queued yet, per tenant
+        self._pending_lock = threading.Lock()
 
     def active(self, tenant_id: int) -> int:
         """Queued or running jobs of a tenant. A job older than the whole queue's worth of time limits is not
@@ -918,18 +936,48 @@ class Jobs:
                 )
             )
 
-    def check_room(self, tenant_id: int) -> None:
-        """429 ``too_many_jobs`` while the tenant has ``max_active`` jobs queued or running. The route asks before
-        the partner models run (a full queue costs no model work), and :meth:`submit` again, under the lock, as it
-        queues the job."""
-        active = self.active(tenant_id)
-        if active >= self.max_active:
+    def check_room(self, tenant_id: int, pending: int = 0, *, active: int | None = None) -> None:
+        """429 ``too_many_jobs`` while the tenant has ``max_active`` jobs queued or running (with ``pending``: the
+        calls of this process admitted and not queued yet, :meth:`reserve`). :meth:`submit` asks again, under the
+        lock, as it queues the job."""
+        if active is None:
+            active = self.active(tenant_id)
+        if active + pending >= self.max_active:
+            more = f", and {pending} more being prepared" if pending else ""
             raise TooManyRequests(
-                f"{active} background solves of this tenant are queued or running (at most {self.max_active}); "
+                f"{active} background solves of this tenant are queued or running{more} (at most {self.max_active}); "
                 "wait for one to finish, or solve smaller plans synchronously",
                 code="too_many_jobs",
                 retry_after_s=min(60.0, self.max_job_s),
             )
+
+    def reserve(self, tenant_id: int) -> Callable[[], None]:
+        """A place in the tenant's queue for a call whose linked models run before its job is submitted: 429
+        ``too_many_jobs`` where its jobs queued or running and the calls of this process holding a place fill the
+        ``max_active``, so that calls at once past the queue's room are refused before any of them runs a model
+        (they had all passed :meth:`check_room`, run their models, and been refused by :meth:`submit`). Returns the
+        place's release, for when the call ends (its job queued, or the call failed): brief, safe on the event
+        loop."""
+        active = self.active(tenant_id)  # the query outside the lock: the count and the place are taken under it
+        with self._pending_lock:
+            pending = self._pending.get(tenant_id, 0)
+            self.check_room(tenant_id, pending, active=active)
+            self._pending[tenant_id] = pending + 1
+        released = False
+
+        def release() -> None:
+            nonlocal released
+            with self._pending_lock:
+                if released:
+                    return
+                released = True
+                left = self._pending[tenant_id] - 1
+                if left:
+                    self._pending[tenant_id] = left
+                else:
+                    del self._pending[tenant_id]
+
+        return release
 
     def replay(self, tenant_id: int, key: str, request_hash: str) -> dict | None:
         """The job this tenant made with the ``Idempotency-Key`` ``key`` within ``IDEMPOTENCY_S``, as :meth:`get`

@@ -10,6 +10,8 @@ from typing import Annotated, Literal
 from fastapi import Header, Query, Request, Response, status
 from starlette.concurrency import run_in_threadpool
 
+from models.energy.calendar import PLANT, PlantCalendar
+from serving.calendar_store import plant_calendar
 from serving.deps import CallerDep, PlatformDep
 from serving.errors import InvalidInput, TooManyRequests
 from serving.idempotency import check_key
@@ -79,14 +81,25 @@ async def _use_partner(http: Request, ctx, platform, module: str, field: str) ->
     return use
 
 
+def _plant(platform, ctx):  # noqa: ANN001, ANN202 - a PlantCalendar
+    """The tenant's plant calendar, as the energy forecast route reads it (development without keys: none)."""
+    if not platform.settings.auth_enabled:
+        return PlantCalendar()
+    return plant_calendar(platform.db, ctx.tenant_id)
+
+
 async def _request(http: Request, body: SolveRequest, ctx, platform, modules: set[str]) -> dict:  # noqa: ANN001
     """The request as the solver takes it: with ``maintenance``, the tenant's failure model gives the machines'
-    risks, and with ``energy_forecast`` its energy model the plant's load (computed here, once: a background job
-    stores them, and a takeover solves the same problem).
+    risks, with ``remaining_life`` its rul model their lives, and with ``energy_forecast`` its energy model the
+    plant's load, on the tenant's plant calendar (computed here, once: a background job stores them, and a takeover
+    solves the same problem).
 
-    What can refuse the request is checked before either model is admitted or runs (the forecast's records and
-    periods, the whole problem as it stands), and both are admitted before either runs: a refused request spends
-    no model work, and no partner's quota."""
+    What can refuse the request is checked before any model is admitted or runs (the forecast's records and
+    periods, the whole problem as it stands; the caller has taken its solve's place or its job's room already), and
+    all are admitted before any runs. The models then run one after another in a worker thread, in one of the
+    tenant's scoring turns (``platform.turns``, as a direct prediction is scored): a tenant's plans cannot take more
+    of the pool than its predictions can, and a refused turn (429) comes before any model runs. So a refused
+    request spends no model work, and no partner's quota."""
     request = body.model_dump()
     risk = body.maintenance is not None and "maintenance" in modules
     life = body.remaining_life is not None and "maintenance" in modules
@@ -105,25 +118,34 @@ async def _request(http: Request, body: SolveRequest, ctx, platform, modules: se
     risk_use = await _use_partner(http, ctx, platform, "maintenance", "maintenance") if risk else None
     life_use = await _use_partner(http, ctx, platform, "maintenance", "remaining_life") if life else None
     load_use = await _use_partner(http, ctx, platform, "energy", "energy_forecast") if load else None
-    if risk_use is not None:
-        risks = await run_in_threadpool(machine_risk, platform, ctx.tenant, request["maintenance"])
-        risk_use.model_version = risks["model"]
-        request = with_machine_risk(request, risks)
-    if life_use is not None:
-        lives = await run_in_threadpool(machine_life, platform, ctx.tenant, request["remaining_life"])
-        life_use.model_version = lives["model"]
-        request = with_machine_life(request, lives)
-    if load_use is not None:
-        energy = request["problem"].get("energy")
-        if problem.energy is not None:  # its unit as parsed: the clock's where the problem gives only that
-            energy = {**energy, "hours_per_unit": problem.energy.hours_per_unit}
-        span = plan_minutes(request["problem"], energy)  # the plan's length, walked once
-        forecast = await run_in_threadpool(functools.partial(plant_load, clock=problem.clock, plan_minutes=span),
-                                           platform, ctx.tenant, request["energy_forecast"], energy,
-                                           forecast_days(span))
-        load_use.model_version = forecast["model"]
-        request = with_plant_load(request, forecast)
-    return request
+
+    def linked() -> dict:  # in the worker thread of the tenant's turn
+        out = request
+        if risk_use is not None:
+            risks = machine_risk(platform, ctx.tenant, out["maintenance"])
+            risk_use.model_version = risks["model"]
+            out = with_machine_risk(out, risks)
+        if life_use is not None:
+            lives = machine_life(platform, ctx.tenant, out["remaining_life"])
+            life_use.model_version = lives["model"]
+            out = with_machine_life(out, lives)
+        if load_use is not None:
+            energy = out["problem"].get("energy")
+            if problem.energy is not None:  # its unit as parsed: the clock's where the problem gives only that
+                energy = {**energy, "hours_per_unit": problem.energy.hours_per_unit}
+            span = plan_minutes(out["problem"], energy)  # the plan's length, walked once
+            # the tenant's plant calendar, set in this thread (the one that forecasts), as the energy route sets it
+            token = PLANT.set(_plant(platform, ctx))
+            try:
+                forecast = plant_load(platform, ctx.tenant, out["energy_forecast"], energy, forecast_days(span),
+                                      clock=problem.clock, plan_minutes=span)
+            finally:
+                PLANT.reset(token)
+            load_use.model_version = forecast["model"]
+            out = with_plant_load(out, forecast)
+        return out
+
+    return await platform.turns.run(ctx.tenant_id, linked)
 
 
 @router.post("/solve", response_model=None, responses={200: {"model": SolveAnswer}})
@@ -132,8 +154,9 @@ async def solve_plan(http: Request, body: SolveRequest, ctx: CallerDep, platform
     _check_time_limit(platform, ctx, body.time_limit_s, platform.settings.scheduling_max_solve_s, "synchronous solve")
     check_plan_size(body.problem, platform.settings, background=False)
     modules = _modules(platform, ctx)
-    return await platform.solves.run(ctx.tenant_id, solve_now, await _request(http, body, ctx, platform, modules),
-                                     modules)
+    # the tenant's solve place first: a call refused with too_many_solves runs no linked model
+    async with platform.solves.slot(ctx.tenant_id) as solve:
+        return await solve(solve_now, await _request(http, body, ctx, platform, modules), modules)
 
 
 @router.post("/jobs", status_code=status.HTTP_202_ACCEPTED, response_model=None, responses={202: {"model": JobAnswer}})
@@ -159,10 +182,14 @@ async def create_job(
     _check_time_limit(platform, ctx, body.time_limit_s, platform.settings.scheduling_max_job_s, "background solve")
     check_plan_size(body.problem, platform.settings, background=True)
     modules = _modules(platform, ctx)
-    await run_in_threadpool(platform.jobs.check_room, ctx.tenant_id)  # a full queue: no partner model runs
-    request = await _request(http, body, ctx, platform, modules)
-    return await run_in_threadpool(functools.partial(platform.jobs.submit, key=key, request_hash=digest),
-                                   ctx.tenant_id, request, modules)
+    # a place in the tenant's queue first: a full queue (counting the calls being prepared) runs no linked model
+    release = await run_in_threadpool(platform.jobs.reserve, ctx.tenant_id)
+    try:
+        request = await _request(http, body, ctx, platform, modules)
+        return await run_in_threadpool(functools.partial(platform.jobs.submit, key=key, request_hash=digest),
+                                       ctx.tenant_id, request, modules)
+    finally:
+        release()
 
 
 @router.get("/jobs/{job_id}", response_model=None, responses={200: {"model": JobAnswer}})
