@@ -228,7 +228,8 @@ def add_predict_route(router: APIRouter, path: str, family: str, summary: str, *
     ``explain``: the answer carries the top contributing features unless the body says ``"explain": false``."""
     async def predict(request: Request, ctx: CallerDep, platform: PlatformDep) -> Response:
         limit = platform.settings.max_batch_records
-        rows, body = await read_frame(request, limit)
+        # the family named, not found from the path (a deployment under a root path has another one)
+        rows, body = await read_frame(request, limit, family=family, turns=platform.turns, tenant_id=ctx.tenant_id)
         from_store = rows is None  # online-store rows also carry the view's key and features no model reads
         if from_store:
             view, ids = body.get("view"), body.get("entity_ids")
