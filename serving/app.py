@@ -40,6 +40,24 @@ Every call carries `Authorization: Bearer <api key>`. A module the tenant has no
 """
 
 
+# what the OpenAPI document says of every answer (SfaiAPI.openapi)
+REQUEST_ID = {"description": "the caller's X-Request-ID if it sent a valid one, else one SFAI made: quote it when "
+              "reporting a problem", "schema": {"type": "string"}}
+RETRY_AFTER = {"description": "seconds to wait before calling again", "schema": {"type": "integer"}}
+REPLAYED = {"description": "true: the answer of an earlier call with the same Idempotency-Key (nothing was done "
+            "again)", "schema": {"type": "string", "enum": ["true"]}}
+UNSUPPORTED_MEDIA = ("a body of a type this endpoint does not read (JSON is read under application/json, any +json "
+                     "type, text/plain, application/x-www-form-urlencoded or no type), or a compressed body "
+                     "(Content-Encoding)")
+IDEMPOTENCY_CONFLICT = ("idempotency_key_reused: the Idempotency-Key was sent before with another request; "
+                        "idempotency_key_in_use (with Retry-After): the first call with the key is still running")
+
+
+def _takes_idempotency_key(operation: dict) -> bool:
+    return any(p.get("in") == "header" and str(p.get("name", "")).lower() == "idempotency-key"
+               for p in operation.get("parameters", ()))
+
+
 class SfaiAPI(FastAPI):
     """FastAPI with the prediction hot path in front of the framework's own middleware stack.
 
@@ -59,8 +77,11 @@ class SfaiAPI(FastAPI):
 
     def openapi(self) -> dict:
         """FastAPI's schema, plus what a client generated from it needs: the API key as a bearer scheme on every
-        operation that answers 401 (``/metrics`` has its own token), and error bodies as the JSON they are (an
-        endpoint that answers text, such as ``/metrics``, declared its errors as text)."""
+        operation that answers 401 (``/metrics`` has its own token), error bodies as the JSON they are (an
+        endpoint that answers text, such as ``/metrics``, declared its errors as text), and what every route
+        answers by the rules of :class:`serving.handlers.SfaiRoute` and the middleware: ``X-Request-ID`` on every
+        answer, ``Retry-After`` on 429 and 503, 415 on every operation that reads a body, and on those that take an
+        ``Idempotency-Key`` its 409 and the ``Idempotent-Replayed`` header of a replayed answer."""
         if self.openapi_schema:
             return self.openapi_schema
         schema = super().openapi()
@@ -68,15 +89,30 @@ class SfaiAPI(FastAPI):
         schemes["apiKey"] = {"type": "http", "scheme": "bearer", "description": "a tenant's API key (sfai_k...): "
                              "Authorization: Bearer <key>"}
         schemes["metricsToken"] = {"type": "http", "scheme": "bearer", "description": "SFAI_METRICS_TOKEN"}
+        error = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorResponse"}}}
         for path, operations in schema.get("paths", {}).items():
             for operation in operations.values():
-                responses = operation.get("responses", {})
+                responses = operation.setdefault("responses", {})
                 if "401" in responses:
                     operation["security"] = [{"metricsToken": []} if path == "/metrics" else {"apiKey": []}]
+                if "requestBody" in operation and "415" not in responses:
+                    responses["415"] = {"description": UNSUPPORTED_MEDIA, "content": error}
+                if _takes_idempotency_key(operation):
+                    responses.setdefault("409", {"description": IDEMPOTENCY_CONFLICT, "content": error})
+                    if IDEMPOTENCY_CONFLICT not in responses["409"]["description"]:
+                        responses["409"]["description"] += "; " + IDEMPOTENCY_CONFLICT
+                    responses["409"].setdefault("headers", {}).setdefault("Retry-After", RETRY_AFTER)
+                    for code, response in responses.items():
+                        if code.startswith("2"):
+                            response.setdefault("headers", {})["Idempotent-Replayed"] = REPLAYED
                 for code, response in responses.items():
                     content = response.get("content")
                     if code[0] in "45" and content and "application/json" not in content:
                         response["content"] = {"application/json": next(iter(content.values()))}
+                    headers = response.setdefault("headers", {})
+                    headers.setdefault("X-Request-ID", REQUEST_ID)
+                    if code in ("429", "503"):
+                        headers.setdefault("Retry-After", RETRY_AFTER)
         self.openapi_schema = schema
         return schema
 

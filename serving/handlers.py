@@ -13,7 +13,14 @@ from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from serving.errors import InvalidInput, SfaiError, cut_message, parse_json_off_loop, redact_keys
+from serving.errors import (
+    InvalidInput,
+    SfaiError,
+    UnsupportedMediaType,
+    cut_message,
+    parse_json_off_loop,
+    redact_keys,
+)
 
 log = logging.getLogger("sfai.api")
 
@@ -43,16 +50,31 @@ class BodyInvalid(StarletteHTTPException):
         super().__init__(422, message)
 
 
+class BodyNotJson(StarletteHTTPException):
+    """415 for a body FastAPI reads whose content type did not say JSON (none, text/plain, form-urlencoded) and
+    which does not parse as JSON: the caller sent something else, and is told what to send."""
+
+    code = "unsupported_media_type"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(415, message)
+
+
 class SfaiRequest(Request):
     """A request whose JSON body is read by :func:`serving.errors.parse_json`: nesting too deep, a lone
     surrogate escape or a key given twice in one object (a job with two ``due``s: JSON keeps the last without a
-    word) is a 422 naming it, not FastAPI's 400 "error parsing the body", a 500 further on or a silent choice."""
+    word) is a 422 naming it, not FastAPI's 400 "error parsing the body", a 500 further on or a silent choice.
+    ``sent_as``: the content type the body came under when it did not name JSON (see :data:`JSON_READ`)."""
+
+    sent_as: str | None = None
 
     async def json(self):  # noqa: ANN201
         if not hasattr(self, "_json"):
             try:
                 self._json = await parse_json_off_loop(await self.body(), unique_keys=True)
             except InvalidInput as e:
+                if self.sent_as is not None and not_json(e):
+                    raise BodyNotJson(not_json_message(self.sent_as, "JSON (application/json)")) from None
                 raise BodyInvalid(e.message) from None
         return self._json
 
@@ -62,25 +84,139 @@ def _needs(dependant, call) -> bool:  # noqa: ANN001 - FastAPI's Dependant
     return any(d.call is call or _needs(d, call) for d in dependant.dependencies)
 
 
+# The content types a JSON body is read as JSON under, on every endpoint that reads one: JSON's own (and any
+# ``+json``), and what a client sends when it names none (curl -d sends form-urlencoded; some send text/plain).
+# Any other type (multipart, CSV, octet-stream, XML...) is a 415 naming it and what to send; the prediction
+# endpoints also read Arrow and Parquet, ingest also CSV, Parquet and multipart uploads.
+JSON_READ = frozenset({"", "application/json", "text/json", "application/x-www-form-urlencoded", "text/plain"})
+
+
+def media_type(request: Request) -> str:
+    """The request's content type without its parameters, lower case ("" when it names none)."""
+    return (request.headers.get("content-type") or "").split(";")[0].strip().lower()
+
+
+def read_as_json(ctype: str) -> bool:
+    return ctype in JSON_READ or ctype.endswith("+json")
+
+
+def names_json(ctype: str) -> bool:
+    """Whether the content type says the body is JSON (a body that does not parse is then a 422, not a 415)."""
+    return ctype in ("application/json", "text/json") or ctype.endswith("+json")
+
+
+def not_json(e: InvalidInput) -> bool:
+    """Whether :func:`serving.errors.parse_json` refused the body as no JSON at all (not JSON with a problem: nesting,
+    a surrogate, a key given twice, a number out of range)."""
+    return " is not valid JSON: " in e.message
+
+
+def _what(ctype: str) -> str:
+    return f"a {ctype[:60]!r} body" if ctype else "a body without a content type"
+
+
+def not_read(ctype: str, send: str) -> UnsupportedMediaType:
+    """The 415 of a body of a type the endpoint does not read."""
+    return UnsupportedMediaType(f"cannot read {_what(ctype)}: send {send}")
+
+
+def not_json_message(ctype: str, send: str) -> str:
+    return (f"cannot read {_what(ctype)} as JSON (what a body {'of that type' if ctype else 'without one'} is read "
+            f"as): send {send}")
+
+
+def _query_fields(dependant) -> dict:  # noqa: ANN001 - FastAPI's Dependant
+    """The query parameters an endpoint and its dependencies declare: name -> whether it takes a list."""
+    from fastapi.dependencies.utils import field_annotation_is_sequence
+
+    out = {p.alias: field_annotation_is_sequence(p.field_info.annotation) for p in dependant.query_params}
+    for sub in dependant.dependencies:
+        out.update(_query_fields(sub))
+    return out
+
+
+def _body_fields(body_field) -> set[str]:  # noqa: ANN001 - FastAPI's ModelField
+    fields = getattr(getattr(body_field, "field_info", None), "annotation", None)
+    fields = getattr(fields, "model_fields", None) or {}
+    return {f.alias or name for name, f in fields.items()}
+
+
+def _reads_own_query(route: APIRoute) -> bool:
+    """A route that reads its options from the query string itself (the prediction endpoints: their options are
+    described in ``openapi_extra`` and refused there when unknown or repeated), not through FastAPI."""
+    params = (route.openapi_extra or {}).get("parameters") or []
+    return any(isinstance(p, dict) and p.get("in") == "query" for p in params)
+
+
 class SfaiRoute(APIRoute):
     """Every SFAI route: its handler reads the request as an :class:`SfaiRequest`. A route that takes a JSON body
     and needs an API key checks the key first: FastAPI reads and parses the body before it runs any dependency, so
     a 40 MB body without a key had been parsed (5.5 s of the process's parse budget, and its memory) to be answered
-    401 (security audit)."""
+    401 (security audit).
+
+    The same rules on every route (an MES integrator found each endpoint had its own):
+
+    - a query parameter the route does not declare is a 422 naming it and those the route takes, and one given
+      twice is a 422 unless it is declared as a list (``?time_limit_s=1`` on a solve had run the 10 s default,
+      ``?limit=1`` listed every key, ``?from=..&from=..`` took the last one). Routes that read their options from
+      the query themselves (the prediction endpoints) refuse those on their own terms.
+    - a JSON body is read as JSON under the types of :data:`JSON_READ` (no type, ``text/plain``, curl's
+      form-urlencoded, as the prediction endpoints always did), and any other type is a 415 naming it and what to
+      send (``text/plain`` had been a 422 "Input should be a valid dictionary" on the routes FastAPI parses). Under
+      a type that does not say JSON, a body that does not parse as JSON is a 415 too (:class:`BodyNotJson`); under
+      one that does, a 422 naming the fault. The prediction endpoints and ingest, which read their bodies
+      themselves, answer by the same rule."""
 
     def get_route_handler(self):  # noqa: ANN201
+        from fastapi import params
+
         from serving.deps import authenticate
 
         handler = super().get_route_handler()
-        key_first = self.body_field is not None and _needs(self.dependant, authenticate)
+        needs_key = _needs(self.dependant, authenticate)
+        json_body = self.body_field is not None and not isinstance(self.body_field.field_info, params.Form)
+        key_first = self.body_field is not None and needs_key
+        query = None if _reads_own_query(self) else _query_fields(self.dependant)
+        in_body = _body_fields(self.body_field) if json_body else set()
 
         async def route(request: Request):  # noqa: ANN202
             request = SfaiRequest(request.scope, request.receive)
             if key_first:
                 await authenticate(request, request.app.state.platform)  # the dependency then finds the caller
+            if query is not None and request.query_params:
+                problem = _query_problem(request, query, in_body)
+                if problem is not None:
+                    if needs_key and not key_first:  # a caller without a valid key is told that first
+                        await authenticate(request, request.app.state.platform)
+                    raise InvalidInput(problem)
+            if json_body:
+                ctype = media_type(request)
+                if not read_as_json(ctype):
+                    raise not_read(ctype, "JSON (application/json): this endpoint reads JSON only")
+                if ctype != "application/json" and not ctype.endswith("+json"):  # FastAPI would not read it as JSON
+                    scope = dict(request.scope)
+                    scope["headers"] = [(k, v) for k, v in request.scope["headers"] if k != b"content-type"]
+                    scope["headers"].append((b"content-type", b"application/json"))
+                    request = SfaiRequest(scope, request.receive)
+                    if not names_json(ctype):
+                        request.sent_as = ctype
             return await handler(request)
 
         return route
+
+
+def _query_problem(request: Request, declared: dict, in_body: set[str]) -> str | None:
+    names = [k for k, _ in request.query_params.multi_items()]
+    takes = ", ".join(sorted(declared)) or "no query parameters"
+    for name in names:
+        if name not in declared:
+            where = (f" ({name[:60]!r} goes in the JSON body)" if name in in_body else
+                     " (a key reads its own tenant's data only)" if name in ("tenant", "tenant_id") else "")
+            return f"unknown query parameter {name[:60]!r}: this endpoint takes {takes}{where}"
+    for name in names:
+        if not declared[name] and names.count(name) > 1:
+            return f"query parameter {name[:60]!r} is given {names.count(name)} times: give it once"
+    return None
 
 
 def validation_message(errors: list[dict]) -> str:

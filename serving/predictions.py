@@ -29,6 +29,7 @@ from models.families import get_family
 from models.registry import ModelRegistry, find_champion, find_named
 from serving.db import Database
 from serving.errors import InvalidInput, NotFound, UnsupportedMediaType, parse_json_off_loop, shown
+from serving.handlers import names_json, not_json, not_json_message, not_read, read_as_json
 from serving.runtime import ModelIntegrityError, OnnxModel
 
 log = logging.getLogger("sfai.models")
@@ -393,11 +394,6 @@ async def _in_turn(request, turns, tenant_id: int | None, fn):  # noqa: ANN001, 
     return await turns.run(tenant_id, fn)
 
 
-# the content types a prediction body is read as JSON under: JSON's own, and what a client sends when it names none
-# (curl -d sends form-urlencoded; some send text/plain)
-JSON_READ = frozenset({"", "application/json", "text/json", "application/x-www-form-urlencoded", "text/plain"})
-
-
 async def read_frame(  # noqa: ANN201
     request, limit: int = MAX_RECORDS, *, family: str | None = None, turns=None, tenant_id: int | None = None,  # noqa: ANN001
 ):
@@ -424,13 +420,20 @@ async def read_frame(  # noqa: ANN201
         decode = functools.partial(decode_frame, raw, binary, limit, family, file=ctype.endswith(".file"))
         frame = await _in_turn(request, turns, tenant_id, decode)
         return frame, options
-    # a CSV, or a Parquet file sent as octet-stream, had been read as JSON ("not valid JSON: ... byte 0x80")
-    if ctype not in JSON_READ and not ctype.endswith("+json"):
-        raise UnsupportedMediaType(
-            f"cannot read a {ctype[:60]!r} body: send JSON (application/json), an Arrow IPC stream "
-            "(application/vnd.apache.arrow.stream) or Parquet (application/vnd.apache.parquet)")
+    # a CSV, or a Parquet file sent as octet-stream, had been read as JSON ("not valid JSON: ... byte 0x80"). JSON is
+    # read under the types every JSON endpoint reads it under (serving.handlers.JSON_READ): JSON's own, and what a
+    # client sends when it names none (curl -d sends form-urlencoded; some send text/plain)
+    send = ("JSON (application/json), an Arrow IPC stream (application/vnd.apache.arrow.stream) or Parquet "
+            "(application/vnd.apache.parquet)")
+    if not read_as_json(ctype):
+        raise not_read(ctype, send)
     # a reading named twice in one record: which is true? (as ingest asks); a big body is read in a worker thread
-    body = await parse_json_off_loop(raw, unique_keys=True)
+    try:
+        body = await parse_json_off_loop(raw, unique_keys=True)
+    except InvalidInput as e:
+        if names_json(ctype) or not not_json(e):  # JSON, with a problem the message names: 422
+            raise
+        raise UnsupportedMediaType(not_json_message(ctype, send)) from None  # text/plain CSV, a form: not JSON
     if not isinstance(body, dict):
         raise InvalidInput('expected a JSON object: {"records": [...]} or {"entity_ids": [...], "view": ...}')
     if request.query_params:

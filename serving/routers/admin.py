@@ -111,7 +111,9 @@ def create_api_key(body: ApiKeyCreate, ctx: AdminDep, platform: PlatformDep) -> 
     )
 
 
-@router.delete("/apikeys/{key_id}", response_model=ApiKeyPublic)
+@router.delete("/apikeys/{key_id}", response_model=ApiKeyPublic, responses={
+    409: error_response("last_admin_key: the tenant's last active admin key (create another admin key first)"),
+})
 def revoke_api_key(key_id: str, ctx: AdminDep, platform: PlatformDep) -> ApiKeyPublic:
     """Revoke one of this tenant's keys (another tenant's key answers 404)."""
     k = tenancy.revoke_api_key(platform.db, key_id, tenant=ctx.tenant, keep_an_admin=True)

@@ -19,7 +19,16 @@ from starlette.datastructures import UploadFile
 from feature_store.store import IngestReport
 from serving.deps import CallerDep, PlatformDep, platform_call, require_role
 from serving.errors import InvalidInput, Unavailable, UnsupportedMediaType, parse_json_off_loop
-from serving.handlers import SfaiRoute, validation_message
+from serving.handlers import (
+    SfaiRoute,
+    media_type,
+    names_json,
+    not_json,
+    not_json_message,
+    not_read,
+    read_as_json,
+    validation_message,
+)
 from serving.idempotency import PARTIAL, IngestOnce, check_key, request_hash
 from serving.schemas.features import FeatureViewPublic, IngestRecords, IngestResult, OnlineRequest
 from serving.schemas.platform import OnlineAnswer
@@ -43,6 +52,8 @@ def _one_push_at_a_time(tenant_id: int, view: str) -> contextlib.AbstractAsyncCo
     return _PUSH_LOCKS.setdefault((tenant_id, view), asyncio.Lock())
 
 
+SEND = ("JSON (application/json), CSV (text/csv), Parquet (application/vnd.apache.parquet), a multipart upload, "
+        "or name the format with ?format=csv|parquet")
 _FORMATS = {"text/csv": "csv", "application/vnd.apache.parquet": "parquet", "application/x-parquet": "parquet"}
 
 
@@ -106,25 +117,28 @@ async def ingest_view(
     is a 422 naming the row and column, and then nothing is written. Send an ``Idempotency-Key`` to retry safely
     after a timeout."""
     key = check_key(idempotency_key)
-    ctype = (request.headers.get("content-type") or "").split(";")[0].strip().lower()
-    if ctype == "application/json":
-        # a row naming a column twice: which is true? A big body is read in a worker thread
-        data = await parse_json_off_loop(await request.body(), unique_keys=True, then=_records)
-        fmt = None
-    elif ctype == "multipart/form-data":
+    ctype = media_type(request)
+    if ctype == "multipart/form-data":
         form = await request.form()
         upload = form.get("file")
         if not isinstance(upload, UploadFile):
             raise InvalidInput("multipart upload needs a 'file' field")
         fmt = _format_of(upload.filename, upload.content_type, format)
         data = await upload.read()
-    else:
-        if not format and ctype not in _FORMATS:
-            raise UnsupportedMediaType(
-                f"cannot read a {ctype[:60]!r} body: send JSON (application/json), CSV (text/csv), Parquet "
-                "(application/vnd.apache.parquet), a multipart upload, or name the format with ?format=csv|parquet")
+    elif ctype in _FORMATS or (format and not (ctype == "application/json" or ctype.endswith("+json"))):
         fmt = _format_of(None, ctype, format)
         data = await request.body()
+    elif read_as_json(ctype):  # JSON's own types, and no type, text/plain or form-urlencoded: as every JSON endpoint
+        # a row naming a column twice: which is true? A big body is read in a worker thread
+        try:
+            data = await parse_json_off_loop(await request.body(), unique_keys=True, then=_records)
+        except InvalidInput as e:
+            if names_json(ctype) or not not_json(e):  # JSON, with a problem the message names: 422
+                raise
+            raise UnsupportedMediaType(not_json_message(ctype, SEND)) from None  # a CSV sent as text/plain
+        fmt = None
+    else:
+        raise not_read(ctype, SEND)
     if isinstance(data, bytes) and not data:
         raise InvalidInput("empty upload")
     once = IngestOnce(platform.db) if key is not None else None
