@@ -39,12 +39,19 @@ FEATURES: dict[str, str] = {
 }
 
 
-def interval_steps(times: pd.Series) -> np.ndarray:
-    """The 15-minute interval number of each interval end (the grid step); a time off the grid is refused."""
+def interval_steps(times: pd.Series, keys: pd.Series | None = None) -> np.ndarray:
+    """The 15-minute interval number of each interval end (the grid step); a time off the grid is refused, named as
+    the plant's clock reads it (Korea time) beside UTC, with its meter: a push sent with +09:00 had been answered in
+    UTC only."""
     since = times - pd.Timestamp(0, tz="UTC")
     off = since % INTERVAL != pd.Timedelta(0)
     if off.any():
-        raise ValueError(f"{TIMESTAMP} {times[off].iloc[0]} is not on the 15-minute grid")
+        first = off.to_numpy().argmax()
+        at = times.iloc[first]
+        meter = f"meter {keys.iloc[first]!r}: " if keys is not None else ""
+        raise ValueError(
+            f"{meter}{TIMESTAMP} {at.tz_convert('Asia/Seoul').isoformat()} ({at.tz_convert('UTC'):%H:%M} UTC) is not "
+            "on the 15-minute grid: a reading closes a 15-minute interval, at :00, :15, :30 or :45")
     return (since // INTERVAL).to_numpy(dtype=np.int64)
 
 
@@ -53,7 +60,7 @@ def features(batch: pd.DataFrame) -> pd.DataFrame:
     df = batch.sort_values([KEY, TIMESTAMP], kind="stable").reset_index(drop=True)
     df, _ = handle_missing(df, list(READINGS), strategy="ffill", key=KEY, keep=GAPS_KEPT)
     cal = calendar_features(df["interval_start"])
-    step = interval_steps(df[TIMESTAMP])
+    step = interval_steps(df[TIMESTAMP], df[KEY])
     lag = lags(df, key=KEY, columns=["usage_kwh"], lags=LAGS, step=step)
     roll = rolling_stats(df, key=KEY, columns=["usage_kwh"], windows=WINDOWS, step=step)
     base = df[[KEY, TIMESTAMP, *READINGS, "load_type"]].astype({c: "float32" for c in READINGS})

@@ -224,6 +224,12 @@ def test_a_steel_stamp_off_the_15_minute_grid_is_set_aside(tmp_path):
     assert len(out) == 9 and np.isnan(out["usage_kwh_lag_1"][3])  # 01:15 follows the missing 01:00
     with pytest.raises(ValueError, match="not on the 15-minute grid"):
         steel.interval_steps(pd.Series(pd.to_datetime(["2018-01-01 00:07"]).tz_localize("UTC")))
+    # named on the plant's clock, with its meter (a push sent with +09:00 had been answered in UTC only)
+    times = pd.Series(pd.to_datetime(["2026-12-06 17:45", "2026-12-06 17:52"]).tz_localize("UTC"))
+    with pytest.raises(ValueError) as e:
+        steel.interval_steps(times, pd.Series(["line-2", "line-2"]))
+    assert str(e.value) == ("meter 'line-2': event_timestamp 2026-12-07T02:52:00+09:00 (17:52 UTC) is not on the "
+                            "15-minute grid: a reading closes a 15-minute interval, at :00, :15, :30 or :45")
 
 
 @pytest.mark.parametrize(("value", "text"), [("inf", "inf"), ("-inf", "-inf")])
