@@ -141,29 +141,36 @@ def test_0006_marks_existing_subscriptions_with_operator_terms(settings):
     engine.dispose()
 
 
+def _old_records(conn, url: str, n: int, hash_of) -> str:  # noqa: ANN001
+    """Records 1..n of tenant 1 written as an older release wrote them (``hash_of(prev, seq, entry)``), with the
+    tenant's head; returns the last hash."""
+    prev = GENESIS
+    for seq in range(1, n + 1):
+        e = entry(seq)
+        h = hash_of(prev, seq, e)
+        conn.execute(
+            text("INSERT INTO usage_log (seq, ts, tenant_id, key_id, module, method, endpoint, status, latency_us, "
+                 "model_version, request_id, prev_hash, hash, tenant_seq) VALUES (:s, :ts, :t, :k, :m, :me, :en, "
+                 ":st, :l, :mv, :r, :p, :h, :s)"),
+            {"s": seq, "ts": e.ts.strftime("%Y-%m-%d %H:%M:%S.%f") + ("" if url.startswith("sqlite") else "+00"),
+             "t": e.tenant_id, "k": e.key_id, "m": e.module, "me": e.method,
+             "en": e.endpoint, "st": e.status, "mv": e.model_version, "l": e.latency_us, "r": e.request_id,
+             "p": prev, "h": h},
+        )
+        prev = h
+    conn.execute(text("INSERT INTO usage_tenant_heads (tenant_id, last_seq) VALUES (1, :n)"), {"n": n})
+    return prev
+
+
 def test_0010_keys_the_usage_chain_after_the_records_already_written(settings):
     """Records written before the chain was keyed keep their plain SHA-256 hashes and still verify; records from
     the upgrade on are keyed, and the first of them signs where keyed records start."""
     url = normalize_url(settings.resolved_database_url)
     engine = make_engine(url)
     _upgrade(engine, "0009")
-    prev = GENESIS
     with engine.begin() as conn:
-        for seq in (1, 2, 3):
-            e = entry(seq)
-            h = chain_hash(prev, seq, e, key=None)
-            conn.execute(
-                text("INSERT INTO usage_log (seq, ts, tenant_id, key_id, module, method, endpoint, status, latency_us, "
-                     "model_version, request_id, prev_hash, hash, tenant_seq) VALUES (:s, :ts, :t, :k, :m, :me, :en, "
-                     ":st, :l, :mv, :r, :p, :h, :s)"),
-                {"s": seq, "ts": e.ts.strftime("%Y-%m-%d %H:%M:%S.%f") + ("" if url.startswith("sqlite") else "+00"),
-                 "t": e.tenant_id, "k": e.key_id, "m": e.module, "me": e.method,
-                 "en": e.endpoint, "st": e.status, "mv": e.model_version, "l": e.latency_us, "r": e.request_id,
-                 "p": prev, "h": h},
-            )
-            prev = h
+        prev = _old_records(conn, url, 3, lambda prev, seq, e: chain_hash(prev, seq, e, key=None))
         conn.execute(text("UPDATE usage_chain SET last_seq = 3, last_hash = :h"), {"h": prev})
-        conn.execute(text("INSERT INTO usage_tenant_heads (tenant_id, last_seq) VALUES (1, 3)"))
     _upgrade(engine, "head")
     engine.dispose()
     db = Database(url)
@@ -303,27 +310,16 @@ def test_0014_keeps_the_records_already_written_as_single_calls(settings):
     url = normalize_url(settings.resolved_database_url)
     engine = make_engine(url)
     _upgrade(engine, "0013")
-    prev = GENESIS
+    def hash_0013(prev: str, seq: int, e) -> str:  # the payload of 0013: no count
+        ts = e.ts.isoformat(timespec="microseconds")[:26] + "Z"
+        return KEY.hex(
+            f"{prev}\x1e{seq}\x1f{ts}\x1f{e.tenant_id}\x1f{e.key_id}\x1f{e.module}\x1f{e.method}\x1f{e.endpoint}"
+            f"\x1f{e.status}\x1f{e.latency_us}\x1f{e.model_version}\x1f{e.request_id}".encode())
+
     with engine.begin() as conn:
-        for seq in (1, 2):
-            e = entry(seq)
-            ts = e.ts.isoformat(timespec="microseconds")[:26] + "Z"
-            h = KEY.hex(  # the payload of 0013: no count
-                f"{prev}\x1e{seq}\x1f{ts}\x1f{e.tenant_id}\x1f{e.key_id}\x1f{e.module}\x1f{e.method}\x1f{e.endpoint}"
-                f"\x1f{e.status}\x1f{e.latency_us}\x1f{e.model_version}\x1f{e.request_id}".encode())
-            conn.execute(
-                text("INSERT INTO usage_log (seq, ts, tenant_id, key_id, module, method, endpoint, status, latency_us, "
-                     "model_version, request_id, prev_hash, hash, tenant_seq) VALUES (:s, :ts, :t, :k, :m, :me, :en, "
-                     ":st, :l, :mv, :r, :p, :h, :s)"),
-                {"s": seq, "ts": e.ts.strftime("%Y-%m-%d %H:%M:%S.%f") + ("" if url.startswith("sqlite") else "+00"),
-                 "t": e.tenant_id, "k": e.key_id, "m": e.module, "me": e.method,
-                 "en": e.endpoint, "st": e.status, "mv": e.model_version, "l": e.latency_us, "r": e.request_id,
-                 "p": prev, "h": h},
-            )
-            prev = h
+        prev = _old_records(conn, url, 2, hash_0013)
         conn.execute(text("UPDATE usage_chain SET last_seq = 2, last_hash = :h, keyed_from = 1, keyed_mark = :m"),
                      {"h": prev, "m": KEY.mark(1)})
-        conn.execute(text("INSERT INTO usage_tenant_heads (tenant_id, last_seq) VALUES (1, 2)"))
     _upgrade(engine, "head")
     engine.dispose()
     db = Database(url)
