@@ -31,14 +31,18 @@ def sfai(env: dict, *args: str, check: bool = True) -> subprocess.CompletedProce
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory) -> dict:
-    """``sfai demo`` (tenant acme: every module, the demo models) with the demo's AI4I rows ingested (entity ids
-    ``ai4i-<Product ID>`` in ai4i_features), and a tenant bravo that holds scheduling only."""
+    """``sfai demo`` (tenant acme: every module, the demo models) with the demo's AI4I rows (entity ids
+    ``ai4i-<Product ID>`` in ai4i_features) and engine cycles (``FD001-u001``... in cmapss_features) ingested, and a
+    tenant bravo that holds scheduling only."""
     home = tmp_path_factory.mktemp("schedule-linked")
     env = {k: v for k, v in os.environ.items() if not k.startswith("SFAI_")}
     env.update(SFAI_HOME=str(home), SFAI_DATABASE_URL=f"sqlite:///{home / 'sfai.db'}", SFAI_ENVIRONMENT="test",
                SFAI_SECRET_KEY=SECRET)
     made = json.loads(sfai(env, "demo", "--tenant", "acme", "--json").stdout)
     sfai(env, "ingest", "ai4i", str(home / "demo" / "acme" / "ai4i_demo.csv"), "--tenant", "acme")
+    cycles = home / "train_FD001.txt"  # the pipeline reads the C-MAPSS subset from the file's name
+    cycles.write_bytes((home / "demo" / "acme" / "cmapss_demo.txt").read_bytes())
+    sfai(env, "ingest", "cmapss", str(cycles), "--tenant", "acme")
     sfai(env, "tenant", "create", "bravo", "--ksic", "C22", "--module", "scheduling")
     return {"env": env, "home": home, "key": made["api_key"]}
 
@@ -89,6 +93,20 @@ def test_a_plans_maintenance_by_entity_ids_gets_the_risks_the_api_gives(demo, tm
     assert cli["linked"] == api["linked"]  # the same model, risks, readings, threshold and warnings
     assert [w["machine"] for w in cli["maintenance"]] == [w["machine"] for w in api["maintenance"]] != []
     assert cli["gantt"] == api["gantt"] and line["makespan"] == api["makespan"]
+
+
+def test_a_plans_remaining_life_by_entity_ids_flags_the_machines_the_api_flags(demo, tmp_path):
+    problem = {**PROBLEM, "failure_risk": {"policy": "window", "window_duration": 5}}
+    body = {**request(remaining_life={"machines": {"M1": "FD001-u001", "M2": "FD001-u002"}, "view": "cmapss_features",
+                                      "units_per_cycle": 20}), "problem": problem}
+    out = tmp_path / "plan.json"
+    p = sfai(demo["env"], "schedule", "solve", str(write(tmp_path / "req.json", body)), "--tenant", "acme",
+             "--output", str(out))
+    cli = json.loads(out.read_text())
+    used = cli["linked"]["remaining_life_model"]
+    assert used["model"] == "rul@1" and used["flagged"] and p.stderr.count("note: machine M") == 2
+    api = api_solve(demo, body)
+    assert cli["linked"] == api["linked"] and cli["maintenance"] == api["maintenance"] != []
 
 
 def test_a_plans_energy_forecast_reads_the_tenants_plant_calendar_as_the_api_does(demo, tmp_path):
