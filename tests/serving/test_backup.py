@@ -421,6 +421,43 @@ def test_a_backup_from_before_per_tenant_numbers_is_numbered_on_restore(settings
         tdb.dispose()
 
 
+def test_a_backup_from_before_the_plant_calendar_and_refusal_counts_restores(settings, db, tmp_path):
+    """A backup of the release before (no plant_calendar_days table, no usage ``calls``) restores whole and per
+    tenant: it had failed with "db/plant_calendar_days.jsonl is missing from the backup" (review)."""
+    from serving.usage import UsageEntry, append_entries
+
+    acme = tenancy.get_tenant(db, make_tenant(db, PEPPER, "acme").name).id
+    append_entries(db, [UsageEntry(ts=tenancy.utcnow(), tenant_id=acme, key_id="k1", module=None, method="GET",
+                                   endpoint="/v1/usage", status=200, latency_us=5, request_id=f"r{i}")
+                        for i in range(3)], key=KEY)
+    (tmp_path / "b").mkdir()
+    archive = backup(settings, db, tmp_path / "b" / "all.tar.gz").path
+
+    def old_format(name: str, data: bytes) -> bytes | None:
+        if name == "db/plant_calendar_days.jsonl":
+            return None
+        if name == "db/usage_log.jsonl":
+            rows = [json.loads(line) for line in data.splitlines()]
+            return b"".join(json.dumps({k: v for k, v in r.items() if k != "calls"}).encode() + b"\n" for r in rows)
+        return data
+
+    _rewrite(archive, tmp_path / "old.tar.gz", old_format)
+    for scope in ("all", "acme"):
+        target = settings.model_copy(update={"home": tmp_path / scope, "database_url":
+                                             f"sqlite:///{tmp_path / f'{scope}.db'}"})
+        target.ensure_home()
+        tdb = Database(target.resolved_database_url)
+        try:
+            restore(target, tdb, tmp_path / "old.tar.gz", tenant=None if scope == "all" else "acme")
+            assert verify_chain(tdb, key=KEY).ok
+            records = query_usage(tdb, tenancy.get_tenant(tdb, "acme").id, limit=10)["records"]
+            assert sorted(r["request_id"] for r in records) == ["r0", "r1", "r2"]
+            assert {r["calls"] for r in records} == {1}
+            assert read_days(tdb, tenancy.get_tenant(tdb, "acme").id) == ([], None)
+        finally:
+            tdb.dispose()
+
+
 def test_a_failed_restore_keeps_the_files_that_were_there_and_never_overwrites_one(settings, db, tmp_path,
                                                                                   monkeypatch):
     """Moving a deployment to a new database on the same SFAI_HOME (the documented SQLite -> PostgreSQL move): a
