@@ -345,7 +345,9 @@ def decode_frame(raw: bytes, kind: str, limit: int, family: str | None, *, file:
 
 
 def _body_columns(raw: bytes, kind: str, file: bool) -> list[str]:
-    """The column names of an Arrow or Parquet body, from its schema (Arrow's first message, Parquet's footer)."""
+    """The column names of an Arrow or Parquet body, from its schema (Arrow's first message, Parquet's footer),
+    less a pandas frame's stored index (``__index_level_0__`` of a filtered frame), which decoding makes the index
+    again: it had been refused as an unknown feature, in bodies over ``EARLY_FIELDS_CELLS`` cells only (review)."""
     if kind == "arrow":
         buf = pa.py_buffer(raw)
         schema = pa.ipc.open_file(buf).schema if file else pa.ipc.open_stream(buf).schema
@@ -353,7 +355,11 @@ def _body_columns(raw: bytes, kind: str, file: bool) -> list[str]:
         import pyarrow.parquet as pq
 
         schema = pq.read_schema(pa.BufferReader(raw))
-    return list(schema.names)
+    try:
+        index = {c for c in (schema.pandas_metadata or {}).get("index_columns", ()) if isinstance(c, str)}
+    except (ValueError, TypeError, AttributeError):  # pandas metadata that is not JSON, or not an object
+        index = set()
+    return [n for n in schema.names if n not in index]
 
 
 def check_body_columns(names: list[str], family: str | None) -> None:
