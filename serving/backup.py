@@ -790,6 +790,7 @@ def _restore_tenant(settings: Settings, db: Database, arc: _Archive, tenant: str
                 ts=as_utc(datetime.fromisoformat(r["ts"])), tenant_id=new_id, key_id=r["key_id"], module=r["module"],
                 method=r["method"], endpoint=r["endpoint"], status=r["status"], latency_us=r["latency_us"],
                 request_id=r["request_id"], model_version=r["model_version"], calls=r.get("calls") or 1,
+                counted=r.get("counted", True),
             )
             for r in usage
         ]

@@ -80,6 +80,8 @@ def require_module(module: str):
             return None
         access = platform.access
         count = not (request.method == "GET" and request.url.path == status)
+        if not count:  # its usage record says so: the quota's count reads that from its index
+            request.state.sfai_uncounted = True
         if not access.subscriptions_cached(ctx.tenant_id):
             sub = await run_in_threadpool(lambda: access.admit(ctx, module, refresh=True, count=count))
         elif not count or access.count_cached(ctx.tenant_id, module):

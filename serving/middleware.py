@@ -291,6 +291,7 @@ class PlatformMiddleware:
                 latency_us=int((time.perf_counter() - t0) * 1e6),
                 request_id=request_id,
                 model_version=state.get("sfai_model_version"),
+                counted=not state.get("sfai_uncounted"),
             )
             try:
                 if partners:  # queued together: one commit

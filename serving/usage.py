@@ -29,7 +29,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import func, select, update
 
 from serving.db import Database
 from serving.db.tables import ApiKey, Tenant, UsageChain, UsageRecord, UsageTenantHead
@@ -73,6 +73,7 @@ class UsageEntry:
     request_id: str
     model_version: str | None = None
     calls: int = 1  # how many calls the record stands for: more for refusals collapsed into one (Refusals)
+    counted: bool = True  # whether the quota counts it: not a read of the module's status (serving.deps)
 
 
 def _ts_text(ts: datetime) -> str:
@@ -115,18 +116,18 @@ def chain_hash(
     prev_hash: str, seq: int, e: UsageEntry | UsageRecord, ts_text: str | None = None, *, key: ChainKey | None
 ) -> str:
     """A record's hash: keyed (HMAC) with ``key``, plain SHA-256 for records from before the chain was keyed.
-    ``calls`` is hashed where it is not 1 (a record of collapsed refusals), so the records of single calls, those
-    written before the column among them, hash as they always did."""
+    ``calls`` is hashed where it is not 1 (a record of collapsed refusals) and ``counted`` where it is false, so the
+    records of single counted calls, those written before the columns among them, hash as they always did."""
     payload = (
         f"{prev_hash}\x1e{seq}\x1f{ts_text or _ts_text(e.ts)}\x1f{e.tenant_id}\x1f{e.key_id}\x1f{e.module or ''}"
         f"\x1f{e.method}\x1f{e.endpoint}\x1f{e.status}\x1f{e.latency_us}\x1f{e.model_version or ''}"
-        f"\x1f{e.request_id}" + ("" if e.calls == 1 else f"\x1f{e.calls}")
+        f"\x1f{e.request_id}" + ("" if e.calls == 1 else f"\x1f{e.calls}") + ("" if e.counted else "\x1funcounted")
     ).encode()
     return key.hex(payload) if key is not None else hashlib.sha256(payload).hexdigest()
 
 
 _COLUMNS = ("seq", "ts", "tenant_id", "key_id", "module", "method", "endpoint", "status", "latency_us",
-            "model_version", "request_id", "prev_hash", "hash", "tenant_seq", "calls")
+            "model_version", "request_id", "prev_hash", "hash", "tenant_seq", "calls", "counted")
 
 
 _HEAD = "last_seq, last_hash, keyed_from, keyed_mark"
@@ -239,7 +240,7 @@ def append_entries(
             rows.append((
                 seq, f"{text[:10]} {text[11:]}" if sqlite else ts, e.tenant_id,
                 e.key_id, e.module, e.method, e.endpoint, e.status, e.latency_us, e.model_version, e.request_id,
-                prev, h, next_number[e.tenant_id], e.calls,
+                prev, h, next_number[e.tenant_id], e.calls, e.counted,
             ))
             prev = h
         cur.executemany(insert, rows)
@@ -863,8 +864,7 @@ def count_calls(db: Database, tenant_id: int, module: str, since: datetime) -> i
             # counted (:func:`counted`), as the process's own count does not count them
             select(func.count()).where(
                 t.c.tenant_id == tenant_id, t.c.module == module, t.c.ts >= as_utc(since),
-                t.c.status.notin_(NOT_COUNTED), t.c.status < 500,
-                or_(t.c.method != "GET", t.c.endpoint != f"/v1/{module}/status"),  # serving.deps.status_path
+                t.c.status.notin_(NOT_COUNTED), t.c.status < 500, t.c.counted,  # all in the index (0016)
             )
         ).scalar_one()
 

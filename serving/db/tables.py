@@ -5,7 +5,19 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Boolean, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint, false
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    false,
+    true,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -78,9 +90,13 @@ class UsageRecord(Base):
     # how many calls the record stands for: 1, or the refusals (403, 429) of one kind a process collapsed into one
     # record (0014; serving.usage.Refusals)
     calls: Mapped[int] = mapped_column(Integer, server_default="1")
+    # whether the monthly quota counts the call (0016): not a read of the module's status (nor, by their status,
+    # refusals and SFAI's own failures)
+    counted: Mapped[bool] = mapped_column(Boolean, server_default=true())
     __table_args__ = (
         Index("ix_usage_log_tenant_seq", "tenant_id", "tenant_seq", unique=True),
-        Index("ix_usage_log_tenant_module_ts", "tenant_id", "module", "ts", "status"),  # the quota (0009)
+        # the quota's count, read from the index alone (0009, 0016)
+        Index("ix_usage_log_tenant_module_ts", "tenant_id", "module", "ts", "status", "counted"),
     )
 
 

@@ -7,7 +7,7 @@ from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.migration import MigrationContext
-from sqlalchemy import inspect, select, text
+from sqlalchemy import func, inspect, select, text
 from sqlalchemy.exc import DBAPIError
 
 from serving.db import Database
@@ -341,5 +341,53 @@ def test_0014_keeps_the_records_already_written_as_single_calls(settings):
             conn.execute(text("UPDATE usage_log SET calls = 3 WHERE seq = 3"))
         r = verify_chain(db, key=KEY)
         assert not r.ok and r.seq == 3 and "modified" in r.problem, r
+    finally:
+        db.dispose()
+
+
+def test_0016_the_quota_count_reads_its_index_alone_and_an_uncounted_record_is_chained(settings):
+    """A read of a module's status is recorded as not counted, which the chain hashes (made counted, it breaks the
+    chain), and the quota's count leaves it out from the index alone (SQLite: a covering index; PostgreSQL: an
+    index-only scan), as migration 0009 had made it; records of before 0016 stay counted."""
+    from datetime import timedelta
+
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    from serving.db.tables import UsageRecord
+    from serving.usage import count_calls
+
+    url = normalize_url(settings.resolved_database_url)
+    db = Database(url)
+    try:
+        read = entry(2)
+        read.method, read.endpoint, read.counted = "GET", "/v1/quality/status", False
+        append_entries(db, [entry(1), read, entry(3)], key=KEY)
+        since = entry(0).ts - timedelta(days=1)
+        assert count_calls(db, 1, "quality", since) == 2
+        with db.engine.connect() as conn:
+            assert [tuple(r) for r in conn.execute(text("SELECT seq, counted FROM usage_log ORDER BY seq"))] == [
+                (1, True), (2, False), (3, True)]
+            t = UsageRecord.__table__
+            stmt = select(func.count()).where(t.c.tenant_id == 1, t.c.module == "quality", t.c.ts >= since,
+                                         t.c.status.notin_((403, 429)), t.c.status < 500, t.c.counted)
+            if db.is_sqlite:
+                sql = str(stmt.compile(dialect=sqlite.dialect(), compile_kwargs={"literal_binds": True}))
+                plan = " ".join(str(r[-1]) for r in conn.execute(text(f"EXPLAIN QUERY PLAN {sql}")))
+                assert "COVERING INDEX ix_usage_log_tenant_module_ts" in plan, plan
+            else:
+                sql = str(stmt.compile(dialect=postgresql.dialect(), compile_kwargs={"literal_binds": True}))
+                for scan in ("seqscan", "indexscan", "bitmapscan"):  # left: a scan of an index that holds it all
+                    conn.execute(text(f"SET enable_{scan} = off"))
+                plan = " ".join(r[0] for r in conn.execute(text(f"EXPLAIN {sql}")))
+                assert "Index Only Scan using ix_usage_log_tenant_module_ts" in plan, plan
+        assert verify_chain(db, key=KEY).ok
+        with db.engine.begin() as conn:
+            if db.is_sqlite:
+                conn.execute(text("DROP TRIGGER usage_log_no_update"))
+            else:
+                conn.execute(text("ALTER TABLE usage_log DISABLE TRIGGER usage_log_guard"))
+            conn.execute(text("UPDATE usage_log SET counted = true WHERE seq = 2"))
+        r = verify_chain(db, key=KEY)
+        assert not r.ok and r.seq == 2 and "modified" in r.problem, r
     finally:
         db.dispose()
