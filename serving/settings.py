@@ -116,8 +116,8 @@ class Settings(BaseSettings):
     )
     usage_collapse_refusals: bool = Field(
         default=True,
-        description="log the repeats of a refusal (403, 429: the same key, module, endpoint and status) within a "
-        "minute as one record with their count; false: a record per refused call",
+        description="log the repeats of a refusal (403, 429: the same key, module, method, endpoint and status) "
+        "within 10 seconds as one record with their count; false: a record per refused call",
     )
 
     # Caches in the request path (seconds). A revoked key stops working within this time in other workers;

@@ -136,7 +136,7 @@ class UsageRecordPublic(BaseModel):
     request_id: str | None
     hash: str = Field(description="the record's receipt in the tamper-evident chain")
     calls: int = Field(1, description="how many calls the record stands for: 1, or the refusals (403, 429) of one "
-                       "kind that followed the first one written within a minute, collapsed into one record")
+                       "kind that followed the first one written within 10 seconds, collapsed into one record")
 
 
 class UsageCounts(BaseModel):
@@ -144,6 +144,8 @@ class UsageCounts(BaseModel):
     ok: int
     client_errors: int
     server_errors: int
+    refused: int = Field(0, description="of the client errors, the calls refused before they were performed (403, "
+                                        "429), which no quota counts")
 
 
 class UsagePage(BaseModel):

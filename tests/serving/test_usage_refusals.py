@@ -1,4 +1,4 @@
-"""Repeated refusals (403, 429) collapsed into one usage record per kind and minute: the first is written at once,
+"""Repeated refusals (403, 429) collapsed into one usage record per kind and window: the first is written at once,
 the rest as one record with their count, which the chain hashes and the counts add up."""
 
 import csv
