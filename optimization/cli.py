@@ -192,64 +192,23 @@ def _solve_as_tenant(ctx: typer.Context, body: dict, tenant: str | None, **optio
 
 
 def _linked(request: dict, tenant, modules: set[str]) -> dict:  # noqa: ANN001 - a TenantInfo
-    """``request`` with its linked fields run as the API runs them (``serving.routers.scheduling._request``, less
-    what only a server has: the partner modules' quotas and usage log, the tenant's scoring turns): checked first,
-    then the failure model's risks, the rul model's lives and the energy model's load on the tenant's plant
-    calendar, one after another."""
-    from models.energy.calendar import PLANT
+    """``request`` with its linked fields run as the API runs them (``serving.scheduling.check_linked`` and
+    ``run_linked``, less what only a server has: the partner modules' quotas and usage log, the tenant's scoring
+    turns): checked first, then the failure model's risks, the rul model's lives and the energy model's load on the
+    tenant's plant calendar, one after another."""
     from serving.calendar_store import plant_calendar
     from serving.cli.common import database, settings
     from serving.platform import Platform
-    from serving.predictions import check_batch
-    from serving.scheduling import (
-        check_plant_load,
-        forecast_days,
-        load_period_minutes,
-        machine_life,
-        machine_risk,
-        plan_minutes,
-        plant_load,
-        prepare,
-        with_machine_life,
-        with_machine_risk,
-        with_plant_load,
-    )
+    from serving.scheduling import check_linked, run_linked
 
-    risk = request["maintenance"] is not None and "maintenance" in modules
-    life = request["remaining_life"] is not None and "maintenance" in modules
-    load = request["energy_forecast"] is not None and "energy" in modules
-    if not (risk or life or load):
+    checked = check_linked(request, modules, settings().max_batch_records)
+    if checked is None:
         return request
-    limit = settings().max_batch_records
-    if risk:
-        check_batch(len(request["maintenance"]["machines"]), limit, "maintenance machines")
-    if life:
-        check_batch(len(request["remaining_life"]["machines"]), limit, "remaining_life machines")
-    if load:
-        check_plant_load(request["energy_forecast"], limit)
-        load_period_minutes(request["problem"].get("energy"))
-    problem = prepare(request, modules)[0]  # the whole problem checked before any model runs
     platform = Platform.build(settings(), database())  # the API's model cache and feature stores
     try:
-        if risk:
-            request = with_machine_risk(request, machine_risk(platform, tenant.name, request["maintenance"]))
-        if life:
-            request = with_machine_life(request, machine_life(platform, tenant.name, request["remaining_life"]))
-        if load:
-            energy = request["problem"].get("energy")
-            if problem.energy is not None:  # its unit as parsed: the clock's where the problem gives only that
-                energy = {**energy, "hours_per_unit": problem.energy.hours_per_unit}
-            span = plan_minutes(request["problem"], energy)
-            token = PLANT.set(plant_calendar(platform.db, tenant.id))
-            try:
-                forecast = plant_load(platform, tenant.name, request["energy_forecast"], energy, forecast_days(span),
-                                      clock=problem.clock, plan_minutes=span)
-            finally:
-                PLANT.reset(token)
-            request = with_plant_load(request, forecast)
+        return run_linked(platform, tenant.name, checked, lambda: plant_calendar(platform.db, tenant.id))
     finally:
         platform.close()
-    return request
 
 
 def _linked_notes(doc: dict) -> list[str]:

@@ -19,6 +19,7 @@ import weakref
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import func, select, update
@@ -525,6 +526,75 @@ def with_plant_load(request: dict, load: dict) -> dict:
         energy["base_load_kw"] = load["base_load_kw"]
     problem["energy"] = energy
     return {**request, "problem": problem, "energy_forecast": {**load, "planner_base_load_kept": own}}
+
+
+# the request fields that run another module's model, and that module
+LINKED_FIELDS = {"maintenance": "maintenance", "remaining_life": "maintenance", "energy_forecast": "energy"}
+
+
+@dataclass
+class Linked:
+    """A request whose linked fields are checked (:func:`check_linked`) and may run (:func:`run_linked`)."""
+
+    request: dict
+    problem: object  # the parsed problem (optimization.problem.SchedulingProblem)
+    fields: tuple[str, ...]  # the linked fields to run, in LINKED_FIELDS' order
+
+
+def check_linked(request: dict, modules: set[str], limit: int) -> Linked | None:
+    """What can refuse ``request``'s linked fields, checked before any model is admitted or runs: their sizes (as
+    the partner module's own endpoint takes them: ``limit`` rows), the forecast's records and periods, and the whole
+    problem as it stands. None where no linked model runs (none given, or its module is not held: ``prepare`` then
+    notes it). Blocking (the problem is parsed): the API calls it in a worker thread, ``sfai schedule solve`` too."""
+    from serving.predictions import check_batch
+
+    fields = tuple(f for f, module in LINKED_FIELDS.items() if request.get(f) is not None and module in modules)
+    if not fields:
+        return None
+    for f in ("maintenance", "remaining_life"):
+        if f in fields:
+            check_batch(len(request[f]["machines"]), limit, f"{f} machines")
+    if "energy_forecast" in fields:
+        check_plant_load(request["energy_forecast"], limit)
+        load_period_minutes(request["problem"].get("energy"))
+    return Linked(request, prepare(request, modules)[0], fields)
+
+
+def run_linked(platform, tenant: str, linked: Linked, calendar: Callable[[], object],  # noqa: ANN001
+               on_model: Callable[[str, str], None] | None = None) -> dict:
+    """The request with its linked fields run, one after another: the failure model's risks, the rul model's lives,
+    the energy model's load on the tenant's plant calendar (``calendar()``, read only for a load and set in this
+    thread, the one that forecasts, as the energy route sets it). ``on_model(field, "name@version")`` hears each
+    model used. Blocking: the API runs it in the tenant's scoring turn."""
+    from models.energy.calendar import PLANT
+
+    out = linked.request
+    if "maintenance" in linked.fields:
+        risks = machine_risk(platform, tenant, out["maintenance"])
+        out = with_machine_risk(out, risks)
+        if on_model is not None:
+            on_model("maintenance", risks["model"])
+    if "remaining_life" in linked.fields:
+        lives = machine_life(platform, tenant, out["remaining_life"])
+        out = with_machine_life(out, lives)
+        if on_model is not None:
+            on_model("remaining_life", lives["model"])
+    if "energy_forecast" in linked.fields:
+        problem = linked.problem
+        energy = out["problem"].get("energy")
+        if problem.energy is not None:  # its unit as parsed: the clock's where the problem gives only that
+            energy = {**energy, "hours_per_unit": problem.energy.hours_per_unit}
+        span = plan_minutes(out["problem"], energy)  # the plan's length, walked once
+        token = PLANT.set(calendar())
+        try:
+            forecast = plant_load(platform, tenant, out["energy_forecast"], energy, forecast_days(span),
+                                  clock=problem.clock, plan_minutes=span)
+        finally:
+            PLANT.reset(token)
+        out = with_plant_load(out, forecast)
+        if on_model is not None:
+            on_model("energy_forecast", forecast["model"])
+    return out
 
 
 def plan_size(doc: dict) -> tuple[int, int, int]:

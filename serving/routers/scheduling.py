@@ -10,29 +10,14 @@ from typing import Annotated, Literal
 from fastapi import Header, Query, Request, Response, status
 from starlette.concurrency import run_in_threadpool
 
-from models.energy.calendar import PLANT, PlantCalendar
+from models.energy.calendar import PlantCalendar
 from serving.calendar_store import plant_calendar
 from serving.deps import CallerDep, PlatformDep
 from serving.errors import InvalidInput, TooManyRequests
 from serving.idempotency import check_key
 from serving.middleware import PartnerUse
-from serving.predictions import check_batch
 from serving.routers.modules import module_router
-from serving.scheduling import (
-    check_plan_size,
-    check_plant_load,
-    forecast_days,
-    load_period_minutes,
-    machine_life,
-    machine_risk,
-    plan_minutes,
-    plant_load,
-    prepare,
-    solve_now,
-    with_machine_life,
-    with_machine_risk,
-    with_plant_load,
-)
+from serving.scheduling import LINKED_FIELDS, check_linked, check_plan_size, run_linked, solve_now
 from serving.schemas.platform import error_response
 from serving.schemas.scheduling import JobAnswer, JobRequest, JobSummary, SolveAnswer, SolveRequest
 from serving.tenancy import utcnow
@@ -101,49 +86,14 @@ async def _request(http: Request, body: SolveRequest, ctx, platform, modules: se
     of the pool than its predictions can, and a refused turn (429) comes before any model runs. So a refused
     request spends no model work, and no partner's quota."""
     request = body.model_dump()
-    risk = body.maintenance is not None and "maintenance" in modules
-    life = body.remaining_life is not None and "maintenance" in modules
-    load = body.energy_forecast is not None and "energy" in modules
-    if not (risk or life or load):
+    checked = await run_in_threadpool(check_linked, request, modules, platform.settings.max_batch_records)
+    if checked is None:
         return request
-    limit = platform.settings.max_batch_records  # as the partner module's own endpoint takes them
-    if risk:
-        check_batch(len(body.maintenance.machines), limit, "maintenance machines")
-    if life:
-        check_batch(len(body.remaining_life.machines), limit, "remaining_life machines")
-    if load:
-        check_plant_load(body.energy_forecast.model_dump(), limit)
-        load_period_minutes(request["problem"].get("energy"))
-    problem = (await run_in_threadpool(prepare, request, modules))[0]
-    risk_use = await _use_partner(http, ctx, platform, "maintenance", "maintenance") if risk else None
-    life_use = await _use_partner(http, ctx, platform, "maintenance", "remaining_life") if life else None
-    load_use = await _use_partner(http, ctx, platform, "energy", "energy_forecast") if load else None
+    uses = {f: await _use_partner(http, ctx, platform, LINKED_FIELDS[f], f) for f in checked.fields}
 
     def linked() -> dict:  # in the worker thread of the tenant's turn
-        out = request
-        if risk_use is not None:
-            risks = machine_risk(platform, ctx.tenant, out["maintenance"])
-            risk_use.model_version = risks["model"]
-            out = with_machine_risk(out, risks)
-        if life_use is not None:
-            lives = machine_life(platform, ctx.tenant, out["remaining_life"])
-            life_use.model_version = lives["model"]
-            out = with_machine_life(out, lives)
-        if load_use is not None:
-            energy = out["problem"].get("energy")
-            if problem.energy is not None:  # its unit as parsed: the clock's where the problem gives only that
-                energy = {**energy, "hours_per_unit": problem.energy.hours_per_unit}
-            span = plan_minutes(out["problem"], energy)  # the plan's length, walked once
-            # the tenant's plant calendar, set in this thread (the one that forecasts), as the energy route sets it
-            token = PLANT.set(_plant(platform, ctx))
-            try:
-                forecast = plant_load(platform, ctx.tenant, out["energy_forecast"], energy, forecast_days(span),
-                                      clock=problem.clock, plan_minutes=span)
-            finally:
-                PLANT.reset(token)
-            load_use.model_version = forecast["model"]
-            out = with_plant_load(out, forecast)
-        return out
+        return run_linked(platform, ctx.tenant, checked, lambda: _plant(platform, ctx),
+                          on_model=lambda f, model: setattr(uses[f], "model_version", model))
 
     return await platform.turns.run(ctx.tenant_id, linked)
 

@@ -17,7 +17,7 @@ from tests.serving.helpers import bearer, make_tenant
 from tests.serving.test_api import assert_error
 from tests.serving.test_scheduling_api import PEPPER, PROBLEM
 
-ROUTER = "serving.routers.scheduling"
+LINKED = "serving.scheduling"  # where run_linked finds the partner models
 RISKS = {"model": "failure@1", "view": None, "risks": {"M1": 0.9, "M2": 0.1}}
 MAINTENANCE = {"machines": {"M1": "m-1", "M2": "m-2"}, "view": "v"}
 
@@ -38,7 +38,7 @@ def _held_model(monkeypatch):
             assert go.wait(20), "the test never let the first model finish"
         return RISKS
 
-    monkeypatch.setattr(f"{ROUTER}.machine_risk", risk)
+    monkeypatch.setattr(f"{LINKED}.machine_risk", risk)
     return calls, started, go
 
 
@@ -105,7 +105,7 @@ def test_the_linked_models_run_in_the_tenants_scoring_turn(settings, db, monkeyp
     seen = []
     with _client(settings, db, max_scoring_per_tenant=1, max_scoring_waiting_per_tenant=0) as c:
         turns = c.app.state.platform.turns
-        monkeypatch.setattr(f"{ROUTER}.machine_risk", lambda *_a: seen.append(turns.busy(tenant_id)) or RISKS)
+        monkeypatch.setattr(f"{LINKED}.machine_risk", lambda *_a: seen.append(turns.busy(tenant_id)) or RISKS)
         body = {"problem": PROBLEM, "time_limit_s": 2, "maintenance": MAINTENANCE}
         r = c.post("/v1/scheduling/solve", json=body, headers=bearer(acme.mes))
         assert r.status_code == 200, r.text

@@ -20,6 +20,7 @@ from tests.serving.test_api import assert_error
 from tests.serving.test_scheduling_api import PEPPER, PROBLEM
 
 ROUTER = "serving.routers.scheduling"
+LINKED = "serving.scheduling"  # where run_linked finds the partner models
 RISKS = {"model": "failure@1", "view": None, "risks": {"M1": 0.9, "M2": 0.1}}
 PLAIN = {k: v for k, v in PROBLEM.items() if k != "failure_risk"}
 ENERGY = {"period": 60, "prices": [1.0] * 24, "peak_cap_kw": 1e6}
@@ -110,7 +111,7 @@ def test_energy_periods_shorter_than_a_second_are_refused_and_short_ones_are_com
 
 def test_a_sub_second_energy_period_is_a_422_before_the_energy_model_runs(client, db, monkeypatch):
     acme = make_tenant(db, PEPPER, "acme", modules=("scheduling", "energy"))
-    monkeypatch.setattr(f"{ROUTER}.plant_load", _no_model)
+    monkeypatch.setattr(f"{LINKED}.plant_load", _no_model)
     body = {"problem": {**PLAIN, "energy": {**ENERGY, "period": 1, "hours_per_unit": 1e-9}}, "time_limit_s": 2,
             "energy_forecast": FORECAST}
     err = assert_error(client.post("/v1/scheduling/solve", json=body, headers=bearer(acme.mes)), 422)
@@ -124,8 +125,8 @@ def test_an_exhausted_partner_quota_is_a_429_naming_the_module_and_runs_no_model
     acme = make_tenant(db, PEPPER, "acme", modules=("scheduling",))
     tenancy.subscribe(db, "acme", "maintenance", request_quota=0)
     tenancy.subscribe(db, "acme", "energy", request_quota=0)
-    monkeypatch.setattr(f"{ROUTER}.machine_risk", _no_model)
-    monkeypatch.setattr(f"{ROUTER}.plant_load", _no_model)
+    monkeypatch.setattr(f"{LINKED}.machine_risk", _no_model)
+    monkeypatch.setattr(f"{LINKED}.plant_load", _no_model)
     risk = {"machines": {"M1": "m-1"}, "view": "v"}
     for field, body in (
         ("maintenance", {"problem": PROBLEM, "time_limit_s": 2, "maintenance": risk}),
@@ -140,7 +141,7 @@ def test_an_exhausted_partner_quota_is_a_429_naming_the_module_and_runs_no_model
 def test_a_partner_use_is_counted_and_logged_as_a_call_of_that_module(client, db, monkeypatch):
     acme = make_tenant(db, PEPPER, "acme", modules=("scheduling",))
     tenancy.subscribe(db, "acme", "maintenance", request_quota=1)
-    monkeypatch.setattr(f"{ROUTER}.machine_risk", lambda *_a: RISKS)
+    monkeypatch.setattr(f"{LINKED}.machine_risk", lambda *_a: RISKS)
     body = {"problem": PROBLEM, "time_limit_s": 2, "maintenance": {"machines": {"M1": "m-1", "M2": "m-2"},
                                                                   "view": "v"}}
     r = client.post("/v1/scheduling/solve", json=body, headers={**bearer(acme.mes), "x-request-id": "plan-1"})
@@ -167,8 +168,8 @@ def test_a_partner_admitted_before_another_refused_it_gets_its_count_back(client
     acme = make_tenant(db, PEPPER, "acme", modules=("scheduling",))
     tenancy.subscribe(db, "acme", "maintenance", request_quota=1)
     tenancy.subscribe(db, "acme", "energy", request_quota=0)
-    monkeypatch.setattr(f"{ROUTER}.machine_risk", lambda *_a: RISKS)
-    monkeypatch.setattr(f"{ROUTER}.plant_load", _no_model)
+    monkeypatch.setattr(f"{LINKED}.machine_risk", lambda *_a: RISKS)
+    monkeypatch.setattr(f"{LINKED}.plant_load", _no_model)
     maintenance = {"machines": {"M1": "m-1"}, "view": "v"}
     both = {"problem": {**PROBLEM, "energy": ENERGY}, "time_limit_s": 2, "maintenance": maintenance,
             "energy_forecast": FORECAST}
@@ -193,8 +194,8 @@ def test_a_partner_subscription_that_ended_is_not_used_from_the_cache(client, db
 def test_partner_batches_are_capped_as_the_partner_endpoints_cap_them(settings, db, monkeypatch):
     """PlantLoad.records allowed 20,000 rows where the energy endpoint takes SFAI_MAX_BATCH_RECORDS (10,000)."""
     acme = make_tenant(db, PEPPER, "acme", modules=("scheduling", "maintenance", "energy"))
-    monkeypatch.setattr(f"{ROUTER}.machine_risk", _no_model)
-    monkeypatch.setattr(f"{ROUTER}.plant_load", _no_model)
+    monkeypatch.setattr(f"{LINKED}.machine_risk", _no_model)
+    monkeypatch.setattr(f"{LINKED}.plant_load", _no_model)
     with _client(settings, db, max_batch_records=1) as c:
         body = {"problem": {**PLAIN, "energy": ENERGY}, "time_limit_s": 2,
                 "energy_forecast": {**FORECAST, "records": FORECAST["records"] * 2}}
@@ -211,7 +212,7 @@ def test_a_failure_risk_that_is_not_an_object_is_a_422_before_the_model_runs(cli
     """Before: ``dict(failure_risk or {})`` raised TypeError (a 500) for 5, [1, 2], "ab" or true, and quietly
     replaced 0 or "" by the model's risks."""
     acme = make_tenant(db, PEPPER, "acme", modules=("scheduling", "maintenance"))
-    monkeypatch.setattr(f"{ROUTER}.machine_risk", _no_model)
+    monkeypatch.setattr(f"{LINKED}.machine_risk", _no_model)
     body = {"problem": {**PLAIN, "failure_risk": risk}, "time_limit_s": 2,
             "maintenance": {"machines": {"M1": "m-1"}, "view": "v"}}
     for path in ("/v1/scheduling/solve", "/v1/scheduling/jobs"):
@@ -240,7 +241,7 @@ def _plan(operations: int, machines: int = 2, eligible: int = 1) -> dict:
 def test_plans_past_the_size_caps_are_refused_before_the_partner_models(settings, db, monkeypatch):
     """Before: no cap; 100,000 one-operation jobs on 100,000 machines ran 51 s with time_limit_s=2."""
     acme = make_tenant(db, PEPPER, "acme", modules=("scheduling", "maintenance"))
-    monkeypatch.setattr(f"{ROUTER}.machine_risk", _no_model)
+    monkeypatch.setattr(f"{LINKED}.machine_risk", _no_model)
     caps = {"scheduling_max_solve_operations": 3, "scheduling_max_operations": 5, "scheduling_max_machines": 3,
             "scheduling_max_alternatives": 6}
     risk = {"machines": {"M0": "m-1"}, "view": "v"}
@@ -261,7 +262,7 @@ def test_plans_past_the_size_caps_are_refused_before_the_partner_models(settings
         err = assert_error(post("/v1/scheduling/jobs", _plan(4, machines=3, eligible=2)), 422)
         assert "8 eligible machines" in err["message"] and "at most 6" in err["message"]
         # within the caps: planned (without the module's model here)
-        monkeypatch.setattr(f"{ROUTER}.machine_risk", lambda *_a: {**RISKS, "risks": {"M0": 0.2}})
+        monkeypatch.setattr(f"{LINKED}.machine_risk", lambda *_a: {**RISKS, "risks": {"M0": 0.2}})
         assert post("/v1/scheduling/solve", _plan(3, machines=3, eligible=2)).status_code == 200
 
 
@@ -281,7 +282,7 @@ def test_a_full_job_queue_is_refused_before_the_partner_models_run(client, app, 
     """Before: the partner models ran (seconds of CPU, unmetered) and only then did submit say the queue was full."""
     acme = make_tenant(db, PEPPER, "acme", modules=("scheduling", "maintenance"))
     ran = []
-    monkeypatch.setattr(f"{ROUTER}.machine_risk", lambda *a: ran.append(a) or RISKS)
+    monkeypatch.setattr(f"{LINKED}.machine_risk", lambda *a: ran.append(a) or RISKS)
     monkeypatch.setattr(app.state.platform.jobs, "active", lambda _tenant_id: 4)
     body = {"problem": PROBLEM, "time_limit_s": 2, "maintenance": {"machines": {"M1": "m-1"}, "view": "v"}}
     assert_error(client.post("/v1/scheduling/jobs", json=body, headers=bearer(acme.mes)), 429, "too_many_jobs")
