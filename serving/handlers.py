@@ -125,6 +125,20 @@ def not_json_message(ctype: str, send: str) -> str:
             f"as): send {send}")
 
 
+async def read_json(raw: bytes, ctype: str, send: str, *, then=None):  # noqa: ANN001, ANN201
+    """A body an endpoint reads itself, by the rule of every JSON endpoint: a type of :data:`JSON_READ` or ``+json``
+    (else a 415 saying to ``send``), parsed as :func:`parse_json_off_loop` parses it (``then`` applied in its
+    thread); a body that is no JSON is a 415 under a type that does not say JSON, a 422 under one that does."""
+    if not read_as_json(ctype):
+        raise not_read(ctype, send)
+    try:
+        return await parse_json_off_loop(raw, unique_keys=True, then=then)
+    except InvalidInput as e:
+        if names_json(ctype) or not not_json(e):  # JSON, with a problem the message names: 422
+            raise
+        raise UnsupportedMediaType(not_json_message(ctype, send)) from None  # a CSV sent as text/plain, a form
+
+
 def _query_fields(dependant) -> dict:  # noqa: ANN001 - FastAPI's Dependant
     """The query parameters an endpoint and its dependencies declare: name -> whether it takes a list."""
     from fastapi.dependencies.utils import field_annotation_is_sequence

@@ -28,8 +28,8 @@ from feature_store.view import TIMESTAMP
 from models.families import get_family
 from models.registry import ModelRegistry, find_champion, find_named
 from serving.db import Database
-from serving.errors import InvalidInput, NotFound, UnsupportedMediaType, parse_json_off_loop, shown
-from serving.handlers import names_json, not_json, not_json_message, not_read, read_as_json
+from serving.errors import InvalidInput, NotFound, shown
+from serving.handlers import read_json
 from serving.runtime import ModelIntegrityError, OnnxModel
 
 log = logging.getLogger("sfai.models")
@@ -431,15 +431,8 @@ async def read_frame(  # noqa: ANN201
     # client sends when it names none (curl -d sends form-urlencoded; some send text/plain)
     send = ("JSON (application/json), an Arrow IPC stream (application/vnd.apache.arrow.stream) or Parquet "
             "(application/vnd.apache.parquet)")
-    if not read_as_json(ctype):
-        raise not_read(ctype, send)
     # a reading named twice in one record: which is true? (as ingest asks); a big body is read in a worker thread
-    try:
-        body = await parse_json_off_loop(raw, unique_keys=True)
-    except InvalidInput as e:
-        if names_json(ctype) or not not_json(e):  # JSON, with a problem the message names: 422
-            raise
-        raise UnsupportedMediaType(not_json_message(ctype, send)) from None  # text/plain CSV, a form: not JSON
+    body = await read_json(raw, ctype, send)
     if not isinstance(body, dict):
         raise InvalidInput('expected a JSON object: {"records": [...]} or {"entity_ids": [...], "view": ...}')
     if request.query_params:

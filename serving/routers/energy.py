@@ -11,7 +11,8 @@ from starlette.concurrency import run_in_threadpool
 from models.energy.calendar import PLANT, PlantCalendar
 from serving import calendar_store as store
 from serving.deps import CallerDep, PlatformDep, require_role
-from serving.errors import Forbidden, parse_json_off_loop
+from serving.errors import Forbidden
+from serving.handlers import media_type, read_json
 from serving.routers.modules import add_predict_route, module_router
 from serving.schemas.predictions import document_entity_id
 from serving.tenancy import AuthContext
@@ -98,7 +99,7 @@ async def set_calendar(
     scientist or planner)."""
     if not platform.settings.auth_enabled:
         raise Forbidden("a plant calendar is a tenant's: this server runs without API keys, so without tenants")
-    days = await parse_json_off_loop(await request.body(), unique_keys=True, then=store.check_days)
+    days = await read_json(await request.body(), media_type(request), "JSON (application/json)", then=store.check_days)
     await run_in_threadpool(store.replace_days, platform.db, ctx.tenant_id, days)
     days, updated = await run_in_threadpool(store.read_days, platform.db, ctx.tenant_id)
     return _answer(ctx, days, updated)

@@ -18,15 +18,13 @@ from starlette.datastructures import UploadFile
 
 from feature_store.store import IngestReport
 from serving.deps import CallerDep, PlatformDep, platform_call, require_role
-from serving.errors import InvalidInput, Unavailable, UnsupportedMediaType, parse_json_off_loop
+from serving.errors import InvalidInput, Unavailable
 from serving.handlers import (
     SfaiRoute,
     media_type,
-    names_json,
-    not_json,
-    not_json_message,
     not_read,
     read_as_json,
+    read_json,
     validation_message,
 )
 from serving.idempotency import PARTIAL, IngestOnce, check_key, request_hash
@@ -130,12 +128,7 @@ async def ingest_view(
         data = await request.body()
     elif read_as_json(ctype):  # JSON's own types, and no type, text/plain or form-urlencoded: as every JSON endpoint
         # a row naming a column twice: which is true? A big body is read in a worker thread
-        try:
-            data = await parse_json_off_loop(await request.body(), unique_keys=True, then=_records)
-        except InvalidInput as e:
-            if names_json(ctype) or not not_json(e):  # JSON, with a problem the message names: 422
-                raise
-            raise UnsupportedMediaType(not_json_message(ctype, SEND)) from None  # a CSV sent as text/plain
+        data = await read_json(await request.body(), ctype, SEND, then=_records)
         fmt = None
     else:
         raise not_read(ctype, SEND)

@@ -16,7 +16,7 @@ PLAN = {"problem": {"machines": ["M1"], "jobs": [{"id": "J1", "operations": [{"m
 
 @pytest.fixture
 def acme(app, db):
-    keys = make_tenant(db, PEPPER, "acme", modules=("maintenance", "scheduling"))
+    keys = make_tenant(db, PEPPER, "acme", modules=("maintenance", "scheduling", "energy"))
     app.state.platform.feature_store("acme").apply(STATS)
     return keys
 
@@ -107,6 +107,23 @@ def test_a_json_body_is_read_as_json_on_every_route_whatever_type_a_client_names
     r = client.post("/v1/apikeys", content=b'{"name": "\\ud800", "role": "mes"}', headers={**adm, **(
         {"content-type": ctype} if ctype else {})})
     _refused(r, 422, "invalid_input", "lone UTF-16 surrogate")
+
+
+def test_the_plant_calendar_reads_its_body_by_the_same_rule(client, acme):
+    """PUT /v1/energy/calendar reads its body itself: a CSV, a form or a multipart body had been a 422 "not valid
+    JSON" there while every other JSON route answered 415 (review)."""
+    h = bearer(acme.admin)
+    body = json.dumps({"days": [{"date": "2026-12-24", "kind": "day_off"}]}).encode()
+    for ctype in (None, "text/plain", "application/json"):
+        r = client.put("/v1/energy/calendar", content=body, headers={**h, **({"content-type": ctype} if ctype else {})})
+        assert r.status_code == 200 and r.json()["days"] == [{"date": "2026-12-24", "kind": "day_off"}], r.text
+    csv = b"date,kind\n2026-12-24,day_off\n"
+    for ctype, said in (("text/csv", "cannot read a 'text/csv' body"), ("text/plain", "cannot read a 'text/plain' "
+                                                                          "body as JSON")):
+        r = client.put("/v1/energy/calendar", content=csv, headers={**h, "content-type": ctype})
+        _refused(r, 415, "unsupported_media_type", said, "send JSON (application/json)")
+    r = client.put("/v1/energy/calendar", content=csv, headers={**h, "content-type": "application/json"})
+    _refused(r, 422, "invalid_input", "the body is not valid JSON")
 
 
 @pytest.mark.parametrize("url,key", [("/v1/apikeys", "admin"), ("/v1/features/online", "mes"),
