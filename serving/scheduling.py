@@ -1026,13 +1026,15 @@ class Jobs:
         ``too_many_jobs`` where its jobs queued or running and the calls of this process holding a place fill the
         ``max_active``, so that calls at once past the queue's room are refused before any of them runs a model
         (they had all passed :meth:`check_room`, run their models, and been refused by :meth:`submit`). Returns the
-        place's release, for when the call ends (its job queued, or the call failed): brief, safe on the event
-        loop."""
-        active = self.active(tenant_id)  # the query outside the lock: the count and the place are taken under it
-        with self._pending_lock:
-            pending = self._pending.get(tenant_id, 0)
-            self.check_room(tenant_id, pending, active=active)
-            self._pending[tenant_id] = pending + 1
+        place's release, for when the call ends (its job queued: :meth:`submit` releases it as it queues the job, in
+        the same turn of its lock; or the call failed). The jobs are counted under that lock too, so that a job
+        queued meanwhile is counted once: as a job or as a place, never neither nor both (review)."""
+        with self._lock:
+            active = self.active(tenant_id)
+            with self._pending_lock:
+                pending = self._pending.get(tenant_id, 0)
+                self.check_room(tenant_id, pending, active=active)
+                self._pending[tenant_id] = pending + 1
         released = False
 
         def release() -> None:
@@ -1067,16 +1069,20 @@ class Jobs:
         return self.get(tenant_id, job_id)
 
     def submit(self, tenant_id: int, request: dict, modules: set[str], *, key: str | None = None,
-               request_hash: str | None = None) -> dict:
+               request_hash: str | None = None, reserved: Callable[[], None] | None = None) -> dict:
         """Queue a background solve. With an ``Idempotency-Key`` (``key``, and ``request_hash``: the request's
         hash), at most one job per key and tenant: a concurrent call with the same key gets the job the first one
-        made (the database's unique index decides which)."""
+        made (the database's unique index decides which). ``reserved``: the release of the call's place
+        (:meth:`reserve`), given back as the job is queued, under the lock the places are counted under; the
+        queue's room is then checked with the other calls' places."""
         prepared = prepare(request, modules)  # a bad problem is a 422 now, not a failed job later
         job_id = uuid.uuid4().hex
         with self._lock:
             if key is not None and (done := self.replay(tenant_id, key, request_hash or "")) is not None:
                 return done  # another call with this key made it meanwhile (in this process)
-            self.check_room(tenant_id)
+            with self._pending_lock:  # the other calls' places (this one's is in the count)
+                others = self._pending.get(tenant_id, 0) - (reserved is not None)
+            self.check_room(tenant_id, max(others, 0))
             try:
                 with self.db.session() as s:
                     s.add(
@@ -1101,6 +1107,8 @@ class Jobs:
                 return done
             self._queued.setdefault(tenant_id, deque()).append((job_id, prepared))
             self._held.add(job_id)
+            if reserved is not None:  # the job counts from now on, its place no more: in one turn of the lock
+                reserved()
         # one pool task per queued job; each runs whichever job is fairest when a worker takes it (see _next)
         self._pool.submit(self._run_next)
         return self.get(tenant_id, job_id)

@@ -136,8 +136,8 @@ async def create_job(
     release = await run_in_threadpool(platform.jobs.reserve, ctx.tenant_id)
     try:
         request = await _request(http, body, ctx, platform, modules)
-        return await run_in_threadpool(functools.partial(platform.jobs.submit, key=key, request_hash=digest),
-                                       ctx.tenant_id, request, modules)
+        return await run_in_threadpool(functools.partial(platform.jobs.submit, key=key, request_hash=digest,
+                                                         reserved=release), ctx.tenant_id, request, modules)
     finally:
         release()
 

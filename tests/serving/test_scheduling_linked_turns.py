@@ -121,7 +121,7 @@ def test_the_linked_models_run_in_the_tenants_scoring_turn(settings, db, monkeyp
         try:
             assert gate_taken.wait(20)
             err = assert_error(c.post("/v1/scheduling/solve", json=body, headers=bearer(acme.mes)), 429)
-            assert "predictions of this tenant are being scored" in err["message"]
+            assert "predictions of this tenant (direct, or a plan's linked models) are being scored" in err["message"]
             assert seen == [1]
         finally:
             gate_free.set()
@@ -174,3 +174,26 @@ def test_the_plans_energy_forecast_reads_the_tenants_plant_calendar(client, db, 
     ModelRegistry(db, settings.home, "bravo").register("energy", "energy", models_dir / "energy" / "v1")
     r = client.post("/v1/scheduling/solve", json=body, headers=bearer(bravo.mes))
     assert r.json()["linked"]["energy_model"]["base_load_kw"] == pytest.approx(working, abs=2e-3)
+
+
+def test_a_job_queued_is_counted_once_as_its_place_is_given_back(db):
+    """A call's place (reserve) and its job (submit) are one in the queue's count: the place is given back in the
+    same turn of the lock as the job is queued. Between the two, a second call had been counted the job and the
+    place, and refused with one job in a queue of two (review)."""
+    from serving.scheduling import Jobs
+    from serving.schemas.scheduling import JobRequest
+
+    tenant_id = tenancy.get_tenant(db, make_tenant(db, PEPPER, "acme", modules=("scheduling",)).name).id
+    jobs = Jobs(db, max_active=2)
+    try:
+        release = jobs.reserve(tenant_id)
+        jobs.submit(tenant_id, JobRequest(problem=PROBLEM, time_limit_s=1).model_dump(), {"scheduling"},
+                    reserved=release)
+        second = jobs.reserve(tenant_id)  # one job, no place held: room for one more
+        with pytest.raises(Exception, match="too_many_jobs|at most 2"):
+            jobs.reserve(tenant_id)  # the job and the second call's place fill the queue of two
+        second()
+        release()  # given back already: a second release changes nothing
+        assert jobs._pending == {}
+    finally:
+        jobs.close()
