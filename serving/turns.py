@@ -43,8 +43,9 @@ class TenantTurns:
         queued = self._queued.get(tenant_id, 0)
         if queued >= self.per_tenant + self.waiting:
             raise TooManyRequests(
-                f"{queued} predictions of this tenant are being scored or waiting (at most {self.per_tenant} at once, "
-                f"{self.waiting} waiting): send fewer at once, or larger batches", retry_after_s=1)
+                f"{queued} predictions of this tenant (direct, or a plan's linked models) are being scored or waiting "
+                f"(at most {self.per_tenant} at once, {self.waiting} waiting): send fewer at once, or larger batches",
+                retry_after_s=1)
         gate = self._gates.get(tenant_id)
         if gate is None:
             gate = self._gates[tenant_id] = asyncio.Semaphore(self.per_tenant)

@@ -50,8 +50,9 @@ def interval_steps(times: pd.Series, keys: pd.Series | None = None) -> np.ndarra
         at = times.iloc[first]
         meter = f"meter {keys.iloc[first]!r}: " if keys is not None else ""
         raise ValueError(
-            f"{meter}{TIMESTAMP} {at.tz_convert('Asia/Seoul').isoformat()} ({at.tz_convert('UTC'):%H:%M} UTC) is not "
-            "on the 15-minute grid: a reading closes a 15-minute interval, at :00, :15, :30 or :45")
+            f"{meter}{TIMESTAMP} {at.tz_convert('Asia/Seoul').isoformat()} "
+            f"({at.tz_convert('UTC').isoformat().replace('+00:00', 'Z')}) is not on the 15-minute grid: a reading "
+            "closes a 15-minute interval, at :00, :15, :30 or :45")
     return (since // INTERVAL).to_numpy(dtype=np.int64)
 
 

@@ -228,8 +228,10 @@ def test_a_steel_stamp_off_the_15_minute_grid_is_set_aside(tmp_path):
     times = pd.Series(pd.to_datetime(["2026-12-06 17:45", "2026-12-06 17:52"]).tz_localize("UTC"))
     with pytest.raises(ValueError) as e:
         steel.interval_steps(times, pd.Series(["line-2", "line-2"]))
-    assert str(e.value) == ("meter 'line-2': event_timestamp 2026-12-07T02:52:00+09:00 (17:52 UTC) is not on the "
-                            "15-minute grid: a reading closes a 15-minute interval, at :00, :15, :30 or :45")
+    assert str(e.value) == ("meter 'line-2': event_timestamp 2026-12-07T02:52:00+09:00 (2026-12-06T17:52:00Z) is not "
+                            "on the 15-minute grid: a reading closes a 15-minute interval, at :00, :15, :30 or :45")
+    with pytest.raises(ValueError, match=r"02:45:30\+09:00 \(2026-12-06T17:45:30Z\) is not"):  # seconds shown
+        steel.interval_steps(pd.Series(pd.to_datetime(["2026-12-06 17:45:30"]).tz_localize("UTC")))
 
 
 @pytest.mark.parametrize(("value", "text"), [("inf", "inf"), ("-inf", "-inf")])

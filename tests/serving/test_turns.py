@@ -51,7 +51,8 @@ def test_past_the_waiting_calls_a_tenant_gets_429():
     async def main():
         held = [asyncio.create_task(turns.run(1, lambda: time.sleep(0.2))) for _ in range(3)]
         await asyncio.sleep(0.05)
-        with pytest.raises(TooManyRequests, match="3 predictions of this tenant are being scored or waiting") as e:
+        busy = r"3 predictions of this tenant \(direct, or a plan's linked models\) are being scored or waiting"
+        with pytest.raises(TooManyRequests, match=busy) as e:
             await turns.run(1, lambda: None)
         assert e.value.headers["Retry-After"] == "1"
         assert await turns.run(2, lambda: "other") == "other"  # another tenant is not refused
