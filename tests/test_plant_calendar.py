@@ -12,6 +12,7 @@ from models.energy import features as F
 from models.energy.calendar import PLANT, PlantCalendar, calendar_features, is_holiday
 from models.registry import ModelRegistry
 from tests.serving.helpers import bearer, make_tenant
+from tests.serving.test_energy_api import energy_tenant
 
 PEPPER = "test-secret-0123456789"
 CAL, FORECAST = "/v1/energy/calendar", "/v1/energy/forecast"
@@ -93,14 +94,7 @@ def test_a_past_shutdown_day_does_not_feed_the_working_day_profile():
 @pytest.fixture
 def energy(client, db, settings, demo_models):
     """(client, acme's keys, eight days and 15 minutes of the demo plant's records from 2020-01-01 00:15)."""
-    from models.demo import sample_request
-
-    models_dir, demo_dir = demo_models
-    acme = make_tenant(db, PEPPER, "acme", modules=("energy",))
-    ModelRegistry(db, settings.home, "acme").register("energy", "energy", models_dir / "energy" / "v1")
-    records = sample_request(demo_dir, "energy")["records"]
-    stamps = pd.date_range("2020-01-01 00:15", periods=len(records), freq="15min")
-    records = [{**r, "date": s.isoformat()} for r, s in zip(records, stamps, strict=True)]
+    acme, records = energy_tenant(db, settings, demo_models)
     return client, acme, records
 
 

@@ -14,9 +14,9 @@ PEPPER = "test-secret-0123456789"
 URL = "/v1/energy/forecast"
 
 
-@pytest.fixture
-def energy(client, db, settings, demo_models):
-    """(client, headers, eight days and 15 minutes of the demo plant's records with ISO dates)."""
+def energy_tenant(db, settings, demo_models):  # noqa: ANN001, ANN201
+    """acme with the energy module and the demo energy model, and eight days and 15 minutes of the demo plant's
+    records with ISO dates from 2020-01-01 00:15: (acme's keys, records)."""
     from models.demo import sample_request
 
     models_dir, demo_dir = demo_models
@@ -24,7 +24,13 @@ def energy(client, db, settings, demo_models):
     ModelRegistry(db, settings.home, "acme").register("energy", "energy", models_dir / "energy" / "v1")
     records = sample_request(demo_dir, "energy")["records"]
     stamps = pd.date_range("2020-01-01 00:15", periods=len(records), freq="15min")
-    records = [{**r, "date": s.isoformat()} for r, s in zip(records, stamps, strict=True)]
+    return acme, [{**r, "date": s.isoformat()} for r, s in zip(records, stamps, strict=True)]
+
+
+@pytest.fixture
+def energy(client, db, settings, demo_models):
+    """(client, headers, eight days and 15 minutes of the demo plant's records with ISO dates)."""
+    acme, records = energy_tenant(db, settings, demo_models)
     return client, bearer(acme.mes), records
 
 

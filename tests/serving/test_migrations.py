@@ -15,7 +15,7 @@ from serving.db.engine import MIGRATIONS_DIR, make_engine, normalize_url
 from serving.db.tables import Base
 from serving.usage import GENESIS, ChainKey, append_entries, chain_hash, verify_chain
 from tests.serving.helpers import KEY
-from tests.serving.test_usage_log import entry
+from tests.serving.test_usage_log import entry, unguard
 
 
 def test_migrated_schema_matches_the_mappings(db):
@@ -334,10 +334,7 @@ def test_0014_keeps_the_records_already_written_as_single_calls(settings):
         r = verify_chain(db, key=KEY)
         assert (r.ok, r.rows) == (True, 3), r
         with db.engine.begin() as conn:
-            if db.is_sqlite:
-                conn.execute(text("DROP TRIGGER usage_log_no_update"))
-            else:
-                conn.execute(text("ALTER TABLE usage_log DISABLE TRIGGER usage_log_guard"))
+            unguard(db, conn)
             conn.execute(text("UPDATE usage_log SET calls = 3 WHERE seq = 3"))
         r = verify_chain(db, key=KEY)
         assert not r.ok and r.seq == 3 and "modified" in r.problem, r
@@ -382,10 +379,7 @@ def test_0016_the_quota_count_reads_its_index_alone_and_an_uncounted_record_is_c
                 assert "Index Only Scan using ix_usage_log_tenant_module_ts" in plan, plan
         assert verify_chain(db, key=KEY).ok
         with db.engine.begin() as conn:
-            if db.is_sqlite:
-                conn.execute(text("DROP TRIGGER usage_log_no_update"))
-            else:
-                conn.execute(text("ALTER TABLE usage_log DISABLE TRIGGER usage_log_guard"))
+            unguard(db, conn)
             conn.execute(text("UPDATE usage_log SET counted = true WHERE seq = 2"))
         r = verify_chain(db, key=KEY)
         assert not r.ok and r.seq == 2 and "modified" in r.problem, r
