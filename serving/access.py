@@ -13,20 +13,26 @@ processes and hosts. Otherwise (or while that Redis is unreachable) each process
 from __future__ import annotations
 
 import hashlib
+import logging
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import bindparam, or_, update
 
 from serving.db import Database
-from serving.errors import NotSubscribed, QuotaExceeded, RateLimited, TooManyRequests
+from serving.db.tables import ApiKey
+from serving.errors import Forbidden, NotSubscribed, QuotaExceeded, RateLimited, TooManyRequests
 from serving.ratelimit import LocalBuckets, RedisBuckets
 from serving.tenancy import (
+    MODULES,
     AuthContext,
     SubscriptionInfo,
     active_subscriptions,
     resolve_api_key_state,
+    utc_text,
     utcnow,
 )
 from serving.usage import count_calls
@@ -40,6 +46,106 @@ _MAX_FAILING_ADDRESSES = 10_000  # client addresses whose failed key lookups are
 # a revoked key still in use is written to its tenant's usage log (status 401) at most this often per key and
 # process: the admin sees which system still sends it, and a client retrying all day adds ~150 records a day
 REVOKED_LOG_S = 600.0
+# each process writes the times of its keys' latest calls (api_keys.last_used_at) at most this often, in one UPDATE
+LAST_USED_FLUSH_S = 60.0
+
+log = logging.getLogger("sfai.access")
+
+
+def key_clock() -> datetime:
+    """The time an API key's expiry is checked against, on every call (cached keys too)."""
+    return datetime.now(UTC)
+
+
+def expired(ctx: AuthContext) -> bool:
+    """Whether ``ctx``'s key is past its expiry now (by :func:`key_clock`)."""
+    return ctx.expires_at is not None and ctx.expires_at <= key_clock()
+
+
+def expired_message(ctx: AuthContext) -> str:
+    """The 401 of an expired key: its id and when it expired (never the secret)."""
+    return (f"API key {ctx.key_id} expired at {utc_text(ctx.expires_at)}; a tenant admin can create a new key "
+            "(POST /v1/apikeys, or the console's Administration tab)")
+
+
+class KeyUse:
+    """The time of each key's latest authenticated call, kept in this process (``touch``: a dict write, no query)
+    and written to ``api_keys.last_used_at`` in one UPDATE at most every ``every_s`` seconds (a thread) and at
+    shutdown. The UPDATE only ever moves a time forward, so that processes writing in any order agree on the
+    latest: ``... SET last_used_at = :t WHERE key_id = :k AND (last_used_at IS NULL OR last_used_at < :t)``."""
+
+    def __init__(self, db: Database, every_s: float = LAST_USED_FLUSH_S) -> None:
+        self.db = db
+        self.every_s = every_s
+        self._seen: dict[str, float] = {}  # key id -> epoch seconds of its latest call here, not yet written
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.writes = 0  # UPDATE statements run (one per flush with something to write)
+
+    def touch(self, key_id: str, at: float | None = None) -> None:
+        t = time.time() if at is None else at
+        with self._lock:
+            if self._seen.get(key_id, 0.0) < t:
+                self._seen[key_id] = t
+
+    def pending(self) -> dict[str, float]:
+        with self._lock:
+            return dict(self._seen)
+
+    _UPDATE = (
+        update(ApiKey.__table__)
+        .where(ApiKey.__table__.c.key_id == bindparam("k_id"),
+               or_(ApiKey.__table__.c.last_used_at.is_(None), ApiKey.__table__.c.last_used_at < bindparam("t_used")))
+        .values(last_used_at=bindparam("t_used"))
+    )
+
+    def flush(self) -> int:
+        """Write the times kept since the last flush (one statement, one transaction); the keys written. A failed
+        write keeps them for the next flush."""
+        with self._lock:
+            seen, self._seen = self._seen, {}
+        if not seen:
+            return 0
+        params = [{"k_id": k, "t_used": datetime.fromtimestamp(t, UTC)} for k, t in seen.items()]
+        try:
+            with self.db.engine.begin() as conn:
+                conn.execute(self._UPDATE, params)
+        except Exception:  # noqa: BLE001 - the database is away: the next flush tries again
+            log.warning("could not write the API keys' last use (%d keys); retrying at the next flush", len(seen),
+                        exc_info=True)
+            with self._lock:
+                for k, t in seen.items():
+                    if self._seen.get(k, 0.0) < t:
+                        self._seen[k] = t
+            return 0
+        self.writes += 1
+        return len(params)
+
+    def start(self) -> None:
+        if self._thread is None:
+            self._stop.clear()
+            self._thread = threading.Thread(target=self._run, name="sfai-key-use", daemon=True)
+            self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.every_s):
+            self.flush()
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Stop the thread and write what is kept (a process stopping loses no key's last use)."""
+        if self._thread is not None:
+            self._stop.set()
+            self._thread.join(timeout)
+            self._thread = None
+        self.flush()
+
+
+def scope_message(ctx: AuthContext, module: str) -> str:
+    allowed = [m for m in MODULES if m in (ctx.modules or ())]
+    return (f"API key {ctx.key_id} may call only the {', '.join(repr(m) for m in allowed) or 'no'} module"
+            f"{'s' if len(allowed) != 1 else ''}, not {module!r}; a tenant admin can create a key for {module!r} "
+            "(POST /v1/apikeys with modules)")
 
 
 def month_start(now: datetime) -> datetime:
@@ -99,6 +205,7 @@ class Access:
         self._month: datetime | None = None
         self._exports: dict[int, int] = {}  # tenant_id -> usage-log exports streaming now
         self._lock = threading.Lock()
+        self.key_use = KeyUse(db)  # each key's latest call, written at most once a minute
 
     # keys ---------------------------------------------------------------------------------------------
     @staticmethod
@@ -123,7 +230,10 @@ class Access:
             return False, None
         now = time.monotonic()
         if hit[0] > now:
-            return True, hit[1]
+            ctx = hit[1]
+            if ctx is not None and ctx.expires_at is not None and expired(ctx):
+                return True, None  # past its expiry while cached: refused now (expired_key says whose)
+            return True, ctx
         if claim:
             self._keys[digest] = (now + self.ttl_s, hit[1])  # others keep the old answer while we refresh
         return False, None
@@ -151,7 +261,7 @@ class Access:
         now = time.monotonic()
         hit = self._keys.get(digest)
         if hit is not None and hit[0] > now and not refresh:
-            return hit[1]
+            return None if hit[1] is not None and expired(hit[1]) else hit[1]
         ctx, revoked = resolve_api_key_state(self.db, self.pepper, token)
         if len(self._keys) >= _MAX_CACHED_KEYS:
             # the keys refused are dropped, not the tenants' keys: made-up keys from many addresses had emptied
@@ -165,13 +275,21 @@ class Access:
             self._revoked[digest] = revoked
         else:
             self._revoked.pop(digest, None)
-        return ctx
+        return None if ctx is not None and expired(ctx) else ctx
+
+    def expired_key(self, digest: bytes) -> AuthContext | None:
+        """Whose key ``digest`` is, where it is a known key (its secret right, looked up within the TTL) past its
+        expiry now; None otherwise."""
+        hit = self._keys.get(digest)
+        ctx = hit[1] if hit is not None else None
+        return ctx if ctx is not None and expired(ctx) else None
 
     def revoked_use(self, digest: bytes) -> AuthContext | None:
-        """Whose revoked key ``digest`` is (its secret right), where its use should go to that tenant's usage log
-        now: at most once per ``REVOKED_LOG_S`` per key in this process, so that a forgotten client retrying all
-        day shows in the log without filling it. None otherwise (an unknown key, a wrong secret, logged lately)."""
-        owner = self._revoked.get(digest)
+        """Whose revoked or expired key ``digest`` is (its secret right), where its use should go to that tenant's
+        usage log now: at most once per ``REVOKED_LOG_S`` per key in this process, so that a forgotten client
+        retrying all day shows in the log without filling it. None otherwise (an unknown key, a wrong secret,
+        logged lately)."""
+        owner = self._revoked.get(digest) or self.expired_key(digest)
         if owner is None:
             return None
         now = time.monotonic()
@@ -201,7 +319,10 @@ class Access:
     def admit(self, ctx: AuthContext, module: str, *, refresh: bool = False, count: bool = True) -> SubscriptionInfo:
         """The subscription that lets ``ctx`` call ``module`` now; takes a token from its rate limit and counts
         the call against its monthly quota (a call refused by the rate limit does not count). ``count`` False: a
-        call the quota neither counts nor refuses (``GET /v1/<module>/status``, which says how much is left)."""
+        call the quota neither counts nor refuses (``GET /v1/<module>/status``, which says how much is left).
+        A key scoped to other modules is refused first (403 ``key_scope``), before the subscription or any count."""
+        if ctx.modules is not None and module not in ctx.modules:
+            raise Forbidden(scope_message(ctx, module), code="key_scope")
         sub = self.subscriptions(ctx.tenant_id, refresh=refresh).get(module)
         now = utcnow()
         if sub is None or not sub.active_at(now):

@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from starlette.concurrency import run_in_threadpool
 
+from serving.access import expired_message
 from serving.errors import Forbidden, Unauthenticated
 from serving.platform import Platform
 from serving.tenancy import AuthContext, SubscriptionInfo
@@ -49,6 +50,9 @@ async def authenticate(request: Request, platform: PlatformDep) -> AuthContext:
         owner = access.revoked_use(digest)
         if owner is not None:  # the usage log middleware writes this 401 to the key's tenant
             request.state.sfai_revoked = owner
+        gone = access.expired_key(digest)
+        if gone is not None:  # its secret is right: the caller learns which key expired and when, not its secret
+            raise Unauthenticated(expired_message(gone), code="api_key_expired")
         raise Unauthenticated("invalid or revoked API key")
     request.state.sfai_auth = ctx  # read by the usage log middleware
     return ctx

@@ -271,6 +271,8 @@ class PlatformMiddleware:
         """Write the usage record (waiting for its commit) and the metrics; False if the log failed."""
         platform = self.platform
         ctx = state.get("sfai_auth")
+        if ctx is not None and ctx.key_id != "-":  # an authenticated call: its key's last use (kept here, written
+            platform.access.key_use.touch(ctx.key_id)  # at most once a minute: no query per call)
         if ctx is None and status == 401:  # a revoked key still in use: its tenant's admin sees it (rate-bounded)
             ctx = state.get("sfai_revoked")
         module = state.get("sfai_module")

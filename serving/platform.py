@@ -90,11 +90,13 @@ class Platform:
         self.turns = TenantTurns(self.settings.max_scoring_per_tenant, self.settings.max_scoring_waiting_per_tenant)
 
     def start(self) -> None:
+        self.access.key_use.start()  # the keys' last use, written once a minute
         if self.settings.usage_log_enabled:
             check_chain_key(self.db, self.writer.key)  # a server with another secret says so before any call
             self.writer.start()
 
     def close(self) -> None:
+        self.access.key_use.close()  # what it kept, written before the process goes
         self.writer.close()
         self.jobs.close()
         if self._online is not None:

@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import re
 import secrets
 import unicodedata
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, time, timedelta
 
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
@@ -96,6 +97,17 @@ class ApiKeyInfo:
     role: str
     created_at: datetime
     revoked_at: datetime | None
+    expires_at: datetime | None = None  # None: the key does not expire
+    modules: tuple[str, ...] | None = None  # the modules the key may call; None: every module the tenant holds
+    last_used_at: datetime | None = None  # its latest authenticated call, written within a minute or so
+
+    def state_at(self, now: datetime) -> str:
+        """``active``, ``revoked`` or ``expired`` (a revoked key says revoked, whenever it would have expired)."""
+        if self.revoked_at is not None:
+            return "revoked"
+        if self.expires_at is not None and self.expires_at <= now:
+            return "expired"
+        return "active"
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +125,10 @@ class AuthContext:
     ksic_code: str
     key_id: str
     role: str
+    # carried in the process' key cache, so that the request path checks them without a query: the key is refused
+    # from ``expires_at`` on (serving.access.key_clock), and a module outside ``modules`` (None: all) is refused
+    expires_at: datetime | None = None
+    modules: frozenset[str] | None = None
 
 
 # --------------------------------------------------------------------------------------------- checks
@@ -173,6 +189,79 @@ def check_role(role: str) -> str:
     if role not in ROLES:
         raise InvalidInput(f"unknown role {role!r}: expected one of {', '.join(ROLES)}")
     return role
+
+
+def check_key_modules(
+    modules: list[str] | tuple[str, ...] | None, what: str = "modules"
+) -> tuple[str, ...] | None:
+    """The modules a key may call, in the catalogue's order (``None``: unscoped, every module the tenant holds).
+    An empty list, a module named twice or an unknown name is refused, naming them."""
+    if modules is None:
+        return None
+    if isinstance(modules, str) or not all(isinstance(m, str) for m in modules):
+        raise InvalidInput(f"{what} must be a list of module names, e.g. [\"quality\", \"energy\"]")
+    if not modules:
+        raise InvalidInput(f"{what} is empty: name at least one of " + ", ".join(MODULES)
+                           + ", or leave it out for a key that may call every module the tenant holds")
+    unknown = list(dict.fromkeys(m for m in modules if m not in MODULES))
+    if unknown:
+        shown = ", ".join(repr(m if len(m) <= 40 else m[:40] + "...") for m in unknown[:5])
+        raise InvalidInput(f"unknown module{'s' if len(unknown) > 1 else ''} {shown} in {what}: expected "
+                           f"{', '.join(MODULES)}")
+    twice = [m for m in MODULES if modules.count(m) > 1]
+    if twice:
+        raise InvalidInput(f"{what} names {', '.join(map(repr, twice))} more than once")
+    return tuple(m for m in MODULES if m in modules)
+
+
+def parse_expiry(
+    value: str | datetime | date | None, now: datetime | None = None, what: str = "expires_at"
+) -> datetime | None:
+    """When a new key expires, from ISO text: a date alone (``2026-12-31``) is the end of that day UTC (the next
+    day's 00:00 UTC); a date and time needs its offset (``2026-12-31T18:00:00+09:00``, or ``Z``). A time in the past,
+    or a time without an offset, is refused. ``None``: the key does not expire."""
+    if value is None:
+        return None
+    now = now or utcnow()
+    if isinstance(value, datetime):
+        ts = value
+    elif isinstance(value, date):
+        ts = datetime.combine(value, time(), UTC)
+        try:
+            ts += timedelta(days=1)
+        except OverflowError:
+            raise InvalidInput(f"{what} {value.isoformat()!r} is out of range") from None
+    elif not isinstance(value, str):
+        raise InvalidInput(f"{what} must be an ISO date (2026-12-31) or date and time with an offset "
+                           "(2026-12-31T18:00:00+09:00)")
+    else:
+        text = value.strip()
+        shown = value if len(value) <= 40 else value[:40] + "..."
+        example = "use an ISO date (2026-12-31: the end of that day UTC) or a date and time with its offset " \
+                  "(2026-12-31T18:00:00+09:00 or 2026-12-31T09:00:00Z)"
+        if not text:
+            raise InvalidInput(f"{what} is empty: {example}, or leave it out for a key that does not expire")
+        if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
+            try:
+                return parse_expiry(date.fromisoformat(text), now, what)
+            except ValueError:
+                raise InvalidInput(f"invalid {what} {shown!r}: {example}") from None
+        try:
+            ts = datetime.fromisoformat(re.sub(r"[zZ]$", "+00:00", text))
+        except ValueError:
+            raise InvalidInput(f"invalid {what} {shown!r}: {example}") from None
+        if ts.tzinfo is None:
+            raise InvalidInput(f"{what} {shown!r} has no UTC offset: add one, e.g. {shown}Z (UTC) or "
+                               f"{shown}+09:00 (KST)")
+    if ts.tzinfo is None:
+        raise InvalidInput(f"{what} has no UTC offset: add one (Z for UTC, +09:00 for KST)")
+    try:
+        ts = ts.astimezone(UTC)
+    except OverflowError:
+        raise InvalidInput(f"{what} is out of range in UTC (years 1 to 9999)") from None
+    if ts <= now:
+        raise InvalidInput(f"{what} {utc_text(ts)} is in the past (now {utc_text(now)}): give a later time")
+    return ts
 
 
 def check_plan(plan: str) -> str:
@@ -452,13 +541,38 @@ def split_token(token: str) -> tuple[str, str] | None:
     return parts[1], parts[2]
 
 
+def key_modules(text: str | None) -> tuple[str, ...] | None:
+    """``api_keys.modules`` (JSON text, migration 0017) as the modules' names; None: unscoped."""
+    if text is None:
+        return None
+    try:
+        names = json.loads(text)
+    except ValueError:
+        return ()  # not written by SFAI: a key that may call no module rather than every one
+    return tuple(m for m in MODULES if m in names) if isinstance(names, list) else ()
+
+
 def _key_info(k: ApiKey, tenant: str) -> ApiKeyInfo:
-    return ApiKeyInfo(k.key_id, tenant, k.name, k.role, as_utc(k.created_at), as_utc(k.revoked_at))
+    return ApiKeyInfo(k.key_id, tenant, k.name, k.role, as_utc(k.created_at), as_utc(k.revoked_at),
+                      as_utc(k.expires_at), key_modules(k.modules), as_utc(k.last_used_at))
 
 
-def create_api_key(db: Database, pepper: str, tenant: str, role: str, name: str | None = None) -> NewApiKey:
+def create_api_key(
+    db: Database,
+    pepper: str,
+    tenant: str,
+    role: str,
+    name: str | None = None,
+    *,
+    expires_at: str | datetime | date | None = None,
+    modules: list[str] | tuple[str, ...] | None = None,
+) -> NewApiKey:
+    """A new key of ``tenant``. ``expires_at`` (see :func:`parse_expiry`; None: never) and ``modules`` (the
+    modules it may call; None: every module the tenant holds) are checked before anything is written."""
     check_role(role)
     check_label(name, "key name", 100)
+    expires = parse_expiry(expires_at)
+    scope = check_key_modules(modules)
     key_id = "k" + secrets.token_hex(6)
     secret = secrets.token_urlsafe(32).replace("_", "-")
     with db.session() as s:
@@ -471,6 +585,8 @@ def create_api_key(db: Database, pepper: str, tenant: str, role: str, name: str 
             role=role,
             secret_hash=hash_secret(pepper, secret),
             created_at=utcnow(),
+            expires_at=expires,
+            modules=None if scope is None else json.dumps(list(scope)),
         )
         s.add(k)
         s.flush()
@@ -517,14 +633,17 @@ def revoke_api_key(
 
 
 def resolve_api_key(db: Database, pepper: str, token: str) -> AuthContext | None:
-    """The caller behind ``token``, or None for a malformed, unknown or revoked key."""
+    """The caller behind ``token``, or None for a malformed, unknown, revoked or expired key."""
     caller, _ = resolve_api_key_state(db, pepper, token)
+    if caller is not None and caller.expires_at is not None and caller.expires_at <= utcnow():
+        return None
     return caller
 
 
 def resolve_api_key_state(db: Database, pepper: str, token: str) -> tuple[AuthContext | None, AuthContext | None]:
     """(the caller behind ``token``, None for a malformed, unknown or revoked key; and for a revoked key whose
-    secret is right, whose it was: its tenant's usage log records that it is still being used)."""
+    secret is right, whose it was: its tenant's usage log records that it is still being used). An expired key's
+    caller comes back with its ``expires_at``: the caller (serving.access) refuses it by the clock, cached or not."""
     parts = split_token(token)
     if parts is None:
         return None, None
@@ -538,5 +657,7 @@ def resolve_api_key_state(db: Database, pepper: str, token: str) -> tuple[AuthCo
     k, t = row
     if not hmac.compare_digest(k.secret_hash, hash_secret(pepper, secret)):
         return None, None
-    ctx = AuthContext(tenant_id=t.id, tenant=t.name, ksic_code=t.ksic_code, key_id=k.key_id, role=k.role)
+    scope = key_modules(k.modules)
+    ctx = AuthContext(tenant_id=t.id, tenant=t.name, ksic_code=t.ksic_code, key_id=k.key_id, role=k.role,
+                      expires_at=as_utc(k.expires_at), modules=None if scope is None else frozenset(scope))
     return (None, ctx) if k.revoked_at is not None else (ctx, None)

@@ -115,7 +115,9 @@ def tenant_show(name: str, as_json: JsonOpt = False) -> None:
     t = tenancy.get_tenant(db, name)
     subs, keys = tenancy.list_subscriptions(db, name), tenancy.list_api_keys(db, name)
     if as_json:
-        emit_json({**_asdict(t), "subscriptions": [_asdict(s) for s in subs], "api_keys": [_asdict(k) for k in keys]})
+        now = tenancy.utcnow()
+        emit_json({**_asdict(t), "subscriptions": [_asdict(s) for s in subs],
+                   "api_keys": [_key_dict(k, now) for k in keys]})
         return
     typer.echo(f"{t.name}\t{t.display_name}\t{t.ksic_code} {t.ksic_name_en}\tcreated {t.created_at:%Y-%m-%d}")
     now = tenancy.utcnow()
@@ -126,7 +128,7 @@ def tenant_show(name: str, as_json: JsonOpt = False) -> None:
         typer.echo(f"  {s.module}\t{s.plan}\t{quota}\t{state}")
     typer.echo("api keys:" if keys else "api keys: none")
     for k in keys:
-        typer.echo("  " + _key_line(k))
+        typer.echo("  " + _key_line(k, now))
 
 
 def _subscription_state(s, now: datetime) -> str:  # noqa: ANN001 - a tenancy.SubscriptionInfo
@@ -137,9 +139,26 @@ def _subscription_state(s, now: datetime) -> str:  # noqa: ANN001 - a tenancy.Su
     return f"{'active, ends' if s.ends_at > now else 'ended'} {s.ends_at:%Y-%m-%d %H:%M}Z"
 
 
-def _key_line(k) -> str:  # noqa: ANN001 - a tenancy.ApiKeyInfo
-    state = f"revoked {k.revoked_at:%Y-%m-%d}" if k.revoked_at else "active"
-    return f"{k.key_id}\t{k.role}\t{state}\t{k.name}"
+def _key_dict(k, now: datetime) -> dict:  # noqa: ANN001 - a tenancy.ApiKeyInfo
+    """A key as ``GET /v1/apikeys`` gives it (``modules`` a list or null, and its ``state`` now)."""
+    out = _asdict(k)
+    out["modules"] = None if k.modules is None else list(k.modules)
+    out["state"] = k.state_at(now)
+    return out
+
+
+def _minute(ts: datetime | None, none: str) -> str:
+    return none if ts is None else f"{ts:%Y-%m-%d %H:%M}Z"
+
+
+def _key_line(k, now: datetime | None = None) -> str:  # noqa: ANN001 - a tenancy.ApiKeyInfo
+    """id, role, state, modules, expiry, last use, name (tab-separated; the name last, as it may hold spaces)."""
+    state = k.state_at(now or tenancy.utcnow())
+    if state == "revoked":
+        state = f"revoked {k.revoked_at:%Y-%m-%d}"
+    modules = "all" if k.modules is None else ",".join(k.modules)
+    return (f"{k.key_id}\t{k.role}\t{state}\t{modules}\t{_minute(k.expires_at, 'no-expiry')}\t"
+            f"{_minute(k.last_used_at, 'never-used')}\t{k.name}")
 
 
 @tenant_app.command("subscribe")
@@ -198,28 +217,42 @@ def apikey_create(
     tenant: TenantOpt,
     role: Annotated[str, typer.Option(help=f"one of {', '.join(tenancy.ROLES)}")],
     name: Annotated[str | None, typer.Option(help="a label, e.g. 'mes-line-3'")] = None,
+    expires: Annotated[str | None, typer.Option(
+        help="when the key stops working: an ISO date (2026-12-31: the end of that day UTC) or a date and time with "
+             "its offset (2026-12-31T18:00:00+09:00); default: it does not expire")] = None,
+    modules: Annotated[str | None, typer.Option(
+        help="the modules the key may call, comma-separated (quality,energy); default: every module the tenant "
+             "holds")] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Create an API key; prints the key (shown this once, stored hashed)."""
+    expires_at = tenancy.parse_expiry(expires, what="--expires")  # checked before the database is opened
+    scope = None if modules is None else tenancy.check_key_modules(
+        [m.strip() for m in modules.split(",") if m.strip()], what="--modules")
     db = database()
     _deployment_secret(db)
-    new = tenancy.create_api_key(db, settings().secret_key, tenant, role, name)
+    new = tenancy.create_api_key(db, settings().secret_key, tenant, role, name, expires_at=expires_at, modules=scope)
     if as_json:
-        emit_json({**_asdict(new.info), "api_key": new.token})
+        emit_json({**_key_dict(new.info, tenancy.utcnow()), "api_key": new.token})
         return
     typer.echo(new.token)
-    info(f"key {new.info.key_id} ({new.info.role}) for tenant {tenant}: store it now, it is not shown again")
+    k = new.info
+    limits = "".join([f", modules {','.join(k.modules)}" if k.modules is not None else "",
+                      f", expires {tenancy.utc_text(k.expires_at)}" if k.expires_at is not None else ""])
+    info(f"key {k.key_id} ({k.role}{limits}) for tenant {tenant}: store it now, it is not shown again")
 
 
 @apikey_app.command("list")
 def apikey_list(tenant: TenantOpt, as_json: JsonOpt = False) -> None:
-    """List a tenant's keys: id, role, name, state."""
+    """List a tenant's keys, one a line, tab-separated: id, role, state (active, revoked DATE, expired), modules
+    (or all), expiry (UTC, or no-expiry), last use (UTC, within a minute or two, or never-used), name."""
     keys = tenancy.list_api_keys(database(), tenant)
+    now = tenancy.utcnow()
     if as_json:
-        emit_json([_asdict(k) for k in keys])
+        emit_json([_key_dict(k, now) for k in keys])
         return
     for k in keys:
-        typer.echo(_key_line(k))
+        typer.echo(_key_line(k, now))
 
 
 @apikey_app.command("revoke")

@@ -65,6 +65,12 @@ class ApiKey(Base):
     secret_hash: Mapped[str] = mapped_column(String(64))  # HMAC-SHA256 of the secret part, hex
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    # migration 0017: refused from this time on (None: never); the modules it may call, as JSON text of their names
+    # (None: every module the tenant holds); its latest authenticated call, written by each process at most once a
+    # minute and only ever moved forward (serving.access.KeyUse)
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    modules: Mapped[str | None] = mapped_column(Text, nullable=True)
+    last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
 
 class UsageRecord(Base):

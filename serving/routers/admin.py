@@ -33,8 +33,15 @@ def _sub(s: tenancy.SubscriptionInfo) -> SubscriptionPublic:
     )
 
 
+def _key_fields(k: tenancy.ApiKeyInfo) -> dict:
+    return {"key_id": k.key_id, "name": k.name, "role": k.role, "created_at": k.created_at,
+            "revoked_at": k.revoked_at, "expires_at": k.expires_at,
+            "modules": None if k.modules is None else list(k.modules), "last_used_at": k.last_used_at,
+            "state": k.state_at(tenancy.utcnow())}
+
+
 def _key(k: tenancy.ApiKeyInfo) -> ApiKeyPublic:
-    return ApiKeyPublic(key_id=k.key_id, name=k.name, role=k.role, created_at=k.created_at, revoked_at=k.revoked_at)
+    return ApiKeyPublic(**_key_fields(k))
 
 
 @router.get("/tenant", response_model=TenantPublic)
@@ -97,18 +104,17 @@ def delete_subscription(module: ModuleName, ctx: AdminDep, platform: PlatformDep
 
 @router.get("/apikeys", response_model=list[ApiKeyPublic])
 def read_api_keys(ctx: AdminDep, platform: PlatformDep) -> list[ApiKeyPublic]:
-    """This tenant's API keys (ids, names, roles; never the keys themselves)."""
+    """This tenant's API keys (ids, names, roles, expiry, modules, last use, state; never the keys themselves)."""
     return [_key(k) for k in tenancy.list_api_keys(platform.db, ctx.tenant)]
 
 
 @router.post("/apikeys", response_model=ApiKeyCreated, status_code=status.HTTP_201_CREATED)
 def create_api_key(body: ApiKeyCreate, ctx: AdminDep, platform: PlatformDep) -> ApiKeyCreated:
-    """A new key for this tenant; the answer shows it once."""
-    new = tenancy.create_api_key(platform.db, platform.settings.secret_key, ctx.tenant, body.role, body.name)
-    k = new.info
-    return ApiKeyCreated(
-        key_id=k.key_id, name=k.name, role=k.role, created_at=k.created_at, revoked_at=k.revoked_at, api_key=new.token
-    )
+    """A new key for this tenant; the answer shows it once. ``expires_at`` (optional): when it stops working;
+    ``modules`` (optional): the modules it may call."""
+    new = tenancy.create_api_key(platform.db, platform.settings.secret_key, ctx.tenant, body.role, body.name,
+                                 expires_at=body.expires_at, modules=body.modules)
+    return ApiKeyCreated(**_key_fields(new.info), api_key=new.token)
 
 
 @router.delete("/apikeys/{key_id}", response_model=ApiKeyPublic, responses={

@@ -44,9 +44,32 @@ class SubscriptionCreate(Strict):
     plan: PlanName = "standard"
 
 
+KeyState = Literal["active", "revoked", "expired"]
+_MODULE_LIST = {"type": "array", "minItems": 1, "uniqueItems": True,
+                "items": {"type": "string", "enum": ["quality", "maintenance", "energy", "scheduling"]}}
+
+
 class ApiKeyCreate(Strict):
     role: RoleName
     name: str | None = Field(default=None, min_length=1, max_length=100)
+    expires_at: str | None = Field(
+        default=None,
+        description="when the key stops working (401 api_key_expired from then on): an ISO date, meaning the end of "
+        "that day UTC (2026-12-31: the key works through Dec 31 and expires at 2027-01-01T00:00:00Z), or a date "
+        "and time with its UTC offset (2026-12-31T18:00:00+09:00, 2026-12-31T09:00:00Z); a time without an offset or "
+        "in the past is refused (422). Leave it out for a key that does not expire.",
+        examples=["2026-12-31", "2026-12-31T18:00:00+09:00"],
+        json_schema_extra={"anyOf": [{"type": "string", "format": "date"}, {"type": "string", "format": "date-time"},
+                                     {"type": "null"}]},
+    )
+    modules: list[str] | None = Field(
+        default=None,
+        description="the modules the key may call (a call to another answers 403 key_scope): one or more of quality, "
+        "maintenance, energy, scheduling, each once. Leave it out (null) for a key that may call every module the "
+        "tenant holds. The tenant, usage and apikeys endpoints follow the key's role, whatever its modules.",
+        examples=[["quality", "energy"]],
+        json_schema_extra={"anyOf": [_MODULE_LIST, {"type": "null"}]},
+    )
 
 
 class ApiKeyPublic(BaseModel):
@@ -55,6 +78,13 @@ class ApiKeyPublic(BaseModel):
     role: str
     created_at: datetime
     revoked_at: datetime | None
+    expires_at: datetime | None = Field(None, description="when the key stops working; null: it does not expire")
+    modules: list[str] | None = Field(None, description="the modules the key may call; null: every module the "
+                                      "tenant holds")
+    last_used_at: datetime | None = Field(None, description="its latest authenticated call (each server writes "
+                                          "these at most once a minute: up to a minute or two behind); null: not "
+                                          "used since SFAI began recording it")
+    state: KeyState = Field("active", description="active, revoked, or expired (past expires_at)")
 
 
 class ApiKeyCreated(ApiKeyPublic):

@@ -39,7 +39,7 @@ def test_tenant_subscribe_key_and_the_api_agree(sfai_env, app):
     assert text[0].startswith("acme\tacme\tC29 ") and text[1] == "subscriptions:"
     assert sorted(text[2:5]) == ["  energy\ttrial\t10000\tactive", "  quality\tstandard\t1000000\tactive",
                                  "  scheduling\ttrial\t10000\tactive"]
-    assert text[5] == "api keys:" and text[6].endswith("\tadmin\tactive\tadmin-key")
+    assert text[5] == "api keys:" and text[6].endswith("\tadmin\tactive\tall\tno-expiry\tnever-used\tadmin-key")
     with TestClient(app) as c:
         h = {"Authorization": f"Bearer {key}"}
         assert c.get("/v1/tenant", headers=h).json()["modules"] == ["energy", "quality", "scheduling"]
