@@ -143,6 +143,12 @@ function apiError(status, path, data, retryAfter) {
     // the operator's terms (a quota, an end date) follow as the detail: the translation alone had dropped them
     case "managed_by_operator": return free("err.managedByOperator", { plan: () => label("plan", msg.match(/\((\w+) plan/)?.[1] || "") });
     case "last_admin_key": return says("err.lastAdminKey", { key: msg.match(/^(k\w+) /)?.[1] || "" });
+    case "key_scope": { // "API key k… may call only the 'quality', 'energy' modules, not 'scheduling'; ..."
+      const allowed = [...(msg.match(/may call only the (.*?) modules?, not/)?.[1] || "").matchAll(/'(\w+)'/g)].map((m) => m[1]);
+      const refused = msg.match(/, not '(\w+)'/)?.[1] || "";
+      return says("err.keyScope", { allowed: () => allowed.map((m) => label("mod", m)).join(", ") || t("obj.none"),
+        module: () => label("mod", refused) });
+    }
     case "rate_limited": return says("err.rateLimited");
     case "quota_exceeded": return says("err.quotaExceeded");
     case "too_many_jobs": return says("err.tooManyJobs");
@@ -202,7 +208,8 @@ const cleanKey = (raw) => String(raw ?? "").replace(/[\u200B-\u200D\u2060\uFEFF\
 // A refused key (401). While signed in with it, the console signs out at once, saying the key is no longer valid
 // (the planner's work stays kept in the tab for this tenant's next sign-in); the error is then marked `ended`.
 function keyRefused(code, epoch) {
-  const e = new ApiError(401, () => t("err.badKey"), { code }); // the API's own message is English
+  // the API's own message is English; an expired key is told apart from an invalid one
+  const e = new ApiError(401, () => t(code === "api_key_expired" ? "err.keyExpired" : "err.badKey"), { code });
   if (S.tenant && epoch === S.epoch) {
     signOut(["signout.badKey"], { error: true, keepPlan: true });
     e.ended = true;
@@ -2495,12 +2502,20 @@ async function loadKeys() {
     const keys = await api("/v1/apikeys");
     if (epoch !== S.epoch) return;
     $("keys-table").innerHTML = `<thead><tr><th>${t("admin.keyId")}</th><th>${t("admin.keyName")}</th><th>${t("admin.role")}</th>` +
-      `<th>${t("admin.created")}</th><th>${t("admin.revoked")}</th><th></th></tr></thead><tbody>` +
+      `<th>${t("admin.keyModules")}</th><th>${t("admin.keyState")}</th>` +
+      `<th>${t("admin.created")}</th><th>${t("admin.keyExpiresAt")}</th><th>${t("admin.lastUsed")}</th><th>${t("admin.revoked")}</th>` +
+      `<th></th></tr></thead><tbody>` +
       keys.map((k) => {
         const own = k.key_id === S.tenant.caller_key_id; // the key this console is signed in with (★)
-        return `<tr data-key="${esc(k.key_id)}"${own ? ' class="own"' : ""}><td><code>${esc(k.key_id)}</code>` +
+        const state = k.state || "active";
+        // the modules the key may call, in words (none listed: every module the tenant holds)
+        const scope = Array.isArray(k.modules) ? k.modules.map((m) => label("mod", m)).join(", ") : t("admin.keyAllModules");
+        return `<tr data-key="${esc(k.key_id)}" data-state="${esc(state)}"${own ? ' class="own"' : ""}><td><code>${esc(k.key_id)}</code>` +
           `${own ? ` <span title="${esc(t("admin.ownKey"))}" aria-label="${esc(t("admin.ownKey"))}">★</span>` : ""}</td><td class="name">${esc(k.name)}</td>` +
-          `${idCell("role", k.role)}<td class="time">${day(k.created_at)}</td><td class="time">${day(k.revoked_at)}</td>` +
+          `${idCell("role", k.role)}<td class="modules" data-modules="${esc((k.modules || []).join(","))}">${esc(scope)}</td>` +
+          `<td class="state" data-key-state="${esc(state)}">${esc(t("keyState." + state))}</td>` +
+          `<td class="time">${day(k.created_at)}</td><td class="time expires">${day(k.expires_at)}</td>` +
+          `<td class="time last-used">${day(k.last_used_at)}</td><td class="time">${day(k.revoked_at)}</td>` +
           `<td>${k.revoked_at ? "" : `<button type="button" class="danger" data-revoke="${esc(k.key_id)}"${own ? ' data-own="true"' : ""}>` +
             `${esc(t(own ? "admin.revokeOwn" : "admin.revokeKey", { key: k.key_id }))}</button>`}</td></tr>`;
       }).join("") + "</tbody>";
@@ -2714,6 +2729,11 @@ $("key-form").addEventListener("submit", (e) => {
 async function createKey() {
   const body = { role: $("key-role").value };
   if ($("key-name").value.trim()) body.name = $("key-name").value.trim();
+  // a date: the key works through that day (UTC) and expires at its end; none: it does not expire
+  if ($("key-expires").value) body.expires_at = $("key-expires").value;
+  // the modules ticked (none ticked: every module the tenant holds)
+  const modules = [...document.querySelectorAll("#key-modules input:checked")].map((x) => x.value);
+  if (modules.length) body.modules = modules;
   try {
     const epoch = S.epoch;
     const k = await api("/v1/apikeys", { method: "POST", body });
@@ -2721,6 +2741,8 @@ async function createKey() {
     $("new-key").hidden = false;
     $("new-key-value").value = k.api_key;
     $("key-name").value = "";
+    $("key-expires").value = "";
+    document.querySelectorAll("#key-modules input").forEach((x) => { x.checked = false; });
     say(() => t("admin.keyCreated", { key: k.key_id }));
     await loadKeys();
     $("new-key-value").focus();
