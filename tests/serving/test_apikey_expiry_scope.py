@@ -271,3 +271,46 @@ def test_the_openapi_schema_describes_the_new_fields(client):
     create = schemas["ApiKeyCreate"]["properties"]
     assert "end of that day UTC" in create["expires_at"]["description"]
     assert "quality" in str(create["modules"]) and "key_scope" in create["modules"]["description"]
+
+
+# ------------------------------------------------------------------------------------------------ the fast path
+def test_the_prediction_fast_path_refuses_an_expired_or_out_of_scope_key_as_the_route_does(
+    settings, db, demo_models, monkeypatch
+):
+    """Plain prediction calls are answered before the routes (serving/fastpath.py) from the cached caller: an expired
+    key falls to the route's 401, and a scoped key gets the same 403 there."""
+    from models.demo import ENDPOINTS, sample_request
+    from models.registry import ModelRegistry
+    from serving import fastpath
+
+    models_dir, demo_dir = demo_models
+    _tenant(db, modules=("maintenance", "quality"))
+    ModelRegistry(db, settings.home, "acme").register("failure", "maintenance", models_dir / "failure" / "v1")
+    expires = datetime.now(UTC) + timedelta(hours=1)
+    brief = tenancy.create_api_key(db, TEST_SECRET, "acme", "mes", "brief", expires_at=expires)
+    quality = tenancy.create_api_key(db, TEST_SECRET, "acme", "mes", "quality-only", modules=["quality"])
+    answered = {"fast": 0}
+    inner = fastpath.answer
+
+    def answer(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        out = inner(*args, **kwargs)  # raises Fallback when the route must answer
+        answered["fast"] += 1
+        return out
+
+    monkeypatch.setattr(fastpath, "answer", answer)
+    url, body = ENDPOINTS["failure"], sample_request(demo_dir, "failure")
+    app = create_app(settings, db=db)
+    app.state.platform.access.ttl_s = 600.0
+    with TestClient(app) as client:
+        for _ in range(3):
+            assert client.post(url, json=body, headers=bearer(brief.token)).status_code == 200
+        assert answered["fast"] >= 1  # the key is cached and the fast path answers it
+        for _ in range(2):
+            r = client.post(url, json=body, headers=bearer(quality.token))
+            assert r.status_code == 403 and _error(r)["code"] == "key_scope", r.text
+        assert answered["fast"] >= 2  # the second scoped call was refused by the fast path itself
+        monkeypatch.setattr(access_mod, "key_clock", lambda: expires + timedelta(seconds=1))
+        fast = answered["fast"]
+        r = client.post(url, json=body, headers=bearer(brief.token))
+        assert r.status_code == 401 and _error(r)["code"] == "api_key_expired" and brief.info.key_id in r.text
+        assert answered["fast"] == fast
