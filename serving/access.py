@@ -107,7 +107,8 @@ class KeyUse:
             seen, self._seen = self._seen, {}
         if not seen:
             return 0
-        params = [{"k_id": k, "t_used": datetime.fromtimestamp(t, UTC)} for k, t in seen.items()]
+        # in key order: two processes updating the same keys lock their rows in the same order (no deadlock)
+        params = [{"k_id": k, "t_used": datetime.fromtimestamp(t, UTC)} for k, t in sorted(seen.items())]
         try:
             with self.db.engine.begin() as conn:
                 conn.execute(self._UPDATE, params)
