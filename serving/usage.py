@@ -57,6 +57,7 @@ EXPORT_COLUMNS = (
     "hash",
     "key_name",  # from here on: added later, after the columns before them, which keep their places for readers
     "calls",  # by position
+    "quota_counted",
 )
 
 
@@ -774,6 +775,9 @@ def _row_dict(r, tenant: str, key_names: dict[str, str], *, chain: bool = False)
         "hash": r.hash if chain else receipt(r.hash),
         "key_name": key_names.get(r.key_id),
         "calls": r.calls,
+        # whether the call counted against its module's monthly quota, as count_calls counts: a module's call that
+        # was neither refused (403, 429) nor failed on SFAI's side (5xx), nor a quota read (status, ``counted``)
+        "quota_counted": bool(r.module is not None and r.counted and r.status < 500 and r.status not in NOT_COUNTED),
     }
 
 

@@ -484,6 +484,7 @@ def test_export_csv_and_json_own_tenant_only(client, db):
         "hash",
         "key_name",
         "calls",
+        "quota_counted",
     ]
     assert {x["calls"] for x in rows} == {"1"}
     data = json.loads(client.get("/v1/usage/export?format=json", headers=bearer(acme.admin)).text)
@@ -673,3 +674,36 @@ def test_the_access_log_has_a_line_per_request_when_asked(settings, db, caplog):
     with TestClient(create_app(settings, db=db)) as client, caplog.at_level("INFO", logger="sfai.access"):
         client.get("/v1/quality/status", headers=bearer(acme.mes))
     assert not [r for r in caplog.records if r.name == "sfai.access"]  # off by default
+
+
+def test_quota_counted_adds_up_to_the_quota_count(settings, db):
+    """Each record says whether it counted against its module's quota, so a tenant adds up its month from the export
+    as the quota counts: a module's answered calls (a 404 too) yes; its quota read (status), a refusal (403 of a
+    module not held, 429 of the rate limit) and a call of no module no."""
+    from serving.usage import count_calls, query_usage
+
+    acme = make_tenant(db, PEPPER, "acme", modules=("quality",))
+    h = bearer(acme.mes)
+    # 3 calls at once, then one per 5 s
+    app = create_app(settings.model_copy(update={"rate_limits": {"standard": 0.2}, "rate_limit_burst_s": 15}), db=db)
+    with TestClient(app) as client:
+        codes = [client.get("/v1/quality/status", headers=h).status_code]
+        codes += [client.post("/v1/quality/defect/predict", json={"records": [{"x": 1}]}, headers=h).status_code
+                  for _ in range(3)]
+        codes += [client.get("/v1/energy/status", headers=h).status_code,
+                  client.get("/v1/tenant", headers=bearer(acme.admin)).status_code]
+        assert codes == [200, 404, 404, 429, 403, 200], codes
+        exported = list(csv.DictReader(io.StringIO(client.get("/v1/usage/export?format=csv",
+                                                              headers=bearer(acme.admin)).text)))
+    tenant_id = tenancy.get_tenant(db, "acme").id
+    records = query_usage(db, tenant_id, limit=100)["records"]
+    by_status = sorted((r["endpoint"], r["status"], r["quota_counted"]) for r in records)
+    assert by_status == sorted([
+        ("/v1/quality/defect/predict", 404, True), ("/v1/quality/defect/predict", 404, True),
+        ("/v1/quality/defect/predict", 429, False), ("/v1/energy/status", 403, False), ("/v1/tenant", 200, False),
+        ("/v1/usage/export", 200, False), ("/v1/quality/status", 200, False),
+    ]), by_status
+    month = utcnow().replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    assert sum(r["quota_counted"] for r in records if r["module"] == "quality") == \
+        count_calls(db, tenant_id, "quality", month) == 2
+    assert [r["quota_counted"] for r in exported if r["status"] == "404"] == ["True", "True"]
