@@ -121,11 +121,11 @@ def place_setups(problem: SchedulingProblem, schedule: Schedule, rows: list[dict
     return rows
 
 
-def solve_document(problem: SchedulingProblem, params: SolverParams, *,
-                   stop: threading.Event | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
+def solve_document(problem: SchedulingProblem, params: SolverParams, *, stop: threading.Event | None = None,
+                   start: Schedule | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
     """(summary line, full document) for a solve of ``problem``; ``stop`` set: the solve ends within about half a
-    second with its best plan so far (``stats.stopped``)."""
-    schedule = solve(problem, params, stop=stop)
+    second with its best plan so far (``stats.stopped``). ``start``: a plan to go on from (``solver.solve``)."""
+    schedule = solve(problem, params, stop=stop, start=start)
     violations = verify(problem, schedule) if schedule.assignments else []
     line = {
         "status": schedule.status,

@@ -7,6 +7,7 @@ far, and the answer is that plan (``stats["stopped"]``), as at the time limit.
 
 from __future__ import annotations
 
+import logging
 import math
 import random
 import threading
@@ -50,6 +51,7 @@ from optimization.tabu import improve as tabu_improve
 from optimization.tabu import supported as tabu_supported
 from optimization.windows import NoWindow, service_first
 
+log = logging.getLogger("sfai.scheduling")
 OBJECTIVES = ("makespan", "tardiness", "energy", "weighted", "lex")
 PROBE_SHARE = 0.2  # auto under a peak cap: the whole model's first try, before the capped dispatch search
 MAX_URGENT_WEIGHT = 1000.0  # a job with a pin further along it, for the rules' start plan (_pin_urgent)
@@ -488,8 +490,28 @@ def _no_plan(problem: SchedulingProblem, status: str, stats: dict, notes: dict[s
     return s
 
 
+def checked_start(problem: SchedulingProblem, start: Schedule | None) -> Schedule | None:
+    """``start`` (a plan saved earlier: a stopped job's best plan) as a fresh, scored plan where it is still a
+    valid plan of ``problem``; None (with a log warning) where it is not."""
+    if start is None:
+        return None
+    try:
+        plan = Schedule(assignments=with_setups(problem, list(start.assignments)), status="FEASIBLE",
+                        maintenance=list(start.maintenance), stats={"method": "resumed"})
+        wrong = verify(problem, plan)
+    except (KeyError, TypeError, ValueError, AttributeError) as e:  # a corrupted plan: names the problem lacks
+        wrong = [f"{type(e).__name__}: {e}"]
+    if wrong or not plan.assignments:
+        log.warning("the saved plan is no plan of this problem (%s): solving from scratch",
+                    wrong[0] if wrong else "no operations")
+        return None
+    plan.objective = evaluate(problem, plan.assignments)
+    plan.makespan = int(plan.objective["makespan"])
+    return plan
+
+
 def solve(problem: SchedulingProblem, params: SolverParams | None = None, *,
-          stop: threading.Event | None = None) -> Schedule:
+          stop: threading.Event | None = None, start: Schedule | None = None) -> Schedule:
     """The best plan found for ``problem`` within ``params.time_limit_s``, or an answer without a plan that says why.
     A risky machine serviced first (``FailureRisk.service_first``) is planned as down until its window ends, the
     window at the earliest time it fits (``optimization.windows``).
@@ -498,10 +520,17 @@ def solve(problem: SchedulingProblem, params: SolverParams | None = None, *,
     within a fraction of a second (CP-SAT's search too) and the answer is the best checked plan found so far, with
     ``stats["stopped"]`` True and the status CP-SAT gives at a time-out (FEASIBLE, or OPTIMAL where proven before;
     UNKNOWN with no plan when none was found yet, ``no_plan_reasons`` of type ``stopped``). An event set before the
-    call returns at once without a plan. Never set, it changes nothing: the same plans as without it."""
+    call returns at once without a plan. Never set, it changes nothing: the same plans as without it.
+
+    ``start``: a plan found before (a background job's best plan when its server stopped), checked against
+    ``problem`` first (one that no longer fits is ignored with a log warning). The search starts from it (a CP-SAT
+    solution hint on the same start, end and machine variables, the LNS' and local searches' incumbent) and the
+    answer is never worse than it: where nothing better is found in the time, or nothing at all, it is the answer
+    (``stats["resumed_plan_kept"]``)."""
     params = params or SolverParams()
     halt = as_stop(stop)
     t0 = time.perf_counter()
+    start = checked_start(problem, start)
     try:
         inner, windows = service_first(problem)
     except NoWindow as e:
@@ -512,8 +541,20 @@ def solve(problem: SchedulingProblem, params: SolverParams | None = None, *,
         s.wall_s = time.perf_counter() - t0
         return s
     if inner is problem:
-        return _solve(problem, params, halt)
-    plan = _solve(inner, replace(params, explain=False), halt)
+        return _kept(problem, params, _solve(problem, params, halt, start), start)
+    outer_start, placed = start, set(windows)
+    if start is not None:  # the windows placed first are the inner problem's downtime, not its windows
+        start = checked_start(inner, replace(start, maintenance=[w for w in start.maintenance if w not in placed]))
+    plan = _solve(inner, replace(params, explain=False), halt, start)
+    if outer_start is not None:
+        return _kept(problem, params, _service_first_plan(problem, params, plan, windows, t0, halt), outer_start)
+    return _service_first_plan(problem, params, plan, windows, t0, halt)
+
+
+def _service_first_plan(problem: SchedulingProblem, params: SolverParams, plan: Schedule,
+                        windows: list[MaintenanceWindow], t0: float, halt: Stop | None) -> Schedule:
+    """The inner problem's ``plan`` (``optimization.windows.service_first``) as a plan of ``problem``: the windows
+    placed first added, or an answer without a plan that says why."""
     if not plan.assignments:
         if params.explain:  # why, of the problem as given (the inner one's pins and holes would mislead)
             notes = {k: str(plan.stats[k]) for k in ("dispatch", "model_too_large") if k in plan.stats}
@@ -532,7 +573,28 @@ def solve(problem: SchedulingProblem, params: SolverParams | None = None, *,
     return plan
 
 
-def _solve(problem: SchedulingProblem, params: SolverParams | None = None, stop: Stop | None = None) -> Schedule:
+def _kept(problem: SchedulingProblem, params: SolverParams, plan: Schedule, start: Schedule | None) -> Schedule:
+    """``plan``, or ``start`` where the solve from it ended worse or without a plan (a resumed solve stopped again
+    at once, or one whose time left found nothing): a resumed job's answer is never worse than its saved plan."""
+    if start is None:
+        return plan
+    stages = params.stages()
+    if plan.assignments and not verify(problem, plan) and score(problem, plan, stages) <= score(problem, start, stages):
+        plan.stats["resumed_from"] = list(score(problem, start, stages))
+        return plan
+    kept = replace(start, stats={**plan.stats, "method": "resumed", "resumed_plan_kept": True,
+                                 "resumed_from": list(score(problem, start, stages)),
+                                 "score": list(score(problem, start, stages))},
+                   wall_s=plan.wall_s)
+    kept.stats.pop("no_plan_reasons", None)
+    kept.status = plan.status if plan.assignments and plan.status == "OPTIMAL" and \
+        score(problem, plan, stages) == score(problem, start, stages) else "FEASIBLE"
+    kept.lower_bound = plan.lower_bound
+    return kept
+
+
+def _solve(problem: SchedulingProblem, params: SolverParams | None = None, stop: Stop | None = None,
+           start: Schedule | None = None) -> Schedule:
     params = params or SolverParams()
     t0 = time.perf_counter()
 
@@ -597,6 +659,11 @@ def _solve(problem: SchedulingProblem, params: SolverParams | None = None, stop:
                 no_dispatch.pop("dispatch", None)
         except ValueError:
             pass
+    if start is not None and not ok(start):  # a plan of the problem as given, not of this one (service first)
+        log.warning("the saved plan is no plan of this problem (%s): solving from scratch", verify(problem, start)[0])
+        start = None
+    if start is not None and (heur is None or score(problem, start, stages) <= score(problem, heur, stages)):
+        heur = start  # resumed: the search goes on from the saved plan (a hint, the incumbent of LNS and tabu)
     first_feasible_s = time.perf_counter() - t0 if heur is not None else None
     heur_score = score(problem, heur, stages) if heur is not None else None
     strategy = params.strategy
@@ -717,7 +784,8 @@ def _solve(problem: SchedulingProblem, params: SolverParams | None = None, stop:
             # the makespan alone: no warm start (docs/scheduling.md), except with setups, where CP-SAT's search
             # from scratch on the circuits found no plan better than the rule's in 20 s on flexible 30x10 shops
             best, bound, proven = solve_full(problem, params, horizon, start, cp_deadline,
-                                             hint=not pure_makespan or problem.has_setups, notes=no_dispatch,
+                                             hint=not pure_makespan or problem.has_setups or start is not None,
+                                             notes=no_dispatch,
                                              stop=stop)
         if use_tabu and best is not None and not proven and deadline - time.perf_counter() > 0.2 and not halted():
             floor = max(problem.trivial_lower_bound(), int(math.ceil(bound - 1e-6)) if bound is not None else 0)

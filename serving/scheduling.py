@@ -19,7 +19,7 @@ import weakref
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import func, select, update
@@ -736,12 +736,17 @@ def _energy_only(objective: str | None, weights: dict | None, order: list | None
     return False
 
 
-def solve_prepared(problem, params, linked: dict, stop: threading.Event | None = None) -> dict:  # noqa: ANN001
+def solve_prepared(problem, params, linked: dict, stop: threading.Event | None = None,  # noqa: ANN001
+                   resume: SavedPlan | None = None) -> dict:
+    """The answer of a solve (the API's document). ``resume``: a background job's plan saved when its server
+    stopped; the solve goes on from it for ``params.time_limit_s`` (the job's time left) and the answer's
+    ``resumed`` says so; never worse than that plan. Without it ``resumed`` is null."""
     from optimization.service import solve_document
 
     linked = dict(linked)
     dropped = linked.pop(DROPPED, [])
-    _, doc = solve_document(problem, params, stop=stop)
+    _, doc = solve_document(problem, params, stop=stop, start=resume.schedule() if resume is not None else None)
+    doc["resumed"] = resume.resumed(doc, params.time_limit_s) if resume is not None else None
     if dropped:  # where a client looks for what the plan left out, beside the problem's own notes
         doc["notes"] = [*dropped, *doc["notes"]]
     used = linked.get("energy_model")
@@ -867,6 +872,152 @@ class SyncSolves:
             return await solve(fn, *args)
 
 
+MIN_RESUME_S = 5.0  # a resumed job solves at least this long (its whole limit where that is shorter)
+
+
+def time_left(limit_s: float, spent_s: float) -> float:
+    """The time limit of a resumed solve: the job's limit less the time its stopped solves spent, at least
+    ``MIN_RESUME_S`` (a plan stopped a second before its limit still gets a short search, and its answer built)."""
+    return max(min(MIN_RESUME_S, limit_s), limit_s - spent_s)
+
+
+def _number(v: object, what: str) -> float:
+    if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
+        raise ValueError(f"{what} is no number: {v!r:.40}")
+    return float(v)
+
+
+def _integer(v: object, what: str) -> int:
+    if isinstance(v, bool) or not isinstance(v, int):
+        raise ValueError(f"{what} is no integer: {v!r:.40}")
+    return v
+
+
+@dataclass(frozen=True)
+class SavedPlan:
+    """A running job's best plan when its server stopped gracefully, and the time spent on the job so far
+    (``scheduling_jobs.saved_plan``, JSON text). The process that takes the job next solves from it for the time
+    left (:func:`time_left`); a job stopped again adds its time and keeps the better plan."""
+
+    objective: str  # the solve's objective (params.objective): a plan saved for another is not resumed
+    score: tuple[float, ...]  # the solver's score of the plan, per stage (optimization.solver.score)
+    objective_values: dict
+    makespan: int | None
+    assignments: tuple[tuple[str, str, str, int, int], ...]  # job, operation, machine, start, end
+    maintenance: tuple[tuple[str, int, int, str], ...]  # machine, start, end, reason
+    time_limit_s: float  # the job's own limit
+    spent_s: float  # wall seconds its solves ran before
+    cpu_s: float  # CPU seconds of the serving process meanwhile (all its threads; CP-SAT's included)
+    stops: int  # graceful stops the job met
+    saved_at: str
+
+    @classmethod
+    def from_doc(cls, doc: object, *, time_limit_s: float, spent_s: float, cpu_s: float,
+                 stops: int) -> SavedPlan | None:
+        """The plan of a stopped solve's answer (``solve_prepared``'s document); None where it has none (stopped
+        before its first plan) or where it is no checked plan."""
+        try:
+            if doc.get("status") not in ("OPTIMAL", "FEASIBLE") or doc.get("violations"):
+                return None
+            rows = doc["gantt"]
+            assignments = tuple((r["job"], r["operation"], r["machine"], r["start"], r["end"]) for r in rows
+                                if r.get("job") is not None)
+            maintenance = tuple((r["machine"], r["start"], r["end"], r.get("reason") or "failure risk")
+                                for r in rows if r.get("job") is None)
+            score = tuple(float(v) for v in doc["stats"]["score"])
+            objective = str(doc["objective"])
+        except (AttributeError, KeyError, TypeError, ValueError):
+            return None
+        if not assignments:
+            return None
+        return cls(objective=objective, score=score, objective_values=dict(doc.get("objective_values") or {}),
+                   makespan=doc.get("makespan"), assignments=assignments, maintenance=maintenance,
+                   time_limit_s=time_limit_s, spent_s=spent_s, cpu_s=cpu_s, stops=stops,
+                   saved_at=utc_text(utcnow()))
+
+    def to_json(self) -> str:
+        return json.dumps({"version": 1, "objective": self.objective, "score": list(self.score),
+                           "objective_values": self.objective_values, "makespan": self.makespan,
+                           "assignments": [list(a) for a in self.assignments],
+                           "maintenance": [list(w) for w in self.maintenance], "time_limit_s": self.time_limit_s,
+                           "spent_s": self.spent_s, "cpu_s": self.cpu_s, "stops": self.stops,
+                           "saved_at": self.saved_at})
+
+    @classmethod
+    def from_json(cls, text: str) -> SavedPlan:
+        """ValueError where ``text`` is not a saved plan as :meth:`to_json` writes it (a corrupted column)."""
+        try:
+            d = json.loads(text)
+            if not isinstance(d, dict) or d.get("version") != 1:
+                raise ValueError("not a saved plan of version 1")
+            assignments = tuple((str(j), str(o), str(m), _integer(a, "a start"), _integer(b, "an end"))
+                                for j, o, m, a, b in d["assignments"])
+            maintenance = tuple((str(m), _integer(a, "a window's start"), _integer(b, "a window's end"), str(r))
+                                for m, a, b, r in d["maintenance"])
+            score = tuple(_number(v, "the score") for v in d["score"])
+            values = d["objective_values"]
+            if not isinstance(values, dict) or not score or not isinstance(d["objective"], str):
+                raise ValueError("no objective")
+            plan = cls(objective=d["objective"], score=score, objective_values=values,
+                       makespan=d["makespan"] if d["makespan"] is None else _integer(d["makespan"], "the makespan"),
+                       assignments=assignments, maintenance=maintenance,
+                       time_limit_s=_number(d["time_limit_s"], "the time limit"),
+                       spent_s=_number(d["spent_s"], "the time spent"), cpu_s=_number(d["cpu_s"], "the CPU time"),
+                       stops=_integer(d["stops"], "the stops"), saved_at=str(d["saved_at"]))
+        except (KeyError, TypeError, ValueError, json.JSONDecodeError) as e:  # JSONDecodeError: a ValueError
+            raise ValueError(f"{type(e).__name__}: {e}"[:200]) from None
+        if plan.spent_s < 0 or plan.stops < 1 or not plan.assignments:
+            raise ValueError("a saved plan without operations, time spent or stop")
+        return plan
+
+    def schedule(self):  # noqa: ANN201 - an optimization.solution.Schedule (imported here: OR-Tools stays lazy)
+        from optimization.solution import Assignment, MaintenanceWindow, Schedule
+
+        return Schedule(assignments=[Assignment(*a) for a in self.assignments],
+                        maintenance=[MaintenanceWindow(*w) for w in self.maintenance], status="FEASIBLE")
+
+    def summary(self) -> dict:
+        """What ``GET /v1/scheduling/jobs/{id}`` shows of a job handed back with this plan (the plan's rows are for
+        the next solve, not the answer)."""
+        return {"objective": self.score[0], "score": list(self.score), "objective_values": self.objective_values,
+                "makespan": self.makespan, "operations": len(self.assignments), "time_limit_s": self.time_limit_s,
+                "spent_s": round(self.spent_s, 3), "cpu_s": round(self.cpu_s, 3), "times_stopped": self.stops,
+                "saved_at": self.saved_at}
+
+    def resumed(self, doc: dict, time_left_s: float) -> dict:
+        """The answer's ``resumed``: the saved plan resumed from, the time spent before and now."""
+        return {"times_stopped": self.stops, "spent_before_s": round(self.spent_s, 3),
+                "cpu_before_s": round(self.cpu_s, 3), "time_limit_s": self.time_limit_s,
+                "time_left_s": round(time_left_s, 3), "objective": self.score[0], "score": list(self.score),
+                "objective_values": self.objective_values, "makespan": self.makespan, "saved_at": self.saved_at,
+                "kept_saved_plan": bool((doc.get("stats") or {}).get("resumed_plan_kept")),
+                "total_s": round(self.spent_s + float(doc.get("wall_s") or 0.0), 3)}
+
+    def fits(self, problem, params) -> bool:  # noqa: ANN001
+        """Whether this plan can be resumed for ``problem`` and ``params`` (the job's, prepared again): the same
+        objective, and still a valid plan of the problem (a log warning where not: the job is solved from
+        scratch, with its whole time limit)."""
+        from optimization.solver import checked_start
+
+        if self.objective != params.objective:
+            log.warning("the saved plan was made for the objective %r, the job now solves for %r: solving from "
+                        "scratch", self.objective, params.objective)
+            return False
+        return checked_start(problem, self.schedule()) is not None
+
+
+def _saved_summary(job_id: str, text: str | None) -> dict | None:
+    """A job's saved plan as ``GET`` shows it (:meth:`SavedPlan.summary`); None where it has none or it is
+    unreadable."""
+    if not text:
+        return None
+    try:
+        return SavedPlan.from_json(text).summary()
+    except ValueError as e:
+        log.warning("scheduling job %s: its saved plan is unreadable (%s)", job_id, e)
+        return None
+
+
 def _heartbeat(ref: weakref.ref, stop: threading.Event, period: float) -> None:
     """The heartbeat thread of a :class:`Jobs`: it holds the object weakly, so that one dropped without ``close``
     (a test's app) ends its thread instead of stamping a database that is gone."""
@@ -990,6 +1141,7 @@ class Jobs:
         self._starts = 0
         self._solving: dict[str, int] = {}  # running job -> the worker thread solving it
         self._stops: dict[str, threading.Event] = {}  # running job -> the event that stops its solve
+        self._saved: dict[str, SavedPlan] = {}  # a job taken over with its saved plan -> that plan (adopt_stale)
         self._pending: dict[int, int] = {}  # calls admitted by reserve() whose job is not queued yet, per tenant
         self._pending_lock = threading.Lock()
 
@@ -1160,8 +1312,22 @@ class Jobs:
                 self._solving.pop(job_id, None)
                 self._stops.pop(job_id, None)
             return  # cancelled meanwhile, or taken over
+        with self._lock:
+            saved = self._saved.pop(job_id, None)
+        limit = getattr(prepared[1], "time_limit_s", None)  # the job's own (a saved plan carries it on)
+        extra: dict = {}
         try:
-            result = solve_prepared(*prepared, stop=stop)
+            if saved is not None and not saved.fits(prepared[0], prepared[1]):
+                saved = None  # from scratch, as before: the whole time limit
+            if saved is not None:
+                limit = saved.time_limit_s
+                left = time_left(limit, saved.spent_s)
+                log.warning("scheduling job %s: going on from the plan saved when its server stopped (objective %g, "
+                            "%.1f s of %g spent): %.1f s left", job_id, saved.score[0], saved.spent_s, limit, left)
+                prepared = (prepared[0], replace(prepared[1], time_limit_s=left), *prepared[2:])
+                extra["resume"] = saved
+            t0, cpu0 = time.perf_counter(), time.process_time()
+            result = solve_prepared(*prepared, stop=stop, **extra)
         except Exception as e:  # noqa: BLE001 - recorded on the job
             log.exception("scheduling job %s failed", job_id)
             self._fail(job_id, e, was="running")
@@ -1171,9 +1337,30 @@ class Jobs:
                 self._solving.pop(job_id, None)
                 self._stops.pop(job_id, None)
         if stop.is_set():  # cancelled, or the server is stopping: the plan of a cut-short solve is nobody's answer
+            if self._stop.is_set():  # ... but the server's stop keeps it on the job, for the next process
+                self._save(job_id, result, saved, limit, time.perf_counter() - t0, time.process_time() - cpu0)
             return
         self._update(job_id, status="done", result=json.dumps(result, default=str), finished_at=utcnow(),
-                     was="running")
+                     saved_plan=None, was="running")
+
+    def _save(self, job_id: str, result: object, before: SavedPlan | None, limit: float | None, wall_s: float,
+              cpu_s: float) -> None:
+        """Keeps a solve stopped by :meth:`close` on its job: its best plan (or, where it had none, the plan it
+        was resumed from) and the time spent so far, for the process that takes the job next. A job stopped before
+        its first plan keeps nothing: it is solved from scratch, as before."""
+        if not isinstance(limit, int | float):
+            return
+        spent = wall_s + (before.spent_s if before is not None else 0.0)
+        cpu = cpu_s + (before.cpu_s if before is not None else 0.0)
+        stops = 1 + (before.stops if before is not None else 0)
+        plan = SavedPlan.from_doc(result, time_limit_s=float(limit), spent_s=spent, cpu_s=cpu, stops=stops)
+        if before is not None and (plan is None or plan.score > before.score):
+            plan = replace(before, spent_s=spent, cpu_s=cpu, stops=stops, saved_at=utc_text(utcnow()))
+        if plan is None:
+            return
+        if self._update(job_id, saved_plan=plan.to_json(), was="running"):
+            log.warning("scheduling job %s: stopped with the server; its best plan so far (objective %g, %.1f s of "
+                        "%g spent) is kept for the process that takes it next", job_id, plan.score[0], spent, limit)
 
     def _fail(self, job_id: str, e: Exception, was: str | None = None) -> None:
         self._update(job_id, status="failed", error=f"{type(e).__name__}: {e}", finished_at=utcnow(), was=was)
@@ -1223,6 +1410,7 @@ class Jobs:
             else:
                 raise Conflict(f"scheduling job {job_id} changed state while it was being cancelled: try again",
                                code="job_busy")
+            self._saved.pop(job_id, None)
             if was == "running":
                 self._let_go(job_id)  # where this process solves it; another process does at its next beat
             queue = self._queued.get(tenant_id)
@@ -1273,6 +1461,7 @@ class Jobs:
                 "finished_at": utc_text(job.finished_at),
                 "result": json.loads(job.result) if job.result else None,
                 "error": job.error,
+                "saved_plan": _saved_summary(job.id, job.saved_plan) if job.status in ("queued", "running") else None,
             }
 
     # jobs that outlive their process ---------------------------------------------------------------------------
@@ -1331,10 +1520,11 @@ class Jobs:
         now = utcnow()
         with self.db.session() as s:
             candidates = s.execute(
-                select(SchedulingJob.id, SchedulingJob.tenant_id, SchedulingJob.request).where(self._stale(now))
+                select(SchedulingJob.id, SchedulingJob.tenant_id, SchedulingJob.request, SchedulingJob.saved_plan)
+                .where(self._stale(now))
             ).all()
         taken = []
-        for job_id, tenant_id, request in candidates:  # the request is stored once and never changes
+        for job_id, tenant_id, request, saved_text in candidates:  # the request is stored once and never changes
             if self._stop.is_set():  # stopping: the jobs are for another process
                 break
             with self.db.session() as s:
@@ -1351,7 +1541,16 @@ class Jobs:
             except Exception as e:  # noqa: BLE001 - recorded on the job
                 self._fail(job_id, e)
                 continue
+            saved = None
+            if saved_text:  # handed back by a graceful stop with its best plan: solved on from it (_run)
+                try:
+                    saved = SavedPlan.from_json(saved_text)
+                except ValueError as e:
+                    log.warning("scheduling job %s: its saved plan is unreadable (%s): solving it from scratch",
+                                job_id, e)
             with self._lock:
+                if saved is not None:
+                    self._saved[job_id] = saved
                 self._queued.setdefault(tenant_id, deque()).append((job_id, prepared))
                 self._held.add(job_id)
             self._pool.submit(self._run_next)

@@ -210,6 +210,9 @@ class SchedulingJob(Base):
     # used again) and the hash of the request it came with (migration 0011)
     idempotency_key: Mapped[str | None] = mapped_column(String(100), nullable=True)
     request_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    # a running job's best plan so far when its server stopped gracefully, with the time already spent (JSON text,
+    # serving.scheduling.SavedPlan): the process that takes the job next goes on from it (migration 0018)
+    saved_plan: Mapped[str | None] = mapped_column(Text, nullable=True)
 
     __table_args__ = (Index("ix_scheduling_jobs_tenant_idempotency", "tenant_id", "idempotency_key", unique=True),)
 

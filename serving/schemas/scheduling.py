@@ -176,6 +176,13 @@ class SolveAnswer(BaseModel):
         "tCO2 at the forecast's emission factor: the plan's emissions); peak_cap_note where peak_cap_kw is set "
         "and a period is longer than 15 minutes (the cap is checked on each period's mean, not on 15-minute "
         "demand); note and warnings where the plan runs past the forecast or the meter's rows had gaps")
+    resumed: dict[str, Any] | None = Field(
+        None, description="null, except for a background job whose server stopped gracefully (a deploy, a "
+        "scale-in) while it solved, and which was solved on from the best plan saved then: times_stopped, "
+        "spent_before_s and cpu_before_s (what the stopped solves took), time_limit_s (the job's), time_left_s (this "
+        "solve's: the limit less the time spent, at least 5 s), objective, score, objective_values and makespan of "
+        "the saved plan, saved_at, kept_saved_plan (true where nothing better was found, and the saved plan is "
+        "the answer) and total_s (the time spent on the job in all). The answer is never worse than the saved plan")
 
 
 class JobSummary(BaseModel):
@@ -189,3 +196,8 @@ class JobSummary(BaseModel):
 
 class JobAnswer(JobSummary):
     result: SolveAnswer | None = Field(description="the plan, once done")
+    saved_plan: dict[str, Any] | None = Field(
+        None, description="a queued or running job handed back by a server's graceful stop with its best plan so "
+        "far: that plan's objective (the first stage's value), score, objective_values, makespan and operations, "
+        "the job's time_limit_s, spent_s and cpu_s (spent before), times_stopped and saved_at. The next solve goes "
+        "on from it for the time left; null otherwise")
