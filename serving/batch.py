@@ -78,6 +78,10 @@ def score_file(
         if family not in ROW_ID:
             frame = fam.load("predict").predict(OnnxModel(model_dir, threads=threads), input_path, dataset, **options)
             frame.to_csv(tmp, index=False)
+            if "calendar_used" in frame.attrs:  # energy: the days forecast that were no ordinary weekday, on stderr
+                from models.energy.calendar import describe_days
+
+                notes.append(f"calendar used for the days forecast: {describe_days(frame.attrs['calendar_used'])}")
             rows, chunks = len(frame), 1
         else:
             id_col = ROW_ID[family]

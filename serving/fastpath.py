@@ -27,7 +27,13 @@ from typing import TYPE_CHECKING
 import orjson
 
 from serving.errors import SfaiError, cut_message
-from serving.predictions import check_one_source, entity_rows, prediction_options, record_scorer
+from serving.predictions import (
+    check_one_source,
+    entity_rows,
+    prediction_options,
+    record_scorer,
+    with_stale_warning,
+)
 
 if TYPE_CHECKING:
     from serving.platform import Platform
@@ -178,6 +184,7 @@ def answer(platform: Platform, route: PredictRoute, headers: dict[bytes, bytes],
     if score is None:
         raise Fallback
     records = body.pop("records", None)
+    view = None
     limit = platform.settings.max_batch_records
     try:
         if records is not None:
@@ -219,7 +226,11 @@ def answer(platform: Platform, route: PredictRoute, headers: dict[bytes, bytes],
         state["sfai_model_version"] = f"{model.name}@{model.version}"
         if records is None:  # online-store rows: the view's key and other features are set aside, not refused
             options["from_store"] = True
-        predictions = dumps(score(model, rows, **options))
+        answered = score(model, rows, **options)
+        # by entity id: a reading older than SFAI_STALE_READING_S is warned of, as the route warns of it
+        notes = with_stale_warning(None, answered, platform.settings.stale_reading_s, view) if records is None \
+            else None
+        predictions = dumps(answered)
     except SfaiError as e:
         return e.status, error_body(e), [(k.lower().encode(), v.encode()) for k, v in e.headers.items()]
-    return 200, prediction_body(model, predictions, len(rows)), []
+    return 200, prediction_body(model, predictions, len(rows), notes), []

@@ -17,6 +17,7 @@ import re
 import threading
 import time
 from collections import OrderedDict
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pandas as pd
@@ -43,6 +44,15 @@ ENTITY_ID = "entity_id"  # added to each answer row of a prediction by entity id
 UNITS = "sfai_units"  # frame.attrs of engine cycles read by entity id: unit number -> entity id
 VIEW = "sfai_view"  # frame.attrs of rows read by entity id: the feature view they were read from
 MAX_FORECAST_ENTITIES = 16  # meters per energy forecast by entity id: each reads weeks of history offline
+# added to each answer row of a prediction by entity id: the time of the reading it stood on (UTC, ISO 8601 with Z:
+# the online row's, or for remaining life and energy the latest cycle or row read) and its age at answer time
+READING_AT, READING_AGE = "reading_at", "reading_age_s"
+READINGS = "sfai_readings"  # frame.attrs of rows read by entity id: each entity's reading time, in the ids' order
+
+
+def clock() -> datetime:
+    """Now, in UTC: the time a reading's age (``reading_age_s``) is counted to."""
+    return datetime.now(UTC)
 
 
 class ModelCache:
@@ -173,19 +183,20 @@ def scorer(family: str):  # noqa: ANN201
         ids = frame.attrs.get(ENTITY_ID)
         if ids is None:
             return score(model, frame, **options)
+        times = frame.attrs.get(READINGS) or [None] * len(ids)
         if family == "energy":
-            return _forecast_meters(score, model, frame, ids, options)
+            return _with_readings(_forecast_meters(score, model, frame, ids, options), ids, times)
         if family == "rul":  # one answer per unit, in unit order: each unit is one entity's
             units = frame.attrs.get(UNITS) or _entity_units(frame, ids)
             out = score(model, frame, unit_names=units, **options)  # warnings name the entities, not unit numbers
             out[ENTITY_ID] = pd.Series(out["unit"].map(units), dtype=object)
-            return out
+            return _with_readings(out, ids, times)
         try:  # failure and defect: one answer per row, in the rows' order
             out = score(model, frame, **options)
         except InvalidInput as e:
             raise entity_error(e, ids, lambda i: frame.iloc[i].to_dict(), frame.attrs.get(VIEW), family) from None
         out[ENTITY_ID] = pd.Series(ids, index=out.index, dtype=object)
-        return out
+        return _with_readings(out, ids, times)
 
     return scored
 
@@ -207,8 +218,11 @@ def record_scorer(family: str):  # noqa: ANN201
                 raise
             raise entity_error(e, records.ids, records.__getitem__, records.view, family) from None
         if isinstance(records, EntityRows):
-            for row, entity in zip(out, records.ids, strict=True):
+            now = clock()
+            for row, entity, record in zip(out, records.ids, records, strict=True):
                 row[ENTITY_ID] = entity
+                at = record.get(TIMESTAMP)
+                row[READING_AT], row[READING_AGE] = at, reading_age(at, now)
         return out
 
     return scored
@@ -291,6 +305,8 @@ def records_frame(family: str, rows: pd.DataFrame | list[dict], *, from_store: b
             frame = pd.DataFrame.from_records(rows)
         frame.attrs[ENTITY_ID] = rows.ids
         frame.attrs[VIEW] = rows.view
+        if READINGS not in frame.attrs:  # the online rows' own times (meter_history and unit_history set the last read)
+            frame.attrs[READINGS] = [row.get(TIMESTAMP) for row in rows]
         return frame
     read = None if from_store else _records_reader(family)
     return read(rows) if read is not None else pd.DataFrame.from_records(rows)
@@ -528,17 +544,31 @@ def meter_history(rows: EntityRows) -> pd.DataFrame:
     co2 = next((c for c in CO2 if c in names), None)
     span = pd.Timedelta(days=EF.PROFILE_LOOKBACK + 1)
     first = _day_start(rows.first_day, TZ)
-    parts = []
+    parts, latest = [], []
     for i, row in enumerate(rows):
         until = pd.Timestamp(row[TIMESTAMP])
         since = until - span if first is None else min(until - span, first - span)  # a backtest from an earlier day
         part = _readings(rows.store, view, row[view.join_key], since, until, [c for c in (usage, co2) if c])
-        local = pd.DatetimeIndex(part.pop(TIMESTAMP)).tz_convert(TZ)
+        stamps = pd.DatetimeIndex(part.pop(TIMESTAMP))
+        latest.append(_last_time(stamps, row))
+        local = stamps.tz_convert(TZ)
         part = part.rename(columns={usage: USAGE[usage], **({co2: CO2[co2]} if co2 else {})})
         part.insert(0, EF.DATE, local.map(pd.Timestamp.isoformat))
         part[METER] = i
         parts.append(part)
-    return pd.concat(parts, ignore_index=True)
+    frame = pd.concat(parts, ignore_index=True)
+    frame.attrs[READINGS] = latest  # each meter's latest row read: the forecasts from it rest on it
+    return frame
+
+
+def _last_time(stamps: pd.DatetimeIndex, row: dict) -> str | None:
+    """The latest of an entity's offline readings ``stamps`` (UTC) as its reading time (``reading_at``); where none
+    were read, its online row's."""
+    if not len(stamps):
+        return row.get(TIMESTAMP)
+    from serving.tenancy import utc_text
+
+    return utc_text(stamps.max().to_pydatetime())
 
 
 def _day_start(day: object, tz: str) -> pd.Timestamp | None:
@@ -571,15 +601,17 @@ def unit_history(rows: EntityRows) -> pd.DataFrame:
                            "holds them)")
     span = pd.Timedelta(hours=MAX_CYCLE)  # a cycle is stamped an hour after the one before (pipelines.adapters.cmapss)
     numbers = _engine_numbers(rows.ids)
-    parts = []
+    parts, latest = [], []
     for row, unit in zip(rows, numbers, strict=True):
         until = pd.Timestamp(row[TIMESTAMP])
-        part = _readings(rows.store, view, row[view.join_key], until - span, until, need).drop(columns=TIMESTAMP)
+        part = _readings(rows.store, view, row[view.join_key], until - span, until, need)
+        latest.append(_last_time(pd.DatetimeIndex(part.pop(TIMESTAMP)), row))  # the unit's latest cycle read
         part = part.rename(columns={s: f"sensor_{j + 1}" for j, s in enumerate(SENSORS)})
         part.insert(0, "unit", unit)
         parts.append(part)
     frame = pd.concat(parts, ignore_index=True)
     frame.attrs[UNITS] = dict(zip(numbers, rows.ids, strict=True))
+    frame.attrs[READINGS] = latest
     return frame
 
 
@@ -635,8 +667,88 @@ def _forecast_meters(score, model, frame: pd.DataFrame, ids: list, options: dict
         "filled_intervals": sum(int(p.attrs.get("filled_intervals", 0)) for p in parts),
         "warnings": [f"entity {entity!r}: {w}" for entity, p in zip(ids, parts, strict=True)
                      for w in p.attrs.get("warnings", [])],
+        # the days the meters' forecasts cover that were no ordinary weekday, once each (every meter reads the
+        # tenant's one calendar)
+        "calendar_used": sorted({d["date"]: d for p in parts for d in p.attrs.get("calendar_used", [])}.values(),
+                                key=lambda d: d["date"]),
     }
     return answer
+
+
+# the reading each answer stood on ----------------------------------------------------------------------------
+@functools.lru_cache(maxsize=4096)  # an MES asks about the same machines' latest readings again and again
+def _parse_time(text: str) -> datetime:
+    return datetime.fromisoformat(text).astimezone(UTC)
+
+
+def reading_age(at: str | None, now: datetime) -> int | None:
+    """Whole seconds from the reading time ``at`` (the online store's ISO text) to ``now``; negative for a reading
+    stamped after the server's clock (a sensor clock ahead)."""
+    if not at:
+        return None
+    return int((now - _parse_time(at)).total_seconds())
+
+
+def _with_readings(out: pd.DataFrame, ids: list, times: list) -> pd.DataFrame:
+    """``out`` (rows of predictions by entity id, each naming its ``entity_id``) with each row's ``reading_at`` and
+    ``reading_age_s`` (at :func:`clock`'s now): the reading of its entity (``times``, in the ids' order)."""
+    now = clock()
+    by_entity = {(type(e), e): t for e, t in zip(ids, times, strict=True)}
+    at = [by_entity.get((type(e), e)) for e in out[ENTITY_ID]]
+    ages = [reading_age(t, now) for t in at]
+    out[READING_AT] = pd.Series(at, index=out.index, dtype=object)
+    out[READING_AGE] = pd.Series(ages, index=out.index, dtype="int64" if None not in ages else object)
+    return out
+
+
+def _age_words(seconds: int) -> str:
+    if seconds >= 2 * 86_400:
+        return f"{seconds / 86_400:,.1f} days"
+    if seconds >= 2 * 3600:
+        return f"{seconds / 3600:.1f} hours"
+    return f"{seconds / 60:.0f} minutes"
+
+
+STALE_SHOWN = 10  # entities named in the stale-reading warning (each row carries its own age)
+
+
+def stale_readings(answer: pd.DataFrame | list[dict], threshold_s: float, view: str | None) -> list[str]:
+    """The warning for an answer by entity id whose readings are older than ``threshold_s`` seconds
+    (``SFAI_STALE_READING_S``; 0: none), naming each such entity, its reading time and age: its prediction is the
+    machine's (unit's, meter's) of then, not of now, and an MES operator had trusted it (a stalled sensor feed)."""
+    if not threshold_s:
+        return []
+    if isinstance(answer, pd.DataFrame):
+        if READING_AGE not in answer.columns:
+            return []
+        triples = zip(answer[ENTITY_ID], answer[READING_AT], answer[READING_AGE], strict=True)
+    else:
+        triples = ((r.get(ENTITY_ID), r.get(READING_AT), r.get(READING_AGE)) for r in answer)
+    old: dict = {}
+    for entity, at, age in triples:
+        if age is not None and age > threshold_s:
+            old.setdefault((type(entity), entity), (entity, at, int(age)))
+    if not old:
+        return []
+    shown = ", ".join(f"{e!r} read at {at} ({age:,} s, {_age_words(age)} ago)"
+                      for e, at, age in list(old.values())[:STALE_SHOWN])
+    more = f" and {len(old) - STALE_SHOWN:,} more" if len(old) > STALE_SHOWN else ""
+    count = f"{len(old):,} entities' readings are" if len(old) > 1 else "1 entity's reading is"
+    return [f"stale readings: {count} older than {threshold_s:,g} s (SFAI_STALE_READING_S): {shown}{more}. Their "
+            "predictions describe them as they were then, not now (a sensor feed stopped?): send fresh readings "
+            f"(POST /v1/ingest/{view or '<view>'}); each row's reading_age_s says how old its reading is"]
+
+
+def with_stale_warning(notes: dict | None, answer: pd.DataFrame | list[dict], threshold_s: float,
+                       view: str | None) -> dict | None:
+    """``notes`` (the answer's fields beside its predictions) with the :func:`stale_readings` warning added to its
+    ``warnings``, where there is one."""
+    warning = stale_readings(answer, threshold_s, view)
+    if not warning:
+        return notes
+    notes = dict(notes or {})
+    notes["warnings"] = [*notes.get("warnings", []), *warning]
+    return notes
 
 
 _TRUE, _FALSE = ("true", "1", "yes"), ("false", "0", "no")
@@ -690,7 +802,7 @@ def query_options(params) -> dict:  # noqa: ANN001
 
 # what a family's answer frame may say beside its rows (``attrs``): an energy forecast's gap-filled intervals and the
 # emission factor its co2_p50 was computed with
-NOTES = ("filled_intervals", "warnings", "emission_factor_t_per_kwh")
+NOTES = ("filled_intervals", "warnings", "emission_factor_t_per_kwh", "calendar_used")
 
 
 def answer_notes(frame: pd.DataFrame) -> dict | None:

@@ -193,6 +193,13 @@ class Settings(BaseSettings):
     scheduling_risk_max_age_h: float = Field(
         default=24.0, gt=0, description="hours: a plan's machine readings older than this get a warning"
     )
+    # a prediction by entity id answers each entity's reading time and age (reading_at, reading_age_s); one older
+    # than this adds a warning naming it: an MES operator had trusted the prediction of a sensor feed stalled for
+    # days (integration audit)
+    stale_reading_s: int = Field(
+        default=3600, ge=0, description="seconds: a prediction by entity id whose reading is older than this gets a "
+        "warning (0: never)"
+    )
     # Plan sizes, checked before anything is parsed or solved: the solver's time limit does not bound the work of
     # building the model (100,000 one-operation jobs on 100,000 machines ran 51 s and took 844 MB with a 2-s limit;
     # 10,000 operations on 2,000 machines take 3-4 s, 20,000 about 7 s, on 2 cores)

@@ -111,3 +111,47 @@ def calendar_features(days: pd.DatetimeIndex, slots: np.ndarray, plant: PlantCal
 
 CALENDAR_NAMES = [f"weekday_{i}" for i in range(7)] + ["holiday", "holiday_yesterday", "holiday_last_week",
                                                        "day_off", "tod_sin1", "tod_cos1", "tod_sin2", "tod_cos2"]
+
+
+WEEKEND, HOLIDAY, WORKING_DAY = "weekend", "holiday", "working"
+
+
+def days_used(days: Iterable, plant: PlantCalendar | None = None) -> list[dict]:
+    """The dates among ``days`` (the plant's local days a forecast's horizon covers) that the forecast did not read
+    as an ordinary weekday, and why, in date order: ``{"date": "2018-08-15", "day_type": "holiday", "source":
+    "public"}`` for a public holiday, ``"plant"`` for the plant calendar's day off, ``{"day_type": "working",
+    "source": "plant"}`` for its working day on a weekend or public holiday (one on an ordinary weekday changes
+    nothing: left out), ``{"day_type": "weekend", "source": "public"}`` for a Saturday or Sunday. An ordinary
+    weekday is not listed: an empty list says every day forecast was one."""
+    d = pd.DatetimeIndex(sorted({pd.Timestamp(x).normalize().tz_localize(None) for x in days}))
+    if not len(d):
+        return []
+    public = _public(d) > 0
+    off, working = plant.marks(d) if plant else (np.zeros(len(d), bool), np.zeros(len(d), bool))
+    out = []
+    for i, day in enumerate(d):
+        weekend = day.day_of_week >= 5
+        if off[i]:
+            kind, source = HOLIDAY, "plant"
+        elif working[i]:
+            if not (weekend or public[i]):
+                continue
+            kind, source = WORKING_DAY, "plant"
+        elif public[i]:
+            kind, source = HOLIDAY, "public"
+        elif weekend:
+            kind, source = WEEKEND, "public"
+        else:
+            continue
+        out.append({"date": f"{day:%Y-%m-%d}", "day_type": kind, "source": source})
+    return out
+
+
+def describe_days(days: list[dict]) -> str:
+    """:func:`days_used` in one line: ``2018-08-15 holiday (public), 2018-08-18 weekend`` (``none``: ordinary
+    weekdays only)."""
+    if not days:
+        return "ordinary weekdays only"
+    shown = [f"{e['date']} {e['day_type']}" + (f" ({e['source']})" if e["day_type"] != WEEKEND else "")
+             for e in days[:8]]
+    return ", ".join(shown) + (f" and {len(days) - 8} more" if len(days) > 8 else "")

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from models.energy import features as F
-from models.energy.calendar import PLANT, PlantCalendar
+from models.energy.calendar import PLANT, PlantCalendar, days_used
 from serving.errors import InvalidInput
 from serving.runtime import OnnxModel
 
@@ -304,9 +304,18 @@ def forecast(
         },
         columns=COLUMNS,
     )
-    # beside the contract's columns, for the API's answer: intervals gap-filled, and the warnings logged
-    out.attrs.update(filled_intervals=filled, warnings=notes)
+    # beside the contract's columns, for the API's answer: intervals gap-filled, the warnings logged, and the days
+    # forecast that were no ordinary weekday (a weekend, a public holiday, the plant calendar's), as they were read
+    out.attrs.update(filled_intervals=filled, warnings=notes, calendar_used=horizon_days(days, horizon, plant))
     return out
+
+
+def horizon_days(origins: pd.DatetimeIndex, horizon: int, plant: PlantCalendar | None) -> list[dict]:
+    """:func:`models.energy.calendar.days_used` of the plant's days that the forecasts from ``origins`` cover (each
+    15-minute interval's day, from the origin's to the last interval's start)."""
+    origins = pd.DatetimeIndex(origins)
+    last = origins + (horizon - 1) * F.STEP
+    return days_used(origins.append(last), plant)
 
 
 def plant_calendar(model: OnnxModel, given: PlantCalendar | None = None) -> PlantCalendar | None:

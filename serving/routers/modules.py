@@ -29,6 +29,7 @@ from serving.predictions import (
     record_scorer,
     records_frame,
     scorer,
+    with_stale_warning,
 )
 from serving.schemas.platform import ModuleStatus
 from serving.schemas.quality import TOP_K
@@ -137,6 +138,18 @@ _OPTIONS = {  # what each family's scorer takes besides the rows (serving.predic
 }
 
 
+CALENDAR_DAY = {
+    "type": "object", "required": ["date", "day_type", "source"],
+    "properties": {
+        "date": {"type": "string", "format": "date", "description": "YYYY-MM-DD, the plant's local day"},
+        "day_type": {"type": "string", "enum": ["holiday", "working", "weekend"], "description": "holiday: a "
+                     "public holiday or the plant calendar's day_off (forecast as a holiday); working: the plant "
+                     "calendar's working day on a weekend or public holiday (forecast as a working day); weekend: a "
+                     "Saturday or Sunday"},
+        "source": {"type": "string", "enum": ["public", "plant"], "description": "public: the public calendar "
+                   "(Korean public holidays, weekends); plant: the tenant's plant calendar (PUT /v1/energy/calendar)"},
+    },
+}
 ANSWER_NOTES = {  # what a JSON answer says about its input, beside the predictions (not an Arrow answer)
     "energy": {
         "filled_intervals": {"type": "integer", "description": "15-minute intervals before the last origin that "
@@ -148,6 +161,10 @@ ANSWER_NOTES = {  # what a JSON answer says about its input, beside the predicti
         "emission_factor_t_per_kwh": {"type": "number", "description": "the tCO2 per kWh co2_p50 is computed "
                                       "with: the plant's, from its training file's CO2 column, or Korea's grid "
                                       "factor where it had none; multiply p10 or p90 by it for their CO2"},
+        "calendar_used": {"type": "array", "description": "the days the forecasts cover (the plant's local days, "
+                          "once each, in date order) that were not forecast as ordinary weekdays, and why; empty: "
+                          "every day forecast was an ordinary weekday. Not in an Arrow answer",
+                          "items": CALENDAR_DAY},
     },
     "rul": {
         "warnings": {"type": "array", "items": {"type": "string"}, "description": "units sent with fewer cycles "
@@ -231,6 +248,7 @@ def add_predict_route(router: APIRouter, path: str, family: str, summary: str, *
         # the family named, not found from the path (a deployment under a root path has another one)
         rows, body = await read_frame(request, limit, family=family, turns=platform.turns, tenant_id=ctx.tenant_id)
         from_store = rows is None  # online-store rows also carry the view's key and features no model reads
+        view = None
         if from_store:
             view, ids = body.get("view"), body.get("entity_ids")
             if not view or not isinstance(view, str) or not isinstance(ids, list) or not ids:
@@ -262,12 +280,17 @@ def add_predict_route(router: APIRouter, path: str, family: str, summary: str, *
         fast = record_scorer(family) if isinstance(rows, list) else None
         if fast is not None and from_store:
             fast = partial(fast, from_store=True)
-        notes = None
-        if fast is not None and len(rows) <= INLINE_ROWS:
-            predictions = fastpath.dumps(fast(model, rows, **options))  # well under a millisecond: no thread hop
-            count = len(rows)
-        elif fast is not None:
-            predictions = await platform.turns.run(ctx.tenant_id, lambda: fastpath.dumps(fast(model, rows, **options)))
+        notes, stale_s = None, platform.settings.stale_reading_s
+        if fast is not None:
+            def answer_rows() -> tuple[bytes, dict | None]:
+                answered = fast(model, rows, **options)
+                said = with_stale_warning(None, answered, stale_s, view) if from_store else None
+                return fastpath.dumps(answered), said
+
+            if len(rows) <= INLINE_ROWS:
+                predictions, notes = answer_rows()  # well under a millisecond: no thread hop
+            else:
+                predictions, notes = await platform.turns.run(ctx.tenant_id, answer_rows)
             count = len(rows)
         else:
             out = await platform.turns.run(  # the frame too is built off the event loop, in the tenant's turn
@@ -276,6 +299,8 @@ def add_predict_route(router: APIRouter, path: str, family: str, summary: str, *
             )
             predictions, count = out.to_json(orient="records", date_format="iso", force_ascii=False), len(out)
             notes = answer_notes(out)
+            if from_store:  # an entity's reading older than SFAI_STALE_READING_S: said
+                notes = with_stale_warning(notes, out, stale_s, view)
         # serialised here, not by FastAPI's encoder (which walks every value: ~0.2 s for 10,000 records)
         return Response(prediction_body(model, predictions, count, notes), media_type="application/json")
 

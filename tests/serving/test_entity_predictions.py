@@ -17,6 +17,7 @@ from tests.serving.helpers import bearer, make_tenant
 PEPPER = "test-secret-0123456789"
 ARROW = {"accept": "application/vnd.apache.arrow.stream"}
 STAMP = "2026-12-01T00:00:00Z"
+BY_ID = ("entity_id", "reading_at", "reading_age_s")  # what an answer by entity id adds to each row
 
 
 def arrow_rows(r) -> list[dict]:
@@ -116,7 +117,9 @@ def test_rul_by_entity_id_names_the_entity_of_each_unit(client, db, settings, de
     answer = ok(r)
     assert [(p["unit"], p["entity_id"]) for p in answer] == [(3, "eng-a"), (7, "eng-b")]
     # each holds one late cycle: the short-history warning names the entities, not the unit numbers read inside
-    (warning,) = r.json()["warnings"]
+    # (then the stale-reading warning: STAMP is older than SFAI_STALE_READING_S, tests/serving/test_reading_age.py)
+    warning, stale = r.json()["warnings"]
+    assert stale.startswith("stale readings: 2 entities' readings are older than 3,600 s"), stale
     assert warning.startswith("units 'eng-a' (1 from cycle ") and ", 'eng-b' (1 from cycle " in warning, warning
     r = client.post(url, json={"entity_ids": ["eng-b", "eng-c"], "view": "engine_state"}, headers=h)
     assert r.status_code == 422 and "'eng-b' and 'eng-c' both hold unit 7" in r.json()["error"]["message"], r.text
@@ -190,12 +193,12 @@ def test_energy_forecast_by_meter_id_reads_its_history(client, db, settings, dem
     assert {p["entity_id"] for p in answer} == {"daewoo-gwangyang"}
     records = energy.to_dict("records")
     sent = ok(client.post(url, json={"records": records, "horizon": 8, "start": f"{last:%Y-%m-%d}"}, headers=h))
-    assert [{k: v for k, v in p.items() if k != "entity_id"} for p in answer] == sent
+    assert [{k: v for k, v in p.items() if k not in BY_ID} for p in answer] == sent
     # a start of the plant's local day: the forecasts from it, as the records answer them
     start = f"{last - pd.Timedelta(days=2):%Y-%m-%d}"
     again = ok(client.post(url, json={**body, "start": start}, headers=h))
     same = ok(client.post(url, json={"records": records, "horizon": 8, "start": start}, headers=h))
-    assert [{k: v for k, v in p.items() if k != "entity_id"} for p in again] == same and len(same) == 3 * 8
+    assert [{k: v for k, v in p.items() if k not in BY_ID} for p in again] == same and len(same) == 3 * 8
     arrow = arrow_rows(client.post(url, json=body, headers={**h, **ARROW}))
     assert [p["p50"] for p in arrow] == [p["p50"] for p in answer]
 

@@ -44,9 +44,15 @@ def records(n, start=0):
     return pd.read_csv(AI4I).iloc[start : start + n].drop(columns=LABELS).to_dict("records")
 
 
-def test_fast_and_routed_answers_are_identical(settings, db, model_dir, tmp_path, counted):
+def test_fast_and_routed_answers_are_identical(settings, db, model_dir, tmp_path, counted, monkeypatch):
+    from datetime import UTC, datetime
+
     from feature_store.store import FeatureStore
     from pipelines.runner import run_pipeline
+    from serving import predictions
+
+    # one answer time for both runs: an answer by entity id carries each reading's age (reading_age_s)
+    monkeypatch.setattr(predictions, "clock", lambda: datetime(2026, 12, 7, 12, 0, tzinfo=UTC))
 
     acme = make_tenant(db, PEPPER, "acme", modules=("maintenance",))
     ModelRegistry(db, settings.home, "acme").register("failure", "maintenance", model_dir)
