@@ -587,8 +587,7 @@ def _kept(problem: SchedulingProblem, params: SolverParams, plan: Schedule, star
                                  "score": list(score(problem, start, stages))},
                    wall_s=plan.wall_s)
     kept.stats.pop("no_plan_reasons", None)
-    kept.status = plan.status if plan.assignments and plan.status == "OPTIMAL" and \
-        score(problem, plan, stages) == score(problem, start, stages) else "FEASIBLE"
+    kept.status = "FEASIBLE"
     kept.lower_bound = plan.lower_bound
     return kept
 

@@ -1403,7 +1403,7 @@ class Jobs:
                     # written only while the job is still as read: a solve that finished meanwhile keeps "done"
                     written = s.execute(
                         update(SchedulingJob).where(SchedulingJob.id == job_id, SchedulingJob.status == was)
-                        .values(status="cancelled", finished_at=now, error=error)
+                        .values(status="cancelled", finished_at=now, error=error, saved_plan=None)
                     ).rowcount
                 if written:
                     break

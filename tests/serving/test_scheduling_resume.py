@@ -158,6 +158,27 @@ def test_a_saved_plan_that_no_longer_fits_is_ignored_with_a_warning(db, caplog):
         jobs.close()
 
 
+def test_a_cancelled_job_drops_its_saved_plan(db):
+    from serving.scheduling import Jobs, SavedPlan
+
+    tid = _tenant(db)
+    plan = SavedPlan(objective="makespan", score=(9.0,), objective_values={"makespan": 9}, makespan=9,
+                     assignments=(("J0", "0", "M0", 0, 9),), maintenance=(), time_limit_s=60.0, spent_s=40.0,
+                     cpu_s=70.0, stops=1, saved_at="2026-12-07T00:00:00Z")
+    _stale_job(db, tid, "d" * 32, _request(_shop(jobs=2, machines=2), 60.0), plan.to_json())
+    jobs = Jobs(db)
+    try:
+        shown = jobs.get(tid, "d" * 32)["saved_plan"]
+        assert shown == {"objective": 9.0, "score": [9.0], "objective_values": {"makespan": 9}, "makespan": 9,
+                         "operations": 1, "time_limit_s": 60.0, "spent_s": 40.0, "cpu_s": 70.0, "times_stopped": 1,
+                         "saved_at": "2026-12-07T00:00:00Z"}
+        cancelled = jobs.cancel(tid, "d" * 32)
+        assert cancelled["status"] == "cancelled" and cancelled["saved_plan"] is None
+        assert _saved_column(db, "d" * 32) is None
+    finally:
+        jobs.close()
+
+
 def test_a_resumed_job_whose_time_left_finds_nothing_better_keeps_its_saved_plan(db, monkeypatch):
     """The answer of a resumed job is never worse than the plan it was saved with: here the resumed solve is stopped
     again at once (another graceful stop), and the plan is saved again with both stops' time; once solved, the
@@ -232,3 +253,65 @@ def test_0018_adds_the_saved_plan_column_and_older_jobs_read_as_before(settings)
     finally:
         jobs.close()
         db.dispose()
+
+
+def test_a_server_stopped_with_sigterm_keeps_the_running_jobs_plan_for_the_next(sfai_env):
+    """The real path: ``sfai serve`` stopped with SIGTERM mid-solve keeps the job's plan on the job, and another
+    process goes on from it (its answer's ``resumed``)."""
+    import signal
+    import socket
+    import subprocess
+    import urllib.request
+
+    from serving.db import Database
+    from serving.scheduling import Jobs
+    from tests.serving.test_cli import SFAI
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    db = Database(sfai_env["SFAI_DATABASE_URL"])
+    acme = make_tenant(db, sfai_env["SFAI_SECRET_KEY"], "acme", modules=("scheduling",))
+    p = subprocess.Popen([SFAI, "serve", "--port", str(port)], env=sfai_env,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2):
+                    break
+            except OSError:
+                assert p.poll() is None and time.monotonic() < deadline, p.stderr.read() if p.poll() else "timeout"
+                time.sleep(0.2)
+        body = {"problem": _shop(), "time_limit_s": 8, "workers": 1, "objective": "makespan"}
+        req = urllib.request.Request(f"http://127.0.0.1:{port}/v1/scheduling/jobs", data=json.dumps(body).encode(),
+                                     headers={"Authorization": f"Bearer {acme.mes}",
+                                              "Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=30) as r:
+            job_id = json.loads(r.read())["job_id"]
+        while True:
+            with db.engine.connect() as conn:
+                if conn.execute(text("SELECT status FROM scheduling_jobs")).scalar() == "running":
+                    break
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        time.sleep(2.0)
+        p.send_signal(signal.SIGTERM)
+        _, err = p.communicate(timeout=30)
+    finally:
+        p.kill()
+    assert p.returncode == 0, err
+    from serving.tenancy import get_tenant
+
+    tid = get_tenant(db, "acme").id
+    jobs = Jobs(db, stale_s=600)
+    try:
+        saved = jobs.get(tid, job_id)["saved_plan"]
+        assert saved is not None and saved["times_stopped"] == 1 and 1.5 < saved["spent_s"] < 5, saved
+        assert jobs.adopt_stale() == [job_id]
+        result = _wait(jobs, tid, job_id, ("done",))["result"]
+    finally:
+        jobs.close()
+        db.dispose()
+    assert result["resumed"]["objective"] == saved["objective"] and result["makespan"] <= saved["makespan"]
+    assert result["resumed"]["total_s"] < 8 + 2
