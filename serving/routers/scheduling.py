@@ -13,7 +13,7 @@ from starlette.concurrency import run_in_threadpool
 from models.energy.calendar import PlantCalendar
 from serving.calendar_store import plant_calendar
 from serving.deps import CallerDep, PlatformDep
-from serving.errors import InvalidInput, TooManyRequests
+from serving.errors import Forbidden, InvalidInput, TooManyRequests
 from serving.idempotency import check_key
 from serving.middleware import PartnerUse
 from serving.routers.modules import module_router
@@ -61,6 +61,12 @@ async def _use_partner(http: Request, ctx, platform, module: str, field: str) ->
     except TooManyRequests as e:
         raise type(e)(f"the request's '{field}' field uses the '{module}' module: {e.message}",
                       retry_after_s=e.retry_after_s) from None
+    except Forbidden as e:
+        if e.code != "key_scope":
+            raise
+        # a key scoped away from the linked module: the caller is told which field of its plan asked for it
+        raise Forbidden(f"the request's '{field}' field uses the '{module}' module: {e.message}; or send the plan "
+                        f"without '{field}'", code=e.code) from None
     use.counted = sub.request_quota is not None
     http.state.sfai_partners = [*getattr(http.state, "sfai_partners", ()), use]
     return use

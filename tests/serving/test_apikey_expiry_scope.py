@@ -314,3 +314,24 @@ def test_the_prediction_fast_path_refuses_an_expired_or_out_of_scope_key_as_the_
         r = client.post(url, json=body, headers=bearer(brief.token))
         assert r.status_code == 401 and _error(r)["code"] == "api_key_expired" and brief.info.key_id in r.text
         assert answered["fast"] == fast
+
+
+def test_a_key_scoped_to_scheduling_may_not_run_a_plans_maintenance_model(settings, db, monkeypatch):
+    """A plan's ``maintenance`` field runs the maintenance module's model: a key scoped to scheduling alone is
+    refused it (403 key_scope, naming the field), before the model runs; the same plan without it solves."""
+    from tests.serving.test_scheduling_api import PROBLEM
+    from tests.serving.test_scheduling_linked_turns import LINKED, MAINTENANCE, RISKS
+
+    _tenant(db, modules=("scheduling", "maintenance"))
+    key = tenancy.create_api_key(db, TEST_SECRET, "acme", "mes", "planner-line", modules=["scheduling"]).token
+    calls = []
+    monkeypatch.setattr(f"{LINKED}.machine_risk", lambda *_a: calls.append(1) or RISKS)
+    with TestClient(create_app(settings, db=db)) as c:
+        r = c.post("/v1/scheduling/solve", json={"problem": PROBLEM, "time_limit_s": 2, "maintenance": MAINTENANCE},
+                   headers=bearer(key))
+        err = _error(r)
+        assert r.status_code == 403 and err["code"] == "key_scope", r.text
+        assert "'maintenance' field" in err["message"] and "'scheduling'" in err["message"], err
+        assert calls == []
+        assert c.post("/v1/scheduling/solve", json={"problem": PROBLEM, "time_limit_s": 2},
+                      headers=bearer(key)).status_code == 200
