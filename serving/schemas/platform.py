@@ -167,6 +167,9 @@ class UsageRecordPublic(BaseModel):
     hash: str = Field(description="the record's receipt in the tamper-evident chain")
     calls: int = Field(1, description="how many calls the record stands for: 1, or the refusals (403, 429) of one "
                        "kind that followed the first one written within 10 seconds, collapsed into one record")
+    quota_counted: bool = Field(description="whether the call counted against its module's monthly quota: false for "
+                                "a call of no module, a refusal (403, 429), a failure on SFAI's side (5xx) and a quota "
+                                "read (GET /v1/<module>/status)")
 
 
 class UsageCounts(BaseModel):
