@@ -255,40 +255,28 @@ def test_0018_adds_the_saved_plan_column_and_older_jobs_read_as_before(settings)
         db.dispose()
 
 
-def test_a_server_stopped_with_sigterm_keeps_the_running_jobs_plan_for_the_next(sfai_env):
+def test_a_server_stopped_with_sigterm_keeps_the_running_jobs_plan_for_the_next(sfai_env, tmp_path):
     """The real path: ``sfai serve`` stopped with SIGTERM mid-solve keeps the job's plan on the job, and another
     process goes on from it (its answer's ``resumed``)."""
     import signal
-    import socket
-    import subprocess
-    import urllib.request
+
+    import httpx
 
     from serving.db import Database
     from serving.scheduling import Jobs
-    from tests.serving.test_cli import SFAI
+    from tests.ray_head import stop_group
+    from tests.serving.helpers import bearer
+    from tests.serving.test_serve import _start
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
     db = Database(sfai_env["SFAI_DATABASE_URL"])
     acme = make_tenant(db, sfai_env["SFAI_SECRET_KEY"], "acme", modules=("scheduling",))
-    p = subprocess.Popen([SFAI, "serve", "--port", str(port)], env=sfai_env,
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    log = tmp_path / "serve.log"
+    p, base = _start(sfai_env, log)
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2):
-                    break
-            except OSError:
-                assert p.poll() is None and time.monotonic() < deadline, p.stderr.read() if p.poll() else "timeout"
-                time.sleep(0.2)
         body = {"problem": _shop(), "time_limit_s": 8, "workers": 1, "objective": "makespan"}
-        req = urllib.request.Request(f"http://127.0.0.1:{port}/v1/scheduling/jobs", data=json.dumps(body).encode(),
-                                     headers={"Authorization": f"Bearer {acme.mes}",
-                                              "Content-Type": "application/json"})
-        with urllib.request.urlopen(req, timeout=30) as r:
-            job_id = json.loads(r.read())["job_id"]
+        job_id = httpx.post(base + "/v1/scheduling/jobs", json=body, headers=bearer(acme.mes), timeout=30).json()[
+            "job_id"]
+        deadline = time.monotonic() + 60
         while True:
             with db.engine.connect() as conn:
                 if conn.execute(text("SELECT status FROM scheduling_jobs")).scalar() == "running":
@@ -297,10 +285,10 @@ def test_a_server_stopped_with_sigterm_keeps_the_running_jobs_plan_for_the_next(
             time.sleep(0.1)
         time.sleep(2.0)
         p.send_signal(signal.SIGTERM)
-        _, err = p.communicate(timeout=30)
+        p.wait(timeout=30)
     finally:
-        p.kill()
-    assert p.returncode == 0, err
+        stop_group(p)
+    assert p.returncode == 0, log.read_text()[-3000:]
     from serving.tenancy import get_tenant
 
     tid = get_tenant(db, "acme").id
