@@ -109,6 +109,14 @@ class ApiKeyInfo:
             return "expired"
         return "active"
 
+    def public(self, now: datetime) -> dict:
+        """The key as ``GET /v1/apikeys`` and ``sfai apikey list --json`` give it: its fields, ``modules`` a list
+        (or null) and its ``state`` at ``now``."""
+        out = {name: getattr(self, name) for name in self.__slots__}
+        out["modules"] = None if self.modules is None else list(self.modules)
+        out["state"] = self.state_at(now)
+        return out
+
 
 @dataclass(frozen=True, slots=True)
 class NewApiKey:

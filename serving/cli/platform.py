@@ -117,7 +117,7 @@ def tenant_show(name: str, as_json: JsonOpt = False) -> None:
     if as_json:
         now = tenancy.utcnow()
         emit_json({**_asdict(t), "subscriptions": [_asdict(s) for s in subs],
-                   "api_keys": [_key_dict(k, now) for k in keys]})
+                   "api_keys": [k.public(now) for k in keys]})
         return
     typer.echo(f"{t.name}\t{t.display_name}\t{t.ksic_code} {t.ksic_name_en}\tcreated {t.created_at:%Y-%m-%d}")
     now = tenancy.utcnow()
@@ -137,14 +137,6 @@ def _subscription_state(s, now: datetime) -> str:  # noqa: ANN001 - a tenancy.Su
     if s.ends_at is None:
         return "active"
     return f"{'active, ends' if s.ends_at > now else 'ended'} {s.ends_at:%Y-%m-%d %H:%M}Z"
-
-
-def _key_dict(k, now: datetime) -> dict:  # noqa: ANN001 - a tenancy.ApiKeyInfo
-    """A key as ``GET /v1/apikeys`` gives it (``modules`` a list or null, and its ``state`` now)."""
-    out = _asdict(k)
-    out["modules"] = None if k.modules is None else list(k.modules)
-    out["state"] = k.state_at(now)
-    return out
 
 
 def _minute(ts: datetime | None, none: str) -> str:
@@ -233,7 +225,7 @@ def apikey_create(
     _deployment_secret(db)
     new = tenancy.create_api_key(db, settings().secret_key, tenant, role, name, expires_at=expires_at, modules=scope)
     if as_json:
-        emit_json({**_key_dict(new.info, tenancy.utcnow()), "api_key": new.token})
+        emit_json({**new.info.public(tenancy.utcnow()), "api_key": new.token})
         return
     typer.echo(new.token)
     k = new.info
@@ -249,7 +241,7 @@ def apikey_list(tenant: TenantOpt, as_json: JsonOpt = False) -> None:
     keys = tenancy.list_api_keys(database(), tenant)
     now = tenancy.utcnow()
     if as_json:
-        emit_json([_key_dict(k, now) for k in keys])
+        emit_json([k.public(now) for k in keys])
         return
     for k in keys:
         typer.echo(_key_line(k, now))

@@ -33,15 +33,8 @@ def _sub(s: tenancy.SubscriptionInfo) -> SubscriptionPublic:
     )
 
 
-def _key_fields(k: tenancy.ApiKeyInfo) -> dict:
-    return {"key_id": k.key_id, "name": k.name, "role": k.role, "created_at": k.created_at,
-            "revoked_at": k.revoked_at, "expires_at": k.expires_at,
-            "modules": None if k.modules is None else list(k.modules), "last_used_at": k.last_used_at,
-            "state": k.state_at(tenancy.utcnow())}
-
-
 def _key(k: tenancy.ApiKeyInfo) -> ApiKeyPublic:
-    return ApiKeyPublic(**_key_fields(k))
+    return ApiKeyPublic(**k.public(tenancy.utcnow()))
 
 
 @router.get("/tenant", response_model=TenantPublic)
@@ -114,7 +107,7 @@ def create_api_key(body: ApiKeyCreate, ctx: AdminDep, platform: PlatformDep) -> 
     ``modules`` (optional): the modules it may call."""
     new = tenancy.create_api_key(platform.db, platform.settings.secret_key, ctx.tenant, body.role, body.name,
                                  expires_at=body.expires_at, modules=body.modules)
-    return ApiKeyCreated(**_key_fields(new.info), api_key=new.token)
+    return ApiKeyCreated(**new.info.public(tenancy.utcnow()), api_key=new.token)
 
 
 @router.delete("/apikeys/{key_id}", response_model=ApiKeyPublic, responses={
