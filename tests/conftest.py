@@ -53,12 +53,14 @@ def need_postgres() -> None:
     require_service(pg_available())
 
 
-# Tests that need the machine's cores to themselves: the scheduling searches (forked workers, which a process with
-# other threads -- such as a pytest-xdist worker -- does not start, and CP-SAT under time limits), the Ray clusters,
-# and the browser tests (a console solve waited on against a clock). `make test` runs the rest on all cores
-# (pytest-xdist), then these alone, one after another.
+# Tests that cannot run in a pytest-xdist worker: the scheduling searches (forked workers, which a process with
+# other threads -- such as an xdist worker -- does not start, and CP-SAT under time limits) and the Ray clusters.
+# `make test` runs the rest on all cores (pytest-xdist), then these in one plain pytest process, and beside it, in
+# another, the browser tests (BROWSER: a console and its server, waited on for up to 20 s, not against a solve's
+# clock): the two lanes each keep about a core busy, where one after the other left a core idle.
 SERIAL = ("tests/optimization/", "tests/pipelines/test_ray.py", "tests/models/test_tune.py", "tests/test_scaleout.py",
           "tests/serving/test_batch.py::test_ray_data", "tests/web/")
+BROWSER = ("tests/web/",)
 
 
 def pytest_collection_modifyitems(config, items) -> None:
@@ -67,6 +69,8 @@ def pytest_collection_modifyitems(config, items) -> None:
         where = Path(str(item.path)).relative_to(root).as_posix() + "::" + item.name
         if where.startswith(SERIAL):
             item.add_marker(pytest.mark.serial)
+        if where.startswith(BROWSER):
+            item.add_marker(pytest.mark.browser)
 
 
 class PgDatabase:
