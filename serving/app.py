@@ -192,7 +192,7 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
             allow_methods=["GET", "POST", "DELETE"],
             allow_headers=["authorization", "content-type", "accept", "x-request-id", "idempotency-key"],
             expose_headers=["x-request-id", "retry-after", "x-sfai-model", "x-sfai-model-version", "x-sfai-count",
-                            "idempotent-replayed"],
+                            "x-sfai-warnings", "idempotent-replayed"],
             max_age=600,
         )
     app.add_middleware(PlatformMiddleware, platform=platform)

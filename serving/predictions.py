@@ -12,6 +12,7 @@ import ast
 import functools
 import importlib
 import inspect
+import json
 import logging
 import re
 import threading
@@ -812,12 +813,19 @@ def answer_notes(frame: pd.DataFrame) -> dict | None:
     return notes or None
 
 
-def arrow_stream(frame: pd.DataFrame) -> tuple[int, bytes]:
-    """(rows, predictions as an Arrow IPC stream): the answer to ``Accept: application/vnd.apache.arrow.stream``."""
+def arrow_stream(frame: pd.DataFrame, notes: dict | None = None) -> tuple[int, bytes]:
+    """(rows, predictions as an Arrow IPC stream): the answer to ``Accept: application/vnd.apache.arrow.stream``.
+    ``notes`` (what a JSON answer says beside its predictions: warnings, an energy forecast's ``calendar_used``...)
+    go in the stream's schema metadata, each as ``sfai.<name>`` holding its JSON text."""
     ids = frame.get(ENTITY_ID)
     if ids is not None and len({type(i) for i in ids}) > 1:  # ids sent as text and numbers: one Arrow type, text
         frame = frame.assign(**{ENTITY_ID: ids.map(str)})
     table = pa.Table.from_pandas(frame, preserve_index=False)
+    if notes:
+        table = table.replace_schema_metadata({
+            **(table.schema.metadata or {}),
+            **{f"sfai.{name}".encode(): json.dumps(value, ensure_ascii=False, default=str).encode()
+               for name, value in notes.items()}})
     sink = pa.BufferOutputStream()
     with pa.ipc.new_stream(sink, table.schema) as writer:
         writer.write_table(table)

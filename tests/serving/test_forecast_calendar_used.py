@@ -4,6 +4,7 @@ the tenant's plant calendar's day off or working day, a weekend), once per answe
 same bytes as before. ``sfai predict energy`` says it in one note on stderr; its CSV is unchanged."""
 
 import io
+import json
 
 import numpy as np
 import orjson
@@ -93,8 +94,8 @@ def test_the_answer_names_the_days_that_were_no_ordinary_weekday(energy, monkeyp
 
 
 def test_a_forecast_by_meter_id_names_its_days_once(client, db, settings, demo_models, tmp_path):
-    """By meter id: the days of every meter's forecasts, once each; the Arrow answer is unchanged (no calendar, the
-    same columns as before plus each row's entity and reading)."""
+    """By meter id: the days of every meter's forecasts, once each; the Arrow answer has the same columns as before
+    plus each row's entity and reading, and the calendar in its schema's metadata (``sfai.calendar_used``)."""
     from pipelines.runner import run_pipeline
 
     h, fs = tenant_with(db, settings, demo_models, "energy", modules=("energy",))
@@ -121,6 +122,9 @@ def test_a_forecast_by_meter_id_names_its_days_once(client, db, settings, demo_m
     arrow = pa.ipc.open_stream(io.BytesIO(client.post(FORECAST, json=body, headers={**h, **ARROW}).content)).read_all()
     assert arrow.column_names == ["origin", "timestamp", "p10", "p50", "p90", "co2_p50", "entity_id", "reading_at",
                                   "reading_age_s"]
+    assert json.loads(arrow.schema.metadata[b"sfai.calendar_used"]) == latest.json()["calendar_used"]
+    assert json.loads(arrow.schema.metadata[b"sfai.emission_factor_t_per_kwh"]) == latest.json()[
+        "emission_factor_t_per_kwh"]
 
 
 def make_admin(db):

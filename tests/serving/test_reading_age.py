@@ -100,11 +100,17 @@ def test_each_row_says_when_its_reading_was_taken_and_how_old_it_is(client, db, 
     assert [p["reading_age_s"] for p in many["predictions"]] == [1800, 21600] * 10
     assert many["warnings"] == [warning]  # each entity named once
 
-    got = pa.ipc.open_stream(io.BytesIO(client.post(
-        FAILURE, json={"entity_ids": ids, "view": "press_readings"}, headers={**h, **ARROW}).content)).read_all()
+    arrow = client.post(FAILURE, json={"entity_ids": ids, "view": "press_readings"}, headers={**h, **ARROW})
+    got = pa.ipc.open_stream(io.BytesIO(arrow.content)).read_all()
     assert got.column("reading_at").to_pylist() == [PUSHED["press-1"], PUSHED["press-0"]]
     assert got.column("reading_age_s").to_pylist() == [1800, 21600]
     assert got.schema.field("reading_age_s").type == "int64"
+    # the warning too: its count in a header, its text in the stream's metadata (it had been dropped)
+    assert arrow.headers["x-sfai-warnings"] == "1"
+    assert json.loads(got.schema.metadata[b"sfai.warnings"]) == [warning]
+    fresh = client.post(FAILURE, json={"entity_ids": ["press-1"], "view": "press_readings"}, headers={**h, **ARROW})
+    assert "x-sfai-warnings" not in fresh.headers
+    assert b"sfai.warnings" not in (pa.ipc.open_stream(io.BytesIO(fresh.content)).schema.metadata or {})
 
     at(NOW + timedelta(days=2, seconds=7))  # the clock moves on: the ages with it
     later = by_id(client, h, ids)
