@@ -52,6 +52,8 @@ def read_tenant(ctx: CallerDep, platform: PlatformDep) -> TenantPublic:
         modules=modules,
         caller_key_id=ctx.key_id,
         caller_role=ctx.role,
+        caller_key_expires_at=ctx.expires_at,
+        caller_key_modules=None if ctx.modules is None else [m for m in tenancy.MODULES if m in ctx.modules],
     )
 
 

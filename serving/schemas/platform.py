@@ -37,6 +37,11 @@ class TenantPublic(BaseModel):
     modules: list[str] = Field(description="modules subscribed now")
     caller_key_id: str
     caller_role: str
+    caller_key_expires_at: datetime | None = Field(
+        None, description="when the calling key stops working (401 api_key_expired from then on); null: never")
+    caller_key_modules: list[str] | None = Field(
+        None, description="the modules the calling key may call (others: 403 key_scope); null: every module the "
+        "tenant holds")
 
 
 class SubscriptionCreate(Strict):

@@ -64,6 +64,9 @@ def test_create_takes_an_expiry_and_modules_and_refuses_bad_ones_with_a_422_nami
     assert datetime.fromisoformat(made["expires_at"].replace("Z", "+00:00")) == end
     assert made["modules"] == ["quality", "energy"]  # in the catalogue's order
     assert made["state"] == "active" and made["last_used_at"] is None and made["api_key"].startswith("sfai_")
+    me = client.get("/v1/tenant", headers=bearer(made["api_key"])).json()  # what an MES reads of its own key
+    assert datetime.fromisoformat(me["caller_key_expires_at"].replace("Z", "+00:00")) == end
+    assert me["caller_key_modules"] == ["quality", "energy"] and me["caller_key_id"] == made["key_id"]
 
     r = client.post("/v1/apikeys", json={"role": "mes", "expires_at": "2099-01-01T18:00:00+09:00"}, headers=h)
     assert r.status_code == 201 and r.json()["expires_at"].startswith("2099-01-01T09:00:00")
@@ -175,8 +178,13 @@ def test_a_scoped_key_calls_only_its_modules_and_the_platform_routes_follow_its_
     r = client.get("/v1/quality/status", headers=bearer(wide["api_key"]))
     assert _error(r)["code"] == "key_scope" and "'scheduling', 'energy'" not in r.text  # catalogue order
     assert "'energy', 'scheduling'" in _error(r)["message"]
-    # module-less routes: the role decides, as before
-    assert client.get("/v1/tenant", headers=hs).status_code == 200
+    # module-less routes: the role decides, as before; the tenant's page says what the calling key may do
+    me = client.get("/v1/tenant", headers=hs)
+    assert me.status_code == 200
+    assert (me.json()["caller_key_modules"], me.json()["caller_key_expires_at"]) == (["quality"], None)
+    assert client.get("/v1/tenant", headers=bearer(wide["api_key"])).json()["caller_key_modules"] == [
+        "energy", "scheduling"]  # catalogue order
+    assert client.get("/v1/tenant", headers=bearer(keys.mes)).json()["caller_key_modules"] is None  # unscoped
     assert client.get("/v1/apikeys", headers=hs).status_code == 403  # an mes key is no admin, scoped or not
     admin_q = client.post("/v1/apikeys", json={"role": "admin", "modules": ["quality"]}, headers=h).json()
     assert client.get("/v1/apikeys", headers=bearer(admin_q["api_key"])).status_code == 200
