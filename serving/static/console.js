@@ -344,7 +344,10 @@ async function signIn(key) {
 
 function renderBadge() {
   const badge = $("tenant-badge");
-  badge.textContent = `${S.tenant.display_name} (${S.tenant.name}) · KSIC ${S.tenant.ksic_code} · ${t("tenant.role")} ${label("role", S.tenant.caller_role)}`;
+  // a key with an expiry says when, so that whoever signed in with it sees it coming (GET /v1/tenant gives it)
+  const expires = S.tenant.caller_key_expires_at;
+  const until = expires ? ` · ${t("tenant.keyExpires")} ${String(expires).slice(0, 16).replace("T", " ")} UTC` : "";
+  badge.textContent = `${S.tenant.display_name} (${S.tenant.name}) · KSIC ${S.tenant.ksic_code} · ${t("tenant.role")} ${label("role", S.tenant.caller_role)}${until}`;
   badge.dataset.role = S.tenant.caller_role;
 }
 

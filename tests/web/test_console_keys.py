@@ -82,3 +82,21 @@ def test_an_expired_key_signs_in_with_its_own_message_and_a_bad_expiry_is_refuse
     page.wait_for_selector("#keys-table tbody tr")
     row = page.locator(f'#keys-table tr[data-key="{r.json()["key_id"]}"]')
     assert row.get_attribute("data-state") == "expired" and row.locator("td.state").inner_text() == "만료됨"
+
+
+def test_the_badge_says_when_the_signed_in_key_expires(page, server):
+    """Signed in with an expiring key, the tenant badge gives its expiry (from GET /v1/tenant), in both languages;
+    a key without one says nothing of it."""
+    day = (datetime.now(UTC) + timedelta(days=10)).date()
+    r = httpx.post(server.base + "/v1/apikeys", json={"role": "planner", "name": "ten-days", "expires_at":
+                                                       day.isoformat()}, headers=bearer(server.bravo.admin))
+    assert r.status_code == 201, r.text
+    end = (day + timedelta(days=1)).isoformat()
+    sign_in(page, r.json()["api_key"])
+    assert page.inner_text("#tenant-badge").endswith(f" · 키 만료 {end} 00:00 UTC"), page.inner_text("#tenant-badge")
+    page.select_option("#lang-select", "en")
+    wait_js(page, "document.getElementById('tenant-badge').textContent.includes('key expires')")
+    assert page.inner_text("#tenant-badge").endswith(f" · key expires {end} 00:00 UTC")
+    page.click("#signout-btn")
+    sign_in(page, server.bravo.admin)
+    assert "expires" not in page.inner_text("#tenant-badge") and "만료" not in page.inner_text("#tenant-badge")
