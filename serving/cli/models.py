@@ -242,10 +242,12 @@ def predict(
     from serving.runtime import check_checksum
 
     check_checksum(mv.path / "model.onnx", mv.sha256)  # the registry's record, as the API checks it (ModelCache)
-    if named != family.name and mv.name != named:  # another subset's model: its regimes and scales differ
+    fallback = named != family.name and mv.name != named  # another subset's model: its regimes and scales differ
+    train_it = (f"sfai train {family.name} --dataset {dataset} --input train_{named.split('-')[-1].upper()}.txt"
+                f"{reg.tenant_option()}")
+    if fallback:
         info(f"warning: {input.name} names the C-MAPSS subset {named.split('-')[-1].upper()}, which has no trained "
-             f"model ({named}); scoring with {mv.name}. Train it first: sfai train {family.name} --dataset "
-             f"{dataset} --input train_{named.split('-')[-1].upper()}.txt{reg.tenant_option()}")
+             f"model ({named}); scoring with {mv.name}. Train it first: {train_it}")
     if recall_target is not None:
         from models.defect.predict import threshold_for_recall
 
@@ -256,17 +258,25 @@ def predict(
              f"{point['precision']:.1%} of flagged wafers failing (pooled held-out wafers: a line whose failure "
              "rate differs flags otherwise)")
     t0 = time.perf_counter()
-    report = score_file(
-        family.name,
-        mv.path,
-        input,
-        dataset,
-        output,
-        options={"start": start, "horizon": horizon, "recent_failure_rate": recent_failure_rate,
-                 "threshold": threshold, **({"explain": True, "top_k": top_k} if explain else {})},
-        threads=os.cpu_count() or 1,
-        progress=sys.stderr.isatty(),
-    )
+    try:
+        report = score_file(
+            family.name,
+            mv.path,
+            input,
+            dataset,
+            output,
+            options={"start": start, "horizon": horizon, "recent_failure_rate": recent_failure_rate,
+                     "threshold": threshold, **({"explain": True, "top_k": top_k} if explain else {})},
+            threads=os.cpu_count() or 1,
+            progress=sys.stderr.isatty(),
+        )
+    except InvalidInput as e:
+        if not fallback or "out of range" not in e.message:
+            raise
+        # FD002/FD004 fly six operating conditions: their readings lie far outside a one-condition model's range
+        raise InvalidInput(f"{input.name} cannot be scored with {mv.name}, trained on another C-MAPSS subset: "
+                           f"{e.message.split(': a unit or column mix-up')[0]}. Train {named} first: {train_it}"
+                           ) from None
     for note in report["notes"]:
         info(f"note: {note}")
     for line in report.get("warnings", []):
