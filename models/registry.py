@@ -321,7 +321,9 @@ class ModelRegistry:
             version = self.alias(name, alias)
             if version is None:
                 if not self.versions(name):
-                    raise NotFound(f"no model {name!r} for tenant {self.tenant!r}: train one with "
+                    others = self.names()  # `models show rul` where the tenant has rul-fd001: name what is there
+                    there = f" (its models: {', '.join(others)})" if others else ""
+                    raise NotFound(f"no model {name!r} for tenant {self.tenant!r}{there}: train one with "
                                    f"'{self.train_hint(name)}'")
                 how = (f"sfai models promote {name} --version N{self.tenant_option()}" if alias == "champion"
                        else self.train_hint(name))
