@@ -630,19 +630,28 @@ def _solve(problem: SchedulingProblem, params: SolverParams | None = None, stop:
     if diagnose_proofs(problem):  # no plan can exist (a job past the horizon, clashing pins): say why at once
         return _no_plan(problem, "INFEASIBLE", {"method": "check", "n_operations": n_ops}, no_dispatch, t0, deadline,
                         params.explain, stop)
+    if start is not None and not ok(start):  # a plan of the problem as given, not of this one (service first)
+        log.warning("the saved plan is no plan of this problem (%s): solving from scratch", verify(problem, start)[0])
+        start = None
     heur: Schedule | None
-    try:
-        heur, rule_scores = best_dispatch(problem, lambda s: score(problem, s, stages), rules_for(primary),
-                                          time_budget_s=0.25 * params.time_limit_s, check=ok, deadline=deadline,
-                                          stop=stop)
-        if not ok(heur):
+    rule_scores: dict = {}
+    if start is not None:
+        # resumed: the saved plan came from these rules and the searches after them, so it is the start, and the
+        # rules (up to a quarter of the time) and the ATC variants below do not run again on the time left
+        heur = None
+    else:
+        try:
+            heur, rule_scores = best_dispatch(problem, lambda s: score(problem, s, stages), rules_for(primary),
+                                              time_budget_s=0.25 * params.time_limit_s, check=ok, deadline=deadline,
+                                              stop=stop)
+            if not ok(heur):
+                heur = None
+        except DispatchStopped:
             heur = None
-    except DispatchStopped:
-        heur, rule_scores = None, {}
-    except ValueError as e:
-        heur, rule_scores = None, {}
-        no_dispatch["dispatch"] = str(e)
-    urgent = _pin_urgent(problem) if heur is None and not halted() else None
+        except ValueError as e:
+            heur = None
+            no_dispatch["dispatch"] = str(e)
+    urgent = _pin_urgent(problem) if heur is None and start is None and not halted() else None
     if urgent is not None:
         # the rules place a job's steps with no regard to a pin further along it, and every plan then broke that
         # pin's precedence: with the job due by its pin (and weighty), due-date rules bring its steps forward
@@ -658,9 +667,6 @@ def _solve(problem: SchedulingProblem, params: SolverParams | None = None, stop:
                 no_dispatch.pop("dispatch", None)
         except ValueError:
             pass
-    if start is not None and not ok(start):  # a plan of the problem as given, not of this one (service first)
-        log.warning("the saved plan is no plan of this problem (%s): solving from scratch", verify(problem, start)[0])
-        start = None
     if start is not None and (heur is None or score(problem, start, stages) <= score(problem, heur, stages)):
         heur = start  # resumed: the search goes on from the saved plan (a hint, the incumbent of LNS and tabu)
     first_feasible_s = time.perf_counter() - t0 if heur is not None else None
@@ -704,12 +710,12 @@ def _solve(problem: SchedulingProblem, params: SolverParams | None = None, stop:
     capped_search = capped and strategy == "lns" and heur is not None and \
         terms_supported(_with_risk(problem, stages[0]))
     if (small_lns or capped_search) and "tardiness" in stages[0] and not halted():
-        # big plans: more start plans from ATC variants (look-ahead, remaining work; ~1 s each on 5k ops)
-        alt, alt_scores = atc_variants(problem, lambda s: score(problem, s, stages),
-                                       time_budget_s=0.15 * params.time_limit_s, check=ok, stop=stop)
-        rule_scores.update(alt_scores)
-        if alt is not None and score(problem, alt, stages) < heur_score:
-            heur, heur_score = alt, score(problem, alt, stages)
+        if start is None:  # big plans: more start plans from ATC variants (look-ahead, remaining work; ~1 s each
+            alt, alt_scores = atc_variants(problem, lambda s: score(problem, s, stages),  # on 5k operations)
+                                           time_budget_s=0.15 * params.time_limit_s, check=ok, stop=stop)
+            rule_scores.update(alt_scores)
+            if alt is not None and score(problem, alt, stages) < heur_score:
+                heur, heur_score = alt, score(problem, alt, stages)
         if params.dispatch_search_share > 0 and not halted():
             # iterated greedy: re-dispatch the tail of the incumbent after random cut times (heuristics.tail_search)
             share = params.dispatch_search_share + (params.sequence_search_share if capped_search else 0.0)
