@@ -42,9 +42,10 @@ HTTP_DEFAULTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_TI
 PROBE_TIMEOUT_S = 5.0
 
 
-def check_server(uri: str) -> None:
+def check_server(uri: str, *, training: bool = True) -> None:
     """For a tracking server (``http(s)://``), one quick request before any work: one that does not answer is a
-    one-line :class:`Unavailable` saying what to do, not minutes of retries. Local stores are not probed."""
+    one-line :class:`Unavailable` saying what to do, not minutes of retries. Local stores are not probed.
+    ``training=False`` (promote, rollback): the advice leaves out ``sfai train --no-track``, no option there."""
     for k, v in HTTP_DEFAULTS.items():
         os.environ.setdefault(k, v)
     if not uri.startswith(("http://", "https://")):
@@ -65,8 +66,9 @@ def check_server(uri: str) -> None:
         pass  # it answered (a proxy's 404, a 401 without the password): the calls themselves will say more
     except (urllib.error.URLError, TimeoutError, OSError, ValueError) as e:
         reason = getattr(e, "reason", e)
-        raise Unavailable(f"the MLflow tracking server {shown} does not answer ({reason}): start it, correct "
-                          "MLFLOW_TRACKING_URI, or run without tracking (sfai train --no-track)") from None
+        advice = ("start it, correct MLFLOW_TRACKING_URI, or run without tracking (sfai train --no-track)" if training
+                  else "start it or correct MLFLOW_TRACKING_URI")
+        raise Unavailable(f"the MLflow tracking server {shown} does not answer ({reason}): {advice}") from None
 
 
 def _same(old: str, new: str) -> bool:
@@ -344,7 +346,7 @@ def sync_aliases(settings: Settings, model_name: str, targets: dict[str, tuple[i
     from mlflow.exceptions import MlflowException
 
     uri = tracking_uri(settings)
-    check_server(uri)  # a server that does not answer: the caller says the aliases were not moved
+    check_server(uri, training=False)  # a server that does not answer: the caller says the aliases were not moved
     mlflow.set_tracking_uri(uri)
     client = MlflowClient()
     try:

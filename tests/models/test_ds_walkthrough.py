@@ -60,3 +60,23 @@ def test_another_subsets_readings_out_of_range_say_which_model_to_train(sfai_env
     p = sfai(sfai_env, "predict", "rul", "--tenant", "acme", "--dataset", "cmapss", "--input",
              str(tmp_path / "test_FD001.txt"), "--output", str(tmp_path / "o.csv"), ok=False)
     assert "a unit or column mix-up" in p.stderr and "cannot be scored with" not in p.stderr, p.stderr
+
+
+def test_a_silent_tracking_server_during_promote_does_not_advise_train_no_track(tmp_path, monkeypatch):
+    """`sfai models promote` with MLFLOW_TRACKING_URI on a server that does not answer warned that the aliases were
+    not moved, advising "run without tracking (sfai train --no-track)": no option of a promotion."""
+    import socket
+
+    from models.tracking import Tracker, sync_aliases
+    from serving.errors import Unavailable
+    from serving.settings import Settings
+
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{s.getsockname()[1]}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", dead)
+    settings = Settings(home=tmp_path, environment="test")
+    with pytest.raises(Unavailable, match=r"does not answer \(.*\): start it or correct MLFLOW_TRACKING_URI$"):
+        sync_aliases(settings, "acme.tiny", {"champion": (1, "abc")})
+    with pytest.raises(Unavailable, match=r"or run without tracking \(sfai train --no-track\)$"):  # training: kept
+        Tracker(settings, "acme/tiny").__enter__()
