@@ -245,6 +245,13 @@ def predict(
     fallback = named != family.name and mv.name != named  # another subset's model: its regimes and scales differ
     train_it = (f"sfai train {family.name} --dataset {dataset} --input train_{named.split('-')[-1].upper()}.txt"
                 f"{reg.tenant_option()}")
+    if named == family.name and mv.name != named and model_name is None:  # the file names no subset
+        others = sorted({m.name for m in reg.list() if m.name.startswith(f"{family.name}-")
+                         and "champion" in m.aliases} - {mv.name})
+        if others:  # the newest champion answers: say which, and that another subset's model may be the one meant
+            info(f"warning: {input.name} names no C-MAPSS subset (FD001..FD004 in its name); scoring with "
+                 f"{mv.name}, the newest {family.name} champion. This tenant also has {', '.join(others)}: name the "
+                 f"model of this file's engines with --model (e.g. --model {others[0]})")
     if fallback:
         info(f"warning: {input.name} names the C-MAPSS subset {named.split('-')[-1].upper()}, which has no trained "
              f"model ({named}); scoring with {mv.name}. Train it first: {train_it}")

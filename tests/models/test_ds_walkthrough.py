@@ -80,3 +80,26 @@ def test_a_silent_tracking_server_during_promote_does_not_advise_train_no_track(
         sync_aliases(settings, "acme.tiny", {"champion": (1, "abc")})
     with pytest.raises(Unavailable, match=r"or run without tracking \(sfai train --no-track\)$"):  # training: kept
         Tracker(settings, "acme/tiny").__enter__()
+
+
+def test_a_file_naming_no_subset_says_which_of_several_rul_models_answered(sfai_env, db, settings, demo_models,
+                                                                           tmp_path):
+    """engines_line3.txt (no FD00X in its name) on a tenant with rul-fd001 and rul-fd002 was scored with the newest
+    champion, rul-fd002, without a word; FD001 engines then got another subset's RULs. It still answers (the JSON
+    line names the model), with a warning naming the others and --model."""
+    tenancy.create_tenant(db, "acme", "C29")
+    reg = ModelRegistry(db, settings.home, "acme")
+    reg.register("rul-fd001", "maintenance", demo_models[0] / "rul" / "v1")
+    shutil.copy(demo_models[1] / "cmapss_demo.txt", tmp_path / "engines_line3.txt")
+    args = ["predict", "rul", "--tenant", "acme", "--dataset", "cmapss", "--input", str(tmp_path / "engines_line3.txt"),
+            "--output", str(tmp_path / "o.csv")]
+    p = sfai(sfai_env, *args)  # one rul model: no doubt which
+    assert json.loads(p.stdout)["model"] == "rul-fd001" and "warning" not in p.stderr, p.stderr
+    reg.register("rul-fd002", "maintenance", demo_models[0] / "rul" / "v1")
+    p = sfai(sfai_env, *args)
+    assert json.loads(p.stdout)["model"] == "rul-fd002"
+    assert ("warning: engines_line3.txt names no C-MAPSS subset (FD001..FD004 in its name); scoring with rul-fd002, "
+            "the newest rul champion. This tenant also has rul-fd001: name the model of this file's engines with "
+            "--model (e.g. --model rul-fd001)") in p.stderr, p.stderr
+    p = sfai(sfai_env, *args, "--model", "rul-fd001")
+    assert json.loads(p.stdout)["model"] == "rul-fd001" and "warning" not in p.stderr, p.stderr
