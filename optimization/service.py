@@ -122,10 +122,11 @@ def place_setups(problem: SchedulingProblem, schedule: Schedule, rows: list[dict
 
 
 def solve_document(problem: SchedulingProblem, params: SolverParams, *, stop: threading.Event | None = None,
-                   start: Schedule | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
+                   start: Schedule | None = None, on_plan=None) -> tuple[dict[str, Any], dict[str, Any]]:  # noqa: ANN001
     """(summary line, full document) for a solve of ``problem``; ``stop`` set: the solve ends within about half a
-    second with its best plan so far (``stats.stopped``). ``start``: a plan to go on from (``solver.solve``)."""
-    schedule = solve(problem, params, stop=stop, start=start)
+    second with its best plan so far (``stats.stopped``). ``start``: a plan to go on from; ``on_plan``: called
+    with each better plan between the stages (both: ``solver.solve``)."""
+    schedule = solve(problem, params, stop=stop, start=start, on_plan=on_plan)
     violations = verify(problem, schedule) if schedule.assignments else []
     line = {
         "status": schedule.status,

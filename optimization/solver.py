@@ -12,6 +12,7 @@ import math
 import random
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 from ortools.sat.python import cp_model
@@ -54,6 +55,8 @@ from optimization.windows import NoWindow, service_first
 log = logging.getLogger("sfai.scheduling")
 OBJECTIVES = ("makespan", "tardiness", "energy", "weighted", "lex")
 PROBE_SHARE = 0.2  # auto under a peak cap: the whole model's first try, before the capped dispatch search
+# a background job's checkpoint: called with each better checked plan and its score (solve's on_plan)
+OnPlan = Callable[[Schedule, tuple], None]
 MAX_URGENT_WEIGHT = 1000.0  # a job with a pin further along it, for the rules' start plan (_pin_urgent)
 EVAL_KEY = {"makespan": "makespan", "tardiness": "weighted_tardiness", "energy": "energy_cost", "risk": "risk_penalty"}
 
@@ -511,7 +514,8 @@ def checked_start(problem: SchedulingProblem, start: Schedule | None) -> Schedul
 
 
 def solve(problem: SchedulingProblem, params: SolverParams | None = None, *,
-          stop: threading.Event | None = None, start: Schedule | None = None) -> Schedule:
+          stop: threading.Event | None = None, start: Schedule | None = None,
+          on_plan: OnPlan | None = None) -> Schedule:
     """The best plan found for ``problem`` within ``params.time_limit_s``, or an answer without a plan that says why.
     A risky machine serviced first (``FailureRisk.service_first``) is planned as down until its window ends, the
     window at the earliest time it fits (``optimization.windows``).
@@ -526,7 +530,11 @@ def solve(problem: SchedulingProblem, params: SolverParams | None = None, *,
     ``problem`` first (one that no longer fits is ignored with a log warning). The search starts from it (a CP-SAT
     solution hint on the same start, end and machine variables, the LNS' and local searches' incumbent) and the
     answer is never worse than it: where nothing better is found in the time, or nothing at all, it is the answer
-    (``stats["resumed_plan_kept"]``)."""
+    (``stats["resumed_plan_kept"]``).
+
+    ``on_plan(plan, score)``: called between the stages with each checked plan better than the one before (the
+    first: the dispatching plan), so that a background job keeps its progress where its process is killed. Not
+    called where a machine is serviced first (the stages then plan the problem without its windows)."""
     params = params or SolverParams()
     halt = as_stop(stop)
     t0 = time.perf_counter()
@@ -541,7 +549,7 @@ def solve(problem: SchedulingProblem, params: SolverParams | None = None, *,
         s.wall_s = time.perf_counter() - t0
         return s
     if inner is problem:
-        return _kept(problem, params, _solve(problem, params, halt, start), start)
+        return _kept(problem, params, _solve(problem, params, halt, start, on_plan), start)
     outer_start, placed = start, set(windows)
     if start is not None:  # the windows placed first are the inner problem's downtime, not its windows
         start = checked_start(inner, replace(start, maintenance=[w for w in start.maintenance if w not in placed]))
@@ -593,7 +601,7 @@ def _kept(problem: SchedulingProblem, params: SolverParams, plan: Schedule, star
 
 
 def _solve(problem: SchedulingProblem, params: SolverParams | None = None, stop: Stop | None = None,
-           start: Schedule | None = None) -> Schedule:
+           start: Schedule | None = None, on_plan: OnPlan | None = None) -> Schedule:
     params = params or SolverParams()
     t0 = time.perf_counter()
 
@@ -625,6 +633,22 @@ def _solve(problem: SchedulingProblem, params: SolverParams | None = None, stop:
 
     def ok(s: Schedule) -> bool:
         return not verify(problem, s)
+
+    said: list[tuple] = []  # the score of the last plan handed to on_plan
+
+    def report(plan: Schedule | None) -> None:
+        """Hands ``plan`` to ``on_plan`` where it is a checked plan better than the last one handed (between the
+        stages: a background job keeps it against a crash of its process)."""
+        if on_plan is None or plan is None or not plan.assignments:
+            return
+        plan_score = score(problem, plan, stages)
+        if (said and plan_score >= said[-1]) or not ok(plan):
+            return
+        said.append(plan_score)
+        try:
+            on_plan(plan, plan_score)
+        except Exception:  # noqa: BLE001 - a checkpoint that failed does not fail the solve
+            log.warning("a plan's checkpoint failed", exc_info=True)
 
     no_dispatch: dict[str, str] = {}  # why no dispatching plan, for an answer without a plan
     if diagnose_proofs(problem):  # no plan can exist (a job past the horizon, clashing pins): say why at once
@@ -671,6 +695,7 @@ def _solve(problem: SchedulingProblem, params: SolverParams | None = None, stop:
         heur = start  # resumed: the search goes on from the saved plan (a hint, the incumbent of LNS and tabu)
     first_feasible_s = time.perf_counter() - t0 if heur is not None else None
     heur_score = score(problem, heur, stages) if heur is not None else None
+    report(heur)
     strategy = params.strategy
     capped_probe = False
     if strategy == "auto":
@@ -737,6 +762,7 @@ def _solve(problem: SchedulingProblem, params: SolverParams | None = None, stop:
                 tail_stats.update({k: v for k, v in alt.stats.items() if k.startswith("seq_")})
                 if score(problem, alt, stages) < heur_score:
                     heur, heur_score = alt, score(problem, alt, stages)
+    report(heur)
     horizon = _horizon(problem, heur, stages)
     if shift_s and heur is not None and not halted():
         alt = energy_shift(problem, heur, stages, horizon, time.perf_counter() + shift_s / 2, stop=stop)
@@ -759,6 +785,7 @@ def _solve(problem: SchedulingProblem, params: SolverParams | None = None, stop:
                 best = heur
         elif not halted():
             best = solve_lns(problem, params, horizon, heur, lns_deadline, stop=stop)
+        report(best)
         if polish and time.perf_counter() < deadline - 0.2 and not halted():
             cand, bound, proven = solve_full(problem, params, horizon, best, deadline, stop=stop)
             best = cand if cand is not None else best
@@ -792,6 +819,7 @@ def _solve(problem: SchedulingProblem, params: SolverParams | None = None, stop:
                                              hint=not pure_makespan or problem.has_setups or start is not None,
                                              notes=no_dispatch,
                                              stop=stop)
+        report(best)
         if use_tabu and best is not None and not proven and deadline - time.perf_counter() > 0.2 and not halted():
             floor = max(problem.trivial_lower_bound(), int(math.ceil(bound - 1e-6)) if bound is not None else 0)
             population = params.tabu_population if n_ops <= params.tabu_population_max_ops and not dense else 0

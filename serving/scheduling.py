@@ -21,6 +21,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
+from functools import partial
 
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
@@ -737,15 +738,17 @@ def _energy_only(objective: str | None, weights: dict | None, order: list | None
 
 
 def solve_prepared(problem, params, linked: dict, stop: threading.Event | None = None,  # noqa: ANN001
-                   resume: SavedPlan | None = None) -> dict:
+                   resume: SavedPlan | None = None, on_plan=None) -> dict:  # noqa: ANN001
     """The answer of a solve (the API's document). ``resume``: a background job's plan saved when its server
     stopped; the solve goes on from it for ``params.time_limit_s`` (the job's time left) and the answer's
-    ``resumed`` says so; never worse than that plan. Without it ``resumed`` is null."""
+    ``resumed`` says so; never worse than that plan. Without it ``resumed`` is null. ``on_plan``: called with each
+    better plan between the solver's stages (``optimization.solver.solve``)."""
     from optimization.service import solve_document
 
     linked = dict(linked)
     dropped = linked.pop(DROPPED, [])
-    _, doc = solve_document(problem, params, stop=stop, start=resume.schedule() if resume is not None else None)
+    _, doc = solve_document(problem, params, stop=stop, start=resume.schedule() if resume is not None else None,
+                            on_plan=on_plan)
     doc["resumed"] = resume.resumed(doc, params.time_limit_s) if resume is not None else None
     if dropped:  # where a client looks for what the plan left out, beside the problem's own notes
         doc["notes"] = [*dropped, *doc["notes"]]
@@ -935,6 +938,18 @@ class SavedPlan:
                    time_limit_s=time_limit_s, spent_s=spent_s, cpu_s=cpu_s, stops=stops,
                    saved_at=utc_text(utcnow()))
 
+    @classmethod
+    def from_schedule(cls, plan, score: tuple, *, objective: str, time_limit_s: float, spent_s: float,  # noqa: ANN001
+                      cpu_s: float, stops: int) -> SavedPlan:
+        """A plan the solver handed between its stages (``on_plan``: checked, better than the one before), kept
+        while the job runs against a crash of its process."""
+        return cls(objective=objective, score=tuple(float(v) for v in score),
+                   objective_values=dict(plan.objective or {}),
+                   makespan=max((a.end for a in plan.assignments), default=None),
+                   assignments=tuple((a.job, a.op, a.machine, a.start, a.end) for a in plan.assignments),
+                   maintenance=tuple((w.machine, w.start, w.end, w.reason or "failure risk") for w in plan.maintenance),
+                   time_limit_s=time_limit_s, spent_s=spent_s, cpu_s=cpu_s, stops=stops, saved_at=utc_text(utcnow()))
+
     def to_json(self) -> str:
         return json.dumps({"version": 1, "objective": self.objective, "score": list(self.score),
                            "objective_values": self.objective_values, "makespan": self.makespan,
@@ -1027,6 +1042,7 @@ def _heartbeat(ref: weakref.ref, stop: threading.Event, period: float) -> None:
             return
         try:
             jobs.beat()
+            jobs.write_checkpoints()
             jobs.adopt_stale()
         except Exception:  # noqa: BLE001 - a database that is away now is retried on the next beat
             log.warning("scheduling jobs: heartbeat failed", exc_info=True)
@@ -1142,6 +1158,9 @@ class Jobs:
         self._solving: dict[str, int] = {}  # running job -> the worker thread solving it
         self._stops: dict[str, threading.Event] = {}  # running job -> the event that stops its solve
         self._saved: dict[str, SavedPlan] = {}  # a job taken over with its saved plan -> that plan (adopt_stale)
+        # running job -> its best plan so far, handed by the solver between its stages and not yet written: the
+        # heartbeat writes it on the job (saved_plan), so that a killed process' job goes on from it (checkpoint)
+        self._progress: dict[str, SavedPlan] = {}
         self._pending: dict[int, int] = {}  # calls admitted by reserve() whose job is not queued yet, per tenant
         self._pending_lock = threading.Lock()
 
@@ -1327,6 +1346,9 @@ class Jobs:
                 prepared = (prepared[0], replace(prepared[1], time_limit_s=left), *prepared[2:])
                 extra["resume"] = saved
             t0, cpu0 = time.perf_counter(), time.process_time()
+            if isinstance(limit, int | float):
+                extra["on_plan"] = partial(self._checkpoint, job_id, prepared[0], prepared[1].objective,
+                                           float(limit), saved, t0, cpu0)
             result = solve_prepared(*prepared, stop=stop, **extra)
         except Exception as e:  # noqa: BLE001 - recorded on the job
             log.exception("scheduling job %s failed", job_id)
@@ -1336,12 +1358,42 @@ class Jobs:
             with self._lock:
                 self._solving.pop(job_id, None)
                 self._stops.pop(job_id, None)
+                self._progress.pop(job_id, None)
         if stop.is_set():  # cancelled, or the server is stopping: the plan of a cut-short solve is nobody's answer
             if self._stop.is_set():  # ... but the server's stop keeps it on the job, for the next process
                 self._save(job_id, result, saved, limit, time.perf_counter() - t0, time.process_time() - cpu0)
             return
         self._update(job_id, status="done", result=json.dumps(result, default=str), finished_at=utcnow(),
                      saved_plan=None, was="running")
+
+    def _checkpoint(self, job_id: str, problem, objective: str, limit: float, before: SavedPlan | None,  # noqa: ANN001
+                    t0: float, cpu0: float, plan, plan_score: tuple) -> None:  # noqa: ANN001
+        """``on_plan`` of a job's solve: its better plan, kept for the next heartbeat to write (the solver thread
+        does no query)."""
+        from optimization.solution import evaluate
+
+        if not plan.objective:
+            plan = replace(plan, objective=evaluate(problem, plan.assignments))
+        kept = SavedPlan.from_schedule(
+            plan, plan_score, objective=objective, time_limit_s=limit,
+            spent_s=time.perf_counter() - t0 + (before.spent_s if before is not None else 0.0),
+            cpu_s=time.process_time() - cpu0 + (before.cpu_s if before is not None else 0.0),
+            stops=1 + (before.stops if before is not None else 0))  # a crash that takes it up is the job's stop
+        with self._lock:
+            if job_id in self._solving:
+                self._progress[job_id] = kept
+
+    def write_checkpoints(self) -> None:
+        """Writes each running job's best plan handed since the last beat on the job (``saved_plan``): where the
+        process is killed, the process that takes the job over goes on from it (:meth:`adopt_stale`) instead of
+        solving from scratch."""
+        with self._lock:
+            todo, self._progress = self._progress, {}
+        for job_id, plan in todo.items():
+            with self._lock:
+                if job_id not in self._solving:  # ended meanwhile: its own end wrote what it keeps
+                    continue
+            self._update(job_id, saved_plan=plan.to_json(), was="running")
 
     def _save(self, job_id: str, result: object, before: SavedPlan | None, limit: float | None, wall_s: float,
               cpu_s: float) -> None:

@@ -29,7 +29,7 @@ def held_solves(monkeypatch) -> tuple[list[str], threading.Semaphore]:
     started, finish = [], threading.Semaphore(0)
     STOPPED.clear()
 
-    def solve(problem, params, linked, stop=None):
+    def solve(problem, params, linked, stop=None, **kw):
         started.append(problem.name)
         deadline = time.monotonic() + 30
         while not finish.acquire(timeout=0.01):  # a cancelled job's solve stops, as the real one does
@@ -344,7 +344,7 @@ def test_a_server_stopped_gracefully_hands_its_jobs_to_another_at_once(db, monke
     tid = get_tenant(db, "acme").id
     real, release, entered = scheduling.solve_prepared, threading.Event(), threading.Event()
 
-    def solve(*prepared, stop=None):  # the stopping server's solve is still on when it stops
+    def solve(*prepared, stop=None, **kw):  # the stopping server's solve is still on when it stops
         if not entered.is_set():
             entered.set()
             release.wait(30)
@@ -391,7 +391,7 @@ def test_a_stalled_process_cannot_overwrite_the_job_another_took_over(db, monkey
     real, release, entered = scheduling.solve_prepared, threading.Event(), threading.Event()
     calls = []
 
-    def solve(*prepared, stop=None):  # the first solve (the stalled process's) waits, then answers something else
+    def solve(*prepared, stop=None, **kw):  # the first solve (the stalled process's) waits, then answers something else
         calls.append(len(calls))
         if len(calls) == 1:
             entered.set()

@@ -91,6 +91,71 @@ def test_a_job_stopped_mid_solve_is_resumed_from_its_saved_plan_for_the_time_lef
         other.close()
 
 
+def test_a_killed_processs_job_goes_on_from_the_plan_its_heartbeat_kept(db):
+    """A process killed mid-solve (SIGKILL, the OOM killer, a lost host) hands nothing back: before, its job was
+    taken over when stale and solved from scratch with its whole limit. Now the solver hands each better plan
+    between its stages to the job, and the heartbeat writes it (``saved_plan``, shown while the job runs); the
+    process that takes the stale job over goes on from it."""
+    from sqlalchemy import update
+
+    from serving.db.tables import SchedulingJob
+    from serving.scheduling import Jobs
+    from serving.tenancy import utcnow
+
+    tid = _tenant(db)
+    limit = 12.0
+    killed, other = Jobs(db, heartbeat_s=0.3, stale_s=600), Jobs(db, stale_s=60)
+    try:
+        killed.start()
+        job_id = killed.submit(tid, _request(_shop(), limit), {"scheduling"})["job_id"]
+        deadline = time.monotonic() + 30
+        while (job := killed.get(tid, job_id))["saved_plan"] is None:  # the dispatching plan, then better ones
+            assert job["status"] in ("queued", "running") and time.monotonic() < deadline, job
+            time.sleep(0.05)
+        kept = job["saved_plan"]
+        assert job["status"] == "running" and kept["operations"] == 450 and kept["times_stopped"] == 1, kept
+        assert kept["objective"] == kept["makespan"] > 0 and 0 <= kept["spent_s"] < limit, kept
+        # the crash: the process stops stamping and writing (its owner gone), its solve with it
+        with db.session() as s:
+            s.execute(update(SchedulingJob).where(SchedulingJob.id == job_id)
+                      .values(owner=None, heartbeat_at=utcnow() - timedelta(minutes=10)))
+        with killed._lock:
+            killed._stops[job_id].set()
+        kept = other.get(tid, job_id)["saved_plan"]  # the last one its heartbeat wrote
+        assert other.adopt_stale() == [job_id]
+        done = _wait(other, tid, job_id, ("done",))
+        result = done["result"]
+        r = result["resumed"]
+        assert r is not None and r["objective"] == kept["objective"] and r["spent_before_s"] == kept["spent_s"], r
+        assert abs(r["time_left_s"] - max(5.0, limit - kept["spent_s"])) < 1e-3, r
+        assert result["makespan"] <= kept["makespan"] and result["violations"] == 0
+        assert done["saved_plan"] is None and _saved_column(db, job_id) is None  # done: nothing left to resume
+    finally:
+        killed.close()
+        other.close()
+
+
+def test_a_job_solved_in_one_go_writes_its_checkpoints_and_leaves_none(db):
+    """The checkpoints of a job that ends normally: written while it runs, dropped with its answer."""
+    from serving.scheduling import Jobs
+
+    tid = _tenant(db)
+    jobs = Jobs(db, heartbeat_s=0.2, stale_s=600)
+    try:
+        jobs.start()
+        job_id = jobs.submit(tid, _request(_shop(), 3.0), {"scheduling"})["job_id"]
+        seen = []
+        while (job := jobs.get(tid, job_id))["status"] != "done":
+            if job["saved_plan"] is not None:
+                seen.append(job["saved_plan"]["objective"])
+            time.sleep(0.05)
+        assert seen and seen == sorted(seen, reverse=True), seen  # only ever better
+        assert job["result"]["makespan"] <= seen[-1] and job["result"]["resumed"] is None
+        assert job["saved_plan"] is None and _saved_column(db, job_id) is None
+    finally:
+        jobs.close()
+
+
 def test_a_job_stopped_before_its_first_plan_is_solved_from_scratch(db, monkeypatch):
     """No incumbent when stopped (the stop came before the solve had a plan): nothing is saved, and the next process
     solves the job from scratch with its whole time limit, as before."""
