@@ -36,6 +36,7 @@ from models.tracking import tracker_or_off
 from models.training import TrainConfig, fit, make_loader, predict_batches, seed_everything
 
 log = logging.getLogger("sfai.defect")
+FLAT_SPREAD = 1e-3  # training probabilities all within 0.001 of each other: a model that ranks nothing
 
 
 @dataclass
@@ -356,6 +357,13 @@ def train(
         "features": importance[:IMPORTANCE_KEPT]}
     if points is not None:  # threshold -> recall, precision, flag rate on validation data (sfai models show)
         manifest["operating_points"] = points
+    spread = float(np.ptp(train_prob)) if len(train_prob) else 0.0
+    metrics["train_probability_spread"] = spread
+    if spread < FLAT_SPREAD:
+        log.warning("defect: the model gives every training wafer about the same probability (%.4f to %.4f): it "
+                    "learned no ranking and flags all wafers or none; its L2 penalty (l2=%g) is likely too strong "
+                    "for this network (hidden=%d): train again with a smaller --set l2=...",
+                    float(train_prob.min()), float(train_prob.max()), cfg.l2, cfg.hidden)
     if final.best_epochs and all(e == 0 for e in final.best_epochs) and len(final.history) > 1:
         log.warning("defect: early stopping kept the weights after the first epoch in every member (epoch 0 had the "
                     "lowest loss on each inner %d %% split); --epochs only caps the run, it does not train longer",

@@ -566,3 +566,25 @@ def test_explanations_say_whether_each_measurement_was_high_or_low(trained, subs
     assert not any(d["measurement"] == first for d in out["top_measurement_values"][0])
     assert out["measurements_missing"][0] == int(df.iloc[0][stats["measurements"]].isna().sum()) >= 1
     json.dumps(out.to_dict("records"))  # the API's JSON answer carries them as they are
+
+
+def test_an_mlp_ranks_wafers_and_a_flat_model_is_warned_of(subset, tmp_path, caplog):
+    """``--set hidden=32`` (the docs' MLP): with the logistic model's L2 penalty of 1.0 on both of its layers, every
+    wafer got the same probability (0.064457 on the whole file) and nothing said so. An MLP now takes its own
+    penalty (MLP_L2) and ranks the wafers; a model that ranks nothing (a penalty set too strong) is warned of."""
+    import logging
+
+    from models.defect.config import MLP_L2, DefectConfig
+    from models.defect.train import FLAT_SPREAD, train
+
+    assert DefectConfig.from_dict({"hidden": 32}).l2 == MLP_L2 < 1.0
+    assert DefectConfig.from_dict({"hidden": 32, "l2": 1.0}).l2 == 1.0  # one set is kept
+    assert DefectConfig.from_dict({}).l2 == 1.0  # the logistic model's, as before
+    with caplog.at_level(logging.WARNING, logger="sfai.defect"):
+        mlp = train(subset, "secom", tmp_path / "mlp", config={**QUICK, "n_splits": 0, "hidden": 32})
+    assert mlp["train_probability_spread"] > 0.05 and mlp["train_roc_auc"] > 0.7, mlp
+    assert "learned no ranking" not in caplog.text
+    with caplog.at_level(logging.WARNING, logger="sfai.defect"):
+        flat = train(subset, "secom", tmp_path / "flat", config={**QUICK, "n_splits": 0, "hidden": 32, "l2": 5000.0})
+    assert flat["train_probability_spread"] < FLAT_SPREAD, flat
+    assert "learned no ranking" in caplog.text and "l2=5000" in caplog.text
