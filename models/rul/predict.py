@@ -76,7 +76,8 @@ def _plausible(out: pd.DataFrame, given: pd.DataFrame, prep: dict) -> None:
                 f"was trained on ({lo[j]:.6g} to {hi[j]:.6g}, {MAX_DEVIATIONS:,} standard deviations around the "
                 "training means): "
                 "a unit or column mix-up, e.g. kelvin for degrees Rankine or rev/s for rpm? (a worn engine moves a "
-                "few deviations)")
+                "few deviations) Or readings of other operating conditions than the model's (another C-MAPSS "
+                "subset, another engine type): those need a model trained on them")
 
 
 def score(model: OnnxModel, df: pd.DataFrame, *, batch: int = 1024, unit_names: dict | None = None) -> pd.DataFrame:
