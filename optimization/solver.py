@@ -660,9 +660,10 @@ def _solve(problem: SchedulingProblem, params: SolverParams | None = None, stop:
     heur: Schedule | None
     rule_scores: dict = {}
     if start is not None:
-        # resumed: the saved plan came from these rules and the searches after them, so it is the start, and the
-        # rules (up to a quarter of the time) and the ATC variants below do not run again on the time left
-        heur = None
+        # resumed: the search goes on from the saved plan (a hint, the incumbent of LNS and tabu); it came from the
+        # rules and the searches after them, so the rules (up to a quarter of the time) and the ATC variants below
+        # do not run again on the time left
+        heur = start
     else:
         try:
             heur, rule_scores = best_dispatch(problem, lambda s: score(problem, s, stages), rules_for(primary),
@@ -675,7 +676,7 @@ def _solve(problem: SchedulingProblem, params: SolverParams | None = None, stop:
         except ValueError as e:
             heur = None
             no_dispatch["dispatch"] = str(e)
-    urgent = _pin_urgent(problem) if heur is None and start is None and not halted() else None
+    urgent = _pin_urgent(problem) if heur is None and not halted() else None
     if urgent is not None:
         # the rules place a job's steps with no regard to a pin further along it, and every plan then broke that
         # pin's precedence: with the job due by its pin (and weighty), due-date rules bring its steps forward
@@ -691,8 +692,6 @@ def _solve(problem: SchedulingProblem, params: SolverParams | None = None, stop:
                 no_dispatch.pop("dispatch", None)
         except ValueError:
             pass
-    if start is not None and (heur is None or score(problem, start, stages) <= score(problem, heur, stages)):
-        heur = start  # resumed: the search goes on from the saved plan (a hint, the incumbent of LNS and tabu)
     first_feasible_s = time.perf_counter() - t0 if heur is not None else None
     heur_score = score(problem, heur, stages) if heur is not None else None
     report(heur)

@@ -1033,6 +1033,14 @@ def _saved_summary(job_id: str, text: str | None) -> dict | None:
         return None
 
 
+def _carried(before: SavedPlan | None, wall_s: float, cpu_s: float) -> tuple[float, float, int]:
+    """(wall seconds, CPU seconds, stops) of a job whose solve ran ``wall_s`` and ``cpu_s`` from the plan it
+    resumed (``before``; None: from scratch), counting the stop that hands it on."""
+    if before is None:
+        return wall_s, cpu_s, 1
+    return wall_s + before.spent_s, cpu_s + before.cpu_s, 1 + before.stops
+
+
 def _heartbeat(ref: weakref.ref, stop: threading.Event, period: float) -> None:
     """The heartbeat thread of a :class:`Jobs`: it holds the object weakly, so that one dropped without ``close``
     (a test's app) ends its thread instead of stamping a database that is gone."""
@@ -1374,11 +1382,9 @@ class Jobs:
 
         if not plan.objective:
             plan = replace(plan, objective=evaluate(problem, plan.assignments))
-        kept = SavedPlan.from_schedule(
-            plan, plan_score, objective=objective, time_limit_s=limit,
-            spent_s=time.perf_counter() - t0 + (before.spent_s if before is not None else 0.0),
-            cpu_s=time.process_time() - cpu0 + (before.cpu_s if before is not None else 0.0),
-            stops=1 + (before.stops if before is not None else 0))  # a crash that takes it up is the job's stop
+        spent, cpu, stops = _carried(before, time.perf_counter() - t0, time.process_time() - cpu0)
+        kept = SavedPlan.from_schedule(plan, plan_score, objective=objective, time_limit_s=limit, spent_s=spent,
+                                       cpu_s=cpu, stops=stops)  # stops: a crash that takes it up is the job's stop
         with self._lock:
             if job_id in self._solving:
                 self._progress[job_id] = kept
@@ -1402,9 +1408,7 @@ class Jobs:
         its first plan keeps nothing: it is solved from scratch, as before."""
         if not isinstance(limit, int | float):
             return
-        spent = wall_s + (before.spent_s if before is not None else 0.0)
-        cpu = cpu_s + (before.cpu_s if before is not None else 0.0)
-        stops = 1 + (before.stops if before is not None else 0)
+        spent, cpu, stops = _carried(before, wall_s, cpu_s)
         plan = SavedPlan.from_doc(result, time_limit_s=float(limit), spent_s=spent, cpu_s=cpu, stops=stops)
         if before is not None and (plan is None or plan.score > before.score):
             plan = replace(before, spent_s=spent, cpu_s=cpu, stops=stops, saved_at=utc_text(utcnow()))

@@ -92,8 +92,9 @@ def migrate(engine: Engine, *, upgrade: bool = True) -> tuple[str | None, str]:
     under them, and their later usage records made the log fail verification (operator's audit). A database that a
     newer release migrated is refused either way, saying so (it was alembic's "Can't locate revision").
     Returns (the revision found, the release's newest): equal where nothing was migrated; a migration is logged."""
-    if _schema_is_current(engine):  # every start but the first after an upgrade: no Alembic import (~0.2 s a CLI call)
-        return head_revision(), head_revision()
+    newest = head_revision()
+    if _schema_is_current(engine, newest):  # every start but the first after an upgrade: no Alembic (~0.2 s a command)
+        return newest, newest
     from alembic import command
     from alembic.runtime.migration import MigrationContext
 
@@ -127,8 +128,8 @@ def head_revision() -> str:
     return max(p.name[:4] for p in (MIGRATIONS_DIR / "versions").glob("[0-9][0-9][0-9][0-9]_*.py"))
 
 
-def _schema_is_current(engine: Engine) -> bool:
-    """Whether the database's schema is at this release's newest revision, read with one query. Anything else (no
+def _schema_is_current(engine: Engine, newest: str) -> bool:
+    """Whether the database's schema is at ``newest`` (this release's), read with one query. Anything else (no
     schema yet, an older or newer one, a database that cannot be read) is False: :func:`migrate` then does its whole
     work and says what it found."""
     from sqlalchemy.exc import DBAPIError
@@ -138,7 +139,7 @@ def _schema_is_current(engine: Engine) -> bool:
             found = [r[0] for r in conn.execute(text("SELECT version_num FROM alembic_version"))]
     except DBAPIError:
         return False
-    return found == [head_revision()]
+    return found == [newest]
 
 
 def schema_revisions(engine: Engine) -> tuple[str | None, str]:
