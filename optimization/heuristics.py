@@ -13,6 +13,7 @@ import math
 import mmap
 import threading
 import time
+from collections.abc import Callable
 
 import numpy as np
 
@@ -63,6 +64,39 @@ class Stop:
 
 
 POLL_S = 0.02  # how often a caller waiting on chains or on CP-SAT reads the stop request
+# inside a search, its better plans are built, checked and handed on at most this often (a background job writes its
+# checkpoint at its heartbeat, every 10 s by default; a search finds better plans many times a second)
+CHECKPOINT_EVERY_S = 2.0
+
+
+class Checkpoints:
+    """A search's better plans on their way to ``report`` (the solve's: it checks and scores a plan and hands it to
+    the background job where it is better than the last one handed), at most one every ``every_s``. A search offers
+    a function that builds its plan (``checkpoint(build)``); the latest one offered is built when a checkpoint is due,
+    at that offer or at a later ``tick()`` (each LNS iteration, and every ``POLL_S`` while CP-SAT runs), so a search
+    that finds a better plan and then nothing more for a while still hands it on within ``every_s``. So a job's
+    checkpoint follows the search inside a stage, at a cost of milliseconds every ``every_s``. Thread-safe (CP-SAT
+    offers from its own thread)."""
+
+    def __init__(self, report: Callable[[Schedule | None], None], every_s: float = CHECKPOINT_EVERY_S) -> None:
+        self.report = report
+        self.every_s = every_s
+        self.next_at = time.perf_counter() + every_s
+        self.pending: Callable[[], Schedule | None] | None = None
+        self.lock = threading.Lock()
+
+    def __call__(self, build: Callable[[], Schedule | None]) -> None:
+        with self.lock:
+            self.pending = build
+        self.tick()
+
+    def tick(self) -> None:
+        with self.lock:
+            now = time.perf_counter()
+            if self.pending is None or now < self.next_at:
+                return
+            build, self.pending, self.next_at = self.pending, None, now + self.every_s
+            self.report(build())
 
 
 def as_stop(stop: Stop | threading.Event | None) -> Stop | None:
@@ -72,32 +106,53 @@ def as_stop(stop: Stop | threading.Event | None) -> Stop | None:
     return Stop(stop)
 
 
-def cp_solve(solver, model, stop: Stop | None) -> int:  # noqa: ANN001 - cp_model.CpSolver, cp_model.CpModel
+def cp_solve(solver, model, stop: Stop | None, on_solution=None,  # noqa: ANN001 - cp_model objects
+             checkpoint: Checkpoints | None = None) -> int:
     """``solver.solve(model)``; with ``stop``, a thread watches the request while CP-SAT runs and stops its search
     when it is set (CP-SAT then answers as at its time limit: FEASIBLE with its best solution, or UNKNOWN). Not
     started at all once set (UNKNOWN). The watcher lives only during the solve, so the chains' forks (which need
-    the process to run one thread) are not affected."""
+    the process to run one thread) are not affected. ``on_solution``: called with CP-SAT's solution callback (its
+    ``value``, ``boolean_value``) at each solution found, from CP-SAT's thread. ``checkpoint``: the watcher ticks it
+    (a plan offered before is handed on once due)."""
     from ortools.sat.python import cp_model
 
-    if stop is None:
-        return solver.solve(model)
-    if stop():
+    callback = _SolutionCallback(on_solution) if on_solution is not None else None
+    if stop is None and checkpoint is None:
+        return solver.solve(model, callback)
+    if stop is not None and stop():
         return cp_model.UNKNOWN
     done = threading.Event()
 
     def watch() -> None:
         while not done.wait(POLL_S):
-            if stop():
+            if stop is not None and stop():
                 solver.stop_search()
                 return
+            if checkpoint is not None:
+                checkpoint.tick()
 
     th = threading.Thread(target=watch, name="sfai-cp-sat-stop", daemon=True)
     th.start()
     try:
-        return solver.solve(model)
+        return solver.solve(model, callback)
     finally:
         done.set()
         th.join()
+
+
+def _SolutionCallback(on_solution: Callable):  # noqa: ANN202, N802 - a CpSolverSolutionCallback, made on demand
+    from ortools.sat.python import cp_model
+
+    class SolutionCallback(cp_model.CpSolverSolutionCallback):
+        def on_solution_callback(self) -> None:
+            try:
+                on_solution(self)
+            except Exception:  # noqa: BLE001 - an observer's failure does not end CP-SAT's search
+                import logging
+
+                logging.getLogger("sfai.scheduling").warning("a solution callback failed", exc_info=True)
+
+    return SolutionCallback()
 
 
 def pool_map(pool, fn, jobs: list, stop: Stop | None) -> list:  # noqa: ANN001 - a multiprocessing pool, a function

@@ -20,11 +20,12 @@ import random
 import threading
 import time
 from dataclasses import dataclass
+from functools import partial
 
 from ortools.sat.python import cp_model
 
 from optimization.builder import OBJECTIVE_LIMIT, integer_objective
-from optimization.heuristics import Stop, as_stop, cp_solve, setup_end
+from optimization.heuristics import Checkpoints, Stop, as_stop, cp_solve, setup_end
 from optimization.problem import SchedulingProblem
 from optimization.solution import Assignment, MaintenanceWindow, Schedule, evaluate, with_setups
 
@@ -474,10 +475,12 @@ def _sub_model(shop: Shop, st: _State, free: set[int], stage: dict[str, float], 
 
 def improve(problem: SchedulingProblem, incumbent: Schedule, stage: dict[str, float], deadline: float,
             workers: int = 2, seed: int = 0, size: int = 60, log=None, sub_limit: float = 0.5,
-            max_size: int = 400, hard_share: float = 0.85, stop: Stop | threading.Event | None = None) -> Schedule:
+            max_size: int = 400, hard_share: float = 0.85, stop: Stop | threading.Event | None = None,
+            checkpoint: Checkpoints | None = None) -> Schedule:
     """Run the small-sub-model LNS until ``deadline``; returns a plan never worse than ``incumbent`` on ``stage``.
     ``stop`` (``heuristics.Stop``, or an event): once set, the sub-solve running stops (``heuristics.cp_solve``) and
-    the plan so far comes back."""
+    the plan so far comes back. ``checkpoint``: offered each better plan (``heuristics.Checkpoints``: it builds the
+    plan only when one is due)."""
     stop = as_stop(stop)
     shop = Shop(problem, incumbent.maintenance)
     by_key = incumbent.by_key()
@@ -500,6 +503,8 @@ def improve(problem: SchedulingProblem, incumbent: Schedule, stage: dict[str, fl
     while time.perf_counter() < deadline - 0.1:
         if stop is not None and stop():
             break
+        if checkpoint is not None:
+            checkpoint.tick()  # a better plan offered before, handed on once due
         it += 1
         kind = kinds[it % len(kinds)]
         hard = rng.random() < hard_share
@@ -523,7 +528,7 @@ def improve(problem: SchedulingProblem, incumbent: Schedule, stage: dict[str, fl
         solver.parameters.num_workers = max(1, workers)
         solver.parameters.random_seed = seed + it
         ts = time.perf_counter()
-        status = cp_solve(solver, model, stop)
+        status = cp_solve(solver, model, stop, checkpoint=checkpoint)
         dt = time.perf_counter() - ts
         t_solve += dt
         if status == cp_model.OPTIMAL and dt < 0.3 * limit:
@@ -559,6 +564,8 @@ def improve(problem: SchedulingProblem, incumbent: Schedule, stage: dict[str, fl
                 gains[kind] += st.value - val
                 gains["hard" if hard else "relaxed"] = gains.get("hard" if hard else "relaxed", 0.0) + st.value - val
             st = _State(new_mach, timed, seqs, val)
+            if checkpoint is not None:
+                checkpoint(partial(shop.schedule, st.mach, st.start, "lns-sub"))
         if log is not None:
             log(f"it {it} {kind} hard={hard} free={len(free)} status={solver.status_name(status)} "
                 f"dt={dt:.2f} value={st.value}")

@@ -31,6 +31,7 @@ from optimization.diagnose import proofs as diagnose_proofs
 from optimization.diagnose import why_no_plan
 from optimization.energy_shift import shift as energy_shift
 from optimization.heuristics import (
+    Checkpoints,
     DispatchStopped,
     Stop,
     as_stop,
@@ -302,17 +303,32 @@ def setup_pairs(problem: SchedulingProblem) -> int:
     return sum(c * (c - 1) // 2 for c in k.values())
 
 
+def _cp_checkpoint(problem: SchedulingProblem, mv: ModelVars, checkpoint: Checkpoints | None):  # noqa: ANN202
+    """``cp_solve``'s ``on_solution`` offering each CP-SAT solution to ``checkpoint`` (None without one). The
+    solution's values are read at once (CP-SAT's callback holds them only during the call); the plan is made from them
+    when a checkpoint is due."""
+    if checkpoint is None:
+        return None
+
+    def offer(found) -> None:  # noqa: ANN001 - CP-SAT's solution callback
+        assigns, windows = _extract(problem, found, mv)
+        checkpoint(lambda: setups_in_working_time(problem, _make(problem, assigns, windows, "FEASIBLE", "cp-sat")))
+
+    return offer
+
+
 # ---- full model ------------------------------------------------------------------------------------------------
 
 def solve_full(problem: SchedulingProblem, params: SolverParams, horizon: int, incumbent: Schedule | None,
                deadline: float, hint: bool = True, notes: dict[str, str] | None = None,
-               stop: Stop | None = None) -> tuple[Schedule | None, float | None, bool]:
+               stop: Stop | None = None, checkpoint: Checkpoints | None = None) -> tuple[Schedule | None, float | None,
+                                                                                         bool]:
     """CP-SAT on the whole problem, stage by stage (lexicographic). Returns (plan, bound of stage 1, proven).
 
     ``hint=False`` keeps ``incumbent`` only as the fallback answer of the first stage instead of a warm start.
     ``notes`` gets ``model_too_large`` when the model was not built (there is no incumbent to note it on).
     ``stop``: once set, CP-SAT's search stops (as at its time limit) and no later stage runs; not built at all when
-    set before.
+    set before. ``checkpoint``: offered CP-SAT's solutions as it finds them (:class:`Checkpoints`).
     """
     if stop is not None and stop():
         return incumbent, None, False
@@ -346,7 +362,7 @@ def solve_full(problem: SchedulingProblem, params: SolverParams, horizon: int, i
         solver = cp_model.CpSolver()
         left = deadline - time.perf_counter()
         _cp_params(solver, params, left / (len(stages) - i), params.seed)
-        status = cp_solve(solver, model, stop)
+        status = cp_solve(solver, model, stop, _cp_checkpoint(problem, mv, checkpoint), checkpoint)
         if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
             proven = False
             if status == cp_model.INFEASIBLE and best is None and i == 0:
@@ -409,7 +425,7 @@ def _neighbourhood(problem: SchedulingProblem, inc: Schedule, size: int, rng: ra
 
 
 def solve_lns(problem: SchedulingProblem, params: SolverParams, horizon: int, incumbent: Schedule,
-              deadline: float, stop: Stop | None = None) -> Schedule:
+              deadline: float, stop: Stop | None = None, checkpoint: Checkpoints | None = None) -> Schedule:
     stages = params.stages()
     rng = random.Random(params.seed)
     best = incumbent
@@ -422,6 +438,8 @@ def solve_lns(problem: SchedulingProblem, params: SolverParams, horizon: int, in
     while time.perf_counter() < deadline - 0.05:
         if stop is not None and stop():
             break
+        if checkpoint is not None:
+            checkpoint.tick()  # a better plan offered before, handed on once due
         it += 1
         kind = kinds[it % len(kinds)]
         free = _neighbourhood(problem, best, size, rng, kind, stages)
@@ -444,7 +462,7 @@ def solve_lns(problem: SchedulingProblem, params: SolverParams, horizon: int, in
         sub = min(left, max(0.5, min(3.0, 0.05 * params.time_limit_s + 0.3)))
         _cp_params(solver, params, sub, params.seed + it)
         t_sub = time.perf_counter()
-        status = cp_solve(solver, model, stop)
+        status = cp_solve(solver, model, stop, checkpoint=checkpoint)
         dt = time.perf_counter() - t_sub
         if status in (cp_model.OPTIMAL, cp_model.FEASIBLE):
             assigns, windows = _extract(problem, solver, mv)
@@ -453,6 +471,8 @@ def solve_lns(problem: SchedulingProblem, params: SolverParams, horizon: int, in
             if sc is not None and sc <= best_score and (n_ops > 3000 or not verify(problem, cand)):
                 if sc < best_score:
                     accepted += 1
+                    if checkpoint is not None:
+                        checkpoint(lambda plan=cand: plan)
                 best, best_score = cand, sc
         # adapt the neighbourhood: grow while sub-problems close fast, shrink when they time out
         if status == cp_model.OPTIMAL and dt < 0.5 * sub:
@@ -532,9 +552,10 @@ def solve(problem: SchedulingProblem, params: SolverParams | None = None, *,
     answer is never worse than it: where nothing better is found in the time, or nothing at all, it is the answer
     (``stats["resumed_plan_kept"]``).
 
-    ``on_plan(plan, score)``: called between the stages with each checked plan better than the one before (the
-    first: the dispatching plan), so that a background job keeps its progress where its process is killed. Not
-    called where a machine is serviced first (the stages then plan the problem without its windows)."""
+    ``on_plan(plan, score)``: called with each checked plan better than the one before (the first: the dispatching
+    plan), between the stages and, at most every ``CHECKPOINT_EVERY_S``, inside the LNS and CP-SAT's searches, so
+    that a background job keeps its progress where its process is killed. Where a machine is serviced first, the
+    stages' plans are handed with the windows placed first, as plans of ``problem``."""
     params = params or SolverParams()
     halt = as_stop(stop)
     t0 = time.perf_counter()
@@ -553,10 +574,32 @@ def solve(problem: SchedulingProblem, params: SolverParams | None = None, *,
     outer_start, placed = start, set(windows)
     if start is not None:  # the windows placed first are the inner problem's downtime, not its windows
         start = checked_start(inner, replace(start, maintenance=[w for w in start.maintenance if w not in placed]))
-    plan = _solve(inner, replace(params, explain=False), halt, start)
+    plan = _solve(inner, replace(params, explain=False), halt, start,
+                  _with_windows(problem, params, windows, t0, on_plan) if on_plan is not None else None)
     if outer_start is not None:
         return _kept(problem, params, _service_first_plan(problem, params, plan, windows, t0, halt), outer_start)
     return _service_first_plan(problem, params, plan, windows, t0, halt)
+
+
+def _with_windows(problem: SchedulingProblem, params: SolverParams, windows: list[MaintenanceWindow], t0: float,
+                  on_plan: OnPlan) -> OnPlan:
+    """``on_plan`` for the solve of the inner problem of a plan with machines serviced first: each of its plans is
+    handed on as a plan of ``problem`` (the windows placed first added), where it is one and better than the last."""
+    stages = params.stages()
+    said: list[tuple] = []
+    quiet = replace(params, explain=False)
+
+    def hand(plan: Schedule, _inner_score: tuple) -> None:
+        whole = _service_first_plan(problem, quiet, replace(plan, stats={}, objective={}), windows, t0, None)
+        if not whole.assignments or verify(problem, whole):
+            return
+        whole_score = score(problem, whole, stages)
+        if said and whole_score >= said[-1]:
+            return
+        said.append(whole_score)
+        on_plan(whole, whole_score)
+
+    return hand
 
 
 def _service_first_plan(problem: SchedulingProblem, params: SolverParams, plan: Schedule,
@@ -635,20 +678,25 @@ def _solve(problem: SchedulingProblem, params: SolverParams | None = None, stop:
         return not verify(problem, s)
 
     said: list[tuple] = []  # the score of the last plan handed to on_plan
+    saying = threading.Lock()  # CP-SAT's watcher hands plans too (Checkpoints.tick)
 
     def report(plan: Schedule | None) -> None:
         """Hands ``plan`` to ``on_plan`` where it is a checked plan better than the last one handed (between the
-        stages: a background job keeps it against a crash of its process)."""
+        stages, and from the searches through ``ticks``: a background job keeps it against a crash of its
+        process)."""
         if on_plan is None or plan is None or not plan.assignments:
             return
-        plan_score = score(problem, plan, stages)
-        if (said and plan_score >= said[-1]) or not ok(plan):
-            return
-        said.append(plan_score)
-        try:
-            on_plan(plan, plan_score)
-        except Exception:  # noqa: BLE001 - a checkpoint that failed does not fail the solve
-            log.warning("a plan's checkpoint failed", exc_info=True)
+        with saying:
+            plan_score = score(problem, plan, stages)
+            if (said and plan_score >= said[-1]) or not ok(plan):
+                return
+            said.append(plan_score)
+            try:
+                on_plan(plan, plan_score)
+            except Exception:  # noqa: BLE001 - a checkpoint that failed does not fail the solve
+                log.warning("a plan's checkpoint failed", exc_info=True)
+
+    ticks = Checkpoints(report) if on_plan is not None else None  # inside the searches, one plan every 2 s at most
 
     no_dispatch: dict[str, str] = {}  # why no dispatching plan, for an answer without a plan
     if diagnose_proofs(problem):  # no plan can exist (a job past the horizon, clashing pins): say why at once
@@ -717,7 +765,7 @@ def _solve(problem: SchedulingProblem, params: SolverParams | None = None, stop:
         # the whole model first, for a fifth of the time: a small plan it proves optimal at once (the console's
         # sample) is answered then, not after the searches below; otherwise its plan, if better, is their start
         probe = solve_full(problem, params, _horizon(problem, heur, stages), heur,
-                           t0 + PROBE_SHARE * params.time_limit_s, stop=stop)
+                           t0 + PROBE_SHARE * params.time_limit_s, stop=stop, checkpoint=ticks)
         cand = probe[0]
         if cand is not None and cand is not heur and ok(cand) and score(problem, cand, stages) < heur_score:
             heur, heur_score = cand, score(problem, cand, stages)
@@ -779,14 +827,14 @@ def _solve(problem: SchedulingProblem, params: SolverParams | None = None, stop:
             lns_deadline = t0 + 0.6 * params.time_limit_s
         if small_lns and not halted():
             best = lns_improve(problem, heur, stages[0], lns_deadline, workers=params.workers, seed=params.seed,
-                               size=params.lns_size, stop=stop)
+                               size=params.lns_size, stop=stop, checkpoint=ticks)
             if not ok(best) or score(problem, best, stages)[0] > score(problem, heur, stages)[0]:
                 best = heur
         elif not halted():
-            best = solve_lns(problem, params, horizon, heur, lns_deadline, stop=stop)
+            best = solve_lns(problem, params, horizon, heur, lns_deadline, stop=stop, checkpoint=ticks)
         report(best)
         if polish and time.perf_counter() < deadline - 0.2 and not halted():
-            cand, bound, proven = solve_full(problem, params, horizon, best, deadline, stop=stop)
+            cand, bound, proven = solve_full(problem, params, horizon, best, deadline, stop=stop, checkpoint=ticks)
             best = cand if cand is not None else best
     else:
         dense = len(problem.jobs) >= 2.5 * len(problem.machines)
@@ -817,7 +865,7 @@ def _solve(problem: SchedulingProblem, params: SolverParams | None = None, stop:
             best, bound, proven = solve_full(problem, params, horizon, start, cp_deadline,
                                              hint=not pure_makespan or problem.has_setups or start is not None,
                                              notes=no_dispatch,
-                                             stop=stop)
+                                             stop=stop, checkpoint=ticks)
         report(best)
         if use_tabu and best is not None and not proven and deadline - time.perf_counter() > 0.2 and not halted():
             floor = max(problem.trivial_lower_bound(), int(math.ceil(bound - 1e-6)) if bound is not None else 0)

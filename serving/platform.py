@@ -29,8 +29,6 @@ class Platform:
 
     @classmethod
     def build(cls, settings: Settings, db: Database | None = None) -> Platform:
-        from serving.scheduling import STALE_S  # a job this long unstamped is stale (the metrics count them)
-
         settings.ensure_home()
         db = db or Database(settings.resolved_database_url)
         writer = UsageWriter(
@@ -54,7 +52,7 @@ class Platform:
                 self_service_plans=tuple(settings.self_service_plans),
             ),
             writer=writer,
-            metrics=Metrics(writer, db, STALE_S),
+            metrics=Metrics(writer, db, settings.scheduling_stale_s),  # stale jobs counted
         )
 
     def feature_store(self, tenant: str):  # noqa: ANN201
@@ -84,6 +82,8 @@ class Platform:
             self.db,
             max_job_s=self.settings.scheduling_max_job_s,
             max_active=self.settings.scheduling_max_active_jobs,
+            heartbeat_s=self.settings.scheduling_heartbeat_s,
+            stale_s=self.settings.scheduling_stale_s,
         )
         self.models = ModelCache(self.db, self.settings.home)
         self.solves = SyncSolves(self.settings.scheduling_max_sync_per_tenant, self.settings.scheduling_max_sync)

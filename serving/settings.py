@@ -168,6 +168,15 @@ class Settings(BaseSettings):
         default_factory=lambda: {"trial": 10.0},
         description="solver time limit cap by scheduling plan (lowers the two caps above; a plan not named: none)",
     )
+    # how soon a killed server's background jobs are taken over: each process stamps its jobs (and writes their
+    # checkpoints) every heartbeat; another live process claims a job not stamped for the stale time. A shorter
+    # stale time takes a crashed process' jobs over sooner; it must leave a busy process several heartbeats
+    scheduling_heartbeat_s: float = Field(
+        default=10.0, ge=0.2, le=300, description="seconds between a process' stamps (and checkpoints) of its "
+        "background scheduling jobs")
+    scheduling_stale_s: float = Field(
+        default=120.0, ge=1, le=86_400, description="seconds without a stamp after which another process takes a "
+        "background scheduling job over (at least 3 heartbeats)")
     scheduling_max_active_jobs: int = Field(
         default=4, ge=1, description="queued or running background solves per tenant; more get 429"
     )
@@ -304,6 +313,15 @@ class Settings(BaseSettings):
             if cap <= 0:
                 raise ValueError(f"scheduling_plan_max_s[{plan!r}] must be a positive number of seconds")
         return v
+
+    @model_validator(mode="after")
+    def _stale_after_several_heartbeats(self) -> Settings:
+        if self.scheduling_stale_s < 3 * self.scheduling_heartbeat_s:
+            raise ValueError(
+                f"SFAI_SCHEDULING_STALE_S ({self.scheduling_stale_s:g} s) must be at least 3 x "
+                f"SFAI_SCHEDULING_HEARTBEAT_S ({self.scheduling_heartbeat_s:g} s): a process that missed a beat or two "
+                "would lose its running jobs to another")
+        return self
 
     @field_validator("cors_origins")
     @classmethod

@@ -368,3 +368,59 @@ def test_a_server_stopped_with_sigterm_keeps_the_running_jobs_plan_for_the_next(
         db.dispose()
     assert result["resumed"]["objective"] == saved["objective"] and result["makespan"] <= saved["makespan"]
     assert result["resumed"]["total_s"] < 8 + 2
+
+
+def test_a_server_killed_with_sigkill_hands_its_job_to_another_server_with_its_checkpoint(sfai_env, tmp_path):
+    """The real crash path: ``sfai serve`` killed with SIGKILL (the OOM killer, a lost host) mid-solve hands nothing
+    back, but its heartbeat had written the job's checkpoint. A second ``sfai serve`` on the same database takes the
+    job over once it is stale (here after 2 s: ``SFAI_SCHEDULING_STALE_S``) and goes on from the checkpoint for the
+    time left, so the job's answer says ``resumed`` and is never worse than the checkpoint."""
+    import os
+    import signal
+
+    import httpx
+
+    from serving.db import Database
+    from tests.ray_head import stop_group
+    from tests.serving.helpers import bearer
+    from tests.serving.test_serve import _start
+
+    env = {**sfai_env, "SFAI_SCHEDULING_HEARTBEAT_S": "0.5", "SFAI_SCHEDULING_STALE_S": "2"}
+    db = Database(env["SFAI_DATABASE_URL"])
+    acme = make_tenant(db, env["SFAI_SECRET_KEY"], "acme", modules=("scheduling",))
+    limit = 10
+    first, base = _start(env, tmp_path / "first.log")
+    second = None
+    try:
+        body = {"problem": _shop(), "time_limit_s": limit, "workers": 1, "objective": "makespan"}
+        job_id = httpx.post(base + "/v1/scheduling/jobs", json=body, headers=bearer(acme.mes), timeout=30).json()[
+            "job_id"]
+        deadline = time.monotonic() + 60
+        while (saved := _saved_column(db, job_id)) is None:  # the first checkpoint, written by a heartbeat
+            assert time.monotonic() < deadline and first.poll() is None, (tmp_path / "first.log").read_text()[-3000:]
+            time.sleep(0.1)
+        os.killpg(first.pid, signal.SIGKILL)
+        first.wait(timeout=30)
+        checkpoint = json.loads(_saved_column(db, job_id))  # the last one the killed process wrote
+        assert json.loads(saved)["score"] >= checkpoint["score"]
+        with db.engine.connect() as conn:
+            assert conn.execute(text("SELECT status FROM scheduling_jobs WHERE id = :id"), {"id": job_id}).scalar() \
+                == "running"  # nobody said it stopped
+        second, base2 = _start(env, tmp_path / "second.log")
+        deadline = time.monotonic() + 60
+        while (job := httpx.get(f"{base2}/v1/scheduling/jobs/{job_id}", headers=bearer(acme.mes),
+                                timeout=30).json())["status"] != "done":
+            assert time.monotonic() < deadline, job
+            time.sleep(0.2)
+    finally:
+        stop_group(first)
+        if second is not None:
+            stop_group(second)
+        db.dispose()
+    result = job["result"]
+    assert result["resumed"] is not None, result["stats"]
+    assert result["resumed"]["objective"] == checkpoint["score"][0]
+    assert result["resumed"]["times_stopped"] == 1
+    assert result["makespan"] <= checkpoint["makespan"]
+    assert result["resumed"]["total_s"] < limit + 3  # the time left, not the whole limit again
+    assert job["saved_plan"] is None

@@ -282,3 +282,22 @@ def test_a_mistyped_variable_is_named_with_the_setting_it_meant():
     assert unknown_variables(env) == [
         "SFAI_COLOUR is not an SFAI setting and is ignored (docs/deploy.md lists them)",
         "SFAI_SECRTE_KEY is not an SFAI setting and is ignored (did you mean SFAI_SECRET_KEY?)"]
+
+
+def test_the_scheduling_takeover_time_must_leave_several_heartbeats(sfai_env):
+    """``SFAI_SCHEDULING_STALE_S`` below three heartbeats would hand a busy process' jobs to another (two processes
+    solving one job); refused at start in one line naming both variables."""
+    import subprocess
+
+    from tests.serving.test_cli import SFAI
+
+    s = Settings(_env_file=None, scheduling_heartbeat_s=2, scheduling_stale_s=20)
+    assert (s.scheduling_heartbeat_s, s.scheduling_stale_s) == (2, 20)
+    env = {**sfai_env, "SFAI_SCHEDULING_HEARTBEAT_S": "10", "SFAI_SCHEDULING_STALE_S": "20"}
+    p = subprocess.run([SFAI, "tenant", "list"], env=env, capture_output=True, text=True, timeout=120)
+    assert p.returncode != 0 and p.stdout == ""
+    assert p.stderr.strip().splitlines() == [
+        "error: invalid settings: SFAI_SCHEDULING_STALE_S (20 s) must be at least 3 x SFAI_SCHEDULING_HEARTBEAT_S "
+        "(10 s): a process that missed a beat or two would lose its running jobs to another"], p.stderr
+    with pytest.raises(ValidationError, match="greater than or equal to 0.2"):
+        Settings(_env_file=None, scheduling_heartbeat_s=0)
