@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -535,6 +536,46 @@ def test_wafers_far_from_the_training_data_or_its_time_are_warned_of(trained, su
     assert score(model, later, recent_failure_rate=0.05).attrs["warnings"] == []  # the caller gave the rate
     assert score(model, df.iloc[:5]).attrs["warnings"] == []  # the file's own times
 
+
+
+def test_wafers_without_a_test_time_are_warned_of(trained, subset, tmp_path):
+    """A file without the timestamp column (or with empty cells) was scored at the training file's overall failure
+    rate without a word: 6 of the first 20 SECOM wafers changed their flag against the same file with its times
+    (process-engineer walkthrough). The answer now says so, and what to send instead; a rate given, or the times,
+    say nothing."""
+    from models.defect.predict import score
+    from serving.batch import score_file
+    from serving.runtime import OnnxModel
+
+    df = pd.read_csv(subset).drop(columns=["label"])
+    model = OnnxModel(trained[0])
+    if not model.manifest.get("drift"):  # the subset's validation may not keep the prior: give the model one
+        from models.defect import drift as D
+
+        full = pd.read_csv(subset)
+        model.manifest["drift"] = {**D.history(D.stamps(full), F.labels(full), 50), "coef": [1.0, 1.0, 0.0]}
+    prior = model.manifest["drift"]["prior"]
+    notes = score(model, df.drop(columns=["timestamp"]).iloc[:4]).attrs["warnings"]
+    assert notes == [f"4 of 4 wafers have no test time (the input has no timestamp column): their recent failure "
+                     f"rate is taken as the training file's overall rate ({prior:.3f}), not the line's; send each "
+                     "wafer's timestamp (dd/mm/yyyy HH:MM:SS or ISO 8601), or the line's current rate as "
+                     "recent_failure_rate (sfai predict defect --recent-failure-rate)"], notes
+    blank = df.iloc[:4].copy()
+    blank.loc[blank.index[2], "timestamp"] = ""
+    notes = score(model, blank).attrs["warnings"]
+    assert len(notes) == 1 and notes[0].startswith(f"1 of 4 wafers has no test time (an empty timestamp: row_id "
+                                                   f"{blank.row_id.iloc[2]}): its recent failure rate"), notes
+    assert score(model, df.drop(columns=["timestamp"]).iloc[:4], recent_failure_rate=0.05).attrs["warnings"] == []
+    assert score(model, df.iloc[:4]).attrs["warnings"] == []
+    # the CLI's file: said once, with the file's totals, not per chunk
+    folder = tmp_path / "model"
+    shutil.copytree(trained[0], folder)
+    (folder / "manifest.json").write_text(json.dumps(model.manifest))
+    path = tmp_path / "untimed.csv"
+    df.drop(columns=["timestamp"]).to_csv(path, index=False)
+    report = score_file("defect", folder, path, "secom", tmp_path / "out.csv", chunk_rows=100)
+    said = [w.split(" (")[0] for w in report["warnings"]]
+    assert report["chunks"] > 1 and said == [f"{len(df)} of {len(df)} wafers have no test time"], report
 
 def test_explanations_say_whether_each_measurement_was_high_or_low(trained, subset):
     """``f003:-0.308`` did not say whether f003 was high or low, nor against what (process-engineer audit). Each
