@@ -29,7 +29,11 @@ TIMESTAMP = "timestamp"
 # an online-store row of ``secom_features`` carries the wafer's test time here (UTC), not in ``timestamp``
 EVENT_TIMESTAMP = "event_timestamp"
 SECOM_FORMAT = "%d/%m/%Y %H:%M:%S"
-FORMATS = "dd/mm/yyyy HH:MM:SS (the SECOM file's) or ISO 8601 (2008-07-19T11:55:00, optionally with a UTC offset)"
+# day first, as the SECOM file writes it, and as a spreadsheet saves it again: Excel drops the seconds
+# (``19/07/2008 11:55``) and writes dots in a German locale (``19.07.2008 11:55``); both had been refused
+DAY_FIRST = (SECOM_FORMAT, "%d/%m/%Y %H:%M", "%d.%m.%Y %H:%M:%S", "%d.%m.%Y %H:%M")
+FORMATS = ("dd/mm/yyyy HH:MM:SS (the SECOM file's; also without the seconds, or with dots: dd.mm.yyyy HH:MM) or "
+           "ISO 8601 (2008-07-19T11:55:00, optionally with a UTC offset)")
 PSEUDO = 5.0  # pseudo-wafers at the overall rate: a window of few wafers leans on the overall rate
 EPS = 1e-4
 
@@ -55,7 +59,9 @@ def _column_seconds(col: pd.Series, name: str) -> np.ndarray:
     if pd.api.types.is_datetime64_any_dtype(col):  # an Arrow or Parquet body's time column
         return _seconds(col)
     raw = col.astype("string").str.strip()
-    secom = _seconds(pd.to_datetime(raw, format=SECOM_FORMAT, errors="coerce"))  # the SECOM file's format
+    secom = np.full(len(raw), np.nan)
+    for fmt in DAY_FIRST:  # the SECOM file's format, and as a spreadsheet saves it
+        secom = np.where(np.isnan(secom), _seconds(pd.to_datetime(raw, format=fmt, errors="coerce")), secom)
     iso = _seconds(pd.to_datetime(raw, format="ISO8601", errors="coerce", utc=True))  # API callers, the store
     out = np.where(np.isnan(secom), iso, secom)
     bad = np.isnan(out) & (raw.fillna("") != "").to_numpy()
