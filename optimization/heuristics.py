@@ -78,10 +78,10 @@ class Checkpoints:
     checkpoint follows the search inside a stage, at a cost of milliseconds every ``every_s``. Thread-safe (CP-SAT
     offers from its own thread)."""
 
-    def __init__(self, report: Callable[[Schedule | None], None], every_s: float = CHECKPOINT_EVERY_S) -> None:
+    def __init__(self, report: Callable[[Schedule | None], None], every_s: float | None = None) -> None:
         self.report = report
-        self.every_s = every_s
-        self.next_at = time.perf_counter() + every_s
+        self.every_s = CHECKPOINT_EVERY_S if every_s is None else every_s
+        self.next_at = time.perf_counter() + self.every_s
         self.pending: Callable[[], Schedule | None] | None = None
         self.lock = threading.Lock()
 
@@ -1131,7 +1131,8 @@ def tail_search(problem: SchedulingProblem, incumbent: Schedule, score, time_bud
                 check=None, workers: int = 1, start_par: tuple[float, float, float] = (12.0, 0.3, 1.0),
                 round_s: float = 6.0, max_iters: int | None = None, round_iters: int = 8,
                 tau: float = 0.0, stages: list[dict[str, float]] | None = None, restart_rounds: int = 0,
-                restart_share: float = 0.5, stop: Stop | threading.Event | None = None) -> Schedule:
+                restart_share: float = 0.5, stop: Stop | threading.Event | None = None,
+                checkpoint: Checkpoints | None = None) -> Schedule:
     """Iterated greedy over dispatching: re-dispatch the tail of the incumbent after a random cut time with random
     ATC parameters and keep improvements (:func:`_tail_chain`). It replaces the full-plan parameter search of
     :func:`atc_search` for big plans: a cut keeps the good beginning of the plan while the rest is re-planned, so
@@ -1152,7 +1153,8 @@ def tail_search(problem: SchedulingProblem, incumbent: Schedule, score, time_bud
     its first big steps, so the best of several short chains beats one long chain (docs/scheduling.md).
 
     ``stop`` (:class:`Stop`, or an event): once set, the chains end their re-dispatch (a compiled one within 64
-    placements) and the best plan so far comes back."""
+    placements) and the best plan so far comes back. ``checkpoint``: offered the best plan after each round that
+    improved it (:class:`Checkpoints`)."""
     stop = as_stop(stop)
     t0 = time.perf_counter()
     restart_s = restart_share * time_budget_s / max(1, restart_rounds)
@@ -1180,6 +1182,8 @@ def tail_search(problem: SchedulingProblem, incumbent: Schedule, score, time_bud
         n_par = workers if pool is not None else 1
     try:
         while True:
+            if checkpoint is not None:
+                checkpoint.tick()  # a better plan of an earlier round, handed on once due
             left = time_budget_s - (time.perf_counter() - t0)
             fresh = rounds < restart_rounds  # independent chains from the start plan
             if max_iters is not None:
@@ -1219,6 +1223,8 @@ def tail_search(problem: SchedulingProblem, incumbent: Schedule, score, time_bud
                 sc = score(s)
                 if sc < best_score:
                     best, best_score, best_par = s, sc, par
+                    if checkpoint is not None:
+                        checkpoint(lambda plan=best: plan)
     finally:
         if pool is not None:
             pool.terminate()

@@ -797,7 +797,7 @@ def _solve(problem: SchedulingProblem, params: SolverParams | None = None, stop:
             alt = tail_search(problem, heur, lambda s: score(problem, s, stages), budget, seed=params.seed,
                               check=ok, workers=params.workers, stages=stages,
                               restart_rounds=params.tail_restart_rounds,
-                              restart_share=params.tail_restart_share, stop=stop)
+                              restart_share=params.tail_restart_share, stop=stop, checkpoint=ticks)
             tail_stats = {k: v for k, v in alt.stats.items() if k.startswith("tail_")}
             if score(problem, alt, stages) < heur_score and ok(alt):
                 heur, heur_score = alt, score(problem, alt, stages)
@@ -872,7 +872,7 @@ def _solve(problem: SchedulingProblem, params: SolverParams | None = None, stop:
             population = params.tabu_population if n_ops <= params.tabu_population_max_ops and not dense else 0
             cand = tabu_improve(problem, best, deadline - time.perf_counter() - 0.1, target=floor,
                                 population=population, start_workers=params.tabu_population_start_workers,
-                                stop=stop, **tabu_kw)
+                                stop=stop, checkpoint=ticks, **tabu_kw)
             if cand is not best and not verify(problem, cand) and cand.makespan < best.makespan:
                 best = cand
             else:

@@ -43,11 +43,12 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 
 import numpy as np
 
 from optimization import _tabu_core as core
-from optimization.heuristics import Stop, as_stop, fork_pool, pool_map
+from optimization.heuristics import Checkpoints, Stop, as_stop, fork_pool, pool_map
 from optimization.problem import SchedulingProblem
 from optimization.solution import Assignment, Schedule, evaluate
 
@@ -141,11 +142,14 @@ TENURE = (3, 7)
 def _search(g: _Graph, seqs: list[list[int]], budget_s: float, seed: int, target: int = 0,
             max_iters: int | None = None, restart_after: int = 10_000,
             tenure: tuple[int, int] = TENURE, neighbourhood: str = "n5",
-            deadline: float | None = None, stop: Stop | None = None) -> tuple[int, list[list[int]], int]:
+            deadline: float | None = None, stop: Stop | None = None,
+            offer: Callable[[np.ndarray, np.ndarray], None] | None = None) -> tuple[int, list[list[int]], int]:
     """One tabu-search chain from ``seqs``; returns (best makespan, its sequences, iterations). Stops on the time
     budget (or ``max_iters``: then deterministic for a seed, unless the clock passes ``deadline`` first), when the
     makespan reaches ``target``, or once ``stop`` is set. The iterations run compiled
-    (``optimization._tabu_core.run``) in slices of ~10-20 ms; the clock and ``stop`` are read between slices."""
+    (``optimization._tabu_core.run``) in slices of ~10-20 ms; the clock and ``stop`` are read between slices, and
+    ``offer`` (a chain in the solve's own process with a checkpoint: :func:`improve`) gets copies of the best plan's
+    links after a slice that improved it."""
     n = g.n
     mp, ms = g.links(seqs)
     cmax, r, q, order, pos = g.times(mp, ms)
@@ -166,6 +170,7 @@ def _search(g: _Graph, seqs: list[list[int]], budget_s: float, seed: int, target
     core.seed(seed)
     t0 = time.perf_counter()
     chunk = 32
+    offered = cmax
     while True:
         if max_iters is not None:
             k = min(chunk, max_iters - int(st[core.IT]))
@@ -184,6 +189,9 @@ def _search(g: _Graph, seqs: list[list[int]], budget_s: float, seed: int, target
                  pos2, work)
         if st[core.DONE] == 3:
             raise AssertionError("incremental heads/tails differ")
+        if offer is not None and st[core.BEST] < offered:
+            offered = int(st[core.BEST])
+            offer(best_mp.copy(), best_ms.copy())
         if st[core.DONE]:
             break
         el = time.perf_counter() - ts
@@ -231,13 +239,16 @@ def _chain(args):
 
 
 def _run(g: _Graph, seqs, seed, budget, target, max_iters, neighbourhood, restart_after, tenure, population,
-         child_iters, with_start=True, stop: Stop | None = None) -> tuple[int, list[list[int]], int, int]:
+         child_iters, with_start=True, stop: Stop | None = None,
+         offer: Callable[[np.ndarray, np.ndarray], None] | None = None) -> tuple[int, list[list[int]], int, int]:
     """One worker's search: a chain, or a population of ``population`` plans (``_evolve``; ``max_iters`` then counts
-    its children); (best makespan, its sequences, tabu iterations, children)."""
+    its children); (best makespan, its sequences, tabu iterations, children). ``offer``: see :func:`_search` (a
+    chain only)."""
     if population:
         return _evolve(g, seqs, budget, seed, target, population, child_iters, tenure, neighbourhood, max_iters,
                        with_start, stop)
-    return (*_search(g, seqs, budget, seed, target, max_iters, restart_after, tenure, neighbourhood, stop=stop), 0)
+    return (*_search(g, seqs, budget, seed, target, max_iters, restart_after, tenure, neighbourhood, stop=stop,
+                     offer=offer), 0)
 
 
 def _keyed(g: _Graph, key: np.ndarray) -> list[list[int]]:
@@ -332,7 +343,7 @@ def improve(problem: SchedulingProblem, incumbent: Schedule, time_budget_s: floa
             target: int = 0, max_iters: int | None = None, round_s: float | None = None,
             neighbourhood: str = "n6", restart_after: int = 10_000, tenure: tuple[int, int] = TENURE,
             population: int = 0, child_iters: int = 12_500, start_workers: int | None = None,
-            stop: Stop | threading.Event | None = None) -> Schedule:
+            stop: Stop | threading.Event | None = None, checkpoint: Checkpoints | None = None) -> Schedule:
     """Tabu search from ``incumbent``; ``workers`` chains (forked processes when possible, different seeds), the
     best plan back. Never worse than ``incumbent``; stops early at ``target`` (a lower bound). ``round_s``: the
     chains run in rounds of that many seconds, each round from the best plan of the last one (None: one round).
@@ -340,7 +351,10 @@ def improve(problem: SchedulingProblem, incumbent: Schedule, time_budget_s: floa
     ``child_iters`` tabu iterations; ``max_iters`` then counts children), in one round. ``start_workers``: how many
     of the workers' populations include ``incumbent`` (None: all); the others start from random plans only, so that
     the workers do not all drift to the start plan's plateau. ``stop`` (``heuristics.Stop``, or an event): once set,
-    every chain (also in a forked process) ends at its next slice and the best plan so far comes back."""
+    every chain (also in a forked process) ends at its next slice and the best plan so far comes back.
+    ``checkpoint`` (``heuristics.Checkpoints``): offered the best plan as a chain run in this process finds it (where
+    the chains cannot fork, as in the serving process that runs background jobs); forked chains hand theirs at the
+    end."""
     if neighbourhood not in ("n5", "n6"):
         raise ValueError(f"unknown tabu neighbourhood {neighbourhood!r}; use n5 or n6")
     stop = as_stop(stop)
@@ -372,7 +386,11 @@ def improve(problem: SchedulingProblem, incumbent: Schedule, time_budget_s: floa
                     pool.terminate()
                     pool = None
             if outs is None:
-                outs = [_run(g, *jobs[0], stop=stop)]
+                offer = None
+                if checkpoint is not None:
+                    def offer(mp: np.ndarray, ms: np.ndarray) -> None:
+                        checkpoint(lambda: _schedule(problem, g, g.unlink(mp, ms), neighbourhood))
+                outs = [_run(g, *jobs[0], stop=stop, offer=offer)]
                 n_chains = 1
             rounds += 1
             iters += sum(o[2] for o in outs)

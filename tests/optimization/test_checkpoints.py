@@ -116,3 +116,40 @@ def test_without_on_plan_nothing_is_built(strategy, monkeypatch):
     monkeypatch.setattr(heuristics.Checkpoints, "__init__", boom)
     s = solve(_job_shop(10, 5), SolverParams(time_limit_s=1, workers=1, seed=0, strategy=strategy))
     assert verify(_job_shop(10, 5), s) == []
+
+
+def test_the_dispatch_search_offers_its_better_plan_after_each_round():
+    """The tail re-dispatch (most of a big tardiness plan's time) offers its best plan after each round that improved
+    it; before, its plan was handed on only once it ended."""
+    from benchmarks.gen_shop import generate
+    from optimization.heuristics import best_dispatch, rules_for, tail_search
+
+    problem = generate(jobs=100, ops=8, machines=12, seed=1, days=2)
+    params = SolverParams(objective="tardiness")
+    stages = params.stages()
+    start, _ = best_dispatch(problem, lambda s: score(problem, s, stages), rules_for("tardiness"))
+    handed = []
+    ticks = Checkpoints(handed.append, every_s=0.0)
+    best = tail_search(problem, start, lambda s: score(problem, s, stages), 0.0, seed=0, workers=1,
+                       max_iters=200, round_iters=20, stages=stages, checkpoint=ticks)
+    scores = [score(problem, plan, stages) for plan in handed]
+    assert len(handed) >= 2 and scores == sorted(scores, reverse=True), scores
+    assert scores[0] < score(problem, start, stages) and scores[-1] == score(problem, best, stages)
+
+
+def test_a_tabu_chain_in_the_solves_own_process_offers_its_better_plans():
+    """In the serving process (no forked chains) the tabu search, most of a makespan job shop's time, offers its best
+    plan as it finds it; before, only its end result was handed on."""
+    from optimization.heuristics import best_dispatch, rules_for
+    from optimization.tabu import improve
+
+    problem = _job_shop()
+    params = SolverParams(objective="makespan")
+    stages = params.stages()
+    start, _ = best_dispatch(problem, lambda s: score(problem, s, stages), rules_for("makespan"))
+    handed = []
+    best = improve(problem, start, 2.0, seed=0, workers=1, checkpoint=Checkpoints(handed.append, every_s=0.0))
+    makespans = [plan.makespan for plan in handed]
+    assert len(handed) >= 2 and makespans == sorted(makespans, reverse=True), makespans
+    assert all(verify(problem, plan) == [] for plan in handed)
+    assert makespans[0] < start.makespan and makespans[-1] == best.makespan
