@@ -124,8 +124,15 @@ def labels(df: pd.DataFrame) -> np.ndarray:
             raise InvalidInput(f"training needs the column {LABEL!r} (-1 pass, 1 fail)")
         return (defect == 1).astype(np.float32)
     y = pd.to_numeric(df[LABEL], errors="coerce")
-    if y.isna().any() or not y.isin([-1, 1]).all():
-        raise InvalidInput(f"column {LABEL!r} must hold -1 (pass) or 1 (fail)")
+    bad = (y.isna() | ~y.isin([-1, 1])).to_numpy()
+    if bad.any():
+        i = int(bad.argmax())
+        # a 0 / 1 label (1 for a fail, as most tools write it) would be refused on its first pass with no hint
+        zero_one = bool(y.isin([0, 1]).all()) and bool((y == 0).any())
+        hint = ("; the column holds 0 and 1: write each pass (0) as -1, or name the column "
+                f"{STORE_LABEL!r} (1 or True for a fail) instead" if zero_one else "")
+        raise InvalidInput(f"column {LABEL!r} row {i + 1} holds {shown(df[LABEL].iloc[i])}: it must hold -1 (pass) "
+                           f"or 1 (fail){hint}")
     y = y.to_numpy()
     if defect is not None and (defect != y).any():
         i = int(np.flatnonzero(defect != y)[0])

@@ -649,3 +649,18 @@ def test_an_mlp_ranks_wafers_and_a_flat_model_is_warned_of(subset, tmp_path, cap
         flat = train(subset, "secom", tmp_path / "flat", config={**QUICK, "n_splits": 0, "hidden": 32, "l2": 5000.0})
     assert flat["train_probability_spread"] < FLAT_SPREAD, flat
     assert "learned no ranking" in caplog.text and "l2=5000" in caplog.text
+
+
+def test_a_label_of_0_and_1_is_refused_naming_the_row_and_the_fix():
+    """A label column of 0 (pass) and 1 (fail), as most tools write it, was refused with `column 'label' must hold
+    -1 (pass) or 1 (fail)`: no row, no value, no way forward (process-engineer walkthrough). The refusal names the
+    first row and its value, and for 0 / 1 says what to send; the same column named ``defect`` trains as is."""
+    df = pd.DataFrame({"row_id": [1, 2, 3], "label": [1, 0, 1], "f001": [1.0, 2.0, 3.0]})
+    with pytest.raises(InvalidInput, match=r"^column 'label' row 2 holds 0: it must hold -1 \(pass\) or 1 \(fail\); "
+                                           r"the column holds 0 and 1: write each pass \(0\) as -1, or name the "
+                                           r"column 'defect' \(1 or True for a fail\) instead$"):
+        F.labels(df)
+    assert F.labels(df.rename(columns={"label": "defect"})).tolist() == [1.0, 0.0, 1.0]
+    with pytest.raises(InvalidInput, match=r"^column 'label' row 3 holds 'pass': it must hold -1 \(pass\) or 1 "
+                                           r"\(fail\)$"):
+        F.labels(df.assign(label=["1", "-1", "pass"]))
