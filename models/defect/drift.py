@@ -55,6 +55,14 @@ def stamps(df: pd.DataFrame) -> np.ndarray | None:
     return out
 
 
+def near_time_column(columns: object) -> str | None:
+    """A column that is not read as the test time but looks meant to be (``Timestamp``, ``TIMESTAMP``, ``timestamp ``
+    from a spreadsheet's header): named in the warnings about wafers without a test time."""
+    near = [str(c) for c in columns if isinstance(c, str) and c not in (TIMESTAMP, EVENT_TIMESTAMP)
+            and c.strip().lower() in (TIMESTAMP, EVENT_TIMESTAMP)]
+    return near[0] if near else None
+
+
 def _column_seconds(col: pd.Series, name: str) -> np.ndarray:
     if pd.api.types.is_datetime64_any_dtype(col):  # an Arrow or Parquet body's time column
         return _seconds(col)

@@ -119,7 +119,8 @@ def _untimed(df: pd.DataFrame, drift: dict, times: np.ndarray | None) -> dict:
     untimed = np.ones(len(df), dtype=bool) if times is None else np.isnan(times)
     if not untimed.any():
         return {}
-    return {"untimed": {"count": int(untimed.sum()), "column": times is None, "rate": float(drift["prior"]),
+    return {"untimed": {"count": int(untimed.sum()), "column": times is None, "near": D.near_time_column(df.columns),
+                        "rate": float(drift["prior"]),
                         "first": [F._wafer(df, int(i)) for i in np.flatnonzero(untimed)[:5]]}}
 
 
@@ -362,7 +363,8 @@ def render_notes(notes: dict) -> list[str]:
         n = notes["untimed"]
         one = n["count"] == 1
         which = f"{n['count']} of {rows} wafers ha{'s' if one else 've'}"
-        why = "the input has no timestamp column" if n["column"] else (
+        near = (f"; its column {n['near']!r} is not read: name it {D.TIMESTAMP!r}" if n.get("near") else "")
+        why = f"the input has no timestamp column{near}" if n["column"] else (
             "an empty timestamp: " + ", ".join(n["first"]) + (" and more" if n["count"] > len(n["first"]) else ""))
         out.append(f"{which} no test time ({why}): {'its' if one else 'their'} recent failure rate is taken as the "
                    f"training file's overall "

@@ -580,6 +580,9 @@ def test_wafers_without_a_test_time_are_warned_of(trained, subset, tmp_path):
                      f"rate is taken as the training file's overall rate ({prior:.3f}), not the line's; send each "
                      "wafer's timestamp (dd/mm/yyyy HH:MM:SS or ISO 8601), or the line's current rate as "
                      "recent_failure_rate (sfai predict defect --recent-failure-rate)"], notes
+    notes = score(model, df.rename(columns={"timestamp": "Timestamp"}).iloc[:4]).attrs["warnings"]
+    assert notes[0].startswith("4 of 4 wafers have no test time (the input has no timestamp column; its column "
+                               "'Timestamp' is not read: name it 'timestamp'): "), notes
     blank = df.iloc[:4].copy()
     blank.loc[blank.index[2], "timestamp"] = ""
     notes = score(model, blank).attrs["warnings"]
@@ -664,3 +667,31 @@ def test_a_label_of_0_and_1_is_refused_naming_the_row_and_the_fix():
     with pytest.raises(InvalidInput, match=r"^column 'label' row 3 holds 'pass': it must hold -1 \(pass\) or 1 "
                                            r"\(fail\)$"):
         F.labels(df.assign(label=["1", "-1", "pass"]))
+
+
+def test_training_without_test_times_says_the_drift_prior_is_not_used(subset, tmp_path, caplog):
+    """A training file without its timestamp column (or with it as ``Timestamp``, a spreadsheet's header, which is
+    not read) trained without the line's recent failure rate in silence; the model then ignores the rate every MES
+    call sends (process-engineer walkthrough). Training now says so and names the column it did not read; a file
+    with its times says nothing."""
+    import logging
+
+    from models.defect.train import train
+
+    df = pd.read_csv(subset)
+    quick = {**QUICK, "epochs": 2, "members": 1}
+    for name, frame, said in [("none", df.drop(columns=["timestamp"]), "no 'timestamp' column"),
+                              ("case", df.rename(columns={"timestamp": "Timestamp"}), "its column 'Timestamp' is not "
+                                                                                      "read"),
+                              ("empty", df.assign(timestamp=""), "the 'timestamp' column is empty")]:
+        frame.to_csv(tmp_path / f"{name}.csv", index=False)
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="sfai.defect"):
+            train(tmp_path / f"{name}.csv", "secom", tmp_path / name, config=quick)
+        assert not json.loads((tmp_path / name / "manifest.json").read_text()).get("drift")
+        assert f"defect: the file has no test times ({said}): the model is trained without the line's recent " \
+               "failure rate" in caplog.text, caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="sfai.defect"):
+        train(subset, "secom", tmp_path / "timed", config=quick)
+    assert "no test times" not in caplog.text
