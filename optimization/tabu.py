@@ -44,6 +44,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from functools import partial
 
 import numpy as np
 
@@ -143,13 +144,13 @@ def _search(g: _Graph, seqs: list[list[int]], budget_s: float, seed: int, target
             max_iters: int | None = None, restart_after: int = 10_000,
             tenure: tuple[int, int] = TENURE, neighbourhood: str = "n5",
             deadline: float | None = None, stop: Stop | None = None,
-            offer: Callable[[np.ndarray, np.ndarray], None] | None = None) -> tuple[int, list[list[int]], int]:
+            offer: Offer | None = None) -> tuple[int, list[list[int]], int]:
     """One tabu-search chain from ``seqs``; returns (best makespan, its sequences, iterations). Stops on the time
     budget (or ``max_iters``: then deterministic for a seed, unless the clock passes ``deadline`` first), when the
     makespan reaches ``target``, or once ``stop`` is set. The iterations run compiled
     (``optimization._tabu_core.run``) in slices of ~10-20 ms; the clock and ``stop`` are read between slices, and
-    ``offer`` (a chain in the solve's own process with a checkpoint: :func:`improve`) gets copies of the best plan's
-    links after a slice that improved it."""
+    ``offer`` (a search in the solve's own process with a checkpoint: :func:`improve`) gets the best plan after a
+    slice that improved it (a function giving its sequences, from copies of its links)."""
     n = g.n
     mp, ms = g.links(seqs)
     cmax, r, q, order, pos = g.times(mp, ms)
@@ -191,7 +192,7 @@ def _search(g: _Graph, seqs: list[list[int]], budget_s: float, seed: int, target
             raise AssertionError("incremental heads/tails differ")
         if offer is not None and st[core.BEST] < offered:
             offered = int(st[core.BEST])
-            offer(best_mp.copy(), best_ms.copy())
+            offer(partial(g.unlink, best_mp.copy(), best_ms.copy()))
         if st[core.DONE]:
             break
         el = time.perf_counter() - ts
@@ -215,6 +216,8 @@ def _schedule(problem: SchedulingProblem, g: _Graph, seqs: list[list[int]], neig
 
 
 _STATE: dict = {}
+# a search's hand-over of its better plan to the solve's checkpoint: called with a function giving its sequences
+Offer = Callable[[Callable[[], list[list[int]]]], None]
 CHECK = False
 _WARM: list[bool] = []
 
@@ -240,13 +243,12 @@ def _chain(args):
 
 def _run(g: _Graph, seqs, seed, budget, target, max_iters, neighbourhood, restart_after, tenure, population,
          child_iters, with_start=True, stop: Stop | None = None,
-         offer: Callable[[np.ndarray, np.ndarray], None] | None = None) -> tuple[int, list[list[int]], int, int]:
+         offer: Offer | None = None) -> tuple[int, list[list[int]], int, int]:
     """One worker's search: a chain, or a population of ``population`` plans (``_evolve``; ``max_iters`` then counts
-    its children); (best makespan, its sequences, tabu iterations, children). ``offer``: see :func:`_search` (a
-    chain only)."""
+    its children); (best makespan, its sequences, tabu iterations, children). ``offer``: see :func:`_search`."""
     if population:
         return _evolve(g, seqs, budget, seed, target, population, child_iters, tenure, neighbourhood, max_iters,
-                       with_start, stop)
+                       with_start, stop, offer)
     return (*_search(g, seqs, budget, seed, target, max_iters, restart_after, tenure, neighbourhood, stop=stop,
                      offer=offer), 0)
 
@@ -279,7 +281,7 @@ def _places(g: _Graph, seqs: list[list[int]]) -> np.ndarray:
 def _evolve(g: _Graph, start: list[list[int]], budget_s: float, seed: int, target: int = 0, pop_size: int = 20,
             child_iters: int = 12_500, tenure: tuple[int, int] = TENURE, neighbourhood: str = "n6",
             max_children: int | None = None, with_start: bool = True,
-            stop: Stop | None = None) -> tuple[int, list[list[int]], int, int]:
+            stop: Stop | None = None, offer: Offer | None = None) -> tuple[int, list[list[int]], int, int]:
     """A population of tabu-searched plans (a memetic search, after Cheng, Peng and Lue 2016); returns (best
     makespan, its sequences, tabu iterations, children).
 
@@ -307,6 +309,8 @@ def _evolve(g: _Graph, start: list[list[int]], budget_s: float, seed: int, targe
         iters += it
         if best is None or cmax < best[0]:
             best = (cmax, sq)
+            if offer is not None:
+                offer(lambda kept=[list(m) for m in sq]: kept)
         return cmax, sq, _places(g, sq), g.times(*g.links(sq))[1]
 
     def out_of_time() -> bool:
@@ -388,8 +392,8 @@ def improve(problem: SchedulingProblem, incumbent: Schedule, time_budget_s: floa
             if outs is None:
                 offer = None
                 if checkpoint is not None:
-                    def offer(mp: np.ndarray, ms: np.ndarray) -> None:
-                        checkpoint(lambda: _schedule(problem, g, g.unlink(mp, ms), neighbourhood))
+                    def offer(seqs_of: Callable[[], list[list[int]]]) -> None:
+                        checkpoint(lambda: _schedule(problem, g, seqs_of(), neighbourhood))
                 outs = [_run(g, *jobs[0], stop=stop, offer=offer)]
                 n_chains = 1
             rounds += 1

@@ -137,9 +137,10 @@ def test_the_dispatch_search_offers_its_better_plan_after_each_round():
     assert scores[0] < score(problem, start, stages) and scores[-1] == score(problem, best, stages)
 
 
-def test_a_tabu_chain_in_the_solves_own_process_offers_its_better_plans():
+@pytest.mark.parametrize("population", [0, 6])
+def test_a_tabu_search_in_the_solves_own_process_offers_its_better_plans(population):
     """In the serving process (no forked chains) the tabu search, most of a makespan job shop's time, offers its best
-    plan as it finds it; before, only its end result was handed on."""
+    plan as it finds it, as a chain or as a population; before, only its end result was handed on."""
     from optimization.heuristics import best_dispatch, rules_for
     from optimization.tabu import improve
 
@@ -148,7 +149,8 @@ def test_a_tabu_chain_in_the_solves_own_process_offers_its_better_plans():
     stages = params.stages()
     start, _ = best_dispatch(problem, lambda s: score(problem, s, stages), rules_for("makespan"))
     handed = []
-    best = improve(problem, start, 2.0, seed=0, workers=1, checkpoint=Checkpoints(handed.append, every_s=0.0))
+    best = improve(problem, start, 2.0, seed=0, workers=1, population=population, child_iters=2_000,
+                   checkpoint=Checkpoints(handed.append, every_s=0.0))
     makespans = [plan.makespan for plan in handed]
     assert len(handed) >= 2 and makespans == sorted(makespans, reverse=True), makespans
     assert all(verify(problem, plan) == [] for plan in handed)
