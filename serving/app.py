@@ -163,7 +163,8 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
     for r in (admin, usage, ingest, quality, maintenance, energy, scheduling, console_api):
         app.include_router(r.router, responses=COMMON_ERRORS)
 
-    @app.get("/", include_in_schema=False)
+    # HEAD as GET (a monitor's or load balancer's probe, curl -I): it had been a 405, read as "down"
+    @app.api_route("/", methods=["GET", "HEAD"], include_in_schema=False)
     async def console() -> FileResponse:
         return FileResponse(STATIC / "index.html", media_type="text/html", headers={"cache-control": "no-cache"})
 

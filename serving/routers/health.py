@@ -27,6 +27,19 @@ async def read_health() -> dict:
     return {"status": "ok"}
 
 
+def _head(response: Response) -> Response:
+    """A GET's answer as HEAD's: its status and headers, no body (an uptime monitor or a load balancer probing with
+    HEAD, or ``curl -I``, had got a 405 and read the instance as down)."""
+    head = Response(status_code=response.status_code, media_type=response.media_type)
+    head.headers["content-length"] = str(len(response.body))
+    return head
+
+
+@router.head("/healthz", include_in_schema=False)
+async def head_health() -> Response:
+    return _head(JSONResponse(await read_health()))
+
+
 def home_writable(home: Path) -> bool:
     """SFAI_HOME takes a small file (written, then removed): a read-only or full disk fails here."""
     probe = Path(home) / f".readyz-{uuid.uuid4().hex}"
@@ -55,6 +68,11 @@ async def read_ready(platform: PlatformDep) -> JSONResponse:
     if not ok:
         body = {"error": {"code": "not_ready", "message": "database, usage log or storage unavailable", **body}}
     return JSONResponse(body, status_code=200 if ok else 503)
+
+
+@router.head("/readyz", include_in_schema=False)
+async def head_ready(platform: PlatformDep) -> Response:
+    return _head(await read_ready(platform))
 
 
 @router.get("/metrics", response_class=PlainTextResponse, responses={

@@ -40,6 +40,17 @@ def test_health_ready_docs(client):
     assert "<html" in client.get("/").text.lower()
 
 
+def test_health_and_ready_answer_head(client):
+    """An uptime monitor or a load balancer probing with HEAD (curl -I) got a 405 from /healthz and /readyz, so the
+    instance read as down; HEAD answers as GET does, without a body."""
+    for path in ("/healthz", "/readyz"):
+        r = client.head(path)
+        assert r.status_code == 200, (path, r.status_code, r.text)
+        assert r.content == b""
+        assert r.headers["content-type"].startswith("application/json")
+    assert client.head("/").status_code == 200  # the console's page too
+
+
 def test_openapi_tells_a_generated_client_how_to_call(client):
     """A client generated from /openapi.json could not send the API key (no security scheme) and read the energy
     options wrongly (no start or horizon, an explain the model refuses); errors it declared as 400 came as 422."""
