@@ -153,9 +153,17 @@ def _defect_labels(df: pd.DataFrame) -> np.ndarray:
     return y
 
 
+# the text a CSV file's reader takes for a missing value (pandas' default: ``NA``, ``N/A``, Excel's ``#N/A``, ``NULL``,
+# ``None``, ...): the same text in an API record is a missing value too. It had been refused there (``#N/A``: a
+# non-numeric value) while the same wafer in a file was scored.
+NA_TEXT = frozenset({"", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN",
+                     "<NA>", "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null"})
+
+
 def numeric_matrix(df: pd.DataFrame, columns: list[str]) -> np.ndarray:
     """The named measurement columns as float64; a missing or non-numeric column is named in the error. A blank
-    cell (``""`` in a record, as an empty CSV cell) or ``nan`` is a missing value."""
+    cell (``""`` in a record, as an empty CSV cell), ``nan`` or another of a CSV file's missing markers
+    (``NA_TEXT``: ``N/A``, ``#N/A``, ``NULL``) is a missing value."""
     absent = [c for c in columns if c not in df.columns]
     if absent:
         raise InvalidInput(_absent(df, absent, len(columns)))
@@ -165,7 +173,8 @@ def numeric_matrix(df: pd.DataFrame, columns: list[str]) -> np.ndarray:
         if not pd.api.types.is_numeric_dtype(col):
             num = pd.to_numeric(col, errors="coerce")
             text = col.astype(str).str.strip()
-            bad = (num.isna() & col.notna() & (text != "") & (text.str.lower() != "nan")).to_numpy()
+            missing = (text == "") | (text.str.lower() == "nan") | text.isin(NA_TEXT)
+            bad = (num.isna() & col.notna() & ~missing).to_numpy()
             if bad.any():
                 i = int(bad.argmax())
                 raise InvalidInput(f"column {c!r} row {i + 1} holds a non-numeric value {shown(col.iloc[i])}")

@@ -695,3 +695,33 @@ def test_training_without_test_times_says_the_drift_prior_is_not_used(subset, tm
     with caplog.at_level(logging.WARNING, logger="sfai.defect"):
         train(subset, "secom", tmp_path / "timed", config=quick)
     assert "no test times" not in caplog.text
+
+
+def test_a_file_s_missing_markers_are_missing_in_an_api_record_too(trained, subset, tmp_path):
+    """Excel writes a missing reading as ``#N/A``; pandas reads it (and ``NA``, ``N/A``, ``NULL``, ...) in a file as
+    a missing value, so ``sfai predict`` scored the wafer, while the same wafer sent to the API was refused
+    (``column 'f001' row 1 holds a non-numeric value '#N/A'``): process-engineer walkthrough. Both now read it as
+    missing (the training median), with the same probability; other text is still refused."""
+    from pandas._libs.parsers import STR_NA_VALUES
+
+    from models.defect.predict import predict, records_frame, score
+    from serving.runtime import OnnxModel
+
+    assert F.NA_TEXT == frozenset(STR_NA_VALUES)  # what the file reader takes as missing
+    model = OnnxModel(trained[0])
+    df = pd.read_csv(subset).head(3).drop(columns=["label"])
+    first = model.manifest["feature_stats"]["measurements"][0]
+    records = json.loads(df.to_json(orient="records"))
+    text = df.astype(object)
+    for i, marker in enumerate(["#N/A", "NULL", "N/A"]):
+        records[i][first] = marker
+        text.loc[i, first] = marker
+    text.to_csv(tmp_path / "rows.csv", index=False)
+    from_file = predict(model, tmp_path / "rows.csv", "secom")
+    from_records = score(model, records_frame(records))
+    missing = score(model, df.assign(**{first: np.nan}))
+    assert from_records.defect_probability.tolist() == from_file.defect_probability.tolist() == \
+        missing.defect_probability.tolist()
+    records[0][first] = "#DIV/0!"
+    with pytest.raises(InvalidInput, match=f"^column '{first}' row 1 holds a non-numeric value '#DIV/0!'"):
+        score(model, records_frame(records))
