@@ -86,12 +86,14 @@ class Registry:
             names = sorted(set(s.scalars(
                 select(FeatureViewRecord.name).where(FeatureViewRecord.tenant_id == self.tenant_id)
             ).all()))
-        near = difflib.get_close_matches(name, names, n=1)
+        # a typo's near name only: at difflib's default 0.6, 'secom_features' was "did you mean 'cmapss_features'?",
+        # another dataset's view (the shared '_features' made them look alike)
+        near = difflib.get_close_matches(name, names, n=1, cutoff=0.85)
         if near:
             hint = f"did you mean {near[0]!r}?"
         elif names:
             shown = ", ".join(names[:10]) + (f" and {len(names) - 10} more" if len(names) > 10 else "")
-            hint = f"this tenant's views: {shown}"
+            hint = f"this tenant's views: {shown}; declare another with 'sfai features apply FILE.py'"
         else:
             hint = ("this tenant has no views yet: 'sfai ingest' of a known dataset declares its view; declare "
                     "others with 'sfai features apply FILE.py'")

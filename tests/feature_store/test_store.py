@@ -50,7 +50,8 @@ def test_registry_versions_and_incompatible_changes(store):
         with pytest.raises(Conflict, match=why):
             store.apply(bad)
     assert store.registry.history("machine_stats") == [1, 2]
-    with pytest.raises(NotFound, match="'nope' not found; this tenant's views: machine_stats$"):
+    with pytest.raises(NotFound, match="'nope' not found; this tenant's views: machine_stats; declare "
+                                       "another with 'sfai features apply FILE.py'$"):
         store.get_view("nope")
     with pytest.raises(NotFound, match="did you mean 'machine_stats'"):  # a typo: the near name
         store.get_view("machine_stat")
@@ -289,6 +290,20 @@ def test_a_value_changed_back_is_the_latest_offline_and_online(store):
     assert store.get_training_frame(entity, ["machine_stats:temp_mean"])["temp_mean"][0] == 70.5
     store.ingest("machine_stats", two)  # after compaction too
     assert store.get_training_frame(entity, ["machine_stats:temp_mean"])["temp_mean"][0] == 99.0
+
+
+def test_a_missing_view_is_not_taken_for_another_datasets_view(store):
+    """A defect prediction by entity id for a tenant without secom_features was answered "did you mean
+    'cmapss_features'?", the engines' view (the shared '_features' made them look alike); and `sfai ingest csv
+    line_temps.csv` for a view not yet declared listed the views without saying how to declare one."""
+    store.apply(FeatureView(name="cmapss_features", entity=entities.machine, schema=STATS.schema))
+    with pytest.raises(NotFound) as e:
+        store.get_view("secom_features")
+    assert "did you mean" not in str(e.value)
+    assert str(e.value).endswith("this tenant's views: cmapss_features, machine_stats; declare another with "
+                                 "'sfai features apply FILE.py'")
+    with pytest.raises(NotFound, match="did you mean 'cmapss_features'"):  # a typo still gets the near name
+        store.get_view("cmapss_feature")
 
 
 def test_tenants_never_see_each_other(store, settings, db, online):
