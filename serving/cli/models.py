@@ -222,6 +222,9 @@ def predict(
     if not input.is_file():
         raise InvalidInput(f"{input}: no such file")
     check_output(output, f"{family.name}.csv")  # before the model is loaded; a missing folder is not created
+    if output.exists() and output.samefile(input):  # it had replaced the rows with the predictions, silently
+        raise InvalidInput(f"--output {output} is the input file: give another file name, e.g. "
+                           f"{output.with_name(output.stem + '_' + family.name + '.csv')}")
     settings().refuse_state_file(output)
     reg = _registry(tenant)
     if model_name is not None:

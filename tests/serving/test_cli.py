@@ -107,6 +107,18 @@ def test_errors_are_one_line_and_non_zero(sfai_env, tmp_path):
     assert "SFAI_SECRET_KEY" in p.stderr and len(p.stderr.strip().splitlines()) == 1
 
 
+def test_predict_refuses_to_write_over_its_input(sfai_env, tmp_path):
+    """``--output`` naming the input file (by another spelling too) had replaced the rows with the predictions,
+    without a word: the input is kept and the command says why."""
+    rows = tmp_path / "rows.csv"
+    rows.write_text("UDI,Type\n1,M\n")
+    for out in (str(rows), str(tmp_path / "." / "rows.csv")):
+        p = sfai(sfai_env, "predict", "failure", "--dataset", "ai4i", "--input", str(rows), "--output", out, ok=False)
+        lines = p.stderr.strip().splitlines()
+        assert len(lines) == 1 and "is the input file" in lines[0], p.stderr
+        assert rows.read_text() == "UDI,Type\n1,M\n"
+
+
 def test_revoking_a_key_twice_says_so(sfai_env):
     sfai(sfai_env, "tenant", "create", "acme", "--ksic", "C29")
     key = sfai(sfai_env, "apikey", "create", "--tenant", "acme", "--role", "admin").stdout.strip()
