@@ -468,6 +468,12 @@ def _compiled(problem: SchedulingProblem, n: int) -> bool:
 _TABLES: list[tuple[SchedulingProblem, _core.Tables]] = []
 
 
+def _crew_limited_windows(problem: SchedulingProblem) -> bool:
+    """Whether a dispatch places maintenance windows that fewer crews than windows must share."""
+    risky = problem.maintenance_machines()
+    return bool(risky) and problem.risk is not None and problem.risk.crew_limited(risky)
+
+
 def tables(problem: SchedulingProblem) -> _core.Tables:
     """The compiled scheme's arrays of a problem (cached for the last few problems, like ``_static``)."""
     return _cached(_TABLES, problem, lambda p: _core.Tables(p, _static(p)))
@@ -547,7 +553,10 @@ def dispatch(problem: SchedulingProblem, rule: str = "mwkr", atc_k: float = 2.0,
     t0 = time.perf_counter()
     (keys, idx, ops, job_of, n, preds, succs, tail, pbar, has_setups, sbar, fams, fam, setup_rows, horizon_guess,
      lower_bound) = _static(problem)
-    if _compiled(problem, n):
+    # the compiled scheme places new maintenance windows without the crews' limit: a crew-limited plan whose windows
+    # are placed here takes the Python scheme (before, every plan dispatched once the compiled code was loaded in the
+    # process, or of 500 operations or more, broke the limit, and failed its check)
+    if _compiled(problem, n) and (fixed_windows is not None or not _crew_limited_windows(problem)):
         tb = tables(problem)
         fix = _fixed_arrays(tb, fixed)
         wins = _window_arrays(tb, fixed_windows) if fixed_windows is not None else None

@@ -108,3 +108,28 @@ def test_crews_are_read_written_and_checked():
             problem_from_dict(d)
     d["failure_risk"]["crews"] = None
     assert problem_from_dict(d).risk.crews is None
+
+
+def test_a_big_plan_and_any_plan_after_it_keep_to_the_crews_when_dispatched():
+    """The compiled dispatching scheme (plans of 500 operations or more, and every plan once its code is loaded in
+    the process: a serving process after any big plan) placed new windows without the crews' limit, so every such
+    dispatch broke it and failed its check. A crew-limited plan whose windows are placed anew takes the Python
+    scheme."""
+    from dataclasses import replace
+
+    from benchmarks.gen_shop import generate
+
+    base = generate(jobs=60, ops=10, machines=12, seed=1, days=2)  # 600 operations: the compiled scheme's size
+    risky = {m.id: 0.8 for m in base.machines[:4]}
+    big = replace(base, risk=FailureRisk(risky, window_duration=60, crews=1, service_first=False))
+    s = dispatch(big)
+    assert s.assignments and verify(big, s) == [], verify(big, s)
+    spans = [(w.start, w.end) for w in s.maintenance]
+    assert len(spans) == 4 and peak_overlap(spans)[0] == 1, spans
+    small = _shop(FailureRisk(RISKS, window_duration=10, crews=1, service_first=False))  # after the big one
+    assert verify(small, dispatch(small)) == []
+    from optimization import heuristics
+
+    plain = replace(base, risk=None)  # without a crew limit: still the compiled scheme
+    assert verify(plain, dispatch(plain)) == [] and any(p is plain for p, _ in heuristics._TABLES)
+    assert not any(p is big for p, _ in heuristics._TABLES)
