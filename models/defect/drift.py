@@ -32,6 +32,7 @@ SECOM_FORMAT = "%d/%m/%Y %H:%M:%S"
 # day first, as the SECOM file writes it, and as a spreadsheet saves it again: Excel drops the seconds
 # (``19/07/2008 11:55``) and writes dots in a German locale (``19.07.2008 11:55``); both had been refused
 DAY_FIRST = (SECOM_FORMAT, "%d/%m/%Y %H:%M", "%d.%m.%Y %H:%M:%S", "%d.%m.%Y %H:%M")
+DAY_FIRST_TEXT = ", ".join(DAY_FIRST[:-1]) + f" or {DAY_FIRST[-1]}"  # as the ingest's quarantine names them
 FORMATS = ("dd/mm/yyyy HH:MM:SS (the SECOM file's; also without the seconds, or with dots: dd.mm.yyyy HH:MM) or "
            "ISO 8601 (2008-07-19T11:55:00, optionally with a UTC offset)")
 PSEUDO = 5.0  # pseudo-wafers at the overall rate: a window of few wafers leans on the overall rate
@@ -67,15 +68,25 @@ def _column_seconds(col: pd.Series, name: str) -> np.ndarray:
     if pd.api.types.is_datetime64_any_dtype(col):  # an Arrow or Parquet body's time column
         return _seconds(col)
     raw = col.astype("string").str.strip()
-    secom = np.full(len(raw), np.nan)
-    for fmt in DAY_FIRST:  # the SECOM file's format, and as a spreadsheet saves it
-        secom = np.where(np.isnan(secom), _seconds(pd.to_datetime(raw, format=fmt, errors="coerce")), secom)
+    secom = _seconds(day_first(raw))  # the SECOM file's format, and as a spreadsheet saves it
     iso = _seconds(pd.to_datetime(raw, format="ISO8601", errors="coerce", utc=True))  # API callers, the store
     out = np.where(np.isnan(secom), iso, secom)
     bad = np.isnan(out) & (raw.fillna("") != "").to_numpy()
     if bad.any():
         i = int(bad.argmax())
         raise InvalidInput(f"column {name!r} row {i + 1} holds {shown(col.iloc[i])}, not a test time: {FORMATS}")
+    return out
+
+
+def day_first(col: pd.Series) -> pd.Series:
+    """Text test times read as each of ``DAY_FIRST`` in turn (naive, no zone); NaT where none reads. Shared by
+    ``sfai ingest secom`` and the defect model's inputs, so a file one accepts the other reads."""
+    raw = col.astype("string").str.strip()
+    out = pd.to_datetime(raw, format=DAY_FIRST[0], errors="coerce")
+    for fmt in DAY_FIRST[1:]:
+        if out.notna().all():
+            break
+        out = out.where(out.notna(), pd.to_datetime(raw, format=fmt, errors="coerce"))
     return out
 
 

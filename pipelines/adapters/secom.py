@@ -2,7 +2,9 @@
 
 Decisions (see docs/pipelines.md):
 - Entity: one row is one production entity (wafer/lot) tested once; ``lot_id = "secom-<row_id, 4 digits>"``.
-- Time: the file's ``timestamp`` (``dd/mm/yyyy HH:MM:SS``) with no zone given; read as UTC as-is.
+- Time: the file's ``timestamp`` (``dd/mm/yyyy HH:MM:SS``) with no zone given; read as UTC as-is. A file saved again
+  by a spreadsheet reads too (``dd/mm/yyyy HH:MM`` without the seconds, German ``dd.mm.yyyy HH:MM[:SS]``): the
+  formats ``sfai train/predict defect`` read (``models.defect.drift.DAY_FIRST``), tried in turn.
 - Units: the 590 measurements are anonymised, so their units are unknown (``?``) and no range is enforced;
   ``NaN`` is a missing measurement (kept, and counted by the missing-value report), not a bad row.
 - Labels: ``label`` -1 pass / 1 fail -> ``defect`` (bool).
@@ -15,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from models.defect.drift import DAY_FIRST_TEXT, day_first
 from pipelines.adapters.source import read_source
 from pipelines.canonical import (
     SOURCE_ROW,
@@ -33,7 +36,6 @@ DATASET = "secom"
 KSIC = "C26"
 N_FEATURES = 590
 FEATURES = [f"f{i:03d}" for i in range(1, N_FEATURES + 1)]
-TIME_FORMAT = "%d/%m/%Y %H:%M:%S"
 MAX_ROW_ID = 1_000_000_000
 SENSOR_COLUMNS: dict[str, Column] = {
     "row_id": Column("1", 1, None, dtype="int64", description="line of the original secom.data"),
@@ -55,7 +57,7 @@ def read(path: Path) -> Canonical:
     total = len(df) + len(malformed)
     original = df[["row_id", "label", "timestamp"]]  # the values as read, for the quarantine
     df, why = coerce_numeric(df, ["row_id", "label", *FEATURES])
-    ts = pd.to_datetime(df["timestamp"], format=TIME_FORMAT, errors="coerce", utc=True)
+    ts = day_first(df["timestamp"]).dt.tz_localize("UTC")
     bad_label = df["label"].notna() & ~df["label"].isin([-1, 1])
     why = why.where(~bad_label, why + "; label: not -1 or 1").str.strip("; ")
     # rows we cannot place at all: no entity (row_id) or no time
@@ -64,7 +66,7 @@ def read(path: Path) -> Canonical:
         reason_where(original["row_id"].isna(), "row_id: missing"),
         count_problems(df["row_id"], "row_id", MAX_ROW_ID),
         reason_where(no_stamp, "timestamp: missing"),
-        reason_where(ts.isna() & ~no_stamp, "timestamp: " + df["timestamp"].astype(str) + f" is not {TIME_FORMAT}"),
+        reason_where(ts.isna() & ~no_stamp, "timestamp: " + df["timestamp"].astype(str) + f" is not {DAY_FIRST_TEXT}"),
     )
     unplaceable = df["row_id"].isna() | ts.isna() | (place != "" if place is not None else False)
     rejects = malformed

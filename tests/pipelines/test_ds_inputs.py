@@ -3,9 +3,11 @@
 
 from __future__ import annotations
 
+import pandas as pd
 import pytest
 
 from pipelines.adapters import cmapss, secom
+from pipelines.canonical import TIMESTAMP
 from pipelines.runner import run_pipeline
 from serving.errors import InvalidInput
 from tests.pipelines.test_bad_input import cmapss_lines, one_line, secom_lines, set_field, write
@@ -54,3 +56,30 @@ def test_one_bad_row_among_good_ones_is_still_set_aside(tmp_path):
     c = cmapss.read(write(tmp_path, "train_FD001.txt", lines))
     assert len(c["sensor_readings"]) == 9 and c.rejects["source_row"].tolist() == [5]
     assert c["sensor_readings"].data["unit_id"].iloc[0] == "FD001-u001"
+
+
+
+def no_seconds(x: str) -> str:  # 19/07/2008 01:01:00 -> 19/07/2008 01:01, as Excel saves it again
+    return x.replace(":00,", ",", 1)
+
+
+def dots(x: str) -> str:  # 19/07/2008 -> 19.07.2008, as a German Excel saves it
+    return x.replace(",19/07/2008 ", ",19.07.2008 ", 1)
+
+
+@pytest.mark.parametrize("edit", [no_seconds, dots, lambda x: dots(no_seconds(x))])
+def test_a_secom_file_saved_again_by_a_spreadsheet_is_read(tmp_path, store, edit):
+    """``sfai train/predict defect`` read these test times (models/defect/drift.py: DAY_FIRST); ingest quarantined
+    every row ("10 of 10 rows failed validation")."""
+    lines = secom_lines()
+    path = write(tmp_path, "secom.csv", [lines[0], *map(edit, lines[1:])])
+    c = secom.read(path)
+    assert len(c.rejects) == 0 and len(c["sensor_readings"]) == 10
+    first = c["sensor_readings"].data[TIMESTAMP].iloc[0]
+    assert first == pd.Timestamp("2008-07-19 01:01:00", tz="UTC")
+    run_pipeline("secom", path, store=store)  # written, none quarantined
+
+def test_a_secom_time_in_no_format_names_the_formats_read(tmp_path):
+    c = secom.read(write(tmp_path, "secom.csv", iso_secom(secom_lines())))
+    assert ("timestamp: 2008-07-19T01:01:00 is not %d/%m/%Y %H:%M:%S, %d/%m/%Y %H:%M, %d.%m.%Y %H:%M:%S or "
+            "%d.%m.%Y %H:%M") in c.rejects["reason"].iloc[0]
