@@ -60,7 +60,8 @@ DEFECT_WARNINGS = {
     "type": "array", "items": {"type": "string"},
     "description": "wafers read far outside the training data (most measurements outside their training range, or "
     "one reading far out), with most measurements missing, or tested over 7 days after the training file without "
-    "recent_failure_rate; a recent_failure_rate the model does not use (ignored); repeated row_ids; a batch over "
+    "recent_failure_rate; wafers without a test time (no timestamp, no recent_failure_rate: read at the training "
+    "file's overall rate); a recent_failure_rate the model does not use (ignored); repeated row_ids; a batch over "
     "1,000 records not explained",
 }
 

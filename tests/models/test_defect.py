@@ -600,6 +600,17 @@ def test_wafers_without_a_test_time_are_warned_of(trained, subset, tmp_path):
     said = [w.split(" (")[0] for w in report["warnings"]]
     assert report["chunks"] > 1 and said == [f"{len(df)} of {len(df)} wafers have no test time"], report
 
+
+def test_the_openapi_lists_the_warning_about_wafers_without_a_test_time():
+    """The defect answer warns of wafers without a test time (above); its OpenAPI description of the warnings had
+    not listed them (contract-checker audit)."""
+    from serving.routers.quality import PREDICT, router
+
+    route = next(r for r in router.routes if getattr(r, "path", None) == router.prefix + PREDICT)
+    answer = route.openapi_extra["responses"]["200"]["content"]["application/json"]["schema"]["properties"]
+    assert "wafers without a test time (no timestamp, no recent_failure_rate" in answer["warnings"]["description"]
+
+
 def test_explanations_say_whether_each_measurement_was_high_or_low(trained, subset):
     """``f003:-0.308`` did not say whether f003 was high or low, nor against what (process-engineer audit). Each
     named measurement now comes with the value sent, the training median, the direction and the contribution."""
