@@ -36,6 +36,9 @@ ROW_ID = {"failure": "UDI", "defect": "row_id"}  # row-wise families and the id 
 # A defect frame's wafers are answered under their SECOM ``row_id`` where the frame has it (``secom_features:*``), else
 # under the entity key ``lot_id`` (``secom-0001``) as it is
 ID_ALIASES = {"UDI": "udi", "row_id": "lot_id"}
+# other names a file gives the id column (a MES export's ``wafer_id``): named in the message, as is the id in other
+# letters or spacing (``Row ID``, ``row id``, ``ROW_ID``), as a measurement column in other letters is
+ID_NEAR = {"row_id": ("wafer_id", "wafer"), "UDI": ()}
 # options of the row-by-row scorers (the file streams through)
 ROW_OPTIONS = ("recent_failure_rate", "threshold", "explain", "top_k")
 PLAIN_CSV = {"encoding": "utf-8-sig", "sep": ",", "decimal": "."}
@@ -96,10 +99,10 @@ def score_file(
                 chunk_rows = min(chunk_rows, max(1_000, CHUNK_CELLS // max(len(header), 1)))
             has_ids = id_col in header or ID_ALIASES.get(id_col) in header  # the store's name: renamed in _chunks
             if family == "defect" and not has_ids:
-                raise InvalidInput(f"input lacks the column {id_col!r}")
+                raise InvalidInput(f"input lacks the column {id_col!r}{_near_id(header, id_col)}")
             if not has_ids:  # said, so that nobody joins the answers back by a number the file never held
-                notes.append(f"{input_path.name} has no {id_col!r} column: its rows are numbered 1..n in "
-                             f"{output.name}, in the file's order")
+                notes.append(f"{input_path.name} has no {id_col!r} column{_near_id(header, id_col)}: its rows are "
+                             f"numbered 1..n in {output.name}, in the file's order")
             # Ray Data reads UTF-8 with commas only, and the id by the family's name
             if use_ray and id_col in header and fmt.read_csv_kw() == PLAIN_CSV:
                 batches, engine = _ray_batches(family, model_dir, input_path, chunk_rows, row_options), "ray"
@@ -164,6 +167,18 @@ class RepeatedIds:
         return [f"{self.count} row(s) repeat the {self.id_col} of an earlier row (the first: {self.first!r}): each "
                 f"row is answered on its own line of {output}, in the file's order; join the answers back by row "
                 f"order, not by {self.id_col}"]
+
+
+def _id_key(name: object) -> str:
+    return re.sub(r"[\s_-]+", "_", str(name).strip().lower())
+
+
+def _near_id(header: list, id_col: str) -> str:
+    """Where the file has the id column under a near name (``Row ID``, ``ROW_ID``, ``wafer_id``; ``Udi``), the
+    words that name it: the file's own name is not read (column names are case-sensitive)."""
+    wanted = {_id_key(id_col), *ID_NEAR.get(id_col, ())}
+    found = [c for c in header if c not in (id_col, ID_ALIASES.get(id_col)) and _id_key(c) in wanted]
+    return f" (the file has {str(found[0])!r}: rename it {id_col})" if found else ""
 
 
 def _header(path: Path, fmt: TextFormat, what: str) -> list[str]:

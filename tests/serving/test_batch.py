@@ -169,3 +169,29 @@ def test_ray_data_matches_the_local_stream(model_dir, tmp_path):
     got = pd.read_csv(on_ray, dtype={"UDI": str})
     assert got["UDI"].tolist() == rows["UDI"].tolist()
     pd.testing.assert_frame_equal(got, pd.read_csv(local, dtype={"UDI": str}), check_dtype=False)
+
+
+@pytest.mark.parametrize("name", ["Row ID", "wafer_id", "row id", "ROW_ID"])
+def test_a_defect_file_with_its_id_under_another_name_is_told_which(tmp_path, name):
+    """A predict file's id column as a spreadsheet or a MES names it got only "input lacks the column 'row_id'"
+    (process-engineer audit); the file's near name is now said, as a measurement column's other letters are."""
+    path = tmp_path / "wafers.csv"
+    pd.DataFrame({name: [1, 2], "timestamp": ["19/07/2008 11:55:00"] * 2, "f001": [0.1, 0.2]}).to_csv(path,
+                                                                                                      index=False)
+    with pytest.raises(InvalidInput) as e:
+        score_file("defect", tmp_path / "model", path, "secom", tmp_path / "out.csv", use_ray=False)
+    assert str(e.value) == f"input lacks the column 'row_id' (the file has {name!r}: rename it row_id)"
+    pd.DataFrame({"serial": [1, 2], "f001": [0.1, 0.2]}).to_csv(path, index=False)  # nothing near: as before
+    with pytest.raises(InvalidInput) as e:
+        score_file("defect", tmp_path / "model", path, "secom", tmp_path / "out.csv", use_ray=False)
+    assert str(e.value) == "input lacks the column 'row_id'"
+
+
+def test_a_failure_file_with_its_udi_in_other_letters_is_told_which(model_dir, rows_without_ids, tmp_path):
+    df = pd.read_csv(rows_without_ids).head(20)
+    df.insert(0, "Udi", range(1, 21))
+    path = tmp_path / "udi.csv"
+    df.to_csv(path, index=False)
+    rep = score_file("failure", model_dir, path, "ai4i", tmp_path / "out.csv", use_ray=False)
+    assert rep["notes"] == ["udi.csv has no 'UDI' column (the file has 'Udi': rename it UDI): its rows are numbered "
+                            "1..n in out.csv, in the file's order"], rep
