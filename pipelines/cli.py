@@ -1,4 +1,5 @@
 """``sfai ingest cmapss|ai4i|secom|steel-energy PATH [--tenant T]`` (and ``c22-demo``), and ``industries_app``.
+``cmapss --subset FD00x`` names the subset of a file whose name does not (``units.txt``).
 
 ``serving/cli/main.py`` calls ``register(ingest_app)``; each command prints a one-line JSON run report on
 stdout, progress and ``warning: ...`` lines on stderr; errors are raised as ValueError / InvalidInput (one line,
@@ -78,6 +79,25 @@ def _command(dataset: str, help_text: str):  # noqa: ANN202
     return command
 
 
+def cmapss_command(
+    path: Annotated[Path, typer.Argument(help="a C-MAPSS train_FD00x.txt file, or a folder of them")],
+    tenant: TenantOpt = None,
+    subset: Annotated[str | None, typer.Option(
+        "--subset", help="FD001|FD002|FD003|FD004: the file's subset, for a file whose name does not say it "
+        "(units.txt); default: the FD00x in the file's name")] = None,
+    engine: EngineOpt = None,
+    workers: WorkersOpt = None,
+    max_bad_share: BadOpt = DEFAULT_MAX_BAD_SHARE,
+    no_online: NoOnlineOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Run the cmapss pipeline on PATH into the tenant's feature store; prints a JSON run report."""
+    from pipelines.adapters.cmapss import check_subset
+
+    kw = {} if subset is None else {"subset": check_subset(subset)}  # before anything is read
+    _ingest("cmapss", path, tenant, engine, workers, max_bad_share, no_online, quiet, **kw)
+
+
 def steel_energy_command(
     path: Annotated[Path, typer.Argument(help="the DAEWOO steel 15-minute energy CSV, or a plant meter's file of "
                                               "date and Usage_kWh in its layout")],
@@ -139,7 +159,7 @@ def _check_demo_tenant(name: str) -> None:
 
 def register(ingest_app: typer.Typer) -> None:
     """Add the dataset pipelines to ``sfai ingest``."""
-    ingest_app.command("cmapss")(_command("cmapss", "a C-MAPSS train_FD00x.txt file, or a folder of them"))
+    ingest_app.command("cmapss")(cmapss_command)
     ingest_app.command("ai4i")(_command("ai4i", "the AI4I 2020 CSV"))
     ingest_app.command("secom")(_command("secom", "the SECOM CSV (row_id, label, timestamp, f001..f590)"))
     ingest_app.command("steel-energy")(steel_energy_command)

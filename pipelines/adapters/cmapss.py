@@ -86,11 +86,29 @@ SENSOR_COLUMNS: dict[str, Column] = {
 }
 
 
-def subset_of(path: Path) -> str:
+def subset_of(path: Path, subset: str | None = None) -> str:
+    """The file's subset (FD001..FD004): ``subset`` where given (``sfai ingest cmapss --subset``), else the one its
+    name holds. A file named otherwise (``units.txt``) is refused without ``subset``; one whose name holds another
+    subset than ``subset`` is refused too (its engines would be stored under the wrong subset)."""
     m = re.search(r"FD00[1-4]", path.name.upper())
+    if subset is not None:
+        given = check_subset(subset)
+        if m and m.group(0) != given:
+            raise ValueError(f"{path.name}: its name says {m.group(0)}, not --subset {given}; rename the file or "
+                             "drop --subset")
+        return given
     if not m:
-        raise ValueError(f"{path.name}: cannot tell the C-MAPSS subset; expected a name like train_FD001.txt")
+        raise ValueError(f"{path.name}: cannot tell the C-MAPSS subset; expected a name like train_FD001.txt, or "
+                         f"give it: --subset {'|'.join(SUBSETS)}")
     return m.group(0)
+
+
+def check_subset(subset: str) -> str:
+    """``--subset`` as one of FD001..FD004 (any letter case)."""
+    given = str(subset).strip().upper()
+    if given not in SUBSETS:
+        raise ValueError(f"--subset {str(subset)[:40]!r}: expected one of {', '.join(SUBSETS)}")
+    return given
 
 
 def files_in(path: Path) -> list[Path]:
@@ -112,10 +130,11 @@ def read_raw(path: Path) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:
     return read_source(path, "a C-MAPSS train_FD00x.txt", sep=WHITESPACE, names=RAW_COLUMNS)
 
 
-def read(path: Path) -> Canonical:
+def read(path: Path, subset: str | None = None) -> Canonical:
+    """``subset``: the C-MAPSS subset of a file whose name does not say it (``sfai ingest cmapss --subset``)."""
     frames, rejects, warnings, total = [], [], [], 0
     for f in files_in(path):
-        subset = subset_of(f)
+        subset_name = subset_of(f, subset)
         raw, malformed, read_warnings = read_raw(f)
         warnings += read_warnings
         total += len(raw) + len(malformed)
@@ -143,7 +162,7 @@ def read(path: Path) -> Canonical:
             raw = raw.loc[~bad].copy()
         good_why = why[~bad]
         raw["_invalid"] = good_why.values  # wrong-type values in measurement columns: quarantined by validation
-        raw["subset"] = subset
+        raw["subset"] = subset_name
         raw["file"] = f.name
         frames.append(raw)
     df = pd.concat(frames, ignore_index=True)

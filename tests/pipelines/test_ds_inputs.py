@@ -83,3 +83,31 @@ def test_a_secom_time_in_no_format_names_the_formats_read(tmp_path):
     c = secom.read(write(tmp_path, "secom.csv", iso_secom(secom_lines())))
     assert ("timestamp: 2008-07-19T01:01:00 is not %d/%m/%Y %H:%M:%S, %d/%m/%Y %H:%M, %d.%m.%Y %H:%M:%S or "
             "%d.%m.%Y %H:%M") in c.rejects["reason"].iloc[0]
+
+
+def test_a_cmapss_file_named_without_its_subset_is_ingested_with_subset(monkeypatch, tmp_path):
+    """``sfai ingest cmapss units.txt`` was refused (no FD00x in the name) while ``sfai train``/``predict`` read such a
+    file; ``--subset`` now names it, and the refusal names the option."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from tests.pipelines.test_runner import _cli
+
+    path = write(tmp_path, "units.txt", cmapss_lines())
+    with pytest.raises(ValueError) as e:
+        cmapss.read(path)
+    assert str(e.value) == ("units.txt: cannot tell the C-MAPSS subset; expected a name like train_FD001.txt, or "
+                            "give it: --subset FD001|FD002|FD003|FD004")
+    c = cmapss.read(path, subset="fd003")
+    assert c["sensor_readings"].data["unit_id"].iloc[0] == "FD003-u001" and len(c.rejects) == 0
+    with pytest.raises(ValueError, match=r"train_FD001.txt: its name says FD001, not --subset FD002"):
+        cmapss.read(write(tmp_path, "train_FD001.txt", cmapss_lines()), subset="FD002")
+    app = _cli(monkeypatch, tmp_path)
+    res = CliRunner().invoke(app, ["ingest", "cmapss", str(path), "--subset", "FD001", "--quiet"])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout.strip().splitlines()[-1])["dataset"] == "cmapss"
+    res = CliRunner().invoke(app, ["ingest", "cmapss", str(path), "--subset", "FD009", "--quiet"])
+    assert res.exit_code != 0 and str(res.exception) == "--subset 'FD009': expected one of FD001, FD002, FD003, FD004"
+    res = CliRunner().invoke(app, ["ingest", "cmapss", str(path), "--quiet"])
+    assert res.exit_code != 0 and "--subset FD001|FD002|FD003|FD004" in str(res.exception)
