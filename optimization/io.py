@@ -38,11 +38,24 @@ def load(path: str | Path, fmt: str) -> SchedulingProblem:
         raise ValueError(f"{p}: cannot read file ({e.strerror or e})") from None
     except UnicodeDecodeError as e:
         raise ValueError(f"{p}: not a UTF-8 text file (byte 0x{e.object[e.start]:02x} at offset {e.start})") from None
-    if fmt == "jsplib":
-        return parse_jsplib(text, name=p.stem, source=str(p))
-    if fmt == "fjsp":
-        return parse_fjsp(text, name=p.stem, source=str(p))
-    return parse_json(text, name=p.stem, source=str(p))
+    if fmt == "json":
+        return parse_json(text, name=p.stem, source=str(p))
+    try:
+        return TEXT_PARSERS[fmt](text, name=p.stem, source=str(p))
+    except ValueError as e:
+        other = "fjsp" if fmt == "jsplib" else "jsplib"
+        if not _reads_as(other, text):
+            raise
+        # a JSPLIB file given --format fjsp had got only "la01.txt:6: job 0: line ends early"
+        raise ValueError(f"{e} (it reads as a {other} file: --format {other})") from None
+
+
+def _reads_as(fmt: str, text: str) -> bool:
+    try:
+        TEXT_PARSERS[fmt](text)
+    except ValueError:
+        return False
+    return True
 
 
 def _data_lines(text: str) -> list[tuple[int, list[str]]]:
@@ -178,6 +191,10 @@ def parse_fjsp(text: str, name: str = "fjsp", source: str = "<string>") -> Sched
 
 class _DuplicateKey(ValueError):
     pass
+
+
+# the two text formats: a file that fails as one is tried as the other, to say so
+TEXT_PARSERS = {"jsplib": parse_jsplib, "fjsp": parse_fjsp}
 
 
 def _unique_keys(pairs: list[tuple[str, Any]]) -> dict:

@@ -198,3 +198,30 @@ def test_numbers_out_of_range_name_the_field_and_the_range(doc, needle):
     with pytest.raises(ValueError) as e:
         problem_from_dict(doc)
     assert needle in str(e.value)
+
+
+@pytest.mark.parametrize(("file", "fmt", "other"), [
+    ("jsplib/instances/la01.txt", "fjsp", "jsplib"),
+    ("fjsp/brandimarte/mk01.txt", "jsplib", "fjsp"),
+])
+def test_a_file_given_the_other_text_format_is_told_which_it_reads_as(datasets, tmp_path, file, fmt, other):
+    """A JSPLIB file given --format fjsp got only "la01.txt:6: job 0: line ends early": the parse error now says
+    the file reads as the other format, and which option to give; its own words are kept as they were."""
+    path = tmp_path / Path(file).name
+    path.write_text((datasets / file).read_text())
+    with pytest.raises(ValueError) as e:
+        load(path, fmt)
+    parse = parse_fjsp if fmt == "fjsp" else parse_jsplib
+    with pytest.raises(ValueError) as plain:
+        parse(path.read_text(encoding="utf-8-sig"), source=str(path))
+    assert str(e.value) == f"{plain.value} (it reads as a {other} file: --format {other})"
+    assert load(path, other).jobs  # and it does
+
+
+def test_a_file_that_reads_as_neither_format_keeps_its_message(tmp_path):
+    path = tmp_path / "f.txt"
+    path.write_text("1 2\n2 1 0 3 1 1\n")
+    for fmt in ("fjsp", "jsplib"):
+        with pytest.raises(ValueError) as e:
+            load(path, fmt)
+        assert "reads as" not in str(e.value) and str(e.value).startswith(f"{path}:2: ")
