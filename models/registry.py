@@ -390,6 +390,13 @@ def find_champion(reg: ModelRegistry, family: str, preferred: str | None = None,
                    f"'{reg.train_hint(family)}'")
 
 
+def other_champions(versions: list[ModelVersion], family: str, served: str) -> list[str]:
+    """The names of ``family``'s other models with a champion than ``served`` (``rul-fd002`` beside ``rul-fd001``),
+    among a tenant's registered ``versions``: where a call names no model, one of them may be the one meant."""
+    return sorted({v.name for v in versions if (v.name == family or v.name.startswith(f"{family}-"))
+                   and "champion" in v.aliases} - {served})
+
+
 def find_named(reg: ModelRegistry, family: str, name: str) -> ModelVersion:
     """The champion of the model a request names (``"model": "rul-fd002"``): that model or NotFound, never a
     fallback. The name must be one of ``family``'s (``rul`` or ``rul-...`` for the RUL endpoint)."""

@@ -32,7 +32,9 @@ from serving.predictions import (
     entity_rows,
     prediction_options,
     record_scorer,
+    unnamed_model_warning,
     with_stale_warning,
+    with_warnings,
 )
 
 if TYPE_CHECKING:
@@ -214,6 +216,12 @@ def answer(platform: Platform, route: PredictRoute, headers: dict[bytes, bytes],
         model = platform.models.cached(ctx.tenant, route.family, body.get("model"), claim=False)
         if model is None:
             raise Fallback
+        chosen: list[str] = []  # which model answered, where the call named none and the tenant has several
+        if body.get("model") is None:
+            versions = platform.models.cached_listing(ctx.tenant)
+            if versions is None:
+                raise Fallback  # the route reads the registry
+            chosen = unnamed_model_warning(versions, route.family, model)
         options = prediction_options(body, route.family, route.explain, len(rows))
     except SfaiError:
         raise Fallback from None  # the route answers it with its own message
@@ -228,8 +236,9 @@ def answer(platform: Platform, route: PredictRoute, headers: dict[bytes, bytes],
             options["from_store"] = True
         answered = score(model, rows, **options)
         # by entity id: a reading older than SFAI_STALE_READING_S is warned of, as the route warns of it
-        notes = with_stale_warning(None, answered, platform.settings.stale_reading_s, view) if records is None \
-            else None
+        notes = with_warnings(None, chosen)
+        if records is None:
+            notes = with_stale_warning(notes, answered, platform.settings.stale_reading_s, view)
         predictions = dumps(answered)
     except SfaiError as e:
         return e.status, error_body(e), [(k.lower().encode(), v.encode()) for k, v in e.headers.items()]

@@ -740,16 +740,32 @@ def stale_readings(answer: pd.DataFrame | list[dict], threshold_s: float, view: 
             f"(POST /v1/ingest/{view or '<view>'}); each row's reading_age_s says how old its reading is"]
 
 
-def with_stale_warning(notes: dict | None, answer: pd.DataFrame | list[dict], threshold_s: float,
-                       view: str | None) -> dict | None:
-    """``notes`` (the answer's fields beside its predictions) with the :func:`stale_readings` warning added to its
-    ``warnings``, where there is one."""
-    warning = stale_readings(answer, threshold_s, view)
-    if not warning:
+def with_warnings(notes: dict | None, warnings: list[str]) -> dict | None:
+    """``notes`` (the answer's fields beside its predictions) with ``warnings`` added to its ``warnings``."""
+    if not warnings:
         return notes
     notes = dict(notes or {})
-    notes["warnings"] = [*notes.get("warnings", []), *warning]
+    notes["warnings"] = [*notes.get("warnings", []), *warnings]
     return notes
+
+
+def with_stale_warning(notes: dict | None, answer: pd.DataFrame | list[dict], threshold_s: float,
+                       view: str | None) -> dict | None:
+    """``notes`` with the :func:`stale_readings` warning added to its ``warnings``, where there is one."""
+    return with_warnings(notes, stale_readings(answer, threshold_s, view))
+
+
+def unnamed_model_warning(versions: list, family: str, model: OnnxModel) -> list[str]:
+    """The warning of a call that named no ``model`` where the tenant has several of ``family``'s (``rul-fd001`` and
+    ``rul-fd002``: engines of other operating conditions): which one answered, and how to name another."""
+    from models.registry import other_champions
+
+    others = other_champions(versions, family, model.name)
+    if not others:
+        return []
+    return [f'no "model" named: scored with {model.name} (version {model.version}). This tenant also has '
+            f'{", ".join(others)}: name the model of these records\' machines with "model" (e.g. "model": '
+            f'"{others[0]}")']
 
 
 _TRUE, _FALSE = ("true", "1", "yes"), ("false", "0", "no")

@@ -198,7 +198,7 @@ def predict(
     import sys
 
     from models.families import get_family
-    from models.registry import find_champion
+    from models.registry import find_champion, other_champions
     from serving.batch import score_file
 
     family = get_family(model)
@@ -249,8 +249,7 @@ def predict(
     train_it = (f"sfai train {family.name} --dataset {dataset} --input train_{named.split('-')[-1].upper()}.txt"
                 f"{reg.tenant_option()}")
     if named == family.name and mv.name != named and model_name is None:  # the file names no subset
-        others = sorted({m.name for m in reg.list() if m.name.startswith(f"{family.name}-")
-                         and "champion" in m.aliases} - {mv.name})
+        others = other_champions(reg.list(), family.name, mv.name)
         if others:  # the newest champion answers: say which, and that another subset's model may be the one meant
             info(f"warning: {input.name} names no C-MAPSS subset (FD001..FD004 in its name); scoring with "
                  f"{mv.name}, the newest {family.name} champion. This tenant also has {', '.join(others)}: name the "

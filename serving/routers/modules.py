@@ -29,7 +29,9 @@ from serving.predictions import (
     record_scorer,
     records_frame,
     scorer,
+    unnamed_model_warning,
     with_stale_warning,
+    with_warnings,
 )
 from serving.schemas.platform import ModuleStatus
 from serving.schemas.quality import TOP_K
@@ -169,7 +171,8 @@ ANSWER_NOTES = {  # what a JSON answer says about its input, beside the predicti
     "rul": {
         "warnings": {"type": "array", "items": {"type": "string"}, "description": "units sent with fewer cycles "
                      "than the model reads and not from cycle 1 (their RUL is likely too high), or whose cycles skip "
-                     "numbers"},
+                     "numbers; a call that names no model where the tenant has several RUL models (rul-fd001, "
+                     "rul-fd002, ...): which one answered, and the others"},
     },
     "defect": {
         "warnings": {"type": "array", "items": {"type": "string"}, "description": "wafers read far outside the "
@@ -268,13 +271,19 @@ def add_predict_route(router: APIRouter, path: str, family: str, summary: str, *
             partial(platform.models.champion, ctx.tenant, family, preferred, refresh=True)
         )
         request.state.sfai_model_version = f"{model.name}@{model.version}"
+        chosen: list[str] = []  # which model answered, where the call named none and the tenant has several
+        if preferred is None:
+            versions = platform.models.cached_listing(ctx.tenant)
+            if versions is None:
+                versions = await run_in_threadpool(platform.models.listing, ctx.tenant)
+            chosen = unnamed_model_warning(versions, family, model)
         options = prediction_options(body, family, explain, len(rows))
         if from_store and isinstance(rows, EntityRows):  # a forecast from an earlier day reads the history before it
             rows.first_day = options.get("start")
         stale_s = platform.settings.stale_reading_s
 
         def frame_notes(out) -> dict | None:  # noqa: ANN001 - what the answer says beside a scored frame's rows
-            said = answer_notes(out)
+            said = with_warnings(answer_notes(out), chosen)
             if from_store:  # an entity's reading older than SFAI_STALE_READING_S: said
                 said = with_stale_warning(said, out, stale_s, view)
             return said
@@ -299,7 +308,9 @@ def add_predict_route(router: APIRouter, path: str, family: str, summary: str, *
         if fast is not None:
             def answer_rows() -> tuple[bytes, dict | None]:
                 answered = fast(model, rows, **options)
-                said = with_stale_warning(None, answered, stale_s, view) if from_store else None
+                said = with_warnings(None, chosen)
+                if from_store:
+                    said = with_stale_warning(said, answered, stale_s, view)
                 return fastpath.dumps(answered), said
 
             if len(rows) <= INLINE_ROWS:

@@ -681,3 +681,39 @@ def test_answers_carry_korean_ids_as_text_not_escapes(settings, db, demo_models)
         assert "사출기-0".encode() in r.content and b"\\u" not in r.content
         assert [p["row_id"] for p in r.json()["predictions"]] == [f"사출기-{i}" for i in range(len(body["records"]))]
     app.state.platform.close()
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_a_call_naming_no_model_is_told_which_answered_where_the_tenant_has_several(settings, db, demo_models, fast):
+    """An MES sending engines of FD002 to a tenant with rul, rul-fd001 and rul-fd002 was answered by one of them
+    without a word (the CLI has warned since 2026-12-07): the answer's warnings now name the model that answered,
+    the tenant's others and ``"model"``. A call that names its model, or a tenant with one, gets no such warning."""
+    import pyarrow as pa
+
+    from models.demo import ENDPOINTS, sample_request
+
+    client, h = _demo_client(settings, db, demo_models, fast)
+    body = sample_request(demo_models[1], "rul")
+    url = ENDPOINTS["rul"]
+
+    def warned(r) -> list[str]:  # noqa: ANN001
+        assert r.status_code == 200, r.text
+        return [w for w in r.json().get("warnings", []) if w.startswith('no "model" named')]
+
+    with client:
+        assert warned(client.post(url, json=body, headers=h)) == []  # one RUL model: nothing to choose
+        reg = ModelRegistry(db, settings.home, "acme")
+        for name in ("rul-fd001", "rul-fd002"):
+            reg.register(name, "maintenance", demo_models[0] / "rul" / "v1")
+        client.app.state.platform.models._listings.clear()  # as after the cache's 2 s
+        said = warned(client.post(url, json=body, headers=h))
+        assert said == ['no "model" named: scored with rul (version 1). This tenant also has rul-fd001, rul-fd002: '
+                        'name the model of these records\' machines with "model" (e.g. '
+                        '"model": "rul-fd001")'], said
+        r = client.post(url, json={**body, "model": "rul-fd002"}, headers=h)
+        assert warned(r) == [] and r.json()["model"] == "rul-fd002"
+        arrow = client.post(url, json=body, headers={**h, **ARROW_ANSWER})
+        meta = pa.ipc.open_stream(arrow.content).schema.metadata
+        assert json.loads(meta[b"sfai.warnings"]) == said and arrow.headers["x-sfai-warnings"] == "1"
+        failure = client.post(ENDPOINTS["failure"], json=sample_request(demo_models[1], "failure"), headers=h)
+        assert failure.status_code == 200 and warned(failure) == []  # another family's models are not counted
