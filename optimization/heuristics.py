@@ -73,7 +73,8 @@ class Checkpoints:
     """A search's better plans on their way to ``report`` (the solve's: it checks and scores a plan and hands it to
     the background job where it is better than the last one handed), at most one every ``every_s``. A search offers
     a function that builds its plan (``checkpoint(build)``); the latest one offered is built when a checkpoint is due,
-    at that offer or at a later ``tick()`` (each LNS iteration, and every ``POLL_S`` while CP-SAT runs), so a search
+    at that offer or at a later ``tick()`` (each LNS iteration and dispatch-search round, and every ``POLL_S`` while
+    CP-SAT runs), so a search
     that finds a better plan and then nothing more for a while still hands it on within ``every_s``. So a job's
     checkpoint follows the search inside a stage, at a cost of milliseconds every ``every_s``. Thread-safe (CP-SAT
     offers from its own thread)."""

@@ -553,8 +553,9 @@ def solve(problem: SchedulingProblem, params: SolverParams | None = None, *,
     (``stats["resumed_plan_kept"]``).
 
     ``on_plan(plan, score)``: called with each checked plan better than the one before (the first: the dispatching
-    plan), between the stages and, at most every ``CHECKPOINT_EVERY_S``, inside the LNS and CP-SAT's searches, so
-    that a background job keeps its progress where its process is killed. Where a machine is serviced first, the
+    plan), between the stages and, at most every ``heuristics.CHECKPOINT_EVERY_S``, inside the searches (CP-SAT's,
+    the LNS, the dispatch search's rounds, a tabu search in this process), so that a background job keeps its
+    progress where its process is killed. Where a machine is serviced first, the
     stages' plans are handed with the windows placed first, as plans of ``problem``."""
     params = params or SolverParams()
     halt = as_stop(stop)
