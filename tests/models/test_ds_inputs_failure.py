@@ -146,7 +146,8 @@ def test_a_row_with_only_some_cells_empty_is_still_refused(failure_csv, defect_c
         FT.train(path, "ai4i", path.parent / "m", config=TINY_FAILURE)
     width = len(defect_csv.read_text().splitlines()[0].split(","))
     path = with_lines(defect_csv, ["," * (width - 2) + "1.5"])  # one measurement, no id
-    with pytest.raises(InvalidInput, match=r"column 'label' must hold -1 \(pass\) or 1 \(fail\)"):
+    with pytest.raises(InvalidInput, match=r"column 'label' row \d+ holds an empty cell: it must hold -1 \(pass\) or "
+                       r"1 \(fail\)"):
         defect_train(path, "secom", path.parent / "m", config=dict(TINY_DEFECT))
 
 
