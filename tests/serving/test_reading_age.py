@@ -81,8 +81,11 @@ def test_each_row_says_when_its_reading_was_taken_and_how_old_it_is(client, db, 
     h, _ = presses(client, db, settings, demo_models)
     ids = ["press-1", "press-0"]
     first = by_id(client, h, ids)  # loads the model and the store: the route
-    before = fast_answers["answered"]
-    again = by_id(client, h, ids)  # the fast path
+    for _ in range(3):  # the fast path, once its caches are warm: a loaded CI machine may outlast their 2-s life
+        before = fast_answers["answered"]
+        again = by_id(client, h, ids)
+        if fast_answers["answered"] > before:
+            break
     assert fast_answers["answered"] == before + 1
     assert first == again
     rows = again["predictions"]
