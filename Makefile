@@ -36,8 +36,9 @@ run: install
 	$(BIN)/sfai serve --host $(HOST) --port $(PORT)
 
 # the suite runs on every core (pytest-xdist, up to 4 processes), then the tests marked `serial` in one plain process
-# (they cannot run in an xdist worker: see SERIAL in tests/conftest.py) and, beside them on a machine of 2 cores or
-# more, the browser tests (marked `browser`; their report follows); every part always runs, and any failing fails.
+# (they cannot run in an xdist worker: see SERIAL in tests/conftest.py) and, on a machine of 2 cores or more, beside
+# them in another, the browser tests and the `sfai schedule solve` runs (marked `beside`; their report follows);
+# every part always runs, and any failing fails.
 # PYTEST_ARGS (e.g. PYTEST_ARGS="tests/optimization -x") runs just that, in one process.
 TEST_JOBS ?= $(shell n=$$(nproc 2>/dev/null || echo 1); [ $$n -gt 4 ] && n=4; [ $$n -lt 2 ] && n=0; echo $$n)
 
@@ -46,13 +47,13 @@ ifeq ($(strip $(PYTEST_ARGS)),)
 	@rc=0; \
 	$(BIN)/python -m pytest -n $(TEST_JOBS) --dist loadfile -m "not serial" || rc=$$?; \
 	if [ "$(TEST_JOBS)" -ge 2 ]; then \
-		echo "== the serial tests (the browser tests run beside them; their report follows) =="; \
+		echo "== the serial tests (the browser and sfai schedule tests run beside them; their report follows) =="; \
 		log=$$(mktemp); \
-		$(BIN)/python -m pytest -m "serial and browser" -p no:cacheprovider > "$$log" 2>&1 & web=$$!; \
+		$(BIN)/python -m pytest -m "serial and beside" -p no:cacheprovider > "$$log" 2>&1 & web=$$!; \
 		trap 'kill $$web 2>/dev/null; rm -f "$$log"; exit 130' INT TERM; \
-		$(BIN)/python -m pytest -m "serial and not browser" || rc=$$?; \
+		$(BIN)/python -m pytest -m "serial and not beside" || rc=$$?; \
 		wait $$web || rc=$$?; \
-		echo "== the browser tests (run beside the serial tests) =="; \
+		echo "== the browser and sfai schedule tests (run beside the serial tests) =="; \
 		cat "$$log"; rm -f "$$log"; \
 	else \
 		echo "== the serial tests (alone) =="; \

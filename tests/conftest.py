@@ -55,12 +55,13 @@ def need_postgres() -> None:
 
 # Tests that cannot run in a pytest-xdist worker: the scheduling searches (forked workers, which a process with
 # other threads -- such as an xdist worker -- does not start, and CP-SAT under time limits) and the Ray clusters.
-# `make test` runs the rest on all cores (pytest-xdist), then these in one plain pytest process, and beside it, in
-# another, the browser tests (BROWSER: a console and its server, waited on for up to 20 s, not against a solve's
-# clock): the two lanes each keep about a core busy, where one after the other left a core idle.
+# `make test` runs the rest on all cores (pytest-xdist), then these in two plain pytest processes side by side, each
+# keeping about a core busy: the searches and Ray in one, and in the other (BESIDE) those waited on for their answer,
+# not against a solve's clock: the browser tests (a console and its server, waited on for up to 20 s) and the
+# `sfai schedule solve` runs (each its own process, on one-second plans).
 SERIAL = ("tests/optimization/", "tests/pipelines/test_ray.py", "tests/models/test_tune.py", "tests/test_scaleout.py",
           "tests/serving/test_batch.py::test_ray_data", "tests/web/")
-BROWSER = ("tests/web/",)
+BESIDE = ("tests/web/", "tests/optimization/test_sfai_schedule.py")
 
 
 def pytest_collection_modifyitems(config, items) -> None:
@@ -69,8 +70,8 @@ def pytest_collection_modifyitems(config, items) -> None:
         where = Path(str(item.path)).relative_to(root).as_posix() + "::" + item.name
         if where.startswith(SERIAL):
             item.add_marker(pytest.mark.serial)
-        if where.startswith(BROWSER):
-            item.add_marker(pytest.mark.browser)
+        if where.startswith(BESIDE):
+            item.add_marker(pytest.mark.beside)
 
 
 class PgDatabase:

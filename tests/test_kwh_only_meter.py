@@ -32,6 +32,7 @@ from pipelines.canonical import TIMESTAMP
 from pipelines.runner import run_pipeline
 from serving import tenancy
 from tests.serving.helpers import bearer, make_tenant
+from tests.sfai_cli import run_sfai
 
 VIEW = "steel_energy_features"
 URL = f"/v1/ingest/{VIEW}"
@@ -190,11 +191,7 @@ def test_the_cli_takes_a_kwh_only_file_and_kwh_only_rows(settings, db, sfai_env,
     """``sfai ingest steel-energy`` on a file of ``date`` and ``Usage_kWh`` (it was 'not a steel-energy file;
     missing columns [...]'), then ``sfai ingest csv`` of the next day's readings in the view's names: the stored
     rows are the file pipeline's for the nine days at once."""
-    import subprocess
-    import sys
-    from pathlib import Path
 
-    sfai = str(Path(sys.executable).with_name("sfai"))
     meter = _meter(9)
     meter.loc[8 * 96 + 7, "usage_kwh"] = np.nan  # a gap: kept as one
     _csv(tmp_path / "head.csv", meter.iloc[:8 * 96], ["usage_kwh"])
@@ -204,7 +201,7 @@ def test_the_cli_takes_a_kwh_only_file_and_kwh_only_rows(settings, db, sfai_env,
     tenancy.create_tenant(db, "plant", "C24")
     for args in (("ingest", "steel-energy", str(tmp_path / "head.csv"), "--tenant", "plant", "-q"),
                  ("ingest", "csv", str(tmp_path / "day.csv"), "--view", VIEW, "--tenant", "plant")):
-        p = subprocess.run([sfai, *args], env=sfai_env, capture_output=True, text=True, timeout=300)
+        p = run_sfai(*args, env=sfai_env, timeout=300)
         assert p.returncode == 0, p.stderr
     assert json.loads(p.stdout.strip().splitlines()[-1])["rows"] == 96
     _csv(tmp_path / "all.csv", meter, ["usage_kwh"])
@@ -362,17 +359,13 @@ def test_a_forecast_by_meter_id_of_a_kwh_meter_answers_what_its_records_answer(c
 def test_the_cli_stores_a_plants_file_under_its_own_meter_id(settings, db, sfai_env, tmp_path):
     """``--meter-id`` names the plant's meter (every file had gone under the DAEWOO file's ``daewoo-gwangyang``); an
     id a push could not name is refused in one line."""
-    import subprocess
-    import sys
-    from pathlib import Path
 
-    sfai = str(Path(sys.executable).with_name("sfai"))
     _csv(tmp_path / "kwh.csv", _meter(2), ["usage_kwh"])
     tenancy.create_tenant(db, "plant", "C24")
-    run = [sfai, "ingest", "steel-energy", str(tmp_path / "kwh.csv"), "--tenant", "plant", "-q"]
-    p = subprocess.run([*run, "--meter-id", "line-2-main"], env=sfai_env, capture_output=True, text=True, timeout=300)
+    run = ["ingest", "steel-energy", str(tmp_path / "kwh.csv"), "--tenant", "plant", "-q"]
+    p = run_sfai(*run, "--meter-id", "line-2-main", env=sfai_env, timeout=300)
     assert p.returncode == 0, p.stderr
     assert set(_stored(FeatureStore(settings, db, "plant"))["meter_id"]) == {"line-2-main"}
-    p = subprocess.run([*run, "--meter-id", "line 2/main"], env=sfai_env, capture_output=True, text=True, timeout=300)
+    p = run_sfai(*run, "--meter-id", "line 2/main", env=sfai_env, timeout=300)
     assert p.returncode == 1 and p.stderr.strip().splitlines() == [
         "error: --meter-id 'line 2/main': use 1 to 100 letters, digits and . _ : - , starting with a letter or digit"]

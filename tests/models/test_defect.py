@@ -7,8 +7,6 @@ import json
 import os
 import re
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +17,7 @@ from models.defect import features as F
 from models.metrics import balanced_accuracy, balanced_threshold, roc_auc
 from serving.errors import InvalidInput
 from tests.datasets import ROOT, NoTracker, assert_predicts_without_torch, need
+from tests.sfai_cli import run_sfai
 
 QUICK = {"n_splits": 2, "epochs": 15, "patience": 15}
 
@@ -197,24 +196,21 @@ def test_predict_does_not_import_torch(trained, subset):
 def test_cli_train_then_predict(subset, tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("SFAI_")}
     env.update(SFAI_HOME=str(tmp_path / "home"), SFAI_ENVIRONMENT="test")
-    sfai = [sys.executable, "-m", "serving.cli.main"] if not (Path(sys.executable).parent / "sfai").exists() else [
-        str(Path(sys.executable).parent / "sfai")]
     sets = [a for k, v in {**QUICK, "n_splits": 0}.items() for a in ("--set", f"{k}={v}")]  # no validation: fast
-    done = subprocess.run([*sfai, "train", "defect", "--dataset", "secom", "--input", str(subset), "--no-track", *sets],
-                          env=env, cwd=ROOT, capture_output=True, text=True, timeout=180)
+    done = run_sfai("train", "defect", "--dataset", "secom", "--input", subset, "--no-track", *sets, env=env, cwd=ROOT,
+                    timeout=180)
     assert done.returncode == 0, done.stderr
     assert "features_kept" in json.loads(done.stdout.strip().splitlines()[-1])["metrics"]
     rows = tmp_path / "rows.csv"
     pd.read_csv(subset).drop(columns=["label"]).head(10).to_csv(rows, index=False)
     out = tmp_path / "out.csv"
-    cmd = [*sfai, "predict", "defect", "--dataset", "secom", "--input", str(rows), "--output", str(out)]
-    done = subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    cmd = ["predict", "defect", "--dataset", "secom", "--input", str(rows), "--output", str(out)]
+    done = run_sfai(*cmd, env=env, cwd=ROOT)
     assert done.returncode == 0, done.stderr
     assert pd.read_csv(out).columns.tolist() == ["row_id", "defect_probability", "defect_predicted"]
     # the line's current failure rate: this model (no validation, so no drift prior) uses none: it answers from the
     # measurements alone and says the rate was ignored, in one line (it had refused, breaking an MES that sends it)
-    done = subprocess.run([*cmd, "--recent-failure-rate", "0.3"], env=env, cwd=ROOT, capture_output=True, text=True,
-                          timeout=120)
+    done = run_sfai(*cmd, "--recent-failure-rate", "0.3", env=env, cwd=ROOT, timeout=120)
     assert done.returncode == 0 and done.stderr.startswith("warning: recent_failure_rate 0.3 was ignored: this "
                                                            "defect model does not use"), done.stderr
     assert len(done.stderr.strip().splitlines()) == 1, done.stderr

@@ -3,8 +3,6 @@ trailing empty line, 24:00, date errors without a row, horizon messages, and the
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -15,8 +13,7 @@ from models.energy import features as F
 from serving.errors import InvalidInput
 from tests.datasets import NoTracker
 from tests.models.test_energy import QUICK, others
-
-SFAI = str(Path(sys.executable).with_name("sfai"))
+from tests.sfai_cli import run_sfai
 
 
 @pytest.fixture(scope="module")
@@ -267,9 +264,8 @@ def test_the_clis_horizon_says_the_same(tmp_path, value, shown):
     env = {k: v for k, v in os.environ.items() if not k.startswith("SFAI_")}
     env.update(SFAI_HOME=str(tmp_path / "home"), SFAI_DATABASE_URL=f"sqlite:///{tmp_path / 'sfai.db'}",
                SFAI_ENVIRONMENT="test", SFAI_SECRET_KEY="test-secret-0123456789")
-    p = subprocess.run([SFAI, "predict", "energy", "--dataset", "steel-energy", "--input", str(tmp_path / "x.csv"),
-                        "--output", str(tmp_path / "out.csv"), "--horizon", value], env=env, capture_output=True,
-                       text=True, timeout=120)
+    p = run_sfai("predict", "energy", "--dataset", "steel-energy", "--input", tmp_path / "x.csv",
+                 "--output", tmp_path / "out.csv", "--horizon", value, env=env)
     assert p.returncode != 0 and p.stderr.strip().splitlines() == [
         "error: Invalid value for '--horizon': \"horizon\" must be a whole number of 15-minute steps, 1-96 (one day "
         f"ahead); got {shown} (see 'sfai predict --help')"], p.stderr

@@ -22,6 +22,7 @@ from models.tracking import Tracker
 from serving.errors import InvalidInput
 from serving.runtime import OnnxModel
 from tests.datasets import assert_predicts_without_torch, need
+from tests.sfai_cli import run_sfai
 
 QUICK = {"folds": 2, "epochs": 4, "patience": 2, "hidden": 16}
 
@@ -172,31 +173,22 @@ def test_unknown_config_key_is_invalid_input():
         FailureConfig.from_dict({"hiddne": 3})
 
 
+def predict_failure(rows_csv, out_csv, *more, **kw):
+    return run_sfai("predict", "failure", "--dataset", "ai4i", "--input", rows_csv, "--output", out_csv, *more, **kw)
+
+
 def test_cli_train_then_predict(rows, tmp_path):
     """The contract end to end: `sfai train failure` then `sfai predict failure` on a file without labels."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("SFAI_")}
     env.update(SFAI_HOME=str(tmp_path / "home"), SFAI_ENVIRONMENT="test")
-    sfai = [sys.executable, "-m", "serving.cli.main"]
     train_csv, rows_csv, out_csv = tmp_path / "train.csv", tmp_path / "rows.csv", tmp_path / "out.csv"
     rows.iloc[:1200].to_csv(train_csv, index=False)
     rows.iloc[1200:1400].drop(columns=F.LABELS).to_csv(rows_csv, index=False)
     root = Path(__file__).resolve().parents[2]
     sets = [a for k, v in QUICK.items() for a in ("--set", f"{k}={v}")]
-    r = subprocess.run(
-        [*sfai, "train", "failure", "--dataset", "ai4i", "--input", str(train_csv), "--no-track", *sets],
-        env=env,
-        cwd=root,
-        capture_output=True,
-        text=True,
-    )
+    r = run_sfai("train", "failure", "--dataset", "ai4i", "--input", train_csv, "--no-track", *sets, env=env, cwd=root)
     assert r.returncode == 0, r.stderr
-    r = subprocess.run(
-        [*sfai, "predict", "failure", "--dataset", "ai4i", "--input", str(rows_csv), "--output", str(out_csv)],
-        env=env,
-        cwd=root,
-        capture_output=True,
-        text=True,
-    )
+    r = predict_failure(rows_csv, out_csv, env=env, cwd=root)
     assert r.returncode == 0, r.stderr
     frame = pd.read_csv(out_csv)
     assert list(frame.columns) == ["UDI", "failure_probability", "failure_predicted"] and len(frame) == 200
@@ -206,10 +198,7 @@ def test_cli_train_then_predict(rows, tmp_path):
     twice = rows.iloc[1200:1400].drop(columns=F.LABELS).reset_index(drop=True)
     twice.loc[[1, 3], "UDI"] = twice.loc[[0, 2], "UDI"].to_numpy()
     twice.to_csv(rows_csv, index=False)
-    r = subprocess.run(
-        [*sfai, "predict", "failure", "--dataset", "ai4i", "--input", str(rows_csv), "--output", str(out_csv)],
-        env=env, cwd=root, capture_output=True, text=True,
-    )
+    r = predict_failure(rows_csv, out_csv, env=env, cwd=root)
     assert r.returncode == 0 and pd.read_csv(out_csv)["UDI"].tolist() == twice["UDI"].tolist(), r.stderr
     assert (f"note: 2 row(s) repeat the UDI of an earlier row (the first: '{twice['UDI'][0]}'): each row is answered "
             "on its own line of out.csv, in the file's order; join the answers back by row order, not by UDI"
@@ -217,26 +206,22 @@ def test_cli_train_then_predict(rows, tmp_path):
     # a file without the UDI column: numbered 1..n, and said (it had been silent: joined back by UDI, the answers
     # went to the wrong machines)
     rows.iloc[1200:1400].drop(columns=[*F.LABELS, "UDI"]).to_csv(rows_csv, index=False)
-    r = subprocess.run(
-        [*sfai, "predict", "failure", "--dataset", "ai4i", "--input", str(rows_csv), "--output", str(out_csv)],
-        env=env, cwd=root, capture_output=True, text=True,
-    )
+    r = predict_failure(rows_csv, out_csv, env=env, cwd=root)
     assert r.returncode == 0, r.stderr
     assert "note: rows.csv has no 'UDI' column: its rows are numbered 1..n in out.csv, in the file's order" in r.stderr
     assert pd.read_csv(out_csv)["UDI"].tolist() == list(range(1, 201))
     # --threshold: flag at or above the caller's probability (0: every row; 1: only a certain failure), checked,
     # and failure/defect only (the threshold chosen at training could not be changed: process-engineer audit)
     for cut, expect in (("0", 200), ("1", None)):
-        r = subprocess.run([*sfai, "predict", "failure", "--dataset", "ai4i", "--input", str(rows_csv), "--output",
-                            str(out_csv), "--threshold", cut], env=env, cwd=root, capture_output=True, text=True)
+        r = predict_failure(rows_csv, out_csv, "--threshold", cut, env=env, cwd=root)
         assert r.returncode == 0, r.stderr
         got = pd.read_csv(out_csv)
         assert got["failure_predicted"].sum() == (expect if expect is not None
                                                   else int((got["failure_probability"] >= 1.0).sum()))
     for args, said in ((("failure", "ai4i", "1.5"), 'error: "threshold" must be a probability from 0 to 1'),
                        (("rul", "cmapss", "0.5"), "error: --threshold is an option of the failure and defect models")):
-        r = subprocess.run([*sfai, "predict", args[0], "--dataset", args[1], "--input", str(rows_csv), "--output",
-                            str(out_csv), "--threshold", args[2]], env=env, cwd=root, capture_output=True, text=True)
+        r = run_sfai("predict", args[0], "--dataset", args[1], "--input", rows_csv, "--output", out_csv,
+                     "--threshold", args[2], env=env, cwd=root)
         assert r.returncode != 0 and r.stderr.startswith(said), r.stderr
 
 

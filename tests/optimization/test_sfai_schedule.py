@@ -1,34 +1,14 @@
 """The contract as outside checks run it: ``sfai schedule solve FILE --format ... --time-limit ...``."""
 
 import json
-import subprocess
-import sys
-from pathlib import Path
 
-SFAI = str(Path(sys.executable).with_name("sfai"))
+from tests.sfai_cli import run_sfai
 
 
 def test_sfai_schedule_solve_prints_one_json_line(datasets, tmp_path):
     out = tmp_path / "plan.json"
-    p = subprocess.run(
-        [
-            SFAI,
-            "schedule",
-            "solve",
-            str(datasets / "jsplib" / "instances" / "ft06.txt"),
-            "--format",
-            "jsplib",
-            "--time-limit",
-            "10",
-            "--workers",
-            "2",
-            "--output",
-            str(out),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    p = run_sfai("schedule", "solve", datasets / "jsplib" / "instances" / "ft06.txt", "--format", "jsplib",
+                 "--time-limit", "10", "--workers", "2", "--output", out)
     assert p.returncode == 0, p.stderr
     lines = p.stdout.strip().splitlines()
     assert len(lines) == 1
@@ -41,12 +21,7 @@ def test_sfai_schedule_solve_prints_one_json_line(datasets, tmp_path):
 def test_sfai_schedule_bad_file_is_one_line(tmp_path):
     bad = tmp_path / "bad.txt"
     bad.write_text("2 2\n0 5 1\n")
-    p = subprocess.run(
-        [SFAI, "schedule", "solve", str(bad), "--format", "jsplib", "--time-limit", "1"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    p = run_sfai("schedule", "solve", bad, "--format", "jsplib", "--time-limit", "1", timeout=60)
     assert p.returncode == 1 and "Traceback" not in p.stderr
     assert len(p.stderr.strip().splitlines()) == 1 and p.stderr.startswith("error: ")
 
@@ -63,8 +38,7 @@ def test_sfai_schedule_weights_and_order(tmp_path):
 
     def run(*args):
         out = tmp_path / "out.json"
-        p = subprocess.run([SFAI, "schedule", "solve", str(src), "--time-limit", "5", "--output", str(out), *args],
-                           capture_output=True, text=True, timeout=120)
+        p = run_sfai("schedule", "solve", src, "--time-limit", "5", "--output", out, *args)
         return p, (json.loads(out.read_text()) if p.returncode == 0 else None)
 
     _, doc = run("--objective", "weighted", "--weights", "energy=1,makespan=0.001")
@@ -99,15 +73,13 @@ def test_sfai_schedule_out_of_range_numbers_and_unschedulable_power_are_one_line
     for doc, args, needle in cases:
         src = tmp_path / "plan.json"
         src.write_text(doc if isinstance(doc, str) else json.dumps(doc))
-        p = subprocess.run([SFAI, "schedule", "solve", str(src), "--format", "json", "--time-limit", "1", *args],
-                           capture_output=True, text=True, timeout=60)
+        p = run_sfai("schedule", "solve", src, "--format", "json", "--time-limit", "1", *args, timeout=60)
         assert p.returncode == 1 and "Traceback" not in p.stderr, p.stderr
         assert len(p.stderr.strip().splitlines()) == 1 and p.stderr.startswith("error: "), p.stderr
         assert needle in p.stderr, p.stderr
     bom = tmp_path / "bom.json"  # a byte-order mark (Windows editors): read like any other plan
     bom.write_bytes(b"\xef\xbb\xbf" + json.dumps({"machines": ["M1"], "jobs": [job]}).encode())
-    p = subprocess.run([SFAI, "schedule", "solve", str(bom), "--time-limit", "1"], capture_output=True, text=True,
-                       timeout=60)
+    p = run_sfai("schedule", "solve", bom, "--time-limit", "1", timeout=60)
     assert p.returncode == 0 and json.loads(p.stdout)["makespan"] == 3, p.stderr
 
 
@@ -115,8 +87,7 @@ def test_sfai_schedule_says_why_there_is_no_plan(tmp_path):
     f = tmp_path / "short.json"
     f.write_text(json.dumps({"machines": ["M1"], "horizon": 50, "jobs": [
         {"id": f"J{i}", "operations": [{"id": "a", "machines": {"M1": 30}}]} for i in (1, 2)]}))
-    p = subprocess.run([SFAI, "schedule", "solve", str(f), "--time-limit", "2"], capture_output=True, text=True,
-                       timeout=60)
+    p = run_sfai("schedule", "solve", f, "--time-limit", "2", timeout=60)
     assert p.returncode == 0 and json.loads(p.stdout)["status"] == "INFEASIBLE"
     assert p.stderr.strip() == "no plan: the work needs until t=60 at least (the busiest machine or the machines' " \
                                "total load), past the horizon 50"

@@ -28,6 +28,7 @@ from serving.settings import Settings
 from serving.usage import ChainKey, deployment_id, query_usage, verify_chain
 from tests.conftest import PgDatabase
 from tests.serving.helpers import KEY, bearer, make_tenant
+from tests.sfai_cli import run_sfai
 
 PEPPER = "test-secret-0123456789"
 FAMILIES = {"failure": "maintenance", "defect": "quality", "energy": "energy"}
@@ -213,8 +214,7 @@ def test_cli_backup_and_restore(sfai_env, settings, db, tmp_path):
     make_tenant(db, PEPPER, "acme")
 
     def sfai(*args, env=sfai_env):
-        return subprocess.run([sys.executable, "-m", "serving.cli.main", *args], env=env, capture_output=True,
-                              text=True, timeout=120)
+        return run_sfai(*args, env=env)
 
     out = tmp_path / "cli.tar.gz"
     r = sfai("admin", "backup", str(out), "--tenant", "acme")
@@ -615,8 +615,7 @@ def test_an_export_or_a_backup_never_overwrites_the_database(tmp_path):
         database = home / "sfai.db"
         for args in (("usage", "export", "-o", str(database)), ("admin", "backup", str(database), "--force"),
                      ("usage", "export", "-o", str(home / "mlflow.db"))):
-            r = subprocess.run([sys.executable, "-m", "serving.cli.main", *args], env=env, capture_output=True,
-                               text=True, timeout=120)
+            r = run_sfai(*args, env=env)
             assert r.returncode == 1 and "where SFAI keeps its state" in r.stderr, r.stderr
             assert r.stderr.count("\n") == 1, r.stderr
         assert database.read_bytes()[:16] == b"SQLite format 3\x00" and tenancy.get_tenant(ldb, "acme").name == "acme"

@@ -12,11 +12,13 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import text
 
+from tests.sfai_cli import run_sfai
+
 SFAI = str(Path(sys.executable).with_name("sfai"))
 
 
 def sfai(env, *args, ok=True):
-    p = subprocess.run([SFAI, *args], env=env, capture_output=True, text=True, timeout=120)
+    p = run_sfai(*args, env=env)
     if ok:
         assert p.returncode == 0, (args, p.stdout, p.stderr)
     else:

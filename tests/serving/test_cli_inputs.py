@@ -3,14 +3,11 @@ non-zero exit with one ``error: ...`` line on stderr (no traceback, no "error: e
 silently to a default (a tenant, a view name) or runs forever."""
 
 import json
-import subprocess
-import sys
 import uuid
-from pathlib import Path
 
 import pytest
 
-SFAI = str(Path(sys.executable).with_name("sfai"))
+from tests.sfai_cli import run_sfai
 
 VIEW = """
 from feature_store import FeatureView, Field, entities
@@ -31,7 +28,7 @@ def sfai_env(tmp_path):
 
 
 def sfai(env, *args, cwd=None):
-    return subprocess.run([SFAI, *args], env=env, capture_output=True, text=True, timeout=120, cwd=cwd)
+    return run_sfai(*args, env=env, cwd=cwd)
 
 
 def refused(env, args, message, cwd=None):

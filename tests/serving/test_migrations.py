@@ -16,6 +16,7 @@ from serving.db.tables import Base
 from serving.usage import GENESIS, ChainKey, append_entries, chain_hash, verify_chain
 from tests.serving.helpers import KEY
 from tests.serving.test_usage_log import entry, unguard
+from tests.sfai_cli import run_sfai
 
 
 def test_migrated_schema_matches_the_mappings(db):
@@ -263,17 +264,14 @@ def test_only_serve_demo_and_db_migrate_upgrade_an_older_schema(settings, sfai_e
     out; ``sfai db migrate`` upgrades it; a schema newer than the release knows is refused, saying a newer release
     migrated it (it was alembic's "Can't locate revision")."""
     import subprocess
-    import sys
-    from pathlib import Path
 
     from serving.db.engine import SchemaMismatch
 
-    sfai = str(Path(sys.executable).with_name("sfai"))
     engine = make_engine(normalize_url(settings.resolved_database_url))
     _upgrade(engine, "0011")
 
     def run(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run([sfai, *args], env=sfai_env, capture_output=True, text=True, timeout=120)
+        return run_sfai(*args, env=sfai_env)
 
     r = run("tenant", "list")
     assert r.returncode == 1 and r.stderr.strip() == (

@@ -4,12 +4,12 @@ at the command line with the tenant's modules, champion models and stored featur
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-SFAI = str(Path(sys.executable).with_name("sfai"))
+from tests.sfai_cli import run_sfai
+
 SECRET = "test-secret-0123456789"
 PROBLEM = {
     "machines": ["M1", "M2"], "horizon": 200,
@@ -23,7 +23,7 @@ PROBLEM = {
 
 
 def sfai(env: dict, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    p = subprocess.run([SFAI, *args], env=env, capture_output=True, text=True, timeout=300)
+    p = run_sfai(*args, env=env, timeout=300)
     if check:
         assert p.returncode == 0, p.stderr
     return p

@@ -31,6 +31,7 @@ from serving.usage import (
     verify_chain,
 )
 from tests.serving.helpers import KEY, bearer, make_tenant
+from tests.sfai_cli import run_sfai
 
 PEPPER = "test-secret-0123456789"
 
@@ -277,21 +278,16 @@ def test_a_server_with_another_secret_refuses_to_write_the_log(settings, db):
 def test_the_cli_refuses_another_secret_before_making_a_key_or_verifying(settings, db, sfai_env):
     """`sfai apikey create` with another SFAI_SECRET_KEY printed a key that every server refused, and `sfai usage
     verify` called the log tampered (operator's audit): both say the secret is not the deployment's, in one line."""
-    import subprocess
-    import sys
-    from pathlib import Path
-
     make_tenant(db, PEPPER, "acme", modules=())
     append_entries(db, [entry(0)], key=ChainKey(settings.secret_key))  # a server ran: the chain is keyed
     keys = [k.key_id for k in tenancy.list_api_keys(db, "acme")]
     env = {**sfai_env, "SFAI_SECRET_KEY": "Another-Secret-Key-9876543210abc"}
-    sfai = str(Path(sys.executable).with_name("sfai"))
     for args in (("apikey", "create", "--tenant", "acme", "--role", "mes"), ("usage", "verify")):
-        r = subprocess.run([sfai, *args], env=env, capture_output=True, text=True, timeout=120)
+        r = run_sfai(*args, env=env)
         assert r.returncode == 1 and r.stdout == "", (args, r.stdout)
         assert r.stderr.startswith("error: SFAI_SECRET_KEY is not the secret this deployment runs with"), r.stderr
     assert [k.key_id for k in tenancy.list_api_keys(db, "acme")] == keys  # no key was made
-    r = subprocess.run([sfai, "usage", "verify"], env=sfai_env, capture_output=True, text=True, timeout=120)
+    r = run_sfai("usage", "verify", env=sfai_env)
     assert r.returncode == 0 and r.stdout.startswith("ok: 1 records verified"), r.stdout + r.stderr
 
 
@@ -323,17 +319,14 @@ def test_the_cli_purges_what_has_expired_and_counts_first(settings, db, sfai_env
     its owner's to read (0600, as backups are; it was 0644)."""
     import stat
     import subprocess
-    import sys
-    from pathlib import Path
 
     key = ChainKey(settings.secret_key)
     old = utcnow() - timedelta(days=4 * 365)
     append_entries(db, [entry(i, ts=old + timedelta(minutes=i)) for i in range(4)], key=key)
     append_entries(db, [entry(i) for i in range(4, 6)], key=key)
-    sfai = str(Path(sys.executable).with_name("sfai"))
 
     def run(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run([sfai, "usage", *args], env=sfai_env, capture_output=True, text=True, timeout=120)
+        return run_sfai("usage", *args, env=sfai_env)
 
     archive = tmp_path / "usage-archive.csv"
     assert run("export", "--output", str(archive)).returncode == 0
