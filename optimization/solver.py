@@ -303,18 +303,29 @@ def setup_pairs(problem: SchedulingProblem) -> int:
     return sum(c * (c - 1) // 2 for c in k.values())
 
 
-def _cp_checkpoint(problem: SchedulingProblem, mv: ModelVars, checkpoint: Checkpoints | None):  # noqa: ANN202
-    """``cp_solve``'s ``on_solution`` offering each CP-SAT solution to ``checkpoint`` (None without one). The
-    solution's values are read at once (CP-SAT's callback holds them only during the call); the plan is made from them
-    when a checkpoint is due."""
-    if checkpoint is None:
-        return None
+class _Solutions:
+    """``cp_solve``'s ``on_solution`` for a stage of the whole model: keeps the solution whose plan scores best and
+    offers each to ``checkpoint`` (where there is one). CP-SAT ranks its solutions by the model's objective, which
+    bounds a plan's tardiness from above (a job's end may lie past its last operation's in the model): a later
+    solution it calls better can score worse than an earlier one (on a loaded machine, a service-first plan's one
+    stage ended on a plan scoring 745 after one scoring 724), so ``best`` is compared with its last. A solution's
+    values are read at once (CP-SAT's callback holds them only during the call); its plan is made from them only
+    where it is kept or a checkpoint is due."""
 
-    def offer(found) -> None:  # noqa: ANN001 - CP-SAT's solution callback
-        assigns, windows = _extract(problem, found, mv)
-        checkpoint(lambda: setups_in_working_time(problem, _make(problem, assigns, windows, "FEASIBLE", "cp-sat")))
+    def __init__(self, problem: SchedulingProblem, mv: ModelVars, stages: list[dict[str, float]], expr,  # noqa: ANN001
+                 checkpoint: Checkpoints | None) -> None:
+        self.problem, self.mv, self.stages, self.expr, self.checkpoint = problem, mv, stages, expr, checkpoint
+        self.best: tuple[tuple[float, ...], list[Assignment], list[MaintenanceWindow], int] | None = None
 
-    return offer
+    def __call__(self, found) -> None:  # noqa: ANN001 - CP-SAT's solution callback
+        assigns, windows = _extract(self.problem, found, self.mv)
+        plan_score = score(self.problem, Schedule(assignments=assigns, objective=evaluate(self.problem, assigns)),
+                           self.stages)
+        if self.best is None or plan_score < self.best[0]:
+            self.best = (plan_score, assigns, windows, found.value(self.expr))
+        if self.checkpoint is not None:
+            self.checkpoint(lambda: setups_in_working_time(
+                self.problem, _make(self.problem, assigns, windows, "FEASIBLE", "cp-sat")))
 
 
 # ---- full model ------------------------------------------------------------------------------------------------
@@ -362,7 +373,8 @@ def solve_full(problem: SchedulingProblem, params: SolverParams, horizon: int, i
         solver = cp_model.CpSolver()
         left = deadline - time.perf_counter()
         _cp_params(solver, params, left / (len(stages) - i), params.seed)
-        status = cp_solve(solver, model, stop, _cp_checkpoint(problem, mv, checkpoint), checkpoint)
+        found = _Solutions(problem, mv, stages, builder_expr, checkpoint)
+        status = cp_solve(solver, model, stop, found, checkpoint)
         if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
             proven = False
             if status == cp_model.INFEASIBLE and best is None and i == 0:
@@ -370,6 +382,13 @@ def solve_full(problem: SchedulingProblem, params: SolverParams, horizon: int, i
             break
         assigns, windows = _extract(problem, solver, mv)
         raw = _make(problem, assigns, windows, "FEASIBLE", "cp-sat")
+        kept_value = solver.value(builder_expr)
+        last = score(problem, raw, stages)
+        if found.best is not None and found.best[0] < last:  # an earlier solution scores better
+            raw = _make(problem, found.best[1], found.best[2], "FEASIBLE", "cp-sat")
+            raw.stats["cp_sat_last_solution_score"] = list(last)  # what was answered before 2026-12-08
+            kept_value = max(kept_value, found.best[3])
+            proven = False
         raw.stats.update(conflicts=solver.num_conflicts, branches=solver.num_branches)
         cand = setups_in_working_time(problem, raw)  # the model keeps a setup's length, not where it lies
         if cand is not None and not verify(problem, cand) and (
@@ -380,8 +399,8 @@ def solve_full(problem: SchedulingProblem, params: SolverParams, horizon: int, i
         if status != cp_model.OPTIMAL or not mv.exact or cand is not raw:
             proven = False
         # lexicographic: keep this stage at its value (the expression's integer value: objective_value is a float,
-        # which past 2**53 rounded below the value and made the next stage infeasible)
-        model.add(builder_expr <= solver.value(builder_expr))
+        # which past 2**53 rounded below the value and made the next stage infeasible), or at the kept plan's
+        model.add(builder_expr <= kept_value)
     return best, bound, proven
 
 
