@@ -123,6 +123,7 @@ SQLITE_ONLY = (
     "tests/serving/test_scheduling_resume.py::test_a_killed_processs_job_goes_on_from_the_plan_its_heartbeat_kept",
     "tests/serving/test_scheduling_resume.py::test_a_resumed_job_whose_time_left_finds_nothing_better_keeps_its_saved",
     "tests/test_kwh_only_meter.py",
+    "tests/test_sfai_cli.py",
 )
 
 

@@ -87,6 +87,7 @@ class _Helper:
         self.proc = subprocess.Popen([sys.executable, "-c", _HELPER, *_PRELOAD], stdin=subprocess.PIPE,
                                      stdout=subprocess.PIPE, env=env, cwd=str(Path(__file__).parent.parent))
         self.lock = threading.Lock()
+        self.served = 0  # commands answered by a fork
 
     def alive(self) -> bool:
         return self.proc.poll() is None
@@ -103,13 +104,13 @@ class _Helper:
                                   "stderr": str(err)}).encode()
                 self.proc.stdin.write(struct.pack(">I", len(req)) + req)
                 self.proc.stdin.flush()
-                (pid,) = struct.unpack(">i", self.proc.stdout.read(4))
+                (pid,) = struct.unpack(">i", self._read4())
                 killed = threading.Event()
                 timer = threading.Timer(timeout, _kill, (pid, killed)) if timeout else None
                 if timer:
                     timer.start()
                 try:
-                    (code,) = struct.unpack(">i", self.proc.stdout.read(4))
+                    (code,) = struct.unpack(">i", self._read4())
                 finally:
                     if timer:
                         timer.cancel()
@@ -118,7 +119,14 @@ class _Helper:
             self.lock.release()
         if killed.is_set():
             raise subprocess.TimeoutExpired([SFAI, *args], timeout, stdout, stderr)
+        self.served += 1
         return subprocess.CompletedProcess([SFAI, *args], code, stdout, stderr)
+
+    def _read4(self) -> bytes:
+        got = self.proc.stdout.read(4)
+        if len(got) < 4:  # the helper ended (killed, or its own error on stderr): this command's answer is lost
+            raise RuntimeError(f"the sfai helper process ended (exit {self.proc.wait()}); see its error above")
+        return got
 
     def close(self) -> None:
         if self.alive():
