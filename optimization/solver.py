@@ -315,14 +315,14 @@ class _Solutions:
     def __init__(self, problem: SchedulingProblem, mv: ModelVars, stages: list[dict[str, float]], expr,  # noqa: ANN001
                  checkpoint: Checkpoints | None) -> None:
         self.problem, self.mv, self.stages, self.expr, self.checkpoint = problem, mv, stages, expr, checkpoint
-        self.best: tuple[tuple[float, ...], list[Assignment], list[MaintenanceWindow], int] | None = None
+        self.best: tuple[tuple[float, ...], Schedule, int] | None = None  # (score, plan, the stage's value)
 
     def __call__(self, found) -> None:  # noqa: ANN001 - CP-SAT's solution callback
         assigns, windows = _extract(self.problem, found, self.mv)
-        plan_score = score(self.problem, Schedule(assignments=assigns, objective=evaluate(self.problem, assigns)),
-                           self.stages)
+        plan = _make(self.problem, assigns, windows, "FEASIBLE", "cp-sat")
+        plan_score = score(self.problem, plan, self.stages)
         if self.best is None or plan_score < self.best[0]:
-            self.best = (plan_score, assigns, windows, found.value(self.expr))
+            self.best = (plan_score, plan, found.value(self.expr))
         if self.checkpoint is not None:
             self.checkpoint(lambda: setups_in_working_time(
                 self.problem, _make(self.problem, assigns, windows, "FEASIBLE", "cp-sat")))
@@ -385,9 +385,9 @@ def solve_full(problem: SchedulingProblem, params: SolverParams, horizon: int, i
         kept_value = solver.value(builder_expr)
         last = score(problem, raw, stages)
         if found.best is not None and found.best[0] < last:  # an earlier solution scores better
-            raw = _make(problem, found.best[1], found.best[2], "FEASIBLE", "cp-sat")
-            raw.stats["cp_sat_last_solution_score"] = list(last)  # what was answered before 2026-12-08
-            kept_value = max(kept_value, found.best[3])
+            _, raw, value = found.best
+            raw.stats["cp_sat_last_solution_score"] = list(last)  # the stage's answer before 2026-12-08
+            kept_value = max(kept_value, value)
             proven = False
         raw.stats.update(conflicts=solver.num_conflicts, branches=solver.num_branches)
         cand = setups_in_working_time(problem, raw)  # the model keeps a setup's length, not where it lies
