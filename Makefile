@@ -49,10 +49,10 @@ ifeq ($(strip $(PYTEST_ARGS)),)
 	if [ "$(TEST_JOBS)" -ge 2 ]; then \
 		echo "== the serial tests (the browser and sfai schedule tests run beside them; their report follows) =="; \
 		log=$$(mktemp); \
-		$(BIN)/python -m pytest -m "serial and beside" -p no:cacheprovider > "$$log" 2>&1 & web=$$!; \
-		trap 'kill $$web 2>/dev/null; rm -f "$$log"; exit 130' INT TERM; \
+		$(BIN)/python -m pytest -m "serial and beside" -p no:cacheprovider > "$$log" 2>&1 & beside=$$!; \
+		trap 'kill $$beside 2>/dev/null; rm -f "$$log"; exit 130' INT TERM; \
 		$(BIN)/python -m pytest -m "serial and not beside" || rc=$$?; \
-		wait $$web || rc=$$?; \
+		wait $$beside || rc=$$?; \
 		echo "== the browser and sfai schedule tests (run beside the serial tests) =="; \
 		cat "$$log"; rm -f "$$log"; \
 	else \

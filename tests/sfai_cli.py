@@ -7,9 +7,10 @@ environment, working directory, arguments and standard streams, and runs the con
 ``sfai`` script would, so that exit codes, one-line errors (or a traceback) and files written are what a user's shell
 sees.
 
-The helper only imports and forks: it opens no database, starts no thread, reads no setting. A command whose
-interpreter would start differently (``PYTHON*``, locale variables) or that reads standard input runs as a plain
-subprocess, as does everything where ``SFAI_TEST_PLAIN_CLI=1``. Tests of a command's signals or its own start
+The helper only imports and forks: it opens no database and reads no setting (numpy's and pyarrow's imports start
+their thread pools, as in any process that forks its workers after importing them, as SFAI's tabu chains do). A
+command whose interpreter would start differently (``PYTHON*``, locale variables) or that reads standard input runs
+as a plain subprocess, as does everything where ``SFAI_TEST_PLAIN_CLI=1``. Tests of a command's signals or its own start
 (Ctrl-C, SIGTERM, import time) start a real process themselves.
 """
 
